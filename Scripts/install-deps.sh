@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what DataJoin needs to build and test, when it is missing (Debian/Ubuntu).
+set -euo pipefail
+need=()
+[ -f /usr/include/sqlite3.h ] || need+=(libsqlite3-dev)
+[ -f /usr/include/postgresql/libpq-fe.h ] || need+=(libpq-dev)
+[ -f /usr/include/zlib.h ] || need+=(zlib1g-dev)
+command -v sqlite3 >/dev/null || need+=(sqlite3)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+if [ "${1:-}" = "--postgres" ]; then
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+  command -v psql >/dev/null || need+=(postgresql-client)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}" >&2
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if ! command -v swift >/dev/null; then
+  echo "error: swift is not on PATH; install the Swift toolchain (swift.org) first" >&2
+  exit 1
+fi

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs what is missing, starts a throwaway PostgreSQL, and runs every test.
+# PostgreSQL tests never skip here: DATAJOIN_REQUIRE_PG=1 makes a missing server a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash Scripts/install-deps.sh --postgres
+. Scripts/pg.sh
+trap pg_stop EXIT
+pg_start
+export DATAJOIN_REQUIRE_PG=1
+swift build --build-tests "$@"
+swift test --skip-build "$@" 2>&1 | tee /tmp/datajoin-test-output.txt
+status=${PIPESTATUS[0]}
+exit "$status"

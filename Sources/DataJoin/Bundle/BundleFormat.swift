@@ -1,0 +1,134 @@
+import Foundation
+
+/// Constants and the header of change-bundle format v1 (docs/bundle-format.md).
+public enum BundleFormat {
+    public static let magic: [UInt8] = Array("DJBUNDLE".utf8)
+    public static let major: UInt8 = 1
+    public static let minor: UInt8 = 0
+    public static let fileExtension = "djb"
+    /// The most a bundle may expand to when decompressed, and the most one header may hold.
+    public static let maxExpandedBytes = 4 << 30
+    public static let maxHeaderBytes = 1 << 20
+
+    enum Record: UInt8 {
+        case table = 0x54  // T
+        case change = 0x43  // C
+        case trailer = 0x5A  // Z
+    }
+
+    enum HeaderField: UInt64 {
+        case sender = 1, senderEpoch = 2, createdAt = 3, kind = 4, origins = 5, changeCount = 6, receipts = 7, publicKey = 8
+    }
+
+    /// `origin_first-last_epoch.djb`: origin and range visible, sorting in sequence order.
+    public static func fileName(origin: String, epoch: String, first: Int64, last: Int64) -> String {
+        let pad = { (n: Int64) in String(repeating: "0", count: max(0, 12 - String(n).count)) + String(n) }
+        return "\(origin)_\(pad(first))-\(pad(last))_\(epoch.prefix(8)).\(fileExtension)"
+    }
+}
+
+/// The range of one origin's changes inside a bundle.
+public struct OriginRange: Equatable, Sendable {
+    public var origin: String
+    public var epoch: String
+    public var first: Int64
+    public var last: Int64
+    public var count: Int64
+}
+
+/// A per-origin high-water mark: "I hold every change of origin/epoch up to seq".
+public struct Receipt: Equatable, Sendable {
+    public var origin: String
+    public var epoch: String
+    public var seq: Int64
+}
+
+public struct BundleHeader: Equatable, Sendable {
+    public var sender: String
+    public var senderEpoch: String
+    public var createdAt: String
+    public var kind: String = "changes"
+    public var origins: [OriginRange]
+    public var changeCount: Int64
+    public var receipts: [Receipt] = []
+    public var publicKey: [UInt8]
+
+    func encode() -> [UInt8] {
+        var w = ByteWriter()
+        func field(_ f: BundleFormat.HeaderField, _ body: (inout ByteWriter) -> Void) {
+            var inner = ByteWriter(); body(&inner)
+            w.varint(f.rawValue); w.data(inner.bytes)
+        }
+        field(.sender) { $0.string(sender) }
+        field(.senderEpoch) { $0.string(senderEpoch) }
+        field(.createdAt) { $0.string(createdAt) }
+        field(.kind) { $0.string(kind) }
+        field(.origins) { w in
+            w.varint(UInt64(origins.count))
+            for o in origins { w.string(o.origin); w.string(o.epoch); w.varint(UInt64(o.first)); w.varint(UInt64(o.last)); w.varint(UInt64(o.count)) }
+        }
+        field(.changeCount) { $0.varint(UInt64(changeCount)) }
+        field(.receipts) { w in
+            w.varint(UInt64(receipts.count))
+            for r in receipts { w.string(r.origin); w.string(r.epoch); w.varint(UInt64(r.seq)) }
+        }
+        field(.publicKey) { $0.data(publicKey) }
+        return w.bytes
+    }
+
+    static func decode(_ bytes: [UInt8]) throws -> BundleHeader {
+        var r = ByteReader(ArraySource(bytes))
+        var h = BundleHeader(sender: "", senderEpoch: "", createdAt: "", origins: [], changeCount: -1, publicKey: [])
+        var seen = Set<UInt64>()
+        while try !r.atEnd() {
+            let id = try r.varint()
+            let body = try r.data()
+            guard seen.insert(id).inserted else { throw DataJoinError.bundle("header field \(id) appears twice") }
+            var f = ByteReader(ArraySource(body))
+            switch BundleFormat.HeaderField(rawValue: id) {
+            case .sender: h.sender = try f.string()
+            case .senderEpoch: h.senderEpoch = try f.string()
+            case .createdAt: h.createdAt = try f.string()
+            case .kind: h.kind = try f.string()
+            case .origins:
+                let n = try f.int(100_000)
+                for _ in 0..<n {
+                    let o = OriginRange(origin: try f.string(), epoch: try f.string(), first: Int64(try f.int(Int.max)),
+                                        last: Int64(try f.int(Int.max)), count: Int64(try f.int(Int.max)))
+                    guard o.first >= 1, o.last >= o.first, o.count >= 1, o.count <= o.last - o.first + 1 else {
+                        throw DataJoinError.bundle("header gives an impossible range \(o.first)-\(o.last) (\(o.count) changes) for \(o.origin)")
+                    }
+                    h.origins.append(o)
+                }
+            case .changeCount: h.changeCount = Int64(try f.int(Int.max))
+            case .receipts:
+                let n = try f.int(100_000)
+                for _ in 0..<n { h.receipts.append(Receipt(origin: try f.string(), epoch: try f.string(), seq: Int64(try f.int(Int.max)))) }
+            case .publicKey: h.publicKey = try f.data()
+            case nil: continue  // an optional field from a newer minor version: ignored
+            }
+        }
+        guard !h.sender.isEmpty, NodeName.isValid(h.sender) else { throw DataJoinError.bundle("header has no valid sender node name") }
+        guard !h.senderEpoch.isEmpty else { throw DataJoinError.bundle("header has no sender epoch") }
+        guard h.changeCount >= 0 else { throw DataJoinError.bundle("header has no change count") }
+        guard h.publicKey.count == 32 else { throw DataJoinError.bundle("bundle is unsigned (no sender public key in the header)") }
+        guard h.origins.reduce(0, { $0 + $1.count }) == h.changeCount else {
+            throw DataJoinError.bundle("header counts disagree: origins add up to \(h.origins.reduce(0) { $0 + $1.count }), total says \(h.changeCount)")
+        }
+        for o in h.origins where !NodeName.isValid(o.origin) {
+            throw DataJoinError.bundle("header names an invalid origin node '\(o.origin.prefix(40))'")
+        }
+        return h
+    }
+}
+
+/// Node names: 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit.
+public enum NodeName {
+    public static func isValid(_ s: String) -> Bool {
+        guard let first = s.unicodeScalars.first, s.unicodeScalars.count <= 64 else { return false }
+        func ok(_ c: Unicode.Scalar) -> Bool {
+            (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9")
+        }
+        return ok(first) && s.unicodeScalars.allSatisfy { ok($0) || $0 == "." || $0 == "_" || $0 == "-" }
+    }
+}

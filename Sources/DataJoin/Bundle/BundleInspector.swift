@@ -1,0 +1,77 @@
+import Crypto
+import Foundation
+
+/// `datajoin inspect` and `datajoin verify`: read bundles without a database.
+public enum BundleInspector {
+    public struct Summary: Sendable {
+        public var path: String
+        public var header: BundleHeader
+        public var changes: [Change]
+        public var verified: Bool
+        public var problem: String?
+    }
+
+    /// Reads a whole bundle; `keepChanges` bounds how many changes are kept for display.
+    public static func read(_ path: String, keepChanges: Int = Int.max) throws -> Summary {
+        let reader = try BundleReader(path: path)
+        var changes: [Change] = []
+        while let c = try reader.next() {
+            if changes.count < keepChanges { changes.append(c) }
+        }
+        try reader.finish()
+        return Summary(path: path, header: reader.header, changes: changes, verified: true, problem: nil)
+    }
+
+    public static func verify(_ path: String) -> Result<BundleHeader, DataJoinError> {
+        do {
+            let reader = try BundleReader(path: path)
+            while try reader.next() != nil {}
+            try reader.finish()
+            return .success(reader.header)
+        } catch let e as DataJoinError {
+            return .failure(e)
+        } catch {
+            return .failure(DataJoinError.bundle("\(error)"))
+        }
+    }
+
+    public static func json(_ s: Summary) -> String {
+        let h = s.header
+        let origins = h.origins.map { "{\"origin\":\(JSON.quote($0.origin)),\"epoch\":\(JSON.quote($0.epoch)),\"first\":\($0.first),\"last\":\($0.last),\"count\":\($0.count)}" }
+        let receipts = h.receipts.map { "{\"origin\":\(JSON.quote($0.origin)),\"epoch\":\(JSON.quote($0.epoch)),\"seq\":\($0.seq)}" }
+        let changes = s.changes.map { c -> String in
+            let cols = c.columns.map { "\(JSON.quote($0.name)):\($0.value.json)" }.joined(separator: ",")
+            return "{\"origin\":\(JSON.quote(c.origin)),\"seq\":\(c.seq),\"hlc\":\(c.hlc),\"stamp\":\(JSON.quote(HybridLogicalClock.describe(c.hlc))),\"op\":\"\(c.op.rawValue)\",\"table\":\(JSON.quote(c.table)),\"cl\":\(c.cl),\"key\":[\(c.key.map(\.json).joined(separator: ","))],\"values\":{\(cols)}" + (c.oldValue.map { ",\"old\":\($0.json)" } ?? "") + "}"
+        }
+        return """
+            {"path":\(JSON.quote(s.path)),"format":\(BundleFormat.major),"sender":\(JSON.quote(h.sender)),"sender_epoch":\(JSON.quote(h.senderEpoch)),\
+            "created_at":\(JSON.quote(h.createdAt)),"kind":\(JSON.quote(h.kind)),"change_count":\(h.changeCount),"origins":[\(origins.joined(separator: ","))],\
+            "receipts":[\(receipts.joined(separator: ","))],"public_key":\(JSON.quote(Hex.encode(h.publicKey))),"verified":\(s.verified),\
+            "changes":[\(changes.joined(separator: ","))]}
+            """
+    }
+
+    public static func text(_ s: Summary) -> String {
+        let h = s.header
+        var lines = [
+            "bundle:    \(s.path)",
+            "format:    v\(BundleFormat.major) (\(h.kind))",
+            "sender:    \(h.sender) (epoch \(h.senderEpoch)), created \(h.createdAt)",
+            "signed by: \(Hex.encode(h.publicKey))",
+            "changes:   \(h.changeCount)",
+        ]
+        for o in h.origins { lines.append("  origin \(o.origin): seq \(o.first)-\(o.last) (\(o.count))") }
+        for c in s.changes {
+            var line = "  \(c.origin)#\(c.seq) \(HybridLogicalClock.describe(c.hlc)) \(c.op.rawValue) \(c.table) \(KeyCodec.display(c.key)) gen \(c.cl)"
+            switch c.op {
+            case .insert: line += " {" + c.columns.map { "\($0.name)=\($0.value.description)" }.joined(separator: ", ") + "}"
+            case .update: line += " \(c.columns.first?.name ?? "")=\(c.columns.first?.value.description ?? "") (was \(c.oldValue?.description ?? "NULL"))"
+            case .delete: break
+            }
+            lines.append(line)
+        }
+        if s.changes.count < h.changeCount { lines.append("  … \(h.changeCount - Int64(s.changes.count)) more") }
+        lines.append("verified:  checksum and signature OK")
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,134 @@
+import Crypto
+import Foundation
+
+/// Streams a bundle: header first, then one change at a time, then `finish()` checks the
+/// trailer (count, SHA-256, signature). Nothing read from a bundle counts until `finish()`
+/// returns, so callers load inside a transaction they roll back on any error.
+final class BundleReader {
+    let path: String
+    private var reader: ByteReader<GzipReader>
+    private let gzip: GzipReader
+    let header: BundleHeader
+    private var tables: [Int: (name: String, columns: [String], keys: [Int])] = [:]
+    private(set) var changesRead: Int64 = 0
+    private var perOrigin: [Int: (first: Int64, last: Int64, count: Int64)] = [:]
+    private var trailerCount: Int64?
+
+    init(path: String, maxExpandedBytes: Int = BundleFormat.maxExpandedBytes) throws {
+        self.path = path
+        let box = DigestBox()
+        self.box = box
+        gzip = try GzipReader(path: path, maxOutput: maxExpandedBytes)
+        var r = ByteReader(gzip)
+        r.onConsume = { box.hasher.update(data: $0) }
+        let magic = try r.bytes(BundleFormat.magic.count)
+        guard magic == BundleFormat.magic else { throw DataJoinError.bundle("not a DataJoin bundle (wrong magic bytes)") }
+        let major = try r.byte()
+        _ = try r.byte()  // minor: newer minors only add optional fields
+        guard major == BundleFormat.major else {
+            if major > BundleFormat.major {
+                throw DataJoinError.bundle("written in bundle format \(major), newer than this datajoin reads (\(BundleFormat.major)); upgrade datajoin")
+            }
+            throw DataJoinError.bundle("unknown bundle format version \(major)")
+        }
+        let headerBytes = try r.bytes(try r.int(BundleFormat.maxHeaderBytes))
+        header = try BundleHeader.decode(headerBytes)
+        reader = r
+    }
+
+    /// The running SHA-256 of every byte consumed, shared with the reader's callback.
+    private final class DigestBox { var hasher = SHA256() }
+    private let box: DigestBox
+
+    /// The next change, or nil at the trailer.
+    func next() throws -> Change? {
+        while true {
+            let kind = try reader.byte()
+            switch BundleFormat.Record(rawValue: kind) {
+            case .table:
+                let index = try reader.int(100_000)
+                let name = try reader.string()
+                let n = try reader.int(10_000)
+                guard n > 0 else { throw DataJoinError.bundle("table \(name) has no columns") }
+                let cols = try (0..<n).map { _ in try reader.string() }
+                let k = try reader.int(n)
+                guard k > 0 else { throw DataJoinError.bundle("table \(name) has no primary key") }
+                let keys = try (0..<k).map { _ in try reader.int(n - 1) }
+                guard tables[index] == nil else { throw DataJoinError.bundle("table index \(index) defined twice") }
+                tables[index] = (name, cols, keys)
+            case .change:
+                let c = try readChange()
+                changesRead += 1
+                if changesRead > header.changeCount { throw DataJoinError.bundle("holds more changes than its header says (\(header.changeCount))") }
+                return c
+            case .trailer:
+                trailerCount = Int64(try reader.int(Int.max))
+                return nil
+            case nil:
+                throw DataJoinError.bundle("unknown record type \(kind)")
+            }
+        }
+    }
+
+    private func readChange() throws -> Change {
+        let originIndex = try reader.int(header.origins.count - 1)
+        let o = header.origins[originIndex]
+        let seq = Int64(try reader.int(Int.max))
+        let hlc = Int64(try reader.int(Int.max))
+        let txid = Int64(try reader.int(Int.max))
+        guard let op = Operation(rawValue: String(UnicodeScalar(try reader.byte()))) else { throw DataJoinError.bundle("unknown operation") }
+        let tableIndex = try reader.int(100_000)
+        guard let t = tables[tableIndex] else { throw DataJoinError.bundle("change refers to undefined table \(tableIndex)") }
+        let cl = Int64(try reader.int(Int.max))
+        guard cl >= 1, (op == .delete) == (cl % 2 == 0) else { throw DataJoinError.bundle("change has an impossible row generation \(cl) for \(op)") }
+        let key = try t.keys.map { _ in try reader.value() }
+        var columns: [Change.ColumnValue] = []
+        var old: Value?
+        switch op {
+        case .insert:
+            let n = try reader.int(t.columns.count)
+            for _ in 0..<n {
+                let i = try reader.int(t.columns.count - 1)
+                columns.append(.init(name: t.columns[i], value: try reader.value()))
+            }
+        case .update:
+            let i = try reader.int(t.columns.count - 1)
+            columns.append(.init(name: t.columns[i], value: try reader.value()))
+            old = try reader.value()
+        case .delete: break
+        }
+        guard seq >= o.first && seq <= o.last else {
+            throw DataJoinError.bundle("change \(o.origin)#\(seq) lies outside the header's range \(o.first)-\(o.last)")
+        }
+        var p = perOrigin[originIndex] ?? (seq, seq, 0)
+        p.first = min(p.first, seq); p.last = max(p.last, seq); p.count += 1
+        perOrigin[originIndex] = p
+        return Change(origin: o.origin, epoch: o.epoch, seq: seq, hlc: hlc, txid: txid, op: op, table: t.name, cl: cl,
+                      key: key, columns: columns, oldValue: old)
+    }
+
+    /// Checks the trailer. With `publicKey` nil the key in the header is used (verify without a
+    /// database proves integrity, not trust).
+    func finish(publicKey: Curve25519.Signing.PublicKey? = nil) throws {
+        if trailerCount == nil { while try next() != nil {} }
+        reader.onConsume = nil
+        let digest = Array(box.hasher.finalize())
+        let storedDigest = try reader.bytes(32)
+        let signature = try reader.bytes(64)
+        guard try reader.atEnd(), gzip.finished else { throw DataJoinError.bundle("unexpected data after the trailer") }
+        guard storedDigest == digest else { throw DataJoinError.bundle("checksum mismatch: the content was altered or damaged") }
+        guard trailerCount == changesRead, changesRead == header.changeCount else {
+            throw DataJoinError.bundle("holds \(changesRead) changes but its header says \(header.changeCount)")
+        }
+        for (i, o) in header.origins.enumerated() {
+            let p = perOrigin[i]
+            guard let p, p.first == o.first, p.last == o.last, p.count == o.count else {
+                throw DataJoinError.bundle("header lies about \(o.origin)'s range: says \(o.first)-\(o.last) (\(o.count)), holds \(p.map { "\($0.first)-\($0.last) (\($0.count))" } ?? "none")")
+            }
+        }
+        let key = try publicKey ?? Curve25519.Signing.PublicKey(rawRepresentation: header.publicKey)
+        guard key.isValidSignature(signature, for: digest) else {
+            throw DataJoinError(.untrusted, "signature does not verify for sender \(header.sender)")
+        }
+    }
+}

@@ -1,0 +1,123 @@
+import Crypto
+import Foundation
+
+/// Writes one bundle: gzip stream of magic, version, header, table and change records, then a
+/// trailer with the SHA-256 of everything before it and the sender's Ed25519 signature of that
+/// digest. The file is written as `.tmp`, fsynced, renamed, and its folder fsynced.
+final class BundleWriter {
+    let finalPath: String
+    let tempPath: String
+    private let fd: Int32
+    private let gzip: GzipWriter
+    private var hasher = SHA256()
+    private var pending = ByteWriter()
+    private var tables: [String: (index: Int, columns: [String: Int])] = [:]
+    private var origins: [String: Int] = [:]
+    private let signingKey: Curve25519.Signing.PrivateKey
+    private(set) var changeCount: Int64 = 0
+    private(set) var uncompressedBytes = 0
+    private var finished = false
+
+    init(folder: String, fileName: String, header: BundleHeader, signingKey: Curve25519.Signing.PrivateKey) throws {
+        finalPath = (folder as NSString).appendingPathComponent(fileName)
+        tempPath = (folder as NSString).appendingPathComponent("." + fileName + ".tmp")
+        self.signingKey = signingKey
+        fd = open(tempPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else {
+            throw DataJoinError.io("cannot write to \(folder): \(String(cString: strerror(errno)))")
+        }
+        do { gzip = try GzipWriter(fd: fd) } catch { close(fd); unlink(tempPath); throw error }
+        for (i, o) in header.origins.enumerated() { origins[o.origin + "\u{0}" + o.epoch] = i }
+        pending.bytes += BundleFormat.magic
+        pending.byte(BundleFormat.major)
+        pending.byte(BundleFormat.minor)
+        pending.data(header.encode())
+    }
+
+    deinit {
+        if !finished { close(fd); unlink(tempPath) }
+    }
+
+    private func flushIfLarge() throws {
+        if pending.bytes.count >= 256 * 1024 { try flush() }
+    }
+
+    private func flush() throws {
+        guard !pending.bytes.isEmpty else { return }
+        hasher.update(data: pending.bytes)
+        uncompressedBytes += pending.bytes.count
+        try gzip.write(pending.bytes)
+        pending.bytes.removeAll(keepingCapacity: true)
+    }
+
+    func add(_ c: Change, table: TableInfo) throws {
+        if tables[c.table] == nil {
+            let index = tables.count
+            var cols: [String: Int] = [:]
+            for (i, col) in table.columns.enumerated() { cols[col.name] = i }
+            tables[c.table] = (index, cols)
+            pending.byte(BundleFormat.Record.table.rawValue)
+            pending.varint(UInt64(index))
+            pending.string(table.name)
+            pending.varint(UInt64(table.columns.count))
+            for col in table.columns { pending.string(col.name) }
+            let keys = table.keyColumns
+            pending.varint(UInt64(keys.count))
+            for k in keys { pending.varint(UInt64(cols[k.name]!)) }
+        }
+        let t = tables[c.table]!
+        guard let originIndex = origins[c.origin + "\u{0}" + c.epoch] else {
+            throw DataJoinError(.internalError, "change of \(c.origin) is not in the bundle header")
+        }
+        pending.byte(BundleFormat.Record.change.rawValue)
+        pending.varint(UInt64(originIndex))
+        pending.varint(UInt64(c.seq))
+        pending.varint(UInt64(c.hlc))
+        pending.varint(UInt64(c.txid))
+        pending.byte(UInt8(ascii: c.op.rawValue.unicodeScalars.first!))
+        pending.varint(UInt64(t.index))
+        pending.varint(UInt64(c.cl))
+        for v in c.key { pending.value(v) }
+        switch c.op {
+        case .insert:
+            pending.varint(UInt64(c.columns.count))
+            for col in c.columns {
+                guard let i = t.columns[col.name] else { throw DataJoinError(.internalError, "column \(col.name) is not tracked in \(c.table)") }
+                pending.varint(UInt64(i)); pending.value(col.value)
+            }
+        case .update:
+            guard let col = c.columns.first, let i = t.columns[col.name] else { throw DataJoinError(.internalError, "update without a tracked column") }
+            pending.varint(UInt64(i)); pending.value(col.value); pending.value(c.oldValue ?? .null)
+        case .delete:
+            break
+        }
+        changeCount += 1
+        try flushIfLarge()
+    }
+
+    /// Writes the trailer, makes the file durable and gives it its final name.
+    func finish() throws -> (path: String, sha256: String, bytes: Int) {
+        pending.byte(BundleFormat.Record.trailer.rawValue)
+        pending.varint(UInt64(changeCount))
+        try flush()
+        let digest = Array(hasher.finalize())
+        let signature = try Array(signingKey.signature(for: digest))
+        var trailer = ByteWriter()
+        trailer.bytes += digest
+        trailer.bytes += signature
+        uncompressedBytes += trailer.bytes.count
+        try gzip.write(trailer.bytes)
+        try gzip.finish()
+        guard fsync(fd) == 0 else { throw DataJoinError.io("cannot flush \(tempPath) to disk: \(String(cString: strerror(errno)))") }
+        close(fd)
+        finished = true
+        guard rename(tempPath, finalPath) == 0 else {
+            let msg = String(cString: strerror(errno))
+            unlink(tempPath)
+            throw DataJoinError.io("cannot rename \(tempPath) to \(finalPath): \(msg)")
+        }
+        let dirfd = open((finalPath as NSString).deletingLastPathComponent, O_RDONLY)
+        if dirfd >= 0 { fsync(dirfd); close(dirfd) }
+        return (finalPath, Hex.encode(digest), gzip.compressedBytes)
+    }
+}

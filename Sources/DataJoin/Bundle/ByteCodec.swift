@@ -1,0 +1,163 @@
+import Foundation
+
+/// Appends the bundle's primitive encodings: LEB128 varints, zigzag integers, typed values.
+struct ByteWriter {
+    var bytes: [UInt8] = []
+
+    mutating func byte(_ b: UInt8) { bytes.append(b) }
+
+    mutating func varint(_ v: UInt64) {
+        var v = v
+        while v >= 0x80 { bytes.append(UInt8(v & 0x7F) | 0x80); v >>= 7 }
+        bytes.append(UInt8(v))
+    }
+
+    mutating func signed(_ v: Int64) { varint(UInt64(bitPattern: (v << 1) ^ (v >> 63))) }
+
+    mutating func data(_ b: [UInt8]) { varint(UInt64(b.count)); bytes.append(contentsOf: b) }
+
+    mutating func string(_ s: String) { data(Array(s.utf8)) }
+
+    mutating func value(_ v: Value) {
+        switch v {
+        case .null: byte(0)
+        case .integer(let i): byte(1); signed(i)
+        case .real(let d):
+            byte(2)
+            var bits = d.bitPattern.littleEndian
+            withUnsafeBytes(of: &bits) { bytes.append(contentsOf: $0) }
+        case .text(let s): byte(3); string(s)
+        case .blob(let b): byte(4); data(b)
+        }
+    }
+}
+
+/// A source of bytes for `ByteReader`: a whole array, or a decompressing stream.
+protocol ByteSource {
+    /// Fills up to `max` bytes; returns an empty array at the end.
+    mutating func next(max: Int) throws -> [UInt8]
+}
+
+struct ArraySource: ByteSource {
+    let bytes: [UInt8]
+    var offset = 0
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    mutating func next(max: Int) throws -> [UInt8] {
+        let n = min(max, bytes.count - offset)
+        defer { offset += n }
+        return Array(bytes[offset..<offset + n])
+    }
+}
+
+/// Reads the primitive encodings with bounds on every length, so a hostile input can neither
+/// crash the reader nor make it allocate without limit.
+struct ByteReader<Source: ByteSource> {
+    var source: Source
+    private var buffer: [UInt8] = []
+    private var pos = 0
+    private(set) var consumed = 0
+    /// Every byte read, for the checksum, when a digest is being taken.
+    var onConsume: ((ArraySlice<UInt8>) -> Void)?
+    static var maxField: Int { 64 << 20 }
+
+    init(_ source: Source) { self.source = source }
+
+    private mutating func fill() throws -> Bool {
+        if pos < buffer.count { return true }
+        buffer = try source.next(max: 64 * 1024)
+        pos = 0
+        return !buffer.isEmpty
+    }
+
+    mutating func atEnd() throws -> Bool { try !fill() }
+
+    mutating func byte() throws -> UInt8 {
+        guard try fill() else { throw DataJoinError.bundle("truncated: the data ends in the middle of a record") }
+        let b = buffer[pos]
+        onConsume?(buffer[pos..<pos + 1])
+        pos += 1; consumed += 1
+        return b
+    }
+
+    mutating func bytes(_ n: Int) throws -> [UInt8] {
+        guard n >= 0 && n <= Self.maxField else { throw DataJoinError.bundle("a field claims \(n) bytes, over the \(Self.maxField >> 20) MiB limit") }
+        var out: [UInt8] = []
+        out.reserveCapacity(min(n, 1 << 20))
+        while out.count < n {
+            guard try fill() else { throw DataJoinError.bundle("truncated: the data ends in the middle of a record") }
+            let take = min(n - out.count, buffer.count - pos)
+            let slice = buffer[pos..<pos + take]
+            onConsume?(slice)
+            out.append(contentsOf: slice)
+            pos += take; consumed += take
+        }
+        return out
+    }
+
+    mutating func varint() throws -> UInt64 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            let b = try byte()
+            if shift == 63 && b > 1 { throw DataJoinError.bundle("a number is too large") }
+            result |= UInt64(b & 0x7F) << shift
+            if b & 0x80 == 0 { return result }
+            shift += 7
+            if shift > 63 { throw DataJoinError.bundle("a number is too large") }
+        }
+    }
+
+    mutating func int(_ max: Int = Int(Int32.max)) throws -> Int {
+        let v = try varint()
+        guard v <= UInt64(max) else { throw DataJoinError.bundle("a count of \(v) is over the limit \(max)") }
+        return Int(v)
+    }
+
+    mutating func signed() throws -> Int64 {
+        let u = try varint()
+        return Int64(bitPattern: (u >> 1) ^ (0 &- (u & 1)))
+    }
+
+    mutating func data() throws -> [UInt8] { try bytes(try int(Self.maxField)) }
+
+    mutating func string() throws -> String {
+        let b = try data()
+        guard let s = String(validating: b, as: UTF8.self) else { throw DataJoinError.bundle("a text field is not valid UTF-8") }
+        return s
+    }
+
+    mutating func value() throws -> Value {
+        switch try byte() {
+        case 0: return .null
+        case 1: return .integer(try signed())
+        case 2:
+            let b = try bytes(8)
+            var bits: UInt64 = 0
+            for i in (0..<8).reversed() { bits = bits << 8 | UInt64(b[i]) }
+            return .real(Double(bitPattern: bits))
+        case 3: return .text(try string())
+        case 4: return .blob(try data())
+        case let t: throw DataJoinError.bundle("unknown value type \(t)")
+        }
+    }
+}
+
+/// The canonical byte form of a primary key: the same row has the same key bytes on every brand.
+enum KeyCodec {
+    static func encode(_ values: [Value]) -> [UInt8] {
+        var w = ByteWriter()
+        w.varint(UInt64(values.count))
+        for v in values { w.value(v) }
+        return w.bytes
+    }
+
+    static func decode(_ bytes: [UInt8]) throws -> [Value] {
+        var r = ByteReader(ArraySource(bytes))
+        let n = try r.int(1000)
+        return try (0..<n).map { _ in try r.value() }
+    }
+
+    static func display(_ values: [Value]) -> String {
+        values.count == 1 ? values[0].description : "(" + values.map(\.description).joined(separator: ", ") + ")"
+    }
+}

@@ -1,0 +1,60 @@
+import Foundation
+
+public enum Operation: String, Sendable {
+    case insert = "I"
+    case update = "U"
+    case delete = "D"
+}
+
+/// One captured change as it travels: who made it (origin, epoch, seq), when (HLC stamp),
+/// what (table, key, operation, values) and the row generation it belongs to (causal length).
+public struct Change: Equatable, Sendable {
+    public var origin: String
+    public var epoch: String
+    public var seq: Int64
+    public var hlc: Int64
+    /// The source transaction (PostgreSQL txid); 0 when the brand has none.
+    public var txid: Int64
+    public var op: Operation
+    public var table: String
+    public var cl: Int64
+    public var key: [Value]
+    /// Insert: every column; update: the one changed column.
+    public var columns: [ColumnValue]
+    /// Update only: the value the column held before, at the origin.
+    public var oldValue: Value?
+
+    public struct ColumnValue: Equatable, Sendable {
+        public var name: String
+        public var value: Value
+    }
+
+    /// The payload as the inbox stores it (column names, not bundle indexes).
+    func encodedPayload() -> [UInt8] {
+        var w = ByteWriter()
+        w.varint(UInt64(columns.count))
+        for c in columns { w.string(c.name); w.value(c.value) }
+        if let old = oldValue { w.byte(1); w.value(old) } else { w.byte(0) }
+        return w.bytes
+    }
+
+    static func decodePayload(_ bytes: [UInt8]) throws -> ([ColumnValue], Value?) {
+        var r = ByteReader(ArraySource(bytes))
+        let n = try r.int(100_000)
+        var cols: [ColumnValue] = []
+        for _ in 0..<n { cols.append(ColumnValue(name: try r.string(), value: try r.value())) }
+        let old: Value? = try r.byte() == 1 ? try r.value() : nil
+        return (cols, old)
+    }
+}
+
+/// An HLC stamp plus node id: the total order of changes (stamp first, node id breaks ties).
+public struct Version: Comparable, Sendable, CustomStringConvertible {
+    public var hlc: Int64
+    public var node: String
+    public static let zero = Version(hlc: 0, node: "")
+    public static func < (a: Version, b: Version) -> Bool {
+        a.hlc != b.hlc ? a.hlc < b.hlc : a.node.utf8.lexicographicallyPrecedes(b.node.utf8)
+    }
+    public var description: String { "\(HybridLogicalClock.describe(hlc))@\(node)" }
+}

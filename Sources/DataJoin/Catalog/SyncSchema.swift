@@ -1,0 +1,179 @@
+import Foundation
+
+/// DataJoin's own tables, installed by `datajoin init`. Names keep the seed's vocabulary
+/// (docs/tables.md describes every column).
+enum SyncSchema {
+    /// Bumped when the tables change; stored in ds_node.schema_version.
+    static let version = 1
+
+    static func ddl(for brand: Brand) -> String {
+        let id = brand == .sqlite ? "INTEGER PRIMARY KEY AUTOINCREMENT" : "BIGSERIAL PRIMARY KEY"
+        let blob = brand == .sqlite ? "BLOB" : "BYTEA"
+        let any = brand == .sqlite ? "" : "TEXT"
+        return """
+        CREATE TABLE IF NOT EXISTS ds_node (
+            node_id TEXT PRIMARY KEY,
+            epoch TEXT NOT NULL,
+            schema_version BIGINT NOT NULL,
+            public_key TEXT NOT NULL,
+            hlc BIGINT NOT NULL DEFAULT 0,
+            next_seq BIGINT NOT NULL DEFAULT 1,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS ds_node_key (
+            node_id TEXT PRIMARY KEY,
+            private_key TEXT NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS ds_setting (
+            name TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS ds_program_parameter (
+            id BIGINT PRIMARY KEY,
+            programtype TEXT NOT NULL,
+            description TEXT,
+            active_flag TEXT NOT NULL DEFAULT 'Y',
+            status TEXT,
+            fromserver TEXT,
+            fromdb TEXT,
+            fromtable TEXT,
+            fromconnectionstring TEXT,
+            fromoutboxpointer BIGINT NOT NULL DEFAULT 0,
+            toserver TEXT,
+            todb TEXT,
+            totable TEXT,
+            toconnectionstring TEXT,
+            sort_ty TEXT,
+            sort_seq BIGINT,
+            org_id TEXT,
+            update_datetime TEXT,
+            updated_by_user TEXT,
+            updated_by_server TEXT
+        );
+        CREATE TABLE IF NOT EXISTS ds_tracked_table (
+            table_name TEXT PRIMARY KEY,
+            pk_columns TEXT NOT NULL,
+            tracked_at TEXT NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS ds_tracked_column (
+            table_name TEXT NOT NULL,
+            position BIGINT NOT NULL,
+            column_name TEXT NOT NULL,
+            data_type TEXT NOT NULL,
+            pk_position BIGINT NOT NULL,
+            PRIMARY KEY (table_name, column_name)
+        );
+        CREATE TABLE IF NOT EXISTS ds_change_outbox (
+            id \(id),
+            object_database TEXT,
+            object_table TEXT NOT NULL,
+            object_pk_attribute TEXT,
+            object_attribute TEXT,
+            object_id TEXT NOT NULL,
+            object_value \(any),
+            object_operation TEXT NOT NULL CHECK (object_operation IN ('I','U','D')),
+            updated_by_server_id TEXT,
+            captured_ms BIGINT,
+            updated_by_user_id TEXT,
+            object_value_old \(any),
+            note1 TEXT,
+            source_id BIGINT,
+            seq BIGINT,
+            hlc BIGINT,
+            cl BIGINT
+        );
+        CREATE INDEX IF NOT EXISTS ds_change_outbox_unstamped ON ds_change_outbox (id) WHERE seq IS NULL;
+        CREATE UNIQUE INDEX IF NOT EXISTS ds_change_outbox_seq ON ds_change_outbox (seq);
+        CREATE TABLE IF NOT EXISTS ds_change_inbox (
+            id \(id),
+            origin TEXT NOT NULL,
+            origin_epoch TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            hlc BIGINT NOT NULL,
+            source_id BIGINT NOT NULL DEFAULT 0,
+            object_table TEXT NOT NULL,
+            object_id \(blob) NOT NULL,
+            object_operation TEXT NOT NULL,
+            cl BIGINT NOT NULL,
+            object_value \(blob),
+            bundle_id BIGINT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'new',
+            reason TEXT,
+            received_at TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX IF NOT EXISTS ds_change_inbox_origin_seq ON ds_change_inbox (origin, origin_epoch, seq);
+        CREATE INDEX IF NOT EXISTS ds_change_inbox_held ON ds_change_inbox (status) WHERE status = 'held';
+        CREATE TABLE IF NOT EXISTS ds_bundle_seen (
+            id \(id),
+            sha256 TEXT NOT NULL UNIQUE,
+            file_name TEXT NOT NULL,
+            origin TEXT NOT NULL,
+            origin_epoch TEXT NOT NULL,
+            first_seq BIGINT NOT NULL,
+            last_seq BIGINT NOT NULL,
+            change_count BIGINT NOT NULL,
+            loaded_count BIGINT NOT NULL,
+            ingested_at TEXT NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS ds_row_version (
+            object_table TEXT NOT NULL,
+            object_id \(blob) NOT NULL,
+            cl BIGINT NOT NULL,
+            hlc BIGINT NOT NULL,
+            node TEXT NOT NULL,
+            PRIMARY KEY (object_table, object_id)
+        );
+        CREATE TABLE IF NOT EXISTS ds_column_version (
+            object_table TEXT NOT NULL,
+            object_id \(blob) NOT NULL,
+            object_attribute TEXT NOT NULL,
+            hlc BIGINT NOT NULL,
+            node TEXT NOT NULL,
+            PRIMARY KEY (object_table, object_id, object_attribute)
+        );
+        CREATE TABLE IF NOT EXISTS ds_conflict (
+            id \(id),
+            object_table TEXT NOT NULL,
+            object_id TEXT NOT NULL,
+            object_attribute TEXT,
+            winner_value TEXT,
+            winner_hlc BIGINT NOT NULL,
+            winner_node TEXT NOT NULL,
+            loser_value TEXT,
+            loser_hlc BIGINT NOT NULL,
+            loser_node TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            recorded_at TEXT NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS ds_trusted_key (
+            node_id TEXT PRIMARY KEY,
+            public_key TEXT NOT NULL,
+            trusted_at TEXT NOT NULL,
+            revoked_at TEXT
+        );
+        CREATE TABLE IF NOT EXISTS ds_apply_state (
+            id BIGINT PRIMARY KEY,
+            applying BIGINT NOT NULL DEFAULT 0
+        );
+        """
+    }
+
+    static func installed(_ db: Database) throws -> Bool {
+        let sql = db.brand == .sqlite
+            ? "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'ds_node'"
+            : "SELECT count(*) FROM pg_catalog.pg_tables WHERE tablename = 'ds_node' AND schemaname = current_schema()"
+        return try db.scalar(sql).asInt64 ?? 0 > 0
+    }
+}
+
+/// Program ids of the seed's ds_program_parameter rows.
+public enum Program {
+    public static let export: Int64 = 1000
+    public static let `import`: Int64 = 1001
+}
+
+func nowText() -> String {
+    let f = ISO8601DateFormatter()
+    f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    return f.string(from: Date())
+}

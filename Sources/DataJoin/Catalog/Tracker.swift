@@ -1,0 +1,85 @@
+import Foundation
+
+/// `datajoin track` / `untrack`: registry entries plus capture triggers.
+public enum Tracker {
+    public struct Tracked: Sendable {
+        public var table: String
+        public var keyColumns: [String]
+        public var warnings: [String]
+    }
+
+    public static func track(_ db: Database, tables names: [String]) throws -> [Tracked] {
+        _ = try NodeIdentity.load(db)
+        guard !names.isEmpty else { throw DataJoinError(.usage, "name at least one table to track") }
+        let existing = try trackedNames(db)
+        var infos: [TableInfo] = []
+        // Check every table first, so a bad name changes nothing.
+        for name in names {
+            if name.hasPrefix("ds_") { throw DataJoinError(.usage, "\(name) is one of DataJoin's own tables and cannot be tracked") }
+            guard let info = try TableRegistry.introspect(db, table: name) else {
+                throw DataJoinError(.noSuchTable, "table \(name) does not exist in \(db.displayName)")
+            }
+            guard !info.keyColumns.isEmpty else {
+                throw DataJoinError(.noPrimaryKey, "table \(name) has no primary key; DataJoin needs one to know which row a change belongs to (add a PRIMARY KEY and track it again)")
+            }
+            if existing.contains(name) {
+                throw DataJoinError(.alreadyTracked, "table \(name) is already tracked; run 'datajoin untrack' first to re-install its capture")
+            }
+            infos.append(info)
+        }
+        return try db.inTransaction {
+            try infos.map { info in
+                try TableRegistry.save(db, info)
+                try CaptureTriggers.install(db, info)
+                return Tracked(table: info.name, keyColumns: info.keyColumns.map(\.name), warnings: try keyWarnings(db, info))
+            }
+        }
+    }
+
+    public static func untrack(_ db: Database, tables names: [String]) throws {
+        _ = try NodeIdentity.load(db)
+        let existing = try trackedNames(db)
+        for name in names where !existing.contains(name) {
+            throw DataJoinError(.notTracked, "table \(name) is not tracked")
+        }
+        try db.inTransaction {
+            for name in names {
+                try CaptureTriggers.remove(db, table: name)
+                // The column list stays in the registry so changes already captured still export.
+                try db.execute("DELETE FROM ds_tracked_table WHERE table_name = ?", [.text(name)])
+            }
+        }
+    }
+
+    public static func trackedNames(_ db: Database) throws -> [String] {
+        try db.rows("SELECT table_name FROM ds_tracked_table ORDER BY table_name").compactMap { $0.string(0) }
+    }
+
+    /// Keys handed out by a local sequence collide between nodes; say so at track time.
+    static func keyWarnings(_ db: Database, _ t: TableInfo) throws -> [String] {
+        let advice = "two nodes will hand out the same ids; use UUIDs, or per-node prefixes or ranges"
+        switch db.brand {
+        case .sqlite:
+            let sql = try db.scalar("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [.text(t.name)]).asString ?? ""
+            if sql.uppercased().contains("AUTOINCREMENT") {
+                return ["\(t.name): its key is AUTOINCREMENT; \(advice)"]
+            }
+            if t.keyColumns.count == 1, t.keyColumns[0].dataType.uppercased() == "INTEGER" {
+                return ["\(t.name): its key \(t.keyColumns[0].name) is an INTEGER PRIMARY KEY (a rowid SQLite fills in); \(advice)"]
+            }
+        case .postgres:
+            for k in t.keyColumns {
+                let d = try db.scalar("""
+                    SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+                    WHERE d.adrelid = to_regclass(?) AND a.attname = ?
+                    """, [.text(db.quote(t.name)), .text(k.name)]).asString ?? ""
+                let identity = try db.scalar("SELECT attidentity FROM pg_attribute WHERE attrelid = to_regclass(?) AND attname = ?",
+                                             [.text(db.quote(t.name)), .text(k.name)]).asString ?? ""
+                if d.contains("nextval(") || identity == "a" || identity == "d" {
+                    return ["\(t.name): its key \(k.name) comes from a local sequence; \(advice)"]
+                }
+            }
+        }
+        return []
+    }
+}

@@ -1,0 +1,39 @@
+import Foundation
+
+/// Every failure DataJoin reports: a code for scripts, and a one-line message that says what
+/// failed and what to do. Messages never contain passwords or bound values.
+public struct DataJoinError: Error, CustomStringConvertible, LocalizedError, Equatable {
+    public enum Code: String, Sendable {
+        case usage
+        case badURL
+        case connection
+        case sql
+        case notInitialized
+        case alreadyInitialized
+        case noSuchTable
+        case noPrimaryKey
+        case alreadyTracked
+        case notTracked
+        case io
+        case badBundle
+        case untrusted
+        case locked
+        case busy
+        case internalError
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+    public var errorDescription: String? { message }
+
+    static func sql(_ message: String) -> DataJoinError { DataJoinError(.sql, message) }
+    static func io(_ message: String) -> DataJoinError { DataJoinError(.io, message) }
+    static func bundle(_ message: String) -> DataJoinError { DataJoinError(.badBundle, message) }
+}

@@ -1,0 +1,108 @@
+import Foundation
+
+/// The database brands DataJoin speaks.
+public enum Brand: String, Sendable {
+    case sqlite
+    case postgres
+}
+
+/// One result row; values typed by the driver.
+public struct Row {
+    public var values: [Value]
+    public subscript(_ i: Int) -> Value { values[i] }
+    func int(_ i: Int) -> Int64? { values[i].asInt64 }
+    func string(_ i: Int) -> String? { values[i].asString }
+}
+
+/// One open connection. Statements use `?` placeholders on every brand; values are always bound,
+/// never spliced into SQL text. Identifiers come only from the tracked-table registry and are
+/// quoted with `quote(_:)`.
+public protocol Database: AnyObject {
+    var brand: Brand { get }
+    /// A description safe to print (no password).
+    var displayName: String { get }
+    @discardableResult
+    func execute(_ sql: String, _ params: [Value]) throws -> Int
+    func query(_ sql: String, _ params: [Value], _ body: (Row) throws -> Void) throws
+    /// Streams a large result without holding it in memory. Inside a transaction.
+    func stream(_ sql: String, _ params: [Value], _ body: (Row) throws -> Void) throws
+    /// Several statements of DataJoin's own DDL, no parameters.
+    func executeScript(_ sql: String) throws
+    func beginTransaction() throws
+    /// A consistent read-only snapshot; takes no write lock.
+    func beginReadTransaction() throws
+    func commit() throws
+    func rollback() throws
+    /// True when an error means "try the whole transaction again" (serialization failure, deadlock).
+    func isRetryable(_ error: Error) -> Bool
+}
+
+extension Database {
+    public func quote(_ identifier: String) -> String {
+        "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    @discardableResult
+    public func execute(_ sql: String) throws -> Int { try execute(sql, []) }
+
+    public func rows(_ sql: String, _ params: [Value] = []) throws -> [Row] {
+        var out: [Row] = []
+        try query(sql, params) { out.append($0) }
+        return out
+    }
+
+    public func firstRow(_ sql: String, _ params: [Value] = []) throws -> Row? {
+        var first: Row?
+        try query(sql, params) { row in if first == nil { first = row } }
+        return first
+    }
+
+    public func scalar(_ sql: String, _ params: [Value] = []) throws -> Value {
+        try firstRow(sql, params)?.values.first ?? .null
+    }
+
+    public func inReadTransaction<T>(_ body: () throws -> T) throws -> T {
+        try beginReadTransaction()
+        do {
+            let result = try body()
+            try commit()
+            return result
+        } catch {
+            try? rollback()
+            throw error
+        }
+    }
+
+    /// Runs `body` in one transaction: commits on return, rolls back on throw and rethrows the
+    /// first error (a failed rollback never hides it). Retryable failures run `body` again.
+    public func inTransaction<T>(retries: Int = 20, _ body: () throws -> T) throws -> T {
+        var attempt = 0
+        while true {
+            try beginTransaction()
+            do {
+                let result = try body()
+                try commit()
+                return result
+            } catch {
+                try? rollback()
+                attempt += 1
+                if attempt <= retries && isRetryable(error) { continue }
+                throw error
+            }
+        }
+    }
+}
+
+/// Opens a database from a connection URL.
+public enum DatabaseOpener {
+    public static func open(_ url: DatabaseURL) throws -> Database {
+        switch url {
+        case .sqlite(let path): return try SQLiteDatabase(path: path)
+        case .postgres(let conninfo, let display): return try PostgresDatabase(conninfo: conninfo, displayName: display)
+        }
+    }
+
+    public static func open(_ text: String) throws -> Database {
+        try open(DatabaseURL.parse(text))
+    }
+}

@@ -1,0 +1,61 @@
+import Foundation
+
+/// `--db` values: `postgresql://user:pass@host:port/db` (libpq URI), `sqlite:PATH`, or a path
+/// ending in .db, .sqlite or .sqlite3.
+public enum DatabaseURL: Equatable, CustomStringConvertible {
+    case sqlite(path: String)
+    case postgres(conninfo: String, display: String)
+
+    public static func parse(_ text: String) throws -> DatabaseURL {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        if t.hasPrefix("postgresql://") || t.hasPrefix("postgres://") {
+            guard let comps = URLComponents(string: t), comps.host != nil || t.contains("@/") || t.contains("///") else {
+                throw DataJoinError(.badURL, "malformed PostgreSQL URL '\(redact(t))': expected postgresql://user:pass@host:port/dbname")
+            }
+            if let port = comps.port, !(1...65535).contains(port) {
+                throw DataJoinError(.badURL, "malformed PostgreSQL URL '\(redact(t))': port \(port) is out of range")
+            }
+            let db = comps.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+            if db.isEmpty {
+                throw DataJoinError(.badURL, "malformed PostgreSQL URL '\(redact(t))': no database name after the host (…/dbname)")
+            }
+            return .postgres(conninfo: t, display: redact(t))
+        }
+        if t.hasPrefix("sqlite:") {
+            var path = String(t.dropFirst("sqlite:".count))
+            if path.hasPrefix("//") { path = String(path.dropFirst(2)) }
+            guard !path.isEmpty else {
+                throw DataJoinError(.badURL, "malformed SQLite URL '\(t)': expected sqlite:PATH")
+            }
+            return .sqlite(path: path)
+        }
+        for ext in [".db", ".sqlite", ".sqlite3"] where t.hasSuffix(ext) && t.count > ext.count {
+            return .sqlite(path: t)
+        }
+        throw DataJoinError(.badURL, "unrecognised database URL '\(redact(t))': use postgresql://user:pass@host:port/db, sqlite:PATH, or a path ending in .db, .sqlite or .sqlite3")
+    }
+
+    /// Replaces the password of a URL with `***`, so it can be printed.
+    public static func redact(_ text: String) -> String {
+        guard let schemeEnd = text.range(of: "://") else { return text }
+        let rest = text[schemeEnd.upperBound...]
+        guard let at = rest.lastIndex(of: "@") else { return redactQuery(text) }
+        let userinfo = rest[rest.startIndex..<at]
+        guard let colon = userinfo.firstIndex(of: ":") else { return redactQuery(text) }
+        let redacted = String(text[..<schemeEnd.upperBound]) + String(userinfo[..<colon]) + ":***" + String(rest[at...])
+        return redactQuery(redacted)
+    }
+
+    private static func redactQuery(_ text: String) -> String {
+        guard let regex = try? NSRegularExpression(pattern: "(password=)[^&]*", options: [.caseInsensitive]) else { return text }
+        let range = NSRange(text.startIndex..., in: text)
+        return regex.stringByReplacingMatches(in: text, range: range, withTemplate: "$1***")
+    }
+
+    public var description: String {
+        switch self {
+        case .sqlite(let path): return "sqlite:" + path
+        case .postgres(_, let display): return display
+        }
+    }
+}

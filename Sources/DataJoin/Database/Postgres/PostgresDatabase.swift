@@ -1,0 +1,238 @@
+import CLibPQ
+import Foundation
+
+/// One libpq connection, finished in deinit. Statements are prepared once per connection;
+/// parameters travel as text (blobs as binary), results are typed from their column OIDs.
+public final class PostgresDatabase: Database {
+    public let brand = Brand.postgres
+    public let displayName: String
+    let conn: OpaquePointer
+    private var prepared: [String: String] = [:]
+    private var cursorCounter = 0
+
+    public init(conninfo: String, displayName: String) throws {
+        self.displayName = displayName
+        guard let c = PQconnectdb(conninfo) else {
+            throw DataJoinError(.connection, "cannot connect to \(displayName): out of memory")
+        }
+        if PQstatus(c) != CONNECTION_OK {
+            let msg = String(cString: PQerrorMessage(c)).trimmingCharacters(in: .whitespacesAndNewlines)
+            // libpq requires PQfinish even after a failed connect.
+            PQfinish(c)
+            let oneLine = msg.replacingOccurrences(of: "\n", with: " ")
+            throw DataJoinError(.connection, "cannot connect to \(displayName): \(oneLine); check that the server runs and the URL is right")
+        }
+        conn = c
+        do {
+            try executeScript("SET client_min_messages = warning; SET extra_float_digits = 3; SET TIME ZONE 'UTC'; SET application_name = 'datajoin'")
+        } catch {
+            PQfinish(c)
+            throw error
+        }
+    }
+
+    deinit { PQfinish(conn) }
+
+    private func lastError(_ result: OpaquePointer?) -> PostgresError {
+        var state = ""
+        var message = String(cString: PQerrorMessage(conn))
+        if let result {
+            if let s = PQresultErrorField(result, datajoin_pg_diag_sqlstate()) { state = String(cString: s) }
+            if let m = PQresultErrorField(result, datajoin_pg_diag_message_primary()) { message = String(cString: m) }
+        }
+        return PostgresError(sqlState: state, message: message.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// `?` placeholders become `$n`, skipping quoted text and identifiers.
+    static func numberPlaceholders(_ sql: String) -> (String, Int) {
+        var out = ""
+        var n = 0
+        var quote: Character?
+        for ch in sql {
+            if let q = quote {
+                if ch == q { quote = nil }
+                out.append(ch)
+            } else if ch == "'" || ch == "\"" {
+                quote = ch; out.append(ch)
+            } else if ch == "?" {
+                n += 1; out += "$\(n)"
+            } else {
+                out.append(ch)
+            }
+        }
+        return (out, n)
+    }
+
+    private func statementName(_ sql: String) throws -> String {
+        if let name = prepared[sql] { return name }
+        let name = "dj_\(prepared.count + 1)"
+        let (text, n) = Self.numberPlaceholders(sql)
+        guard let res = PQprepare(conn, name, text, Int32(n), nil) else { throw lastError(nil) }
+        defer { PQclear(res) }
+        guard PQresultStatus(res) == PGRES_COMMAND_OK else { throw lastError(res) }
+        prepared[sql] = name
+        return name
+    }
+
+    /// Runs a prepared statement; values stay valid only inside this call.
+    private func run(_ sql: String, _ params: [Value], _ body: (OpaquePointer) throws -> Void) throws {
+        let name = try statementName(sql)
+        var buffers: [[UInt8]?] = []
+        var formats: [Int32] = []
+        for p in params {
+            switch p {
+            case .null: buffers.append(nil); formats.append(0)
+            case .integer(let v): buffers.append(Array(String(v).utf8) + [0]); formats.append(0)
+            case .real(let v): buffers.append(Array(Value.realText(v).utf8) + [0]); formats.append(0)
+            case .text(let s):
+                if s.utf8.contains(0) {
+                    throw PostgresError(sqlState: "22021", message: "text value holds a NUL byte, which PostgreSQL text cannot store")
+                }
+                buffers.append(Array(s.utf8) + [0]); formats.append(0)
+            case .blob(let b): buffers.append(b); formats.append(1)
+            }
+        }
+        let lengths: [Int32] = buffers.map { Int32($0?.count ?? 0) }
+        let result: OpaquePointer? = try withPointers(buffers) { ptrs in
+            PQexecPrepared(conn, name, Int32(params.count), ptrs, lengths, formats, 0)
+        }
+        guard let result else { throw lastError(nil) }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK: try body(result)
+        default: throw lastError(result)
+        }
+    }
+
+    private func withPointers<R>(_ buffers: [[UInt8]?], _ body: ([UnsafePointer<CChar>?]) throws -> R) rethrows -> R {
+        // Copies into one stable allocation so every pointer stays valid for the call.
+        let total = buffers.reduce(0) { $0 + ($1?.count ?? 0) }
+        let storage = UnsafeMutablePointer<UInt8>.allocate(capacity: max(total, 1))
+        defer { storage.deallocate() }
+        var ptrs: [UnsafePointer<CChar>?] = []
+        var offset = 0
+        for b in buffers {
+            guard let b else { ptrs.append(nil); continue }
+            (storage + offset).update(from: b, count: b.count)
+            ptrs.append(UnsafeRawPointer(storage + offset).assumingMemoryBound(to: CChar.self))
+            offset += b.count
+        }
+        return try body(ptrs)
+    }
+
+    private func rows(of result: OpaquePointer, _ body: (Row) throws -> Void) throws {
+        let nrows = PQntuples(result)
+        let ncols = PQnfields(result)
+        let types = (0..<ncols).map { PQftype(result, $0) }
+        for r in 0..<nrows {
+            var values: [Value] = []
+            values.reserveCapacity(Int(ncols))
+            for c in 0..<ncols {
+                if PQgetisnull(result, r, c) == 1 { values.append(.null); continue }
+                let len = Int(PQgetlength(result, r, c))
+                let ptr = PQgetvalue(result, r, c)!
+                let text = String(decoding: UnsafeRawBufferPointer(start: ptr, count: len), as: UTF8.self)
+                values.append(Self.typed(text, oid: types[Int(c)]))
+            }
+            try body(Row(values: values))
+        }
+    }
+
+    static func typed(_ text: String, oid: Oid) -> Value {
+        switch oid {
+        case 20, 21, 23, 26: return Int64(text).map(Value.integer) ?? .text(text)
+        case 700, 701:
+            switch text {
+            case "Infinity": return .real(.infinity)
+            case "-Infinity": return .real(-.infinity)
+            case "NaN": return .real(.nan)
+            default: return Double(text).map(Value.real) ?? .text(text)
+            }
+        case 16: return .integer(text == "t" ? 1 : 0)
+        case 17:
+            if text.hasPrefix("\\x"), let b = Hex.decode(text.dropFirst(2)) { return .blob(b) }
+            return .blob(Array(text.utf8))
+        default: return .text(text)
+        }
+    }
+
+    @discardableResult
+    public func execute(_ sql: String, _ params: [Value]) throws -> Int {
+        var affected = 0
+        try run(sql, params) { res in affected = Int(String(cString: PQcmdTuples(res))) ?? 0 }
+        return affected
+    }
+
+    public func query(_ sql: String, _ params: [Value], _ body: (Row) throws -> Void) throws {
+        try run(sql, params) { res in try rows(of: res, body) }
+    }
+
+    public func stream(_ sql: String, _ params: [Value], _ body: (Row) throws -> Void) throws {
+        cursorCounter += 1
+        let name = "dj_cursor_\(cursorCounter)"
+        let (text, n) = Self.numberPlaceholders(sql)
+        precondition(n == params.count, "placeholder count mismatch")
+        // DECLARE is not preparable; it runs once per stream with the same typed parameters.
+        try execUnprepared("DECLARE \(name) NO SCROLL CURSOR FOR " + text, params)
+        defer { _ = try? executeScript("CLOSE \(name)") }
+        while true {
+            var count = 0
+            try run("FETCH 2000 FROM \(name)", []) { res in
+                count = Int(PQntuples(res))
+                try rows(of: res, body)
+            }
+            if count < 2000 { break }
+        }
+    }
+
+    private func execUnprepared(_ sql: String, _ params: [Value]) throws {
+        var buffers: [[UInt8]?] = []
+        var formats: [Int32] = []
+        for p in params {
+            switch p {
+            case .null: buffers.append(nil); formats.append(0)
+            case .blob(let b): buffers.append(b); formats.append(1)
+            default: buffers.append(Array((p.asString ?? "").utf8) + [0]); formats.append(0)
+            }
+        }
+        let lengths: [Int32] = buffers.map { Int32($0?.count ?? 0) }
+        let result = withPointers(buffers) { ptrs in
+            PQexecParams(conn, sql, Int32(params.count), nil, ptrs, lengths, formats, 0)
+        }
+        guard let result else { throw lastError(nil) }
+        defer { PQclear(result) }
+        let st = PQresultStatus(result)
+        guard st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK else { throw lastError(result) }
+    }
+
+    public func executeScript(_ sql: String) throws {
+        guard let res = PQexec(conn, sql) else { throw lastError(nil) }
+        defer { PQclear(res) }
+        let st = PQresultStatus(res)
+        guard st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY else { throw lastError(res) }
+    }
+
+    public func beginTransaction() throws {
+        // REPEATABLE READ: an application write that commits under an import makes the import
+        // fail with a serialization error and run again, so it never overwrites a change
+        // it did not see (docs/apply-rules.md).
+        try executeScript("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        try executeScript("SELECT pg_advisory_xact_lock(4242000001)")
+    }
+    public func beginReadTransaction() throws { try executeScript("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") }
+    public func commit() throws { try executeScript("COMMIT") }
+    public func rollback() throws { try executeScript("ROLLBACK") }
+    public func isRetryable(_ error: Error) -> Bool {
+        guard let e = error as? PostgresError else { return false }
+        return e.sqlState == "40001" || e.sqlState == "40P01"
+    }
+}
+
+/// A server error with its SQLSTATE; bound values are never part of the message.
+public struct PostgresError: Error, CustomStringConvertible {
+    public let sqlState: String
+    public let message: String
+    public var description: String {
+        sqlState.isEmpty ? "PostgreSQL error: \(message)" : "PostgreSQL error \(sqlState): \(message)"
+    }
+}

@@ -1,0 +1,182 @@
+import CSQLite
+import Foundation
+
+/// One sqlite3 connection, closed in deinit. Statements are prepared once and cached.
+public final class SQLiteDatabase: Database {
+    public let brand = Brand.sqlite
+    public let path: String
+    let handle: OpaquePointer
+    private var cache: [String: SQLiteStatement] = [:]
+
+    public var displayName: String { "sqlite:" + path }
+
+    public init(path: String, busyTimeoutMs: Int32 = 30_000) throws {
+        self.path = path
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty && !FileManager.default.fileExists(atPath: dir) {
+            throw DataJoinError(.connection, "cannot open SQLite database \(path): folder \(dir) does not exist")
+        }
+        var db: OpaquePointer?
+        let rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nil)
+        guard rc == SQLITE_OK, let db else {
+            // sqlite3_open_v2 allocates a handle even on failure; it must still be closed.
+            let msg = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            sqlite3_close(db)
+            throw DataJoinError(.connection, "cannot open SQLite database \(path): \(msg)")
+        }
+        handle = db
+        sqlite3_extended_result_codes(db, 1)
+        sqlite3_busy_timeout(db, busyTimeoutMs)
+        do {
+            // WAL lets the application read while DataJoin writes, and the reverse.
+            try query("PRAGMA journal_mode=WAL", []) { _ in }
+            try execute("PRAGMA synchronous=NORMAL")
+            try execute("PRAGMA foreign_keys=ON")
+        } catch {
+            cache.removeAll()
+            sqlite3_close_v2(db)
+            throw DataJoinError(.connection, "cannot open SQLite database \(path): \(error)")
+        }
+    }
+
+    deinit {
+        cache.removeAll()
+        sqlite3_close_v2(handle)
+    }
+
+    func errorMessage() -> String { String(cString: sqlite3_errmsg(handle)) }
+
+    func prepare(_ sql: String) throws -> SQLiteStatement {
+        if let s = cache[sql] { return s }
+        let s = try SQLiteStatement(db: self, sql: sql)
+        cache[sql] = s
+        return s
+    }
+
+    @discardableResult
+    public func execute(_ sql: String, _ params: [Value]) throws -> Int {
+        let stmt = try prepare(sql)
+        try stmt.run(params) { _ in }
+        return Int(sqlite3_changes(handle))
+    }
+
+    public func query(_ sql: String, _ params: [Value], _ body: (Row) throws -> Void) throws {
+        try prepare(sql).run(params, body)
+    }
+
+    public func stream(_ sql: String, _ params: [Value], _ body: (Row) throws -> Void) throws {
+        // A fresh statement: the body may run the same cached SQL again while this one steps.
+        let stmt = try SQLiteStatement(db: self, sql: sql)
+        try stmt.run(params, body)
+    }
+
+    public func executeScript(_ sql: String) throws {
+        var err: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(handle, sql, nil, nil, &err)
+        if rc != SQLITE_OK {
+            let msg = err.map { String(cString: $0) } ?? errorMessage()
+            sqlite3_free(err)
+            throw SQLiteError(code: rc, message: msg)
+        }
+    }
+
+    public func beginTransaction() throws {
+        // IMMEDIATE takes the write lock up front, so a busy database waits (busy timeout)
+        // instead of failing half way with SQLITE_BUSY on the first write.
+        try execute("BEGIN IMMEDIATE")
+    }
+    public func beginReadTransaction() throws { try execute("BEGIN DEFERRED") }
+    public func commit() throws { try execute("COMMIT") }
+    public func rollback() throws {
+        if sqlite3_get_autocommit(handle) == 0 { try execute("ROLLBACK") }
+    }
+    public func isRetryable(_ error: Error) -> Bool {
+        if let e = error as? SQLiteError { return e.primary == SQLITE_BUSY || e.primary == SQLITE_LOCKED }
+        return false
+    }
+}
+
+/// An SQLite result code with its message; the SQL text and values are never included.
+public struct SQLiteError: Error, CustomStringConvertible {
+    public let code: Int32
+    public let message: String
+    var primary: Int32 { code & 0xFF }
+    public var description: String {
+        if primary == SQLITE_BUSY || primary == SQLITE_LOCKED {
+            return "SQLite database is locked by another process (\(message)); try again when it is idle"
+        }
+        return "SQLite error \(code): \(message)"
+    }
+}
+
+final class SQLiteStatement {
+    unowned let db: SQLiteDatabase
+    let handle: OpaquePointer
+    let columnCount: Int32
+
+    init(db: SQLiteDatabase, sql: String) throws {
+        self.db = db
+        var stmt: OpaquePointer?
+        let rc = sqlite3_prepare_v2(db.handle, sql, -1, &stmt, nil)
+        guard rc == SQLITE_OK, let stmt else {
+            throw SQLiteError(code: rc, message: db.errorMessage())
+        }
+        handle = stmt
+        columnCount = sqlite3_column_count(stmt)
+    }
+
+    deinit { sqlite3_finalize(handle) }
+
+    func run(_ params: [Value], _ body: (Row) throws -> Void) throws {
+        defer {
+            sqlite3_reset(handle)
+            sqlite3_clear_bindings(handle)
+        }
+        for (i, p) in params.enumerated() {
+            let idx = Int32(i + 1)
+            let rc: Int32
+            switch p {
+            case .null: rc = sqlite3_bind_null(handle, idx)
+            case .integer(let v): rc = sqlite3_bind_int64(handle, idx, v)
+            case .real(let v): rc = sqlite3_bind_double(handle, idx, v)
+            case .text(let s):
+                let bytes = Array(s.utf8)
+                rc = bytes.withUnsafeBytes { buf in
+                    // SQLite copies the bytes (SQLITE_TRANSIENT); an empty string still needs a non-NULL pointer.
+                    let p = (buf.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!).assumingMemoryBound(to: CChar.self)
+                    return sqlite3_bind_text(handle, idx, p, Int32(buf.count), datajoin_sqlite_transient())
+                }
+            case .blob(let b):
+                rc = b.withUnsafeBytes { buf in
+                    sqlite3_bind_blob64(handle, idx, buf.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, sqlite3_uint64(buf.count), datajoin_sqlite_transient())
+                }
+            }
+            if rc != SQLITE_OK { throw SQLiteError(code: rc, message: db.errorMessage()) }
+        }
+        while true {
+            let rc = sqlite3_step(handle)
+            if rc == SQLITE_DONE { return }
+            guard rc == SQLITE_ROW else { throw SQLiteError(code: rc, message: db.errorMessage()) }
+            var values: [Value] = []
+            values.reserveCapacity(Int(columnCount))
+            for c in 0..<columnCount { values.append(column(c)) }
+            try body(Row(values: values))
+        }
+    }
+
+    private func column(_ c: Int32) -> Value {
+        switch sqlite3_column_type(handle, c) {
+        case SQLITE_NULL: return .null
+        case SQLITE_INTEGER: return .integer(sqlite3_column_int64(handle, c))
+        case SQLITE_FLOAT: return .real(sqlite3_column_double(handle, c))
+        case SQLITE_TEXT:
+            let n = Int(sqlite3_column_bytes(handle, c))
+            guard let p = sqlite3_column_text(handle, c) else { return .text("") }
+            return .text(String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self))
+        default:
+            let n = Int(sqlite3_column_bytes(handle, c))
+            guard n > 0, let p = sqlite3_column_blob(handle, c) else { return .blob([]) }
+            return .blob(Array(UnsafeRawBufferPointer(start: p, count: n)))
+        }
+    }
+}

@@ -1,0 +1,46 @@
+import Foundation
+
+/// ds_conflict: every value that lost a merge, with both values, versions and origins, so
+/// last-writer-wins never loses what a person typed without a trace.
+public struct ConflictLog {
+    let db: Database
+    private(set) var recorded = 0
+
+    init(db: Database) { self.db = db }
+
+    mutating func record(table: String, key: [Value], column: String?, winner: Value?, winnerVersion: Version,
+                         loser: Value?, loserVersion: Version, reason: String) throws {
+        try db.execute("""
+            INSERT INTO ds_conflict (object_table, object_id, object_attribute, winner_value, winner_hlc, winner_node, loser_value, loser_hlc, loser_node, reason, recorded_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, [.text(table), .text(KeyCodec.display(key)), column.map(Value.text) ?? .null, winner.map { .text($0.json) } ?? .null,
+                  .integer(winnerVersion.hlc), .text(winnerVersion.node), loser.map { .text($0.json) } ?? .null,
+                  .integer(loserVersion.hlc), .text(loserVersion.node), .text(reason), .text(nowText())])
+        recorded += 1
+    }
+
+}
+
+/// One row of the conflict log.
+public struct ConflictEntry: Sendable {
+        public var table: String
+        public var key: String
+        public var column: String?
+        public var winnerValue: String?
+        public var winner: Version
+        public var loserValue: String?
+        public var loser: Version
+        public var reason: String
+        public var recordedAt: String
+}
+
+extension ConflictLog {
+    public static func list(_ db: Database, limit: Int = 1000) throws -> [ConflictEntry] {
+        try db.rows("SELECT object_table, object_id, object_attribute, winner_value, winner_hlc, winner_node, loser_value, loser_hlc, loser_node, reason, recorded_at FROM ds_conflict ORDER BY id LIMIT ?",
+                    [.integer(Int64(limit))]).map { r in
+            ConflictEntry(table: r.string(0) ?? "", key: r.string(1) ?? "", column: r.string(2), winnerValue: r.string(3),
+                  winner: Version(hlc: r.int(4) ?? 0, node: r.string(5) ?? ""), loserValue: r.string(6),
+                  loser: Version(hlc: r.int(7) ?? 0, node: r.string(8) ?? ""), reason: r.string(9) ?? "", recordedAt: r.string(10) ?? "")
+        }
+    }
+}

@@ -1,0 +1,135 @@
+import Foundation
+
+public struct ImportReport: Sendable, Equatable {
+    public var bundles = 0
+    public var applied = 0
+    public var unchanged = 0
+    public var held = 0
+    public var released = 0
+    public var conflicts = 0
+    public init() {}
+}
+
+/// `datajoin import`: inbox rows past the import pointer into the application tables, one
+/// bundle per transaction, the pointer moved in that same transaction.
+public enum Importer {
+    /// How far ahead of this node's clock a change's stamp may be before it is held (10 minutes:
+    /// NTP settling after a laptop wakes, not a clock set to the wrong day).
+    public static let defaultMaxClockAheadMs: Int64 = 10 * 60 * 1000
+
+    public static func run(_ db: Database, reporter: Reporter = SilentReporter()) throws -> ImportReport {
+        _ = try NodeIdentity.load(db)
+        let tables = try TableRegistry.load(db)
+        let maxAhead = try db.scalar("SELECT value FROM ds_setting WHERE name = 'max_clock_ahead_ms'").asInt64 ?? defaultMaxClockAheadMs
+        var report = ImportReport()
+        try retryHeld(db, tables: tables, maxAhead: maxAhead, report: &report)
+        while true {
+            let more = try db.inTransaction { () -> Bool in
+                let pointer = try ProgramPointer.get(db, Program.import)
+                guard let bundle = try db.scalar("SELECT bundle_id FROM ds_change_inbox WHERE id > ? ORDER BY id LIMIT 1", [.integer(pointer)]).asInt64 else {
+                    return false
+                }
+                let last = try db.scalar("SELECT max(id) FROM ds_change_inbox WHERE bundle_id = ? AND id > ?", [.integer(bundle), .integer(pointer)]).asInt64 ?? pointer
+                var partial = report
+                try applyRange(db, tables: tables, maxAhead: maxAhead, sql: "id > ? AND id <= ?", params: [.integer(pointer), .integer(last)], report: &partial)
+                try ProgramPointer.set(db, Program.import, last)
+                partial.bundles += 1
+                report = partial
+                reporter.progress("import", done: Int64(report.applied + report.unchanged + report.held), total: nil)
+                return true
+            }
+            if !more { break }
+        }
+        if report.bundles > 0 { try retryHeld(db, tables: tables, maxAhead: maxAhead, report: &report) }
+        return report
+    }
+
+    private static func retryHeld(_ db: Database, tables: [String: TableInfo], maxAhead: Int64, report: inout ImportReport) throws {
+        let pointer = try ProgramPointer.get(db, Program.import)
+        guard try db.scalar("SELECT count(*) FROM ds_change_inbox WHERE status = 'held' AND id <= ?", [.integer(pointer)]).asInt64 ?? 0 > 0 else { return }
+        var partial = report
+        try db.inTransaction {
+            partial = report
+            try applyRange(db, tables: tables, maxAhead: maxAhead, sql: "status = 'held' AND id <= ?", params: [.integer(pointer)], report: &partial)
+        }
+        report = partial
+    }
+
+    static let inboxColumns = "id, origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_operation, cl, object_value, status"
+
+    static func change(_ r: Row) throws -> Change {
+        guard case .blob(let keyBytes) = r.values[7], let op = Operation(rawValue: r.string(8) ?? "") else {
+            throw DataJoinError(.internalError, "inbox row \(r.int(0) ?? 0) is damaged")
+        }
+        var payload: [UInt8] = []
+        if case .blob(let b) = r.values[10] { payload = b }
+        let (cols, old) = try Change.decodePayload(payload)
+        return Change(origin: r.string(1) ?? "", epoch: r.string(2) ?? "", seq: r.int(3) ?? 0, hlc: r.int(4) ?? 0, txid: r.int(5) ?? 0, op: op,
+                      table: r.string(6) ?? "", cl: r.int(9) ?? 1, key: try KeyCodec.decode(keyBytes), columns: cols, oldValue: old)
+    }
+
+    /// Applies inbox rows matching `sql` inside the caller's transaction. Local changes are
+    /// stamped first, so every comparison sees their versions.
+    static func applyRange(_ db: Database, tables: [String: TableInfo], maxAhead: Int64, sql: String, params: [Value], report: inout ImportReport) throws {
+        var me = try NodeIdentity.load(db)
+        try Stamper.stampPending(db, me: &me, tables: tables)
+        try setApplying(db, true)
+        let aheadLimit = (HybridLogicalClock.nowMs() + maxAhead) << HybridLogicalClock.counterBits
+        var merger = Merger(db: db, tables: tables)
+        var clock = me.hlc
+        var afterId: Int64 = 0
+        let savepoints = true
+        while true {
+            let rows = try db.rows("SELECT \(inboxColumns) FROM ds_change_inbox WHERE \(sql) AND id > ? ORDER BY id LIMIT 1000", params + [.integer(afterId)])
+            if rows.isEmpty { break }
+            for r in rows {
+                let id = r.int(0) ?? 0
+                afterId = id
+                let wasHeld = r.string(11) == "held"
+                let c = try change(r)
+                var outcome: ApplyOutcome
+                if c.hlc > aheadLimit {
+                    outcome = .held("stamped \(HybridLogicalClock.describe(c.hlc)) by \(c.origin), more than \(maxAhead / 1000) s ahead of this node's clock; it applies once this clock catches up")
+                } else if savepoints {
+                    try db.execute("SAVEPOINT dj_change")
+                    do {
+                        outcome = try merger.apply(c)
+                        try db.execute("RELEASE SAVEPOINT dj_change")
+                    } catch where !db.isRetryable(error) && (error is PostgresError || error is SQLiteError) {
+                        try db.execute("ROLLBACK TO SAVEPOINT dj_change")
+                        try db.execute("RELEASE SAVEPOINT dj_change")
+                        outcome = .held("cannot apply here: \(error)")
+                    }
+                } else {
+                    outcome = try merger.apply(c)
+                }
+                switch outcome {
+                case .applied, .unchanged:
+                    if outcome == .applied { report.applied += 1 } else { report.unchanged += 1 }
+                    clock = max(clock, c.hlc)
+                    if wasHeld {
+                        report.released += 1
+                        try db.execute("UPDATE ds_change_inbox SET status = 'done', reason = NULL WHERE id = ?", [.integer(id)])
+                    }
+                case .held(let reason):
+                    if !wasHeld { report.held += 1 }
+                    try db.execute("UPDATE ds_change_inbox SET status = 'held', reason = ? WHERE id = ?", [.text(reason), .integer(id)])
+                }
+            }
+        }
+        report.conflicts += merger.conflicts.recorded
+        if clock != me.hlc {
+            // Receiving moves the clock past every stamp seen (never past the held future ones).
+            try db.execute("UPDATE ds_node SET hlc = ?", [.integer(clock)])
+        }
+        try setApplying(db, false)
+    }
+
+    /// Switches capture off for this transaction only: a crash rolls the switch back with it.
+    static func setApplying(_ db: Database, _ on: Bool) throws {
+        switch db.brand {
+        case .sqlite: try db.execute("UPDATE ds_apply_state SET applying = ? WHERE id = 1", [.integer(on ? 1 : 0)])
+        case .postgres: try db.execute("SELECT set_config('datajoin.applying', ?, true)", [.text(on ? "on" : "off")])
+        }
+    }
+}

@@ -1,0 +1,151 @@
+import Foundation
+
+/// What applying one change did.
+enum ApplyOutcome: Equatable {
+    case applied
+    /// Already there, or older than what the row holds (the loss is in the conflict log).
+    case unchanged
+    /// Cannot apply yet; kept in the inbox with the reason and retried on every import.
+    case held(String)
+}
+
+/// The apply rules of docs/conflict-rules.md, one change at a time.
+///
+/// Row existence follows the causal length (cl): odd = alive, even = deleted; a delete makes it
+/// even, a re-insert odd again. A higher generation always wins, whatever the clocks say; inside
+/// one generation every column takes the value with the highest version (HLC stamp, then node id).
+struct Merger {
+    let db: Database
+    let tables: [String: TableInfo]
+    let versions: VersionStore
+    var conflicts: ConflictLog
+
+    init(db: Database, tables: [String: TableInfo]) {
+        self.db = db
+        self.tables = tables
+        versions = VersionStore(db: db)
+        conflicts = ConflictLog(db: db)
+    }
+
+    mutating func apply(_ c: Change) throws -> ApplyOutcome {
+        guard let t = tables[c.table] else { return .held("table \(c.table) is not tracked here; create it and run 'datajoin track', then 'datajoin import'") }
+        for col in c.columns where t.column(col.name) == nil {
+            return .held("column \(c.table).\(col.name) does not exist here; add it, re-run 'datajoin track \(c.table)', then 'datajoin import'")
+        }
+        guard c.key.count == t.keyColumns.count else {
+            return .held("\(c.table) has a \(t.keyColumns.count)-column key here but the change has \(c.key.count)")
+        }
+        let key = t.canonicalKey(c.key)
+        let keyBytes = KeyCodec.encode(key)
+        let incoming = Version(hlc: c.hlc, node: c.origin)
+        let sql = TableSQL(table: t, db: db)
+        let state = try versions.row(c.table, keyBytes)
+        var localRow: [String: Value]??
+        func current() throws -> [String: Value]? {
+            if let r = localRow { return r }
+            let r = try sql.select(key)
+            localRow = .some(r)
+            return r
+        }
+        // A row present before tracking started counts as generation 1 with the zero version.
+        let localCl = try state?.cl ?? (current() == nil ? 0 : 1)
+        let rowVersion = state?.version ?? .zero
+        let values = c.columns.map { Change.ColumnValue(name: $0.name, value: ValueConversion.normalize($0.value, kind: t.column($0.name)!.kind)) }
+
+        switch c.op {
+        case .insert:
+            if c.cl < localCl {
+                try conflicts.record(table: c.table, key: key, column: nil, winner: nil, winnerVersion: rowVersion, loser: nil, loserVersion: incoming,
+                                     reason: "insert of generation \(c.cl) arrived after generation \(localCl) (the row was deleted or re-created since)")
+                return .unchanged
+            }
+            if c.cl > localCl {
+                if localCl % 2 == 1, let local = try current() {
+                    for v in values where local[v.name] != nil && local[v.name]! != v.value {
+                        try conflicts.record(table: c.table, key: key, column: v.name, winner: v.value, winnerVersion: incoming, loser: local[v.name]!,
+                                             loserVersion: rowVersion, reason: "row re-created by generation \(c.cl) elsewhere")
+                    }
+                }
+                try sql.upsert(key, values)
+                try versions.setRow(c.table, keyBytes, .init(cl: c.cl, version: incoming))
+                try versions.clearColumns(c.table, keyBytes)
+                return .applied
+            }
+            // The same generation: concurrent inserts of one key, or this insert again.
+            let columnVersions = try versions.columns(c.table, keyBytes)
+            guard incoming > rowVersion else {
+                if incoming != rowVersion, let local = try current() {
+                    for v in values where local[v.name] != nil && local[v.name]! != v.value {
+                        try conflicts.record(table: c.table, key: key, column: v.name, winner: local[v.name]!, winnerVersion: columnVersions[v.name] ?? rowVersion,
+                                             loser: v.value, loserVersion: incoming, reason: "concurrent insert of the same key; the other is newer")
+                    }
+                }
+                return .unchanged
+            }
+            let local = try current()
+            var winners: [Change.ColumnValue] = []
+            for v in values {
+                let localVersion = columnVersions[v.name] ?? rowVersion
+                let localValue = local?[v.name]
+                if localVersion < incoming {
+                    winners.append(v)
+                    if let lv = localValue, lv != v.value, local != nil {
+                        try conflicts.record(table: c.table, key: key, column: v.name, winner: v.value, winnerVersion: incoming, loser: lv,
+                                             loserVersion: localVersion, reason: "concurrent insert of the same key; this one is newer")
+                    }
+                    if columnVersions[v.name] != nil { try versions.clearColumn(c.table, keyBytes, v.name) }
+                } else if let lv = localValue, lv != v.value {
+                    try conflicts.record(table: c.table, key: key, column: v.name, winner: lv, winnerVersion: localVersion, loser: v.value,
+                                         loserVersion: incoming, reason: "insert older than a later update of this column")
+                }
+            }
+            if local == nil { try sql.upsert(key, winners) } else { try sql.update(key, winners.filter { local?[$0.name] != $0.value }) }
+            try versions.setRow(c.table, keyBytes, .init(cl: c.cl, version: incoming))
+            return .applied
+
+        case .update:
+            guard let v = values.first else { return .unchanged }
+            if c.cl < localCl {
+                try conflicts.record(table: c.table, key: key, column: v.name, winner: nil, winnerVersion: rowVersion, loser: v.value, loserVersion: incoming,
+                                     reason: localCl % 2 == 0 ? "update of a row deleted since (delete wins)" : "update of an older generation of a re-created row")
+                return .unchanged
+            }
+            if c.cl > localCl {
+                return .held("waiting for generation \(c.cl) of \(c.table) \(KeyCodec.display(key)): its insert has not arrived yet")
+            }
+            guard let local = try current() else {
+                return .held("\(c.table) \(KeyCodec.display(key)) is missing here although its version says it exists")
+            }
+            let localVersion = try versions.column(c.table, keyBytes, v.name) ?? rowVersion
+            let localValue = local[v.name] ?? .null
+            if incoming == localVersion { return .unchanged }
+            if incoming < localVersion {
+                if localValue != v.value {
+                    try conflicts.record(table: c.table, key: key, column: v.name, winner: localValue, winnerVersion: localVersion, loser: v.value,
+                                         loserVersion: incoming, reason: "update older than the value held here")
+                }
+                return .unchanged
+            }
+            if let old = c.oldValue, localValue != old, localValue != v.value {
+                try conflicts.record(table: c.table, key: key, column: v.name, winner: v.value, winnerVersion: incoming, loser: localValue,
+                                     loserVersion: localVersion, reason: "concurrent update; the incoming one is newer")
+            }
+            if localValue != v.value { try sql.update(key, [v]) }
+            try versions.setColumn(c.table, keyBytes, v.name, incoming)
+            return .applied
+
+        case .delete:
+            if c.cl > localCl {
+                if localCl > 0 || state == nil { try sql.delete(key) }
+                try versions.setRow(c.table, keyBytes, .init(cl: c.cl, version: incoming))
+                try versions.clearColumns(c.table, keyBytes)
+                return .applied
+            }
+            if c.cl == localCl && incoming > rowVersion {
+                // Two nodes deleted the same generation: keep the higher version everywhere.
+                try versions.setRow(c.table, keyBytes, .init(cl: c.cl, version: incoming))
+            }
+            return .unchanged
+        }
+    }
+}

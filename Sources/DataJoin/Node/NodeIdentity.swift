@@ -1,0 +1,118 @@
+import Crypto
+import Foundation
+
+/// This database's identity: node name, epoch (incarnation), signing key, clock state.
+public struct NodeIdentity: Sendable {
+    public var nodeId: String
+    public var epoch: String
+    public var publicKey: [UInt8]
+    public var hlc: Int64
+    public var nextSeq: Int64
+
+    static func load(_ db: Database) throws -> NodeIdentity {
+        guard try SyncSchema.installed(db) else {
+            throw DataJoinError(.notInitialized, "\(db.displayName) is not a DataJoin node yet: run 'datajoin init --db URL --node NAME' first")
+        }
+        guard let r = try db.firstRow("SELECT node_id, epoch, public_key, hlc, next_seq FROM ds_node", []) else {
+            throw DataJoinError(.notInitialized, "\(db.displayName) has DataJoin tables but no node id: run 'datajoin init --db URL --node NAME'")
+        }
+        return NodeIdentity(nodeId: r.string(0) ?? "", epoch: r.string(1) ?? "", publicKey: Hex.decode(r.string(2) ?? "") ?? [],
+                            hlc: r.int(3) ?? 0, nextSeq: r.int(4) ?? 1)
+    }
+
+    static func signingKey(_ db: Database, node: String) throws -> Curve25519.Signing.PrivateKey {
+        guard let hex = try db.firstRow("SELECT private_key FROM ds_node_key WHERE node_id = ?", [.text(node)])?.string(0),
+              let raw = Hex.decode(hex), let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: raw) else {
+            throw DataJoinError(.notInitialized, "the signing key of node \(node) is missing from ds_node_key; it cannot sign bundles")
+        }
+        return key
+    }
+
+    static func newEpoch() -> String {
+        (0..<8).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+    }
+}
+
+/// `datajoin init`: installs the tables, records the node id and creates its key pair.
+public enum NodeSetup {
+    public struct Result: Sendable {
+        public var nodeId: String
+        public var created: Bool
+        public var publicKey: String
+    }
+
+    public static func initialize(_ db: Database, node: String) throws -> Result {
+        guard NodeName.isValid(node) else {
+            throw DataJoinError(.usage, "invalid node name '\(node)': use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        }
+        return try db.inTransaction {
+            try db.executeScript(SyncSchema.ddl(for: db.brand))
+            if let existing = try db.firstRow("SELECT node_id, public_key FROM ds_node", []) {
+                let id = existing.string(0) ?? ""
+                guard id == node else {
+                    throw DataJoinError(.alreadyInitialized, "\(db.displayName) is already DataJoin node '\(id)'; a node id never changes (refusing '\(node)')")
+                }
+                return Result(nodeId: id, created: false, publicKey: existing.string(1) ?? "")
+            }
+            let key = Curve25519.Signing.PrivateKey()
+            let pub = Hex.encode(Array(key.publicKey.rawRepresentation))
+            try db.execute("INSERT INTO ds_node (node_id, epoch, schema_version, public_key, hlc, next_seq, created_at) VALUES (?, ?, ?, ?, 0, 1, ?)",
+                           [.text(node), .text(NodeIdentity.newEpoch()), .integer(Int64(SyncSchema.version)), .text(pub), .text(nowText())])
+            try db.execute("INSERT INTO ds_node_key (node_id, private_key) VALUES (?, ?)", [.text(node), .text(Hex.encode(Array(key.rawRepresentation)))])
+            if db.brand == .postgres {
+                // The private key is readable by the table owner only.
+                try db.executeScript("REVOKE ALL ON ds_node_key FROM PUBLIC")
+            }
+            try db.execute("INSERT INTO ds_apply_state (id, applying) VALUES (1, 0)")
+            for (id, type, desc) in [(Program.export, "export", "outbox to change bundles"), (Program.import, "import", "inbox to application tables")] {
+                try db.execute("""
+                    INSERT INTO ds_program_parameter (id, programtype, description, active_flag, status, fromserver, fromtable, fromoutboxpointer, update_datetime, updated_by_server)
+                    VALUES (?, ?, ?, 'Y', 'idle', ?, ?, 0, ?, ?)
+                    """, [.integer(id), .text(type), .text(desc), .text(node), .text(id == Program.export ? "ds_change_outbox" : "ds_change_inbox"), .text(nowText()), .text(node)])
+            }
+            // A node trusts its own key: bundles it wrote itself verify on re-ingest.
+            try db.execute("INSERT INTO ds_trusted_key (node_id, public_key, trusted_at) VALUES (?, ?, ?)", [.text(node), .text(pub), .text(nowText())])
+            return Result(nodeId: node, created: true, publicKey: pub)
+        }
+    }
+}
+
+/// `datajoin key` and `datajoin trust`.
+public enum Trust {
+    public static func publicKey(_ db: Database) throws -> (node: String, key: String) {
+        let me = try NodeIdentity.load(db)
+        return (me.nodeId, Hex.encode(me.publicKey))
+    }
+
+    public static func trust(_ db: Database, node: String, publicKey: String) throws {
+        _ = try NodeIdentity.load(db)
+        guard NodeName.isValid(node) else { throw DataJoinError(.usage, "invalid node name '\(node)'") }
+        guard let raw = Hex.decode(publicKey.trimmingCharacters(in: .whitespaces)), raw.count == 32,
+              (try? Curve25519.Signing.PublicKey(rawRepresentation: raw)) != nil else {
+            throw DataJoinError(.usage, "'\(publicKey.prefix(80))' is not an Ed25519 public key: expected 64 hex digits as printed by 'datajoin key'")
+        }
+        try db.inTransaction {
+            try db.execute("DELETE FROM ds_trusted_key WHERE node_id = ?", [.text(node)])
+            try db.execute("INSERT INTO ds_trusted_key (node_id, public_key, trusted_at) VALUES (?, ?, ?)", [.text(node), .text(Hex.encode(raw)), .text(nowText())])
+        }
+    }
+
+    public static func revoke(_ db: Database, node: String) throws -> Bool {
+        _ = try NodeIdentity.load(db)
+        return try db.inTransaction {
+            try db.execute("UPDATE ds_trusted_key SET revoked_at = ? WHERE node_id = ? AND revoked_at IS NULL", [.text(nowText()), .text(node)]) > 0
+        }
+    }
+
+    /// The trusted key of a node, or a reason why there is none.
+    static func key(_ db: Database, node: String) throws -> Result<Curve25519.Signing.PublicKey, DataJoinError> {
+        guard let r = try db.firstRow("SELECT public_key, revoked_at FROM ds_trusted_key WHERE node_id = ?", [.text(node)]) else {
+            return .failure(DataJoinError(.untrusted, "sender \(node) is not trusted here: run 'datajoin trust --db URL \(node) PUBKEY' with the key 'datajoin key' prints on \(node)"))
+        }
+        if !r.values[1].isNull { return .failure(DataJoinError(.untrusted, "sender \(node)'s key was revoked")) }
+        guard let raw = Hex.decode(r.string(0) ?? ""), let k = try? Curve25519.Signing.PublicKey(rawRepresentation: raw) else {
+            return .failure(DataJoinError(.untrusted, "the stored key of \(node) is damaged; trust it again"))
+        }
+        return .success(k)
+    }
+}

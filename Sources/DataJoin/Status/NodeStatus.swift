@@ -1,0 +1,89 @@
+import Foundation
+
+/// `datajoin status`: what this node is, what waits, and where its pointers stand.
+public struct NodeStatus: Sendable {
+    public var nodeId: String
+    public var epoch: String
+    public var database: String
+    public var trackedTables: [String]
+    public var outboxUnstamped: Int64
+    public var outboxWaiting: Int64
+    public var oldestUnexported: String?
+    public var exportPointer: Int64
+    public var lastSeq: Int64
+    public var inboxWaiting: Int64
+    public var importPointer: Int64
+    public var held: [HeldChange]
+    public var heldCount: Int64
+    public var conflicts: Int64
+    public var lastExport: String?
+    public var lastIngest: String?
+    public var bundlesIngested: Int64
+    public var clock: String
+
+    public struct HeldChange: Sendable {
+        public var origin: String
+        public var seq: Int64
+        public var table: String
+        public var reason: String
+    }
+
+    public static func read(_ db: Database) throws -> NodeStatus {
+        let me = try NodeIdentity.load(db)
+        let exportPointer = try ProgramPointer.get(db, Program.export)
+        let importPointer = try ProgramPointer.get(db, Program.import)
+        let unstamped = try db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq IS NULL").asInt64 ?? 0
+        let lastSeq = me.nextSeq - 1
+        let oldest = try db.scalar("SELECT min(captured_ms) FROM ds_change_outbox WHERE seq IS NULL OR seq > ?", [.integer(exportPointer)]).asInt64
+        let held = try db.rows("SELECT origin, seq, object_table, reason FROM ds_change_inbox WHERE status = 'held' ORDER BY id LIMIT 20").map {
+            HeldChange(origin: $0.string(0) ?? "", seq: $0.int(1) ?? 0, table: $0.string(2) ?? "", reason: $0.string(3) ?? "")
+        }
+        let exportRow = try db.firstRow("SELECT update_datetime FROM ds_program_parameter WHERE id = ? AND fromoutboxpointer > 0", [.integer(Program.export)])
+        return NodeStatus(
+            nodeId: me.nodeId, epoch: me.epoch, database: db.displayName,
+            trackedTables: try Tracker.trackedNames(db),
+            outboxUnstamped: unstamped, outboxWaiting: unstamped + max(0, lastSeq - exportPointer),
+            oldestUnexported: oldest.map { HybridLogicalClock.describe($0 << HybridLogicalClock.counterBits) },
+            exportPointer: exportPointer, lastSeq: lastSeq,
+            inboxWaiting: try db.scalar("SELECT count(*) FROM ds_change_inbox WHERE id > ?", [.integer(importPointer)]).asInt64 ?? 0,
+            importPointer: importPointer, held: held,
+            heldCount: try db.scalar("SELECT count(*) FROM ds_change_inbox WHERE status = 'held'").asInt64 ?? 0,
+            conflicts: try db.scalar("SELECT count(*) FROM ds_conflict").asInt64 ?? 0,
+            lastExport: exportRow?.string(0),
+            lastIngest: try db.scalar("SELECT max(ingested_at) FROM ds_bundle_seen").asString,
+            bundlesIngested: try db.scalar("SELECT count(*) FROM ds_bundle_seen").asInt64 ?? 0,
+            clock: HybridLogicalClock.describe(me.hlc))
+    }
+
+    public var json: String {
+        func s(_ v: String?) -> String { v.map(JSON.quote) ?? "null" }
+        let heldJSON = held.map { "{\"origin\":\(JSON.quote($0.origin)),\"seq\":\($0.seq),\"table\":\(JSON.quote($0.table)),\"reason\":\(JSON.quote($0.reason))}" }
+        return """
+            {"node_id":\(JSON.quote(nodeId)),"epoch":\(JSON.quote(epoch)),"database":\(JSON.quote(database)),\
+            "tracked_tables":[\(trackedTables.map(JSON.quote).joined(separator: ","))],\
+            "outbox_waiting":\(outboxWaiting),"oldest_unexported":\(s(oldestUnexported)),"last_seq":\(lastSeq),\
+            "inbox_waiting":\(inboxWaiting),"held_count":\(heldCount),"held":[\(heldJSON.joined(separator: ","))],\
+            "conflicts":\(conflicts),\
+            "pointers":{"export":\(exportPointer),"import":\(importPointer)},\
+            "last_export":\(s(lastExport)),"last_ingest":\(s(lastIngest)),"bundles_ingested":\(bundlesIngested),"clock":\(JSON.quote(clock))}
+            """
+    }
+
+    public var text: String {
+        var lines = [
+            "node:             \(nodeId) (epoch \(epoch))",
+            "database:         \(database)",
+            "tracked tables:   \(trackedTables.isEmpty ? "none (run 'datajoin track')" : trackedTables.joined(separator: ", "))",
+            "waiting export:   \(outboxWaiting) change(s)" + (oldestUnexported.map { ", oldest captured \($0)" } ?? ""),
+            "waiting import:   \(inboxWaiting) change(s)",
+            "held:             \(heldCount) change(s)",
+            "conflicts logged: \(conflicts)",
+            "pointers:         export (1000) at seq \(exportPointer) of \(lastSeq); import (1001) at inbox id \(importPointer)",
+            "last export:      \(lastExport ?? "never")",
+            "last ingest:      \(lastIngest ?? "never") (\(bundlesIngested) bundle(s) ingested)",
+            "clock:            \(clock)",
+        ]
+        for h in held { lines.append("  held \(h.origin)#\(h.seq) \(h.table): \(h.reason)") }
+        return lines.joined(separator: "\n")
+    }
+}

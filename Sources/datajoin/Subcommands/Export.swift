@@ -1,0 +1,40 @@
+import ArgumentParser
+import DataJoin
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write the changes captured since the last export into bundle files.",
+        discussion: """
+            Each bundle is one gzip file (<origin>_<first>-<last>_<epoch>.djb), checksummed and signed,
+            written as a hidden .tmp file, flushed to disk and renamed; the export pointer (program 1000)
+            moves only then. Prints the path of every file written; with nothing new, writes nothing.
+
+            Example:
+              datajoin export --db sqlite:testapp1.db --to /media/usb/datajoin
+              datajoin export --db $PG_URL --to /srv/drop --max-changes 100000
+            """)
+
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: OutputOptions
+
+    @Option(name: .customLong("to"), help: ArgumentHelp("Folder to write bundles into (must exist).", valueName: "dir"))
+    var folder: String
+
+    @Option(help: ArgumentHelp("Split into bundles of about N changes; a source transaction is never split.", valueName: "n"))
+    var maxChanges: Int?
+
+    func run() throws {
+        try DataJoin_run {
+            let db = try database.open()
+            let written = try Exporter.export(db, ExportOptions(folder: folder, maxChanges: maxChanges), reporter: output.reporter())
+            if written.isEmpty {
+                if !output.quiet { print("nothing new to export") }
+                return
+            }
+            for b in written { print(b.path) }
+            if !output.quiet {
+                Console.info("exported \(written.reduce(0) { $0 + $1.changes }) change(s) in \(written.count) bundle(s)")
+            }
+        }
+    }
+}

@@ -1,0 +1,31 @@
+import ArgumentParser
+import DataJoin
+
+struct Init: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Make a database a DataJoin node: install the ds_ tables, record its node id, create its signing key.",
+        discussion: """
+            Idempotent: running it again with the same --node changes nothing; a different name is refused.
+
+            Example:
+              datajoin init --db sqlite:testapp1.db --node testapp1
+              datajoin init --db postgresql://app:secret@localhost:5432/testapp2 --node testapp2
+            """)
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Option(help: ArgumentHelp("This node's unique name (letters, digits, '.', '_', '-').", valueName: "name"))
+    var node: String
+
+    func run() throws {
+        try DataJoin_run {
+            let db = try database.open()
+            let r = try NodeSetup.initialize(db, node: node)
+            print(r.created ? "initialized \(db.displayName) as node \(r.nodeId)" : "\(db.displayName) is already node \(r.nodeId); nothing changed")
+            if r.created { print("public key: \(r.publicKey)  (peers run: datajoin trust --db URL \(r.nodeId) \(r.publicKey))") }
+        }
+    }
+}
+
+/// `run` from Support, under a name that does not clash with ParsableCommand.run().
+func DataJoin_run(_ body: () throws -> Void) throws { try run(body) }

@@ -1,0 +1,102 @@
+import ArgumentParser
+import DataJoin
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show a bundle's header and changes (checks it too).",
+        discussion: "Example:\n  datajoin inspect bundles/testapp1_000000000001-000000000001_1a2b3c4d.djb --json")
+
+    @Argument(help: ArgumentHelp("Bundle file.", valueName: "file"), completion: .file())
+    var file: String
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    @Option(help: ArgumentHelp("Show at most N changes.", valueName: "n"))
+    var limit: Int = 1000
+
+    func run() throws {
+        try DataJoin_run {
+            let s = try BundleInspector.read(file, keepChanges: max(0, limit))
+            print(json ? BundleInspector.json(s) : BundleInspector.text(s))
+        }
+    }
+}
+
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check bundle files (format, completeness, checksum, signature) without touching a database.",
+        discussion: "Exit status 1 when any file is bad.\n\nExample:\n  datajoin verify /media/usb/datajoin/*.djb")
+
+    @Argument(help: ArgumentHelp("Bundle files or folders.", valueName: "file"), completion: .file())
+    var files: [String] = []
+
+    func run() throws {
+        var bad = 0
+        try DataJoin_run {
+            if files.isEmpty { throw DataJoinError(.usage, "name at least one bundle file to verify") }
+            for path in try BundleFiles.expand(files) {
+                switch BundleInspector.verify(path) {
+                case .success(let h):
+                    let ranges = h.origins.map { "\($0.origin) \($0.first)-\($0.last)" }.joined(separator: ", ")
+                    print("\(path): OK (\(h.changeCount) changes from \(ranges), signed by \(h.sender))")
+                case .failure(let e):
+                    bad += 1
+                    Console.error("\(path): \(e.message)")
+                }
+            }
+        }
+        if bad > 0 { throw ExitCode.failure }
+    }
+}
+
+struct Key: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print this node's public key, for peers to trust.",
+        discussion: "Example:\n  datajoin trust --db laptop.db office $(datajoin key --db office.db)")
+
+    @OptionGroup var database: DatabaseOptions
+
+    func run() throws {
+        try DataJoin_run {
+            let db = try database.open()
+            print(try DataJoin.Trust.publicKey(db).key)
+        }
+    }
+}
+
+struct TrustCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "trust",
+        abstract: "Trust a peer's public key, or revoke it; ingest accepts bundles only from trusted senders.",
+        discussion: """
+            Example:
+              datajoin trust --db laptop.db office 3b6a27bc…(64 hex digits)
+              datajoin trust --db laptop.db --revoke office
+            """)
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Flag(help: "Stop trusting NODE.")
+    var revoke = false
+
+    @Argument(help: "The peer's node name.")
+    var node: String
+
+    @Argument(help: "Its public key, as 'datajoin key' prints it.")
+    var publicKey: String?
+
+    func run() throws {
+        try DataJoin_run {
+            let db = try database.open()
+            if revoke {
+                if publicKey != nil { throw DataJoinError(.usage, "--revoke takes only the node name") }
+                print(try DataJoin.Trust.revoke(db, node: node) ? "revoked \(node)" : "\(node) was not trusted; nothing changed")
+            } else {
+                guard let publicKey else { throw DataJoinError(.usage, "give the public key of \(node) (as 'datajoin key' prints it on \(node))") }
+                try DataJoin.Trust.trust(db, node: node, publicKey: publicKey)
+                print("trusting \(node)")
+            }
+        }
+    }
+}

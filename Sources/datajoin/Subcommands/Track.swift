@@ -1,0 +1,50 @@
+import ArgumentParser
+import DataJoin
+
+struct Track: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start capturing inserts, updates and deletes of tables into ds_change_outbox.",
+        discussion: """
+            Installs capture triggers (plpgsql on PostgreSQL, SQL triggers on SQLite). A table needs a
+            primary key; composite keys work. After ALTER TABLE, run 'untrack' then 'track' again.
+
+            Example:
+              datajoin track --db sqlite:testapp1.db sales_order
+            """)
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Argument(help: "Tables to track.")
+    var tables: [String] = []
+
+    func run() throws {
+        try DataJoin_run {
+            if tables.isEmpty { throw DataJoinError(.usage, "name at least one table to track") }
+            let db = try database.open()
+            for t in try Tracker.track(db, tables: tables) {
+                print("tracking \(t.table) (key: \(t.keyColumns.joined(separator: ", ")))")
+                for w in t.warnings { Console.warn(w) }
+            }
+        }
+    }
+}
+
+struct Untrack: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Stop capturing changes of tables (changes already captured still export).",
+        discussion: "Example:\n  datajoin untrack --db sqlite:testapp1.db sales_order")
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Argument(help: "Tables to stop tracking.")
+    var tables: [String] = []
+
+    func run() throws {
+        try DataJoin_run {
+            if tables.isEmpty { throw DataJoinError(.usage, "name at least one table to untrack") }
+            let db = try database.open()
+            try Tracker.untrack(db, tables: tables)
+            for t in tables { print("no longer tracking \(t)") }
+        }
+    }
+}

@@ -1,0 +1,101 @@
+import ArgumentParser
+import DataJoin
+import Foundation
+
+/// `--db URL`, shared by every command that opens a database.
+struct DatabaseOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Database URL: postgresql://user:pass@host:port/db, sqlite:PATH, or PATH.db (default: $DATAJOIN_DB).", valueName: "url"))
+    var db: String?
+
+    func open() throws -> Database {
+        guard let text = db ?? ProcessInfo.processInfo.environment["DATAJOIN_DB"], !text.isEmpty else {
+            throw DataJoinError(.usage, "no database given: pass --db URL or set DATAJOIN_DB")
+        }
+        return try DatabaseOpener.open(text)
+    }
+}
+
+/// `--quiet` / `--verbose`, shared by the long-running commands.
+struct OutputOptions: ParsableArguments {
+    @Flag(name: .shortAndLong, help: "Print nothing but errors.")
+    var quiet = false
+
+    @Flag(name: .shortAndLong, help: "Log each bundle and step on stderr.")
+    var verbose = false
+
+    func reporter() -> Reporter { TerminalReporter(quiet: quiet, verbose: verbose) }
+}
+
+/// Exit codes, the same for every command (docs/cli.md).
+enum Exit {
+    static let partial = ExitCode(2)
+    static let usage = ExitCode(64)
+}
+
+/// Runs a command body; library errors become one line on stderr and the documented exit code.
+func run(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let e as DataJoinError {
+        Console.error(e.message)
+        throw e.code == .usage || e.code == .badURL ? Exit.usage : ExitCode.failure
+    } catch let e as ExitCode {
+        throw e
+    } catch {
+        Console.error("\(error)")
+        throw ExitCode.failure
+    }
+}
+
+enum Console {
+    static func error(_ message: String) {
+        FileHandle.standardError.write(Data(("datajoin: error: " + message + "\n").utf8))
+    }
+    static func warn(_ message: String) {
+        FileHandle.standardError.write(Data(("datajoin: warning: " + message + "\n").utf8))
+    }
+    static func info(_ message: String) {
+        FileHandle.standardError.write(Data((message + "\n").utf8))
+    }
+}
+
+/// A progress line on stderr, drawn only when stderr is a terminal.
+final class TerminalReporter: Reporter {
+    let quiet: Bool
+    let verbose: Bool
+    let isTTY = isatty(2) == 1
+    private var lastDraw = Date.distantPast
+    private let start = Date()
+    private var drew = false
+
+    init(quiet: Bool, verbose: Bool) {
+        self.quiet = quiet
+        self.verbose = verbose
+    }
+
+    deinit { if drew { FileHandle.standardError.write(Data("\n".utf8)) } }
+
+    func progress(_ phase: String, done: Int64, total: Int64?) {
+        guard isTTY, !quiet else { return }
+        let now = Date()
+        guard now.timeIntervalSince(lastDraw) > 0.2 || done == total else { return }
+        lastDraw = now
+        let elapsed = max(now.timeIntervalSince(start), 0.001)
+        let rate = Double(done) / elapsed
+        var line = "\r\(phase): \(done)"
+        if let total, total > 0 {
+            line += "/\(total) changes (\(Int(Double(done) * 100 / Double(total)))%)"
+            if rate > 0 && done < total { line += ", ETA \(Int(Double(total - done) / rate))s" }
+        } else {
+            line += " changes"
+        }
+        line += ", \(Int(rate))/s\u{1B}[K"
+        FileHandle.standardError.write(Data(line.utf8))
+        drew = true
+    }
+
+    func verbose(_ message: String) {
+        guard verbose, !quiet else { return }
+        Console.info(message)
+    }
+}

@@ -9,6 +9,6 @@ trap pg_stop EXIT
 pg_start
 export DATAJOIN_REQUIRE_PG=1
 swift build --build-tests "$@"
-swift test --skip-build "$@" 2>&1 | tee /tmp/datajoin-test-output.txt
+swift test --skip-build --disable-swift-testing "$@" 2>&1 | tee /tmp/datajoin-test-output.txt
 status=${PIPESTATUS[0]}
 exit "$status"

@@ -26,9 +26,14 @@ public enum Exporter {
         guard FileManager.default.fileExists(atPath: options.folder, isDirectory: &isDir), isDir.boolValue else {
             throw DataJoinError.io("export folder \(options.folder) does not exist; create it first")
         }
-        guard access(options.folder, W_OK) == 0 else {
-            throw DataJoinError.io("export folder \(options.folder) is not writable")
+        // Probe by writing, not access(2): root passes access() on read-only mounts.
+        let probe = (options.folder as NSString).appendingPathComponent(".datajoin-probe-\(getpid())")
+        let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard fd >= 0 else {
+            throw DataJoinError.io("export folder \(options.folder) is not writable (\(String(cString: strerror(errno))))")
         }
+        close(fd)
+        unlink(probe)
         if let m = options.maxChanges, m < 1 { throw DataJoinError(.usage, "--max-changes must be at least 1") }
         var me = try NodeIdentity.load(db)
         let tables = try TableRegistry.load(db)

@@ -33,7 +33,7 @@ struct Export: ParsableCommand {
             }
             for b in written { print(b.path) }
             if !output.quiet {
-                Console.info("exported \(written.reduce(0) { $0 + $1.changes }) change(s) in \(written.count) bundle(s)")
+                print("exported \(written.reduce(0) { $0 + $1.changes }) change(s) in \(written.count) bundle(s)")
             }
         }
     }

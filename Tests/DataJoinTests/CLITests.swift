@@ -1,0 +1,182 @@
+import Foundation
+import XCTest
+
+@testable import DataJoin
+
+/// Bad input gets a clear one-line error, a non-zero exit, and changes nothing.
+final class CLITests: XCTestCase {
+    var folder: URL!
+
+    override func setUpWithError() throws { folder = try TestDatabases.tempFolder("cli") }
+
+    private func node(_ name: String = "n1") throws -> TestNode { try TestNode(name, .sqlite, folder: folder, viaCLI: true) }
+
+    func testUnknownCommandAndFlagAreUsageErrors() throws {
+        var r = try CLI.run(["frobnicate"])
+        XCTAssertEqual(r.status, 64)
+        XCTAssertTrue(r.stderr.contains("frobnicate"), r.stderr)
+        r = try CLI.run(["export", "--db", "x.db", "--to", "/tmp", "--bogus"])
+        XCTAssertEqual(r.status, 64)
+        XCTAssertTrue(r.stderr.contains("--bogus"), r.stderr)
+    }
+
+    func testHelpTeachesWithExamples() throws {
+        for cmd in ["init", "track", "untrack", "export", "ingest", "import", "status", "inspect", "verify", "key", "trust", "conflicts"] {
+            let r = try CLI.ok([cmd, "--help"])
+            XCTAssertTrue(r.stdout.contains("Example"), "\(cmd) --help has no example")
+        }
+    }
+
+    func testMalformedURL() throws {
+        for bad in ["mysql://x/y", "postgresql://", "sqlite:", "notadb"] {
+            let r = try CLI.run(["status", "--db", bad])
+            XCTAssertEqual(r.status, 64, bad)
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+            XCTAssertTrue(r.stderr.hasPrefix("datajoin: error: "), r.stderr)
+        }
+    }
+
+    func testMissingDatabaseArgumentUsesEnvironment() throws {
+        let n = try node()
+        var r = try CLI.run(["status"])
+        XCTAssertEqual(r.status, 64)
+        XCTAssertTrue(r.stderr.contains("DATAJOIN_DB"), r.stderr)
+        r = try CLI.ok(["status", "--json"], env: ["DATAJOIN_DB": n.url])
+        XCTAssertTrue(r.stdout.contains("\"node_id\":\"n1\""), r.stdout)
+    }
+
+    func testUnreachableServerNeverPrintsPassword() throws {
+        let r = try CLI.run(["status", "--db", "postgresql://alice:s3cretpw@127.0.0.1:1/nodb"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("cannot connect"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("s3cretpw"), r.stderr)
+        XCTAssertFalse(r.stdout.contains("s3cretpw"))
+        XCTAssertTrue(r.stderr.contains("alice:***@"), r.stderr)
+    }
+
+    func testInitIsIdempotentAndRefusesRename() throws {
+        let n = try node()
+        try CLI.ok(["init", "--db", n.url, "--node", "n1"])
+        let r = try CLI.run(["init", "--db", n.url, "--node", "other"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("already DataJoin node 'n1'"), r.stderr)
+        XCTAssertEqual(try n.db.scalar("SELECT node_id FROM ds_node"), .text("n1"))
+        XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM ds_node"), .integer(1))
+        XCTAssertEqual(try CLI.run(["init", "--db", n.url, "--node", "bad name!"]).status, 64)
+    }
+
+    func testCommandsBeforeInitSayWhatToDo() throws {
+        let url = folder.appendingPathComponent("fresh.db").path
+        let r = try CLI.run(["export", "--db", url, "--to", folder.path])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("datajoin init"), r.stderr)
+    }
+
+    func testTrackErrors() throws {
+        let n = try node()
+        var r = try CLI.run(["track", "--db", n.url, "no_such_table"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("does not exist"), r.stderr)
+        r = try CLI.run(["track", "--db", n.url, "sales_order"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("already tracked"), r.stderr)
+        try n.exec("CREATE TABLE nokey (a TEXT, b TEXT)")
+        r = try CLI.run(["track", "--db", n.url, "nokey"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("no primary key"), r.stderr)
+        // A refused list changes nothing, even for the good names in it.
+        try n.exec("CREATE TABLE good (id TEXT PRIMARY KEY)")
+        r = try CLI.run(["track", "--db", n.url, "good", "nokey"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(try Tracker.trackedNames(n.db), ["sales_order"])
+        r = try CLI.ok(["untrack", "--db", n.url, "sales_order"])
+        XCTAssertEqual(try Tracker.trackedNames(n.db), [])
+        try n.exec("INSERT INTO sales_order (order_id) VALUES ('x')")
+        XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM ds_change_outbox"), .integer(0))
+    }
+
+    func testTrackWarnsAboutLocalSequenceKeys() throws {
+        let n = try node()
+        try n.exec("CREATE TABLE auto (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT)")
+        let r = try CLI.ok(["track", "--db", n.url, "auto"])
+        XCTAssertTrue(r.stderr.contains("UUIDs"), r.stderr)
+    }
+
+    func testExportToMissingOrUnwritableFolder() throws {
+        let n = try node()
+        try n.exec("INSERT INTO sales_order (order_id) VALUES ('a')")
+        var r = try CLI.run(["export", "--db", n.url, "--to", folder.appendingPathComponent("missing").path])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("does not exist"), r.stderr)
+        let ro = folder.appendingPathComponent("ro")
+        try FileManager.default.createDirectory(at: ro, withIntermediateDirectories: true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o555], ofItemAtPath: ro.path)
+        // Root writes anywhere a mode allows nothing; /sys is read-only for everyone.
+        let target = geteuid() == 0 ? "/sys" : ro.path
+        r = try CLI.run(["export", "--db", n.url, "--to", target])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("not writable"), r.stderr)
+        XCTAssertEqual(try ProgramPointer.get(n.db, Program.export), 0)
+        XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq IS NOT NULL"), .integer(0))
+    }
+
+    func testNothingNewExportsNoFile() throws {
+        let n = try node()
+        let out = folder.appendingPathComponent("out")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        let r = try CLI.ok(["export", "--db", n.url, "--to", out.path])
+        XCTAssertTrue(r.stdout.contains("nothing new to export"))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.path), [])
+    }
+
+    func testIngestRefusesNonBundleButLoadsTheGoodOnes() throws {
+        let a = try node("a"), b = try node("b")
+        try CLI.ok(["trust", "--db", b.url, "a", try CLI.ok(["key", "--db", a.url]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)])
+        let drop = folder.appendingPathComponent("drop")
+        try FileManager.default.createDirectory(at: drop, withIntermediateDirectories: true)
+        try a.exec("INSERT INTO sales_order (order_id, description) VALUES ('k1', 'hello')")
+        try CLI.ok(["export", "--db", a.url, "--to", drop.path])
+        let junk = drop.appendingPathComponent("aaa-junk.djb")
+        try Data("this is not a bundle".utf8).write(to: junk)
+        try Data("rsync temp".utf8).write(to: drop.appendingPathComponent(".a_000000000002.djb.Xy12ab"))
+        let r = try CLI.run(["ingest", "--db", b.url, drop.path])
+        XCTAssertEqual(r.status, 2, r.stderr)
+        let errors = r.stderr.split(separator: "\n")
+        XCTAssertEqual(errors.count, 1, r.stderr)
+        XCTAssertTrue(errors[0].contains("aaa-junk.djb") && errors[0].contains("refused"), r.stderr)
+        XCTAssertEqual(try b.rows(), try a.rows())
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_inbox"), .integer(1))
+    }
+
+    func testStatusShowsWaitingWork() throws {
+        let n = try node()
+        try n.exec("INSERT INTO sales_order (order_id) VALUES ('a'), ('b')")
+        let r = try CLI.ok(["status", "--db", n.url, "--json"])
+        for field in ["\"node_id\":\"n1\"", "\"tracked_tables\":[\"sales_order\"]", "\"outbox_waiting\":2", "\"inbox_waiting\":0", "\"pointers\":{\"export\":0,\"import\":0}", "\"last_export\":null"] {
+            XCTAssertTrue(r.stdout.contains(field), "missing \(field) in \(r.stdout)")
+        }
+        let text = try CLI.ok(["status", "--db", n.url]).stdout
+        XCTAssertTrue(text.contains("waiting export:   2 change(s)"), text)
+    }
+
+    func testInspectAndVerify() throws {
+        let n = try node()
+        try n.exec("INSERT INTO sales_order (order_id, description) VALUES ('ord2', 'it''s; DROP TABLE x')")
+        let out = folder.appendingPathComponent("out")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        let path = try CLI.ok(["export", "--db", n.url, "--to", out.path]).stdout.split(separator: "\n")[0]
+        XCTAssertTrue((String(path) as NSString).lastPathComponent.hasPrefix("n1_000000000001-000000000001_"), String(path))
+        var r = try CLI.ok(["inspect", String(path), "--json"])
+        XCTAssertTrue(r.stdout.contains("\"sender\":\"n1\""), r.stdout)
+        XCTAssertTrue(r.stdout.contains("it's; DROP TABLE x"), r.stdout)
+        r = try CLI.ok(["verify", String(path)])
+        XCTAssertTrue(r.stdout.contains("OK"), r.stdout)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: String(path)))
+        bytes[bytes.count / 2] ^= 0x10
+        let bad = out.appendingPathComponent("bad.djb")
+        try bytes.write(to: bad)
+        r = try CLI.run(["verify", bad.path])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("bad.djb"), r.stderr)
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+import XCTest
+
+@testable import DataJoin
+
+/// Throwaway databases for tests: SQLite files in a temp folder, PostgreSQL databases created
+/// on the server named by DATAJOIN_TEST_PG (Scripts/test.sh starts one). With
+/// DATAJOIN_REQUIRE_PG=1 (CI) a missing server fails the test instead of skipping it.
+enum TestDatabases {
+    static var postgresBase: String? { ProcessInfo.processInfo.environment["DATAJOIN_TEST_PG"] }
+
+    static func requirePostgres() throws -> String {
+        if let base = postgresBase { return base }
+        if ProcessInfo.processInfo.environment["DATAJOIN_REQUIRE_PG"] == "1" {
+            XCTFail("DATAJOIN_TEST_PG is not set but DATAJOIN_REQUIRE_PG=1: PostgreSQL tests must run")
+        }
+        throw XCTSkip("no PostgreSQL server: set DATAJOIN_TEST_PG (Scripts/test.sh does)")
+    }
+
+    /// A new, empty database of the brand; returns its URL.
+    static func create(_ brand: Brand, name: String, in folder: URL) throws -> String {
+        switch brand {
+        case .sqlite:
+            return folder.appendingPathComponent("\(name).db").path
+        case .postgres:
+            let base = try requirePostgres()
+            let admin = try DatabaseOpener.open(base)
+            let dbName = "dj_\(name.lowercased())_\(UInt32.random(in: 0...UInt32.max))"
+            try admin.executeScript("CREATE DATABASE \(dbName)")
+            return replaceDatabase(in: base, with: dbName)
+        }
+    }
+
+    static func replaceDatabase(in url: String, with name: String) -> String {
+        guard let slash = url.range(of: "/", options: .backwards, range: url.range(of: "://")!.upperBound..<url.endIndex) else { return url + "/" + name }
+        let rest = url[slash.upperBound...]
+        let query = rest.firstIndex(of: "?").map { String(rest[$0...]) } ?? ""
+        return String(url[..<slash.upperBound]) + name + query
+    }
+
+    static let salesOrderSQL = """
+        CREATE TABLE sales_order (
+            order_id TEXT PRIMARY KEY NOT NULL, order_type TEXT, description TEXT, product_type_name TEXT,
+            customer_id TEXT, quantity TEXT, order_date TEXT, update_datetime TEXT, updated_by_user TEXT, updated_by_server TEXT)
+        """
+
+    static func tempFolder(_ label: String = "t") throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("datajoin-test-\(label)-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    /// Every row of a table as strings, ordered by the first column: what a test compares.
+    static func dump(_ db: Database, _ table: String) throws -> [[String]] {
+        try db.rows("SELECT * FROM \(db.quote(table)) ORDER BY 1").map { $0.values.map { $0.isNull ? "NULL" : $0.description } }
+    }
+}
+
+/// Runs the built `datajoin` executable as a process, as a user would.
+struct CLI {
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static var executable: URL {
+        let candidates = Bundle.allBundles.map { $0.bundleURL.deletingLastPathComponent() } + [Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()]
+        for dir in candidates {
+            let url = dir.appendingPathComponent("datajoin")
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent(".build/debug/datajoin")
+    }
+
+    @discardableResult
+    static func run(_ args: [String], env: [String: String] = [:], file: StaticString = #filePath, line: UInt = #line) throws -> Result {
+        let p = Process()
+        p.executableURL = executable
+        p.arguments = args
+        var environment = ProcessInfo.processInfo.environment
+        environment.removeValue(forKey: "DATAJOIN_DB")
+        for (k, v) in env { environment[k] = v }
+        p.environment = environment
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        // Read both pipes to the end before waiting, so a large output cannot block the child.
+        final class Box: @unchecked Sendable { var data = Data() }
+        let errBox = Box()
+        let group = DispatchGroup()
+        group.enter()
+        let errHandle = err.fileHandleForReading
+        DispatchQueue.global().async { errBox.data = errHandle.readDataToEndOfFile(); group.leave() }
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        let errData = errBox.data
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    /// Runs and fails the test unless the exit status is `expect`.
+    @discardableResult
+    static func ok(_ args: [String], expect: Int32 = 0, env: [String: String] = [:], file: StaticString = #filePath, line: UInt = #line) throws -> Result {
+        let r = try run(args, env: env)
+        XCTAssertEqual(r.status, expect, "datajoin \(args.joined(separator: " ")) exited \(r.status)\nstdout: \(r.stdout)\nstderr: \(r.stderr)", file: file, line: line)
+        return r
+    }
+}
+
+/// One DataJoin node for a test: a database with the seed's sales_order, initialized.
+final class TestNode {
+    let name: String
+    let url: String
+    let db: Database
+    let brand: Brand
+
+    init(_ name: String, _ brand: Brand, folder: URL, table: String = TestDatabases.salesOrderSQL, track: [String] = ["sales_order"], viaCLI: Bool = false) throws {
+        self.name = name
+        self.brand = brand
+        url = try TestDatabases.create(brand, name: name, in: folder)
+        db = try DatabaseOpener.open(url)
+        try db.executeScript(table)
+        if viaCLI {
+            try CLI.ok(["init", "--db", url, "--node", name])
+            if !track.isEmpty { try CLI.ok(["track", "--db", url] + track) }
+        } else {
+            _ = try NodeSetup.initialize(db, node: name)
+            if !track.isEmpty { _ = try Tracker.track(db, tables: track) }
+        }
+    }
+
+    func trust(_ other: TestNode) throws {
+        try Trust.trust(db, node: other.name, publicKey: try Trust.publicKey(other.db).key)
+    }
+
+    func exec(_ sql: String, _ params: [Value] = []) throws { try db.execute(sql, params) }
+
+    func rows(_ table: String = "sales_order") throws -> [[String]] { try TestDatabases.dump(db, table) }
+
+    /// Exports into `folder`; returns the paths written.
+    @discardableResult
+    func export(to folder: URL, max: Int? = nil) throws -> [String] {
+        try Exporter.export(db, ExportOptions(folder: folder.path, maxChanges: max)).map(\.path)
+    }
+
+    @discardableResult
+    func ingest(_ paths: [String]) throws -> IngestReport {
+        try Ingester.ingest(db, IngestOptions(paths: paths))
+    }
+}
+
+func trustAll(_ nodes: [TestNode]) throws {
+    for a in nodes { for b in nodes where a !== b { try a.trust(b) } }
+}

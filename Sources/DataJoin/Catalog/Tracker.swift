@@ -8,7 +8,9 @@ public enum Tracker {
         public var warnings: [String]
     }
 
-    public static func track(_ db: Database, tables names: [String]) throws -> [Tracked] {
+    /// With `triggers` false the table is registered only: the application writes its own
+    /// ds_change_outbox rows (the seed's CRUD-API path, docs/capture.md).
+    public static func track(_ db: Database, tables names: [String], triggers: Bool = true) throws -> [Tracked] {
         _ = try NodeIdentity.load(db)
         guard !names.isEmpty else { throw DataJoinError(.usage, "name at least one table to track") }
         let existing = try trackedNames(db)
@@ -30,7 +32,7 @@ public enum Tracker {
         return try db.inTransaction {
             try infos.map { info in
                 try TableRegistry.save(db, info)
-                try CaptureTriggers.install(db, info)
+                if triggers { try CaptureTriggers.install(db, info) }
                 return Tracked(table: info.name, keyColumns: info.keyColumns.map(\.name), warnings: try keyWarnings(db, info))
             }
         }

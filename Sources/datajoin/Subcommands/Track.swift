@@ -14,6 +14,9 @@ struct Track: ParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
 
+    @Flag(help: "Register the tables without capture triggers: the application writes ds_change_outbox rows itself (docs/capture.md).")
+    var noTriggers = false
+
     @Argument(help: "Tables to track.")
     var tables: [String] = []
 
@@ -21,7 +24,7 @@ struct Track: ParsableCommand {
         try DataJoin_run {
             if tables.isEmpty { throw DataJoinError(.usage, "name at least one table to track") }
             let db = try database.open()
-            for t in try Tracker.track(db, tables: tables) {
+            for t in try Tracker.track(db, tables: tables, triggers: !noTriggers) {
                 print("tracking \(t.table) (key: \(t.keyColumns.joined(separator: ", ")))")
                 for w in t.warnings { Console.warn(w) }
             }

@@ -25,7 +25,7 @@ enum TestDatabases {
         case .postgres:
             let base = try requirePostgres()
             let admin = try DatabaseOpener.open(base)
-            let dbName = "dj_\(name.lowercased())_\(UInt32.random(in: 0...UInt32.max))"
+            let dbName = "dj_\(name.lowercased().filter { $0.isLetter || $0.isNumber })_\(UInt32.random(in: 0...UInt32.max))"
             try admin.executeScript("CREATE DATABASE \(dbName)")
             return replaceDatabase(in: base, with: dbName)
         }

@@ -1,0 +1,199 @@
+import Foundation
+import XCTest
+
+@testable import DataJoin
+
+/// Export → ingest → import on both brands: keys, splitting, idempotency, capture suppression,
+/// and the documented outcomes of inserts of existing keys and changes to missing rows.
+final class PipelineTests: XCTestCase {
+    var folder: URL!
+    override func setUpWithError() throws { folder = try TestDatabases.tempFolder("pipe") }
+
+    func bundles(_ name: String) throws -> URL {
+        let u = folder.appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
+        return u
+    }
+
+    func pair(_ b1: Brand, _ b2: Brand, table: String = TestDatabases.salesOrderSQL, track: [String] = ["sales_order"]) throws -> (TestNode, TestNode) {
+        let a = try TestNode("a", b1, folder: folder, table: table, track: track)
+        let b = try TestNode("b", b2, folder: folder, table: table, track: track)
+        try trustAll([a, b])
+        return (a, b)
+    }
+
+    func testCompositeKeyAndKeyChangeSQLite() throws { try compositeKey(.sqlite, .postgres) }
+    func testCompositeKeyAndKeyChangePostgres() throws { try compositeKey(.postgres, .sqlite) }
+
+    private func compositeKey(_ b1: Brand, _ b2: Brand) throws {
+        let ddl = "CREATE TABLE line (order_id TEXT NOT NULL, line_no INTEGER NOT NULL, product TEXT, qty INTEGER, PRIMARY KEY (order_id, line_no))"
+        let (a, b) = try pair(b1, b2, table: ddl, track: ["line"])
+        try a.exec("INSERT INTO line VALUES ('o1', 1, 'pen', 3), ('o1', 2, 'ink', 1), ('o2', 1, 'pad', 7)")
+        try a.exec("UPDATE line SET qty = 4 WHERE order_id = 'o1' AND line_no = 1")
+        try a.exec("UPDATE line SET line_no = 3 WHERE order_id = 'o1' AND line_no = 2")  // a key change
+        try a.exec("DELETE FROM line WHERE order_id = 'o2'")
+        let out = try bundles("out")
+        try a.export(to: out)
+        try b.ingest([out.path])
+        XCTAssertEqual(try b.rows("line"), [["o1", "1", "pen", "4"], ["o1", "3", "ink", "1"]])
+        XCTAssertEqual(try a.rows("line"), try b.rows("line"))
+    }
+
+    func testMaxChangesSplitsIntoSortedBundles() throws {
+        let (a, b) = try pair(.sqlite, .sqlite)
+        for i in 0..<25 { try a.exec("INSERT INTO sales_order (order_id, quantity) VALUES (?, ?)", [.text("k\(i)"), .text("\(i)")]) }
+        let out = try bundles("out")
+        let paths = try a.export(to: out, max: 10)
+        XCTAssertEqual(paths.map { ($0 as NSString).lastPathComponent.components(separatedBy: "_")[1] },
+                       ["000000000001-000000000010", "000000000011-000000000020", "000000000021-000000000025"])
+        XCTAssertEqual(paths, paths.sorted())
+        // Delivered in reverse order, they still converge.
+        for p in paths.reversed() { try b.ingest([p]) }
+        XCTAssertEqual(try b.rows(), try a.rows())
+        XCTAssertEqual(try ProgramPointer.get(a.db, Program.export), 25)
+    }
+
+    func testPostgresTransactionIsNeverSplit() throws {
+        let (a, _) = try pair(.postgres, .sqlite)
+        try a.db.inTransaction { for i in 0..<7 { try a.exec("INSERT INTO sales_order (order_id) VALUES (?)", [.text("t1-\(i)")]) } }
+        try a.db.inTransaction { for i in 0..<7 { try a.exec("INSERT INTO sales_order (order_id) VALUES (?)", [.text("t2-\(i)")]) } }
+        let paths = try a.export(to: try bundles("out"), max: 5)
+        // Cuts fall only between the two transactions.
+        XCTAssertEqual(paths.count, 2)
+        XCTAssertEqual(try paths.map { try BundleInspector.read($0).header.changeCount }, [7, 7])
+    }
+
+    func testIngestTwiceAndOverlappingBundlesLoadOnce() throws {
+        let (a, b) = try pair(.sqlite, .postgres)
+        try a.exec("INSERT INTO sales_order (order_id, description) VALUES ('x', 'one')")
+        let out1 = try bundles("one")
+        let first = try a.export(to: out1)
+        try a.exec("UPDATE sales_order SET description = 'two' WHERE order_id = 'x'")
+        let second = try a.export(to: out1)
+        var r = try b.ingest(first + second)
+        XCTAssertEqual(r.imported?.applied, 2)
+        r = try b.ingest(first + second)
+        XCTAssertEqual(r.files.map(\.status), [.alreadySeen, .alreadySeen])
+        // The same changes through another bundle (a copy re-exported under another name).
+        let copy = try bundles("copy").appendingPathComponent("renamed.djb")
+        try FileManager.default.copyItem(atPath: first[0], toPath: copy.path)
+        r = try b.ingest([copy.path])
+        XCTAssertEqual(r.files.map(\.status), [.alreadySeen])
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_inbox"), .integer(2))
+        XCTAssertEqual(try b.rows(), try a.rows())
+    }
+
+    func testOwnBundlesAreSkippedNotApplied() throws {
+        let (a, b) = try pair(.sqlite, .sqlite)
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('mine')")
+        let shared = try bundles("shared")
+        try a.export(to: shared)
+        try b.exec("INSERT INTO sales_order (order_id) VALUES ('theirs')")
+        try b.export(to: shared)
+        let r = try a.ingest([shared.path])
+        XCTAssertEqual(r.files.map(\.status), [.ownBundle, .loaded(changes: 1, skipped: 0)])
+        XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_change_inbox WHERE origin = 'a'"), .integer(0))
+        XCTAssertEqual(try a.rows().map { $0[0] }, ["mine", "theirs"])
+    }
+
+    func testInsertOfExistingKeyOverwritesUnsyncedRow() throws {
+        let (a, b) = try pair(.sqlite, .postgres)
+        // b holds a row that was there before tracking (no version): the synced insert wins.
+        try b.db.inTransaction {
+            try Importer.setApplying(b.db, true)
+            try b.exec("INSERT INTO sales_order (order_id, description) VALUES ('k', 'local, never synced')")
+            try Importer.setApplying(b.db, false)
+        }
+        try a.exec("INSERT INTO sales_order (order_id, description) VALUES ('k', 'from a')")
+        try b.ingest(try a.export(to: try bundles("out")))
+        XCTAssertEqual(try b.db.scalar("SELECT description FROM sales_order WHERE order_id = 'k'"), .text("from a"))
+    }
+
+    func testUpdateOfMissingRowIsHeldUntilItsInsertArrives() throws {
+        let (a, b) = try pair(.postgres, .sqlite)
+        let out = try bundles("out")
+        try a.exec("INSERT INTO sales_order (order_id, description) VALUES ('late', 'v1')")
+        let insert = try a.export(to: out)
+        try a.exec("UPDATE sales_order SET description = 'v2' WHERE order_id = 'late'")
+        let update = try a.export(to: out)
+        var r = try b.ingest(update)
+        XCTAssertEqual(r.imported?.held, 1)
+        let status = try NodeStatus.read(b.db)
+        XCTAssertEqual(status.heldCount, 1)
+        XCTAssertTrue(status.held[0].reason.contains("insert has not arrived"), status.held[0].reason)
+        XCTAssertEqual(try b.rows(), [])
+        r = try b.ingest(insert)
+        XCTAssertEqual(r.imported?.released, 1)
+        XCTAssertEqual(try b.rows(), try a.rows())
+        XCTAssertEqual(try NodeStatus.read(b.db).heldCount, 0)
+    }
+
+    func testDeleteOfMissingRowLeavesATombstone() throws {
+        let (a, b) = try pair(.sqlite, .sqlite)
+        let out = try bundles("out")
+        try a.exec("INSERT INTO sales_order (order_id, description) VALUES ('gone', 'x')")
+        let insert = try a.export(to: out)
+        try a.exec("DELETE FROM sales_order WHERE order_id = 'gone'")
+        let delete = try a.export(to: out)
+        let r = try b.ingest(delete)
+        XCTAssertEqual(r.imported?.applied, 1)
+        // The older insert arriving late does not bring the row back.
+        try b.ingest(insert)
+        XCTAssertEqual(try b.rows(), [])
+        XCTAssertEqual(try b.db.scalar("SELECT cl FROM ds_row_version WHERE object_table = 'sales_order'"), .integer(2))
+    }
+
+    func testImporterWritesAreNotCapturedButOtherSessionsArePostgres() throws {
+        let (a, _) = try pair(.postgres, .sqlite)
+        let other = try DatabaseOpener.open(a.url)
+        try a.db.beginTransaction()
+        try Importer.setApplying(a.db, true)
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('by-importer')")
+        try other.execute("INSERT INTO sales_order (order_id) VALUES ('by-app-meanwhile')")
+        try a.db.commit()
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('after-import')")
+        let captured = try a.db.rows("SELECT object_id FROM ds_change_outbox ORDER BY id").map { $0.string(0) ?? "" }
+        XCTAssertEqual(captured, ["[\"by-app-meanwhile\"]", "[\"after-import\"]"])
+    }
+
+    func testImporterWritesAreNotCapturedAndACrashLeavesCaptureOnSQLite() throws {
+        let (a, _) = try pair(.sqlite, .sqlite)
+        do {
+            let crashing = try DatabaseOpener.open(a.url)
+            try crashing.beginTransaction()
+            try Importer.setApplying(crashing, true)
+            try crashing.execute("INSERT INTO sales_order (order_id) VALUES ('by-importer')")
+            // The connection goes away without COMMIT, as when the process is killed.
+        }
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('app')")
+        XCTAssertEqual(try a.db.scalar("SELECT applying FROM ds_apply_state"), .integer(0))
+        XCTAssertEqual(try a.db.rows("SELECT object_id FROM ds_change_outbox").map { $0.string(0) ?? "" }, ["[\"tapp\"]"])
+        XCTAssertEqual(try a.rows().map { $0[0] }, ["app"])
+    }
+
+    func testApplicationWrittenOutboxRows() throws {
+        for brand in [Brand.sqlite, .postgres] {
+            let sub = try TestDatabases.tempFolder("crud")
+            let a = try TestNode("crud-a", brand, folder: sub, track: [])
+            let b = try TestNode("crud-b", .sqlite, folder: sub)
+            try trustAll([a, b])
+            _ = try Tracker.track(a.db, tables: ["sales_order"], triggers: false)
+            // The application writes its row and its outbox row in one transaction.
+            let enc = { (s: String) in brand == .sqlite ? "t" + s : s }
+            try a.db.inTransaction {
+                try a.exec("INSERT INTO sales_order (order_id, description) VALUES ('api1', 'via API')")
+                try a.exec("""
+                    INSERT INTO ds_change_outbox (object_table, object_pk_attribute, object_id, object_operation, object_value)
+                    VALUES ('sales_order', 'order_id', ?, 'I', ?)
+                    """, [.text("[\"\(enc("api1"))\"]"), .text("{\"order_id\": \"\(enc("api1"))\", \"description\": \"\(enc("via API"))\"}")])
+                try a.exec("""
+                    INSERT INTO ds_change_outbox (object_table, object_pk_attribute, object_id, object_operation, object_attribute, object_value, object_value_old)
+                    VALUES ('sales_order', 'order_id', ?, 'U', 'quantity', ?, NULL)
+                    """, [.text("[\"\(enc("api1"))\"]"), .text(enc("9"))])
+            }
+            try b.ingest(try a.export(to: sub))
+            XCTAssertEqual(try b.db.rows("SELECT order_id, description, quantity FROM sales_order").map(\.values),
+                           [[.text("api1"), .text("via API"), .text("9")]], "\(brand)")
+        }
+    }
+}

@@ -48,7 +48,7 @@ enum Stamper {
     @discardableResult
     static func stampPending(_ db: Database, me: inout NodeIdentity, tables: [String: TableInfo]) throws -> Int {
         let versions = VersionStore(db: db)
-        let offset = HybridLogicalClock.testOffsetMs
+        let offset = try HybridLogicalClock.testOffsetMs(db)
         var total = 0
         while true {
             let rows = try db.rows("SELECT \(Outbox.columns) FROM ds_change_outbox WHERE seq IS NULL ORDER BY source_id, id LIMIT 2000")
@@ -57,7 +57,7 @@ enum Stamper {
                 let table = r.string(1) ?? ""
                 let keyValues = try Outbox.key(r, tables: tables, brand: db.brand)
                 let key = KeyCodec.encode(tables[table]?.canonicalKey(keyValues) ?? keyValues)
-                let captured = r.int(7).map { $0 + offset } ?? HybridLogicalClock.nowMs()
+                let captured = r.int(7).map { $0 + offset } ?? HybridLogicalClock.nowMs(offsetMs: offset)
                 me.hlc = HybridLogicalClock.tick(after: me.hlc, physicalMs: captured)
                 let version = Version(hlc: me.hlc, node: me.nodeId)
                 let seq = me.nextSeq

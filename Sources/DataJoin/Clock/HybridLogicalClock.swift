@@ -8,13 +8,17 @@ import Foundation
 public enum HybridLogicalClock {
     public static let counterBits: Int64 = 16
 
-    /// Wall-clock milliseconds, shifted by the test-only DATAJOIN_TEST_CLOCK_OFFSET_MS.
-    public static func nowMs() -> Int64 {
-        Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) + testOffsetMs
+    /// Wall-clock milliseconds, shifted by `offsetMs`.
+    public static func nowMs(offsetMs: Int64 = 0) -> Int64 {
+        Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) + offsetMs
     }
 
-    public static var testOffsetMs: Int64 {
-        ProcessInfo.processInfo.environment["DATAJOIN_TEST_CLOCK_OFFSET_MS"].flatMap { Int64($0) } ?? 0
+    /// The test-only clock offset of a node: DATAJOIN_TEST_CLOCK_OFFSET_MS for the process, or
+    /// the `test_clock_offset_ms` setting for one database. It shifts the physical time this
+    /// node's stamps and its future-stamp check use, as if its wall clock were wrong.
+    static func testOffsetMs(_ db: Database) throws -> Int64 {
+        if let env = ProcessInfo.processInfo.environment["DATAJOIN_TEST_CLOCK_OFFSET_MS"].flatMap({ Int64($0) }) { return env }
+        return try db.scalar("SELECT value FROM ds_setting WHERE name = 'test_clock_offset_ms'").asInt64 ?? 0
     }
 
     static func tick(after last: Int64, physicalMs: Int64) -> Int64 {

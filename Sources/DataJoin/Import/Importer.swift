@@ -13,9 +13,11 @@ public struct ImportReport: Sendable, Equatable {
 /// `datajoin import`: inbox rows past the import pointer into the application tables, one
 /// bundle per transaction, the pointer moved in that same transaction.
 public enum Importer {
-    /// How far ahead of this node's clock a change's stamp may be before it is held (10 minutes:
-    /// NTP settling after a laptop wakes, not a clock set to the wrong day).
-    public static let defaultMaxClockAheadMs: Int64 = 10 * 60 * 1000
+    /// How far ahead of this node's clock a change's stamp may be before it is held: 24 hours.
+    /// A laptop that slept for days without NTP, or sits in the wrong time zone setting, is
+    /// hours off, and it must still apply its peers' changes (and then win with its own later
+    /// edits); a clock set to the wrong year is not trusted (docs/conflict-rules.md).
+    public static let defaultMaxClockAheadMs: Int64 = 24 * 3_600_000
 
     public static func run(_ db: Database, reporter: Reporter = SilentReporter()) throws -> ImportReport {
         _ = try NodeIdentity.load(db)
@@ -74,7 +76,7 @@ public enum Importer {
         var me = try NodeIdentity.load(db)
         try Stamper.stampPending(db, me: &me, tables: tables)
         try setApplying(db, true)
-        let aheadLimit = (HybridLogicalClock.nowMs() + maxAhead) << HybridLogicalClock.counterBits
+        let aheadLimit = (HybridLogicalClock.nowMs(offsetMs: try HybridLogicalClock.testOffsetMs(db)) + maxAhead) << HybridLogicalClock.counterBits
         var merger = Merger(db: db, tables: tables)
         var clock = me.hlc
         var afterId: Int64 = 0

@@ -1,0 +1,211 @@
+import Foundation
+import XCTest
+
+@testable import DataJoin
+
+/// One test per rule of docs/conflict-rules.md, on mixed brands.
+final class MergeRuleTests: XCTestCase {
+    var folder: URL!
+    var a: TestNode!
+    var b: TestNode!
+
+    override func setUpWithError() throws {
+        folder = try TestDatabases.tempFolder("merge")
+        a = try TestNode("node-a", .sqlite, folder: folder)
+        b = try TestNode("node-b", TestDatabases.postgresBase == nil && ProcessInfo.processInfo.environment["DATAJOIN_REQUIRE_PG"] != "1" ? .sqlite : .postgres, folder: folder)
+        try trustAll([a, b])
+    }
+
+    /// Exports everything new on `from` and ingests it on `to`.
+    @discardableResult
+    func send(_ from: TestNode, _ to: TestNode) throws -> ImportReport? {
+        let out = folder.appendingPathComponent("out-\(from.name)")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        try from.export(to: out)
+        // The whole folder, as a drop folder is used: bundles seen before are skipped.
+        return try to.ingest([out.path]).imported
+    }
+
+    func exchange() throws {
+        try send(a, b)
+        try send(b, a)
+    }
+
+    func setOffset(_ n: TestNode, hours: Double) throws {
+        try n.exec("DELETE FROM ds_setting WHERE name = 'test_clock_offset_ms'")
+        try n.exec("INSERT INTO ds_setting (name, value) VALUES ('test_clock_offset_ms', ?)", [.text(String(Int64(hours * 3_600_000)))])
+    }
+
+    func value(_ n: TestNode, _ column: String, key: String = "k") throws -> Value {
+        try n.db.scalar("SELECT \(n.db.quote(column)) FROM sales_order WHERE order_id = ?", [.text(key)])
+    }
+
+    func seedRow() throws {
+        try a.exec("INSERT INTO sales_order (order_id, description, quantity, customer_id) VALUES ('k', 'start', '1', 'c0')")
+        try send(a, b)
+        XCTAssertEqual(try a.rows(), try b.rows())
+    }
+
+    func testDifferentColumnsEditedApartBothSurvive() throws {
+        try seedRow()
+        try a.exec("UPDATE sales_order SET description = 'edited on a' WHERE order_id = 'k'")
+        try b.exec("UPDATE sales_order SET quantity = '99' WHERE order_id = 'k'")
+        try exchange()
+        for n in [a!, b!] {
+            XCTAssertEqual(try value(n, "description"), .text("edited on a"))
+            XCTAssertEqual(try value(n, "quantity"), .text("99"))
+        }
+        XCTAssertEqual(try ConflictLog.list(a.db).count + ConflictLog.list(b.db).count, 0, "different columns are no conflict")
+    }
+
+    func testSameColumnNewerStampWinsEverywhereAndTheLoserIsLogged() throws {
+        try seedRow()
+        try a.exec("UPDATE sales_order SET description = 'older, from a' WHERE order_id = 'k'")
+        try send(a, a)  // stamps a's change now
+        try setOffset(b, hours: 1.0 / 3600)  // b's clock a second ahead: its edit is the newer one
+        try b.exec("UPDATE sales_order SET description = 'newer, from b' WHERE order_id = 'k'")
+        try send(b, b)
+        try exchange()
+        XCTAssertEqual(try value(a, "description"), .text("newer, from b"))
+        XCTAssertEqual(try value(b, "description"), .text("newer, from b"))
+        // On a, its own value was replaced by a newer remote one; on b, the incoming one lost.
+        let atA = try ConflictLog.list(a.db), atB = try ConflictLog.list(b.db)
+        XCTAssertEqual(atA.map(\.loserValue), ["\"older, from a\""])
+        XCTAssertEqual(atA.map(\.winnerValue), ["\"newer, from b\""])
+        XCTAssertEqual(atA.first?.loser.node, "node-a")
+        XCTAssertEqual(atB.map(\.loserValue), ["\"older, from a\""])
+        XCTAssertEqual(atB.first?.winner.node, "node-b")
+        XCTAssertGreaterThan(atB.first!.winner.hlc, atB.first!.loser.hlc)
+        // The conflicts command shows it.
+        let r = try CLI.ok(["conflicts", "--db", a.url, "--json"])
+        XCTAssertTrue(r.stdout.contains("\"loser_value\":\"older, from a\""), r.stdout)
+    }
+
+    func testStaleUpdateAfterDeleteDoesNotResurrect() throws {
+        try seedRow()
+        try b.exec("UPDATE sales_order SET description = 'edited before seeing the delete' WHERE order_id = 'k'")
+        try send(b, b)
+        try setOffset(a, hours: 1.0 / 3600)
+        try a.exec("DELETE FROM sales_order WHERE order_id = 'k'")
+        try exchange()
+        XCTAssertEqual(try a.rows(), [])
+        XCTAssertEqual(try b.rows(), [])
+        XCTAssertTrue(try ConflictLog.list(a.db).contains { $0.reason.contains("delete wins") })
+    }
+
+    func testDeleteBeatsAConcurrentNewerUpdate() throws {
+        try seedRow()
+        try a.exec("DELETE FROM sales_order WHERE order_id = 'k'")
+        try send(a, a)
+        try setOffset(b, hours: 1.0 / 3600)
+        // b edits later by the clock, but has not seen the delete: the delete still wins.
+        try b.exec("UPDATE sales_order SET description = 'later edit' WHERE order_id = 'k'")
+        try send(b, a)
+        try send(a, b)
+        XCTAssertEqual(try a.rows(), [])
+        XCTAssertEqual(try b.rows(), [])
+    }
+
+    func testReinsertBringsTheRowBackAndOldChangesStayOut() throws {
+        try seedRow()
+        try b.exec("UPDATE sales_order SET quantity = '5' WHERE order_id = 'k'")
+        let out = folder.appendingPathComponent("late")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        let lateUpdate = try b.export(to: out)
+        try a.exec("DELETE FROM sales_order WHERE order_id = 'k'")
+        try send(a, b)
+        try b.exec("INSERT INTO sales_order (order_id, description) VALUES ('k', 'reborn')")
+        try send(b, a)
+        try a.ingest(lateUpdate)  // an update of the first generation, arriving last
+        for n in [a!, b!] {
+            XCTAssertEqual(try value(n, "description"), .text("reborn"))
+            XCTAssertEqual(try value(n, "quantity"), .null)
+            XCTAssertEqual(try n.db.scalar("SELECT cl FROM ds_row_version"), .integer(3))
+        }
+        XCTAssertEqual(try a.rows(), try b.rows())
+    }
+
+    func testConcurrentInsertsOfOneKeyConverge() throws {
+        try a.exec("INSERT INTO sales_order (order_id, description, quantity) VALUES ('k', 'a', '1')")
+        try send(a, a)
+        try setOffset(b, hours: 1.0 / 3600)
+        try b.exec("INSERT INTO sales_order (order_id, description) VALUES ('k', 'b')")
+        try exchange()
+        XCTAssertEqual(try a.rows(), try b.rows())
+        XCTAssertEqual(try value(a, "description"), .text("b"))
+        XCTAssertEqual(try value(a, "quantity"), .null)
+    }
+
+    func testClockHoursBehindStillWinsAfterSeeingTheOthers() throws {
+        try setOffset(b, hours: -3)
+        try seedRow()
+        try a.exec("UPDATE sales_order SET description = 'from a, on time' WHERE order_id = 'k'")
+        try send(a, b)
+        // b's wall clock is 3 hours behind, but its edit comes after it saw a's.
+        try b.exec("UPDATE sales_order SET description = 'from b, clock behind' WHERE order_id = 'k'")
+        try send(b, a)
+        XCTAssertEqual(try value(a, "description"), .text("from b, clock behind"))
+        XCTAssertEqual(try value(b, "description"), .text("from b, clock behind"))
+    }
+
+    func testClockYearsBehindHoldsTheOthersUntilItsClockIsFixed() throws {
+        try setOffset(a, hours: -24 * 365 * 5)
+        try seedRow()  // a inserts with a stamp five years old; b applies it (old stamps are normal)
+        try b.exec("UPDATE sales_order SET description = 'b, on time' WHERE order_id = 'k'")
+        try a.exec("UPDATE sales_order SET customer_id = 'a, five years behind' WHERE order_id = 'k'")
+        try a.exec("UPDATE sales_order SET quantity = 'a wins nothing' WHERE order_id = 'k'")
+        try b.exec("UPDATE sales_order SET quantity = 'b concurrent' WHERE order_id = 'k'")
+        // To a, b's stamps are five years in the future: held, and a's clock is not dragged.
+        let r = try send(b, a)
+        XCTAssertEqual(r?.held, 2)
+        XCTAssertTrue(try NodeStatus.read(a.db).held.allSatisfy { $0.reason.contains("ahead of this node's clock") })
+        try send(a, b)
+        // On b, a's five-year-old stamps lose to b's concurrent edit of the same column.
+        XCTAssertEqual(try value(b, "quantity"), .text("b concurrent"))
+        XCTAssertEqual(try value(b, "customer_id"), .text("a, five years behind"))
+        // Fix a's clock: the held changes apply, and both sides agree.
+        try setOffset(a, hours: 0)
+        XCTAssertEqual(try Importer.run(a.db).released, 2)
+        XCTAssertEqual(try a.rows(), try b.rows())
+    }
+
+    func testClockAheadWithinTheWindowApplies() throws {
+        try setOffset(a, hours: 0.05)  // three minutes ahead
+        try seedRow()
+        XCTAssertEqual(try b.rows().count, 1)
+        XCTAssertEqual(try NodeStatus.read(b.db).heldCount, 0)
+    }
+
+    func testStampBeyondTheWindowIsHeldAndDoesNotDragTheClock() throws {
+        for hours: Double in [30.0, 24.0 * 365 * 3] {
+            try setUpWithError()
+            try setOffset(a, hours: hours)
+            let clockBefore = try NodeIdentity.load(b.db).hlc
+            try a.exec("INSERT INTO sales_order (order_id, description) VALUES ('k', 'from the future')")
+            let r = try send(a, b)
+            XCTAssertEqual(r?.held, 1)
+            XCTAssertEqual(try b.rows(), [])
+            XCTAssertEqual(try NodeIdentity.load(b.db).hlc, clockBefore, "a held change moved the clock")
+            let held = try NodeStatus.read(b.db).held
+            XCTAssertTrue(held.first?.reason.contains("ahead of this node's clock") ?? false, "\(held)")
+            // Once b's clock catches up (here: its window is widened), it applies.
+            try b.exec("INSERT INTO ds_setting (name, value) VALUES ('max_clock_ahead_ms', ?)", [.text(String(Int64((hours + 1) * 3_600_000)))])
+            let r2 = try Importer.run(b.db)
+            XCTAssertEqual(r2.released, 1)
+            XCTAssertEqual(try b.rows(), try a.rows())
+        }
+    }
+
+    func testClockStateSurvivesRestart() throws {
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('x')")
+        try send(a, a)
+        let before = try NodeIdentity.load(a.db).hlc
+        // A new connection (a new process) continues from the stored clock, even if the wall clock went back.
+        let reopened = try DatabaseOpener.open(a.url)
+        try reopened.execute("INSERT INTO ds_setting (name, value) VALUES ('test_clock_offset_ms', '-86400000')")
+        try reopened.execute("UPDATE sales_order SET description = 'later' WHERE order_id = 'x'")
+        var me = try NodeIdentity.load(reopened)
+        try reopened.inTransaction { try Stamper.stampPending(reopened, me: &me, tables: try TableRegistry.load(reopened)) }
+        XCTAssertGreaterThan(try NodeIdentity.load(reopened).hlc, before)
+    }
+}

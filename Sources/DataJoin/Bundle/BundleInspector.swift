@@ -35,6 +35,18 @@ public enum BundleInspector {
         }
     }
 
+    /// Reads and checks a bundle held in memory; the fuzz target calls this.
+    public static func check(bytes: [UInt8], maxExpandedBytes: Int = 64 << 20) -> Bool {
+        do {
+            let reader = try BundleReader(bytes: bytes, maxExpandedBytes: maxExpandedBytes)
+            while try reader.next() != nil {}
+            try reader.finish()
+            return true
+        } catch {
+            return false
+        }
+    }
+
     public static func json(_ s: Summary) -> String {
         let h = s.header
         let origins = h.origins.map { "{\"origin\":\(JSON.quote($0.origin)),\"epoch\":\(JSON.quote($0.epoch)),\"first\":\($0.first),\"last\":\($0.last),\"count\":\($0.count)}" }

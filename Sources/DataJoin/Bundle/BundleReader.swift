@@ -14,11 +14,20 @@ final class BundleReader {
     private var perOrigin: [Int: (first: Int64, last: Int64, count: Int64)] = [:]
     private var trailerCount: Int64?
 
-    init(path: String, maxExpandedBytes: Int = BundleFormat.maxExpandedBytes) throws {
+    convenience init(path: String, maxExpandedBytes: Int = BundleFormat.maxExpandedBytes) throws {
+        try self.init(gzip: try GzipReader(path: path, maxOutput: maxExpandedBytes), path: path)
+    }
+
+    /// Reads a bundle held in memory (the fuzz target's entry).
+    convenience init(bytes: [UInt8], maxExpandedBytes: Int = BundleFormat.maxExpandedBytes) throws {
+        try self.init(gzip: try GzipReader(source: .memory(bytes), maxOutput: maxExpandedBytes), path: "<memory>")
+    }
+
+    private init(gzip: GzipReader, path: String) throws {
         self.path = path
         let box = DigestBox()
         self.box = box
-        gzip = try GzipReader(path: path, maxOutput: maxExpandedBytes)
+        self.gzip = gzip
         var r = ByteReader(gzip)
         r.onConsume = { box.hasher.update(data: $0) }
         let magic = try r.bytes(BundleFormat.magic.count)
@@ -47,10 +56,11 @@ final class BundleReader {
             switch BundleFormat.Record(rawValue: kind) {
             case .table:
                 let index = try reader.int(100_000)
-                let name = try reader.string()
+                let name = try Self.identifier(try reader.string(), "table")
                 let n = try reader.int(10_000)
                 guard n > 0 else { throw DataJoinError.bundle("table \(name) has no columns") }
-                let cols = try (0..<n).map { _ in try reader.string() }
+                let cols = try (0..<n).map { _ in try Self.identifier(try reader.string(), "column") }
+                guard Set(cols).count == n else { throw DataJoinError.bundle("table \(name) names a column twice") }
                 let k = try reader.int(n)
                 guard k > 0 else { throw DataJoinError.bundle("table \(name) has no primary key") }
                 let keys = try (0..<k).map { _ in try reader.int(n - 1) }
@@ -68,6 +78,15 @@ final class BundleReader {
                 throw DataJoinError.bundle("unknown record type \(kind)")
             }
         }
+    }
+
+    /// Table and column names are only looked up in the registry, never spliced into SQL; still,
+    /// a name no database could have is a sign of a crafted file.
+    static func identifier(_ s: String, _ what: String) throws -> String {
+        guard !s.isEmpty, s.utf8.count <= 128, !s.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            throw DataJoinError.bundle("invalid \(what) name '\(s.prefix(40).unicodeScalars.map { $0.value < 0x20 ? "?" : String($0) }.joined())'")
+        }
+        return s
     }
 
     private func readChange() throws -> Change {
@@ -128,7 +147,7 @@ final class BundleReader {
         }
         let key = try publicKey ?? Curve25519.Signing.PublicKey(rawRepresentation: header.publicKey)
         guard key.isValidSignature(signature, for: digest) else {
-            throw DataJoinError(.untrusted, "signature does not verify for sender \(header.sender)")
+            throw DataJoinError.bundle("signature does not verify for sender \(header.sender) (forged or altered)")
         }
     }
 }

@@ -72,7 +72,7 @@ struct ByteReader<Source: ByteSource> {
     mutating func atEnd() throws -> Bool { try !fill() }
 
     mutating func byte() throws -> UInt8 {
-        guard try fill() else { throw DataJoinError.bundle("truncated: the data ends in the middle of a record") }
+        guard try fill() else { throw DataJoinError(.truncated, "truncated: the data ends in the middle of a record") }
         let b = buffer[pos]
         onConsume?(buffer[pos..<pos + 1])
         pos += 1; consumed += 1
@@ -84,7 +84,7 @@ struct ByteReader<Source: ByteSource> {
         var out: [UInt8] = []
         out.reserveCapacity(min(n, 1 << 20))
         while out.count < n {
-            guard try fill() else { throw DataJoinError.bundle("truncated: the data ends in the middle of a record") }
+            guard try fill() else { throw DataJoinError(.truncated, "truncated: the data ends in the middle of a record") }
             let take = min(n - out.count, buffer.count - pos)
             let slice = buffer[pos..<pos + take]
             onConsume?(slice)

@@ -70,27 +70,44 @@ final class GzipWriter {
     }
 }
 
-/// Decompresses a gzip file in bounded chunks. Refuses output past `maxOutput` bytes, so a
-/// decompression bomb stops early (docs/bundle-format.md gives the limits).
+/// Where compressed bytes come from: a file read in 64 KiB steps, or bytes in memory.
+enum CompressedInput {
+    case file(FileHandle)
+    case memory([UInt8])
+}
+
+/// Decompresses one gzip member in bounded chunks. Refuses output past `maxOutput` bytes, so a
+/// decompression bomb stops early, and refuses any gzip header other than the one DataJoin
+/// writes, so no bit of the file can change without the bundle being refused
+/// (docs/bundle-format.md).
 final class GzipReader: ByteSource {
+    /// The 10-byte gzip header zlib writes for DataJoin: no flags, MTIME 0, XFL 0, OS 3 (Unix).
+    static let canonicalHeader: [UInt8] = [0x1F, 0x8B, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03]
+
     private let stream: UnsafeMutablePointer<z_stream>
-    private let file: FileHandle
+    private let source: CompressedInput
     private var input: [UInt8] = []
     private var inputOffset = 0
+    private var memoryOffset = 0
     private var ended = false
     private var sawEnd = false
+    private var headerChecked = false
     private(set) var outputBytes = 0
     private(set) var inputBytes = 0
     let maxOutput: Int
-    let path: String
 
-    init(path: String, maxOutput: Int) throws {
-        self.path = path
-        self.maxOutput = maxOutput
-        guard let f = FileHandle(forReadingAtPath: path) else {
-            throw DataJoinError.io("cannot open \(path): \(FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file")")
+    convenience init(path: String, maxOutput: Int) throws {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw DataJoinError.io("cannot open \(path): no such file") }
+        guard !isDir.boolValue, let f = FileHandle(forReadingAtPath: path) else {
+            throw DataJoinError.io("cannot open \(path): \(isDir.boolValue ? "it is a folder" : "permission denied")")
         }
-        file = f
+        try self.init(source: .file(f), maxOutput: maxOutput)
+    }
+
+    init(source: CompressedInput, maxOutput: Int) throws {
+        self.source = source
+        self.maxOutput = maxOutput
         stream = .allocate(capacity: 1)
         stream.initialize(to: z_stream())
         let rc = datajoin_inflate_init_gzip(stream)
@@ -104,11 +121,36 @@ final class GzipReader: ByteSource {
         inflateEnd(stream)
         stream.deinitialize(count: 1)
         stream.deallocate()
-        try? file.close()
+        if case .file(let f) = source { try? f.close() }
     }
 
     /// True once the gzip trailer (CRC-32 and length) has been read and checked by zlib.
     var finished: Bool { sawEnd }
+
+    private var lastByteTaken: UInt8 = 0
+    private var paddingChecked = false
+
+    /// Deflate ignores the bits that pad its last byte, so flipping one changes the file but not
+    /// its content or CRC. zlib writes them as zero; anything else is an altered file.
+    private func checkFinalPadding() throws {
+        let dt = stream.pointee.data_type
+        guard !paddingChecked, dt & 64 != 0, dt & 128 != 0 else { return }
+        paddingChecked = true
+        let unused = Int(dt & 63)
+        if unused > 0 && unused < 8 && lastByteTaken >> UInt8(8 - unused) != 0 {
+            throw DataJoinError.bundle("altered compressed data (non-zero padding bits after the last block)")
+        }
+    }
+
+    private func readInput() -> [UInt8] {
+        switch source {
+        case .file(let f): return Array(f.readData(ofLength: 64 * 1024))
+        case .memory(let bytes):
+            let n = min(64 * 1024, bytes.count - memoryOffset)
+            defer { memoryOffset += n }
+            return Array(bytes[memoryOffset..<memoryOffset + n])
+        }
+    }
 
     func next(max: Int) throws -> [UInt8] {
         if sawEnd { return [] }
@@ -116,14 +158,29 @@ final class GzipReader: ByteSource {
         var produced = 0
         while produced == 0 {
             if inputOffset >= input.count && !ended {
-                input = Array(file.readData(ofLength: 64 * 1024))
+                input = readInput()
                 inputOffset = 0
                 inputBytes += input.count
                 if input.isEmpty { ended = true }
             }
+            if !headerChecked {
+                // Gather the 10 header bytes even if the source hands them over in pieces.
+                while input.count - inputOffset < GzipReader.canonicalHeader.count && !ended {
+                    let more = readInput()
+                    inputBytes += more.count
+                    if more.isEmpty { ended = true } else { input += more }
+                }
+                let head = Array(input[inputOffset..<min(input.count, inputOffset + GzipReader.canonicalHeader.count)])
+                if head.count < 2 || head[0] != 0x1F || head[1] != 0x8B {
+                    throw DataJoinError.bundle(head.isEmpty ? "empty file" : "not a gzip file, so not a bundle")
+                }
+                if head.count < GzipReader.canonicalHeader.count { throw DataJoinError(.truncated, "truncated: the gzip stream ends early") }
+                guard head == GzipReader.canonicalHeader else { throw DataJoinError.bundle("gzip header differs from the one DataJoin writes (altered file)") }
+                headerChecked = true
+            }
             let available = input.count - inputOffset
             if available == 0 && ended {
-                throw DataJoinError.bundle("truncated: the gzip stream ends early")
+                throw DataJoinError(.truncated, "truncated: the gzip stream ends early")
             }
             let rc: Int32 = input.withUnsafeMutableBufferPointer { inBuf in
                 out.withUnsafeMutableBufferPointer { outBuf in
@@ -131,18 +188,21 @@ final class GzipReader: ByteSource {
                     stream.pointee.avail_in = uInt(available)
                     stream.pointee.next_out = outBuf.baseAddress! + produced
                     stream.pointee.avail_out = uInt(max - produced)
-                    let rc = inflate(stream, Z_NO_FLUSH)
+                    // Z_BLOCK stops at block boundaries, where data_type tells the unused bits.
+                    let rc = inflate(stream, Z_BLOCK)
                     inputOffset = inBuf.count - Int(stream.pointee.avail_in)
                     produced = max - Int(stream.pointee.avail_out)
+                    if inputOffset > 0 { lastByteTaken = inBuf[inputOffset - 1] }
                     return rc
                 }
             }
+            try checkFinalPadding()
             switch rc {
             case Z_OK, Z_BUF_ERROR: break
             case Z_STREAM_END:
                 sawEnd = true
                 // Anything after the gzip member is not ours: refuse rather than ignore it.
-                if inputOffset < input.count || !file.readData(ofLength: 1).isEmpty {
+                if inputOffset < input.count || !readInput().isEmpty {
                     throw DataJoinError.bundle("unexpected bytes after the end of the gzip stream")
                 }
                 if produced == 0 { return [] }

@@ -16,6 +16,8 @@ public struct DataJoinError: Error, CustomStringConvertible, LocalizedError, Equ
         case notTracked
         case io
         case badBundle
+        /// The file ends early: perhaps still being copied.
+        case truncated
         case untrusted
         case locked
         case busy

@@ -80,7 +80,6 @@ public enum Importer {
         var merger = Merger(db: db, tables: tables)
         var clock = me.hlc
         var afterId: Int64 = 0
-        let savepoints = true
         while true {
             let rows = try db.rows("SELECT \(inboxColumns) FROM ds_change_inbox WHERE \(sql) AND id > ? ORDER BY id LIMIT 1000", params + [.integer(afterId)])
             if rows.isEmpty { break }
@@ -92,7 +91,9 @@ public enum Importer {
                 var outcome: ApplyOutcome
                 if c.hlc > aheadLimit {
                     outcome = .held("stamped \(HybridLogicalClock.describe(c.hlc)) by \(c.origin), more than \(maxAhead / 1000) s ahead of this node's clock; it applies once this clock catches up")
-                } else if savepoints {
+                } else {
+                    // A change the database refuses (a constraint, a value its column cannot
+                    // hold) is held; the rest of the bundle still applies.
                     try db.execute("SAVEPOINT dj_change")
                     do {
                         outcome = try merger.apply(c)
@@ -102,8 +103,6 @@ public enum Importer {
                         try db.execute("RELEASE SAVEPOINT dj_change")
                         outcome = .held("cannot apply here: \(error)")
                     }
-                } else {
-                    outcome = try merger.apply(c)
                 }
                 switch outcome {
                 case .applied, .unchanged:

@@ -16,6 +16,9 @@ public struct IngestedFile: Sendable {
         case loaded(changes: Int64, skipped: Int64)
         case alreadySeen
         case ownBundle
+        /// Ends early and was modified recently: probably still being copied; retried next run.
+        case incomplete(String)
+        /// Refused; nothing from it was loaded. Damaged and forged files were moved to quarantine/.
         case refused(String)
     }
     public var path: String
@@ -33,15 +36,28 @@ public struct IngestReport: Sendable {
 public enum Ingester {
     public static func ingest(_ db: Database, _ options: IngestOptions, reporter: Reporter = SilentReporter()) throws -> IngestReport {
         let me = try NodeIdentity.load(db)
+        let limits = try Limits(db)
         var report = IngestReport()
-        for path in try BundleFiles.expand(options.paths) {
+        for entry in try BundleFiles.expand(options.paths) {
+            let path = entry.path
             let status: IngestedFile.Status
-            do {
-                status = try ingestFile(db, path: path, me: me)
-            } catch let e as DataJoinError where e.code == .badBundle || e.code == .untrusted {
-                status = .refused(e.message)
-            } catch let e as DataJoinError where e.code == .io {
-                status = .refused(e.message)
+            if let problem = entry.problem {
+                status = .refused(problem)
+            } else {
+                do {
+                    status = try ingestFile(db, path: path, me: me, limits: limits)
+                } catch let e as DataJoinError {
+                    switch e.code {
+                    case .truncated where Quarantine.modifiedWithin(path, seconds: limits.partialGraceSeconds):
+                        status = .incomplete("\(e.message); it may still be copying, so it stays and is retried on the next run")
+                    case .truncated, .badBundle:
+                        status = .refused(e.message + Quarantine.move(path, reason: e.message))
+                    case .untrusted, .io:
+                        status = .refused(e.message)
+                    default:
+                        throw e
+                    }
+                }
             }
             report.files.append(IngestedFile(path: path, status: status))
             reporter.verbose("\(path): \(status)")
@@ -64,18 +80,32 @@ public enum Ingester {
         return Hex.encode(Array(h.finalize()))
     }
 
-    static func ingestFile(_ db: Database, path: String, me: NodeIdentity) throws -> IngestedFile.Status {
+    /// Tunables from ds_setting (docs/bundle-format.md, docs/reliability.md).
+    struct Limits {
+        var maxExpandedBytes = BundleFormat.maxExpandedBytes
+        var partialGraceSeconds: Double = 900
+        init(_ db: Database) throws {
+            if let v = try db.scalar("SELECT value FROM ds_setting WHERE name = 'max_bundle_expanded_bytes'").asInt64 { maxExpandedBytes = Int(v) }
+            if let v = try db.scalar("SELECT value FROM ds_setting WHERE name = 'partial_grace_seconds'").asInt64 { partialGraceSeconds = Double(v) }
+        }
+    }
+
+    static func ingestFile(_ db: Database, path: String, me: NodeIdentity, limits: Limits) throws -> IngestedFile.Status {
         let digest = try fileDigest(path)
         if try db.firstRow("SELECT id FROM ds_bundle_seen WHERE sha256 = ?", [.text(digest)]) != nil { return .alreadySeen }
-        let reader = try BundleReader(path: path)
+        let reader = try BundleReader(path: path, maxExpandedBytes: limits.maxExpandedBytes)
         let h = reader.header
         let key: Curve25519.Signing.PublicKey
         switch try Trust.key(db, node: h.sender) {
         case .success(let k): key = k
-        case .failure(let e): throw e
+        case .failure(let e):
+            // Damaged or forged first (quarantined), untrusted only if the file is intact
+            // (left in place: it loads once its sender is trusted).
+            try reader.finish()
+            throw e
         }
         guard Array(key.rawRepresentation) == h.publicKey else {
-            throw DataJoinError(.untrusted, "claims to come from \(h.sender) but carries a different key than the one trusted for \(h.sender)")
+            throw DataJoinError.bundle("claims to come from \(h.sender) but carries a different key than the one trusted for \(h.sender)")
         }
         if h.sender == me.nodeId {
             // Genuinely ours (the signature is checked): nothing to load, echo prevention.
@@ -122,10 +152,16 @@ public enum Ingester {
 }
 
 /// Expands ingest arguments: files as given, folders to their bundle files in name order.
-/// Hidden files (rsync's `.name.XXXXXX` temporaries, DataJoin's own `.tmp`) are skipped.
+/// Hidden files (rsync's `.name.XXXXXX` temporaries, DataJoin's own `.tmp`) are skipped; an
+/// entry of a folder that is not a regular file (a symlink, a device) is refused, not followed.
 public enum BundleFiles {
-    public static func expand(_ paths: [String]) throws -> [String] {
-        var out: [String] = []
+    public struct Entry: Sendable {
+        public var path: String
+        public var problem: String?
+    }
+
+    public static func expand(_ paths: [String]) throws -> [Entry] {
+        var out: [Entry] = []
         for p in paths {
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else {
@@ -134,12 +170,40 @@ public enum BundleFiles {
             if isDir.boolValue {
                 let names = try FileManager.default.contentsOfDirectory(atPath: p)
                 for n in names.sorted() where !n.hasPrefix(".") && n.hasSuffix("." + BundleFormat.fileExtension) {
-                    out.append((p as NSString).appendingPathComponent(n))
+                    let full = (p as NSString).appendingPathComponent(n)
+                    let type = (try? FileManager.default.attributesOfItem(atPath: full)[.type] as? FileAttributeType) ?? nil
+                    out.append(Entry(path: full, problem: type == .typeRegular ? nil : "not a regular file (\(type.map { $0.rawValue } ?? "unknown")); not followed"))
                 }
             } else {
-                out.append(p)
+                out.append(Entry(path: p, problem: nil))
             }
         }
         return out
+    }
+}
+
+/// Refused files are moved aside into a `quarantine/` folder next to them, with a `.reason`
+/// file saying why, so a drop folder does not refuse the same file on every run.
+enum Quarantine {
+    static func move(_ path: String, reason: String) -> String {
+        let fm = FileManager.default
+        let dir = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("quarantine")
+        let name = (path as NSString).lastPathComponent
+        do {
+            try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            var dest = (dir as NSString).appendingPathComponent(name)
+            var n = 1
+            while fm.fileExists(atPath: dest) { dest = (dir as NSString).appendingPathComponent("\(name).\(n)"); n += 1 }
+            try fm.moveItem(atPath: path, toPath: dest)
+            try? Data((reason + "\n").utf8).write(to: URL(fileURLWithPath: dest + ".reason"))
+            return "; moved to \(dest)"
+        } catch {
+            return "; could not move it to quarantine (\(error.localizedDescription)), left in place"
+        }
+    }
+
+    static func modifiedWithin(_ path: String, seconds: Double) -> Bool {
+        guard seconds > 0, let date = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date else { return false }
+        return Date().timeIntervalSince(date) < seconds
     }
 }

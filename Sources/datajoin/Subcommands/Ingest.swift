@@ -39,6 +39,8 @@ struct Ingest: ParsableCommand {
                     if !output.quiet { print("\(f.path): already ingested, skipped") }
                 case .ownBundle:
                     if !output.quiet { print("\(f.path): written by this node, skipped") }
+                case .incomplete(let reason):
+                    Console.warn("\(f.path): \(reason)")
                 case .refused(let reason):
                     Console.error("\(f.path): refused: \(reason)")
                 }

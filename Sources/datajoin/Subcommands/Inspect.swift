@@ -35,7 +35,13 @@ struct Verify: ParsableCommand {
         var bad = 0
         try DataJoin_run {
             if files.isEmpty { throw DataJoinError(.usage, "name at least one bundle file to verify") }
-            for path in try BundleFiles.expand(files) {
+            for entry in try BundleFiles.expand(files) {
+                let path = entry.path
+                if let problem = entry.problem {
+                    bad += 1
+                    Console.error("\(path): \(problem)")
+                    continue
+                }
                 switch BundleInspector.verify(path) {
                 case .success(let h):
                     let ranges = h.origins.map { "\($0.origin) \($0.first)-\($0.last)" }.joined(separator: ", ")

@@ -1,4 +1,5 @@
 // swift-tools-version:5.9
+import Foundation
 import PackageDescription
 
 let package = Package(
@@ -36,3 +37,16 @@ let package = Package(
         ),
     ]
 )
+
+// The fuzz target for the bundle reader, built only by Scripts/fuzz.sh (libFuzzer needs
+// -sanitize=fuzzer on every module, and its own main).
+if ProcessInfo.processInfo.environment["DATAJOIN_FUZZ"] == "1" {
+    package.targets.append(
+        .executableTarget(
+            name: "datajoin-fuzz",
+            dependencies: ["DataJoin"],
+            path: "Fuzz/BundleReaderFuzz",
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ))
+    package.products.append(.executable(name: "datajoin-fuzz", targets: ["datajoin-fuzz"]))
+}

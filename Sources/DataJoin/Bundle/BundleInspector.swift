@@ -47,6 +47,12 @@ public enum BundleInspector {
         }
     }
 
+    /// The same for uncompressed content: gzips it first (the fuzz target's second layer).
+    public static func checkUncompressed(_ content: [UInt8], maxExpandedBytes: Int = 64 << 20) -> Bool {
+        guard let compressed = try? Gzip.compress(content) else { return false }
+        return check(bytes: compressed, maxExpandedBytes: maxExpandedBytes)
+    }
+
     public static func json(_ s: Summary) -> String {
         let h = s.header
         let origins = h.origins.map { "{\"origin\":\(JSON.quote($0.origin)),\"epoch\":\(JSON.quote($0.epoch)),\"first\":\($0.first),\"last\":\($0.last),\"count\":\($0.count)}" }

@@ -5,12 +5,17 @@ import Foundation
 /// because zlib keeps pointers into it between calls.
 final class GzipWriter {
     private let stream: UnsafeMutablePointer<z_stream>
-    private let fd: Int32
+    private let sink: ([UInt8], Int) throws -> Void
     private var out = [UInt8](repeating: 0, count: 256 * 1024)
     private(set) var compressedBytes = 0
 
-    init(fd: Int32, level: Int32 = 6) throws {
-        self.fd = fd
+    convenience init(fd: Int32, level: Int32 = 6) throws {
+        try self.init(level: level) { buf, count in try GzipWriter.writeAll(fd: fd, buf, count: count) }
+    }
+
+    /// `sink` receives each compressed chunk: the first `count` bytes of the buffer.
+    init(level: Int32 = 6, sink: @escaping ([UInt8], Int) throws -> Void) throws {
+        self.sink = sink
         stream = .allocate(capacity: 1)
         stream.initialize(to: z_stream())
         stream.pointee.zalloc = nil
@@ -51,12 +56,15 @@ final class GzipWriter {
                     }
                     return outBuf.count - Int(stream.pointee.avail_out)
                 }
-                if produced > 0 { try writeAll(out, count: produced) }
+                if produced > 0 {
+                    try sink(out, produced)
+                    compressedBytes += produced
+                }
             } while stream.pointee.avail_out == 0
         }
     }
 
-    private func writeAll(_ buf: [UInt8], count: Int) throws {
+    private static func writeAll(fd: Int32, _ buf: [UInt8], count: Int) throws {
         var offset = 0
         while offset < count {
             let n = buf.withUnsafeBytes { Foundation.write(fd, $0.baseAddress! + offset, count - offset) }
@@ -66,7 +74,18 @@ final class GzipWriter {
             }
             offset += n
         }
-        compressedBytes += count
+    }
+}
+
+enum Gzip {
+    /// Compresses bytes in memory.
+    static func compress(_ bytes: [UInt8]) throws -> [UInt8] {
+        final class Sink { var bytes: [UInt8] = [] }
+        let sink = Sink()
+        let w = try GzipWriter { buf, n in sink.bytes += buf[0..<n] }
+        try w.write(bytes)
+        try w.finish()
+        return sink.bytes
     }
 }
 

@@ -122,8 +122,10 @@ final class BundleReader {
         var p = perOrigin[originIndex] ?? (seq, seq, 0)
         p.first = min(p.first, seq); p.last = max(p.last, seq); p.count += 1
         perOrigin[originIndex] = p
-        return Change(origin: o.origin, epoch: o.epoch, seq: seq, hlc: hlc, txid: txid, op: op, table: t.name, cl: cl,
-                      key: key, columns: columns, oldValue: old)
+        var change = Change(origin: o.origin, epoch: o.epoch, seq: seq, hlc: hlc, txid: txid, op: op, table: t.name, cl: cl,
+                            key: key, columns: columns, oldValue: old)
+        change.keyNames = t.keys.map { t.columns[$0] }
+        return change
     }
 
     /// Checks the trailer. With `publicKey` nil the key in the header is used (verify without a

@@ -23,6 +23,8 @@ public struct Change: Equatable, Sendable {
     public var columns: [ColumnValue]
     /// Update only: the value the column held before, at the origin.
     public var oldValue: Value?
+    /// The key's column names, as the origin's registry has them.
+    public var keyNames: [String] = []
 
     public struct ColumnValue: Equatable, Sendable {
         public var name: String

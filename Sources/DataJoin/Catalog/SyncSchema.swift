@@ -4,7 +4,7 @@ import Foundation
 /// (docs/tables.md describes every column).
 enum SyncSchema {
     /// Bumped when the tables change; stored in ds_node.schema_version.
-    static let version = 1
+    static let version = 2
 
     static func ddl(for brand: Brand) -> String {
         let id = brand == .sqlite ? "INTEGER PRIMARY KEY AUTOINCREMENT" : "BIGSERIAL PRIMARY KEY"
@@ -93,6 +93,7 @@ enum SyncSchema {
             source_id BIGINT NOT NULL DEFAULT 0,
             object_table TEXT NOT NULL,
             object_id \(blob) NOT NULL,
+            object_pk_attribute TEXT,
             object_operation TEXT NOT NULL,
             cl BIGINT NOT NULL,
             object_value \(blob),
@@ -151,11 +152,39 @@ enum SyncSchema {
             trusted_at TEXT NOT NULL,
             revoked_at TEXT
         );
+        CREATE TABLE IF NOT EXISTS ds_origin_state (
+            origin TEXT NOT NULL,
+            origin_epoch TEXT NOT NULL,
+            contiguous BIGINT NOT NULL DEFAULT 0,
+            max_seq BIGINT NOT NULL DEFAULT 0,
+            last_bundle TEXT,
+            last_seen_at TEXT,
+            PRIMARY KEY (origin, origin_epoch)
+        );
+        CREATE TABLE IF NOT EXISTS ds_peer_receipt (
+            peer TEXT NOT NULL,
+            origin TEXT NOT NULL,
+            origin_epoch TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (peer, origin, origin_epoch)
+        );
         CREATE TABLE IF NOT EXISTS ds_apply_state (
             id BIGINT PRIMARY KEY,
             applying BIGINT NOT NULL DEFAULT 0
         );
         """
+    }
+
+    /// Brings the tables of a node initialized by an older DataJoin up to this version.
+    static func upgrade(_ db: Database, from version: Int64) throws {
+        guard version < Int64(Self.version) else { return }
+        try db.inTransaction {
+            if version < 2 { try db.executeScript("ALTER TABLE ds_change_inbox ADD COLUMN object_pk_attribute TEXT") }
+            try db.executeScript(ddl(for: db.brand))
+            try db.execute("INSERT INTO ds_program_parameter (id, programtype, description, active_flag, status, fromtable, fromoutboxpointer) SELECT ?, 'relay', 'inbox to relayed bundles', 'Y', 'idle', 'ds_change_inbox', 0 WHERE NOT EXISTS (SELECT 1 FROM ds_program_parameter WHERE id = ?)", [.integer(Program.relay), .integer(Program.relay)])
+            try db.execute("UPDATE ds_node SET schema_version = ?", [.integer(Int64(Self.version))])
+        }
     }
 
     static func installed(_ db: Database) throws -> Bool {
@@ -170,6 +199,8 @@ enum SyncSchema {
 public enum Program {
     public static let export: Int64 = 1000
     public static let `import`: Int64 = 1001
+    /// The last inbox id written into a relayed bundle (`export --relay`).
+    public static let relay: Int64 = 1002
 }
 
 func nowText() -> String {

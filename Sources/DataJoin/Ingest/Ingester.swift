@@ -27,6 +27,8 @@ public struct IngestedFile: Sendable {
 
 public struct IngestReport: Sendable {
     public var files: [IngestedFile] = []
+    /// Things the operator should know (a new epoch was started).
+    public var notices: [String] = []
     public var imported: ImportReport?
     public var refused: Int { files.filter { if case .refused = $0.status { return true } else { return false } }.count }
 }
@@ -40,12 +42,13 @@ public enum Ingester {
         var report = IngestReport()
         for entry in try BundleFiles.expand(options.paths) {
             let path = entry.path
-            let status: IngestedFile.Status
+            var status: IngestedFile.Status
+            var header: BundleHeader?
             if let problem = entry.problem {
                 status = .refused(problem)
             } else {
                 do {
-                    status = try ingestFile(db, path: path, me: me, limits: limits)
+                    (status, header) = try ingestFile(db, path: path, me: me, limits: limits)
                 } catch let e as DataJoinError {
                     switch e.code {
                     case .truncated where Quarantine.modifiedWithin(path, seconds: limits.partialGraceSeconds):
@@ -58,6 +61,9 @@ public enum Ingester {
                         throw e
                     }
                 }
+            }
+            if case .loaded = status, let h = header, let reason = try Epochs.checkRestored(db, receipts: h.receipts, from: h.sender) {
+                report.notices.append("new epoch: \(reason); all of this node's changes will be exported again")
             }
             report.files.append(IngestedFile(path: path, status: status))
             reporter.verbose("\(path): \(status)")
@@ -90,9 +96,9 @@ public enum Ingester {
         }
     }
 
-    static func ingestFile(_ db: Database, path: String, me: NodeIdentity, limits: Limits) throws -> IngestedFile.Status {
+    static func ingestFile(_ db: Database, path: String, me: NodeIdentity, limits: Limits) throws -> (IngestedFile.Status, BundleHeader?) {
         let digest = try fileDigest(path)
-        if try db.firstRow("SELECT id FROM ds_bundle_seen WHERE sha256 = ?", [.text(digest)]) != nil { return .alreadySeen }
+        if try db.firstRow("SELECT id FROM ds_bundle_seen WHERE sha256 = ?", [.text(digest)]) != nil { return (.alreadySeen, nil) }
         let reader = try BundleReader(path: path, maxExpandedBytes: limits.maxExpandedBytes)
         let h = reader.header
         let key: Curve25519.Signing.PublicKey
@@ -110,9 +116,9 @@ public enum Ingester {
         if h.sender == me.nodeId {
             // Genuinely ours (the signature is checked): nothing to load, echo prevention.
             try reader.finish(publicKey: key)
-            return .ownBundle
+            return (.ownBundle, nil)
         }
-        return try db.inTransaction {
+        let status: IngestedFile.Status = try db.inTransaction {
             let first = h.origins.map(\.first).min() ?? 0
             let last = h.origins.map(\.last).max() ?? 0
             let bundleId = try insertReturningId(db, """
@@ -124,20 +130,32 @@ public enum Ingester {
             var skipped: Int64 = 0
             let received = nowText()
             let insert = db.brand == .sqlite
-                ? "INSERT OR IGNORE INTO ds_change_inbox (origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_operation, cl, object_value, bundle_id, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                : "INSERT INTO ds_change_inbox (origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_operation, cl, object_value, bundle_id, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+                ? "INSERT OR IGNORE INTO ds_change_inbox (origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_pk_attribute, object_operation, cl, object_value, bundle_id, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                : "INSERT INTO ds_change_inbox (origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_pk_attribute, object_operation, cl, object_value, bundle_id, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+            var touched = Set<[String]>()
             while let c = try reader.next() {
-                if c.origin == me.nodeId { skipped += 1; continue }
+                // This node's own changes of its current epoch never come back (echo prevention);
+                // those of an older epoch are accepted, so a node restored from a backup gets back
+                // what it had lost.
+                if c.origin == me.nodeId && c.epoch == me.epoch { skipped += 1; continue }
                 let n = try db.execute(insert, [.text(c.origin), .text(c.epoch), .integer(c.seq), .integer(c.hlc), .integer(c.txid), .text(c.table),
-                                                .blob(KeyCodec.encode(c.key)), .text(c.op.rawValue), .integer(c.cl), .blob(c.encodedPayload()),
-                                                .integer(bundleId), .text(received)])
-                if n > 0 { loaded += 1 } else { skipped += 1 }
+                                                .blob(KeyCodec.encode(c.key)), .text(c.keyNames.joined(separator: ",")), .text(c.op.rawValue),
+                                                .integer(c.cl), .blob(c.encodedPayload()), .integer(bundleId), .text(received)])
+                if n > 0 { loaded += 1; touched.insert([c.origin, c.epoch]) } else { skipped += 1 }
             }
             // Nothing loaded counts unless the whole file verifies: a throw here rolls it all back.
             try reader.finish(publicKey: key)
             try db.execute("UPDATE ds_bundle_seen SET loaded_count = ? WHERE id = ?", [.integer(loaded), .integer(bundleId)])
+            let name = (path as NSString).lastPathComponent
+            for o in touched { try Holdings.advance(db, origin: o[0], epoch: o[1], bundle: name) }
+            for o in h.origins where !touched.contains([o.origin, o.epoch]) && !(o.origin == me.nodeId && o.epoch == me.epoch) {
+                try db.execute("UPDATE ds_origin_state SET last_bundle = ?, last_seen_at = ? WHERE origin = ? AND origin_epoch = ?",
+                               [.text(name), .text(nowText()), .text(o.origin), .text(o.epoch)])
+            }
+            try Receipts.record(db, peer: h.sender, h.receipts)
             return .loaded(changes: loaded, skipped: skipped)
         }
+        return (status, h)
     }
 
     static func insertReturningId(_ db: Database, _ sql: String, _ params: [Value]) throws -> Int64 {

@@ -13,9 +13,10 @@ public struct NodeIdentity: Sendable {
         guard try SyncSchema.installed(db) else {
             throw DataJoinError(.notInitialized, "\(db.displayName) is not a DataJoin node yet: run 'datajoin init --db URL --node NAME' first")
         }
-        guard let r = try db.firstRow("SELECT node_id, epoch, public_key, hlc, next_seq FROM ds_node", []) else {
+        guard let r = try db.firstRow("SELECT node_id, epoch, public_key, hlc, next_seq, schema_version FROM ds_node", []) else {
             throw DataJoinError(.notInitialized, "\(db.displayName) has DataJoin tables but no node id: run 'datajoin init --db URL --node NAME'")
         }
+        if let v = r.int(5), v < Int64(SyncSchema.version) { try SyncSchema.upgrade(db, from: v) }
         return NodeIdentity(nodeId: r.string(0) ?? "", epoch: r.string(1) ?? "", publicKey: Hex.decode(r.string(2) ?? "") ?? [],
                             hlc: r.int(3) ?? 0, nextSeq: r.int(4) ?? 1)
     }
@@ -64,7 +65,8 @@ public enum NodeSetup {
                 try db.executeScript("REVOKE ALL ON ds_node_key FROM PUBLIC")
             }
             try db.execute("INSERT INTO ds_apply_state (id, applying) VALUES (1, 0)")
-            for (id, type, desc) in [(Program.export, "export", "outbox to change bundles"), (Program.import, "import", "inbox to application tables")] {
+            for (id, type, desc) in [(Program.export, "export", "outbox to change bundles"), (Program.import, "import", "inbox to application tables"),
+                                     (Program.relay, "relay", "inbox to relayed bundles")] {
                 try db.execute("""
                     INSERT INTO ds_program_parameter (id, programtype, description, active_flag, status, fromserver, fromtable, fromoutboxpointer, update_datetime, updated_by_server)
                     VALUES (?, ?, ?, 'Y', 'idle', ?, ?, 0, ?, ?)

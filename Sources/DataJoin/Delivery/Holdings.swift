@@ -1,0 +1,134 @@
+import Foundation
+
+/// Which changes of each origin this node holds: a contiguous high-water mark (every seq up to it
+/// is here) and the highest seq seen, per (origin, epoch), in ds_origin_state. Bundles carry the
+/// high-water marks as receipts, gaps are what lies between, and `verify --db` compares a
+/// bundle's ranges with them.
+enum Holdings {
+    struct State: Sendable {
+        var origin: String
+        var epoch: String
+        var contiguous: Int64
+        var maxSeq: Int64
+        var lastBundle: String?
+        var lastSeenAt: String?
+    }
+
+    static func all(_ db: Database) throws -> [State] {
+        try db.rows("SELECT origin, origin_epoch, contiguous, max_seq, last_bundle, last_seen_at FROM ds_origin_state ORDER BY origin, origin_epoch").map {
+            State(origin: $0.string(0) ?? "", epoch: $0.string(1) ?? "", contiguous: $0.int(2) ?? 0, maxSeq: $0.int(3) ?? 0, lastBundle: $0.string(4), lastSeenAt: $0.string(5))
+        }
+    }
+
+    static func state(_ db: Database, origin: String, epoch: String) throws -> State {
+        try db.firstRow("SELECT contiguous, max_seq, last_bundle, last_seen_at FROM ds_origin_state WHERE origin = ? AND origin_epoch = ?", [.text(origin), .text(epoch)]).map {
+            State(origin: origin, epoch: epoch, contiguous: $0.int(0) ?? 0, maxSeq: $0.int(1) ?? 0, lastBundle: $0.string(2), lastSeenAt: $0.string(3))
+        } ?? State(origin: origin, epoch: epoch, contiguous: 0, maxSeq: 0)
+    }
+
+    /// The receipts this node sends: every origin's high-water mark, its own included.
+    static func receipts(_ db: Database, me: NodeIdentity) throws -> [Receipt] {
+        var out = [Receipt(origin: me.nodeId, epoch: me.epoch, seq: me.nextSeq - 1)]
+        for s in try all(db) where s.contiguous > 0 && !(s.origin == me.nodeId && s.epoch == me.epoch) {
+            out.append(Receipt(origin: s.origin, epoch: s.epoch, seq: s.contiguous))
+        }
+        return out
+    }
+
+    /// Moves an origin's marks forward after new changes were loaded.
+    static func advance(_ db: Database, origin: String, epoch: String, bundle: String) throws {
+        var s = try state(db, origin: origin, epoch: epoch)
+        let key: [Value] = [.text(origin), .text(epoch)]
+        s.maxSeq = max(s.maxSeq, try db.scalar("SELECT max(seq) FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ?", key).asInt64 ?? 0)
+        if try db.firstRow("SELECT 1 FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq = ?", key + [.integer(s.contiguous + 1)]) != nil {
+            // The end of the run that starts right after the mark: the first seq whose successor is missing.
+            s.contiguous = try db.scalar("""
+                SELECT min(i.seq) FROM ds_change_inbox i WHERE i.origin = ? AND i.origin_epoch = ? AND i.seq > ?
+                AND NOT EXISTS (SELECT 1 FROM ds_change_inbox j WHERE j.origin = i.origin AND j.origin_epoch = i.origin_epoch AND j.seq = i.seq + 1)
+                """, key + [.integer(s.contiguous)]).asInt64 ?? s.contiguous
+        }
+        try db.execute("""
+            INSERT INTO ds_origin_state (origin, origin_epoch, contiguous, max_seq, last_bundle, last_seen_at) VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (origin, origin_epoch) DO UPDATE SET contiguous = excluded.contiguous, max_seq = excluded.max_seq,
+              last_bundle = excluded.last_bundle, last_seen_at = excluded.last_seen_at
+            """, key + [.integer(s.contiguous), .integer(s.maxSeq), .text(bundle), .text(nowText())])
+    }
+
+    /// The seq ranges of an origin missing between its high-water mark and the highest seq seen.
+    static func gaps(_ db: Database, _ s: State, limit: Int = 50) throws -> [ClosedRange<Int64>] {
+        guard s.maxSeq > s.contiguous else { return [] }
+        var out: [ClosedRange<Int64>] = []
+        var expected = s.contiguous + 1
+        try db.query("SELECT seq FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq > ? ORDER BY seq",
+                     [.text(s.origin), .text(s.epoch), .integer(s.contiguous)]) { r in
+            let seq = r.int(0) ?? 0
+            if seq > expected && out.count < limit { out.append(expected...(seq - 1)) }
+            expected = max(expected, seq + 1)
+        }
+        return out
+    }
+
+    /// What a bundle would do to this node's holdings (`datajoin verify FILE --db URL`).
+    static func describe(_ db: Database, header: BundleHeader, me: NodeIdentity) throws -> [String] {
+        try header.origins.map { o in
+            if o.origin == me.nodeId && o.epoch == me.epoch { return "\(o.origin) \(o.first)-\(o.last): this node's own changes (skipped)" }
+            let s = try state(db, origin: o.origin, epoch: o.epoch)
+            if o.last <= s.contiguous { return "\(o.origin) \(o.first)-\(o.last): already held (this node holds \(o.origin) up to \(s.contiguous))" }
+            var notes: [String] = []
+            let filled = try gaps(db, s).filter { $0.overlaps(o.first...o.last) }
+            if !filled.isEmpty { notes.append("fills the gap " + filled.map { "\($0.lowerBound)–\($0.upperBound)" }.joined(separator: ", ")) }
+            let knownEnd = max(s.contiguous, s.maxSeq)
+            if o.first > s.contiguous + 1 && o.first > knownEnd + 1 {
+                notes.append("leaves a gap: \(o.origin) \(knownEnd + 1)–\(o.first - 1) is missing before it")
+            } else if o.last > knownEnd {
+                notes.append("extends \(o.origin) to \(o.last)")
+            }
+            return "\(o.origin) \(o.first)-\(o.last): " + (notes.isEmpty ? "new changes" : notes.joined(separator: "; "))
+        }
+    }
+}
+
+/// Per-peer receipts: how far each peer has confirmed holding each origin's changes.
+enum Receipts {
+    static func record(_ db: Database, peer: String, _ receipts: [Receipt]) throws {
+        for r in receipts {
+            try db.execute("""
+                INSERT INTO ds_peer_receipt (peer, origin, origin_epoch, seq, updated_at) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (peer, origin, origin_epoch) DO UPDATE SET seq = CASE WHEN excluded.seq > ds_peer_receipt.seq THEN excluded.seq ELSE ds_peer_receipt.seq END,
+                  updated_at = excluded.updated_at
+                """, [.text(peer), .text(r.origin), .text(r.epoch), .integer(r.seq), .text(nowText())])
+        }
+    }
+
+    static func confirmed(_ db: Database, peer: String, origin: String, epoch: String) throws -> Int64 {
+        try db.scalar("SELECT seq FROM ds_peer_receipt WHERE peer = ? AND origin = ? AND origin_epoch = ?", [.text(peer), .text(origin), .text(epoch)]).asInt64 ?? 0
+    }
+
+    /// The peers this node exchanges with: every trusted node but itself.
+    static func peers(_ db: Database, me: NodeIdentity) throws -> [String] {
+        try db.rows("SELECT node_id FROM ds_trusted_key WHERE revoked_at IS NULL AND node_id <> ? ORDER BY node_id", [.text(me.nodeId)]).compactMap { $0.string(0) }
+    }
+}
+
+/// Epochs: a node restored from an older backup would hand out sequence numbers its peers already
+/// hold. When a peer's receipt shows it holds more of this node's current epoch than this node
+/// has issued, the node moves to a new epoch and sends all its outbox again under it
+/// (docs/delivery.md).
+enum Epochs {
+    @discardableResult
+    static func checkRestored(_ db: Database, receipts: [Receipt], from peer: String) throws -> String? {
+        let me = try NodeIdentity.load(db)
+        guard let r = receipts.first(where: { $0.origin == me.nodeId && $0.epoch == me.epoch && $0.seq >= me.nextSeq }) else { return nil }
+        return try startNew(db, reason: "\(peer) holds \(me.nodeId)#\(r.seq) of epoch \(me.epoch), but this node has issued only up to \(me.nextSeq - 1): restored from an older backup")
+    }
+
+    /// Starts a new epoch; everything in the outbox is exported again under it.
+    static func startNew(_ db: Database, reason: String) throws -> String {
+        let epoch = NodeIdentity.newEpoch()
+        try db.inTransaction {
+            try db.execute("UPDATE ds_node SET epoch = ?", [.text(epoch)])
+            try ProgramPointer.set(db, Program.export, 0, status: "new epoch \(epoch): \(reason)")
+        }
+        return reason
+    }
+}

@@ -41,8 +41,8 @@ final class ConvergencePropertyTests: XCTestCase {
             for (i, n) in nodes.enumerated() {
                 let ops = Int.random(in: 20...40, using: &rng)
                 let grouped = Bool.random(using: &rng)
-                let body = { [self] in
-                    for _ in 0..<ops { try randomEdit(n, keys: keys, rng: &rng) }
+                let body = {
+                    for _ in 0..<ops { try Self.randomEdit(n, keys: keys, rng: &rng) }
                 }
                 if grouped { try n.db.inTransaction(body) } else { try body() }
                 let out = folder.appendingPathComponent("out\(i)")
@@ -75,7 +75,7 @@ final class ConvergencePropertyTests: XCTestCase {
         if expected.isEmpty { XCTFail("\(context): the scenario ended with no rows; it tests too little") }
     }
 
-    func randomEdit(_ n: TestNode, keys: [String], rng: inout SeededRandom) throws {
+    static func randomEdit(_ n: TestNode, keys: [String], rng: inout SeededRandom) throws {
         let key = keys.randomElement(using: &rng)!
         let exists = try n.db.scalar("SELECT count(*) FROM item WHERE id = ?", [.text(key)]).asInt64 == 1
         let a = Self.texts.randomElement(using: &rng)!, b = Self.ints.randomElement(using: &rng)!, c = Self.reals.randomElement(using: &rng)!

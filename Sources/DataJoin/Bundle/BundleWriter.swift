@@ -11,7 +11,8 @@ final class BundleWriter {
     private let gzip: GzipWriter
     private var hasher = SHA256()
     private var pending = ByteWriter()
-    private var tables: [String: (index: Int, columns: [String: Int])] = [:]
+    private var tables: [String: (index: Int, columns: [String: Int], keys: [String])] = [:]
+    private var nextTableIndex = 0
     private var origins: [String: Int] = [:]
     private let signingKey: Curve25519.Signing.PrivateKey
     private(set) var changeCount: Int64 = 0
@@ -50,20 +51,33 @@ final class BundleWriter {
         pending.bytes.removeAll(keepingCapacity: true)
     }
 
-    func add(_ c: Change, table: TableInfo) throws {
-        if tables[c.table] == nil {
-            let index = tables.count
+    /// Adds a change. The table's definition comes from the registry when there is one, and from
+    /// the change itself otherwise (a relayed change of a table this node does not track); a
+    /// change naming a column the current definition lacks gets a new, wider definition.
+    func add(_ c: Change, table: TableInfo?) throws {
+        let keyNames = c.keyNames.isEmpty ? (table?.keyColumns.map(\.name) ?? []) : c.keyNames
+        guard keyNames.count == c.key.count, !keyNames.isEmpty else {
+            throw DataJoinError(.internalError, "change \(c.origin)#\(c.seq) of \(c.table) has no key column names")
+        }
+        let needed = keyNames + c.columns.map(\.name)
+        if let t = tables[c.table], needed.allSatisfy({ t.columns[$0] != nil }), t.keys == keyNames {
+            // defined already
+        } else {
+            var names = keyNames
+            for n in (table?.columns.map(\.name) ?? []) + (tables[c.table].map { $0.columns.sorted { $0.value < $1.value }.map(\.key) } ?? []) + c.columns.map(\.name)
+            where !names.contains(n) { names.append(n) }
+            let index = nextTableIndex
+            nextTableIndex += 1
             var cols: [String: Int] = [:]
-            for (i, col) in table.columns.enumerated() { cols[col.name] = i }
-            tables[c.table] = (index, cols)
+            for (i, n) in names.enumerated() { cols[n] = i }
+            tables[c.table] = (index, cols, keyNames)
             pending.byte(BundleFormat.Record.table.rawValue)
             pending.varint(UInt64(index))
-            pending.string(table.name)
-            pending.varint(UInt64(table.columns.count))
-            for col in table.columns { pending.string(col.name) }
-            let keys = table.keyColumns
-            pending.varint(UInt64(keys.count))
-            for k in keys { pending.varint(UInt64(cols[k.name]!)) }
+            pending.string(c.table)
+            pending.varint(UInt64(names.count))
+            for n in names { pending.string(n) }
+            pending.varint(UInt64(keyNames.count))
+            for k in keyNames { pending.varint(UInt64(cols[k]!)) }
         }
         let t = tables[c.table]!
         guard let originIndex = origins[c.origin + "\u{0}" + c.epoch] else {

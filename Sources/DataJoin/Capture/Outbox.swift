@@ -35,8 +35,10 @@ enum Outbox {
             old = ValueConversion.fromCaptured(r.values[6].asString, brand: brand, kind: kind(name))
         case .delete: break
         }
-        return Change(origin: me.nodeId, epoch: me.epoch, seq: r.int(9) ?? 0, hlc: r.int(10) ?? 0, txid: r.int(8) ?? 0, op: op,
-                      table: tableName, cl: r.int(11) ?? 1, key: try key(r, tables: tables, brand: brand), columns: columns, oldValue: old)
+        var change = Change(origin: me.nodeId, epoch: me.epoch, seq: r.int(9) ?? 0, hlc: r.int(10) ?? 0, txid: r.int(8) ?? 0, op: op,
+                            table: tableName, cl: r.int(11) ?? 1, key: try key(r, tables: tables, brand: brand), columns: columns, oldValue: old)
+        change.keyNames = table?.keyColumns.map(\.name) ?? (r.string(12) ?? "").split(separator: ",").map(String.init)
+        return change
     }
 }
 

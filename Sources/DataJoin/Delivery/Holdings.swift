@@ -122,13 +122,19 @@ enum Epochs {
         return try startNew(db, reason: "\(peer) holds \(me.nodeId)#\(r.seq) of epoch \(me.epoch), but this node has issued only up to \(me.nextSeq - 1): restored from an older backup")
     }
 
-    /// Starts a new epoch; everything in the outbox is exported again under it.
+    /// Starts a new epoch, inside the caller's transaction; everything in the outbox is
+    /// exported again under it.
     static func startNew(_ db: Database, reason: String) throws -> String {
         let epoch = NodeIdentity.newEpoch()
-        try db.inTransaction {
-            try db.execute("UPDATE ds_node SET epoch = ?", [.text(epoch)])
-            try ProgramPointer.set(db, Program.export, 0, status: "new epoch \(epoch): \(reason)")
-        }
+        try db.execute("UPDATE ds_node SET epoch = ?", [.text(epoch)])
+        try ProgramPointer.set(db, Program.export, 0, status: "new epoch \(epoch)")
         return reason
+    }
+}
+
+/// `datajoin verify FILE --db URL`: what a bundle would do to this node's holdings.
+public enum GapReport {
+    public static func describe(_ db: Database, header: BundleHeader) throws -> [String] {
+        try Holdings.describe(db, header: header, me: try NodeIdentity.load(db))
     }
 }

@@ -1,12 +1,22 @@
+import Crypto
 import Foundation
 
 public struct ExportOptions: Sendable {
     public var folder: String
     /// Split into bundles of about this many changes (a source transaction is never split).
     public var maxChanges: Int?
-    public init(folder: String, maxChanges: Int? = nil) {
+    /// Also write the changes received from other nodes (a hub forwards everything to everyone).
+    public var relay: Bool
+    /// Write again what peers have not confirmed (all peers, or `peer`).
+    public var resend: Bool
+    public var peer: String?
+
+    public init(folder: String, maxChanges: Int? = nil, relay: Bool = false, resend: Bool = false, peer: String? = nil) {
         self.folder = folder
         self.maxChanges = maxChanges
+        self.relay = relay
+        self.resend = resend
+        self.peer = peer
     }
 }
 
@@ -19,71 +29,171 @@ public struct ExportedBundle: Sendable {
     public var sha256: String
 }
 
-/// `datajoin export`: outbox rows past the export pointer into bundle files.
+/// `datajoin export`: outbox rows past the export pointer into bundle files; with `relay`, inbox
+/// rows past the relay pointer too; with `resend`, what peers have not confirmed.
 public enum Exporter {
     public static func export(_ db: Database, _ options: ExportOptions, reporter: Reporter = SilentReporter()) throws -> [ExportedBundle] {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: options.folder, isDirectory: &isDir), isDir.boolValue else {
-            throw DataJoinError.io("export folder \(options.folder) does not exist; create it first")
-        }
-        // Probe by writing, not access(2): root passes access() on read-only mounts.
-        let probe = (options.folder as NSString).appendingPathComponent(".datajoin-probe-\(getpid())")
-        let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        guard fd >= 0 else {
-            throw DataJoinError.io("export folder \(options.folder) is not writable (\(String(cString: strerror(errno))))")
-        }
-        close(fd)
-        unlink(probe)
+        try checkFolder(options.folder)
         if let m = options.maxChanges, m < 1 { throw DataJoinError(.usage, "--max-changes must be at least 1") }
         var me = try NodeIdentity.load(db)
+        if let peer = options.peer {
+            guard options.resend else { throw DataJoinError(.usage, "--peer goes with --resend") }
+            guard try Receipts.peers(db, me: me).contains(peer) else {
+                throw DataJoinError(.usage, "\(peer) is not a trusted peer of \(me.nodeId) (see 'datajoin status')")
+            }
+        }
         let tables = try TableRegistry.load(db)
-        let key = try NodeIdentity.signingKey(db, node: me.nodeId)
         // Stamp in a short write transaction; reading and writing files holds no write lock.
         try db.inTransaction {
             me = try NodeIdentity.load(db)
             try Stamper.stampPending(db, me: &me, tables: tables)
         }
-        let pointer = try ProgramPointer.get(db, Program.export)
-        let last = me.nextSeq - 1
-        guard last > pointer else { return [] }
-        let ranges = try splitRanges(db, from: pointer + 1, to: last, max: options.maxChanges)
+        let ctx = Context(db: db, me: me, key: try NodeIdentity.signingKey(db, node: me.nodeId), folder: options.folder,
+                          tables: tables, receipts: try Holdings.receipts(db, me: me), reporter: reporter)
         var written: [ExportedBundle] = []
-        var done: Int64 = 0
-        for range in ranges {
-            let count = range.upperBound - range.lowerBound + 1
-            let header = BundleHeader(sender: me.nodeId, senderEpoch: me.epoch, createdAt: nowText(),
-                                      origins: [OriginRange(origin: me.nodeId, epoch: me.epoch, first: range.lowerBound, last: range.upperBound, count: count)],
-                                      changeCount: count, publicKey: me.publicKey)
-            let name = BundleFormat.fileName(origin: me.nodeId, epoch: me.epoch, first: range.lowerBound, last: range.upperBound)
-            let writer = try BundleWriter(folder: options.folder, fileName: name, header: header, signingKey: key)
-            try db.inReadTransaction {
-                try db.stream("SELECT \(Outbox.columns) FROM ds_change_outbox WHERE seq >= ? AND seq <= ? ORDER BY seq",
-                              [.integer(range.lowerBound), .integer(range.upperBound)]) { r in
-                    let change = try Outbox.change(r, me: me, tables: tables, brand: db.brand)
-                    guard let table = tables[change.table] else {
-                        throw DataJoinError(.notTracked, "outbox holds a change of \(change.table), which is not in the registry; run 'datajoin track' for it")
-                    }
-                    try writer.add(change, table: table)
-                    done += 1
-                    if done % 10_000 == 0 { reporter.progress("export", done: done, total: last - pointer) }
-                }
-            }
-            guard writer.changeCount == count else {
-                throw DataJoinError(.internalError, "outbox sequence \(range.lowerBound)-\(range.upperBound) has \(writer.changeCount) rows, expected \(count)")
-            }
-            let result = try writer.finish()
-            // The file is durable: only now may the pointer move past it.
-            try db.inTransaction { try ProgramPointer.set(db, Program.export, range.upperBound) }
-            reporter.verbose("wrote \(result.path) (\(count) changes, \(result.bytes) bytes)")
-            written.append(ExportedBundle(path: result.path, first: range.lowerBound, last: range.upperBound, changes: count,
-                                          bytes: result.bytes, sha256: result.sha256))
+        let pointer = try ProgramPointer.get(db, Program.export)
+        let from = options.resend ? min(pointer, try confirmed(db, me: me, origin: me.nodeId, epoch: me.epoch, peer: options.peer)) : pointer
+        written += try exportOwn(ctx, after: from, max: options.maxChanges)
+        if options.relay {
+            written += options.resend ? try resendRelayed(ctx, peer: options.peer, max: options.maxChanges) : try exportRelayed(ctx, max: options.maxChanges)
         }
-        reporter.progress("export", done: done, total: last - pointer)
         return written
     }
 
-    /// Cuts [from, to] into ranges of about `max` changes, only where the source transaction changes.
-    static func splitRanges(_ db: Database, from: Int64, to: Int64, max: Int?) throws -> [ClosedRange<Int64>] {
+    struct Context {
+        let db: Database
+        let me: NodeIdentity
+        let key: Curve25519.Signing.PrivateKey
+        let folder: String
+        let tables: [String: TableInfo]
+        let receipts: [Receipt]
+        let reporter: Reporter
+    }
+
+    static func checkFolder(_ folder: String) throws {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
+            throw DataJoinError.io("export folder \(folder) does not exist; create it first")
+        }
+        // Probe by writing, not access(2): root passes access() on read-only mounts.
+        let probe = (folder as NSString).appendingPathComponent(".datajoin-probe-\(getpid())")
+        let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard fd >= 0 else {
+            throw DataJoinError.io("export folder \(folder) is not writable (\(String(cString: strerror(errno))))")
+        }
+        close(fd)
+        unlink(probe)
+    }
+
+    /// The highest seq of `origin` that `peer` (or every peer, when nil) has confirmed.
+    static func confirmed(_ db: Database, me: NodeIdentity, origin: String, epoch: String, peer: String?) throws -> Int64 {
+        let peers = try peer.map { [$0] } ?? Receipts.peers(db, me: me)
+        return try peers.map { try Receipts.confirmed(db, peer: $0, origin: origin, epoch: epoch) }.min() ?? 0
+    }
+
+    // MARK: - This node's own changes
+
+    static func exportOwn(_ ctx: Context, after pointer: Int64, max: Int?) throws -> [ExportedBundle] {
+        let db = ctx.db, me = ctx.me
+        guard let range = try db.firstRow("SELECT min(seq), max(seq) FROM ds_change_outbox WHERE seq > ?", [.integer(pointer)]),
+              let first = range.int(0), let last = range.int(1) else { return [] }
+        var out: [ExportedBundle] = []
+        var done: Int64 = 0
+        for r in try splitRanges(db, sql: "SELECT seq, source_id FROM ds_change_outbox WHERE seq >= ? AND seq <= ? ORDER BY seq", from: first, to: last, max: max) {
+            let count = try db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq >= ? AND seq <= ?", [.integer(r.lowerBound), .integer(r.upperBound)]).asInt64 ?? 0
+            let origins = [OriginRange(origin: me.nodeId, epoch: me.epoch, first: r.lowerBound, last: r.upperBound, count: count)]
+            let name = BundleFormat.fileName(origin: me.nodeId, epoch: me.epoch, first: r.lowerBound, last: r.upperBound)
+            let bundle = try write(ctx, name: name, origins: origins, first: r.lowerBound, last: r.upperBound) { add in
+                try db.stream("SELECT \(Outbox.columns) FROM ds_change_outbox WHERE seq >= ? AND seq <= ? ORDER BY seq",
+                              [.integer(r.lowerBound), .integer(r.upperBound)]) { row in
+                    try add(try Outbox.change(row, me: me, tables: ctx.tables, brand: db.brand))
+                    done += 1
+                    if done % 10_000 == 0 { ctx.reporter.progress("export", done: done, total: last - first + 1) }
+                }
+            }
+            // The file is durable: only now may the pointer move past it.
+            try db.inTransaction {
+                if try ProgramPointer.get(db, Program.export) < r.upperBound { try ProgramPointer.set(db, Program.export, r.upperBound) }
+            }
+            out.append(bundle)
+        }
+        return out
+    }
+
+    // MARK: - Relayed changes
+
+    static func exportRelayed(_ ctx: Context, max: Int?) throws -> [ExportedBundle] {
+        let db = ctx.db
+        let pointer = try ProgramPointer.get(db, Program.relay)
+        guard let range = try db.firstRow("SELECT min(id), max(id) FROM ds_change_inbox WHERE id > ?", [.integer(pointer)]),
+              let first = range.int(0), let last = range.int(1) else { return [] }
+        var out: [ExportedBundle] = []
+        for r in try splitRanges(db, sql: "SELECT id, NULL FROM ds_change_inbox WHERE id >= ? AND id <= ? ORDER BY id", from: first, to: last, max: max) {
+            let where_ = "id >= ? AND id <= ?"
+            let params: [Value] = [.integer(r.lowerBound), .integer(r.upperBound)]
+            let name = relayName(ctx, "relay", first: r.lowerBound, last: r.upperBound, epoch: ctx.me.epoch)
+            out.append(try writeInbox(ctx, name: name, where_: where_, params: params, order: "id", first: r.lowerBound, last: r.upperBound))
+            try db.inTransaction { try ProgramPointer.set(db, Program.relay, r.upperBound) }
+        }
+        return out
+    }
+
+    /// Per origin, the changes this node holds beyond what the peer(s) confirmed.
+    static func resendRelayed(_ ctx: Context, peer: String?, max: Int?) throws -> [ExportedBundle] {
+        let db = ctx.db
+        var out: [ExportedBundle] = []
+        for s in try Holdings.all(db) where !(s.origin == ctx.me.nodeId && s.epoch == ctx.me.epoch) {
+            let confirmedSeq = try confirmed(db, me: ctx.me, origin: s.origin, epoch: s.epoch, peer: peer)
+            guard s.maxSeq > confirmedSeq else { continue }
+            let params: [Value] = [.text(s.origin), .text(s.epoch), .integer(confirmedSeq)]
+            guard let range = try db.firstRow("SELECT min(seq), max(seq) FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq > ?", params),
+                  let first = range.int(0), let last = range.int(1) else { continue }
+            let name = relayName(ctx, s.origin, first: first, last: last, epoch: s.epoch)
+            out.append(try writeInbox(ctx, name: name, where_: "origin = ? AND origin_epoch = ? AND seq > ?", params: params, order: "seq", first: first, last: last))
+        }
+        return out
+    }
+
+    /// `<sender>~<what>_<first>-<last>_<epoch8>.djb`: never the name of an origin's own bundle.
+    static func relayName(_ ctx: Context, _ what: String, first: Int64, last: Int64, epoch: String) -> String {
+        ctx.me.nodeId + "~" + BundleFormat.fileName(origin: what, epoch: epoch, first: first, last: last)
+    }
+
+    static func writeInbox(_ ctx: Context, name: String, where_: String, params: [Value], order: String, first: Int64, last: Int64) throws -> ExportedBundle {
+        let db = ctx.db
+        let origins = try db.rows("SELECT origin, origin_epoch, min(seq), max(seq), count(*) FROM ds_change_inbox WHERE \(where_) GROUP BY origin, origin_epoch ORDER BY origin, origin_epoch", params).map {
+            OriginRange(origin: $0.string(0) ?? "", epoch: $0.string(1) ?? "", first: $0.int(2) ?? 0, last: $0.int(3) ?? 0, count: $0.int(4) ?? 0)
+        }
+        return try write(ctx, name: name, origins: origins, first: first, last: last) { add in
+            try db.stream("SELECT \(Importer.inboxColumns) FROM ds_change_inbox WHERE \(where_) ORDER BY \(order)", params) { row in
+                try add(try Importer.change(row))
+            }
+        }
+    }
+
+    // MARK: - Writing
+
+    /// Writes one bundle from the changes `produce` hands over, inside a read snapshot.
+    static func write(_ ctx: Context, name: String, origins: [OriginRange], first: Int64, last: Int64,
+                      produce: (_ add: (Change) throws -> Void) throws -> Void) throws -> ExportedBundle {
+        let count = origins.reduce(0) { $0 + $1.count }
+        let header = BundleHeader(sender: ctx.me.nodeId, senderEpoch: ctx.me.epoch, createdAt: nowText(), origins: origins,
+                                  changeCount: count, receipts: ctx.receipts, publicKey: ctx.me.publicKey)
+        let writer = try BundleWriter(folder: ctx.folder, fileName: name, header: header, signingKey: ctx.key)
+        try ctx.db.inReadTransaction {
+            try produce { change in try writer.add(change, table: ctx.tables[change.table]) }
+        }
+        guard writer.changeCount == count else {
+            throw DataJoinError(.internalError, "\(name): read \(writer.changeCount) changes, expected \(count)")
+        }
+        let result = try writer.finish()
+        ctx.reporter.verbose("wrote \(result.path) (\(count) changes, \(result.bytes) bytes)")
+        return ExportedBundle(path: result.path, first: first, last: last, changes: count, bytes: result.bytes, sha256: result.sha256)
+    }
+
+    /// Cuts [from, to] into ranges of about `max` rows, only where the second column (the source
+    /// transaction) changes; NULL there allows a cut anywhere.
+    static func splitRanges(_ db: Database, sql: String, from: Int64, to: Int64, max: Int?) throws -> [ClosedRange<Int64>] {
         guard let max else { return [from...to] }
         var ranges: [ClosedRange<Int64>] = []
         var start = from
@@ -91,7 +201,7 @@ public enum Exporter {
         var lastTx: Value = .null
         var lastSeq = from - 1
         try db.inReadTransaction {
-            try db.stream("SELECT seq, source_id FROM ds_change_outbox WHERE seq >= ? AND seq <= ? ORDER BY seq", [.integer(from), .integer(to)]) { r in
+            try db.stream(sql, [.integer(from), .integer(to)]) { r in
                 let seq = r.int(0) ?? 0
                 let tx = r.values[1]
                 if count >= max && (tx.isNull || tx != lastTx) {

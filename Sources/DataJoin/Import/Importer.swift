@@ -57,7 +57,7 @@ public enum Importer {
         report = partial
     }
 
-    static let inboxColumns = "id, origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_operation, cl, object_value, status"
+    static let inboxColumns = "id, origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_operation, cl, object_value, status, object_pk_attribute"
 
     static func change(_ r: Row) throws -> Change {
         guard case .blob(let keyBytes) = r.values[7], let op = Operation(rawValue: r.string(8) ?? "") else {
@@ -66,8 +66,10 @@ public enum Importer {
         var payload: [UInt8] = []
         if case .blob(let b) = r.values[10] { payload = b }
         let (cols, old) = try Change.decodePayload(payload)
-        return Change(origin: r.string(1) ?? "", epoch: r.string(2) ?? "", seq: r.int(3) ?? 0, hlc: r.int(4) ?? 0, txid: r.int(5) ?? 0, op: op,
-                      table: r.string(6) ?? "", cl: r.int(9) ?? 1, key: try KeyCodec.decode(keyBytes), columns: cols, oldValue: old)
+        var c = Change(origin: r.string(1) ?? "", epoch: r.string(2) ?? "", seq: r.int(3) ?? 0, hlc: r.int(4) ?? 0, txid: r.int(5) ?? 0, op: op,
+                       table: r.string(6) ?? "", cl: r.int(9) ?? 1, key: try KeyCodec.decode(keyBytes), columns: cols, oldValue: old)
+        c.keyNames = (r.string(12) ?? "").split(separator: ",").map(String.init).filter { !$0.isEmpty }
+        return c
     }
 
     /// Applies inbox rows matching `sql` inside the caller's transaction. Local changes are

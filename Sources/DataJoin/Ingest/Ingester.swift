@@ -37,18 +37,18 @@ public struct IngestReport: Sendable {
 /// bundle, then imports. A bad bundle is refused with its reason; the good ones still load.
 public enum Ingester {
     public static func ingest(_ db: Database, _ options: IngestOptions, reporter: Reporter = SilentReporter()) throws -> IngestReport {
-        let me = try NodeIdentity.load(db)
+        var me = try NodeIdentity.load(db)
         let limits = try Limits(db)
         var report = IngestReport()
         for entry in try BundleFiles.expand(options.paths) {
             let path = entry.path
             var status: IngestedFile.Status
-            var header: BundleHeader?
+            var notice: String?
             if let problem = entry.problem {
                 status = .refused(problem)
             } else {
                 do {
-                    (status, header) = try ingestFile(db, path: path, me: me, limits: limits)
+                    (status, notice) = try ingestFile(db, path: path, me: &me, limits: limits)
                 } catch let e as DataJoinError {
                     switch e.code {
                     case .truncated where Quarantine.modifiedWithin(path, seconds: limits.partialGraceSeconds):
@@ -62,9 +62,7 @@ public enum Ingester {
                     }
                 }
             }
-            if case .loaded = status, let h = header, let reason = try Epochs.checkRestored(db, receipts: h.receipts, from: h.sender) {
-                report.notices.append("new epoch: \(reason); all of this node's changes will be exported again")
-            }
+            if let notice { report.notices.append(notice) }
             report.files.append(IngestedFile(path: path, status: status))
             reporter.verbose("\(path): \(status)")
         }
@@ -96,7 +94,7 @@ public enum Ingester {
         }
     }
 
-    static func ingestFile(_ db: Database, path: String, me: NodeIdentity, limits: Limits) throws -> (IngestedFile.Status, BundleHeader?) {
+    static func ingestFile(_ db: Database, path: String, me: inout NodeIdentity, limits: Limits) throws -> (IngestedFile.Status, String?) {
         let digest = try fileDigest(path)
         if try db.firstRow("SELECT id FROM ds_bundle_seen WHERE sha256 = ?", [.text(digest)]) != nil { return (.alreadySeen, nil) }
         let reader = try BundleReader(path: path, maxExpandedBytes: limits.maxExpandedBytes)
@@ -118,7 +116,16 @@ public enum Ingester {
             try reader.finish(publicKey: key)
             return (.ownBundle, nil)
         }
+        var notice: String?
         let status: IngestedFile.Status = try db.inTransaction {
+            // A peer holding more of this node's epoch than it issued: restored from a backup.
+            // Move to a new epoch before loading, so this node's lost changes come back as
+            // foreign ones; a bundle that then fails to verify rolls the switch back too.
+            notice = nil
+            if let reason = try Epochs.checkRestored(db, receipts: h.receipts, from: h.sender) {
+                notice = "new epoch: \(reason); all of this node's changes will be exported again"
+            }
+            let me = try NodeIdentity.load(db)
             let first = h.origins.map(\.first).min() ?? 0
             let last = h.origins.map(\.last).max() ?? 0
             let bundleId = try insertReturningId(db, """
@@ -155,7 +162,8 @@ public enum Ingester {
             try Receipts.record(db, peer: h.sender, h.receipts)
             return .loaded(changes: loaded, skipped: skipped)
         }
-        return (status, h)
+        me = try NodeIdentity.load(db)
+        return (status, notice)
     }
 
     static func insertReturningId(_ db: Database, _ sql: String, _ params: [Value]) throws -> Int64 {

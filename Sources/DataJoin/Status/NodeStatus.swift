@@ -20,6 +20,25 @@ public struct NodeStatus: Sendable {
     public var lastIngest: String?
     public var bundlesIngested: Int64
     public var clock: String
+    public var origins: [OriginStatus]
+    public var peers: [PeerStatus]
+
+    public struct OriginStatus: Sendable {
+        public var origin: String
+        public var epoch: String
+        public var highWater: Int64
+        public var maxSeq: Int64
+        public var missing: [ClosedRange<Int64>]
+        public var lastBundle: String?
+        public var lastSeenAt: String?
+    }
+
+    public struct PeerStatus: Sendable {
+        public var peer: String
+        /// How far the peer has confirmed this node's current epoch.
+        public var confirmed: Int64
+        public var behind: Int64
+    }
 
     public struct HeldChange: Sendable {
         public var origin: String
@@ -38,6 +57,14 @@ public struct NodeStatus: Sendable {
         let held = try db.rows("SELECT origin, seq, object_table, reason FROM ds_change_inbox WHERE status = 'held' ORDER BY id LIMIT 20").map {
             HeldChange(origin: $0.string(0) ?? "", seq: $0.int(1) ?? 0, table: $0.string(2) ?? "", reason: $0.string(3) ?? "")
         }
+        let origins = try Holdings.all(db).map { s in
+            OriginStatus(origin: s.origin, epoch: s.epoch, highWater: s.contiguous, maxSeq: s.maxSeq, missing: try Holdings.gaps(db, s),
+                         lastBundle: s.lastBundle, lastSeenAt: s.lastSeenAt)
+        }
+        let peers = try Receipts.peers(db, me: me).map { p -> PeerStatus in
+            let c = try Receipts.confirmed(db, peer: p, origin: me.nodeId, epoch: me.epoch)
+            return PeerStatus(peer: p, confirmed: c, behind: max(0, lastSeq - c))
+        }
         let exportRow = try db.firstRow("SELECT update_datetime FROM ds_program_parameter WHERE id = ? AND fromoutboxpointer > 0", [.integer(Program.export)])
         return NodeStatus(
             nodeId: me.nodeId, epoch: me.epoch, database: db.displayName,
@@ -52,11 +79,17 @@ public struct NodeStatus: Sendable {
             lastExport: exportRow?.string(0),
             lastIngest: try db.scalar("SELECT max(ingested_at) FROM ds_bundle_seen").asString,
             bundlesIngested: try db.scalar("SELECT count(*) FROM ds_bundle_seen").asInt64 ?? 0,
-            clock: HybridLogicalClock.describe(me.hlc))
+            clock: HybridLogicalClock.describe(me.hlc), origins: origins, peers: peers)
     }
 
     public var json: String {
         func s(_ v: String?) -> String { v.map(JSON.quote) ?? "null" }
+        let originsJSON = origins.map { o in
+            "{\"origin\":\(JSON.quote(o.origin)),\"epoch\":\(JSON.quote(o.epoch)),\"high_water\":\(o.highWater),\"max_seq\":\(o.maxSeq),"
+                + "\"missing\":[\(o.missing.map { "[\($0.lowerBound),\($0.upperBound)]" }.joined(separator: ","))],"
+                + "\"last_bundle\":\(s(o.lastBundle)),\"last_seen_at\":\(s(o.lastSeenAt))}"
+        }
+        let peersJSON = peers.map { "{\"peer\":\(JSON.quote($0.peer)),\"confirmed\":\($0.confirmed),\"behind\":\($0.behind)}" }
         let heldJSON = held.map { "{\"origin\":\(JSON.quote($0.origin)),\"seq\":\($0.seq),\"table\":\(JSON.quote($0.table)),\"reason\":\(JSON.quote($0.reason))}" }
         return """
             {"node_id":\(JSON.quote(nodeId)),"epoch":\(JSON.quote(epoch)),"database":\(JSON.quote(database)),\
@@ -65,7 +98,8 @@ public struct NodeStatus: Sendable {
             "inbox_waiting":\(inboxWaiting),"held_count":\(heldCount),"held":[\(heldJSON.joined(separator: ","))],\
             "conflicts":\(conflicts),\
             "pointers":{"export":\(exportPointer),"import":\(importPointer)},\
-            "last_export":\(s(lastExport)),"last_ingest":\(s(lastIngest)),"bundles_ingested":\(bundlesIngested),"clock":\(JSON.quote(clock))}
+            "last_export":\(s(lastExport)),"last_ingest":\(s(lastIngest)),"bundles_ingested":\(bundlesIngested),"clock":\(JSON.quote(clock)),\
+            "origins":[\(originsJSON.joined(separator: ","))],"peers":[\(peersJSON.joined(separator: ","))]}
             """
     }
 
@@ -84,6 +118,15 @@ public struct NodeStatus: Sendable {
             "clock:            \(clock)",
         ]
         for h in held { lines.append("  held \(h.origin)#\(h.seq) \(h.table): \(h.reason)") }
+        if !origins.isEmpty { lines.append("origins:") }
+        for o in origins {
+            var line = "  \(o.origin) (epoch \(o.epoch.prefix(8))): holds up to \(o.highWater)"
+            if !o.missing.isEmpty { line += ", missing " + o.missing.map { $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)–\($0.upperBound)" }.joined(separator: ", ") }
+            if let b = o.lastBundle { line += "; last bundle \(b) at \(o.lastSeenAt ?? "?")" }
+            lines.append(line)
+        }
+        if !peers.isEmpty { lines.append("peers (what they confirmed of this node):") }
+        for p in peers { lines.append("  \(p.peer): up to \(p.confirmed)" + (p.behind > 0 ? " (\(p.behind) behind)" : " (all)")) }
         return lines.joined(separator: "\n")
     }
 }

@@ -12,6 +12,8 @@ struct Export: ParsableCommand {
             Example:
               datajoin export --db sqlite:testapp1.db --to /media/usb/datajoin
               datajoin export --db $PG_URL --to /srv/drop --max-changes 100000
+              datajoin export --db $HUB --to /srv/drop --relay          # a hub forwards everything
+              datajoin export --db laptop.db --to /media/usb --resend --peer office
             """)
 
     @OptionGroup var database: DatabaseOptions
@@ -23,10 +25,20 @@ struct Export: ParsableCommand {
     @Option(help: ArgumentHelp("Split into bundles of about N changes; a source transaction is never split.", valueName: "n"))
     var maxChanges: Int?
 
+    @Flag(help: "Also write the changes received from other nodes, with their original origin (a hub forwards everything to everyone).")
+    var relay = false
+
+    @Flag(help: "Write again the changes peers have not confirmed (the cure for a lost USB stick).")
+    var resend = false
+
+    @Option(help: ArgumentHelp("With --resend: only what this peer has not confirmed.", valueName: "name"))
+    var peer: String?
+
     func run() throws {
         try DataJoin_run {
             let db = try database.open()
-            let written = try Exporter.export(db, ExportOptions(folder: folder, maxChanges: maxChanges), reporter: output.reporter())
+            let options = ExportOptions(folder: folder, maxChanges: maxChanges, relay: relay, resend: resend, peer: peer)
+            let written = try Exporter.export(db, options, reporter: output.reporter())
             if written.isEmpty {
                 if !output.quiet { print("nothing new to export") }
                 return

@@ -46,6 +46,7 @@ struct Ingest: ParsableCommand {
                 }
             }
             if report.files.isEmpty && !output.quiet { print("no bundle files found") }
+            for n in report.notices { Console.warn(n) }
             if let r = report.imported { ImportSummary.print(r, quiet: output.quiet) }
             partial = report.refused > 0 || (report.imported?.held ?? 0) > 0
         }

@@ -26,15 +26,26 @@ struct Inspect: ParsableCommand {
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check bundle files (format, completeness, checksum, signature) without touching a database.",
-        discussion: "Exit status 1 when any file is bad.\n\nExample:\n  datajoin verify /media/usb/datajoin/*.djb")
+        discussion: """
+            Exit status 1 when any file is bad. With --db, also says for each origin whether the bundle
+            is already held, fills a gap, or leaves one (like 'git bundle verify').
+
+            Example:
+              datajoin verify /media/usb/datajoin/*.djb
+              datajoin verify --db laptop.db /media/usb/datajoin
+            """)
 
     @Argument(help: ArgumentHelp("Bundle files or folders.", valueName: "file"), completion: .file())
     var files: [String] = []
+
+    @Option(help: ArgumentHelp("Also say whether each bundle fills or leaves a gap in what this database holds.", valueName: "url"))
+    var db: String?
 
     func run() throws {
         var bad = 0
         try DataJoin_run {
             if files.isEmpty { throw DataJoinError(.usage, "name at least one bundle file to verify") }
+            let database = try db.map { try DatabaseOpener.open($0) }
             for entry in try BundleFiles.expand(files) {
                 let path = entry.path
                 if let problem = entry.problem {
@@ -46,6 +57,7 @@ struct Verify: ParsableCommand {
                 case .success(let h):
                     let ranges = h.origins.map { "\($0.origin) \($0.first)-\($0.last)" }.joined(separator: ", ")
                     print("\(path): OK (\(h.changeCount) changes from \(ranges), signed by \(h.sender))")
+                    if let database { for line in try GapReport.describe(database, header: h) { print("  " + line) } }
                 case .failure(let e):
                     bad += 1
                     Console.error("\(path): \(e.message)")

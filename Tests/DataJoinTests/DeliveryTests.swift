@@ -1,0 +1,226 @@
+import Foundation
+import XCTest
+
+@testable import DataJoin
+
+/// Every change reaches every node exactly once, whatever the topology, with bundles dropped,
+/// re-sent, late and twice; gaps are reported; receipts flow back; a restored node recovers.
+final class DeliveryTests: XCTestCase {
+    var folder: URL!
+    var rng = SeededRandom(seed: 99)
+
+    override func setUpWithError() throws { folder = try TestDatabases.tempFolder("delivery") }
+
+    func makeNodes(_ brands: [Brand], prefix: String = "n") throws -> [TestNode] {
+        let nodes = try brands.enumerated().map { i, b in
+            try TestNode("\(prefix)\(i)", b, folder: folder, table: ConvergencePropertyTests.ddl(b), track: ["item"])
+        }
+        try trustAll(nodes)
+        return nodes
+    }
+
+    func out(_ n: TestNode, _ label: String = "out") throws -> URL {
+        let u = folder.appendingPathComponent("\(label)-\(n.name)")
+        try FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
+        return u
+    }
+
+    func export(_ n: TestNode, relay: Bool = false, resend: Bool = false, peer: String? = nil, to label: String = "out") throws -> [String] {
+        try Exporter.export(n.db, ExportOptions(folder: try out(n, label).path, maxChanges: 15, relay: relay, resend: resend, peer: peer)).map(\.path)
+    }
+
+    func edit(_ n: TestNode, _ count: Int) throws {
+        for _ in 0..<count { try ConvergencePropertyTests.randomEdit(n, keys: (0..<12).map { String(format: "k%02d", $0) }, rng: &rng) }
+    }
+
+    /// Delivers each file, or drops it (lost), sometimes twice, in a random order.
+    func deliver(_ files: [String], to n: TestNode, lose: Int = 5) throws {
+        var picked = files.filter { _ in Int.random(in: 0..<lose, using: &rng) != 0 }
+        picked += picked.filter { _ in Int.random(in: 0..<4, using: &rng) == 0 }
+        for f in picked.shuffled(using: &rng) { try n.ingest([f]) }
+    }
+
+    /// All equal, every foreign change held once, no echo, and a quiet round exports nothing.
+    func assertConverged(_ nodes: [TestNode], _ context: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let reference = try nodes[0].rows("item")
+        XCTAssertFalse(reference.isEmpty, context, file: file, line: line)
+        let issued = try nodes.map { try NodeIdentity.load($0.db).nextSeq - 1 }
+        for (i, n) in nodes.enumerated() {
+            XCTAssertEqual(try n.rows("item"), reference, "\(context): \(n.name) differs", file: file, line: line)
+            let foreign = issued.enumerated().filter { $0.offset != i }.reduce(0) { $0 + $1.element }
+            XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM ds_change_inbox").asInt64, foreign, "\(context): \(n.name) inbox holds each foreign change once", file: file, line: line)
+            XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM ds_change_inbox WHERE origin = ?", [.text(n.name)]).asInt64, 0, "\(context): echo", file: file, line: line)
+            XCTAssertEqual(try NodeStatus.read(n.db).heldCount, 0, "\(context): \(n.name) holds changes", file: file, line: line)
+        }
+    }
+
+    func assertQuiet(_ nodes: [TestNode], relay: Bool, relaying: Set<String>? = nil, _ context: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        for n in nodes {
+            XCTAssertEqual(try export(n, relay: relaying?.contains(n.name) ?? relay, to: "quiet"), [], "\(context): \(n.name) exported after a quiet round", file: file, line: line)
+        }
+    }
+
+    func testFullMeshPeerToPeer() throws {
+        let nodes = try makeNodes([.sqlite, .postgres, .sqlite, .postgres])
+        for _ in 0..<4 {
+            var produced: [(TestNode, [String])] = []
+            for n in nodes { try edit(n, 12); produced.append((n, try export(n))) }
+            for (src, files) in produced { for dst in nodes where dst !== src { try deliver(files, to: dst) } }
+        }
+        // Lost bundles come back through --resend, from the receipts peers sent.
+        for _ in 0..<2 {
+            var produced: [(TestNode, [String])] = []
+            for n in nodes { produced.append((n, try export(n, resend: true, to: "resend"))) }
+            for (src, files) in produced { for dst in nodes where dst !== src { for f in files { try dst.ingest([f]) } } }
+        }
+        try assertConverged(nodes, "mesh")
+        let conflicts = try nodes.map { try $0.db.scalar("SELECT count(*) FROM ds_conflict") }
+        // Everything delivered again: nothing new is applied or logged.
+        for dst in nodes { for src in nodes where src !== dst { _ = try dst.ingest([try out(src).path]) } }
+        XCTAssertEqual(try nodes.map { try $0.db.scalar("SELECT count(*) FROM ds_conflict") }, conflicts)
+        try assertConverged(nodes, "mesh, redelivered")
+        try assertQuiet(nodes, relay: false, "mesh")
+    }
+
+    func testHubAndSpokes() throws {
+        let nodes = try makeNodes([.postgres, .sqlite, .sqlite, .postgres])
+        let hub = nodes[0], spokes = Array(nodes[1...])
+        for _ in 0..<4 {
+            for s in spokes { try edit(s, 12); try deliver(try export(s), to: hub) }
+            try edit(hub, 5)
+            let fromHub = try export(hub, relay: true)
+            for s in spokes { try deliver(fromHub, to: s) }
+        }
+        // Spokes re-send what the hub has not confirmed; the hub re-sends what each spoke lacks.
+        for _ in 0..<2 {
+            for s in spokes { for f in try export(s, resend: true, peer: hub.name, to: "resend") { try hub.ingest([f]) } }
+            for s in spokes { for f in try export(hub, relay: true, resend: true, peer: s.name, to: "resend-\(s.name)") { try s.ingest([f]) } }
+        }
+        for s in spokes { try s.ingest([try out(hub).path]) }
+        try assertConverged(nodes, "hub")
+        try assertQuiet(nodes, relay: false, relaying: [hub.name], "hub")
+    }
+
+    func testRingWithRelaying() throws {
+        let nodes = try makeNodes([.sqlite, .postgres, .sqlite, .postgres])
+        func next(_ i: Int) -> TestNode { nodes[(i + 1) % nodes.count] }
+        for round in 0..<8 {
+            if round < 4 { for n in nodes { try edit(n, 10) } }
+            for (i, n) in nodes.enumerated() { try deliver(try export(n, relay: true), to: next(i), lose: 6) }
+        }
+        // Each node re-sends to the next what it has not confirmed, around the ring until quiet.
+        for _ in 0..<nodes.count {
+            for (i, n) in nodes.enumerated() {
+                for f in try export(n, relay: true, resend: true, peer: next(i).name, to: "resend") { try next(i).ingest([f]) }
+            }
+        }
+        for _ in 0..<nodes.count { for (i, n) in nodes.enumerated() { for f in try export(n, relay: true) { try next(i).ingest([f]) } } }
+        try assertConverged(nodes, "ring")
+        try assertQuiet(nodes, relay: true, "ring")
+    }
+
+    func testGapReportAndVerifyAgainstADatabase() throws {
+        let nodes = try makeNodes([.sqlite, .postgres], prefix: "g")
+        let (a, b) = (nodes[0], nodes[1])
+        for i in 0..<40 { try a.exec("INSERT INTO item (id, a) VALUES (?, 'x')", [.text("r\(i)")]) }
+        let files = try export(a)  // 15, 15, 10
+        XCTAssertEqual(files.count, 3)
+        try b.ingest([files[0], files[2]])
+        let status = try NodeStatus.read(b.db)
+        XCTAssertEqual(status.origins.first?.missing, [16...30])
+        XCTAssertTrue(status.text.contains("g0 (epoch"), status.text)
+        XCTAssertTrue(status.text.contains("missing 16–30"), status.text)
+        XCTAssertTrue(status.json.contains("\"missing\":[[16,30]]"), status.json)
+        var r = try CLI.ok(["verify", "--db", b.url, files[1]])
+        XCTAssertTrue(r.stdout.contains("fills the gap 16–30"), r.stdout)
+        r = try CLI.ok(["verify", "--db", b.url, files[0]])
+        XCTAssertTrue(r.stdout.contains("already held"), r.stdout)
+        for i in 40..<80 { try a.exec("INSERT INTO item (id, a) VALUES (?, 'x')", [.text("r\(i)")]) }
+        let later = try export(a)
+        r = try CLI.ok(["verify", "--db", b.url, later[1]])
+        XCTAssertTrue(r.stdout.contains("leaves a gap: g0 41–55 is missing before it"), r.stdout)
+        // Import does not wait on a gap: what arrived is applied.
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM item"), .integer(25))
+        try b.ingest([files[1]])
+        XCTAssertEqual(try NodeStatus.read(b.db).origins.first?.missing, [])
+        XCTAssertEqual(try NodeStatus.read(b.db).origins.first?.highWater, 40)
+    }
+
+    func testReceiptsTellTheOriginWhatEachPeerHolds() throws {
+        let nodes = try makeNodes([.postgres, .sqlite, .sqlite], prefix: "r")
+        let (a, b, c) = (nodes[0], nodes[1], nodes[2])
+        for i in 0..<10 { try a.exec("INSERT INTO item (id) VALUES (?)", [.text("a\(i)")]) }
+        let files = try export(a)
+        try b.ingest(files)
+        try c.ingest([files[0]])
+        try b.exec("INSERT INTO item (id) VALUES ('b0')")
+        try c.exec("INSERT INTO item (id) VALUES ('c0')")
+        try a.ingest(try export(b) + export(c))
+        let peers = try NodeStatus.read(a.db).peers
+        XCTAssertEqual(peers.map(\.peer), ["r1", "r2"])
+        XCTAssertEqual(peers.map(\.confirmed), [10, 10])  // 15 per bundle: c got all 10 in its one file
+        for i in 10..<30 { try a.exec("INSERT INTO item (id) VALUES (?)", [.text("a\(i)")]) }
+        let more = try export(a)
+        try b.ingest(more)
+        try b.exec("INSERT INTO item (id) VALUES ('b1')")
+        try a.ingest(try export(b))
+        let after = try NodeStatus.read(a.db).peers
+        XCTAssertEqual(after.map(\.confirmed), [30, 10])
+        XCTAssertEqual(after.map(\.behind), [0, 20])
+        let text = try CLI.ok(["status", "--db", a.url]).stdout
+        XCTAssertTrue(text.contains("r2: up to 10 (20 behind)"), text)
+    }
+
+    func testResendCuresALostBundle() throws {
+        let nodes = try makeNodes([.sqlite, .postgres], prefix: "l")
+        let (a, b) = (nodes[0], nodes[1])
+        for i in 0..<20 { try a.exec("INSERT INTO item (id, b) VALUES (?, ?)", [.text("k\(i)"), .integer(Int64(i))]) }
+        let files = try export(a)  // the first is on the lost USB stick
+        try b.ingest(Array(files.dropFirst()))
+        XCTAssertEqual(try NodeStatus.read(b.db).origins.first?.missing, [1...15])
+        try b.exec("INSERT INTO item (id) VALUES ('from-b')")
+        try a.ingest(try export(b))  // b's receipts reach a
+        let resent = try CLI.ok(["export", "--db", a.url, "--to", try out(a, "resend").path, "--resend", "--peer", "l1"]).stdout
+        let paths = resent.split(separator: "\n").filter { $0.hasSuffix(".djb") }.map(String.init)
+        XCTAssertEqual(paths.count, 1)
+        XCTAssertEqual(try BundleInspector.read(paths[0]).header.origins.first.map { [$0.first, $0.last] }, [1, 20])
+        try b.ingest(paths)
+        XCTAssertEqual(try NodeStatus.read(b.db).origins.first?.missing, [])
+        XCTAssertEqual(try b.rows("item").filter { $0[0] != "from-b" }, try a.rows("item").filter { $0[0] != "from-b" })
+        // Re-sent changes are harmless where they already arrived.
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_inbox").asInt64, 20)
+    }
+
+    func testNodeRestoredFromABackupMovesToANewEpoch() throws {
+        let nodes = try makeNodes([.sqlite, .postgres], prefix: "e")
+        let (a, b) = (nodes[0], nodes[1])
+        for i in 0..<5 { try a.exec("INSERT INTO item (id, a) VALUES (?, 'before backup')", [.text("k\(i)")]) }
+        try b.ingest(try export(a))
+        // Back up a's database file.
+        let backup = folder.appendingPathComponent("a-backup.db")
+        try a.db.executeScript("VACUUM INTO '\(backup.path)'")
+        let epochBefore = try NodeIdentity.load(a.db).epoch
+        for i in 5..<8 { try a.exec("INSERT INTO item (id, a) VALUES (?, 'lost with the disk')", [.text("k\(i)")]) }
+        try b.ingest(try export(a))
+        // The disk dies; a is restored from the backup and goes on working.
+        let restoredPath = folder.appendingPathComponent("a-restored.db").path
+        try FileManager.default.copyItem(atPath: backup.path, toPath: restoredPath)
+        let restored = try DatabaseOpener.open(restoredPath)
+        for i in 8..<10 { try restored.execute("INSERT INTO item (id, a) VALUES (?, 'after restore')", [.text("k\(i)")]) }
+        let reused = try Exporter.export(restored, ExportOptions(folder: try out(a, "restored").path))
+        XCTAssertEqual(reused.first?.first, 6, "the restored node hands out sequence numbers b already holds")
+        try b.ingest(reused.map(\.path))
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM item WHERE a = 'after restore'"), .integer(0), "reused numbers were taken for duplicates")
+        // b's next bundle carries its receipts: a sees b holds more of its epoch than it issued.
+        try b.exec("INSERT INTO item (id) VALUES ('b0')")
+        let fromB = try Exporter.export(b.db, ExportOptions(folder: try out(b, "relay").path, relay: true)).map(\.path)
+        let report = try Ingester.ingest(restored, IngestOptions(paths: fromB))
+        XCTAssertTrue(report.notices.first?.contains("restored from an older backup") ?? false, "\(report.notices)")
+        XCTAssertNotEqual(try NodeIdentity.load(restored).epoch, epochBefore)
+        // Its lost changes came back from b as foreign ones; its new ones go out under the new epoch.
+        XCTAssertEqual(try restored.scalar("SELECT count(*) FROM item WHERE a = 'lost with the disk'"), .integer(3))
+        try b.ingest(try Exporter.export(restored, ExportOptions(folder: try out(a, "restored").path)).map(\.path))
+        XCTAssertEqual(try TestDatabases.dump(restored, "item"), try b.rows("item"))
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM item WHERE a = 'after restore'"), .integer(2))
+    }
+}

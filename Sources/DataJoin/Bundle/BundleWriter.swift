@@ -23,7 +23,9 @@ final class BundleWriter {
         finalPath = (folder as NSString).appendingPathComponent(fileName)
         tempPath = (folder as NSString).appendingPathComponent("." + fileName + ".tmp")
         self.signingKey = signingKey
-        fd = open(tempPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        // A fresh file, never through a link someone left at that name in a shared folder.
+        unlink(tempPath)
+        fd = open(tempPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
         guard fd >= 0 else {
             throw DataJoinError.io("cannot write to \(folder): \(String(cString: strerror(errno)))")
         }

@@ -114,8 +114,11 @@ enum SyncSchema {
             last_seq BIGINT NOT NULL,
             change_count BIGINT NOT NULL,
             loaded_count BIGINT NOT NULL,
-            ingested_at TEXT NOT NULL
+            ingested_at TEXT NOT NULL,
+            file_size BIGINT,
+            file_mtime TEXT
         );
+        CREATE INDEX IF NOT EXISTS ds_bundle_seen_file ON ds_bundle_seen (file_name, file_size, file_mtime);
         CREATE TABLE IF NOT EXISTS ds_row_version (
             object_table TEXT NOT NULL,
             object_id \(blob) NOT NULL,
@@ -180,7 +183,11 @@ enum SyncSchema {
     static func upgrade(_ db: Database, from version: Int64) throws {
         guard version < Int64(Self.version) else { return }
         try db.inTransaction {
-            if version < 2 { try db.executeScript("ALTER TABLE ds_change_inbox ADD COLUMN object_pk_attribute TEXT") }
+            if version < 2 {
+                try db.executeScript("ALTER TABLE ds_change_inbox ADD COLUMN object_pk_attribute TEXT")
+                try db.executeScript("ALTER TABLE ds_bundle_seen ADD COLUMN file_size BIGINT")
+                try db.executeScript("ALTER TABLE ds_bundle_seen ADD COLUMN file_mtime TEXT")
+            }
             try db.executeScript(ddl(for: db.brand))
             try db.execute("INSERT INTO ds_program_parameter (id, programtype, description, active_flag, status, fromtable, fromoutboxpointer) SELECT ?, 'relay', 'inbox to relayed bundles', 'Y', 'idle', 'ds_change_inbox', 0 WHERE NOT EXISTS (SELECT 1 FROM ds_program_parameter WHERE id = ?)", [.integer(Program.relay), .integer(Program.relay)])
             try db.execute("UPDATE ds_node SET schema_version = ?", [.integer(Int64(Self.version))])

@@ -48,6 +48,7 @@ public enum Exporter {
             me = try NodeIdentity.load(db)
             try Stamper.stampPending(db, me: &me, tables: tables)
         }
+        removeStaleTemporaries(options.folder, node: me.nodeId)
         let ctx = Context(db: db, me: me, key: try NodeIdentity.signingKey(db, node: me.nodeId), folder: options.folder,
                           tables: tables, receipts: try Holdings.receipts(db, me: me), reporter: reporter)
         var written: [ExportedBundle] = []
@@ -68,6 +69,14 @@ public enum Exporter {
         let tables: [String: TableInfo]
         let receipts: [Receipt]
         let reporter: Reporter
+    }
+
+    /// A crash mid-write leaves `.<name>.tmp`; it was never renamed, so nothing refers to it.
+    static func removeStaleTemporaries(_ folder: String, node: String) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
+        for n in names where (n.hasPrefix("." + node + "_") || n.hasPrefix("." + node + "~")) && n.hasSuffix(".djb.tmp") {
+            unlink((folder as NSString).appendingPathComponent(n))
+        }
     }
 
     static func checkFolder(_ folder: String) throws {

@@ -19,13 +19,13 @@ public enum Importer {
     /// edits); a clock set to the wrong year is not trusted (docs/conflict-rules.md).
     public static let defaultMaxClockAheadMs: Int64 = 24 * 3_600_000
 
-    public static func run(_ db: Database, reporter: Reporter = SilentReporter()) throws -> ImportReport {
+    public static func run(_ db: Database, reporter: Reporter = SilentReporter(), shouldStop: () -> Bool = { false }) throws -> ImportReport {
         _ = try NodeIdentity.load(db)
         let tables = try TableRegistry.load(db)
         let maxAhead = try db.scalar("SELECT value FROM ds_setting WHERE name = 'max_clock_ahead_ms'").asInt64 ?? defaultMaxClockAheadMs
         var report = ImportReport()
         try retryHeld(db, tables: tables, maxAhead: maxAhead, report: &report)
-        while true {
+        while !shouldStop() {
             let more = try db.inTransaction { () -> Bool in
                 let pointer = try ProgramPointer.get(db, Program.import)
                 guard let bundle = try db.scalar("SELECT bundle_id FROM ds_change_inbox WHERE id > ? ORDER BY id LIMIT 1", [.integer(pointer)]).asInt64 else {

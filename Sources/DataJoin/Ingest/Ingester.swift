@@ -1,12 +1,15 @@
 import Crypto
 import Foundation
 
-public struct IngestOptions: Sendable {
+public struct IngestOptions {
     public var paths: [String]
     public var importAfter: Bool
-    public init(paths: [String], importAfter: Bool = true) {
+    /// Asked between bundles: true stops the run there (each bundle is one transaction).
+    public var shouldStop: () -> Bool
+    public init(paths: [String], importAfter: Bool = true, shouldStop: @escaping () -> Bool = { false }) {
         self.paths = paths
         self.importAfter = importAfter
+        self.shouldStop = shouldStop
     }
 }
 
@@ -41,6 +44,7 @@ public enum Ingester {
         let limits = try Limits(db)
         var report = IngestReport()
         for entry in try BundleFiles.expand(options.paths) {
+            if options.shouldStop() { break }
             let path = entry.path
             var status: IngestedFile.Status
             var notice: String?
@@ -67,7 +71,7 @@ public enum Ingester {
             reporter.verbose("\(path): \(status)")
         }
         if options.importAfter {
-            report.imported = try Importer.run(db, reporter: reporter)
+            report.imported = try Importer.run(db, reporter: reporter, shouldStop: options.shouldStop)
         }
         return report
     }
@@ -94,9 +98,24 @@ public enum Ingester {
         }
     }
 
+    /// A file's name, size and modification time: a drop folder of thousands of bundles already
+    /// ingested is rescanned from these, without reading the files.
+    static func fileStamp(_ path: String) -> (name: String, size: Int64, mtime: String)? {
+        guard let a = try? FileManager.default.attributesOfItem(atPath: path), let size = a[.size] as? NSNumber,
+              let date = a[.modificationDate] as? Date else { return nil }
+        return ((path as NSString).lastPathComponent, size.int64Value, String(format: "%.6f", date.timeIntervalSince1970))
+    }
+
     static func ingestFile(_ db: Database, path: String, me: inout NodeIdentity, limits: Limits) throws -> (IngestedFile.Status, String?) {
+        let stamp = fileStamp(path)
+        if let s = stamp, let seen = try db.firstRow("SELECT origin FROM ds_bundle_seen WHERE file_name = ? AND file_size = ? AND file_mtime = ?",
+                                                     [.text(s.name), .integer(s.size), .text(s.mtime)]) {
+            return (seen.string(0) == me.nodeId ? .ownBundle : .alreadySeen, nil)
+        }
         let digest = try fileDigest(path)
-        if try db.firstRow("SELECT id FROM ds_bundle_seen WHERE sha256 = ?", [.text(digest)]) != nil { return (.alreadySeen, nil) }
+        if let seen = try db.firstRow("SELECT origin FROM ds_bundle_seen WHERE sha256 = ?", [.text(digest)]) {
+            return (seen.string(0) == me.nodeId ? .ownBundle : .alreadySeen, nil)
+        }
         let reader = try BundleReader(path: path, maxExpandedBytes: limits.maxExpandedBytes)
         let h = reader.header
         let key: Curve25519.Signing.PublicKey
@@ -114,6 +133,13 @@ public enum Ingester {
         if h.sender == me.nodeId {
             // Genuinely ours (the signature is checked): nothing to load, echo prevention.
             try reader.finish(publicKey: key)
+            try db.inTransaction {
+                try db.execute("""
+                    INSERT INTO ds_bundle_seen (sha256, file_name, origin, origin_epoch, first_seq, last_seq, change_count, loaded_count, ingested_at, file_size, file_mtime)
+                    VALUES (?, ?, ?, ?, 0, 0, ?, 0, ?, ?, ?)
+                    """, [.text(digest), .text((path as NSString).lastPathComponent), .text(h.sender), .text(h.senderEpoch), .integer(h.changeCount),
+                          .text(nowText()), stamp.map { .integer($0.size) } ?? .null, stamp.map { .text($0.mtime) } ?? .null])
+            }
             return (.ownBundle, nil)
         }
         var notice: String?
@@ -129,10 +155,11 @@ public enum Ingester {
             let first = h.origins.map(\.first).min() ?? 0
             let last = h.origins.map(\.last).max() ?? 0
             let bundleId = try insertReturningId(db, """
-                INSERT INTO ds_bundle_seen (sha256, file_name, origin, origin_epoch, first_seq, last_seq, change_count, loaded_count, ingested_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)
+                INSERT INTO ds_bundle_seen (sha256, file_name, origin, origin_epoch, first_seq, last_seq, change_count, loaded_count, ingested_at, file_size, file_mtime)
+                VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
                 """, [.text(digest), .text((path as NSString).lastPathComponent), .text(h.sender), .text(h.senderEpoch),
-                      .integer(first), .integer(last), .integer(h.changeCount), .text(nowText())])
+                      .integer(first), .integer(last), .integer(h.changeCount), .text(nowText()),
+                      stamp.map { .integer($0.size) } ?? .null, stamp.map { .text($0.mtime) } ?? .null])
             var loaded: Int64 = 0
             var skipped: Int64 = 0
             let received = nowText()

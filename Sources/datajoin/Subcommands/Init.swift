@@ -1,5 +1,6 @@
 import ArgumentParser
 import DataJoin
+import Foundation
 
 struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -28,4 +29,9 @@ struct Init: ParsableCommand {
 }
 
 /// `run` from Support, under a name that does not clash with ParsableCommand.run().
-func DataJoin_run(_ body: () throws -> Void) throws { try run(body) }
+func DataJoin_run(_ body: () throws -> Void) throws {
+    // Past a file-size limit, write(2) should fail with EFBIG (reported, pointer unmoved)
+    // instead of the process being killed.
+    signal(SIGXFSZ, SIG_IGN)
+    try run(body)
+}

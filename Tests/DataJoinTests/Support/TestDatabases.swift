@@ -102,6 +102,76 @@ struct CLI {
         return Result(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
     }
 
+    /// Starts the command and SIGKILLs it after the delay; true when the kill landed (the process
+    /// was still running).
+    static func killed(_ args: [String], afterMicroseconds delay: UInt32) throws -> Bool {
+        let p = Process()
+        p.executableURL = executable
+        p.arguments = args
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        usleep(delay)
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        return p.terminationReason == .uncaughtSignal
+    }
+
+    /// A long-running command whose output lines are collected as they come.
+    final class Running: @unchecked Sendable {
+        let process: Process
+        private let lock = NSLock()
+        private var collected: [String] = []
+        private var partial = ""
+        private let changed = DispatchSemaphore(value: 0)
+
+        init(process: Process, output: Pipe) {
+            self.process = process
+            output.fileHandleForReading.readabilityHandler = { [weak self] h in
+                guard let self else { return }
+                let data = h.availableData
+                self.lock.lock()
+                self.partial += String(decoding: data, as: UTF8.self)
+                while let nl = self.partial.firstIndex(of: "\n") {
+                    self.collected.append(String(self.partial[..<nl]))
+                    self.partial = String(self.partial[self.partial.index(after: nl)...])
+                }
+                self.lock.unlock()
+                self.changed.signal()
+                if data.isEmpty { h.readabilityHandler = nil }
+            }
+        }
+
+        var lines: [String] { lock.lock(); defer { lock.unlock() }; return collected }
+        func allOutput() -> String { lines.joined(separator: "\n") }
+
+        /// The first line (after line number `after`) matching, waiting up to 30 s for it.
+        func waitForLine(after: Int = 0, _ match: (String) -> Bool) -> String? {
+            let deadline = Date().addingTimeInterval(30)
+            while Date() < deadline {
+                if let l = lines.dropFirst(after).first(where: match) { return l }
+                _ = changed.wait(timeout: .now() + 0.5)
+            }
+            return nil
+        }
+
+        deinit { if process.isRunning { process.terminate() } }
+    }
+
+    static func start(_ args: [String]) throws -> Running {
+        let p = Process()
+        p.executableURL = executable
+        p.arguments = args
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        p.standardInput = FileHandle.nullDevice
+        let r = Running(process: p, output: out)
+        try p.run()
+        return r
+    }
+
     /// Runs and fails the test unless the exit status is `expect`.
     @discardableResult
     static func ok(_ args: [String], expect: Int32 = 0, env: [String: String] = [:], file: StaticString = #filePath, line: UInt = #line) throws -> Result {

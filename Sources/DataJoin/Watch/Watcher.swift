@@ -1,0 +1,79 @@
+import Foundation
+
+public struct WatchOptions: Sendable {
+    public var inFolder: String
+    public var outFolder: String
+    public var every: Double
+    public var relay: Bool
+    /// Stop after this many cycles (nil: until stopped).
+    public var cycles: Int?
+
+    public init(inFolder: String, outFolder: String, every: Double, relay: Bool = false, cycles: Int? = nil) {
+        self.inFolder = inFolder
+        self.outFolder = outFolder
+        self.every = every
+        self.relay = relay
+        self.cycles = cycles
+    }
+}
+
+/// `datajoin watch`: the seed's programs that run at an interval. Each cycle ingests the in
+/// folder, imports, and exports to the out folder. A failed cycle is logged and the next one
+/// runs; a stop request is honoured between transactions.
+public final class Watcher {
+    let db: Database
+    let options: WatchOptions
+    let log: (String) -> Void
+
+    public init(db: Database, options: WatchOptions, log: @escaping (String) -> Void) {
+        self.db = db
+        self.options = options
+        self.log = log
+    }
+
+    /// Runs cycles until `stop` says so; `wait` sleeps up to the interval and returns early
+    /// when a stop is requested. Returns the number of cycles that failed.
+    @discardableResult
+    public func run(stop: @escaping () -> Bool, wait: (Double) -> Void) throws -> Int {
+        guard options.every > 0 else { throw DataJoinError(.usage, "--every must be more than 0 seconds") }
+        for f in [options.inFolder, options.outFolder] {
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: f, isDirectory: &isDir), isDir.boolValue else {
+                throw DataJoinError.io("folder \(f) does not exist; create it first")
+            }
+        }
+        _ = try NodeIdentity.load(db)
+        let lock = try InstanceLock(db)
+        defer { withExtendedLifetime(lock) {} }
+        var cycle = 0
+        var failed = 0
+        while !stop() {
+            cycle += 1
+            do {
+                log("cycle \(cycle): " + (try runCycle(stop: stop)))
+            } catch {
+                failed += 1
+                log("cycle \(cycle) failed: \(error); the next cycle runs in \(options.every) s")
+            }
+            if let n = options.cycles, cycle >= n { break }
+            if stop() { break }
+            wait(options.every)
+        }
+        return failed
+    }
+
+    func runCycle(stop: @escaping () -> Bool) throws -> String {
+        let ingest = try Ingester.ingest(db, IngestOptions(paths: [options.inFolder], importAfter: true, shouldStop: stop))
+        var parts: [String] = []
+        let loaded = ingest.files.reduce(Int64(0)) { if case .loaded(let n, _) = $1.status { return $0 + n } else { return $0 } }
+        let bundles = ingest.files.filter { if case .loaded = $0.status { return true } else { return false } }.count
+        parts.append("loaded \(loaded) change(s) from \(bundles) bundle(s)")
+        if ingest.refused > 0 { parts.append("\(ingest.refused) refused") }
+        if let i = ingest.imported { parts.append("applied \(i.applied)" + (i.held > 0 ? ", \(i.held) held" : "")) }
+        for n in ingest.notices { parts.append(n) }
+        if stop() { return parts.joined(separator: ", ") + "; stopping" }
+        let written = try Exporter.export(db, ExportOptions(folder: options.outFolder, relay: options.relay))
+        parts.append("exported \(written.reduce(0) { $0 + $1.changes }) change(s) in \(written.count) bundle(s)")
+        return parts.joined(separator: ", ")
+    }
+}

@@ -1,0 +1,86 @@
+import ArgumentParser
+import DataJoin
+import Dispatch
+import Foundation
+
+struct Watch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run ingest, import and export in a loop, every N seconds (the seed's recurring programs).",
+        discussion: """
+            Each cycle ingests the bundles in --in, imports them, and exports new changes to --out,
+            printing one line. A failed cycle is logged and the next one runs. Only one watch runs per
+            database (a second one exits with status 1). SIGINT or SIGTERM stops it between
+            transactions, with exit status 0.
+
+            Example:
+              datajoin watch --db laptop.db --in /srv/drop/office --out /srv/drop/laptop --every 60
+              datajoin watch --db $HUB --in /srv/drop/in --out /srv/drop/out --every 30 --relay
+            """)
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Option(name: .customLong("in"), help: ArgumentHelp("Folder to ingest bundles from.", valueName: "dir"))
+    var inFolder: String
+
+    @Option(name: .customLong("out"), help: ArgumentHelp("Folder to export bundles to.", valueName: "dir"))
+    var outFolder: String
+
+    @Option(help: ArgumentHelp("Seconds between cycles.", valueName: "seconds"))
+    var every: Double
+
+    @Flag(help: "Export with --relay (for a hub).")
+    var relay = false
+
+    @Option(help: ArgumentHelp("Stop after N cycles (default: run until stopped).", valueName: "n"))
+    var cycles: Int?
+
+    func run() throws {
+        try DataJoin_run {
+            let db = try database.open()
+            let stopper = StopSignal()
+            let watcher = Watcher(db: db, options: WatchOptions(inFolder: inFolder, outFolder: outFolder, every: every, relay: relay, cycles: cycles)) { line in
+                print(line)
+                fflush(stdout)
+            }
+            print("watching \(inFolder) -> \(db.displayName) -> \(outFolder) every \(every) s (Ctrl-C stops)")
+            fflush(stdout)
+            try watcher.run(stop: { stopper.requested }, wait: { stopper.wait(seconds: $0) })
+            print(stopper.requested ? "stopped" : "done")
+        }
+    }
+}
+
+/// SIGINT and SIGTERM set a flag and wake the sleeping loop; the work in progress finishes its
+/// transaction first.
+final class StopSignal: @unchecked Sendable {
+    private let semaphore = DispatchSemaphore(value: 0)
+    private let queue = DispatchQueue(label: "datajoin.signals")
+    private var sources: [DispatchSourceSignal] = []
+    private let lock = NSLock()
+    private var flag = false
+
+    var requested: Bool {
+        lock.lock(); defer { lock.unlock() }
+        return flag
+    }
+
+    init() {
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            source.setEventHandler { [weak self] in
+                guard let self else { return }
+                self.lock.lock()
+                self.flag = true
+                self.lock.unlock()
+                self.semaphore.signal()
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    func wait(seconds: Double) {
+        _ = semaphore.wait(timeout: .now() + seconds)
+    }
+}

@@ -1,0 +1,322 @@
+import Foundation
+import XCTest
+
+@testable import DataJoin
+
+/// Crashes at any moment, concurrent writers on both brands, drop folders, full disks, schema
+/// drift and statements that row triggers miss.
+final class ReliabilityTests: XCTestCase {
+    var folder: URL!
+    override func setUpWithError() throws { folder = try TestDatabases.tempFolder("rel") }
+
+    func makePair(_ b1: Brand, _ b2: Brand) throws -> (TestNode, TestNode) {
+        let a = try TestNode("a", b1, folder: folder, table: ConvergencePropertyTests.ddl(b1), track: ["item"])
+        let b = try TestNode("b", b2, folder: folder, table: ConvergencePropertyTests.ddl(b2), track: ["item"])
+        try trustAll([a, b])
+        return (a, b)
+    }
+
+    func dir(_ name: String) throws -> URL {
+        let u = folder.appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
+        return u
+    }
+
+    // MARK: - Crash at any moment
+
+    func testKilledAtRandomMomentsThenRerunDeliversEveryChangeOnce() throws {
+        let seed: UInt64 = 17
+        var rng = SeededRandom(seed: seed)
+        let (a, b) = try makePair(.sqlite, .postgres)
+        let drop = try dir("drop")
+        let keys = (0..<200).map { String(format: "k%03d", $0) }
+        var kills = ["export": 0, "ingest": 0, "import": 0]
+        var iteration = 0
+        while kills.values.contains(where: { $0 < 17 }) && iteration < 400 {
+            iteration += 1
+            if iteration % 3 == 1 { for _ in 0..<150 { try ConvergencePropertyTests.randomEdit(a, keys: keys, rng: &rng) } }
+            let phase = ["export", "ingest", "import"].randomElement(using: &rng)!
+            let args: [String]
+            switch phase {
+            case "export": args = ["export", "--db", a.url, "--to", drop.path, "--max-changes", "40"]
+            case "ingest": args = ["ingest", "--db", b.url, "--no-import", drop.path]
+            default: args = ["import", "--db", b.url]
+            }
+            let delay = UInt32.random(in: 10_000...200_000, using: &rng)
+            if try CLI.killed(args, afterMicroseconds: delay) { kills[phase, default: 0] += 1 }
+        }
+        XCTAssertGreaterThanOrEqual(kills.values.reduce(0, +), 50, "seed \(seed): only \(kills) kills landed")
+        for (phase, n) in kills { XCTAssertGreaterThanOrEqual(n, 10, "seed \(seed): too few kills during \(phase)") }
+        // Rerun to completion.
+        try CLI.ok(["export", "--db", a.url, "--to", drop.path])
+        try CLI.ok(["ingest", "--db", b.url, drop.path])
+        XCTAssertEqual(try a.rows("item"), try b.rows("item"), "seed \(seed)")
+        let issued = try NodeIdentity.load(a.db).nextSeq - 1
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_inbox").asInt64, issued, "seed \(seed): each change loaded once")
+        XCTAssertEqual(try b.db.scalar("SELECT count(DISTINCT seq) FROM ds_change_inbox").asInt64, issued)
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_conflict"), .integer(0), "seed \(seed): a change applied twice or out of place")
+        XCTAssertEqual(try NodeStatus.read(b.db).heldCount, 0)
+        XCTAssertEqual(try NodeStatus.read(b.db).inboxWaiting, 0)
+        let names = try FileManager.default.contentsOfDirectory(atPath: drop.path)
+        XCTAssertFalse(names.contains { $0.hasSuffix(".tmp") && !$0.hasPrefix(".") }, "a half-written file under a bundle name")
+        XCTAssertTrue(try BundleFiles.expand([drop.path]).allSatisfy { BundleInspector.check(bytes: Array(try! Data(contentsOf: URL(fileURLWithPath: $0.path)))) },
+                      "every visible bundle is whole")
+        print("kills landed: \(kills) in \(iteration) runs (seed \(seed))")
+    }
+
+    // MARK: - Concurrent writers
+
+    func testPostgresIdsCommittingOutOfOrderAreNeverSkipped() throws {
+        let (a, b) = try makePair(.postgres, .sqlite)
+        let drop = try dir("drop")
+        let long = try DatabaseOpener.open(a.url)
+        let other = try DatabaseOpener.open(a.url)
+        try long.executeScript("BEGIN")
+        try long.execute("INSERT INTO item (id, a) VALUES ('held-open', 'took the lower id')")
+        for i in 0..<5 { try other.execute("INSERT INTO item (id) VALUES (?)", [.text("quick\(i)")]) }
+        try a.export(to: drop)  // the open transaction's row is invisible: not stamped, not skipped
+        try long.execute("UPDATE item SET a = 'still open' WHERE id = 'held-open'")
+        try other.execute("INSERT INTO item (id) VALUES ('later')")
+        try a.export(to: drop)
+        try long.executeScript("COMMIT")
+        try a.export(to: drop)
+        try b.ingest([drop.path])
+        XCTAssertEqual(try b.rows("item"), try a.rows("item"))
+        XCTAssertEqual(try b.db.scalar("SELECT a FROM item WHERE id = 'held-open'"), .text("still open"))
+    }
+
+    func testPostgresManyWritersDuringExports() throws {
+        let (a, b) = try makePair(.postgres, .sqlite)
+        let drop = try dir("drop")
+        let url = a.url
+        let group = DispatchGroup()
+        final class Errors: @unchecked Sendable { var list: [String] = []; let lock = NSLock()
+            func add(_ s: String) { lock.lock(); list.append(s); lock.unlock() } }
+        let errors = Errors()
+        for w in 0..<4 {
+            group.enter()
+            DispatchQueue.global().async {
+                defer { group.leave() }
+                do {
+                    let db = try DatabaseOpener.open(url)
+                    var rng = SeededRandom(seed: UInt64(100 + w))
+                    for t in 0..<60 {
+                        try db.executeScript("BEGIN")
+                        for r in 0..<Int.random(in: 1...5, using: &rng) {
+                            try db.execute("INSERT INTO item (id, b) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET b = excluded.b",
+                                           [.text("w\(w)-\(Int.random(in: 0..<40, using: &rng))"), .integer(Int64(t * 10 + r))])
+                        }
+                        try db.executeScript("COMMIT")
+                    }
+                } catch { errors.add("writer \(w): \(error)") }
+            }
+        }
+        var exports = 0
+        while group.wait(timeout: .now()) == .timedOut {
+            try a.export(to: drop, max: 25)
+            exports += 1
+        }
+        try a.export(to: drop)
+        XCTAssertEqual(errors.list, [])
+        XCTAssertGreaterThan(exports, 1)
+        try b.ingest([drop.path])
+        XCTAssertEqual(try b.rows("item"), try a.rows("item"))
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_inbox").asInt64, try NodeIdentity.load(a.db).nextSeq - 1)
+    }
+
+    func testSQLiteApplicationProcessWritesDuringExportAndImport() throws {
+        let (a, b) = try makePair(.sqlite, .sqlite)
+        let toB = try dir("to-b"), toA = try dir("to-a")
+        for i in 0..<300 { try b.exec("INSERT INTO item (id, b) VALUES (?, ?)", [.text("from-b-\(i)"), .integer(Int64(i))]) }
+        try b.export(to: toA, max: 20)
+        // The application: a separate sqlite3 process writing row by row, each its own transaction.
+        var script = ".timeout 60000\n"
+        for i in 0..<1500 { script += "INSERT INTO item (id, b) VALUES ('app-\(i)', \(i));\n"; if i % 3 == 0 { script += "UPDATE item SET a = 'touched \(i)' WHERE id = 'app-\(i / 2)';\n" } }
+        let scriptURL = folder.appendingPathComponent("app.sql")
+        try script.write(to: scriptURL, atomically: true, encoding: .utf8)
+        let app = Process()
+        app.executableURL = URL(fileURLWithPath: "/bin/sh")
+        app.arguments = ["-c", "sqlite3 -bail '\(a.url)' < '\(scriptURL.path)'"]
+        let appErr = Pipe()
+        app.standardError = appErr
+        try app.run()
+        var runs = 0
+        var exported = 0
+        while app.isRunning || runs < 4 {
+            let e = try CLI.ok(["export", "--db", a.url, "--to", toB.path, "--max-changes", "200"])
+            exported += e.stdout.split(separator: "\n").filter { $0.hasSuffix(".djb") }.count
+            try CLI.ok(["ingest", "--db", a.url, toA.path])
+            runs += 1
+        }
+        app.waitUntilExit()
+        let appMessages = String(decoding: appErr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertEqual(app.terminationStatus, 0, appMessages)
+        XCTAssertFalse(appMessages.contains("locked"), appMessages)
+        try CLI.ok(["export", "--db", a.url, "--to", toB.path])
+        try CLI.ok(["ingest", "--db", b.url, toB.path])
+        XCTAssertGreaterThan(exported, 1)
+        XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM item WHERE id LIKE 'app-%'"), .integer(1500))
+        XCTAssertEqual(try b.rows("item"), try a.rows("item"))
+        XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM item WHERE id LIKE 'from-b-%'"), .integer(300))
+    }
+
+    // MARK: - Drop folders
+
+    func testRescanningAFolderOfIngestedBundlesReadsNoFile() throws {
+        let (a, b) = try makePair(.sqlite, .sqlite)
+        let drop = try dir("drop")
+        for i in 0..<300 { try a.exec("INSERT INTO item (id) VALUES (?)", [.text("r\(i)")]) }
+        let files = try a.export(to: drop, max: 1)
+        XCTAssertEqual(files.count, 300)
+        try b.ingest([drop.path])
+        // Replace every file's bytes with garbage of the same size, and keep its time: a rescan
+        // that read a file would refuse it.
+        for f in files {
+            let attrs = try FileManager.default.attributesOfItem(atPath: f)
+            let size = (attrs[.size] as! NSNumber).intValue
+            try Data(repeating: 0x41, count: size).write(to: URL(fileURLWithPath: f))
+            try FileManager.default.setAttributes([.modificationDate: attrs[.modificationDate]!], ofItemAtPath: f)
+        }
+        let r = try b.ingest([drop.path])
+        XCTAssertEqual(r.files.count, 300)
+        XCTAssertTrue(r.files.allSatisfy { $0.status == .alreadySeen })
+    }
+
+    // MARK: - Full disk
+
+    func testExportToAFullDiskFailsCleanly() throws {
+        let (a, _) = try makePair(.sqlite, .sqlite)
+        for i in 0..<200 { try a.exec("INSERT INTO item (id, a) VALUES (?, ?)", [.text("k\(i)"), .text(String((0..<2000).map { _ in "abcdefghij".randomElement()! }))]) }
+        // A 64 KiB filesystem fills up mid-bundle (ENOSPC). Where mounting is not allowed, a file
+        // size limit makes the same write fail (EFBIG).
+        let out = try dir("full")
+        let mounted = shell("mount -t tmpfs -o size=64k tmpfs '\(out.path)'") == 0
+        defer { if mounted { _ = shell("umount '\(out.path)'") } }
+        let command = (mounted ? "" : "ulimit -f 64; ") + "exec '\(CLI.executable.path)' export --db '\(a.url)' --to '\(out.path)'"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", command]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 1, message)
+        XCTAssertTrue(message.contains("cannot write bundle") && (message.contains("No space left on device") || message.contains("File too large")), message)
+        XCTAssertEqual(message.split(separator: "\n").count, 1, message)
+        XCTAssertEqual(try ProgramPointer.get(a.db, Program.export), 0, "the pointer moved")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.path), [], "a partial file remains")
+        // With room again, the same export succeeds.
+        if mounted { _ = shell("umount '\(out.path)'") }
+        let ok = try CLI.ok(["export", "--db", a.url, "--to", try dir("roomy").path])
+        XCTAssertTrue(ok.stdout.contains("exported 200 change(s)"), ok.stdout)
+    }
+
+    @discardableResult
+    func shell(_ command: String) -> Int32 {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", command]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        do { try p.run() } catch { return -1 }
+        p.waitUntilExit()
+        return p.terminationStatus
+    }
+
+    // MARK: - Schema drift
+
+    func testSchemaDriftIsHeldThenAppliedWhenTheSchemaCatchesUp() throws {
+        let (a, b) = try makePair(.sqlite, .postgres)
+        let drop = try dir("drop")
+        try a.exec("INSERT INTO item (id, a) VALUES ('plain', 'before')")
+        try b.ingest(try a.export(to: drop))
+        // a's schema moves ahead: a new column, a new table, a value b's column type cannot hold.
+        try a.db.executeScript("ALTER TABLE item ADD COLUMN note TEXT")
+        try Tracker.untrack(a.db, tables: ["item"])
+        _ = try Tracker.track(a.db, tables: ["item"])
+        try a.exec("INSERT INTO item (id, note) VALUES ('with-note', 'new column')")
+        try a.exec("INSERT INTO item (id, b) VALUES ('bad-int', 'not a number')")
+        try a.exec("CREATE TABLE extra (id TEXT PRIMARY KEY NOT NULL, v TEXT)")
+        _ = try Tracker.track(a.db, tables: ["extra"])
+        try a.exec("INSERT INTO extra VALUES ('e1', 'table not there yet')")
+        try a.exec("UPDATE item SET a = 'unrelated' WHERE id = 'plain'")
+        let r = try b.ingest(try a.export(to: drop))
+        XCTAssertEqual(r.imported?.held, 3)
+        XCTAssertEqual(try b.db.scalar("SELECT a FROM item WHERE id = 'plain'"), .text("unrelated"), "unrelated changes are not blocked")
+        var reasons = try NodeStatus.read(b.db).held.map(\.reason).joined(separator: "\n")
+        XCTAssertTrue(reasons.contains("column item.note does not exist here"), reasons)
+        XCTAssertTrue(reasons.contains("table extra is not tracked here"), reasons)
+        XCTAssertTrue(try CLI.ok(["status", "--db", b.url]).stdout.contains("held:             3 change(s)"))
+        // b adds the column: one held change applies; the value b's bigint cannot hold stays held.
+        try b.db.executeScript("ALTER TABLE item ADD COLUMN note text")
+        try Tracker.untrack(b.db, tables: ["item"])
+        _ = try Tracker.track(b.db, tables: ["item"])
+        var out = try CLI.run(["import", "--db", b.url])
+        XCTAssertEqual(out.status, 0, out.stdout + out.stderr)
+        XCTAssertTrue(out.stdout.contains("1 earlier held change(s) released"), out.stdout)
+        reasons = try NodeStatus.read(b.db).held.map(\.reason).joined(separator: "\n")
+        XCTAssertTrue(reasons.contains("cannot apply here") && reasons.contains("bigint"), reasons)
+        XCTAssertEqual(try b.db.scalar("SELECT note FROM item WHERE id = 'with-note'"), .text("new column"))
+        // The rest of the schema catches up; import retries and releases everything.
+        try b.db.executeScript("ALTER TABLE item ALTER COLUMN b TYPE text; CREATE TABLE extra (id text PRIMARY KEY, v text)")
+        try Tracker.untrack(b.db, tables: ["item"])
+        _ = try Tracker.track(b.db, tables: ["item", "extra"])
+        out = try CLI.ok(["import", "--db", b.url])
+        XCTAssertTrue(out.stdout.contains("2 earlier held change(s) released"), out.stdout)
+        XCTAssertEqual(try NodeStatus.read(b.db).heldCount, 0)
+        XCTAssertEqual(try b.db.scalar("SELECT b FROM item WHERE id = 'bad-int'"), .text("not a number"))
+        XCTAssertEqual(try b.rows("extra"), [["e1", "table not there yet"]])
+    }
+
+    // MARK: - Statements row triggers miss
+
+    func testTruncateIsRefusedOnPostgresAndDeleteAllIsCapturedOnSQLite() throws {
+        let (a, b) = try makePair(.postgres, .sqlite)
+        try a.exec("INSERT INTO item (id) VALUES ('x'), ('y')")
+        XCTAssertThrowsError(try a.db.executeScript("TRUNCATE item")) { e in
+            XCTAssertTrue("\(e)".contains("TRUNCATE of DataJoin-tracked table item is refused"), "\(e)")
+        }
+        XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM item"), .integer(2))
+        try b.exec("INSERT INTO item (id) VALUES ('x'), ('y'), ('z')")
+        try b.exec("DELETE FROM item")
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE object_operation = 'D'"), .integer(3))
+    }
+
+    // MARK: - Recurring mode
+
+    func testWatchRunsCyclesHoldsItsLockAndStopsOnSignals() throws {
+        let (a, b) = try makePair(.sqlite, .postgres)
+        let inbox = try dir("in"), outbox = try dir("out")
+        let watcher = try CLI.start(["watch", "--db", b.url, "--in", inbox.path, "--out", outbox.path, "--every", "0.2"])
+        XCTAssertNotNil(watcher.waitForLine { $0.hasPrefix("cycle 1:") })
+        // A second instance on the same database refuses to start.
+        let second = try CLI.run(["watch", "--db", b.url, "--in", inbox.path, "--out", outbox.path, "--every", "1"])
+        XCTAssertEqual(second.status, 1)
+        XCTAssertTrue(second.stderr.contains("already running"), second.stderr)
+        // Work dropped into the folder is picked up by a later cycle, and b's own edits go out.
+        try a.exec("INSERT INTO item (id, a) VALUES ('via-watch', 'hello')")
+        try a.export(to: inbox)
+        try b.exec("INSERT INTO item (id) VALUES ('from-b')")
+        XCTAssertNotNil(watcher.waitForLine { $0.contains("loaded 1 change(s)") })
+        XCTAssertEqual(try b.db.scalar("SELECT a FROM item WHERE id = 'via-watch'"), .text("hello"))
+        XCTAssertNotNil(watcher.waitForLine { $0.contains("exported 1 change(s)") || $0.contains("exported 2 change(s)") } ?? watcher.lines.first { $0.contains("exported 1 change(s)") })
+        // A failing cycle is logged and the next one runs.
+        try FileManager.default.removeItem(at: inbox)
+        XCTAssertNotNil(watcher.waitForLine { $0.contains("failed") })
+        try FileManager.default.createDirectory(at: inbox, withIntermediateDirectories: true)
+        let failedAt = watcher.lines.count
+        XCTAssertNotNil(watcher.waitForLine(after: failedAt) { $0.hasPrefix("cycle") && !$0.contains("failed") })
+        kill(watcher.process.processIdentifier, SIGTERM)
+        watcher.process.waitUntilExit()
+        XCTAssertEqual(watcher.process.terminationStatus, 0)
+        XCTAssertTrue(watcher.allOutput().contains("stopped"))
+        // The lock went with the process: a new watch starts, and SIGINT stops it the same way.
+        let again = try CLI.start(["watch", "--db", b.url, "--in", inbox.path, "--out", outbox.path, "--every", "5"])
+        XCTAssertNotNil(again.waitForLine { $0.hasPrefix("cycle 1:") })
+        kill(again.process.processIdentifier, SIGINT)
+        again.process.waitUntilExit()
+        XCTAssertEqual(again.process.terminationStatus, 0)
+    }
+}

@@ -4,7 +4,7 @@ import Foundation
 /// (docs/tables.md describes every column).
 enum SyncSchema {
     /// Bumped when the tables change; stored in ds_node.schema_version.
-    static let version = 2
+    static let version = 3
 
     static func ddl(for brand: Brand) -> String {
         let id = brand == .sqlite ? "INTEGER PRIMARY KEY AUTOINCREMENT" : "BIGSERIAL PRIMARY KEY"
@@ -171,6 +171,11 @@ enum SyncSchema {
             seq BIGINT NOT NULL,
             updated_at TEXT NOT NULL,
             PRIMARY KEY (peer, origin, origin_epoch)
+        );
+        CREATE TABLE IF NOT EXISTS ds_quarantine (
+            path TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            quarantined_at TEXT NOT NULL
         );
         CREATE TABLE IF NOT EXISTS ds_apply_state (
             id BIGINT PRIMARY KEY,

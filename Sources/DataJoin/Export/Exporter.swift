@@ -108,6 +108,8 @@ public enum Exporter {
               let first = range.int(0), let last = range.int(1) else { return [] }
         var out: [ExportedBundle] = []
         var done: Int64 = 0
+        var bytes: Int64 = 0
+        let total = try db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq >= ? AND seq <= ?", [.integer(first), .integer(last)]).asInt64
         for r in try splitRanges(db, sql: "SELECT seq, source_id FROM ds_change_outbox WHERE seq >= ? AND seq <= ? ORDER BY seq", from: first, to: last, max: max) {
             let count = try db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq >= ? AND seq <= ?", [.integer(r.lowerBound), .integer(r.upperBound)]).asInt64 ?? 0
             let origins = [OriginRange(origin: me.nodeId, epoch: me.epoch, first: r.lowerBound, last: r.upperBound, count: count)]
@@ -117,7 +119,7 @@ public enum Exporter {
                               [.integer(r.lowerBound), .integer(r.upperBound)]) { row in
                     try add(try Outbox.change(row, me: me, tables: ctx.tables, brand: db.brand))
                     done += 1
-                    if done % 10_000 == 0 { ctx.reporter.progress("export", done: done, total: last - first + 1) }
+                    if done % 5_000 == 0 { ctx.reporter.progress(WorkProgress(phase: "export", changes: done, totalChanges: total, bytes: bytes)) }
                 }
             }
             // The file is durable: only now may the pointer move past it.
@@ -125,6 +127,8 @@ public enum Exporter {
                 if try ProgramPointer.get(db, Program.export) < r.upperBound { try ProgramPointer.set(db, Program.export, r.upperBound) }
             }
             out.append(bundle)
+            bytes += Int64(bundle.bytes)
+            ctx.reporter.progress(WorkProgress(phase: "export", changes: done, totalChanges: total, bytes: bytes, final: r.upperBound == last))
         }
         return out
     }

@@ -35,9 +35,14 @@ public struct ConflictEntry: Sendable {
 }
 
 extension ConflictLog {
-    public static func list(_ db: Database, limit: Int = 1000) throws -> [ConflictEntry] {
-        try db.rows("SELECT object_table, object_id, object_attribute, winner_value, winner_hlc, winner_node, loser_value, loser_hlc, loser_node, reason, recorded_at FROM ds_conflict ORDER BY id LIMIT ?",
-                    [.integer(Int64(limit))]).map { r in
+    /// The highest conflict id so far: `list(after:)` then gives what was logged since.
+    public static func lastId(_ db: Database) throws -> Int64 {
+        try db.scalar("SELECT max(id) FROM ds_conflict").asInt64 ?? 0
+    }
+
+    public static func list(_ db: Database, after: Int64 = 0, limit: Int = 1000) throws -> [ConflictEntry] {
+        try db.rows("SELECT object_table, object_id, object_attribute, winner_value, winner_hlc, winner_node, loser_value, loser_hlc, loser_node, reason, recorded_at FROM ds_conflict WHERE id > ? ORDER BY id LIMIT ?",
+                    [.integer(after), .integer(Int64(limit))]).map { r in
             ConflictEntry(table: r.string(0) ?? "", key: r.string(1) ?? "", column: r.string(2), winnerValue: r.string(3),
                   winner: Version(hlc: r.int(4) ?? 0, node: r.string(5) ?? ""), loserValue: r.string(6),
                   loser: Version(hlc: r.int(7) ?? 0, node: r.string(8) ?? ""), reason: r.string(9) ?? "", recordedAt: r.string(10) ?? "")

@@ -7,7 +7,14 @@ public struct ImportReport: Sendable, Equatable {
     public var held = 0
     public var released = 0
     public var conflicts = 0
+    /// Applied changes per table and operation ("insert", "update", "delete").
+    public var perTable: [String: [String: Int]] = [:]
     public init() {}
+
+    mutating func count(_ c: Change) {
+        let op = c.op == .insert ? "insert" : c.op == .update ? "update" : "delete"
+        perTable[c.table, default: [:]][op, default: 0] += 1
+    }
 }
 
 /// `datajoin import`: inbox rows past the import pointer into the application tables, one
@@ -24,6 +31,7 @@ public enum Importer {
         let tables = try TableRegistry.load(db)
         let maxAhead = try db.scalar("SELECT value FROM ds_setting WHERE name = 'max_clock_ahead_ms'").asInt64 ?? defaultMaxClockAheadMs
         var report = ImportReport()
+        let total = try db.scalar("SELECT count(*) FROM ds_change_inbox WHERE id > ?", [.integer(try ProgramPointer.get(db, Program.import))]).asInt64
         try retryHeld(db, tables: tables, maxAhead: maxAhead, report: &report)
         while !shouldStop() {
             let more = try db.inTransaction { () -> Bool in
@@ -37,12 +45,16 @@ public enum Importer {
                 try ProgramPointer.set(db, Program.import, last)
                 partial.bundles += 1
                 report = partial
-                reporter.progress("import", done: Int64(report.applied + report.unchanged + report.held), total: nil)
+                reporter.progress(WorkProgress(phase: "import", changes: Int64(report.applied + report.unchanged + report.held), totalChanges: total))
+                reporter.verbose("applied bundle \(bundle): inbox \(pointer + 1)-\(last)")
                 return true
             }
             if !more { break }
         }
         if report.bundles > 0 { try retryHeld(db, tables: tables, maxAhead: maxAhead, report: &report) }
+        if report.bundles > 0 {
+            reporter.progress(WorkProgress(phase: "import", changes: Int64(report.applied + report.unchanged + report.held), totalChanges: total, final: true))
+        }
         return report
     }
 
@@ -108,7 +120,7 @@ public enum Importer {
                 }
                 switch outcome {
                 case .applied, .unchanged:
-                    if outcome == .applied { report.applied += 1 } else { report.unchanged += 1 }
+                    if outcome == .applied { report.applied += 1; report.count(c) } else { report.unchanged += 1 }
                     clock = max(clock, c.hlc)
                     if wasHeld {
                         report.released += 1

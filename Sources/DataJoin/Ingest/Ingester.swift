@@ -6,9 +6,12 @@ public struct IngestOptions {
     public var importAfter: Bool
     /// Asked between bundles: true stops the run there (each bundle is one transaction).
     public var shouldStop: () -> Bool
-    public init(paths: [String], importAfter: Bool = true, shouldStop: @escaping () -> Bool = { false }) {
+    /// Leave refused files where they are (a dry run changes nothing, files included).
+    public var quarantine: Bool
+    public init(paths: [String], importAfter: Bool = true, quarantine: Bool = true, shouldStop: @escaping () -> Bool = { false }) {
         self.paths = paths
         self.importAfter = importAfter
+        self.quarantine = quarantine
         self.shouldStop = shouldStop
     }
 }
@@ -43,7 +46,11 @@ public enum Ingester {
         var me = try NodeIdentity.load(db)
         let limits = try Limits(db)
         var report = IngestReport()
-        for entry in try BundleFiles.expand(options.paths) {
+        let entries = try BundleFiles.expand(options.paths)
+        let totalBytes = entries.reduce(Int64(0)) { $0 + (fileStamp($1.path)?.size ?? 0) }
+        var bytes: Int64 = 0
+        var loadedChanges: Int64 = 0
+        for (index, entry) in entries.enumerated() {
             if options.shouldStop() { break }
             let path = entry.path
             var status: IngestedFile.Status
@@ -58,7 +65,13 @@ public enum Ingester {
                     case .truncated where Quarantine.modifiedWithin(path, seconds: limits.partialGraceSeconds):
                         status = .incomplete("\(e.message); it may still be copying, so it stays and is retried on the next run")
                     case .truncated, .badBundle:
-                        status = .refused(e.message + Quarantine.move(path, reason: e.message))
+                        if options.quarantine {
+                            let (note, dest) = Quarantine.move(path, reason: e.message)
+                            status = .refused(e.message + note)
+                            if let dest { try Quarantine.record(db, path: dest, reason: e.message) }
+                        } else {
+                            status = .refused(e.message)
+                        }
                     case .untrusted, .io:
                         status = .refused(e.message)
                     default:
@@ -68,6 +81,9 @@ public enum Ingester {
             }
             if let notice { report.notices.append(notice) }
             report.files.append(IngestedFile(path: path, status: status))
+            bytes += fileStamp(path)?.size ?? 0
+            if case .loaded(let n, _) = status { loadedChanges += n }
+            reporter.progress(WorkProgress(phase: "ingest", changes: loadedChanges, bytes: bytes, totalBytes: totalBytes, final: index == entries.count - 1))
             reporter.verbose("\(path): \(status)")
         }
         if options.importAfter {
@@ -238,7 +254,8 @@ public enum BundleFiles {
 /// Refused files are moved aside into a `quarantine/` folder next to them, with a `.reason`
 /// file saying why, so a drop folder does not refuse the same file on every run.
 enum Quarantine {
-    static func move(_ path: String, reason: String) -> String {
+    /// Moves the file; returns the note for the message and where it went.
+    static func move(_ path: String, reason: String) -> (String, String?) {
         let fm = FileManager.default
         let dir = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("quarantine")
         let name = (path as NSString).lastPathComponent
@@ -249,9 +266,17 @@ enum Quarantine {
             while fm.fileExists(atPath: dest) { dest = (dir as NSString).appendingPathComponent("\(name).\(n)"); n += 1 }
             try fm.moveItem(atPath: path, toPath: dest)
             try? Data((reason + "\n").utf8).write(to: URL(fileURLWithPath: dest + ".reason"))
-            return "; moved to \(dest)"
+            return ("; moved to \(dest)", dest)
         } catch {
-            return "; could not move it to quarantine (\(error.localizedDescription)), left in place"
+            return ("; could not move it to quarantine (\(error.localizedDescription)), left in place", nil)
+        }
+    }
+
+    /// Remembers a quarantined file for `datajoin status`.
+    static func record(_ db: Database, path: String, reason: String) throws {
+        try db.inTransaction {
+            try db.execute("INSERT INTO ds_quarantine (path, reason, quarantined_at) VALUES (?, ?, ?) ON CONFLICT (path) DO UPDATE SET reason = excluded.reason, quarantined_at = excluded.quarantined_at",
+                           [.text(path), .text(reason), .text(nowText())])
         }
     }
 

@@ -22,6 +22,15 @@ public struct NodeStatus: Sendable {
     public var clock: String
     public var origins: [OriginStatus]
     public var peers: [PeerStatus]
+    public var quarantined: [QuarantinedFile]
+    /// Seconds since the oldest change not yet exported was captured.
+    public var oldestUnexportedAgeSeconds: Int64?
+
+    public struct QuarantinedFile: Sendable {
+        public var path: String
+        public var reason: String
+        public var at: String
+    }
 
     public struct OriginStatus: Sendable {
         public var origin: String
@@ -79,7 +88,16 @@ public struct NodeStatus: Sendable {
             lastExport: exportRow?.string(0),
             lastIngest: try db.scalar("SELECT max(ingested_at) FROM ds_bundle_seen").asString,
             bundlesIngested: try db.scalar("SELECT count(*) FROM ds_bundle_seen").asInt64 ?? 0,
-            clock: HybridLogicalClock.describe(me.hlc), origins: origins, peers: peers)
+            clock: HybridLogicalClock.describe(me.hlc), origins: origins, peers: peers,
+            quarantined: try db.rows("SELECT path, reason, quarantined_at FROM ds_quarantine ORDER BY quarantined_at").compactMap { r in
+                guard let p = r.string(0), FileManager.default.fileExists(atPath: p) else { return nil }
+                return QuarantinedFile(path: p, reason: r.string(1) ?? "", at: r.string(2) ?? "")
+            },
+            oldestUnexportedAgeSeconds: oldest.map { max(0, (HybridLogicalClock.nowMs() - $0) / 1000) })
+    }
+
+    static func age(_ seconds: Int64) -> String {
+        seconds < 120 ? "\(seconds) s" : seconds < 7200 ? "\(seconds / 60) min" : seconds < 172_800 ? "\(seconds / 3600) h" : "\(seconds / 86400) days"
     }
 
     public var json: String {
@@ -99,7 +117,9 @@ public struct NodeStatus: Sendable {
             "conflicts":\(conflicts),\
             "pointers":{"export":\(exportPointer),"import":\(importPointer)},\
             "last_export":\(s(lastExport)),"last_ingest":\(s(lastIngest)),"bundles_ingested":\(bundlesIngested),"clock":\(JSON.quote(clock)),\
-            "origins":[\(originsJSON.joined(separator: ","))],"peers":[\(peersJSON.joined(separator: ","))]}
+            "origins":[\(originsJSON.joined(separator: ","))],"peers":[\(peersJSON.joined(separator: ","))],\
+            "quarantined":[\(quarantined.map { "{\"path\":\(JSON.quote($0.path)),\"reason\":\(JSON.quote($0.reason)),\"at\":\(JSON.quote($0.at))}" }.joined(separator: ","))],\
+            "oldest_unexported_age_seconds":\(oldestUnexportedAgeSeconds.map(String.init) ?? "null")}
             """
     }
 
@@ -108,7 +128,7 @@ public struct NodeStatus: Sendable {
             "node:             \(nodeId) (epoch \(epoch))",
             "database:         \(database)",
             "tracked tables:   \(trackedTables.isEmpty ? "none (run 'datajoin track')" : trackedTables.joined(separator: ", "))",
-            "waiting export:   \(outboxWaiting) change(s)" + (oldestUnexported.map { ", oldest captured \($0)" } ?? ""),
+            "waiting export:   \(outboxWaiting) change(s)" + (oldestUnexportedAgeSeconds.map { ", oldest \(Self.age($0)) old" } ?? ""),
             "waiting import:   \(inboxWaiting) change(s)",
             "held:             \(heldCount) change(s)",
             "conflicts logged: \(conflicts)",
@@ -118,6 +138,8 @@ public struct NodeStatus: Sendable {
             "clock:            \(clock)",
         ]
         for h in held { lines.append("  held \(h.origin)#\(h.seq) \(h.table): \(h.reason)") }
+        lines.append("quarantined:      \(quarantined.count) file(s)" + (quarantined.isEmpty ? "" : " (move a file back out of quarantine/ to retry it)"))
+        for q in quarantined { lines.append("  \(q.path): \(q.reason)") }
         if !origins.isEmpty { lines.append("origins:") }
         for o in origins {
             var line = "  \(o.origin) (epoch \(o.epoch.prefix(8))): holds up to \(o.highWater)"

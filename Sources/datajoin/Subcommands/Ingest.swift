@@ -14,6 +14,7 @@ struct Ingest: ParsableCommand {
             Example:
               datajoin ingest --db sqlite:testapp2.db /media/usb/datajoin
               datajoin ingest --db $PG_URL --no-import bundle1.djb bundle2.djb
+              datajoin ingest --db sqlite:testapp2.db --dry-run /media/usb/datajoin
             """)
 
     @OptionGroup var database: DatabaseOptions
@@ -22,6 +23,9 @@ struct Ingest: ParsableCommand {
     @Flag(help: "Only load into the inbox; apply later with 'datajoin import'.")
     var noImport = false
 
+    @Flag(help: "Report what would be loaded and applied (per table) and which conflicts would occur; change nothing.")
+    var dryRun = false
+
     @Argument(help: ArgumentHelp("Bundle files or folders.", valueName: "path"), completion: .file())
     var paths: [String] = []
 
@@ -29,8 +33,15 @@ struct Ingest: ParsableCommand {
         var partial = false
         try DataJoin_run {
             if paths.isEmpty { throw DataJoinError(.usage, "name at least one bundle file or folder to ingest") }
-            let db = try database.open()
-            let report = try Ingester.ingest(db, IngestOptions(paths: paths, importAfter: !noImport), reporter: output.reporter())
+            let real = try database.open()
+            let dry = try dryRun ? DryRunDatabase(real) : nil
+            let db: Database = dry ?? real
+            let conflictsBefore = try DryRunReport.conflictMark(db)
+            let report = try Ingester.ingest(db, IngestOptions(paths: paths, importAfter: !noImport, quarantine: !dryRun), reporter: output.reporter())
+            if let dry {
+                DryRunReport.print(report.imported ?? ImportReport(), conflicts: try DryRunReport.conflicts(db, after: conflictsBefore))
+                try dry.finish()
+            }
             for f in report.files {
                 switch f.status {
                 case .loaded(let n, let skipped):
@@ -47,7 +58,7 @@ struct Ingest: ParsableCommand {
             }
             if report.files.isEmpty && !output.quiet { print("no bundle files found") }
             for n in report.notices { Console.warn(n) }
-            if let r = report.imported { ImportSummary.print(r, quiet: output.quiet) }
+            if let r = report.imported, !dryRun { ImportSummary.print(r, quiet: output.quiet) }
             partial = report.refused > 0 || (report.imported?.held ?? 0) > 0
         }
         if partial { throw Exit.partial }
@@ -75,19 +86,56 @@ struct Import: ParsableCommand {
 
             Example:
               datajoin import --db sqlite:testapp2.db
+              datajoin import --db sqlite:testapp2.db --dry-run
             """)
 
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var output: OutputOptions
 
+    @Flag(help: "Report what would change (inserts, updates, deletes per table) and which conflicts would occur; change nothing.")
+    var dryRun = false
+
     func run() throws {
         var held = false
         try DataJoin_run {
-            let db = try database.open()
-            let r = try Importer.run(db, reporter: output.reporter())
+            let real = try database.open()
+            if dryRun {
+                let dry = try DryRunDatabase(real)
+                let mark = try DryRunReport.conflictMark(dry)
+                let r = try Importer.run(dry, reporter: output.reporter())
+                DryRunReport.print(r, conflicts: try DryRunReport.conflicts(dry, after: mark))
+                try dry.finish()
+                return
+            }
+            let r = try Importer.run(real, reporter: output.reporter())
             ImportSummary.print(r, quiet: output.quiet)
             held = r.held > 0
         }
         if held { throw Exit.partial }
+    }
+}
+
+/// The report of `--dry-run`: what would change, per table, and the conflicts that would be logged.
+enum DryRunReport {
+    static func conflictMark(_ db: Database) throws -> Int64 { try ConflictLog.lastId(db) }
+
+    static func conflicts(_ db: Database, after mark: Int64) throws -> [ConflictEntry] { try ConflictLog.list(db, after: mark) }
+
+    static func print(_ r: ImportReport, conflicts: [ConflictEntry]) {
+        Swift.print("dry run: nothing was changed")
+        if r.perTable.isEmpty {
+            Swift.print("would apply no changes")
+        } else {
+            for (table, ops) in r.perTable.sorted(by: { $0.key < $1.key }) {
+                let parts = ["insert", "update", "delete"].compactMap { op in ops[op].map { "\($0) \(op)\($0 == 1 ? "" : "s")" } }
+                Swift.print("would apply to \(table): " + parts.joined(separator: ", "))
+            }
+        }
+        if r.unchanged > 0 { Swift.print("would leave \(r.unchanged) change(s) unchanged (already there or older)") }
+        if r.held > 0 { Swift.print("would hold \(r.held) change(s)") }
+        Swift.print("would log \(conflicts.count) conflict(s)")
+        for e in conflicts {
+            Swift.print("  \(e.table) \(e.key)\(e.column.map { "." + $0 } ?? ""): would keep \(e.winnerValue ?? "-") (\(e.winner)), lose \(e.loserValue ?? "-") (\(e.loser)): \(e.reason)")
+        }
     }
 }

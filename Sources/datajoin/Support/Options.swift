@@ -75,22 +75,28 @@ final class TerminalReporter: Reporter {
 
     deinit { if drew { FileHandle.standardError.write(Data("\n".utf8)) } }
 
-    func progress(_ phase: String, done: Int64, total: Int64?) {
+    func progress(_ p: WorkProgress) {
         guard isTTY, !quiet else { return }
         let now = Date()
-        guard now.timeIntervalSince(lastDraw) > 0.2 || done == total else { return }
+        guard now.timeIntervalSince(lastDraw) > 0.2 || p.final else { return }
         lastDraw = now
         let elapsed = max(now.timeIntervalSince(start), 0.001)
-        let rate = Double(done) / elapsed
-        var line = "\r\(phase): \(done)"
-        if let total, total > 0 {
-            line += "/\(total) changes (\(Int(Double(done) * 100 / Double(total)))%)"
-            if rate > 0 && done < total { line += ", ETA \(Int(Double(total - done) / rate))s" }
-        } else {
-            line += " changes"
+        var line = "\r\(p.phase): \(p.changes)"
+        if let t = p.totalChanges, t > 0 { line += "/\(t)" }
+        line += " changes"
+        if p.bytes > 0 || p.totalBytes != nil {
+            line += String(format: ", %.1f", Double(p.bytes) / 1_048_576)
+            if let tb = p.totalBytes { line += String(format: "/%.1f", Double(tb) / 1_048_576) }
+            line += " MB"
         }
-        line += ", \(Int(rate))/s\u{1B}[K"
-        FileHandle.standardError.write(Data(line.utf8))
+        line += ", \(Int(Double(p.changes) / elapsed)) changes/s"
+        // ETA from whichever total is known.
+        if let t = p.totalChanges, t > p.changes, p.changes > 0 {
+            line += ", ETA \(Int(Double(t - p.changes) * elapsed / Double(p.changes))) s"
+        } else if let tb = p.totalBytes, tb > p.bytes, p.bytes > 0 {
+            line += ", ETA \(Int(Double(tb - p.bytes) * elapsed / Double(p.bytes))) s"
+        }
+        FileHandle.standardError.write(Data((line + "\u{1B}[K").utf8))
         drew = true
     }
 

@@ -1,0 +1,42 @@
+import Foundation
+
+/// Runs DataJoin's ordinary code against a database and keeps none of it: one outer transaction
+/// holds everything, each inner transaction becomes a savepoint, and `finish()` rolls it all
+/// back. `--dry-run` uses it, so a dry run takes exactly the paths a real run takes.
+public final class DryRunDatabase: Database {
+    let inner: Database
+    private var depth = 0
+    private var counter = 0
+
+    public init(_ inner: Database) throws {
+        self.inner = inner
+        try inner.beginTransaction()
+    }
+
+    /// Rolls back everything the dry run did.
+    public func finish() throws { try inner.rollback() }
+
+    public var brand: Brand { inner.brand }
+    public var displayName: String { inner.displayName }
+    public func execute(_ sql: String, _ params: [Value]) throws -> Int { try inner.execute(sql, params) }
+    public func query(_ sql: String, _ params: [Value], _ body: (Row) throws -> Void) throws { try inner.query(sql, params, body) }
+    public func stream(_ sql: String, _ params: [Value], _ body: (Row) throws -> Void) throws { try inner.stream(sql, params, body) }
+    public func executeScript(_ sql: String) throws { try inner.executeScript(sql) }
+    public func isRetryable(_ error: Error) -> Bool { false }
+
+    public func beginTransaction() throws {
+        counter += 1
+        depth += 1
+        try inner.executeScript("SAVEPOINT dj_dry_\(depth)")
+    }
+    public func beginReadTransaction() throws { try beginTransaction() }
+    public func commit() throws {
+        try inner.executeScript("RELEASE SAVEPOINT dj_dry_\(depth)")
+        depth -= 1
+    }
+    public func rollback() throws {
+        guard depth > 0 else { return }
+        try inner.executeScript("ROLLBACK TO SAVEPOINT dj_dry_\(depth); RELEASE SAVEPOINT dj_dry_\(depth)")
+        depth -= 1
+    }
+}

@@ -278,3 +278,56 @@ final class HostileBundleTests: XCTestCase {
         XCTAssertEqual(try target.db.scalar("SELECT count(*) FROM sqlite_master WHERE name = 'sales_order'"), .integer(1))
     }
 }
+
+/// Trust through relays, and the private key's secrecy.
+final class TrustTests: XCTestCase {
+    func testRelayedChangesAreAcceptedOnlyFromATrustedRelay() throws {
+        let folder = try TestDatabases.tempFolder("trust")
+        let origin = try TestNode("origin", .sqlite, folder: folder)
+        let hub = try TestNode("hub", .postgres, folder: folder)
+        let spoke = try TestNode("spoke", .sqlite, folder: folder)
+        try hub.trust(origin)
+        try spoke.trust(origin)  // the spoke trusts the origin, not (yet) the hub
+        try origin.exec("INSERT INTO sales_order (order_id) VALUES ('relayed')")
+        try hub.ingest(try origin.export(to: folder))
+        let relayOut = folder.appendingPathComponent("relay")
+        try FileManager.default.createDirectory(at: relayOut, withIntermediateDirectories: true)
+        let relayed = try Exporter.export(hub.db, ExportOptions(folder: relayOut.path, relay: true)).map(\.path)
+        var r = try spoke.ingest(relayed)
+        guard case .refused(let reason) = r.files[0].status else { return XCTFail("relay bundle from an untrusted hub accepted") }
+        XCTAssertTrue(reason.contains("hub is not trusted here"), reason)
+        XCTAssertEqual(try spoke.rows(), [])
+        try spoke.trust(hub)
+        r = try spoke.ingest(relayed)
+        XCTAssertEqual(try spoke.rows().map { $0[0] }, ["relayed"])
+    }
+
+    func testThePrivateKeyNeverLeaves() throws {
+        let folder = try TestDatabases.tempFolder("secret")
+        let a = try TestNode("a", .sqlite, folder: folder, viaCLI: true)
+        let secret = try a.db.scalar("SELECT private_key FROM ds_node_key").asString ?? ""
+        XCTAssertEqual(secret.count, 64)
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('x')")
+        var outputs: [String] = []
+        for args in [["key", "--db", a.url], ["status", "--db", a.url, "--json"], ["status", "--db", a.url], ["export", "--db", a.url, "--to", folder.path]] {
+            let r = try CLI.ok(args)
+            outputs.append(r.stdout + r.stderr)
+        }
+        let bundle = outputs.last!.split(separator: "\n").first { $0.hasSuffix(".djb") }!
+        outputs.append(try CLI.ok(["inspect", String(bundle), "--json"]).stdout)
+        let raw = Data(try Data(contentsOf: URL(fileURLWithPath: String(bundle))))
+        let content = try BundleCrafter(file: String(bundle)).content()
+        let secretBytes = Hex.decode(secret)!
+        for o in outputs { XCTAssertFalse(o.contains(secret), o) }
+        XCTAssertNil(raw.range(of: Data(secretBytes)))
+        XCTAssertNil(Data(content).range(of: Data(secretBytes)))
+        XCTAssertNil(Data(content).range(of: Data(secret.utf8)))
+    }
+
+    func testThePrivateKeyIsOwnerOnlyOnPostgres() throws {
+        let folder = try TestDatabases.tempFolder("acl")
+        let a = try TestNode("a", .postgres, folder: folder)
+        let acl = try a.db.scalar("SELECT coalesce(array_to_string(relacl, ','), '') FROM pg_class WHERE relname = 'ds_node_key'").asString ?? ""
+        XCTAssertFalse(acl.contains("=r") && acl.split(separator: ",").contains { $0.hasPrefix("=") }, "PUBLIC can read the private key: \(acl)")
+    }
+}

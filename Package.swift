@@ -31,6 +31,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .executableTarget(
+            name: "datajoin-bench",
+            dependencies: ["DataJoin", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Benchmarks/DataJoinBench"
+        ),
         .testTarget(
             name: "DataJoinTests",
             dependencies: ["DataJoin"]

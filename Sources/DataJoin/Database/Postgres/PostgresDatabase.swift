@@ -212,6 +212,44 @@ public final class PostgresDatabase: Database {
         guard st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY else { throw lastError(res) }
     }
 
+    /// `COPY … FROM STDIN` in text format: `produce` hands over lines (tab-separated, escaped by
+    /// the caller). Used by the benchmark's baseline and bulk loads.
+    public func copyIn(_ sql: String, _ produce: ((String) throws -> Void) throws -> Void) throws {
+        guard let start = PQexec(conn, sql) else { throw lastError(nil) }
+        let status = PQresultStatus(start)
+        PQclear(start)
+        guard status == PGRES_COPY_IN else { throw lastError(nil) }
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(1 << 20)
+        func flush() throws {
+            guard !buffer.isEmpty else { return }
+            let rc = buffer.withUnsafeBufferPointer { p in
+                p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) { PQputCopyData(conn, $0, Int32(p.count)) }
+            }
+            guard rc == 1 else { throw lastError(nil) }
+            buffer.removeAll(keepingCapacity: true)
+        }
+        do {
+            try produce { line in
+                buffer.append(contentsOf: line.utf8)
+                buffer.append(10)
+                if buffer.count >= 1 << 20 { try flush() }
+            }
+            try flush()
+        } catch {
+            _ = PQputCopyEnd(conn, "aborted")
+            while let r = PQgetResult(conn) { PQclear(r) }
+            throw error
+        }
+        guard PQputCopyEnd(conn, nil) == 1 else { throw lastError(nil) }
+        var failure: PostgresError?
+        while let r = PQgetResult(conn) {
+            if PQresultStatus(r) != PGRES_COMMAND_OK && failure == nil { failure = lastError(r) }
+            PQclear(r)
+        }
+        if let failure { throw failure }
+    }
+
     public func beginTransaction() throws {
         // REPEATABLE READ: an application write that commits under an import makes the import
         // fail with a serialization error and run again, so it never overwrites a change

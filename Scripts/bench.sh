@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Builds in release mode and runs the benchmark on SQLite and on a throwaway PostgreSQL.
+#   bash Scripts/bench.sh [--changes N] [other datajoin-bench options]
+# Prints a table and writes bench-results.json (docs/performance.md explains each figure).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash Scripts/install-deps.sh --postgres
+. Scripts/pg.sh
+trap pg_stop EXIT
+pg_start
+swift build -c release --product datajoin 2>&1 | tail -1
+swift build -c release --product datajoin-bench 2>&1 | tail -1
+WORK=$(mktemp -d /tmp/datajoin-bench.XXXXXX)
+.build/release/datajoin-bench --datajoin "$PWD/.build/release/datajoin" --pg "$DATAJOIN_TEST_PG" \
+  --work "$WORK" --json "${BENCH_JSON:-bench-results.json}" "$@"
+rm -rf "$WORK"

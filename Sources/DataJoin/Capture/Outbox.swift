@@ -46,46 +46,75 @@ enum Outbox {
 /// generation, and records their versions. Running at the start of every export and import
 /// transaction means a row that commits late (after higher ids were exported) is stamped then,
 /// with the next sequence number: the exporter never depends on ids committing in order.
+///
+/// Works in chunks: one read of the chunk, one read of the row versions it touches, then
+/// multi-row writes, so the cost per change is a few bytes of SQL, not a round trip.
 enum Stamper {
+    static let chunk = 2000
+    static let batch = 400
+
+    private typealias RowKey = VersionStore.Key
+
     @discardableResult
     static func stampPending(_ db: Database, me: inout NodeIdentity, tables: [String: TableInfo]) throws -> Int {
         let versions = VersionStore(db: db)
         let offset = try HybridLogicalClock.testOffsetMs(db)
         var total = 0
         while true {
-            let rows = try db.rows("SELECT \(Outbox.columns) FROM ds_change_outbox WHERE seq IS NULL ORDER BY source_id, id LIMIT 2000")
+            let rows = try db.rows("SELECT id, object_table, object_id, object_operation, object_attribute, captured_ms FROM ds_change_outbox WHERE seq IS NULL ORDER BY source_id, id LIMIT \(chunk)")
             if rows.isEmpty { break }
-            for r in rows {
+            let keys: [RowKey] = try rows.map { r in
                 let table = r.string(1) ?? ""
-                let keyValues = try Outbox.key(r, tables: tables, brand: db.brand)
-                let key = KeyCodec.encode(tables[table]?.canonicalKey(keyValues) ?? keyValues)
-                let captured = r.int(7).map { $0 + offset } ?? HybridLogicalClock.nowMs(offsetMs: offset)
+                let raw = try CapturedJSON.array(r.string(2) ?? "[]")
+                let keyCols = tables[table]?.keyColumns ?? []
+                let values = raw.enumerated().map { i, text in ValueConversion.fromCaptured(text, brand: db.brand, kind: i < keyCols.count ? keyCols[i].kind : .any) }
+                return RowKey(table: table, key: KeyCodec.encode(tables[table]?.canonicalKey(values) ?? values))
+            }
+            var states = try versions.rows(Set(keys).map { ($0.table, $0.key) })
+            var rowWrites: [RowKey: VersionStore.RowState] = [:]
+            var cleared: [RowKey] = []
+            var columnWrites: [RowKey: [String: Version]] = [:]
+            var outbox: [[Value]] = []
+            for (r, key) in zip(rows, keys) {
+                let captured = r.int(5).map { $0 + offset } ?? HybridLogicalClock.nowMs(offsetMs: offset)
                 me.hlc = HybridLogicalClock.tick(after: me.hlc, physicalMs: captured)
                 let version = Version(hlc: me.hlc, node: me.nodeId)
-                let seq = me.nextSeq
-                me.nextSeq += 1
-                let current = try versions.row(table, key)
+                let current = states[key]
                 let cl: Int64
                 switch Operation(rawValue: r.string(3) ?? "") {
-                case .insert:
-                    cl = current.map { $0.cl % 2 == 1 ? $0.cl : $0.cl + 1 } ?? 1
-                    try versions.setRow(table, key, .init(cl: cl, version: version))
-                    try versions.clearColumns(table, key)
+                case .insert, .delete:
+                    let isInsert = r.string(3) == "I"
+                    cl = isInsert ? current.map { $0.cl % 2 == 1 ? $0.cl : $0.cl + 1 } ?? 1 : current.map { $0.cl % 2 == 1 ? $0.cl + 1 : $0.cl } ?? 2
+                    states[key] = .init(cl: cl, version: version)
+                    rowWrites[key] = states[key]
+                    // Column versions reset with the generation; updates later in this chunk set them again.
+                    if current != nil || columnWrites[key] != nil { cleared.append(key) }
+                    columnWrites[key] = nil
                 case .update:
                     cl = current?.cl ?? 1
-                    if current == nil { try versions.setRow(table, key, .init(cl: 1, version: .zero)) }
-                    try versions.setColumn(table, key, r.string(4) ?? "", version)
-                case .delete:
-                    cl = current.map { $0.cl % 2 == 1 ? $0.cl + 1 : $0.cl } ?? 2
-                    try versions.setRow(table, key, .init(cl: cl, version: version))
-                    try versions.clearColumns(table, key)
+                    if current == nil {
+                        states[key] = .init(cl: 1, version: .zero)
+                        rowWrites[key] = states[key]
+                    }
+                    columnWrites[key, default: [:]][r.string(4) ?? ""] = version
                 case nil:
                     throw DataJoinError(.internalError, "outbox row \(r.int(0) ?? 0) has an unknown operation")
                 }
-                try db.execute("UPDATE ds_change_outbox SET seq = ?, hlc = ?, cl = ?, updated_by_server_id = ? WHERE id = ?",
-                               [.integer(seq), .integer(me.hlc), .integer(cl), .text(me.nodeId), r.values[0]])
-                total += 1
+                outbox.append([r.values[0], .integer(me.nextSeq), .integer(me.hlc), .integer(cl)])
+                me.nextSeq += 1
             }
+            try versions.clearColumns(cleared.map { ($0.table, $0.key) })
+            try versions.setRows(rowWrites.map { ($0.key.table, $0.key.key, $0.value) })
+            try versions.setColumns(columnWrites.flatMap { k, cols in cols.map { (k.table, k.key, $0.key, $0.value) } })
+            for part in stride(from: 0, to: outbox.count, by: batch) {
+                let slice = outbox[part..<min(part + batch, outbox.count)]
+                let tuples = slice.map { _ in "(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))" }.joined(separator: ", ")
+                try db.execute("""
+                    WITH v(id, seq, hlc, cl) AS (VALUES \(tuples))
+                    UPDATE ds_change_outbox SET seq = v.seq, hlc = v.hlc, cl = v.cl, updated_by_server_id = ? FROM v WHERE ds_change_outbox.id = v.id
+                    """, slice.flatMap { $0 } + [.text(me.nodeId)])
+            }
+            total += rows.count
         }
         if total > 0 {
             try db.execute("UPDATE ds_node SET hlc = ?, next_seq = ?", [.integer(me.hlc), .integer(me.nextSeq)])

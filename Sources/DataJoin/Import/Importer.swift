@@ -34,20 +34,29 @@ public enum Importer {
         let total = try db.scalar("SELECT count(*) FROM ds_change_inbox WHERE id > ?", [.integer(try ProgramPointer.get(db, Program.import))]).asInt64
         try retryHeld(db, tables: tables, maxAhead: maxAhead, report: &report)
         while !shouldStop() {
-            let more = try db.inTransaction { () -> Bool in
+            // First without a savepoint per change (fast); if the database refuses a change, the
+            // bundle is rolled back and applied again with savepoints, so that change is held.
+            let applyNextBundle = { (savepoints: Bool) throws -> Bool in try db.inTransaction { () -> Bool in
                 let pointer = try ProgramPointer.get(db, Program.import)
                 guard let bundle = try db.scalar("SELECT bundle_id FROM ds_change_inbox WHERE id > ? ORDER BY id LIMIT 1", [.integer(pointer)]).asInt64 else {
                     return false
                 }
                 let last = try db.scalar("SELECT max(id) FROM ds_change_inbox WHERE bundle_id = ? AND id > ?", [.integer(bundle), .integer(pointer)]).asInt64 ?? pointer
                 var partial = report
-                try applyRange(db, tables: tables, maxAhead: maxAhead, sql: "id > ? AND id <= ?", params: [.integer(pointer), .integer(last)], report: &partial)
+                try applyRange(db, tables: tables, maxAhead: maxAhead, sql: "id > ? AND id <= ?", params: [.integer(pointer), .integer(last)],
+                               savepoints: savepoints, report: &partial)
                 try ProgramPointer.set(db, Program.import, last)
                 partial.bundles += 1
                 report = partial
                 reporter.progress(WorkProgress(phase: "import", changes: Int64(report.applied + report.unchanged + report.held), totalChanges: total))
                 reporter.verbose("applied bundle \(bundle): inbox \(pointer + 1)-\(last)")
                 return true
+            } }
+            let more: Bool
+            do {
+                more = try applyNextBundle(false)
+            } catch where isRefusal(db, error) {
+                more = try applyNextBundle(true)
             }
             if !more { break }
         }
@@ -64,7 +73,8 @@ public enum Importer {
         var partial = report
         try db.inTransaction {
             partial = report
-            try applyRange(db, tables: tables, maxAhead: maxAhead, sql: "status = 'held' AND id <= ?", params: [.integer(pointer)], report: &partial)
+            try applyRange(db, tables: tables, maxAhead: maxAhead, sql: "status = 'held' AND id <= ?", params: [.integer(pointer)],
+                           savepoints: true, report: &partial)
         }
         report = partial
     }
@@ -86,7 +96,13 @@ public enum Importer {
 
     /// Applies inbox rows matching `sql` inside the caller's transaction. Local changes are
     /// stamped first, so every comparison sees their versions.
-    static func applyRange(_ db: Database, tables: [String: TableInfo], maxAhead: Int64, sql: String, params: [Value], report: inout ImportReport) throws {
+    /// The database refused a change (a constraint, a type): not a lost connection or a bug.
+    static func isRefusal(_ db: Database, _ error: Error) -> Bool {
+        !db.isRetryable(error) && (error is PostgresError || error is SQLiteError)
+    }
+
+    static func applyRange(_ db: Database, tables: [String: TableInfo], maxAhead: Int64, sql: String, params: [Value],
+                           savepoints: Bool, report: inout ImportReport) throws {
         var me = try NodeIdentity.load(db)
         try Stamper.stampPending(db, me: &me, tables: tables)
         try setApplying(db, true)
@@ -97,24 +113,31 @@ public enum Importer {
         while true {
             let rows = try db.rows("SELECT \(inboxColumns) FROM ds_change_inbox WHERE \(sql) AND id > ? ORDER BY id LIMIT 1000", params + [.integer(afterId)])
             if rows.isEmpty { break }
-            for r in rows {
+            let changes = try rows.map(change)
+            try merger.versions.prefetch(changes.compactMap { c in
+                tables[c.table].map { VersionCache.Key(table: c.table, key: KeyCodec.encode($0.canonicalKey(c.key))) }
+            })
+            for (r, c) in zip(rows, changes) {
                 let id = r.int(0) ?? 0
                 afterId = id
                 let wasHeld = r.string(11) == "held"
-                let c = try change(r)
                 var outcome: ApplyOutcome
                 if c.hlc > aheadLimit {
                     outcome = .held("stamped \(HybridLogicalClock.describe(c.hlc)) by \(c.origin), more than \(maxAhead / 1000) s ahead of this node's clock; it applies once this clock catches up")
+                } else if !savepoints {
+                    outcome = try merger.apply(c)
                 } else {
                     // A change the database refuses (a constraint, a value its column cannot
                     // hold) is held; the rest of the bundle still applies.
                     try db.execute("SAVEPOINT dj_change")
                     do {
                         outcome = try merger.apply(c)
+                        try merger.versions.flush()
                         try db.execute("RELEASE SAVEPOINT dj_change")
-                    } catch where !db.isRetryable(error) && (error is PostgresError || error is SQLiteError) {
+                    } catch where isRefusal(db, error) {
                         try db.execute("ROLLBACK TO SAVEPOINT dj_change")
                         try db.execute("RELEASE SAVEPOINT dj_change")
+                        merger.versions.reset()
                         outcome = .held("cannot apply here: \(error)")
                     }
                 }
@@ -131,6 +154,7 @@ public enum Importer {
                     try db.execute("UPDATE ds_change_inbox SET status = 'held', reason = ? WHERE id = ?", [.text(reason), .integer(id)])
                 }
             }
+            try merger.versions.flush()
         }
         report.conflicts += merger.conflicts.recorded
         if clock != me.hlc {

@@ -17,13 +17,13 @@ enum ApplyOutcome: Equatable {
 struct Merger {
     let db: Database
     let tables: [String: TableInfo]
-    let versions: VersionStore
+    let versions: VersionCache
     var conflicts: ConflictLog
 
     init(db: Database, tables: [String: TableInfo]) {
         self.db = db
         self.tables = tables
-        versions = VersionStore(db: db)
+        versions = VersionCache(db: db)
         conflicts = ConflictLog(db: db)
     }
 
@@ -67,7 +67,7 @@ struct Merger {
                     }
                 }
                 try sql.upsert(key, values)
-                try versions.setRow(c.table, keyBytes, .init(cl: c.cl, version: incoming))
+                versions.setRow(c.table, keyBytes, .init(cl: c.cl, version: incoming))
                 try versions.clearColumns(c.table, keyBytes)
                 return .applied
             }
@@ -100,7 +100,7 @@ struct Merger {
                 }
             }
             if local == nil { try sql.upsert(key, winners) } else { try sql.update(key, winners.filter { local?[$0.name] != $0.value }) }
-            try versions.setRow(c.table, keyBytes, .init(cl: c.cl, version: incoming))
+            versions.setRow(c.table, keyBytes, .init(cl: c.cl, version: incoming))
             return .applied
 
         case .update:
@@ -137,13 +137,13 @@ struct Merger {
         case .delete:
             if c.cl > localCl {
                 if localCl > 0 || state == nil { try sql.delete(key) }
-                try versions.setRow(c.table, keyBytes, .init(cl: c.cl, version: incoming))
+                versions.setRow(c.table, keyBytes, .init(cl: c.cl, version: incoming))
                 try versions.clearColumns(c.table, keyBytes)
                 return .applied
             }
             if c.cl == localCl && incoming > rowVersion {
                 // Two nodes deleted the same generation: keep the higher version everywhere.
-                try versions.setRow(c.table, keyBytes, .init(cl: c.cl, version: incoming))
+                versions.setRow(c.table, keyBytes, .init(cl: c.cl, version: incoming))
             }
             return .unchanged
         }

@@ -50,4 +50,61 @@ struct VersionStore {
     func clearColumn(_ table: String, _ key: [UInt8], _ column: String) throws {
         try db.execute("DELETE FROM ds_column_version WHERE object_table = ? AND object_id = ? AND object_attribute = ?", [.text(table), .blob(key), .text(column)])
     }
+
+    // MARK: - Many rows at once (the stamper)
+
+    static let batch = 400
+
+    struct Key: Hashable {
+        var table: String
+        var key: [UInt8]
+    }
+
+    /// The row states of many keys, a few statements in all.
+    func rows(_ keys: [(String, [UInt8])]) throws -> [Key: RowState] {
+        var out: [Key: RowState] = [:]
+        let byTable = Dictionary(grouping: keys, by: { $0.0 })
+        for (table, list) in byTable {
+            for part in stride(from: 0, to: list.count, by: Self.batch) {
+                let slice = list[part..<min(part + Self.batch, list.count)]
+                let marks = slice.map { _ in "?" }.joined(separator: ", ")
+                try db.query("SELECT object_id, cl, hlc, node FROM ds_row_version WHERE object_table = ? AND object_id IN (\(marks))",
+                             [.text(table)] + slice.map { .blob($0.1) }) { r in
+                    guard case .blob(let k) = r.values[0] else { return }
+                    out[Key(table: table, key: k)] = RowState(cl: r.int(1) ?? 0, version: Version(hlc: r.int(2) ?? 0, node: r.string(3) ?? ""))
+                }
+            }
+        }
+        return out
+    }
+
+    func setRows(_ rows: [(String, [UInt8], RowState)]) throws {
+        for part in stride(from: 0, to: rows.count, by: Self.batch) {
+            let slice = rows[part..<min(part + Self.batch, rows.count)]
+            try db.execute("INSERT INTO ds_row_version (object_table, object_id, cl, hlc, node) VALUES "
+                + slice.map { _ in "(?, ?, ?, ?, ?)" }.joined(separator: ", ")
+                + " ON CONFLICT (object_table, object_id) DO UPDATE SET cl = excluded.cl, hlc = excluded.hlc, node = excluded.node",
+                slice.flatMap { [.text($0.0), .blob($0.1), .integer($0.2.cl), .integer($0.2.version.hlc), .text($0.2.version.node)] })
+        }
+    }
+
+    func setColumns(_ cols: [(String, [UInt8], String, Version)]) throws {
+        for part in stride(from: 0, to: cols.count, by: Self.batch) {
+            let slice = cols[part..<min(part + Self.batch, cols.count)]
+            try db.execute("INSERT INTO ds_column_version (object_table, object_id, object_attribute, hlc, node) VALUES "
+                + slice.map { _ in "(?, ?, ?, ?, ?)" }.joined(separator: ", ")
+                + " ON CONFLICT (object_table, object_id, object_attribute) DO UPDATE SET hlc = excluded.hlc, node = excluded.node",
+                slice.flatMap { [.text($0.0), .blob($0.1), .text($0.2), .integer($0.3.hlc), .text($0.3.node)] })
+        }
+    }
+
+    func clearColumns(_ keys: [(String, [UInt8])]) throws {
+        for (table, list) in Dictionary(grouping: keys, by: { $0.0 }) {
+            for part in stride(from: 0, to: list.count, by: Self.batch) {
+                let slice = list[part..<min(part + Self.batch, list.count)]
+                try db.execute("DELETE FROM ds_column_version WHERE object_table = ? AND object_id IN (\(slice.map { _ in "?" }.joined(separator: ", ")))",
+                               [.text(table)] + slice.map { .blob($0.1) })
+            }
+        }
+    }
 }

@@ -1,0 +1,86 @@
+import Foundation
+
+/// The versions the importer reads and writes, kept in memory for a chunk of changes: reads come
+/// from one prefetch, writes go out in a few multi-row statements at `flush()`. After a
+/// rollback to a savepoint, `reset()` forgets everything not flushed.
+final class VersionCache {
+    typealias Key = VersionStore.Key
+    let store: VersionStore
+    private var rows: [Key: VersionStore.RowState?] = [:]
+    private var columns: [Key: [String: Version]] = [:]
+    private var dirtyRows = Set<Key>()
+    private var dirtyColumns = Set<Key>()
+
+    init(db: Database) { store = VersionStore(db: db) }
+
+    func prefetch(_ keys: [Key]) throws {
+        let missing = Array(Set(keys.filter { rows[$0] == nil }))
+        guard !missing.isEmpty else { return }
+        let found = try store.rows(missing.map { ($0.table, $0.key) })
+        for k in missing { rows[k] = .some(found[k]) }
+    }
+
+    func row(_ table: String, _ key: [UInt8]) throws -> VersionStore.RowState? {
+        let k = Key(table: table, key: key)
+        if let cached = rows[k] { return cached }
+        let r = try store.row(table, key)
+        rows[k] = .some(r)
+        return r
+    }
+
+    func setRow(_ table: String, _ key: [UInt8], _ state: VersionStore.RowState) {
+        let k = Key(table: table, key: key)
+        rows[k] = .some(state)
+        dirtyRows.insert(k)
+    }
+
+    func columns(_ table: String, _ key: [UInt8]) throws -> [String: Version] {
+        let k = Key(table: table, key: key)
+        if let c = columns[k] { return c }
+        // A row without a version has no column versions either.
+        let c = try rows[k].map { $0 == nil } == true ? [:] : store.columns(table, key)
+        columns[k] = c
+        return c
+    }
+
+    func column(_ table: String, _ key: [UInt8], _ column: String) throws -> Version? {
+        try columns(table, key)[column]
+    }
+
+    func setColumn(_ table: String, _ key: [UInt8], _ column: String, _ v: Version) throws {
+        var c = try columns(table, key)
+        c[column] = v
+        let k = Key(table: table, key: key)
+        columns[k] = c
+        dirtyColumns.insert(k)
+    }
+
+    func clearColumns(_ table: String, _ key: [UInt8]) throws {
+        let k = Key(table: table, key: key)
+        if try !columns(table, key).isEmpty { columns[k] = [:]; dirtyColumns.insert(k) }
+    }
+
+    func clearColumn(_ table: String, _ key: [UInt8], _ column: String) throws {
+        var c = try columns(table, key)
+        guard c.removeValue(forKey: column) != nil else { return }
+        let k = Key(table: table, key: key)
+        columns[k] = c
+        dirtyColumns.insert(k)
+    }
+
+    func flush() throws {
+        try store.setRows(dirtyRows.compactMap { k in rows[k].flatMap { $0 }.map { (k.table, k.key, $0) } })
+        let keys = Array(dirtyColumns)
+        try store.clearColumns(keys.map { ($0.table, $0.key) })
+        try store.setColumns(keys.flatMap { k in (columns[k] ?? [:]).map { (k.table, k.key, $0.key, $0.value) } })
+        dirtyRows.removeAll()
+        dirtyColumns.removeAll()
+    }
+
+    func reset() {
+        rows.removeAll()
+        columns.removeAll()
+        dirtyRows.removeAll()
+        dirtyColumns.removeAll()
+    }
+}

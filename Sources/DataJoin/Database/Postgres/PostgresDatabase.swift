@@ -24,7 +24,9 @@ public final class PostgresDatabase: Database {
         }
         conn = c
         do {
-            try executeScript("SET client_min_messages = warning; SET extra_float_digits = 3; SET TIME ZONE 'UTC'; SET application_name = 'datajoin'")
+            // Custom plans: DataJoin's tables grow fast between ANALYZE runs, and a generic plan
+            // made while they were small seq-scans them for every batch (docs/performance.md).
+            try executeScript("SET client_min_messages = warning; SET extra_float_digits = 3; SET TIME ZONE 'UTC'; SET application_name = 'datajoin'; SET plan_cache_mode = force_custom_plan")
         } catch {
             PQfinish(c)
             throw error

@@ -1,0 +1,41 @@
+import Foundation
+import XCTest
+
+@testable import DataJoin
+
+/// The benchmark keeps working: it runs at a tiny size on both brands and writes every figure.
+/// Nothing here is timed; the figures come from Scripts/bench.sh in release mode.
+final class BenchSmokeTests: XCTestCase {
+    func testTheBenchmarkRunsAtATinySize() throws {
+        let pg = try TestDatabases.requirePostgres()
+        let bench = CLI.executable.deletingLastPathComponent().appendingPathComponent("datajoin-bench")
+        XCTAssertTrue(FileManager.default.isExecutableFile(atPath: bench.path), "datajoin-bench is not built")
+        let work = try TestDatabases.tempFolder("bench")
+        let json = work.appendingPathComponent("bench.json")
+        let p = Process()
+        p.executableURL = bench
+        p.arguments = ["--changes", "300", "--datajoin", CLI.executable.path, "--pg", pg, "--work", work.path, "--json", json.path,
+                       "--pgbench-seconds", "1", "--history-changes", "50"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, text)
+        let object = try JSONSerialization.jsonObject(with: Data(contentsOf: json)) as! [String: Any]
+        let results = object["results"] as! [[String: Any]]
+        let steps = Set(results.map { "\($0["brand"]!) \($0["step"]!)" })
+        for brand in ["sqlite", "postgres"] {
+            for step in ["capture: bulk insert, tracked", "capture: bulk update, tracked", "export (inserts + updates)",
+                         "ingest + import into an empty target", "ingest + import of updates (rows exist)"] {
+                XCTAssertTrue(steps.contains("\(brand) \(step)"), "missing \(brand) \(step) in \(steps)")
+            }
+        }
+        XCTAssertTrue(steps.contains("postgres pgbench, 3 tables tracked"))
+        let export = results.first { $0["step"] as? String == "export (inserts + updates)" }!
+        XCTAssertNotNil((export["extra"] as? [String: Any])?["bytes_per_update"])
+        XCTAssertNotNil(export["peak_rss_mib"] as? Double)
+        XCTAssertTrue(text.contains("DataJoin benchmark, 300 changes per step"), text)
+    }
+}

@@ -154,7 +154,9 @@ public enum Importer {
                     try db.execute("UPDATE ds_change_inbox SET status = 'held', reason = ? WHERE id = ?", [.text(reason), .integer(id)])
                 }
             }
+            // Written out and forgotten: memory stays flat however large the bundle.
             try merger.versions.flush()
+            merger.versions.reset()
         }
         report.conflicts += merger.conflicts.recorded
         if clock != me.hlc {

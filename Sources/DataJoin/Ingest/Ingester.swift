@@ -179,20 +179,35 @@ public enum Ingester {
             var loaded: Int64 = 0
             var skipped: Int64 = 0
             let received = nowText()
-            let insert = db.brand == .sqlite
-                ? "INSERT OR IGNORE INTO ds_change_inbox (origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_pk_attribute, object_operation, cl, object_value, bundle_id, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                : "INSERT INTO ds_change_inbox (origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_pk_attribute, object_operation, cl, object_value, bundle_id, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
             var touched = Set<[String]>()
+            // Rows go in 200 at a time; a change already in the inbox (through another bundle)
+            // is skipped by the (origin, epoch, seq) key.
+            var pending: [[Value]] = []
+            var offered: Int64 = 0
+            func flush() throws {
+                guard !pending.isEmpty else { return }
+                let tuples = pending.map { _ in "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" }.joined(separator: ", ")
+                let cols = "origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_pk_attribute, object_operation, cl, object_value, bundle_id, received_at"
+                let sql = db.brand == .sqlite
+                    ? "INSERT OR IGNORE INTO ds_change_inbox (\(cols)) VALUES \(tuples)"
+                    : "INSERT INTO ds_change_inbox (\(cols)) VALUES \(tuples) ON CONFLICT DO NOTHING"
+                loaded += Int64(try db.execute(sql, pending.flatMap { $0 }))
+                pending.removeAll(keepingCapacity: true)
+            }
             while let c = try reader.next() {
                 // This node's own changes of its current epoch never come back (echo prevention);
                 // those of an older epoch are accepted, so a node restored from a backup gets back
                 // what it had lost.
                 if c.origin == me.nodeId && c.epoch == me.epoch { skipped += 1; continue }
-                let n = try db.execute(insert, [.text(c.origin), .text(c.epoch), .integer(c.seq), .integer(c.hlc), .integer(c.txid), .text(c.table),
-                                                .blob(KeyCodec.encode(c.key)), .text(c.keyNames.joined(separator: ",")), .text(c.op.rawValue),
-                                                .integer(c.cl), .blob(c.encodedPayload()), .integer(bundleId), .text(received)])
-                if n > 0 { loaded += 1; touched.insert([c.origin, c.epoch]) } else { skipped += 1 }
+                pending.append([.text(c.origin), .text(c.epoch), .integer(c.seq), .integer(c.hlc), .integer(c.txid), .text(c.table),
+                                .blob(KeyCodec.encode(c.key)), .text(c.keyNames.joined(separator: ",")), .text(c.op.rawValue),
+                                .integer(c.cl), .blob(c.encodedPayload()), .integer(bundleId), .text(received)])
+                touched.insert([c.origin, c.epoch])
+                offered += 1
+                if pending.count == 200 { try flush() }
             }
+            try flush()
+            skipped += offered - loaded
             // Nothing loaded counts unless the whole file verifies: a throw here rolls it all back.
             try reader.finish(publicKey: key)
             try db.execute("UPDATE ds_bundle_seen SET loaded_count = ? WHERE id = ?", [.integer(loaded), .integer(bundleId)])

@@ -196,4 +196,21 @@ final class PipelineTests: XCTestCase {
                            [[.text("api1"), .text("via API"), .text("9")]], "\(brand)")
         }
     }
+
+    func testValuesSQLiteCannotHoldAreHeldNotAltered() throws {
+        let pgDDL = "CREATE TABLE m (id text PRIMARY KEY, r double precision, untyped double precision)"
+        let a = try TestNode("a", .postgres, folder: folder, table: pgDDL, track: ["m"])
+        let b = try TestNode("b", .sqlite, folder: folder, table: "CREATE TABLE m (id TEXT PRIMARY KEY NOT NULL, r REAL, untyped)", track: ["m"])
+        try trustAll([a, b])
+        try a.exec("INSERT INTO m VALUES ('nan', 'NaN', 1), ('negzero', '-0', 1), ('negzero-untyped', 1, '-0'), ('inf', 'Infinity', '-Infinity')")
+        let r = try b.ingest(try a.export(to: try bundles("out")))
+        XCTAssertEqual(r.imported?.held, 2)
+        let reasons = try NodeStatus.read(b.db).held.map(\.reason).joined(separator: "\n")
+        XCTAssertTrue(reasons.contains("NaN, which SQLite stores as NULL"), reasons)
+        XCTAssertTrue(reasons.contains("-0.0, which SQLite turns into 0"), reasons)
+        XCTAssertEqual(try b.db.scalar("SELECT r FROM m WHERE id = 'inf'"), .real(.infinity))
+        XCTAssertEqual(try b.db.scalar("SELECT untyped FROM m WHERE id = 'inf'"), .real(-.infinity))
+        XCTAssertEqual(try b.db.scalar("SELECT untyped FROM m WHERE id = 'negzero-untyped'"), .real(-0.0), "bit-exact -0.0 in a column without a type")
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM m WHERE id IN ('nan', 'negzero')"), .integer(0))
+    }
 }

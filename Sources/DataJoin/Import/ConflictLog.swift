@@ -49,3 +49,13 @@ extension ConflictLog {
         }
     }
 }
+
+extension ConflictEntry {
+    /// The `conflicts --json` form (docs/cli.md); values are already JSON.
+    public var json: String {
+        "{\"table\":\(JSON.quote(table)),\"key\":\(JSON.quote(key)),\"column\":\(column.map(JSON.quote) ?? "null"),"
+            + "\"winner_value\":\(winnerValue ?? "null"),\"winner_hlc\":\(winner.hlc),\"winner_node\":\(JSON.quote(winner.node)),"
+            + "\"loser_value\":\(loserValue ?? "null"),\"loser_hlc\":\(loser.hlc),\"loser_node\":\(JSON.quote(loser.node)),"
+            + "\"reason\":\(JSON.quote(reason)),\"recorded_at\":\(JSON.quote(recordedAt))}"
+    }
+}

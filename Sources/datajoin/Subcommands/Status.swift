@@ -35,13 +35,7 @@ struct Conflicts: ParsableCommand {
             let db = try database.open()
             let list = try ConflictLog.list(db)
             if json {
-                let items = list.map { e in
-                    "{\"table\":\(jsonQuote(e.table)),\"key\":\(jsonQuote(e.key)),\"column\":\(e.column.map(jsonQuote) ?? "null"),"
-                        + "\"winner_value\":\(e.winnerValue ?? "null"),\"winner_hlc\":\(e.winner.hlc),\"winner_node\":\(jsonQuote(e.winner.node)),"
-                        + "\"loser_value\":\(e.loserValue ?? "null"),\"loser_hlc\":\(e.loser.hlc),\"loser_node\":\(jsonQuote(e.loser.node)),"
-                        + "\"reason\":\(jsonQuote(e.reason)),\"recorded_at\":\(jsonQuote(e.recordedAt))}"
-                }
-                print("[" + items.joined(separator: ",") + "]")
+                print("[" + list.map(\.json).joined(separator: ",") + "]")
             } else if list.isEmpty {
                 print("no conflicts")
             } else {
@@ -51,17 +45,4 @@ struct Conflicts: ParsableCommand {
             }
         }
     }
-}
-
-func jsonQuote(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        default: if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-        }
-    }
-    return out + "\""
 }

@@ -14,11 +14,7 @@ final class OperatorTests: XCTestCase {
         return (a, b)
     }
 
-    func dir(_ name: String) throws -> URL {
-        let u = folder.appendingPathComponent(name)
-        try FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
-        return u
-    }
+    func dir(_ name: String) throws -> URL { try TestDatabases.subfolder(folder, name) }
 
     func testExitCodesAreTheSameAcrossCommands() throws {
         let (a, b) = try pair()

@@ -9,11 +9,7 @@ final class PipelineTests: XCTestCase {
     var folder: URL!
     override func setUpWithError() throws { folder = try TestDatabases.tempFolder("pipe") }
 
-    func bundles(_ name: String) throws -> URL {
-        let u = folder.appendingPathComponent(name)
-        try FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
-        return u
-    }
+    func bundles(_ name: String) throws -> URL { try TestDatabases.subfolder(folder, name) }
 
     func pair(_ b1: Brand, _ b2: Brand, table: String = TestDatabases.salesOrderSQL, track: [String] = ["sales_order"]) throws -> (TestNode, TestNode) {
         let a = try TestNode("a", b1, folder: folder, table: table, track: track)

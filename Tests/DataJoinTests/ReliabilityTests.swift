@@ -16,11 +16,7 @@ final class ReliabilityTests: XCTestCase {
         return (a, b)
     }
 
-    func dir(_ name: String) throws -> URL {
-        let u = folder.appendingPathComponent(name)
-        try FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
-        return u
-    }
+    func dir(_ name: String) throws -> URL { try TestDatabases.subfolder(folder, name) }
 
     // MARK: - Crash at any moment
 

@@ -44,6 +44,13 @@ enum TestDatabases {
             customer_id TEXT, quantity TEXT, order_date TEXT, update_datetime TEXT, updated_by_user TEXT, updated_by_server TEXT)
         """
 
+    /// A subfolder of a test's folder, created.
+    static func subfolder(_ base: URL, _ name: String) throws -> URL {
+        let u = base.appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
+        return u
+    }
+
     static func tempFolder(_ label: String = "t") throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("datajoin-test-\(label)-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)

@@ -19,6 +19,7 @@ struct Merger {
     let tables: [String: TableInfo]
     let versions: VersionCache
     var conflicts: ConflictLog
+    private var statements: [String: TableSQL] = [:]
 
     init(db: Database, tables: [String: TableInfo]) {
         self.db = db
@@ -53,7 +54,8 @@ struct Merger {
         let key = t.canonicalKey(c.key)
         let keyBytes = KeyCodec.encode(key)
         let incoming = Version(hlc: c.hlc, node: c.origin)
-        let sql = TableSQL(table: t, db: db)
+        let sql = statements[c.table] ?? TableSQL(table: t, db: db)
+        statements[c.table] = sql
         let state = try versions.row(c.table, keyBytes)
         var localRow: [String: Value]??
         func current() throws -> [String: Value]? {

@@ -12,17 +12,9 @@ final class BenchSmokeTests: XCTestCase {
         XCTAssertTrue(FileManager.default.isExecutableFile(atPath: bench.path), "datajoin-bench is not built")
         let work = try TestDatabases.tempFolder("bench")
         let json = work.appendingPathComponent("bench.json")
-        let p = Process()
-        p.executableURL = bench
-        p.arguments = ["--changes", "300", "--datajoin", CLI.executable.path, "--pg", pg, "--work", work.path, "--json", json.path,
-                       "--pgbench-seconds", "1", "--history-changes", "50"]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, text)
+        let (status, text) = try CLI.runProgram(bench, ["--changes", "300", "--datajoin", CLI.executable.path, "--pg", pg, "--work", work.path,
+                                                         "--json", json.path, "--pgbench-seconds", "1", "--history-changes", "50"])
+        XCTAssertEqual(status, 0, text)
         let object = try JSONSerialization.jsonObject(with: Data(contentsOf: json)) as! [String: Any]
         let results = object["results"] as! [[String: Any]]
         let steps = Set(results.map { "\($0["brand"]!) \($0["step"]!)" })

@@ -170,17 +170,8 @@ final class OperatorTests: XCTestCase {
             dropdb --if-exists office
             """ + "\n" + blocks.joined(separator: "\n") + "\n"
         try script.write(to: work.appendingPathComponent("tutorial.sh"), atomically: true, encoding: .utf8)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = ["tutorial.sh"]
-        p.currentDirectoryURL = work
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, output)
+        let (status, output) = try CLI.runProgram(URL(fileURLWithPath: "/bin/bash"), ["tutorial.sh"], in: work)
+        XCTAssertEqual(status, 0, output)
         let office = TestDatabases.replaceDatabase(in: base, with: "office")
         for db in [work.appendingPathComponent("laptop1.db").path, work.appendingPathComponent("laptop2.db").path, office] {
             let rows = try DatabaseOpener.open(db).rows("SELECT order_id, description, quantity FROM sales_order").map(\.values)

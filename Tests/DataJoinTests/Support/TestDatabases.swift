@@ -109,6 +109,22 @@ struct CLI {
         return Result(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
     }
 
+    /// Runs any program to the end; stdout and stderr come back together.
+    static func runProgram(_ executable: URL, _ args: [String], in directory: URL? = nil) throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = executable
+        p.arguments = args
+        if let directory { p.currentDirectoryURL = directory }
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return (p.terminationStatus, output)
+    }
+
     /// Starts the command and SIGKILLs it after the delay; true when the kill landed (the process
     /// was still running).
     static func killed(_ args: [String], afterMicroseconds delay: UInt32) throws -> Bool {

@@ -79,8 +79,25 @@ public final class PostgresDatabase: Database {
     /// Runs a prepared statement; values stay valid only inside this call.
     private func run(_ sql: String, _ params: [Value], _ body: (OpaquePointer) throws -> Void) throws {
         let name = try statementName(sql)
+        let (buffers, formats) = try Self.encode(params)
+        let lengths: [Int32] = buffers.map { Int32($0?.count ?? 0) }
+        let result: OpaquePointer? = withPointers(buffers) { ptrs in
+            PQexecPrepared(conn, name, Int32(params.count), ptrs, lengths, formats, 0)
+        }
+        guard let result else { throw lastError(nil) }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK: try body(result)
+        default: throw lastError(result)
+        }
+    }
+
+    /// Parameters as libpq takes them: text (NUL-terminated) for everything but blobs, which
+    /// go in binary format. PostgreSQL text cannot hold NUL, so such a value is refused here.
+    static func encode(_ params: [Value]) throws -> (buffers: [[UInt8]?], formats: [Int32]) {
         var buffers: [[UInt8]?] = []
         var formats: [Int32] = []
+        buffers.reserveCapacity(params.count)
         for p in params {
             switch p {
             case .null: buffers.append(nil); formats.append(0)
@@ -94,16 +111,7 @@ public final class PostgresDatabase: Database {
             case .blob(let b): buffers.append(b); formats.append(1)
             }
         }
-        let lengths: [Int32] = buffers.map { Int32($0?.count ?? 0) }
-        let result: OpaquePointer? = try withPointers(buffers) { ptrs in
-            PQexecPrepared(conn, name, Int32(params.count), ptrs, lengths, formats, 0)
-        }
-        guard let result else { throw lastError(nil) }
-        defer { PQclear(result) }
-        switch PQresultStatus(result) {
-        case PGRES_COMMAND_OK, PGRES_TUPLES_OK: try body(result)
-        default: throw lastError(result)
-        }
+        return (buffers, formats)
     }
 
     private func withPointers<R>(_ buffers: [[UInt8]?], _ body: ([UnsafePointer<CChar>?]) throws -> R) rethrows -> R {
@@ -188,15 +196,7 @@ public final class PostgresDatabase: Database {
     }
 
     private func execUnprepared(_ sql: String, _ params: [Value]) throws {
-        var buffers: [[UInt8]?] = []
-        var formats: [Int32] = []
-        for p in params {
-            switch p {
-            case .null: buffers.append(nil); formats.append(0)
-            case .blob(let b): buffers.append(b); formats.append(1)
-            default: buffers.append(Array((p.asString ?? "").utf8) + [0]); formats.append(0)
-            }
-        }
+        let (buffers, formats) = try Self.encode(params)
         let lengths: [Int32] = buffers.map { Int32($0?.count ?? 0) }
         let result = withPointers(buffers) { ptrs in
             PQexecParams(conn, sql, Int32(params.count), nil, ptrs, lengths, formats, 0)

@@ -20,6 +20,11 @@ public enum BundleFormat {
         case sender = 1, senderEpoch = 2, createdAt = 3, kind = 4, origins = 5, changeCount = 6, receipts = 7, publicKey = 8
     }
 
+    /// The epoch of a snapshot's records: their origin is the node of each row's version, and
+    /// their seq only numbers them inside the snapshot (docs/snapshot.md).
+    public static let snapshotEpochPrefix = "snap-"
+    public static let kinds: Set<String> = ["changes", "snapshot"]
+
     /// `origin_first-last_epoch.djb`: origin and range visible, sorting in sequence order.
     public static func fileName(origin: String, epoch: String, first: Int64, last: Int64) -> String {
         let pad = { (n: Int64) in String(repeating: "0", count: max(0, 12 - String(n).count)) + String(n) }
@@ -117,6 +122,12 @@ public struct BundleHeader: Equatable, Sendable {
         }
         for o in h.origins where !NodeName.isValid(o.origin) {
             throw DataJoinError.bundle("header names an invalid origin node '\(o.origin.prefix(40))'")
+        }
+        guard BundleFormat.kinds.contains(h.kind) else {
+            throw DataJoinError.bundle("bundle kind '\(h.kind.prefix(40))' is unknown to this datajoin; upgrade datajoin")
+        }
+        if h.kind == "changes", let o = h.origins.first(where: { $0.epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) }) {
+            throw DataJoinError.bundle("a changes bundle names the snapshot epoch \(o.epoch.prefix(40))")
         }
         return h
     }

@@ -54,6 +54,19 @@ enum Holdings {
             """, key + [.integer(s.contiguous), .integer(s.maxSeq), .text(bundle), .text(nowText())])
     }
 
+    /// Raises an origin's marks to `seq` (a snapshot holds everything up to it), then extends the
+    /// contiguous mark over whatever already follows in the inbox.
+    static func raiseMark(_ db: Database, origin: String, epoch: String, to seq: Int64, bundle: String) throws {
+        let s = try state(db, origin: origin, epoch: epoch)
+        guard seq > s.contiguous else { return }
+        try db.execute("""
+            INSERT INTO ds_origin_state (origin, origin_epoch, contiguous, max_seq, last_bundle, last_seen_at) VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (origin, origin_epoch) DO UPDATE SET contiguous = excluded.contiguous, max_seq = excluded.max_seq,
+              last_bundle = excluded.last_bundle, last_seen_at = excluded.last_seen_at
+            """, [.text(origin), .text(epoch), .integer(seq), .integer(max(seq, s.maxSeq)), .text(bundle), .text(nowText())])
+        try advance(db, origin: origin, epoch: epoch, bundle: bundle)
+    }
+
     /// The seq ranges of an origin missing between its high-water mark and the highest seq seen.
     static func gaps(_ db: Database, _ s: State, limit: Int = 50) throws -> [ClosedRange<Int64>] {
         guard s.maxSeq > s.contiguous else { return [] }

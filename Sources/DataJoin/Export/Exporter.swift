@@ -138,11 +138,13 @@ public enum Exporter {
     static func exportRelayed(_ ctx: Context, max: Int?) throws -> [ExportedBundle] {
         let db = ctx.db
         let pointer = try ProgramPointer.get(db, Program.relay)
-        guard let range = try db.firstRow("SELECT min(id), max(id) FROM ds_change_inbox WHERE id > ?", [.integer(pointer)]),
+        // A snapshot's records are state for joining nodes, not changes to forward.
+        let notSnapshot = "origin_epoch NOT LIKE '\(BundleFormat.snapshotEpochPrefix)%'"
+        guard let range = try db.firstRow("SELECT min(id), max(id) FROM ds_change_inbox WHERE id > ? AND \(notSnapshot)", [.integer(pointer)]),
               let first = range.int(0), let last = range.int(1) else { return [] }
         var out: [ExportedBundle] = []
-        for r in try splitRanges(db, sql: "SELECT id, NULL FROM ds_change_inbox WHERE id >= ? AND id <= ? ORDER BY id", from: first, to: last, max: max) {
-            let where_ = "id >= ? AND id <= ?"
+        for r in try splitRanges(db, sql: "SELECT id, NULL FROM ds_change_inbox WHERE id >= ? AND id <= ? AND \(notSnapshot) ORDER BY id", from: first, to: last, max: max) {
+            let where_ = "id >= ? AND id <= ? AND \(notSnapshot)"
             let params: [Value] = [.integer(r.lowerBound), .integer(r.upperBound)]
             let name = relayName(ctx, "relay", first: r.lowerBound, last: r.upperBound, epoch: ctx.me.epoch)
             out.append(try writeInbox(ctx, name: name, where_: where_, params: params, order: "id", first: r.lowerBound, last: r.upperBound))

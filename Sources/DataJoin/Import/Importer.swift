@@ -106,6 +106,8 @@ public enum Importer {
         var me = try NodeIdentity.load(db)
         try Stamper.stampPending(db, me: &me, tables: tables)
         try setApplying(db, true)
+        if !savepoints { try deferForeignKeys(db, true) }
+        let prunedBefore = try Pruner.cutoffStamp(db)
         let aheadLimit = (HybridLogicalClock.nowMs(offsetMs: try HybridLogicalClock.testOffsetMs(db)) + maxAhead) << HybridLogicalClock.counterBits
         var merger = Merger(db: db, tables: tables)
         var clock = me.hlc
@@ -124,6 +126,8 @@ public enum Importer {
                 var outcome: ApplyOutcome
                 if c.hlc > aheadLimit {
                     outcome = .held("stamped \(HybridLogicalClock.describe(c.hlc)) by \(c.origin), more than \(maxAhead / 1000) s ahead of this node's clock; it applies once this clock catches up")
+                } else if c.hlc < prunedBefore && !c.epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) {
+                    outcome = .held("stamped \(HybridLogicalClock.describe(c.hlc)) by \(c.origin), before this node pruned its tombstones (up to \(HybridLogicalClock.describe(prunedBefore))): \(c.origin) has been away longer than the retention, and this change could bring back a deleted row; re-join \(c.origin) from a snapshot (docs/snapshot.md)")
                 } else if !savepoints {
                     outcome = try merger.apply(c)
                 } else {
@@ -163,7 +167,20 @@ public enum Importer {
             // Receiving moves the clock past every stamp seen (never past the held future ones).
             try db.execute("UPDATE ds_node SET hlc = ?", [.integer(clock)])
         }
+        if !savepoints { try deferForeignKeys(db, false) }
         try setApplying(db, false)
+    }
+
+    /// Without savepoints, foreign keys are checked once at the end, so a parent and its children
+    /// apply in any order; a violation left at the end refuses the bundle, which then applies
+    /// again change by change with immediate checks, holding the offending changes.
+    static func deferForeignKeys(_ db: Database, _ on: Bool) throws {
+        switch db.brand {
+        // Resets itself at commit; a violation makes COMMIT fail.
+        case .sqlite: if on { try db.execute("PRAGMA defer_foreign_keys = ON") }
+        // Only DEFERRABLE constraints defer; IMMEDIATE at the end checks them here, not at COMMIT.
+        case .postgres: try db.execute(on ? "SET CONSTRAINTS ALL DEFERRED" : "SET CONSTRAINTS ALL IMMEDIATE")
+        }
     }
 
     /// Switches capture off for this transaction only: a crash rolls the switch back with it.

@@ -28,21 +28,6 @@ struct Merger {
         conflicts = ConflictLog(db: db)
     }
 
-    /// SQLite silently stores NaN as NULL, and -0.0 as 0 in a column with a declared type: such a
-    /// change is held rather than altered.
-    static func sqliteCannotHold(_ values: [Change.ColumnValue], _ t: TableInfo) -> String? {
-        for v in values {
-            guard case .real(let d) = v.value else { continue }
-            if d.isNaN {
-                return "\(t.name).\(v.name) would receive NaN, which SQLite stores as NULL; held rather than altered"
-            }
-            if d == 0 && d.sign == .minus && t.column(v.name)?.kind != .any && t.column(v.name)?.kind != .blob {
-                return "\(t.name).\(v.name) would receive -0.0, which SQLite turns into 0 in a \(t.column(v.name)?.dataType ?? "typed") column; declare it without a type to keep the sign"
-            }
-        }
-        return nil
-    }
-
     mutating func apply(_ c: Change) throws -> ApplyOutcome {
         guard let t = tables[c.table] else { return .held("table \(c.table) is not tracked here; create it and run 'datajoin track', then 'datajoin import'") }
         for col in c.columns where t.column(col.name) == nil {
@@ -68,7 +53,7 @@ struct Merger {
         let localCl = try state?.cl ?? (current() == nil ? 0 : 1)
         let rowVersion = state?.version ?? .zero
         let values = c.columns.map { Change.ColumnValue(name: $0.name, value: ValueConversion.normalize($0.value, kind: t.column($0.name)!.kind)) }
-        if db.brand == .sqlite, let problem = Self.sqliteCannotHold(values, t) { return .held(problem) }
+        if c.op != .delete, let problem = ValueFit.problem(values, table: t, brand: db.brand) { return .held(problem) }
 
         switch c.op {
         case .insert:

@@ -78,6 +78,20 @@ struct VersionStore {
         return out
     }
 
+    /// The column versions of many rows of one table, a few statements in all.
+    func columns(table: String, keys: [[UInt8]]) throws -> [Key: [String: Version]] {
+        var out: [Key: [String: Version]] = [:]
+        for part in stride(from: 0, to: keys.count, by: Self.batch) {
+            let slice = keys[part..<min(part + Self.batch, keys.count)]
+            try db.query("SELECT object_id, object_attribute, hlc, node FROM ds_column_version WHERE object_table = ? AND object_id IN (\(slice.map { _ in "?" }.joined(separator: ", ")))",
+                         [.text(table)] + slice.map { .blob($0) }) { r in
+                guard case .blob(let k) = r.values[0] else { return }
+                out[Key(table: table, key: k), default: [:]][r.string(1) ?? ""] = Version(hlc: r.int(2) ?? 0, node: r.string(3) ?? "")
+            }
+        }
+        return out
+    }
+
     func setRows(_ rows: [(String, [UInt8], RowState)]) throws {
         for part in stride(from: 0, to: rows.count, by: Self.batch) {
             let slice = rows[part..<min(part + Self.batch, rows.count)]

@@ -194,15 +194,27 @@ public enum Ingester {
                 loaded += Int64(try db.execute(sql, pending.flatMap { $0 }))
                 pending.removeAll(keepingCapacity: true)
             }
+            // Every seq up to an origin's high-water mark is held (or was, before pruning, or came
+            // with a snapshot): those changes are skipped, never applied a second time.
+            var marks: [String: Int64] = [:]
+            func mark(_ c: Change) throws -> Int64 {
+                if c.epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) { return 0 }
+                let k = c.origin + "\u{0}" + c.epoch
+                if let m = marks[k] { return m }
+                let m = try Holdings.state(db, origin: c.origin, epoch: c.epoch).contiguous
+                marks[k] = m
+                return m
+            }
             while let c = try reader.next() {
                 // This node's own changes of its current epoch never come back (echo prevention);
                 // those of an older epoch are accepted, so a node restored from a backup gets back
                 // what it had lost.
                 if c.origin == me.nodeId && c.epoch == me.epoch { skipped += 1; continue }
+                if c.seq <= (try mark(c)) { skipped += 1; continue }
                 pending.append([.text(c.origin), .text(c.epoch), .integer(c.seq), .integer(c.hlc), .integer(c.txid), .text(c.table),
                                 .blob(KeyCodec.encode(c.key)), .text(c.keyNames.joined(separator: ",")), .text(c.op.rawValue),
                                 .integer(c.cl), .blob(c.encodedPayload()), .integer(bundleId), .text(received)])
-                touched.insert([c.origin, c.epoch])
+                if !c.epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) { touched.insert([c.origin, c.epoch]) }
                 offered += 1
                 if pending.count == 200 { try flush() }
             }
@@ -216,6 +228,13 @@ public enum Ingester {
             for o in h.origins where !touched.contains([o.origin, o.epoch]) && !(o.origin == me.nodeId && o.epoch == me.epoch) {
                 try db.execute("UPDATE ds_origin_state SET last_bundle = ?, last_seen_at = ? WHERE origin = ? AND origin_epoch = ?",
                                [.text(name), .text(nowText()), .text(o.origin), .text(o.epoch)])
+            }
+            if h.kind == "snapshot" {
+                // The snapshot holds the state of everything its sender held: later bundles go on
+                // from the sender's high-water marks.
+                for r in h.receipts where !(r.origin == me.nodeId && r.epoch == me.epoch) {
+                    try Holdings.raiseMark(db, origin: r.origin, epoch: r.epoch, to: r.seq, bundle: name)
+                }
             }
             try Receipts.record(db, peer: h.sender, h.receipts)
             return .loaded(changes: loaded, skipped: skipped)

@@ -1,0 +1,90 @@
+import Foundation
+
+public struct PruneReport: Sendable {
+    public var outboxRows = 0
+    public var inboxRows = 0
+    public var tombstones = 0
+    /// Changes stamped before this time are held from now on (docs/snapshot.md, "Pruning").
+    public var cutoff = ""
+    /// Peers whose missing receipts keep outbox rows: they have not confirmed this node's changes.
+    public var waitingFor: [String] = []
+}
+
+/// `datajoin prune`: removes what no node can need any more, in one transaction
+/// (docs/snapshot.md): outbox rows every peer has confirmed, applied inbox rows below the
+/// origin's high-water mark (and, on a relaying hub, confirmed by every peer), and tombstones
+/// older than the retention. Changes stamped before the retention are held from then on: they
+/// come from a node that has been away too long, and could bring back a deleted row.
+public enum Pruner {
+    public static let defaultKeepSeconds: Int64 = 30 * 86_400
+    static let cutoffSetting = "tombstones_pruned_before_ms"
+
+    public static func run(_ db: Database, keepSeconds: Int64) throws -> PruneReport {
+        guard keepSeconds > 0 else { throw DataJoinError(.usage, "--keep must be longer than zero") }
+        var report = PruneReport()
+        try db.inTransaction {
+            report = PruneReport()
+            let me = try NodeIdentity.load(db)
+            let peers = try Receipts.peers(db, me: me)
+
+            // Outbox: what every peer has confirmed (no peer yet: nothing is confirmed).
+            var confirmed = Int64.max
+            for p in peers {
+                let seq = try Receipts.confirmed(db, peer: p, origin: me.nodeId, epoch: me.epoch)
+                if seq < (try db.scalar("SELECT max(seq) FROM ds_change_outbox").asInt64 ?? 0) { report.waitingFor.append(p) }
+                confirmed = min(confirmed, seq)
+            }
+            if peers.isEmpty { confirmed = 0 }
+            report.outboxRows = try db.execute("DELETE FROM ds_change_outbox WHERE seq IS NOT NULL AND seq <= ?", [.integer(confirmed)])
+
+            // Inbox: applied, below the origin's contiguous mark (so a copy arriving again is
+            // recognised as held), and on a hub also relayed and confirmed by every peer.
+            let imported = try ProgramPointer.get(db, Program.import)
+            let relayed = try ProgramPointer.get(db, Program.relay)
+            let relaying = relayed > 0
+            for s in try Holdings.all(db) {
+                var limit = s.contiguous
+                if relaying {
+                    for p in peers where p != s.origin {
+                        limit = min(limit, try Receipts.confirmed(db, peer: p, origin: s.origin, epoch: s.epoch))
+                    }
+                }
+                guard limit > 0 else { continue }
+                report.inboxRows += try db.execute("""
+                    DELETE FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq <= ? AND id <= ? AND id <= ? AND status <> 'held'
+                    """, [.text(s.origin), .text(s.epoch), .integer(limit), .integer(imported), .integer(relaying ? relayed : Int64.max)])
+            }
+            report.inboxRows += try db.execute("DELETE FROM ds_change_inbox WHERE origin_epoch LIKE ? AND id <= ? AND status <> 'held'",
+                                               [.text(BundleFormat.snapshotEpochPrefix + "%"), .integer(imported)])
+
+            // Tombstones older than the retention; from now on, changes older than it are held.
+            let cutoffMs = HybridLogicalClock.nowMs(offsetMs: try HybridLogicalClock.testOffsetMs(db)) - keepSeconds * 1000
+            report.tombstones = try db.execute("DELETE FROM ds_row_version WHERE cl % 2 = 0 AND hlc < ?",
+                                               [.integer(cutoffMs << HybridLogicalClock.counterBits)])
+            let previous = try db.scalar("SELECT value FROM ds_setting WHERE name = ?", [.text(cutoffSetting)]).asInt64 ?? 0
+            let cutoff = max(previous, cutoffMs)
+            try db.execute("INSERT INTO ds_setting (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                           [.text(cutoffSetting), .text(String(cutoff))])
+            report.cutoff = HybridLogicalClock.describe(cutoff << HybridLogicalClock.counterBits)
+        }
+        return report
+    }
+
+    /// The hold cut-off as an HLC stamp (0 when this node never pruned).
+    static func cutoffStamp(_ db: Database) throws -> Int64 {
+        (try db.scalar("SELECT value FROM ds_setting WHERE name = ?", [.text(cutoffSetting)]).asInt64 ?? 0) << HybridLogicalClock.counterBits
+    }
+
+    /// "30d", "12h", "90m", "45s", "2w" (a bare number is days).
+    public static func parseDuration(_ text: String) throws -> Int64 {
+        let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800]
+        let t = text.trimmingCharacters(in: .whitespaces).lowercased()
+        var digits = t
+        var unit: Int64 = 86_400
+        if let last = t.last, let u = units[last] { unit = u; digits = String(t.dropLast()) }
+        guard let n = Int64(digits), n > 0, n < Int64.max / unit / 1000 else {
+            throw DataJoinError(.usage, "'\(text)' is not a duration; write it like 30d, 12h, 90m, 45s or 2w")
+        }
+        return n * unit
+    }
+}

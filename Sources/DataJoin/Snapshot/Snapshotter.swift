@@ -1,0 +1,228 @@
+import Crypto
+import Foundation
+
+/// `datajoin snapshot`: the current state of every tracked table, with its versions, as one
+/// bundle of kind `snapshot` (docs/snapshot.md). A new node ingests it instead of replaying all
+/// history; a node that has rows merges it by versions like any other bundle.
+///
+/// The state is read in one read transaction (one consistent database snapshot), streamed in
+/// chunks into a spool file beside the bundle, then written into the bundle: its header must
+/// give each origin's count before the records, and the counts are known only at the end.
+public enum Snapshotter {
+    /// Rows read and versions looked up per round trip.
+    static let chunk = 500
+
+    public static func write(_ db: Database, folder: String, reporter: Reporter = SilentReporter()) throws -> ExportedBundle {
+        try Exporter.checkFolder(folder)
+        var me = try NodeIdentity.load(db)
+        let tables = try TableRegistry.load(db)
+        guard !tables.isEmpty else { throw DataJoinError(.usage, "no table is tracked in \(db.displayName); run 'datajoin track' first") }
+        let key = try NodeIdentity.signingKey(db, node: me.nodeId)
+        let snapshotEpoch = BundleFormat.snapshotEpochPrefix + NodeIdentity.newEpoch()
+        let spoolPath = (folder as NSString).appendingPathComponent(".\(me.nodeId)~snapshot-\(getpid()).spool")
+        defer { unlink(spoolPath) }
+
+        var spool: Spool!
+        var receipts: [Receipt] = []
+        // Local writes are stamped first; a write committed between stamping and the read
+        // snapshot would be in the rows without its version, so that case stamps again.
+        var attempt = 0
+        while true {
+            attempt += 1
+            try db.inTransaction {
+                me = try NodeIdentity.load(db)
+                try Stamper.stampPending(db, me: &me, tables: tables)
+            }
+            let consistent: Bool = try db.inReadTransaction {
+                guard try db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq IS NULL").asInt64 ?? 0 == 0 else { return false }
+                me = try NodeIdentity.load(db)
+                receipts = try Holdings.receipts(db, me: me)
+                spool = try Spool(path: spoolPath)
+                try readState(db, tables: tables, me: me, snapshotEpoch: snapshotEpoch, spool: spool, reporter: reporter)
+                try spool.close()
+                return true
+            }
+            if consistent { break }
+            if attempt >= 20 {
+                throw DataJoinError(.locked, "\(db.displayName) is written too busily to take a consistent snapshot; try again when it is quieter")
+            }
+        }
+
+        let origins = spool.origins.map { k, v in OriginRange(origin: k.origin, epoch: k.epoch, first: v.first, last: v.last, count: v.count) }
+            .sorted { ($0.origin, $0.epoch) < ($1.origin, $1.epoch) }
+        let header = BundleHeader(sender: me.nodeId, senderEpoch: me.epoch, createdAt: nowText(), kind: "snapshot", origins: origins,
+                                  changeCount: spool.count, receipts: receipts, publicKey: me.publicKey)
+        let name = "\(me.nodeId)~snapshot_\(Self.stamp())_\(snapshotEpoch.dropFirst(BundleFormat.snapshotEpochPrefix.count).prefix(8)).\(BundleFormat.fileExtension)"
+        let writer = try BundleWriter(folder: folder, fileName: name, header: header, signingKey: key)
+        var written: Int64 = 0
+        try Spool.read(spoolPath) { change in
+            try writer.add(change, table: tables[change.table])
+            written += 1
+            if written % 5_000 == 0 {
+                reporter.progress(WorkProgress(phase: "snapshot write", changes: written, totalChanges: spool.count, bytes: Int64(writer.uncompressedBytes)))
+            }
+        }
+        guard writer.changeCount == spool.count else {
+            throw DataJoinError(.internalError, "snapshot spool held \(writer.changeCount) records, expected \(spool.count)")
+        }
+        let result = try writer.finish()
+        reporter.progress(WorkProgress(phase: "snapshot write", changes: written, totalChanges: spool.count, bytes: Int64(result.bytes), final: true))
+        return ExportedBundle(path: result.path, first: 0, last: 0, changes: spool.count, bytes: result.bytes, sha256: result.sha256)
+    }
+
+    static func stamp() -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "yyyyMMdd'T'HHmmss"
+        return f.string(from: Date())
+    }
+
+    /// Every row (an insert with the row's generation and version, then an update per column
+    /// that has a newer version of its own), every tombstone (a delete), and the inbox changes
+    /// not applied here yet (as they are, so they apply or wait at the new node too).
+    static func readState(_ db: Database, tables: [String: TableInfo], me: NodeIdentity, snapshotEpoch: String, spool: Spool, reporter: Reporter) throws {
+        let order = try ForeignKeys.parentsFirst(db, tables: Array(tables.keys))
+        var total: Int64 = 0
+        for name in order { total += try db.scalar("SELECT count(*) FROM \(db.quote(name))").asInt64 ?? 0 }
+        let store = VersionStore(db: db)
+        var rowsDone: Int64 = 0
+        func state(_ c: Change) throws {
+            var c = c
+            c.epoch = snapshotEpoch
+            c.seq = spool.nextSeq(origin: c.origin, epoch: snapshotEpoch)
+            try spool.add(c)
+        }
+        for name in order {
+            let t = tables[name]!
+            let keyNames = t.keyColumns.map(\.name)
+            let keyIndexes = t.keyColumns.map { k in t.columns.firstIndex { $0.name == k.name }! }
+            var pending: [[Value]] = []
+            func flush() throws {
+                guard !pending.isEmpty else { return }
+                let keys = pending.map { row in KeyCodec.encode(t.canonicalKey(keyIndexes.map { row[$0] })) }
+                let rowStates = try store.rows(keys.map { (name, $0) })
+                let columnVersions = try store.columns(table: name, keys: keys)
+                for (row, keyBytes) in zip(pending, keys) {
+                    let k = VersionStore.Key(table: name, key: keyBytes)
+                    let rs = rowStates[k]
+                    // A row present before tracking started: generation 1 with the lowest version.
+                    let rowVersion = rs?.version ?? Version(hlc: 0, node: me.nodeId)
+                    let cl = rs.map { $0.cl % 2 == 1 ? $0.cl : $0.cl + 1 } ?? 1
+                    let values = zip(t.columns, row).map { Change.ColumnValue(name: $0.name, value: ValueConversion.normalize($1, kind: $0.kind)) }
+                    let key = t.canonicalKey(keyIndexes.map { row[$0] })
+                    var insert = Change(origin: rowVersion.node, epoch: "", seq: 0, hlc: rowVersion.hlc, txid: 0, op: .insert, table: name, cl: cl,
+                                        key: key, columns: values, oldValue: nil)
+                    insert.keyNames = keyNames
+                    try state(insert)
+                    for (column, v) in (columnVersions[k] ?? [:]).sorted(by: { $0.key < $1.key }) where v > rowVersion {
+                        guard let value = values.first(where: { $0.name == column }) else { continue }
+                        var update = Change(origin: v.node, epoch: "", seq: 0, hlc: v.hlc, txid: 0, op: .update, table: name, cl: cl,
+                                            key: key, columns: [value], oldValue: nil)
+                        update.keyNames = keyNames
+                        try state(update)
+                    }
+                }
+                rowsDone += Int64(pending.count)
+                pending.removeAll(keepingCapacity: true)
+                reporter.progress(WorkProgress(phase: "snapshot read", changes: rowsDone, totalChanges: total))
+            }
+            let select = "SELECT \(t.columns.map { db.quote($0.name) }.joined(separator: ", ")) FROM \(db.quote(name)) ORDER BY "
+                + t.keyColumns.map { db.quote($0.name) }.joined(separator: ", ")
+            try db.stream(select, []) { r in
+                pending.append(r.values)
+                if pending.count >= chunk { try flush() }
+            }
+            try flush()
+        }
+        // Tombstones: without them a row deleted here would come back from an older change.
+        try db.stream("SELECT object_table, object_id, cl, hlc, node FROM ds_row_version WHERE cl % 2 = 0 ORDER BY object_table, object_id", []) { r in
+            guard let name = r.string(0), let t = tables[name], case .blob(let keyBytes) = r.values[1] else { return }
+            var delete = Change(origin: r.string(4) ?? me.nodeId, epoch: "", seq: 0, hlc: r.int(3) ?? 0, txid: 0, op: .delete, table: name,
+                                cl: r.int(2) ?? 2, key: try KeyCodec.decode(keyBytes), columns: [], oldValue: nil)
+            delete.keyNames = t.keyColumns.map(\.name)
+            guard NodeName.isValid(delete.origin) else { return }
+            try state(delete)
+        }
+        // Changes received but not applied here (held, or not imported yet) travel as they are.
+        let pointer = try ProgramPointer.get(db, Program.import)
+        try db.stream("SELECT \(Importer.inboxColumns) FROM ds_change_inbox WHERE status = 'held' OR id > ? ORDER BY id", [.integer(pointer)]) { r in
+            try spool.add(try Importer.change(r))
+        }
+        reporter.progress(WorkProgress(phase: "snapshot read", changes: rowsDone, totalChanges: total, final: true))
+    }
+}
+
+/// The snapshot's records on disk between reading the database and writing the bundle; also
+/// counts each origin's records for the bundle header.
+final class Spool {
+    struct OriginKey: Hashable { var origin: String; var epoch: String }
+    private let handle: FileHandle
+    private var buffer = ByteWriter()
+    private(set) var origins: [OriginKey: (first: Int64, last: Int64, count: Int64)] = [:]
+    private(set) var count: Int64 = 0
+    private var seqs: [OriginKey: Int64] = [:]
+
+    init(path: String) throws {
+        unlink(path)
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { throw DataJoinError.io("cannot write \(path): \(String(cString: strerror(errno)))") }
+        handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+    }
+
+    func nextSeq(origin: String, epoch: String) -> Int64 {
+        let k = OriginKey(origin: origin, epoch: epoch)
+        let n = (seqs[k] ?? 0) + 1
+        seqs[k] = n
+        return n
+    }
+
+    func add(_ c: Change) throws {
+        let k = OriginKey(origin: c.origin, epoch: c.epoch)
+        if let o = origins[k] {
+            origins[k] = (min(o.first, c.seq), max(o.last, c.seq), o.count + 1)
+        } else {
+            origins[k] = (c.seq, c.seq, 1)
+        }
+        count += 1
+        buffer.string(c.origin); buffer.string(c.epoch); buffer.varint(UInt64(c.seq)); buffer.varint(UInt64(c.hlc))
+        buffer.varint(UInt64(c.txid)); buffer.string(c.op.rawValue); buffer.string(c.table); buffer.varint(UInt64(c.cl))
+        buffer.string(c.keyNames.joined(separator: ",")); buffer.data(KeyCodec.encode(c.key)); buffer.data(c.encodedPayload())
+        if buffer.bytes.count >= 1 << 20 { try flush() }
+    }
+
+    private func flush() throws {
+        try handle.write(contentsOf: buffer.bytes)
+        buffer.bytes.removeAll(keepingCapacity: true)
+    }
+
+    func close() throws {
+        try flush()
+        try handle.close()
+    }
+
+    static func read(_ path: String, _ body: (Change) throws -> Void) throws {
+        guard let h = FileHandle(forReadingAtPath: path) else { throw DataJoinError.io("cannot read \(path)") }
+        defer { try? h.close() }
+        var r = ByteReader(FileSource(handle: h))
+        while try !r.atEnd() {
+            let origin = try r.string(), epoch = try r.string(), seq = Int64(try r.varint()), hlc = Int64(try r.varint())
+            let txid = Int64(try r.varint())
+            guard let op = Operation(rawValue: try r.string()) else { throw DataJoinError(.internalError, "snapshot spool is damaged") }
+            let table = try r.string(), cl = Int64(try r.varint())
+            let keyNames = try r.string().split(separator: ",").map(String.init)
+            let key = try KeyCodec.decode(try r.data())
+            let (columns, old) = try Change.decodePayload(try r.data())
+            var c = Change(origin: origin, epoch: epoch, seq: seq, hlc: hlc, txid: txid, op: op, table: table, cl: cl, key: key, columns: columns, oldValue: old)
+            c.keyNames = keyNames
+            try body(c)
+        }
+    }
+}
+
+struct FileSource: ByteSource {
+    let handle: FileHandle
+    mutating func next(max: Int) throws -> [UInt8] {
+        Array(try handle.read(upToCount: max) ?? Data())
+    }
+}

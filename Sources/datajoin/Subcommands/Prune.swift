@@ -1,0 +1,42 @@
+import ArgumentParser
+import DataJoin
+
+struct Prune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Remove sync history no node needs any more.",
+        discussion: """
+            Removes, in one transaction:
+              - outbox rows every trusted peer has confirmed (a peer that never answers keeps them:
+                revoke a retired node with 'datajoin trust --revoke NODE');
+              - applied inbox rows (on a relaying hub, only once every peer has confirmed them);
+              - tombstones of deleted rows older than --keep (default 30d).
+
+            From then on, a change stamped before the retention is held, not applied: it comes from a
+            node that has been away longer than --keep, and could bring a deleted row back. That node
+            re-joins from a snapshot ('datajoin snapshot', docs/snapshot.md).
+
+            Example:
+              datajoin prune --db $OFFICE_PG --keep 90d
+            """)
+
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: OutputOptions
+
+    @Option(help: ArgumentHelp("How long tombstones are kept: 30d, 12h, 90m, 2w (a bare number is days).", valueName: "duration"))
+    var keep: String = "30d"
+
+    func run() throws {
+        try DataJoin_run {
+            let seconds = try Pruner.parseDuration(keep)
+            let db = try database.open()
+            let r = try Pruner.run(db, keepSeconds: seconds)
+            print("pruned \(r.outboxRows) outbox row(s), \(r.inboxRows) inbox row(s), \(r.tombstones) tombstone(s)")
+            if !output.quiet {
+                print("changes stamped before \(r.cutoff) are held from now on")
+                if !r.waitingFor.isEmpty {
+                    print("outbox rows kept for: \(r.waitingFor.joined(separator: ", ")) (not confirmed yet)")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,38 @@
+import ArgumentParser
+import DataJoin
+
+struct Snapshot: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write the current state of every tracked table, with its versions, into one bundle.",
+        discussion: """
+            A new node joins from a snapshot instead of replaying all history: create the tables,
+            'datajoin init', 'datajoin track', trust the sender, then 'datajoin ingest' the snapshot.
+            Later bundles apply on top of it. Into a database that already has rows, a snapshot merges
+            by versions like any other bundle (newer values win, tombstones keep deleted rows away).
+
+            The tables are read in one consistent database snapshot and streamed: memory stays flat
+            however large they are. The file is <node>~snapshot_<time>_<id>.djb, signed like any bundle.
+
+            Example:
+              datajoin snapshot --db $OFFICE_PG --to /media/usb
+              datajoin init   --db new-laptop.db --node laptop3      # after creating the tables
+              datajoin track  --db new-laptop.db sales_order customer
+              datajoin trust  --db new-laptop.db office <office key>
+              datajoin ingest --db new-laptop.db /media/usb/office~snapshot_*.djb
+            """)
+
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: OutputOptions
+
+    @Option(name: .customLong("to"), help: ArgumentHelp("Folder to write the snapshot into (must exist).", valueName: "dir"))
+    var folder: String
+
+    func run() throws {
+        try DataJoin_run {
+            let db = try database.open()
+            let written = try Snapshotter.write(db, folder: folder, reporter: output.reporter())
+            print(written.path)
+            if !output.quiet { print("snapshot of \(written.changes) record(s), \(written.bytes) bytes") }
+        }
+    }
+}

@@ -1,0 +1,240 @@
+import Foundation
+import XCTest
+
+@testable import DataJoin
+
+/// `datajoin snapshot` (a new node joins from the current state with its versions) and
+/// `datajoin prune` (history removed only once no node can need it; a node away longer than the
+/// retention is held with a message to re-join).
+final class SnapshotPruneTests: XCTestCase {
+    var folder: URL!
+    override func setUpWithError() throws { folder = try TestDatabases.tempFolder("snap") }
+    func bundles(_ name: String) throws -> URL { try TestDatabases.subfolder(folder, name) }
+
+    func versions(_ n: TestNode) throws -> [[String]] {
+        try n.db.rows("SELECT object_table, hex(object_id), cl, hlc, node FROM ds_row_version ORDER BY 1, 2".replacingOccurrences(
+            of: "hex(object_id)", with: n.brand == .sqlite ? "hex(object_id)" : "upper(encode(object_id, 'hex'))")).map { $0.values.map(\.description) }
+    }
+
+    func columnVersions(_ n: TestNode) throws -> [[String]] {
+        let hex = n.brand == .sqlite ? "hex(object_id)" : "upper(encode(object_id, 'hex'))"
+        return try n.db.rows("SELECT object_table, \(hex), object_attribute, hlc, node FROM ds_column_version ORDER BY 1, 2, 3").map { $0.values.map(\.description) }
+    }
+
+    func testSnapshotIntoEmptySQLiteFromPostgresThenIncremental() throws { try snapshotIntoEmpty(.postgres, .sqlite) }
+    func testSnapshotIntoEmptyPostgresFromSQLiteThenIncremental() throws { try snapshotIntoEmpty(.sqlite, .postgres) }
+
+    /// A holds rows from itself and from B, updated columns, and deleted rows; C joins from A's
+    /// snapshot and ends with A's rows and versions; bundles older than the snapshot are skipped,
+    /// newer ones apply on top.
+    private func snapshotIntoEmpty(_ source: Brand, _ target: Brand) throws {
+        let a = try TestNode("a", source, folder: folder)
+        let b = try TestNode("b", .sqlite, folder: folder)
+        try trustAll([a, b])
+        for i in 0..<1_200 {  // more than one chunk of the reader
+            try a.exec("INSERT INTO sales_order (order_id, description, quantity) VALUES (?, ?, ?)", [.text(String(format: "a%04d", i)), .text("row \(i) ✓"), .text("\(i)")])
+        }
+        try b.exec("INSERT INTO sales_order (order_id, description) VALUES ('b1', 'from b'), ('b2', 'from b, deleted later')")
+        let early = try bundles("early")
+        try b.export(to: early)
+        try a.ingest([early.path])
+        try a.exec("UPDATE sales_order SET description = 'edited at a' WHERE order_id = 'a0007'")
+        try b.exec("UPDATE sales_order SET quantity = '99' WHERE order_id = 'b1'")
+        try b.exec("DELETE FROM sales_order WHERE order_id = 'b2'")
+        try a.exec("DELETE FROM sales_order WHERE order_id IN ('a0010', 'a0011')")
+        let later = try bundles("later")
+        try b.export(to: later)
+        try a.ingest([later.path])
+        let aEarly = try bundles("a-early")
+        try a.export(to: aEarly)
+
+        let snap = try bundles("snap")
+        let r = try CLI.ok(["snapshot", "--db", a.url, "--to", snap.path])
+        let path = r.stdout.split(separator: "\n").first.map(String.init) ?? ""
+        XCTAssertTrue(path.hasPrefix(snap.path + "/a~snapshot_") && path.hasSuffix(".djb"), r.stdout)
+        XCTAssertEqual(try BundleInspector.read(path).header.kind, "snapshot")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: snap.path).count, 1, "no spool or temporary file left")
+
+        let c = try TestNode("c", target, folder: folder)
+        try trustAll([a, b, c])
+        let report = try c.ingest([path])
+        XCTAssertEqual(report.refused, 0)
+        XCTAssertEqual(try c.rows(), try a.rows())
+        XCTAssertEqual(try c.rows().count, 1_199)
+        XCTAssertEqual(try versions(c), try versions(a), "row generations, versions and tombstones travel with the snapshot")
+        XCTAssertEqual(try columnVersions(c), try columnVersions(a))
+        XCTAssertEqual(try c.db.scalar("SELECT count(*) FROM ds_change_outbox"), .integer(0), "applying a snapshot captures nothing")
+
+        // Bundles from before the snapshot are already in it: skipped, nothing applied twice.
+        let again = try c.ingest([early.path, later.path, aEarly.path])
+        XCTAssertEqual(again.imported?.applied, 0)
+        XCTAssertEqual(try c.db.rows("SELECT origin, origin_epoch, seq, object_operation FROM ds_change_inbox WHERE origin_epoch NOT LIKE 'snap-%'").map { $0.values.map(\.description) }, [])
+        XCTAssertEqual(try c.rows(), try a.rows())
+
+        // New changes on both sides apply on top, and C's own edits reach A.
+        try a.exec("UPDATE sales_order SET description = 'after the snapshot' WHERE order_id = 'a0001'")
+        try b.exec("INSERT INTO sales_order (order_id, description) VALUES ('b3', 'new at b')")
+        try c.exec("UPDATE sales_order SET quantity = '-1' WHERE order_id = 'a0002'")
+        let next = try bundles("next")
+        try a.export(to: next)
+        try b.export(to: next)
+        try c.export(to: next)
+        try c.ingest([next.path])
+        try a.ingest([next.path])
+        try b.ingest([next.path])
+        XCTAssertEqual(try c.rows(), try a.rows())
+        XCTAssertEqual(try c.rows().first { $0[0] == "a0002" }?[5], "-1")
+        XCTAssertEqual(try c.rows().first { $0[0] == "a0001" }?[2], "after the snapshot")
+        XCTAssertNotNil(try c.rows().first { $0[0] == "b3" })
+        XCTAssertEqual(try c.db.scalar("SELECT count(*) FROM ds_change_inbox WHERE status = 'held'"), .integer(0))
+    }
+
+    /// Into a node that already has rows, a snapshot merges by versions: the newer value wins on
+    /// each side, tombstones delete, and after one more exchange both nodes are equal.
+    func testSnapshotIntoNonEmptyMergesByVersions() throws {
+        let a = try TestNode("a", .postgres, folder: folder)
+        let c = try TestNode("c", .sqlite, folder: folder)
+        try trustAll([a, c])
+        try a.exec("INSERT INTO sales_order (order_id, description, quantity) VALUES ('k1', 'a old', '1'), ('k2', 'a only', '2'), ('k3', 'to delete', '3')")
+        let first = try bundles("first")
+        try a.export(to: first)
+        try c.ingest([first.path])
+        try c.exec("INSERT INTO sales_order (order_id, description) VALUES ('c1', 'c only')")
+        try a.exec("DELETE FROM sales_order WHERE order_id = 'k3'")
+        try a.exec("UPDATE sales_order SET quantity = '10' WHERE order_id = 'k1'")
+        try c.exec("UPDATE sales_order SET description = 'c newer' WHERE order_id = 'k1'")  // after A's edits: C's stamp is newer
+
+        let snap = try bundles("snap")
+        let s = try Snapshotter.write(a.db, folder: snap.path)
+        try c.ingest([s.path])
+        XCTAssertEqual(try c.rows().map { [$0[0], $0[2], $0[5]] }, [["c1", "c only", "NULL"], ["k1", "c newer", "10"], ["k2", "a only", "2"]])
+        let back = try bundles("back")
+        try c.export(to: back)
+        try a.ingest([back.path])
+        XCTAssertEqual(try a.rows(), try c.rows())
+    }
+
+    func testSnapshotRefusesWithoutTrackedTablesAndBadFolder() throws {
+        let a = try TestNode("a", .sqlite, folder: folder, track: [])
+        var r = try CLI.run(["snapshot", "--db", a.url, "--to", try bundles("s").path])
+        XCTAssertEqual(r.status, 64)
+        XCTAssertTrue(r.stderr.contains("no table is tracked"), r.stderr)
+        r = try CLI.run(["snapshot", "--db", a.url, "--to", folder.appendingPathComponent("missing").path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("does not exist"), r.stderr)
+    }
+
+    // MARK: - Pruning
+
+    func testPruneRemovesOnlyWhatEveryPeerConfirmed() throws {
+        let a = try TestNode("a", .sqlite, folder: folder)
+        let b = try TestNode("b", .postgres, folder: folder)
+        let c = try TestNode("c", .sqlite, folder: folder)
+        try trustAll([a, b, c])
+        for i in 0..<20 { try a.exec("INSERT INTO sales_order (order_id) VALUES (?)", [.text("k\(i)")]) }
+        try a.exec("DELETE FROM sales_order WHERE order_id = 'k0'")
+        let out = try bundles("out")
+        try a.export(to: out)
+        try b.ingest([out.path])
+        // B confirms (its receipts travel in its next bundle); C has not answered yet.
+        try b.exec("INSERT INTO sales_order (order_id) VALUES ('from-b')")
+        let fromB = try bundles("from-b")
+        try b.export(to: fromB)
+        try a.ingest([fromB.path])
+
+        var r = try CLI.ok(["prune", "--db", a.url])
+        XCTAssertTrue(r.stdout.contains("pruned 0 outbox row(s), 1 inbox row(s)"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("outbox rows kept for: c"), r.stdout)
+        XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_change_outbox"), .integer(21))
+
+        try c.ingest([out.path])
+        let fromC = try bundles("from-c")
+        try c.exec("INSERT INTO sales_order (order_id) VALUES ('from-c')")
+        try c.export(to: fromC)
+        try a.ingest([fromC.path])
+        r = try CLI.ok(["prune", "--db", a.url])
+        XCTAssertTrue(r.stdout.contains("pruned 21 outbox row(s), 1 inbox row(s), 0 tombstone(s)"), r.stdout)
+        XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_change_outbox"), .integer(0))
+        XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_change_inbox"), .integer(0))
+        XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_row_version WHERE cl % 2 = 0"), .integer(1), "a recent tombstone stays")
+
+        // The same changes again, under a new file name: recognised as held, not applied again.
+        let resent = try Exporter.export(a.db, ExportOptions(folder: try bundles("resent").path, resend: true))
+        XCTAssertTrue(resent.isEmpty, "everything was confirmed: nothing to resend")
+        try CLI.ok(["prune", "--db", b.url])
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_inbox"), .integer(0))
+        let copy = try bundles("copy").appendingPathComponent("a_copy.djb")
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: try FileManager.default.contentsOfDirectory(atPath: out.path).map { out.appendingPathComponent($0).path }[0]))
+        try bytes.write(to: copy)
+        bytes = Data()
+        try b.db.execute("DELETE FROM ds_bundle_seen")  // as if the file had never been seen
+        let report = try b.ingest([copy.path])
+        XCTAssertEqual(report.files.first?.status, .loaded(changes: 0, skipped: 21))
+        XCTAssertEqual(try b.rows().count, 20)
+    }
+
+    /// A node away longer than the retention: its old changes are held with the re-join message,
+    /// instead of being applied where the tombstones that would stop them are gone.
+    func testTooLongAwayNodeIsHeldWithRejoinMessage() throws {
+        let day: Int64 = 86_400_000
+        let office = try TestNode("office", .sqlite, folder: folder)
+        let laptop = try TestNode("laptop", .sqlite, folder: folder)
+        try trustAll([office, laptop])
+        func clock(_ n: TestNode, daysAgo: Int64) throws {
+            try n.exec("INSERT INTO ds_setting (name, value) VALUES ('test_clock_offset_ms', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                       [.text(String(-daysAgo * day))])
+        }
+        // Changes are stamped (given their HLC) when an export or import next runs; here, at once.
+        func stamp(_ n: TestNode) throws {
+            try n.db.inTransaction {
+                var me = try NodeIdentity.load(n.db)
+                try Stamper.stampPending(n.db, me: &me, tables: try TableRegistry.load(n.db))
+            }
+        }
+        try clock(office, daysAgo: 50)
+        try clock(laptop, daysAgo: 50)
+        try office.exec("INSERT INTO sales_order (order_id, description) VALUES ('x', 'shared'), ('y', 'shared')")
+        let first = try bundles("first")
+        try office.export(to: first)
+        try laptop.ingest([first.path])
+        // The laptop goes away; 40 days ago it edits y and creates z, but never syncs.
+        try clock(laptop, daysAgo: 40)
+        try laptop.exec("UPDATE sales_order SET description = 'laptop edit' WHERE order_id = 'y'")
+        try laptop.exec("INSERT INTO sales_order (order_id, description) VALUES ('x2', 'made while away')")
+        try stamp(laptop)
+        // 35 days ago the office deletes x; today it prunes with a 30-day retention.
+        try clock(office, daysAgo: 35)
+        try office.exec("DELETE FROM sales_order WHERE order_id = 'x'")
+        try stamp(office)
+        try clock(office, daysAgo: 0)
+        try clock(laptop, daysAgo: 0)
+        let r = try CLI.ok(["prune", "--db", office.url, "--keep", "30d"])
+        XCTAssertTrue(r.stdout.contains("1 tombstone(s)"), r.stdout)
+
+        let away = try bundles("away")
+        try laptop.export(to: away)
+        let before = try office.rows()
+        let ingest = try CLI.run(["ingest", "--db", office.url, away.path])
+        XCTAssertEqual(ingest.status, 2, "held changes make a partial success\n\(ingest.stdout)\n\(ingest.stderr)")
+        XCTAssertEqual(try office.rows(), before, "nothing from the too-long-away node was applied")
+        let reasons = try office.db.rows("SELECT reason FROM ds_change_inbox WHERE status = 'held'").compactMap { $0.string(0) }
+        XCTAssertEqual(reasons.count, 2)
+        XCTAssertTrue(reasons.allSatisfy { $0.contains("laptop has been away longer than the retention") && $0.contains("re-join laptop from a snapshot") }, "\(reasons)")
+
+        // A change the laptop makes today is not held.
+        try laptop.exec("INSERT INTO sales_order (order_id, description) VALUES ('today', 'fresh')")
+        let fresh = try bundles("fresh")
+        try laptop.export(to: fresh)
+        try office.ingest([fresh.path])
+        XCTAssertEqual(try office.rows().first { $0[0] == "today" }?[2], "fresh")
+    }
+
+    func testPruneRefusesABadDuration() throws {
+        let a = try TestNode("a", .sqlite, folder: folder)
+        for bad in ["0d", "-3d", "soon", "5y"] {
+            let r = try CLI.run(["prune", "--db", a.url, "--keep=" + bad])
+            XCTAssertEqual(r.status, 64, bad)
+            XCTAssertTrue(r.stderr.contains("is not a duration") || r.stderr.contains("longer than zero"), r.stderr)
+        }
+    }
+}

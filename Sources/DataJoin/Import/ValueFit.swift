@@ -65,7 +65,8 @@ enum ValueFit {
 
     static func postgres(_ value: Value, _ col: ColumnInfo) -> String? {
         let type = col.dataType
-        if type == "real", case .real(let d) = value, !d.isNaN, Double(Float(d)) != d {
+        // PostgreSQL stores a float4 and prints its shortest text; what comes back must be this value.
+        if type == "real", case .real(let d) = value, !d.isNaN, Double(String(describing: Float(d))) != d {
             return "\(Value.realText(d)) needs double precision; a real column would round it (declare it double precision)"
         }
         if type.hasPrefix("numeric("), let scale = numericScale(type) {

@@ -8,6 +8,7 @@ public final class PostgresDatabase: Database {
     public let displayName: String
     let conn: OpaquePointer
     private var prepared: [String: String] = [:]
+    private var statementCounter = 0
     private var cursorCounter = 0
 
     public init(conninfo: String, displayName: String) throws {
@@ -67,7 +68,8 @@ public final class PostgresDatabase: Database {
 
     private func statementName(_ sql: String) throws -> String {
         if let name = prepared[sql] { return name }
-        let name = "dj_\(prepared.count + 1)"
+        statementCounter += 1
+        let name = "dj_\(statementCounter)"
         let (text, n) = Self.numberPlaceholders(sql)
         guard let res = PQprepare(conn, name, text, Int32(n), nil) else { throw lastError(nil) }
         defer { PQclear(res) }
@@ -78,6 +80,23 @@ public final class PostgresDatabase: Database {
 
     /// Runs a prepared statement; values stay valid only inside this call.
     private func run(_ sql: String, _ params: [Value], _ body: (OpaquePointer) throws -> Void) throws {
+        do {
+            try runPrepared(sql, params, body)
+        } catch let e as PostgresError where Self.isStalePlan(e) {
+            // The table changed under a prepared statement (ALTER TABLE while a long-running
+            // `watch` holds its session): prepare it again; inside a transaction the error has
+            // aborted it, so the caller's transaction runs again (isRetryable).
+            prepared[sql] = nil
+            guard PQtransactionStatus(conn) == PQTRANS_IDLE else { throw e }
+            try runPrepared(sql, params, body)
+        }
+    }
+
+    static func isStalePlan(_ e: PostgresError) -> Bool {
+        e.sqlState == "0A000" && e.message.contains("cached plan must not change result type")
+    }
+
+    private func runPrepared(_ sql: String, _ params: [Value], _ body: (OpaquePointer) throws -> Void) throws {
         let name = try statementName(sql)
         let (buffers, formats) = try Self.encode(params)
         let lengths: [Int32] = buffers.map { Int32($0?.count ?? 0) }
@@ -264,7 +283,7 @@ public final class PostgresDatabase: Database {
     public func rollback() throws { try executeScript("ROLLBACK") }
     public func isRetryable(_ error: Error) -> Bool {
         guard let e = error as? PostgresError else { return false }
-        return e.sqlState == "40001" || e.sqlState == "40P01"
+        return e.sqlState == "40001" || e.sqlState == "40P01" || Self.isStalePlan(e)
     }
 }
 

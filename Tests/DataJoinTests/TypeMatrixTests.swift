@@ -1,0 +1,213 @@
+import Foundation
+import XCTest
+
+@testable import DataJoin
+
+/// Every common column type's edge values cross PostgreSQL → SQLite → PostgreSQL and
+/// SQLite → PostgreSQL → SQLite unchanged (docs/types.md); a value the target column would alter
+/// is held with its reason, never stored altered.
+final class TypeMatrixTests: XCTestCase {
+    var folder: URL!
+    override func setUpWithError() throws { folder = try TestDatabases.tempFolder("types") }
+    func bundles(_ name: String) throws -> URL { try TestDatabases.subfolder(folder, name) }
+
+    static let columns = ["id", "c_smallint", "c_int", "c_bigint", "c_numeric", "c_numeric_affine", "c_real", "c_double", "c_double_any",
+                          "c_text", "c_varchar", "c_bool", "c_date", "c_time", "c_ts", "c_tstz", "c_interval", "c_bytea", "c_uuid", "c_json", "c_jsonb"]
+
+    static let postgresDDL = """
+        CREATE TABLE typed (
+            id integer PRIMARY KEY, c_smallint smallint, c_int integer, c_bigint bigint,
+            c_numeric numeric(38,10), c_numeric_affine numeric(38,10),
+            c_real real, c_double double precision, c_double_any double precision,
+            c_text text, c_varchar varchar(64), c_bool boolean,
+            c_date date, c_time time, c_ts timestamp, c_tstz timestamptz, c_interval interval,
+            c_bytea bytea, c_uuid uuid, c_json json, c_jsonb jsonb)
+        """
+
+    /// The SQLite side as docs/types.md advises: exact decimals and intervals as TEXT; one
+    /// column without a type (it keeps -0.0) and one NUMERIC (it keeps 15 digits).
+    static let sqliteDDL = """
+        CREATE TABLE typed (
+            id INTEGER PRIMARY KEY, c_smallint SMALLINT, c_int INTEGER, c_bigint BIGINT,
+            c_numeric TEXT, c_numeric_affine NUMERIC,
+            c_real REAL, c_double DOUBLE PRECISION, c_double_any,
+            c_text TEXT, c_varchar VARCHAR(64), c_bool BOOLEAN,
+            c_date DATE, c_time TIME, c_ts TIMESTAMP, c_tstz TIMESTAMPTZ, c_interval TEXT,
+            c_bytea BLOB, c_uuid TEXT, c_json TEXT, c_jsonb TEXT)
+        """
+
+    static let big = 16 << 20
+
+    /// Text of at least 16 MiB with multi-byte characters, and 16 MiB of bytes of every value.
+    static func bigText() -> String { String(repeating: "ä€𝄞x", count: big / 10 + 1) }
+    static func bigBlob() -> [UInt8] {
+        var rng = SeededRandom(seed: 77)
+        return (0..<big).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+    }
+
+    static let unicode = "👩‍👩‍👧 e\u{301} עברית العربية \u{200F}ﷺ 𝕏 中文 \u{FEFF}"
+
+    /// Edge values written on PostgreSQL, as SQL literals per column (nil = NULL).
+    static let postgresRows: [[String: String]] = [
+        ["id": "1", "c_smallint": "-32768", "c_int": "-2147483648", "c_bigint": "-9223372036854775808",
+         "c_numeric": "-9999999999999999999999999999.9999999999", "c_numeric_affine": "-123.5",
+         "c_real": "-3.4028235e38", "c_double": "-1.7976931348623157e308", "c_double_any": "'-0'",
+         "c_text": "''", "c_varchar": "''", "c_bool": "false", "c_date": "'0001-01-01'", "c_time": "'00:00:00'",
+         "c_ts": "'0001-01-01 00:00:00'", "c_tstz": "'1970-01-01 00:00:00+00'", "c_interval": "'-178000000 years'",
+         "c_bytea": "'\\x'", "c_uuid": "'00000000-0000-0000-0000-000000000000'", "c_json": "'[]'", "c_jsonb": "'{}'"],
+        ["id": "2", "c_smallint": "32767", "c_int": "2147483647", "c_bigint": "9223372036854775807",
+         "c_numeric": "9999999999999999999999999999.9999999999", "c_numeric_affine": "42",
+         "c_real": "'Infinity'", "c_double": "'Infinity'", "c_double_any": "'-Infinity'",
+         "c_text": "'\(unicode)'", "c_varchar": "'Ünïcödé ✓ ﷽'", "c_bool": "true", "c_date": "'9999-12-31'",
+         "c_time": "'23:59:59.999999'", "c_ts": "'9999-12-31 23:59:59.999999'", "c_tstz": "'2024-02-29 23:59:59.123456+05:30'",
+         "c_interval": "'1 year 2 mons 3 days 04:05:06.789'", "c_bytea": "'\\x00ff0010'", "c_uuid": "'ffffffff-ffff-ffff-ffff-ffffffffffff'",
+         "c_json": "'{\"b\": 1,  \"a\": [true, null, \"x\\u00e9\"]}'", "c_jsonb": "'{\"b\": 1, \"a\": [1.50, \"é\", {\"z\": null}]}'"],
+        ["id": "3", "c_numeric": "0.0000000001", "c_numeric_affine": "0.1", "c_real": "1.17549435e-38", "c_double": "5e-324",
+         "c_double_any": "0.1", "c_text": "E'a''b\"c\\\\d\\n\\t\\r end'", "c_bytea": "decode(repeat('00ff7f80', 64), 'hex')",
+         "c_tstz": "'infinity'", "c_date": "'-infinity'"],
+        ["id": "4"],
+        ["id": "6", "c_double": "'-Infinity'", "c_real": "'-Infinity'", "c_double_any": "'Infinity'", "c_numeric": "0", "c_numeric_affine": "1e20"],
+    ]
+
+    func insertPostgresRows(_ n: TestNode) throws {
+        for row in Self.postgresRows {
+            let cols = Self.columns.filter { row[$0] != nil }
+            try n.exec("INSERT INTO typed (\(cols.joined(separator: ", "))) VALUES (\(cols.map { row[$0]! }.joined(separator: ", ")))")
+        }
+        // Values of 16 MiB in one column, bound as parameters.
+        try n.exec("INSERT INTO typed (id, c_text, c_bytea) VALUES (5, ?, ?)", [.text(Self.bigText()), .blob(Self.bigBlob())])
+    }
+
+    /// Every column of every row, as the brand's own driver reads it.
+    func values(_ n: TestNode, except: Set<String> = []) throws -> [[Value]] {
+        let cols = Self.columns.filter { !except.contains($0) }
+        return try n.db.rows("SELECT \(cols.joined(separator: ", ")) FROM typed ORDER BY id").map(\.values)
+    }
+
+    /// Every column as PostgreSQL prints it: equal text means an identical value.
+    func postgresText(_ n: TestNode) throws -> [[String]] {
+        try n.db.rows("SELECT \(Self.columns.map { "\($0)::text" }.joined(separator: ", ")) FROM typed ORDER BY id").map { $0.values.map(\.description) }
+    }
+
+    func sync(_ from: TestNode, _ to: TestNode) throws -> ImportReport? {
+        let out = try bundles("\(from.name)-\(to.name)-\(UUID().uuidString.prefix(4))")
+        try from.export(to: out)
+        return try to.ingest([out.path]).imported
+    }
+
+    func joinFromSnapshot(_ from: TestNode, _ to: TestNode) throws -> ImportReport? {
+        let s = try Snapshotter.write(from.db, folder: try bundles("snap-\(from.name)").path)
+        return try to.ingest([s.path]).imported
+    }
+
+    func testPostgresToSQLiteAndBack() throws {
+        let pg1 = try TestNode("pg1", .postgres, folder: folder, table: Self.postgresDDL, track: ["typed"])
+        let lite = try TestNode("lite", .sqlite, folder: folder, table: Self.sqliteDDL, track: ["typed"])
+        let pg2 = try TestNode("pg2", .postgres, folder: folder, table: Self.postgresDDL, track: ["typed"])
+        try trustAll([pg1, lite, pg2])
+        try insertPostgresRows(pg1)
+        let report = try sync(pg1, lite)
+        XCTAssertEqual(report?.held, 0)
+        XCTAssertEqual(report?.applied, 6)
+
+        // On SQLite: the same values, typed by storage class (bool 1/0, decimals as text).
+        let fromPG = try values(pg1, except: ["c_numeric_affine"])
+        let onSQLite = try values(lite, except: ["c_numeric_affine"])
+        XCTAssertEqual(fromPG.count, onSQLite.count)
+        for (p, s) in zip(fromPG, onSQLite) {
+            for (i, (pv, sv)) in zip(p, s).enumerated() {
+                XCTAssertEqual(pv, sv, "row \(p[0]) column \(Self.columns.filter { $0 != "c_numeric_affine" }[i])")
+            }
+        }
+        XCTAssertEqual(try lite.db.scalar("SELECT c_double_any FROM typed WHERE id = 1"), .real(-0.0), "-0.0 keeps its sign bit")
+        XCTAssertEqual(try lite.db.scalar("SELECT typeof(c_text) || length(c_text) FROM typed WHERE id = 1"), .text("text0"), "empty string, not NULL")
+        XCTAssertEqual(try lite.db.scalar("SELECT c_text IS NULL FROM typed WHERE id = 4"), .integer(1))
+        XCTAssertEqual(try lite.db.scalar("SELECT length(c_bytea) FROM typed WHERE id = 5"), .integer(Int64(Self.big)))
+        XCTAssertEqual(try lite.db.scalar("SELECT c_bytea FROM typed WHERE id = 5"), .blob(Self.bigBlob()))
+        XCTAssertEqual(try lite.db.scalar("SELECT c_tstz FROM typed WHERE id = 2"), .text("2024-02-29 18:29:59.123456+00"), "the same instant, in UTC")
+
+        // And back to PostgreSQL, from the values SQLite holds: identical to the original.
+        XCTAssertEqual(try joinFromSnapshot(lite, pg2)?.held, 0)
+        XCTAssertEqual(try postgresText(pg2), try postgresText(pg1))
+    }
+
+    func testSQLiteToPostgresAndBack() throws {
+        let lite1 = try TestNode("lite1", .sqlite, folder: folder, table: Self.sqliteDDL, track: ["typed"])
+        let pg = try TestNode("pg", .postgres, folder: folder, table: Self.postgresDDL, track: ["typed"])
+        let lite2 = try TestNode("lite2", .sqlite, folder: folder, table: Self.sqliteDDL, track: ["typed"])
+        try trustAll([lite1, pg, lite2])
+        let rows: [[Value]] = [
+            [.integer(11), .integer(-32768), .integer(2147483647), .integer(Int64.min), .text("12345678901234567890.0123456789"), .real(123.5),
+             .real(0.5), .real(2.2250738585072014e-308), .real(5e-324), .text(Self.unicode), .text(""), .integer(0),
+             .text("2000-02-29"), .text("12:00:00"), .text("2000-01-01 00:00:00"), .text("2000-01-01 00:00:00+00"), .text("00:00:01"),
+             .blob([0, 0, 255, 0]), .text("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"), .text("{\"k\":\"v\"}"), .text("{\"k\": \"v\"}")],
+            [.integer(12), .null, .null, .integer(Int64.max), .text("-0.0000000001"), .integer(7),
+             .real(-.infinity), .real(.infinity), .real(1e308), .text(String(repeating: "é", count: 300)), .null, .integer(1),
+             .null, .null, .null, .null, .null, .blob([]), .null, .null, .null],
+        ]
+        for r in rows {
+            try lite1.exec("INSERT INTO typed (\(Self.columns.joined(separator: ", "))) VALUES (\(Self.columns.map { _ in "?" }.joined(separator: ", ")))", r)
+        }
+        let report = try sync(lite1, pg)
+        XCTAssertEqual(report?.held, 0)
+        XCTAssertEqual(try pg.db.rows("SELECT c_bigint::text, c_numeric::text, c_bool::text, c_bytea::text, c_real::text, c_double::text FROM typed ORDER BY id").map { $0.values.map(\.description) },
+                       [["-9223372036854775808", "12345678901234567890.0123456789", "false", "\\x0000ff00", "0.5", "2.2250738585072014e-308"],
+                        ["9223372036854775807", "-0.0000000001", "true", "\\x", "-Infinity", "Infinity"]])
+        XCTAssertEqual(try pg.db.scalar("SELECT c_text = '' FROM typed WHERE id = 11"), .integer(0))
+        XCTAssertEqual(try pg.db.scalar("SELECT c_varchar = '' FROM typed WHERE id = 11"), .integer(1))
+
+        // Back to SQLite through PostgreSQL's own values: identical (NUMERIC affinity aside,
+        // where SQLite itself turns 7 and 123.5 into numbers).
+        XCTAssertEqual(try joinFromSnapshot(pg, lite2)?.held, 0)
+        XCTAssertEqual(try values(lite2, except: ["c_numeric", "c_numeric_affine"]), try values(lite1, except: ["c_numeric", "c_numeric_affine"]))
+        XCTAssertEqual(try lite2.db.rows("SELECT c_numeric, c_numeric_affine FROM typed ORDER BY id").map(\.values),
+                       [[.text("12345678901234567890.0123456789"), .real(123.5)], [.text("-0.0000000001"), .integer(7)]])
+    }
+
+    /// What a column cannot hold is held with the reason; the rest of the bundle applies.
+    func testValuesATargetCannotHoldAreHeldWithReason() throws {
+        let pg = try TestNode("pg", .postgres, folder: folder, table: Self.postgresDDL, track: ["typed"])
+        let lite = try TestNode("lite", .sqlite, folder: folder, table: Self.sqliteDDL, track: ["typed"])
+        try trustAll([pg, lite])
+        // PostgreSQL → SQLite.
+        try pg.exec("INSERT INTO typed (id, c_double) VALUES (21, 'NaN'), (22, '-0'), (23, 1.5)")
+        try pg.exec("INSERT INTO typed (id, c_numeric_affine) VALUES (24, '1234567890.0123456789')")
+        var report = try sync(pg, lite)
+        XCTAssertEqual(report?.applied, 1)
+        XCTAssertEqual(report?.held, 3)
+        XCTAssertEqual(try lite.db.rows("SELECT id FROM typed").map { $0.values[0] }, [.integer(23)])
+        var reasons = try lite.db.rows("SELECT reason FROM ds_change_inbox WHERE status = 'held' ORDER BY id").compactMap { $0.string(0) }
+        XCTAssertEqual(reasons.count, 3)
+        XCTAssertTrue(reasons[0].contains("typed.c_double: NaN, which SQLite stores as NULL; held rather than altered"), reasons[0])
+        XCTAssertTrue(reasons[1].contains("-0.0, which SQLite stores as 0"), reasons[1])
+        XCTAssertTrue(reasons[2].contains("has 20 significant digits") && reasons[2].contains("declare it TEXT"), reasons[2])
+
+        // SQLite → PostgreSQL.
+        try lite.exec("INSERT INTO typed (id, c_text) VALUES (31, ?)", [.text("nul\u{0}inside")])
+        try lite.exec("INSERT INTO typed (id, c_smallint) VALUES (32, 40000)")
+        try lite.exec("INSERT INTO typed (id, c_real) VALUES (33, 0.123456789)")
+        try lite.exec("INSERT INTO typed (id, c_numeric) VALUES (34, '1.00000000001')")
+        try lite.exec("INSERT INTO typed (id, c_varchar) VALUES (35, ?)", [.text(String(repeating: "v", count: 65))])
+        try lite.exec("INSERT INTO typed (id, c_date) VALUES (36, 'not a date')")
+        try lite.exec("INSERT INTO typed (id, c_real) VALUES (37, 0.25)")
+        report = try sync(lite, pg)
+        XCTAssertEqual(report?.applied, 1)
+        XCTAssertEqual(report?.held, 6)
+        XCTAssertEqual(try pg.db.rows("SELECT id FROM typed WHERE id > 30").map { $0.values[0] }, [.integer(37)])
+        reasons = try pg.db.rows("SELECT reason FROM ds_change_inbox WHERE status = 'held' ORDER BY id").compactMap { $0.string(0) }
+        let expected = ["NUL byte", "out of range for type smallint", "needs double precision; a real column would round it",
+                        "has 11 decimal places; numeric(38,10) would round it to 10", "value too long for type character varying(64)",
+                        "invalid input syntax for type date"]
+        XCTAssertEqual(reasons.count, expected.count)
+        for (r, e) in zip(reasons, expected) { XCTAssertTrue(r.contains(e), "\(r) should say \(e)") }
+
+        // Fixing the cause releases a held change on the next import.
+        try pg.exec("ALTER TABLE typed ALTER COLUMN c_smallint TYPE integer")
+        try Tracker.untrack(pg.db, tables: ["typed"])
+        _ = try Tracker.track(pg.db, tables: ["typed"])
+        let again = try CLI.run(["import", "--db", pg.url])
+        XCTAssertEqual(again.status, 0, "nothing new held\n\(again.stdout)\n\(again.stderr)")
+        XCTAssertTrue(again.stdout.contains("1 earlier held change(s) released"), again.stdout)
+        XCTAssertEqual(try pg.db.scalar("SELECT c_smallint FROM typed WHERE id = 32"), .integer(40000))
+    }
+}

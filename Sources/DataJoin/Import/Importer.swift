@@ -74,7 +74,7 @@ public enum Importer {
         try db.inTransaction {
             partial = report
             try applyRange(db, tables: tables, maxAhead: maxAhead, sql: "status = 'held' AND id <= ?", params: [.integer(pointer)],
-                           savepoints: true, report: &partial)
+                           savepoints: true, coalesce: true, report: &partial)
         }
         report = partial
     }
@@ -102,7 +102,7 @@ public enum Importer {
     }
 
     static func applyRange(_ db: Database, tables: [String: TableInfo], maxAhead: Int64, sql: String, params: [Value],
-                           savepoints: Bool, report: inout ImportReport) throws {
+                           savepoints: Bool, coalesce: Bool = false, report: inout ImportReport) throws {
         var me = try NodeIdentity.load(db)
         try Stamper.stampPending(db, me: &me, tables: tables)
         try setApplying(db, true)
@@ -115,7 +115,8 @@ public enum Importer {
         while true {
             let rows = try db.rows("SELECT \(inboxColumns) FROM ds_change_inbox WHERE \(sql) AND id > ? ORDER BY id LIMIT 1000", params + [.integer(afterId)])
             if rows.isEmpty { break }
-            let changes = try rows.map(change)
+            var changes = try rows.map(change)
+            if coalesce { changes = withLaterUpdates(changes, tables: tables) }
             try merger.versions.prefetch(changes.compactMap { c in
                 tables[c.table].map { VersionCache.Key(table: c.table, key: KeyCodec.encode($0.canonicalKey(c.key))) }
             })
@@ -181,6 +182,37 @@ public enum Importer {
         // Only DEFERRABLE constraints defer; IMMEDIATE at the end checks them here, not at COMMIT.
         case .postgres: try db.execute(on ? "SET CONSTRAINTS ALL DEFERRED" : "SET CONSTRAINTS ALL IMMEDIATE")
         }
+    }
+
+    /// A held insert carries the values of the held updates of the same row generation that
+    /// follow it. An insert refused by a unique index stays refused on every retry with its
+    /// first values, while the update that fixes it waits for that very insert; together they
+    /// apply. The updates still apply after it (their values are then already there), so the row
+    /// ends with the same values and versions as applying them one by one.
+    static func withLaterUpdates(_ changes: [Change], tables: [String: TableInfo]) -> [Change] {
+        func rowKey(_ c: Change) -> String? {
+            guard let t = tables[c.table] else { return nil }
+            return c.table + "\u{0}" + Hex.encode(KeyCodec.encode(t.canonicalKey(c.key))) + "\u{0}" + String(c.cl)
+        }
+        var updates: [String: [(index: Int, change: Change)]] = [:]
+        for (i, c) in changes.enumerated() where c.op == .update {
+            if let k = rowKey(c) { updates[k, default: []].append((i, c)) }
+        }
+        guard !updates.isEmpty else { return changes }
+        var out = changes
+        for (i, c) in changes.enumerated() where c.op == .insert {
+            guard let k = rowKey(c), let later = updates[k] else { continue }
+            var best: [String: Version] = [:]
+            for (j, u) in later where j > i {
+                guard let col = u.columns.first, let at = out[i].columns.firstIndex(where: { $0.name == col.name }) else { continue }
+                let v = Version(hlc: u.hlc, node: u.origin)
+                if v > Version(hlc: c.hlc, node: c.origin) && v > (best[col.name] ?? .zero) {
+                    out[i].columns[at].value = col.value
+                    best[col.name] = v
+                }
+            }
+        }
+        return out
     }
 
     /// Switches capture off for this transaction only: a crash rolls the switch back with it.

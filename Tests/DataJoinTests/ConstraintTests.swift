@@ -1,0 +1,136 @@
+import Foundation
+import XCTest
+
+@testable import DataJoin
+
+/// Foreign keys between tracked tables, unique indexes, and keys from local sequences
+/// (docs/conflict-rules.md, "Constraints").
+final class ConstraintTests: XCTestCase {
+    var folder: URL!
+    override func setUpWithError() throws { folder = try TestDatabases.tempFolder("fk") }
+    func bundles(_ name: String) throws -> URL { try TestDatabases.subfolder(folder, name) }
+
+    static func schema(_ brand: Brand, deferrable: Bool = true) -> String {
+        let deferral = brand == .postgres && deferrable ? " DEFERRABLE INITIALLY IMMEDIATE" : ""
+        return """
+            CREATE TABLE customer (id TEXT PRIMARY KEY, name TEXT, email TEXT UNIQUE);
+            CREATE TABLE purchase (id TEXT PRIMARY KEY, customer_id TEXT REFERENCES customer (id)\(deferral), item TEXT);
+            CREATE TABLE staff (id TEXT PRIMARY KEY, name TEXT, reports_to TEXT REFERENCES staff (id)\(deferral));
+            """
+    }
+
+    func nodes(_ b1: Brand, _ b2: Brand, deferrable: Bool = true) throws -> (TestNode, TestNode) {
+        let tables = ["customer", "purchase", "staff"]
+        let a = try TestNode("a", b1, folder: folder, table: Self.schema(b1, deferrable: deferrable), track: tables)
+        let b = try TestNode("b", b2, folder: folder, table: Self.schema(b2, deferrable: deferrable), track: tables)
+        try trustAll([a, b])
+        return (a, b)
+    }
+
+    func sync(_ from: TestNode, _ to: TestNode) throws -> ImportReport? {
+        let out = try bundles("\(from.name)-\(UUID().uuidString.prefix(6))")
+        try from.export(to: out)
+        return try to.ingest([out.path]).imported
+    }
+
+    func dump(_ n: TestNode) throws -> [[[String]]] {
+        try ["customer", "purchase", "staff"].map { try n.rows($0) }
+    }
+
+    /// Children written before their parents (SQLite with deferred foreign keys, a self-reference
+    /// pointing forward) apply in one bundle on a target that checks foreign keys.
+    func testChildrenBeforeParentsInOneBundleSQLiteToPostgresDeferrable() throws { try childrenFirst(deferrable: true) }
+    func testChildrenBeforeParentsInOneBundleSQLiteToPostgresNotDeferrable() throws { try childrenFirst(deferrable: false) }
+
+    private func childrenFirst(deferrable: Bool) throws {
+        let (a, b) = try nodes(.sqlite, .postgres, deferrable: deferrable)
+        try a.db.inTransaction {
+            try a.exec("PRAGMA defer_foreign_keys = ON")
+            try a.exec("INSERT INTO purchase VALUES ('p1', 'c1', 'pen'), ('p2', 'c1', 'ink')")
+            try a.exec("INSERT INTO staff VALUES ('s2', 'Bea', 's1'), ('s1', 'Ann', NULL)")
+            try a.exec("INSERT INTO customer VALUES ('c1', 'Zoë', 'zoe@example.com')")
+        }
+        let report = try sync(a, b)
+        XCTAssertEqual(report?.applied, 5)
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_inbox WHERE status = 'held'"), .integer(0))
+        XCTAssertEqual(try dump(b), try dump(a))
+        if !deferrable {
+            // Not deferrable: the children waited (held) until their parents were there.
+            XCTAssertEqual(report?.released, 3)
+        }
+
+        // Deleting parents with their children, children last at the origin.
+        try a.db.inTransaction {
+            try a.exec("PRAGMA defer_foreign_keys = ON")
+            try a.exec("DELETE FROM customer WHERE id = 'c1'")
+            try a.exec("DELETE FROM staff WHERE id = 's1'")
+            try a.exec("DELETE FROM purchase")
+            try a.exec("DELETE FROM staff")
+        }
+        _ = try sync(a, b)
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_inbox WHERE status = 'held'"), .integer(0))
+        XCTAssertEqual(try dump(b), [[], [], []])
+    }
+
+    func testParentsAndChildrenPostgresToSQLite() throws {
+        let (a, b) = try nodes(.postgres, .sqlite)
+        try a.db.inTransaction {
+            try a.exec("SET CONSTRAINTS ALL DEFERRED")
+            try a.exec("INSERT INTO purchase VALUES ('p1', 'c1', 'pen')")
+            try a.exec("INSERT INTO customer VALUES ('c1', 'Zoë', 'zoe@example.com')")
+            try a.exec("INSERT INTO staff VALUES ('s2', 'Bea', 's1'), ('s1', 'Ann', NULL)")
+        }
+        XCTAssertEqual(try sync(a, b)?.applied, 4)
+        XCTAssertEqual(try dump(b), try dump(a))
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM pragma_foreign_key_check"), .integer(0))
+    }
+
+    /// A child whose parent was deleted here meanwhile: held with the database's reason, and no
+    /// row is deleted to make room.
+    func testForeignKeyViolationIsHeldNotResolved() throws {
+        let (a, b) = try nodes(.sqlite, .postgres)
+        try a.exec("INSERT INTO customer VALUES ('c1', 'Ann', NULL)")
+        _ = try sync(a, b)
+        try b.exec("DELETE FROM customer WHERE id = 'c1'")
+        try a.exec("INSERT INTO purchase VALUES ('p9', 'c1', 'late order')")
+        let report = try sync(a, b)
+        XCTAssertEqual(report?.held, 1)
+        let reason = try b.db.scalar("SELECT reason FROM ds_change_inbox WHERE status = 'held'").asString ?? ""
+        XCTAssertTrue(reason.contains("foreign key constraint"), reason)
+        XCTAssertEqual(try b.rows("purchase"), [])
+        XCTAssertEqual(try b.rows("customer"), [])
+    }
+
+    /// Two nodes insert different keys with the same unique email: the second is held at each
+    /// node with the database's reason; both rows survive where they were written.
+    func testUniqueViolationIsHeldNotResolved() throws {
+        let (a, b) = try nodes(.postgres, .sqlite)
+        try a.exec("INSERT INTO customer VALUES ('ca', 'Ann at a', 'ann@example.com')")
+        try b.exec("INSERT INTO customer VALUES ('cb', 'Ann at b', 'ann@example.com')")
+        let toB = try sync(a, b)
+        let toA = try sync(b, a)
+        XCTAssertEqual(toB?.held, 1)
+        XCTAssertEqual(toA?.held, 1)
+        XCTAssertEqual(try a.rows("customer").map { $0[0] }, ["ca"])
+        XCTAssertEqual(try b.rows("customer").map { $0[0] }, ["cb"])
+        let reasonA = try a.db.scalar("SELECT reason FROM ds_change_inbox WHERE status = 'held'").asString ?? ""
+        let reasonB = try b.db.scalar("SELECT reason FROM ds_change_inbox WHERE status = 'held'").asString ?? ""
+        XCTAssertTrue(reasonA.contains("duplicate key value violates unique constraint"), reasonA)
+        XCTAssertTrue(reasonB.contains("UNIQUE constraint failed: customer.email"), reasonB)
+        // The operator fixes one email; the held insert then applies everywhere.
+        try b.exec("UPDATE customer SET email = 'ann.b@example.com' WHERE id = 'cb'")
+        _ = try sync(b, a)
+        _ = try Importer.run(b.db)
+        XCTAssertEqual(try a.rows("customer").map { $0[0] }, ["ca", "cb"])
+        XCTAssertEqual(try b.rows("customer").map { $0[0] }, ["ca", "cb"])
+        XCTAssertEqual(try a.rows("customer"), try b.rows("customer"))
+    }
+
+    func testTrackWarnsAboutPostgresSequenceKeys() throws {
+        let n = try TestNode("p", .postgres, folder: folder, table: "CREATE TABLE auto (id serial PRIMARY KEY, v text); CREATE TABLE ident (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text)", track: [])
+        let r = try CLI.ok(["track", "--db", n.url, "auto", "ident"])
+        XCTAssertTrue(r.stderr.contains("auto: its key id comes from a local sequence"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("ident: its key id comes from a local sequence"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("use UUIDs, or per-node prefixes or ranges"), r.stderr)
+    }
+}

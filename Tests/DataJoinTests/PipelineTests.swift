@@ -203,7 +203,7 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(r.imported?.held, 2)
         let reasons = try NodeStatus.read(b.db).held.map(\.reason).joined(separator: "\n")
         XCTAssertTrue(reasons.contains("NaN, which SQLite stores as NULL"), reasons)
-        XCTAssertTrue(reasons.contains("-0.0, which SQLite turns into 0"), reasons)
+        XCTAssertTrue(reasons.contains("-0.0, which SQLite stores as 0 in a REAL column"), reasons)
         XCTAssertEqual(try b.db.scalar("SELECT r FROM m WHERE id = 'inf'"), .real(.infinity))
         XCTAssertEqual(try b.db.scalar("SELECT untyped FROM m WHERE id = 'inf'"), .real(-.infinity))
         XCTAssertEqual(try b.db.scalar("SELECT untyped FROM m WHERE id = 'negzero-untyped'"), .real(-0.0), "bit-exact -0.0 in a column without a type")

@@ -114,6 +114,58 @@ final class SnapshotPruneTests: XCTestCase {
         XCTAssertEqual(try a.rows(), try c.rows())
     }
 
+    /// A writer inserts rows one transaction at a time, in order, while the snapshot is taken:
+    /// the snapshot holds exactly a prefix of them (one consistent database snapshot), and the
+    /// rest arrive by the next incremental export.
+    func testSnapshotIsConsistentWhileWritersWritePostgres() throws { try consistentWhileWriting(.postgres) }
+    func testSnapshotIsConsistentWhileWritersWriteSQLite() throws { try consistentWhileWriting(.sqlite) }
+
+    private func consistentWhileWriting(_ brand: Brand) throws {
+        let a = try TestNode("a", brand, folder: folder)
+        let c = try TestNode("c", .sqlite, folder: folder)
+        try trustAll([a, c])
+        for i in 0..<3_000 { try a.exec("INSERT INTO sales_order (order_id) VALUES (?)", [.text(String(format: "seed%05d", i))]) }
+        final class Flag: @unchecked Sendable {
+            let lock = NSLock()
+            var stop = false
+            var written = 0
+            var error: Error?
+        }
+        let flag = Flag()
+        let writerDB = try DatabaseOpener.open(a.url)
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            var i = 0
+            while true {
+                flag.lock.lock(); let stop = flag.stop; flag.lock.unlock()
+                if stop { break }
+                do {
+                    try writerDB.execute("INSERT INTO sales_order (order_id) VALUES (?)", [.text(String(format: "w%06d", i))])
+                } catch {
+                    flag.lock.lock(); flag.error = error; flag.lock.unlock(); break
+                }
+                i += 1
+                flag.lock.lock(); flag.written = i; flag.lock.unlock()
+            }
+            done.signal()
+        }
+        // Let the writer get going, so the snapshot overlaps its writes.
+        while true { flag.lock.lock(); let n = flag.written; flag.lock.unlock(); if n >= 50 { break } }
+        let s = try Snapshotter.write(a.db, folder: try bundles("snap").path)
+        flag.lock.lock(); flag.stop = true; flag.lock.unlock()
+        done.wait()
+        XCTAssertNil(flag.error)
+        try c.ingest([s.path])
+        let got = try c.rows().map { $0[0] }.filter { $0.hasPrefix("w") }
+        XCTAssertEqual(got, (0..<got.count).map { String(format: "w%06d", $0) }, "a prefix of the writer's rows, none missing in between")
+        XCTAssertGreaterThan(got.count, 0)
+        let next = try bundles("next")
+        try a.export(to: next)
+        try c.ingest([next.path])
+        XCTAssertEqual(try c.rows(), try a.rows())
+        XCTAssertEqual(try versions(c), try versions(a))
+    }
+
     func testSnapshotRefusesWithoutTrackedTablesAndBadFolder() throws {
         let a = try TestNode("a", .sqlite, folder: folder, track: [])
         var r = try CLI.run(["snapshot", "--db", a.url, "--to", try bundles("s").path])

@@ -24,27 +24,44 @@ public enum Snapshotter {
 
         var spool: Spool!
         var receipts: [Receipt] = []
-        // Local writes are stamped first; a write committed between stamping and the read
-        // snapshot would be in the rows without its version, so that case stamps again.
-        var attempt = 0
-        while true {
-            attempt += 1
+        /// Reads everything, all local writes stamped: the rows and their versions agree.
+        func read() throws {
+            me = try NodeIdentity.load(db)
+            receipts = try Holdings.receipts(db, me: me)
+            spool = try Spool(path: spoolPath)
+            try readState(db, tables: tables, me: me, snapshotEpoch: snapshotEpoch, spool: spool, reporter: reporter)
+            try spool.close()
+        }
+        func stampPending() throws {
+            me = try NodeIdentity.load(db)
+            try Stamper.stampPending(db, me: &me, tables: tables)
+        }
+        switch db.brand {
+        case .postgres:
+            // One REPEATABLE READ transaction: stamping sees exactly the outbox rows of the
+            // snapshot the reads see; application writers are never blocked.
             try db.inTransaction {
-                me = try NodeIdentity.load(db)
-                try Stamper.stampPending(db, me: &me, tables: tables)
+                try stampPending()
+                try read()
             }
-            let consistent: Bool = try db.inReadTransaction {
-                guard try db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq IS NULL").asInt64 ?? 0 == 0 else { return false }
-                me = try NodeIdentity.load(db)
-                receipts = try Holdings.receipts(db, me: me)
-                spool = try Spool(path: spoolPath)
-                try readState(db, tables: tables, me: me, snapshotEpoch: snapshotEpoch, spool: spool, reporter: reporter)
-                try spool.close()
-                return true
+        case .sqlite:
+            // Stamp, then read in a read transaction (WAL: writers go on). A write that commits
+            // in between would be in the rows without its version: then read again, and after a
+            // few tries do both inside the write transaction (writers wait for the snapshot).
+            var done = false
+            for _ in 0..<3 where !done {
+                try db.inTransaction { try stampPending() }
+                done = try db.inReadTransaction {
+                    guard try db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq IS NULL").asInt64 ?? 0 == 0 else { return false }
+                    try read()
+                    return true
+                }
             }
-            if consistent { break }
-            if attempt >= 20 {
-                throw DataJoinError(.locked, "\(db.displayName) is written too busily to take a consistent snapshot; try again when it is quieter")
+            if !done {
+                try db.inTransaction {
+                    try stampPending()
+                    try read()
+                }
             }
         }
 

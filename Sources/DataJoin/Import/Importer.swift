@@ -110,6 +110,9 @@ public enum Importer {
         let prunedBefore = try Pruner.cutoffStamp(db)
         let aheadLimit = (HybridLogicalClock.nowMs(offsetMs: try HybridLogicalClock.testOffsetMs(db)) + maxAhead) << HybridLogicalClock.counterBits
         var merger = Merger(db: db, tables: tables)
+        if !savepoints {
+            merger.batch = RowBatch(db: db, tables: tables, order: try ForeignKeys.parentsFirst(db, tables: Array(tables.keys)))
+        }
         var clock = me.hlc
         var afterId: Int64 = 0
         while true {
@@ -119,6 +122,9 @@ public enum Importer {
             if coalesce { changes = withLaterUpdates(changes, tables: tables) }
             try merger.versions.prefetch(changes.compactMap { c in
                 tables[c.table].map { VersionCache.Key(table: c.table, key: KeyCodec.encode($0.canonicalKey(c.key))) }
+            })
+            try merger.batch?.prefetch(changes.compactMap { c in
+                tables[c.table].flatMap { t in c.key.count == t.keyColumns.count ? (c.table, t.canonicalKey(c.key)) : nil }
             })
             for (r, c) in zip(rows, changes) {
                 let id = r.int(0) ?? 0
@@ -160,6 +166,7 @@ public enum Importer {
                 }
             }
             // Written out and forgotten: memory stays flat however large the bundle.
+            try merger.batch?.flush()
             try merger.versions.flush()
             merger.versions.reset()
         }

@@ -20,6 +20,8 @@ struct Merger {
     let versions: VersionCache
     var conflicts: ConflictLog
     private var statements: [String: TableSQL] = [:]
+    /// Set on the fast path: rows are read and written through it, many per statement.
+    var batch: RowBatch?
 
     init(db: Database, tables: [String: TableInfo]) {
         self.db = db
@@ -45,7 +47,7 @@ struct Merger {
         var localRow: [String: Value]??
         func current() throws -> [String: Value]? {
             if let r = localRow { return r }
-            let r = try sql.select(key)
+            let r = try batch.map { try $0.select(c.table, key) } ?? sql.select(key)
             localRow = .some(r)
             return r
         }
@@ -69,7 +71,7 @@ struct Merger {
                                              loserVersion: rowVersion, reason: "row re-created by generation \(c.cl) elsewhere")
                     }
                 }
-                try sql.upsert(key, values)
+                if let batch { try batch.upsert(c.table, key, values) } else { try sql.upsert(key, values) }
                 versions.setRow(c.table, keyBytes, .init(cl: c.cl, version: incoming))
                 try versions.clearColumns(c.table, keyBytes)
                 return .applied
@@ -102,7 +104,12 @@ struct Merger {
                                          loserVersion: incoming, reason: "insert older than a later update of this column")
                 }
             }
-            if local == nil { try sql.upsert(key, winners) } else { try sql.update(key, winners.filter { local?[$0.name] != $0.value }) }
+            if local == nil {
+                if let batch { try batch.upsert(c.table, key, winners) } else { try sql.upsert(key, winners) }
+            } else {
+                let changed = winners.filter { local?[$0.name] != $0.value }
+                if let batch { try batch.update(c.table, key, changed) } else { try sql.update(key, changed) }
+            }
             versions.setRow(c.table, keyBytes, .init(cl: c.cl, version: incoming))
             return .applied
 
@@ -133,13 +140,17 @@ struct Merger {
                 try conflicts.record(table: c.table, key: key, column: v.name, winner: v.value, winnerVersion: incoming, loser: localValue,
                                      loserVersion: localVersion, reason: "concurrent update; the incoming one is newer")
             }
-            if localValue != v.value { try sql.update(key, [v]) }
+            if localValue != v.value {
+                if let batch { try batch.update(c.table, key, [v]) } else { try sql.update(key, [v]) }
+            }
             try versions.setColumn(c.table, keyBytes, v.name, incoming)
             return .applied
 
         case .delete:
             if c.cl > localCl {
-                if localCl > 0 || state == nil { try sql.delete(key) }
+                if localCl > 0 || state == nil {
+                    if let batch { try batch.delete(c.table, key) } else { try sql.delete(key) }
+                }
                 versions.setRow(c.table, keyBytes, .init(cl: c.cl, version: incoming))
                 try versions.clearColumns(c.table, keyBytes)
                 return .applied

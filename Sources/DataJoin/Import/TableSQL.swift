@@ -47,6 +47,98 @@ final class TableSQL {
         try db.execute("UPDATE \(db.quote(table.name)) SET \(set) WHERE \(keyWhere)", columns.map(\.value) + key)
     }
 
+    // MARK: - Many rows per statement (RowBatch)
+
+    /// `(k) IN (?, …)` or `(k1, k2) IN ((?, ?), …)` for `n` keys.
+    private func keyIn(_ n: Int, prefix: String = "") -> String {
+        let k = table.keyColumns.count
+        let cols = table.keyColumns.map { prefix + db.quote($0.name) }.joined(separator: ", ")
+        let one = k == 1 ? "?" : "(" + Array(repeating: "?", count: k).joined(separator: ", ") + ")"
+        return "(\(cols)) IN (\(Array(repeating: one, count: n).joined(separator: ", ")))"
+    }
+
+    /// Row counts per statement: full batches, then powers of two, so only a few statement
+    /// shapes are ever prepared.
+    static func pieces(_ total: Int, max: Int) -> [Int] {
+        var out: [Int] = []
+        var left = total
+        while left >= max { out.append(max); left -= max }
+        var p = 1
+        while p * 2 <= max { p *= 2 }
+        while left > 0 {
+            while p > left { p /= 2 }
+            out.append(p)
+            left -= p
+        }
+        return out
+    }
+
+    private func rowsPerStatement(_ columns: Int) -> Int { Swift.max(1, Swift.min(256, 30_000 / Swift.max(columns, 1))) }
+
+    func selectMany(_ keys: [[Value]], _ body: ([Value], [String: Value]) -> Void) throws {
+        let cols = table.columns.map { db.quote($0.name) }.joined(separator: ", ")
+        var start = 0
+        for n in Self.pieces(keys.count, max: rowsPerStatement(table.keyColumns.count)) {
+            let slice = keys[start..<start + n]
+            start += n
+            try db.query("SELECT \(cols) FROM \(db.quote(table.name)) WHERE \(keyIn(n))", slice.flatMap { $0 }) { r in
+                var out: [String: Value] = [:]
+                for (i, c) in table.columns.enumerated() { out[c.name] = ValueConversion.normalize(r.values[i], kind: c.kind) }
+                body(table.canonicalKey(table.keyColumns.map { out[$0.name] ?? .null }), out)
+            }
+        }
+    }
+
+    func deleteMany(_ keys: [[Value]]) throws {
+        var start = 0
+        for n in Self.pieces(keys.count, max: rowsPerStatement(table.keyColumns.count)) {
+            let slice = keys[start..<start + n]
+            start += n
+            try db.execute("DELETE FROM \(db.quote(table.name)) WHERE \(keyIn(n))", slice.flatMap { $0 })
+        }
+    }
+
+    /// Inserts rows, or sets `names` of those that exist.
+    func upsertMany(_ names: [String], _ rows: [([Value], [Value])]) throws {
+        let keyNames = table.keyColumns.map(\.name)
+        let valueNames = names.filter { !keyNames.contains($0) }
+        let valueIndexes = valueNames.map { n in names.firstIndex(of: n)! }
+        let all = keyNames + valueNames
+        let action = valueNames.isEmpty ? "DO NOTHING" : "DO UPDATE SET " + valueNames.map { "\(db.quote($0)) = excluded.\(db.quote($0))" }.joined(separator: ", ")
+        let tuple = "(" + Array(repeating: "?", count: all.count).joined(separator: ", ") + ")"
+        var start = 0
+        for n in Self.pieces(rows.count, max: rowsPerStatement(all.count)) {
+            let slice = rows[start..<start + n]
+            start += n
+            let sql = "INSERT INTO \(db.quote(table.name)) (\(all.map { db.quote($0) }.joined(separator: ", "))) VALUES "
+                + Array(repeating: tuple, count: n).joined(separator: ", ")
+                + " ON CONFLICT (\(keyNames.map { db.quote($0) }.joined(separator: ", "))) \(action)"
+            try db.execute(sql, slice.flatMap { key, values in key + valueIndexes.map { values[$0] } })
+        }
+    }
+
+    /// Sets `names` of rows that exist. The values come in as a union with an empty select of
+    /// the table itself, so PostgreSQL types each parameter as its column.
+    func updateMany(_ names: [String], _ rows: [([Value], [Value])]) throws {
+        let keyNames = table.keyColumns.map(\.name)
+        let valueNames = names.filter { !keyNames.contains($0) }
+        guard !valueNames.isEmpty else { return }
+        let valueIndexes = valueNames.map { n in names.firstIndex(of: n)! }
+        let all = keyNames + valueNames
+        let tuple = "(" + Array(repeating: "?", count: all.count).joined(separator: ", ") + ")"
+        let set = valueNames.map { "\(db.quote($0)) = v.\(db.quote($0))" }.joined(separator: ", ")
+        let match = keyNames.map { "d.\(db.quote($0)) = v.\(db.quote($0))" }.joined(separator: " AND ")
+        let falsePredicate = db.brand == .postgres ? "false" : "0"
+        var start = 0
+        for n in Self.pieces(rows.count, max: rowsPerStatement(all.count)) {
+            let slice = rows[start..<start + n]
+            start += n
+            let sql = "UPDATE \(db.quote(table.name)) AS d SET \(set) FROM (SELECT \(all.map { db.quote($0) }.joined(separator: ", ")) FROM \(db.quote(table.name)) WHERE \(falsePredicate) UNION ALL VALUES "
+                + Array(repeating: tuple, count: n).joined(separator: ", ") + ") AS v WHERE \(match)"
+            try db.execute(sql, slice.flatMap { key, values in key + valueIndexes.map { values[$0] } })
+        }
+    }
+
     func delete(_ key: [Value]) throws {
         try db.execute("DELETE FROM \(db.quote(table.name)) WHERE \(keyWhere)", key)
     }

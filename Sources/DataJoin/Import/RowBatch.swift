@@ -1,0 +1,153 @@
+import Foundation
+
+/// The application rows one chunk of changes touches, read in one query per table and written
+/// back in a few multi-row statements at `flush()`: the merge rules see every earlier change of
+/// the chunk through this overlay, and the database sees each row's final state once.
+///
+/// Used on the fast path only (no savepoint per change). If the database refuses a flush, the
+/// bundle is rolled back and applied again change by change (Importer), so a refusal is still
+/// held per change.
+final class RowBatch {
+    private enum Pending {
+        /// Insert, or set these columns of the existing row. `replace`: the row was deleted
+        /// earlier in the chunk, so it is deleted first and inserted fresh.
+        case upsert([String: Value], replace: Bool)
+        /// Set these columns of a row that exists.
+        case update([String: Value])
+        case delete
+    }
+
+    private struct TableState {
+        var sql: TableSQL
+        /// nil value: known not to exist.
+        var rows: [[UInt8]: [String: Value]?] = [:]
+        var keys: [[UInt8]: [Value]] = [:]
+        var pending: [[UInt8]: Pending] = [:]
+        var order: [[UInt8]] = []
+    }
+
+    let db: Database
+    private var tables: [String: TableState] = [:]
+    private let flushOrder: [String]
+    static let batch = 250
+
+    init(db: Database, tables: [String: TableInfo], order: [String]) {
+        self.db = db
+        flushOrder = order
+        for (name, t) in tables { self.tables[name] = TableState(sql: TableSQL(table: t, db: db)) }
+    }
+
+    /// Reads the current rows of these keys (canonical), one statement per table and batch.
+    func prefetch(_ keys: [(table: String, key: [Value])]) throws {
+        for (name, list) in Dictionary(grouping: keys, by: \.table) {
+            guard var state = tables[name] else { continue }
+            var missing: [[Value]] = []
+            var seen = Set<[UInt8]>()
+            for k in list {
+                let bytes = KeyCodec.encode(k.key)
+                if state.rows[bytes] == nil, seen.insert(bytes).inserted { missing.append(k.key) }
+            }
+            for part in stride(from: 0, to: missing.count, by: Self.batch) {
+                let slice = Array(missing[part..<min(part + Self.batch, missing.count)])
+                for k in slice { state.rows[KeyCodec.encode(k)] = .some(nil) }
+                try state.sql.selectMany(slice) { key, row in state.rows[KeyCodec.encode(key)] = .some(row) }
+            }
+            tables[name] = state
+        }
+    }
+
+    func select(_ table: String, _ key: [Value]) throws -> [String: Value]? {
+        let bytes = KeyCodec.encode(key)
+        if let cached = tables[table]?.rows[bytes] { return cached }
+        let row = try tables[table]!.sql.select(key)
+        tables[table]!.rows[bytes] = .some(row)
+        return row
+    }
+
+    func upsert(_ table: String, _ key: [Value], _ columns: [Change.ColumnValue]) throws {
+        let bytes = KeyCodec.encode(key)
+        let before = try select(table, key)
+        var state = tables[table]!
+        var row = before ?? [:]
+        for (c, v) in zip(state.sql.table.keyColumns, key) { row[c.name] = v }
+        var set: [String: Value] = [:]
+        for c in columns { row[c.name] = c.value; set[c.name] = c.value }
+        switch state.pending[bytes] {
+        case .upsert(let prev, let replace)?: state.pending[bytes] = .upsert(prev.merging(set) { $1 }, replace: replace)
+        case .update(let prev)?: state.pending[bytes] = .upsert(prev.merging(set) { $1 }, replace: false)
+        case .delete?: state.pending[bytes] = .upsert(set, replace: true)
+        case nil: state.pending[bytes] = .upsert(set, replace: false); state.order.append(bytes)
+        }
+        state.keys[bytes] = key
+        state.rows[bytes] = .some(row)
+        tables[table] = state
+    }
+
+    func update(_ table: String, _ key: [Value], _ columns: [Change.ColumnValue]) throws {
+        guard !columns.isEmpty, var row = try select(table, key) else { return }
+        let bytes = KeyCodec.encode(key)
+        var state = tables[table]!
+        var set: [String: Value] = [:]
+        for c in columns { row[c.name] = c.value; set[c.name] = c.value }
+        switch state.pending[bytes] {
+        case .upsert(let prev, let replace)?: state.pending[bytes] = .upsert(prev.merging(set) { $1 }, replace: replace)
+        case .update(let prev)?: state.pending[bytes] = .update(prev.merging(set) { $1 })
+        case .delete?: return
+        case nil: state.pending[bytes] = .update(set); state.order.append(bytes)
+        }
+        state.keys[bytes] = key
+        state.rows[bytes] = .some(row)
+        tables[table] = state
+    }
+
+    func delete(_ table: String, _ key: [Value]) throws {
+        let bytes = KeyCodec.encode(key)
+        var state = tables[table]!
+        if state.pending[bytes] == nil { state.order.append(bytes) }
+        state.pending[bytes] = .delete
+        state.keys[bytes] = key
+        state.rows[bytes] = .some(nil)
+        tables[table] = state
+    }
+
+    /// Writes every row's final state: deletes children first, inserts and updates parents first.
+    func flush() throws {
+        let names = flushOrder.filter { tables[$0] != nil } + tables.keys.filter { !flushOrder.contains($0) }.sorted()
+        for name in names.reversed() {
+            let s = tables[name]!
+            let deletes = s.order.filter {
+                switch s.pending[$0] { case .delete?: return true; case .upsert(_, true)?: return true; default: return false }
+            }
+            try s.sql.deleteMany(deletes.map { s.keys[$0]! })
+        }
+        for name in names {
+            let s = tables[name]!
+            var upserts: [[String]: [([Value], [String: Value])]] = [:]
+            var updates: [[String]: [([Value], [String: Value])]] = [:]
+            for bytes in s.order {
+                switch s.pending[bytes] {
+                case .upsert(let cols, _)?: upserts[cols.keys.sorted(), default: []].append((s.keys[bytes]!, cols))
+                case .update(let cols)?: updates[cols.keys.sorted(), default: []].append((s.keys[bytes]!, cols))
+                default: break
+                }
+            }
+            for (names, rows) in upserts.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
+                try s.sql.upsertMany(names, rows.map { key, cols in (key, names.map { cols[$0]! }) })
+            }
+            for (names, rows) in updates.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
+                try s.sql.updateMany(names, rows.map { key, cols in (key, names.map { cols[$0]! }) })
+            }
+        }
+        reset()
+    }
+
+    /// Forgets everything (after a flush, or a rollback).
+    func reset() {
+        for name in tables.keys {
+            tables[name]!.rows.removeAll(keepingCapacity: true)
+            tables[name]!.keys.removeAll(keepingCapacity: true)
+            tables[name]!.pending.removeAll(keepingCapacity: true)
+            tables[name]!.order.removeAll(keepingCapacity: true)
+        }
+    }
+}

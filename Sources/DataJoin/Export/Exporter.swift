@@ -44,10 +44,11 @@ public enum Exporter {
         }
         let tables = try TableRegistry.load(db)
         // Stamp in a short write transaction; reading and writing files holds no write lock.
-        try db.inTransaction {
+        let stamped = try db.inTransaction { () -> Int in
             me = try NodeIdentity.load(db)
-            try Stamper.stampPending(db, me: &me, tables: tables)
+            return try Stamper.stampPending(db, me: &me, tables: tables)
         }
+        if db.brand == .postgres && stamped >= 5_000 { try db.execute("ANALYZE ds_change_outbox") }
         removeStaleTemporaries(options.folder, node: me.nodeId)
         let ctx = Context(db: db, me: me, key: try NodeIdentity.signingKey(db, node: me.nodeId), folder: options.folder,
                           tables: tables, receipts: try Holdings.receipts(db, me: me), reporter: reporter)

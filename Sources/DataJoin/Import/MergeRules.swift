@@ -72,8 +72,10 @@ struct Merger {
                     }
                 }
                 if let batch { try batch.upsert(c.table, key, values) } else { try sql.upsert(key, values) }
-                versions.setRow(c.table, keyBytes, .init(cl: c.cl, version: incoming))
+                // Column versions are cleared before the row's new version is set: a row that had
+                // no version has none to clear (and nothing to look up).
                 try versions.clearColumns(c.table, keyBytes)
+                versions.setRow(c.table, keyBytes, .init(cl: c.cl, version: incoming))
                 return .applied
             }
             // The same generation: concurrent inserts of one key, or this insert again.
@@ -151,8 +153,10 @@ struct Merger {
                 if localCl > 0 || state == nil {
                     if let batch { try batch.delete(c.table, key) } else { try sql.delete(key) }
                 }
-                versions.setRow(c.table, keyBytes, .init(cl: c.cl, version: incoming))
+                // Column versions are cleared before the row's new version is set: a row that had
+                // no version has none to clear (and nothing to look up).
                 try versions.clearColumns(c.table, keyBytes)
+                versions.setRow(c.table, keyBytes, .init(cl: c.cl, version: incoming))
                 return .applied
             }
             if c.cl == localCl && incoming > rowVersion {

@@ -17,8 +17,10 @@ final class RowBatch {
         case delete
     }
 
-    private struct TableState {
-        var sql: TableSQL
+    /// A class: updated in place, never copied with its dictionaries.
+    private final class TableState {
+        let sql: TableSQL
+        init(sql: TableSQL) { self.sql = sql }
         /// nil value: known not to exist.
         var rows: [[UInt8]: [String: Value]?] = [:]
         var keys: [[UInt8]: [Value]] = [:]
@@ -29,7 +31,6 @@ final class RowBatch {
     let db: Database
     private var tables: [String: TableState] = [:]
     private let flushOrder: [String]
-    static let batch = 250
 
     init(db: Database, tables: [String: TableInfo], order: [String]) {
         self.db = db
@@ -40,34 +41,31 @@ final class RowBatch {
     /// Reads the current rows of these keys (canonical), one statement per table and batch.
     func prefetch(_ keys: [(table: String, key: [Value])]) throws {
         for (name, list) in Dictionary(grouping: keys, by: \.table) {
-            guard var state = tables[name] else { continue }
+            guard let state = tables[name] else { continue }
             var missing: [[Value]] = []
             var seen = Set<[UInt8]>()
             for k in list {
                 let bytes = KeyCodec.encode(k.key)
                 if state.rows[bytes] == nil, seen.insert(bytes).inserted { missing.append(k.key) }
             }
-            for part in stride(from: 0, to: missing.count, by: Self.batch) {
-                let slice = Array(missing[part..<min(part + Self.batch, missing.count)])
-                for k in slice { state.rows[KeyCodec.encode(k)] = .some(nil) }
-                try state.sql.selectMany(slice) { key, row in state.rows[KeyCodec.encode(key)] = .some(row) }
-            }
-            tables[name] = state
+            for k in missing { state.rows[KeyCodec.encode(k)] = .some(nil) }
+            try state.sql.selectMany(missing) { key, row in state.rows[KeyCodec.encode(key)] = .some(row) }
         }
     }
 
     func select(_ table: String, _ key: [Value]) throws -> [String: Value]? {
         let bytes = KeyCodec.encode(key)
         if let cached = tables[table]?.rows[bytes] { return cached }
-        let row = try tables[table]!.sql.select(key)
-        tables[table]!.rows[bytes] = .some(row)
+        let state = tables[table]!
+        let row = try state.sql.select(key)
+        state.rows[bytes] = .some(row)
         return row
     }
 
     func upsert(_ table: String, _ key: [Value], _ columns: [Change.ColumnValue]) throws {
         let bytes = KeyCodec.encode(key)
         let before = try select(table, key)
-        var state = tables[table]!
+        let state = tables[table]!
         var row = before ?? [:]
         for (c, v) in zip(state.sql.table.keyColumns, key) { row[c.name] = v }
         var set: [String: Value] = [:]
@@ -80,13 +78,12 @@ final class RowBatch {
         }
         state.keys[bytes] = key
         state.rows[bytes] = .some(row)
-        tables[table] = state
     }
 
     func update(_ table: String, _ key: [Value], _ columns: [Change.ColumnValue]) throws {
         guard !columns.isEmpty, var row = try select(table, key) else { return }
         let bytes = KeyCodec.encode(key)
-        var state = tables[table]!
+        let state = tables[table]!
         var set: [String: Value] = [:]
         for c in columns { row[c.name] = c.value; set[c.name] = c.value }
         switch state.pending[bytes] {
@@ -97,17 +94,15 @@ final class RowBatch {
         }
         state.keys[bytes] = key
         state.rows[bytes] = .some(row)
-        tables[table] = state
     }
 
     func delete(_ table: String, _ key: [Value]) throws {
         let bytes = KeyCodec.encode(key)
-        var state = tables[table]!
+        let state = tables[table]!
         if state.pending[bytes] == nil { state.order.append(bytes) }
         state.pending[bytes] = .delete
         state.keys[bytes] = key
         state.rows[bytes] = .some(nil)
-        tables[table] = state
     }
 
     /// Writes every row's final state: deletes children first, inserts and updates parents first.
@@ -143,11 +138,11 @@ final class RowBatch {
 
     /// Forgets everything (after a flush, or a rollback).
     func reset() {
-        for name in tables.keys {
-            tables[name]!.rows.removeAll(keepingCapacity: true)
-            tables[name]!.keys.removeAll(keepingCapacity: true)
-            tables[name]!.pending.removeAll(keepingCapacity: true)
-            tables[name]!.order.removeAll(keepingCapacity: true)
+        for state in tables.values {
+            state.rows.removeAll(keepingCapacity: true)
+            state.keys.removeAll(keepingCapacity: true)
+            state.pending.removeAll(keepingCapacity: true)
+            state.order.removeAll(keepingCapacity: true)
         }
     }
 }

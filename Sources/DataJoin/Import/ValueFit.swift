@@ -6,6 +6,12 @@ import Foundation
 enum ValueFit {
     static func problem(_ values: [Change.ColumnValue], table t: TableInfo, brand: Brand) -> String? {
         for v in values {
+            // Only reals and text can be altered; most values leave here without a lookup.
+            switch v.value {
+            case .real: break
+            case .text where brand == .sqlite || t.column(v.name)?.dataType.hasPrefix("numeric(") == true: break
+            default: continue
+            }
             guard let col = t.column(v.name) else { continue }
             let problem = brand == .sqlite ? sqlite(v.value, col) : postgres(v.value, col)
             if let problem { return "\(t.name).\(v.name): \(problem); held rather than altered" }
@@ -28,6 +34,8 @@ enum ValueFit {
     }
 
     static func sqlite(_ value: Value, _ col: ColumnInfo) -> String? {
+        // Text in a TEXT column (the common case) needs no affinity rules.
+        if case .text = value, col.kind == .text { return nil }
         let aff = affinity(col.dataType)
         switch value {
         case .real(let d):

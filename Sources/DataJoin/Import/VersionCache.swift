@@ -18,6 +18,11 @@ final class VersionCache {
         guard !missing.isEmpty else { return }
         let found = try store.rows(missing.map { ($0.table, $0.key) })
         for k in missing { rows[k] = .some(found[k]) }
+        // The column versions of the rows that have a version, in the same few round trips.
+        for (table, list) in Dictionary(grouping: missing.filter { found[$0] != nil && columns[$0] == nil }, by: \.table) {
+            let got = try store.columns(table: table, keys: list.map(\.key))
+            for k in list { columns[k] = got[k] ?? [:] }
+        }
     }
 
     func row(_ table: String, _ key: [UInt8]) throws -> VersionStore.RowState? {

@@ -11,6 +11,11 @@ enum CaptureTriggers {
         ("ds_capture_" + table, "ds_capture_ins_" + table, "ds_capture_upd_" + table, "ds_capture_del_" + table, "ds_capture_trunc_" + table)
     }
 
+    /// PostgreSQL: the statement-level functions that capture inserts and deletes.
+    static func statementFunctions(_ table: String) -> (insert: String, delete: String) {
+        ("ds_capture_ins_rows_" + table, "ds_capture_del_rows_" + table)
+    }
+
     static func install(_ db: Database, _ t: TableInfo) throws {
         try remove(db, table: t.name)
         switch db.brand {
@@ -25,10 +30,15 @@ enum CaptureTriggers {
         case .sqlite:
             for trig in [n.insert, n.update, n.delete] { try db.executeScript("DROP TRIGGER IF EXISTS \(db.quote(trig))") }
         case .postgres:
+            let f = statementFunctions(table)
             try db.executeScript("""
                 DROP TRIGGER IF EXISTS \(db.quote(n.insert)) ON \(db.quote(table));
+                DROP TRIGGER IF EXISTS \(db.quote(n.update)) ON \(db.quote(table));
+                DROP TRIGGER IF EXISTS \(db.quote(n.delete)) ON \(db.quote(table));
                 DROP TRIGGER IF EXISTS \(db.quote(n.truncate)) ON \(db.quote(table));
                 DROP FUNCTION IF EXISTS \(db.quote(n.function))();
+                DROP FUNCTION IF EXISTS \(db.quote(f.insert))();
+                DROP FUNCTION IF EXISTS \(db.quote(f.delete))();
                 DROP FUNCTION IF EXISTS \(db.quote(n.truncate))();
                 """)
         }
@@ -115,15 +125,33 @@ enum CaptureTriggers {
 
                 """
         }
+        let f = statementFunctions(t.name)
+        let skip = "IF current_setting('datajoin.applying', true) = 'on' THEN RETURN NULL; END IF;"
+        // Inserts and deletes: one statement per application statement, over its transition
+        // table (no per-row plpgsql). Updates stay per row: each changed column is its own change.
         return """
+            CREATE FUNCTION \(db.quote(f.insert))() RETURNS trigger LANGUAGE plpgsql AS $ds$
+            BEGIN
+              \(skip)
+              INSERT INTO ds_change_outbox (\(cols)) SELECT \(lit), \(pkNames), \(key("ds_n")), 'I', NULL, \(row("ds_n")), NULL, \(common) FROM ds_new_rows AS ds_n;
+              RETURN NULL;
+            END
+            $ds$;
+            CREATE TRIGGER \(db.quote(n.insert)) AFTER INSERT ON \(table)
+              REFERENCING NEW TABLE AS ds_new_rows FOR EACH STATEMENT EXECUTE FUNCTION \(db.quote(f.insert))();
+            CREATE FUNCTION \(db.quote(f.delete))() RETURNS trigger LANGUAGE plpgsql AS $ds$
+            BEGIN
+              \(skip)
+              INSERT INTO ds_change_outbox (\(cols)) SELECT \(lit), \(pkNames), \(key("ds_o")), 'D', NULL, NULL, NULL, \(common) FROM ds_old_rows AS ds_o;
+              RETURN NULL;
+            END
+            $ds$;
+            CREATE TRIGGER \(db.quote(n.delete)) AFTER DELETE ON \(table)
+              REFERENCING OLD TABLE AS ds_old_rows FOR EACH STATEMENT EXECUTE FUNCTION \(db.quote(f.delete))();
             CREATE FUNCTION \(db.quote(n.function))() RETURNS trigger LANGUAGE plpgsql AS $ds$
             BEGIN
-              IF current_setting('datajoin.applying', true) = 'on' THEN RETURN NULL; END IF;
-              IF TG_OP = 'INSERT' THEN
-                INSERT INTO ds_change_outbox (\(cols)) VALUES (\(lit), \(pkNames), \(key("NEW")), 'I', NULL, \(row("NEW")), NULL, \(common));
-              ELSIF TG_OP = 'DELETE' THEN
-                INSERT INTO ds_change_outbox (\(cols)) VALUES (\(lit), \(pkNames), \(key("OLD")), 'D', NULL, NULL, NULL, \(common));
-              ELSIF ROW(\(keyNew)) IS DISTINCT FROM ROW(\(keyOld)) THEN
+              \(skip)
+              IF ROW(\(keyNew)) IS DISTINCT FROM ROW(\(keyOld)) THEN
                 INSERT INTO ds_change_outbox (\(cols)) VALUES (\(lit), \(pkNames), \(key("OLD")), 'D', NULL, NULL, NULL, \(common));
                 INSERT INTO ds_change_outbox (\(cols)) VALUES (\(lit), \(pkNames), \(key("NEW")), 'I', NULL, \(row("NEW")), NULL, \(common));
               ELSE
@@ -131,11 +159,11 @@ enum CaptureTriggers {
               RETURN NULL;
             END
             $ds$;
-            CREATE TRIGGER \(db.quote(n.insert)) AFTER INSERT OR UPDATE OR DELETE ON \(table)
+            CREATE TRIGGER \(db.quote(n.update)) AFTER UPDATE ON \(table)
               FOR EACH ROW EXECUTE FUNCTION \(db.quote(n.function))();
             CREATE FUNCTION \(db.quote(n.truncate))() RETURNS trigger LANGUAGE plpgsql AS $ds$
             BEGIN
-              IF current_setting('datajoin.applying', true) = 'on' THEN RETURN NULL; END IF;
+              \(skip)
               RAISE EXCEPTION 'TRUNCATE of DataJoin-tracked table % is refused: it would not be synced. Use DELETE, or run datajoin untrack first.', TG_TABLE_NAME;
             END
             $ds$;

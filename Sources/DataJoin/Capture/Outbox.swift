@@ -55,13 +55,20 @@ enum Stamper {
 
     private typealias RowKey = VersionStore.Key
 
+    /// SQLite's planner prefers the unique index on seq (where every unstamped row is NULL) and
+    /// then sorts all unstamped rows for every chunk: quadratic in the backlog (a 1M-row export
+    /// took 108 s). The partial index gives the order directly.
+    static func unstampedSource(_ db: Database) -> String {
+        db.brand == .sqlite ? "ds_change_outbox INDEXED BY ds_change_outbox_unstamped_order" : "ds_change_outbox"
+    }
+
     @discardableResult
     static func stampPending(_ db: Database, me: inout NodeIdentity, tables: [String: TableInfo]) throws -> Int {
         let versions = VersionStore(db: db)
         let offset = try HybridLogicalClock.testOffsetMs(db)
         var total = 0
         while true {
-            let rows = try db.rows("SELECT id, object_table, object_id, object_operation, object_attribute, captured_ms FROM ds_change_outbox WHERE seq IS NULL ORDER BY source_id, id LIMIT \(chunk)")
+            let rows = try db.rows("SELECT id, object_table, object_id, object_operation, object_attribute, captured_ms FROM \(unstampedSource(db)) WHERE seq IS NULL ORDER BY source_id, id LIMIT \(chunk)")
             if rows.isEmpty { break }
             let keys: [RowKey] = try rows.map { r in
                 let table = r.string(1) ?? ""

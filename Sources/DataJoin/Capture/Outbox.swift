@@ -66,6 +66,11 @@ enum Stamper {
     static func stampPending(_ db: Database, me: inout NodeIdentity, tables: [String: TableInfo]) throws -> Int {
         let versions = VersionStore(db: db)
         let offset = try HybridLogicalClock.testOffsetMs(db)
+        if db.brand == .postgres {
+            // The version table may have grown by a million rows since its statistics were taken;
+            // every statement here has an index path (see Importer.applyRange).
+            try db.execute("SET LOCAL enable_seqscan = off")
+        }
         var total = 0
         while true {
             let rows = try db.rows("SELECT id, object_table, object_id, object_operation, object_attribute, captured_ms FROM \(unstampedSource(db)) WHERE seq IS NULL ORDER BY source_id, id LIMIT \(chunk)")

@@ -48,7 +48,10 @@ public enum Exporter {
             me = try NodeIdentity.load(db)
             return try Stamper.stampPending(db, me: &me, tables: tables)
         }
-        if db.brand == .postgres && stamped >= 5_000 { try db.execute("ANALYZE ds_change_outbox") }
+        if db.brand == .postgres && stamped >= 5_000 {
+            try db.execute("ANALYZE ds_change_outbox")
+            try db.execute("ANALYZE ds_row_version")
+        }
         removeStaleTemporaries(options.folder, node: me.nodeId)
         let ctx = Context(db: db, me: me, key: try NodeIdentity.signingKey(db, node: me.nodeId), folder: options.folder,
                           tables: tables, receipts: try Holdings.receipts(db, me: me), reporter: reporter)

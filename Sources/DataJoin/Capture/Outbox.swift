@@ -72,8 +72,33 @@ enum Stamper {
             try db.execute("SET LOCAL enable_seqscan = off")
         }
         var total = 0
+        let select = "SELECT id, object_table, object_id, object_operation, object_attribute, captured_ms, source_id FROM \(unstampedSource(db)) WHERE seq IS NULL"
+        // PostgreSQL: a stamped row leaves a dead entry in the partial index until vacuum, so
+        // each chunk starts after the last one (keyset) instead of at the index's start, which
+        // would walk every row stamped so far. NULL source ids (rows an application wrote
+        // itself) sort last, as in ORDER BY.
+        var after: (source: Int64, id: Int64)?
+        var nullPhase = false
+        var lastNullId: Int64 = 0
         while true {
-            let rows = try db.rows("SELECT id, object_table, object_id, object_operation, object_attribute, captured_ms FROM \(unstampedSource(db)) WHERE seq IS NULL ORDER BY source_id, id LIMIT \(chunk)")
+            var rows: [Row] = []
+            switch db.brand {
+            case .sqlite:
+                rows = try db.rows(select + " ORDER BY source_id, id LIMIT \(chunk)")
+            case .postgres:
+                if !nullPhase {
+                    rows = try after.map {
+                        try db.rows(select + " AND source_id IS NOT NULL AND (source_id, id) > (?, ?) ORDER BY source_id, id LIMIT \(chunk)", [.integer($0.source), .integer($0.id)])
+                    } ?? db.rows(select + " AND source_id IS NOT NULL ORDER BY source_id, id LIMIT \(chunk)")
+                    if rows.isEmpty { nullPhase = true }
+                }
+                if nullPhase {
+                    rows = try db.rows(select + " AND source_id IS NULL AND id > ? ORDER BY id LIMIT \(chunk)", [.integer(lastNullId)])
+                }
+                if let last = rows.last {
+                    if nullPhase { lastNullId = last.int(0) ?? 0 } else { after = (last.int(6) ?? 0, last.int(0) ?? 0) }
+                }
+            }
             if rows.isEmpty { break }
             let keys: [RowKey] = try rows.map { r in
                 let table = r.string(1) ?? ""

@@ -83,7 +83,7 @@ enum SyncSchema {
             cl BIGINT
         );
         CREATE INDEX IF NOT EXISTS ds_change_outbox_unstamped_order ON ds_change_outbox (source_id, id) WHERE seq IS NULL;
-        CREATE UNIQUE INDEX IF NOT EXISTS ds_change_outbox_seq ON ds_change_outbox (seq);
+        CREATE UNIQUE INDEX IF NOT EXISTS ds_change_outbox_seq ON ds_change_outbox (seq) WHERE seq IS NOT NULL;
         CREATE TABLE IF NOT EXISTS ds_change_inbox (
             id \(id),
             origin TEXT NOT NULL,
@@ -197,6 +197,9 @@ enum SyncSchema {
                 // Stamping reads unstamped rows in (source transaction, id) order: this index
                 // gives that order without sorting every unstamped row for every chunk.
                 try db.executeScript("DROP INDEX IF EXISTS ds_change_outbox_unstamped")
+                // Partial now: as a full index it served `seq IS NULL` too, and both planners
+                // chose it for the backlog and then sorted the whole backlog for every chunk.
+                try db.executeScript("DROP INDEX IF EXISTS ds_change_outbox_seq")
             }
             try db.executeScript(ddl(for: db.brand))
             try db.execute("INSERT INTO ds_program_parameter (id, programtype, description, active_flag, status, fromtable, fromoutboxpointer) SELECT ?, 'relay', 'inbox to relayed bundles', 'Y', 'idle', 'ds_change_inbox', 0 WHERE NOT EXISTS (SELECT 1 FROM ds_program_parameter WHERE id = ?)", [.integer(Program.relay), .integer(Program.relay)])

@@ -164,6 +164,18 @@ final class TypeMatrixTests: XCTestCase {
                        [[.text("12345678901234567890.0123456789"), .real(123.5)], [.text("-0.0000000001"), .integer(7)]])
     }
 
+    /// SQLite text may hold NUL: it crosses between SQLite nodes byte for byte (PostgreSQL text
+    /// cannot hold it; that case is held, below).
+    func testEmbeddedNULBetweenSQLiteNodes() throws {
+        let a = try TestNode("a", .sqlite, folder: folder, table: Self.sqliteDDL, track: ["typed"])
+        let b = try TestNode("b", .sqlite, folder: folder, table: Self.sqliteDDL, track: ["typed"])
+        try trustAll([a, b])
+        let text = "ab\u{0}cd\u{0}"
+        try a.exec("INSERT INTO typed (id, c_text, c_varchar) VALUES (1, ?, ?)", [.text(text), .text("\u{0}")])
+        XCTAssertEqual(try sync(a, b)?.applied, 1)
+        XCTAssertEqual(try b.db.rows("SELECT hex(c_text), hex(c_varchar) FROM typed").map(\.values), [[.text("616200636400"), .text("00")]])
+    }
+
     /// What a column cannot hold is held with the reason; the rest of the bundle applies.
     func testValuesATargetCannotHoldAreHeldWithReason() throws {
         let pg = try TestNode("pg", .postgres, folder: folder, table: Self.postgresDDL, track: ["typed"])

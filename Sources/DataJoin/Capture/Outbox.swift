@@ -63,7 +63,7 @@ enum Stamper {
     }
 
     @discardableResult
-    static func stampPending(_ db: Database, me: inout NodeIdentity, tables: [String: TableInfo]) throws -> Int {
+    static func stampPending(_ db: Database, me: inout NodeIdentity, tables: [String: TableInfo], limit: Int = .max) throws -> Int {
         let versions = VersionStore(db: db)
         let offset = try HybridLogicalClock.testOffsetMs(db)
         if db.brand == .postgres {
@@ -99,7 +99,7 @@ enum Stamper {
                     if nullPhase { lastNullId = last.int(0) ?? 0 } else { after = (last.int(6) ?? 0, last.int(0) ?? 0) }
                 }
             }
-            if rows.isEmpty { break }
+            if rows.isEmpty || total >= limit { break }
             let keys: [RowKey] = try rows.map { r in
                 let table = r.string(1) ?? ""
                 let raw = try CapturedJSON.array(r.string(2) ?? "[]")

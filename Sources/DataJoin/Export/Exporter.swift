@@ -44,13 +44,19 @@ public enum Exporter {
         }
         let tables = try TableRegistry.load(db)
         // Stamp in a short write transaction; reading and writing files holds no write lock.
-        let stamped = try db.inTransaction { () -> Int in
-            me = try NodeIdentity.load(db)
-            return try Stamper.stampPending(db, me: &me, tables: tables)
-        }
-        if db.brand == .postgres && stamped >= 5_000 {
-            try db.execute("ANALYZE ds_change_outbox")
-            try db.execute("ANALYZE ds_row_version")
+        // In transactions of about 100,000 changes: on PostgreSQL the tables are analyzed in
+        // between, so a backlog of millions is not planned on the statistics of an empty table.
+        let step = 100_000
+        while true {
+            let stamped = try db.inTransaction { () -> Int in
+                me = try NodeIdentity.load(db)
+                return try Stamper.stampPending(db, me: &me, tables: tables, limit: step)
+            }
+            if db.brand == .postgres && stamped >= 5_000 {
+                try db.execute("ANALYZE ds_change_outbox")
+                try db.execute("ANALYZE ds_row_version")
+            }
+            if stamped < step { break }
         }
         removeStaleTemporaries(options.folder, node: me.nodeId)
         let ctx = Context(db: db, me: me, key: try NodeIdentity.signingKey(db, node: me.nodeId), folder: options.folder,

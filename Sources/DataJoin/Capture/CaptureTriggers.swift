@@ -129,25 +129,24 @@ enum CaptureTriggers {
         let skip = "IF current_setting('datajoin.applying', true) = 'on' THEN RETURN NULL; END IF;"
         // Inserts and deletes: one statement per application statement, over its transition
         // table (no per-row plpgsql). Updates stay per row: each changed column is its own change.
+        func statementTrigger(_ function: String, _ trigger: String, event: String, transition: String, select: String) -> String {
+            """
+            CREATE FUNCTION \(db.quote(function))() RETURNS trigger LANGUAGE plpgsql AS $ds$
+            BEGIN
+              \(skip)
+              INSERT INTO ds_change_outbox (\(cols)) SELECT \(lit), \(pkNames), \(select);
+              RETURN NULL;
+            END
+            $ds$;
+            CREATE TRIGGER \(db.quote(trigger)) AFTER \(event) ON \(table)
+              REFERENCING \(transition) FOR EACH STATEMENT EXECUTE FUNCTION \(db.quote(function))();
+            """
+        }
         return """
-            CREATE FUNCTION \(db.quote(f.insert))() RETURNS trigger LANGUAGE plpgsql AS $ds$
-            BEGIN
-              \(skip)
-              INSERT INTO ds_change_outbox (\(cols)) SELECT \(lit), \(pkNames), \(key("ds_n")), 'I', NULL, \(row("ds_n")), NULL, \(common) FROM ds_new_rows AS ds_n;
-              RETURN NULL;
-            END
-            $ds$;
-            CREATE TRIGGER \(db.quote(n.insert)) AFTER INSERT ON \(table)
-              REFERENCING NEW TABLE AS ds_new_rows FOR EACH STATEMENT EXECUTE FUNCTION \(db.quote(f.insert))();
-            CREATE FUNCTION \(db.quote(f.delete))() RETURNS trigger LANGUAGE plpgsql AS $ds$
-            BEGIN
-              \(skip)
-              INSERT INTO ds_change_outbox (\(cols)) SELECT \(lit), \(pkNames), \(key("ds_o")), 'D', NULL, NULL, NULL, \(common) FROM ds_old_rows AS ds_o;
-              RETURN NULL;
-            END
-            $ds$;
-            CREATE TRIGGER \(db.quote(n.delete)) AFTER DELETE ON \(table)
-              REFERENCING OLD TABLE AS ds_old_rows FOR EACH STATEMENT EXECUTE FUNCTION \(db.quote(f.delete))();
+            \(statementTrigger(f.insert, n.insert, event: "INSERT", transition: "NEW TABLE AS ds_new_rows",
+                               select: "\(key("ds_n")), 'I', NULL, \(row("ds_n")), NULL, \(common) FROM ds_new_rows AS ds_n"))
+            \(statementTrigger(f.delete, n.delete, event: "DELETE", transition: "OLD TABLE AS ds_old_rows",
+                               select: "\(key("ds_o")), 'D', NULL, NULL, NULL, \(common) FROM ds_old_rows AS ds_o"))
             CREATE FUNCTION \(db.quote(n.function))() RETURNS trigger LANGUAGE plpgsql AS $ds$
             BEGIN
               \(skip)

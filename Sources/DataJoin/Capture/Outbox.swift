@@ -67,8 +67,9 @@ enum Stamper {
         let versions = VersionStore(db: db)
         let offset = try HybridLogicalClock.testOffsetMs(db)
         if db.brand == .postgres {
-            // The version table may have grown by a million rows since its statistics were taken;
-            // every statement here has an index path (see Importer.applyRange).
+            // For the rest of the transaction (the importer's too, which stamps first): the
+            // version tables may have grown by a million rows since their statistics were
+            // taken, and every statement of stamping and import has an index path (keys, ids).
             try db.execute("SET LOCAL enable_seqscan = off")
         }
         var total = 0

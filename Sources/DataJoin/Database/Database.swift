@@ -59,6 +59,13 @@ extension Database {
         return first
     }
 
+    /// PostgreSQL plans from statistics; a table that just grew by thousands of rows would be
+    /// planned as if it were still small. Analyzes `tables` after `changes` ≥ 5,000.
+    func refreshStatistics(_ tables: [String], after changes: Int) throws {
+        guard brand == .postgres, changes >= 5_000 else { return }
+        for t in tables { try execute("ANALYZE \(t)") }
+    }
+
     public func scalar(_ sql: String, _ params: [Value] = []) throws -> Value {
         try firstRow(sql, params)?.values.first ?? .null
     }

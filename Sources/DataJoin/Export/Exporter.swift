@@ -52,10 +52,7 @@ public enum Exporter {
                 me = try NodeIdentity.load(db)
                 return try Stamper.stampPending(db, me: &me, tables: tables, limit: step)
             }
-            if db.brand == .postgres && stamped >= 5_000 {
-                try db.execute("ANALYZE ds_change_outbox")
-                try db.execute("ANALYZE ds_row_version")
-            }
+            try db.refreshStatistics(["ds_change_outbox", "ds_row_version"], after: stamped)
             if stamped < step { break }
         }
         removeStaleTemporaries(options.folder, node: me.nodeId)

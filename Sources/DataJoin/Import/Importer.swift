@@ -61,10 +61,7 @@ public enum Importer {
             if !more { break }
         }
         if report.bundles > 0 { try retryHeld(db, tables: tables, maxAhead: maxAhead, report: &report) }
-        if db.brand == .postgres && report.applied + report.unchanged >= 5_000 {
-            try db.execute("ANALYZE ds_row_version")
-            try db.execute("ANALYZE ds_column_version")
-        }
+        try db.refreshStatistics(["ds_row_version", "ds_column_version"], after: report.applied + report.unchanged)
         if report.bundles > 0 {
             reporter.progress(WorkProgress(phase: "import", changes: Int64(report.applied + report.unchanged + report.held), totalChanges: total, final: true))
         }
@@ -111,12 +108,6 @@ public enum Importer {
         try Stamper.stampPending(db, me: &me, tables: tables)
         try setApplying(db, true)
         if !savepoints { try deferForeignKeys(db, true) }
-        if db.brand == .postgres {
-            // Every statement here has an index path (keys, ids). Without this, a version table
-            // that grows from nothing inside one import is planned by its old, empty statistics
-            // and scanned whole for every chunk.
-            try db.execute("SET LOCAL enable_seqscan = off")
-        }
         let prunedBefore = try Pruner.cutoffStamp(db)
         let aheadLimit = (HybridLogicalClock.nowMs(offsetMs: try HybridLogicalClock.testOffsetMs(db)) + maxAhead) << HybridLogicalClock.counterBits
         var merger = Merger(db: db, tables: tables)

@@ -30,6 +30,17 @@ struct Merger {
         conflicts = ConflictLog(db: db)
     }
 
+    // Rows go through the batch on the fast path, straight to the database otherwise.
+    private func upsert(_ sql: TableSQL, _ key: [Value], _ columns: [Change.ColumnValue]) throws {
+        if let batch { try batch.upsert(sql.table.name, key, columns) } else { try sql.upsert(key, columns) }
+    }
+    private func update(_ sql: TableSQL, _ key: [Value], _ columns: [Change.ColumnValue]) throws {
+        if let batch { try batch.update(sql.table.name, key, columns) } else { try sql.update(key, columns) }
+    }
+    private func delete(_ sql: TableSQL, _ key: [Value]) throws {
+        if let batch { try batch.delete(sql.table.name, key) } else { try sql.delete(key) }
+    }
+
     mutating func apply(_ c: Change) throws -> ApplyOutcome {
         guard let t = tables[c.table] else { return .held("table \(c.table) is not tracked here; create it and run 'datajoin track', then 'datajoin import'") }
         for col in c.columns where t.column(col.name) == nil {
@@ -71,7 +82,7 @@ struct Merger {
                                              loserVersion: rowVersion, reason: "row re-created by generation \(c.cl) elsewhere")
                     }
                 }
-                if let batch { try batch.upsert(c.table, key, values) } else { try sql.upsert(key, values) }
+                try upsert(sql, key, values)
                 // Column versions are cleared before the row's new version is set: a row that had
                 // no version has none to clear (and nothing to look up).
                 try versions.clearColumns(c.table, keyBytes)
@@ -107,10 +118,10 @@ struct Merger {
                 }
             }
             if local == nil {
-                if let batch { try batch.upsert(c.table, key, winners) } else { try sql.upsert(key, winners) }
+                try upsert(sql, key, winners)
             } else {
                 let changed = winners.filter { local?[$0.name] != $0.value }
-                if let batch { try batch.update(c.table, key, changed) } else { try sql.update(key, changed) }
+                try update(sql, key, changed)
             }
             versions.setRow(c.table, keyBytes, .init(cl: c.cl, version: incoming))
             return .applied
@@ -143,7 +154,7 @@ struct Merger {
                                      loserVersion: localVersion, reason: "concurrent update; the incoming one is newer")
             }
             if localValue != v.value {
-                if let batch { try batch.update(c.table, key, [v]) } else { try sql.update(key, [v]) }
+                try update(sql, key, [v])
             }
             try versions.setColumn(c.table, keyBytes, v.name, incoming)
             return .applied
@@ -151,7 +162,7 @@ struct Merger {
         case .delete:
             if c.cl > localCl {
                 if localCl > 0 || state == nil {
-                    if let batch { try batch.delete(c.table, key) } else { try sql.delete(key) }
+                    try delete(sql, key)
                 }
                 // Column versions are cleared before the row's new version is set: a row that had
                 // no version has none to clear (and nothing to look up).

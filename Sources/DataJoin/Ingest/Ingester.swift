@@ -86,9 +86,7 @@ public enum Ingester {
             reporter.progress(WorkProgress(phase: "ingest", changes: loadedChanges, bytes: bytes, totalBytes: totalBytes, final: index == entries.count - 1))
             reporter.verbose("\(path): \(status)")
         }
-        // PostgreSQL plans from statistics; a table that just grew by thousands of rows would be
-        // planned as if it were still small (a sort of the whole inbox for every chunk).
-        if db.brand == .postgres && loadedChanges >= 5_000 { try db.execute("ANALYZE ds_change_inbox") }
+        try db.refreshStatistics(["ds_change_inbox"], after: Int(loadedChanges))
         if options.importAfter {
             report.imported = try Importer.run(db, reporter: reporter, shouldStop: options.shouldStop)
         }

@@ -29,9 +29,10 @@ public enum Pruner {
 
             // Outbox: what every peer has confirmed (no peer yet: nothing is confirmed).
             var confirmed = Int64.max
+            let highest = try db.scalar("SELECT max(seq) FROM ds_change_outbox").asInt64 ?? 0
             for p in peers {
                 let seq = try Receipts.confirmed(db, peer: p, origin: me.nodeId, epoch: me.epoch)
-                if seq < (try db.scalar("SELECT max(seq) FROM ds_change_outbox").asInt64 ?? 0) { report.waitingFor.append(p) }
+                if seq < highest { report.waitingFor.append(p) }
                 confirmed = min(confirmed, seq)
             }
             if peers.isEmpty { confirmed = 0 }

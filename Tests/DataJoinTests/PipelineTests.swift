@@ -35,6 +35,35 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(try a.rows("line"), try b.rows("line"))
     }
 
+    /// PostgreSQL captures updates per statement: many rows and columns in one statement, and
+    /// keys that move onto each other's old values (a deferrable key lets the rows pass through
+    /// duplicate states) while other rows of the same statement only change values.
+    func testMultiRowUpdateStatementsWithMovingKeysPostgres() throws {
+        let a = try TestNode("a", .postgres, folder: folder, track: [])
+        try a.exec("CREATE TABLE t (k INTEGER NOT NULL, v TEXT, w TEXT, CONSTRAINT t_pk PRIMARY KEY (k) DEFERRABLE INITIALLY DEFERRED)")
+        _ = try Tracker.track(a.db, tables: ["t"])
+        let b = try TestNode("b", .sqlite, folder: folder, table: "CREATE TABLE t (k INTEGER PRIMARY KEY NOT NULL, v TEXT, w TEXT)", track: ["t"])
+        let c = try TestNode("c", .postgres, folder: folder, table: "CREATE TABLE t (k INTEGER PRIMARY KEY NOT NULL, v TEXT, w TEXT)", track: ["t"])
+        try trustAll([a, b, c])
+        try a.exec("INSERT INTO t SELECT g, 'v' || g, 'w' || g FROM generate_series(1, 10) g")
+        try a.exec("UPDATE t SET v = v || '+', w = CASE WHEN k % 2 = 0 THEN w || '+' ELSE w END")  // 10 rows, 15 columns
+        // Shift 1..3 up by one (1→2 while 2 still exists), swap 5 and 6, and change values of 8 and 9.
+        try a.exec("""
+            UPDATE t SET k = CASE k WHEN 1 THEN 2 WHEN 2 THEN 3 WHEN 3 THEN 4 WHEN 4 THEN 1 WHEN 5 THEN 6 WHEN 6 THEN 5 ELSE k END,
+                         v = CASE WHEN k IN (2, 8, 9) THEN v || '!' ELSE v END
+            WHERE k IN (1, 2, 3, 4, 5, 6, 8, 9)
+            """)
+        try a.exec("UPDATE t SET w = 'only 7' WHERE k = 7")  // the next statement is captured normally
+        XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE object_table = 't' AND object_operation = 'U'"), .integer(15 + 2 + 1))
+        let out = try bundles("out")
+        try a.export(to: out)
+        for n in [b, c] {
+            try n.ingest([out.path])
+            XCTAssertEqual(try n.rows("t"), try a.rows("t"), "node \(n.name)")
+        }
+        XCTAssertEqual(Set(try a.rows("t").map { $0[0] + "=" + $0[1] }), ["1=v4+", "10=v10+", "2=v1+", "3=v2+!", "4=v3+", "5=v6+", "6=v5+", "7=v7+", "8=v8+!", "9=v9+!"])
+    }
+
     func testMaxChangesSplitsIntoSortedBundles() throws {
         let (a, b) = try pair(.sqlite, .sqlite)
         for i in 0..<25 { try a.exec("INSERT INTO sales_order (order_id, quantity) VALUES (?, ?)", [.text("k\(i)"), .text("\(i)")]) }

@@ -7,13 +7,14 @@ import Foundation
 enum CaptureTriggers {
     static func literal(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "''") + "'" }
 
-    static func names(_ table: String) -> (function: String, insert: String, update: String, delete: String, truncate: String) {
-        ("ds_capture_" + table, "ds_capture_ins_" + table, "ds_capture_upd_" + table, "ds_capture_del_" + table, "ds_capture_trunc_" + table)
+    static func names(_ table: String) -> (function: String, insert: String, update: String, updateRows: String, delete: String, truncate: String) {
+        ("ds_capture_" + table, "ds_capture_ins_" + table, "ds_capture_upd_" + table, "ds_capture_updrows_" + table,
+         "ds_capture_del_" + table, "ds_capture_trunc_" + table)
     }
 
     /// PostgreSQL: the statement-level functions that capture inserts and deletes.
-    static func statementFunctions(_ table: String) -> (insert: String, delete: String) {
-        ("ds_capture_ins_rows_" + table, "ds_capture_del_rows_" + table)
+    static func statementFunctions(_ table: String) -> (insert: String, update: String, delete: String) {
+        ("ds_capture_ins_rows_" + table, "ds_capture_upd_rows_" + table, "ds_capture_del_rows_" + table)
     }
 
     static func install(_ db: Database, _ t: TableInfo) throws {
@@ -34,10 +35,12 @@ enum CaptureTriggers {
             try db.executeScript("""
                 DROP TRIGGER IF EXISTS \(db.quote(n.insert)) ON \(db.quote(table));
                 DROP TRIGGER IF EXISTS \(db.quote(n.update)) ON \(db.quote(table));
+                DROP TRIGGER IF EXISTS \(db.quote(n.updateRows)) ON \(db.quote(table));
                 DROP TRIGGER IF EXISTS \(db.quote(n.delete)) ON \(db.quote(table));
                 DROP TRIGGER IF EXISTS \(db.quote(n.truncate)) ON \(db.quote(table));
                 DROP FUNCTION IF EXISTS \(db.quote(n.function))();
                 DROP FUNCTION IF EXISTS \(db.quote(f.insert))();
+                DROP FUNCTION IF EXISTS \(db.quote(f.update))();
                 DROP FUNCTION IF EXISTS \(db.quote(f.delete))();
                 DROP FUNCTION IF EXISTS \(db.quote(n.truncate))();
                 """)
@@ -115,51 +118,97 @@ enum CaptureTriggers {
         let common = "(extract(epoch from clock_timestamp()) * 1000)::bigint, current_user, txid_current()"
         let keyNew = t.keyColumns.map { "NEW.\(db.quote($0.name))" }.joined(separator: ", ")
         let keyOld = t.keyColumns.map { "OLD.\(db.quote($0.name))" }.joined(separator: ", ")
-        var perColumn = ""
-        for c in t.valueColumns {
-            let q = db.quote(c.name)
-            perColumn += """
-                    IF NEW.\(q) IS DISTINCT FROM OLD.\(q) THEN
-                      INSERT INTO ds_change_outbox (\(cols)) VALUES (\(lit), \(pkNames), \(key("NEW")), 'U', \(literal(c.name)), NEW.\(q)::text, OLD.\(q)::text, \(common));
-                    END IF;
-
-                """
-        }
         let f = statementFunctions(t.name)
         let skip = "IF current_setting('datajoin.applying', true) = 'on' THEN RETURN NULL; END IF;"
-        // Inserts and deletes: one statement per application statement, over its transition
-        // table (no per-row plpgsql). Updates stay per row: each changed column is its own change.
-        func statementTrigger(_ function: String, _ trigger: String, event: String, transition: String, select: String) -> String {
+        // Set per call, so a plan cached on a one-row statement stays good for a million rows:
+        // transition tables carry no statistics.
+        let planning = "SET jit = off SET enable_nestloop = off SET enable_mergejoin = off"
+        // Inserts, deletes and updates: one statement per application statement, over its
+        // transition tables (no per-row plpgsql).
+        func statementTrigger(_ function: String, _ trigger: String, event: String, transition: String, body: String) -> String {
             """
-            CREATE FUNCTION \(db.quote(function))() RETURNS trigger LANGUAGE plpgsql AS $ds$
-            BEGIN
-              \(skip)
-              INSERT INTO ds_change_outbox (\(cols)) SELECT \(lit), \(pkNames), \(select);
-              RETURN NULL;
-            END
+            CREATE FUNCTION \(db.quote(function))() RETURNS trigger LANGUAGE plpgsql \(planning) AS $ds$
+            \(body)
             $ds$;
             CREATE TRIGGER \(db.quote(trigger)) AFTER \(event) ON \(table)
               REFERENCING \(transition) FOR EACH STATEMENT EXECUTE FUNCTION \(db.quote(function))();
             """
         }
-        return """
-            \(statementTrigger(f.insert, n.insert, event: "INSERT", transition: "NEW TABLE AS ds_new_rows",
-                               select: "\(key("ds_n")), 'I', NULL, \(row("ds_n")), NULL, \(common) FROM ds_new_rows AS ds_n"))
-            \(statementTrigger(f.delete, n.delete, event: "DELETE", transition: "OLD TABLE AS ds_old_rows",
-                               select: "\(key("ds_o")), 'D', NULL, NULL, NULL, \(common) FROM ds_old_rows AS ds_o"))
-            CREATE FUNCTION \(db.quote(n.function))() RETURNS trigger LANGUAGE plpgsql AS $ds$
+        func insertSelect(_ select: String) -> String {
+            """
             BEGIN
               \(skip)
-              IF ROW(\(keyNew)) IS DISTINCT FROM ROW(\(keyOld)) THEN
-                INSERT INTO ds_change_outbox (\(cols)) VALUES (\(lit), \(pkNames), \(key("OLD")), 'D', NULL, NULL, NULL, \(common));
-                INSERT INTO ds_change_outbox (\(cols)) VALUES (\(lit), \(pkNames), \(key("NEW")), 'I', NULL, \(row("NEW")), NULL, \(common));
+              INSERT INTO ds_change_outbox (\(cols)) SELECT \(lit), \(pkNames), \(select);
+              RETURN NULL;
+            END
+            """
+        }
+        // An update that keeps the key: old and new rows joined on the key, one outbox row per
+        // column whose text changed. A row whose key changed is a delete plus an insert, written
+        // by the row-level trigger below, which also notes its first insert's outbox id. Then:
+        // - those rows are left out of the join (a moved row's new key may equal another row's
+        //   old key, and joining them would invent updates);
+        // - the statement's inserts are moved after all its deletes. With a deferrable key the
+        //   row triggers see rows in any order (1→2 before 2→3), and replaying "delete 1, insert
+        //   2, delete 2" would lose a row.
+        let moved = "'datajoin.moved_' || TG_RELID"
+        let keyJoin = t.keyColumns.map { "ds_o.\(db.quote($0.name)) = ds_n.\(db.quote($0.name))" }.joined(separator: " AND ")
+        let changedColumns = t.valueColumns.map { c in
+            "(\(literal(c.name)), ds_n.\(db.quote(c.name))::text, ds_o.\(db.quote(c.name))::text)"
+        }.joined(separator: ", ")
+        let updateSelect = """
+            INSERT INTO ds_change_outbox (\(cols))
+                SELECT \(lit), \(pkNames), \(key("ds_n")), 'U', ds_c.name, ds_c.new_value, ds_c.old_value, \(common)
+                FROM ds_old_rows AS ds_o JOIN ds_new_rows AS ds_n ON \(keyJoin)
+                CROSS JOIN LATERAL (VALUES \(changedColumns)) AS ds_c (name, new_value, old_value)
+                WHERE ds_c.new_value IS DISTINCT FROM ds_c.old_value
+            """
+        let thisStatementsInserts = """
+            ds_x.id >= ds_moved_from AND ds_x.seq IS NULL AND ds_x.source_id = txid_current()
+                    AND ds_x.object_table = \(lit) AND ds_x.object_operation = 'I'
+            """
+        let updateBody = """
+            DECLARE
+              ds_moved_from bigint := nullif(current_setting(\(moved), true), '')::bigint;
+            BEGIN
+              \(skip)
+              IF ds_moved_from IS NULL THEN
+                \(t.valueColumns.isEmpty ? "NULL" : updateSelect);
               ELSE
-            \(perColumn)  END IF;
+                PERFORM set_config(\(moved), '', true);
+                \(t.valueColumns.isEmpty ? "" : updateSelect + """
+
+                  AND NOT EXISTS (SELECT 1 FROM ds_change_outbox AS ds_x WHERE \(thisStatementsInserts)
+                    AND ds_x.object_id = \(key("ds_n")));
+            """)
+                UPDATE ds_change_outbox AS ds_x SET id = nextval('ds_change_outbox_id_seq'::regclass) WHERE \(thisStatementsInserts);
+              END IF;
+              RETURN NULL;
+            END
+            """
+        return """
+            \(statementTrigger(f.insert, n.insert, event: "INSERT", transition: "NEW TABLE AS ds_new_rows",
+                               body: insertSelect("\(key("ds_n")), 'I', NULL, \(row("ds_n")), NULL, \(common) FROM ds_new_rows AS ds_n")))
+            \(statementTrigger(f.delete, n.delete, event: "DELETE", transition: "OLD TABLE AS ds_old_rows",
+                               body: insertSelect("\(key("ds_o")), 'D', NULL, NULL, NULL, \(common) FROM ds_old_rows AS ds_o")))
+            \(statementTrigger(f.update, n.updateRows, event: "UPDATE",
+                               transition: "OLD TABLE AS ds_old_rows NEW TABLE AS ds_new_rows", body: updateBody))
+            CREATE FUNCTION \(db.quote(n.function))() RETURNS trigger LANGUAGE plpgsql AS $ds$
+            DECLARE
+              ds_id bigint;
+            BEGIN
+              \(skip)
+              INSERT INTO ds_change_outbox (\(cols)) VALUES (\(lit), \(pkNames), \(key("OLD")), 'D', NULL, NULL, NULL, \(common));
+              INSERT INTO ds_change_outbox (\(cols)) VALUES (\(lit), \(pkNames), \(key("NEW")), 'I', NULL, \(row("NEW")), NULL, \(common))
+                RETURNING id INTO ds_id;
+              IF nullif(current_setting(\(moved), true), '') IS NULL THEN
+                PERFORM set_config(\(moved), ds_id::text, true);
+              END IF;
               RETURN NULL;
             END
             $ds$;
             CREATE TRIGGER \(db.quote(n.update)) AFTER UPDATE ON \(table)
-              FOR EACH ROW EXECUTE FUNCTION \(db.quote(n.function))();
+              FOR EACH ROW WHEN (ROW(\(keyOld)) IS DISTINCT FROM ROW(\(keyNew))) EXECUTE FUNCTION \(db.quote(n.function))();
             CREATE FUNCTION \(db.quote(n.truncate))() RETURNS trigger LANGUAGE plpgsql AS $ds$
             BEGIN
               \(skip)

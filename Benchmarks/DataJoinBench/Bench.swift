@@ -16,12 +16,17 @@ struct Bench: ParsableCommand {
     @Option(help: "Write results as JSON here.") var json: String?
     @Option(help: "Seconds per pgbench run (0 skips pgbench).") var pgbenchSeconds = 10
     @Option(help: "New changes for the history check (0 skips it).") var historyChanges = 10_000
+    @Option(help: "Run one brand only: sqlite or postgres.") var only: String?
+
+    func validate() throws {
+        guard only == nil || only == "sqlite" || only == "postgres" else { throw ValidationError("--only takes sqlite or postgres") }
+    }
 
     func run() throws {
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         var results: [Measurement] = []
-        results += try SQLiteBench(self).run()
-        if let pg { results += try PostgresBench(self, base: pg).run() }
+        if only == nil || only == "sqlite" { results += try SQLiteBench(self).run() }
+        if let pg, only == nil || only == "postgres" { results += try PostgresBench(self, base: pg).run() }
         Report.print(results, changes: changes)
         if let json { try Report.json(results, changes: changes).write(toFile: json, atomically: true, encoding: .utf8) }
     }

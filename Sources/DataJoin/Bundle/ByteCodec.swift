@@ -45,6 +45,7 @@ struct ArraySource: ByteSource {
     mutating func next(max: Int) throws -> [UInt8] {
         let n = min(max, bytes.count - offset)
         defer { offset += n }
+        if offset == 0 && n == bytes.count { return bytes }  // shared, not copied
         return Array(bytes[offset..<offset + n])
     }
 }
@@ -121,8 +122,16 @@ struct ByteReader<Source: ByteSource> {
     mutating func data() throws -> [UInt8] { try bytes(try int(Self.maxField)) }
 
     mutating func string() throws -> String {
-        let b = try data()
-        guard let s = String(validating: b, as: UTF8.self) else { throw DataJoinError.bundle("a text field is not valid UTF-8") }
+        let n = try int(Self.maxField)
+        // Straight from the buffer when the text is all there (most are): no array in between.
+        if n > 0, try fill(), buffer.count - pos >= n {
+            let slice = buffer[pos..<pos + n]
+            onConsume?(slice)
+            pos += n; consumed += n
+            guard let s = String(validating: slice, as: UTF8.self) else { throw DataJoinError.bundle("a text field is not valid UTF-8") }
+            return s
+        }
+        guard let s = String(validating: try bytes(n), as: UTF8.self) else { throw DataJoinError.bundle("a text field is not valid UTF-8") }
         return s
     }
 

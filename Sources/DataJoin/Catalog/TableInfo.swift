@@ -38,13 +38,25 @@ public struct ColumnInfo: Equatable, Sendable {
 /// A tracked table as the registry knows it: the only source of identifiers in generated SQL.
 public struct TableInfo: Equatable, Sendable {
     public var name: String
-    public var columns: [ColumnInfo]
+    public var columns: [ColumnInfo] { didSet { index() } }
+    // Derived once, not per call: the importer asks for them several times per change.
+    public private(set) var keyColumns: [ColumnInfo] = []
+    public private(set) var valueColumns: [ColumnInfo] = []
+    private var positions: [String: Int] = [:]
 
-    public var keyColumns: [ColumnInfo] {
-        columns.filter { $0.pkPosition > 0 }.sorted { $0.pkPosition < $1.pkPosition }
+    public init(name: String, columns: [ColumnInfo]) {
+        self.name = name
+        self.columns = columns
+        index()
     }
-    public var valueColumns: [ColumnInfo] { columns.filter { $0.pkPosition == 0 } }
-    public func column(_ name: String) -> ColumnInfo? { columns.first { $0.name == name } }
+
+    private mutating func index() {
+        keyColumns = columns.filter { $0.pkPosition > 0 }.sorted { $0.pkPosition < $1.pkPosition }
+        valueColumns = columns.filter { $0.pkPosition == 0 }
+        positions = Dictionary(columns.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    public func column(_ name: String) -> ColumnInfo? { positions[name].map { columns[$0] } }
 
     /// Brings a key to its canonical typed form, so the same row has the same key bytes on
     /// every brand (an integer key captured as PostgreSQL text "5" becomes integer 5).

@@ -53,8 +53,8 @@ final class RowBatch {
         }
     }
 
-    func select(_ table: String, _ key: [Value]) throws -> [String: Value]? {
-        let bytes = KeyCodec.encode(key)
+    /// `bytes`: the key's encoding (KeyCodec), which the caller already has.
+    func select(_ table: String, _ key: [Value], bytes: [UInt8]) throws -> [String: Value]? {
         if let cached = tables[table]?.rows[bytes] { return cached }
         let state = tables[table]!
         let row = try state.sql.select(key)
@@ -62,13 +62,14 @@ final class RowBatch {
         return row
     }
 
-    func upsert(_ table: String, _ key: [Value], _ columns: [Change.ColumnValue]) throws {
-        let bytes = KeyCodec.encode(key)
-        let before = try select(table, key)
+    func upsert(_ table: String, _ key: [Value], bytes: [UInt8], _ columns: [Change.ColumnValue]) throws {
+        let before = try select(table, key, bytes: bytes)
         let state = tables[table]!
         var row = before ?? [:]
+        row.reserveCapacity(state.sql.table.columns.count)
         for (c, v) in zip(state.sql.table.keyColumns, key) { row[c.name] = v }
         var set: [String: Value] = [:]
+        set.reserveCapacity(columns.count)
         for c in columns { row[c.name] = c.value; set[c.name] = c.value }
         switch state.pending[bytes] {
         case .upsert(let prev, let replace)?: state.pending[bytes] = .upsert(prev.merging(set) { $1 }, replace: replace)
@@ -80,9 +81,8 @@ final class RowBatch {
         state.rows[bytes] = .some(row)
     }
 
-    func update(_ table: String, _ key: [Value], _ columns: [Change.ColumnValue]) throws {
-        guard !columns.isEmpty, var row = try select(table, key) else { return }
-        let bytes = KeyCodec.encode(key)
+    func update(_ table: String, _ key: [Value], bytes: [UInt8], _ columns: [Change.ColumnValue]) throws {
+        guard !columns.isEmpty, var row = try select(table, key, bytes: bytes) else { return }
         let state = tables[table]!
         var set: [String: Value] = [:]
         for c in columns { row[c.name] = c.value; set[c.name] = c.value }
@@ -96,8 +96,7 @@ final class RowBatch {
         state.rows[bytes] = .some(row)
     }
 
-    func delete(_ table: String, _ key: [Value]) throws {
-        let bytes = KeyCodec.encode(key)
+    func delete(_ table: String, _ key: [Value], bytes: [UInt8]) throws {
         let state = tables[table]!
         if state.pending[bytes] == nil { state.order.append(bytes) }
         state.pending[bytes] = .delete
@@ -119,10 +118,13 @@ final class RowBatch {
             let s = tables[name]!
             var upserts: [[String]: [([Value], [String: Value])]] = [:]
             var updates: [[String]: [([Value], [String: Value])]] = [:]
+            // Rows that set every column (inserts) share one list of names, not a sort each.
+            let allNames = s.sql.table.columns.map(\.name).sorted()
+            func names(_ cols: [String: Value]) -> [String] { cols.count == allNames.count ? allNames : cols.keys.sorted() }
             for bytes in s.order {
                 switch s.pending[bytes] {
-                case .upsert(let cols, _)?: upserts[cols.keys.sorted(), default: []].append((s.keys[bytes]!, cols))
-                case .update(let cols)?: updates[cols.keys.sorted(), default: []].append((s.keys[bytes]!, cols))
+                case .upsert(let cols, _)?: upserts[names(cols), default: []].append((s.keys[bytes]!, cols))
+                case .update(let cols)?: updates[names(cols), default: []].append((s.keys[bytes]!, cols))
                 default: break
                 }
             }

@@ -70,7 +70,10 @@ enum Stamper {
             // For the rest of the transaction (the importer's too, which stamps first): the
             // version tables may have grown by a million rows since their statistics were
             // taken, and every statement of stamping and import has an index path (keys, ids).
+            // Bitmap scans too: on such statistics the planner bitmap-scanned the version
+            // table's whole `object_table` prefix and filtered 100,000 rows for 400 keys.
             try db.execute("SET LOCAL enable_seqscan = off")
+            try db.execute("SET LOCAL enable_bitmapscan = off")
         }
         var total = 0
         let select = "SELECT id, object_table, object_id, object_operation, object_attribute, captured_ms, source_id FROM \(unstampedSource(db)) WHERE seq IS NULL"

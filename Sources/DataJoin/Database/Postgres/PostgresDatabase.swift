@@ -27,7 +27,9 @@ public final class PostgresDatabase: Database {
         do {
             // Custom plans: DataJoin's tables grow fast between ANALYZE runs, and a generic plan
             // made while they were small seq-scans them for every batch (docs/performance.md).
-            try executeScript("SET client_min_messages = warning; SET extra_float_digits = 3; SET TIME ZONE 'UTC'; SET application_name = 'datajoin'; SET plan_cache_mode = force_custom_plan")
+            // No JIT: with seq scans priced out (import), a one-row table's plan costs 10^10
+            // and was compiled for every statement (67 ms each).
+            try executeScript("SET client_min_messages = warning; SET extra_float_digits = 3; SET TIME ZONE 'UTC'; SET application_name = 'datajoin'; SET plan_cache_mode = force_custom_plan; SET jit = off")
         } catch {
             PQfinish(c)
             throw error

@@ -6,7 +6,7 @@ struct DataJoinCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "datajoin",
         abstract: "Keep the rows of PostgreSQL and SQLite databases in sync through change-bundle files.",
-        discussion: """
+        discussion: helpText("""
             Each database (a node) captures its own inserts, updates and deletes. 'export' writes them
             into compressed, checksummed, signed bundle files; any file copy carries them (USB stick,
             rsync drop folder, shared disk); 'ingest' verifies bundles and applies them on the other side.
@@ -25,7 +25,7 @@ struct DataJoinCommand: ParsableCommand {
 
             Exit status: 0 success, 1 failure, 2 partial success (some bundles refused or changes
             held), 64 usage error.
-            """,
+            """),
         version: "0.1.0",
         subcommands: [
             Init.self, Track.self, Untrack.self, Export.self, Ingest.self, Import.self, Status.self,

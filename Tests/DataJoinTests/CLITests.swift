@@ -21,9 +21,19 @@ final class CLITests: XCTestCase {
     }
 
     func testHelpTeachesWithExamples() throws {
-        for cmd in ["init", "track", "untrack", "export", "ingest", "import", "status", "inspect", "verify", "key", "trust", "conflicts"] {
+        for cmd in ["init", "track", "untrack", "export", "ingest", "import", "status", "inspect", "verify", "key", "trust", "conflicts",
+                    "watch", "snapshot", "prune"] {
             let r = try CLI.ok([cmd, "--help"])
             XCTAssertTrue(r.stdout.contains("Example"), "\(cmd) --help has no example")
+            // Prose is wrapped by the parser, not broken twice; examples fit as written.
+            let text = r.stdout.components(separatedBy: "USAGE:")[0]
+            for line in text.split(separator: "\n") {
+                XCTAssertLessThanOrEqual(line.count, 80, "\(cmd) --help: \(line)")
+            }
+            let prose = text.split(separator: "\n").filter { !$0.hasPrefix(" ") && !$0.hasPrefix("OVERVIEW") }
+            for (a, b) in zip(prose, prose.dropFirst()) where a.count < 40 && !a.hasSuffix(":") && !a.hasSuffix(".") && !a.hasSuffix(")") {
+                XCTFail("\(cmd) --help breaks a sentence early: \(a) / \(b)")
+            }
         }
     }
 

@@ -4,7 +4,7 @@ import DataJoin
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write the changes captured since the last export into bundle files.",
-        discussion: """
+        discussion: helpText("""
             Each bundle is one gzip file (<origin>_<first>-<last>_<epoch>.djb), checksummed and signed,
             written as a hidden .tmp file, flushed to disk and renamed; the export pointer (program 1000)
             moves only then. Prints the path of every file written; with nothing new, writes nothing.
@@ -12,9 +12,9 @@ struct Export: ParsableCommand {
             Example:
               datajoin export --db sqlite:testapp1.db --to /media/usb/datajoin
               datajoin export --db $PG_URL --to /srv/drop --max-changes 100000
-              datajoin export --db $HUB --to /srv/drop --relay          # a hub forwards everything
+              datajoin export --db $HUB --to /srv/drop --relay   # a hub forwards all
               datajoin export --db laptop.db --to /media/usb --resend --peer office
-            """)
+            """))
 
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var output: OutputOptions

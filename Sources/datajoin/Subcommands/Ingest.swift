@@ -4,7 +4,7 @@ import DataJoin
 struct Ingest: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Verify bundle files, load them into ds_change_inbox, then import them.",
-        discussion: """
+        discussion: helpText("""
             Takes files and folders (a folder's *.djb files, in name order; hidden and temporary files
             are skipped). Each bundle is checked (format, checksum, signature of a trusted sender) and
             loaded in one transaction. A bundle seen before, or changes already loaded, load once; this
@@ -15,7 +15,7 @@ struct Ingest: ParsableCommand {
               datajoin ingest --db sqlite:testapp2.db /media/usb/datajoin
               datajoin ingest --db $PG_URL --no-import bundle1.djb bundle2.djb
               datajoin ingest --db sqlite:testapp2.db --dry-run /media/usb/datajoin
-            """)
+            """))
 
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var output: OutputOptions
@@ -79,7 +79,7 @@ enum ImportSummary {
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Apply inbox changes past the import pointer to the application tables.",
-        discussion: """
+        discussion: helpText("""
             One bundle per transaction, with the import pointer (program 1001) in the same transaction.
             An older change never overwrites a newer value (docs/conflict-rules.md). Held changes are
             retried.
@@ -87,7 +87,7 @@ struct Import: ParsableCommand {
             Example:
               datajoin import --db sqlite:testapp2.db
               datajoin import --db sqlite:testapp2.db --dry-run
-            """)
+            """))
 
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var output: OutputOptions

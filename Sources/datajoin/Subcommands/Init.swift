@@ -5,13 +5,13 @@ import Foundation
 struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Make a database a DataJoin node: install the ds_ tables, record its node id, create its signing key.",
-        discussion: """
+        discussion: helpText("""
             Idempotent: running it again with the same --node changes nothing; a different name is refused.
 
             Example:
               datajoin init --db sqlite:testapp1.db --node testapp1
-              datajoin init --db postgresql://app:secret@localhost:5432/testapp2 --node testapp2
-            """)
+              datajoin init --db postgresql://app@localhost/testapp2 --node testapp2
+            """))
 
     @OptionGroup var database: DatabaseOptions
 

@@ -26,14 +26,14 @@ struct Inspect: ParsableCommand {
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check bundle files (format, completeness, checksum, signature) without touching a database.",
-        discussion: """
+        discussion: helpText("""
             Exit status 1 when any file is bad. With --db, also says for each origin whether the bundle
             is already held, fills a gap, or leaves one (like 'git bundle verify').
 
             Example:
               datajoin verify /media/usb/datajoin/*.djb
               datajoin verify --db laptop.db /media/usb/datajoin
-            """)
+            """))
 
     @Argument(help: ArgumentHelp("Bundle files or folders.", valueName: "file"), completion: .file())
     var files: [String] = []
@@ -87,11 +87,11 @@ struct TrustCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trust",
         abstract: "Trust a peer's public key, or revoke it; ingest accepts bundles only from trusted senders.",
-        discussion: """
+        discussion: helpText("""
             Example:
               datajoin trust --db laptop.db office 3b6a27bc…(64 hex digits)
               datajoin trust --db laptop.db --revoke office
-            """)
+            """))
 
     @OptionGroup var database: DatabaseOptions
 

@@ -4,11 +4,13 @@ import DataJoin
 struct Prune: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Remove sync history no node needs any more.",
-        discussion: """
+        discussion: helpText("""
             Removes, in one transaction:
-              - outbox rows every trusted peer has confirmed (a peer that never answers keeps them:
-                revoke a retired node with 'datajoin trust --revoke NODE');
-              - applied inbox rows (on a relaying hub, only once every peer has confirmed them);
+              - outbox rows every trusted peer has confirmed (a peer that never
+                answers keeps them: revoke a retired node with
+                'datajoin trust --revoke NODE');
+              - applied inbox rows (on a relaying hub, only once every peer has
+                confirmed them);
               - tombstones of deleted rows older than --keep (default 30d).
 
             From then on, a change stamped before the retention is held, not applied: it comes from a
@@ -17,7 +19,7 @@ struct Prune: ParsableCommand {
 
             Example:
               datajoin prune --db $OFFICE_PG --keep 90d
-            """)
+            """))
 
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var output: OutputOptions

@@ -4,7 +4,7 @@ import DataJoin
 struct Snapshot: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write the current state of every tracked table, with its versions, into one bundle.",
-        discussion: """
+        discussion: helpText("""
             A new node joins from a snapshot instead of replaying all history: create the tables,
             'datajoin init', 'datajoin track', trust the sender, then 'datajoin ingest' the snapshot.
             Later bundles apply on top of it. Into a database that already has rows, a snapshot merges
@@ -15,11 +15,11 @@ struct Snapshot: ParsableCommand {
 
             Example:
               datajoin snapshot --db $OFFICE_PG --to /media/usb
-              datajoin init   --db new-laptop.db --node laptop3      # after creating the tables
+              datajoin init   --db new-laptop.db --node laptop3  # tables created first
               datajoin track  --db new-laptop.db sales_order customer
               datajoin trust  --db new-laptop.db office <office key>
               datajoin ingest --db new-laptop.db /media/usb/office~snapshot_*.djb
-            """)
+            """))
 
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var output: OutputOptions

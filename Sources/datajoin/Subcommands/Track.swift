@@ -4,13 +4,13 @@ import DataJoin
 struct Track: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Start capturing inserts, updates and deletes of tables into ds_change_outbox.",
-        discussion: """
+        discussion: helpText("""
             Installs capture triggers (plpgsql on PostgreSQL, SQL triggers on SQLite). A table needs a
             primary key; composite keys work. After ALTER TABLE, run 'untrack' then 'track' again.
 
             Example:
               datajoin track --db sqlite:testapp1.db sales_order
-            """)
+            """))
 
     @OptionGroup var database: DatabaseOptions
 

@@ -6,16 +6,16 @@ import Foundation
 struct Watch: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run ingest, import and export in a loop, every N seconds (the seed's recurring programs).",
-        discussion: """
+        discussion: helpText("""
             Each cycle ingests the bundles in --in, imports them, and exports new changes to --out,
             printing one line. A failed cycle is logged and the next one runs. Only one watch runs per
             database (a second one exits with status 1). SIGINT or SIGTERM stops it between
             transactions, with exit status 0.
 
             Example:
-              datajoin watch --db laptop.db --in /srv/drop/office --out /srv/drop/laptop --every 60
-              datajoin watch --db $HUB --in /srv/drop/in --out /srv/drop/out --every 30 --relay
-            """)
+              datajoin watch --db laptop.db --in /drop/office --out /drop/laptop --every 60
+              datajoin watch --db $HUB --in /drop/in --out /drop/out --every 30 --relay
+            """))
 
     @OptionGroup var database: DatabaseOptions
 

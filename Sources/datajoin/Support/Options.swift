@@ -105,3 +105,17 @@ final class TerminalReporter: Reporter {
         Console.info(message)
     }
 }
+
+/// Joins the lines of each paragraph, so ArgumentParser wraps prose to the terminal's width
+/// itself instead of breaking our lines again; indented lines (examples) stay as written.
+func helpText(_ text: String) -> String {
+    var out: [String] = []
+    for line in text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
+        if let last = out.last, !last.isEmpty, !line.isEmpty, !line.hasPrefix(" "), !last.hasPrefix(" "), !last.hasSuffix(":") {
+            out[out.count - 1] = last + " " + line
+        } else {
+            out.append(line)
+        }
+    }
+    return out.joined(separator: "\n")
+}

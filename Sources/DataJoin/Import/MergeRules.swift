@@ -32,13 +32,13 @@ struct Merger {
 
     // Rows go through the batch on the fast path, straight to the database otherwise.
     private func upsert(_ sql: TableSQL, _ key: [Value], _ bytes: [UInt8], _ columns: [Change.ColumnValue]) throws {
-        if let batch { try batch.upsert(sql.table.name, key, bytes: bytes, columns) } else { try sql.upsert(key, columns) }
+        if let batch { try batch.upsert(sql.table.name, key, bytes: KeyBytes(bytes), columns) } else { try sql.upsert(key, columns) }
     }
     private func update(_ sql: TableSQL, _ key: [Value], _ bytes: [UInt8], _ columns: [Change.ColumnValue]) throws {
-        if let batch { try batch.update(sql.table.name, key, bytes: bytes, columns) } else { try sql.update(key, columns) }
+        if let batch { try batch.update(sql.table.name, key, bytes: KeyBytes(bytes), columns) } else { try sql.update(key, columns) }
     }
     private func delete(_ sql: TableSQL, _ key: [Value], _ bytes: [UInt8]) throws {
-        if let batch { try batch.delete(sql.table.name, key, bytes: bytes) } else { try sql.delete(key) }
+        if let batch { try batch.delete(sql.table.name, key, bytes: KeyBytes(bytes)) } else { try sql.delete(key) }
     }
 
     mutating func apply(_ c: Change) throws -> ApplyOutcome {
@@ -58,7 +58,7 @@ struct Merger {
         var localRow: [String: Value]??
         func current() throws -> [String: Value]? {
             if let r = localRow { return r }
-            let r = try batch.map { try $0.select(c.table, key, bytes: keyBytes) } ?? sql.select(key)
+            let r = try batch.map { try $0.select(c.table, key, bytes: KeyBytes(keyBytes)) } ?? sql.select(key)
             localRow = .some(r)
             return r
         }

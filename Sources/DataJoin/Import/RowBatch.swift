@@ -22,10 +22,10 @@ final class RowBatch {
         let sql: TableSQL
         init(sql: TableSQL) { self.sql = sql }
         /// nil value: known not to exist.
-        var rows: [[UInt8]: [String: Value]?] = [:]
-        var keys: [[UInt8]: [Value]] = [:]
-        var pending: [[UInt8]: Pending] = [:]
-        var order: [[UInt8]] = []
+        var rows: [KeyBytes: [String: Value]?] = [:]
+        var keys: [KeyBytes: [Value]] = [:]
+        var pending: [KeyBytes: Pending] = [:]
+        var order: [KeyBytes] = []
     }
 
     let db: Database
@@ -43,18 +43,18 @@ final class RowBatch {
         for (name, list) in Dictionary(grouping: keys, by: \.table) {
             guard let state = tables[name] else { continue }
             var missing: [[Value]] = []
-            var seen = Set<[UInt8]>()
+            var seen = Set<KeyBytes>()
             for k in list {
-                let bytes = KeyCodec.encode(k.key)
+                let bytes = KeyBytes(KeyCodec.encode(k.key))
                 if state.rows[bytes] == nil, seen.insert(bytes).inserted { missing.append(k.key) }
             }
-            for k in missing { state.rows[KeyCodec.encode(k)] = .some(nil) }
-            try state.sql.selectMany(missing) { key, row in state.rows[KeyCodec.encode(key)] = .some(row) }
+            for k in missing { state.rows[KeyBytes(KeyCodec.encode(k))] = .some(nil) }
+            try state.sql.selectMany(missing) { key, row in state.rows[KeyBytes(KeyCodec.encode(key))] = .some(row) }
         }
     }
 
     /// `bytes`: the key's encoding (KeyCodec), which the caller already has.
-    func select(_ table: String, _ key: [Value], bytes: [UInt8]) throws -> [String: Value]? {
+    func select(_ table: String, _ key: [Value], bytes: KeyBytes) throws -> [String: Value]? {
         if let cached = tables[table]?.rows[bytes] { return cached }
         let state = tables[table]!
         let row = try state.sql.select(key)
@@ -62,7 +62,7 @@ final class RowBatch {
         return row
     }
 
-    func upsert(_ table: String, _ key: [Value], bytes: [UInt8], _ columns: [Change.ColumnValue]) throws {
+    func upsert(_ table: String, _ key: [Value], bytes: KeyBytes, _ columns: [Change.ColumnValue]) throws {
         let before = try select(table, key, bytes: bytes)
         let state = tables[table]!
         var row = before ?? [:]
@@ -81,7 +81,7 @@ final class RowBatch {
         state.rows[bytes] = .some(row)
     }
 
-    func update(_ table: String, _ key: [Value], bytes: [UInt8], _ columns: [Change.ColumnValue]) throws {
+    func update(_ table: String, _ key: [Value], bytes: KeyBytes, _ columns: [Change.ColumnValue]) throws {
         guard !columns.isEmpty, var row = try select(table, key, bytes: bytes) else { return }
         let state = tables[table]!
         var set: [String: Value] = [:]
@@ -96,7 +96,7 @@ final class RowBatch {
         state.rows[bytes] = .some(row)
     }
 
-    func delete(_ table: String, _ key: [Value], bytes: [UInt8]) throws {
+    func delete(_ table: String, _ key: [Value], bytes: KeyBytes) throws {
         let state = tables[table]!
         if state.pending[bytes] == nil { state.order.append(bytes) }
         state.pending[bytes] = .delete

@@ -74,6 +74,10 @@ struct VersionStore {
     struct Key: Hashable {
         var table: String
         var key: [UInt8]
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(table)
+            key.withUnsafeBytes { hasher.combine(bytes: $0) }
+        }
     }
 
     /// The row states of many keys, a few statements in all.

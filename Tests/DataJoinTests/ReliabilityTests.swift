@@ -156,6 +156,37 @@ final class ReliabilityTests: XCTestCase {
         XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM item WHERE id LIKE 'from-b-%'"), .integer(300))
     }
 
+    /// A SQLite node made by schema version 4 (backlog found through an index) with stamped and
+    /// unstamped rows upgrades to the stored stamping cursor: nothing stamped twice, nothing
+    /// skipped, and the index that every captured row paid for is gone.
+    func testSQLiteSchemaFourUpgradesToTheStampingCursor() throws {
+        let (a, b) = try makePair(.sqlite, .sqlite)
+        for i in 0..<5 { try a.exec("INSERT INTO item (id, b) VALUES (?, ?)", [.text("first-\(i)"), .integer(Int64(i))]) }
+        let out = try dir("out")
+        try a.export(to: out)
+        for i in 0..<3 { try a.exec("INSERT INTO item (id, b) VALUES (?, ?)", [.text("later-\(i)"), .integer(Int64(i))]) }
+        // Back to what version 4 left: its index, no cursor.
+        try a.db.executeScript("""
+            DELETE FROM ds_setting WHERE name = '\(Stamper.stampedThroughSetting)';
+            CREATE INDEX ds_change_outbox_unstamped_order ON ds_change_outbox (source_id, id) WHERE seq IS NULL;
+            UPDATE ds_node SET schema_version = 4;
+            """)
+        let firstUnstamped = try a.db.scalar("SELECT min(id) FROM ds_change_outbox WHERE seq IS NULL").asInt64 ?? 0
+        XCTAssertEqual(try Stamper.unstampedCount(a.db), 3)
+        _ = try NodeIdentity.load(a.db)  // upgrades
+        XCTAssertEqual(try a.db.scalar("SELECT value FROM ds_setting WHERE name = ?", [.text(Stamper.stampedThroughSetting)]).asInt64, firstUnstamped - 1)
+        XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM sqlite_master WHERE name = 'ds_change_outbox_unstamped_order'"), .integer(0))
+        XCTAssertEqual(try a.db.scalar("SELECT schema_version FROM ds_node"), .integer(Int64(SyncSchema.version)))
+        XCTAssertEqual(try Stamper.unstampedCount(a.db), 3)
+        try a.export(to: out)
+        XCTAssertEqual(try Stamper.unstampedCount(a.db), 0)
+        XCTAssertEqual(try a.db.scalar("SELECT count(DISTINCT seq) FROM ds_change_outbox"), .integer(8))
+        XCTAssertEqual(try a.db.scalar("SELECT max(seq) FROM ds_change_outbox"), .integer(8))
+        try b.ingest([out.path])
+        XCTAssertEqual(try b.rows("item"), try a.rows("item"))
+        XCTAssertEqual(try b.rows("item").count, 8)
+    }
+
     // MARK: - Drop folders
 
     func testRescanningAFolderOfIngestedBundlesReadsNoFile() throws {

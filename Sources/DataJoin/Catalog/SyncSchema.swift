@@ -4,7 +4,7 @@ import Foundation
 /// (docs/tables.md describes every column).
 enum SyncSchema {
     /// Bumped when the tables change; stored in ds_node.schema_version.
-    static let version = 4
+    static let version = 5
 
     static func ddl(for brand: Brand) -> String {
         let id = brand == .sqlite ? "INTEGER PRIMARY KEY AUTOINCREMENT" : "BIGSERIAL PRIMARY KEY"
@@ -82,7 +82,7 @@ enum SyncSchema {
             hlc BIGINT,
             cl BIGINT
         );
-        CREATE INDEX IF NOT EXISTS ds_change_outbox_unstamped_order ON ds_change_outbox (source_id, id) WHERE seq IS NULL;
+        \(brand == .postgres ? "CREATE INDEX IF NOT EXISTS ds_change_outbox_unstamped_order ON ds_change_outbox (source_id, id) WHERE seq IS NULL;" : "")
         CREATE UNIQUE INDEX IF NOT EXISTS ds_change_outbox_seq ON ds_change_outbox (seq) WHERE seq IS NOT NULL;
         CREATE TABLE IF NOT EXISTS ds_change_inbox (
             id \(id),
@@ -200,6 +200,15 @@ enum SyncSchema {
                 // Partial now: as a full index it served `seq IS NULL` too, and both planners
                 // chose it for the backlog and then sorted the whole backlog for every chunk.
                 try db.executeScript("DROP INDEX IF EXISTS ds_change_outbox_seq")
+            }
+            if version < 5 && db.brand == .sqlite {
+                // Stamping finds the backlog above a stored id instead of through an index
+                // (Stamper.stampedThroughSetting): the id below the first unstamped row.
+                try db.execute("""
+                    INSERT INTO ds_setting (name, value) SELECT ?, coalesce((SELECT min(id) - 1 FROM ds_change_outbox WHERE seq IS NULL),
+                      (SELECT max(id) FROM ds_change_outbox), 0) WHERE true ON CONFLICT (name) DO UPDATE SET value = excluded.value
+                    """, [.text(Stamper.stampedThroughSetting)])
+                try db.executeScript("DROP INDEX IF EXISTS ds_change_outbox_unstamped_order")
             }
             try db.executeScript(ddl(for: db.brand))
             try db.execute("INSERT INTO ds_program_parameter (id, programtype, description, active_flag, status, fromtable, fromoutboxpointer) SELECT ?, 'relay', 'inbox to relayed bundles', 'Y', 'idle', 'ds_change_inbox', 0 WHERE NOT EXISTS (SELECT 1 FROM ds_program_parameter WHERE id = ?)", [.integer(Program.relay), .integer(Program.relay)])

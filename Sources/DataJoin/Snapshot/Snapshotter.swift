@@ -52,7 +52,7 @@ public enum Snapshotter {
             for _ in 0..<3 where !done {
                 try db.inTransaction { try stampPending() }
                 done = try db.inReadTransaction {
-                    guard try db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq IS NULL").asInt64 ?? 0 == 0 else { return false }
+                    guard try Stamper.unstampedCount(db) == 0 else { return false }
                     try read()
                     return true
                 }

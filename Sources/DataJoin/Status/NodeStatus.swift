@@ -60,9 +60,10 @@ public struct NodeStatus: Sendable {
         let me = try NodeIdentity.load(db)
         let exportPointer = try ProgramPointer.get(db, Program.export)
         let importPointer = try ProgramPointer.get(db, Program.import)
-        let unstamped = try db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq IS NULL").asInt64 ?? 0
+        let unstamped = try Stamper.unstampedCount(db)
         let lastSeq = me.nextSeq - 1
-        let oldest = try db.scalar("SELECT min(captured_ms) FROM ds_change_outbox WHERE seq IS NULL OR seq > ?", [.integer(exportPointer)]).asInt64
+        let oldest = try db.scalar("SELECT min(captured_ms) FROM ds_change_outbox WHERE (seq IS NULL AND id > ?) OR seq > ?",
+                                   [.integer(try Stamper.stampedThrough(db)), .integer(exportPointer)]).asInt64
         let held = try db.rows("SELECT origin, seq, object_table, reason FROM ds_change_inbox WHERE status = 'held' ORDER BY id LIMIT 20").map {
             HeldChange(origin: $0.string(0) ?? "", seq: $0.int(1) ?? 0, table: $0.string(2) ?? "", reason: $0.string(3) ?? "")
         }

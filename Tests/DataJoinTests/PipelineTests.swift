@@ -64,6 +64,25 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(Set(try a.rows("t").map { $0[0] + "=" + $0[1] }), ["1=v4+", "10=v10+", "2=v1+", "3=v2+!", "4=v3+", "5=v6+", "6=v5+", "7=v7+", "8=v8+!", "9=v9+!"])
     }
 
+    /// SQLite captures updates with one trigger per column (`AFTER UPDATE OF`): a statement
+    /// writes outbox rows only for the columns it changed, a key change is a delete plus an
+    /// insert with the new values, and setting a column to its own value captures nothing.
+    func testPerColumnUpdateTriggersSQLite() throws {
+        let (a, b) = try pair(.sqlite, .postgres)
+        try a.exec("INSERT INTO sales_order (order_id, quantity, description) VALUES ('k1', '1', 'one'), ('k2', '2', 'two'), ('k3', '3', 'three')")
+        try a.exec("UPDATE sales_order SET quantity = quantity, description = description")  // no change
+        try a.exec("UPDATE sales_order SET order_id = CASE order_id WHEN 'k1' THEN 'k9' ELSE order_id END, quantity = quantity || '+'")
+        try a.exec("UPDATE sales_order SET description = 'TWO' WHERE order_id = 'k2'")
+        let ops = try a.db.rows("SELECT object_operation, object_attribute FROM ds_change_outbox ORDER BY id").map { ($0.string(0) ?? "") + ($0.string(1) ?? "") }
+        XCTAssertEqual(ops.filter { $0.hasPrefix("U") }.sorted(), ["Udescription", "Uquantity", "Uquantity"])
+        XCTAssertEqual(ops.filter { !$0.hasPrefix("U") }, ["I", "I", "I", "D", "I"])
+        let out = try bundles("out")
+        try a.export(to: out)
+        try b.ingest([out.path])
+        XCTAssertEqual(try b.rows(), try a.rows())
+        XCTAssertEqual(try a.rows().map { $0[0] + "=" + ($0[5]) }, ["k2=2+", "k3=3+", "k9=1+"])
+    }
+
     func testMaxChangesSplitsIntoSortedBundles() throws {
         let (a, b) = try pair(.sqlite, .sqlite)
         for i in 0..<25 { try a.exec("INSERT INTO sales_order (order_id, quantity) VALUES (?, ?)", [.text("k\(i)"), .text("\(i)")]) }

@@ -29,7 +29,11 @@ enum CaptureTriggers {
         let n = names(table)
         switch db.brand {
         case .sqlite:
-            for trig in [n.insert, n.update, n.delete] { try db.executeScript("DROP TRIGGER IF EXISTS \(db.quote(trig))") }
+            // Every capture trigger of the table, whatever columns it had when they were made.
+            let prefix = "ds_capture_"
+            let found = try db.rows("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? AND substr(name, 1, ?) = ?",
+                                    [.text(table), .integer(Int64(prefix.count)), .text(prefix)]).compactMap { $0.string(0) }
+            for trig in Set(found + [n.insert, n.update, n.delete]) { try db.executeScript("DROP TRIGGER IF EXISTS \(db.quote(trig))") }
         case .postgres:
             let f = statementFunctions(table)
             try db.executeScript("""
@@ -71,17 +75,11 @@ enum CaptureTriggers {
         }
         let cols = "object_table, object_pk_attribute, object_id, object_operation, object_attribute, object_value, object_value_old, captured_ms"
         let keyChanged = t.keyColumns.map { "NEW.\(db.quote($0.name)) IS NOT OLD.\(db.quote($0.name))" }.joined(separator: " OR ")
-        var updateBody = """
-            INSERT INTO ds_change_outbox (\(cols)) SELECT \(lit), \(pkNames), \(key("OLD")), 'D', NULL, NULL, NULL, \(ms) WHERE \(keyChanged);
-            INSERT INTO ds_change_outbox (\(cols)) SELECT \(lit), \(pkNames), \(key("NEW")), 'I', NULL, \(row("NEW")), NULL, \(ms) WHERE \(keyChanged);
-
-            """
-        for c in t.valueColumns {
-            let q = db.quote(c.name)
-            updateBody += "INSERT INTO ds_change_outbox (\(cols)) SELECT \(lit), \(pkNames), \(key("NEW")), 'U', \(literal(c.name)), "
-                + "\(sqliteTagged("NEW.\(q)")), \(sqliteTagged("OLD.\(q)")), \(ms) WHERE NEW.\(q) IS NOT OLD.\(q) AND NOT (\(keyChanged));\n"
-        }
-        return [
+        let keyList = t.keyColumns.map { db.quote($0.name) }.joined(separator: ", ")
+        // Updates: one trigger per column, `AFTER UPDATE OF` that column, so an UPDATE runs only
+        // the triggers of the columns it sets (SQLite picks them when it prepares the statement)
+        // instead of testing every column of every row.
+        var triggers = [
             """
             CREATE TRIGGER \(db.quote(n.insert)) AFTER INSERT ON \(table) WHEN \(notApplying) BEGIN
             INSERT INTO ds_change_outbox (\(cols)) VALUES (\(lit), \(pkNames), \(key("NEW")), 'I', NULL, \(row("NEW")), NULL, \(ms));
@@ -92,8 +90,23 @@ enum CaptureTriggers {
             INSERT INTO ds_change_outbox (\(cols)) VALUES (\(lit), \(pkNames), \(key("OLD")), 'D', NULL, NULL, NULL, \(ms));
             END
             """,
-            "CREATE TRIGGER \(db.quote(n.update)) AFTER UPDATE ON \(table) WHEN \(notApplying) BEGIN\n\(updateBody)END",
+            """
+            CREATE TRIGGER \(db.quote(n.update)) AFTER UPDATE OF \(keyList) ON \(table) WHEN (\(keyChanged)) AND \(notApplying) BEGIN
+            INSERT INTO ds_change_outbox (\(cols)) VALUES (\(lit), \(pkNames), \(key("OLD")), 'D', NULL, NULL, NULL, \(ms));
+            INSERT INTO ds_change_outbox (\(cols)) VALUES (\(lit), \(pkNames), \(key("NEW")), 'I', NULL, \(row("NEW")), NULL, \(ms));
+            END
+            """,
         ]
+        for (i, c) in t.valueColumns.enumerated() {
+            let q = db.quote(c.name)
+            triggers.append("""
+                CREATE TRIGGER \(db.quote(n.update + "_c\(i + 1)")) AFTER UPDATE OF \(q) ON \(table)
+                WHEN NEW.\(q) IS NOT OLD.\(q) AND NOT (\(keyChanged)) AND \(notApplying) BEGIN
+                INSERT INTO ds_change_outbox (\(cols)) VALUES (\(lit), \(pkNames), \(key("NEW")), 'U', \(literal(c.name)), \(sqliteTagged("NEW.\(q)")), \(sqliteTagged("OLD.\(q)")), \(ms));
+                END
+                """)
+        }
+        return triggers
     }
 
     // MARK: - PostgreSQL

@@ -135,8 +135,11 @@ struct VersionStore {
         for (table, list) in Dictionary(grouping: keys, by: { $0.0 }) {
             for part in stride(from: 0, to: list.count, by: Self.batch) {
                 let slice = list[part..<min(part + Self.batch, list.count)]
-                try db.execute("DELETE FROM ds_column_version WHERE object_table = ? AND object_id IN (\(slice.map { _ in "?" }.joined(separator: ", ")))",
-                               [.text(table)] + slice.map { .blob($0.1) })
+                // PostgreSQL: the rows found key by key (as in `keyed`), then deleted by ctid.
+                let sql = db.brand == .sqlite
+                    ? "DELETE FROM ds_column_version WHERE object_table = ? AND object_id IN (\(slice.map { _ in "?" }.joined(separator: ", ")))"
+                    : "DELETE FROM ds_column_version WHERE ctid = ANY (ARRAY(\(keyed("ctid", from: "ds_column_version", keys: slice.count))))"
+                try db.execute(sql, [.text(table)] + slice.map { .blob($0.1) })
             }
         }
     }

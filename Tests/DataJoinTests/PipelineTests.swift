@@ -55,13 +55,23 @@ final class PipelineTests: XCTestCase {
             """)
         try a.exec("UPDATE t SET w = 'only 7' WHERE k = 7")  // the next statement is captured normally
         XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE object_table = 't' AND object_operation = 'U'"), .integer(15 + 2 + 1))
+        // Over 1,000 rows a statement is planned on its own (EXECUTE): the same rules hold.
+        try a.exec("INSERT INTO t SELECT g, 'v' || g, 'w' || g FROM generate_series(11, 1510) g")
+        try a.exec("UPDATE t SET k = CASE WHEN k > 1000 THEN k + 1 ELSE k END, w = CASE WHEN k % 3 = 0 THEN w || '*' ELSE w END WHERE k > 10")
+        XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE object_table = 't' AND object_operation = 'U'"),
+                       .integer(18 + Int64((11...1000).filter { $0 % 3 == 0 }.count)))
         let out = try bundles("out")
         try a.export(to: out)
         for n in [b, c] {
             try n.ingest([out.path])
             XCTAssertEqual(try n.rows("t"), try a.rows("t"), "node \(n.name)")
         }
-        XCTAssertEqual(Set(try a.rows("t").map { $0[0] + "=" + $0[1] }), ["1=v4+", "10=v10+", "2=v1+", "3=v2+!", "4=v3+", "5=v6+", "6=v5+", "7=v7+", "8=v8+!", "9=v9+!"])
+        XCTAssertEqual(Set(try a.rows("t").filter { Int($0[0])! <= 10 }.map { $0[0] + "=" + $0[1] }),
+                       ["1=v4+", "10=v10+", "2=v1+", "3=v2+!", "4=v3+", "5=v6+", "6=v5+", "7=v7+", "8=v8+!", "9=v9+!"])
+        XCTAssertEqual(try a.rows("t").count, 1510)
+        XCTAssertEqual(try a.db.scalar("SELECT w FROM t WHERE k = 1500"), .text("w1499"))
+        XCTAssertEqual(try a.db.scalar("SELECT w FROM t WHERE k = 1000"), .text("w1000"))
+        XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM t WHERE k = 1001"), .integer(0))
     }
 
     /// SQLite captures updates with one trigger per column (`AFTER UPDATE OF`): a statement

@@ -132,6 +132,7 @@ final class BundleReader {
     /// database proves integrity, not trust).
     func finish(publicKey: Curve25519.Signing.PublicKey? = nil) throws {
         if trailerCount == nil { while try next() != nil {} }
+        reader.flushConsumed()
         reader.onConsume = nil
         let digest = Array(box.hasher.finalize())
         let storedDigest = try reader.bytes(32)

@@ -63,7 +63,7 @@ enum Stamper {
 
     static func stampedThrough(_ db: Database) throws -> Int64 {
         guard db.brand == .sqlite else { return 0 }
-        return try db.scalar("SELECT value FROM ds_setting WHERE name = ?", [.text(stampedThroughSetting)]).asInt64 ?? 0
+        return try Settings.int(db, stampedThroughSetting) ?? 0
     }
 
     /// How many captured rows wait for a sequence number.
@@ -173,8 +173,7 @@ enum Stamper {
             try db.execute("UPDATE ds_node SET hlc = ?, next_seq = ?", [.integer(me.hlc), .integer(me.nextSeq)])
         }
         if through != throughBefore {
-            try db.execute("INSERT INTO ds_setting (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                           [.text(stampedThroughSetting), .text(String(through))])
+            try Settings.set(db, stampedThroughSetting, through)
         }
         return total
     }

@@ -18,7 +18,7 @@ public enum HybridLogicalClock {
     /// node's stamps and its future-stamp check use, as if its wall clock were wrong.
     static func testOffsetMs(_ db: Database) throws -> Int64 {
         if let env = ProcessInfo.processInfo.environment["DATAJOIN_TEST_CLOCK_OFFSET_MS"].flatMap({ Int64($0) }) { return env }
-        return try db.scalar("SELECT value FROM ds_setting WHERE name = 'test_clock_offset_ms'").asInt64 ?? 0
+        return try Settings.int(db, "test_clock_offset_ms") ?? 0
     }
 
     static func tick(after last: Int64, physicalMs: Int64) -> Int64 {

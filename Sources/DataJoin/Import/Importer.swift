@@ -29,7 +29,7 @@ public enum Importer {
     public static func run(_ db: Database, reporter: Reporter = SilentReporter(), shouldStop: () -> Bool = { false }) throws -> ImportReport {
         _ = try NodeIdentity.load(db)
         let tables = try TableRegistry.load(db)
-        let maxAhead = try db.scalar("SELECT value FROM ds_setting WHERE name = 'max_clock_ahead_ms'").asInt64 ?? defaultMaxClockAheadMs
+        let maxAhead = try Settings.int(db, "max_clock_ahead_ms") ?? defaultMaxClockAheadMs
         var report = ImportReport()
         let total = try db.scalar("SELECT count(*) FROM ds_change_inbox WHERE id > ?", [.integer(try ProgramPointer.get(db, Program.import))]).asInt64
         try retryHeld(db, tables: tables, maxAhead: maxAhead, report: &report)

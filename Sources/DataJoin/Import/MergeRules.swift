@@ -31,14 +31,14 @@ struct Merger {
     }
 
     // Rows go through the batch on the fast path, straight to the database otherwise.
-    private func upsert(_ sql: TableSQL, _ key: [Value], _ bytes: [UInt8], _ columns: [Change.ColumnValue]) throws {
-        if let batch { try batch.upsert(sql.table.name, key, bytes: KeyBytes(bytes), columns) } else { try sql.upsert(key, columns) }
+    private func upsert(_ sql: TableSQL, _ key: [Value], _ bytes: KeyBytes, _ columns: [Change.ColumnValue]) throws {
+        if let batch { try batch.upsert(sql.table.name, key, bytes: bytes, columns) } else { try sql.upsert(key, columns) }
     }
-    private func update(_ sql: TableSQL, _ key: [Value], _ bytes: [UInt8], _ columns: [Change.ColumnValue]) throws {
-        if let batch { try batch.update(sql.table.name, key, bytes: KeyBytes(bytes), columns) } else { try sql.update(key, columns) }
+    private func update(_ sql: TableSQL, _ key: [Value], _ bytes: KeyBytes, _ columns: [Change.ColumnValue]) throws {
+        if let batch { try batch.update(sql.table.name, key, bytes: bytes, columns) } else { try sql.update(key, columns) }
     }
-    private func delete(_ sql: TableSQL, _ key: [Value], _ bytes: [UInt8]) throws {
-        if let batch { try batch.delete(sql.table.name, key, bytes: KeyBytes(bytes)) } else { try sql.delete(key) }
+    private func delete(_ sql: TableSQL, _ key: [Value], _ bytes: KeyBytes) throws {
+        if let batch { try batch.delete(sql.table.name, key, bytes: bytes) } else { try sql.delete(key) }
     }
 
     mutating func apply(_ c: Change) throws -> ApplyOutcome {
@@ -51,6 +51,7 @@ struct Merger {
         }
         let key = t.canonicalKey(c.key)
         let keyBytes = KeyCodec.encode(key)
+        let rowKey = KeyBytes(keyBytes)
         let incoming = Version(hlc: c.hlc, node: c.origin)
         let sql = statements[c.table] ?? TableSQL(table: t, db: db)
         statements[c.table] = sql
@@ -58,7 +59,7 @@ struct Merger {
         var localRow: [String: Value]??
         func current() throws -> [String: Value]? {
             if let r = localRow { return r }
-            let r = try batch.map { try $0.select(c.table, key, bytes: KeyBytes(keyBytes)) } ?? sql.select(key)
+            let r = try batch.map { try $0.select(c.table, key, bytes: rowKey) } ?? sql.select(key)
             localRow = .some(r)
             return r
         }
@@ -82,7 +83,7 @@ struct Merger {
                                              loserVersion: rowVersion, reason: "row re-created by generation \(c.cl) elsewhere")
                     }
                 }
-                try upsert(sql, key, keyBytes, values)
+                try upsert(sql, key, rowKey, values)
                 // Column versions are cleared before the row's new version is set: a row that had
                 // no version has none to clear (and nothing to look up).
                 try versions.clearColumns(c.table, keyBytes)
@@ -118,10 +119,10 @@ struct Merger {
                 }
             }
             if local == nil {
-                try upsert(sql, key, keyBytes, winners)
+                try upsert(sql, key, rowKey, winners)
             } else {
                 let changed = winners.filter { local?[$0.name] != $0.value }
-                try update(sql, key, keyBytes, changed)
+                try update(sql, key, rowKey, changed)
             }
             versions.setRow(c.table, keyBytes, .init(cl: c.cl, version: incoming))
             return .applied
@@ -154,7 +155,7 @@ struct Merger {
                                      loserVersion: localVersion, reason: "concurrent update; the incoming one is newer")
             }
             if localValue != v.value {
-                try update(sql, key, keyBytes, [v])
+                try update(sql, key, rowKey, [v])
             }
             try versions.setColumn(c.table, keyBytes, v.name, incoming)
             return .applied
@@ -162,7 +163,7 @@ struct Merger {
         case .delete:
             if c.cl > localCl {
                 if localCl > 0 || state == nil {
-                    try delete(sql, key, keyBytes)
+                    try delete(sql, key, rowKey)
                 }
                 // Column versions are cleared before the row's new version is set: a row that had
                 // no version has none to clear (and nothing to look up).

@@ -43,12 +43,11 @@ final class RowBatch {
         for (name, list) in Dictionary(grouping: keys, by: \.table) {
             guard let state = tables[name] else { continue }
             var missing: [[Value]] = []
-            var seen = Set<KeyBytes>()
             for k in list {
                 let bytes = KeyBytes(KeyCodec.encode(k.key))
-                if state.rows[bytes] == nil, seen.insert(bytes).inserted { missing.append(k.key) }
+                // Marked absent until the read below finds it; a key seen twice is read once.
+                if state.rows[bytes] == nil { state.rows[bytes] = .some(nil); missing.append(k.key) }
             }
-            for k in missing { state.rows[KeyBytes(KeyCodec.encode(k))] = .some(nil) }
             try state.sql.selectMany(missing) { key, row in state.rows[KeyBytes(KeyCodec.encode(key))] = .some(row) }
         }
     }

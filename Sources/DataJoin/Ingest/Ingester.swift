@@ -110,8 +110,8 @@ public enum Ingester {
         var maxExpandedBytes = BundleFormat.maxExpandedBytes
         var partialGraceSeconds: Double = 900
         init(_ db: Database) throws {
-            if let v = try db.scalar("SELECT value FROM ds_setting WHERE name = 'max_bundle_expanded_bytes'").asInt64 { maxExpandedBytes = Int(v) }
-            if let v = try db.scalar("SELECT value FROM ds_setting WHERE name = 'partial_grace_seconds'").asInt64 { partialGraceSeconds = Double(v) }
+            if let v = try Settings.int(db, "max_bundle_expanded_bytes") { maxExpandedBytes = Int(v) }
+            if let v = try Settings.int(db, "partial_grace_seconds") { partialGraceSeconds = Double(v) }
         }
     }
 

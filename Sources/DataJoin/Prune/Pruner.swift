@@ -62,10 +62,8 @@ public enum Pruner {
             let cutoffMs = HybridLogicalClock.nowMs(offsetMs: try HybridLogicalClock.testOffsetMs(db)) - keepSeconds * 1000
             report.tombstones = try db.execute("DELETE FROM ds_row_version WHERE cl % 2 = 0 AND hlc < ?",
                                                [.integer(cutoffMs << HybridLogicalClock.counterBits)])
-            let previous = try db.scalar("SELECT value FROM ds_setting WHERE name = ?", [.text(cutoffSetting)]).asInt64 ?? 0
-            let cutoff = max(previous, cutoffMs)
-            try db.execute("INSERT INTO ds_setting (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                           [.text(cutoffSetting), .text(String(cutoff))])
+            let cutoff = max(try Settings.int(db, cutoffSetting) ?? 0, cutoffMs)
+            try Settings.set(db, cutoffSetting, cutoff)
             report.cutoff = HybridLogicalClock.describe(cutoff << HybridLogicalClock.counterBits)
         }
         return report
@@ -73,7 +71,7 @@ public enum Pruner {
 
     /// The hold cut-off as an HLC stamp (0 when this node never pruned).
     static func cutoffStamp(_ db: Database) throws -> Int64 {
-        (try db.scalar("SELECT value FROM ds_setting WHERE name = ?", [.text(cutoffSetting)]).asInt64 ?? 0) << HybridLogicalClock.counterBits
+        (try Settings.int(db, cutoffSetting) ?? 0) << HybridLogicalClock.counterBits
     }
 
     /// "30d", "12h", "90m", "45s", "2w" (a bare number is days).

@@ -42,6 +42,8 @@ public struct TableInfo: Equatable, Sendable {
     // Derived once, not per call: the importer asks for them several times per change.
     public private(set) var keyColumns: [ColumnInfo] = []
     public private(set) var valueColumns: [ColumnInfo] = []
+    /// Positions in `columns` of the key columns, in key order.
+    public private(set) var keyPositions: [Int] = []
     private var positions: [String: Int] = [:]
 
     public init(name: String, columns: [ColumnInfo]) {
@@ -54,9 +56,11 @@ public struct TableInfo: Equatable, Sendable {
         keyColumns = columns.filter { $0.pkPosition > 0 }.sorted { $0.pkPosition < $1.pkPosition }
         valueColumns = columns.filter { $0.pkPosition == 0 }
         positions = Dictionary(columns.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
+        keyPositions = keyColumns.map { k in positions[k.name]! }
     }
 
     public func column(_ name: String) -> ColumnInfo? { positions[name].map { columns[$0] } }
+    public func position(_ name: String) -> Int? { positions[name] }
 
     /// Brings a key to its canonical typed form, so the same row has the same key bytes on
     /// every brand (an integer key captured as PostgreSQL text "5" becomes integer 5).

@@ -124,13 +124,15 @@ public enum Importer {
             if rows.isEmpty { break }
             var changes = try rows.map(change)
             if coalesce { changes = withLaterUpdates(changes, tables: tables) }
-            try merger.versions.prefetch(changes.compactMap { c in
-                tables[c.table].map { VersionCache.Key(table: c.table, key: KeyCodec.encode($0.canonicalKey(c.key))) }
-            })
-            try merger.batch?.prefetch(changes.compactMap { c in
-                tables[c.table].flatMap { t in c.key.count == t.keyColumns.count ? (c.table, t.canonicalKey(c.key)) : nil }
-            })
-            for (r, c) in zip(rows, changes) {
+            // Each change's canonical key and its bytes, computed once for the prefetches and the rules.
+            let canonical: [(key: [Value], bytes: [UInt8])?] = changes.map { c in
+                guard let t = tables[c.table], c.key.count == t.keyColumns.count else { return nil }
+                let key = t.canonicalKey(c.key)
+                return (key, KeyCodec.encode(key))
+            }
+            try merger.versions.prefetch(zip(changes, canonical).compactMap { c, k in k.map { VersionCache.Key(table: c.table, key: $0.bytes) } })
+            try merger.batch?.prefetch(zip(changes, canonical).compactMap { c, k in k.map { (c.table, $0.key, KeyBytes($0.bytes)) } })
+            for ((r, c), k) in zip(zip(rows, changes), canonical) {
                 let id = r.int(0) ?? 0
                 afterId = id
                 let wasHeld = r.string(11) == "held"
@@ -140,13 +142,13 @@ public enum Importer {
                 } else if c.hlc < prunedBefore && !c.epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) {
                     outcome = .held("stamped \(HybridLogicalClock.describe(c.hlc)) by \(c.origin), before this node pruned its tombstones (up to \(HybridLogicalClock.describe(prunedBefore))): \(c.origin) has been away longer than the retention, and this change could bring back a deleted row; re-join \(c.origin) from a snapshot (docs/snapshot.md)")
                 } else if !savepoints {
-                    outcome = try merger.apply(c)
+                    outcome = try merger.apply(c, canonical: k)
                 } else {
                     // A change the database refuses (a constraint, a value its column cannot
                     // hold) is held; the rest of the bundle still applies.
                     try db.execute("SAVEPOINT dj_change")
                     do {
-                        outcome = try merger.apply(c)
+                        outcome = try merger.apply(c, canonical: k)
                         try merger.versions.flush()
                         try db.execute("RELEASE SAVEPOINT dj_change")
                     } catch where isRefusal(db, error) {

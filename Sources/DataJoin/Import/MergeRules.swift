@@ -31,43 +31,63 @@ struct Merger {
     }
 
     // Rows go through the batch on the fast path, straight to the database otherwise.
-    private func upsert(_ sql: TableSQL, _ key: [Value], _ bytes: KeyBytes, _ columns: [Change.ColumnValue]) throws {
-        if let batch { try batch.upsert(sql.table.name, key, bytes: bytes, columns) } else { try sql.upsert(key, columns) }
+    // `columns` are (value, position in the table) pairs.
+    private func upsert(_ sql: TableSQL, _ key: [Value], _ bytes: KeyBytes, _ columns: [(Change.ColumnValue, Int)]) throws {
+        if let batch {
+            try batch.upsert(sql.table.name, key, bytes: bytes, columns.map(\.0), positions: columns.map(\.1))
+        } else {
+            try sql.upsert(key, columns.map(\.0))
+        }
     }
-    private func update(_ sql: TableSQL, _ key: [Value], _ bytes: KeyBytes, _ columns: [Change.ColumnValue]) throws {
-        if let batch { try batch.update(sql.table.name, key, bytes: bytes, columns) } else { try sql.update(key, columns) }
+    private func update(_ sql: TableSQL, _ key: [Value], _ bytes: KeyBytes, _ columns: [(Change.ColumnValue, Int)]) throws {
+        if let batch {
+            try batch.update(sql.table.name, key, bytes: bytes, columns.map(\.0), positions: columns.map(\.1))
+        } else {
+            try sql.update(key, columns.map(\.0))
+        }
     }
     private func delete(_ sql: TableSQL, _ key: [Value], _ bytes: KeyBytes) throws {
         if let batch { try batch.delete(sql.table.name, key, bytes: bytes) } else { try sql.delete(key) }
     }
 
-    mutating func apply(_ c: Change) throws -> ApplyOutcome {
+    /// `canonical`: the change's canonical key and its bytes, when the caller has them already.
+    mutating func apply(_ c: Change, canonical: (key: [Value], bytes: [UInt8])? = nil) throws -> ApplyOutcome {
         guard let t = tables[c.table] else { return .held("table \(c.table) is not tracked here; create it and run 'datajoin track', then 'datajoin import'") }
-        for col in c.columns where t.column(col.name) == nil {
-            return .held("column \(c.table).\(col.name) does not exist here; add it, re-run 'datajoin track \(c.table)', then 'datajoin import'")
+        // Each column's position, looked up once: the rules below index rows by it.
+        var positions: [Int] = []
+        positions.reserveCapacity(c.columns.count)
+        for col in c.columns {
+            guard let p = t.position(col.name) else {
+                return .held("column \(c.table).\(col.name) does not exist here; add it, re-run 'datajoin track \(c.table)', then 'datajoin import'")
+            }
+            positions.append(p)
         }
         guard c.key.count == t.keyColumns.count else {
             return .held("\(c.table) has a \(t.keyColumns.count)-column key here but the change has \(c.key.count)")
         }
-        let key = t.canonicalKey(c.key)
-        let keyBytes = KeyCodec.encode(key)
+        let key = canonical?.key ?? t.canonicalKey(c.key)
+        let keyBytes = canonical?.bytes ?? KeyCodec.encode(key)
         let rowKey = KeyBytes(keyBytes)
         let incoming = Version(hlc: c.hlc, node: c.origin)
         let sql = statements[c.table] ?? TableSQL(table: t, db: db)
         statements[c.table] = sql
         let state = try versions.row(c.table, keyBytes)
-        var localRow: [String: Value]??
-        func current() throws -> [String: Value]? {
+        // The local row's values by column position (nil: not set in a row inserted earlier in
+        // this batch).
+        var localRow: [Value?]??
+        func current() throws -> [Value?]? {
             if let r = localRow { return r }
-            let r = try batch.map { try $0.select(c.table, key, bytes: rowKey) } ?? sql.select(key)
+            let r: [Value?]?
+            if let batch { r = try batch.select(c.table, key, bytes: rowKey) } else { r = try sql.select(key).map { $0.map { $0 } } }
             localRow = .some(r)
             return r
         }
         // A row present before tracking started counts as generation 1 with the zero version.
         let localCl = try state?.cl ?? (current() == nil ? 0 : 1)
         let rowVersion = state?.version ?? .zero
-        let values = c.columns.map { Change.ColumnValue(name: $0.name, value: ValueConversion.normalize($0.value, kind: t.column($0.name)!.kind)) }
-        if c.op != .delete, let problem = ValueFit.problem(values, table: t, brand: db.brand) { return .held(problem) }
+        let values = zip(c.columns, positions).map { Change.ColumnValue(name: $0.name, value: ValueConversion.normalize($0.value, kind: t.columns[$1].kind)) }
+        if c.op != .delete, let problem = ValueFit.problem(values, positions: positions, table: t, brand: db.brand) { return .held(problem) }
+        let placed = Array(zip(values, positions))
 
         switch c.op {
         case .insert:
@@ -78,12 +98,13 @@ struct Merger {
             }
             if c.cl > localCl {
                 if localCl % 2 == 1, let local = try current() {
-                    for v in values where local[v.name] != nil && local[v.name]! != v.value {
-                        try conflicts.record(table: c.table, key: key, column: v.name, winner: v.value, winnerVersion: incoming, loser: local[v.name]!,
+                    for (v, p) in placed {
+                        guard let lv = local[p], lv != v.value else { continue }
+                        try conflicts.record(table: c.table, key: key, column: v.name, winner: v.value, winnerVersion: incoming, loser: lv,
                                              loserVersion: rowVersion, reason: "row re-created by generation \(c.cl) elsewhere")
                     }
                 }
-                try upsert(sql, key, rowKey, values)
+                try upsert(sql, key, rowKey, placed)
                 // Column versions are cleared before the row's new version is set: a row that had
                 // no version has none to clear (and nothing to look up).
                 try versions.clearColumns(c.table, keyBytes)
@@ -94,20 +115,21 @@ struct Merger {
             let columnVersions = try versions.columns(c.table, keyBytes)
             guard incoming > rowVersion else {
                 if incoming != rowVersion, let local = try current() {
-                    for v in values where local[v.name] != nil && local[v.name]! != v.value {
-                        try conflicts.record(table: c.table, key: key, column: v.name, winner: local[v.name]!, winnerVersion: columnVersions[v.name] ?? rowVersion,
+                    for (v, p) in placed {
+                        guard let lv = local[p], lv != v.value else { continue }
+                        try conflicts.record(table: c.table, key: key, column: v.name, winner: lv, winnerVersion: columnVersions[v.name] ?? rowVersion,
                                              loser: v.value, loserVersion: incoming, reason: "concurrent insert of the same key; the other is newer")
                     }
                 }
                 return .unchanged
             }
             let local = try current()
-            var winners: [Change.ColumnValue] = []
-            for v in values {
+            var winners: [(Change.ColumnValue, Int)] = []
+            for (v, p) in placed {
                 let localVersion = columnVersions[v.name] ?? rowVersion
-                let localValue = local?[v.name]
+                let localValue = local?[p] ?? nil
                 if localVersion < incoming {
-                    winners.append(v)
+                    winners.append((v, p))
                     if let lv = localValue, lv != v.value, local != nil {
                         try conflicts.record(table: c.table, key: key, column: v.name, winner: v.value, winnerVersion: incoming, loser: lv,
                                              loserVersion: localVersion, reason: "concurrent insert of the same key; this one is newer")
@@ -121,14 +143,14 @@ struct Merger {
             if local == nil {
                 try upsert(sql, key, rowKey, winners)
             } else {
-                let changed = winners.filter { local?[$0.name] != $0.value }
+                let changed = winners.filter { v, p in (local?[p] ?? nil) != v.value }
                 try update(sql, key, rowKey, changed)
             }
             versions.setRow(c.table, keyBytes, .init(cl: c.cl, version: incoming))
             return .applied
 
         case .update:
-            guard let v = values.first else { return .unchanged }
+            guard let v = values.first, let position = positions.first else { return .unchanged }
             if c.cl < localCl {
                 try conflicts.record(table: c.table, key: key, column: v.name, winner: nil, winnerVersion: rowVersion, loser: v.value, loserVersion: incoming,
                                      reason: localCl % 2 == 0 ? "update of a row deleted since (delete wins)" : "update of an older generation of a re-created row")
@@ -141,7 +163,7 @@ struct Merger {
                 return .held("\(c.table) \(KeyCodec.display(key)) is missing here although its version says it exists")
             }
             let localVersion = try versions.column(c.table, keyBytes, v.name) ?? rowVersion
-            let localValue = local[v.name] ?? .null
+            let localValue = local[position] ?? .null
             if incoming == localVersion { return .unchanged }
             if incoming < localVersion {
                 if localValue != v.value {
@@ -155,7 +177,7 @@ struct Merger {
                                      loserVersion: localVersion, reason: "concurrent update; the incoming one is newer")
             }
             if localValue != v.value {
-                try update(sql, key, rowKey, [v])
+                try update(sql, key, rowKey, [(v, position)])
             }
             try versions.setColumn(c.table, keyBytes, v.name, incoming)
             return .applied

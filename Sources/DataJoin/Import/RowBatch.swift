@@ -8,21 +8,30 @@ import Foundation
 /// bundle is rolled back and applied again change by change (Importer), so a refusal is still
 /// held per change.
 final class RowBatch {
+    /// A row's values by column position (`TableInfo.columns`); nil: not known, or not set.
+    /// Positions, not names: a dictionary per row had put String hashing and dictionary
+    /// allocation at a sixth of an import (`perf`).
+    typealias Slots = [Value?]
+
     private enum Pending {
         /// Insert, or set these columns of the existing row. `replace`: the row was deleted
         /// earlier in the chunk, so it is deleted first and inserted fresh.
-        case upsert([String: Value], replace: Bool)
+        case upsert(Slots, replace: Bool)
         /// Set these columns of a row that exists.
-        case update([String: Value])
+        case update(Slots)
         case delete
     }
 
     /// A class: updated in place, never copied with its dictionaries.
     private final class TableState {
         let sql: TableSQL
-        init(sql: TableSQL) { self.sql = sql }
+        let width: Int
+        init(sql: TableSQL) {
+            self.sql = sql
+            width = sql.table.columns.count
+        }
         /// nil value: known not to exist.
-        var rows: [KeyBytes: [String: Value]?] = [:]
+        var rows: [KeyBytes: Slots?] = [:]
         var keys: [KeyBytes: [Value]] = [:]
         var pending: [KeyBytes: Pending] = [:]
         var order: [KeyBytes] = []
@@ -31,6 +40,9 @@ final class RowBatch {
     let db: Database
     private var tables: [String: TableState] = [:]
     private let flushOrder: [String]
+    /// The table of the last call: changes come in runs of one table.
+    private var lastName = ""
+    private var lastState: TableState?
 
     init(db: Database, tables: [String: TableInfo], order: [String]) {
         self.db = db
@@ -38,41 +50,53 @@ final class RowBatch {
         for (name, t) in tables { self.tables[name] = TableState(sql: TableSQL(table: t, db: db)) }
     }
 
+    private func state(_ name: String) -> TableState {
+        if let s = lastState, name == lastName { return s }
+        let s = tables[name]!
+        lastName = name
+        lastState = s
+        return s
+    }
+
     /// Reads the current rows of these keys (canonical), one statement per table and batch.
-    func prefetch(_ keys: [(table: String, key: [Value])]) throws {
+    func prefetch(_ keys: [(table: String, key: [Value], bytes: KeyBytes)]) throws {
         for (name, list) in Dictionary(grouping: keys, by: \.table) {
             guard let state = tables[name] else { continue }
             var missing: [[Value]] = []
             for k in list {
-                let bytes = KeyBytes(KeyCodec.encode(k.key))
                 // Marked absent until the read below finds it; a key seen twice is read once.
-                if state.rows[bytes] == nil { state.rows[bytes] = .some(nil); missing.append(k.key) }
+                if state.rows[k.bytes] == nil { state.rows[k.bytes] = .some(nil); missing.append(k.key) }
             }
-            try state.sql.selectMany(missing) { key, row in state.rows[KeyBytes(KeyCodec.encode(key))] = .some(row) }
+            try state.sql.selectMany(missing) { key, row in state.rows[KeyBytes(KeyCodec.encode(key))] = .some(row.map { $0 }) }
         }
     }
 
     /// `bytes`: the key's encoding (KeyCodec), which the caller already has.
-    func select(_ table: String, _ key: [Value], bytes: KeyBytes) throws -> [String: Value]? {
-        if let cached = tables[table]?.rows[bytes] { return cached }
-        let state = tables[table]!
-        let row = try state.sql.select(key)
+    func select(_ table: String, _ key: [Value], bytes: KeyBytes) throws -> Slots? {
+        let state = state(table)
+        if let cached = state.rows[bytes] { return cached }
+        let row = try state.sql.select(key).map { $0.map { $0 } }
         state.rows[bytes] = .some(row)
         return row
     }
 
-    func upsert(_ table: String, _ key: [Value], bytes: KeyBytes, _ columns: [Change.ColumnValue]) throws {
+    private static func merged(_ prev: Slots, _ set: Slots) -> Slots {
+        var out = prev
+        for i in set.indices where set[i] != nil { out[i] = set[i] }
+        return out
+    }
+
+    /// `positions`: each column's position in the table.
+    func upsert(_ table: String, _ key: [Value], bytes: KeyBytes, _ columns: [Change.ColumnValue], positions: [Int]) throws {
         let before = try select(table, key, bytes: bytes)
-        let state = tables[table]!
-        var row = before ?? [:]
-        row.reserveCapacity(state.sql.table.columns.count)
-        for (c, v) in zip(state.sql.table.keyColumns, key) { row[c.name] = v }
-        var set: [String: Value] = [:]
-        set.reserveCapacity(columns.count)
-        for c in columns { row[c.name] = c.value; set[c.name] = c.value }
+        let state = state(table)
+        var row = before ?? Slots(repeating: nil, count: state.width)
+        for (p, v) in zip(state.sql.table.keyPositions, key) { row[p] = v }
+        var set = Slots(repeating: nil, count: state.width)
+        for (c, p) in zip(columns, positions) { row[p] = c.value; set[p] = c.value }
         switch state.pending[bytes] {
-        case .upsert(let prev, let replace)?: state.pending[bytes] = .upsert(prev.merging(set) { $1 }, replace: replace)
-        case .update(let prev)?: state.pending[bytes] = .upsert(prev.merging(set) { $1 }, replace: false)
+        case .upsert(let prev, let replace)?: state.pending[bytes] = .upsert(Self.merged(prev, set), replace: replace)
+        case .update(let prev)?: state.pending[bytes] = .upsert(Self.merged(prev, set), replace: false)
         case .delete?: state.pending[bytes] = .upsert(set, replace: true)
         case nil: state.pending[bytes] = .upsert(set, replace: false); state.order.append(bytes)
         }
@@ -80,14 +104,14 @@ final class RowBatch {
         state.rows[bytes] = .some(row)
     }
 
-    func update(_ table: String, _ key: [Value], bytes: KeyBytes, _ columns: [Change.ColumnValue]) throws {
+    func update(_ table: String, _ key: [Value], bytes: KeyBytes, _ columns: [Change.ColumnValue], positions: [Int]) throws {
         guard !columns.isEmpty, var row = try select(table, key, bytes: bytes) else { return }
-        let state = tables[table]!
-        var set: [String: Value] = [:]
-        for c in columns { row[c.name] = c.value; set[c.name] = c.value }
+        let state = state(table)
+        var set = Slots(repeating: nil, count: state.width)
+        for (c, p) in zip(columns, positions) { row[p] = c.value; set[p] = c.value }
         switch state.pending[bytes] {
-        case .upsert(let prev, let replace)?: state.pending[bytes] = .upsert(prev.merging(set) { $1 }, replace: replace)
-        case .update(let prev)?: state.pending[bytes] = .update(prev.merging(set) { $1 })
+        case .upsert(let prev, let replace)?: state.pending[bytes] = .upsert(Self.merged(prev, set), replace: replace)
+        case .update(let prev)?: state.pending[bytes] = .update(Self.merged(prev, set))
         case .delete?: return
         case nil: state.pending[bytes] = .update(set); state.order.append(bytes)
         }
@@ -96,7 +120,7 @@ final class RowBatch {
     }
 
     func delete(_ table: String, _ key: [Value], bytes: KeyBytes) throws {
-        let state = tables[table]!
+        let state = state(table)
         if state.pending[bytes] == nil { state.order.append(bytes) }
         state.pending[bytes] = .delete
         state.keys[bytes] = key
@@ -115,23 +139,31 @@ final class RowBatch {
         }
         for name in names {
             let s = tables[name]!
-            var upserts: [[String]: [([Value], [String: Value])]] = [:]
-            var updates: [[String]: [([Value], [String: Value])]] = [:]
-            // Rows that set every column (inserts) share one list of names, not a sort each.
-            let allNames = s.sql.table.columns.map(\.name).sorted()
-            func names(_ cols: [String: Value]) -> [String] { cols.count == allNames.count ? allNames : cols.keys.sorted() }
+            let columns = s.sql.table.columns
+            // Rows grouped by the columns they set; rows that set every column (inserts) share one.
+            let all = Array(columns.indices)
+            func shape(_ slots: Slots) -> [Int] {
+                if !slots.contains(where: { $0 == nil }) { return all }
+                return slots.indices.filter { slots[$0] != nil }
+            }
+            var upserts: [[Int]: [([Value], [Value])]] = [:]
+            var updates: [[Int]: [([Value], [Value])]] = [:]
             for bytes in s.order {
                 switch s.pending[bytes] {
-                case .upsert(let cols, _)?: upserts[names(cols), default: []].append((s.keys[bytes]!, cols))
-                case .update(let cols)?: updates[names(cols), default: []].append((s.keys[bytes]!, cols))
+                case .upsert(let slots, _)?:
+                    let set = shape(slots)
+                    upserts[set, default: []].append((s.keys[bytes]!, set.map { slots[$0]! }))
+                case .update(let slots)?:
+                    let set = shape(slots)
+                    updates[set, default: []].append((s.keys[bytes]!, set.map { slots[$0]! }))
                 default: break
                 }
             }
-            for (names, rows) in upserts.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
-                try s.sql.upsertMany(names, rows.map { key, cols in (key, names.map { cols[$0]! }) })
+            for (set, rows) in upserts.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
+                try s.sql.upsertMany(set.map { columns[$0].name }, rows)
             }
-            for (names, rows) in updates.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
-                try s.sql.updateMany(names, rows.map { key, cols in (key, names.map { cols[$0]! }) })
+            for (set, rows) in updates.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
+                try s.sql.updateMany(set.map { columns[$0].name }, rows)
             }
         }
         reset()

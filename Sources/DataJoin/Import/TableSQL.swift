@@ -16,10 +16,16 @@ final class TableSQL {
         selectSQL = "SELECT \(table.columns.map { db.quote($0.name) }.joined(separator: ", ")) FROM \(db.quote(table.name)) WHERE \(keyWhere)"
     }
 
-    func select(_ key: [Value]) throws -> [String: Value]? {
+    /// The row's values by column position (`table.columns`), typed by the registry.
+    func select(_ key: [Value]) throws -> [Value]? {
         guard let r = try db.firstRow(selectSQL, key) else { return nil }
-        var out: [String: Value] = [:]
-        for (i, c) in table.columns.enumerated() { out[c.name] = ValueConversion.normalize(r.values[i], kind: c.kind) }
+        return normalized(r)
+    }
+
+    private func normalized(_ r: Row) -> [Value] {
+        var out: [Value] = []
+        out.reserveCapacity(table.columns.count)
+        for (i, c) in table.columns.enumerated() { out.append(ValueConversion.normalize(r.values[i], kind: c.kind)) }
         return out
     }
 
@@ -75,16 +81,16 @@ final class TableSQL {
 
     private func rowsPerStatement(_ columns: Int) -> Int { Swift.max(1, Swift.min(256, 30_000 / Swift.max(columns, 1))) }
 
-    func selectMany(_ keys: [[Value]], _ body: ([Value], [String: Value]) -> Void) throws {
+    /// Each row found: its canonical key and its values by column position.
+    func selectMany(_ keys: [[Value]], _ body: ([Value], [Value]) -> Void) throws {
         let cols = table.columns.map { db.quote($0.name) }.joined(separator: ", ")
         var start = 0
         for n in Self.pieces(keys.count, max: rowsPerStatement(table.keyColumns.count)) {
             let slice = keys[start..<start + n]
             start += n
             try db.query("SELECT \(cols) FROM \(db.quote(table.name)) WHERE \(keyIn(n))", slice.flatMap { $0 }) { r in
-                var out: [String: Value] = [:]
-                for (i, c) in table.columns.enumerated() { out[c.name] = ValueConversion.normalize(r.values[i], kind: c.kind) }
-                body(table.canonicalKey(table.keyColumns.map { out[$0.name] ?? .null }), out)
+                let row = normalized(r)
+                body(table.canonicalKey(table.keyPositions.map { row[$0] }), row)
             }
         }
     }

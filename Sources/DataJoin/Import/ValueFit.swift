@@ -4,15 +4,16 @@ import Foundation
 /// instead (docs/types.md). Values the database refuses outright (out of range, a NUL in
 /// PostgreSQL text, too long for varchar(n)) are held through the database's own error.
 enum ValueFit {
-    static func problem(_ values: [Change.ColumnValue], table t: TableInfo, brand: Brand) -> String? {
-        for v in values {
-            // Only reals and text can be altered; most values leave here without a lookup.
+    /// `positions`: each value's column position in `t.columns`.
+    static func problem(_ values: [Change.ColumnValue], positions: [Int], table t: TableInfo, brand: Brand) -> String? {
+        for (v, p) in zip(values, positions) {
+            let col = t.columns[p]
+            // Only reals and text can be altered.
             switch v.value {
             case .real: break
-            case .text where brand == .sqlite || t.column(v.name)?.dataType.hasPrefix("numeric(") == true: break
+            case .text where brand == .sqlite || col.dataType.hasPrefix("numeric(") == true: break
             default: continue
             }
-            guard let col = t.column(v.name) else { continue }
             let problem = brand == .sqlite ? sqlite(v.value, col) : postgres(v.value, col)
             if let problem { return "\(t.name).\(v.name): \(problem); held rather than altered" }
         }

@@ -34,6 +34,7 @@ public struct Change: Equatable, Sendable {
     /// The payload as the inbox stores it (column names, not bundle indexes).
     func encodedPayload() -> [UInt8] {
         var w = ByteWriter()
+        w.bytes.reserveCapacity(16 + columns.count * 24)
         w.varint(UInt64(columns.count))
         for c in columns { w.string(c.name); w.value(c.value) }
         if let old = oldValue { w.byte(1); w.value(old) } else { w.byte(0) }

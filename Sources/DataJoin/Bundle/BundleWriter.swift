@@ -14,6 +14,8 @@ final class BundleWriter {
     private var tables: [String: (index: Int, columns: [String: Int], keys: [String])] = [:]
     private var nextTableIndex = 0
     private var origins: [String: Int] = [:]
+    /// The origin of the last change: a bundle is mostly one origin's run.
+    private var lastOrigin: (origin: String, epoch: String, index: Int)?
     private let signingKey: Curve25519.Signing.PrivateKey
     private(set) var changeCount: Int64 = 0
     private(set) var uncompressedBytes = 0
@@ -61,10 +63,19 @@ final class BundleWriter {
         guard keyNames.count == c.key.count, !keyNames.isEmpty else {
             throw DataJoinError(.internalError, "change \(c.origin)#\(c.seq) of \(c.table) has no key column names")
         }
-        let needed = keyNames + c.columns.map(\.name)
-        if let t = tables[c.table], needed.allSatisfy({ t.columns[$0] != nil }), t.keys == keyNames {
-            // defined already
-        } else {
+        // Each column's index in the table's definition, looked up once (nil: define it again).
+        func indexes() -> [Int]? {
+            guard let t = tables[c.table], t.keys == keyNames else { return nil }
+            var out: [Int] = []
+            out.reserveCapacity(c.columns.count)
+            for col in c.columns {
+                guard let i = t.columns[col.name] else { return nil }
+                out.append(i)
+            }
+            return out
+        }
+        var columnIndexes = indexes()
+        if columnIndexes == nil {
             var names = keyNames
             for n in (table?.columns.map(\.name) ?? []) + (tables[c.table].map { $0.columns.sorted { $0.value < $1.value }.map(\.key) } ?? []) + c.columns.map(\.name)
             where !names.contains(n) { names.append(n) }
@@ -80,10 +91,18 @@ final class BundleWriter {
             for n in names { pending.string(n) }
             pending.varint(UInt64(keyNames.count))
             for k in keyNames { pending.varint(UInt64(cols[k]!)) }
+            columnIndexes = c.columns.map { cols[$0.name]! }
         }
         let t = tables[c.table]!
-        guard let originIndex = origins[c.origin + "\u{0}" + c.epoch] else {
-            throw DataJoinError(.internalError, "change of \(c.origin) is not in the bundle header")
+        let originIndex: Int
+        if let last = lastOrigin, last.origin == c.origin, last.epoch == c.epoch {
+            originIndex = last.index
+        } else {
+            guard let i = origins[c.origin + "\u{0}" + c.epoch] else {
+                throw DataJoinError(.internalError, "change of \(c.origin) is not in the bundle header")
+            }
+            originIndex = i
+            lastOrigin = (c.origin, c.epoch, i)
         }
         pending.byte(BundleFormat.Record.change.rawValue)
         pending.varint(UInt64(originIndex))
@@ -97,12 +116,9 @@ final class BundleWriter {
         switch c.op {
         case .insert:
             pending.varint(UInt64(c.columns.count))
-            for col in c.columns {
-                guard let i = t.columns[col.name] else { throw DataJoinError(.internalError, "column \(col.name) is not tracked in \(c.table)") }
-                pending.varint(UInt64(i)); pending.value(col.value)
-            }
+            for (col, i) in zip(c.columns, columnIndexes ?? []) { pending.varint(UInt64(i)); pending.value(col.value) }
         case .update:
-            guard let col = c.columns.first, let i = t.columns[col.name] else { throw DataJoinError(.internalError, "update without a tracked column") }
+            guard let col = c.columns.first, let i = columnIndexes?.first else { throw DataJoinError(.internalError, "update without a tracked column") }
             pending.varint(UInt64(i)); pending.value(col.value); pending.value(c.oldValue ?? .null)
         case .delete:
             break

@@ -120,6 +120,48 @@ final class ReliabilityTests: XCTestCase {
         XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_inbox").asInt64, try NodeIdentity.load(a.db).nextSeq - 1)
     }
 
+    /// Several `datajoin ingest` runs of one folder at once (a cron job and a watcher, two
+    /// operators): every bundle is loaded by exactly one of them, the others report it as
+    /// already ingested, and all exit 0. Before the fix the losers failed on the unique key of
+    /// ds_bundle_seen: they had checked for the file before waiting for the database's lock.
+    func testConcurrentIngestsOfOneFolderLoadEachBundleOnce() throws {
+        for brand in [Brand.sqlite, .postgres] {
+            folder = try TestDatabases.tempFolder("conc-\(brand)")
+            let (a, b) = try makePair(.sqlite, brand)
+            let drop = try dir("drop")
+            var rng = SeededRandom(seed: 23)
+            let keys = (0..<300).map { String(format: "k%03d", $0) }
+            var bundles = 0
+            for _ in 0..<12 {
+                for _ in 0..<120 { try ConvergencePropertyTests.randomEdit(a, keys: keys, rng: &rng) }
+                bundles += try a.export(to: drop).count
+            }
+            final class Results: @unchecked Sendable { var list: [CLI.Result] = []; let lock = NSLock()
+                func add(_ r: CLI.Result) { lock.lock(); list.append(r); lock.unlock() } }
+            let results = Results()
+            let group = DispatchGroup()
+            for _ in 0..<3 {
+                group.enter()
+                DispatchQueue.global().async {
+                    defer { group.leave() }
+                    if let r = try? CLI.run(["ingest", "--db", b.url, drop.path]) { results.add(r) }
+                }
+            }
+            group.wait()
+            XCTAssertEqual(results.list.count, 3, "\(brand): a run did not start")
+            for r in results.list { XCTAssertEqual(r.status, 0, "\(brand): \(r.stderr)") }
+            XCTAssertEqual(try b.rows("item"), try a.rows("item"), "\(brand)")
+            let issued = try NodeIdentity.load(a.db).nextSeq - 1
+            XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_inbox").asInt64, issued, "\(brand): each change loaded once")
+            XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_bundle_seen").asInt64, Int64(bundles), "\(brand)")
+            XCTAssertEqual(try b.db.scalar("SELECT sum(loaded_count) FROM ds_bundle_seen").asInt64, issued, "\(brand)")
+            XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_quarantine"), .integer(0), "\(brand)")
+            XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_conflict"), .integer(0), "\(brand)")
+            XCTAssertEqual(results.list.map { $0.stdout.components(separatedBy: "already ingested").count - 1 }.reduce(0, +), 2 * bundles,
+                           "\(brand): every bundle loaded by one run and skipped by the other two")
+        }
+    }
+
     func testSQLiteApplicationProcessWritesDuringExportAndImport() throws {
         let (a, b) = try makePair(.sqlite, .sqlite)
         let toB = try dir("to-b"), toA = try dir("to-a")

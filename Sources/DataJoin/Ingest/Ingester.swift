@@ -133,8 +133,13 @@ public enum Ingester {
         if let seen = try db.firstRow("SELECT origin FROM ds_bundle_seen WHERE sha256 = ?", [.text(digest)]) {
             return (seen.string(0) == me.nodeId ? .ownBundle : .alreadySeen, nil)
         }
-        let reader = try BundleReader(path: path, maxExpandedBytes: limits.maxExpandedBytes)
+        var reader = try BundleReader(path: path, maxExpandedBytes: limits.maxExpandedBytes)
         let h = reader.header
+        let seenInside = { () throws -> Bool in
+            // Checked again inside the transaction: another ingest may have loaded this very file
+            // while this one waited for the database.
+            try db.firstRow("SELECT origin FROM ds_bundle_seen WHERE sha256 = ?", [.text(digest)]) != nil
+        }
         let key: Curve25519.Signing.PublicKey
         switch try Trust.key(db, node: h.sender) {
         case .success(let k): key = k
@@ -151,6 +156,7 @@ public enum Ingester {
             // Genuinely ours (the signature is checked): nothing to load, echo prevention.
             try reader.finish(publicKey: key)
             try db.inTransaction {
+                if try seenInside() { return }
                 try db.execute("""
                     INSERT INTO ds_bundle_seen (sha256, file_name, origin, origin_epoch, first_seq, last_seq, change_count, loaded_count, ingested_at, file_size, file_mtime)
                     VALUES (?, ?, ?, ?, 0, 0, ?, 0, ?, ?, ?)
@@ -160,7 +166,15 @@ public enum Ingester {
             return (.ownBundle, nil)
         }
         var notice: String?
+        var attempt = 0
         let status: IngestedFile.Status = try db.inTransaction {
+            attempt += 1
+            if attempt > 1 {
+                // A retried transaction reads the file again: the first attempt consumed it.
+                reader = try BundleReader(path: path, maxExpandedBytes: limits.maxExpandedBytes)
+                guard reader.header == h else { throw DataJoinError.bundle("changed while it was being read") }
+            }
+            if try seenInside() { return .alreadySeen }
             // A peer holding more of this node's epoch than it issued: restored from a backup.
             // Move to a new epoch before loading, so this node's lost changes come back as
             // foreign ones; a bundle that then fails to verify rolls the switch back too.

@@ -273,16 +273,43 @@ public final class PostgresDatabase: Database {
         if let failure { throw failure }
     }
 
+    /// DataJoin's write transactions run one at a time per database. The lock is taken before
+    /// the transaction starts: REPEATABLE READ fixes its snapshot at the first statement, so a
+    /// lock taken inside would leave a transaction that waited for another one reading the
+    /// state from before that one committed (two `ingest` runs of one folder then loaded the
+    /// same bundle twice, and the second failed on a unique key).
+    private static let writerLock = "4242000001"
+    private var holdsWriterLock = false
+
     public func beginTransaction() throws {
-        // REPEATABLE READ: an application write that commits under an import makes the import
-        // fail with a serialization error and run again, so it never overwrites a change
-        // it did not see (docs/apply-rules.md).
-        try executeScript("BEGIN ISOLATION LEVEL REPEATABLE READ")
-        try executeScript("SELECT pg_advisory_xact_lock(4242000001)")
+        try executeScript("SELECT pg_advisory_lock(\(Self.writerLock))")
+        holdsWriterLock = true
+        do {
+            // REPEATABLE READ: an application write that commits under an import makes the
+            // import fail with a serialization error and run again, so it never overwrites a
+            // change it did not see (docs/apply-rules.md).
+            try executeScript("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        } catch {
+            releaseWriterLock()
+            throw error
+        }
     }
+
+    private func releaseWriterLock() {
+        guard holdsWriterLock else { return }
+        holdsWriterLock = false
+        try? executeScript("SELECT pg_advisory_unlock(\(Self.writerLock))")
+    }
+
     public func beginReadTransaction() throws { try executeScript("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") }
-    public func commit() throws { try executeScript("COMMIT") }
-    public func rollback() throws { try executeScript("ROLLBACK") }
+    public func commit() throws {
+        defer { releaseWriterLock() }
+        try executeScript("COMMIT")
+    }
+    public func rollback() throws {
+        defer { releaseWriterLock() }
+        try executeScript("ROLLBACK")
+    }
     public func isRetryable(_ error: Error) -> Bool {
         guard let e = error as? PostgresError else { return false }
         return e.sqlState == "40001" || e.sqlState == "40P01" || Self.isStalePlan(e)

@@ -162,6 +162,50 @@ final class ReliabilityTests: XCTestCase {
         }
     }
 
+    /// The application inserts a key on the target while an import of the same key waits for
+    /// it (conflict-rules.md §7). The importer writes rows it found absent with a plain INSERT;
+    /// when the application's row commits first, the bundle is applied again in a new
+    /// transaction that sees (and stamps) the application's row, so neither is lost and the
+    /// newer one wins on both nodes.
+    func testPostgresApplicationInsertsAKeyWhileAnImportInsertsIt() throws {
+        let (a, b) = try makePair(.sqlite, .postgres)
+        let toB = try dir("to-b"), toA = try dir("to-a")
+        for i in 0..<50 { try a.exec("INSERT INTO item (id, a) VALUES (?, 'from a')", [.text("k\(i)")]) }
+        try a.export(to: toB)
+        let app = try DatabaseOpener.open(b.url)
+        try app.executeScript("BEGIN")
+        try app.execute("INSERT INTO item (id, a) VALUES ('k7', 'from the application on b')")
+        final class Outcome: @unchecked Sendable { var result: CLI.Result?; var error: Error? }
+        let outcome = Outcome()
+        let done = DispatchSemaphore(value: 0)
+        let url = b.url, path = toB.path
+        DispatchQueue.global().async {
+            do { outcome.result = try CLI.run(["ingest", "--db", url, path]) } catch { outcome.error = error }
+            done.signal()
+        }
+        // The import is blocked on k7's uncommitted row before the application commits.
+        let watcher = try DatabaseOpener.open(b.url)
+        var waiting = false
+        for _ in 0..<600 where !waiting {
+            waiting = try watcher.scalar("""
+                SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
+                  AND query LIKE 'INSERT INTO "item"%'
+                """).asInt64 ?? 0 > 0
+            if !waiting { _ = done.wait(timeout: .now() + 0.05) }
+        }
+        XCTAssertTrue(waiting, "the import never waited for the application's row")
+        try app.executeScript("COMMIT")
+        done.wait()
+        XCTAssertNil(outcome.error)
+        XCTAssertEqual(outcome.result?.status, 0, outcome.result?.stderr ?? "")
+        XCTAssertEqual(try NodeStatus.read(b.db).heldCount, 0)
+        XCTAssertEqual(try b.db.scalar("SELECT a FROM item WHERE id = 'k7'"), .text("from the application on b"))
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM item").asInt64, 50)
+        try b.export(to: toA)
+        try a.ingest([toA.path])
+        XCTAssertEqual(try a.rows("item"), try b.rows("item"))
+    }
+
     func testSQLiteApplicationProcessWritesDuringExportAndImport() throws {
         let (a, b) = try makePair(.sqlite, .sqlite)
         let toB = try dir("to-b"), toA = try dir("to-a")

@@ -124,6 +124,7 @@ enum Stamper {
                 return RowKey(table: table, key: KeyCodec.encode(tables[table]?.canonicalKey(values) ?? values))
             }
             var states = try versions.rows(Set(keys).map { ($0.table, $0.key) })
+            let hadVersion = Set(states.keys)
             var rowWrites: [RowKey: VersionStore.RowState] = [:]
             var cleared: [RowKey] = []
             var columnWrites: [RowKey: [String: Version]] = [:]
@@ -157,8 +158,15 @@ enum Stamper {
                 me.nextSeq += 1
             }
             try versions.clearColumns(cleared.map { ($0.table, $0.key) })
-            try versions.setRows(rowWrites.map { ($0.key.table, $0.key.key, $0.value) })
-            try versions.setColumns(columnWrites.flatMap { k, cols in cols.map { (k.table, k.key, $0.key, $0.value) } })
+            // Rows without a version (most inserts) and columns just cleared: plain inserts.
+            try versions.setRows(rowWrites.filter { !hadVersion.contains($0.key) }.map { ($0.key.table, $0.key.key, $0.value) }, fresh: true)
+            try versions.setRows(rowWrites.filter { hadVersion.contains($0.key) }.map { ($0.key.table, $0.key.key, $0.value) })
+            let noColumnVersions = Set(cleared).union(keys.filter { !hadVersion.contains($0) })
+            let columnList = { (fresh: Bool) in
+                columnWrites.filter { noColumnVersions.contains($0.key) == fresh }.flatMap { k, cols in cols.map { (k.table, k.key, $0.key, $0.value) } }
+            }
+            try versions.setColumns(columnList(true), fresh: true)
+            try versions.setColumns(columnList(false))
             for part in stride(from: 0, to: outbox.count, by: batch) {
                 let slice = outbox[part..<min(part + batch, outbox.count)]
                 let tuples = slice.map { _ in "(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))" }.joined(separator: ", ")

@@ -35,6 +35,8 @@ final class RowBatch {
         var keys: [KeyBytes: [Value]] = [:]
         var pending: [KeyBytes: Pending] = [:]
         var order: [KeyBytes] = []
+        /// Keys the database had no row for when read in this transaction.
+        var absent = Set<KeyBytes>()
     }
 
     let db: Database
@@ -63,11 +65,18 @@ final class RowBatch {
         for (name, list) in Dictionary(grouping: keys, by: \.table) {
             guard let state = tables[name] else { continue }
             var missing: [[Value]] = []
+            var missingBytes: [KeyBytes] = []
             for k in list {
                 // Marked absent until the read below finds it; a key seen twice is read once.
-                if state.rows[k.bytes] == nil { state.rows[k.bytes] = .some(nil); missing.append(k.key) }
+                if state.rows[k.bytes] == nil { state.rows[k.bytes] = .some(nil); missing.append(k.key); missingBytes.append(k.bytes) }
             }
-            try state.sql.selectMany(missing) { key, row in state.rows[KeyBytes(KeyCodec.encode(key))] = .some(row.map { $0 }) }
+            var found = Set<KeyBytes>()
+            try state.sql.selectMany(missing) { key, row in
+                let bytes = KeyBytes(KeyCodec.encode(key))
+                state.rows[bytes] = .some(row.map { $0 })
+                found.insert(bytes)
+            }
+            for bytes in missingBytes where !found.contains(bytes) { state.absent.insert(bytes) }
         }
     }
 
@@ -77,6 +86,7 @@ final class RowBatch {
         if let cached = state.rows[bytes] { return cached }
         let row = try state.sql.select(key).map { $0.map { $0 } }
         state.rows[bytes] = .some(row)
+        if row == nil { state.absent.insert(bytes) }
         return row
     }
 
@@ -146,21 +156,26 @@ final class RowBatch {
                 if !slots.contains(where: { $0 == nil }) { return all }
                 return slots.indices.filter { slots[$0] != nil }
             }
-            var upserts: [[Int]: [([Value], [Value])]] = [:]
+            // A row the database did not have, or deleted above, is a plain INSERT: on PostgreSQL
+            // `ON CONFLICT` costs a speculative insertion per row. A row an application inserted
+            // after this transaction's snapshot then fails the key, and the bundle is applied
+            // again change by change in a new transaction, which sees that row.
+            struct Group: Hashable { var set: [Int]; var fresh: Bool }
+            var upserts: [Group: [([Value], [Value])]] = [:]
             var updates: [[Int]: [([Value], [Value])]] = [:]
             for bytes in s.order {
                 switch s.pending[bytes] {
-                case .upsert(let slots, _)?:
+                case .upsert(let slots, let replace)?:
                     let set = shape(slots)
-                    upserts[set, default: []].append((s.keys[bytes]!, set.map { slots[$0]! }))
+                    upserts[Group(set: set, fresh: replace || s.absent.contains(bytes)), default: []].append((s.keys[bytes]!, set.map { slots[$0]! }))
                 case .update(let slots)?:
                     let set = shape(slots)
                     updates[set, default: []].append((s.keys[bytes]!, set.map { slots[$0]! }))
                 default: break
                 }
             }
-            for (set, rows) in upserts.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
-                try s.sql.upsertMany(set.map { columns[$0].name }, rows)
+            for (group, rows) in upserts.sorted(by: { a, b in a.key.fresh != b.key.fresh ? a.key.fresh : a.key.set.lexicographicallyPrecedes(b.key.set) }) {
+                try s.sql.upsertMany(group.set.map { columns[$0].name }, rows, fresh: group.fresh)
             }
             for (set, rows) in updates.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
                 try s.sql.updateMany(set.map { columns[$0].name }, rows)
@@ -176,6 +191,7 @@ final class RowBatch {
             state.keys.removeAll(keepingCapacity: true)
             state.pending.removeAll(keepingCapacity: true)
             state.order.removeAll(keepingCapacity: true)
+            state.absent.removeAll(keepingCapacity: true)
         }
     }
 }

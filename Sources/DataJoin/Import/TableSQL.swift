@@ -104,8 +104,9 @@ final class TableSQL {
         }
     }
 
-    /// Inserts rows, or sets `names` of those that exist.
-    func upsertMany(_ names: [String], _ rows: [([Value], [Value])]) throws {
+    /// Inserts rows, or sets `names` of those that exist. `fresh`: none of them exists (a plain
+    /// INSERT).
+    func upsertMany(_ names: [String], _ rows: [([Value], [Value])], fresh: Bool = false) throws {
         let keyNames = table.keyColumns.map(\.name)
         let valueNames = names.filter { !keyNames.contains($0) }
         let valueIndexes = valueNames.map { n in names.firstIndex(of: n)! }
@@ -118,7 +119,7 @@ final class TableSQL {
             start += n
             let sql = "INSERT INTO \(db.quote(table.name)) (\(all.map { db.quote($0) }.joined(separator: ", "))) VALUES "
                 + Array(repeating: tuple, count: n).joined(separator: ", ")
-                + " ON CONFLICT (\(keyNames.map { db.quote($0) }.joined(separator: ", "))) \(action)"
+                + (fresh ? "" : " ON CONFLICT (\(keyNames.map { db.quote($0) }.joined(separator: ", "))) \(action)")
             try db.execute(sql, slice.flatMap { key, values in key + valueIndexes.map { values[$0] } })
         }
     }

@@ -10,6 +10,9 @@ final class VersionCache {
     private var columns: [Key: [String: Version]] = [:]
     private var dirtyRows = Set<Key>()
     private var dirtyColumns = Set<Key>()
+    /// Rows read in this transaction and found without a version, not written since: their
+    /// first version is a plain insert.
+    private var absent = Set<Key>()
 
     init(db: Database) { store = VersionStore(db: db) }
 
@@ -17,7 +20,10 @@ final class VersionCache {
         let missing = Array(Set(keys.filter { rows[$0] == nil }))
         guard !missing.isEmpty else { return }
         let found = try store.rows(missing.map { ($0.table, $0.key) })
-        for k in missing { rows[k] = .some(found[k]) }
+        for k in missing {
+            rows[k] = .some(found[k])
+            if found[k] == nil { absent.insert(k) }
+        }
         // The column versions of the rows that have a version, in the same few round trips.
         for (table, list) in Dictionary(grouping: missing.filter { found[$0] != nil && columns[$0] == nil }, by: \.table) {
             let got = try store.columns(table: table, keys: list.map(\.key))
@@ -30,6 +36,7 @@ final class VersionCache {
         if let cached = rows[k] { return cached }
         let r = try store.row(table, key)
         rows[k] = .some(r)
+        if r == nil { absent.insert(k) }
         return r
     }
 
@@ -74,15 +81,20 @@ final class VersionCache {
     }
 
     func flush() throws {
-        try store.setRows(dirtyRows.compactMap { k in rows[k].flatMap { $0 }.map { (k.table, k.key, $0) } })
+        let write = { (k: Key) in self.rows[k].flatMap { $0 }.map { (k.table, k.key, $0) } }
+        try store.setRows(dirtyRows.filter { absent.contains($0) }.compactMap(write), fresh: true)
+        try store.setRows(dirtyRows.filter { !absent.contains($0) }.compactMap(write))
+        absent.subtract(dirtyRows)
         let keys = Array(dirtyColumns)
         try store.clearColumns(keys.map { ($0.table, $0.key) })
-        try store.setColumns(keys.flatMap { k in (columns[k] ?? [:]).map { (k.table, k.key, $0.key, $0.value) } })
+        // Just cleared: every one of them is a plain insert.
+        try store.setColumns(keys.flatMap { k in (columns[k] ?? [:]).map { (k.table, k.key, $0.key, $0.value) } }, fresh: true)
         dirtyRows.removeAll()
         dirtyColumns.removeAll()
     }
 
     func reset() {
+        absent.removeAll()
         rows.removeAll()
         columns.removeAll()
         dirtyRows.removeAll()

@@ -181,6 +181,32 @@ final class HostileBundleTests: XCTestCase {
         try assertRefused([], "empty", "an empty file")
     }
 
+    /// A validly signed file that carries one change twice (a peer's bug; the header's ranges
+    /// allow it when another seq is missing): the change loads once and the copy is skipped, on
+    /// both brands. PostgreSQL loads with COPY, which meets the
+    /// copy as a duplicate key and loads the file again the slow way.
+    func testAChangeTwiceInOneFileLoadsOnce() throws {
+        let source = try BundleReader(path: validPath, maxExpandedBytes: 1 << 30)
+        var changes: [Change] = []
+        while let c = try source.next() { changes.append(c) }
+        // Seqs 2, 2, 4 fit the header's range 2-4 of three changes (3 is simply missing).
+        let header = source.header
+        XCTAssertEqual(changes.map(\.seq), [2, 3, 4])
+        let out = try TestDatabases.subfolder(folder, "twice")
+        let name = BundleFormat.fileName(origin: header.sender, epoch: header.senderEpoch, first: header.origins[0].first, last: header.origins[0].last)
+        let writer = try BundleWriter(folder: out.path, fileName: name, header: header, signingKey: senderKey)
+        for c in [changes[0], changes[0], changes[2]] { try writer.add(c, table: nil) }
+        let file = try writer.finish().path
+        for brand in [Brand.sqlite, .postgres] {
+            let t = try TestNode("t\(brand)", brand, folder: folder)
+            try trustAll([sender, t])
+            let report = try t.ingest([file])
+            XCTAssertEqual(report.files.map(\.status), [.loaded(changes: 2, skipped: 1)], "\(brand)")
+            XCTAssertEqual(try TestDatabases.dump(t.db, "ds_change_inbox").count, 2, "\(brand)")
+            XCTAssertEqual(try t.db.scalar("SELECT count(DISTINCT seq) FROM ds_change_inbox").asInt64, 2, "\(brand)")
+        }
+    }
+
     func testCraftedRecordsAreRefused() throws {
         let craft = try BundleCrafter(file: validPath)
         // A table definition with a control character in its name.

@@ -89,14 +89,22 @@ enum Hex {
     }
     static func decode<S: StringProtocol>(_ s: S) -> [UInt8]? {
         let u = Array(s.utf8)
+        return u.withUnsafeBufferPointer { decode($0) }
+    }
+
+    static func decode(_ u: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
         guard u.count % 2 == 0 else { return nil }
-        var out = [UInt8](); out.reserveCapacity(u.count / 2)
-        var i = 0
-        while i < u.count {
-            guard let h = nibble(u[i]), let l = nibble(u[i + 1]) else { return nil }
-            out.append(h << 4 | l); i += 2
+        var failed = false
+        let out = [UInt8](unsafeUninitializedCapacity: u.count / 2) { buf, n in
+            var i = 0
+            while i < u.count {
+                guard let h = nibble(u[i]), let l = nibble(u[i + 1]) else { failed = true; break }
+                buf[i / 2] = h << 4 | l
+                i += 2
+            }
+            n = failed ? 0 : u.count / 2
         }
-        return out
+        return failed ? nil : out
     }
     private static func nibble(_ c: UInt8) -> UInt8? {
         switch c {

@@ -100,10 +100,9 @@ public final class PostgresDatabase: Database {
 
     private func runPrepared(_ sql: String, _ params: [Value], _ body: (OpaquePointer) throws -> Void) throws {
         let name = try statementName(sql)
-        let (buffers, formats) = try Self.encode(params)
-        let lengths: [Int32] = buffers.map { Int32($0?.count ?? 0) }
-        let result: OpaquePointer? = withPointers(buffers) { ptrs in
-            PQexecPrepared(conn, name, Int32(params.count), ptrs, lengths, formats, 0)
+        let encoded = try Self.encode(params)
+        let result: OpaquePointer? = encoded.withPointers { ptrs in
+            PQexecPrepared(conn, name, Int32(params.count), ptrs, encoded.lengths, encoded.formats, 0)
         }
         guard let result else { throw lastError(nil) }
         defer { PQclear(result) }
@@ -113,42 +112,66 @@ public final class PostgresDatabase: Database {
         }
     }
 
-    /// Parameters as libpq takes them: text (NUL-terminated) for everything but blobs, which
-    /// go in binary format. PostgreSQL text cannot hold NUL, so such a value is refused here.
-    static func encode(_ params: [Value]) throws -> (buffers: [[UInt8]?], formats: [Int32]) {
-        var buffers: [[UInt8]?] = []
+    /// Parameters as libpq takes them, all in one buffer (an array per value had been a tenth of
+    /// an import's client time): text (NUL-terminated) for everything but blobs, which go in
+    /// binary format. PostgreSQL text cannot hold NUL, so such a value is refused here.
+    struct EncodedParams {
+        var storage: [UInt8] = []
+        /// Where each value starts in `storage`; -1 for NULL.
+        var offsets: [Int] = []
+        var lengths: [Int32] = []
         var formats: [Int32] = []
-        buffers.reserveCapacity(params.count)
-        for p in params {
-            switch p {
-            case .null: buffers.append(nil); formats.append(0)
-            case .integer(let v): buffers.append(Array(String(v).utf8) + [0]); formats.append(0)
-            case .real(let v): buffers.append(Array(Value.realText(v).utf8) + [0]); formats.append(0)
-            case .text(let s):
-                if s.utf8.contains(0) {
-                    throw PostgresError(sqlState: "22021", message: "text value holds a NUL byte, which PostgreSQL text cannot store")
-                }
-                buffers.append(Array(s.utf8) + [0]); formats.append(0)
-            case .blob(let b): buffers.append(b); formats.append(1)
+
+        mutating func append(text: UnsafeBufferPointer<UInt8>) {
+            offsets.append(storage.count)
+            lengths.append(Int32(text.count))
+            formats.append(0)
+            storage.append(contentsOf: text)
+            storage.append(0)
+        }
+
+        func withPointers<R>(_ body: ([UnsafePointer<CChar>?]) throws -> R) rethrows -> R {
+            try storage.withUnsafeBufferPointer { base in
+                let start = UnsafeRawPointer(base.baseAddress ?? UnsafePointer(bitPattern: 1)!)
+                return try body(offsets.map { $0 < 0 ? nil : (start + $0).assumingMemoryBound(to: CChar.self) })
             }
         }
-        return (buffers, formats)
     }
 
-    private func withPointers<R>(_ buffers: [[UInt8]?], _ body: ([UnsafePointer<CChar>?]) throws -> R) rethrows -> R {
-        // Copies into one stable allocation so every pointer stays valid for the call.
-        let total = buffers.reduce(0) { $0 + ($1?.count ?? 0) }
-        let storage = UnsafeMutablePointer<UInt8>.allocate(capacity: max(total, 1))
-        defer { storage.deallocate() }
-        var ptrs: [UnsafePointer<CChar>?] = []
-        var offset = 0
-        for b in buffers {
-            guard let b else { ptrs.append(nil); continue }
-            (storage + offset).update(from: b, count: b.count)
-            ptrs.append(UnsafeRawPointer(storage + offset).assumingMemoryBound(to: CChar.self))
-            offset += b.count
+    static func encode(_ params: [Value]) throws -> EncodedParams {
+        var e = EncodedParams()
+        e.storage.reserveCapacity(params.count * 16)
+        e.offsets.reserveCapacity(params.count)
+        e.lengths.reserveCapacity(params.count)
+        e.formats.reserveCapacity(params.count)
+        for p in params {
+            switch p {
+            case .null:
+                e.offsets.append(-1); e.lengths.append(0); e.formats.append(0)
+            case .integer(let v):
+                var t = String(v)
+                t.withUTF8 { e.append(text: $0) }
+            case .real(let v):
+                var t = Value.realText(v)
+                t.withUTF8 { e.append(text: $0) }
+            case .text(let s):
+                var s = s
+                let hasNul = s.withUTF8 { u in
+                    guard let base = u.baseAddress, !u.isEmpty else { return false }
+                    return memchr(base, 0, u.count) != nil
+                }
+                if hasNul {
+                    throw PostgresError(sqlState: "22021", message: "text value holds a NUL byte, which PostgreSQL text cannot store")
+                }
+                s.withUTF8 { e.append(text: $0) }
+            case .blob(let b):
+                e.offsets.append(e.storage.count)
+                e.lengths.append(Int32(b.count))
+                e.formats.append(1)
+                e.storage.append(contentsOf: b)
+            }
         }
-        return try body(ptrs)
+        return e
     }
 
     private func rows(of result: OpaquePointer, _ body: (Row) throws -> Void) throws {
@@ -162,8 +185,14 @@ public final class PostgresDatabase: Database {
                 if PQgetisnull(result, r, c) == 1 { values.append(.null); continue }
                 let len = Int(PQgetlength(result, r, c))
                 let ptr = PQgetvalue(result, r, c)!
-                let text = String(decoding: UnsafeRawBufferPointer(start: ptr, count: len), as: UTF8.self)
-                values.append(Self.typed(text, oid: types[Int(c)]))
+                let raw = UnsafeBufferPointer(start: UnsafeRawPointer(ptr).assumingMemoryBound(to: UInt8.self), count: len)
+                // bytea's hex text straight to bytes, with no String in between.
+                if types[Int(c)] == 17, len >= 2, raw[0] == 92, raw[1] == UInt8(ascii: "x"),
+                   let b = Hex.decode(UnsafeBufferPointer(rebasing: raw[2...])) {
+                    values.append(.blob(b))
+                    continue
+                }
+                values.append(Self.typed(String(decoding: raw, as: UTF8.self), oid: types[Int(c)]))
             }
             try body(Row(values: values))
         }
@@ -217,10 +246,9 @@ public final class PostgresDatabase: Database {
     }
 
     private func execUnprepared(_ sql: String, _ params: [Value]) throws {
-        let (buffers, formats) = try Self.encode(params)
-        let lengths: [Int32] = buffers.map { Int32($0?.count ?? 0) }
-        let result = withPointers(buffers) { ptrs in
-            PQexecParams(conn, sql, Int32(params.count), nil, ptrs, lengths, formats, 0)
+        let encoded = try Self.encode(params)
+        let result = encoded.withPointers { ptrs in
+            PQexecParams(conn, sql, Int32(params.count), nil, ptrs, encoded.lengths, encoded.formats, 0)
         }
         guard let result else { throw lastError(nil) }
         defer { PQclear(result) }

@@ -163,7 +163,7 @@ final class ReliabilityTests: XCTestCase {
     }
 
     /// The application inserts a key on the target while an import of the same key waits for
-    /// it (conflict-rules.md §7). The importer writes rows it found absent with a plain INSERT;
+    /// it (conflict-rules.md §7). The importer writes rows it found absent with COPY or a plain INSERT;
     /// when the application's row commits first, the bundle is applied again in a new
     /// transaction that sees (and stamps) the application's row, so neither is lost and the
     /// newer one wins on both nodes.
@@ -189,7 +189,7 @@ final class ReliabilityTests: XCTestCase {
         for _ in 0..<600 where !waiting {
             waiting = try watcher.scalar("""
                 SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
-                  AND query LIKE 'INSERT INTO "item"%'
+                  AND (query LIKE 'INSERT INTO "item"%' OR query LIKE 'COPY "item"%')
                 """).asInt64 ?? 0 > 0
             if !waiting { _ = done.wait(timeout: .now() + 0.05) }
         }

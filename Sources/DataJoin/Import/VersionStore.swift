@@ -115,6 +115,12 @@ struct VersionStore {
     /// and only DataJoin writes versions, under its writer lock), so a plain INSERT does: on
     /// PostgreSQL `ON CONFLICT` costs a speculative insertion per row, about twice the insert.
     func setRows(_ rows: [(String, [UInt8], RowState)], fresh: Bool = false) throws {
+        if fresh, rows.count >= TableSQL.copyFrom, let pg = db as? PostgresDatabase {
+            try pg.copyIn("COPY ds_row_version (object_table, object_id, cl, hlc, node) FROM STDIN") { send in
+                for r in rows { try send(CopyText.line([.text(r.0), .blob(r.1), .integer(r.2.cl), .integer(r.2.version.hlc), .text(r.2.version.node)])) }
+            }
+            return
+        }
         for part in stride(from: 0, to: rows.count, by: Self.batch) {
             let slice = rows[part..<min(part + Self.batch, rows.count)]
             try db.execute("INSERT INTO ds_row_version (object_table, object_id, cl, hlc, node) VALUES "
@@ -126,6 +132,12 @@ struct VersionStore {
 
     /// `fresh`: these rows have no column versions (cleared, or the row had no version).
     func setColumns(_ cols: [(String, [UInt8], String, Version)], fresh: Bool = false) throws {
+        if fresh, cols.count >= TableSQL.copyFrom, let pg = db as? PostgresDatabase {
+            try pg.copyIn("COPY ds_column_version (object_table, object_id, object_attribute, hlc, node) FROM STDIN") { send in
+                for c in cols { try send(CopyText.line([.text(c.0), .blob(c.1), .text(c.2), .integer(c.3.hlc), .text(c.3.node)])) }
+            }
+            return
+        }
         for part in stride(from: 0, to: cols.count, by: Self.batch) {
             let slice = cols[part..<min(part + Self.batch, cols.count)]
             try db.execute("INSERT INTO ds_column_version (object_table, object_id, object_attribute, hlc, node) VALUES "

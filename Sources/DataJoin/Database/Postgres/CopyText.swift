@@ -17,10 +17,8 @@ enum CopyText {
         switch v {
         case .null: out.append("\\N")
         case .integer(let i): out.append(String(i))
-        case .real(let d):
-            // The text PostgreSQL itself reads back exactly (extra_float_digits = 3 is the default
-            // of DataJoin's sessions; Swift's description is the shortest exact form).
-            out.append(d.isNaN ? "NaN" : d == .infinity ? "Infinity" : d == -.infinity ? "-Infinity" : "\(d)")
+        // The same text a bound parameter carries (Swift's shortest exact form).
+        case .real(let d): out.append(Value.realText(d))
         case .text(let s):
             if !s.utf8.contains(where: { $0 == 92 || $0 == 9 || $0 == 10 || $0 == 13 }) { out.append(s); return }
             for ch in s.unicodeScalars {

@@ -167,6 +167,19 @@ enum Stamper {
             }
             try versions.setColumns(columnList(true), fresh: true)
             try versions.setColumns(columnList(false))
+            if db.brand == .postgres {
+                // One statement per chunk, four array parameters: the server parses and binds
+                // four values instead of 1,600 per 400 rows (the stamp writes were the largest
+                // statement of a PostgreSQL export).
+                func array(_ i: Int) -> Value { .text("{" + outbox.map { String($0[i].asInt64 ?? 0) }.joined(separator: ",") + "}") }
+                try db.execute("""
+                    UPDATE ds_change_outbox SET seq = v.seq, hlc = v.hlc, cl = v.cl, updated_by_server_id = ?
+                    FROM unnest(CAST(? AS bigint[]), CAST(? AS bigint[]), CAST(? AS bigint[]), CAST(? AS bigint[])) AS v(id, seq, hlc, cl)
+                    WHERE ds_change_outbox.id = v.id
+                    """, [.text(me.nodeId), array(0), array(1), array(2), array(3)])
+                total += rows.count
+                continue
+            }
             for part in stride(from: 0, to: outbox.count, by: batch) {
                 let slice = outbox[part..<min(part + batch, outbox.count)]
                 let tuples = slice.map { _ in "(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))" }.joined(separator: ", ")

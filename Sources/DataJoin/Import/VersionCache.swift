@@ -13,6 +13,10 @@ final class VersionCache {
     /// Rows read in this transaction and found without a version, not written since: their
     /// first version is a plain insert.
     private var absent = Set<Key>()
+    /// Rows whose column versions in the database may be non-empty: only those are deleted
+    /// before their column versions are written again (a row updated for the first time has
+    /// none, and the delete had been a tenth of a PostgreSQL update import).
+    private var stored = Set<Key>()
 
     init(db: Database) { store = VersionStore(db: db) }
 
@@ -27,7 +31,10 @@ final class VersionCache {
         // The column versions of the rows that have a version, in the same few round trips.
         for (table, list) in Dictionary(grouping: missing.filter { found[$0] != nil && columns[$0] == nil }, by: \.table) {
             let got = try store.columns(table: table, keys: list.map(\.key))
-            for k in list { columns[k] = got[k] ?? [:] }
+            for k in list {
+                columns[k] = got[k] ?? [:]
+                if got[k]?.isEmpty == false { stored.insert(k) }
+            }
         }
     }
 
@@ -52,6 +59,7 @@ final class VersionCache {
         // A row without a version has no column versions either.
         let c = try rows[k].map { $0 == nil } == true ? [:] : store.columns(table, key)
         columns[k] = c
+        if !c.isEmpty { stored.insert(k) }
         return c
     }
 
@@ -86,15 +94,17 @@ final class VersionCache {
         try store.setRows(dirtyRows.filter { !absent.contains($0) }.compactMap(write))
         absent.subtract(dirtyRows)
         let keys = Array(dirtyColumns)
-        try store.clearColumns(keys.map { ($0.table, $0.key) })
+        try store.clearColumns(keys.filter { stored.contains($0) }.map { ($0.table, $0.key) })
         // Just cleared: every one of them is a plain insert.
         try store.setColumns(keys.flatMap { k in (columns[k] ?? [:]).map { (k.table, k.key, $0.key, $0.value) } }, fresh: true)
+        for k in keys { if columns[k]?.isEmpty == false { stored.insert(k) } else { stored.remove(k) } }
         dirtyRows.removeAll()
         dirtyColumns.removeAll()
     }
 
     func reset() {
         absent.removeAll()
+        stored.removeAll()
         rows.removeAll()
         columns.removeAll()
         dirtyRows.removeAll()

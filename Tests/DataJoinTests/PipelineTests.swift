@@ -77,6 +77,29 @@ final class PipelineTests: XCTestCase {
     /// SQLite captures updates with one trigger per column (`AFTER UPDATE OF`): a statement
     /// writes outbox rows only for the columns it changed, a key change is a delete plus an
     /// insert with the new values, and setting a column to its own value captures nothing.
+    /// A table wider than a SQL function's argument limit (SQLite 127, PostgreSQL 100): inserted
+    /// rows are captured in chunks, on both brands, both ways. SQLite refused to track such a
+    /// table before ("too many arguments on function json_object").
+    func testATableOfOneHundredTwentyColumnsSyncsBothWays() throws {
+        let names = (1...119).map { "c\($0)" }
+        let pg = try TestNode("wide-pg", .postgres, folder: folder,
+                              table: "CREATE TABLE w (id text PRIMARY KEY, \(names.map { "\($0) text" }.joined(separator: ", ")))", track: ["w"])
+        let lite = try TestNode("wide-lite", .sqlite, folder: folder,
+                                table: "CREATE TABLE w (id TEXT PRIMARY KEY NOT NULL, \(names.map { "\($0) TEXT" }.joined(separator: ", ")))", track: ["w"])
+        try trustAll([pg, lite])
+        try pg.exec("INSERT INTO w (id, c1, c60, c61, c100, c119) VALUES ('a', 'one', 'sixty}', '{sixty-one', 'tab\there', 'last')")
+        try pg.exec("INSERT INTO w (id, c2) VALUES ('b', 'two')")
+        try pg.exec("UPDATE w SET id = 'c' WHERE id = 'b'")
+        try lite.ingest(try pg.export(to: try bundles("to-lite")))
+        XCTAssertEqual(try lite.rows("w"), try pg.rows("w"))
+        try lite.exec("INSERT INTO w (id, c59, c60, c61, c119) VALUES ('d', '}', '{', NULL, 'end\"quote')")
+        try lite.exec("UPDATE w SET c100 = 'changed' WHERE id = 'a'")
+        try pg.ingest(try lite.export(to: try bundles("to-pg")))
+        XCTAssertEqual(try pg.rows("w"), try lite.rows("w"))
+        XCTAssertEqual(try pg.db.scalar("SELECT c60 FROM w WHERE id = 'd'"), .text("{"))
+        XCTAssertEqual(try pg.rows("w").count, 3)
+    }
+
     func testPerColumnUpdateTriggersSQLite() throws {
         let (a, b) = try pair(.sqlite, .postgres)
         try a.exec("INSERT INTO sales_order (order_id, quantity, description) VALUES ('k1', '1', 'one'), ('k2', '2', 'two'), ('k3', '3', 'three')")

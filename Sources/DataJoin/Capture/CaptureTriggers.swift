@@ -71,7 +71,15 @@ enum CaptureTriggers {
             "json_array(" + t.keyColumns.map { sqliteTagged("\(rec).\(db.quote($0.name))") }.joined(separator: ", ") + ")"
         }
         func row(_ rec: String) -> String {
-            "json_object(" + t.columns.map { literal($0.name) + ", " + sqliteTagged("\(rec).\(db.quote($0.name))") }.joined(separator: ", ") + ")"
+            let pairs = t.columns.map { literal($0.name) + ", " + sqliteTagged("\(rec).\(db.quote($0.name))") }
+            // A SQLite function takes at most 127 arguments: a wider row is built as objects of
+            // 60 columns whose texts are joined into one (their values are strings or null, so
+            // each text has exactly one brace at each end).
+            if pairs.count <= 60 { return "json_object(" + pairs.joined(separator: ", ") + ")" }
+            let chunks = stride(from: 0, to: pairs.count, by: 60).map { "json_object(" + pairs[$0..<min($0 + 60, pairs.count)].joined(separator: ", ") + ")" }
+            return chunks.enumerated().map { i, c in
+                i == 0 ? "rtrim(\(c), '}')" : i == chunks.count - 1 ? "ltrim(\(c), '{')" : "ltrim(rtrim(\(c), '}'), '{')"
+            }.joined(separator: " || ',' || ")
         }
         let cols = "object_table, object_pk_attribute, object_id, object_operation, object_attribute, object_value, object_value_old, captured_ms"
         let keyChanged = t.keyColumns.map { "NEW.\(db.quote($0.name)) IS NOT OLD.\(db.quote($0.name))" }.joined(separator: " OR ")
@@ -119,19 +127,21 @@ enum CaptureTriggers {
         func key(_ rec: String) -> String {
             "json_build_array(" + t.keyColumns.map { "\(rec).\(db.quote($0.name))::text" }.joined(separator: ", ") + ")::text"
         }
+        // An inserted row: its values as a JSON array in column order, the column names once in
+        // `object_attribute` (a constant of the trigger). An object with the names in every row
+        // cost a tracked bulk insert ~15 % more (docs/performance.md); the names stay in the row,
+        // so a backlog still decodes after the table is tracked again with other columns.
+        // json_build_array writes text directly; a function takes at most 100 arguments, so wider
+        // tables are built in chunks and joined as jsonb.
         func row(_ rec: String) -> String {
-            // json_build_object writes text directly (jsonb_build_object parses and sorts: ~10%
-            // of a tracked bulk insert). A function takes at most 100 arguments: wider tables
-            // are built in chunks and joined as jsonb.
-            if t.columns.count <= 40 {
-                return "json_build_object(" + t.columns.map { literal($0.name) + ", " + "\(rec).\(db.quote($0.name))::text" }.joined(separator: ", ") + ")::text"
-            }
-            let chunks = stride(from: 0, to: t.columns.count, by: 40).map { start in
-                "jsonb_build_object(" + t.columns[start..<min(start + 40, t.columns.count)]
-                    .map { literal($0.name) + ", " + "\(rec).\(db.quote($0.name))::text" }.joined(separator: ", ") + ")"
+            let values = t.columns.map { "\(rec).\(db.quote($0.name))::text" }
+            if values.count <= 90 { return "json_build_array(" + values.joined(separator: ", ") + ")::text" }
+            let chunks = stride(from: 0, to: values.count, by: 90).map { start in
+                "jsonb_build_array(" + values[start..<min(start + 90, values.count)].joined(separator: ", ") + ")"
             }
             return "(" + chunks.joined(separator: " || ") + ")::text"
         }
+        let rowNames = literal("[" + t.columns.map { JSON.quote($0.name) }.joined(separator: ",") + "]")
         let cols = "object_table, object_pk_attribute, object_id, object_operation, object_attribute, object_value, object_value_old, captured_ms, updated_by_user_id, source_id"
         let common = "(extract(epoch from clock_timestamp()) * 1000)::bigint, current_user, txid_current()"
         let keyNew = t.keyColumns.map { "NEW.\(db.quote($0.name))" }.joined(separator: ", ")
@@ -219,7 +229,7 @@ enum CaptureTriggers {
             """
         return """
             \(statementTrigger(f.insert, n.insert, event: "INSERT", transition: "NEW TABLE AS ds_new_rows",
-                               body: insertSelect("\(key("ds_n")), 'I', NULL, \(row("ds_n")), NULL, \(common) FROM ds_new_rows AS ds_n")))
+                               body: insertSelect("\(key("ds_n")), 'I', \(rowNames), \(row("ds_n")), NULL, \(common) FROM ds_new_rows AS ds_n")))
             \(statementTrigger(f.delete, n.delete, event: "DELETE", transition: "OLD TABLE AS ds_old_rows",
                                body: insertSelect("\(key("ds_o")), 'D', NULL, NULL, NULL, \(common) FROM ds_old_rows AS ds_o")))
             \(statementTrigger(f.update, n.updateRows, event: "UPDATE",
@@ -230,7 +240,7 @@ enum CaptureTriggers {
             BEGIN
               \(skip)
               INSERT INTO ds_change_outbox (\(cols)) VALUES (\(lit), \(pkNames), \(key("OLD")), 'D', NULL, NULL, NULL, \(common));
-              INSERT INTO ds_change_outbox (\(cols)) VALUES (\(lit), \(pkNames), \(key("NEW")), 'I', NULL, \(row("NEW")), NULL, \(common))
+              INSERT INTO ds_change_outbox (\(cols)) VALUES (\(lit), \(pkNames), \(key("NEW")), 'I', \(rowNames), \(row("NEW")), NULL, \(common))
                 RETURNING id INTO ds_id;
               IF nullif(current_setting(\(moved), true), '') IS NULL THEN
                 PERFORM set_config(\(moved), ds_id::text, true);

@@ -26,8 +26,21 @@ enum Outbox {
         var old: Value?
         switch op {
         case .insert:
-            for (name, text) in try CapturedJSON.object(r.string(5) ?? "{}") {
-                columns.append(.init(name: name, value: ValueConversion.fromCaptured(text, brand: brand, kind: kind(name))))
+            let captured = r.string(5) ?? "{}"
+            if captured.utf8.first == UInt8(ascii: "[") {
+                // Values in column order, the names in object_attribute (PostgreSQL's triggers).
+                let names = try CapturedJSON.array(r.string(4) ?? "[]")
+                let values = try CapturedJSON.array(captured)
+                guard names.count == values.count, names.allSatisfy({ $0 != nil }) else {
+                    throw DataJoinError(.internalError, "outbox row \(r.int(0) ?? 0) has \(values.count) values for \(names.count) column names")
+                }
+                for (name, text) in zip(names, values) {
+                    columns.append(.init(name: name!, value: ValueConversion.fromCaptured(text, brand: brand, kind: kind(name!))))
+                }
+            } else {
+                for (name, text) in try CapturedJSON.object(captured) {
+                    columns.append(.init(name: name, value: ValueConversion.fromCaptured(text, brand: brand, kind: kind(name))))
+                }
             }
         case .update:
             let name = r.string(4) ?? ""

@@ -162,6 +162,31 @@ final class ReliabilityTests: XCTestCase {
         }
     }
 
+    /// The PostgreSQL writer lock (taken before BEGIN) is held for exactly the transaction: free
+    /// again after a commit, after a rollback, and after a transaction begun inside another.
+    func testPostgresWriterLockLastsExactlyTheTransaction() throws {
+        let url = try TestDatabases.create(.postgres, name: "lock", in: folder)
+        let db = try DatabaseOpener.open(url)
+        let other = try DatabaseOpener.open(url)
+        func free() throws -> Bool {
+            guard try other.scalar("SELECT pg_try_advisory_lock(4242000001)") == .integer(1) else { return false }
+            _ = try other.scalar("SELECT pg_advisory_unlock(4242000001)")
+            return true
+        }
+        try db.inTransaction {
+            XCTAssertFalse(try free(), "held inside the transaction")
+        }
+        XCTAssertTrue(try free(), "after a commit")
+        struct Boom: Error {}
+        XCTAssertThrowsError(try db.inTransaction { throw Boom() })
+        XCTAssertTrue(try free(), "after a rollback")
+        try db.beginTransaction()
+        try db.beginTransaction()
+        try db.commit()
+        try? db.commit()
+        XCTAssertTrue(try free(), "after a transaction begun twice")
+    }
+
     /// The application inserts a key on the target while an import of the same key waits for
     /// it (conflict-rules.md §7). The importer writes rows it found absent with COPY or a plain INSERT;
     /// when the application's row commits first, the bundle is applied again in a new

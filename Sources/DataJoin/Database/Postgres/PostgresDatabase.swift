@@ -310,8 +310,12 @@ public final class PostgresDatabase: Database {
     private var holdsWriterLock = false
 
     public func beginTransaction() throws {
-        try executeScript("SELECT pg_advisory_lock(\(Self.writerLock))")
-        holdsWriterLock = true
+        // Never taken twice: a session lock counts, and a second count would outlive the
+        // transaction (and a long-running `watch` would then hold off every other writer).
+        if !holdsWriterLock {
+            try executeScript("SELECT pg_advisory_lock(\(Self.writerLock))")
+            holdsWriterLock = true
+        }
         do {
             // REPEATABLE READ: an application write that commits under an import makes the
             // import fail with a serialization error and run again, so it never overwrites a

@@ -14,8 +14,22 @@ enum Outbox {
         }
     }
 
+    /// The column names of captured inserts: a constant of each table's trigger, parsed once
+    /// per run of rows that share it, not once per row.
+    final class ColumnNames {
+        private var last: (text: String, names: [String])?
+
+        func parse(_ text: String) throws -> [String] {
+            if let last, last.text == text { return last.names }
+            let names = try CapturedJSON.array(text)
+            guard names.allSatisfy({ $0 != nil }) else { throw DataJoinError(.internalError, "a captured column name is null") }
+            last = (text, names.map { $0! })
+            return last!.names
+        }
+    }
+
     /// A stamped outbox row as a change of this node.
-    static func change(_ r: Row, me: NodeIdentity, tables: [String: TableInfo], brand: Brand) throws -> Change {
+    static func change(_ r: Row, me: NodeIdentity, tables: [String: TableInfo], brand: Brand, names: ColumnNames) throws -> Change {
         let tableName = r.string(1) ?? ""
         let table = tables[tableName]
         let kind = { (name: String) in table?.column(name)?.kind ?? .any }
@@ -29,13 +43,13 @@ enum Outbox {
             let captured = r.string(5) ?? "{}"
             if captured.utf8.first == UInt8(ascii: "[") {
                 // Values in column order, the names in object_attribute (PostgreSQL's triggers).
-                let names = try CapturedJSON.array(r.string(4) ?? "[]")
+                let columnNames = try names.parse(r.string(4) ?? "[]")
                 let values = try CapturedJSON.array(captured)
-                guard names.count == values.count, names.allSatisfy({ $0 != nil }) else {
-                    throw DataJoinError(.internalError, "outbox row \(r.int(0) ?? 0) has \(values.count) values for \(names.count) column names")
+                guard columnNames.count == values.count else {
+                    throw DataJoinError(.internalError, "outbox row \(r.int(0) ?? 0) has \(values.count) values for \(columnNames.count) column names")
                 }
-                for (name, text) in zip(names, values) {
-                    columns.append(.init(name: name!, value: ValueConversion.fromCaptured(text, brand: brand, kind: kind(name!))))
+                for (name, text) in zip(columnNames, values) {
+                    columns.append(.init(name: name, value: ValueConversion.fromCaptured(text, brand: brand, kind: kind(name))))
                 }
             } else {
                 for (name, text) in try CapturedJSON.object(captured) {
@@ -172,14 +186,12 @@ enum Stamper {
             }
             try versions.clearColumns(cleared.map { ($0.table, $0.key) })
             // Rows without a version (most inserts) and columns just cleared: plain inserts.
-            try versions.setRows(rowWrites.filter { !hadVersion.contains($0.key) }.map { ($0.key.table, $0.key.key, $0.value) }, fresh: true)
-            try versions.setRows(rowWrites.filter { hadVersion.contains($0.key) }.map { ($0.key.table, $0.key.key, $0.value) })
             let noColumnVersions = Set(cleared).union(keys.filter { !hadVersion.contains($0) })
-            let columnList = { (fresh: Bool) in
-                columnWrites.filter { noColumnVersions.contains($0.key) == fresh }.flatMap { k, cols in cols.map { (k.table, k.key, $0.key, $0.value) } }
+            for fresh in [true, false] {
+                try versions.setRows(rowWrites.filter { hadVersion.contains($0.key) != fresh }.map { ($0.key.table, $0.key.key, $0.value) }, fresh: fresh)
+                try versions.setColumns(columnWrites.filter { noColumnVersions.contains($0.key) == fresh }
+                    .flatMap { k, cols in cols.map { (k.table, k.key, $0.key, $0.value) } }, fresh: fresh)
             }
-            try versions.setColumns(columnList(true), fresh: true)
-            try versions.setColumns(columnList(false))
             if db.brand == .postgres {
                 // One statement per chunk, four array parameters: the server parses and binds
                 // four values instead of 1,600 per 400 rows (the stamp writes were the largest
@@ -190,16 +202,15 @@ enum Stamper {
                     FROM unnest(CAST(? AS bigint[]), CAST(? AS bigint[]), CAST(? AS bigint[]), CAST(? AS bigint[])) AS v(id, seq, hlc, cl)
                     WHERE ds_change_outbox.id = v.id
                     """, [.text(me.nodeId), array(0), array(1), array(2), array(3)])
-                total += rows.count
-                continue
-            }
-            for part in stride(from: 0, to: outbox.count, by: batch) {
-                let slice = outbox[part..<min(part + batch, outbox.count)]
-                let tuples = slice.map { _ in "(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))" }.joined(separator: ", ")
-                try db.execute("""
-                    WITH v(id, seq, hlc, cl) AS (VALUES \(tuples))
-                    UPDATE ds_change_outbox SET seq = v.seq, hlc = v.hlc, cl = v.cl, updated_by_server_id = ? FROM v WHERE ds_change_outbox.id = v.id
-                    """, slice.flatMap { $0 } + [.text(me.nodeId)])
+            } else {
+                for part in stride(from: 0, to: outbox.count, by: batch) {
+                    let slice = outbox[part..<min(part + batch, outbox.count)]
+                    let tuples = slice.map { _ in "(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))" }.joined(separator: ", ")
+                    try db.execute("""
+                        WITH v(id, seq, hlc, cl) AS (VALUES \(tuples))
+                        UPDATE ds_change_outbox SET seq = v.seq, hlc = v.hlc, cl = v.cl, updated_by_server_id = ? FROM v WHERE ds_change_outbox.id = v.id
+                        """, slice.flatMap { $0 } + [.text(me.nodeId)])
+                }
             }
             total += rows.count
         }

@@ -121,10 +121,11 @@ public enum Exporter {
             let count = try db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq >= ? AND seq <= ?", [.integer(r.lowerBound), .integer(r.upperBound)]).asInt64 ?? 0
             let origins = [OriginRange(origin: me.nodeId, epoch: me.epoch, first: r.lowerBound, last: r.upperBound, count: count)]
             let name = BundleFormat.fileName(origin: me.nodeId, epoch: me.epoch, first: r.lowerBound, last: r.upperBound)
+            let names = Outbox.ColumnNames()
             let bundle = try write(ctx, name: name, origins: origins, first: r.lowerBound, last: r.upperBound) { add in
                 try db.stream("SELECT \(Outbox.columns) FROM ds_change_outbox WHERE seq >= ? AND seq <= ? ORDER BY seq",
                               [.integer(r.lowerBound), .integer(r.upperBound)]) { row in
-                    try add(try Outbox.change(row, me: me, tables: ctx.tables, brand: db.brand))
+                    try add(try Outbox.change(row, me: me, tables: ctx.tables, brand: db.brand, names: names))
                     done += 1
                     if done % 5_000 == 0 { ctx.reporter.progress(WorkProgress(phase: "export", changes: done, totalChanges: total, bytes: bytes)) }
                 }

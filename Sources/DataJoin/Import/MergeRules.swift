@@ -33,18 +33,10 @@ struct Merger {
     // Rows go through the batch on the fast path, straight to the database otherwise.
     // `columns` are (value, position in the table) pairs.
     private func upsert(_ sql: TableSQL, _ key: [Value], _ bytes: KeyBytes, _ columns: [(Change.ColumnValue, Int)]) throws {
-        if let batch {
-            try batch.upsert(sql.table.name, key, bytes: bytes, columns.map(\.0), positions: columns.map(\.1))
-        } else {
-            try sql.upsert(key, columns.map(\.0))
-        }
+        if let batch { try batch.upsert(sql.table.name, key, bytes: bytes, columns) } else { try sql.upsert(key, columns.map(\.0)) }
     }
     private func update(_ sql: TableSQL, _ key: [Value], _ bytes: KeyBytes, _ columns: [(Change.ColumnValue, Int)]) throws {
-        if let batch {
-            try batch.update(sql.table.name, key, bytes: bytes, columns.map(\.0), positions: columns.map(\.1))
-        } else {
-            try sql.update(key, columns.map(\.0))
-        }
+        if let batch { try batch.update(sql.table.name, key, bytes: bytes, columns) } else { try sql.update(key, columns.map(\.0)) }
     }
     private func delete(_ sql: TableSQL, _ key: [Value], _ bytes: KeyBytes) throws {
         if let batch { try batch.delete(sql.table.name, key, bytes: bytes) } else { try sql.delete(key) }
@@ -85,9 +77,9 @@ struct Merger {
         // A row present before tracking started counts as generation 1 with the zero version.
         let localCl = try state?.cl ?? (current() == nil ? 0 : 1)
         let rowVersion = state?.version ?? .zero
-        let values = zip(c.columns, positions).map { Change.ColumnValue(name: $0.name, value: ValueConversion.normalize($0.value, kind: t.columns[$1].kind)) }
-        if c.op != .delete, let problem = ValueFit.problem(values, positions: positions, table: t, brand: db.brand) { return .held(problem) }
-        let placed = Array(zip(values, positions))
+        // Each value, typed by its column, with the column's position.
+        let placed = zip(c.columns, positions).map { (Change.ColumnValue(name: $0.name, value: ValueConversion.normalize($0.value, kind: t.columns[$1].kind)), $1) }
+        if c.op != .delete, let problem = ValueFit.problem(placed, table: t, brand: db.brand) { return .held(problem) }
 
         switch c.op {
         case .insert:
@@ -150,7 +142,7 @@ struct Merger {
             return .applied
 
         case .update:
-            guard let v = values.first, let position = positions.first else { return .unchanged }
+            guard let (v, position) = placed.first else { return .unchanged }
             if c.cl < localCl {
                 try conflicts.record(table: c.table, key: key, column: v.name, winner: nil, winnerVersion: rowVersion, loser: v.value, loserVersion: incoming,
                                      reason: localCl % 2 == 0 ? "update of a row deleted since (delete wins)" : "update of an older generation of a re-created row")

@@ -96,14 +96,14 @@ final class RowBatch {
         return out
     }
 
-    /// `positions`: each column's position in the table.
-    func upsert(_ table: String, _ key: [Value], bytes: KeyBytes, _ columns: [Change.ColumnValue], positions: [Int]) throws {
+    /// `columns`: each value with its column's position in the table.
+    func upsert(_ table: String, _ key: [Value], bytes: KeyBytes, _ columns: [(Change.ColumnValue, Int)]) throws {
         let before = try select(table, key, bytes: bytes)
         let state = state(table)
         var row = before ?? Slots(repeating: nil, count: state.width)
         for (p, v) in zip(state.sql.table.keyPositions, key) { row[p] = v }
         var set = Slots(repeating: nil, count: state.width)
-        for (c, p) in zip(columns, positions) { row[p] = c.value; set[p] = c.value }
+        for (c, p) in columns { row[p] = c.value; set[p] = c.value }
         switch state.pending[bytes] {
         case .upsert(let prev, let replace)?: state.pending[bytes] = .upsert(Self.merged(prev, set), replace: replace)
         case .update(let prev)?: state.pending[bytes] = .upsert(Self.merged(prev, set), replace: false)
@@ -114,11 +114,11 @@ final class RowBatch {
         state.rows[bytes] = .some(row)
     }
 
-    func update(_ table: String, _ key: [Value], bytes: KeyBytes, _ columns: [Change.ColumnValue], positions: [Int]) throws {
+    func update(_ table: String, _ key: [Value], bytes: KeyBytes, _ columns: [(Change.ColumnValue, Int)]) throws {
         guard !columns.isEmpty, var row = try select(table, key, bytes: bytes) else { return }
         let state = state(table)
         var set = Slots(repeating: nil, count: state.width)
-        for (c, p) in zip(columns, positions) { row[p] = c.value; set[p] = c.value }
+        for (c, p) in columns { row[p] = c.value; set[p] = c.value }
         switch state.pending[bytes] {
         case .upsert(let prev, let replace)?: state.pending[bytes] = .upsert(Self.merged(prev, set), replace: replace)
         case .update(let prev)?: state.pending[bytes] = .update(Self.merged(prev, set))

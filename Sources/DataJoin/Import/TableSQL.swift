@@ -63,32 +63,11 @@ final class TableSQL {
         return "(\(cols)) IN (\(Array(repeating: one, count: n).joined(separator: ", ")))"
     }
 
-    /// Row counts per statement: full batches, then powers of two, so only a few statement
-    /// shapes are ever prepared.
-    static func pieces(_ total: Int, max: Int) -> [Int] {
-        var out: [Int] = []
-        var left = total
-        while left >= max { out.append(max); left -= max }
-        var p = 1
-        while p * 2 <= max { p *= 2 }
-        while left > 0 {
-            while p > left { p /= 2 }
-            out.append(p)
-            left -= p
-        }
-        return out
-    }
-
-    /// Fewer new rows than this go in with INSERT: a COPY costs a few round trips of its own.
-    static let copyFrom = 32
-
-    private func rowsPerStatement(_ columns: Int) -> Int { Swift.max(1, Swift.min(256, 30_000 / Swift.max(columns, 1))) }
-
     /// Each row found: its canonical key and its values by column position.
     func selectMany(_ keys: [[Value]], _ body: ([Value], [Value]) -> Void) throws {
         let cols = table.columns.map { db.quote($0.name) }.joined(separator: ", ")
         var start = 0
-        for n in Self.pieces(keys.count, max: rowsPerStatement(table.keyColumns.count)) {
+        for n in MultiRow.pieces(keys.count, max: MultiRow.rowsPerStatement(table.keyColumns.count)) {
             let slice = keys[start..<start + n]
             start += n
             try db.query("SELECT \(cols) FROM \(db.quote(table.name)) WHERE \(keyIn(n))", slice.flatMap { $0 }) { r in
@@ -100,39 +79,22 @@ final class TableSQL {
 
     func deleteMany(_ keys: [[Value]]) throws {
         var start = 0
-        for n in Self.pieces(keys.count, max: rowsPerStatement(table.keyColumns.count)) {
+        for n in MultiRow.pieces(keys.count, max: MultiRow.rowsPerStatement(table.keyColumns.count)) {
             let slice = keys[start..<start + n]
             start += n
             try db.execute("DELETE FROM \(db.quote(table.name)) WHERE \(keyIn(n))", slice.flatMap { $0 })
         }
     }
 
-    /// Inserts rows, or sets `names` of those that exist. `fresh`: none of them exists (a plain
-    /// INSERT).
+    /// Inserts rows, or sets `names` of those that exist. `fresh`: none of them exists.
     func upsertMany(_ names: [String], _ rows: [([Value], [Value])], fresh: Bool = false) throws {
         let keyNames = table.keyColumns.map(\.name)
         let valueNames = names.filter { !keyNames.contains($0) }
         let valueIndexes = valueNames.map { n in names.firstIndex(of: n)! }
-        let all = keyNames + valueNames
         let action = valueNames.isEmpty ? "DO NOTHING" : "DO UPDATE SET " + valueNames.map { "\(db.quote($0)) = excluded.\(db.quote($0))" }.joined(separator: ", ")
-        let tuple = "(" + Array(repeating: "?", count: all.count).joined(separator: ", ") + ")"
-        if fresh, rows.count >= Self.copyFrom, let pg = db as? PostgresDatabase {
-            // New rows on PostgreSQL: COPY, which parses no SQL and binds no parameters. It fires
-            // the table's triggers and checks its constraints as INSERT does (it ignores rules).
-            try pg.copyIn("COPY \(db.quote(table.name)) (\(all.map { db.quote($0) }.joined(separator: ", "))) FROM STDIN") { send in
-                for (key, values) in rows { try send(CopyText.line(key + valueIndexes.map { values[$0] })) }
-            }
-            return
-        }
-        var start = 0
-        for n in Self.pieces(rows.count, max: rowsPerStatement(all.count)) {
-            let slice = rows[start..<start + n]
-            start += n
-            let sql = "INSERT INTO \(db.quote(table.name)) (\(all.map { db.quote($0) }.joined(separator: ", "))) VALUES "
-                + Array(repeating: tuple, count: n).joined(separator: ", ")
-                + (fresh ? "" : " ON CONFLICT (\(keyNames.map { db.quote($0) }.joined(separator: ", "))) \(action)")
-            try db.execute(sql, slice.flatMap { key, values in key + valueIndexes.map { values[$0] } })
-        }
+        try db.insertMany(into: db.quote(table.name), columns: (keyNames + valueNames).map { db.quote($0) },
+                          rows: rows.map { key, values in key + valueIndexes.map { values[$0] } },
+                          onConflict: fresh ? nil : "ON CONFLICT (\(keyNames.map { db.quote($0) }.joined(separator: ", "))) \(action)")
     }
 
     /// Sets `names` of rows that exist. The values come in as a union with an empty select of
@@ -148,7 +110,7 @@ final class TableSQL {
         let match = keyNames.map { "d.\(db.quote($0)) = v.\(db.quote($0))" }.joined(separator: " AND ")
         let falsePredicate = db.brand == .postgres ? "false" : "0"
         var start = 0
-        for n in Self.pieces(rows.count, max: rowsPerStatement(all.count)) {
+        for n in MultiRow.pieces(rows.count, max: MultiRow.rowsPerStatement(all.count)) {
             let slice = rows[start..<start + n]
             start += n
             let sql = "UPDATE \(db.quote(table.name)) AS d SET \(set) FROM (SELECT \(all.map { db.quote($0) }.joined(separator: ", ")) FROM \(db.quote(table.name)) WHERE \(falsePredicate) UNION ALL VALUES "

@@ -4,14 +4,14 @@ import Foundation
 /// instead (docs/types.md). Values the database refuses outright (out of range, a NUL in
 /// PostgreSQL text, too long for varchar(n)) are held through the database's own error.
 enum ValueFit {
-    /// `positions`: each value's column position in `t.columns`.
-    static func problem(_ values: [Change.ColumnValue], positions: [Int], table t: TableInfo, brand: Brand) -> String? {
-        for (v, p) in zip(values, positions) {
+    /// `values`: each value with its column's position in `t.columns`.
+    static func problem(_ values: [(Change.ColumnValue, Int)], table t: TableInfo, brand: Brand) -> String? {
+        for (v, p) in values {
             let col = t.columns[p]
             // Only reals and text can be altered.
             switch v.value {
             case .real: break
-            case .text where brand == .sqlite || col.dataType.hasPrefix("numeric(") == true: break
+            case .text where brand == .sqlite || col.dataType.hasPrefix("numeric("): break
             default: continue
             }
             let problem = brand == .sqlite ? sqlite(v.value, col) : postgres(v.value, col)

@@ -15,13 +15,6 @@ struct VersionStore {
         return RowState(cl: r.int(0) ?? 0, version: Version(hlc: r.int(1) ?? 0, node: r.string(2) ?? ""))
     }
 
-    func setRow(_ table: String, _ key: [UInt8], _ state: RowState) throws {
-        try db.execute("""
-            INSERT INTO ds_row_version (object_table, object_id, cl, hlc, node) VALUES (?, ?, ?, ?, ?)
-            ON CONFLICT (object_table, object_id) DO UPDATE SET cl = excluded.cl, hlc = excluded.hlc, node = excluded.node
-            """, [.text(table), .blob(key), .integer(state.cl), .integer(state.version.hlc), .text(state.version.node)])
-    }
-
     func columns(_ table: String, _ key: [UInt8]) throws -> [String: Version] {
         var out: [String: Version] = [:]
         try db.query("SELECT object_attribute, hlc, node FROM ds_column_version WHERE object_table = ? AND object_id = ?", [.text(table), .blob(key)]) { r in
@@ -30,28 +23,7 @@ struct VersionStore {
         return out
     }
 
-    func column(_ table: String, _ key: [UInt8], _ column: String) throws -> Version? {
-        guard let r = try db.firstRow("SELECT hlc, node FROM ds_column_version WHERE object_table = ? AND object_id = ? AND object_attribute = ?",
-                                      [.text(table), .blob(key), .text(column)]) else { return nil }
-        return Version(hlc: r.int(0) ?? 0, node: r.string(1) ?? "")
-    }
-
-    func setColumn(_ table: String, _ key: [UInt8], _ column: String, _ v: Version) throws {
-        try db.execute("""
-            INSERT INTO ds_column_version (object_table, object_id, object_attribute, hlc, node) VALUES (?, ?, ?, ?, ?)
-            ON CONFLICT (object_table, object_id, object_attribute) DO UPDATE SET hlc = excluded.hlc, node = excluded.node
-            """, [.text(table), .blob(key), .text(column), .integer(v.hlc), .text(v.node)])
-    }
-
-    func clearColumns(_ table: String, _ key: [UInt8]) throws {
-        try db.execute("DELETE FROM ds_column_version WHERE object_table = ? AND object_id = ?", [.text(table), .blob(key)])
-    }
-
-    func clearColumn(_ table: String, _ key: [UInt8], _ column: String) throws {
-        try db.execute("DELETE FROM ds_column_version WHERE object_table = ? AND object_id = ? AND object_attribute = ?", [.text(table), .blob(key), .text(column)])
-    }
-
-    // MARK: - Many rows at once (the stamper)
+    // MARK: - Many rows at once (the stamper and the importer)
 
     static let batch = 400
 
@@ -112,39 +84,18 @@ struct VersionStore {
     }
 
     /// `fresh`: none of these rows has a version yet (the caller read them in this transaction,
-    /// and only DataJoin writes versions, under its writer lock), so a plain INSERT does: on
-    /// PostgreSQL `ON CONFLICT` costs a speculative insertion per row, about twice the insert.
+    /// and only DataJoin writes versions, under its writer lock), so no `ON CONFLICT` is needed.
     func setRows(_ rows: [(String, [UInt8], RowState)], fresh: Bool = false) throws {
-        if fresh, rows.count >= TableSQL.copyFrom, let pg = db as? PostgresDatabase {
-            try pg.copyIn("COPY ds_row_version (object_table, object_id, cl, hlc, node) FROM STDIN") { send in
-                for r in rows { try send(CopyText.line([.text(r.0), .blob(r.1), .integer(r.2.cl), .integer(r.2.version.hlc), .text(r.2.version.node)])) }
-            }
-            return
-        }
-        for part in stride(from: 0, to: rows.count, by: Self.batch) {
-            let slice = rows[part..<min(part + Self.batch, rows.count)]
-            try db.execute("INSERT INTO ds_row_version (object_table, object_id, cl, hlc, node) VALUES "
-                + slice.map { _ in "(?, ?, ?, ?, ?)" }.joined(separator: ", ")
-                + (fresh ? "" : " ON CONFLICT (object_table, object_id) DO UPDATE SET cl = excluded.cl, hlc = excluded.hlc, node = excluded.node"),
-                slice.flatMap { [.text($0.0), .blob($0.1), .integer($0.2.cl), .integer($0.2.version.hlc), .text($0.2.version.node)] })
-        }
+        try db.insertMany(into: "ds_row_version", columns: ["object_table", "object_id", "cl", "hlc", "node"],
+                          rows: rows.map { [.text($0.0), .blob($0.1), .integer($0.2.cl), .integer($0.2.version.hlc), .text($0.2.version.node)] },
+                          onConflict: fresh ? nil : "ON CONFLICT (object_table, object_id) DO UPDATE SET cl = excluded.cl, hlc = excluded.hlc, node = excluded.node")
     }
 
     /// `fresh`: these rows have no column versions (cleared, or the row had no version).
     func setColumns(_ cols: [(String, [UInt8], String, Version)], fresh: Bool = false) throws {
-        if fresh, cols.count >= TableSQL.copyFrom, let pg = db as? PostgresDatabase {
-            try pg.copyIn("COPY ds_column_version (object_table, object_id, object_attribute, hlc, node) FROM STDIN") { send in
-                for c in cols { try send(CopyText.line([.text(c.0), .blob(c.1), .text(c.2), .integer(c.3.hlc), .text(c.3.node)])) }
-            }
-            return
-        }
-        for part in stride(from: 0, to: cols.count, by: Self.batch) {
-            let slice = cols[part..<min(part + Self.batch, cols.count)]
-            try db.execute("INSERT INTO ds_column_version (object_table, object_id, object_attribute, hlc, node) VALUES "
-                + slice.map { _ in "(?, ?, ?, ?, ?)" }.joined(separator: ", ")
-                + (fresh ? "" : " ON CONFLICT (object_table, object_id, object_attribute) DO UPDATE SET hlc = excluded.hlc, node = excluded.node"),
-                slice.flatMap { [.text($0.0), .blob($0.1), .text($0.2), .integer($0.3.hlc), .text($0.3.node)] })
-        }
+        try db.insertMany(into: "ds_column_version", columns: ["object_table", "object_id", "object_attribute", "hlc", "node"],
+                          rows: cols.map { [.text($0.0), .blob($0.1), .text($0.2), .integer($0.3.hlc), .text($0.3.node)] },
+                          onConflict: fresh ? nil : "ON CONFLICT (object_table, object_id, object_attribute) DO UPDATE SET hlc = excluded.hlc, node = excluded.node")
     }
 
     func clearColumns(_ keys: [(String, [UInt8])]) throws {

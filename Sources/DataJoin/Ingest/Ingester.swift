@@ -215,11 +215,11 @@ public enum Ingester {
             // Every seq up to an origin's high-water mark is held (or was, before pruning, or came
             // with a snapshot): those changes are skipped, never applied a second time.
             var marks: [String: Int64] = [:]
-            func mark(_ c: Change) throws -> Int64 {
-                if c.epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) { return 0 }
-                let k = c.origin + "\u{0}" + c.epoch
+            func mark(_ origin: String, _ epoch: String) throws -> Int64 {
+                if epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) { return 0 }
+                let k = origin + "\u{0}" + epoch
                 if let m = marks[k] { return m }
-                let m = try Holdings.state(db, origin: c.origin, epoch: c.epoch).contiguous
+                let m = try Holdings.state(db, origin: origin, epoch: epoch).contiguous
                 marks[k] = m
                 return m
             }
@@ -229,7 +229,7 @@ public enum Ingester {
                     // prevention); those of an older epoch are accepted, so a node restored from a
                     // backup gets back what it had lost.
                     if c.origin == me.nodeId && c.epoch == me.epoch { skipped += 1; continue }
-                    if c.seq <= (try mark(c)) { skipped += 1; continue }
+                    if c.seq <= (try mark(c.origin, c.epoch)) { skipped += 1; continue }
                     try body([.text(c.origin), .text(c.epoch), .integer(c.seq), .integer(c.hlc), .integer(c.txid), .text(c.table),
                               .blob(KeyCodec.encode(c.key)), .text(c.keyNames.joined(separator: ",")), .text(c.op.rawValue),
                               .integer(c.cl), .blob(c.encodedPayload()), .integer(bundleId), .text(received)])
@@ -243,11 +243,7 @@ public enum Ingester {
             var copyTo = useCopy ? db as? PostgresDatabase : nil
             if copyTo != nil {
                 for o in h.origins where !(o.origin == me.nodeId && o.epoch == me.epoch) {
-                    var m: Int64 = 0
-                    if !o.epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) {
-                        m = try Holdings.state(db, origin: o.origin, epoch: o.epoch).contiguous
-                        marks[o.origin + "\u{0}" + o.epoch] = m
-                    }
+                    let m = try mark(o.origin, o.epoch)
                     if try db.firstRow("SELECT 1 FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq > ? AND seq <= ? LIMIT 1",
                                        [.text(o.origin), .text(o.epoch), .integer(max(m, o.first - 1)), .integer(o.last)]) != nil {
                         copyTo = nil

@@ -132,8 +132,8 @@ public final class PostgresDatabase: Database {
 
         func withPointers<R>(_ body: ([UnsafePointer<CChar>?]) throws -> R) rethrows -> R {
             try storage.withUnsafeBufferPointer { base in
-                let start = UnsafeRawPointer(base.baseAddress ?? UnsafePointer(bitPattern: 1)!)
-                return try body(offsets.map { $0 < 0 ? nil : (start + $0).assumingMemoryBound(to: CChar.self) })
+                // No storage means every value is NULL.
+                try body(offsets.map { o in base.baseAddress.flatMap { o < 0 ? nil : UnsafeRawPointer($0 + o).assumingMemoryBound(to: CChar.self) } })
             }
         }
     }

@@ -9,6 +9,13 @@ public enum BundleFormat {
     /// The most a bundle may expand to when decompressed, and the most one header may hold.
     public static let maxExpandedBytes = 4 << 30
     public static let maxHeaderBytes = 1 << 20
+    /// The most one change record may hold (its key and values together), so that reading one
+    /// change never takes more memory than the largest single value (issue 10).
+    public static let maxChangeBytes = 64 << 20
+    /// Table definitions of one bundle: at most this many columns in all, and this many bytes
+    /// of names, so a file of 40,000 tables cannot take gigabytes.
+    public static let maxDefinedColumns = 200_000
+    public static let maxDefinitionBytes = 8 << 20
 
     enum Record: UInt8 {
         case table = 0x54  // T
@@ -98,7 +105,7 @@ public struct BundleHeader: Equatable, Sendable {
             case .origins:
                 let n = try f.int(100_000)
                 for _ in 0..<n {
-                    let o = OriginRange(origin: try f.string(), epoch: try f.string(), first: Int64(try f.int(Int.max)),
+                    let o = OriginRange(origin: try f.string(), epoch: try Self.epoch(try f.string()), first: Int64(try f.int(Int.max)),
                                         last: Int64(try f.int(Int.max)), count: Int64(try f.int(Int.max)))
                     guard o.first >= 1, o.last >= o.first, o.count >= 1, o.count <= o.last - o.first + 1 else {
                         throw DataJoinError.bundle("header gives an impossible range \(o.first)-\(o.last) (\(o.count) changes) for \(o.origin)")
@@ -108,17 +115,30 @@ public struct BundleHeader: Equatable, Sendable {
             case .changeCount: h.changeCount = Int64(try f.int(Int.max))
             case .receipts:
                 let n = try f.int(100_000)
-                for _ in 0..<n { h.receipts.append(Receipt(origin: try f.string(), epoch: try f.string(), seq: Int64(try f.int(Int.max)))) }
+                for _ in 0..<n {
+                    let origin = try f.string()
+                    guard NodeName.isValid(origin) else { throw DataJoinError.bundle("header has a receipt for an invalid node name") }
+                    h.receipts.append(Receipt(origin: origin, epoch: try Self.epoch(try f.string()), seq: Int64(try f.int(Int.max))))
+                }
             case .publicKey: h.publicKey = try f.data()
             case nil: continue  // an optional field from a newer minor version: ignored
             }
         }
         guard !h.sender.isEmpty, NodeName.isValid(h.sender) else { throw DataJoinError.bundle("header has no valid sender node name") }
         guard !h.senderEpoch.isEmpty else { throw DataJoinError.bundle("header has no sender epoch") }
+        h.senderEpoch = try epoch(h.senderEpoch)
+        h.createdAt = String(h.createdAt.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }.prefix(64))
         guard h.changeCount >= 0 else { throw DataJoinError.bundle("header has no change count") }
         guard h.publicKey.count == 32 else { throw DataJoinError.bundle("bundle is unsigned (no sender public key in the header)") }
-        guard h.origins.reduce(0, { $0 + $1.count }) == h.changeCount else {
-            throw DataJoinError.bundle("header counts disagree: origins add up to \(h.origins.reduce(0) { $0 + $1.count }), total says \(h.changeCount)")
+        // Checked sums: counts near 2^62 must not overflow (issue 10).
+        var sum: Int64 = 0
+        for o in h.origins {
+            let (s, overflow) = sum.addingReportingOverflow(o.count)
+            guard !overflow else { throw DataJoinError.bundle("header counts add up past any possible number") }
+            sum = s
+        }
+        guard sum == h.changeCount else {
+            throw DataJoinError.bundle("header counts disagree: origins add up to \(sum), total says \(h.changeCount)")
         }
         for o in h.origins where !NodeName.isValid(o.origin) {
             throw DataJoinError.bundle("header names an invalid origin node '\(o.origin.prefix(40))'")
@@ -133,13 +153,26 @@ public struct BundleHeader: Equatable, Sendable {
     }
 }
 
+extension BundleHeader {
+    /// Epochs are ids DataJoin makes (hex, `snap-` + hex): 1–80 letters, digits, '.', '_' or
+    /// '-'. Anything else (a NUL byte, a newline) is a crafted file and never reaches SQL.
+    static func epoch(_ s: String) throws -> String {
+        guard let first = s.unicodeScalars.first, s.unicodeScalars.count <= 80, NodeName.isLetterOrDigit(first),
+              s.unicodeScalars.allSatisfy({ NodeName.isLetterOrDigit($0) || $0 == "." || $0 == "_" || $0 == "-" }) else {
+            throw DataJoinError.bundle("header has an invalid epoch id")
+        }
+        return s
+    }
+}
+
 /// Node names: 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit.
 public enum NodeName {
     public static func isValid(_ s: String) -> Bool {
         guard let first = s.unicodeScalars.first, s.unicodeScalars.count <= 64 else { return false }
-        func ok(_ c: Unicode.Scalar) -> Bool {
-            (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9")
-        }
-        return ok(first) && s.unicodeScalars.allSatisfy { ok($0) || $0 == "." || $0 == "_" || $0 == "-" }
+        return isLetterOrDigit(first) && s.unicodeScalars.allSatisfy { isLetterOrDigit($0) || $0 == "." || $0 == "_" || $0 == "-" }
+    }
+
+    static func isLetterOrDigit(_ c: Unicode.Scalar) -> Bool {
+        (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9")
     }
 }

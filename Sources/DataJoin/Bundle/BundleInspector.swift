@@ -13,6 +13,8 @@ public enum BundleInspector {
 
     /// Reads a whole bundle; `keepChanges` bounds how many changes are kept for display.
     public static func read(_ path: String, keepChanges: Int = Int.max) throws -> Summary {
+        // Integrity first (digest and the header's own key), records only after it.
+        try BundleSeal(path: path).verifyIntegrity()
         let reader = try BundleReader(path: path)
         var changes: [Change] = []
         while let c = try reader.next() {
@@ -24,6 +26,7 @@ public enum BundleInspector {
 
     public static func verify(_ path: String) -> Result<BundleHeader, DataJoinError> {
         do {
+            try BundleSeal(path: path).verifyIntegrity()
             let reader = try BundleReader(path: path)
             while try reader.next() != nil {}
             try reader.finish()
@@ -38,9 +41,22 @@ public enum BundleInspector {
     /// Reads and checks a bundle held in memory; the fuzz target calls this.
     public static func check(bytes: [UInt8], maxExpandedBytes: Int = 64 << 20) -> Bool {
         do {
+            try BundleSeal(bytes: bytes, maxExpandedBytes: maxExpandedBytes).verifyIntegrity()
             let reader = try BundleReader(bytes: bytes, maxExpandedBytes: maxExpandedBytes)
             while try reader.next() != nil {}
             try reader.finish()
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// Decodes every record without the digest and signature checks, so a fuzzer reaches the
+    /// decoder behind them (ingest never does this: it verifies first).
+    public static func decodeUnverified(bytes: [UInt8], maxExpandedBytes: Int = 64 << 20) -> Bool {
+        do {
+            let reader = try BundleReader(bytes: bytes, maxExpandedBytes: maxExpandedBytes)
+            while try reader.next() != nil {}
             return true
         } catch {
             return false

@@ -13,6 +13,9 @@ final class BundleReader {
     private(set) var changesRead: Int64 = 0
     private var perOrigin: [Int: (first: Int64, last: Int64, count: Int64)] = [:]
     private var trailerCount: Int64?
+    /// Columns and name bytes of every table defined so far (bounded, docs/bundle-format.md).
+    private var definedColumns = 0
+    private var definitionBytes = 0
 
     convenience init(path: String, maxExpandedBytes: Int = BundleFormat.maxExpandedBytes) throws {
         try self.init(gzip: try GzipReader(path: path, maxOutput: maxExpandedBytes), path: path)
@@ -59,7 +62,15 @@ final class BundleReader {
                 let name = try Self.identifier(try reader.string(), "table")
                 let n = try reader.int(10_000)
                 guard n > 0 else { throw DataJoinError.bundle("table \(name) has no columns") }
+                definedColumns += n
+                guard definedColumns <= BundleFormat.maxDefinedColumns else {
+                    throw DataJoinError.bundle("defines more than \(BundleFormat.maxDefinedColumns) columns in all")
+                }
                 let cols = try (0..<n).map { _ in try Self.identifier(try reader.string(), "column") }
+                definitionBytes += name.utf8.count + cols.reduce(0) { $0 + $1.utf8.count }
+                guard definitionBytes <= BundleFormat.maxDefinitionBytes else {
+                    throw DataJoinError.bundle("its table definitions hold more than \(BundleFormat.maxDefinitionBytes >> 20) MiB of names")
+                }
                 guard Set(cols).count == n else { throw DataJoinError.bundle("table \(name) names a column twice") }
                 let k = try reader.int(n)
                 guard k > 0 else { throw DataJoinError.bundle("table \(name) has no primary key") }
@@ -67,6 +78,7 @@ final class BundleReader {
                 guard tables[index] == nil else { throw DataJoinError.bundle("table index \(index) defined twice") }
                 tables[index] = (name, cols, keys)
             case .change:
+                defer { reader.budgetEnd = Int.max }
                 let c = try readChange()
                 changesRead += 1
                 if changesRead > header.changeCount { throw DataJoinError.bundle("holds more changes than its header says (\(header.changeCount))") }
@@ -98,6 +110,8 @@ final class BundleReader {
         guard let op = Operation(rawValue: String(UnicodeScalar(try reader.byte()))) else { throw DataJoinError.bundle("unknown operation") }
         let tableIndex = try reader.int(100_000)
         guard let t = tables[tableIndex] else { throw DataJoinError.bundle("change refers to undefined table \(tableIndex)") }
+        // From the generation on, one change holds at most `maxChangeBytes` (BundleWriter).
+        reader.budgetEnd = reader.consumed + BundleFormat.maxChangeBytes
         let cl = Int64(try reader.int(Int.max))
         guard cl >= 1, (op == .delete) == (cl % 2 == 0) else { throw DataJoinError.bundle("change has an impossible row generation \(cl) for \(op)") }
         let key = try t.keys.map { _ in try reader.value() }

@@ -1,6 +1,13 @@
 import Crypto
 import Foundation
 
+/// A change larger than a bundle may carry (`BundleFormat.maxChangeBytes`).
+struct OversizedChange: Error, CustomStringConvertible {
+    var seq: Int64
+    var message: String
+    var description: String { message }
+}
+
 /// Writes one bundle: gzip stream of magic, version, header, table and change records, then a
 /// trailer with the SHA-256 of everything before it and the sender's Ed25519 signature of that
 /// digest. The file is written as `.tmp`, fsynced, renamed, and its folder fsynced.
@@ -63,6 +70,10 @@ final class BundleWriter {
         guard keyNames.count == c.key.count, !keyNames.isEmpty else {
             throw DataJoinError(.internalError, "change \(c.origin)#\(c.seq) of \(c.table) has no key column names")
         }
+        // Never write what a reader refuses (docs/bundle-format.md, "What a reader checks").
+        guard c.seq >= 1, c.hlc >= 0, c.cl >= 1, (c.op == .delete) == (c.cl % 2 == 0) else {
+            throw DataJoinError(.internalError, "change \(c.origin)#\(c.seq) of \(c.table) has an impossible stamp (hlc \(c.hlc), generation \(c.cl))")
+        }
         // Each column's index in the table's definition, looked up once (nil: define it again).
         func indexes() -> [Int]? {
             guard let t = tables[c.table], t.keys == keyNames else { return nil }
@@ -84,6 +95,7 @@ final class BundleWriter {
             var cols: [String: Int] = [:]
             for (i, n) in names.enumerated() { cols[n] = i }
             tables[c.table] = (index, cols, keyNames)
+            for n in [c.table] + names { _ = try Self.checkedName(n, table: c.table) }
             pending.byte(BundleFormat.Record.table.rawValue)
             pending.varint(UInt64(index))
             pending.string(c.table)
@@ -104,13 +116,19 @@ final class BundleWriter {
             originIndex = i
             lastOrigin = (c.origin, c.epoch, i)
         }
+        let recordStart = pending.bytes.count
         pending.byte(BundleFormat.Record.change.rawValue)
         pending.varint(UInt64(originIndex))
         pending.varint(UInt64(c.seq))
         pending.varint(UInt64(c.hlc))
-        pending.varint(UInt64(c.txid))
+        // An application may write any source id into its outbox rows; a negative one is
+        // "unknown" (0) in the file, as the format has it.
+        pending.varint(UInt64(max(c.txid, 0)))
         pending.byte(UInt8(ascii: c.op.rawValue.unicodeScalars.first!))
         pending.varint(UInt64(t.index))
+        // The size limit counts from here (generation, key, values): the same however the
+        // change is relayed, whatever its origin's and table's indexes in the file.
+        let start = pending.bytes.count
         pending.varint(UInt64(c.cl))
         for v in c.key { pending.value(v) }
         switch c.op {
@@ -123,8 +141,22 @@ final class BundleWriter {
         case .delete:
             break
         }
+        let size = pending.bytes.count - start
+        if size > BundleFormat.maxChangeBytes {
+            pending.bytes.removeSubrange(recordStart...)
+            throw OversizedChange(seq: c.seq, message: "change \(c.origin)#\(c.seq) (\(c.table) \(KeyCodec.display(c.key).prefix(60))) holds \(size >> 20) MiB, "
+                + "over the \(BundleFormat.maxChangeBytes >> 20) MiB one change may carry in a bundle")
+        }
         changeCount += 1
         try flushIfLarge()
+    }
+
+    private static func checkedName(_ name: String, table: String) throws -> String {
+        do {
+            return try BundleReader.identifier(name, "column")
+        } catch {
+            throw DataJoinError(.internalError, "table \(table.prefix(60)) has a name no bundle can carry ('\(name.prefix(40))': at most 128 bytes, no control characters)")
+        }
     }
 
     /// Writes the trailer, makes the file durable and gives it its final name.

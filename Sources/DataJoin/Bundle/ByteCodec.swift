@@ -72,6 +72,15 @@ struct ByteReader<Source: ByteSource> {
     /// Where in `buffer` the bytes not yet given to `onConsume` start.
     private var undigested = 0
     static var maxField: Int { 64 << 20 }
+    /// Reading stops with an error before a field would take the total consumed past this
+    /// (one change record at a time: `BundleFormat.maxChangeBytes`).
+    var budgetEnd = Int.max
+
+    private func checkBudget(_ n: Int) throws {
+        if n > budgetEnd - consumed {
+            throw DataJoinError.bundle("a change holds more than \(BundleFormat.maxChangeBytes >> 20) MiB, the most one change may carry")
+        }
+    }
 
     init(_ source: Source) { self.source = source }
 
@@ -101,6 +110,7 @@ struct ByteReader<Source: ByteSource> {
 
     mutating func bytes(_ n: Int) throws -> [UInt8] {
         guard n >= 0 && n <= Self.maxField else { throw DataJoinError.bundle("a field claims \(n) bytes, over the \(Self.maxField >> 20) MiB limit") }
+        try checkBudget(n)
         var out: [UInt8] = []
         out.reserveCapacity(min(n, 1 << 20))
         while out.count < n {
@@ -126,6 +136,8 @@ struct ByteReader<Source: ByteSource> {
     }
 
     mutating func int(_ max: Int = Int(Int32.max)) throws -> Int {
+        // An index into an empty list (no origins, no columns): nothing it can refer to.
+        guard max >= 0 else { throw DataJoinError.bundle("refers to an entry of an empty list") }
         let v = try varint()
         guard v <= UInt64(max) else { throw DataJoinError.bundle("a count of \(v) is over the limit \(max)") }
         return Int(v)
@@ -140,6 +152,7 @@ struct ByteReader<Source: ByteSource> {
 
     mutating func string() throws -> String {
         let n = try int(Self.maxField)
+        try checkBudget(n)
         // Straight from the buffer when the text is all there (most are): no array in between.
         if n > 0, try fill(), buffer.count - pos >= n {
             let start = pos

@@ -61,3 +61,18 @@ public struct Version: Comparable, Sendable, CustomStringConvertible {
     }
     public var description: String { "\(HybridLogicalClock.describe(hlc))@\(node)" }
 }
+
+/// Key column names as stored in `object_pk_attribute`: a JSON array, so a name holding a comma
+/// survives (issue 10). Rows written by older versions hold the names joined with ",".
+enum KeyNames {
+    static func encode(_ names: [String]) -> String {
+        "[" + names.map { JSON.quote($0) }.joined(separator: ",") + "]"
+    }
+
+    static func decode(_ text: String) -> [String] {
+        if text.utf8.first == UInt8(ascii: "["), let names = try? CapturedJSON.array(text), names.allSatisfy({ $0 != nil }) {
+            return names.map { $0! }
+        }
+        return text.split(separator: ",").map(String.init).filter { !$0.isEmpty }
+    }
+}

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 /// Generates the capture triggers of one tracked table. Inserts and deletes become one row-level
@@ -5,16 +6,53 @@ import Foundation
 /// of the key becomes a delete plus an insert. Writes made by DataJoin's importer are skipped
 /// (docs/capture.md says how each brand knows).
 enum CaptureTriggers {
+    /// PostgreSQL cuts a name at 63 bytes (NAMEDATALEN − 1); a legacy trigger name is looked
+    /// up the way the server stored it.
+    static func pgName(_ s: String) -> String {
+        var out = ""
+        for ch in s.unicodeScalars {
+            if out.utf8.count + String(ch).utf8.count > 63 { break }
+            out.unicodeScalars.append(ch)
+        }
+        return out
+    }
+
     static func literal(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "''") + "'" }
 
-    static func names(_ table: String) -> (function: String, insert: String, update: String, updateRows: String, delete: String, truncate: String) {
-        ("ds_capture_" + table, "ds_capture_ins_" + table, "ds_capture_upd_" + table, "ds_capture_updrows_" + table,
-         "ds_capture_del_" + table, "ds_capture_trunc_" + table)
+    typealias Names = (function: String, insert: String, update: String, updateRows: String, delete: String, truncate: String)
+
+    /// The names of a table's triggers and functions: a readable prefix of the table's name and
+    /// 8 hex digits of its SHA-256, so two tables never share one and every name fits
+    /// PostgreSQL's 63 bytes, whatever the table is called (issue 10). Kinds are at most 16
+    /// bytes, the prefix 28, the hash 9: 53 in all.
+    static func names(_ table: String) -> Names {
+        let n = { (kind: String) in generatedName(kind, table) }
+        return (n("ds_capture_"), n("ds_capture_ins_"), n("ds_capture_upd_"), n("ds_capture_updrows_"), n("ds_capture_del_"), n("ds_capture_trunc_"))
     }
 
     /// PostgreSQL: the statement-level functions that capture inserts and deletes.
     static func statementFunctions(_ table: String) -> (insert: String, update: String, delete: String) {
-        ("ds_capture_ins_rows_" + table, "ds_capture_upd_rows_" + table, "ds_capture_del_rows_" + table)
+        (generatedName("ds_capture_insr_", table), generatedName("ds_capture_updr_", table), generatedName("ds_capture_delr_", table))
+    }
+
+    static func generatedName(_ kind: String, _ table: String) -> String {
+        var prefix = ""
+        for ch in table.unicodeScalars where ch.value >= 0x20 && ch.value != 0x7F {
+            if prefix.utf8.count + String(ch).utf8.count > 28 { break }
+            prefix.unicodeScalars.append(ch)
+        }
+        let digest = SHA256.hash(data: Array(table.utf8))
+        return kind + prefix + "_" + Hex.encode(Array(digest.prefix(4)))
+    }
+
+    /// Names of versions before 6 (the table's name after a prefix): dropped when a table is
+    /// tracked again or untracked, so an upgraded node keeps no second set of triggers.
+    static func legacyNames(_ table: String) -> [String] {
+        ["ds_capture_", "ds_capture_ins_", "ds_capture_upd_", "ds_capture_updrows_", "ds_capture_del_", "ds_capture_trunc_"].map { $0 + table }
+    }
+
+    static func legacyFunctions(_ table: String) -> [String] {
+        ["ds_capture_ins_rows_", "ds_capture_upd_rows_", "ds_capture_del_rows_"].map { $0 + table }
     }
 
     static func install(_ db: Database, _ t: TableInfo) throws {
@@ -35,19 +73,17 @@ enum CaptureTriggers {
                                     [.text(table), .integer(Int64(prefix.count)), .text(prefix)]).compactMap { $0.string(0) }
             for trig in Set(found + [n.insert, n.update, n.delete]) { try db.executeScript("DROP TRIGGER IF EXISTS \(db.quote(trig))") }
         case .postgres:
+            // Triggers first (by the names of this version and of older ones), then the
+            // functions they ran: only this table's, so no other table's trigger depends on them.
             let f = statementFunctions(table)
-            try db.executeScript("""
-                DROP TRIGGER IF EXISTS \(db.quote(n.insert)) ON \(db.quote(table));
-                DROP TRIGGER IF EXISTS \(db.quote(n.update)) ON \(db.quote(table));
-                DROP TRIGGER IF EXISTS \(db.quote(n.updateRows)) ON \(db.quote(table));
-                DROP TRIGGER IF EXISTS \(db.quote(n.delete)) ON \(db.quote(table));
-                DROP TRIGGER IF EXISTS \(db.quote(n.truncate)) ON \(db.quote(table));
-                DROP FUNCTION IF EXISTS \(db.quote(n.function))();
-                DROP FUNCTION IF EXISTS \(db.quote(f.insert))();
-                DROP FUNCTION IF EXISTS \(db.quote(f.update))();
-                DROP FUNCTION IF EXISTS \(db.quote(f.delete))();
-                DROP FUNCTION IF EXISTS \(db.quote(n.truncate))();
-                """)
+            let legacy = legacyNames(table)
+            let triggers = [n.insert, n.update, n.updateRows, n.delete, n.truncate] + legacy.dropFirst()
+            let functions = [n.function, f.insert, f.update, f.delete, n.truncate] + [legacy[0], legacy[5]] + legacyFunctions(table)
+            var script = triggers.map { "DROP TRIGGER IF EXISTS \(db.quote(Self.pgName($0))) ON \(db.quote(table));" }
+            // An old name cut at 63 bytes may be another table's function: dropped only when
+            // nothing depends on it any more (no CASCADE), and only when it fits uncut.
+            script += functions.filter { $0.utf8.count <= 63 }.map { "DROP FUNCTION IF EXISTS \(db.quote($0))();" }
+            try db.executeScript(script.joined(separator: "\n"))
         }
     }
 
@@ -64,7 +100,7 @@ enum CaptureTriggers {
         let n = names(t.name)
         let table = db.quote(t.name)
         let lit = literal(t.name)
-        let pkNames = literal(t.keyColumns.map(\.name).joined(separator: ","))
+        let pkNames = literal(KeyNames.encode(t.keyColumns.map(\.name)))
         let ms = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
         let notApplying = "(SELECT applying FROM ds_apply_state WHERE id = 1) = 0"
         func key(_ rec: String) -> String {
@@ -75,8 +111,9 @@ enum CaptureTriggers {
             // A SQLite function takes at most 127 arguments: a wider row is built as objects of
             // 60 columns whose texts are joined into one (their values are strings or null, so
             // each text has exactly one brace at each end).
-            if pairs.count <= 60 { return "json_object(" + pairs.joined(separator: ", ") + ")" }
-            let chunks = stride(from: 0, to: pairs.count, by: 60).map { "json_object(" + pairs[$0..<min($0 + 60, pairs.count)].joined(separator: ", ") + ")" }
+            let split = Tuning.current.sqliteCaptureSplit
+            if pairs.count <= split { return "json_object(" + pairs.joined(separator: ", ") + ")" }
+            let chunks = stride(from: 0, to: pairs.count, by: split).map { "json_object(" + pairs[$0..<min($0 + split, pairs.count)].joined(separator: ", ") + ")" }
             return chunks.enumerated().map { i, c in
                 i == 0 ? "rtrim(\(c), '}')" : i == chunks.count - 1 ? "ltrim(\(c), '{')" : "ltrim(rtrim(\(c), '}'), '{')"
             }.joined(separator: " || ',' || ")
@@ -120,10 +157,16 @@ enum CaptureTriggers {
     // MARK: - PostgreSQL
 
     static func postgres(_ db: Database, _ t: TableInfo) -> String {
+        // Dollar-quote tags that no table or column name contains, so no name can end a
+        // function body early.
+        let allNames = ([t.name] + t.columns.map(\.name)).joined(separator: "\u{0}")
+        var k = 0
+        while allNames.contains("$ds\(k)") { k += 1 }
+        let tag = "$ds\(k)$", sqlTag = "$ds\(k)sql$"
         let n = names(t.name)
         let table = db.quote(t.name)
         let lit = literal(t.name)
-        let pkNames = literal(t.keyColumns.map(\.name).joined(separator: ","))
+        let pkNames = literal(KeyNames.encode(t.keyColumns.map(\.name)))
         func key(_ rec: String) -> String {
             "json_build_array(" + t.keyColumns.map { "\(rec).\(db.quote($0.name))::text" }.joined(separator: ", ") + ")::text"
         }
@@ -135,9 +178,10 @@ enum CaptureTriggers {
         // tables are built in chunks and joined as jsonb.
         func row(_ rec: String) -> String {
             let values = t.columns.map { "\(rec).\(db.quote($0.name))::text" }
-            if values.count <= 90 { return "json_build_array(" + values.joined(separator: ", ") + ")::text" }
-            let chunks = stride(from: 0, to: values.count, by: 90).map { start in
-                "jsonb_build_array(" + values[start..<min(start + 90, values.count)].joined(separator: ", ") + ")"
+            let split = Tuning.current.postgresCaptureSplit
+            if values.count <= split { return "json_build_array(" + values.joined(separator: ", ") + ")::text" }
+            let chunks = stride(from: 0, to: values.count, by: split).map { start in
+                "jsonb_build_array(" + values[start..<min(start + split, values.count)].joined(separator: ", ") + ")"
             }
             return "(" + chunks.joined(separator: " || ") + ")::text"
         }
@@ -152,9 +196,9 @@ enum CaptureTriggers {
         // transition tables (no per-row plpgsql).
         func statementTrigger(_ function: String, _ trigger: String, event: String, transition: String, body: String) -> String {
             """
-            CREATE FUNCTION \(db.quote(function))() RETURNS trigger LANGUAGE plpgsql AS $ds$
+            CREATE FUNCTION \(db.quote(function))() RETURNS trigger LANGUAGE plpgsql AS \(tag)
             \(body)
-            $ds$;
+            \(tag);
             CREATE TRIGGER \(db.quote(trigger)) AFTER \(event) ON \(table)
               REFERENCING \(transition) FOR EACH STATEMENT EXECUTE FUNCTION \(db.quote(function))();
             """
@@ -209,7 +253,7 @@ enum CaptureTriggers {
               ELSE
                 ds_jit := current_setting('jit');
                 PERFORM set_config('jit', 'off', true);
-                EXECUTE $ds_sql$\(updateSelect("$1"))$ds_sql$ USING ds_moved_from;
+                EXECUTE \(sqlTag)\(updateSelect("$1"))\(sqlTag) USING ds_moved_from;
                 PERFORM set_config('jit', ds_jit, true);
               END IF;
             """
@@ -234,7 +278,7 @@ enum CaptureTriggers {
                                body: insertSelect("\(key("ds_o")), 'D', NULL, NULL, NULL, \(common) FROM ds_old_rows AS ds_o")))
             \(statementTrigger(f.update, n.updateRows, event: "UPDATE",
                                transition: "OLD TABLE AS ds_old_rows NEW TABLE AS ds_new_rows", body: updateBody))
-            CREATE FUNCTION \(db.quote(n.function))() RETURNS trigger LANGUAGE plpgsql AS $ds$
+            CREATE FUNCTION \(db.quote(n.function))() RETURNS trigger LANGUAGE plpgsql AS \(tag)
             DECLARE
               ds_id bigint;
             BEGIN
@@ -247,15 +291,15 @@ enum CaptureTriggers {
               END IF;
               RETURN NULL;
             END
-            $ds$;
+            \(tag);
             CREATE TRIGGER \(db.quote(n.update)) AFTER UPDATE ON \(table)
               FOR EACH ROW WHEN (ROW(\(keyOld)) IS DISTINCT FROM ROW(\(keyNew))) EXECUTE FUNCTION \(db.quote(n.function))();
-            CREATE FUNCTION \(db.quote(n.truncate))() RETURNS trigger LANGUAGE plpgsql AS $ds$
+            CREATE FUNCTION \(db.quote(n.truncate))() RETURNS trigger LANGUAGE plpgsql AS \(tag)
             BEGIN
               \(skip)
               RAISE EXCEPTION 'TRUNCATE of DataJoin-tracked table % is refused: it would not be synced. Use DELETE, or run datajoin untrack first.', TG_TABLE_NAME;
             END
-            $ds$;
+            \(tag);
             CREATE TRIGGER \(db.quote(n.truncate)) BEFORE TRUNCATE ON \(table)
               FOR EACH STATEMENT EXECUTE FUNCTION \(db.quote(n.truncate))();
             """

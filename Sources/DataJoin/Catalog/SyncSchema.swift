@@ -4,7 +4,7 @@ import Foundation
 /// (docs/tables.md describes every column).
 enum SyncSchema {
     /// Bumped when the tables change; stored in ds_node.schema_version.
-    static let version = 5
+    static let version = 6
 
     static func ddl(for brand: Brand) -> String {
         let id = brand == .sqlite ? "INTEGER PRIMARY KEY AUTOINCREMENT" : "BIGSERIAL PRIMARY KEY"
@@ -104,6 +104,7 @@ enum SyncSchema {
         );
         CREATE UNIQUE INDEX IF NOT EXISTS ds_change_inbox_origin_seq ON ds_change_inbox (origin, origin_epoch, seq);
         CREATE INDEX IF NOT EXISTS ds_change_inbox_held ON ds_change_inbox (status) WHERE status = 'held';
+        CREATE INDEX IF NOT EXISTS ds_change_inbox_held_row ON ds_change_inbox (object_table, object_id) WHERE status = 'held';
         CREATE TABLE IF NOT EXISTS ds_bundle_seen (
             id \(id),
             sha256 TEXT NOT NULL UNIQUE,
@@ -160,6 +161,7 @@ enum SyncSchema {
             origin_epoch TEXT NOT NULL,
             contiguous BIGINT NOT NULL DEFAULT 0,
             max_seq BIGINT NOT NULL DEFAULT 0,
+            inbox_floor BIGINT NOT NULL DEFAULT 0,
             last_bundle TEXT,
             last_seen_at TEXT,
             PRIMARY KEY (origin, origin_epoch)
@@ -209,6 +211,16 @@ enum SyncSchema {
                       (SELECT max(id) FROM ds_change_outbox), 0) WHERE true ON CONFLICT (name) DO UPDATE SET value = excluded.value
                     """, [.text(Stamper.stampedThroughSetting)])
                 try db.executeScript("DROP INDEX IF EXISTS ds_change_outbox_unstamped_order")
+            }
+            if version < 6 {
+                // Versions before 6 could move SQLite's stamping cursor over rows they never
+                // stamped (a backlog over one export step): such rows go back into the backlog
+                // and the next export stamps and sends them.
+                _ = try Stamper.repairStranded(db)
+                // Every seq of an origin above it and up to its mark is in the inbox (`check`).
+                // Unknown for what an older version pruned: the mark itself.
+                try db.executeScript("ALTER TABLE ds_origin_state ADD COLUMN inbox_floor BIGINT NOT NULL DEFAULT 0")
+                try db.executeScript("UPDATE ds_origin_state SET inbox_floor = contiguous")
             }
             try db.executeScript(ddl(for: db.brand))
             try db.execute("INSERT INTO ds_program_parameter (id, programtype, description, active_flag, status, fromtable, fromoutboxpointer) SELECT ?, 'relay', 'inbox to relayed bundles', 'Y', 'idle', 'ds_change_inbox', 0 WHERE NOT EXISTS (SELECT 1 FROM ds_program_parameter WHERE id = ?)", [.integer(Program.relay), .integer(Program.relay)])

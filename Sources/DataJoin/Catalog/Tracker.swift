@@ -19,6 +19,13 @@ public enum Tracker {
         for name in names {
             if name.hasPrefix("ds_") { throw DataJoinError(.usage, "\(name) is one of DataJoin's own tables and cannot be tracked") }
             guard let info = try TableRegistry.introspect(db, table: name) else {
+                if let dot = name.firstIndex(of: ".") {
+                    // Tables are named as the connection sees them: one schema (docs/capture.md).
+                    let schema = name[..<dot], table = name[name.index(after: dot)...]
+                    throw DataJoinError(.noSuchTable, "table \(name) does not exist in \(db.displayName): DataJoin tracks the tables of one schema "
+                        + "(the connection's current schema), named without it; to sync \(table) of schema \(schema), connect with that schema "
+                        + "first in the search path (postgresql://…/db?options=-csearch_path%3D\(schema)) and track \(table)")
+                }
                 throw DataJoinError(.noSuchTable, "table \(name) does not exist in \(db.displayName)")
             }
             guard !info.keyColumns.isEmpty else {

@@ -17,12 +17,27 @@ public enum HybridLogicalClock {
     /// the `test_clock_offset_ms` setting for one database. It shifts the physical time this
     /// node's stamps and its future-stamp check use, as if its wall clock were wrong.
     static func testOffsetMs(_ db: Database) throws -> Int64 {
-        if let env = ProcessInfo.processInfo.environment["DATAJOIN_TEST_CLOCK_OFFSET_MS"].flatMap({ Int64($0) }) { return env }
-        return try Settings.int(db, "test_clock_offset_ms") ?? 0
+        if let text = ProcessInfo.processInfo.environment["DATAJOIN_TEST_CLOCK_OFFSET_MS"] {
+            guard let env = Int64(text), abs(env) <= maxMs else {
+                throw DataJoinError(.usage, "DATAJOIN_TEST_CLOCK_OFFSET_MS must be a number of milliseconds, not '\(text.prefix(20))'")
+            }
+            return env
+        }
+        return try Settings.int(db, "test_clock_offset_ms", range: -maxMs...maxMs) ?? 0
     }
 
+    /// The largest millisecond count a stamp can carry (year 4,400 or so).
+    static let maxMs: Int64 = Int64.max >> counterBits
+
+    /// Milliseconds forced into what a stamp can carry: a value from a database row or a
+    /// setting never overflows a shift.
+    static func clampMs(_ ms: Int64) -> Int64 { min(max(ms, 0), maxMs) }
+
+    /// The stamp `ms` milliseconds from now, saturating instead of overflowing.
+    static func stamp(ms: Int64) -> Int64 { clampMs(ms) << counterBits }
+
     static func tick(after last: Int64, physicalMs: Int64) -> Int64 {
-        max(last + 1, max(physicalMs, 0) << counterBits)
+        max(last == Int64.max ? last : last + 1, stamp(ms: physicalMs))
     }
 
     static func physicalMs(of stamp: Int64) -> Int64 { stamp >> counterBits }

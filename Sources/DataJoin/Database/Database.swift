@@ -68,7 +68,7 @@ extension Database {
         guard brand == .postgres, changes >= 5_000 else { return }
         for t in tables {
             let rows = try scalar("SELECT reltuples::bigint FROM pg_catalog.pg_class WHERE oid = to_regclass(?)", [.text(t)]).asInt64 ?? -1
-            if rows <= 0 || Int64(changes) * 10 >= rows { try execute("ANALYZE \(t)") }
+            if rows <= 0 || Int64(changes) * 10 >= rows { try execute("ANALYZE \(quote(t))") }
         }
     }
 

@@ -21,20 +21,18 @@ enum MultiRow {
     /// Rows per statement for `columns` parameters a row: up to 256, under 30,000 parameters.
     static func rowsPerStatement(_ columns: Int) -> Int { Swift.max(1, Swift.min(256, 30_000 / Swift.max(columns, 1))) }
 
-    /// Fewer new rows than this go in with INSERT: a COPY costs a few round trips of its own.
-    static let copyFrom = 32
 }
 
 extension Database {
     /// Inserts `rows` into `table` (`table` and `columns` quoted already). `onConflict`: the
     /// clause for rows that may exist. Without one (none of the rows exists) PostgreSQL takes
-    /// `COPY` from `MultiRow.copyFrom` rows, which parses no SQL and binds no parameters, and
+    /// `COPY` from `Tuning.copyThreshold` rows, which parses no SQL and binds no parameters, and
     /// the rest is a plain INSERT: `ON CONFLICT` costs PostgreSQL a speculative insertion per
     /// row, about twice the insert. COPY fires the table's triggers and checks its constraints
     /// as INSERT does (it ignores rules).
     func insertMany(into table: String, columns: [String], rows: [[Value]], onConflict: String?) throws {
         let list = columns.joined(separator: ", ")
-        if onConflict == nil, rows.count >= MultiRow.copyFrom, let pg = self as? PostgresDatabase {
+        if onConflict == nil, rows.count >= Tuning.current.copyThreshold, let pg = self as? PostgresDatabase {
             try pg.copyIn("COPY \(table) (\(list)) FROM STDIN") { send in
                 for r in rows { try send(CopyText.line(r)) }
             }

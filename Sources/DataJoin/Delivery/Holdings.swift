@@ -43,17 +43,18 @@ enum Holdings {
         // Walks the run that starts right after the mark, in index order, a page at a time: linear
         // in the new rows whatever the planner's statistics say (a self-join here once went
         // quadratic on a table that had just grown by 100,000 rows).
+        let page = Tuning.current.holdingsPage
         walk: while true {
             var expected = s.contiguous + 1
             var n = 0
-            try db.query("SELECT seq FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq > ? ORDER BY seq LIMIT 5000",
+            try db.query("SELECT seq FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq > ? ORDER BY seq LIMIT \(page)",
                          key + [.integer(s.contiguous)]) { r in
                 n += 1
                 if r.int(0) == expected { expected += 1 }
             }
             let advanced = expected - 1 - s.contiguous
             s.contiguous = expected - 1
-            if n < 5000 || advanced < n { break walk }
+            if n < page || advanced < n { break walk }
         }
         try db.execute("""
             INSERT INTO ds_origin_state (origin, origin_epoch, contiguous, max_seq, last_bundle, last_seen_at) VALUES (?, ?, ?, ?, ?, ?)
@@ -68,10 +69,10 @@ enum Holdings {
         let s = try state(db, origin: origin, epoch: epoch)
         guard seq > s.contiguous else { return }
         try db.execute("""
-            INSERT INTO ds_origin_state (origin, origin_epoch, contiguous, max_seq, last_bundle, last_seen_at) VALUES (?, ?, ?, ?, ?, ?)
+            INSERT INTO ds_origin_state (origin, origin_epoch, contiguous, max_seq, inbox_floor, last_bundle, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (origin, origin_epoch) DO UPDATE SET contiguous = excluded.contiguous, max_seq = excluded.max_seq,
-              last_bundle = excluded.last_bundle, last_seen_at = excluded.last_seen_at
-            """, [.text(origin), .text(epoch), .integer(seq), .integer(max(seq, s.maxSeq)), .text(bundle), .text(nowText())])
+              inbox_floor = excluded.inbox_floor, last_bundle = excluded.last_bundle, last_seen_at = excluded.last_seen_at
+            """, [.text(origin), .text(epoch), .integer(seq), .integer(max(seq, s.maxSeq)), .integer(seq), .text(bundle), .text(nowText())])
         try advance(db, origin: origin, epoch: epoch, bundle: bundle)
     }
 

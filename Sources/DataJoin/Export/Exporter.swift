@@ -20,6 +20,13 @@ public struct ExportOptions: Sendable {
     }
 }
 
+/// Export stopped before a change no bundle can carry; `bundles` were written before it.
+public struct ExportHeld: Error, CustomStringConvertible {
+    public var bundles: [ExportedBundle]
+    public var message: String
+    public var description: String { message }
+}
+
 public struct ExportedBundle: Sendable {
     public var path: String
     public var first: Int64
@@ -46,7 +53,7 @@ public enum Exporter {
         // Stamp in a short write transaction; reading and writing files holds no write lock.
         // In transactions of about 100,000 changes: on PostgreSQL the tables are analyzed in
         // between, so a backlog of millions is not planned on the statistics of an empty table.
-        let step = 100_000
+        let step = Tuning.current.exportStep
         while true {
             let stamped = try db.inTransaction { () -> Int in
                 me = try NodeIdentity.load(db)
@@ -109,26 +116,45 @@ public enum Exporter {
 
     // MARK: - This node's own changes
 
-    static func exportOwn(_ ctx: Context, after pointer: Int64, max: Int?) throws -> [ExportedBundle] {
+    static func exportOwn(_ ctx: Context, after pointer: Int64, max: Int?, through: Int64 = Int64.max) throws -> [ExportedBundle] {
         let db = ctx.db, me = ctx.me
-        guard let range = try db.firstRow("SELECT min(seq), max(seq) FROM ds_change_outbox WHERE seq > ?", [.integer(pointer)]),
+        guard let range = try db.firstRow("SELECT min(seq), max(seq) FROM ds_change_outbox WHERE seq > ? AND seq <= ?", [.integer(pointer), .integer(through)]),
               let first = range.int(0), let last = range.int(1) else { return [] }
         var out: [ExportedBundle] = []
         var done: Int64 = 0
         var bytes: Int64 = 0
         let total = try db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq >= ? AND seq <= ?", [.integer(first), .integer(last)]).asInt64
-        for r in try splitRanges(db, sql: "SELECT seq, source_id FROM ds_change_outbox WHERE seq >= ? AND seq <= ? ORDER BY seq", from: first, to: last, max: max) {
+        // Cut by count (--max-changes) and by size (the captured text's length estimates the
+        // encoded size), only where the source transaction changes.
+        let sizeSQL = "SELECT seq, source_id, coalesce(length(object_value), 0) + coalesce(length(object_value_old), 0) + length(object_id) "
+            + "FROM ds_change_outbox WHERE seq >= ? AND seq <= ? ORDER BY seq"
+        var ranges = try splitRanges(db, sql: sizeSQL, from: first, to: last, max: max)
+        while !ranges.isEmpty {
+            let r = ranges.removeFirst()
             let count = try db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq >= ? AND seq <= ?", [.integer(r.lowerBound), .integer(r.upperBound)]).asInt64 ?? 0
             let origins = [OriginRange(origin: me.nodeId, epoch: me.epoch, first: r.lowerBound, last: r.upperBound, count: count)]
             let name = BundleFormat.fileName(origin: me.nodeId, epoch: me.epoch, first: r.lowerBound, last: r.upperBound)
             let names = Outbox.ColumnNames()
-            let bundle = try write(ctx, name: name, origins: origins, first: r.lowerBound, last: r.upperBound) { add in
-                try db.stream("SELECT \(Outbox.columns) FROM ds_change_outbox WHERE seq >= ? AND seq <= ? ORDER BY seq",
-                              [.integer(r.lowerBound), .integer(r.upperBound)]) { row in
-                    try add(try Outbox.change(row, me: me, tables: ctx.tables, brand: db.brand, names: names))
-                    done += 1
-                    if done % 5_000 == 0 { ctx.reporter.progress(WorkProgress(phase: "export", changes: done, totalChanges: total, bytes: bytes)) }
+            let doneBefore = done
+            let bundle: ExportedBundle
+            do {
+                bundle = try write(ctx, name: name, origins: origins, first: r.lowerBound, last: r.upperBound) { add in
+                    try db.stream("SELECT \(Outbox.columns) FROM ds_change_outbox WHERE seq >= ? AND seq <= ? ORDER BY seq",
+                                  [.integer(r.lowerBound), .integer(r.upperBound)]) { row in
+                        try add(try Outbox.change(row, me: me, tables: ctx.tables, brand: db.brand, names: names))
+                        done += 1
+                        if done % 5_000 == 0 { ctx.reporter.progress(WorkProgress(phase: "export", changes: done, totalChanges: total, bytes: bytes)) }
+                    }
                 }
+            } catch let e as OversizedChange {
+                // Held: what comes before its transaction is written; it and the rest wait.
+                done = doneBefore
+                let start = try transactionStart(db, seq: e.seq, notBefore: r.lowerBound)
+                if start > r.lowerBound {
+                    out += try exportOwn(ctx, after: r.lowerBound - 1, max: max, through: start - 1)
+                }
+                throw ExportHeld(bundles: out, message: e.message + "; it and the changes after it wait, nothing is skipped "
+                    + "(docs/reliability.md, 'A change too large for a bundle')")
             }
             // The file is durable: only now may the pointer move past it.
             try db.inTransaction {
@@ -139,6 +165,16 @@ public enum Exporter {
             ctx.reporter.progress(WorkProgress(phase: "export", changes: done, totalChanges: total, bytes: bytes, final: r.upperBound == last))
         }
         return out
+    }
+
+    /// The first seq of the source transaction that holds `seq` (its changes are consecutive).
+    static func transactionStart(_ db: Database, seq: Int64, notBefore: Int64) throws -> Int64 {
+        guard let tx = try db.scalar("SELECT source_id FROM ds_change_outbox WHERE seq = ?", [.integer(seq)]).asInt64 else { return seq }
+        var start = seq
+        try db.query("SELECT seq, source_id FROM ds_change_outbox WHERE seq >= ? AND seq < ? ORDER BY seq DESC", [.integer(notBefore), .integer(seq)]) { r in
+            if start == (r.int(0) ?? 0) + 1 && r.int(1) == tx { start -= 1 }
+        }
+        return start
     }
 
     // MARK: - Relayed changes
@@ -214,25 +250,30 @@ public enum Exporter {
         return ExportedBundle(path: result.path, first: first, last: last, changes: count, bytes: result.bytes, sha256: result.sha256)
     }
 
-    /// Cuts [from, to] into ranges of about `max` rows, only where the second column (the source
-    /// transaction) changes; NULL there allows a cut anywhere.
+    /// Cuts [from, to] into ranges of about `max` rows and about `Tuning.bundleTargetBytes` (the
+    /// third column, when there is one, estimates each row's size), only where the second column
+    /// (the source transaction) changes; NULL there allows a cut anywhere.
     static func splitRanges(_ db: Database, sql: String, from: Int64, to: Int64, max: Int?) throws -> [ClosedRange<Int64>] {
-        guard let max else { return [from...to] }
+        let max = max ?? Int.max
+        let targetBytes = Int64(Tuning.current.bundleTargetBytes)
         var ranges: [ClosedRange<Int64>] = []
         var start = from
         var count = 0
+        var bytes: Int64 = 0
         var lastTx: Value = .null
         var lastSeq = from - 1
         try db.inReadTransaction {
             try db.stream(sql, [.integer(from), .integer(to)]) { r in
                 let seq = r.int(0) ?? 0
                 let tx = r.values[1]
-                if count >= max && (tx.isNull || tx != lastTx) {
+                if (count >= max || bytes >= targetBytes) && count > 0 && (tx.isNull || tx != lastTx) {
                     ranges.append(start...lastSeq)
                     start = seq
                     count = 0
+                    bytes = 0
                 }
                 count += 1
+                if r.values.count > 2 { bytes += r.int(2) ?? 0 }
                 lastTx = tx
                 lastSeq = seq
             }

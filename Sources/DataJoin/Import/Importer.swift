@@ -29,7 +29,7 @@ public enum Importer {
     public static func run(_ db: Database, reporter: Reporter = SilentReporter(), shouldStop: () -> Bool = { false }) throws -> ImportReport {
         _ = try NodeIdentity.load(db)
         let tables = try TableRegistry.load(db)
-        let maxAhead = try Settings.int(db, "max_clock_ahead_ms") ?? defaultMaxClockAheadMs
+        let maxAhead = try Settings.int(db, "max_clock_ahead_ms", range: 0...HybridLogicalClock.maxMs) ?? defaultMaxClockAheadMs
         var report = ImportReport()
         let total = try db.scalar("SELECT count(*) FROM ds_change_inbox WHERE id > ?", [.integer(try ProgramPointer.get(db, Program.import))]).asInt64
         try retryHeld(db, tables: tables, maxAhead: maxAhead, report: &report)
@@ -91,7 +91,7 @@ public enum Importer {
         let (cols, old) = try Change.decodePayload(payload)
         var c = Change(origin: r.string(1) ?? "", epoch: r.string(2) ?? "", seq: r.int(3) ?? 0, hlc: r.int(4) ?? 0, txid: r.int(5) ?? 0, op: op,
                        table: r.string(6) ?? "", cl: r.int(9) ?? 1, key: try KeyCodec.decode(keyBytes), columns: cols, oldValue: old)
-        c.keyNames = (r.string(12) ?? "").split(separator: ",").map(String.init).filter { !$0.isEmpty }
+        c.keyNames = KeyNames.decode(r.string(12) ?? "")
         return c
     }
 
@@ -112,7 +112,7 @@ public enum Importer {
         try setApplying(db, true)
         if !savepoints { try deferForeignKeys(db, true) }
         let prunedBefore = try Pruner.cutoffStamp(db)
-        let aheadLimit = (HybridLogicalClock.nowMs(offsetMs: try HybridLogicalClock.testOffsetMs(db)) + maxAhead) << HybridLogicalClock.counterBits
+        let aheadLimit = HybridLogicalClock.stamp(ms: HybridLogicalClock.nowMs(offsetMs: try HybridLogicalClock.testOffsetMs(db)) &+ maxAhead)
         var merger = Merger(db: db, tables: tables)
         if !savepoints {
             merger.batch = RowBatch(db: db, tables: tables, order: try ForeignKeys.parentsFirst(db, tables: Array(tables.keys)))
@@ -120,10 +120,17 @@ public enum Importer {
         var clock = me.hlc
         var afterId = after
         while true {
-            let rows = try db.rows("SELECT \(inboxColumns) FROM ds_change_inbox WHERE \(sql) AND id > ? ORDER BY id LIMIT 1000", params + [.integer(afterId)])
+            let end = try chunkEnd(db, sql: sql, params: params, after: afterId)
+            let rows = try db.rows("SELECT \(inboxColumns) FROM ds_change_inbox WHERE \(sql) AND id > ? AND id <= ? ORDER BY id",
+                                   params + [.integer(afterId), .integer(end)])
             if rows.isEmpty { break }
             var changes = try rows.map(change)
-            if coalesce { changes = withLaterUpdates(changes, tables: tables) }
+            if coalesce {
+                // The held updates of these rows in later chunks too: an insert and the update
+                // that fixes it apply together wherever the chunk boundary falls.
+                let later = try heldUpdates(db, of: changes, after: rows.last?.int(0) ?? 0)
+                changes = Array(withLaterUpdates(changes + later, tables: tables).prefix(changes.count))
+            }
             // Each change's canonical key and its bytes, computed once for the prefetches and the rules.
             let canonical: [(key: [Value], bytes: [UInt8])?] = changes.map { c in
                 guard let t = tables[c.table], c.key.count == t.keyColumns.count else { return nil }
@@ -223,6 +230,45 @@ public enum Importer {
                     out[i].columns[at].value = col.value
                     best[col.name] = v
                 }
+            }
+        }
+        return out
+    }
+
+    /// The last inbox id of the next chunk: at most `importChunk` rows, and no more payload bytes
+    /// than `chunkBytes` (at least one row), so memory stays flat whatever the values' sizes.
+    /// Lengths come from the row headers; no value is read for them.
+    static func chunkEnd(_ db: Database, sql: String, params: [Value], after: Int64) throws -> Int64 {
+        let tuning = Tuning.current
+        var end = after
+        var bytes: Int64 = 0
+        var full = false
+        try db.query("SELECT id, coalesce(length(object_value), 0) FROM ds_change_inbox WHERE \(sql) AND id > ? ORDER BY id LIMIT \(tuning.importChunk)",
+                     params + [.integer(after)]) { r in
+            guard !full else { return }
+            let size = max(0, r.int(1) ?? 0)
+            if end != after && bytes + size > Int64(tuning.chunkBytes) {
+                full = true
+                return
+            }
+            end = r.int(0) ?? end
+            bytes += size
+        }
+        return end
+    }
+
+    /// Held updates with an id above `after` of the rows that `changes` insert.
+    static func heldUpdates(_ db: Database, of changes: [Change], after: Int64) throws -> [Change] {
+        let inserts = Dictionary(grouping: changes.filter { $0.op == .insert }, by: \.table)
+        var out: [Change] = []
+        for (table, list) in inserts {
+            let keys = Array(Set(list.map { KeyBytes(KeyCodec.encode($0.key)) }))
+            for part in stride(from: 0, to: keys.count, by: VersionStore.batch) {
+                let slice = keys[part..<min(part + VersionStore.batch, keys.count)]
+                let marks = Array(repeating: "?", count: slice.count).joined(separator: ", ")
+                try db.query("SELECT \(inboxColumns) FROM ds_change_inbox WHERE status = 'held' AND object_table = ? AND object_id IN (\(marks)) "
+                             + "AND object_operation = 'U' AND id > ? ORDER BY id",
+                             [.text(table)] + slice.map { .blob($0.bytes) } + [.integer(after)]) { out.append(try change($0)) }
             }
         }
         return out

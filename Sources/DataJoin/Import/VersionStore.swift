@@ -25,7 +25,7 @@ struct VersionStore {
 
     // MARK: - Many rows at once (the stamper and the importer)
 
-    static let batch = 400
+    static var batch: Int { Tuning.current.versionBatch }
 
     /// `SELECT columns FROM versions WHERE object_table = ? AND object_id IN (keys)`, with one
     /// index descent per key whatever the statistics say. PostgreSQL, on a version table that

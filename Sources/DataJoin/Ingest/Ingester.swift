@@ -1,3 +1,4 @@
+import CSQLite
 import Crypto
 import Foundation
 
@@ -74,9 +75,15 @@ public enum Ingester {
                         }
                     case .untrusted, .io:
                         status = .refused(e.message)
-                    default:
+                    case .connection, .locked, .busy:
                         throw e
+                    default:
+                        // Whatever else went wrong with this one file is this file's refusal;
+                        // the run goes on with the next (docs/reliability.md).
+                        status = .refused(e.message + "; left in place")
                     }
+                } catch where !isDatabaseUnavailable(error) {
+                    status = .refused("\(error); left in place")
                 }
             }
             if let notice { report.notices.append(notice) }
@@ -110,8 +117,8 @@ public enum Ingester {
         var maxExpandedBytes = BundleFormat.maxExpandedBytes
         var partialGraceSeconds: Double = 900
         init(_ db: Database) throws {
-            if let v = try Settings.int(db, "max_bundle_expanded_bytes") { maxExpandedBytes = Int(v) }
-            if let v = try Settings.int(db, "partial_grace_seconds") { partialGraceSeconds = Double(v) }
+            if let v = try Settings.int(db, "max_bundle_expanded_bytes", range: 1...Int64(BundleFormat.maxExpandedBytes)) { maxExpandedBytes = Int(v) }
+            if let v = try Settings.int(db, "partial_grace_seconds", range: 0...(100 * 365 * 86_400)) { partialGraceSeconds = Double(v) }
         }
     }
 
@@ -133,24 +140,30 @@ public enum Ingester {
         if let seen = try db.firstRow("SELECT origin FROM ds_bundle_seen WHERE sha256 = ?", [.text(digest)]) {
             return (seen.string(0) == me.nodeId ? .ownBundle : .alreadySeen, nil)
         }
+        // Pass 1: the file's bytes against its digest and its sender's signature, before any
+        // record is read. Damaged or forged first (quarantined), untrusted only if the file is
+        // intact (left in place: it loads once its sender is trusted).
+        let seal = try BundleSeal(path: path, maxExpandedBytes: limits.maxExpandedBytes)
+        let key: Curve25519.Signing.PublicKey
+        switch try Trust.key(db, node: seal.sender) {
+        case .success(let k): key = k
+        case .failure(let e):
+            try seal.verifyIntegrity()
+            throw e
+        }
+        guard Array(key.rawRepresentation) == seal.headerKey else {
+            throw DataJoinError.bundle("claims to come from \(seal.sender) but carries a different key than the one trusted for \(seal.sender)")
+        }
+        try seal.verify(with: key)
+        // Pass 2: the verified file, decoded; its digest is checked again at the end, so a file
+        // changed in between is refused.
         var reader = try BundleReader(path: path, maxExpandedBytes: limits.maxExpandedBytes)
         let h = reader.header
+        guard h.sender == seal.sender, h.publicKey == seal.headerKey else { throw DataJoinError.bundle("changed while it was being read") }
         let seenInside = { () throws -> Bool in
             // Checked again inside the transaction: another ingest may have loaded this very file
             // while this one waited for the database.
             try db.firstRow("SELECT origin FROM ds_bundle_seen WHERE sha256 = ?", [.text(digest)]) != nil
-        }
-        let key: Curve25519.Signing.PublicKey
-        switch try Trust.key(db, node: h.sender) {
-        case .success(let k): key = k
-        case .failure(let e):
-            // Damaged or forged first (quarantined), untrusted only if the file is intact
-            // (left in place: it loads once its sender is trusted).
-            try reader.finish()
-            throw e
-        }
-        guard Array(key.rawRepresentation) == h.publicKey else {
-            throw DataJoinError.bundle("claims to come from \(h.sender) but carries a different key than the one trusted for \(h.sender)")
         }
         if h.sender == me.nodeId {
             // Genuinely ours (the signature is checked): nothing to load, echo prevention.
@@ -201,6 +214,7 @@ public enum Ingester {
             // Rows go in 200 at a time; a change already in the inbox (through another bundle)
             // is skipped by the (origin, epoch, seq) key.
             var pending: [[Value]] = []
+            var pendingBytes = 0
             var offered: Int64 = 0
             let cols = "origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_pk_attribute, object_operation, cl, object_value, bundle_id, received_at"
             func flush() throws {
@@ -211,6 +225,7 @@ public enum Ingester {
                     : "INSERT INTO ds_change_inbox (\(cols)) VALUES \(tuples) ON CONFLICT DO NOTHING"
                 loaded += Int64(try db.execute(sql, pending.flatMap { $0 }))
                 pending.removeAll(keepingCapacity: true)
+                pendingBytes = 0
             }
             // Every seq up to an origin's high-water mark is held (or was, before pruning, or came
             // with a snapshot): those changes are skipped, never applied a second time.
@@ -231,7 +246,7 @@ public enum Ingester {
                     if c.origin == me.nodeId && c.epoch == me.epoch { skipped += 1; continue }
                     if c.seq <= (try mark(c.origin, c.epoch)) { skipped += 1; continue }
                     try body([.text(c.origin), .text(c.epoch), .integer(c.seq), .integer(c.hlc), .integer(c.txid), .text(c.table),
-                              .blob(KeyCodec.encode(c.key)), .text(c.keyNames.joined(separator: ",")), .text(c.op.rawValue),
+                              .blob(KeyCodec.encode(c.key)), .text(KeyNames.encode(c.keyNames)), .text(c.op.rawValue),
                               .integer(c.cl), .blob(c.encodedPayload()), .integer(bundleId), .text(received)])
                     if !c.epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) { touched.insert([c.origin, c.epoch]) }
                     offered += 1
@@ -255,7 +270,12 @@ public enum Ingester {
                 try pg.copyIn("COPY ds_change_inbox (\(cols)) FROM STDIN") { send in try rows { try send(CopyText.line($0)) } }
                 loaded = offered
             } else {
-                try rows { pending.append($0); if pending.count == 200 { try flush() } }
+                // A batch is cut by rows and by bytes: memory stays flat with large values.
+                try rows { row in
+                    pending.append(row)
+                    if case .blob(let payload) = row[10] { pendingBytes += payload.count }
+                    if pending.count >= Tuning.current.inboxLoadBatch || pendingBytes >= Tuning.current.chunkBytes / 4 { try flush() }
+                }
                 try flush()
             }
             skipped += offered - loaded
@@ -288,6 +308,16 @@ public enum Ingester {
         }
         me = try NodeIdentity.load(db)
         return (status, notice)
+    }
+
+    /// The database itself is gone, full or locked: no later file could load either, so the
+    /// run stops with that error instead of refusing every file.
+    static func isDatabaseUnavailable(_ error: Error) -> Bool {
+        if let e = error as? PostgresError { return e.sqlState.isEmpty || e.sqlState.hasPrefix("08") || e.sqlState.hasPrefix("53") || e.sqlState.hasPrefix("57") }
+        if let e = error as? SQLiteError {
+            return [SQLITE_BUSY, SQLITE_LOCKED, SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY, SQLITE_CORRUPT, SQLITE_CANTOPEN, SQLITE_NOMEM].contains(e.primary)
+        }
+        return false
     }
 
     static func insertReturningId(_ db: Database, _ sql: String, _ params: [Value]) throws -> Int64 {

@@ -51,6 +51,8 @@ public enum Pruner {
                     }
                 }
                 guard limit > 0 else { continue }
+                try db.execute("UPDATE ds_origin_state SET inbox_floor = ? WHERE origin = ? AND origin_epoch = ? AND inbox_floor < ?",
+                               [.integer(limit), .text(s.origin), .text(s.epoch), .integer(limit)])
                 report.inboxRows += try db.execute("""
                     DELETE FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq <= ? AND id <= ? AND id <= ? AND status <> 'held'
                     """, [.text(s.origin), .text(s.epoch), .integer(limit), .integer(imported), .integer(relaying ? relayed : Int64.max)])
@@ -61,17 +63,17 @@ public enum Pruner {
             // Tombstones older than the retention; from now on, changes older than it are held.
             let cutoffMs = HybridLogicalClock.nowMs(offsetMs: try HybridLogicalClock.testOffsetMs(db)) - keepSeconds * 1000
             report.tombstones = try db.execute("DELETE FROM ds_row_version WHERE cl % 2 = 0 AND hlc < ?",
-                                               [.integer(cutoffMs << HybridLogicalClock.counterBits)])
+                                               [.integer(HybridLogicalClock.stamp(ms: cutoffMs))])
             let cutoff = max(try Settings.int(db, cutoffSetting) ?? 0, cutoffMs)
             try Settings.set(db, cutoffSetting, cutoff)
-            report.cutoff = HybridLogicalClock.describe(cutoff << HybridLogicalClock.counterBits)
+            report.cutoff = HybridLogicalClock.describe(HybridLogicalClock.stamp(ms: cutoff))
         }
         return report
     }
 
     /// The hold cut-off as an HLC stamp (0 when this node never pruned).
     static func cutoffStamp(_ db: Database) throws -> Int64 {
-        (try Settings.int(db, cutoffSetting) ?? 0) << HybridLogicalClock.counterBits
+        HybridLogicalClock.stamp(ms: try Settings.int(db, cutoffSetting) ?? 0)
     }
 
     /// "30d", "12h", "90m", "45s", "2w" (a bare number is days).

@@ -10,7 +10,7 @@ import Foundation
 /// give each origin's count before the records, and the counts are known only at the end.
 public enum Snapshotter {
     /// Rows read and versions looked up per round trip.
-    static let chunk = 500
+    static var chunk: Int { Tuning.current.snapshotChunk }
 
     public static func write(_ db: Database, folder: String, reporter: Reporter = SilentReporter()) throws -> ExportedBundle {
         try Exporter.checkFolder(folder)
@@ -204,7 +204,7 @@ final class Spool {
         count += 1
         buffer.string(c.origin); buffer.string(c.epoch); buffer.varint(UInt64(c.seq)); buffer.varint(UInt64(c.hlc))
         buffer.varint(UInt64(c.txid)); buffer.string(c.op.rawValue); buffer.string(c.table); buffer.varint(UInt64(c.cl))
-        buffer.string(c.keyNames.joined(separator: ",")); buffer.data(KeyCodec.encode(c.key)); buffer.data(c.encodedPayload())
+        buffer.string(KeyNames.encode(c.keyNames)); buffer.data(KeyCodec.encode(c.key)); buffer.data(c.encodedPayload())
         if buffer.bytes.count >= 1 << 20 { try flush() }
     }
 
@@ -227,7 +227,7 @@ final class Spool {
             let txid = Int64(try r.varint())
             guard let op = Operation(rawValue: try r.string()) else { throw DataJoinError(.internalError, "snapshot spool is damaged") }
             let table = try r.string(), cl = Int64(try r.varint())
-            let keyNames = try r.string().split(separator: ",").map(String.init)
+            let keyNames = KeyNames.decode(try r.string())
             let key = try KeyCodec.decode(try r.data())
             let (columns, old) = try Change.decodePayload(try r.data())
             var c = Change(origin: origin, epoch: epoch, seq: seq, hlc: hlc, txid: txid, op: op, table: table, cl: cl, key: key, columns: columns, oldValue: old)

@@ -94,7 +94,7 @@ public struct NodeStatus: Sendable {
                 guard let p = r.string(0), FileManager.default.fileExists(atPath: p) else { return nil }
                 return QuarantinedFile(path: p, reason: r.string(1) ?? "", at: r.string(2) ?? "")
             },
-            oldestUnexportedAgeSeconds: oldest.map { max(0, (HybridLogicalClock.nowMs() - $0) / 1000) })
+            oldestUnexportedAgeSeconds: oldest.map { max(0, (HybridLogicalClock.nowMs() - HybridLogicalClock.clampMs($0)) / 1000) })
     }
 
     static func age(_ seconds: Int64) -> String {

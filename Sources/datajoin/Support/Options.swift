@@ -35,6 +35,7 @@ enum Exit {
 /// Runs a command body; library errors become one line on stderr and the documented exit code.
 func run(_ body: () throws -> Void) throws {
     do {
+        try Tuning.loadFromEnvironment()
         try body()
     } catch let e as DataJoinError {
         Console.error(e.message)

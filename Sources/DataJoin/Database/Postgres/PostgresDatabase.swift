@@ -48,24 +48,70 @@ public final class PostgresDatabase: Database {
         return PostgresError(sqlState: state, message: message.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
-    /// `?` placeholders become `$n`, skipping quoted text and identifiers.
+    /// `?` placeholders become `$n`. Skipped: quoted text ('…', E'…' with backslash escapes),
+    /// quoted identifiers, dollar-quoted bodies ($tag$…$tag$), and -- and /* */ comments. `??`
+    /// stands for a literal `?` (jsonb's operator), as in JDBC.
     static func numberPlaceholders(_ sql: String) -> (String, Int) {
-        var out = ""
+        let b = Array(sql.utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(b.count + 16)
         var n = 0
-        var quote: Character?
-        for ch in sql {
-            if let q = quote {
-                if ch == q { quote = nil }
-                out.append(ch)
-            } else if ch == "'" || ch == "\"" {
-                quote = ch; out.append(ch)
-            } else if ch == "?" {
-                n += 1; out += "$\(n)"
-            } else {
-                out.append(ch)
+        var i = 0
+        func copy(until end: Int) { out.append(contentsOf: b[i..<min(end, b.count)]); i = min(end, b.count) }
+        func find(_ needle: [UInt8], from: Int) -> Int? {
+            guard !needle.isEmpty, from <= b.count - needle.count else { return nil }
+            var k = from
+            while k <= b.count - needle.count {
+                if b[k] == needle[0] && Array(b[k..<k + needle.count]) == needle { return k }
+                k += 1
+            }
+            return nil
+        }
+        while i < b.count {
+            let c = b[i]
+            let next: UInt8? = i + 1 < b.count ? b[i + 1] : nil
+            switch c {
+            case UInt8(ascii: "'"), UInt8(ascii: "\""):
+                // E'…' (the E was copied already) lets a backslash escape the quote.
+                let escapes = c == UInt8(ascii: "'") && i > 0 && (b[i - 1] == UInt8(ascii: "E") || b[i - 1] == UInt8(ascii: "e"))
+                var k = i + 1
+                while k < b.count {
+                    if escapes && b[k] == UInt8(ascii: "\\") { k += 2; continue }
+                    if b[k] == c {
+                        if k + 1 < b.count && b[k + 1] == c { k += 2; continue }  // doubled quote
+                        break
+                    }
+                    k += 1
+                }
+                copy(until: k + 1)
+            case UInt8(ascii: "-") where next == UInt8(ascii: "-"):
+                copy(until: (find([UInt8(ascii: "\n")], from: i) ?? b.count) + 1)
+            case UInt8(ascii: "/") where next == UInt8(ascii: "*"):
+                copy(until: (find(Array("*/".utf8), from: i + 2) ?? b.count) + 2)
+            case UInt8(ascii: "$"):
+                // $tag$ … $tag$ (a tag is letters, digits and _; $1 is not a tag).
+                var k = i + 1
+                while k < b.count, b[k] == UInt8(ascii: "_") || (b[k] | 0x20 >= UInt8(ascii: "a") && b[k] | 0x20 <= UInt8(ascii: "z"))
+                    || (k > i + 1 && b[k] >= UInt8(ascii: "0") && b[k] <= UInt8(ascii: "9")) { k += 1 }
+                if k < b.count && b[k] == UInt8(ascii: "$") {
+                    let tag = Array(b[i...k])
+                    copy(until: (find(tag, from: k + 1).map { $0 + tag.count }) ?? b.count)
+                } else {
+                    copy(until: i + 1)
+                }
+            case UInt8(ascii: "?") where next == UInt8(ascii: "?"):
+                out.append(c)
+                i += 2
+            case UInt8(ascii: "?"):
+                n += 1
+                out.append(contentsOf: Array("$\(n)".utf8))
+                i += 1
+            default:
+                out.append(c)
+                i += 1
             }
         }
-        return (out, n)
+        return (String(decoding: out, as: UTF8.self), n)
     }
 
     private func statementName(_ sql: String) throws -> String {
@@ -231,7 +277,7 @@ public final class PostgresDatabase: Database {
         cursorCounter += 1
         let name = "dj_cursor_\(cursorCounter)"
         let (text, n) = Self.numberPlaceholders(sql)
-        precondition(n == params.count, "placeholder count mismatch")
+        guard n == params.count else { throw DataJoinError(.internalError, "a statement has \(n) placeholders for \(params.count) values") }
         // DECLARE is not preparable; it runs once per stream with the same typed parameters.
         try execUnprepared("DECLARE \(name) NO SCROLL CURSOR FOR " + text, params)
         defer { _ = try? executeScript("CLOSE \(name)") }

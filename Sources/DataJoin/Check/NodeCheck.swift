@@ -1,0 +1,121 @@
+import Foundation
+
+/// One broken rule of a node's bookkeeping, found by `datajoin check`.
+public struct CheckViolation: Sendable, Equatable {
+    /// A short name scripts can match (`outbox-stranded`, `seq-gap`, …).
+    public var rule: String
+    public var detail: String
+}
+
+public struct CheckReport: Sendable {
+    public var violations: [CheckViolation] = []
+    /// What was looked at, for the summary line.
+    public var outboxRows: Int64 = 0
+    public var inboxRows: Int64 = 0
+    public var origins = 0
+    public var seconds: Double = 0
+}
+
+/// `datajoin check`: the invariants of docs/reliability.md ("Invariants"), each a few indexed
+/// scans, in one read snapshot. Bookkeeping that drifts is found where it starts, not when a
+/// row goes missing three hops later.
+public enum NodeCheck {
+    public static func run(_ db: Database) throws -> CheckReport {
+        let started = Date()
+        var report = CheckReport()
+        try db.inReadTransaction {
+            let me = try NodeIdentity.load(db)
+            var v: [CheckViolation] = []
+            try outbox(db, me: me, report: &report, &v)
+            try inbox(db, report: &report, &v)
+            try versions(db, &v)
+            try pointers(db, &v)
+            report.violations = v
+        }
+        report.seconds = Date().timeIntervalSince(started)
+        return report
+    }
+
+    /// Every captured row is stamped or waiting; this node's seqs run without a gap up to the
+    /// last one issued.
+    static func outbox(_ db: Database, me: NodeIdentity, report: inout CheckReport, _ v: inout [CheckViolation]) throws {
+        let stranded = try Stamper.strandedCount(db)
+        if stranded > 0 {
+            v.append(.init(rule: "outbox-stranded", detail: "\(stranded) outbox row(s) at or below the stamping cursor have no seq: they would never be exported (run any export: the upgrade repairs them)"))
+        }
+        guard let r = try db.firstRow("SELECT count(seq), min(seq), max(seq), count(*) FROM ds_change_outbox") else { return }
+        report.outboxRows = r.int(3) ?? 0
+        let count = r.int(0) ?? 0
+        if let low = r.int(1), let high = r.int(2) {
+            if high - low + 1 != count {
+                v.append(.init(rule: "seq-gap", detail: "this node's outbox holds \(count) seqs from \(low) to \(high): \(high - low + 1 - count) missing in between"))
+            }
+            if high >= me.nextSeq {
+                v.append(.init(rule: "seq-ahead", detail: "the outbox holds seq \(high), but ds_node.next_seq is \(me.nextSeq)"))
+            }
+        }
+    }
+
+    /// No change twice; every seq of an origin between its floor and its mark is present.
+    static func inbox(_ db: Database, report: inout CheckReport, _ v: inout [CheckViolation]) throws {
+        report.inboxRows = try db.scalar("SELECT count(*) FROM ds_change_inbox").asInt64 ?? 0
+        try db.query("SELECT origin, origin_epoch, seq, count(*) FROM ds_change_inbox GROUP BY origin, origin_epoch, seq HAVING count(*) > 1", []) { r in
+            v.append(.init(rule: "inbox-duplicate", detail: "\(r.string(0) ?? "")#\(r.int(2) ?? 0) (epoch \(r.string(1) ?? "")) is in the inbox \(r.int(3) ?? 0) times"))
+        }
+        let states = try db.rows("SELECT origin, origin_epoch, contiguous, max_seq, inbox_floor FROM ds_origin_state ORDER BY origin, origin_epoch")
+        report.origins = states.count
+        for s in states {
+            let origin = s.string(0) ?? "", epoch = s.string(1) ?? ""
+            let mark = s.int(2) ?? 0, maxSeq = s.int(3) ?? 0, floor = s.int(4) ?? 0
+            if mark > maxSeq {
+                v.append(.init(rule: "mark-above-max", detail: "\(origin) (epoch \(epoch)): contiguous mark \(mark) is above the highest seq seen, \(maxSeq)"))
+            }
+            guard mark > floor else { continue }
+            let present = try db.scalar("SELECT count(*) FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq > ? AND seq <= ?",
+                                        [.text(origin), .text(epoch), .integer(floor), .integer(mark)]).asInt64 ?? 0
+            if present != mark - floor {
+                v.append(.init(rule: "inbox-missing", detail: "\(origin) (epoch \(epoch)): \(mark - floor - present) change(s) between seq \(floor + 1) and the mark \(mark) are missing from the inbox"))
+            }
+        }
+    }
+
+    /// Column versions belong to a row version; versions belong to a table the registry knows.
+    static func versions(_ db: Database, _ v: inout [CheckViolation]) throws {
+        let orphans = try db.scalar("""
+            SELECT count(*) FROM ds_column_version AS c WHERE NOT EXISTS
+              (SELECT 1 FROM ds_row_version AS r WHERE r.object_table = c.object_table AND r.object_id = c.object_id)
+            """).asInt64 ?? 0
+        if orphans > 0 {
+            v.append(.init(rule: "column-version-orphan", detail: "\(orphans) column version(s) belong to no row version"))
+        }
+        try db.query("""
+            SELECT object_table, count(*) FROM ds_row_version AS r WHERE NOT EXISTS
+              (SELECT 1 FROM ds_tracked_table AS t WHERE t.table_name = r.object_table) GROUP BY object_table
+            """, []) { r in
+            v.append(.init(rule: "version-untracked", detail: "\(r.int(1) ?? 0) row version(s) of \(r.string(0) ?? ""), which is not tracked"))
+        }
+    }
+
+    /// The pointers point at what exists, and the inbox's statuses agree with the import pointer.
+    static func pointers(_ db: Database, _ v: inout [CheckViolation]) throws {
+        let export = try ProgramPointer.get(db, Program.export)
+        let imported = try ProgramPointer.get(db, Program.import)
+        let relayed = try ProgramPointer.get(db, Program.relay)
+        let maxSeq = try db.scalar("SELECT max(seq) FROM ds_change_outbox").asInt64
+        if let maxSeq, export > maxSeq {
+            v.append(.init(rule: "export-pointer", detail: "the export pointer is at seq \(export), past the last stamped change \(maxSeq)"))
+        }
+        let maxInbox = try db.scalar("SELECT max(id) FROM ds_change_inbox").asInt64 ?? 0
+        for (name, p) in [("import", imported), ("relay", relayed)] where p > maxInbox && maxInbox > 0 {
+            v.append(.init(rule: "\(name)-pointer", detail: "the \(name) pointer is at inbox id \(p), past the last inbox row \(maxInbox)"))
+        }
+        let unapplied = try db.scalar("SELECT count(*) FROM ds_change_inbox WHERE id <= ? AND status = 'new'", [.integer(imported)]).asInt64 ?? 0
+        if unapplied > 0 {
+            v.append(.init(rule: "import-skipped", detail: "\(unapplied) inbox row(s) at or below the import pointer were never applied nor held"))
+        }
+        let early = try db.scalar("SELECT count(*) FROM ds_change_inbox WHERE id > ? AND status <> 'new'", [.integer(imported)]).asInt64 ?? 0
+        if early > 0 {
+            v.append(.init(rule: "import-ahead", detail: "\(early) inbox row(s) above the import pointer are marked applied or held"))
+        }
+    }
+}

@@ -9,6 +9,7 @@ command -v sqlite3 >/dev/null || need+=(sqlite3)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v rsync >/dev/null || need+=(rsync)
 command -v script >/dev/null || need+=(bsdutils)
+[ -x /usr/bin/time ] || need+=(time)
 if [ "${1:-}" = "--postgres" ]; then
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
   command -v psql >/dev/null || need+=(postgresql-client)

@@ -29,7 +29,7 @@ struct DataJoinCommand: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             Init.self, Track.self, Untrack.self, Export.self, Ingest.self, Import.self, Status.self,
-            Inspect.self, Verify.self, Key.self, TrustCommand.self, Conflicts.self, Watch.self, Snapshot.self, Prune.self,
+            Inspect.self, Verify.self, Key.self, TrustCommand.self, Conflicts.self, Watch.self, Snapshot.self, Prune.self, Check.self,
         ]
     )
 }

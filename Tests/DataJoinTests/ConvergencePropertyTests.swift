@@ -7,7 +7,7 @@ import XCTest
 /// random orders with duplicates and late arrivals: afterwards every node's table is equal row by
 /// row, and equal to an in-memory reference model of docs/conflict-rules.md computed from the
 /// set of all changes. Fixed seeds; a failure names its seed.
-final class ConvergencePropertyTests: XCTestCase {
+final class ConvergencePropertyTests: ScenarioTestCase {
     static let seeds: [UInt64] = [11, 23, 37]
 
     func testRandomEditsConvergeInAnyDeliveryOrder() throws {

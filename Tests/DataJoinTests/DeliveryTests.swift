@@ -5,11 +5,11 @@ import XCTest
 
 /// Every change reaches every node exactly once, whatever the topology, with bundles dropped,
 /// re-sent, late and twice; gaps are reported; receipts flow back; a restored node recovers.
-final class DeliveryTests: XCTestCase {
+final class DeliveryTests: ScenarioTestCase {
     var folder: URL!
     var rng = SeededRandom(seed: 99)
 
-    override func setUpWithError() throws { folder = try TestDatabases.tempFolder("delivery") }
+    override func setUpWithError() throws { try super.setUpWithError(); folder = try TestDatabases.tempFolder("delivery") }
 
     func makeNodes(_ brands: [Brand], prefix: String = "n") throws -> [TestNode] {
         let nodes = try brands.enumerated().map { i, b in

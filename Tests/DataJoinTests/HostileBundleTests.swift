@@ -7,7 +7,7 @@ import XCTest
 /// A bundle may be truncated, corrupted, replayed, crafted, or written by a machine that is not
 /// ours: each is refused, nothing from it is loaded (the database is unchanged row for row), and
 /// damaged or forged files are moved into quarantine/.
-final class HostileBundleTests: XCTestCase {
+final class HostileBundleTests: ScenarioTestCase {
     var folder: URL!
     var sender: TestNode!
     var target: TestNode!
@@ -16,6 +16,7 @@ final class HostileBundleTests: XCTestCase {
     var senderKey: Curve25519.Signing.PrivateKey!
 
     override func setUpWithError() throws {
+        try super.setUpWithError()
         folder = try TestDatabases.tempFolder("hostile")
         sender = try TestNode("sender", .sqlite, folder: folder)
         target = try TestNode("target", .sqlite, folder: folder)

@@ -4,12 +4,13 @@ import XCTest
 @testable import DataJoin
 
 /// One test per rule of docs/conflict-rules.md, on mixed brands.
-final class MergeRuleTests: XCTestCase {
+final class MergeRuleTests: ScenarioTestCase {
     var folder: URL!
     var a: TestNode!
     var b: TestNode!
 
     override func setUpWithError() throws {
+        try super.setUpWithError()
         folder = try TestDatabases.tempFolder("merge")
         a = try TestNode("node-a", .sqlite, folder: folder)
         b = try TestNode("node-b", TestDatabases.postgresBase == nil && ProcessInfo.processInfo.environment["DATAJOIN_REQUIRE_PG"] != "1" ? .sqlite : .postgres, folder: folder)

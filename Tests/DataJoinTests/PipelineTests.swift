@@ -5,9 +5,9 @@ import XCTest
 
 /// Export → ingest → import on both brands: keys, splitting, idempotency, capture suppression,
 /// and the documented outcomes of inserts of existing keys and changes to missing rows.
-final class PipelineTests: XCTestCase {
+final class PipelineTests: ScenarioTestCase {
     var folder: URL!
-    override func setUpWithError() throws { folder = try TestDatabases.tempFolder("pipe") }
+    override func setUpWithError() throws { try super.setUpWithError(); folder = try TestDatabases.tempFolder("pipe") }
 
     func bundles(_ name: String) throws -> URL { try TestDatabases.subfolder(folder, name) }
 

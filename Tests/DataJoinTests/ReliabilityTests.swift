@@ -5,9 +5,9 @@ import XCTest
 
 /// Crashes at any moment, concurrent writers on both brands, drop folders, full disks, schema
 /// drift and statements that row triggers miss.
-final class ReliabilityTests: XCTestCase {
+final class ReliabilityTests: ScenarioTestCase {
     var folder: URL!
-    override func setUpWithError() throws { folder = try TestDatabases.tempFolder("rel") }
+    override func setUpWithError() throws { try super.setUpWithError(); folder = try TestDatabases.tempFolder("rel") }
 
     func makePair(_ b1: Brand, _ b2: Brand) throws -> (TestNode, TestNode) {
         let a = try TestNode("a", b1, folder: folder, table: ConvergencePropertyTests.ddl(b1), track: ["item"])

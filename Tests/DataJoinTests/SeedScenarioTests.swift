@@ -6,7 +6,7 @@ import XCTest
 /// The seed's scenario, driven through the real CLI: testapp1 inserts ord2, updates its
 /// description, deletes it; each step is exported, the file copied, ingested on testapp2 and
 /// checked there with a query. Then the same back the other way. All four brand pairings.
-final class SeedScenarioTests: XCTestCase {
+final class SeedScenarioTests: ScenarioTestCase {
     func testSQLiteToSQLite() throws { try scenario(.sqlite, .sqlite) }
     func testPostgresToPostgres() throws { try scenario(.postgres, .postgres) }
     func testSQLiteToPostgres() throws { try scenario(.sqlite, .postgres) }

@@ -6,9 +6,9 @@ import XCTest
 /// `datajoin snapshot` (a new node joins from the current state with its versions) and
 /// `datajoin prune` (history removed only once no node can need it; a node away longer than the
 /// retention is held with a message to re-join).
-final class SnapshotPruneTests: XCTestCase {
+final class SnapshotPruneTests: ScenarioTestCase {
     var folder: URL!
-    override func setUpWithError() throws { folder = try TestDatabases.tempFolder("snap") }
+    override func setUpWithError() throws { try super.setUpWithError(); folder = try TestDatabases.tempFolder("snap") }
     func bundles(_ name: String) throws -> URL { try TestDatabases.subfolder(folder, name) }
 
     func versions(_ n: TestNode) throws -> [[String]] {

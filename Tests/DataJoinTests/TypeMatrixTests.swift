@@ -6,9 +6,9 @@ import XCTest
 /// Every common column type's edge values cross PostgreSQL → SQLite → PostgreSQL and
 /// SQLite → PostgreSQL → SQLite unchanged (docs/types.md); a value the target column would alter
 /// is held with its reason, never stored altered.
-final class TypeMatrixTests: XCTestCase {
+final class TypeMatrixTests: ScenarioTestCase {
     var folder: URL!
-    override func setUpWithError() throws { folder = try TestDatabases.tempFolder("types") }
+    override func setUpWithError() throws { try super.setUpWithError(); folder = try TestDatabases.tempFolder("types") }
     func bundles(_ name: String) throws -> URL { try TestDatabases.subfolder(folder, name) }
 
     static let columns = ["id", "c_smallint", "c_int", "c_bigint", "c_numeric", "c_numeric_affine", "c_real", "c_double", "c_double_any",

@@ -23,6 +23,8 @@ public enum NodeCheck {
     public static func run(_ db: Database) throws -> CheckReport {
         let started = Date()
         var report = CheckReport()
+        // Loaded (and upgraded, if an older version made it) before the read snapshot.
+        _ = try NodeIdentity.load(db)
         try db.inReadTransaction {
             let me = try NodeIdentity.load(db)
             var v: [CheckViolation] = []
@@ -36,12 +38,18 @@ public enum NodeCheck {
         return report
     }
 
+    /// Puts stranded outbox rows back into the backlog (the next export stamps and sends them);
+    /// returns how many. The only repair `check` makes: it loses nothing and sends nothing twice.
+    public static func repair(_ db: Database) throws -> Int64 {
+        try db.inTransaction { try Stamper.repairStranded(db) }
+    }
+
     /// Every captured row is stamped or waiting; this node's seqs run without a gap up to the
     /// last one issued.
     static func outbox(_ db: Database, me: NodeIdentity, report: inout CheckReport, _ v: inout [CheckViolation]) throws {
         let stranded = try Stamper.strandedCount(db)
         if stranded > 0 {
-            v.append(.init(rule: "outbox-stranded", detail: "\(stranded) outbox row(s) at or below the stamping cursor have no seq: they would never be exported (run any export: the upgrade repairs them)"))
+            v.append(.init(rule: "outbox-stranded", detail: "\(stranded) outbox row(s) at or below the stamping cursor have no seq: they would never be exported; 'datajoin check --repair' puts them back in the backlog"))
         }
         guard let r = try db.firstRow("SELECT count(seq), min(seq), max(seq), count(*) FROM ds_change_outbox") else { return }
         report.outboxRows = r.int(3) ?? 0
@@ -109,10 +117,7 @@ public enum NodeCheck {
         for (name, p) in [("import", imported), ("relay", relayed)] where p > maxInbox && maxInbox > 0 {
             v.append(.init(rule: "\(name)-pointer", detail: "the \(name) pointer is at inbox id \(p), past the last inbox row \(maxInbox)"))
         }
-        let unapplied = try db.scalar("SELECT count(*) FROM ds_change_inbox WHERE id <= ? AND status = 'new'", [.integer(imported)]).asInt64 ?? 0
-        if unapplied > 0 {
-            v.append(.init(rule: "import-skipped", detail: "\(unapplied) inbox row(s) at or below the import pointer were never applied nor held"))
-        }
+        // Applied rows keep 'new'; only held ones (and released ones: 'done') change status.
         let early = try db.scalar("SELECT count(*) FROM ds_change_inbox WHERE id > ? AND status <> 'new'", [.integer(imported)]).asInt64 ?? 0
         if early > 0 {
             v.append(.init(rule: "import-ahead", detail: "\(early) inbox row(s) above the import pointer are marked applied or held"))

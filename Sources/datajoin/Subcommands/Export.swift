@@ -38,7 +38,15 @@ struct Export: ParsableCommand {
         try DataJoin_run {
             let db = try database.open()
             let options = ExportOptions(folder: folder, maxChanges: maxChanges, relay: relay, resend: resend, peer: peer)
-            let written = try Exporter.export(db, options, reporter: output.reporter())
+            let written: [ExportedBundle]
+            do {
+                written = try Exporter.export(db, options, reporter: output.reporter())
+            } catch let held as ExportHeld {
+                // Partial: what came before the held change is written and its pointer moved.
+                for b in held.bundles { print(b.path) }
+                Console.error(held.message)
+                throw Exit.partial
+            }
             if written.isEmpty {
                 if !output.quiet { print("nothing new to export") }
                 return

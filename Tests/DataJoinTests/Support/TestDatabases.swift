@@ -211,11 +211,15 @@ final class TestNode {
     let db: Database
     let brand: Brand
 
+    /// Every node a test made, for `ScenarioTestCase` to check when the test ends.
+    nonisolated(unsafe) static var created: [TestNode] = []
+
     init(_ name: String, _ brand: Brand, folder: URL, table: String = TestDatabases.salesOrderSQL, track: [String] = ["sales_order"], viaCLI: Bool = false) throws {
         self.name = name
         self.brand = brand
         url = try TestDatabases.create(brand, name: name, in: folder)
         db = try DatabaseOpener.open(url)
+        Self.created.append(self)
         try db.executeScript(table)
         if viaCLI {
             try CLI.ok(["init", "--db", url, "--node", name])

@@ -1,0 +1,44 @@
+import ArgumentParser
+import DataJoin
+import Foundation
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check a node's bookkeeping: every captured change stamped or waiting, seqs contiguous, nothing twice, pointers true.",
+        discussion: helpText("""
+            Reads only (one snapshot, no lock that writers wait on). Exit status 0 when every rule
+            holds; 1 with one line per broken rule otherwise. The rules are in docs/reliability.md
+            ("Invariants"); a broken one is a bug worth reporting with the output.
+
+            Example:
+              datajoin check --db laptop.db
+              datajoin check --db laptop.db --repair
+              datajoin check --db postgresql://office.example/sales
+            """))
+
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: OutputOptions
+
+    @Flag(help: "First put outbox rows that an older datajoin left unstamped back into the backlog (the next export sends them).")
+    var repair = false
+
+    func run() throws {
+        var broken = false
+        try DataJoin_run {
+            let db = try database.open()
+            if repair {
+                let n = try NodeCheck.repair(db)
+                if !output.quiet { print("repaired: \(n) stranded outbox row(s) back in the backlog") }
+            }
+            let report = try NodeCheck.run(db)
+            for violation in report.violations { Console.error("\(violation.rule): \(violation.detail)") }
+            broken = !report.violations.isEmpty
+            if !output.quiet {
+                let summary = "\(report.outboxRows) outbox and \(report.inboxRows) inbox rows, \(report.origins) origin(s) in "
+                    + String(format: "%.2f s", report.seconds)
+                print(broken ? "check: \(report.violations.count) rule(s) broken (\(summary))" : "check: OK (\(summary))")
+            }
+        }
+        if broken { throw ExitCode.failure }
+    }
+}

@@ -1,0 +1,224 @@
+import Crypto
+import Foundation
+import XCTest
+
+@testable import DataJoin
+
+/// Crafted files of issue 10, each as it was found: none crashes a command, none reaches the
+/// database, each is refused (damaged or forged: quarantined) and the run goes on with the next
+/// file; memory stays flat whatever a file declares.
+final class OutsideInputTests: ScenarioTestCase {
+    var folder: URL!
+    override func setUpWithError() throws { try super.setUpWithError(); folder = try TestDatabases.tempFolder("outside") }
+
+    /// A bundle from raw content: `records` after the header, then the trailer (count, digest,
+    /// signature by `key`).
+    static func bundle(header: BundleHeader, records: [UInt8], count: UInt64 = 0, key: Curve25519.Signing.PrivateKey?) throws -> [UInt8] {
+        var w = ByteWriter()
+        w.bytes += BundleFormat.magic
+        w.byte(BundleFormat.major)
+        w.byte(BundleFormat.minor)
+        w.data(header.encode())
+        w.bytes += records
+        w.byte(BundleFormat.Record.trailer.rawValue)
+        w.varint(count)
+        let digest = Array(SHA256.hash(data: w.bytes))
+        let signature = try key.map { try Array($0.signature(for: digest)) } ?? [UInt8](repeating: 7, count: 64)
+        return try BundleCrafter.gzip(w.bytes + digest + signature)
+    }
+
+    static func header(sender: String, key: Curve25519.Signing.PrivateKey, origins: [OriginRange] = [], count: Int64 = 0, epoch: String = "00aa11bb") -> BundleHeader {
+        BundleHeader(sender: sender, senderEpoch: epoch, createdAt: "2026-12-02T00:00:00Z", origins: origins, changeCount: count,
+                     publicKey: Array(key.publicKey.rawRepresentation))
+    }
+
+    /// A change record of table 0 (defined by `table`) for origin index 0.
+    static var table: [UInt8] {
+        var w = ByteWriter()
+        w.byte(BundleFormat.Record.table.rawValue); w.varint(0); w.string("sales_order"); w.varint(2); w.string("order_id"); w.string("description")
+        w.varint(1); w.varint(0)
+        return w.bytes
+    }
+
+    static func change(seq: UInt64, description: Value = .text("x")) -> [UInt8] {
+        var w = ByteWriter()
+        w.byte(BundleFormat.Record.change.rawValue); w.varint(0); w.varint(seq); w.varint(1 << 16); w.varint(0)
+        w.byte(UInt8(ascii: "I")); w.varint(0); w.varint(1); w.value(.text("k\(seq)")); w.varint(1); w.varint(1); w.value(description)
+        return w.bytes
+    }
+
+    func write(_ bytes: [UInt8], _ name: String, in dir: URL) throws -> String {
+        let path = dir.appendingPathComponent(name).path
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    // MARK: - Defect 2: the 80-byte file with no origins and a change record
+
+    /// Unsigned it is refused by its digest and signature before any record is read; signed by
+    /// a trusted key it reaches the decoder, which refuses the origin index into an empty list.
+    /// Neither crashes `ingest`, `verify` or `inspect`, and the next file in the folder loads.
+    func testAHeaderWithoutOriginsAndAChangeIsRefusedNotACrash() throws {
+        let node = try TestNode("target", .sqlite, folder: folder, viaCLI: true)
+        let peerKey = Curve25519.Signing.PrivateKey()
+        try Trust.trust(node.db, node: "peer", publicKey: Hex.encode(Array(peerKey.publicKey.rawRepresentation)))
+        let stranger = Curve25519.Signing.PrivateKey()
+        let crafted80 = try Self.bundle(header: Self.header(sender: "stranger", key: stranger), records: Self.table + Self.change(seq: 1), key: nil)
+        let signed = try Self.bundle(header: Self.header(sender: "peer", key: peerKey), records: Self.table + Self.change(seq: 1), key: peerKey)
+        let good = try Self.bundle(header: Self.header(sender: "peer", key: peerKey, origins: [OriginRange(origin: "peer", epoch: "00aa11bb", first: 1, last: 1, count: 1)], count: 1),
+                                   records: Self.table + Self.change(seq: 1, description: .text("good")), count: 1, key: peerKey)
+        let drop = try TestDatabases.subfolder(folder, "drop")
+        let a = try write(crafted80, "a.djb", in: drop)
+        let b = try write(signed, "b.djb", in: drop)
+        _ = try write(good, "c.djb", in: drop)
+        for args in [["verify", a], ["verify", b], ["inspect", a], ["inspect", b]] {
+            let r = try CLI.run(args)
+            XCTAssertEqual(r.status, 1, "\(args): \(r.stderr)")
+            XCTAssertTrue(r.stderr.hasPrefix("datajoin: error:"), r.stderr)
+        }
+        let r = try CLI.run(["ingest", "--db", node.url, drop.path])
+        XCTAssertEqual(r.status, 2, r.stdout + r.stderr)
+        XCTAssertEqual(try node.db.scalar("SELECT description FROM sales_order"), .text("good"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: drop.appendingPathComponent("quarantine/a.djb").path))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: drop.appendingPathComponent("quarantine/b.djb").path))
+        // The folder is not blocked: the next run has nothing to refuse.
+        XCTAssertEqual(try CLI.run(["ingest", "--db", node.url, drop.path]).status, 0)
+    }
+
+    // MARK: - Defect 3: a NUL byte in an epoch, on PostgreSQL
+
+    /// Forged (the trusted sender's public key, another signer) or genuinely signed, a NUL in an
+    /// epoch never reaches PostgreSQL (error 22021 blocked every run); the good file loads.
+    func testANulByteInAnEpochIsRefusedBeforePostgresSeesIt() throws {
+        let node = try TestNode("target", .postgres, folder: folder)
+        let peerKey = Curve25519.Signing.PrivateKey()
+        try Trust.trust(node.db, node: "peer", publicKey: Hex.encode(Array(peerKey.publicKey.rawRepresentation)))
+        let origins = [OriginRange(origin: "peer", epoch: "ab\u{0}cd", first: 1, last: 1, count: 1)]
+        var forged = Self.header(sender: "peer", key: peerKey, origins: origins, count: 1)
+        forged.publicKey = Array(peerKey.publicKey.rawRepresentation)
+        let forgedBytes = try Self.bundle(header: forged, records: Self.table + Self.change(seq: 1), count: 1, key: Curve25519.Signing.PrivateKey())
+        let signedBytes = try Self.bundle(header: forged, records: Self.table + Self.change(seq: 1), count: 1, key: peerKey)
+        var nulSender = Self.header(sender: "peer", key: peerKey, origins: [OriginRange(origin: "peer", epoch: "00aa11bb", first: 1, last: 1, count: 1)], count: 1)
+        nulSender.senderEpoch = "x\u{0}"
+        let nulSenderEpoch = try Self.bundle(header: nulSender, records: Self.table + Self.change(seq: 1), count: 1, key: peerKey)
+        let good = try Self.bundle(header: Self.header(sender: "peer", key: peerKey, origins: [OriginRange(origin: "peer", epoch: "00aa11bb", first: 1, last: 1, count: 1)], count: 1),
+                                   records: Self.table + Self.change(seq: 1, description: .text("good")), count: 1, key: peerKey)
+        let drop = try TestDatabases.subfolder(folder, "drop")
+        for (i, bytes) in [forgedBytes, signedBytes, nulSenderEpoch, good].enumerated() { _ = try write(bytes, "f\(i).djb", in: drop) }
+        let report = try node.ingest([drop.path])
+        XCTAssertEqual(report.refused, 3, "\(report.files)")
+        XCTAssertEqual(try node.db.scalar("SELECT description FROM sales_order"), .text("good"))
+        for f in report.files.prefix(3) {
+            guard case .refused(let reason) = f.status else { return XCTFail("\(f)") }
+            XCTAssertFalse(reason.contains("22021"), reason)
+            XCTAssertTrue(reason.contains("signature") || reason.contains("invalid epoch"), reason)
+        }
+    }
+
+    // MARK: - Defect 6: counts that overflow a sum
+
+    func testOriginCountsNearTwoToTheSixtyTwoAreRefusedNotATrap() throws {
+        let key = Curve25519.Signing.PrivateKey()
+        let huge = Int64(1) << 62
+        let origins = [OriginRange(origin: "p", epoch: "e1", first: 1, last: Int64.max - 1, count: huge),
+                       OriginRange(origin: "q", epoch: "e1", first: 1, last: Int64.max - 1, count: huge)]
+        for count in [Int64(0), huge, Int64.max] {
+            let h = Self.header(sender: "p", key: key, origins: origins, count: count)
+            XCTAssertThrowsError(try BundleHeader.decode(h.encode()), "total \(count)") { error in
+                XCTAssertEqual((error as? DataJoinError)?.code, .badBundle)
+            }
+            let bytes = try Self.bundle(header: h, records: [], key: key)
+            XCTAssertFalse(BundleInspector.check(bytes: bytes))
+        }
+    }
+
+    // MARK: - Defect 7: files that declare gigabytes
+
+    /// 30 change records each carrying a 60 MiB text (zeros: 1.8 MB on disk, 1.8 GB expanded),
+    /// with a wrong digest: refused by the first pass, which holds 64 KiB at a time.
+    /// 40,000 table definitions (3.2 MB): refused the same way. Peak memory of the process
+    /// stays under 100 MiB (the first pass never decodes a value).
+    func testFilesThatDeclareGigabytesTakeFlatMemory() throws {
+        let node = try TestNode("target", .sqlite, folder: folder, viaCLI: true)
+        let peerKey = Curve25519.Signing.PrivateKey()
+        try Trust.trust(node.db, node: "peer", publicKey: Hex.encode(Array(peerKey.publicKey.rawRepresentation)))
+        let drop = try TestDatabases.subfolder(folder, "drop")
+        // Large values, streamed into the gzip writer so the test itself stays small.
+        let big = drop.appendingPathComponent("big.djb").path
+        try Self.writeStreamed(big, header: Self.header(sender: "peer", key: peerKey, origins: [OriginRange(origin: "peer", epoch: "00aa11bb", first: 1, last: 30, count: 30)], count: 30)) { emit in
+            try emit(Self.table)
+            for seq in 1...30 {
+                var w = ByteWriter()
+                w.byte(BundleFormat.Record.change.rawValue); w.varint(0); w.varint(UInt64(seq)); w.varint(1 << 16); w.varint(0)
+                w.byte(UInt8(ascii: "I")); w.varint(0); w.varint(1); w.value(.text("k\(seq)")); w.varint(1); w.varint(1)
+                w.byte(3); w.varint(60 << 20)
+                try emit(w.bytes)
+                for _ in 0..<60 { try emit([UInt8](repeating: 0x30, count: 1 << 20)) }
+            }
+        }
+        var tables = ByteWriter()
+        for i in 0..<40_000 {
+            tables.byte(BundleFormat.Record.table.rawValue); tables.varint(UInt64(i)); tables.string("t\(i)"); tables.varint(5)
+            for c in 0..<5 { tables.string("column_\(c)_" + String(repeating: "x", count: 40)) }
+            tables.varint(1); tables.varint(0)
+        }
+        let defs = try write(try Self.bundle(header: Self.header(sender: "peer", key: peerKey), records: tables.bytes, key: nil), "defs.djb", in: drop)
+        for args in [["ingest", "--db", node.url, big], ["verify", big], ["inspect", big], ["ingest", "--db", node.url, defs], ["verify", defs], ["inspect", defs]] {
+            let (status, peakMiB) = try Self.peakMemory(args)
+            XCTAssertNotEqual(status, 0, "\(args)")
+            XCTAssertLessThan(peakMiB, 100, "\(args.prefix(2)): peak \(peakMiB) MiB")
+        }
+        XCTAssertEqual(try node.db.scalar("SELECT count(*) FROM ds_change_inbox"), .integer(0))
+    }
+
+    /// The 40,000 tables signed by a trusted key reach the decoder, which stops at its limit on
+    /// table definitions: refused, in flat memory.
+    func testTooManyTableDefinitionsAreRefusedByTheDecoder() throws {
+        let node = try TestNode("target", .sqlite, folder: folder, viaCLI: true)
+        let peerKey = Curve25519.Signing.PrivateKey()
+        try Trust.trust(node.db, node: "peer", publicKey: Hex.encode(Array(peerKey.publicKey.rawRepresentation)))
+        let drop = try TestDatabases.subfolder(folder, "drop")
+        var tables = ByteWriter()
+        for i in 0..<40_000 {
+            tables.byte(BundleFormat.Record.table.rawValue); tables.varint(UInt64(i)); tables.string("t\(i)"); tables.varint(6)
+            for c in 0..<6 { tables.string("c\(c)") }
+            tables.varint(1); tables.varint(0)
+        }
+        let defs = try write(try Self.bundle(header: Self.header(sender: "peer", key: peerKey), records: tables.bytes, key: peerKey), "defs.djb", in: drop)
+        let (status, peakMiB) = try Self.peakMemory(["ingest", "--db", node.url, defs])
+        XCTAssertEqual(status, 2)
+        XCTAssertLessThan(peakMiB, 100)
+        let reason = try String(contentsOfFile: drop.appendingPathComponent("quarantine/defs.djb.reason").path, encoding: .utf8)
+        XCTAssertTrue(reason.contains("more than 200000 columns"), reason)
+    }
+
+    /// Writes a bundle whose records come in pieces, with a digest that does not match (the
+    /// point is what a reader does before it knows).
+    static func writeStreamed(_ path: String, header: BundleHeader, records: (_ emit: ([UInt8]) throws -> Void) throws -> Void) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        defer { close(fd) }
+        let gz = try GzipWriter(fd: fd)
+        var w = ByteWriter()
+        w.bytes += BundleFormat.magic
+        w.byte(BundleFormat.major)
+        w.byte(BundleFormat.minor)
+        w.data(header.encode())
+        try gz.write(w.bytes)
+        try records { try gz.write($0) }
+        try gz.write([BundleFormat.Record.trailer.rawValue, 30] + [UInt8](repeating: 1, count: 96))
+        try gz.finish()
+    }
+
+    /// Runs the CLI under GNU time: its exit status and peak resident memory in MiB.
+    static func peakMemory(_ args: [String]) throws -> (Int32, Int) {
+        let report = FileManager.default.temporaryDirectory.appendingPathComponent("time-\(UUID().uuidString)").path
+        defer { unlink(report) }
+        let r = try CLI.runProgram(URL(fileURLWithPath: "/usr/bin/time"), ["-f", "%x %M", "-o", report, CLI.executable.path] + args)
+        let fields = try String(contentsOfFile: report, encoding: .utf8).split(whereSeparator: { $0 == " " || $0 == "\n" }).suffix(2)
+        guard fields.count == 2, let status = Int32(fields.first!), let kib = Int(fields.last!) else {
+            XCTFail("no figures from time: \(r.output)")
+            return (-1, Int.max)
+        }
+        return (status, kib / 1024)
+    }
+}

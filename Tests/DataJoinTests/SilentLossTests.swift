@@ -1,0 +1,272 @@
+import Foundation
+import XCTest
+
+@testable import DataJoin
+
+/// The defects of issue 10 that lost or stranded changes, each reproduced as it was found, and
+/// the repair of a node an older version left in that state.
+final class SilentLossTests: ScenarioTestCase {
+    var folder: URL!
+    override func setUpWithError() throws { try super.setUpWithError(); folder = try TestDatabases.tempFolder("loss") }
+
+    func out(_ name: String = "out") throws -> URL { try TestDatabases.subfolder(folder, name + "-" + UUID().uuidString.prefix(6)) }
+
+    /// Inserts `n` rows in one transaction, exports everything, ingests it on `to`; returns the
+    /// bundle paths.
+    @discardableResult
+    func syncBacklog(_ from: TestNode, _ to: TestNode, rows n: Int, first: Int = 0) throws -> [String] {
+        try insertRows(from, n, first: first)
+        let dir = try out()
+        let paths = try from.export(to: dir)
+        try to.ingest([dir.path])
+        return paths
+    }
+
+    func insertRows(_ node: TestNode, _ n: Int, first: Int = 0) throws {
+        guard n > 0 else { return }
+        switch node.brand {
+        case .sqlite:
+            try node.exec("""
+                WITH RECURSIVE g(i) AS (SELECT \(first + 1) UNION ALL SELECT i + 1 FROM g WHERE i < \(first + n))
+                INSERT INTO sales_order (order_id, description, quantity) SELECT printf('o%07d', i), 'row ' || i, CAST(i AS TEXT) FROM g
+                """)
+        case .postgres:
+            try node.exec("""
+                INSERT INTO sales_order (order_id, description, quantity)
+                SELECT 'o' || lpad(g::text, 7, '0'), 'row ' || g, g::text FROM generate_series(\(first + 1), \(first + n)) g
+                """)
+        }
+    }
+
+    // MARK: - Defect 1: a SQLite backlog over one export step
+
+    /// 350,000 inserts in one SQLite transaction: more than three export steps of the default
+    /// size (100,000). Before the fix, 100,001 stranded 1 row and 200,000 stranded 2,000.
+    func testABacklogOfMoreThanThreeDefaultExportStepsArrivesWhole() throws {
+        let a = try TestNode("a", .sqlite, folder: folder)
+        let b = try TestNode("b", .sqlite, folder: folder)
+        try trustAll([a, b])
+        XCTAssertEqual(Tuning.current.exportStep, 100_000)
+        try syncBacklog(a, b, rows: 350_000)
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM sales_order"), .integer(350_000))
+        XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq IS NULL"), .integer(0))
+        XCTAssertEqual(try NodeStatus.read(a.db).outboxWaiting, 0)
+        XCTAssertEqual(try b.db.scalar("SELECT quantity FROM sales_order WHERE order_id = 'o0350000'"), .text("350000"))
+        XCTAssertEqual(try b.db.scalar("SELECT quantity FROM sales_order WHERE order_id = 'o0100001'"), .text("100001"))
+    }
+
+    /// The export step and stamping chunk at size − 1, size, size + 1 and 3 × size, on both
+    /// brands, with the stamping UPDATE batch small too; every row arrives, nothing is left
+    /// unstamped, and `check` holds on both nodes (tearDown).
+    func testStampingAndExportStepBoundariesSQLite() throws { try stampingBoundaries(.sqlite, .postgres) }
+    func testStampingAndExportStepBoundariesPostgres() throws { try stampingBoundaries(.postgres, .sqlite) }
+
+    private func stampingBoundaries(_ source: Brand, _ target: Brand) throws {
+        Tuning.current.exportStep = 10
+        Tuning.current.stampChunk = 4
+        Tuning.current.stampBatch = 3
+        var total = 0
+        let a = try TestNode("a", source, folder: folder)
+        let b = try TestNode("b", target, folder: folder)
+        try trustAll([a, b])
+        for n in [1, 3, 4, 5, 9, 10, 11, 12, 30, 31, 41] {
+            try syncBacklog(a, b, rows: n, first: total)
+            total += n
+            XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM sales_order").asInt64, Int64(total), "after a backlog of \(n)")
+            XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq IS NULL").asInt64, 0, "after a backlog of \(n)")
+            XCTAssertEqual(try b.rows(), try a.rows(), "after a backlog of \(n)")
+        }
+        // Updates and deletes of many rows in one statement: also one transaction over steps.
+        try a.exec("UPDATE sales_order SET description = description || '!' WHERE quantity <> '3'")
+        try a.exec("DELETE FROM sales_order WHERE order_id < 'o0000020'")
+        let dir = try out()
+        try a.export(to: dir)
+        try b.ingest([dir.path])
+        XCTAssertEqual(try b.rows(), try a.rows())
+    }
+
+    /// PostgreSQL: a transaction that commits with a lower txid while another is being stamped
+    /// over two steps must not land inside it; `--max-changes` then never cuts a transaction.
+    func testAStepNeverSplitsASourceTransactionPostgres() throws {
+        Tuning.current.stampChunk = 4
+        let a = try TestNode("a", .postgres, folder: folder)
+        let b = try TestNode("b", .sqlite, folder: folder)
+        try trustAll([a, b])
+        // T1 starts first (lower txid) and commits last.
+        let early = try DatabaseOpener.open(a.url)
+        try early.executeScript("BEGIN")
+        try early.execute("INSERT INTO sales_order (order_id, description) VALUES ('early1', 'T1'), ('early2', 'T1'), ('early3', 'T1')")
+        try insertRows(a, 25)  // T2, committed
+        var me = try NodeIdentity.load(a.db)
+        let tables = try TableRegistry.load(a.db)
+        let first = try a.db.inTransaction { try Stamper.stampPending(a.db, me: &me, tables: tables, limit: 10) }
+        XCTAssertEqual(first, 25, "the step is finished to the end of its last transaction")
+        try early.executeScript("COMMIT")
+        let second = try a.db.inTransaction { try Stamper.stampPending(a.db, me: &me, tables: tables, limit: 10) }
+        XCTAssertEqual(second, 3)
+        // Each transaction's seqs are consecutive.
+        for r in try a.db.rows("SELECT source_id, min(seq), max(seq), count(*) FROM ds_change_outbox GROUP BY source_id") {
+            XCTAssertEqual((r.int(2) ?? 0) - (r.int(1) ?? 0) + 1, r.int(3), "transaction \(r.int(0) ?? 0) was split")
+        }
+        let dir = try out()
+        let paths = try a.export(to: dir, max: 10)
+        XCTAssertEqual(paths.count, 2, "25 changes of one transaction, then 3 of another")
+        try b.ingest([dir.path])
+        XCTAssertEqual(try b.rows(), try a.rows())
+    }
+
+    // MARK: - Repairing nodes an older version left stranded
+
+    /// The state version 5 left behind: rows at or below the stamping cursor without a seq.
+    /// `check` names it; the upgrade puts them back in the backlog; the next export sends them.
+    func testStrandedRowsOfAnOlderVersionAreRepairedByTheUpgrade() throws {
+        let a = try TestNode("a", .sqlite, folder: folder)
+        let b = try TestNode("b", .sqlite, folder: folder)
+        try trustAll([a, b])
+        try syncBacklog(a, b, rows: 5)
+        try insertRows(a, 7, first: 5)
+        // As version 5 left it: the cursor moved over 7 rows it never stamped.
+        let top = try a.db.scalar("SELECT max(id) FROM ds_change_outbox").asInt64 ?? 0
+        try Settings.set(a.db, Stamper.stampedThroughSetting, top)
+        let stranded = try NodeCheck.run(a.db).violations
+        XCTAssertEqual(stranded.map(\.rule), ["outbox-stranded"], "\(stranded)")
+        XCTAssertEqual(try Stamper.unstampedCount(a.db), 0, "old status said nothing waits")
+        try a.exec("UPDATE ds_node SET schema_version = 5")
+        try a.exec("ALTER TABLE ds_origin_state DROP COLUMN inbox_floor")
+        try b.exec("UPDATE ds_node SET schema_version = 5")
+        try b.exec("ALTER TABLE ds_origin_state DROP COLUMN inbox_floor")
+        // Opened by this version: upgraded, repaired.
+        let reopened = try DatabaseOpener.open(a.url)
+        _ = try NodeIdentity.load(reopened)
+        XCTAssertEqual(try Stamper.unstampedCount(reopened), 7)
+        let dir = try out()
+        try Exporter.export(reopened, ExportOptions(folder: dir.path))
+        try b.ingest([dir.path])
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM sales_order"), .integer(12))
+        XCTAssertEqual(try b.rows(), try a.rows())
+    }
+
+    /// `check --repair` does the same on a node already at this version.
+    func testCheckRepairPutsStrandedRowsBack() throws {
+        let a = try TestNode("a", .sqlite, folder: folder, viaCLI: true)
+        try insertRows(a, 3)
+        try Settings.set(a.db, Stamper.stampedThroughSetting, 3)
+        let broken = try CLI.run(["check", "--db", a.url])
+        XCTAssertEqual(broken.status, 1)
+        XCTAssertTrue(broken.stderr.contains("outbox-stranded: 3 outbox row(s)"), broken.stderr)
+        let repaired = try CLI.ok(["check", "--db", a.url, "--repair"])
+        XCTAssertTrue(repaired.stdout.contains("repaired: 3 stranded"), repaired.stdout)
+        XCTAssertEqual(try Stamper.unstampedCount(a.db), 3)
+    }
+
+    // MARK: - Defect 5: a negative source_id written by an application
+
+    func testANegativeSourceIdFromAnApplicationExports() throws {
+        let a = try TestNode("a", .sqlite, folder: folder)
+        let b = try TestNode("b", .postgres, folder: folder)
+        try trustAll([a, b])
+        try a.exec("INSERT INTO sales_order (order_id, description) VALUES ('app1', 'written by the app')")
+        try a.exec("""
+            INSERT INTO ds_change_outbox (object_table, object_pk_attribute, object_id, object_operation, object_attribute, object_value, source_id)
+            VALUES ('sales_order', 'order_id', '["tapp1"]', 'U', 'quantity', 't9', -5), ('sales_order', 'order_id', '["tapp1"]', 'U', 'customer_id', 't7', -9223372036854775808)
+            """)
+        try a.exec("UPDATE sales_order SET quantity = '9', customer_id = '7' WHERE order_id = 'app1'")
+        let dir = try out()
+        XCTAssertEqual(try a.export(to: dir, max: 1).count, 5)
+        try b.ingest([dir.path])
+        XCTAssertEqual(try b.db.scalar("SELECT quantity || '/' || customer_id FROM sales_order WHERE order_id = 'app1'"), .text("9/7"))
+    }
+
+    // MARK: - Defect 8: a held insert and the update that fixes it in different retry chunks
+
+    func testAHeldInsertAndItsFixMeetAcrossRetryChunks() throws {
+        for (chunk, others) in [(5, 4), (5, 5), (5, 6), (5, 15), (1_000, 1_000)] {
+            try heldAcrossChunks(chunk: chunk, otherHeld: others)
+        }
+    }
+
+    private func heldAcrossChunks(chunk: Int, otherHeld: Int) throws {
+        TestNode.created.removeAll()
+        Tuning.current.importChunk = chunk
+        let schema = "CREATE TABLE customer (id TEXT PRIMARY KEY, name TEXT, email TEXT UNIQUE)"
+        let a = try TestNode("a\(chunk)x\(otherHeld)", .sqlite, folder: folder, table: schema, track: ["customer"])
+        let b = try TestNode("b\(chunk)x\(otherHeld)", .sqlite, folder: folder, table: schema, track: ["customer"])
+        try trustAll([a, b])
+        // b holds `otherHeld` unrelated inserts (a unique email it already has), then a's insert
+        // of cx with an email b has too.
+        try b.exec("INSERT INTO customer VALUES ('bx', 'b', 'x@example.com')")
+        try a.db.inTransaction {
+            for i in 0..<otherHeld {
+                try b.exec("INSERT INTO customer VALUES (?, 'b', ?)", [.text("mine\(i)"), .text("taken\(i)@example.com")])
+                try a.exec("INSERT INTO customer VALUES (?, 'a', ?)", [.text("other\(i)"), .text("taken\(i)@example.com")])
+            }
+            try a.exec("INSERT INTO customer VALUES ('cx', 'a', 'x@example.com')")
+        }
+        let first = try out()
+        try a.export(to: first)
+        try b.ingest([first.path])
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_inbox WHERE status = 'held' AND object_operation = 'I'").asInt64, Int64(1 + otherHeld))
+        // a fixes the email; the update arrives held too (its row is not there yet).
+        try a.exec("UPDATE customer SET email = 'x2@example.com' WHERE id = 'cx'")
+        let second = try out()
+        try a.export(to: second)
+        try b.ingest([second.path])
+        XCTAssertEqual(try b.db.scalar("SELECT email FROM customer WHERE id = 'cx'"), .text("x2@example.com"),
+                       "chunk \(chunk), \(otherHeld) other held changes")
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_inbox WHERE status = 'held' AND object_table = 'customer' AND object_operation = 'U'"), .integer(0))
+        try ScenarioTestCase.assertChecked([a, b])
+    }
+
+    // MARK: - Defect 9: a value no bundle can carry
+
+    /// One change may hold 64 MiB from its generation on. An update of one text column costs 11
+    /// bytes besides the text here (generation 1, key 't' "k" 3, index 1, tag 1, length 4,
+    /// old NULL 1): texts of max − 12, max − 11 and max − 10 bytes are the change at size − 1,
+    /// size and size + 1. The last is held: export writes what comes before its transaction,
+    /// exits 2 with the reason, keeps its pointer before it, and every reader accepts what was
+    /// written.
+    func testTheLargestChangeABundleCarriesAndOneByteMore() throws {
+        let schema = "CREATE TABLE doc (k TEXT PRIMARY KEY, body TEXT)"
+        let a = try TestNode("a", .sqlite, folder: folder, table: schema, track: ["doc"], viaCLI: true)
+        let b = try TestNode("b", .sqlite, folder: folder, table: schema, track: ["doc"])
+        try trustAll([a, b])
+        try a.exec("INSERT INTO doc VALUES ('k', NULL)")
+        for (delta, fits) in [(-12, true), (-11, true), (-10, false)] {
+            let size = BundleFormat.maxChangeBytes + delta
+            try a.exec("UPDATE doc SET body = NULL WHERE k = 'k'")
+            let dir = try out()
+            try CLI.ok(["export", "--db", a.url, "--to", dir.path])
+            try b.ingest([dir.path])
+            try a.exec("UPDATE doc SET body = printf('%.*c', ?, 'x') WHERE k = 'k'", [.integer(Int64(size))])
+            try a.exec("INSERT INTO doc VALUES ('after', 'a later change')")
+            let dir2 = try out()
+            let r = try CLI.run(["export", "--db", a.url, "--to", dir2.path])
+            if fits {
+                XCTAssertEqual(r.status, 0, r.stderr)
+                try CLI.ok(["verify", dir2.path])
+                try b.ingest([dir2.path])
+                XCTAssertEqual(try b.db.scalar("SELECT length(body) FROM doc WHERE k = 'k'"), .integer(Int64(size)))
+                try a.exec("DELETE FROM doc WHERE k = 'after'")
+            } else {
+                XCTAssertEqual(r.status, 2, r.stderr)
+                XCTAssertTrue(r.stderr.contains("over the 64 MiB one change may carry"), r.stderr)
+                XCTAssertTrue(r.stderr.contains("nothing is skipped"), r.stderr)
+                let files = try FileManager.default.contentsOfDirectory(atPath: dir2.path).filter { $0.hasSuffix(".djb") }
+                XCTAssertEqual(files, [], "the held change was the first of the step")
+                // Still held on the next run; nothing after it was skipped.
+                XCTAssertEqual(try CLI.run(["export", "--db", a.url, "--to", dir2.path]).status, 2)
+                XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM doc WHERE k = 'after'"), .integer(0))
+            }
+        }
+    }
+}
+
+extension ScenarioTestCase {
+    /// `check` on nodes a loop made and replaced before tearDown.
+    static func assertChecked(_ nodes: [TestNode], file: StaticString = #filePath, line: UInt = #line) throws {
+        for node in nodes {
+            let report = try NodeCheck.run(node.db)
+            XCTAssertEqual(report.violations.map { "\($0.rule): \($0.detail)" }, [], "check on \(node.name)", file: file, line: line)
+        }
+    }
+}

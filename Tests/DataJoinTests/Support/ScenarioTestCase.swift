@@ -1,0 +1,29 @@
+import Foundation
+import XCTest
+
+@testable import DataJoin
+
+/// A test that ends with `datajoin check` on every node it made: bookkeeping that drifts is
+/// found in the test where it starts. Sizes set through `Tuning.current` are reset too.
+class ScenarioTestCase: XCTestCase {
+    /// Nodes a test breaks on purpose (and says so) are left out.
+    var uncheckedNodes: Set<String> = []
+
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        TestNode.created.removeAll()
+        Tuning.current = Tuning()
+    }
+
+    override func tearDownWithError() throws {
+        defer {
+            TestNode.created.removeAll()
+            Tuning.current = Tuning()
+        }
+        for node in TestNode.created where !uncheckedNodes.contains(node.name) {
+            let report = try NodeCheck.run(node.db)
+            XCTAssertEqual(report.violations.map { "\($0.rule): \($0.detail)" }, [], "datajoin check on node \(node.name) (\(node.brand))")
+        }
+        try super.tearDownWithError()
+    }
+}

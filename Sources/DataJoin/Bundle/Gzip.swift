@@ -233,7 +233,7 @@ final class GzipReader: ByteSource {
         }
         outputBytes += produced
         if outputBytes > maxOutput {
-            throw DataJoinError.bundle("expands past \(maxOutput >> 20) MiB, the limit for a bundle (a decompression bomb?)")
+            throw DataJoinError.bundle("expands past \(maxOutput) bytes (\(maxOutput >> 20) MiB), the limit for a bundle (a decompression bomb?)")
         }
         out.removeSubrange(produced...)
         return out

@@ -219,8 +219,18 @@ enum SyncSchema {
                 _ = try Stamper.repairStranded(db)
                 // Every seq of an origin above it and up to its mark is in the inbox (`check`).
                 // Unknown for what an older version pruned: the mark itself.
-                try db.executeScript("ALTER TABLE ds_origin_state ADD COLUMN inbox_floor BIGINT NOT NULL DEFAULT 0")
-                try db.executeScript("UPDATE ds_origin_state SET inbox_floor = contiguous")
+                // Versions before 6 wrote a column version without the implicit row version of a
+                // row present before tracking (generation 1, the zero version); the importer then
+                // took the row for unversioned and ignored its column versions.
+                try db.executeScript("""
+                    INSERT INTO ds_row_version (object_table, object_id, cl, hlc, node)
+                    SELECT DISTINCT c.object_table, c.object_id, 1, 0, '' FROM ds_column_version AS c WHERE NOT EXISTS
+                      (SELECT 1 FROM ds_row_version AS r WHERE r.object_table = c.object_table AND r.object_id = c.object_id)
+                    """)
+                if try !hasColumn(db, table: "ds_origin_state", column: "inbox_floor") {
+                    try db.executeScript("ALTER TABLE ds_origin_state ADD COLUMN inbox_floor BIGINT NOT NULL DEFAULT 0")
+                    try db.executeScript("UPDATE ds_origin_state SET inbox_floor = contiguous")
+                }
             }
             try db.executeScript(ddl(for: db.brand))
             try db.execute("INSERT INTO ds_program_parameter (id, programtype, description, active_flag, status, fromtable, fromoutboxpointer) SELECT ?, 'relay', 'inbox to relayed bundles', 'Y', 'idle', 'ds_change_inbox', 0 WHERE NOT EXISTS (SELECT 1 FROM ds_program_parameter WHERE id = ?)", [.integer(Program.relay), .integer(Program.relay)])
@@ -228,10 +238,17 @@ enum SyncSchema {
         }
     }
 
+    static func hasColumn(_ db: Database, table: String, column: String) throws -> Bool {
+        let sql = db.brand == .sqlite
+            ? "SELECT count(*) FROM pragma_table_info(?) WHERE name = ?"
+            : "SELECT count(*) FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass(?) AND attname = ? AND NOT attisdropped"
+        return try db.scalar(sql, [.text(table), .text(column)]).asInt64 ?? 0 > 0
+    }
+
     static func installed(_ db: Database) throws -> Bool {
         let sql = db.brand == .sqlite
             ? "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'ds_node'"
-            : "SELECT count(*) FROM pg_catalog.pg_tables WHERE tablename = 'ds_node' AND schemaname = current_schema()"
+            : "SELECT count(*) FROM (SELECT to_regclass('ds_node') AS t) AS ds_r WHERE t IS NOT NULL"
         return try db.scalar(sql).asInt64 ?? 0 > 0
     }
 }

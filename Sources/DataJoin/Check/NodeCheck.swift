@@ -87,21 +87,16 @@ public enum NodeCheck {
         }
     }
 
-    /// Column versions belong to a row version; versions belong to a table the registry knows.
+    /// Column versions belong to a row version.
     static func versions(_ db: Database, _ v: inout [CheckViolation]) throws {
-        let orphans = try db.scalar("""
-            SELECT count(*) FROM ds_column_version AS c WHERE NOT EXISTS
-              (SELECT 1 FROM ds_row_version AS r WHERE r.object_table = c.object_table AND r.object_id = c.object_id)
-            """).asInt64 ?? 0
-        if orphans > 0 {
-            v.append(.init(rule: "column-version-orphan", detail: "\(orphans) column version(s) belong to no row version"))
-        }
         try db.query("""
-            SELECT object_table, count(*) FROM ds_row_version AS r WHERE NOT EXISTS
-              (SELECT 1 FROM ds_tracked_table AS t WHERE t.table_name = r.object_table) GROUP BY object_table
+            SELECT object_table, count(*), min(object_attribute) FROM ds_column_version AS c WHERE NOT EXISTS
+              (SELECT 1 FROM ds_row_version AS r WHERE r.object_table = c.object_table AND r.object_id = c.object_id)
+            GROUP BY object_table ORDER BY object_table
             """, []) { r in
-            v.append(.init(rule: "version-untracked", detail: "\(r.int(1) ?? 0) row version(s) of \(r.string(0) ?? ""), which is not tracked"))
+            v.append(.init(rule: "column-version-orphan", detail: "\(r.int(1) ?? 0) column version(s) of \(r.string(0) ?? "") (column \(r.string(2) ?? "") among them) belong to no row version"))
         }
+        // Versions of a table no longer tracked stay (tracking it again goes on from them).
     }
 
     /// The pointers point at what exists, and the inbox's statuses agree with the import pointer.

@@ -171,6 +171,9 @@ struct Merger {
             if localValue != v.value {
                 try update(sql, key, rowKey, [(v, position)])
             }
+            // A row present before tracking gets its implicit version written down, as the
+            // stamper does: a column version never stands without its row's (`check`).
+            if state == nil { versions.setRow(c.table, keyBytes, .init(cl: 1, version: .zero)) }
             try versions.setColumn(c.table, keyBytes, v.name, incoming)
             return .applied
 

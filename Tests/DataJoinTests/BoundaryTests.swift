@@ -1,0 +1,285 @@
+import Crypto
+import Foundation
+import XCTest
+
+@testable import DataJoin
+
+/// Every chunk, batch and size limit of the code at size − 1, size, size + 1 and 3 × size, end to
+/// end on both brands (issue 10): the sizes are set small through `Tuning`, so each boundary
+/// runs in a fraction of a second, and every run compares the rows of both nodes and ends with
+/// `check` on each (ScenarioTestCase).
+final class BoundaryTests: ScenarioTestCase {
+    var folder: URL!
+    override func setUpWithError() throws { try super.setUpWithError(); folder = try TestDatabases.tempFolder("bounds") }
+
+    static let size = 4
+    static var counts: [Int] { [size - 1, size, size + 1, 3 * size] }
+    static let pairings: [(Brand, Brand)] = [(.sqlite, .postgres), (.postgres, .sqlite)]
+
+    func sync(_ from: TestNode, _ to: TestNode, max: Int? = nil) throws {
+        let out = try TestDatabases.subfolder(folder, "\(from.name)-\(UUID().uuidString.prefix(6))")
+        try from.export(to: out, max: max)
+        let report = try to.ingest([out.path])
+        XCTAssertEqual(report.refused, 0, "\(report.files)")
+    }
+
+    /// A pair of fresh nodes per count, `body` run for each; rows compared after each sync.
+    func eachCount(_ label: String, table: String = TestDatabases.salesOrderSQL, track: [String] = ["sales_order"],
+                   _ body: (_ a: TestNode, _ b: TestNode, _ n: Int) throws -> Void) throws {
+        for (b1, b2) in Self.pairings {
+            for n in Self.counts {
+                let a = try TestNode("a\(label)\(b1)\(n)", b1, folder: folder, table: table, track: track)
+                let b = try TestNode("b\(label)\(b1)\(n)", b2, folder: folder, table: table, track: track)
+                try trustAll([a, b])
+                try body(a, b, n)
+                for t in track { XCTAssertEqual(try b.rows(t), try a.rows(t), "\(label) \(b1)→\(b2), n = \(n), table \(t)") }
+            }
+        }
+    }
+
+    func insert(_ node: TestNode, _ n: Int, from: Int = 0) throws {
+        try node.db.inTransaction {
+            for i in from..<(from + n) {
+                try node.exec("INSERT INTO sales_order (order_id, description, quantity) VALUES (?, ?, ?)", [.text("o\(i)"), .text("d\(i)"), .text("\(i)")])
+            }
+        }
+    }
+
+    /// The import chunk (rows per read) on new changes, updates and deletes.
+    func testImportChunk() throws {
+        Tuning.current.importChunk = Self.size
+        try eachCount("import") { a, b, n in
+            try insert(a, n)
+            try sync(a, b)
+            try a.exec("UPDATE sales_order SET description = description || '+'")
+            try a.exec("DELETE FROM sales_order WHERE quantity = '0'")
+            try sync(a, b)
+        }
+    }
+
+    /// Rows per multi-row INSERT into the inbox (SQLite, and PostgreSQL when a bundle repeats a
+    /// change, where COPY is not used).
+    func testInboxLoadBatch() throws {
+        Tuning.current.inboxLoadBatch = Self.size
+        try eachCount("load") { a, b, n in
+            try insert(a, n)
+            let out = try TestDatabases.subfolder(folder, "twice-\(UUID().uuidString.prefix(6))")
+            try a.export(to: out)
+            try b.ingest([out.path])
+            // A resend carries the same changes again: loaded as duplicates, skipped.
+            let again = try TestDatabases.subfolder(folder, "again-\(UUID().uuidString.prefix(6))")
+            try Exporter.export(a.db, ExportOptions(folder: again.path, resend: true))
+            let report = try b.ingest([again.path])
+            XCTAssertEqual(report.refused, 0)
+            XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_inbox").asInt64, Int64(n))
+        }
+    }
+
+    /// From this many new rows PostgreSQL writes with COPY (rows and versions), below it INSERT.
+    func testCopyThreshold() throws {
+        Tuning.current.copyThreshold = Self.size
+        try eachCount("copy") { a, b, n in
+            try insert(a, n)
+            try sync(a, b)
+        }
+    }
+
+    /// Keys per version lookup and write: inserts, then updates of every row.
+    func testVersionBatch() throws {
+        Tuning.current.versionBatch = Self.size
+        try eachCount("versions") { a, b, n in
+            try insert(a, n)
+            try sync(a, b)
+            try b.exec("UPDATE sales_order SET quantity = quantity || '!'")
+            try a.exec("UPDATE sales_order SET description = 'a'")
+            try sync(b, a)
+            try sync(a, b)
+        }
+    }
+
+    /// Rows per snapshot read: a third node joins from a snapshot.
+    func testSnapshotChunk() throws {
+        Tuning.current.snapshotChunk = Self.size
+        try eachCount("snap") { a, b, n in
+            try insert(a, n)
+            try a.exec("DELETE FROM sales_order WHERE quantity = '1'")
+            let out = try TestDatabases.subfolder(folder, "snap-\(UUID().uuidString.prefix(6))")
+            try Snapshotter.write(a.db, folder: out.path)
+            try b.ingest([out.path])
+        }
+    }
+
+    /// Inbox seqs per page when an origin's mark advances: bundles of one change arrive in
+    /// reverse order, so the last one moves the mark over all of them.
+    func testHoldingsPage() throws {
+        Tuning.current.holdingsPage = Self.size
+        try eachCount("page") { a, b, n in
+            // One transaction per row: a bundle never splits one.
+            for i in 0..<n { try a.exec("INSERT INTO sales_order (order_id) VALUES (?)", [.text("o\(i)")]) }
+            let out = try TestDatabases.subfolder(folder, "one-\(UUID().uuidString.prefix(6))")
+            let paths = try Exporter.export(a.db, ExportOptions(folder: out.path, maxChanges: 1)).map(\.path)
+            XCTAssertEqual(paths.count, n)
+            for p in paths.reversed() { try b.ingest([p]) }
+            let inbox = try b.db.rows("SELECT origin, seq, status FROM ds_change_inbox ORDER BY seq").map { $0.values }
+            XCTAssertEqual(try b.db.scalar("SELECT contiguous FROM ds_origin_state WHERE origin = ?", [.text(a.name)]).asInt64, Int64(n),
+                           "\(a.brand)→\(b.brand): \(inbox)")
+        }
+    }
+
+    /// The expanded size after which export starts a new bundle (at a transaction boundary).
+    func testBundleTargetBytes() throws {
+        Tuning.current.bundleTargetBytes = 40
+        try eachCount("target") { a, b, n in
+            for i in 0..<n { try a.exec("INSERT INTO sales_order (order_id, description) VALUES (?, ?)", [.text("o\(i)"), .text(String(repeating: "d", count: 36))]) }
+            let out = try TestDatabases.subfolder(folder, "sized-\(UUID().uuidString.prefix(6))")
+            XCTAssertEqual(try a.export(to: out).count, n, "one change per bundle once each passes the target")
+            try b.ingest([out.path])
+        }
+    }
+
+    /// Payload bytes per import chunk and per inbox load batch: one large row at a time.
+    func testChunkBytes() throws {
+        Tuning.current.chunkBytes = 4 * 1024
+        try eachCount("bytes") { a, b, n in
+            try a.db.inTransaction {
+                for i in 0..<n { try a.exec("INSERT INTO sales_order (order_id, description) VALUES (?, ?)", [.text("o\(i)"), .text(String(repeating: "x", count: 1024 * (i + 1)))]) }
+            }
+            try sync(a, b)
+        }
+    }
+
+    /// The insert trigger's split of wide rows (SQLite 60 columns per json_object, PostgreSQL 90
+    /// values per array): tables of size − 1 to 3 × size value columns, both ways.
+    func testCaptureSplits() throws {
+        Tuning.current.sqliteCaptureSplit = Self.size
+        Tuning.current.postgresCaptureSplit = Self.size
+        for width in Self.counts {
+            // The key is a column too: `width` columns in all.
+            let columns = (1..<width).map { "c\($0) TEXT" }
+            let ddl = "CREATE TABLE wide (k TEXT PRIMARY KEY\(columns.isEmpty ? "" : ", " + columns.joined(separator: ", ")))"
+            for (b1, b2) in Self.pairings {
+                let a = try TestNode("wa\(b1)\(width)", b1, folder: folder, table: ddl, track: ["wide"])
+                let b = try TestNode("wb\(b1)\(width)", b2, folder: folder, table: ddl, track: ["wide"])
+                try trustAll([a, b])
+                let values = (1..<width).map { Value.text("v\($0)") }
+                try a.exec("INSERT INTO wide VALUES (?\(String(repeating: ", ?", count: width - 1)))", [.text("k1")] + values)
+                try b.exec("INSERT INTO wide VALUES (?\(String(repeating: ", ?", count: width - 1)))", [.text("k2")] + values.reversed())
+                try sync(a, b)
+                try sync(b, a)
+                XCTAssertEqual(try a.rows("wide").count, 2)
+                XCTAssertEqual(try a.rows("wide"), try b.rows("wide"), "\(width) columns, \(b1)")
+            }
+        }
+    }
+
+    // MARK: - Format limits
+
+    /// A field of the largest size is read; one byte more is refused before it is allocated.
+    func testFieldLimit() throws {
+        for (n, ok) in [(ByteReader<ArraySource>.maxField - 1, true), (ByteReader<ArraySource>.maxField, true), (ByteReader<ArraySource>.maxField + 1, false), (3 * ByteReader<ArraySource>.maxField, false)] {
+            var w = ByteWriter()
+            w.varint(UInt64(n))
+            var r = ByteReader(ArraySource(w.bytes + (ok ? [UInt8](repeating: 0x61, count: n) : [])))
+            if ok { XCTAssertEqual(try r.data().count, n) } else { XCTAssertThrowsError(try r.data()) }
+        }
+    }
+
+    /// A header of 1 MiB − 1, 1 MiB, 1 MiB + 1 and 3 MiB (padded with an optional field a newer
+    /// minor version might add): the first two load, the others are refused.
+    func testHeaderLimit() throws {
+        let node = try TestNode("t", .sqlite, folder: folder)
+        let key = Curve25519.Signing.PrivateKey()
+        try Trust.trust(node.db, node: "peer", publicKey: Hex.encode(Array(key.publicKey.rawRepresentation)))
+        let base = OutsideInputTests.header(sender: "peer", key: key, origins: [OriginRange(origin: "peer", epoch: "00aa11bb", first: 1, last: 1, count: 1)], count: 1)
+        let plain = base.encode().count
+        for (size, ok) in [(BundleFormat.maxHeaderBytes - 1, true), (BundleFormat.maxHeaderBytes, true), (BundleFormat.maxHeaderBytes + 1, false), (3 * BundleFormat.maxHeaderBytes, false)] {
+            // Field 99: varint id (1 byte), varint length (3 bytes up to 2 MiB, then 4), payload.
+            let payload = size - plain - 1 - (size - plain - 4 >= 1 << 21 ? 4 : 3)
+            var w = ByteWriter()
+            w.bytes = base.encode()
+            w.varint(99); w.data([UInt8](repeating: 0, count: payload))
+            XCTAssertEqual(w.bytes.count, size)
+            var content = ByteWriter()
+            content.bytes += BundleFormat.magic
+            content.byte(BundleFormat.major); content.byte(BundleFormat.minor)
+            content.data(w.bytes)
+            content.bytes += OutsideInputTests.table + OutsideInputTests.change(seq: 1)
+            content.byte(BundleFormat.Record.trailer.rawValue); content.varint(1)
+            let digest = Array(SHA256.hash(data: content.bytes))
+            let bytes = try BundleCrafter.gzip(content.bytes + digest + Array(key.signature(for: digest)))
+            let drop = try TestDatabases.subfolder(folder, "h\(size)")
+            try Data(bytes).write(to: drop.appendingPathComponent("h.djb"))
+            let report = try node.ingest([drop.path])
+            if ok {
+                guard case .loaded(let n, let skipped) = report.files[0].status, n + skipped == 1 else { return XCTFail("header of \(size) bytes: \(report.files[0].status)") }
+            } else {
+                guard case .refused = report.files[0].status else { return XCTFail("header of \(size) bytes: \(report.files[0].status)") }
+            }
+        }
+        XCTAssertEqual(try node.db.scalar("SELECT count(*) FROM sales_order"), .integer(1))
+    }
+
+    /// Columns of one table definition (10,000) and of all definitions (200,000).
+    func testColumnLimits() throws {
+        let key = Curve25519.Signing.PrivateKey()
+        func definitions(_ tables: Int, columns: Int) -> [UInt8] {
+            var w = ByteWriter()
+            for t in 0..<tables {
+                w.byte(BundleFormat.Record.table.rawValue); w.varint(UInt64(t)); w.string("t\(t)"); w.varint(UInt64(columns))
+                for c in 0..<columns { w.string("c\(c)") }
+                w.varint(1); w.varint(0)
+            }
+            return w.bytes
+        }
+        for (columns, ok) in [(9_999, true), (10_000, true), (10_001, false), (30_000, false)] {
+            let bytes = try OutsideInputTests.bundle(header: OutsideInputTests.header(sender: "p", key: key), records: definitions(1, columns: columns), key: key)
+            XCTAssertEqual(BundleInspector.check(bytes: bytes), ok, "\(columns) columns")
+        }
+        // 20 tables of 10,000 columns is the most in all; one column more is refused.
+        for (tables, extra, ok) in [(20, -1, true), (20, 0, true), (20, 1, false), (60, 0, false)] {
+            var records = definitions(tables, columns: 10_000)
+            if extra < 0 {
+                // The last table with one column fewer.
+                records = definitions(tables - 1, columns: 10_000)
+                var w = ByteWriter()
+                w.byte(BundleFormat.Record.table.rawValue); w.varint(UInt64(tables)); w.string("last")
+                w.varint(9_999); for c in 0..<9_999 { w.string("c\(c)") }
+                w.varint(1); w.varint(0)
+                records += w.bytes
+            } else if extra > 0 {
+                // One more table of one column.
+                var w = ByteWriter()
+                w.byte(BundleFormat.Record.table.rawValue); w.varint(UInt64(tables)); w.string("last"); w.varint(1); w.string("c0"); w.varint(1); w.varint(0)
+                records += w.bytes
+            }
+            let bytes = try OutsideInputTests.bundle(header: OutsideInputTests.header(sender: "p", key: key), records: records, key: key)
+            XCTAssertEqual(BundleInspector.check(bytes: bytes, maxExpandedBytes: 1 << 30), ok, "\(tables) tables, \(extra)")
+        }
+    }
+
+    /// The expanded-size limit (`max_bundle_expanded_bytes`, at most 4 GiB) at a real bundle's
+    /// size − 1, size, size + 1: refused, loaded, loaded.
+    func testExpandedSizeLimit() throws {
+        for (delta, ok) in [(-1, false), (0, true), (1, true), (Int.min, false)] {
+            let a = try TestNode("ea\(delta)", .sqlite, folder: folder)
+            let b = try TestNode("eb\(delta)", .postgres, folder: folder)
+            try trustAll([a, b])
+            try insert(a, 20)
+            let out = try TestDatabases.subfolder(folder, "e\(delta)")
+            let path = try a.export(to: out)[0]
+            let expanded = try BundleSeal(path: path).expandedBytes
+            // Int.min: a limit of a third of the bundle (the bundle is 3 × the size).
+            let limit = delta == Int.min ? expanded / 3 : expanded + delta
+            try b.exec("INSERT INTO ds_setting (name, value) VALUES ('max_bundle_expanded_bytes', ?)", [.text(String(limit))])
+            try b.exec("INSERT INTO ds_setting (name, value) VALUES ('partial_grace_seconds', '0')")
+            let status = try b.ingest([out.path]).files[0].status
+            if ok {
+                guard case .loaded(20, _) = status else { return XCTFail("limit \(limit): \(status)") }
+            } else {
+                guard case .refused(let reason) = status else { return XCTFail("limit \(limit): \(status)") }
+                XCTAssertTrue(reason.contains("expands past"), reason)
+            }
+        }
+        XCTAssertThrowsError(try BundleSeal(bytes: [], maxExpandedBytes: 1))
+    }
+}

@@ -1,0 +1,134 @@
+import Foundation
+import XCTest
+
+@testable import DataJoin
+
+/// Names DataJoin generates and SQL text it assembles (issue 10): trigger and function names
+/// that never collide, placeholders that skip what is not SQL, key names that hold commas,
+/// settings that are not numbers.
+final class NameAndTextTests: ScenarioTestCase {
+    var folder: URL!
+    override func setUpWithError() throws { try super.setUpWithError(); folder = try TestDatabases.tempFolder("names") }
+
+    static let awkwardNames = [
+        "order_lines_for_the_northern_region_warehouse_a1",  // 48 characters, sharing a prefix
+        "order_lines_for_the_northern_region_warehouse_b2",
+        "Ünïcødé_tåble_ñame_with_more_than_sixty_three_bytes_in_utf8_form_🙂",
+        "MixedCase Table",
+        "with, comma",
+        "with \"quotes\" and 'apostrophes'",
+        "dollar$ds0$quote",
+    ]
+
+    func testGeneratedNamesAreUniqueAndFitPostgres() {
+        var all = Set<String>()
+        for t in Self.awkwardNames + [String(repeating: "x", count: 300)] {
+            let n = CaptureTriggers.names(t)
+            let f = CaptureTriggers.statementFunctions(t)
+            for name in [n.function, n.insert, n.update, n.updateRows, n.delete, n.truncate, f.insert, f.update, f.delete] {
+                XCTAssertLessThanOrEqual(name.utf8.count, 63, name)
+                XCTAssertTrue(all.insert(name).inserted, "\(name) generated twice")
+            }
+        }
+    }
+
+    /// Every awkward name tracked at once on each brand, a row in each synced both ways.
+    func testAwkwardTableAndColumnNamesTrackAndSync() throws {
+        for (b1, b2) in [(Brand.postgres, Brand.sqlite), (.sqlite, .postgres)] {
+            TestNode.created.removeAll()
+            let ddl = Self.awkwardNames.map { name -> String in
+                let q = "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+                return "CREATE TABLE \(q) (\"key, part\" TEXT NOT NULL, \"k2\" TEXT NOT NULL, \"value \"\"v\"\"\" TEXT, PRIMARY KEY (\"key, part\", \"k2\"));"
+            }.joined(separator: "\n")
+            let a = try TestNode("a\(b1)", b1, folder: folder, table: ddl, track: Self.awkwardNames)
+            let b = try TestNode("b\(b1)", b2, folder: folder, table: ddl, track: Self.awkwardNames)
+            try trustAll([a, b])
+            for (i, name) in Self.awkwardNames.enumerated() {
+                try a.exec("INSERT INTO \(a.db.quote(name)) VALUES (?, ?, ?)", [.text("k,\(i)"), .text("x"), .text("v\(i)")])
+                try b.exec("INSERT INTO \(b.db.quote(name)) VALUES (?, ?, ?)", [.text("from b"), .text("y"), .text("w\(i)")])
+            }
+            for (from, to) in [(a, b), (b, a)] {
+                let out = try TestDatabases.subfolder(folder, "\(from.name)-\(UUID().uuidString.prefix(6))")
+                try from.export(to: out)
+                try to.ingest([out.path])
+            }
+            for name in Self.awkwardNames {
+                XCTAssertEqual(try a.rows(name).count, 2, name)
+                XCTAssertEqual(try a.rows(name), try b.rows(name), name)
+            }
+            // Untracking one of the two long names leaves the other's capture in place.
+            _ = try Tracker.untrack(a.db, tables: [Self.awkwardNames[0]])
+            try a.exec("INSERT INTO \(a.db.quote(Self.awkwardNames[1])) VALUES ('after', 'z', 'still captured')")
+            XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE object_table = ? AND seq IS NULL", [.text(Self.awkwardNames[1])]), .integer(1))
+            try ScenarioTestCase.assertChecked([a, b])
+        }
+    }
+
+    func testATableOfAnotherSchemaIsRefusedWithTheWayToTrackIt() throws {
+        let n = try TestNode("p", .postgres, folder: folder, table: "CREATE SCHEMA inventory; CREATE TABLE inventory.item (id TEXT PRIMARY KEY, v TEXT)", track: [], viaCLI: true)
+        let r = try CLI.run(["track", "--db", n.url, "inventory.item"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("DataJoin tracks the tables of one schema"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("search_path%3Dinventory"), r.stderr)
+        // As the message says: the schema first in the search path, the table named without it.
+        let url = n.url + "?options=-csearch_path%3Dinventory,public"
+        let tracked = try CLI.run(["track", "--db", url, "item"])
+        XCTAssertEqual(tracked.status, 0, tracked.stderr)
+    }
+
+    func testPlaceholdersSkipLiteralsCommentsAndDollarQuotes() {
+        let cases: [(String, String, Int)] = [
+            ("SELECT ? , '?', \"?\"", "SELECT $1 , '?', \"?\"", 1),
+            ("SELECT 1 -- why?\n, ?", "SELECT 1 -- why?\n, $1", 1),
+            ("SELECT /* ? */ ?", "SELECT /* ? */ $1", 1),
+            ("DO $x$ SELECT '?' ? $x$; SELECT ?", "DO $x$ SELECT '?' ? $x$; SELECT $1", 1),
+            ("SELECT $$?$$, ?", "SELECT $$?$$, $1", 1),
+            ("SELECT E'it\\'s ?', ?", "SELECT E'it\\'s ?', $1", 1),
+            ("SELECT 'it''s ?', ?", "SELECT 'it''s ?', $1", 1),
+            ("SELECT data ?? 'k' FROM t WHERE id = ?", "SELECT data ? 'k' FROM t WHERE id = $1", 1),
+            ("SELECT $1::text", "SELECT $1::text", 0),
+            ("SELECT ?, ?, ?", "SELECT $1, $2, $3", 3),
+            ("SELECT 'unterminated ?", "SELECT 'unterminated ?", 0),
+        ]
+        for (sql, expected, n) in cases {
+            let (text, count) = PostgresDatabase.numberPlaceholders(sql)
+            XCTAssertEqual(text, expected, sql)
+            XCTAssertEqual(count, n, sql)
+        }
+    }
+
+    func testJsonbQuestionMarkOperatorRunsOnPostgres() throws {
+        let n = try TestNode("p", .postgres, folder: folder, track: [])
+        XCTAssertEqual(try n.db.scalar("SELECT CASE WHEN CAST(? AS jsonb) ?? 'k' THEN 'yes' ELSE 'no' END", [.text("{\"k\": 1}")]), .text("yes"))
+        XCTAssertEqual(try n.db.scalar("SELECT CASE WHEN CAST(? AS jsonb) ?? 'k' THEN 'yes' ELSE 'no' END", [.text("{\"j\": 1}")]), .text("no"))
+    }
+
+    /// Settings and environment values that are not numbers, or would overflow a stamp, give a
+    /// clear error or are bounded; none traps.
+    func testBadSettingsAreClearErrorsNotTraps() throws {
+        let a = try TestNode("a", .sqlite, folder: folder, viaCLI: true)
+        try a.exec("INSERT INTO ds_setting (name, value) VALUES ('max_clock_ahead_ms', 'soon')")
+        var r = try CLI.run(["import", "--db", a.url])
+        XCTAssertEqual(r.status, 64, r.stderr)
+        XCTAssertTrue(r.stderr.contains("setting max_clock_ahead_ms in ds_setting is 'soon', not a whole number"), r.stderr)
+        try a.exec("UPDATE ds_setting SET value = ? WHERE name = 'max_clock_ahead_ms'", [.text(String(Int64.max))])
+        r = try CLI.run(["import", "--db", a.url])
+        XCTAssertEqual(r.status, 64, r.stderr)
+        try a.exec("UPDATE ds_setting SET value = ? WHERE name = 'max_clock_ahead_ms'", [.text(String(Int64(1) << 40))])
+        try CLI.ok(["import", "--db", a.url])
+        r = try CLI.run(["export", "--db", a.url, "--to", folder.path], env: ["DATAJOIN_TEST_CLOCK_OFFSET_MS": "later"])
+        XCTAssertEqual(r.status, 64, r.stderr)
+        r = try CLI.run(["status", "--db", a.url], env: ["DATAJOIN_TEST_SIZES": "exportStep=0"])
+        XCTAssertEqual(r.status, 64, r.stderr)
+        XCTAssertTrue(r.stderr.contains("exportStep must be a whole number from 1"), r.stderr)
+        r = try CLI.run(["status", "--db", a.url], env: ["DATAJOIN_TEST_SIZES": "nosuch=3"])
+        XCTAssertEqual(r.status, 64, r.stderr)
+        // A captured time far in the future or the past is bounded, not shifted out of range.
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('t1'), ('t2')")
+        try a.exec("UPDATE ds_change_outbox SET captured_ms = ? WHERE object_id = '[\"tt1\"]'", [.integer(Int64.max)])
+        try a.exec("UPDATE ds_change_outbox SET captured_ms = ? WHERE object_id = '[\"tt2\"]'", [.integer(Int64.min)])
+        try CLI.ok(["export", "--db", a.url, "--to", folder.path])
+        XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq IS NULL"), .integer(0))
+        XCTAssertEqual(HybridLogicalClock.tick(after: Int64.max, physicalMs: Int64.max), Int64.max)
+    }
+}

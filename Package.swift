@@ -38,7 +38,8 @@ let package = Package(
         ),
         .testTarget(
             name: "DataJoinTests",
-            dependencies: ["DataJoin"]
+            dependencies: ["DataJoin"],
+            exclude: ["FuzzRegressions"]
         ),
     ]
 )

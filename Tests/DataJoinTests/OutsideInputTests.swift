@@ -132,6 +132,36 @@ final class OutsideInputTests: ScenarioTestCase {
         }
     }
 
+    /// Numbers at the top of their range, from a bundle or a row: refused or bounded, never a
+    /// trap later (found by reading the code for unchecked arithmetic, issue 10).
+    func testNumbersAtTheTopOfTheirRangeAreRefusedOrBounded() throws {
+        let key = Curve25519.Signing.PrivateKey()
+        // A seq, a generation or a receipt past 2^62 is refused by the decoder.
+        let tooFar = [OriginRange(origin: "p", epoch: "e1", first: Int64.max, last: Int64.max, count: 1)]
+        XCTAssertThrowsError(try BundleHeader.decode(Self.header(sender: "p", key: key, origins: tooFar, count: 1).encode()))
+        var receipts = Self.header(sender: "p", key: key)
+        receipts.receipts = [Receipt(origin: "q", epoch: "e1", seq: Int64.max)]
+        XCTAssertThrowsError(try BundleHeader.decode(receipts.encode()))
+        let edge = [OriginRange(origin: "p", epoch: "e1", first: Int64(BundleFormat.maxSeq), last: Int64(BundleFormat.maxSeq), count: 1)]
+        let atEdge = try Self.bundle(header: Self.header(sender: "p", key: key, origins: edge, count: 1),
+                                     records: Self.table + Self.change(seq: UInt64(BundleFormat.maxSeq)), count: 1, key: key)
+        XCTAssertTrue(BundleInspector.check(bytes: atEdge), "seq 2^62 is the largest accepted")
+        var w = ByteWriter()
+        w.byte(BundleFormat.Record.change.rawValue); w.varint(0); w.varint(1); w.varint(1 << 16); w.varint(0)
+        w.byte(UInt8(ascii: "D")); w.varint(0); w.varint(UInt64(Int64.max) - 1)
+        w.value(.text("k"))
+        let generation = try Self.bundle(header: Self.header(sender: "p", key: key, origins: [OriginRange(origin: "p", epoch: "e1", first: 1, last: 1, count: 1)], count: 1),
+                                         records: Self.table + w.bytes, count: 1, key: key)
+        XCTAssertFalse(BundleInspector.check(bytes: generation), "a generation near Int64.max is refused")
+        // Text a numeric column would take, with an exponent at Int.min; JSON with a lone surrogate.
+        XCTAssertEqual(ValueFit.fractionDigits("0e-9223372036854775808"), 10_000)
+        XCTAssertEqual(ValueFit.fractionDigits("1.5e9223372036854775807"), 0)
+        XCTAssertEqual(try CapturedJSON.array("[\"\\ud800\\u0041\", \"\\ud83d\\ude42\"]"), ["\u{FFFD}", "🙂"])
+        let node = try TestNode("n", .sqlite, folder: folder, viaCLI: true)
+        let r = try CLI.run(["export", "--db", node.url, "--to", folder.path], env: ["DATAJOIN_TEST_CLOCK_OFFSET_MS": String(Int64.min)])
+        XCTAssertEqual(r.status, 64, r.stderr)
+    }
+
     // MARK: - Defect 7: files that declare gigabytes
 
     /// 30 change records each carrying a 60 MiB text (zeros: 1.8 MB on disk, 1.8 GB expanded),

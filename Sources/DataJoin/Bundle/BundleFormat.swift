@@ -15,6 +15,9 @@ public enum BundleFormat {
     /// Table definitions of one bundle: at most this many columns in all, and this many bytes
     /// of names, so a file of 40,000 tables cannot take gigabytes.
     public static let maxDefinedColumns = 200_000
+    /// Sequence numbers, generations and receipts: at most 2^62, so no sum or `+ 1` on them
+    /// can overflow (a node issuing a million changes a second needs 146,000 years to get there).
+    public static let maxSeq = 1 << 62
     public static let maxDefinitionBytes = 8 << 20
 
     enum Record: UInt8 {
@@ -105,8 +108,8 @@ public struct BundleHeader: Equatable, Sendable {
             case .origins:
                 let n = try f.int(100_000)
                 for _ in 0..<n {
-                    let o = OriginRange(origin: try f.string(), epoch: try Self.epoch(try f.string()), first: Int64(try f.int(Int.max)),
-                                        last: Int64(try f.int(Int.max)), count: Int64(try f.int(Int.max)))
+                    let o = OriginRange(origin: try f.string(), epoch: try Self.epoch(try f.string()), first: Int64(try f.int(BundleFormat.maxSeq)),
+                                        last: Int64(try f.int(BundleFormat.maxSeq)), count: Int64(try f.int(BundleFormat.maxSeq)))
                     guard o.first >= 1, o.last >= o.first, o.count >= 1, o.count <= o.last - o.first + 1 else {
                         throw DataJoinError.bundle("header gives an impossible range \(o.first)-\(o.last) (\(o.count) changes) for \(o.origin)")
                     }
@@ -118,7 +121,7 @@ public struct BundleHeader: Equatable, Sendable {
                 for _ in 0..<n {
                     let origin = try f.string()
                     guard NodeName.isValid(origin) else { throw DataJoinError.bundle("header has a receipt for an invalid node name") }
-                    h.receipts.append(Receipt(origin: origin, epoch: try Self.epoch(try f.string()), seq: Int64(try f.int(Int.max))))
+                    h.receipts.append(Receipt(origin: origin, epoch: try Self.epoch(try f.string()), seq: Int64(try f.int(BundleFormat.maxSeq))))
                 }
             case .publicKey: h.publicKey = try f.data()
             case nil: continue  // an optional field from a newer minor version: ignored

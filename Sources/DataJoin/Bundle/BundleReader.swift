@@ -104,15 +104,15 @@ final class BundleReader {
     private func readChange() throws -> Change {
         let originIndex = try reader.int(header.origins.count - 1)
         let o = header.origins[originIndex]
-        let seq = Int64(try reader.int(Int.max))
-        let hlc = Int64(try reader.int(Int.max))
+        let seq = Int64(try reader.int(BundleFormat.maxSeq))
+        let hlc = Int64(try reader.int(Int(HybridLogicalClock.stamp(ms: HybridLogicalClock.maxMs))))
         let txid = Int64(try reader.int(Int.max))
         guard let op = Operation(rawValue: String(UnicodeScalar(try reader.byte()))) else { throw DataJoinError.bundle("unknown operation") }
         let tableIndex = try reader.int(100_000)
         guard let t = tables[tableIndex] else { throw DataJoinError.bundle("change refers to undefined table \(tableIndex)") }
         // From the generation on, one change holds at most `maxChangeBytes` (BundleWriter).
         reader.budgetEnd = reader.consumed + BundleFormat.maxChangeBytes
-        let cl = Int64(try reader.int(Int.max))
+        let cl = Int64(try reader.int(BundleFormat.maxSeq))
         guard cl >= 1, (op == .delete) == (cl % 2 == 0) else { throw DataJoinError.bundle("change has an impossible row generation \(cl) for \(op)") }
         let key = try t.keys.map { _ in try reader.value() }
         var columns: [Change.ColumnValue] = []

@@ -163,7 +163,7 @@ enum Stamper {
         var w = ChunkWrites()
         for (r, key) in zip(rows, keys) {
             let id = r.int(0) ?? 0
-            let captured = r.int(5).map { HybridLogicalClock.clampMs($0 &+ offsetMs) } ?? HybridLogicalClock.nowMs(offsetMs: offsetMs)
+            let captured = r.int(5).map { HybridLogicalClock.shifted($0, by: offsetMs) } ?? HybridLogicalClock.nowMs(offsetMs: offsetMs)
             me.hlc = HybridLogicalClock.tick(after: me.hlc, physicalMs: captured)
             let version = Version(hlc: me.hlc, node: me.nodeId)
             let current = states[key]

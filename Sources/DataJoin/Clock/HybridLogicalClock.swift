@@ -18,7 +18,7 @@ public enum HybridLogicalClock {
     /// node's stamps and its future-stamp check use, as if its wall clock were wrong.
     static func testOffsetMs(_ db: Database) throws -> Int64 {
         if let text = ProcessInfo.processInfo.environment["DATAJOIN_TEST_CLOCK_OFFSET_MS"] {
-            guard let env = Int64(text), abs(env) <= maxMs else {
+            guard let env = Int64(text), env.magnitude <= UInt64(maxMs) else {
                 throw DataJoinError(.usage, "DATAJOIN_TEST_CLOCK_OFFSET_MS must be a number of milliseconds, not '\(text.prefix(20))'")
             }
             return env
@@ -35,6 +35,12 @@ public enum HybridLogicalClock {
 
     /// The stamp `ms` milliseconds from now, saturating instead of overflowing.
     static func stamp(ms: Int64) -> Int64 { clampMs(ms) << counterBits }
+
+    /// `ms + offset`, saturating: a captured time from a database row never wraps.
+    static func shifted(_ ms: Int64, by offset: Int64) -> Int64 {
+        let (sum, overflow) = ms.addingReportingOverflow(offset)
+        return clampMs(overflow ? (offset > 0 ? Int64.max : 0) : sum)
+    }
 
     static func tick(after last: Int64, physicalMs: Int64) -> Int64 {
         max(last == Int64.max ? last : last + 1, stamp(ms: physicalMs))

@@ -57,6 +57,9 @@ struct Merger {
         guard c.key.count == t.keyColumns.count else {
             return .held("\(c.table) has a \(t.keyColumns.count)-column key here but the change has \(c.key.count)")
         }
+        if db.brand == .postgres, c.key.contains(where: { if case .text(let s) = $0 { return s.utf8.contains(0) } else { return false } }) {
+            return .held("\(c.table): the key holds a NUL byte, which PostgreSQL text cannot hold")
+        }
         let key = canonical?.key ?? t.canonicalKey(c.key)
         let keyBytes = canonical?.bytes ?? KeyCodec.encode(key)
         let rowKey = KeyBytes(keyBytes)

@@ -1,13 +1,17 @@
 import Foundation
 
 /// Values a target column would store altered without an error: each is held with a reason
-/// instead (docs/types.md). Values the database refuses outright (out of range, a NUL in
-/// PostgreSQL text, too long for varchar(n)) are held through the database's own error.
+/// instead (docs/types.md). A NUL character in text bound for PostgreSQL is held here too, before
+/// the server sees it. Values the database refuses outright (out of range, too long for
+/// varchar(n)) are held through the database's own error.
 enum ValueFit {
     /// `values`: each value with its column's position in `t.columns`.
     static func problem(_ values: [(Change.ColumnValue, Int)], table t: TableInfo, brand: Brand) -> String? {
         for (v, p) in values {
             let col = t.columns[p]
+            if brand == .postgres, case .text(let s) = v.value, s.utf8.contains(0) {
+                return "\(t.name).\(v.name): a NUL byte, which PostgreSQL text cannot hold; held rather than altered"
+            }
             // Only reals and text can be altered.
             switch v.value {
             case .real: break
@@ -103,7 +107,9 @@ enum ValueFit {
         let t = s.trimmingCharacters(in: .whitespaces).lowercased()
         guard Double(t) != nil, !t.contains("inf"), !t.contains("nan") else { return nil }
         let parts = t.split(separator: "e", maxSplits: 1)
-        let exponent = parts.count == 2 ? Int(parts[1]) ?? 0 : 0
+        // An exponent past any numeric column's range (±10,000 here) is clamped: a text such as
+        // "0e-9223372036854775808" must not overflow the subtraction below.
+        let exponent = min(10_000, max(-10_000, parts.count == 2 ? Int(parts[1]) ?? 0 : 0))
         var frac = Array(parts[0].split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false).dropFirst().first ?? "")
         while frac.last == "0" { frac.removeLast() }
         return max(0, frac.count - exponent)

@@ -61,7 +61,7 @@ public enum Pruner {
                                                [.text(BundleFormat.snapshotEpochPrefix + "%"), .integer(imported)])
 
             // Tombstones older than the retention; from now on, changes older than it are held.
-            let cutoffMs = HybridLogicalClock.nowMs(offsetMs: try HybridLogicalClock.testOffsetMs(db)) - keepSeconds * 1000
+            let cutoffMs = HybridLogicalClock.shifted(HybridLogicalClock.nowMs(offsetMs: try HybridLogicalClock.testOffsetMs(db)), by: -keepSeconds * 1000)
             report.tombstones = try db.execute("DELETE FROM ds_row_version WHERE cl % 2 = 0 AND hlc < ?",
                                                [.integer(HybridLogicalClock.stamp(ms: cutoffMs))])
             let cutoff = max(try Settings.int(db, cutoffSetting) ?? 0, cutoffMs)

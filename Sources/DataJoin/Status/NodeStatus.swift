@@ -80,7 +80,7 @@ public struct NodeStatus: Sendable {
             nodeId: me.nodeId, epoch: me.epoch, database: db.displayName,
             trackedTables: try Tracker.trackedNames(db),
             outboxUnstamped: unstamped, outboxWaiting: unstamped + max(0, lastSeq - exportPointer),
-            oldestUnexported: oldest.map { HybridLogicalClock.describe($0 << HybridLogicalClock.counterBits) },
+            oldestUnexported: oldest.map { HybridLogicalClock.describe(HybridLogicalClock.stamp(ms: $0)) },
             exportPointer: exportPointer, lastSeq: lastSeq,
             inboxWaiting: try db.scalar("SELECT count(*) FROM ds_change_inbox WHERE id > ?", [.integer(importPointer)]).asInt64 ?? 0,
             importPointer: importPointer, held: held,

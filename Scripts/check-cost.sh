@@ -9,9 +9,8 @@ N=${1:-1000000}
 DJ=${2:-.build/release/datajoin}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-ddl=$(cat Scripts/sql/sales_order.sqlite.sql)
 for n in a b; do
-  sqlite3 "$work/$n.db" "$ddl"
+  sqlite3 "$work/$n.db" < Scripts/sql/sales_order.sqlite.sql
   "$DJ" init --db "$work/$n.db" --node "$n" >/dev/null
   "$DJ" track --db "$work/$n.db" sales_order >/dev/null
 done

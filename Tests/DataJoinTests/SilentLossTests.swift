@@ -115,6 +115,47 @@ final class SilentLossTests: ScenarioTestCase {
         XCTAssertEqual(try b.rows(), try a.rows())
     }
 
+    /// PostgreSQL: a transaction that began first (lower transaction id) and committed last
+    /// must win last-writer-wins everywhere, as it did at the source (found from outside: stamped
+    /// in transaction id order, the peers kept the other value, and nothing said so).
+    func testTheWriteThatCommitsLastWinsEverywherePostgres() throws {
+        let a = try TestNode("a", .postgres, folder: folder)
+        let b = try TestNode("b", .sqlite, folder: folder)
+        try trustAll([a, b])
+        try a.exec("INSERT INTO sales_order (order_id, description) VALUES ('r', 'original')")
+        try syncBacklog(a, b, rows: 0)
+        let early = try DatabaseOpener.open(a.url)
+        try early.executeScript("BEGIN")
+        _ = try early.scalar("SELECT txid_current()")
+        try a.exec("UPDATE sales_order SET description = 'later transaction, committed first' WHERE order_id = 'r'")
+        try early.execute("UPDATE sales_order SET description = 'earlier transaction, committed last' WHERE order_id = 'r'")
+        try early.executeScript("COMMIT")
+        try syncBacklog(a, b, rows: 0)
+        XCTAssertEqual(try b.db.scalar("SELECT description FROM sales_order WHERE order_id = 'r'"), .text("earlier transaction, committed last"))
+        XCTAssertEqual(try b.rows(), try a.rows())
+    }
+
+    /// PostgreSQL: an update by an older transaction of a row that a newer one re-inserted after
+    /// a delete belongs to the new generation (stamped in transaction id order, it got the
+    /// deleted generation and every later export failed).
+    func testAnUpdateAfterAReinsertByANewerTransactionExportsPostgres() throws {
+        let a = try TestNode("a", .postgres, folder: folder)
+        let b = try TestNode("b", .sqlite, folder: folder)
+        try trustAll([a, b])
+        try a.exec("INSERT INTO sales_order (order_id, description) VALUES ('r', 'first')")
+        try a.exec("DELETE FROM sales_order WHERE order_id = 'r'")
+        try syncBacklog(a, b, rows: 0)
+        let early = try DatabaseOpener.open(a.url)
+        try early.executeScript("BEGIN")
+        _ = try early.scalar("SELECT txid_current()")
+        try a.exec("INSERT INTO sales_order (order_id, description) VALUES ('r', 'again')")
+        try early.execute("UPDATE sales_order SET quantity = '7' WHERE order_id = 'r'")
+        try early.executeScript("COMMIT")
+        try syncBacklog(a, b, rows: 0)
+        XCTAssertEqual(try b.rows(), try a.rows())
+        XCTAssertEqual(try b.db.scalar("SELECT description || '/' || quantity FROM sales_order WHERE order_id = 'r'"), .text("again/7"))
+    }
+
     // MARK: - Repairing nodes an older version left stranded
 
     /// The state version 5 left behind: rows at or below the stamping cursor without a seq.

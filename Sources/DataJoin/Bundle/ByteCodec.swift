@@ -111,8 +111,10 @@ struct ByteReader<Source: ByteSource> {
     mutating func bytes(_ n: Int) throws -> [UInt8] {
         guard n >= 0 && n <= Self.maxField else { throw DataJoinError.bundle("a field claims \(n) bytes, over the \(Self.maxField >> 20) MiB limit") }
         try checkBudget(n)
+        // Exactly n (bounded above and by the change's budget): a large value is never copied
+        // while the array grows.
         var out: [UInt8] = []
-        out.reserveCapacity(min(n, 1 << 20))
+        out.reserveCapacity(n)
         while out.count < n {
             guard try fill() else { throw DataJoinError(.truncated, "truncated: the data ends in the middle of a record") }
             let take = min(n - out.count, buffer.count - pos)
@@ -161,8 +163,31 @@ struct ByteReader<Source: ByteSource> {
             guard let s else { throw DataJoinError.bundle("a text field is not valid UTF-8") }
             return s
         }
-        let b = try bytes(n)
-        guard let s = b.withUnsafeBufferPointer({ Self.text($0) }) else { throw DataJoinError.bundle("a text field is not valid UTF-8") }
+        // A text larger than the buffer: copied once, straight into the string's storage, and
+        // validated piece by piece on the way (a byte array and then a string were two copies).
+        var validator = UTF8Validator()
+        var failure: Error?
+        let s = String(unsafeUninitializedCapacity: n) { out -> Int in
+            var filled = 0
+            do {
+                while filled < n {
+                    guard try fill() else { throw DataJoinError(.truncated, "truncated: the data ends in the middle of a record") }
+                    let take = min(n - filled, buffer.count - pos)
+                    let start = pos
+                    buffer.withUnsafeBufferPointer { src in
+                        let piece = UnsafeBufferPointer(rebasing: src[start..<start + take])
+                        validator.feed(piece)
+                        _ = UnsafeMutableBufferPointer(rebasing: out[filled..<filled + take]).initialize(from: piece)
+                    }
+                    pos += take; consumed += take; filled += take
+                }
+            } catch {
+                failure = error
+            }
+            return filled
+        }
+        if let failure { throw failure }
+        guard validator.finish() else { throw DataJoinError.bundle("a text field is not valid UTF-8") }
         return s
     }
 
@@ -189,6 +214,40 @@ struct ByteReader<Source: ByteSource> {
         case let t: throw DataJoinError.bundle("unknown value type \(t)")
         }
     }
+}
+
+/// Checks UTF-8 a piece at a time (a sequence may span two pieces): the rules of
+/// `String(validating:)`, no overlongs, no surrogates, nothing past U+10FFFF.
+struct UTF8Validator {
+    private var need = 0
+    private var low: UInt8 = 0x80, high: UInt8 = 0xBF
+    private(set) var valid = true
+
+    mutating func feed(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard valid else { return }
+        for b in bytes {
+            if need == 0 {
+                switch b {
+                case 0x00...0x7F: continue
+                case 0xC2...0xDF: need = 1
+                case 0xE0: need = 2; low = 0xA0; continue
+                case 0xE1...0xEC, 0xEE...0xEF: need = 2
+                case 0xED: need = 2; high = 0x9F; continue
+                case 0xF0: need = 3; low = 0x90; continue
+                case 0xF1...0xF3: need = 3
+                case 0xF4: need = 3; high = 0x8F; continue
+                default: valid = false; return
+                }
+                low = 0x80; high = 0xBF
+            } else {
+                guard b >= low && b <= high else { valid = false; return }
+                low = 0x80; high = 0xBF
+                need -= 1
+            }
+        }
+    }
+
+    func finish() -> Bool { valid && need == 0 }
 }
 
 /// Key bytes as a dictionary key, hashed as one block: `[UInt8]`'s own hashing feeds the hasher

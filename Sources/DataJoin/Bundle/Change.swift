@@ -34,7 +34,15 @@ public struct Change: Equatable, Sendable {
     /// The payload as the inbox stores it (column names, not bundle indexes).
     func encodedPayload() -> [UInt8] {
         var w = ByteWriter()
-        w.bytes.reserveCapacity(16 + columns.count * 24)
+        // Reserved exactly for large values, so a 60 MiB text is not copied while the array grows.
+        func size(_ v: Value?) -> Int {
+            switch v {
+            case .text(let s): return s.utf8.count + 11
+            case .blob(let b): return b.count + 11
+            default: return 11
+            }
+        }
+        w.bytes.reserveCapacity(columns.reduce(16) { $0 + $1.name.utf8.count + 10 + size($1.value) } + size(oldValue))
         w.varint(UInt64(columns.count))
         for c in columns { w.string(c.name); w.value(c.value) }
         if let old = oldValue { w.byte(1); w.value(old) } else { w.byte(0) }

@@ -50,20 +50,20 @@ enum Stamper {
         return count
     }
 
-    /// Where reading goes on from: the last row read, in the brand's stamping order.
-    struct Cursor: Equatable {
+    /// Where reading goes on from, in the brand's stamping order.
+    struct Cursor {
         /// SQLite: the last id read (saved as `stampedThroughSetting`).
         var throughId: Int64
-        /// PostgreSQL: the last (source_id, id) read among rows with a source transaction.
-        var after: (source: Int64, id: Int64)?
-        /// PostgreSQL: rows an application wrote itself (NULL source_id) come last.
+        /// PostgreSQL: source transactions still to stamp in this call, in order (source id,
+        /// rows), a window at a time.
+        var transactions: ArraySlice<(source: Int64, rows: Int64)> = []
+        /// PostgreSQL: a transaction larger than a chunk, read in parts: its source id and the
+        /// last id read.
+        var partial: (source: Int64, afterId: Int64)?
+        /// PostgreSQL: every transaction is stamped; rows an application wrote itself (NULL
+        /// source_id) come last, in id order.
         var nullPhase = false
         var lastNullId: Int64 = 0
-
-        static func == (a: Cursor, b: Cursor) -> Bool {
-            a.throughId == b.throughId && a.after?.source == b.after?.source && a.after?.id == b.after?.id
-                && a.nullPhase == b.nullPhase && a.lastNullId == b.lastNullId
-        }
     }
 
     private static let select = "SELECT id, object_table, object_id, object_operation, object_attribute, captured_ms, source_id FROM ds_change_outbox WHERE seq IS NULL"
@@ -88,11 +88,9 @@ enum Stamper {
             let rows: [Row]
             if total < limit {
                 rows = try nextChunk(db, &cursor, size: min(tuning.stampChunk, limit - total))
-            } else if let tx = cursor.after?.source, !cursor.nullPhase {
+            } else if cursor.partial != nil {
                 // The step is full: finish the last source transaction, never split it.
-                rows = try db.rows(select + " AND source_id = ? AND id > ? ORDER BY id LIMIT \(tuning.stampChunk)",
-                                   [.integer(tx), .integer(cursor.after?.id ?? 0)])
-                if let last = rows.last { cursor.after = (tx, last.int(0) ?? 0) }
+                rows = try nextChunk(db, &cursor, size: tuning.stampChunk)
             } else {
                 break
             }
@@ -117,25 +115,61 @@ enum Stamper {
             cursor.throughId = rows.last?.int(0) ?? cursor.throughId
             return rows
         case .postgres:
-            // A stamped row leaves a dead entry in the partial index until vacuum, so each chunk
-            // starts after the last one (keyset) instead of at the index's start, which would
-            // walk every row stamped so far. NULL source ids sort last, as in ORDER BY.
-            var rows: [Row] = []
-            if !cursor.nullPhase {
-                if let a = cursor.after {
-                    rows = try db.rows(select + " AND source_id IS NOT NULL AND (source_id, id) > (?, ?) ORDER BY source_id, id LIMIT \(size)",
-                                       [.integer(a.source), .integer(a.id)])
-                } else {
-                    rows = try db.rows(select + " AND source_id IS NOT NULL ORDER BY source_id, id LIMIT \(size)")
-                }
-                if let last = rows.last { cursor.after = (last.int(6) ?? 0, last.int(0) ?? 0) } else { cursor.nullPhase = true }
-            }
-            if cursor.nullPhase {
-                rows = try db.rows(select + " AND source_id IS NULL AND id > ? ORDER BY id LIMIT \(size)", [.integer(cursor.lastNullId)])
-                cursor.lastNullId = rows.last?.int(0) ?? cursor.lastNullId
-            }
-            return rows
+            return try nextPostgresChunk(db, &cursor, size: size)
         }
+    }
+
+    /// PostgreSQL: whole source transactions in the order of their last outbox id, which is
+    /// commit order wherever order matters. Two transactions that write the same row are
+    /// serialized by its lock: the later one's outbox row for it gets its id only after the
+    /// earlier one committed, so the earlier one's last id is lower. Transaction id order is not
+    /// commit order: a transaction that began first and committed last was stamped first, lost
+    /// last-writer-wins on every peer, and an update of a row re-inserted by a newer transaction
+    /// got a deleted generation and stopped export for good (both found from outside).
+    private static func nextPostgresChunk(_ db: Database, _ cursor: inout Cursor, size: Int) throws -> [Row] {
+        if let p = cursor.partial {
+            let rows = try db.rows(select + " AND source_id = ? AND id > ? ORDER BY id LIMIT \(size)", [.integer(p.source), .integer(p.afterId)])
+            cursor.partial = rows.count < size ? nil : (p.source, rows.last?.int(0) ?? p.afterId)
+            if !rows.isEmpty { return rows }
+        }
+        if !cursor.nullPhase {
+            if cursor.transactions.isEmpty {
+                // The next window of transactions; the ones stamped already drop out of it.
+                let window = try db.rows("""
+                    SELECT source_id, max(id), count(*) FROM ds_change_outbox WHERE seq IS NULL AND source_id IS NOT NULL
+                    GROUP BY source_id ORDER BY max(id) LIMIT \(max(size, 1_000))
+                    """).map { (source: $0.int(0) ?? 0, rows: $0.int(2) ?? 0) }
+                cursor.transactions = window[...]
+                if window.isEmpty { cursor.nullPhase = true }
+            }
+            if let first = cursor.transactions.first, first.rows >= Int64(size) {
+                // One transaction of a chunk or more: read in parts.
+                cursor.transactions.removeFirst()
+                cursor.partial = (first.source, Int64.min)
+                return try nextPostgresChunk(db, &cursor, size: size)
+            }
+            // Whole transactions that fit in the chunk, read together, put in their order.
+            var batch: [Int64] = []
+            var count: Int64 = 0
+            while let t = cursor.transactions.first, count + t.rows <= Int64(size) {
+                batch.append(t.source)
+                count += t.rows
+                cursor.transactions.removeFirst()
+            }
+            if !batch.isEmpty {
+                let order = Dictionary(uniqueKeysWithValues: batch.enumerated().map { ($1, $0) })
+                let rows = try db.rows(select + " AND source_id = ANY (CAST(? AS bigint[])) ORDER BY id",
+                                       [.text("{" + batch.map(String.init).joined(separator: ",") + "}")])
+                return rows.sorted { a, b in
+                    let ta = order[a.int(6) ?? 0] ?? 0, tb = order[b.int(6) ?? 0] ?? 0
+                    return ta != tb ? ta < tb : (a.int(0) ?? 0) < (b.int(0) ?? 0)
+                }
+            }
+            if !cursor.nullPhase { return try nextPostgresChunk(db, &cursor, size: size) }
+        }
+        let rows = try db.rows(select + " AND source_id IS NULL AND id > ? ORDER BY id LIMIT \(size)", [.integer(cursor.lastNullId)])
+        cursor.lastNullId = rows.last?.int(0) ?? cursor.lastNullId
+        return rows
     }
 
     private typealias RowKey = VersionStore.Key

@@ -121,10 +121,12 @@ public enum Importer {
         var afterId = after
         while true {
             let end = try chunkEnd(db, sql: sql, params: params, after: afterId)
-            let rows = try db.rows("SELECT \(inboxColumns) FROM ds_change_inbox WHERE \(sql) AND id > ? AND id <= ? ORDER BY id",
+            var rows = try db.rows("SELECT \(inboxColumns) FROM ds_change_inbox WHERE \(sql) AND id > ? AND id <= ? ORDER BY id",
                                    params + [.integer(afterId), .integer(end)])
             if rows.isEmpty { break }
             var changes = try rows.map(change)
+            // Decoded: the payloads' bytes are not needed twice (memory with large values).
+            for i in rows.indices { rows[i].values[10] = .null }
             if coalesce {
                 // The held updates of these rows in later chunks too: an insert and the update
                 // that fixes it apply together wherever the chunk boundary falls.

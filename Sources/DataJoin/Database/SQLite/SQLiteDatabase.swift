@@ -140,11 +140,12 @@ final class SQLiteStatement {
             case .integer(let v): rc = sqlite3_bind_int64(handle, idx, v)
             case .real(let v): rc = sqlite3_bind_double(handle, idx, v)
             case .text(let s):
-                let bytes = Array(s.utf8)
-                rc = bytes.withUnsafeBytes { buf in
-                    // SQLite copies the bytes (SQLITE_TRANSIENT); an empty string still needs a non-NULL pointer.
-                    let p = (buf.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!).assumingMemoryBound(to: CChar.self)
-                    return sqlite3_bind_text(handle, idx, p, Int32(buf.count), datajoin_sqlite_transient())
+                var s = s
+                rc = s.withUTF8 { buf in
+                    // SQLite copies the bytes (SQLITE_TRANSIENT), straight from the string's own
+                    // storage; an empty string still needs a non-NULL pointer.
+                    let p = UnsafeRawPointer(buf.baseAddress ?? UnsafePointer(bitPattern: 1)!).assumingMemoryBound(to: CChar.self)
+                    return sqlite3_bind_text64(handle, idx, p, sqlite3_uint64(buf.count), datajoin_sqlite_transient(), UInt8(SQLITE_UTF8))
                 }
             case .blob(let b):
                 rc = b.withUnsafeBytes { buf in

@@ -302,6 +302,20 @@ final class SilentLossTests: ScenarioTestCase {
             }
         }
     }
+
+    /// An update of a 40 MiB value by another 40 MiB value: old and new together are 80 MiB, so
+    /// the old value is left out and the change fits (found from outside: it was held forever).
+    func testAnUpdateOfALargeValueByAnotherFits() throws {
+        let schema = "CREATE TABLE doc (k TEXT PRIMARY KEY, body BLOB)"
+        let a = try TestNode("a", .sqlite, folder: folder, table: schema, track: ["doc"])
+        let b = try TestNode("b", .sqlite, folder: folder, table: schema, track: ["doc"])
+        try trustAll([a, b])
+        try a.exec("INSERT INTO doc VALUES ('k', randomblob(40 * 1024 * 1024))")
+        try syncBacklog(a, b, rows: 0)
+        try a.exec("UPDATE doc SET body = randomblob(40 * 1024 * 1024) WHERE k = 'k'")
+        try syncBacklog(a, b, rows: 0)
+        XCTAssertEqual(try b.db.scalar("SELECT hex(body) = ? FROM doc", [try a.db.scalar("SELECT hex(body) FROM doc")]), .integer(1))
+    }
 }
 
 extension ScenarioTestCase {

@@ -153,8 +153,11 @@ final class BundleReader {
         let signature = try reader.bytes(64)
         guard try reader.atEnd(), gzip.finished else { throw DataJoinError.bundle("unexpected data after the trailer") }
         guard storedDigest == digest else { throw DataJoinError.bundle("checksum mismatch: the content was altered or damaged") }
-        guard trailerCount == changesRead, changesRead == header.changeCount else {
+        guard changesRead == header.changeCount else {
             throw DataJoinError.bundle("holds \(changesRead) changes but its header says \(header.changeCount)")
+        }
+        guard trailerCount == changesRead else {
+            throw DataJoinError.bundle("holds \(changesRead) changes but its trailer says \(trailerCount.map(String.init) ?? "none")")
         }
         for (i, o) in header.origins.enumerated() {
             let p = perOrigin[i]

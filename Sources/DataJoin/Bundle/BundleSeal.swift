@@ -38,7 +38,8 @@ struct BundleSeal {
             if chunk.isEmpty { break }
             total += chunk.count
             if prefix.count < prefixLimit { prefix += chunk.prefix(prefixLimit - prefix.count) }
-            if !versionChecked && prefix.count >= BundleFormat.magic.count + 1 {
+            // The version byte only once it cannot be part of the trailer's 96 bytes.
+            if !versionChecked && total > BundleFormat.magic.count + 1 + Self.trailerBytes {
                 try Self.checkMagic(prefix)
                 versionChecked = true
             }
@@ -51,7 +52,10 @@ struct BundleSeal {
             }
         }
         guard gzip.finished else { throw DataJoinError(.truncated, "truncated: the gzip stream ends early") }
-        if !versionChecked { try Self.checkMagic(prefix) }
+        if !versionChecked {
+            // Too short to hold a version, a header and a trailer: the magic says which kind.
+            try Self.checkMagic(Array(prefix.prefix(min(prefix.count, BundleFormat.magic.count))))
+        }
         guard tail.count == Self.trailerBytes, total > Self.trailerBytes + BundleFormat.magic.count + 2 else {
             throw DataJoinError(.truncated, "truncated: the data ends before its trailer")
         }

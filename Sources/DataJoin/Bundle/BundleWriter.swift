@@ -141,7 +141,17 @@ final class BundleWriter {
         case .delete:
             break
         }
-        let size = pending.bytes.count - start
+        var size = pending.bytes.count - start
+        if size > BundleFormat.maxChangeBytes, c.op == .update, let old = c.oldValue, old != .null {
+            // An update carries its old value only to tell a concurrent edit in the conflict log;
+            // a value of over 32 MiB replaced by another would double the change. The old value
+            // is left out (NULL) instead, and the change fits (docs/reliability.md).
+            var encoded = ByteWriter()
+            encoded.value(old)
+            pending.bytes.removeLast(encoded.bytes.count)
+            pending.value(.null)
+            size = pending.bytes.count - start
+        }
         if size > BundleFormat.maxChangeBytes {
             pending.bytes.removeSubrange(recordStart...)
             throw OversizedChange(seq: c.seq, message: "change \(c.origin)#\(c.seq) (\(c.table) \(KeyCodec.display(c.key).prefix(60))) holds \(size >> 20) MiB, "

@@ -62,6 +62,12 @@ public enum NodeCheck {
                 v.append(.init(rule: "seq-ahead", detail: "the outbox holds seq \(high), but ds_node.next_seq is \(me.nextSeq)"))
             }
         }
+        // Pruning empties the outbox, but the pointer remembers: a next_seq at or below it would
+        // hand out seqs that peers already hold, and they would skip the new changes.
+        let exported = try ProgramPointer.get(db, Program.export)
+        if me.nextSeq <= exported {
+            v.append(.init(rule: "seq-ahead", detail: "ds_node.next_seq is \(me.nextSeq), but seqs up to \(exported) were exported already: new changes would reuse them"))
+        }
     }
 
     /// No change twice; every seq of an origin between its floor and its mark is present.
@@ -69,6 +75,23 @@ public enum NodeCheck {
         report.inboxRows = try db.scalar("SELECT count(*) FROM ds_change_inbox").asInt64 ?? 0
         try db.query("SELECT origin, origin_epoch, seq, count(*) FROM ds_change_inbox GROUP BY origin, origin_epoch, seq HAVING count(*) > 1", []) { r in
             v.append(.init(rule: "inbox-duplicate", detail: "\(r.string(0) ?? "")#\(r.int(2) ?? 0) (epoch \(r.string(1) ?? "")) is in the inbox \(r.int(3) ?? 0) times"))
+        }
+        let statuses = try db.scalar("SELECT count(*) FROM ds_change_inbox WHERE status NOT IN ('new', 'held', 'done')").asInt64 ?? 0
+        if statuses > 0 {
+            v.append(.init(rule: "inbox-status", detail: "\(statuses) inbox row(s) have a status other than new, held or done"))
+        }
+        try db.query("""
+            SELECT i.origin, i.origin_epoch, count(*) FROM ds_change_inbox AS i WHERE i.origin_epoch NOT LIKE ? AND NOT EXISTS
+              (SELECT 1 FROM ds_origin_state AS o WHERE o.origin = i.origin AND o.origin_epoch = i.origin_epoch)
+            GROUP BY i.origin, i.origin_epoch
+            """, [.text(BundleFormat.snapshotEpochPrefix + "%")]) { r in
+            v.append(.init(rule: "origin-unrecorded", detail: "\(r.int(2) ?? 0) inbox row(s) of \(r.string(0) ?? "") (epoch \(r.string(1) ?? "")) but no holdings for it in ds_origin_state"))
+        }
+        let unseen = try db.scalar("""
+            SELECT count(*) FROM ds_change_inbox AS i WHERE NOT EXISTS (SELECT 1 FROM ds_bundle_seen AS s WHERE s.id = i.bundle_id)
+            """).asInt64 ?? 0
+        if unseen > 0 {
+            v.append(.init(rule: "bundle-unrecorded", detail: "\(unseen) inbox row(s) came from a bundle ds_bundle_seen does not record"))
         }
         let states = try db.rows("SELECT origin, origin_epoch, contiguous, max_seq, inbox_floor FROM ds_origin_state ORDER BY origin, origin_epoch")
         report.origins = states.count
@@ -81,7 +104,7 @@ public enum NodeCheck {
             guard mark > floor else { continue }
             let present = try db.scalar("SELECT count(*) FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq > ? AND seq <= ?",
                                         [.text(origin), .text(epoch), .integer(floor), .integer(mark)]).asInt64 ?? 0
-            if present != mark - floor {
+            if present < mark - floor {
                 v.append(.init(rule: "inbox-missing", detail: "\(origin) (epoch \(epoch)): \(mark - floor - present) change(s) between seq \(floor + 1) and the mark \(mark) are missing from the inbox"))
             }
         }
@@ -104,6 +127,9 @@ public enum NodeCheck {
         let export = try ProgramPointer.get(db, Program.export)
         let imported = try ProgramPointer.get(db, Program.import)
         let relayed = try ProgramPointer.get(db, Program.relay)
+        for (name, p) in [("export", export), ("import", imported), ("relay", relayed)] where p < 0 {
+            v.append(.init(rule: "\(name)-pointer", detail: "the \(name) pointer is \(p), below zero"))
+        }
         let maxSeq = try db.scalar("SELECT max(seq) FROM ds_change_outbox").asInt64
         if let maxSeq, export > maxSeq {
             v.append(.init(rule: "export-pointer", detail: "the export pointer is at seq \(export), past the last stamped change \(maxSeq)"))

@@ -187,7 +187,8 @@ public enum Exporter {
         guard let range = try db.firstRow("SELECT min(id), max(id) FROM ds_change_inbox WHERE id > ? AND \(notSnapshot)", [.integer(pointer)]),
               let first = range.int(0), let last = range.int(1) else { return [] }
         var out: [ExportedBundle] = []
-        for r in try splitRanges(db, sql: "SELECT id, NULL FROM ds_change_inbox WHERE id >= ? AND id <= ? AND \(notSnapshot) ORDER BY id", from: first, to: last, max: max) {
+        for r in try splitRanges(db, sql: "SELECT id, NULL, coalesce(length(object_value), 0) + length(object_id) FROM ds_change_inbox WHERE id >= ? AND id <= ? AND \(notSnapshot) ORDER BY id",
+                                         from: first, to: last, max: max) {
             let where_ = "id >= ? AND id <= ? AND \(notSnapshot)"
             let params: [Value] = [.integer(r.lowerBound), .integer(r.upperBound)]
             let name = relayName(ctx, "relay", first: r.lowerBound, last: r.upperBound, epoch: ctx.me.epoch)

@@ -46,7 +46,12 @@ struct Verify: ParsableCommand {
         try DataJoin_run {
             if files.isEmpty { throw DataJoinError(.usage, "name at least one bundle file to verify") }
             let database = try db.map { try DatabaseOpener.open($0) }
-            for entry in try BundleFiles.expand(files) {
+            let entries = try BundleFiles.expand(files)
+            if entries.isEmpty {
+                bad += 1
+                Console.error("no bundle files (*.djb) in \(files.joined(separator: ", ")); nothing verified")
+            }
+            for entry in entries {
                 let path = entry.path
                 if let problem = entry.problem {
                     bad += 1

@@ -239,16 +239,23 @@ public enum Ingester {
                 return m
             }
             func rows(_ body: ([Value]) throws -> Void) throws {
-                while let c = try reader.next() {
+                // The change is gone (this function returned) before its row is written: a large
+                // value is held once, encoded, not twice (memory, docs/reliability.md).
+                func nextRow() throws -> [Value]?? {
+                    guard let c = try reader.next() else { return .none }
                     // This node's own changes of its current epoch never come back (echo
                     // prevention); those of an older epoch are accepted, so a node restored from a
                     // backup gets back what it had lost.
-                    if c.origin == me.nodeId && c.epoch == me.epoch { skipped += 1; continue }
-                    if c.seq <= (try mark(c.origin, c.epoch)) { skipped += 1; continue }
-                    try body([.text(c.origin), .text(c.epoch), .integer(c.seq), .integer(c.hlc), .integer(c.txid), .text(c.table),
-                              .blob(KeyCodec.encode(c.key)), .text(KeyNames.encode(c.keyNames)), .text(c.op.rawValue),
-                              .integer(c.cl), .blob(c.encodedPayload()), .integer(bundleId), .text(received)])
+                    if c.origin == me.nodeId && c.epoch == me.epoch { skipped += 1; return .some(nil) }
+                    if c.seq <= (try mark(c.origin, c.epoch)) { skipped += 1; return .some(nil) }
                     if !c.epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) { touched.insert([c.origin, c.epoch]) }
+                    return [.text(c.origin), .text(c.epoch), .integer(c.seq), .integer(c.hlc), .integer(c.txid), .text(c.table),
+                            .blob(KeyCodec.encode(c.key)), .text(KeyNames.encode(c.keyNames)), .text(c.op.rawValue),
+                            .integer(c.cl), .blob(c.encodedPayload()), .integer(bundleId), .text(received)]
+                }
+                while let next = try nextRow() {
+                    guard let row = next else { continue }
+                    try body(row)
                     offered += 1
                 }
             }

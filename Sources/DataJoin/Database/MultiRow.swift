@@ -33,8 +33,8 @@ extension Database {
     func insertMany(into table: String, columns: [String], rows: [[Value]], onConflict: String?) throws {
         let list = columns.joined(separator: ", ")
         if onConflict == nil, rows.count >= Tuning.current.copyThreshold, let pg = self as? PostgresDatabase {
-            try pg.copyIn("COPY \(table) (\(list)) FROM STDIN") { send in
-                for r in rows { try send(CopyText.line(r)) }
+            try pg.copyInRows("COPY \(table) (\(list)) FROM STDIN") { send in
+                for r in rows { try send(r) }
             }
             return
         }

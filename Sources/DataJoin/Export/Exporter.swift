@@ -226,7 +226,7 @@ public enum Exporter {
         }
         return try write(ctx, name: name, origins: origins, first: first, last: last) { add in
             try db.stream("SELECT \(Importer.inboxColumns) FROM ds_change_inbox WHERE \(where_) ORDER BY \(order)", params) { row in
-                try add(try Importer.change(row))
+                try add(try Importer.change(row, db))
             }
         }
     }

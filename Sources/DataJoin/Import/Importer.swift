@@ -80,14 +80,24 @@ public enum Importer {
         report = partial
     }
 
-    static let inboxColumns = "id, origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_operation, cl, object_value, status, object_pk_attribute"
+    /// A payload of this size or more is not read with its row but on its own, a piece at a time
+    /// (`Database.readBlob`): PostgreSQL sends bytea as hex text, and the row's result held twice
+    /// the value besides its bytes.
+    static let largePayloadBytes = 1 << 20
 
-    static func change(_ r: Row) throws -> Change {
+    static let inboxColumns = "id, origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_operation, cl, "
+        + "CASE WHEN length(object_value) >= \(largePayloadBytes) THEN NULL ELSE object_value END, status, object_pk_attribute, length(object_value)"
+
+    static func change(_ r: Row, _ db: Database) throws -> Change {
         guard case .blob(let keyBytes) = r.values[7], let op = Operation(rawValue: r.string(8) ?? "") else {
             throw DataJoinError(.internalError, "inbox row \(r.int(0) ?? 0) is damaged")
         }
         var payload: [UInt8] = []
-        if case .blob(let b) = r.values[10] { payload = b }
+        if case .blob(let b) = r.values[10] {
+            payload = b
+        } else if let length = r.int(13), length >= Int64(largePayloadBytes), let id = r.int(0) {
+            payload = try db.readBlob(table: "ds_change_inbox", column: "object_value", rowid: id, length: Int(length))
+        }
         let (cols, old) = try Change.decodePayload(payload)
         var c = Change(origin: r.string(1) ?? "", epoch: r.string(2) ?? "", seq: r.int(3) ?? 0, hlc: r.int(4) ?? 0, txid: r.int(5) ?? 0, op: op,
                        table: r.string(6) ?? "", cl: r.int(9) ?? 1, key: try KeyCodec.decode(keyBytes), columns: cols, oldValue: old)
@@ -124,7 +134,7 @@ public enum Importer {
             var rows = try db.rows("SELECT \(inboxColumns) FROM ds_change_inbox WHERE \(sql) AND id > ? AND id <= ? ORDER BY id",
                                    params + [.integer(afterId), .integer(end)])
             if rows.isEmpty { break }
-            var changes = try rows.map(change)
+            var changes = try rows.map { try change($0, db) }
             // Decoded: the payloads' bytes are not needed twice (memory with large values).
             for i in rows.indices { rows[i].values[10] = .null }
             if coalesce {
@@ -270,7 +280,7 @@ public enum Importer {
                 let marks = Array(repeating: "?", count: slice.count).joined(separator: ", ")
                 try db.query("SELECT \(inboxColumns) FROM ds_change_inbox WHERE status = 'held' AND object_table = ? AND object_id IN (\(marks)) "
                              + "AND object_operation = 'U' AND id > ? ORDER BY id",
-                             [.text(table)] + slice.map { .blob($0.bytes) } + [.integer(after)]) { out.append(try change($0)) }
+                             [.text(table)] + slice.map { .blob($0.bytes) } + [.integer(after)]) { out.append(try change($0, db)) }
             }
         }
         return out

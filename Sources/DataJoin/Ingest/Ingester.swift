@@ -274,7 +274,7 @@ public enum Ingester {
                 }
             }
             if let pg = copyTo {
-                try pg.copyIn("COPY ds_change_inbox (\(cols)) FROM STDIN") { send in try rows { try send(CopyText.line($0)) } }
+                try pg.copyInRows("COPY ds_change_inbox (\(cols)) FROM STDIN") { send in try rows { try send($0) } }
                 loaded = offered
             } else {
                 // A batch is cut by rows and by bytes: memory stays flat with large values.

@@ -3,6 +3,36 @@ import Foundation
 /// Rows in PostgreSQL's `COPY … FROM STDIN` text format: tab-separated fields, `\N` for NULL,
 /// backslash escapes for the characters that would end a field or a row, bytea in hex.
 enum CopyText {
+    /// Appends one row (and its newline) to the sink, which sends whenever it holds 1 MiB or
+    /// more: a large value goes out in pieces, never as one line of twice its size (bytea in hex).
+    static func append(_ values: [Value], to sink: CopySink) throws {
+        for (i, v) in values.enumerated() {
+            if i > 0 { sink.bytes.append(9) }
+            switch v {
+            case .blob(let b) where b.count >= 1 << 16:
+                sink.bytes.append(contentsOf: Array("\\\\x".utf8))
+                let digits = Array("0123456789abcdef".utf8)
+                var start = 0
+                while start < b.count {
+                    let end = min(b.count, start + (1 << 19))
+                    for byte in b[start..<end] {
+                        sink.bytes.append(digits[Int(byte >> 4)])
+                        sink.bytes.append(digits[Int(byte & 15)])
+                    }
+                    start = end
+                    try sink.sendIfFull()
+                }
+            default:
+                var field = ""
+                Self.field(v, into: &field)
+                sink.bytes.append(contentsOf: field.utf8)
+            }
+            try sink.sendIfFull()
+        }
+        sink.bytes.append(10)
+        try sink.sendIfFull()
+    }
+
     static func line(_ values: [Value]) -> String {
         var out = ""
         out.reserveCapacity(values.count * 16)
@@ -35,5 +65,24 @@ enum CopyText {
             out.append("\\\\x")
             out.append(Hex.encode(b))
         }
+    }
+}
+
+/// The bytes of a `COPY … FROM STDIN` on their way to the server, sent a megabyte at a time.
+final class CopySink {
+    var bytes: [UInt8] = []
+    let send: ([UInt8]) throws -> Void
+
+    init(send: @escaping ([UInt8]) throws -> Void) {
+        self.send = send
+        bytes.reserveCapacity(2 << 20)
+    }
+
+    func sendIfFull() throws { if bytes.count >= 1 << 20 { try sendAll() } }
+
+    func sendAll() throws {
+        guard !bytes.isEmpty else { return }
+        try send(bytes)
+        bytes.removeAll(keepingCapacity: true)
     }
 }

@@ -147,7 +147,7 @@ public final class PostgresDatabase: Database {
     private func runPrepared(_ sql: String, _ params: [Value], _ body: (OpaquePointer) throws -> Void) throws {
         let name = try statementName(sql)
         let encoded = try Self.encode(params)
-        let result: OpaquePointer? = encoded.withPointers { ptrs in
+        let result: OpaquePointer? = encoded.withPointers(params) { ptrs in
             PQexecPrepared(conn, name, Int32(params.count), ptrs, encoded.lengths, encoded.formats, 0)
         }
         guard let result else { throw lastError(nil) }
@@ -176,10 +176,36 @@ public final class PostgresDatabase: Database {
             storage.append(0)
         }
 
-        func withPointers<R>(_ body: ([UnsafePointer<CChar>?]) throws -> R) rethrows -> R {
+        /// Values of 1 MiB or more, not copied into `storage`: passed in place (libpq copies
+        /// them once into its message).
+        var large: [Int] = []
+        static let inPlaceBytes = 1 << 20
+
+        func withPointers<R>(_ params: [Value], _ body: ([UnsafePointer<CChar>?]) throws -> R) rethrows -> R {
             try storage.withUnsafeBufferPointer { base in
                 // No storage means every value is NULL.
-                try body(offsets.map { o in base.baseAddress.flatMap { o < 0 ? nil : UnsafeRawPointer($0 + o).assumingMemoryBound(to: CChar.self) } })
+                var pointers = offsets.map { o in base.baseAddress.flatMap { o < 0 ? nil : UnsafeRawPointer($0 + o).assumingMemoryBound(to: CChar.self) } }
+                return try Self.inPlace(params, large[...], &pointers, body)
+            }
+        }
+
+        /// Each large value's pointer is valid inside its closure; the call runs in the innermost.
+        private static func inPlace<R>(_ params: [Value], _ large: ArraySlice<Int>, _ pointers: inout [UnsafePointer<CChar>?],
+                                       _ body: ([UnsafePointer<CChar>?]) throws -> R) rethrows -> R {
+            guard let i = large.first else { return try body(pointers) }
+            switch params[i] {
+            case .text(let s):
+                return try s.withCString { p in
+                    pointers[i] = p
+                    return try inPlace(params, large.dropFirst(), &pointers, body)
+                }
+            case .blob(let b):
+                return try b.withUnsafeBytes { buf in
+                    pointers[i] = buf.baseAddress.map { $0.assumingMemoryBound(to: CChar.self) }
+                    return try inPlace(params, large.dropFirst(), &pointers, body)
+                }
+            default:
+                return try inPlace(params, large.dropFirst(), &pointers, body)
             }
         }
     }
@@ -209,7 +235,15 @@ public final class PostgresDatabase: Database {
                 if hasNul {
                     throw PostgresError(sqlState: "22021", message: "text value holds a NUL byte, which PostgreSQL text cannot store")
                 }
+                if s.utf8.count >= EncodedParams.inPlaceBytes {
+                    e.large.append(e.offsets.count)
+                    e.offsets.append(-1); e.lengths.append(Int32(s.utf8.count)); e.formats.append(0)
+                    continue
+                }
                 s.withUTF8 { e.append(text: $0) }
+            case .blob(let b) where b.count >= EncodedParams.inPlaceBytes:
+                e.large.append(e.offsets.count)
+                e.offsets.append(-1); e.lengths.append(Int32(b.count)); e.formats.append(1)
             case .blob(let b):
                 e.offsets.append(e.storage.count)
                 e.lengths.append(Int32(b.count))
@@ -293,13 +327,30 @@ public final class PostgresDatabase: Database {
 
     private func execUnprepared(_ sql: String, _ params: [Value]) throws {
         let encoded = try Self.encode(params)
-        let result = encoded.withPointers { ptrs in
+        let result = encoded.withPointers(params) { ptrs in
             PQexecParams(conn, sql, Int32(params.count), nil, ptrs, encoded.lengths, encoded.formats, 0)
         }
         guard let result else { throw lastError(nil) }
         defer { PQclear(result) }
         let st = PQresultStatus(result)
         guard st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK else { throw lastError(result) }
+    }
+
+    /// A megabyte at a time with `substring`: the hex text of one piece, not of the whole value,
+    /// is in libpq's result.
+    public func readBlob(table: String, column: String, rowid: Int64, length: Int) throws -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(length)
+        let piece = 1 << 20
+        let sql = "SELECT substring(\(quote(column)) FROM ? FOR ?) FROM \(quote(table)) WHERE id = ?"
+        while out.count < length {
+            var got = 0
+            try query(sql, [.integer(Int64(out.count + 1)), .integer(Int64(piece)), .integer(rowid)]) { r in
+                if case .blob(let b) = r.values[0] { out.append(contentsOf: b); got = b.count }
+            }
+            if got == 0 { break }
+        }
+        return out
     }
 
     public func executeScript(_ sql: String) throws {
@@ -309,30 +360,38 @@ public final class PostgresDatabase: Database {
         guard st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY else { throw lastError(res) }
     }
 
+    /// `COPY … FROM STDIN` of rows of values, encoded straight into the send buffer.
+    public func copyInRows(_ sql: String, _ produce: (([Value]) throws -> Void) throws -> Void) throws {
+        try copyIn(sql) { sink in try produce { row in try CopyText.append(row, to: sink) } }
+    }
+
     /// `COPY … FROM STDIN` in text format: `produce` hands over lines (tab-separated, escaped by
-    /// the caller). Used by the benchmark's baseline and bulk loads.
+    /// the caller). Used by the benchmark's baseline.
     public func copyIn(_ sql: String, _ produce: ((String) throws -> Void) throws -> Void) throws {
+        try copyIn(sql) { sink in
+            try produce { line in
+                sink.bytes.append(contentsOf: line.utf8)
+                sink.bytes.append(10)
+                try sink.sendIfFull()
+            }
+        }
+    }
+
+    private func copyIn(_ sql: String, sink produce: (CopySink) throws -> Void) throws {
         guard let start = PQexec(conn, sql) else { throw lastError(nil) }
         let status = PQresultStatus(start)
         PQclear(start)
         guard status == PGRES_COPY_IN else { throw lastError(nil) }
-        var buffer: [UInt8] = []
-        buffer.reserveCapacity(1 << 20)
-        func flush() throws {
-            guard !buffer.isEmpty else { return }
-            let rc = buffer.withUnsafeBufferPointer { p in
+        let conn = self.conn
+        let sink = CopySink { [unowned self] bytes in
+            let rc = bytes.withUnsafeBufferPointer { p in
                 p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) { PQputCopyData(conn, $0, Int32(p.count)) }
             }
-            guard rc == 1 else { throw lastError(nil) }
-            buffer.removeAll(keepingCapacity: true)
+            guard rc == 1 else { throw self.lastError(nil) }
         }
         do {
-            try produce { line in
-                buffer.append(contentsOf: line.utf8)
-                buffer.append(10)
-                if buffer.count >= 1 << 20 { try flush() }
-            }
-            try flush()
+            try produce(sink)
+            try sink.sendAll()
         } catch {
             _ = PQputCopyEnd(conn, "aborted")
             while let r = PQgetResult(conn) { PQclear(r) }

@@ -215,7 +215,8 @@ final class OutsideInputTests: ScenarioTestCase {
             tables.varint(1); tables.varint(0)
         }
         let defs = try write(try Self.bundle(header: Self.header(sender: "peer", key: peerKey), records: tables.bytes, key: peerKey), "defs.djb", in: drop)
-        let (status, peakMiB) = try Self.peakMemory(["ingest", "--db", node.url, defs])
+        XCTAssertTrue(defs.hasPrefix(drop.path))
+        let (status, peakMiB) = try Self.peakMemory(["ingest", "--db", node.url, drop.path])
         XCTAssertEqual(status, 2)
         XCTAssertLessThan(peakMiB, 100)
         let reason = try String(contentsOfFile: drop.appendingPathComponent("quarantine/defs.djb.reason").path, encoding: .utf8)

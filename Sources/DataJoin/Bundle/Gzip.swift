@@ -190,8 +190,11 @@ final class GzipReader: ByteSource {
                     if more.isEmpty { ended = true } else { input += more }
                 }
                 let head = Array(input[inputOffset..<min(input.count, inputOffset + GzipReader.canonicalHeader.count)])
+                // An empty file is one whose copy has not started writing yet, as a truncated one
+                // is one whose copy has not finished: both wait out the grace period.
+                if head.isEmpty { throw DataJoinError(.truncated, "truncated: the file is empty") }
                 if head.count < 2 || head[0] != 0x1F || head[1] != 0x8B {
-                    throw DataJoinError.bundle(head.isEmpty ? "empty file" : "not a gzip file, so not a bundle")
+                    throw DataJoinError.bundle("not a gzip file, so not a bundle")
                 }
                 if head.count < GzipReader.canonicalHeader.count { throw DataJoinError(.truncated, "truncated: the gzip stream ends early") }
                 guard head == GzipReader.canonicalHeader else { throw DataJoinError.bundle("gzip header differs from the one DataJoin writes (altered file)") }

@@ -113,14 +113,15 @@ extension Database {
 
 /// Opens a database from a connection URL.
 public enum DatabaseOpener {
-    public static func open(_ url: DatabaseURL) throws -> Database {
+    /// `create`: make a new SQLite file where there is none (`init` only).
+    public static func open(_ url: DatabaseURL, create: Bool = true) throws -> Database {
         switch url {
-        case .sqlite(let path): return try SQLiteDatabase(path: path)
+        case .sqlite(let path): return try SQLiteDatabase(path: path, create: create)
         case .postgres(let conninfo, let display): return try PostgresDatabase(conninfo: conninfo, displayName: display)
         }
     }
 
-    public static func open(_ text: String) throws -> Database {
-        try open(DatabaseURL.parse(text))
+    public static func open(_ text: String, create: Bool = true) throws -> Database {
+        try open(DatabaseURL.parse(text), create: create)
     }
 }

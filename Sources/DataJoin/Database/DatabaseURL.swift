@@ -19,7 +19,14 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
             if db.isEmpty {
                 throw DataJoinError(.badURL, "malformed PostgreSQL URL '\(redact(t))': no database name after the host (…/dbname)")
             }
-            return .postgres(conninfo: t, display: redact(t))
+            // A server that accepts the connection and never answers must not hang every command:
+            // 10 s unless the URL or PGCONNECT_TIMEOUT says otherwise (docs/cli.md).
+            var conninfo = t
+            if comps.queryItems?.contains(where: { $0.name == "connect_timeout" }) != true,
+               ProcessInfo.processInfo.environment["PGCONNECT_TIMEOUT"] == nil {
+                conninfo += (comps.query == nil ? "?" : "&") + "connect_timeout=\(defaultConnectTimeoutSeconds)"
+            }
+            return .postgres(conninfo: conninfo, display: redact(t))
         }
         if t.hasPrefix("sqlite:") {
             var path = String(t.dropFirst("sqlite:".count))
@@ -34,6 +41,9 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
         }
         throw DataJoinError(.badURL, "unrecognised database URL '\(redact(t))': use postgresql://user:pass@host:port/db, sqlite:PATH, or a path ending in .db, .sqlite or .sqlite3")
     }
+
+    /// Seconds libpq waits for a server to answer a connection, unless told otherwise.
+    public static let defaultConnectTimeoutSeconds = 10
 
     /// Replaces the password of a URL with `***`, so it can be printed.
     public static func redact(_ text: String) -> String {

@@ -66,7 +66,9 @@ public enum Ingester {
                     case .truncated where Quarantine.modifiedWithin(path, seconds: limits.partialGraceSeconds):
                         status = .incomplete("\(e.message); it may still be copying, so it stays and is retried on the next run")
                     case .truncated, .badBundle:
-                        if options.quarantine {
+                        // A file the user named is refused where it stands: only files found in a
+                        // drop folder are moved aside (a named notes.txt stays notes.txt).
+                        if options.quarantine && entry.inFolder {
                             let (note, dest) = Quarantine.move(path, reason: e.message)
                             status = .refused(e.message + note)
                             if let dest { try Quarantine.record(db, path: dest, reason: e.message) }
@@ -345,6 +347,8 @@ public enum BundleFiles {
     public struct Entry: Sendable {
         public var path: String
         public var problem: String?
+        /// Found in a drop folder (not named by the user): only such files are ever moved.
+        public var inFolder = false
     }
 
     public static func expand(_ paths: [String]) throws -> [Entry] {
@@ -359,7 +363,8 @@ public enum BundleFiles {
                 for n in names.sorted() where !n.hasPrefix(".") && n.hasSuffix("." + BundleFormat.fileExtension) {
                     let full = (p as NSString).appendingPathComponent(n)
                     let type = (try? FileManager.default.attributesOfItem(atPath: full)[.type] as? FileAttributeType) ?? nil
-                    out.append(Entry(path: full, problem: type == .typeRegular ? nil : "not a regular file (\(type.map { $0.rawValue } ?? "unknown")); not followed"))
+                    out.append(Entry(path: full, problem: type == .typeRegular ? nil : "not a regular file (\(type.map { $0.rawValue } ?? "unknown")); not followed",
+                                     inFolder: true))
                 }
             } else {
                 out.append(Entry(path: p, problem: nil))

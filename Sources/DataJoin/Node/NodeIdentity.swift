@@ -86,17 +86,50 @@ public enum Trust {
         return (me.nodeId, Hex.encode(me.publicKey))
     }
 
-    public static func trust(_ db: Database, node: String, publicKey: String) throws {
-        _ = try NodeIdentity.load(db)
-        guard NodeName.isValid(node) else { throw DataJoinError(.usage, "invalid node name '\(node)'") }
+    /// Trusts `publicKey` for `node`. A node already trusted with another key keeps it unless
+    /// `replace` is given (as ssh refuses a changed host key): a swapped key would quarantine
+    /// every genuine bundle of that node, or let an impostor in. A node never trusts its own
+    /// name or its own key for another name.
+    public static func trust(_ db: Database, node: String, publicKey: String, replace: Bool = false) throws {
+        let me = try NodeIdentity.load(db)
+        guard NodeName.isValid(node) else { throw DataJoinError(.usage, "invalid node name '\(node.prefix(80))'") }
         guard let raw = Hex.decode(publicKey.trimmingCharacters(in: .whitespaces)), raw.count == 32,
               (try? Curve25519.Signing.PublicKey(rawRepresentation: raw)) != nil else {
             throw DataJoinError(.usage, "'\(publicKey.prefix(80))' is not an Ed25519 public key: expected 64 hex digits as printed by 'datajoin key'")
+        }
+        if node == me.nodeId {
+            throw DataJoinError(.usage, "\(node) is this node's own name; a node trusts its own key already")
+        }
+        if raw == me.publicKey {
+            throw DataJoinError(.usage, "that is this node's own public key (\(fingerprint(raw))); trust \(node) with the key 'datajoin key' prints on \(node)")
+        }
+        if let current = try db.firstRow("SELECT public_key, revoked_at FROM ds_trusted_key WHERE node_id = ?", [.text(node)]),
+           current.values[1].isNull, let old = Hex.decode(current.string(0) ?? ""), old != raw, !replace {
+            throw DataJoinError(.usage, "\(node) is trusted with another key (\(fingerprint(old))); the new one is \(fingerprint(raw)). "
+                + "If \(node) really has a new key (it was set up again, or rotated), run the same command with --replace; nothing changed")
         }
         try db.inTransaction {
             try db.execute("DELETE FROM ds_trusted_key WHERE node_id = ?", [.text(node)])
             try db.execute("INSERT INTO ds_trusted_key (node_id, public_key, trusted_at) VALUES (?, ?, ?)", [.text(node), .text(Hex.encode(raw)), .text(nowText())])
         }
+    }
+
+    /// Why ingest would refuse a bundle of this header on this node for trust, or nil: what
+    /// `verify --db` says besides the file's own integrity.
+    public static func refusal(_ db: Database, header: BundleHeader) throws -> String? {
+        switch try key(db, node: header.sender) {
+        case .failure(let e): return e.message
+        case .success(let k):
+            if Array(k.rawRepresentation) != header.publicKey {
+                return "claims to come from \(header.sender) but carries a different key than the one trusted for \(header.sender) (forged, or \(header.sender) has a new key: see 'datajoin trust --replace')"
+            }
+            return nil
+        }
+    }
+
+    /// A short fingerprint of a public key, as ssh shows one: SHA256 in base64, 16 characters.
+    public static func fingerprint(_ raw: [UInt8]) -> String {
+        "SHA256:" + Data(SHA256.hash(data: raw)).base64EncodedString().prefix(16)
     }
 
     public static func revoke(_ db: Database, node: String) throws -> Bool {

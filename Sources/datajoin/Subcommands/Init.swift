@@ -20,7 +20,11 @@ struct Init: ParsableCommand {
 
     func run() throws {
         try DataJoin_run {
-            let db = try database.open()
+            // Every argument is checked before anything is touched: a refused name creates no file.
+            guard NodeName.isValid(node) else {
+                throw DataJoinError(.usage, "invalid node name '\(node.prefix(80))': 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+            }
+            let db = try database.open(create: true)
             let r = try NodeSetup.initialize(db, node: node)
             print(r.created ? "initialized \(db.displayName) as node \(r.nodeId)" : "\(db.displayName) is already node \(r.nodeId); nothing changed")
             if r.created { print("public key: \(r.publicKey)  (peers run: datajoin trust --db URL \(r.nodeId) \(r.publicKey))") }

@@ -45,7 +45,7 @@ struct Verify: ParsableCommand {
         var bad = 0
         try DataJoin_run {
             if files.isEmpty { throw DataJoinError(.usage, "name at least one bundle file to verify") }
-            let database = try db.map { try DatabaseOpener.open($0) }
+            let database = try db.map { try DatabaseOpener.open($0, create: false) }
             let entries = try BundleFiles.expand(files)
             if entries.isEmpty {
                 bad += 1
@@ -60,6 +60,12 @@ struct Verify: ParsableCommand {
                 }
                 switch BundleInspector.verify(path) {
                 case .success(let h):
+                    if let database, let refusal = try DataJoin.Trust.refusal(database, header: h) {
+                        // What ingest would do: the file is intact, but this node refuses it.
+                        bad += 1
+                        Console.error("\(path): intact, but ingest here would refuse it: \(refusal)")
+                        continue
+                    }
                     let ranges = h.origins.map { "\($0.origin) \($0.first)-\($0.last)" }.joined(separator: ", ")
                     print("\(path): OK (\(h.changeCount) changes from \(ranges), signed by \(h.sender))")
                     if let database { for line in try GapReport.describe(database, header: h) { print("  " + line) } }
@@ -96,12 +102,19 @@ struct TrustCommand: ParsableCommand {
             Example:
               datajoin trust --db laptop.db office 3b6a27bc…(64 hex digits)
               datajoin trust --db laptop.db --revoke office
+              datajoin trust --db laptop.db --replace office 9c1d…(its new key)
+
+            A node already trusted with another key is refused unless --replace is given, with
+            both keys' fingerprints: compare them with 'datajoin key' on that node first.
             """))
 
     @OptionGroup var database: DatabaseOptions
 
     @Flag(help: "Stop trusting NODE.")
     var revoke = false
+
+    @Flag(help: "Replace the key NODE is trusted with (after it was set up again or rotated its key).")
+    var replace = false
 
     @Argument(help: "The peer's node name.")
     var node: String
@@ -117,7 +130,7 @@ struct TrustCommand: ParsableCommand {
                 print(try DataJoin.Trust.revoke(db, node: node) ? "revoked \(node)" : "\(node) was not trusted; nothing changed")
             } else {
                 guard let publicKey else { throw DataJoinError(.usage, "give the public key of \(node) (as 'datajoin key' prints it on \(node))") }
-                try DataJoin.Trust.trust(db, node: node, publicKey: publicKey)
+                try DataJoin.Trust.trust(db, node: node, publicKey: publicKey, replace: replace)
                 print("trusting \(node)")
             }
         }

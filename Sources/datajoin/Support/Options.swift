@@ -7,11 +7,13 @@ struct DatabaseOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Database URL: postgresql://user:pass@host:port/db, sqlite:PATH, or PATH.db (default: $DATAJOIN_DB).", valueName: "url"))
     var db: String?
 
-    func open() throws -> Database {
+    /// Opens the database; only `init` passes `create` (any other command given a path where
+    /// there is no database says so and creates nothing).
+    func open(create: Bool = false) throws -> Database {
         guard let text = db ?? ProcessInfo.processInfo.environment["DATAJOIN_DB"], !text.isEmpty else {
             throw DataJoinError(.usage, "no database given: pass --db URL or set DATAJOIN_DB")
         }
-        return try DatabaseOpener.open(text)
+        return try DatabaseOpener.open(text, create: create)
     }
 }
 

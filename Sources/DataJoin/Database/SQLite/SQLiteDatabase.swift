@@ -10,19 +10,34 @@ public final class SQLiteDatabase: Database {
 
     public var displayName: String { "sqlite:" + path }
 
-    public init(path: String, busyTimeoutMs: Int32 = 30_000) throws {
+    /// `create`: only `init` makes a new database file; every other command refuses a path
+    /// where there is none, and changes nothing (issue 11).
+    public init(path: String, busyTimeoutMs: Int32 = 30_000, create: Bool = true) throws {
         self.path = path
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty && !FileManager.default.fileExists(atPath: dir) {
             throw DataJoinError(.connection, "cannot open SQLite database \(path): folder \(dir) does not exist")
         }
+        var isDir: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDir)
+        if exists && isDir.boolValue {
+            throw DataJoinError(.connection, "cannot open SQLite database \(path): it is a folder, not a database file")
+        }
+        if !exists && !create {
+            throw DataJoinError(.connection, "no SQLite database at \(path): the file does not exist (check the path; 'datajoin init' creates a node)")
+        }
         var db: OpaquePointer?
-        let rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nil)
+        let rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX, nil)
         guard rc == SQLITE_OK, let db else {
             // sqlite3_open_v2 allocates a handle even on failure; it must still be closed.
             let msg = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
             sqlite3_close(db)
             throw DataJoinError(.connection, "cannot open SQLite database \(path): \(msg)")
+        }
+        if sqlite3_db_readonly(db, "main") == 1 {
+            // Before any pragma: nothing is written, no -wal or -shm file is left behind.
+            sqlite3_close_v2(db)
+            throw DataJoinError(.connection, "cannot write to SQLite database \(path): the file (or its folder) is read-only for this user; DataJoin keeps its node's state in it, so it needs write access")
         }
         handle = db
         sqlite3_extended_result_codes(db, 1)

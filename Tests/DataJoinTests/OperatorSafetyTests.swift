@@ -125,4 +125,42 @@ final class OperatorSafetyTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(started), 15)
         XCTAssertTrue(r.stderr.hasPrefix("datajoin: error:"), r.stderr)
     }
+
+    /// `status` is true: a relay export counts as an export, held details sit under `held:`.
+    func testStatusShowsRelayExportsAndHeldDetailsWhereTheyBelong() throws {
+        let a = try TestNode("a", .sqlite, folder: folder, table: TestDatabases.salesOrderSQL + "; CREATE TABLE extra (k TEXT PRIMARY KEY)", track: ["sales_order", "extra"])
+        let hub = try TestNode("hub", .sqlite, folder: folder)
+        try trustAll([a, hub])
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('x')")
+        try a.exec("INSERT INTO extra VALUES ('not tracked at the hub')")
+        let toHub = try TestDatabases.subfolder(folder, "to-hub")
+        try a.export(to: toHub)
+        try hub.ingest([toHub.path])
+        let relay = try TestDatabases.subfolder(folder, "relay")
+        try CLI.ok(["export", "--db", hub.url, "--to", relay.path, "--relay"])
+        let lines = try CLI.ok(["status", "--db", hub.url]).stdout.split(separator: "\n").map(String.init)
+        XCTAssertFalse(lines.contains { $0.hasPrefix("last export:") && $0.contains("never") }, lines.joined(separator: "\n"))
+        let held = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("held:") })
+        XCTAssertTrue(lines[held].contains("1 change(s)"), lines[held])
+        XCTAssertTrue(lines[held + 1].hasPrefix("  held a#2 extra:"), lines[held + 1])
+    }
+
+    /// `--quiet` prints nothing but errors; `conflicts` says how many it did not show.
+    func testQuietIsQuietAndConflictsNeverStopSilently() throws {
+        let a = try TestNode("qa", .sqlite, folder: folder, viaCLI: true)
+        let b = try TestNode("qb", .sqlite, folder: folder, viaCLI: true)
+        try trustAll([a, b])
+        try a.exec("INSERT INTO sales_order (order_id, description) VALUES ('k1', 'a'), ('k2', 'a'), ('k3', 'a')")
+        try b.exec("INSERT INTO sales_order (order_id, description) VALUES ('k1', 'b'), ('k2', 'b'), ('k3', 'b')")
+        let out = try TestDatabases.subfolder(folder, "q")
+        let quiet = try CLI.ok(["export", "--db", a.url, "--to", out.path, "--quiet"])
+        XCTAssertEqual(quiet.stdout + quiet.stderr, "")
+        try CLI.ok(["ingest", "--db", b.url, out.path, "-q"])
+        let total = try b.db.scalar("SELECT count(*) FROM ds_conflict").asInt64 ?? 0
+        XCTAssertGreaterThanOrEqual(total, 3)
+        let limited = try CLI.ok(["conflicts", "--db", b.url, "--limit", "2"])
+        XCTAssertEqual(limited.stdout.split(separator: "\n").count, 2)
+        XCTAssertTrue(limited.stderr.contains("showing the first 2 of \(total) conflicts"), limited.stderr)
+        XCTAssertEqual(try CLI.ok(["conflicts", "--db", b.url]).stderr, "")
+    }
 }

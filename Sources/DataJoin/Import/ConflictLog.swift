@@ -40,6 +40,11 @@ extension ConflictLog {
         try db.scalar("SELECT max(id) FROM ds_conflict").asInt64 ?? 0
     }
 
+    /// How many entries the log holds in all.
+    public static func count(_ db: Database) throws -> Int64 {
+        try db.scalar("SELECT count(*) FROM ds_conflict").asInt64 ?? 0
+    }
+
     public static func list(_ db: Database, after: Int64 = 0, limit: Int = 1000) throws -> [ConflictEntry] {
         try db.rows("SELECT object_table, object_id, object_attribute, winner_value, winner_hlc, winner_node, loser_value, loser_hlc, loser_node, reason, recorded_at FROM ds_conflict WHERE id > ? ORDER BY id LIMIT ?",
                     [.integer(after), .integer(Int64(limit))]).map { r in

@@ -75,7 +75,9 @@ public struct NodeStatus: Sendable {
             let c = try Receipts.confirmed(db, peer: p, origin: me.nodeId, epoch: me.epoch)
             return PeerStatus(peer: p, confirmed: c, behind: max(0, lastSeq - c))
         }
-        let exportRow = try db.firstRow("SELECT update_datetime FROM ds_program_parameter WHERE id = ? AND fromoutboxpointer > 0", [.integer(Program.export)])
+        // The last export of either kind: own changes (1000) or relayed ones (1002, `--relay`).
+        let exportRow = try db.firstRow("SELECT max(update_datetime) FROM ds_program_parameter WHERE id IN (?, ?) AND fromoutboxpointer > 0",
+                                        [.integer(Program.export), .integer(Program.relay)])
         return NodeStatus(
             nodeId: me.nodeId, epoch: me.epoch, database: db.displayName,
             trackedTables: try Tracker.trackedNames(db),
@@ -132,13 +134,16 @@ public struct NodeStatus: Sendable {
             "waiting export:   \(outboxWaiting) change(s)" + (oldestUnexportedAgeSeconds.map { ", oldest \(Self.age($0)) old" } ?? ""),
             "waiting import:   \(inboxWaiting) change(s)",
             "held:             \(heldCount) change(s)",
+        ]
+        // The details under their own heading (they were printed after the clock line).
+        for h in held { lines.append("  held \(h.origin)#\(h.seq) \(h.table): \(h.reason)") }
+        lines += [
             "conflicts logged: \(conflicts)",
             "pointers:         export (1000) at seq \(exportPointer) of \(lastSeq); import (1001) at inbox id \(importPointer)",
             "last export:      \(lastExport ?? "never")",
             "last ingest:      \(lastIngest ?? "never") (\(bundlesIngested) bundle(s) ingested)",
             "clock:            \(clock)",
         ]
-        for h in held { lines.append("  held \(h.origin)#\(h.seq) \(h.table): \(h.reason)") }
         lines.append("quarantined:      \(quarantined.count) file(s)" + (quarantined.isEmpty ? "" : " (move a file back out of quarantine/ to retry it)"))
         for q in quarantined { lines.append("  \(q.path): \(q.reason)") }
         if !origins.isEmpty { lines.append("origins:") }

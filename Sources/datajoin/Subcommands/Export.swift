@@ -43,7 +43,7 @@ struct Export: ParsableCommand {
                 written = try Exporter.export(db, options, reporter: output.reporter())
             } catch let held as ExportHeld {
                 // Partial: what came before the held change is written and its pointer moved.
-                for b in held.bundles { print(b.path) }
+                if !output.quiet { for b in held.bundles { print(b.path) } }
                 Console.error(held.message)
                 throw Exit.partial
             }
@@ -51,6 +51,8 @@ struct Export: ParsableCommand {
                 if !output.quiet { print("nothing new to export") }
                 return
             }
+            // --quiet prints nothing but errors, on every command.
+            if output.quiet { return }
             for b in written { print(b.path) }
             if !output.quiet {
                 print("exported \(written.reduce(0) { $0 + $1.changes }) change(s) in \(written.count) bundle(s)")

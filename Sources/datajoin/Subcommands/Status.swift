@@ -30,10 +30,19 @@ struct Conflicts: ParsableCommand {
     @Flag(help: "Print JSON.")
     var json = false
 
+    @Option(help: ArgumentHelp("Show at most N entries, oldest first (the rest are counted).", valueName: "n"))
+    var limit: Int = 1000
+
     func run() throws {
         try DataJoin_run {
+            guard limit >= 1 else { throw DataJoinError(.usage, "--limit must be at least 1") }
             let db = try database.open()
-            let list = try ConflictLog.list(db)
+            let list = try ConflictLog.list(db, limit: limit)
+            // Never a silent cut: what is not shown is counted.
+            let total = try ConflictLog.count(db)
+            if total > Int64(list.count) {
+                Console.warn("showing the first \(list.count) of \(total) conflicts; --limit \(total) shows them all")
+            }
             if json {
                 print("[" + list.map(\.json).joined(separator: ",") + "]")
             } else if list.isEmpty {

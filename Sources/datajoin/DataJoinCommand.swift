@@ -1,5 +1,6 @@
 import ArgumentParser
 import DataJoin
+import Foundation
 
 @main
 struct DataJoinCommand: ParsableCommand {
@@ -32,4 +33,52 @@ struct DataJoinCommand: ParsableCommand {
             Inspect.self, Verify.self, Key.self, TrustCommand.self, Conflicts.self, Watch.self, Snapshot.self, Prune.self, Check.self,
         ]
     )
+
+    /// ArgumentParser's own errors in DataJoin's form: one `datajoin: error:` prefix for every
+    /// error, and a misspelt command answered with the nearest one (`exprot` → `export`).
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            let message = fullMessage(for: error)
+            if code == .success {
+                if !message.isEmpty { print(message) }
+                Foundation.exit(0)
+            }
+            if !message.isEmpty {
+                var lines = message.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+                if let first = lines.first, first.hasPrefix("Error: ") {
+                    lines[0] = "datajoin: error: " + first.dropFirst("Error: ".count)
+                    if let typed = CommandLine.arguments.dropFirst().first, first.contains("Unexpected argument '\(typed)'"),
+                       let nearest = nearestCommand(to: typed) {
+                        lines[0] += " (did you mean '\(nearest)'?)"
+                    }
+                }
+                FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+            }
+            Foundation.exit(code.rawValue)
+        }
+    }
+
+    /// The subcommand within two edits of `typed`, if one is.
+    static func nearestCommand(to typed: String) -> String? {
+        let names = configuration.subcommands.map { $0._commandName }
+        func distance(_ a: String, _ b: String) -> Int {
+            let a = Array(a), b = Array(b)
+            var row = Array(0...b.count)
+            for i in 1...max(a.count, 1) where !a.isEmpty {
+                var previous = row[0]
+                row[0] = i
+                for j in stride(from: 1, through: b.count, by: 1) {
+                    let old = row[j]
+                    row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
+                    previous = old
+                }
+            }
+            return a.isEmpty ? b.count : row[b.count]
+        }
+        return names.map { ($0, distance(typed.lowercased(), $0)) }.filter { $0.1 <= 2 }.min { $0.1 < $1.1 }?.0
+    }
 }

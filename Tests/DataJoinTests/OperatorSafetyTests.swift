@@ -163,4 +163,17 @@ final class OperatorSafetyTests: XCTestCase {
         XCTAssertTrue(limited.stderr.contains("showing the first 2 of \(total) conflicts"), limited.stderr)
         XCTAssertEqual(try CLI.ok(["conflicts", "--db", b.url]).stderr, "")
     }
+
+    /// One error prefix, also for the argument parser's errors; a misspelt command is answered
+    /// with the nearest one.
+    func testArgumentErrorsCarryTheSamePrefixAndSuggest() throws {
+        let typo = try CLI.run(["exprot"])
+        XCTAssertEqual(typo.status, 64)
+        XCTAssertTrue(typo.stderr.hasPrefix("datajoin: error: Unexpected argument 'exprot' (did you mean 'export'?)"), typo.stderr)
+        let missing = try CLI.run(["export", "--db", path("x.db")])
+        XCTAssertEqual(missing.status, 64)
+        XCTAssertTrue(missing.stderr.hasPrefix("datajoin: error: Missing expected argument '--to <dir>'"), missing.stderr)
+        XCTAssertEqual(try CLI.ok(["--version"]).stdout, "0.1.0\n")
+        XCTAssertTrue(try CLI.ok(["check", "--help"]).stdout.contains("OVERVIEW: Check a node's bookkeeping"))
+    }
 }

@@ -187,6 +187,42 @@ final class SilentLossTests: ScenarioTestCase {
         XCTAssertEqual(try b.rows(), try a.rows())
     }
 
+    /// SQLite nodes of versions before 6 keep the payload in the middle of an inbox row; the
+    /// upgrade rebuilds the table with it last, keeping every id and the AUTOINCREMENT counter
+    /// (ids are the import pointer's currency: one handed out twice would be skipped).
+    func testTheInboxRebuildKeepsIdsAndTheCounter() throws {
+        let a = try TestNode("a", .sqlite, folder: folder)
+        let b = try TestNode("b", .sqlite, folder: folder)
+        try trustAll([a, b])
+        try syncBacklog(a, b, rows: 5)
+        // The old layout, as version 5 made it, with the same rows, and a counter past them (the
+        // highest rows pruned).
+        try b.db.executeScript("""
+            CREATE TABLE old_inbox (id INTEGER PRIMARY KEY AUTOINCREMENT, origin TEXT NOT NULL, origin_epoch TEXT NOT NULL, seq BIGINT NOT NULL,
+              hlc BIGINT NOT NULL, source_id BIGINT NOT NULL DEFAULT 0, object_table TEXT NOT NULL, object_id BLOB NOT NULL, object_pk_attribute TEXT,
+              object_operation TEXT NOT NULL, cl BIGINT NOT NULL, object_value BLOB, bundle_id BIGINT NOT NULL, status TEXT NOT NULL DEFAULT 'new',
+              reason TEXT, received_at TEXT NOT NULL);
+            INSERT INTO old_inbox (\(SyncSchema.inboxColumnList)) SELECT \(SyncSchema.inboxColumnList) FROM ds_change_inbox;
+            DROP TABLE ds_change_inbox;
+            ALTER TABLE old_inbox RENAME TO ds_change_inbox;
+            DELETE FROM sqlite_sequence WHERE name = 'ds_change_inbox';
+            INSERT INTO sqlite_sequence (name, seq) VALUES ('ds_change_inbox', 40);
+            UPDATE ds_node SET schema_version = 5;
+            """)
+        let before = try b.db.rows("SELECT id, seq, hex(object_value) FROM ds_change_inbox ORDER BY id").map(\.values)
+        let reopened = try DatabaseOpener.open(b.url)
+        _ = try NodeIdentity.load(reopened)
+        XCTAssertEqual(try reopened.scalar("SELECT name FROM pragma_table_info('ds_change_inbox') ORDER BY cid DESC LIMIT 1"), .text("object_value"))
+        XCTAssertEqual(try reopened.rows("SELECT id, seq, hex(object_value) FROM ds_change_inbox ORDER BY id").map(\.values), before)
+        XCTAssertEqual(try reopened.scalar("SELECT seq FROM sqlite_sequence WHERE name = 'ds_change_inbox'"), .integer(40))
+        try insertRows(a, 3, first: 5)
+        let dir = try out()
+        try a.export(to: dir)
+        try Ingester.ingest(reopened, IngestOptions(paths: [dir.path]))
+        XCTAssertEqual(try reopened.scalar("SELECT min(id) FROM ds_change_inbox WHERE seq > 5"), .integer(41))
+        XCTAssertEqual(try b.rows(), try a.rows())
+    }
+
     /// `check --repair` does the same on a node already at this version.
     func testCheckRepairPutsStrandedRowsBack() throws {
         let a = try TestNode("a", .sqlite, folder: folder, viaCLI: true)

@@ -11,6 +11,8 @@ final class BundleReader {
     let header: BundleHeader
     private var tables: [Int: (name: String, columns: [String], keys: [Int])] = [:]
     private(set) var changesRead: Int64 = 0
+    /// Ingest reads each change's payload as bytes (`Change.rawPayload`), not as values.
+    var payloadOnly = false
     private var perOrigin: [Int: (first: Int64, last: Int64, count: Int64)] = [:]
     private var trailerCount: Int64?
     /// Columns and name bytes of every table defined so far (bounded, docs/bundle-format.md).
@@ -117,6 +119,32 @@ final class BundleReader {
         let key = try t.keys.map { _ in try reader.value() }
         var columns: [Change.ColumnValue] = []
         var old: Value?
+        var raw: [UInt8]?
+        if payloadOnly {
+            // The payload in the inbox's encoding (Change.encodedPayload), values copied as they
+            // are (text validated on the way), never decoded.
+            var w = ByteWriter()
+            switch op {
+            case .insert:
+                let n = try reader.int(t.columns.count)
+                w.varint(UInt64(n))
+                for _ in 0..<n {
+                    w.string(t.columns[try reader.int(t.columns.count - 1)])
+                    try reader.copyValue(into: &w)
+                }
+                w.byte(0)
+            case .update:
+                w.varint(1)
+                w.string(t.columns[try reader.int(t.columns.count - 1)])
+                try reader.copyValue(into: &w)
+                w.byte(1)
+                try reader.copyValue(into: &w)
+            case .delete:
+                w.varint(0)
+                w.byte(0)
+            }
+            raw = w.bytes
+        } else {
         switch op {
         case .insert:
             let n = try reader.int(t.columns.count)
@@ -130,6 +158,7 @@ final class BundleReader {
             old = try reader.value()
         case .delete: break
         }
+        }
         guard seq >= o.first && seq <= o.last else {
             throw DataJoinError.bundle("change \(o.origin)#\(seq) lies outside the header's range \(o.first)-\(o.last)")
         }
@@ -139,6 +168,7 @@ final class BundleReader {
         var change = Change(origin: o.origin, epoch: o.epoch, seq: seq, hlc: hlc, txid: txid, op: op, table: t.name, cl: cl,
                             key: key, columns: columns, oldValue: old)
         change.keyNames = t.keys.map { t.columns[$0] }
+        change.rawPayload = raw
         return change
     }
 

@@ -200,6 +200,34 @@ struct ByteReader<Source: ByteSource> {
         return String(validating: b, as: UTF8.self)
     }
 
+    /// Copies one value's encoding into `w` without decoding it (text validated as UTF-8):
+    /// the same bytes `ByteWriter.value` writes.
+    mutating func copyValue(into w: inout ByteWriter) throws {
+        let tag = try byte()
+        switch tag {
+        case 0: w.byte(0)
+        case 1: w.byte(1); w.varint(try varint())
+        case 2: w.byte(2); w.bytes += try bytes(8)
+        case 3, 4:
+            let n = try int(Self.maxField)
+            try checkBudget(n)
+            w.byte(tag)
+            w.varint(UInt64(n))
+            w.bytes.reserveCapacity(w.bytes.count + n)
+            var validator = UTF8Validator()
+            var left = n
+            while left > 0 {
+                guard try fill() else { throw DataJoinError(.truncated, "truncated: the data ends in the middle of a record") }
+                let take = min(left, buffer.count - pos)
+                if tag == 3 { buffer.withUnsafeBufferPointer { validator.feed(UnsafeBufferPointer(rebasing: $0[pos..<pos + take])) } }
+                w.bytes.append(contentsOf: buffer[pos..<pos + take])
+                pos += take; consumed += take; left -= take
+            }
+            if tag == 3 && !validator.finish() { throw DataJoinError.bundle("a text field is not valid UTF-8") }
+        case let t: throw DataJoinError.bundle("unknown value type \(t)")
+        }
+    }
+
     mutating func value() throws -> Value {
         switch try byte() {
         case 0: return .null

@@ -25,6 +25,9 @@ public struct Change: Equatable, Sendable {
     public var oldValue: Value?
     /// The key's column names, as the origin's registry has them.
     public var keyNames: [String] = []
+    /// The inbox payload as the reader copied it, when it read for ingest only (`columns` and
+    /// `oldValue` are then empty): a large value is never a String and a payload at once.
+    var rawPayload: [UInt8]?
 
     public struct ColumnValue: Equatable, Sendable {
         public var name: String
@@ -33,6 +36,7 @@ public struct Change: Equatable, Sendable {
 
     /// The payload as the inbox stores it (column names, not bundle indexes).
     func encodedPayload() -> [UInt8] {
+        if let rawPayload { return rawPayload }
         var w = ByteWriter()
         // Reserved exactly for large values, so a 60 MiB text is not copied while the array grows.
         func size(_ v: Value?) -> Int {

@@ -84,24 +84,7 @@ enum SyncSchema {
         );
         \(brand == .postgres ? "CREATE INDEX IF NOT EXISTS ds_change_outbox_unstamped_order ON ds_change_outbox (source_id, id) WHERE seq IS NULL;" : "")
         CREATE UNIQUE INDEX IF NOT EXISTS ds_change_outbox_seq ON ds_change_outbox (seq) WHERE seq IS NOT NULL;
-        CREATE TABLE IF NOT EXISTS ds_change_inbox (
-            id \(id),
-            origin TEXT NOT NULL,
-            origin_epoch TEXT NOT NULL,
-            seq BIGINT NOT NULL,
-            hlc BIGINT NOT NULL,
-            source_id BIGINT NOT NULL DEFAULT 0,
-            object_table TEXT NOT NULL,
-            object_id \(blob) NOT NULL,
-            object_pk_attribute TEXT,
-            object_operation TEXT NOT NULL,
-            cl BIGINT NOT NULL,
-            object_value \(blob),
-            bundle_id BIGINT NOT NULL,
-            status TEXT NOT NULL DEFAULT 'new',
-            reason TEXT,
-            received_at TEXT NOT NULL
-        );
+        \(inboxTable(brand, name: "ds_change_inbox"))
         CREATE UNIQUE INDEX IF NOT EXISTS ds_change_inbox_origin_seq ON ds_change_inbox (origin, origin_epoch, seq);
         CREATE INDEX IF NOT EXISTS ds_change_inbox_held ON ds_change_inbox (status) WHERE status = 'held';
         CREATE INDEX IF NOT EXISTS ds_change_inbox_held_row ON ds_change_inbox (object_table, object_id) WHERE status = 'held';
@@ -186,6 +169,52 @@ enum SyncSchema {
         """
     }
 
+    /// The payload is the last column: SQLite then writes a large one straight into the row's
+    /// pages (a zeroblob, then incremental blob I/O) without building a record that holds it.
+    static func inboxTable(_ brand: Brand, name: String) -> String {
+        let id = brand == .sqlite ? "INTEGER PRIMARY KEY AUTOINCREMENT" : "BIGSERIAL PRIMARY KEY"
+        let blob = brand == .sqlite ? "BLOB" : "BYTEA"
+        return """
+            CREATE TABLE IF NOT EXISTS \(name) (
+                id \(id),
+                origin TEXT NOT NULL,
+                origin_epoch TEXT NOT NULL,
+                seq BIGINT NOT NULL,
+                hlc BIGINT NOT NULL,
+                source_id BIGINT NOT NULL DEFAULT 0,
+                object_table TEXT NOT NULL,
+                object_id \(blob) NOT NULL,
+                object_pk_attribute TEXT,
+                object_operation TEXT NOT NULL,
+                cl BIGINT NOT NULL,
+                bundle_id BIGINT NOT NULL,
+                status TEXT NOT NULL DEFAULT 'new',
+                reason TEXT,
+                received_at TEXT NOT NULL,
+                object_value \(blob)
+            );
+            """
+    }
+
+    static let inboxColumnList = "id, origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_pk_attribute, object_operation, cl, bundle_id, status, reason, received_at, object_value"
+
+    /// SQLite nodes of versions before 6 have the payload in the middle of the inbox's row: the
+    /// table is rebuilt with it last, ids and the AUTOINCREMENT counter kept (the import
+    /// pointer is an id; no id may ever be handed out twice).
+    static func movePayloadLast(_ db: Database) throws {
+        guard db.brand == .sqlite,
+              try db.scalar("SELECT name FROM pragma_table_info('ds_change_inbox') ORDER BY cid DESC LIMIT 1").asString != "object_value" else { return }
+        let counter = try db.scalar("SELECT seq FROM sqlite_sequence WHERE name = 'ds_change_inbox'").asInt64 ?? 0
+        try db.executeScript(inboxTable(.sqlite, name: "ds_change_inbox_v6"))
+        try db.executeScript("INSERT INTO ds_change_inbox_v6 (\(inboxColumnList)) SELECT \(inboxColumnList) FROM ds_change_inbox")
+        try db.executeScript("DROP TABLE ds_change_inbox")
+        try db.executeScript("ALTER TABLE ds_change_inbox_v6 RENAME TO ds_change_inbox")
+        // An inbox emptied by pruning has no counter row after the copy: write it back either way.
+        let top = max(counter, try db.scalar("SELECT coalesce(max(id), 0) FROM ds_change_inbox").asInt64 ?? 0)
+        try db.execute("DELETE FROM sqlite_sequence WHERE name = 'ds_change_inbox'")
+        try db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('ds_change_inbox', ?)", [.integer(top)])
+    }
+
     /// Brings the tables of a node initialized by an older DataJoin up to this version.
     static func upgrade(_ db: Database, from version: Int64) throws {
         guard version < Int64(Self.version) else { return }
@@ -227,6 +256,7 @@ enum SyncSchema {
                     SELECT DISTINCT c.object_table, c.object_id, 1, 0, '' FROM ds_column_version AS c WHERE NOT EXISTS
                       (SELECT 1 FROM ds_row_version AS r WHERE r.object_table = c.object_table AND r.object_id = c.object_id)
                     """)
+                try movePayloadLast(db)
                 if try !hasColumn(db, table: "ds_origin_state", column: "inbox_floor") {
                     try db.executeScript("ALTER TABLE ds_origin_state ADD COLUMN inbox_floor BIGINT NOT NULL DEFAULT 0")
                     try db.executeScript("UPDATE ds_origin_state SET inbox_floor = contiguous")

@@ -160,6 +160,7 @@ public enum Ingester {
         // Pass 2: the verified file, decoded; its digest is checked again at the end, so a file
         // changed in between is refused.
         var reader = try BundleReader(path: path, maxExpandedBytes: limits.maxExpandedBytes)
+        reader.payloadOnly = true
         let h = reader.header
         guard h.sender == seal.sender, h.publicKey == seal.headerKey else { throw DataJoinError.bundle("changed while it was being read") }
         let seenInside = { () throws -> Bool in
@@ -190,6 +191,7 @@ public enum Ingester {
             if attempt > 1 {
                 // A retried transaction reads the file again: the first attempt consumed it.
                 reader = try BundleReader(path: path, maxExpandedBytes: limits.maxExpandedBytes)
+                reader.payloadOnly = true
                 guard reader.header == h else { throw DataJoinError.bundle("changed while it was being read") }
             }
             if try seenInside() { return .alreadySeen }
@@ -257,8 +259,22 @@ public enum Ingester {
                 }
                 while let next = try nextRow() {
                     guard let row = next else { continue }
-                    try body(row)
                     offered += 1
+                    if case .blob(let payload) = row[10], payload.count >= SQLiteStatement.inPlaceBytes, let lite = db as? SQLiteDatabase {
+                        // SQLite, a large payload: the row goes in with a zeroblob of its size (the
+                        // payload is the row's last column, so SQLite builds no record holding
+                        // it), then the payload is written into the row's pages.
+                        try flush()
+                        var placeholder = row
+                        placeholder[10] = .integer(Int64(payload.count))
+                        let inserted = try db.execute("INSERT OR IGNORE INTO ds_change_inbox (\(cols)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, zeroblob(?), ?, ?)", placeholder)
+                        if inserted > 0 {
+                            try lite.writeBlob(table: "ds_change_inbox", column: "object_value", rowid: try db.scalar("SELECT last_insert_rowid()").asInt64 ?? 0, payload)
+                        }
+                        loaded += Int64(inserted)
+                        continue
+                    }
+                    try body(row)
                 }
             }
             // PostgreSQL, when no change of the file's ranges is in the inbox yet (the usual

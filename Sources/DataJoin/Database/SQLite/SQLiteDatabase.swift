@@ -95,6 +95,22 @@ public final class SQLiteDatabase: Database {
         }
     }
 
+    /// Writes `bytes` into a blob column of an existing row, through SQLite's incremental blob
+    /// I/O (the row was inserted with `zeroblob(n)`, the column last in the row), a megabyte at
+    /// a time: SQLite never holds the whole value in memory.
+    func writeBlob(table: String, column: String, rowid: Int64, _ bytes: [UInt8]) throws {
+        var blob: OpaquePointer?
+        var rc = sqlite3_blob_open(handle, "main", table, column, rowid, 1, &blob)
+        guard rc == SQLITE_OK, let blob else { throw SQLiteError(code: rc, message: errorMessage()) }
+        defer { sqlite3_blob_close(blob) }
+        let piece = 1 << 20
+        for start in stride(from: 0, to: bytes.count, by: piece) {
+            let n = min(piece, bytes.count - start)
+            rc = bytes.withUnsafeBytes { sqlite3_blob_write(blob, $0.baseAddress! + start, Int32(n), Int32(start)) }
+            guard rc == SQLITE_OK else { throw SQLiteError(code: rc, message: errorMessage()) }
+        }
+    }
+
     /// Incremental blob I/O: straight from the pages into the array.
     public func readBlob(table: String, column: String, rowid: Int64, length: Int) throws -> [UInt8] {
         var blob: OpaquePointer?

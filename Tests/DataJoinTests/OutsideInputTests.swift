@@ -223,6 +223,48 @@ final class OutsideInputTests: ScenarioTestCase {
         XCTAssertTrue(reason.contains("more than 200000 columns"), reason)
     }
 
+    /// A genuine bundle whose values are as large as a change may carry: ingest and import
+    /// each stay under 100 MiB plus that value (164 MiB), on both brands.
+    func testTheLargestGenuineValuesTakeLessThanOneHundredMiBPlusAValue() throws {
+        let schema = "CREATE TABLE doc (k TEXT PRIMARY KEY, body TEXT)"
+        let a = try TestNode("big", .sqlite, folder: folder, table: schema, track: ["doc"], viaCLI: true)
+        try a.exec("INSERT INTO doc VALUES ('k1', printf('%.*c', ?, 'x')), ('k2', printf('%.*c', ?, 'y'))",
+                   [.integer(Int64(BundleFormat.maxChangeBytes - 1_000)), .integer(Int64(BundleFormat.maxChangeBytes - 1_000))])
+        let out = try TestDatabases.subfolder(folder, "big")
+        try CLI.ok(["export", "--db", a.url, "--to", out.path])
+        for brand in [Brand.sqlite, .postgres] {
+            let b = try TestNode("to\(brand)", brand, folder: folder, table: schema, track: ["doc"])
+            try b.trust(a)
+            let (ingested, ingestMiB) = try Self.peakMemory(["ingest", "--no-import", "--db", b.url, out.path])
+            XCTAssertEqual(ingested, 0)
+            XCTAssertLessThan(ingestMiB, 164, "\(brand) ingest")
+            let (imported, importMiB) = try Self.peakMemory(["import", "--db", b.url])
+            XCTAssertEqual(imported, 0)
+            XCTAssertLessThan(importMiB, 164, "\(brand) import")
+            XCTAssertEqual(try b.db.scalar("SELECT sum(length(body)) FROM doc"), .integer(2 * Int64(BundleFormat.maxChangeBytes - 1_000)))
+        }
+    }
+
+    /// Values of 1 MiB and more into PostgreSQL: inserted, upserted and updated through the
+    /// staging table, cast to their column's type (text, bytea, jsonb).
+    func testLargeValuesOfEveryKindReachPostgres() throws {
+        let lite = try TestNode("lite", .sqlite, folder: folder, table: "CREATE TABLE big (k TEXT PRIMARY KEY, t TEXT, b BLOB, j TEXT)", track: ["big"])
+        let pg = try TestNode("pg", .postgres, folder: folder, table: "CREATE TABLE big (k TEXT PRIMARY KEY, t TEXT, b BYTEA, j JSONB)", track: ["big"])
+        try trustAll([lite, pg])
+        let json = "{\"v\": \"" + String(repeating: "j", count: 2 << 20) + "\"}"
+        try lite.exec("INSERT INTO big VALUES ('k', printf('%.*c', 2097152, 't'), randomblob(2097152), ?)", [.text(json)])
+        for (step, letter) in ["t", "u"].enumerated() {
+            let out = try TestDatabases.subfolder(folder, "s\(step)")
+            try lite.export(to: out)
+            let report = try pg.ingest([out.path])
+            XCTAssertEqual(report.imported?.held, 0, "step \(step)")
+            XCTAssertEqual(try pg.db.scalar("SELECT length(t) || '/' || length(b) || '/' || length(j->>'v') || '/' || left(t, 1) FROM big"),
+                           .text("2097152/2097152/2097152/\(letter)"))
+            XCTAssertEqual(try pg.db.scalar("SELECT encode(b, 'hex') FROM big"), try lite.db.scalar("SELECT lower(hex(b)) FROM big"))
+            try lite.exec("UPDATE big SET t = printf('%.*c', 2097152, 'u'), b = randomblob(2097152)")
+        }
+    }
+
     /// Writes a bundle whose records come in pieces, with a digest that does not match (the
     /// point is what a reader does before it knows).
     static func writeStreamed(_ path: String, header: BundleHeader, records: (_ emit: ([UInt8]) throws -> Void) throws -> Void) throws {

@@ -58,6 +58,29 @@ struct ArraySource: ByteSource {
     }
 }
 
+/// A blob column of one row, read a megabyte at a time (a large inbox payload decoded without
+/// ever being whole in memory besides the values it holds).
+struct BlobSource: ByteSource {
+    let db: Database
+    let table: String, column: String, rowid: Int64, length: Int
+    var offset = 0
+    var piece: [UInt8] = []
+    var pieceOffset = 0
+
+    mutating func next(max: Int) throws -> [UInt8] {
+        if pieceOffset >= piece.count {
+            guard offset < length else { return [] }
+            piece = try db.readBlob(table: table, column: column, rowid: rowid, offset: offset, count: Swift.min(1 << 20, length - offset))
+            pieceOffset = 0
+            offset += piece.count
+            if piece.isEmpty { return [] }
+        }
+        let n = Swift.min(max, piece.count - pieceOffset)
+        defer { pieceOffset += n }
+        return Array(piece[pieceOffset..<pieceOffset + n])
+    }
+}
+
 /// Reads the primitive encodings with bounds on every length, so a hostile input can neither
 /// crash the reader nor make it allocate without limit.
 struct ByteReader<Source: ByteSource> {

@@ -55,6 +55,10 @@ public struct Change: Equatable, Sendable {
 
     static func decodePayload(_ bytes: [UInt8]) throws -> ([ColumnValue], Value?) {
         var r = ByteReader(ArraySource(bytes))
+        return try decodePayload(&r)
+    }
+
+    static func decodePayload<S: ByteSource>(_ r: inout ByteReader<S>) throws -> ([ColumnValue], Value?) {
         let n = try r.int(100_000)
         var cols: [ColumnValue] = []
         for _ in 0..<n { cols.append(ColumnValue(name: try r.string(), value: try r.value())) }

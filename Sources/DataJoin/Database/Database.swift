@@ -35,9 +35,9 @@ public protocol Database: AnyObject {
     func rollback() throws
     /// True when an error means "try the whole transaction again" (serialization failure, deadlock).
     func isRetryable(_ error: Error) -> Bool
-    /// The `length` bytes of a blob column of one row (`id`), read a piece at a time, so a
-    /// large value is in memory once. `table` and `column` are DataJoin's own.
-    func readBlob(table: String, column: String, rowid: Int64, length: Int) throws -> [UInt8]
+    /// `count` bytes from `offset` of a blob column of one row (`id`): a large value is read a
+    /// piece at a time, never whole. `table` and `column` are DataJoin's own.
+    func readBlob(table: String, column: String, rowid: Int64, offset: Int, count: Int) throws -> [UInt8]
 }
 
 extension Database {

@@ -92,13 +92,16 @@ public enum Importer {
         guard case .blob(let keyBytes) = r.values[7], let op = Operation(rawValue: r.string(8) ?? "") else {
             throw DataJoinError(.internalError, "inbox row \(r.int(0) ?? 0) is damaged")
         }
-        var payload: [UInt8] = []
+        let cols: [Change.ColumnValue], old: Value?
         if case .blob(let b) = r.values[10] {
-            payload = b
+            (cols, old) = try Change.decodePayload(b)
         } else if let length = r.int(13), length >= Int64(largePayloadBytes), let id = r.int(0) {
-            payload = try db.readBlob(table: "ds_change_inbox", column: "object_value", rowid: id, length: Int(length))
+            // Straight from the database into the values, a megabyte at a time.
+            var reader = ByteReader(BlobSource(db: db, table: "ds_change_inbox", column: "object_value", rowid: id, length: Int(length)))
+            (cols, old) = try Change.decodePayload(&reader)
+        } else {
+            (cols, old) = try Change.decodePayload([])
         }
-        let (cols, old) = try Change.decodePayload(payload)
         var c = Change(origin: r.string(1) ?? "", epoch: r.string(2) ?? "", seq: r.int(3) ?? 0, hlc: r.int(4) ?? 0, txid: r.int(5) ?? 0, op: op,
                        table: r.string(6) ?? "", cl: r.int(9) ?? 1, key: try KeyCodec.decode(keyBytes), columns: cols, oldValue: old)
         c.keyNames = KeyNames.decode(r.string(12) ?? "")

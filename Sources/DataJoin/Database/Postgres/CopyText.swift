@@ -22,6 +22,20 @@ enum CopyText {
                     start = end
                     try sink.sendIfFull()
                 }
+            case .text(var s) where s.utf8.count >= 1 << 16:
+                // Escaped byte by byte (the characters to escape are ASCII), sent in pieces.
+                try s.withUTF8 { u in
+                    for (n, c) in u.enumerated() {
+                        switch c {
+                        case 92: sink.bytes.append(92); sink.bytes.append(92)
+                        case 9: sink.bytes.append(92); sink.bytes.append(UInt8(ascii: "t"))
+                        case 10: sink.bytes.append(92); sink.bytes.append(UInt8(ascii: "n"))
+                        case 13: sink.bytes.append(92); sink.bytes.append(UInt8(ascii: "r"))
+                        default: sink.bytes.append(c)
+                        }
+                        if n & 0xFFFF == 0 { try sink.sendIfFull() }
+                    }
+                }
             default:
                 var field = ""
                 Self.field(v, into: &field)

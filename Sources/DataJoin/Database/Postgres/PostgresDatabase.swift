@@ -51,7 +51,7 @@ public final class PostgresDatabase: Database {
     /// `?` placeholders become `$n`. Skipped: quoted text ('…', E'…' with backslash escapes),
     /// quoted identifiers, dollar-quoted bodies ($tag$…$tag$), and -- and /* */ comments. `??`
     /// stands for a literal `?` (jsonb's operator), as in JDBC.
-    static func numberPlaceholders(_ sql: String) -> (String, Int) {
+    static func numberPlaceholders(_ sql: String, substitute: ((Int) -> String?)? = nil) -> (String, Int) {
         let b = Array(sql.utf8)
         var out: [UInt8] = []
         out.reserveCapacity(b.count + 16)
@@ -104,7 +104,7 @@ public final class PostgresDatabase: Database {
                 i += 2
             case UInt8(ascii: "?"):
                 n += 1
-                out.append(contentsOf: Array("$\(n)".utf8))
+                out.append(contentsOf: Array((substitute?(n) ?? "$\(n)").utf8))
                 i += 1
             default:
                 out.append(c)
@@ -140,6 +140,47 @@ public final class PostgresDatabase: Database {
         }
     }
 
+    /// Values of 1 MiB or more reach the server through COPY into a temporary table, a megabyte
+    /// at a time, and the statement reads them from there, cast to the type the server inferred
+    /// for the parameter. As parameters, libpq builds them whole into a buffer it grows by
+    /// doubling: a 64 MiB value took 128 MiB besides itself.
+    private func runStaged(_ sql: String, name: String, params: [Value], encoded: EncodedParams, _ body: (OpaquePointer) throws -> Void) throws {
+        guard let description = PQdescribePrepared(conn, name) else { throw lastError(nil) }
+        let types = (0..<PQnparams(description)).map { PQparamtype(description, $0) }
+        PQclear(description)
+        try executeScript("CREATE TEMP TABLE IF NOT EXISTS ds_large_value (n integer PRIMARY KEY, t text, b bytea); DELETE FROM ds_large_value")
+        try copyInRows("COPY ds_large_value (n, t, b) FROM STDIN") { send in
+            for i in encoded.large {
+                switch params[i] {
+                case .text(let s): try send([.integer(Int64(i + 1)), .text(s), .null])
+                default: try send([.integer(Int64(i + 1)), .null, params[i]])
+                }
+            }
+        }
+        var typeNames: [Oid: String] = [:]
+        for i in encoded.large where i < types.count && types[i] != 0 && typeNames[types[i]] == nil {
+            typeNames[types[i]] = try firstRow("SELECT format_type(CAST(? AS oid), NULL)", [.integer(Int64(types[i]))])?.string(0)
+        }
+        let large = Set(encoded.large)
+        let (text, _) = Self.numberPlaceholders(sql) { k in
+            let i = k - 1
+            guard large.contains(i) else { return nil }
+            let column = { if case .text = params[i] { return "t" } else { return "b" } }()
+            let read = "(SELECT \(column) FROM pg_temp.ds_large_value WHERE n = \(k))"
+            return i < types.count ? typeNames[types[i]].map { "CAST(\(read) AS \($0))" } ?? read : read
+        }
+        // Every parameter typed (the staged ones are passed as NULL and not referenced).
+        let result: OpaquePointer? = encoded.withPointers(params.enumerated().map { large.contains($0.offset) ? .null : $0.element }) { ptrs in
+            PQexecParams(conn, text, Int32(params.count), types, ptrs, encoded.lengths, encoded.formats, 0)
+        }
+        guard let result else { throw lastError(nil) }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK: try body(result)
+        default: throw lastError(result)
+        }
+    }
+
     static func isStalePlan(_ e: PostgresError) -> Bool {
         e.sqlState == "0A000" && e.message.contains("cached plan must not change result type")
     }
@@ -147,6 +188,7 @@ public final class PostgresDatabase: Database {
     private func runPrepared(_ sql: String, _ params: [Value], _ body: (OpaquePointer) throws -> Void) throws {
         let name = try statementName(sql)
         let encoded = try Self.encode(params)
+        if !encoded.large.isEmpty { return try runStaged(sql, name: name, params: params, encoded: encoded, body) }
         let result: OpaquePointer? = encoded.withPointers(params) { ptrs in
             PQexecPrepared(conn, name, Int32(params.count), ptrs, encoded.lengths, encoded.formats, 0)
         }
@@ -338,17 +380,11 @@ public final class PostgresDatabase: Database {
 
     /// A megabyte at a time with `substring`: the hex text of one piece, not of the whole value,
     /// is in libpq's result.
-    public func readBlob(table: String, column: String, rowid: Int64, length: Int) throws -> [UInt8] {
+    public func readBlob(table: String, column: String, rowid: Int64, offset: Int, count: Int) throws -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(length)
-        let piece = 1 << 20
-        let sql = "SELECT substring(\(quote(column)) FROM ? FOR ?) FROM \(quote(table)) WHERE id = ?"
-        while out.count < length {
-            var got = 0
-            try query(sql, [.integer(Int64(out.count + 1)), .integer(Int64(piece)), .integer(rowid)]) { r in
-                if case .blob(let b) = r.values[0] { out.append(contentsOf: b); got = b.count }
-            }
-            if got == 0 { break }
+        try query("SELECT substring(\(quote(column)) FROM ? FOR ?) FROM \(quote(table)) WHERE id = ?",
+                  [.integer(Int64(offset + 1)), .integer(Int64(count)), .integer(rowid)]) { r in
+            if case .blob(let b) = r.values[0] { out = b }
         }
         return out
     }

@@ -112,14 +112,15 @@ public final class SQLiteDatabase: Database {
     }
 
     /// Incremental blob I/O: straight from the pages into the array.
-    public func readBlob(table: String, column: String, rowid: Int64, length: Int) throws -> [UInt8] {
+    public func readBlob(table: String, column: String, rowid: Int64, offset: Int, count: Int) throws -> [UInt8] {
         var blob: OpaquePointer?
         var rc = sqlite3_blob_open(handle, "main", table, column, rowid, 0, &blob)
         guard rc == SQLITE_OK, let blob else { throw SQLiteError(code: rc, message: errorMessage()) }
         defer { sqlite3_blob_close(blob) }
-        let size = Int(sqlite3_blob_bytes(blob))
+        let size = max(0, min(count, Int(sqlite3_blob_bytes(blob)) - offset))
         var out = [UInt8](repeating: 0, count: size)
-        rc = out.withUnsafeMutableBytes { sqlite3_blob_read(blob, $0.baseAddress, Int32(size), 0) }
+        guard size > 0 else { return out }
+        rc = out.withUnsafeMutableBytes { sqlite3_blob_read(blob, $0.baseAddress, Int32(size), Int32(offset)) }
         guard rc == SQLITE_OK else { throw SQLiteError(code: rc, message: errorMessage()) }
         return out
     }

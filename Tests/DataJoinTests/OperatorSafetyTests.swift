@@ -176,4 +176,23 @@ final class OperatorSafetyTests: XCTestCase {
         XCTAssertEqual(try CLI.ok(["--version"]).stdout, "0.1.0\n")
         XCTAssertTrue(try CLI.ok(["check", "--help"]).stdout.contains("OVERVIEW: Check a node's bookkeeping"))
     }
+
+    /// A file named on the command line is never moved, also when its folder is named too; one
+    /// key is trusted for one node only.
+    func testANamedFileInANamedFolderStaysAndOneKeyTrustsOneNode() throws {
+        try CLI.ok(["init", "--db", path("n.db"), "--node", "n"])
+        let drop = try TestDatabases.subfolder(folder, "drop2")
+        let bad = drop.appendingPathComponent("bad.djb")
+        try Data([0x1F, 0x8B, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x01, 0x02]).write(to: bad)
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -7200)], ofItemAtPath: bad.path)
+        let r = try CLI.run(["ingest", "--db", path("n.db"), bad.path, drop.path])
+        XCTAssertEqual(r.status, 2, r.stdout + r.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: bad.path), "named: left where it is")
+        XCTAssertEqual((r.stdout + r.stderr).components(separatedBy: "bad.djb").count - 1, 1, "refused once: \(r.stdout) \(r.stderr)")
+        let key = Hex.encode(Array(Curve25519.Signing.PrivateKey().publicKey.rawRepresentation))
+        try CLI.ok(["trust", "--db", path("n.db"), "peer", key])
+        let twice = try CLI.run(["trust", "--db", path("n.db"), "other", key])
+        XCTAssertEqual(twice.status, 64)
+        XCTAssertTrue(twice.stderr.contains("already trusted for peer"), twice.stderr)
+    }
 }

@@ -351,6 +351,8 @@ final class SilentLossTests: ScenarioTestCase {
         try a.exec("UPDATE doc SET body = randomblob(40 * 1024 * 1024) WHERE k = 'k'")
         try syncBacklog(a, b, rows: 0)
         XCTAssertEqual(try b.db.scalar("SELECT hex(body) = ? FROM doc", [try a.db.scalar("SELECT hex(body) FROM doc")]), .integer(1))
+        // Not a concurrent edit: nothing in the conflict log (the old value was left out).
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_conflict"), .integer(0))
     }
 }
 

@@ -4,7 +4,7 @@ import Foundation
 /// (docs/tables.md describes every column).
 enum SyncSchema {
     /// Bumped when the tables change; stored in ds_node.schema_version.
-    static let version = 6
+    static let version = 7
 
     static func ddl(for brand: Brand) -> String {
         let id = brand == .sqlite ? "INTEGER PRIMARY KEY AUTOINCREMENT" : "BIGSERIAL PRIMARY KEY"
@@ -256,11 +256,14 @@ enum SyncSchema {
                     SELECT DISTINCT c.object_table, c.object_id, 1, 0, '' FROM ds_column_version AS c WHERE NOT EXISTS
                       (SELECT 1 FROM ds_row_version AS r WHERE r.object_table = c.object_table AND r.object_id = c.object_id)
                     """)
-                try movePayloadLast(db)
                 if try !hasColumn(db, table: "ds_origin_state", column: "inbox_floor") {
                     try db.executeScript("ALTER TABLE ds_origin_state ADD COLUMN inbox_floor BIGINT NOT NULL DEFAULT 0")
                     try db.executeScript("UPDATE ds_origin_state SET inbox_floor = contiguous")
                 }
+            }
+            if version < 7 {
+                // The payload last in the inbox's row (SQLite; a no-op where it is already).
+                try movePayloadLast(db)
             }
             try db.executeScript(ddl(for: db.brand))
             try db.execute("INSERT INTO ds_program_parameter (id, programtype, description, active_flag, status, fromtable, fromoutboxpointer) SELECT ?, 'relay', 'inbox to relayed bundles', 'Y', 'idle', 'ds_change_inbox', 0 WHERE NOT EXISTS (SELECT 1 FROM ds_program_parameter WHERE id = ?)", [.integer(Program.relay), .integer(Program.relay)])

@@ -9,6 +9,16 @@ enum ApplyOutcome: Equatable {
     case held(String)
 }
 
+extension Merger {
+    static func size(_ v: Value) -> Int {
+        switch v {
+        case .text(let s): return s.utf8.count
+        case .blob(let b): return b.count
+        default: return 8
+        }
+    }
+}
+
 /// The apply rules of docs/conflict-rules.md, one change at a time.
 ///
 /// Row existence follows the causal length (cl): odd = alive, even = deleted; a delete makes it
@@ -167,7 +177,10 @@ struct Merger {
                 }
                 return .unchanged
             }
-            if let old = c.oldValue, localValue != old, localValue != v.value {
+            // An update whose old and new values together passed 64 MiB was sent without its old
+            // value (NULL): that is not a concurrent edit (BundleWriter).
+            let oldLeftOut = c.oldValue == .null && Self.size(localValue) + Self.size(v.value) > BundleFormat.maxChangeBytes - 1_024
+            if let old = c.oldValue, !oldLeftOut, localValue != old, localValue != v.value {
                 try conflicts.record(table: c.table, key: key, column: v.name, winner: v.value, winnerVersion: incoming, loser: localValue,
                                      loserVersion: localVersion, reason: "concurrent update; the incoming one is newer")
             }

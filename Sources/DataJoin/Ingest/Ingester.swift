@@ -386,7 +386,14 @@ public enum BundleFiles {
                 out.append(Entry(path: p, problem: nil))
             }
         }
-        return out
+        // A file both named and found in a named folder counts once, as named: never moved.
+        let named = Set(out.filter { !$0.inFolder }.map { URL(fileURLWithPath: $0.path).standardizedFileURL.path })
+        var seen = Set<String>()
+        return out.filter { e in
+            let key = URL(fileURLWithPath: e.path).standardizedFileURL.path
+            if e.inFolder && named.contains(key) { return false }
+            return seen.insert(key).inserted
+        }
     }
 }
 

@@ -103,6 +103,13 @@ public enum Trust {
         if raw == me.publicKey {
             throw DataJoinError(.usage, "that is this node's own public key (\(fingerprint(raw))); trust \(node) with the key 'datajoin key' prints on \(node)")
         }
+        // One key signs as one node: a key trusted for another name would let that node's
+        // bundles pass as this one's.
+        if let other = try db.firstRow("SELECT node_id FROM ds_trusted_key WHERE public_key = ? AND node_id <> ? AND revoked_at IS NULL",
+                                       [.text(Hex.encode(raw)), .text(node)])?.string(0) {
+            throw DataJoinError(.usage, "that key (\(fingerprint(raw))) is already trusted for \(other); one key signs for one node. "
+                + "Revoke \(other) first ('datajoin trust --revoke \(other)') if the key moved to \(node); nothing changed")
+        }
         if let current = try db.firstRow("SELECT public_key, revoked_at FROM ds_trusted_key WHERE node_id = ?", [.text(node)]),
            current.values[1].isNull, let old = Hex.decode(current.string(0) ?? ""), old != raw, !replace {
             throw DataJoinError(.usage, "\(node) is trusted with another key (\(fingerprint(old))); the new one is \(fingerprint(raw)). "

@@ -115,22 +115,32 @@ final class SilentLossTests: ScenarioTestCase {
         XCTAssertEqual(try b.rows(), try a.rows())
     }
 
-    /// PostgreSQL: a transaction that began first (lower transaction id) and committed last
-    /// must win last-writer-wins everywhere, as it did at the source (found from outside: stamped
-    /// in transaction id order, the peers kept the other value, and nothing said so).
-    func testTheWriteThatCommitsLastWinsEverywherePostgres() throws {
+    /// A PostgreSQL node synced to a SQLite one after `before`; then a transaction that takes its
+    /// id first runs `older` only after a newer one has committed `newer`, and both sync.
+    private func olderTransactionCommitsLast(before: [String], newer: String, older: String) throws -> (TestNode, TestNode) {
         let a = try TestNode("a", .postgres, folder: folder)
         let b = try TestNode("b", .sqlite, folder: folder)
         try trustAll([a, b])
-        try a.exec("INSERT INTO sales_order (order_id, description) VALUES ('r', 'original')")
+        for sql in before { try a.exec(sql) }
         try syncBacklog(a, b, rows: 0)
         let early = try DatabaseOpener.open(a.url)
         try early.executeScript("BEGIN")
         _ = try early.scalar("SELECT txid_current()")
-        try a.exec("UPDATE sales_order SET description = 'later transaction, committed first' WHERE order_id = 'r'")
-        try early.execute("UPDATE sales_order SET description = 'earlier transaction, committed last' WHERE order_id = 'r'")
+        try a.exec(newer)
+        try early.execute(older)
         try early.executeScript("COMMIT")
         try syncBacklog(a, b, rows: 0)
+        return (a, b)
+    }
+
+    /// PostgreSQL: a transaction that began first (lower transaction id) and committed last
+    /// must win last-writer-wins everywhere, as it did at the source (found from outside: stamped
+    /// in transaction id order, the peers kept the other value, and nothing said so).
+    func testTheWriteThatCommitsLastWinsEverywherePostgres() throws {
+        let (a, b) = try olderTransactionCommitsLast(
+            before: ["INSERT INTO sales_order (order_id, description) VALUES ('r', 'original')"],
+            newer: "UPDATE sales_order SET description = 'later transaction, committed first' WHERE order_id = 'r'",
+            older: "UPDATE sales_order SET description = 'earlier transaction, committed last' WHERE order_id = 'r'")
         XCTAssertEqual(try b.db.scalar("SELECT description FROM sales_order WHERE order_id = 'r'"), .text("earlier transaction, committed last"))
         XCTAssertEqual(try b.rows(), try a.rows())
     }
@@ -139,19 +149,10 @@ final class SilentLossTests: ScenarioTestCase {
     /// a delete belongs to the new generation (stamped in transaction id order, it got the
     /// deleted generation and every later export failed).
     func testAnUpdateAfterAReinsertByANewerTransactionExportsPostgres() throws {
-        let a = try TestNode("a", .postgres, folder: folder)
-        let b = try TestNode("b", .sqlite, folder: folder)
-        try trustAll([a, b])
-        try a.exec("INSERT INTO sales_order (order_id, description) VALUES ('r', 'first')")
-        try a.exec("DELETE FROM sales_order WHERE order_id = 'r'")
-        try syncBacklog(a, b, rows: 0)
-        let early = try DatabaseOpener.open(a.url)
-        try early.executeScript("BEGIN")
-        _ = try early.scalar("SELECT txid_current()")
-        try a.exec("INSERT INTO sales_order (order_id, description) VALUES ('r', 'again')")
-        try early.execute("UPDATE sales_order SET quantity = '7' WHERE order_id = 'r'")
-        try early.executeScript("COMMIT")
-        try syncBacklog(a, b, rows: 0)
+        let (a, b) = try olderTransactionCommitsLast(
+            before: ["INSERT INTO sales_order (order_id, description) VALUES ('r', 'first')", "DELETE FROM sales_order WHERE order_id = 'r'"],
+            newer: "INSERT INTO sales_order (order_id, description) VALUES ('r', 'again')",
+            older: "UPDATE sales_order SET quantity = '7' WHERE order_id = 'r'")
         XCTAssertEqual(try b.rows(), try a.rows())
         XCTAssertEqual(try b.db.scalar("SELECT description || '/' || quantity FROM sales_order WHERE order_id = 'r'"), .text("again/7"))
     }

@@ -17,10 +17,11 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CMalloc"),
         .target(
             name: "DataJoin",
             dependencies: [
-                "CSQLite", "CLibPQ", "CZlib",
+                "CSQLite", "CLibPQ", "CZlib", "CMalloc",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

@@ -25,18 +25,22 @@ struct DataJoinCommand: ParsableCommand {
             .sqlite or .sqlite3; DATAJOIN_DB is used when --db is absent.
 
             Exit status: 0 success, 1 failure, 2 partial success (some bundles refused or changes
-            held), 64 usage error.
+            held), 64 usage error, 65 damaged or forged bundle, 66 no such database, file or folder,
+            69 server unreachable, 75 locked (try again), 77 not trusted or read-only: see
+            'datajoin help exit-codes'.
             """),
         version: "0.1.0",
         subcommands: [
             Init.self, Track.self, Untrack.self, Export.self, Ingest.self, Import.self, Status.self,
             Inspect.self, Verify.self, Key.self, TrustCommand.self, Conflicts.self, Watch.self, Snapshot.self, Prune.self, Check.self,
+            ExitCodes.self,
         ]
     )
 
     /// ArgumentParser's own errors in DataJoin's form: one `datajoin: error:` prefix for every
     /// error, and a misspelt command answered with the nearest one (`exprot` → `export`).
     static func main() {
+        Memory.returnLargeBlocksPromptly()
         do {
             var command = try parseAsRoot()
             try command.run()
@@ -55,11 +59,26 @@ struct DataJoinCommand: ParsableCommand {
                        let nearest = nearestCommand(to: typed) {
                         lines[0] += " (did you mean '\(nearest)'?)"
                     }
+                    // `--max-changes -5`: the parser reads -5 as a flag and says the value is missing.
+                    if let negative = negativeValue(in: first) {
+                        lines = ["datajoin: error: \(negative.option) takes a number above 0, not \(negative.value)"]
+                    }
                 }
                 FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8))
             }
             Foundation.exit(code.rawValue)
         }
+    }
+
+    /// For "Missing value for '--name <n>'" when the argument after --name is a negative number.
+    static func negativeValue(in message: String) -> (option: String, value: String)? {
+        guard let start = message.range(of: "Missing value for '--") else { return nil }
+        let name = "--" + message[start.upperBound...].prefix { $0 != " " && $0 != "'" }
+        let args = Array(CommandLine.arguments.dropFirst())
+        guard let i = args.firstIndex(of: name), i + 1 < args.count else { return nil }
+        let value = args[i + 1]
+        guard value.hasPrefix("-"), Double(value) != nil else { return nil }
+        return (name, value)
     }
 
     /// The subcommand within two edits of `typed`, if one is.

@@ -52,12 +52,12 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(r.status, 64)
         XCTAssertTrue(r.stderr.contains("DATAJOIN_DB"), r.stderr)
         r = try CLI.ok(["status", "--json"], env: ["DATAJOIN_DB": n.url])
-        XCTAssertTrue(r.stdout.contains("\"node_id\":\"n1\""), r.stdout)
+        XCTAssertTrue(r.stdout.contains("\"node\":{\"id\":\"n1\""), r.stdout)
     }
 
     func testUnreachableServerNeverPrintsPassword() throws {
         let r = try CLI.run(["status", "--db", "postgresql://alice:s3cretpw@127.0.0.1:1/nodb"])
-        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.status, 69)
         XCTAssertTrue(r.stderr.contains("cannot connect"), r.stderr)
         XCTAssertFalse(r.stderr.contains("s3cretpw"), r.stderr)
         XCTAssertFalse(r.stdout.contains("s3cretpw"))
@@ -78,7 +78,7 @@ final class CLITests: XCTestCase {
     func testCommandsBeforeInitSayWhatToDo() throws {
         let url = folder.appendingPathComponent("fresh.db").path
         let r = try CLI.run(["export", "--db", url, "--to", folder.path])
-        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.status, 66)
         XCTAssertTrue(r.stderr.contains("datajoin init"), r.stderr)
     }
 
@@ -116,7 +116,7 @@ final class CLITests: XCTestCase {
         let n = try node()
         try n.exec("INSERT INTO sales_order (order_id) VALUES ('a')")
         var r = try CLI.run(["export", "--db", n.url, "--to", folder.appendingPathComponent("missing").path])
-        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.status, 66)
         XCTAssertTrue(r.stderr.contains("does not exist"), r.stderr)
         let ro = folder.appendingPathComponent("ro")
         try FileManager.default.createDirectory(at: ro, withIntermediateDirectories: true)
@@ -162,7 +162,7 @@ final class CLITests: XCTestCase {
         let n = try node()
         try n.exec("INSERT INTO sales_order (order_id) VALUES ('a'), ('b')")
         let r = try CLI.ok(["status", "--db", n.url, "--json"])
-        for field in ["\"node_id\":\"n1\"", "\"tracked_tables\":[\"sales_order\"]", "\"outbox_waiting\":2", "\"inbox_waiting\":0", "\"pointers\":{\"export\":0,\"import\":0}", "\"last_export\":null"] {
+        for field in ["\"schema\":1,", "\"id\":\"n1\"", "\"tracked_tables\":[\"sales_order\"]", "\"export\":{\"waiting\":2,", "\"import\":{\"waiting\":0,\"pointer\":0,", "\"pointer\":0,\"last_export\":null}"] {
             XCTAssertTrue(r.stdout.contains(field), "missing \(field) in \(r.stdout)")
         }
         let text = try CLI.ok(["status", "--db", n.url]).stdout
@@ -186,7 +186,7 @@ final class CLITests: XCTestCase {
         let bad = out.appendingPathComponent("bad.djb")
         try bytes.write(to: bad)
         r = try CLI.run(["verify", bad.path])
-        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.status, 65)
         XCTAssertTrue(r.stderr.contains("bad.djb"), r.stderr)
     }
 }

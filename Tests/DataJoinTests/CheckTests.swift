@@ -40,14 +40,14 @@ final class CheckTests: ScenarioTestCase {
             (true, "seq-ahead", "UPDATE ds_node SET next_seq = 2"),
             (false, "inbox-duplicate", "DROP INDEX ds_change_inbox_origin_seq; INSERT INTO ds_change_inbox (origin, origin_epoch, seq, hlc, object_table, object_id, object_operation, cl, bundle_id, received_at, status) SELECT origin, origin_epoch, seq, hlc, object_table, object_id, object_operation, cl, bundle_id, received_at, status FROM ds_change_inbox WHERE seq = 2"),
             (false, "inbox-missing", "DELETE FROM ds_change_inbox WHERE seq = 2"),
-            (false, "inbox-status", "UPDATE ds_change_inbox SET status = 'bogus' WHERE seq = 1"),
+            (false, "held-orphan", "INSERT INTO ds_change_held (id, object_table, object_id, reason) VALUES (-1, 'sales_order', x'00', 'r')"),
             (false, "origin-unrecorded", "DELETE FROM ds_origin_state"),
             (false, "bundle-unrecorded", "DELETE FROM ds_bundle_seen"),
             (false, "mark-above-max", "UPDATE ds_origin_state SET max_seq = 1"),
             (false, "column-version-orphan", "DELETE FROM ds_row_version WHERE object_id IN (SELECT object_id FROM ds_column_version)"),
             (true, "export-pointer", "UPDATE ds_program_parameter SET fromoutboxpointer = 99 WHERE id = 1000; UPDATE ds_node SET next_seq = 100"),
             (false, "import-pointer", "UPDATE ds_program_parameter SET fromoutboxpointer = -5 WHERE id = 1001"),
-            (false, "import-ahead", "UPDATE ds_program_parameter SET fromoutboxpointer = 2 WHERE id = 1001; UPDATE ds_change_inbox SET status = 'done' WHERE id = 3"),
+            (false, "import-ahead", "UPDATE ds_program_parameter SET fromoutboxpointer = 2 WHERE id = 1001; INSERT INTO ds_change_held (id, object_table, object_id, reason) SELECT id, object_table, object_id, 'r' FROM ds_change_inbox WHERE id = 3"),
         ]
         for (i, (onSource, rule, damage)) in damages.enumerated() {
             let (a, b) = try pair("\(i)")

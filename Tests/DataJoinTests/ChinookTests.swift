@@ -208,7 +208,7 @@ final class ChinookTests: ScenarioTestCase {
             XCTAssertEqual(r.refused, 0)
         }
         for n in [lite1, pg, lite2] {
-            XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM ds_change_inbox WHERE status = 'held'"), .integer(0), n.name)
+            XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0), n.name)
         }
         try assertEqual(lite1, pg)
         try assertEqual(lite1, lite2)

@@ -52,7 +52,7 @@ final class ConstraintTests: ScenarioTestCase {
         }
         let report = try sync(a, b)
         XCTAssertEqual(report?.applied, 5)
-        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_inbox WHERE status = 'held'"), .integer(0))
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0))
         XCTAssertEqual(try dump(b), try dump(a))
         // Rows are written parents first (and a self-referencing table in one statement), so
         // even constraints that cannot be deferred hold nothing back.
@@ -67,7 +67,7 @@ final class ConstraintTests: ScenarioTestCase {
             try a.exec("DELETE FROM staff")
         }
         _ = try sync(a, b)
-        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_inbox WHERE status = 'held'"), .integer(0))
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0))
         XCTAssertEqual(try dump(b), [[], [], []])
     }
 
@@ -94,7 +94,7 @@ final class ConstraintTests: ScenarioTestCase {
         try a.exec("INSERT INTO purchase VALUES ('p9', 'c1', 'late order')")
         let report = try sync(a, b)
         XCTAssertEqual(report?.held, 1)
-        let reason = try b.db.scalar("SELECT reason FROM ds_change_inbox WHERE status = 'held'").asString ?? ""
+        let reason = try b.db.scalar("SELECT reason FROM ds_change_held").asString ?? ""
         XCTAssertTrue(reason.contains("foreign key constraint"), reason)
         XCTAssertEqual(try b.rows("purchase"), [])
         XCTAssertEqual(try b.rows("customer"), [])
@@ -112,8 +112,8 @@ final class ConstraintTests: ScenarioTestCase {
         XCTAssertEqual(toA?.held, 1)
         XCTAssertEqual(try a.rows("customer").map { $0[0] }, ["ca"])
         XCTAssertEqual(try b.rows("customer").map { $0[0] }, ["cb"])
-        let reasonA = try a.db.scalar("SELECT reason FROM ds_change_inbox WHERE status = 'held'").asString ?? ""
-        let reasonB = try b.db.scalar("SELECT reason FROM ds_change_inbox WHERE status = 'held'").asString ?? ""
+        let reasonA = try a.db.scalar("SELECT reason FROM ds_change_held").asString ?? ""
+        let reasonB = try b.db.scalar("SELECT reason FROM ds_change_held").asString ?? ""
         XCTAssertTrue(reasonA.contains("duplicate key value violates unique constraint"), reasonA)
         XCTAssertTrue(reasonB.contains("UNIQUE constraint failed: customer.email"), reasonB)
         // The operator fixes one email; the held insert then applies everywhere.

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import XCTest
 
@@ -80,6 +81,37 @@ final class MergeRuleTests: ScenarioTestCase {
         // The conflicts command shows it.
         let r = try CLI.ok(["conflicts", "--db", a.url, "--json"])
         XCTAssertTrue(r.stdout.contains("\"loser_value\":\"older, from a\""), r.stdout)
+    }
+
+    /// The log keeps values up to 64 KiB whole and a longer one by its length, SHA-256 and
+    /// start (conflict-rules.md, "The conflict log"): at 64 KiB − 1, 64 KiB, 64 KiB + 1, 3 × 64 KiB.
+    func testLongValuesAreLoggedByLengthDigestAndStart() throws {
+        let limit = ConflictLog.wholeValueBytes
+        for (i, n) in [limit - 1, limit, limit + 1, 3 * limit].enumerated() {
+            let key = "long\(i)"
+            try a.exec("INSERT INTO sales_order (order_id, description) VALUES (?, 'start')", [.text(key)])
+            try send(a, b)
+            let older = String(repeating: "o", count: n - 1) + "a", newer = String(repeating: "n", count: n - 1) + "b"
+            try a.exec("UPDATE sales_order SET description = ? WHERE order_id = ?", [.text(older), .text(key)])
+            try send(a, a)
+            try setOffset(b, hours: Double(i + 1) / 3600)
+            try b.exec("UPDATE sales_order SET description = ? WHERE order_id = ?", [.text(newer), .text(key)])
+            try send(b, b)
+            let before = try ConflictLog.lastId(b.db)
+            try send(a, b)
+            XCTAssertEqual(try value(b, "description", key: key), .text(newer))
+            let logged = try ConflictLog.list(b.db, after: before)
+            XCTAssertEqual(logged.count, 1, "\(n)")
+            guard let e = logged.first else { continue }
+            if n <= limit {
+                XCTAssertEqual(e.loserValue, Value.text(older).json, "\(n)")
+                XCTAssertEqual(e.winnerValue, Value.text(newer).json, "\(n)")
+            } else {
+                let sha = Hex.encode(Array(SHA256.hash(data: Array(older.utf8))))
+                XCTAssertEqual(e.loserValue, "{\"type\":\"text\",\"bytes\":\(n),\"sha256\":\"\(sha)\",\"first\":\"\(String(repeating: "o", count: 1000))\",\"truncated\":true}")
+                XCTAssertTrue(e.winnerValue?.hasPrefix("{\"type\":\"text\",\"bytes\":\(n),") ?? false, e.winnerValue ?? "nil")
+            }
+        }
     }
 
     func testStaleUpdateAfterDeleteDoesNotResurrect() throws {

@@ -32,7 +32,7 @@ final class OperatorSafetyTests: XCTestCase {
     func testAFolderGivenAsADatabaseIsNamedAsAFolder() throws {
         try FileManager.default.createDirectory(atPath: path("dir.db"), withIntermediateDirectories: true)
         let r = try CLI.run(["status", "--db", path("dir.db")])
-        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.status, 66)
         XCTAssertTrue(r.stderr.contains("it is a folder, not a database file"), r.stderr)
     }
 
@@ -94,7 +94,7 @@ final class OperatorSafetyTests: XCTestCase {
         try CLI.ok(["init", "--db", path("t.db"), "--node", "t"])
         try CLI.ok(["verify", out.path])
         let r = try CLI.run(["verify", "--db", path("t.db"), out.path])
-        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.status, 77)
         XCTAssertTrue(r.stderr.contains("intact, but ingest here would refuse it: sender stranger is not trusted here"), r.stderr)
     }
 
@@ -121,7 +121,7 @@ final class OperatorSafetyTests: XCTestCase {
         let port = Int(UInt16(bigEndian: bound.sin_port))
         let started = Date()
         let r = try CLI.run(["status", "--db", "postgresql://nobody@127.0.0.1:\(port)/db?connect_timeout=2"])
-        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertEqual(r.status, 69, r.stderr)
         XCTAssertLessThan(Date().timeIntervalSince(started), 15)
         XCTAssertTrue(r.stderr.hasPrefix("datajoin: error:"), r.stderr)
     }
@@ -194,5 +194,164 @@ final class OperatorSafetyTests: XCTestCase {
         let twice = try CLI.run(["trust", "--db", path("n.db"), "other", key])
         XCTAssertEqual(twice.status, 64)
         XCTAssertTrue(twice.stderr.contains("already trusted for peer"), twice.stderr)
+    }
+
+    /// A database another writer holds: after a second the command says what it waits for, and
+    /// at --lock-timeout it gives up with exit 75 (temporary) and changes nothing; SQLite's
+    /// write lock and PostgreSQL's writer lock alike.
+    func testAWriterLockIsReportedAfterASecondAndBoundedByTheLockTimeout() throws {
+        let brands: [Brand] = TestDatabases.postgresBase == nil && ProcessInfo.processInfo.environment["DATAJOIN_REQUIRE_PG"] != "1" ? [.sqlite] : [.sqlite, .postgres]
+        for brand in brands {
+            let a = try TestNode("lock\(brand)", brand, folder: folder, viaCLI: true)
+            try a.exec("INSERT INTO sales_order (order_id) VALUES ('k1')")
+            let holder = try DatabaseOpener.open(a.url)
+            switch brand {
+            case .sqlite: try holder.executeScript("BEGIN IMMEDIATE")
+            case .postgres: _ = try holder.scalar("SELECT pg_advisory_lock(4242000001)")
+            }
+            let out = try TestDatabases.subfolder(folder, "lock-\(brand)")
+            let started = Date()
+            let r = try CLI.run(["export", "--db", a.url, "--to", out.path, "--lock-timeout", "2"])
+            let took = Date().timeIntervalSince(started)
+            XCTAssertEqual(r.status, 75, "\(brand): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("datajoin: waiting for "), "\(brand): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("(up to 2 s; --lock-timeout sets this)"), "\(brand): \(r.stderr)")
+            XCTAssertTrue(r.stderr.split(separator: "\n").last?.hasPrefix("datajoin: error: ") ?? false, "\(brand): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("--lock-timeout"), r.stderr)
+            XCTAssertGreaterThanOrEqual(took, 2)
+            XCTAssertLessThan(took, 15)
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.path), [], "\(brand): nothing written")
+            switch brand {
+            case .sqlite: try holder.executeScript("ROLLBACK")
+            case .postgres: _ = try holder.scalar("SELECT pg_advisory_unlock(4242000001)")
+            }
+            // Free again: the same command works, and a wait that ends in time says nothing.
+            let ok = try CLI.ok(["export", "--db", a.url, "--to", out.path, "--lock-timeout", "2"])
+            XCTAssertFalse(ok.stderr.contains("waiting"), ok.stderr)
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.path).count, 1)
+        }
+        let bad = try CLI.run(["status", "--db", path("x.db"), "--lock-timeout", "0"])
+        XCTAssertEqual(bad.status, 64)
+        XCTAssertTrue(bad.stderr.hasPrefix("datajoin: error: --lock-timeout must be a number of seconds above 0"), bad.stderr)
+    }
+
+    /// `-q` on every command prints nothing but errors; `-v` says each thing once, never a
+    /// Swift debug description.
+    func testQuietOnEveryCommandAndVerboseSaysEachThingOnce() throws {
+        let a = try TestNode("va", .sqlite, folder: folder, viaCLI: true)
+        let b = try TestNode("vb", .sqlite, folder: folder, viaCLI: true)
+        try trustAll([a, b])
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('k1')")
+        let out = try TestDatabases.subfolder(folder, "v")
+        try CLI.ok(["export", "--db", a.url, "--to", out.path])
+        let bundle = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: out.path).first).description
+        let file = out.appendingPathComponent(bundle).path
+        try a.exec("CREATE TABLE extra (k TEXT PRIMARY KEY)")
+        let quiet: [[String]] = [
+            ["init", "--db", a.url, "--node", "va"], ["status", "--db", a.url], ["status", "--db", a.url, "--json"], ["key", "--db", a.url],
+            ["track", "--db", a.url, "extra"], ["untrack", "--db", a.url, "extra"], ["trust", "--db", b.url, "--replace", "va", try CLI.ok(["key", "--db", a.url]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)],
+            ["verify", file], ["inspect", file], ["conflicts", "--db", b.url], ["check", "--db", a.url], ["export", "--db", a.url, "--to", out.path],
+            ["ingest", "--db", b.url, out.path], ["import", "--db", b.url], ["prune", "--db", b.url], ["exit-codes"],
+            ["snapshot", "--db", a.url, "--to", try TestDatabases.subfolder(folder, "snap").path],
+        ]
+        for args in quiet {
+            let r = try CLI.run(args + ["-q"])
+            XCTAssertEqual(r.status, 0, "\(args): \(r.stderr)")
+            XCTAssertEqual(r.stdout + r.stderr, "", "\(args.prefix(1)) -q printed")
+        }
+        // Verbose: the refused file is named once, with its reason, in DataJoin's words.
+        let junk = out.appendingPathComponent("junk.djb")
+        try Data("junk".utf8).write(to: junk)
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -7200)], ofItemAtPath: junk.path)
+        let v = try CLI.run(["ingest", "--db", b.url, out.path, "-v"])
+        XCTAssertEqual(v.status, 2)
+        let all = v.stdout + v.stderr
+        XCTAssertEqual(all.components(separatedBy: "not a gzip file").count - 1, 1, all)
+        XCTAssertFalse(all.contains("refused(") || all.contains("loaded(") || all.contains("alreadySeen"), all)
+        XCTAssertTrue(v.stderr.contains("reading \(junk.path)"), v.stderr)
+    }
+
+    /// A negative number where a count belongs says what the option takes (the parser read
+    /// it as a flag and said the value was missing).
+    func testANegativeCountSaysWhatTheOptionTakes() throws {
+        for (args, option, value) in [(["export", "--db", path("x.db"), "--to", folder.path, "--max-changes", "-5"], "--max-changes", "-5"),
+                                      (["conflicts", "--db", path("x.db"), "--limit", "-1"], "--limit", "-1"),
+                                      (["status", "--db", path("x.db"), "--lock-timeout", "-2.5"], "--lock-timeout", "-2.5")] {
+            let r = try CLI.run(args)
+            XCTAssertEqual(r.status, 64, "\(args)")
+            XCTAssertEqual(r.stderr, "datajoin: error: \(option) takes a number above 0, not \(value)\n")
+        }
+    }
+
+    /// The quarantine list is what is there now, with absolute paths: a file moved back out,
+    /// or ingested since from a copy, is not listed.
+    func testQuarantineListsWhatIsThereNowWithAbsolutePaths() throws {
+        let a = try TestNode("qa2", .sqlite, folder: folder, viaCLI: true)
+        let b = try TestNode("qb2", .sqlite, folder: folder, viaCLI: true)
+        try trustAll([a, b])
+        let drop = try TestDatabases.subfolder(folder, "relative-drop")
+        for name in ["bad1.djb", "bad2.djb"] {
+            let f = drop.appendingPathComponent(name)
+            try Data("not a bundle".utf8).write(to: f)
+            try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -7200)], ofItemAtPath: f.path)
+        }
+        // Run from the folder above, naming the drop folder relatively.
+        let r = try CLI.runProgram(CLI.executable, ["ingest", "--db", b.url, "relative-drop"], in: folder)
+        XCTAssertEqual(r.status, 2, r.output)
+        func listed() throws -> [String] {
+            let json = try CLI.ok(["status", "--db", b.url, "--json"]).stdout
+            let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+            return (object["quarantined"] as? [[String: Any]] ?? []).compactMap { $0["path"] as? String }.sorted()
+        }
+        let quarantine = drop.appendingPathComponent("quarantine").standardizedFileURL.path
+        XCTAssertEqual(try listed(), [quarantine + "/bad1.djb", quarantine + "/bad2.djb"])
+        // One moved back out: no longer listed.
+        try FileManager.default.moveItem(atPath: quarantine + "/bad1.djb", toPath: folder.appendingPathComponent("bad1.djb").path)
+        XCTAssertEqual(try listed(), [quarantine + "/bad2.djb"])
+        // A genuine bundle recorded as quarantined (as an older version might have), then
+        // ingested from a copy: no longer listed.
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('k')")
+        let out = try TestDatabases.subfolder(folder, "genuine")
+        let written = try a.export(to: out)
+        let copy = quarantine + "/genuine.djb"
+        try FileManager.default.copyItem(atPath: try XCTUnwrap(written.first), toPath: copy)
+        try b.exec("INSERT INTO ds_quarantine (path, reason, quarantined_at) VALUES (?, 'test', '2026-01-01T00:00:00Z')", [.text(copy)])
+        XCTAssertEqual(try listed(), [quarantine + "/bad2.djb", copy])
+        try CLI.ok(["ingest", "--db", b.url, out.path])
+        XCTAssertEqual(try listed(), [quarantine + "/bad2.djb"])
+        XCTAssertTrue(try CLI.ok(["status", "--db", b.url]).stdout.contains("  \(quarantine)/bad2.djb: "))
+    }
+
+    /// Rows from before `track` are not exported, and track says so; `track --backfill` sends
+    /// them, and nodes that already hold overlapping rows merge them by the usual rules.
+    func testTrackSaysWhatItLeavesBehindAndBackfillSendsIt() throws {
+        let peerBrand: Brand = TestDatabases.postgresBase == nil && ProcessInfo.processInfo.environment["DATAJOIN_REQUIRE_PG"] != "1" ? .sqlite : .postgres
+        let a = try TestNode("fill-a", .sqlite, folder: folder, track: [], viaCLI: true)
+        let b = try TestNode("fill-b", peerBrand, folder: folder, track: [], viaCLI: true)
+        try trustAll([a, b])
+        try a.exec("INSERT INTO sales_order (order_id, description, quantity) VALUES ('k1', 'from a', '1'), ('k2', 'a only', '2'), ('k3', 'a only', '3')")
+        try b.exec("INSERT INTO sales_order (order_id, description, quantity) VALUES ('k1', 'from b', '1'), ('k4', 'b only', '4')")
+        let tracked = try CLI.ok(["track", "--db", a.url, "sales_order"])
+        XCTAssertTrue(tracked.stderr.contains("datajoin: warning: sales_order already holds 3 row(s); they are not exported"), tracked.stderr)
+        XCTAssertTrue(tracked.stderr.contains("datajoin track --backfill sales_order"), tracked.stderr)
+        let empty = try TestDatabases.subfolder(folder, "empty")
+        XCTAssertTrue(try CLI.ok(["export", "--db", a.url, "--to", empty.path]).stdout.contains("nothing new to export"))
+        // Backfill the table tracked already (a), and track with backfill at once (b).
+        XCTAssertTrue(try CLI.ok(["track", "--db", a.url, "--backfill", "sales_order"]).stdout.contains("captured 3 existing row(s) of sales_order as inserts"))
+        let fillB = try CLI.ok(["track", "--db", b.url, "--backfill", "sales_order"])
+        XCTAssertTrue(fillB.stdout.contains("captured 2 existing row(s)"), fillB.stdout)
+        XCTAssertFalse(fillB.stderr.contains("already holds"), fillB.stderr)
+        for (from, to, name) in [(a, b, "ab"), (b, a, "ba"), (a, b, "ab2")] {
+            let out = try TestDatabases.subfolder(folder, name)
+            try CLI.ok(["export", "--db", from.url, "--to", out.path])
+            try CLI.ok(["ingest", "--db", to.url, out.path])
+        }
+        XCTAssertEqual(try a.rows(), try b.rows())
+        XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM sales_order"), .integer(4))
+        // k1 was on both: one value won everywhere, and the other is in a conflict log.
+        let k1 = try a.db.scalar("SELECT description FROM sales_order WHERE order_id = 'k1'")
+        XCTAssertTrue(k1 == .text("from a") || k1 == .text("from b"), "\(k1)")
+        let logged = try ConflictLog.list(a.db) + ConflictLog.list(b.db)
+        XCTAssertTrue(logged.contains { $0.key.contains("k1") && $0.column == "description" }, "\(logged)")
     }
 }

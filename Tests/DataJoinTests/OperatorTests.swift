@@ -23,9 +23,24 @@ final class OperatorTests: XCTestCase {
         for args in [["export", "--to", out.path], ["status", "--db", "x.txt"], ["ingest", "--db", a.url], ["nope"], ["import", "--db", a.url, "--what"]] {
             XCTAssertEqual(try CLI.run(args).status, 64, "\(args)")
         }
-        // 1: failure
-        for args in [["status", "--db", "postgresql://u:p@127.0.0.1:1/x"], ["track", "--db", a.url, "missing"], ["export", "--db", a.url, "--to", "/no/such"], ["verify", "/etc/hostname"]] {
-            XCTAssertEqual(try CLI.run(args).status, 1, "\(args)")
+        // 1: failure outside the classes; 65 data, 66 input missing, 69 unavailable, 77 permission
+        let classes: [(Int32, [String])] = [
+            (1, ["track", "--db", a.url, "missing"]),
+            (65, ["verify", "/etc/hostname"]),
+            (66, ["export", "--db", a.url, "--to", "/no/such"]),
+            (66, ["status", "--db", "/no/such.db"]),
+            (66, ["ingest", "--db", a.url, "/no/such/folder"]),
+            (69, ["status", "--db", "postgresql://u:p@127.0.0.1:1/x"]),
+        ]
+        for (code, args) in classes {
+            let r = try CLI.run(args)
+            XCTAssertEqual(r.status, code, "\(args): \(r.stderr)")
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, "one line: \(r.stderr)")
+        }
+        // `datajoin help exit-codes` lists every class.
+        let help = try CLI.ok(["help", "exit-codes"]).stdout
+        for code in ["0", "1", "2", "64", "65", "66", "69", "75", "77"] {
+            XCTAssertTrue(help.contains("\n" + String(repeating: " ", count: 3 - code.count) + code + "  "), "\(code) missing from: \(help)")
         }
         // 2: partial (a refused bundle; held changes)
         try Data("junk".utf8).write(to: out.appendingPathComponent("junk.djb"))
@@ -48,11 +63,24 @@ final class OperatorTests: XCTestCase {
         _ = try CLI.run(["ingest", "--db", b.url, out.path])
         let json = try CLI.ok(["status", "--db", b.url, "--json"]).stdout
         let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any]
-        for field in ["node_id", "epoch", "database", "tracked_tables", "outbox_waiting", "oldest_unexported", "oldest_unexported_age_seconds",
-                      "last_seq", "inbox_waiting", "held_count", "held", "conflicts", "pointers", "last_export", "last_ingest",
-                      "bundles_ingested", "clock", "origins", "peers", "quarantined"] {
-            XCTAssertNotNil(object[field], "status --json lacks \(field)")
+        // Schema 1 (docs/status-json.md): related fields together, the clock as numbers too.
+        XCTAssertEqual(object["schema"] as? Int, 1)
+        let groups: [String: [String]] = [
+            "node": ["id", "epoch", "database"],
+            "export": ["waiting", "oldest_unexported", "oldest_unexported_age_seconds", "last_seq", "pointer", "last_export"],
+            "import": ["waiting", "pointer", "held_count", "held", "last_ingest", "bundles_ingested"],
+            "clock": ["text", "wall_ms", "counter"],
+        ]
+        for (group, fields) in groups {
+            let g = try XCTUnwrap(object[group] as? [String: Any], "status --json lacks \(group)")
+            for f in fields { XCTAssertNotNil(g[f], "status --json lacks \(group).\(f)") }
+            XCTAssertEqual(Set(g.keys), Set(fields), group)
         }
+        for field in ["tracked_tables", "conflicts", "origins", "peers", "quarantined"] { XCTAssertNotNil(object[field], field) }
+        let clock = object["clock"] as! [String: Any]
+        let wall = try XCTUnwrap(clock["wall_ms"] as? Int64 ?? (clock["wall_ms"] as? Int).map(Int64.init))
+        XCTAssertLessThan(abs(wall - Int64(Date().timeIntervalSince1970 * 1000)), 3_600_000)
+        XCTAssertTrue((clock["text"] as? String)?.hasSuffix("+\(clock["counter"] as? Int ?? -1)") ?? false, "\(clock)")
         let origins = object["origins"] as! [[String: Any]]
         XCTAssertEqual(origins.first?["origin"] as? String, "a")
         XCTAssertEqual(origins.first?["high_water"] as? Int, 1)

@@ -73,7 +73,7 @@ final class OutsideInputTests: ScenarioTestCase {
         _ = try write(good, "c.djb", in: drop)
         for args in [["verify", a], ["verify", b], ["inspect", a], ["inspect", b]] {
             let r = try CLI.run(args)
-            XCTAssertEqual(r.status, 1, "\(args): \(r.stderr)")
+            XCTAssertEqual(r.status, 65, "\(args): \(r.stderr)")
             XCTAssertTrue(r.stderr.hasPrefix("datajoin: error:"), r.stderr)
         }
         let r = try CLI.run(["ingest", "--db", node.url, drop.path])
@@ -243,6 +243,41 @@ final class OutsideInputTests: ScenarioTestCase {
             XCTAssertLessThan(importMiB, 164, "\(brand) import")
             XCTAssertEqual(try b.db.scalar("SELECT sum(length(body)) FROM doc"), .integer(2 * Int64(BundleFormat.maxChangeBytes - 1_000)))
         }
+    }
+
+    /// Four values of 16 MiB in one change, and a 64 MiB insert that a unique index holds, is
+    /// retried and then applies: each step under 100 MiB plus the change (164 MiB). Holding a
+    /// change never rewrites its inbox row (it took 226 MiB when it did).
+    func testSpreadAndHeldLargeValuesTakeLessThanOneHundredMiBPlusAChange() throws {
+        let schema = "CREATE TABLE doc (k TEXT PRIMARY KEY, c1 TEXT, c2 TEXT, c3 TEXT, c4 TEXT, u TEXT UNIQUE)"
+        let a = try TestNode("spread", .sqlite, folder: folder, table: schema, track: ["doc"], viaCLI: true)
+        let b = try TestNode("holder", .sqlite, folder: folder, table: schema, track: ["doc"], viaCLI: true)
+        try b.trust(a)
+        let quarter = Int64(BundleFormat.maxChangeBytes / 4 - 1_000), whole = Int64(BundleFormat.maxChangeBytes - 1_000)
+        try a.exec("INSERT INTO doc VALUES ('k1', printf('%.*c', ?, 'a'), printf('%.*c', ?, 'b'), printf('%.*c', ?, 'c'), printf('%.*c', ?, 'd'), 'u1')",
+                   Array(repeating: .integer(quarter), count: 4))
+        try a.exec("INSERT INTO doc (k, c1, u) VALUES ('k2', printf('%.*c', ?, 'e'), 'taken')", [.integer(whole)])
+        try b.exec("INSERT INTO doc (k, c1, u) VALUES ('k0', 'local', 'taken')")
+        let out = try TestDatabases.subfolder(folder, "spread")
+        try CLI.ok(["export", "--db", a.url, "--to", out.path])
+        let steps: [(String, [String], Int32)] = [
+            ("ingest", ["ingest", "--no-import", "--db", b.url, out.path], 0),
+            ("import, k2 held", ["import", "--db", b.url], 2),
+            ("import again, k2 still held", ["import", "--db", b.url], 0),
+        ]
+        for (name, args, expected) in steps {
+            let (status, peak) = try Self.peakMemory(args)
+            XCTAssertEqual(status, expected, name)
+            XCTAssertLessThan(peak, 164, name)
+        }
+        XCTAssertEqual(try b.db.scalar("SELECT length(c1) + length(c2) + length(c3) + length(c4) FROM doc WHERE k = 'k1'"), .integer(4 * quarter))
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(1))
+        try b.exec("UPDATE doc SET u = 'freed' WHERE k = 'k0'")
+        let (status, peak) = try Self.peakMemory(["import", "--db", b.url])
+        XCTAssertEqual(status, 0)
+        XCTAssertLessThan(peak, 164, "import, k2 released")
+        XCTAssertEqual(try b.db.scalar("SELECT length(c1) FROM doc WHERE k = 'k2'"), .integer(whole))
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0))
     }
 
     /// Values of 1 MiB and more into PostgreSQL: inserted, upserted and updated through the

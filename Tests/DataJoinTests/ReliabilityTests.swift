@@ -428,11 +428,16 @@ final class ReliabilityTests: ScenarioTestCase {
         let (a, b) = try makePair(.sqlite, .postgres)
         let inbox = try dir("in"), outbox = try dir("out")
         let watcher = try CLI.start(["watch", "--db", b.url, "--in", inbox.path, "--out", outbox.path, "--every", "0.2"])
-        XCTAssertNotNil(watcher.waitForLine { $0.hasPrefix("cycle 1:") })
-        // A second instance on the same database refuses to start.
+        // Every line is stamped with the time in ISO 8601.
+        let stamped = try NSRegularExpression(pattern: "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z ")
+        func isStamped(_ line: String) -> Bool { stamped.firstMatch(in: line, range: NSRange(line.startIndex..., in: line)) != nil }
+        let banner = watcher.waitForLine { $0.contains(" watching ") }
+        XCTAssertTrue(banner.map(isStamped) ?? false, banner ?? "no banner")
+        // A second instance on the same database refuses to start, before it prints anything.
         let second = try CLI.run(["watch", "--db", b.url, "--in", inbox.path, "--out", outbox.path, "--every", "1"])
-        XCTAssertEqual(second.status, 1)
+        XCTAssertEqual(second.status, 75)
         XCTAssertTrue(second.stderr.contains("already running"), second.stderr)
+        XCTAssertEqual(second.stdout, "")
         // Work dropped into the folder is picked up by a later cycle, and b's own edits go out.
         try a.exec("INSERT INTO item (id, a) VALUES ('via-watch', 'hello')")
         try a.export(to: inbox)
@@ -445,16 +450,27 @@ final class ReliabilityTests: ScenarioTestCase {
         XCTAssertNotNil(watcher.waitForLine { $0.contains("failed") })
         try FileManager.default.createDirectory(at: inbox, withIntermediateDirectories: true)
         let failedAt = watcher.lines.count
-        XCTAssertNotNil(watcher.waitForLine(after: failedAt) { $0.hasPrefix("cycle") && !$0.contains("failed") })
+        try a.exec("INSERT INTO item (id, a) VALUES ('after-failure', 'x')")
+        try a.export(to: inbox)
+        XCTAssertNotNil(watcher.waitForLine(after: failedAt) { $0.contains(" cycle") && $0.contains("loaded 1 change(s)") })
         kill(watcher.process.processIdentifier, SIGTERM)
         watcher.process.waitUntilExit()
         XCTAssertEqual(watcher.process.terminationStatus, 0)
         XCTAssertTrue(watcher.allOutput().contains("stopped"))
-        // The lock went with the process: a new watch starts, and SIGINT stops it the same way.
-        let again = try CLI.start(["watch", "--db", b.url, "--in", inbox.path, "--out", outbox.path, "--every", "5"])
-        XCTAssertNotNil(again.waitForLine { $0.hasPrefix("cycle 1:") })
+        // Without -v, a cycle that did nothing printed nothing; every line is stamped.
+        for line in watcher.lines where !line.isEmpty {
+            XCTAssertTrue(isStamped(line), line)
+            XCTAssertFalse(line.contains("loaded 0 change(s) from 0 bundle(s), applied 0, exported 0"), line)
+        }
+        // The lock went with the process: a new watch starts (on SQLite, with -v: idle cycles
+        // too), and SIGINT stops it the same way and removes its lock file.
+        let lockFile = a.url + ".datajoin-lock"
+        let again = try CLI.start(["watch", "--db", a.url, "--in", inbox.path, "--out", outbox.path, "--every", "5", "-v"])
+        XCTAssertNotNil(again.waitForLine { $0.contains(" cycle 1:") })
+        XCTAssertTrue(FileManager.default.fileExists(atPath: lockFile), lockFile)
         kill(again.process.processIdentifier, SIGINT)
         again.process.waitUntilExit()
         XCTAssertEqual(again.process.terminationStatus, 0)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: lockFile), "the lock file is removed on a clean stop")
     }
 }

@@ -285,7 +285,7 @@ final class SilentLossTests: ScenarioTestCase {
         let first = try out()
         try a.export(to: first)
         try b.ingest([first.path])
-        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_inbox WHERE status = 'held' AND object_operation = 'I'").asInt64, Int64(1 + otherHeld))
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_inbox WHERE id IN (SELECT id FROM ds_change_held) AND object_operation = 'I'").asInt64, Int64(1 + otherHeld))
         // a fixes the email; the update arrives held too (its row is not there yet).
         try a.exec("UPDATE customer SET email = 'x2@example.com' WHERE id = 'cx'")
         let second = try out()
@@ -293,7 +293,7 @@ final class SilentLossTests: ScenarioTestCase {
         try b.ingest([second.path])
         XCTAssertEqual(try b.db.scalar("SELECT email FROM customer WHERE id = 'cx'"), .text("x2@example.com"),
                        "chunk \(chunk), \(otherHeld) other held changes")
-        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_inbox WHERE status = 'held' AND object_table = 'customer' AND object_operation = 'U'"), .integer(0))
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_inbox WHERE id IN (SELECT id FROM ds_change_held) AND object_table = 'customer' AND object_operation = 'U'"), .integer(0))
         try ScenarioTestCase.assertChecked([a, b])
     }
 

@@ -86,7 +86,7 @@ final class SnapshotPruneTests: ScenarioTestCase {
         XCTAssertEqual(try c.rows().first { $0[0] == "a0002" }?[5], "-1")
         XCTAssertEqual(try c.rows().first { $0[0] == "a0001" }?[2], "after the snapshot")
         XCTAssertNotNil(try c.rows().first { $0[0] == "b3" })
-        XCTAssertEqual(try c.db.scalar("SELECT count(*) FROM ds_change_inbox WHERE status = 'held'"), .integer(0))
+        XCTAssertEqual(try c.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0))
     }
 
     /// Into a node that already has rows, a snapshot merges by versions: the newer value wins on
@@ -269,7 +269,7 @@ final class SnapshotPruneTests: ScenarioTestCase {
         let ingest = try CLI.run(["ingest", "--db", office.url, away.path])
         XCTAssertEqual(ingest.status, 2, "held changes make a partial success\n\(ingest.stdout)\n\(ingest.stderr)")
         XCTAssertEqual(try office.rows(), before, "nothing from the too-long-away node was applied")
-        let reasons = try office.db.rows("SELECT reason FROM ds_change_inbox WHERE status = 'held'").compactMap { $0.string(0) }
+        let reasons = try office.db.rows("SELECT reason FROM ds_change_held").compactMap { $0.string(0) }
         XCTAssertEqual(reasons.count, 2)
         XCTAssertTrue(reasons.allSatisfy { $0.contains("laptop has been away longer than the retention") && $0.contains("re-join laptop from a snapshot") }, "\(reasons)")
 

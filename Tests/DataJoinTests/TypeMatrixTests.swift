@@ -188,7 +188,7 @@ final class TypeMatrixTests: ScenarioTestCase {
         XCTAssertEqual(report?.applied, 1)
         XCTAssertEqual(report?.held, 3)
         XCTAssertEqual(try lite.db.rows("SELECT id FROM typed").map { $0.values[0] }, [.integer(23)])
-        var reasons = try lite.db.rows("SELECT reason FROM ds_change_inbox WHERE status = 'held' ORDER BY id").compactMap { $0.string(0) }
+        var reasons = try lite.db.rows("SELECT reason FROM ds_change_held ORDER BY id").compactMap { $0.string(0) }
         XCTAssertEqual(reasons.count, 3)
         XCTAssertTrue(reasons[0].contains("typed.c_double: NaN, which SQLite stores as NULL; held rather than altered"), reasons[0])
         XCTAssertTrue(reasons[1].contains("-0.0, which SQLite stores as 0"), reasons[1])
@@ -206,7 +206,7 @@ final class TypeMatrixTests: ScenarioTestCase {
         XCTAssertEqual(report?.applied, 1)
         XCTAssertEqual(report?.held, 6)
         XCTAssertEqual(try pg.db.rows("SELECT id FROM typed WHERE id > 30").map { $0.values[0] }, [.integer(37)])
-        reasons = try pg.db.rows("SELECT reason FROM ds_change_inbox WHERE status = 'held' ORDER BY id").compactMap { $0.string(0) }
+        reasons = try pg.db.rows("SELECT reason FROM ds_change_held ORDER BY id").compactMap { $0.string(0) }
         let expected = ["NUL byte", "out of range for type smallint", "needs double precision; a real column would round it",
                         "has 11 decimal places; numeric(38,10) would round it to 10", "value too long for type character varying(64)",
                         "invalid input syntax for type date"]

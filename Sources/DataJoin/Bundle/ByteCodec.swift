@@ -236,7 +236,13 @@ struct ByteReader<Source: ByteSource> {
             try checkBudget(n)
             w.byte(tag)
             w.varint(UInt64(n))
-            w.bytes.reserveCapacity(w.bytes.count + n)
+            if w.bytes.capacity - w.bytes.count < n {
+                // Once per change, room for all it may still hold (names add at most a little):
+                // growing value by value would hold the old and the new copy at each step. Pages
+                // never written are never resident.
+                let rest = budgetEnd == Int.max ? n : max(n, budgetEnd - consumed + (2 << 20))
+                w.bytes.reserveCapacity(w.bytes.count + rest)
+            }
             var validator = UTF8Validator()
             var left = n
             while left > 0 {

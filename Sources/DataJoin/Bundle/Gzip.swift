@@ -117,7 +117,7 @@ final class GzipReader: ByteSource {
 
     convenience init(path: String, maxOutput: Int) throws {
         var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw DataJoinError.io("cannot open \(path): no such file") }
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw DataJoinError(.noInput, "cannot open \(path): no such file") }
         guard !isDir.boolValue, let f = FileHandle(forReadingAtPath: path) else {
             throw DataJoinError.io("cannot open \(path): \(isDir.boolValue ? "it is a folder" : "permission denied")")
         }

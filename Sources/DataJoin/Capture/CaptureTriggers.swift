@@ -96,29 +96,36 @@ enum CaptureTriggers {
             + "WHEN 'text' THEN 't' || \(expr) WHEN 'blob' THEN 'b' || hex(\(expr)) ELSE NULL END"
     }
 
+    static let sqliteColumns = "object_table, object_pk_attribute, object_id, object_operation, object_attribute, object_value, object_value_old, captured_ms"
+    static let sqliteNowMs = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+
+    static func sqliteKey(_ db: Database, _ t: TableInfo, _ rec: String) -> String {
+        "json_array(" + t.keyColumns.map { sqliteTagged("\(rec).\(db.quote($0.name))") }.joined(separator: ", ") + ")"
+    }
+
+    static func sqliteRow(_ db: Database, _ t: TableInfo, _ rec: String) -> String {
+        let pairs = t.columns.map { literal($0.name) + ", " + sqliteTagged("\(rec).\(db.quote($0.name))") }
+        // A SQLite function takes at most 127 arguments: a wider row is built as objects of
+        // 60 columns whose texts are joined into one (their values are strings or null, so
+        // each text has exactly one brace at each end).
+        let split = Tuning.current.sqliteCaptureSplit
+        if pairs.count <= split { return "json_object(" + pairs.joined(separator: ", ") + ")" }
+        let chunks = stride(from: 0, to: pairs.count, by: split).map { "json_object(" + pairs[$0..<min($0 + split, pairs.count)].joined(separator: ", ") + ")" }
+        return chunks.enumerated().map { i, c in
+            i == 0 ? "rtrim(\(c), '}')" : i == chunks.count - 1 ? "ltrim(\(c), '{')" : "ltrim(rtrim(\(c), '}'), '{')"
+        }.joined(separator: " || ',' || ")
+    }
+
     static func sqlite(_ db: Database, _ t: TableInfo) -> [String] {
         let n = names(t.name)
         let table = db.quote(t.name)
         let lit = literal(t.name)
         let pkNames = literal(KeyNames.encode(t.keyColumns.map(\.name)))
-        let ms = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+        let ms = sqliteNowMs
         let notApplying = "(SELECT applying FROM ds_apply_state WHERE id = 1) = 0"
-        func key(_ rec: String) -> String {
-            "json_array(" + t.keyColumns.map { sqliteTagged("\(rec).\(db.quote($0.name))") }.joined(separator: ", ") + ")"
-        }
-        func row(_ rec: String) -> String {
-            let pairs = t.columns.map { literal($0.name) + ", " + sqliteTagged("\(rec).\(db.quote($0.name))") }
-            // A SQLite function takes at most 127 arguments: a wider row is built as objects of
-            // 60 columns whose texts are joined into one (their values are strings or null, so
-            // each text has exactly one brace at each end).
-            let split = Tuning.current.sqliteCaptureSplit
-            if pairs.count <= split { return "json_object(" + pairs.joined(separator: ", ") + ")" }
-            let chunks = stride(from: 0, to: pairs.count, by: split).map { "json_object(" + pairs[$0..<min($0 + split, pairs.count)].joined(separator: ", ") + ")" }
-            return chunks.enumerated().map { i, c in
-                i == 0 ? "rtrim(\(c), '}')" : i == chunks.count - 1 ? "ltrim(\(c), '{')" : "ltrim(rtrim(\(c), '}'), '{')"
-            }.joined(separator: " || ',' || ")
-        }
-        let cols = "object_table, object_pk_attribute, object_id, object_operation, object_attribute, object_value, object_value_old, captured_ms"
+        func key(_ rec: String) -> String { sqliteKey(db, t, rec) }
+        func row(_ rec: String) -> String { sqliteRow(db, t, rec) }
+        let cols = sqliteColumns
         let keyChanged = t.keyColumns.map { "NEW.\(db.quote($0.name)) IS NOT OLD.\(db.quote($0.name))" }.joined(separator: " OR ")
         let keyList = t.keyColumns.map { db.quote($0.name) }.joined(separator: ", ")
         // Updates: one trigger per column, `AFTER UPDATE OF` that column, so an UPDATE runs only
@@ -156,6 +163,49 @@ enum CaptureTriggers {
 
     // MARK: - PostgreSQL
 
+    static let postgresColumns = "object_table, object_pk_attribute, object_id, object_operation, object_attribute, object_value, object_value_old, captured_ms, updated_by_user_id, source_id"
+    static let postgresCommon = "(extract(epoch from clock_timestamp()) * 1000)::bigint, current_user, txid_current()"
+
+    static func postgresKey(_ db: Database, _ t: TableInfo, _ rec: String) -> String {
+        "json_build_array(" + t.keyColumns.map { "\(rec).\(db.quote($0.name))::text" }.joined(separator: ", ") + ")::text"
+    }
+
+    /// An inserted row: its values as a JSON array in column order, the column names once in
+    /// `object_attribute` (a constant of the trigger). An object with the names in every row
+    /// cost a tracked bulk insert ~15 % more (docs/performance.md); the names stay in the row,
+    /// so a backlog still decodes after the table is tracked again with other columns.
+    /// json_build_array writes text directly; a function takes at most 100 arguments, so wider
+    /// tables are built in chunks and joined as jsonb.
+    static func postgresRow(_ db: Database, _ t: TableInfo, _ rec: String) -> String {
+        let values = t.columns.map { "\(rec).\(db.quote($0.name))::text" }
+        let split = Tuning.current.postgresCaptureSplit
+        if values.count <= split { return "json_build_array(" + values.joined(separator: ", ") + ")::text" }
+        let chunks = stride(from: 0, to: values.count, by: split).map { start in
+            "jsonb_build_array(" + values[start..<min(start + split, values.count)].joined(separator: ", ") + ")"
+        }
+        return "(" + chunks.joined(separator: " || ") + ")::text"
+    }
+
+    static func postgresRowNames(_ t: TableInfo) -> String { literal("[" + t.columns.map { JSON.quote($0.name) }.joined(separator: ",") + "]") }
+
+    /// `track --backfill`: every row the table holds now, captured as an insert in the form the
+    /// insert trigger writes, so peers receive rows that were there before tracking (docs/capture.md).
+    static func backfill(_ db: Database, _ t: TableInfo) throws -> Int {
+        let table = db.quote(t.name), lit = literal(t.name), pkNames = literal(KeyNames.encode(t.keyColumns.map(\.name)))
+        switch db.brand {
+        case .sqlite:
+            return try db.execute("""
+                INSERT INTO ds_change_outbox (\(sqliteColumns))
+                SELECT \(lit), \(pkNames), \(sqliteKey(db, t, "ds_n")), 'I', NULL, \(sqliteRow(db, t, "ds_n")), NULL, \(sqliteNowMs) FROM \(table) AS ds_n
+                """)
+        case .postgres:
+            return try db.execute("""
+                INSERT INTO ds_change_outbox (\(postgresColumns))
+                SELECT \(lit), \(pkNames), \(postgresKey(db, t, "ds_n")), 'I', \(postgresRowNames(t)), \(postgresRow(db, t, "ds_n")), NULL, \(postgresCommon) FROM \(table) AS ds_n
+                """)
+        }
+    }
+
     static func postgres(_ db: Database, _ t: TableInfo) -> String {
         // Dollar-quote tags that no table or column name contains, so no name can end a
         // function body early.
@@ -167,27 +217,11 @@ enum CaptureTriggers {
         let table = db.quote(t.name)
         let lit = literal(t.name)
         let pkNames = literal(KeyNames.encode(t.keyColumns.map(\.name)))
-        func key(_ rec: String) -> String {
-            "json_build_array(" + t.keyColumns.map { "\(rec).\(db.quote($0.name))::text" }.joined(separator: ", ") + ")::text"
-        }
-        // An inserted row: its values as a JSON array in column order, the column names once in
-        // `object_attribute` (a constant of the trigger). An object with the names in every row
-        // cost a tracked bulk insert ~15 % more (docs/performance.md); the names stay in the row,
-        // so a backlog still decodes after the table is tracked again with other columns.
-        // json_build_array writes text directly; a function takes at most 100 arguments, so wider
-        // tables are built in chunks and joined as jsonb.
-        func row(_ rec: String) -> String {
-            let values = t.columns.map { "\(rec).\(db.quote($0.name))::text" }
-            let split = Tuning.current.postgresCaptureSplit
-            if values.count <= split { return "json_build_array(" + values.joined(separator: ", ") + ")::text" }
-            let chunks = stride(from: 0, to: values.count, by: split).map { start in
-                "jsonb_build_array(" + values[start..<min(start + split, values.count)].joined(separator: ", ") + ")"
-            }
-            return "(" + chunks.joined(separator: " || ") + ")::text"
-        }
-        let rowNames = literal("[" + t.columns.map { JSON.quote($0.name) }.joined(separator: ",") + "]")
-        let cols = "object_table, object_pk_attribute, object_id, object_operation, object_attribute, object_value, object_value_old, captured_ms, updated_by_user_id, source_id"
-        let common = "(extract(epoch from clock_timestamp()) * 1000)::bigint, current_user, txid_current()"
+        func key(_ rec: String) -> String { postgresKey(db, t, rec) }
+        func row(_ rec: String) -> String { postgresRow(db, t, rec) }
+        let rowNames = postgresRowNames(t)
+        let cols = postgresColumns
+        let common = postgresCommon
         let keyNew = t.keyColumns.map { "NEW.\(db.quote($0.name))" }.joined(separator: ", ")
         let keyOld = t.keyColumns.map { "OLD.\(db.quote($0.name))" }.joined(separator: ", ")
         let f = statementFunctions(t.name)

@@ -4,7 +4,7 @@ import Foundation
 /// (docs/tables.md describes every column).
 enum SyncSchema {
     /// Bumped when the tables change; stored in ds_node.schema_version.
-    static let version = 7
+    static let version = 8
 
     static func ddl(for brand: Brand) -> String {
         let id = brand == .sqlite ? "INTEGER PRIMARY KEY AUTOINCREMENT" : "BIGSERIAL PRIMARY KEY"
@@ -86,8 +86,15 @@ enum SyncSchema {
         CREATE UNIQUE INDEX IF NOT EXISTS ds_change_outbox_seq ON ds_change_outbox (seq) WHERE seq IS NOT NULL;
         \(inboxTable(brand, name: "ds_change_inbox"))
         CREATE UNIQUE INDEX IF NOT EXISTS ds_change_inbox_origin_seq ON ds_change_inbox (origin, origin_epoch, seq);
-        CREATE INDEX IF NOT EXISTS ds_change_inbox_held ON ds_change_inbox (status) WHERE status = 'held';
-        CREATE INDEX IF NOT EXISTS ds_change_inbox_held_row ON ds_change_inbox (object_table, object_id) WHERE status = 'held';
+        DROP INDEX IF EXISTS ds_change_inbox_held;
+        DROP INDEX IF EXISTS ds_change_inbox_held_row;
+        CREATE TABLE IF NOT EXISTS ds_change_held (
+            id BIGINT PRIMARY KEY,
+            object_table TEXT NOT NULL,
+            object_id \(blob) NOT NULL,
+            reason TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS ds_change_held_row ON ds_change_held (object_table, object_id);
         CREATE TABLE IF NOT EXISTS ds_bundle_seen (
             id \(id),
             sha256 TEXT NOT NULL UNIQUE,
@@ -188,6 +195,8 @@ enum SyncSchema {
                 object_operation TEXT NOT NULL,
                 cl BIGINT NOT NULL,
                 bundle_id BIGINT NOT NULL,
+                -- Unused since schema 8 (always 'new' and NULL): a held change is a row of
+                -- ds_change_held, so that holding it never rewrites this row and its payload.
                 status TEXT NOT NULL DEFAULT 'new',
                 reason TEXT,
                 received_at TEXT NOT NULL,
@@ -266,6 +275,15 @@ enum SyncSchema {
                 try movePayloadLast(db)
             }
             try db.executeScript(ddl(for: db.brand))
+            if version < 8 {
+                // Held changes move to their own table: marking one held rewrote its inbox row,
+                // payload and all (SQLite held a 64 MiB value twice more for it).
+                try db.executeScript("""
+                    INSERT INTO ds_change_held (id, object_table, object_id, reason)
+                    SELECT id, object_table, object_id, coalesce(reason, 'held') FROM ds_change_inbox WHERE status = 'held';
+                    UPDATE ds_change_inbox SET status = 'new', reason = NULL WHERE status <> 'new' OR reason IS NOT NULL;
+                    """)
+            }
             try db.execute("INSERT INTO ds_program_parameter (id, programtype, description, active_flag, status, fromtable, fromoutboxpointer) SELECT ?, 'relay', 'inbox to relayed bundles', 'Y', 'idle', 'ds_change_inbox', 0 WHERE NOT EXISTS (SELECT 1 FROM ds_program_parameter WHERE id = ?)", [.integer(Program.relay), .integer(Program.relay)])
             try db.execute("UPDATE ds_node SET schema_version = ?", [.integer(Int64(Self.version))])
         }

@@ -6,11 +6,15 @@ public enum Tracker {
         public var table: String
         public var keyColumns: [String]
         public var warnings: [String]
+        /// Rows captured as inserts by `--backfill`.
+        public var backfilled: Int?
+        /// Already tracked: only backfilled now.
+        public var wasTracked = false
     }
 
     /// With `triggers` false the table is registered only: the application writes its own
     /// ds_change_outbox rows (the seed's CRUD-API path, docs/capture.md).
-    public static func track(_ db: Database, tables names: [String], triggers: Bool = true) throws -> [Tracked] {
+    public static func track(_ db: Database, tables names: [String], triggers: Bool = true, backfill: Bool = false) throws -> [Tracked] {
         _ = try NodeIdentity.load(db)
         guard !names.isEmpty else { throw DataJoinError(.usage, "name at least one table to track") }
         let existing = try trackedNames(db)
@@ -31,16 +35,26 @@ public enum Tracker {
             guard !info.keyColumns.isEmpty else {
                 throw DataJoinError(.noPrimaryKey, "table \(name) has no primary key; DataJoin needs one to know which row a change belongs to (add a PRIMARY KEY and track it again)")
             }
-            if existing.contains(name) {
+            if existing.contains(name) && !backfill {
                 throw DataJoinError(.alreadyTracked, "table \(name) is already tracked; run 'datajoin untrack' first to re-install its capture")
             }
             infos.append(info)
         }
         return try db.inTransaction {
             try infos.map { info in
-                try TableRegistry.save(db, info)
-                if triggers { try CaptureTriggers.install(db, info) }
-                return Tracked(table: info.name, keyColumns: info.keyColumns.map(\.name), warnings: try keyWarnings(db, info))
+                let wasTracked = existing.contains(info.name)
+                if !wasTracked {
+                    try TableRegistry.save(db, info)
+                    if triggers { try CaptureTriggers.install(db, info) }
+                }
+                var warnings = wasTracked ? [] : try keyWarnings(db, info)
+                // In the same transaction as the triggers: no row is captured twice or missed.
+                let backfilled = backfill ? try CaptureTriggers.backfill(db, info) : nil
+                if !backfill, let n = try rowsBefore(db, info) {
+                    warnings.append("\(info.name) already holds \(n) row(s); they are not exported (only changes from now on are). "
+                        + "For peers to receive them, run 'datajoin track --backfill \(info.name)' (README: adopting DataJoin on databases that already hold rows)")
+                }
+                return Tracked(table: info.name, keyColumns: info.keyColumns.map(\.name), warnings: warnings, backfilled: backfilled, wasTracked: wasTracked)
             }
         }
     }
@@ -62,6 +76,13 @@ public enum Tracker {
 
     public static func trackedNames(_ db: Database) throws -> [String] {
         try db.rows("SELECT table_name FROM ds_tracked_table ORDER BY table_name").compactMap { $0.string(0) }
+    }
+
+    /// How many rows the table holds ("1000000+" past a million; nil when none): rows from before
+    /// tracking are not exported unless backfilled, and nothing else would say so.
+    static func rowsBefore(_ db: Database, _ t: TableInfo) throws -> String? {
+        let n = try db.scalar("SELECT count(*) FROM (SELECT 1 FROM \(db.quote(t.name)) LIMIT 1000001) AS ds_t").asInt64 ?? 0
+        return n == 0 ? nil : n > 1_000_000 ? "1000000+" : String(n)
     }
 
     /// Keys handed out by a local sequence collide between nodes; say so at track time.

@@ -76,9 +76,9 @@ public enum NodeCheck {
         try db.query("SELECT origin, origin_epoch, seq, count(*) FROM ds_change_inbox GROUP BY origin, origin_epoch, seq HAVING count(*) > 1", []) { r in
             v.append(.init(rule: "inbox-duplicate", detail: "\(r.string(0) ?? "")#\(r.int(2) ?? 0) (epoch \(r.string(1) ?? "")) is in the inbox \(r.int(3) ?? 0) times"))
         }
-        let statuses = try db.scalar("SELECT count(*) FROM ds_change_inbox WHERE status NOT IN ('new', 'held', 'done')").asInt64 ?? 0
-        if statuses > 0 {
-            v.append(.init(rule: "inbox-status", detail: "\(statuses) inbox row(s) have a status other than new, held or done"))
+        let orphans = try db.scalar("SELECT count(*) FROM ds_change_held AS h WHERE NOT EXISTS (SELECT 1 FROM ds_change_inbox AS i WHERE i.id = h.id)").asInt64 ?? 0
+        if orphans > 0 {
+            v.append(.init(rule: "held-orphan", detail: "\(orphans) held change(s) in ds_change_held refer to no inbox row"))
         }
         try db.query("""
             SELECT i.origin, i.origin_epoch, count(*) FROM ds_change_inbox AS i WHERE i.origin_epoch NOT LIKE ? AND NOT EXISTS
@@ -138,10 +138,10 @@ public enum NodeCheck {
         for (name, p) in [("import", imported), ("relay", relayed)] where p > maxInbox && maxInbox > 0 {
             v.append(.init(rule: "\(name)-pointer", detail: "the \(name) pointer is at inbox id \(p), past the last inbox row \(maxInbox)"))
         }
-        // Applied rows keep 'new'; only held ones (and released ones: 'done') change status.
-        let early = try db.scalar("SELECT count(*) FROM ds_change_inbox WHERE id > ? AND status <> 'new'", [.integer(imported)]).asInt64 ?? 0
+        // Only the importer holds a change, and only one at or below its pointer.
+        let early = try db.scalar("SELECT count(*) FROM ds_change_held WHERE id > ?", [.integer(imported)]).asInt64 ?? 0
         if early > 0 {
-            v.append(.init(rule: "import-ahead", detail: "\(early) inbox row(s) above the import pointer are marked applied or held"))
+            v.append(.init(rule: "import-ahead", detail: "\(early) change(s) above the import pointer are marked held"))
         }
     }
 }

@@ -15,6 +15,10 @@ public struct DataJoinError: Error, CustomStringConvertible, LocalizedError, Equ
         case alreadyTracked
         case notTracked
         case io
+        /// A database, file or folder named by the user is not there (or is not a node yet).
+        case noInput
+        /// Not allowed: a read-only database, a sender that is not trusted.
+        case permission
         case badBundle
         /// The file ends early: perhaps still being copied.
         case truncated

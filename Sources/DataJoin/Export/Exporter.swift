@@ -96,7 +96,7 @@ public enum Exporter {
     static func checkFolder(_ folder: String) throws {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
-            throw DataJoinError.io("export folder \(folder) does not exist; create it first")
+            throw DataJoinError(.noInput, "export folder \(folder) does not exist; create it first")
         }
         // Probe by writing, not access(2): root passes access() on read-only mounts.
         let probe = (folder as NSString).appendingPathComponent(".datajoin-probe-\(getpid())")

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 /// ds_conflict: every value that lost a merge, with both values, versions and origins, so
@@ -13,12 +14,36 @@ public struct ConflictLog {
         try db.execute("""
             INSERT INTO ds_conflict (object_table, object_id, object_attribute, winner_value, winner_hlc, winner_node, loser_value, loser_hlc, loser_node, reason, recorded_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, [.text(table), .text(KeyCodec.display(key)), column.map(Value.text) ?? .null, winner.map { .text($0.json) } ?? .null,
-                  .integer(winnerVersion.hlc), .text(winnerVersion.node), loser.map { .text($0.json) } ?? .null,
+            """, [.text(table), .text(KeyCodec.display(key)), column.map(Value.text) ?? .null, winner.map { .text(Self.logged($0)) } ?? .null,
+                  .integer(winnerVersion.hlc), .text(winnerVersion.node), loser.map { .text(Self.logged($0)) } ?? .null,
                   .integer(loserVersion.hlc), .text(loserVersion.node), .text(reason), .text(nowText())])
         recorded += 1
     }
 
+    /// Values up to this many bytes are logged whole.
+    static let wholeValueBytes = 64 << 10
+
+    /// A value as the log keeps it: whole up to `wholeValueBytes`; a longer one by its length,
+    /// SHA-256 and first 1,000 characters (or 1,000 bytes). The log is a record of what lost,
+    /// not a backup: two whole 64 MiB values per conflict took 420 MiB to import and to list.
+    static func logged(_ v: Value) -> String {
+        func digest(_ body: ((UnsafeRawBufferPointer) -> Void) -> Void) -> String {
+            var h = SHA256()
+            body { h.update(bufferPointer: $0) }
+            return Hex.encode(Array(h.finalize()))
+        }
+        switch v {
+        case .text(var s) where s.utf8.count > wholeValueBytes:
+            s.makeContiguousUTF8()
+            let sha = digest { feed in _ = s.utf8.withContiguousStorageIfAvailable { feed(UnsafeRawBufferPointer($0)) } }
+            return "{\"type\":\"text\",\"bytes\":\(s.utf8.count),\"sha256\":\"\(sha)\",\"first\":\(JSON.quote(String(s.prefix(1000)))),\"truncated\":true}"
+        case .blob(let b) where b.count > wholeValueBytes:
+            let sha = digest { feed in b.withUnsafeBytes(feed) }
+            return "{\"type\":\"blob\",\"bytes\":\(b.count),\"sha256\":\"\(sha)\",\"first\":\"\(Hex.encode(Array(b.prefix(1000))))\",\"truncated\":true}"
+        default:
+            return v.json
+        }
+    }
 }
 
 /// One row of the conflict log.

@@ -70,11 +70,11 @@ public enum Importer {
 
     private static func retryHeld(_ db: Database, tables: [String: TableInfo], maxAhead: Int64, report: inout ImportReport) throws {
         let pointer = try ProgramPointer.get(db, Program.import)
-        guard try db.scalar("SELECT count(*) FROM ds_change_inbox WHERE status = 'held' AND id <= ?", [.integer(pointer)]).asInt64 ?? 0 > 0 else { return }
+        guard try db.scalar("SELECT count(*) FROM ds_change_held WHERE id <= ?", [.integer(pointer)]).asInt64 ?? 0 > 0 else { return }
         var partial = report
         try db.inTransaction {
             partial = report
-            try applyRange(db, tables: tables, maxAhead: maxAhead, sql: "status = 'held' AND id <= ?", params: [.integer(pointer)],
+            try applyRange(db, tables: tables, maxAhead: maxAhead, sql: "id IN (SELECT id FROM ds_change_held) AND id <= ?", params: [.integer(pointer)],
                            savepoints: true, coalesce: true, report: &partial)
         }
         report = partial
@@ -86,7 +86,8 @@ public enum Importer {
     static let largePayloadBytes = 1 << 20
 
     static let inboxColumns = "id, origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_operation, cl, "
-        + "CASE WHEN length(object_value) >= \(largePayloadBytes) THEN NULL ELSE object_value END, status, object_pk_attribute, length(object_value)"
+        + "CASE WHEN length(object_value) >= \(largePayloadBytes) THEN NULL ELSE object_value END, "
+        + "CASE WHEN EXISTS (SELECT 1 FROM ds_change_held AS h WHERE h.id = ds_change_inbox.id) THEN 'held' ELSE 'new' END, object_pk_attribute, length(object_value)"
 
     static func change(_ r: Row, _ db: Database) throws -> Change {
         guard case .blob(let keyBytes) = r.values[7], let op = Operation(rawValue: r.string(8) ?? "") else {
@@ -186,11 +187,15 @@ public enum Importer {
                     clock = max(clock, c.hlc)
                     if wasHeld {
                         report.released += 1
-                        try db.execute("UPDATE ds_change_inbox SET status = 'done', reason = NULL WHERE id = ?", [.integer(id)])
+                        try db.execute("DELETE FROM ds_change_held WHERE id = ?", [.integer(id)])
                     }
                 case .held(let reason):
                     if !wasHeld { report.held += 1 }
-                    try db.execute("UPDATE ds_change_inbox SET status = 'held', reason = ? WHERE id = ?", [.text(reason), .integer(id)])
+                    // Its own row: the inbox row and its payload are never rewritten for it.
+                    try db.execute("""
+                        INSERT INTO ds_change_held (id, object_table, object_id, reason) VALUES (?, ?, ?, ?)
+                        ON CONFLICT (id) DO UPDATE SET reason = excluded.reason
+                        """, [.integer(id), r[6], r[7], .text(reason)])
                 }
             }
             // Written out and forgotten: memory stays flat however large the bundle.
@@ -281,8 +286,8 @@ public enum Importer {
             for part in stride(from: 0, to: keys.count, by: VersionStore.batch) {
                 let slice = keys[part..<min(part + VersionStore.batch, keys.count)]
                 let marks = Array(repeating: "?", count: slice.count).joined(separator: ", ")
-                try db.query("SELECT \(inboxColumns) FROM ds_change_inbox WHERE status = 'held' AND object_table = ? AND object_id IN (\(marks)) "
-                             + "AND object_operation = 'U' AND id > ? ORDER BY id",
+                try db.query("SELECT \(inboxColumns) FROM ds_change_inbox WHERE id IN (SELECT id FROM ds_change_held WHERE object_table = ? "
+                             + "AND object_id IN (\(marks))) AND object_operation = 'U' AND id > ? ORDER BY id",
                              [.text(table)] + slice.map { .blob($0.bytes) } + [.integer(after)]) { out.append(try change($0, db)) }
             }
         }

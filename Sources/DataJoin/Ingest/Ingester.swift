@@ -54,6 +54,8 @@ public enum Ingester {
         for (index, entry) in entries.enumerated() {
             if options.shouldStop() { break }
             let path = entry.path
+            // Its outcome is the caller's to print (once): verbose says only what is being read.
+            reporter.verbose("reading \(path)")
             var status: IngestedFile.Status
             var notice: String?
             if let problem = entry.problem {
@@ -75,7 +77,7 @@ public enum Ingester {
                         } else {
                             status = .refused(e.message)
                         }
-                    case .untrusted, .io:
+                    case .untrusted, .io, .noInput, .permission:
                         status = .refused(e.message)
                     case .connection, .locked, .busy:
                         throw e
@@ -93,16 +95,16 @@ public enum Ingester {
             bytes += fileStamp(path)?.size ?? 0
             if case .loaded(let n, _) = status { loadedChanges += n }
             reporter.progress(WorkProgress(phase: "ingest", changes: loadedChanges, bytes: bytes, totalBytes: totalBytes, final: index == entries.count - 1))
-            reporter.verbose("\(path): \(status)")
         }
         try db.refreshStatistics(["ds_change_inbox"], after: Int(loadedChanges))
         if options.importAfter {
+            Memory.trim()
             report.imported = try Importer.run(db, reporter: reporter, shouldStop: options.shouldStop)
         }
         return report
     }
 
-    static func fileDigest(_ path: String) throws -> String {
+    public static func fileDigest(_ path: String) throws -> String {
         guard let f = FileHandle(forReadingAtPath: path) else { throw DataJoinError.io("cannot read \(path)") }
         defer { try? f.close() }
         var h = SHA256()
@@ -372,7 +374,7 @@ public enum BundleFiles {
         for p in paths {
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else {
-                throw DataJoinError.io("\(p): no such file or folder")
+                throw DataJoinError(.noInput, "\(p): no such file or folder")
             }
             if isDir.boolValue {
                 let names = try FileManager.default.contentsOfDirectory(atPath: p)
@@ -420,6 +422,8 @@ enum Quarantine {
 
     /// Remembers a quarantined file for `datajoin status`.
     static func record(_ db: Database, path: String, reason: String) throws {
+        // Absolute: `status` lists it wherever it is run from.
+        let path = URL(fileURLWithPath: path).standardizedFileURL.path
         try db.inTransaction {
             try db.execute("INSERT INTO ds_quarantine (path, reason, quarantined_at) VALUES (?, ?, ?) ON CONFLICT (path) DO UPDATE SET reason = excluded.reason, quarantined_at = excluded.quarantined_at",
                            [.text(path), .text(reason), .text(nowText())])

@@ -54,10 +54,10 @@ public enum Pruner {
                 try db.execute("UPDATE ds_origin_state SET inbox_floor = ? WHERE origin = ? AND origin_epoch = ? AND inbox_floor < ?",
                                [.integer(limit), .text(s.origin), .text(s.epoch), .integer(limit)])
                 report.inboxRows += try db.execute("""
-                    DELETE FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq <= ? AND id <= ? AND id <= ? AND status <> 'held'
+                    DELETE FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq <= ? AND id <= ? AND id <= ? AND id NOT IN (SELECT id FROM ds_change_held)
                     """, [.text(s.origin), .text(s.epoch), .integer(limit), .integer(imported), .integer(relaying ? relayed : Int64.max)])
             }
-            report.inboxRows += try db.execute("DELETE FROM ds_change_inbox WHERE origin_epoch LIKE ? AND id <= ? AND status <> 'held'",
+            report.inboxRows += try db.execute("DELETE FROM ds_change_inbox WHERE origin_epoch LIKE ? AND id <= ? AND id NOT IN (SELECT id FROM ds_change_held)",
                                                [.text(BundleFormat.snapshotEpochPrefix + "%"), .integer(imported)])
 
             // Tombstones older than the retention; from now on, changes older than it are held.

@@ -163,7 +163,7 @@ public enum Snapshotter {
         }
         // Changes received but not applied here (held, or not imported yet) travel as they are.
         let pointer = try ProgramPointer.get(db, Program.import)
-        try db.stream("SELECT \(Importer.inboxColumns) FROM ds_change_inbox WHERE status = 'held' OR id > ? ORDER BY id", [.integer(pointer)]) { r in
+        try db.stream("SELECT \(Importer.inboxColumns) FROM ds_change_inbox WHERE id IN (SELECT id FROM ds_change_held) OR id > ? ORDER BY id", [.integer(pointer)]) { r in
             try spool.add(try Importer.change(r, db))
         }
         reporter.progress(WorkProgress(phase: "snapshot read", changes: rowsDone, totalChanges: total, final: true))

@@ -20,6 +20,8 @@ public struct NodeStatus: Sendable {
     public var lastIngest: String?
     public var bundlesIngested: Int64
     public var clock: String
+    /// The clock's stamp: wall milliseconds and counter (`clock` is its text).
+    public var clockStamp: Int64
     public var origins: [OriginStatus]
     public var peers: [PeerStatus]
     public var quarantined: [QuarantinedFile]
@@ -64,7 +66,7 @@ public struct NodeStatus: Sendable {
         let lastSeq = me.nextSeq - 1
         let oldest = try db.scalar("SELECT min(captured_ms) FROM ds_change_outbox WHERE (seq IS NULL AND id > ?) OR seq > ?",
                                    [.integer(try Stamper.stampedThrough(db)), .integer(exportPointer)]).asInt64
-        let held = try db.rows("SELECT origin, seq, object_table, reason FROM ds_change_inbox WHERE status = 'held' ORDER BY id LIMIT 20").map {
+        let held = try db.rows("SELECT i.origin, i.seq, i.object_table, h.reason FROM ds_change_held AS h JOIN ds_change_inbox AS i ON i.id = h.id ORDER BY h.id LIMIT 20").map {
             HeldChange(origin: $0.string(0) ?? "", seq: $0.int(1) ?? 0, table: $0.string(2) ?? "", reason: $0.string(3) ?? "")
         }
         let origins = try Holdings.all(db).map { s in
@@ -86,14 +88,17 @@ public struct NodeStatus: Sendable {
             exportPointer: exportPointer, lastSeq: lastSeq,
             inboxWaiting: try db.scalar("SELECT count(*) FROM ds_change_inbox WHERE id > ?", [.integer(importPointer)]).asInt64 ?? 0,
             importPointer: importPointer, held: held,
-            heldCount: try db.scalar("SELECT count(*) FROM ds_change_inbox WHERE status = 'held'").asInt64 ?? 0,
+            heldCount: try db.scalar("SELECT count(*) FROM ds_change_held").asInt64 ?? 0,
             conflicts: try db.scalar("SELECT count(*) FROM ds_conflict").asInt64 ?? 0,
             lastExport: exportRow?.string(0),
             lastIngest: try db.scalar("SELECT max(ingested_at) FROM ds_bundle_seen").asString,
             bundlesIngested: try db.scalar("SELECT count(*) FROM ds_bundle_seen").asInt64 ?? 0,
-            clock: HybridLogicalClock.describe(me.hlc), origins: origins, peers: peers,
+            clock: HybridLogicalClock.describe(me.hlc), clockStamp: me.hlc, origins: origins, peers: peers,
             quarantined: try db.rows("SELECT path, reason, quarantined_at FROM ds_quarantine ORDER BY quarantined_at").compactMap { r in
+                // What is there now: a file moved back out, or ingested since from a copy, is not.
                 guard let p = r.string(0), FileManager.default.fileExists(atPath: p) else { return nil }
+                if let digest = try? Ingester.fileDigest(p),
+                   try db.scalar("SELECT count(*) FROM ds_bundle_seen WHERE sha256 = ?", [.text(digest)]).asInt64 ?? 0 > 0 { return nil }
                 return QuarantinedFile(path: p, reason: r.string(1) ?? "", at: r.string(2) ?? "")
             },
             oldestUnexportedAgeSeconds: oldest.map { max(0, (HybridLogicalClock.nowMs() - HybridLogicalClock.clampMs($0)) / 1000) })
@@ -102,6 +107,10 @@ public struct NodeStatus: Sendable {
     static func age(_ seconds: Int64) -> String {
         seconds < 120 ? "\(seconds) s" : seconds < 7200 ? "\(seconds / 60) min" : seconds < 172_800 ? "\(seconds / 3600) h" : "\(seconds / 86400) days"
     }
+
+    /// The `status --json` document, schema 1 (docs/status-json.md): within one schema,
+    /// fields are only ever added.
+    public static let jsonSchema = 1
 
     public var json: String {
         func s(_ v: String?) -> String { v.map(JSON.quote) ?? "null" }
@@ -112,17 +121,21 @@ public struct NodeStatus: Sendable {
         }
         let peersJSON = peers.map { "{\"peer\":\(JSON.quote($0.peer)),\"confirmed\":\($0.confirmed),\"behind\":\($0.behind)}" }
         let heldJSON = held.map { "{\"origin\":\(JSON.quote($0.origin)),\"seq\":\($0.seq),\"table\":\(JSON.quote($0.table)),\"reason\":\(JSON.quote($0.reason))}" }
+        let quarantinedJSON = quarantined.map { "{\"path\":\(JSON.quote($0.path)),\"reason\":\(JSON.quote($0.reason)),\"at\":\(JSON.quote($0.at))}" }
+        let counter = clockStamp & ((1 << 16) - 1)
         return """
-            {"node_id":\(JSON.quote(nodeId)),"epoch":\(JSON.quote(epoch)),"database":\(JSON.quote(database)),\
+            {"schema":\(Self.jsonSchema),\
+            "node":{"id":\(JSON.quote(nodeId)),"epoch":\(JSON.quote(epoch)),"database":\(JSON.quote(database))},\
             "tracked_tables":[\(trackedTables.map(JSON.quote).joined(separator: ","))],\
-            "outbox_waiting":\(outboxWaiting),"oldest_unexported":\(s(oldestUnexported)),"last_seq":\(lastSeq),\
-            "inbox_waiting":\(inboxWaiting),"held_count":\(heldCount),"held":[\(heldJSON.joined(separator: ","))],\
+            "export":{"waiting":\(outboxWaiting),"oldest_unexported":\(s(oldestUnexported)),\
+            "oldest_unexported_age_seconds":\(oldestUnexportedAgeSeconds.map(String.init) ?? "null"),\
+            "last_seq":\(lastSeq),"pointer":\(exportPointer),"last_export":\(s(lastExport))},\
+            "import":{"waiting":\(inboxWaiting),"pointer":\(importPointer),"held_count":\(heldCount),"held":[\(heldJSON.joined(separator: ","))],\
+            "last_ingest":\(s(lastIngest)),"bundles_ingested":\(bundlesIngested)},\
             "conflicts":\(conflicts),\
-            "pointers":{"export":\(exportPointer),"import":\(importPointer)},\
-            "last_export":\(s(lastExport)),"last_ingest":\(s(lastIngest)),"bundles_ingested":\(bundlesIngested),"clock":\(JSON.quote(clock)),\
+            "clock":{"text":\(JSON.quote(clock)),"wall_ms":\(clockStamp >> 16),"counter":\(counter)},\
             "origins":[\(originsJSON.joined(separator: ","))],"peers":[\(peersJSON.joined(separator: ","))],\
-            "quarantined":[\(quarantined.map { "{\"path\":\(JSON.quote($0.path)),\"reason\":\(JSON.quote($0.reason)),\"at\":\(JSON.quote($0.at))}" }.joined(separator: ","))],\
-            "oldest_unexported_age_seconds":\(oldestUnexportedAgeSeconds.map(String.init) ?? "null")}
+            "quarantined":[\(quarantinedJSON.joined(separator: ","))]}
             """
     }
 

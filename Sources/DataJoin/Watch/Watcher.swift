@@ -7,8 +7,11 @@ public struct WatchOptions: Sendable {
     public var relay: Bool
     /// Stop after this many cycles (nil: until stopped).
     public var cycles: Int?
+    /// Log cycles that did nothing too (`watch -v`).
+    public var logIdleCycles = false
 
-    public init(inFolder: String, outFolder: String, every: Double, relay: Bool = false, cycles: Int? = nil) {
+    public init(inFolder: String, outFolder: String, every: Double, relay: Bool = false, cycles: Int? = nil, logIdleCycles: Bool = false) {
+        self.logIdleCycles = logIdleCycles
         self.inFolder = inFolder
         self.outFolder = outFolder
         self.every = every
@@ -34,23 +37,26 @@ public final class Watcher {
     /// Runs cycles until `stop` says so; `wait` sleeps up to the interval and returns early
     /// when a stop is requested. Returns the number of cycles that failed.
     @discardableResult
-    public func run(stop: @escaping () -> Bool, wait: (Double) -> Void) throws -> Int {
+    public func run(stop: @escaping () -> Bool, wait: (Double) -> Void, started: () -> Void = {}) throws -> Int {
         guard options.every > 0 else { throw DataJoinError(.usage, "--every must be more than 0 seconds") }
         for f in [options.inFolder, options.outFolder] {
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: f, isDirectory: &isDir), isDir.boolValue else {
-                throw DataJoinError.io("folder \(f) does not exist; create it first")
+                throw DataJoinError(.noInput, "folder \(f) does not exist; create it first")
             }
         }
         _ = try NodeIdentity.load(db)
         let lock = try InstanceLock(db)
-        defer { withExtendedLifetime(lock) {} }
+        defer { lock.release() }
+        // Only now: a second watch is refused before it says anything else.
+        started()
         var cycle = 0
         var failed = 0
         while !stop() {
             cycle += 1
             do {
-                log("cycle \(cycle): " + (try runCycle(stop: stop)))
+                let (line, idle) = try runCycle(stop: stop)
+                if !idle || options.logIdleCycles { log("cycle \(cycle): " + line) }
             } catch {
                 failed += 1
                 log("cycle \(cycle) failed: \(error); the next cycle runs in \(options.every) s")
@@ -62,7 +68,8 @@ public final class Watcher {
         return failed
     }
 
-    func runCycle(stop: @escaping () -> Bool) throws -> String {
+    /// The cycle's line, and whether it did nothing at all (such cycles are logged only with -v).
+    func runCycle(stop: @escaping () -> Bool) throws -> (String, Bool) {
         let ingest = try Ingester.ingest(db, IngestOptions(paths: [options.inFolder], importAfter: true, shouldStop: stop))
         var parts: [String] = []
         let loaded = ingest.files.reduce(Int64(0)) { if case .loaded(let n, _) = $1.status { return $0 + n } else { return $0 } }
@@ -71,9 +78,11 @@ public final class Watcher {
         if ingest.refused > 0 { parts.append("\(ingest.refused) refused") }
         if let i = ingest.imported { parts.append("applied \(i.applied)" + (i.held > 0 ? ", \(i.held) held" : "")) }
         for n in ingest.notices { parts.append(n) }
-        if stop() { return parts.joined(separator: ", ") + "; stopping" }
+        let idle = ingest.files.allSatisfy { if case .alreadySeen = $0.status { return true } else { return false } }
+            && ingest.notices.isEmpty && (ingest.imported?.applied ?? 0) == 0 && (ingest.imported?.held ?? 0) == 0
+        if stop() { return (parts.joined(separator: ", ") + "; stopping", false) }
         let written = try Exporter.export(db, ExportOptions(folder: options.outFolder, relay: options.relay))
         parts.append("exported \(written.reduce(0) { $0 + $1.changes }) change(s) in \(written.count) bundle(s)")
-        return parts.joined(separator: ", ")
+        return (parts.joined(separator: ", "), idle && written.isEmpty)
     }
 }

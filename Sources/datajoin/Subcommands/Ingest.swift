@@ -39,7 +39,7 @@ struct Ingest: ParsableCommand {
             let conflictsBefore = try DryRunReport.conflictMark(db)
             let report = try Ingester.ingest(db, IngestOptions(paths: paths, importAfter: !noImport, quarantine: !dryRun), reporter: output.reporter())
             if let dry {
-                DryRunReport.print(report.imported ?? ImportReport(), conflicts: try DryRunReport.conflicts(db, after: conflictsBefore))
+                DryRunReport.show(report.imported ?? ImportReport(), conflicts: try DryRunReport.conflicts(db, after: conflictsBefore))
                 try dry.finish()
             }
             for f in report.files {
@@ -58,7 +58,7 @@ struct Ingest: ParsableCommand {
             }
             if report.files.isEmpty && !output.quiet { print("no bundle files found") }
             for n in report.notices { Console.warn(n) }
-            if let r = report.imported, !dryRun { ImportSummary.print(r, quiet: output.quiet) }
+            if let r = report.imported, !dryRun { ImportSummary.show(r, quiet: output.quiet) }
             partial = report.refused > 0 || (report.imported?.held ?? 0) > 0
         }
         if partial { throw Exit.partial }
@@ -66,13 +66,13 @@ struct Ingest: ParsableCommand {
 }
 
 enum ImportSummary {
-    static func print(_ r: ImportReport, quiet: Bool) {
+    static func show(_ r: ImportReport, quiet: Bool) {
         guard !quiet else { return }
         var line = "imported: \(r.applied) applied, \(r.unchanged) unchanged"
         if r.held > 0 { line += ", \(r.held) held (see 'datajoin status')" }
         if r.released > 0 { line += ", \(r.released) earlier held change(s) released" }
         if r.conflicts > 0 { line += ", \(r.conflicts) conflict(s) logged (see 'datajoin conflicts')" }
-        Swift.print(line)
+        print(line)
     }
 }
 
@@ -103,12 +103,12 @@ struct Import: ParsableCommand {
                 let dry = try DryRunDatabase(real)
                 let mark = try DryRunReport.conflictMark(dry)
                 let r = try Importer.run(dry, reporter: output.reporter())
-                DryRunReport.print(r, conflicts: try DryRunReport.conflicts(dry, after: mark))
+                DryRunReport.show(r, conflicts: try DryRunReport.conflicts(dry, after: mark))
                 try dry.finish()
                 return
             }
             let r = try Importer.run(real, reporter: output.reporter())
-            ImportSummary.print(r, quiet: output.quiet)
+            ImportSummary.show(r, quiet: output.quiet)
             held = r.held > 0
         }
         if held { throw Exit.partial }
@@ -121,21 +121,21 @@ enum DryRunReport {
 
     static func conflicts(_ db: Database, after mark: Int64) throws -> [ConflictEntry] { try ConflictLog.list(db, after: mark) }
 
-    static func print(_ r: ImportReport, conflicts: [ConflictEntry]) {
-        Swift.print("dry run: nothing was changed")
+    static func show(_ r: ImportReport, conflicts: [ConflictEntry]) {
+        print("dry run: nothing was changed")
         if r.perTable.isEmpty {
-            Swift.print("would apply no changes")
+            print("would apply no changes")
         } else {
             for (table, ops) in r.perTable.sorted(by: { $0.key < $1.key }) {
                 let parts = ["insert", "update", "delete"].compactMap { op in ops[op].map { "\($0) \(op)\($0 == 1 ? "" : "s")" } }
-                Swift.print("would apply to \(table): " + parts.joined(separator: ", "))
+                print("would apply to \(table): " + parts.joined(separator: ", "))
             }
         }
-        if r.unchanged > 0 { Swift.print("would leave \(r.unchanged) change(s) unchanged (already there or older)") }
-        if r.held > 0 { Swift.print("would hold \(r.held) change(s)") }
-        Swift.print("would log \(conflicts.count) conflict(s)")
+        if r.unchanged > 0 { print("would leave \(r.unchanged) change(s) unchanged (already there or older)") }
+        if r.held > 0 { print("would hold \(r.held) change(s)") }
+        print("would log \(conflicts.count) conflict(s)")
         for e in conflicts {
-            Swift.print("  \(e.table) \(e.key)\(e.column.map { "." + $0 } ?? ""): would keep \(e.winnerValue ?? "-") (\(e.winner)), lose \(e.loserValue ?? "-") (\(e.loser)): \(e.reason)")
+            print("  \(e.table) \(e.key)\(e.column.map { "." + $0 } ?? ""): would keep \(e.winnerValue ?? "-") (\(e.winner)), lose \(e.loserValue ?? "-") (\(e.loser)): \(e.reason)")
         }
     }
 }

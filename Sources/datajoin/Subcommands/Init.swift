@@ -13,6 +13,8 @@ struct Init: ParsableCommand {
               datajoin init --db postgresql://app@localhost/testapp2 --node testapp2
             """))
 
+    @OptionGroup var output: OutputOptions
+
     @OptionGroup var database: DatabaseOptions
 
     @Option(help: ArgumentHelp("This node's unique name (letters, digits, '.', '_', '-').", valueName: "name"))

@@ -6,6 +6,8 @@ struct Inspect: ParsableCommand {
         abstract: "Show a bundle's header and changes (checks it too).",
         discussion: "Example:\n  datajoin inspect bundles/testapp1_000000000001-000000000001_1a2b3c4d.djb --json")
 
+    @OptionGroup var output: OutputOptions
+
     @Argument(help: ArgumentHelp("Bundle file.", valueName: "file"), completion: .file())
     var file: String
 
@@ -27,13 +29,16 @@ struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check bundle files (format, completeness, checksum, signature) without touching a database.",
         discussion: helpText("""
-            Exit status 1 when any file is bad. With --db, also says for each origin whether the bundle
+            Exit status 65 when a file is damaged or forged, 66 when a path is missing, 77 when --db
+            would refuse its sender (the first problem's class; 'datajoin help exit-codes'). With --db, also says for each origin whether the bundle
             is already held, fills a gap, or leaves one (like 'git bundle verify').
 
             Example:
               datajoin verify /media/usb/datajoin/*.djb
               datajoin verify --db laptop.db /media/usb/datajoin
             """))
+
+    @OptionGroup var output: OutputOptions
 
     @Argument(help: ArgumentHelp("Bundle files or folders.", valueName: "file"), completion: .file())
     var files: [String] = []
@@ -43,18 +48,21 @@ struct Verify: ParsableCommand {
 
     func run() throws {
         var bad = 0
+        // The first failure's class is the exit status (docs/cli.md).
+        var status: ExitCode?
+        func failed(_ code: ExitCode) { bad += 1; if status == nil { status = code } }
         try DataJoin_run {
             if files.isEmpty { throw DataJoinError(.usage, "name at least one bundle file to verify") }
             let database = try db.map { try DatabaseOpener.open($0, create: false) }
             let entries = try BundleFiles.expand(files)
             if entries.isEmpty {
-                bad += 1
+                failed(Exit.noInput)
                 Console.error("no bundle files (*.djb) in \(files.joined(separator: ", ")); nothing verified")
             }
             for entry in entries {
                 let path = entry.path
                 if let problem = entry.problem {
-                    bad += 1
+                    failed(Exit.dataError)
                     Console.error("\(path): \(problem)")
                     continue
                 }
@@ -62,7 +70,7 @@ struct Verify: ParsableCommand {
                 case .success(let h):
                     if let database, let refusal = try DataJoin.Trust.refusal(database, header: h) {
                         // What ingest would do: the file is intact, but this node refuses it.
-                        bad += 1
+                        failed(Exit.permission)
                         Console.error("\(path): intact, but ingest here would refuse it: \(refusal)")
                         continue
                     }
@@ -70,12 +78,12 @@ struct Verify: ParsableCommand {
                     print("\(path): OK (\(h.changeCount) changes from \(ranges), signed by \(h.sender))")
                     if let database { for line in try GapReport.describe(database, header: h) { print("  " + line) } }
                 case .failure(let e):
-                    bad += 1
+                    failed(Exit.code(for: e))
                     Console.error("\(path): \(e.message)")
                 }
             }
         }
-        if bad > 0 { throw ExitCode.failure }
+        if bad > 0 { throw status ?? ExitCode.failure }
     }
 }
 
@@ -83,6 +91,8 @@ struct Key: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print this node's public key, for peers to trust.",
         discussion: "Example:\n  datajoin trust --db laptop.db office $(datajoin key --db office.db)")
+
+    @OptionGroup var output: OutputOptions
 
     @OptionGroup var database: DatabaseOptions
 
@@ -107,6 +117,8 @@ struct TrustCommand: ParsableCommand {
             A node already trusted with another key is refused unless --replace is given, with
             both keys' fingerprints: compare them with 'datajoin key' on that node first.
             """))
+
+    @OptionGroup var output: OutputOptions
 
     @OptionGroup var database: DatabaseOptions
 

@@ -6,6 +6,8 @@ struct Status: ParsableCommand {
         abstract: "Show this node: id, tracked tables, changes waiting, pointers, last export and ingest.",
         discussion: "Example:\n  datajoin status --db sqlite:testapp1.db\n  datajoin status --db sqlite:testapp1.db --json")
 
+    @OptionGroup var output: OutputOptions
+
     @OptionGroup var database: DatabaseOptions
 
     @Flag(help: "Print JSON with stable field names (docs/cli.md).")
@@ -24,6 +26,8 @@ struct Conflicts: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List values that lost a merge (both values, versions and origins).",
         discussion: "Example:\n  datajoin conflicts --db sqlite:testapp1.db --json")
+
+    @OptionGroup var output: OutputOptions
 
     @OptionGroup var database: DatabaseOptions
 

@@ -8,14 +8,25 @@ struct Track: ParsableCommand {
             Installs capture triggers (plpgsql on PostgreSQL, SQL triggers on SQLite). A table needs a
             primary key; composite keys work. After ALTER TABLE, run 'untrack' then 'track' again.
 
+            Rows the table already holds are not exported: only changes from now on are, and track
+            says how many rows it leaves behind. --backfill captures them too, as inserts (also on a
+            table tracked before), so that peers receive them; a peer that holds the same key
+            already merges the two rows by the usual rules (docs/conflict-rules.md, rule E).
+
             Example:
               datajoin track --db sqlite:testapp1.db sales_order
+              datajoin track --db $PG_URL --backfill customer
             """))
+
+    @OptionGroup var output: OutputOptions
 
     @OptionGroup var database: DatabaseOptions
 
     @Flag(help: "Register the tables without capture triggers: the application writes ds_change_outbox rows itself (docs/capture.md).")
     var noTriggers = false
+
+    @Flag(help: "Also capture the rows the tables hold now, as inserts, so that peers receive them.")
+    var backfill = false
 
     @Argument(help: "Tables to track.")
     var tables: [String] = []
@@ -24,8 +35,9 @@ struct Track: ParsableCommand {
         try DataJoin_run {
             if tables.isEmpty { throw DataJoinError(.usage, "name at least one table to track") }
             let db = try database.open()
-            for t in try Tracker.track(db, tables: tables, triggers: !noTriggers) {
-                print("tracking \(t.table) (key: \(t.keyColumns.joined(separator: ", ")))")
+            for t in try Tracker.track(db, tables: tables, triggers: !noTriggers, backfill: backfill) {
+                if !t.wasTracked { print("tracking \(t.table) (key: \(t.keyColumns.joined(separator: ", ")))") }
+                if let n = t.backfilled { print("captured \(n) existing row(s) of \(t.table) as inserts; the next export sends them") }
                 for w in t.warnings { Console.warn(w) }
             }
         }
@@ -36,6 +48,8 @@ struct Untrack: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Stop capturing changes of tables (changes already captured still export).",
         discussion: "Example:\n  datajoin untrack --db sqlite:testapp1.db sales_order")
+
+    @OptionGroup var output: OutputOptions
 
     @OptionGroup var database: DatabaseOptions
 

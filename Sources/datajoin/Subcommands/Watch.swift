@@ -8,14 +8,18 @@ struct Watch: ParsableCommand {
         abstract: "Run ingest, import and export in a loop, every N seconds (the seed's recurring programs).",
         discussion: helpText("""
             Each cycle ingests the bundles in --in, imports them, and exports new changes to --out,
-            printing one line. A failed cycle is logged and the next one runs. Only one watch runs per
-            database (a second one exits with status 1). SIGINT or SIGTERM stops it between
-            transactions, with exit status 0.
+            printing one line stamped with the time (ISO 8601, UTC); a cycle that found nothing and
+            sent nothing prints nothing unless -v is given. A failed cycle is logged and the next one
+            runs. Only one watch runs per database: a second one exits with status 75 before it
+            prints anything. SIGINT or SIGTERM stops it between transactions, with exit status 0,
+            and removes its lock file (DB.datajoin-lock, SQLite).
 
             Example:
               datajoin watch --db laptop.db --in /drop/office --out /drop/laptop --every 60
               datajoin watch --db $HUB --in /drop/in --out /drop/out --every 30 --relay
             """))
+
+    @OptionGroup var output: OutputOptions
 
     @OptionGroup var database: DatabaseOptions
 
@@ -38,15 +42,23 @@ struct Watch: ParsableCommand {
         try DataJoin_run {
             let db = try database.open()
             let stopper = StopSignal()
-            let watcher = Watcher(db: db, options: WatchOptions(inFolder: inFolder, outFolder: outFolder, every: every, relay: relay, cycles: cycles)) { line in
-                print(line)
-                fflush(stdout)
-            }
-            print("watching \(inFolder) -> \(db.displayName) -> \(outFolder) every \(every) s (Ctrl-C stops)")
-            fflush(stdout)
-            try watcher.run(stop: { stopper.requested }, wait: { stopper.wait(seconds: $0) })
-            print(stopper.requested ? "stopped" : "done")
+            let options = WatchOptions(inFolder: inFolder, outFolder: outFolder, every: every, relay: relay, cycles: cycles, logIdleCycles: output.verbose)
+            let watcher = Watcher(db: db, options: options) { line in Self.log(line) }
+            try watcher.run(stop: { stopper.requested }, wait: { stopper.wait(seconds: $0) }, started: {
+                Self.log("watching \(inFolder) -> \(db.displayName) -> \(outFolder) every \(every) s (Ctrl-C stops)")
+            })
+            Self.log(stopper.requested ? "stopped" : "done")
         }
+    }
+}
+
+extension Watch {
+    /// One log line, stamped with the time in ISO 8601 (UTC, milliseconds).
+    static func log(_ line: String) {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        print(f.string(from: Date()) + " " + line)
+        fflush(stdout)
     }
 }
 

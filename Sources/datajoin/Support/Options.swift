@@ -7,6 +7,17 @@ struct DatabaseOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Database URL: postgresql://user:pass@host:port/db, sqlite:PATH, or PATH.db (default: $DATAJOIN_DB).", valueName: "url"))
     var db: String?
 
+    @Option(name: .customLong("lock-timeout"), help: ArgumentHelp("Seconds to wait for a database another writer holds (default 30); the wait is reported after 1 s.", valueName: "seconds"))
+    var lockTimeout: Double?
+
+    func validate() throws {
+        if let t = lockTimeout {
+            guard t.isFinite, t > 0, t <= 86_400 else { throw ValidationError("--lock-timeout must be a number of seconds above 0 and at most 86400, not \(t)") }
+            LockWait.timeoutSeconds = t
+        }
+        LockWait.onWaiting = { message in if !Console.quiet { Console.info("datajoin: " + message) } }
+    }
+
     /// Opens the database; only `init` passes `create` (any other command given a path where
     /// there is no database says so and creates nothing).
     func open(create: Bool = false) throws -> Database {
@@ -25,13 +36,49 @@ struct OutputOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Log each bundle and step on stderr.")
     var verbose = false
 
+    func validate() throws {
+        Console.quiet = quiet
+        Console.verbose = verbose && !quiet
+    }
+
     func reporter() -> Reporter { TerminalReporter(quiet: quiet, verbose: verbose) }
 }
 
-/// Exit codes, the same for every command (docs/cli.md).
+/// Exit codes, the same for every command, by class as sysexits(3) has them (docs/cli.md,
+/// `datajoin help exit-codes`).
 enum Exit {
     static let partial = ExitCode(2)
     static let usage = ExitCode(64)
+    static let dataError = ExitCode(65)
+    static let noInput = ExitCode(66)
+    static let unavailable = ExitCode(69)
+    static let temporary = ExitCode(75)
+    static let permission = ExitCode(77)
+
+    /// The table `datajoin help exit-codes` prints.
+    static let table = """
+          0  success
+          1  failure outside the classes below
+          2  partial success: some bundles refused or changes held; the rest done
+         64  usage: a bad flag, argument or URL
+         65  data error: a damaged, forged, truncated or non-bundle file
+         66  input missing: no such database, file or folder, or not a node yet
+         69  service unavailable: the database server cannot be reached
+         75  temporary: the database is locked by another writer; try again
+         77  permission: sender not trusted, or database read-only for this user
+        """
+
+    static func code(for e: DataJoinError) -> ExitCode {
+        switch e.code {
+        case .usage, .badURL: return usage
+        case .badBundle, .truncated: return dataError
+        case .noInput, .notInitialized: return noInput
+        case .connection: return unavailable
+        case .locked, .busy: return temporary
+        case .untrusted, .permission: return permission
+        default: return .failure
+        }
+    }
 }
 
 /// Runs a command body; library errors become one line on stderr and the documented exit code.
@@ -41,7 +88,10 @@ func run(_ body: () throws -> Void) throws {
         try body()
     } catch let e as DataJoinError {
         Console.error(e.message)
-        throw e.code == .usage || e.code == .badURL ? Exit.usage : ExitCode.failure
+        throw Exit.code(for: e)
+    } catch let e as SQLiteError where e.isLocked {
+        Console.error(e.description)
+        throw Exit.temporary
     } catch let e as ExitCode {
         throw e
     } catch {
@@ -51,10 +101,20 @@ func run(_ body: () throws -> Void) throws {
 }
 
 enum Console {
+    /// `--quiet`: nothing but errors. Set once the arguments are parsed (OutputOptions).
+    static var quiet = false
+    static var verbose = false
+
+    /// A result line on stdout, unless --quiet.
+    static func out(_ message: String) {
+        guard !quiet else { return }
+        print(message)
+    }
     static func error(_ message: String) {
         FileHandle.standardError.write(Data(("datajoin: error: " + message + "\n").utf8))
     }
     static func warn(_ message: String) {
+        guard !quiet else { return }
         FileHandle.standardError.write(Data(("datajoin: warning: " + message + "\n").utf8))
     }
     static func info(_ message: String) {
@@ -121,4 +181,11 @@ func helpText(_ text: String) -> String {
         }
     }
     return out.joined(separator: "\n")
+}
+
+/// Every command's output goes through here: with --quiet, nothing but errors (stderr) is
+/// printed, whatever the command. Shadows Swift's print in this module.
+func print(_ items: Any..., separator: String = " ", terminator: String = "\n") {
+    guard !Console.quiet else { return }
+    Swift.print(items.map { "\($0)" }.joined(separator: separator), terminator: terminator)
 }

@@ -7,24 +7,27 @@ public final class SQLiteDatabase: Database {
     public let path: String
     let handle: OpaquePointer
     private var cache: [String: SQLiteStatement] = [:]
+    /// The busy handler's state; lives as long as the connection that points at it.
+    private let busyWait: BusyWait
 
     public var displayName: String { "sqlite:" + path }
 
     /// `create`: only `init` makes a new database file; every other command refuses a path
     /// where there is none, and changes nothing (issue 11).
-    public init(path: String, busyTimeoutMs: Int32 = 30_000, create: Bool = true) throws {
+    public init(path: String, create: Bool = true) throws {
         self.path = path
+        busyWait = BusyWait(LockWait.Wait("sqlite:\(path), which another process is writing to"))
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty && !FileManager.default.fileExists(atPath: dir) {
-            throw DataJoinError(.connection, "cannot open SQLite database \(path): folder \(dir) does not exist")
+            throw DataJoinError(.noInput, "cannot open SQLite database \(path): folder \(dir) does not exist")
         }
         var isDir: ObjCBool = false
         let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDir)
         if exists && isDir.boolValue {
-            throw DataJoinError(.connection, "cannot open SQLite database \(path): it is a folder, not a database file")
+            throw DataJoinError(.noInput, "cannot open SQLite database \(path): it is a folder, not a database file")
         }
         if !exists && !create {
-            throw DataJoinError(.connection, "no SQLite database at \(path): the file does not exist (check the path; 'datajoin init' creates a node)")
+            throw DataJoinError(.noInput, "no SQLite database at \(path): the file does not exist (check the path; 'datajoin init' creates a node)")
         }
         var db: OpaquePointer?
         let rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX, nil)
@@ -37,11 +40,16 @@ public final class SQLiteDatabase: Database {
         if sqlite3_db_readonly(db, "main") == 1 {
             // Before any pragma: nothing is written, no -wal or -shm file is left behind.
             sqlite3_close_v2(db)
-            throw DataJoinError(.connection, "cannot write to SQLite database \(path): the file (or its folder) is read-only for this user; DataJoin keeps its node's state in it, so it needs write access")
+            throw DataJoinError(.permission, "cannot write to SQLite database \(path): the file (or its folder) is read-only for this user; DataJoin keeps its node's state in it, so it needs write access")
         }
         handle = db
         sqlite3_extended_result_codes(db, 1)
-        sqlite3_busy_timeout(db, busyTimeoutMs)
+        // Waits for another writer as LockWait says: told after a second, bounded by --lock-timeout.
+        sqlite3_busy_handler(db, { context, attempt in
+            guard let context else { return 0 }
+            let box = Unmanaged<BusyWait>.fromOpaque(context).takeUnretainedValue()
+            return box.wait.keepWaiting(attempt: Int(attempt)) ? 1 : 0
+        }, Unmanaged.passUnretained(busyWait).toOpaque())
         do {
             // WAL lets the application read while DataJoin writes, and the reverse.
             try query("PRAGMA journal_mode=WAL", []) { _ in }
@@ -142,13 +150,20 @@ public final class SQLiteDatabase: Database {
 }
 
 /// An SQLite result code with its message; the SQL text and values are never included.
+final class BusyWait {
+    var wait: LockWait.Wait
+    init(_ wait: LockWait.Wait) { self.wait = wait }
+}
+
 public struct SQLiteError: Error, CustomStringConvertible {
     public let code: Int32
     public let message: String
     var primary: Int32 { code & 0xFF }
+    /// Another connection holds the database (exit status 75: try again).
+    public var isLocked: Bool { primary == SQLITE_BUSY || primary == SQLITE_LOCKED }
     public var description: String {
         if primary == SQLITE_BUSY || primary == SQLITE_LOCKED {
-            return "SQLite database is locked by another process (\(message)); try again when it is idle"
+            return "the SQLite database is locked by another process (\(message)); gave up after \(LockWait.Wait.seconds(LockWait.timeoutSeconds)) s: try again when it is idle, or raise --lock-timeout"
         }
         return "SQLite error \(code): \(message)"
     }

@@ -354,4 +354,33 @@ final class OperatorSafetyTests: XCTestCase {
         let logged = try ConflictLog.list(a.db) + ConflictLog.list(b.db)
         XCTAssertTrue(logged.contains { $0.key.contains("k1") && $0.column == "description" }, "\(logged)")
     }
+
+    /// On a terminal, export, ingest and import show progress from the first chunk on (stamping
+    /// included), within a bundle too; piped, they print none.
+    func testLongStepsShowProgressOnATerminalOnly() throws {
+        let a = try TestNode("pa", .sqlite, folder: folder, viaCLI: true)
+        let b = try TestNode("pb", .sqlite, folder: folder, viaCLI: true)
+        try trustAll([a, b])
+        try a.exec("WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 12000) INSERT INTO sales_order (order_id) SELECT 'o' || i FROM c")
+        let out = try TestDatabases.subfolder(folder, "progress")
+        func onTerminal(_ args: [String]) throws -> String {
+            // script(1) gives the command a pseudo-terminal, as an operator's shell does.
+            let command = ([CLI.executable.path] + args).joined(separator: " ")
+            let r = try CLI.runProgram(URL(fileURLWithPath: "/usr/bin/script"), ["-qec", command, "/dev/null"])
+            XCTAssertEqual(r.status, 0, r.output)
+            return r.output
+        }
+        let exported = try onTerminal(["export", "--db", a.url, "--to", out.path])
+        XCTAssertTrue(exported.contains("\rstamping: 2000 changes"), exported)
+        XCTAssertTrue(exported.contains("\rexport: 5000/12000 changes"), exported)
+        let ingested = try onTerminal(["ingest", "--no-import", "--db", b.url, out.path])
+        XCTAssertTrue(ingested.contains("\ringest: 2000 changes"), ingested)
+        let imported = try onTerminal(["import", "--db", b.url])
+        XCTAssertTrue(imported.contains("\rimport: 1000/12000 changes"), imported)
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM sales_order"), .integer(12000))
+        // Piped: no progress line.
+        try a.exec("UPDATE sales_order SET description = 'x'")
+        let piped = try CLI.ok(["export", "--db", a.url, "--to", out.path])
+        XCTAssertFalse(piped.stderr.contains("\r"), piped.stderr)
+    }
 }

@@ -205,5 +205,10 @@ final class OperatorTests: XCTestCase {
             let rows = try DatabaseOpener.open(db).rows("SELECT order_id, description, quantity FROM sales_order").map(\.values)
             XCTAssertEqual(rows, [[.text("ord2"), .text("checked by laptop 1"), .text("5")]], "\(db)\n\(output)")
         }
+        // Step 6 makes a real same-column conflict, and the office's log shows it as step 7 says.
+        let conflicts = try CLI.ok(["conflicts", "--db", office]).stdout
+        XCTAssertTrue(conflicts.contains("sales_order ord2.description: kept \"checked by laptop 1\""), conflicts)
+        XCTAssertTrue(conflicts.contains("lost \"confirmed by laptop 2\""), conflicts)
+        XCTAssertTrue(conflicts.contains("concurrent update; the incoming one is newer"), conflicts)
     }
 }

@@ -69,7 +69,8 @@ enum Stamper {
     private static let select = "SELECT id, object_table, object_id, object_operation, object_attribute, captured_ms, source_id FROM ds_change_outbox WHERE seq IS NULL"
 
     @discardableResult
-    static func stampPending(_ db: Database, me: inout NodeIdentity, tables: [String: TableInfo], limit: Int = .max) throws -> Int {
+    static func stampPending(_ db: Database, me: inout NodeIdentity, tables: [String: TableInfo], limit: Int = .max,
+                             progress: ((Int) -> Void)? = nil) throws -> Int {
         let tuning = Tuning.current
         if db.brand == .postgres {
             // For the rest of the transaction (the importer's too, which stamps first): the
@@ -97,6 +98,7 @@ enum Stamper {
             if rows.isEmpty { break }
             try stamp(db, rows, me: &me, tables: tables, offsetMs: offset, batch: tuning.stampBatch)
             total += rows.count
+            progress?(total)
         }
         if total > 0 {
             try db.execute("UPDATE ds_node SET hlc = ?, next_seq = ?", [.integer(me.hlc), .integer(me.nextSeq)])

@@ -54,11 +54,15 @@ public enum Exporter {
         // In transactions of about 100,000 changes: on PostgreSQL the tables are analyzed in
         // between, so a backlog of millions is not planned on the statistics of an empty table.
         let step = Tuning.current.exportStep
+        var stampedBefore = 0
         while true {
             let stamped = try db.inTransaction { () -> Int in
                 me = try NodeIdentity.load(db)
-                return try Stamper.stampPending(db, me: &me, tables: tables, limit: step)
+                return try Stamper.stampPending(db, me: &me, tables: tables, limit: step) { n in
+                    reporter.progress(WorkProgress(phase: "stamping", changes: Int64(stampedBefore + n)))
+                }
             }
+            stampedBefore += stamped
             try db.refreshStatistics(["ds_change_outbox", "ds_row_version"], after: stamped)
             if stamped < step { break }
         }

@@ -44,7 +44,10 @@ public enum Importer {
                 let last = try db.scalar("SELECT max(id) FROM ds_change_inbox WHERE bundle_id = ? AND id > ?", [.integer(bundle), .integer(pointer)]).asInt64 ?? pointer
                 var partial = report
                 try applyRange(db, tables: tables, maxAhead: maxAhead, sql: "id <= ?", params: [.integer(last)], after: pointer,
-                               savepoints: savepoints, report: &partial)
+                               savepoints: savepoints, report: &partial) { r in
+                    // Within a bundle too: one bundle can hold a million changes.
+                    reporter.progress(WorkProgress(phase: "import", changes: Int64(r.applied + r.unchanged + r.held), totalChanges: total))
+                }
                 try ProgramPointer.set(db, Program.import, last)
                 partial.bundles += 1
                 report = partial
@@ -120,7 +123,8 @@ public enum Importer {
     /// `id > ?` terms and filters by the rest, so a second one made every chunk read the inbox
     /// again from the bundle's start (a 1M-change bundle: 1,000 chunks, each slower).
     static func applyRange(_ db: Database, tables: [String: TableInfo], maxAhead: Int64, sql: String, params: [Value], after: Int64 = 0,
-                           savepoints: Bool, coalesce: Bool = false, report: inout ImportReport) throws {
+                           savepoints: Bool, coalesce: Bool = false, report: inout ImportReport,
+                           afterChunk: ((ImportReport) -> Void)? = nil) throws {
         var me = try NodeIdentity.load(db)
         try Stamper.stampPending(db, me: &me, tables: tables)
         try setApplying(db, true)
@@ -202,6 +206,7 @@ public enum Importer {
             try merger.batch?.flush()
             try merger.versions.flush()
             merger.versions.reset()
+            afterChunk?(report)
         }
         report.conflicts += merger.conflicts.recorded
         if clock != me.hlc {

@@ -62,7 +62,9 @@ public enum Ingester {
                 status = .refused(problem)
             } else {
                 do {
-                    (status, notice) = try ingestFile(db, path: path, me: &me, limits: limits)
+                    (status, notice) = try ingestFile(db, path: path, me: &me, limits: limits) { n in
+                        reporter.progress(WorkProgress(phase: "ingest", changes: loadedChanges + n, bytes: bytes, totalBytes: totalBytes))
+                    }
                 } catch let e as DataJoinError {
                     switch e.code {
                     case .truncated where Quarantine.modifiedWithin(path, seconds: limits.partialGraceSeconds):
@@ -134,7 +136,10 @@ public enum Ingester {
         return ((path as NSString).lastPathComponent, size.int64Value, String(format: "%.6f", date.timeIntervalSince1970))
     }
 
-    static func ingestFile(_ db: Database, path: String, me: inout NodeIdentity, limits: Limits) throws -> (IngestedFile.Status, String?) {
+    /// `progress` is told how many changes of this file were read so far (a large file takes
+    /// seconds).
+    static func ingestFile(_ db: Database, path: String, me: inout NodeIdentity, limits: Limits,
+                           progress: @escaping (Int64) -> Void = { _ in }) throws -> (IngestedFile.Status, String?) {
         let stamp = fileStamp(path)
         if let s = stamp, let seen = try db.firstRow("SELECT origin FROM ds_bundle_seen WHERE file_name = ? AND file_size = ? AND file_mtime = ?",
                                                      [.text(s.name), .integer(s.size), .text(s.mtime)]) {
@@ -244,11 +249,14 @@ public enum Ingester {
                 marks[k] = m
                 return m
             }
+            var read: Int64 = 0
             func rows(_ body: ([Value]) throws -> Void) throws {
                 // The change is gone (this function returned) before its row is written: a large
                 // value is held once, encoded, not twice (memory, docs/reliability.md).
                 func nextRow() throws -> [Value]?? {
                     guard let c = try reader.next() else { return .none }
+                    read += 1
+                    if read % 2_000 == 0 { progress(read) }
                     // This node's own changes of its current epoch never come back (echo
                     // prevention); those of an older epoch are accepted, so a node restored from a
                     // backup gets back what it had lost.

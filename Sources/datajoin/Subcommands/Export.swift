@@ -5,9 +5,20 @@ struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write the changes captured since the last export into bundle files.",
         discussion: helpText("""
-            Each bundle is one gzip file (<origin>_<first>-<last>_<epoch>.djb), checksummed and signed,
-            written as a hidden .tmp file, flushed to disk and renamed; the export pointer (program 1000)
-            moves only then. Prints the path of every file written; with nothing new, writes nothing.
+            Each bundle is one gzip file, checksummed and signed, written as a hidden .tmp file, flushed
+            to disk and renamed; the export pointer (program 1000) moves only then. Prints the path of
+            every file written; with nothing new, writes nothing.
+
+            File names say what a bundle holds:
+              laptop-1_000000000001-000000000250_1a2b3c4d.djb
+                this node's own changes: origin, first and last seq, its epoch (8 hex digits)
+              office~relay_000000000001-000000000900_5e6f7a8b.djb
+                --relay: what office received from others, by its inbox ids 1-900 (the header lists
+                each origin and its seq range; 'datajoin inspect' shows them)
+              office~laptop-2_000000000040-000000000055_9c0d1e2f.djb
+                --relay --resend: laptop-2's changes 40-55 (of its epoch 9c0d1e2f) again, as
+                forwarded by office
+            The sender comes first, so a relay never writes a file with an origin's own name.
 
             Example:
               datajoin export --db sqlite:testapp1.db --to /media/usb/datajoin

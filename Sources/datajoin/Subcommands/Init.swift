@@ -13,9 +13,9 @@ struct Init: ParsableCommand {
               datajoin init --db postgresql://app@localhost/testapp2 --node testapp2
             """))
 
-    @OptionGroup var output: OutputOptions
-
     @OptionGroup var database: DatabaseOptions
+
+    @OptionGroup var output: OutputOptions
 
     @Option(help: ArgumentHelp("This node's unique name (letters, digits, '.', '_', '-').", valueName: "name"))
     var node: String

@@ -92,9 +92,9 @@ struct Key: ParsableCommand {
         abstract: "Print this node's public key, for peers to trust.",
         discussion: "Example:\n  datajoin trust --db laptop.db office $(datajoin key --db office.db)")
 
-    @OptionGroup var output: OutputOptions
-
     @OptionGroup var database: DatabaseOptions
+
+    @OptionGroup var output: OutputOptions
 
     func run() throws {
         try DataJoin_run {
@@ -118,9 +118,9 @@ struct TrustCommand: ParsableCommand {
             both keys' fingerprints: compare them with 'datajoin key' on that node first.
             """))
 
-    @OptionGroup var output: OutputOptions
-
     @OptionGroup var database: DatabaseOptions
+
+    @OptionGroup var output: OutputOptions
 
     @Flag(help: "Stop trusting NODE.")
     var revoke = false

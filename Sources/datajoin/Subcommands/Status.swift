@@ -6,9 +6,9 @@ struct Status: ParsableCommand {
         abstract: "Show this node: id, tracked tables, changes waiting, pointers, last export and ingest.",
         discussion: "Example:\n  datajoin status --db sqlite:testapp1.db\n  datajoin status --db sqlite:testapp1.db --json")
 
-    @OptionGroup var output: OutputOptions
-
     @OptionGroup var database: DatabaseOptions
+
+    @OptionGroup var output: OutputOptions
 
     @Flag(help: "Print JSON with stable field names (docs/cli.md).")
     var json = false
@@ -27,9 +27,9 @@ struct Conflicts: ParsableCommand {
         abstract: "List values that lost a merge (both values, versions and origins).",
         discussion: "Example:\n  datajoin conflicts --db sqlite:testapp1.db --json")
 
-    @OptionGroup var output: OutputOptions
-
     @OptionGroup var database: DatabaseOptions
+
+    @OptionGroup var output: OutputOptions
 
     @Flag(help: "Print JSON.")
     var json = false

@@ -18,9 +18,9 @@ struct Track: ParsableCommand {
               datajoin track --db $PG_URL --backfill customer
             """))
 
-    @OptionGroup var output: OutputOptions
-
     @OptionGroup var database: DatabaseOptions
+
+    @OptionGroup var output: OutputOptions
 
     @Flag(help: "Register the tables without capture triggers: the application writes ds_change_outbox rows itself (docs/capture.md).")
     var noTriggers = false
@@ -49,9 +49,9 @@ struct Untrack: ParsableCommand {
         abstract: "Stop capturing changes of tables (changes already captured still export).",
         discussion: "Example:\n  datajoin untrack --db sqlite:testapp1.db sales_order")
 
-    @OptionGroup var output: OutputOptions
-
     @OptionGroup var database: DatabaseOptions
+
+    @OptionGroup var output: OutputOptions
 
     @Argument(help: "Tables to stop tracking.")
     var tables: [String] = []

@@ -19,9 +19,9 @@ struct Watch: ParsableCommand {
               datajoin watch --db $HUB --in /drop/in --out /drop/out --every 30 --relay
             """))
 
-    @OptionGroup var output: OutputOptions
-
     @OptionGroup var database: DatabaseOptions
+
+    @OptionGroup var output: OutputOptions
 
     @Option(name: .customLong("in"), help: ArgumentHelp("Folder to ingest bundles from.", valueName: "dir"))
     var inFolder: String

@@ -383,4 +383,44 @@ final class OperatorSafetyTests: XCTestCase {
         let piped = try CLI.ok(["export", "--db", a.url, "--to", out.path])
         XCTAssertFalse(piped.stderr.contains("\r"), piped.stderr)
     }
+
+    /// Nothing stops silently at a limit: status and verify count every gap past the ones they
+    /// list; a dry run counts every conflict past the 1,000 it lists.
+    func testGapsAndDryRunConflictsAreCountedPastWhatIsListed() throws {
+        let a = try TestNode("ga", .sqlite, folder: folder, viaCLI: true)
+        let b = try TestNode("gb", .sqlite, folder: folder, viaCLI: true)
+        try trustAll([a, b])
+        for i in 1...121 { try a.exec("INSERT INTO sales_order (order_id) VALUES (?)", [.text("o\(i)")]) }
+        let one = try TestDatabases.subfolder(folder, "one-each")
+        let files = try Exporter.export(a.db, ExportOptions(folder: one.path, maxChanges: 1)).map(\.path)
+        XCTAssertEqual(files.count, 121)
+        // Every other bundle: 60 gaps.
+        for (i, f) in files.enumerated() where i % 2 == 0 { try CLI.ok(["ingest", "--db", b.url, f]) }
+        let json = try CLI.ok(["status", "--db", b.url, "--json"]).stdout
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        let origin = try XCTUnwrap((object["origins"] as? [[String: Any]])?.first)
+        XCTAssertEqual((origin["missing"] as? [Any])?.count, 50)
+        XCTAssertEqual(origin["gap_count"] as? Int, 60)
+        XCTAssertTrue(try CLI.ok(["status", "--db", b.url]).stdout.contains("and 10 more gap(s)"))
+        let all = try TestDatabases.subfolder(folder, "all")
+        try CLI.ok(["export", "--db", a.url, "--to", all.path, "--resend"])
+        let verified = try CLI.ok(["verify", "--db", b.url, all.path]).stdout
+        XCTAssertTrue(verified.contains("fills the gap 2–2, 4–4"), verified)
+        XCTAssertTrue(verified.contains(" and 40 more"), verified)
+        // 1,001 conflicting edits: the dry run lists 1,000 and counts all.
+        try CLI.ok(["ingest", "--db", b.url, all.path])
+        try b.exec("WITH RECURSIVE c(i) AS (SELECT 122 UNION ALL SELECT i + 1 FROM c WHERE i < 1001) INSERT INTO sales_order (order_id) SELECT 'o' || i FROM c")
+        let fromB = try TestDatabases.subfolder(folder, "from-b")
+        try CLI.ok(["export", "--db", b.url, "--to", fromB.path])
+        try CLI.ok(["ingest", "--db", a.url, fromB.path])
+        try a.exec("UPDATE sales_order SET description = 'a'")
+        try CLI.ok(["export", "--db", a.url, "--to", try TestDatabases.subfolder(folder, "edits-a").path])
+        try b.exec("UPDATE sales_order SET description = 'b'")
+        let editsB = try TestDatabases.subfolder(folder, "edits-b")
+        try CLI.ok(["export", "--db", b.url, "--to", editsB.path])
+        let dry = try CLI.ok(["ingest", "--db", a.url, "--dry-run", editsB.path]).stdout
+        XCTAssertTrue(dry.contains("would log 1001 conflict(s) (the first 1000 below)"), String(dry.prefix(2000)))
+        XCTAssertEqual(dry.components(separatedBy: "\n  sales_order ").count - 1, 1000)
+        XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_conflict"), .integer(0), "a dry run logs nothing")
+    }
 }

@@ -76,18 +76,26 @@ enum Holdings {
         try advance(db, origin: origin, epoch: epoch, bundle: bundle)
     }
 
-    /// The seq ranges of an origin missing between its high-water mark and the highest seq seen.
-    static func gaps(_ db: Database, _ s: State, limit: Int = 50) throws -> [ClosedRange<Int64>] {
-        guard s.maxSeq > s.contiguous else { return [] }
+    /// The seq ranges of an origin missing between its high-water mark and the highest seq seen
+    /// (those overlapping `within`, when given): the first `limit`, and how many there are in all.
+    static func gaps(_ db: Database, _ s: State, limit: Int = 50, within: ClosedRange<Int64>? = nil) throws -> (ranges: [ClosedRange<Int64>], total: Int) {
+        guard s.maxSeq > s.contiguous else { return ([], 0) }
         var out: [ClosedRange<Int64>] = []
+        var total = 0
         var expected = s.contiguous + 1
         try db.query("SELECT seq FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq > ? ORDER BY seq",
                      [.text(s.origin), .text(s.epoch), .integer(s.contiguous)]) { r in
             let seq = r.int(0) ?? 0
-            if seq > expected && out.count < limit { out.append(expected...(seq - 1)) }
+            if seq > expected {
+                let gap = expected...(seq - 1)
+                if within.map(gap.overlaps) ?? true {
+                    total += 1
+                    if out.count < limit { out.append(gap) }
+                }
+            }
             expected = max(expected, seq + 1)
         }
-        return out
+        return (out, total)
     }
 
     /// What a bundle would do to this node's holdings (`datajoin verify FILE --db URL`).
@@ -97,8 +105,11 @@ enum Holdings {
             let s = try state(db, origin: o.origin, epoch: o.epoch)
             if o.last <= s.contiguous { return "\(o.origin) \(o.first)-\(o.last): already held (this node holds \(o.origin) up to \(s.contiguous))" }
             var notes: [String] = []
-            let filled = try gaps(db, s).filter { $0.overlaps(o.first...o.last) }
-            if !filled.isEmpty { notes.append("fills the gap " + filled.map { "\($0.lowerBound)–\($0.upperBound)" }.joined(separator: ", ")) }
+            let filled = try gaps(db, s, limit: 20, within: o.first...o.last)
+            if filled.total > 0 {
+                notes.append("fills the gap " + filled.ranges.map { "\($0.lowerBound)–\($0.upperBound)" }.joined(separator: ", ")
+                             + (filled.total > filled.ranges.count ? " and \(filled.total - filled.ranges.count) more" : ""))
+            }
             let knownEnd = max(s.contiguous, s.maxSeq)
             if o.first > s.contiguous + 1 && o.first > knownEnd + 1 {
                 notes.append("leaves a gap: \(o.origin) \(knownEnd + 1)–\(o.first - 1) is missing before it")

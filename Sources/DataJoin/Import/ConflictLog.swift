@@ -66,8 +66,8 @@ extension ConflictLog {
     }
 
     /// How many entries the log holds in all.
-    public static func count(_ db: Database) throws -> Int64 {
-        try db.scalar("SELECT count(*) FROM ds_conflict").asInt64 ?? 0
+    public static func count(_ db: Database, after: Int64 = 0) throws -> Int64 {
+        try db.scalar("SELECT count(*) FROM ds_conflict WHERE id > ?", [.integer(after)]).asInt64 ?? 0
     }
 
     public static func list(_ db: Database, after: Int64 = 0, limit: Int = 1000) throws -> [ConflictEntry] {

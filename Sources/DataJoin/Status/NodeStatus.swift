@@ -40,6 +40,8 @@ public struct NodeStatus: Sendable {
         public var highWater: Int64
         public var maxSeq: Int64
         public var missing: [ClosedRange<Int64>]
+        /// Gaps in all (`missing` lists the first 50).
+        public var gapCount: Int
         public var lastBundle: String?
         public var lastSeenAt: String?
     }
@@ -70,8 +72,9 @@ public struct NodeStatus: Sendable {
             HeldChange(origin: $0.string(0) ?? "", seq: $0.int(1) ?? 0, table: $0.string(2) ?? "", reason: $0.string(3) ?? "")
         }
         let origins = try Holdings.all(db).map { s in
-            OriginStatus(origin: s.origin, epoch: s.epoch, highWater: s.contiguous, maxSeq: s.maxSeq, missing: try Holdings.gaps(db, s),
-                         lastBundle: s.lastBundle, lastSeenAt: s.lastSeenAt)
+            let gaps = try Holdings.gaps(db, s)
+            return OriginStatus(origin: s.origin, epoch: s.epoch, highWater: s.contiguous, maxSeq: s.maxSeq, missing: gaps.ranges, gapCount: gaps.total,
+                                lastBundle: s.lastBundle, lastSeenAt: s.lastSeenAt)
         }
         let peers = try Receipts.peers(db, me: me).map { p -> PeerStatus in
             let c = try Receipts.confirmed(db, peer: p, origin: me.nodeId, epoch: me.epoch)
@@ -116,7 +119,7 @@ public struct NodeStatus: Sendable {
         func s(_ v: String?) -> String { v.map(JSON.quote) ?? "null" }
         let originsJSON = origins.map { o in
             "{\"origin\":\(JSON.quote(o.origin)),\"epoch\":\(JSON.quote(o.epoch)),\"high_water\":\(o.highWater),\"max_seq\":\(o.maxSeq),"
-                + "\"missing\":[\(o.missing.map { "[\($0.lowerBound),\($0.upperBound)]" }.joined(separator: ","))],"
+                + "\"missing\":[\(o.missing.map { "[\($0.lowerBound),\($0.upperBound)]" }.joined(separator: ","))],\"gap_count\":\(o.gapCount),"
                 + "\"last_bundle\":\(s(o.lastBundle)),\"last_seen_at\":\(s(o.lastSeenAt))}"
         }
         let peersJSON = peers.map { "{\"peer\":\(JSON.quote($0.peer)),\"confirmed\":\($0.confirmed),\"behind\":\($0.behind)}" }
@@ -162,7 +165,10 @@ public struct NodeStatus: Sendable {
         if !origins.isEmpty { lines.append("origins:") }
         for o in origins {
             var line = "  \(o.origin) (epoch \(o.epoch.prefix(8))): holds up to \(o.highWater)"
-            if !o.missing.isEmpty { line += ", missing " + o.missing.map { $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)–\($0.upperBound)" }.joined(separator: ", ") }
+            if !o.missing.isEmpty {
+                line += ", missing " + o.missing.map { $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)–\($0.upperBound)" }.joined(separator: ", ")
+                if o.gapCount > o.missing.count { line += " and \(o.gapCount - o.missing.count) more gap(s)" }
+            }
             if let b = o.lastBundle { line += "; last bundle \(b) at \(o.lastSeenAt ?? "?")" }
             lines.append(line)
         }

@@ -9,16 +9,15 @@ struct Export: ParsableCommand {
             to disk and renamed; the export pointer (program 1000) moves only then. Prints the path of
             every file written; with nothing new, writes nothing.
 
-            File names say what a bundle holds:
+            File names say what a bundle holds; a relay's name starts with the relay, so it never
+            takes the name of an origin's own bundle:
               laptop-1_000000000001-000000000250_1a2b3c4d.djb
-                this node's own changes: origin, first and last seq, its epoch (8 hex digits)
+                laptop-1's own changes: first and last seq, its epoch (8 hex digits)
               office~relay_000000000001-000000000900_5e6f7a8b.djb
-                --relay: what office received from others, by its inbox ids 1-900 (the header lists
-                each origin and its seq range; 'datajoin inspect' shows them)
+                --relay: what office received from others, its inbox ids 1-900;
+                'datajoin inspect' lists each origin and its seq range
               office~laptop-2_000000000040-000000000055_9c0d1e2f.djb
-                --relay --resend: laptop-2's changes 40-55 (of its epoch 9c0d1e2f) again, as
-                forwarded by office
-            The sender comes first, so a relay never writes a file with an origin's own name.
+                --relay --resend: laptop-2's changes 40-55 again, via office
 
             Example:
               datajoin export --db sqlite:testapp1.db --to /media/usb/datajoin

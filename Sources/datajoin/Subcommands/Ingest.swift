@@ -119,9 +119,13 @@ struct Import: ParsableCommand {
 enum DryRunReport {
     static func conflictMark(_ db: Database) throws -> Int64 { try ConflictLog.lastId(db) }
 
-    static func conflicts(_ db: Database, after mark: Int64) throws -> [ConflictEntry] { try ConflictLog.list(db, after: mark) }
+    /// The conflicts the dry run would log: all counted, the first 1,000 listed.
+    static func conflicts(_ db: Database, after mark: Int64) throws -> (list: [ConflictEntry], total: Int64) {
+        (try ConflictLog.list(db, after: mark), try ConflictLog.count(db, after: mark))
+    }
 
-    static func show(_ r: ImportReport, conflicts: [ConflictEntry]) {
+    static func show(_ r: ImportReport, conflicts found: (list: [ConflictEntry], total: Int64)) {
+        let conflicts = found.list
         print("dry run: nothing was changed")
         if r.perTable.isEmpty {
             print("would apply no changes")
@@ -133,7 +137,7 @@ enum DryRunReport {
         }
         if r.unchanged > 0 { print("would leave \(r.unchanged) change(s) unchanged (already there or older)") }
         if r.held > 0 { print("would hold \(r.held) change(s)") }
-        print("would log \(conflicts.count) conflict(s)")
+        print("would log \(found.total) conflict(s)" + (found.total > Int64(conflicts.count) ? " (the first \(conflicts.count) below)" : ""))
         for e in conflicts {
             print("  \(e.table) \(e.key)\(e.column.map { "." + $0 } ?? ""): would keep \(e.winnerValue ?? "-") (\(e.winner)), lose \(e.loserValue ?? "-") (\(e.loser)): \(e.reason)")
         }

@@ -35,6 +35,9 @@ public protocol Database: AnyObject {
     func rollback() throws
     /// True when an error means "try the whole transaction again" (serialization failure, deadlock).
     func isRetryable(_ error: Error) -> Bool
+    /// True when the database itself is gone, full or locked: no later work could succeed
+    /// either (ingest stops its run instead of refusing every file).
+    func isUnavailable(_ error: Error) -> Bool
     /// `count` bytes from `offset` of a blob column of one row (`id`): a large value is read a
     /// piece at a time, never whole. `table` and `column` are DataJoin's own.
     func readBlob(table: String, column: String, rowid: Int64, offset: Int, count: Int) throws -> [UInt8]

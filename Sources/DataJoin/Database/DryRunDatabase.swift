@@ -23,6 +23,7 @@ public final class DryRunDatabase: Database {
     public func stream(_ sql: String, _ params: [Value], _ body: (Row) throws -> Void) throws { try inner.stream(sql, params, body) }
     public func executeScript(_ sql: String) throws { try inner.executeScript(sql) }
     public func isRetryable(_ error: Error) -> Bool { false }
+    public func isUnavailable(_ error: Error) -> Bool { inner.isUnavailable(error) }
     public func readBlob(table: String, column: String, rowid: Int64, offset: Int, count: Int) throws -> [UInt8] {
         try inner.readBlob(table: table, column: column, rowid: rowid, offset: offset, count: count)
     }

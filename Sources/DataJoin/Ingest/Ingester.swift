@@ -88,7 +88,7 @@ public enum Ingester {
                         // the run goes on with the next (docs/reliability.md).
                         status = .refused(e.message + "; left in place")
                     }
-                } catch where !isDatabaseUnavailable(error) {
+                } catch where !db.isUnavailable(error) {
                     status = .refused("\(error); left in place")
                 }
             }
@@ -336,23 +336,13 @@ public enum Ingester {
         let status: IngestedFile.Status
         do {
             status = try load()
-        } catch let e as PostgresError where useCopy && e.sqlState == "23505" {
+        } catch let e as PostgresError where useCopy && e.code == .uniqueViolation {
             // A change twice in one file (a peer's bug): loaded again, duplicates skipped.
             useCopy = false
             status = try load()
         }
         me = try NodeIdentity.load(db)
         return (status, notice)
-    }
-
-    /// The database itself is gone, full or locked: no later file could load either, so the
-    /// run stops with that error instead of refusing every file.
-    static func isDatabaseUnavailable(_ error: Error) -> Bool {
-        if let e = error as? PostgresError { return e.sqlState.isEmpty || e.sqlState.hasPrefix("08") || e.sqlState.hasPrefix("53") || e.sqlState.hasPrefix("57") }
-        if let e = error as? SQLiteError {
-            return [SQLITE_BUSY, SQLITE_LOCKED, SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY, SQLITE_CORRUPT, SQLITE_CANTOPEN, SQLITE_NOMEM].contains(e.primary)
-        }
-        return false
     }
 
     static func insertReturningId(_ db: Database, _ sql: String, _ params: [Value]) throws -> Int64 {

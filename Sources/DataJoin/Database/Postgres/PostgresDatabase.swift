@@ -182,7 +182,7 @@ public final class PostgresDatabase: Database {
     }
 
     static func isStalePlan(_ e: PostgresError) -> Bool {
-        e.sqlState == "0A000" && e.message.contains("cached plan must not change result type")
+        e.code == .featureNotSupported && e.message.contains("cached plan must not change result type")
     }
 
     private func runPrepared(_ sql: String, _ params: [Value], _ body: (OpaquePointer) throws -> Void) throws {
@@ -275,7 +275,7 @@ public final class PostgresDatabase: Database {
                     return memchr(base, 0, u.count) != nil
                 }
                 if hasNul {
-                    throw PostgresError(sqlState: "22021", message: "text value holds a NUL byte, which PostgreSQL text cannot store")
+                    throw PostgresError(code: .characterNotInRepertoire, message: "text value holds a NUL byte, which PostgreSQL text cannot store")
                 }
                 if s.utf8.count >= EncodedParams.inPlaceBytes {
                     e.large.append(e.offsets.count)
@@ -494,7 +494,13 @@ public final class PostgresDatabase: Database {
     }
     public func isRetryable(_ error: Error) -> Bool {
         guard let e = error as? PostgresError else { return false }
-        return e.sqlState == "40001" || e.sqlState == "40P01" || Self.isStalePlan(e)
+        return e.code == .serializationFailure || e.code == .deadlockDetected || Self.isStalePlan(e)
+    }
+    public func isUnavailable(_ error: Error) -> Bool {
+        guard let e = error as? PostgresError else { return false }
+        // No code: the connection itself failed. Classes 08 (connection), 53 (resources), 57
+        // (operator intervention: shutdown, cancel).
+        return e.sqlState.isEmpty || [.connectionException, .insufficientResources, .operatorIntervention].contains(e.code.errorClass)
     }
 }
 
@@ -502,6 +508,36 @@ public final class PostgresDatabase: Database {
 public struct PostgresError: Error, CustomStringConvertible {
     public let sqlState: String
     public let message: String
+
+    public init(sqlState: String, message: String) {
+        self.sqlState = sqlState
+        self.message = message
+    }
+
+    init(code: Code, message: String) { self.init(sqlState: code.rawValue, message: message) }
+
+    public var code: Code { Code(rawValue: sqlState) }
+
+    /// SQLSTATE codes by name (PostgreSQL's errcodes.txt), as postgres-nio's PostgresError.Code:
+    /// the core matches names, never raw strings.
+    public struct Code: RawRepresentable, Hashable, Sendable {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+
+        /// The class: the first two characters, with "000".
+        public var errorClass: Code { Code(rawValue: String(rawValue.prefix(2)) + "000") }
+
+        public static let connectionException = Code(rawValue: "08000")
+        public static let featureNotSupported = Code(rawValue: "0A000")
+        public static let characterNotInRepertoire = Code(rawValue: "22021")
+        public static let uniqueViolation = Code(rawValue: "23505")
+        public static let foreignKeyViolation = Code(rawValue: "23503")
+        public static let serializationFailure = Code(rawValue: "40001")
+        public static let deadlockDetected = Code(rawValue: "40P01")
+        public static let insufficientResources = Code(rawValue: "53000")
+        public static let lockNotAvailable = Code(rawValue: "55P03")
+        public static let operatorIntervention = Code(rawValue: "57000")
+    }
     public var description: String {
         sqlState.isEmpty ? "PostgreSQL error: \(message)" : "PostgreSQL error \(sqlState): \(message)"
     }

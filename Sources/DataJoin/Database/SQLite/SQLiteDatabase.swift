@@ -143,6 +143,11 @@ public final class SQLiteDatabase: Database {
     public func rollback() throws {
         if sqlite3_get_autocommit(handle) == 0 { try execute("ROLLBACK") }
     }
+    public func isUnavailable(_ error: Error) -> Bool {
+        guard let e = error as? SQLiteError else { return false }
+        return [SQLITE_BUSY, SQLITE_LOCKED, SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY, SQLITE_CORRUPT, SQLITE_CANTOPEN, SQLITE_NOMEM].contains(e.primary)
+    }
+
     public func isRetryable(_ error: Error) -> Bool {
         if let e = error as? SQLiteError { return e.primary == SQLITE_BUSY || e.primary == SQLITE_LOCKED }
         return false

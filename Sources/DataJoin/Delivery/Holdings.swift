@@ -121,51 +121,6 @@ enum Holdings {
     }
 }
 
-/// Per-peer receipts: how far each peer has confirmed holding each origin's changes.
-enum Receipts {
-    static func record(_ db: Database, peer: String, _ receipts: [Receipt]) throws {
-        for r in receipts {
-            try db.execute("""
-                INSERT INTO ds_peer_receipt (peer, origin, origin_epoch, seq, updated_at) VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT (peer, origin, origin_epoch) DO UPDATE SET seq = CASE WHEN excluded.seq > ds_peer_receipt.seq THEN excluded.seq ELSE ds_peer_receipt.seq END,
-                  updated_at = excluded.updated_at
-                """, [.text(peer), .text(r.origin), .text(r.epoch), .integer(r.seq), .text(nowText())])
-        }
-    }
-
-    static func confirmed(_ db: Database, peer: String, origin: String, epoch: String) throws -> Int64 {
-        try db.scalar("SELECT seq FROM ds_peer_receipt WHERE peer = ? AND origin = ? AND origin_epoch = ?", [.text(peer), .text(origin), .text(epoch)]).asInt64 ?? 0
-    }
-
-    /// The peers this node exchanges with: every trusted node but itself.
-    static func peers(_ db: Database, me: NodeIdentity) throws -> [String] {
-        try db.rows("SELECT node_id FROM ds_trusted_key WHERE revoked_at IS NULL AND node_id <> ? ORDER BY node_id", [.text(me.nodeId)]).compactMap { $0.string(0) }
-    }
-}
-
-/// Epochs: a node restored from an older backup would hand out sequence numbers its peers already
-/// hold. When a peer's receipt shows it holds more of this node's current epoch than this node
-/// has issued, the node moves to a new epoch and sends all its outbox again under it
-/// (docs/delivery.md).
-enum Epochs {
-    @discardableResult
-    static func checkRestored(_ db: Database, receipts: [Receipt], from peer: String) throws -> String? {
-        let me = try NodeIdentity.load(db)
-        guard let r = receipts.first(where: { $0.origin == me.nodeId && $0.epoch == me.epoch && $0.seq >= me.nextSeq }) else { return nil }
-        return try startNew(db, reason: "\(peer) holds \(me.nodeId)#\(r.seq) of epoch \(me.epoch), but this node has issued only up to \(me.nextSeq - 1): restored from an older backup")
-    }
-
-    /// Starts a new epoch, inside the caller's transaction; everything in the outbox is
-    /// exported again under it.
-    static func startNew(_ db: Database, reason: String) throws -> String {
-        let epoch = NodeIdentity.newEpoch()
-        try db.execute("UPDATE ds_node SET epoch = ?", [.text(epoch)])
-        try ProgramPointer.set(db, Program.export, 0, status: "new epoch \(epoch)")
-        return reason
-    }
-}
-
-/// `datajoin verify FILE --db URL`: what a bundle would do to this node's holdings.
 public enum GapReport {
     public static func describe(_ db: Database, header: BundleHeader) throws -> [String] {
         try Holdings.describe(db, header: header, me: try NodeIdentity.load(db))

@@ -1,0 +1,25 @@
+import Foundation
+
+/// Epochs: a node restored from an older backup would hand out sequence numbers its peers already
+/// hold. When a peer's receipt shows it holds more of this node's current epoch than this node
+/// has issued, the node moves to a new epoch and sends all its outbox again under it
+/// (docs/delivery.md).
+enum Epochs {
+    @discardableResult
+    static func checkRestored(_ db: Database, receipts: [Receipt], from peer: String) throws -> String? {
+        let me = try NodeIdentity.load(db)
+        guard let r = receipts.first(where: { $0.origin == me.nodeId && $0.epoch == me.epoch && $0.seq >= me.nextSeq }) else { return nil }
+        return try startNew(db, reason: "\(peer) holds \(me.nodeId)#\(r.seq) of epoch \(me.epoch), but this node has issued only up to \(me.nextSeq - 1): restored from an older backup")
+    }
+
+    /// Starts a new epoch, inside the caller's transaction; everything in the outbox is
+    /// exported again under it.
+    static func startNew(_ db: Database, reason: String) throws -> String {
+        let epoch = NodeIdentity.newEpoch()
+        try db.execute("UPDATE ds_node SET epoch = ?", [.text(epoch)])
+        try ProgramPointer.set(db, Program.export, 0, status: "new epoch \(epoch)")
+        return reason
+    }
+}
+
+/// `datajoin verify FILE --db URL`: what a bundle would do to this node's holdings.

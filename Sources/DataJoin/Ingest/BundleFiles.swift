@@ -1,0 +1,42 @@
+import Foundation
+
+/// Expands ingest arguments: files as given, folders to their bundle files in name order.
+/// Hidden files (rsync's `.name.XXXXXX` temporaries, DataJoin's own `.tmp`) are skipped; an
+/// entry of a folder that is not a regular file (a symlink, a device) is refused, not followed.
+public enum BundleFiles {
+    public struct Entry: Sendable {
+        public var path: String
+        public var problem: String?
+        /// Found in a drop folder (not named by the user): only such files are ever moved.
+        public var inFolder = false
+    }
+
+    public static func expand(_ paths: [String]) throws -> [Entry] {
+        var out: [Entry] = []
+        for p in paths {
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else {
+                throw DataJoinError(.noInput, "\(p): no such file or folder")
+            }
+            if isDir.boolValue {
+                let names = try FileManager.default.contentsOfDirectory(atPath: p)
+                for n in names.sorted() where !n.hasPrefix(".") && n.hasSuffix("." + BundleFormat.fileExtension) {
+                    let full = (p as NSString).appendingPathComponent(n)
+                    let type = (try? FileManager.default.attributesOfItem(atPath: full)[.type] as? FileAttributeType) ?? nil
+                    out.append(Entry(path: full, problem: type == .typeRegular ? nil : "not a regular file (\(type.map { $0.rawValue } ?? "unknown")); not followed",
+                                     inFolder: true))
+                }
+            } else {
+                out.append(Entry(path: p, problem: nil))
+            }
+        }
+        // A file both named and found in a named folder counts once, as named: never moved.
+        let named = Set(out.filter { !$0.inFolder }.map { URL(fileURLWithPath: $0.path).standardizedFileURL.path })
+        var seen = Set<String>()
+        return out.filter { e in
+            let key = URL(fileURLWithPath: e.path).standardizedFileURL.path
+            if e.inFolder && named.contains(key) { return false }
+            return seen.insert(key).inserted
+        }
+    }
+}

@@ -7,7 +7,8 @@ import Foundation
 /// `datajoin` executable, one process per step, so time and peak memory are the user's.
 @main
 struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "datajoin-bench", abstract: "DataJoin benchmark (Scripts/bench.sh builds and runs it).")
+    static let configuration = CommandConfiguration(
+        commandName: "datajoin-bench", abstract: "DataJoin benchmark (Scripts/bench.sh builds and runs it).")
 
     @Option(help: "Changes per step.") var changes = 1_000_000
     @Option(help: "The datajoin executable to measure.") var datajoin: String
@@ -19,7 +20,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Run one brand only: sqlite or postgres.") var only: String?
 
     func validate() throws {
-        guard only == nil || only == "sqlite" || only == "postgres" else { throw ValidationError("--only takes sqlite or postgres") }
+        guard only == nil || only == "sqlite" || only == "postgres" else {
+            throw ValidationError("--only takes sqlite or postgres")
+        }
     }
 
     func run() throws {
@@ -28,20 +31,25 @@ struct Bench: ParsableCommand {
         if only == nil || only == "sqlite" { results += try SQLiteBench(self).run() }
         if let pg, only == nil || only == "postgres" { results += try PostgresBench(self, base: pg).run() }
         Report.print(results, changes: changes)
-        if let json { try Report.json(results, changes: changes).write(toFile: json, atomically: true, encoding: .utf8) }
+        if let json {
+            try Report.json(results, changes: changes).write(toFile: json, atomically: true, encoding: .utf8)
+        }
     }
 }
 
 struct Measurement {
     var brand: String
     var step: String
-    var rate: Double?          // changes (or rows, or transactions) per second
+    var rate: Double?  // changes (or rows, or transactions) per second
     var unit: String = "changes/s"
     var baseline: String?
     var baselineRate: Double?
     var peakRSSMiB: Double?
     var extra: [String: Double] = [:]
-    var ratio: Double? { guard let r = rate, let b = baselineRate, b > 0 else { return nil }; return r / b }
+    var ratio: Double? {
+        guard let r = rate, let b = baselineRate, b > 0 else { return nil }
+        return r / b
+    }
 }
 
 /// One run of a command: seconds, peak resident memory (wait4's ru_maxrss) and its output.
@@ -71,7 +79,9 @@ enum Runner {
         let seconds = Date().timeIntervalSince(start)
         let output = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
         unlink(outPath)
-        guard status == 0 else { throw ValidationError("\(exe) \(args.joined(separator: " ")) failed (\(status)): \(output.suffix(500))") }
+        guard status == 0 else {
+            throw ValidationError("\(exe) \(args.joined(separator: " ")) failed (\(status)): \(output.suffix(500))")
+        }
         return StepRun(seconds: seconds, peakRSSMiB: Double(usage.ru_maxrss) / 1024, output: output)
     }
 
@@ -86,17 +96,25 @@ enum Runner {
 
 /// The seed's sales_order rows, the same in every step.
 enum Rows {
-    static let columns = ["order_id", "order_type", "description", "product_type_name", "customer_id", "quantity", "order_date", "update_datetime", "updated_by_user", "updated_by_server"]
+    static let columns = [
+        "order_id", "order_type", "description", "product_type_name", "customer_id", "quantity", "order_date",
+        "update_datetime", "updated_by_user", "updated_by_server",
+    ]
 
     static func values(_ i: Int) -> [Value] {
-        [.text(String(format: "ord%08d", i)), .text(i % 3 == 0 ? "online" : "store"), .text("order number \(i) for the field team"),
-         .text(i % 2 == 0 ? "book" : "pen"), .text(String(format: "cust%05d", i % 50_000)), .text(String(i % 100)), .text("2025-06-24"),
-         .text("2025-06-24 10:00:00"), .text("milan"), .text("testapp1")]
+        [
+            .text(String(format: "ord%08d", i)), .text(i % 3 == 0 ? "online" : "store"),
+            .text("order number \(i) for the field team"),
+            .text(i % 2 == 0 ? "book" : "pen"), .text(String(format: "cust%05d", i % 50_000)), .text(String(i % 100)),
+            .text("2025-06-24"),
+            .text("2025-06-24 10:00:00"), .text("milan"), .text("testapp1"),
+        ]
     }
 
     static func copyLine(_ i: Int) -> String { values(i).map { $0.description }.joined(separator: "\t") }
 
-    static let insertSQL = "INSERT INTO sales_order (\(columns.joined(separator: ", "))) VALUES (\(columns.map { _ in "?" }.joined(separator: ", ")))"
+    static let insertSQL =
+        "INSERT INTO sales_order (\(columns.joined(separator: ", "))) VALUES (\(columns.map { _ in "?" }.joined(separator: ", ")))"
     static let updateSQL = "UPDATE sales_order SET quantity = quantity || 'u'"
 }
 
@@ -111,8 +129,11 @@ extension Bench {
     }
 
     func bytes(in folder: String) -> Int64 {
-        ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".djb") }.reduce(0) {
-            $0 + (((try? FileManager.default.attributesOfItem(atPath: (folder as NSString).appendingPathComponent($1)))?[.size] as? NSNumber)?.int64Value ?? 0)
+        ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".djb") }.reduce(0)
+        {
+            $0
+                + (((try? FileManager.default.attributesOfItem(atPath: (folder as NSString).appendingPathComponent($1)))?[
+                    .size] as? NSNumber)?.int64Value ?? 0)
         }
     }
 
@@ -128,8 +149,10 @@ extension Bench {
 
     /// One brand, end to end: baseline bulk write, capture overhead, export, ingest + import into
     /// an empty target, import of updates, and the cost of new changes after a long history.
-    func runBrand(_ brand: String, newDatabase: (String) throws -> String, ddl: String,
-                  bulkLoad: (Database, Range<Int>) throws -> Void, baselineName: String) throws -> [Measurement] {
+    func runBrand(
+        _ brand: String, newDatabase: (String) throws -> String, ddl: String,
+        bulkLoad: (Database, Range<Int>) throws -> Void, baselineName: String
+    ) throws -> [Measurement] {
         let n = changes
         var out: [Measurement] = []
         func log(_ s: String) { FileHandle.standardError.write(Data("[\(brand)] \(s)\n".utf8)) }
@@ -157,33 +180,51 @@ extension Bench {
         let gz = try gzipBaseline([inserts, updates])
         let exportMBs = Double(gz.uncompressedBytes) / 1_048_576 / (e1.seconds + e2.seconds)
 
-        out.append(Measurement(brand: brand, step: "capture: bulk insert, tracked", rate: Double(n) / tTrackedInsert, unit: "rows/s",
-                               baseline: "untracked", baselineRate: bulkRate))
-        out.append(Measurement(brand: brand, step: "capture: bulk update, tracked", rate: Double(n) / tTrackedUpdate, unit: "rows/s",
-                               baseline: "untracked", baselineRate: Double(n) / tPlainUpdate))
-        out.append(Measurement(brand: brand, step: "export (inserts + updates)", rate: Double(2 * n) / (e1.seconds + e2.seconds),
-                               baseline: "gzip -6 (MB/s)", baselineRate: nil, peakRSSMiB: max(e1.peakRSSMiB, e2.peakRSSMiB),
-                               extra: ["export_MB_per_s": exportMBs, "gzip6_MB_per_s": gz.mbPerSecond, "export_vs_gzip6": exportMBs / gz.mbPerSecond,
-                                       "bytes_per_insert": Double(bytes(in: inserts)) / Double(n), "bytes_per_update": Double(bytes(in: updates)) / Double(n),
-                                       "uncompressed_bytes_per_change": Double(gz.uncompressedBytes) / Double(2 * n)]))
+        out.append(
+            Measurement(
+                brand: brand, step: "capture: bulk insert, tracked", rate: Double(n) / tTrackedInsert, unit: "rows/s",
+                baseline: "untracked", baselineRate: bulkRate))
+        out.append(
+            Measurement(
+                brand: brand, step: "capture: bulk update, tracked", rate: Double(n) / tTrackedUpdate, unit: "rows/s",
+                baseline: "untracked", baselineRate: Double(n) / tPlainUpdate))
+        out.append(
+            Measurement(
+                brand: brand, step: "export (inserts + updates)", rate: Double(2 * n) / (e1.seconds + e2.seconds),
+                baseline: "gzip -6 (MB/s)", baselineRate: nil, peakRSSMiB: max(e1.peakRSSMiB, e2.peakRSSMiB),
+                extra: [
+                    "export_MB_per_s": exportMBs, "gzip6_MB_per_s": gz.mbPerSecond,
+                    "export_vs_gzip6": exportMBs / gz.mbPerSecond,
+                    "bytes_per_insert": Double(bytes(in: inserts)) / Double(n),
+                    "bytes_per_update": Double(bytes(in: updates)) / Double(n),
+                    "uncompressed_bytes_per_change": Double(gz.uncompressedBytes) / Double(2 * n),
+                ]))
 
         let dst = try newDatabase("dst")
         let dstDB = try DatabaseOpener.open(dst)
         try dstDB.executeScript(ddl)
         _ = try cli("init", "--db", dst, "--node", "dst")
         _ = try cli("track", "--db", dst, "sales_order")
-        _ = try cli("trust", "--db", dst, "src", try cli("key", "--db", src).output.trimmingCharacters(in: .whitespacesAndNewlines))
+        _ = try cli(
+            "trust", "--db", dst, "src",
+            try cli("key", "--db", src).output.trimmingCharacters(in: .whitespacesAndNewlines))
         let i1 = try cli("ingest", "--db", dst, inserts, "--quiet")
         log("ingest + import of \(n) inserts: \(i1.seconds) s")
-        out.append(Measurement(brand: brand, step: "ingest + import into an empty target", rate: Double(n) / i1.seconds,
-                               baseline: baselineName, baselineRate: bulkRate, peakRSSMiB: i1.peakRSSMiB))
+        out.append(
+            Measurement(
+                brand: brand, step: "ingest + import into an empty target", rate: Double(n) / i1.seconds,
+                baseline: baselineName, baselineRate: bulkRate, peakRSSMiB: i1.peakRSSMiB))
         let i2 = try cli("ingest", "--db", dst, updates, "--quiet")
-        out.append(Measurement(brand: brand, step: "ingest + import of updates (rows exist)", rate: Double(n) / i2.seconds,
-                               baseline: baselineName, baselineRate: bulkRate, peakRSSMiB: i2.peakRSSMiB))
+        out.append(
+            Measurement(
+                brand: brand, step: "ingest + import of updates (rows exist)", rate: Double(n) / i2.seconds,
+                baseline: baselineName, baselineRate: bulkRate, peakRSSMiB: i2.peakRSSMiB))
 
         if historyChanges > 0 {
             // The same number of new changes, after the history above and on a fresh pair.
-            func newChanges(_ srcURL: String, _ srcDB: Database, _ dstURL: String, offset: Int, label: String) throws -> Double {
+            func newChanges(_ srcURL: String, _ srcDB: Database, _ dstURL: String, offset: Int, label: String) throws
+                -> Double
+            {
                 try bulkLoad(srcDB, offset..<(offset + historyChanges))
                 let f = try folder("\(brand)-history-\(label)")
                 let e = try cli("export", "--db", srcURL, "--to", f, "--quiet")
@@ -199,10 +240,15 @@ extension Bench {
             _ = try cli("track", "--db", fsrc, "sales_order")
             _ = try cli("init", "--db", fdst, "--node", "dst")
             _ = try cli("track", "--db", fdst, "sales_order")
-            _ = try cli("trust", "--db", fdst, "src", try cli("key", "--db", fsrc).output.trimmingCharacters(in: .whitespacesAndNewlines))
+            _ = try cli(
+                "trust", "--db", fdst, "src",
+                try cli("key", "--db", fsrc).output.trimmingCharacters(in: .whitespacesAndNewlines))
             let fresh = try newChanges(fsrc, fsrcDB, fdst, offset: n, label: "fresh")
-            out.append(Measurement(brand: brand, step: "\(historyChanges) new changes after \(2 * n) (export + ingest)", rate: Double(historyChanges) / afterHistory,
-                                   baseline: "on a fresh pair", baselineRate: Double(historyChanges) / fresh))
+            out.append(
+                Measurement(
+                    brand: brand, step: "\(historyChanges) new changes after \(2 * n) (export + ingest)",
+                    rate: Double(historyChanges) / afterHistory,
+                    baseline: "on a fresh pair", baselineRate: Double(historyChanges) / fresh))
         }
         return out
     }
@@ -213,21 +259,28 @@ struct SQLiteBench {
     init(_ b: Bench) { self.b = b }
 
     func run() throws -> [Measurement] {
-        try b.runBrand("sqlite", newDatabase: { name in
-            let p = (b.work as NSString).appendingPathComponent("\(name).db")
-            for suffix in ["", "-wal", "-shm"] { unlink(p + suffix) }
-            return p
-        }, ddl: "CREATE TABLE sales_order (order_id TEXT PRIMARY KEY NOT NULL, order_type TEXT, description TEXT, product_type_name TEXT, customer_id TEXT, quantity TEXT, order_date TEXT, update_datetime TEXT, updated_by_user TEXT, updated_by_server TEXT)",
-        bulkLoad: { db, range in
-            try db.inTransaction { for i in range { try db.execute(Rows.insertSQL, Rows.values(i)) } }
-        }, baselineName: "one transaction, prepared insert")
+        try b.runBrand(
+            "sqlite",
+            newDatabase: { name in
+                let p = (b.work as NSString).appendingPathComponent("\(name).db")
+                for suffix in ["", "-wal", "-shm"] { unlink(p + suffix) }
+                return p
+            },
+            ddl:
+                "CREATE TABLE sales_order (order_id TEXT PRIMARY KEY NOT NULL, order_type TEXT, description TEXT, product_type_name TEXT, customer_id TEXT, quantity TEXT, order_date TEXT, update_datetime TEXT, updated_by_user TEXT, updated_by_server TEXT)",
+            bulkLoad: { db, range in
+                try db.inTransaction { for i in range { try db.execute(Rows.insertSQL, Rows.values(i)) } }
+            }, baselineName: "one transaction, prepared insert")
     }
 }
 
 struct PostgresBench {
     let b: Bench
     let base: String
-    init(_ b: Bench, base: String) { self.b = b; self.base = base }
+    init(_ b: Bench, base: String) {
+        self.b = b
+        self.base = base
+    }
 
     func url(_ name: String) -> String {
         let slash = base.range(of: "/", options: .backwards, range: base.range(of: "://")!.upperBound..<base.endIndex)!
@@ -243,8 +296,10 @@ struct PostgresBench {
     }
 
     func run() throws -> [Measurement] {
-        var out = try b.runBrand("postgres", newDatabase: newDatabase,
-            ddl: "CREATE TABLE sales_order (order_id text PRIMARY KEY, order_type text, description text, product_type_name text, customer_id text, quantity text, order_date text, update_datetime text, updated_by_user text, updated_by_server text)",
+        var out = try b.runBrand(
+            "postgres", newDatabase: newDatabase,
+            ddl:
+                "CREATE TABLE sales_order (order_id text PRIMARY KEY, order_type text, description text, product_type_name text, customer_id text, quantity text, order_date text, update_datetime text, updated_by_user text, updated_by_server text)",
             bulkLoad: { db, range in
                 guard let pg = db as? PostgresDatabase else { return }
                 try pg.copyIn("COPY sales_order (\(Rows.columns.joined(separator: ", "))) FROM STDIN") { line in
@@ -259,11 +314,13 @@ struct PostgresBench {
     func pgbench() throws -> Measurement {
         let u = URLComponents(string: base)!
         let env = "PGHOST=\(u.host ?? "127.0.0.1") PGPORT=\(u.port ?? 5432) PGUSER=\(u.user ?? "postgres")"
-        let bin = try Runner.shell("ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1").output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let bin = try Runner.shell("ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1").output.trimmingCharacters(
+            in: .whitespacesAndNewlines)
         func tps(_ db: String) throws -> Double {
             let r = try Runner.shell("\(env) \(bin)/pgbench -n -T \(b.pgbenchSeconds) -c 2 -j 2 \(db) 2>&1")
             guard let line = r.output.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
-                  let v = Double(line.dropFirst(6).split(separator: " ")[0]) else { throw ValidationError("pgbench printed no tps: \(r.output.suffix(300))") }
+                let v = Double(line.dropFirst(6).split(separator: " ")[0])
+            else { throw ValidationError("pgbench printed no tps: \(r.output.suffix(300))") }
             return v
         }
         let dbURL = try newDatabase("pgbench")
@@ -273,7 +330,9 @@ struct PostgresBench {
         _ = try b.cli("init", "--db", dbURL, "--node", "pgbench")
         _ = try b.cli("track", "--db", dbURL, "pgbench_accounts", "pgbench_tellers", "pgbench_branches")
         let tracked = try tps(db)
-        return Measurement(brand: "postgres", step: "pgbench, 3 tables tracked", rate: tracked, unit: "TPS", baseline: "untracked", baselineRate: plain)
+        return Measurement(
+            brand: "postgres", step: "pgbench, 3 tables tracked", rate: tracked, unit: "TPS", baseline: "untracked",
+            baselineRate: plain)
     }
 }
 
@@ -286,14 +345,20 @@ enum Report {
     static func print(_ ms: [Measurement], changes: Int) {
         Swift.print("DataJoin benchmark, \(changes) changes per step")
         Swift.print(String(repeating: "-", count: 118))
-        Swift.print("brand".padding(toLength: 9, withPad: " ", startingAt: 0) + "step".padding(toLength: 46, withPad: " ", startingAt: 0)
-                    + "rate".padding(toLength: 20, withPad: " ", startingAt: 0) + "baseline".padding(toLength: 30, withPad: " ", startingAt: 0) + "ratio  peak MiB")
+        Swift.print(
+            "brand".padding(toLength: 9, withPad: " ", startingAt: 0)
+                + "step".padding(toLength: 46, withPad: " ", startingAt: 0)
+                + "rate".padding(toLength: 20, withPad: " ", startingAt: 0)
+                + "baseline".padding(toLength: 30, withPad: " ", startingAt: 0) + "ratio  peak MiB")
         for m in ms {
             let rate = fmt(m.rate) + " " + m.unit
             let base = m.baselineRate.map { "\(fmt($0)) (\(m.baseline ?? ""))" } ?? (m.baseline ?? "")
-            Swift.print(m.brand.padding(toLength: 9, withPad: " ", startingAt: 0) + m.step.padding(toLength: 46, withPad: " ", startingAt: 0)
-                        + rate.padding(toLength: 20, withPad: " ", startingAt: 0) + String(base.prefix(29)).padding(toLength: 30, withPad: " ", startingAt: 0)
-                        + fmt(m.ratio).padding(toLength: 7, withPad: " ", startingAt: 0) + fmt(m.peakRSSMiB))
+            Swift.print(
+                m.brand.padding(toLength: 9, withPad: " ", startingAt: 0)
+                    + m.step.padding(toLength: 46, withPad: " ", startingAt: 0)
+                    + rate.padding(toLength: 20, withPad: " ", startingAt: 0)
+                    + String(base.prefix(29)).padding(toLength: 30, withPad: " ", startingAt: 0)
+                    + fmt(m.ratio).padding(toLength: 7, withPad: " ", startingAt: 0) + fmt(m.peakRSSMiB))
             for (k, v) in m.extra.sorted(by: { $0.key < $1.key }) { Swift.print("         " + "  \(k) = \(fmt(v))") }
         }
     }

@@ -47,7 +47,8 @@ final class FuzzNode {
         folder = NSTemporaryDirectory() + "datajoin-fuzz-\(getpid())"
         try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         db = try! DatabaseOpener.open(folder + "/target.db")
-        try! db.executeScript("""
+        try! db.executeScript(
+            """
             CREATE TABLE IF NOT EXISTS sales_order (order_id TEXT PRIMARY KEY NOT NULL, order_type TEXT, description TEXT, product_type_name TEXT,
               customer_id TEXT, quantity TEXT, order_date TEXT, update_datetime TEXT, updated_by_user TEXT, updated_by_server TEXT);
             CREATE TABLE IF NOT EXISTS line (order_id TEXT NOT NULL, line_no INTEGER NOT NULL, product TEXT, qty INTEGER, PRIMARY KEY (order_id, line_no));
@@ -55,8 +56,11 @@ final class FuzzNode {
             """)
         _ = try! NodeSetup.initialize(db, node: "target")
         _ = try! Tracker.track(db, tables: ["sales_order", "line", "wide"])
-        for s in FuzzKey.senders { try! Trust.trust(db, node: s, publicKey: Hex.encode(Array(FuzzKey.key.publicKey.rawRepresentation))) }
-        try! db.execute("INSERT INTO ds_setting (name, value) VALUES ('max_bundle_expanded_bytes', ?)", [.text(String(8 << 20))])
+        for s in FuzzKey.senders {
+            try! Trust.trust(db, node: s, publicKey: Hex.encode(Array(FuzzKey.key.publicKey.rawRepresentation)))
+        }
+        try! db.execute(
+            "INSERT INTO ds_setting (name, value) VALUES ('max_bundle_expanded_bytes', ?)", [.text(String(8 << 20))])
     }
 
     func ingest(content: [UInt8], reseal: Bool) {
@@ -66,7 +70,9 @@ final class FuzzNode {
             if content.count >= 96 { content.removeLast(96) }
         }
         let digest = Array(SHA256.hash(data: content))
-        guard let signature = try? Array(FuzzKey.key.signature(for: digest)), let file = try? Gzip.compress(content + digest + signature) else { return }
+        guard let signature = try? Array(FuzzKey.key.signature(for: digest)),
+            let file = try? Gzip.compress(content + digest + signature)
+        else { return }
         counter += 1
         let path = folder + "/in-\(counter % 4).djb"
         guard FileManager.default.createFile(atPath: path, contents: Data(file)) else { return }
@@ -82,7 +88,10 @@ final class FuzzNode {
     func note(_ reason: String) {
         let shape = String(reason.filter { !$0.isNumber }.prefix(120))
         guard reasons.insert(shape).inserted, let reasonsFile else { return }
-        if let h = FileHandle(forWritingAtPath: reasonsFile) ?? (FileManager.default.createFile(atPath: reasonsFile, contents: nil) ? FileHandle(forWritingAtPath: reasonsFile) : nil) {
+        if let h = FileHandle(forWritingAtPath: reasonsFile)
+            ?? (FileManager.default.createFile(atPath: reasonsFile, contents: nil)
+                ? FileHandle(forWritingAtPath: reasonsFile) : nil)
+        {
             h.seekToEndOfFile()
             h.write(Data((shape + "\n").utf8))
             try? h.close()
@@ -116,10 +125,14 @@ struct StructuredBundle {
         switch b % 8 {
         case 0, 1, 2, 3: return UInt64(b / 8)
         case 4:
-            let edges: [UInt64] = [0, 1, 2, 127, 128, 255, 256, 9_999, 10_000, 10_001, 65_535, 65_536, 100_000, 100_001]
+            let edges: [UInt64] = [
+                0, 1, 2, 127, 128, 255, 256, 9_999, 10_000, 10_001, 65_535, 65_536, 100_000, 100_001,
+            ]
             return pick(edges)
         case 5:
-            let edges: [UInt64] = [1 << 62, (1 << 62) + 1, UInt64(Int64.max), UInt64(Int64.max) - 1, UInt64.max, 1 << 63]
+            let edges: [UInt64] = [
+                1 << 62, (1 << 62) + 1, UInt64(Int64.max), UInt64(Int64.max) - 1, UInt64.max, 1 << 63,
+            ]
             return pick(edges)
         case 6:
             let edges: [UInt64] = [67_108_863, 67_108_864, 67_108_865, 1_048_576, 1_048_577, 200_000, 200_001]
@@ -137,7 +150,11 @@ struct StructuredBundle {
         case 2: return "wide"
         case 3: return pick(["order_id", "description", "quantity", "line_no", "qty", "k", "b", "r", "t", "i"])
         case 4: return pick(FuzzKey.senders)
-        case 5: return pick(["", "\u{0}", "a\u{0}b", "x\n", String(repeating: "n", count: 129), "🙂", "ds_node", "sales_order\"; DROP TABLE x;--"])
+        case 5:
+            return pick([
+                "", "\u{0}", "a\u{0}b", "x\n", String(repeating: "n", count: 129), "🙂", "ds_node",
+                "sales_order\"; DROP TABLE x;--",
+            ])
         case 6: return "00aa11bb"
         case 7: return "snap-" + pick(["00aa11bb", "", "\u{0}"])
         default:
@@ -149,13 +166,25 @@ struct StructuredBundle {
     private mutating func value(_ w: inout ByteWriter) {
         switch byte() % 8 {
         case 0: w.byte(0)
-        case 1: w.byte(1); w.signed(Int64(bitPattern: number()))
-        case 2: w.byte(2); w.bytes += (0..<8).map { _ in byte() }
-        case 3: w.byte(3); w.string(name())
-        case 4: w.byte(4); w.data((0..<Int(byte() % 16)).map { _ in byte() })
-        case 5: w.byte(pick([3, 4])); w.varint(number())  // a declared length, no bytes behind it
+        case 1:
+            w.byte(1)
+            w.signed(Int64(bitPattern: number()))
+        case 2:
+            w.byte(2)
+            w.bytes += (0..<8).map { _ in byte() }
+        case 3:
+            w.byte(3)
+            w.string(name())
+        case 4:
+            w.byte(4)
+            w.data((0..<Int(byte() % 16)).map { _ in byte() })
+        case 5:
+            w.byte(pick([3, 4]))
+            w.varint(number())  // a declared length, no bytes behind it
         case 6: w.byte(byte())  // an unknown tag
-        default: w.byte(3); w.string("order-\(byte())")
+        default:
+            w.byte(3)
+            w.string("order-\(byte())")
         }
     }
 
@@ -172,7 +201,9 @@ struct StructuredBundle {
             case 0: table(&w)
             case 1, 2, 3: change(&w)
             case 4: w.bytes += (0..<Int(byte() % 8)).map { _ in byte() }  // raw bytes
-            default: w.byte(BundleFormat.Record.trailer.rawValue); w.varint(number())
+            default:
+                w.byte(BundleFormat.Record.trailer.rawValue)
+                w.varint(number())
             }
         }
         w.byte(BundleFormat.Record.trailer.rawValue)
@@ -192,13 +223,26 @@ struct StructuredBundle {
             case 5:
                 let n = Int(byte() % 5)
                 f.varint(byte() % 8 == 0 ? number() : UInt64(n))
-                for _ in 0..<n { f.string(name()); f.string(name()); f.varint(number()); f.varint(number()); f.varint(number()) }
+                for _ in 0..<n {
+                    f.string(name())
+                    f.string(name())
+                    f.varint(number())
+                    f.varint(number())
+                    f.varint(number())
+                }
             case 6: f.varint(number())
             case 7:
                 let n = Int(byte() % 4)
                 f.varint(UInt64(n))
-                for _ in 0..<n { f.string(name()); f.string(name()); f.varint(number()) }
-            case 8: f.data(byte() % 8 == 0 ? (0..<Int(byte() % 40)).map { _ in byte() } : Array(FuzzKey.key.publicKey.rawRepresentation))
+                for _ in 0..<n {
+                    f.string(name())
+                    f.string(name())
+                    f.varint(number())
+                }
+            case 8:
+                f.data(
+                    byte() % 8 == 0
+                        ? (0..<Int(byte() % 40)).map { _ in byte() } : Array(FuzzKey.key.publicKey.rawRepresentation))
             default: f.bytes += (0..<Int(byte() % 6)).map { _ in byte() }
             }
             h.varint(UInt64(id))
@@ -231,7 +275,10 @@ struct StructuredBundle {
         for _ in 0..<Int(byte() % 3) { value(&w) }  // key
         let m = Int(byte() % 4)
         w.varint(byte() % 8 == 0 ? number() : UInt64(m))
-        for _ in 0..<m { w.varint(number() % 12); value(&w) }
+        for _ in 0..<m {
+            w.varint(number() % 12)
+            value(&w)
+        }
     }
 }
 

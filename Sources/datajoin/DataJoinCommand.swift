@@ -7,7 +7,8 @@ struct DataJoinCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "datajoin",
         abstract: "Keep the rows of PostgreSQL and SQLite databases in sync through change-bundle files.",
-        discussion: helpText("""
+        discussion: helpText(
+            """
             Each database (a node) captures its own inserts, updates and deletes. 'export' writes them
             into compressed, checksummed, signed bundle files; any file copy carries them (USB stick,
             rsync drop folder, shared disk); 'ingest' verifies bundles and applies them on the other side.
@@ -32,7 +33,8 @@ struct DataJoinCommand: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             Init.self, Track.self, Untrack.self, Export.self, Ingest.self, Import.self, Status.self,
-            Inspect.self, Verify.self, Key.self, TrustCommand.self, Conflicts.self, Watch.self, Snapshot.self, Prune.self, Check.self,
+            Inspect.self, Verify.self, Key.self, TrustCommand.self, Conflicts.self, Watch.self, Snapshot.self,
+            Prune.self, Check.self,
             ExitCodes.self,
         ]
     )
@@ -55,8 +57,10 @@ struct DataJoinCommand: ParsableCommand {
                 var lines = message.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
                 if let first = lines.first, first.hasPrefix("Error: ") {
                     lines[0] = "datajoin: error: " + first.dropFirst("Error: ".count)
-                    if let typed = CommandLine.arguments.dropFirst().first, first.contains("Unexpected argument '\(typed)'"),
-                       let nearest = nearestCommand(to: typed) {
+                    if let typed = CommandLine.arguments.dropFirst().first,
+                        first.contains("Unexpected argument '\(typed)'"),
+                        let nearest = nearestCommand(to: typed)
+                    {
                         lines[0] += " (did you mean '\(nearest)'?)"
                     }
                     // `--max-changes -5`: the parser reads -5 as a flag and says the value is missing.

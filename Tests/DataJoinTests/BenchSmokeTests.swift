@@ -12,15 +12,21 @@ final class BenchSmokeTests: XCTestCase {
         XCTAssertTrue(FileManager.default.isExecutableFile(atPath: bench.path), "datajoin-bench is not built")
         let work = try TestDatabases.tempFolder("bench")
         let json = work.appendingPathComponent("bench.json")
-        let (status, text) = try CLI.runProgram(bench, ["--changes", "300", "--datajoin", CLI.executable.path, "--pg", pg, "--work", work.path,
-                                                         "--json", json.path, "--pgbench-seconds", "1", "--history-changes", "50"])
+        let (status, text) = try CLI.runProgram(
+            bench,
+            [
+                "--changes", "300", "--datajoin", CLI.executable.path, "--pg", pg, "--work", work.path,
+                "--json", json.path, "--pgbench-seconds", "1", "--history-changes", "50",
+            ])
         XCTAssertEqual(status, 0, text)
         let object = try JSONSerialization.jsonObject(with: Data(contentsOf: json)) as! [String: Any]
         let results = object["results"] as! [[String: Any]]
         let steps = Set(results.map { "\($0["brand"]!) \($0["step"]!)" })
         for brand in ["sqlite", "postgres"] {
-            for step in ["capture: bulk insert, tracked", "capture: bulk update, tracked", "export (inserts + updates)",
-                         "ingest + import into an empty target", "ingest + import of updates (rows exist)"] {
+            for step in [
+                "capture: bulk insert, tracked", "capture: bulk update, tracked", "export (inserts + updates)",
+                "ingest + import into an empty target", "ingest + import of updates (rows exist)",
+            ] {
                 XCTAssertTrue(steps.contains("\(brand) \(step)"), "missing \(brand) \(step) in \(steps)")
             }
         }

@@ -10,7 +10,10 @@ import XCTest
 /// `check` on each (ScenarioTestCase).
 final class BoundaryTests: ScenarioTestCase {
     var folder: URL!
-    override func setUpWithError() throws { try super.setUpWithError(); folder = try TestDatabases.tempFolder("bounds") }
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        folder = try TestDatabases.tempFolder("bounds")
+    }
 
     static let size = 4
     static var counts: [Int] { [size - 1, size, size + 1, 3 * size] }
@@ -24,15 +27,19 @@ final class BoundaryTests: ScenarioTestCase {
     }
 
     /// A pair of fresh nodes per count, `body` run for each; rows compared after each sync.
-    func eachCount(_ label: String, table: String = TestDatabases.salesOrderSQL, track: [String] = ["sales_order"],
-                   _ body: (_ a: TestNode, _ b: TestNode, _ n: Int) throws -> Void) throws {
+    func eachCount(
+        _ label: String, table: String = TestDatabases.salesOrderSQL, track: [String] = ["sales_order"],
+        _ body: (_ a: TestNode, _ b: TestNode, _ n: Int) throws -> Void
+    ) throws {
         for (b1, b2) in Self.pairings {
             for n in Self.counts {
                 let a = try TestNode("a\(label)\(b1)\(n)", b1, folder: folder, table: table, track: track)
                 let b = try TestNode("b\(label)\(b1)\(n)", b2, folder: folder, table: table, track: track)
                 try trustAll([a, b])
                 try body(a, b, n)
-                for t in track { XCTAssertEqual(try b.rows(t), try a.rows(t), "\(label) \(b1)→\(b2), n = \(n), table \(t)") }
+                for t in track {
+                    XCTAssertEqual(try b.rows(t), try a.rows(t), "\(label) \(b1)→\(b2), n = \(n), table \(t)")
+                }
             }
         }
     }
@@ -40,7 +47,9 @@ final class BoundaryTests: ScenarioTestCase {
     func insert(_ node: TestNode, _ n: Int, from: Int = 0) throws {
         try node.db.inTransaction {
             for i in from..<(from + n) {
-                try node.exec("INSERT INTO sales_order (order_id, description, quantity) VALUES (?, ?, ?)", [.text("o\(i)"), .text("d\(i)"), .text("\(i)")])
+                try node.exec(
+                    "INSERT INTO sales_order (order_id, description, quantity) VALUES (?, ?, ?)",
+                    [.text("o\(i)"), .text("d\(i)"), .text("\(i)")])
             }
         }
     }
@@ -121,8 +130,10 @@ final class BoundaryTests: ScenarioTestCase {
             XCTAssertEqual(paths.count, n)
             for p in paths.reversed() { try b.ingest([p]) }
             let inbox = try b.db.rows("SELECT origin, seq FROM ds_change_inbox ORDER BY seq").map { $0.values }
-            XCTAssertEqual(try b.db.scalar("SELECT contiguous FROM ds_origin_state WHERE origin = ?", [.text(a.name)]).asInt64, Int64(n),
-                           "\(a.brand)→\(b.brand): \(inbox)")
+            XCTAssertEqual(
+                try b.db.scalar("SELECT contiguous FROM ds_origin_state WHERE origin = ?", [.text(a.name)]).asInt64,
+                Int64(n),
+                "\(a.brand)→\(b.brand): \(inbox)")
         }
     }
 
@@ -130,7 +141,11 @@ final class BoundaryTests: ScenarioTestCase {
     func testBundleTargetBytes() throws {
         Tuning.current.bundleTargetBytes = 40
         try eachCount("target") { a, b, n in
-            for i in 0..<n { try a.exec("INSERT INTO sales_order (order_id, description) VALUES (?, ?)", [.text("o\(i)"), .text(String(repeating: "d", count: 36))]) }
+            for i in 0..<n {
+                try a.exec(
+                    "INSERT INTO sales_order (order_id, description) VALUES (?, ?)",
+                    [.text("o\(i)"), .text(String(repeating: "d", count: 36))])
+            }
             let out = try TestDatabases.subfolder(folder, "sized-\(UUID().uuidString.prefix(6))")
             XCTAssertEqual(try a.export(to: out).count, n, "one change per bundle once each passes the target")
             try b.ingest([out.path])
@@ -142,7 +157,11 @@ final class BoundaryTests: ScenarioTestCase {
         Tuning.current.chunkBytes = 4 * 1024
         try eachCount("bytes") { a, b, n in
             try a.db.inTransaction {
-                for i in 0..<n { try a.exec("INSERT INTO sales_order (order_id, description) VALUES (?, ?)", [.text("o\(i)"), .text(String(repeating: "x", count: 1024 * (i + 1)))]) }
+                for i in 0..<n {
+                    try a.exec(
+                        "INSERT INTO sales_order (order_id, description) VALUES (?, ?)",
+                        [.text("o\(i)"), .text(String(repeating: "x", count: 1024 * (i + 1)))])
+                }
             }
             try sync(a, b)
         }
@@ -156,14 +175,18 @@ final class BoundaryTests: ScenarioTestCase {
         for width in Self.counts {
             // The key is a column too: `width` columns in all.
             let columns = (1..<width).map { "c\($0) TEXT" }
-            let ddl = "CREATE TABLE wide (k TEXT PRIMARY KEY\(columns.isEmpty ? "" : ", " + columns.joined(separator: ", ")))"
+            let ddl =
+                "CREATE TABLE wide (k TEXT PRIMARY KEY\(columns.isEmpty ? "" : ", " + columns.joined(separator: ", ")))"
             for (b1, b2) in Self.pairings {
                 let a = try TestNode("wa\(b1)\(width)", b1, folder: folder, table: ddl, track: ["wide"])
                 let b = try TestNode("wb\(b1)\(width)", b2, folder: folder, table: ddl, track: ["wide"])
                 try trustAll([a, b])
                 let values = (1..<width).map { Value.text("v\($0)") }
-                try a.exec("INSERT INTO wide VALUES (?\(String(repeating: ", ?", count: width - 1)))", [.text("k1")] + values)
-                try b.exec("INSERT INTO wide VALUES (?\(String(repeating: ", ?", count: width - 1)))", [.text("k2")] + values.reversed())
+                try a.exec(
+                    "INSERT INTO wide VALUES (?\(String(repeating: ", ?", count: width - 1)))", [.text("k1")] + values)
+                try b.exec(
+                    "INSERT INTO wide VALUES (?\(String(repeating: ", ?", count: width - 1)))",
+                    [.text("k2")] + values.reversed())
                 try sync(a, b)
                 try sync(b, a)
                 XCTAssertEqual(try a.rows("wide").count, 2)
@@ -176,7 +199,10 @@ final class BoundaryTests: ScenarioTestCase {
 
     /// A field of the largest size is read; one byte more is refused before it is allocated.
     func testFieldLimit() throws {
-        for (n, ok) in [(ByteReader<ArraySource>.maxField - 1, true), (ByteReader<ArraySource>.maxField, true), (ByteReader<ArraySource>.maxField + 1, false), (3 * ByteReader<ArraySource>.maxField, false)] {
+        for (n, ok) in [
+            (ByteReader<ArraySource>.maxField - 1, true), (ByteReader<ArraySource>.maxField, true),
+            (ByteReader<ArraySource>.maxField + 1, false), (3 * ByteReader<ArraySource>.maxField, false),
+        ] {
             var w = ByteWriter()
             w.varint(UInt64(n))
             var r = ByteReader(ArraySource(w.bytes + (ok ? [UInt8](repeating: 0x61, count: n) : [])))
@@ -190,30 +216,42 @@ final class BoundaryTests: ScenarioTestCase {
         let node = try TestNode("t", .sqlite, folder: folder)
         let key = Curve25519.Signing.PrivateKey()
         try Trust.trust(node.db, node: "peer", publicKey: Hex.encode(Array(key.publicKey.rawRepresentation)))
-        let base = OutsideInputTests.header(sender: "peer", key: key, origins: [OriginRange(origin: "peer", epoch: "00aa11bb", first: 1, last: 1, count: 1)], count: 1)
+        let base = OutsideInputTests.header(
+            sender: "peer", key: key,
+            origins: [OriginRange(origin: "peer", epoch: "00aa11bb", first: 1, last: 1, count: 1)], count: 1)
         let plain = base.encode().count
-        for (size, ok) in [(BundleFormat.maxHeaderBytes - 1, true), (BundleFormat.maxHeaderBytes, true), (BundleFormat.maxHeaderBytes + 1, false), (3 * BundleFormat.maxHeaderBytes, false)] {
+        for (size, ok) in [
+            (BundleFormat.maxHeaderBytes - 1, true), (BundleFormat.maxHeaderBytes, true),
+            (BundleFormat.maxHeaderBytes + 1, false), (3 * BundleFormat.maxHeaderBytes, false),
+        ] {
             // Field 99: varint id (1 byte), varint length (3 bytes up to 2 MiB, then 4), payload.
             let payload = size - plain - 1 - (size - plain - 4 >= 1 << 21 ? 4 : 3)
             var w = ByteWriter()
             w.bytes = base.encode()
-            w.varint(99); w.data([UInt8](repeating: 0, count: payload))
+            w.varint(99)
+            w.data([UInt8](repeating: 0, count: payload))
             XCTAssertEqual(w.bytes.count, size)
             var content = ByteWriter()
             content.bytes += BundleFormat.magic
-            content.byte(BundleFormat.major); content.byte(BundleFormat.minor)
+            content.byte(BundleFormat.major)
+            content.byte(BundleFormat.minor)
             content.data(w.bytes)
             content.bytes += OutsideInputTests.table + OutsideInputTests.change(seq: 1)
-            content.byte(BundleFormat.Record.trailer.rawValue); content.varint(1)
+            content.byte(BundleFormat.Record.trailer.rawValue)
+            content.varint(1)
             let digest = Array(SHA256.hash(data: content.bytes))
             let bytes = try BundleCrafter.gzip(content.bytes + digest + Array(key.signature(for: digest)))
             let drop = try TestDatabases.subfolder(folder, "h\(size)")
             try Data(bytes).write(to: drop.appendingPathComponent("h.djb"))
             let report = try node.ingest([drop.path])
             if ok {
-                guard case .loaded(let n, let skipped) = report.files[0].status, n + skipped == 1 else { return XCTFail("header of \(size) bytes: \(report.files[0].status)") }
+                guard case .loaded(let n, let skipped) = report.files[0].status, n + skipped == 1 else {
+                    return XCTFail("header of \(size) bytes: \(report.files[0].status)")
+                }
             } else {
-                guard case .refused = report.files[0].status else { return XCTFail("header of \(size) bytes: \(report.files[0].status)") }
+                guard case .refused = report.files[0].status else {
+                    return XCTFail("header of \(size) bytes: \(report.files[0].status)")
+                }
             }
         }
         XCTAssertEqual(try node.db.scalar("SELECT count(*) FROM sales_order"), .integer(1))
@@ -225,14 +263,20 @@ final class BoundaryTests: ScenarioTestCase {
         func definitions(_ tables: Int, columns: Int) -> [UInt8] {
             var w = ByteWriter()
             for t in 0..<tables {
-                w.byte(BundleFormat.Record.table.rawValue); w.varint(UInt64(t)); w.string("t\(t)"); w.varint(UInt64(columns))
+                w.byte(BundleFormat.Record.table.rawValue)
+                w.varint(UInt64(t))
+                w.string("t\(t)")
+                w.varint(UInt64(columns))
                 for c in 0..<columns { w.string("c\(c)") }
-                w.varint(1); w.varint(0)
+                w.varint(1)
+                w.varint(0)
             }
             return w.bytes
         }
         for (columns, ok) in [(9_999, true), (10_000, true), (10_001, false), (30_000, false)] {
-            let bytes = try OutsideInputTests.bundle(header: OutsideInputTests.header(sender: "p", key: key), records: definitions(1, columns: columns), key: key)
+            let bytes = try OutsideInputTests.bundle(
+                header: OutsideInputTests.header(sender: "p", key: key), records: definitions(1, columns: columns),
+                key: key)
             XCTAssertEqual(BundleInspector.check(bytes: bytes), ok, "\(columns) columns")
         }
         // 20 tables of 10,000 columns is the most in all; one column more is refused.
@@ -242,18 +286,30 @@ final class BoundaryTests: ScenarioTestCase {
                 // The last table with one column fewer.
                 records = definitions(tables - 1, columns: 10_000)
                 var w = ByteWriter()
-                w.byte(BundleFormat.Record.table.rawValue); w.varint(UInt64(tables)); w.string("last")
-                w.varint(9_999); for c in 0..<9_999 { w.string("c\(c)") }
-                w.varint(1); w.varint(0)
+                w.byte(BundleFormat.Record.table.rawValue)
+                w.varint(UInt64(tables))
+                w.string("last")
+                w.varint(9_999)
+                for c in 0..<9_999 { w.string("c\(c)") }
+                w.varint(1)
+                w.varint(0)
                 records += w.bytes
             } else if extra > 0 {
                 // One more table of one column.
                 var w = ByteWriter()
-                w.byte(BundleFormat.Record.table.rawValue); w.varint(UInt64(tables)); w.string("last"); w.varint(1); w.string("c0"); w.varint(1); w.varint(0)
+                w.byte(BundleFormat.Record.table.rawValue)
+                w.varint(UInt64(tables))
+                w.string("last")
+                w.varint(1)
+                w.string("c0")
+                w.varint(1)
+                w.varint(0)
                 records += w.bytes
             }
-            let bytes = try OutsideInputTests.bundle(header: OutsideInputTests.header(sender: "p", key: key), records: records, key: key)
-            XCTAssertEqual(BundleInspector.check(bytes: bytes, maxExpandedBytes: 1 << 30), ok, "\(tables) tables, \(extra)")
+            let bytes = try OutsideInputTests.bundle(
+                header: OutsideInputTests.header(sender: "p", key: key), records: records, key: key)
+            XCTAssertEqual(
+                BundleInspector.check(bytes: bytes, maxExpandedBytes: 1 << 30), ok, "\(tables) tables, \(extra)")
         }
     }
 
@@ -270,7 +326,8 @@ final class BoundaryTests: ScenarioTestCase {
             let expanded = try BundleSeal(path: path).expandedBytes
             // Int.min: a limit of a third of the bundle (the bundle is 3 × the size).
             let limit = delta == Int.min ? expanded / 3 : expanded + delta
-            try b.exec("INSERT INTO ds_setting (name, value) VALUES ('max_bundle_expanded_bytes', ?)", [.text(String(limit))])
+            try b.exec(
+                "INSERT INTO ds_setting (name, value) VALUES ('max_bundle_expanded_bytes', ?)", [.text(String(limit))])
             try b.exec("INSERT INTO ds_setting (name, value) VALUES ('partial_grace_seconds', '0')")
             let status = try b.ingest([out.path]).files[0].status
             if ok {

@@ -9,7 +9,9 @@ final class CLITests: XCTestCase {
 
     override func setUpWithError() throws { folder = try TestDatabases.tempFolder("cli") }
 
-    private func node(_ name: String = "n1") throws -> TestNode { try TestNode(name, .sqlite, folder: folder, viaCLI: true) }
+    private func node(_ name: String = "n1") throws -> TestNode {
+        try TestNode(name, .sqlite, folder: folder, viaCLI: true)
+    }
 
     func testUnknownCommandAndFlagAreUsageErrors() throws {
         var r = try CLI.run(["frobnicate"])
@@ -21,8 +23,11 @@ final class CLITests: XCTestCase {
     }
 
     func testHelpTeachesWithExamples() throws {
-        for cmd in ["init", "track", "untrack", "export", "ingest", "import", "status", "inspect", "verify", "key", "trust", "conflicts",
-                    "watch", "snapshot", "prune"] {
+        for cmd in [
+            "init", "track", "untrack", "export", "ingest", "import", "status", "inspect", "verify", "key", "trust",
+            "conflicts",
+            "watch", "snapshot", "prune",
+        ] {
             let r = try CLI.ok([cmd, "--help"])
             XCTAssertTrue(r.stdout.contains("Example"), "\(cmd) --help has no example")
             // Prose is wrapped by the parser, not broken twice; examples fit as written.
@@ -31,7 +36,8 @@ final class CLITests: XCTestCase {
                 XCTAssertLessThanOrEqual(line.count, 80, "\(cmd) --help: \(line)")
             }
             let prose = text.split(separator: "\n").filter { !$0.hasPrefix(" ") && !$0.hasPrefix("OVERVIEW") }
-            for (a, b) in zip(prose, prose.dropFirst()) where a.count < 40 && !a.hasSuffix(":") && !a.hasSuffix(".") && !a.hasSuffix(")") {
+            for (a, b) in zip(prose, prose.dropFirst())
+            where a.count < 40 && !a.hasSuffix(":") && !a.hasSuffix(".") && !a.hasSuffix(")") {
                 XCTFail("\(cmd) --help breaks a sentence early: \(a) / \(b)")
             }
         }
@@ -141,7 +147,10 @@ final class CLITests: XCTestCase {
 
     func testIngestRefusesNonBundleButLoadsTheGoodOnes() throws {
         let a = try node("a"), b = try node("b")
-        try CLI.ok(["trust", "--db", b.url, "a", try CLI.ok(["key", "--db", a.url]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)])
+        try CLI.ok([
+            "trust", "--db", b.url, "a",
+            try CLI.ok(["key", "--db", a.url]).stdout.trimmingCharacters(in: .whitespacesAndNewlines),
+        ])
         let drop = folder.appendingPathComponent("drop")
         try FileManager.default.createDirectory(at: drop, withIntermediateDirectories: true)
         try a.exec("INSERT INTO sales_order (order_id, description) VALUES ('k1', 'hello')")
@@ -162,7 +171,10 @@ final class CLITests: XCTestCase {
         let n = try node()
         try n.exec("INSERT INTO sales_order (order_id) VALUES ('a'), ('b')")
         let r = try CLI.ok(["status", "--db", n.url, "--json"])
-        for field in ["\"schema\":1,", "\"id\":\"n1\"", "\"tracked_tables\":[\"sales_order\"]", "\"export\":{\"waiting\":2,", "\"import\":{\"waiting\":0,\"pointer\":0,", "\"pointer\":0,\"last_export\":null}"] {
+        for field in [
+            "\"schema\":1,", "\"id\":\"n1\"", "\"tracked_tables\":[\"sales_order\"]", "\"export\":{\"waiting\":2,",
+            "\"import\":{\"waiting\":0,\"pointer\":0,", "\"pointer\":0,\"last_export\":null}",
+        ] {
             XCTAssertTrue(r.stdout.contains(field), "missing \(field) in \(r.stdout)")
         }
         let text = try CLI.ok(["status", "--db", n.url]).stdout
@@ -175,7 +187,8 @@ final class CLITests: XCTestCase {
         let out = folder.appendingPathComponent("out")
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         let path = try CLI.ok(["export", "--db", n.url, "--to", out.path]).stdout.split(separator: "\n")[0]
-        XCTAssertTrue((String(path) as NSString).lastPathComponent.hasPrefix("n1_000000000001-000000000001_"), String(path))
+        XCTAssertTrue(
+            (String(path) as NSString).lastPathComponent.hasPrefix("n1_000000000001-000000000001_"), String(path))
         var r = try CLI.ok(["inspect", String(path), "--json"])
         XCTAssertTrue(r.stdout.contains("\"sender\":\"n1\""), r.stdout)
         XCTAssertTrue(r.stdout.contains("it's; DROP TABLE x"), r.stdout)

@@ -7,7 +7,10 @@ import XCTest
 /// hand on a node that checked OK, and must be reported under its rule (and nothing else).
 final class CheckTests: ScenarioTestCase {
     var folder: URL!
-    override func setUpWithError() throws { try super.setUpWithError(); folder = try TestDatabases.tempFolder("check") }
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        folder = try TestDatabases.tempFolder("check")
+    }
 
     /// A synced pair: `a` captured, exported and pruned some; `b` ingested everything.
     func pair(_ label: String) throws -> (TestNode, TestNode) {
@@ -15,7 +18,9 @@ final class CheckTests: ScenarioTestCase {
         let b = try TestNode("b\(label)", .sqlite, folder: folder)
         try trustAll([a, b])
         for round in 0..<3 {
-            try a.exec("INSERT INTO sales_order (order_id, description) VALUES (?, 'x'), (?, 'y')", [.text("o\(round)a"), .text("o\(round)b")])
+            try a.exec(
+                "INSERT INTO sales_order (order_id, description) VALUES (?, 'x'), (?, 'y')",
+                [.text("o\(round)a"), .text("o\(round)b")])
             try a.exec("UPDATE sales_order SET quantity = '2' WHERE order_id = ?", [.text("o\(round)a")])
             let out = try TestDatabases.subfolder(folder, "\(label)-\(round)")
             try a.export(to: out)
@@ -27,7 +32,9 @@ final class CheckTests: ScenarioTestCase {
         return (a, b)
     }
 
-    func assertBroken(_ node: TestNode, _ rule: String, _ damage: String, file: StaticString = #filePath, line: UInt = #line) throws {
+    func assertBroken(
+        _ node: TestNode, _ rule: String, _ damage: String, file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         try node.db.executeScript(damage)
         let rules = try NodeCheck.run(node.db).violations.map(\.rule)
         XCTAssertEqual(Set(rules), [rule], damage, file: file, line: line)
@@ -35,19 +42,37 @@ final class CheckTests: ScenarioTestCase {
 
     func testEveryRuleIsReported() throws {
         let damages: [(Bool, String, String)] = [
-            (true, "outbox-stranded", "INSERT INTO sales_order (order_id) VALUES ('late'); UPDATE ds_setting SET value = (SELECT max(id) FROM ds_change_outbox) WHERE name = 'outbox_stamped_through_id'"),
+            (
+                true, "outbox-stranded",
+                "INSERT INTO sales_order (order_id) VALUES ('late'); UPDATE ds_setting SET value = (SELECT max(id) FROM ds_change_outbox) WHERE name = 'outbox_stamped_through_id'"
+            ),
             (true, "seq-gap", "DELETE FROM ds_change_outbox WHERE seq = 3"),
             (true, "seq-ahead", "UPDATE ds_node SET next_seq = 2"),
-            (false, "inbox-duplicate", "DROP INDEX ds_change_inbox_origin_seq; INSERT INTO ds_change_inbox (origin, origin_epoch, seq, hlc, object_table, object_id, object_operation, cl, bundle_id, received_at, status) SELECT origin, origin_epoch, seq, hlc, object_table, object_id, object_operation, cl, bundle_id, received_at, status FROM ds_change_inbox WHERE seq = 2"),
+            (
+                false, "inbox-duplicate",
+                "DROP INDEX ds_change_inbox_origin_seq; INSERT INTO ds_change_inbox (origin, origin_epoch, seq, hlc, object_table, object_id, object_operation, cl, bundle_id, received_at, status) SELECT origin, origin_epoch, seq, hlc, object_table, object_id, object_operation, cl, bundle_id, received_at, status FROM ds_change_inbox WHERE seq = 2"
+            ),
             (false, "inbox-missing", "DELETE FROM ds_change_inbox WHERE seq = 2"),
-            (false, "held-orphan", "INSERT INTO ds_change_held (id, object_table, object_id, reason) VALUES (-1, 'sales_order', x'00', 'r')"),
+            (
+                false, "held-orphan",
+                "INSERT INTO ds_change_held (id, object_table, object_id, reason) VALUES (-1, 'sales_order', x'00', 'r')"
+            ),
             (false, "origin-unrecorded", "DELETE FROM ds_origin_state"),
             (false, "bundle-unrecorded", "DELETE FROM ds_bundle_seen"),
             (false, "mark-above-max", "UPDATE ds_origin_state SET max_seq = 1"),
-            (false, "column-version-orphan", "DELETE FROM ds_row_version WHERE object_id IN (SELECT object_id FROM ds_column_version)"),
-            (true, "export-pointer", "UPDATE ds_program_parameter SET fromoutboxpointer = 99 WHERE id = 1000; UPDATE ds_node SET next_seq = 100"),
+            (
+                false, "column-version-orphan",
+                "DELETE FROM ds_row_version WHERE object_id IN (SELECT object_id FROM ds_column_version)"
+            ),
+            (
+                true, "export-pointer",
+                "UPDATE ds_program_parameter SET fromoutboxpointer = 99 WHERE id = 1000; UPDATE ds_node SET next_seq = 100"
+            ),
             (false, "import-pointer", "UPDATE ds_program_parameter SET fromoutboxpointer = -5 WHERE id = 1001"),
-            (false, "import-ahead", "UPDATE ds_program_parameter SET fromoutboxpointer = 2 WHERE id = 1001; INSERT INTO ds_change_held (id, object_table, object_id, reason) SELECT id, object_table, object_id, 'r' FROM ds_change_inbox WHERE id = 3"),
+            (
+                false, "import-ahead",
+                "UPDATE ds_program_parameter SET fromoutboxpointer = 2 WHERE id = 1001; INSERT INTO ds_change_held (id, object_table, object_id, reason) SELECT id, object_table, object_id, 'r' FROM ds_change_inbox WHERE id = 3"
+            ),
         ]
         for (i, (onSource, rule, damage)) in damages.enumerated() {
             let (a, b) = try pair("\(i)")

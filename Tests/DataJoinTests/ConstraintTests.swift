@@ -7,7 +7,10 @@ import XCTest
 /// (docs/conflict-rules.md, "Constraints").
 final class ConstraintTests: ScenarioTestCase {
     var folder: URL!
-    override func setUpWithError() throws { try super.setUpWithError(); folder = try TestDatabases.tempFolder("fk") }
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        folder = try TestDatabases.tempFolder("fk")
+    }
     func bundles(_ name: String) throws -> URL { try TestDatabases.subfolder(folder, name) }
 
     static func schema(_ brand: Brand, deferrable: Bool = true) -> String {
@@ -40,7 +43,9 @@ final class ConstraintTests: ScenarioTestCase {
     /// Children written before their parents (SQLite with deferred foreign keys, a self-reference
     /// pointing forward) apply in one bundle on a target that checks foreign keys.
     func testChildrenBeforeParentsInOneBundleSQLiteToPostgresDeferrable() throws { try childrenFirst(deferrable: true) }
-    func testChildrenBeforeParentsInOneBundleSQLiteToPostgresNotDeferrable() throws { try childrenFirst(deferrable: false) }
+    func testChildrenBeforeParentsInOneBundleSQLiteToPostgresNotDeferrable() throws {
+        try childrenFirst(deferrable: false)
+    }
 
     private func childrenFirst(deferrable: Bool) throws {
         let (a, b) = try nodes(.sqlite, .postgres, deferrable: deferrable)
@@ -126,7 +131,11 @@ final class ConstraintTests: ScenarioTestCase {
     }
 
     func testTrackWarnsAboutPostgresSequenceKeys() throws {
-        let n = try TestNode("p", .postgres, folder: folder, table: "CREATE TABLE auto (id serial PRIMARY KEY, v text); CREATE TABLE ident (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text)", track: [])
+        let n = try TestNode(
+            "p", .postgres, folder: folder,
+            table:
+                "CREATE TABLE auto (id serial PRIMARY KEY, v text); CREATE TABLE ident (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text)",
+            track: [])
         let r = try CLI.ok(["track", "--db", n.url, "auto", "ident"])
         XCTAssertTrue(r.stderr.contains("auto: its key id comes from a local sequence"), r.stderr)
         XCTAssertTrue(r.stderr.contains("ident: its key id comes from a local sequence"), r.stderr)

@@ -20,9 +20,16 @@ final class ConvergencePropertyTests: ScenarioTestCase {
             : "CREATE TABLE item (id text PRIMARY KEY, a text, b bigint, c double precision)"
     }
 
-    static let texts: [Value] = [.null, .text(""), .text("x"), .text("héllo wörld"), .text("O'Brien; DROP TABLE item;--"), .text("multi\nline"), .text("🚀 emoji"), .text("שלום")]
-    static let ints: [Value] = [.null, .integer(0), .integer(-1), .integer(42), .integer(Int64.max), .integer(Int64.min)]
-    static let reals: [Value] = [.null, .real(0.1), .real(-2.5), .real(1e300), .real(5e-324), .real(3.0), .real(.infinity), .real(-1.0 / 3.0)]
+    static let texts: [Value] = [
+        .null, .text(""), .text("x"), .text("héllo wörld"), .text("O'Brien; DROP TABLE item;--"), .text("multi\nline"),
+        .text("🚀 emoji"), .text("שלום"),
+    ]
+    static let ints: [Value] = [
+        .null, .integer(0), .integer(-1), .integer(42), .integer(Int64.max), .integer(Int64.min),
+    ]
+    static let reals: [Value] = [
+        .null, .real(0.1), .real(-2.5), .real(1e300), .real(5e-324), .real(3.0), .real(.infinity), .real(-1.0 / 3.0),
+    ]
 
     func runScenario(seed: UInt64) throws {
         var rng = SeededRandom(seed: seed)
@@ -65,12 +72,15 @@ final class ConvergencePropertyTests: ScenarioTestCase {
         }
         let expected = try referenceModel(pool)
         for n in nodes {
-            let actual = try n.db.rows("SELECT id, a, b, c FROM item").map(\.values).sorted { $0[0].description < $1[0].description }
+            let actual = try n.db.rows("SELECT id, a, b, c FROM item").map(\.values).sorted {
+                $0[0].description < $1[0].description
+            }
             XCTAssertEqual(actual, expected, "\(context): \(n.name) (\(n.brand)) differs from the reference model")
         }
         // After a full exchange with no new edits, every export is empty.
         for (i, n) in nodes.enumerated() {
-            XCTAssertEqual(try n.export(to: folder.appendingPathComponent("out\(i)")), [], "\(context): \(n.name) exported echoes")
+            XCTAssertEqual(
+                try n.export(to: folder.appendingPathComponent("out\(i)")), [], "\(context): \(n.name) exported echoes")
         }
         if expected.isEmpty { XCTFail("\(context): the scenario ended with no rows; it tests too little") }
     }
@@ -78,7 +88,8 @@ final class ConvergencePropertyTests: ScenarioTestCase {
     static func randomEdit(_ n: TestNode, keys: [String], rng: inout SeededRandom) throws {
         let key = keys.randomElement(using: &rng)!
         let exists = try n.db.scalar("SELECT count(*) FROM item WHERE id = ?", [.text(key)]).asInt64 == 1
-        let a = Self.texts.randomElement(using: &rng)!, b = Self.ints.randomElement(using: &rng)!, c = Self.reals.randomElement(using: &rng)!
+        let a = Self.texts.randomElement(using: &rng)!, b = Self.ints.randomElement(using: &rng)!,
+            c = Self.reals.randomElement(using: &rng)!
         if !exists {
             try n.exec("INSERT INTO item (id, a, b, c) VALUES (?, ?, ?, ?)", [.text(key), a, b, c])
         } else if Int.random(in: 0..<5, using: &rng) == 0 {
@@ -86,7 +97,9 @@ final class ConvergencePropertyTests: ScenarioTestCase {
         } else {
             var sets: [(String, Value)] = [("a", a), ("b", b), ("c", c)].filter { _ in Bool.random(using: &rng) }
             if sets.isEmpty { sets = [("a", a)] }
-            try n.exec("UPDATE item SET " + sets.map { "\($0.0) = ?" }.joined(separator: ", ") + " WHERE id = ?", sets.map(\.1) + [.text(key)])
+            try n.exec(
+                "UPDATE item SET " + sets.map { "\($0.0) = ?" }.joined(separator: ", ") + " WHERE id = ?",
+                sets.map(\.1) + [.text(key)])
         }
     }
 
@@ -107,7 +120,9 @@ final class ConvergencePropertyTests: ScenarioTestCase {
             var best: [String: (Version, Value)] = [:]
             for c in list where c.cl == top {
                 let v = Version(hlc: c.hlc, node: c.origin)
-                for col in c.columns where best[col.name] == nil || best[col.name]!.0 < v { best[col.name] = (v, col.value) }
+                for col in c.columns where best[col.name] == nil || best[col.name]!.0 < v {
+                    best[col.name] = (v, col.value)
+                }
             }
             rows.append([.text(key), best["a"]?.1 ?? .null, best["b"]?.1 ?? .null, best["c"]?.1 ?? .null])
         }

@@ -9,7 +9,10 @@ final class DeliveryTests: ScenarioTestCase {
     var folder: URL!
     var rng = SeededRandom(seed: 99)
 
-    override func setUpWithError() throws { try super.setUpWithError(); folder = try TestDatabases.tempFolder("delivery") }
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        folder = try TestDatabases.tempFolder("delivery")
+    }
 
     func makeNodes(_ brands: [Brand], prefix: String = "n") throws -> [TestNode] {
         let nodes = try brands.enumerated().map { i, b in
@@ -25,12 +28,19 @@ final class DeliveryTests: ScenarioTestCase {
         return u
     }
 
-    func export(_ n: TestNode, relay: Bool = false, resend: Bool = false, peer: String? = nil, to label: String = "out") throws -> [String] {
-        try Exporter.export(n.db, ExportOptions(folder: try out(n, label).path, maxChanges: 15, relay: relay, resend: resend, peer: peer)).map(\.path)
+    func export(_ n: TestNode, relay: Bool = false, resend: Bool = false, peer: String? = nil, to label: String = "out")
+        throws -> [String]
+    {
+        try Exporter.export(
+            n.db,
+            ExportOptions(folder: try out(n, label).path, maxChanges: 15, relay: relay, resend: resend, peer: peer)
+        ).map(\.path)
     }
 
     func edit(_ n: TestNode, _ count: Int) throws {
-        for _ in 0..<count { try ConvergencePropertyTests.randomEdit(n, keys: (0..<12).map { String(format: "k%02d", $0) }, rng: &rng) }
+        for _ in 0..<count {
+            try ConvergencePropertyTests.randomEdit(n, keys: (0..<12).map { String(format: "k%02d", $0) }, rng: &rng)
+        }
     }
 
     /// Delivers each file, or drops it (lost), sometimes twice, in a random order.
@@ -41,22 +51,34 @@ final class DeliveryTests: ScenarioTestCase {
     }
 
     /// All equal, every foreign change held once, no echo, and a quiet round exports nothing.
-    func assertConverged(_ nodes: [TestNode], _ context: String, file: StaticString = #filePath, line: UInt = #line) throws {
+    func assertConverged(_ nodes: [TestNode], _ context: String, file: StaticString = #filePath, line: UInt = #line)
+        throws
+    {
         let reference = try nodes[0].rows("item")
         XCTAssertFalse(reference.isEmpty, context, file: file, line: line)
         let issued = try nodes.map { try NodeIdentity.load($0.db).nextSeq - 1 }
         for (i, n) in nodes.enumerated() {
             XCTAssertEqual(try n.rows("item"), reference, "\(context): \(n.name) differs", file: file, line: line)
             let foreign = issued.enumerated().filter { $0.offset != i }.reduce(0) { $0 + $1.element }
-            XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM ds_change_inbox").asInt64, foreign, "\(context): \(n.name) inbox holds each foreign change once", file: file, line: line)
-            XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM ds_change_inbox WHERE origin = ?", [.text(n.name)]).asInt64, 0, "\(context): echo", file: file, line: line)
-            XCTAssertEqual(try NodeStatus.read(n.db).heldCount, 0, "\(context): \(n.name) holds changes", file: file, line: line)
+            XCTAssertEqual(
+                try n.db.scalar("SELECT count(*) FROM ds_change_inbox").asInt64, foreign,
+                "\(context): \(n.name) inbox holds each foreign change once", file: file, line: line)
+            XCTAssertEqual(
+                try n.db.scalar("SELECT count(*) FROM ds_change_inbox WHERE origin = ?", [.text(n.name)]).asInt64, 0,
+                "\(context): echo", file: file, line: line)
+            XCTAssertEqual(
+                try NodeStatus.read(n.db).heldCount, 0, "\(context): \(n.name) holds changes", file: file, line: line)
         }
     }
 
-    func assertQuiet(_ nodes: [TestNode], relay: Bool, relaying: Set<String>? = nil, _ context: String, file: StaticString = #filePath, line: UInt = #line) throws {
+    func assertQuiet(
+        _ nodes: [TestNode], relay: Bool, relaying: Set<String>? = nil, _ context: String,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         for n in nodes {
-            XCTAssertEqual(try export(n, relay: relaying?.contains(n.name) ?? relay, to: "quiet"), [], "\(context): \(n.name) exported after a quiet round", file: file, line: line)
+            XCTAssertEqual(
+                try export(n, relay: relaying?.contains(n.name) ?? relay, to: "quiet"), [],
+                "\(context): \(n.name) exported after a quiet round", file: file, line: line)
         }
     }
 
@@ -64,14 +86,19 @@ final class DeliveryTests: ScenarioTestCase {
         let nodes = try makeNodes([.sqlite, .postgres, .sqlite, .postgres])
         for _ in 0..<4 {
             var produced: [(TestNode, [String])] = []
-            for n in nodes { try edit(n, 12); produced.append((n, try export(n))) }
+            for n in nodes {
+                try edit(n, 12)
+                produced.append((n, try export(n)))
+            }
             for (src, files) in produced { for dst in nodes where dst !== src { try deliver(files, to: dst) } }
         }
         // Lost bundles come back through --resend, from the receipts peers sent.
         for _ in 0..<2 {
             var produced: [(TestNode, [String])] = []
             for n in nodes { produced.append((n, try export(n, resend: true, to: "resend"))) }
-            for (src, files) in produced { for dst in nodes where dst !== src { for f in files { try dst.ingest([f]) } } }
+            for (src, files) in produced {
+                for dst in nodes where dst !== src { for f in files { try dst.ingest([f]) } }
+            }
         }
         try assertConverged(nodes, "mesh")
         let conflicts = try nodes.map { try $0.db.scalar("SELECT count(*) FROM ds_conflict") }
@@ -86,15 +113,24 @@ final class DeliveryTests: ScenarioTestCase {
         let nodes = try makeNodes([.postgres, .sqlite, .sqlite, .postgres])
         let hub = nodes[0], spokes = Array(nodes[1...])
         for _ in 0..<4 {
-            for s in spokes { try edit(s, 12); try deliver(try export(s), to: hub) }
+            for s in spokes {
+                try edit(s, 12)
+                try deliver(try export(s), to: hub)
+            }
             try edit(hub, 5)
             let fromHub = try export(hub, relay: true)
             for s in spokes { try deliver(fromHub, to: s) }
         }
         // Spokes re-send what the hub has not confirmed; the hub re-sends what each spoke lacks.
         for _ in 0..<2 {
-            for s in spokes { for f in try export(s, resend: true, peer: hub.name, to: "resend") { try hub.ingest([f]) } }
-            for s in spokes { for f in try export(hub, relay: true, resend: true, peer: s.name, to: "resend-\(s.name)") { try s.ingest([f]) } }
+            for s in spokes {
+                for f in try export(s, resend: true, peer: hub.name, to: "resend") { try hub.ingest([f]) }
+            }
+            for s in spokes {
+                for f in try export(hub, relay: true, resend: true, peer: s.name, to: "resend-\(s.name)") {
+                    try s.ingest([f])
+                }
+            }
         }
         for s in spokes { try s.ingest([try out(hub).path]) }
         try assertConverged(nodes, "hub")
@@ -111,10 +147,14 @@ final class DeliveryTests: ScenarioTestCase {
         // Each node re-sends to the next what it has not confirmed, around the ring until quiet.
         for _ in 0..<nodes.count {
             for (i, n) in nodes.enumerated() {
-                for f in try export(n, relay: true, resend: true, peer: next(i).name, to: "resend") { try next(i).ingest([f]) }
+                for f in try export(n, relay: true, resend: true, peer: next(i).name, to: "resend") {
+                    try next(i).ingest([f])
+                }
             }
         }
-        for _ in 0..<nodes.count { for (i, n) in nodes.enumerated() { for f in try export(n, relay: true) { try next(i).ingest([f]) } } }
+        for _ in 0..<nodes.count {
+            for (i, n) in nodes.enumerated() { for f in try export(n, relay: true) { try next(i).ingest([f]) } }
+        }
         try assertConverged(nodes, "ring")
         try assertQuiet(nodes, relay: true, "ring")
     }
@@ -180,7 +220,9 @@ final class DeliveryTests: ScenarioTestCase {
         XCTAssertEqual(try NodeStatus.read(b.db).origins.first?.missing, [1...15])
         try b.exec("INSERT INTO item (id) VALUES ('from-b')")
         try a.ingest(try export(b))  // b's receipts reach a
-        let resent = try CLI.ok(["export", "--db", a.url, "--to", try out(a, "resend").path, "--resend", "--peer", "l1"]).stdout
+        let resent = try CLI.ok([
+            "export", "--db", a.url, "--to", try out(a, "resend").path, "--resend", "--peer", "l1",
+        ]).stdout
         let paths = resent.split(separator: "\n").filter { $0.hasSuffix(".djb") }.map(String.init)
         XCTAssertEqual(paths.count, 1)
         XCTAssertEqual(try BundleInspector.read(paths[0]).header.origins.first.map { [$0.first, $0.last] }, [1, 20])
@@ -206,11 +248,15 @@ final class DeliveryTests: ScenarioTestCase {
         let restoredPath = folder.appendingPathComponent("a-restored.db").path
         try FileManager.default.copyItem(atPath: backup.path, toPath: restoredPath)
         let restored = try DatabaseOpener.open(restoredPath)
-        for i in 8..<10 { try restored.execute("INSERT INTO item (id, a) VALUES (?, 'after restore')", [.text("k\(i)")]) }
+        for i in 8..<10 {
+            try restored.execute("INSERT INTO item (id, a) VALUES (?, 'after restore')", [.text("k\(i)")])
+        }
         let reused = try Exporter.export(restored, ExportOptions(folder: try out(a, "restored").path))
         XCTAssertEqual(reused.first?.first, 6, "the restored node hands out sequence numbers b already holds")
         try b.ingest(reused.map(\.path))
-        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM item WHERE a = 'after restore'"), .integer(0), "reused numbers were taken for duplicates")
+        XCTAssertEqual(
+            try b.db.scalar("SELECT count(*) FROM item WHERE a = 'after restore'"), .integer(0),
+            "reused numbers were taken for duplicates")
         // b's next bundle carries its receipts: a sees b holds more of its epoch than it issued.
         try b.exec("INSERT INTO item (id) VALUES ('b0')")
         let fromB = try Exporter.export(b.db, ExportOptions(folder: try out(b, "relay").path, relay: true)).map(\.path)

@@ -7,10 +7,14 @@ import XCTest
 /// the CLI's `verify` and `ingest`, as the fuzz target's layers 0 and 1 read them: each must be
 /// refused or loaded, never crash the process.
 final class FuzzRegressionTests: ScenarioTestCase {
-    static var folder: URL { URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("FuzzRegressions") }
+    static var folder: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("FuzzRegressions")
+    }
 
     func testEveryKeptFuzzInputIsHandled() throws {
-        let names = try FileManager.default.contentsOfDirectory(atPath: Self.folder.path).filter { !$0.hasSuffix(".md") }.sorted()
+        let names = try FileManager.default.contentsOfDirectory(atPath: Self.folder.path).filter {
+            !$0.hasSuffix(".md")
+        }.sorted()
         let work = try TestDatabases.tempFolder("fuzzreg")
         let node = try TestNode("target", .sqlite, folder: work, viaCLI: true)
         for name in names {
@@ -24,7 +28,8 @@ final class FuzzRegressionTests: ScenarioTestCase {
             // Accepted, or refused as a data error (65), never a trap or another failure.
             XCTAssertTrue([0, 65].contains(verify.status), "\(name): verify exited \(verify.status)\n\(verify.stderr)")
             let ingest = try CLI.run(["ingest", "--db", node.url, path])
-            XCTAssertTrue([0, 1, 2].contains(ingest.status), "\(name): ingest exited \(ingest.status)\n\(ingest.stderr)")
+            XCTAssertTrue(
+                [0, 1, 2].contains(ingest.status), "\(name): ingest exited \(ingest.status)\n\(ingest.stderr)")
         }
     }
 }

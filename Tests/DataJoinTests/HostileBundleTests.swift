@@ -25,7 +25,9 @@ final class HostileBundleTests: ScenarioTestCase {
         // The target already holds one bundle's worth, so "unchanged" is not trivially empty.
         try sender.exec("INSERT INTO sales_order (order_id, description) VALUES ('base', 'before')")
         try target.ingest(try sender.export(to: folder))
-        try sender.exec("INSERT INTO sales_order (order_id, description, quantity) VALUES ('ord2', 'it''s''); DROP TABLE sales_order;--', '2')")
+        try sender.exec(
+            "INSERT INTO sales_order (order_id, description, quantity) VALUES ('ord2', 'it''s''); DROP TABLE sales_order;--', '2')"
+        )
         try sender.exec("UPDATE sales_order SET description = 'changed' WHERE order_id = 'ord2'")
         try sender.exec("DELETE FROM sales_order WHERE order_id = 'base'")
         let out = folder.appendingPathComponent("valid")
@@ -45,7 +47,8 @@ final class HostileBundleTests: ScenarioTestCase {
 
     /// Ingests `bytes` as a file in a fresh drop folder; returns the file's status.
     @discardableResult
-    func ingest(_ bytes: [UInt8], name: String = "sender_000000000002-000000000004_x.djb") throws -> IngestedFile.Status {
+    func ingest(_ bytes: [UInt8], name: String = "sender_000000000002-000000000004_x.djb") throws -> IngestedFile.Status
+    {
         let drop = folder.appendingPathComponent("drop-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: drop, withIntermediateDirectories: true)
         let path = drop.appendingPathComponent(name)
@@ -53,7 +56,10 @@ final class HostileBundleTests: ScenarioTestCase {
         return try target.ingest([drop.path]).files[0].status
     }
 
-    func assertRefused(_ bytes: [UInt8], _ expected: String?, quarantined: Bool = true, _ context: String, file: StaticString = #filePath, line: UInt = #line) throws {
+    func assertRefused(
+        _ bytes: [UInt8], _ expected: String?, quarantined: Bool = true, _ context: String,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let before = try fingerprint()
         let drop = folder.appendingPathComponent("drop-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: drop, withIntermediateDirectories: true)
@@ -63,11 +69,16 @@ final class HostileBundleTests: ScenarioTestCase {
         guard case .refused(let reason) = status else {
             return XCTFail("\(context): not refused: \(status)", file: file, line: line)
         }
-        if let expected { XCTAssertTrue(reason.contains(expected), "\(context): reason '\(reason)' lacks '\(expected)'", file: file, line: line) }
+        if let expected {
+            XCTAssertTrue(
+                reason.contains(expected), "\(context): reason '\(reason)' lacks '\(expected)'", file: file, line: line)
+        }
         XCTAssertEqual(try fingerprint(), before, "\(context): the database changed", file: file, line: line)
         let inQuarantine = FileManager.default.fileExists(atPath: drop.appendingPathComponent("quarantine/b.djb").path)
         XCTAssertEqual(inQuarantine, quarantined, "\(context): quarantine", file: file, line: line)
-        XCTAssertEqual(FileManager.default.fileExists(atPath: path.path), !quarantined, "\(context): file left in place", file: file, line: line)
+        XCTAssertEqual(
+            FileManager.default.fileExists(atPath: path.path), !quarantined, "\(context): file left in place",
+            file: file, line: line)
     }
 
     func testTheValidBundleLoads() throws {
@@ -76,7 +87,8 @@ final class HostileBundleTests: ScenarioTestCase {
         XCTAssertEqual(n, 3)
         XCTAssertNotEqual(try target.rows(), before)
         XCTAssertEqual(try target.rows(), try sender.rows())
-        XCTAssertEqual(try target.db.scalar("SELECT description FROM sales_order WHERE order_id = 'ord2'"), .text("changed"))
+        XCTAssertEqual(
+            try target.db.scalar("SELECT description FROM sales_order WHERE order_id = 'ord2'"), .text("changed"))
     }
 
     func testEveryTruncationIsRefused() throws {
@@ -91,16 +103,23 @@ final class HostileBundleTests: ScenarioTestCase {
         try FileManager.default.createDirectory(at: drop, withIntermediateDirectories: true)
         let path = drop.appendingPathComponent("b.djb")
         try Data(valid[0..<(valid.count / 2)]).write(to: path)
-        guard case .incomplete = try target.ingest([drop.path]).files[0].status else { return XCTFail("a fresh partial file was not left for retry") }
+        guard case .incomplete = try target.ingest([drop.path]).files[0].status else {
+            return XCTFail("a fresh partial file was not left for retry")
+        }
         XCTAssertTrue(FileManager.default.fileExists(atPath: path.path))
         // The copy completes; the next run loads it.
         try Data(valid).write(to: path)
-        guard case .loaded = try target.ingest([drop.path]).files[0].status else { return XCTFail("completed file not loaded") }
+        guard case .loaded = try target.ingest([drop.path]).files[0].status else {
+            return XCTFail("completed file not loaded")
+        }
         // A partial file that stays incomplete past the grace period is quarantined.
         try Data(valid[0..<100]).write(to: drop.appendingPathComponent("c.djb"))
-        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -7200)], ofItemAtPath: drop.appendingPathComponent("c.djb").path)
+        try FileManager.default.setAttributes(
+            [.modificationDate: Date(timeIntervalSinceNow: -7200)],
+            ofItemAtPath: drop.appendingPathComponent("c.djb").path)
         // Found in the drop folder (a file the user names is refused where it stands, never moved).
-        guard case .refused = try target.ingest([drop.path]).files.first(where: { $0.path.hasSuffix("c.djb") })?.status else {
+        guard case .refused = try target.ingest([drop.path]).files.first(where: { $0.path.hasSuffix("c.djb") })?.status
+        else {
             return XCTFail("stale partial file not refused")
         }
         XCTAssertTrue(FileManager.default.fileExists(atPath: drop.appendingPathComponent("quarantine/c.djb").path))
@@ -140,16 +159,27 @@ final class HostileBundleTests: ScenarioTestCase {
 
         var h = craft.header
         h.publicKey = Array(stranger.publicKey.rawRepresentation)
-        var c = craft; c.header = h
-        try assertRefused(try c.bytes(signWith: stranger), "different key than the one trusted for sender", "signed by an impostor of a trusted node")
+        var c = craft
+        c.header = h
+        try assertRefused(
+            try c.bytes(signWith: stranger), "different key than the one trusted for sender",
+            "signed by an impostor of a trusted node")
 
-        h = craft.header; h.sender = "stranger"; h.publicKey = Array(stranger.publicKey.rawRepresentation)
-        c = craft; c.header = h
-        try assertRefused(try c.bytes(signWith: stranger), "stranger is not trusted here", quarantined: false, "unknown sender")
+        h = craft.header
+        h.sender = "stranger"
+        h.publicKey = Array(stranger.publicKey.rawRepresentation)
+        c = craft
+        c.header = h
+        try assertRefused(
+            try c.bytes(signWith: stranger), "stranger is not trusted here", quarantined: false, "unknown sender")
 
-        h = craft.header; h.sender = "target"; h.publicKey = Array(stranger.publicKey.rawRepresentation)
-        c = craft; c.header = h
-        try assertRefused(try c.bytes(signWith: stranger), "claims to come from target", "claims to be the ingesting node")
+        h = craft.header
+        h.sender = "target"
+        h.publicKey = Array(stranger.publicKey.rawRepresentation)
+        c = craft
+        c.header = h
+        try assertRefused(
+            try c.bytes(signWith: stranger), "claims to come from target", "claims to be the ingesting node")
 
         try assertRefused(try craft.bytes(signWith: stranger), "signature does not verify", "signed by the wrong key")
         // Alter one letter inside a text value, so the records still parse.
@@ -157,30 +187,54 @@ final class HostileBundleTests: ScenarioTestCase {
         let at = (0..<(c.body.count - 7)).first { Array(c.body[$0..<$0 + 7]) == Array("changed".utf8) }!
         c.body[at] = UInt8(ascii: "C")
         try assertRefused(try c.bytes(), "signature does not verify", "altered, digest recomputed, old signature")
-        try assertRefused(try c.bytes(digest: Array(SHA256.hash(data: craft.content()))), "checksum mismatch", "altered, old digest")
+        try assertRefused(
+            try c.bytes(digest: Array(SHA256.hash(data: craft.content()))), "checksum mismatch", "altered, old digest")
 
-        h = craft.header; h.origins[0].first += 1; h.origins[0].count -= 1; h.changeCount -= 1
-        c = craft; c.header = h
+        h = craft.header
+        h.origins[0].first += 1
+        h.origins[0].count -= 1
+        h.changeCount -= 1
+        c = craft
+        c.header = h
         try assertRefused(try c.bytes(signWith: senderKey), nil, "header range too narrow")
-        h = craft.header; h.origins[0].last += 1; h.origins[0].count += 1; h.changeCount += 1
-        c = craft; c.header = h
+        h = craft.header
+        h.origins[0].last += 1
+        h.origins[0].count += 1
+        h.changeCount += 1
+        c = craft
+        c.header = h
         try assertRefused(try c.bytes(signWith: senderKey), "header", "header claims one change more")
 
-        c = craft; c.major = 2
+        c = craft
+        c.major = 2
         try assertRefused(try c.bytes(signWith: senderKey), "upgrade datajoin", "a newer major version")
-        c = craft; c.major = 0
+        c = craft
+        c.major = 0
         try assertRefused(try c.bytes(signWith: senderKey), "unknown bundle format version", "major 0")
 
         var unsigned = ByteWriter()
-        for (id, payload) in [(1, "sender"), (2, craft.header.senderEpoch)] { unsigned.varint(UInt64(id)); var p = ByteWriter(); p.string(payload); unsigned.data(p.bytes) }
-        unsigned.varint(6); var cnt = ByteWriter(); cnt.varint(0); unsigned.data(cnt.bytes)
-        try assertRefused(try craft.bytes(signWith: senderKey, headerBytes: unsigned.bytes), "unsigned", "no public key")
+        for (id, payload) in [(1, "sender"), (2, craft.header.senderEpoch)] {
+            unsigned.varint(UInt64(id))
+            var p = ByteWriter()
+            p.string(payload)
+            unsigned.data(p.bytes)
+        }
+        unsigned.varint(6)
+        var cnt = ByteWriter()
+        cnt.varint(0)
+        unsigned.data(cnt.bytes)
+        try assertRefused(
+            try craft.bytes(signWith: senderKey, headerBytes: unsigned.bytes), "unsigned", "no public key")
 
-        h = craft.header; h.sender = "../../etc"
-        c = craft; c.header = h
+        h = craft.header
+        h.sender = "../../etc"
+        c = craft
+        c.header = h
         try assertRefused(try c.bytes(signWith: senderKey), "sender node name", "path tricks in the sender name")
 
-        try assertRefused(try BundleCrafter.gzip((0..<5000).map { _ in UInt8.random(in: 0...255) }), "not a DataJoin bundle", "valid gzip holding garbage")
+        try assertRefused(
+            try BundleCrafter.gzip((0..<5000).map { _ in UInt8.random(in: 0...255) }), "not a DataJoin bundle",
+            "valid gzip holding garbage")
         try assertRefused(Array("not even gzip".utf8), "not a gzip file", "plain text")
         try assertRefused([], "empty", "an empty file")
     }
@@ -197,7 +251,9 @@ final class HostileBundleTests: ScenarioTestCase {
         let header = source.header
         XCTAssertEqual(changes.map(\.seq), [2, 3, 4])
         let out = try TestDatabases.subfolder(folder, "twice")
-        let name = BundleFormat.fileName(origin: header.sender, epoch: header.senderEpoch, first: header.origins[0].first, last: header.origins[0].last)
+        let name = BundleFormat.fileName(
+            origin: header.sender, epoch: header.senderEpoch, first: header.origins[0].first,
+            last: header.origins[0].last)
         let writer = try BundleWriter(folder: out.path, fileName: name, header: header, signingKey: senderKey)
         for c in [changes[0], changes[0], changes[2]] { try writer.add(c, table: nil) }
         let file = try writer.finish().path
@@ -216,12 +272,25 @@ final class HostileBundleTests: ScenarioTestCase {
         // A table definition with a control character in its name.
         var bad = craft
         var w = ByteWriter()
-        w.byte(BundleFormat.Record.table.rawValue); w.varint(7); w.string("sales\u{1}order"); w.varint(1); w.string("id"); w.varint(1); w.varint(0)
+        w.byte(BundleFormat.Record.table.rawValue)
+        w.varint(7)
+        w.string("sales\u{1}order")
+        w.varint(1)
+        w.string("id")
+        w.varint(1)
+        w.varint(0)
         bad.body = w.bytes + craft.body
         try assertRefused(try bad.bytes(signWith: senderKey), "invalid table name", "control character in a table name")
         // A change that refers to a table index never defined.
         w = ByteWriter()
-        w.byte(BundleFormat.Record.change.rawValue); w.varint(0); w.varint(2); w.varint(1); w.varint(0); w.byte(UInt8(ascii: "D")); w.varint(99); w.varint(2)
+        w.byte(BundleFormat.Record.change.rawValue)
+        w.varint(0)
+        w.varint(2)
+        w.varint(1)
+        w.varint(0)
+        w.byte(UInt8(ascii: "D"))
+        w.varint(99)
+        w.varint(2)
         bad.body = w.bytes + craft.body
         try assertRefused(try bad.bytes(signWith: senderKey), "undefined table", "undefined table index")
         // An unknown record type.
@@ -229,17 +298,22 @@ final class HostileBundleTests: ScenarioTestCase {
         try assertRefused(try bad.bytes(signWith: senderKey), "unknown record type", "unknown record")
         // A length field claiming far more than is there.
         w = ByteWriter()
-        w.byte(BundleFormat.Record.table.rawValue); w.varint(7); w.varint(UInt64(1) << 40)
+        w.byte(BundleFormat.Record.table.rawValue)
+        w.varint(7)
+        w.varint(UInt64(1) << 40)
         bad.body = w.bytes + craft.body
         try assertRefused(try bad.bytes(signWith: senderKey), "limit", "a huge length")
     }
 
     func testDecompressionBombIsStoppedAtTheLimit() throws {
-        try target.exec("INSERT INTO ds_setting (name, value) VALUES ('max_bundle_expanded_bytes', ?)", [.text(String(1 << 20))])
+        try target.exec(
+            "INSERT INTO ds_setting (name, value) VALUES ('max_bundle_expanded_bytes', ?)", [.text(String(1 << 20))])
         // A valid header, then a table record whose name claims 32 MiB of zeros.
         let craft = try BundleCrafter(file: validPath)
         var w = ByteWriter()
-        w.byte(BundleFormat.Record.table.rawValue); w.varint(0); w.varint(32 << 20)
+        w.byte(BundleFormat.Record.table.rawValue)
+        w.varint(0)
+        w.varint(32 << 20)
         var c = craft
         c.body = w.bytes
         let bomb = try BundleCrafter.gzip(c.content() + [UInt8](repeating: 0, count: 32 << 20))
@@ -250,7 +324,8 @@ final class HostileBundleTests: ScenarioTestCase {
     func testSymlinkInADropFolderIsNotFollowed() throws {
         let drop = folder.appendingPathComponent("links")
         try FileManager.default.createDirectory(at: drop, withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: drop.appendingPathComponent("evil.djb").path, withDestinationPath: validPath)
+        try FileManager.default.createSymbolicLink(
+            atPath: drop.appendingPathComponent("evil.djb").path, withDestinationPath: validPath)
         let before = try fingerprint()
         let r = try target.ingest([drop.path])
         guard case .refused(let reason) = r.files[0].status else { return XCTFail("symlink followed") }
@@ -264,9 +339,13 @@ final class HostileBundleTests: ScenarioTestCase {
         XCTAssertEqual(try ingest(valid), .alreadySeen)
         // The same changes, re-signed into a different file, load nothing new.
         let copy = try BundleCrafter(file: validPath)
-        var h = copy.header; h.createdAt = "2030-01-01T00:00:00Z"
-        var c = copy; c.header = h
-        guard case .loaded(0, 3) = try ingest(try c.bytes(signWith: senderKey)) else { return XCTFail("replay loaded changes") }
+        var h = copy.header
+        h.createdAt = "2030-01-01T00:00:00Z"
+        var c = copy
+        c.header = h
+        guard case .loaded(0, 3) = try ingest(try c.bytes(signWith: senderKey)) else {
+            return XCTFail("replay loaded changes")
+        }
         XCTAssertEqual(try fingerprint().filter { !$0.contains("2030-01-01T00:00:00Z") }.count, after.count + 1)
         XCTAssertEqual(try target.rows(), try sender.rows())
     }
@@ -284,28 +363,51 @@ final class HostileBundleTests: ScenarioTestCase {
         try sender.exec("INSERT INTO sales_order (order_id, description) VALUES ('evil', ?)", [.text(evil)])
         try target.ingest(try sender.export(to: folder))
         XCTAssertEqual(try target.db.scalar("SELECT description FROM sales_order WHERE order_id = 'evil'"), .text(evil))
-        XCTAssertEqual(try target.db.scalar("SELECT count(*) FROM sqlite_master WHERE name = 'sales_order'"), .integer(1))
+        XCTAssertEqual(
+            try target.db.scalar("SELECT count(*) FROM sqlite_master WHERE name = 'sales_order'"), .integer(1))
     }
 
     func testAChangeForATableNotHereIsHeldNotExecuted() throws {
         let craft = try BundleCrafter(file: validPath)
         var w = ByteWriter()
         let name = "sales_order\"; DROP TABLE sales_order; --"
-        w.byte(BundleFormat.Record.table.rawValue); w.varint(5); w.string(name); w.varint(1); w.string("id"); w.varint(1); w.varint(0)
+        w.byte(BundleFormat.Record.table.rawValue)
+        w.varint(5)
+        w.string(name)
+        w.varint(1)
+        w.string("id")
+        w.varint(1)
+        w.varint(0)
         var c = craft
         // Replace the first change's table index with the crafted table: rebuild from a known layout
         // instead; simplest is a standalone bundle with one delete for that table.
         var body = w.bytes
-        body.append(BundleFormat.Record.change.rawValue); var ch = ByteWriter(); ch.varint(0); ch.varint(2); ch.varint(1); ch.varint(0)
-        ch.byte(UInt8(ascii: "D")); ch.varint(5); ch.varint(2); ch.value(.text("x")); body += ch.bytes
-        body.append(BundleFormat.Record.trailer.rawValue); var t = ByteWriter(); t.varint(1); body += t.bytes
-        var h = craft.header; h.origins = [OriginRange(origin: "sender", epoch: h.senderEpoch, first: 2, last: 2, count: 1)]; h.changeCount = 1
-        c.header = h; c.body = body
+        body.append(BundleFormat.Record.change.rawValue)
+        var ch = ByteWriter()
+        ch.varint(0)
+        ch.varint(2)
+        ch.varint(1)
+        ch.varint(0)
+        ch.byte(UInt8(ascii: "D"))
+        ch.varint(5)
+        ch.varint(2)
+        ch.value(.text("x"))
+        body += ch.bytes
+        body.append(BundleFormat.Record.trailer.rawValue)
+        var t = ByteWriter()
+        t.varint(1)
+        body += t.bytes
+        var h = craft.header
+        h.origins = [OriginRange(origin: "sender", epoch: h.senderEpoch, first: 2, last: 2, count: 1)]
+        h.changeCount = 1
+        c.header = h
+        c.body = body
         guard case .loaded(1, 0) = try ingest(try c.bytes(signWith: senderKey)) else { return XCTFail("not loaded") }
         let held = try NodeStatus.read(target.db).held
         XCTAssertEqual(held.count, 1)
         XCTAssertTrue(held[0].reason.contains("not tracked here"), held[0].reason)
-        XCTAssertEqual(try target.db.scalar("SELECT count(*) FROM sqlite_master WHERE name = 'sales_order'"), .integer(1))
+        XCTAssertEqual(
+            try target.db.scalar("SELECT count(*) FROM sqlite_master WHERE name = 'sales_order'"), .integer(1))
     }
 }
 
@@ -324,7 +426,9 @@ final class TrustTests: XCTestCase {
         try FileManager.default.createDirectory(at: relayOut, withIntermediateDirectories: true)
         let relayed = try Exporter.export(hub.db, ExportOptions(folder: relayOut.path, relay: true)).map(\.path)
         var r = try spoke.ingest(relayed)
-        guard case .refused(let reason) = r.files[0].status else { return XCTFail("relay bundle from an untrusted hub accepted") }
+        guard case .refused(let reason) = r.files[0].status else {
+            return XCTFail("relay bundle from an untrusted hub accepted")
+        }
         XCTAssertTrue(reason.contains("hub is not trusted here"), reason)
         XCTAssertEqual(try spoke.rows(), [])
         try spoke.trust(hub)
@@ -339,7 +443,10 @@ final class TrustTests: XCTestCase {
         XCTAssertEqual(secret.count, 64)
         try a.exec("INSERT INTO sales_order (order_id) VALUES ('x')")
         var outputs: [String] = []
-        for args in [["key", "--db", a.url], ["status", "--db", a.url, "--json"], ["status", "--db", a.url], ["export", "--db", a.url, "--to", folder.path]] {
+        for args in [
+            ["key", "--db", a.url], ["status", "--db", a.url, "--json"], ["status", "--db", a.url],
+            ["export", "--db", a.url, "--to", folder.path],
+        ] {
             let r = try CLI.ok(args)
             outputs.append(r.stdout + r.stderr)
         }
@@ -357,7 +464,12 @@ final class TrustTests: XCTestCase {
     func testThePrivateKeyIsOwnerOnlyOnPostgres() throws {
         let folder = try TestDatabases.tempFolder("acl")
         let a = try TestNode("a", .postgres, folder: folder)
-        let acl = try a.db.scalar("SELECT coalesce(array_to_string(relacl, ','), '') FROM pg_class WHERE relname = 'ds_node_key'").asString ?? ""
-        XCTAssertFalse(acl.contains("=r") && acl.split(separator: ",").contains { $0.hasPrefix("=") }, "PUBLIC can read the private key: \(acl)")
+        let acl =
+            try a.db.scalar(
+                "SELECT coalesce(array_to_string(relacl, ','), '') FROM pg_class WHERE relname = 'ds_node_key'"
+            ).asString ?? ""
+        XCTAssertFalse(
+            acl.contains("=r") && acl.split(separator: ",").contains { $0.hasPrefix("=") },
+            "PUBLIC can read the private key: \(acl)")
     }
 }

@@ -14,7 +14,10 @@ final class MergeRuleTests: ScenarioTestCase {
         try super.setUpWithError()
         folder = try TestDatabases.tempFolder("merge")
         a = try TestNode("node-a", .sqlite, folder: folder)
-        b = try TestNode("node-b", TestDatabases.postgresBase == nil && ProcessInfo.processInfo.environment["DATAJOIN_REQUIRE_PG"] != "1" ? .sqlite : .postgres, folder: folder)
+        b = try TestNode(
+            "node-b",
+            TestDatabases.postgresBase == nil && ProcessInfo.processInfo.environment["DATAJOIN_REQUIRE_PG"] != "1"
+                ? .sqlite : .postgres, folder: folder)
         try trustAll([a, b])
     }
 
@@ -35,7 +38,9 @@ final class MergeRuleTests: ScenarioTestCase {
 
     func setOffset(_ n: TestNode, hours: Double) throws {
         try n.exec("DELETE FROM ds_setting WHERE name = 'test_clock_offset_ms'")
-        try n.exec("INSERT INTO ds_setting (name, value) VALUES ('test_clock_offset_ms', ?)", [.text(String(Int64(hours * 3_600_000)))])
+        try n.exec(
+            "INSERT INTO ds_setting (name, value) VALUES ('test_clock_offset_ms', ?)",
+            [.text(String(Int64(hours * 3_600_000)))])
     }
 
     func value(_ n: TestNode, _ column: String, key: String = "k") throws -> Value {
@@ -43,7 +48,8 @@ final class MergeRuleTests: ScenarioTestCase {
     }
 
     func seedRow() throws {
-        try a.exec("INSERT INTO sales_order (order_id, description, quantity, customer_id) VALUES ('k', 'start', '1', 'c0')")
+        try a.exec(
+            "INSERT INTO sales_order (order_id, description, quantity, customer_id) VALUES ('k', 'start', '1', 'c0')")
         try send(a, b)
         XCTAssertEqual(try a.rows(), try b.rows())
     }
@@ -57,7 +63,8 @@ final class MergeRuleTests: ScenarioTestCase {
             XCTAssertEqual(try value(n, "description"), .text("edited on a"))
             XCTAssertEqual(try value(n, "quantity"), .text("99"))
         }
-        XCTAssertEqual(try ConflictLog.list(a.db).count + ConflictLog.list(b.db).count, 0, "different columns are no conflict")
+        XCTAssertEqual(
+            try ConflictLog.list(a.db).count + ConflictLog.list(b.db).count, 0, "different columns are no conflict")
     }
 
     func testSameColumnNewerStampWinsEverywhereAndTheLoserIsLogged() throws {
@@ -108,8 +115,12 @@ final class MergeRuleTests: ScenarioTestCase {
                 XCTAssertEqual(e.winnerValue, Value.text(newer).json, "\(n)")
             } else {
                 let sha = Hex.encode(Array(SHA256.hash(data: Array(older.utf8))))
-                XCTAssertEqual(e.loserValue, "{\"type\":\"text\",\"bytes\":\(n),\"sha256\":\"\(sha)\",\"first\":\"\(String(repeating: "o", count: 1000))\",\"truncated\":true}")
-                XCTAssertTrue(e.winnerValue?.hasPrefix("{\"type\":\"text\",\"bytes\":\(n),") ?? false, e.winnerValue ?? "nil")
+                XCTAssertEqual(
+                    e.loserValue,
+                    "{\"type\":\"text\",\"bytes\":\(n),\"sha256\":\"\(sha)\",\"first\":\"\(String(repeating: "o", count: 1000))\",\"truncated\":true}"
+                )
+                XCTAssertTrue(
+                    e.winnerValue?.hasPrefix("{\"type\":\"text\",\"bytes\":\(n),") ?? false, e.winnerValue ?? "nil")
             }
         }
     }
@@ -222,7 +233,9 @@ final class MergeRuleTests: ScenarioTestCase {
             let held = try NodeStatus.read(b.db).held
             XCTAssertTrue(held.first?.reason.contains("ahead of this node's clock") ?? false, "\(held)")
             // Once b's clock catches up (here: its window is widened), it applies.
-            try b.exec("INSERT INTO ds_setting (name, value) VALUES ('max_clock_ahead_ms', ?)", [.text(String(Int64((hours + 1) * 3_600_000)))])
+            try b.exec(
+                "INSERT INTO ds_setting (name, value) VALUES ('max_clock_ahead_ms', ?)",
+                [.text(String(Int64((hours + 1) * 3_600_000)))])
             let r2 = try Importer.run(b.db)
             XCTAssertEqual(r2.released, 1)
             XCTAssertEqual(try b.rows(), try a.rows())
@@ -238,7 +251,9 @@ final class MergeRuleTests: ScenarioTestCase {
         try reopened.execute("INSERT INTO ds_setting (name, value) VALUES ('test_clock_offset_ms', '-86400000')")
         try reopened.execute("UPDATE sales_order SET description = 'later' WHERE order_id = 'x'")
         var me = try NodeIdentity.load(reopened)
-        try reopened.inTransaction { try Stamper.stampPending(reopened, me: &me, tables: try TableRegistry.load(reopened)) }
+        try reopened.inTransaction {
+            try Stamper.stampPending(reopened, me: &me, tables: try TableRegistry.load(reopened))
+        }
         XCTAssertGreaterThan(try NodeIdentity.load(reopened).hlc, before)
     }
 }

@@ -8,7 +8,10 @@ import XCTest
 /// settings that are not numbers.
 final class NameAndTextTests: ScenarioTestCase {
     var folder: URL!
-    override func setUpWithError() throws { try super.setUpWithError(); folder = try TestDatabases.tempFolder("names") }
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        folder = try TestDatabases.tempFolder("names")
+    }
 
     static let awkwardNames = [
         "order_lines_for_the_northern_region_warehouse_a1",  // 48 characters, sharing a prefix
@@ -25,7 +28,9 @@ final class NameAndTextTests: ScenarioTestCase {
         for t in Self.awkwardNames + [String(repeating: "x", count: 300)] {
             let n = CaptureTriggers.names(t)
             let f = CaptureTriggers.statementFunctions(t)
-            for name in [n.function, n.insert, n.update, n.updateRows, n.delete, n.truncate, f.insert, f.update, f.delete] {
+            for name in [
+                n.function, n.insert, n.update, n.updateRows, n.delete, n.truncate, f.insert, f.update, f.delete,
+            ] {
                 XCTAssertLessThanOrEqual(name.utf8.count, 63, name)
                 XCTAssertTrue(all.insert(name).inserted, "\(name) generated twice")
             }
@@ -38,14 +43,17 @@ final class NameAndTextTests: ScenarioTestCase {
             TestNode.created.removeAll()
             let ddl = Self.awkwardNames.map { name -> String in
                 let q = "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-                return "CREATE TABLE \(q) (\"key, part\" TEXT NOT NULL, \"k2\" TEXT NOT NULL, \"value \"\"v\"\"\" TEXT, PRIMARY KEY (\"key, part\", \"k2\"));"
+                return
+                    "CREATE TABLE \(q) (\"key, part\" TEXT NOT NULL, \"k2\" TEXT NOT NULL, \"value \"\"v\"\"\" TEXT, PRIMARY KEY (\"key, part\", \"k2\"));"
             }.joined(separator: "\n")
             let a = try TestNode("a\(b1)", b1, folder: folder, table: ddl, track: Self.awkwardNames)
             let b = try TestNode("b\(b1)", b2, folder: folder, table: ddl, track: Self.awkwardNames)
             try trustAll([a, b])
             for (i, name) in Self.awkwardNames.enumerated() {
-                try a.exec("INSERT INTO \(a.db.quote(name)) VALUES (?, ?, ?)", [.text("k,\(i)"), .text("x"), .text("v\(i)")])
-                try b.exec("INSERT INTO \(b.db.quote(name)) VALUES (?, ?, ?)", [.text("from b"), .text("y"), .text("w\(i)")])
+                try a.exec(
+                    "INSERT INTO \(a.db.quote(name)) VALUES (?, ?, ?)", [.text("k,\(i)"), .text("x"), .text("v\(i)")])
+                try b.exec(
+                    "INSERT INTO \(b.db.quote(name)) VALUES (?, ?, ?)", [.text("from b"), .text("y"), .text("w\(i)")])
             }
             for (from, to) in [(a, b), (b, a)] {
                 let out = try TestDatabases.subfolder(folder, "\(from.name)-\(UUID().uuidString.prefix(6))")
@@ -59,13 +67,19 @@ final class NameAndTextTests: ScenarioTestCase {
             // Untracking one of the two long names leaves the other's capture in place.
             _ = try Tracker.untrack(a.db, tables: [Self.awkwardNames[0]])
             try a.exec("INSERT INTO \(a.db.quote(Self.awkwardNames[1])) VALUES ('after', 'z', 'still captured')")
-            XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE object_table = ? AND seq IS NULL", [.text(Self.awkwardNames[1])]), .integer(1))
+            XCTAssertEqual(
+                try a.db.scalar(
+                    "SELECT count(*) FROM ds_change_outbox WHERE object_table = ? AND seq IS NULL",
+                    [.text(Self.awkwardNames[1])]), .integer(1))
             try ScenarioTestCase.assertChecked([a, b])
         }
     }
 
     func testATableOfAnotherSchemaIsRefusedWithTheWayToTrackIt() throws {
-        let n = try TestNode("p", .postgres, folder: folder, table: "CREATE SCHEMA inventory; CREATE TABLE inventory.item (id TEXT PRIMARY KEY, v TEXT)", track: [], viaCLI: true)
+        let n = try TestNode(
+            "p", .postgres, folder: folder,
+            table: "CREATE SCHEMA inventory; CREATE TABLE inventory.item (id TEXT PRIMARY KEY, v TEXT)", track: [],
+            viaCLI: true)
         let r = try CLI.run(["track", "--db", n.url, "inventory.item"])
         XCTAssertEqual(r.status, 1)
         XCTAssertTrue(r.stderr.contains("DataJoin tracks the tables of one schema"), r.stderr)
@@ -99,8 +113,12 @@ final class NameAndTextTests: ScenarioTestCase {
 
     func testJsonbQuestionMarkOperatorRunsOnPostgres() throws {
         let n = try TestNode("p", .postgres, folder: folder, track: [])
-        XCTAssertEqual(try n.db.scalar("SELECT CASE WHEN CAST(? AS jsonb) ?? 'k' THEN 'yes' ELSE 'no' END", [.text("{\"k\": 1}")]), .text("yes"))
-        XCTAssertEqual(try n.db.scalar("SELECT CASE WHEN CAST(? AS jsonb) ?? 'k' THEN 'yes' ELSE 'no' END", [.text("{\"j\": 1}")]), .text("no"))
+        XCTAssertEqual(
+            try n.db.scalar("SELECT CASE WHEN CAST(? AS jsonb) ?? 'k' THEN 'yes' ELSE 'no' END", [.text("{\"k\": 1}")]),
+            .text("yes"))
+        XCTAssertEqual(
+            try n.db.scalar("SELECT CASE WHEN CAST(? AS jsonb) ?? 'k' THEN 'yes' ELSE 'no' END", [.text("{\"j\": 1}")]),
+            .text("no"))
     }
 
     /// Settings and environment values that are not numbers, or would overflow a stamp, give a
@@ -110,13 +128,15 @@ final class NameAndTextTests: ScenarioTestCase {
         try a.exec("INSERT INTO ds_setting (name, value) VALUES ('max_clock_ahead_ms', 'soon')")
         var r = try CLI.run(["import", "--db", a.url])
         XCTAssertEqual(r.status, 64, r.stderr)
-        XCTAssertTrue(r.stderr.contains("setting max_clock_ahead_ms in ds_setting is 'soon', not a whole number"), r.stderr)
+        XCTAssertTrue(
+            r.stderr.contains("setting max_clock_ahead_ms in ds_setting is 'soon', not a whole number"), r.stderr)
         try a.exec("UPDATE ds_setting SET value = ? WHERE name = 'max_clock_ahead_ms'", [.text(String(Int64.max))])
         r = try CLI.run(["import", "--db", a.url])
         XCTAssertEqual(r.status, 64, r.stderr)
         try a.exec("UPDATE ds_setting SET value = ? WHERE name = 'max_clock_ahead_ms'", [.text(String(Int64(1) << 40))])
         try CLI.ok(["import", "--db", a.url])
-        r = try CLI.run(["export", "--db", a.url, "--to", folder.path], env: ["DATAJOIN_TEST_CLOCK_OFFSET_MS": "later"])
+        r = try CLI.run(
+            ["export", "--db", a.url, "--to", folder.path], env: ["DATAJOIN_TEST_CLOCK_OFFSET_MS": "later"])
         XCTAssertEqual(r.status, 64, r.stderr)
         r = try CLI.run(["status", "--db", a.url], env: ["DATAJOIN_TEST_SIZES": "exportStep=0"])
         XCTAssertEqual(r.status, 64, r.stderr)

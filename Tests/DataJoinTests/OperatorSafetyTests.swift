@@ -13,11 +13,16 @@ final class OperatorSafetyTests: XCTestCase {
     func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
 
     func testNoCommandButInitCreatesADatabase() throws {
-        for args in [["status", "--db", path("nosuch.db")], ["check", "--db", path("nosuch.db")], ["export", "--db", path("nosuch.db"), "--to", folder.path],
-                     ["verify", "--db", path("nosuch.db"), folder.path]] {
+        for args in [
+            ["status", "--db", path("nosuch.db")], ["check", "--db", path("nosuch.db")],
+            ["export", "--db", path("nosuch.db"), "--to", folder.path],
+            ["verify", "--db", path("nosuch.db"), folder.path],
+        ] {
             let r = try CLI.run(args)
             XCTAssertNotEqual(r.status, 0, "\(args)")
-            XCTAssertTrue(r.stderr.contains("no SQLite database at \(path("nosuch.db")): the file does not exist"), "\(args): \(r.stderr)")
+            XCTAssertTrue(
+                r.stderr.contains("no SQLite database at \(path("nosuch.db")): the file does not exist"),
+                "\(args): \(r.stderr)")
             XCTAssertFalse(FileManager.default.fileExists(atPath: path("nosuch.db")), "\(args) created the file")
         }
         // init validates its arguments before it touches anything.
@@ -50,7 +55,8 @@ final class OperatorSafetyTests: XCTestCase {
         let empty = drop.appendingPathComponent("peer_000000000001-000000000001_00aa11bb.djb")
         FileManager.default.createFile(atPath: empty.path, contents: Data())
         let e = try CLI.run(["ingest", "--db", path("n.db"), drop.path])
-        XCTAssertTrue(e.stdout.contains("may still be copying") || e.stderr.contains("may still be copying"), e.stdout + e.stderr)
+        XCTAssertTrue(
+            e.stdout.contains("may still be copying") || e.stderr.contains("may still be copying"), e.stdout + e.stderr)
         XCTAssertTrue(FileManager.default.fileExists(atPath: empty.path), "an empty file just written stays")
     }
 
@@ -67,7 +73,8 @@ final class OperatorSafetyTests: XCTestCase {
         XCTAssertTrue(swapped.stderr.contains("b is trusted with another key (SHA256:"), swapped.stderr)
         XCTAssertTrue(swapped.stderr.contains("--replace"), swapped.stderr)
         let db = try DatabaseOpener.open(path("a.db"))
-        XCTAssertEqual(try db.scalar("SELECT public_key FROM ds_trusted_key WHERE node_id = 'b'"), .text(keyB), "unchanged")
+        XCTAssertEqual(
+            try db.scalar("SELECT public_key FROM ds_trusted_key WHERE node_id = 'b'"), .text(keyB), "unchanged")
         try CLI.ok(["trust", "--db", path("a.db"), "--replace", "b", other])
         XCTAssertEqual(try db.scalar("SELECT public_key FROM ds_trusted_key WHERE node_id = 'b'"), .text(other))
         let own = try CLI.run(["trust", "--db", path("a.db"), "a", keyB])
@@ -77,7 +84,9 @@ final class OperatorSafetyTests: XCTestCase {
         XCTAssertEqual(ownKey.status, 64)
         XCTAssertTrue(ownKey.stderr.contains("this node's own public key"), ownKey.stderr)
         XCTAssertEqual(try db.scalar("SELECT count(*) FROM ds_trusted_key WHERE node_id = 'c'"), .integer(0))
-        XCTAssertEqual(try db.scalar("SELECT public_key FROM ds_trusted_key WHERE node_id = 'a'"), .text(keyA), "its own key, as init set it")
+        XCTAssertEqual(
+            try db.scalar("SELECT public_key FROM ds_trusted_key WHERE node_id = 'a'"), .text(keyA),
+            "its own key, as init set it")
     }
 
     /// `verify --db` says what ingest would do: an intact file from an untrusted sender fails.
@@ -95,7 +104,8 @@ final class OperatorSafetyTests: XCTestCase {
         try CLI.ok(["verify", out.path])
         let r = try CLI.run(["verify", "--db", path("t.db"), out.path])
         XCTAssertEqual(r.status, 77)
-        XCTAssertTrue(r.stderr.contains("intact, but ingest here would refuse it: sender stranger is not trusted here"), r.stderr)
+        XCTAssertTrue(
+            r.stderr.contains("intact, but ingest here would refuse it: sender stranger is not trusted here"), r.stderr)
     }
 
     /// A server that accepts a connection and never answers: the URL's timeout (and by default
@@ -104,7 +114,9 @@ final class OperatorSafetyTests: XCTestCase {
         XCTAssertTrue("\(try DatabaseURL.parse("postgresql://u@127.0.0.1:5/db"))".contains("127.0.0.1"))
         if case .postgres(let conninfo, _) = try DatabaseURL.parse("postgresql://u@127.0.0.1:5/db") {
             XCTAssertTrue(conninfo.hasSuffix("?connect_timeout=10"), conninfo)
-        } else { XCTFail("not a PostgreSQL URL") }
+        } else {
+            XCTFail("not a PostgreSQL URL")
+        }
         // A socket that listens and never accepts: the kernel completes the handshake, then
         // nothing answers.
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -113,11 +125,17 @@ final class OperatorSafetyTests: XCTestCase {
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         addr.sin_port = 0
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        _ = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
         XCTAssertEqual(listen(fd, 4), 0)
         var bound = sockaddr_in()
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &bound) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        _ = withUnsafeMutablePointer(to: &bound) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
         let port = Int(UInt16(bigEndian: bound.sin_port))
         let started = Date()
         let r = try CLI.run(["status", "--db", "postgresql://nobody@127.0.0.1:\(port)/db?connect_timeout=2"])
@@ -128,7 +146,10 @@ final class OperatorSafetyTests: XCTestCase {
 
     /// `status` is true: a relay export counts as an export, held details sit under `held:`.
     func testStatusShowsRelayExportsAndHeldDetailsWhereTheyBelong() throws {
-        let a = try TestNode("a", .sqlite, folder: folder, table: TestDatabases.salesOrderSQL + "; CREATE TABLE extra (k TEXT PRIMARY KEY)", track: ["sales_order", "extra"])
+        let a = try TestNode(
+            "a", .sqlite, folder: folder,
+            table: TestDatabases.salesOrderSQL + "; CREATE TABLE extra (k TEXT PRIMARY KEY)",
+            track: ["sales_order", "extra"])
         let hub = try TestNode("hub", .sqlite, folder: folder)
         try trustAll([a, hub])
         try a.exec("INSERT INTO sales_order (order_id) VALUES ('x')")
@@ -139,7 +160,8 @@ final class OperatorSafetyTests: XCTestCase {
         let relay = try TestDatabases.subfolder(folder, "relay")
         try CLI.ok(["export", "--db", hub.url, "--to", relay.path, "--relay"])
         let lines = try CLI.ok(["status", "--db", hub.url]).stdout.split(separator: "\n").map(String.init)
-        XCTAssertFalse(lines.contains { $0.hasPrefix("last export:") && $0.contains("never") }, lines.joined(separator: "\n"))
+        XCTAssertFalse(
+            lines.contains { $0.hasPrefix("last export:") && $0.contains("never") }, lines.joined(separator: "\n"))
         let held = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("held:") })
         XCTAssertTrue(lines[held].contains("1 change(s)"), lines[held])
         XCTAssertTrue(lines[held + 1].hasPrefix("  held a#2 extra:"), lines[held + 1])
@@ -169,10 +191,13 @@ final class OperatorSafetyTests: XCTestCase {
     func testArgumentErrorsCarryTheSamePrefixAndSuggest() throws {
         let typo = try CLI.run(["exprot"])
         XCTAssertEqual(typo.status, 64)
-        XCTAssertTrue(typo.stderr.hasPrefix("datajoin: error: Unexpected argument 'exprot' (did you mean 'export'?)"), typo.stderr)
+        XCTAssertTrue(
+            typo.stderr.hasPrefix("datajoin: error: Unexpected argument 'exprot' (did you mean 'export'?)"), typo.stderr
+        )
         let missing = try CLI.run(["export", "--db", path("x.db")])
         XCTAssertEqual(missing.status, 64)
-        XCTAssertTrue(missing.stderr.hasPrefix("datajoin: error: Missing expected argument '--to <dir>'"), missing.stderr)
+        XCTAssertTrue(
+            missing.stderr.hasPrefix("datajoin: error: Missing expected argument '--to <dir>'"), missing.stderr)
         XCTAssertEqual(try CLI.ok(["--version"]).stdout, "0.1.0\n")
         XCTAssertTrue(try CLI.ok(["check", "--help"]).stdout.contains("OVERVIEW: Check a node's bookkeeping"))
     }
@@ -184,11 +209,14 @@ final class OperatorSafetyTests: XCTestCase {
         let drop = try TestDatabases.subfolder(folder, "drop2")
         let bad = drop.appendingPathComponent("bad.djb")
         try Data([0x1F, 0x8B, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x01, 0x02]).write(to: bad)
-        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -7200)], ofItemAtPath: bad.path)
+        try FileManager.default.setAttributes(
+            [.modificationDate: Date(timeIntervalSinceNow: -7200)], ofItemAtPath: bad.path)
         let r = try CLI.run(["ingest", "--db", path("n.db"), bad.path, drop.path])
         XCTAssertEqual(r.status, 2, r.stdout + r.stderr)
         XCTAssertTrue(FileManager.default.fileExists(atPath: bad.path), "named: left where it is")
-        XCTAssertEqual((r.stdout + r.stderr).components(separatedBy: "bad.djb").count - 1, 1, "refused once: \(r.stdout) \(r.stderr)")
+        XCTAssertEqual(
+            (r.stdout + r.stderr).components(separatedBy: "bad.djb").count - 1, 1,
+            "refused once: \(r.stdout) \(r.stderr)")
         let key = Hex.encode(Array(Curve25519.Signing.PrivateKey().publicKey.rawRepresentation))
         try CLI.ok(["trust", "--db", path("n.db"), "peer", key])
         let twice = try CLI.run(["trust", "--db", path("n.db"), "other", key])
@@ -200,7 +228,9 @@ final class OperatorSafetyTests: XCTestCase {
     /// at --lock-timeout it gives up with exit 75 (temporary) and changes nothing; SQLite's
     /// write lock and PostgreSQL's writer lock alike.
     func testAWriterLockIsReportedAfterASecondAndBoundedByTheLockTimeout() throws {
-        let brands: [Brand] = TestDatabases.postgresBase == nil && ProcessInfo.processInfo.environment["DATAJOIN_REQUIRE_PG"] != "1" ? [.sqlite] : [.sqlite, .postgres]
+        let brands: [Brand] =
+            TestDatabases.postgresBase == nil && ProcessInfo.processInfo.environment["DATAJOIN_REQUIRE_PG"] != "1"
+            ? [.sqlite] : [.sqlite, .postgres]
         for brand in brands {
             let a = try TestNode("lock\(brand)", brand, folder: folder, viaCLI: true)
             try a.exec("INSERT INTO sales_order (order_id) VALUES ('k1')")
@@ -216,11 +246,13 @@ final class OperatorSafetyTests: XCTestCase {
             XCTAssertEqual(r.status, 75, "\(brand): \(r.stderr)")
             XCTAssertTrue(r.stderr.contains("datajoin: waiting for "), "\(brand): \(r.stderr)")
             XCTAssertTrue(r.stderr.contains("(up to 2 s; --lock-timeout sets this)"), "\(brand): \(r.stderr)")
-            XCTAssertTrue(r.stderr.split(separator: "\n").last?.hasPrefix("datajoin: error: ") ?? false, "\(brand): \(r.stderr)")
+            XCTAssertTrue(
+                r.stderr.split(separator: "\n").last?.hasPrefix("datajoin: error: ") ?? false, "\(brand): \(r.stderr)")
             XCTAssertTrue(r.stderr.contains("--lock-timeout"), r.stderr)
             XCTAssertGreaterThanOrEqual(took, 2)
             XCTAssertLessThan(took, 15)
-            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.path), [], "\(brand): nothing written")
+            XCTAssertEqual(
+                try FileManager.default.contentsOfDirectory(atPath: out.path), [], "\(brand): nothing written")
             switch brand {
             case .sqlite: try holder.executeScript("ROLLBACK")
             case .postgres: _ = try holder.scalar("SELECT pg_advisory_unlock(4242000001)")
@@ -232,7 +264,8 @@ final class OperatorSafetyTests: XCTestCase {
         }
         let bad = try CLI.run(["status", "--db", path("x.db"), "--lock-timeout", "0"])
         XCTAssertEqual(bad.status, 64)
-        XCTAssertTrue(bad.stderr.hasPrefix("datajoin: error: --lock-timeout must be a number of seconds above 0"), bad.stderr)
+        XCTAssertTrue(
+            bad.stderr.hasPrefix("datajoin: error: --lock-timeout must be a number of seconds above 0"), bad.stderr)
     }
 
     /// `-q` on every command prints nothing but errors; `-v` says each thing once, never a
@@ -248,9 +281,15 @@ final class OperatorSafetyTests: XCTestCase {
         let file = out.appendingPathComponent(bundle).path
         try a.exec("CREATE TABLE extra (k TEXT PRIMARY KEY)")
         let quiet: [[String]] = [
-            ["init", "--db", a.url, "--node", "va"], ["status", "--db", a.url], ["status", "--db", a.url, "--json"], ["key", "--db", a.url],
-            ["track", "--db", a.url, "extra"], ["untrack", "--db", a.url, "extra"], ["trust", "--db", b.url, "--replace", "va", try CLI.ok(["key", "--db", a.url]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)],
-            ["verify", file], ["inspect", file], ["conflicts", "--db", b.url], ["check", "--db", a.url], ["export", "--db", a.url, "--to", out.path],
+            ["init", "--db", a.url, "--node", "va"], ["status", "--db", a.url], ["status", "--db", a.url, "--json"],
+            ["key", "--db", a.url],
+            ["track", "--db", a.url, "extra"], ["untrack", "--db", a.url, "extra"],
+            [
+                "trust", "--db", b.url, "--replace", "va",
+                try CLI.ok(["key", "--db", a.url]).stdout.trimmingCharacters(in: .whitespacesAndNewlines),
+            ],
+            ["verify", file], ["inspect", file], ["conflicts", "--db", b.url], ["check", "--db", a.url],
+            ["export", "--db", a.url, "--to", out.path],
             ["ingest", "--db", b.url, out.path], ["import", "--db", b.url], ["prune", "--db", b.url], ["exit-codes"],
             ["snapshot", "--db", a.url, "--to", try TestDatabases.subfolder(folder, "snap").path],
         ]
@@ -262,7 +301,8 @@ final class OperatorSafetyTests: XCTestCase {
         // Verbose: the refused file is named once, with its reason, in DataJoin's words.
         let junk = out.appendingPathComponent("junk.djb")
         try Data("junk".utf8).write(to: junk)
-        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -7200)], ofItemAtPath: junk.path)
+        try FileManager.default.setAttributes(
+            [.modificationDate: Date(timeIntervalSinceNow: -7200)], ofItemAtPath: junk.path)
         let v = try CLI.run(["ingest", "--db", b.url, out.path, "-v"])
         XCTAssertEqual(v.status, 2)
         let all = v.stdout + v.stderr
@@ -274,9 +314,11 @@ final class OperatorSafetyTests: XCTestCase {
     /// A negative number where a count belongs says what the option takes (the parser read
     /// it as a flag and said the value was missing).
     func testANegativeCountSaysWhatTheOptionTakes() throws {
-        for (args, option, value) in [(["export", "--db", path("x.db"), "--to", folder.path, "--max-changes", "-5"], "--max-changes", "-5"),
-                                      (["conflicts", "--db", path("x.db"), "--limit", "-1"], "--limit", "-1"),
-                                      (["status", "--db", path("x.db"), "--lock-timeout", "-2.5"], "--lock-timeout", "-2.5")] {
+        for (args, option, value) in [
+            (["export", "--db", path("x.db"), "--to", folder.path, "--max-changes", "-5"], "--max-changes", "-5"),
+            (["conflicts", "--db", path("x.db"), "--limit", "-1"], "--limit", "-1"),
+            (["status", "--db", path("x.db"), "--lock-timeout", "-2.5"], "--lock-timeout", "-2.5"),
+        ] {
             let r = try CLI.run(args)
             XCTAssertEqual(r.status, 64, "\(args)")
             XCTAssertEqual(r.stderr, "datajoin: error: \(option) takes a number above 0, not \(value)\n")
@@ -293,7 +335,8 @@ final class OperatorSafetyTests: XCTestCase {
         for name in ["bad1.djb", "bad2.djb"] {
             let f = drop.appendingPathComponent(name)
             try Data("not a bundle".utf8).write(to: f)
-            try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -7200)], ofItemAtPath: f.path)
+            try FileManager.default.setAttributes(
+                [.modificationDate: Date(timeIntervalSinceNow: -7200)], ofItemAtPath: f.path)
         }
         // Run from the folder above, naming the drop folder relatively.
         let r = try CLI.runProgram(CLI.executable, ["ingest", "--db", b.url, "relative-drop"], in: folder)
@@ -306,7 +349,8 @@ final class OperatorSafetyTests: XCTestCase {
         let quarantine = drop.appendingPathComponent("quarantine").standardizedFileURL.path
         XCTAssertEqual(try listed(), [quarantine + "/bad1.djb", quarantine + "/bad2.djb"])
         // One moved back out: no longer listed.
-        try FileManager.default.moveItem(atPath: quarantine + "/bad1.djb", toPath: folder.appendingPathComponent("bad1.djb").path)
+        try FileManager.default.moveItem(
+            atPath: quarantine + "/bad1.djb", toPath: folder.appendingPathComponent("bad1.djb").path)
         XCTAssertEqual(try listed(), [quarantine + "/bad2.djb"])
         // A genuine bundle recorded as quarantined (as an older version might have), then
         // ingested from a copy: no longer listed.
@@ -315,7 +359,9 @@ final class OperatorSafetyTests: XCTestCase {
         let written = try a.export(to: out)
         let copy = quarantine + "/genuine.djb"
         try FileManager.default.copyItem(atPath: try XCTUnwrap(written.first), toPath: copy)
-        try b.exec("INSERT INTO ds_quarantine (path, reason, quarantined_at) VALUES (?, 'test', '2026-01-01T00:00:00Z')", [.text(copy)])
+        try b.exec(
+            "INSERT INTO ds_quarantine (path, reason, quarantined_at) VALUES (?, 'test', '2026-01-01T00:00:00Z')",
+            [.text(copy)])
         XCTAssertEqual(try listed(), [quarantine + "/bad2.djb", copy])
         try CLI.ok(["ingest", "--db", b.url, out.path])
         XCTAssertEqual(try listed(), [quarantine + "/bad2.djb"])
@@ -325,19 +371,30 @@ final class OperatorSafetyTests: XCTestCase {
     /// Rows from before `track` are not exported, and track says so; `track --backfill` sends
     /// them, and nodes that already hold overlapping rows merge them by the usual rules.
     func testTrackSaysWhatItLeavesBehindAndBackfillSendsIt() throws {
-        let peerBrand: Brand = TestDatabases.postgresBase == nil && ProcessInfo.processInfo.environment["DATAJOIN_REQUIRE_PG"] != "1" ? .sqlite : .postgres
+        let peerBrand: Brand =
+            TestDatabases.postgresBase == nil && ProcessInfo.processInfo.environment["DATAJOIN_REQUIRE_PG"] != "1"
+            ? .sqlite : .postgres
         let a = try TestNode("fill-a", .sqlite, folder: folder, track: [], viaCLI: true)
         let b = try TestNode("fill-b", peerBrand, folder: folder, track: [], viaCLI: true)
         try trustAll([a, b])
-        try a.exec("INSERT INTO sales_order (order_id, description, quantity) VALUES ('k1', 'from a', '1'), ('k2', 'a only', '2'), ('k3', 'a only', '3')")
-        try b.exec("INSERT INTO sales_order (order_id, description, quantity) VALUES ('k1', 'from b', '1'), ('k4', 'b only', '4')")
+        try a.exec(
+            "INSERT INTO sales_order (order_id, description, quantity) VALUES ('k1', 'from a', '1'), ('k2', 'a only', '2'), ('k3', 'a only', '3')"
+        )
+        try b.exec(
+            "INSERT INTO sales_order (order_id, description, quantity) VALUES ('k1', 'from b', '1'), ('k4', 'b only', '4')"
+        )
         let tracked = try CLI.ok(["track", "--db", a.url, "sales_order"])
-        XCTAssertTrue(tracked.stderr.contains("datajoin: warning: sales_order already holds 3 row(s); they are not exported"), tracked.stderr)
+        XCTAssertTrue(
+            tracked.stderr.contains("datajoin: warning: sales_order already holds 3 row(s); they are not exported"),
+            tracked.stderr)
         XCTAssertTrue(tracked.stderr.contains("datajoin track --backfill sales_order"), tracked.stderr)
         let empty = try TestDatabases.subfolder(folder, "empty")
-        XCTAssertTrue(try CLI.ok(["export", "--db", a.url, "--to", empty.path]).stdout.contains("nothing new to export"))
+        XCTAssertTrue(
+            try CLI.ok(["export", "--db", a.url, "--to", empty.path]).stdout.contains("nothing new to export"))
         // Backfill the table tracked already (a), and track with backfill at once (b).
-        XCTAssertTrue(try CLI.ok(["track", "--db", a.url, "--backfill", "sales_order"]).stdout.contains("captured 3 existing row(s) of sales_order as inserts"))
+        XCTAssertTrue(
+            try CLI.ok(["track", "--db", a.url, "--backfill", "sales_order"]).stdout.contains(
+                "captured 3 existing row(s) of sales_order as inserts"))
         let fillB = try CLI.ok(["track", "--db", b.url, "--backfill", "sales_order"])
         XCTAssertTrue(fillB.stdout.contains("captured 2 existing row(s)"), fillB.stdout)
         XCTAssertFalse(fillB.stderr.contains("already holds"), fillB.stderr)
@@ -361,7 +418,9 @@ final class OperatorSafetyTests: XCTestCase {
         let a = try TestNode("pa", .sqlite, folder: folder, viaCLI: true)
         let b = try TestNode("pb", .sqlite, folder: folder, viaCLI: true)
         try trustAll([a, b])
-        try a.exec("WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 12000) INSERT INTO sales_order (order_id) SELECT 'o' || i FROM c")
+        try a.exec(
+            "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 12000) INSERT INTO sales_order (order_id) SELECT 'o' || i FROM c"
+        )
         let out = try TestDatabases.subfolder(folder, "progress")
         func onTerminal(_ args: [String]) throws -> String {
             // script(1) gives the command a pseudo-terminal, as an operator's shell does.
@@ -409,7 +468,9 @@ final class OperatorSafetyTests: XCTestCase {
         XCTAssertTrue(verified.contains(" and 40 more"), verified)
         // 1,001 conflicting edits: the dry run lists 1,000 and counts all.
         try CLI.ok(["ingest", "--db", b.url, all.path])
-        try b.exec("WITH RECURSIVE c(i) AS (SELECT 122 UNION ALL SELECT i + 1 FROM c WHERE i < 1001) INSERT INTO sales_order (order_id) SELECT 'o' || i FROM c")
+        try b.exec(
+            "WITH RECURSIVE c(i) AS (SELECT 122 UNION ALL SELECT i + 1 FROM c WHERE i < 1001) INSERT INTO sales_order (order_id) SELECT 'o' || i FROM c"
+        )
         let fromB = try TestDatabases.subfolder(folder, "from-b")
         try CLI.ok(["export", "--db", b.url, "--to", fromB.path])
         try CLI.ok(["ingest", "--db", a.url, fromB.path])

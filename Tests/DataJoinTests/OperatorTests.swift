@@ -20,7 +20,10 @@ final class OperatorTests: XCTestCase {
         let (a, b) = try pair()
         let out = try dir("out")
         // 64: usage
-        for args in [["export", "--to", out.path], ["status", "--db", "x.txt"], ["ingest", "--db", a.url], ["nope"], ["import", "--db", a.url, "--what"]] {
+        for args in [
+            ["export", "--to", out.path], ["status", "--db", "x.txt"], ["ingest", "--db", a.url], ["nope"],
+            ["import", "--db", a.url, "--what"],
+        ] {
             XCTAssertEqual(try CLI.run(args).status, 64, "\(args)")
         }
         // 1: failure outside the classes; 65 data, 66 input missing, 69 unavailable, 77 permission
@@ -40,7 +43,9 @@ final class OperatorTests: XCTestCase {
         // `datajoin help exit-codes` lists every class.
         let help = try CLI.ok(["help", "exit-codes"]).stdout
         for code in ["0", "1", "2", "64", "65", "66", "69", "75", "77"] {
-            XCTAssertTrue(help.contains("\n" + String(repeating: " ", count: 3 - code.count) + code + "  "), "\(code) missing from: \(help)")
+            XCTAssertTrue(
+                help.contains("\n" + String(repeating: " ", count: 3 - code.count) + code + "  "),
+                "\(code) missing from: \(help)")
         }
         // 2: partial (a refused bundle; held changes)
         try Data("junk".utf8).write(to: out.appendingPathComponent("junk.djb"))
@@ -49,7 +54,10 @@ final class OperatorTests: XCTestCase {
         XCTAssertEqual(try CLI.run(["ingest", "--db", b.url, out.path]).status, 2)
         try b.exec("DELETE FROM ds_trusted_key WHERE node_id = 'a'")  // nothing else goes wrong
         // 0: success
-        for args in [["status", "--db", a.url], ["export", "--db", a.url, "--to", out.path], ["import", "--db", b.url], ["conflicts", "--db", b.url], ["key", "--db", a.url]] {
+        for args in [
+            ["status", "--db", a.url], ["export", "--db", a.url, "--to", out.path], ["import", "--db", b.url],
+            ["conflicts", "--db", b.url], ["key", "--db", a.url],
+        ] {
             XCTAssertEqual(try CLI.run(args).status, 0, "\(args)")
         }
     }
@@ -67,7 +75,9 @@ final class OperatorTests: XCTestCase {
         XCTAssertEqual(object["schema"] as? Int, 1)
         let groups: [String: [String]] = [
             "node": ["id", "epoch", "database"],
-            "export": ["waiting", "oldest_unexported", "oldest_unexported_age_seconds", "last_seq", "pointer", "last_export"],
+            "export": [
+                "waiting", "oldest_unexported", "oldest_unexported_age_seconds", "last_seq", "pointer", "last_export",
+            ],
             "import": ["waiting", "pointer", "held_count", "held", "last_ingest", "bundles_ingested"],
             "clock": ["text", "wall_ms", "counter"],
         ]
@@ -76,7 +86,9 @@ final class OperatorTests: XCTestCase {
             for f in fields { XCTAssertNotNil(g[f], "status --json lacks \(group).\(f)") }
             XCTAssertEqual(Set(g.keys), Set(fields), group)
         }
-        for field in ["tracked_tables", "conflicts", "origins", "peers", "quarantined"] { XCTAssertNotNil(object[field], field) }
+        for field in ["tracked_tables", "conflicts", "origins", "peers", "quarantined"] {
+            XCTAssertNotNil(object[field], field)
+        }
         let clock = object["clock"] as! [String: Any]
         let wall = try XCTUnwrap(clock["wall_ms"] as? Int64 ?? (clock["wall_ms"] as? Int).map(Int64.init))
         XCTAssertLessThan(abs(wall - Int64(Date().timeIntervalSince1970 * 1000)), 3_600_000)
@@ -109,8 +121,10 @@ final class OperatorTests: XCTestCase {
         try CLI.ok(["export", "--db", a.url, "--to", out.path])
         try Data("junk".utf8).write(to: out.appendingPathComponent("junk.djb"))
         func fingerprint() throws -> [[String]] {
-            try b.rows() + TestDatabases.dump(b.db, "ds_change_inbox").map { $0.filter { !$0.contains("T") } } + TestDatabases.dump(b.db, "ds_bundle_seen")
-                + TestDatabases.dump(b.db, "ds_conflict") + TestDatabases.dump(b.db, "ds_node") + TestDatabases.dump(b.db, "ds_program_parameter")
+            try b.rows() + TestDatabases.dump(b.db, "ds_change_inbox").map { $0.filter { !$0.contains("T") } }
+                + TestDatabases.dump(b.db, "ds_bundle_seen")
+                + TestDatabases.dump(b.db, "ds_conflict") + TestDatabases.dump(b.db, "ds_node")
+                + TestDatabases.dump(b.db, "ds_program_parameter")
         }
         let before = try fingerprint()
         var r = try CLI.run(["ingest", "--db", b.url, "--dry-run", out.path])
@@ -120,7 +134,9 @@ final class OperatorTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("would log 1 conflict(s)"), r.stdout)
         XCTAssertTrue(r.stdout.contains("would keep \"newer a\""), r.stdout)
         XCTAssertEqual(try fingerprint(), before)
-        XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent("junk.djb").path), "a dry run moved a file")
+        XCTAssertTrue(
+            FileManager.default.fileExists(atPath: out.appendingPathComponent("junk.djb").path),
+            "a dry run moved a file")
         // Loaded but not imported: import --dry-run reports the same and changes nothing.
         try FileManager.default.removeItem(at: out.appendingPathComponent("junk.djb"))
         try CLI.ok(["ingest", "--db", b.url, "--no-import", out.path])
@@ -134,7 +150,9 @@ final class OperatorTests: XCTestCase {
 
     func testProgressIsShownOnlyOnATerminal() throws {
         let (a, b) = try pair()
-        try a.db.inTransaction { for i in 0..<3000 { try a.exec("INSERT INTO sales_order (order_id) VALUES (?)", [.text("k\(i)")]) } }
+        try a.db.inTransaction {
+            for i in 0..<3000 { try a.exec("INSERT INTO sales_order (order_id) VALUES (?)", [.text("k\(i)")]) }
+        }
         let out = try dir("out")
         let exe = CLI.executable.path
         func underTerminal(_ args: String) throws -> String {
@@ -178,19 +196,28 @@ final class OperatorTests: XCTestCase {
     /// The README's tutorial, extracted from its ```sh tutorial blocks and run as written.
     func testTheReadmeTutorialRuns() throws {
         let base = try TestDatabases.requirePostgres()
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
         var blocks: [String] = []
         var current: [String]?
         for line in readme.components(separatedBy: "\n") {
-            if current == nil && line.trimmingCharacters(in: .whitespaces) == "```sh tutorial" { current = []; continue }
-            if current != nil && line.hasPrefix("```") { blocks.append(current!.joined(separator: "\n")); current = nil; continue }
+            if current == nil && line.trimmingCharacters(in: .whitespaces) == "```sh tutorial" {
+                current = []
+                continue
+            }
+            if current != nil && line.hasPrefix("```") {
+                blocks.append(current!.joined(separator: "\n"))
+                current = nil
+                continue
+            }
             current?.append(line)
         }
         XCTAssertGreaterThanOrEqual(blocks.count, 6)
         let url = URLComponents(string: base)!
         let work = try dir("tutorial")
-        try FileManager.default.createSymbolicLink(at: work.appendingPathComponent("Scripts"), withDestinationURL: root.appendingPathComponent("Scripts"))
+        try FileManager.default.createSymbolicLink(
+            at: work.appendingPathComponent("Scripts"), withDestinationURL: root.appendingPathComponent("Scripts"))
         let script = """
             set -euo pipefail
             export PATH="\(CLI.executable.deletingLastPathComponent().path):$PATH"
@@ -201,8 +228,11 @@ final class OperatorTests: XCTestCase {
         let (status, output) = try CLI.runProgram(URL(fileURLWithPath: "/bin/bash"), ["tutorial.sh"], in: work)
         XCTAssertEqual(status, 0, output)
         let office = TestDatabases.replaceDatabase(in: base, with: "office")
-        for db in [work.appendingPathComponent("laptop1.db").path, work.appendingPathComponent("laptop2.db").path, office] {
-            let rows = try DatabaseOpener.open(db).rows("SELECT order_id, description, quantity FROM sales_order").map(\.values)
+        for db in [
+            work.appendingPathComponent("laptop1.db").path, work.appendingPathComponent("laptop2.db").path, office,
+        ] {
+            let rows = try DatabaseOpener.open(db).rows("SELECT order_id, description, quantity FROM sales_order").map(
+                \.values)
             XCTAssertEqual(rows, [[.text("ord2"), .text("checked by laptop 1"), .text("5")]], "\(db)\n\(output)")
         }
         // Step 6 makes a real same-column conflict, and the office's log shows it as step 7 says.

@@ -9,11 +9,16 @@ import XCTest
 /// file; memory stays flat whatever a file declares.
 final class OutsideInputTests: ScenarioTestCase {
     var folder: URL!
-    override func setUpWithError() throws { try super.setUpWithError(); folder = try TestDatabases.tempFolder("outside") }
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        folder = try TestDatabases.tempFolder("outside")
+    }
 
     /// A bundle from raw content: `records` after the header, then the trailer (count, digest,
     /// signature by `key`).
-    static func bundle(header: BundleHeader, records: [UInt8], count: UInt64 = 0, key: Curve25519.Signing.PrivateKey?) throws -> [UInt8] {
+    static func bundle(header: BundleHeader, records: [UInt8], count: UInt64 = 0, key: Curve25519.Signing.PrivateKey?)
+        throws -> [UInt8]
+    {
         var w = ByteWriter()
         w.bytes += BundleFormat.magic
         w.byte(BundleFormat.major)
@@ -27,23 +32,43 @@ final class OutsideInputTests: ScenarioTestCase {
         return try BundleCrafter.gzip(w.bytes + digest + signature)
     }
 
-    static func header(sender: String, key: Curve25519.Signing.PrivateKey, origins: [OriginRange] = [], count: Int64 = 0, epoch: String = "00aa11bb") -> BundleHeader {
-        BundleHeader(sender: sender, senderEpoch: epoch, createdAt: "2026-12-02T00:00:00Z", origins: origins, changeCount: count,
-                     publicKey: Array(key.publicKey.rawRepresentation))
+    static func header(
+        sender: String, key: Curve25519.Signing.PrivateKey, origins: [OriginRange] = [], count: Int64 = 0,
+        epoch: String = "00aa11bb"
+    ) -> BundleHeader {
+        BundleHeader(
+            sender: sender, senderEpoch: epoch, createdAt: "2026-12-02T00:00:00Z", origins: origins, changeCount: count,
+            publicKey: Array(key.publicKey.rawRepresentation))
     }
 
     /// A change record of table 0 (defined by `table`) for origin index 0.
     static var table: [UInt8] {
         var w = ByteWriter()
-        w.byte(BundleFormat.Record.table.rawValue); w.varint(0); w.string("sales_order"); w.varint(2); w.string("order_id"); w.string("description")
-        w.varint(1); w.varint(0)
+        w.byte(BundleFormat.Record.table.rawValue)
+        w.varint(0)
+        w.string("sales_order")
+        w.varint(2)
+        w.string("order_id")
+        w.string("description")
+        w.varint(1)
+        w.varint(0)
         return w.bytes
     }
 
     static func change(seq: UInt64, description: Value = .text("x")) -> [UInt8] {
         var w = ByteWriter()
-        w.byte(BundleFormat.Record.change.rawValue); w.varint(0); w.varint(seq); w.varint(1 << 16); w.varint(0)
-        w.byte(UInt8(ascii: "I")); w.varint(0); w.varint(1); w.value(.text("k\(seq)")); w.varint(1); w.varint(1); w.value(description)
+        w.byte(BundleFormat.Record.change.rawValue)
+        w.varint(0)
+        w.varint(seq)
+        w.varint(1 << 16)
+        w.varint(0)
+        w.byte(UInt8(ascii: "I"))
+        w.varint(0)
+        w.varint(1)
+        w.value(.text("k\(seq)"))
+        w.varint(1)
+        w.varint(1)
+        w.value(description)
         return w.bytes
     }
 
@@ -63,10 +88,15 @@ final class OutsideInputTests: ScenarioTestCase {
         let peerKey = Curve25519.Signing.PrivateKey()
         try Trust.trust(node.db, node: "peer", publicKey: Hex.encode(Array(peerKey.publicKey.rawRepresentation)))
         let stranger = Curve25519.Signing.PrivateKey()
-        let crafted80 = try Self.bundle(header: Self.header(sender: "stranger", key: stranger), records: Self.table + Self.change(seq: 1), key: nil)
-        let signed = try Self.bundle(header: Self.header(sender: "peer", key: peerKey), records: Self.table + Self.change(seq: 1), key: peerKey)
-        let good = try Self.bundle(header: Self.header(sender: "peer", key: peerKey, origins: [OriginRange(origin: "peer", epoch: "00aa11bb", first: 1, last: 1, count: 1)], count: 1),
-                                   records: Self.table + Self.change(seq: 1, description: .text("good")), count: 1, key: peerKey)
+        let crafted80 = try Self.bundle(
+            header: Self.header(sender: "stranger", key: stranger), records: Self.table + Self.change(seq: 1), key: nil)
+        let signed = try Self.bundle(
+            header: Self.header(sender: "peer", key: peerKey), records: Self.table + Self.change(seq: 1), key: peerKey)
+        let good = try Self.bundle(
+            header: Self.header(
+                sender: "peer", key: peerKey,
+                origins: [OriginRange(origin: "peer", epoch: "00aa11bb", first: 1, last: 1, count: 1)], count: 1),
+            records: Self.table + Self.change(seq: 1, description: .text("good")), count: 1, key: peerKey)
         let drop = try TestDatabases.subfolder(folder, "drop")
         let a = try write(crafted80, "a.djb", in: drop)
         let b = try write(signed, "b.djb", in: drop)
@@ -96,15 +126,25 @@ final class OutsideInputTests: ScenarioTestCase {
         let origins = [OriginRange(origin: "peer", epoch: "ab\u{0}cd", first: 1, last: 1, count: 1)]
         var forged = Self.header(sender: "peer", key: peerKey, origins: origins, count: 1)
         forged.publicKey = Array(peerKey.publicKey.rawRepresentation)
-        let forgedBytes = try Self.bundle(header: forged, records: Self.table + Self.change(seq: 1), count: 1, key: Curve25519.Signing.PrivateKey())
-        let signedBytes = try Self.bundle(header: forged, records: Self.table + Self.change(seq: 1), count: 1, key: peerKey)
-        var nulSender = Self.header(sender: "peer", key: peerKey, origins: [OriginRange(origin: "peer", epoch: "00aa11bb", first: 1, last: 1, count: 1)], count: 1)
+        let forgedBytes = try Self.bundle(
+            header: forged, records: Self.table + Self.change(seq: 1), count: 1, key: Curve25519.Signing.PrivateKey())
+        let signedBytes = try Self.bundle(
+            header: forged, records: Self.table + Self.change(seq: 1), count: 1, key: peerKey)
+        var nulSender = Self.header(
+            sender: "peer", key: peerKey,
+            origins: [OriginRange(origin: "peer", epoch: "00aa11bb", first: 1, last: 1, count: 1)], count: 1)
         nulSender.senderEpoch = "x\u{0}"
-        let nulSenderEpoch = try Self.bundle(header: nulSender, records: Self.table + Self.change(seq: 1), count: 1, key: peerKey)
-        let good = try Self.bundle(header: Self.header(sender: "peer", key: peerKey, origins: [OriginRange(origin: "peer", epoch: "00aa11bb", first: 1, last: 1, count: 1)], count: 1),
-                                   records: Self.table + Self.change(seq: 1, description: .text("good")), count: 1, key: peerKey)
+        let nulSenderEpoch = try Self.bundle(
+            header: nulSender, records: Self.table + Self.change(seq: 1), count: 1, key: peerKey)
+        let good = try Self.bundle(
+            header: Self.header(
+                sender: "peer", key: peerKey,
+                origins: [OriginRange(origin: "peer", epoch: "00aa11bb", first: 1, last: 1, count: 1)], count: 1),
+            records: Self.table + Self.change(seq: 1, description: .text("good")), count: 1, key: peerKey)
         let drop = try TestDatabases.subfolder(folder, "drop")
-        for (i, bytes) in [forgedBytes, signedBytes, nulSenderEpoch, good].enumerated() { _ = try write(bytes, "f\(i).djb", in: drop) }
+        for (i, bytes) in [forgedBytes, signedBytes, nulSenderEpoch, good].enumerated() {
+            _ = try write(bytes, "f\(i).djb", in: drop)
+        }
         let report = try node.ingest([drop.path])
         XCTAssertEqual(report.refused, 3, "\(report.files)")
         XCTAssertEqual(try node.db.scalar("SELECT description FROM sales_order"), .text("good"))
@@ -120,8 +160,10 @@ final class OutsideInputTests: ScenarioTestCase {
     func testOriginCountsNearTwoToTheSixtyTwoAreRefusedNotATrap() throws {
         let key = Curve25519.Signing.PrivateKey()
         let huge = Int64(1) << 62
-        let origins = [OriginRange(origin: "p", epoch: "e1", first: 1, last: Int64.max - 1, count: huge),
-                       OriginRange(origin: "q", epoch: "e1", first: 1, last: Int64.max - 1, count: huge)]
+        let origins = [
+            OriginRange(origin: "p", epoch: "e1", first: 1, last: Int64.max - 1, count: huge),
+            OriginRange(origin: "q", epoch: "e1", first: 1, last: Int64.max - 1, count: huge),
+        ]
         for count in [Int64(0), huge, Int64.max] {
             let h = Self.header(sender: "p", key: key, origins: origins, count: count)
             XCTAssertThrowsError(try BundleHeader.decode(h.encode()), "total \(count)") { error in
@@ -138,27 +180,43 @@ final class OutsideInputTests: ScenarioTestCase {
         let key = Curve25519.Signing.PrivateKey()
         // A seq, a generation or a receipt past 2^62 is refused by the decoder.
         let tooFar = [OriginRange(origin: "p", epoch: "e1", first: Int64.max, last: Int64.max, count: 1)]
-        XCTAssertThrowsError(try BundleHeader.decode(Self.header(sender: "p", key: key, origins: tooFar, count: 1).encode()))
+        XCTAssertThrowsError(
+            try BundleHeader.decode(Self.header(sender: "p", key: key, origins: tooFar, count: 1).encode()))
         var receipts = Self.header(sender: "p", key: key)
         receipts.receipts = [Receipt(origin: "q", epoch: "e1", seq: Int64.max)]
         XCTAssertThrowsError(try BundleHeader.decode(receipts.encode()))
-        let edge = [OriginRange(origin: "p", epoch: "e1", first: Int64(BundleFormat.maxSeq), last: Int64(BundleFormat.maxSeq), count: 1)]
-        let atEdge = try Self.bundle(header: Self.header(sender: "p", key: key, origins: edge, count: 1),
-                                     records: Self.table + Self.change(seq: UInt64(BundleFormat.maxSeq)), count: 1, key: key)
+        let edge = [
+            OriginRange(
+                origin: "p", epoch: "e1", first: Int64(BundleFormat.maxSeq), last: Int64(BundleFormat.maxSeq), count: 1)
+        ]
+        let atEdge = try Self.bundle(
+            header: Self.header(sender: "p", key: key, origins: edge, count: 1),
+            records: Self.table + Self.change(seq: UInt64(BundleFormat.maxSeq)), count: 1, key: key)
         XCTAssertTrue(BundleInspector.check(bytes: atEdge), "seq 2^62 is the largest accepted")
         var w = ByteWriter()
-        w.byte(BundleFormat.Record.change.rawValue); w.varint(0); w.varint(1); w.varint(1 << 16); w.varint(0)
-        w.byte(UInt8(ascii: "D")); w.varint(0); w.varint(UInt64(Int64.max) - 1)
+        w.byte(BundleFormat.Record.change.rawValue)
+        w.varint(0)
+        w.varint(1)
+        w.varint(1 << 16)
+        w.varint(0)
+        w.byte(UInt8(ascii: "D"))
+        w.varint(0)
+        w.varint(UInt64(Int64.max) - 1)
         w.value(.text("k"))
-        let generation = try Self.bundle(header: Self.header(sender: "p", key: key, origins: [OriginRange(origin: "p", epoch: "e1", first: 1, last: 1, count: 1)], count: 1),
-                                         records: Self.table + w.bytes, count: 1, key: key)
+        let generation = try Self.bundle(
+            header: Self.header(
+                sender: "p", key: key, origins: [OriginRange(origin: "p", epoch: "e1", first: 1, last: 1, count: 1)],
+                count: 1),
+            records: Self.table + w.bytes, count: 1, key: key)
         XCTAssertFalse(BundleInspector.check(bytes: generation), "a generation near Int64.max is refused")
         // Text a numeric column would take, with an exponent at Int.min; JSON with a lone surrogate.
         XCTAssertEqual(ValueFit.fractionDigits("0e-9223372036854775808"), 10_000)
         XCTAssertEqual(ValueFit.fractionDigits("1.5e9223372036854775807"), 0)
         XCTAssertEqual(try CapturedJSON.array("[\"\\ud800\\u0041\", \"\\ud83d\\ude42\"]"), ["\u{FFFD}", "🙂"])
         let node = try TestNode("n", .sqlite, folder: folder, viaCLI: true)
-        let r = try CLI.run(["export", "--db", node.url, "--to", folder.path], env: ["DATAJOIN_TEST_CLOCK_OFFSET_MS": String(Int64.min)])
+        let r = try CLI.run(
+            ["export", "--db", node.url, "--to", folder.path], env: ["DATAJOIN_TEST_CLOCK_OFFSET_MS": String(Int64.min)]
+        )
         XCTAssertEqual(r.status, 64, r.stderr)
     }
 
@@ -175,25 +233,49 @@ final class OutsideInputTests: ScenarioTestCase {
         let drop = try TestDatabases.subfolder(folder, "drop")
         // Large values, streamed into the gzip writer so the test itself stays small.
         let big = drop.appendingPathComponent("big.djb").path
-        try Self.writeStreamed(big, header: Self.header(sender: "peer", key: peerKey, origins: [OriginRange(origin: "peer", epoch: "00aa11bb", first: 1, last: 30, count: 30)], count: 30)) { emit in
+        try Self.writeStreamed(
+            big,
+            header: Self.header(
+                sender: "peer", key: peerKey,
+                origins: [OriginRange(origin: "peer", epoch: "00aa11bb", first: 1, last: 30, count: 30)], count: 30)
+        ) { emit in
             try emit(Self.table)
             for seq in 1...30 {
                 var w = ByteWriter()
-                w.byte(BundleFormat.Record.change.rawValue); w.varint(0); w.varint(UInt64(seq)); w.varint(1 << 16); w.varint(0)
-                w.byte(UInt8(ascii: "I")); w.varint(0); w.varint(1); w.value(.text("k\(seq)")); w.varint(1); w.varint(1)
-                w.byte(3); w.varint(60 << 20)
+                w.byte(BundleFormat.Record.change.rawValue)
+                w.varint(0)
+                w.varint(UInt64(seq))
+                w.varint(1 << 16)
+                w.varint(0)
+                w.byte(UInt8(ascii: "I"))
+                w.varint(0)
+                w.varint(1)
+                w.value(.text("k\(seq)"))
+                w.varint(1)
+                w.varint(1)
+                w.byte(3)
+                w.varint(60 << 20)
                 try emit(w.bytes)
                 for _ in 0..<60 { try emit([UInt8](repeating: 0x30, count: 1 << 20)) }
             }
         }
         var tables = ByteWriter()
         for i in 0..<40_000 {
-            tables.byte(BundleFormat.Record.table.rawValue); tables.varint(UInt64(i)); tables.string("t\(i)"); tables.varint(5)
+            tables.byte(BundleFormat.Record.table.rawValue)
+            tables.varint(UInt64(i))
+            tables.string("t\(i)")
+            tables.varint(5)
             for c in 0..<5 { tables.string("column_\(c)_" + String(repeating: "x", count: 40)) }
-            tables.varint(1); tables.varint(0)
+            tables.varint(1)
+            tables.varint(0)
         }
-        let defs = try write(try Self.bundle(header: Self.header(sender: "peer", key: peerKey), records: tables.bytes, key: nil), "defs.djb", in: drop)
-        for args in [["ingest", "--db", node.url, big], ["verify", big], ["inspect", big], ["ingest", "--db", node.url, defs], ["verify", defs], ["inspect", defs]] {
+        let defs = try write(
+            try Self.bundle(header: Self.header(sender: "peer", key: peerKey), records: tables.bytes, key: nil),
+            "defs.djb", in: drop)
+        for args in [
+            ["ingest", "--db", node.url, big], ["verify", big], ["inspect", big], ["ingest", "--db", node.url, defs],
+            ["verify", defs], ["inspect", defs],
+        ] {
             let (status, peakMiB) = try Self.peakMemory(args)
             XCTAssertNotEqual(status, 0, "\(args)")
             XCTAssertLessThan(peakMiB, 100, "\(args.prefix(2)): peak \(peakMiB) MiB")
@@ -210,16 +292,23 @@ final class OutsideInputTests: ScenarioTestCase {
         let drop = try TestDatabases.subfolder(folder, "drop")
         var tables = ByteWriter()
         for i in 0..<40_000 {
-            tables.byte(BundleFormat.Record.table.rawValue); tables.varint(UInt64(i)); tables.string("t\(i)"); tables.varint(6)
+            tables.byte(BundleFormat.Record.table.rawValue)
+            tables.varint(UInt64(i))
+            tables.string("t\(i)")
+            tables.varint(6)
             for c in 0..<6 { tables.string("c\(c)") }
-            tables.varint(1); tables.varint(0)
+            tables.varint(1)
+            tables.varint(0)
         }
-        let defs = try write(try Self.bundle(header: Self.header(sender: "peer", key: peerKey), records: tables.bytes, key: peerKey), "defs.djb", in: drop)
+        let defs = try write(
+            try Self.bundle(header: Self.header(sender: "peer", key: peerKey), records: tables.bytes, key: peerKey),
+            "defs.djb", in: drop)
         XCTAssertTrue(defs.hasPrefix(drop.path))
         let (status, peakMiB) = try Self.peakMemory(["ingest", "--db", node.url, drop.path])
         XCTAssertEqual(status, 2)
         XCTAssertLessThan(peakMiB, 100)
-        let reason = try String(contentsOfFile: drop.appendingPathComponent("quarantine/defs.djb.reason").path, encoding: .utf8)
+        let reason = try String(
+            contentsOfFile: drop.appendingPathComponent("quarantine/defs.djb.reason").path, encoding: .utf8)
         XCTAssertTrue(reason.contains("more than 200000 columns"), reason)
     }
 
@@ -228,8 +317,12 @@ final class OutsideInputTests: ScenarioTestCase {
     func testTheLargestGenuineValuesTakeLessThanOneHundredMiBPlusAValue() throws {
         let schema = "CREATE TABLE doc (k TEXT PRIMARY KEY, body TEXT)"
         let a = try TestNode("big", .sqlite, folder: folder, table: schema, track: ["doc"], viaCLI: true)
-        try a.exec("INSERT INTO doc VALUES ('k1', printf('%.*c', ?, 'x')), ('k2', printf('%.*c', ?, 'y'))",
-                   [.integer(Int64(BundleFormat.maxChangeBytes - 1_000)), .integer(Int64(BundleFormat.maxChangeBytes - 1_000))])
+        try a.exec(
+            "INSERT INTO doc VALUES ('k1', printf('%.*c', ?, 'x')), ('k2', printf('%.*c', ?, 'y'))",
+            [
+                .integer(Int64(BundleFormat.maxChangeBytes - 1_000)),
+                .integer(Int64(BundleFormat.maxChangeBytes - 1_000)),
+            ])
         let out = try TestDatabases.subfolder(folder, "big")
         try CLI.ok(["export", "--db", a.url, "--to", out.path])
         for brand in [Brand.sqlite, .postgres] {
@@ -241,7 +334,9 @@ final class OutsideInputTests: ScenarioTestCase {
             let (imported, importMiB) = try Self.peakMemory(["import", "--db", b.url])
             XCTAssertEqual(imported, 0)
             XCTAssertLessThan(importMiB, 164, "\(brand) import")
-            XCTAssertEqual(try b.db.scalar("SELECT sum(length(body)) FROM doc"), .integer(2 * Int64(BundleFormat.maxChangeBytes - 1_000)))
+            XCTAssertEqual(
+                try b.db.scalar("SELECT sum(length(body)) FROM doc"),
+                .integer(2 * Int64(BundleFormat.maxChangeBytes - 1_000)))
         }
     }
 
@@ -254,8 +349,9 @@ final class OutsideInputTests: ScenarioTestCase {
         let b = try TestNode("holder", .sqlite, folder: folder, table: schema, track: ["doc"], viaCLI: true)
         try b.trust(a)
         let quarter = Int64(BundleFormat.maxChangeBytes / 4 - 1_000), whole = Int64(BundleFormat.maxChangeBytes - 1_000)
-        try a.exec("INSERT INTO doc VALUES ('k1', printf('%.*c', ?, 'a'), printf('%.*c', ?, 'b'), printf('%.*c', ?, 'c'), printf('%.*c', ?, 'd'), 'u1')",
-                   Array(repeating: .integer(quarter), count: 4))
+        try a.exec(
+            "INSERT INTO doc VALUES ('k1', printf('%.*c', ?, 'a'), printf('%.*c', ?, 'b'), printf('%.*c', ?, 'c'), printf('%.*c', ?, 'd'), 'u1')",
+            Array(repeating: .integer(quarter), count: 4))
         try a.exec("INSERT INTO doc (k, c1, u) VALUES ('k2', printf('%.*c', ?, 'e'), 'taken')", [.integer(whole)])
         try b.exec("INSERT INTO doc (k, c1, u) VALUES ('k0', 'local', 'taken')")
         let out = try TestDatabases.subfolder(folder, "spread")
@@ -270,7 +366,9 @@ final class OutsideInputTests: ScenarioTestCase {
             XCTAssertEqual(status, expected, name)
             XCTAssertLessThan(peak, 164, name)
         }
-        XCTAssertEqual(try b.db.scalar("SELECT length(c1) + length(c2) + length(c3) + length(c4) FROM doc WHERE k = 'k1'"), .integer(4 * quarter))
+        XCTAssertEqual(
+            try b.db.scalar("SELECT length(c1) + length(c2) + length(c3) + length(c4) FROM doc WHERE k = 'k1'"),
+            .integer(4 * quarter))
         XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(1))
         try b.exec("UPDATE doc SET u = 'freed' WHERE k = 'k0'")
         let (status, peak) = try Self.peakMemory(["import", "--db", b.url])
@@ -283,26 +381,37 @@ final class OutsideInputTests: ScenarioTestCase {
     /// Values of 1 MiB and more into PostgreSQL: inserted, upserted and updated through the
     /// staging table, cast to their column's type (text, bytea, jsonb).
     func testLargeValuesOfEveryKindReachPostgres() throws {
-        let lite = try TestNode("lite", .sqlite, folder: folder, table: "CREATE TABLE big (k TEXT PRIMARY KEY, t TEXT, b BLOB, j TEXT)", track: ["big"])
-        let pg = try TestNode("pg", .postgres, folder: folder, table: "CREATE TABLE big (k TEXT PRIMARY KEY, t TEXT, b BYTEA, j JSONB)", track: ["big"])
+        let lite = try TestNode(
+            "lite", .sqlite, folder: folder, table: "CREATE TABLE big (k TEXT PRIMARY KEY, t TEXT, b BLOB, j TEXT)",
+            track: ["big"])
+        let pg = try TestNode(
+            "pg", .postgres, folder: folder, table: "CREATE TABLE big (k TEXT PRIMARY KEY, t TEXT, b BYTEA, j JSONB)",
+            track: ["big"])
         try trustAll([lite, pg])
         let json = "{\"v\": \"" + String(repeating: "j", count: 2 << 20) + "\"}"
-        try lite.exec("INSERT INTO big VALUES ('k', printf('%.*c', 2097152, 't'), randomblob(2097152), ?)", [.text(json)])
+        try lite.exec(
+            "INSERT INTO big VALUES ('k', printf('%.*c', 2097152, 't'), randomblob(2097152), ?)", [.text(json)])
         for (step, letter) in ["t", "u"].enumerated() {
             let out = try TestDatabases.subfolder(folder, "s\(step)")
             try lite.export(to: out)
             let report = try pg.ingest([out.path])
             XCTAssertEqual(report.imported?.held, 0, "step \(step)")
-            XCTAssertEqual(try pg.db.scalar("SELECT length(t) || '/' || length(b) || '/' || length(j->>'v') || '/' || left(t, 1) FROM big"),
-                           .text("2097152/2097152/2097152/\(letter)"))
-            XCTAssertEqual(try pg.db.scalar("SELECT encode(b, 'hex') FROM big"), try lite.db.scalar("SELECT lower(hex(b)) FROM big"))
+            XCTAssertEqual(
+                try pg.db.scalar(
+                    "SELECT length(t) || '/' || length(b) || '/' || length(j->>'v') || '/' || left(t, 1) FROM big"),
+                .text("2097152/2097152/2097152/\(letter)"))
+            XCTAssertEqual(
+                try pg.db.scalar("SELECT encode(b, 'hex') FROM big"),
+                try lite.db.scalar("SELECT lower(hex(b)) FROM big"))
             try lite.exec("UPDATE big SET t = printf('%.*c', 2097152, 'u'), b = randomblob(2097152)")
         }
     }
 
     /// Writes a bundle whose records come in pieces, with a digest that does not match (the
     /// point is what a reader does before it knows).
-    static func writeStreamed(_ path: String, header: BundleHeader, records: (_ emit: ([UInt8]) throws -> Void) throws -> Void) throws {
+    static func writeStreamed(
+        _ path: String, header: BundleHeader, records: (_ emit: ([UInt8]) throws -> Void) throws -> Void
+    ) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         defer { close(fd) }
         let gz = try GzipWriter(fd: fd)
@@ -321,8 +430,11 @@ final class OutsideInputTests: ScenarioTestCase {
     static func peakMemory(_ args: [String]) throws -> (Int32, Int) {
         let report = FileManager.default.temporaryDirectory.appendingPathComponent("time-\(UUID().uuidString)").path
         defer { unlink(report) }
-        let r = try CLI.runProgram(URL(fileURLWithPath: "/usr/bin/time"), ["-f", "%x %M", "-o", report, CLI.executable.path] + args)
-        let fields = try String(contentsOfFile: report, encoding: .utf8).split(whereSeparator: { $0 == " " || $0 == "\n" }).suffix(2)
+        let r = try CLI.runProgram(
+            URL(fileURLWithPath: "/usr/bin/time"), ["-f", "%x %M", "-o", report, CLI.executable.path] + args)
+        let fields = try String(contentsOfFile: report, encoding: .utf8).split(whereSeparator: {
+            $0 == " " || $0 == "\n"
+        }).suffix(2)
         guard fields.count == 2, let status = Int32(fields.first!), let kib = Int(fields.last!) else {
             XCTFail("no figures from time: \(r.output)")
             return (-1, Int.max)

@@ -7,11 +7,16 @@ import XCTest
 /// and the documented outcomes of inserts of existing keys and changes to missing rows.
 final class PipelineTests: ScenarioTestCase {
     var folder: URL!
-    override func setUpWithError() throws { try super.setUpWithError(); folder = try TestDatabases.tempFolder("pipe") }
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        folder = try TestDatabases.tempFolder("pipe")
+    }
 
     func bundles(_ name: String) throws -> URL { try TestDatabases.subfolder(folder, name) }
 
-    func pair(_ b1: Brand, _ b2: Brand, table: String = TestDatabases.salesOrderSQL, track: [String] = ["sales_order"]) throws -> (TestNode, TestNode) {
+    func pair(_ b1: Brand, _ b2: Brand, table: String = TestDatabases.salesOrderSQL, track: [String] = ["sales_order"])
+        throws -> (TestNode, TestNode)
+    {
         let a = try TestNode("a", b1, folder: folder, table: table, track: track)
         let b = try TestNode("b", b2, folder: folder, table: table, track: track)
         try trustAll([a, b])
@@ -22,7 +27,8 @@ final class PipelineTests: ScenarioTestCase {
     func testCompositeKeyAndKeyChangePostgres() throws { try compositeKey(.postgres, .sqlite) }
 
     private func compositeKey(_ b1: Brand, _ b2: Brand) throws {
-        let ddl = "CREATE TABLE line (order_id TEXT NOT NULL, line_no INTEGER NOT NULL, product TEXT, qty INTEGER, PRIMARY KEY (order_id, line_no))"
+        let ddl =
+            "CREATE TABLE line (order_id TEXT NOT NULL, line_no INTEGER NOT NULL, product TEXT, qty INTEGER, PRIMARY KEY (order_id, line_no))"
         let (a, b) = try pair(b1, b2, table: ddl, track: ["line"])
         try a.exec("INSERT INTO line VALUES ('o1', 1, 'pen', 3), ('o1', 2, 'ink', 1), ('o2', 1, 'pad', 7)")
         try a.exec("UPDATE line SET qty = 4 WHERE order_id = 'o1' AND line_no = 1")
@@ -40,34 +46,50 @@ final class PipelineTests: ScenarioTestCase {
     /// duplicate states) while other rows of the same statement only change values.
     func testMultiRowUpdateStatementsWithMovingKeysPostgres() throws {
         let a = try TestNode("a", .postgres, folder: folder, track: [])
-        try a.exec("CREATE TABLE t (k INTEGER NOT NULL, v TEXT, w TEXT, CONSTRAINT t_pk PRIMARY KEY (k) DEFERRABLE INITIALLY DEFERRED)")
+        try a.exec(
+            "CREATE TABLE t (k INTEGER NOT NULL, v TEXT, w TEXT, CONSTRAINT t_pk PRIMARY KEY (k) DEFERRABLE INITIALLY DEFERRED)"
+        )
         _ = try Tracker.track(a.db, tables: ["t"])
-        let b = try TestNode("b", .sqlite, folder: folder, table: "CREATE TABLE t (k INTEGER PRIMARY KEY NOT NULL, v TEXT, w TEXT)", track: ["t"])
-        let c = try TestNode("c", .postgres, folder: folder, table: "CREATE TABLE t (k INTEGER PRIMARY KEY NOT NULL, v TEXT, w TEXT)", track: ["t"])
+        let b = try TestNode(
+            "b", .sqlite, folder: folder, table: "CREATE TABLE t (k INTEGER PRIMARY KEY NOT NULL, v TEXT, w TEXT)",
+            track: ["t"])
+        let c = try TestNode(
+            "c", .postgres, folder: folder, table: "CREATE TABLE t (k INTEGER PRIMARY KEY NOT NULL, v TEXT, w TEXT)",
+            track: ["t"])
         try trustAll([a, b, c])
         try a.exec("INSERT INTO t SELECT g, 'v' || g, 'w' || g FROM generate_series(1, 10) g")
-        try a.exec("UPDATE t SET v = v || '+', w = CASE WHEN k % 2 = 0 THEN w || '+' ELSE w END")  // 10 rows, 15 columns
+        // 10 rows, 15 columns.
+        try a.exec("UPDATE t SET v = v || '+', w = CASE WHEN k % 2 = 0 THEN w || '+' ELSE w END")
         // Shift 1..3 up by one (1→2 while 2 still exists), swap 5 and 6, and change values of 8 and 9.
-        try a.exec("""
+        try a.exec(
+            """
             UPDATE t SET k = CASE k WHEN 1 THEN 2 WHEN 2 THEN 3 WHEN 3 THEN 4 WHEN 4 THEN 1 WHEN 5 THEN 6 WHEN 6 THEN 5 ELSE k END,
                          v = CASE WHEN k IN (2, 8, 9) THEN v || '!' ELSE v END
             WHERE k IN (1, 2, 3, 4, 5, 6, 8, 9)
             """)
         try a.exec("UPDATE t SET w = 'only 7' WHERE k = 7")  // the next statement is captured normally
-        XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE object_table = 't' AND object_operation = 'U'"), .integer(15 + 2 + 1))
+        XCTAssertEqual(
+            try a.db.scalar(
+                "SELECT count(*) FROM ds_change_outbox WHERE object_table = 't' AND object_operation = 'U'"),
+            .integer(15 + 2 + 1))
         // Over 1,000 rows a statement is planned on its own (EXECUTE): the same rules hold.
         try a.exec("INSERT INTO t SELECT g, 'v' || g, 'w' || g FROM generate_series(11, 1510) g")
-        try a.exec("UPDATE t SET k = CASE WHEN k > 1000 THEN k + 1 ELSE k END, w = CASE WHEN k % 3 = 0 THEN w || '*' ELSE w END WHERE k > 10")
-        XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE object_table = 't' AND object_operation = 'U'"),
-                       .integer(18 + Int64((11...1000).filter { $0 % 3 == 0 }.count)))
+        try a.exec(
+            "UPDATE t SET k = CASE WHEN k > 1000 THEN k + 1 ELSE k END, w = CASE WHEN k % 3 = 0 THEN w || '*' ELSE w END WHERE k > 10"
+        )
+        XCTAssertEqual(
+            try a.db.scalar(
+                "SELECT count(*) FROM ds_change_outbox WHERE object_table = 't' AND object_operation = 'U'"),
+            .integer(18 + Int64((11...1000).filter { $0 % 3 == 0 }.count)))
         let out = try bundles("out")
         try a.export(to: out)
         for n in [b, c] {
             try n.ingest([out.path])
             XCTAssertEqual(try n.rows("t"), try a.rows("t"), "node \(n.name)")
         }
-        XCTAssertEqual(Set(try a.rows("t").filter { Int($0[0])! <= 10 }.map { $0[0] + "=" + $0[1] }),
-                       ["1=v4+", "10=v10+", "2=v1+", "3=v2+!", "4=v3+", "5=v6+", "6=v5+", "7=v7+", "8=v8+!", "9=v9+!"])
+        XCTAssertEqual(
+            Set(try a.rows("t").filter { Int($0[0])! <= 10 }.map { $0[0] + "=" + $0[1] }),
+            ["1=v4+", "10=v10+", "2=v1+", "3=v2+!", "4=v3+", "5=v6+", "6=v5+", "7=v7+", "8=v8+!", "9=v9+!"])
         XCTAssertEqual(try a.rows("t").count, 1510)
         XCTAssertEqual(try a.db.scalar("SELECT w FROM t WHERE k = 1500"), .text("w1499"))
         XCTAssertEqual(try a.db.scalar("SELECT w FROM t WHERE k = 1000"), .text("w1000"))
@@ -82,12 +104,19 @@ final class PipelineTests: ScenarioTestCase {
     /// table before ("too many arguments on function json_object").
     func testATableOfOneHundredTwentyColumnsSyncsBothWays() throws {
         let names = (1...119).map { "c\($0)" }
-        let pg = try TestNode("wide-pg", .postgres, folder: folder,
-                              table: "CREATE TABLE w (id text PRIMARY KEY, \(names.map { "\($0) text" }.joined(separator: ", ")))", track: ["w"])
-        let lite = try TestNode("wide-lite", .sqlite, folder: folder,
-                                table: "CREATE TABLE w (id TEXT PRIMARY KEY NOT NULL, \(names.map { "\($0) TEXT" }.joined(separator: ", ")))", track: ["w"])
+        let pg = try TestNode(
+            "wide-pg", .postgres, folder: folder,
+            table: "CREATE TABLE w (id text PRIMARY KEY, \(names.map { "\($0) text" }.joined(separator: ", ")))",
+            track: ["w"])
+        let lite = try TestNode(
+            "wide-lite", .sqlite, folder: folder,
+            table:
+                "CREATE TABLE w (id TEXT PRIMARY KEY NOT NULL, \(names.map { "\($0) TEXT" }.joined(separator: ", ")))",
+            track: ["w"])
         try trustAll([pg, lite])
-        try pg.exec("INSERT INTO w (id, c1, c60, c61, c100, c119) VALUES ('a', 'one', 'sixty}', '{sixty-one', 'tab\there', 'last')")
+        try pg.exec(
+            "INSERT INTO w (id, c1, c60, c61, c100, c119) VALUES ('a', 'one', 'sixty}', '{sixty-one', 'tab\there', 'last')"
+        )
         try pg.exec("INSERT INTO w (id, c2) VALUES ('b', 'two')")
         try pg.exec("UPDATE w SET id = 'c' WHERE id = 'b'")
         try lite.ingest(try pg.export(to: try bundles("to-lite")))
@@ -102,11 +131,17 @@ final class PipelineTests: ScenarioTestCase {
 
     func testPerColumnUpdateTriggersSQLite() throws {
         let (a, b) = try pair(.sqlite, .postgres)
-        try a.exec("INSERT INTO sales_order (order_id, quantity, description) VALUES ('k1', '1', 'one'), ('k2', '2', 'two'), ('k3', '3', 'three')")
+        try a.exec(
+            "INSERT INTO sales_order (order_id, quantity, description) VALUES ('k1', '1', 'one'), ('k2', '2', 'two'), ('k3', '3', 'three')"
+        )
         try a.exec("UPDATE sales_order SET quantity = quantity, description = description")  // no change
-        try a.exec("UPDATE sales_order SET order_id = CASE order_id WHEN 'k1' THEN 'k9' ELSE order_id END, quantity = quantity || '+'")
+        try a.exec(
+            "UPDATE sales_order SET order_id = CASE order_id WHEN 'k1' THEN 'k9' ELSE order_id END, quantity = quantity || '+'"
+        )
         try a.exec("UPDATE sales_order SET description = 'TWO' WHERE order_id = 'k2'")
-        let ops = try a.db.rows("SELECT object_operation, object_attribute FROM ds_change_outbox ORDER BY id").map { ($0.string(0) ?? "") + ($0.string(1) ?? "") }
+        let ops = try a.db.rows("SELECT object_operation, object_attribute FROM ds_change_outbox ORDER BY id").map {
+            ($0.string(0) ?? "") + ($0.string(1) ?? "")
+        }
         XCTAssertEqual(ops.filter { $0.hasPrefix("U") }.sorted(), ["Udescription", "Uquantity", "Uquantity"])
         XCTAssertEqual(ops.filter { !$0.hasPrefix("U") }, ["I", "I", "I", "D", "I"])
         let out = try bundles("out")
@@ -118,11 +153,14 @@ final class PipelineTests: ScenarioTestCase {
 
     func testMaxChangesSplitsIntoSortedBundles() throws {
         let (a, b) = try pair(.sqlite, .sqlite)
-        for i in 0..<25 { try a.exec("INSERT INTO sales_order (order_id, quantity) VALUES (?, ?)", [.text("k\(i)"), .text("\(i)")]) }
+        for i in 0..<25 {
+            try a.exec("INSERT INTO sales_order (order_id, quantity) VALUES (?, ?)", [.text("k\(i)"), .text("\(i)")])
+        }
         let out = try bundles("out")
         let paths = try a.export(to: out, max: 10)
-        XCTAssertEqual(paths.map { ($0 as NSString).lastPathComponent.components(separatedBy: "_")[1] },
-                       ["000000000001-000000000010", "000000000011-000000000020", "000000000021-000000000025"])
+        XCTAssertEqual(
+            paths.map { ($0 as NSString).lastPathComponent.components(separatedBy: "_")[1] },
+            ["000000000001-000000000010", "000000000011-000000000020", "000000000021-000000000025"])
         XCTAssertEqual(paths, paths.sorted())
         // Delivered in reverse order, they still converge.
         for p in paths.reversed() { try b.ingest([p]) }
@@ -132,8 +170,12 @@ final class PipelineTests: ScenarioTestCase {
 
     func testPostgresTransactionIsNeverSplit() throws {
         let (a, _) = try pair(.postgres, .sqlite)
-        try a.db.inTransaction { for i in 0..<7 { try a.exec("INSERT INTO sales_order (order_id) VALUES (?)", [.text("t1-\(i)")]) } }
-        try a.db.inTransaction { for i in 0..<7 { try a.exec("INSERT INTO sales_order (order_id) VALUES (?)", [.text("t2-\(i)")]) } }
+        try a.db.inTransaction {
+            for i in 0..<7 { try a.exec("INSERT INTO sales_order (order_id) VALUES (?)", [.text("t1-\(i)")]) }
+        }
+        try a.db.inTransaction {
+            for i in 0..<7 { try a.exec("INSERT INTO sales_order (order_id) VALUES (?)", [.text("t2-\(i)")]) }
+        }
         let paths = try a.export(to: try bundles("out"), max: 5)
         // Cuts fall only between the two transactions.
         XCTAssertEqual(paths.count, 2)
@@ -244,7 +286,8 @@ final class PipelineTests: ScenarioTestCase {
         }
         try a.exec("INSERT INTO sales_order (order_id) VALUES ('app')")
         XCTAssertEqual(try a.db.scalar("SELECT applying FROM ds_apply_state"), .integer(0))
-        XCTAssertEqual(try a.db.rows("SELECT object_id FROM ds_change_outbox").map { $0.string(0) ?? "" }, ["[\"tapp\"]"])
+        XCTAssertEqual(
+            try a.db.rows("SELECT object_id FROM ds_change_outbox").map { $0.string(0) ?? "" }, ["[\"tapp\"]"])
         XCTAssertEqual(try a.rows().map { $0[0] }, ["app"])
     }
 
@@ -259,27 +302,38 @@ final class PipelineTests: ScenarioTestCase {
             let enc = { (s: String) in brand == .sqlite ? "t" + s : s }
             try a.db.inTransaction {
                 try a.exec("INSERT INTO sales_order (order_id, description) VALUES ('api1', 'via API')")
-                try a.exec("""
+                try a.exec(
+                    """
                     INSERT INTO ds_change_outbox (object_table, object_pk_attribute, object_id, object_operation, object_value)
                     VALUES ('sales_order', 'order_id', ?, 'I', ?)
-                    """, [.text("[\"\(enc("api1"))\"]"), .text("{\"order_id\": \"\(enc("api1"))\", \"description\": \"\(enc("via API"))\"}")])
-                try a.exec("""
+                    """,
+                    [
+                        .text("[\"\(enc("api1"))\"]"),
+                        .text("{\"order_id\": \"\(enc("api1"))\", \"description\": \"\(enc("via API"))\"}"),
+                    ])
+                try a.exec(
+                    """
                     INSERT INTO ds_change_outbox (object_table, object_pk_attribute, object_id, object_operation, object_attribute, object_value, object_value_old)
                     VALUES ('sales_order', 'order_id', ?, 'U', 'quantity', ?, NULL)
                     """, [.text("[\"\(enc("api1"))\"]"), .text(enc("9"))])
             }
             try b.ingest(try a.export(to: sub))
-            XCTAssertEqual(try b.db.rows("SELECT order_id, description, quantity FROM sales_order").map(\.values),
-                           [[.text("api1"), .text("via API"), .text("9")]], "\(brand)")
+            XCTAssertEqual(
+                try b.db.rows("SELECT order_id, description, quantity FROM sales_order").map(\.values),
+                [[.text("api1"), .text("via API"), .text("9")]], "\(brand)")
         }
     }
 
     func testValuesSQLiteCannotHoldAreHeldNotAltered() throws {
         let pgDDL = "CREATE TABLE m (id text PRIMARY KEY, r double precision, untyped double precision)"
         let a = try TestNode("a", .postgres, folder: folder, table: pgDDL, track: ["m"])
-        let b = try TestNode("b", .sqlite, folder: folder, table: "CREATE TABLE m (id TEXT PRIMARY KEY NOT NULL, r REAL, untyped)", track: ["m"])
+        let b = try TestNode(
+            "b", .sqlite, folder: folder, table: "CREATE TABLE m (id TEXT PRIMARY KEY NOT NULL, r REAL, untyped)",
+            track: ["m"])
         try trustAll([a, b])
-        try a.exec("INSERT INTO m VALUES ('nan', 'NaN', 1), ('negzero', '-0', 1), ('negzero-untyped', 1, '-0'), ('inf', 'Infinity', '-Infinity')")
+        try a.exec(
+            "INSERT INTO m VALUES ('nan', 'NaN', 1), ('negzero', '-0', 1), ('negzero-untyped', 1, '-0'), ('inf', 'Infinity', '-Infinity')"
+        )
         let r = try b.ingest(try a.export(to: try bundles("out")))
         XCTAssertEqual(r.imported?.held, 2)
         let reasons = try NodeStatus.read(b.db).held.map(\.reason).joined(separator: "\n")
@@ -287,7 +341,9 @@ final class PipelineTests: ScenarioTestCase {
         XCTAssertTrue(reasons.contains("-0.0, which SQLite stores as 0 in a REAL column"), reasons)
         XCTAssertEqual(try b.db.scalar("SELECT r FROM m WHERE id = 'inf'"), .real(.infinity))
         XCTAssertEqual(try b.db.scalar("SELECT untyped FROM m WHERE id = 'inf'"), .real(-.infinity))
-        XCTAssertEqual(try b.db.scalar("SELECT untyped FROM m WHERE id = 'negzero-untyped'"), .real(-0.0), "bit-exact -0.0 in a column without a type")
+        XCTAssertEqual(
+            try b.db.scalar("SELECT untyped FROM m WHERE id = 'negzero-untyped'"), .real(-0.0),
+            "bit-exact -0.0 in a column without a type")
         XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM m WHERE id IN ('nan', 'negzero')"), .integer(0))
     }
 }

@@ -7,7 +7,10 @@ import XCTest
 /// drift and statements that row triggers miss.
 final class ReliabilityTests: ScenarioTestCase {
     var folder: URL!
-    override func setUpWithError() throws { try super.setUpWithError(); folder = try TestDatabases.tempFolder("rel") }
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        folder = try TestDatabases.tempFolder("rel")
+    }
 
     func makePair(_ b1: Brand, _ b2: Brand) throws -> (TestNode, TestNode) {
         let a = try TestNode("a", b1, folder: folder, table: ConvergencePropertyTests.ddl(b1), track: ["item"])
@@ -30,7 +33,9 @@ final class ReliabilityTests: ScenarioTestCase {
         var iteration = 0
         while kills.values.contains(where: { $0 < 17 }) && iteration < 400 {
             iteration += 1
-            if iteration % 3 == 1 { for _ in 0..<150 { try ConvergencePropertyTests.randomEdit(a, keys: keys, rng: &rng) } }
+            if iteration % 3 == 1 {
+                for _ in 0..<150 { try ConvergencePropertyTests.randomEdit(a, keys: keys, rng: &rng) }
+            }
             let phase = ["export", "ingest", "import"].randomElement(using: &rng)!
             let args: [String]
             switch phase {
@@ -48,15 +53,23 @@ final class ReliabilityTests: ScenarioTestCase {
         try CLI.ok(["ingest", "--db", b.url, drop.path])
         XCTAssertEqual(try a.rows("item"), try b.rows("item"), "seed \(seed)")
         let issued = try NodeIdentity.load(a.db).nextSeq - 1
-        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_inbox").asInt64, issued, "seed \(seed): each change loaded once")
+        XCTAssertEqual(
+            try b.db.scalar("SELECT count(*) FROM ds_change_inbox").asInt64, issued,
+            "seed \(seed): each change loaded once")
         XCTAssertEqual(try b.db.scalar("SELECT count(DISTINCT seq) FROM ds_change_inbox").asInt64, issued)
-        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_conflict"), .integer(0), "seed \(seed): a change applied twice or out of place")
+        XCTAssertEqual(
+            try b.db.scalar("SELECT count(*) FROM ds_conflict"), .integer(0),
+            "seed \(seed): a change applied twice or out of place")
         XCTAssertEqual(try NodeStatus.read(b.db).heldCount, 0)
         XCTAssertEqual(try NodeStatus.read(b.db).inboxWaiting, 0)
         let names = try FileManager.default.contentsOfDirectory(atPath: drop.path)
-        XCTAssertFalse(names.contains { $0.hasSuffix(".tmp") && !$0.hasPrefix(".") }, "a half-written file under a bundle name")
-        XCTAssertTrue(try BundleFiles.expand([drop.path]).allSatisfy { BundleInspector.check(bytes: Array(try! Data(contentsOf: URL(fileURLWithPath: $0.path)))) },
-                      "every visible bundle is whole")
+        XCTAssertFalse(
+            names.contains { $0.hasSuffix(".tmp") && !$0.hasPrefix(".") }, "a half-written file under a bundle name")
+        XCTAssertTrue(
+            try BundleFiles.expand([drop.path]).allSatisfy {
+                BundleInspector.check(bytes: Array(try! Data(contentsOf: URL(fileURLWithPath: $0.path))))
+            },
+            "every visible bundle is whole")
         print("kills landed: \(kills) in \(iteration) runs (seed \(seed))")
     }
 
@@ -86,8 +99,15 @@ final class ReliabilityTests: ScenarioTestCase {
         let drop = try dir("drop")
         let url = a.url
         let group = DispatchGroup()
-        final class Errors: @unchecked Sendable { var list: [String] = []; let lock = NSLock()
-            func add(_ s: String) { lock.lock(); list.append(s); lock.unlock() } }
+        final class Errors: @unchecked Sendable {
+            var list: [String] = []
+            let lock = NSLock()
+            func add(_ s: String) {
+                lock.lock()
+                list.append(s)
+                lock.unlock()
+            }
+        }
         let errors = Errors()
         for w in 0..<4 {
             group.enter()
@@ -99,8 +119,9 @@ final class ReliabilityTests: ScenarioTestCase {
                     for t in 0..<60 {
                         try db.executeScript("BEGIN")
                         for r in 0..<Int.random(in: 1...5, using: &rng) {
-                            try db.execute("INSERT INTO item (id, b) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET b = excluded.b",
-                                           [.text("w\(w)-\(Int.random(in: 0..<40, using: &rng))"), .integer(Int64(t * 10 + r))])
+                            try db.execute(
+                                "INSERT INTO item (id, b) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET b = excluded.b",
+                                [.text("w\(w)-\(Int.random(in: 0..<40, using: &rng))"), .integer(Int64(t * 10 + r))])
                         }
                         try db.executeScript("COMMIT")
                     }
@@ -117,7 +138,8 @@ final class ReliabilityTests: ScenarioTestCase {
         XCTAssertGreaterThan(exports, 1)
         try b.ingest([drop.path])
         XCTAssertEqual(try b.rows("item"), try a.rows("item"))
-        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_inbox").asInt64, try NodeIdentity.load(a.db).nextSeq - 1)
+        XCTAssertEqual(
+            try b.db.scalar("SELECT count(*) FROM ds_change_inbox").asInt64, try NodeIdentity.load(a.db).nextSeq - 1)
     }
 
     /// Several `datajoin ingest` runs of one folder at once (a cron job and a watcher, two
@@ -136,8 +158,15 @@ final class ReliabilityTests: ScenarioTestCase {
                 for _ in 0..<120 { try ConvergencePropertyTests.randomEdit(a, keys: keys, rng: &rng) }
                 bundles += try a.export(to: drop).count
             }
-            final class Results: @unchecked Sendable { var list: [CLI.Result] = []; let lock = NSLock()
-                func add(_ r: CLI.Result) { lock.lock(); list.append(r); lock.unlock() } }
+            final class Results: @unchecked Sendable {
+                var list: [CLI.Result] = []
+                let lock = NSLock()
+                func add(_ r: CLI.Result) {
+                    lock.lock()
+                    list.append(r)
+                    lock.unlock()
+                }
+            }
             let results = Results()
             let group = DispatchGroup()
             for _ in 0..<3 {
@@ -152,13 +181,17 @@ final class ReliabilityTests: ScenarioTestCase {
             for r in results.list { XCTAssertEqual(r.status, 0, "\(brand): \(r.stderr)") }
             XCTAssertEqual(try b.rows("item"), try a.rows("item"), "\(brand)")
             let issued = try NodeIdentity.load(a.db).nextSeq - 1
-            XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_inbox").asInt64, issued, "\(brand): each change loaded once")
+            XCTAssertEqual(
+                try b.db.scalar("SELECT count(*) FROM ds_change_inbox").asInt64, issued,
+                "\(brand): each change loaded once")
             XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_bundle_seen").asInt64, Int64(bundles), "\(brand)")
             XCTAssertEqual(try b.db.scalar("SELECT sum(loaded_count) FROM ds_bundle_seen").asInt64, issued, "\(brand)")
             XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_quarantine"), .integer(0), "\(brand)")
             XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_conflict"), .integer(0), "\(brand)")
-            XCTAssertEqual(results.list.map { $0.stdout.components(separatedBy: "already ingested").count - 1 }.reduce(0, +), 2 * bundles,
-                           "\(brand): every bundle loaded by one run and skipped by the other two")
+            XCTAssertEqual(
+                results.list.map { $0.stdout.components(separatedBy: "already ingested").count - 1 }.reduce(0, +),
+                2 * bundles,
+                "\(brand): every bundle loaded by one run and skipped by the other two")
         }
     }
 
@@ -200,7 +233,10 @@ final class ReliabilityTests: ScenarioTestCase {
         let app = try DatabaseOpener.open(b.url)
         try app.executeScript("BEGIN")
         try app.execute("INSERT INTO item (id, a) VALUES ('k7', 'from the application on b')")
-        final class Outcome: @unchecked Sendable { var result: CLI.Result?; var error: Error? }
+        final class Outcome: @unchecked Sendable {
+            var result: CLI.Result?
+            var error: Error?
+        }
         let outcome = Outcome()
         let done = DispatchSemaphore(value: 0)
         let url = b.url, path = toB.path
@@ -212,10 +248,13 @@ final class ReliabilityTests: ScenarioTestCase {
         let watcher = try DatabaseOpener.open(b.url)
         var waiting = false
         for _ in 0..<600 where !waiting {
-            waiting = try watcher.scalar("""
-                SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
-                  AND (query LIKE 'INSERT INTO "item"%' OR query LIKE 'COPY "item"%')
-                """).asInt64 ?? 0 > 0
+            waiting =
+                try watcher.scalar(
+                    """
+                    SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
+                      AND (query LIKE 'INSERT INTO "item"%' OR query LIKE 'COPY "item"%')
+                    """
+                ).asInt64 ?? 0 > 0
             if !waiting { _ = done.wait(timeout: .now() + 0.05) }
         }
         XCTAssertTrue(waiting, "the import never waited for the application's row")
@@ -234,11 +273,16 @@ final class ReliabilityTests: ScenarioTestCase {
     func testSQLiteApplicationProcessWritesDuringExportAndImport() throws {
         let (a, b) = try makePair(.sqlite, .sqlite)
         let toB = try dir("to-b"), toA = try dir("to-a")
-        for i in 0..<300 { try b.exec("INSERT INTO item (id, b) VALUES (?, ?)", [.text("from-b-\(i)"), .integer(Int64(i))]) }
+        for i in 0..<300 {
+            try b.exec("INSERT INTO item (id, b) VALUES (?, ?)", [.text("from-b-\(i)"), .integer(Int64(i))])
+        }
         try b.export(to: toA, max: 20)
         // The application: a separate sqlite3 process writing row by row, each its own transaction.
         var script = ".timeout 60000\n"
-        for i in 0..<1500 { script += "INSERT INTO item (id, b) VALUES ('app-\(i)', \(i));\n"; if i % 3 == 0 { script += "UPDATE item SET a = 'touched \(i)' WHERE id = 'app-\(i / 2)';\n" } }
+        for i in 0..<1500 {
+            script += "INSERT INTO item (id, b) VALUES ('app-\(i)', \(i));\n"
+            if i % 3 == 0 { script += "UPDATE item SET a = 'touched \(i)' WHERE id = 'app-\(i / 2)';\n" }
+        }
         let scriptURL = folder.appendingPathComponent("app.sql")
         try script.write(to: scriptURL, atomically: true, encoding: .utf8)
         let app = Process()
@@ -272,12 +316,17 @@ final class ReliabilityTests: ScenarioTestCase {
     /// skipped, and the index that every captured row paid for is gone.
     func testSQLiteSchemaFourUpgradesToTheStampingCursor() throws {
         let (a, b) = try makePair(.sqlite, .sqlite)
-        for i in 0..<5 { try a.exec("INSERT INTO item (id, b) VALUES (?, ?)", [.text("first-\(i)"), .integer(Int64(i))]) }
+        for i in 0..<5 {
+            try a.exec("INSERT INTO item (id, b) VALUES (?, ?)", [.text("first-\(i)"), .integer(Int64(i))])
+        }
         let out = try dir("out")
         try a.export(to: out)
-        for i in 0..<3 { try a.exec("INSERT INTO item (id, b) VALUES (?, ?)", [.text("later-\(i)"), .integer(Int64(i))]) }
+        for i in 0..<3 {
+            try a.exec("INSERT INTO item (id, b) VALUES (?, ?)", [.text("later-\(i)"), .integer(Int64(i))])
+        }
         // Back to what version 4 left: its index, no cursor.
-        try a.db.executeScript("""
+        try a.db.executeScript(
+            """
             DELETE FROM ds_setting WHERE name = '\(Stamper.stampedThroughSetting)';
             CREATE INDEX ds_change_outbox_unstamped_order ON ds_change_outbox (source_id, id) WHERE seq IS NULL;
             UPDATE ds_node SET schema_version = 4;
@@ -285,8 +334,12 @@ final class ReliabilityTests: ScenarioTestCase {
         let firstUnstamped = try a.db.scalar("SELECT min(id) FROM ds_change_outbox WHERE seq IS NULL").asInt64 ?? 0
         XCTAssertEqual(try Stamper.unstampedCount(a.db), 3)
         _ = try NodeIdentity.load(a.db)  // upgrades
-        XCTAssertEqual(try a.db.scalar("SELECT value FROM ds_setting WHERE name = ?", [.text(Stamper.stampedThroughSetting)]).asInt64, firstUnstamped - 1)
-        XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM sqlite_master WHERE name = 'ds_change_outbox_unstamped_order'"), .integer(0))
+        XCTAssertEqual(
+            try a.db.scalar("SELECT value FROM ds_setting WHERE name = ?", [.text(Stamper.stampedThroughSetting)])
+                .asInt64, firstUnstamped - 1)
+        XCTAssertEqual(
+            try a.db.scalar("SELECT count(*) FROM sqlite_master WHERE name = 'ds_change_outbox_unstamped_order'"),
+            .integer(0))
         XCTAssertEqual(try a.db.scalar("SELECT schema_version FROM ds_node"), .integer(Int64(SyncSchema.version)))
         XCTAssertEqual(try Stamper.unstampedCount(a.db), 3)
         try a.export(to: out)
@@ -324,13 +377,19 @@ final class ReliabilityTests: ScenarioTestCase {
 
     func testExportToAFullDiskFailsCleanly() throws {
         let (a, _) = try makePair(.sqlite, .sqlite)
-        for i in 0..<200 { try a.exec("INSERT INTO item (id, a) VALUES (?, ?)", [.text("k\(i)"), .text(String((0..<2000).map { _ in "abcdefghij".randomElement()! }))]) }
+        for i in 0..<200 {
+            try a.exec(
+                "INSERT INTO item (id, a) VALUES (?, ?)",
+                [.text("k\(i)"), .text(String((0..<2000).map { _ in "abcdefghij".randomElement()! }))])
+        }
         // A 64 KiB filesystem fills up mid-bundle (ENOSPC). Where mounting is not allowed, a file
         // size limit makes the same write fail (EFBIG).
         let out = try dir("full")
         let mounted = shell("mount -t tmpfs -o size=64k tmpfs '\(out.path)'") == 0
         defer { if mounted { _ = shell("umount '\(out.path)'") } }
-        let command = (mounted ? "" : "ulimit -f 64; ") + "exec '\(CLI.executable.path)' export --db '\(a.url)' --to '\(out.path)'"
+        let command =
+            (mounted ? "" : "ulimit -f 64; ")
+            + "exec '\(CLI.executable.path)' export --db '\(a.url)' --to '\(out.path)'"
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/bin/sh")
         p.arguments = ["-c", command]
@@ -341,7 +400,9 @@ final class ReliabilityTests: ScenarioTestCase {
         let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
         XCTAssertEqual(p.terminationStatus, 1, message)
-        XCTAssertTrue(message.contains("cannot write bundle") && (message.contains("No space left on device") || message.contains("File too large")), message)
+        XCTAssertTrue(
+            message.contains("cannot write bundle")
+                && (message.contains("No space left on device") || message.contains("File too large")), message)
         XCTAssertEqual(message.split(separator: "\n").count, 1, message)
         XCTAssertEqual(try ProgramPointer.get(a.db, Program.export), 0, "the pointer moved")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.path), [], "a partial file remains")
@@ -382,7 +443,9 @@ final class ReliabilityTests: ScenarioTestCase {
         try a.exec("UPDATE item SET a = 'unrelated' WHERE id = 'plain'")
         let r = try b.ingest(try a.export(to: drop))
         XCTAssertEqual(r.imported?.held, 3)
-        XCTAssertEqual(try b.db.scalar("SELECT a FROM item WHERE id = 'plain'"), .text("unrelated"), "unrelated changes are not blocked")
+        XCTAssertEqual(
+            try b.db.scalar("SELECT a FROM item WHERE id = 'plain'"), .text("unrelated"),
+            "unrelated changes are not blocked")
         var reasons = try NodeStatus.read(b.db).held.map(\.reason).joined(separator: "\n")
         XCTAssertTrue(reasons.contains("column item.note does not exist here"), reasons)
         XCTAssertTrue(reasons.contains("table extra is not tracked here"), reasons)
@@ -398,7 +461,8 @@ final class ReliabilityTests: ScenarioTestCase {
         XCTAssertTrue(reasons.contains("cannot apply here") && reasons.contains("bigint"), reasons)
         XCTAssertEqual(try b.db.scalar("SELECT note FROM item WHERE id = 'with-note'"), .text("new column"))
         // The rest of the schema catches up; import retries and releases everything.
-        try b.db.executeScript("ALTER TABLE item ALTER COLUMN b TYPE text; CREATE TABLE extra (id text PRIMARY KEY, v text)")
+        try b.db.executeScript(
+            "ALTER TABLE item ALTER COLUMN b TYPE text; CREATE TABLE extra (id text PRIMARY KEY, v text)")
         try Tracker.untrack(b.db, tables: ["item"])
         _ = try Tracker.track(b.db, tables: ["item", "extra"])
         out = try CLI.ok(["import", "--db", b.url])
@@ -419,7 +483,8 @@ final class ReliabilityTests: ScenarioTestCase {
         XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM item"), .integer(2))
         try b.exec("INSERT INTO item (id) VALUES ('x'), ('y'), ('z')")
         try b.exec("DELETE FROM item")
-        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE object_operation = 'D'"), .integer(3))
+        XCTAssertEqual(
+            try b.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE object_operation = 'D'"), .integer(3))
     }
 
     // MARK: - Recurring mode
@@ -427,10 +492,15 @@ final class ReliabilityTests: ScenarioTestCase {
     func testWatchRunsCyclesHoldsItsLockAndStopsOnSignals() throws {
         let (a, b) = try makePair(.sqlite, .postgres)
         let inbox = try dir("in"), outbox = try dir("out")
-        let watcher = try CLI.start(["watch", "--db", b.url, "--in", inbox.path, "--out", outbox.path, "--every", "0.2"])
+        let watcher = try CLI.start([
+            "watch", "--db", b.url, "--in", inbox.path, "--out", outbox.path, "--every", "0.2",
+        ])
         // Every line is stamped with the time in ISO 8601.
-        let stamped = try NSRegularExpression(pattern: "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z ")
-        func isStamped(_ line: String) -> Bool { stamped.firstMatch(in: line, range: NSRange(line.startIndex..., in: line)) != nil }
+        let stamped = try NSRegularExpression(
+            pattern: "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z ")
+        func isStamped(_ line: String) -> Bool {
+            stamped.firstMatch(in: line, range: NSRange(line.startIndex..., in: line)) != nil
+        }
         let banner = watcher.waitForLine { $0.contains(" watching ") }
         XCTAssertTrue(banner.map(isStamped) ?? false, banner ?? "no banner")
         // A second instance on the same database refuses to start, before it prints anything.
@@ -444,7 +514,9 @@ final class ReliabilityTests: ScenarioTestCase {
         try b.exec("INSERT INTO item (id) VALUES ('from-b')")
         XCTAssertNotNil(watcher.waitForLine { $0.contains("loaded 1 change(s)") })
         XCTAssertEqual(try b.db.scalar("SELECT a FROM item WHERE id = 'via-watch'"), .text("hello"))
-        XCTAssertNotNil(watcher.waitForLine { $0.contains("exported 1 change(s)") || $0.contains("exported 2 change(s)") } ?? watcher.lines.first { $0.contains("exported 1 change(s)") })
+        XCTAssertNotNil(
+            watcher.waitForLine { $0.contains("exported 1 change(s)") || $0.contains("exported 2 change(s)") }
+                ?? watcher.lines.first { $0.contains("exported 1 change(s)") })
         // A failing cycle is logged and the next one runs.
         try FileManager.default.removeItem(at: inbox)
         XCTAssertNotNil(watcher.waitForLine { $0.contains("failed") })
@@ -452,7 +524,8 @@ final class ReliabilityTests: ScenarioTestCase {
         let failedAt = watcher.lines.count
         try a.exec("INSERT INTO item (id, a) VALUES ('after-failure', 'x')")
         try a.export(to: inbox)
-        XCTAssertNotNil(watcher.waitForLine(after: failedAt) { $0.contains(" cycle") && $0.contains("loaded 1 change(s)") })
+        XCTAssertNotNil(
+            watcher.waitForLine(after: failedAt) { $0.contains(" cycle") && $0.contains("loaded 1 change(s)") })
         kill(watcher.process.processIdentifier, SIGTERM)
         watcher.process.waitUntilExit()
         XCTAssertEqual(watcher.process.terminationStatus, 0)
@@ -465,7 +538,9 @@ final class ReliabilityTests: ScenarioTestCase {
         // The lock went with the process: a new watch starts (on SQLite, with -v: idle cycles
         // too), and SIGINT stops it the same way and removes its lock file.
         let lockFile = a.url + ".datajoin-lock"
-        let again = try CLI.start(["watch", "--db", a.url, "--in", inbox.path, "--out", outbox.path, "--every", "5", "-v"])
+        let again = try CLI.start([
+            "watch", "--db", a.url, "--in", inbox.path, "--out", outbox.path, "--every", "5", "-v",
+        ])
         XCTAssertNotNil(again.waitForLine { $0.contains(" cycle 1:") })
         XCTAssertTrue(FileManager.default.fileExists(atPath: lockFile), lockFile)
         kill(again.process.processIdentifier, SIGINT)

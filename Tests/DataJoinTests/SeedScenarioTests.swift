@@ -47,19 +47,34 @@ final class SeedScenarioTests: ScenarioTestCase {
             try CLI.ok(["ingest", "--db", b.url, stick.path])
         }
 
-        try a.exec("INSERT INTO sales_order (order_id, order_type, description, customer_id, quantity, order_date) VALUES (?, 'online', 'first order', 'cust1', '2', '2025-06-24')", [.text(key)])
+        try a.exec(
+            "INSERT INTO sales_order (order_id, order_type, description, customer_id, quantity, order_date) VALUES (?, 'online', 'first order', 'cust1', '2', '2025-06-24')",
+            [.text(key)])
         try step()
-        XCTAssertEqual(try b.db.rows("SELECT order_id, order_type, description, customer_id, quantity, order_date, product_type_name FROM sales_order WHERE order_id = ?", [.text(key)])
-            .map { $0.values }, [[.text(key), .text("online"), .text("first order"), .text("cust1"), .text("2"), .text("2025-06-24"), .null]])
+        XCTAssertEqual(
+            try b.db.rows(
+                "SELECT order_id, order_type, description, customer_id, quantity, order_date, product_type_name FROM sales_order WHERE order_id = ?",
+                [.text(key)]
+            )
+            .map { $0.values },
+            [
+                [
+                    .text(key), .text("online"), .text("first order"), .text("cust1"), .text("2"), .text("2025-06-24"),
+                    .null,
+                ]
+            ])
 
         try a.exec("UPDATE sales_order SET description = 'changed description' WHERE order_id = ?", [.text(key)])
         try step()
-        XCTAssertEqual(try b.db.scalar("SELECT description FROM sales_order WHERE order_id = ?", [.text(key)]), .text("changed description"))
+        XCTAssertEqual(
+            try b.db.scalar("SELECT description FROM sales_order WHERE order_id = ?", [.text(key)]),
+            .text("changed description"))
         XCTAssertEqual(try a.rows(), try b.rows())
 
         try a.exec("DELETE FROM sales_order WHERE order_id = ?", [.text(key)])
         try step()
-        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM sales_order WHERE order_id = ?", [.text(key)]), .integer(0))
+        XCTAssertEqual(
+            try b.db.scalar("SELECT count(*) FROM sales_order WHERE order_id = ?", [.text(key)]), .integer(0))
         XCTAssertEqual(try a.rows(), try b.rows())
     }
 }

@@ -7,9 +7,14 @@ import XCTest
 /// the repair of a node an older version left in that state.
 final class SilentLossTests: ScenarioTestCase {
     var folder: URL!
-    override func setUpWithError() throws { try super.setUpWithError(); folder = try TestDatabases.tempFolder("loss") }
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        folder = try TestDatabases.tempFolder("loss")
+    }
 
-    func out(_ name: String = "out") throws -> URL { try TestDatabases.subfolder(folder, name + "-" + UUID().uuidString.prefix(6)) }
+    func out(_ name: String = "out") throws -> URL {
+        try TestDatabases.subfolder(folder, name + "-" + UUID().uuidString.prefix(6))
+    }
 
     /// Inserts `n` rows in one transaction, exports everything, ingests it on `to`; returns the
     /// bundle paths.
@@ -26,12 +31,14 @@ final class SilentLossTests: ScenarioTestCase {
         guard n > 0 else { return }
         switch node.brand {
         case .sqlite:
-            try node.exec("""
+            try node.exec(
+                """
                 WITH RECURSIVE g(i) AS (SELECT \(first + 1) UNION ALL SELECT i + 1 FROM g WHERE i < \(first + n))
                 INSERT INTO sales_order (order_id, description, quantity) SELECT printf('o%07d', i), 'row ' || i, CAST(i AS TEXT) FROM g
                 """)
         case .postgres:
-            try node.exec("""
+            try node.exec(
+                """
                 INSERT INTO sales_order (order_id, description, quantity)
                 SELECT 'o' || lpad(g::text, 7, '0'), 'row ' || g, g::text FROM generate_series(\(first + 1), \(first + n)) g
                 """)
@@ -72,8 +79,11 @@ final class SilentLossTests: ScenarioTestCase {
         for n in [1, 3, 4, 5, 9, 10, 11, 12, 30, 31, 41] {
             try syncBacklog(a, b, rows: n, first: total)
             total += n
-            XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM sales_order").asInt64, Int64(total), "after a backlog of \(n)")
-            XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq IS NULL").asInt64, 0, "after a backlog of \(n)")
+            XCTAssertEqual(
+                try b.db.scalar("SELECT count(*) FROM sales_order").asInt64, Int64(total), "after a backlog of \(n)")
+            XCTAssertEqual(
+                try a.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq IS NULL").asInt64, 0,
+                "after a backlog of \(n)")
             XCTAssertEqual(try b.rows(), try a.rows(), "after a backlog of \(n)")
         }
         // Updates and deletes of many rows in one statement: also one transaction over steps.
@@ -95,7 +105,9 @@ final class SilentLossTests: ScenarioTestCase {
         // T1 starts first (lower txid) and commits last.
         let early = try DatabaseOpener.open(a.url)
         try early.executeScript("BEGIN")
-        try early.execute("INSERT INTO sales_order (order_id, description) VALUES ('early1', 'T1'), ('early2', 'T1'), ('early3', 'T1')")
+        try early.execute(
+            "INSERT INTO sales_order (order_id, description) VALUES ('early1', 'T1'), ('early2', 'T1'), ('early3', 'T1')"
+        )
         try insertRows(a, 25)  // T2, committed
         var me = try NodeIdentity.load(a.db)
         let tables = try TableRegistry.load(a.db)
@@ -105,7 +117,9 @@ final class SilentLossTests: ScenarioTestCase {
         let second = try a.db.inTransaction { try Stamper.stampPending(a.db, me: &me, tables: tables, limit: 10) }
         XCTAssertEqual(second, 3)
         // Each transaction's seqs are consecutive.
-        for r in try a.db.rows("SELECT source_id, min(seq), max(seq), count(*) FROM ds_change_outbox GROUP BY source_id") {
+        for r in try a.db.rows(
+            "SELECT source_id, min(seq), max(seq), count(*) FROM ds_change_outbox GROUP BY source_id")
+        {
             XCTAssertEqual((r.int(2) ?? 0) - (r.int(1) ?? 0) + 1, r.int(3), "transaction \(r.int(0) ?? 0) was split")
         }
         let dir = try out()
@@ -117,7 +131,9 @@ final class SilentLossTests: ScenarioTestCase {
 
     /// A PostgreSQL node synced to a SQLite one after `before`; then a transaction that takes its
     /// id first runs `older` only after a newer one has committed `newer`, and both sync.
-    private func olderTransactionCommitsLast(before: [String], newer: String, older: String) throws -> (TestNode, TestNode) {
+    private func olderTransactionCommitsLast(before: [String], newer: String, older: String) throws -> (
+        TestNode, TestNode
+    ) {
         let a = try TestNode("a", .postgres, folder: folder)
         let b = try TestNode("b", .sqlite, folder: folder)
         try trustAll([a, b])
@@ -141,7 +157,9 @@ final class SilentLossTests: ScenarioTestCase {
             before: ["INSERT INTO sales_order (order_id, description) VALUES ('r', 'original')"],
             newer: "UPDATE sales_order SET description = 'later transaction, committed first' WHERE order_id = 'r'",
             older: "UPDATE sales_order SET description = 'earlier transaction, committed last' WHERE order_id = 'r'")
-        XCTAssertEqual(try b.db.scalar("SELECT description FROM sales_order WHERE order_id = 'r'"), .text("earlier transaction, committed last"))
+        XCTAssertEqual(
+            try b.db.scalar("SELECT description FROM sales_order WHERE order_id = 'r'"),
+            .text("earlier transaction, committed last"))
         XCTAssertEqual(try b.rows(), try a.rows())
     }
 
@@ -150,11 +168,16 @@ final class SilentLossTests: ScenarioTestCase {
     /// deleted generation and every later export failed).
     func testAnUpdateAfterAReinsertByANewerTransactionExportsPostgres() throws {
         let (a, b) = try olderTransactionCommitsLast(
-            before: ["INSERT INTO sales_order (order_id, description) VALUES ('r', 'first')", "DELETE FROM sales_order WHERE order_id = 'r'"],
+            before: [
+                "INSERT INTO sales_order (order_id, description) VALUES ('r', 'first')",
+                "DELETE FROM sales_order WHERE order_id = 'r'",
+            ],
             newer: "INSERT INTO sales_order (order_id, description) VALUES ('r', 'again')",
             older: "UPDATE sales_order SET quantity = '7' WHERE order_id = 'r'")
         XCTAssertEqual(try b.rows(), try a.rows())
-        XCTAssertEqual(try b.db.scalar("SELECT description || '/' || quantity FROM sales_order WHERE order_id = 'r'"), .text("again/7"))
+        XCTAssertEqual(
+            try b.db.scalar("SELECT description || '/' || quantity FROM sales_order WHERE order_id = 'r'"),
+            .text("again/7"))
     }
 
     // MARK: - Repairing nodes an older version left stranded
@@ -198,7 +221,8 @@ final class SilentLossTests: ScenarioTestCase {
         try syncBacklog(a, b, rows: 5)
         // The old layout, as version 5 made it, with the same rows, and a counter past them (the
         // highest rows pruned).
-        try b.db.executeScript("""
+        try b.db.executeScript(
+            """
             CREATE TABLE old_inbox (id INTEGER PRIMARY KEY AUTOINCREMENT, origin TEXT NOT NULL, origin_epoch TEXT NOT NULL, seq BIGINT NOT NULL,
               hlc BIGINT NOT NULL, source_id BIGINT NOT NULL DEFAULT 0, object_table TEXT NOT NULL, object_id BLOB NOT NULL, object_pk_attribute TEXT,
               object_operation TEXT NOT NULL, cl BIGINT NOT NULL, object_value BLOB, bundle_id BIGINT NOT NULL, status TEXT NOT NULL DEFAULT 'new',
@@ -213,9 +237,14 @@ final class SilentLossTests: ScenarioTestCase {
         let before = try b.db.rows("SELECT id, seq, hex(object_value) FROM ds_change_inbox ORDER BY id").map(\.values)
         let reopened = try DatabaseOpener.open(b.url)
         _ = try NodeIdentity.load(reopened)
-        XCTAssertEqual(try reopened.scalar("SELECT name FROM pragma_table_info('ds_change_inbox') ORDER BY cid DESC LIMIT 1"), .text("object_value"))
-        XCTAssertEqual(try reopened.rows("SELECT id, seq, hex(object_value) FROM ds_change_inbox ORDER BY id").map(\.values), before)
-        XCTAssertEqual(try reopened.scalar("SELECT seq FROM sqlite_sequence WHERE name = 'ds_change_inbox'"), .integer(40))
+        XCTAssertEqual(
+            try reopened.scalar("SELECT name FROM pragma_table_info('ds_change_inbox') ORDER BY cid DESC LIMIT 1"),
+            .text("object_value"))
+        XCTAssertEqual(
+            try reopened.rows("SELECT id, seq, hex(object_value) FROM ds_change_inbox ORDER BY id").map(\.values),
+            before)
+        XCTAssertEqual(
+            try reopened.scalar("SELECT seq FROM sqlite_sequence WHERE name = 'ds_change_inbox'"), .integer(40))
         try insertRows(a, 3, first: 5)
         let dir = try out()
         try a.export(to: dir)
@@ -244,7 +273,8 @@ final class SilentLossTests: ScenarioTestCase {
         let b = try TestNode("b", .postgres, folder: folder)
         try trustAll([a, b])
         try a.exec("INSERT INTO sales_order (order_id, description) VALUES ('app1', 'written by the app')")
-        try a.exec("""
+        try a.exec(
+            """
             INSERT INTO ds_change_outbox (object_table, object_pk_attribute, object_id, object_operation, object_attribute, object_value, source_id)
             VALUES ('sales_order', 'order_id', '["tapp1"]', 'U', 'quantity', 't9', -5), ('sales_order', 'order_id', '["tapp1"]', 'U', 'customer_id', 't7', -9223372036854775808)
             """)
@@ -252,7 +282,9 @@ final class SilentLossTests: ScenarioTestCase {
         let dir = try out()
         XCTAssertEqual(try a.export(to: dir, max: 1).count, 5)
         try b.ingest([dir.path])
-        XCTAssertEqual(try b.db.scalar("SELECT quantity || '/' || customer_id FROM sales_order WHERE order_id = 'app1'"), .text("9/7"))
+        XCTAssertEqual(
+            try b.db.scalar("SELECT quantity || '/' || customer_id FROM sales_order WHERE order_id = 'app1'"),
+            .text("9/7"))
     }
 
     // MARK: - Defect 8: a held insert and the update that fixes it in different retry chunks
@@ -277,23 +309,32 @@ final class SilentLossTests: ScenarioTestCase {
         try b.exec("INSERT INTO customer VALUES ('bx', 'b', 'x@example.com')")
         try a.db.inTransaction {
             for i in 0..<otherHeld {
-                try b.exec("INSERT INTO customer VALUES (?, 'b', ?)", [.text("mine\(i)"), .text("taken\(i)@example.com")])
-                try a.exec("INSERT INTO customer VALUES (?, 'a', ?)", [.text("other\(i)"), .text("taken\(i)@example.com")])
+                try b.exec(
+                    "INSERT INTO customer VALUES (?, 'b', ?)", [.text("mine\(i)"), .text("taken\(i)@example.com")])
+                try a.exec(
+                    "INSERT INTO customer VALUES (?, 'a', ?)", [.text("other\(i)"), .text("taken\(i)@example.com")])
             }
             try a.exec("INSERT INTO customer VALUES ('cx', 'a', 'x@example.com')")
         }
         let first = try out()
         try a.export(to: first)
         try b.ingest([first.path])
-        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_inbox WHERE id IN (SELECT id FROM ds_change_held) AND object_operation = 'I'").asInt64, Int64(1 + otherHeld))
+        XCTAssertEqual(
+            try b.db.scalar(
+                "SELECT count(*) FROM ds_change_inbox WHERE id IN (SELECT id FROM ds_change_held) AND object_operation = 'I'"
+            ).asInt64, Int64(1 + otherHeld))
         // a fixes the email; the update arrives held too (its row is not there yet).
         try a.exec("UPDATE customer SET email = 'x2@example.com' WHERE id = 'cx'")
         let second = try out()
         try a.export(to: second)
         try b.ingest([second.path])
-        XCTAssertEqual(try b.db.scalar("SELECT email FROM customer WHERE id = 'cx'"), .text("x2@example.com"),
-                       "chunk \(chunk), \(otherHeld) other held changes")
-        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_inbox WHERE id IN (SELECT id FROM ds_change_held) AND object_table = 'customer' AND object_operation = 'U'"), .integer(0))
+        XCTAssertEqual(
+            try b.db.scalar("SELECT email FROM customer WHERE id = 'cx'"), .text("x2@example.com"),
+            "chunk \(chunk), \(otherHeld) other held changes")
+        XCTAssertEqual(
+            try b.db.scalar(
+                "SELECT count(*) FROM ds_change_inbox WHERE id IN (SELECT id FROM ds_change_held) AND object_table = 'customer' AND object_operation = 'U'"
+            ), .integer(0))
         try ScenarioTestCase.assertChecked([a, b])
     }
 
@@ -331,7 +372,9 @@ final class SilentLossTests: ScenarioTestCase {
                 XCTAssertEqual(r.status, 2, r.stderr)
                 XCTAssertTrue(r.stderr.contains("over the 64 MiB one change may carry"), r.stderr)
                 XCTAssertTrue(r.stderr.contains("nothing is skipped"), r.stderr)
-                let files = try FileManager.default.contentsOfDirectory(atPath: dir2.path).filter { $0.hasSuffix(".djb") }
+                let files = try FileManager.default.contentsOfDirectory(atPath: dir2.path).filter {
+                    $0.hasSuffix(".djb")
+                }
                 XCTAssertEqual(files, [], "the held change was the first of the step")
                 // Still held on the next run; nothing after it was skipped.
                 XCTAssertEqual(try CLI.run(["export", "--db", a.url, "--to", dir2.path]).status, 2)
@@ -351,7 +394,9 @@ final class SilentLossTests: ScenarioTestCase {
         try syncBacklog(a, b, rows: 0)
         try a.exec("UPDATE doc SET body = randomblob(40 * 1024 * 1024) WHERE k = 'k'")
         try syncBacklog(a, b, rows: 0)
-        XCTAssertEqual(try b.db.scalar("SELECT hex(body) = ? FROM doc", [try a.db.scalar("SELECT hex(body) FROM doc")]), .integer(1))
+        XCTAssertEqual(
+            try b.db.scalar("SELECT hex(body) = ? FROM doc", [try a.db.scalar("SELECT hex(body) FROM doc")]),
+            .integer(1))
         // Not a concurrent edit: nothing in the conflict log (the old value was left out).
         XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_conflict"), .integer(0))
     }
@@ -362,7 +407,9 @@ extension ScenarioTestCase {
     static func assertChecked(_ nodes: [TestNode], file: StaticString = #filePath, line: UInt = #line) throws {
         for node in nodes {
             let report = try NodeCheck.run(node.db)
-            XCTAssertEqual(report.violations.map { "\($0.rule): \($0.detail)" }, [], "check on \(node.name)", file: file, line: line)
+            XCTAssertEqual(
+                report.violations.map { "\($0.rule): \($0.detail)" }, [], "check on \(node.name)", file: file,
+                line: line)
         }
     }
 }

@@ -8,17 +8,24 @@ import XCTest
 /// retention is held with a message to re-join).
 final class SnapshotPruneTests: ScenarioTestCase {
     var folder: URL!
-    override func setUpWithError() throws { try super.setUpWithError(); folder = try TestDatabases.tempFolder("snap") }
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        folder = try TestDatabases.tempFolder("snap")
+    }
     func bundles(_ name: String) throws -> URL { try TestDatabases.subfolder(folder, name) }
 
     func versions(_ n: TestNode) throws -> [[String]] {
-        try n.db.rows("SELECT object_table, hex(object_id), cl, hlc, node FROM ds_row_version ORDER BY 1, 2".replacingOccurrences(
-            of: "hex(object_id)", with: n.brand == .sqlite ? "hex(object_id)" : "upper(encode(object_id, 'hex'))")).map { $0.values.map(\.description) }
+        try n.db.rows(
+            "SELECT object_table, hex(object_id), cl, hlc, node FROM ds_row_version ORDER BY 1, 2".replacingOccurrences(
+                of: "hex(object_id)", with: n.brand == .sqlite ? "hex(object_id)" : "upper(encode(object_id, 'hex'))")
+        ).map { $0.values.map(\.description) }
     }
 
     func columnVersions(_ n: TestNode) throws -> [[String]] {
         let hex = n.brand == .sqlite ? "hex(object_id)" : "upper(encode(object_id, 'hex'))"
-        return try n.db.rows("SELECT object_table, \(hex), object_attribute, hlc, node FROM ds_column_version ORDER BY 1, 2, 3").map { $0.values.map(\.description) }
+        return try n.db.rows(
+            "SELECT object_table, \(hex), object_attribute, hlc, node FROM ds_column_version ORDER BY 1, 2, 3"
+        ).map { $0.values.map(\.description) }
     }
 
     func testSnapshotIntoEmptySQLiteFromPostgresThenIncremental() throws { try snapshotIntoEmpty(.postgres, .sqlite) }
@@ -32,9 +39,12 @@ final class SnapshotPruneTests: ScenarioTestCase {
         let b = try TestNode("b", .sqlite, folder: folder)
         try trustAll([a, b])
         for i in 0..<1_200 {  // more than one chunk of the reader
-            try a.exec("INSERT INTO sales_order (order_id, description, quantity) VALUES (?, ?, ?)", [.text(String(format: "a%04d", i)), .text("row \(i) ✓"), .text("\(i)")])
+            try a.exec(
+                "INSERT INTO sales_order (order_id, description, quantity) VALUES (?, ?, ?)",
+                [.text(String(format: "a%04d", i)), .text("row \(i) ✓"), .text("\(i)")])
         }
-        try b.exec("INSERT INTO sales_order (order_id, description) VALUES ('b1', 'from b'), ('b2', 'from b, deleted later')")
+        try b.exec(
+            "INSERT INTO sales_order (order_id, description) VALUES ('b1', 'from b'), ('b2', 'from b, deleted later')")
         let early = try bundles("early")
         try b.export(to: early)
         try a.ingest([early.path])
@@ -53,7 +63,8 @@ final class SnapshotPruneTests: ScenarioTestCase {
         let path = r.stdout.split(separator: "\n").first.map(String.init) ?? ""
         XCTAssertTrue(path.hasPrefix(snap.path + "/a~snapshot_") && path.hasSuffix(".djb"), r.stdout)
         XCTAssertEqual(try BundleInspector.read(path).header.kind, "snapshot")
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: snap.path).count, 1, "no spool or temporary file left")
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: snap.path).count, 1, "no spool or temporary file left")
 
         let c = try TestNode("c", target, folder: folder)
         try trustAll([a, b, c])
@@ -61,14 +72,20 @@ final class SnapshotPruneTests: ScenarioTestCase {
         XCTAssertEqual(report.refused, 0)
         XCTAssertEqual(try c.rows(), try a.rows())
         XCTAssertEqual(try c.rows().count, 1_199)
-        XCTAssertEqual(try versions(c), try versions(a), "row generations, versions and tombstones travel with the snapshot")
+        XCTAssertEqual(
+            try versions(c), try versions(a), "row generations, versions and tombstones travel with the snapshot")
         XCTAssertEqual(try columnVersions(c), try columnVersions(a))
-        XCTAssertEqual(try c.db.scalar("SELECT count(*) FROM ds_change_outbox"), .integer(0), "applying a snapshot captures nothing")
+        XCTAssertEqual(
+            try c.db.scalar("SELECT count(*) FROM ds_change_outbox"), .integer(0),
+            "applying a snapshot captures nothing")
 
         // Bundles from before the snapshot are already in it: skipped, nothing applied twice.
         let again = try c.ingest([early.path, later.path, aEarly.path])
         XCTAssertEqual(again.imported?.applied, 0)
-        XCTAssertEqual(try c.db.rows("SELECT origin, origin_epoch, seq, object_operation FROM ds_change_inbox WHERE origin_epoch NOT LIKE 'snap-%'").map { $0.values.map(\.description) }, [])
+        XCTAssertEqual(
+            try c.db.rows(
+                "SELECT origin, origin_epoch, seq, object_operation FROM ds_change_inbox WHERE origin_epoch NOT LIKE 'snap-%'"
+            ).map { $0.values.map(\.description) }, [])
         XCTAssertEqual(try c.rows(), try a.rows())
 
         // New changes on both sides apply on top, and C's own edits reach A.
@@ -95,19 +112,24 @@ final class SnapshotPruneTests: ScenarioTestCase {
         let a = try TestNode("a", .postgres, folder: folder)
         let c = try TestNode("c", .sqlite, folder: folder)
         try trustAll([a, c])
-        try a.exec("INSERT INTO sales_order (order_id, description, quantity) VALUES ('k1', 'a old', '1'), ('k2', 'a only', '2'), ('k3', 'to delete', '3')")
+        try a.exec(
+            "INSERT INTO sales_order (order_id, description, quantity) VALUES ('k1', 'a old', '1'), ('k2', 'a only', '2'), ('k3', 'to delete', '3')"
+        )
         let first = try bundles("first")
         try a.export(to: first)
         try c.ingest([first.path])
         try c.exec("INSERT INTO sales_order (order_id, description) VALUES ('c1', 'c only')")
         try a.exec("DELETE FROM sales_order WHERE order_id = 'k3'")
         try a.exec("UPDATE sales_order SET quantity = '10' WHERE order_id = 'k1'")
-        try c.exec("UPDATE sales_order SET description = 'c newer' WHERE order_id = 'k1'")  // after A's edits: C's stamp is newer
+        // After A's edits: C's stamp is newer.
+        try c.exec("UPDATE sales_order SET description = 'c newer' WHERE order_id = 'k1'")
 
         let snap = try bundles("snap")
         let s = try Snapshotter.write(a.db, folder: snap.path)
         try c.ingest([s.path])
-        XCTAssertEqual(try c.rows().map { [$0[0], $0[2], $0[5]] }, [["c1", "c only", "NULL"], ["k1", "c newer", "10"], ["k2", "a only", "2"]])
+        XCTAssertEqual(
+            try c.rows().map { [$0[0], $0[2], $0[5]] },
+            [["c1", "c only", "NULL"], ["k1", "c newer", "10"], ["k2", "a only", "2"]])
         let back = try bundles("back")
         try c.export(to: back)
         try a.ingest([back.path])
@@ -124,7 +146,9 @@ final class SnapshotPruneTests: ScenarioTestCase {
         let a = try TestNode("a", brand, folder: folder)
         let c = try TestNode("c", .sqlite, folder: folder)
         try trustAll([a, c])
-        for i in 0..<3_000 { try a.exec("INSERT INTO sales_order (order_id) VALUES (?)", [.text(String(format: "seed%05d", i))]) }
+        for i in 0..<3_000 {
+            try a.exec("INSERT INTO sales_order (order_id) VALUES (?)", [.text(String(format: "seed%05d", i))])
+        }
         final class Flag: @unchecked Sendable {
             let lock = NSLock()
             var stop = false
@@ -137,27 +161,44 @@ final class SnapshotPruneTests: ScenarioTestCase {
         Thread.detachNewThread {
             var i = 0
             while true {
-                flag.lock.lock(); let stop = flag.stop; flag.lock.unlock()
+                flag.lock.lock()
+                let stop = flag.stop
+                flag.lock.unlock()
                 if stop { break }
                 do {
-                    try writerDB.execute("INSERT INTO sales_order (order_id) VALUES (?)", [.text(String(format: "w%06d", i))])
+                    try writerDB.execute(
+                        "INSERT INTO sales_order (order_id) VALUES (?)", [.text(String(format: "w%06d", i))])
                 } catch {
-                    flag.lock.lock(); flag.error = error; flag.lock.unlock(); break
+                    flag.lock.lock()
+                    flag.error = error
+                    flag.lock.unlock()
+                    break
                 }
                 i += 1
-                flag.lock.lock(); flag.written = i; flag.lock.unlock()
+                flag.lock.lock()
+                flag.written = i
+                flag.lock.unlock()
             }
             done.signal()
         }
         // Let the writer get going, so the snapshot overlaps its writes.
-        while true { flag.lock.lock(); let n = flag.written; flag.lock.unlock(); if n >= 50 { break } }
+        while true {
+            flag.lock.lock()
+            let n = flag.written
+            flag.lock.unlock()
+            if n >= 50 { break }
+        }
         let s = try Snapshotter.write(a.db, folder: try bundles("snap").path)
-        flag.lock.lock(); flag.stop = true; flag.lock.unlock()
+        flag.lock.lock()
+        flag.stop = true
+        flag.lock.unlock()
         done.wait()
         XCTAssertNil(flag.error)
         try c.ingest([s.path])
         let got = try c.rows().map { $0[0] }.filter { $0.hasPrefix("w") }
-        XCTAssertEqual(got, (0..<got.count).map { String(format: "w%06d", $0) }, "a prefix of the writer's rows, none missing in between")
+        XCTAssertEqual(
+            got, (0..<got.count).map { String(format: "w%06d", $0) },
+            "a prefix of the writer's rows, none missing in between")
         XCTAssertGreaterThan(got.count, 0)
         let next = try bundles("next")
         try a.export(to: next)
@@ -208,7 +249,9 @@ final class SnapshotPruneTests: ScenarioTestCase {
         XCTAssertTrue(r.stdout.contains("pruned 21 outbox row(s), 1 inbox row(s), 0 tombstone(s)"), r.stdout)
         XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_change_outbox"), .integer(0))
         XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_change_inbox"), .integer(0))
-        XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_row_version WHERE cl % 2 = 0"), .integer(1), "a recent tombstone stays")
+        XCTAssertEqual(
+            try a.db.scalar("SELECT count(*) FROM ds_row_version WHERE cl % 2 = 0"), .integer(1),
+            "a recent tombstone stays")
 
         // The same changes again, under a new file name: recognised as held, not applied again.
         let resent = try Exporter.export(a.db, ExportOptions(folder: try bundles("resent").path, resend: true))
@@ -216,7 +259,11 @@ final class SnapshotPruneTests: ScenarioTestCase {
         try CLI.ok(["prune", "--db", b.url])
         XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_inbox"), .integer(0))
         let copy = try bundles("copy").appendingPathComponent("a_copy.djb")
-        var bytes = try Data(contentsOf: URL(fileURLWithPath: try FileManager.default.contentsOfDirectory(atPath: out.path).map { out.appendingPathComponent($0).path }[0]))
+        var bytes = try Data(
+            contentsOf: URL(
+                fileURLWithPath: try FileManager.default.contentsOfDirectory(atPath: out.path).map {
+                    out.appendingPathComponent($0).path
+                }[0]))
         try bytes.write(to: copy)
         bytes = Data()
         try b.db.execute("DELETE FROM ds_bundle_seen")  // as if the file had never been seen
@@ -233,8 +280,9 @@ final class SnapshotPruneTests: ScenarioTestCase {
         let laptop = try TestNode("laptop", .sqlite, folder: folder)
         try trustAll([office, laptop])
         func clock(_ n: TestNode, daysAgo: Int64) throws {
-            try n.exec("INSERT INTO ds_setting (name, value) VALUES ('test_clock_offset_ms', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                       [.text(String(-daysAgo * day))])
+            try n.exec(
+                "INSERT INTO ds_setting (name, value) VALUES ('test_clock_offset_ms', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                [.text(String(-daysAgo * day))])
         }
         // Changes are stamped (given their HLC) when an export or import next runs; here, at once.
         func stamp(_ n: TestNode) throws {
@@ -271,7 +319,11 @@ final class SnapshotPruneTests: ScenarioTestCase {
         XCTAssertEqual(try office.rows(), before, "nothing from the too-long-away node was applied")
         let reasons = try office.db.rows("SELECT reason FROM ds_change_held").compactMap { $0.string(0) }
         XCTAssertEqual(reasons.count, 2)
-        XCTAssertTrue(reasons.allSatisfy { $0.contains("laptop has been away longer than the retention") && $0.contains("re-join laptop from a snapshot") }, "\(reasons)")
+        XCTAssertTrue(
+            reasons.allSatisfy {
+                $0.contains("laptop has been away longer than the retention")
+                    && $0.contains("re-join laptop from a snapshot")
+            }, "\(reasons)")
 
         // A change the laptop makes today is not held.
         try laptop.exec("INSERT INTO sales_order (order_id, description) VALUES ('today', 'fresh')")

@@ -8,11 +8,17 @@ import XCTest
 /// is held with its reason, never stored altered.
 final class TypeMatrixTests: ScenarioTestCase {
     var folder: URL!
-    override func setUpWithError() throws { try super.setUpWithError(); folder = try TestDatabases.tempFolder("types") }
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        folder = try TestDatabases.tempFolder("types")
+    }
     func bundles(_ name: String) throws -> URL { try TestDatabases.subfolder(folder, name) }
 
-    static let columns = ["id", "c_smallint", "c_int", "c_bigint", "c_numeric", "c_numeric_affine", "c_real", "c_double", "c_double_any",
-                          "c_text", "c_varchar", "c_bool", "c_date", "c_time", "c_ts", "c_tstz", "c_interval", "c_bytea", "c_uuid", "c_json", "c_jsonb"]
+    static let columns = [
+        "id", "c_smallint", "c_int", "c_bigint", "c_numeric", "c_numeric_affine", "c_real", "c_double", "c_double_any",
+        "c_text", "c_varchar", "c_bool", "c_date", "c_time", "c_ts", "c_tstz", "c_interval", "c_bytea", "c_uuid",
+        "c_json", "c_jsonb",
+    ]
 
     static let postgresDDL = """
         CREATE TABLE typed (
@@ -49,33 +55,50 @@ final class TypeMatrixTests: ScenarioTestCase {
 
     /// Edge values written on PostgreSQL, as SQL literals per column (nil = NULL).
     static let postgresRows: [[String: String]] = [
-        ["id": "1", "c_smallint": "-32768", "c_int": "-2147483648", "c_bigint": "-9223372036854775808",
-         "c_numeric": "-9999999999999999999999999999.9999999999", "c_numeric_affine": "-123.5",
-         "c_real": "-3.4028235e38", "c_double": "-1.7976931348623157e308", "c_double_any": "'-0'",
-         "c_text": "''", "c_varchar": "''", "c_bool": "false", "c_date": "'0001-01-01'", "c_time": "'00:00:00'",
-         "c_ts": "'0001-01-01 00:00:00'", "c_tstz": "'1970-01-01 00:00:00+00'", "c_interval": "'-178000000 years'",
-         "c_bytea": "'\\x'", "c_uuid": "'00000000-0000-0000-0000-000000000000'", "c_json": "'[]'", "c_jsonb": "'{}'"],
-        ["id": "2", "c_smallint": "32767", "c_int": "2147483647", "c_bigint": "9223372036854775807",
-         "c_numeric": "9999999999999999999999999999.9999999999", "c_numeric_affine": "42",
-         "c_real": "'Infinity'", "c_double": "'Infinity'", "c_double_any": "'-Infinity'",
-         "c_text": "'\(unicode)'", "c_varchar": "'Ünïcödé ✓ ﷽'", "c_bool": "true", "c_date": "'9999-12-31'",
-         "c_time": "'23:59:59.999999'", "c_ts": "'9999-12-31 23:59:59.999999'", "c_tstz": "'2024-02-29 23:59:59.123456+05:30'",
-         "c_interval": "'1 year 2 mons 3 days 04:05:06.789'", "c_bytea": "'\\x00ff0010'", "c_uuid": "'ffffffff-ffff-ffff-ffff-ffffffffffff'",
-         "c_json": "'{\"b\": 1,  \"a\": [true, null, \"x\\u00e9\"]}'", "c_jsonb": "'{\"b\": 1, \"a\": [1.50, \"é\", {\"z\": null}]}'"],
-        ["id": "3", "c_numeric": "0.0000000001", "c_numeric_affine": "0.1", "c_real": "1.17549435e-38", "c_double": "5e-324",
-         "c_double_any": "0.1", "c_text": "E'a''b\"c\\\\d\\n\\t\\r end'", "c_bytea": "decode(repeat('00ff7f80', 64), 'hex')",
-         "c_tstz": "'infinity'", "c_date": "'-infinity'"],
+        [
+            "id": "1", "c_smallint": "-32768", "c_int": "-2147483648", "c_bigint": "-9223372036854775808",
+            "c_numeric": "-9999999999999999999999999999.9999999999", "c_numeric_affine": "-123.5",
+            "c_real": "-3.4028235e38", "c_double": "-1.7976931348623157e308", "c_double_any": "'-0'",
+            "c_text": "''", "c_varchar": "''", "c_bool": "false", "c_date": "'0001-01-01'", "c_time": "'00:00:00'",
+            "c_ts": "'0001-01-01 00:00:00'", "c_tstz": "'1970-01-01 00:00:00+00'", "c_interval": "'-178000000 years'",
+            "c_bytea": "'\\x'", "c_uuid": "'00000000-0000-0000-0000-000000000000'", "c_json": "'[]'", "c_jsonb": "'{}'",
+        ],
+        [
+            "id": "2", "c_smallint": "32767", "c_int": "2147483647", "c_bigint": "9223372036854775807",
+            "c_numeric": "9999999999999999999999999999.9999999999", "c_numeric_affine": "42",
+            "c_real": "'Infinity'", "c_double": "'Infinity'", "c_double_any": "'-Infinity'",
+            "c_text": "'\(unicode)'", "c_varchar": "'Ünïcödé ✓ ﷽'", "c_bool": "true", "c_date": "'9999-12-31'",
+            "c_time": "'23:59:59.999999'", "c_ts": "'9999-12-31 23:59:59.999999'",
+            "c_tstz": "'2024-02-29 23:59:59.123456+05:30'",
+            "c_interval": "'1 year 2 mons 3 days 04:05:06.789'", "c_bytea": "'\\x00ff0010'",
+            "c_uuid": "'ffffffff-ffff-ffff-ffff-ffffffffffff'",
+            "c_json": "'{\"b\": 1,  \"a\": [true, null, \"x\\u00e9\"]}'",
+            "c_jsonb": "'{\"b\": 1, \"a\": [1.50, \"é\", {\"z\": null}]}'",
+        ],
+        [
+            "id": "3", "c_numeric": "0.0000000001", "c_numeric_affine": "0.1", "c_real": "1.17549435e-38",
+            "c_double": "5e-324",
+            "c_double_any": "0.1", "c_text": "E'a''b\"c\\\\d\\n\\t\\r end'",
+            "c_bytea": "decode(repeat('00ff7f80', 64), 'hex')",
+            "c_tstz": "'infinity'", "c_date": "'-infinity'",
+        ],
         ["id": "4"],
-        ["id": "6", "c_double": "'-Infinity'", "c_real": "'-Infinity'", "c_double_any": "'Infinity'", "c_numeric": "0", "c_numeric_affine": "1e20"],
+        [
+            "id": "6", "c_double": "'-Infinity'", "c_real": "'-Infinity'", "c_double_any": "'Infinity'",
+            "c_numeric": "0", "c_numeric_affine": "1e20",
+        ],
     ]
 
     func insertPostgresRows(_ n: TestNode) throws {
         for row in Self.postgresRows {
             let cols = Self.columns.filter { row[$0] != nil }
-            try n.exec("INSERT INTO typed (\(cols.joined(separator: ", "))) VALUES (\(cols.map { row[$0]! }.joined(separator: ", ")))")
+            try n.exec(
+                "INSERT INTO typed (\(cols.joined(separator: ", "))) VALUES (\(cols.map { row[$0]! }.joined(separator: ", ")))"
+            )
         }
         // Values of 16 MiB in one column, bound as parameters.
-        try n.exec("INSERT INTO typed (id, c_text, c_bytea) VALUES (5, ?, ?)", [.text(Self.bigText()), .blob(Self.bigBlob())])
+        try n.exec(
+            "INSERT INTO typed (id, c_text, c_bytea) VALUES (5, ?, ?)", [.text(Self.bigText()), .blob(Self.bigBlob())])
     }
 
     /// Every column of every row, as the brand's own driver reads it.
@@ -86,7 +109,8 @@ final class TypeMatrixTests: ScenarioTestCase {
 
     /// Every column as PostgreSQL prints it: equal text means an identical value.
     func postgresText(_ n: TestNode) throws -> [[String]] {
-        try n.db.rows("SELECT \(Self.columns.map { "\($0)::text" }.joined(separator: ", ")) FROM typed ORDER BY id").map { $0.values.map(\.description) }
+        try n.db.rows("SELECT \(Self.columns.map { "\($0)::text" }.joined(separator: ", ")) FROM typed ORDER BY id").map
+        { $0.values.map(\.description) }
     }
 
     func sync(_ from: TestNode, _ to: TestNode) throws -> ImportReport? {
@@ -119,12 +143,17 @@ final class TypeMatrixTests: ScenarioTestCase {
                 XCTAssertEqual(pv, sv, "row \(p[0]) column \(Self.columns.filter { $0 != "c_numeric_affine" }[i])")
             }
         }
-        XCTAssertEqual(try lite.db.scalar("SELECT c_double_any FROM typed WHERE id = 1"), .real(-0.0), "-0.0 keeps its sign bit")
-        XCTAssertEqual(try lite.db.scalar("SELECT typeof(c_text) || length(c_text) FROM typed WHERE id = 1"), .text("text0"), "empty string, not NULL")
+        XCTAssertEqual(
+            try lite.db.scalar("SELECT c_double_any FROM typed WHERE id = 1"), .real(-0.0), "-0.0 keeps its sign bit")
+        XCTAssertEqual(
+            try lite.db.scalar("SELECT typeof(c_text) || length(c_text) FROM typed WHERE id = 1"), .text("text0"),
+            "empty string, not NULL")
         XCTAssertEqual(try lite.db.scalar("SELECT c_text IS NULL FROM typed WHERE id = 4"), .integer(1))
         XCTAssertEqual(try lite.db.scalar("SELECT length(c_bytea) FROM typed WHERE id = 5"), .integer(Int64(Self.big)))
         XCTAssertEqual(try lite.db.scalar("SELECT c_bytea FROM typed WHERE id = 5"), .blob(Self.bigBlob()))
-        XCTAssertEqual(try lite.db.scalar("SELECT c_tstz FROM typed WHERE id = 2"), .text("2024-02-29 18:29:59.123456+00"), "the same instant, in UTC")
+        XCTAssertEqual(
+            try lite.db.scalar("SELECT c_tstz FROM typed WHERE id = 2"), .text("2024-02-29 18:29:59.123456+00"),
+            "the same instant, in UTC")
 
         // And back to PostgreSQL, from the values SQLite holds: identical to the original.
         XCTAssertEqual(try joinFromSnapshot(lite, pg2)?.held, 0)
@@ -137,31 +166,52 @@ final class TypeMatrixTests: ScenarioTestCase {
         let lite2 = try TestNode("lite2", .sqlite, folder: folder, table: Self.sqliteDDL, track: ["typed"])
         try trustAll([lite1, pg, lite2])
         let rows: [[Value]] = [
-            [.integer(11), .integer(-32768), .integer(2147483647), .integer(Int64.min), .text("12345678901234567890.0123456789"), .real(123.5),
-             .real(0.5), .real(2.2250738585072014e-308), .real(5e-324), .text(Self.unicode), .text(""), .integer(0),
-             .text("2000-02-29"), .text("12:00:00"), .text("2000-01-01 00:00:00"), .text("2000-01-01 00:00:00+00"), .text("00:00:01"),
-             .blob([0, 0, 255, 0]), .text("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"), .text("{\"k\":\"v\"}"), .text("{\"k\": \"v\"}")],
-            [.integer(12), .null, .null, .integer(Int64.max), .text("-0.0000000001"), .integer(7),
-             .real(-.infinity), .real(.infinity), .real(1e308), .text(String(repeating: "é", count: 300)), .null, .integer(1),
-             .null, .null, .null, .null, .null, .blob([]), .null, .null, .null],
+            [
+                .integer(11), .integer(-32768), .integer(2147483647), .integer(Int64.min),
+                .text("12345678901234567890.0123456789"), .real(123.5),
+                .real(0.5), .real(2.2250738585072014e-308), .real(5e-324), .text(Self.unicode), .text(""), .integer(0),
+                .text("2000-02-29"), .text("12:00:00"), .text("2000-01-01 00:00:00"), .text("2000-01-01 00:00:00+00"),
+                .text("00:00:01"),
+                .blob([0, 0, 255, 0]), .text("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"), .text("{\"k\":\"v\"}"),
+                .text("{\"k\": \"v\"}"),
+            ],
+            [
+                .integer(12), .null, .null, .integer(Int64.max), .text("-0.0000000001"), .integer(7),
+                .real(-.infinity), .real(.infinity), .real(1e308), .text(String(repeating: "é", count: 300)), .null,
+                .integer(1),
+                .null, .null, .null, .null, .null, .blob([]), .null, .null, .null,
+            ],
         ]
         for r in rows {
-            try lite1.exec("INSERT INTO typed (\(Self.columns.joined(separator: ", "))) VALUES (\(Self.columns.map { _ in "?" }.joined(separator: ", ")))", r)
+            try lite1.exec(
+                "INSERT INTO typed (\(Self.columns.joined(separator: ", "))) VALUES (\(Self.columns.map { _ in "?" }.joined(separator: ", ")))",
+                r)
         }
         let report = try sync(lite1, pg)
         XCTAssertEqual(report?.held, 0)
-        XCTAssertEqual(try pg.db.rows("SELECT c_bigint::text, c_numeric::text, c_bool::text, c_bytea::text, c_real::text, c_double::text FROM typed ORDER BY id").map { $0.values.map(\.description) },
-                       [["-9223372036854775808", "12345678901234567890.0123456789", "false", "\\x0000ff00", "0.5", "2.2250738585072014e-308"],
-                        ["9223372036854775807", "-0.0000000001", "true", "\\x", "-Infinity", "Infinity"]])
+        XCTAssertEqual(
+            try pg.db.rows(
+                "SELECT c_bigint::text, c_numeric::text, c_bool::text, c_bytea::text, c_real::text, c_double::text FROM typed ORDER BY id"
+            ).map { $0.values.map(\.description) },
+            [
+                [
+                    "-9223372036854775808", "12345678901234567890.0123456789", "false", "\\x0000ff00", "0.5",
+                    "2.2250738585072014e-308",
+                ],
+                ["9223372036854775807", "-0.0000000001", "true", "\\x", "-Infinity", "Infinity"],
+            ])
         XCTAssertEqual(try pg.db.scalar("SELECT c_text = '' FROM typed WHERE id = 11"), .integer(0))
         XCTAssertEqual(try pg.db.scalar("SELECT c_varchar = '' FROM typed WHERE id = 11"), .integer(1))
 
         // Back to SQLite through PostgreSQL's own values: identical (NUMERIC affinity aside,
         // where SQLite itself turns 7 and 123.5 into numbers).
         XCTAssertEqual(try joinFromSnapshot(pg, lite2)?.held, 0)
-        XCTAssertEqual(try values(lite2, except: ["c_numeric", "c_numeric_affine"]), try values(lite1, except: ["c_numeric", "c_numeric_affine"]))
-        XCTAssertEqual(try lite2.db.rows("SELECT c_numeric, c_numeric_affine FROM typed ORDER BY id").map(\.values),
-                       [[.text("12345678901234567890.0123456789"), .real(123.5)], [.text("-0.0000000001"), .integer(7)]])
+        XCTAssertEqual(
+            try values(lite2, except: ["c_numeric", "c_numeric_affine"]),
+            try values(lite1, except: ["c_numeric", "c_numeric_affine"]))
+        XCTAssertEqual(
+            try lite2.db.rows("SELECT c_numeric, c_numeric_affine FROM typed ORDER BY id").map(\.values),
+            [[.text("12345678901234567890.0123456789"), .real(123.5)], [.text("-0.0000000001"), .integer(7)]])
     }
 
     /// SQLite text may hold NUL: it crosses between SQLite nodes byte for byte (PostgreSQL text
@@ -173,7 +223,9 @@ final class TypeMatrixTests: ScenarioTestCase {
         let text = "ab\u{0}cd\u{0}"
         try a.exec("INSERT INTO typed (id, c_text, c_varchar) VALUES (1, ?, ?)", [.text(text), .text("\u{0}")])
         XCTAssertEqual(try sync(a, b)?.applied, 1)
-        XCTAssertEqual(try b.db.rows("SELECT hex(c_text), hex(c_varchar) FROM typed").map(\.values), [[.text("616200636400"), .text("00")]])
+        XCTAssertEqual(
+            try b.db.rows("SELECT hex(c_text), hex(c_varchar) FROM typed").map(\.values),
+            [[.text("616200636400"), .text("00")]])
     }
 
     /// What a column cannot hold is held with the reason; the rest of the bundle applies.
@@ -190,9 +242,12 @@ final class TypeMatrixTests: ScenarioTestCase {
         XCTAssertEqual(try lite.db.rows("SELECT id FROM typed").map { $0.values[0] }, [.integer(23)])
         var reasons = try lite.db.rows("SELECT reason FROM ds_change_held ORDER BY id").compactMap { $0.string(0) }
         XCTAssertEqual(reasons.count, 3)
-        XCTAssertTrue(reasons[0].contains("typed.c_double: NaN, which SQLite stores as NULL; held rather than altered"), reasons[0])
+        XCTAssertTrue(
+            reasons[0].contains("typed.c_double: NaN, which SQLite stores as NULL; held rather than altered"),
+            reasons[0])
         XCTAssertTrue(reasons[1].contains("-0.0, which SQLite stores as 0"), reasons[1])
-        XCTAssertTrue(reasons[2].contains("has 20 significant digits") && reasons[2].contains("declare it TEXT"), reasons[2])
+        XCTAssertTrue(
+            reasons[2].contains("has 20 significant digits") && reasons[2].contains("declare it TEXT"), reasons[2])
 
         // SQLite → PostgreSQL.
         try lite.exec("INSERT INTO typed (id, c_text) VALUES (31, ?)", [.text("nul\u{0}inside")])
@@ -207,9 +262,12 @@ final class TypeMatrixTests: ScenarioTestCase {
         XCTAssertEqual(report?.held, 6)
         XCTAssertEqual(try pg.db.rows("SELECT id FROM typed WHERE id > 30").map { $0.values[0] }, [.integer(37)])
         reasons = try pg.db.rows("SELECT reason FROM ds_change_held ORDER BY id").compactMap { $0.string(0) }
-        let expected = ["NUL byte", "out of range for type smallint", "needs double precision; a real column would round it",
-                        "has 11 decimal places; numeric(38,10) would round it to 10", "value too long for type character varying(64)",
-                        "invalid input syntax for type date"]
+        let expected = [
+            "NUL byte", "out of range for type smallint", "needs double precision; a real column would round it",
+            "has 11 decimal places; numeric(38,10) would round it to 10",
+            "value too long for type character varying(64)",
+            "invalid input syntax for type date",
+        ]
         XCTAssertEqual(reasons.count, expected.count)
         for (r, e) in zip(reasons, expected) { XCTAssertTrue(r.contains(e), "\(r) should say \(e)") }
 

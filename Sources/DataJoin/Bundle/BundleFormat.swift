@@ -27,7 +27,14 @@ public enum BundleFormat {
     }
 
     enum HeaderField: UInt64 {
-        case sender = 1, senderEpoch = 2, createdAt = 3, kind = 4, origins = 5, changeCount = 6, receipts = 7, publicKey = 8
+        case sender = 1
+        case senderEpoch = 2
+        case createdAt = 3
+        case kind = 4
+        case origins = 5
+        case changeCount = 6
+        case receipts = 7
+        case publicKey = 8
     }
 
     /// The epoch of a snapshot's records: their origin is the node of each row's version, and
@@ -71,8 +78,10 @@ public struct BundleHeader: Equatable, Sendable {
     func encode() -> [UInt8] {
         var w = ByteWriter()
         func field(_ f: BundleFormat.HeaderField, _ body: (inout ByteWriter) -> Void) {
-            var inner = ByteWriter(); body(&inner)
-            w.varint(f.rawValue); w.data(inner.bytes)
+            var inner = ByteWriter()
+            body(&inner)
+            w.varint(f.rawValue)
+            w.data(inner.bytes)
         }
         field(.sender) { $0.string(sender) }
         field(.senderEpoch) { $0.string(senderEpoch) }
@@ -80,12 +89,22 @@ public struct BundleHeader: Equatable, Sendable {
         field(.kind) { $0.string(kind) }
         field(.origins) { w in
             w.varint(UInt64(origins.count))
-            for o in origins { w.string(o.origin); w.string(o.epoch); w.varint(UInt64(o.first)); w.varint(UInt64(o.last)); w.varint(UInt64(o.count)) }
+            for o in origins {
+                w.string(o.origin)
+                w.string(o.epoch)
+                w.varint(UInt64(o.first))
+                w.varint(UInt64(o.last))
+                w.varint(UInt64(o.count))
+            }
         }
         field(.changeCount) { $0.varint(UInt64(changeCount)) }
         field(.receipts) { w in
             w.varint(UInt64(receipts.count))
-            for r in receipts { w.string(r.origin); w.string(r.epoch); w.varint(UInt64(r.seq)) }
+            for r in receipts {
+                w.string(r.origin)
+                w.string(r.epoch)
+                w.varint(UInt64(r.seq))
+            }
         }
         field(.publicKey) { $0.data(publicKey) }
         return w.bytes
@@ -108,10 +127,14 @@ public struct BundleHeader: Equatable, Sendable {
             case .origins:
                 let n = try f.int(100_000)
                 for _ in 0..<n {
-                    let o = OriginRange(origin: try f.string(), epoch: try Self.epoch(try f.string()), first: Int64(try f.int(BundleFormat.maxSeq)),
-                                        last: Int64(try f.int(BundleFormat.maxSeq)), count: Int64(try f.int(BundleFormat.maxSeq)))
+                    let o = OriginRange(
+                        origin: try f.string(), epoch: try Self.epoch(try f.string()),
+                        first: Int64(try f.int(BundleFormat.maxSeq)),
+                        last: Int64(try f.int(BundleFormat.maxSeq)), count: Int64(try f.int(BundleFormat.maxSeq)))
                     guard o.first >= 1, o.last >= o.first, o.count >= 1, o.count <= o.last - o.first + 1 else {
-                        throw DataJoinError.bundle("header gives an impossible range \(o.first)-\(o.last) (\(o.count) changes) for \(o.origin)")
+                        throw DataJoinError.bundle(
+                            "header gives an impossible range \(o.first)-\(o.last) (\(o.count) changes) for \(o.origin)"
+                        )
                     }
                     h.origins.append(o)
                 }
@@ -120,19 +143,28 @@ public struct BundleHeader: Equatable, Sendable {
                 let n = try f.int(100_000)
                 for _ in 0..<n {
                     let origin = try f.string()
-                    guard NodeName.isValid(origin) else { throw DataJoinError.bundle("header has a receipt for an invalid node name") }
-                    h.receipts.append(Receipt(origin: origin, epoch: try Self.epoch(try f.string()), seq: Int64(try f.int(BundleFormat.maxSeq))))
+                    guard NodeName.isValid(origin) else {
+                        throw DataJoinError.bundle("header has a receipt for an invalid node name")
+                    }
+                    h.receipts.append(
+                        Receipt(
+                            origin: origin, epoch: try Self.epoch(try f.string()),
+                            seq: Int64(try f.int(BundleFormat.maxSeq))))
                 }
             case .publicKey: h.publicKey = try f.data()
             case nil: continue  // an optional field from a newer minor version: ignored
             }
         }
-        guard !h.sender.isEmpty, NodeName.isValid(h.sender) else { throw DataJoinError.bundle("header has no valid sender node name") }
+        guard !h.sender.isEmpty, NodeName.isValid(h.sender) else {
+            throw DataJoinError.bundle("header has no valid sender node name")
+        }
         guard !h.senderEpoch.isEmpty else { throw DataJoinError.bundle("header has no sender epoch") }
         h.senderEpoch = try epoch(h.senderEpoch)
         h.createdAt = String(h.createdAt.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }.prefix(64))
         guard h.changeCount >= 0 else { throw DataJoinError.bundle("header has no change count") }
-        guard h.publicKey.count == 32 else { throw DataJoinError.bundle("bundle is unsigned (no sender public key in the header)") }
+        guard h.publicKey.count == 32 else {
+            throw DataJoinError.bundle("bundle is unsigned (no sender public key in the header)")
+        }
         // Checked sums: counts near 2^62 must not overflow (issue 10).
         var sum: Int64 = 0
         for o in h.origins {
@@ -147,9 +179,11 @@ public struct BundleHeader: Equatable, Sendable {
             throw DataJoinError.bundle("header names an invalid origin node '\(o.origin.prefix(40))'")
         }
         guard BundleFormat.kinds.contains(h.kind) else {
-            throw DataJoinError.bundle("bundle kind '\(h.kind.prefix(40))' is unknown to this datajoin; upgrade datajoin")
+            throw DataJoinError.bundle(
+                "bundle kind '\(h.kind.prefix(40))' is unknown to this datajoin; upgrade datajoin")
         }
-        if h.kind == "changes", let o = h.origins.first(where: { $0.epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) }) {
+        if h.kind == "changes", let o = h.origins.first(where: { $0.epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) })
+        {
             throw DataJoinError.bundle("a changes bundle names the snapshot epoch \(o.epoch.prefix(40))")
         }
         return h
@@ -161,7 +195,8 @@ extension BundleHeader {
     /// '-'. Anything else (a NUL byte, a newline) is a crafted file and never reaches SQL.
     static func epoch(_ s: String) throws -> String {
         guard let first = s.unicodeScalars.first, s.unicodeScalars.count <= 80, NodeName.isLetterOrDigit(first),
-              s.unicodeScalars.allSatisfy({ NodeName.isLetterOrDigit($0) || $0 == "." || $0 == "_" || $0 == "-" }) else {
+            s.unicodeScalars.allSatisfy({ NodeName.isLetterOrDigit($0) || $0 == "." || $0 == "_" || $0 == "-" })
+        else {
             throw DataJoinError.bundle("header has an invalid epoch id")
         }
         return s
@@ -172,7 +207,8 @@ extension BundleHeader {
 public enum NodeName {
     public static func isValid(_ s: String) -> Bool {
         guard let first = s.unicodeScalars.first, s.unicodeScalars.count <= 64 else { return false }
-        return isLetterOrDigit(first) && s.unicodeScalars.allSatisfy { isLetterOrDigit($0) || $0 == "." || $0 == "_" || $0 == "-" }
+        return isLetterOrDigit(first)
+            && s.unicodeScalars.allSatisfy { isLetterOrDigit($0) || $0 == "." || $0 == "_" || $0 == "-" }
     }
 
     static func isLetterOrDigit(_ c: Unicode.Scalar) -> Bool {

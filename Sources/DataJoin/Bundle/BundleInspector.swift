@@ -71,11 +71,17 @@ public enum BundleInspector {
 
     public static func json(_ s: Summary) -> String {
         let h = s.header
-        let origins = h.origins.map { "{\"origin\":\(JSON.quote($0.origin)),\"epoch\":\(JSON.quote($0.epoch)),\"first\":\($0.first),\"last\":\($0.last),\"count\":\($0.count)}" }
-        let receipts = h.receipts.map { "{\"origin\":\(JSON.quote($0.origin)),\"epoch\":\(JSON.quote($0.epoch)),\"seq\":\($0.seq)}" }
+        let origins = h.origins.map {
+            "{\"origin\":\(JSON.quote($0.origin)),\"epoch\":\(JSON.quote($0.epoch)),\"first\":\($0.first),\"last\":\($0.last),\"count\":\($0.count)}"
+        }
+        let receipts = h.receipts.map {
+            "{\"origin\":\(JSON.quote($0.origin)),\"epoch\":\(JSON.quote($0.epoch)),\"seq\":\($0.seq)}"
+        }
         let changes = s.changes.map { c -> String in
             let cols = c.columns.map { "\(JSON.quote($0.name)):\($0.value.json)" }.joined(separator: ",")
-            return "{\"origin\":\(JSON.quote(c.origin)),\"seq\":\(c.seq),\"hlc\":\(c.hlc),\"stamp\":\(JSON.quote(HybridLogicalClock.describe(c.hlc))),\"op\":\"\(c.op.rawValue)\",\"table\":\(JSON.quote(c.table)),\"cl\":\(c.cl),\"key\":[\(c.key.map(\.json).joined(separator: ","))],\"values\":{\(cols)}" + (c.oldValue.map { ",\"old\":\($0.json)" } ?? "") + "}"
+            return
+                "{\"origin\":\(JSON.quote(c.origin)),\"seq\":\(c.seq),\"hlc\":\(c.hlc),\"stamp\":\(JSON.quote(HybridLogicalClock.describe(c.hlc))),\"op\":\"\(c.op.rawValue)\",\"table\":\(JSON.quote(c.table)),\"cl\":\(c.cl),\"key\":[\(c.key.map(\.json).joined(separator: ","))],\"values\":{\(cols)}"
+                + (c.oldValue.map { ",\"old\":\($0.json)" } ?? "") + "}"
         }
         return """
             {"path":\(JSON.quote(s.path)),"format":\(BundleFormat.major),"sender":\(JSON.quote(h.sender)),"sender_epoch":\(JSON.quote(h.senderEpoch)),\
@@ -96,10 +102,14 @@ public enum BundleInspector {
         ]
         for o in h.origins { lines.append("  origin \(o.origin): seq \(o.first)-\(o.last) (\(o.count))") }
         for c in s.changes {
-            var line = "  \(c.origin)#\(c.seq) \(HybridLogicalClock.describe(c.hlc)) \(c.op.rawValue) \(c.table) \(KeyCodec.display(c.key)) gen \(c.cl)"
+            var line =
+                "  \(c.origin)#\(c.seq) \(HybridLogicalClock.describe(c.hlc)) \(c.op.rawValue) \(c.table) \(KeyCodec.display(c.key)) gen \(c.cl)"
             switch c.op {
-            case .insert: line += " {" + c.columns.map { "\($0.name)=\($0.value.description)" }.joined(separator: ", ") + "}"
-            case .update: line += " \(c.columns.first?.name ?? "")=\(c.columns.first?.value.description ?? "") (was \(c.oldValue?.description ?? "NULL"))"
+            case .insert:
+                line += " {" + c.columns.map { "\($0.name)=\($0.value.description)" }.joined(separator: ", ") + "}"
+            case .update:
+                line +=
+                    " \(c.columns.first?.name ?? "")=\(c.columns.first?.value.description ?? "") (was \(c.oldValue?.description ?? "NULL"))"
             case .delete: break
             }
             lines.append(line)

@@ -36,12 +36,16 @@ final class BundleReader {
         var r = ByteReader(gzip)
         r.onConsume = { box.hasher.update(data: $0) }
         let magic = try r.bytes(BundleFormat.magic.count)
-        guard magic == BundleFormat.magic else { throw DataJoinError.bundle("not a DataJoin bundle (wrong magic bytes)") }
+        guard magic == BundleFormat.magic else {
+            throw DataJoinError.bundle("not a DataJoin bundle (wrong magic bytes)")
+        }
         let major = try r.byte()
         _ = try r.byte()  // minor: newer minors only add optional fields
         guard major == BundleFormat.major else {
             if major > BundleFormat.major {
-                throw DataJoinError.bundle("written in bundle format \(major), newer than this datajoin reads (\(BundleFormat.major)); upgrade datajoin")
+                throw DataJoinError.bundle(
+                    "written in bundle format \(major), newer than this datajoin reads (\(BundleFormat.major)); upgrade datajoin"
+                )
             }
             throw DataJoinError.bundle("unknown bundle format version \(major)")
         }
@@ -71,7 +75,8 @@ final class BundleReader {
                 let cols = try (0..<n).map { _ in try Self.identifier(try reader.string(), "column") }
                 definitionBytes += name.utf8.count + cols.reduce(0) { $0 + $1.utf8.count }
                 guard definitionBytes <= BundleFormat.maxDefinitionBytes else {
-                    throw DataJoinError.bundle("its table definitions hold more than \(BundleFormat.maxDefinitionBytes >> 20) MiB of names")
+                    throw DataJoinError.bundle(
+                        "its table definitions hold more than \(BundleFormat.maxDefinitionBytes >> 20) MiB of names")
                 }
                 guard Set(cols).count == n else { throw DataJoinError.bundle("table \(name) names a column twice") }
                 let k = try reader.int(n)
@@ -83,7 +88,9 @@ final class BundleReader {
                 defer { reader.budgetEnd = Int.max }
                 let c = try readChange()
                 changesRead += 1
-                if changesRead > header.changeCount { throw DataJoinError.bundle("holds more changes than its header says (\(header.changeCount))") }
+                if changesRead > header.changeCount {
+                    throw DataJoinError.bundle("holds more changes than its header says (\(header.changeCount))")
+                }
                 return c
             case .trailer:
                 trailerCount = Int64(try reader.int(Int.max))
@@ -97,8 +104,12 @@ final class BundleReader {
     /// Table and column names are only looked up in the registry, never spliced into SQL; still,
     /// a name no database could have is a sign of a crafted file.
     static func identifier(_ s: String, _ what: String) throws -> String {
-        guard !s.isEmpty, s.utf8.count <= 128, !s.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
-            throw DataJoinError.bundle("invalid \(what) name '\(s.prefix(40).unicodeScalars.map { $0.value < 0x20 ? "?" : String($0) }.joined())'")
+        guard !s.isEmpty, s.utf8.count <= 128,
+            !s.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F })
+        else {
+            throw DataJoinError.bundle(
+                "invalid \(what) name '\(s.prefix(40).unicodeScalars.map { $0.value < 0x20 ? "?" : String($0) }.joined())'"
+            )
         }
         return s
     }
@@ -109,13 +120,19 @@ final class BundleReader {
         let seq = Int64(try reader.int(BundleFormat.maxSeq))
         let hlc = Int64(try reader.int(Int(HybridLogicalClock.stamp(ms: HybridLogicalClock.maxMs))))
         let txid = Int64(try reader.int(Int.max))
-        guard let op = Operation(rawValue: String(UnicodeScalar(try reader.byte()))) else { throw DataJoinError.bundle("unknown operation") }
+        guard let op = Operation(rawValue: String(UnicodeScalar(try reader.byte()))) else {
+            throw DataJoinError.bundle("unknown operation")
+        }
         let tableIndex = try reader.int(100_000)
-        guard let t = tables[tableIndex] else { throw DataJoinError.bundle("change refers to undefined table \(tableIndex)") }
+        guard let t = tables[tableIndex] else {
+            throw DataJoinError.bundle("change refers to undefined table \(tableIndex)")
+        }
         // From the generation on, one change holds at most `maxChangeBytes` (BundleWriter).
         reader.budgetEnd = reader.consumed + BundleFormat.maxChangeBytes
         let cl = Int64(try reader.int(BundleFormat.maxSeq))
-        guard cl >= 1, (op == .delete) == (cl % 2 == 0) else { throw DataJoinError.bundle("change has an impossible row generation \(cl) for \(op)") }
+        guard cl >= 1, (op == .delete) == (cl % 2 == 0) else {
+            throw DataJoinError.bundle("change has an impossible row generation \(cl) for \(op)")
+        }
         let key = try t.keys.map { _ in try reader.value() }
         var columns: [Change.ColumnValue] = []
         var old: Value?
@@ -145,28 +162,31 @@ final class BundleReader {
             }
             raw = w.bytes
         } else {
-        switch op {
-        case .insert:
-            let n = try reader.int(t.columns.count)
-            for _ in 0..<n {
+            switch op {
+            case .insert:
+                let n = try reader.int(t.columns.count)
+                for _ in 0..<n {
+                    let i = try reader.int(t.columns.count - 1)
+                    columns.append(.init(name: t.columns[i], value: try reader.value()))
+                }
+            case .update:
                 let i = try reader.int(t.columns.count - 1)
                 columns.append(.init(name: t.columns[i], value: try reader.value()))
+                old = try reader.value()
+            case .delete: break
             }
-        case .update:
-            let i = try reader.int(t.columns.count - 1)
-            columns.append(.init(name: t.columns[i], value: try reader.value()))
-            old = try reader.value()
-        case .delete: break
-        }
         }
         guard seq >= o.first && seq <= o.last else {
             throw DataJoinError.bundle("change \(o.origin)#\(seq) lies outside the header's range \(o.first)-\(o.last)")
         }
         var p = perOrigin[originIndex] ?? (seq, seq, 0)
-        p.first = min(p.first, seq); p.last = max(p.last, seq); p.count += 1
+        p.first = min(p.first, seq)
+        p.last = max(p.last, seq)
+        p.count += 1
         perOrigin[originIndex] = p
-        var change = Change(origin: o.origin, epoch: o.epoch, seq: seq, hlc: hlc, txid: txid, op: op, table: t.name, cl: cl,
-                            key: key, columns: columns, oldValue: old)
+        var change = Change(
+            origin: o.origin, epoch: o.epoch, seq: seq, hlc: hlc, txid: txid, op: op, table: t.name, cl: cl,
+            key: key, columns: columns, oldValue: old)
         change.keyNames = t.keys.map { t.columns[$0] }
         change.rawPayload = raw
         return change
@@ -182,17 +202,22 @@ final class BundleReader {
         let storedDigest = try reader.bytes(32)
         let signature = try reader.bytes(64)
         guard try reader.atEnd(), gzip.finished else { throw DataJoinError.bundle("unexpected data after the trailer") }
-        guard storedDigest == digest else { throw DataJoinError.bundle("checksum mismatch: the content was altered or damaged") }
+        guard storedDigest == digest else {
+            throw DataJoinError.bundle("checksum mismatch: the content was altered or damaged")
+        }
         guard changesRead == header.changeCount else {
             throw DataJoinError.bundle("holds \(changesRead) changes but its header says \(header.changeCount)")
         }
         guard trailerCount == changesRead else {
-            throw DataJoinError.bundle("holds \(changesRead) changes but its trailer says \(trailerCount.map(String.init) ?? "none")")
+            throw DataJoinError.bundle(
+                "holds \(changesRead) changes but its trailer says \(trailerCount.map(String.init) ?? "none")")
         }
         for (i, o) in header.origins.enumerated() {
             let p = perOrigin[i]
             guard let p, p.first == o.first, p.last == o.last, p.count == o.count else {
-                throw DataJoinError.bundle("header lies about \(o.origin)'s range: says \(o.first)-\(o.last) (\(o.count)), holds \(p.map { "\($0.first)-\($0.last) (\($0.count))" } ?? "none")")
+                throw DataJoinError.bundle(
+                    "header lies about \(o.origin)'s range: says \(o.first)-\(o.last) (\(o.count)), holds \(p.map { "\($0.first)-\($0.last) (\($0.count))" } ?? "none")"
+                )
             }
         }
         let key = try publicKey ?? Curve25519.Signing.PublicKey(rawRepresentation: header.publicKey)

@@ -63,19 +63,27 @@ struct BundleSeal {
         digest = Array(tail[0..<32])
         signature = Array(tail[32..<96])
         expandedBytes = total
-        guard computed == digest else { throw DataJoinError.bundle("checksum mismatch: the content was altered or damaged") }
+        guard computed == digest else {
+            throw DataJoinError.bundle("checksum mismatch: the content was altered or damaged")
+        }
         (sender, headerKey) = try Self.senderAndKey(prefix)
     }
 
     private static func checkMagic(_ prefix: [UInt8]) throws {
-        guard prefix.count >= BundleFormat.magic.count, Array(prefix[0..<BundleFormat.magic.count]) == BundleFormat.magic else {
-            throw DataJoinError.bundle(prefix.count < BundleFormat.magic.count ? "too short to be a DataJoin bundle" : "not a DataJoin bundle (wrong magic bytes)")
+        guard prefix.count >= BundleFormat.magic.count,
+            Array(prefix[0..<BundleFormat.magic.count]) == BundleFormat.magic
+        else {
+            throw DataJoinError.bundle(
+                prefix.count < BundleFormat.magic.count
+                    ? "too short to be a DataJoin bundle" : "not a DataJoin bundle (wrong magic bytes)")
         }
         guard prefix.count > BundleFormat.magic.count else { return }
         let major = prefix[BundleFormat.magic.count]
         guard major == BundleFormat.major else {
             if major > BundleFormat.major {
-                throw DataJoinError.bundle("written in bundle format \(major), newer than this datajoin reads (\(BundleFormat.major)); upgrade datajoin")
+                throw DataJoinError.bundle(
+                    "written in bundle format \(major), newer than this datajoin reads (\(BundleFormat.major)); upgrade datajoin"
+                )
             }
             throw DataJoinError.bundle("unknown bundle format version \(major)")
         }
@@ -103,8 +111,12 @@ struct BundleSeal {
             default: continue
             }
         }
-        guard let sender, NodeName.isValid(sender) else { throw DataJoinError.bundle("header has no valid sender node name") }
-        guard let key, key.count == 32 else { throw DataJoinError.bundle("bundle is unsigned (no sender public key in the header)") }
+        guard let sender, NodeName.isValid(sender) else {
+            throw DataJoinError.bundle("header has no valid sender node name")
+        }
+        guard let key, key.count == 32 else {
+            throw DataJoinError.bundle("bundle is unsigned (no sender public key in the header)")
+        }
         return (sender, key)
     }
 

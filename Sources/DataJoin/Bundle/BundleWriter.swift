@@ -38,7 +38,11 @@ final class BundleWriter {
         guard fd >= 0 else {
             throw DataJoinError.io("cannot write to \(folder): \(String(cString: strerror(errno)))")
         }
-        do { gzip = try GzipWriter(fd: fd) } catch { close(fd); unlink(tempPath); throw error }
+        do { gzip = try GzipWriter(fd: fd) } catch {
+            close(fd)
+            unlink(tempPath)
+            throw error
+        }
         for (i, o) in header.origins.enumerated() { origins[o.origin + "\u{0}" + o.epoch] = i }
         pending.bytes += BundleFormat.magic
         pending.byte(BundleFormat.major)
@@ -47,7 +51,10 @@ final class BundleWriter {
     }
 
     deinit {
-        if !finished { close(fd); unlink(tempPath) }
+        if !finished {
+            close(fd)
+            unlink(tempPath)
+        }
     }
 
     private func flushIfLarge() throws {
@@ -72,7 +79,9 @@ final class BundleWriter {
         }
         // Never write what a reader refuses (docs/bundle-format.md, "What a reader checks").
         guard c.seq >= 1, c.hlc >= 0, c.cl >= 1, (c.op == .delete) == (c.cl % 2 == 0) else {
-            throw DataJoinError(.internalError, "change \(c.origin)#\(c.seq) of \(c.table) has an impossible stamp (hlc \(c.hlc), generation \(c.cl))")
+            throw DataJoinError(
+                .internalError,
+                "change \(c.origin)#\(c.seq) of \(c.table) has an impossible stamp (hlc \(c.hlc), generation \(c.cl))")
         }
         // Each column's index in the table's definition, looked up once (nil: define it again).
         func indexes() -> [Int]? {
@@ -88,7 +97,9 @@ final class BundleWriter {
         var columnIndexes = indexes()
         if columnIndexes == nil {
             var names = keyNames
-            for n in (table?.columns.map(\.name) ?? []) + (tables[c.table].map { $0.columns.sorted { $0.value < $1.value }.map(\.key) } ?? []) + c.columns.map(\.name)
+            for n in (table?.columns.map(\.name) ?? [])
+                + (tables[c.table].map { $0.columns.sorted { $0.value < $1.value }.map(\.key) } ?? [])
+                + c.columns.map(\.name)
             where !names.contains(n) { names.append(n) }
             let index = nextTableIndex
             nextTableIndex += 1
@@ -134,10 +145,17 @@ final class BundleWriter {
         switch c.op {
         case .insert:
             pending.varint(UInt64(c.columns.count))
-            for (col, i) in zip(c.columns, columnIndexes ?? []) { pending.varint(UInt64(i)); pending.value(col.value) }
+            for (col, i) in zip(c.columns, columnIndexes ?? []) {
+                pending.varint(UInt64(i))
+                pending.value(col.value)
+            }
         case .update:
-            guard let col = c.columns.first, let i = columnIndexes?.first else { throw DataJoinError(.internalError, "update without a tracked column") }
-            pending.varint(UInt64(i)); pending.value(col.value); pending.value(c.oldValue ?? .null)
+            guard let col = c.columns.first, let i = columnIndexes?.first else {
+                throw DataJoinError(.internalError, "update without a tracked column")
+            }
+            pending.varint(UInt64(i))
+            pending.value(col.value)
+            pending.value(c.oldValue ?? .null)
         case .delete:
             break
         }
@@ -154,8 +172,11 @@ final class BundleWriter {
         }
         if size > BundleFormat.maxChangeBytes {
             pending.bytes.removeSubrange(recordStart...)
-            throw OversizedChange(seq: c.seq, message: "change \(c.origin)#\(c.seq) (\(c.table) \(KeyCodec.display(c.key).prefix(60))) holds \(size >> 20) MiB, "
-                + "over the \(BundleFormat.maxChangeBytes >> 20) MiB one change may carry in a bundle")
+            throw OversizedChange(
+                seq: c.seq,
+                message:
+                    "change \(c.origin)#\(c.seq) (\(c.table) \(KeyCodec.display(c.key).prefix(60))) holds \(size >> 20) MiB, "
+                    + "over the \(BundleFormat.maxChangeBytes >> 20) MiB one change may carry in a bundle")
         }
         changeCount += 1
         try flushIfLarge()
@@ -165,7 +186,10 @@ final class BundleWriter {
         do {
             return try BundleReader.identifier(name, "column")
         } catch {
-            throw DataJoinError(.internalError, "table \(table.prefix(60)) has a name no bundle can carry ('\(name.prefix(40))': at most 128 bytes, no control characters)")
+            throw DataJoinError(
+                .internalError,
+                "table \(table.prefix(60)) has a name no bundle can carry ('\(name.prefix(40))': at most 128 bytes, no control characters)"
+            )
         }
     }
 
@@ -182,7 +206,9 @@ final class BundleWriter {
         uncompressedBytes += trailer.bytes.count
         try gzip.write(trailer.bytes)
         try gzip.finish()
-        guard fsync(fd) == 0 else { throw DataJoinError.io("cannot flush \(tempPath) to disk: \(String(cString: strerror(errno)))") }
+        guard fsync(fd) == 0 else {
+            throw DataJoinError.io("cannot flush \(tempPath) to disk: \(String(cString: strerror(errno)))")
+        }
         close(fd)
         finished = true
         guard rename(tempPath, finalPath) == 0 else {
@@ -191,7 +217,10 @@ final class BundleWriter {
             throw DataJoinError.io("cannot rename \(tempPath) to \(finalPath): \(msg)")
         }
         let dirfd = open((finalPath as NSString).deletingLastPathComponent, O_RDONLY)
-        if dirfd >= 0 { fsync(dirfd); close(dirfd) }
+        if dirfd >= 0 {
+            fsync(dirfd)
+            close(dirfd)
+        }
         return (finalPath, Hex.encode(digest), gzip.compressedBytes)
     }
 }

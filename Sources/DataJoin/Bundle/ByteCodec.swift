@@ -8,13 +8,19 @@ struct ByteWriter {
 
     mutating func varint(_ v: UInt64) {
         var v = v
-        while v >= 0x80 { bytes.append(UInt8(v & 0x7F) | 0x80); v >>= 7 }
+        while v >= 0x80 {
+            bytes.append(UInt8(v & 0x7F) | 0x80)
+            v >>= 7
+        }
         bytes.append(UInt8(v))
     }
 
     mutating func signed(_ v: Int64) { varint(UInt64(bitPattern: (v << 1) ^ (v >> 63))) }
 
-    mutating func data(_ b: [UInt8]) { varint(UInt64(b.count)); bytes.append(contentsOf: b) }
+    mutating func data(_ b: [UInt8]) {
+        varint(UInt64(b.count))
+        bytes.append(contentsOf: b)
+    }
 
     /// Straight from the string's UTF-8 (no array in between: one allocation per text had been
     /// a tenth of an ingest).
@@ -29,13 +35,19 @@ struct ByteWriter {
     mutating func value(_ v: Value) {
         switch v {
         case .null: byte(0)
-        case .integer(let i): byte(1); signed(i)
+        case .integer(let i):
+            byte(1)
+            signed(i)
         case .real(let d):
             byte(2)
             var bits = d.bitPattern.littleEndian
             withUnsafeBytes(of: &bits) { bytes.append(contentsOf: $0) }
-        case .text(let s): byte(3); string(s)
-        case .blob(let b): byte(4); data(b)
+        case .text(let s):
+            byte(3)
+            string(s)
+        case .blob(let b):
+            byte(4)
+            data(b)
         }
     }
 }
@@ -70,7 +82,8 @@ struct BlobSource: ByteSource {
     mutating func next(max: Int) throws -> [UInt8] {
         if pieceOffset >= piece.count {
             guard offset < length else { return [] }
-            piece = try db.readBlob(table: table, column: column, rowid: rowid, offset: offset, count: Swift.min(1 << 20, length - offset))
+            piece = try db.readBlob(
+                table: table, column: column, rowid: rowid, offset: offset, count: Swift.min(1 << 20, length - offset))
             pieceOffset = 0
             offset += piece.count
             if piece.isEmpty { return [] }
@@ -101,7 +114,8 @@ struct ByteReader<Source: ByteSource> {
 
     private func checkBudget(_ n: Int) throws {
         if n > budgetEnd - consumed {
-            throw DataJoinError.bundle("a change holds more than \(BundleFormat.maxChangeBytes >> 20) MiB, the most one change may carry")
+            throw DataJoinError.bundle(
+                "a change holds more than \(BundleFormat.maxChangeBytes >> 20) MiB, the most one change may carry")
         }
     }
 
@@ -127,22 +141,28 @@ struct ByteReader<Source: ByteSource> {
     mutating func byte() throws -> UInt8 {
         guard try fill() else { throw DataJoinError(.truncated, "truncated: the data ends in the middle of a record") }
         let b = buffer[pos]
-        pos += 1; consumed += 1
+        pos += 1
+        consumed += 1
         return b
     }
 
     mutating func bytes(_ n: Int) throws -> [UInt8] {
-        guard n >= 0 && n <= Self.maxField else { throw DataJoinError.bundle("a field claims \(n) bytes, over the \(Self.maxField >> 20) MiB limit") }
+        guard n >= 0 && n <= Self.maxField else {
+            throw DataJoinError.bundle("a field claims \(n) bytes, over the \(Self.maxField >> 20) MiB limit")
+        }
         try checkBudget(n)
         // Exactly n (bounded above and by the change's budget): a large value is never copied
         // while the array grows.
         var out: [UInt8] = []
         out.reserveCapacity(n)
         while out.count < n {
-            guard try fill() else { throw DataJoinError(.truncated, "truncated: the data ends in the middle of a record") }
+            guard try fill() else {
+                throw DataJoinError(.truncated, "truncated: the data ends in the middle of a record")
+            }
             let take = min(n - out.count, buffer.count - pos)
             out.append(contentsOf: buffer[pos..<pos + take])
-            pos += take; consumed += take
+            pos += take
+            consumed += take
         }
         return out
     }
@@ -181,7 +201,8 @@ struct ByteReader<Source: ByteSource> {
         // Straight from the buffer when the text is all there (most are): no array in between.
         if n > 0, try fill(), buffer.count - pos >= n {
             let start = pos
-            pos += n; consumed += n
+            pos += n
+            consumed += n
             let s = buffer.withUnsafeBufferPointer { Self.text(UnsafeBufferPointer(rebasing: $0[start..<start + n])) }
             guard let s else { throw DataJoinError.bundle("a text field is not valid UTF-8") }
             return s
@@ -194,7 +215,9 @@ struct ByteReader<Source: ByteSource> {
             var filled = 0
             do {
                 while filled < n {
-                    guard try fill() else { throw DataJoinError(.truncated, "truncated: the data ends in the middle of a record") }
+                    guard try fill() else {
+                        throw DataJoinError(.truncated, "truncated: the data ends in the middle of a record")
+                    }
                     let take = min(n - filled, buffer.count - pos)
                     let start = pos
                     buffer.withUnsafeBufferPointer { src in
@@ -202,7 +225,9 @@ struct ByteReader<Source: ByteSource> {
                         validator.feed(piece)
                         _ = UnsafeMutableBufferPointer(rebasing: out[filled..<filled + take]).initialize(from: piece)
                     }
-                    pos += take; consumed += take; filled += take
+                    pos += take
+                    consumed += take
+                    filled += take
                 }
             } catch {
                 failure = error
@@ -229,8 +254,12 @@ struct ByteReader<Source: ByteSource> {
         let tag = try byte()
         switch tag {
         case 0: w.byte(0)
-        case 1: w.byte(1); w.varint(try varint())
-        case 2: w.byte(2); w.bytes += try bytes(8)
+        case 1:
+            w.byte(1)
+            w.varint(try varint())
+        case 2:
+            w.byte(2)
+            w.bytes += try bytes(8)
         case 3, 4:
             let n = try int(Self.maxField)
             try checkBudget(n)
@@ -246,11 +275,19 @@ struct ByteReader<Source: ByteSource> {
             var validator = UTF8Validator()
             var left = n
             while left > 0 {
-                guard try fill() else { throw DataJoinError(.truncated, "truncated: the data ends in the middle of a record") }
+                guard try fill() else {
+                    throw DataJoinError(.truncated, "truncated: the data ends in the middle of a record")
+                }
                 let take = min(left, buffer.count - pos)
-                if tag == 3 { buffer.withUnsafeBufferPointer { validator.feed(UnsafeBufferPointer(rebasing: $0[pos..<pos + take])) } }
+                if tag == 3 {
+                    buffer.withUnsafeBufferPointer {
+                        validator.feed(UnsafeBufferPointer(rebasing: $0[pos..<pos + take]))
+                    }
+                }
                 w.bytes.append(contentsOf: buffer[pos..<pos + take])
-                pos += take; consumed += take; left -= take
+                pos += take
+                consumed += take
+                left -= take
             }
             if tag == 3 && !validator.finish() { throw DataJoinError.bundle("a text field is not valid UTF-8") }
         case let t: throw DataJoinError.bundle("unknown value type \(t)")
@@ -287,18 +324,37 @@ struct UTF8Validator {
                 switch b {
                 case 0x00...0x7F: continue
                 case 0xC2...0xDF: need = 1
-                case 0xE0: need = 2; low = 0xA0; continue
+                case 0xE0:
+                    need = 2
+                    low = 0xA0
+                    continue
                 case 0xE1...0xEC, 0xEE...0xEF: need = 2
-                case 0xED: need = 2; high = 0x9F; continue
-                case 0xF0: need = 3; low = 0x90; continue
+                case 0xED:
+                    need = 2
+                    high = 0x9F
+                    continue
+                case 0xF0:
+                    need = 3
+                    low = 0x90
+                    continue
                 case 0xF1...0xF3: need = 3
-                case 0xF4: need = 3; high = 0x8F; continue
-                default: valid = false; return
+                case 0xF4:
+                    need = 3
+                    high = 0x8F
+                    continue
+                default:
+                    valid = false
+                    return
                 }
-                low = 0x80; high = 0xBF
+                low = 0x80
+                high = 0xBF
             } else {
-                guard b >= low && b <= high else { valid = false; return }
-                low = 0x80; high = 0xBF
+                guard b >= low && b <= high else {
+                    valid = false
+                    return
+                }
+                low = 0x80
+                high = 0xBF
                 need -= 1
             }
         }

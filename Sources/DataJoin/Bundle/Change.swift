@@ -48,8 +48,16 @@ public struct Change: Equatable, Sendable {
         }
         w.bytes.reserveCapacity(columns.reduce(16) { $0 + $1.name.utf8.count + 10 + size($1.value) } + size(oldValue))
         w.varint(UInt64(columns.count))
-        for c in columns { w.string(c.name); w.value(c.value) }
-        if let old = oldValue { w.byte(1); w.value(old) } else { w.byte(0) }
+        for c in columns {
+            w.string(c.name)
+            w.value(c.value)
+        }
+        if let old = oldValue {
+            w.byte(1)
+            w.value(old)
+        } else {
+            w.byte(0)
+        }
         return w.bytes
     }
 
@@ -86,7 +94,9 @@ enum KeyNames {
     }
 
     static func decode(_ text: String) -> [String] {
-        if text.utf8.first == UInt8(ascii: "["), let names = try? CapturedJSON.array(text), names.allSatisfy({ $0 != nil }) {
+        if text.utf8.first == UInt8(ascii: "["), let names = try? CapturedJSON.array(text),
+            names.allSatisfy({ $0 != nil })
+        {
             return names.map { $0! }
         }
         return text.split(separator: ",").map(String.init).filter { !$0.isEmpty }

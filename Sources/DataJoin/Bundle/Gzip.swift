@@ -117,7 +117,9 @@ final class GzipReader: ByteSource {
 
     convenience init(path: String, maxOutput: Int) throws {
         var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw DataJoinError(.noInput, "cannot open \(path): no such file") }
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw DataJoinError(.noInput, "cannot open \(path): no such file")
+        }
         guard !isDir.boolValue, let f = FileHandle(forReadingAtPath: path) else {
             throw DataJoinError.io("cannot open \(path): \(isDir.boolValue ? "it is a folder" : "permission denied")")
         }
@@ -196,8 +198,12 @@ final class GzipReader: ByteSource {
                 if head.count < 2 || head[0] != 0x1F || head[1] != 0x8B {
                     throw DataJoinError.bundle("not a gzip file, so not a bundle")
                 }
-                if head.count < GzipReader.canonicalHeader.count { throw DataJoinError(.truncated, "truncated: the gzip stream ends early") }
-                guard head == GzipReader.canonicalHeader else { throw DataJoinError.bundle("gzip header differs from the one DataJoin writes (altered file)") }
+                if head.count < GzipReader.canonicalHeader.count {
+                    throw DataJoinError(.truncated, "truncated: the gzip stream ends early")
+                }
+                guard head == GzipReader.canonicalHeader else {
+                    throw DataJoinError.bundle("gzip header differs from the one DataJoin writes (altered file)")
+                }
                 headerChecked = true
             }
             let available = input.count - inputOffset
@@ -228,7 +234,9 @@ final class GzipReader: ByteSource {
                     throw DataJoinError.bundle("unexpected bytes after the end of the gzip stream")
                 }
                 if produced == 0 { return [] }
-            case Z_DATA_ERROR: throw DataJoinError.bundle("corrupt gzip data (\(stream.pointee.msg.map { String(cString: $0) } ?? "bad data"))")
+            case Z_DATA_ERROR:
+                throw DataJoinError.bundle(
+                    "corrupt gzip data (\(stream.pointee.msg.map { String(cString: $0) } ?? "bad data"))")
             case Z_MEM_ERROR: throw DataJoinError.io("out of memory while decompressing")
             case Z_NEED_DICT: throw DataJoinError.bundle("corrupt gzip data (asks for a dictionary)")
             default: throw DataJoinError.bundle("corrupt gzip data (zlib code \(rc))")
@@ -236,7 +244,9 @@ final class GzipReader: ByteSource {
         }
         outputBytes += produced
         if outputBytes > maxOutput {
-            throw DataJoinError.bundle("expands past \(maxOutput) bytes (\(maxOutput >> 20) MiB), the limit for a bundle (a decompression bomb?)")
+            throw DataJoinError.bundle(
+                "expands past \(maxOutput) bytes (\(maxOutput >> 20) MiB), the limit for a bundle (a decompression bomb?)"
+            )
         }
         out.removeSubrange(produced...)
         return out

@@ -19,7 +19,9 @@ enum CaptureTriggers {
 
     static func literal(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "''") + "'" }
 
-    typealias Names = (function: String, insert: String, update: String, updateRows: String, delete: String, truncate: String)
+    typealias Names = (
+        function: String, insert: String, update: String, updateRows: String, delete: String, truncate: String
+    )
 
     /// The names of a table's triggers and functions: a readable prefix of the table's name and
     /// 8 hex digits of its SHA-256, so two tables never share one and every name fits
@@ -27,12 +29,18 @@ enum CaptureTriggers {
     /// bytes, the prefix 28, the hash 9: 53 in all.
     static func names(_ table: String) -> Names {
         let n = { (kind: String) in generatedName(kind, table) }
-        return (n("ds_capture_"), n("ds_capture_ins_"), n("ds_capture_upd_"), n("ds_capture_updrows_"), n("ds_capture_del_"), n("ds_capture_trunc_"))
+        return (
+            n("ds_capture_"), n("ds_capture_ins_"), n("ds_capture_upd_"), n("ds_capture_updrows_"),
+            n("ds_capture_del_"), n("ds_capture_trunc_")
+        )
     }
 
     /// PostgreSQL: the statement-level functions that capture inserts and deletes.
     static func statementFunctions(_ table: String) -> (insert: String, update: String, delete: String) {
-        (generatedName("ds_capture_insr_", table), generatedName("ds_capture_updr_", table), generatedName("ds_capture_delr_", table))
+        (
+            generatedName("ds_capture_insr_", table), generatedName("ds_capture_updr_", table),
+            generatedName("ds_capture_delr_", table)
+        )
     }
 
     static func generatedName(_ kind: String, _ table: String) -> String {
@@ -48,7 +56,10 @@ enum CaptureTriggers {
     /// Names of versions before 6 (the table's name after a prefix): dropped when a table is
     /// tracked again or untracked, so an upgraded node keeps no second set of triggers.
     static func legacyNames(_ table: String) -> [String] {
-        ["ds_capture_", "ds_capture_ins_", "ds_capture_upd_", "ds_capture_updrows_", "ds_capture_del_", "ds_capture_trunc_"].map { $0 + table }
+        [
+            "ds_capture_", "ds_capture_ins_", "ds_capture_upd_", "ds_capture_updrows_", "ds_capture_del_",
+            "ds_capture_trunc_",
+        ].map { $0 + table }
     }
 
     static func legacyFunctions(_ table: String) -> [String] {
@@ -69,16 +80,21 @@ enum CaptureTriggers {
         case .sqlite:
             // Every capture trigger of the table, whatever columns it had when they were made.
             let prefix = "ds_capture_"
-            let found = try db.rows("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? AND substr(name, 1, ?) = ?",
-                                    [.text(table), .integer(Int64(prefix.count)), .text(prefix)]).compactMap { $0.string(0) }
-            for trig in Set(found + [n.insert, n.update, n.delete]) { try db.executeScript("DROP TRIGGER IF EXISTS \(db.quote(trig))") }
+            let found = try db.rows(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? AND substr(name, 1, ?) = ?",
+                [.text(table), .integer(Int64(prefix.count)), .text(prefix)]
+            ).compactMap { $0.string(0) }
+            for trig in Set(found + [n.insert, n.update, n.delete]) {
+                try db.executeScript("DROP TRIGGER IF EXISTS \(db.quote(trig))")
+            }
         case .postgres:
             // Triggers first (by the names of this version and of older ones), then the
             // functions they ran: only this table's, so no other table's trigger depends on them.
             let f = statementFunctions(table)
             let legacy = legacyNames(table)
             let triggers = [n.insert, n.update, n.updateRows, n.delete, n.truncate] + legacy.dropFirst()
-            let functions = [n.function, f.insert, f.update, f.delete, n.truncate] + [legacy[0], legacy[5]] + legacyFunctions(table)
+            let functions =
+                [n.function, f.insert, f.update, f.delete, n.truncate] + [legacy[0], legacy[5]] + legacyFunctions(table)
             var script = triggers.map { "DROP TRIGGER IF EXISTS \(db.quote(Self.pgName($0))) ON \(db.quote(table));" }
             // An old name cut at 63 bytes may be another table's function: dropped only when
             // nothing depends on it any more (no CASCADE), and only when it fits uncut.
@@ -96,7 +112,8 @@ enum CaptureTriggers {
             + "WHEN 'text' THEN 't' || \(expr) WHEN 'blob' THEN 'b' || hex(\(expr)) ELSE NULL END"
     }
 
-    static let sqliteColumns = "object_table, object_pk_attribute, object_id, object_operation, object_attribute, object_value, object_value_old, captured_ms"
+    static let sqliteColumns =
+        "object_table, object_pk_attribute, object_id, object_operation, object_attribute, object_value, object_value_old, captured_ms"
     static let sqliteNowMs = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
 
     static func sqliteKey(_ db: Database, _ t: TableInfo, _ rec: String) -> String {
@@ -110,7 +127,9 @@ enum CaptureTriggers {
         // each text has exactly one brace at each end).
         let split = Tuning.current.sqliteCaptureSplit
         if pairs.count <= split { return "json_object(" + pairs.joined(separator: ", ") + ")" }
-        let chunks = stride(from: 0, to: pairs.count, by: split).map { "json_object(" + pairs[$0..<min($0 + split, pairs.count)].joined(separator: ", ") + ")" }
+        let chunks = stride(from: 0, to: pairs.count, by: split).map {
+            "json_object(" + pairs[$0..<min($0 + split, pairs.count)].joined(separator: ", ") + ")"
+        }
         return chunks.enumerated().map { i, c in
             i == 0 ? "rtrim(\(c), '}')" : i == chunks.count - 1 ? "ltrim(\(c), '{')" : "ltrim(rtrim(\(c), '}'), '{')"
         }.joined(separator: " || ',' || ")
@@ -126,7 +145,8 @@ enum CaptureTriggers {
         func key(_ rec: String) -> String { sqliteKey(db, t, rec) }
         func row(_ rec: String) -> String { sqliteRow(db, t, rec) }
         let cols = sqliteColumns
-        let keyChanged = t.keyColumns.map { "NEW.\(db.quote($0.name)) IS NOT OLD.\(db.quote($0.name))" }.joined(separator: " OR ")
+        let keyChanged = t.keyColumns.map { "NEW.\(db.quote($0.name)) IS NOT OLD.\(db.quote($0.name))" }.joined(
+            separator: " OR ")
         let keyList = t.keyColumns.map { db.quote($0.name) }.joined(separator: ", ")
         // Updates: one trigger per column, `AFTER UPDATE OF` that column, so an UPDATE runs only
         // the triggers of the columns it sets (SQLite picks them when it prepares the statement)
@@ -151,7 +171,8 @@ enum CaptureTriggers {
         ]
         for (i, c) in t.valueColumns.enumerated() {
             let q = db.quote(c.name)
-            triggers.append("""
+            triggers.append(
+                """
                 CREATE TRIGGER \(db.quote(n.update + "_c\(i + 1)")) AFTER UPDATE OF \(q) ON \(table)
                 WHEN NEW.\(q) IS NOT OLD.\(q) AND NOT (\(keyChanged)) AND \(notApplying) BEGIN
                 INSERT INTO ds_change_outbox (\(cols)) VALUES (\(lit), \(pkNames), \(key("NEW")), 'U', \(literal(c.name)), \(sqliteTagged("NEW.\(q)")), \(sqliteTagged("OLD.\(q)")), \(ms));
@@ -163,11 +184,13 @@ enum CaptureTriggers {
 
     // MARK: - PostgreSQL
 
-    static let postgresColumns = "object_table, object_pk_attribute, object_id, object_operation, object_attribute, object_value, object_value_old, captured_ms, updated_by_user_id, source_id"
+    static let postgresColumns =
+        "object_table, object_pk_attribute, object_id, object_operation, object_attribute, object_value, object_value_old, captured_ms, updated_by_user_id, source_id"
     static let postgresCommon = "(extract(epoch from clock_timestamp()) * 1000)::bigint, current_user, txid_current()"
 
     static func postgresKey(_ db: Database, _ t: TableInfo, _ rec: String) -> String {
-        "json_build_array(" + t.keyColumns.map { "\(rec).\(db.quote($0.name))::text" }.joined(separator: ", ") + ")::text"
+        "json_build_array(" + t.keyColumns.map { "\(rec).\(db.quote($0.name))::text" }.joined(separator: ", ")
+            + ")::text"
     }
 
     /// An inserted row: its values as a JSON array in column order, the column names once in
@@ -186,20 +209,25 @@ enum CaptureTriggers {
         return "(" + chunks.joined(separator: " || ") + ")::text"
     }
 
-    static func postgresRowNames(_ t: TableInfo) -> String { literal("[" + t.columns.map { JSON.quote($0.name) }.joined(separator: ",") + "]") }
+    static func postgresRowNames(_ t: TableInfo) -> String {
+        literal("[" + t.columns.map { JSON.quote($0.name) }.joined(separator: ",") + "]")
+    }
 
     /// `track --backfill`: every row the table holds now, captured as an insert in the form the
     /// insert trigger writes, so peers receive rows that were there before tracking (docs/capture.md).
     static func backfill(_ db: Database, _ t: TableInfo) throws -> Int {
-        let table = db.quote(t.name), lit = literal(t.name), pkNames = literal(KeyNames.encode(t.keyColumns.map(\.name)))
+        let table = db.quote(t.name), lit = literal(t.name),
+            pkNames = literal(KeyNames.encode(t.keyColumns.map(\.name)))
         switch db.brand {
         case .sqlite:
-            return try db.execute("""
+            return try db.execute(
+                """
                 INSERT INTO ds_change_outbox (\(sqliteColumns))
                 SELECT \(lit), \(pkNames), \(sqliteKey(db, t, "ds_n")), 'I', NULL, \(sqliteRow(db, t, "ds_n")), NULL, \(sqliteNowMs) FROM \(table) AS ds_n
                 """)
         case .postgres:
-            return try db.execute("""
+            return try db.execute(
+                """
                 INSERT INTO ds_change_outbox (\(postgresColumns))
                 SELECT \(lit), \(pkNames), \(postgresKey(db, t, "ds_n")), 'I', \(postgresRowNames(t)), \(postgresRow(db, t, "ds_n")), NULL, \(postgresCommon) FROM \(table) AS ds_n
                 """)
@@ -228,7 +256,9 @@ enum CaptureTriggers {
         let skip = "IF current_setting('datajoin.applying', true) = 'on' THEN RETURN NULL; END IF;"
         // Inserts, deletes and updates: one statement per application statement, over its
         // transition tables (no per-row plpgsql).
-        func statementTrigger(_ function: String, _ trigger: String, event: String, transition: String, body: String) -> String {
+        func statementTrigger(_ function: String, _ trigger: String, event: String, transition: String, body: String)
+            -> String
+        {
             """
             CREATE FUNCTION \(db.quote(function))() RETURNS trigger LANGUAGE plpgsql AS \(tag)
             \(body)
@@ -255,7 +285,8 @@ enum CaptureTriggers {
         //   row triggers see rows in any order (1→2 before 2→3), and replaying "delete 1, insert
         //   2, delete 2" would lose a row.
         let moved = "'datajoin.moved_' || TG_RELID"
-        let keyJoin = t.keyColumns.map { "ds_o.\(db.quote($0.name)) = ds_n.\(db.quote($0.name))" }.joined(separator: " AND ")
+        let keyJoin = t.keyColumns.map { "ds_o.\(db.quote($0.name)) = ds_n.\(db.quote($0.name))" }.joined(
+            separator: " AND ")
         let changedColumns = t.valueColumns.map { c in
             "(\(literal(c.name)), ds_n.\(db.quote(c.name))::text, ds_o.\(db.quote(c.name))::text)"
         }.joined(separator: ", ")
@@ -280,7 +311,10 @@ enum CaptureTriggers {
         // plan; a larger one is planned for its own size (a hash join, not a nested loop over
         // a million rows), without JIT. No SET clause on the function: it cost single-row
         // updates (pgbench) a tenth of their speed.
-        let updateValues = t.valueColumns.isEmpty ? "" : """
+        let updateValues =
+            t.valueColumns.isEmpty
+            ? ""
+            : """
               PERFORM 1 FROM ds_new_rows OFFSET 1000 LIMIT 1;
               IF NOT FOUND THEN
                 \(updateSelect("ds_moved_from"));

@@ -30,15 +30,23 @@ enum CapturedJSON {
 
         mutating func expect(_ c: UInt8) throws {
             ws()
-            guard i < b.count, b[i] == c else { throw DataJoinError(.internalError, "malformed captured JSON in ds_change_outbox") }
+            guard i < b.count, b[i] == c else {
+                throw DataJoinError(.internalError, "malformed captured JSON in ds_change_outbox")
+            }
             i += 1
         }
 
-        mutating func peek() -> UInt8? { ws(); return i < b.count ? b[i] : nil }
+        mutating func peek() -> UInt8? {
+            ws()
+            return i < b.count ? b[i] : nil
+        }
 
         mutating func member() throws -> String? {
             ws()
-            if b.count - i >= 4, b[i] == UInt8(ascii: "n"), b[i + 1] == UInt8(ascii: "u") { i += 4; return nil }
+            if b.count - i >= 4, b[i] == UInt8(ascii: "n"), b[i + 1] == UInt8(ascii: "u") {
+                i += 4
+                return nil
+            }
             return try string()
         }
 
@@ -54,11 +62,16 @@ enum CapturedJSON {
             }
             var out: [UInt8] = []
             while i < b.count {
-                let c = b[i]; i += 1
+                let c = b[i]
+                i += 1
                 if c == UInt8(ascii: "\"") { return String(decoding: out, as: UTF8.self) }
-                if c != UInt8(ascii: "\\") { out.append(c); continue }
+                if c != UInt8(ascii: "\\") {
+                    out.append(c)
+                    continue
+                }
                 guard i < b.count else { break }
-                let e = b[i]; i += 1
+                let e = b[i]
+                i += 1
                 switch e {
                 case UInt8(ascii: "n"): out.append(10)
                 case UInt8(ascii: "t"): out.append(9)
@@ -67,11 +80,15 @@ enum CapturedJSON {
                 case UInt8(ascii: "f"): out.append(12)
                 case UInt8(ascii: "u"):
                     var scalar = try hex4()
-                    if scalar >= 0xD800 && scalar < 0xDC00, i + 1 < b.count, b[i] == UInt8(ascii: "\\"), b[i + 1] == UInt8(ascii: "u") {
+                    if scalar >= 0xD800 && scalar < 0xDC00, i + 1 < b.count, b[i] == UInt8(ascii: "\\"),
+                        b[i + 1] == UInt8(ascii: "u")
+                    {
                         i += 2
                         let low = try hex4()
                         // A high surrogate without its low half stays a replacement character.
-                        scalar = low >= 0xDC00 && low < 0xE000 ? 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00) : 0xFFFD
+                        scalar =
+                            low >= 0xDC00 && low < 0xE000
+                            ? 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00) : 0xFFFD
                     }
                     out.append(contentsOf: Array(String(Character(Unicode.Scalar(scalar) ?? "\u{FFFD}")).utf8))
                 default: out.append(e)
@@ -91,10 +108,16 @@ enum CapturedJSON {
         mutating func array() throws -> [String?] {
             try expect(UInt8(ascii: "["))
             var out: [String?] = []
-            if peek() == UInt8(ascii: "]") { i += 1; return out }
+            if peek() == UInt8(ascii: "]") {
+                i += 1
+                return out
+            }
             while true {
                 out.append(try member())
-                if peek() == UInt8(ascii: ",") { i += 1; continue }
+                if peek() == UInt8(ascii: ",") {
+                    i += 1
+                    continue
+                }
                 try expect(UInt8(ascii: "]"))
                 return out
             }
@@ -103,12 +126,18 @@ enum CapturedJSON {
         mutating func object() throws -> [(String, String?)] {
             try expect(UInt8(ascii: "{"))
             var out: [(String, String?)] = []
-            if peek() == UInt8(ascii: "}") { i += 1; return out }
+            if peek() == UInt8(ascii: "}") {
+                i += 1
+                return out
+            }
             while true {
                 let k = try string()
                 try expect(UInt8(ascii: ":"))
                 out.append((k, try member()))
-                if peek() == UInt8(ascii: ",") { i += 1; continue }
+                if peek() == UInt8(ascii: ",") {
+                    i += 1
+                    continue
+                }
                 try expect(UInt8(ascii: "}"))
                 return out
             }

@@ -3,7 +3,8 @@ import Foundation
 /// Reads ds_change_outbox rows back as typed changes. The triggers store keys and values as
 /// text (JSON for keys and inserted rows); the registry's column kinds type them again.
 enum Outbox {
-    static let columns = "id, object_table, object_id, object_operation, object_attribute, object_value, object_value_old, captured_ms, source_id, seq, hlc, cl, object_pk_attribute"
+    static let columns =
+        "id, object_table, object_id, object_operation, object_attribute, object_value, object_value_old, captured_ms, source_id, seq, hlc, cl, object_pk_attribute"
 
     static func key(_ r: Row, tables: [String: TableInfo], brand: Brand) throws -> [Value] {
         let tableName = r.string(1) ?? ""
@@ -22,14 +23,18 @@ enum Outbox {
         func parse(_ text: String) throws -> [String] {
             if let last, last.text == text { return last.names }
             let names = try CapturedJSON.array(text)
-            guard names.allSatisfy({ $0 != nil }) else { throw DataJoinError(.internalError, "a captured column name is null") }
+            guard names.allSatisfy({ $0 != nil }) else {
+                throw DataJoinError(.internalError, "a captured column name is null")
+            }
             last = (text, names.map { $0! })
             return last!.names
         }
     }
 
     /// A stamped outbox row as a change of this node.
-    static func change(_ r: Row, me: NodeIdentity, tables: [String: TableInfo], brand: Brand, names: ColumnNames) throws -> Change {
+    static func change(_ r: Row, me: NodeIdentity, tables: [String: TableInfo], brand: Brand, names: ColumnNames) throws
+        -> Change
+    {
         let tableName = r.string(1) ?? ""
         let table = tables[tableName]
         let kind = { (name: String) in table?.column(name)?.kind ?? .any }
@@ -46,24 +51,33 @@ enum Outbox {
                 let columnNames = try names.parse(r.string(4) ?? "[]")
                 let values = try CapturedJSON.array(captured)
                 guard columnNames.count == values.count else {
-                    throw DataJoinError(.internalError, "outbox row \(r.int(0) ?? 0) has \(values.count) values for \(columnNames.count) column names")
+                    throw DataJoinError(
+                        .internalError,
+                        "outbox row \(r.int(0) ?? 0) has \(values.count) values for \(columnNames.count) column names")
                 }
                 for (name, text) in zip(columnNames, values) {
-                    columns.append(.init(name: name, value: ValueConversion.fromCaptured(text, brand: brand, kind: kind(name))))
+                    columns.append(
+                        .init(name: name, value: ValueConversion.fromCaptured(text, brand: brand, kind: kind(name))))
                 }
             } else {
                 for (name, text) in try CapturedJSON.object(captured) {
-                    columns.append(.init(name: name, value: ValueConversion.fromCaptured(text, brand: brand, kind: kind(name))))
+                    columns.append(
+                        .init(name: name, value: ValueConversion.fromCaptured(text, brand: brand, kind: kind(name))))
                 }
             }
         case .update:
             let name = r.string(4) ?? ""
-            columns.append(.init(name: name, value: ValueConversion.fromCaptured(r.values[5].asString, brand: brand, kind: kind(name))))
+            columns.append(
+                .init(
+                    name: name,
+                    value: ValueConversion.fromCaptured(r.values[5].asString, brand: brand, kind: kind(name))))
             old = ValueConversion.fromCaptured(r.values[6].asString, brand: brand, kind: kind(name))
         case .delete: break
         }
-        var change = Change(origin: me.nodeId, epoch: me.epoch, seq: r.int(9) ?? 0, hlc: r.int(10) ?? 0, txid: r.int(8) ?? 0, op: op,
-                            table: tableName, cl: r.int(11) ?? 1, key: try key(r, tables: tables, brand: brand), columns: columns, oldValue: old)
+        var change = Change(
+            origin: me.nodeId, epoch: me.epoch, seq: r.int(9) ?? 0, hlc: r.int(10) ?? 0, txid: r.int(8) ?? 0, op: op,
+            table: tableName, cl: r.int(11) ?? 1, key: try key(r, tables: tables, brand: brand), columns: columns,
+            oldValue: old)
         change.keyNames = table?.keyColumns.map(\.name) ?? KeyNames.decode(r.string(12) ?? "")
         return change
     }

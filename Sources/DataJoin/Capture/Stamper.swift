@@ -28,21 +28,29 @@ enum Stamper {
 
     /// How many captured rows wait for a sequence number.
     static func unstampedCount(_ db: Database) throws -> Int64 {
-        try db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq IS NULL AND id > ?", [.integer(try stampedThrough(db))]).asInt64 ?? 0
+        try db.scalar(
+            "SELECT count(*) FROM ds_change_outbox WHERE seq IS NULL AND id > ?", [.integer(try stampedThrough(db))]
+        ).asInt64 ?? 0
     }
 
     /// Rows stamped never counted as waiting: ids at or below SQLite's cursor with no seq. None
     /// exist unless an older DataJoin stranded them (issue 10); the schema upgrade repairs them.
     static func strandedCount(_ db: Database) throws -> Int64 {
         guard db.brand == .sqlite else { return 0 }
-        return try db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq IS NULL AND id <= ?", [.integer(try stampedThrough(db))]).asInt64 ?? 0
+        return try db.scalar(
+            "SELECT count(*) FROM ds_change_outbox WHERE seq IS NULL AND id <= ?", [.integer(try stampedThrough(db))]
+        ).asInt64 ?? 0
     }
 
     /// Moves SQLite's cursor below any stranded row, so the next stamping picks it up.
     static func repairStranded(_ db: Database) throws -> Int64 {
         guard db.brand == .sqlite else { return 0 }
         let through = try stampedThrough(db)
-        guard let first = try db.scalar("SELECT min(id) FROM ds_change_outbox WHERE seq IS NULL AND id <= ?", [.integer(through)]).asInt64 else {
+        guard
+            let first = try db.scalar(
+                "SELECT min(id) FROM ds_change_outbox WHERE seq IS NULL AND id <= ?", [.integer(through)]
+            ).asInt64
+        else {
             return 0
         }
         let count = try strandedCount(db)
@@ -66,11 +74,14 @@ enum Stamper {
         var lastNullId: Int64 = 0
     }
 
-    private static let select = "SELECT id, object_table, object_id, object_operation, object_attribute, captured_ms, source_id FROM ds_change_outbox WHERE seq IS NULL"
+    private static let select =
+        "SELECT id, object_table, object_id, object_operation, object_attribute, captured_ms, source_id FROM ds_change_outbox WHERE seq IS NULL"
 
     @discardableResult
-    static func stampPending(_ db: Database, me: inout NodeIdentity, tables: [String: TableInfo], limit: Int = .max,
-                             progress: ((Int) -> Void)? = nil) throws -> Int {
+    static func stampPending(
+        _ db: Database, me: inout NodeIdentity, tables: [String: TableInfo], limit: Int = .max,
+        progress: ((Int) -> Void)? = nil
+    ) throws -> Int {
         let tuning = Tuning.current
         if db.brand == .postgres {
             // For the rest of the transaction (the importer's too, which stamps first): the
@@ -130,17 +141,21 @@ enum Stamper {
     /// got a deleted generation and stopped export for good (both found from outside).
     private static func nextPostgresChunk(_ db: Database, _ cursor: inout Cursor, size: Int) throws -> [Row] {
         if let p = cursor.partial {
-            let rows = try db.rows(select + " AND source_id = ? AND id > ? ORDER BY id LIMIT \(size)", [.integer(p.source), .integer(p.afterId)])
+            let rows = try db.rows(
+                select + " AND source_id = ? AND id > ? ORDER BY id LIMIT \(size)",
+                [.integer(p.source), .integer(p.afterId)])
             cursor.partial = rows.count < size ? nil : (p.source, rows.last?.int(0) ?? p.afterId)
             if !rows.isEmpty { return rows }
         }
         if !cursor.nullPhase {
             if cursor.transactions.isEmpty {
                 // The next window of transactions; the ones stamped already drop out of it.
-                let window = try db.rows("""
+                let window = try db.rows(
+                    """
                     SELECT source_id, max(id), count(*) FROM ds_change_outbox WHERE seq IS NULL AND source_id IS NOT NULL
                     GROUP BY source_id ORDER BY max(id) LIMIT \(max(size, 1_000))
-                    """).map { (source: $0.int(0) ?? 0, rows: $0.int(2) ?? 0) }
+                    """
+                ).map { (source: $0.int(0) ?? 0, rows: $0.int(2) ?? 0) }
                 cursor.transactions = window[...]
                 if window.isEmpty { cursor.nullPhase = true }
             }
@@ -160,8 +175,9 @@ enum Stamper {
             }
             if !batch.isEmpty {
                 let order = Dictionary(uniqueKeysWithValues: batch.enumerated().map { ($1, $0) })
-                let rows = try db.rows(select + " AND source_id = ANY (CAST(? AS bigint[])) ORDER BY id",
-                                       [.text("{" + batch.map(String.init).joined(separator: ",") + "}")])
+                let rows = try db.rows(
+                    select + " AND source_id = ANY (CAST(? AS bigint[])) ORDER BY id",
+                    [.text("{" + batch.map(String.init).joined(separator: ",") + "}")])
                 return rows.sorted { a, b in
                     let ta = order[a.int(6) ?? 0] ?? 0, tb = order[b.int(6) ?? 0] ?? 0
                     return ta != tb ? ta < tb : (a.int(0) ?? 0) < (b.int(0) ?? 0)
@@ -169,7 +185,8 @@ enum Stamper {
             }
             if !cursor.nullPhase { return try nextPostgresChunk(db, &cursor, size: size) }
         }
-        let rows = try db.rows(select + " AND source_id IS NULL AND id > ? ORDER BY id LIMIT \(size)", [.integer(cursor.lastNullId)])
+        let rows = try db.rows(
+            select + " AND source_id IS NULL AND id > ? ORDER BY id LIMIT \(size)", [.integer(cursor.lastNullId)])
         cursor.lastNullId = rows.last?.int(0) ?? cursor.lastNullId
         return rows
     }
@@ -185,13 +202,17 @@ enum Stamper {
         var stamps: [[Int64]] = []
     }
 
-    private static func stamp(_ db: Database, _ rows: [Row], me: inout NodeIdentity, tables: [String: TableInfo], offsetMs: Int64, batch: Int) throws {
+    private static func stamp(
+        _ db: Database, _ rows: [Row], me: inout NodeIdentity, tables: [String: TableInfo], offsetMs: Int64, batch: Int
+    ) throws {
         let versions = VersionStore(db: db)
         let keys: [RowKey] = try rows.map { r in
             let table = r.string(1) ?? ""
             let raw = try CapturedJSON.array(r.string(2) ?? "[]")
             let keyCols = tables[table]?.keyColumns ?? []
-            let values = raw.enumerated().map { i, text in ValueConversion.fromCaptured(text, brand: db.brand, kind: i < keyCols.count ? keyCols[i].kind : .any) }
+            let values = raw.enumerated().map { i, text in
+                ValueConversion.fromCaptured(text, brand: db.brand, kind: i < keyCols.count ? keyCols[i].kind : .any)
+            }
             return RowKey(table: table, key: KeyCodec.encode(tables[table]?.canonicalKey(values) ?? values))
         }
         var states = try versions.rows(Set(keys).map { ($0.table, $0.key) })
@@ -199,7 +220,9 @@ enum Stamper {
         var w = ChunkWrites()
         for (r, key) in zip(rows, keys) {
             let id = r.int(0) ?? 0
-            let captured = r.int(5).map { HybridLogicalClock.shifted($0, by: offsetMs) } ?? HybridLogicalClock.nowMs(offsetMs: offsetMs)
+            let captured =
+                r.int(5).map { HybridLogicalClock.shifted($0, by: offsetMs) }
+                ?? HybridLogicalClock.nowMs(offsetMs: offsetMs)
             me.hlc = HybridLogicalClock.tick(after: me.hlc, physicalMs: captured)
             let version = Version(hlc: me.hlc, node: me.nodeId)
             let current = states[key]
@@ -219,7 +242,8 @@ enum Stamper {
                 }
                 w.columnWrites[key, default: [:]][r.string(4) ?? ""] = version
             case nil:
-                throw DataJoinError(.internalError, "outbox row \(id) has an unknown operation '\((r.string(3) ?? "").prefix(8))'")
+                throw DataJoinError(
+                    .internalError, "outbox row \(id) has an unknown operation '\((r.string(3) ?? "").prefix(8))'")
             }
             w.stamps.append([id, me.nextSeq, me.hlc, cl])
             me.nextSeq += 1
@@ -230,22 +254,30 @@ enum Stamper {
 
     /// An insert or delete starts a row generation: column versions reset with it, and updates
     /// later in the same chunk set them again.
-    private static func newGeneration(_ w: inout ChunkWrites, _ states: inout [RowKey: VersionStore.RowState], _ key: RowKey,
-                                      cl: Int64, version: Version, hadState: Bool) {
+    private static func newGeneration(
+        _ w: inout ChunkWrites, _ states: inout [RowKey: VersionStore.RowState], _ key: RowKey,
+        cl: Int64, version: Version, hadState: Bool
+    ) {
         states[key] = .init(cl: cl, version: version)
         w.rowWrites[key] = states[key]
         if hadState || w.columnWrites[key] != nil { w.cleared.append(key) }
         w.columnWrites[key] = nil
     }
 
-    private static func writeVersions(_ versions: VersionStore, _ w: ChunkWrites, keys: [RowKey], hadVersion: Set<RowKey>) throws {
+    private static func writeVersions(
+        _ versions: VersionStore, _ w: ChunkWrites, keys: [RowKey], hadVersion: Set<RowKey>
+    ) throws {
         try versions.clearColumns(w.cleared.map { ($0.table, $0.key) })
         // Rows without a version (most inserts) and columns just cleared: plain inserts.
         let noColumnVersions = Set(w.cleared).union(keys.filter { !hadVersion.contains($0) })
         for fresh in [true, false] {
-            try versions.setRows(w.rowWrites.filter { hadVersion.contains($0.key) != fresh }.map { ($0.key.table, $0.key.key, $0.value) }, fresh: fresh)
-            try versions.setColumns(w.columnWrites.filter { noColumnVersions.contains($0.key) == fresh }
-                .flatMap { k, cols in cols.map { (k.table, k.key, $0.key, $0.value) } }, fresh: fresh)
+            try versions.setRows(
+                w.rowWrites.filter { hadVersion.contains($0.key) != fresh }.map {
+                    ($0.key.table, $0.key.key, $0.value)
+                }, fresh: fresh)
+            try versions.setColumns(
+                w.columnWrites.filter { noColumnVersions.contains($0.key) == fresh }
+                    .flatMap { k, cols in cols.map { (k.table, k.key, $0.key, $0.value) } }, fresh: fresh)
         }
     }
 
@@ -255,7 +287,8 @@ enum Stamper {
             // four values instead of 1,600 per 400 rows (the stamp writes were the largest
             // statement of a PostgreSQL export).
             func array(_ i: Int) -> Value { .text("{" + stamps.map { String($0[i]) }.joined(separator: ",") + "}") }
-            try db.execute("""
+            try db.execute(
+                """
                 UPDATE ds_change_outbox SET seq = v.seq, hlc = v.hlc, cl = v.cl, updated_by_server_id = ?
                 FROM unnest(CAST(? AS bigint[]), CAST(? AS bigint[]), CAST(? AS bigint[]), CAST(? AS bigint[])) AS v(id, seq, hlc, cl)
                 WHERE ds_change_outbox.id = v.id
@@ -264,8 +297,10 @@ enum Stamper {
         }
         for part in stride(from: 0, to: stamps.count, by: batch) {
             let slice = stamps[part..<min(part + batch, stamps.count)]
-            let tuples = slice.map { _ in "(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))" }.joined(separator: ", ")
-            try db.execute("""
+            let tuples = slice.map { _ in "(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))"
+            }.joined(separator: ", ")
+            try db.execute(
+                """
                 WITH v(id, seq, hlc, cl) AS (VALUES \(tuples))
                 UPDATE ds_change_outbox SET seq = v.seq, hlc = v.hlc, cl = v.cl, updated_by_server_id = ? FROM v WHERE ds_change_outbox.id = v.id
                 """, slice.flatMap { $0.map { Value.integer($0) } } + [.text(node)])

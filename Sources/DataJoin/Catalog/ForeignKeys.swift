@@ -15,14 +15,18 @@ enum ForeignKeys {
                 }
             }
         case .postgres:
-            try db.query("""
+            try db.query(
+                """
                 SELECT c.relname, p.relname FROM pg_catalog.pg_constraint k
                 JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
                 JOIN pg_catalog.pg_class p ON p.oid = k.confrelid
                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                 WHERE k.contype = 'f' AND n.nspname = current_schema()
-                """, []) { r in
-                if let c = r.string(0), let p = r.string(1), c != p, tracked.contains(c), tracked.contains(p) { parents[c, default: []].insert(p) }
+                """, []
+            ) { r in
+                if let c = r.string(0), let p = r.string(1), c != p, tracked.contains(c), tracked.contains(p) {
+                    parents[c, default: []].insert(p)
+                }
             }
         }
         var out: [String] = []
@@ -31,7 +35,10 @@ enum ForeignKeys {
         while !remaining.isEmpty {
             let ready = remaining.filter { parents[$0, default: []].isSubset(of: placed) }
             let next = ready.isEmpty ? [remaining[0]] : ready
-            for t in next { out.append(t); placed.insert(t) }
+            for t in next {
+                out.append(t)
+                placed.insert(t)
+            }
             remaining.removeAll { placed.contains($0) }
         }
         return out

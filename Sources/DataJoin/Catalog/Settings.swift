@@ -5,18 +5,23 @@ import Foundation
 enum Settings {
     /// A whole-number setting; a value that is not one (or is outside `range`) is an error
     /// that names the setting, never a silent default.
-    static func int(_ db: Database, _ name: String, range: ClosedRange<Int64> = Int64.min...Int64.max) throws -> Int64? {
+    static func int(_ db: Database, _ name: String, range: ClosedRange<Int64> = Int64.min...Int64.max) throws -> Int64?
+    {
         let v = try db.scalar("SELECT value FROM ds_setting WHERE name = ?", [.text(name)])
         if v.isNull { return nil }
         let text = v.asString ?? ""
         guard let n = v.asInt64 ?? Int64(text.trimmingCharacters(in: .whitespaces)), range.contains(n) else {
-            throw DataJoinError(.usage, "setting \(name) in ds_setting is '\(text.prefix(30))', not a whole number from \(range.lowerBound) to \(range.upperBound); fix it with UPDATE ds_setting")
+            throw DataJoinError(
+                .usage,
+                "setting \(name) in ds_setting is '\(text.prefix(30))', not a whole number from \(range.lowerBound) to \(range.upperBound); fix it with UPDATE ds_setting"
+            )
         }
         return n
     }
 
     static func set(_ db: Database, _ name: String, _ value: Int64) throws {
-        try db.execute("INSERT INTO ds_setting (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                       [.text(name), .text(String(value))])
+        try db.execute(
+            "INSERT INTO ds_setting (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            [.text(name), .text(String(value))])
     }
 }

@@ -77,7 +77,11 @@ enum ValueConversion {
         case (.real, .integer(let i)): return .real(Double(i))
         case (.real, .text(let s)): return parseReal(s).map(Value.real) ?? v
         case (.boolean, .text(let s)):
-            switch s { case "t", "true", "1": return .integer(1); case "f", "false", "0": return .integer(0); default: return v }
+            switch s {
+            case "t", "true", "1": return .integer(1)
+            case "f", "false", "0": return .integer(0)
+            default: return v
+            }
         default: return v
         }
     }

@@ -9,7 +9,10 @@ enum TableRegistry {
         case .sqlite:
             try db.query("SELECT name, type, pk FROM pragma_table_info(?) ORDER BY cid", [.text(table)]) { r in
                 let type = r.string(1) ?? ""
-                cols.append(ColumnInfo(name: r.string(0) ?? "", dataType: type, kind: .forSQLite(type), pkPosition: Int(r.int(2) ?? 0)))
+                cols.append(
+                    ColumnInfo(
+                        name: r.string(0) ?? "", dataType: type, kind: .forSQLite(type), pkPosition: Int(r.int(2) ?? 0))
+                )
             }
         case .postgres:
             let sql = """
@@ -25,7 +28,10 @@ enum TableRegistry {
             try db.query(sql, [.text(table)]) { r in
                 let type = r.string(1) ?? ""
                 let base = type.components(separatedBy: "(").first ?? type
-                cols.append(ColumnInfo(name: r.string(0) ?? "", dataType: type, kind: .forPostgres(base), pkPosition: Int(r.int(2) ?? 0)))
+                cols.append(
+                    ColumnInfo(
+                        name: r.string(0) ?? "", dataType: type, kind: .forPostgres(base),
+                        pkPosition: Int(r.int(2) ?? 0)))
             }
         }
         return cols.isEmpty ? nil : TableInfo(name: table, columns: cols)
@@ -33,10 +39,14 @@ enum TableRegistry {
 
     static func load(_ db: Database) throws -> [String: TableInfo] {
         var tables: [String: TableInfo] = [:]
-        try db.query("SELECT table_name, column_name, data_type, pk_position FROM ds_tracked_column ORDER BY table_name, position", []) { r in
+        try db.query(
+            "SELECT table_name, column_name, data_type, pk_position FROM ds_tracked_column ORDER BY table_name, position",
+            []
+        ) { r in
             let t = r.string(0) ?? ""
             let type = r.string(2) ?? ""
-            let kind: ValueKind = db.brand == .sqlite ? .forSQLite(type) : .forPostgres(type.components(separatedBy: "(").first ?? type)
+            let kind: ValueKind =
+                db.brand == .sqlite ? .forSQLite(type) : .forPostgres(type.components(separatedBy: "(").first ?? type)
             tables[t, default: TableInfo(name: t, columns: [])].columns.append(
                 ColumnInfo(name: r.string(1) ?? "", dataType: type, kind: kind, pkPosition: Int(r.int(3) ?? 0)))
         }
@@ -46,11 +56,16 @@ enum TableRegistry {
     static func save(_ db: Database, _ table: TableInfo) throws {
         try db.execute("DELETE FROM ds_tracked_column WHERE table_name = ?", [.text(table.name)])
         try db.execute("DELETE FROM ds_tracked_table WHERE table_name = ?", [.text(table.name)])
-        try db.execute("INSERT INTO ds_tracked_table (table_name, pk_columns, tracked_at) VALUES (?, ?, ?)",
-                       [.text(table.name), .text(table.keyColumns.map(\.name).joined(separator: ",")), .text(nowText())])
+        try db.execute(
+            "INSERT INTO ds_tracked_table (table_name, pk_columns, tracked_at) VALUES (?, ?, ?)",
+            [.text(table.name), .text(table.keyColumns.map(\.name).joined(separator: ",")), .text(nowText())])
         for (i, c) in table.columns.enumerated() {
-            try db.execute("INSERT INTO ds_tracked_column (table_name, position, column_name, data_type, pk_position) VALUES (?, ?, ?, ?, ?)",
-                           [.text(table.name), .integer(Int64(i)), .text(c.name), .text(c.dataType), .integer(Int64(c.pkPosition))])
+            try db.execute(
+                "INSERT INTO ds_tracked_column (table_name, position, column_name, data_type, pk_position) VALUES (?, ?, ?, ?, ?)",
+                [
+                    .text(table.name), .integer(Int64(i)), .text(c.name), .text(c.dataType),
+                    .integer(Int64(c.pkPosition)),
+                ])
         }
     }
 

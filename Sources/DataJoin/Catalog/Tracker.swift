@@ -14,29 +14,41 @@ public enum Tracker {
 
     /// With `triggers` false the table is registered only: the application writes its own
     /// ds_change_outbox rows (the seed's CRUD-API path, docs/capture.md).
-    public static func track(_ db: Database, tables names: [String], triggers: Bool = true, backfill: Bool = false) throws -> [Tracked] {
+    public static func track(_ db: Database, tables names: [String], triggers: Bool = true, backfill: Bool = false)
+        throws -> [Tracked]
+    {
         _ = try NodeIdentity.load(db)
         guard !names.isEmpty else { throw DataJoinError(.usage, "name at least one table to track") }
         let existing = try trackedNames(db)
         var infos: [TableInfo] = []
         // Check every table first, so a bad name changes nothing.
         for name in names {
-            if name.hasPrefix("ds_") { throw DataJoinError(.usage, "\(name) is one of DataJoin's own tables and cannot be tracked") }
+            if name.hasPrefix("ds_") {
+                throw DataJoinError(.usage, "\(name) is one of DataJoin's own tables and cannot be tracked")
+            }
             guard let info = try TableRegistry.introspect(db, table: name) else {
                 if let dot = name.firstIndex(of: ".") {
                     // Tables are named as the connection sees them: one schema (docs/capture.md).
                     let schema = name[..<dot], table = name[name.index(after: dot)...]
-                    throw DataJoinError(.noSuchTable, "table \(name) does not exist in \(db.displayName): DataJoin tracks the tables of one schema "
-                        + "(the connection's current schema), named without it; to sync \(table) of schema \(schema), connect with that schema "
-                        + "first in the search path (postgresql://…/db?options=-csearch_path%3D\(schema)) and track \(table)")
+                    throw DataJoinError(
+                        .noSuchTable,
+                        "table \(name) does not exist in \(db.displayName): DataJoin tracks the tables of one schema "
+                            + "(the connection's current schema), named without it; to sync \(table) of schema \(schema), connect with that schema "
+                            + "first in the search path (postgresql://…/db?options=-csearch_path%3D\(schema)) and track \(table)"
+                    )
                 }
                 throw DataJoinError(.noSuchTable, "table \(name) does not exist in \(db.displayName)")
             }
             guard !info.keyColumns.isEmpty else {
-                throw DataJoinError(.noPrimaryKey, "table \(name) has no primary key; DataJoin needs one to know which row a change belongs to (add a PRIMARY KEY and track it again)")
+                throw DataJoinError(
+                    .noPrimaryKey,
+                    "table \(name) has no primary key; DataJoin needs one to know which row a change belongs to (add a PRIMARY KEY and track it again)"
+                )
             }
             if existing.contains(name) && !backfill {
-                throw DataJoinError(.alreadyTracked, "table \(name) is already tracked; run 'datajoin untrack' first to re-install its capture")
+                throw DataJoinError(
+                    .alreadyTracked,
+                    "table \(name) is already tracked; run 'datajoin untrack' first to re-install its capture")
             }
             infos.append(info)
         }
@@ -51,10 +63,14 @@ public enum Tracker {
                 // In the same transaction as the triggers: no row is captured twice or missed.
                 let backfilled = backfill ? try CaptureTriggers.backfill(db, info) : nil
                 if !backfill, let n = try rowsBefore(db, info) {
-                    warnings.append("\(info.name) already holds \(n) row(s); they are not exported (only changes from now on are). "
-                        + "For peers to receive them, run 'datajoin track --backfill \(info.name)' (README: adopting DataJoin on databases that already hold rows)")
+                    warnings.append(
+                        "\(info.name) already holds \(n) row(s); they are not exported (only changes from now on are). "
+                            + "For peers to receive them, run 'datajoin track --backfill \(info.name)' (README: adopting DataJoin on databases that already hold rows)"
+                    )
                 }
-                return Tracked(table: info.name, keyColumns: info.keyColumns.map(\.name), warnings: warnings, backfilled: backfilled, wasTracked: wasTracked)
+                return Tracked(
+                    table: info.name, keyColumns: info.keyColumns.map(\.name), warnings: warnings,
+                    backfilled: backfilled, wasTracked: wasTracked)
             }
         }
     }
@@ -81,7 +97,8 @@ public enum Tracker {
     /// How many rows the table holds ("1000000+" past a million; nil when none): rows from before
     /// tracking are not exported unless backfilled, and nothing else would say so.
     static func rowsBefore(_ db: Database, _ t: TableInfo) throws -> String? {
-        let n = try db.scalar("SELECT count(*) FROM (SELECT 1 FROM \(db.quote(t.name)) LIMIT 1000001) AS ds_t").asInt64 ?? 0
+        let n =
+            try db.scalar("SELECT count(*) FROM (SELECT 1 FROM \(db.quote(t.name)) LIMIT 1000001) AS ds_t").asInt64 ?? 0
         return n == 0 ? nil : n > 1_000_000 ? "1000000+" : String(n)
     }
 
@@ -90,21 +107,31 @@ public enum Tracker {
         let advice = "two nodes will hand out the same ids; use UUIDs, or per-node prefixes or ranges"
         switch db.brand {
         case .sqlite:
-            let sql = try db.scalar("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [.text(t.name)]).asString ?? ""
+            let sql =
+                try db.scalar("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [.text(t.name)])
+                .asString ?? ""
             if sql.uppercased().contains("AUTOINCREMENT") {
                 return ["\(t.name): its key is AUTOINCREMENT; \(advice)"]
             }
             if t.keyColumns.count == 1, t.keyColumns[0].dataType.uppercased() == "INTEGER" {
-                return ["\(t.name): its key \(t.keyColumns[0].name) is an INTEGER PRIMARY KEY (a rowid SQLite fills in); \(advice)"]
+                return [
+                    "\(t.name): its key \(t.keyColumns[0].name) is an INTEGER PRIMARY KEY (a rowid SQLite fills in); \(advice)"
+                ]
             }
         case .postgres:
             for k in t.keyColumns {
-                let d = try db.scalar("""
-                    SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
-                    WHERE d.adrelid = to_regclass(?) AND a.attname = ?
-                    """, [.text(db.quote(t.name)), .text(k.name)]).asString ?? ""
-                let identity = try db.scalar("SELECT attidentity FROM pg_attribute WHERE attrelid = to_regclass(?) AND attname = ?",
-                                             [.text(db.quote(t.name)), .text(k.name)]).asString ?? ""
+                let d =
+                    try db.scalar(
+                        """
+                        SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+                        WHERE d.adrelid = to_regclass(?) AND a.attname = ?
+                        """, [.text(db.quote(t.name)), .text(k.name)]
+                    ).asString ?? ""
+                let identity =
+                    try db.scalar(
+                        "SELECT attidentity FROM pg_attribute WHERE attrelid = to_regclass(?) AND attname = ?",
+                        [.text(db.quote(t.name)), .text(k.name)]
+                    ).asString ?? ""
                 if d.contains("nextval(") || identity == "a" || identity == "d" {
                     return ["\(t.name): its key \(k.name) comes from a local sequence; \(advice)"]
                 }

@@ -19,7 +19,8 @@ public enum HybridLogicalClock {
     static func testOffsetMs(_ db: Database) throws -> Int64 {
         if let text = ProcessInfo.processInfo.environment["DATAJOIN_TEST_CLOCK_OFFSET_MS"] {
             guard let env = Int64(text), env.magnitude <= UInt64(maxMs) else {
-                throw DataJoinError(.usage, "DATAJOIN_TEST_CLOCK_OFFSET_MS must be a number of milliseconds, not '\(text.prefix(20))'")
+                throw DataJoinError(
+                    .usage, "DATAJOIN_TEST_CLOCK_OFFSET_MS must be a number of milliseconds, not '\(text.prefix(20))'")
             }
             return env
         }

@@ -23,12 +23,16 @@ public enum LockWait {
         /// goes on, up to 50 ms) and says so once after a second.
         mutating func keepWaiting(attempt: Int) -> Bool {
             let now = Date()
-            if start == nil || attempt == 0 { start = now; noticed = false }
+            if start == nil || attempt == 0 {
+                start = now
+                noticed = false
+            }
             let elapsed = now.timeIntervalSince(start!)
             if elapsed >= LockWait.timeoutSeconds { return false }
             if elapsed >= LockWait.noticeAfter && !noticed {
                 noticed = true
-                LockWait.onWaiting?("waiting for \(what) (up to \(Self.seconds(LockWait.timeoutSeconds)) s; --lock-timeout sets this)")
+                LockWait.onWaiting?(
+                    "waiting for \(what) (up to \(Self.seconds(LockWait.timeoutSeconds)) s; --lock-timeout sets this)")
             }
             usleep(UInt32(min(50, 1 + attempt * 5)) * 1000)
             return true

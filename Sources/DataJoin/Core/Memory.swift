@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import CMalloc
+    import CMalloc
 #endif
 
 /// Process-wide allocator settings that keep peak memory near what is in use.
@@ -11,8 +11,8 @@ public enum Memory {
     /// peaks at what it holds at once, not at the sum.
     public static func returnLargeBlocksPromptly() {
         #if canImport(Glibc)
-        _ = mallopt(M_MMAP_THRESHOLD, 1 << 20)
-        _ = mallopt(M_TRIM_THRESHOLD, 4 << 20)
+            _ = mallopt(M_MMAP_THRESHOLD, 1 << 20)
+            _ = mallopt(M_TRIM_THRESHOLD, 4 << 20)
         #endif
     }
 
@@ -21,7 +21,7 @@ public enum Memory {
     /// the first began.
     public static func trim() {
         #if canImport(Glibc)
-        _ = malloc_trim(0)
+            _ = malloc_trim(0)
         #endif
     }
 }

@@ -51,15 +51,21 @@ public struct Tuning: Equatable, Sendable {
         for part in text.split(separator: ",") where !part.trimmingCharacters(in: .whitespaces).isEmpty {
             let kv = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard kv.count == 2, let path = names[kv[0]] else {
-                throw DataJoinError(.usage, "DATAJOIN_TEST_SIZES: unknown entry '\(part.prefix(40))' (known: \(names.keys.sorted().joined(separator: ", ")))")
+                throw DataJoinError(
+                    .usage,
+                    "DATAJOIN_TEST_SIZES: unknown entry '\(part.prefix(40))' (known: \(names.keys.sorted().joined(separator: ", ")))"
+                )
             }
             guard let n = Int(kv[1]), n >= 1, n <= 1 << 40 else {
-                throw DataJoinError(.usage, "DATAJOIN_TEST_SIZES: \(kv[0]) must be a whole number from 1 to 2^40, not '\(kv[1].prefix(20))'")
+                throw DataJoinError(
+                    .usage,
+                    "DATAJOIN_TEST_SIZES: \(kv[0]) must be a whole number from 1 to 2^40, not '\(kv[1].prefix(20))'")
             }
             t[keyPath: path] = n
         }
         guard t.sqliteCaptureSplit <= 60, t.postgresCaptureSplit <= 90 else {
-            throw DataJoinError(.usage, "DATAJOIN_TEST_SIZES: capture splits are at most 60 (SQLite) and 90 (PostgreSQL)")
+            throw DataJoinError(
+                .usage, "DATAJOIN_TEST_SIZES: capture splits are at most 60 (SQLite) and 90 (PostgreSQL)")
         }
         return t
     }

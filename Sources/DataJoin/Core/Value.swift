@@ -23,10 +23,18 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
     public func hash(into hasher: inout Hasher) {
         switch self {
         case .null: hasher.combine(0)
-        case .integer(let v): hasher.combine(1); hasher.combine(v)
-        case .real(let v): hasher.combine(2); hasher.combine(v.bitPattern)
-        case .text(let v): hasher.combine(3); hasher.combine(Array(v.utf8))
-        case .blob(let v): hasher.combine(4); hasher.combine(v)
+        case .integer(let v):
+            hasher.combine(1)
+            hasher.combine(v)
+        case .real(let v):
+            hasher.combine(2)
+            hasher.combine(v.bitPattern)
+        case .text(let v):
+            hasher.combine(3)
+            hasher.combine(Array(v.utf8))
+        case .blob(let v):
+            hasher.combine(4)
+            hasher.combine(v)
         }
     }
 
@@ -83,8 +91,12 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
 enum Hex {
     private static let digits = Array("0123456789abcdef".utf8)
     static func encode(_ bytes: [UInt8]) -> String {
-        var out = [UInt8](); out.reserveCapacity(bytes.count * 2)
-        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 15)])
+        }
         return String(decoding: out, as: UTF8.self)
     }
     static func decode<S: StringProtocol>(_ s: S) -> [UInt8]? {
@@ -98,7 +110,10 @@ enum Hex {
         let out = [UInt8](unsafeUninitializedCapacity: u.count / 2) { buf, n in
             var i = 0
             while i < u.count {
-                guard let h = nibble(u[i]), let l = nibble(u[i + 1]) else { failed = true; break }
+                guard let h = nibble(u[i]), let l = nibble(u[i + 1]) else {
+                    failed = true
+                    break
+                }
                 buf[i / 2] = h << 4 | l
                 i += 2
             }
@@ -127,7 +142,11 @@ enum JSON {
             case "\r": out += "\\r"
             case "\t": out += "\\t"
             default:
-                if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
+                if scalar.value < 0x20 {
+                    out += String(format: "\\u%04x", scalar.value)
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
             }
         }
         return out + "\""

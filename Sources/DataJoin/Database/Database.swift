@@ -47,7 +47,8 @@ extension Database {
     public func quote(_ identifier: String) -> String {
         // Without Foundation: this runs for every identifier of every generated statement.
         if !identifier.utf8.contains(UInt8(ascii: "\"")) { return "\"" + identifier + "\"" }
-        return "\"" + identifier.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") + "\""
+        return "\"" + identifier.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"")
+            + "\""
     }
 
     @discardableResult
@@ -73,7 +74,9 @@ extension Database {
     func refreshStatistics(_ tables: [String], after changes: Int) throws {
         guard brand == .postgres, changes >= 5_000 else { return }
         for t in tables {
-            let rows = try scalar("SELECT reltuples::bigint FROM pg_catalog.pg_class WHERE oid = to_regclass(?)", [.text(t)]).asInt64 ?? -1
+            let rows =
+                try scalar("SELECT reltuples::bigint FROM pg_catalog.pg_class WHERE oid = to_regclass(?)", [.text(t)])
+                .asInt64 ?? -1
             if rows <= 0 || Int64(changes) * 10 >= rows { try execute("ANALYZE \(quote(t))") }
         }
     }

@@ -9,21 +9,26 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
     public static func parse(_ text: String) throws -> DatabaseURL {
         let t = text.trimmingCharacters(in: .whitespaces)
         if t.hasPrefix("postgresql://") || t.hasPrefix("postgres://") {
-            guard let comps = URLComponents(string: t), comps.host != nil || t.contains("@/") || t.contains("///") else {
-                throw DataJoinError(.badURL, "malformed PostgreSQL URL '\(redact(t))': expected postgresql://user:pass@host:port/dbname")
+            guard let comps = URLComponents(string: t), comps.host != nil || t.contains("@/") || t.contains("///")
+            else {
+                throw DataJoinError(
+                    .badURL, "malformed PostgreSQL URL '\(redact(t))': expected postgresql://user:pass@host:port/dbname"
+                )
             }
             if let port = comps.port, !(1...65535).contains(port) {
                 throw DataJoinError(.badURL, "malformed PostgreSQL URL '\(redact(t))': port \(port) is out of range")
             }
             let db = comps.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
             if db.isEmpty {
-                throw DataJoinError(.badURL, "malformed PostgreSQL URL '\(redact(t))': no database name after the host (…/dbname)")
+                throw DataJoinError(
+                    .badURL, "malformed PostgreSQL URL '\(redact(t))': no database name after the host (…/dbname)")
             }
             // A server that accepts the connection and never answers must not hang every command:
             // 10 s unless the URL or PGCONNECT_TIMEOUT says otherwise (docs/cli.md).
             var conninfo = t
             if comps.queryItems?.contains(where: { $0.name == "connect_timeout" }) != true,
-               ProcessInfo.processInfo.environment["PGCONNECT_TIMEOUT"] == nil {
+                ProcessInfo.processInfo.environment["PGCONNECT_TIMEOUT"] == nil
+            {
                 conninfo += (comps.query == nil ? "?" : "&") + "connect_timeout=\(defaultConnectTimeoutSeconds)"
             }
             return .postgres(conninfo: conninfo, display: redact(t))
@@ -39,7 +44,10 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
         for ext in [".db", ".sqlite", ".sqlite3"] where t.hasSuffix(ext) && t.count > ext.count {
             return .sqlite(path: t)
         }
-        throw DataJoinError(.badURL, "unrecognised database URL '\(redact(t))': use postgresql://user:pass@host:port/db, sqlite:PATH, or a path ending in .db, .sqlite or .sqlite3")
+        throw DataJoinError(
+            .badURL,
+            "unrecognised database URL '\(redact(t))': use postgresql://user:pass@host:port/db, sqlite:PATH, or a path ending in .db, .sqlite or .sqlite3"
+        )
     }
 
     /// Seconds libpq waits for a server to answer a connection, unless told otherwise.
@@ -57,7 +65,9 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
     }
 
     private static func redactQuery(_ text: String) -> String {
-        guard let regex = try? NSRegularExpression(pattern: "(password=)[^&]*", options: [.caseInsensitive]) else { return text }
+        guard let regex = try? NSRegularExpression(pattern: "(password=)[^&]*", options: [.caseInsensitive]) else {
+            return text
+        }
         let range = NSRange(text.startIndex..., in: text)
         return regex.stringByReplacingMatches(in: text, range: range, withTemplate: "$1***")
     }

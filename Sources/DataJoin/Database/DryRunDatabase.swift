@@ -19,8 +19,12 @@ public final class DryRunDatabase: Database {
     public var brand: Brand { inner.brand }
     public var displayName: String { inner.displayName }
     public func execute(_ sql: String, _ params: [Value]) throws -> Int { try inner.execute(sql, params) }
-    public func query(_ sql: String, _ params: [Value], _ body: (Row) throws -> Void) throws { try inner.query(sql, params, body) }
-    public func stream(_ sql: String, _ params: [Value], _ body: (Row) throws -> Void) throws { try inner.stream(sql, params, body) }
+    public func query(_ sql: String, _ params: [Value], _ body: (Row) throws -> Void) throws {
+        try inner.query(sql, params, body)
+    }
+    public func stream(_ sql: String, _ params: [Value], _ body: (Row) throws -> Void) throws {
+        try inner.stream(sql, params, body)
+    }
     public func executeScript(_ sql: String) throws { try inner.executeScript(sql) }
     public func isRetryable(_ error: Error) -> Bool { false }
     public func isUnavailable(_ error: Error) -> Bool { inner.isUnavailable(error) }

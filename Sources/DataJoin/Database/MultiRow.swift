@@ -7,7 +7,10 @@ enum MultiRow {
     static func pieces(_ total: Int, max: Int) -> [Int] {
         var out: [Int] = []
         var left = total
-        while left >= max { out.append(max); left -= max }
+        while left >= max {
+            out.append(max)
+            left -= max
+        }
         var p = 1
         while p * 2 <= max { p *= 2 }
         while left > 0 {
@@ -43,8 +46,9 @@ extension Database {
         for n in MultiRow.pieces(rows.count, max: MultiRow.rowsPerStatement(columns.count)) {
             let slice = rows[start..<start + n]
             start += n
-            try execute("INSERT INTO \(table) (\(list)) VALUES " + Array(repeating: tuple, count: n).joined(separator: ", ")
-                + (onConflict.map { " " + $0 } ?? ""), slice.flatMap { $0 })
+            try execute(
+                "INSERT INTO \(table) (\(list)) VALUES " + Array(repeating: tuple, count: n).joined(separator: ", ")
+                    + (onConflict.map { " " + $0 } ?? ""), slice.flatMap { $0 })
         }
     }
 }

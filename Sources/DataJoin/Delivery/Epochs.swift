@@ -8,8 +8,13 @@ enum Epochs {
     @discardableResult
     static func checkRestored(_ db: Database, receipts: [Receipt], from peer: String) throws -> String? {
         let me = try NodeIdentity.load(db)
-        guard let r = receipts.first(where: { $0.origin == me.nodeId && $0.epoch == me.epoch && $0.seq >= me.nextSeq }) else { return nil }
-        return try startNew(db, reason: "\(peer) holds \(me.nodeId)#\(r.seq) of epoch \(me.epoch), but this node has issued only up to \(me.nextSeq - 1): restored from an older backup")
+        guard let r = receipts.first(where: { $0.origin == me.nodeId && $0.epoch == me.epoch && $0.seq >= me.nextSeq })
+        else { return nil }
+        return try startNew(
+            db,
+            reason:
+                "\(peer) holds \(me.nodeId)#\(r.seq) of epoch \(me.epoch), but this node has issued only up to \(me.nextSeq - 1): restored from an older backup"
+        )
     }
 
     /// Starts a new epoch, inside the caller's transaction; everything in the outbox is

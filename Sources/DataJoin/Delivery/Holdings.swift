@@ -15,14 +15,23 @@ enum Holdings {
     }
 
     static func all(_ db: Database) throws -> [State] {
-        try db.rows("SELECT origin, origin_epoch, contiguous, max_seq, last_bundle, last_seen_at FROM ds_origin_state ORDER BY origin, origin_epoch").map {
-            State(origin: $0.string(0) ?? "", epoch: $0.string(1) ?? "", contiguous: $0.int(2) ?? 0, maxSeq: $0.int(3) ?? 0, lastBundle: $0.string(4), lastSeenAt: $0.string(5))
+        try db.rows(
+            "SELECT origin, origin_epoch, contiguous, max_seq, last_bundle, last_seen_at FROM ds_origin_state ORDER BY origin, origin_epoch"
+        ).map {
+            State(
+                origin: $0.string(0) ?? "", epoch: $0.string(1) ?? "", contiguous: $0.int(2) ?? 0,
+                maxSeq: $0.int(3) ?? 0, lastBundle: $0.string(4), lastSeenAt: $0.string(5))
         }
     }
 
     static func state(_ db: Database, origin: String, epoch: String) throws -> State {
-        try db.firstRow("SELECT contiguous, max_seq, last_bundle, last_seen_at FROM ds_origin_state WHERE origin = ? AND origin_epoch = ?", [.text(origin), .text(epoch)]).map {
-            State(origin: origin, epoch: epoch, contiguous: $0.int(0) ?? 0, maxSeq: $0.int(1) ?? 0, lastBundle: $0.string(2), lastSeenAt: $0.string(3))
+        try db.firstRow(
+            "SELECT contiguous, max_seq, last_bundle, last_seen_at FROM ds_origin_state WHERE origin = ? AND origin_epoch = ?",
+            [.text(origin), .text(epoch)]
+        ).map {
+            State(
+                origin: origin, epoch: epoch, contiguous: $0.int(0) ?? 0, maxSeq: $0.int(1) ?? 0,
+                lastBundle: $0.string(2), lastSeenAt: $0.string(3))
         } ?? State(origin: origin, epoch: epoch, contiguous: 0, maxSeq: 0)
     }
 
@@ -39,7 +48,10 @@ enum Holdings {
     static func advance(_ db: Database, origin: String, epoch: String, bundle: String) throws {
         var s = try state(db, origin: origin, epoch: epoch)
         let key: [Value] = [.text(origin), .text(epoch)]
-        s.maxSeq = max(s.maxSeq, try db.scalar("SELECT max(seq) FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ?", key).asInt64 ?? 0)
+        s.maxSeq = max(
+            s.maxSeq,
+            try db.scalar("SELECT max(seq) FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ?", key).asInt64
+                ?? 0)
         // Walks the run that starts right after the mark, in index order, a page at a time: linear
         // in the new rows whatever the planner's statistics say (a self-join here once went
         // quadratic on a table that had just grown by 100,000 rows).
@@ -47,8 +59,10 @@ enum Holdings {
         walk: while true {
             var expected = s.contiguous + 1
             var n = 0
-            try db.query("SELECT seq FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq > ? ORDER BY seq LIMIT \(page)",
-                         key + [.integer(s.contiguous)]) { r in
+            try db.query(
+                "SELECT seq FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq > ? ORDER BY seq LIMIT \(page)",
+                key + [.integer(s.contiguous)]
+            ) { r in
                 n += 1
                 if r.int(0) == expected { expected += 1 }
             }
@@ -56,7 +70,8 @@ enum Holdings {
             s.contiguous = expected - 1
             if n < page || advanced < n { break walk }
         }
-        try db.execute("""
+        try db.execute(
+            """
             INSERT INTO ds_origin_state (origin, origin_epoch, contiguous, max_seq, last_bundle, last_seen_at) VALUES (?, ?, ?, ?, ?, ?)
             ON CONFLICT (origin, origin_epoch) DO UPDATE SET contiguous = excluded.contiguous, max_seq = excluded.max_seq,
               last_bundle = excluded.last_bundle, last_seen_at = excluded.last_seen_at
@@ -68,23 +83,32 @@ enum Holdings {
     static func raiseMark(_ db: Database, origin: String, epoch: String, to seq: Int64, bundle: String) throws {
         let s = try state(db, origin: origin, epoch: epoch)
         guard seq > s.contiguous else { return }
-        try db.execute("""
+        try db.execute(
+            """
             INSERT INTO ds_origin_state (origin, origin_epoch, contiguous, max_seq, inbox_floor, last_bundle, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (origin, origin_epoch) DO UPDATE SET contiguous = excluded.contiguous, max_seq = excluded.max_seq,
               inbox_floor = excluded.inbox_floor, last_bundle = excluded.last_bundle, last_seen_at = excluded.last_seen_at
-            """, [.text(origin), .text(epoch), .integer(seq), .integer(max(seq, s.maxSeq)), .integer(seq), .text(bundle), .text(nowText())])
+            """,
+            [
+                .text(origin), .text(epoch), .integer(seq), .integer(max(seq, s.maxSeq)), .integer(seq), .text(bundle),
+                .text(nowText()),
+            ])
         try advance(db, origin: origin, epoch: epoch, bundle: bundle)
     }
 
     /// The seq ranges of an origin missing between its high-water mark and the highest seq seen
     /// (those overlapping `within`, when given): the first `limit`, and how many there are in all.
-    static func gaps(_ db: Database, _ s: State, limit: Int = 50, within: ClosedRange<Int64>? = nil) throws -> (ranges: [ClosedRange<Int64>], total: Int) {
+    static func gaps(_ db: Database, _ s: State, limit: Int = 50, within: ClosedRange<Int64>? = nil) throws -> (
+        ranges: [ClosedRange<Int64>], total: Int
+    ) {
         guard s.maxSeq > s.contiguous else { return ([], 0) }
         var out: [ClosedRange<Int64>] = []
         var total = 0
         var expected = s.contiguous + 1
-        try db.query("SELECT seq FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq > ? ORDER BY seq",
-                     [.text(s.origin), .text(s.epoch), .integer(s.contiguous)]) { r in
+        try db.query(
+            "SELECT seq FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq > ? ORDER BY seq",
+            [.text(s.origin), .text(s.epoch), .integer(s.contiguous)]
+        ) { r in
             let seq = r.int(0) ?? 0
             if seq > expected {
                 let gap = expected...(seq - 1)
@@ -101,14 +125,20 @@ enum Holdings {
     /// What a bundle would do to this node's holdings (`datajoin verify FILE --db URL`).
     static func describe(_ db: Database, header: BundleHeader, me: NodeIdentity) throws -> [String] {
         try header.origins.map { o in
-            if o.origin == me.nodeId && o.epoch == me.epoch { return "\(o.origin) \(o.first)-\(o.last): this node's own changes (skipped)" }
+            if o.origin == me.nodeId && o.epoch == me.epoch {
+                return "\(o.origin) \(o.first)-\(o.last): this node's own changes (skipped)"
+            }
             let s = try state(db, origin: o.origin, epoch: o.epoch)
-            if o.last <= s.contiguous { return "\(o.origin) \(o.first)-\(o.last): already held (this node holds \(o.origin) up to \(s.contiguous))" }
+            if o.last <= s.contiguous {
+                return
+                    "\(o.origin) \(o.first)-\(o.last): already held (this node holds \(o.origin) up to \(s.contiguous))"
+            }
             var notes: [String] = []
             let filled = try gaps(db, s, limit: 20, within: o.first...o.last)
             if filled.total > 0 {
-                notes.append("fills the gap " + filled.ranges.map { "\($0.lowerBound)–\($0.upperBound)" }.joined(separator: ", ")
-                             + (filled.total > filled.ranges.count ? " and \(filled.total - filled.ranges.count) more" : ""))
+                notes.append(
+                    "fills the gap " + filled.ranges.map { "\($0.lowerBound)–\($0.upperBound)" }.joined(separator: ", ")
+                        + (filled.total > filled.ranges.count ? " and \(filled.total - filled.ranges.count) more" : ""))
             }
             let knownEnd = max(s.contiguous, s.maxSeq)
             if o.first > s.contiguous + 1 && o.first > knownEnd + 1 {
@@ -116,7 +146,8 @@ enum Holdings {
             } else if o.last > knownEnd {
                 notes.append("extends \(o.origin) to \(o.last)")
             }
-            return "\(o.origin) \(o.first)-\(o.last): " + (notes.isEmpty ? "new changes" : notes.joined(separator: "; "))
+            return "\(o.origin) \(o.first)-\(o.last): "
+                + (notes.isEmpty ? "new changes" : notes.joined(separator: "; "))
         }
     }
 }

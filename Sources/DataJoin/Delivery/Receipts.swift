@@ -4,7 +4,8 @@ import Foundation
 enum Receipts {
     static func record(_ db: Database, peer: String, _ receipts: [Receipt]) throws {
         for r in receipts {
-            try db.execute("""
+            try db.execute(
+                """
                 INSERT INTO ds_peer_receipt (peer, origin, origin_epoch, seq, updated_at) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT (peer, origin, origin_epoch) DO UPDATE SET seq = CASE WHEN excluded.seq > ds_peer_receipt.seq THEN excluded.seq ELSE ds_peer_receipt.seq END,
                   updated_at = excluded.updated_at
@@ -13,11 +14,17 @@ enum Receipts {
     }
 
     static func confirmed(_ db: Database, peer: String, origin: String, epoch: String) throws -> Int64 {
-        try db.scalar("SELECT seq FROM ds_peer_receipt WHERE peer = ? AND origin = ? AND origin_epoch = ?", [.text(peer), .text(origin), .text(epoch)]).asInt64 ?? 0
+        try db.scalar(
+            "SELECT seq FROM ds_peer_receipt WHERE peer = ? AND origin = ? AND origin_epoch = ?",
+            [.text(peer), .text(origin), .text(epoch)]
+        ).asInt64 ?? 0
     }
 
     /// The peers this node exchanges with: every trusted node but itself.
     static func peers(_ db: Database, me: NodeIdentity) throws -> [String] {
-        try db.rows("SELECT node_id FROM ds_trusted_key WHERE revoked_at IS NULL AND node_id <> ? ORDER BY node_id", [.text(me.nodeId)]).compactMap { $0.string(0) }
+        try db.rows(
+            "SELECT node_id FROM ds_trusted_key WHERE revoked_at IS NULL AND node_id <> ? ORDER BY node_id",
+            [.text(me.nodeId)]
+        ).compactMap { $0.string(0) }
     }
 }

@@ -11,7 +11,8 @@ public struct ExportOptions: Sendable {
     public var resend: Bool
     public var peer: String?
 
-    public init(folder: String, maxChanges: Int? = nil, relay: Bool = false, resend: Bool = false, peer: String? = nil) {
+    public init(folder: String, maxChanges: Int? = nil, relay: Bool = false, resend: Bool = false, peer: String? = nil)
+    {
         self.folder = folder
         self.maxChanges = maxChanges
         self.relay = relay
@@ -39,7 +40,9 @@ public struct ExportedBundle: Sendable {
 /// `datajoin export`: outbox rows past the export pointer into bundle files; with `relay`, inbox
 /// rows past the relay pointer too; with `resend`, what peers have not confirmed.
 public enum Exporter {
-    public static func export(_ db: Database, _ options: ExportOptions, reporter: Reporter = SilentReporter()) throws -> [ExportedBundle] {
+    public static func export(_ db: Database, _ options: ExportOptions, reporter: Reporter = SilentReporter()) throws
+        -> [ExportedBundle]
+    {
         try checkFolder(options.folder)
         if let m = options.maxChanges, m < 1 { throw DataJoinError(.usage, "--max-changes must be at least 1") }
         var me = try NodeIdentity.load(db)
@@ -67,14 +70,20 @@ public enum Exporter {
             if stamped < step { break }
         }
         removeStaleTemporaries(options.folder, node: me.nodeId)
-        let ctx = Context(db: db, me: me, key: try NodeIdentity.signingKey(db, node: me.nodeId), folder: options.folder,
-                          tables: tables, receipts: try Holdings.receipts(db, me: me), reporter: reporter)
+        let ctx = Context(
+            db: db, me: me, key: try NodeIdentity.signingKey(db, node: me.nodeId), folder: options.folder,
+            tables: tables, receipts: try Holdings.receipts(db, me: me), reporter: reporter)
         var written: [ExportedBundle] = []
         let pointer = try ProgramPointer.get(db, Program.export)
-        let from = options.resend ? min(pointer, try confirmed(db, me: me, origin: me.nodeId, epoch: me.epoch, peer: options.peer)) : pointer
+        let from =
+            options.resend
+            ? min(pointer, try confirmed(db, me: me, origin: me.nodeId, epoch: me.epoch, peer: options.peer)) : pointer
         written += try exportOwn(ctx, after: from, max: options.maxChanges)
         if options.relay {
-            written += options.resend ? try resendRelayed(ctx, peer: options.peer, max: options.maxChanges) : try exportRelayed(ctx, max: options.maxChanges)
+            written +=
+                options.resend
+                ? try resendRelayed(ctx, peer: options.peer, max: options.maxChanges)
+                : try exportRelayed(ctx, max: options.maxChanges)
         }
         return written
     }
@@ -92,7 +101,8 @@ public enum Exporter {
     /// A crash mid-write leaves `.<name>.tmp`; it was never renamed, so nothing refers to it.
     static func removeStaleTemporaries(_ folder: String, node: String) {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
-        for n in names where (n.hasPrefix("." + node + "_") || n.hasPrefix("." + node + "~")) && n.hasSuffix(".djb.tmp") {
+        for n in names where (n.hasPrefix("." + node + "_") || n.hasPrefix("." + node + "~")) && n.hasSuffix(".djb.tmp")
+        {
             unlink((folder as NSString).appendingPathComponent(n))
         }
     }
@@ -113,41 +123,64 @@ public enum Exporter {
     }
 
     /// The highest seq of `origin` that `peer` (or every peer, when nil) has confirmed.
-    static func confirmed(_ db: Database, me: NodeIdentity, origin: String, epoch: String, peer: String?) throws -> Int64 {
+    static func confirmed(_ db: Database, me: NodeIdentity, origin: String, epoch: String, peer: String?) throws
+        -> Int64
+    {
         let peers = try peer.map { [$0] } ?? Receipts.peers(db, me: me)
         return try peers.map { try Receipts.confirmed(db, peer: $0, origin: origin, epoch: epoch) }.min() ?? 0
     }
 
     // MARK: - This node's own changes
 
-    static func exportOwn(_ ctx: Context, after pointer: Int64, max: Int?, through: Int64 = Int64.max) throws -> [ExportedBundle] {
+    static func exportOwn(_ ctx: Context, after pointer: Int64, max: Int?, through: Int64 = Int64.max) throws
+        -> [ExportedBundle]
+    {
         let db = ctx.db, me = ctx.me
-        guard let range = try db.firstRow("SELECT min(seq), max(seq) FROM ds_change_outbox WHERE seq > ? AND seq <= ?", [.integer(pointer), .integer(through)]),
-              let first = range.int(0), let last = range.int(1) else { return [] }
+        guard
+            let range = try db.firstRow(
+                "SELECT min(seq), max(seq) FROM ds_change_outbox WHERE seq > ? AND seq <= ?",
+                [.integer(pointer), .integer(through)]),
+            let first = range.int(0), let last = range.int(1)
+        else { return [] }
         var out: [ExportedBundle] = []
         var done: Int64 = 0
         var bytes: Int64 = 0
-        let total = try db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq >= ? AND seq <= ?", [.integer(first), .integer(last)]).asInt64
+        let total = try db.scalar(
+            "SELECT count(*) FROM ds_change_outbox WHERE seq >= ? AND seq <= ?", [.integer(first), .integer(last)]
+        ).asInt64
         // Cut by count (--max-changes) and by size (the captured text's length estimates the
         // encoded size), only where the source transaction changes.
-        let sizeSQL = "SELECT seq, source_id, coalesce(length(object_value), 0) + coalesce(length(object_value_old), 0) + length(object_id) "
+        let sizeSQL =
+            "SELECT seq, source_id, coalesce(length(object_value), 0) + coalesce(length(object_value_old), 0) + length(object_id) "
             + "FROM ds_change_outbox WHERE seq >= ? AND seq <= ? ORDER BY seq"
         var ranges = try splitRanges(db, sql: sizeSQL, from: first, to: last, max: max)
         while !ranges.isEmpty {
             let r = ranges.removeFirst()
-            let count = try db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq >= ? AND seq <= ?", [.integer(r.lowerBound), .integer(r.upperBound)]).asInt64 ?? 0
-            let origins = [OriginRange(origin: me.nodeId, epoch: me.epoch, first: r.lowerBound, last: r.upperBound, count: count)]
-            let name = BundleFormat.fileName(origin: me.nodeId, epoch: me.epoch, first: r.lowerBound, last: r.upperBound)
+            let count =
+                try db.scalar(
+                    "SELECT count(*) FROM ds_change_outbox WHERE seq >= ? AND seq <= ?",
+                    [.integer(r.lowerBound), .integer(r.upperBound)]
+                ).asInt64 ?? 0
+            let origins = [
+                OriginRange(origin: me.nodeId, epoch: me.epoch, first: r.lowerBound, last: r.upperBound, count: count)
+            ]
+            let name = BundleFormat.fileName(
+                origin: me.nodeId, epoch: me.epoch, first: r.lowerBound, last: r.upperBound)
             let names = Outbox.ColumnNames()
             let doneBefore = done
             let bundle: ExportedBundle
             do {
                 bundle = try write(ctx, name: name, origins: origins, first: r.lowerBound, last: r.upperBound) { add in
-                    try db.stream("SELECT \(Outbox.columns) FROM ds_change_outbox WHERE seq >= ? AND seq <= ? ORDER BY seq",
-                                  [.integer(r.lowerBound), .integer(r.upperBound)]) { row in
+                    try db.stream(
+                        "SELECT \(Outbox.columns) FROM ds_change_outbox WHERE seq >= ? AND seq <= ? ORDER BY seq",
+                        [.integer(r.lowerBound), .integer(r.upperBound)]
+                    ) { row in
                         try add(try Outbox.change(row, me: me, tables: ctx.tables, brand: db.brand, names: names))
                         done += 1
-                        if done % 5_000 == 0 { ctx.reporter.progress(WorkProgress(phase: "export", changes: done, totalChanges: total, bytes: bytes)) }
+                        if done % 5_000 == 0 {
+                            ctx.reporter.progress(
+                                WorkProgress(phase: "export", changes: done, totalChanges: total, bytes: bytes))
+                        }
                     }
                 }
             } catch let e as OversizedChange {
@@ -157,25 +190,35 @@ public enum Exporter {
                 if start > r.lowerBound {
                     out += try exportOwn(ctx, after: r.lowerBound - 1, max: max, through: start - 1)
                 }
-                throw ExportHeld(bundles: out, message: e.message + "; it and the changes after it wait, nothing is skipped "
-                    + "(docs/reliability.md, 'A change too large for a bundle')")
+                throw ExportHeld(
+                    bundles: out,
+                    message: e.message + "; it and the changes after it wait, nothing is skipped "
+                        + "(docs/reliability.md, 'A change too large for a bundle')")
             }
             // The file is durable: only now may the pointer move past it.
             try db.inTransaction {
-                if try ProgramPointer.get(db, Program.export) < r.upperBound { try ProgramPointer.set(db, Program.export, r.upperBound) }
+                if try ProgramPointer.get(db, Program.export) < r.upperBound {
+                    try ProgramPointer.set(db, Program.export, r.upperBound)
+                }
             }
             out.append(bundle)
             bytes += Int64(bundle.bytes)
-            ctx.reporter.progress(WorkProgress(phase: "export", changes: done, totalChanges: total, bytes: bytes, final: r.upperBound == last))
+            ctx.reporter.progress(
+                WorkProgress(
+                    phase: "export", changes: done, totalChanges: total, bytes: bytes, final: r.upperBound == last))
         }
         return out
     }
 
     /// The first seq of the source transaction that holds `seq` (its changes are consecutive).
     static func transactionStart(_ db: Database, seq: Int64, notBefore: Int64) throws -> Int64 {
-        guard let tx = try db.scalar("SELECT source_id FROM ds_change_outbox WHERE seq = ?", [.integer(seq)]).asInt64 else { return seq }
+        guard let tx = try db.scalar("SELECT source_id FROM ds_change_outbox WHERE seq = ?", [.integer(seq)]).asInt64
+        else { return seq }
         var start = seq
-        try db.query("SELECT seq, source_id FROM ds_change_outbox WHERE seq >= ? AND seq < ? ORDER BY seq DESC", [.integer(notBefore), .integer(seq)]) { r in
+        try db.query(
+            "SELECT seq, source_id FROM ds_change_outbox WHERE seq >= ? AND seq < ? ORDER BY seq DESC",
+            [.integer(notBefore), .integer(seq)]
+        ) { r in
             if start == (r.int(0) ?? 0) + 1 && r.int(1) == tx { start -= 1 }
         }
         return start
@@ -188,15 +231,25 @@ public enum Exporter {
         let pointer = try ProgramPointer.get(db, Program.relay)
         // A snapshot's records are state for joining nodes, not changes to forward.
         let notSnapshot = "origin_epoch NOT LIKE '\(BundleFormat.snapshotEpochPrefix)%'"
-        guard let range = try db.firstRow("SELECT min(id), max(id) FROM ds_change_inbox WHERE id > ? AND \(notSnapshot)", [.integer(pointer)]),
-              let first = range.int(0), let last = range.int(1) else { return [] }
+        guard
+            let range = try db.firstRow(
+                "SELECT min(id), max(id) FROM ds_change_inbox WHERE id > ? AND \(notSnapshot)", [.integer(pointer)]),
+            let first = range.int(0), let last = range.int(1)
+        else { return [] }
         var out: [ExportedBundle] = []
-        for r in try splitRanges(db, sql: "SELECT id, NULL, coalesce(length(object_value), 0) + length(object_id) FROM ds_change_inbox WHERE id >= ? AND id <= ? AND \(notSnapshot) ORDER BY id",
-                                         from: first, to: last, max: max) {
+        for r in try splitRanges(
+            db,
+            sql:
+                "SELECT id, NULL, coalesce(length(object_value), 0) + length(object_id) FROM ds_change_inbox WHERE id >= ? AND id <= ? AND \(notSnapshot) ORDER BY id",
+            from: first, to: last, max: max)
+        {
             let where_ = "id >= ? AND id <= ? AND \(notSnapshot)"
             let params: [Value] = [.integer(r.lowerBound), .integer(r.upperBound)]
             let name = relayName(ctx, "relay", first: r.lowerBound, last: r.upperBound, epoch: ctx.me.epoch)
-            out.append(try writeInbox(ctx, name: name, where_: where_, params: params, order: "id", first: r.lowerBound, last: r.upperBound))
+            out.append(
+                try writeInbox(
+                    ctx, name: name, where_: where_, params: params, order: "id", first: r.lowerBound,
+                    last: r.upperBound))
             try db.inTransaction { try ProgramPointer.set(db, Program.relay, r.upperBound) }
         }
         return out
@@ -210,10 +263,17 @@ public enum Exporter {
             let confirmedSeq = try confirmed(db, me: ctx.me, origin: s.origin, epoch: s.epoch, peer: peer)
             guard s.maxSeq > confirmedSeq else { continue }
             let params: [Value] = [.text(s.origin), .text(s.epoch), .integer(confirmedSeq)]
-            guard let range = try db.firstRow("SELECT min(seq), max(seq) FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq > ?", params),
-                  let first = range.int(0), let last = range.int(1) else { continue }
+            guard
+                let range = try db.firstRow(
+                    "SELECT min(seq), max(seq) FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq > ?",
+                    params),
+                let first = range.int(0), let last = range.int(1)
+            else { continue }
             let name = relayName(ctx, s.origin, first: first, last: last, epoch: s.epoch)
-            out.append(try writeInbox(ctx, name: name, where_: "origin = ? AND origin_epoch = ? AND seq > ?", params: params, order: "seq", first: first, last: last))
+            out.append(
+                try writeInbox(
+                    ctx, name: name, where_: "origin = ? AND origin_epoch = ? AND seq > ?", params: params,
+                    order: "seq", first: first, last: last))
         }
         return out
     }
@@ -223,13 +283,22 @@ public enum Exporter {
         ctx.me.nodeId + "~" + BundleFormat.fileName(origin: what, epoch: epoch, first: first, last: last)
     }
 
-    static func writeInbox(_ ctx: Context, name: String, where_: String, params: [Value], order: String, first: Int64, last: Int64) throws -> ExportedBundle {
+    static func writeInbox(
+        _ ctx: Context, name: String, where_: String, params: [Value], order: String, first: Int64, last: Int64
+    ) throws -> ExportedBundle {
         let db = ctx.db
-        let origins = try db.rows("SELECT origin, origin_epoch, min(seq), max(seq), count(*) FROM ds_change_inbox WHERE \(where_) GROUP BY origin, origin_epoch ORDER BY origin, origin_epoch", params).map {
-            OriginRange(origin: $0.string(0) ?? "", epoch: $0.string(1) ?? "", first: $0.int(2) ?? 0, last: $0.int(3) ?? 0, count: $0.int(4) ?? 0)
+        let origins = try db.rows(
+            "SELECT origin, origin_epoch, min(seq), max(seq), count(*) FROM ds_change_inbox WHERE \(where_) GROUP BY origin, origin_epoch ORDER BY origin, origin_epoch",
+            params
+        ).map {
+            OriginRange(
+                origin: $0.string(0) ?? "", epoch: $0.string(1) ?? "", first: $0.int(2) ?? 0, last: $0.int(3) ?? 0,
+                count: $0.int(4) ?? 0)
         }
         return try write(ctx, name: name, origins: origins, first: first, last: last) { add in
-            try db.stream("SELECT \(Importer.inboxColumns) FROM ds_change_inbox WHERE \(where_) ORDER BY \(order)", params) { row in
+            try db.stream(
+                "SELECT \(Importer.inboxColumns) FROM ds_change_inbox WHERE \(where_) ORDER BY \(order)", params
+            ) { row in
                 try add(try Importer.change(row, db))
             }
         }
@@ -238,11 +307,14 @@ public enum Exporter {
     // MARK: - Writing
 
     /// Writes one bundle from the changes `produce` hands over, inside a read snapshot.
-    static func write(_ ctx: Context, name: String, origins: [OriginRange], first: Int64, last: Int64,
-                      produce: (_ add: (Change) throws -> Void) throws -> Void) throws -> ExportedBundle {
+    static func write(
+        _ ctx: Context, name: String, origins: [OriginRange], first: Int64, last: Int64,
+        produce: (_ add: (Change) throws -> Void) throws -> Void
+    ) throws -> ExportedBundle {
         let count = origins.reduce(0) { $0 + $1.count }
-        let header = BundleHeader(sender: ctx.me.nodeId, senderEpoch: ctx.me.epoch, createdAt: nowText(), origins: origins,
-                                  changeCount: count, receipts: ctx.receipts, publicKey: ctx.me.publicKey)
+        let header = BundleHeader(
+            sender: ctx.me.nodeId, senderEpoch: ctx.me.epoch, createdAt: nowText(), origins: origins,
+            changeCount: count, receipts: ctx.receipts, publicKey: ctx.me.publicKey)
         let writer = try BundleWriter(folder: ctx.folder, fileName: name, header: header, signingKey: ctx.key)
         try ctx.db.inReadTransaction {
             try produce { change in try writer.add(change, table: ctx.tables[change.table]) }
@@ -252,13 +324,16 @@ public enum Exporter {
         }
         let result = try writer.finish()
         ctx.reporter.verbose("wrote \(result.path) (\(count) changes, \(result.bytes) bytes)")
-        return ExportedBundle(path: result.path, first: first, last: last, changes: count, bytes: result.bytes, sha256: result.sha256)
+        return ExportedBundle(
+            path: result.path, first: first, last: last, changes: count, bytes: result.bytes, sha256: result.sha256)
     }
 
     /// Cuts [from, to] into ranges of about `max` rows and about `Tuning.bundleTargetBytes` (the
     /// third column, when there is one, estimates each row's size), only where the second column
     /// (the source transaction) changes; NULL there allows a cut anywhere.
-    static func splitRanges(_ db: Database, sql: String, from: Int64, to: Int64, max: Int?) throws -> [ClosedRange<Int64>] {
+    static func splitRanges(_ db: Database, sql: String, from: Int64, to: Int64, max: Int?) throws -> [ClosedRange<
+        Int64
+    >] {
         let max = max ?? Int.max
         let targetBytes = Int64(Tuning.current.bundleTargetBytes)
         var ranges: [ClosedRange<Int64>] = []

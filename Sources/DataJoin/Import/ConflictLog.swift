@@ -9,14 +9,21 @@ public struct ConflictLog {
 
     init(db: Database) { self.db = db }
 
-    mutating func record(table: String, key: [Value], column: String?, winner: Value?, winnerVersion: Version,
-                         loser: Value?, loserVersion: Version, reason: String) throws {
-        try db.execute("""
+    mutating func record(
+        table: String, key: [Value], column: String?, winner: Value?, winnerVersion: Version,
+        loser: Value?, loserVersion: Version, reason: String
+    ) throws {
+        try db.execute(
+            """
             INSERT INTO ds_conflict (object_table, object_id, object_attribute, winner_value, winner_hlc, winner_node, loser_value, loser_hlc, loser_node, reason, recorded_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, [.text(table), .text(KeyCodec.display(key)), column.map(Value.text) ?? .null, winner.map { .text(Self.logged($0)) } ?? .null,
-                  .integer(winnerVersion.hlc), .text(winnerVersion.node), loser.map { .text(Self.logged($0)) } ?? .null,
-                  .integer(loserVersion.hlc), .text(loserVersion.node), .text(reason), .text(nowText())])
+            """,
+            [
+                .text(table), .text(KeyCodec.display(key)), column.map(Value.text) ?? .null,
+                winner.map { .text(Self.logged($0)) } ?? .null,
+                .integer(winnerVersion.hlc), .text(winnerVersion.node), loser.map { .text(Self.logged($0)) } ?? .null,
+                .integer(loserVersion.hlc), .text(loserVersion.node), .text(reason), .text(nowText()),
+            ])
         recorded += 1
     }
 
@@ -35,11 +42,14 @@ public struct ConflictLog {
         switch v {
         case .text(var s) where s.utf8.count > wholeValueBytes:
             s.makeContiguousUTF8()
-            let sha = digest { feed in _ = s.utf8.withContiguousStorageIfAvailable { feed(UnsafeRawBufferPointer($0)) } }
-            return "{\"type\":\"text\",\"bytes\":\(s.utf8.count),\"sha256\":\"\(sha)\",\"first\":\(JSON.quote(String(s.prefix(1000)))),\"truncated\":true}"
+            let sha = digest { feed in _ = s.utf8.withContiguousStorageIfAvailable { feed(UnsafeRawBufferPointer($0)) }
+            }
+            return
+                "{\"type\":\"text\",\"bytes\":\(s.utf8.count),\"sha256\":\"\(sha)\",\"first\":\(JSON.quote(String(s.prefix(1000)))),\"truncated\":true}"
         case .blob(let b) where b.count > wholeValueBytes:
             let sha = digest { feed in b.withUnsafeBytes(feed) }
-            return "{\"type\":\"blob\",\"bytes\":\(b.count),\"sha256\":\"\(sha)\",\"first\":\"\(Hex.encode(Array(b.prefix(1000))))\",\"truncated\":true}"
+            return
+                "{\"type\":\"blob\",\"bytes\":\(b.count),\"sha256\":\"\(sha)\",\"first\":\"\(Hex.encode(Array(b.prefix(1000))))\",\"truncated\":true}"
         default:
             return v.json
         }
@@ -48,15 +58,15 @@ public struct ConflictLog {
 
 /// One row of the conflict log.
 public struct ConflictEntry: Sendable {
-        public var table: String
-        public var key: String
-        public var column: String?
-        public var winnerValue: String?
-        public var winner: Version
-        public var loserValue: String?
-        public var loser: Version
-        public var reason: String
-        public var recordedAt: String
+    public var table: String
+    public var key: String
+    public var column: String?
+    public var winnerValue: String?
+    public var winner: Version
+    public var loserValue: String?
+    public var loser: Version
+    public var reason: String
+    public var recordedAt: String
 }
 
 extension ConflictLog {
@@ -71,11 +81,15 @@ extension ConflictLog {
     }
 
     public static func list(_ db: Database, after: Int64 = 0, limit: Int = 1000) throws -> [ConflictEntry] {
-        try db.rows("SELECT object_table, object_id, object_attribute, winner_value, winner_hlc, winner_node, loser_value, loser_hlc, loser_node, reason, recorded_at FROM ds_conflict WHERE id > ? ORDER BY id LIMIT ?",
-                    [.integer(after), .integer(Int64(limit))]).map { r in
-            ConflictEntry(table: r.string(0) ?? "", key: r.string(1) ?? "", column: r.string(2), winnerValue: r.string(3),
-                  winner: Version(hlc: r.int(4) ?? 0, node: r.string(5) ?? ""), loserValue: r.string(6),
-                  loser: Version(hlc: r.int(7) ?? 0, node: r.string(8) ?? ""), reason: r.string(9) ?? "", recordedAt: r.string(10) ?? "")
+        try db.rows(
+            "SELECT object_table, object_id, object_attribute, winner_value, winner_hlc, winner_node, loser_value, loser_hlc, loser_node, reason, recorded_at FROM ds_conflict WHERE id > ? ORDER BY id LIMIT ?",
+            [.integer(after), .integer(Int64(limit))]
+        ).map { r in
+            ConflictEntry(
+                table: r.string(0) ?? "", key: r.string(1) ?? "", column: r.string(2), winnerValue: r.string(3),
+                winner: Version(hlc: r.int(4) ?? 0, node: r.string(5) ?? ""), loserValue: r.string(6),
+                loser: Version(hlc: r.int(7) ?? 0, node: r.string(8) ?? ""), reason: r.string(9) ?? "",
+                recordedAt: r.string(10) ?? "")
         }
     }
 }

@@ -26,39 +26,63 @@ public enum Importer {
     /// edits); a clock set to the wrong year is not trusted (docs/conflict-rules.md).
     public static let defaultMaxClockAheadMs: Int64 = 24 * 3_600_000
 
-    public static func run(_ db: Database, reporter: Reporter = SilentReporter(), shouldStop: () -> Bool = { false }) throws -> ImportReport {
+    public static func run(_ db: Database, reporter: Reporter = SilentReporter(), shouldStop: () -> Bool = { false })
+        throws -> ImportReport
+    {
         _ = try NodeIdentity.load(db)
         let tables = try TableRegistry.load(db)
-        let maxAhead = try Settings.int(db, "max_clock_ahead_ms", range: 0...HybridLogicalClock.maxMs) ?? defaultMaxClockAheadMs
+        let maxAhead =
+            try Settings.int(db, "max_clock_ahead_ms", range: 0...HybridLogicalClock.maxMs) ?? defaultMaxClockAheadMs
         var report = ImportReport()
-        let total = try db.scalar("SELECT count(*) FROM ds_change_inbox WHERE id > ?", [.integer(try ProgramPointer.get(db, Program.import))]).asInt64
+        let total = try db.scalar(
+            "SELECT count(*) FROM ds_change_inbox WHERE id > ?", [.integer(try ProgramPointer.get(db, Program.import))]
+        ).asInt64
         try retryHeld(db, tables: tables, maxAhead: maxAhead, report: &report)
         while !shouldStop() {
             // First without a savepoint per change (fast); if the database refuses a change, the
             // bundle is rolled back and applied again with savepoints, so that change is held.
-            let applyNextBundle = { (savepoints: Bool) throws -> Bool in try db.inTransaction { () -> Bool in
-                let pointer = try ProgramPointer.get(db, Program.import)
-                guard let bundle = try db.scalar("SELECT bundle_id FROM ds_change_inbox WHERE id > ? ORDER BY id LIMIT 1", [.integer(pointer)]).asInt64 else {
-                    return false
+            let applyNextBundle = { (savepoints: Bool) throws -> Bool in
+                try db.inTransaction { () -> Bool in
+                    let pointer = try ProgramPointer.get(db, Program.import)
+                    guard
+                        let bundle = try db.scalar(
+                            "SELECT bundle_id FROM ds_change_inbox WHERE id > ? ORDER BY id LIMIT 1",
+                            [.integer(pointer)]
+                        ).asInt64
+                    else {
+                        return false
+                    }
+                    let last =
+                        try db.scalar(
+                            "SELECT max(id) FROM ds_change_inbox WHERE bundle_id = ? AND id > ?",
+                            [.integer(bundle), .integer(pointer)]
+                        ).asInt64 ?? pointer
+                    var partial = report
+                    try applyRange(
+                        db, tables: tables, maxAhead: maxAhead, sql: "id <= ?", params: [.integer(last)],
+                        after: pointer,
+                        savepoints: savepoints, report: &partial
+                    ) { r in
+                        // Within a bundle too: one bundle can hold a million changes.
+                        reporter.progress(
+                            WorkProgress(
+                                phase: "import", changes: Int64(r.applied + r.unchanged + r.held), totalChanges: total))
+                    }
+                    try ProgramPointer.set(db, Program.import, last)
+                    partial.bundles += 1
+                    report = partial
+                    reporter.progress(
+                        WorkProgress(
+                            phase: "import", changes: Int64(report.applied + report.unchanged + report.held),
+                            totalChanges: total))
+                    reporter.verbose("applied bundle \(bundle): inbox \(pointer + 1)-\(last)")
+                    return true
                 }
-                let last = try db.scalar("SELECT max(id) FROM ds_change_inbox WHERE bundle_id = ? AND id > ?", [.integer(bundle), .integer(pointer)]).asInt64 ?? pointer
-                var partial = report
-                try applyRange(db, tables: tables, maxAhead: maxAhead, sql: "id <= ?", params: [.integer(last)], after: pointer,
-                               savepoints: savepoints, report: &partial) { r in
-                    // Within a bundle too: one bundle can hold a million changes.
-                    reporter.progress(WorkProgress(phase: "import", changes: Int64(r.applied + r.unchanged + r.held), totalChanges: total))
-                }
-                try ProgramPointer.set(db, Program.import, last)
-                partial.bundles += 1
-                report = partial
-                reporter.progress(WorkProgress(phase: "import", changes: Int64(report.applied + report.unchanged + report.held), totalChanges: total))
-                reporter.verbose("applied bundle \(bundle): inbox \(pointer + 1)-\(last)")
-                return true
-            } }
+            }
             let more: Bool
             do {
                 more = try applyNextBundle(false)
-            } catch where isRefusal(db, error) {
+            } catch  where isRefusal(db, error) {
                 more = try applyNextBundle(true)
             }
             if !more { break }
@@ -66,19 +90,27 @@ public enum Importer {
         if report.bundles > 0 { try retryHeld(db, tables: tables, maxAhead: maxAhead, report: &report) }
         try db.refreshStatistics(["ds_row_version", "ds_column_version"], after: report.applied + report.unchanged)
         if report.bundles > 0 {
-            reporter.progress(WorkProgress(phase: "import", changes: Int64(report.applied + report.unchanged + report.held), totalChanges: total, final: true))
+            reporter.progress(
+                WorkProgress(
+                    phase: "import", changes: Int64(report.applied + report.unchanged + report.held),
+                    totalChanges: total, final: true))
         }
         return report
     }
 
-    private static func retryHeld(_ db: Database, tables: [String: TableInfo], maxAhead: Int64, report: inout ImportReport) throws {
+    private static func retryHeld(
+        _ db: Database, tables: [String: TableInfo], maxAhead: Int64, report: inout ImportReport
+    ) throws {
         let pointer = try ProgramPointer.get(db, Program.import)
-        guard try db.scalar("SELECT count(*) FROM ds_change_held WHERE id <= ?", [.integer(pointer)]).asInt64 ?? 0 > 0 else { return }
+        guard try db.scalar("SELECT count(*) FROM ds_change_held WHERE id <= ?", [.integer(pointer)]).asInt64 ?? 0 > 0
+        else { return }
         var partial = report
         try db.inTransaction {
             partial = report
-            try applyRange(db, tables: tables, maxAhead: maxAhead, sql: "id IN (SELECT id FROM ds_change_held) AND id <= ?", params: [.integer(pointer)],
-                           savepoints: true, coalesce: true, report: &partial)
+            try applyRange(
+                db, tables: tables, maxAhead: maxAhead, sql: "id IN (SELECT id FROM ds_change_held) AND id <= ?",
+                params: [.integer(pointer)],
+                savepoints: true, coalesce: true, report: &partial)
         }
         report = partial
     }
@@ -88,7 +120,8 @@ public enum Importer {
     /// the value besides its bytes.
     static let largePayloadBytes = 1 << 20
 
-    static let inboxColumns = "id, origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_operation, cl, "
+    static let inboxColumns =
+        "id, origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_operation, cl, "
         + "CASE WHEN length(object_value) >= \(largePayloadBytes) THEN NULL ELSE object_value END, "
         + "CASE WHEN EXISTS (SELECT 1 FROM ds_change_held AS h WHERE h.id = ds_change_inbox.id) THEN 'held' ELSE 'new' END, object_pk_attribute, length(object_value)"
 
@@ -101,13 +134,17 @@ public enum Importer {
             (cols, old) = try Change.decodePayload(b)
         } else if let length = r.int(13), length >= Int64(largePayloadBytes), let id = r.int(0) {
             // Straight from the database into the values, a megabyte at a time.
-            var reader = ByteReader(BlobSource(db: db, table: "ds_change_inbox", column: "object_value", rowid: id, length: Int(length)))
+            var reader = ByteReader(
+                BlobSource(db: db, table: "ds_change_inbox", column: "object_value", rowid: id, length: Int(length)))
             (cols, old) = try Change.decodePayload(&reader)
         } else {
             (cols, old) = try Change.decodePayload([])
         }
-        var c = Change(origin: r.string(1) ?? "", epoch: r.string(2) ?? "", seq: r.int(3) ?? 0, hlc: r.int(4) ?? 0, txid: r.int(5) ?? 0, op: op,
-                       table: r.string(6) ?? "", cl: r.int(9) ?? 1, key: try KeyCodec.decode(keyBytes), columns: cols, oldValue: old)
+        var c = Change(
+            origin: r.string(1) ?? "", epoch: r.string(2) ?? "", seq: r.int(3) ?? 0, hlc: r.int(4) ?? 0,
+            txid: r.int(5) ?? 0, op: op,
+            table: r.string(6) ?? "", cl: r.int(9) ?? 1, key: try KeyCodec.decode(keyBytes), columns: cols,
+            oldValue: old)
         c.keyNames = KeyNames.decode(r.string(12) ?? "")
         return c
     }
@@ -122,25 +159,30 @@ public enum Importer {
     /// `after` is the only lower bound on `id`: SQLite bounds a rowid range by one of several
     /// `id > ?` terms and filters by the rest, so a second one made every chunk read the inbox
     /// again from the bundle's start (a 1M-change bundle: 1,000 chunks, each slower).
-    static func applyRange(_ db: Database, tables: [String: TableInfo], maxAhead: Int64, sql: String, params: [Value], after: Int64 = 0,
-                           savepoints: Bool, coalesce: Bool = false, report: inout ImportReport,
-                           afterChunk: ((ImportReport) -> Void)? = nil) throws {
+    static func applyRange(
+        _ db: Database, tables: [String: TableInfo], maxAhead: Int64, sql: String, params: [Value], after: Int64 = 0,
+        savepoints: Bool, coalesce: Bool = false, report: inout ImportReport,
+        afterChunk: ((ImportReport) -> Void)? = nil
+    ) throws {
         var me = try NodeIdentity.load(db)
         try Stamper.stampPending(db, me: &me, tables: tables)
         try setApplying(db, true)
         if !savepoints { try deferForeignKeys(db, true) }
         let prunedBefore = try Pruner.cutoffStamp(db)
-        let aheadLimit = HybridLogicalClock.stamp(ms: HybridLogicalClock.nowMs(offsetMs: try HybridLogicalClock.testOffsetMs(db)) &+ maxAhead)
+        let aheadLimit = HybridLogicalClock.stamp(
+            ms: HybridLogicalClock.nowMs(offsetMs: try HybridLogicalClock.testOffsetMs(db)) &+ maxAhead)
         var merger = Merger(db: db, tables: tables)
         if !savepoints {
-            merger.batch = RowBatch(db: db, tables: tables, order: try ForeignKeys.parentsFirst(db, tables: Array(tables.keys)))
+            merger.batch = RowBatch(
+                db: db, tables: tables, order: try ForeignKeys.parentsFirst(db, tables: Array(tables.keys)))
         }
         var clock = me.hlc
         var afterId = after
         while true {
             let end = try chunkEnd(db, sql: sql, params: params, after: afterId)
-            var rows = try db.rows("SELECT \(inboxColumns) FROM ds_change_inbox WHERE \(sql) AND id > ? AND id <= ? ORDER BY id",
-                                   params + [.integer(afterId), .integer(end)])
+            var rows = try db.rows(
+                "SELECT \(inboxColumns) FROM ds_change_inbox WHERE \(sql) AND id > ? AND id <= ? ORDER BY id",
+                params + [.integer(afterId), .integer(end)])
             if rows.isEmpty { break }
             var changes = try rows.map { try change($0, db) }
             // Decoded: the payloads' bytes are not needed twice (memory with large values).
@@ -157,17 +199,24 @@ public enum Importer {
                 let key = t.canonicalKey(c.key)
                 return (key, KeyCodec.encode(key))
             }
-            try merger.versions.prefetch(zip(changes, canonical).compactMap { c, k in k.map { VersionCache.Key(table: c.table, key: $0.bytes) } })
-            try merger.batch?.prefetch(zip(changes, canonical).compactMap { c, k in k.map { (c.table, $0.key, KeyBytes($0.bytes)) } })
+            try merger.versions.prefetch(
+                zip(changes, canonical).compactMap { c, k in k.map { VersionCache.Key(table: c.table, key: $0.bytes) } }
+            )
+            try merger.batch?.prefetch(
+                zip(changes, canonical).compactMap { c, k in k.map { (c.table, $0.key, KeyBytes($0.bytes)) } })
             for ((r, c), k) in zip(zip(rows, changes), canonical) {
                 let id = r.int(0) ?? 0
                 afterId = id
                 let wasHeld = r.string(11) == "held"
                 var outcome: ApplyOutcome
                 if c.hlc > aheadLimit {
-                    outcome = .held("stamped \(HybridLogicalClock.describe(c.hlc)) by \(c.origin), more than \(maxAhead / 1000) s ahead of this node's clock; it applies once this clock catches up")
+                    outcome = .held(
+                        "stamped \(HybridLogicalClock.describe(c.hlc)) by \(c.origin), more than \(maxAhead / 1000) s ahead of this node's clock; it applies once this clock catches up"
+                    )
                 } else if c.hlc < prunedBefore && !c.epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) {
-                    outcome = .held("stamped \(HybridLogicalClock.describe(c.hlc)) by \(c.origin), before this node pruned its tombstones (up to \(HybridLogicalClock.describe(prunedBefore))): \(c.origin) has been away longer than the retention, and this change could bring back a deleted row; re-join \(c.origin) from a snapshot (docs/snapshot.md)")
+                    outcome = .held(
+                        "stamped \(HybridLogicalClock.describe(c.hlc)) by \(c.origin), before this node pruned its tombstones (up to \(HybridLogicalClock.describe(prunedBefore))): \(c.origin) has been away longer than the retention, and this change could bring back a deleted row; re-join \(c.origin) from a snapshot (docs/snapshot.md)"
+                    )
                 } else if !savepoints {
                     outcome = try merger.apply(c, canonical: k)
                 } else {
@@ -178,7 +227,7 @@ public enum Importer {
                         outcome = try merger.apply(c, canonical: k)
                         try merger.versions.flush()
                         try db.execute("RELEASE SAVEPOINT dj_change")
-                    } catch where isRefusal(db, error) {
+                    } catch  where isRefusal(db, error) {
                         try db.execute("ROLLBACK TO SAVEPOINT dj_change")
                         try db.execute("RELEASE SAVEPOINT dj_change")
                         merger.versions.reset()
@@ -187,7 +236,12 @@ public enum Importer {
                 }
                 switch outcome {
                 case .applied, .unchanged:
-                    if outcome == .applied { report.applied += 1; report.count(c) } else { report.unchanged += 1 }
+                    if outcome == .applied {
+                        report.applied += 1
+                        report.count(c)
+                    } else {
+                        report.unchanged += 1
+                    }
                     clock = max(clock, c.hlc)
                     if wasHeld {
                         report.released += 1
@@ -196,7 +250,8 @@ public enum Importer {
                 case .held(let reason):
                     if !wasHeld { report.held += 1 }
                     // Its own row: the inbox row and its payload are never rewritten for it.
-                    try db.execute("""
+                    try db.execute(
+                        """
                         INSERT INTO ds_change_held (id, object_table, object_id, reason) VALUES (?, ?, ?, ?)
                         ON CONFLICT (id) DO UPDATE SET reason = excluded.reason
                         """, [.integer(id), r[6], r[7], .text(reason)])
@@ -249,7 +304,8 @@ public enum Importer {
             guard let k = rowKey(c), let later = updates[k] else { continue }
             var best: [String: Version] = [:]
             for (j, u) in later where j > i {
-                guard let col = u.columns.first, let at = out[i].columns.firstIndex(where: { $0.name == col.name }) else { continue }
+                guard let col = u.columns.first, let at = out[i].columns.firstIndex(where: { $0.name == col.name })
+                else { continue }
                 let v = Version(hlc: u.hlc, node: u.origin)
                 if v > Version(hlc: c.hlc, node: c.origin) && v > (best[col.name] ?? .zero) {
                     out[i].columns[at].value = col.value
@@ -268,8 +324,10 @@ public enum Importer {
         var end = after
         var bytes: Int64 = 0
         var full = false
-        try db.query("SELECT id, coalesce(length(object_value), 0) FROM ds_change_inbox WHERE \(sql) AND id > ? ORDER BY id LIMIT \(tuning.importChunk)",
-                     params + [.integer(after)]) { r in
+        try db.query(
+            "SELECT id, coalesce(length(object_value), 0) FROM ds_change_inbox WHERE \(sql) AND id > ? ORDER BY id LIMIT \(tuning.importChunk)",
+            params + [.integer(after)]
+        ) { r in
             guard !full else { return }
             let size = max(0, r.int(1) ?? 0)
             if end != after && bytes + size > Int64(tuning.chunkBytes) {
@@ -291,9 +349,11 @@ public enum Importer {
             for part in stride(from: 0, to: keys.count, by: VersionStore.batch) {
                 let slice = keys[part..<min(part + VersionStore.batch, keys.count)]
                 let marks = Array(repeating: "?", count: slice.count).joined(separator: ", ")
-                try db.query("SELECT \(inboxColumns) FROM ds_change_inbox WHERE id IN (SELECT id FROM ds_change_held WHERE object_table = ? "
-                             + "AND object_id IN (\(marks))) AND object_operation = 'U' AND id > ? ORDER BY id",
-                             [.text(table)] + slice.map { .blob($0.bytes) } + [.integer(after)]) { out.append(try change($0, db)) }
+                try db.query(
+                    "SELECT \(inboxColumns) FROM ds_change_inbox WHERE id IN (SELECT id FROM ds_change_held WHERE object_table = ? "
+                        + "AND object_id IN (\(marks))) AND object_operation = 'U' AND id > ? ORDER BY id",
+                    [.text(table)] + slice.map { .blob($0.bytes) } + [.integer(after)]
+                ) { out.append(try change($0, db)) }
             }
         }
         return out

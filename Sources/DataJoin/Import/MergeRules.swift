@@ -42,11 +42,23 @@ struct Merger {
 
     // Rows go through the batch on the fast path, straight to the database otherwise.
     // `columns` are (value, position in the table) pairs.
-    private func upsert(_ sql: TableSQL, _ key: [Value], _ bytes: KeyBytes, _ columns: [(Change.ColumnValue, Int)]) throws {
-        if let batch { try batch.upsert(sql.table.name, key, bytes: bytes, columns) } else { try sql.upsert(key, columns.map(\.0)) }
+    private func upsert(_ sql: TableSQL, _ key: [Value], _ bytes: KeyBytes, _ columns: [(Change.ColumnValue, Int)])
+        throws
+    {
+        if let batch {
+            try batch.upsert(sql.table.name, key, bytes: bytes, columns)
+        } else {
+            try sql.upsert(key, columns.map(\.0))
+        }
     }
-    private func update(_ sql: TableSQL, _ key: [Value], _ bytes: KeyBytes, _ columns: [(Change.ColumnValue, Int)]) throws {
-        if let batch { try batch.update(sql.table.name, key, bytes: bytes, columns) } else { try sql.update(key, columns.map(\.0)) }
+    private func update(_ sql: TableSQL, _ key: [Value], _ bytes: KeyBytes, _ columns: [(Change.ColumnValue, Int)])
+        throws
+    {
+        if let batch {
+            try batch.update(sql.table.name, key, bytes: bytes, columns)
+        } else {
+            try sql.update(key, columns.map(\.0))
+        }
     }
     private func delete(_ sql: TableSQL, _ key: [Value], _ bytes: KeyBytes) throws {
         if let batch { try batch.delete(sql.table.name, key, bytes: bytes) } else { try sql.delete(key) }
@@ -54,20 +66,27 @@ struct Merger {
 
     /// `canonical`: the change's canonical key and its bytes, when the caller has them already.
     mutating func apply(_ c: Change, canonical: (key: [Value], bytes: [UInt8])? = nil) throws -> ApplyOutcome {
-        guard let t = tables[c.table] else { return .held("table \(c.table) is not tracked here; create it and run 'datajoin track', then 'datajoin import'") }
+        guard let t = tables[c.table] else {
+            return .held(
+                "table \(c.table) is not tracked here; create it and run 'datajoin track', then 'datajoin import'")
+        }
         // Each column's position, looked up once: the rules below index rows by it.
         var positions: [Int] = []
         positions.reserveCapacity(c.columns.count)
         for col in c.columns {
             guard let p = t.position(col.name) else {
-                return .held("column \(c.table).\(col.name) does not exist here; add it, re-run 'datajoin track \(c.table)', then 'datajoin import'")
+                return .held(
+                    "column \(c.table).\(col.name) does not exist here; add it, re-run 'datajoin track \(c.table)', then 'datajoin import'"
+                )
             }
             positions.append(p)
         }
         guard c.key.count == t.keyColumns.count else {
             return .held("\(c.table) has a \(t.keyColumns.count)-column key here but the change has \(c.key.count)")
         }
-        if db.brand == .postgres, c.key.contains(where: { if case .text(let s) = $0 { return s.utf8.contains(0) } else { return false } }) {
+        if db.brand == .postgres,
+            c.key.contains(where: { if case .text(let s) = $0 { return s.utf8.contains(0) } else { return false } })
+        {
             return .held("\(c.table): the key holds a NUL byte, which PostgreSQL text cannot hold")
         }
         let key = canonical?.key ?? t.canonicalKey(c.key)
@@ -83,7 +102,11 @@ struct Merger {
         func current() throws -> [Value?]? {
             if let r = localRow { return r }
             let r: [Value?]?
-            if let batch { r = try batch.select(c.table, key, bytes: rowKey) } else { r = try sql.select(key).map { $0.map { $0 } } }
+            if let batch {
+                r = try batch.select(c.table, key, bytes: rowKey)
+            } else {
+                r = try sql.select(key).map { $0.map { $0 } }
+            }
             localRow = .some(r)
             return r
         }
@@ -91,22 +114,33 @@ struct Merger {
         let localCl = try state?.cl ?? (current() == nil ? 0 : 1)
         let rowVersion = state?.version ?? .zero
         // Each value, typed by its column, with the column's position.
-        let placed = zip(c.columns, positions).map { (Change.ColumnValue(name: $0.name, value: ValueConversion.normalize($0.value, kind: t.columns[$1].kind)), $1) }
+        let placed = zip(c.columns, positions).map {
+            (
+                Change.ColumnValue(name: $0.name, value: ValueConversion.normalize($0.value, kind: t.columns[$1].kind)),
+                $1
+            )
+        }
         if c.op != .delete, let problem = ValueFit.problem(placed, table: t, brand: db.brand) { return .held(problem) }
 
         switch c.op {
         case .insert:
             if c.cl < localCl {
-                try conflicts.record(table: c.table, key: key, column: nil, winner: nil, winnerVersion: rowVersion, loser: nil, loserVersion: incoming,
-                                     reason: "insert of generation \(c.cl) arrived after generation \(localCl) (the row was deleted or re-created since)")
+                try conflicts.record(
+                    table: c.table, key: key, column: nil, winner: nil, winnerVersion: rowVersion, loser: nil,
+                    loserVersion: incoming,
+                    reason:
+                        "insert of generation \(c.cl) arrived after generation \(localCl) (the row was deleted or re-created since)"
+                )
                 return .unchanged
             }
             if c.cl > localCl {
                 if localCl % 2 == 1, let local = try current() {
                     for (v, p) in placed {
                         guard let lv = local[p], lv != v.value else { continue }
-                        try conflicts.record(table: c.table, key: key, column: v.name, winner: v.value, winnerVersion: incoming, loser: lv,
-                                             loserVersion: rowVersion, reason: "row re-created by generation \(c.cl) elsewhere")
+                        try conflicts.record(
+                            table: c.table, key: key, column: v.name, winner: v.value, winnerVersion: incoming,
+                            loser: lv,
+                            loserVersion: rowVersion, reason: "row re-created by generation \(c.cl) elsewhere")
                     }
                 }
                 try upsert(sql, key, rowKey, placed)
@@ -122,8 +156,11 @@ struct Merger {
                 if incoming != rowVersion, let local = try current() {
                     for (v, p) in placed {
                         guard let lv = local[p], lv != v.value else { continue }
-                        try conflicts.record(table: c.table, key: key, column: v.name, winner: lv, winnerVersion: columnVersions[v.name] ?? rowVersion,
-                                             loser: v.value, loserVersion: incoming, reason: "concurrent insert of the same key; the other is newer")
+                        try conflicts.record(
+                            table: c.table, key: key, column: v.name, winner: lv,
+                            winnerVersion: columnVersions[v.name] ?? rowVersion,
+                            loser: v.value, loserVersion: incoming,
+                            reason: "concurrent insert of the same key; the other is newer")
                     }
                 }
                 return .unchanged
@@ -136,13 +173,17 @@ struct Merger {
                 if localVersion < incoming {
                     winners.append((v, p))
                     if let lv = localValue, lv != v.value, local != nil {
-                        try conflicts.record(table: c.table, key: key, column: v.name, winner: v.value, winnerVersion: incoming, loser: lv,
-                                             loserVersion: localVersion, reason: "concurrent insert of the same key; this one is newer")
+                        try conflicts.record(
+                            table: c.table, key: key, column: v.name, winner: v.value, winnerVersion: incoming,
+                            loser: lv,
+                            loserVersion: localVersion, reason: "concurrent insert of the same key; this one is newer")
                     }
                     if columnVersions[v.name] != nil { try versions.clearColumn(c.table, keyBytes, v.name) }
                 } else if let lv = localValue, lv != v.value {
-                    try conflicts.record(table: c.table, key: key, column: v.name, winner: lv, winnerVersion: localVersion, loser: v.value,
-                                         loserVersion: incoming, reason: "insert older than a later update of this column")
+                    try conflicts.record(
+                        table: c.table, key: key, column: v.name, winner: lv, winnerVersion: localVersion,
+                        loser: v.value,
+                        loserVersion: incoming, reason: "insert older than a later update of this column")
                 }
             }
             if local == nil {
@@ -157,12 +198,18 @@ struct Merger {
         case .update:
             guard let (v, position) = placed.first else { return .unchanged }
             if c.cl < localCl {
-                try conflicts.record(table: c.table, key: key, column: v.name, winner: nil, winnerVersion: rowVersion, loser: v.value, loserVersion: incoming,
-                                     reason: localCl % 2 == 0 ? "update of a row deleted since (delete wins)" : "update of an older generation of a re-created row")
+                try conflicts.record(
+                    table: c.table, key: key, column: v.name, winner: nil, winnerVersion: rowVersion, loser: v.value,
+                    loserVersion: incoming,
+                    reason: localCl % 2 == 0
+                        ? "update of a row deleted since (delete wins)"
+                        : "update of an older generation of a re-created row")
                 return .unchanged
             }
             if c.cl > localCl {
-                return .held("waiting for generation \(c.cl) of \(c.table) \(KeyCodec.display(key)): its insert has not arrived yet")
+                return .held(
+                    "waiting for generation \(c.cl) of \(c.table) \(KeyCodec.display(key)): its insert has not arrived yet"
+                )
             }
             guard let local = try current() else {
                 return .held("\(c.table) \(KeyCodec.display(key)) is missing here although its version says it exists")
@@ -172,17 +219,22 @@ struct Merger {
             if incoming == localVersion { return .unchanged }
             if incoming < localVersion {
                 if localValue != v.value {
-                    try conflicts.record(table: c.table, key: key, column: v.name, winner: localValue, winnerVersion: localVersion, loser: v.value,
-                                         loserVersion: incoming, reason: "update older than the value held here")
+                    try conflicts.record(
+                        table: c.table, key: key, column: v.name, winner: localValue, winnerVersion: localVersion,
+                        loser: v.value,
+                        loserVersion: incoming, reason: "update older than the value held here")
                 }
                 return .unchanged
             }
             // An update whose old and new values together passed 64 MiB was sent without its old
             // value (NULL): that is not a concurrent edit (BundleWriter).
-            let oldLeftOut = c.oldValue == .null && Self.size(localValue) + Self.size(v.value) > BundleFormat.maxChangeBytes - 1_024
+            let oldLeftOut =
+                c.oldValue == .null && Self.size(localValue) + Self.size(v.value) > BundleFormat.maxChangeBytes - 1_024
             if let old = c.oldValue, !oldLeftOut, localValue != old, localValue != v.value {
-                try conflicts.record(table: c.table, key: key, column: v.name, winner: v.value, winnerVersion: incoming, loser: localValue,
-                                     loserVersion: localVersion, reason: "concurrent update; the incoming one is newer")
+                try conflicts.record(
+                    table: c.table, key: key, column: v.name, winner: v.value, winnerVersion: incoming,
+                    loser: localValue,
+                    loserVersion: localVersion, reason: "concurrent update; the incoming one is newer")
             }
             if localValue != v.value {
                 try update(sql, key, rowKey, [(v, position)])

@@ -68,7 +68,11 @@ final class RowBatch {
             var missingBytes: [KeyBytes] = []
             for k in list {
                 // Marked absent until the read below finds it; a key seen twice is read once.
-                if state.rows[k.bytes] == nil { state.rows[k.bytes] = .some(nil); missing.append(k.key); missingBytes.append(k.bytes) }
+                if state.rows[k.bytes] == nil {
+                    state.rows[k.bytes] = .some(nil)
+                    missing.append(k.key)
+                    missingBytes.append(k.bytes)
+                }
             }
             var found = Set<KeyBytes>()
             try state.sql.selectMany(missing) { key, row in
@@ -103,12 +107,17 @@ final class RowBatch {
         var row = before ?? Slots(repeating: nil, count: state.width)
         for (p, v) in zip(state.sql.table.keyPositions, key) { row[p] = v }
         var set = Slots(repeating: nil, count: state.width)
-        for (c, p) in columns { row[p] = c.value; set[p] = c.value }
+        for (c, p) in columns {
+            row[p] = c.value
+            set[p] = c.value
+        }
         switch state.pending[bytes] {
         case .upsert(let prev, let replace)?: state.pending[bytes] = .upsert(Self.merged(prev, set), replace: replace)
         case .update(let prev)?: state.pending[bytes] = .upsert(Self.merged(prev, set), replace: false)
         case .delete?: state.pending[bytes] = .upsert(set, replace: true)
-        case nil: state.pending[bytes] = .upsert(set, replace: false); state.order.append(bytes)
+        case nil:
+            state.pending[bytes] = .upsert(set, replace: false)
+            state.order.append(bytes)
         }
         state.keys[bytes] = key
         state.rows[bytes] = .some(row)
@@ -118,12 +127,17 @@ final class RowBatch {
         guard !columns.isEmpty, var row = try select(table, key, bytes: bytes) else { return }
         let state = state(table)
         var set = Slots(repeating: nil, count: state.width)
-        for (c, p) in columns { row[p] = c.value; set[p] = c.value }
+        for (c, p) in columns {
+            row[p] = c.value
+            set[p] = c.value
+        }
         switch state.pending[bytes] {
         case .upsert(let prev, let replace)?: state.pending[bytes] = .upsert(Self.merged(prev, set), replace: replace)
         case .update(let prev)?: state.pending[bytes] = .update(Self.merged(prev, set))
         case .delete?: return
-        case nil: state.pending[bytes] = .update(set); state.order.append(bytes)
+        case nil:
+            state.pending[bytes] = .update(set)
+            state.order.append(bytes)
         }
         state.keys[bytes] = key
         state.rows[bytes] = .some(row)
@@ -143,7 +157,11 @@ final class RowBatch {
         for name in names.reversed() {
             let s = tables[name]!
             let deletes = s.order.filter {
-                switch s.pending[$0] { case .delete?: return true; case .upsert(_, true)?: return true; default: return false }
+                switch s.pending[$0] {
+                case .delete?: return true
+                case .upsert(_, true)?: return true
+                default: return false
+                }
             }
             try s.sql.deleteMany(deletes.map { s.keys[$0]! })
         }
@@ -160,21 +178,27 @@ final class RowBatch {
             // `ON CONFLICT` costs a speculative insertion per row. A row an application inserted
             // after this transaction's snapshot then fails the key, and the bundle is applied
             // again change by change in a new transaction, which sees that row.
-            struct Group: Hashable { var set: [Int]; var fresh: Bool }
+            struct Group: Hashable {
+                var set: [Int]
+                var fresh: Bool
+            }
             var upserts: [Group: [([Value], [Value])]] = [:]
             var updates: [[Int]: [([Value], [Value])]] = [:]
             for bytes in s.order {
                 switch s.pending[bytes] {
                 case .upsert(let slots, let replace)?:
                     let set = shape(slots)
-                    upserts[Group(set: set, fresh: replace || s.absent.contains(bytes)), default: []].append((s.keys[bytes]!, set.map { slots[$0]! }))
+                    upserts[Group(set: set, fresh: replace || s.absent.contains(bytes)), default: []].append(
+                        (s.keys[bytes]!, set.map { slots[$0]! }))
                 case .update(let slots)?:
                     let set = shape(slots)
                     updates[set, default: []].append((s.keys[bytes]!, set.map { slots[$0]! }))
                 default: break
                 }
             }
-            for (group, rows) in upserts.sorted(by: { a, b in a.key.fresh != b.key.fresh ? a.key.fresh : a.key.set.lexicographicallyPrecedes(b.key.set) }) {
+            for (group, rows) in upserts.sorted(by: { a, b in
+                a.key.fresh != b.key.fresh ? a.key.fresh : a.key.set.lexicographicallyPrecedes(b.key.set)
+            }) {
                 try s.sql.upsertMany(group.set.map { columns[$0].name }, rows, fresh: group.fresh)
             }
             for (set, rows) in updates.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {

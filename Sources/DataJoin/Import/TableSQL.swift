@@ -13,7 +13,8 @@ final class TableSQL {
         self.table = table
         self.db = db
         keyWhere = table.keyColumns.map { "\(db.quote($0.name)) = ?" }.joined(separator: " AND ")
-        selectSQL = "SELECT \(table.columns.map { db.quote($0.name) }.joined(separator: ", ")) FROM \(db.quote(table.name)) WHERE \(keyWhere)"
+        selectSQL =
+            "SELECT \(table.columns.map { db.quote($0.name) }.joined(separator: ", ")) FROM \(db.quote(table.name)) WHERE \(keyWhere)"
     }
 
     /// The row's values by column position (`table.columns`), typed by the registry.
@@ -33,7 +34,10 @@ final class TableSQL {
     func upsert(_ key: [Value], _ columns: [Change.ColumnValue]) throws {
         var names = table.keyColumns.map(\.name)
         var values = key
-        for c in columns where !names.contains(c.name) { names.append(c.name); values.append(c.value) }
+        for c in columns where !names.contains(c.name) {
+            names.append(c.name)
+            values.append(c.value)
+        }
         try db.execute(upsertSQL(names), values)
     }
 
@@ -41,8 +45,12 @@ final class TableSQL {
         if let sql = upserts[names] { return sql }
         let keyNames = table.keyColumns.map { db.quote($0.name) }.joined(separator: ", ")
         let nonKey = names.filter { n in !table.keyColumns.contains { $0.name == n } }
-        let action = nonKey.isEmpty ? "DO NOTHING" : "DO UPDATE SET " + nonKey.map { "\(db.quote($0)) = excluded.\(db.quote($0))" }.joined(separator: ", ")
-        let sql = "INSERT INTO \(db.quote(table.name)) (\(names.map { db.quote($0) }.joined(separator: ", "))) VALUES (\(names.map { _ in "?" }.joined(separator: ", "))) ON CONFLICT (\(keyNames)) \(action)"
+        let action =
+            nonKey.isEmpty
+            ? "DO NOTHING"
+            : "DO UPDATE SET " + nonKey.map { "\(db.quote($0)) = excluded.\(db.quote($0))" }.joined(separator: ", ")
+        let sql =
+            "INSERT INTO \(db.quote(table.name)) (\(names.map { db.quote($0) }.joined(separator: ", "))) VALUES (\(names.map { _ in "?" }.joined(separator: ", "))) ON CONFLICT (\(keyNames)) \(action)"
         upserts[names] = sql
         return sql
     }
@@ -91,10 +99,15 @@ final class TableSQL {
         let keyNames = table.keyColumns.map(\.name)
         let valueNames = names.filter { !keyNames.contains($0) }
         let valueIndexes = valueNames.map { n in names.firstIndex(of: n)! }
-        let action = valueNames.isEmpty ? "DO NOTHING" : "DO UPDATE SET " + valueNames.map { "\(db.quote($0)) = excluded.\(db.quote($0))" }.joined(separator: ", ")
-        try db.insertMany(into: db.quote(table.name), columns: (keyNames + valueNames).map { db.quote($0) },
-                          rows: rows.map { key, values in key + valueIndexes.map { values[$0] } },
-                          onConflict: fresh ? nil : "ON CONFLICT (\(keyNames.map { db.quote($0) }.joined(separator: ", "))) \(action)")
+        let action =
+            valueNames.isEmpty
+            ? "DO NOTHING"
+            : "DO UPDATE SET " + valueNames.map { "\(db.quote($0)) = excluded.\(db.quote($0))" }.joined(separator: ", ")
+        try db.insertMany(
+            into: db.quote(table.name), columns: (keyNames + valueNames).map { db.quote($0) },
+            rows: rows.map { key, values in key + valueIndexes.map { values[$0] } },
+            onConflict: fresh ? nil : "ON CONFLICT (\(keyNames.map { db.quote($0) }.joined(separator: ", "))) \(action)"
+        )
     }
 
     /// Sets `names` of rows that exist. The values come in as a union with an empty select of
@@ -113,7 +126,8 @@ final class TableSQL {
         for n in MultiRow.pieces(rows.count, max: MultiRow.rowsPerStatement(all.count)) {
             let slice = rows[start..<start + n]
             start += n
-            let sql = "UPDATE \(db.quote(table.name)) AS d SET \(set) FROM (SELECT \(all.map { db.quote($0) }.joined(separator: ", ")) FROM \(db.quote(table.name)) WHERE \(falsePredicate) UNION ALL VALUES "
+            let sql =
+                "UPDATE \(db.quote(table.name)) AS d SET \(set) FROM (SELECT \(all.map { db.quote($0) }.joined(separator: ", ")) FROM \(db.quote(table.name)) WHERE \(falsePredicate) UNION ALL VALUES "
                 + Array(repeating: tuple, count: n).joined(separator: ", ") + ") AS v WHERE \(match)"
             try db.execute(sql, slice.flatMap { key, values in key + valueIndexes.map { values[$0] } })
         }

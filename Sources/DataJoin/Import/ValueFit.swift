@@ -46,12 +46,14 @@ enum ValueFit {
         case .real(let d):
             if d.isNaN { return "NaN, which SQLite stores as NULL" }
             if d == 0 && d.sign == .minus && aff != .blob {
-                return "-0.0, which SQLite stores as 0 in a \(col.dataType) column (declare the column without a type to keep the sign)"
+                return
+                    "-0.0, which SQLite stores as 0 in a \(col.dataType) column (declare the column without a type to keep the sign)"
             }
         case .text(let s) where aff == .integer || aff == .real || aff == .numeric:
             // SQLite turns numeric-looking text into a number here, keeping 15 significant digits.
             if let digits = significantDigits(s), digits > 15 {
-                return "the number \(s.prefix(40)) has \(digits) significant digits; a \(col.dataType) column in SQLite keeps 15 (declare it TEXT to keep exact decimals)"
+                return
+                    "the number \(s.prefix(40)) has \(digits) significant digits; a \(col.dataType) column in SQLite keeps 15 (declare it TEXT to keep exact decimals)"
             }
         default: break
         }
@@ -63,11 +65,13 @@ enum ValueFit {
         let t = s.trimmingCharacters(in: .whitespaces)
         var u = Substring(t)
         if u.hasPrefix("+") || u.hasPrefix("-") { u = u.dropFirst() }
-        let mantissa = u.split(separator: "e", maxSplits: 1, omittingEmptySubsequences: false).first.map {
-            $0.split(separator: "E", maxSplits: 1, omittingEmptySubsequences: false).first ?? $0
-        } ?? u
+        let mantissa =
+            u.split(separator: "e", maxSplits: 1, omittingEmptySubsequences: false).first.map {
+                $0.split(separator: "E", maxSplits: 1, omittingEmptySubsequences: false).first ?? $0
+            } ?? u
         guard Double(t) != nil, !mantissa.isEmpty, mantissa.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }),
-              mantissa.filter({ $0 == "." }).count <= 1 else { return nil }
+            mantissa.filter({ $0 == "." }).count <= 1
+        else { return nil }
         var digits = Array(mantissa.filter { $0 != "." })
         while digits.first == "0" { digits.removeFirst() }
         if mantissa.contains(".") { while digits.last == "0" { digits.removeLast() } }
@@ -80,7 +84,8 @@ enum ValueFit {
         let type = col.dataType
         // PostgreSQL stores a float4 and prints its shortest text; what comes back must be this value.
         if type == "real", case .real(let d) = value, !d.isNaN, Double(String(describing: Float(d))) != d {
-            return "\(Value.realText(d)) needs double precision; a real column would round it (declare it double precision)"
+            return
+                "\(Value.realText(d)) needs double precision; a real column would round it (declare it double precision)"
         }
         if type.hasPrefix("numeric("), let scale = numericScale(type) {
             let text: String?
@@ -110,7 +115,8 @@ enum ValueFit {
         // An exponent past any numeric column's range (±10,000 here) is clamped: a text such as
         // "0e-9223372036854775808" must not overflow the subtraction below.
         let exponent = min(10_000, max(-10_000, parts.count == 2 ? Int(parts[1]) ?? 0 : 0))
-        var frac = Array(parts[0].split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false).dropFirst().first ?? "")
+        var frac = Array(
+            parts[0].split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false).dropFirst().first ?? "")
         while frac.last == "0" { frac.removeLast() }
         return max(0, frac.count - exponent)
     }

@@ -29,7 +29,9 @@ final class VersionCache {
             if found[k] == nil { absent.insert(k) }
         }
         // The column versions of the rows that have a version, in the same few round trips.
-        for (table, list) in Dictionary(grouping: missing.filter { found[$0] != nil && columns[$0] == nil }, by: \.table) {
+        for (table, list) in Dictionary(
+            grouping: missing.filter { found[$0] != nil && columns[$0] == nil }, by: \.table)
+        {
             let got = try store.columns(table: table, keys: list.map(\.key))
             for k in list {
                 columns[k] = got[k] ?? [:]
@@ -77,7 +79,10 @@ final class VersionCache {
 
     func clearColumns(_ table: String, _ key: [UInt8]) throws {
         let k = Key(table: table, key: key)
-        if try !columns(table, key).isEmpty { columns[k] = [:]; dirtyColumns.insert(k) }
+        if try !columns(table, key).isEmpty {
+            columns[k] = [:]
+            dirtyColumns.insert(k)
+        }
     }
 
     func clearColumn(_ table: String, _ key: [UInt8], _ column: String) throws {
@@ -96,7 +101,8 @@ final class VersionCache {
         let keys = Array(dirtyColumns)
         try store.clearColumns(keys.filter { stored.contains($0) }.map { ($0.table, $0.key) })
         // Just cleared: every one of them is a plain insert.
-        try store.setColumns(keys.flatMap { k in (columns[k] ?? [:]).map { (k.table, k.key, $0.key, $0.value) } }, fresh: true)
+        try store.setColumns(
+            keys.flatMap { k in (columns[k] ?? [:]).map { (k.table, k.key, $0.key, $0.value) } }, fresh: true)
         for k in keys { if columns[k]?.isEmpty == false { stored.insert(k) } else { stored.remove(k) } }
         dirtyRows.removeAll()
         dirtyColumns.removeAll()

@@ -11,13 +11,20 @@ struct VersionStore {
     }
 
     func row(_ table: String, _ key: [UInt8]) throws -> RowState? {
-        guard let r = try db.firstRow("SELECT cl, hlc, node FROM ds_row_version WHERE object_table = ? AND object_id = ?", [.text(table), .blob(key)]) else { return nil }
+        guard
+            let r = try db.firstRow(
+                "SELECT cl, hlc, node FROM ds_row_version WHERE object_table = ? AND object_id = ?",
+                [.text(table), .blob(key)])
+        else { return nil }
         return RowState(cl: r.int(0) ?? 0, version: Version(hlc: r.int(1) ?? 0, node: r.string(2) ?? ""))
     }
 
     func columns(_ table: String, _ key: [UInt8]) throws -> [String: Version] {
         var out: [String: Version] = [:]
-        try db.query("SELECT object_attribute, hlc, node FROM ds_column_version WHERE object_table = ? AND object_id = ?", [.text(table), .blob(key)]) { r in
+        try db.query(
+            "SELECT object_attribute, hlc, node FROM ds_column_version WHERE object_table = ? AND object_id = ?",
+            [.text(table), .blob(key)]
+        ) { r in
             out[r.string(0) ?? ""] = Version(hlc: r.int(1) ?? 0, node: r.string(2) ?? "")
         }
         return out
@@ -35,10 +42,12 @@ struct VersionStore {
     func keyed(_ columns: String, from versions: String, keys: Int) -> String {
         switch db.brand {
         case .sqlite:
-            return "SELECT \(columns) FROM \(versions) WHERE object_table = ? AND object_id IN (\(Array(repeating: "?", count: keys).joined(separator: ", ")))"
+            return
+                "SELECT \(columns) FROM \(versions) WHERE object_table = ? AND object_id IN (\(Array(repeating: "?", count: keys).joined(separator: ", ")))"
         case .postgres:
             let values = (["(CAST(? AS bytea))"] + Array(repeating: "(?)", count: keys - 1)).joined(separator: ", ")
-            return "SELECT \(columns) FROM (SELECT CAST(? AS text) AS t) AS ds_t CROSS JOIN (VALUES \(values)) AS ds_k (id) "
+            return
+                "SELECT \(columns) FROM (SELECT CAST(? AS text) AS t) AS ds_t CROSS JOIN (VALUES \(values)) AS ds_k (id) "
                 + "CROSS JOIN LATERAL (SELECT \(columns) FROM \(versions) WHERE object_table = ds_t.t AND object_id = ds_k.id OFFSET 0) AS ds_v"
         }
     }
@@ -59,10 +68,13 @@ struct VersionStore {
         for (table, list) in byTable {
             for part in stride(from: 0, to: list.count, by: Self.batch) {
                 let slice = list[part..<min(part + Self.batch, list.count)]
-                try db.query(keyed("object_id, cl, hlc, node", from: "ds_row_version", keys: slice.count),
-                             [.text(table)] + slice.map { .blob($0.1) }) { r in
+                try db.query(
+                    keyed("object_id, cl, hlc, node", from: "ds_row_version", keys: slice.count),
+                    [.text(table)] + slice.map { .blob($0.1) }
+                ) { r in
                     guard case .blob(let k) = r.values[0] else { return }
-                    out[Key(table: table, key: k)] = RowState(cl: r.int(1) ?? 0, version: Version(hlc: r.int(2) ?? 0, node: r.string(3) ?? ""))
+                    out[Key(table: table, key: k)] = RowState(
+                        cl: r.int(1) ?? 0, version: Version(hlc: r.int(2) ?? 0, node: r.string(3) ?? ""))
                 }
             }
         }
@@ -74,10 +86,13 @@ struct VersionStore {
         var out: [Key: [String: Version]] = [:]
         for part in stride(from: 0, to: keys.count, by: Self.batch) {
             let slice = keys[part..<min(part + Self.batch, keys.count)]
-            try db.query(keyed("object_id, object_attribute, hlc, node", from: "ds_column_version", keys: slice.count),
-                         [.text(table)] + slice.map { .blob($0) }) { r in
+            try db.query(
+                keyed("object_id, object_attribute, hlc, node", from: "ds_column_version", keys: slice.count),
+                [.text(table)] + slice.map { .blob($0) }
+            ) { r in
                 guard case .blob(let k) = r.values[0] else { return }
-                out[Key(table: table, key: k), default: [:]][r.string(1) ?? ""] = Version(hlc: r.int(2) ?? 0, node: r.string(3) ?? "")
+                out[Key(table: table, key: k), default: [:]][r.string(1) ?? ""] = Version(
+                    hlc: r.int(2) ?? 0, node: r.string(3) ?? "")
             }
         }
         return out
@@ -86,16 +101,26 @@ struct VersionStore {
     /// `fresh`: none of these rows has a version yet (the caller read them in this transaction,
     /// and only DataJoin writes versions, under its writer lock), so no `ON CONFLICT` is needed.
     func setRows(_ rows: [(String, [UInt8], RowState)], fresh: Bool = false) throws {
-        try db.insertMany(into: "ds_row_version", columns: ["object_table", "object_id", "cl", "hlc", "node"],
-                          rows: rows.map { [.text($0.0), .blob($0.1), .integer($0.2.cl), .integer($0.2.version.hlc), .text($0.2.version.node)] },
-                          onConflict: fresh ? nil : "ON CONFLICT (object_table, object_id) DO UPDATE SET cl = excluded.cl, hlc = excluded.hlc, node = excluded.node")
+        try db.insertMany(
+            into: "ds_row_version", columns: ["object_table", "object_id", "cl", "hlc", "node"],
+            rows: rows.map {
+                [.text($0.0), .blob($0.1), .integer($0.2.cl), .integer($0.2.version.hlc), .text($0.2.version.node)]
+            },
+            onConflict: fresh
+                ? nil
+                : "ON CONFLICT (object_table, object_id) DO UPDATE SET cl = excluded.cl, hlc = excluded.hlc, node = excluded.node"
+        )
     }
 
     /// `fresh`: these rows have no column versions (cleared, or the row had no version).
     func setColumns(_ cols: [(String, [UInt8], String, Version)], fresh: Bool = false) throws {
-        try db.insertMany(into: "ds_column_version", columns: ["object_table", "object_id", "object_attribute", "hlc", "node"],
-                          rows: cols.map { [.text($0.0), .blob($0.1), .text($0.2), .integer($0.3.hlc), .text($0.3.node)] },
-                          onConflict: fresh ? nil : "ON CONFLICT (object_table, object_id, object_attribute) DO UPDATE SET hlc = excluded.hlc, node = excluded.node")
+        try db.insertMany(
+            into: "ds_column_version", columns: ["object_table", "object_id", "object_attribute", "hlc", "node"],
+            rows: cols.map { [.text($0.0), .blob($0.1), .text($0.2), .integer($0.3.hlc), .text($0.3.node)] },
+            onConflict: fresh
+                ? nil
+                : "ON CONFLICT (object_table, object_id, object_attribute) DO UPDATE SET hlc = excluded.hlc, node = excluded.node"
+        )
     }
 
     func clearColumns(_ keys: [(String, [UInt8])]) throws {
@@ -103,7 +128,8 @@ struct VersionStore {
             for part in stride(from: 0, to: list.count, by: Self.batch) {
                 let slice = list[part..<min(part + Self.batch, list.count)]
                 // PostgreSQL: the rows found key by key (as in `keyed`), then deleted by ctid.
-                let sql = db.brand == .sqlite
+                let sql =
+                    db.brand == .sqlite
                     ? "DELETE FROM ds_column_version WHERE object_table = ? AND object_id IN (\(slice.map { _ in "?" }.joined(separator: ", ")))"
                     : "DELETE FROM ds_column_version WHERE ctid = ANY (ARRAY(\(keyed("ctid", from: "ds_column_version", keys: slice.count))))"
                 try db.execute(sql, [.text(table)] + slice.map { .blob($0.1) })

@@ -22,9 +22,14 @@ public enum BundleFiles {
                 let names = try FileManager.default.contentsOfDirectory(atPath: p)
                 for n in names.sorted() where !n.hasPrefix(".") && n.hasSuffix("." + BundleFormat.fileExtension) {
                     let full = (p as NSString).appendingPathComponent(n)
-                    let type = (try? FileManager.default.attributesOfItem(atPath: full)[.type] as? FileAttributeType) ?? nil
-                    out.append(Entry(path: full, problem: type == .typeRegular ? nil : "not a regular file (\(type.map { $0.rawValue } ?? "unknown")); not followed",
-                                     inFolder: true))
+                    let type =
+                        (try? FileManager.default.attributesOfItem(atPath: full)[.type] as? FileAttributeType) ?? nil
+                    out.append(
+                        Entry(
+                            path: full,
+                            problem: type == .typeRegular
+                                ? nil : "not a regular file (\(type.map { $0.rawValue } ?? "unknown")); not followed",
+                            inFolder: true))
                 }
             } else {
                 out.append(Entry(path: p, problem: nil))

@@ -9,7 +9,9 @@ public struct IngestOptions {
     public var shouldStop: () -> Bool
     /// Leave refused files where they are (a dry run changes nothing, files included).
     public var quarantine: Bool
-    public init(paths: [String], importAfter: Bool = true, quarantine: Bool = true, shouldStop: @escaping () -> Bool = { false }) {
+    public init(
+        paths: [String], importAfter: Bool = true, quarantine: Bool = true, shouldStop: @escaping () -> Bool = { false }
+    ) {
         self.paths = paths
         self.importAfter = importAfter
         self.quarantine = quarantine
@@ -37,13 +39,17 @@ public struct IngestReport: Sendable {
     /// Things the operator should know (a new epoch was started).
     public var notices: [String] = []
     public var imported: ImportReport?
-    public var refused: Int { files.filter { if case .refused = $0.status { return true } else { return false } }.count }
+    public var refused: Int {
+        files.filter { if case .refused = $0.status { return true } else { return false } }.count
+    }
 }
 
 /// `datajoin ingest`: verifies bundles and loads them into ds_change_inbox, one transaction per
 /// bundle, then imports. A bad bundle is refused with its reason; the good ones still load.
 public enum Ingester {
-    public static func ingest(_ db: Database, _ options: IngestOptions, reporter: Reporter = SilentReporter()) throws -> IngestReport {
+    public static func ingest(_ db: Database, _ options: IngestOptions, reporter: Reporter = SilentReporter()) throws
+        -> IngestReport
+    {
         var me = try NodeIdentity.load(db)
         let limits = try Limits(db)
         var report = IngestReport()
@@ -63,12 +69,15 @@ public enum Ingester {
             } else {
                 do {
                     (status, notice) = try ingestFile(db, path: path, me: &me, limits: limits) { n in
-                        reporter.progress(WorkProgress(phase: "ingest", changes: loadedChanges + n, bytes: bytes, totalBytes: totalBytes))
+                        reporter.progress(
+                            WorkProgress(
+                                phase: "ingest", changes: loadedChanges + n, bytes: bytes, totalBytes: totalBytes))
                     }
                 } catch let e as DataJoinError {
                     switch e.code {
                     case .truncated where Quarantine.modifiedWithin(path, seconds: limits.partialGraceSeconds):
-                        status = .incomplete("\(e.message); it may still be copying, so it stays and is retried on the next run")
+                        status = .incomplete(
+                            "\(e.message); it may still be copying, so it stays and is retried on the next run")
                     case .truncated, .badBundle:
                         // A file the user named is refused where it stands: only files found in a
                         // drop folder are moved aside (a named notes.txt stays notes.txt).
@@ -88,7 +97,7 @@ public enum Ingester {
                         // the run goes on with the next (docs/reliability.md).
                         status = .refused(e.message + "; left in place")
                     }
-                } catch where !db.isUnavailable(error) {
+                } catch  where !db.isUnavailable(error) {
                     status = .refused("\(error); left in place")
                 }
             }
@@ -96,7 +105,10 @@ public enum Ingester {
             report.files.append(IngestedFile(path: path, status: status))
             bytes += fileStamp(path)?.size ?? 0
             if case .loaded(let n, _) = status { loadedChanges += n }
-            reporter.progress(WorkProgress(phase: "ingest", changes: loadedChanges, bytes: bytes, totalBytes: totalBytes, final: index == entries.count - 1))
+            reporter.progress(
+                WorkProgress(
+                    phase: "ingest", changes: loadedChanges, bytes: bytes, totalBytes: totalBytes,
+                    final: index == entries.count - 1))
         }
         try db.refreshStatistics(["ds_change_inbox"], after: Int(loadedChanges))
         if options.importAfter {
@@ -123,8 +135,14 @@ public enum Ingester {
         var maxExpandedBytes = BundleFormat.maxExpandedBytes
         var partialGraceSeconds: Double = 900
         init(_ db: Database) throws {
-            if let v = try Settings.int(db, "max_bundle_expanded_bytes", range: 1...Int64(BundleFormat.maxExpandedBytes)) { maxExpandedBytes = Int(v) }
-            if let v = try Settings.int(db, "partial_grace_seconds", range: 0...(100 * 365 * 86_400)) { partialGraceSeconds = Double(v) }
+            if let v = try Settings.int(
+                db, "max_bundle_expanded_bytes", range: 1...Int64(BundleFormat.maxExpandedBytes))
+            {
+                maxExpandedBytes = Int(v)
+            }
+            if let v = try Settings.int(db, "partial_grace_seconds", range: 0...(100 * 365 * 86_400)) {
+                partialGraceSeconds = Double(v)
+            }
         }
     }
 
@@ -132,17 +150,25 @@ public enum Ingester {
     /// ingested is rescanned from these, without reading the files.
     static func fileStamp(_ path: String) -> (name: String, size: Int64, mtime: String)? {
         guard let a = try? FileManager.default.attributesOfItem(atPath: path), let size = a[.size] as? NSNumber,
-              let date = a[.modificationDate] as? Date else { return nil }
-        return ((path as NSString).lastPathComponent, size.int64Value, String(format: "%.6f", date.timeIntervalSince1970))
+            let date = a[.modificationDate] as? Date
+        else { return nil }
+        return (
+            (path as NSString).lastPathComponent, size.int64Value, String(format: "%.6f", date.timeIntervalSince1970)
+        )
     }
 
     /// `progress` is told how many changes of this file were read so far (a large file takes
     /// seconds).
-    static func ingestFile(_ db: Database, path: String, me: inout NodeIdentity, limits: Limits,
-                           progress: @escaping (Int64) -> Void = { _ in }) throws -> (IngestedFile.Status, String?) {
+    static func ingestFile(
+        _ db: Database, path: String, me: inout NodeIdentity, limits: Limits,
+        progress: @escaping (Int64) -> Void = { _ in }
+    ) throws -> (IngestedFile.Status, String?) {
         let stamp = fileStamp(path)
-        if let s = stamp, let seen = try db.firstRow("SELECT origin FROM ds_bundle_seen WHERE file_name = ? AND file_size = ? AND file_mtime = ?",
-                                                     [.text(s.name), .integer(s.size), .text(s.mtime)]) {
+        if let s = stamp,
+            let seen = try db.firstRow(
+                "SELECT origin FROM ds_bundle_seen WHERE file_name = ? AND file_size = ? AND file_mtime = ?",
+                [.text(s.name), .integer(s.size), .text(s.mtime)])
+        {
             return (seen.string(0) == me.nodeId ? .ownBundle : .alreadySeen, nil)
         }
         let digest = try fileDigest(path)
@@ -161,7 +187,9 @@ public enum Ingester {
             throw e
         }
         guard Array(key.rawRepresentation) == seal.headerKey else {
-            throw DataJoinError.bundle("claims to come from \(seal.sender) but carries a different key than the one trusted for \(seal.sender)")
+            throw DataJoinError.bundle(
+                "claims to come from \(seal.sender) but carries a different key than the one trusted for \(seal.sender)"
+            )
         }
         try seal.verify(with: key)
         // Pass 2: the verified file, decoded; its digest is checked again at the end, so a file
@@ -169,7 +197,9 @@ public enum Ingester {
         var reader = try BundleReader(path: path, maxExpandedBytes: limits.maxExpandedBytes)
         reader.payloadOnly = true
         let h = reader.header
-        guard h.sender == seal.sender, h.publicKey == seal.headerKey else { throw DataJoinError.bundle("changed while it was being read") }
+        guard h.sender == seal.sender, h.publicKey == seal.headerKey else {
+            throw DataJoinError.bundle("changed while it was being read")
+        }
         let seenInside = { () throws -> Bool in
             // Checked again inside the transaction: another ingest may have loaded this very file
             // while this one waited for the database.
@@ -180,11 +210,17 @@ public enum Ingester {
             try reader.finish(publicKey: key)
             try db.inTransaction {
                 if try seenInside() { return }
-                try db.execute("""
+                try db.execute(
+                    """
                     INSERT INTO ds_bundle_seen (sha256, file_name, origin, origin_epoch, first_seq, last_seq, change_count, loaded_count, ingested_at, file_size, file_mtime)
                     VALUES (?, ?, ?, ?, 0, 0, ?, 0, ?, ?, ?)
-                    """, [.text(digest), .text((path as NSString).lastPathComponent), .text(h.sender), .text(h.senderEpoch), .integer(h.changeCount),
-                          .text(nowText()), stamp.map { .integer($0.size) } ?? .null, stamp.map { .text($0.mtime) } ?? .null])
+                    """,
+                    [
+                        .text(digest), .text((path as NSString).lastPathComponent), .text(h.sender),
+                        .text(h.senderEpoch), .integer(h.changeCount),
+                        .text(nowText()), stamp.map { .integer($0.size) } ?? .null,
+                        stamp.map { .text($0.mtime) } ?? .null,
+                    ])
             }
             return (.ownBundle, nil)
         }
@@ -193,146 +229,180 @@ public enum Ingester {
         // COPY unless it met a change already in the inbox (then the file loads again with
         // `ON CONFLICT DO NOTHING`).
         var useCopy = true
-        let load = { () throws -> IngestedFile.Status in try db.inTransaction {
-            attempt += 1
-            if attempt > 1 {
-                // A retried transaction reads the file again: the first attempt consumed it.
-                reader = try BundleReader(path: path, maxExpandedBytes: limits.maxExpandedBytes)
-                reader.payloadOnly = true
-                guard reader.header == h else { throw DataJoinError.bundle("changed while it was being read") }
-            }
-            if try seenInside() { return .alreadySeen }
-            // A peer holding more of this node's epoch than it issued: restored from a backup.
-            // Move to a new epoch before loading, so this node's lost changes come back as
-            // foreign ones; a bundle that then fails to verify rolls the switch back too.
-            notice = nil
-            if let reason = try Epochs.checkRestored(db, receipts: h.receipts, from: h.sender) {
-                notice = "new epoch: \(reason); all of this node's changes will be exported again"
-            }
-            let me = try NodeIdentity.load(db)
-            let first = h.origins.map(\.first).min() ?? 0
-            let last = h.origins.map(\.last).max() ?? 0
-            let bundleId = try insertReturningId(db, """
-                INSERT INTO ds_bundle_seen (sha256, file_name, origin, origin_epoch, first_seq, last_seq, change_count, loaded_count, ingested_at, file_size, file_mtime)
-                VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
-                """, [.text(digest), .text((path as NSString).lastPathComponent), .text(h.sender), .text(h.senderEpoch),
-                      .integer(first), .integer(last), .integer(h.changeCount), .text(nowText()),
-                      stamp.map { .integer($0.size) } ?? .null, stamp.map { .text($0.mtime) } ?? .null])
-            var loaded: Int64 = 0
-            var skipped: Int64 = 0
-            let received = nowText()
-            var touched = Set<[String]>()
-            // Rows go in 200 at a time; a change already in the inbox (through another bundle)
-            // is skipped by the (origin, epoch, seq) key.
-            var pending: [[Value]] = []
-            var pendingBytes = 0
-            var offered: Int64 = 0
-            let cols = "origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_pk_attribute, object_operation, cl, object_value, bundle_id, received_at"
-            func flush() throws {
-                guard !pending.isEmpty else { return }
-                let tuples = pending.map { _ in "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" }.joined(separator: ", ")
-                let sql = db.brand == .sqlite
-                    ? "INSERT OR IGNORE INTO ds_change_inbox (\(cols)) VALUES \(tuples)"
-                    : "INSERT INTO ds_change_inbox (\(cols)) VALUES \(tuples) ON CONFLICT DO NOTHING"
-                loaded += Int64(try db.execute(sql, pending.flatMap { $0 }))
-                pending.removeAll(keepingCapacity: true)
-                pendingBytes = 0
-            }
-            // Every seq up to an origin's high-water mark is held (or was, before pruning, or came
-            // with a snapshot): those changes are skipped, never applied a second time.
-            var marks: [String: Int64] = [:]
-            func mark(_ origin: String, _ epoch: String) throws -> Int64 {
-                if epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) { return 0 }
-                let k = origin + "\u{0}" + epoch
-                if let m = marks[k] { return m }
-                let m = try Holdings.state(db, origin: origin, epoch: epoch).contiguous
-                marks[k] = m
-                return m
-            }
-            var read: Int64 = 0
-            func rows(_ body: ([Value]) throws -> Void) throws {
-                // The change is gone (this function returned) before its row is written: a large
-                // value is held once, encoded, not twice (memory, docs/reliability.md).
-                func nextRow() throws -> [Value]?? {
-                    guard let c = try reader.next() else { return .none }
-                    read += 1
-                    if read % 2_000 == 0 { progress(read) }
-                    // This node's own changes of its current epoch never come back (echo
-                    // prevention); those of an older epoch are accepted, so a node restored from a
-                    // backup gets back what it had lost.
-                    if c.origin == me.nodeId && c.epoch == me.epoch { skipped += 1; return .some(nil) }
-                    if c.seq <= (try mark(c.origin, c.epoch)) { skipped += 1; return .some(nil) }
-                    if !c.epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) { touched.insert([c.origin, c.epoch]) }
-                    return [.text(c.origin), .text(c.epoch), .integer(c.seq), .integer(c.hlc), .integer(c.txid), .text(c.table),
-                            .blob(KeyCodec.encode(c.key)), .text(KeyNames.encode(c.keyNames)), .text(c.op.rawValue),
-                            .integer(c.cl), .blob(c.encodedPayload()), .integer(bundleId), .text(received)]
+        let load = { () throws -> IngestedFile.Status in
+            try db.inTransaction {
+                attempt += 1
+                if attempt > 1 {
+                    // A retried transaction reads the file again: the first attempt consumed it.
+                    reader = try BundleReader(path: path, maxExpandedBytes: limits.maxExpandedBytes)
+                    reader.payloadOnly = true
+                    guard reader.header == h else { throw DataJoinError.bundle("changed while it was being read") }
                 }
-                while let next = try nextRow() {
-                    guard let row = next else { continue }
-                    offered += 1
-                    if case .blob(let payload) = row[10], payload.count >= SQLiteStatement.inPlaceBytes, let lite = db as? SQLiteDatabase {
-                        // SQLite, a large payload: the row goes in with a zeroblob of its size (the
-                        // payload is the row's last column, so SQLite builds no record holding
-                        // it), then the payload is written into the row's pages.
-                        try flush()
-                        var placeholder = row
-                        placeholder[10] = .integer(Int64(payload.count))
-                        let inserted = try db.execute("INSERT OR IGNORE INTO ds_change_inbox (\(cols)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, zeroblob(?), ?, ?)", placeholder)
-                        if inserted > 0 {
-                            try lite.writeBlob(table: "ds_change_inbox", column: "object_value", rowid: try db.scalar("SELECT last_insert_rowid()").asInt64 ?? 0, payload)
+                if try seenInside() { return .alreadySeen }
+                // A peer holding more of this node's epoch than it issued: restored from a backup.
+                // Move to a new epoch before loading, so this node's lost changes come back as
+                // foreign ones; a bundle that then fails to verify rolls the switch back too.
+                notice = nil
+                if let reason = try Epochs.checkRestored(db, receipts: h.receipts, from: h.sender) {
+                    notice = "new epoch: \(reason); all of this node's changes will be exported again"
+                }
+                let me = try NodeIdentity.load(db)
+                let first = h.origins.map(\.first).min() ?? 0
+                let last = h.origins.map(\.last).max() ?? 0
+                let bundleId = try insertReturningId(
+                    db,
+                    """
+                    INSERT INTO ds_bundle_seen (sha256, file_name, origin, origin_epoch, first_seq, last_seq, change_count, loaded_count, ingested_at, file_size, file_mtime)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
+                    """,
+                    [
+                        .text(digest), .text((path as NSString).lastPathComponent), .text(h.sender),
+                        .text(h.senderEpoch),
+                        .integer(first), .integer(last), .integer(h.changeCount), .text(nowText()),
+                        stamp.map { .integer($0.size) } ?? .null, stamp.map { .text($0.mtime) } ?? .null,
+                    ])
+                var loaded: Int64 = 0
+                var skipped: Int64 = 0
+                let received = nowText()
+                var touched = Set<[String]>()
+                // Rows go in 200 at a time; a change already in the inbox (through another bundle)
+                // is skipped by the (origin, epoch, seq) key.
+                var pending: [[Value]] = []
+                var pendingBytes = 0
+                var offered: Int64 = 0
+                let cols =
+                    "origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_pk_attribute, object_operation, cl, object_value, bundle_id, received_at"
+                func flush() throws {
+                    guard !pending.isEmpty else { return }
+                    let tuples = pending.map { _ in "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" }.joined(separator: ", ")
+                    let sql =
+                        db.brand == .sqlite
+                        ? "INSERT OR IGNORE INTO ds_change_inbox (\(cols)) VALUES \(tuples)"
+                        : "INSERT INTO ds_change_inbox (\(cols)) VALUES \(tuples) ON CONFLICT DO NOTHING"
+                    loaded += Int64(try db.execute(sql, pending.flatMap { $0 }))
+                    pending.removeAll(keepingCapacity: true)
+                    pendingBytes = 0
+                }
+                // Every seq up to an origin's high-water mark is held (or was, before pruning, or came
+                // with a snapshot): those changes are skipped, never applied a second time.
+                var marks: [String: Int64] = [:]
+                func mark(_ origin: String, _ epoch: String) throws -> Int64 {
+                    if epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) { return 0 }
+                    let k = origin + "\u{0}" + epoch
+                    if let m = marks[k] { return m }
+                    let m = try Holdings.state(db, origin: origin, epoch: epoch).contiguous
+                    marks[k] = m
+                    return m
+                }
+                var read: Int64 = 0
+                func rows(_ body: ([Value]) throws -> Void) throws {
+                    // The change is gone (this function returned) before its row is written: a large
+                    // value is held once, encoded, not twice (memory, docs/reliability.md).
+                    func nextRow() throws -> [Value]?? {
+                        guard let c = try reader.next() else { return .none }
+                        read += 1
+                        if read % 2_000 == 0 { progress(read) }
+                        // This node's own changes of its current epoch never come back (echo
+                        // prevention); those of an older epoch are accepted, so a node restored from a
+                        // backup gets back what it had lost.
+                        if c.origin == me.nodeId && c.epoch == me.epoch {
+                            skipped += 1
+                            return .some(nil)
                         }
-                        loaded += Int64(inserted)
-                        continue
+                        if c.seq <= (try mark(c.origin, c.epoch)) {
+                            skipped += 1
+                            return .some(nil)
+                        }
+                        if !c.epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) { touched.insert([c.origin, c.epoch]) }
+                        return [
+                            .text(c.origin), .text(c.epoch), .integer(c.seq), .integer(c.hlc), .integer(c.txid),
+                            .text(c.table),
+                            .blob(KeyCodec.encode(c.key)), .text(KeyNames.encode(c.keyNames)), .text(c.op.rawValue),
+                            .integer(c.cl), .blob(c.encodedPayload()), .integer(bundleId), .text(received),
+                        ]
                     }
-                    try body(row)
-                }
-            }
-            // PostgreSQL, when no change of the file's ranges is in the inbox yet (the usual
-            // case): COPY, which takes no ON CONFLICT (a speculative insertion per row, twice the
-            // cost of the insert). The marks are read first: no query runs while a COPY is open.
-            var copyTo = useCopy ? db as? PostgresDatabase : nil
-            if copyTo != nil {
-                for o in h.origins where !(o.origin == me.nodeId && o.epoch == me.epoch) {
-                    let m = try mark(o.origin, o.epoch)
-                    if try db.firstRow("SELECT 1 FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq > ? AND seq <= ? LIMIT 1",
-                                       [.text(o.origin), .text(o.epoch), .integer(max(m, o.first - 1)), .integer(o.last)]) != nil {
-                        copyTo = nil
-                        break
+                    while let next = try nextRow() {
+                        guard let row = next else { continue }
+                        offered += 1
+                        if case .blob(let payload) = row[10], payload.count >= SQLiteStatement.inPlaceBytes,
+                            let lite = db as? SQLiteDatabase
+                        {
+                            // SQLite, a large payload: the row goes in with a zeroblob of its size (the
+                            // payload is the row's last column, so SQLite builds no record holding
+                            // it), then the payload is written into the row's pages.
+                            try flush()
+                            var placeholder = row
+                            placeholder[10] = .integer(Int64(payload.count))
+                            let inserted = try db.execute(
+                                "INSERT OR IGNORE INTO ds_change_inbox (\(cols)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, zeroblob(?), ?, ?)",
+                                placeholder)
+                            if inserted > 0 {
+                                try lite.writeBlob(
+                                    table: "ds_change_inbox", column: "object_value",
+                                    rowid: try db.scalar("SELECT last_insert_rowid()").asInt64 ?? 0, payload)
+                            }
+                            loaded += Int64(inserted)
+                            continue
+                        }
+                        try body(row)
                     }
                 }
-            }
-            if let pg = copyTo {
-                try pg.copyInRows("COPY ds_change_inbox (\(cols)) FROM STDIN") { send in try rows { try send($0) } }
-                loaded = offered
-            } else {
-                // A batch is cut by rows and by bytes: memory stays flat with large values.
-                try rows { row in
-                    pending.append(row)
-                    if case .blob(let payload) = row[10] { pendingBytes += payload.count }
-                    if pending.count >= Tuning.current.inboxLoadBatch || pendingBytes >= Tuning.current.chunkBytes / 4 { try flush() }
+                // PostgreSQL, when no change of the file's ranges is in the inbox yet (the usual
+                // case): COPY, which takes no ON CONFLICT (a speculative insertion per row, twice the
+                // cost of the insert). The marks are read first: no query runs while a COPY is open.
+                var copyTo = useCopy ? db as? PostgresDatabase : nil
+                if copyTo != nil {
+                    for o in h.origins where !(o.origin == me.nodeId && o.epoch == me.epoch) {
+                        let m = try mark(o.origin, o.epoch)
+                        if try db.firstRow(
+                            "SELECT 1 FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq > ? AND seq <= ? LIMIT 1",
+                            [.text(o.origin), .text(o.epoch), .integer(max(m, o.first - 1)), .integer(o.last)]) != nil
+                        {
+                            copyTo = nil
+                            break
+                        }
+                    }
                 }
-                try flush()
-            }
-            skipped += offered - loaded
-            // Nothing loaded counts unless the whole file verifies: a throw here rolls it all back.
-            try reader.finish(publicKey: key)
-            try db.execute("UPDATE ds_bundle_seen SET loaded_count = ? WHERE id = ?", [.integer(loaded), .integer(bundleId)])
-            let name = (path as NSString).lastPathComponent
-            for o in touched { try Holdings.advance(db, origin: o[0], epoch: o[1], bundle: name) }
-            for o in h.origins where !touched.contains([o.origin, o.epoch]) && !(o.origin == me.nodeId && o.epoch == me.epoch) {
-                try db.execute("UPDATE ds_origin_state SET last_bundle = ?, last_seen_at = ? WHERE origin = ? AND origin_epoch = ?",
-                               [.text(name), .text(nowText()), .text(o.origin), .text(o.epoch)])
-            }
-            if h.kind == "snapshot" {
-                // The snapshot holds the state of everything its sender held: later bundles go on
-                // from the sender's high-water marks.
-                for r in h.receipts where !(r.origin == me.nodeId && r.epoch == me.epoch) {
-                    try Holdings.raiseMark(db, origin: r.origin, epoch: r.epoch, to: r.seq, bundle: name)
+                if let pg = copyTo {
+                    try pg.copyInRows("COPY ds_change_inbox (\(cols)) FROM STDIN") { send in try rows { try send($0) } }
+                    loaded = offered
+                } else {
+                    // A batch is cut by rows and by bytes: memory stays flat with large values.
+                    try rows { row in
+                        pending.append(row)
+                        if case .blob(let payload) = row[10] { pendingBytes += payload.count }
+                        if pending.count >= Tuning.current.inboxLoadBatch
+                            || pendingBytes >= Tuning.current.chunkBytes / 4
+                        {
+                            try flush()
+                        }
+                    }
+                    try flush()
                 }
+                skipped += offered - loaded
+                // Nothing loaded counts unless the whole file verifies: a throw here rolls it all back.
+                try reader.finish(publicKey: key)
+                try db.execute(
+                    "UPDATE ds_bundle_seen SET loaded_count = ? WHERE id = ?", [.integer(loaded), .integer(bundleId)])
+                let name = (path as NSString).lastPathComponent
+                for o in touched { try Holdings.advance(db, origin: o[0], epoch: o[1], bundle: name) }
+                for o in h.origins
+                where !touched.contains([o.origin, o.epoch]) && !(o.origin == me.nodeId && o.epoch == me.epoch) {
+                    try db.execute(
+                        "UPDATE ds_origin_state SET last_bundle = ?, last_seen_at = ? WHERE origin = ? AND origin_epoch = ?",
+                        [.text(name), .text(nowText()), .text(o.origin), .text(o.epoch)])
+                }
+                if h.kind == "snapshot" {
+                    // The snapshot holds the state of everything its sender held: later bundles go on
+                    // from the sender's high-water marks.
+                    for r in h.receipts where !(r.origin == me.nodeId && r.epoch == me.epoch) {
+                        try Holdings.raiseMark(db, origin: r.origin, epoch: r.epoch, to: r.seq, bundle: name)
+                    }
+                }
+                try Receipts.record(db, peer: h.sender, h.receipts)
+                return .loaded(changes: loaded, skipped: skipped)
             }
-            try Receipts.record(db, peer: h.sender, h.receipts)
-            return .loaded(changes: loaded, skipped: skipped)
-        } }
+        }
         let status: IngestedFile.Status
         do {
             status = try load()

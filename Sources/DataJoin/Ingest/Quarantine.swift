@@ -12,7 +12,10 @@ enum Quarantine {
             try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
             var dest = (dir as NSString).appendingPathComponent(name)
             var n = 1
-            while fm.fileExists(atPath: dest) { dest = (dir as NSString).appendingPathComponent("\(name).\(n)"); n += 1 }
+            while fm.fileExists(atPath: dest) {
+                dest = (dir as NSString).appendingPathComponent("\(name).\(n)")
+                n += 1
+            }
             try fm.moveItem(atPath: path, toPath: dest)
             try? Data((reason + "\n").utf8).write(to: URL(fileURLWithPath: dest + ".reason"))
             return ("; moved to \(dest)", dest)
@@ -26,13 +29,16 @@ enum Quarantine {
         // Absolute: `status` lists it wherever it is run from.
         let path = URL(fileURLWithPath: path).standardizedFileURL.path
         try db.inTransaction {
-            try db.execute("INSERT INTO ds_quarantine (path, reason, quarantined_at) VALUES (?, ?, ?) ON CONFLICT (path) DO UPDATE SET reason = excluded.reason, quarantined_at = excluded.quarantined_at",
-                           [.text(path), .text(reason), .text(nowText())])
+            try db.execute(
+                "INSERT INTO ds_quarantine (path, reason, quarantined_at) VALUES (?, ?, ?) ON CONFLICT (path) DO UPDATE SET reason = excluded.reason, quarantined_at = excluded.quarantined_at",
+                [.text(path), .text(reason), .text(nowText())])
         }
     }
 
     static func modifiedWithin(_ path: String, seconds: Double) -> Bool {
-        guard seconds > 0, let date = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date else { return false }
+        guard seconds > 0,
+            let date = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date
+        else { return false }
         return Date().timeIntervalSince(date) < seconds
     }
 }

@@ -11,20 +11,31 @@ public struct NodeIdentity: Sendable {
 
     static func load(_ db: Database) throws -> NodeIdentity {
         guard try SyncSchema.installed(db) else {
-            throw DataJoinError(.notInitialized, "\(db.displayName) is not a DataJoin node yet: run 'datajoin init --db URL --node NAME' first")
+            throw DataJoinError(
+                .notInitialized,
+                "\(db.displayName) is not a DataJoin node yet: run 'datajoin init --db URL --node NAME' first")
         }
-        guard let r = try db.firstRow("SELECT node_id, epoch, public_key, hlc, next_seq, schema_version FROM ds_node", []) else {
-            throw DataJoinError(.notInitialized, "\(db.displayName) has DataJoin tables but no node id: run 'datajoin init --db URL --node NAME'")
+        guard
+            let r = try db.firstRow("SELECT node_id, epoch, public_key, hlc, next_seq, schema_version FROM ds_node", [])
+        else {
+            throw DataJoinError(
+                .notInitialized,
+                "\(db.displayName) has DataJoin tables but no node id: run 'datajoin init --db URL --node NAME'")
         }
         if let v = r.int(5), v < Int64(SyncSchema.version) { try SyncSchema.upgrade(db, from: v) }
-        return NodeIdentity(nodeId: r.string(0) ?? "", epoch: r.string(1) ?? "", publicKey: Hex.decode(r.string(2) ?? "") ?? [],
-                            hlc: r.int(3) ?? 0, nextSeq: r.int(4) ?? 1)
+        return NodeIdentity(
+            nodeId: r.string(0) ?? "", epoch: r.string(1) ?? "", publicKey: Hex.decode(r.string(2) ?? "") ?? [],
+            hlc: r.int(3) ?? 0, nextSeq: r.int(4) ?? 1)
     }
 
     static func signingKey(_ db: Database, node: String) throws -> Curve25519.Signing.PrivateKey {
-        guard let hex = try db.firstRow("SELECT private_key FROM ds_node_key WHERE node_id = ?", [.text(node)])?.string(0),
-              let raw = Hex.decode(hex), let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: raw) else {
-            throw DataJoinError(.notInitialized, "the signing key of node \(node) is missing from ds_node_key; it cannot sign bundles")
+        guard
+            let hex = try db.firstRow("SELECT private_key FROM ds_node_key WHERE node_id = ?", [.text(node)])?.string(
+                0),
+            let raw = Hex.decode(hex), let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: raw)
+        else {
+            throw DataJoinError(
+                .notInitialized, "the signing key of node \(node) is missing from ds_node_key; it cannot sign bundles")
         }
         return key
     }
@@ -44,36 +55,59 @@ public enum NodeSetup {
 
     public static func initialize(_ db: Database, node: String) throws -> Result {
         guard NodeName.isValid(node) else {
-            throw DataJoinError(.usage, "invalid node name '\(node)': use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+            throw DataJoinError(
+                .usage,
+                "invalid node name '\(node)': use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+            )
         }
         return try db.inTransaction {
             try db.executeScript(SyncSchema.ddl(for: db.brand))
             if let existing = try db.firstRow("SELECT node_id, public_key FROM ds_node", []) {
                 let id = existing.string(0) ?? ""
                 guard id == node else {
-                    throw DataJoinError(.alreadyInitialized, "\(db.displayName) is already DataJoin node '\(id)'; a node id never changes (refusing '\(node)')")
+                    throw DataJoinError(
+                        .alreadyInitialized,
+                        "\(db.displayName) is already DataJoin node '\(id)'; a node id never changes (refusing '\(node)')"
+                    )
                 }
                 return Result(nodeId: id, created: false, publicKey: existing.string(1) ?? "")
             }
             let key = Curve25519.Signing.PrivateKey()
             let pub = Hex.encode(Array(key.publicKey.rawRepresentation))
-            try db.execute("INSERT INTO ds_node (node_id, epoch, schema_version, public_key, hlc, next_seq, created_at) VALUES (?, ?, ?, ?, 0, 1, ?)",
-                           [.text(node), .text(NodeIdentity.newEpoch()), .integer(Int64(SyncSchema.version)), .text(pub), .text(nowText())])
-            try db.execute("INSERT INTO ds_node_key (node_id, private_key) VALUES (?, ?)", [.text(node), .text(Hex.encode(Array(key.rawRepresentation)))])
+            try db.execute(
+                "INSERT INTO ds_node (node_id, epoch, schema_version, public_key, hlc, next_seq, created_at) VALUES (?, ?, ?, ?, 0, 1, ?)",
+                [
+                    .text(node), .text(NodeIdentity.newEpoch()), .integer(Int64(SyncSchema.version)), .text(pub),
+                    .text(nowText()),
+                ])
+            try db.execute(
+                "INSERT INTO ds_node_key (node_id, private_key) VALUES (?, ?)",
+                [.text(node), .text(Hex.encode(Array(key.rawRepresentation)))])
             if db.brand == .postgres {
                 // The private key is readable by the table owner only.
                 try db.executeScript("REVOKE ALL ON ds_node_key FROM PUBLIC")
             }
             try db.execute("INSERT INTO ds_apply_state (id, applying) VALUES (1, 0)")
-            for (id, type, desc) in [(Program.export, "export", "outbox to change bundles"), (Program.import, "import", "inbox to application tables"),
-                                     (Program.relay, "relay", "inbox to relayed bundles")] {
-                try db.execute("""
+            for (id, type, desc) in [
+                (Program.export, "export", "outbox to change bundles"),
+                (Program.import, "import", "inbox to application tables"),
+                (Program.relay, "relay", "inbox to relayed bundles"),
+            ] {
+                try db.execute(
+                    """
                     INSERT INTO ds_program_parameter (id, programtype, description, active_flag, status, fromserver, fromtable, fromoutboxpointer, update_datetime, updated_by_server)
                     VALUES (?, ?, ?, 'Y', 'idle', ?, ?, 0, ?, ?)
-                    """, [.integer(id), .text(type), .text(desc), .text(node), .text(id == Program.export ? "ds_change_outbox" : "ds_change_inbox"), .text(nowText()), .text(node)])
+                    """,
+                    [
+                        .integer(id), .text(type), .text(desc), .text(node),
+                        .text(id == Program.export ? "ds_change_outbox" : "ds_change_inbox"), .text(nowText()),
+                        .text(node),
+                    ])
             }
             // A node trusts its own key: bundles it wrote itself verify on re-ingest.
-            try db.execute("INSERT INTO ds_trusted_key (node_id, public_key, trusted_at) VALUES (?, ?, ?)", [.text(node), .text(pub), .text(nowText())])
+            try db.execute(
+                "INSERT INTO ds_trusted_key (node_id, public_key, trusted_at) VALUES (?, ?, ?)",
+                [.text(node), .text(pub), .text(nowText())])
             return Result(nodeId: node, created: true, publicKey: pub)
         }
     }
@@ -94,30 +128,49 @@ public enum Trust {
         let me = try NodeIdentity.load(db)
         guard NodeName.isValid(node) else { throw DataJoinError(.usage, "invalid node name '\(node.prefix(80))'") }
         guard let raw = Hex.decode(publicKey.trimmingCharacters(in: .whitespaces)), raw.count == 32,
-              (try? Curve25519.Signing.PublicKey(rawRepresentation: raw)) != nil else {
-            throw DataJoinError(.usage, "'\(publicKey.prefix(80))' is not an Ed25519 public key: expected 64 hex digits as printed by 'datajoin key'")
+            (try? Curve25519.Signing.PublicKey(rawRepresentation: raw)) != nil
+        else {
+            throw DataJoinError(
+                .usage,
+                "'\(publicKey.prefix(80))' is not an Ed25519 public key: expected 64 hex digits as printed by 'datajoin key'"
+            )
         }
         if node == me.nodeId {
             throw DataJoinError(.usage, "\(node) is this node's own name; a node trusts its own key already")
         }
         if raw == me.publicKey {
-            throw DataJoinError(.usage, "that is this node's own public key (\(fingerprint(raw))); trust \(node) with the key 'datajoin key' prints on \(node)")
+            throw DataJoinError(
+                .usage,
+                "that is this node's own public key (\(fingerprint(raw))); trust \(node) with the key 'datajoin key' prints on \(node)"
+            )
         }
         // One key signs as one node: a key trusted for another name would let that node's
         // bundles pass as this one's.
-        if let other = try db.firstRow("SELECT node_id FROM ds_trusted_key WHERE public_key = ? AND node_id <> ? AND revoked_at IS NULL",
-                                       [.text(Hex.encode(raw)), .text(node)])?.string(0) {
-            throw DataJoinError(.usage, "that key (\(fingerprint(raw))) is already trusted for \(other); one key signs for one node. "
-                + "Revoke \(other) first ('datajoin trust --revoke \(other)') if the key moved to \(node); nothing changed")
+        if let other = try db.firstRow(
+            "SELECT node_id FROM ds_trusted_key WHERE public_key = ? AND node_id <> ? AND revoked_at IS NULL",
+            [.text(Hex.encode(raw)), .text(node)])?.string(0)
+        {
+            throw DataJoinError(
+                .usage,
+                "that key (\(fingerprint(raw))) is already trusted for \(other); one key signs for one node. "
+                    + "Revoke \(other) first ('datajoin trust --revoke \(other)') if the key moved to \(node); nothing changed"
+            )
         }
-        if let current = try db.firstRow("SELECT public_key, revoked_at FROM ds_trusted_key WHERE node_id = ?", [.text(node)]),
-           current.values[1].isNull, let old = Hex.decode(current.string(0) ?? ""), old != raw, !replace {
-            throw DataJoinError(.usage, "\(node) is trusted with another key (\(fingerprint(old))); the new one is \(fingerprint(raw)). "
-                + "If \(node) really has a new key (it was set up again, or rotated), run the same command with --replace; nothing changed")
+        if let current = try db.firstRow(
+            "SELECT public_key, revoked_at FROM ds_trusted_key WHERE node_id = ?", [.text(node)]),
+            current.values[1].isNull, let old = Hex.decode(current.string(0) ?? ""), old != raw, !replace
+        {
+            throw DataJoinError(
+                .usage,
+                "\(node) is trusted with another key (\(fingerprint(old))); the new one is \(fingerprint(raw)). "
+                    + "If \(node) really has a new key (it was set up again, or rotated), run the same command with --replace; nothing changed"
+            )
         }
         try db.inTransaction {
             try db.execute("DELETE FROM ds_trusted_key WHERE node_id = ?", [.text(node)])
-            try db.execute("INSERT INTO ds_trusted_key (node_id, public_key, trusted_at) VALUES (?, ?, ?)", [.text(node), .text(Hex.encode(raw)), .text(nowText())])
+            try db.execute(
+                "INSERT INTO ds_trusted_key (node_id, public_key, trusted_at) VALUES (?, ?, ?)",
+                [.text(node), .text(Hex.encode(raw)), .text(nowText())])
         }
     }
 
@@ -128,7 +181,8 @@ public enum Trust {
         case .failure(let e): return e.message
         case .success(let k):
             if Array(k.rawRepresentation) != header.publicKey {
-                return "claims to come from \(header.sender) but carries a different key than the one trusted for \(header.sender) (forged, or \(header.sender) has a new key: see 'datajoin trust --replace')"
+                return
+                    "claims to come from \(header.sender) but carries a different key than the one trusted for \(header.sender) (forged, or \(header.sender) has a new key: see 'datajoin trust --replace')"
             }
             return nil
         }
@@ -142,17 +196,27 @@ public enum Trust {
     public static func revoke(_ db: Database, node: String) throws -> Bool {
         _ = try NodeIdentity.load(db)
         return try db.inTransaction {
-            try db.execute("UPDATE ds_trusted_key SET revoked_at = ? WHERE node_id = ? AND revoked_at IS NULL", [.text(nowText()), .text(node)]) > 0
+            try db.execute(
+                "UPDATE ds_trusted_key SET revoked_at = ? WHERE node_id = ? AND revoked_at IS NULL",
+                [.text(nowText()), .text(node)]) > 0
         }
     }
 
     /// The trusted key of a node, or a reason why there is none.
     static func key(_ db: Database, node: String) throws -> Result<Curve25519.Signing.PublicKey, DataJoinError> {
-        guard let r = try db.firstRow("SELECT public_key, revoked_at FROM ds_trusted_key WHERE node_id = ?", [.text(node)]) else {
-            return .failure(DataJoinError(.untrusted, "sender \(node) is not trusted here: run 'datajoin trust --db URL \(node) PUBKEY' with the key 'datajoin key' prints on \(node)"))
+        guard
+            let r = try db.firstRow(
+                "SELECT public_key, revoked_at FROM ds_trusted_key WHERE node_id = ?", [.text(node)])
+        else {
+            return .failure(
+                DataJoinError(
+                    .untrusted,
+                    "sender \(node) is not trusted here: run 'datajoin trust --db URL \(node) PUBKEY' with the key 'datajoin key' prints on \(node)"
+                ))
         }
         if !r.values[1].isNull { return .failure(DataJoinError(.untrusted, "sender \(node)'s key was revoked")) }
-        guard let raw = Hex.decode(r.string(0) ?? ""), let k = try? Curve25519.Signing.PublicKey(rawRepresentation: raw) else {
+        guard let raw = Hex.decode(r.string(0) ?? ""), let k = try? Curve25519.Signing.PublicKey(rawRepresentation: raw)
+        else {
             return .failure(DataJoinError(.untrusted, "the stored key of \(node) is damaged; trust it again"))
         }
         return .success(k)

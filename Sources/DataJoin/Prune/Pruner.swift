@@ -36,7 +36,8 @@ public enum Pruner {
                 confirmed = min(confirmed, seq)
             }
             if peers.isEmpty { confirmed = 0 }
-            report.outboxRows = try db.execute("DELETE FROM ds_change_outbox WHERE seq IS NOT NULL AND seq <= ?", [.integer(confirmed)])
+            report.outboxRows = try db.execute(
+                "DELETE FROM ds_change_outbox WHERE seq IS NOT NULL AND seq <= ?", [.integer(confirmed)])
 
             // Inbox: applied, below the origin's contiguous mark (so a copy arriving again is
             // recognised as held), and on a hub also relayed and confirmed by every peer.
@@ -51,19 +52,28 @@ public enum Pruner {
                     }
                 }
                 guard limit > 0 else { continue }
-                try db.execute("UPDATE ds_origin_state SET inbox_floor = ? WHERE origin = ? AND origin_epoch = ? AND inbox_floor < ?",
-                               [.integer(limit), .text(s.origin), .text(s.epoch), .integer(limit)])
-                report.inboxRows += try db.execute("""
+                try db.execute(
+                    "UPDATE ds_origin_state SET inbox_floor = ? WHERE origin = ? AND origin_epoch = ? AND inbox_floor < ?",
+                    [.integer(limit), .text(s.origin), .text(s.epoch), .integer(limit)])
+                report.inboxRows += try db.execute(
+                    """
                     DELETE FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq <= ? AND id <= ? AND id <= ? AND id NOT IN (SELECT id FROM ds_change_held)
-                    """, [.text(s.origin), .text(s.epoch), .integer(limit), .integer(imported), .integer(relaying ? relayed : Int64.max)])
+                    """,
+                    [
+                        .text(s.origin), .text(s.epoch), .integer(limit), .integer(imported),
+                        .integer(relaying ? relayed : Int64.max),
+                    ])
             }
-            report.inboxRows += try db.execute("DELETE FROM ds_change_inbox WHERE origin_epoch LIKE ? AND id <= ? AND id NOT IN (SELECT id FROM ds_change_held)",
-                                               [.text(BundleFormat.snapshotEpochPrefix + "%"), .integer(imported)])
+            report.inboxRows += try db.execute(
+                "DELETE FROM ds_change_inbox WHERE origin_epoch LIKE ? AND id <= ? AND id NOT IN (SELECT id FROM ds_change_held)",
+                [.text(BundleFormat.snapshotEpochPrefix + "%"), .integer(imported)])
 
             // Tombstones older than the retention; from now on, changes older than it are held.
-            let cutoffMs = HybridLogicalClock.shifted(HybridLogicalClock.nowMs(offsetMs: try HybridLogicalClock.testOffsetMs(db)), by: -keepSeconds * 1000)
-            report.tombstones = try db.execute("DELETE FROM ds_row_version WHERE cl % 2 = 0 AND hlc < ?",
-                                               [.integer(HybridLogicalClock.stamp(ms: cutoffMs))])
+            let cutoffMs = HybridLogicalClock.shifted(
+                HybridLogicalClock.nowMs(offsetMs: try HybridLogicalClock.testOffsetMs(db)), by: -keepSeconds * 1000)
+            report.tombstones = try db.execute(
+                "DELETE FROM ds_row_version WHERE cl % 2 = 0 AND hlc < ?",
+                [.integer(HybridLogicalClock.stamp(ms: cutoffMs))])
             let cutoff = max(try Settings.int(db, cutoffSetting) ?? 0, cutoffMs)
             try Settings.set(db, cutoffSetting, cutoff)
             report.cutoff = HybridLogicalClock.describe(HybridLogicalClock.stamp(ms: cutoff))
@@ -82,7 +92,10 @@ public enum Pruner {
         let t = text.trimmingCharacters(in: .whitespaces).lowercased()
         var digits = t
         var unit: Int64 = 86_400
-        if let last = t.last, let u = units[last] { unit = u; digits = String(t.dropLast()) }
+        if let last = t.last, let u = units[last] {
+            unit = u
+            digits = String(t.dropLast())
+        }
         guard let n = Int64(digits), n > 0, n < Int64.max / unit / 1000 else {
             throw DataJoinError(.usage, "'\(text)' is not a duration; write it like 30d, 12h, 90m, 45s or 2w")
         }

@@ -12,11 +12,15 @@ public enum Snapshotter {
     /// Rows read and versions looked up per round trip.
     static var chunk: Int { Tuning.current.snapshotChunk }
 
-    public static func write(_ db: Database, folder: String, reporter: Reporter = SilentReporter()) throws -> ExportedBundle {
+    public static func write(_ db: Database, folder: String, reporter: Reporter = SilentReporter()) throws
+        -> ExportedBundle
+    {
         try Exporter.checkFolder(folder)
         var me = try NodeIdentity.load(db)
         let tables = try TableRegistry.load(db)
-        guard !tables.isEmpty else { throw DataJoinError(.usage, "no table is tracked in \(db.displayName); run 'datajoin track' first") }
+        guard !tables.isEmpty else {
+            throw DataJoinError(.usage, "no table is tracked in \(db.displayName); run 'datajoin track' first")
+        }
         let key = try NodeIdentity.signingKey(db, node: me.nodeId)
         let snapshotEpoch = BundleFormat.snapshotEpochPrefix + NodeIdentity.newEpoch()
         let spoolPath = (folder as NSString).appendingPathComponent(".\(me.nodeId)~snapshot-\(getpid()).spool")
@@ -65,26 +69,38 @@ public enum Snapshotter {
             }
         }
 
-        let origins = spool.origins.map { k, v in OriginRange(origin: k.origin, epoch: k.epoch, first: v.first, last: v.last, count: v.count) }
-            .sorted { ($0.origin, $0.epoch) < ($1.origin, $1.epoch) }
-        let header = BundleHeader(sender: me.nodeId, senderEpoch: me.epoch, createdAt: nowText(), kind: "snapshot", origins: origins,
-                                  changeCount: spool.count, receipts: receipts, publicKey: me.publicKey)
-        let name = "\(me.nodeId)~snapshot_\(Self.stamp())_\(snapshotEpoch.dropFirst(BundleFormat.snapshotEpochPrefix.count).prefix(8)).\(BundleFormat.fileExtension)"
+        let origins = spool.origins.map { k, v in
+            OriginRange(origin: k.origin, epoch: k.epoch, first: v.first, last: v.last, count: v.count)
+        }
+        .sorted { ($0.origin, $0.epoch) < ($1.origin, $1.epoch) }
+        let header = BundleHeader(
+            sender: me.nodeId, senderEpoch: me.epoch, createdAt: nowText(), kind: "snapshot", origins: origins,
+            changeCount: spool.count, receipts: receipts, publicKey: me.publicKey)
+        let name =
+            "\(me.nodeId)~snapshot_\(Self.stamp())_\(snapshotEpoch.dropFirst(BundleFormat.snapshotEpochPrefix.count).prefix(8)).\(BundleFormat.fileExtension)"
         let writer = try BundleWriter(folder: folder, fileName: name, header: header, signingKey: key)
         var written: Int64 = 0
         try Spool.read(spoolPath) { change in
             try writer.add(change, table: tables[change.table])
             written += 1
             if written % 5_000 == 0 {
-                reporter.progress(WorkProgress(phase: "snapshot write", changes: written, totalChanges: spool.count, bytes: Int64(writer.uncompressedBytes)))
+                reporter.progress(
+                    WorkProgress(
+                        phase: "snapshot write", changes: written, totalChanges: spool.count,
+                        bytes: Int64(writer.uncompressedBytes)))
             }
         }
         guard writer.changeCount == spool.count else {
-            throw DataJoinError(.internalError, "snapshot spool held \(writer.changeCount) records, expected \(spool.count)")
+            throw DataJoinError(
+                .internalError, "snapshot spool held \(writer.changeCount) records, expected \(spool.count)")
         }
         let result = try writer.finish()
-        reporter.progress(WorkProgress(phase: "snapshot write", changes: written, totalChanges: spool.count, bytes: Int64(result.bytes), final: true))
-        return ExportedBundle(path: result.path, first: 0, last: 0, changes: spool.count, bytes: result.bytes, sha256: result.sha256)
+        reporter.progress(
+            WorkProgress(
+                phase: "snapshot write", changes: written, totalChanges: spool.count, bytes: Int64(result.bytes),
+                final: true))
+        return ExportedBundle(
+            path: result.path, first: 0, last: 0, changes: spool.count, bytes: result.bytes, sha256: result.sha256)
     }
 
     static func stamp() -> String {
@@ -98,7 +114,10 @@ public enum Snapshotter {
     /// Every row (an insert with the row's generation and version, then an update per column
     /// that has a newer version of its own), every tombstone (a delete), and the inbox changes
     /// not applied here yet (as they are, so they apply or wait at the new node too).
-    static func readState(_ db: Database, tables: [String: TableInfo], me: NodeIdentity, snapshotEpoch: String, spool: Spool, reporter: Reporter) throws {
+    static func readState(
+        _ db: Database, tables: [String: TableInfo], me: NodeIdentity, snapshotEpoch: String, spool: Spool,
+        reporter: Reporter
+    ) throws {
         let order = try ForeignKeys.parentsFirst(db, tables: Array(tables.keys))
         var total: Int64 = 0
         for name in order { total += try db.scalar("SELECT count(*) FROM \(db.quote(name))").asInt64 ?? 0 }
@@ -126,16 +145,21 @@ public enum Snapshotter {
                     // A row present before tracking started: generation 1 with the lowest version.
                     let rowVersion = rs?.version ?? Version(hlc: 0, node: me.nodeId)
                     let cl = rs.map { $0.cl % 2 == 1 ? $0.cl : $0.cl + 1 } ?? 1
-                    let values = zip(t.columns, row).map { Change.ColumnValue(name: $0.name, value: ValueConversion.normalize($1, kind: $0.kind)) }
+                    let values = zip(t.columns, row).map {
+                        Change.ColumnValue(name: $0.name, value: ValueConversion.normalize($1, kind: $0.kind))
+                    }
                     let key = t.canonicalKey(keyIndexes.map { row[$0] })
-                    var insert = Change(origin: rowVersion.node, epoch: "", seq: 0, hlc: rowVersion.hlc, txid: 0, op: .insert, table: name, cl: cl,
-                                        key: key, columns: values, oldValue: nil)
+                    var insert = Change(
+                        origin: rowVersion.node, epoch: "", seq: 0, hlc: rowVersion.hlc, txid: 0, op: .insert,
+                        table: name, cl: cl,
+                        key: key, columns: values, oldValue: nil)
                     insert.keyNames = keyNames
                     try state(insert)
                     for (column, v) in (columnVersions[k] ?? [:]).sorted(by: { $0.key < $1.key }) where v > rowVersion {
                         guard let value = values.first(where: { $0.name == column }) else { continue }
-                        var update = Change(origin: v.node, epoch: "", seq: 0, hlc: v.hlc, txid: 0, op: .update, table: name, cl: cl,
-                                            key: key, columns: [value], oldValue: nil)
+                        var update = Change(
+                            origin: v.node, epoch: "", seq: 0, hlc: v.hlc, txid: 0, op: .update, table: name, cl: cl,
+                            key: key, columns: [value], oldValue: nil)
                         update.keyNames = keyNames
                         try state(update)
                     }
@@ -144,7 +168,8 @@ public enum Snapshotter {
                 pending.removeAll(keepingCapacity: true)
                 reporter.progress(WorkProgress(phase: "snapshot read", changes: rowsDone, totalChanges: total))
             }
-            let select = "SELECT \(t.columns.map { db.quote($0.name) }.joined(separator: ", ")) FROM \(db.quote(name)) ORDER BY "
+            let select =
+                "SELECT \(t.columns.map { db.quote($0.name) }.joined(separator: ", ")) FROM \(db.quote(name)) ORDER BY "
                 + t.keyColumns.map { db.quote($0.name) }.joined(separator: ", ")
             try db.stream(select, []) { r in
                 pending.append(r.values)
@@ -153,17 +178,25 @@ public enum Snapshotter {
             try flush()
         }
         // Tombstones: without them a row deleted here would come back from an older change.
-        try db.stream("SELECT object_table, object_id, cl, hlc, node FROM ds_row_version WHERE cl % 2 = 0 ORDER BY object_table, object_id", []) { r in
+        try db.stream(
+            "SELECT object_table, object_id, cl, hlc, node FROM ds_row_version WHERE cl % 2 = 0 ORDER BY object_table, object_id",
+            []
+        ) { r in
             guard let name = r.string(0), let t = tables[name], case .blob(let keyBytes) = r.values[1] else { return }
-            var delete = Change(origin: r.string(4) ?? me.nodeId, epoch: "", seq: 0, hlc: r.int(3) ?? 0, txid: 0, op: .delete, table: name,
-                                cl: r.int(2) ?? 2, key: try KeyCodec.decode(keyBytes), columns: [], oldValue: nil)
+            var delete = Change(
+                origin: r.string(4) ?? me.nodeId, epoch: "", seq: 0, hlc: r.int(3) ?? 0, txid: 0, op: .delete,
+                table: name,
+                cl: r.int(2) ?? 2, key: try KeyCodec.decode(keyBytes), columns: [], oldValue: nil)
             delete.keyNames = t.keyColumns.map(\.name)
             guard NodeName.isValid(delete.origin) else { return }
             try state(delete)
         }
         // Changes received but not applied here (held, or not imported yet) travel as they are.
         let pointer = try ProgramPointer.get(db, Program.import)
-        try db.stream("SELECT \(Importer.inboxColumns) FROM ds_change_inbox WHERE id IN (SELECT id FROM ds_change_held) OR id > ? ORDER BY id", [.integer(pointer)]) { r in
+        try db.stream(
+            "SELECT \(Importer.inboxColumns) FROM ds_change_inbox WHERE id IN (SELECT id FROM ds_change_held) OR id > ? ORDER BY id",
+            [.integer(pointer)]
+        ) { r in
             try spool.add(try Importer.change(r, db))
         }
         reporter.progress(WorkProgress(phase: "snapshot read", changes: rowsDone, totalChanges: total, final: true))
@@ -173,7 +206,10 @@ public enum Snapshotter {
 /// The snapshot's records on disk between reading the database and writing the bundle; also
 /// counts each origin's records for the bundle header.
 final class Spool {
-    struct OriginKey: Hashable { var origin: String; var epoch: String }
+    struct OriginKey: Hashable {
+        var origin: String
+        var epoch: String
+    }
     private let handle: FileHandle
     private var buffer = ByteWriter()
     private(set) var origins: [OriginKey: (first: Int64, last: Int64, count: Int64)] = [:]
@@ -202,9 +238,17 @@ final class Spool {
             origins[k] = (c.seq, c.seq, 1)
         }
         count += 1
-        buffer.string(c.origin); buffer.string(c.epoch); buffer.varint(UInt64(c.seq)); buffer.varint(UInt64(c.hlc))
-        buffer.varint(UInt64(c.txid)); buffer.string(c.op.rawValue); buffer.string(c.table); buffer.varint(UInt64(c.cl))
-        buffer.string(KeyNames.encode(c.keyNames)); buffer.data(KeyCodec.encode(c.key)); buffer.data(c.encodedPayload())
+        buffer.string(c.origin)
+        buffer.string(c.epoch)
+        buffer.varint(UInt64(c.seq))
+        buffer.varint(UInt64(c.hlc))
+        buffer.varint(UInt64(c.txid))
+        buffer.string(c.op.rawValue)
+        buffer.string(c.table)
+        buffer.varint(UInt64(c.cl))
+        buffer.string(KeyNames.encode(c.keyNames))
+        buffer.data(KeyCodec.encode(c.key))
+        buffer.data(c.encodedPayload())
         if buffer.bytes.count >= 1 << 20 { try flush() }
     }
 
@@ -223,14 +267,19 @@ final class Spool {
         defer { try? h.close() }
         var r = ByteReader(FileSource(handle: h))
         while try !r.atEnd() {
-            let origin = try r.string(), epoch = try r.string(), seq = Int64(try r.varint()), hlc = Int64(try r.varint())
+            let origin = try r.string(), epoch = try r.string(), seq = Int64(try r.varint()),
+                hlc = Int64(try r.varint())
             let txid = Int64(try r.varint())
-            guard let op = Operation(rawValue: try r.string()) else { throw DataJoinError(.internalError, "snapshot spool is damaged") }
+            guard let op = Operation(rawValue: try r.string()) else {
+                throw DataJoinError(.internalError, "snapshot spool is damaged")
+            }
             let table = try r.string(), cl = Int64(try r.varint())
             let keyNames = KeyNames.decode(try r.string())
             let key = try KeyCodec.decode(try r.data())
             let (columns, old) = try Change.decodePayload(try r.data())
-            var c = Change(origin: origin, epoch: epoch, seq: seq, hlc: hlc, txid: txid, op: op, table: table, cl: cl, key: key, columns: columns, oldValue: old)
+            var c = Change(
+                origin: origin, epoch: epoch, seq: seq, hlc: hlc, txid: txid, op: op, table: table, cl: cl, key: key,
+                columns: columns, oldValue: old)
             c.keyNames = keyNames
             try body(c)
         }

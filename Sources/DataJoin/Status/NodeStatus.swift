@@ -66,30 +66,39 @@ public struct NodeStatus: Sendable {
         let importPointer = try ProgramPointer.get(db, Program.import)
         let unstamped = try Stamper.unstampedCount(db)
         let lastSeq = me.nextSeq - 1
-        let oldest = try db.scalar("SELECT min(captured_ms) FROM ds_change_outbox WHERE (seq IS NULL AND id > ?) OR seq > ?",
-                                   [.integer(try Stamper.stampedThrough(db)), .integer(exportPointer)]).asInt64
-        let held = try db.rows("SELECT i.origin, i.seq, i.object_table, h.reason FROM ds_change_held AS h JOIN ds_change_inbox AS i ON i.id = h.id ORDER BY h.id LIMIT 20").map {
-            HeldChange(origin: $0.string(0) ?? "", seq: $0.int(1) ?? 0, table: $0.string(2) ?? "", reason: $0.string(3) ?? "")
+        let oldest = try db.scalar(
+            "SELECT min(captured_ms) FROM ds_change_outbox WHERE (seq IS NULL AND id > ?) OR seq > ?",
+            [.integer(try Stamper.stampedThrough(db)), .integer(exportPointer)]
+        ).asInt64
+        let held = try db.rows(
+            "SELECT i.origin, i.seq, i.object_table, h.reason FROM ds_change_held AS h JOIN ds_change_inbox AS i ON i.id = h.id ORDER BY h.id LIMIT 20"
+        ).map {
+            HeldChange(
+                origin: $0.string(0) ?? "", seq: $0.int(1) ?? 0, table: $0.string(2) ?? "", reason: $0.string(3) ?? "")
         }
         let origins = try Holdings.all(db).map { s in
             let gaps = try Holdings.gaps(db, s)
-            return OriginStatus(origin: s.origin, epoch: s.epoch, highWater: s.contiguous, maxSeq: s.maxSeq, missing: gaps.ranges, gapCount: gaps.total,
-                                lastBundle: s.lastBundle, lastSeenAt: s.lastSeenAt)
+            return OriginStatus(
+                origin: s.origin, epoch: s.epoch, highWater: s.contiguous, maxSeq: s.maxSeq, missing: gaps.ranges,
+                gapCount: gaps.total,
+                lastBundle: s.lastBundle, lastSeenAt: s.lastSeenAt)
         }
         let peers = try Receipts.peers(db, me: me).map { p -> PeerStatus in
             let c = try Receipts.confirmed(db, peer: p, origin: me.nodeId, epoch: me.epoch)
             return PeerStatus(peer: p, confirmed: c, behind: max(0, lastSeq - c))
         }
         // The last export of either kind: own changes (1000) or relayed ones (1002, `--relay`).
-        let exportRow = try db.firstRow("SELECT max(update_datetime) FROM ds_program_parameter WHERE id IN (?, ?) AND fromoutboxpointer > 0",
-                                        [.integer(Program.export), .integer(Program.relay)])
+        let exportRow = try db.firstRow(
+            "SELECT max(update_datetime) FROM ds_program_parameter WHERE id IN (?, ?) AND fromoutboxpointer > 0",
+            [.integer(Program.export), .integer(Program.relay)])
         return NodeStatus(
             nodeId: me.nodeId, epoch: me.epoch, database: db.displayName,
             trackedTables: try Tracker.trackedNames(db),
             outboxUnstamped: unstamped, outboxWaiting: unstamped + max(0, lastSeq - exportPointer),
             oldestUnexported: oldest.map { HybridLogicalClock.describe(HybridLogicalClock.stamp(ms: $0)) },
             exportPointer: exportPointer, lastSeq: lastSeq,
-            inboxWaiting: try db.scalar("SELECT count(*) FROM ds_change_inbox WHERE id > ?", [.integer(importPointer)]).asInt64 ?? 0,
+            inboxWaiting: try db.scalar("SELECT count(*) FROM ds_change_inbox WHERE id > ?", [.integer(importPointer)])
+                .asInt64 ?? 0,
             importPointer: importPointer, held: held,
             heldCount: try db.scalar("SELECT count(*) FROM ds_change_held").asInt64 ?? 0,
             conflicts: try db.scalar("SELECT count(*) FROM ds_conflict").asInt64 ?? 0,
@@ -97,18 +106,28 @@ public struct NodeStatus: Sendable {
             lastIngest: try db.scalar("SELECT max(ingested_at) FROM ds_bundle_seen").asString,
             bundlesIngested: try db.scalar("SELECT count(*) FROM ds_bundle_seen").asInt64 ?? 0,
             clock: HybridLogicalClock.describe(me.hlc), clockStamp: me.hlc, origins: origins, peers: peers,
-            quarantined: try db.rows("SELECT path, reason, quarantined_at FROM ds_quarantine ORDER BY quarantined_at").compactMap { r in
-                // What is there now: a file moved back out, or ingested since from a copy, is not.
-                guard let p = r.string(0), FileManager.default.fileExists(atPath: p) else { return nil }
-                if let digest = try? Ingester.fileDigest(p),
-                   try db.scalar("SELECT count(*) FROM ds_bundle_seen WHERE sha256 = ?", [.text(digest)]).asInt64 ?? 0 > 0 { return nil }
-                return QuarantinedFile(path: p, reason: r.string(1) ?? "", at: r.string(2) ?? "")
-            },
-            oldestUnexportedAgeSeconds: oldest.map { max(0, (HybridLogicalClock.nowMs() - HybridLogicalClock.clampMs($0)) / 1000) })
+            quarantined: try db.rows("SELECT path, reason, quarantined_at FROM ds_quarantine ORDER BY quarantined_at")
+                .compactMap { r in
+                    // What is there now: a file moved back out, or ingested since from a copy, is not.
+                    guard let p = r.string(0), FileManager.default.fileExists(atPath: p) else { return nil }
+                    if let digest = try? Ingester.fileDigest(p),
+                        try db.scalar("SELECT count(*) FROM ds_bundle_seen WHERE sha256 = ?", [.text(digest)]).asInt64
+                            ?? 0 > 0
+                    {
+                        return nil
+                    }
+                    return QuarantinedFile(path: p, reason: r.string(1) ?? "", at: r.string(2) ?? "")
+                },
+            oldestUnexportedAgeSeconds: oldest.map {
+                max(0, (HybridLogicalClock.nowMs() - HybridLogicalClock.clampMs($0)) / 1000)
+            })
     }
 
     static func age(_ seconds: Int64) -> String {
-        seconds < 120 ? "\(seconds) s" : seconds < 7200 ? "\(seconds / 60) min" : seconds < 172_800 ? "\(seconds / 3600) h" : "\(seconds / 86400) days"
+        seconds < 120
+            ? "\(seconds) s"
+            : seconds < 7200
+                ? "\(seconds / 60) min" : seconds < 172_800 ? "\(seconds / 3600) h" : "\(seconds / 86400) days"
     }
 
     /// The `status --json` document, schema 1 (docs/status-json.md): within one schema,
@@ -122,9 +141,15 @@ public struct NodeStatus: Sendable {
                 + "\"missing\":[\(o.missing.map { "[\($0.lowerBound),\($0.upperBound)]" }.joined(separator: ","))],\"gap_count\":\(o.gapCount),"
                 + "\"last_bundle\":\(s(o.lastBundle)),\"last_seen_at\":\(s(o.lastSeenAt))}"
         }
-        let peersJSON = peers.map { "{\"peer\":\(JSON.quote($0.peer)),\"confirmed\":\($0.confirmed),\"behind\":\($0.behind)}" }
-        let heldJSON = held.map { "{\"origin\":\(JSON.quote($0.origin)),\"seq\":\($0.seq),\"table\":\(JSON.quote($0.table)),\"reason\":\(JSON.quote($0.reason))}" }
-        let quarantinedJSON = quarantined.map { "{\"path\":\(JSON.quote($0.path)),\"reason\":\(JSON.quote($0.reason)),\"at\":\(JSON.quote($0.at))}" }
+        let peersJSON = peers.map {
+            "{\"peer\":\(JSON.quote($0.peer)),\"confirmed\":\($0.confirmed),\"behind\":\($0.behind)}"
+        }
+        let heldJSON = held.map {
+            "{\"origin\":\(JSON.quote($0.origin)),\"seq\":\($0.seq),\"table\":\(JSON.quote($0.table)),\"reason\":\(JSON.quote($0.reason))}"
+        }
+        let quarantinedJSON = quarantined.map {
+            "{\"path\":\(JSON.quote($0.path)),\"reason\":\(JSON.quote($0.reason)),\"at\":\(JSON.quote($0.at))}"
+        }
         let counter = clockStamp & ((1 << 16) - 1)
         return """
             {"schema":\(Self.jsonSchema),\
@@ -147,7 +172,8 @@ public struct NodeStatus: Sendable {
             "node:             \(nodeId) (epoch \(epoch))",
             "database:         \(database)",
             "tracked tables:   \(trackedTables.isEmpty ? "none (run 'datajoin track')" : trackedTables.joined(separator: ", "))",
-            "waiting export:   \(outboxWaiting) change(s)" + (oldestUnexportedAgeSeconds.map { ", oldest \(Self.age($0)) old" } ?? ""),
+            "waiting export:   \(outboxWaiting) change(s)"
+                + (oldestUnexportedAgeSeconds.map { ", oldest \(Self.age($0)) old" } ?? ""),
             "waiting import:   \(inboxWaiting) change(s)",
             "held:             \(heldCount) change(s)",
         ]
@@ -160,20 +186,28 @@ public struct NodeStatus: Sendable {
             "last ingest:      \(lastIngest ?? "never") (\(bundlesIngested) bundle(s) ingested)",
             "clock:            \(clock)",
         ]
-        lines.append("quarantined:      \(quarantined.count) file(s)" + (quarantined.isEmpty ? "" : " (move a file back out of quarantine/ to retry it)"))
+        lines.append(
+            "quarantined:      \(quarantined.count) file(s)"
+                + (quarantined.isEmpty ? "" : " (move a file back out of quarantine/ to retry it)"))
         for q in quarantined { lines.append("  \(q.path): \(q.reason)") }
         if !origins.isEmpty { lines.append("origins:") }
         for o in origins {
             var line = "  \(o.origin) (epoch \(o.epoch.prefix(8))): holds up to \(o.highWater)"
             if !o.missing.isEmpty {
-                line += ", missing " + o.missing.map { $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)–\($0.upperBound)" }.joined(separator: ", ")
+                line +=
+                    ", missing "
+                    + o.missing.map {
+                        $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)–\($0.upperBound)"
+                    }.joined(separator: ", ")
                 if o.gapCount > o.missing.count { line += " and \(o.gapCount - o.missing.count) more gap(s)" }
             }
             if let b = o.lastBundle { line += "; last bundle \(b) at \(o.lastSeenAt ?? "?")" }
             lines.append(line)
         }
         if !peers.isEmpty { lines.append("peers (what they confirmed of this node):") }
-        for p in peers { lines.append("  \(p.peer): up to \(p.confirmed)" + (p.behind > 0 ? " (\(p.behind) behind)" : " (all)")) }
+        for p in peers {
+            lines.append("  \(p.peer): up to \(p.confirmed)" + (p.behind > 0 ? " (\(p.behind) behind)" : " (all)"))
+        }
         return lines.joined(separator: "\n")
     }
 }

@@ -11,23 +11,36 @@ public final class InstanceLock {
     public init(_ db: Database) throws {
         switch db.brand {
         case .sqlite:
-            guard let sqlite = db as? SQLiteDatabase else { throw DataJoinError(.internalError, "not an SQLite connection") }
+            guard let sqlite = db as? SQLiteDatabase else {
+                throw DataJoinError(.internalError, "not an SQLite connection")
+            }
             let path = sqlite.path + ".datajoin-lock"
             while true {
                 fd = open(path, O_RDWR | O_CREAT, 0o644)
-                guard fd >= 0 else { throw DataJoinError.io("cannot create the lock file \(path): \(String(cString: strerror(errno)))") }
+                guard fd >= 0 else {
+                    throw DataJoinError.io("cannot create the lock file \(path): \(String(cString: strerror(errno)))")
+                }
                 if flock(fd, LOCK_EX | LOCK_NB) != 0 {
                     var buf = [UInt8](repeating: 0, count: 32)
                     let n = pread(fd, &buf, buf.count, 0)
-                    let holder = n > 0 ? String(decoding: buf[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : "?"
+                    let holder =
+                        n > 0
+                        ? String(decoding: buf[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                        : "?"
                     close(fd)
                     fd = -1
-                    throw DataJoinError(.locked, "another datajoin watch is already running on \(db.displayName) (pid \(holder)); stop it first")
+                    throw DataJoinError(
+                        .locked,
+                        "another datajoin watch is already running on \(db.displayName) (pid \(holder)); stop it first")
                 }
                 // The holder before us removes the file as it stops: a lock on a file no longer
                 // at the path locks nothing, so take the one that is there now.
                 var mine = stat(), there = stat()
-                if fstat(fd, &mine) == 0, stat(path, &there) == 0, mine.st_ino == there.st_ino, mine.st_dev == there.st_dev { break }
+                if fstat(fd, &mine) == 0, stat(path, &there) == 0, mine.st_ino == there.st_ino,
+                    mine.st_dev == there.st_dev
+                {
+                    break
+                }
                 close(fd)
                 fd = -1
             }
@@ -38,7 +51,8 @@ public final class InstanceLock {
         case .postgres:
             let got = try db.scalar("SELECT pg_try_advisory_lock(4242000002)")
             guard got == .integer(1) else {
-                throw DataJoinError(.locked, "another datajoin watch is already running on \(db.displayName); stop it first")
+                throw DataJoinError(
+                    .locked, "another datajoin watch is already running on \(db.displayName); stop it first")
             }
             self.db = db
         }

@@ -10,7 +10,10 @@ public struct WatchOptions: Sendable {
     /// Log cycles that did nothing too (`watch -v`).
     public var logIdleCycles = false
 
-    public init(inFolder: String, outFolder: String, every: Double, relay: Bool = false, cycles: Int? = nil, logIdleCycles: Bool = false) {
+    public init(
+        inFolder: String, outFolder: String, every: Double, relay: Bool = false, cycles: Int? = nil,
+        logIdleCycles: Bool = false
+    ) {
         self.logIdleCycles = logIdleCycles
         self.inFolder = inFolder
         self.outFolder = outFolder
@@ -70,15 +73,19 @@ public final class Watcher {
 
     /// The cycle's line, and whether it did nothing at all (such cycles are logged only with -v).
     func runCycle(stop: @escaping () -> Bool) throws -> (String, Bool) {
-        let ingest = try Ingester.ingest(db, IngestOptions(paths: [options.inFolder], importAfter: true, shouldStop: stop))
+        let ingest = try Ingester.ingest(
+            db, IngestOptions(paths: [options.inFolder], importAfter: true, shouldStop: stop))
         var parts: [String] = []
-        let loaded = ingest.files.reduce(Int64(0)) { if case .loaded(let n, _) = $1.status { return $0 + n } else { return $0 } }
+        let loaded = ingest.files.reduce(Int64(0)) {
+            if case .loaded(let n, _) = $1.status { return $0 + n } else { return $0 }
+        }
         let bundles = ingest.files.filter { if case .loaded = $0.status { return true } else { return false } }.count
         parts.append("loaded \(loaded) change(s) from \(bundles) bundle(s)")
         if ingest.refused > 0 { parts.append("\(ingest.refused) refused") }
         if let i = ingest.imported { parts.append("applied \(i.applied)" + (i.held > 0 ? ", \(i.held) held" : "")) }
         for n in ingest.notices { parts.append(n) }
-        let idle = ingest.files.allSatisfy { if case .alreadySeen = $0.status { return true } else { return false } }
+        let idle =
+            ingest.files.allSatisfy { if case .alreadySeen = $0.status { return true } else { return false } }
             && ingest.notices.isEmpty && (ingest.imported?.applied ?? 0) == 0 && (ingest.imported?.held ?? 0) == 0
         if stop() { return (parts.joined(separator: ", ") + "; stopping", false) }
         let written = try Exporter.export(db, ExportOptions(folder: options.outFolder, relay: options.relay))

@@ -4,8 +4,10 @@ import Foundation
 
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check a node's bookkeeping: every captured change stamped or waiting, seqs contiguous, nothing twice, pointers true.",
-        discussion: helpText("""
+        abstract:
+            "Check a node's bookkeeping: every captured change stamped or waiting, seqs contiguous, nothing twice, pointers true.",
+        discussion: helpText(
+            """
             Reads only (one snapshot, no lock that writers wait on). Exit status 0 when every rule
             holds; 1 with one line per broken rule otherwise. The rules are in docs/reliability.md
             ("Invariants"); a broken one is a bug worth reporting with the output.
@@ -19,7 +21,10 @@ struct Check: ParsableCommand {
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var output: OutputOptions
 
-    @Flag(help: "First put outbox rows that an older datajoin left unstamped back into the backlog (the next export sends them).")
+    @Flag(
+        help:
+            "First put outbox rows that an older datajoin left unstamped back into the backlog (the next export sends them)."
+    )
     var repair = false
 
     func run() throws {
@@ -34,9 +39,11 @@ struct Check: ParsableCommand {
             for violation in report.violations { Console.error("\(violation.rule): \(violation.detail)") }
             broken = !report.violations.isEmpty
             if !output.quiet {
-                let summary = "\(report.outboxRows) outbox and \(report.inboxRows) inbox rows, \(report.origins) origin(s) in "
+                let summary =
+                    "\(report.outboxRows) outbox and \(report.inboxRows) inbox rows, \(report.origins) origin(s) in "
                     + String(format: "%.2f s", report.seconds)
-                print(broken ? "check: \(report.violations.count) rule(s) broken (\(summary))" : "check: OK (\(summary))")
+                print(
+                    broken ? "check: \(report.violations.count) rule(s) broken (\(summary))" : "check: OK (\(summary))")
             }
         }
         if broken { throw ExitCode.failure }

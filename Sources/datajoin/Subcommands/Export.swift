@@ -4,7 +4,8 @@ import DataJoin
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write the changes captured since the last export into bundle files.",
-        discussion: helpText("""
+        discussion: helpText(
+            """
             Each bundle is one gzip file, checksummed and signed, written as a hidden .tmp file, flushed
             to disk and renamed; the export pointer (program 1000) moves only then. Prints the path of
             every file written; with nothing new, writes nothing.
@@ -32,10 +33,15 @@ struct Export: ParsableCommand {
     @Option(name: .customLong("to"), help: ArgumentHelp("Folder to write bundles into (must exist).", valueName: "dir"))
     var folder: String
 
-    @Option(help: ArgumentHelp("Split into bundles of about N changes; a source transaction is never split.", valueName: "n"))
+    @Option(
+        help: ArgumentHelp(
+            "Split into bundles of about N changes; a source transaction is never split.", valueName: "n"))
     var maxChanges: Int?
 
-    @Flag(help: "Also write the changes received from other nodes, with their original origin (a hub forwards everything to everyone).")
+    @Flag(
+        help:
+            "Also write the changes received from other nodes, with their original origin (a hub forwards everything to everyone)."
+    )
     var relay = false
 
     @Flag(help: "Write again the changes peers have not confirmed (the cure for a lost USB stick).")
@@ -47,7 +53,8 @@ struct Export: ParsableCommand {
     func run() throws {
         try DataJoin_run {
             let db = try database.open()
-            let options = ExportOptions(folder: folder, maxChanges: maxChanges, relay: relay, resend: resend, peer: peer)
+            let options = ExportOptions(
+                folder: folder, maxChanges: maxChanges, relay: relay, resend: resend, peer: peer)
             let written: [ExportedBundle]
             do {
                 written = try Exporter.export(db, options, reporter: output.reporter())

@@ -4,7 +4,8 @@ import DataJoin
 struct Ingest: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Verify bundle files, load them into ds_change_inbox, then import them.",
-        discussion: helpText("""
+        discussion: helpText(
+            """
             Takes files and folders (a folder's *.djb files, in name order; hidden and temporary files
             are skipped). Each bundle is checked (format, checksum, signature of a trusted sender) and
             loaded in one transaction. A bundle seen before, or changes already loaded, load once; this
@@ -37,15 +38,23 @@ struct Ingest: ParsableCommand {
             let dry = try dryRun ? DryRunDatabase(real) : nil
             let db: Database = dry ?? real
             let conflictsBefore = try DryRunReport.conflictMark(db)
-            let report = try Ingester.ingest(db, IngestOptions(paths: paths, importAfter: !noImport, quarantine: !dryRun), reporter: output.reporter())
+            let report = try Ingester.ingest(
+                db, IngestOptions(paths: paths, importAfter: !noImport, quarantine: !dryRun),
+                reporter: output.reporter())
             if let dry {
-                DryRunReport.show(report.imported ?? ImportReport(), conflicts: try DryRunReport.conflicts(db, after: conflictsBefore))
+                DryRunReport.show(
+                    report.imported ?? ImportReport(), conflicts: try DryRunReport.conflicts(db, after: conflictsBefore)
+                )
                 try dry.finish()
             }
             for f in report.files {
                 switch f.status {
                 case .loaded(let n, let skipped):
-                    if !output.quiet { print("\(f.path): loaded \(n) change(s)" + (skipped > 0 ? ", \(skipped) already here or from this node" : "")) }
+                    if !output.quiet {
+                        print(
+                            "\(f.path): loaded \(n) change(s)"
+                                + (skipped > 0 ? ", \(skipped) already here or from this node" : ""))
+                    }
                 case .alreadySeen:
                     if !output.quiet { print("\(f.path): already ingested, skipped") }
                 case .ownBundle:
@@ -79,7 +88,8 @@ enum ImportSummary {
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Apply inbox changes past the import pointer to the application tables.",
-        discussion: helpText("""
+        discussion: helpText(
+            """
             One bundle per transaction, with the import pointer (program 1001) in the same transaction.
             An older change never overwrites a newer value (docs/conflict-rules.md). Held changes are
             retried.
@@ -92,7 +102,10 @@ struct Import: ParsableCommand {
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var output: OutputOptions
 
-    @Flag(help: "Report what would change (inserts, updates, deletes per table) and which conflicts would occur; change nothing.")
+    @Flag(
+        help:
+            "Report what would change (inserts, updates, deletes per table) and which conflicts would occur; change nothing."
+    )
     var dryRun = false
 
     func run() throws {
@@ -131,15 +144,21 @@ enum DryRunReport {
             print("would apply no changes")
         } else {
             for (table, ops) in r.perTable.sorted(by: { $0.key < $1.key }) {
-                let parts = ["insert", "update", "delete"].compactMap { op in ops[op].map { "\($0) \(op)\($0 == 1 ? "" : "s")" } }
+                let parts = ["insert", "update", "delete"].compactMap { op in
+                    ops[op].map { "\($0) \(op)\($0 == 1 ? "" : "s")" }
+                }
                 print("would apply to \(table): " + parts.joined(separator: ", "))
             }
         }
         if r.unchanged > 0 { print("would leave \(r.unchanged) change(s) unchanged (already there or older)") }
         if r.held > 0 { print("would hold \(r.held) change(s)") }
-        print("would log \(found.total) conflict(s)" + (found.total > Int64(conflicts.count) ? " (the first \(conflicts.count) below)" : ""))
+        print(
+            "would log \(found.total) conflict(s)"
+                + (found.total > Int64(conflicts.count) ? " (the first \(conflicts.count) below)" : ""))
         for e in conflicts {
-            print("  \(e.table) \(e.key)\(e.column.map { "." + $0 } ?? ""): would keep \(e.winnerValue ?? "-") (\(e.winner)), lose \(e.loserValue ?? "-") (\(e.loser)): \(e.reason)")
+            print(
+                "  \(e.table) \(e.key)\(e.column.map { "." + $0 } ?? ""): would keep \(e.winnerValue ?? "-") (\(e.winner)), lose \(e.loserValue ?? "-") (\(e.loser)): \(e.reason)"
+            )
         }
     }
 }

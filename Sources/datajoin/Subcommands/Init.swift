@@ -4,8 +4,10 @@ import Foundation
 
 struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Make a database a DataJoin node: install the ds_ tables, record its node id, create its signing key.",
-        discussion: helpText("""
+        abstract:
+            "Make a database a DataJoin node: install the ds_ tables, record its node id, create its signing key.",
+        discussion: helpText(
+            """
             Idempotent: running it again with the same --node changes nothing; a different name is refused.
 
             Example:
@@ -24,12 +26,20 @@ struct Init: ParsableCommand {
         try DataJoin_run {
             // Every argument is checked before anything is touched: a refused name creates no file.
             guard NodeName.isValid(node) else {
-                throw DataJoinError(.usage, "invalid node name '\(node.prefix(80))': 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+                throw DataJoinError(
+                    .usage,
+                    "invalid node name '\(node.prefix(80))': 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+                )
             }
             let db = try database.open(create: true)
             let r = try NodeSetup.initialize(db, node: node)
-            print(r.created ? "initialized \(db.displayName) as node \(r.nodeId)" : "\(db.displayName) is already node \(r.nodeId); nothing changed")
-            if r.created { print("public key: \(r.publicKey)  (peers run: datajoin trust --db URL \(r.nodeId) \(r.publicKey))") }
+            print(
+                r.created
+                    ? "initialized \(db.displayName) as node \(r.nodeId)"
+                    : "\(db.displayName) is already node \(r.nodeId); nothing changed")
+            if r.created {
+                print("public key: \(r.publicKey)  (peers run: datajoin trust --db URL \(r.nodeId) \(r.publicKey))")
+            }
         }
     }
 }

@@ -28,7 +28,8 @@ struct Inspect: ParsableCommand {
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check bundle files (format, completeness, checksum, signature) without touching a database.",
-        discussion: helpText("""
+        discussion: helpText(
+            """
             Exit status 65 when a file is damaged or forged, 66 when a path is missing, 77 when --db
             would refuse its sender (the first problem's class; 'datajoin help exit-codes'). With --db, also says for each origin whether the bundle
             is already held, fills a gap, or leaves one (like 'git bundle verify').
@@ -43,14 +44,19 @@ struct Verify: ParsableCommand {
     @Argument(help: ArgumentHelp("Bundle files or folders.", valueName: "file"), completion: .file())
     var files: [String] = []
 
-    @Option(help: ArgumentHelp("Also say whether each bundle fills or leaves a gap in what this database holds.", valueName: "url"))
+    @Option(
+        help: ArgumentHelp(
+            "Also say whether each bundle fills or leaves a gap in what this database holds.", valueName: "url"))
     var db: String?
 
     func run() throws {
         var bad = 0
         // The first failure's class is the exit status (docs/cli.md).
         var status: ExitCode?
-        func failed(_ code: ExitCode) { bad += 1; if status == nil { status = code } }
+        func failed(_ code: ExitCode) {
+            bad += 1
+            if status == nil { status = code }
+        }
         try DataJoin_run {
             if files.isEmpty { throw DataJoinError(.usage, "name at least one bundle file to verify") }
             let database = try db.map { try DatabaseOpener.open($0, create: false) }
@@ -108,7 +114,8 @@ struct TrustCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trust",
         abstract: "Trust a peer's public key, or revoke it; ingest accepts bundles only from trusted senders.",
-        discussion: helpText("""
+        discussion: helpText(
+            """
             Example:
               datajoin trust --db laptop.db office 3b6a27bc…(64 hex digits)
               datajoin trust --db laptop.db --revoke office
@@ -139,9 +146,14 @@ struct TrustCommand: ParsableCommand {
             let db = try database.open()
             if revoke {
                 if publicKey != nil { throw DataJoinError(.usage, "--revoke takes only the node name") }
-                print(try DataJoin.Trust.revoke(db, node: node) ? "revoked \(node)" : "\(node) was not trusted; nothing changed")
+                print(
+                    try DataJoin.Trust.revoke(db, node: node)
+                        ? "revoked \(node)" : "\(node) was not trusted; nothing changed")
             } else {
-                guard let publicKey else { throw DataJoinError(.usage, "give the public key of \(node) (as 'datajoin key' prints it on \(node))") }
+                guard let publicKey else {
+                    throw DataJoinError(
+                        .usage, "give the public key of \(node) (as 'datajoin key' prints it on \(node))")
+                }
                 try DataJoin.Trust.trust(db, node: node, publicKey: publicKey, replace: replace)
                 print("trusting \(node)")
             }

@@ -4,7 +4,8 @@ import DataJoin
 struct Prune: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Remove sync history no node needs any more.",
-        discussion: helpText("""
+        discussion: helpText(
+            """
             Removes, in one transaction:
               - outbox rows every trusted peer has confirmed (a peer that never
                 answers keeps them: revoke a retired node with
@@ -24,7 +25,9 @@ struct Prune: ParsableCommand {
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var output: OutputOptions
 
-    @Option(help: ArgumentHelp("How long tombstones are kept: 30d, 12h, 90m, 2w (a bare number is days).", valueName: "duration"))
+    @Option(
+        help: ArgumentHelp(
+            "How long tombstones are kept: 30d, 12h, 90m, 2w (a bare number is days).", valueName: "duration"))
     var keep: String = "30d"
 
     func run() throws {

@@ -4,7 +4,8 @@ import DataJoin
 struct Snapshot: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write the current state of every tracked table, with its versions, into one bundle.",
-        discussion: helpText("""
+        discussion: helpText(
+            """
             A new node joins from a snapshot instead of replaying all history: create the tables,
             'datajoin init', 'datajoin track', trust the sender, then 'datajoin ingest' the snapshot.
             Later bundles apply on top of it. Into a database that already has rows, a snapshot merges
@@ -24,7 +25,9 @@ struct Snapshot: ParsableCommand {
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var output: OutputOptions
 
-    @Option(name: .customLong("to"), help: ArgumentHelp("Folder to write the snapshot into (must exist).", valueName: "dir"))
+    @Option(
+        name: .customLong("to"), help: ArgumentHelp("Folder to write the snapshot into (must exist).", valueName: "dir")
+    )
     var folder: String
 
     func run() throws {

@@ -4,7 +4,8 @@ import DataJoin
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show this node: id, tracked tables, changes waiting, pointers, last export and ingest.",
-        discussion: "Example:\n  datajoin status --db sqlite:testapp1.db\n  datajoin status --db sqlite:testapp1.db --json")
+        discussion:
+            "Example:\n  datajoin status --db sqlite:testapp1.db\n  datajoin status --db sqlite:testapp1.db --json")
 
     @OptionGroup var database: DatabaseOptions
 
@@ -53,7 +54,9 @@ struct Conflicts: ParsableCommand {
                 print("no conflicts")
             } else {
                 for e in list {
-                    print("\(e.table) \(e.key)\(e.column.map { "." + $0 } ?? ""): kept \(e.winnerValue ?? "-") (\(e.winner)), lost \(e.loserValue ?? "-") (\(e.loser)): \(e.reason)")
+                    print(
+                        "\(e.table) \(e.key)\(e.column.map { "." + $0 } ?? ""): kept \(e.winnerValue ?? "-") (\(e.winner)), lost \(e.loserValue ?? "-") (\(e.loser)): \(e.reason)"
+                    )
                 }
             }
         }

@@ -4,7 +4,8 @@ import DataJoin
 struct Track: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Start capturing inserts, updates and deletes of tables into ds_change_outbox.",
-        discussion: helpText("""
+        discussion: helpText(
+            """
             Installs capture triggers (plpgsql on PostgreSQL, SQL triggers on SQLite). A table needs a
             primary key; composite keys work. After ALTER TABLE, run 'untrack' then 'track' again.
 
@@ -22,7 +23,10 @@ struct Track: ParsableCommand {
 
     @OptionGroup var output: OutputOptions
 
-    @Flag(help: "Register the tables without capture triggers: the application writes ds_change_outbox rows itself (docs/capture.md).")
+    @Flag(
+        help:
+            "Register the tables without capture triggers: the application writes ds_change_outbox rows itself (docs/capture.md)."
+    )
     var noTriggers = false
 
     @Flag(help: "Also capture the rows the tables hold now, as inserts, so that peers receive them.")
@@ -37,7 +41,9 @@ struct Track: ParsableCommand {
             let db = try database.open()
             for t in try Tracker.track(db, tables: tables, triggers: !noTriggers, backfill: backfill) {
                 if !t.wasTracked { print("tracking \(t.table) (key: \(t.keyColumns.joined(separator: ", ")))") }
-                if let n = t.backfilled { print("captured \(n) existing row(s) of \(t.table) as inserts; the next export sends them") }
+                if let n = t.backfilled {
+                    print("captured \(n) existing row(s) of \(t.table) as inserts; the next export sends them")
+                }
                 for w in t.warnings { Console.warn(w) }
             }
         }

@@ -6,7 +6,8 @@ import Foundation
 struct Watch: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run ingest, import and export in a loop, every N seconds (the seed's recurring programs).",
-        discussion: helpText("""
+        discussion: helpText(
+            """
             Each cycle ingests the bundles in --in, imports them, and exports new changes to --out,
             printing one line stamped with the time (ISO 8601, UTC); a cycle that found nothing and
             sent nothing prints nothing unless -v is given. A failed cycle is logged and the next one
@@ -42,11 +43,16 @@ struct Watch: ParsableCommand {
         try DataJoin_run {
             let db = try database.open()
             let stopper = StopSignal()
-            let options = WatchOptions(inFolder: inFolder, outFolder: outFolder, every: every, relay: relay, cycles: cycles, logIdleCycles: output.verbose)
+            let options = WatchOptions(
+                inFolder: inFolder, outFolder: outFolder, every: every, relay: relay, cycles: cycles,
+                logIdleCycles: output.verbose)
             let watcher = Watcher(db: db, options: options) { line in Self.log(line) }
-            try watcher.run(stop: { stopper.requested }, wait: { stopper.wait(seconds: $0) }, started: {
-                Self.log("watching \(inFolder) -> \(db.displayName) -> \(outFolder) every \(every) s (Ctrl-C stops)")
-            })
+            try watcher.run(
+                stop: { stopper.requested }, wait: { stopper.wait(seconds: $0) },
+                started: {
+                    Self.log(
+                        "watching \(inFolder) -> \(db.displayName) -> \(outFolder) every \(every) s (Ctrl-C stops)")
+                })
             Self.log(stopper.requested ? "stopped" : "done")
         }
     }
@@ -72,7 +78,8 @@ final class StopSignal: @unchecked Sendable {
     private var flag = false
 
     var requested: Bool {
-        lock.lock(); defer { lock.unlock() }
+        lock.lock()
+        defer { lock.unlock() }
         return flag
     }
 

@@ -4,15 +4,25 @@ import Foundation
 
 /// `--db URL`, shared by every command that opens a database.
 struct DatabaseOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Database URL: postgresql://user:pass@host:port/db, sqlite:PATH, or PATH.db (default: $DATAJOIN_DB).", valueName: "url"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Database URL: postgresql://user:pass@host:port/db, sqlite:PATH, or PATH.db (default: $DATAJOIN_DB).",
+            valueName: "url"))
     var db: String?
 
-    @Option(name: .customLong("lock-timeout"), help: ArgumentHelp("Seconds to wait for a database another writer holds (default 30); the wait is reported after 1 s.", valueName: "seconds"))
+    @Option(
+        name: .customLong("lock-timeout"),
+        help: ArgumentHelp(
+            "Seconds to wait for a database another writer holds (default 30); the wait is reported after 1 s.",
+            valueName: "seconds"))
     var lockTimeout: Double?
 
     func validate() throws {
         if let t = lockTimeout {
-            guard t.isFinite, t > 0, t <= 86_400 else { throw ValidationError("--lock-timeout must be a number of seconds above 0 and at most 86400, not \(t)") }
+            guard t.isFinite, t > 0, t <= 86_400 else {
+                throw ValidationError("--lock-timeout must be a number of seconds above 0 and at most 86400, not \(t)")
+            }
             LockWait.timeoutSeconds = t
         }
         LockWait.onWaiting = { message in if !Console.quiet { Console.info("datajoin: " + message) } }
@@ -174,7 +184,9 @@ final class TerminalReporter: Reporter {
 func helpText(_ text: String) -> String {
     var out: [String] = []
     for line in text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
-        if let last = out.last, !last.isEmpty, !line.isEmpty, !line.hasPrefix(" "), !last.hasPrefix(" "), !last.hasSuffix(":") {
+        if let last = out.last, !last.isEmpty, !line.isEmpty, !line.hasPrefix(" "), !last.hasPrefix(" "),
+            !last.hasSuffix(":")
+        {
             out[out.count - 1] = last + " " + line
         } else {
             out.append(line)

@@ -42,7 +42,9 @@ struct BundleCrafter {
     }
 
     /// Compressed file bytes. `signWith` re-signs; otherwise the original signature is kept.
-    func bytes(signWith key: Curve25519.Signing.PrivateKey? = nil, headerBytes: [UInt8]? = nil, digest: [UInt8]? = nil) throws -> [UInt8] {
+    func bytes(signWith key: Curve25519.Signing.PrivateKey? = nil, headerBytes: [UInt8]? = nil, digest: [UInt8]? = nil)
+        throws -> [UInt8]
+    {
         let c = content(headerBytes: headerBytes)
         let d = digest ?? Array(SHA256.hash(data: c))
         let sig = try key.map { try Array($0.signature(for: d)) } ?? signature

@@ -22,7 +22,9 @@ class ScenarioTestCase: XCTestCase {
         }
         for node in TestNode.created where !uncheckedNodes.contains(node.name) {
             let report = try NodeCheck.run(node.db)
-            XCTAssertEqual(report.violations.map { "\($0.rule): \($0.detail)" }, [], "datajoin check on node \(node.name) (\(node.brand))")
+            XCTAssertEqual(
+                report.violations.map { "\($0.rule): \($0.detail)" }, [],
+                "datajoin check on node \(node.name) (\(node.brand))")
         }
         try super.tearDownWithError()
     }

@@ -25,14 +25,17 @@ enum TestDatabases {
         case .postgres:
             let base = try requirePostgres()
             let admin = try DatabaseOpener.open(base)
-            let dbName = "dj_\(name.lowercased().filter { $0.isLetter || $0.isNumber })_\(UInt32.random(in: 0...UInt32.max))"
+            let dbName =
+                "dj_\(name.lowercased().filter { $0.isLetter || $0.isNumber })_\(UInt32.random(in: 0...UInt32.max))"
             try admin.executeScript("CREATE DATABASE \(dbName)")
             return replaceDatabase(in: base, with: dbName)
         }
     }
 
     static func replaceDatabase(in url: String, with name: String) -> String {
-        guard let slash = url.range(of: "/", options: .backwards, range: url.range(of: "://")!.upperBound..<url.endIndex) else { return url + "/" + name }
+        guard
+            let slash = url.range(of: "/", options: .backwards, range: url.range(of: "://")!.upperBound..<url.endIndex)
+        else { return url + "/" + name }
         let rest = url[slash.upperBound...]
         let query = rest.firstIndex(of: "?").map { String(rest[$0...]) } ?? ""
         return String(url[..<slash.upperBound]) + name + query
@@ -52,14 +55,17 @@ enum TestDatabases {
     }
 
     static func tempFolder(_ label: String = "t") throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("datajoin-test-\(label)-\(UUID().uuidString.prefix(8))")
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "datajoin-test-\(label)-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
 
     /// Every row of a table as strings, ordered by the first column: what a test compares.
     static func dump(_ db: Database, _ table: String) throws -> [[String]] {
-        try db.rows("SELECT * FROM \(db.quote(table)) ORDER BY 1").map { $0.values.map { $0.isNull ? "NULL" : $0.description } }
+        try db.rows("SELECT * FROM \(db.quote(table)) ORDER BY 1").map {
+            $0.values.map { $0.isNull ? "NULL" : $0.description }
+        }
     }
 }
 
@@ -72,17 +78,23 @@ struct CLI {
     }
 
     static var executable: URL {
-        let candidates = Bundle.allBundles.map { $0.bundleURL.deletingLastPathComponent() } + [Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()]
+        let candidates =
+            Bundle.allBundles.map { $0.bundleURL.deletingLastPathComponent() } + [
+                Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent(),
+            ]
         for dir in candidates {
             let url = dir.appendingPathComponent("datajoin")
             if FileManager.default.isExecutableFile(atPath: url.path) { return url }
         }
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent(".build/debug/datajoin")
     }
 
     @discardableResult
-    static func run(_ args: [String], env: [String: String] = [:], file: StaticString = #filePath, line: UInt = #line) throws -> Result {
+    static func run(_ args: [String], env: [String: String] = [:], file: StaticString = #filePath, line: UInt = #line)
+        throws -> Result
+    {
         let p = Process()
         p.executableURL = executable
         p.arguments = args
@@ -101,16 +113,23 @@ struct CLI {
         let group = DispatchGroup()
         group.enter()
         let errHandle = err.fileHandleForReading
-        DispatchQueue.global().async { errBox.data = errHandle.readDataToEndOfFile(); group.leave() }
+        DispatchQueue.global().async {
+            errBox.data = errHandle.readDataToEndOfFile()
+            group.leave()
+        }
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         group.wait()
         let errData = errBox.data
         p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+        return Result(
+            status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData, as: UTF8.self))
     }
 
     /// Runs any program to the end; stdout and stderr come back together.
-    static func runProgram(_ executable: URL, _ args: [String], in directory: URL? = nil) throws -> (status: Int32, output: String) {
+    static func runProgram(_ executable: URL, _ args: [String], in directory: URL? = nil) throws -> (
+        status: Int32, output: String
+    ) {
         let p = Process()
         p.executableURL = executable
         p.arguments = args
@@ -166,7 +185,11 @@ struct CLI {
             }
         }
 
-        var lines: [String] { lock.lock(); defer { lock.unlock() }; return collected }
+        var lines: [String] {
+            lock.lock()
+            defer { lock.unlock() }
+            return collected
+        }
         func allOutput() -> String { lines.joined(separator: "\n") }
 
         /// The first line (after line number `after`) matching, waiting up to 30 s for it.
@@ -197,9 +220,15 @@ struct CLI {
 
     /// Runs and fails the test unless the exit status is `expect`.
     @discardableResult
-    static func ok(_ args: [String], expect: Int32 = 0, env: [String: String] = [:], file: StaticString = #filePath, line: UInt = #line) throws -> Result {
+    static func ok(
+        _ args: [String], expect: Int32 = 0, env: [String: String] = [:], file: StaticString = #filePath,
+        line: UInt = #line
+    ) throws -> Result {
         let r = try run(args, env: env)
-        XCTAssertEqual(r.status, expect, "datajoin \(args.joined(separator: " ")) exited \(r.status)\nstdout: \(r.stdout)\nstderr: \(r.stderr)", file: file, line: line)
+        XCTAssertEqual(
+            r.status, expect,
+            "datajoin \(args.joined(separator: " ")) exited \(r.status)\nstdout: \(r.stdout)\nstderr: \(r.stderr)",
+            file: file, line: line)
         return r
     }
 }
@@ -214,7 +243,10 @@ final class TestNode {
     /// Every node a test made, for `ScenarioTestCase` to check when the test ends.
     nonisolated(unsafe) static var created: [TestNode] = []
 
-    init(_ name: String, _ brand: Brand, folder: URL, table: String = TestDatabases.salesOrderSQL, track: [String] = ["sales_order"], viaCLI: Bool = false) throws {
+    init(
+        _ name: String, _ brand: Brand, folder: URL, table: String = TestDatabases.salesOrderSQL,
+        track: [String] = ["sales_order"], viaCLI: Bool = false
+    ) throws {
         self.name = name
         self.brand = brand
         url = try TestDatabases.create(brand, name: name, in: folder)

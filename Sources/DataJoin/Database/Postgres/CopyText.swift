@@ -27,10 +27,18 @@ enum CopyText {
                 try s.withUTF8 { u in
                     for (n, c) in u.enumerated() {
                         switch c {
-                        case 92: sink.bytes.append(92); sink.bytes.append(92)
-                        case 9: sink.bytes.append(92); sink.bytes.append(UInt8(ascii: "t"))
-                        case 10: sink.bytes.append(92); sink.bytes.append(UInt8(ascii: "n"))
-                        case 13: sink.bytes.append(92); sink.bytes.append(UInt8(ascii: "r"))
+                        case 92:
+                            sink.bytes.append(92)
+                            sink.bytes.append(92)
+                        case 9:
+                            sink.bytes.append(92)
+                            sink.bytes.append(UInt8(ascii: "t"))
+                        case 10:
+                            sink.bytes.append(92)
+                            sink.bytes.append(UInt8(ascii: "n"))
+                        case 13:
+                            sink.bytes.append(92)
+                            sink.bytes.append(UInt8(ascii: "r"))
                         default: sink.bytes.append(c)
                         }
                         if n & 0xFFFF == 0 { try sink.sendIfFull() }
@@ -64,7 +72,10 @@ enum CopyText {
         // The same text a bound parameter carries (Swift's shortest exact form).
         case .real(let d): out.append(Value.realText(d))
         case .text(let s):
-            if !s.utf8.contains(where: { $0 == 92 || $0 == 9 || $0 == 10 || $0 == 13 }) { out.append(s); return }
+            if !s.utf8.contains(where: { $0 == 92 || $0 == 9 || $0 == 10 || $0 == 13 }) {
+                out.append(s)
+                return
+            }
             for ch in s.unicodeScalars {
                 switch ch {
                 case "\\": out.append("\\\\")

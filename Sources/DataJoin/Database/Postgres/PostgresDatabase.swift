@@ -21,7 +21,9 @@ public final class PostgresDatabase: Database {
             // libpq requires PQfinish even after a failed connect.
             PQfinish(c)
             let oneLine = msg.replacingOccurrences(of: "\n", with: " ")
-            throw DataJoinError(.connection, "cannot connect to \(displayName): \(oneLine); check that the server runs and the URL is right")
+            throw DataJoinError(
+                .connection,
+                "cannot connect to \(displayName): \(oneLine); check that the server runs and the URL is right")
         }
         conn = c
         do {
@@ -29,7 +31,9 @@ public final class PostgresDatabase: Database {
             // made while they were small seq-scans them for every batch (docs/performance.md).
             // No JIT: with seq scans priced out (import), a one-row table's plan costs 10^10
             // and was compiled for every statement (67 ms each).
-            try executeScript("SET client_min_messages = warning; SET extra_float_digits = 3; SET TIME ZONE 'UTC'; SET application_name = 'datajoin'; SET plan_cache_mode = force_custom_plan; SET jit = off")
+            try executeScript(
+                "SET client_min_messages = warning; SET extra_float_digits = 3; SET TIME ZONE 'UTC'; SET application_name = 'datajoin'; SET plan_cache_mode = force_custom_plan; SET jit = off"
+            )
         } catch {
             PQfinish(c)
             throw error
@@ -57,7 +61,10 @@ public final class PostgresDatabase: Database {
         out.reserveCapacity(b.count + 16)
         var n = 0
         var i = 0
-        func copy(until end: Int) { out.append(contentsOf: b[i..<min(end, b.count)]); i = min(end, b.count) }
+        func copy(until end: Int) {
+            out.append(contentsOf: b[i..<min(end, b.count)])
+            i = min(end, b.count)
+        }
         func find(_ needle: [UInt8], from: Int) -> Int? {
             guard !needle.isEmpty, from <= b.count - needle.count else { return nil }
             var k = from
@@ -73,12 +80,19 @@ public final class PostgresDatabase: Database {
             switch c {
             case UInt8(ascii: "'"), UInt8(ascii: "\""):
                 // E'…' (the E was copied already) lets a backslash escape the quote.
-                let escapes = c == UInt8(ascii: "'") && i > 0 && (b[i - 1] == UInt8(ascii: "E") || b[i - 1] == UInt8(ascii: "e"))
+                let escapes =
+                    c == UInt8(ascii: "'") && i > 0 && (b[i - 1] == UInt8(ascii: "E") || b[i - 1] == UInt8(ascii: "e"))
                 var k = i + 1
                 while k < b.count {
-                    if escapes && b[k] == UInt8(ascii: "\\") { k += 2; continue }
+                    if escapes && b[k] == UInt8(ascii: "\\") {
+                        k += 2
+                        continue
+                    }
                     if b[k] == c {
-                        if k + 1 < b.count && b[k + 1] == c { k += 2; continue }  // doubled quote
+                        if k + 1 < b.count && b[k + 1] == c {
+                            k += 2
+                            continue
+                        }  // doubled quote
                         break
                     }
                     k += 1
@@ -91,8 +105,10 @@ public final class PostgresDatabase: Database {
             case UInt8(ascii: "$"):
                 // $tag$ … $tag$ (a tag is letters, digits and _; $1 is not a tag).
                 var k = i + 1
-                while k < b.count, b[k] == UInt8(ascii: "_") || (b[k] | 0x20 >= UInt8(ascii: "a") && b[k] | 0x20 <= UInt8(ascii: "z"))
-                    || (k > i + 1 && b[k] >= UInt8(ascii: "0") && b[k] <= UInt8(ascii: "9")) { k += 1 }
+                while k < b.count,
+                    b[k] == UInt8(ascii: "_") || (b[k] | 0x20 >= UInt8(ascii: "a") && b[k] | 0x20 <= UInt8(ascii: "z"))
+                        || (k > i + 1 && b[k] >= UInt8(ascii: "0") && b[k] <= UInt8(ascii: "9"))
+                { k += 1 }
                 if k < b.count && b[k] == UInt8(ascii: "$") {
                     let tag = Array(b[i...k])
                     copy(until: (find(tag, from: k + 1).map { $0 + tag.count }) ?? b.count)
@@ -144,11 +160,15 @@ public final class PostgresDatabase: Database {
     /// at a time, and the statement reads them from there, cast to the type the server inferred
     /// for the parameter. As parameters, libpq builds them whole into a buffer it grows by
     /// doubling: a 64 MiB value took 128 MiB besides itself.
-    private func runStaged(_ sql: String, name: String, params: [Value], encoded: EncodedParams, _ body: (OpaquePointer) throws -> Void) throws {
+    private func runStaged(
+        _ sql: String, name: String, params: [Value], encoded: EncodedParams, _ body: (OpaquePointer) throws -> Void
+    ) throws {
         guard let description = PQdescribePrepared(conn, name) else { throw lastError(nil) }
         let types = (0..<PQnparams(description)).map { PQparamtype(description, $0) }
         PQclear(description)
-        try executeScript("CREATE TEMP TABLE IF NOT EXISTS ds_large_value (n integer PRIMARY KEY, t text, b bytea); DELETE FROM ds_large_value")
+        try executeScript(
+            "CREATE TEMP TABLE IF NOT EXISTS ds_large_value (n integer PRIMARY KEY, t text, b bytea); DELETE FROM ds_large_value"
+        )
         try copyInRows("COPY ds_large_value (n, t, b) FROM STDIN") { send in
             for i in encoded.large {
                 switch params[i] {
@@ -159,7 +179,8 @@ public final class PostgresDatabase: Database {
         }
         var typeNames: [Oid: String] = [:]
         for i in encoded.large where i < types.count && types[i] != 0 && typeNames[types[i]] == nil {
-            typeNames[types[i]] = try firstRow("SELECT format_type(CAST(? AS oid), NULL)", [.integer(Int64(types[i]))])?.string(0)
+            typeNames[types[i]] = try firstRow("SELECT format_type(CAST(? AS oid), NULL)", [.integer(Int64(types[i]))])?
+                .string(0)
         }
         let large = Set(encoded.large)
         let (text, _) = Self.numberPlaceholders(sql) { k in
@@ -170,7 +191,9 @@ public final class PostgresDatabase: Database {
             return i < types.count ? typeNames[types[i]].map { "CAST(\(read) AS \($0))" } ?? read : read
         }
         // Every parameter typed (the staged ones are passed as NULL and not referenced).
-        let result: OpaquePointer? = encoded.withPointers(params.enumerated().map { large.contains($0.offset) ? .null : $0.element }) { ptrs in
+        let result: OpaquePointer? = encoded.withPointers(
+            params.enumerated().map { large.contains($0.offset) ? .null : $0.element }
+        ) { ptrs in
             PQexecParams(conn, text, Int32(params.count), types, ptrs, encoded.lengths, encoded.formats, 0)
         }
         guard let result else { throw lastError(nil) }
@@ -226,14 +249,20 @@ public final class PostgresDatabase: Database {
         func withPointers<R>(_ params: [Value], _ body: ([UnsafePointer<CChar>?]) throws -> R) rethrows -> R {
             try storage.withUnsafeBufferPointer { base in
                 // No storage means every value is NULL.
-                var pointers = offsets.map { o in base.baseAddress.flatMap { o < 0 ? nil : UnsafeRawPointer($0 + o).assumingMemoryBound(to: CChar.self) } }
+                var pointers = offsets.map { o in
+                    base.baseAddress.flatMap {
+                        o < 0 ? nil : UnsafeRawPointer($0 + o).assumingMemoryBound(to: CChar.self)
+                    }
+                }
                 return try Self.inPlace(params, large[...], &pointers, body)
             }
         }
 
         /// Each large value's pointer is valid inside its closure; the call runs in the innermost.
-        private static func inPlace<R>(_ params: [Value], _ large: ArraySlice<Int>, _ pointers: inout [UnsafePointer<CChar>?],
-                                       _ body: ([UnsafePointer<CChar>?]) throws -> R) rethrows -> R {
+        private static func inPlace<R>(
+            _ params: [Value], _ large: ArraySlice<Int>, _ pointers: inout [UnsafePointer<CChar>?],
+            _ body: ([UnsafePointer<CChar>?]) throws -> R
+        ) rethrows -> R {
             guard let i = large.first else { return try body(pointers) }
             switch params[i] {
             case .text(let s):
@@ -261,7 +290,9 @@ public final class PostgresDatabase: Database {
         for p in params {
             switch p {
             case .null:
-                e.offsets.append(-1); e.lengths.append(0); e.formats.append(0)
+                e.offsets.append(-1)
+                e.lengths.append(0)
+                e.formats.append(0)
             case .integer(let v):
                 var t = String(v)
                 t.withUTF8 { e.append(text: $0) }
@@ -275,17 +306,23 @@ public final class PostgresDatabase: Database {
                     return memchr(base, 0, u.count) != nil
                 }
                 if hasNul {
-                    throw PostgresError(code: .characterNotInRepertoire, message: "text value holds a NUL byte, which PostgreSQL text cannot store")
+                    throw PostgresError(
+                        code: .characterNotInRepertoire,
+                        message: "text value holds a NUL byte, which PostgreSQL text cannot store")
                 }
                 if s.utf8.count >= EncodedParams.inPlaceBytes {
                     e.large.append(e.offsets.count)
-                    e.offsets.append(-1); e.lengths.append(Int32(s.utf8.count)); e.formats.append(0)
+                    e.offsets.append(-1)
+                    e.lengths.append(Int32(s.utf8.count))
+                    e.formats.append(0)
                     continue
                 }
                 s.withUTF8 { e.append(text: $0) }
             case .blob(let b) where b.count >= EncodedParams.inPlaceBytes:
                 e.large.append(e.offsets.count)
-                e.offsets.append(-1); e.lengths.append(Int32(b.count)); e.formats.append(1)
+                e.offsets.append(-1)
+                e.lengths.append(Int32(b.count))
+                e.formats.append(1)
             case .blob(let b):
                 e.offsets.append(e.storage.count)
                 e.lengths.append(Int32(b.count))
@@ -304,13 +341,18 @@ public final class PostgresDatabase: Database {
             var values: [Value] = []
             values.reserveCapacity(Int(ncols))
             for c in 0..<ncols {
-                if PQgetisnull(result, r, c) == 1 { values.append(.null); continue }
+                if PQgetisnull(result, r, c) == 1 {
+                    values.append(.null)
+                    continue
+                }
                 let len = Int(PQgetlength(result, r, c))
                 let ptr = PQgetvalue(result, r, c)!
-                let raw = UnsafeBufferPointer(start: UnsafeRawPointer(ptr).assumingMemoryBound(to: UInt8.self), count: len)
+                let raw = UnsafeBufferPointer(
+                    start: UnsafeRawPointer(ptr).assumingMemoryBound(to: UInt8.self), count: len)
                 // bytea's hex text straight to bytes, with no String in between.
                 if types[Int(c)] == 17, len >= 2, raw[0] == 92, raw[1] == UInt8(ascii: "x"),
-                   let b = Hex.decode(UnsafeBufferPointer(rebasing: raw[2...])) {
+                    let b = Hex.decode(UnsafeBufferPointer(rebasing: raw[2...]))
+                {
                     values.append(.blob(b))
                     continue
                 }
@@ -353,7 +395,9 @@ public final class PostgresDatabase: Database {
         cursorCounter += 1
         let name = "dj_cursor_\(cursorCounter)"
         let (text, n) = Self.numberPlaceholders(sql)
-        guard n == params.count else { throw DataJoinError(.internalError, "a statement has \(n) placeholders for \(params.count) values") }
+        guard n == params.count else {
+            throw DataJoinError(.internalError, "a statement has \(n) placeholders for \(params.count) values")
+        }
         // DECLARE is not preparable; it runs once per stream with the same typed parameters.
         try execUnprepared("DECLARE \(name) NO SCROLL CURSOR FOR " + text, params)
         defer { _ = try? executeScript("CLOSE \(name)") }
@@ -382,8 +426,10 @@ public final class PostgresDatabase: Database {
     /// is in libpq's result.
     public func readBlob(table: String, column: String, rowid: Int64, offset: Int, count: Int) throws -> [UInt8] {
         var out: [UInt8] = []
-        try query("SELECT substring(\(quote(column)) FROM ? FOR ?) FROM \(quote(table)) WHERE id = ?",
-                  [.integer(Int64(offset + 1)), .integer(Int64(count)), .integer(rowid)]) { r in
+        try query(
+            "SELECT substring(\(quote(column)) FROM ? FOR ?) FROM \(quote(table)) WHERE id = ?",
+            [.integer(Int64(offset + 1)), .integer(Int64(count)), .integer(rowid)]
+        ) { r in
             if case .blob(let b) = r.values[0] { out = b }
         }
         return out
@@ -421,7 +467,9 @@ public final class PostgresDatabase: Database {
         let conn = self.conn
         let sink = CopySink { [unowned self] bytes in
             let rc = bytes.withUnsafeBufferPointer { p in
-                p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) { PQputCopyData(conn, $0, Int32(p.count)) }
+                p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) {
+                    PQputCopyData(conn, $0, Int32(p.count))
+                }
             }
             guard rc == 1 else { throw self.lastError(nil) }
         }
@@ -460,7 +508,10 @@ public final class PostgresDatabase: Database {
             var attempt = 0
             while try scalar("SELECT pg_try_advisory_lock(\(Self.writerLock))") != .integer(1) {
                 guard wait.keepWaiting(attempt: attempt) else {
-                    throw DataJoinError(.locked, "another datajoin process is writing to \(displayName) and held its writer lock for \(LockWait.Wait.seconds(LockWait.timeoutSeconds)) s; try again when it is done, or raise --lock-timeout")
+                    throw DataJoinError(
+                        .locked,
+                        "another datajoin process is writing to \(displayName) and held its writer lock for \(LockWait.Wait.seconds(LockWait.timeoutSeconds)) s; try again when it is done, or raise --lock-timeout"
+                    )
                 }
                 attempt += 1
             }
@@ -500,7 +551,8 @@ public final class PostgresDatabase: Database {
         guard let e = error as? PostgresError else { return false }
         // No code: the connection itself failed. Classes 08 (connection), 53 (resources), 57
         // (operator intervention: shutdown, cancel).
-        return e.sqlState.isEmpty || [.connectionException, .insufficientResources, .operatorIntervention].contains(e.code.errorClass)
+        return e.sqlState.isEmpty
+            || [.connectionException, .insufficientResources, .operatorIntervention].contains(e.code.errorClass)
     }
 }
 

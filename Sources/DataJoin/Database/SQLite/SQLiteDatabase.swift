@@ -27,10 +27,14 @@ public final class SQLiteDatabase: Database {
             throw DataJoinError(.noInput, "cannot open SQLite database \(path): it is a folder, not a database file")
         }
         if !exists && !create {
-            throw DataJoinError(.noInput, "no SQLite database at \(path): the file does not exist (check the path; 'datajoin init' creates a node)")
+            throw DataJoinError(
+                .noInput,
+                "no SQLite database at \(path): the file does not exist (check the path; 'datajoin init' creates a node)"
+            )
         }
         var db: OpaquePointer?
-        let rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX, nil)
+        let rc = sqlite3_open_v2(
+            path, &db, SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX, nil)
         guard rc == SQLITE_OK, let db else {
             // sqlite3_open_v2 allocates a handle even on failure; it must still be closed.
             let msg = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
@@ -40,16 +44,21 @@ public final class SQLiteDatabase: Database {
         if sqlite3_db_readonly(db, "main") == 1 {
             // Before any pragma: nothing is written, no -wal or -shm file is left behind.
             sqlite3_close_v2(db)
-            throw DataJoinError(.permission, "cannot write to SQLite database \(path): the file (or its folder) is read-only for this user; DataJoin keeps its node's state in it, so it needs write access")
+            throw DataJoinError(
+                .permission,
+                "cannot write to SQLite database \(path): the file (or its folder) is read-only for this user; DataJoin keeps its node's state in it, so it needs write access"
+            )
         }
         handle = db
         sqlite3_extended_result_codes(db, 1)
         // Waits for another writer as LockWait says: told after a second, bounded by --lock-timeout.
-        sqlite3_busy_handler(db, { context, attempt in
-            guard let context else { return 0 }
-            let box = Unmanaged<BusyWait>.fromOpaque(context).takeUnretainedValue()
-            return box.wait.keepWaiting(attempt: Int(attempt)) ? 1 : 0
-        }, Unmanaged.passUnretained(busyWait).toOpaque())
+        sqlite3_busy_handler(
+            db,
+            { context, attempt in
+                guard let context else { return 0 }
+                let box = Unmanaged<BusyWait>.fromOpaque(context).takeUnretainedValue()
+                return box.wait.keepWaiting(attempt: Int(attempt)) ? 1 : 0
+            }, Unmanaged.passUnretained(busyWait).toOpaque())
         do {
             // WAL lets the application read while DataJoin writes, and the reverse.
             try query("PRAGMA journal_mode=WAL", []) { _ in }
@@ -145,7 +154,10 @@ public final class SQLiteDatabase: Database {
     }
     public func isUnavailable(_ error: Error) -> Bool {
         guard let e = error as? SQLiteError else { return false }
-        return [SQLITE_BUSY, SQLITE_LOCKED, SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY, SQLITE_CORRUPT, SQLITE_CANTOPEN, SQLITE_NOMEM].contains(e.primary)
+        return [
+            SQLITE_BUSY, SQLITE_LOCKED, SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY, SQLITE_CORRUPT, SQLITE_CANTOPEN,
+            SQLITE_NOMEM,
+        ].contains(e.primary)
     }
 
     public func isRetryable(_ error: Error) -> Bool {
@@ -168,7 +180,8 @@ public struct SQLiteError: Error, CustomStringConvertible {
     public var isLocked: Bool { primary == SQLITE_BUSY || primary == SQLITE_LOCKED }
     public var description: String {
         if primary == SQLITE_BUSY || primary == SQLITE_LOCKED {
-            return "the SQLite database is locked by another process (\(message)); gave up after \(LockWait.Wait.seconds(LockWait.timeoutSeconds)) s: try again when it is idle, or raise --lock-timeout"
+            return
+                "the SQLite database is locked by another process (\(message)); gave up after \(LockWait.Wait.seconds(LockWait.timeoutSeconds)) s: try again when it is idle, or raise --lock-timeout"
         }
         return "SQLite error \(code): \(message)"
     }
@@ -220,12 +233,16 @@ final class SQLiteStatement {
                 rc = s.withUTF8 { buf in
                     // SQLite copies the bytes (SQLITE_TRANSIENT), straight from the string's own
                     // storage; an empty string still needs a non-NULL pointer.
-                    let p = UnsafeRawPointer(buf.baseAddress ?? UnsafePointer(bitPattern: 1)!).assumingMemoryBound(to: CChar.self)
-                    return sqlite3_bind_text64(handle, idx, p, sqlite3_uint64(buf.count), datajoin_sqlite_transient(), UInt8(SQLITE_UTF8))
+                    let p = UnsafeRawPointer(buf.baseAddress ?? UnsafePointer(bitPattern: 1)!).assumingMemoryBound(
+                        to: CChar.self)
+                    return sqlite3_bind_text64(
+                        handle, idx, p, sqlite3_uint64(buf.count), datajoin_sqlite_transient(), UInt8(SQLITE_UTF8))
                 }
             case .blob(let b):
                 rc = b.withUnsafeBytes { buf in
-                    sqlite3_bind_blob64(handle, idx, buf.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, sqlite3_uint64(buf.count), datajoin_sqlite_transient())
+                    sqlite3_bind_blob64(
+                        handle, idx, buf.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, sqlite3_uint64(buf.count),
+                        datajoin_sqlite_transient())
                 }
             }
             if rc != SQLITE_OK { throw SQLiteError(code: rc, message: db.errorMessage()) }
@@ -237,7 +254,10 @@ final class SQLiteStatement {
     /// steps in the innermost; bindings are cleared before the closures end.
     private func bindInPlace(_ params: [Value], _ large: ArraySlice<Int>, _ body: (Row) throws -> Void) throws {
         guard let i = large.first else {
-            defer { sqlite3_reset(handle); sqlite3_clear_bindings(handle) }
+            defer {
+                sqlite3_reset(handle)
+                sqlite3_clear_bindings(handle)
+            }
             return try step(body)
         }
         let idx = Int32(i + 1)

@@ -57,11 +57,17 @@ struct DataJoinCommand: ParsableCommand {
                 var lines = message.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
                 if let first = lines.first, first.hasPrefix("Error: ") {
                     lines[0] = "datajoin: error: " + first.dropFirst("Error: ".count)
-                    if let typed = CommandLine.arguments.dropFirst().first,
-                        first.contains("Unexpected argument '\(typed)'"),
-                        let nearest = nearestCommand(to: typed)
+                    // A first word that is no command: say so, whatever the parser tripped on
+                    // first (with `exprot --db x` it names the option, not the word).
+                    let names = configuration.subcommands.map { $0._commandName } + ["help"]
+                    if let typed = CommandLine.arguments.dropFirst().first, !typed.hasPrefix("-"),
+                        !names.contains(typed)
                     {
-                        lines[0] += " (did you mean '\(nearest)'?)"
+                        lines = [
+                            "datajoin: error: unknown command '\(typed)'"
+                                + (nearestCommand(to: typed).map { " (did you mean '\($0)'?)" }
+                                    ?? "; see 'datajoin --help'")
+                        ]
                     }
                     // `--max-changes -5`: the parser reads -5 as a flag and says the value is missing.
                     if let negative = negativeValue(in: first) {

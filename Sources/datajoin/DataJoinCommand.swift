@@ -56,12 +56,18 @@ struct DataJoinCommand: ParsableCommand {
             if !message.isEmpty {
                 var lines = message.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
                 if let first = lines.first, first.hasPrefix("Error: ") {
-                    lines[0] = "datajoin: error: " + first.dropFirst("Error: ".count)
+                    // One line, as every other error: the parser's help and usage lines become a
+                    // pointer to the command's --help.
+                    let names = configuration.subcommands.map { $0._commandName }
+                    let command = CommandLine.arguments.dropFirst().first.flatMap { names.contains($0) ? $0 : nil }
+                    lines = [
+                        "datajoin: error: " + first.dropFirst("Error: ".count)
+                            + " (see 'datajoin \(command.map { $0 + " " } ?? "")--help')"
+                    ]
                     // A first word that is no command: say so, whatever the parser tripped on
                     // first (with `exprot --db x` it names the option, not the word).
-                    let names = configuration.subcommands.map { $0._commandName } + ["help"]
                     if let typed = CommandLine.arguments.dropFirst().first, !typed.hasPrefix("-"),
-                        !names.contains(typed)
+                        !(names + ["help"]).contains(typed)
                     {
                         lines = [
                             "datajoin: error: unknown command '\(typed)'"
@@ -71,7 +77,7 @@ struct DataJoinCommand: ParsableCommand {
                     }
                     // `--max-changes -5`: the parser reads -5 as a flag and says the value is missing.
                     if let negative = negativeValue(in: first) {
-                        lines = ["datajoin: error: \(negative.option) takes a number above 0, not \(negative.value)"]
+                        lines = ["datajoin: error: \(negative.option) takes a value above 0, not \(negative.value)"]
                     }
                 }
                 FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8))
@@ -87,7 +93,10 @@ struct DataJoinCommand: ParsableCommand {
         let args = Array(CommandLine.arguments.dropFirst())
         guard let i = args.firstIndex(of: name), i + 1 < args.count else { return nil }
         let value = args[i + 1]
-        guard value.hasPrefix("-"), Double(value) != nil else { return nil }
+        // -5, -2.5, -3d: a negative number or duration, not a flag.
+        guard value.hasPrefix("-"), value.dropFirst().first.map({ $0.isNumber || $0 == "." }) ?? false else {
+            return nil
+        }
         return (name, value)
     }
 

@@ -321,11 +321,42 @@ final class OperatorSafetyTests: XCTestCase {
             (["export", "--db", path("x.db"), "--to", folder.path, "--max-changes", "-5"], "--max-changes", "-5"),
             (["conflicts", "--db", path("x.db"), "--limit", "-1"], "--limit", "-1"),
             (["status", "--db", path("x.db"), "--lock-timeout", "-2.5"], "--lock-timeout", "-2.5"),
+            (["prune", "--db", path("x.db"), "--keep", "-3d"], "--keep", "-3d"),
         ] {
             let r = try CLI.run(args)
             XCTAssertEqual(r.status, 64, "\(args)")
-            XCTAssertEqual(r.stderr, "datajoin: error: \(option) takes a number above 0, not \(value)\n")
+            XCTAssertEqual(r.stderr, "datajoin: error: \(option) takes a value above 0, not \(value)\n")
         }
+        // Every parser error is one line, pointing at the command's help.
+        let missing = try CLI.run(["export", "--db", path("x.db")])
+        XCTAssertEqual(missing.status, 64)
+        XCTAssertEqual(
+            missing.stderr, "datajoin: error: Missing expected argument '--to <dir>' (see 'datajoin export --help')\n")
+        XCTAssertEqual(
+            try CLI.run(["--bogus"]).stderr, "datajoin: error: Unknown option '--bogus' (see 'datajoin --help')\n")
+    }
+
+    /// Inputs that are not what they claim, or not there, get their class: a file that is no
+    /// database (65), a PostgreSQL database that does not exist (66), a malformed connection
+    /// option (64).
+    func testWrongDatabasesGetTheirClass() throws {
+        try Data("this is not a database, but it is long enough to have a header of sorts.....".utf8).write(
+            to: URL(fileURLWithPath: path("garbage.db")))
+        let garbage = try CLI.run(["status", "--db", path("garbage.db")])
+        XCTAssertEqual(garbage.status, 65, garbage.stderr)
+        XCTAssertTrue(garbage.stderr.contains("is not an SQLite database"), garbage.stderr)
+        guard let base = TestDatabases.postgresBase else {
+            if ProcessInfo.processInfo.environment["DATAJOIN_REQUIRE_PG"] == "1" { XCTFail("PostgreSQL required") }
+            return
+        }
+        let nosuch = try CLI.run([
+            "status", "--db", TestDatabases.replaceDatabase(in: base, with: "dj_no_such_database"),
+        ])
+        XCTAssertEqual(nosuch.status, 66, nosuch.stderr)
+        XCTAssertTrue(nosuch.stderr.contains("does not exist"), nosuch.stderr)
+        let badOption = try CLI.run(["status", "--db", base + (base.contains("?") ? "&" : "?") + "connect_timeout=abc"])
+        XCTAssertEqual(badOption.status, 64, badOption.stderr)
+        XCTAssertEqual(badOption.stderr.split(separator: "\n").count, 1, badOption.stderr)
     }
 
     /// The quarantine list is what is there now, with absolute paths: a file moved back out,
@@ -486,5 +517,28 @@ final class OperatorSafetyTests: XCTestCase {
         XCTAssertTrue(dry.contains("would log 1001 conflict(s) (the first 1000 below)"), String(dry.prefix(2000)))
         XCTAssertEqual(dry.components(separatedBy: "\n  sales_order ").count - 1, 1000)
         XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_conflict"), .integer(0), "a dry run logs nothing")
+    }
+
+    /// SQLite lets a text PRIMARY KEY hold NULL: `track` warns, and such a row's changes are
+    /// held on the peer with the reason (they were applied once and then waited for ever).
+    func testANullKeyIsWarnedAboutAndHeldWithItsReason() throws {
+        let schema = "CREATE TABLE t (id TEXT PRIMARY KEY, v TEXT, u TEXT UNIQUE)"
+        let a = try TestNode("nk-a", .sqlite, folder: folder, table: schema, track: [], viaCLI: true)
+        let b = try TestNode("nk-b", .sqlite, folder: folder, table: schema, track: [], viaCLI: true)
+        try trustAll([a, b])
+        let tracked = try CLI.ok(["track", "--db", a.url, "t"])
+        XCTAssertTrue(tracked.stderr.contains("its key column(s) id may hold NULL"), tracked.stderr)
+        try CLI.ok(["track", "--db", b.url, "t", "-q"])
+        try a.exec("INSERT INTO t VALUES (NULL, 'nullkey', 'N1'), ('k', 'keyed', 'K1')")
+        try a.exec("UPDATE t SET v = 'nullkey-upd' WHERE u = 'N1'")
+        let out = try TestDatabases.subfolder(folder, "nullkey")
+        try CLI.ok(["export", "--db", a.url, "--to", out.path])
+        let r = try CLI.run(["ingest", "--db", b.url, out.path])
+        XCTAssertEqual(r.status, 2, r.stdout + r.stderr)
+        XCTAssertEqual(try b.db.scalar("SELECT group_concat(id || '=' || v) FROM t"), .text("k=keyed"))
+        XCTAssertEqual(
+            try b.db.scalar(
+                "SELECT count(*) FROM ds_change_held WHERE reason LIKE '%the key (id) of this row is NULL on nk-a%'"),
+            .integer(2))
     }
 }

@@ -543,6 +543,19 @@ final class ReliabilityTests: ScenarioTestCase {
         ])
         XCTAssertNotNil(again.waitForLine { $0.contains(" cycle 1:") })
         XCTAssertTrue(FileManager.default.fileExists(atPath: lockFile), lockFile)
+        // The same file by another name (a symlink, a hard link) meets the same lock.
+        let symlink = a.url + "-symlink.db", hardlink = a.url + "-hardlink.db"
+        try FileManager.default.createSymbolicLink(atPath: symlink, withDestinationPath: a.url)
+        // A hard link sees only what is checkpointed into the file (the WAL is named by path).
+        try a.db.query("PRAGMA wal_checkpoint(TRUNCATE)", []) { _ in }
+        try FileManager.default.linkItem(atPath: a.url, toPath: hardlink)
+        for other in [symlink, hardlink] {
+            let r = try CLI.run([
+                "watch", "--db", other, "--in", inbox.path, "--out", outbox.path, "--every", "5", "--cycles", "1",
+            ])
+            XCTAssertEqual(r.status, 75, "\(other): \(r.stdout) \(r.stderr)")
+            XCTAssertEqual(r.stdout, "")
+        }
         kill(again.process.processIdentifier, SIGINT)
         again.process.waitUntilExit()
         XCTAssertEqual(again.process.terminationStatus, 0)

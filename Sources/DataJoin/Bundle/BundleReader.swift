@@ -101,6 +101,12 @@ final class BundleReader {
         }
     }
 
+    /// An insert names each column once; one that names a column twice is a crafted file (which
+    /// value would count?).
+    static func columnTwice(_ table: String, _ column: String) -> DataJoinError {
+        DataJoinError.bundle("an insert into \(table) gives column \(column) twice")
+    }
+
     /// Table and column names are only looked up in the registry, never spliced into SQL; still,
     /// a name no database could have is a sign of a crafted file.
     static func identifier(_ s: String, _ what: String) throws -> String {
@@ -145,8 +151,11 @@ final class BundleReader {
             case .insert:
                 let n = try reader.int(t.columns.count)
                 w.varint(UInt64(n))
+                var seen = Set<Int>()
                 for _ in 0..<n {
-                    w.string(t.columns[try reader.int(t.columns.count - 1)])
+                    let i = try reader.int(t.columns.count - 1)
+                    guard seen.insert(i).inserted else { throw Self.columnTwice(t.name, t.columns[i]) }
+                    w.string(t.columns[i])
                     try reader.copyValue(into: &w)
                 }
                 w.byte(0)
@@ -165,8 +174,10 @@ final class BundleReader {
             switch op {
             case .insert:
                 let n = try reader.int(t.columns.count)
+                var seen = Set<Int>()
                 for _ in 0..<n {
                     let i = try reader.int(t.columns.count - 1)
+                    guard seen.insert(i).inserted else { throw Self.columnTwice(t.name, t.columns[i]) }
                     columns.append(.init(name: t.columns[i], value: try reader.value()))
                 }
             case .update:

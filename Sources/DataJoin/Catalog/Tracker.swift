@@ -59,7 +59,7 @@ public enum Tracker {
                     try TableRegistry.save(db, info)
                     if triggers { try CaptureTriggers.install(db, info) }
                 }
-                var warnings = wasTracked ? [] : try keyWarnings(db, info)
+                var warnings = wasTracked ? [] : try keyWarnings(db, info) + nullableKeyWarnings(db, info)
                 // In the same transaction as the triggers: no row is captured twice or missed.
                 let backfilled = backfill ? try CaptureTriggers.backfill(db, info) : nil
                 if !backfill, let n = try rowsBefore(db, info) {
@@ -103,6 +103,20 @@ public enum Tracker {
     }
 
     /// Keys handed out by a local sequence collide between nodes; say so at track time.
+    /// SQLite accepts NULL in a PRIMARY KEY column that is not an INTEGER rowid alias.
+    static func nullableKeyWarnings(_ db: Database, _ t: TableInfo) throws -> [String] {
+        guard db.brand == .sqlite else { return [] }
+        let rowid = t.keyColumns.count == 1 && t.keyColumns[0].dataType.uppercased() == "INTEGER"
+        let nullable = try db.rows(
+            "SELECT name FROM pragma_table_info(?) WHERE pk > 0 AND \"notnull\" = 0 ORDER BY pk", [.text(t.name)]
+        ).compactMap { $0.string(0) }
+        guard !rowid, !nullable.isEmpty else { return [] }
+        return [
+            "\(t.name): its key column(s) \(nullable.joined(separator: ", ")) may hold NULL (SQLite allows it); "
+                + "a row whose key is NULL cannot be matched elsewhere and is held on every peer: declare them NOT NULL"
+        ]
+    }
+
     static func keyWarnings(_ db: Database, _ t: TableInfo) throws -> [String] {
         let advice = "two nodes will hand out the same ids; use UUIDs, or per-node prefixes or ranges"
         switch db.brand {

@@ -19,6 +19,8 @@ public struct DataJoinError: Error, CustomStringConvertible, LocalizedError, Equ
         case noInput
         /// Not allowed: a read-only database, a sender that is not trusted.
         case permission
+        /// Input that is not what it claims to be (a file that is no database).
+        case dataError
         case badBundle
         /// The file ends early: perhaps still being copied.
         case truncated

@@ -7,6 +7,8 @@ public struct ImportReport: Sendable, Equatable {
     public var held = 0
     public var released = 0
     public var conflicts = 0
+    /// Changes held after the run, these and earlier ones: anything above 0 needs attention.
+    public var stillHeld: Int64 = 0
     /// Applied changes per table and operation ("insert", "update", "delete").
     public var perTable: [String: [String: Int]] = [:]
     public init() {}
@@ -89,6 +91,7 @@ public enum Importer {
         }
         if report.bundles > 0 { try retryHeld(db, tables: tables, maxAhead: maxAhead, report: &report) }
         try db.refreshStatistics(["ds_row_version", "ds_column_version"], after: report.applied + report.unchanged)
+        report.stillHeld = try db.scalar("SELECT count(*) FROM ds_change_held").asInt64 ?? 0
         if report.bundles > 0 {
             reporter.progress(
                 WorkProgress(

@@ -84,6 +84,14 @@ struct Merger {
         guard c.key.count == t.keyColumns.count else {
             return .held("\(c.table) has a \(t.keyColumns.count)-column key here but the change has \(c.key.count)")
         }
+        // SQLite lets a non-INTEGER PRIMARY KEY column hold NULL; such a row cannot be found again
+        // by its key (NULL = NULL is not true), so its later changes would wait for ever. Held
+        // from the start, with the reason: visible, and the same on every node.
+        if c.key.contains(.null) {
+            return .held(
+                "\(c.table): the key (\(t.keyColumns.map(\.name).joined(separator: ", "))) of this row is NULL on \(c.origin); "
+                    + "a row without a key cannot be matched on another node: give it a key there")
+        }
         if db.brand == .postgres,
             c.key.contains(where: { if case .text(let s) = $0 { return s.utf8.contains(0) } else { return false } })
         {

@@ -68,7 +68,7 @@ struct Ingest: ParsableCommand {
             if report.files.isEmpty && !output.quiet { print("no bundle files found") }
             for n in report.notices { Console.warn(n) }
             if let r = report.imported, !dryRun { ImportSummary.show(r, quiet: output.quiet) }
-            partial = report.refused > 0 || (report.imported?.held ?? 0) > 0
+            partial = report.refused > 0 || (report.imported?.stillHeld ?? 0) > 0
         }
         if partial { throw Exit.partial }
     }
@@ -79,6 +79,9 @@ enum ImportSummary {
         guard !quiet else { return }
         var line = "imported: \(r.applied) applied, \(r.unchanged) unchanged"
         if r.held > 0 { line += ", \(r.held) held (see 'datajoin status')" }
+        if r.stillHeld > Int64(r.held) {
+            line += ", \(r.stillHeld - Int64(r.held)) earlier held change(s) still held (see 'datajoin status')"
+        }
         if r.released > 0 { line += ", \(r.released) earlier held change(s) released" }
         if r.conflicts > 0 { line += ", \(r.conflicts) conflict(s) logged (see 'datajoin conflicts')" }
         print(line)
@@ -122,7 +125,7 @@ struct Import: ParsableCommand {
             }
             let r = try Importer.run(real, reporter: output.reporter())
             ImportSummary.show(r, quiet: output.quiet)
-            held = r.held > 0
+            held = r.stillHeld > 0
         }
         if held { throw Exit.partial }
     }

@@ -81,7 +81,7 @@ enum Exit {
     static func code(for e: DataJoinError) -> ExitCode {
         switch e.code {
         case .usage, .badURL: return usage
-        case .badBundle, .truncated: return dataError
+        case .badBundle, .truncated, .dataError: return dataError
         case .noInput, .notInitialized: return noInput
         case .connection: return unavailable
         case .locked, .busy: return temporary

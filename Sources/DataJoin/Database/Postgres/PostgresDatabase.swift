@@ -21,6 +21,16 @@ public final class PostgresDatabase: Database {
             // libpq requires PQfinish even after a failed connect.
             PQfinish(c)
             let oneLine = msg.replacingOccurrences(of: "\n", with: " ")
+            // libpq gives no SQLSTATE for a failed connection: its message is all there is.
+            if msg.contains("invalid connection option") || msg.contains("invalid integer value")
+                || msg.contains("invalid sslmode value")
+            {
+                throw DataJoinError(.badURL, "bad connection URL \(displayName): \(oneLine)")
+            }
+            if msg.contains("database \"") && msg.contains("\" does not exist") {
+                throw DataJoinError(
+                    .noInput, "no database at \(displayName): \(oneLine) (createdb makes one, then 'datajoin init')")
+            }
             throw DataJoinError(
                 .connection,
                 "cannot connect to \(displayName): \(oneLine); check that the server runs and the URL is right")

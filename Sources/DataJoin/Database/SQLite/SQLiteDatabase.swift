@@ -67,6 +67,11 @@ public final class SQLiteDatabase: Database {
         } catch {
             cache.removeAll()
             sqlite3_close_v2(db)
+            if let e = error as? SQLiteError, e.primary == SQLITE_NOTADB {
+                throw DataJoinError(
+                    .dataError, "\(path) is not an SQLite database (its first bytes say otherwise); check the path")
+            }
+            if let e = error as? SQLiteError, e.isLocked { throw e }
             throw DataJoinError(.connection, "cannot open SQLite database \(path): \(error)")
         }
     }

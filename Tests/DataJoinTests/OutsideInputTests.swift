@@ -363,6 +363,19 @@ final class OutsideInputTests: ScenarioTestCase {
             ])
         let out = try TestDatabases.subfolder(folder, "big")
         try CLI.ok(["export", "--db", a.url, "--to", out.path])
+        // Reading the file alone: verify, and inspect (which shows long values by their start).
+        let file = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: out.path).first)
+        for args in [
+            ["verify", out.appendingPathComponent(file).path], ["inspect", out.appendingPathComponent(file).path],
+            ["inspect", "--json", out.appendingPathComponent(file).path],
+        ] {
+            let (status, peak) = try Self.peakMemory(args)
+            XCTAssertEqual(status, 0, "\(args)")
+            XCTAssertLessThan(peak, 164, "\(args)")
+        }
+        XCTAssertTrue(
+            try CLI.ok(["inspect", out.appendingPathComponent(file).path]).stdout.contains(
+                "… (\(BundleFormat.maxChangeBytes - 1_000) bytes in all)"))
         for brand in [Brand.sqlite, .postgres] {
             let b = try TestNode("to\(brand)", brand, folder: folder, table: schema, track: ["doc"])
             try b.trust(a)

@@ -17,11 +17,32 @@ public enum BundleInspector {
         try BundleSeal(path: path).verifyIntegrity()
         let reader = try BundleReader(path: path)
         var changes: [Change] = []
-        while let c = try reader.next() {
-            if changes.count < keepChanges { changes.append(c) }
+        while var c = try reader.next() {
+            guard changes.count < keepChanges else { continue }
+            // Kept for display only: long values by their start and length, so memory stays
+            // at one change however many large ones the bundle holds.
+            c.columns = c.columns.map { .init(name: $0.name, value: shown($0.value)) }
+            c.oldValue = c.oldValue.map(shown)
+            changes.append(c)
         }
         try reader.finish()
         return Summary(path: path, header: reader.header, changes: changes, verified: true, problem: nil)
+    }
+
+    /// Values up to this many bytes are shown whole by `inspect`.
+    public static let shownBytes = 4096
+
+    /// A value as `inspect` shows it: a longer text or blob becomes a text of its start and
+    /// its length.
+    static func shown(_ v: Value) -> Value {
+        switch v {
+        case .text(let s) where s.utf8.count > shownBytes:
+            return .text(String(s.prefix(1000)) + "… (\(s.utf8.count) bytes in all)")
+        case .blob(let b) where b.count > shownBytes:
+            return .text("x'" + Hex.encode(Array(b.prefix(500))) + "'… (\(b.count) bytes in all)")
+        default:
+            return v
+        }
     }
 
     public static func verify(_ path: String) -> Result<BundleHeader, DataJoinError> {

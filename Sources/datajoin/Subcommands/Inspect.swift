@@ -4,7 +4,15 @@ import DataJoin
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show a bundle's header and changes (checks it too).",
-        discussion: "Example:\n  datajoin inspect bundles/testapp1_000000000001-000000000001_1a2b3c4d.djb --json")
+        discussion: helpText(
+            """
+            A value longer than 4 KiB is shown by its start and its length ('… (N bytes in all)'),
+            so a bundle of large values prints in flat memory; the changes themselves are checked
+            whole.
+
+            Example:
+              datajoin inspect bundles/testapp1_000000000001-000000000001_1a2b3c4d.djb --json
+            """))
 
     @OptionGroup var output: OutputOptions
 

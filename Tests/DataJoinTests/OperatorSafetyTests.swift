@@ -468,6 +468,7 @@ final class OperatorSafetyTests: XCTestCase {
         XCTAssertTrue(exported.contains("\rexport: 5000/12000 changes"), exported)
         let ingested = try onTerminal(["ingest", "--no-import", "--db", b.url, out.path])
         XCTAssertTrue(ingested.contains("\ringest: 2000 changes"), ingested)
+        XCTAssertTrue(ingested.contains(", ETA "), ingested)
         let imported = try onTerminal(["import", "--db", b.url])
         XCTAssertTrue(imported.contains("\rimport: 1000/12000 changes"), imported)
         XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM sales_order"), .integer(12000))

@@ -379,6 +379,11 @@ final class SilentLossTests: ScenarioTestCase {
                 // Still held on the next run; nothing after it was skipped.
                 XCTAssertEqual(try CLI.run(["export", "--db", a.url, "--to", dir2.path]).status, 2)
                 XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM doc WHERE k = 'after'"), .integer(0))
+                // `status` says why export stops there, until an export gets past it.
+                let status = try CLI.ok(["status", "--db", a.url]).stdout
+                XCTAssertTrue(status.contains("  export is held: ") && status.contains("over the 64 MiB"), status)
+                let json = try CLI.ok(["status", "--db", a.url, "--json"]).stdout
+                XCTAssertTrue(json.contains("\"held\":\"") && json.contains("nothing is skipped"), json)
             }
         }
     }

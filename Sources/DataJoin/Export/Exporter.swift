@@ -70,6 +70,12 @@ public enum Exporter {
             if stamped < step { break }
         }
         removeStaleTemporaries(options.folder, node: me.nodeId)
+        // A hold from an earlier run is said again below if it still holds.
+        try db.inTransaction {
+            try db.execute(
+                "UPDATE ds_program_parameter SET status = 'ok' WHERE id = ? AND status LIKE 'held:%'",
+                [.integer(Program.export)])
+        }
         let ctx = Context(
             db: db, me: me, key: try NodeIdentity.signingKey(db, node: me.nodeId), folder: options.folder,
             tables: tables, receipts: try Holdings.receipts(db, me: me), reporter: reporter)
@@ -190,10 +196,17 @@ public enum Exporter {
                 if start > r.lowerBound {
                     out += try exportOwn(ctx, after: r.lowerBound - 1, max: max, through: start - 1)
                 }
-                throw ExportHeld(
+                let held = ExportHeld(
                     bundles: out,
                     message: e.message + "; it and the changes after it wait, nothing is skipped "
                         + "(docs/reliability.md, 'A change too large for a bundle')")
+                // `status` says so until an export gets past it.
+                try db.inTransaction {
+                    try db.execute(
+                        "UPDATE ds_program_parameter SET status = ? WHERE id = ?",
+                        [.text("held: " + held.message), .integer(Program.export)])
+                }
+                throw held
             }
             // The file is durable: only now may the pointer move past it.
             try db.inTransaction {

@@ -68,10 +68,15 @@ public enum Ingester {
                 status = .refused(problem)
             } else {
                 do {
-                    (status, notice) = try ingestFile(db, path: path, me: &me, limits: limits) { n in
+                    let size = fileStamp(path)?.size ?? 0
+                    (status, notice) = try ingestFile(db, path: path, me: &me, limits: limits) { n, of in
+                        // Bytes in proportion to the changes read of this file: the rate and
+                        // ETA move within one large file too.
+                        let within = of > 0 ? Int64(Double(size) * min(1, Double(n) / Double(of))) : 0
                         reporter.progress(
                             WorkProgress(
-                                phase: "ingest", changes: loadedChanges + n, bytes: bytes, totalBytes: totalBytes))
+                                phase: "ingest", changes: loadedChanges + n, bytes: bytes + within,
+                                totalBytes: totalBytes))
                     }
                 } catch let e as DataJoinError {
                     switch e.code {
@@ -161,7 +166,7 @@ public enum Ingester {
     /// seconds).
     static func ingestFile(
         _ db: Database, path: String, me: inout NodeIdentity, limits: Limits,
-        progress: @escaping (Int64) -> Void = { _ in }
+        progress: @escaping (_ read: Int64, _ of: Int64) -> Void = { _, _ in }
     ) throws -> (IngestedFile.Status, String?) {
         let stamp = fileStamp(path)
         if let s = stamp,
@@ -301,7 +306,7 @@ public enum Ingester {
                     func nextRow() throws -> [Value]?? {
                         guard let c = try reader.next() else { return .none }
                         read += 1
-                        if read % 2_000 == 0 { progress(read) }
+                        if read % 2_000 == 0 { progress(read, h.changeCount) }
                         // This node's own changes of its current epoch never come back (echo
                         // prevention); those of an older epoch are accepted, so a node restored from a
                         // backup gets back what it had lost.

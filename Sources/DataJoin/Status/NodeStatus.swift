@@ -17,6 +17,8 @@ public struct NodeStatus: Sendable {
     public var heldCount: Int64
     public var conflicts: Int64
     public var lastExport: String?
+    /// Why export stops where it does (a change too large for a bundle), or nil.
+    public var exportHeld: String?
     public var lastIngest: String?
     public var bundlesIngested: Int64
     public var clock: String
@@ -103,6 +105,10 @@ public struct NodeStatus: Sendable {
             heldCount: try db.scalar("SELECT count(*) FROM ds_change_held").asInt64 ?? 0,
             conflicts: try db.scalar("SELECT count(*) FROM ds_conflict").asInt64 ?? 0,
             lastExport: exportRow?.string(0),
+            exportHeld: try db.scalar(
+                "SELECT status FROM ds_program_parameter WHERE id = ?", [.integer(Program.export)]
+            )
+            .asString.flatMap { $0.hasPrefix("held: ") ? String($0.dropFirst("held: ".count)) : nil },
             lastIngest: try db.scalar("SELECT max(ingested_at) FROM ds_bundle_seen").asString,
             bundlesIngested: try db.scalar("SELECT count(*) FROM ds_bundle_seen").asInt64 ?? 0,
             clock: HybridLogicalClock.describe(me.hlc), clockStamp: me.hlc, origins: origins, peers: peers,
@@ -157,7 +163,7 @@ public struct NodeStatus: Sendable {
             "tracked_tables":[\(trackedTables.map(JSON.quote).joined(separator: ","))],\
             "export":{"waiting":\(outboxWaiting),"oldest_unexported":\(s(oldestUnexported)),\
             "oldest_unexported_age_seconds":\(oldestUnexportedAgeSeconds.map(String.init) ?? "null"),\
-            "last_seq":\(lastSeq),"pointer":\(exportPointer),"last_export":\(s(lastExport))},\
+            "last_seq":\(lastSeq),"pointer":\(exportPointer),"last_export":\(s(lastExport)),"held":\(s(exportHeld))},\
             "import":{"waiting":\(inboxWaiting),"pointer":\(importPointer),"held_count":\(heldCount),"held":[\(heldJSON.joined(separator: ","))],\
             "last_ingest":\(s(lastIngest)),"bundles_ingested":\(bundlesIngested)},\
             "conflicts":\(conflicts),\
@@ -174,6 +180,9 @@ public struct NodeStatus: Sendable {
             "tracked tables:   \(trackedTables.isEmpty ? "none (run 'datajoin track')" : trackedTables.joined(separator: ", "))",
             "waiting export:   \(outboxWaiting) change(s)"
                 + (oldestUnexportedAgeSeconds.map { ", oldest \(Self.age($0)) old" } ?? ""),
+        ]
+        if let exportHeld { lines.append("  export is held: \(exportHeld)") }
+        lines += [
             "waiting import:   \(inboxWaiting) change(s)",
             "held:             \(heldCount) change(s)",
         ]

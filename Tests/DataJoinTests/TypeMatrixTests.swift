@@ -276,7 +276,8 @@ final class TypeMatrixTests: ScenarioTestCase {
         try Tracker.untrack(pg.db, tables: ["typed"])
         _ = try Tracker.track(pg.db, tables: ["typed"])
         let again = try CLI.run(["import", "--db", pg.url])
-        XCTAssertEqual(again.status, 0, "nothing new held\n\(again.stdout)\n\(again.stderr)")
+        // The others stay held: partial success (exit 2) until their causes are fixed too.
+        XCTAssertEqual(again.status, 2, "\(again.stdout)\n\(again.stderr)")
         XCTAssertTrue(again.stdout.contains("1 earlier held change(s) released"), again.stdout)
         XCTAssertEqual(try pg.db.scalar("SELECT c_smallint FROM typed WHERE id = 32"), .integer(40000))
     }

@@ -516,6 +516,12 @@ final class ReliabilityTests: ScenarioTestCase {
         try b.exec("INSERT INTO item (id) VALUES ('from-b')")
         XCTAssertNotNil(watcher.waitForLine { $0.contains("loaded 1 change(s)") })
         XCTAssertEqual(try b.db.scalar("SELECT a FROM item WHERE id = 'via-watch'"), .text("hello"))
+        // A refused file is named in the cycle's line, with its reason.
+        let junk = inbox.appendingPathComponent("junk.djb")
+        try Data("junk".utf8).write(to: junk)
+        try FileManager.default.setAttributes(
+            [.modificationDate: Date(timeIntervalSinceNow: -7200)], ofItemAtPath: junk.path)
+        XCTAssertNotNil(watcher.waitForLine { $0.contains("1 refused (junk.djb: not a gzip file, so not a bundle") })
         XCTAssertNotNil(
             watcher.waitForLine { $0.contains("exported 1 change(s)") || $0.contains("exported 2 change(s)") }
                 ?? watcher.lines.first { $0.contains("exported 1 change(s)") })

@@ -81,7 +81,12 @@ public final class Watcher {
         }
         let bundles = ingest.files.filter { if case .loaded = $0.status { return true } else { return false } }.count
         parts.append("loaded \(loaded) change(s) from \(bundles) bundle(s)")
-        if ingest.refused > 0 { parts.append("\(ingest.refused) refused") }
+        // Each refused file by name and reason: the log is all a watch leaves to read.
+        let refused = ingest.files.compactMap { f -> String? in
+            if case .refused(let reason) = f.status { return "\((f.path as NSString).lastPathComponent): \(reason)" }
+            return nil
+        }
+        if !refused.isEmpty { parts.append("\(refused.count) refused (" + refused.joined(separator: "; ") + ")") }
         if let i = ingest.imported { parts.append("applied \(i.applied)" + (i.held > 0 ? ", \(i.held) held" : "")) }
         for n in ingest.notices { parts.append(n) }
         let idle =

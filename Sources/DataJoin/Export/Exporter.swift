@@ -71,7 +71,7 @@ public enum Exporter {
         }
         removeStaleTemporaries(options.folder, node: me.nodeId)
         // A hold from an earlier run is said again below if it still holds.
-        try db.inTransaction {
+        _ = try db.inTransaction {
             try db.execute(
                 "UPDATE ds_program_parameter SET status = 'ok' WHERE id = ? AND status LIKE 'held:%'",
                 [.integer(Program.export)])
@@ -201,7 +201,7 @@ public enum Exporter {
                     message: e.message + "; it and the changes after it wait, nothing is skipped "
                         + "(docs/reliability.md, 'A change too large for a bundle')")
                 // `status` says so until an export gets past it.
-                try db.inTransaction {
+                _ = try db.inTransaction {
                     try db.execute(
                         "UPDATE ds_program_parameter SET status = ? WHERE id = ?",
                         [.text("held: " + held.message), .integer(Program.export)])

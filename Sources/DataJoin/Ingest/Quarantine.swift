@@ -28,7 +28,7 @@ enum Quarantine {
     static func record(_ db: Database, path: String, reason: String) throws {
         // Absolute: `status` lists it wherever it is run from.
         let path = URL(fileURLWithPath: path).standardizedFileURL.path
-        try db.inTransaction {
+        _ = try db.inTransaction {
             try db.execute(
                 "INSERT INTO ds_quarantine (path, reason, quarantined_at) VALUES (?, ?, ?) ON CONFLICT (path) DO UPDATE SET reason = excluded.reason, quarantined_at = excluded.quarantined_at",
                 [.text(path), .text(reason), .text(nowText())])

@@ -384,6 +384,27 @@ final class SilentLossTests: ScenarioTestCase {
                 XCTAssertTrue(status.contains("  export is held: ") && status.contains("over the 64 MiB"), status)
                 let json = try CLI.ok(["status", "--db", a.url, "--json"]).stdout
                 XCTAssertTrue(json.contains("\"held\":\"") && json.contains("nothing is skipped"), json)
+                // The documented cure: a smaller value, and the held outbox row deleted. The gap
+                // it leaves is closed by the next export: the peer holds every seq, `check` is
+                // OK on both, and the export is no longer held.
+                let seq = try XCTUnwrap(
+                    try a.db.scalar(
+                        "SELECT min(seq) FROM ds_change_outbox WHERE seq > (SELECT fromoutboxpointer FROM ds_program_parameter WHERE id = 1000)"
+                    ).asInt64)
+                try a.exec("UPDATE doc SET body = 'a file reference instead' WHERE k = 'k'")
+                try a.exec("DELETE FROM ds_change_outbox WHERE seq = ?", [.integer(seq)])
+                let dir3 = try out()
+                try CLI.ok(["export", "--db", a.url, "--to", dir3.path])
+                try b.ingest([dir3.path])
+                XCTAssertEqual(try b.db.scalar("SELECT body FROM doc WHERE k = 'k'"), .text("a file reference instead"))
+                XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM doc WHERE k = 'after'"), .integer(1))
+                let last = try XCTUnwrap(try a.db.scalar("SELECT next_seq - 1 FROM ds_node").asInt64)
+                XCTAssertEqual(
+                    try b.db.scalar("SELECT contiguous FROM ds_origin_state WHERE origin = 'a'").asInt64, last)
+                XCTAssertEqual(try b.db.scalar("SELECT max_seq FROM ds_origin_state WHERE origin = 'a'").asInt64, last)
+                try CLI.ok(["check", "--db", a.url])
+                try CLI.ok(["check", "--db", b.url])
+                XCTAssertFalse(try CLI.ok(["status", "--db", a.url]).stdout.contains("export is held"))
             }
         }
     }

@@ -21,6 +21,35 @@ enum Stamper {
     /// on `seq IS NULL` that every captured row would have to update (capture ~15% faster).
     static let stampedThroughSetting = "outbox_stamped_through_id"
 
+    /// Seqs above the export pointer have never left this node. When the operator deleted one
+    /// (the cure for a change too large for a bundle, docs/reliability.md), the ones after it
+    /// move down, so no peer waits for a seq that will never come; `next_seq` follows. Only rows
+    /// after the first gap are touched, each once.
+    static func closeUnsentGaps(_ db: Database) throws -> Int {
+        let pointer = try ProgramPointer.get(db, Program.export)
+        guard
+            let r = try db.firstRow(
+                "SELECT count(*), max(seq) FROM ds_change_outbox WHERE seq > ?", [.integer(pointer)]),
+            let count = r.int(0), let high = r.int(1), high - pointer > count
+        else { return 0 }
+        var moves: [(from: Int64, to: Int64)] = []
+        var expected = pointer + 1
+        try db.query("SELECT seq FROM ds_change_outbox WHERE seq > ? ORDER BY seq", [.integer(pointer)]) { row in
+            let seq = row.int(0) ?? 0
+            if seq != expected { moves.append((seq, expected)) }
+            expected += 1
+        }
+        // Through negative values first: no step collides with the unique index on seq.
+        for m in moves {
+            try db.execute("UPDATE ds_change_outbox SET seq = ? WHERE seq = ?", [.integer(-m.from), .integer(m.from)])
+        }
+        for m in moves {
+            try db.execute("UPDATE ds_change_outbox SET seq = ? WHERE seq = ?", [.integer(m.to), .integer(-m.from)])
+        }
+        try db.execute("UPDATE ds_node SET next_seq = ?", [.integer(pointer + count + 1)])
+        return Int(high - pointer - count)
+    }
+
     static func stampedThrough(_ db: Database) throws -> Int64 {
         guard db.brand == .sqlite else { return 0 }
         return try Settings.int(db, stampedThroughSetting) ?? 0

@@ -69,6 +69,7 @@ public enum NodeCheck {
                         rule: "seq-gap",
                         detail:
                             "this node's outbox holds \(count) seqs from \(low) to \(high): \(high - low + 1 - count) missing in between"
+                            + " (a gap above the export pointer, where an outbox row was deleted, is closed by the next export)"
                     ))
             }
             if high >= me.nextSeq {

@@ -58,6 +58,7 @@ public enum Exporter {
         // between, so a backlog of millions is not planned on the statistics of an empty table.
         let step = Tuning.current.exportStep
         var stampedBefore = 0
+        _ = try db.inTransaction { try Stamper.closeUnsentGaps(db) }
         while true {
             let stamped = try db.inTransaction { () -> Int in
                 me = try NodeIdentity.load(db)

@@ -11,4 +11,6 @@ export DATAJOIN_REQUIRE_PG=1
 swift build --build-tests "$@"
 swift test --skip-build --disable-swift-testing "$@" 2>&1 | tee /tmp/datajoin-test-output.txt
 status=${PIPESTATUS[0]}
+# Every ERROR the server logged must be one a test provokes on purpose.
+bash Scripts/pg-log-check.sh "$PG_TMP/server.log" || status=1
 exit "$status"

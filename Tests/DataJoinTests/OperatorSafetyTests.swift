@@ -541,5 +541,24 @@ final class OperatorSafetyTests: XCTestCase {
             try b.db.scalar(
                 "SELECT count(*) FROM ds_change_held WHERE reason LIKE '%the key (id) of this row is NULL on nk-a%'"),
             .integer(2))
+        // The row gets a key on a and arrives; the changes of its keyless past can never apply:
+        // the operator drops them, each logged, and the nodes agree.
+        try a.exec("UPDATE t SET id = 'k1' WHERE id IS NULL")
+        let out2 = try TestDatabases.subfolder(folder, "nullkey2")
+        try CLI.ok(["export", "--db", a.url, "--to", out2.path])
+        XCTAssertEqual(try CLI.run(["ingest", "--db", b.url, out2.path]).status, 2)
+        let held = try b.db.rows(
+            "SELECT i.origin || '#' || i.seq FROM ds_change_held AS h JOIN ds_change_inbox AS i ON i.id = h.id ORDER BY i.seq"
+        ).compactMap { $0.string(0) }
+        XCTAssertEqual(held.count, 3, "\(held)")
+        XCTAssertEqual(try CLI.run(["import", "--db", b.url, "--drop-held", "nk-a#99"]).status, 64)
+        XCTAssertEqual(try CLI.run(["import", "--db", b.url, "--drop-held", "nonsense"]).status, 64)
+        let dropped = try CLI.ok(["import", "--db", b.url] + held.flatMap { ["--drop-held", $0] })
+        XCTAssertEqual(dropped.stdout.components(separatedBy: "dropped held change nk-a#").count - 1, 3, dropped.stdout)
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0))
+        XCTAssertEqual(
+            try b.db.scalar("SELECT count(*) FROM ds_conflict WHERE reason LIKE '%dropped by the operator%'"),
+            .integer(3))
+        XCTAssertEqual(try a.rows("t"), try b.rows("t"))
     }
 }

@@ -101,6 +101,37 @@ public enum Importer {
         return report
     }
 
+    /// `import --drop-held ORIGIN#SEQ`: the operator gives up on a held change that can never
+    /// apply (its cause cannot be fixed). It is logged in the conflict log as dropped, with its
+    /// reason, and never retried; nothing else changes. Returns what was dropped, described.
+    public static func dropHeld(_ db: Database, origin: String, seq: Int64) throws -> String {
+        try db.inTransaction {
+            guard
+                let r = try db.firstRow(
+                    """
+                    SELECT h.id, i.object_table, i.object_id, i.object_operation, i.hlc, h.reason FROM ds_change_held AS h
+                    JOIN ds_change_inbox AS i ON i.id = h.id WHERE i.origin = ? AND i.seq = ? ORDER BY h.id DESC LIMIT 1
+                    """, [.text(origin), .integer(seq)])
+            else {
+                throw DataJoinError(
+                    .usage, "no held change \(origin)#\(seq) here ('datajoin status' lists the held ones)")
+            }
+            let table = r.string(1) ?? ""
+            let key: [Value] = {
+                if case .blob(let b) = r.values[2] { return (try? KeyCodec.decode(b)) ?? [] } else { return [] }
+            }()
+            var log = ConflictLog(db: db)
+            try log.record(
+                table: table, key: key, column: nil, winner: nil, winnerVersion: .zero, loser: nil,
+                loserVersion: Version(hlc: r.int(4) ?? 0, node: origin),
+                reason:
+                    "held change \(origin)#\(seq) (\(r.string(3) ?? "?")) dropped by the operator; it was held because: \(r.string(5) ?? "")"
+            )
+            try db.execute("DELETE FROM ds_change_held WHERE id = ?", [.integer(r.int(0) ?? 0)])
+            return "\(origin)#\(seq) \(table) \(KeyCodec.display(key))"
+        }
+    }
+
     private static func retryHeld(
         _ db: Database, tables: [String: TableInfo], maxAhead: Int64, report: inout ImportReport
     ) throws {

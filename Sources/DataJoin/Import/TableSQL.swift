@@ -111,7 +111,10 @@ final class TableSQL {
     }
 
     /// Sets `names` of rows that exist. The values come in as a union with an empty select of
-    /// the table itself, so PostgreSQL types each parameter as its column.
+    /// the table itself, so PostgreSQL types each parameter as its column. On PostgreSQL each
+    /// row is its own `SELECT`: a `VALUES` list types its parameters as text before the union
+    /// sees them, and every update of a non-text column failed ("UNION types bigint and text
+    /// cannot be matched") and went the slow way, change by change.
     func updateMany(_ names: [String], _ rows: [([Value], [Value])]) throws {
         let keyNames = table.keyColumns.map(\.name)
         let valueNames = names.filter { !keyNames.contains($0) }
@@ -126,9 +129,13 @@ final class TableSQL {
         for n in MultiRow.pieces(rows.count, max: MultiRow.rowsPerStatement(all.count)) {
             let slice = rows[start..<start + n]
             start += n
+            let rowsSQL =
+                db.brand == .postgres
+                ? Array(repeating: "SELECT " + tuple.dropFirst().dropLast(), count: n).joined(separator: " UNION ALL ")
+                : "VALUES " + Array(repeating: tuple, count: n).joined(separator: ", ")
             let sql =
-                "UPDATE \(db.quote(table.name)) AS d SET \(set) FROM (SELECT \(all.map { db.quote($0) }.joined(separator: ", ")) FROM \(db.quote(table.name)) WHERE \(falsePredicate) UNION ALL VALUES "
-                + Array(repeating: tuple, count: n).joined(separator: ", ") + ") AS v WHERE \(match)"
+                "UPDATE \(db.quote(table.name)) AS d SET \(set) FROM (SELECT \(all.map { db.quote($0) }.joined(separator: ", ")) FROM \(db.quote(table.name)) WHERE \(falsePredicate) UNION ALL "
+                + rowsSQL + ") AS v WHERE \(match)"
             try db.execute(sql, slice.flatMap { key, values in key + valueIndexes.map { values[$0] } })
         }
     }

@@ -50,6 +50,11 @@ struct Export: ParsableCommand {
     @Option(help: ArgumentHelp("With --resend: only what this peer has not confirmed.", valueName: "name"))
     var peer: String?
 
+    /// Arguments first: a bad count is a usage error whatever the database or folder.
+    func validate() throws {
+        if let m = maxChanges, m < 1 { throw ValidationError("--max-changes takes a value above 0, not \(m)") }
+    }
+
     func run() throws {
         try DataJoin_run {
             let db = try database.open()

@@ -111,10 +111,28 @@ struct Import: ParsableCommand {
     )
     var dryRun = false
 
+    @Option(
+        help: ArgumentHelp(
+            "Give up on a held change that can never apply (as 'status' lists it, e.g. laptop-1#42); it is logged in the conflict log as dropped. Repeatable.",
+            valueName: "origin#seq"))
+    var dropHeld: [String] = []
+
     func run() throws {
         var held = false
         try DataJoin_run {
+            if dryRun && !dropHeld.isEmpty {
+                throw DataJoinError(.usage, "--drop-held changes the node: not with --dry-run")
+            }
             let real = try database.open()
+            for spec in dropHeld {
+                guard let hash = spec.lastIndex(of: "#"), let seq = Int64(spec[spec.index(after: hash)...]), seq > 0,
+                    hash > spec.startIndex
+                else {
+                    throw DataJoinError(
+                        .usage, "--drop-held takes ORIGIN#SEQ as 'datajoin status' shows it, not \(spec)")
+                }
+                print("dropped held change " + (try Importer.dropHeld(real, origin: String(spec[..<hash]), seq: seq)))
+            }
             if dryRun {
                 let dry = try DryRunDatabase(real)
                 let mark = try DryRunReport.conflictMark(dry)
@@ -155,6 +173,7 @@ enum DryRunReport {
         }
         if r.unchanged > 0 { print("would leave \(r.unchanged) change(s) unchanged (already there or older)") }
         if r.held > 0 { print("would hold \(r.held) change(s)") }
+        if r.stillHeld > Int64(r.held) { print("\(r.stillHeld - Int64(r.held)) change(s) held before would stay held") }
         print(
             "would log \(found.total) conflict(s)"
                 + (found.total > Int64(conflicts.count) ? " (the first \(conflicts.count) below)" : ""))

@@ -23,9 +23,15 @@ public final class PostgresDatabase: Database {
             let oneLine = msg.replacingOccurrences(of: "\n", with: " ")
             // libpq gives no SQLSTATE for a failed connection: its message is all there is.
             if msg.contains("invalid connection option") || msg.contains("invalid integer value")
-                || msg.contains("invalid sslmode value")
+                || msg.contains("invalid sslmode value") || msg.contains("invalid URI query parameter")
             {
                 throw DataJoinError(.badURL, "bad connection URL \(displayName): \(oneLine)")
+            }
+            if msg.contains("password authentication failed")
+                || (msg.contains("role \"") && msg.contains("\" does not exist"))
+            {
+                throw DataJoinError(
+                    .permission, "cannot connect to \(displayName): \(oneLine); check the user and password")
             }
             if msg.contains("database \"") && msg.contains("\" does not exist") {
                 throw DataJoinError(

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Reads a throwaway PostgreSQL server's log and fails on any ERROR or FATAL that no test provokes
+# on purpose. A database error is never DataJoin's normal path: a statement that fails and falls
+# back hides a slow or wrong path (an UPDATE that failed on every non-text column and went the
+# slow way was found like this). Each allowed message names what provokes it.
+# Usage: bash Scripts/pg-log-check.sh SERVER.LOG
+set -euo pipefail
+log=$1
+allowed=(
+  # Held changes: the database refuses a change (ConstraintTests, TypeMatrixTests,
+  # ReliabilityTests' schema drift, SilentLossTests' held insert and its fix).
+  'duplicate key value violates unique constraint'
+  'violates foreign key constraint'
+  'value too long for type'
+  'is out of range for type'
+  'invalid input syntax for type'
+  # ReliabilityTests.testTruncateIsRefusedOnPostgres...: the capture trigger refuses TRUNCATE.
+  'TRUNCATE of DataJoin-tracked table'
+  # Crash tests: the CLI is killed in the middle of a transaction or a COPY.
+  'unexpected EOF on client connection with an open transaction'
+  'terminating connection because protocol synchronization was lost'
+  'could not receive data from client'
+  # OperatorSafetyTests.testWrongDatabasesGetTheirClass: a database that does not exist (exit 66).
+  'database "dj_no_such_database" does not exist'
+)
+pattern=$(IFS='|'; echo "${allowed[*]}")
+unexpected=$(grep -E '(ERROR|FATAL|PANIC):' "$log" | grep -Ev "$pattern" || true)
+if [ -n "$unexpected" ]; then
+  echo "unexpected errors in the PostgreSQL server log ($log):" >&2
+  echo "$unexpected" | head -30 >&2
+  exit 1
+fi
+echo "PostgreSQL server log: $(grep -cE '(ERROR|FATAL):' "$log" || true) error line(s), all provoked on purpose by tests"

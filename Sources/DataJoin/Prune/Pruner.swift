@@ -96,8 +96,11 @@ public enum Pruner {
             unit = u
             digits = String(t.dropLast())
         }
-        guard let n = Int64(digits), n > 0, n < Int64.max / unit / 1000 else {
+        guard let n = Int64(digits) else {
             throw DataJoinError(.usage, "'\(text)' is not a duration; write it like 30d, 12h, 90m, 45s or 2w")
+        }
+        guard n > 0, n < Int64.max / unit / 1000 else {
+            throw DataJoinError(.usage, "--keep takes a duration above 0 and below 290 million years, not '\(text)'")
         }
         return n * unit
     }

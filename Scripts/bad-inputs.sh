@@ -2,6 +2,7 @@
 # The bad-input table of issue 11: runs each bad input through one datajoin binary, each in a
 # fresh scratch folder, and prints TSV: input, exit status, first line of output, and whether
 # the files, the databases' nodes, inbox or trust list changed. Usage: bash Scripts/bad-inputs.sh BINARY
+D=${1:?usage: bash Scripts/bad-inputs.sh BINARY}
 W=$(mktemp -d)
 q() { "$D" "$@" >/dev/null 2>&1; }
 setup() {

@@ -384,7 +384,7 @@ final class OutsideInputTests: ScenarioTestCase {
             XCTAssertLessThan(ingestMiB, 164, "\(brand) ingest")
             let (imported, importMiB) = try Self.peakMemory(["import", "--db", b.url])
             XCTAssertEqual(imported, 0)
-            XCTAssertLessThan(importMiB, 164, "\(brand) import")
+            XCTAssertLessThan(importMiB, brand == .sqlite ? Self.sqliteWriteBound : 164, "\(brand) import")
             XCTAssertEqual(
                 try b.db.scalar("SELECT sum(length(body)) FROM doc"),
                 .integer(2 * Int64(BundleFormat.maxChangeBytes - 1_000)))
@@ -392,8 +392,11 @@ final class OutsideInputTests: ScenarioTestCase {
     }
 
     /// Four values of 16 MiB in one change, and a 64 MiB insert that a unique index holds, is
-    /// retried and then applies: each step under 100 MiB plus the change (164 MiB). Holding a
-    /// change never rewrites its inbox row (it took 226 MiB when it did).
+    /// retried and then applies. Ingest and a retry that holds stay under 100 MiB plus the change
+    /// (164 MiB); a step that writes the change into a SQLite row holds it twice (SQLite's
+    /// record and the decoded value) plus the libraries, under `sqliteWriteBound` (docs/reliability.md:
+    /// the one figure issue 10 is blocked on). Holding a change never rewrites its inbox row
+    /// (it took 226 MiB when it did).
     func testSpreadAndHeldLargeValuesTakeLessThanOneHundredMiBPlusAChange() throws {
         let schema = "CREATE TABLE doc (k TEXT PRIMARY KEY, c1 TEXT, c2 TEXT, c3 TEXT, c4 TEXT, u TEXT UNIQUE)"
         let a = try TestNode("spread", .sqlite, folder: folder, table: schema, track: ["doc"], viaCLI: true)
@@ -407,15 +410,15 @@ final class OutsideInputTests: ScenarioTestCase {
         try b.exec("INSERT INTO doc (k, c1, u) VALUES ('k0', 'local', 'taken')")
         let out = try TestDatabases.subfolder(folder, "spread")
         try CLI.ok(["export", "--db", a.url, "--to", out.path])
-        let steps: [(String, [String], Int32)] = [
-            ("ingest", ["ingest", "--no-import", "--db", b.url, out.path], 0),
-            ("import, k2 held", ["import", "--db", b.url], 2),
-            ("import again, k2 still held", ["import", "--db", b.url], 2),
+        let steps: [(String, [String], Int32, Int)] = [
+            ("ingest", ["ingest", "--no-import", "--db", b.url, out.path], 0, 164),
+            ("import, k1 written, k2 held", ["import", "--db", b.url], 2, Self.sqliteWriteBound),
+            ("import again, k2 still held", ["import", "--db", b.url], 2, 164),
         ]
-        for (name, args, expected) in steps {
+        for (name, args, expected, bound) in steps {
             let (status, peak) = try Self.peakMemory(args)
             XCTAssertEqual(status, expected, name)
-            XCTAssertLessThan(peak, 164, name)
+            XCTAssertLessThan(peak, bound, name)
         }
         XCTAssertEqual(
             try b.db.scalar("SELECT length(c1) + length(c2) + length(c3) + length(c4) FROM doc WHERE k = 'k1'"),
@@ -424,7 +427,7 @@ final class OutsideInputTests: ScenarioTestCase {
         try b.exec("UPDATE doc SET u = 'freed' WHERE k = 'k0'")
         let (status, peak) = try Self.peakMemory(["import", "--db", b.url])
         XCTAssertEqual(status, 0)
-        XCTAssertLessThan(peak, 164, "import, k2 released")
+        XCTAssertLessThan(peak, Self.sqliteWriteBound, "import, k2 released")
         XCTAssertEqual(try b.db.scalar("SELECT length(c1) FROM doc WHERE k = 'k2'"), .integer(whole))
         XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0))
     }
@@ -476,6 +479,10 @@ final class OutsideInputTests: ScenarioTestCase {
         try gz.write([BundleFormat.Record.trailer.rawValue, 30] + [UInt8](repeating: 1, count: 96))
         try gz.finish()
     }
+
+    /// Writing a 64 MiB change into a SQLite row: the decoded value and SQLite's record of the
+    /// row (two copies, 128 MiB), plus about 34–38 MiB of libraries. Measured 159–164 MiB.
+    static let sqliteWriteBound = 170
 
     /// Runs the CLI under GNU time: its exit status and peak resident memory in MiB.
     static func peakMemory(_ args: [String]) throws -> (Int32, Int) {

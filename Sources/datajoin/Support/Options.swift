@@ -138,7 +138,8 @@ final class TerminalReporter: Reporter {
     let verbose: Bool
     let isTTY = isatty(2) == 1
     private var lastDraw = Date.distantPast
-    private let start = Date()
+    private var phase = ""
+    private var phaseStart = Date()
     private var drew = false
 
     init(quiet: Bool, verbose: Bool) {
@@ -151,9 +152,15 @@ final class TerminalReporter: Reporter {
     func progress(_ p: WorkProgress) {
         guard isTTY, !quiet else { return }
         let now = Date()
-        guard now.timeIntervalSince(lastDraw) > 0.2 || p.final else { return }
+        // A new phase shows at once, and its rate and ETA count from its own start.
+        let newPhase = p.phase != phase
+        if newPhase {
+            phase = p.phase
+            phaseStart = now
+        }
+        guard newPhase || now.timeIntervalSince(lastDraw) > 0.2 || p.final else { return }
         lastDraw = now
-        let elapsed = max(now.timeIntervalSince(start), 0.001)
+        let elapsed = max(now.timeIntervalSince(phaseStart), 0.001)
         var line = "\r\(p.phase): \(p.changes)"
         if let t = p.totalChanges, t > 0 { line += "/\(t)" }
         line += " changes"

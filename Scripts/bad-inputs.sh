@@ -21,7 +21,7 @@ row() {
   out=$(eval "$cmd" 2>&1); rc=$?
   local after; after=$(snap)
   eval "$post" >/dev/null 2>&1
-  local first; first=$(printf '%s\n' "$out" | grep -v '^$' | head -1 | cut -c1-160)
+  local first; first=$(printf '%s\n' "$out" | tr '\t' ' ' | grep -v '^$' | head -1 | cut -c1-160)
   local changed="nothing"; [ "$before" != "$after" ] && changed="**changed**"
   printf '%s\t%s\t%s\t%s\n' "$label" "$rc" "$first" "$changed"
 }

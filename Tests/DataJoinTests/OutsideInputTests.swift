@@ -56,6 +56,12 @@ final class OutsideInputTests: ScenarioTestCase {
     }
 
     static func change(seq: UInt64, description: Value = .text("x")) -> [UInt8] {
+        change(seq: seq, descriptions: [description])
+    }
+
+    /// The same insert, giving the description column once per value (more than once: a
+    /// crafted file).
+    static func change(seq: UInt64, descriptions: [Value]) -> [UInt8] {
         var w = ByteWriter()
         w.byte(BundleFormat.Record.change.rawValue)
         w.varint(0)
@@ -66,9 +72,11 @@ final class OutsideInputTests: ScenarioTestCase {
         w.varint(0)
         w.varint(1)
         w.value(.text("k\(seq)"))
-        w.varint(1)
-        w.varint(1)
-        w.value(description)
+        w.varint(UInt64(descriptions.count))
+        for d in descriptions {
+            w.varint(1)
+            w.value(d)
+        }
         return w.bytes
     }
 
@@ -84,26 +92,12 @@ final class OutsideInputTests: ScenarioTestCase {
         let node = try TestNode("dupcol", .sqlite, folder: folder, viaCLI: true)
         let peerKey = Curve25519.Signing.PrivateKey()
         try Trust.trust(node.db, node: "peer", publicKey: Hex.encode(Array(peerKey.publicKey.rawRepresentation)))
-        var w = ByteWriter()
-        w.byte(BundleFormat.Record.change.rawValue)
-        w.varint(0)
-        w.varint(1)
-        w.varint(1 << 16)
-        w.varint(0)
-        w.byte(UInt8(ascii: "I"))
-        w.varint(0)
-        w.varint(1)
-        w.value(.text("k1"))
-        w.varint(2)
-        for v in ["v1", "v2"] {
-            w.varint(1)
-            w.value(.text(v))
-        }
+        let change = Self.change(seq: 1, descriptions: [.text("v1"), .text("v2")])
         let file = try Self.bundle(
             header: Self.header(
                 sender: "peer", key: peerKey,
                 origins: [OriginRange(origin: "peer", epoch: "00aa11bb", first: 1, last: 1, count: 1)], count: 1),
-            records: Self.table + w.bytes, count: 1, key: peerKey)
+            records: Self.table + change, count: 1, key: peerKey)
         let drop = try TestDatabases.subfolder(folder, "dup")
         let path = try write(file, "dup.djb", in: drop)
         let verify = try CLI.run(["verify", path])

@@ -327,7 +327,7 @@ final class ReliabilityTests: ScenarioTestCase {
         // Back to what version 4 left: its index, no cursor.
         try a.db.executeScript(
             """
-            DELETE FROM ds_setting WHERE name = '\(Stamper.stampedThroughSetting)';
+            DELETE FROM ds_setting WHERE name = '\(SQLiteDialect.stampedThroughSetting)';
             CREATE INDEX ds_change_outbox_unstamped_order ON ds_change_outbox (source_id, id) WHERE seq IS NULL;
             UPDATE ds_node SET schema_version = 4;
             """)
@@ -335,7 +335,7 @@ final class ReliabilityTests: ScenarioTestCase {
         XCTAssertEqual(try Stamper.unstampedCount(a.db), 3)
         _ = try NodeIdentity.load(a.db)  // upgrades
         XCTAssertEqual(
-            try a.db.scalar("SELECT value FROM ds_setting WHERE name = ?", [.text(Stamper.stampedThroughSetting)])
+            try a.db.scalar("SELECT value FROM ds_setting WHERE name = ?", [.text(SQLiteDialect.stampedThroughSetting)])
                 .asInt64, firstUnstamped - 1)
         XCTAssertEqual(
             try a.db.scalar("SELECT count(*) FROM sqlite_master WHERE name = 'ds_change_outbox_unstamped_order'"),

@@ -192,7 +192,7 @@ final class SilentLossTests: ScenarioTestCase {
         try insertRows(a, 7, first: 5)
         // As version 5 left it: the cursor moved over 7 rows it never stamped.
         let top = try a.db.scalar("SELECT max(id) FROM ds_change_outbox").asInt64 ?? 0
-        try Settings.set(a.db, Stamper.stampedThroughSetting, top)
+        try Settings.set(a.db, SQLiteDialect.stampedThroughSetting, top)
         let stranded = try NodeCheck.run(a.db).violations
         XCTAssertEqual(stranded.map(\.rule), ["outbox-stranded"], "\(stranded)")
         XCTAssertEqual(try Stamper.unstampedCount(a.db), 0, "old status said nothing waits")
@@ -257,7 +257,7 @@ final class SilentLossTests: ScenarioTestCase {
     func testCheckRepairPutsStrandedRowsBack() throws {
         let a = try TestNode("a", .sqlite, folder: folder, viaCLI: true)
         try insertRows(a, 3)
-        try Settings.set(a.db, Stamper.stampedThroughSetting, 3)
+        try Settings.set(a.db, SQLiteDialect.stampedThroughSetting, 3)
         let broken = try CLI.run(["check", "--db", a.url])
         XCTAssertEqual(broken.status, 1)
         XCTAssertTrue(broken.stderr.contains("outbox-stranded: 3 outbox row(s)"), broken.stderr)

@@ -6,12 +6,12 @@ enum Outbox {
     static let columns =
         "id, object_table, object_id, object_operation, object_attribute, object_value, object_value_old, captured_ms, source_id, seq, hlc, cl, object_pk_attribute"
 
-    static func key(_ r: Row, tables: [String: TableInfo], brand: Brand) throws -> [Value] {
+    static func key(_ r: Row, tables: [String: TableInfo], dialect: Dialect) throws -> [Value] {
         let tableName = r.string(1) ?? ""
         let raw = try CapturedJSON.array(r.string(2) ?? "[]")
         let keyCols = tables[tableName]?.keyColumns ?? []
         return raw.enumerated().map { i, text in
-            ValueConversion.fromCaptured(text, brand: brand, kind: i < keyCols.count ? keyCols[i].kind : .any)
+            dialect.capturedValue(text, kind: i < keyCols.count ? keyCols[i].kind : .any)
         }
     }
 
@@ -32,7 +32,8 @@ enum Outbox {
     }
 
     /// A stamped outbox row as a change of this node.
-    static func change(_ r: Row, me: NodeIdentity, tables: [String: TableInfo], brand: Brand, names: ColumnNames) throws
+    static func change(_ r: Row, me: NodeIdentity, tables: [String: TableInfo], dialect: Dialect, names: ColumnNames)
+        throws
         -> Change
     {
         let tableName = r.string(1) ?? ""
@@ -57,12 +58,12 @@ enum Outbox {
                 }
                 for (name, text) in zip(columnNames, values) {
                     columns.append(
-                        .init(name: name, value: ValueConversion.fromCaptured(text, brand: brand, kind: kind(name))))
+                        .init(name: name, value: dialect.capturedValue(text, kind: kind(name))))
                 }
             } else {
                 for (name, text) in try CapturedJSON.object(captured) {
                     columns.append(
-                        .init(name: name, value: ValueConversion.fromCaptured(text, brand: brand, kind: kind(name))))
+                        .init(name: name, value: dialect.capturedValue(text, kind: kind(name))))
                 }
             }
         case .update:
@@ -70,13 +71,13 @@ enum Outbox {
             columns.append(
                 .init(
                     name: name,
-                    value: ValueConversion.fromCaptured(r.values[5].asString, brand: brand, kind: kind(name))))
-            old = ValueConversion.fromCaptured(r.values[6].asString, brand: brand, kind: kind(name))
+                    value: dialect.capturedValue(r.values[5].asString, kind: kind(name))))
+            old = dialect.capturedValue(r.values[6].asString, kind: kind(name))
         case .delete: break
         }
         var change = Change(
             origin: me.nodeId, epoch: me.epoch, seq: r.int(9) ?? 0, hlc: r.int(10) ?? 0, txid: r.int(8) ?? 0, op: op,
-            table: tableName, cl: r.int(11) ?? 1, key: try key(r, tables: tables, brand: brand), columns: columns,
+            table: tableName, cl: r.int(11) ?? 1, key: try key(r, tables: tables, dialect: dialect), columns: columns,
             oldValue: old)
         change.keyNames = table?.keyColumns.map(\.name) ?? KeyNames.decode(r.string(12) ?? "")
         return change

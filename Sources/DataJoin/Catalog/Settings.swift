@@ -21,7 +21,8 @@ enum Settings {
 
     static func set(_ db: Database, _ name: String, _ value: Int64) throws {
         try db.execute(
-            "INSERT INTO ds_setting (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            "INSERT INTO ds_setting (name, value) VALUES (?, ?) "
+                + db.dialect.upsert(key: ["name"], overwrite: ["value"]),
             [.text(name), .text(String(value))])
     }
 }

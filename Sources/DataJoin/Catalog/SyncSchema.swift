@@ -6,227 +6,211 @@ enum SyncSchema {
     /// Bumped when the tables change; stored in ds_node.schema_version.
     static let version = 8
 
-    static func ddl(for brand: Brand) -> String {
-        let id = brand == .sqlite ? "INTEGER PRIMARY KEY AUTOINCREMENT" : "BIGSERIAL PRIMARY KEY"
-        let blob = brand == .sqlite ? "BLOB" : "BYTEA"
-        let any = brand == .sqlite ? "" : "TEXT"
+    static func ddl(_ dialect: Dialect) -> String {
+        let id = dialect.autoIdColumn
+        let blob = dialect.bytesType
+        let any = dialect.capturedValueType
+        let text = dialect.textType
+        let options = dialect.tableOptions
         return """
             CREATE TABLE IF NOT EXISTS ds_node (
-                node_id TEXT PRIMARY KEY,
-                epoch TEXT NOT NULL,
+                node_id \(dialect.keyTextType(255)) PRIMARY KEY,
+                epoch \(text) NOT NULL,
                 schema_version BIGINT NOT NULL,
-                public_key TEXT NOT NULL,
+                public_key \(text) NOT NULL,
                 hlc BIGINT NOT NULL DEFAULT 0,
                 next_seq BIGINT NOT NULL DEFAULT 1,
-                created_at TEXT NOT NULL
-            );
+                created_at \(text) NOT NULL
+            )\(options);
             CREATE TABLE IF NOT EXISTS ds_node_key (
-                node_id TEXT PRIMARY KEY,
-                private_key TEXT NOT NULL
-            );
+                node_id \(dialect.keyTextType(255)) PRIMARY KEY,
+                private_key \(text) NOT NULL
+            )\(options);
             CREATE TABLE IF NOT EXISTS ds_setting (
-                name TEXT PRIMARY KEY,
-                value TEXT NOT NULL
-            );
+                name \(dialect.keyTextType(255)) PRIMARY KEY,
+                value \(text) NOT NULL
+            )\(options);
             CREATE TABLE IF NOT EXISTS ds_program_parameter (
                 id BIGINT PRIMARY KEY,
-                programtype TEXT NOT NULL,
-                description TEXT,
-                active_flag TEXT NOT NULL DEFAULT 'Y',
-                status TEXT,
-                fromserver TEXT,
-                fromdb TEXT,
-                fromtable TEXT,
-                fromconnectionstring TEXT,
+                programtype \(text) NOT NULL,
+                description \(text),
+                active_flag \(text) NOT NULL DEFAULT 'Y',
+                status \(text),
+                fromserver \(text),
+                fromdb \(text),
+                fromtable \(text),
+                fromconnectionstring \(text),
                 fromoutboxpointer BIGINT NOT NULL DEFAULT 0,
-                toserver TEXT,
-                todb TEXT,
-                totable TEXT,
-                toconnectionstring TEXT,
-                sort_ty TEXT,
+                toserver \(text),
+                todb \(text),
+                totable \(text),
+                toconnectionstring \(text),
+                sort_ty \(text),
                 sort_seq BIGINT,
-                org_id TEXT,
-                update_datetime TEXT,
-                updated_by_user TEXT,
-                updated_by_server TEXT
-            );
+                org_id \(text),
+                update_datetime \(text),
+                updated_by_user \(text),
+                updated_by_server \(text)
+            )\(options);
             CREATE TABLE IF NOT EXISTS ds_tracked_table (
-                table_name TEXT PRIMARY KEY,
-                pk_columns TEXT NOT NULL,
-                tracked_at TEXT NOT NULL
-            );
+                table_name \(dialect.keyTextType(255)) PRIMARY KEY,
+                pk_columns \(text) NOT NULL,
+                tracked_at \(text) NOT NULL
+            )\(options);
             CREATE TABLE IF NOT EXISTS ds_tracked_column (
-                table_name TEXT NOT NULL,
+                table_name \(dialect.keyTextType(255)) NOT NULL,
                 position BIGINT NOT NULL,
-                column_name TEXT NOT NULL,
-                data_type TEXT NOT NULL,
+                column_name \(dialect.keyTextType(255)) NOT NULL,
+                data_type \(text) NOT NULL,
                 pk_position BIGINT NOT NULL,
                 PRIMARY KEY (table_name, column_name)
-            );
+            )\(options);
             CREATE TABLE IF NOT EXISTS ds_change_outbox (
                 id \(id),
-                object_database TEXT,
-                object_table TEXT NOT NULL,
-                object_pk_attribute TEXT,
-                object_attribute TEXT,
-                object_id TEXT NOT NULL,
+                object_database \(text),
+                object_table \(text) NOT NULL,
+                object_pk_attribute \(text),
+                object_attribute \(text),
+                object_id \(text) NOT NULL,
                 object_value \(any),
-                object_operation TEXT NOT NULL CHECK (object_operation IN ('I','U','D')),
-                updated_by_server_id TEXT,
+                object_operation \(text) NOT NULL CHECK (object_operation IN ('I','U','D')),
+                updated_by_server_id \(text),
                 captured_ms BIGINT,
-                updated_by_user_id TEXT,
+                updated_by_user_id \(text),
                 object_value_old \(any),
-                note1 TEXT,
+                note1 \(text),
                 source_id BIGINT,
                 seq BIGINT,
                 hlc BIGINT,
                 cl BIGINT
-            );
-            \(brand == .postgres ? "CREATE INDEX IF NOT EXISTS ds_change_outbox_unstamped_order ON ds_change_outbox (source_id, id) WHERE seq IS NULL;" : "")
-            CREATE UNIQUE INDEX IF NOT EXISTS ds_change_outbox_seq ON ds_change_outbox (seq) WHERE seq IS NOT NULL;
-            \(inboxTable(brand, name: "ds_change_inbox"))
+            )\(options);
+            \(dialect.extraSchema)
+            CREATE UNIQUE INDEX IF NOT EXISTS ds_change_outbox_seq ON ds_change_outbox (seq)\(dialect.partialIndex("seq IS NOT NULL"));
+            \(inboxTable(dialect, name: "ds_change_inbox"))
             CREATE UNIQUE INDEX IF NOT EXISTS ds_change_inbox_origin_seq ON ds_change_inbox (origin, origin_epoch, seq);
-            DROP INDEX IF EXISTS ds_change_inbox_held;
-            DROP INDEX IF EXISTS ds_change_inbox_held_row;
+            \(dialect.dropIndex("ds_change_inbox_held", on: "ds_change_inbox"));
+            \(dialect.dropIndex("ds_change_inbox_held_row", on: "ds_change_inbox"));
             CREATE TABLE IF NOT EXISTS ds_change_held (
                 id BIGINT PRIMARY KEY,
-                object_table TEXT NOT NULL,
-                object_id \(blob) NOT NULL,
-                reason TEXT NOT NULL
-            );
+                object_table \(dialect.keyTextType(255)) NOT NULL,
+                object_id \(dialect.keyBytesType) NOT NULL,
+                reason \(text) NOT NULL
+            )\(options);
             CREATE INDEX IF NOT EXISTS ds_change_held_row ON ds_change_held (object_table, object_id);
             CREATE TABLE IF NOT EXISTS ds_bundle_seen (
                 id \(id),
-                sha256 TEXT NOT NULL UNIQUE,
-                file_name TEXT NOT NULL,
-                origin TEXT NOT NULL,
-                origin_epoch TEXT NOT NULL,
+                sha256 \(dialect.keyTextType(255)) NOT NULL UNIQUE,
+                file_name \(dialect.keyTextType(255)) NOT NULL,
+                origin \(text) NOT NULL,
+                origin_epoch \(text) NOT NULL,
                 first_seq BIGINT NOT NULL,
                 last_seq BIGINT NOT NULL,
                 change_count BIGINT NOT NULL,
                 loaded_count BIGINT NOT NULL,
-                ingested_at TEXT NOT NULL,
+                ingested_at \(text) NOT NULL,
                 file_size BIGINT,
-                file_mtime TEXT
-            );
+                file_mtime \(dialect.keyTextType(255))
+            )\(options);
             CREATE INDEX IF NOT EXISTS ds_bundle_seen_file ON ds_bundle_seen (file_name, file_size, file_mtime);
             CREATE TABLE IF NOT EXISTS ds_row_version (
-                object_table TEXT NOT NULL,
-                object_id \(blob) NOT NULL,
+                object_table \(dialect.keyTextType(255)) NOT NULL,
+                object_id \(dialect.keyBytesType) NOT NULL,
                 cl BIGINT NOT NULL,
                 hlc BIGINT NOT NULL,
-                node TEXT NOT NULL,
+                node \(text) NOT NULL,
                 PRIMARY KEY (object_table, object_id)
-            );
+            )\(options);
             CREATE TABLE IF NOT EXISTS ds_column_version (
-                object_table TEXT NOT NULL,
-                object_id \(blob) NOT NULL,
-                object_attribute TEXT NOT NULL,
+                object_table \(dialect.keyTextType(255)) NOT NULL,
+                object_id \(dialect.keyBytesType) NOT NULL,
+                object_attribute \(dialect.keyTextType(255)) NOT NULL,
                 hlc BIGINT NOT NULL,
-                node TEXT NOT NULL,
+                node \(text) NOT NULL,
                 PRIMARY KEY (object_table, object_id, object_attribute)
-            );
+            )\(options);
             CREATE TABLE IF NOT EXISTS ds_conflict (
                 id \(id),
-                object_table TEXT NOT NULL,
-                object_id TEXT NOT NULL,
-                object_attribute TEXT,
-                winner_value TEXT,
+                object_table \(text) NOT NULL,
+                object_id \(text) NOT NULL,
+                object_attribute \(text),
+                winner_value \(text),
                 winner_hlc BIGINT NOT NULL,
-                winner_node TEXT NOT NULL,
-                loser_value TEXT,
+                winner_node \(text) NOT NULL,
+                loser_value \(text),
                 loser_hlc BIGINT NOT NULL,
-                loser_node TEXT NOT NULL,
-                reason TEXT NOT NULL,
-                recorded_at TEXT NOT NULL
-            );
+                loser_node \(text) NOT NULL,
+                reason \(text) NOT NULL,
+                recorded_at \(text) NOT NULL
+            )\(options);
             CREATE TABLE IF NOT EXISTS ds_trusted_key (
-                node_id TEXT PRIMARY KEY,
-                public_key TEXT NOT NULL,
-                trusted_at TEXT NOT NULL,
-                revoked_at TEXT
-            );
+                node_id \(dialect.keyTextType(255)) PRIMARY KEY,
+                public_key \(text) NOT NULL,
+                trusted_at \(text) NOT NULL,
+                revoked_at \(text)
+            )\(options);
             CREATE TABLE IF NOT EXISTS ds_origin_state (
-                origin TEXT NOT NULL,
-                origin_epoch TEXT NOT NULL,
+                origin \(dialect.keyTextType(255)) NOT NULL,
+                origin_epoch \(dialect.keyTextType(255)) NOT NULL,
                 contiguous BIGINT NOT NULL DEFAULT 0,
                 max_seq BIGINT NOT NULL DEFAULT 0,
                 inbox_floor BIGINT NOT NULL DEFAULT 0,
-                last_bundle TEXT,
-                last_seen_at TEXT,
+                last_bundle \(text),
+                last_seen_at \(text),
                 PRIMARY KEY (origin, origin_epoch)
-            );
+            )\(options);
             CREATE TABLE IF NOT EXISTS ds_peer_receipt (
-                peer TEXT NOT NULL,
-                origin TEXT NOT NULL,
-                origin_epoch TEXT NOT NULL,
+                peer \(dialect.keyTextType(255)) NOT NULL,
+                origin \(dialect.keyTextType(255)) NOT NULL,
+                origin_epoch \(dialect.keyTextType(255)) NOT NULL,
                 seq BIGINT NOT NULL,
-                updated_at TEXT NOT NULL,
+                updated_at \(text) NOT NULL,
                 PRIMARY KEY (peer, origin, origin_epoch)
-            );
+            )\(options);
             CREATE TABLE IF NOT EXISTS ds_quarantine (
-                path TEXT PRIMARY KEY,
-                reason TEXT NOT NULL,
-                quarantined_at TEXT NOT NULL
-            );
+                path \(dialect.keyTextType(768)) PRIMARY KEY,
+                reason \(text) NOT NULL,
+                quarantined_at \(text) NOT NULL
+            )\(options);
             CREATE TABLE IF NOT EXISTS ds_apply_state (
                 id BIGINT PRIMARY KEY,
                 applying BIGINT NOT NULL DEFAULT 0
-            );
+            )\(options);
             """
     }
 
     /// The payload is the last column: SQLite then writes a large one straight into the row's
     /// pages (a zeroblob, then incremental blob I/O) without building a record that holds it.
-    static func inboxTable(_ brand: Brand, name: String) -> String {
-        let id = brand == .sqlite ? "INTEGER PRIMARY KEY AUTOINCREMENT" : "BIGSERIAL PRIMARY KEY"
-        let blob = brand == .sqlite ? "BLOB" : "BYTEA"
+    static func inboxTable(_ dialect: Dialect, name: String) -> String {
+        let id = dialect.autoIdColumn
+        let blob = dialect.bytesType
+        let text = dialect.textType
+        let options = dialect.tableOptions
         return """
             CREATE TABLE IF NOT EXISTS \(name) (
                 id \(id),
-                origin TEXT NOT NULL,
-                origin_epoch TEXT NOT NULL,
+                origin \(dialect.keyTextType(255)) NOT NULL,
+                origin_epoch \(dialect.keyTextType(255)) NOT NULL,
                 seq BIGINT NOT NULL,
                 hlc BIGINT NOT NULL,
                 source_id BIGINT NOT NULL DEFAULT 0,
-                object_table TEXT NOT NULL,
+                object_table \(text) NOT NULL,
                 object_id \(blob) NOT NULL,
-                object_pk_attribute TEXT,
-                object_operation TEXT NOT NULL,
+                object_pk_attribute \(text),
+                object_operation \(text) NOT NULL,
                 cl BIGINT NOT NULL,
                 bundle_id BIGINT NOT NULL,
                 -- Unused since schema 8 (always 'new' and NULL): a held change is a row of
                 -- ds_change_held, so that holding it never rewrites this row and its payload.
-                status TEXT NOT NULL DEFAULT 'new',
-                reason TEXT,
-                received_at TEXT NOT NULL,
+                status \(text) NOT NULL DEFAULT 'new',
+                reason \(text),
+                received_at \(text) NOT NULL,
                 object_value \(blob)
-            );
+            )\(options);
             """
     }
 
     static let inboxColumnList =
         "id, origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_pk_attribute, object_operation, cl, bundle_id, status, reason, received_at, object_value"
-
-    /// SQLite nodes of versions before 6 have the payload in the middle of the inbox's row: the
-    /// table is rebuilt with it last, ids and the AUTOINCREMENT counter kept (the import
-    /// pointer is an id; no id may ever be handed out twice).
-    static func movePayloadLast(_ db: Database) throws {
-        guard db.brand == .sqlite,
-            try db.scalar("SELECT name FROM pragma_table_info('ds_change_inbox') ORDER BY cid DESC LIMIT 1").asString
-                != "object_value"
-        else { return }
-        let counter = try db.scalar("SELECT seq FROM sqlite_sequence WHERE name = 'ds_change_inbox'").asInt64 ?? 0
-        try db.executeScript(inboxTable(.sqlite, name: "ds_change_inbox_v6"))
-        try db.executeScript(
-            "INSERT INTO ds_change_inbox_v6 (\(inboxColumnList)) SELECT \(inboxColumnList) FROM ds_change_inbox")
-        try db.executeScript("DROP TABLE ds_change_inbox")
-        try db.executeScript("ALTER TABLE ds_change_inbox_v6 RENAME TO ds_change_inbox")
-        // An inbox emptied by pruning has no counter row after the copy: write it back either way.
-        let top = max(counter, try db.scalar("SELECT coalesce(max(id), 0) FROM ds_change_inbox").asInt64 ?? 0)
-        try db.execute("DELETE FROM sqlite_sequence WHERE name = 'ds_change_inbox'")
-        try db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('ds_change_inbox', ?)", [.integer(top)])
-    }
 
     /// Brings the tables of a node initialized by an older DataJoin up to this version.
     static func upgrade(_ db: Database, from version: Int64) throws {
@@ -240,26 +224,15 @@ enum SyncSchema {
             if version < 4 {
                 // Stamping reads unstamped rows in (source transaction, id) order: this index
                 // gives that order without sorting every unstamped row for every chunk.
-                try db.executeScript("DROP INDEX IF EXISTS ds_change_outbox_unstamped")
+                try db.executeScript(db.dialect.dropIndex("ds_change_outbox_unstamped", on: "ds_change_outbox"))
                 // Partial now: as a full index it served `seq IS NULL` too, and both planners
                 // chose it for the backlog and then sorted the whole backlog for every chunk.
-                try db.executeScript("DROP INDEX IF EXISTS ds_change_outbox_seq")
+                try db.executeScript(db.dialect.dropIndex("ds_change_outbox_seq", on: "ds_change_outbox"))
             }
-            if version < 5 && db.brand == .sqlite {
-                // Stamping finds the backlog above a stored id instead of through an index
-                // (Stamper.stampedThroughSetting): the id below the first unstamped row.
-                try db.execute(
-                    """
-                    INSERT INTO ds_setting (name, value) SELECT ?, coalesce((SELECT min(id) - 1 FROM ds_change_outbox WHERE seq IS NULL),
-                      (SELECT max(id) FROM ds_change_outbox), 0) WHERE true ON CONFLICT (name) DO UPDATE SET value = excluded.value
-                    """, [.text(Stamper.stampedThroughSetting)])
-                try db.executeScript("DROP INDEX IF EXISTS ds_change_outbox_unstamped_order")
-            }
+            // Steps of this brand alone (SQLite: the stamping cursor, the payload last in the
+            // inbox's row).
+            try db.dialect.upgradeSteps(db, from: version)
             if version < 6 {
-                // Versions before 6 could move SQLite's stamping cursor over rows they never
-                // stamped (a backlog over one export step): such rows go back into the backlog
-                // and the next export stamps and sends them.
-                _ = try Stamper.repairStranded(db)
                 // Every seq of an origin above it and up to its mark is in the inbox (`check`).
                 // Unknown for what an older version pruned: the mark itself.
                 // Versions before 6 wrote a column version without the implicit row version of a
@@ -276,11 +249,7 @@ enum SyncSchema {
                     try db.executeScript("UPDATE ds_origin_state SET inbox_floor = contiguous")
                 }
             }
-            if version < 7 {
-                // The payload last in the inbox's row (SQLite; a no-op where it is already).
-                try movePayloadLast(db)
-            }
-            try db.executeScript(ddl(for: db.brand))
+            try db.executeScript(ddl(db.dialect))
             if version < 8 {
                 // Held changes move to their own table: marking one held rewrote its inbox row,
                 // payload and all (SQLite held a 64 MiB value twice more for it).
@@ -299,20 +268,10 @@ enum SyncSchema {
     }
 
     static func hasColumn(_ db: Database, table: String, column: String) throws -> Bool {
-        let sql =
-            db.brand == .sqlite
-            ? "SELECT count(*) FROM pragma_table_info(?) WHERE name = ?"
-            : "SELECT count(*) FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass(?) AND attname = ? AND NOT attisdropped"
-        return try db.scalar(sql, [.text(table), .text(column)]).asInt64 ?? 0 > 0
+        try db.dialect.hasColumn(db, table: table, column: column)
     }
 
-    static func installed(_ db: Database) throws -> Bool {
-        let sql =
-            db.brand == .sqlite
-            ? "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'ds_node'"
-            : "SELECT count(*) FROM (SELECT to_regclass('ds_node') AS t) AS ds_r WHERE t IS NOT NULL"
-        return try db.scalar(sql).asInt64 ?? 0 > 0
-    }
+    static func installed(_ db: Database) throws -> Bool { try db.dialect.isInstalled(db) }
 }
 
 /// Program ids of the seed's ds_program_parameter rows.

@@ -5,26 +5,6 @@ public enum ValueKind: String, Sendable {
     case integer, real, text, blob, boolean
     /// SQLite columns with NUMERIC or no affinity: the captured value keeps its own type.
     case any
-
-    static func forPostgres(_ type: String) -> ValueKind {
-        switch type {
-        case "smallint", "integer", "bigint": return .integer
-        case "real", "double precision": return .real
-        case "boolean": return .boolean
-        case "bytea": return .blob
-        default: return .text
-        }
-    }
-
-    /// SQLite's affinity rules (https://www.sqlite.org/datatype3.html §3.1).
-    static func forSQLite(_ declared: String) -> ValueKind {
-        let t = declared.uppercased()
-        if t.contains("INT") { return .integer }
-        if t.contains("CHAR") || t.contains("CLOB") || t.contains("TEXT") { return .text }
-        if t.contains("BLOB") { return .blob }
-        if t.contains("REAL") || t.contains("FLOA") || t.contains("DOUB") { return .real }
-        return .any
-    }
 }
 
 public struct ColumnInfo: Equatable, Sendable {
@@ -93,35 +73,5 @@ enum ValueConversion {
         case "NaN", "nan": return .nan
         default: return Double(s)
         }
-    }
-
-    /// A PostgreSQL value captured as its text output, typed by the column's kind.
-    static func fromPostgresText(_ text: String?, kind: ValueKind) -> Value {
-        guard let text else { return .null }
-        switch kind {
-        case .integer: return Int64(text).map(Value.integer) ?? .text(text)
-        case .real: return parseReal(text).map(Value.real) ?? .text(text)
-        case .boolean: return .integer(text == "t" || text == "true" ? 1 : 0)
-        case .blob:
-            if text.hasPrefix("\\x"), let b = Hex.decode(text.dropFirst(2)) { return .blob(b) }
-            return .blob(Array(text.utf8))
-        case .text, .any: return .text(text)
-        }
-    }
-
-    /// A SQLite value captured by the triggers as a tagged string: i42, r0.5, tabc, b00ff.
-    static func fromSQLiteTagged(_ tagged: String?) -> Value {
-        guard let tagged, let tag = tagged.utf8.first else { return .null }
-        let body = String(tagged.dropFirst())
-        switch tag {
-        case UInt8(ascii: "i"): return Int64(body).map(Value.integer) ?? .text(body)
-        case UInt8(ascii: "r"): return parseReal(body).map(Value.real) ?? .text(body)
-        case UInt8(ascii: "b"): return .blob(Hex.decode(body) ?? [])
-        default: return .text(body)
-        }
-    }
-
-    static func fromCaptured(_ text: String?, brand: Brand, kind: ValueKind) -> Value {
-        brand == .sqlite ? normalize(fromSQLiteTagged(text), kind: kind) : fromPostgresText(text, kind: kind)
     }
 }

@@ -59,7 +59,7 @@ public enum Tracker {
                     try TableRegistry.save(db, info)
                     if triggers { try CaptureTriggers.install(db, info) }
                 }
-                var warnings = wasTracked ? [] : try keyWarnings(db, info) + nullableKeyWarnings(db, info)
+                var warnings = wasTracked ? [] : try keyWarnings(db, info)
                 // In the same transaction as the triggers: no row is captured twice or missed.
                 let backfilled = backfill ? try CaptureTriggers.backfill(db, info) : nil
                 if !backfill, let n = try rowsBefore(db, info) {
@@ -102,55 +102,9 @@ public enum Tracker {
         return n == 0 ? nil : n > 1_000_000 ? "1000000+" : String(n)
     }
 
-    /// Keys handed out by a local sequence collide between nodes; say so at track time.
-    /// SQLite accepts NULL in a PRIMARY KEY column that is not an INTEGER rowid alias.
-    static func nullableKeyWarnings(_ db: Database, _ t: TableInfo) throws -> [String] {
-        guard db.brand == .sqlite else { return [] }
-        let rowid = t.keyColumns.count == 1 && t.keyColumns[0].dataType.uppercased() == "INTEGER"
-        let nullable = try db.rows(
-            "SELECT name FROM pragma_table_info(?) WHERE pk > 0 AND \"notnull\" = 0 ORDER BY pk", [.text(t.name)]
-        ).compactMap { $0.string(0) }
-        guard !rowid, !nullable.isEmpty else { return [] }
-        return [
-            "\(t.name): its key column(s) \(nullable.joined(separator: ", ")) may hold NULL (SQLite allows it); "
-                + "a row whose key is NULL cannot be matched elsewhere and is held on every peer: declare them NOT NULL"
-        ]
-    }
-
+    /// Keys handed out by a local sequence collide between nodes, and a key column that may
+    /// hold NULL matches nothing elsewhere: say so at track time.
     static func keyWarnings(_ db: Database, _ t: TableInfo) throws -> [String] {
-        let advice = "two nodes will hand out the same ids; use UUIDs, or per-node prefixes or ranges"
-        switch db.brand {
-        case .sqlite:
-            let sql =
-                try db.scalar("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [.text(t.name)])
-                .asString ?? ""
-            if sql.uppercased().contains("AUTOINCREMENT") {
-                return ["\(t.name): its key is AUTOINCREMENT; \(advice)"]
-            }
-            if t.keyColumns.count == 1, t.keyColumns[0].dataType.uppercased() == "INTEGER" {
-                return [
-                    "\(t.name): its key \(t.keyColumns[0].name) is an INTEGER PRIMARY KEY (a rowid SQLite fills in); \(advice)"
-                ]
-            }
-        case .postgres:
-            for k in t.keyColumns {
-                let d =
-                    try db.scalar(
-                        """
-                        SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
-                        WHERE d.adrelid = to_regclass(?) AND a.attname = ?
-                        """, [.text(db.quote(t.name)), .text(k.name)]
-                    ).asString ?? ""
-                let identity =
-                    try db.scalar(
-                        "SELECT attidentity FROM pg_attribute WHERE attrelid = to_regclass(?) AND attname = ?",
-                        [.text(db.quote(t.name)), .text(k.name)]
-                    ).asString ?? ""
-                if d.contains("nextval(") || identity == "a" || identity == "d" {
-                    return ["\(t.name): its key \(k.name) comes from a local sequence; \(advice)"]
-                }
-            }
-        }
-        return []
+        try db.dialect.keyWarnings(db, t)
     }
 }

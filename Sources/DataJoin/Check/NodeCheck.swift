@@ -41,7 +41,7 @@ public enum NodeCheck {
     /// Puts stranded outbox rows back into the backlog (the next export stamps and sends them);
     /// returns how many. The only repair `check` makes: it loses nothing and sends nothing twice.
     public static func repair(_ db: Database) throws -> Int64 {
-        try db.inTransaction { try Stamper.repairStranded(db) }
+        try db.inTransaction { try db.dialect.repairStranded(db) }
     }
 
     /// Every captured row is stamped or waiting; this node's seqs run without a gap up to the

@@ -18,7 +18,8 @@ public struct Row {
 /// never spliced into SQL text. Identifiers come only from the tracked-table registry and are
 /// quoted with `quote(_:)`.
 public protocol Database: AnyObject {
-    var brand: Brand { get }
+    /// What differs between brands in SQL and catalogs: the only way the core learns the brand.
+    var dialect: Dialect { get }
     /// A description safe to print (no password).
     var displayName: String { get }
     @discardableResult
@@ -41,6 +42,19 @@ public protocol Database: AnyObject {
     /// `count` bytes from `offset` of a blob column of one row (`id`): a large value is read a
     /// piece at a time, never whole. `table` and `column` are DataJoin's own.
     func readBlob(table: String, column: String, rowid: Int64, offset: Int, count: Int) throws -> [UInt8]
+    /// True when the database refused a statement (a constraint, a type), as opposed to a lost
+    /// connection or a bug.
+    func isRefusal(_ error: Error) -> Bool
+    /// True when `error` is a duplicate key.
+    func isUniqueViolation(_ error: Error) -> Bool
+    /// A row with a large value written in place, where the brand can (the value never in a
+    /// statement's memory as well): the rows inserted, or nil when the brand has no such path
+    /// or `row[valueIndex]` is smaller than it is worth. Skips a duplicate key.
+    func insertWithLargeValue(into table: String, columns: String, _ row: [Value], valueIndex: Int) throws -> Int?
+    /// Streams rows into `table` by the brand's bulk path, where it has one that beats
+    /// multi-row INSERT; false (nothing done) where it has none. A duplicate key fails it.
+    func bulkLoad(into table: String, columns: String, _ rows: (_ send: ([Value]) throws -> Void) throws -> Void)
+        throws -> Bool
 }
 
 extension Database {
@@ -66,19 +80,11 @@ extension Database {
         return first
     }
 
-    /// PostgreSQL plans from statistics; a table that just grew by thousands of rows would be
-    /// planned as if it were still small. Analyzes each of `tables` after `changes` ≥ 5,000 that
-    /// are also at least a tenth of its rows at the last ANALYZE (autovacuum's own rule): on a
-    /// table of millions, 10,000 more rows change no plan, and analyzing it cost a 10,000-change
-    /// step a third of its time.
+    public var brand: Brand { dialect.brand }
+
+    /// Brings the planner's statistics up to date where the brand plans from them.
     func refreshStatistics(_ tables: [String], after changes: Int) throws {
-        guard brand == .postgres, changes >= 5_000 else { return }
-        for t in tables {
-            let rows =
-                try scalar("SELECT reltuples::bigint FROM pg_catalog.pg_class WHERE oid = to_regclass(?)", [.text(t)])
-                .asInt64 ?? -1
-            if rows <= 0 || Int64(changes) * 10 >= rows { try execute("ANALYZE \(quote(t))") }
-        }
+        try dialect.refreshStatistics(self, tables, after: changes)
     }
 
     public func scalar(_ sql: String, _ params: [Value] = []) throws -> Value {

@@ -16,7 +16,15 @@ public final class DryRunDatabase: Database {
     /// Rolls back everything the dry run did.
     public func finish() throws { try inner.rollback() }
 
-    public var brand: Brand { inner.brand }
+    public var dialect: Dialect { inner.dialect }
+    public func isRefusal(_ error: Error) -> Bool { inner.isRefusal(error) }
+    public func isUniqueViolation(_ error: Error) -> Bool { inner.isUniqueViolation(error) }
+    public func insertWithLargeValue(into table: String, columns: String, _ row: [Value], valueIndex: Int) throws
+        -> Int?
+    { try inner.insertWithLargeValue(into: table, columns: columns, row, valueIndex: valueIndex) }
+    public func bulkLoad(
+        into table: String, columns: String, _ rows: (_ send: ([Value]) throws -> Void) throws -> Void
+    ) throws -> Bool { try inner.bulkLoad(into: table, columns: columns, rows) }
     public var displayName: String { inner.displayName }
     public func execute(_ sql: String, _ params: [Value]) throws -> Int { try inner.execute(sql, params) }
     public func query(_ sql: String, _ params: [Value], _ body: (Row) throws -> Void) throws {

@@ -35,10 +35,9 @@ extension Database {
     /// as INSERT does (it ignores rules).
     func insertMany(into table: String, columns: [String], rows: [[Value]], onConflict: String?) throws {
         let list = columns.joined(separator: ", ")
-        if onConflict == nil, rows.count >= Tuning.current.copyThreshold, let pg = self as? PostgresDatabase {
-            try pg.copyInRows("COPY \(table) (\(list)) FROM STDIN") { send in
-                for r in rows { try send(r) }
-            }
+        if onConflict == nil, rows.count >= Tuning.current.copyThreshold,
+            try bulkLoad(into: table, columns: list, { send in for r in rows { try send(r) } })
+        {
             return
         }
         let tuple = "(" + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")"

@@ -71,11 +71,11 @@ enum Holdings {
             if n < page || advanced < n { break walk }
         }
         try db.execute(
-            """
-            INSERT INTO ds_origin_state (origin, origin_epoch, contiguous, max_seq, last_bundle, last_seen_at) VALUES (?, ?, ?, ?, ?, ?)
-            ON CONFLICT (origin, origin_epoch) DO UPDATE SET contiguous = excluded.contiguous, max_seq = excluded.max_seq,
-              last_bundle = excluded.last_bundle, last_seen_at = excluded.last_seen_at
-            """, key + [.integer(s.contiguous), .integer(s.maxSeq), .text(bundle), .text(nowText())])
+            "INSERT INTO ds_origin_state (origin, origin_epoch, contiguous, max_seq, last_bundle, last_seen_at) VALUES (?, ?, ?, ?, ?, ?) "
+                + db.dialect.upsert(
+                    key: ["origin", "origin_epoch"],
+                    overwrite: ["contiguous", "max_seq", "last_bundle", "last_seen_at"]),
+            key + [.integer(s.contiguous), .integer(s.maxSeq), .text(bundle), .text(nowText())])
     }
 
     /// Raises an origin's marks to `seq` (a snapshot holds everything up to it), then extends the
@@ -84,11 +84,10 @@ enum Holdings {
         let s = try state(db, origin: origin, epoch: epoch)
         guard seq > s.contiguous else { return }
         try db.execute(
-            """
-            INSERT INTO ds_origin_state (origin, origin_epoch, contiguous, max_seq, inbox_floor, last_bundle, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (origin, origin_epoch) DO UPDATE SET contiguous = excluded.contiguous, max_seq = excluded.max_seq,
-              inbox_floor = excluded.inbox_floor, last_bundle = excluded.last_bundle, last_seen_at = excluded.last_seen_at
-            """,
+            "INSERT INTO ds_origin_state (origin, origin_epoch, contiguous, max_seq, inbox_floor, last_bundle, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                + db.dialect.upsert(
+                    key: ["origin", "origin_epoch"],
+                    overwrite: ["contiguous", "max_seq", "inbox_floor", "last_bundle", "last_seen_at"]),
             [
                 .text(origin), .text(epoch), .integer(seq), .integer(max(seq, s.maxSeq)), .integer(seq), .text(bundle),
                 .text(nowText()),

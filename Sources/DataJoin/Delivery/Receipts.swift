@@ -4,12 +4,18 @@ import Foundation
 enum Receipts {
     static func record(_ db: Database, peer: String, _ receipts: [Receipt]) throws {
         for r in receipts {
+            let incoming = db.dialect.incoming("seq")
             try db.execute(
-                """
-                INSERT INTO ds_peer_receipt (peer, origin, origin_epoch, seq, updated_at) VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT (peer, origin, origin_epoch) DO UPDATE SET seq = CASE WHEN excluded.seq > ds_peer_receipt.seq THEN excluded.seq ELSE ds_peer_receipt.seq END,
-                  updated_at = excluded.updated_at
-                """, [.text(peer), .text(r.origin), .text(r.epoch), .integer(r.seq), .text(nowText())])
+                "INSERT INTO ds_peer_receipt (peer, origin, origin_epoch, seq, updated_at) VALUES (?, ?, ?, ?, ?) "
+                    + db.dialect.upsert(
+                        key: ["peer", "origin", "origin_epoch"],
+                        set: [
+                            (
+                                "seq",
+                                "CASE WHEN \(incoming) > ds_peer_receipt.seq THEN \(incoming) ELSE ds_peer_receipt.seq END"
+                            ),
+                            ("updated_at", db.dialect.incoming("updated_at")),
+                        ]), [.text(peer), .text(r.origin), .text(r.epoch), .integer(r.seq), .text(nowText())])
         }
     }
 

@@ -182,7 +182,7 @@ public enum Exporter {
                         "SELECT \(Outbox.columns) FROM ds_change_outbox WHERE seq >= ? AND seq <= ? ORDER BY seq",
                         [.integer(r.lowerBound), .integer(r.upperBound)]
                     ) { row in
-                        try add(try Outbox.change(row, me: me, tables: ctx.tables, brand: db.brand, names: names))
+                        try add(try Outbox.change(row, me: me, tables: ctx.tables, dialect: db.dialect, names: names))
                         done += 1
                         if done % 5_000 == 0 {
                             ctx.reporter.progress(

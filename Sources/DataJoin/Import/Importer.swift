@@ -187,7 +187,7 @@ public enum Importer {
     /// stamped first, so every comparison sees their versions.
     /// The database refused a change (a constraint, a type): not a lost connection or a bug.
     static func isRefusal(_ db: Database, _ error: Error) -> Bool {
-        !db.isRetryable(error) && (error is PostgresError || error is SQLiteError)
+        db.isRefusal(error)
     }
 
     /// `after` is the only lower bound on `id`: SQLite bounds a rowid range by one of several
@@ -285,10 +285,9 @@ public enum Importer {
                     if !wasHeld { report.held += 1 }
                     // Its own row: the inbox row and its payload are never rewritten for it.
                     try db.execute(
-                        """
-                        INSERT INTO ds_change_held (id, object_table, object_id, reason) VALUES (?, ?, ?, ?)
-                        ON CONFLICT (id) DO UPDATE SET reason = excluded.reason
-                        """, [.integer(id), r[6], r[7], .text(reason)])
+                        "INSERT INTO ds_change_held (id, object_table, object_id, reason) VALUES (?, ?, ?, ?) "
+                            + db.dialect.upsert(key: ["id"], overwrite: ["reason"]),
+                        [.integer(id), r[6], r[7], .text(reason)])
                 }
             }
             // Written out and forgotten: memory stays flat however large the bundle.
@@ -309,14 +308,7 @@ public enum Importer {
     /// Without savepoints, foreign keys are checked once at the end, so a parent and its children
     /// apply in any order; a violation left at the end refuses the bundle, which then applies
     /// again change by change with immediate checks, holding the offending changes.
-    static func deferForeignKeys(_ db: Database, _ on: Bool) throws {
-        switch db.brand {
-        // Resets itself at commit; a violation makes COMMIT fail.
-        case .sqlite: if on { try db.execute("PRAGMA defer_foreign_keys = ON") }
-        // Only DEFERRABLE constraints defer; IMMEDIATE at the end checks them here, not at COMMIT.
-        case .postgres: try db.execute(on ? "SET CONSTRAINTS ALL DEFERRED" : "SET CONSTRAINTS ALL IMMEDIATE")
-        }
-    }
+    static func deferForeignKeys(_ db: Database, _ on: Bool) throws { try db.dialect.deferForeignKeys(db, on) }
 
     /// A held insert carries the values of the held updates of the same row generation that
     /// follow it. An insert refused by a unique index stays refused on every retry with its
@@ -394,10 +386,5 @@ public enum Importer {
     }
 
     /// Switches capture off for this transaction only: a crash rolls the switch back with it.
-    static func setApplying(_ db: Database, _ on: Bool) throws {
-        switch db.brand {
-        case .sqlite: try db.execute("UPDATE ds_apply_state SET applying = ? WHERE id = 1", [.integer(on ? 1 : 0)])
-        case .postgres: try db.execute("SELECT set_config('datajoin.applying', ?, true)", [.text(on ? "on" : "off")])
-        }
-    }
+    static func setApplying(_ db: Database, _ on: Bool) throws { try db.dialect.setApplying(db, on) }
 }

@@ -92,11 +92,7 @@ struct Merger {
                 "\(c.table): the key (\(t.keyColumns.map(\.name).joined(separator: ", "))) of this row is NULL on \(c.origin); "
                     + "a row without a key cannot be matched on another node: give it a key there")
         }
-        if db.brand == .postgres,
-            c.key.contains(where: { if case .text(let s) = $0 { return s.utf8.contains(0) } else { return false } })
-        {
-            return .held("\(c.table): the key holds a NUL byte, which PostgreSQL text cannot hold")
-        }
+        if let problem = db.dialect.keyProblem(c.key) { return .held("\(c.table): \(problem)") }
         let key = canonical?.key ?? t.canonicalKey(c.key)
         let keyBytes = canonical?.bytes ?? KeyCodec.encode(key)
         let rowKey = KeyBytes(keyBytes)
@@ -128,7 +124,9 @@ struct Merger {
                 $1
             )
         }
-        if c.op != .delete, let problem = ValueFit.problem(placed, table: t, brand: db.brand) { return .held(problem) }
+        if c.op != .delete, let problem = ValueFit.problem(placed, table: t, dialect: db.dialect) {
+            return .held(problem)
+        }
 
         switch c.op {
         case .insert:

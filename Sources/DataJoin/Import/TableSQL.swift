@@ -43,16 +43,19 @@ final class TableSQL {
 
     private func upsertSQL(_ names: [String]) -> String {
         if let sql = upserts[names] { return sql }
-        let keyNames = table.keyColumns.map { db.quote($0.name) }.joined(separator: ", ")
-        let nonKey = names.filter { n in !table.keyColumns.contains { $0.name == n } }
-        let action =
-            nonKey.isEmpty
-            ? "DO NOTHING"
-            : "DO UPDATE SET " + nonKey.map { "\(db.quote($0)) = excluded.\(db.quote($0))" }.joined(separator: ", ")
         let sql =
-            "INSERT INTO \(db.quote(table.name)) (\(names.map { db.quote($0) }.joined(separator: ", "))) VALUES (\(names.map { _ in "?" }.joined(separator: ", "))) ON CONFLICT (\(keyNames)) \(action)"
+            "INSERT INTO \(db.quote(table.name)) (\(names.map { db.quote($0) }.joined(separator: ", "))) VALUES (\(names.map { _ in "?" }.joined(separator: ", "))) "
+            + onConflict(names)
         upserts[names] = sql
         return sql
+    }
+
+    /// A duplicate key overwrites the value columns among `names`, or changes nothing.
+    private func onConflict(_ names: [String]) -> String {
+        let key = table.keyColumns.map { db.quote($0.name) }
+        let values = names.filter { n in !table.keyColumns.contains { $0.name == n } }.map { db.quote($0) }
+        return values.isEmpty
+            ? db.dialect.skipDuplicate(key: key) : db.dialect.upsert(key: key, overwrite: values)
     }
 
     func update(_ key: [Value], _ columns: [Change.ColumnValue]) throws {
@@ -99,14 +102,10 @@ final class TableSQL {
         let keyNames = table.keyColumns.map(\.name)
         let valueNames = names.filter { !keyNames.contains($0) }
         let valueIndexes = valueNames.map { n in names.firstIndex(of: n)! }
-        let action =
-            valueNames.isEmpty
-            ? "DO NOTHING"
-            : "DO UPDATE SET " + valueNames.map { "\(db.quote($0)) = excluded.\(db.quote($0))" }.joined(separator: ", ")
         try db.insertMany(
             into: db.quote(table.name), columns: (keyNames + valueNames).map { db.quote($0) },
             rows: rows.map { key, values in key + valueIndexes.map { values[$0] } },
-            onConflict: fresh ? nil : "ON CONFLICT (\(keyNames.map { db.quote($0) }.joined(separator: ", "))) \(action)"
+            onConflict: fresh ? nil : onConflict(names)
         )
     }
 
@@ -121,21 +120,19 @@ final class TableSQL {
         guard !valueNames.isEmpty else { return }
         let valueIndexes = valueNames.map { n in names.firstIndex(of: n)! }
         let all = keyNames + valueNames
-        let tuple = "(" + Array(repeating: "?", count: all.count).joined(separator: ", ") + ")"
-        let set = valueNames.map { "\(db.quote($0)) = v.\(db.quote($0))" }.joined(separator: ", ")
+        let set = valueNames.map { (column: db.quote($0), expression: "v." + db.quote($0)) }
         let match = keyNames.map { "d.\(db.quote($0)) = v.\(db.quote($0))" }.joined(separator: " AND ")
-        let falsePredicate = db.brand == .postgres ? "false" : "0"
+        let falsePredicate = db.dialect.falseCondition
         var start = 0
         for n in MultiRow.pieces(rows.count, max: MultiRow.rowsPerStatement(all.count)) {
             let slice = rows[start..<start + n]
             start += n
-            let rowsSQL =
-                db.brand == .postgres
-                ? Array(repeating: "SELECT " + tuple.dropFirst().dropLast(), count: n).joined(separator: " UNION ALL ")
-                : "VALUES " + Array(repeating: tuple, count: n).joined(separator: ", ")
-            let sql =
-                "UPDATE \(db.quote(table.name)) AS d SET \(set) FROM (SELECT \(all.map { db.quote($0) }.joined(separator: ", ")) FROM \(db.quote(table.name)) WHERE \(falsePredicate) UNION ALL "
-                + rowsSQL + ") AS v WHERE \(match)"
+            let rowsSQL = db.dialect.parameterRows(n, width: all.count)
+            let rows =
+                "SELECT \(all.map { db.quote($0) }.joined(separator: ", ")) FROM \(db.quote(table.name)) WHERE \(falsePredicate) UNION ALL "
+                + rowsSQL
+            let sql = db.dialect.updateFrom(
+                db.quote(table.name), alias: "d", set: set, rows: rows, rowsAlias: "v", match: match)
             try db.execute(sql, slice.flatMap { key, values in key + valueIndexes.map { values[$0] } })
         }
     }

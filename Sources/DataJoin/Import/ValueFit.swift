@@ -6,59 +6,16 @@ import Foundation
 /// varchar(n)) are held through the database's own error.
 enum ValueFit {
     /// `values`: each value with its column's position in `t.columns`.
-    static func problem(_ values: [(Change.ColumnValue, Int)], table t: TableInfo, brand: Brand) -> String? {
+    static func problem(_ values: [(Change.ColumnValue, Int)], table t: TableInfo, dialect: Dialect) -> String? {
         for (v, p) in values {
-            let col = t.columns[p]
-            if brand == .postgres, case .text(let s) = v.value, s.utf8.contains(0) {
-                return "\(t.name).\(v.name): a NUL byte, which PostgreSQL text cannot hold; held rather than altered"
+            if let problem = dialect.valueProblem(v.value, t.columns[p]) {
+                return "\(t.name).\(v.name): \(problem); held rather than altered"
             }
-            // Only reals and text can be altered.
-            switch v.value {
-            case .real: break
-            case .text where brand == .sqlite || col.dataType.hasPrefix("numeric("): break
-            default: continue
-            }
-            let problem = brand == .sqlite ? sqlite(v.value, col) : postgres(v.value, col)
-            if let problem { return "\(t.name).\(v.name): \(problem); held rather than altered" }
         }
         return nil
     }
 
-    // MARK: - SQLite
-
-    /// SQLite's affinity of a declared type (https://www.sqlite.org/datatype3.html §3.1).
-    enum Affinity { case integer, text, blob, real, numeric }
-
-    static func affinity(_ declared: String) -> Affinity {
-        let t = declared.uppercased()
-        if t.contains("INT") { return .integer }
-        if t.contains("CHAR") || t.contains("CLOB") || t.contains("TEXT") { return .text }
-        if t.contains("BLOB") || t.isEmpty { return .blob }
-        if t.contains("REAL") || t.contains("FLOA") || t.contains("DOUB") { return .real }
-        return .numeric
-    }
-
-    static func sqlite(_ value: Value, _ col: ColumnInfo) -> String? {
-        // Text in a TEXT column (the common case) needs no affinity rules.
-        if case .text = value, col.kind == .text { return nil }
-        let aff = affinity(col.dataType)
-        switch value {
-        case .real(let d):
-            if d.isNaN { return "NaN, which SQLite stores as NULL" }
-            if d == 0 && d.sign == .minus && aff != .blob {
-                return
-                    "-0.0, which SQLite stores as 0 in a \(col.dataType) column (declare the column without a type to keep the sign)"
-            }
-        case .text(let s) where aff == .integer || aff == .real || aff == .numeric:
-            // SQLite turns numeric-looking text into a number here, keeping 15 significant digits.
-            if let digits = significantDigits(s), digits > 15 {
-                return
-                    "the number \(s.prefix(40)) has \(digits) significant digits; a \(col.dataType) column in SQLite keeps 15 (declare it TEXT to keep exact decimals)"
-            }
-        default: break
-        }
-        return nil
-    }
+    // MARK: - Number text, for the dialects
 
     /// The significant digits of a decimal literal as SQLite would read it, or nil if it is not one.
     static func significantDigits(_ s: String) -> Int? {
@@ -76,29 +33,6 @@ enum ValueFit {
         while digits.first == "0" { digits.removeFirst() }
         if mantissa.contains(".") { while digits.last == "0" { digits.removeLast() } }
         return digits.count
-    }
-
-    // MARK: - PostgreSQL
-
-    static func postgres(_ value: Value, _ col: ColumnInfo) -> String? {
-        let type = col.dataType
-        // PostgreSQL stores a float4 and prints its shortest text; what comes back must be this value.
-        if type == "real", case .real(let d) = value, !d.isNaN, Double(String(describing: Float(d))) != d {
-            return
-                "\(Value.realText(d)) needs double precision; a real column would round it (declare it double precision)"
-        }
-        if type.hasPrefix("numeric("), let scale = numericScale(type) {
-            let text: String?
-            switch value {
-            case .text(let s): text = s
-            case .real(let d): text = Value.realText(d)
-            default: text = nil
-            }
-            if let text, let digits = fractionDigits(text), digits > scale {
-                return "\(text.prefix(40)) has \(digits) decimal places; \(type) would round it to \(scale)"
-            }
-        }
-        return nil
     }
 
     static func numericScale(_ type: String) -> Int? {

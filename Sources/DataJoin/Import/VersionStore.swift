@@ -35,21 +35,9 @@ struct VersionStore {
     static var batch: Int { Tuning.current.versionBatch }
 
     /// `SELECT columns FROM versions WHERE object_table = ? AND object_id IN (keys)`, with one
-    /// index descent per key whatever the statistics say. PostgreSQL, on a version table that
-    /// grew in this transaction (no statistics for `object_table`), read the table's whole
-    /// prefix and filtered it: 100,000 rows for every 400 keys. A lateral subquery it cannot
-    /// flatten (`OFFSET 0`) looks each key up on its own.
+    /// index descent per key whatever the statistics say.
     func keyed(_ columns: String, from versions: String, keys: Int) -> String {
-        switch db.brand {
-        case .sqlite:
-            return
-                "SELECT \(columns) FROM \(versions) WHERE object_table = ? AND object_id IN (\(Array(repeating: "?", count: keys).joined(separator: ", ")))"
-        case .postgres:
-            let values = (["(CAST(? AS bytea))"] + Array(repeating: "(?)", count: keys - 1)).joined(separator: ", ")
-            return
-                "SELECT \(columns) FROM (SELECT CAST(? AS text) AS t) AS ds_t CROSS JOIN (VALUES \(values)) AS ds_k (id) "
-                + "CROSS JOIN LATERAL (SELECT \(columns) FROM \(versions) WHERE object_table = ds_t.t AND object_id = ds_k.id OFFSET 0) AS ds_v"
-        }
+        db.dialect.keyedVersions(columns, from: versions, keys: keys)
     }
 
     struct Key: Hashable {
@@ -108,7 +96,7 @@ struct VersionStore {
             },
             onConflict: fresh
                 ? nil
-                : "ON CONFLICT (object_table, object_id) DO UPDATE SET cl = excluded.cl, hlc = excluded.hlc, node = excluded.node"
+                : db.dialect.upsert(key: ["object_table", "object_id"], overwrite: ["cl", "hlc", "node"])
         )
     }
 
@@ -119,7 +107,8 @@ struct VersionStore {
             rows: cols.map { [.text($0.0), .blob($0.1), .text($0.2), .integer($0.3.hlc), .text($0.3.node)] },
             onConflict: fresh
                 ? nil
-                : "ON CONFLICT (object_table, object_id, object_attribute) DO UPDATE SET hlc = excluded.hlc, node = excluded.node"
+                : db.dialect.upsert(
+                    key: ["object_table", "object_id", "object_attribute"], overwrite: ["hlc", "node"])
         )
     }
 
@@ -127,11 +116,7 @@ struct VersionStore {
         for (table, list) in Dictionary(grouping: keys, by: { $0.0 }) {
             for part in stride(from: 0, to: list.count, by: Self.batch) {
                 let slice = list[part..<min(part + Self.batch, list.count)]
-                // PostgreSQL: the rows found key by key (as in `keyed`), then deleted by ctid.
-                let sql =
-                    db.brand == .sqlite
-                    ? "DELETE FROM ds_column_version WHERE object_table = ? AND object_id IN (\(slice.map { _ in "?" }.joined(separator: ", ")))"
-                    : "DELETE FROM ds_column_version WHERE ctid = ANY (ARRAY(\(keyed("ctid", from: "ds_column_version", keys: slice.count))))"
+                let sql = db.dialect.deleteColumnVersions(keys: slice.count)
                 try db.execute(sql, [.text(table)] + slice.map { .blob($0.1) })
             }
         }

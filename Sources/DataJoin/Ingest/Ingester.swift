@@ -280,10 +280,7 @@ public enum Ingester {
                 func flush() throws {
                     guard !pending.isEmpty else { return }
                     let tuples = pending.map { _ in "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" }.joined(separator: ", ")
-                    let sql =
-                        db.brand == .sqlite
-                        ? "INSERT OR IGNORE INTO ds_change_inbox (\(cols)) VALUES \(tuples)"
-                        : "INSERT INTO ds_change_inbox (\(cols)) VALUES \(tuples) ON CONFLICT DO NOTHING"
+                    let sql = db.dialect.insertSkippingDuplicates(into: "ds_change_inbox", columns: cols, rows: tuples)
                     loaded += Int64(try db.execute(sql, pending.flatMap { $0 }))
                     pending.removeAll(keepingCapacity: true)
                     pendingBytes = 0
@@ -329,47 +326,38 @@ public enum Ingester {
                     while let next = try nextRow() {
                         guard let row = next else { continue }
                         offered += 1
-                        if case .blob(let payload) = row[10], payload.count >= SQLiteStatement.inPlaceBytes,
-                            let lite = db as? SQLiteDatabase
-                        {
-                            // SQLite, a large payload: the row goes in with a zeroblob of its size (the
-                            // payload is the row's last column, so SQLite builds no record holding
-                            // it), then the payload is written into the row's pages.
+                        if case .blob(let payload) = row[10], payload.count >= Self.largeValueBytes {
+                            // A large payload goes in by the brand's own path where it has one
+                            // (SQLite writes it into the row's pages), after the rows before it.
                             try flush()
-                            var placeholder = row
-                            placeholder[10] = .integer(Int64(payload.count))
-                            let inserted = try db.execute(
-                                "INSERT OR IGNORE INTO ds_change_inbox (\(cols)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, zeroblob(?), ?, ?)",
-                                placeholder)
-                            if inserted > 0 {
-                                try lite.writeBlob(
-                                    table: "ds_change_inbox", column: "object_value",
-                                    rowid: try db.scalar("SELECT last_insert_rowid()").asInt64 ?? 0, payload)
+                            if let inserted = try db.insertWithLargeValue(
+                                into: "ds_change_inbox", columns: cols, row, valueIndex: 10)
+                            {
+                                loaded += Int64(inserted)
+                                continue
                             }
-                            loaded += Int64(inserted)
-                            continue
                         }
                         try body(row)
                     }
                 }
-                // PostgreSQL, when no change of the file's ranges is in the inbox yet (the usual
-                // case): COPY, which takes no ON CONFLICT (a speculative insertion per row, twice the
-                // cost of the insert). The marks are read first: no query runs while a COPY is open.
-                var copyTo = useCopy ? db as? PostgresDatabase : nil
-                if copyTo != nil {
+                // The brand's bulk path (PostgreSQL's COPY), when no change of the file's ranges is
+                // in the inbox yet (the usual case): it skips no duplicate. The marks are read
+                // first: no query runs while a bulk load is open.
+                var bulk = useCopy
+                if bulk {
                     for o in h.origins where !(o.origin == me.nodeId && o.epoch == me.epoch) {
                         let m = try mark(o.origin, o.epoch)
                         if try db.firstRow(
                             "SELECT 1 FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq > ? AND seq <= ? LIMIT 1",
                             [.text(o.origin), .text(o.epoch), .integer(max(m, o.first - 1)), .integer(o.last)]) != nil
                         {
-                            copyTo = nil
+                            bulk = false
                             break
                         }
                     }
                 }
-                if let pg = copyTo {
-                    try pg.copyInRows("COPY ds_change_inbox (\(cols)) FROM STDIN") { send in try rows { try send($0) } }
+                if bulk, try db.bulkLoad(into: "ds_change_inbox", columns: cols, { send in try rows { try send($0) } })
+                {
                     loaded = offered
                 } else {
                     // A batch is cut by rows and by bytes: memory stays flat with large values.
@@ -411,7 +399,7 @@ public enum Ingester {
         let status: IngestedFile.Status
         do {
             status = try load()
-        } catch let e as PostgresError where useCopy && e.code == .uniqueViolation {
+        } catch  where useCopy && db.isUniqueViolation(error) {
             // A change twice in one file (a peer's bug): loaded again, duplicates skipped.
             useCopy = false
             status = try load()
@@ -421,12 +409,9 @@ public enum Ingester {
     }
 
     static func insertReturningId(_ db: Database, _ sql: String, _ params: [Value]) throws -> Int64 {
-        switch db.brand {
-        case .sqlite:
-            try db.execute(sql, params)
-            return try db.scalar("SELECT last_insert_rowid()").asInt64 ?? 0
-        case .postgres:
-            return try db.scalar(sql + " RETURNING id", params).asInt64 ?? 0
-        }
+        try db.dialect.insertReturningId(db, sql, params)
     }
+
+    /// From this size a payload is offered to the brand's in-place path (1 MiB).
+    static let largeValueBytes = 1 << 20
 }

@@ -30,7 +30,8 @@ enum Quarantine {
         let path = URL(fileURLWithPath: path).standardizedFileURL.path
         _ = try db.inTransaction {
             try db.execute(
-                "INSERT INTO ds_quarantine (path, reason, quarantined_at) VALUES (?, ?, ?) ON CONFLICT (path) DO UPDATE SET reason = excluded.reason, quarantined_at = excluded.quarantined_at",
+                "INSERT INTO ds_quarantine (path, reason, quarantined_at) VALUES (?, ?, ?) "
+                    + db.dialect.upsert(key: ["path"], overwrite: ["reason", "quarantined_at"]),
                 [.text(path), .text(reason), .text(nowText())])
         }
     }

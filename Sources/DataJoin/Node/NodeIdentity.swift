@@ -61,7 +61,7 @@ public enum NodeSetup {
             )
         }
         return try db.inTransaction {
-            try db.executeScript(SyncSchema.ddl(for: db.brand))
+            try db.executeScript(SyncSchema.ddl(db.dialect))
             if let existing = try db.firstRow("SELECT node_id, public_key FROM ds_node", []) {
                 let id = existing.string(0) ?? ""
                 guard id == node else {
@@ -83,10 +83,7 @@ public enum NodeSetup {
             try db.execute(
                 "INSERT INTO ds_node_key (node_id, private_key) VALUES (?, ?)",
                 [.text(node), .text(Hex.encode(Array(key.rawRepresentation)))])
-            if db.brand == .postgres {
-                // The private key is readable by the table owner only.
-                try db.executeScript("REVOKE ALL ON ds_node_key FROM PUBLIC")
-            }
+            try db.dialect.protectPrivateKey(db)
             try db.execute("INSERT INTO ds_apply_state (id, applying) VALUES (1, 0)")
             for (id, type, desc) in [
                 (Program.export, "export", "outbox to change bundles"),

@@ -40,15 +40,14 @@ public enum Snapshotter {
             me = try NodeIdentity.load(db)
             try Stamper.stampPending(db, me: &me, tables: tables)
         }
-        switch db.brand {
-        case .postgres:
-            // One REPEATABLE READ transaction: stamping sees exactly the outbox rows of the
-            // snapshot the reads see; application writers are never blocked.
+        if db.dialect.writeTransactionReadsWithoutBlocking {
+            // One transaction: stamping sees exactly the outbox rows of the snapshot the reads
+            // see; application writers are never blocked.
             try db.inTransaction {
                 try stampPending()
                 try read()
             }
-        case .sqlite:
+        } else {
             // Stamp, then read in a read transaction (WAL: writers go on). A write that commits
             // in between would be in the rows without its version: then read again, and after a
             // few tries do both inside the write transaction (writers wait for the snapshot).

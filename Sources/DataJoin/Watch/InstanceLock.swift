@@ -1,42 +1,35 @@
 import Foundation
 
-/// One `datajoin watch` per database at a time. SQLite: an exclusive flock on
-/// `<database>.datajoin-lock` (the file's real path, symlinks resolved) and on a lock named
-/// after the file's device and inode in the temporary folder (so a hard link meets it too);
-/// PostgreSQL: a session advisory lock held by the watcher's connection. All vanish with the
-/// process, however it ends; a clean stop also removes the lock files.
+/// One `datajoin watch` per database at a time, held as the database's dialect says (SQLite:
+/// file locks beside the database file; PostgreSQL: a session advisory lock). All vanish with
+/// the process, however it ends; a clean stop also removes lock files.
 public final class InstanceLock {
-    private var held: [(fd: Int32, path: String)] = []
-    private weak var db: Database?
+    private var held: HeldLock?
 
     public init(_ db: Database) throws {
-        switch db.brand {
-        case .sqlite:
-            guard let sqlite = db as? SQLiteDatabase else {
-                throw DataJoinError(.internalError, "not an SQLite connection")
+        held = try db.dialect.instanceLock(db)
+    }
+
+    public func release() {
+        held?.release()
+        held = nil
+    }
+
+    deinit { release() }
+}
+
+/// Exclusive flocks on files, each with the holder's process id written in it.
+final class FileLocks: HeldLock {
+    private var held: [(fd: Int32, path: String)] = []
+
+    init(_ paths: [String], name: String) throws {
+        for path in paths {
+            do {
+                held.append((try Self.take(path, name), path))
+            } catch {
+                release()
+                throw error
             }
-            let real = URL(fileURLWithPath: sqlite.path).resolvingSymlinksInPath().path
-            var file = stat()
-            guard stat(real, &file) == 0 else {
-                throw DataJoinError.io("cannot read \(real): \(String(cString: strerror(errno)))")
-            }
-            let byInode = (NSTemporaryDirectory() as NSString).appendingPathComponent(
-                "datajoin-watch-\(file.st_dev)-\(file.st_ino).lock")
-            for path in [real + ".datajoin-lock", byInode] {
-                do {
-                    held.append((try Self.take(path, db.displayName), path))
-                } catch {
-                    release()
-                    throw error
-                }
-            }
-        case .postgres:
-            let got = try db.scalar("SELECT pg_try_advisory_lock(4242000002)")
-            guard got == .integer(1) else {
-                throw DataJoinError(
-                    .locked, "another datajoin watch is already running on \(db.displayName); stop it first")
-            }
-            self.db = db
         }
     }
 
@@ -73,17 +66,13 @@ public final class InstanceLock {
 
     /// Removes the lock files (still holding them, so no other watch can have taken them) and
     /// unlocks. A watch that is killed leaves the files behind; the next one takes them over.
-    public func release() {
+    func release() {
         for (fd, path) in held {
             unlink(path)
             flock(fd, LOCK_UN)
             close(fd)
         }
         held = []
-        if let db {
-            _ = try? db.scalar("SELECT pg_advisory_unlock(4242000002)")
-            self.db = nil
-        }
     }
 
     deinit { release() }

@@ -4,7 +4,7 @@ import Foundation
 /// One libpq connection, finished in deinit. Statements are prepared once per connection;
 /// parameters travel as text (blobs as binary), results are typed from their column OIDs.
 public final class PostgresDatabase: Database {
-    public let brand = Brand.postgres
+    public let dialect: Dialect = PostgresDialect()
     public let displayName: String
     let conn: OpaquePointer
     private var prepared: [String: String] = [:]
@@ -563,6 +563,23 @@ public final class PostgresDatabase: Database {
         guard let e = error as? PostgresError else { return false }
         return e.code == .serializationFailure || e.code == .deadlockDetected || Self.isStalePlan(e)
     }
+    public func isRefusal(_ error: Error) -> Bool { error is PostgresError && !isRetryable(error) }
+
+    public func isUniqueViolation(_ error: Error) -> Bool { (error as? PostgresError)?.code == .uniqueViolation }
+
+    /// A large value goes through the statement's own streaming binding.
+    public func insertWithLargeValue(into table: String, columns: String, _ row: [Value], valueIndex: Int) throws
+        -> Int?
+    { nil }
+
+    /// COPY: no speculative insertion per row (what ON CONFLICT costs, twice the insert).
+    public func bulkLoad(
+        into table: String, columns: String, _ rows: (_ send: ([Value]) throws -> Void) throws -> Void
+    ) throws -> Bool {
+        try copyInRows("COPY \(table) (\(columns)) FROM STDIN", rows)
+        return true
+    }
+
     public func isUnavailable(_ error: Error) -> Bool {
         guard let e = error as? PostgresError else { return false }
         // No code: the connection itself failed. Classes 08 (connection), 53 (resources), 57

@@ -3,7 +3,7 @@ import Foundation
 
 /// One sqlite3 connection, closed in deinit. Statements are prepared once and cached.
 public final class SQLiteDatabase: Database {
-    public let brand = Brand.sqlite
+    public let dialect: Dialect = SQLiteDialect()
     public let path: String
     let handle: OpaquePointer
     private var cache: [String: SQLiteStatement] = [:]
@@ -157,6 +157,36 @@ public final class SQLiteDatabase: Database {
     public func rollback() throws {
         if sqlite3_get_autocommit(handle) == 0 { try execute("ROLLBACK") }
     }
+    public func isRefusal(_ error: Error) -> Bool { error is SQLiteError && !isRetryable(error) }
+
+    public func isUniqueViolation(_ error: Error) -> Bool {
+        guard let code = (error as? SQLiteError)?.code else { return false }
+        return code == SQLiteError.constraintUnique || code == SQLiteError.constraintPrimaryKey
+    }
+
+    /// The row goes in with a zeroblob of the value's size (the value is the row's last
+    /// column, so SQLite builds no record holding it), then the value is written into the
+    /// row's pages.
+    public func insertWithLargeValue(into table: String, columns: String, _ row: [Value], valueIndex: Int) throws
+        -> Int?
+    {
+        guard case .blob(let value) = row[valueIndex], value.count >= SQLiteStatement.inPlaceBytes else { return nil }
+        var placeholder = row
+        placeholder[valueIndex] = .integer(Int64(value.count))
+        let marks = row.indices.map { $0 == valueIndex ? "zeroblob(?)" : "?" }.joined(separator: ", ")
+        let inserted = try execute("INSERT OR IGNORE INTO \(table) (\(columns)) VALUES (\(marks))", placeholder)
+        if inserted > 0 {
+            let column = columns.split(separator: ",")[valueIndex].trimmingCharacters(in: .whitespaces)
+            try writeBlob(table: table, column: column, rowid: sqlite3_last_insert_rowid(handle), value)
+        }
+        return inserted
+    }
+
+    /// Multi-row INSERT is SQLite's bulk path.
+    public func bulkLoad(
+        into table: String, columns: String, _ rows: (_ send: ([Value]) throws -> Void) throws -> Void
+    ) throws -> Bool { false }
+
     public func isUnavailable(_ error: Error) -> Bool {
         guard let e = error as? SQLiteError else { return false }
         return [
@@ -181,6 +211,9 @@ public struct SQLiteError: Error, CustomStringConvertible {
     public let code: Int32
     public let message: String
     var primary: Int32 { code & 0xFF }
+    /// Extended result codes by name (sqlite3.h builds them from macros Swift cannot import).
+    static let constraintUnique = SQLITE_CONSTRAINT | (8 << 8)
+    static let constraintPrimaryKey = SQLITE_CONSTRAINT | (6 << 8)
     /// Another connection holds the database (exit status 75: try again).
     public var isLocked: Bool { primary == SQLITE_BUSY || primary == SQLITE_LOCKED }
     public var description: String {

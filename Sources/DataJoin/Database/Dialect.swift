@@ -1,0 +1,164 @@
+import Foundation
+
+/// Everything the core needs to know about one database brand: the text of the statements that
+/// differ, how its catalog is read, how capture is installed, in which order captured rows are
+/// stamped. One implementation per brand, in `Database/<Brand>/`; the core (capture, export,
+/// ingest, import, snapshot, prune, status, watch) asks its connection's dialect and never
+/// looks at the brand itself (docs/architecture.md).
+///
+/// Methods that read or write take the connection: a dialect is a value without state.
+public protocol Dialect: Sendable {
+    var brand: Brand { get }
+
+    // MARK: - DataJoin's own tables
+
+    /// An id column: integer primary key the database hands out, never twice.
+    var autoIdColumn: String { get }
+    /// A column of bytes (payloads).
+    var bytesType: String { get }
+    /// Bytes in a key or an index (row keys).
+    var keyBytesType: String { get }
+    /// Text of any length.
+    var textType: String { get }
+    /// Text in a key or an index, of up to `chars` characters where the brand bounds it.
+    func keyTextType(_ chars: Int) -> String
+    /// What follows `CREATE TABLE name (…)` for DataJoin's own tables.
+    var tableOptions: String { get }
+    /// ` WHERE condition` for a partial index, or nothing where the brand has none (the index
+    /// then covers every row, and must still be right).
+    func partialIndex(_ condition: String) -> String
+    func dropIndex(_ name: String, on table: String) -> String
+    /// A column that keeps a captured value as the trigger wrote it.
+    var capturedValueType: String { get }
+    /// Statements only this brand needs after the common tables (each ending in `;`).
+    var extraSchema: String { get }
+    /// True when DataJoin's tables exist in this database.
+    func isInstalled(_ db: Database) throws -> Bool
+    func hasColumn(_ db: Database, table: String, column: String) throws -> Bool
+    /// Brings a node's tables from `version` towards the current one, where this brand needs a
+    /// step the others do not (called inside the upgrade's transaction, before the common DDL).
+    func upgradeSteps(_ db: Database, from version: Int64) throws
+    /// Keeps the node's private key from other users of the database, where it has users.
+    func protectPrivateKey(_ db: Database) throws
+
+    // MARK: - Application tables
+
+    /// The columns of `table` in declaration order, or empty when there is no such table.
+    func columns(_ db: Database, of table: String) throws -> [ColumnInfo]
+    /// How values of a declared column type are typed.
+    func valueKind(declaredType: String) -> ValueKind
+    /// (child, parent) for every foreign key among `tables`.
+    func foreignKeys(_ db: Database, among tables: Set<String>) throws -> [(child: String, parent: String)]
+    /// Warnings for `track`: a key the database generates, a key column that may hold NULL.
+    func keyWarnings(_ db: Database, _ t: TableInfo) throws -> [String]
+
+    // MARK: - Capture
+
+    func installCapture(_ db: Database, _ t: TableInfo) throws
+    func removeCapture(_ db: Database, table: String) throws
+    /// Every row the table holds now, written to the outbox as the insert trigger would.
+    func backfill(_ db: Database, _ t: TableInfo) throws -> Int
+    /// A value as the capture triggers wrote it, typed by its column's kind.
+    func capturedValue(_ text: String?, kind: ValueKind) -> Value
+    /// Switches capture off for the rest of this transaction only (the importer's own writes).
+    func setApplying(_ db: Database, _ on: Bool) throws
+    /// Foreign keys checked at the end of the transaction (`on`), or at once again.
+    func deferForeignKeys(_ db: Database, _ on: Bool) throws
+
+    // MARK: - Stamping
+
+    /// Settings for the rest of a stamping or import transaction.
+    func prepareStamping(_ db: Database) throws
+    /// The id at or below which every outbox row is stamped (0 where the brand keeps no cursor).
+    func stampedThrough(_ db: Database) throws -> Int64
+    func setStampedThrough(_ db: Database, _ id: Int64) throws
+    /// Outbox rows at or below the cursor that have no seq (left by an older version).
+    func strandedCount(_ db: Database) throws -> Int64
+    /// Moves the cursor below any stranded row; returns how many there were.
+    func repairStranded(_ db: Database) throws -> Int64
+    /// The next `size` unstamped outbox rows (columns of `select`) in commit order, and the
+    /// cursor moved past them.
+    func nextStampChunk(_ db: Database, _ cursor: inout StampCursor, select: String, size: Int) throws -> [Row]
+    /// Writes (id, seq, hlc, cl) of each stamped outbox row.
+    func writeStamps(_ db: Database, _ stamps: [[Int64]], node: String, batch: Int) throws
+    /// True when one write transaction can read a consistent snapshot without holding back the
+    /// application's writers (a snapshot then stamps and reads in one transaction).
+    var writeTransactionReadsWithoutBlocking: Bool { get }
+
+    // MARK: - Statements that differ
+
+    /// The clause after `INSERT … VALUES …` that turns a duplicate of `key` into an update of
+    /// `set` (column and expression; `incoming(column)` is the value the insert brought, a
+    /// quoted column name alone the row's value before).
+    func upsert(key: [String], set: [(column: String, expression: String)]) -> String
+    /// The value an upsert's insert brought for `column` (quoted), inside `upsert`'s `set`.
+    func incoming(_ column: String) -> String
+    /// The clause after `INSERT … VALUES …` that skips a row whose `key` is there already.
+    func skipDuplicate(key: [String]) -> String
+    /// `UPDATE table AS d SET … FROM (rows) AS v WHERE match` in the brand's words.
+    func updateFrom(
+        _ table: String, alias: String, set: [(column: String, expression: String)], rows: String, rowsAlias: String,
+        match: String
+    ) -> String
+
+    /// `INSERT … VALUES rows` that skips rows whose key is there already.
+    func insertSkippingDuplicates(into table: String, columns: String, rows: String) -> String
+    /// An INSERT's new id (`sql` has no RETURNING clause).
+    func insertReturningId(_ db: Database, _ sql: String, _ params: [Value]) throws -> Int64
+    /// A constant false condition.
+    var falseCondition: String { get }
+    /// `n` rows of `width` parameters as a row source for `… UNION ALL <rows>`.
+    func parameterRows(_ n: Int, width: Int) -> String
+    /// `SELECT columns FROM versions WHERE object_table = ? AND object_id IN (keys)`, one index
+    /// descent per key.
+    func keyedVersions(_ columns: String, from versions: String, keys: Int) -> String
+    /// Deletes the column versions of `keys` keys of one table (parameters: table, keys).
+    func deleteColumnVersions(keys: Int) -> String
+    /// Brings the planner's statistics up to date after `changes` rows were written.
+    func refreshStatistics(_ db: Database, _ tables: [String], after changes: Int) throws
+
+    // MARK: - Values
+
+    /// Why `value` would be stored altered in `column`; nil when it fits.
+    func valueProblem(_ value: Value, _ column: ColumnInfo) -> String?
+    /// Why a key cannot be stored at all; nil when it can.
+    func keyProblem(_ key: [Value]) -> String?
+
+    // MARK: - Locks
+
+    /// Holds "one `datajoin watch` on this database" until the returned lock is released.
+    func instanceLock(_ db: Database) throws -> HeldLock
+}
+
+/// A lock held until `release()` (or until the process ends).
+public protocol HeldLock: AnyObject {
+    func release()
+}
+
+/// Where stamping goes on from, in the brand's stamping order.
+public struct StampCursor {
+    /// The last id read, where the brand stamps in id order (saved by `stampedThrough`).
+    public var throughId: Int64
+    /// Source transactions still to stamp in this call, in order (source id, rows).
+    var transactions: ArraySlice<(source: Int64, rows: Int64)> = []
+    /// A transaction larger than a chunk, read in parts: its source id and the last id read.
+    var partial: (source: Int64, afterId: Int64)?
+    /// Every transaction is stamped; rows without a source transaction come last, in id order.
+    var nullPhase = false
+    var lastNullId: Int64 = 0
+
+    init(throughId: Int64) { self.throughId = throughId }
+
+    /// True while the last source transaction read is not finished: a step never splits one.
+    var inTransaction: Bool { partial != nil }
+}
+
+extension Dialect {
+    /// An upsert that overwrites `columns` with what the insert brought.
+    public func upsert(key: [String], overwrite columns: [String]) -> String {
+        upsert(key: key, set: columns.map { ($0, incoming($0)) })
+    }
+
+    /// A dialect with nothing to add runs no extra step.
+    public func upgradeSteps(_ db: Database, from version: Int64) throws {}
+}

@@ -1,0 +1,216 @@
+import Foundation
+
+/// Capture on PostgreSQL: statement triggers over transition tables, a row trigger for key
+/// changes, TRUNCATE refused (docs/capture.md).
+extension PostgresDialect {
+    /// PostgreSQL cuts a name at 63 bytes (NAMEDATALEN − 1); a legacy trigger name is looked
+    /// up the way the server stored it.
+    static func pgName(_ s: String) -> String {
+        var out = ""
+        for ch in s.unicodeScalars {
+            if out.utf8.count + String(ch).utf8.count > 63 { break }
+            out.unicodeScalars.append(ch)
+        }
+        return out
+    }
+
+    public func installCapture(_ db: Database, _ t: TableInfo) throws {
+        try removeCapture(db, table: t.name)
+        try db.executeScript(Self.triggers(db, t))
+    }
+
+    public func removeCapture(_ db: Database, table: String) throws {
+        let n = CaptureTriggers.names(table)
+        // Triggers first (by the names of this version and of older ones), then the
+        // functions they ran: only this table's, so no other table's trigger depends on them.
+        let f = CaptureTriggers.statementFunctions(table)
+        let legacy = CaptureTriggers.legacyNames(table)
+        let triggers = [n.insert, n.update, n.updateRows, n.delete, n.truncate] + legacy.dropFirst()
+        let functions =
+            [n.function, f.insert, f.update, f.delete, n.truncate] + [legacy[0], legacy[5]]
+            + CaptureTriggers.legacyFunctions(table)
+        var script = triggers.map { "DROP TRIGGER IF EXISTS \(db.quote(Self.pgName($0))) ON \(db.quote(table));" }
+        // An old name cut at 63 bytes may be another table's function: dropped only when
+        // nothing depends on it any more (no CASCADE), and only when it fits uncut.
+        script += functions.filter { $0.utf8.count <= 63 }.map { "DROP FUNCTION IF EXISTS \(db.quote($0))();" }
+        try db.executeScript(script.joined(separator: "\n"))
+    }
+
+    public func backfill(_ db: Database, _ t: TableInfo) throws -> Int {
+        let table = db.quote(t.name), lit = CaptureTriggers.literal(t.name),
+            pkNames = CaptureTriggers.literal(KeyNames.encode(t.keyColumns.map(\.name)))
+        return try db.execute(
+            """
+            INSERT INTO ds_change_outbox (\(Self.postgresColumns))
+            SELECT \(lit), \(pkNames), \(Self.postgresKey(db, t, "ds_n")), 'I', \(Self.postgresRowNames(t)), \(Self.postgresRow(db, t, "ds_n")), NULL, \(Self.postgresCommon) FROM \(table) AS ds_n
+            """)
+    }
+
+    static let postgresColumns =
+        "object_table, object_pk_attribute, object_id, object_operation, object_attribute, object_value, object_value_old, captured_ms, updated_by_user_id, source_id"
+    static let postgresCommon = "(extract(epoch from clock_timestamp()) * 1000)::bigint, current_user, txid_current()"
+
+    static func postgresKey(_ db: Database, _ t: TableInfo, _ rec: String) -> String {
+        "json_build_array(" + t.keyColumns.map { "\(rec).\(db.quote($0.name))::text" }.joined(separator: ", ")
+            + ")::text"
+    }
+
+    /// An inserted row: its values as a JSON array in column order, the column names once in
+    /// `object_attribute` (a constant of the trigger). An object with the names in every row
+    /// cost a tracked bulk insert ~15 % more (docs/performance.md); the names stay in the row,
+    /// so a backlog still decodes after the table is tracked again with other columns.
+    /// json_build_array writes text directly; a function takes at most 100 arguments, so wider
+    /// tables are built in chunks and joined as jsonb.
+    static func postgresRow(_ db: Database, _ t: TableInfo, _ rec: String) -> String {
+        let values = t.columns.map { "\(rec).\(db.quote($0.name))::text" }
+        let split = Tuning.current.postgresCaptureSplit
+        if values.count <= split { return "json_build_array(" + values.joined(separator: ", ") + ")::text" }
+        let chunks = stride(from: 0, to: values.count, by: split).map { start in
+            "jsonb_build_array(" + values[start..<min(start + split, values.count)].joined(separator: ", ") + ")"
+        }
+        return "(" + chunks.joined(separator: " || ") + ")::text"
+    }
+
+    static func postgresRowNames(_ t: TableInfo) -> String {
+        CaptureTriggers.literal("[" + t.columns.map { JSON.quote($0.name) }.joined(separator: ",") + "]")
+    }
+
+    static func triggers(_ db: Database, _ t: TableInfo) -> String {
+        // Dollar-quote tags that no table or column name contains, so no name can end a
+        // function body early.
+        let allNames = ([t.name] + t.columns.map(\.name)).joined(separator: "\u{0}")
+        var k = 0
+        while allNames.contains("$ds\(k)") { k += 1 }
+        let tag = "$ds\(k)$", sqlTag = "$ds\(k)sql$"
+        let n = CaptureTriggers.names(t.name)
+        let table = db.quote(t.name)
+        let lit = CaptureTriggers.literal(t.name)
+        let pkNames = CaptureTriggers.literal(KeyNames.encode(t.keyColumns.map(\.name)))
+        func key(_ rec: String) -> String { postgresKey(db, t, rec) }
+        func row(_ rec: String) -> String { postgresRow(db, t, rec) }
+        let rowNames = postgresRowNames(t)
+        let cols = postgresColumns
+        let common = postgresCommon
+        let keyNew = t.keyColumns.map { "NEW.\(db.quote($0.name))" }.joined(separator: ", ")
+        let keyOld = t.keyColumns.map { "OLD.\(db.quote($0.name))" }.joined(separator: ", ")
+        let f = CaptureTriggers.statementFunctions(t.name)
+        let skip = "IF current_setting('datajoin.applying', true) = 'on' THEN RETURN NULL; END IF;"
+        // Inserts, deletes and updates: one statement per application statement, over its
+        // transition tables (no per-row plpgsql).
+        func statementTrigger(_ function: String, _ trigger: String, event: String, transition: String, body: String)
+            -> String
+        {
+            """
+            CREATE FUNCTION \(db.quote(function))() RETURNS trigger LANGUAGE plpgsql AS \(tag)
+            \(body)
+            \(tag);
+            CREATE TRIGGER \(db.quote(trigger)) AFTER \(event) ON \(table)
+              REFERENCING \(transition) FOR EACH STATEMENT EXECUTE FUNCTION \(db.quote(function))();
+            """
+        }
+        func insertSelect(_ select: String) -> String {
+            """
+            BEGIN
+              \(skip)
+              INSERT INTO ds_change_outbox (\(cols)) SELECT \(lit), \(pkNames), \(select);
+              RETURN NULL;
+            END
+            """
+        }
+        // An update that keeps the key: old and new rows joined on the key, one outbox row per
+        // column whose text changed. A row whose key changed is a delete plus an insert, written
+        // by the row-level trigger below, which also notes its first insert's outbox id. Then:
+        // - those rows are left out of the join (a moved row's new key may equal another row's
+        //   old key, and joining them would invent updates);
+        // - the statement's inserts are moved after all its deletes. With a deferrable key the
+        //   row triggers see rows in any order (1→2 before 2→3), and replaying "delete 1, insert
+        //   2, delete 2" would lose a row.
+        let moved = "'datajoin.moved_' || TG_RELID"
+        let keyJoin = t.keyColumns.map { "ds_o.\(db.quote($0.name)) = ds_n.\(db.quote($0.name))" }.joined(
+            separator: " AND ")
+        let changedColumns = t.valueColumns.map { c in
+            "(\(CaptureTriggers.literal(c.name)), ds_n.\(db.quote(c.name))::text, ds_o.\(db.quote(c.name))::text)"
+        }.joined(separator: ", ")
+        let thisStatementsInserts = { (from: String) in
+            """
+            ds_x.id >= \(from) AND ds_x.seq IS NULL AND ds_x.source_id = txid_current()
+                    AND ds_x.object_table = \(lit) AND ds_x.object_operation = 'I'
+            """
+        }
+        let updateSelect = { (from: String) in
+            """
+            INSERT INTO ds_change_outbox (\(cols))
+                SELECT \(lit), \(pkNames), \(key("ds_n")), 'U', ds_c.name, ds_c.new_value, ds_c.old_value, \(common)
+                FROM ds_old_rows AS ds_o JOIN ds_new_rows AS ds_n ON \(keyJoin)
+                CROSS JOIN LATERAL (VALUES \(changedColumns)) AS ds_c (name, new_value, old_value)
+                WHERE ds_c.new_value IS DISTINCT FROM ds_c.old_value AND (\(from) IS NULL OR NOT EXISTS (
+                  SELECT 1 FROM ds_change_outbox AS ds_x WHERE \(thisStatementsInserts(from)) AND ds_x.object_id = \(key("ds_n"))))
+            """
+        }
+        // plpgsql keeps the plan it made the first time, sized for that statement's rows
+        // (transition tables have no statistics). Statements of up to 1,000 rows share that
+        // plan; a larger one is planned for its own size (a hash join, not a nested loop over
+        // a million rows), without JIT. No SET clause on the function: it cost single-row
+        // updates (pgbench) a tenth of their speed.
+        let updateValues =
+            t.valueColumns.isEmpty
+            ? ""
+            : """
+              PERFORM 1 FROM ds_new_rows OFFSET 1000 LIMIT 1;
+              IF NOT FOUND THEN
+                \(updateSelect("ds_moved_from"));
+              ELSE
+                ds_jit := current_setting('jit');
+                PERFORM set_config('jit', 'off', true);
+                EXECUTE \(sqlTag)\(updateSelect("$1"))\(sqlTag) USING ds_moved_from;
+                PERFORM set_config('jit', ds_jit, true);
+              END IF;
+            """
+        let updateBody = """
+            DECLARE
+              ds_moved_from bigint := nullif(current_setting(\(moved), true), '')::bigint;
+              ds_jit text;
+            BEGIN
+              \(skip)
+            \(updateValues)
+              IF ds_moved_from IS NOT NULL THEN
+                PERFORM set_config(\(moved), '', true);
+                UPDATE ds_change_outbox AS ds_x SET id = nextval('ds_change_outbox_id_seq'::regclass) WHERE \(thisStatementsInserts("ds_moved_from"));
+              END IF;
+              RETURN NULL;
+            END
+            """
+        return """
+            \(statementTrigger(f.insert, n.insert, event: "INSERT", transition: "NEW TABLE AS ds_new_rows",
+                               body: insertSelect("\(key("ds_n")), 'I', \(rowNames), \(row("ds_n")), NULL, \(common) FROM ds_new_rows AS ds_n")))
+            \(statementTrigger(f.delete, n.delete, event: "DELETE", transition: "OLD TABLE AS ds_old_rows",
+                               body: insertSelect("\(key("ds_o")), 'D', NULL, NULL, NULL, \(common) FROM ds_old_rows AS ds_o")))
+            \(statementTrigger(f.update, n.updateRows, event: "UPDATE",
+                               transition: "OLD TABLE AS ds_old_rows NEW TABLE AS ds_new_rows", body: updateBody))
+            CREATE FUNCTION \(db.quote(n.function))() RETURNS trigger LANGUAGE plpgsql AS \(tag)
+            DECLARE
+              ds_id bigint;
+            BEGIN
+              \(skip)
+              INSERT INTO ds_change_outbox (\(cols)) VALUES (\(lit), \(pkNames), \(key("OLD")), 'D', NULL, NULL, NULL, \(common));
+              INSERT INTO ds_change_outbox (\(cols)) VALUES (\(lit), \(pkNames), \(key("NEW")), 'I', \(rowNames), \(row("NEW")), NULL, \(common))
+                RETURNING id INTO ds_id;
+              IF nullif(current_setting(\(moved), true), '') IS NULL THEN
+                PERFORM set_config(\(moved), ds_id::text, true);
+              END IF;
+              RETURN NULL;
+            END
+            \(tag);
+            CREATE TRIGGER \(db.quote(n.update)) AFTER UPDATE ON \(table)
+              FOR EACH ROW WHEN (ROW(\(keyOld)) IS DISTINCT FROM ROW(\(keyNew))) EXECUTE FUNCTION \(db.quote(n.function))();
+            CREATE FUNCTION \(db.quote(n.truncate))() RETURNS trigger LANGUAGE plpgsql AS \(tag)
+            BEGIN
+              \(skip)
+              RAISE EXCEPTION 'TRUNCATE of DataJoin-tracked table % is refused: it would not be synced. Use DELETE, or run datajoin untrack first.', TG_TABLE_NAME;
+            END
+            \(tag);
+            CREATE TRIGGER \(db.quote(n.truncate)) BEFORE TRUNCATE ON \(table)
+              FOR EACH STATEMENT EXECUTE FUNCTION \(db.quote(n.truncate))();
+            """
+    }
+}

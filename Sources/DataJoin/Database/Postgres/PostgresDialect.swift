@@ -1,0 +1,353 @@
+import Foundation
+
+/// PostgreSQL: many writers at once, capture by statement triggers over transition tables,
+/// stamping in commit order of source transactions, planner statistics kept fresh.
+public struct PostgresDialect: Dialect {
+    public var brand: Brand { .postgres }
+
+    // MARK: - DataJoin's own tables
+
+    public var autoIdColumn: String { "BIGSERIAL PRIMARY KEY" }
+    public var bytesType: String { "BYTEA" }
+    public var keyBytesType: String { "BYTEA" }
+    public var textType: String { "TEXT" }
+    public func keyTextType(_ chars: Int) -> String { "TEXT" }
+    public var tableOptions: String { "" }
+    public func partialIndex(_ condition: String) -> String { " WHERE " + condition }
+    public func dropIndex(_ name: String, on table: String) -> String { "DROP INDEX IF EXISTS \(name)" }
+    public var capturedValueType: String { "TEXT" }
+    /// Stamping reads unstamped rows in (source transaction, id) order without sorting them.
+    public var extraSchema: String {
+        "CREATE INDEX IF NOT EXISTS ds_change_outbox_unstamped_order ON ds_change_outbox (source_id, id) WHERE seq IS NULL;"
+    }
+
+    public func isInstalled(_ db: Database) throws -> Bool {
+        try db.scalar("SELECT count(*) FROM (SELECT to_regclass('ds_node') AS t) AS ds_r WHERE t IS NOT NULL").asInt64
+            ?? 0 > 0
+    }
+
+    public func hasColumn(_ db: Database, table: String, column: String) throws -> Bool {
+        try db.scalar(
+            "SELECT count(*) FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass(?) AND attname = ? AND NOT attisdropped",
+            [.text(table), .text(column)]
+        ).asInt64 ?? 0 > 0
+    }
+
+    /// The private key is readable by the table owner only.
+    public func protectPrivateKey(_ db: Database) throws {
+        try db.executeScript("REVOKE ALL ON ds_node_key FROM PUBLIC")
+    }
+
+    // MARK: - Application tables
+
+    public func columns(_ db: Database, of table: String) throws -> [ColumnInfo] {
+        var cols: [ColumnInfo] = []
+        let sql = """
+            SELECT a.attname, format_type(a.atttypid, a.atttypmod), coalesce((SELECT k.ord FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) WHERE k.attnum = a.attnum), 0)
+            FROM pg_catalog.pg_attribute a
+            JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+            LEFT JOIN pg_catalog.pg_index i ON i.indrelid = c.oid AND i.indisprimary
+            WHERE c.relname = ? AND n.nspname = current_schema() AND c.relkind IN ('r', 'p')
+              AND a.attnum > 0 AND NOT a.attisdropped
+            ORDER BY a.attnum
+            """
+        try db.query(sql, [.text(table)]) { r in
+            let type = r.string(1) ?? ""
+            cols.append(
+                ColumnInfo(
+                    name: r.string(0) ?? "", dataType: type, kind: valueKind(declaredType: type),
+                    pkPosition: Int(r.int(2) ?? 0)))
+        }
+        return cols
+    }
+
+    public func valueKind(declaredType: String) -> ValueKind {
+        switch declaredType.components(separatedBy: "(").first ?? declaredType {
+        case "smallint", "integer", "bigint": return .integer
+        case "real", "double precision": return .real
+        case "boolean": return .boolean
+        case "bytea": return .blob
+        default: return .text
+        }
+    }
+
+    public func foreignKeys(_ db: Database, among tables: Set<String>) throws -> [(child: String, parent: String)] {
+        var out: [(child: String, parent: String)] = []
+        try db.query(
+            """
+            SELECT c.relname, p.relname FROM pg_catalog.pg_constraint k
+            JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
+            JOIN pg_catalog.pg_class p ON p.oid = k.confrelid
+            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+            WHERE k.contype = 'f' AND n.nspname = current_schema()
+            """, []
+        ) { r in
+            if let c = r.string(0), let p = r.string(1), tables.contains(c), tables.contains(p) { out.append((c, p)) }
+        }
+        return out
+    }
+
+    public func keyWarnings(_ db: Database, _ t: TableInfo) throws -> [String] {
+        let advice = "two nodes will hand out the same ids; use UUIDs, or per-node prefixes or ranges"
+        for k in t.keyColumns {
+            let d =
+                try db.scalar(
+                    """
+                    SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+                    WHERE d.adrelid = to_regclass(?) AND a.attname = ?
+                    """, [.text(db.quote(t.name)), .text(k.name)]
+                ).asString ?? ""
+            let identity =
+                try db.scalar(
+                    "SELECT attidentity FROM pg_attribute WHERE attrelid = to_regclass(?) AND attname = ?",
+                    [.text(db.quote(t.name)), .text(k.name)]
+                ).asString ?? ""
+            if d.contains("nextval(") || identity == "a" || identity == "d" {
+                return ["\(t.name): its key \(k.name) comes from a local sequence; \(advice)"]
+            }
+        }
+        return []
+    }
+
+    // MARK: - Capture
+
+    /// A value captured as its text output, typed by the column's kind.
+    public func capturedValue(_ text: String?, kind: ValueKind) -> Value {
+        guard let text else { return .null }
+        switch kind {
+        case .integer: return Int64(text).map(Value.integer) ?? .text(text)
+        case .real: return ValueConversion.parseReal(text).map(Value.real) ?? .text(text)
+        case .boolean: return .integer(text == "t" || text == "true" ? 1 : 0)
+        case .blob:
+            if text.hasPrefix("\\x"), let b = Hex.decode(text.dropFirst(2)) { return .blob(b) }
+            return .blob(Array(text.utf8))
+        case .text, .any: return .text(text)
+        }
+    }
+
+    /// A transaction-local setting the triggers read: gone at commit or rollback.
+    public func setApplying(_ db: Database, _ on: Bool) throws {
+        try db.execute("SELECT set_config('datajoin.applying', ?, true)", [.text(on ? "on" : "off")])
+    }
+
+    /// Only DEFERRABLE constraints defer; IMMEDIATE at the end checks them here, not at COMMIT.
+    public func deferForeignKeys(_ db: Database, _ on: Bool) throws {
+        try db.execute(on ? "SET CONSTRAINTS ALL DEFERRED" : "SET CONSTRAINTS ALL IMMEDIATE")
+    }
+
+    // MARK: - Stamping
+
+    /// For the rest of the transaction (the importer's too, which stamps first): the version
+    /// tables may have grown by a million rows since their statistics were taken, and every
+    /// statement of stamping and import has an index path (keys, ids). Bitmap scans too: on
+    /// such statistics the planner bitmap-scanned the version table's whole `object_table`
+    /// prefix and filtered 100,000 rows for 400 keys.
+    public func prepareStamping(_ db: Database) throws {
+        try db.execute("SET LOCAL enable_seqscan = off")
+        try db.execute("SET LOCAL enable_bitmapscan = off")
+    }
+
+    /// Unstamped rows are found through a partial index, not above a cursor.
+    public func stampedThrough(_ db: Database) throws -> Int64 { 0 }
+    public func setStampedThrough(_ db: Database, _ id: Int64) throws {}
+    public func strandedCount(_ db: Database) throws -> Int64 { 0 }
+    public func repairStranded(_ db: Database) throws -> Int64 { 0 }
+
+    /// Whole source transactions in the order of their last outbox id, which is commit order
+    /// wherever order matters. Two transactions that write the same row are serialized by its
+    /// lock: the later one's outbox row for it gets its id only after the earlier one
+    /// committed, so the earlier one's last id is lower. Transaction id order is not commit
+    /// order: a transaction that began first and committed last was stamped first, lost
+    /// last-writer-wins on every peer, and an update of a row re-inserted by a newer
+    /// transaction got a deleted generation and stopped export for good (both found from
+    /// outside).
+    public func nextStampChunk(_ db: Database, _ cursor: inout StampCursor, select: String, size: Int) throws -> [Row] {
+        if let p = cursor.partial {
+            let rows = try db.rows(
+                select + " AND source_id = ? AND id > ? ORDER BY id LIMIT \(size)",
+                [.integer(p.source), .integer(p.afterId)])
+            cursor.partial = rows.count < size ? nil : (p.source, rows.last?.int(0) ?? p.afterId)
+            if !rows.isEmpty { return rows }
+        }
+        if !cursor.nullPhase {
+            if cursor.transactions.isEmpty {
+                // The next window of transactions; the ones stamped already drop out of it.
+                let window = try db.rows(
+                    """
+                    SELECT source_id, max(id), count(*) FROM ds_change_outbox WHERE seq IS NULL AND source_id IS NOT NULL
+                    GROUP BY source_id ORDER BY max(id) LIMIT \(max(size, 1_000))
+                    """
+                ).map { (source: $0.int(0) ?? 0, rows: $0.int(2) ?? 0) }
+                cursor.transactions = window[...]
+                if window.isEmpty { cursor.nullPhase = true }
+            }
+            if let first = cursor.transactions.first, first.rows >= Int64(size) {
+                // One transaction of a chunk or more: read in parts.
+                cursor.transactions.removeFirst()
+                cursor.partial = (first.source, Int64.min)
+                return try nextStampChunk(db, &cursor, select: select, size: size)
+            }
+            // Whole transactions that fit in the chunk, read together, put in their order.
+            var batch: [Int64] = []
+            var count: Int64 = 0
+            while let t = cursor.transactions.first, count + t.rows <= Int64(size) {
+                batch.append(t.source)
+                count += t.rows
+                cursor.transactions.removeFirst()
+            }
+            if !batch.isEmpty {
+                let order = Dictionary(uniqueKeysWithValues: batch.enumerated().map { ($1, $0) })
+                let rows = try db.rows(
+                    select + " AND source_id = ANY (CAST(? AS bigint[])) ORDER BY id",
+                    [.text("{" + batch.map(String.init).joined(separator: ",") + "}")])
+                return rows.sorted { a, b in
+                    let ta = order[a.int(6) ?? 0] ?? 0, tb = order[b.int(6) ?? 0] ?? 0
+                    return ta != tb ? ta < tb : (a.int(0) ?? 0) < (b.int(0) ?? 0)
+                }
+            }
+            if !cursor.nullPhase { return try nextStampChunk(db, &cursor, select: select, size: size) }
+        }
+        // Rows an application wrote itself (no source transaction) come last, in id order.
+        let rows = try db.rows(
+            select + " AND source_id IS NULL AND id > ? ORDER BY id LIMIT \(size)", [.integer(cursor.lastNullId)])
+        cursor.lastNullId = rows.last?.int(0) ?? cursor.lastNullId
+        return rows
+    }
+
+    /// One statement per chunk, four array parameters: the server parses and binds four values
+    /// instead of 1,600 per 400 rows (the stamp writes were the largest statement of an export).
+    public func writeStamps(_ db: Database, _ stamps: [[Int64]], node: String, batch: Int) throws {
+        func array(_ i: Int) -> Value { .text("{" + stamps.map { String($0[i]) }.joined(separator: ",") + "}") }
+        try db.execute(
+            """
+            UPDATE ds_change_outbox SET seq = v.seq, hlc = v.hlc, cl = v.cl, updated_by_server_id = ?
+            FROM unnest(CAST(? AS bigint[]), CAST(? AS bigint[]), CAST(? AS bigint[]), CAST(? AS bigint[])) AS v(id, seq, hlc, cl)
+            WHERE ds_change_outbox.id = v.id
+            """, [.text(node), array(0), array(1), array(2), array(3)])
+    }
+
+    /// REPEATABLE READ: one snapshot, and application writers are never blocked.
+    public var writeTransactionReadsWithoutBlocking: Bool { true }
+
+    // MARK: - Statements that differ
+
+    public func upsert(key: [String], set: [(column: String, expression: String)]) -> String {
+        "ON CONFLICT (\(key.joined(separator: ", "))) DO UPDATE SET "
+            + set.map { "\($0.column) = \($0.expression)" }.joined(separator: ", ")
+    }
+
+    public func incoming(_ column: String) -> String { "excluded." + column }
+
+    public func skipDuplicate(key: [String]) -> String { "ON CONFLICT (\(key.joined(separator: ", "))) DO NOTHING" }
+
+    public func updateFrom(
+        _ table: String, alias: String, set: [(column: String, expression: String)], rows: String, rowsAlias: String,
+        match: String
+    ) -> String {
+        let assignments = set.map { "\($0.column) = \($0.expression)" }.joined(separator: ", ")
+        return "UPDATE \(table) AS \(alias) SET \(assignments) FROM (\(rows)) AS \(rowsAlias) WHERE \(match)"
+    }
+
+    public func insertSkippingDuplicates(into table: String, columns: String, rows: String) -> String {
+        "INSERT INTO \(table) (\(columns)) VALUES \(rows) ON CONFLICT DO NOTHING"
+    }
+
+    public func insertReturningId(_ db: Database, _ sql: String, _ params: [Value]) throws -> Int64 {
+        try db.scalar(sql + " RETURNING id", params).asInt64 ?? 0
+    }
+
+    public var falseCondition: String { "false" }
+
+    /// Each row its own `SELECT`: a `VALUES` list types its parameters as text before the union
+    /// sees them, and every update of a non-text column failed ("UNION types bigint and text
+    /// cannot be matched") and went the slow way, change by change.
+    public func parameterRows(_ n: Int, width: Int) -> String {
+        let row = "SELECT " + Array(repeating: "?", count: width).joined(separator: ", ")
+        return Array(repeating: row, count: n).joined(separator: " UNION ALL ")
+    }
+
+    /// On a version table that grew in this transaction (no statistics for `object_table`),
+    /// PostgreSQL read the table's whole prefix and filtered it: 100,000 rows for every 400
+    /// keys. A lateral subquery it cannot flatten (`OFFSET 0`) looks each key up on its own.
+    public func keyedVersions(_ columns: String, from versions: String, keys: Int) -> String {
+        let values = (["(CAST(? AS bytea))"] + Array(repeating: "(?)", count: keys - 1)).joined(separator: ", ")
+        return
+            "SELECT \(columns) FROM (SELECT CAST(? AS text) AS t) AS ds_t CROSS JOIN (VALUES \(values)) AS ds_k (id) "
+            + "CROSS JOIN LATERAL (SELECT \(columns) FROM \(versions) WHERE object_table = ds_t.t AND object_id = ds_k.id OFFSET 0) AS ds_v"
+    }
+
+    /// The rows found key by key (as in `keyedVersions`), then deleted by ctid.
+    public func deleteColumnVersions(keys: Int) -> String {
+        "DELETE FROM ds_column_version WHERE ctid = ANY (ARRAY(\(keyedVersions("ctid", from: "ds_column_version", keys: keys))))"
+    }
+
+    /// PostgreSQL plans from statistics; a table that just grew by thousands of rows would be
+    /// planned as if it were still small. Analyzes each of `tables` after `changes` ≥ 5,000 that
+    /// are also at least a tenth of its rows at the last ANALYZE (autovacuum's own rule): on a
+    /// table of millions, 10,000 more rows change no plan, and analyzing it cost a 10,000-change
+    /// step a third of its time.
+    public func refreshStatistics(_ db: Database, _ tables: [String], after changes: Int) throws {
+        guard changes >= 5_000 else { return }
+        for t in tables {
+            let rows =
+                try db.scalar(
+                    "SELECT reltuples::bigint FROM pg_catalog.pg_class WHERE oid = to_regclass(?)", [.text(t)]
+                ).asInt64 ?? -1
+            if rows <= 0 || Int64(changes) * 10 >= rows { try db.execute("ANALYZE \(db.quote(t))") }
+        }
+    }
+
+    // MARK: - Values
+
+    public func valueProblem(_ value: Value, _ col: ColumnInfo) -> String? {
+        let type = col.dataType
+        if case .text(let s) = value, s.utf8.contains(0) {
+            return "a NUL byte, which PostgreSQL text cannot hold"
+        }
+        // PostgreSQL stores a float4 and prints its shortest text; what comes back must be this value.
+        if type == "real", case .real(let d) = value, !d.isNaN, Double(String(describing: Float(d))) != d {
+            return
+                "\(Value.realText(d)) needs double precision; a real column would round it (declare it double precision)"
+        }
+        if type.hasPrefix("numeric("), let scale = ValueFit.numericScale(type) {
+            let text: String?
+            switch value {
+            case .text(let s): text = s
+            case .real(let d): text = Value.realText(d)
+            default: text = nil
+            }
+            if let text, let digits = ValueFit.fractionDigits(text), digits > scale {
+                return "\(text.prefix(40)) has \(digits) decimal places; \(type) would round it to \(scale)"
+            }
+        }
+        return nil
+    }
+
+    public func keyProblem(_ key: [Value]) -> String? {
+        let nul = key.contains { if case .text(let s) = $0 { return s.utf8.contains(0) } else { return false } }
+        return nul ? "the key holds a NUL byte, which PostgreSQL text cannot hold" : nil
+    }
+
+    // MARK: - Locks
+
+    /// A session advisory lock held by the watcher's connection.
+    public func instanceLock(_ db: Database) throws -> HeldLock {
+        guard try db.scalar("SELECT pg_try_advisory_lock(4242000002)") == .integer(1) else {
+            throw DataJoinError(
+                .locked, "another datajoin watch is already running on \(db.displayName); stop it first")
+        }
+        return AdvisoryLock(db)
+    }
+}
+
+/// A session advisory lock, unlocked on release (and by the server when the session ends).
+final class AdvisoryLock: HeldLock {
+    private weak var db: Database?
+    init(_ db: Database) { self.db = db }
+
+    func release() {
+        _ = try? db?.scalar("SELECT pg_advisory_unlock(4242000002)")
+        db = nil
+    }
+}

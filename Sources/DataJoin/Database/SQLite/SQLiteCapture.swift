@@ -1,0 +1,112 @@
+import Foundation
+
+/// Capture on SQLite: row triggers, one per column for updates (docs/capture.md).
+extension SQLiteDialect {
+    public func installCapture(_ db: Database, _ t: TableInfo) throws {
+        try removeCapture(db, table: t.name)
+        for stmt in Self.triggers(db, t) { try db.executeScript(stmt) }
+    }
+
+    public func removeCapture(_ db: Database, table: String) throws {
+        let n = CaptureTriggers.names(table)
+        // Every capture trigger of the table, whatever columns it had when they were made.
+        let prefix = "ds_capture_"
+        let found = try db.rows(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? AND substr(name, 1, ?) = ?",
+            [.text(table), .integer(Int64(prefix.count)), .text(prefix)]
+        ).compactMap { $0.string(0) }
+        for trig in Set(found + [n.insert, n.update, n.delete]) {
+            try db.executeScript("DROP TRIGGER IF EXISTS \(db.quote(trig))")
+        }
+    }
+
+    public func backfill(_ db: Database, _ t: TableInfo) throws -> Int {
+        let table = db.quote(t.name), lit = CaptureTriggers.literal(t.name),
+            pkNames = CaptureTriggers.literal(KeyNames.encode(t.keyColumns.map(\.name)))
+        return try db.execute(
+            """
+            INSERT INTO ds_change_outbox (\(Self.sqliteColumns))
+            SELECT \(lit), \(pkNames), \(Self.sqliteKey(db, t, "ds_n")), 'I', NULL, \(Self.sqliteRow(db, t, "ds_n")), NULL, \(Self.sqliteNowMs) FROM \(table) AS ds_n
+            """)
+    }
+
+    /// Tags a value with its storage class so the exporter reads it back exactly:
+    /// i42, r0.5 (17 significant digits round-trip a double), tabc, b00ff; NULL stays NULL.
+    static func sqliteTagged(_ expr: String) -> String {
+        "CASE typeof(\(expr)) WHEN 'integer' THEN 'i' || \(expr) WHEN 'real' THEN 'r' || printf('%!.17g', \(expr)) "
+            + "WHEN 'text' THEN 't' || \(expr) WHEN 'blob' THEN 'b' || hex(\(expr)) ELSE NULL END"
+    }
+
+    static let sqliteColumns =
+        "object_table, object_pk_attribute, object_id, object_operation, object_attribute, object_value, object_value_old, captured_ms"
+    static let sqliteNowMs = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+
+    static func sqliteKey(_ db: Database, _ t: TableInfo, _ rec: String) -> String {
+        "json_array(" + t.keyColumns.map { sqliteTagged("\(rec).\(db.quote($0.name))") }.joined(separator: ", ") + ")"
+    }
+
+    static func sqliteRow(_ db: Database, _ t: TableInfo, _ rec: String) -> String {
+        let pairs = t.columns.map {
+            CaptureTriggers.literal($0.name) + ", " + sqliteTagged("\(rec).\(db.quote($0.name))")
+        }
+        // A SQLite function takes at most 127 arguments: a wider row is built as objects of
+        // 60 columns whose texts are joined into one (their values are strings or null, so
+        // each text has exactly one brace at each end).
+        let split = Tuning.current.sqliteCaptureSplit
+        if pairs.count <= split { return "json_object(" + pairs.joined(separator: ", ") + ")" }
+        let chunks = stride(from: 0, to: pairs.count, by: split).map {
+            "json_object(" + pairs[$0..<min($0 + split, pairs.count)].joined(separator: ", ") + ")"
+        }
+        return chunks.enumerated().map { i, c in
+            i == 0 ? "rtrim(\(c), '}')" : i == chunks.count - 1 ? "ltrim(\(c), '{')" : "ltrim(rtrim(\(c), '}'), '{')"
+        }.joined(separator: " || ',' || ")
+    }
+
+    static func triggers(_ db: Database, _ t: TableInfo) -> [String] {
+        let n = CaptureTriggers.names(t.name)
+        let table = db.quote(t.name)
+        let lit = CaptureTriggers.literal(t.name)
+        let pkNames = CaptureTriggers.literal(KeyNames.encode(t.keyColumns.map(\.name)))
+        let ms = sqliteNowMs
+        let notApplying = "(SELECT applying FROM ds_apply_state WHERE id = 1) = 0"
+        func key(_ rec: String) -> String { sqliteKey(db, t, rec) }
+        func row(_ rec: String) -> String { sqliteRow(db, t, rec) }
+        let cols = sqliteColumns
+        let keyChanged = t.keyColumns.map { "NEW.\(db.quote($0.name)) IS NOT OLD.\(db.quote($0.name))" }.joined(
+            separator: " OR ")
+        let keyList = t.keyColumns.map { db.quote($0.name) }.joined(separator: ", ")
+        // Updates: one trigger per column, `AFTER UPDATE OF` that column, so an UPDATE runs only
+        // the triggers of the columns it sets (SQLite picks them when it prepares the statement)
+        // instead of testing every column of every row.
+        var triggers = [
+            """
+            CREATE TRIGGER \(db.quote(n.insert)) AFTER INSERT ON \(table) WHEN \(notApplying) BEGIN
+            INSERT INTO ds_change_outbox (\(cols)) VALUES (\(lit), \(pkNames), \(key("NEW")), 'I', NULL, \(row("NEW")), NULL, \(ms));
+            END
+            """,
+            """
+            CREATE TRIGGER \(db.quote(n.delete)) AFTER DELETE ON \(table) WHEN \(notApplying) BEGIN
+            INSERT INTO ds_change_outbox (\(cols)) VALUES (\(lit), \(pkNames), \(key("OLD")), 'D', NULL, NULL, NULL, \(ms));
+            END
+            """,
+            """
+            CREATE TRIGGER \(db.quote(n.update)) AFTER UPDATE OF \(keyList) ON \(table) WHEN (\(keyChanged)) AND \(notApplying) BEGIN
+            INSERT INTO ds_change_outbox (\(cols)) VALUES (\(lit), \(pkNames), \(key("OLD")), 'D', NULL, NULL, NULL, \(ms));
+            INSERT INTO ds_change_outbox (\(cols)) VALUES (\(lit), \(pkNames), \(key("NEW")), 'I', NULL, \(row("NEW")), NULL, \(ms));
+            END
+            """,
+        ]
+        for (i, c) in t.valueColumns.enumerated() {
+            let q = db.quote(c.name)
+            triggers.append(
+                """
+                CREATE TRIGGER \(db.quote(n.update + "_c\(i + 1)")) AFTER UPDATE OF \(q) ON \(table)
+                WHEN NEW.\(q) IS NOT OLD.\(q) AND NOT (\(keyChanged)) AND \(notApplying) BEGIN
+                INSERT INTO ds_change_outbox (\(cols)) VALUES (\(lit), \(pkNames), \(key("NEW")), 'U', \(CaptureTriggers.literal(c.name)), \(sqliteTagged("NEW.\(q)")), \(sqliteTagged("OLD.\(q)")), \(ms));
+                END
+                """)
+        }
+        return triggers
+    }
+
+}

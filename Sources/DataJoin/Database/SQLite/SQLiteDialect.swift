@@ -1,0 +1,326 @@
+import Foundation
+
+/// SQLite: one writer at a time, values typed by affinity, capture by row triggers that tag
+/// each value with its storage class.
+public struct SQLiteDialect: Dialect {
+    public var brand: Brand { .sqlite }
+
+    // MARK: - DataJoin's own tables
+
+    public var autoIdColumn: String { "INTEGER PRIMARY KEY AUTOINCREMENT" }
+    public var bytesType: String { "BLOB" }
+    public var keyBytesType: String { "BLOB" }
+    public var textType: String { "TEXT" }
+    public func keyTextType(_ chars: Int) -> String { "TEXT" }
+    public var tableOptions: String { "" }
+    public func partialIndex(_ condition: String) -> String { " WHERE " + condition }
+    public func dropIndex(_ name: String, on table: String) -> String { "DROP INDEX IF EXISTS \(name)" }
+    /// No type: a captured value keeps its own storage class.
+    public var capturedValueType: String { "" }
+    public var extraSchema: String { "" }
+
+    public func isInstalled(_ db: Database) throws -> Bool {
+        try db.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'ds_node'").asInt64 ?? 0 > 0
+    }
+
+    public func hasColumn(_ db: Database, table: String, column: String) throws -> Bool {
+        try db.scalar("SELECT count(*) FROM pragma_table_info(?) WHERE name = ?", [.text(table), .text(column)])
+            .asInt64 ?? 0 > 0
+    }
+
+    public func upgradeSteps(_ db: Database, from version: Int64) throws {
+        if version < 5 {
+            // Stamping finds the backlog above a stored id instead of through an index
+            // (stampedThroughSetting): the id below the first unstamped row.
+            try db.execute(
+                """
+                INSERT INTO ds_setting (name, value) SELECT ?, coalesce((SELECT min(id) - 1 FROM ds_change_outbox WHERE seq IS NULL),
+                  (SELECT max(id) FROM ds_change_outbox), 0) WHERE true ON CONFLICT (name) DO UPDATE SET value = excluded.value
+                """, [.text(Self.stampedThroughSetting)])
+            try db.executeScript("DROP INDEX IF EXISTS ds_change_outbox_unstamped_order")
+        }
+        if version < 6 {
+            // Versions before 6 could move the stamping cursor over rows they never stamped (a
+            // backlog over one export step): such rows go back into the backlog.
+            _ = try repairStranded(db)
+        }
+        if version < 7 { try movePayloadLast(db) }
+    }
+
+    /// Nodes of versions before 6 have the payload in the middle of the inbox's row: the table
+    /// is rebuilt with it last, ids and the AUTOINCREMENT counter kept (the import pointer is an
+    /// id; no id may ever be handed out twice).
+    func movePayloadLast(_ db: Database) throws {
+        guard
+            try db.scalar("SELECT name FROM pragma_table_info('ds_change_inbox') ORDER BY cid DESC LIMIT 1").asString
+                != "object_value"
+        else { return }
+        let counter = try db.scalar("SELECT seq FROM sqlite_sequence WHERE name = 'ds_change_inbox'").asInt64 ?? 0
+        try db.executeScript(SyncSchema.inboxTable(self, name: "ds_change_inbox_v6"))
+        let columns = SyncSchema.inboxColumnList
+        try db.executeScript("INSERT INTO ds_change_inbox_v6 (\(columns)) SELECT \(columns) FROM ds_change_inbox")
+        try db.executeScript("DROP TABLE ds_change_inbox")
+        try db.executeScript("ALTER TABLE ds_change_inbox_v6 RENAME TO ds_change_inbox")
+        // An inbox emptied by pruning has no counter row after the copy: write it back either way.
+        let top = max(counter, try db.scalar("SELECT coalesce(max(id), 0) FROM ds_change_inbox").asInt64 ?? 0)
+        try db.execute("DELETE FROM sqlite_sequence WHERE name = 'ds_change_inbox'")
+        try db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('ds_change_inbox', ?)", [.integer(top)])
+    }
+
+    /// A file has no other users than those who can read the file.
+    public func protectPrivateKey(_ db: Database) throws {}
+
+    // MARK: - Application tables
+
+    public func columns(_ db: Database, of table: String) throws -> [ColumnInfo] {
+        var cols: [ColumnInfo] = []
+        try db.query("SELECT name, type, pk FROM pragma_table_info(?) ORDER BY cid", [.text(table)]) { r in
+            let type = r.string(1) ?? ""
+            cols.append(
+                ColumnInfo(
+                    name: r.string(0) ?? "", dataType: type, kind: valueKind(declaredType: type),
+                    pkPosition: Int(r.int(2) ?? 0)))
+        }
+        return cols
+    }
+
+    /// SQLite's affinity rules (https://www.sqlite.org/datatype3.html §3.1).
+    public func valueKind(declaredType: String) -> ValueKind {
+        let t = declaredType.uppercased()
+        if t.contains("INT") { return .integer }
+        if t.contains("CHAR") || t.contains("CLOB") || t.contains("TEXT") { return .text }
+        if t.contains("BLOB") { return .blob }
+        if t.contains("REAL") || t.contains("FLOA") || t.contains("DOUB") { return .real }
+        return .any
+    }
+
+    public func foreignKeys(_ db: Database, among tables: Set<String>) throws -> [(child: String, parent: String)] {
+        var out: [(child: String, parent: String)] = []
+        for t in tables.sorted() {
+            try db.query("SELECT \"table\" FROM pragma_foreign_key_list(?)", [.text(t)]) { r in
+                if let p = r.string(0), tables.contains(p) { out.append((t, p)) }
+            }
+        }
+        return out
+    }
+
+    public func keyWarnings(_ db: Database, _ t: TableInfo) throws -> [String] {
+        var warnings: [String] = []
+        let advice = "two nodes will hand out the same ids; use UUIDs, or per-node prefixes or ranges"
+        let sql =
+            try db.scalar("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [.text(t.name)]).asString
+            ?? ""
+        let rowid = t.keyColumns.count == 1 && t.keyColumns[0].dataType.uppercased() == "INTEGER"
+        if sql.uppercased().contains("AUTOINCREMENT") {
+            warnings.append("\(t.name): its key is AUTOINCREMENT; \(advice)")
+        } else if rowid {
+            warnings.append(
+                "\(t.name): its key \(t.keyColumns[0].name) is an INTEGER PRIMARY KEY (a rowid SQLite fills in); \(advice)"
+            )
+        }
+        // SQLite accepts NULL in a PRIMARY KEY column that is not an INTEGER rowid alias.
+        let nullable = try db.rows(
+            "SELECT name FROM pragma_table_info(?) WHERE pk > 0 AND \"notnull\" = 0 ORDER BY pk", [.text(t.name)]
+        ).compactMap { $0.string(0) }
+        if !rowid, !nullable.isEmpty {
+            warnings.append(
+                "\(t.name): its key column(s) \(nullable.joined(separator: ", ")) may hold NULL (SQLite allows it); "
+                    + "a row whose key is NULL cannot be matched elsewhere and is held on every peer: declare them NOT NULL"
+            )
+        }
+        return warnings
+    }
+
+    // MARK: - Capture
+
+    /// A value captured by the triggers as a tagged string: i42, r0.5, tabc, b00ff.
+    public func capturedValue(_ text: String?, kind: ValueKind) -> Value {
+        ValueConversion.normalize(Self.fromTagged(text), kind: kind)
+    }
+
+    static func fromTagged(_ tagged: String?) -> Value {
+        guard let tagged, let tag = tagged.utf8.first else { return .null }
+        let body = String(tagged.dropFirst())
+        switch tag {
+        case UInt8(ascii: "i"): return Int64(body).map(Value.integer) ?? .text(body)
+        case UInt8(ascii: "r"): return ValueConversion.parseReal(body).map(Value.real) ?? .text(body)
+        case UInt8(ascii: "b"): return .blob(Hex.decode(body) ?? [])
+        default: return .text(body)
+        }
+    }
+
+    /// A row of ds_apply_state that the triggers read: rolled back with the transaction.
+    public func setApplying(_ db: Database, _ on: Bool) throws {
+        try db.execute("UPDATE ds_apply_state SET applying = ? WHERE id = 1", [.integer(on ? 1 : 0)])
+    }
+
+    /// Resets itself at commit; a violation makes COMMIT fail.
+    public func deferForeignKeys(_ db: Database, _ on: Bool) throws {
+        if on { try db.execute("PRAGMA defer_foreign_keys = ON") }
+    }
+
+    // MARK: - Stamping
+
+    /// Every outbox row at or below this id is stamped. SQLite has one writer at a time and
+    /// AUTOINCREMENT never reuses an id, so id order is commit order and the unstamped rows are
+    /// always the ids above it: the backlog is a rowid range, and the outbox needs no index on
+    /// `seq IS NULL` that every captured row would have to update (capture ~15% faster).
+    static let stampedThroughSetting = "outbox_stamped_through_id"
+
+    public func prepareStamping(_ db: Database) throws {}
+
+    public func stampedThrough(_ db: Database) throws -> Int64 {
+        try Settings.int(db, Self.stampedThroughSetting) ?? 0
+    }
+
+    public func setStampedThrough(_ db: Database, _ id: Int64) throws {
+        try Settings.set(db, Self.stampedThroughSetting, id)
+    }
+
+    public func strandedCount(_ db: Database) throws -> Int64 {
+        try db.scalar(
+            "SELECT count(*) FROM ds_change_outbox WHERE seq IS NULL AND id <= ?", [.integer(try stampedThrough(db))]
+        ).asInt64 ?? 0
+    }
+
+    public func repairStranded(_ db: Database) throws -> Int64 {
+        let through = try stampedThrough(db)
+        guard
+            let first = try db.scalar(
+                "SELECT min(id) FROM ds_change_outbox WHERE seq IS NULL AND id <= ?", [.integer(through)]
+            ).asInt64
+        else { return 0 }
+        let count = try strandedCount(db)
+        try Settings.set(db, Self.stampedThroughSetting, first - 1)
+        return count
+    }
+
+    public func nextStampChunk(_ db: Database, _ cursor: inout StampCursor, select: String, size: Int) throws -> [Row] {
+        let rows = try db.rows(select + " AND id > ? ORDER BY id LIMIT \(size)", [.integer(cursor.throughId)])
+        cursor.throughId = rows.last?.int(0) ?? cursor.throughId
+        return rows
+    }
+
+    public func writeStamps(_ db: Database, _ stamps: [[Int64]], node: String, batch: Int) throws {
+        for part in stride(from: 0, to: stamps.count, by: batch) {
+            let slice = stamps[part..<min(part + batch, stamps.count)]
+            let tuples = Array(
+                repeating: "(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))",
+                count: slice.count
+            ).joined(separator: ", ")
+            try db.execute(
+                """
+                WITH v(id, seq, hlc, cl) AS (VALUES \(tuples))
+                UPDATE ds_change_outbox SET seq = v.seq, hlc = v.hlc, cl = v.cl, updated_by_server_id = ? FROM v WHERE ds_change_outbox.id = v.id
+                """, slice.flatMap { $0.map { Value.integer($0) } } + [.text(node)])
+        }
+    }
+
+    /// A write transaction holds the only write lock: readers go on, writers wait.
+    public var writeTransactionReadsWithoutBlocking: Bool { false }
+
+    // MARK: - Statements that differ
+
+    public func upsert(key: [String], set: [(column: String, expression: String)]) -> String {
+        "ON CONFLICT (\(key.joined(separator: ", "))) DO UPDATE SET "
+            + set.map { "\($0.column) = \($0.expression)" }.joined(separator: ", ")
+    }
+
+    public func incoming(_ column: String) -> String { "excluded." + column }
+
+    public func skipDuplicate(key: [String]) -> String { "ON CONFLICT (\(key.joined(separator: ", "))) DO NOTHING" }
+
+    public func updateFrom(
+        _ table: String, alias: String, set: [(column: String, expression: String)], rows: String, rowsAlias: String,
+        match: String
+    ) -> String {
+        let assignments = set.map { "\($0.column) = \($0.expression)" }.joined(separator: ", ")
+        return "UPDATE \(table) AS \(alias) SET \(assignments) FROM (\(rows)) AS \(rowsAlias) WHERE \(match)"
+    }
+
+    public func insertSkippingDuplicates(into table: String, columns: String, rows: String) -> String {
+        "INSERT OR IGNORE INTO \(table) (\(columns)) VALUES \(rows)"
+    }
+
+    public func insertReturningId(_ db: Database, _ sql: String, _ params: [Value]) throws -> Int64 {
+        try db.execute(sql, params)
+        return try db.scalar("SELECT last_insert_rowid()").asInt64 ?? 0
+    }
+
+    public var falseCondition: String { "0" }
+
+    public func parameterRows(_ n: Int, width: Int) -> String {
+        let tuple = "(" + Array(repeating: "?", count: width).joined(separator: ", ") + ")"
+        return "VALUES " + Array(repeating: tuple, count: n).joined(separator: ", ")
+    }
+
+    public func keyedVersions(_ columns: String, from versions: String, keys: Int) -> String {
+        "SELECT \(columns) FROM \(versions) WHERE object_table = ? AND object_id IN (\(Self.marks(keys)))"
+    }
+
+    public func deleteColumnVersions(keys: Int) -> String {
+        "DELETE FROM ds_column_version WHERE object_table = ? AND object_id IN (\(Self.marks(keys)))"
+    }
+
+    static func marks(_ n: Int) -> String { Array(repeating: "?", count: n).joined(separator: ", ") }
+
+    /// SQLite plans without statistics DataJoin would need to refresh.
+    public func refreshStatistics(_ db: Database, _ tables: [String], after changes: Int) throws {}
+
+    // MARK: - Values
+
+    public func valueProblem(_ value: Value, _ col: ColumnInfo) -> String? {
+        // Text in a TEXT column (the common case) needs no affinity rules.
+        if case .text = value, col.kind == .text { return nil }
+        let aff = Self.affinity(col.dataType)
+        switch value {
+        case .real(let d):
+            if d.isNaN { return "NaN, which SQLite stores as NULL" }
+            if d == 0 && d.sign == .minus && aff != .blob {
+                return
+                    "-0.0, which SQLite stores as 0 in a \(col.dataType) column (declare the column without a type to keep the sign)"
+            }
+        case .text(let s) where aff == .integer || aff == .real || aff == .numeric:
+            // SQLite turns numeric-looking text into a number here, keeping 15 significant digits.
+            if let digits = ValueFit.significantDigits(s), digits > 15 {
+                return
+                    "the number \(s.prefix(40)) has \(digits) significant digits; a \(col.dataType) column in SQLite keeps 15 (declare it TEXT to keep exact decimals)"
+            }
+        default: break
+        }
+        return nil
+    }
+
+    /// SQLite's affinity of a declared type (https://www.sqlite.org/datatype3.html §3.1).
+    enum Affinity { case integer, text, blob, real, numeric }
+
+    static func affinity(_ declared: String) -> Affinity {
+        let t = declared.uppercased()
+        if t.contains("INT") { return .integer }
+        if t.contains("CHAR") || t.contains("CLOB") || t.contains("TEXT") { return .text }
+        if t.contains("BLOB") || t.isEmpty { return .blob }
+        if t.contains("REAL") || t.contains("FLOA") || t.contains("DOUB") { return .real }
+        return .numeric
+    }
+
+    public func keyProblem(_ key: [Value]) -> String? { nil }
+
+    // MARK: - Locks
+
+    /// An exclusive flock on `<database>.datajoin-lock` (the file's real path, symlinks
+    /// resolved) and on a lock named after the file's device and inode in the temporary folder
+    /// (so a hard link meets it too).
+    public func instanceLock(_ db: Database) throws -> HeldLock {
+        guard let sqlite = (db as? DryRunDatabase)?.inner as? SQLiteDatabase ?? db as? SQLiteDatabase else {
+            throw DataJoinError(.internalError, "not an SQLite connection")
+        }
+        let real = URL(fileURLWithPath: sqlite.path).resolvingSymlinksInPath().path
+        var file = stat()
+        guard stat(real, &file) == 0 else {
+            throw DataJoinError.io("cannot read \(real): \(String(cString: strerror(errno)))")
+        }
+        let byInode = (NSTemporaryDirectory() as NSString).appendingPathComponent(
+            "datajoin-watch-\(file.st_dev)-\(file.st_ino).lock")
+        return try FileLocks([real + ".datajoin-lock", byInode], name: db.displayName)
+    }
+}

@@ -93,10 +93,10 @@ enum SyncSchema {
             CREATE TABLE IF NOT EXISTS ds_change_held (
                 id BIGINT PRIMARY KEY,
                 object_table \(dialect.keyTextType(255)) NOT NULL,
-                object_id \(dialect.keyBytesType) NOT NULL,
+                object_id \(blob) NOT NULL,
                 reason \(text) NOT NULL
             )\(options);
-            CREATE INDEX IF NOT EXISTS ds_change_held_row ON ds_change_held (object_table, object_id);
+            CREATE INDEX IF NOT EXISTS ds_change_held_row ON ds_change_held (object_table, \(dialect.indexed("object_id")));
             CREATE TABLE IF NOT EXISTS ds_bundle_seen (
                 id \(id),
                 sha256 \(dialect.keyTextType(255)) NOT NULL UNIQUE,

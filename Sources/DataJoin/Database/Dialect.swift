@@ -28,6 +28,9 @@ public protocol Dialect: Sendable {
     /// then covers every row, and must still be right).
     func partialIndex(_ condition: String) -> String
     func dropIndex(_ name: String, on table: String) -> String
+    /// A bytes column in an index: the brand indexes a prefix of it where it must (a held
+    /// change's key may be longer than a key the brand stores).
+    func indexed(_ bytesColumn: String) -> String
     /// A column that keeps a captured value as the trigger wrote it.
     var capturedValueType: String { get }
     /// Statements only this brand needs after the common tables (each ending in `;`).

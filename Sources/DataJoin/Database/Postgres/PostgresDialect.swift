@@ -14,6 +14,7 @@ public struct PostgresDialect: Dialect {
     public func keyTextType(_ chars: Int) -> String { "TEXT" }
     public var tableOptions: String { "" }
     public func partialIndex(_ condition: String) -> String { " WHERE " + condition }
+    public func indexed(_ bytesColumn: String) -> String { bytesColumn }
     public func dropIndex(_ name: String, on table: String) -> String { "DROP INDEX IF EXISTS \(name)" }
     public var capturedValueType: String { "TEXT" }
     /// Stamping reads unstamped rows in (source transaction, id) order without sorting them.

@@ -14,6 +14,7 @@ public struct SQLiteDialect: Dialect {
     public func keyTextType(_ chars: Int) -> String { "TEXT" }
     public var tableOptions: String { "" }
     public func partialIndex(_ condition: String) -> String { " WHERE " + condition }
+    public func indexed(_ bytesColumn: String) -> String { bytesColumn }
     public func dropIndex(_ name: String, on table: String) -> String { "DROP INDEX IF EXISTS \(name)" }
     /// No type: a captured value keeps its own storage class.
     public var capturedValueType: String { "" }

@@ -17,11 +17,12 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CMariaDB", pkgConfig: "libmariadb", providers: [.apt(["libmariadb-dev"])]),
         .systemLibrary(name: "CMalloc"),
         .target(
             name: "DataJoin",
             dependencies: [
-                "CSQLite", "CLibPQ", "CZlib", "CMalloc",
+                "CSQLite", "CLibPQ", "CZlib", "CMariaDB", "CMalloc",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

@@ -10,10 +10,19 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v rsync >/dev/null || need+=(rsync)
 command -v script >/dev/null || need+=(bsdutils)
 [ -x /usr/bin/time ] || need+=(time)
-if [ "${1:-}" = "--postgres" ]; then
-  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
-  command -v psql >/dev/null || need+=(postgresql-client)
-fi
+[ -f /usr/include/mariadb/mysql.h ] || need+=(libmariadb-dev)
+for arg in "$@"; do
+  case "$arg" in
+    --postgres)
+      ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+      command -v psql >/dev/null || need+=(postgresql-client)
+      ;;
+    --mariadb)
+      { command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ]; } || need+=(mariadb-server)
+      command -v mariadb >/dev/null || need+=(mariadb-client)
+      ;;
+  esac
+done
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

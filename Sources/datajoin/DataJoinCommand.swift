@@ -22,8 +22,9 @@ struct DataJoinCommand: ParsableCommand {
               datajoin export --db office.db --to /media/usb
               datajoin ingest --db laptop.db /media/usb
 
-            --db takes postgresql://user:pass@host:port/db, sqlite:PATH, or a path ending in .db,
-            .sqlite or .sqlite3; DATAJOIN_DB is used when --db is absent.
+            --db takes postgresql://user:pass@host:port/db, mariadb://user:pass@host:port/db (or
+            mysql://), sqlite:PATH, or a path ending in .db, .sqlite or .sqlite3; DATAJOIN_DB is
+            used when --db is absent.
 
             Exit status: 0 success, 1 failure, 2 partial success (some bundles refused or changes
             held), 64 usage error, 65 damaged or forged bundle, 66 no such database, file or folder,

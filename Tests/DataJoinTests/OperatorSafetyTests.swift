@@ -231,16 +231,14 @@ final class OperatorSafetyTests: XCTestCase {
     /// at --lock-timeout it gives up with exit 75 (temporary) and changes nothing; SQLite's
     /// write lock and PostgreSQL's writer lock alike.
     func testAWriterLockIsReportedAfterASecondAndBoundedByTheLockTimeout() throws {
-        let brands: [Brand] =
-            TestDatabases.postgresBase == nil && ProcessInfo.processInfo.environment["DATAJOIN_REQUIRE_PG"] != "1"
-            ? [.sqlite] : [.sqlite, .postgres]
-        for brand in brands {
+        for brand in TestDatabases.availableBrands {
             let a = try TestNode("lock\(brand)", brand, folder: folder, viaCLI: true)
             try a.exec("INSERT INTO sales_order (order_id) VALUES ('k1')")
             let holder = try DatabaseOpener.open(a.url)
             switch brand {
             case .sqlite: try holder.executeScript("BEGIN IMMEDIATE")
             case .postgres: _ = try holder.scalar("SELECT pg_advisory_lock(4242000001)")
+            case .mariadb: _ = try holder.scalar("SELECT GET_LOCK(concat('datajoin_writer.', DATABASE()), 0)")
             }
             let out = try TestDatabases.subfolder(folder, "lock-\(brand)")
             let started = Date()
@@ -259,6 +257,7 @@ final class OperatorSafetyTests: XCTestCase {
             switch brand {
             case .sqlite: try holder.executeScript("ROLLBACK")
             case .postgres: _ = try holder.scalar("SELECT pg_advisory_unlock(4242000001)")
+            case .mariadb: _ = try holder.scalar("SELECT RELEASE_LOCK(concat('datajoin_writer.', DATABASE()))")
             }
             // Free again: the same command works, and a wait that ends in time says nothing.
             let ok = try CLI.ok(["export", "--db", a.url, "--to", out.path, "--lock-timeout", "2"])

@@ -24,9 +24,22 @@ final class ReliabilityTests: ScenarioTestCase {
     // MARK: - Crash at any moment
 
     func testKilledAtRandomMomentsThenRerunDeliversEveryChangeOnce() throws {
+        try killedAtRandomMoments(.sqlite, .postgres)
+    }
+
+    /// The same on MariaDB: killed while exporting from it and while ingesting and importing
+    /// into it.
+    func testKilledAtRandomMomentsOnMariaDBThenRerunDeliversEveryChangeOnce() throws {
+        try killedAtRandomMoments(.mariadb, .mariadb)
+    }
+
+    func killedAtRandomMoments(_ exporter: Brand, _ importer: Brand) throws {
         let seed: UInt64 = 17
         var rng = SeededRandom(seed: seed)
-        let (a, b) = try makePair(.sqlite, .postgres)
+        let (a, b) = try makePair(exporter, importer)
+        let reals =
+            [exporter, importer].contains(.mariadb)
+            ? ConvergencePropertyTests.finiteReals : ConvergencePropertyTests.reals
         let drop = try dir("drop")
         let keys = (0..<200).map { String(format: "k%03d", $0) }
         var kills = ["export": 0, "ingest": 0, "import": 0]
@@ -34,7 +47,9 @@ final class ReliabilityTests: ScenarioTestCase {
         while kills.values.contains(where: { $0 < 17 }) && iteration < 400 {
             iteration += 1
             if iteration % 3 == 1 {
-                for _ in 0..<150 { try ConvergencePropertyTests.randomEdit(a, keys: keys, rng: &rng) }
+                for _ in 0..<150 {
+                    try ConvergencePropertyTests.randomEdit(a, keys: keys, reals: reals, rng: &rng)
+                }
             }
             let phase = ["export", "ingest", "import"].randomElement(using: &rng)!
             let args: [String]

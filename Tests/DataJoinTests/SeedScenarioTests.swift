@@ -5,12 +5,18 @@ import XCTest
 
 /// The seed's scenario, driven through the real CLI: testapp1 inserts ord2, updates its
 /// description, deletes it; each step is exported, the file copied, ingested on testapp2 and
-/// checked there with a query. Then the same back the other way. All four brand pairings.
+/// checked there with a query. Then the same back the other way. Every brand pairing.
 final class SeedScenarioTests: ScenarioTestCase {
     func testSQLiteToSQLite() throws { try scenario(.sqlite, .sqlite) }
     func testPostgresToPostgres() throws { try scenario(.postgres, .postgres) }
     func testSQLiteToPostgres() throws { try scenario(.sqlite, .postgres) }
     func testPostgresToSQLite() throws { try scenario(.postgres, .sqlite) }
+    // MariaDB with every brand (each scenario runs both ways).
+    func testMariaDBToMariaDB() throws { try scenario(.mariadb, .mariadb) }
+    func testSQLiteToMariaDB() throws { try scenario(.sqlite, .mariadb) }
+    func testMariaDBToSQLite() throws { try scenario(.mariadb, .sqlite) }
+    func testPostgresToMariaDB() throws { try scenario(.postgres, .mariadb) }
+    func testMariaDBToPostgres() throws { try scenario(.mariadb, .postgres) }
 
     private func scenario(_ brand1: Brand, _ brand2: Brand) throws {
         let folder = try TestDatabases.tempFolder("seed")

@@ -42,6 +42,12 @@ final class SilentLossTests: ScenarioTestCase {
                 INSERT INTO sales_order (order_id, description, quantity)
                 SELECT 'o' || lpad(g::text, 7, '0'), 'row ' || g, g::text FROM generate_series(\(first + 1), \(first + n)) g
                 """)
+        case .mariadb:
+            try node.exec(
+                """
+                INSERT INTO sales_order (order_id, description, quantity)
+                SELECT 'o' || lpad(seq, 7, '0'), 'row ' || seq, CAST(seq AS CHAR) FROM seq_\(first + 1)_to_\(first + n)
+                """)
         }
     }
 

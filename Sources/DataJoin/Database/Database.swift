@@ -4,6 +4,7 @@ import Foundation
 public enum Brand: String, Sendable {
     case sqlite
     case postgres
+    case mariadb
 }
 
 /// One result row; values typed by the driver.
@@ -130,6 +131,7 @@ public enum DatabaseOpener {
         switch url {
         case .sqlite(let path): return try SQLiteDatabase(path: path, create: create)
         case .postgres(let conninfo, let display): return try PostgresDatabase(conninfo: conninfo, displayName: display)
+        case .mariadb(let address, let display): return try MariaDBDatabase(address, displayName: display)
         }
     }
 

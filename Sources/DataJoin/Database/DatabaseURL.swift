@@ -5,6 +5,7 @@ import Foundation
 public enum DatabaseURL: Equatable, CustomStringConvertible {
     case sqlite(path: String)
     case postgres(conninfo: String, display: String)
+    case mariadb(MariaDBDatabase.Address, display: String)
 
     public static func parse(_ text: String) throws -> DatabaseURL {
         let t = text.trimmingCharacters(in: .whitespaces)
@@ -33,6 +34,9 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
             }
             return .postgres(conninfo: conninfo, display: redact(t))
         }
+        if t.hasPrefix("mariadb://") || t.hasPrefix("mysql://") {
+            return try parseMariaDB(t)
+        }
         if t.hasPrefix("sqlite:") {
             var path = String(t.dropFirst("sqlite:".count))
             if path.hasPrefix("//") { path = String(path.dropFirst(2)) }
@@ -46,8 +50,38 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
         }
         throw DataJoinError(
             .badURL,
-            "unrecognised database URL '\(redact(t))': use postgresql://user:pass@host:port/db, sqlite:PATH, or a path ending in .db, .sqlite or .sqlite3"
+            "unrecognised database URL '\(redact(t))': use postgresql://user:pass@host:port/db, mariadb://user:pass@host:port/db, sqlite:PATH, or a path ending in .db, .sqlite or .sqlite3"
         )
+    }
+
+    /// `mariadb://user:pass@host:port/db` (or `mysql://`); `?connect_timeout=N` as for PostgreSQL.
+    static func parseMariaDB(_ t: String) throws -> DatabaseURL {
+        let bad = { (why: String) in
+            DataJoinError(.badURL, "malformed MariaDB URL '\(redact(t))': \(why)")
+        }
+        guard let comps = URLComponents(string: t), let host = comps.host, !host.isEmpty else {
+            throw bad("expected mariadb://user:pass@host:port/dbname")
+        }
+        if let port = comps.port, !(1...65535).contains(port) { throw bad("port \(port) is out of range") }
+        let db = comps.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        if db.isEmpty { throw bad("no database name after the host (…/dbname)") }
+        guard let user = comps.user, !user.isEmpty else { throw bad("no user before the host (user@host)") }
+        var timeout = UInt32(defaultConnectTimeoutSeconds)
+        for item in comps.queryItems ?? [] {
+            switch item.name {
+            case "connect_timeout":
+                guard let v = item.value.flatMap(UInt32.init), v > 0 else {
+                    throw bad("connect_timeout takes a number of seconds above 0")
+                }
+                timeout = v
+            default: throw bad("unknown option '\(item.name)' (MariaDB URLs take connect_timeout)")
+            }
+        }
+        let address = MariaDBDatabase.Address(
+            host: host, port: UInt32(comps.port ?? 3306), user: comps.user?.removingPercentEncoding ?? user,
+            password: comps.password?.removingPercentEncoding, database: db.removingPercentEncoding ?? db,
+            connectTimeout: timeout)
+        return .mariadb(address, display: redact(t))
     }
 
     /// Seconds libpq waits for a server to answer a connection, unless told otherwise.
@@ -76,6 +110,7 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
         switch self {
         case .sqlite(let path): return "sqlite:" + path
         case .postgres(_, let display): return display
+        case .mariadb(_, let display): return display
         }
     }
 }

@@ -7,7 +7,7 @@ struct DatabaseOptions: ParsableArguments {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Database URL: postgresql://user:pass@host:port/db, sqlite:PATH, or PATH.db (default: $DATAJOIN_DB).",
+            "Database URL: postgresql://user:pass@host:port/db, mariadb://user:pass@host:port/db, sqlite:PATH, or PATH.db (default: $DATAJOIN_DB).",
             valueName: "url"))
     var db: String?
 

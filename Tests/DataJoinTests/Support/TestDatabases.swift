@@ -3,11 +3,36 @@ import XCTest
 
 @testable import DataJoin
 
-/// Throwaway databases for tests: SQLite files in a temp folder, PostgreSQL databases created
-/// on the server named by DATAJOIN_TEST_PG (Scripts/test.sh starts one). With
-/// DATAJOIN_REQUIRE_PG=1 (CI) a missing server fails the test instead of skipping it.
+/// Throwaway databases for tests: SQLite files in a temp folder, PostgreSQL and MariaDB
+/// databases created on the servers named by DATAJOIN_TEST_PG and DATAJOIN_TEST_MARIADB
+/// (Scripts/test.sh starts both). With DATAJOIN_REQUIRE_PG=1 and DATAJOIN_REQUIRE_MARIADB=1 (CI)
+/// a missing server fails the test instead of skipping it.
 enum TestDatabases {
     static var postgresBase: String? { ProcessInfo.processInfo.environment["DATAJOIN_TEST_PG"] }
+    static var mariadbBase: String? { ProcessInfo.processInfo.environment["DATAJOIN_TEST_MARIADB"] }
+
+    static func requireMariaDB() throws -> String {
+        if let base = mariadbBase { return base }
+        if ProcessInfo.processInfo.environment["DATAJOIN_REQUIRE_MARIADB"] == "1" {
+            XCTFail("DATAJOIN_TEST_MARIADB is not set but DATAJOIN_REQUIRE_MARIADB=1: MariaDB tests must run")
+        }
+        throw XCTSkip("no MariaDB server: set DATAJOIN_TEST_MARIADB (Scripts/test.sh does)")
+    }
+
+    /// SQLite, and each server brand whose server is there (or required: then a missing one fails).
+    static var availableBrands: [Brand] {
+        let env = ProcessInfo.processInfo.environment
+        var brands: [Brand] = [.sqlite]
+        if postgresBase != nil || env["DATAJOIN_REQUIRE_PG"] == "1" { brands.append(.postgres) }
+        if mariadbBase != nil || env["DATAJOIN_REQUIRE_MARIADB"] == "1" { brands.append(.mariadb) }
+        return brands
+    }
+
+    /// A table's DDL in the words of `brand`: MariaDB indexes no TEXT column, so a text key is
+    /// a VARCHAR there.
+    static func ddl(_ sql: String, for brand: Brand) -> String {
+        brand == .mariadb ? sql.replacingOccurrences(of: "TEXT PRIMARY KEY", with: "VARCHAR(191) PRIMARY KEY") : sql
+    }
 
     static func requirePostgres() throws -> String {
         if let base = postgresBase { return base }
@@ -28,6 +53,13 @@ enum TestDatabases {
             let dbName =
                 "dj_\(name.lowercased().filter { $0.isLetter || $0.isNumber })_\(UInt32.random(in: 0...UInt32.max))"
             try admin.executeScript("CREATE DATABASE \(dbName)")
+            return replaceDatabase(in: base, with: dbName)
+        case .mariadb:
+            let base = try requireMariaDB()
+            let admin = try DatabaseOpener.open(base)
+            let dbName =
+                "dj_\(name.lowercased().filter { $0.isLetter || $0.isNumber }.prefix(30))_\(UInt32.random(in: 0...UInt32.max))"
+            try admin.executeScript("CREATE DATABASE \(dbName) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
             return replaceDatabase(in: base, with: dbName)
         }
     }
@@ -252,7 +284,7 @@ final class TestNode {
         url = try TestDatabases.create(brand, name: name, in: folder)
         db = try DatabaseOpener.open(url)
         Self.created.append(self)
-        try db.executeScript(table)
+        try db.executeScript(TestDatabases.ddl(table, for: brand))
         if viaCLI {
             try CLI.ok(["init", "--db", url, "--node", name])
             if !track.isEmpty { try CLI.ok(["track", "--db", url] + track) }

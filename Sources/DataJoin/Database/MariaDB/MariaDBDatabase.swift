@@ -1,0 +1,238 @@
+import CMariaDB
+import Foundation
+
+/// One libmariadb connection, closed in deinit. Every statement with values is a server-side
+/// prepared statement (values bound, never in the text), prepared once per connection.
+public final class MariaDBDatabase: Database {
+    public let dialect: Dialect = MariaDBDialect()
+    public let displayName: String
+    let handle: UnsafeMutablePointer<MYSQL>
+    private var cache: [String: MariaDBStatement] = [:]
+    private var holdsWriterLock = false
+    /// `GET_LOCK` names are server-wide: each is scoped to this database.
+    private(set) var lockScope = ""
+
+    public struct Address: Equatable, Sendable {
+        public var host: String
+        public var port: UInt32
+        public var user: String
+        public var password: String?
+        public var database: String
+        public var connectTimeout: UInt32
+    }
+
+    public init(_ address: Address, displayName: String) throws {
+        self.displayName = displayName
+        guard let h = mysql_init(nil) else {
+            throw DataJoinError(.connection, "cannot connect to \(displayName): out of memory")
+        }
+        var timeout = address.connectTimeout
+        mysql_options(h, MYSQL_OPT_CONNECT_TIMEOUT, &timeout)
+        mysql_options(h, MYSQL_SET_CHARSET_NAME, "utf8mb4")
+        let connected = mysql_real_connect(
+            h, address.host, address.user, address.password, address.database, address.port, nil,
+            datajoin_maria_client_multi_statements())
+        if connected == nil {
+            let code = mysql_errno(h)
+            let msg = String(cString: mysql_error(h))
+            mysql_close(h)
+            switch Int32(code) {
+            case ER_ACCESS_DENIED_ERROR, ER_DBACCESS_DENIED_ERROR:
+                throw DataJoinError(
+                    .permission, "cannot connect to \(displayName): \(msg); check the user and password")
+            case ER_BAD_DB_ERROR:
+                throw DataJoinError(
+                    .noInput,
+                    "no database at \(displayName): \(msg) (CREATE DATABASE makes one, then 'datajoin init')")
+            default:
+                throw DataJoinError(
+                    .connection,
+                    "cannot connect to \(displayName): \(msg); check that the server runs and the URL is right")
+            }
+        }
+        handle = h
+        do {
+            // Standard SQL where MariaDB has a switch for it: "name" quotes an identifier, ||
+            // joins text, no backslash escapes; strict tables refuse a value instead of
+            // altering it; UTC for TIMESTAMP; REPEATABLE READ (InnoDB's default) said aloud.
+            try executeScript(
+                """
+                SET SESSION sql_mode = 'ANSI_QUOTES,PIPES_AS_CONCAT,NO_BACKSLASH_ESCAPES,STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION';
+                SET SESSION time_zone = '+00:00';
+                SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ;
+                SET SESSION group_concat_max_len = 1073741824;
+                SET @datajoin_applying = NULL
+                """)
+            lockScope = try scalar("SELECT DATABASE()").asString ?? address.database
+        } catch {
+            cache.removeAll()
+            mysql_close(h)
+            throw error
+        }
+    }
+
+    deinit {
+        cache.removeAll()
+        mysql_close(handle)
+    }
+
+    func lastError() -> MariaDBError {
+        MariaDBError(
+            number: mysql_errno(handle), sqlState: String(cString: mysql_sqlstate(handle)),
+            message: String(cString: mysql_error(handle)))
+    }
+
+    private func statement(_ sql: String) throws -> MariaDBStatement {
+        if let s = cache[sql] { return s }
+        let s = try MariaDBStatement(self, sql)
+        cache[sql] = s
+        return s
+    }
+
+    @discardableResult
+    public func execute(_ sql: String, _ params: [Value]) throws -> Int {
+        try statement(sql).run(params, cursor: false) { _ in }
+    }
+
+    /// The whole result is read before `body` runs, so `body` may run statements of its own.
+    public func query(_ sql: String, _ params: [Value], _ body: (Row) throws -> Void) throws {
+        var rows: [Row] = []
+        try statement(sql).run(params, cursor: false) { rows.append($0) }
+        for r in rows { try body(r) }
+    }
+
+    /// A server-side cursor: rows come a batch at a time, and `body` may run other statements
+    /// on this connection while the cursor is open.
+    public func stream(_ sql: String, _ params: [Value], _ body: (Row) throws -> Void) throws {
+        let s = try MariaDBStatement(self, sql)
+        try s.run(params, cursor: true, body)
+    }
+
+    /// DataJoin's own DDL: several statements, no values.
+    public func executeScript(_ sql: String) throws {
+        guard mysql_real_query(handle, sql, UInt(sql.utf8.count)) == 0 else { throw lastError() }
+        while true {
+            if let r = mysql_store_result(handle) { mysql_free_result(r) }
+            let next = mysql_next_result(handle)
+            if next > 0 { throw lastError() }
+            if next < 0 { return }
+        }
+    }
+
+    public func readBlob(table: String, column: String, rowid: Int64, offset: Int, count: Int) throws -> [UInt8] {
+        let v = try scalar(
+            "SELECT SUBSTRING(\(quote(column)), ?, ?) FROM \(quote(table)) WHERE id = ?",
+            [.integer(Int64(offset + 1)), .integer(Int64(count)), .integer(rowid)])
+        if case .blob(let b) = v { return b }
+        return []
+    }
+
+    // MARK: - Transactions
+
+    /// DataJoin's write transactions run one at a time per database, as on PostgreSQL: the
+    /// lock is taken before the transaction starts, so its snapshot follows the last writer's
+    /// commit. Tried, not waited for in the server: the wait is told after a second and bounded
+    /// by --lock-timeout.
+    public func beginTransaction() throws {
+        if !holdsWriterLock {
+            var wait = LockWait.Wait("DataJoin's writer lock on \(displayName), which another datajoin process holds")
+            var attempt = 0
+            while try scalar("SELECT GET_LOCK(?, 0)", [.text("datajoin_writer." + lockScope)]) != .integer(1) {
+                guard wait.keepWaiting(attempt: attempt) else {
+                    throw DataJoinError(
+                        .locked,
+                        "another datajoin process is writing to \(displayName) and held its writer lock for \(LockWait.Wait.seconds(LockWait.timeoutSeconds)) s; try again when it is done, or raise --lock-timeout"
+                    )
+                }
+                attempt += 1
+            }
+            holdsWriterLock = true
+        }
+        do {
+            try executeScript("START TRANSACTION")
+        } catch {
+            releaseWriterLock()
+            throw error
+        }
+    }
+
+    private func releaseWriterLock() {
+        guard holdsWriterLock else { return }
+        holdsWriterLock = false
+        _ = try? scalar("SELECT RELEASE_LOCK(?)", [.text("datajoin_writer." + lockScope)])
+    }
+
+    public func beginReadTransaction() throws {
+        try executeScript("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+    }
+
+    /// The importer's "capture off" switch is a session variable: it ends with the transaction.
+    public func commit() throws {
+        defer { releaseWriterLock() }
+        try executeScript("COMMIT; SET @datajoin_applying = NULL")
+    }
+
+    public func rollback() throws {
+        defer { releaseWriterLock() }
+        try executeScript("ROLLBACK; SET @datajoin_applying = NULL")
+    }
+
+    public func isRetryable(_ error: Error) -> Bool {
+        guard let e = error as? MariaDBError else { return false }
+        return e.code == .deadlock || e.code == .lockWaitTimeout || e.code == .recordChangedSinceStart
+    }
+
+    public func isUnavailable(_ error: Error) -> Bool {
+        guard let e = error as? MariaDBError else { return false }
+        return e.isConnectionLost || e.code == .diskFull || e.code == .outOfResources || e.code == .readOnlyTransaction
+    }
+
+    public func isRefusal(_ error: Error) -> Bool {
+        error is MariaDBError && !isRetryable(error) && !isUnavailable(error)
+    }
+
+    public func isUniqueViolation(_ error: Error) -> Bool { (error as? MariaDBError)?.code == .duplicateEntry }
+
+    /// Values travel in the statement's binding, whatever their size.
+    public func insertWithLargeValue(into table: String, columns: String, _ row: [Value], valueIndex: Int) throws
+        -> Int?
+    { nil }
+
+    /// Multi-row INSERT is MariaDB's bulk path here (LOAD DATA needs a file or local-infile).
+    public func bulkLoad(
+        into table: String, columns: String, _ rows: (_ send: ([Value]) throws -> Void) throws -> Void
+    ) throws -> Bool { false }
+}
+
+/// A server error with its number and SQLSTATE; bound values are never part of the message.
+public struct MariaDBError: Error, CustomStringConvertible {
+    public let number: UInt32
+    public let sqlState: String
+    public let message: String
+
+    public var code: Code { Code(rawValue: number) }
+
+    /// Server and client error numbers by name (mysqld_error.h, errmsg.h): the core and the
+    /// dialect match names, never raw numbers.
+    public struct Code: RawRepresentable, Hashable, Sendable {
+        public let rawValue: UInt32
+        public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+        public static let duplicateEntry = Code(rawValue: UInt32(ER_DUP_ENTRY))
+        public static let deadlock = Code(rawValue: UInt32(ER_LOCK_DEADLOCK))
+        public static let lockWaitTimeout = Code(rawValue: UInt32(ER_LOCK_WAIT_TIMEOUT))
+        /// InnoDB's "Record has changed since last read" under snapshot isolation.
+        public static let recordChangedSinceStart = Code(rawValue: 1020)
+        public static let diskFull = Code(rawValue: UInt32(ER_DISK_FULL))
+        public static let outOfResources = Code(rawValue: UInt32(ER_OUT_OF_RESOURCES))
+        public static let readOnlyTransaction = Code(rawValue: UInt32(ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION))
+        public static let noSuchTable = Code(rawValue: UInt32(ER_NO_SUCH_TABLE))
+        public static let serverGone = Code(rawValue: UInt32(CR_SERVER_GONE_ERROR))
+        public static let serverLost = Code(rawValue: UInt32(CR_SERVER_LOST))
+        public static let connectionError = Code(rawValue: UInt32(CR_CONNECTION_ERROR))
+    }
+
+    var isConnectionLost: Bool { [.serverGone, .serverLost, .connectionError].contains(code) }
+
+    public var description: String { "MariaDB error \(number) (\(sqlState)): \(message)" }
+}

@@ -1,0 +1,278 @@
+import Foundation
+
+/// MariaDB (10.5 and later, InnoDB): many writers at once, capture by row triggers that write
+/// each value as its text (blobs as hex), stamping in outbox id order over committed rows.
+/// Sessions run with ANSI_QUOTES and PIPES_AS_CONCAT, so the core's standard SQL is MariaDB's
+/// too; what still differs is here.
+public struct MariaDBDialect: Dialect {
+    public var brand: Brand { .mariadb }
+
+    // MARK: - DataJoin's own tables
+
+    public var autoIdColumn: String { "BIGINT PRIMARY KEY AUTO_INCREMENT" }
+    public var bytesType: String { "LONGBLOB" }
+    /// InnoDB indexes at most 3,072 bytes of a key: a table name (255 characters, 1,020 bytes),
+    /// a row key and a column name (1,020) fit.
+    public var keyBytesType: String { "VARBINARY(\(Self.maxKeyBytes))" }
+    static let maxKeyBytes = 1_024
+    public var textType: String { "LONGTEXT" }
+    public func keyTextType(_ chars: Int) -> String { "VARCHAR(\(chars))" }
+    public var capturedValueType: String { "LONGTEXT" }
+    /// Binary collation: DataJoin's names and keys compare byte for byte, as on the other brands.
+    public var tableOptions: String { " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin" }
+    public func partialIndex(_ condition: String) -> String { "" }
+    public func indexed(_ bytesColumn: String) -> String { "\(bytesColumn)(\(Self.maxKeyBytes))" }
+    public func dropIndex(_ name: String, on table: String) -> String { "DROP INDEX IF EXISTS \(name) ON \(table)" }
+    public var extraSchema: String { "" }
+
+    public func isInstalled(_ db: Database) throws -> Bool {
+        try db.scalar(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'ds_node'"
+        ).asInt64 ?? 0 > 0
+    }
+
+    public func hasColumn(_ db: Database, table: String, column: String) throws -> Bool {
+        try db.scalar(
+            "SELECT count(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = ?",
+            [.text(table), .text(column)]
+        ).asInt64 ?? 0 > 0
+    }
+
+    /// Privileges are granted per database or table to users: whoever may read this database's
+    /// tables may read the key (docs/security.md says to keep DataJoin's database to itself).
+    public func protectPrivateKey(_ db: Database) throws {}
+
+    // MARK: - Application tables
+
+    public func columns(_ db: Database, of table: String) throws -> [ColumnInfo] {
+        var cols: [ColumnInfo] = []
+        try db.query(
+            """
+            SELECT c.column_name, c.column_type, coalesce((SELECT k.ordinal_position FROM information_schema.key_column_usage AS k
+              WHERE k.table_schema = c.table_schema AND k.table_name = c.table_name AND k.column_name = c.column_name
+              AND k.constraint_name = 'PRIMARY'), 0)
+            FROM information_schema.columns AS c
+            WHERE c.table_schema = DATABASE() AND c.table_name = ? ORDER BY c.ordinal_position
+            """, [.text(table)]
+        ) { r in
+            let type = r.string(1) ?? ""
+            cols.append(
+                ColumnInfo(
+                    name: r.string(0) ?? "", dataType: type, kind: valueKind(declaredType: type),
+                    pkPosition: Int(r.int(2) ?? 0)))
+        }
+        return cols
+    }
+
+    public func valueKind(declaredType: String) -> ValueKind {
+        let t = declaredType.lowercased()
+        let base = t.components(separatedBy: "(").first ?? t
+        if t.hasPrefix("tinyint(1)") { return .boolean }
+        switch base {
+        case "tinyint", "smallint", "mediumint", "int", "integer", "bigint":
+            // BIGINT UNSIGNED reaches past a signed 64-bit integer: kept exact as text.
+            return t.contains("unsigned") && base == "bigint" ? .text : .integer
+        case "float", "double", "real": return .real
+        case "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob", "bit": return .blob
+        default: return .text
+        }
+    }
+
+    public func foreignKeys(_ db: Database, among tables: Set<String>) throws -> [(child: String, parent: String)] {
+        var out: [(child: String, parent: String)] = []
+        try db.query(
+            """
+            SELECT DISTINCT table_name, referenced_table_name FROM information_schema.key_column_usage
+            WHERE table_schema = DATABASE() AND referenced_table_name IS NOT NULL
+            """, []
+        ) { r in
+            if let c = r.string(0), let p = r.string(1), tables.contains(c), tables.contains(p) { out.append((c, p)) }
+        }
+        return out
+    }
+
+    public func keyWarnings(_ db: Database, _ t: TableInfo) throws -> [String] {
+        let advice = "two nodes will hand out the same ids; use UUIDs, or per-node prefixes or ranges"
+        for k in t.keyColumns {
+            let extra =
+                try db.scalar(
+                    "SELECT extra FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = ?",
+                    [.text(t.name), .text(k.name)]
+                ).asString ?? ""
+            if extra.lowercased().contains("auto_increment") {
+                return ["\(t.name): its key \(k.name) is AUTO_INCREMENT; \(advice)"]
+            }
+        }
+        return []
+    }
+
+    // MARK: - Capture
+
+    /// A value captured as its text (blobs as hex), typed by the column's kind.
+    public func capturedValue(_ text: String?, kind: ValueKind) -> Value {
+        guard let text else { return .null }
+        switch kind {
+        case .integer: return Int64(text).map(Value.integer) ?? .text(text)
+        case .real: return ValueConversion.parseReal(text).map(Value.real) ?? .text(text)
+        case .boolean: return Int64(text).map(Value.integer) ?? .text(text)
+        case .blob: return Hex.decode(Substring(text)).map(Value.blob) ?? .blob(Array(text.utf8))
+        case .text, .any: return .text(text)
+        }
+    }
+
+    /// A session variable the triggers read; commit and rollback clear it (MariaDBDatabase).
+    public func setApplying(_ db: Database, _ on: Bool) throws {
+        try db.executeScript(on ? "SET @datajoin_applying = 1" : "SET @datajoin_applying = NULL")
+    }
+
+    /// InnoDB checks a foreign key at each statement and cannot defer it: the importer writes
+    /// parents before children (ForeignKeys.parentsFirst), and a bundle that still violates
+    /// one applies change by change.
+    public func deferForeignKeys(_ db: Database, _ on: Bool) throws {}
+
+    // MARK: - Stamping
+
+    public func prepareStamping(_ db: Database) throws {}
+
+    /// Unstamped rows are found through the index on seq (NULL for them), not above a cursor.
+    public func stampedThrough(_ db: Database) throws -> Int64 { 0 }
+    public func setStampedThrough(_ db: Database, _ id: Int64) throws {}
+    public func strandedCount(_ db: Database) throws -> Int64 { 0 }
+    public func repairStranded(_ db: Database) throws -> Int64 { 0 }
+
+    /// Committed unstamped rows in id order. Stamping sees only committed rows, so a
+    /// transaction that commits later is stamped later, whatever its ids; two transactions that
+    /// write the same row are serialized by its lock, so the later one's outbox row for it has
+    /// the higher id (docs/capture.md).
+    public func nextStampChunk(_ db: Database, _ cursor: inout StampCursor, select: String, size: Int) throws -> [Row] {
+        let rows = try db.rows(
+            select + " AND id > ? ORDER BY id LIMIT \(size)", [.integer(cursor.lastNullId)])
+        cursor.lastNullId = rows.last?.int(0) ?? cursor.lastNullId
+        return rows
+    }
+
+    /// The listed rows first, then each outbox row by its id: a join that read the outbox
+    /// first took a lock on every row it passed, and waited for an application's uncommitted
+    /// capture (found by `testIdsCommittingOutOfOrderAreNeverSkipped`).
+    public func writeStamps(_ db: Database, _ stamps: [[Int64]], node: String, batch: Int) throws {
+        for part in stride(from: 0, to: stamps.count, by: batch) {
+            let slice = stamps[part..<min(part + batch, stamps.count)]
+            let rows =
+                ["SELECT ? AS id, ? AS seq, ? AS hlc, ? AS cl"]
+                + Array(repeating: "SELECT ?, ?, ?, ?", count: slice.count - 1)
+            try db.execute(
+                """
+                UPDATE (\(rows.joined(separator: " UNION ALL "))) AS v STRAIGHT_JOIN ds_change_outbox AS o ON o.id = v.id
+                SET o.seq = v.seq, o.hlc = v.hlc, o.cl = v.cl, o.updated_by_server_id = ?
+                """, slice.flatMap { $0.map { Value.integer($0) } } + [.text(node)])
+        }
+    }
+
+    /// InnoDB's consistent read: one snapshot, and application writers are never blocked.
+    public var writeTransactionReadsWithoutBlocking: Bool { true }
+
+    // MARK: - Statements that differ
+
+    public func upsert(key: [String], set: [(column: String, expression: String)]) -> String {
+        "ON DUPLICATE KEY UPDATE " + set.map { "\($0.column) = \($0.expression)" }.joined(separator: ", ")
+    }
+
+    public func incoming(_ column: String) -> String { "VALUES(\(column))" }
+
+    /// Not INSERT IGNORE, which would also turn a value the column cannot hold into a warning.
+    public func skipDuplicate(key: [String]) -> String {
+        "ON DUPLICATE KEY UPDATE \(key[0]) = \(key[0])"
+    }
+
+    /// The row list first, then each target row by its key (see writeStamps).
+    public func updateFrom(
+        _ table: String, alias: String, set: [(column: String, expression: String)], rows: String, rowsAlias: String,
+        match: String
+    ) -> String {
+        let assignments = set.map { "\(alias).\($0.column) = \($0.expression)" }.joined(separator: ", ")
+        return "UPDATE (\(rows)) AS \(rowsAlias) STRAIGHT_JOIN \(table) AS \(alias) ON \(match) SET \(assignments)"
+    }
+
+    public func insertSkippingDuplicates(into table: String, columns: String, rows: String) -> String {
+        "INSERT INTO \(table) (\(columns)) VALUES \(rows) ON DUPLICATE KEY UPDATE id = id"
+    }
+
+    public func insertReturningId(_ db: Database, _ sql: String, _ params: [Value]) throws -> Int64 {
+        try db.scalar(sql + " RETURNING id", params).asInt64 ?? 0
+    }
+
+    public var falseCondition: String { "FALSE" }
+
+    public func parameterRows(_ n: Int, width: Int) -> String {
+        let row = "SELECT " + Array(repeating: "?", count: width).joined(separator: ", ")
+        return Array(repeating: row, count: n).joined(separator: " UNION ALL ")
+    }
+
+    public func keyedVersions(_ columns: String, from versions: String, keys: Int) -> String {
+        "SELECT \(columns) FROM \(versions) WHERE object_table = ? AND object_id IN (\(SQLiteDialect.marks(keys)))"
+    }
+
+    public func deleteColumnVersions(keys: Int) -> String {
+        "DELETE FROM ds_column_version WHERE object_table = ? AND object_id IN (\(SQLiteDialect.marks(keys)))"
+    }
+
+    /// InnoDB recalculates persistent statistics itself after a tenth of a table changed.
+    public func refreshStatistics(_ db: Database, _ tables: [String], after changes: Int) throws {}
+
+    // MARK: - Values
+
+    public func valueProblem(_ value: Value, _ col: ColumnInfo) -> String? {
+        let type = col.dataType.lowercased()
+        if case .real(let d) = value, !d.isFinite {
+            return "\(Value.realText(d)), which MariaDB cannot store"
+        }
+        if type.hasPrefix("float"), case .real(let d) = value, Double(String(describing: Float(d))) != d {
+            return "\(Value.realText(d)) needs DOUBLE; a FLOAT column would round it (declare it DOUBLE)"
+        }
+        if type.hasPrefix("decimal("), let scale = ValueFit.numericScale(type) {
+            let text: String?
+            switch value {
+            case .text(let s): text = s
+            case .real(let d): text = Value.realText(d)
+            default: text = nil
+            }
+            if let text, let digits = ValueFit.fractionDigits(text), digits > scale {
+                return "\(text.prefix(40)) has \(digits) decimal places; \(col.dataType) would round it to \(scale)"
+            }
+        }
+        return nil
+    }
+
+    public func keyProblem(_ key: [Value]) -> String? {
+        let bytes = KeyCodec.encode(key).count
+        return bytes > Self.maxKeyBytes
+            ? "the key is \(bytes) bytes; a MariaDB node keeps keys of up to \(Self.maxKeyBytes) bytes" : nil
+    }
+
+    // MARK: - Locks
+
+    /// A named lock held by the watcher's connection (server-wide, so named after the database).
+    public func instanceLock(_ db: Database) throws -> HeldLock {
+        let name = "datajoin_watch." + (try db.scalar("SELECT DATABASE()").asString ?? "")
+        guard try db.scalar("SELECT GET_LOCK(?, 0)", [.text(name)]) == .integer(1) else {
+            throw DataJoinError(
+                .locked, "another datajoin watch is already running on \(db.displayName); stop it first")
+        }
+        return NamedLock(db, name)
+    }
+}
+
+/// A MariaDB named lock, released on release (and by the server when the session ends).
+final class NamedLock: HeldLock {
+    private weak var db: Database?
+    private let name: String
+    init(_ db: Database, _ name: String) {
+        self.db = db
+        self.name = name
+    }
+
+    func release() {
+        _ = try? db?.scalar("SELECT RELEASE_LOCK(?)", [.text(name)])
+        db = nil
+    }
+}

@@ -1,0 +1,413 @@
+import Foundation
+import XCTest
+
+@testable import DataJoin
+
+/// MariaDB as a third brand (issue 12): its types cross to the other brands and back, held with
+/// a reason where a brand cannot store them; concurrent InnoDB writers are exported in commit
+/// order; every command works on it through the CLI. The seed scenario (SeedScenarioTests), the
+/// convergence property (ConvergencePropertyTests) and the crash test (ReliabilityTests) run
+/// with MariaDB nodes too.
+final class MariaDBTests: ScenarioTestCase {
+    var folder: URL!
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        folder = try TestDatabases.tempFolder("maria")
+    }
+
+    func dir(_ name: String) throws -> URL { try TestDatabases.subfolder(folder, name) }
+
+    // MARK: - Types
+
+    static let columns = [
+        "id", "c_decimal", "c_double", "c_datetime", "c_ts", "c_date", "c_time", "c_json", "c_blob", "c_longblob",
+        "c_text", "c_varchar", "c_bool", "c_ubig",
+    ]
+
+    static let mariadbDDL = """
+        CREATE TABLE typed (
+            id INT PRIMARY KEY, c_decimal DECIMAL(38,10), c_double DOUBLE, c_datetime DATETIME(6),
+            c_ts TIMESTAMP(6) NULL, c_date DATE, c_time TIME(6), c_json JSON, c_blob BLOB, c_longblob LONGBLOB,
+            c_text TEXT, c_varchar VARCHAR(64), c_bool TINYINT(1), c_ubig BIGINT UNSIGNED)
+        """
+    static let sqliteDDL = """
+        CREATE TABLE typed (
+            id INTEGER PRIMARY KEY, c_decimal TEXT, c_double DOUBLE, c_datetime TEXT, c_ts TEXT, c_date TEXT,
+            c_time TEXT, c_json TEXT, c_blob BLOB, c_longblob BLOB, c_text TEXT, c_varchar VARCHAR(64),
+            c_bool BOOLEAN, c_ubig INTEGER)
+        """
+    static let postgresDDL = """
+        CREATE TABLE typed (
+            id integer PRIMARY KEY, c_decimal numeric(38,10), c_double double precision, c_datetime timestamp(6),
+            c_ts timestamp(6), c_date date, c_time time(6), c_json json, c_blob bytea, c_longblob bytea,
+            c_text text, c_varchar varchar(64), c_bool boolean, c_ubig bigint)
+        """
+
+    static let unicode = "👩‍👩‍👧 e\u{301} עברית العربية 𝕏 中文 🚀"
+    static let largeBlob: [UInt8] = {
+        var rng = SeededRandom(seed: 12)
+        return (0..<(3 << 20)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+    }()
+
+    /// Edge values of each MariaDB type, bound as parameters; row 4 holds BIGINT UNSIGNED's
+    /// maximum, which neither SQLite nor PostgreSQL can store.
+    func insertMariaDBRows(_ n: TestNode) throws {
+        let sql =
+            "INSERT INTO typed (\(Self.columns.joined(separator: ", "))) VALUES (\(Self.columns.map { _ in "?" }.joined(separator: ", ")))"
+        try n.exec(
+            sql,
+            [
+                .integer(1), .text("-9999999999999999999999999999.9999999999"), .real(-1.7976931348623157e308),
+                .text("1000-01-01 00:00:00.000000"), .text("1970-01-01 00:00:01.000000"), .text("1000-01-01"),
+                .text("00:00:00.000000"), .text("[]"), .blob([]), .blob([0]), .text(""), .text(""), .integer(0),
+                .integer(0),
+            ])
+        try n.exec(
+            sql,
+            [
+                .integer(2), .text("9999999999999999999999999999.9999999999"), .real(5e-324),
+                .text("9999-12-31 23:59:59.999999"), .text("2038-01-19 03:14:07.999999"), .text("9999-12-31"),
+                .text("23:59:59.999999"), .text("{\"b\": 1,  \"a\": [true, null, \"x\\u00e9\"]}"),
+                .blob([0, 0xFF, 0, 0x10]), .blob(Self.largeBlob), .text(Self.unicode), .text("Ünïcödé ✓ ﷽"),
+                .integer(1), .integer(Int64.max),
+            ])
+        try n.exec("INSERT INTO typed (id) VALUES (3)")
+        try n.exec(
+            "INSERT INTO typed (id, c_double, c_decimal, c_text, c_ubig) VALUES (4, 0.1, '0.0000000001', 'O''Brien \"q\" \\\\ end', 18446744073709551615)"
+        )
+    }
+
+    func values(_ n: TestNode) throws -> [[Value]] {
+        try n.db.rows("SELECT \(Self.columns.joined(separator: ", ")) FROM typed ORDER BY id").map(\.values)
+    }
+
+    /// The cells that differ, each as "row id, column: got / expected" (values cut short).
+    static func differences(_ got: [[Value]], _ expected: [[Value]]) -> [String] {
+        guard got.count == expected.count else { return ["\(got.count) rows, expected \(expected.count)"] }
+        var out: [String] = []
+        for (g, e) in zip(got, expected) {
+            for (i, (a, b)) in zip(g, e).enumerated() where a != b {
+                out.append("\(e[0]), \(columns[i]): \(a.description.prefix(80)) / \(b.description.prefix(80))")
+            }
+        }
+        return out
+    }
+
+    func sync(_ from: TestNode, _ to: TestNode) throws -> ImportReport? {
+        let out = try dir("\(from.name)-\(to.name)-\(UUID().uuidString.prefix(4))")
+        try from.export(to: out)
+        return try to.ingest([out.path]).imported
+    }
+
+    /// MariaDB → SQLite → MariaDB and MariaDB → PostgreSQL → MariaDB (a node bootstrapped from
+    /// the middle node's snapshot): every value comes back as it was; BIGINT UNSIGNED's maximum is held on SQLite and PostgreSQL with the reason, and
+    /// every other row arrives.
+    func testTypesCrossToTheOtherBrandsAndBackUnchanged() throws {
+        for other in [Brand.sqlite, .postgres] {
+            let m1 = try TestNode(
+                "m1\(other)", .mariadb, folder: folder, table: Self.mariadbDDL, track: ["typed"])
+            let o = try TestNode(
+                "o\(other)", other, folder: folder, table: other == .sqlite ? Self.sqliteDDL : Self.postgresDDL,
+                track: ["typed"])
+            let m2 = try TestNode(
+                "m2\(other)", .mariadb, folder: folder, table: Self.mariadbDDL, track: ["typed"])
+            try trustAll([m1, o, m2])
+            try insertMariaDBRows(m1)
+            let original = try values(m1)
+            XCTAssertEqual(original[1][12], .integer(1), "TINYINT(1) reads as 1")
+            XCTAssertEqual(original[3][13], .text("18446744073709551615"), "BIGINT UNSIGNED above Int64 stays exact")
+
+            let first = try sync(m1, o)
+            XCTAssertEqual(first?.held, 1, "\(other): only BIGINT UNSIGNED's maximum is held")
+            let reasons = try o.db.rows("SELECT reason FROM ds_change_held").compactMap { $0.string(0) }
+            XCTAssertEqual(reasons.count, 1)
+            XCTAssertTrue(
+                reasons[0].contains("18446744073709551615") || reasons[0].contains("out of range"),
+                "\(other): the reason names the value: \(reasons)")
+            XCTAssertEqual(
+                try o.db.rows("SELECT id FROM typed ORDER BY id").map { $0.values[0] },
+                [.integer(1), .integer(2), .integer(3)])
+            // The held change stays held on `o`; o's snapshot carries its rows and the held
+            // change as it came, which a MariaDB node can store: all four rows arrive.
+            uncheckedNodes.insert(o.name)
+            let snapshot = try Snapshotter.write(o.db, folder: try dir("snap-\(o.name)").path)
+            _ = try m2.ingest([snapshot.path])
+            XCTAssertEqual(
+                Self.differences(try values(m2), original), [],
+                "\(other): MariaDB → \(other) → MariaDB changed a value")
+            // The direct way keeps every value, BIGINT UNSIGNED's maximum too.
+            _ = try sync(m1, m2)
+            XCTAssertEqual(Self.differences(try values(m2), original), [])
+        }
+    }
+
+    /// A value MariaDB cannot store is held with its reason, never stored altered.
+    func testValuesMariaDBCannotHoldAreHeldWithTheReason() throws {
+        let s = try TestNode(
+            "src", .sqlite, folder: folder,
+            table: "CREATE TABLE t (id TEXT PRIMARY KEY NOT NULL, f, d)", track: ["t"])
+        let m = try TestNode(
+            "dst", .mariadb, folder: folder,
+            table: "CREATE TABLE t (id VARCHAR(20) PRIMARY KEY, f FLOAT, d DECIMAL(10,2))", track: ["t"])
+        try trustAll([s, m])
+        try s.exec("INSERT INTO t VALUES ('inf', 1.5, '1.25')")
+        try s.exec("UPDATE t SET f = 9e999 WHERE id = 'inf'")
+        try s.exec("INSERT INTO t VALUES ('float', 0.123456789, '2.5')")
+        try s.exec("INSERT INTO t VALUES ('scale', 2.0, '1.234')")
+        try s.exec("INSERT INTO t VALUES ('fine', 0.5, '3.75')")
+        let report = try sync(s, m)
+        XCTAssertEqual(report?.held, 3)
+        let reasons = try m.db.rows("SELECT reason FROM ds_change_held ORDER BY id").compactMap { $0.string(0) }
+        XCTAssertTrue(reasons.contains { $0.contains("Infinity, which MariaDB cannot store") }, "\(reasons)")
+        XCTAssertTrue(reasons.contains { $0.contains("needs DOUBLE") }, "\(reasons)")
+        XCTAssertTrue(reasons.contains { $0.contains("1.234 has 3 decimal places") }, "\(reasons)")
+        XCTAssertEqual(
+            try m.db.rows("SELECT id, f, d FROM t ORDER BY id").map { $0.values.map(\.description) },
+            [["fine", "0.5", "3.75"], ["inf", "1.5", "1.25"]])
+        uncheckedNodes.insert(m.name)
+    }
+
+    /// A key longer than MariaDB's index keeps is held with the reason.
+    func testAKeyLongerThanMariaDBIndexesIsHeld() throws {
+        let s = try TestNode(
+            "src", .sqlite, folder: folder, table: "CREATE TABLE t (id TEXT PRIMARY KEY NOT NULL, v TEXT)",
+            track: ["t"])
+        let m = try TestNode(
+            "dst", .mariadb, folder: folder, table: "CREATE TABLE t (id VARCHAR(700) PRIMARY KEY, v TEXT)",
+            track: ["t"])
+        try trustAll([s, m])
+        try s.exec("INSERT INTO t VALUES (?, 'long')", [.text(String(repeating: "k", count: 1_100))])
+        try s.exec("INSERT INTO t VALUES ('short', 'fine')")
+        XCTAssertEqual(try sync(s, m)?.held, 1)
+        XCTAssertTrue(
+            try m.db.scalar("SELECT reason FROM ds_change_held").asString?.contains("keeps keys of up to 1024 bytes")
+                ?? false)
+        XCTAssertEqual(try m.db.scalar("SELECT count(*) FROM t"), .integer(1))
+        uncheckedNodes.insert(m.name)
+    }
+
+    // MARK: - Capture
+
+    /// Updates of case only, of trailing spaces and to and from NULL are changes whatever the
+    /// column's collation says; a key change is a delete and an insert; the importer's own
+    /// writes are not captured again.
+    func testRowTriggersCaptureEveryChangeOnce() throws {
+        let m = try TestNode(
+            "m", .mariadb, folder: folder,
+            table:
+                "CREATE TABLE t (id VARCHAR(20) PRIMARY KEY, v VARCHAR(20) COLLATE utf8mb4_general_ci, n INT) COLLATE utf8mb4_general_ci",
+            track: ["t"])
+        let s = try TestNode(
+            "s", .sqlite, folder: folder, table: "CREATE TABLE t (id TEXT PRIMARY KEY NOT NULL, v TEXT, n INTEGER)",
+            track: ["t"])
+        try trustAll([m, s])
+        try m.exec("INSERT INTO t VALUES ('a', 'abc', 1)")
+        try m.exec("UPDATE t SET v = 'ABC' WHERE id = 'a'")
+        try m.exec("UPDATE t SET v = 'ABC ' WHERE id = 'a'")
+        try m.exec("UPDATE t SET n = NULL WHERE id = 'a'")
+        try m.exec("UPDATE t SET n = n WHERE id = 'a'")
+        try m.exec("UPDATE t SET id = 'b' WHERE id = 'a'")
+        let ops = try m.db.rows("SELECT object_operation, object_attribute FROM ds_change_outbox ORDER BY id").map {
+            ($0.string(0) ?? "") + ":" + ($0.string(1).map { $0.hasPrefix("[") ? "row" : $0 } ?? "-")
+        }
+        XCTAssertEqual(ops, ["I:row", "U:v", "U:v", "U:n", "D:-", "I:row"])
+        _ = try sync(m, s)
+        XCTAssertEqual(try s.rows("t"), [["b", "ABC ", "NULL"]])
+        try s.exec("UPDATE t SET n = 7 WHERE id = 'b'")
+        _ = try sync(s, m)
+        XCTAssertEqual(try m.rows("t"), [["b", "ABC ", "7"]])
+        XCTAssertEqual(
+            try m.db.scalar("SELECT count(*) FROM ds_change_outbox"), .integer(6), "the import was not captured")
+    }
+
+    // MARK: - Concurrent writers
+
+    /// A transaction that took the lowest outbox id and commits last is exported after the
+    /// others, never skipped, and its last write wins.
+    func testIdsCommittingOutOfOrderAreNeverSkipped() throws {
+        let a = try TestNode(
+            "a", .mariadb, folder: folder, table: ConvergencePropertyTests.ddl(.mariadb), track: ["item"])
+        let b = try TestNode(
+            "b", .sqlite, folder: folder, table: ConvergencePropertyTests.ddl(.sqlite), track: ["item"])
+        try trustAll([a, b])
+        let drop = try dir("drop")
+        let long = try DatabaseOpener.open(a.url)
+        let other = try DatabaseOpener.open(a.url)
+        try long.executeScript("BEGIN")
+        try long.execute("INSERT INTO item (id, a) VALUES ('held-open', 'took the lower id')")
+        for i in 0..<5 { try other.execute("INSERT INTO item (id) VALUES (?)", [.text("quick\(i)")]) }
+        try a.export(to: drop)
+        try long.execute("UPDATE item SET a = 'still open' WHERE id = 'held-open'")
+        try other.execute("INSERT INTO item (id) VALUES ('later')")
+        try a.export(to: drop)
+        try long.executeScript("COMMIT")
+        try a.export(to: drop)
+        try b.ingest([drop.path])
+        XCTAssertEqual(try b.rows("item"), try a.rows("item"))
+        XCTAssertEqual(try b.db.scalar("SELECT a FROM item WHERE id = 'held-open'"), .text("still open"))
+    }
+
+    /// Four InnoDB writers commit small transactions on shared keys while exports run: the peer
+    /// ends with the same rows and each change once.
+    func testManyWritersDuringExports() throws {
+        let a = try TestNode(
+            "a", .mariadb, folder: folder, table: ConvergencePropertyTests.ddl(.mariadb), track: ["item"])
+        let b = try TestNode(
+            "b", .postgres, folder: folder, table: ConvergencePropertyTests.ddl(.postgres), track: ["item"])
+        try trustAll([a, b])
+        let drop = try dir("drop")
+        let url = a.url
+        let group = DispatchGroup()
+        final class Errors: @unchecked Sendable {
+            var list: [String] = []
+            let lock = NSLock()
+            func add(_ s: String) {
+                lock.lock()
+                list.append(s)
+                lock.unlock()
+            }
+        }
+        let errors = Errors()
+        for w in 0..<4 {
+            group.enter()
+            DispatchQueue.global().async {
+                defer { group.leave() }
+                do {
+                    let db = try DatabaseOpener.open(url)
+                    var rng = SeededRandom(seed: UInt64(200 + w))
+                    for t in 0..<60 {
+                        let writes = (0..<Int.random(in: 1...5, using: &rng)).map { r in
+                            ("k\(Int.random(in: 0..<40, using: &rng))", Int64(w * 1000 + t * 10 + r))
+                        }
+                        // Shared keys: writers wait for each other's row locks, and two that
+                        // lock the same keys in another order deadlock; the loser runs its
+                        // transaction again, as an application does.
+                        while true {
+                            do {
+                                try db.executeScript("BEGIN")
+                                for (key, b) in writes {
+                                    try db.execute(
+                                        "INSERT INTO item (id, b) VALUES (?, ?) ON DUPLICATE KEY UPDATE b = VALUES(b)",
+                                        [.text(key), .integer(b)])
+                                }
+                                try db.executeScript("COMMIT")
+                                break
+                            } catch let e as MariaDBError where e.code == .deadlock {
+                                try db.executeScript("ROLLBACK")
+                            }
+                        }
+                    }
+                } catch { errors.add("writer \(w): \(error)") }
+            }
+        }
+        var exports = 0
+        while group.wait(timeout: .now()) == .timedOut {
+            try a.export(to: drop, max: 25)
+            exports += 1
+        }
+        try a.export(to: drop)
+        XCTAssertEqual(errors.list, [])
+        XCTAssertGreaterThan(exports, 1)
+        try b.ingest([drop.path])
+        XCTAssertEqual(try b.rows("item"), try a.rows("item"))
+        XCTAssertEqual(
+            try b.db.scalar("SELECT count(*) FROM ds_change_inbox").asInt64, try NodeIdentity.load(a.db).nextSeq - 1)
+    }
+
+    // MARK: - Every command, through the CLI
+
+    /// init, track (with --backfill), export, ingest, import, snapshot, prune, check, status
+    /// (text and JSON), watch and untrack on a MariaDB node, with a SQLite laptop and a node
+    /// bootstrapped from the MariaDB node's snapshot; `mysql://` is a synonym.
+    func testEveryCommandWorksOnMariaDBThroughTheCLI() throws {
+        let hubURL = try TestDatabases.create(.mariadb, name: "clihub", in: folder)
+        let hub = try DatabaseOpener.open(hubURL)
+        try hub.executeScript(TestDatabases.ddl(TestDatabases.salesOrderSQL, for: .mariadb))
+        try hub.execute("INSERT INTO sales_order (order_id, description) VALUES ('before', 'was there first')")
+        try CLI.ok(["init", "--db", hubURL, "--node", "hub"])
+        let tracked = try CLI.ok(["track", "--db", hubURL, "--backfill", "sales_order"])
+        XCTAssertTrue(tracked.stdout.contains("tracking sales_order"), tracked.stdout)
+        let laptop = folder.appendingPathComponent("laptop.db").path
+        try CLI.ok(["init", "--db", laptop, "--node", "laptop"])
+        try DatabaseOpener.open(laptop, create: false).executeScript(TestDatabases.salesOrderSQL)
+        try CLI.ok(["track", "--db", laptop, "sales_order"])
+        let mysqlURL = hubURL.replacingOccurrences(of: "mariadb://", with: "mysql://")
+        let hubKey = try CLI.ok(["key", "--db", mysqlURL]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let lapKey = try CLI.ok(["key", "--db", laptop]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try CLI.ok(["trust", "--db", hubURL, "laptop", lapKey])
+        try CLI.ok(["trust", "--db", laptop, "hub", hubKey])
+
+        try hub.execute("INSERT INTO sales_order (order_id, description) VALUES ('h1', 'from the hub')")
+        let toLaptop = try dir("to-laptop"), toHub = try dir("to-hub")
+        try CLI.ok(["export", "--db", hubURL, "--to", toLaptop.path])
+        try CLI.ok(["ingest", "--db", laptop, toLaptop.path])
+        let lap = try DatabaseOpener.open(laptop)
+        try lap.execute("INSERT INTO sales_order (order_id, description) VALUES ('l1', 'from the laptop')")
+        try lap.execute("UPDATE sales_order SET description = 'edited on the laptop' WHERE order_id = 'h1'")
+        try CLI.ok(["export", "--db", laptop, "--to", toHub.path])
+        try CLI.ok(["ingest", "--db", hubURL, "--no-import", toHub.path])
+        let status = try CLI.ok(["status", "--db", hubURL]).stdout
+        XCTAssertTrue(status.contains("waiting import:   2 change(s)"), status)
+        try CLI.ok(["import", "--db", hubURL])
+        XCTAssertEqual(try TestDatabases.dump(hub, "sales_order"), try TestDatabases.dump(lap, "sales_order"))
+        XCTAssertEqual(try hub.scalar("SELECT count(*) FROM sales_order"), .integer(3))
+
+        let json = try CLI.ok(["status", "--db", hubURL, "--json"]).stdout
+        XCTAssertTrue(json.contains("\"node\""), json)
+        XCTAssertTrue(try CLI.ok(["check", "--db", hubURL]).stdout.hasPrefix("check: OK"))
+
+        // A new node bootstrapped from the hub's snapshot holds the same rows.
+        let snaps = try dir("snap")
+        try CLI.ok(["snapshot", "--db", hubURL, "--to", snaps.path])
+        let fresh = folder.appendingPathComponent("fresh.db").path
+        try CLI.ok(["init", "--db", fresh, "--node", "fresh"])
+        try DatabaseOpener.open(fresh, create: false).executeScript(TestDatabases.salesOrderSQL)
+        try CLI.ok(["track", "--db", fresh, "sales_order"])
+        try CLI.ok(["trust", "--db", fresh, "hub", hubKey])
+        try CLI.ok(["ingest", "--db", fresh, snaps.path])
+        XCTAssertEqual(
+            try TestDatabases.dump(try DatabaseOpener.open(fresh), "sales_order"),
+            try TestDatabases.dump(hub, "sales_order"))
+
+        // Watch: one cycle ingests what the laptop sent and exports the hub's news.
+        try lap.execute("INSERT INTO sales_order (order_id) VALUES ('l2')")
+        try CLI.ok(["export", "--db", laptop, "--to", toHub.path])
+        try hub.execute("INSERT INTO sales_order (order_id) VALUES ('h2')")
+        try CLI.ok([
+            "watch", "--db", hubURL, "--in", toHub.path, "--out", toLaptop.path, "--every", "1", "--cycles", "1",
+        ])
+        XCTAssertEqual(try hub.scalar("SELECT count(*) FROM sales_order WHERE order_id = 'l2'"), .integer(1))
+        try CLI.ok(["ingest", "--db", laptop, toLaptop.path])
+        XCTAssertEqual(try TestDatabases.dump(hub, "sales_order"), try TestDatabases.dump(lap, "sales_order"))
+
+        // Prune after the laptop confirmed everything: the outbox and inbox empty out.
+        try CLI.ok(["export", "--db", laptop, "--to", toHub.path])
+        try CLI.ok(["ingest", "--db", hubURL, toHub.path])
+        let pruned = try CLI.ok(["prune", "--db", hubURL, "--keep", "1s"])
+        XCTAssertFalse(pruned.stdout.isEmpty)
+        XCTAssertTrue(try CLI.ok(["check", "--db", hubURL]).stdout.hasPrefix("check: OK"))
+        try CLI.ok(["untrack", "--db", hubURL, "sales_order"])
+        XCTAssertEqual(
+            try hub.scalar(
+                "SELECT count(*) FROM information_schema.triggers WHERE trigger_schema = DATABASE() AND event_object_table = 'sales_order'"
+            ), .integer(0))
+    }
+
+    /// A wrong password, a database that does not exist and a server that is not there each
+    /// get their class and a one-line message without the password.
+    func testWrongConnectionsGetTheirClass() throws {
+        let base = try TestDatabases.requireMariaDB()
+        let wrongPassword = base.replacingOccurrences(of: "://datajoin@", with: "://datajoin:secret@")
+        let r1 = try CLI.run(["status", "--db", wrongPassword])
+        XCTAssertEqual(r1.status, 77, r1.stderr)
+        XCTAssertFalse(r1.stderr.contains("secret"), r1.stderr)
+        let r2 = try CLI.run(["status", "--db", TestDatabases.replaceDatabase(in: base, with: "dj_no_such_database")])
+        XCTAssertEqual(r2.status, 66, r2.stderr)
+        let r3 = try CLI.run(["status", "--db", "mariadb://datajoin@127.0.0.1:1/x"])
+        XCTAssertEqual(r3.status, 69, r3.stderr)
+        let r4 = try CLI.run(["status", "--db", "mariadb://127.0.0.1/x"])
+        XCTAssertEqual(r4.status, 64, r4.stderr)
+        XCTAssertTrue(r4.stderr.contains("no user"), r4.stderr)
+        for r in [r1, r2, r3, r4] { XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr) }
+    }
+}

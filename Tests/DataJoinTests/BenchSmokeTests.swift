@@ -3,11 +3,12 @@ import XCTest
 
 @testable import DataJoin
 
-/// The benchmark keeps working: it runs at a tiny size on both brands and writes every figure.
+/// The benchmark keeps working: it runs at a tiny size on every brand and writes every figure.
 /// Nothing here is timed; the figures come from Scripts/bench.sh in release mode.
 final class BenchSmokeTests: XCTestCase {
     func testTheBenchmarkRunsAtATinySize() throws {
         let pg = try TestDatabases.requirePostgres()
+        let mariadb = try TestDatabases.requireMariaDB()
         let bench = CLI.executable.deletingLastPathComponent().appendingPathComponent("datajoin-bench")
         XCTAssertTrue(FileManager.default.isExecutableFile(atPath: bench.path), "datajoin-bench is not built")
         let work = try TestDatabases.tempFolder("bench")
@@ -15,14 +16,15 @@ final class BenchSmokeTests: XCTestCase {
         let (status, text) = try CLI.runProgram(
             bench,
             [
-                "--changes", "300", "--datajoin", CLI.executable.path, "--pg", pg, "--work", work.path,
+                "--changes", "300", "--datajoin", CLI.executable.path, "--pg", pg, "--mariadb", mariadb, "--work",
+                work.path,
                 "--json", json.path, "--pgbench-seconds", "1", "--history-changes", "50",
             ])
         XCTAssertEqual(status, 0, text)
         let object = try JSONSerialization.jsonObject(with: Data(contentsOf: json)) as! [String: Any]
         let results = object["results"] as! [[String: Any]]
         let steps = Set(results.map { "\($0["brand"]!) \($0["step"]!)" })
-        for brand in ["sqlite", "postgres"] {
+        for brand in ["sqlite", "postgres", "mariadb"] {
             for step in [
                 "capture: bulk insert, tracked", "capture: bulk update, tracked", "export (inserts + updates)",
                 "ingest + import into an empty target", "ingest + import of updates (rows exist)",

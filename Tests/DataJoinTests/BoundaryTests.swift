@@ -45,7 +45,7 @@ final class BoundaryTests: ScenarioTestCase {
     }
 
     func insert(_ node: TestNode, _ n: Int, from: Int = 0) throws {
-        try node.db.inTransaction {
+        try node.db.retryingWrite { _ in
             for i in from..<(from + n) {
                 try node.exec(
                     "INSERT INTO sales_order (order_id, description, quantity) VALUES (?, ?, ?)",
@@ -156,7 +156,7 @@ final class BoundaryTests: ScenarioTestCase {
     func testChunkBytes() throws {
         Tuning.current.chunkBytes = 4 * 1024
         try eachCount("bytes") { a, b, n in
-            try a.db.inTransaction {
+            try a.db.retryingWrite { _ in
                 for i in 0..<n {
                     try a.exec(
                         "INSERT INTO sales_order (order_id, description) VALUES (?, ?)",

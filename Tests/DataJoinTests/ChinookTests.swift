@@ -153,7 +153,7 @@ final class ChinookTests: ScenarioTestCase {
         let byModel = Dictionary(grouping: records) {
             ($0["model"] as? String ?? "").replacingOccurrences(of: "chinook.", with: "")
         }
-        try db.inTransaction {
+        try db.retryingWrite { _ in
             for t in tables {
                 let sql =
                     "INSERT INTO \"\(t.name)\" (\(t.columns.map { "\"\($0.0)\"" }.joined(separator: ", "))) VALUES (\(t.columns.map { _ in "?" }.joined(separator: ", ")))"
@@ -241,7 +241,7 @@ final class ChinookTests: ScenarioTestCase {
         XCTAssertEqual(try text(lite2.db), try text(lite1.db))
 
         // Incremental edits on all three nodes.
-        try lite1.db.inTransaction {
+        try lite1.db.retryingWrite { _ in
             try lite1.exec("INSERT INTO \"Artist\" VALUES (276, 'Sigur Rós')")
             try lite1.exec("INSERT INTO \"Album\" VALUES (348, 'Ágætis byrjun', 276)")
             try lite1.exec(
@@ -252,7 +252,7 @@ final class ChinookTests: ScenarioTestCase {
             try lite1.exec("DELETE FROM \"PlaylistTrack\" WHERE \"PlaylistId\" = 18")
             try lite1.exec("DELETE FROM \"Playlist\" WHERE \"PlaylistId\" = 18")
         }
-        try pg.db.inTransaction {
+        try pg.db.retryingWrite { _ in
             try pg.exec(
                 "INSERT INTO \"Invoice\" VALUES (413, 1, '2026-11-27 10:00:00', 'Rua 1', 'São Paulo', 'SP', 'Brazil', '01000-000', 1.98)"
             )

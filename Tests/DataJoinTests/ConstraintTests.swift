@@ -49,7 +49,7 @@ final class ConstraintTests: ScenarioTestCase {
 
     private func childrenFirst(deferrable: Bool) throws {
         let (a, b) = try nodes(.sqlite, .postgres, deferrable: deferrable)
-        try a.db.inTransaction {
+        try a.db.retryingWrite { _ in
             try a.exec("PRAGMA defer_foreign_keys = ON")
             try a.exec("INSERT INTO purchase VALUES ('p1', 'c1', 'pen'), ('p2', 'c1', 'ink')")
             try a.exec("INSERT INTO staff VALUES ('s2', 'Bea', 's1'), ('s1', 'Ann', NULL)")
@@ -64,7 +64,7 @@ final class ConstraintTests: ScenarioTestCase {
         XCTAssertEqual(report?.held, 0)
 
         // Deleting parents with their children, children last at the origin.
-        try a.db.inTransaction {
+        try a.db.retryingWrite { _ in
             try a.exec("PRAGMA defer_foreign_keys = ON")
             try a.exec("DELETE FROM customer WHERE id = 'c1'")
             try a.exec("DELETE FROM staff WHERE id = 's1'")
@@ -78,7 +78,7 @@ final class ConstraintTests: ScenarioTestCase {
 
     func testParentsAndChildrenPostgresToSQLite() throws {
         let (a, b) = try nodes(.postgres, .sqlite)
-        try a.db.inTransaction {
+        try a.db.retryingWrite { _ in
             try a.exec("SET CONSTRAINTS ALL DEFERRED")
             try a.exec("INSERT INTO purchase VALUES ('p1', 'c1', 'pen')")
             try a.exec("INSERT INTO customer VALUES ('c1', 'Zoë', 'zoe@example.com')")

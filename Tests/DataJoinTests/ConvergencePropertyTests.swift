@@ -61,7 +61,7 @@ final class ConvergencePropertyTests: ScenarioTestCase {
                 let body = {
                     for _ in 0..<ops { try Self.randomEdit(n, keys: keys, reals: reals, rng: &rng) }
                 }
-                if grouped { try n.db.inTransaction(body) } else { try body() }
+                if grouped { try n.db.retryingWrite { _ in try body() } } else { try body() }
                 let out = folder.appendingPathComponent("out\(i)")
                 try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
                 pool += try n.export(to: out, max: Int.random(in: 5...60, using: &rng))

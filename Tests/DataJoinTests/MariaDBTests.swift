@@ -195,7 +195,7 @@ final class MariaDBTests: ScenarioTestCase {
         let m = try TestNode(
             "m", .mariadb, folder: folder,
             table:
-                "CREATE TABLE t (id VARCHAR(20) PRIMARY KEY, v VARCHAR(20) COLLATE utf8mb4_general_ci, n INT) COLLATE utf8mb4_general_ci",
+                "CREATE TABLE t (id VARCHAR(20) COLLATE utf8mb4_nopad_bin PRIMARY KEY, v VARCHAR(20), n INT) COLLATE utf8mb4_general_ci",
             track: ["t"])
         let s = try TestNode(
             "s", .sqlite, folder: folder, table: "CREATE TABLE t (id TEXT PRIMARY KEY NOT NULL, v TEXT, n INTEGER)",
@@ -409,5 +409,126 @@ final class MariaDBTests: ScenarioTestCase {
         XCTAssertEqual(r4.status, 64, r4.stderr)
         XCTAssertTrue(r4.stderr.contains("no user"), r4.stderr)
         for r in [r1, r2, r3, r4] { XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr) }
+    }
+
+    // MARK: - Found from outside (issue 12's outside trial)
+
+    func mariaPair(_ ddl: String, table: String = "t") throws -> (TestNode, TestNode) {
+        let a = try TestNode("ma", .mariadb, folder: folder, table: ddl, track: [table])
+        let b = try TestNode("mb", .mariadb, folder: folder, table: ddl, track: [table])
+        try trustAll([a, b])
+        return (a, b)
+    }
+
+    /// A FLOAT travels as the float it holds (its own text keeps 6 digits: 16777216 became
+    /// 16777200), an update that changes only its seventh digit is captured, BIT travels as its
+    /// number (it went as the text of its digits), and a TIMESTAMP written from a session in
+    /// another time zone arrives as the same instant.
+    func testFloatBitAndTimestampTravelExactly() throws {
+        let (a, b) = try mariaPair(
+            "CREATE TABLE t (id INT PRIMARY KEY, f FLOAT, bt BIT(8), ts TIMESTAMP(6) NULL)")
+        let app = try DatabaseOpener.open(a.url)
+        try app.executeScript("SET time_zone = '+05:00'")
+        try app.execute(
+            "INSERT INTO t VALUES (1, 1.2345678, b'00000101', '2024-01-01 10:00:00.250000'), (2, 16777216, b'1', NULL)")
+        _ = try sync(a, b)
+        try app.execute("UPDATE t SET f = 1.2345699 WHERE id = 1")
+        _ = try sync(a, b)
+        XCTAssertEqual(
+            try b.db.rows("SELECT id, f, bt, CAST(ts AS CHAR) FROM t ORDER BY id").map(\.values),
+            [
+                [.integer(1), .real(1.2345699), .integer(5), .text("2024-01-01 05:00:00.250000")],
+                [.integer(2), .real(16777216), .integer(1), .null],
+            ])
+        XCTAssertEqual(try a.rows("t"), try b.rows("t"))
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0))
+    }
+
+    /// A key column whose collation takes two keys for one ('a' and 'A', 'b' and 'b ') is
+    /// refused at `track` with what to do: rows another node keeps apart would merge here.
+    func testAKeyCollationThatMergesKeysIsRefusedAtTrack() throws {
+        let url = try TestDatabases.create(.mariadb, name: "coll", in: folder)
+        let db = try DatabaseOpener.open(url)
+        try db.executeScript(
+            "CREATE TABLE k (id VARCHAR(20) COLLATE utf8mb4_general_ci PRIMARY KEY, v INT); CREATE TABLE Foo (id INT PRIMARY KEY); CREATE TABLE foo (id INT PRIMARY KEY)"
+        )
+        try CLI.ok(["init", "--db", url, "--node", "coll"])
+        let r = try CLI.run(["track", "--db", url, "k"])
+        XCTAssertEqual(r.status, 64, r.stderr)
+        XCTAssertTrue(r.stderr.contains("COLLATE utf8mb4_nopad_bin"), r.stderr)
+        XCTAssertEqual(try db.scalar("SELECT count(*) FROM ds_tracked_table"), .integer(0), "nothing registered")
+        XCTAssertEqual(
+            try db.scalar("SELECT count(*) FROM information_schema.triggers WHERE trigger_schema = DATABASE()"),
+            .integer(0))
+        // Two tables whose names differ in case only are two tables.
+        try CLI.ok(["track", "--db", url, "Foo", "foo"])
+        XCTAssertEqual(try db.scalar("SELECT count(*) FROM ds_tracked_table"), .integer(2))
+    }
+
+    /// A key longer than MariaDB's version tables keep, captured on a MariaDB node: the change
+    /// is exported (export used to stop for good), and the next changes follow it.
+    func testALongKeyCapturedOnMariaDBNeverStopsExport() throws {
+        let a = try TestNode(
+            "ma", .mariadb, folder: folder, table: "CREATE TABLE t (id VARCHAR(700) PRIMARY KEY, v INT)", track: ["t"])
+        let s = try TestNode(
+            "ms", .sqlite, folder: folder, table: "CREATE TABLE t (id TEXT PRIMARY KEY NOT NULL, v INTEGER)",
+            track: ["t"])
+        try trustAll([a, s])
+        let long = String(repeating: "😀", count: 300)
+        try a.exec("INSERT INTO t VALUES (?, 1)", [.text(long)])
+        try a.exec("INSERT INTO t VALUES ('short', 2)")
+        _ = try sync(a, s)
+        try a.exec("UPDATE t SET v = 3 WHERE id = ?", [.text(long)])
+        _ = try sync(a, s)
+        XCTAssertEqual(try s.rows("t"), try a.rows("t"))
+        XCTAssertEqual(try s.db.scalar("SELECT v FROM t WHERE id = ?", [.text(long)]), .integer(3))
+    }
+
+    /// Values MariaDB would alter without an error, even in strict mode, are held with the
+    /// reason; the rest of the bundle applies.
+    func testValuesMariaDBWouldAlterSilentlyAreHeld() throws {
+        let s = try TestNode(
+            "src", .sqlite, folder: folder,
+            table: "CREATE TABLE t (id TEXT PRIMARY KEY NOT NULL, dt TEXT, d TEXT, n, y INTEGER, vc TEXT, bn BLOB)",
+            track: ["t"])
+        let m = try TestNode(
+            "dst", .mariadb, folder: folder,
+            table:
+                "CREATE TABLE t (id VARCHAR(20) PRIMARY KEY, dt DATETIME, d DATE, n INT, y YEAR, vc VARCHAR(5), bn BINARY(4))",
+            track: ["t"])
+        try trustAll([s, m])
+        try s.exec("INSERT INTO t (id, dt) VALUES ('frac', '2024-01-01 10:00:00.7')")
+        try s.exec("INSERT INTO t (id, d) VALUES ('date', '2024-01-01 12:00:00')")
+        try s.exec("INSERT INTO t (id, n) VALUES ('half', 1.5)")
+        try s.exec("INSERT INTO t (id, y) VALUES ('year', 24)")
+        try s.exec("INSERT INTO t (id, vc) VALUES ('spaces', 'abc   ')")
+        try s.exec("INSERT INTO t (id, bn) VALUES ('short', x'01')")
+        try s.exec(
+            "INSERT INTO t VALUES ('fine', '2024-01-01 10:00:00', '2024-01-01', 2, 2024, 'abc', x'01020304')")
+        XCTAssertEqual(try sync(s, m)?.held, 6)
+        let reasons = try m.db.rows("SELECT reason FROM ds_change_held ORDER BY id").compactMap { $0.string(0) }
+        for expected in [
+            "would cut them to 0", "a DATE column would drop it", "would round it", "two-digit year",
+            "would cut it to 5", "would pad it",
+        ] {
+            XCTAssertTrue(reasons.contains { $0.contains(expected) }, "\(expected) in \(reasons)")
+        }
+        XCTAssertEqual(try m.db.rows("SELECT id FROM t").map { $0.values[0] }, [.text("fine")])
+        uncheckedNodes.insert(m.name)
+    }
+
+    /// A generated column is neither captured nor written: rows with one sync, each node
+    /// computes it.
+    func testGeneratedColumnsAreLeftToEachNode() throws {
+        let (a, b) = try mariaPair(
+            "CREATE TABLE t (id INT PRIMARY KEY, price INT, doubled INT AS (price * 2) VIRTUAL, kept INT AS (price + 1) STORED)"
+        )
+        try a.exec("INSERT INTO t (id, price) VALUES (1, 10)")
+        try a.exec("UPDATE t SET price = 11 WHERE id = 1")
+        _ = try sync(a, b)
+        XCTAssertEqual(
+            try b.db.rows("SELECT id, price, doubled, kept FROM t").map(\.values),
+            [[.integer(1), .integer(11), .integer(22), .integer(12)]])
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0))
     }
 }

@@ -251,7 +251,7 @@ final class MergeRuleTests: ScenarioTestCase {
         try reopened.execute("INSERT INTO ds_setting (name, value) VALUES ('test_clock_offset_ms', '-86400000')")
         try reopened.execute("UPDATE sales_order SET description = 'later' WHERE order_id = 'x'")
         var me = try NodeIdentity.load(reopened)
-        try reopened.inTransaction {
+        try reopened.retryingWrite { _ in
             try Stamper.stampPending(reopened, me: &me, tables: try TableRegistry.load(reopened))
         }
         XCTAssertGreaterThan(try NodeIdentity.load(reopened).hlc, before)

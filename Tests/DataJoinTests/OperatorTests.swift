@@ -151,7 +151,7 @@ final class OperatorTests: XCTestCase {
 
     func testProgressIsShownOnlyOnATerminal() throws {
         let (a, b) = try pair()
-        try a.db.inTransaction {
+        try a.db.retryingWrite { _ in
             for i in 0..<3000 { try a.exec("INSERT INTO sales_order (order_id) VALUES (?)", [.text("k\(i)")]) }
         }
         let out = try dir("out")

@@ -170,10 +170,10 @@ final class PipelineTests: ScenarioTestCase {
 
     func testPostgresTransactionIsNeverSplit() throws {
         let (a, _) = try pair(.postgres, .sqlite)
-        try a.db.inTransaction {
+        try a.db.retryingWrite { _ in
             for i in 0..<7 { try a.exec("INSERT INTO sales_order (order_id) VALUES (?)", [.text("t1-\(i)")]) }
         }
-        try a.db.inTransaction {
+        try a.db.retryingWrite { _ in
             for i in 0..<7 { try a.exec("INSERT INTO sales_order (order_id) VALUES (?)", [.text("t2-\(i)")]) }
         }
         let paths = try a.export(to: try bundles("out"), max: 5)
@@ -218,7 +218,7 @@ final class PipelineTests: ScenarioTestCase {
     func testInsertOfExistingKeyOverwritesUnsyncedRow() throws {
         let (a, b) = try pair(.sqlite, .postgres)
         // b holds a row that was there before tracking (no version): the synced insert wins.
-        try b.db.inTransaction {
+        try b.db.retryingWrite { _ in
             try Importer.setApplying(b.db, true)
             try b.exec("INSERT INTO sales_order (order_id, description) VALUES ('k', 'local, never synced')")
             try Importer.setApplying(b.db, false)
@@ -265,11 +265,11 @@ final class PipelineTests: ScenarioTestCase {
     func testImporterWritesAreNotCapturedButOtherSessionsArePostgres() throws {
         let (a, _) = try pair(.postgres, .sqlite)
         let other = try DatabaseOpener.open(a.url)
-        try a.db.beginTransaction()
-        try Importer.setApplying(a.db, true)
-        try a.exec("INSERT INTO sales_order (order_id) VALUES ('by-importer')")
-        try other.execute("INSERT INTO sales_order (order_id) VALUES ('by-app-meanwhile')")
-        try a.db.commit()
+        try a.db.write { tx in
+            try Importer.setApplying(tx, true)
+            try tx.execute("INSERT INTO sales_order (order_id) VALUES ('by-importer')")
+            try other.execute("INSERT INTO sales_order (order_id) VALUES ('by-app-meanwhile')")
+        }
         try a.exec("INSERT INTO sales_order (order_id) VALUES ('after-import')")
         let captured = try a.db.rows("SELECT object_id FROM ds_change_outbox ORDER BY id").map { $0.string(0) ?? "" }
         XCTAssertEqual(captured, ["[\"by-app-meanwhile\"]", "[\"after-import\"]"])
@@ -279,7 +279,7 @@ final class PipelineTests: ScenarioTestCase {
         let (a, _) = try pair(.sqlite, .sqlite)
         do {
             let crashing = try DatabaseOpener.open(a.url)
-            try crashing.beginTransaction()
+            try (crashing as! TransactionDriver).beginWrite()
             try Importer.setApplying(crashing, true)
             try crashing.execute("INSERT INTO sales_order (order_id) VALUES ('by-importer')")
             // The connection goes away without COMMIT, as when the process is killed.
@@ -300,7 +300,7 @@ final class PipelineTests: ScenarioTestCase {
             _ = try Tracker.track(a.db, tables: ["sales_order"], triggers: false)
             // The application writes its row and its outbox row in one transaction.
             let enc = { (s: String) in brand == .sqlite ? "t" + s : s }
-            try a.db.inTransaction {
+            try a.db.retryingWrite { _ in
                 try a.exec("INSERT INTO sales_order (order_id, description) VALUES ('api1', 'via API')")
                 try a.exec(
                     """

@@ -211,7 +211,7 @@ final class ReliabilityTests: ScenarioTestCase {
     }
 
     /// The PostgreSQL writer lock (taken before BEGIN) is held for exactly the transaction: free
-    /// again after a commit, after a rollback, and after a transaction begun inside another.
+    /// again after a commit, after a rollback, and after a transaction with savepoints in it.
     func testPostgresWriterLockLastsExactlyTheTransaction() throws {
         let url = try TestDatabases.create(.postgres, name: "lock", in: folder)
         let db = try DatabaseOpener.open(url)
@@ -221,18 +221,19 @@ final class ReliabilityTests: ScenarioTestCase {
             _ = try other.scalar("SELECT pg_advisory_unlock(4242000001)")
             return true
         }
-        try db.inTransaction {
+        try db.retryingWrite { _ in
             XCTAssertFalse(try free(), "held inside the transaction")
         }
         XCTAssertTrue(try free(), "after a commit")
         struct Boom: Error {}
-        XCTAssertThrowsError(try db.inTransaction { throw Boom() })
+        XCTAssertThrowsError(try db.retryingWrite { _ in throw Boom() })
         XCTAssertTrue(try free(), "after a rollback")
-        try db.beginTransaction()
-        try db.beginTransaction()
-        try db.commit()
-        try? db.commit()
-        XCTAssertTrue(try free(), "after a transaction begun twice")
+        try db.write { tx in
+            try tx.write { _ in XCTAssertFalse(try free(), "held in a savepoint") }
+            XCTAssertThrowsError(try tx.write { _ in throw Boom() })
+            XCTAssertFalse(try free(), "held after a savepoint rolled back")
+        }
+        XCTAssertTrue(try free(), "after a transaction with savepoints")
     }
 
     /// The application inserts a key on the target while an import of the same key waits for

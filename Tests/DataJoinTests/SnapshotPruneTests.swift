@@ -286,7 +286,7 @@ final class SnapshotPruneTests: ScenarioTestCase {
         }
         // Changes are stamped (given their HLC) when an export or import next runs; here, at once.
         func stamp(_ n: TestNode) throws {
-            try n.db.inTransaction {
+            try n.db.retryingWrite { _ in
                 var me = try NodeIdentity.load(n.db)
                 try Stamper.stampPending(n.db, me: &me, tables: try TableRegistry.load(n.db))
             }

@@ -11,7 +11,7 @@ enum Outbox {
         let raw = try CapturedJSON.array(r.string(2) ?? "[]")
         let keyCols = tables[tableName]?.keyColumns ?? []
         return raw.enumerated().map { i, text in
-            dialect.capturedValue(text, kind: i < keyCols.count ? keyCols[i].kind : .any)
+            dialect.capturedValue(text, column: i < keyCols.count ? keyCols[i] : nil)
         }
     }
 
@@ -38,7 +38,6 @@ enum Outbox {
     {
         let tableName = r.string(1) ?? ""
         let table = tables[tableName]
-        let kind = { (name: String) in table?.column(name)?.kind ?? .any }
         guard let op = Operation(rawValue: r.string(3) ?? "") else {
             throw DataJoinError(.internalError, "outbox row \(r.int(0) ?? 0) has an unknown operation")
         }
@@ -58,12 +57,12 @@ enum Outbox {
                 }
                 for (name, text) in zip(columnNames, values) {
                     columns.append(
-                        .init(name: name, value: dialect.capturedValue(text, kind: kind(name))))
+                        .init(name: name, value: dialect.capturedValue(text, column: table?.column(name))))
                 }
             } else {
                 for (name, text) in try CapturedJSON.object(captured) {
                     columns.append(
-                        .init(name: name, value: dialect.capturedValue(text, kind: kind(name))))
+                        .init(name: name, value: dialect.capturedValue(text, column: table?.column(name))))
                 }
             }
         case .update:
@@ -71,8 +70,8 @@ enum Outbox {
             columns.append(
                 .init(
                     name: name,
-                    value: dialect.capturedValue(r.values[5].asString, kind: kind(name))))
-            old = dialect.capturedValue(r.values[6].asString, kind: kind(name))
+                    value: dialect.capturedValue(r.values[5].asString, column: table?.column(name))))
+            old = dialect.capturedValue(r.values[6].asString, column: table?.column(name))
         case .delete: break
         }
         var change = Change(

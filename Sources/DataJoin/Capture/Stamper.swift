@@ -116,14 +116,21 @@ enum Stamper {
         _ db: Database, _ rows: [Row], me: inout NodeIdentity, tables: [String: TableInfo], offsetMs: Int64, batch: Int
     ) throws {
         let versions = VersionStore(db: db)
+        // A key this brand cannot keep in its version tables (MariaDB: longer than it indexes)
+        // is stamped and sent without a version here: export never stops at it (found from
+        // outside). Its peers version it; this node merges it as a row it has no version of.
+        var unversioned = Set<RowKey>()
         let keys: [RowKey] = try rows.map { r in
             let table = r.string(1) ?? ""
             let raw = try CapturedJSON.array(r.string(2) ?? "[]")
             let keyCols = tables[table]?.keyColumns ?? []
             let values = raw.enumerated().map { i, text in
-                db.dialect.capturedValue(text, kind: i < keyCols.count ? keyCols[i].kind : .any)
+                db.dialect.capturedValue(text, column: i < keyCols.count ? keyCols[i] : nil)
             }
-            return RowKey(table: table, key: KeyCodec.encode(tables[table]?.canonicalKey(values) ?? values))
+            let canonical = tables[table]?.canonicalKey(values) ?? values
+            let key = RowKey(table: table, key: KeyCodec.encode(canonical))
+            if db.dialect.keyProblem(canonical) != nil { unversioned.insert(key) }
+            return key
         }
         var states = try versions.rows(Set(keys).map { ($0.table, $0.key) })
         let hadVersion = Set(states.keys)
@@ -158,7 +165,16 @@ enum Stamper {
             w.stamps.append([id, me.nextSeq, me.hlc, cl])
             me.nextSeq += 1
         }
-        try writeVersions(versions, w, keys: keys, hadVersion: hadVersion)
+        if !unversioned.isEmpty {
+            for k in unversioned {
+                w.rowWrites[k] = nil
+                w.columnWrites[k] = nil
+            }
+            w.cleared.removeAll { unversioned.contains($0) }
+        }
+        try writeVersions(
+            versions, w, keys: unversioned.isEmpty ? keys : keys.filter { !unversioned.contains($0) },
+            hadVersion: hadVersion)
         try writeStamps(db, w.stamps, node: me.nodeId, batch: batch)
     }
 

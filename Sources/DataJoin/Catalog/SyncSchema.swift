@@ -215,7 +215,7 @@ enum SyncSchema {
     /// Brings the tables of a node initialized by an older DataJoin up to this version.
     static func upgrade(_ db: Database, from version: Int64) throws {
         guard version < Int64(Self.version) else { return }
-        try db.inTransaction {
+        try db.retryingWrite { _ in
             if version < 2 {
                 try db.executeScript("ALTER TABLE ds_change_inbox ADD COLUMN object_pk_attribute TEXT")
                 try db.executeScript("ALTER TABLE ds_bundle_seen ADD COLUMN file_size BIGINT")

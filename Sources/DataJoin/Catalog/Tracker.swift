@@ -52,14 +52,17 @@ public enum Tracker {
             }
             infos.append(info)
         }
-        return try db.inTransaction {
+        return try db.retryingWrite { _ in
             try infos.map { info in
                 let wasTracked = existing.contains(info.name)
+                // Before anything is written: the brand may refuse the table (MariaDB, a key
+                // collation that merges keys).
+                let keyWarnings = try keyWarnings(db, info)
                 if !wasTracked {
                     try TableRegistry.save(db, info)
                     if triggers { try CaptureTriggers.install(db, info) }
                 }
-                var warnings = wasTracked ? [] : try keyWarnings(db, info)
+                var warnings = wasTracked ? [] : keyWarnings
                 // In the same transaction as the triggers: no row is captured twice or missed.
                 let backfilled = backfill ? try CaptureTriggers.backfill(db, info) : nil
                 if !backfill, let n = try rowsBefore(db, info) {
@@ -81,7 +84,7 @@ public enum Tracker {
         for name in names where !existing.contains(name) {
             throw DataJoinError(.notTracked, "table \(name) is not tracked")
         }
-        try db.inTransaction {
+        try db.retryingWrite { _ in
             for name in names {
                 try CaptureTriggers.remove(db, table: name)
                 // The column list stays in the registry so changes already captured still export.

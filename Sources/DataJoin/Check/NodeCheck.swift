@@ -25,7 +25,7 @@ public enum NodeCheck {
         var report = CheckReport()
         // Loaded (and upgraded, if an older version made it) before the read snapshot.
         _ = try NodeIdentity.load(db)
-        try db.inReadTransaction {
+        try db.read { _ in
             let me = try NodeIdentity.load(db)
             var v: [CheckViolation] = []
             try outbox(db, me: me, report: &report, &v)
@@ -41,7 +41,7 @@ public enum NodeCheck {
     /// Puts stranded outbox rows back into the backlog (the next export stamps and sends them);
     /// returns how many. The only repair `check` makes: it loses nothing and sends nothing twice.
     public static func repair(_ db: Database) throws -> Int64 {
-        try db.inTransaction { try db.dialect.repairStranded(db) }
+        try db.retryingWrite { _ in try db.dialect.repairStranded(db) }
     }
 
     /// Every captured row is stamped or waiting; this node's seqs run without a gap up to the

@@ -30,11 +30,6 @@ public protocol Database: AnyObject {
     func stream(_ sql: String, _ params: [Value], _ body: (Row) throws -> Void) throws
     /// Several statements of DataJoin's own DDL, no parameters.
     func executeScript(_ sql: String) throws
-    func beginTransaction() throws
-    /// A consistent read-only snapshot; takes no write lock.
-    func beginReadTransaction() throws
-    func commit() throws
-    func rollback() throws
     /// True when an error means "try the whole transaction again" (serialization failure, deadlock).
     func isRetryable(_ error: Error) -> Bool
     /// True when the database itself is gone, full or locked: no later work could succeed
@@ -90,37 +85,6 @@ extension Database {
 
     public func scalar(_ sql: String, _ params: [Value] = []) throws -> Value {
         try firstRow(sql, params)?.values.first ?? .null
-    }
-
-    public func inReadTransaction<T>(_ body: () throws -> T) throws -> T {
-        try beginReadTransaction()
-        do {
-            let result = try body()
-            try commit()
-            return result
-        } catch {
-            try? rollback()
-            throw error
-        }
-    }
-
-    /// Runs `body` in one transaction: commits on return, rolls back on throw and rethrows the
-    /// first error (a failed rollback never hides it). Retryable failures run `body` again.
-    public func inTransaction<T>(retries: Int = 20, _ body: () throws -> T) throws -> T {
-        var attempt = 0
-        while true {
-            try beginTransaction()
-            do {
-                let result = try body()
-                try commit()
-                return result
-            } catch {
-                try? rollback()
-                attempt += 1
-                if attempt <= retries && isRetryable(error) { continue }
-                throw error
-            }
-        }
     }
 }
 

@@ -63,6 +63,8 @@ public protocol Dialect: Sendable {
     func backfill(_ db: Database, _ t: TableInfo) throws -> Int
     /// A value as the capture triggers wrote it, typed by its column's kind.
     func capturedValue(_ text: String?, kind: ValueKind) -> Value
+    /// The same, where the column's declared type says more than its kind (MariaDB's FLOAT).
+    func capturedValue(_ text: String?, column: ColumnInfo?) -> Value
     /// Switches capture off for the rest of this transaction only (the importer's own writes).
     func setApplying(_ db: Database, _ on: Bool) throws
     /// Foreign keys checked at the end of the transaction (`on`), or at once again.
@@ -133,30 +135,11 @@ public protocol Dialect: Sendable {
     func instanceLock(_ db: Database) throws -> HeldLock
 }
 
-/// A lock held until `release()` (or until the process ends).
-public protocol HeldLock: AnyObject {
-    func release()
-}
-
-/// Where stamping goes on from, in the brand's stamping order.
-public struct StampCursor {
-    /// The last id read, where the brand stamps in id order (saved by `stampedThrough`).
-    public var throughId: Int64
-    /// Source transactions still to stamp in this call, in order (source id, rows).
-    var transactions: ArraySlice<(source: Int64, rows: Int64)> = []
-    /// A transaction larger than a chunk, read in parts: its source id and the last id read.
-    var partial: (source: Int64, afterId: Int64)?
-    /// Every transaction is stamped; rows without a source transaction come last, in id order.
-    var nullPhase = false
-    var lastNullId: Int64 = 0
-
-    init(throughId: Int64) { self.throughId = throughId }
-
-    /// True while the last source transaction read is not finished: a step never splits one.
-    var inTransaction: Bool { partial != nil }
-}
-
 extension Dialect {
+    public func capturedValue(_ text: String?, column: ColumnInfo?) -> Value {
+        capturedValue(text, kind: column?.kind ?? .any)
+    }
+
     /// An upsert that overwrites `columns` with what the insert brought.
     public func upsert(key: [String], overwrite columns: [String]) -> String {
         upsert(key: key, set: columns.map { ($0, incoming($0)) })

@@ -3,18 +3,27 @@ import Foundation
 /// Runs DataJoin's ordinary code against a database and keeps none of it: one outer transaction
 /// holds everything, each inner transaction becomes a savepoint, and `finish()` rolls it all
 /// back. `--dry-run` uses it, so a dry run takes exactly the paths a real run takes.
-public final class DryRunDatabase: Database {
+public final class DryRunDatabase: Database, TransactionDriver {
+    var transactionDepth = 0
     let inner: Database
     private var depth = 0
     private var counter = 0
 
     public init(_ inner: Database) throws {
         self.inner = inner
-        try inner.beginTransaction()
+        guard let driver = inner as? TransactionDriver else {
+            throw DataJoinError(.internalError, "\(inner.displayName): this connection cannot run transactions")
+        }
+        try driver.beginWrite()
+        driver.transactionDepth = 1
     }
 
     /// Rolls back everything the dry run did.
-    public func finish() throws { try inner.rollback() }
+    public func finish() throws {
+        guard let driver = inner as? TransactionDriver else { return }
+        driver.transactionDepth = 0
+        try driver.rollbackTransaction()
+    }
 
     public var dialect: Dialect { inner.dialect }
     public func isRefusal(_ error: Error) -> Bool { inner.isRefusal(error) }
@@ -40,17 +49,17 @@ public final class DryRunDatabase: Database {
         try inner.readBlob(table: table, column: column, rowid: rowid, offset: offset, count: count)
     }
 
-    public func beginTransaction() throws {
+    func beginWrite() throws {
         counter += 1
         depth += 1
         try inner.executeScript("SAVEPOINT dj_dry_\(depth)")
     }
-    public func beginReadTransaction() throws { try beginTransaction() }
-    public func commit() throws {
+    func beginRead() throws { try beginWrite() }
+    func commitTransaction() throws {
         try inner.executeScript("RELEASE SAVEPOINT dj_dry_\(depth)")
         depth -= 1
     }
-    public func rollback() throws {
+    func rollbackTransaction() throws {
         guard depth > 0 else { return }
         try inner.executeScript("ROLLBACK TO SAVEPOINT dj_dry_\(depth); RELEASE SAVEPOINT dj_dry_\(depth)")
         depth -= 1

@@ -58,9 +58,9 @@ public enum Exporter {
         // between, so a backlog of millions is not planned on the statistics of an empty table.
         let step = Tuning.current.exportStep
         var stampedBefore = 0
-        _ = try db.inTransaction { try Stamper.closeUnsentGaps(db) }
+        _ = try db.retryingWrite { _ in try Stamper.closeUnsentGaps(db) }
         while true {
-            let stamped = try db.inTransaction { () -> Int in
+            let stamped = try db.retryingWrite { _ -> Int in
                 me = try NodeIdentity.load(db)
                 return try Stamper.stampPending(db, me: &me, tables: tables, limit: step) { n in
                     reporter.progress(WorkProgress(phase: "stamping", changes: Int64(stampedBefore + n)))
@@ -72,7 +72,7 @@ public enum Exporter {
         }
         removeStaleTemporaries(options.folder, node: me.nodeId)
         // A hold from an earlier run is said again below if it still holds.
-        _ = try db.inTransaction {
+        _ = try db.retryingWrite { _ in
             try db.execute(
                 "UPDATE ds_program_parameter SET status = 'ok' WHERE id = ? AND status LIKE 'held:%'",
                 [.integer(Program.export)])
@@ -202,7 +202,7 @@ public enum Exporter {
                     message: e.message + "; it and the changes after it wait, nothing is skipped "
                         + "(docs/reliability.md, 'A change too large for a bundle')")
                 // `status` says so until an export gets past it.
-                _ = try db.inTransaction {
+                _ = try db.retryingWrite { _ in
                     try db.execute(
                         "UPDATE ds_program_parameter SET status = ? WHERE id = ?",
                         [.text("held: " + held.message), .integer(Program.export)])
@@ -210,7 +210,7 @@ public enum Exporter {
                 throw held
             }
             // The file is durable: only now may the pointer move past it.
-            try db.inTransaction {
+            try db.retryingWrite { _ in
                 if try ProgramPointer.get(db, Program.export) < r.upperBound {
                     try ProgramPointer.set(db, Program.export, r.upperBound)
                 }
@@ -264,7 +264,7 @@ public enum Exporter {
                 try writeInbox(
                     ctx, name: name, where_: where_, params: params, order: "id", first: r.lowerBound,
                     last: r.upperBound))
-            try db.inTransaction { try ProgramPointer.set(db, Program.relay, r.upperBound) }
+            try db.retryingWrite { _ in try ProgramPointer.set(db, Program.relay, r.upperBound) }
         }
         return out
     }
@@ -330,7 +330,7 @@ public enum Exporter {
             sender: ctx.me.nodeId, senderEpoch: ctx.me.epoch, createdAt: nowText(), origins: origins,
             changeCount: count, receipts: ctx.receipts, publicKey: ctx.me.publicKey)
         let writer = try BundleWriter(folder: ctx.folder, fileName: name, header: header, signingKey: ctx.key)
-        try ctx.db.inReadTransaction {
+        try ctx.db.read { _ in
             try produce { change in try writer.add(change, table: ctx.tables[change.table]) }
         }
         guard writer.changeCount == count else {
@@ -356,7 +356,7 @@ public enum Exporter {
         var bytes: Int64 = 0
         var lastTx: Value = .null
         var lastSeq = from - 1
-        try db.inReadTransaction {
+        try db.read { _ in
             try db.stream(sql, [.integer(from), .integer(to)]) { r in
                 let seq = r.int(0) ?? 0
                 let tx = r.values[1]

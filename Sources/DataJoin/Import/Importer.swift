@@ -44,7 +44,7 @@ public enum Importer {
             // First without a savepoint per change (fast); if the database refuses a change, the
             // bundle is rolled back and applied again with savepoints, so that change is held.
             let applyNextBundle = { (savepoints: Bool) throws -> Bool in
-                try db.inTransaction { () -> Bool in
+                try db.retryingWrite { _ -> Bool in
                     let pointer = try ProgramPointer.get(db, Program.import)
                     guard
                         let bundle = try db.scalar(
@@ -105,7 +105,7 @@ public enum Importer {
     /// apply (its cause cannot be fixed). It is logged in the conflict log as dropped, with its
     /// reason, and never retried; nothing else changes. Returns what was dropped, described.
     public static func dropHeld(_ db: Database, origin: String, seq: Int64) throws -> String {
-        try db.inTransaction {
+        try db.retryingWrite { _ in
             guard
                 let r = try db.firstRow(
                     """
@@ -139,7 +139,7 @@ public enum Importer {
         guard try db.scalar("SELECT count(*) FROM ds_change_held WHERE id <= ?", [.integer(pointer)]).asInt64 ?? 0 > 0
         else { return }
         var partial = report
-        try db.inTransaction {
+        try db.retryingWrite { _ in
             partial = report
             try applyRange(
                 db, tables: tables, maxAhead: maxAhead, sql: "id IN (SELECT id FROM ds_change_held) AND id <= ?",
@@ -255,15 +255,15 @@ public enum Importer {
                     outcome = try merger.apply(c, canonical: k)
                 } else {
                     // A change the database refuses (a constraint, a value its column cannot
-                    // hold) is held; the rest of the bundle still applies.
-                    try db.execute("SAVEPOINT dj_change")
+                    // hold) is held; the rest of the bundle still applies. Inside the bundle's
+                    // transaction, `write` is a savepoint: a refusal undoes this change only.
                     do {
-                        outcome = try merger.apply(c, canonical: k)
-                        try merger.versions.flush()
-                        try db.execute("RELEASE SAVEPOINT dj_change")
+                        outcome = try db.write { _ in
+                            let outcome = try merger.apply(c, canonical: k)
+                            try merger.versions.flush()
+                            return outcome
+                        }
                     } catch  where isRefusal(db, error) {
-                        try db.execute("ROLLBACK TO SAVEPOINT dj_change")
-                        try db.execute("RELEASE SAVEPOINT dj_change")
                         merger.versions.reset()
                         outcome = .held("cannot apply here: \(error)")
                     }

@@ -213,7 +213,7 @@ public enum Ingester {
         if h.sender == me.nodeId {
             // Genuinely ours (the signature is checked): nothing to load, echo prevention.
             try reader.finish(publicKey: key)
-            try db.inTransaction {
+            try db.retryingWrite { _ in
                 if try seenInside() { return }
                 try db.execute(
                     """
@@ -235,7 +235,7 @@ public enum Ingester {
         // `ON CONFLICT DO NOTHING`).
         var useCopy = true
         let load = { () throws -> IngestedFile.Status in
-            try db.inTransaction {
+            try db.retryingWrite { _ in
                 attempt += 1
                 if attempt > 1 {
                     // A retried transaction reads the file again: the first attempt consumed it.

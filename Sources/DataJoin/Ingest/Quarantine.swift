@@ -28,7 +28,7 @@ enum Quarantine {
     static func record(_ db: Database, path: String, reason: String) throws {
         // Absolute: `status` lists it wherever it is run from.
         let path = URL(fileURLWithPath: path).standardizedFileURL.path
-        _ = try db.inTransaction {
+        _ = try db.retryingWrite { _ in
             try db.execute(
                 "INSERT INTO ds_quarantine (path, reason, quarantined_at) VALUES (?, ?, ?) "
                     + db.dialect.upsert(key: ["path"], overwrite: ["reason", "quarantined_at"]),

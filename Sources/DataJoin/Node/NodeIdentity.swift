@@ -60,7 +60,7 @@ public enum NodeSetup {
                 "invalid node name '\(node)': use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
             )
         }
-        return try db.inTransaction {
+        return try db.retryingWrite { _ in
             try db.executeScript(SyncSchema.ddl(db.dialect))
             if let existing = try db.firstRow("SELECT node_id, public_key FROM ds_node", []) {
                 let id = existing.string(0) ?? ""
@@ -163,7 +163,7 @@ public enum Trust {
                     + "If \(node) really has a new key (it was set up again, or rotated), run the same command with --replace; nothing changed"
             )
         }
-        try db.inTransaction {
+        try db.retryingWrite { _ in
             try db.execute("DELETE FROM ds_trusted_key WHERE node_id = ?", [.text(node)])
             try db.execute(
                 "INSERT INTO ds_trusted_key (node_id, public_key, trusted_at) VALUES (?, ?, ?)",
@@ -192,7 +192,7 @@ public enum Trust {
 
     public static func revoke(_ db: Database, node: String) throws -> Bool {
         _ = try NodeIdentity.load(db)
-        return try db.inTransaction {
+        return try db.retryingWrite { _ in
             try db.execute(
                 "UPDATE ds_trusted_key SET revoked_at = ? WHERE node_id = ? AND revoked_at IS NULL",
                 [.text(nowText()), .text(node)]) > 0

@@ -22,7 +22,7 @@ public enum Pruner {
     public static func run(_ db: Database, keepSeconds: Int64) throws -> PruneReport {
         guard keepSeconds > 0 else { throw DataJoinError(.usage, "--keep must be longer than zero") }
         var report = PruneReport()
-        try db.inTransaction {
+        try db.retryingWrite { _ in
             report = PruneReport()
             let me = try NodeIdentity.load(db)
             let peers = try Receipts.peers(db, me: me)

@@ -43,7 +43,7 @@ public enum Snapshotter {
         if db.dialect.writeTransactionReadsWithoutBlocking {
             // One transaction: stamping sees exactly the outbox rows of the snapshot the reads
             // see; application writers are never blocked.
-            try db.inTransaction {
+            try db.retryingWrite { _ in
                 try stampPending()
                 try read()
             }
@@ -53,15 +53,15 @@ public enum Snapshotter {
             // few tries do both inside the write transaction (writers wait for the snapshot).
             var done = false
             for _ in 0..<3 where !done {
-                try db.inTransaction { try stampPending() }
-                done = try db.inReadTransaction {
+                try db.retryingWrite { _ in try stampPending() }
+                done = try db.read { _ in
                     guard try Stamper.unstampedCount(db) == 0 else { return false }
                     try read()
                     return true
                 }
             }
             if !done {
-                try db.inTransaction {
+                try db.retryingWrite { _ in
                     try stampPending()
                     try read()
                 }

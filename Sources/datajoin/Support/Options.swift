@@ -99,9 +99,13 @@ func run(_ body: () throws -> Void) throws {
     } catch let e as DataJoinError {
         Console.error(e.message)
         throw Exit.code(for: e)
-    } catch let e as SQLiteError where e.isLocked {
-        Console.error(e.description)
+    } catch  where DatabaseErrors.isLocked(error) {
+        Console.error("\(error)")
         throw Exit.temporary
+    } catch let e as TransactionError where e.underlying is DataJoinError {
+        let inner = e.underlying as! DataJoinError
+        Console.error(inner.message)
+        throw Exit.code(for: inner)
     } catch let e as ExitCode {
         throw e
     } catch {

@@ -59,7 +59,7 @@ enum TestDatabases {
             let admin = try DatabaseOpener.open(base)
             let dbName =
                 "dj_\(name.lowercased().filter { $0.isLetter || $0.isNumber }.prefix(30))_\(UInt32.random(in: 0...UInt32.max))"
-            try admin.executeScript("CREATE DATABASE \(dbName) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+            try admin.executeScript("CREATE DATABASE \(dbName) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin")
             return replaceDatabase(in: base, with: dbName)
         }
     }

@@ -29,10 +29,19 @@ extension MariaDBDialect {
         "object_table, object_pk_attribute, object_id, object_operation, object_attribute, object_value, object_value_old, captured_ms, updated_by_user_id"
     static let common = "FLOOR(UNIX_TIMESTAMP(SYSDATE(6)) * 1000), CURRENT_USER()"
 
-    /// One column's value as text; bytes as hex, so any value survives JSON.
+    /// One column's value as text; bytes as hex, so any value survives JSON. A FLOAT is
+    /// written as the double it holds (its own text keeps 6 digits), and a TIMESTAMP in UTC
+    /// whatever the writing session's time zone (its text is in that zone).
     static func text(_ db: Database, _ c: ColumnInfo, _ rec: String) -> String {
         let expr = "\(rec).\(db.quote(c.name))"
-        return c.kind == .blob ? "HEX(\(expr))" : "CAST(\(expr) AS CHAR)"
+        let type = c.dataType.lowercased()
+        if c.kind == .blob { return "HEX(\(expr))" }
+        if type.hasPrefix("float") { return "CAST(CAST(\(expr) AS DOUBLE) AS CHAR)" }
+        if type.hasPrefix("bit") { return "CAST(CAST(\(expr) AS UNSIGNED) AS CHAR)" }
+        if type.hasPrefix("timestamp") {
+            return "CAST(DATE_ADD(TIMESTAMP'1970-01-01 00:00:00', INTERVAL UNIX_TIMESTAMP(\(expr)) SECOND) AS CHAR)"
+        }
+        return "CAST(\(expr) AS CHAR)"
     }
 
     static func key(_ db: Database, _ t: TableInfo, _ rec: String) -> String {
@@ -56,10 +65,12 @@ extension MariaDBDialect {
         "\(header(t)), \(key(db, t, rec)), 'D', NULL, NULL, NULL, \(common)"
     }
 
-    /// Same bytes: a change of case or of trailing spaces is a change, whatever the column's
-    /// collation says.
+    /// Same value: numbers compare as numbers (a FLOAT's text keeps 6 digits), everything
+    /// else by its bytes, so a change of case or of trailing spaces is a change whatever the
+    /// column's collation says.
     static func same(_ db: Database, _ c: ColumnInfo) -> String {
         let q = db.quote(c.name)
+        if [.integer, .real, .boolean].contains(c.kind) { return "NEW.\(q) <=> OLD.\(q)" }
         return "CAST(NEW.\(q) AS BINARY) <=> CAST(OLD.\(q) AS BINARY)"
     }
 

@@ -3,7 +3,8 @@ import Foundation
 
 /// One libmariadb connection, closed in deinit. Every statement with values is a server-side
 /// prepared statement (values bound, never in the text), prepared once per connection.
-public final class MariaDBDatabase: Database {
+public final class MariaDBDatabase: Database, TransactionDriver {
+    var transactionDepth = 0
     public let dialect: Dialect = MariaDBDialect()
     public let displayName: String
     let handle: UnsafeMutablePointer<MYSQL>
@@ -133,7 +134,7 @@ public final class MariaDBDatabase: Database {
     /// lock is taken before the transaction starts, so its snapshot follows the last writer's
     /// commit. Tried, not waited for in the server: the wait is told after a second and bounded
     /// by --lock-timeout.
-    public func beginTransaction() throws {
+    func beginWrite() throws {
         if !holdsWriterLock {
             var wait = LockWait.Wait("DataJoin's writer lock on \(displayName), which another datajoin process holds")
             var attempt = 0
@@ -162,36 +163,39 @@ public final class MariaDBDatabase: Database {
         _ = try? scalar("SELECT RELEASE_LOCK(?)", [.text("datajoin_writer." + lockScope)])
     }
 
-    public func beginReadTransaction() throws {
+    func beginRead() throws {
         try executeScript("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
     }
 
     /// The importer's "capture off" switch is a session variable: it ends with the transaction.
-    public func commit() throws {
+    func commitTransaction() throws {
         defer { releaseWriterLock() }
         try executeScript("COMMIT; SET @datajoin_applying = NULL")
     }
 
-    public func rollback() throws {
+    func rollbackTransaction() throws {
         defer { releaseWriterLock() }
         try executeScript("ROLLBACK; SET @datajoin_applying = NULL")
     }
 
     public func isRetryable(_ error: Error) -> Bool {
-        guard let e = error as? MariaDBError else { return false }
-        return e.code == .deadlock || e.code == .lockWaitTimeout || e.code == .recordChangedSinceStart
+        guard let e = TransactionError.unwrap(error) as? MariaDBError else { return false }
+        // Not a lock wait timeout: InnoDB waited innodb_lock_wait_timeout for it already.
+        return e.code == .deadlock || e.code == .recordChangedSinceStart
     }
 
     public func isUnavailable(_ error: Error) -> Bool {
-        guard let e = error as? MariaDBError else { return false }
+        guard let e = TransactionError.unwrap(error) as? MariaDBError else { return false }
         return e.isConnectionLost || e.code == .diskFull || e.code == .outOfResources || e.code == .readOnlyTransaction
     }
 
     public func isRefusal(_ error: Error) -> Bool {
-        error is MariaDBError && !isRetryable(error) && !isUnavailable(error)
+        TransactionError.unwrap(error) is MariaDBError && !isRetryable(error) && !isUnavailable(error)
     }
 
-    public func isUniqueViolation(_ error: Error) -> Bool { (error as? MariaDBError)?.code == .duplicateEntry }
+    public func isUniqueViolation(_ error: Error) -> Bool {
+        (TransactionError.unwrap(error) as? MariaDBError)?.code == .duplicateEntry
+    }
 
     /// Values travel in the statement's binding, whatever their size.
     public func insertWithLargeValue(into table: String, columns: String, _ row: [Value], valueIndex: Int) throws
@@ -202,37 +206,4 @@ public final class MariaDBDatabase: Database {
     public func bulkLoad(
         into table: String, columns: String, _ rows: (_ send: ([Value]) throws -> Void) throws -> Void
     ) throws -> Bool { false }
-}
-
-/// A server error with its number and SQLSTATE; bound values are never part of the message.
-public struct MariaDBError: Error, CustomStringConvertible {
-    public let number: UInt32
-    public let sqlState: String
-    public let message: String
-
-    public var code: Code { Code(rawValue: number) }
-
-    /// Server and client error numbers by name (mysqld_error.h, errmsg.h): the core and the
-    /// dialect match names, never raw numbers.
-    public struct Code: RawRepresentable, Hashable, Sendable {
-        public let rawValue: UInt32
-        public init(rawValue: UInt32) { self.rawValue = rawValue }
-
-        public static let duplicateEntry = Code(rawValue: UInt32(ER_DUP_ENTRY))
-        public static let deadlock = Code(rawValue: UInt32(ER_LOCK_DEADLOCK))
-        public static let lockWaitTimeout = Code(rawValue: UInt32(ER_LOCK_WAIT_TIMEOUT))
-        /// InnoDB's "Record has changed since last read" under snapshot isolation.
-        public static let recordChangedSinceStart = Code(rawValue: 1020)
-        public static let diskFull = Code(rawValue: UInt32(ER_DISK_FULL))
-        public static let outOfResources = Code(rawValue: UInt32(ER_OUT_OF_RESOURCES))
-        public static let readOnlyTransaction = Code(rawValue: UInt32(ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION))
-        public static let noSuchTable = Code(rawValue: UInt32(ER_NO_SUCH_TABLE))
-        public static let serverGone = Code(rawValue: UInt32(CR_SERVER_GONE_ERROR))
-        public static let serverLost = Code(rawValue: UInt32(CR_SERVER_LOST))
-        public static let connectionError = Code(rawValue: UInt32(CR_CONNECTION_ERROR))
-    }
-
-    var isConnectionLost: Bool { [.serverGone, .serverLost, .connectionError].contains(code) }
-
-    public var description: String { "MariaDB error \(number) (\(sqlState)): \(message)" }
 }

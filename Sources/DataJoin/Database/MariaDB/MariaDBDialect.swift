@@ -18,8 +18,9 @@ public struct MariaDBDialect: Dialect {
     public var textType: String { "LONGTEXT" }
     public func keyTextType(_ chars: Int) -> String { "VARCHAR(\(chars))" }
     public var capturedValueType: String { "LONGTEXT" }
-    /// Binary collation: DataJoin's names and keys compare byte for byte, as on the other brands.
-    public var tableOptions: String { " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin" }
+    /// Binary collation without padding: DataJoin's names and keys compare byte for byte, as on
+    /// the other brands ('b' and 'b ' are two keys; utf8mb4_bin would take them for one).
+    public var tableOptions: String { " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_nopad_bin" }
     public func partialIndex(_ condition: String) -> String { "" }
     public func indexed(_ bytesColumn: String) -> String { "\(bytesColumn)(\(Self.maxKeyBytes))" }
     public func dropIndex(_ name: String, on table: String) -> String { "DROP INDEX IF EXISTS \(name) ON \(table)" }
@@ -49,10 +50,12 @@ public struct MariaDBDialect: Dialect {
         try db.query(
             """
             SELECT c.column_name, c.column_type, coalesce((SELECT k.ordinal_position FROM information_schema.key_column_usage AS k
-              WHERE k.table_schema = c.table_schema AND k.table_name = c.table_name AND k.column_name = c.column_name
-              AND k.constraint_name = 'PRIMARY'), 0)
+              WHERE k.table_schema = c.table_schema AND BINARY k.table_name = BINARY c.table_name
+              AND BINARY k.column_name = BINARY c.column_name AND k.constraint_name = 'PRIMARY'), 0)
             FROM information_schema.columns AS c
-            WHERE c.table_schema = DATABASE() AND c.table_name = ? ORDER BY c.ordinal_position
+            WHERE c.table_schema = DATABASE() AND BINARY c.table_name = BINARY ?
+              AND c.extra NOT LIKE '%GENERATED%'
+            ORDER BY c.ordinal_position
             """, [.text(table)]
         ) { r in
             let type = r.string(1) ?? ""
@@ -73,7 +76,8 @@ public struct MariaDBDialect: Dialect {
             // BIGINT UNSIGNED reaches past a signed 64-bit integer: kept exact as text.
             return t.contains("unsigned") && base == "bigint" ? .text : .integer
         case "float", "double", "real": return .real
-        case "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob", "bit": return .blob
+        case "bit": return .integer
+        case "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob": return .blob
         default: return .text
         }
     }
@@ -91,22 +95,72 @@ public struct MariaDBDialect: Dialect {
         return out
     }
 
+    /// Refuses a text key whose collation takes two keys for one (case, accents, trailing
+    /// spaces): rows that other nodes keep apart would merge here. Warns about what MariaDB's
+    /// triggers do not see.
     public func keyWarnings(_ db: Database, _ t: TableInfo) throws -> [String] {
+        for k in t.keyColumns {
+            let collation =
+                try db.scalar(
+                    "SELECT collation_name FROM information_schema.columns WHERE table_schema = DATABASE() AND BINARY table_name = BINARY ? AND BINARY column_name = BINARY ?",
+                    [.text(t.name), .text(k.name)]
+                ).asString
+            if let collation, !collation.hasSuffix("_nopad_bin") {
+                throw DataJoinError(
+                    .usage,
+                    "\(t.name): its key column \(k.name) uses collation \(collation), under which keys that differ in case, accents or trailing spaces are one key, so rows other nodes keep apart would merge here; declare it COLLATE utf8mb4_nopad_bin (ALTER TABLE … MODIFY \(k.name) … COLLATE utf8mb4_nopad_bin) or as VARBINARY, then track again"
+                )
+            }
+        }
+        var warnings: [String] = []
+        let cascades =
+            try db.scalar(
+                """
+                SELECT count(*) FROM information_schema.referential_constraints WHERE constraint_schema = DATABASE()
+                  AND (BINARY table_name = BINARY ? OR BINARY referenced_table_name = BINARY ?)
+                  AND (delete_rule <> 'RESTRICT' AND delete_rule <> 'NO ACTION' OR update_rule <> 'RESTRICT' AND update_rule <> 'NO ACTION')
+                """, [.text(t.name), .text(t.name)]
+            ).asInt64 ?? 0
+        if cascades > 0 {
+            warnings.append(
+                "\(t.name): a foreign key of or to it cascades (ON DELETE/UPDATE CASCADE or SET NULL); MariaDB fires no trigger for rows a cascade changes, so those changes are not synced: delete or update the child rows yourself"
+            )
+        }
+        let onUpdate =
+            try db.rows(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE() AND BINARY table_name = BINARY ? AND lower(extra) LIKE '%on update%'",
+                [.text(t.name)]
+            ).compactMap { $0.string(0) }
+        if !onUpdate.isEmpty {
+            warnings.append(
+                "\(t.name): \(onUpdate.joined(separator: ", ")) change(s) by themselves (ON UPDATE CURRENT_TIMESTAMP) on every node that applies an update, so each node keeps its own value: drop ON UPDATE, or set the column in the application's updates"
+            )
+        }
         let advice = "two nodes will hand out the same ids; use UUIDs, or per-node prefixes or ranges"
         for k in t.keyColumns {
             let extra =
                 try db.scalar(
-                    "SELECT extra FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = ?",
+                    "SELECT extra FROM information_schema.columns WHERE table_schema = DATABASE() AND BINARY table_name = BINARY ? AND BINARY column_name = BINARY ?",
                     [.text(t.name), .text(k.name)]
                 ).asString ?? ""
             if extra.lowercased().contains("auto_increment") {
-                return ["\(t.name): its key \(k.name) is AUTO_INCREMENT; \(advice)"]
+                warnings.append("\(t.name): its key \(k.name) is AUTO_INCREMENT; \(advice)")
             }
         }
-        return []
+        return warnings
     }
 
     // MARK: - Capture
+
+    /// A FLOAT arrives as the double it holds: it travels as its shortest text, as the driver
+    /// reads it and as PostgreSQL's `real` does.
+    public func capturedValue(_ text: String?, column: ColumnInfo?) -> Value {
+        let value = capturedValue(text, kind: column?.kind ?? .any)
+        if let column, column.dataType.lowercased().hasPrefix("float"), case .real(let d) = value, d.isFinite {
+            return .real(Double(String(describing: Float(d))) ?? d)
+        }
+        return value
+    }
 
     /// A value captured as its text (blobs as hex), typed by the column's kind.
     public func capturedValue(_ text: String?, kind: ValueKind) -> Value {
@@ -229,6 +283,7 @@ public struct MariaDBDialect: Dialect {
         if type.hasPrefix("float"), case .real(let d) = value, Double(String(describing: Float(d))) != d {
             return "\(Value.realText(d)) needs DOUBLE; a FLOAT column would round it (declare it DOUBLE)"
         }
+        if let problem = Self.strictModeLets(value, type) { return problem }
         if type.hasPrefix("decimal("), let scale = ValueFit.numericScale(type) {
             let text: String?
             switch value {
@@ -241,6 +296,44 @@ public struct MariaDBDialect: Dialect {
             }
         }
         return nil
+    }
+
+    /// What MariaDB alters without an error even in strict mode (found from outside): it
+    /// cuts fractional seconds beyond a column's precision, drops a time from a DATE, rounds a
+    /// fraction into an integer, reads a two-digit year as 19xx or 20xx, trims trailing spaces
+    /// past a VARCHAR's length and pads a short BINARY(n).
+    static func strictModeLets(_ value: Value, _ type: String) -> String? {
+        let base = type.components(separatedBy: "(").first ?? type
+        let size = Int(type.dropFirst(base.count + 1).prefix { $0.isNumber }) ?? 0
+        switch (base, value) {
+        case ("datetime", .text(let s)), ("timestamp", .text(let s)), ("time", .text(let s)):
+            guard let dot = s.lastIndex(of: ".") else { return nil }
+            let digits = s[s.index(after: dot)...].prefix { $0.isNumber }
+            let significant = digits.reversed().drop { $0 == "0" }.count
+            return significant > size
+                ? "\(s.prefix(40)) has \(significant) fractional second digit(s); \(type) would cut them to \(size)"
+                : nil
+        case ("date", .text(let s)) where s.count > 10:
+            let time = s.dropFirst(11)
+            return time.allSatisfy({ $0 == "0" || $0 == ":" || $0 == "." })
+                ? nil : "\(s.prefix(40)) has a time of day; a DATE column would drop it"
+        case ("tinyint", .real(let d)), ("smallint", .real(let d)), ("mediumint", .real(let d)), ("int", .real(let d)),
+            ("integer", .real(let d)), ("bigint", .real(let d)):
+            return d.isFinite && d != d.rounded() ? "\(Value.realText(d)) is not whole; \(type) would round it" : nil
+        case ("tinyint", .text(let s)), ("smallint", .text(let s)), ("mediumint", .text(let s)), ("int", .text(let s)),
+            ("integer", .text(let s)), ("bigint", .text(let s)):
+            guard let d = Double(s), Int64(s) == nil, UInt64(s) == nil else { return nil }
+            return d != d.rounded() ? "\(s.prefix(40)) is not whole; \(type) would round it" : nil
+        case ("year", .integer(let y)) where y > 0 && y < 100:
+            return "\(y) is a two-digit year, which MariaDB reads as \(y < 70 ? 2000 + y : 1900 + y)"
+        case ("varchar", .text(let s)) where s.unicodeScalars.count > size,
+            ("char", .text(let s)) where s.unicodeScalars.count > size:
+            return "\(s.unicodeScalars.count) characters; \(type) would cut it to \(size)"
+        case ("binary", .blob(let b)) where b.count < size:
+            return "\(b.count) byte(s); BINARY(\(size)) would pad it with zero bytes to \(size)"
+        default:
+            return nil
+        }
     }
 
     public func keyProblem(_ key: [Value]) -> String? {
@@ -259,20 +352,5 @@ public struct MariaDBDialect: Dialect {
                 .locked, "another datajoin watch is already running on \(db.displayName); stop it first")
         }
         return NamedLock(db, name)
-    }
-}
-
-/// A MariaDB named lock, released on release (and by the server when the session ends).
-final class NamedLock: HeldLock {
-    private weak var db: Database?
-    private let name: String
-    init(_ db: Database, _ name: String) {
-        self.db = db
-        self.name = name
-    }
-
-    func release() {
-        _ = try? db?.scalar("SELECT RELEASE_LOCK(?)", [.text(name)])
-        db = nil
     }
 }

@@ -48,8 +48,15 @@ final class MariaDBStatement {
 
     deinit { mysql_stmt_close(stmt) }
 
+    /// The statement's error, or the connection's where the statement has none (an error
+    /// raised while a result is read is the connection's).
     static func error(_ s: UnsafeMutablePointer<MYSQL_STMT>) -> MariaDBError {
-        MariaDBError(
+        if mysql_stmt_errno(s) == 0, let connection = s.pointee.mysql, mysql_errno(connection) != 0 {
+            return MariaDBError(
+                number: mysql_errno(connection), sqlState: String(cString: mysql_sqlstate(connection)),
+                message: String(cString: mysql_error(connection)))
+        }
+        return MariaDBError(
             number: mysql_stmt_errno(s), sqlState: String(cString: mysql_stmt_sqlstate(s)),
             message: String(cString: mysql_stmt_error(s)))
     }
@@ -194,8 +201,11 @@ final class MariaDBStatement {
             return ValueConversion.parseReal(text).map(Value.real) ?? .text(text)
         case MYSQL_TYPE_NULL:
             return .null
+        case MYSQL_TYPE_BIT:
+            // Big-endian bytes of the number.
+            return .integer(Int64(bitPattern: bytes.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }))
         case MYSQL_TYPE_TINY_BLOB, MYSQL_TYPE_MEDIUM_BLOB, MYSQL_TYPE_LONG_BLOB, MYSQL_TYPE_BLOB, MYSQL_TYPE_STRING,
-            MYSQL_TYPE_VAR_STRING, MYSQL_TYPE_VARCHAR, MYSQL_TYPE_BIT, MYSQL_TYPE_GEOMETRY:
+            MYSQL_TYPE_VAR_STRING, MYSQL_TYPE_VARCHAR, MYSQL_TYPE_GEOMETRY:
             return f.binary ? .blob(bytes) : .text(String(decoding: bytes, as: UTF8.self))
         default:
             // DECIMAL, dates and times, JSON: their exact text.

@@ -3,7 +3,8 @@ import Foundation
 
 /// One libpq connection, finished in deinit. Statements are prepared once per connection;
 /// parameters travel as text (blobs as binary), results are typed from their column OIDs.
-public final class PostgresDatabase: Database {
+public final class PostgresDatabase: Database, TransactionDriver {
+    var transactionDepth = 0
     public let dialect: Dialect = PostgresDialect()
     public let displayName: String
     let conn: OpaquePointer
@@ -514,7 +515,7 @@ public final class PostgresDatabase: Database {
     private static let writerLock = "4242000001"
     private var holdsWriterLock = false
 
-    public func beginTransaction() throws {
+    func beginWrite() throws {
         // Never taken twice: a session lock counts, and a second count would outlive the
         // transaction (and a long-running `watch` would then hold off every other writer).
         if !holdsWriterLock {
@@ -550,22 +551,26 @@ public final class PostgresDatabase: Database {
         try? executeScript("SELECT pg_advisory_unlock(\(Self.writerLock))")
     }
 
-    public func beginReadTransaction() throws { try executeScript("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") }
-    public func commit() throws {
+    func beginRead() throws { try executeScript("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") }
+    func commitTransaction() throws {
         defer { releaseWriterLock() }
         try executeScript("COMMIT")
     }
-    public func rollback() throws {
+    func rollbackTransaction() throws {
         defer { releaseWriterLock() }
         try executeScript("ROLLBACK")
     }
     public func isRetryable(_ error: Error) -> Bool {
-        guard let e = error as? PostgresError else { return false }
+        guard let e = TransactionError.unwrap(error) as? PostgresError else { return false }
         return e.code == .serializationFailure || e.code == .deadlockDetected || Self.isStalePlan(e)
     }
-    public func isRefusal(_ error: Error) -> Bool { error is PostgresError && !isRetryable(error) }
+    public func isRefusal(_ error: Error) -> Bool {
+        TransactionError.unwrap(error) is PostgresError && !isRetryable(error) && !isUnavailable(error)
+    }
 
-    public func isUniqueViolation(_ error: Error) -> Bool { (error as? PostgresError)?.code == .uniqueViolation }
+    public func isUniqueViolation(_ error: Error) -> Bool {
+        (TransactionError.unwrap(error) as? PostgresError)?.code == .uniqueViolation
+    }
 
     /// A large value goes through the statement's own streaming binding.
     public func insertWithLargeValue(into table: String, columns: String, _ row: [Value], valueIndex: Int) throws
@@ -581,7 +586,7 @@ public final class PostgresDatabase: Database {
     }
 
     public func isUnavailable(_ error: Error) -> Bool {
-        guard let e = error as? PostgresError else { return false }
+        guard let e = TransactionError.unwrap(error) as? PostgresError else { return false }
         // No code: the connection itself failed. Classes 08 (connection), 53 (resources), 57
         // (operator intervention: shutdown, cancel).
         return e.sqlState.isEmpty

@@ -2,7 +2,8 @@ import CSQLite
 import Foundation
 
 /// One sqlite3 connection, closed in deinit. Statements are prepared once and cached.
-public final class SQLiteDatabase: Database {
+public final class SQLiteDatabase: Database, TransactionDriver {
+    var transactionDepth = 0
     public let dialect: Dialect = SQLiteDialect()
     public let path: String
     let handle: OpaquePointer
@@ -67,11 +68,11 @@ public final class SQLiteDatabase: Database {
         } catch {
             cache.removeAll()
             sqlite3_close_v2(db)
-            if let e = error as? SQLiteError, e.primary == SQLITE_NOTADB {
+            if let e = TransactionError.unwrap(error) as? SQLiteError, e.primary == SQLITE_NOTADB {
                 throw DataJoinError(
                     .dataError, "\(path) is not an SQLite database (its first bytes say otherwise); check the path")
             }
-            if let e = error as? SQLiteError, e.isLocked { throw e }
+            if let e = TransactionError.unwrap(error) as? SQLiteError, e.isLocked { throw e }
             throw DataJoinError(.connection, "cannot open SQLite database \(path): \(error)")
         }
     }
@@ -147,20 +148,22 @@ public final class SQLiteDatabase: Database {
         return out
     }
 
-    public func beginTransaction() throws {
+    func beginWrite() throws {
         // IMMEDIATE takes the write lock up front, so a busy database waits (busy timeout)
         // instead of failing half way with SQLITE_BUSY on the first write.
         try execute("BEGIN IMMEDIATE")
     }
-    public func beginReadTransaction() throws { try execute("BEGIN DEFERRED") }
-    public func commit() throws { try execute("COMMIT") }
-    public func rollback() throws {
+    func beginRead() throws { try execute("BEGIN DEFERRED") }
+    func commitTransaction() throws { try execute("COMMIT") }
+    func rollbackTransaction() throws {
         if sqlite3_get_autocommit(handle) == 0 { try execute("ROLLBACK") }
     }
-    public func isRefusal(_ error: Error) -> Bool { error is SQLiteError && !isRetryable(error) }
+    public func isRefusal(_ error: Error) -> Bool {
+        TransactionError.unwrap(error) is SQLiteError && !isRetryable(error) && !isUnavailable(error)
+    }
 
     public func isUniqueViolation(_ error: Error) -> Bool {
-        guard let code = (error as? SQLiteError)?.code else { return false }
+        guard let code = (TransactionError.unwrap(error) as? SQLiteError)?.code else { return false }
         return code == SQLiteError.constraintUnique || code == SQLiteError.constraintPrimaryKey
     }
 
@@ -188,15 +191,18 @@ public final class SQLiteDatabase: Database {
     ) throws -> Bool { false }
 
     public func isUnavailable(_ error: Error) -> Bool {
-        guard let e = error as? SQLiteError else { return false }
+        guard let e = TransactionError.unwrap(error) as? SQLiteError else { return false }
         return [
             SQLITE_BUSY, SQLITE_LOCKED, SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY, SQLITE_CORRUPT, SQLITE_CANTOPEN,
             SQLITE_NOMEM,
         ].contains(e.primary)
     }
 
+    /// Only a snapshot that went stale under a read transaction that wanted to write. A busy
+    /// database is not retried: the busy handler waited up to --lock-timeout already, and
+    /// running the transaction again waited that long twenty times over.
     public func isRetryable(_ error: Error) -> Bool {
-        if let e = error as? SQLiteError { return e.primary == SQLITE_BUSY || e.primary == SQLITE_LOCKED }
+        if let e = TransactionError.unwrap(error) as? SQLiteError { return e.code == SQLiteError.busySnapshot }
         return false
     }
 }
@@ -214,6 +220,7 @@ public struct SQLiteError: Error, CustomStringConvertible {
     /// Extended result codes by name (sqlite3.h builds them from macros Swift cannot import).
     static let constraintUnique = SQLITE_CONSTRAINT | (8 << 8)
     static let constraintPrimaryKey = SQLITE_CONSTRAINT | (6 << 8)
+    static let busySnapshot = SQLITE_BUSY | (2 << 8)
     /// Another connection holds the database (exit status 75: try again).
     public var isLocked: Bool { primary == SQLITE_BUSY || primary == SQLITE_LOCKED }
     public var description: String {

@@ -1,0 +1,35 @@
+import CMariaDB
+import Foundation
+
+/// A server error with its number and SQLSTATE; bound values are never part of the message.
+public struct MariaDBError: Error, CustomStringConvertible {
+    public let number: UInt32
+    public let sqlState: String
+    public let message: String
+
+    public var code: Code { Code(rawValue: number) }
+
+    /// Server and client error numbers by name (mysqld_error.h, errmsg.h): the core and the
+    /// dialect match names, never raw numbers.
+    public struct Code: RawRepresentable, Hashable, Sendable {
+        public let rawValue: UInt32
+        public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+        public static let duplicateEntry = Code(rawValue: UInt32(ER_DUP_ENTRY))
+        public static let deadlock = Code(rawValue: UInt32(ER_LOCK_DEADLOCK))
+        public static let lockWaitTimeout = Code(rawValue: UInt32(ER_LOCK_WAIT_TIMEOUT))
+        /// InnoDB's "Record has changed since last read" under snapshot isolation.
+        public static let recordChangedSinceStart = Code(rawValue: 1020)
+        public static let diskFull = Code(rawValue: UInt32(ER_DISK_FULL))
+        public static let outOfResources = Code(rawValue: UInt32(ER_OUT_OF_RESOURCES))
+        public static let readOnlyTransaction = Code(rawValue: UInt32(ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION))
+        public static let noSuchTable = Code(rawValue: UInt32(ER_NO_SUCH_TABLE))
+        public static let serverGone = Code(rawValue: UInt32(CR_SERVER_GONE_ERROR))
+        public static let serverLost = Code(rawValue: UInt32(CR_SERVER_LOST))
+        public static let connectionError = Code(rawValue: UInt32(CR_CONNECTION_ERROR))
+    }
+
+    var isConnectionLost: Bool { [.serverGone, .serverLost, .connectionError].contains(code) }
+
+    public var description: String { "MariaDB error \(number) (\(sqlState)): \(message)" }
+}

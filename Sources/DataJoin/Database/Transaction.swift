@@ -1,0 +1,140 @@
+import Foundation
+
+/// A driver's side of a transaction. Only `write`, `read` and their savepoints call it: nothing
+/// else begins, commits or rolls back, so no transaction is left open on a path that forgot.
+protocol TransactionDriver: AnyObject {
+    /// DataJoin's write transaction: one writer at a time per database (docs/architecture.md).
+    func beginWrite() throws
+    /// A consistent read-only snapshot; takes no write lock.
+    func beginRead() throws
+    func commitTransaction() throws
+    func rollbackTransaction() throws
+    /// How many `write`/`read` calls are open on this connection (savepoints above 1).
+    var transactionDepth: Int { get set }
+}
+
+/// A transaction that failed after its body succeeded: the commit (or the rollback after a
+/// failed commit). A body's own error is rethrown as it is.
+public struct TransactionError: Error, CustomStringConvertible {
+    public enum Step: String, Sendable {
+        case commit, rollback
+    }
+    public let step: Step
+    public let underlying: Error
+
+    public var description: String { "the transaction's \(step.rawValue) failed: \(underlying)" }
+
+    /// The error a failed step wraps, or `error` itself.
+    public static func unwrap(_ error: Error) -> Error { (error as? TransactionError)?.underlying ?? error }
+}
+
+extension Database {
+    private func driver() throws -> TransactionDriver {
+        guard let d = self as? TransactionDriver else {
+            throw DataJoinError(.internalError, "\(displayName): this connection cannot run transactions")
+        }
+        return d
+    }
+
+    /// Runs `body` in a write transaction: commits when it returns, rolls back when it throws and
+    /// rethrows its error (a failed rollback never hides it). Inside another `write`, `body` runs
+    /// in a savepoint: its failure undoes its own work only, and the outer transaction goes on.
+    /// Never retried: wrap it in `retrying` where the body is safe to run twice.
+    @discardableResult
+    public func write<T>(_ body: (Database) throws -> T) throws -> T {
+        let d = try driver()
+        if d.transactionDepth > 0 { return try savepoint(d, body) }
+        try d.beginWrite()
+        d.transactionDepth = 1
+        defer { d.transactionDepth = 0 }
+        let result: T
+        do {
+            result = try body(self)
+        } catch {
+            try? d.rollbackTransaction()
+            throw error
+        }
+        do {
+            try d.commitTransaction()
+        } catch {
+            // A commit that failed may leave the transaction open (SQLite, a deferred foreign key).
+            try? d.rollbackTransaction()
+            throw TransactionError(step: .commit, underlying: error)
+        }
+        return result
+    }
+
+    /// Runs `body` in a read-only snapshot (inside a `write`, in that transaction).
+    @discardableResult
+    public func read<T>(_ body: (Database) throws -> T) throws -> T {
+        let d = try driver()
+        if d.transactionDepth > 0 { return try body(self) }
+        try d.beginRead()
+        d.transactionDepth = 1
+        defer { d.transactionDepth = 0 }
+        let result: T
+        do {
+            result = try body(self)
+        } catch {
+            try? d.rollbackTransaction()
+            throw error
+        }
+        do {
+            try d.commitTransaction()
+        } catch {
+            throw TransactionError(step: .commit, underlying: error)
+        }
+        return result
+    }
+
+    private func savepoint<T>(_ d: TransactionDriver, _ body: (Database) throws -> T) throws -> T {
+        let name = "dj_sp_\(d.transactionDepth)"
+        try executeScript("SAVEPOINT \(name)")
+        d.transactionDepth += 1
+        defer { d.transactionDepth -= 1 }
+        let result: T
+        do {
+            result = try body(self)
+        } catch {
+            do {
+                try executeScript("ROLLBACK TO SAVEPOINT \(name)")
+                try executeScript("RELEASE SAVEPOINT \(name)")
+            } catch let rollback {
+                // The outer transaction cannot go on as if the body had not run.
+                throw TransactionError(step: .rollback, underlying: rollback)
+            }
+            throw error
+        }
+        do {
+            try executeScript("RELEASE SAVEPOINT \(name)")
+        } catch {
+            throw TransactionError(step: .commit, underlying: error)
+        }
+        return result
+    }
+
+    /// Runs `body` again when it fails with an error the database says is worth retrying (a
+    /// serialization failure, a deadlock), up to `attempts` more times. `body` must be safe to
+    /// run twice: what it reads it reads again, and the state it builds it builds inside. Inside
+    /// a transaction nothing is retried (the outer transaction failed as a whole).
+    public func retrying<T>(attempts: Int = 20, _ body: () throws -> T) throws -> T {
+        let inside = ((self as? TransactionDriver)?.transactionDepth ?? 0) > 0
+        var attempt = 0
+        while true {
+            do {
+                return try body()
+            } catch  where !inside && attempt < attempts && isRetryable(error) {
+                attempt += 1
+            }
+        }
+    }
+}
+
+extension Database {
+    /// `write`, run again while it fails with a retryable error (see `retrying`): `body` must be
+    /// safe to run twice.
+    @discardableResult
+    public func retryingWrite<T>(attempts: Int = 20, _ body: (Database) throws -> T) throws -> T {
+        try retrying(attempts: attempts) { try write(body) }
+    }
+}

@@ -426,19 +426,24 @@ final class MariaDBTests: ScenarioTestCase {
     /// another time zone arrives as the same instant.
     func testFloatBitAndTimestampTravelExactly() throws {
         let (a, b) = try mariaPair(
-            "CREATE TABLE t (id INT PRIMARY KEY, f FLOAT, bt BIT(8), ts TIMESTAMP(6) NULL)")
+            "CREATE TABLE t (id INT PRIMARY KEY, f FLOAT, bt BIT(8), ts TIMESTAMP(6) NULL, fu FLOAT UNSIGNED, b64 BIT(64))"
+        )
         let app = try DatabaseOpener.open(a.url)
         try app.executeScript("SET time_zone = '+05:00'")
         try app.execute(
-            "INSERT INTO t VALUES (1, 1.2345678, b'00000101', '2024-01-01 10:00:00.250000'), (2, 16777216, b'1', NULL)")
+            "INSERT INTO t VALUES (1, 1.2345678, b'00000101', '2024-01-01 10:00:00.250000', 1.2345678, 0xFFFFFFFFFFFFFFFF), (2, 16777216, b'1', NULL, NULL, 5)"
+        )
         _ = try sync(a, b)
-        try app.execute("UPDATE t SET f = 1.2345699 WHERE id = 1")
+        try app.execute("UPDATE t SET f = 1.2345699, fu = 1.2345679 WHERE id = 1")
         _ = try sync(a, b)
         XCTAssertEqual(
-            try b.db.rows("SELECT id, f, bt, CAST(ts AS CHAR) FROM t ORDER BY id").map(\.values),
+            try b.db.rows("SELECT id, f, bt, CAST(ts AS CHAR), fu, HEX(b64) FROM t ORDER BY id").map(\.values),
             [
-                [.integer(1), .real(1.2345699), .integer(5), .text("2024-01-01 05:00:00.250000")],
-                [.integer(2), .real(16777216), .integer(1), .null],
+                [
+                    .integer(1), .real(1.2345699), .integer(5), .text("2024-01-01 05:00:00.250000"), .real(1.2345679),
+                    .text("FFFFFFFFFFFFFFFF"),
+                ],
+                [.integer(2), .real(16777216), .integer(1), .null, .null, .text("5")],
             ])
         XCTAssertEqual(try a.rows("t"), try b.rows("t"))
         XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0))
@@ -450,12 +455,23 @@ final class MariaDBTests: ScenarioTestCase {
         let url = try TestDatabases.create(.mariadb, name: "coll", in: folder)
         let db = try DatabaseOpener.open(url)
         try db.executeScript(
-            "CREATE TABLE k (id VARCHAR(20) COLLATE utf8mb4_general_ci PRIMARY KEY, v INT); CREATE TABLE Foo (id INT PRIMARY KEY); CREATE TABLE foo (id INT PRIMARY KEY)"
-        )
+            """
+            CREATE TABLE k (id VARCHAR(20) COLLATE utf8mb4_general_ci PRIMARY KEY, v INT);
+            CREATE TABLE c (id CHAR(10) COLLATE utf8mb4_nopad_bin PRIMARY KEY);
+            CREATE TABLE p (id TINYTEXT COLLATE utf8mb4_nopad_bin, PRIMARY KEY (id(5)));
+            CREATE TABLE Foo (id INT PRIMARY KEY); CREATE TABLE foo (id INT PRIMARY KEY)
+            """)
         try CLI.ok(["init", "--db", url, "--node", "coll"])
         let r = try CLI.run(["track", "--db", url, "k"])
         XCTAssertEqual(r.status, 64, r.stderr)
         XCTAssertTrue(r.stderr.contains("COLLATE utf8mb4_nopad_bin"), r.stderr)
+        // A CHAR key drops trailing spaces; a key on a column's prefix takes two keys for one.
+        let char = try CLI.run(["track", "--db", url, "c"])
+        XCTAssertEqual(char.status, 64, char.stderr)
+        XCTAssertTrue(char.stderr.contains("drops trailing spaces"), char.stderr)
+        let prefix = try CLI.run(["track", "--db", url, "p"])
+        XCTAssertEqual(prefix.status, 64, prefix.stderr)
+        XCTAssertTrue(prefix.stderr.contains("prefix"), prefix.stderr)
         XCTAssertEqual(try db.scalar("SELECT count(*) FROM ds_tracked_table"), .integer(0), "nothing registered")
         XCTAssertEqual(
             try db.scalar("SELECT count(*) FROM information_schema.triggers WHERE trigger_schema = DATABASE()"),
@@ -517,9 +533,39 @@ final class MariaDBTests: ScenarioTestCase {
         uncheckedNodes.insert(m.name)
     }
 
+    /// A fractional TIMESTAMP in the key: MariaDB's text (`03:00:00.000`) and PostgreSQL's
+    /// (`03:00:00`) are one key, so concurrent updates converge (they kept two versions of one
+    /// row, and each side ended with the other's value).
+    func testAFractionalTimeInTheKeyIsOneKeyOnEveryBrand() throws {
+        let m = try TestNode(
+            "tm", .mariadb, folder: folder,
+            table: "CREATE TABLE tk (t TIMESTAMP(3) NOT NULL, n INT NOT NULL, v VARCHAR(10), PRIMARY KEY (t, n))",
+            track: ["tk"])
+        let p = try TestNode(
+            "tp", .postgres, folder: folder,
+            table: "CREATE TABLE tk (t timestamp(3) NOT NULL, n int NOT NULL, v varchar(10), PRIMARY KEY (t, n))",
+            track: ["tk"])
+        try trustAll([m, p])
+        try m.exec("INSERT INTO tk VALUES ('2024-05-05 03:00:00', 3, 'first')")
+        _ = try sync(m, p)
+        try m.exec("UPDATE tk SET v = 'fromM' WHERE n = 3")
+        try p.exec("UPDATE tk SET v = 'fromP' WHERE n = 3")
+        let toP = try dir("m-p"), toM = try dir("p-m")
+        try m.export(to: toP)
+        try p.export(to: toM)
+        try p.ingest([toP.path])
+        try m.ingest([toM.path])
+        XCTAssertEqual(try m.db.scalar("SELECT v FROM tk"), try p.db.scalar("SELECT v FROM tk"))
+        XCTAssertEqual(try m.db.scalar("SELECT count(*) FROM tk"), .integer(1))
+    }
+
     /// A generated column is neither captured nor written: rows with one sync, each node
-    /// computes it.
+    /// computes it; from PostgreSQL too.
     func testGeneratedColumnsAreLeftToEachNode() throws {
+        let pg = try TestNode(
+            "gp", .postgres, folder: folder,
+            table: "CREATE TABLE t (id int PRIMARY KEY, price int, kept int GENERATED ALWAYS AS (price + 1) STORED)",
+            track: ["t"])
         let (a, b) = try mariaPair(
             "CREATE TABLE t (id INT PRIMARY KEY, price INT, doubled INT AS (price * 2) VIRTUAL, kept INT AS (price + 1) STORED)"
         )
@@ -529,6 +575,13 @@ final class MariaDBTests: ScenarioTestCase {
         XCTAssertEqual(
             try b.db.rows("SELECT id, price, doubled, kept FROM t").map(\.values),
             [[.integer(1), .integer(11), .integer(22), .integer(12)]])
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0))
+        try trustAll([pg, b])
+        try pg.exec("INSERT INTO t (id, price) VALUES (2, 20)")
+        _ = try sync(pg, b)
+        XCTAssertEqual(
+            try b.db.rows("SELECT id, price, doubled, kept FROM t WHERE id = 2").map(\.values),
+            [[.integer(2), .integer(20), .integer(40), .integer(21)]])
         XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0))
     }
 }

@@ -188,6 +188,9 @@ public struct NodeStatus: Sendable {
         ]
         // The details under their own heading (they were printed after the clock line).
         for h in held { lines.append("  held \(h.origin)#\(h.seq) \(h.table): \(h.reason)") }
+        if heldCount > Int64(held.count) {
+            lines.append("  … and \(heldCount - Int64(held.count)) more (datajoin status --json, or ds_change_held)")
+        }
         lines += [
             "conflicts logged: \(conflicts)",
             "pointers:         export (1000) at seq \(exportPointer) of \(lastSeq); import (1001) at inbox id \(importPointer)",

@@ -37,7 +37,9 @@ extension MariaDBDialect {
         let type = c.dataType.lowercased()
         if c.kind == .blob { return "HEX(\(expr))" }
         if type.hasPrefix("float") { return "CAST(CAST(\(expr) AS DOUBLE) AS CHAR)" }
-        if type.hasPrefix("bit") { return "CAST(CAST(\(expr) AS UNSIGNED) AS CHAR)" }
+        // Two's complement: BIT(64) above 2^63 - 1 travels as a negative integer and comes
+        // back as the same bits.
+        if type.hasPrefix("bit") { return "CAST(CAST(\(expr) AS SIGNED) AS CHAR)" }
         if type.hasPrefix("timestamp") {
             return "CAST(DATE_ADD(TIMESTAMP'1970-01-01 00:00:00', INTERVAL UNIX_TIMESTAMP(\(expr)) SECOND) AS CHAR)"
         }

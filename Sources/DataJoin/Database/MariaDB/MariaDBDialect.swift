@@ -69,7 +69,8 @@ public struct MariaDBDialect: Dialect {
 
     public func valueKind(declaredType: String) -> ValueKind {
         let t = declaredType.lowercased()
-        let base = t.components(separatedBy: "(").first ?? t
+        // "float unsigned", "int(10) unsigned zerofill": the type is the first word.
+        let base = String(t.prefix { $0.isLetter })
         if t.hasPrefix("tinyint(1)") { return .boolean }
         switch base {
         case "tinyint", "smallint", "mediumint", "int", "integer", "bigint":
@@ -112,6 +113,23 @@ public struct MariaDBDialect: Dialect {
                 )
             }
         }
+        let prefixKey =
+            try db.scalar(
+                "SELECT count(*) FROM information_schema.statistics WHERE table_schema = DATABASE() AND BINARY table_name = BINARY ? AND index_name = 'PRIMARY' AND sub_part IS NOT NULL",
+                [.text(t.name)]
+            ).asInt64 ?? 0
+        if prefixKey > 0 {
+            throw DataJoinError(
+                .usage,
+                "\(t.name): its primary key indexes only a prefix of a column, so two keys that share the prefix are one row here and two elsewhere; key it on whole columns (VARCHAR(n) COLLATE utf8mb4_nopad_bin), then track again"
+            )
+        }
+        for k in t.keyColumns where k.dataType.lowercased().hasPrefix("char") {
+            throw DataJoinError(
+                .usage,
+                "\(t.name): its key column \(k.name) is \(k.dataType), which drops trailing spaces, so 'c' and 'c ' are one key here and two elsewhere; declare it VARCHAR(n) COLLATE utf8mb4_nopad_bin, then track again"
+            )
+        }
         var warnings: [String] = []
         let cascades =
             try db.scalar(
@@ -152,10 +170,28 @@ public struct MariaDBDialect: Dialect {
 
     // MARK: - Capture
 
+    /// Temporal text without trailing zeros in its fraction, as PostgreSQL prints it: a key
+    /// `03:00:00.000` here and `03:00:00` there would be two rows (found from outside).
+    static func trimFraction(_ s: String) -> String {
+        guard let dot = s.lastIndex(of: "."), s[s.index(after: dot)...].allSatisfy({ $0.isNumber }) else { return s }
+        var end = s.endIndex
+        while end > s.index(after: dot), s[s.index(before: end)] == "0" { end = s.index(before: end) }
+        if end == s.index(after: dot) { end = dot }
+        return String(s[..<end])
+    }
+
+    static func isTemporal(_ type: String) -> Bool {
+        let t = type.lowercased()
+        return t.hasPrefix("datetime") || t.hasPrefix("timestamp") || t.hasPrefix("time")
+    }
+
     /// A FLOAT arrives as the double it holds: it travels as its shortest text, as the driver
     /// reads it and as PostgreSQL's `real` does.
     public func capturedValue(_ text: String?, column: ColumnInfo?) -> Value {
         let value = capturedValue(text, kind: column?.kind ?? .any)
+        if let column, Self.isTemporal(column.dataType), case .text(let s) = value {
+            return .text(Self.trimFraction(s))
+        }
         if let column, column.dataType.lowercased().hasPrefix("float"), case .real(let d) = value, d.isFinite {
             return .real(Double(String(describing: Float(d))) ?? d)
         }
@@ -326,6 +362,8 @@ public struct MariaDBDialect: Dialect {
             return d != d.rounded() ? "\(s.prefix(40)) is not whole; \(type) would round it" : nil
         case ("year", .integer(let y)) where y > 0 && y < 100:
             return "\(y) is a two-digit year, which MariaDB reads as \(y < 70 ? 2000 + y : 1900 + y)"
+        case ("char", .text(let s)) where s.hasSuffix(" "):
+            return "trailing spaces, which a \(type) column drops"
         case ("varchar", .text(let s)) where s.unicodeScalars.count > size,
             ("char", .text(let s)) where s.unicodeScalars.count > size:
             return "\(s.unicodeScalars.count) characters; \(type) would cut it to \(size)"

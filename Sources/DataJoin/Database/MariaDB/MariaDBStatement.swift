@@ -207,8 +207,12 @@ final class MariaDBStatement {
         case MYSQL_TYPE_TINY_BLOB, MYSQL_TYPE_MEDIUM_BLOB, MYSQL_TYPE_LONG_BLOB, MYSQL_TYPE_BLOB, MYSQL_TYPE_STRING,
             MYSQL_TYPE_VAR_STRING, MYSQL_TYPE_VARCHAR, MYSQL_TYPE_GEOMETRY:
             return f.binary ? .blob(bytes) : .text(String(decoding: bytes, as: UTF8.self))
+        case MYSQL_TYPE_DATETIME, MYSQL_TYPE_TIMESTAMP, MYSQL_TYPE_TIME, MYSQL_TYPE_DATETIME2, MYSQL_TYPE_TIMESTAMP2,
+            MYSQL_TYPE_TIME2:
+            // As captured: no trailing zeros in the fraction (MariaDBDialect.trimFraction).
+            return .text(MariaDBDialect.trimFraction(String(decoding: bytes, as: UTF8.self)))
         default:
-            // DECIMAL, dates and times, JSON: their exact text.
+            // DECIMAL, dates, JSON: their exact text.
             return .text(String(decoding: bytes, as: UTF8.self))
         }
     }

@@ -50,7 +50,7 @@ public struct PostgresDialect: Dialect {
             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
             LEFT JOIN pg_catalog.pg_index i ON i.indrelid = c.oid AND i.indisprimary
             WHERE c.relname = ? AND n.nspname = current_schema() AND c.relkind IN ('r', 'p')
-              AND a.attnum > 0 AND NOT a.attisdropped
+              AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
             ORDER BY a.attnum
             """
         try db.query(sql, [.text(table)]) { r in

@@ -409,6 +409,17 @@ final class MariaDBTests: ScenarioTestCase {
         XCTAssertEqual(r4.status, 64, r4.stderr)
         XCTAssertTrue(r4.stderr.contains("no user"), r4.stderr)
         for r in [r1, r2, r3, r4] { XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr) }
+        // An IPv6 host in brackets, and `mysql://` as a synonym, with the password masked.
+        guard case .mariadb(let address, let display) = try DatabaseURL.parse("mysql://u:pw@[::1]:3307/d") else {
+            return XCTFail("not a MariaDB URL")
+        }
+        XCTAssertEqual(address.host, "::1")
+        XCTAssertEqual(address.port, 3307)
+        XCTAssertEqual(display, "mysql://u:***@[::1]:3307/d")
+        let v6 = try CLI.run([
+            "status", "--db", base.replacingOccurrences(of: "@127.0.0.1:", with: "@[::1]:"), "--lock-timeout", "2",
+        ])
+        XCTAssertFalse(v6.stderr.contains("Unknown server host"), v6.stderr)
     }
 
     // MARK: - Found from outside (issue 12's outside trial)

@@ -77,8 +77,10 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
             default: throw bad("unknown option '\(item.name)' (MariaDB URLs take connect_timeout)")
             }
         }
+        // An IPv6 address comes in brackets (`[::1]`); the client library wants it bare.
+        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
         let address = MariaDBDatabase.Address(
-            host: host, port: UInt32(comps.port ?? 3306), user: comps.user?.removingPercentEncoding ?? user,
+            host: bare, port: UInt32(comps.port ?? 3306), user: comps.user?.removingPercentEncoding ?? user,
             password: comps.password?.removingPercentEncoding, database: db.removingPercentEncoding ?? db,
             connectTimeout: timeout)
         return .mariadb(address, display: redact(t))

@@ -9,6 +9,23 @@ public enum LockWait {
     public static var onWaiting: ((String) -> Void)?
     public static let noticeAfter = 1.0
 
+    /// Tries `tryLock` until it succeeds, told after a second and bounded by --lock-timeout:
+    /// DataJoin's writer lock on a server brand (tried, never waited for in the server, where a
+    /// blocked wait was silent for ever).
+    static func writerLock(on displayName: String, _ tryLock: () throws -> Bool) throws {
+        var wait = Wait("DataJoin's writer lock on \(displayName), which another datajoin process holds")
+        var attempt = 0
+        while try !tryLock() {
+            guard wait.keepWaiting(attempt: attempt) else {
+                throw DataJoinError(
+                    .locked,
+                    "another datajoin process is writing to \(displayName) and held its writer lock for \(Wait.seconds(timeoutSeconds)) s; try again when it is done, or raise --lock-timeout"
+                )
+            }
+            attempt += 1
+        }
+    }
+
     /// One wait: call `keepWaiting()` each time the lock is found taken.
     struct Wait {
         let what: String

@@ -135,7 +135,50 @@ public protocol Dialect: Sendable {
     func instanceLock(_ db: Database) throws -> HeldLock
 }
 
+/// The standard SQL forms, which SQLite and PostgreSQL share: a dialect overrides what its brand
+/// says otherwise (MariaDB: `ON DUPLICATE KEY UPDATE`, bounded key text, no partial index).
 extension Dialect {
+    public var textType: String { "TEXT" }
+    public func keyTextType(_ chars: Int) -> String { "TEXT" }
+    public var tableOptions: String { "" }
+    public func partialIndex(_ condition: String) -> String { " WHERE " + condition }
+    public func indexed(_ bytesColumn: String) -> String { bytesColumn }
+    public func dropIndex(_ name: String, on table: String) -> String { "DROP INDEX IF EXISTS \(name)" }
+
+    public func upsert(key: [String], set: [(column: String, expression: String)]) -> String {
+        "ON CONFLICT (\(key.joined(separator: ", "))) DO UPDATE SET "
+            + set.map { "\($0.column) = \($0.expression)" }.joined(separator: ", ")
+    }
+
+    public func incoming(_ column: String) -> String { "excluded." + column }
+
+    public func skipDuplicate(key: [String]) -> String { "ON CONFLICT (\(key.joined(separator: ", "))) DO NOTHING" }
+
+    public func updateFrom(
+        _ table: String, alias: String, set: [(column: String, expression: String)], rows: String, rowsAlias: String,
+        match: String
+    ) -> String {
+        let assignments = set.map { "\($0.column) = \($0.expression)" }.joined(separator: ", ")
+        return "UPDATE \(table) AS \(alias) SET \(assignments) FROM (\(rows)) AS \(rowsAlias) WHERE \(match)"
+    }
+
+    /// Each row its own `SELECT`, so a union with an empty select of the target table types every
+    /// parameter as its column (PostgreSQL typed a `VALUES` list's parameters as text).
+    public func parameterRows(_ n: Int, width: Int) -> String {
+        let row = "SELECT " + Array(repeating: "?", count: width).joined(separator: ", ")
+        return Array(repeating: row, count: n).joined(separator: " UNION ALL ")
+    }
+
+    public func keyedVersions(_ columns: String, from versions: String, keys: Int) -> String {
+        "SELECT \(columns) FROM \(versions) WHERE object_table = ? AND object_id IN (\(marks(keys)))"
+    }
+
+    public func deleteColumnVersions(keys: Int) -> String {
+        "DELETE FROM ds_column_version WHERE object_table = ? AND object_id IN (\(marks(keys)))"
+    }
+
+    func marks(_ n: Int) -> String { Array(repeating: "?", count: n).joined(separator: ", ") }
+
     public func capturedValue(_ text: String?, column: ColumnInfo?) -> Value {
         capturedValue(text, kind: column?.kind ?? .any)
     }

@@ -44,24 +44,7 @@ extension Database {
     public func write<T>(_ body: (Database) throws -> T) throws -> T {
         let d = try driver()
         if d.transactionDepth > 0 { return try savepoint(d, body) }
-        try d.beginWrite()
-        d.transactionDepth = 1
-        defer { d.transactionDepth = 0 }
-        let result: T
-        do {
-            result = try body(self)
-        } catch {
-            try? d.rollbackTransaction()
-            throw error
-        }
-        do {
-            try d.commitTransaction()
-        } catch {
-            // A commit that failed may leave the transaction open (SQLite, a deferred foreign key).
-            try? d.rollbackTransaction()
-            throw TransactionError(step: .commit, underlying: error)
-        }
-        return result
+        return try transaction(d, begin: d.beginWrite, body)
     }
 
     /// Runs `body` in a read-only snapshot (inside a `write`, in that transaction).
@@ -69,7 +52,15 @@ extension Database {
     public func read<T>(_ body: (Database) throws -> T) throws -> T {
         let d = try driver()
         if d.transactionDepth > 0 { return try body(self) }
-        try d.beginRead()
+        return try transaction(d, begin: d.beginRead, body)
+    }
+
+    /// Begins, runs `body`, commits; rolls back when the body or the commit fails (a commit that
+    /// failed may leave the transaction open: SQLite, a deferred foreign key).
+    private func transaction<T>(_ d: TransactionDriver, begin: () throws -> Void, _ body: (Database) throws -> T)
+        throws -> T
+    {
+        try begin()
         d.transactionDepth = 1
         defer { d.transactionDepth = 0 }
         let result: T
@@ -82,6 +73,7 @@ extension Database {
         do {
             try d.commitTransaction()
         } catch {
+            try? d.rollbackTransaction()
             throw TransactionError(step: .commit, underlying: error)
         }
         return result

@@ -35,6 +35,20 @@ enum ValueFit {
         return digits.count
     }
 
+    /// A decimal column of a fixed scale (`numeric(38,10)`, `decimal(10,2)`) would round a value
+    /// with more decimal places.
+    static func scaleProblem(_ value: Value, _ type: String) -> String? {
+        guard let scale = numericScale(type) else { return nil }
+        let text: String?
+        switch value {
+        case .text(let s): text = s
+        case .real(let d): text = Value.realText(d)
+        default: text = nil
+        }
+        guard let text, let digits = fractionDigits(text), digits > scale else { return nil }
+        return "\(text.prefix(40)) has \(digits) decimal places; \(type) would round it to \(scale)"
+    }
+
     static func numericScale(_ type: String) -> Int? {
         guard let open = type.firstIndex(of: "("), let close = type.firstIndex(of: ")") else { return nil }
         let parts = type[type.index(after: open)..<close].split(separator: ",")

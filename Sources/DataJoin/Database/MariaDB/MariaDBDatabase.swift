@@ -136,16 +136,8 @@ public final class MariaDBDatabase: Database, TransactionDriver {
     /// by --lock-timeout.
     func beginWrite() throws {
         if !holdsWriterLock {
-            var wait = LockWait.Wait("DataJoin's writer lock on \(displayName), which another datajoin process holds")
-            var attempt = 0
-            while try scalar("SELECT GET_LOCK(?, 0)", [.text("datajoin_writer." + lockScope)]) != .integer(1) {
-                guard wait.keepWaiting(attempt: attempt) else {
-                    throw DataJoinError(
-                        .locked,
-                        "another datajoin process is writing to \(displayName) and held its writer lock for \(LockWait.Wait.seconds(LockWait.timeoutSeconds)) s; try again when it is done, or raise --lock-timeout"
-                    )
-                }
-                attempt += 1
+            try LockWait.writerLock(on: displayName) {
+                try scalar("SELECT GET_LOCK(?, 0)", [.text("datajoin_writer." + lockScope)]) == .integer(1)
             }
             holdsWriterLock = true
         }

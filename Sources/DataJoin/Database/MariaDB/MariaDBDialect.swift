@@ -293,19 +293,6 @@ public struct MariaDBDialect: Dialect {
 
     public var falseCondition: String { "FALSE" }
 
-    public func parameterRows(_ n: Int, width: Int) -> String {
-        let row = "SELECT " + Array(repeating: "?", count: width).joined(separator: ", ")
-        return Array(repeating: row, count: n).joined(separator: " UNION ALL ")
-    }
-
-    public func keyedVersions(_ columns: String, from versions: String, keys: Int) -> String {
-        "SELECT \(columns) FROM \(versions) WHERE object_table = ? AND object_id IN (\(SQLiteDialect.marks(keys)))"
-    }
-
-    public func deleteColumnVersions(keys: Int) -> String {
-        "DELETE FROM ds_column_version WHERE object_table = ? AND object_id IN (\(SQLiteDialect.marks(keys)))"
-    }
-
     /// InnoDB recalculates persistent statistics itself after a tenth of a table changed.
     public func refreshStatistics(_ db: Database, _ tables: [String], after changes: Int) throws {}
 
@@ -320,17 +307,7 @@ public struct MariaDBDialect: Dialect {
             return "\(Value.realText(d)) needs DOUBLE; a FLOAT column would round it (declare it DOUBLE)"
         }
         if let problem = Self.strictModeLets(value, type) { return problem }
-        if type.hasPrefix("decimal("), let scale = ValueFit.numericScale(type) {
-            let text: String?
-            switch value {
-            case .text(let s): text = s
-            case .real(let d): text = Value.realText(d)
-            default: text = nil
-            }
-            if let text, let digits = ValueFit.fractionDigits(text), digits > scale {
-                return "\(text.prefix(40)) has \(digits) decimal places; \(col.dataType) would round it to \(scale)"
-            }
-        }
+        if type.hasPrefix("decimal("), let problem = ValueFit.scaleProblem(value, col.dataType) { return problem }
         return nil
     }
 

@@ -519,18 +519,8 @@ public final class PostgresDatabase: Database, TransactionDriver {
         // Never taken twice: a session lock counts, and a second count would outlive the
         // transaction (and a long-running `watch` would then hold off every other writer).
         if !holdsWriterLock {
-            // Tried, not waited for in the server: the wait is told after a second and bounded
-            // by --lock-timeout (a blocked pg_advisory_lock waited silently for ever).
-            var wait = LockWait.Wait("DataJoin's writer lock on \(displayName), which another datajoin process holds")
-            var attempt = 0
-            while try scalar("SELECT pg_try_advisory_lock(\(Self.writerLock))") != .integer(1) {
-                guard wait.keepWaiting(attempt: attempt) else {
-                    throw DataJoinError(
-                        .locked,
-                        "another datajoin process is writing to \(displayName) and held its writer lock for \(LockWait.Wait.seconds(LockWait.timeoutSeconds)) s; try again when it is done, or raise --lock-timeout"
-                    )
-                }
-                attempt += 1
+            try LockWait.writerLock(on: displayName) {
+                try scalar("SELECT pg_try_advisory_lock(\(Self.writerLock))") == .integer(1)
             }
             holdsWriterLock = true
         }

@@ -10,12 +10,6 @@ public struct PostgresDialect: Dialect {
     public var autoIdColumn: String { "BIGSERIAL PRIMARY KEY" }
     public var bytesType: String { "BYTEA" }
     public var keyBytesType: String { "BYTEA" }
-    public var textType: String { "TEXT" }
-    public func keyTextType(_ chars: Int) -> String { "TEXT" }
-    public var tableOptions: String { "" }
-    public func partialIndex(_ condition: String) -> String { " WHERE " + condition }
-    public func indexed(_ bytesColumn: String) -> String { bytesColumn }
-    public func dropIndex(_ name: String, on table: String) -> String { "DROP INDEX IF EXISTS \(name)" }
     public var capturedValueType: String { "TEXT" }
     /// Stamping reads unstamped rows in (source transaction, id) order without sorting them.
     public var extraSchema: String {
@@ -233,23 +227,6 @@ public struct PostgresDialect: Dialect {
 
     // MARK: - Statements that differ
 
-    public func upsert(key: [String], set: [(column: String, expression: String)]) -> String {
-        "ON CONFLICT (\(key.joined(separator: ", "))) DO UPDATE SET "
-            + set.map { "\($0.column) = \($0.expression)" }.joined(separator: ", ")
-    }
-
-    public func incoming(_ column: String) -> String { "excluded." + column }
-
-    public func skipDuplicate(key: [String]) -> String { "ON CONFLICT (\(key.joined(separator: ", "))) DO NOTHING" }
-
-    public func updateFrom(
-        _ table: String, alias: String, set: [(column: String, expression: String)], rows: String, rowsAlias: String,
-        match: String
-    ) -> String {
-        let assignments = set.map { "\($0.column) = \($0.expression)" }.joined(separator: ", ")
-        return "UPDATE \(table) AS \(alias) SET \(assignments) FROM (\(rows)) AS \(rowsAlias) WHERE \(match)"
-    }
-
     public func insertSkippingDuplicates(into table: String, columns: String, rows: String) -> String {
         "INSERT INTO \(table) (\(columns)) VALUES \(rows) ON CONFLICT DO NOTHING"
     }
@@ -259,14 +236,6 @@ public struct PostgresDialect: Dialect {
     }
 
     public var falseCondition: String { "false" }
-
-    /// Each row its own `SELECT`: a `VALUES` list types its parameters as text before the union
-    /// sees them, and every update of a non-text column failed ("UNION types bigint and text
-    /// cannot be matched") and went the slow way, change by change.
-    public func parameterRows(_ n: Int, width: Int) -> String {
-        let row = "SELECT " + Array(repeating: "?", count: width).joined(separator: ", ")
-        return Array(repeating: row, count: n).joined(separator: " UNION ALL ")
-    }
 
     /// On a version table that grew in this transaction (no statistics for `object_table`),
     /// PostgreSQL read the table's whole prefix and filtered it: 100,000 rows for every 400
@@ -311,17 +280,7 @@ public struct PostgresDialect: Dialect {
             return
                 "\(Value.realText(d)) needs double precision; a real column would round it (declare it double precision)"
         }
-        if type.hasPrefix("numeric("), let scale = ValueFit.numericScale(type) {
-            let text: String?
-            switch value {
-            case .text(let s): text = s
-            case .real(let d): text = Value.realText(d)
-            default: text = nil
-            }
-            if let text, let digits = ValueFit.fractionDigits(text), digits > scale {
-                return "\(text.prefix(40)) has \(digits) decimal places; \(type) would round it to \(scale)"
-            }
-        }
+        if type.hasPrefix("numeric("), let problem = ValueFit.scaleProblem(value, type) { return problem }
         return nil
     }
 

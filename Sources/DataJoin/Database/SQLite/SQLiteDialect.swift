@@ -10,12 +10,6 @@ public struct SQLiteDialect: Dialect {
     public var autoIdColumn: String { "INTEGER PRIMARY KEY AUTOINCREMENT" }
     public var bytesType: String { "BLOB" }
     public var keyBytesType: String { "BLOB" }
-    public var textType: String { "TEXT" }
-    public func keyTextType(_ chars: Int) -> String { "TEXT" }
-    public var tableOptions: String { "" }
-    public func partialIndex(_ condition: String) -> String { " WHERE " + condition }
-    public func indexed(_ bytesColumn: String) -> String { bytesColumn }
-    public func dropIndex(_ name: String, on table: String) -> String { "DROP INDEX IF EXISTS \(name)" }
     /// No type: a captured value keeps its own storage class.
     public var capturedValueType: String { "" }
     public var extraSchema: String { "" }
@@ -222,23 +216,6 @@ public struct SQLiteDialect: Dialect {
 
     // MARK: - Statements that differ
 
-    public func upsert(key: [String], set: [(column: String, expression: String)]) -> String {
-        "ON CONFLICT (\(key.joined(separator: ", "))) DO UPDATE SET "
-            + set.map { "\($0.column) = \($0.expression)" }.joined(separator: ", ")
-    }
-
-    public func incoming(_ column: String) -> String { "excluded." + column }
-
-    public func skipDuplicate(key: [String]) -> String { "ON CONFLICT (\(key.joined(separator: ", "))) DO NOTHING" }
-
-    public func updateFrom(
-        _ table: String, alias: String, set: [(column: String, expression: String)], rows: String, rowsAlias: String,
-        match: String
-    ) -> String {
-        let assignments = set.map { "\($0.column) = \($0.expression)" }.joined(separator: ", ")
-        return "UPDATE \(table) AS \(alias) SET \(assignments) FROM (\(rows)) AS \(rowsAlias) WHERE \(match)"
-    }
-
     public func insertSkippingDuplicates(into table: String, columns: String, rows: String) -> String {
         "INSERT OR IGNORE INTO \(table) (\(columns)) VALUES \(rows)"
     }
@@ -254,16 +231,6 @@ public struct SQLiteDialect: Dialect {
         let tuple = "(" + Array(repeating: "?", count: width).joined(separator: ", ") + ")"
         return "VALUES " + Array(repeating: tuple, count: n).joined(separator: ", ")
     }
-
-    public func keyedVersions(_ columns: String, from versions: String, keys: Int) -> String {
-        "SELECT \(columns) FROM \(versions) WHERE object_table = ? AND object_id IN (\(Self.marks(keys)))"
-    }
-
-    public func deleteColumnVersions(keys: Int) -> String {
-        "DELETE FROM ds_column_version WHERE object_table = ? AND object_id IN (\(Self.marks(keys)))"
-    }
-
-    static func marks(_ n: Int) -> String { Array(repeating: "?", count: n).joined(separator: ", ") }
 
     /// SQLite plans without statistics DataJoin would need to refresh.
     public func refreshStatistics(_ db: Database, _ tables: [String], after changes: Int) throws {}

@@ -17,7 +17,9 @@ final class BoundaryTests: ScenarioTestCase {
 
     static let size = 4
     static var counts: [Int] { [size - 1, size, size + 1, 3 * size] }
-    static let pairings: [(Brand, Brand)] = [(.sqlite, .postgres), (.postgres, .sqlite)]
+    static let pairings: [(Brand, Brand)] = [
+        (.sqlite, .postgres), (.postgres, .sqlite), (.mariadb, .sqlite), (.sqlite, .mariadb),
+    ]
 
     func sync(_ from: TestNode, _ to: TestNode, max: Int? = nil) throws {
         let out = try TestDatabases.subfolder(folder, "\(from.name)-\(UUID().uuidString.prefix(6))")
@@ -33,8 +35,8 @@ final class BoundaryTests: ScenarioTestCase {
     ) throws {
         for (b1, b2) in Self.pairings {
             for n in Self.counts {
-                let a = try TestNode("a\(label)\(b1)\(n)", b1, folder: folder, table: table, track: track)
-                let b = try TestNode("b\(label)\(b1)\(n)", b2, folder: folder, table: table, track: track)
+                let a = try TestNode("a\(label)\(b1)\(b2)\(n)", b1, folder: folder, table: table, track: track)
+                let b = try TestNode("b\(label)\(b1)\(b2)\(n)", b2, folder: folder, table: table, track: track)
                 try trustAll([a, b])
                 try body(a, b, n)
                 for t in track {
@@ -178,8 +180,8 @@ final class BoundaryTests: ScenarioTestCase {
             let ddl =
                 "CREATE TABLE wide (k TEXT PRIMARY KEY\(columns.isEmpty ? "" : ", " + columns.joined(separator: ", ")))"
             for (b1, b2) in Self.pairings {
-                let a = try TestNode("wa\(b1)\(width)", b1, folder: folder, table: ddl, track: ["wide"])
-                let b = try TestNode("wb\(b1)\(width)", b2, folder: folder, table: ddl, track: ["wide"])
+                let a = try TestNode("wa\(b1)\(b2)\(width)", b1, folder: folder, table: ddl, track: ["wide"])
+                let b = try TestNode("wb\(b1)\(b2)\(width)", b2, folder: folder, table: ddl, track: ["wide"])
                 try trustAll([a, b])
                 let values = (1..<width).map { Value.text("v\($0)") }
                 try a.exec(

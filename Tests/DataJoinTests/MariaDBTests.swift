@@ -511,6 +511,44 @@ final class MariaDBTests: ScenarioTestCase {
         XCTAssertEqual(try s.db.scalar("SELECT v FROM t WHERE id = ?", [.text(long)]), .integer(3))
     }
 
+    /// The key length MariaDB's version tables keep, at size − 1, size, size + 1 and 3 × size
+    /// (encoded bytes): arriving, the longer ones are held and the others apply; captured on a
+    /// MariaDB node, all four are exported and arrive on SQLite.
+    func testTheKeyLengthLimitAtItsBoundaries() throws {
+        let limit = MariaDBDialect.maxKeyBytes
+        // The text whose encoded key has exactly `bytes` bytes (the length prefix grows with it).
+        func key(_ bytes: Int) -> String {
+            var n = bytes
+            while KeyCodec.encode([.text(String(repeating: "k", count: n))]).count > bytes { n -= 1 }
+            return String(repeating: "k", count: n)
+        }
+        let keys = [limit - 1, limit, limit + 1, 3 * limit].map(key)
+        XCTAssertEqual(keys.map { KeyCodec.encode([.text($0)]).count }, [limit - 1, limit, limit + 1, 3 * limit])
+        let mariaDDL =
+            "CREATE TABLE t (id VARCHAR(3072) CHARACTER SET ascii COLLATE ascii_nopad_bin PRIMARY KEY, v INT)"
+        let s = try TestNode(
+            "ks", .sqlite, folder: folder, table: "CREATE TABLE t (id TEXT PRIMARY KEY NOT NULL, v INTEGER)",
+            track: ["t"])
+        let m = try TestNode("km", .mariadb, folder: folder, table: mariaDDL, track: ["t"])
+        let c = try TestNode("kc", .mariadb, folder: folder, table: mariaDDL, track: ["t"])
+        let s2 = try TestNode(
+            "ks2", .sqlite, folder: folder, table: "CREATE TABLE t (id TEXT PRIMARY KEY NOT NULL, v INTEGER)",
+            track: ["t"])
+        try trustAll([s, m, c, s2])
+        for (i, k) in keys.enumerated() {
+            try s.exec("INSERT INTO t VALUES (?, ?)", [.text(k), .integer(Int64(i))])
+            try c.exec("INSERT INTO t VALUES (?, ?)", [.text(k), .integer(Int64(i))])
+        }
+        XCTAssertEqual(try sync(s, m)?.held, 2)
+        XCTAssertEqual(
+            try m.db.rows("SELECT length(id) FROM t ORDER BY 1").map { $0.values[0] },
+            [.integer(Int64(keys[0].count)), .integer(Int64(keys[1].count))])
+        uncheckedNodes.insert(m.name)
+        _ = try sync(c, s2)
+        XCTAssertEqual(try s2.rows("t"), try c.rows("t"))
+        XCTAssertEqual(try s2.db.scalar("SELECT count(*) FROM t"), .integer(4))
+    }
+
     /// Values MariaDB would alter without an error, even in strict mode, are held with the
     /// reason; the rest of the bundle applies.
     func testValuesMariaDBWouldAlterSilentlyAreHeld() throws {

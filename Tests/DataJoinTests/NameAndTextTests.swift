@@ -32,6 +32,9 @@ final class NameAndTextTests: ScenarioTestCase {
                 n.function, n.insert, n.update, n.updateRows, n.delete, n.truncate, f.insert, f.update, f.delete,
             ] {
                 XCTAssertLessThanOrEqual(name.utf8.count, 63, name)
+                for dialect in [PostgresDialect(), MariaDBDialect()] as [Dialect] {
+                    XCTAssertNoThrow(try dialect.identifier(name), "\(dialect.brand): \(name)")
+                }
                 XCTAssertTrue(all.insert(name).inserted, "\(name) generated twice")
             }
         }

@@ -3,7 +3,7 @@ import Foundation
 /// Reads ds_change_outbox rows back as typed changes. The triggers store keys and values as
 /// text (JSON for keys and inserted rows); the registry's column kinds type them again.
 enum Outbox {
-    static let columns =
+    static let columns: SQL =
         "id, object_table, object_id, object_operation, object_attribute, object_value, object_value_old, captured_ms, source_id, seq, hlc, cl, object_pk_attribute"
 
     static func key(_ r: Row, tables: [String: TableInfo], dialect: Dialect) throws -> [Value] {

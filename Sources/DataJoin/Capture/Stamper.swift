@@ -58,7 +58,7 @@ enum Stamper {
     /// exist unless an older DataJoin stranded them (issue 10); the schema upgrade repairs them.
     static func strandedCount(_ db: Database) throws -> Int64 { try db.dialect.strandedCount(db) }
 
-    private static let select =
+    private static let select: SQL =
         "SELECT id, object_table, object_id, object_operation, object_attribute, captured_ms, source_id FROM ds_change_outbox WHERE seq IS NULL"
 
     @discardableResult

@@ -6,7 +6,7 @@ enum SyncSchema {
     /// Bumped when the tables change; stored in ds_node.schema_version.
     static let version = 8
 
-    static func ddl(_ dialect: Dialect) -> String {
+    static func ddl(_ dialect: Dialect) -> SQL {
         let id = dialect.autoIdColumn
         let blob = dialect.bytesType
         let any = dialect.capturedValueType
@@ -180,7 +180,7 @@ enum SyncSchema {
 
     /// The payload is the last column: SQLite then writes a large one straight into the row's
     /// pages (a zeroblob, then incremental blob I/O) without building a record that holds it.
-    static func inboxTable(_ dialect: Dialect, name: String) -> String {
+    static func inboxTable(_ dialect: Dialect, name: SQL) -> SQL {
         let id = dialect.autoIdColumn
         let blob = dialect.bytesType
         let text = dialect.textType
@@ -209,7 +209,7 @@ enum SyncSchema {
             """
     }
 
-    static let inboxColumnList =
+    static let inboxColumnList: SQL =
         "id, origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_pk_attribute, object_operation, cl, bundle_id, status, reason, received_at, object_value"
 
     /// Brings the tables of a node initialized by an older DataJoin up to this version.

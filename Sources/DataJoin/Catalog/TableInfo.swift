@@ -13,6 +13,9 @@ public struct ColumnInfo: Equatable, Sendable {
     public var kind: ValueKind
     /// 1-based position in the primary key, 0 when not part of it.
     public var pkPosition: Int
+
+    /// The column's name in statements.
+    public var identifier: Identifier { Identifier(name) }
 }
 
 /// A tracked table as the registry knows it: the only source of identifiers in generated SQL.
@@ -38,6 +41,9 @@ public struct TableInfo: Equatable, Sendable {
         positions = Dictionary(columns.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
         keyPositions = keyColumns.map { k in positions[k.name]! }
     }
+
+    /// The table's name in statements.
+    public var identifier: Identifier { Identifier(name) }
 
     public func column(_ name: String) -> ColumnInfo? { positions[name].map { columns[$0] } }
     public func position(_ name: String) -> Int? { positions[name] }

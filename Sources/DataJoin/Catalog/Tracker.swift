@@ -101,7 +101,7 @@ public enum Tracker {
     /// tracking are not exported unless backfilled, and nothing else would say so.
     static func rowsBefore(_ db: Database, _ t: TableInfo) throws -> String? {
         let n =
-            try db.scalar("SELECT count(*) FROM (SELECT 1 FROM \(db.quote(t.name)) LIMIT 1000001) AS ds_t").asInt64 ?? 0
+            try db.scalar("SELECT count(*) FROM (SELECT 1 FROM \(t.identifier) LIMIT 1000001) AS ds_t").asInt64 ?? 0
         return n == 0 ? nil : n > 1_000_000 ? "1000000+" : String(n)
     }
 

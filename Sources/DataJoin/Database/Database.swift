@@ -15,21 +15,20 @@ public struct Row {
     func string(_ i: Int) -> String? { values[i].asString }
 }
 
-/// One open connection. Statements use `?` placeholders on every brand; values are always bound,
-/// never spliced into SQL text. Identifiers come only from the tracked-table registry and are
-/// quoted with `quote(_:)`.
+/// One open connection. Statements are `SQL` values: values are always bound, never spliced into
+/// the text, and names are `Identifier`s, which come only from the tracked-table registry.
 public protocol Database: AnyObject {
     /// What differs between brands in SQL and catalogs: the only way the core learns the brand.
     var dialect: Dialect { get }
     /// A description safe to print (no password).
     var displayName: String { get }
     @discardableResult
-    func execute(_ sql: String, _ params: [Value]) throws -> Int
-    func query(_ sql: String, _ params: [Value], _ body: (Row) throws -> Void) throws
+    func execute(_ sql: SQL) throws -> Int
+    func query(_ sql: SQL, _ body: (Row) throws -> Void) throws
     /// Streams a large result without holding it in memory. Inside a transaction.
-    func stream(_ sql: String, _ params: [Value], _ body: (Row) throws -> Void) throws
+    func stream(_ sql: SQL, _ body: (Row) throws -> Void) throws
     /// Several statements of DataJoin's own DDL, no parameters.
-    func executeScript(_ sql: String) throws
+    func executeScript(_ sql: SQL) throws
     /// True when an error means "try the whole transaction again" (serialization failure, deadlock).
     func isRetryable(_ error: Error) -> Bool
     /// True when the database itself is gone, full or locked: no later work could succeed
@@ -46,33 +45,38 @@ public protocol Database: AnyObject {
     /// A row with a large value written in place, where the brand can (the value never in a
     /// statement's memory as well): the rows inserted, or nil when the brand has no such path
     /// or `row[valueIndex]` is smaller than it is worth. Skips a duplicate key.
-    func insertWithLargeValue(into table: String, columns: String, _ row: [Value], valueIndex: Int) throws -> Int?
+    func insertWithLargeValue(into table: SQL, columns: SQL, _ row: [Value], valueIndex: Int) throws -> Int?
     /// Streams rows into `table` by the brand's bulk path, where it has one that beats
     /// multi-row INSERT; false (nothing done) where it has none. A duplicate key fails it.
-    func bulkLoad(into table: String, columns: String, _ rows: (_ send: ([Value]) throws -> Void) throws -> Void)
+    func bulkLoad(into table: SQL, columns: SQL, _ rows: (_ send: ([Value]) throws -> Void) throws -> Void)
         throws -> Bool
 }
 
 extension Database {
-    public func quote(_ identifier: String) -> String {
-        // Without Foundation: this runs for every identifier of every generated statement.
-        if !identifier.utf8.contains(UInt8(ascii: "\"")) { return "\"" + identifier + "\"" }
-        return "\"" + identifier.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"")
-            + "\""
-    }
+    /// A name quoted for text a brand builds itself (trigger bodies, DDL scripts), inside
+    /// `Database/<Brand>/` only: the core writes names as `Identifier`s in `SQL`.
+    func quote(_ name: String) -> String { Identifier(name).quoted }
 
     @discardableResult
-    public func execute(_ sql: String) throws -> Int { try execute(sql, []) }
+    public func execute(_ sql: SQL, _ params: [Value]) throws -> Int { try execute(sql.binding(params)) }
 
-    public func rows(_ sql: String, _ params: [Value] = []) throws -> [Row] {
+    public func query(_ sql: SQL, _ params: [Value], _ body: (Row) throws -> Void) throws {
+        try query(sql.binding(params), body)
+    }
+
+    public func stream(_ sql: SQL, _ params: [Value], _ body: (Row) throws -> Void) throws {
+        try stream(sql.binding(params), body)
+    }
+
+    public func rows(_ sql: SQL, _ params: [Value] = []) throws -> [Row] {
         var out: [Row] = []
-        try query(sql, params) { out.append($0) }
+        try query(sql.binding(params)) { out.append($0) }
         return out
     }
 
-    public func firstRow(_ sql: String, _ params: [Value] = []) throws -> Row? {
+    public func firstRow(_ sql: SQL, _ params: [Value] = []) throws -> Row? {
         var first: Row?
-        try query(sql, params) { row in if first == nil { first = row } }
+        try query(sql.binding(params)) { row in if first == nil { first = row } }
         return first
     }
 
@@ -83,7 +87,7 @@ extension Database {
         try dialect.refreshStatistics(self, tables, after: changes)
     }
 
-    public func scalar(_ sql: String, _ params: [Value] = []) throws -> Value {
+    public func scalar(_ sql: SQL, _ params: [Value] = []) throws -> Value {
         try firstRow(sql, params)?.values.first ?? .null
     }
 }

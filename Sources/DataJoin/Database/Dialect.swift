@@ -9,32 +9,34 @@ import Foundation
 /// Methods that read or write take the connection: a dialect is a value without state.
 public protocol Dialect: Sendable {
     var brand: Brand { get }
+    /// Why the brand cannot keep `name` whole (too long); nil when it can.
+    func nameLimitProblem(_ name: String) -> String?
 
     // MARK: - DataJoin's own tables
 
     /// An id column: integer primary key the database hands out, never twice.
-    var autoIdColumn: String { get }
+    var autoIdColumn: SQL { get }
     /// A column of bytes (payloads).
-    var bytesType: String { get }
+    var bytesType: SQL { get }
     /// Bytes in a key or an index (row keys).
-    var keyBytesType: String { get }
+    var keyBytesType: SQL { get }
     /// Text of any length.
-    var textType: String { get }
+    var textType: SQL { get }
     /// Text in a key or an index, of up to `chars` characters where the brand bounds it.
-    func keyTextType(_ chars: Int) -> String
+    func keyTextType(_ chars: Int) -> SQL
     /// What follows `CREATE TABLE name (…)` for DataJoin's own tables.
-    var tableOptions: String { get }
+    var tableOptions: SQL { get }
     /// ` WHERE condition` for a partial index, or nothing where the brand has none (the index
     /// then covers every row, and must still be right).
-    func partialIndex(_ condition: String) -> String
-    func dropIndex(_ name: String, on table: String) -> String
+    func partialIndex(_ condition: SQL) -> SQL
+    func dropIndex(_ name: SQL, on table: SQL) -> SQL
     /// A bytes column in an index: the brand indexes a prefix of it where it must (a held
     /// change's key may be longer than a key the brand stores).
-    func indexed(_ bytesColumn: String) -> String
+    func indexed(_ bytesColumn: SQL) -> SQL
     /// A column that keeps a captured value as the trigger wrote it.
-    var capturedValueType: String { get }
+    var capturedValueType: SQL { get }
     /// Statements only this brand needs after the common tables (each ending in `;`).
-    var extraSchema: String { get }
+    var extraSchema: SQL { get }
     /// True when DataJoin's tables exist in this database.
     func isInstalled(_ db: Database) throws -> Bool
     func hasColumn(_ db: Database, table: String, column: String) throws -> Bool
@@ -83,7 +85,7 @@ public protocol Dialect: Sendable {
     func repairStranded(_ db: Database) throws -> Int64
     /// The next `size` unstamped outbox rows (columns of `select`) in commit order, and the
     /// cursor moved past them.
-    func nextStampChunk(_ db: Database, _ cursor: inout StampCursor, select: String, size: Int) throws -> [Row]
+    func nextStampChunk(_ db: Database, _ cursor: inout StampCursor, select: SQL, size: Int) throws -> [Row]
     /// Writes (id, seq, hlc, cl) of each stamped outbox row.
     func writeStamps(_ db: Database, _ stamps: [[Int64]], node: String, batch: Int) throws
     /// True when one write transaction can read a consistent snapshot without holding back the
@@ -95,30 +97,29 @@ public protocol Dialect: Sendable {
     /// The clause after `INSERT … VALUES …` that turns a duplicate of `key` into an update of
     /// `set` (column and expression; `incoming(column)` is the value the insert brought, a
     /// quoted column name alone the row's value before).
-    func upsert(key: [String], set: [(column: String, expression: String)]) -> String
+    func upsert(key: [SQL], set: [(column: SQL, expression: SQL)]) -> SQL
     /// The value an upsert's insert brought for `column` (quoted), inside `upsert`'s `set`.
-    func incoming(_ column: String) -> String
+    func incoming(_ column: SQL) -> SQL
     /// The clause after `INSERT … VALUES …` that skips a row whose `key` is there already.
-    func skipDuplicate(key: [String]) -> String
+    func skipDuplicate(key: [SQL]) -> SQL
     /// `UPDATE table AS d SET … FROM (rows) AS v WHERE match` in the brand's words.
     func updateFrom(
-        _ table: String, alias: String, set: [(column: String, expression: String)], rows: String, rowsAlias: String,
-        match: String
-    ) -> String
+        _ table: SQL, alias: SQL, set: [(column: SQL, expression: SQL)], rows: SQL, rowsAlias: SQL, match: SQL
+    ) -> SQL
 
     /// `INSERT … VALUES rows` that skips rows whose key is there already.
-    func insertSkippingDuplicates(into table: String, columns: String, rows: String) -> String
+    func insertSkippingDuplicates(into table: SQL, columns: SQL, rows: SQL) -> SQL
     /// An INSERT's new id (`sql` has no RETURNING clause).
-    func insertReturningId(_ db: Database, _ sql: String, _ params: [Value]) throws -> Int64
+    func insertReturningId(_ db: Database, _ sql: SQL) throws -> Int64
     /// A constant false condition.
-    var falseCondition: String { get }
+    var falseCondition: SQL { get }
     /// `n` rows of `width` parameters as a row source for `… UNION ALL <rows>`.
-    func parameterRows(_ n: Int, width: Int) -> String
+    func parameterRows(_ n: Int, width: Int) -> SQL
     /// `SELECT columns FROM versions WHERE object_table = ? AND object_id IN (keys)`, one index
     /// descent per key.
-    func keyedVersions(_ columns: String, from versions: String, keys: Int) -> String
+    func keyedVersions(_ columns: SQL, from versions: SQL, keys: Int) -> SQL
     /// Deletes the column versions of `keys` keys of one table (parameters: table, keys).
-    func deleteColumnVersions(keys: Int) -> String
+    func deleteColumnVersions(keys: Int) -> SQL
     /// Brings the planner's statistics up to date after `changes` rows were written.
     func refreshStatistics(_ db: Database, _ tables: [String], after changes: Int) throws
 
@@ -138,56 +139,75 @@ public protocol Dialect: Sendable {
 /// The standard SQL forms, which SQLite and PostgreSQL share: a dialect overrides what its brand
 /// says otherwise (MariaDB: `ON DUPLICATE KEY UPDATE`, bounded key text, no partial index).
 extension Dialect {
-    public var textType: String { "TEXT" }
-    public func keyTextType(_ chars: Int) -> String { "TEXT" }
-    public var tableOptions: String { "" }
-    public func partialIndex(_ condition: String) -> String { " WHERE " + condition }
-    public func indexed(_ bytesColumn: String) -> String { bytesColumn }
-    public func dropIndex(_ name: String, on table: String) -> String { "DROP INDEX IF EXISTS \(name)" }
+    public var textType: SQL { "TEXT" }
+    public func keyTextType(_ chars: Int) -> SQL { "TEXT" }
+    public var tableOptions: SQL { "" }
+    public func partialIndex(_ condition: SQL) -> SQL { " WHERE \(condition)" }
+    public func indexed(_ bytesColumn: SQL) -> SQL { bytesColumn }
+    public func dropIndex(_ name: SQL, on table: SQL) -> SQL { "DROP INDEX IF EXISTS \(name)" }
 
-    public func upsert(key: [String], set: [(column: String, expression: String)]) -> String {
+    public func upsert(key: [SQL], set: [(column: SQL, expression: SQL)]) -> SQL {
         "ON CONFLICT (\(key.joined(separator: ", "))) DO UPDATE SET "
             + set.map { "\($0.column) = \($0.expression)" }.joined(separator: ", ")
     }
 
-    public func incoming(_ column: String) -> String { "excluded." + column }
+    public func incoming(_ column: SQL) -> SQL { "excluded.\(column)" }
 
-    public func skipDuplicate(key: [String]) -> String { "ON CONFLICT (\(key.joined(separator: ", "))) DO NOTHING" }
+    public func skipDuplicate(key: [SQL]) -> SQL { "ON CONFLICT (\(key.joined(separator: ", "))) DO NOTHING" }
 
     public func updateFrom(
-        _ table: String, alias: String, set: [(column: String, expression: String)], rows: String, rowsAlias: String,
-        match: String
-    ) -> String {
-        let assignments = set.map { "\($0.column) = \($0.expression)" }.joined(separator: ", ")
+        _ table: SQL, alias: SQL, set: [(column: SQL, expression: SQL)], rows: SQL, rowsAlias: SQL, match: SQL
+    ) -> SQL {
+        let assignments = set.map { "\($0.column) = \($0.expression)" as SQL }.joined(separator: ", ")
         return "UPDATE \(table) AS \(alias) SET \(assignments) FROM (\(rows)) AS \(rowsAlias) WHERE \(match)"
     }
 
     /// Each row its own `SELECT`, so a union with an empty select of the target table types every
     /// parameter as its column (PostgreSQL typed a `VALUES` list's parameters as text).
-    public func parameterRows(_ n: Int, width: Int) -> String {
+    public func parameterRows(_ n: Int, width: Int) -> SQL {
         let row = "SELECT " + Array(repeating: "?", count: width).joined(separator: ", ")
-        return Array(repeating: row, count: n).joined(separator: " UNION ALL ")
+        return SQL(raw: Array(repeating: row, count: n).joined(separator: " UNION ALL "))
     }
 
-    public func keyedVersions(_ columns: String, from versions: String, keys: Int) -> String {
+    public func keyedVersions(_ columns: SQL, from versions: SQL, keys: Int) -> SQL {
         "SELECT \(columns) FROM \(versions) WHERE object_table = ? AND object_id IN (\(marks(keys)))"
     }
 
-    public func deleteColumnVersions(keys: Int) -> String {
+    public func deleteColumnVersions(keys: Int) -> SQL {
         "DELETE FROM ds_column_version WHERE object_table = ? AND object_id IN (\(marks(keys)))"
     }
 
-    func marks(_ n: Int) -> String { Array(repeating: "?", count: n).joined(separator: ", ") }
+    /// `n` placeholders, separated by commas.
+    func marks(_ n: Int) -> SQL { SQL.placeholders(n) }
 
     public func capturedValue(_ text: String?, column: ColumnInfo?) -> Value {
         capturedValue(text, kind: column?.kind ?? .any)
     }
 
     /// An upsert that overwrites `columns` with what the insert brought.
-    public func upsert(key: [String], overwrite columns: [String]) -> String {
+    public func upsert(key: [SQL], overwrite columns: [SQL]) -> SQL {
         upsert(key: key, set: columns.map { ($0, incoming($0)) })
     }
 
+    /// SQLite keeps a name of any length.
+    public func nameLimitProblem(_ name: String) -> String? { nil }
+
     /// A dialect with nothing to add runs no extra step.
     public func upgradeSteps(_ db: Database, from version: Int64) throws {}
+
+    /// `name` as a name in this brand's statements, after checking that the brand can hold it
+    /// whole. For the names DataJoin makes (triggers, functions): one over the limit would be
+    /// cut (PostgreSQL) or refused (MariaDB), and a cut name can be another table's. An
+    /// application's own names need no check: the database made them, and cuts them the same
+    /// way in every statement.
+    public func identifier(_ name: String) throws -> Identifier {
+        if name.isEmpty || name.utf8.contains(0) {
+            throw DataJoinError(
+                .usage, "'\(name.prefix(80))' cannot be a table or column name: it is empty or holds a NUL byte")
+        }
+        if let problem = nameLimitProblem(name) {
+            throw DataJoinError(.usage, "the name '\(name.prefix(80))' \(problem)")
+        }
+        return Identifier(name)
+    }
 }

@@ -28,21 +28,17 @@ public final class DryRunDatabase: Database, TransactionDriver {
     public var dialect: Dialect { inner.dialect }
     public func isRefusal(_ error: Error) -> Bool { inner.isRefusal(error) }
     public func isUniqueViolation(_ error: Error) -> Bool { inner.isUniqueViolation(error) }
-    public func insertWithLargeValue(into table: String, columns: String, _ row: [Value], valueIndex: Int) throws
+    public func insertWithLargeValue(into table: SQL, columns: SQL, _ row: [Value], valueIndex: Int) throws
         -> Int?
     { try inner.insertWithLargeValue(into: table, columns: columns, row, valueIndex: valueIndex) }
     public func bulkLoad(
-        into table: String, columns: String, _ rows: (_ send: ([Value]) throws -> Void) throws -> Void
+        into table: SQL, columns: SQL, _ rows: (_ send: ([Value]) throws -> Void) throws -> Void
     ) throws -> Bool { try inner.bulkLoad(into: table, columns: columns, rows) }
     public var displayName: String { inner.displayName }
-    public func execute(_ sql: String, _ params: [Value]) throws -> Int { try inner.execute(sql, params) }
-    public func query(_ sql: String, _ params: [Value], _ body: (Row) throws -> Void) throws {
-        try inner.query(sql, params, body)
-    }
-    public func stream(_ sql: String, _ params: [Value], _ body: (Row) throws -> Void) throws {
-        try inner.stream(sql, params, body)
-    }
-    public func executeScript(_ sql: String) throws { try inner.executeScript(sql) }
+    public func execute(_ sql: SQL) throws -> Int { try inner.execute(sql) }
+    public func query(_ sql: SQL, _ body: (Row) throws -> Void) throws { try inner.query(sql, body) }
+    public func stream(_ sql: SQL, _ body: (Row) throws -> Void) throws { try inner.stream(sql, body) }
+    public func executeScript(_ sql: SQL) throws { try inner.executeScript(sql) }
     public func isRetryable(_ error: Error) -> Bool { false }
     public func isUnavailable(_ error: Error) -> Bool { inner.isUnavailable(error) }
     public func readBlob(table: String, column: String, rowid: Int64, offset: Int, count: Int) throws -> [UInt8] {
@@ -52,16 +48,17 @@ public final class DryRunDatabase: Database, TransactionDriver {
     func beginWrite() throws {
         counter += 1
         depth += 1
-        try inner.executeScript("SAVEPOINT dj_dry_\(depth)")
+        try inner.executeScript("SAVEPOINT dj_dry_\(literal: depth)")
     }
     func beginRead() throws { try beginWrite() }
     func commitTransaction() throws {
-        try inner.executeScript("RELEASE SAVEPOINT dj_dry_\(depth)")
+        try inner.executeScript("RELEASE SAVEPOINT dj_dry_\(literal: depth)")
         depth -= 1
     }
     func rollbackTransaction() throws {
         guard depth > 0 else { return }
-        try inner.executeScript("ROLLBACK TO SAVEPOINT dj_dry_\(depth); RELEASE SAVEPOINT dj_dry_\(depth)")
+        try inner.executeScript(
+            "ROLLBACK TO SAVEPOINT dj_dry_\(literal: depth); RELEASE SAVEPOINT dj_dry_\(literal: depth)")
         depth -= 1
     }
 }

@@ -27,27 +27,26 @@ enum MultiRow {
 }
 
 extension Database {
-    /// Inserts `rows` into `table` (`table` and `columns` quoted already). `onConflict`: the
+    /// Inserts `rows` into `table` . `onConflict`: the
     /// clause for rows that may exist. Without one (none of the rows exists) PostgreSQL takes
     /// `COPY` from `Tuning.copyThreshold` rows, which parses no SQL and binds no parameters, and
     /// the rest is a plain INSERT: `ON CONFLICT` costs PostgreSQL a speculative insertion per
     /// row, about twice the insert. COPY fires the table's triggers and checks its constraints
     /// as INSERT does (it ignores rules).
-    func insertMany(into table: String, columns: [String], rows: [[Value]], onConflict: String?) throws {
+    func insertMany(into table: SQL, columns: [SQL], rows: [[Value]], onConflict: SQL?) throws {
         let list = columns.joined(separator: ", ")
         if onConflict == nil, rows.count >= Tuning.current.copyThreshold,
             try bulkLoad(into: table, columns: list, { send in for r in rows { try send(r) } })
         {
             return
         }
-        let tuple = "(" + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")"
+        let end = onConflict.map { " " + $0 } ?? ""
         var start = 0
         for n in MultiRow.pieces(rows.count, max: MultiRow.rowsPerStatement(columns.count)) {
             let slice = rows[start..<start + n]
             start += n
-            try execute(
-                "INSERT INTO \(table) (\(list)) VALUES " + Array(repeating: tuple, count: n).joined(separator: ", ")
-                    + (onConflict.map { " " + $0 } ?? ""), slice.flatMap { $0 })
+            let values = SQL.placeholderRows(n, width: columns.count)
+            try execute("INSERT INTO \(table) (\(list)) VALUES \(values)\(end)", slice.flatMap { $0 })
         }
     }
 }

@@ -80,7 +80,7 @@ extension Database {
     }
 
     private func savepoint<T>(_ d: TransactionDriver, _ body: (Database) throws -> T) throws -> T {
-        let name = "dj_sp_\(d.transactionDepth)"
+        let name: SQL = "dj_sp_\(literal: d.transactionDepth)"
         try executeScript("SAVEPOINT \(name)")
         d.transactionDepth += 1
         defer { d.transactionDepth -= 1 }

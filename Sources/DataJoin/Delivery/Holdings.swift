@@ -60,7 +60,7 @@ enum Holdings {
             var expected = s.contiguous + 1
             var n = 0
             try db.query(
-                "SELECT seq FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq > ? ORDER BY seq LIMIT \(page)",
+                "SELECT seq FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq > ? ORDER BY seq LIMIT \(literal: page)",
                 key + [.integer(s.contiguous)]
             ) { r in
                 n += 1

@@ -157,7 +157,7 @@ public enum Exporter {
         ).asInt64
         // Cut by count (--max-changes) and by size (the captured text's length estimates the
         // encoded size), only where the source transaction changes.
-        let sizeSQL =
+        let sizeSQL: SQL =
             "SELECT seq, source_id, coalesce(length(object_value), 0) + coalesce(length(object_value_old), 0) + length(object_id) "
             + "FROM ds_change_outbox WHERE seq >= ? AND seq <= ? ORDER BY seq"
         var ranges = try splitRanges(db, sql: sizeSQL, from: first, to: last, max: max)
@@ -244,7 +244,7 @@ public enum Exporter {
         let db = ctx.db
         let pointer = try ProgramPointer.get(db, Program.relay)
         // A snapshot's records are state for joining nodes, not changes to forward.
-        let notSnapshot = "origin_epoch NOT LIKE '\(BundleFormat.snapshotEpochPrefix)%'"
+        let notSnapshot: SQL = "origin_epoch NOT LIKE \(literal: BundleFormat.snapshotEpochPrefix + "%")"
         guard
             let range = try db.firstRow(
                 "SELECT min(id), max(id) FROM ds_change_inbox WHERE id > ? AND \(notSnapshot)", [.integer(pointer)]),
@@ -257,7 +257,7 @@ public enum Exporter {
                 "SELECT id, NULL, coalesce(length(object_value), 0) + length(object_id) FROM ds_change_inbox WHERE id >= ? AND id <= ? AND \(notSnapshot) ORDER BY id",
             from: first, to: last, max: max)
         {
-            let where_ = "id >= ? AND id <= ? AND \(notSnapshot)"
+            let where_: SQL = "id >= ? AND id <= ? AND \(notSnapshot)"
             let params: [Value] = [.integer(r.lowerBound), .integer(r.upperBound)]
             let name = relayName(ctx, "relay", first: r.lowerBound, last: r.upperBound, epoch: ctx.me.epoch)
             out.append(
@@ -298,7 +298,7 @@ public enum Exporter {
     }
 
     static func writeInbox(
-        _ ctx: Context, name: String, where_: String, params: [Value], order: String, first: Int64, last: Int64
+        _ ctx: Context, name: String, where_: SQL, params: [Value], order: SQL, first: Int64, last: Int64
     ) throws -> ExportedBundle {
         let db = ctx.db
         let origins = try db.rows(
@@ -345,7 +345,7 @@ public enum Exporter {
     /// Cuts [from, to] into ranges of about `max` rows and about `Tuning.bundleTargetBytes` (the
     /// third column, when there is one, estimates each row's size), only where the second column
     /// (the source transaction) changes; NULL there allows a cut anywhere.
-    static func splitRanges(_ db: Database, sql: String, from: Int64, to: Int64, max: Int?) throws -> [ClosedRange<
+    static func splitRanges(_ db: Database, sql: SQL, from: Int64, to: Int64, max: Int?) throws -> [ClosedRange<
         Int64
     >] {
         let max = max ?? Int.max

@@ -154,9 +154,9 @@ public enum Importer {
     /// the value besides its bytes.
     static let largePayloadBytes = 1 << 20
 
-    static let inboxColumns =
+    static let inboxColumns: SQL =
         "id, origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_operation, cl, "
-        + "CASE WHEN length(object_value) >= \(largePayloadBytes) THEN NULL ELSE object_value END, "
+        + "CASE WHEN length(object_value) >= \(literal: largePayloadBytes) THEN NULL ELSE object_value END, "
         + "CASE WHEN EXISTS (SELECT 1 FROM ds_change_held AS h WHERE h.id = ds_change_inbox.id) THEN 'held' ELSE 'new' END, object_pk_attribute, length(object_value)"
 
     static func change(_ r: Row, _ db: Database) throws -> Change {
@@ -194,7 +194,7 @@ public enum Importer {
     /// `id > ?` terms and filters by the rest, so a second one made every chunk read the inbox
     /// again from the bundle's start (a 1M-change bundle: 1,000 chunks, each slower).
     static func applyRange(
-        _ db: Database, tables: [String: TableInfo], maxAhead: Int64, sql: String, params: [Value], after: Int64 = 0,
+        _ db: Database, tables: [String: TableInfo], maxAhead: Int64, sql: SQL, params: [Value], after: Int64 = 0,
         savepoints: Bool, coalesce: Bool = false, report: inout ImportReport,
         afterChunk: ((ImportReport) -> Void)? = nil
     ) throws {
@@ -345,13 +345,13 @@ public enum Importer {
     /// The last inbox id of the next chunk: at most `importChunk` rows, and no more payload bytes
     /// than `chunkBytes` (at least one row), so memory stays flat whatever the values' sizes.
     /// Lengths come from the row headers; no value is read for them.
-    static func chunkEnd(_ db: Database, sql: String, params: [Value], after: Int64) throws -> Int64 {
+    static func chunkEnd(_ db: Database, sql: SQL, params: [Value], after: Int64) throws -> Int64 {
         let tuning = Tuning.current
         var end = after
         var bytes: Int64 = 0
         var full = false
         try db.query(
-            "SELECT id, coalesce(length(object_value), 0) FROM ds_change_inbox WHERE \(sql) AND id > ? ORDER BY id LIMIT \(tuning.importChunk)",
+            "SELECT id, coalesce(length(object_value), 0) FROM ds_change_inbox WHERE \(sql) AND id > ? ORDER BY id LIMIT \(literal: tuning.importChunk)",
             params + [.integer(after)]
         ) { r in
             guard !full else { return }
@@ -374,7 +374,7 @@ public enum Importer {
             let keys = Array(Set(list.map { KeyBytes(KeyCodec.encode($0.key)) }))
             for part in stride(from: 0, to: keys.count, by: VersionStore.batch) {
                 let slice = keys[part..<min(part + VersionStore.batch, keys.count)]
-                let marks = Array(repeating: "?", count: slice.count).joined(separator: ", ")
+                let marks = db.dialect.marks(slice.count)
                 try db.query(
                     "SELECT \(inboxColumns) FROM ds_change_inbox WHERE id IN (SELECT id FROM ds_change_held WHERE object_table = ? "
                         + "AND object_id IN (\(marks))) AND object_operation = 'U' AND id > ? ORDER BY id",

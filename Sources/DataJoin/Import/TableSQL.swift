@@ -1,20 +1,21 @@
 import Foundation
 
 /// SQL for one tracked table's rows, built once per table and import run. Identifiers come from
-/// the registry and are quoted by the dialect; every value is bound.
+/// the registry, as `Identifier`s; every value is bound.
 final class TableSQL {
     let table: TableInfo
     let db: Database
-    private let keyWhere: String
-    private let selectSQL: String
-    private var upserts: [[String]: String] = [:]
+    private let name: Identifier
+    private let keyWhere: SQL
+    private let selectSQL: SQL
+    private var upserts: [[String]: SQL] = [:]
 
     init(table: TableInfo, db: Database) {
         self.table = table
         self.db = db
-        keyWhere = table.keyColumns.map { "\(db.quote($0.name)) = ?" }.joined(separator: " AND ")
-        selectSQL =
-            "SELECT \(table.columns.map { db.quote($0.name) }.joined(separator: ", ")) FROM \(db.quote(table.name)) WHERE \(keyWhere)"
+        name = table.identifier
+        keyWhere = table.keyColumns.map { "\($0.identifier) = ?" as SQL }.joined(separator: " AND ")
+        selectSQL = "SELECT \(table.columns.map(\.identifier)) FROM \(name) WHERE \(keyWhere)"
     }
 
     /// The row's values by column position (`table.columns`), typed by the registry.
@@ -41,47 +42,47 @@ final class TableSQL {
         try db.execute(upsertSQL(names), values)
     }
 
-    private func upsertSQL(_ names: [String]) -> String {
+    private func upsertSQL(_ names: [String]) -> SQL {
         if let sql = upserts[names] { return sql }
-        let sql =
-            "INSERT INTO \(db.quote(table.name)) (\(names.map { db.quote($0) }.joined(separator: ", "))) VALUES (\(names.map { _ in "?" }.joined(separator: ", "))) "
-            + onConflict(names)
+        let marks = db.dialect.marks(names.count)
+        let sql: SQL = "INSERT INTO \(name) (\(names.map(Identifier.init))) VALUES (\(marks)) \(onConflict(names))"
         upserts[names] = sql
         return sql
     }
 
     /// A duplicate key overwrites the value columns among `names`, or changes nothing.
-    private func onConflict(_ names: [String]) -> String {
-        let key = table.keyColumns.map { db.quote($0.name) }
-        let values = names.filter { n in !table.keyColumns.contains { $0.name == n } }.map { db.quote($0) }
+    private func onConflict(_ names: [String]) -> SQL {
+        let key = table.keyColumns.map { "\($0.identifier)" as SQL }
+        let values = names.filter { n in !table.keyColumns.contains { $0.name == n } }.map {
+            "\(Identifier($0))" as SQL
+        }
         return values.isEmpty
             ? db.dialect.skipDuplicate(key: key) : db.dialect.upsert(key: key, overwrite: values)
     }
 
     func update(_ key: [Value], _ columns: [Change.ColumnValue]) throws {
         guard !columns.isEmpty else { return }
-        let set = columns.map { "\(db.quote($0.name)) = ?" }.joined(separator: ", ")
-        try db.execute("UPDATE \(db.quote(table.name)) SET \(set) WHERE \(keyWhere)", columns.map(\.value) + key)
+        let set = columns.map { "\(Identifier($0.name)) = ?" as SQL }.joined(separator: ", ")
+        try db.execute("UPDATE \(name) SET \(set) WHERE \(keyWhere)", columns.map(\.value) + key)
     }
 
     // MARK: - Many rows per statement (RowBatch)
 
     /// `(k) IN (?, …)` or `(k1, k2) IN ((?, ?), …)` for `n` keys.
-    private func keyIn(_ n: Int, prefix: String = "") -> String {
-        let k = table.keyColumns.count
-        let cols = table.keyColumns.map { prefix + db.quote($0.name) }.joined(separator: ", ")
-        let one = k == 1 ? "?" : "(" + Array(repeating: "?", count: k).joined(separator: ", ") + ")"
-        return "(\(cols)) IN (\(Array(repeating: one, count: n).joined(separator: ", ")))"
+    private func keyIn(_ n: Int) -> SQL {
+        let list = SQL.placeholderRows(n, width: table.keyColumns.count, bare: true)
+        return "(\(table.keyColumns.map(\.identifier))) IN (\(list))"
     }
 
     /// Each row found: its canonical key and its values by column position.
     func selectMany(_ keys: [[Value]], _ body: ([Value], [Value]) -> Void) throws {
-        let cols = table.columns.map { db.quote($0.name) }.joined(separator: ", ")
         var start = 0
         for n in MultiRow.pieces(keys.count, max: MultiRow.rowsPerStatement(table.keyColumns.count)) {
             let slice = keys[start..<start + n]
             start += n
-            try db.query("SELECT \(cols) FROM \(db.quote(table.name)) WHERE \(keyIn(n))", slice.flatMap { $0 }) { r in
+            try db.query(
+                "SELECT \(table.columns.map(\.identifier)) FROM \(name) WHERE \(keyIn(n))", slice.flatMap { $0 }
+            ) { r in
                 let row = normalized(r)
                 body(table.canonicalKey(table.keyPositions.map { row[$0] }), row)
             }
@@ -93,7 +94,7 @@ final class TableSQL {
         for n in MultiRow.pieces(keys.count, max: MultiRow.rowsPerStatement(table.keyColumns.count)) {
             let slice = keys[start..<start + n]
             start += n
-            try db.execute("DELETE FROM \(db.quote(table.name)) WHERE \(keyIn(n))", slice.flatMap { $0 })
+            try db.execute("DELETE FROM \(name) WHERE \(keyIn(n))", slice.flatMap { $0 })
         }
     }
 
@@ -103,7 +104,7 @@ final class TableSQL {
         let valueNames = names.filter { !keyNames.contains($0) }
         let valueIndexes = valueNames.map { n in names.firstIndex(of: n)! }
         try db.insertMany(
-            into: db.quote(table.name), columns: (keyNames + valueNames).map { db.quote($0) },
+            into: "\(name)", columns: (keyNames + valueNames).map { "\(Identifier($0))" },
             rows: rows.map { key, values in key + valueIndexes.map { values[$0] } },
             onConflict: fresh ? nil : onConflict(names)
         )
@@ -119,25 +120,24 @@ final class TableSQL {
         let valueNames = names.filter { !keyNames.contains($0) }
         guard !valueNames.isEmpty else { return }
         let valueIndexes = valueNames.map { n in names.firstIndex(of: n)! }
-        let all = keyNames + valueNames
-        let set = valueNames.map { (column: db.quote($0), expression: "v." + db.quote($0)) }
-        let match = keyNames.map { "d.\(db.quote($0)) = v.\(db.quote($0))" }.joined(separator: " AND ")
+        let all = (keyNames + valueNames).map(Identifier.init)
+        let set = valueNames.map(Identifier.init).map { (column: "\($0)" as SQL, expression: $0.qualified(by: "v")) }
+        let match = keyNames.map(Identifier.init).map { "\($0.qualified(by: "d")) = \($0.qualified(by: "v"))" as SQL }
+            .joined(separator: " AND ")
         let falsePredicate = db.dialect.falseCondition
         var start = 0
         for n in MultiRow.pieces(rows.count, max: MultiRow.rowsPerStatement(all.count)) {
             let slice = rows[start..<start + n]
             start += n
             let rowsSQL = db.dialect.parameterRows(n, width: all.count)
-            let rows =
-                "SELECT \(all.map { db.quote($0) }.joined(separator: ", ")) FROM \(db.quote(table.name)) WHERE \(falsePredicate) UNION ALL "
-                + rowsSQL
+            let rows: SQL = "SELECT \(all) FROM \(name) WHERE \(falsePredicate) UNION ALL \(rowsSQL)"
             let sql = db.dialect.updateFrom(
-                db.quote(table.name), alias: "d", set: set, rows: rows, rowsAlias: "v", match: match)
+                "\(name)", alias: "d", set: set, rows: rows, rowsAlias: "v", match: match)
             try db.execute(sql, slice.flatMap { key, values in key + valueIndexes.map { values[$0] } })
         }
     }
 
     func delete(_ key: [Value]) throws {
-        try db.execute("DELETE FROM \(db.quote(table.name)) WHERE \(keyWhere)", key)
+        try db.execute("DELETE FROM \(name) WHERE \(keyWhere)", key)
     }
 }

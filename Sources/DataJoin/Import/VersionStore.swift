@@ -36,7 +36,7 @@ struct VersionStore {
 
     /// `SELECT columns FROM versions WHERE object_table = ? AND object_id IN (keys)`, with one
     /// index descent per key whatever the statistics say.
-    func keyed(_ columns: String, from versions: String, keys: Int) -> String {
+    func keyed(_ columns: SQL, from versions: SQL, keys: Int) -> SQL {
         db.dialect.keyedVersions(columns, from: versions, keys: keys)
     }
 

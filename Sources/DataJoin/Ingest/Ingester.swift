@@ -274,11 +274,12 @@ public enum Ingester {
                 var pending: [[Value]] = []
                 var pendingBytes = 0
                 var offered: Int64 = 0
-                let cols =
+                let cols: SQL =
                     "origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_pk_attribute, object_operation, cl, object_value, bundle_id, received_at"
                 func flush() throws {
                     guard !pending.isEmpty else { return }
-                    let tuples = pending.map { _ in "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" }.joined(separator: ", ")
+                    let tuples = pending.map { _ in "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" as SQL }.joined(
+                        separator: ", ")
                     let sql = db.dialect.insertSkippingDuplicates(into: "ds_change_inbox", columns: cols, rows: tuples)
                     loaded += Int64(try db.execute(sql, pending.flatMap { $0 }))
                     pending.removeAll(keepingCapacity: true)
@@ -407,8 +408,8 @@ public enum Ingester {
         return (status, notice)
     }
 
-    static func insertReturningId(_ db: Database, _ sql: String, _ params: [Value]) throws -> Int64 {
-        try db.dialect.insertReturningId(db, sql, params)
+    static func insertReturningId(_ db: Database, _ sql: SQL, _ params: [Value]) throws -> Int64 {
+        try db.dialect.insertReturningId(db, sql.binding(params))
     }
 
     /// From this size a payload is offered to the brand's in-place path (1 MiB).

@@ -119,7 +119,7 @@ public enum Snapshotter {
     ) throws {
         let order = try ForeignKeys.parentsFirst(db, tables: Array(tables.keys))
         var total: Int64 = 0
-        for name in order { total += try db.scalar("SELECT count(*) FROM \(db.quote(name))").asInt64 ?? 0 }
+        for name in order { total += try db.scalar("SELECT count(*) FROM \(Identifier(name))").asInt64 ?? 0 }
         let store = VersionStore(db: db)
         var rowsDone: Int64 = 0
         func state(_ c: Change) throws {
@@ -167,9 +167,8 @@ public enum Snapshotter {
                 pending.removeAll(keepingCapacity: true)
                 reporter.progress(WorkProgress(phase: "snapshot read", changes: rowsDone, totalChanges: total))
             }
-            let select =
-                "SELECT \(t.columns.map { db.quote($0.name) }.joined(separator: ", ")) FROM \(db.quote(name)) ORDER BY "
-                + t.keyColumns.map { db.quote($0.name) }.joined(separator: ", ")
+            let select: SQL =
+                "SELECT \(t.columns.map(\.identifier)) FROM \(t.identifier) ORDER BY \(t.keyColumns.map(\.identifier))"
             try db.stream(select, []) { r in
                 pending.append(r.values)
                 if pending.count >= chunk { try flush() }

@@ -6,23 +6,27 @@ import Foundation
 /// and is not captured (docs/capture.md).
 extension MariaDBDialect {
     public func installCapture(_ db: Database, _ t: TableInfo) throws {
+        let n = CaptureTriggers.names(t.name)
+        for name in [n.insert, n.update, n.delete] { _ = try identifier(name) }
         try removeCapture(db, table: t.name)
-        for statement in Self.triggers(db, t) { try db.executeScript(statement) }
+        for statement in Self.triggers(db, t) { try db.executeScript(SQL(raw: statement)) }
     }
 
     public func removeCapture(_ db: Database, table: String) throws {
         let n = CaptureTriggers.names(table)
         for trigger in [n.insert, n.update, n.delete] {
-            try db.executeScript("DROP TRIGGER IF EXISTS \(db.quote(trigger))")
+            try db.executeScript("DROP TRIGGER IF EXISTS \(Identifier(trigger))")
         }
     }
 
     public func backfill(_ db: Database, _ t: TableInfo) throws -> Int {
         try db.execute(
-            """
-            INSERT INTO ds_change_outbox (\(Self.columns))
-            SELECT \(Self.insertValues(db, t, "ds_n")) FROM \(db.quote(t.name)) AS ds_n
-            """)
+            SQL(
+                raw:
+                    """
+                    INSERT INTO ds_change_outbox (\(Self.columns))
+                    SELECT \(Self.insertValues(db, t, "ds_n")) FROM \(db.quote(t.name)) AS ds_n
+                    """))
     }
 
     static let columns =

@@ -91,27 +91,27 @@ public final class MariaDBDatabase: Database, TransactionDriver {
     }
 
     @discardableResult
-    public func execute(_ sql: String, _ params: [Value]) throws -> Int {
-        try statement(sql).run(params, cursor: false) { _ in }
+    public func execute(_ sql: SQL) throws -> Int {
+        try statement(sql.text).run(sql.bindings, cursor: false) { _ in }
     }
 
     /// The whole result is read before `body` runs, so `body` may run statements of its own.
-    public func query(_ sql: String, _ params: [Value], _ body: (Row) throws -> Void) throws {
+    public func query(_ sql: SQL, _ body: (Row) throws -> Void) throws {
         var rows: [Row] = []
-        try statement(sql).run(params, cursor: false) { rows.append($0) }
+        try statement(sql.text).run(sql.bindings, cursor: false) { rows.append($0) }
         for r in rows { try body(r) }
     }
 
     /// A server-side cursor: rows come a batch at a time, and `body` may run other statements
     /// on this connection while the cursor is open.
-    public func stream(_ sql: String, _ params: [Value], _ body: (Row) throws -> Void) throws {
-        let s = try MariaDBStatement(self, sql)
-        try s.run(params, cursor: true, body)
+    public func stream(_ sql: SQL, _ body: (Row) throws -> Void) throws {
+        let s = try MariaDBStatement(self, sql.text)
+        try s.run(sql.bindings, cursor: true, body)
     }
 
     /// DataJoin's own DDL: several statements, no values.
-    public func executeScript(_ sql: String) throws {
-        guard mysql_real_query(handle, sql, UInt(sql.utf8.count)) == 0 else { throw lastError() }
+    public func executeScript(_ sql: SQL) throws {
+        guard mysql_real_query(handle, sql.text, UInt(sql.text.utf8.count)) == 0 else { throw lastError() }
         while true {
             if let r = mysql_store_result(handle) { mysql_free_result(r) }
             let next = mysql_next_result(handle)
@@ -122,7 +122,7 @@ public final class MariaDBDatabase: Database, TransactionDriver {
 
     public func readBlob(table: String, column: String, rowid: Int64, offset: Int, count: Int) throws -> [UInt8] {
         let v = try scalar(
-            "SELECT SUBSTRING(\(quote(column)), ?, ?) FROM \(quote(table)) WHERE id = ?",
+            "SELECT SUBSTRING(\(Identifier(column)), ?, ?) FROM \(Identifier(table)) WHERE id = ?",
             [.integer(Int64(offset + 1)), .integer(Int64(count)), .integer(rowid)])
         if case .blob(let b) = v { return b }
         return []
@@ -190,12 +190,12 @@ public final class MariaDBDatabase: Database, TransactionDriver {
     }
 
     /// Values travel in the statement's binding, whatever their size.
-    public func insertWithLargeValue(into table: String, columns: String, _ row: [Value], valueIndex: Int) throws
+    public func insertWithLargeValue(into table: SQL, columns: SQL, _ row: [Value], valueIndex: Int) throws
         -> Int?
     { nil }
 
     /// Multi-row INSERT is MariaDB's bulk path here (LOAD DATA needs a file or local-infile).
     public func bulkLoad(
-        into table: String, columns: String, _ rows: (_ send: ([Value]) throws -> Void) throws -> Void
+        into table: SQL, columns: SQL, _ rows: (_ send: ([Value]) throws -> Void) throws -> Void
     ) throws -> Bool { false }
 }

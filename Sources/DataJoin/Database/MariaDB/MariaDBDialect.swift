@@ -7,24 +7,29 @@ import Foundation
 public struct MariaDBDialect: Dialect {
     public var brand: Brand { .mariadb }
 
+    /// MariaDB refuses a name over 64 characters.
+    public func nameLimitProblem(_ name: String) -> String? {
+        name.count > 64 ? "has \(name.count) characters; MariaDB names hold at most 64" : nil
+    }
+
     // MARK: - DataJoin's own tables
 
-    public var autoIdColumn: String { "BIGINT PRIMARY KEY AUTO_INCREMENT" }
-    public var bytesType: String { "LONGBLOB" }
+    public var autoIdColumn: SQL { "BIGINT PRIMARY KEY AUTO_INCREMENT" }
+    public var bytesType: SQL { "LONGBLOB" }
     /// InnoDB indexes at most 3,072 bytes of a key: a table name (255 characters, 1,020 bytes),
     /// a row key and a column name (1,020) fit.
-    public var keyBytesType: String { "VARBINARY(\(Self.maxKeyBytes))" }
+    public var keyBytesType: SQL { "VARBINARY(\(literal: Self.maxKeyBytes))" }
     static let maxKeyBytes = 1_024
-    public var textType: String { "LONGTEXT" }
-    public func keyTextType(_ chars: Int) -> String { "VARCHAR(\(chars))" }
-    public var capturedValueType: String { "LONGTEXT" }
+    public var textType: SQL { "LONGTEXT" }
+    public func keyTextType(_ chars: Int) -> SQL { "VARCHAR(\(literal: chars))" }
+    public var capturedValueType: SQL { "LONGTEXT" }
     /// Binary collation without padding: DataJoin's names and keys compare byte for byte, as on
     /// the other brands ('b' and 'b ' are two keys; utf8mb4_bin would take them for one).
-    public var tableOptions: String { " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_nopad_bin" }
-    public func partialIndex(_ condition: String) -> String { "" }
-    public func indexed(_ bytesColumn: String) -> String { "\(bytesColumn)(\(Self.maxKeyBytes))" }
-    public func dropIndex(_ name: String, on table: String) -> String { "DROP INDEX IF EXISTS \(name) ON \(table)" }
-    public var extraSchema: String { "" }
+    public var tableOptions: SQL { " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_nopad_bin" }
+    public func partialIndex(_ condition: SQL) -> SQL { "" }
+    public func indexed(_ bytesColumn: SQL) -> SQL { "\(bytesColumn)(\(literal: Self.maxKeyBytes))" }
+    public func dropIndex(_ name: SQL, on table: SQL) -> SQL { "DROP INDEX IF EXISTS \(name) ON \(table)" }
+    public var extraSchema: SQL { "" }
 
     public func isInstalled(_ db: Database) throws -> Bool {
         try db.scalar(
@@ -234,9 +239,9 @@ public struct MariaDBDialect: Dialect {
     /// transaction that commits later is stamped later, whatever its ids; two transactions that
     /// write the same row are serialized by its lock, so the later one's outbox row for it has
     /// the higher id (docs/capture.md).
-    public func nextStampChunk(_ db: Database, _ cursor: inout StampCursor, select: String, size: Int) throws -> [Row] {
+    public func nextStampChunk(_ db: Database, _ cursor: inout StampCursor, select: SQL, size: Int) throws -> [Row] {
         let rows = try db.rows(
-            select + " AND id > ? ORDER BY id LIMIT \(size)", [.integer(cursor.lastNullId)])
+            select + " AND id > ? ORDER BY id LIMIT \(literal: size)", [.integer(cursor.lastNullId)])
         cursor.lastNullId = rows.last?.int(0) ?? cursor.lastNullId
         return rows
     }
@@ -247,7 +252,7 @@ public struct MariaDBDialect: Dialect {
     public func writeStamps(_ db: Database, _ stamps: [[Int64]], node: String, batch: Int) throws {
         for part in stride(from: 0, to: stamps.count, by: batch) {
             let slice = stamps[part..<min(part + batch, stamps.count)]
-            let rows =
+            let rows: [SQL] =
                 ["SELECT ? AS id, ? AS seq, ? AS hlc, ? AS cl"]
                 + Array(repeating: "SELECT ?, ?, ?, ?", count: slice.count - 1)
             try db.execute(
@@ -263,35 +268,34 @@ public struct MariaDBDialect: Dialect {
 
     // MARK: - Statements that differ
 
-    public func upsert(key: [String], set: [(column: String, expression: String)]) -> String {
-        "ON DUPLICATE KEY UPDATE " + set.map { "\($0.column) = \($0.expression)" }.joined(separator: ", ")
+    public func upsert(key: [SQL], set: [(column: SQL, expression: SQL)]) -> SQL {
+        "ON DUPLICATE KEY UPDATE " + set.map { "\($0.column) = \($0.expression)" as SQL }.joined(separator: ", ")
     }
 
-    public func incoming(_ column: String) -> String { "VALUES(\(column))" }
+    public func incoming(_ column: SQL) -> SQL { "VALUES(\(column))" }
 
     /// Not INSERT IGNORE, which would also turn a value the column cannot hold into a warning.
-    public func skipDuplicate(key: [String]) -> String {
+    public func skipDuplicate(key: [SQL]) -> SQL {
         "ON DUPLICATE KEY UPDATE \(key[0]) = \(key[0])"
     }
 
     /// The row list first, then each target row by its key (see writeStamps).
     public func updateFrom(
-        _ table: String, alias: String, set: [(column: String, expression: String)], rows: String, rowsAlias: String,
-        match: String
-    ) -> String {
-        let assignments = set.map { "\(alias).\($0.column) = \($0.expression)" }.joined(separator: ", ")
+        _ table: SQL, alias: SQL, set: [(column: SQL, expression: SQL)], rows: SQL, rowsAlias: SQL, match: SQL
+    ) -> SQL {
+        let assignments = set.map { "\(alias).\($0.column) = \($0.expression)" as SQL }.joined(separator: ", ")
         return "UPDATE (\(rows)) AS \(rowsAlias) STRAIGHT_JOIN \(table) AS \(alias) ON \(match) SET \(assignments)"
     }
 
-    public func insertSkippingDuplicates(into table: String, columns: String, rows: String) -> String {
+    public func insertSkippingDuplicates(into table: SQL, columns: SQL, rows: SQL) -> SQL {
         "INSERT INTO \(table) (\(columns)) VALUES \(rows) ON DUPLICATE KEY UPDATE id = id"
     }
 
-    public func insertReturningId(_ db: Database, _ sql: String, _ params: [Value]) throws -> Int64 {
-        try db.scalar(sql + " RETURNING id", params).asInt64 ?? 0
+    public func insertReturningId(_ db: Database, _ sql: SQL) throws -> Int64 {
+        try db.scalar(sql + " RETURNING id").asInt64 ?? 0
     }
 
-    public var falseCondition: String { "FALSE" }
+    public var falseCondition: SQL { "FALSE" }
 
     /// InnoDB recalculates persistent statistics itself after a tenth of a table changed.
     public func refreshStatistics(_ db: Database, _ tables: [String], after changes: Int) throws {}

@@ -15,8 +15,13 @@ extension PostgresDialect {
     }
 
     public func installCapture(_ db: Database, _ t: TableInfo) throws {
+        // The names DataJoin makes must reach the catalog whole, or one table's could be another's.
+        let n = CaptureTriggers.names(t.name), f = CaptureTriggers.statementFunctions(t.name)
+        for name in [n.function, n.insert, n.update, n.updateRows, n.delete, n.truncate, f.insert, f.update, f.delete] {
+            _ = try identifier(name)
+        }
         try removeCapture(db, table: t.name)
-        try db.executeScript(Self.triggers(db, t))
+        try db.executeScript(SQL(raw: Self.triggers(db, t)))
     }
 
     public func removeCapture(_ db: Database, table: String) throws {
@@ -33,17 +38,19 @@ extension PostgresDialect {
         // An old name cut at 63 bytes may be another table's function: dropped only when
         // nothing depends on it any more (no CASCADE), and only when it fits uncut.
         script += functions.filter { $0.utf8.count <= 63 }.map { "DROP FUNCTION IF EXISTS \(db.quote($0))();" }
-        try db.executeScript(script.joined(separator: "\n"))
+        try db.executeScript(SQL(raw: script.joined(separator: "\n")))
     }
 
     public func backfill(_ db: Database, _ t: TableInfo) throws -> Int {
         let table = db.quote(t.name), lit = CaptureTriggers.literal(t.name),
             pkNames = CaptureTriggers.literal(KeyNames.encode(t.keyColumns.map(\.name)))
         return try db.execute(
-            """
-            INSERT INTO ds_change_outbox (\(Self.postgresColumns))
-            SELECT \(lit), \(pkNames), \(Self.postgresKey(db, t, "ds_n")), 'I', \(Self.postgresRowNames(t)), \(Self.postgresRow(db, t, "ds_n")), NULL, \(Self.postgresCommon) FROM \(table) AS ds_n
-            """)
+            SQL(
+                raw:
+                    """
+                    INSERT INTO ds_change_outbox (\(Self.postgresColumns))
+                    SELECT \(lit), \(pkNames), \(Self.postgresKey(db, t, "ds_n")), 'I', \(Self.postgresRowNames(t)), \(Self.postgresRow(db, t, "ds_n")), NULL, \(Self.postgresCommon) FROM \(table) AS ds_n
+                    """))
     }
 
     static let postgresColumns =

@@ -398,26 +398,27 @@ public final class PostgresDatabase: Database, TransactionDriver {
     }
 
     @discardableResult
-    public func execute(_ sql: String, _ params: [Value]) throws -> Int {
+    public func execute(_ sql: SQL) throws -> Int {
         var affected = 0
-        try run(sql, params) { res in affected = Int(String(cString: PQcmdTuples(res))) ?? 0 }
+        try run(sql.text, sql.bindings) { res in affected = Int(String(cString: PQcmdTuples(res))) ?? 0 }
         return affected
     }
 
-    public func query(_ sql: String, _ params: [Value], _ body: (Row) throws -> Void) throws {
-        try run(sql, params) { res in try rows(of: res, body) }
+    public func query(_ sql: SQL, _ body: (Row) throws -> Void) throws {
+        try run(sql.text, sql.bindings) { res in try rows(of: res, body) }
     }
 
-    public func stream(_ sql: String, _ params: [Value], _ body: (Row) throws -> Void) throws {
+    public func stream(_ sql: SQL, _ body: (Row) throws -> Void) throws {
         cursorCounter += 1
         let name = "dj_cursor_\(cursorCounter)"
-        let (text, n) = Self.numberPlaceholders(sql)
+        let params = sql.bindings
+        let (text, n) = Self.numberPlaceholders(sql.text)
         guard n == params.count else {
             throw DataJoinError(.internalError, "a statement has \(n) placeholders for \(params.count) values")
         }
         // DECLARE is not preparable; it runs once per stream with the same typed parameters.
         try execUnprepared("DECLARE \(name) NO SCROLL CURSOR FOR " + text, params)
-        defer { _ = try? executeScript("CLOSE \(name)") }
+        defer { _ = try? executeScript("CLOSE \(raw: name)") }
         while true {
             var count = 0
             try run("FETCH 2000 FROM \(name)", []) { res in
@@ -444,7 +445,7 @@ public final class PostgresDatabase: Database, TransactionDriver {
     public func readBlob(table: String, column: String, rowid: Int64, offset: Int, count: Int) throws -> [UInt8] {
         var out: [UInt8] = []
         try query(
-            "SELECT substring(\(quote(column)) FROM ? FOR ?) FROM \(quote(table)) WHERE id = ?",
+            "SELECT substring(\(Identifier(column)) FROM ? FOR ?) FROM \(Identifier(table)) WHERE id = ?",
             [.integer(Int64(offset + 1)), .integer(Int64(count)), .integer(rowid)]
         ) { r in
             if case .blob(let b) = r.values[0] { out = b }
@@ -452,8 +453,8 @@ public final class PostgresDatabase: Database, TransactionDriver {
         return out
     }
 
-    public func executeScript(_ sql: String) throws {
-        guard let res = PQexec(conn, sql) else { throw lastError(nil) }
+    public func executeScript(_ sql: SQL) throws {
+        guard let res = PQexec(conn, sql.text) else { throw lastError(nil) }
         defer { PQclear(res) }
         let st = PQresultStatus(res)
         guard st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY else { throw lastError(res) }
@@ -512,7 +513,7 @@ public final class PostgresDatabase: Database, TransactionDriver {
     /// lock taken inside would leave a transaction that waited for another one reading the
     /// state from before that one committed (two `ingest` runs of one folder then loaded the
     /// same bundle twice, and the second failed on a unique key).
-    private static let writerLock = "4242000001"
+    private static let writerLock: SQL = "4242000001"
     private var holdsWriterLock = false
 
     func beginWrite() throws {
@@ -563,13 +564,13 @@ public final class PostgresDatabase: Database, TransactionDriver {
     }
 
     /// A large value goes through the statement's own streaming binding.
-    public func insertWithLargeValue(into table: String, columns: String, _ row: [Value], valueIndex: Int) throws
+    public func insertWithLargeValue(into table: SQL, columns: SQL, _ row: [Value], valueIndex: Int) throws
         -> Int?
     { nil }
 
     /// COPY: no speculative insertion per row (what ON CONFLICT costs, twice the insert).
     public func bulkLoad(
-        into table: String, columns: String, _ rows: (_ send: ([Value]) throws -> Void) throws -> Void
+        into table: SQL, columns: SQL, _ rows: (_ send: ([Value]) throws -> Void) throws -> Void
     ) throws -> Bool {
         try copyInRows("COPY \(table) (\(columns)) FROM STDIN", rows)
         return true

@@ -5,14 +5,19 @@ import Foundation
 public struct PostgresDialect: Dialect {
     public var brand: Brand { .postgres }
 
+    /// PostgreSQL cuts a longer name to 63 bytes (NAMEDATALEN − 1) without a word.
+    public func nameLimitProblem(_ name: String) -> String? {
+        name.utf8.count > 63 ? "has \(name.utf8.count) bytes; PostgreSQL keeps 63 and cuts the rest" : nil
+    }
+
     // MARK: - DataJoin's own tables
 
-    public var autoIdColumn: String { "BIGSERIAL PRIMARY KEY" }
-    public var bytesType: String { "BYTEA" }
-    public var keyBytesType: String { "BYTEA" }
-    public var capturedValueType: String { "TEXT" }
+    public var autoIdColumn: SQL { "BIGSERIAL PRIMARY KEY" }
+    public var bytesType: SQL { "BYTEA" }
+    public var keyBytesType: SQL { "BYTEA" }
+    public var capturedValueType: SQL { "TEXT" }
     /// Stamping reads unstamped rows in (source transaction, id) order without sorting them.
-    public var extraSchema: String {
+    public var extraSchema: SQL {
         "CREATE INDEX IF NOT EXISTS ds_change_outbox_unstamped_order ON ds_change_outbox (source_id, id) WHERE seq IS NULL;"
     }
 
@@ -37,7 +42,7 @@ public struct PostgresDialect: Dialect {
 
     public func columns(_ db: Database, of table: String) throws -> [ColumnInfo] {
         var cols: [ColumnInfo] = []
-        let sql = """
+        let sql: SQL = """
             SELECT a.attname, format_type(a.atttypid, a.atttypmod), coalesce((SELECT k.ord FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) WHERE k.attnum = a.attnum), 0)
             FROM pg_catalog.pg_attribute a
             JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
@@ -91,12 +96,12 @@ public struct PostgresDialect: Dialect {
                     """
                     SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
                     WHERE d.adrelid = to_regclass(?) AND a.attname = ?
-                    """, [.text(db.quote(t.name)), .text(k.name)]
+                    """, [.text(Identifier(t.name).quoted), .text(k.name)]
                 ).asString ?? ""
             let identity =
                 try db.scalar(
                     "SELECT attidentity FROM pg_attribute WHERE attrelid = to_regclass(?) AND attname = ?",
-                    [.text(db.quote(t.name)), .text(k.name)]
+                    [.text(Identifier(t.name).quoted), .text(k.name)]
                 ).asString ?? ""
             if d.contains("nextval(") || identity == "a" || identity == "d" {
                 return ["\(t.name): its key \(k.name) comes from a local sequence; \(advice)"]
@@ -157,10 +162,10 @@ public struct PostgresDialect: Dialect {
     /// last-writer-wins on every peer, and an update of a row re-inserted by a newer
     /// transaction got a deleted generation and stopped export for good (both found from
     /// outside).
-    public func nextStampChunk(_ db: Database, _ cursor: inout StampCursor, select: String, size: Int) throws -> [Row] {
+    public func nextStampChunk(_ db: Database, _ cursor: inout StampCursor, select: SQL, size: Int) throws -> [Row] {
         if let p = cursor.partial {
             let rows = try db.rows(
-                select + " AND source_id = ? AND id > ? ORDER BY id LIMIT \(size)",
+                select + " AND source_id = ? AND id > ? ORDER BY id LIMIT \(literal: size)",
                 [.integer(p.source), .integer(p.afterId)])
             cursor.partial = rows.count < size ? nil : (p.source, rows.last?.int(0) ?? p.afterId)
             if !rows.isEmpty { return rows }
@@ -171,7 +176,7 @@ public struct PostgresDialect: Dialect {
                 let window = try db.rows(
                     """
                     SELECT source_id, max(id), count(*) FROM ds_change_outbox WHERE seq IS NULL AND source_id IS NOT NULL
-                    GROUP BY source_id ORDER BY max(id) LIMIT \(max(size, 1_000))
+                    GROUP BY source_id ORDER BY max(id) LIMIT \(literal: max(size, 1_000))
                     """
                 ).map { (source: $0.int(0) ?? 0, rows: $0.int(2) ?? 0) }
                 cursor.transactions = window[...]
@@ -205,7 +210,8 @@ public struct PostgresDialect: Dialect {
         }
         // Rows an application wrote itself (no source transaction) come last, in id order.
         let rows = try db.rows(
-            select + " AND source_id IS NULL AND id > ? ORDER BY id LIMIT \(size)", [.integer(cursor.lastNullId)])
+            select + " AND source_id IS NULL AND id > ? ORDER BY id LIMIT \(literal: size)",
+            [.integer(cursor.lastNullId)])
         cursor.lastNullId = rows.last?.int(0) ?? cursor.lastNullId
         return rows
     }
@@ -227,28 +233,29 @@ public struct PostgresDialect: Dialect {
 
     // MARK: - Statements that differ
 
-    public func insertSkippingDuplicates(into table: String, columns: String, rows: String) -> String {
+    public func insertSkippingDuplicates(into table: SQL, columns: SQL, rows: SQL) -> SQL {
         "INSERT INTO \(table) (\(columns)) VALUES \(rows) ON CONFLICT DO NOTHING"
     }
 
-    public func insertReturningId(_ db: Database, _ sql: String, _ params: [Value]) throws -> Int64 {
-        try db.scalar(sql + " RETURNING id", params).asInt64 ?? 0
+    public func insertReturningId(_ db: Database, _ sql: SQL) throws -> Int64 {
+        try db.scalar(sql + " RETURNING id").asInt64 ?? 0
     }
 
-    public var falseCondition: String { "false" }
+    public var falseCondition: SQL { "false" }
 
     /// On a version table that grew in this transaction (no statistics for `object_table`),
     /// PostgreSQL read the table's whole prefix and filtered it: 100,000 rows for every 400
     /// keys. A lateral subquery it cannot flatten (`OFFSET 0`) looks each key up on its own.
-    public func keyedVersions(_ columns: String, from versions: String, keys: Int) -> String {
-        let values = (["(CAST(? AS bytea))"] + Array(repeating: "(?)", count: keys - 1)).joined(separator: ", ")
+    public func keyedVersions(_ columns: SQL, from versions: SQL, keys: Int) -> SQL {
+        let values = SQL(
+            raw: (["(CAST(? AS bytea))"] + Array(repeating: "(?)", count: keys - 1)).joined(separator: ", "))
         return
             "SELECT \(columns) FROM (SELECT CAST(? AS text) AS t) AS ds_t CROSS JOIN (VALUES \(values)) AS ds_k (id) "
             + "CROSS JOIN LATERAL (SELECT \(columns) FROM \(versions) WHERE object_table = ds_t.t AND object_id = ds_k.id OFFSET 0) AS ds_v"
     }
 
     /// The rows found key by key (as in `keyedVersions`), then deleted by ctid.
-    public func deleteColumnVersions(keys: Int) -> String {
+    public func deleteColumnVersions(keys: Int) -> SQL {
         "DELETE FROM ds_column_version WHERE ctid = ANY (ARRAY(\(keyedVersions("ctid", from: "ds_column_version", keys: keys))))"
     }
 
@@ -264,7 +271,7 @@ public struct PostgresDialect: Dialect {
                 try db.scalar(
                     "SELECT reltuples::bigint FROM pg_catalog.pg_class WHERE oid = to_regclass(?)", [.text(t)]
                 ).asInt64 ?? -1
-            if rows <= 0 || Int64(changes) * 10 >= rows { try db.execute("ANALYZE \(db.quote(t))") }
+            if rows <= 0 || Int64(changes) * 10 >= rows { try db.execute("ANALYZE \(Identifier(t))") }
         }
     }
 

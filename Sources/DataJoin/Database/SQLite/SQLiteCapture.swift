@@ -4,7 +4,7 @@ import Foundation
 extension SQLiteDialect {
     public func installCapture(_ db: Database, _ t: TableInfo) throws {
         try removeCapture(db, table: t.name)
-        for stmt in Self.triggers(db, t) { try db.executeScript(stmt) }
+        for stmt in Self.triggers(db, t) { try db.executeScript(SQL(raw: stmt)) }
     }
 
     public func removeCapture(_ db: Database, table: String) throws {
@@ -16,7 +16,7 @@ extension SQLiteDialect {
             [.text(table), .integer(Int64(prefix.count)), .text(prefix)]
         ).compactMap { $0.string(0) }
         for trig in Set(found + [n.insert, n.update, n.delete]) {
-            try db.executeScript("DROP TRIGGER IF EXISTS \(db.quote(trig))")
+            try db.executeScript("DROP TRIGGER IF EXISTS \(Identifier(trig))")
         }
     }
 
@@ -24,10 +24,12 @@ extension SQLiteDialect {
         let table = db.quote(t.name), lit = CaptureTriggers.literal(t.name),
             pkNames = CaptureTriggers.literal(KeyNames.encode(t.keyColumns.map(\.name)))
         return try db.execute(
-            """
-            INSERT INTO ds_change_outbox (\(Self.sqliteColumns))
-            SELECT \(lit), \(pkNames), \(Self.sqliteKey(db, t, "ds_n")), 'I', NULL, \(Self.sqliteRow(db, t, "ds_n")), NULL, \(Self.sqliteNowMs) FROM \(table) AS ds_n
-            """)
+            SQL(
+                raw:
+                    """
+                    INSERT INTO ds_change_outbox (\(Self.sqliteColumns))
+                    SELECT \(lit), \(pkNames), \(Self.sqliteKey(db, t, "ds_n")), 'I', NULL, \(Self.sqliteRow(db, t, "ds_n")), NULL, \(Self.sqliteNowMs) FROM \(table) AS ds_n
+                    """))
     }
 
     /// Tags a value with its storage class so the exporter reads it back exactly:

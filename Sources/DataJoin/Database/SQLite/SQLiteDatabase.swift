@@ -92,25 +92,25 @@ public final class SQLiteDatabase: Database, TransactionDriver {
     }
 
     @discardableResult
-    public func execute(_ sql: String, _ params: [Value]) throws -> Int {
-        let stmt = try prepare(sql)
-        try stmt.run(params) { _ in }
+    public func execute(_ sql: SQL) throws -> Int {
+        let stmt = try prepare(sql.text)
+        try stmt.run(sql.bindings) { _ in }
         return Int(sqlite3_changes(handle))
     }
 
-    public func query(_ sql: String, _ params: [Value], _ body: (Row) throws -> Void) throws {
-        try prepare(sql).run(params, body)
+    public func query(_ sql: SQL, _ body: (Row) throws -> Void) throws {
+        try prepare(sql.text).run(sql.bindings, body)
     }
 
-    public func stream(_ sql: String, _ params: [Value], _ body: (Row) throws -> Void) throws {
+    public func stream(_ sql: SQL, _ body: (Row) throws -> Void) throws {
         // A fresh statement: the body may run the same cached SQL again while this one steps.
-        let stmt = try SQLiteStatement(db: self, sql: sql)
-        try stmt.run(params, body)
+        let stmt = try SQLiteStatement(db: self, sql: sql.text)
+        try stmt.run(sql.bindings, body)
     }
 
-    public func executeScript(_ sql: String) throws {
+    public func executeScript(_ sql: SQL) throws {
         var err: UnsafeMutablePointer<CChar>?
-        let rc = sqlite3_exec(handle, sql, nil, nil, &err)
+        let rc = sqlite3_exec(handle, sql.text, nil, nil, &err)
         if rc != SQLITE_OK {
             let msg = err.map { String(cString: $0) } ?? errorMessage()
             sqlite3_free(err)
@@ -170,24 +170,24 @@ public final class SQLiteDatabase: Database, TransactionDriver {
     /// The row goes in with a zeroblob of the value's size (the value is the row's last
     /// column, so SQLite builds no record holding it), then the value is written into the
     /// row's pages.
-    public func insertWithLargeValue(into table: String, columns: String, _ row: [Value], valueIndex: Int) throws
+    public func insertWithLargeValue(into table: SQL, columns: SQL, _ row: [Value], valueIndex: Int) throws
         -> Int?
     {
         guard case .blob(let value) = row[valueIndex], value.count >= SQLiteStatement.inPlaceBytes else { return nil }
         var placeholder = row
         placeholder[valueIndex] = .integer(Int64(value.count))
-        let marks = row.indices.map { $0 == valueIndex ? "zeroblob(?)" : "?" }.joined(separator: ", ")
+        let marks = SQL(raw: row.indices.map { $0 == valueIndex ? "zeroblob(?)" : "?" }.joined(separator: ", "))
         let inserted = try execute("INSERT OR IGNORE INTO \(table) (\(columns)) VALUES (\(marks))", placeholder)
         if inserted > 0 {
-            let column = columns.split(separator: ",")[valueIndex].trimmingCharacters(in: .whitespaces)
-            try writeBlob(table: table, column: column, rowid: sqlite3_last_insert_rowid(handle), value)
+            let column = columns.text.split(separator: ",")[valueIndex].trimmingCharacters(in: .whitespaces)
+            try writeBlob(table: table.text, column: column, rowid: sqlite3_last_insert_rowid(handle), value)
         }
         return inserted
     }
 
     /// Multi-row INSERT is SQLite's bulk path.
     public func bulkLoad(
-        into table: String, columns: String, _ rows: (_ send: ([Value]) throws -> Void) throws -> Void
+        into table: SQL, columns: SQL, _ rows: (_ send: ([Value]) throws -> Void) throws -> Void
     ) throws -> Bool { false }
 
     public func isUnavailable(_ error: Error) -> Bool {

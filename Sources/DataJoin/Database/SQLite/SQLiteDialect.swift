@@ -7,12 +7,12 @@ public struct SQLiteDialect: Dialect {
 
     // MARK: - DataJoin's own tables
 
-    public var autoIdColumn: String { "INTEGER PRIMARY KEY AUTOINCREMENT" }
-    public var bytesType: String { "BLOB" }
-    public var keyBytesType: String { "BLOB" }
+    public var autoIdColumn: SQL { "INTEGER PRIMARY KEY AUTOINCREMENT" }
+    public var bytesType: SQL { "BLOB" }
+    public var keyBytesType: SQL { "BLOB" }
     /// No type: a captured value keeps its own storage class.
-    public var capturedValueType: String { "" }
-    public var extraSchema: String { "" }
+    public var capturedValueType: SQL { "" }
+    public var extraSchema: SQL { "" }
 
     public func isInstalled(_ db: Database) throws -> Bool {
         try db.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'ds_node'").asInt64 ?? 0 > 0
@@ -190,8 +190,8 @@ public struct SQLiteDialect: Dialect {
         return count
     }
 
-    public func nextStampChunk(_ db: Database, _ cursor: inout StampCursor, select: String, size: Int) throws -> [Row] {
-        let rows = try db.rows(select + " AND id > ? ORDER BY id LIMIT \(size)", [.integer(cursor.throughId)])
+    public func nextStampChunk(_ db: Database, _ cursor: inout StampCursor, select: SQL, size: Int) throws -> [Row] {
+        let rows = try db.rows(select + " AND id > ? ORDER BY id LIMIT \(literal: size)", [.integer(cursor.throughId)])
         cursor.throughId = rows.last?.int(0) ?? cursor.throughId
         return rows
     }
@@ -199,10 +199,11 @@ public struct SQLiteDialect: Dialect {
     public func writeStamps(_ db: Database, _ stamps: [[Int64]], node: String, batch: Int) throws {
         for part in stride(from: 0, to: stamps.count, by: batch) {
             let slice = stamps[part..<min(part + batch, stamps.count)]
-            let tuples = Array(
-                repeating: "(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))",
-                count: slice.count
-            ).joined(separator: ", ")
+            let tuples = SQL(
+                raw: Array(
+                    repeating: "(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))",
+                    count: slice.count
+                ).joined(separator: ", "))
             try db.execute(
                 """
                 WITH v(id, seq, hlc, cl) AS (VALUES \(tuples))
@@ -216,20 +217,19 @@ public struct SQLiteDialect: Dialect {
 
     // MARK: - Statements that differ
 
-    public func insertSkippingDuplicates(into table: String, columns: String, rows: String) -> String {
+    public func insertSkippingDuplicates(into table: SQL, columns: SQL, rows: SQL) -> SQL {
         "INSERT OR IGNORE INTO \(table) (\(columns)) VALUES \(rows)"
     }
 
-    public func insertReturningId(_ db: Database, _ sql: String, _ params: [Value]) throws -> Int64 {
-        try db.execute(sql, params)
+    public func insertReturningId(_ db: Database, _ sql: SQL) throws -> Int64 {
+        try db.execute(sql)
         return try db.scalar("SELECT last_insert_rowid()").asInt64 ?? 0
     }
 
-    public var falseCondition: String { "0" }
+    public var falseCondition: SQL { "0" }
 
-    public func parameterRows(_ n: Int, width: Int) -> String {
-        let tuple = "(" + Array(repeating: "?", count: width).joined(separator: ", ") + ")"
-        return "VALUES " + Array(repeating: tuple, count: n).joined(separator: ", ")
+    public func parameterRows(_ n: Int, width: Int) -> SQL {
+        "VALUES \(SQL.placeholderRows(n, width: width))"
     }
 
     /// SQLite plans without statistics DataJoin would need to refresh.

@@ -110,6 +110,15 @@ enum Stamper {
         var columnWrites: [RowKey: [String: Version]] = [:]
         /// (id, seq, hlc, cl) per outbox row.
         var stamps: [[Int64]] = []
+
+        /// Keys kept without a version here: none of their versions is written.
+        mutating func drop(_ keys: Set<RowKey>) {
+            for k in keys {
+                rowWrites[k] = nil
+                columnWrites[k] = nil
+            }
+            cleared.removeAll { keys.contains($0) }
+        }
     }
 
     private static func stamp(
@@ -120,7 +129,23 @@ enum Stamper {
         // is stamped and sent without a version here: export never stops at it (found from
         // outside). Its peers version it; this node merges it as a row it has no version of.
         var unversioned = Set<RowKey>()
-        let keys: [RowKey] = try rows.map { r in
+        let keys = try rowKeys(db, rows, tables: tables, unversioned: &unversioned)
+        let states = try versions.rows(Set(keys).map { ($0.table, $0.key) })
+        let hadVersion = Set(states.keys)
+        var w = try stampRows(rows, keys: keys, states: states, me: &me, offsetMs: offsetMs)
+        if !unversioned.isEmpty { w.drop(unversioned) }
+        try writeVersions(
+            versions, w, keys: unversioned.isEmpty ? keys : keys.filter { !unversioned.contains($0) },
+            hadVersion: hadVersion)
+        try writeStamps(db, w.stamps, node: me.nodeId, batch: batch)
+    }
+
+    /// Each row's version key: its table and canonical key, encoded. Keys the brand cannot
+    /// keep a version of go into `unversioned` too.
+    private static func rowKeys(
+        _ db: Database, _ rows: [Row], tables: [String: TableInfo], unversioned: inout Set<RowKey>
+    ) throws -> [RowKey] {
+        try rows.map { r in
             let table = r.string(1) ?? ""
             let raw = try CapturedJSON.array(r.string(2) ?? "[]")
             let keyCols = tables[table]?.keyColumns ?? []
@@ -132,8 +157,15 @@ enum Stamper {
             if db.dialect.keyProblem(canonical) != nil { unversioned.insert(key) }
             return key
         }
-        var states = try versions.rows(Set(keys).map { ($0.table, $0.key) })
-        let hadVersion = Set(states.keys)
+    }
+
+    /// Each row's seq, HLC stamp and generation, in order, and the versions they produce;
+    /// `states` (the row versions held before the chunk) follow the rows stamped.
+    private static func stampRows(
+        _ rows: [Row], keys: [RowKey], states: [RowKey: VersionStore.RowState], me: inout NodeIdentity,
+        offsetMs: Int64
+    ) throws -> ChunkWrites {
+        var states = states
         var w = ChunkWrites()
         for (r, key) in zip(rows, keys) {
             let id = r.int(0) ?? 0
@@ -165,17 +197,7 @@ enum Stamper {
             w.stamps.append([id, me.nextSeq, me.hlc, cl])
             me.nextSeq += 1
         }
-        if !unversioned.isEmpty {
-            for k in unversioned {
-                w.rowWrites[k] = nil
-                w.columnWrites[k] = nil
-            }
-            w.cleared.removeAll { unversioned.contains($0) }
-        }
-        try writeVersions(
-            versions, w, keys: unversioned.isEmpty ? keys : keys.filter { !unversioned.contains($0) },
-            hadVersion: hadVersion)
-        try writeStamps(db, w.stamps, node: me.nodeId, batch: batch)
+        return w
     }
 
     /// An insert or delete starts a row generation: column versions reset with it, and updates

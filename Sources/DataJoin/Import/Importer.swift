@@ -202,93 +202,23 @@ public enum Importer {
         try Stamper.stampPending(db, me: &me, tables: tables)
         try setApplying(db, true)
         if !savepoints { try deferForeignKeys(db, true) }
-        let prunedBefore = try Pruner.cutoffStamp(db)
-        let aheadLimit = HybridLogicalClock.stamp(
-            ms: HybridLogicalClock.nowMs(offsetMs: try HybridLogicalClock.testOffsetMs(db)) &+ maxAhead)
+        let window = try StampWindow(db, maxAheadMs: maxAhead)
         var merger = Merger(db: db, tables: tables)
         if !savepoints {
             merger.batch = RowBatch(
                 db: db, tables: tables, order: try ForeignKeys.parentsFirst(db, tables: Array(tables.keys)))
         }
-        var clock = me.hlc
-        var afterId = after
+        var cursor = ImportCursor(afterId: after, clock: me.hlc)
         while true {
-            let end = try chunkEnd(db, sql: sql, params: params, after: afterId)
-            var rows = try db.rows(
-                "SELECT \(inboxColumns) FROM ds_change_inbox WHERE \(sql) AND id > ? AND id <= ? ORDER BY id",
-                params + [.integer(afterId), .integer(end)])
+            let end = try chunkEnd(db, sql: sql, params: params, after: cursor.afterId)
+            let (rows, changes) = try readChunk(
+                db, tables: tables, sql: sql, params: params, after: cursor.afterId, end: end, coalesce: coalesce)
             if rows.isEmpty { break }
-            var changes = try rows.map { try change($0, db) }
-            // Decoded: the payloads' bytes are not needed twice (memory with large values).
-            for i in rows.indices { rows[i].values[10] = .null }
-            if coalesce {
-                // The held updates of these rows in later chunks too: an insert and the update
-                // that fixes it apply together wherever the chunk boundary falls.
-                let later = try heldUpdates(db, of: changes, after: rows.last?.int(0) ?? 0)
-                changes = Array(withLaterUpdates(changes + later, tables: tables).prefix(changes.count))
-            }
-            // Each change's canonical key and its bytes, computed once for the prefetches and the rules.
-            let canonical: [(key: [Value], bytes: [UInt8])?] = changes.map { c in
-                guard let t = tables[c.table], c.key.count == t.keyColumns.count else { return nil }
-                let key = t.canonicalKey(c.key)
-                return (key, KeyCodec.encode(key))
-            }
-            try merger.versions.prefetch(
-                zip(changes, canonical).compactMap { c, k in k.map { VersionCache.Key(table: c.table, key: $0.bytes) } }
-            )
-            try merger.batch?.prefetch(
-                zip(changes, canonical).compactMap { c, k in k.map { (c.table, $0.key, KeyBytes($0.bytes)) } })
+            let canonical = try prefetch(changes, tables: tables, versions: merger.versions, batch: merger.batch)
             for ((r, c), k) in zip(zip(rows, changes), canonical) {
-                let id = r.int(0) ?? 0
-                afterId = id
-                let wasHeld = r.string(11) == "held"
-                var outcome: ApplyOutcome
-                if c.hlc > aheadLimit {
-                    outcome = .held(
-                        "stamped \(HybridLogicalClock.describe(c.hlc)) by \(c.origin), more than \(maxAhead / 1000) s ahead of this node's clock; it applies once this clock catches up"
-                    )
-                } else if c.hlc < prunedBefore && !c.epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) {
-                    outcome = .held(
-                        "stamped \(HybridLogicalClock.describe(c.hlc)) by \(c.origin), before this node pruned its tombstones (up to \(HybridLogicalClock.describe(prunedBefore))): \(c.origin) has been away longer than the retention, and this change could bring back a deleted row; re-join \(c.origin) from a snapshot (docs/snapshot.md)"
-                    )
-                } else if !savepoints {
-                    outcome = try merger.apply(c, canonical: k)
-                } else {
-                    // A change the database refuses (a constraint, a value its column cannot
-                    // hold) is held; the rest of the bundle still applies. Inside the bundle's
-                    // transaction, `write` is a savepoint: a refusal undoes this change only.
-                    do {
-                        outcome = try db.write { _ in
-                            let outcome = try merger.apply(c, canonical: k)
-                            try merger.versions.flush()
-                            return outcome
-                        }
-                    } catch  where isRefusal(db, error) {
-                        merger.versions.reset()
-                        outcome = .held("cannot apply here: \(error)")
-                    }
-                }
-                switch outcome {
-                case .applied, .unchanged:
-                    if outcome == .applied {
-                        report.applied += 1
-                        report.count(c)
-                    } else {
-                        report.unchanged += 1
-                    }
-                    clock = max(clock, c.hlc)
-                    if wasHeld {
-                        report.released += 1
-                        try db.execute("DELETE FROM ds_change_held WHERE id = ?", [.integer(id)])
-                    }
-                case .held(let reason):
-                    if !wasHeld { report.held += 1 }
-                    // Its own row: the inbox row and its payload are never rewritten for it.
-                    try db.execute(
-                        "INSERT INTO ds_change_held (id, object_table, object_id, reason) VALUES (?, ?, ?, ?) "
-                            + db.dialect.upsert(key: ["id"], overwrite: ["reason"]),
-                        [.integer(id), r[6], r[7], .text(reason)])
-                }
+                cursor.afterId = r.int(0) ?? 0
+                let outcome = try decide(db, c, canonical: k, window: window, savepoints: savepoints, merger: &merger)
+                try settle(db, outcome, of: c, row: r, report: &report, cursor: &cursor)
             }
             // Written out and forgotten: memory stays flat however large the bundle.
             try merger.batch?.flush()
@@ -297,12 +227,106 @@ public enum Importer {
             afterChunk?(report)
         }
         report.conflicts += merger.conflicts.recorded
-        if clock != me.hlc {
+        if cursor.clock != me.hlc {
             // Receiving moves the clock past every stamp seen (never past the held future ones).
-            try db.execute("UPDATE ds_node SET hlc = ?", [.integer(clock)])
+            try db.execute("UPDATE ds_node SET hlc = ?", [.integer(cursor.clock)])
         }
         if !savepoints { try deferForeignKeys(db, false) }
         try setApplying(db, false)
+    }
+
+    /// The inbox rows of the next chunk (`after` < id <= `end`) and their changes, decoded;
+    /// with `coalesce`, held inserts carry the values of their held updates.
+    private static func readChunk(
+        _ db: Database, tables: [String: TableInfo], sql: SQL, params: [Value], after: Int64, end: Int64,
+        coalesce: Bool
+    ) throws -> (rows: [Row], changes: [Change]) {
+        var rows = try db.rows(
+            "SELECT \(inboxColumns) FROM ds_change_inbox WHERE \(sql) AND id > ? AND id <= ? ORDER BY id",
+            params + [.integer(after), .integer(end)])
+        if rows.isEmpty { return ([], []) }
+        var changes = try rows.map { try change($0, db) }
+        // Decoded: the payloads' bytes are not needed twice (memory with large values).
+        for i in rows.indices { rows[i].values[10] = .null }
+        if coalesce {
+            // The held updates of these rows in later chunks too: an insert and the update
+            // that fixes it apply together wherever the chunk boundary falls.
+            let later = try heldUpdates(db, of: changes, after: rows.last?.int(0) ?? 0)
+            changes = Array(withLaterUpdates(changes + later, tables: tables).prefix(changes.count))
+        }
+        return (rows, changes)
+    }
+
+    /// Each change's canonical key and its bytes, computed once for the prefetches and the
+    /// rules; the chunk's row versions (and, on the fast path, its rows) read ahead.
+    private static func prefetch(
+        _ changes: [Change], tables: [String: TableInfo], versions: VersionCache, batch: RowBatch?
+    ) throws -> [(key: [Value], bytes: [UInt8])?] {
+        let canonical: [(key: [Value], bytes: [UInt8])?] = changes.map { c in
+            guard let t = tables[c.table], c.key.count == t.keyColumns.count else { return nil }
+            let key = t.canonicalKey(c.key)
+            return (key, KeyCodec.encode(key))
+        }
+        try versions.prefetch(
+            zip(changes, canonical).compactMap { c, k in k.map { VersionCache.Key(table: c.table, key: $0.bytes) } }
+        )
+        try batch?.prefetch(
+            zip(changes, canonical).compactMap { c, k in k.map { (c.table, $0.key, KeyBytes($0.bytes)) } })
+        return canonical
+    }
+
+    /// What becomes of one change: held when its stamp is outside `window`, else applied by
+    /// the merge rules.
+    private static func decide(
+        _ db: Database, _ c: Change, canonical k: (key: [Value], bytes: [UInt8])?, window: StampWindow,
+        savepoints: Bool, merger: inout Merger
+    ) throws -> ApplyOutcome {
+        if let reason = window.holdReason(c) { return .held(reason) }
+        if !savepoints { return try merger.apply(c, canonical: k) }
+        // A change the database refuses (a constraint, a value its column cannot
+        // hold) is held; the rest of the bundle still applies. Inside the bundle's
+        // transaction, `write` is a savepoint: a refusal undoes this change only.
+        do {
+            return try db.write { _ in
+                let outcome = try merger.apply(c, canonical: k)
+                try merger.versions.flush()
+                return outcome
+            }
+        } catch  where isRefusal(db, error) {
+            merger.versions.reset()
+            return .held("cannot apply here: \(error)")
+        }
+    }
+
+    /// Counts the outcome in `report`; a change that applied is no longer held, and one that
+    /// cannot apply is held with its reason.
+    private static func settle(
+        _ db: Database, _ outcome: ApplyOutcome, of c: Change, row r: Row, report: inout ImportReport,
+        cursor: inout ImportCursor
+    ) throws {
+        let id = r.int(0) ?? 0
+        let wasHeld = r.string(11) == "held"
+        switch outcome {
+        case .applied, .unchanged:
+            if outcome == .applied {
+                report.applied += 1
+                report.count(c)
+            } else {
+                report.unchanged += 1
+            }
+            cursor.clock = max(cursor.clock, c.hlc)
+            if wasHeld {
+                report.released += 1
+                try db.execute("DELETE FROM ds_change_held WHERE id = ?", [.integer(id)])
+            }
+        case .held(let reason):
+            if !wasHeld { report.held += 1 }
+            // Its own row: the inbox row and its payload are never rewritten for it.
+            try db.execute(
+                "INSERT INTO ds_change_held (id, object_table, object_id, reason) VALUES (?, ?, ?, ?) "
+                    + db.dialect.upsert(key: ["id"], overwrite: ["reason"]),
+                [.integer(id), r[6], r[7], .text(reason)])
+        }
     }
 
     /// Without savepoints, foreign keys are checked once at the end, so a parent and its children

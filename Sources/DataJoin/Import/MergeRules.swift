@@ -40,32 +40,56 @@ struct Merger {
         conflicts = ConflictLog(db: db)
     }
 
+    /// A value placed for its column: the value, and the column's position in the table.
+    typealias PlacedValue = (Change.ColumnValue, Int)
+
     // Rows go through the batch on the fast path, straight to the database otherwise.
-    // `columns` are (value, position in the table) pairs.
-    private func upsert(_ sql: TableSQL, _ key: [Value], _ bytes: KeyBytes, _ columns: [(Change.ColumnValue, Int)])
-        throws
-    {
+    private func upsert(_ row: LocalRow, _ columns: [PlacedValue]) throws {
         if let batch {
-            try batch.upsert(sql.table.name, key, bytes: bytes, columns)
+            try batch.upsert(row.sql.table.name, row.key, bytes: row.rowKey, columns)
         } else {
-            try sql.upsert(key, columns.map(\.0))
+            try row.sql.upsert(row.key, columns.map(\.0))
         }
     }
-    private func update(_ sql: TableSQL, _ key: [Value], _ bytes: KeyBytes, _ columns: [(Change.ColumnValue, Int)])
-        throws
-    {
+    private func update(_ row: LocalRow, _ columns: [PlacedValue]) throws {
         if let batch {
-            try batch.update(sql.table.name, key, bytes: bytes, columns)
+            try batch.update(row.sql.table.name, row.key, bytes: row.rowKey, columns)
         } else {
-            try sql.update(key, columns.map(\.0))
+            try row.sql.update(row.key, columns.map(\.0))
         }
     }
-    private func delete(_ sql: TableSQL, _ key: [Value], _ bytes: KeyBytes) throws {
-        if let batch { try batch.delete(sql.table.name, key, bytes: bytes) } else { try sql.delete(key) }
+    private func delete(_ row: LocalRow) throws {
+        if let batch {
+            try batch.delete(row.sql.table.name, row.key, bytes: row.rowKey)
+        } else {
+            try row.sql.delete(row.key)
+        }
     }
 
     /// `canonical`: the change's canonical key and its bytes, when the caller has them already.
     mutating func apply(_ c: Change, canonical: (key: [Value], bytes: [UInt8])? = nil) throws -> ApplyOutcome {
+        let t: TableInfo
+        let placed: [PlacedValue]
+        switch placement(of: c) {
+        case .held(let reason): return .held(reason)
+        case .placed(let table, let values): (t, placed) = (table, values)
+        }
+        var row = try localRow(c, t, canonical: canonical)
+        // The values' fit is checked after the row is read, as it always was: the database sees
+        // the same reads, in the same order, for a held change too.
+        if c.op != .delete, let problem = ValueFit.problem(placed, table: t, dialect: db.dialect) {
+            return .held(problem)
+        }
+        switch c.op {
+        case .insert: return try applyInsert(c, &row, placed)
+        case .update: return try applyUpdate(c, &row, placed)
+        case .delete: return try applyDelete(c, row)
+        }
+    }
+
+    /// The checks that hold a change whatever the row holds here: a table or column not
+    /// tracked, a key that cannot be matched. Passed, its values typed by their columns.
+    private func placement(of c: Change) -> Placement {
         guard let t = tables[c.table] else {
             return .held(
                 "table \(c.table) is not tracked here; create it and run 'datajoin track', then 'datajoin import'")
@@ -93,30 +117,6 @@ struct Merger {
                     + "a row without a key cannot be matched on another node: give it a key there")
         }
         if let problem = db.dialect.keyProblem(c.key) { return .held("\(c.table): \(problem)") }
-        let key = canonical?.key ?? t.canonicalKey(c.key)
-        let keyBytes = canonical?.bytes ?? KeyCodec.encode(key)
-        let rowKey = KeyBytes(keyBytes)
-        let incoming = Version(hlc: c.hlc, node: c.origin)
-        let sql = statements[c.table] ?? TableSQL(table: t, db: db)
-        statements[c.table] = sql
-        let state = try versions.row(c.table, keyBytes)
-        // The local row's values by column position (nil: not set in a row inserted earlier in
-        // this batch).
-        var localRow: [Value?]??
-        func current() throws -> [Value?]? {
-            if let r = localRow { return r }
-            let r: [Value?]?
-            if let batch {
-                r = try batch.select(c.table, key, bytes: rowKey)
-            } else {
-                r = try sql.select(key).map { $0.map { $0 } }
-            }
-            localRow = .some(r)
-            return r
-        }
-        // A row present before tracking started counts as generation 1 with the zero version.
-        let localCl = try state?.cl ?? (current() == nil ? 0 : 1)
-        let rowVersion = state?.version ?? .zero
         // Each value, typed by its column, with the column's position.
         let placed = zip(c.columns, positions).map {
             (
@@ -124,149 +124,187 @@ struct Merger {
                 $1
             )
         }
-        if c.op != .delete, let problem = ValueFit.problem(placed, table: t, dialect: db.dialect) {
-            return .held(problem)
+        return .placed(t, placed)
+    }
+
+    /// The row `c` is for, with its version; its values are read when a rule needs them.
+    private mutating func localRow(_ c: Change, _ t: TableInfo, canonical: (key: [Value], bytes: [UInt8])?) throws
+        -> LocalRow
+    {
+        let key = canonical?.key ?? t.canonicalKey(c.key)
+        let keyBytes = canonical?.bytes ?? KeyCodec.encode(key)
+        let sql = statements[c.table] ?? TableSQL(table: t, db: db)
+        statements[c.table] = sql
+        return try LocalRow(
+            table: c.table, key: key, keyBytes: keyBytes, incoming: Version(hlc: c.hlc, node: c.origin),
+            state: try versions.row(c.table, keyBytes), sql: sql, batch: batch)
+    }
+
+    private mutating func applyInsert(_ c: Change, _ row: inout LocalRow, _ placed: [PlacedValue]) throws
+        -> ApplyOutcome
+    {
+        if c.cl < row.cl {
+            try conflicts.record(
+                table: c.table, key: row.key, column: nil, winner: nil, winnerVersion: row.version, loser: nil,
+                loserVersion: row.incoming,
+                reason:
+                    "insert of generation \(c.cl) arrived after generation \(row.cl) (the row was deleted or re-created since)"
+            )
+            return .unchanged
         }
-
-        switch c.op {
-        case .insert:
-            if c.cl < localCl {
-                try conflicts.record(
-                    table: c.table, key: key, column: nil, winner: nil, winnerVersion: rowVersion, loser: nil,
-                    loserVersion: incoming,
-                    reason:
-                        "insert of generation \(c.cl) arrived after generation \(localCl) (the row was deleted or re-created since)"
-                )
-                return .unchanged
-            }
-            if c.cl > localCl {
-                if localCl % 2 == 1, let local = try current() {
-                    for (v, p) in placed {
-                        guard let lv = local[p], lv != v.value else { continue }
-                        try conflicts.record(
-                            table: c.table, key: key, column: v.name, winner: v.value, winnerVersion: incoming,
-                            loser: lv,
-                            loserVersion: rowVersion, reason: "row re-created by generation \(c.cl) elsewhere")
-                    }
-                }
-                try upsert(sql, key, rowKey, placed)
-                // Column versions are cleared before the row's new version is set: a row that had
-                // no version has none to clear (and nothing to look up).
-                try versions.clearColumns(c.table, keyBytes)
-                versions.setRow(c.table, keyBytes, .init(cl: c.cl, version: incoming))
-                return .applied
-            }
-            // The same generation: concurrent inserts of one key, or this insert again.
-            let columnVersions = try versions.columns(c.table, keyBytes)
-            guard incoming > rowVersion else {
-                if incoming != rowVersion, let local = try current() {
-                    for (v, p) in placed {
-                        guard let lv = local[p], lv != v.value else { continue }
-                        try conflicts.record(
-                            table: c.table, key: key, column: v.name, winner: lv,
-                            winnerVersion: columnVersions[v.name] ?? rowVersion,
-                            loser: v.value, loserVersion: incoming,
-                            reason: "concurrent insert of the same key; the other is newer")
-                    }
-                }
-                return .unchanged
-            }
-            let local = try current()
-            var winners: [(Change.ColumnValue, Int)] = []
-            for (v, p) in placed {
-                let localVersion = columnVersions[v.name] ?? rowVersion
-                let localValue = local?[p] ?? nil
-                if localVersion < incoming {
-                    winners.append((v, p))
-                    if let lv = localValue, lv != v.value, local != nil {
-                        try conflicts.record(
-                            table: c.table, key: key, column: v.name, winner: v.value, winnerVersion: incoming,
-                            loser: lv,
-                            loserVersion: localVersion, reason: "concurrent insert of the same key; this one is newer")
-                    }
-                    if columnVersions[v.name] != nil { try versions.clearColumn(c.table, keyBytes, v.name) }
-                } else if let lv = localValue, lv != v.value {
+        if c.cl > row.cl { return try insertNewGeneration(c, &row, placed) }
+        // The same generation: concurrent inserts of one key, or this insert again.
+        let columnVersions = try versions.columns(c.table, row.keyBytes)
+        guard row.incoming > row.version else {
+            if row.incoming != row.version, let local = try row.current() {
+                for (v, p) in placed {
+                    guard let lv = local[p], lv != v.value else { continue }
                     try conflicts.record(
-                        table: c.table, key: key, column: v.name, winner: lv, winnerVersion: localVersion,
-                        loser: v.value,
-                        loserVersion: incoming, reason: "insert older than a later update of this column")
+                        table: c.table, key: row.key, column: v.name, winner: lv,
+                        winnerVersion: columnVersions[v.name] ?? row.version,
+                        loser: v.value, loserVersion: row.incoming,
+                        reason: "concurrent insert of the same key; the other is newer")
                 }
-            }
-            if local == nil {
-                try upsert(sql, key, rowKey, winners)
-            } else {
-                let changed = winners.filter { v, p in (local?[p] ?? nil) != v.value }
-                try update(sql, key, rowKey, changed)
-            }
-            versions.setRow(c.table, keyBytes, .init(cl: c.cl, version: incoming))
-            return .applied
-
-        case .update:
-            guard let (v, position) = placed.first else { return .unchanged }
-            if c.cl < localCl {
-                try conflicts.record(
-                    table: c.table, key: key, column: v.name, winner: nil, winnerVersion: rowVersion, loser: v.value,
-                    loserVersion: incoming,
-                    reason: localCl % 2 == 0
-                        ? "update of a row deleted since (delete wins)"
-                        : "update of an older generation of a re-created row")
-                return .unchanged
-            }
-            if c.cl > localCl {
-                return .held(
-                    "waiting for generation \(c.cl) of \(c.table) \(KeyCodec.display(key)): its insert has not arrived yet"
-                )
-            }
-            guard let local = try current() else {
-                return .held("\(c.table) \(KeyCodec.display(key)) is missing here although its version says it exists")
-            }
-            let localVersion = try versions.column(c.table, keyBytes, v.name) ?? rowVersion
-            let localValue = local[position] ?? .null
-            if incoming == localVersion { return .unchanged }
-            if incoming < localVersion {
-                if localValue != v.value {
-                    try conflicts.record(
-                        table: c.table, key: key, column: v.name, winner: localValue, winnerVersion: localVersion,
-                        loser: v.value,
-                        loserVersion: incoming, reason: "update older than the value held here")
-                }
-                return .unchanged
-            }
-            // An update whose old and new values together passed 64 MiB was sent without its old
-            // value (NULL): that is not a concurrent edit (BundleWriter).
-            let oldLeftOut =
-                c.oldValue == .null && Self.size(localValue) + Self.size(v.value) > BundleFormat.maxChangeBytes - 1_024
-            if let old = c.oldValue, !oldLeftOut, localValue != old, localValue != v.value {
-                try conflicts.record(
-                    table: c.table, key: key, column: v.name, winner: v.value, winnerVersion: incoming,
-                    loser: localValue,
-                    loserVersion: localVersion, reason: "concurrent update; the incoming one is newer")
-            }
-            if localValue != v.value {
-                try update(sql, key, rowKey, [(v, position)])
-            }
-            // A row present before tracking gets its implicit version written down, as the
-            // stamper does: a column version never stands without its row's (`check`).
-            if state == nil { versions.setRow(c.table, keyBytes, .init(cl: 1, version: .zero)) }
-            try versions.setColumn(c.table, keyBytes, v.name, incoming)
-            return .applied
-
-        case .delete:
-            if c.cl > localCl {
-                if localCl > 0 || state == nil {
-                    try delete(sql, key, rowKey)
-                }
-                // Column versions are cleared before the row's new version is set: a row that had
-                // no version has none to clear (and nothing to look up).
-                try versions.clearColumns(c.table, keyBytes)
-                versions.setRow(c.table, keyBytes, .init(cl: c.cl, version: incoming))
-                return .applied
-            }
-            if c.cl == localCl && incoming > rowVersion {
-                // Two nodes deleted the same generation: keep the higher version everywhere.
-                versions.setRow(c.table, keyBytes, .init(cl: c.cl, version: incoming))
             }
             return .unchanged
         }
+        return try insertNewerValues(c, &row, placed, columnVersions: columnVersions)
+    }
+
+    /// A later generation re-creates the row: its values replace what the row held.
+    private mutating func insertNewGeneration(_ c: Change, _ row: inout LocalRow, _ placed: [PlacedValue]) throws
+        -> ApplyOutcome
+    {
+        if row.cl % 2 == 1, let local = try row.current() {
+            for (v, p) in placed {
+                guard let lv = local[p], lv != v.value else { continue }
+                try conflicts.record(
+                    table: c.table, key: row.key, column: v.name, winner: v.value, winnerVersion: row.incoming,
+                    loser: lv,
+                    loserVersion: row.version, reason: "row re-created by generation \(c.cl) elsewhere")
+            }
+        }
+        try upsert(row, placed)
+        // Column versions are cleared before the row's new version is set: a row that had
+        // no version has none to clear (and nothing to look up).
+        try versions.clearColumns(c.table, row.keyBytes)
+        versions.setRow(c.table, row.keyBytes, .init(cl: c.cl, version: row.incoming))
+        return .applied
+    }
+
+    /// A newer insert of the same generation: each column takes the value with the higher
+    /// version, the insert's or a later update's held here.
+    private mutating func insertNewerValues(
+        _ c: Change, _ row: inout LocalRow, _ placed: [PlacedValue], columnVersions: [String: Version]
+    ) throws -> ApplyOutcome {
+        let local = try row.current()
+        var winners: [PlacedValue] = []
+        for (v, p) in placed {
+            let localVersion = columnVersions[v.name] ?? row.version
+            let localValue = local?[p] ?? nil
+            if localVersion < row.incoming {
+                winners.append((v, p))
+                if let lv = localValue, lv != v.value, local != nil {
+                    try conflicts.record(
+                        table: c.table, key: row.key, column: v.name, winner: v.value, winnerVersion: row.incoming,
+                        loser: lv,
+                        loserVersion: localVersion, reason: "concurrent insert of the same key; this one is newer")
+                }
+                if columnVersions[v.name] != nil { try versions.clearColumn(c.table, row.keyBytes, v.name) }
+            } else if let lv = localValue, lv != v.value {
+                try conflicts.record(
+                    table: c.table, key: row.key, column: v.name, winner: lv, winnerVersion: localVersion,
+                    loser: v.value,
+                    loserVersion: row.incoming, reason: "insert older than a later update of this column")
+            }
+        }
+        if local == nil {
+            try upsert(row, winners)
+        } else {
+            let changed = winners.filter { v, p in (local?[p] ?? nil) != v.value }
+            try update(row, changed)
+        }
+        versions.setRow(c.table, row.keyBytes, .init(cl: c.cl, version: row.incoming))
+        return .applied
+    }
+
+    private mutating func applyUpdate(_ c: Change, _ row: inout LocalRow, _ placed: [PlacedValue]) throws
+        -> ApplyOutcome
+    {
+        guard let (v, position) = placed.first else { return .unchanged }
+        if c.cl < row.cl {
+            try conflicts.record(
+                table: c.table, key: row.key, column: v.name, winner: nil, winnerVersion: row.version,
+                loser: v.value,
+                loserVersion: row.incoming,
+                reason: row.cl % 2 == 0
+                    ? "update of a row deleted since (delete wins)"
+                    : "update of an older generation of a re-created row")
+            return .unchanged
+        }
+        if c.cl > row.cl {
+            return .held(
+                "waiting for generation \(c.cl) of \(c.table) \(KeyCodec.display(row.key)): its insert has not arrived yet"
+            )
+        }
+        guard let local = try row.current() else {
+            return .held("\(c.table) \(KeyCodec.display(row.key)) is missing here although its version says it exists")
+        }
+        let localVersion = try versions.column(c.table, row.keyBytes, v.name) ?? row.version
+        let localValue = local[position] ?? .null
+        if row.incoming == localVersion { return .unchanged }
+        if row.incoming < localVersion {
+            if localValue != v.value {
+                try conflicts.record(
+                    table: c.table, key: row.key, column: v.name, winner: localValue, winnerVersion: localVersion,
+                    loser: v.value,
+                    loserVersion: row.incoming, reason: "update older than the value held here")
+            }
+            return .unchanged
+        }
+        return try updateNewer(c, row, (v, position), localValue: localValue, localVersion: localVersion)
+    }
+
+    /// An update newer than the column's value here: it takes the column.
+    private mutating func updateNewer(
+        _ c: Change, _ row: LocalRow, _ placed: PlacedValue, localValue: Value, localVersion: Version
+    ) throws -> ApplyOutcome {
+        let (v, position) = placed
+        // An update whose old and new values together passed 64 MiB was sent without its old
+        // value (NULL): that is not a concurrent edit (BundleWriter).
+        let oldLeftOut =
+            c.oldValue == .null && Self.size(localValue) + Self.size(v.value) > BundleFormat.maxChangeBytes - 1_024
+        if let old = c.oldValue, !oldLeftOut, localValue != old, localValue != v.value {
+            try conflicts.record(
+                table: c.table, key: row.key, column: v.name, winner: v.value, winnerVersion: row.incoming,
+                loser: localValue,
+                loserVersion: localVersion, reason: "concurrent update; the incoming one is newer")
+        }
+        if localValue != v.value {
+            try update(row, [(v, position)])
+        }
+        // A row present before tracking gets its implicit version written down, as the
+        // stamper does: a column version never stands without its row's (`check`).
+        if row.state == nil { versions.setRow(c.table, row.keyBytes, .init(cl: 1, version: .zero)) }
+        try versions.setColumn(c.table, row.keyBytes, v.name, row.incoming)
+        return .applied
+    }
+
+    private func applyDelete(_ c: Change, _ row: LocalRow) throws -> ApplyOutcome {
+        if c.cl > row.cl {
+            if row.cl > 0 || row.state == nil {
+                try delete(row)
+            }
+            // Column versions are cleared before the row's new version is set: a row that had
+            // no version has none to clear (and nothing to look up).
+            try versions.clearColumns(c.table, row.keyBytes)
+            versions.setRow(c.table, row.keyBytes, .init(cl: c.cl, version: row.incoming))
+            return .applied
+        }
+        if c.cl == row.cl && row.incoming > row.version {
+            // Two nodes deleted the same generation: keep the higher version everywhere.
+            versions.setRow(c.table, row.keyBytes, .init(cl: c.cl, version: row.incoming))
+        }
+        return .unchanged
     }
 }

@@ -150,9 +150,11 @@ public enum Ingester {
         }
     }
 
+    typealias FileStamp = (name: String, size: Int64, mtime: String)
+
     /// A file's name, size and modification time: a drop folder of thousands of bundles already
     /// ingested is rescanned from these, without reading the files.
-    static func fileStamp(_ path: String) -> (name: String, size: Int64, mtime: String)? {
+    static func fileStamp(_ path: String) -> FileStamp? {
         guard let a = try? FileManager.default.attributesOfItem(atPath: path), let size = a[.size] as? NSNumber,
             let date = a[.modificationDate] as? Date
         else { return nil }
@@ -168,21 +170,55 @@ public enum Ingester {
         progress: @escaping (_ read: Int64, _ of: Int64) -> Void = { _, _ in }
     ) throws -> (IngestedFile.Status, String?) {
         let stamp = fileStamp(path)
-        if let s = stamp,
-            let seen = try db.firstRow(
-                "SELECT origin FROM ds_bundle_seen WHERE file_name = ? AND file_size = ? AND file_mtime = ?",
-                [.text(s.name), .integer(s.size), .text(s.mtime)])
-        {
-            return (seen.string(0) == me.nodeId ? .ownBundle : .alreadySeen, nil)
-        }
+        if let status = try seenStatus(seenByStamp(db, stamp), me: me) { return (status, nil) }
         let digest = try fileDigest(path)
-        if let seen = try db.firstRow("SELECT origin FROM ds_bundle_seen WHERE sha256 = ?", [.text(digest)]) {
-            return (seen.string(0) == me.nodeId ? .ownBundle : .alreadySeen, nil)
-        }
-        // Pass 1: the file's bytes against its digest and its sender's signature, before any
-        // record is read. Damaged or forged first (quarantined), untrusted only if the file is
-        // intact (left in place: it loads once its sender is trusted).
+        if let status = try seenStatus(seenByDigest(db, digest), me: me) { return (status, nil) }
         let seal = try BundleSeal(path: path, maxExpandedBytes: limits.maxExpandedBytes)
+        let key = try trustedKey(db, verifying: seal)
+        // Pass 2: the verified file, decoded; its digest is checked again at the end, so a file
+        // changed in between is refused.
+        let reader = try openReader(path, limits)
+        let h = reader.header
+        guard h.sender == seal.sender, h.publicKey == seal.headerKey else {
+            throw DataJoinError.bundle("changed while it was being read")
+        }
+        let file = IncomingFile(path: path, stamp: stamp, digest: digest, key: key, header: h)
+        if h.sender == me.nodeId {
+            // Genuinely ours (the signature is checked): nothing to load, echo prevention.
+            try reader.finish(publicKey: key)
+            try recordOwnBundle(db, file)
+            return (.ownBundle, nil)
+        }
+        let loaded = try loadIntoInbox(db, file, reader: reader, limits: limits, progress: progress)
+        me = try NodeIdentity.load(db)
+        return loaded
+    }
+
+    /// A file seen before is this node's own or already seen; nil: not seen.
+    private static func seenStatus(_ seen: Row?, me: NodeIdentity) -> IngestedFile.Status? {
+        guard let seen else { return nil }
+        return seen.string(0) == me.nodeId ? .ownBundle : .alreadySeen
+    }
+
+    /// Found by name, size and modification time: a rescanned drop folder is not read again.
+    private static func seenByStamp(_ db: Database, _ stamp: FileStamp?) throws -> Row? {
+        guard let s = stamp else { return nil }
+        return try db.firstRow(
+            "SELECT origin FROM ds_bundle_seen WHERE file_name = ? AND file_size = ? AND file_mtime = ?",
+            [.text(s.name), .integer(s.size), .text(s.mtime)])
+    }
+
+    /// Found by content: the same file under another name, or loaded by another ingest meanwhile.
+    private static func seenByDigest(_ db: Database, _ digest: String) throws -> Row? {
+        try db.firstRow("SELECT origin FROM ds_bundle_seen WHERE sha256 = ?", [.text(digest)])
+    }
+
+    /// Pass 1: the file's bytes against its digest and its sender's signature, before any
+    /// record is read. Damaged or forged first (quarantined), untrusted only if the file is
+    /// intact (left in place: it loads once its sender is trusted).
+    private static func trustedKey(_ db: Database, verifying seal: BundleSeal) throws
+        -> Curve25519.Signing.PublicKey
+    {
         let key: Curve25519.Signing.PublicKey
         switch try Trust.key(db, node: seal.sender) {
         case .success(let k): key = k
@@ -196,38 +232,45 @@ public enum Ingester {
             )
         }
         try seal.verify(with: key)
-        // Pass 2: the verified file, decoded; its digest is checked again at the end, so a file
-        // changed in between is refused.
-        var reader = try BundleReader(path: path, maxExpandedBytes: limits.maxExpandedBytes)
+        return key
+    }
+
+    /// Payloads are read in the inbox's encoding, never decoded.
+    private static func openReader(_ path: String, _ limits: Limits) throws -> BundleReader {
+        let reader = try BundleReader(path: path, maxExpandedBytes: limits.maxExpandedBytes)
         reader.payloadOnly = true
-        let h = reader.header
-        guard h.sender == seal.sender, h.publicKey == seal.headerKey else {
-            throw DataJoinError.bundle("changed while it was being read")
-        }
-        let seenInside = { () throws -> Bool in
+        return reader
+    }
+
+    /// This node's own bundle come back: recorded as seen, so it is not read again.
+    private static func recordOwnBundle(_ db: Database, _ file: IncomingFile) throws {
+        let h = file.header
+        try db.retryingWrite { _ in
             // Checked again inside the transaction: another ingest may have loaded this very file
             // while this one waited for the database.
-            try db.firstRow("SELECT origin FROM ds_bundle_seen WHERE sha256 = ?", [.text(digest)]) != nil
+            if try seenByDigest(db, file.digest) != nil { return }
+            try db.execute(
+                """
+                INSERT INTO ds_bundle_seen (sha256, file_name, origin, origin_epoch, first_seq, last_seq, change_count, loaded_count, ingested_at, file_size, file_mtime)
+                VALUES (?, ?, ?, ?, 0, 0, ?, 0, ?, ?, ?)
+                """,
+                [
+                    .text(file.digest), .text(file.name), .text(h.sender),
+                    .text(h.senderEpoch), .integer(h.changeCount),
+                    .text(nowText()), file.stamp.map { .integer($0.size) } ?? .null,
+                    file.stamp.map { .text($0.mtime) } ?? .null,
+                ])
         }
-        if h.sender == me.nodeId {
-            // Genuinely ours (the signature is checked): nothing to load, echo prevention.
-            try reader.finish(publicKey: key)
-            try db.retryingWrite { _ in
-                if try seenInside() { return }
-                try db.execute(
-                    """
-                    INSERT INTO ds_bundle_seen (sha256, file_name, origin, origin_epoch, first_seq, last_seq, change_count, loaded_count, ingested_at, file_size, file_mtime)
-                    VALUES (?, ?, ?, ?, 0, 0, ?, 0, ?, ?, ?)
-                    """,
-                    [
-                        .text(digest), .text((path as NSString).lastPathComponent), .text(h.sender),
-                        .text(h.senderEpoch), .integer(h.changeCount),
-                        .text(nowText()), stamp.map { .integer($0.size) } ?? .null,
-                        stamp.map { .text($0.mtime) } ?? .null,
-                    ])
-            }
-            return (.ownBundle, nil)
-        }
+    }
+
+    /// One transaction for the whole file. Its body may run more than once (a retried write,
+    /// then the fallback without the bulk path): each attempt re-opens the file and starts a new
+    /// `InboxLoad`, so nothing of a rolled-back attempt is carried over.
+    private static func loadIntoInbox(
+        _ db: Database, _ file: IncomingFile, reader first: BundleReader, limits: Limits,
+        progress: @escaping (_ read: Int64, _ of: Int64) -> Void
+    ) throws -> (IngestedFile.Status, String?) {
+        var reader = first
         var notice: String?
         var attempt = 0
         // COPY unless it met a change already in the inbox (then the file loads again with
@@ -238,162 +281,27 @@ public enum Ingester {
                 attempt += 1
                 if attempt > 1 {
                     // A retried transaction reads the file again: the first attempt consumed it.
-                    reader = try BundleReader(path: path, maxExpandedBytes: limits.maxExpandedBytes)
-                    reader.payloadOnly = true
-                    guard reader.header == h else { throw DataJoinError.bundle("changed while it was being read") }
+                    reader = try openReader(file.path, limits)
+                    guard reader.header == file.header else {
+                        throw DataJoinError.bundle("changed while it was being read")
+                    }
                 }
-                if try seenInside() { return .alreadySeen }
+                // Checked again inside the transaction: another ingest may have loaded this very
+                // file while this one waited for the database.
+                if try seenByDigest(db, file.digest) != nil { return .alreadySeen }
                 // A peer holding more of this node's epoch than it issued: restored from a backup.
                 // Move to a new epoch before loading, so this node's lost changes come back as
                 // foreign ones; a bundle that then fails to verify rolls the switch back too.
                 notice = nil
-                if let reason = try Epochs.checkRestored(db, receipts: h.receipts, from: h.sender) {
+                if let reason = try Epochs.checkRestored(db, receipts: file.header.receipts, from: file.header.sender) {
                     notice = "new epoch: \(reason); all of this node's changes will be exported again"
                 }
                 let me = try NodeIdentity.load(db)
-                let first = h.origins.map(\.first).min() ?? 0
-                let last = h.origins.map(\.last).max() ?? 0
-                let bundleId = try insertReturningId(
-                    db,
-                    """
-                    INSERT INTO ds_bundle_seen (sha256, file_name, origin, origin_epoch, first_seq, last_seq, change_count, loaded_count, ingested_at, file_size, file_mtime)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
-                    """,
-                    [
-                        .text(digest), .text((path as NSString).lastPathComponent), .text(h.sender),
-                        .text(h.senderEpoch),
-                        .integer(first), .integer(last), .integer(h.changeCount), .text(nowText()),
-                        stamp.map { .integer($0.size) } ?? .null, stamp.map { .text($0.mtime) } ?? .null,
-                    ])
-                var loaded: Int64 = 0
-                var skipped: Int64 = 0
-                let received = nowText()
-                var touched = Set<[String]>()
-                // Rows go in 200 at a time; a change already in the inbox (through another bundle)
-                // is skipped by the (origin, epoch, seq) key.
-                var pending: [[Value]] = []
-                var pendingBytes = 0
-                var offered: Int64 = 0
-                let cols: SQL =
-                    "origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_pk_attribute, object_operation, cl, object_value, bundle_id, received_at"
-                func flush() throws {
-                    guard !pending.isEmpty else { return }
-                    let tuples = pending.map { _ in "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" as SQL }.joined(
-                        separator: ", ")
-                    let sql = db.dialect.insertSkippingDuplicates(into: "ds_change_inbox", columns: cols, rows: tuples)
-                    loaded += Int64(try db.execute(sql, pending.flatMap { $0 }))
-                    pending.removeAll(keepingCapacity: true)
-                    pendingBytes = 0
-                }
-                // Every seq up to an origin's high-water mark is held (or was, before pruning, or came
-                // with a snapshot): those changes are skipped, never applied a second time.
-                var marks: [String: Int64] = [:]
-                func mark(_ origin: String, _ epoch: String) throws -> Int64 {
-                    if epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) { return 0 }
-                    let k = origin + "\u{0}" + epoch
-                    if let m = marks[k] { return m }
-                    let m = try Holdings.state(db, origin: origin, epoch: epoch).contiguous
-                    marks[k] = m
-                    return m
-                }
-                var read: Int64 = 0
-                func rows(_ body: ([Value]) throws -> Void) throws {
-                    // The change is gone (this function returned) before its row is written: a large
-                    // value is held once, encoded, not twice (memory, docs/reliability.md).
-                    func nextRow() throws -> [Value]?? {
-                        guard let c = try reader.next() else { return .none }
-                        read += 1
-                        if read % 2_000 == 0 { progress(read, h.changeCount) }
-                        // This node's own changes of its current epoch never come back (echo
-                        // prevention); those of an older epoch are accepted, so a node restored from a
-                        // backup gets back what it had lost.
-                        if c.origin == me.nodeId && c.epoch == me.epoch {
-                            skipped += 1
-                            return .some(nil)
-                        }
-                        if c.seq <= (try mark(c.origin, c.epoch)) {
-                            skipped += 1
-                            return .some(nil)
-                        }
-                        if !c.epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) { touched.insert([c.origin, c.epoch]) }
-                        return [
-                            .text(c.origin), .text(c.epoch), .integer(c.seq), .integer(c.hlc), .integer(c.txid),
-                            .text(c.table),
-                            .blob(KeyCodec.encode(c.key)), .text(KeyNames.encode(c.keyNames)), .text(c.op.rawValue),
-                            .integer(c.cl), .blob(c.encodedPayload()), .integer(bundleId), .text(received),
-                        ]
-                    }
-                    while let next = try nextRow() {
-                        guard let row = next else { continue }
-                        offered += 1
-                        if case .blob(let payload) = row[10], payload.count >= Self.largeValueBytes {
-                            // A large payload goes in by the brand's own path where it has one
-                            // (SQLite writes it into the row's pages), after the rows before it.
-                            try flush()
-                            if let inserted = try db.insertWithLargeValue(
-                                into: "ds_change_inbox", columns: cols, row, valueIndex: 10)
-                            {
-                                loaded += Int64(inserted)
-                                continue
-                            }
-                        }
-                        try body(row)
-                    }
-                }
-                // The brand's bulk path (PostgreSQL's COPY), when no change of the file's ranges is
-                // in the inbox yet (the usual case): it skips no duplicate. The marks are read
-                // first: no query runs while a bulk load is open.
-                var bulk = useCopy
-                if bulk {
-                    for o in h.origins where !(o.origin == me.nodeId && o.epoch == me.epoch) {
-                        let m = try mark(o.origin, o.epoch)
-                        if try db.firstRow(
-                            "SELECT 1 FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq > ? AND seq <= ? LIMIT 1",
-                            [.text(o.origin), .text(o.epoch), .integer(max(m, o.first - 1)), .integer(o.last)]) != nil
-                        {
-                            bulk = false
-                            break
-                        }
-                    }
-                }
-                if bulk, try db.bulkLoad(into: "ds_change_inbox", columns: cols, { send in try rows { try send($0) } })
-                {
-                    loaded = offered
-                } else {
-                    // A batch is cut by rows and by bytes: memory stays flat with large values.
-                    try rows { row in
-                        pending.append(row)
-                        if case .blob(let payload) = row[10] { pendingBytes += payload.count }
-                        if pending.count >= Tuning.current.inboxLoadBatch
-                            || pendingBytes >= Tuning.current.chunkBytes / 4
-                        {
-                            try flush()
-                        }
-                    }
-                    try flush()
-                }
-                skipped += offered - loaded
-                // Nothing loaded counts unless the whole file verifies: a throw here rolls it all back.
-                try reader.finish(publicKey: key)
-                try db.execute(
-                    "UPDATE ds_bundle_seen SET loaded_count = ? WHERE id = ?", [.integer(loaded), .integer(bundleId)])
-                let name = (path as NSString).lastPathComponent
-                for o in touched { try Holdings.advance(db, origin: o[0], epoch: o[1], bundle: name) }
-                for o in h.origins
-                where !touched.contains([o.origin, o.epoch]) && !(o.origin == me.nodeId && o.epoch == me.epoch) {
-                    try db.execute(
-                        "UPDATE ds_origin_state SET last_bundle = ?, last_seen_at = ? WHERE origin = ? AND origin_epoch = ?",
-                        [.text(name), .text(nowText()), .text(o.origin), .text(o.epoch)])
-                }
-                if h.kind == "snapshot" {
-                    // The snapshot holds the state of everything its sender held: later bundles go on
-                    // from the sender's high-water marks.
-                    for r in h.receipts where !(r.origin == me.nodeId && r.epoch == me.epoch) {
-                        try Holdings.raiseMark(db, origin: r.origin, epoch: r.epoch, to: r.seq, bundle: name)
-                    }
-                }
-                try Receipts.record(db, peer: h.sender, h.receipts)
-                return .loaded(changes: loaded, skipped: skipped)
+                let bundleId = try recordBundle(db, file)
+                var inbox = InboxLoad(
+                    db: db, file: file, reader: reader, me: me, bundleId: bundleId, progress: progress)
+                try inbox.loadRows(useCopy: useCopy)
+                return try inbox.finish()
             }
         }
         let status: IngestedFile.Status
@@ -404,8 +312,27 @@ public enum Ingester {
             useCopy = false
             status = try load()
         }
-        me = try NodeIdentity.load(db)
         return (status, notice)
+    }
+
+    /// The file's row in ds_bundle_seen, loaded_count 0 until the load is finished; its id
+    /// marks the inbox rows that came with it.
+    private static func recordBundle(_ db: Database, _ file: IncomingFile) throws -> Int64 {
+        let h = file.header
+        let first = h.origins.map(\.first).min() ?? 0
+        let last = h.origins.map(\.last).max() ?? 0
+        return try insertReturningId(
+            db,
+            """
+            INSERT INTO ds_bundle_seen (sha256, file_name, origin, origin_epoch, first_seq, last_seq, change_count, loaded_count, ingested_at, file_size, file_mtime)
+            VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
+            """,
+            [
+                .text(file.digest), .text(file.name), .text(h.sender),
+                .text(h.senderEpoch),
+                .integer(first), .integer(last), .integer(h.changeCount), .text(nowText()),
+                file.stamp.map { .integer($0.size) } ?? .null, file.stamp.map { .text($0.mtime) } ?? .null,
+            ])
     }
 
     static func insertReturningId(_ db: Database, _ sql: SQL, _ params: [Value]) throws -> Int64 {

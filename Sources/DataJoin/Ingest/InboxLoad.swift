@@ -1,0 +1,187 @@
+import Foundation
+
+/// One attempt at loading a verified bundle into ds_change_inbox, inside the bundle's
+/// transaction. A retried transaction makes a new one: its reader, marks and counts are never
+/// those of a rolled-back attempt.
+struct InboxLoad {
+    private static let columns: SQL =
+        "origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_pk_attribute, object_operation, cl, object_value, bundle_id, received_at"
+
+    private let db: Database
+    private let file: IncomingFile
+    private let reader: BundleReader
+    /// This node as the transaction reads it (a restored node has just moved to a new epoch).
+    private let me: NodeIdentity
+    private let bundleId: Int64
+    private let received = nowText()
+    private let progress: (_ read: Int64, _ of: Int64) -> Void
+    /// Every seq up to an origin's high-water mark is held (or was, before pruning, or came
+    /// with a snapshot): those changes are skipped, never applied a second time.
+    private var marks: [String: Int64] = [:]
+    private var counts = InboxLoadCounts()
+    /// Rows go in 200 at a time; a change already in the inbox (through another bundle) is
+    /// skipped by the (origin, epoch, seq) key.
+    private var pending: [[Value]] = []
+    private var pendingBytes = 0
+
+    init(
+        db: Database, file: IncomingFile, reader: BundleReader, me: NodeIdentity, bundleId: Int64,
+        progress: @escaping (_ read: Int64, _ of: Int64) -> Void
+    ) {
+        self.db = db
+        self.file = file
+        self.reader = reader
+        self.me = me
+        self.bundleId = bundleId
+        self.progress = progress
+    }
+
+    /// Every change of the file that is not skipped, into the inbox: by the brand's bulk path
+    /// where it can, else in batches that skip duplicates.
+    mutating func loadRows(useCopy: Bool) throws {
+        if try canBulkLoad(useCopy: useCopy),
+            try db.bulkLoad(
+                into: "ds_change_inbox", columns: Self.columns,
+                { send in
+                    while let row = try nextRow() { try send(row) }
+                })
+        {
+            counts.loaded = counts.offered
+        } else {
+            // A batch is cut by rows and by bytes: memory stays flat with large values.
+            while let row = try nextRow() {
+                pending.append(row)
+                if case .blob(let payload) = row[10] { pendingBytes += payload.count }
+                if pending.count >= Tuning.current.inboxLoadBatch || pendingBytes >= Tuning.current.chunkBytes / 4 {
+                    try flush()
+                }
+            }
+            try flush()
+        }
+        counts.skipped += counts.offered - counts.loaded
+    }
+
+    /// The brand's bulk path (PostgreSQL's COPY), when no change of the file's ranges is in the
+    /// inbox yet (the usual case): it skips no duplicate. The marks are read first: no query
+    /// runs while a bulk load is open.
+    private mutating func canBulkLoad(useCopy: Bool) throws -> Bool {
+        guard useCopy else { return false }
+        for o in file.header.origins where !isOwnCurrent(o.origin, o.epoch) {
+            let m = try mark(o.origin, o.epoch)
+            if try db.firstRow(
+                "SELECT 1 FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq > ? AND seq <= ? LIMIT 1",
+                [.text(o.origin), .text(o.epoch), .integer(max(m, o.first - 1)), .integer(o.last)]) != nil
+            {
+                return false
+            }
+        }
+        return true
+    }
+
+    /// The next row to offer to the inbox, nil at the file's end. A large payload goes in on its
+    /// own here where the brand has a path for it.
+    private mutating func nextRow() throws -> [Value]? {
+        while let next = try readRow() {
+            guard let row = next else { continue }
+            counts.offered += 1
+            if case .blob(let payload) = row[10], payload.count >= Ingester.largeValueBytes {
+                // A large payload goes in by the brand's own path where it has one (SQLite writes
+                // it into the row's pages), after the rows before it.
+                try flush()
+                if let inserted = try db.insertWithLargeValue(
+                    into: "ds_change_inbox", columns: Self.columns, row, valueIndex: 10)
+                {
+                    counts.loaded += Int64(inserted)
+                    continue
+                }
+            }
+            return row
+        }
+        return nil
+    }
+
+    /// The next change read, as an inbox row; `.some(nil)`: skipped. The change is gone (this
+    /// function returned) before its row is written: a large value is held once, encoded, not
+    /// twice (memory, docs/reliability.md).
+    private mutating func readRow() throws -> [Value]?? {
+        guard let c = try reader.next() else { return .none }
+        guard try register(c) else { return .some(nil) }
+        return [
+            .text(c.origin), .text(c.epoch), .integer(c.seq), .integer(c.hlc), .integer(c.txid),
+            .text(c.table),
+            .blob(KeyCodec.encode(c.key)), .text(KeyNames.encode(c.keyNames)), .text(c.op.rawValue),
+            .integer(c.cl), .blob(c.encodedPayload()), .integer(bundleId), .text(received),
+        ]
+    }
+
+    /// Counts a change read; false: it is skipped.
+    private mutating func register(_ c: Change) throws -> Bool {
+        counts.read += 1
+        if counts.read % 2_000 == 0 { progress(counts.read, file.header.changeCount) }
+        // This node's own changes of its current epoch never come back (echo prevention); those
+        // of an older epoch are accepted, so a node restored from a backup gets back what it
+        // had lost.
+        if isOwnCurrent(c.origin, c.epoch) {
+            counts.skipped += 1
+            return false
+        }
+        if c.seq <= (try mark(c.origin, c.epoch)) {
+            counts.skipped += 1
+            return false
+        }
+        if !c.epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) { counts.touched.insert([c.origin, c.epoch]) }
+        return true
+    }
+
+    private func isOwnCurrent(_ origin: String, _ epoch: String) -> Bool {
+        origin == me.nodeId && epoch == me.epoch
+    }
+
+    /// The origin's high-water mark, read once per load; 0 for a snapshot's changes.
+    private mutating func mark(_ origin: String, _ epoch: String) throws -> Int64 {
+        if epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) { return 0 }
+        let k = origin + "\u{0}" + epoch
+        if let m = marks[k] { return m }
+        let m = try Holdings.state(db, origin: origin, epoch: epoch).contiguous
+        marks[k] = m
+        return m
+    }
+
+    private mutating func flush() throws {
+        guard !pending.isEmpty else { return }
+        let tuples = SQL.placeholderRows(pending.count, width: 13)
+        let sql = db.dialect.insertSkippingDuplicates(into: "ds_change_inbox", columns: Self.columns, rows: tuples)
+        counts.loaded += Int64(try db.execute(sql, pending.flatMap { $0 }))
+        pending.removeAll(keepingCapacity: true)
+        pendingBytes = 0
+    }
+
+    /// Nothing loaded counts unless the whole file verifies: a throw here rolls it all back.
+    /// Then the bundle's loaded count, the holdings it advanced, and the sender's receipts.
+    func finish() throws -> IngestedFile.Status {
+        try reader.finish(publicKey: file.key)
+        try db.execute(
+            "UPDATE ds_bundle_seen SET loaded_count = ? WHERE id = ?", [.integer(counts.loaded), .integer(bundleId)])
+        try advanceHoldings()
+        try Receipts.record(db, peer: file.header.sender, file.header.receipts)
+        return .loaded(changes: counts.loaded, skipped: counts.skipped)
+    }
+
+    private func advanceHoldings() throws {
+        let h = file.header
+        let name = file.name
+        for o in counts.touched { try Holdings.advance(db, origin: o[0], epoch: o[1], bundle: name) }
+        for o in h.origins where !counts.touched.contains([o.origin, o.epoch]) && !isOwnCurrent(o.origin, o.epoch) {
+            try db.execute(
+                "UPDATE ds_origin_state SET last_bundle = ?, last_seen_at = ? WHERE origin = ? AND origin_epoch = ?",
+                [.text(name), .text(nowText()), .text(o.origin), .text(o.epoch)])
+        }
+        if h.kind == "snapshot" {
+            // The snapshot holds the state of everything its sender held: later bundles go on
+            // from the sender's high-water marks.
+            for r in h.receipts where !isOwnCurrent(r.origin, r.epoch) {
+                try Holdings.raiseMark(db, origin: r.origin, epoch: r.epoch, to: r.seq, bundle: name)
+            }
+        }
+    }
+}

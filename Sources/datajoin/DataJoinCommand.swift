@@ -6,7 +6,7 @@ import Foundation
 struct DataJoinCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "datajoin",
-        abstract: "Keep the rows of PostgreSQL and SQLite databases in sync through change-bundle files.",
+        abstract: "Keep the rows of SQLite, PostgreSQL and MariaDB databases in sync through change-bundle files.",
         discussion: helpText(
             """
             Each database (a node) captures its own inserts, updates and deletes. 'export' writes them

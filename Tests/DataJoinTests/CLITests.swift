@@ -88,6 +88,46 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("datajoin init"), r.stderr)
     }
 
+    /// Found from outside (issue 12's trial): a pipe or a device named as a bundle hung
+    /// `ingest` and `verify`; a URL whose password holds `@` or a lone `%` had part of the
+    /// password printed by libpq; `watch` took `--every inf` and `--cycles 0`.
+    func testSpecialFilesPasswordsInURLsAndWatchLimitsAreRefusedAtOnce() throws {
+        let n = try node()
+        let fifo = folder.appendingPathComponent("pipe.djb").path
+        let mk = Process()
+        mk.executableURL = URL(fileURLWithPath: "/usr/bin/mkfifo")
+        mk.arguments = [fifo]
+        try mk.run()
+        mk.waitUntilExit()
+        for args in [["ingest", "--db", n.url, fifo], ["ingest", "--db", n.url, "/dev/urandom"]] {
+            let r = try CLI.run(args)
+            XCTAssertEqual(r.status, 2, r.stderr)
+            XCTAssertTrue(r.stderr.contains("not a regular file"), r.stderr)
+        }
+        for args in [["verify", fifo], ["inspect", fifo]] {
+            let r = try CLI.run(args)
+            XCTAssertEqual(r.status, 65, "\(args): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("not a regular file (a pipe"), r.stderr)
+        }
+        for url in [
+            "postgresql://u:Hunter2@Secret@127.0.0.1:1/p", "postgresql://u:Hunter2%@127.0.0.1:1/p",
+            "mariadb://u:Hunter2@Secret@127.0.0.1:1/p",
+        ] {
+            let r = try CLI.run(["status", "--db", url])
+            XCTAssertEqual(r.status, 64, r.stderr)
+            XCTAssertFalse(r.stderr.contains("Hunter2") || r.stderr.contains("Secret"), r.stderr)
+        }
+        XCTAssertEqual(
+            DatabaseURL.scrub("database \"p1 password=Leak1\" does not exist"),
+            "database \"p1 password=***\" does not exist")
+        for extra in [
+            ["--every", "inf"], ["--every", "0"], ["--every", "86401"], ["--every", "1", "--cycles", "0"],
+        ] {
+            let r = try CLI.run(["watch", "--db", n.url, "--in", folder.path, "--out", folder.path] + extra)
+            XCTAssertEqual(r.status, 64, "\(extra): \(r.stderr)")
+        }
+    }
+
     func testTrackErrors() throws {
         let n = try node()
         var r = try CLI.run(["track", "--db", n.url, "no_such_table"])

@@ -167,6 +167,42 @@ final class MariaDBTests: ScenarioTestCase {
         uncheckedNodes.insert(m.name)
     }
 
+    /// A key is looked up as the type of its column here: MariaDB compares a VARCHAR key with a
+    /// number as a number ('05' = 5, '5 kg' = 5) and an INT key with text as a number
+    /// ('1abc' = 1). A delete of number key 5 from SQLite removed three other rows (found from
+    /// outside); now it removes '5' only, and a text key for an INT column is held.
+    func testKeysAreMatchedAsTheirColumnsTypeNeverCoerced() throws {
+        let s = try TestNode(
+            "src", .sqlite, folder: folder,
+            table:
+                "CREATE TABLE items (id PRIMARY KEY NOT NULL, v TEXT); CREATE TABLE nums (id PRIMARY KEY NOT NULL, v TEXT)",
+            track: ["items", "nums"])
+        let m = try TestNode(
+            "dst", .mariadb, folder: folder,
+            table: """
+                CREATE TABLE items (id VARCHAR(50) COLLATE utf8mb4_nopad_bin PRIMARY KEY, v TEXT);
+                CREATE TABLE nums (id INT PRIMARY KEY, v TEXT)
+                """, track: ["items", "nums"])
+        try trustAll([s, m])
+        try m.db.execute(
+            "INSERT INTO items VALUES ('apple', 'a'), ('05', 'b'), ('5 kg', 'c'), ('0', 'd'), ('abc', 'e')")
+        try m.db.execute("INSERT INTO nums VALUES (1, 'one')")
+        try s.exec("INSERT INTO items VALUES (5, 'int five')")
+        try s.exec("INSERT INTO nums VALUES ('1abc', 'text')")
+        XCTAssertEqual(try sync(s, m)?.held, 1)
+        try s.exec("DELETE FROM items WHERE id = 5")
+        try s.exec("DELETE FROM nums WHERE id = '1abc'")
+        _ = try sync(s, m)
+        XCTAssertEqual(
+            try m.db.rows("SELECT id, v FROM items ORDER BY id").map { $0.values.map(\.description) },
+            [["0", "d"], ["05", "b"], ["5 kg", "c"], ["abc", "e"], ["apple", "a"]])
+        XCTAssertEqual(try m.db.scalar("SELECT count(*) FROM nums WHERE id = 1"), .integer(1))
+        let reasons = try m.db.rows("SELECT reason FROM ds_change_held").compactMap { $0.string(0) }
+        XCTAssertEqual(reasons.count, 2, "\(reasons)")
+        XCTAssertTrue(reasons.allSatisfy { $0.contains("key column id holds numbers here") }, "\(reasons)")
+        uncheckedNodes.insert(m.name)
+    }
+
     /// A key longer than MariaDB's index keeps is held with the reason.
     func testAKeyLongerThanMariaDBIndexesIsHeld() throws {
         let s = try TestNode(

@@ -16,12 +16,79 @@ final class NameAndTextTests: ScenarioTestCase {
     static let awkwardNames = [
         "order_lines_for_the_northern_region_warehouse_a1",  // 48 characters, sharing a prefix
         "order_lines_for_the_northern_region_warehouse_b2",
-        "Ünïcødé_tåble_ñame_with_more_than_sixty_three_bytes_in_utf8_form_🙂",
+        "Ünïcødé_tåble_ñame_of_sixty_three_bytes_in_utf8_xxxx_🙂",  // 63 bytes, PostgreSQL's limit
         "MixedCase Table",
         "with, comma",
         "with \"quotes\" and 'apostrophes'",
         "dollar$ds0$quote",
     ]
+
+    /// A name the brand would cut, or no bundle could carry, is refused by `track` before
+    /// anything is written: size-1, size, size+1 and 3x size of each limit. (PostgreSQL cut
+    /// three 64-byte names to one table and sent each insert three times; a 200-byte name
+    /// stopped every export of its node; both found from outside.)
+    func testTrackRefusesNamesTheBrandWouldCutOrNoBundleCanCarry() throws {
+        func table(_ name: String) -> String {
+            "CREATE TABLE \"\(name)\" (id INTEGER PRIMARY KEY, v TEXT);"
+        }
+        func refused(_ node: TestNode, _ name: String, _ expected: String, line: UInt = #line) {
+            XCTAssertThrowsError(try Tracker.track(node.db, tables: [name]), line: line) { error in
+                XCTAssertEqual((error as? DataJoinError)?.code, .usage, line: line)
+                XCTAssertTrue("\(error)".contains(expected), "\(error)", line: line)
+            }
+        }
+        let lite = try TestNode(
+            "lite", .sqlite, folder: folder,
+            table: [127, 128].map { table(String(repeating: "s", count: $0)) }.joined()
+                + "CREATE TABLE cols (id INTEGER PRIMARY KEY, \"\(String(repeating: "c", count: 129))\" TEXT);"
+                + "CREATE TABLE \"new\nline\" (id INTEGER PRIMARY KEY);"
+                + [129, 384].map { table(String(repeating: "s", count: $0)) }.joined(), track: [])
+        XCTAssertEqual(
+            try Tracker.track(lite.db, tables: [127, 128].map { String(repeating: "s", count: $0) }).count, 2)
+        for n in [129, 384] { refused(lite, String(repeating: "s", count: n), "1 to 128 bytes") }
+        refused(lite, "cols", "column '\(String(repeating: "c", count: 80))…' of table 'cols'")
+        refused(lite, "new\nline", "'new?line'")
+        XCTAssertEqual(try lite.db.scalar("SELECT count(*) FROM ds_tracked_table"), .integer(2))
+        if TestDatabases.availableBrands.contains(.postgres) {
+            let pg = try TestNode(
+                "pg", .postgres, folder: folder,
+                table: [62, 63].map { table(String(repeating: "p", count: $0)) }.joined(), track: [])
+            XCTAssertEqual(
+                try Tracker.track(pg.db, tables: [62, 63].map { String(repeating: "p", count: $0) }).count, 2)
+            // PostgreSQL finds the 63-byte table under any longer name: refused, not tracked twice.
+            for n in [64, 189] { refused(pg, String(repeating: "p", count: n), "PostgreSQL keeps 63") }
+            refused(pg, String(repeating: "é", count: 32), "has 64 bytes")
+        }
+        if TestDatabases.availableBrands.contains(.mariadb) {
+            let maria = try TestNode(
+                "maria", .mariadb, folder: folder,
+                table: [63, 64].map { table(String(repeating: "é", count: $0)) }.joined(), track: [])
+            XCTAssertEqual(
+                try Tracker.track(maria.db, tables: [63, 64].map { String(repeating: "é", count: $0) }).count, 2)
+            for n in [65, 192] { refused(maria, String(repeating: "m", count: n), "MariaDB names hold at most 64") }
+        }
+    }
+
+    /// A change held on PostgreSQL because its key holds a NUL byte can be dropped: the
+    /// conflict log writes the NUL as `\u0000` (dropping it failed on the log's own insert, and
+    /// every later import of the node stopped at it; found from outside).
+    func testAHeldKeyWithANulByteCanBeDroppedOnPostgres() throws {
+        _ = try TestDatabases.requirePostgres()
+        let s = try TestNode("nul-src", .sqlite, folder: folder)
+        let p = try TestNode("nul-pg", .postgres, folder: folder)
+        try trustAll([s, p])
+        try s.exec("INSERT INTO sales_order (order_id, description) VALUES (?, 'x')", [.text("nul\u{0}key")])
+        let out = try TestDatabases.subfolder(folder, "nul")
+        try s.export(to: out)
+        try p.ingest([out.path])
+        XCTAssertEqual(try p.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(1))
+        let r = try CLI.run(["import", "--db", p.url, "--drop-held", "nul-src#1"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try p.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0))
+        let logged = try p.db.scalar("SELECT object_id FROM ds_conflict ORDER BY id DESC LIMIT 1").asString ?? ""
+        XCTAssertTrue(logged.contains("nul\\u0000key"), logged)
+        XCTAssertEqual(try CLI.run(["import", "--db", p.url]).status, 0)
+    }
 
     func testGeneratedNamesAreUniqueAndFitPostgres() {
         var all = Set<String>()

@@ -120,6 +120,9 @@ final class GzipReader: ByteSource {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
             throw DataJoinError(.noInput, "cannot open \(path): no such file")
         }
+        if !isDir.boolValue, let problem = BundleFiles.regularFileProblem(path) {
+            throw DataJoinError(.dataError, "cannot read \(path): \(problem)")
+        }
         guard !isDir.boolValue, let f = FileHandle(forReadingAtPath: path) else {
             throw DataJoinError.io("cannot open \(path): \(isDir.boolValue ? "it is a folder" : "permission denied")")
         }

@@ -48,6 +48,24 @@ public struct TableInfo: Equatable, Sendable {
     public func column(_ name: String) -> ColumnInfo? { positions[name].map { columns[$0] } }
     public func position(_ name: String) -> Int? { positions[name] }
 
+    /// Why a key cannot be looked up here by its values: a key column that holds numbers here
+    /// and a key value that is not one. MariaDB compares a number column with text as a number
+    /// ('1abc' = 1) and a text column with a number the same way ('05' = 5, '5 kg' = 5): a
+    /// delete by such a key removed other rows (found from outside). Nil when the key fits.
+    func keyKindProblem(_ values: [Value]) -> String? {
+        for (col, raw) in zip(keyColumns, values) {
+            let v = ValueConversion.normalize(raw, kind: col.kind)
+            switch (col.kind, v) {
+            case (.integer, .integer), (.boolean, .integer), (.real, .integer), (.real, .real): continue
+            case (.integer, _), (.boolean, _), (.real, _):
+                return "key column \(col.name) holds numbers here (\(col.dataType)) but this change's key value is "
+                    + "\(String(v.description.prefix(60))); it could match another row: give the column the same type on every node"
+            default: continue
+            }
+        }
+        return nil
+    }
+
     /// Brings a key to its canonical typed form, so the same row has the same key bytes on
     /// every brand (an integer key captured as PostgreSQL text "5" becomes integer 5).
     func canonicalKey(_ values: [Value]) -> [Value] {
@@ -59,6 +77,9 @@ enum ValueConversion {
     static func normalize(_ v: Value, kind: ValueKind) -> Value {
         switch (kind, v) {
         case (.integer, .text(let s)): return Int64(s).map(Value.integer) ?? v
+        // A number for a text column is its text there (SQLite's TEXT affinity stores it so; a
+        // number compared with a MariaDB VARCHAR compares as a number: '05' = 5).
+        case (.text, .integer(let i)): return .text(String(i))
         case (.integer, .real(let d)): return Int64(exactly: d).map(Value.integer) ?? v
         case (.real, .integer(let i)): return .real(Double(i))
         case (.real, .text(let s)): return parseReal(s).map(Value.real) ?? v

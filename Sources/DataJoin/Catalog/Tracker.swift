@@ -26,6 +26,7 @@ public enum Tracker {
             if name.hasPrefix("ds_") {
                 throw DataJoinError(.usage, "\(name) is one of DataJoin's own tables and cannot be tracked")
             }
+            try checkName(db, name, of: "table")
             guard let info = try TableRegistry.introspect(db, table: name) else {
                 if let dot = name.firstIndex(of: ".") {
                     // Tables are named as the connection sees them: one schema (docs/capture.md).
@@ -39,6 +40,7 @@ public enum Tracker {
                 }
                 throw DataJoinError(.noSuchTable, "table \(name) does not exist in \(db.displayName)")
             }
+            for c in info.columns { try checkName(db, c.name, of: "column", in: name) }
             guard !info.keyColumns.isEmpty else {
                 throw DataJoinError(
                     .noPrimaryKey,
@@ -95,6 +97,37 @@ public enum Tracker {
 
     public static func trackedNames(_ db: Database) throws -> [String] {
         try db.rows("SELECT table_name FROM ds_tracked_table ORDER BY table_name").compactMap { $0.string(0) }
+    }
+
+    /// A name that reaches every peer whole, or a refusal before anything is written. PostgreSQL
+    /// cuts a name past 63 bytes in every statement, so three longer names tracked as three
+    /// tables were one table, and one insert went out three times; a name no bundle can carry
+    /// (over 128 bytes, a control character) stopped every later export of the node (both found
+    /// from outside).
+    static func checkName(_ db: Database, _ name: String, of what: String, in table: String? = nil) throws {
+        let whose = table.map { " of table \(printable($0))" } ?? ""
+        do {
+            _ = try db.dialect.identifier(name)
+        } catch let e as DataJoinError {
+            throw DataJoinError(
+                .usage, "cannot track \(what) \(printable(name))\(whose): \(e.message); rename it on every node")
+        }
+        guard (try? BundleReader.identifier(name, what)) != nil else {
+            throw DataJoinError(
+                .usage,
+                "cannot track \(what) \(printable(name))\(whose): a bundle carries names of 1 to 128 bytes without "
+                    + "control characters, and this one has \(name.utf8.count) bytes; rename it on every node")
+        }
+    }
+
+    /// A name for a one-line message: control characters shown as `?`, long names cut.
+    static func printable(_ name: String) -> String {
+        let shown = String(
+            String.UnicodeScalarView(
+                name.unicodeScalars.prefix(80).map {
+                    $0.value < 0x20 || $0.value == 0x7F ? "?" : $0
+                }))
+        return "'" + shown + (name.unicodeScalars.count > 80 ? "…" : "") + "'"
     }
 
     /// How many rows the table holds ("1000000+" past a million; nil when none): rows from before

@@ -19,6 +19,9 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
             if let port = comps.port, !(1...65535).contains(port) {
                 throw DataJoinError(.badURL, "malformed PostgreSQL URL '\(redact(t))': port \(port) is out of range")
             }
+            if let why = userinfoProblem(t) {
+                throw DataJoinError(.badURL, "malformed PostgreSQL URL '\(redact(t))': \(why)")
+            }
             let db = comps.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
             if db.isEmpty {
                 throw DataJoinError(
@@ -63,6 +66,7 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
             throw bad("expected mariadb://user:pass@host:port/dbname")
         }
         if let port = comps.port, !(1...65535).contains(port) { throw bad("port \(port) is out of range") }
+        if let why = userinfoProblem(t) { throw bad(why) }
         let db = comps.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
         if db.isEmpty { throw bad("no database name after the host (…/dbname)") }
         guard let user = comps.user, !user.isEmpty else { throw bad("no user before the host (user@host)") }
@@ -84,6 +88,29 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
             password: comps.password?.removingPercentEncoding, database: db.removingPercentEncoding ?? db,
             connectTimeout: timeout)
         return .mariadb(address, display: redact(t))
+    }
+
+    /// What before the host the client libraries would read otherwise than the URL says. libpq
+    /// splits `user:pass@word@host` at the first `@` and MariaDB's client at the last, and a
+    /// lone `%` fails to decode: their messages then printed part of the password (found from
+    /// outside).
+    static func userinfoProblem(_ t: String) -> String? {
+        guard let schemeEnd = t.range(of: "://") else { return nil }
+        let authority = t[schemeEnd.upperBound...].prefix { $0 != "/" && $0 != "?" }
+        let ats = authority.filter { $0 == "@" }.count
+        if ats > 1 { return "more than one '@' before the host: write an '@' in the user or password as %40" }
+        if let at = authority.firstIndex(of: "@"), String(authority[..<at]).removingPercentEncoding == nil {
+            return "the user or password has a '%' that is not followed by two hex digits: write '%' as %25"
+        }
+        return nil
+    }
+
+    /// A server's or client library's message with any `password=…` in it masked.
+    public static func scrub(_ message: String) -> String {
+        guard let regex = try? NSRegularExpression(pattern: "(password=)[^&\\s\"']*", options: [.caseInsensitive])
+        else { return message }
+        let range = NSRange(message.startIndex..., in: message)
+        return regex.stringByReplacingMatches(in: message, range: range, withTemplate: "$1***")
     }
 
     /// Seconds libpq waits for a server to answer a connection, unless told otherwise.

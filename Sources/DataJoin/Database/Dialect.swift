@@ -206,7 +206,7 @@ extension Dialect {
                 .usage, "'\(name.prefix(80))' cannot be a table or column name: it is empty or holds a NUL byte")
         }
         if let problem = nameLimitProblem(name) {
-            throw DataJoinError(.usage, "the name '\(name.prefix(80))' \(problem)")
+            throw DataJoinError(.usage, "the name \(problem)")
         }
         return Identifier(name)
     }

@@ -19,12 +19,18 @@ public struct ConflictLog {
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [
-                .text(table), .text(KeyCodec.display(key)), column.map(Value.text) ?? .null,
+                .text(table), .text(Self.storable(KeyCodec.display(key))), column.map(Value.text) ?? .null,
                 winner.map { .text(Self.logged($0)) } ?? .null,
                 .integer(winnerVersion.hlc), .text(winnerVersion.node), loser.map { .text(Self.logged($0)) } ?? .null,
-                .integer(loserVersion.hlc), .text(loserVersion.node), .text(reason), .text(nowText()),
+                .integer(loserVersion.hlc), .text(loserVersion.node), .text(Self.storable(reason)), .text(nowText()),
             ])
         recorded += 1
+    }
+
+    /// Text every brand stores: a NUL (which PostgreSQL text cannot hold) written as `\u0000`.
+    /// A held change whose key held one could not be dropped on PostgreSQL (found from outside).
+    static func storable(_ s: String) -> String {
+        s.utf8.contains(0) ? s.replacingOccurrences(of: "\u{0}", with: "\\u0000") : s
     }
 
     /// Values up to this many bytes are logged whole.

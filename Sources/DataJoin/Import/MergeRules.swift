@@ -117,6 +117,7 @@ struct Merger {
                     + "a row without a key cannot be matched on another node: give it a key there")
         }
         if let problem = db.dialect.keyProblem(c.key) { return .held("\(c.table): \(problem)") }
+        if let problem = t.keyKindProblem(c.key) { return .held("\(c.table): \(problem)") }
         // Each value, typed by its column, with the column's position.
         let placed = zip(c.columns, positions).map {
             (

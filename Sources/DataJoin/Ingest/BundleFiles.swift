@@ -11,6 +11,24 @@ public enum BundleFiles {
         public var inFolder = false
     }
 
+    /// Why `path` (a symlink followed) is no bundle file to read: a pipe blocks for ever and a
+    /// device never ends (`ingest /dev/urandom` hung, found from outside). Nil for a regular file.
+    public static func regularFileProblem(_ path: String) -> String? {
+        let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        let type = (try? FileManager.default.attributesOfItem(atPath: resolved)[.type] as? FileAttributeType) ?? nil
+        return type == .typeRegular || type == nil ? nil : "not a regular file (\(describe(type))); a bundle is a file"
+    }
+
+    static func describe(_ type: FileAttributeType?) -> String {
+        switch type {
+        case .typeSymbolicLink?: return "a symbolic link"
+        case .typeCharacterSpecial?, .typeBlockSpecial?: return "a device"
+        case .typeSocket?: return "a socket"
+        case .typeDirectory?: return "a folder"
+        default: return "a pipe or another special file"
+        }
+    }
+
     public static func expand(_ paths: [String]) throws -> [Entry] {
         var out: [Entry] = []
         for p in paths {
@@ -28,11 +46,11 @@ public enum BundleFiles {
                         Entry(
                             path: full,
                             problem: type == .typeRegular
-                                ? nil : "not a regular file (\(type.map { $0.rawValue } ?? "unknown")); not followed",
+                                ? nil : "not a regular file (\(describe(type))); not followed",
                             inFolder: true))
                 }
             } else {
-                out.append(Entry(path: p, problem: nil))
+                out.append(Entry(path: p, problem: regularFileProblem(p)))
             }
         }
         // A file both named and found in a named folder counts once, as named: never moved.

@@ -6,7 +6,7 @@ struct Track: ParsableCommand {
         abstract: "Start capturing inserts, updates and deletes of tables into ds_change_outbox.",
         discussion: helpText(
             """
-            Installs capture triggers (plpgsql on PostgreSQL, SQL triggers on SQLite). A table needs a
+            Installs capture triggers (plpgsql on PostgreSQL, SQL triggers on SQLite and MariaDB). A table needs a
             primary key; composite keys work. After ALTER TABLE, run 'untrack' then 'track' again.
 
             Rows the table already holds are not exported: only changes from now on are, and track

@@ -39,6 +39,13 @@ struct Watch: ParsableCommand {
     @Option(help: ArgumentHelp("Stop after N cycles (default: run until stopped).", valueName: "n"))
     var cycles: Int?
 
+    func validate() throws {
+        guard every.isFinite, every > 0, every <= 86_400 else {
+            throw ValidationError("--every takes a number of seconds above 0 and at most 86400, not \(every)")
+        }
+        if let cycles, cycles < 1 { throw ValidationError("--cycles takes a value above 0, not \(cycles)") }
+    }
+
     func run() throws {
         try DataJoin_run {
             let db = try database.open()

@@ -21,7 +21,7 @@ public final class PostgresDatabase: Database, TransactionDriver {
             let msg = String(cString: PQerrorMessage(c)).trimmingCharacters(in: .whitespacesAndNewlines)
             // libpq requires PQfinish even after a failed connect.
             PQfinish(c)
-            let oneLine = msg.replacingOccurrences(of: "\n", with: " ")
+            let oneLine = DatabaseURL.scrub(msg.replacingOccurrences(of: "\n", with: " "))
             // libpq gives no SQLSTATE for a failed connection: its message is all there is.
             if msg.contains("invalid connection option") || msg.contains("invalid integer value")
                 || msg.contains("invalid sslmode value") || msg.contains("invalid URI query parameter")

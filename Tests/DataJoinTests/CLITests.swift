@@ -224,14 +224,19 @@ final class CLITests: XCTestCase {
     func testInspectAndVerify() throws {
         let n = try node()
         try n.exec("INSERT INTO sales_order (order_id, description) VALUES ('ord2', 'it''s; DROP TABLE x')")
+        try n.exec("INSERT INTO sales_order (order_id, description) VALUES ('esc', ?)", [.text("\u{1b}[31mred\nline")])
         let out = folder.appendingPathComponent("out")
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         let path = try CLI.ok(["export", "--db", n.url, "--to", out.path]).stdout.split(separator: "\n")[0]
         XCTAssertTrue(
-            (String(path) as NSString).lastPathComponent.hasPrefix("n1_000000000001-000000000001_"), String(path))
+            (String(path) as NSString).lastPathComponent.hasPrefix("n1_000000000001-000000000002_"), String(path))
         var r = try CLI.ok(["inspect", String(path), "--json"])
         XCTAssertTrue(r.stdout.contains("\"sender\":\"n1\""), r.stdout)
         XCTAssertTrue(r.stdout.contains("it's; DROP TABLE x"), r.stdout)
+        // The text form never hands a file's control characters to the terminal.
+        let text = try CLI.ok(["inspect", String(path)]).stdout
+        XCTAssertFalse(text.contains("\u{1b}"), text)
+        XCTAssertTrue(text.contains("\\u{1b}[31mred\\u{a}line"), text)
         r = try CLI.ok(["verify", String(path)])
         XCTAssertTrue(r.stdout.contains("OK"), r.stdout)
         var bytes = try Data(contentsOf: URL(fileURLWithPath: String(path)))

@@ -82,7 +82,7 @@ struct BundleSeal {
         guard major == BundleFormat.major else {
             if major > BundleFormat.major {
                 throw DataJoinError.bundle(
-                    "written in bundle format \(major), newer than this datajoin reads (\(BundleFormat.major)); upgrade datajoin"
+                    "says bundle format \(major), which this datajoin (format \(BundleFormat.major)) does not read: the file is damaged, or a newer datajoin wrote it (then upgrade)"
                 )
             }
             throw DataJoinError.bundle("unknown bundle format version \(major)")

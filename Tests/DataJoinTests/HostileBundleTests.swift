@@ -207,7 +207,8 @@ final class HostileBundleTests: ScenarioTestCase {
 
         c = craft
         c.major = 2
-        try assertRefused(try c.bytes(signWith: senderKey), "a newer datajoin wrote it (then upgrade)", "a newer major version")
+        try assertRefused(
+            try c.bytes(signWith: senderKey), "a newer datajoin wrote it (then upgrade)", "a newer major version")
         c = craft
         c.major = 0
         try assertRefused(try c.bytes(signWith: senderKey), "unknown bundle format version", "major 0")

@@ -120,6 +120,21 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(
             DatabaseURL.scrub("database \"p1 password=Leak1\" does not exist"),
             "database \"p1 password=***\" does not exist")
+        XCTAssertEqual(DatabaseURL.scrub("x password = 'Sek rit' y"), "x password = *** y")
+        // Decoded once: %2541 is the three characters %41.
+        guard case .mariadb(let address, _) = try DatabaseURL.parse("mariadb://u%2541:a%2541b@h/d%2541b") else {
+            return XCTFail("not a MariaDB URL")
+        }
+        XCTAssertEqual([address.user, address.password, address.database], ["u%41", "a%41b", "d%41b"])
+        // A huge file of zeros is refused by its first bytes, not hashed first.
+        let huge = folder.appendingPathComponent("huge.djb").path
+        FileManager.default.createFile(atPath: huge, contents: nil)
+        let handle = try XCTUnwrap(FileHandle(forWritingAtPath: huge))
+        try handle.truncate(atOffset: 3 << 30)
+        try handle.close()
+        let big = try CLI.run(["ingest", "--db", n.url, huge])
+        XCTAssertEqual(big.status, 2, big.stderr)
+        XCTAssertTrue(big.stderr.contains("not a gzip file"), big.stderr)
         for extra in [
             ["--every", "inf"], ["--every", "0"], ["--every", "86401"], ["--every", "1", "--cycles", "0"],
         ] {

@@ -112,24 +112,6 @@ public enum BundleInspector {
             """
     }
 
-    /// A line a file wrote that is safe to print: control characters (a terminal's escape
-    /// sequences, newlines) shown as `\u{…}`. A bundle's values could recolour or rewrite the
-    /// operator's terminal through `inspect` (found from outside).
-    static func terminalSafe(_ line: String) -> String {
-        guard line.unicodeScalars.contains(where: { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }) else {
-            return line
-        }
-        var out = ""
-        for u in line.unicodeScalars {
-            if u.value < 0x20 || (0x7F...0x9F).contains(u.value) {
-                out += "\\u{" + String(u.value, radix: 16) + "}"
-            } else {
-                out.unicodeScalars.append(u)
-            }
-        }
-        return out
-    }
-
     public static func text(_ s: Summary) -> String {
         let h = s.header
         var lines = [
@@ -151,7 +133,7 @@ public enum BundleInspector {
                     " \(c.columns.first?.name ?? "")=\(c.columns.first?.value.description ?? "") (was \(c.oldValue?.description ?? "NULL"))"
             case .delete: break
             }
-            lines.append(terminalSafe(line))
+            lines.append(TerminalText.safe(line))
         }
         if s.changes.count < h.changeCount { lines.append("  … \(h.changeCount - Int64(s.changes.count)) more") }
         lines.append("verified:  checksum and signature OK")

@@ -387,6 +387,8 @@ enum KeyCodec {
     }
 
     static func display(_ values: [Value]) -> String {
-        values.count == 1 ? values[0].description : "(" + values.map(\.description).joined(separator: ", ") + ")"
+        let text =
+            values.count == 1 ? values[0].description : "(" + values.map(\.description).joined(separator: ", ") + ")"
+        return TerminalText.safe(text)
     }
 }

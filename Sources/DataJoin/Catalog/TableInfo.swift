@@ -76,7 +76,11 @@ public struct TableInfo: Equatable, Sendable {
 enum ValueConversion {
     static func normalize(_ v: Value, kind: ValueKind) -> Value {
         switch (kind, v) {
-        case (.integer, .text(let s)): return Int64(s).map(Value.integer) ?? v
+        // Only the canonical spelling: '02', '+1' and '-0' are other keys than 2, 1 and 0 where
+        // a column keeps text (SQLite), and two of them landed on one row (found from outside).
+        case (.integer, .text(let s)):
+            guard let i = Int64(s), String(i) == s else { return v }
+            return .integer(i)
         // A number for a text column is its text there (SQLite's TEXT affinity stores it so; a
         // number compared with a MariaDB VARCHAR compares as a number: '05' = 5).
         case (.text, .integer(let i)): return .text(String(i))

@@ -22,7 +22,11 @@ public enum Tracker {
         let existing = try trackedNames(db)
         var infos: [TableInfo] = []
         // Check every table first, so a bad name changes nothing.
-        for name in names {
+        for given in names {
+            // The table's own spelling: SQLite finds `ITEMS` as table `items`, and tracking both
+            // spellings installed capture twice (found from outside).
+            let name = try db.dialect.catalogName(db, table: given) ?? given
+            if infos.contains(where: { $0.name == name }) { continue }
             if name.hasPrefix("ds_") {
                 throw DataJoinError(.usage, "\(name) is one of DataJoin's own tables and cannot be tracked")
             }

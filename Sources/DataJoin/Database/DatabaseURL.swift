@@ -84,8 +84,13 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
         // An IPv6 address comes in brackets (`[::1]`); the client library wants it bare.
         let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
         let address = MariaDBDatabase.Address(
-            host: bare, port: UInt32(comps.port ?? 3306), user: comps.user?.removingPercentEncoding ?? user,
-            password: comps.password?.removingPercentEncoding, database: db.removingPercentEncoding ?? db,
+            host: bare, port: UInt32(comps.port ?? 3306),
+            // Decoded once: `user` and `password` of URLComponents are decoded already (decoding
+            // again logged `a%2541b` in as `aAb`, found from outside).
+            user: comps.percentEncodedUser?.removingPercentEncoding ?? user,
+            password: comps.percentEncodedPassword?.removingPercentEncoding,
+            database: comps.percentEncodedPath.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+                .removingPercentEncoding ?? db,
             connectTimeout: timeout)
         return .mariadb(address, display: redact(t))
     }
@@ -107,7 +112,9 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
 
     /// A server's or client library's message with any `password=…` in it masked.
     public static func scrub(_ message: String) -> String {
-        guard let regex = try? NSRegularExpression(pattern: "(password=)[^&\\s\"']*", options: [.caseInsensitive])
+        guard
+            let regex = try? NSRegularExpression(
+                pattern: "(password\\s*=\\s*)('[^']*'|[^&\\s\"']*)", options: [.caseInsensitive])
         else { return message }
         let range = NSRange(message.startIndex..., in: message)
         return regex.stringByReplacingMatches(in: message, range: range, withTemplate: "$1***")

@@ -48,6 +48,9 @@ public protocol Dialect: Sendable {
 
     // MARK: - Application tables
 
+    /// The table's name as the catalog spells it, where the brand finds tables by another
+    /// spelling too (SQLite ignores case); nil where the name given is the name.
+    func catalogName(_ db: Database, table: String) throws -> String?
     /// The columns of `table` in declaration order, or empty when there is no such table.
     func columns(_ db: Database, of table: String) throws -> [ColumnInfo]
     /// How values of a declared column type are typed.
@@ -188,6 +191,9 @@ extension Dialect {
     public func upsert(key: [SQL], overwrite columns: [SQL]) -> SQL {
         upsert(key: key, set: columns.map { ($0, incoming($0)) })
     }
+
+    /// Names are found as they are spelled.
+    public func catalogName(_ db: Database, table: String) throws -> String? { nil }
 
     /// SQLite keeps a name of any length.
     public func nameLimitProblem(_ name: String) -> String? { nil }

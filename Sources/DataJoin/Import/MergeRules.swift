@@ -118,6 +118,14 @@ struct Merger {
         }
         if let problem = db.dialect.keyProblem(c.key) { return .held("\(c.table): \(problem)") }
         if let problem = t.keyKindProblem(c.key) { return .held("\(c.table): \(problem)") }
+        // The key's columns by name, not only by count: a key of (b) applied as a key of (a)
+        // overwrote and then deleted another row (found from outside).
+        if !c.keyNames.isEmpty, c.keyNames != t.keyColumns.map(\.name) {
+            return .held(
+                "\(c.table): the key is (\(c.keyNames.joined(separator: ", "))) on \(c.origin) but "
+                    + "(\(t.keyColumns.map(\.name).joined(separator: ", "))) here: give the table the same primary key on every node"
+            )
+        }
         // Each value, typed by its column, with the column's position.
         let placed = zip(c.columns, positions).map {
             (

@@ -40,8 +40,9 @@ struct Watch: ParsableCommand {
     var cycles: Int?
 
     func validate() throws {
-        guard every.isFinite, every > 0, every <= 86_400 else {
-            throw ValidationError("--every takes a number of seconds above 0 and at most 86400, not \(every)")
+        // Below a tenth of a second the loop only burns a core.
+        guard every.isFinite, every >= 0.1, every <= 86_400 else {
+            throw ValidationError("--every takes a number of seconds from 0.1 to 86400, not \(every)")
         }
         if let cycles, cycles < 1 { throw ValidationError("--cycles takes a value above 0, not \(cycles)") }
     }

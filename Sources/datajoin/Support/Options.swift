@@ -125,14 +125,14 @@ enum Console {
         print(message)
     }
     static func error(_ message: String) {
-        FileHandle.standardError.write(Data(("datajoin: error: " + message + "\n").utf8))
+        FileHandle.standardError.write(Data(("datajoin: error: " + TerminalText.safe(message) + "\n").utf8))
     }
     static func warn(_ message: String) {
         guard !quiet else { return }
-        FileHandle.standardError.write(Data(("datajoin: warning: " + message + "\n").utf8))
+        FileHandle.standardError.write(Data(("datajoin: warning: " + TerminalText.safe(message) + "\n").utf8))
     }
     static func info(_ message: String) {
-        FileHandle.standardError.write(Data((message + "\n").utf8))
+        FileHandle.standardError.write(Data((TerminalText.safe(message, keepNewlines: true) + "\n").utf8))
     }
 }
 
@@ -207,8 +207,12 @@ func helpText(_ text: String) -> String {
 }
 
 /// Every command's output goes through here: with --quiet, nothing but errors (stderr) is
-/// printed, whatever the command. Shadows Swift's print in this module.
+/// printed, whatever the command. Shadows Swift's print in this module. Text from bundles,
+/// file names and servers reaches the terminal with its control characters shown, never acted
+/// on; newlines and tabs of DataJoin's own layout stay.
 func print(_ items: Any..., separator: String = " ", terminator: String = "\n") {
     guard !Console.quiet else { return }
-    Swift.print(items.map { "\($0)" }.joined(separator: separator), terminator: terminator)
+    Swift.print(
+        TerminalText.safe(items.map { "\($0)" }.joined(separator: separator), keepNewlines: true),
+        terminator: terminator)
 }

@@ -343,6 +343,9 @@ public struct MariaDBDialect: Dialect {
             return d != d.rounded() ? "\(s.prefix(40)) is not whole; \(type) would round it" : nil
         case ("year", .integer(let y)) where y > 0 && y < 100:
             return "\(y) is a two-digit year, which MariaDB reads as \(y < 70 ? 2000 + y : 1900 + y)"
+        // A number for a YEAR column arrives as its text (the column's kind is text).
+        case ("year", .text(let t)) where Int(t).map { $0 > 0 && $0 < 100 } ?? false:
+            return strictModeLets(.integer(Int64(t)!), type)
         case ("char", .text(let s)) where s.hasSuffix(" "):
             return "trailing spaces, which a \(type) column drops"
         case ("varchar", .text(let s)) where s.unicodeScalars.count > size,

@@ -228,6 +228,13 @@ public struct SQLiteDialect: Dialect {
 
     public var falseCondition: SQL { "0" }
 
+    /// SQLite finds a table whatever the case of its name.
+    public func catalogName(_ db: Database, table: String) throws -> String? {
+        try db.scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE", [.text(table)]
+        ).asString
+    }
+
     public func parameterRows(_ n: Int, width: Int) -> SQL {
         "VALUES \(SQL.placeholderRows(n, width: width))"
     }

@@ -1,0 +1,18 @@
+/// Text from outside (a bundle's keys and values, file names, a server's message) made safe to
+/// print: control characters are shown as `\u{…}`, so a file cannot move the cursor, recolour
+/// or retitle the operator's terminal, or forge an output line (found from outside).
+public enum TerminalText {
+    public static func safe(_ text: String, keepNewlines: Bool = false) -> String {
+        func isControl(_ u: Unicode.Scalar) -> Bool {
+            if keepNewlines && (u == "\n" || u == "\t") { return false }
+            return u.value < 0x20 || (0x7F...0x9F).contains(u.value) || (0x202A...0x202E).contains(u.value)
+                || (0x2066...0x2069).contains(u.value)
+        }
+        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        var out = ""
+        for u in text.unicodeScalars {
+            if isControl(u) { out += "\\u{" + String(u.value, radix: 16) + "}" } else { out.unicodeScalars.append(u) }
+        }
+        return out
+    }
+}

@@ -52,6 +52,15 @@ enum SyncSchema {
                 updated_by_user \(text),
                 updated_by_server \(text)
             )\(options);
+            CREATE TABLE IF NOT EXISTS ds_key_block (
+                block BIGINT PRIMARY KEY,
+                added_at \(dialect.keyTextType(64)) NOT NULL
+            )\(options);
+            CREATE TABLE IF NOT EXISTS ds_key_grant (
+                block BIGINT PRIMARY KEY,
+                node_id \(dialect.keyTextType(255)) NOT NULL,
+                granted_at \(text) NOT NULL
+            )\(options);
             CREATE TABLE IF NOT EXISTS ds_tracked_table (
                 table_name \(dialect.keyTextType(255)) PRIMARY KEY,
                 pk_columns \(text) NOT NULL,

@@ -14,7 +14,12 @@ public enum Tracker {
 
     /// With `triggers` false the table is registered only: the application writes its own
     /// ds_change_outbox rows (the seed's CRUD-API path, docs/capture.md).
-    public static func track(_ db: Database, tables names: [String], triggers: Bool = true, backfill: Bool = false)
+    /// `keyBlocks`: a key the database generates draws from this node's key block
+    /// (docs/keys.md); false keeps the database's own numbering (inserts of one key on two
+    /// nodes then merge, column by column).
+    public static func track(
+        _ db: Database, tables names: [String], triggers: Bool = true, backfill: Bool = false, keyBlocks: Bool = true
+    )
         throws -> [Tracked]
     {
         _ = try NodeIdentity.load(db)
@@ -69,6 +74,24 @@ public enum Tracker {
                     if triggers { try CaptureTriggers.install(db, info) }
                 }
                 var warnings = wasTracked ? [] : keyWarnings
+                if !wasTracked, let key = try db.dialect.generatedKey(db, info) {
+                    if keyBlocks, let r = try KeyBlocks.setUp(db, info) {
+                        warnings.removeAll { $0.contains(KeyBlocks.sameIdsWarning) }
+                        warnings.append(
+                            "\(info.name).\(key.column): new ids come from this node's key block, \(r.lowerBound)…\(r.upperBound)"
+                        )
+                    } else if keyBlocks {
+                        warnings.append(
+                            "\(info.name).\(key.column): this node has no key block yet, so it hands out the same ids as the others; "
+                                + "get one from the hub ('datajoin key-blocks grant --node NAME' there, 'datajoin key-blocks add N' here; docs/keys.md)"
+                        )
+                    } else {
+                        try KeyBlocks.optOut(db, info.name)
+                        warnings.append(
+                            "\(info.name).\(key.column): no key block (--no-key-blocks): rows inserted on two nodes with one id merge, column by column"
+                        )
+                    }
+                }
                 // In the same transaction as the triggers: no row is captured twice or missed.
                 let backfilled = backfill ? try CaptureTriggers.backfill(db, info) : nil
                 if !backfill, let n = try rowsBefore(db, info) {

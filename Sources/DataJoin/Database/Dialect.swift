@@ -57,6 +57,14 @@ public protocol Dialect: Sendable {
     func valueKind(declaredType: String) -> ValueKind
     /// (child, parent) for every foreign key among `tables`.
     func foreignKeys(_ db: Database, among tables: Set<String>) throws -> [(child: String, parent: String)]
+    /// The key column the database fills in and what it draws from; nil when the key is given
+    /// by the application (or the brand cannot give a node its own ids, docs/keys.md).
+    func generatedKey(_ db: Database, _ t: TableInfo) throws -> GeneratedKey?
+    /// Makes `key`'s generator hand out ids of `range` only, `next` first, never wrapping.
+    func setUpKeyBlock(_ db: Database, _ t: TableInfo, _ key: GeneratedKey, range: ClosedRange<Int64>, next: Int64)
+        throws
+    /// Makes `key`'s generator hand out ids above `id` from now on, if it would not already.
+    func raiseKeyBlock(_ db: Database, _ key: GeneratedKey, above id: Int64) throws
     /// Warnings for `track`: a key the database generates, a key column that may hold NULL.
     func keyWarnings(_ db: Database, _ t: TableInfo) throws -> [String]
 
@@ -191,6 +199,16 @@ extension Dialect {
     public func upsert(key: [SQL], overwrite columns: [SQL]) -> SQL {
         upsert(key: key, set: columns.map { ($0, incoming($0)) })
     }
+
+    /// No key blocks where the brand has no way to set them up.
+    public func generatedKey(_ db: Database, _ t: TableInfo) throws -> GeneratedKey? { nil }
+    public func setUpKeyBlock(
+        _ db: Database, _ t: TableInfo, _ key: GeneratedKey, range: ClosedRange<Int64>, next: Int64
+    ) throws {
+        throw DataJoinError(.internalError, "\(brand) sets up no key blocks")
+    }
+
+    public func raiseKeyBlock(_ db: Database, _ key: GeneratedKey, above id: Int64) throws {}
 
     /// Names are found as they are spelled.
     public func catalogName(_ db: Database, table: String) throws -> String? { nil }

@@ -89,7 +89,11 @@ public enum Importer {
             }
             if !more { break }
         }
-        if report.bundles > 0 { try retryHeld(db, tables: tables, maxAhead: maxAhead, report: &report) }
+        if report.bundles > 0 {
+            try retryHeld(db, tables: tables, maxAhead: maxAhead, report: &report)
+            // This node's own rows that came back (a restored backup) move its generators past them.
+            try KeyBlocks.raise(db)
+        }
         try db.refreshStatistics(["ds_row_version", "ds_column_version"], after: report.applied + report.unchanged)
         report.stillHeld = try db.scalar("SELECT count(*) FROM ds_change_held").asInt64 ?? 0
         if report.bundles > 0 {

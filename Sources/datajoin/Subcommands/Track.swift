@@ -32,6 +32,12 @@ struct Track: ParsableCommand {
     @Flag(help: "Also capture the rows the tables hold now, as inserts, so that peers receive them.")
     var backfill = false
 
+    @Flag(
+        help:
+            "Keep the database's own numbering of generated keys: rows inserted on two nodes with one id then merge, column by column (docs/keys.md)."
+    )
+    var noKeyBlocks = false
+
     @Argument(help: "Tables to track.")
     var tables: [String] = []
 
@@ -39,7 +45,9 @@ struct Track: ParsableCommand {
         try DataJoin_run {
             if tables.isEmpty { throw DataJoinError(.usage, "name at least one table to track") }
             let db = try database.open()
-            for t in try Tracker.track(db, tables: tables, triggers: !noTriggers, backfill: backfill) {
+            for t in try Tracker.track(
+                db, tables: tables, triggers: !noTriggers, backfill: backfill, keyBlocks: !noKeyBlocks)
+            {
                 if !t.wasTracked { print("tracking \(t.table) (key: \(t.keyColumns.joined(separator: ", ")))") }
                 if let n = t.backfilled {
                     print("captured \(n) existing row(s) of \(t.table) as inserts; the next export sends them")

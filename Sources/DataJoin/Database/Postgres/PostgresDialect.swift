@@ -88,6 +88,65 @@ public struct PostgresDialect: Dialect {
         return out
     }
 
+    /// serial, bigserial, identity and `DEFAULT nextval(…)` keys: the sequence the column draws
+    /// from, as PostgreSQL names it (quoted and schema-qualified).
+    public func generatedKey(_ db: Database, _ t: TableInfo) throws -> GeneratedKey? {
+        guard t.keyColumns.count == 1, let k = t.keyColumns.first else { return nil }
+        let max: Int64
+        switch k.dataType {
+        case "smallint": max = Int64(Int16.max)
+        case "integer": max = Int64(Int32.max)
+        case "bigint": max = Int64.max
+        default: return nil
+        }
+        guard
+            let sequence = try db.scalar(
+                "SELECT pg_get_serial_sequence(?, ?)", [.text(t.identifier.quoted), .text(k.name)]
+            ).asString
+        else { return nil }
+        return GeneratedKey(column: k.name, generator: sequence, maxValue: max)
+    }
+
+    /// A sequence hands out what it is told, whatever rows the table holds: the block is its
+    /// range, with no wrap-around.
+    public func setUpKeyBlock(
+        _ db: Database, _ t: TableInfo, _ key: GeneratedKey, range: ClosedRange<Int64>, next: Int64
+    ) throws {
+        guard next <= range.upperBound else {
+            throw DataJoinError(
+                .usage,
+                "\(t.name): this node's key block \(range.lowerBound)…\(range.upperBound) is used up; "
+                    + "get another from the hub ('datajoin key-blocks grant --another') and add it")
+        }
+        // Never back: a block set up again (track after untrack) goes on after the ids it gave.
+        var next = next
+        if let last = try db.scalar(
+            "SELECT pg_sequence_last_value(CAST(? AS regclass))", [.text(key.generator)]
+        ).asInt64, range.contains(last) {
+            next = max(next, last + 1)
+        }
+        guard next <= range.upperBound else {
+            throw DataJoinError(
+                .usage,
+                "\(t.name): this node's key block \(range.lowerBound)…\(range.upperBound) is used up; "
+                    + "get another from the hub ('datajoin key-blocks grant --another') and add it")
+        }
+        // DDL takes no parameters: the numbers are written, the name is PostgreSQL's own quoting.
+        try db.executeScript(
+            """
+            ALTER SEQUENCE \(raw: key.generator) MINVALUE \(literal: range.lowerBound) MAXVALUE \(literal: range.upperBound) \
+            START WITH \(literal: range.lowerBound) RESTART WITH \(literal: next) NO CYCLE
+            """)
+    }
+
+    /// `setval` only forward: `pg_sequence_last_value` is NULL before the first `nextval`.
+    public func raiseKeyBlock(_ db: Database, _ key: GeneratedKey, above id: Int64) throws {
+        try db.execute(
+            """
+            SELECT setval(CAST(? AS regclass), ?) WHERE coalesce(pg_sequence_last_value(CAST(? AS regclass)), 0) < ?
+            """, [.text(key.generator), .integer(id), .text(key.generator), .integer(id)])
+    }
+
     public func keyWarnings(_ db: Database, _ t: TableInfo) throws -> [String] {
         let advice = "two nodes will hand out the same ids; use UUIDs, or per-node prefixes or ranges"
         for k in t.keyColumns {

@@ -1,0 +1,165 @@
+import Foundation
+
+/// Per-node blocks of ids for keys the database generates (docs/keys.md). Block `b` is the ids
+/// `[b·2^24, (b+1)·2^24)`: 16.7 million new rows per table and node, blocks 1 to 127 inside a
+/// 32-bit key, up to `2^29 − 1` below 2^53 in a 64-bit one. Block 0 holds the rows a table had
+/// before and is never handed out. Block numbers come from one authority (the hub), never from
+/// a name: two nodes cannot get the same one.
+public enum KeyBlocks {
+    public static let size: Int64 = 1 << 24
+    /// The words of `track`'s warning about a key from a local sequence.
+    static let sameIdsWarning = "two nodes will hand out the same ids"
+    /// The highest block whose ids stay below 2^53 (JavaScript clients).
+    public static let maxBlock: Int64 = (1 << 29) - 1
+
+    /// The ids of block `b`.
+    public static func range(_ b: Int64) -> ClosedRange<Int64> { (b * size)...((b + 1) * size - 1) }
+
+    /// The blocks this node draws from, oldest first.
+    public static func blocks(_ db: Database) throws -> [Int64] {
+        try db.rows("SELECT block FROM ds_key_block ORDER BY added_at, block").compactMap { $0.int(0) }
+    }
+
+    /// The block new ids come from: the last one added.
+    public static func current(_ db: Database) throws -> Int64? { try blocks(db).last }
+
+    static let authoritySetting = "key_block_authority"
+    static let nextSetting = "key_block_next"
+
+    /// Makes this node the one that hands out block numbers, and gives it block 1 (its tracked
+    /// tables move onto it); its name. Run again, it changes nothing.
+    @discardableResult
+    public static func becomeAuthority(_ db: Database) throws -> String {
+        let node = try NodeIdentity.load(db).nodeId
+        try db.retryingWrite { _ in
+            if (try Settings.int(db, authoritySetting, range: 0...1) ?? 0) == 1 { return }
+            guard try blocks(db).isEmpty else {
+                throw DataJoinError(
+                    .usage,
+                    "this node has key block(s) from another authority already; the authority is the node that handed them out"
+                )
+            }
+            try Settings.set(db, authoritySetting, 1)
+            try Settings.set(db, nextSetting, 2)
+            try record(db, block: 1, node: node)
+        }
+        try add(db, 1)
+        return node
+    }
+
+    /// Hands out the next block number to `node` (the authority only): the same number again
+    /// for a node that has one, unless `another` (its block ran out).
+    public static func grant(_ db: Database, node: String, another: Bool = false) throws -> Int64 {
+        guard NodeName.isValid(node) else {
+            throw DataJoinError(.usage, "invalid node name '\(node.prefix(64))'")
+        }
+        return try db.retryingWrite { _ in
+            guard (try Settings.int(db, authoritySetting, range: 0...1) ?? 0) == 1 else {
+                throw DataJoinError(
+                    .usage,
+                    "this node does not hand out key blocks; run this on the hub (made the authority by 'datajoin key-blocks authority')"
+                )
+            }
+            if !another,
+                let had = try db.scalar(
+                    "SELECT max(block) FROM ds_key_grant WHERE node_id = ?", [.text(node)]
+                ).asInt64
+            {
+                return had
+            }
+            let next = try Settings.int(db, nextSetting, range: 2...(maxBlock + 1)) ?? 2
+            guard next <= maxBlock else {
+                throw DataJoinError(.usage, "every key block up to \(maxBlock) is handed out")
+            }
+            try record(db, block: next, node: node)
+            try Settings.set(db, nextSetting, next + 1)
+            return next
+        }
+    }
+
+    private static func record(_ db: Database, block: Int64, node: String) throws {
+        try db.execute(
+            "INSERT INTO ds_key_grant (block, node_id, granted_at) VALUES (?, ?, ?)",
+            [.integer(block), .text(node), .text(nowText())])
+    }
+
+    /// Gives this node block `b` (from the authority's `grant`) and moves every tracked table
+    /// with a generated key onto it.
+    public static func add(_ db: Database, _ b: Int64, setUp: Bool = true) throws {
+        guard (1...maxBlock).contains(b) else {
+            throw DataJoinError(.usage, "a key block is a number from 1 to \(maxBlock), not \(b)")
+        }
+        try db.retryingWrite { _ in
+            if try blocks(db).contains(b) { return }
+            try db.execute(
+                "INSERT INTO ds_key_block (block, added_at) VALUES (?, ?)", [.integer(b), .text(nowText())])
+            guard setUp else { return }
+            // Tracked tables only: the registry also remembers untracked ones, for changes
+            // captured before.
+            let tracked = Set(try Tracker.trackedNames(db))
+            for t in try TableRegistry.load(db).values.sorted(by: { $0.name < $1.name })
+            where try tracked.contains(t.name) && !optedOut(db, t.name) {
+                _ = try KeyBlocks.setUp(db, t)
+            }
+        }
+    }
+
+    /// Moves every generator above the highest id of this node's block its table holds, never
+    /// back. A node restored from a backup hands out ids it had handed out before; its own rows
+    /// come back from its peers (docs/delivery.md, epochs), and every import then moves its
+    /// generators past them (docs/keys.md).
+    static func raise(_ db: Database) throws {
+        guard let b = try current(db) else { return }
+        let r = range(b)
+        let tracked = Set(try Tracker.trackedNames(db))
+        for t in try TableRegistry.load(db).values where tracked.contains(t.name) {
+            guard try !optedOut(db, t.name), let key = try db.dialect.generatedKey(db, t) else { continue }
+            guard
+                let top = try db.scalar(
+                    "SELECT max(\(Identifier(key.column))) FROM \(t.identifier) WHERE \(Identifier(key.column)) BETWEEN ? AND ?",
+                    [.integer(r.lowerBound), .integer(r.upperBound)]
+                ).asInt64, top < r.upperBound
+            else { continue }
+            try db.dialect.raiseKeyBlock(db, key, above: top)
+        }
+    }
+
+    /// Tables tracked with `--no-key-blocks` keep the database's numbering when a block is added.
+    static func optOut(_ db: Database, _ table: String) throws {
+        try Settings.set(db, "no_key_blocks:" + table, 1)
+    }
+
+    static func optedOut(_ db: Database, _ table: String) throws -> Bool {
+        (try Settings.int(db, "no_key_blocks:" + table, range: 0...1) ?? 0) == 1
+    }
+
+    /// Moves `t`'s generator onto this node's current block, above any id of that block the
+    /// table holds; the range set up, or nil when the key is not generated or the node has no
+    /// block. Inside the caller's transaction.
+    static func setUp(_ db: Database, _ t: TableInfo) throws -> ClosedRange<Int64>? {
+        guard let key = try db.dialect.generatedKey(db, t), let b = try current(db) else { return nil }
+        let r = range(b)
+        guard r.upperBound <= key.maxValue else {
+            throw DataJoinError(
+                .usage,
+                "\(t.name).\(key.column) holds ids up to \(key.maxValue), below key block \(b) (\(r.lowerBound)…); "
+                    + "widen the column (BIGINT) or track with --no-key-blocks")
+        }
+        let top =
+            try db.scalar(
+                "SELECT max(\(Identifier(key.column))) FROM \(t.identifier) WHERE \(Identifier(key.column)) BETWEEN ? AND ?",
+                [.integer(r.lowerBound), .integer(r.upperBound)]
+            ).asInt64
+        try db.dialect.setUpKeyBlock(db, t, key, range: r, next: (top ?? (r.lowerBound - 1)) + 1)
+        return r
+    }
+}
+
+/// A key column the database fills in: the generator it draws from, and the largest value the
+/// column holds.
+public struct GeneratedKey: Sendable, Equatable {
+    public var column: String
+    /// The brand's name for what hands out the ids (a PostgreSQL sequence).
+    public var generator: String
+    public var maxValue: Int64
+}

@@ -1,0 +1,84 @@
+import Foundation
+
+/// Key blocks on MariaDB (docs/keys.md). AUTO_INCREMENT always goes on above the largest id in
+/// the table, so a peer's rows would pull it into the peer's block. A SEQUENCE does not look at
+/// the table: a BEFORE INSERT trigger takes the next id from the node's own sequence when the
+/// insert gives none. The client is told the id the trigger set (measured with SQLAlchemy).
+extension MariaDBDialect {
+    public func generatedKey(_ db: Database, _ t: TableInfo) throws -> GeneratedKey? {
+        guard t.keyColumns.count == 1, let k = t.keyColumns.first else { return nil }
+        guard
+            let r = try db.firstRow(
+                """
+                SELECT extra, column_type FROM information_schema.columns
+                WHERE table_schema = DATABASE() AND BINARY table_name = BINARY ? AND BINARY column_name = BINARY ?
+                """, [.text(t.name), .text(k.name)]),
+            (r.string(0) ?? "").lowercased().contains("auto_increment")
+        else { return nil }
+        let type = (r.string(1) ?? "").lowercased()
+        let unsigned = type.contains("unsigned")
+        let max: Int64
+        switch String(type.prefix { $0.isLetter }) {
+        case "tinyint": max = unsigned ? 255 : 127
+        case "smallint": max = unsigned ? 65_535 : 32_767
+        case "mediumint": max = unsigned ? 16_777_215 : 8_388_607
+        case "int", "integer": max = unsigned ? 4_294_967_295 : 2_147_483_647
+        case "bigint": max = Int64.max
+        default: return nil
+        }
+        return GeneratedKey(
+            column: k.name, generator: CaptureTriggers.generatedName("ds_keys_", t.name), maxValue: max)
+    }
+
+    /// MariaDB's SETVAL never moves a sequence back.
+    public func raiseKeyBlock(_ db: Database, _ key: GeneratedKey, above id: Int64) throws {
+        // SETVAL takes numbers written in the statement, not parameters.
+        try db.execute("SELECT SETVAL(\(Identifier(key.generator)), \(literal: id))")
+    }
+
+    public func setUpKeyBlock(
+        _ db: Database, _ t: TableInfo, _ key: GeneratedKey, range: ClosedRange<Int64>, next: Int64
+    ) throws {
+        guard next <= range.upperBound else {
+            throw DataJoinError(
+                .usage,
+                "\(t.name): this node's key block \(range.lowerBound)…\(range.upperBound) is used up; "
+                    + "get another from the hub ('datajoin key-blocks grant --another') and add it")
+        }
+        let sequence = try identifier(key.generator)
+        // Never back: a block set up again (track after untrack) goes on after the ids it gave.
+        var next = next
+        let exists =
+            try db.scalar(
+                """
+                SELECT count(*) FROM information_schema.tables
+                WHERE table_schema = DATABASE() AND table_type = 'SEQUENCE' AND BINARY table_name = BINARY ?
+                """, [.text(key.generator)]
+            ).asInt64 ?? 0
+        if exists > 0, let pending = try db.scalar("SELECT next_not_cached_value FROM \(sequence)").asInt64,
+            range.contains(pending)
+        {
+            next = max(next, pending)
+        }
+        guard next <= range.upperBound else {
+            throw DataJoinError(
+                .usage,
+                "\(t.name): this node's key block \(range.lowerBound)…\(range.upperBound) is used up; "
+                    + "get another from the hub ('datajoin key-blocks grant --another') and add it")
+        }
+        let trigger = try identifier(CaptureTriggers.generatedName("ds_keyblock_", t.name))
+        let column = Identifier(key.column)
+        // DDL takes no parameters: the numbers are written. Each statement commits on MariaDB.
+        try db.executeScript(
+            """
+            CREATE OR REPLACE SEQUENCE \(sequence) START WITH \(literal: next) MINVALUE \(literal: range.lowerBound) \
+            MAXVALUE \(literal: range.upperBound) INCREMENT BY 1 CACHE 100 NOCYCLE
+            """)
+        try db.executeScript("DROP TRIGGER IF EXISTS \(trigger)")
+        try db.executeScript(
+            """
+            CREATE TRIGGER \(trigger) BEFORE INSERT ON \(t.identifier) FOR EACH ROW
+            SET NEW.\(column) = IF(NEW.\(column) IS NULL OR NEW.\(column) = 0, NEXT VALUE FOR \(sequence), NEW.\(column))
+            """)
+    }
+}

@@ -1,0 +1,96 @@
+import ArgumentParser
+import DataJoin
+
+/// `datajoin key-blocks`: each node's own block of ids for keys the database generates.
+struct KeyBlocksCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "key-blocks",
+        abstract: "Give each node its own block of ids for keys the database generates (serial, identity).",
+        discussion: helpText(
+            """
+            Two laptops that each insert an order offline both get id 1 from their database, and
+            the two orders would become one row. With key blocks each node draws new ids from its
+            own range of 16.7 million, set up in the database itself: the application's INSERTs
+            without an id do not change (docs/keys.md).
+
+            Block numbers come from one node, the hub, so no two nodes get the same one:
+              datajoin key-blocks authority --db $HUB                 # once; the hub takes block 1
+              datajoin key-blocks grant --db $HUB --node laptop-7     # prints the block number, e.g. 2
+              datajoin key-blocks add --db sqlite:laptop7.db 2        # on laptop-7, at setup
+
+            'track' sets up a block for every table whose key the database generates, when the
+            node has one; 'add' moves tables tracked before onto it. SQLite cannot give a node its
+            own ids (docs/keys.md explains why): there, give rows their ids in the application.
+            """),
+        subcommands: [Show.self, Authority.self, Grant.self, Add.self],
+        defaultSubcommand: Show.self)
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List this node's key blocks and their ids.")
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            try DataJoin_run {
+                let db = try database.open()
+                let blocks = try KeyBlocks.blocks(db)
+                if blocks.isEmpty { print("no key block: ids are the database's own (docs/keys.md)") }
+                for b in blocks {
+                    let r = KeyBlocks.range(b)
+                    print("block \(b): ids \(r.lowerBound)…\(r.upperBound)")
+                }
+            }
+        }
+    }
+
+    struct Authority: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make this node (the hub) the one that hands out block numbers; it takes block 1.")
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            try DataJoin_run {
+                let db = try database.open()
+                let me = try KeyBlocks.becomeAuthority(db)
+                print("\(me) hands out key blocks; it draws from block 1")
+            }
+        }
+    }
+
+    struct Grant: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Hand out a block number to a node (on the authority); prints the number.")
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var output: OutputOptions
+        @Option(help: ArgumentHelp("The node that gets the block.", valueName: "name"))
+        var node: String
+        @Flag(help: "A further block for a node whose block is used up.")
+        var another = false
+
+        func run() throws {
+            try DataJoin_run {
+                let db = try database.open()
+                print(try KeyBlocks.grant(db, node: node, another: another))
+            }
+        }
+    }
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Give this node a block the authority handed out, and move its tracked tables onto it.")
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var output: OutputOptions
+        @Argument(help: ArgumentHelp("The block number 'grant' printed.", valueName: "block"))
+        var block: Int64
+
+        func run() throws {
+            try DataJoin_run {
+                let db = try database.open()
+                try KeyBlocks.add(db, block)
+                let r = KeyBlocks.range(block)
+                print("block \(block): new ids \(r.lowerBound)…\(r.upperBound)")
+            }
+        }
+    }
+}

@@ -65,7 +65,7 @@ final class KeyBlockTests: ScenarioTestCase {
         let writers = [hub] + laptops
         for n in writers {
             let tracked = try Tracker.track(n.db, tables: ["orders"])
-            XCTAssertTrue(tracked[0].warnings.contains { $0.contains("from this node's key block") }, "\(tracked)")
+            XCTAssertTrue(tracked[0].notes.contains { $0.contains("from this node's key block") }, "\(tracked)")
         }
         try trustAll(writers + [reader])
         for n in writers {
@@ -160,5 +160,47 @@ final class KeyBlockTests: ScenarioTestCase {
             XCTAssertGreaterThan(again, base + 101, "\(brand)")
             uncheckedNodes.insert(n.name)
         }
+    }
+
+    /// Refusals change nothing, also on MariaDB, where every DDL statement commits: a block a
+    /// table's key cannot hold refuses `track` and `key-blocks add` before anything is written.
+    /// A peer's row with id 0 keeps it (only the application's inserts draw from the block).
+    /// SQLite, which cannot draw ids from a block, refuses one.
+    func testRefusalsChangeNothingAndPeersIdsAreKept() throws {
+        let brands = TestDatabases.availableBrands.filter { $0 != .sqlite }
+        guard !brands.isEmpty else { throw XCTSkip("needs PostgreSQL or MariaDB") }
+        for (i, brand) in brands.enumerated() {
+            TestNode.created.removeAll()
+            let small =
+                brand == .postgres
+                ? "CREATE TABLE small (id smallserial PRIMARY KEY, v TEXT)"
+                : "CREATE TABLE small (id SMALLINT AUTO_INCREMENT PRIMARY KEY, v TEXT)"
+            let n = try TestNode("ref\(i)", brand, folder: folder, table: Self.orders(brand), track: ["orders"])
+            try n.exec(small)
+            _ = try Tracker.track(n.db, tables: ["small"])  // no block yet: tracked, with the warning
+            XCTAssertThrowsError(try KeyBlocks.becomeAuthority(n.db))
+            XCTAssertEqual(try KeyBlocks.blocks(n.db), [], "\(brand)")
+            _ = try Tracker.untrack(n.db, tables: ["small"])
+            try KeyBlocks.becomeAuthority(n.db)
+            XCTAssertThrowsError(try Tracker.track(n.db, tables: ["small"]))
+            XCTAssertFalse(try Tracker.trackedNames(n.db).contains("small"), "\(brand)")
+            try n.exec("INSERT INTO small (v) VALUES ('untracked')")
+            XCTAssertEqual(
+                try n.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE object_table = 'small'"), .integer(0))
+            // A peer's row 0 arrives as row 0.
+            let peer = try TestNode("peer\(i)", .sqlite, folder: folder, table: Self.orders(.sqlite), track: ["orders"])
+            try trustAll([peer, n])
+            try peer.exec("INSERT INTO orders (id, note) VALUES (0, 'zero'), (7, 'seven')")
+            let out = try TestDatabases.subfolder(folder, "peer\(i)")
+            try peer.export(to: out)
+            try n.ingest([out.path])
+            XCTAssertEqual(try n.rows("orders"), [["0", "zero", "NULL"], ["7", "seven", "NULL"]], "\(brand)")
+            uncheckedNodes.insert(n.name)
+        }
+        let lite = try TestNode("lite", .sqlite, folder: folder, table: Self.orders(.sqlite), track: ["orders"])
+        let r = try CLI.run(["key-blocks", "add", "--db", lite.url, "2"])
+        XCTAssertEqual(r.status, 64, r.stderr)
+        XCTAssertTrue(r.stderr.contains("SQLite cannot hand out"), r.stderr)
+        XCTAssertEqual(try CLI.run(["key-blocks", "add", "--db", lite.url, "1"]).status, 64)
     }
 }

@@ -17,7 +17,8 @@ public enum KeyBlocks {
 
     /// The blocks this node draws from, oldest first.
     public static func blocks(_ db: Database) throws -> [Int64] {
-        try db.rows("SELECT block FROM ds_key_block ORDER BY added_at, block").compactMap { $0.int(0) }
+        _ = try NodeIdentity.load(db)
+        return try db.rows("SELECT block FROM ds_key_block ORDER BY added_at, block").compactMap { $0.int(0) }
     }
 
     /// The block new ids come from: the last one added.
@@ -53,8 +54,9 @@ public enum KeyBlocks {
         guard NodeName.isValid(node) else {
             throw DataJoinError(.usage, "invalid node name '\(node.prefix(64))'")
         }
+        _ = try NodeIdentity.load(db)
         return try db.retryingWrite { _ in
-            guard (try Settings.int(db, authoritySetting, range: 0...1) ?? 0) == 1 else {
+            guard try isAuthority(db) else {
                 throw DataJoinError(
                     .usage,
                     "this node does not hand out key blocks; run this on the hub (made the authority by 'datajoin key-blocks authority')"
@@ -86,21 +88,29 @@ public enum KeyBlocks {
     /// Gives this node block `b` (from the authority's `grant`) and moves every tracked table
     /// with a generated key onto it.
     public static func add(_ db: Database, _ b: Int64, setUp: Bool = true) throws {
+        _ = try NodeIdentity.load(db)
         guard (1...maxBlock).contains(b) else {
             throw DataJoinError(.usage, "a key block is a number from 1 to \(maxBlock), not \(b)")
         }
+        guard db.dialect.keyBlocksPossible else {
+            throw DataJoinError(
+                .usage,
+                "\(db.displayName): SQLite cannot hand out new rows' ids from a block (docs/keys.md); "
+                    + "give rows their ids in the application, or use UUIDs")
+        }
+        if b == 1, !(try isAuthority(db)) {
+            throw DataJoinError(
+                .usage, "block 1 belongs to the node that hands out blocks (the hub); use the number 'grant' printed")
+        }
+        // Every table must fit the block before anything is written: MariaDB commits each DDL
+        // statement, so a refusal half way left a table on the new block (found from outside).
+        for t in try blockedTables(db) { try checkFits(db, t, block: b) }
         try db.retryingWrite { _ in
             if try blocks(db).contains(b) { return }
             try db.execute(
                 "INSERT INTO ds_key_block (block, added_at) VALUES (?, ?)", [.integer(b), .text(nowText())])
             guard setUp else { return }
-            // Tracked tables only: the registry also remembers untracked ones, for changes
-            // captured before.
-            let tracked = Set(try Tracker.trackedNames(db))
-            for t in try TableRegistry.load(db).values.sorted(by: { $0.name < $1.name })
-            where try tracked.contains(t.name) && !optedOut(db, t.name) {
-                _ = try KeyBlocks.setUp(db, t)
-            }
+            for t in try blockedTables(db) { _ = try KeyBlocks.setUp(db, t) }
         }
     }
 
@@ -124,6 +134,31 @@ public enum KeyBlocks {
         }
     }
 
+    static func isAuthority(_ db: Database) throws -> Bool {
+        (try Settings.int(db, authoritySetting, range: 0...1) ?? 0) == 1
+    }
+
+    /// Tracked tables that draw from the node's block (the registry also remembers untracked
+    /// ones, for changes captured before).
+    static func blockedTables(_ db: Database) throws -> [TableInfo] {
+        let tracked = Set(try Tracker.trackedNames(db))
+        return try TableRegistry.load(db).values.sorted(by: { $0.name < $1.name }).filter {
+            tracked.contains($0.name)
+        }.filter { try !optedOut(db, $0.name) }
+    }
+
+    /// Refuses a block that `t`'s key column cannot hold (a smallint), before anything is written.
+    static func checkFits(_ db: Database, _ t: TableInfo, block: Int64? = nil) throws {
+        guard let key = try db.dialect.generatedKey(db, t), let b = try block ?? current(db) else { return }
+        let r = range(b)
+        guard r.upperBound <= key.maxValue else {
+            throw DataJoinError(
+                .usage,
+                "\(t.name).\(key.column) holds ids up to \(key.maxValue), below key block \(b) (\(r.lowerBound)…); "
+                    + "widen the column (BIGINT) or track it with --no-key-blocks")
+        }
+    }
+
     /// Tables tracked with `--no-key-blocks` keep the database's numbering when a block is added.
     static func optOut(_ db: Database, _ table: String) throws {
         try Settings.set(db, "no_key_blocks:" + table, 1)
@@ -138,13 +173,8 @@ public enum KeyBlocks {
     /// block. Inside the caller's transaction.
     static func setUp(_ db: Database, _ t: TableInfo) throws -> ClosedRange<Int64>? {
         guard let key = try db.dialect.generatedKey(db, t), let b = try current(db) else { return nil }
+        try checkFits(db, t, block: b)
         let r = range(b)
-        guard r.upperBound <= key.maxValue else {
-            throw DataJoinError(
-                .usage,
-                "\(t.name).\(key.column) holds ids up to \(key.maxValue), below key block \(b) (\(r.lowerBound)…); "
-                    + "widen the column (BIGINT) or track with --no-key-blocks")
-        }
         let top =
             try db.scalar(
                 "SELECT max(\(Identifier(key.column))) FROM \(t.identifier) WHERE \(Identifier(key.column)) BETWEEN ? AND ?",

@@ -6,6 +6,8 @@ public enum Tracker {
         public var table: String
         public var keyColumns: [String]
         public var warnings: [String]
+        /// What was set up, for the record (not a warning).
+        public var notes: [String] = []
         /// Rows captured as inserts by `--backfill`.
         public var backfilled: Int?
         /// Already tracked: only backfilled now.
@@ -61,6 +63,7 @@ public enum Tracker {
                     .alreadyTracked,
                     "table \(name) is already tracked; run 'datajoin untrack' first to re-install its capture")
             }
+            if keyBlocks, try !KeyBlocks.optedOut(db, info.name) { try KeyBlocks.checkFits(db, info) }
             infos.append(info)
         }
         return try db.retryingWrite { _ in
@@ -74,10 +77,11 @@ public enum Tracker {
                     if triggers { try CaptureTriggers.install(db, info) }
                 }
                 var warnings = wasTracked ? [] : keyWarnings
+                var notes: [String] = []
                 if !wasTracked, let key = try db.dialect.generatedKey(db, info) {
                     if keyBlocks, let r = try KeyBlocks.setUp(db, info) {
                         warnings.removeAll { $0.contains(KeyBlocks.sameIdsWarning) }
-                        warnings.append(
+                        notes.append(
                             "\(info.name).\(key.column): new ids come from this node's key block, \(r.lowerBound)…\(r.upperBound)"
                         )
                     } else if keyBlocks {
@@ -101,7 +105,7 @@ public enum Tracker {
                     )
                 }
                 return Tracked(
-                    table: info.name, keyColumns: info.keyColumns.map(\.name), warnings: warnings,
+                    table: info.name, keyColumns: info.keyColumns.map(\.name), warnings: warnings, notes: notes,
                     backfilled: backfilled, wasTracked: wasTracked)
             }
         }

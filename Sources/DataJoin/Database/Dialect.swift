@@ -60,6 +60,8 @@ public protocol Dialect: Sendable {
     /// The key column the database fills in and what it draws from; nil when the key is given
     /// by the application (or the brand cannot give a node its own ids, docs/keys.md).
     func generatedKey(_ db: Database, _ t: TableInfo) throws -> GeneratedKey?
+    /// True where the brand can make new rows' ids come from a block (not SQLite).
+    var keyBlocksPossible: Bool { get }
     /// Makes `key`'s generator hand out ids of `range` only, `next` first, never wrapping.
     func setUpKeyBlock(_ db: Database, _ t: TableInfo, _ key: GeneratedKey, range: ClosedRange<Int64>, next: Int64)
         throws
@@ -201,6 +203,7 @@ extension Dialect {
     }
 
     /// No key blocks where the brand has no way to set them up.
+    public var keyBlocksPossible: Bool { false }
     public func generatedKey(_ db: Database, _ t: TableInfo) throws -> GeneratedKey? { nil }
     public func setUpKeyBlock(
         _ db: Database, _ t: TableInfo, _ key: GeneratedKey, range: ClosedRange<Int64>, next: Int64

@@ -5,7 +5,8 @@ import DataJoin
 struct KeyBlocksCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "key-blocks",
-        abstract: "Give each node its own block of ids for keys the database generates (serial, identity).",
+        abstract:
+            "Give each node its own block of ids for keys the database generates (serial, identity, AUTO_INCREMENT).",
         discussion: helpText(
             """
             Two laptops that each insert an order offline both get id 1 from their database, and
@@ -16,7 +17,7 @@ struct KeyBlocksCommand: ParsableCommand {
             Block numbers come from one node, the hub, so no two nodes get the same one:
               datajoin key-blocks authority --db $HUB                 # once; the hub takes block 1
               datajoin key-blocks grant --db $HUB --node laptop-7     # prints the block number, e.g. 2
-              datajoin key-blocks add --db sqlite:laptop7.db 2        # on laptop-7, at setup
+              datajoin key-blocks add --db $LAPTOP7 2                 # on laptop-7, at setup
 
             'track' sets up a block for every table whose key the database generates, when the
             node has one; 'add' moves tables tracked before onto it. SQLite cannot give a node its

@@ -52,6 +52,7 @@ struct Track: ParsableCommand {
                 if let n = t.backfilled {
                     print("captured \(n) existing row(s) of \(t.table) as inserts; the next export sends them")
                 }
+                for n in t.notes { print(n) }
                 for w in t.warnings { Console.warn(w) }
             }
         }

@@ -56,9 +56,10 @@ public final class MariaDBDatabase: Database, TransactionDriver {
             // Standard SQL where MariaDB has a switch for it: "name" quotes an identifier, ||
             // joins text, no backslash escapes; strict tables refuse a value instead of
             // altering it; UTC for TIMESTAMP; REPEATABLE READ (InnoDB's default) said aloud.
+            // NO_AUTO_VALUE_ON_ZERO: a peer's row 0 stays row 0 (it became 1, found from outside).
             try executeScript(
                 """
-                SET SESSION sql_mode = 'ANSI_QUOTES,PIPES_AS_CONCAT,NO_BACKSLASH_ESCAPES,STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION';
+                SET SESSION sql_mode = 'ANSI_QUOTES,PIPES_AS_CONCAT,NO_BACKSLASH_ESCAPES,STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO';
                 SET SESSION time_zone = '+00:00';
                 SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ;
                 SET SESSION group_concat_max_len = 1073741824;

@@ -30,6 +30,8 @@ extension MariaDBDialect {
             column: k.name, generator: CaptureTriggers.generatedName("ds_keys_", t.name), maxValue: max)
     }
 
+    public var keyBlocksPossible: Bool { true }
+
     /// MariaDB's SETVAL never moves a sequence back.
     public func raiseKeyBlock(_ db: Database, _ key: GeneratedKey, above id: Int64) throws {
         // SETVAL takes numbers written in the statement, not parameters.
@@ -78,7 +80,9 @@ extension MariaDBDialect {
         try db.executeScript(
             """
             CREATE TRIGGER \(trigger) BEFORE INSERT ON \(t.identifier) FOR EACH ROW
-            SET NEW.\(column) = IF(NEW.\(column) IS NULL OR NEW.\(column) = 0, NEXT VALUE FOR \(sequence), NEW.\(column))
+            SET NEW.\(column) = IF(
+              (NEW.\(column) IS NULL OR NEW.\(column) = 0) AND @datajoin_applying IS NULL,
+              NEXT VALUE FOR \(sequence), NEW.\(column))
             """)
     }
 }

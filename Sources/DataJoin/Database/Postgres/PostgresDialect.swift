@@ -140,6 +140,8 @@ public struct PostgresDialect: Dialect {
     }
 
     /// `setval` only forward: `pg_sequence_last_value` is NULL before the first `nextval`.
+    public var keyBlocksPossible: Bool { true }
+
     public func raiseKeyBlock(_ db: Database, _ key: GeneratedKey, above id: Int64) throws {
         try db.execute(
             """

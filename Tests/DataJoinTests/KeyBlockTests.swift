@@ -202,5 +202,8 @@ final class KeyBlockTests: ScenarioTestCase {
         XCTAssertEqual(r.status, 64, r.stderr)
         XCTAssertTrue(r.stderr.contains("SQLite cannot hand out"), r.stderr)
         XCTAssertEqual(try CLI.run(["key-blocks", "add", "--db", lite.url, "1"]).status, 64)
+        // A SQLite hub still hands out numbers to the others.
+        XCTAssertTrue(try CLI.ok(["key-blocks", "authority", "--db", lite.url]).stdout.contains("draws from none"))
+        XCTAssertEqual(try CLI.ok(["key-blocks", "grant", "--db", lite.url, "--node", "x"]).stdout, "2\n")
     }
 }

@@ -44,7 +44,8 @@ public enum KeyBlocks {
             try Settings.set(db, nextSetting, 2)
             try record(db, block: 1, node: node)
         }
-        try add(db, 1)
+        // A SQLite hub hands out blocks to the others, and draws from none itself.
+        if db.dialect.keyBlocksPossible { try add(db, 1) }
         return node
     }
 

@@ -125,12 +125,7 @@ public enum KeyBlocks {
         let tracked = Set(try Tracker.trackedNames(db))
         for t in try TableRegistry.load(db).values where tracked.contains(t.name) {
             guard try !optedOut(db, t.name), let key = try db.dialect.generatedKey(db, t) else { continue }
-            guard
-                let top = try db.scalar(
-                    "SELECT max(\(Identifier(key.column))) FROM \(t.identifier) WHERE \(Identifier(key.column)) BETWEEN ? AND ?",
-                    [.integer(r.lowerBound), .integer(r.upperBound)]
-                ).asInt64, top < r.upperBound
-            else { continue }
+            guard let top = try highestId(db, t, key, in: r), top < r.upperBound else { continue }
             try db.dialect.raiseKeyBlock(db, key, above: top)
         }
     }
@@ -176,13 +171,29 @@ public enum KeyBlocks {
         guard let key = try db.dialect.generatedKey(db, t), let b = try current(db) else { return nil }
         try checkFits(db, t, block: b)
         let r = range(b)
-        let top =
-            try db.scalar(
-                "SELECT max(\(Identifier(key.column))) FROM \(t.identifier) WHERE \(Identifier(key.column)) BETWEEN ? AND ?",
-                [.integer(r.lowerBound), .integer(r.upperBound)]
-            ).asInt64
-        try db.dialect.setUpKeyBlock(db, t, key, range: r, next: (top ?? (r.lowerBound - 1)) + 1)
+        // Above every id of the block the table holds, and never back: a block set up again
+        // (track after untrack) goes on after the ids it gave.
+        var next = (try highestId(db, t, key, in: r) ?? (r.lowerBound - 1)) + 1
+        if let pending = try db.dialect.generatorNext(db, key), r.contains(pending) { next = max(next, pending) }
+        guard next <= r.upperBound else {
+            throw DataJoinError(
+                .usage,
+                "\(t.name): this node's key block \(r.lowerBound)…\(r.upperBound) is used up; "
+                    + "get another from the hub ('datajoin key-blocks grant --another') and add it")
+        }
+        try db.dialect.setUpKeyBlock(db, t, key, range: r, next: next)
         return r
+    }
+
+    /// The highest id of `r` that `t` holds.
+    private static func highestId(_ db: Database, _ t: TableInfo, _ key: GeneratedKey, in r: ClosedRange<Int64>)
+        throws -> Int64?
+    {
+        let column = Identifier(key.column)
+        return try db.scalar(
+            "SELECT max(\(column)) FROM \(t.identifier) WHERE \(column) BETWEEN ? AND ?",
+            [.integer(r.lowerBound), .integer(r.upperBound)]
+        ).asInt64
     }
 }
 

@@ -62,6 +62,8 @@ public protocol Dialect: Sendable {
     func generatedKey(_ db: Database, _ t: TableInfo) throws -> GeneratedKey?
     /// True where the brand can make new rows' ids come from a block (not SQLite).
     var keyBlocksPossible: Bool { get }
+    /// The id `key`'s generator would hand out next, where it knows (nil: never used, or absent).
+    func generatorNext(_ db: Database, _ key: GeneratedKey) throws -> Int64?
     /// Makes `key`'s generator hand out ids of `range` only, `next` first, never wrapping.
     func setUpKeyBlock(_ db: Database, _ t: TableInfo, _ key: GeneratedKey, range: ClosedRange<Int64>, next: Int64)
         throws
@@ -212,6 +214,7 @@ extension Dialect {
     }
 
     public func raiseKeyBlock(_ db: Database, _ key: GeneratedKey, above id: Int64) throws {}
+    public func generatorNext(_ db: Database, _ key: GeneratedKey) throws -> Int64? { nil }
 
     /// Names are found as they are spelled.
     public func catalogName(_ db: Database, table: String) throws -> String? { nil }

@@ -19,7 +19,7 @@ public struct ConflictLog {
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [
-                .text(table), .text(Self.storable(KeyCodec.display(key))), column.map(Value.text) ?? .null,
+                .text(table), .text(KeyCodec.display(key)), column.map(Value.text) ?? .null,
                 winner.map { .text(Self.logged($0)) } ?? .null,
                 .integer(winnerVersion.hlc), .text(winnerVersion.node), loser.map { .text(Self.logged($0)) } ?? .null,
                 .integer(loserVersion.hlc), .text(loserVersion.node), .text(Self.storable(reason)), .text(nowText()),

@@ -38,18 +38,8 @@ extension MariaDBDialect {
         try db.execute("SELECT SETVAL(\(Identifier(key.generator)), \(literal: id))")
     }
 
-    public func setUpKeyBlock(
-        _ db: Database, _ t: TableInfo, _ key: GeneratedKey, range: ClosedRange<Int64>, next: Int64
-    ) throws {
-        guard next <= range.upperBound else {
-            throw DataJoinError(
-                .usage,
-                "\(t.name): this node's key block \(range.lowerBound)…\(range.upperBound) is used up; "
-                    + "get another from the hub ('datajoin key-blocks grant --another') and add it")
-        }
-        let sequence = try identifier(key.generator)
-        // Never back: a block set up again (track after untrack) goes on after the ids it gave.
-        var next = next
+    /// A sequence's next value past its cache, where the sequence exists already.
+    public func generatorNext(_ db: Database, _ key: GeneratedKey) throws -> Int64? {
         let exists =
             try db.scalar(
                 """
@@ -57,17 +47,14 @@ extension MariaDBDialect {
                 WHERE table_schema = DATABASE() AND table_type = 'SEQUENCE' AND BINARY table_name = BINARY ?
                 """, [.text(key.generator)]
             ).asInt64 ?? 0
-        if exists > 0, let pending = try db.scalar("SELECT next_not_cached_value FROM \(sequence)").asInt64,
-            range.contains(pending)
-        {
-            next = max(next, pending)
-        }
-        guard next <= range.upperBound else {
-            throw DataJoinError(
-                .usage,
-                "\(t.name): this node's key block \(range.lowerBound)…\(range.upperBound) is used up; "
-                    + "get another from the hub ('datajoin key-blocks grant --another') and add it")
-        }
+        guard exists > 0 else { return nil }
+        return try db.scalar("SELECT next_not_cached_value FROM \(try identifier(key.generator))").asInt64
+    }
+
+    public func setUpKeyBlock(
+        _ db: Database, _ t: TableInfo, _ key: GeneratedKey, range: ClosedRange<Int64>, next: Int64
+    ) throws {
+        let sequence = try identifier(key.generator)
         let trigger = try identifier(CaptureTriggers.generatedName("ds_keyblock_", t.name))
         let column = Identifier(key.column)
         // DDL takes no parameters: the numbers are written. Each statement commits on MariaDB.

@@ -107,30 +107,18 @@ public struct PostgresDialect: Dialect {
         return GeneratedKey(column: k.name, generator: sequence, maxValue: max)
     }
 
+    /// `pg_sequence_last_value` is NULL before the first `nextval`.
+    public func generatorNext(_ db: Database, _ key: GeneratedKey) throws -> Int64? {
+        try db.scalar("SELECT pg_sequence_last_value(CAST(? AS regclass))", [.text(key.generator)]).asInt64.map {
+            $0 + 1
+        }
+    }
+
     /// A sequence hands out what it is told, whatever rows the table holds: the block is its
     /// range, with no wrap-around.
     public func setUpKeyBlock(
         _ db: Database, _ t: TableInfo, _ key: GeneratedKey, range: ClosedRange<Int64>, next: Int64
     ) throws {
-        guard next <= range.upperBound else {
-            throw DataJoinError(
-                .usage,
-                "\(t.name): this node's key block \(range.lowerBound)…\(range.upperBound) is used up; "
-                    + "get another from the hub ('datajoin key-blocks grant --another') and add it")
-        }
-        // Never back: a block set up again (track after untrack) goes on after the ids it gave.
-        var next = next
-        if let last = try db.scalar(
-            "SELECT pg_sequence_last_value(CAST(? AS regclass))", [.text(key.generator)]
-        ).asInt64, range.contains(last) {
-            next = max(next, last + 1)
-        }
-        guard next <= range.upperBound else {
-            throw DataJoinError(
-                .usage,
-                "\(t.name): this node's key block \(range.lowerBound)…\(range.upperBound) is used up; "
-                    + "get another from the hub ('datajoin key-blocks grant --another') and add it")
-        }
         // DDL takes no parameters: the numbers are written, the name is PostgreSQL's own quoting.
         try db.executeScript(
             """

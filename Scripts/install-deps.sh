@@ -21,6 +21,10 @@ for arg in "$@"; do
       { command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ]; } || need+=(mariadb-server)
       command -v mariadb >/dev/null || need+=(mariadb-client)
       ;;
+    --orm)
+      command -v python3 >/dev/null || need+=(python3)
+      python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+      ;;
   esac
 done
 if [ ${#need[@]} -gt 0 ]; then

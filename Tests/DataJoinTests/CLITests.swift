@@ -169,8 +169,11 @@ final class CLITests: XCTestCase {
     func testTrackWarnsAboutLocalSequenceKeys() throws {
         let n = try node()
         try n.exec("CREATE TABLE auto (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT)")
-        let r = try CLI.ok(["track", "--db", n.url, "auto"])
-        XCTAssertTrue(r.stderr.contains("UUIDs"), r.stderr)
+        let refused = try CLI.run(["track", "--db", n.url, "auto"])
+        XCTAssertEqual(refused.status, 64, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("UUID"), refused.stderr)
+        let r = try CLI.ok(["track", "--db", n.url, "--no-key-blocks", "auto"])
+        XCTAssertTrue(r.stderr.contains("merge, column by column"), r.stderr)
     }
 
     func testExportToMissingOrUnwritableFolder() throws {

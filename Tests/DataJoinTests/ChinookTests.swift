@@ -208,13 +208,16 @@ final class ChinookTests: ScenarioTestCase {
         let names = Self.tables.map(\.name)
         let lite1 = try TestNode("lite1", .sqlite, folder: folder, table: Self.schema(.sqlite), track: [])
         try Self.load(lite1.db, fixture: fixture)
-        _ = try Tracker.track(lite1.db, tables: names)  // an existing database starts syncing
+        // An existing database starts syncing; its application gives the ids (SQLite cannot draw
+        // them from a key block, docs/keys.md).
+        _ = try Tracker.track(lite1.db, tables: names, keyBlocks: false)
         XCTAssertEqual(try lite1.db.scalar("SELECT count(*) FROM \"PlaylistTrack\""), .integer(8715))
         XCTAssertEqual(try lite1.db.scalar("SELECT count(*) FROM \"Track\""), .integer(3503))
 
         // SQLite → PostgreSQL through a snapshot.
         let pg = try TestNode("pg", .postgres, folder: folder, table: Self.schema(.postgres), track: names)
-        let lite2 = try TestNode("lite2", .sqlite, folder: folder, table: Self.schema(.sqlite), track: names)
+        let lite2 = try TestNode(
+            "lite2", .sqlite, folder: folder, table: Self.schema(.sqlite), track: names, keyBlocks: false)
         try trustAll([lite1, pg, lite2])
         let snap1 = try Snapshotter.write(lite1.db, folder: try bundles("snap1").path)
         XCTAssertEqual(snap1.changes, 15_607)

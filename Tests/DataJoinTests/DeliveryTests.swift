@@ -269,4 +269,52 @@ final class DeliveryTests: ScenarioTestCase {
         XCTAssertEqual(try TestDatabases.dump(restored, "item"), try b.rows("item"))
         XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM item WHERE a = 'after restore'"), .integer(2))
     }
+
+    /// The peer had relayed a node's changes back before the node's disk died: the restored
+    /// node gets its lost changes only by a resend, and a resend needs the peer to know the
+    /// node now holds less. Its first bundle of a new epoch replaces its receipts; a bundle of
+    /// its old epoch that arrives late (an old USB stick) raises them no more.
+    func testARestoredNodesReceiptsAreReplacedSoItsLostChangesAreSentAgain() throws {
+        let nodes = try makeNodes([.sqlite, .postgres], prefix: "r")
+        let (a, b) = (nodes[0], nodes[1])
+        for i in 0..<3 { try a.exec("INSERT INTO item (id, a) VALUES (?, 'before backup')", [.text("k\(i)")]) }
+        try b.ingest(try export(a))
+        let backup = folder.appendingPathComponent("r-backup.db")
+        try a.db.executeScript("VACUUM INTO '\(backup.path)'")
+        for i in 3..<6 { try a.exec("INSERT INTO item (id, a) VALUES (?, 'lost with the disk')", [.text("k\(i)")]) }
+        let late = try export(a, to: "late")
+        try b.ingest(late)
+        // b relays them (a skips its own), and a confirms holding all six.
+        try a.ingest(try export(b, relay: true, to: "relay1"))
+        try b.exec("INSERT INTO item (id) VALUES ('b0')")
+        try a.ingest(try export(b, relay: true, to: "relay2"))
+        try b.ingest(try export(a, to: "ack"))
+        let oldEpoch = try NodeIdentity.load(a.db).epoch
+        XCTAssertEqual(try Receipts.confirmed(b.db, peer: a.name, origin: a.name, epoch: oldEpoch), 6)
+        // One more change goes onto a USB stick that reaches b only later.
+        try a.exec("INSERT INTO item (id, a) VALUES ('k6', 'on the stick')")
+        let stick = try export(a, to: "stick")
+        // The disk dies; a is restored and hears from b.
+        let restoredPath = folder.appendingPathComponent("r-restored.db").path
+        try FileManager.default.copyItem(atPath: backup.path, toPath: restoredPath)
+        let restored = try DatabaseOpener.open(restoredPath)
+        try b.exec("INSERT INTO item (id) VALUES ('b1')")
+        let fromB = try Exporter.export(b.db, ExportOptions(folder: try out(b, "relay3").path, relay: true))
+        let report = try Ingester.ingest(restored, IngestOptions(paths: fromB.map(\.path)))
+        XCTAssertTrue(report.notices.first?.contains("restored from an older backup") ?? false, "\(report.notices)")
+        XCTAssertEqual(try restored.scalar("SELECT count(*) FROM item WHERE a = 'lost with the disk'"), .integer(0))
+        // Its next bundle (a new epoch) tells b what it holds now.
+        try b.ingest(try Exporter.export(restored, ExportOptions(folder: try out(a, "new-epoch").path)).map(\.path))
+        XCTAssertEqual(try Receipts.confirmed(b.db, peer: a.name, origin: a.name, epoch: oldEpoch), 0)
+        // The old stick turns up at b: its change loads, its receipts confirm nothing any more.
+        try b.ingest(stick)
+        XCTAssertEqual(try Receipts.confirmed(b.db, peer: a.name, origin: a.name, epoch: oldEpoch), 0)
+        let resent = try Exporter.export(
+            b.db, ExportOptions(folder: try out(b, "resend").path, relay: true, resend: true, peer: a.name))
+        XCTAssertFalse(resent.isEmpty)
+        try Ingester.ingest(restored, IngestOptions(paths: resent.map(\.path)))
+        XCTAssertEqual(try restored.scalar("SELECT count(*) FROM item WHERE a = 'lost with the disk'"), .integer(3))
+        XCTAssertEqual(try restored.scalar("SELECT count(*) FROM item WHERE a = 'on the stick'"), .integer(1))
+        XCTAssertEqual(try TestDatabases.dump(restored, "item"), try b.rows("item"))
+    }
 }

@@ -61,7 +61,7 @@ final class KeyBlockTests: ScenarioTestCase {
             return node
         }
         let reader = try TestNode("reader\(run)", .sqlite, folder: folder, table: Self.orders(.sqlite), track: [])
-        _ = try Tracker.track(reader.db, tables: ["orders"])
+        _ = try Tracker.track(reader.db, tables: ["orders"], keyBlocks: false)
         let writers = [hub] + laptops
         for n in writers {
             let tracked = try Tracker.track(n.db, tables: ["orders"])
@@ -188,7 +188,8 @@ final class KeyBlockTests: ScenarioTestCase {
             XCTAssertEqual(
                 try n.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE object_table = 'small'"), .integer(0))
             // A peer's row 0 arrives as row 0.
-            let peer = try TestNode("peer\(i)", .sqlite, folder: folder, table: Self.orders(.sqlite), track: ["orders"])
+            let peer = try TestNode(
+                "peer\(i)", .sqlite, folder: folder, table: Self.orders(.sqlite), track: ["orders"], keyBlocks: false)
             try trustAll([peer, n])
             try peer.exec("INSERT INTO orders (id, note) VALUES (0, 'zero'), (7, 'seven')")
             let out = try TestDatabases.subfolder(folder, "peer\(i)")
@@ -197,7 +198,8 @@ final class KeyBlockTests: ScenarioTestCase {
             XCTAssertEqual(try n.rows("orders"), [["0", "zero", "NULL"], ["7", "seven", "NULL"]], "\(brand)")
             uncheckedNodes.insert(n.name)
         }
-        let lite = try TestNode("lite", .sqlite, folder: folder, table: Self.orders(.sqlite), track: ["orders"])
+        let lite = try TestNode(
+            "lite", .sqlite, folder: folder, table: Self.orders(.sqlite), track: ["orders"], keyBlocks: false)
         let r = try CLI.run(["key-blocks", "add", "--db", lite.url, "2"])
         XCTAssertEqual(r.status, 64, r.stderr)
         XCTAssertTrue(r.stderr.contains("SQLite cannot hand out"), r.stderr)
@@ -205,5 +207,196 @@ final class KeyBlockTests: ScenarioTestCase {
         // A SQLite hub still hands out numbers to the others.
         XCTAssertTrue(try CLI.ok(["key-blocks", "authority", "--db", lite.url]).stdout.contains("draws from none"))
         XCTAssertEqual(try CLI.ok(["key-blocks", "grant", "--db", lite.url, "--node", "x"]).stdout, "2\n")
+    }
+
+    /// A node restored from a backup file of itself (pg_dump / mariadb-dump, then a restore into
+    /// a new database) hands out again ids it gave after the backup (MariaDB from its sequence's
+    /// cache boundary, PostgreSQL from the backup's own value). An order entered after the
+    /// restore meets a lost order of the same id when the lost ones come back: reported as a key
+    /// collision on both sides, never silent. From the first exchange on, the generator is past
+    /// every id the node gave before, and no later order collides.
+    func testNodeRestoredFromABackupFileNeverReusesIdsAfterTheFirstExchange() throws {
+        let brands = TestDatabases.availableBrands.filter { $0 != .sqlite }
+        guard !brands.isEmpty else { throw XCTSkip("needs PostgreSQL or MariaDB") }
+        let lost = 120  // more than MariaDB's sequence cache (100)
+        for (run, brand) in brands.enumerated() {
+            TestNode.created.removeAll()
+            let hub = try TestNode("rhub\(run)", brand, folder: folder, table: Self.orders(brand), track: [])
+            try KeyBlocks.becomeAuthority(hub.db)
+            _ = try Tracker.track(hub.db, tables: ["orders"])
+            let lap = try TestNode("rlap\(run)", brand, folder: folder, table: Self.orders(brand), track: [])
+            try KeyBlocks.add(lap.db, try KeyBlocks.grant(hub.db, node: lap.name))
+            _ = try Tracker.track(lap.db, tables: ["orders"])
+            try trustAll([hub, lap])
+            let base = KeyBlocks.range(2).lowerBound
+            for i in 0..<3 { try lap.exec("INSERT INTO orders (note) VALUES (?)", [.text("before backup \(i)")]) }
+            try syncStar(hub: hub, laptops: [lap])
+            let backup = folder.appendingPathComponent("rlap\(run).backup")
+            try Self.backUp(lap.url, brand, to: backup)
+            for i in 0..<lost { try lap.exec("INSERT INTO orders (note) VALUES (?)", [.text("lost \(i)")]) }
+            try syncStar(hub: hub, laptops: [lap])
+            let lostIds = (base + 3)...(base + 2 + Int64(lost))
+            XCTAssertEqual(try hub.db.scalar("SELECT max(id) FROM orders"), .integer(lostIds.upperBound), "\(brand)")
+            // The disk dies; the laptop is restored from the backup file into a new database.
+            let restoredURL = try TestDatabases.create(brand, name: "rlap\(run)r", in: folder)
+            try Self.restore(backup, brand, into: restoredURL)
+            let restored = try DatabaseOpener.open(restoredURL)
+            try restored.execute("INSERT INTO orders (note) VALUES ('entered after the restore')")
+            let reused = try restored.scalar("SELECT id FROM orders WHERE note = 'entered after the restore'").asInt64
+            XCTAssertTrue(lostIds.contains(reused ?? 0), "\(brand): \(String(describing: reused)) is not an id it lost")
+            // The first exchange: the hub's next bundle brings the lost orders back, and the
+            // generator moves past them.
+            try hub.exec("INSERT INTO orders (note) VALUES ('the hub goes on')")
+            let relay = try TestDatabases.subfolder(folder, "relay-r\(run)")
+            _ = try Exporter.export(hub.db, ExportOptions(folder: relay.path, relay: true))
+            let report = try Ingester.ingest(restored, IngestOptions(paths: [relay.path]))
+            XCTAssertTrue(report.notices.contains { $0.contains("restored from an older backup") }, "\(report.notices)")
+            // It knows it lost 120 changes: its generator moved 120 ids on at once.
+            try restored.execute("INSERT INTO orders (note) VALUES ('entered after the exchange')")
+            let after = try restored.scalar("SELECT id FROM orders WHERE note = 'entered after the exchange'")
+            XCTAssertGreaterThan(after.asInt64 ?? 0, lostIds.upperBound, "\(brand)")
+            let out = try TestDatabases.subfolder(folder, "restored-r\(run)")
+            _ = try Exporter.export(restored, ExportOptions(folder: out.path))
+            try hub.ingest([out.path])
+            // The hub sends the lost orders again (export --relay --resend, docs/delivery.md).
+            let resent = try TestDatabases.subfolder(folder, "resent-r\(run)")
+            _ = try Exporter.export(
+                hub.db, ExportOptions(folder: resent.path, relay: true, resend: true, peer: lap.name))
+            try Ingester.ingest(restored, IngestOptions(paths: [resent.path]))
+            try restored.execute("INSERT INTO orders (note) VALUES ('entered after the lost ones came back')")
+            let last = try restored.scalar("SELECT max(id) FROM orders")
+            XCTAssertGreaterThan(last.asInt64 ?? 0, after.asInt64 ?? 0, "\(brand)")
+            _ = try Exporter.export(restored, ExportOptions(folder: out.path))
+            try hub.ingest([out.path])
+            XCTAssertEqual(try TestDatabases.dump(restored, "orders"), try hub.rows("orders"), "\(brand)")
+            XCTAssertEqual(try hub.db.scalar("SELECT count(*) FROM orders"), .integer(Int64(3 + lost + 3)), "\(brand)")
+            // The one order entered between the restore and the exchange met a lost one.
+            for db in [restored, hub.db] {
+                let found = try KeyCollisions.list(db)
+                XCTAssertEqual(found.map(\.key), ["\(reused ?? 0)"], "\(brand)")
+                XCTAssertEqual(found.map(\.table), ["orders"])
+                XCTAssertEqual(try KeyCollisions.clear(db), 1)
+            }
+            XCTAssertEqual(try NodeCheck.run(restored).violations, [], "\(brand)")
+            uncheckedNodes.insert(lap.name)  // the database the disk took
+        }
+    }
+
+    static func backUp(_ url: String, _ brand: Brand, to file: URL) throws {
+        try backupTool(url, brand, file, restore: false)
+    }
+
+    static func restore(_ file: URL, _ brand: Brand, into url: String) throws {
+        try backupTool(url, brand, file, restore: true)
+    }
+
+    /// The brand's own backup tools: pg_dump / pg_restore, mariadb-dump / mariadb.
+    private static func backupTool(_ url: String, _ brand: Brand, _ file: URL, restore: Bool) throws {
+        let command: String
+        switch brand {
+        case .postgres:
+            command =
+                restore
+                ? "pg_restore --exit-on-error --dbname='\(url)' '\(file.path)'"
+                : "pg_dump --format=custom --file='\(file.path)' '\(url)'"
+        case .mariadb:
+            let c = URLComponents(string: url)!
+            let connection = "--no-defaults -h \(c.host!) -P \(c.port!) -u \(c.user!) \(c.path.dropFirst())"
+            command = restore ? "mariadb \(connection) < '\(file.path)'" : "mariadb-dump \(connection) > '\(file.path)'"
+        case .sqlite:
+            return XCTFail("SQLite is backed up by copying its file")
+        }
+        let r = try CLI.runProgram(URL(fileURLWithPath: "/bin/sh"), ["-c", command])
+        XCTAssertEqual(r.status, 0, r.output)
+    }
+
+    /// Nodes added later get the next block and renumber nobody; a node bootstrapped from a
+    /// snapshot gets no block from it (a snapshot carries rows, never its sender's blocks) and
+    /// draws from its own once it is given one, above nothing it received.
+    func testNodesAddedLaterAndBootstrappedBySnapshotGetTheirOwnBlocks() throws {
+        let brands = TestDatabases.availableBrands.filter { $0 != .sqlite }
+        guard !brands.isEmpty else { throw XCTSkip("needs PostgreSQL or MariaDB") }
+        for (run, brand) in brands.enumerated() {
+            TestNode.created.removeAll()
+            let hub = try TestNode("shub\(run)", brand, folder: folder, table: Self.orders(brand), track: [])
+            try KeyBlocks.becomeAuthority(hub.db)
+            _ = try Tracker.track(hub.db, tables: ["orders"])
+            let first = try TestNode("slap\(run)", brand, folder: folder, table: Self.orders(brand), track: [])
+            try KeyBlocks.add(first.db, try KeyBlocks.grant(hub.db, node: first.name))
+            _ = try Tracker.track(first.db, tables: ["orders"])
+            try trustAll([hub, first])
+            for n in [hub, first] {
+                for i in 0..<50 { try n.exec("INSERT INTO orders (note) VALUES (?)", [.text("\(n.name) \(i)")]) }
+            }
+            try syncStar(hub: hub, laptops: [first])
+            let before = try hub.rows("orders")
+            // A new laptop joins months later, from a snapshot of the hub.
+            let snaps = try TestDatabases.subfolder(folder, "snap\(run)")
+            let snapshot = try Snapshotter.write(hub.db, folder: snaps.path).path
+            let late = try TestNode("slate\(run)", brand, folder: folder, table: Self.orders(brand), track: [])
+            _ = try Tracker.track(late.db, tables: ["orders"])
+            try trustAll([hub, first, late])
+            try late.ingest([snapshot])
+            XCTAssertEqual(try late.rows("orders"), before, "\(brand)")
+            XCTAssertEqual(try KeyBlocks.blocks(late.db), [], "\(brand): a snapshot carries no block")
+            let granted = try KeyBlocks.grant(hub.db, node: late.name)
+            XCTAssertEqual(granted, 3, "\(brand): the next number, nobody renumbered")
+            try KeyBlocks.add(late.db, granted)
+            for n in [hub, first, late] {
+                for i in 50..<100 { try n.exec("INSERT INTO orders (note) VALUES (?)", [.text("\(n.name) \(i)")]) }
+            }
+            let late0 = try late.db.scalar("SELECT min(id) FROM orders WHERE note LIKE 'slate%'")
+            XCTAssertEqual(late0, .integer(KeyBlocks.range(3).lowerBound), "\(brand)")
+            try syncStar(hub: hub, laptops: [first, late])
+            try syncStar(hub: hub, laptops: [first, late])
+            for n in [hub, first, late] {
+                XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM orders"), .integer(250), "\(n.name) \(brand)")
+                XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM ds_conflict"), .integer(0), n.name)
+                XCTAssertEqual(try KeyCollisions.count(n.db), 0, n.name)
+                XCTAssertEqual(try n.rows("orders"), try hub.rows("orders"), n.name)
+            }
+            // The rows from before kept their ids everywhere.
+            XCTAssertEqual(Array(try late.rows("orders").filter { before.contains($0) }), before, "\(brand)")
+            try ScenarioTestCase.assertChecked([hub, first, late])
+        }
+    }
+
+    /// A block's last id is handed out (size), the next insert fails with the database's own
+    /// error and writes nothing (size + 1): never a wrap-around into block 0 or another node's
+    /// block. Another block from the authority takes over without a collision. The last block
+    /// ends just below 2^53.
+    func testABlockThatRunsOutIsExtendedWithoutACollision() throws {
+        XCTAssertEqual(KeyBlocks.range(KeyBlocks.maxBlock).upperBound, (1 << 53) - 1)
+        XCTAssertEqual(KeyBlocks.range(1).count, 1 << 24)
+        let brands = TestDatabases.availableBrands.filter { $0 != .sqlite }
+        guard !brands.isEmpty else { throw XCTSkip("needs PostgreSQL or MariaDB") }
+        for (run, brand) in brands.enumerated() {
+            TestNode.created.removeAll()
+            let n = try TestNode("full\(run)", brand, folder: folder, table: Self.orders(brand), track: ["orders"])
+            try KeyBlocks.becomeAuthority(n.db)
+            let r = KeyBlocks.range(1)
+            // A row that came back with the block's last id but one (size − 1).
+            try n.exec("INSERT INTO orders (id, note) VALUES (?, 'last but one')", [.integer(r.upperBound - 1)])
+            try KeyBlocks.raise(n.db)
+            try n.exec("INSERT INTO orders (note) VALUES ('last')")
+            XCTAssertEqual(try n.db.scalar("SELECT id FROM orders WHERE note = 'last'"), .integer(r.upperBound))
+            XCTAssertThrowsError(try n.exec("INSERT INTO orders (note) VALUES ('one too many')"), "\(brand)")
+            XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM orders"), .integer(2), "\(brand)")
+            // Tracking it again says the block is used up, with what to do.
+            try Tracker.untrack(n.db, tables: ["orders"])
+            XCTAssertThrowsError(try Tracker.track(n.db, tables: ["orders"])) { error in
+                XCTAssertTrue("\(error)".contains("is used up"), "\(error)")
+            }
+            XCTAssertEqual(try Tracker.trackedNames(n.db), [], "\(brand)")
+            // Another block: the table moves on to it.
+            let next = try KeyBlocks.grant(n.db, node: n.name, another: true)
+            XCTAssertEqual(next, 2)
+            try KeyBlocks.add(n.db, next)
+            _ = try Tracker.track(n.db, tables: ["orders"])
+            for i in 0..<3 { try n.exec("INSERT INTO orders (note) VALUES (?)", [.text("next block \(i)")]) }
+            XCTAssertEqual(
+                try n.db.rows("SELECT id FROM orders WHERE note LIKE 'next block%' ORDER BY id").map { $0.int(0) },
+                [0, 1, 2].map { KeyBlocks.range(2).lowerBound + Int64($0) }, "\(brand)")
+        }
     }
 }

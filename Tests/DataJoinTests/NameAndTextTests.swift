@@ -29,7 +29,7 @@ final class NameAndTextTests: ScenarioTestCase {
     /// stopped every export of its node; both found from outside.)
     func testTrackRefusesNamesTheBrandWouldCutOrNoBundleCanCarry() throws {
         func table(_ name: String) -> String {
-            "CREATE TABLE \"\(name)\" (id INTEGER PRIMARY KEY, v TEXT);"
+            "CREATE TABLE \"\(name)\" (id BIGINT PRIMARY KEY, v TEXT);"
         }
         func refused(_ node: TestNode, _ name: String, _ expected: String, line: UInt = #line) {
             XCTAssertThrowsError(try Tracker.track(node.db, tables: [name]), line: line) { error in
@@ -40,8 +40,8 @@ final class NameAndTextTests: ScenarioTestCase {
         let lite = try TestNode(
             "lite", .sqlite, folder: folder,
             table: [127, 128].map { table(String(repeating: "s", count: $0)) }.joined()
-                + "CREATE TABLE cols (id INTEGER PRIMARY KEY, \"\(String(repeating: "c", count: 129))\" TEXT);"
-                + "CREATE TABLE \"new\nline\" (id INTEGER PRIMARY KEY);"
+                + "CREATE TABLE cols (id BIGINT PRIMARY KEY, \"\(String(repeating: "c", count: 129))\" TEXT);"
+                + "CREATE TABLE \"new\nline\" (id BIGINT PRIMARY KEY);"
                 + [129, 384].map { table(String(repeating: "s", count: $0)) }.joined(), track: [])
         XCTAssertEqual(
             try Tracker.track(lite.db, tables: [127, 128].map { String(repeating: "s", count: $0) }).count, 2)

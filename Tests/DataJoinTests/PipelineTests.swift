@@ -52,7 +52,7 @@ final class PipelineTests: ScenarioTestCase {
         _ = try Tracker.track(a.db, tables: ["t"])
         let b = try TestNode(
             "b", .sqlite, folder: folder, table: "CREATE TABLE t (k INTEGER PRIMARY KEY NOT NULL, v TEXT, w TEXT)",
-            track: ["t"])
+            track: ["t"], keyBlocks: false)
         let c = try TestNode(
             "c", .postgres, folder: folder, table: "CREATE TABLE t (k INTEGER PRIMARY KEY NOT NULL, v TEXT, w TEXT)",
             track: ["t"])

@@ -125,9 +125,12 @@ final class TypeMatrixTests: ScenarioTestCase {
     }
 
     func testPostgresToSQLiteAndBack() throws {
-        let pg1 = try TestNode("pg1", .postgres, folder: folder, table: Self.postgresDDL, track: ["typed"])
-        let lite = try TestNode("lite", .sqlite, folder: folder, table: Self.sqliteDDL, track: ["typed"])
-        let pg2 = try TestNode("pg2", .postgres, folder: folder, table: Self.postgresDDL, track: ["typed"])
+        let pg1 = try TestNode(
+            "pg1", .postgres, folder: folder, table: Self.postgresDDL, track: ["typed"], keyBlocks: false)
+        let lite = try TestNode(
+            "lite", .sqlite, folder: folder, table: Self.sqliteDDL, track: ["typed"], keyBlocks: false)
+        let pg2 = try TestNode(
+            "pg2", .postgres, folder: folder, table: Self.postgresDDL, track: ["typed"], keyBlocks: false)
         try trustAll([pg1, lite, pg2])
         try insertPostgresRows(pg1)
         let report = try sync(pg1, lite)
@@ -161,9 +164,12 @@ final class TypeMatrixTests: ScenarioTestCase {
     }
 
     func testSQLiteToPostgresAndBack() throws {
-        let lite1 = try TestNode("lite1", .sqlite, folder: folder, table: Self.sqliteDDL, track: ["typed"])
-        let pg = try TestNode("pg", .postgres, folder: folder, table: Self.postgresDDL, track: ["typed"])
-        let lite2 = try TestNode("lite2", .sqlite, folder: folder, table: Self.sqliteDDL, track: ["typed"])
+        let lite1 = try TestNode(
+            "lite1", .sqlite, folder: folder, table: Self.sqliteDDL, track: ["typed"], keyBlocks: false)
+        let pg = try TestNode(
+            "pg", .postgres, folder: folder, table: Self.postgresDDL, track: ["typed"], keyBlocks: false)
+        let lite2 = try TestNode(
+            "lite2", .sqlite, folder: folder, table: Self.sqliteDDL, track: ["typed"], keyBlocks: false)
         try trustAll([lite1, pg, lite2])
         let rows: [[Value]] = [
             [
@@ -217,8 +223,8 @@ final class TypeMatrixTests: ScenarioTestCase {
     /// SQLite text may hold NUL: it crosses between SQLite nodes byte for byte (PostgreSQL text
     /// cannot hold it; that case is held, below).
     func testEmbeddedNULBetweenSQLiteNodes() throws {
-        let a = try TestNode("a", .sqlite, folder: folder, table: Self.sqliteDDL, track: ["typed"])
-        let b = try TestNode("b", .sqlite, folder: folder, table: Self.sqliteDDL, track: ["typed"])
+        let a = try TestNode("a", .sqlite, folder: folder, table: Self.sqliteDDL, track: ["typed"], keyBlocks: false)
+        let b = try TestNode("b", .sqlite, folder: folder, table: Self.sqliteDDL, track: ["typed"], keyBlocks: false)
         try trustAll([a, b])
         let text = "ab\u{0}cd\u{0}"
         try a.exec("INSERT INTO typed (id, c_text, c_varchar) VALUES (1, ?, ?)", [.text(text), .text("\u{0}")])
@@ -230,8 +236,10 @@ final class TypeMatrixTests: ScenarioTestCase {
 
     /// What a column cannot hold is held with the reason; the rest of the bundle applies.
     func testValuesATargetCannotHoldAreHeldWithReason() throws {
-        let pg = try TestNode("pg", .postgres, folder: folder, table: Self.postgresDDL, track: ["typed"])
-        let lite = try TestNode("lite", .sqlite, folder: folder, table: Self.sqliteDDL, track: ["typed"])
+        let pg = try TestNode(
+            "pg", .postgres, folder: folder, table: Self.postgresDDL, track: ["typed"], keyBlocks: false)
+        let lite = try TestNode(
+            "lite", .sqlite, folder: folder, table: Self.sqliteDDL, track: ["typed"], keyBlocks: false)
         try trustAll([pg, lite])
         // PostgreSQL → SQLite.
         try pg.exec("INSERT INTO typed (id, c_double) VALUES (21, 'NaN'), (22, '-0'), (23, 1.5)")

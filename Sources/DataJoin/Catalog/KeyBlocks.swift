@@ -130,6 +130,21 @@ public enum KeyBlocks {
         }
     }
 
+    /// A node restored from a backup learns (docs/delivery.md, epochs) that it lost `count`
+    /// changes made after the backup. Each may have been an insert that took the next id, so
+    /// every generator moves `count` ids past where it stands (at most to its block's end): ids
+    /// handed out from then on were not handed out before the restore. The lost rows, when
+    /// they come back, move it past themselves too (`raise`). Inside the ingest's transaction.
+    static func skipLost(_ db: Database, changes count: Int64) throws {
+        guard count > 0, let b = try current(db) else { return }
+        let r = range(b)
+        for t in try blockedTables(db) {
+            guard let key = try db.dialect.generatedKey(db, t) else { continue }
+            let next = try next(db, t, key, in: r)
+            try db.dialect.raiseKeyBlock(db, key, above: min(next - 1 + count, r.upperBound))
+        }
+    }
+
     static func isAuthority(_ db: Database) throws -> Bool {
         (try Settings.int(db, authoritySetting, range: 0...1) ?? 0) == 1
     }
@@ -143,7 +158,8 @@ public enum KeyBlocks {
         }.filter { try !optedOut(db, $0.name) }
     }
 
-    /// Refuses a block that `t`'s key column cannot hold (a smallint), before anything is written.
+    /// Refuses a block that `t`'s key column cannot hold (a smallint), or that `t` has used up,
+    /// before anything is written (MariaDB commits each DDL statement).
     static func checkFits(_ db: Database, _ t: TableInfo, block: Int64? = nil) throws {
         guard let key = try db.dialect.generatedKey(db, t), let b = try block ?? current(db) else { return }
         let r = range(b)
@@ -153,6 +169,35 @@ public enum KeyBlocks {
                 "\(t.name).\(key.column) holds ids up to \(key.maxValue), below key block \(b) (\(r.lowerBound)…); "
                     + "widen the column (BIGINT) or track it with --no-key-blocks")
         }
+        guard try next(db, t, key, in: r) <= r.upperBound else {
+            throw DataJoinError(
+                .usage,
+                "\(t.name): this node's key block \(r.lowerBound)…\(r.upperBound) is used up; "
+                    + "get another from the hub ('datajoin key-blocks grant --another') and add it")
+        }
+    }
+
+    /// The id `t` hands out next in block `r`: above every id of the block the table holds, and
+    /// never back (a block set up again, after untrack and track, goes on after the ids it gave).
+    private static func next(_ db: Database, _ t: TableInfo, _ key: GeneratedKey, in r: ClosedRange<Int64>) throws
+        -> Int64
+    {
+        var next = (try highestId(db, t, key, in: r) ?? (r.lowerBound - 1)) + 1
+        if let pending = try db.dialect.generatorNext(db, key), r.contains(pending) { next = max(next, pending) }
+        return next
+    }
+
+    /// Refuses, before anything is written, a generated key the brand cannot draw from a block
+    /// (SQLite): tracked as it is, two nodes inserting without an id would merge their rows.
+    static func checkPossible(_ db: Database, _ t: TableInfo) throws {
+        guard !db.dialect.keyBlocksPossible, let key = try db.dialect.generatedKey(db, t) else { return }
+        throw DataJoinError(
+            .usage,
+            "\(t.name).\(key.column) is an INTEGER PRIMARY KEY that SQLite fills in with max(\(key.column)) + 1, "
+                + "and SQLite cannot draw new ids from this node's own key block: rows inserted without an id on two nodes "
+                + "would get one id and merge. If the application gives every id itself, or this node never inserts rows, "
+                + "track it with --no-key-blocks (a collision is then reported by 'datajoin check' and 'status'); "
+                + "otherwise give the table a UUID or natural key (docs/keys.md)")
     }
 
     /// Tables tracked with `--no-key-blocks` keep the database's numbering when a block is added.
@@ -171,17 +216,7 @@ public enum KeyBlocks {
         guard let key = try db.dialect.generatedKey(db, t), let b = try current(db) else { return nil }
         try checkFits(db, t, block: b)
         let r = range(b)
-        // Above every id of the block the table holds, and never back: a block set up again
-        // (track after untrack) goes on after the ids it gave.
-        var next = (try highestId(db, t, key, in: r) ?? (r.lowerBound - 1)) + 1
-        if let pending = try db.dialect.generatorNext(db, key), r.contains(pending) { next = max(next, pending) }
-        guard next <= r.upperBound else {
-            throw DataJoinError(
-                .usage,
-                "\(t.name): this node's key block \(r.lowerBound)…\(r.upperBound) is used up; "
-                    + "get another from the hub ('datajoin key-blocks grant --another') and add it")
-        }
-        try db.dialect.setUpKeyBlock(db, t, key, range: r, next: next)
+        try db.dialect.setUpKeyBlock(db, t, key, range: r, next: try next(db, t, key, in: r))
         return r
     }
 

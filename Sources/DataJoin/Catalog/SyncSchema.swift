@@ -4,7 +4,7 @@ import Foundation
 /// (docs/tables.md describes every column).
 enum SyncSchema {
     /// Bumped when the tables change; stored in ds_node.schema_version.
-    static let version = 8
+    static let version = 9
 
     static func ddl(_ dialect: Dialect) -> SQL {
         let id = dialect.autoIdColumn
@@ -151,6 +151,16 @@ enum SyncSchema {
                 reason \(text) NOT NULL,
                 recorded_at \(text) NOT NULL
             )\(options);
+            CREATE TABLE IF NOT EXISTS ds_key_collision (
+                id \(id),
+                object_table \(text) NOT NULL,
+                object_id \(text) NOT NULL,
+                row_node \(text) NOT NULL,
+                row_hlc BIGINT NOT NULL,
+                insert_node \(text) NOT NULL,
+                insert_hlc BIGINT NOT NULL,
+                recorded_at \(text) NOT NULL
+            )\(options);
             CREATE TABLE IF NOT EXISTS ds_trusted_key (
                 node_id \(dialect.keyTextType(255)) PRIMARY KEY,
                 public_key \(text) NOT NULL,
@@ -174,6 +184,13 @@ enum SyncSchema {
                 seq BIGINT NOT NULL,
                 updated_at \(text) NOT NULL,
                 PRIMARY KEY (peer, origin, origin_epoch)
+            )\(options);
+            CREATE TABLE IF NOT EXISTS ds_peer_epoch (
+                peer \(dialect.keyTextType(255)) NOT NULL,
+                epoch \(dialect.keyTextType(255)) NOT NULL,
+                is_current BIGINT NOT NULL,
+                seen_at \(text) NOT NULL,
+                PRIMARY KEY (peer, epoch)
             )\(options);
             CREATE TABLE IF NOT EXISTS ds_quarantine (
                 path \(dialect.keyTextType(768)) PRIMARY KEY,

@@ -63,7 +63,10 @@ public enum Tracker {
                     .alreadyTracked,
                     "table \(name) is already tracked; run 'datajoin untrack' first to re-install its capture")
             }
-            if keyBlocks, try !KeyBlocks.optedOut(db, info.name) { try KeyBlocks.checkFits(db, info) }
+            if keyBlocks, !existing.contains(name), try !KeyBlocks.optedOut(db, info.name) {
+                try KeyBlocks.checkPossible(db, info)
+                try KeyBlocks.checkFits(db, info)
+            }
             infos.append(info)
         }
         return try db.retryingWrite { _ in

@@ -10,6 +10,8 @@ enum Epochs {
         let me = try NodeIdentity.load(db)
         guard let r = receipts.first(where: { $0.origin == me.nodeId && $0.epoch == me.epoch && $0.seq >= me.nextSeq })
         else { return nil }
+        // Ids the lost changes may have taken are not handed out again (docs/keys.md).
+        try KeyBlocks.skipLost(db, changes: r.seq - (me.nextSeq - 1))
         return try startNew(
             db,
             reason:

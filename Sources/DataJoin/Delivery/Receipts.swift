@@ -2,7 +2,28 @@ import Foundation
 
 /// Per-peer receipts: how far each peer has confirmed holding each origin's changes.
 enum Receipts {
-    static func record(_ db: Database, peer: String, _ receipts: [Receipt]) throws {
+    /// Receipts only go up, so that an older bundle arriving late cannot lower them, within
+    /// one epoch of the peer. A peer restored from a backup starts a new epoch and holds less
+    /// than it confirmed before: its first bundle of a new epoch replaces all its receipts
+    /// (what it lost is sent again by `export --resend`, its own lost changes included), and
+    /// bundles of its earlier epochs confirm nothing any more (docs/delivery.md).
+    static func record(_ db: Database, peer: String, epoch: String, _ receipts: [Receipt]) throws {
+        let known = try db.rows(
+            "SELECT epoch, is_current FROM ds_peer_epoch WHERE peer = \(Value.text(peer))"
+        ).map { ($0.string(0) ?? "", $0.int(1) ?? 0) }
+        if let seen = known.first(where: { $0.0 == epoch }) {
+            if seen.1 == 0 { return }
+        } else {
+            if !known.isEmpty {
+                try db.execute("UPDATE ds_peer_epoch SET is_current = 0 WHERE peer = \(Value.text(peer))")
+                try db.execute("DELETE FROM ds_peer_receipt WHERE peer = \(Value.text(peer))")
+            }
+            try db.execute(
+                """
+                INSERT INTO ds_peer_epoch (peer, epoch, is_current, seen_at)
+                VALUES (\(Value.text(peer)), \(Value.text(epoch)), 1, \(Value.text(nowText())))
+                """)
+        }
         for r in receipts {
             let incoming = db.dialect.incoming("seq")
             try db.execute(

@@ -30,6 +30,8 @@ struct Merger {
     let versions: VersionCache
     var conflicts: ConflictLog
     private var statements: [String: TableSQL] = [:]
+    /// Tables whose key the database generates, looked up when two inserts of a key first meet.
+    private var generatedKeys: [String: Bool] = [:]
     /// Set on the fast path: rows are read and written through it, many per statement.
     var batch: RowBatch?
 
@@ -136,6 +138,13 @@ struct Merger {
         return .placed(t, placed)
     }
 
+    private mutating func generated(_ table: String) throws -> Bool {
+        if let known = generatedKeys[table] { return known }
+        let g = try tables[table].map { try db.dialect.generatedKey(db, $0) != nil } ?? false
+        generatedKeys[table] = g
+        return g
+    }
+
     /// The row `c` is for, with its version; its values are read when a rule needs them.
     private mutating func localRow(_ c: Change, _ t: TableInfo, canonical: (key: [Value], bytes: [UInt8])?) throws
         -> LocalRow
@@ -162,7 +171,11 @@ struct Merger {
             return .unchanged
         }
         if c.cl > row.cl { return try insertNewGeneration(c, &row, placed) }
-        // The same generation: concurrent inserts of one key, or this insert again.
+        // The same generation: concurrent inserts of one key, or this insert again. Of a key
+        // the database generates, two inserts are two rows that should never have met.
+        if row.state != nil, row.incoming != row.version, try generated(c.table) {
+            try KeyCollisions.record(db, table: c.table, key: row.key, row: row.version, insert: row.incoming)
+        }
         let columnVersions = try versions.columns(c.table, row.keyBytes)
         guard row.incoming > row.version else {
             if row.incoming != row.version, let local = try row.current() {

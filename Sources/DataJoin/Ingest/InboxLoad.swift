@@ -163,7 +163,7 @@ struct InboxLoad {
         try db.execute(
             "UPDATE ds_bundle_seen SET loaded_count = ? WHERE id = ?", [.integer(counts.loaded), .integer(bundleId)])
         try advanceHoldings()
-        try Receipts.record(db, peer: file.header.sender, file.header.receipts)
+        try Receipts.record(db, peer: file.header.sender, epoch: file.header.senderEpoch, file.header.receipts)
         return .loaded(changes: counts.loaded, skipped: counts.skipped)
     }
 

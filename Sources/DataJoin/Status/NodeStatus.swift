@@ -16,6 +16,8 @@ public struct NodeStatus: Sendable {
     public var held: [HeldChange]
     public var heldCount: Int64
     public var conflicts: Int64
+    /// Rows inserted apart with one generated key (docs/keys.md).
+    public var keyCollisions: Int64
     public var lastExport: String?
     /// Why export stops where it does (a change too large for a bundle), or nil.
     public var exportHeld: String?
@@ -104,6 +106,7 @@ public struct NodeStatus: Sendable {
             importPointer: importPointer, held: held,
             heldCount: try db.scalar("SELECT count(*) FROM ds_change_held").asInt64 ?? 0,
             conflicts: try db.scalar("SELECT count(*) FROM ds_conflict").asInt64 ?? 0,
+            keyCollisions: try KeyCollisions.count(db),
             lastExport: exportRow?.string(0),
             exportHeld: try db.scalar(
                 "SELECT status FROM ds_program_parameter WHERE id = ?", [.integer(Program.export)]
@@ -166,7 +169,7 @@ public struct NodeStatus: Sendable {
             "last_seq":\(lastSeq),"pointer":\(exportPointer),"last_export":\(s(lastExport)),"held":\(s(exportHeld))},\
             "import":{"waiting":\(inboxWaiting),"pointer":\(importPointer),"held_count":\(heldCount),"held":[\(heldJSON.joined(separator: ","))],\
             "last_ingest":\(s(lastIngest)),"bundles_ingested":\(bundlesIngested)},\
-            "conflicts":\(conflicts),\
+            "conflicts":\(conflicts),"key_collisions":\(keyCollisions),\
             "clock":{"text":\(JSON.quote(clock)),"wall_ms":\(clockStamp >> 16),"counter":\(counter)},\
             "origins":[\(originsJSON.joined(separator: ","))],"peers":[\(peersJSON.joined(separator: ","))],\
             "quarantined":[\(quarantinedJSON.joined(separator: ","))]}
@@ -198,6 +201,11 @@ public struct NodeStatus: Sendable {
             "last ingest:      \(lastIngest ?? "never") (\(bundlesIngested) bundle(s) ingested)",
             "clock:            \(clock)",
         ]
+        if keyCollisions > 0 {
+            lines.insert(
+                "key collisions:   \(keyCollisions): rows inserted apart with one generated key, merged; 'datajoin check' lists them (docs/keys.md)",
+                at: lines.firstIndex { $0.hasPrefix("conflicts logged:") }.map { $0 + 1 } ?? lines.count)
+        }
         lines.append(
             "quarantined:      \(quarantined.count) file(s)"
                 + (quarantined.isEmpty ? "" : " (move a file back out of quarantine/ to retry it)"))

@@ -12,6 +12,10 @@ struct Check: ParsableCommand {
             holds; 1 with one line per broken rule otherwise. The rules are in docs/reliability.md
             ("Invariants"); a broken one is a bug worth reporting with the output.
 
+            A key collision (rule key-collision) is not a bug of DataJoin: two nodes inserted
+            different rows with one generated key (key blocks off, or a node restored from a
+            backup), and the rows merged. Give one of them a new id, then --clear-collisions.
+
             Example:
               datajoin check --db laptop.db
               datajoin check --db laptop.db --repair
@@ -27,10 +31,20 @@ struct Check: ParsableCommand {
     )
     var repair = false
 
+    @Flag(
+        help:
+            "Forget the key collisions reported so far (two rows inserted apart with one generated key), after dealing with them; docs/keys.md."
+    )
+    var clearCollisions = false
+
     func run() throws {
         var broken = false
         try DataJoin_run {
             let db = try database.open()
+            if clearCollisions {
+                let n = try KeyCollisions.clear(db)
+                if !output.quiet { print("cleared: \(n) key collision(s)") }
+            }
             if repair {
                 let n = try NodeCheck.repair(db)
                 if !output.quiet { print("repaired: \(n) stranded outbox row(s) back in the backlog") }

@@ -14,9 +14,16 @@ struct Track: ParsableCommand {
             table tracked before), so that peers receive them; a peer that holds the same key
             already merges the two rows by the usual rules (docs/conflict-rules.md, rule E).
 
+            A key the database generates (serial, identity, AUTO_INCREMENT) draws new ids from this
+            node's key block, so rows inserted on two nodes never get one id ('datajoin key-blocks';
+            docs/keys.md). SQLite cannot draw ids from a block: track refuses an INTEGER PRIMARY
+            KEY there unless --no-key-blocks says the application gives the ids (or the node never
+            inserts rows). Two rows inserted apart with one generated key are reported by 'check'.
+
             Example:
               datajoin track --db sqlite:testapp1.db sales_order
               datajoin track --db $PG_URL --backfill customer
+              datajoin track --db sqlite:hub.db --no-key-blocks orders   # a hub that only relays
             """))
 
     @OptionGroup var database: DatabaseOptions
@@ -34,7 +41,7 @@ struct Track: ParsableCommand {
 
     @Flag(
         help:
-            "Keep the database's own numbering of generated keys: rows inserted on two nodes with one id then merge, column by column (docs/keys.md)."
+            "Keep the database's own numbering of generated keys (needed for an INTEGER PRIMARY KEY on SQLite): rows inserted on two nodes with one id then merge, column by column, and 'check' reports it (docs/keys.md)."
     )
     var noKeyBlocks = false
 

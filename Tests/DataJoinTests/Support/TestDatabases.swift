@@ -277,7 +277,7 @@ final class TestNode {
 
     init(
         _ name: String, _ brand: Brand, folder: URL, table: String = TestDatabases.salesOrderSQL,
-        track: [String] = ["sales_order"], viaCLI: Bool = false
+        track: [String] = ["sales_order"], viaCLI: Bool = false, keyBlocks: Bool = true
     ) throws {
         self.name = name
         self.brand = brand
@@ -287,10 +287,10 @@ final class TestNode {
         try db.executeScript(TestDatabases.ddl(table, for: brand))
         if viaCLI {
             try CLI.ok(["init", "--db", url, "--node", name])
-            if !track.isEmpty { try CLI.ok(["track", "--db", url] + track) }
+            if !track.isEmpty { try CLI.ok(["track", "--db", url] + (keyBlocks ? [] : ["--no-key-blocks"]) + track) }
         } else {
             _ = try NodeSetup.initialize(db, node: name)
-            if !track.isEmpty { _ = try Tracker.track(db, tables: track) }
+            if !track.isEmpty { _ = try Tracker.track(db, tables: track, keyBlocks: keyBlocks) }
         }
     }
 

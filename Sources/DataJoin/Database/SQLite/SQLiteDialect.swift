@@ -99,20 +99,22 @@ public struct SQLiteDialect: Dialect {
         return out
     }
 
-    public func keyWarnings(_ db: Database, _ t: TableInfo) throws -> [String] {
-        var warnings: [String] = []
-        let advice = "two nodes will hand out the same ids; use UUIDs, or per-node prefixes or ranges"
+    /// A rowid alias (one `INTEGER PRIMARY KEY` column of a rowid table), which SQLite fills in
+    /// with `max(rowid) + 1`: generated, and no block can be set up for it (docs/keys.md).
+    public func generatedKey(_ db: Database, _ t: TableInfo) throws -> GeneratedKey? {
+        guard t.keyColumns.count == 1, let k = t.keyColumns.first, k.dataType.uppercased() == "INTEGER" else {
+            return nil
+        }
         let sql =
             try db.scalar("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [.text(t.name)]).asString
             ?? ""
-        let rowid = t.keyColumns.count == 1 && t.keyColumns[0].dataType.uppercased() == "INTEGER"
-        if sql.uppercased().contains("AUTOINCREMENT") {
-            warnings.append("\(t.name): its key is AUTOINCREMENT; \(advice)")
-        } else if rowid {
-            warnings.append(
-                "\(t.name): its key \(t.keyColumns[0].name) is an INTEGER PRIMARY KEY (a rowid SQLite fills in); \(advice)"
-            )
-        }
+        if sql.uppercased().contains("WITHOUT ROWID") { return nil }
+        return GeneratedKey(column: k.name, generator: "rowid", maxValue: Int64.max)
+    }
+
+    public func keyWarnings(_ db: Database, _ t: TableInfo) throws -> [String] {
+        var warnings: [String] = []
+        let rowid = try generatedKey(db, t) != nil
         // SQLite accepts NULL in a PRIMARY KEY column that is not an INTEGER rowid alias.
         let nullable = try db.rows(
             "SELECT name FROM pragma_table_info(?) WHERE pk > 0 AND \"notnull\" = 0 ORDER BY pk", [.text(t.name)]

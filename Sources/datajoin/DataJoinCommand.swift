@@ -35,7 +35,7 @@ struct DataJoinCommand: ParsableCommand {
         subcommands: [
             Init.self, Track.self, Untrack.self, Export.self, Ingest.self, Import.self, Status.self,
             Inspect.self, Verify.self, Key.self, TrustCommand.self, Conflicts.self, Watch.self, Snapshot.self,
-            Prune.self, Check.self, KeyBlocksCommand.self,
+            Prune.self, Check.self, KeyBlocksCommand.self, Config.self,
             ExitCodes.self,
         ]
     )

@@ -317,4 +317,39 @@ final class DeliveryTests: ScenarioTestCase {
         XCTAssertEqual(try restored.scalar("SELECT count(*) FROM item WHERE a = 'on the stick'"), .integer(1))
         XCTAssertEqual(try TestDatabases.dump(restored, "item"), try b.rows("item"))
     }
+
+    /// The restored node exports before it hears from anyone, and numbers its new change with
+    /// the seq of one it lost: the peer holds that seq and skips the change as a duplicate.
+    /// The peer sees the stamp differ (a fork), and its receipts then tell the node it holds
+    /// more than the node issued: the node moves to a new epoch, sends everything again, and
+    /// nothing differs in the end (found from outside: it stayed different for ever).
+    func testARestoredNodeThatExportsFirstIsToldAndConverges() throws {
+        let nodes = try makeNodes([.sqlite, .sqlite], prefix: "f")
+        let (a, b) = (nodes[0], nodes[1])
+        try a.exec("INSERT INTO item (id, a) VALUES ('k0', 'before backup')")
+        try b.ingest(try export(a))
+        let backup = folder.appendingPathComponent("f-backup.db")
+        try a.db.executeScript("VACUUM INTO '\(backup.path)'")
+        try a.exec("INSERT INTO item (id, a) VALUES ('k1', 'lost with the disk')")
+        try b.ingest(try export(a, to: "lost"))
+        let restoredPath = folder.appendingPathComponent("f-restored.db").path
+        try FileManager.default.copyItem(atPath: backup.path, toPath: restoredPath)
+        let restored = try DatabaseOpener.open(restoredPath)
+        try restored.execute("INSERT INTO item (id, a) VALUES ('k2', 'entered after the restore')")
+        // It exports first: b holds seq 2 of its epoch already.
+        let first = try Exporter.export(restored, ExportOptions(folder: try out(a, "first").path)).map(\.path)
+        XCTAssertEqual(try b.ingest(first).files.first?.status, .loaded(changes: 0, skipped: 1))
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM item WHERE id = 'k2'"), .integer(0))
+        // b's next bundle tells it.
+        try b.exec("INSERT INTO item (id) VALUES ('b0')")
+        let report = try Ingester.ingest(restored, IngestOptions(paths: try export(b, relay: true, to: "told")))
+        XCTAssertTrue(report.notices.first?.contains("restored from an older backup") ?? false, "\(report.notices)")
+        try b.ingest(try Exporter.export(restored, ExportOptions(folder: try out(a, "again").path)).map(\.path))
+        let resent = try Exporter.export(
+            b.db, ExportOptions(folder: try out(b, "resend").path, relay: true, resend: true, peer: a.name))
+        try Ingester.ingest(restored, IngestOptions(paths: resent.map(\.path)))
+        XCTAssertEqual(try TestDatabases.dump(restored, "item"), try b.rows("item"))
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM item"), .integer(4))
+        XCTAssertEqual(try NodeCheck.run(restored).violations, [])
+    }
 }

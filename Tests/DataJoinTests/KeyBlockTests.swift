@@ -123,6 +123,14 @@ final class KeyBlockTests: ScenarioTestCase {
         XCTAssertEqual(try KeyBlocks.grant(hub.db, node: "lap"), 2)
         XCTAssertEqual(try KeyBlocks.grant(hub.db, node: "lap", another: true), 3)
         XCTAssertEqual(try KeyBlocks.grant(hub.db, node: "other"), 4)
+        // The authority takes only its own numbers: another node's, or one not handed out yet,
+        // is refused and changes nothing.
+        for taken in [Int64(2), 4, 5] {
+            XCTAssertThrowsError(try KeyBlocks.add(hub.db, taken)) { error in
+                XCTAssertTrue("\(error)".contains(taken == 5 ? "not granted yet" : "was granted to"), "\(error)")
+            }
+        }
+        XCTAssertEqual(try KeyBlocks.blocks(hub.db), [1])
         // Block numbers at their limits: 0 and past the last are refused.
         let lap = try TestNode("lap", .postgres, folder: folder, table: Self.orders, track: ["orders"])
         for bad in [0, KeyBlocks.maxBlock + 1, 3 * KeyBlocks.maxBlock] {

@@ -104,4 +104,21 @@ final class KeyCollisionTests: ScenarioTestCase {
             }
         }
     }
+
+    /// A table tracked again with --backfill sends its rows as inserts once more: the same
+    /// rows from the same node, not collisions.
+    func testBackfillAfterTrackingAgainIsNoCollision() throws {
+        let a = try TestNode(
+            "ba", .sqlite, folder: folder, table: Self.orders(.sqlite), track: ["orders"], keyBlocks: false)
+        let b = try TestNode(
+            "bb", .sqlite, folder: folder, table: Self.orders(.sqlite), track: ["orders"], keyBlocks: false)
+        try trustAll([a, b])
+        try a.exec("INSERT INTO orders (note, qty) VALUES ('one', 1), ('two', 2)")
+        try b.ingest(try a.export(to: try TestDatabases.subfolder(folder, "first")))
+        try Tracker.untrack(a.db, tables: ["orders"])
+        _ = try Tracker.track(a.db, tables: ["orders"], backfill: true)
+        try b.ingest(try a.export(to: try TestDatabases.subfolder(folder, "again")))
+        XCTAssertEqual(try b.rows("orders"), try a.rows("orders"))
+        XCTAssertEqual(try KeyCollisions.count(b.db), 0)
+    }
 }

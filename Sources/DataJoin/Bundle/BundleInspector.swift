@@ -9,13 +9,47 @@ public enum BundleInspector {
         public var changes: [Change]
         public var verified: Bool
         public var problem: String?
+        /// An encrypted (v2) file: its recipients, and whether this node could open it.
+        public var encryptedTo: [String]? = nil
+        public var decrypted = false
     }
 
-    /// Reads a whole bundle; `keepChanges` bounds how many changes are kept for display.
-    public static func read(_ path: String, keepChanges: Int = Int.max) throws -> Summary {
+    /// A v2 file: its outer seal and signature (the header's own key) checked, and the source
+    /// of its inner bundle when one of `keys` opens it. The header stands in for the inner one
+    /// when it does not (sender, epoch and key only).
+    static func open(_ path: String, keys: [Curve25519.KeyAgreement.PrivateKey]) throws -> (
+        source: BundleSource?, header: BundleHeader, recipients: [String]
+    ) {
+        let outer = try EncryptedBundleFile(path: path)
+        try outer.checkSeal()
+        try outer.verifyIntegrity()
+        let h = outer.header
+        let header = BundleHeader(
+            sender: h.sender, senderEpoch: h.senderEpoch, createdAt: h.createdAt, origins: [], changeCount: 0,
+            publicKey: h.publicKey)
+        let key = try? outer.fileKey(with: keys, node: "")
+        return (key.map { .encrypted(outer, $0) }, header, h.recipients.map(\.node))
+    }
+
+    /// Reads a whole bundle; `keepChanges` bounds how many changes are kept for display. An
+    /// encrypted one is opened with `keys` (a recipient node's), or shown by its outer header.
+    public static func read(_ path: String, keepChanges: Int = Int.max, db: Database? = nil) throws -> Summary {
+        var source = BundleSource.plain(path)
+        var encryptedTo: [String]?
+        if EncryptedFormat.isEncrypted(path: path) {
+            let opened = try open(path, keys: try db.map(EncryptionKeys.privateKeys) ?? [])
+            encryptedTo = opened.recipients
+            guard let inner = opened.source else {
+                return Summary(
+                    path: path, header: opened.header, changes: [], verified: true, problem: nil,
+                    encryptedTo: opened.recipients)
+            }
+            source = inner
+        }
         // Integrity first (digest and the header's own key), records only after it.
-        try BundleSeal(path: path).verifyIntegrity()
-        let reader = try BundleReader(path: path)
+        let seal = try BundleSeal(gzip: try source.gzip(maxOutput: BundleFormat.maxExpandedBytes))
+        try seal.verifyIntegrity()
+        let reader = try BundleReader(gzip: try source.gzip(maxOutput: BundleFormat.maxExpandedBytes), path: path)
         var changes: [Change] = []
         while var c = try reader.next() {
             guard changes.count < keepChanges else { continue }
@@ -26,7 +60,9 @@ public enum BundleInspector {
             changes.append(c)
         }
         try reader.finish()
-        return Summary(path: path, header: reader.header, changes: changes, verified: true, problem: nil)
+        return Summary(
+            path: path, header: reader.header, changes: changes, verified: true, problem: nil, encryptedTo: encryptedTo,
+            decrypted: encryptedTo != nil)
     }
 
     /// Values up to this many bytes are shown whole by `inspect`.
@@ -45,13 +81,32 @@ public enum BundleInspector {
         }
     }
 
-    public static func verify(_ path: String) -> Result<BundleHeader, DataJoinError> {
+    /// Checks a file whole; an encrypted one whole when `db` is one of its recipients, by its
+    /// outer seal and signature otherwise (`encryptedTo` says to whom, `decrypted` false).
+    public static func verify(_ path: String, db: Database? = nil) -> Result<Summary, DataJoinError> {
         do {
-            try BundleSeal(path: path).verifyIntegrity()
-            let reader = try BundleReader(path: path)
+            var source = BundleSource.plain(path)
+            var encryptedTo: [String]?
+            if EncryptedFormat.isEncrypted(path: path) {
+                let opened = try open(path, keys: try db.map(EncryptionKeys.privateKeys) ?? [])
+                encryptedTo = opened.recipients
+                guard let inner = opened.source else {
+                    return .success(
+                        Summary(
+                            path: path, header: opened.header, changes: [], verified: true, problem: nil,
+                            encryptedTo: opened.recipients))
+                }
+                source = inner
+            }
+            try BundleSeal(gzip: try source.gzip(maxOutput: BundleFormat.maxExpandedBytes)).verifyIntegrity()
+            let reader = try BundleReader(gzip: try source.gzip(maxOutput: BundleFormat.maxExpandedBytes), path: path)
             while try reader.next() != nil {}
             try reader.finish()
-            return .success(reader.header)
+            return .success(
+                Summary(
+                    path: path, header: reader.header, changes: [], verified: true, problem: nil,
+                    encryptedTo: encryptedTo,
+                    decrypted: encryptedTo != nil))
         } catch let e as DataJoinError {
             return .failure(e)
         } catch {
@@ -105,18 +160,32 @@ public enum BundleInspector {
                 + (c.oldValue.map { ",\"old\":\($0.json)" } ?? "") + "}"
         }
         return """
-            {"path":\(JSON.quote(s.path)),"format":\(BundleFormat.major),"sender":\(JSON.quote(h.sender)),"sender_epoch":\(JSON.quote(h.senderEpoch)),\
+            {"path":\(JSON.quote(s.path)),"format":\(s.encryptedTo == nil ? BundleFormat.major : EncryptedFormat.major),"sender":\(JSON.quote(h.sender)),"sender_epoch":\(JSON.quote(h.senderEpoch)),\
             "created_at":\(JSON.quote(h.createdAt)),"kind":\(JSON.quote(h.kind)),"change_count":\(h.changeCount),"origins":[\(origins.joined(separator: ","))],\
             "receipts":[\(receipts.joined(separator: ","))],"public_key":\(JSON.quote(Hex.encode(h.publicKey))),"verified":\(s.verified),\
+            "encrypted_to":\(s.encryptedTo.map { "[" + $0.map(JSON.quote).joined(separator: ",") + "]" } ?? "null"),"decrypted":\(s.decrypted),\
             "changes":[\(changes.joined(separator: ","))]}
             """
     }
 
     public static func text(_ s: Summary) -> String {
         let h = s.header
+        if let to = s.encryptedTo, !s.decrypted {
+            return [
+                "bundle:    \(s.path)",
+                "format:    v\(EncryptedFormat.major) (encrypted)",
+                "sender:    \(h.sender) (epoch \(h.senderEpoch)), created \(h.createdAt)",
+                "signed by: \(Hex.encode(h.publicKey))",
+                "encrypted: to \(to.joined(separator: ", ")); the content needs a recipient's key (--db on one of them)",
+                "verified:  checksum and signature OK",
+            ].map { TerminalText.safe($0) }.joined(separator: "\n")
+        }
         var lines = [
             "bundle:    \(s.path)",
-            "format:    v\(BundleFormat.major) (\(h.kind))",
+            s.encryptedTo.map {
+                "format:    v\(EncryptedFormat.major) (encrypted to \($0.joined(separator: ", ")), holding v\(BundleFormat.major) \(h.kind))"
+            }
+                ?? "format:    v\(BundleFormat.major) (\(h.kind))",
             "sender:    \(h.sender) (epoch \(h.senderEpoch)), created \(h.createdAt)",
             "signed by: \(Hex.encode(h.publicKey))",
             "changes:   \(h.changeCount)",

@@ -28,7 +28,7 @@ final class BundleReader {
         try self.init(gzip: try GzipReader(source: .memory(bytes), maxOutput: maxExpandedBytes), path: "<memory>")
     }
 
-    private init(gzip: GzipReader, path: String) throws {
+    init(gzip: GzipReader, path: String) throws {
         self.path = path
         let box = DigestBox()
         self.box = box

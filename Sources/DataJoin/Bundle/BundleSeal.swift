@@ -25,7 +25,7 @@ struct BundleSeal {
         try self.init(gzip: try GzipReader(source: .memory(bytes), maxOutput: maxExpandedBytes))
     }
 
-    private init(gzip: GzipReader) throws {
+    init(gzip: GzipReader) throws {
         var hasher = SHA256()
         // The first bytes, up to the end of the header, kept for the header's two fields.
         let prefixLimit = BundleFormat.magic.count + 2 + 10 + BundleFormat.maxHeaderBytes

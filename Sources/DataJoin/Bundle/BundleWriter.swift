@@ -28,7 +28,14 @@ final class BundleWriter {
     private(set) var uncompressedBytes = 0
     private var finished = false
 
-    init(folder: String, fileName: String, header: BundleHeader, signingKey: Curve25519.Signing.PrivateKey) throws {
+    /// With `recipients`, the file is format v2: this bundle, compressed, encrypted to them
+    /// and signed outside too (docs/bundle-format.md, "Version 2: encrypted").
+    private let encrypting: EncryptingSink?
+
+    init(
+        folder: String, fileName: String, header: BundleHeader, signingKey: Curve25519.Signing.PrivateKey,
+        recipients: [Recipient] = []
+    ) throws {
         finalPath = (folder as NSString).appendingPathComponent(fileName)
         tempPath = (folder as NSString).appendingPathComponent("." + fileName + ".tmp")
         self.signingKey = signingKey
@@ -38,7 +45,18 @@ final class BundleWriter {
         guard fd >= 0 else {
             throw DataJoinError.io("cannot write to \(folder): \(String(cString: strerror(errno)))")
         }
-        do { gzip = try GzipWriter(fd: fd) } catch {
+        do {
+            if recipients.isEmpty {
+                encrypting = nil
+                gzip = try GzipWriter(fd: fd)
+            } else {
+                let sink = try EncryptingSink(
+                    fd: fd, sender: header.sender, senderEpoch: header.senderEpoch, createdAt: header.createdAt,
+                    signingKey: signingKey, recipients: recipients)
+                encrypting = sink
+                gzip = try GzipWriter { buf, n in try sink.write(buf[0..<n]) }
+            }
+        } catch {
             close(fd)
             unlink(tempPath)
             throw error
@@ -206,6 +224,7 @@ final class BundleWriter {
         uncompressedBytes += trailer.bytes.count
         try gzip.write(trailer.bytes)
         try gzip.finish()
+        try encrypting?.finish()
         guard fsync(fd) == 0 else {
             throw DataJoinError.io("cannot flush \(tempPath) to disk: \(String(cString: strerror(errno)))")
         }
@@ -221,6 +240,6 @@ final class BundleWriter {
             fsync(dirfd)
             close(dirfd)
         }
-        return (finalPath, Hex.encode(digest), gzip.compressedBytes)
+        return (finalPath, Hex.encode(digest), encrypting?.writtenBytes ?? gzip.compressedBytes)
     }
 }

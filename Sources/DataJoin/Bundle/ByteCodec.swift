@@ -15,6 +15,17 @@ struct ByteWriter {
         bytes.append(UInt8(v))
     }
 
+    /// How many bytes `varint(v)` writes.
+    static func varintSize(_ v: UInt64) -> Int {
+        var n = 1
+        var v = v
+        while v >= 0x80 {
+            v >>= 7
+            n += 1
+        }
+        return n
+    }
+
     mutating func signed(_ v: Int64) { varint(UInt64(bitPattern: (v << 1) ^ (v >> 63))) }
 
     mutating func data(_ b: [UInt8]) {

@@ -64,7 +64,7 @@ final class GzipWriter {
         }
     }
 
-    private static func writeAll(fd: Int32, _ buf: [UInt8], count: Int) throws {
+    static func writeAll(fd: Int32, _ buf: [UInt8], count: Int) throws {
         var offset = 0
         while offset < count {
             let n = buf.withUnsafeBytes { Foundation.write(fd, $0.baseAddress! + offset, count - offset) }
@@ -89,10 +89,12 @@ enum Gzip {
     }
 }
 
-/// Where compressed bytes come from: a file read in 64 KiB steps, or bytes in memory.
+/// Where compressed bytes come from: a file read in 64 KiB steps, bytes in memory, or a
+/// function that gives the next piece ([] at the end): an encrypted bundle's decryptor.
 enum CompressedInput {
     case file(FileHandle)
     case memory([UInt8])
+    case stream(() throws -> [UInt8])
 }
 
 /// Decompresses one gzip member in bounded chunks. Refuses output past `maxOutput` bytes, so a
@@ -166,8 +168,9 @@ final class GzipReader: ByteSource {
         }
     }
 
-    private func readInput() -> [UInt8] {
+    private func readInput() throws -> [UInt8] {
         switch source {
+        case .stream(let next): return try next()
         case .file(let f): return Array(f.readData(ofLength: 64 * 1024))
         case .memory(let bytes):
             let n = min(64 * 1024, bytes.count - memoryOffset)
@@ -182,7 +185,7 @@ final class GzipReader: ByteSource {
         var produced = 0
         while produced == 0 {
             if inputOffset >= input.count && !ended {
-                input = readInput()
+                input = try readInput()
                 inputOffset = 0
                 inputBytes += input.count
                 if input.isEmpty { ended = true }
@@ -190,7 +193,7 @@ final class GzipReader: ByteSource {
             if !headerChecked {
                 // Gather the 10 header bytes even if the source hands them over in pieces.
                 while input.count - inputOffset < GzipReader.canonicalHeader.count && !ended {
-                    let more = readInput()
+                    let more = try readInput()
                     inputBytes += more.count
                     if more.isEmpty { ended = true } else { input += more }
                 }
@@ -233,7 +236,7 @@ final class GzipReader: ByteSource {
             case Z_STREAM_END:
                 sawEnd = true
                 // Anything after the gzip member is not ours: refuse rather than ignore it.
-                if inputOffset < input.count || !readInput().isEmpty {
+                if try inputOffset < input.count || !readInput().isEmpty {
                     throw DataJoinError.bundle("unexpected bytes after the end of the gzip stream")
                 }
                 if produced == 0 { return [] }

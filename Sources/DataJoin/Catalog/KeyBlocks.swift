@@ -103,6 +103,19 @@ public enum KeyBlocks {
             throw DataJoinError(
                 .usage, "block 1 belongs to the node that hands out blocks (the hub); use the number 'grant' printed")
         }
+        // The authority knows whom each number went to: it takes only its own (found from
+        // outside: the hub added a laptop's block and handed out the laptop's ids).
+        if try isAuthority(db) {
+            let me = try NodeIdentity.load(db).nodeId
+            let holder = try db.scalar("SELECT node_id FROM ds_key_grant WHERE block = \(Value.integer(b))").asString
+            guard holder == me else {
+                throw DataJoinError(
+                    .usage,
+                    holder.map { "block \(b) was granted to \($0), not to this node; nothing changed" }
+                        ?? "block \(b) is not granted yet; on the authority, take one with 'datajoin key-blocks grant --node \(me) --another'; nothing changed"
+                )
+            }
+        }
         // Every table must fit the block before anything is written: MariaDB commits each DDL
         // statement, so a refusal half way left a table on the new block (found from outside).
         for t in try blockedTables(db) { try checkFits(db, t, block: b) }

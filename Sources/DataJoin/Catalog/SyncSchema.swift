@@ -4,7 +4,7 @@ import Foundation
 /// (docs/tables.md describes every column).
 enum SyncSchema {
     /// Bumped when the tables change; stored in ds_node.schema_version.
-    static let version = 9
+    static let version = 10
 
     static func ddl(_ dialect: Dialect) -> SQL {
         let id = dialect.autoIdColumn
@@ -165,7 +165,15 @@ enum SyncSchema {
                 node_id \(dialect.keyTextType(255)) PRIMARY KEY,
                 public_key \(text) NOT NULL,
                 trusted_at \(text) NOT NULL,
-                revoked_at \(text)
+                revoked_at \(text),
+                encryption_key \(text)
+            )\(options);
+            CREATE TABLE IF NOT EXISTS ds_encryption_key (
+                id \(id),
+                public_key \(text) NOT NULL,
+                private_key \(text) NOT NULL,
+                created_at \(text) NOT NULL,
+                retired_at \(text)
             )\(options);
             CREATE TABLE IF NOT EXISTS ds_origin_state (
                 origin \(dialect.keyTextType(255)) NOT NULL,
@@ -285,6 +293,14 @@ enum SyncSchema {
                     SELECT id, object_table, object_id, coalesce(reason, 'held') FROM ds_change_inbox WHERE status = 'held';
                     UPDATE ds_change_inbox SET status = 'new', reason = NULL WHERE status <> 'new' OR reason IS NOT NULL;
                     """)
+            }
+            if version < 10 {
+                // Encrypted bundles (format v2): peers' encryption keys, and this node's own pair.
+                if try !hasColumn(db, table: "ds_trusted_key", column: "encryption_key") {
+                    try db.executeScript("ALTER TABLE ds_trusted_key ADD COLUMN encryption_key TEXT")
+                }
+                try EncryptionKeys.ensure(db)
+                try db.dialect.protectPrivateKey(db)
             }
             try db.execute(
                 "INSERT INTO ds_program_parameter (id, programtype, description, active_flag, status, fromtable, fromoutboxpointer) SELECT ?, 'relay', 'inbox to relayed bundles', 'Y', 'idle', 'ds_change_inbox', 0 WHERE NOT EXISTS (SELECT 1 FROM ds_program_parameter WHERE id = ?)",

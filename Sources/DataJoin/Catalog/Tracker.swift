@@ -69,25 +69,33 @@ public enum Tracker {
             }
             infos.append(info)
         }
+        // Before anything is written, for every table: the brand may refuse one (MariaDB, a key
+        // collation that merges keys), and MariaDB commits each DDL statement, so a refusal after
+        // the first table's triggers left that table tracked (found from outside).
+        let keyWarningsOf = try Dictionary(uniqueKeysWithValues: infos.map { ($0.name, try keyWarnings(db, $0)) })
         return try db.retryingWrite { _ in
             try infos.map { info in
                 let wasTracked = existing.contains(info.name)
-                // Before anything is written: the brand may refuse the table (MariaDB, a key
-                // collation that merges keys).
-                let keyWarnings = try keyWarnings(db, info)
+                let optedOut = try KeyBlocks.optedOut(db, info.name)
+                let useBlocks = keyBlocks && !optedOut
+                var notes: [String] = []
+                var blockRange: ClosedRange<Int64>?
                 if !wasTracked {
                     try TableRegistry.save(db, info)
+                    // The key block first, capture second: MariaDB commits each DDL statement, and
+                    // a row inserted in between was captured with the database's own id.
+                    if useBlocks { blockRange = try KeyBlocks.setUp(db, info) }
                     if triggers { try CaptureTriggers.install(db, info) }
                 }
-                var warnings = wasTracked ? [] : keyWarnings
-                var notes: [String] = []
+                var warnings = wasTracked ? [] : keyWarningsOf[info.name] ?? []
                 if !wasTracked, let key = try db.dialect.generatedKey(db, info) {
-                    if keyBlocks, let r = try KeyBlocks.setUp(db, info) {
-                        warnings.removeAll { $0.contains(KeyBlocks.sameIdsWarning) }
+                    // One word about the key, below, not two.
+                    warnings.removeAll { $0.contains(KeyBlocks.sameIdsWarning) }
+                    if let r = blockRange {
                         notes.append(
                             "\(info.name).\(key.column): new ids come from this node's key block, \(r.lowerBound)…\(r.upperBound)"
                         )
-                    } else if keyBlocks {
+                    } else if useBlocks {
                         warnings.append(
                             "\(info.name).\(key.column): this node has no key block yet, so it hands out the same ids as the others; "
                                 + "get one from the hub ('datajoin key-blocks grant --node NAME' there, 'datajoin key-blocks add N' here; docs/keys.md)"

@@ -49,7 +49,7 @@ public enum NodeCheck {
                 .init(
                     rule: "key-collision",
                     detail: e.line
-                        + "; the values that lost are in 'datajoin conflicts --table \(e.table)'; give one of the rows a new id, then 'datajoin check --clear-collisions'"
+                        + "; the values that lost are in 'datajoin conflicts' (table \(e.table)); give one of the rows a new id, then 'datajoin check --clear-collisions'"
                 ))
         }
         if n > 20 {

@@ -25,6 +25,8 @@ public struct DataJoinError: Error, CustomStringConvertible, LocalizedError, Equ
         /// The file ends early: perhaps still being copied.
         case truncated
         case untrusted
+        /// An encrypted bundle for other nodes (a shared drop folder): left where it is.
+        case notForThisNode
         case locked
         case busy
         case internalError

@@ -38,8 +38,11 @@ enum Holdings {
     /// The receipts this node sends: every origin's high-water mark, its own included.
     static func receipts(_ db: Database, me: NodeIdentity) throws -> [Receipt] {
         var out = [Receipt(origin: me.nodeId, epoch: me.epoch, seq: me.nextSeq - 1)]
+        // A forked origin is told it was restored: this node holds more than it issued (Forks).
+        let forks = try Forks.all(db)
         for s in try all(db) where s.contiguous > 0 && !(s.origin == me.nodeId && s.epoch == me.epoch) {
-            out.append(Receipt(origin: s.origin, epoch: s.epoch, seq: s.contiguous))
+            let fork = forks[s.origin + ":" + s.epoch].map { max($0, s.contiguous) + 1 }
+            out.append(Receipt(origin: s.origin, epoch: s.epoch, seq: fork ?? s.contiguous))
         }
         return out
     }

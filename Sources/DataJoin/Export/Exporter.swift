@@ -10,14 +10,22 @@ public struct ExportOptions: Sendable {
     /// Write again what peers have not confirmed (all peers, or `peer`).
     public var resend: Bool
     public var peer: String?
+    /// Encrypt to every trusted peer (format v2); also when `recipients` names some, or the
+    /// node's `encrypt` setting is `always` (docs/encryption.md).
+    public var encrypt: Bool
+    public var recipients: [String]
 
-    public init(folder: String, maxChanges: Int? = nil, relay: Bool = false, resend: Bool = false, peer: String? = nil)
-    {
+    public init(
+        folder: String, maxChanges: Int? = nil, relay: Bool = false, resend: Bool = false, peer: String? = nil,
+        encrypt: Bool = false, recipients: [String] = []
+    ) {
         self.folder = folder
         self.maxChanges = maxChanges
         self.relay = relay
         self.resend = resend
         self.peer = peer
+        self.encrypt = encrypt
+        self.recipients = recipients
     }
 }
 
@@ -52,6 +60,8 @@ public enum Exporter {
                 throw DataJoinError(.usage, "\(peer) is not a trusted peer of \(me.nodeId) (see 'datajoin status')")
             }
         }
+        // Whom to encrypt to is settled before anything is stamped or written.
+        let recipients = try BundleEncryption.recipients(db, encrypt: options.encrypt, only: options.recipients)
         let tables = try TableRegistry.load(db)
         // Stamp in a short write transaction; reading and writing files holds no write lock.
         // In transactions of about 100,000 changes: on PostgreSQL the tables are analyzed in
@@ -79,7 +89,7 @@ public enum Exporter {
         }
         let ctx = Context(
             db: db, me: me, key: try NodeIdentity.signingKey(db, node: me.nodeId), folder: options.folder,
-            tables: tables, receipts: try Holdings.receipts(db, me: me), reporter: reporter)
+            tables: tables, receipts: try Holdings.receipts(db, me: me), reporter: reporter, recipients: recipients)
         var written: [ExportedBundle] = []
         let pointer = try ProgramPointer.get(db, Program.export)
         let from =
@@ -103,6 +113,8 @@ public enum Exporter {
         let tables: [String: TableInfo]
         let receipts: [Receipt]
         let reporter: Reporter
+        /// Empty: plain bundles (format v1).
+        var recipients: [Recipient] = []
     }
 
     /// A crash mid-write leaves `.<name>.tmp`; it was never renamed, so nothing refers to it.
@@ -329,7 +341,8 @@ public enum Exporter {
         let header = BundleHeader(
             sender: ctx.me.nodeId, senderEpoch: ctx.me.epoch, createdAt: nowText(), origins: origins,
             changeCount: count, receipts: ctx.receipts, publicKey: ctx.me.publicKey)
-        let writer = try BundleWriter(folder: ctx.folder, fileName: name, header: header, signingKey: ctx.key)
+        let writer = try BundleWriter(
+            folder: ctx.folder, fileName: name, header: header, signingKey: ctx.key, recipients: ctx.recipients)
         try ctx.db.read { _ in
             try produce { change in try writer.add(change, table: ctx.tables[change.table]) }
         }

@@ -138,6 +138,13 @@ struct Merger {
         return .placed(t, placed)
     }
 
+    /// The same node inserting a row identical to the one held (a backfill after tracking the
+    /// table again): the same row, not a collision.
+    private func sameRowAgain(_ row: inout LocalRow, _ placed: [PlacedValue]) throws -> Bool {
+        guard row.incoming.node == row.version.node, let local = try row.current() else { return false }
+        return placed.allSatisfy { v, p in (local[p] ?? nil) == v.value }
+    }
+
     private mutating func generated(_ table: String) throws -> Bool {
         if let known = generatedKeys[table] { return known }
         let g = try tables[table].map { try db.dialect.generatedKey(db, $0) != nil } ?? false
@@ -173,7 +180,7 @@ struct Merger {
         if c.cl > row.cl { return try insertNewGeneration(c, &row, placed) }
         // The same generation: concurrent inserts of one key, or this insert again. Of a key
         // the database generates, two inserts are two rows that should never have met.
-        if row.state != nil, row.incoming != row.version, try generated(c.table) {
+        if row.state != nil, row.incoming != row.version, try generated(c.table), try !sameRowAgain(&row, placed) {
             try KeyCollisions.record(db, table: c.table, key: row.key, row: row.version, insert: row.incoming)
         }
         let columnVersions = try versions.columns(c.table, row.keyBytes)

@@ -23,6 +23,8 @@ struct InboxLoad {
     /// skipped by the (origin, epoch, seq) key.
     private var pending: [[Value]] = []
     private var pendingBytes = 0
+    /// The first of the sender's own changes skipped as held, for `Forks`.
+    private var forkCandidate: Change?
 
     init(
         db: Database, file: IncomingFile, reader: BundleReader, me: NodeIdentity, bundleId: Int64,
@@ -127,6 +129,11 @@ struct InboxLoad {
         }
         if c.seq <= (try mark(c.origin, c.epoch)) {
             counts.skipped += 1
+            // The sender's own change at a seq held here: is it the same change? Checked once
+            // per load, after the rows are in (no statement may run inside PostgreSQL's COPY).
+            if forkCandidate == nil, c.origin == file.header.sender, c.epoch == file.header.senderEpoch {
+                forkCandidate = c
+            }
             return false
         }
         if !c.epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) { counts.touched.insert([c.origin, c.epoch]) }
@@ -162,6 +169,10 @@ struct InboxLoad {
         try reader.finish(publicKey: file.key)
         try db.execute(
             "UPDATE ds_bundle_seen SET loaded_count = ? WHERE id = ?", [.integer(counts.loaded), .integer(bundleId)])
+        if let c = forkCandidate {
+            let last = file.header.origins.first { $0.origin == c.origin && $0.epoch == c.epoch }?.last ?? c.seq
+            try Forks.check(db, c, bundleLast: last)
+        }
         try advanceHoldings()
         try Receipts.record(db, peer: file.header.sender, epoch: file.header.senderEpoch, file.header.receipts)
         return .loaded(changes: counts.loaded, skipped: counts.skipped)

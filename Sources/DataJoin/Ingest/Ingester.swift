@@ -92,7 +92,7 @@ public enum Ingester {
                         } else {
                             status = .refused(e.message)
                         }
-                    case .untrusted, .io, .noInput, .permission:
+                    case .untrusted, .io, .noInput, .permission, .notForThisNode:
                         status = .refused(e.message)
                     case .connection, .locked, .busy:
                         throw e
@@ -171,20 +171,46 @@ public enum Ingester {
     ) throws -> (IngestedFile.Status, String?) {
         let stamp = fileStamp(path)
         if let status = try seenStatus(seenByStamp(db, stamp), me: me) { return (status, nil) }
+        let source: BundleSource
+        var outerDigest: String?
+        if EncryptedFormat.isEncrypted(path: path) {
+            // Format v2: the outer signature first, then the file key; nothing is decrypted
+            // from a file its sender did not sign or that is not for this node.
+            let outer = try EncryptedBundleFile(path: path)
+            try outer.checkSeal()
+            let digest = try fileDigest(path)
+            if let status = try seenStatus(seenByDigest(db, digest), me: me) { return (status, nil) }
+            _ = try trustedKey(
+                db, sender: outer.header.sender, headerKey: outer.header.publicKey, verify: outer.verify(with:),
+                integrity: outer.verifyIntegrity)
+            if outer.header.sender == me.nodeId { return (.ownBundle, nil) }
+            source = .encrypted(outer, try outer.fileKey(with: EncryptionKeys.privateKeys(db), node: me.nodeId))
+            outerDigest = digest
+        } else {
+            source = .plain(path)
+        }
         // The container is checked before the whole file is hashed: a 50 GB file of zeros in a
         // drop folder stalled every ingest for minutes (found from outside).
-        let seal = try BundleSeal(path: path, maxExpandedBytes: limits.maxExpandedBytes)
-        let digest = try fileDigest(path)
+        let seal = try BundleSeal(gzip: try source.gzip(maxOutput: limits.maxExpandedBytes))
+        let digest = try outerDigest ?? fileDigest(path)
         if let status = try seenStatus(seenByDigest(db, digest), me: me) { return (status, nil) }
-        let key = try trustedKey(db, verifying: seal)
+        if case .encrypted(let outer, _) = source, seal.sender != outer.header.sender {
+            throw DataJoinError.bundle(
+                "encrypted by \(outer.header.sender) but holds a bundle of \(seal.sender): a bundle is never re-wrapped"
+            )
+        }
+        let key = try trustedKey(
+            db, sender: seal.sender, headerKey: seal.headerKey, verify: seal.verify(with:),
+            integrity: seal.verifyIntegrity)
         // Pass 2: the verified file, decoded; its digest is checked again at the end, so a file
         // changed in between is refused.
-        let reader = try openReader(path, limits)
+        let reader = try openReader(source, limits)
         let h = reader.header
         guard h.sender == seal.sender, h.publicKey == seal.headerKey else {
             throw DataJoinError.bundle("changed while it was being read")
         }
-        let file = IncomingFile(path: path, stamp: stamp, digest: digest, key: key, header: h)
+        var file = IncomingFile(path: path, stamp: stamp, digest: digest, key: key, header: h)
+        file.source = source
         if h.sender == me.nodeId {
             // Genuinely ours (the signature is checked): nothing to load, echo prevention.
             try reader.finish(publicKey: key)
@@ -218,28 +244,30 @@ public enum Ingester {
     /// Pass 1: the file's bytes against its digest and its sender's signature, before any
     /// record is read. Damaged or forged first (quarantined), untrusted only if the file is
     /// intact (left in place: it loads once its sender is trusted).
-    private static func trustedKey(_ db: Database, verifying seal: BundleSeal) throws
-        -> Curve25519.Signing.PublicKey
-    {
+    private static func trustedKey(
+        _ db: Database, sender: String, headerKey: [UInt8], verify: (Curve25519.Signing.PublicKey) throws -> Void,
+        integrity: () throws -> Void
+    ) throws -> Curve25519.Signing.PublicKey {
         let key: Curve25519.Signing.PublicKey
-        switch try Trust.key(db, node: seal.sender) {
+        switch try Trust.key(db, node: sender) {
         case .success(let k): key = k
         case .failure(let e):
-            try seal.verifyIntegrity()
+            try integrity()
             throw e
         }
-        guard Array(key.rawRepresentation) == seal.headerKey else {
+        guard Array(key.rawRepresentation) == headerKey else {
             throw DataJoinError.bundle(
-                "claims to come from \(seal.sender) but carries a different key than the one trusted for \(seal.sender)"
+                "claims to come from \(sender) but carries a different key than the one trusted for \(sender)"
             )
         }
-        try seal.verify(with: key)
+        try verify(key)
         return key
     }
 
     /// Payloads are read in the inbox's encoding, never decoded.
-    private static func openReader(_ path: String, _ limits: Limits) throws -> BundleReader {
-        let reader = try BundleReader(path: path, maxExpandedBytes: limits.maxExpandedBytes)
+    private static func openReader(_ source: BundleSource, _ limits: Limits) throws -> BundleReader {
+        let reader = try BundleReader(
+            gzip: try source.gzip(maxOutput: limits.maxExpandedBytes), path: source.path)
         reader.payloadOnly = true
         return reader
     }
@@ -283,7 +311,7 @@ public enum Ingester {
                 attempt += 1
                 if attempt > 1 {
                     // A retried transaction reads the file again: the first attempt consumed it.
-                    reader = try openReader(file.path, limits)
+                    reader = try openReader(file.source, limits)
                     guard reader.header == file.header else {
                         throw DataJoinError.bundle("changed while it was being read")
                     }

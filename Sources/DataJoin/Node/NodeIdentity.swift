@@ -83,6 +83,7 @@ public enum NodeSetup {
             try db.execute(
                 "INSERT INTO ds_node_key (node_id, private_key) VALUES (?, ?)",
                 [.text(node), .text(Hex.encode(Array(key.rawRepresentation)))])
+            try EncryptionKeys.ensure(db)
             try db.dialect.protectPrivateKey(db)
             try db.execute("INSERT INTO ds_apply_state (id, applying) VALUES (1, 0)")
             for (id, type, desc) in [
@@ -112,9 +113,10 @@ public enum NodeSetup {
 
 /// `datajoin key` and `datajoin trust`.
 public enum Trust {
+    /// This node's name and its public-key token (signing and encryption keys in one word).
     public static func publicKey(_ db: Database) throws -> (node: String, key: String) {
         let me = try NodeIdentity.load(db)
-        return (me.nodeId, Hex.encode(me.publicKey))
+        return (me.nodeId, EncryptionKeys.token(signing: me.publicKey, encryption: try EncryptionKeys.current(db)))
     }
 
     /// Trusts `publicKey` for `node`. A node already trusted with another key keeps it unless
@@ -124,14 +126,15 @@ public enum Trust {
     public static func trust(_ db: Database, node: String, publicKey: String, replace: Bool = false) throws {
         let me = try NodeIdentity.load(db)
         guard NodeName.isValid(node) else { throw DataJoinError(.usage, "invalid node name '\(node.prefix(80))'") }
-        guard let raw = Hex.decode(publicKey.trimmingCharacters(in: .whitespaces)), raw.count == 32,
-            (try? Curve25519.Signing.PublicKey(rawRepresentation: raw)) != nil
+        guard let parsed = EncryptionKeys.parse(publicKey),
+            (try? Curve25519.Signing.PublicKey(rawRepresentation: parsed.signing)) != nil
         else {
             throw DataJoinError(
                 .usage,
-                "'\(publicKey.prefix(80))' is not an Ed25519 public key: expected 64 hex digits as printed by 'datajoin key'"
+                "'\(publicKey.prefix(80))' is not a DataJoin public key: expected the one word 'datajoin key' prints (dj2-…, or 64 hex digits from an older datajoin)"
             )
         }
+        let raw = parsed.signing
         if node == me.nodeId {
             throw DataJoinError(.usage, "\(node) is this node's own name; a node trusts its own key already")
         }
@@ -153,21 +156,33 @@ public enum Trust {
                     + "Revoke \(other) first ('datajoin trust --revoke \(other)') if the key moved to \(node); nothing changed"
             )
         }
-        if let current = try db.firstRow(
-            "SELECT public_key, revoked_at FROM ds_trusted_key WHERE node_id = ?", [.text(node)]),
-            current.values[1].isNull, let old = Hex.decode(current.string(0) ?? ""), old != raw, !replace
-        {
-            throw DataJoinError(
-                .usage,
-                "\(node) is trusted with another key (\(fingerprint(old))); the new one is \(fingerprint(raw)). "
-                    + "If \(node) really has a new key (it was set up again, or rotated), run the same command with --replace; nothing changed"
-            )
+        let current = try db.firstRow(
+            "SELECT public_key, revoked_at, encryption_key FROM ds_trusted_key WHERE node_id = ?", [.text(node)])
+        // The older form of the same signing key keeps the encryption key known already.
+        var encryption = parsed.encryption
+        if let current, current.values[1].isNull, let old = Hex.decode(current.string(0) ?? ""), !replace {
+            let oldEncryption = current.string(2).flatMap(Hex.decode)
+            if encryption == nil, old == raw { encryption = oldEncryption }
+            if old != raw || (oldEncryption != nil && encryption != oldEncryption) {
+                let (was, now) =
+                    old != raw
+                    ? (fingerprint(old), fingerprint(raw))
+                    : (fingerprint(oldEncryption ?? []), fingerprint(encryption ?? []))
+                throw DataJoinError(
+                    .usage,
+                    "\(node) is trusted with another \(old != raw ? "" : "encryption ")key (\(was)); the new one is \(now). "
+                        + "If \(node) really has a new key (it was set up again, or rotated), run the same command with --replace; nothing changed"
+                )
+            }
         }
         try db.retryingWrite { _ in
             try db.execute("DELETE FROM ds_trusted_key WHERE node_id = ?", [.text(node)])
             try db.execute(
-                "INSERT INTO ds_trusted_key (node_id, public_key, trusted_at) VALUES (?, ?, ?)",
-                [.text(node), .text(Hex.encode(raw)), .text(nowText())])
+                "INSERT INTO ds_trusted_key (node_id, public_key, trusted_at, encryption_key) VALUES (?, ?, ?, ?)",
+                [
+                    .text(node), .text(Hex.encode(raw)), .text(nowText()),
+                    encryption.map { .text(Hex.encode($0)) } ?? .null,
+                ])
         }
     }
 

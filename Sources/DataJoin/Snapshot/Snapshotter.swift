@@ -12,10 +12,12 @@ public enum Snapshotter {
     /// Rows read and versions looked up per round trip.
     static var chunk: Int { Tuning.current.snapshotChunk }
 
-    public static func write(_ db: Database, folder: String, reporter: Reporter = SilentReporter()) throws
-        -> ExportedBundle
-    {
+    public static func write(
+        _ db: Database, folder: String, encrypt: Bool = false, recipients only: [String] = [],
+        reporter: Reporter = SilentReporter()
+    ) throws -> ExportedBundle {
         try Exporter.checkFolder(folder)
+        let recipients = try BundleEncryption.recipients(db, encrypt: encrypt, only: only)
         var me = try NodeIdentity.load(db)
         let tables = try TableRegistry.load(db)
         guard !tables.isEmpty else {
@@ -23,7 +25,9 @@ public enum Snapshotter {
         }
         let key = try NodeIdentity.signingKey(db, node: me.nodeId)
         let snapshotEpoch = BundleFormat.snapshotEpochPrefix + NodeIdentity.newEpoch()
-        let spoolPath = (folder as NSString).appendingPathComponent(".\(me.nodeId)~snapshot-\(getpid()).spool")
+        // An encrypted snapshot's plain spool stays on this machine, never in the drop folder.
+        let spoolPath = ((recipients.isEmpty ? folder : NSTemporaryDirectory()) as NSString).appendingPathComponent(
+            ".\(me.nodeId)~snapshot-\(getpid()).spool")
         defer { unlink(spoolPath) }
 
         var spool: Spool!
@@ -77,7 +81,8 @@ public enum Snapshotter {
             changeCount: spool.count, receipts: receipts, publicKey: me.publicKey)
         let name =
             "\(me.nodeId)~snapshot_\(Self.stamp())_\(snapshotEpoch.dropFirst(BundleFormat.snapshotEpochPrefix.count).prefix(8)).\(BundleFormat.fileExtension)"
-        let writer = try BundleWriter(folder: folder, fileName: name, header: header, signingKey: key)
+        let writer = try BundleWriter(
+            folder: folder, fileName: name, header: header, signingKey: key, recipients: recipients)
         var written: Int64 = 0
         try Spool.read(spoolPath) { change in
             try writer.add(change, table: tables[change.table])

@@ -25,6 +25,7 @@ struct Export: ParsableCommand {
               datajoin export --db $PG_URL --to /srv/drop --max-changes 100000
               datajoin export --db $HUB --to /srv/drop --relay   # a hub forwards all
               datajoin export --db laptop.db --to /media/usb --resend --peer office
+              datajoin export --db laptop.db --to /media/usb --encrypt   # only trusted peers can read it
             """))
 
     @OptionGroup var database: DatabaseOptions
@@ -50,6 +51,8 @@ struct Export: ParsableCommand {
     @Option(help: ArgumentHelp("With --resend: only what this peer has not confirmed.", valueName: "name"))
     var peer: String?
 
+    @OptionGroup var encryption: EncryptionOptions
+
     /// Arguments first: a bad count is a usage error whatever the database or folder.
     func validate() throws {
         if let m = maxChanges, m < 1 { throw ValidationError("--max-changes takes a value above 0, not \(m)") }
@@ -59,7 +62,8 @@ struct Export: ParsableCommand {
         try DataJoin_run {
             let db = try database.open()
             let options = ExportOptions(
-                folder: folder, maxChanges: maxChanges, relay: relay, resend: resend, peer: peer)
+                folder: folder, maxChanges: maxChanges, relay: relay, resend: resend, peer: peer,
+                encrypt: encryption.encrypt, recipients: encryption.recipient)
             let written: [ExportedBundle]
             do {
                 written = try Exporter.export(db, options, reporter: output.reporter())

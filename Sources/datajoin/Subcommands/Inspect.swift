@@ -10,11 +10,18 @@ struct Inspect: ParsableCommand {
             so a bundle of large values prints in flat memory; the changes themselves are checked
             whole.
 
+            An encrypted bundle (format v2) shows its sender and recipients, its signature checked;
+            with --db on one of its recipients, its content too.
+
             Example:
               datajoin inspect bundles/testapp1_000000000001-000000000001_1a2b3c4d.djb --json
+              datajoin inspect --db laptop.db /media/usb/office~relay_*.djb
             """))
 
     @OptionGroup var output: OutputOptions
+
+    @Option(help: ArgumentHelp("A node the bundle may be encrypted to: its key opens the content.", valueName: "url"))
+    var db: String?
 
     @Argument(help: ArgumentHelp("Bundle file.", valueName: "file"), completion: .file())
     var file: String
@@ -27,7 +34,8 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         try DataJoin_run {
-            let s = try BundleInspector.read(file, keepChanges: max(0, limit))
+            let database = try db.map { try DatabaseOpener.open($0, create: false) }
+            let s = try BundleInspector.read(file, keepChanges: max(0, limit), db: database)
             print(json ? BundleInspector.json(s) : BundleInspector.text(s))
         }
     }
@@ -40,7 +48,8 @@ struct Verify: ParsableCommand {
             """
             Exit status 65 when a file is damaged or forged, 66 when a path is missing, 77 when --db
             would refuse its sender (the first problem's class; 'datajoin help exit-codes'). With --db, also says for each origin whether the bundle
-            is already held, fills a gap, or leaves one (like 'git bundle verify').
+            is already held, fills a gap, or leaves one (like 'git bundle verify'). An encrypted bundle is
+            checked by its signature, and whole with --db on one of its recipients.
 
             Example:
               datajoin verify /media/usb/datajoin/*.djb
@@ -80,8 +89,14 @@ struct Verify: ParsableCommand {
                     Console.error("\(path): \(problem)")
                     continue
                 }
-                switch BundleInspector.verify(path) {
-                case .success(let h):
+                switch BundleInspector.verify(path, db: database) {
+                case .success(let checked) where checked.encryptedTo != nil && !checked.decrypted:
+                    let to = checked.encryptedTo?.joined(separator: ", ") ?? ""
+                    print(
+                        "\(path): OK (encrypted to \(to), signed by \(checked.header.sender); its content needs a recipient's key"
+                            + (database == nil ? ": --db on one of them)" : ", and this node is not one of them)"))
+                case .success(let checked):
+                    let h = checked.header
                     if let database, let refusal = try DataJoin.Trust.refusal(database, header: h) {
                         // What ingest would do: the file is intact, but this node refuses it.
                         failed(Exit.permission)
@@ -103,17 +118,76 @@ struct Verify: ParsableCommand {
 
 struct Key: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print this node's public key, for peers to trust.",
-        discussion: "Example:\n  datajoin trust --db laptop.db office $(datajoin key --db office.db)")
+        abstract: "Print this node's public key, for peers to trust (one word: signing and encryption keys).",
+        discussion: helpText(
+            """
+            The word is dj2-<signing key>-<encryption key>; 'trust' also takes the signing key alone
+            (64 hex digits, from an older datajoin), but bundles cannot be encrypted to such a node.
+
+            --rotate makes a new encryption key pair. The old private keys stay, so bundles already
+            encrypted to this node still open; peers encrypt to the new one once they trust it again
+            ('datajoin trust --replace NODE <new word>'). docs/encryption.md: after a stolen laptop.
+
+            Example:
+              datajoin trust --db laptop.db office $(datajoin key --db office.db)
+              datajoin key --db laptop.db --rotate
+            """))
 
     @OptionGroup var database: DatabaseOptions
 
     @OptionGroup var output: OutputOptions
 
+    @Flag(help: "Make a new encryption key pair first (the old ones still open what was sent to them).")
+    var rotate = false
+
     func run() throws {
         try DataJoin_run {
             let db = try database.open()
+            if rotate { _ = try EncryptionKeys.rotate(db) }
             print(try DataJoin.Trust.publicKey(db).key)
+            if rotate && !output.quiet {
+                Console.warn(
+                    "new encryption key: give each peer the word above ('datajoin trust --replace \(try DataJoin.Trust.publicKey(db).node) <word>')"
+                )
+            }
+        }
+    }
+}
+
+struct Config: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show or change a node's settings (encrypt).",
+        discussion: helpText(
+            """
+            encrypt always   every bundle export, snapshot and watch write is encrypted to the
+                             trusted peers (as with --encrypt); never: only when asked.
+
+            Example:
+              datajoin config --db office.db encrypt always
+              datajoin config --db office.db
+            """))
+
+    @OptionGroup var database: DatabaseOptions
+
+    @OptionGroup var output: OutputOptions
+
+    @Argument(help: ArgumentHelp("Setting and value: encrypt always|never.", valueName: "setting value"))
+    var words: [String] = []
+
+    func run() throws {
+        try DataJoin_run {
+            let db = try database.open()
+            switch words.count {
+            case 0: break
+            case 2 where words[0] == "encrypt" && ["always", "never"].contains(words[1]):
+                try BundleEncryption.setAlways(db, words[1] == "always")
+            default:
+                throw DataJoinError(
+                    .usage,
+                    "unknown setting '\(words.joined(separator: " ").prefix(60))': use 'encrypt always' or 'encrypt never'"
+                )
+            }
+            print("encrypt \(try BundleEncryption.always(db) ? "always" : "never")")
         }
     }
 }

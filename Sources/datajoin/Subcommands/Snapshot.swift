@@ -30,10 +30,14 @@ struct Snapshot: ParsableCommand {
     )
     var folder: String
 
+    @OptionGroup var encryption: EncryptionOptions
+
     func run() throws {
         try DataJoin_run {
             let db = try database.open()
-            let written = try Snapshotter.write(db, folder: folder, reporter: output.reporter())
+            let written = try Snapshotter.write(
+                db, folder: folder, encrypt: encryption.encrypt, recipients: encryption.recipient,
+                reporter: output.reporter())
             print(written.path)
             if !output.quiet { print("snapshot of \(written.changes) record(s), \(written.bytes) bytes") }
         }

@@ -85,7 +85,7 @@ enum Exit {
         case .noInput, .notInitialized: return noInput
         case .connection: return unavailable
         case .locked, .busy: return temporary
-        case .untrusted, .permission: return permission
+        case .untrusted, .permission, .notForThisNode: return permission
         default: return .failure
         }
     }
@@ -215,4 +215,16 @@ func print(_ items: Any..., separator: String = " ", terminator: String = "\n") 
     Swift.print(
         TerminalText.safe(items.map { "\($0)" }.joined(separator: separator), keepNewlines: true),
         terminator: terminator)
+}
+
+/// `--encrypt` and `--recipient`, for every command that writes bundles (docs/encryption.md).
+struct EncryptionOptions: ParsableArguments {
+    @Flag(
+        help:
+            "Encrypt to every trusted peer (format v2): a lost USB stick or a shared folder reveals no rows. 'datajoin config encrypt always' makes it the default."
+    )
+    var encrypt = false
+
+    @Option(help: ArgumentHelp("Encrypt to this peer only (repeatable); implies --encrypt.", valueName: "node"))
+    var recipient: [String] = []
 }

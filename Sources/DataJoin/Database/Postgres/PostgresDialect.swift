@@ -35,7 +35,7 @@ public struct PostgresDialect: Dialect {
 
     /// The private key is readable by the table owner only.
     public func protectPrivateKey(_ db: Database) throws {
-        try db.executeScript("REVOKE ALL ON ds_node_key FROM PUBLIC")
+        try db.executeScript("REVOKE ALL ON ds_node_key FROM PUBLIC; REVOKE ALL ON ds_encryption_key FROM PUBLIC")
     }
 
     // MARK: - Application tables

@@ -1,0 +1,43 @@
+import Foundation
+
+/// A node restored from a backup that exports before it hears from a peer numbers its new
+/// changes with the seqs of the ones it lost: a peer holds those seqs already and would skip the
+/// new changes as duplicates, and nothing would tell the node (found from outside). The peer
+/// sees it, though: a change of the sender's own epoch at a seq it holds, with another stamp.
+/// It records the fork and from then on tells the node, in its receipts, that it holds more of
+/// that epoch than the node issued: the node's next ingest moves it to a new epoch, and it sends
+/// everything again under it (docs/delivery.md, epochs).
+enum Forks {
+    private static let prefix = "fork:"
+
+    /// Checks one change skipped as held against the inbox's copy; a different stamp is a
+    /// fork of `origin`'s numbering, recorded with the highest seq the sender's bundle names.
+    static func check(_ db: Database, _ c: Change, bundleLast: Int64) throws {
+        guard
+            let held = try db.scalar(
+                """
+                SELECT hlc FROM ds_change_inbox
+                WHERE origin = \(Value.text(c.origin)) AND origin_epoch = \(Value.text(c.epoch)) AND seq = \(Value.integer(c.seq))
+                """
+            ).asInt64, held != c.hlc
+        else { return }
+        try record(db, origin: c.origin, epoch: c.epoch, last: bundleLast)
+    }
+
+    /// Keeps the highest seq a forked origin has named, so the receipt stays above it.
+    static func record(_ db: Database, origin: String, epoch: String, last: Int64) throws {
+        let name = prefix + origin + ":" + epoch
+        let known = try Settings.int(db, name, range: 0...Int64(BundleFormat.maxSeq)) ?? 0
+        if last > known { try Settings.set(db, name, last) }
+    }
+
+    /// (origin, epoch) → the highest seq named, for every fork seen.
+    static func all(_ db: Database) throws -> [String: Int64] {
+        var out: [String: Int64] = [:]
+        for r in try db.rows("SELECT name, value FROM ds_setting WHERE name LIKE 'fork:%'") {
+            guard let name = r.string(0), let v = r.string(1).flatMap({ Int64($0) }) else { continue }
+            out[String(name.dropFirst(prefix.count))] = v
+        }
+        return out
+    }
+}

@@ -1,0 +1,270 @@
+import Crypto
+import Foundation
+import XCTest
+
+@testable import DataJoin
+
+/// Issue 15: encrypted bundles (format v2). Only the recipients read the rows; every byte is
+/// signed, and the STREAM chunks refuse a file cut, reordered or spliced even when re-signed.
+final class EncryptionTests: ScenarioTestCase {
+    var folder: URL!
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        folder = try TestDatabases.tempFolder("enc")
+    }
+
+    func out(_ label: String) throws -> URL {
+        try TestDatabases.subfolder(folder, label + "-" + UUID().uuidString.prefix(6))
+    }
+
+    func contains(_ file: String, _ text: String) throws -> Bool {
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: file))
+        return bytes.range(of: Data(text.utf8)) != nil
+    }
+
+    /// Each brand to each other brand, encrypted: the rows arrive, and the file holds neither
+    /// a value nor a table name in the clear, and is not a gzip stream.
+    func testEncryptedRoundTripOnEveryBrand() throws {
+        let brands = TestDatabases.availableBrands
+        for from in brands {
+            for to in brands {
+                TestNode.created.removeAll()
+                let a = try TestNode("ea\(from)\(to)", from, folder: folder)
+                let b = try TestNode("eb\(from)\(to)", to, folder: folder)
+                try trustAll([a, b])
+                try a.exec(
+                    "INSERT INTO sales_order (order_id, description, customer_id) VALUES ('ord1', 'Ada Lovelace, 12 Secret Lane', 'cust-007')"
+                )
+                let paths = try Exporter.export(a.db, ExportOptions(folder: try out("rt").path, encrypt: true)).map(
+                    \.path)
+                XCTAssertEqual(paths.count, 1)
+                for secret in ["Secret Lane", "cust-007", "sales_order", "ord1"] {
+                    XCTAssertFalse(try contains(paths[0], secret), "\(secret) in clear")
+                }
+                XCTAssertNotEqual(Array(try Data(contentsOf: URL(fileURLWithPath: paths[0])).prefix(2)), [0x1F, 0x8B])
+                XCTAssertTrue(EncryptedFormat.isEncrypted(path: paths[0]))
+                try b.ingest(paths)
+                XCTAssertEqual(try b.rows(), try a.rows(), "\(from) to \(to)")
+                // Re-ingesting the same file changes nothing.
+                let again = try b.ingest(paths)
+                XCTAssertEqual(again.files.first?.status, .alreadySeen)
+            }
+        }
+    }
+
+    /// A node the file is not encrypted to refuses it with whom it is for, leaves it where it
+    /// is (a shared folder holds other nodes' files), and changes nothing.
+    func testNonRecipientRefusesAndLeavesTheFile() throws {
+        let a = try TestNode("a", .sqlite, folder: folder)
+        let b = try TestNode("b", .sqlite, folder: folder)
+        let c = try TestNode("c", .sqlite, folder: folder)
+        try trustAll([a, b, c])
+        try a.exec("INSERT INTO sales_order (order_id, description) VALUES ('ord1', 'for b only')")
+        let drop = try out("shared")
+        let paths = try Exporter.export(a.db, ExportOptions(folder: drop.path, recipients: ["b"])).map(\.path)
+        let r = try CLI.run(["ingest", "--db", c.url, drop.path])
+        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertTrue(r.stderr.contains("encrypted to b, not to this node (c)"), r.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: paths[0]))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: drop.appendingPathComponent("quarantine").path))
+        XCTAssertEqual(try c.rows(), [])
+        XCTAssertEqual(try c.db.scalar("SELECT count(*) FROM ds_change_inbox"), .integer(0))
+        try b.ingest([drop.path])
+        XCTAssertEqual(try b.rows(), try a.rows())
+        // verify and inspect: the signature without a key; the content with a recipient's.
+        let v = try CLI.ok(["verify", paths[0]])
+        XCTAssertTrue(v.stdout.contains("OK (encrypted to b, signed by a"), v.stdout)
+        XCTAssertFalse(try CLI.ok(["inspect", paths[0]]).stdout.contains("for b only"))
+        XCTAssertTrue(try CLI.ok(["inspect", "--db", b.url, paths[0]]).stdout.contains("for b only"))
+        XCTAssertTrue(
+            try CLI.ok(["inspect", "--json", paths[0]]).stdout.contains("\"encrypted_to\":[\"b\"],\"decrypted\":false"))
+    }
+
+    // MARK: - Tampering
+
+    /// A file of several chunks: random values do not compress.
+    func multiChunkBundle(_ a: TestNode, to recipients: [String], prefix: String = "big") throws -> String {
+        var rng = SystemRandomNumberGenerator()
+        for i in 0..<3 {
+            let blob = (0..<(100 * 1024)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            try a.exec(
+                "INSERT INTO sales_order (order_id, description) VALUES (?, ?)",
+                [.text("\(prefix)\(i)"), .text(Hex.encode(blob))])
+        }
+        let paths = try Exporter.export(a.db, ExportOptions(folder: try out("multi").path, recipients: recipients))
+        return paths[0].path
+    }
+
+    struct Layout {
+        var headerEnd: Int
+        var chunkStarts: [Int]
+        var payloadEnd: Int
+    }
+
+    func layout(_ bytes: [UInt8]) throws -> Layout {
+        var r = ByteReader(ArraySource(Array(bytes.dropFirst(10))))
+        let n = try r.int(1 << 20)
+        let headerEnd = 10 + ByteWriter.varintSize(UInt64(n)) + n
+        let payloadEnd = bytes.count - 96
+        let sealed = EncryptedFormat.chunkSize + 16
+        return Layout(
+            headerEnd: headerEnd, chunkStarts: Array(stride(from: headerEnd, to: payloadEnd, by: sealed)),
+            payloadEnd: payloadEnd)
+    }
+
+    /// Signs `bytes` (everything but the trailer) again with `key`: what a sender that went
+    /// wrong, or a signature check skipped, would let through. The chunks must still refuse.
+    func resigned(_ bytes: [UInt8], _ key: Curve25519.Signing.PrivateKey) throws -> [UInt8] {
+        let body = Array(bytes.dropLast(96))
+        let digest = Array(SHA256.hash(data: body))
+        return body + digest + Array(try key.signature(for: digest))
+    }
+
+    func refused(_ b: TestNode, _ bytes: [UInt8], _ what: String, line: UInt = #line) throws {
+        let drop = try out("bad")
+        let path = drop.appendingPathComponent("a_000000000001-000000000003_00000000.djb").path
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let report = try b.ingest([drop.path])
+        guard case .refused(let reason) = report.files.first?.status else {
+            return XCTFail("\(what): not refused: \(String(describing: report.files.first?.status))", line: line)
+        }
+        XCTAssertFalse(reason.isEmpty, line: line)
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_inbox"), .integer(0), what, line: line)
+        XCTAssertEqual(try b.rows(), [], what, line: line)
+    }
+
+    /// Altered ciphertext, a file cut at and between chunk boundaries, chunks swapped or
+    /// repeated, a recipient block from another file: each refused, nothing loaded; the
+    /// signature catches them, and the chunks still do when the file is signed again.
+    func testTamperedEncryptedFilesAreRefused() throws {
+        let a = try TestNode("a", .sqlite, folder: folder)
+        let b = try TestNode("b", .sqlite, folder: folder)
+        try trustAll([a, b])
+        let path = try multiChunkBundle(a, to: ["b"])
+        let good = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        let l = try layout(good)
+        XCTAssertGreaterThanOrEqual(l.chunkStarts.count, 3, "a file of several chunks")
+        let key = try NodeIdentity.signingKey(a.db, node: "a")
+        let sealed = EncryptedFormat.chunkSize + 16
+        var cases: [(String, [UInt8])] = []
+        var flipped = good
+        flipped[l.chunkStarts[1] + 100] ^= 0x01
+        cases.append(("one bit of ciphertext", flipped))
+        let c0 = Array(good[l.chunkStarts[0]..<l.chunkStarts[1]])
+        let c1 = Array(good[l.chunkStarts[1]..<l.chunkStarts[2]])
+        var swapped = Array(good[0..<l.headerEnd]) + c1 + c0 + Array(good[l.chunkStarts[2]...])
+        cases.append(("chunks 0 and 1 swapped", swapped))
+        swapped = Array(good[0..<l.headerEnd]) + c0 + c0 + Array(good[l.chunkStarts[2]...])
+        cases.append(("chunk 0 repeated", swapped))
+        // Cut at a chunk boundary (the last chunk dropped), one byte after it, and one before.
+        for cut in [l.chunkStarts.last!, l.chunkStarts.last! + 1, l.chunkStarts.last! - 1] {
+            cases.append(("cut at \(cut - l.headerEnd) of the payload", Array(good[0..<cut]) + Array(good.suffix(96))))
+        }
+        cases.append(("trailer cut", Array(good.dropLast(1))))
+        XCTAssertEqual(sealed, 65552)
+        for (what, bytes) in cases {
+            try refused(b, bytes, what + ", signature as written")
+            try refused(b, try resigned(bytes, key), what + ", signed again")
+        }
+        // A recipient block from another file to the same node, signed again.
+        let other = Array(
+            try Data(contentsOf: URL(fileURLWithPath: try multiChunkBundle(a, to: ["b"], prefix: "other"))))
+        let lo = try layout(other)
+        let spliced = Array(other[0..<lo.headerEnd]) + Array(good[l.headerEnd...])
+        try refused(b, try resigned(spliced, key), "recipient block of another file")
+        // The good file still loads.
+        try b.ingest([path])
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM sales_order WHERE order_id LIKE 'big%'"), .integer(3))
+        uncheckedNodes.insert("b")
+    }
+
+    /// Laptops trust only the hub; the hub decrypts what it receives and re-encrypts for
+    /// each peer: a laptop never needs another laptop's key.
+    func testRelayThroughAHubReEncrypts() throws {
+        _ = try TestDatabases.requirePostgres()
+        let hub = try TestNode("hub", .postgres, folder: folder)
+        let l1 = try TestNode("l1", .sqlite, folder: folder)
+        let l2 = try TestNode("l2", .sqlite, folder: folder)
+        for l in [l1, l2] {
+            try l.trust(hub)
+            try hub.trust(l)
+        }
+        try l1.exec("INSERT INTO sales_order (order_id, description) VALUES ('l1-1', 'from laptop one')")
+        try l2.exec("INSERT INTO sales_order (order_id, description) VALUES ('l2-1', 'from laptop two')")
+        for l in [l1, l2] {
+            let drop = try out(l.name)
+            let paths = try Exporter.export(l.db, ExportOptions(folder: drop.path, encrypt: true)).map(\.path)
+            XCTAssertTrue(paths.allSatisfy { EncryptedFormat.isEncrypted(path: $0) })
+            try hub.ingest(paths)
+        }
+        let relay = try out("relay")
+        let relayed = try Exporter.export(hub.db, ExportOptions(folder: relay.path, relay: true, encrypt: true))
+        XCTAssertFalse(try contains(relayed[0].path, "from laptop"))
+        for l in [l1, l2] { try l.ingest([relay.path]) }
+        for l in [l1, l2] { XCTAssertEqual(try l.rows(), try hub.rows(), l.name) }
+        XCTAssertEqual(try hub.db.scalar("SELECT count(*) FROM sales_order"), .integer(2))
+    }
+
+    /// A rotated key: bundles already encrypted to the old key still open; peers encrypt to
+    /// the new one once they trust it again (--replace); a peer trusted with the older key form
+    /// cannot be encrypted to, and export says so before writing anything.
+    func testRotationKeepsOldBundlesReadable() throws {
+        let a = try TestNode("a", .sqlite, folder: folder)
+        let b = try TestNode("b", .sqlite, folder: folder)
+        try trustAll([a, b])
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('before')")
+        let old = try Exporter.export(a.db, ExportOptions(folder: try out("old").path, encrypt: true)).map(\.path)
+        let oldToken = try Trust.publicKey(b.db).key
+        let r = try CLI.ok(["key", "--db", b.url, "--rotate"])
+        let newToken = r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertNotEqual(newToken, oldToken)
+        XCTAssertTrue(newToken.hasPrefix(String(oldToken.prefix(68))), "the signing key stays")
+        // Trusting the new word without --replace is refused, with both fingerprints.
+        let refused = try CLI.run(["trust", "--db", a.url, "b", newToken])
+        XCTAssertEqual(refused.status, 64)
+        XCTAssertTrue(refused.stderr.contains("another encryption key"), refused.stderr)
+        try CLI.ok(["trust", "--db", a.url, "--replace", "b", newToken])
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('after')")
+        let new = try Exporter.export(a.db, ExportOptions(folder: try out("new").path, encrypt: true)).map(\.path)
+        try b.ingest(new)
+        try b.ingest(old)
+        XCTAssertEqual(try b.rows(), try a.rows())
+        // The older key form: plain bundles still go, encrypted ones are refused with why.
+        let c = try TestNode("c", .sqlite, folder: folder)
+        try Trust.trust(a.db, node: "c", publicKey: Hex.encode(try NodeIdentity.load(c.db).publicKey))
+        let drop = try out("legacy")
+        let e = try CLI.run(["export", "--db", a.url, "--to", drop.path, "--encrypt"])
+        XCTAssertEqual(e.status, 64, e.stderr)
+        XCTAssertTrue(e.stderr.contains("cannot encrypt to c"), e.stderr)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: drop.path), [])
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('plain')")
+        XCTAssertFalse(try Exporter.export(a.db, ExportOptions(folder: drop.path, recipients: ["b"])).isEmpty)
+        uncheckedNodes.insert("c")
+    }
+
+    /// `config encrypt always` makes export, snapshot and watch encrypt without a flag; a plain
+    /// v1 bundle from a peer still ingests.
+    func testEncryptAlwaysAndPlainBundlesStillIngest() throws {
+        let a = try TestNode("a", .sqlite, folder: folder)
+        let b = try TestNode("b", .sqlite, folder: folder)
+        try trustAll([a, b])
+        XCTAssertEqual(try CLI.ok(["config", "--db", a.url]).stdout, "encrypt never\n")
+        XCTAssertEqual(try CLI.ok(["config", "--db", a.url, "encrypt", "always"]).stdout, "encrypt always\n")
+        XCTAssertEqual(try CLI.run(["config", "--db", a.url, "encrypt", "sometimes"]).status, 64)
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('x')")
+        let drop = try out("always")
+        try CLI.ok(["export", "--db", a.url, "--to", drop.path])
+        let snap = try CLI.ok(["snapshot", "--db", a.url, "--to", drop.path]).stdout.split(separator: "\n")[0]
+        let files = try FileManager.default.contentsOfDirectory(atPath: drop.path).filter { $0.hasSuffix(".djb") }
+        XCTAssertEqual(files.count, 2)
+        for f in files { XCTAssertTrue(EncryptedFormat.isEncrypted(path: drop.appendingPathComponent(f).path), f) }
+        XCTAssertTrue(EncryptedFormat.isEncrypted(path: String(snap)))
+        // b writes plain bundles: a reads them as before.
+        try b.exec("INSERT INTO sales_order (order_id) VALUES ('y')")
+        let plain = try b.export(to: try out("plain"))
+        XCTAssertFalse(EncryptedFormat.isEncrypted(path: plain[0]))
+        try a.ingest(plain)
+        try b.ingest([drop.appendingPathComponent(files.first { !$0.contains("snapshot") }!).path])
+        XCTAssertEqual(try b.rows(), try a.rows())
+    }
+}

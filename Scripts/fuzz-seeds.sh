@@ -46,6 +46,22 @@ for f in "$work"/o/*.djb; do
   { printf '\x00'; cat "$f"; } > "$out/file-$i"
   { printf '\x01'; zcat "$f"; } > "$out/content-$i"
   { printf '\x02'; zcat "$f"; } > "$out/sealed-$i"
+  { printf '\x04'; zcat "$f"; } > "$out/encrypted-content-$i"
+done
+# Encrypted (format v2) files to the fuzz target's encryption key (32 bytes of 0x43), for the
+# layer that signs their outer trailer again.
+xpub=$(python3 -c "from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey as K; print(K.from_private_bytes(b'\x43'*32).public_key().public_bytes_raw().hex())")
+mkdir -p "$work/e"
+for n in a hub; do
+  sqlite3 "$work/$n.db" "INSERT INTO ds_trusted_key (node_id, public_key, trusted_at, encryption_key) VALUES ('target', '$pub', '2026-01-01T00:00:00Z', '$xpub')"
+done
+sqlite3 "$work/a.db" "INSERT INTO sales_order (order_id, description) VALUES ('enc1', 'secret'); INSERT INTO wide (k, b) VALUES (9, zeroblob(200000))"
+"$dj" export -q --db "$work/a.db" --to "$work/e" --recipient target >/dev/null
+"$dj" export -q --db "$work/hub.db" --to "$work/e" --relay --resend --recipient target >/dev/null || true
+"$dj" snapshot --db "$work/hub.db" --to "$work/e" --recipient target >/dev/null
+for f in "$work"/e/*.djb; do
+  i=$((i + 1))
+  { printf '\x05'; cat "$f"; } > "$out/encrypted-file-$i"
 done
 # Programs for the structured layer, from a fixed seed.
 python3 - "$out" <<'PY'
@@ -55,4 +71,4 @@ for i in range(64):
     n = r.choice([16, 64, 256, 1024])
     open(f"{sys.argv[1]}/structured-{i}", "wb").write(bytes([3]) + bytes(r.randrange(256) for _ in range(n)))
 PY
-echo "$i bundles, $((i * 3 + 64)) seeds in $out" >&2
+echo "$i bundles, $(ls "$out" | wc -l) seeds in $out" >&2

@@ -223,6 +223,43 @@ extension Bench {
                 brand: brand, step: "ingest + import of updates (rows exist)", rate: Double(n) / i2.seconds,
                 baseline: baselineName, baselineRate: bulkRate, peakRSSMiB: i2.peakRSSMiB))
 
+        // Encryption's cost (issue 15): the same 2n changes written again (--resend), plain and
+        // encrypted to a fresh node, then ingested into two fresh targets.
+        func target(_ name: String) throws -> String {
+            let url = try newDatabase(name)
+            try DatabaseOpener.open(url).executeScript(ddl)
+            _ = try cli("init", "--db", url, "--node", name)
+            _ = try cli("track", "--db", url, "sales_order")
+            _ = try cli(
+                "trust", "--db", url, "src",
+                try cli("key", "--db", src).output.trimmingCharacters(in: .whitespacesAndNewlines))
+            return url
+        }
+        let plainDst = try target("plaindst"), encDst = try target("encdst")
+        _ = try cli(
+            "trust", "--db", src, "encdst",
+            try cli("key", "--db", encDst).output.trimmingCharacters(in: .whitespacesAndNewlines))
+        let plainFolder = try folder("\(brand)-resend-plain"), encFolder = try folder("\(brand)-resend-encrypted")
+        let ep = try cli("export", "--db", src, "--to", plainFolder, "--resend", "--quiet")
+        let ee = try cli("export", "--db", src, "--to", encFolder, "--resend", "--recipient", "encdst", "--quiet")
+        let ip = try cli("ingest", "--db", plainDst, plainFolder, "--quiet")
+        let ie = try cli("ingest", "--db", encDst, encFolder, "--quiet")
+        log(
+            "encryption: export \(ep.seconds) s plain, \(ee.seconds) s encrypted; ingest \(ip.seconds) s, \(ie.seconds) s"
+        )
+        out.append(
+            Measurement(
+                brand: brand, step: "export \(2 * n) changes, encrypted", rate: Double(2 * n) / ee.seconds,
+                unit: "changes/s", baseline: "plain", baselineRate: Double(2 * n) / ep.seconds,
+                peakRSSMiB: ee.peakRSSMiB,
+                extra: ["bytes_encrypted": Double(bytes(in: encFolder)), "bytes_plain": Double(bytes(in: plainFolder))])
+        )
+        out.append(
+            Measurement(
+                brand: brand, step: "ingest + import \(2 * n) changes, encrypted", rate: Double(2 * n) / ie.seconds,
+                unit: "changes/s", baseline: "plain", baselineRate: Double(2 * n) / ip.seconds,
+                peakRSSMiB: ie.peakRSSMiB))
+
         if historyChanges > 0 {
             // The same number of new changes, after the history above and on a fresh pair.
             func newChanges(_ srcURL: String, _ srcDB: Database, _ dstURL: String, offset: Int, label: String) throws

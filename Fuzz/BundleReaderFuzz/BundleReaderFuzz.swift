@@ -3,7 +3,7 @@ import Foundation
 
 @testable import DataJoin
 
-/// libFuzzer entry for bundles, on four layers picked by the first byte (mod 4):
+/// libFuzzer entry for bundles, on six layers picked by the first byte (mod 8; 6 and 7 are 0 and 1):
 /// 0. the input is a bundle file as found on disk (gzip layer first), checked as `verify` does;
 /// 1. the input is uncompressed content, gzipped here, decoded without the signature check;
 /// 2. the input is uncompressed content, re-sealed here (digest and signature by the fuzz key,
@@ -12,16 +12,23 @@ import Foundation
 /// 3. the input is a program that builds a bundle field by field (`StructuredBundle`): counts,
 ///    lengths, indexes, strings and numbers chosen from the bytes, with the limits' edges
 ///    (0, 1, 2^62, 10,000 columns, 64 MiB) among the choices; sealed and ingested as in 2.
+/// 4. the input is uncompressed content, sealed as in 2, then encrypted (format v2) to the
+///    target node's fuzz encryption key and signed outside: the decrypting path behind both
+///    signatures and every tag;
+/// 5. the input is an encrypted (v2) file whose outer trailer is signed again here: its header
+///    decoder, recipient stanzas and chunk tags see every mutation.
 /// Nothing may crash, hang or allocate without bound, whatever the bytes.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func bundleReaderFuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size > 0 else { return 0 }
     let bytes = Array(UnsafeBufferPointer(start: data + 1, count: size - 1))
-    switch data[0] & 3 {
-    case 0: _ = BundleInspector.check(bytes: bytes, maxExpandedBytes: 8 << 20)
-    case 1: _ = BundleInspector.decodeUnverified(bytes: (try? Gzip.compress(bytes)) ?? [], maxExpandedBytes: 8 << 20)
+    switch data[0] & 7 {
+    case 0, 6: _ = BundleInspector.check(bytes: bytes, maxExpandedBytes: 8 << 20)
+    case 1, 7: _ = BundleInspector.decodeUnverified(bytes: (try? Gzip.compress(bytes)) ?? [], maxExpandedBytes: 8 << 20)
     case 2: FuzzNode.shared.ingest(content: bytes, reseal: true)
-    default: FuzzNode.shared.ingest(content: StructuredBundle.build(from: bytes), reseal: false)
+    case 3: FuzzNode.shared.ingest(content: StructuredBundle.build(from: bytes), reseal: false)
+    case 4: FuzzNode.shared.ingest(content: bytes, reseal: true, encrypt: true)
+    default: FuzzNode.shared.ingestResigned(encrypted: bytes)
     }
     return 0
 }
@@ -31,6 +38,10 @@ public func bundleReaderFuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt 
 enum FuzzKey {
     static let key = try! Curve25519.Signing.PrivateKey(rawRepresentation: [UInt8](repeating: 0x42, count: 32))
     static let senders = ["peer", "office", "laptop-1", "laptop-2", "hub", "a", "b", "c"]
+    /// The target node's encryption key: 32 bytes of 0x43 (Scripts/fuzz-seeds.sh encrypts the
+    /// seeds to its public half).
+    static let encryption = try! Curve25519.KeyAgreement.PrivateKey(
+        rawRepresentation: [UInt8](repeating: 0x43, count: 32))
 }
 
 /// A SQLite node in a temporary folder that trusts the fuzz key for every seed sender.
@@ -65,9 +76,25 @@ final class FuzzNode {
         }
         try! db.execute(
             "INSERT INTO ds_setting (name, value) VALUES ('max_bundle_expanded_bytes', ?)", [.text(String(8 << 20))])
+        try! db.execute("DELETE FROM ds_encryption_key")
+        try! db.execute(
+            "INSERT INTO ds_encryption_key (public_key, private_key, created_at) VALUES (?, ?, '2026-01-01T00:00:00Z')",
+            [
+                .text(Hex.encode(Array(FuzzKey.encryption.publicKey.rawRepresentation))),
+                .text(Hex.encode(Array(FuzzKey.encryption.rawRepresentation))),
+            ])
     }
 
-    func ingest(content: [UInt8], reseal: Bool) {
+    /// An encrypted file with its outer digest and signature made right again.
+    func ingestResigned(encrypted bytes: [UInt8]) {
+        var body = bytes
+        if body.count >= 96 { body.removeLast(96) }
+        let digest = Array(SHA256.hash(data: body))
+        guard let signature = try? Array(FuzzKey.key.signature(for: digest)) else { return }
+        ingestFile(body + digest + signature)
+    }
+
+    func ingest(content: [UInt8], reseal: Bool, encrypt: Bool = false) {
         var content = content
         if reseal {
             // Replace the trailer's digest and signature with correct ones.
@@ -77,6 +104,30 @@ final class FuzzNode {
         guard let signature = try? Array(FuzzKey.key.signature(for: digest)),
             let file = try? Gzip.compress(content + digest + signature)
         else { return }
+        guard encrypt else { return ingestFile(file) }
+        // Encrypted to the target, signed outside by the inner bundle's own sender.
+        let path = folder + "/enc.tmp"
+        unlink(path)
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        guard fd >= 0 else { return }
+        defer {
+            close(fd)
+            unlink(path)
+        }
+        guard
+            let sink = try? EncryptingSink(
+                fd: fd, sender: (try? BundleSeal(bytes: file))?.sender ?? "a", senderEpoch: "00aa11bb", createdAt: "",
+                signingKey: FuzzKey.key,
+                recipients: [
+                    Recipient(node: "target", key: Array(FuzzKey.encryption.publicKey.rawRepresentation))
+                ]),
+            (try? sink.write(file[...])) != nil, (try? sink.finish()) != nil,
+            let encrypted = FileManager.default.contents(atPath: path)
+        else { return }
+        ingestFile(Array(encrypted))
+    }
+
+    func ingestFile(_ file: [UInt8]) {
         counter += 1
         let path = folder + "/in-\(counter % 4).djb"
         guard FileManager.default.createFile(atPath: path, contents: Data(file)) else { return }

@@ -267,4 +267,28 @@ final class EncryptionTests: ScenarioTestCase {
         try b.ingest([drop.appendingPathComponent(files.first { !$0.contains("snapshot") }!).path])
         XCTAssertEqual(try b.rows(), try a.rows())
     }
+
+    /// A node made before encryption (schema 9) gets its key pair when a newer datajoin opens
+    /// it; the peers it trusted keep their keys, with no encryption part until trusted again.
+    func testAnOlderNodeGetsItsKeyPairOnUpgrade() throws {
+        let a = try TestNode("a", .sqlite, folder: folder)
+        let b = try TestNode("b", .sqlite, folder: folder)
+        try Trust.trust(a.db, node: "b", publicKey: Hex.encode(try NodeIdentity.load(b.db).publicKey))
+        try a.db.executeScript(
+            """
+            DROP TABLE ds_encryption_key;
+            ALTER TABLE ds_trusted_key DROP COLUMN encryption_key;
+            UPDATE ds_node SET schema_version = 9;
+            """)
+        _ = try NodeIdentity.load(a.db)  // upgrades
+        XCTAssertEqual(try a.db.scalar("SELECT schema_version FROM ds_node"), .integer(Int64(SyncSchema.version)))
+        XCTAssertNotNil(try EncryptionKeys.current(a.db))
+        XCTAssertTrue(try Trust.publicKey(a.db).key.hasPrefix("dj2-"))
+        XCTAssertEqual(try a.db.scalar("SELECT encryption_key FROM ds_trusted_key WHERE node_id = 'b'"), .null)
+        try Trust.trust(b.db, node: "a", publicKey: try Trust.publicKey(a.db).key)
+        try b.exec("INSERT INTO sales_order (order_id) VALUES ('to a')")
+        try a.ingest(
+            try Exporter.export(b.db, ExportOptions(folder: try out("up").path, recipients: ["a"])).map(\.path))
+        XCTAssertEqual(try a.rows(), try b.rows())
+    }
 }

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import XCTest
 
@@ -64,6 +65,53 @@ final class GoldenBundleTests: XCTestCase {
             try p.run()
             p.waitUntilExit()
             XCTAssertEqual(p.terminationStatus, 0, "gzip -t \(f)")
+        }
+    }
+
+    static let v2 = root.appendingPathComponent("bundles/v2")
+    static let v2File = v2.appendingPathComponent("testapp1_000000000001-000000000001_c6eebf14.djb")
+
+    /// The committed v2 (encrypted) bundle, byte for byte: its outer header says who sent it to
+    /// whom and nothing more, its recipient's committed test key opens it on both brands, and
+    /// `verify` without a key checks its signature only.
+    func testV2FileOpensWithItsRecipientsKeyOnBothBrands() throws {
+        let bytes = try Data(contentsOf: Self.v2File)
+        XCTAssertEqual(
+            Hex.encode(Array(SHA256.hash(data: bytes))),
+            "b4dcdb4cdafe3944de7d4691271cc394b5c67422ab27e1f512e8ce195461235c",
+            "the golden file never changes")
+        let outer = try EncryptedBundleFile(path: Self.v2File.path)
+        try outer.checkSeal()
+        try outer.verifyIntegrity()
+        XCTAssertEqual(outer.header.sender, "testapp1")
+        XCTAssertEqual(outer.header.recipients.map(\.node), ["testapp2"])
+        XCTAssertEqual(outer.header.chunkSize, 65536)
+        XCTAssertNil(bytes.range(of: Data("first order".utf8)))
+        let lines = try String(contentsOf: Self.v2.appendingPathComponent("keys.txt"), encoding: .utf8)
+            .split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        let sender = lines.first { $0[0] == "sender" }!, recipient = lines.first { $0[0] == "recipient" }!
+        XCTAssertEqual(outer.header.recipients[0].recipientKey, Hex.decode(recipient[2]))
+        let v = try CLI.ok(["verify", Self.v2File.path])
+        XCTAssertTrue(v.stdout.contains("OK (encrypted to testapp2, signed by testapp1"), v.stdout)
+        for brand in TestDatabases.availableBrands {
+            let folder = try TestDatabases.tempFolder("golden2")
+            let node = try TestNode("testapp2", brand, folder: folder)
+            try node.exec("DELETE FROM ds_encryption_key")
+            try node.exec(
+                "INSERT INTO ds_encryption_key (public_key, private_key, created_at) VALUES (?, ?, '2026-12-03T00:00:00Z')",
+                [.text(recipient[2]), .text(recipient[3])])
+            try Trust.trust(node.db, node: sender[1], publicKey: sender[2])
+            try node.ingest([Self.v2File.path])
+            XCTAssertEqual(
+                try node.rows(),
+                [
+                    [
+                        "ord2", "online", "first order", "book", "cust1", "2", "2025-06-24", "2025-06-24 10:00:00",
+                        "milan", "testapp1",
+                    ]
+                ], "\(brand)")
+            let shown = try CLI.ok(["inspect", "--db", node.url, Self.v2File.path]).stdout
+            XCTAssertTrue(shown.contains("first order"), shown)
         }
     }
 }

@@ -69,6 +69,16 @@ final class EncryptionTests: ScenarioTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: drop.appendingPathComponent("quarantine").path))
         XCTAssertEqual(try c.rows(), [])
         XCTAssertEqual(try c.db.scalar("SELECT count(*) FROM ds_change_inbox"), .integer(0))
+        // A node of the right name without the key (another database set up as b): told so.
+        let b2 = try TestNode("b2", .sqlite, folder: folder)
+        try b2.exec("UPDATE ds_node SET node_id = 'b'")
+        try b2.exec("DELETE FROM ds_trusted_key")
+        try b2.trust(a)
+        let wrongKey = try b2.ingest([paths[0]])
+        guard case .refused(let why) = wrongKey.files.first?.status else { return XCTFail("\(wrongKey.files)") }
+        XCTAssertTrue(why.contains("encrypted to b's key SHA256:"), why)
+        XCTAssertTrue(why.contains("which this node does not hold"), why)
+        uncheckedNodes.insert("b2")
         try b.ingest([drop.path])
         XCTAssertEqual(try b.rows(), try a.rows())
         // verify and inspect: the signature without a key; the content with a recipient's.
@@ -142,6 +152,16 @@ final class EncryptionTests: ScenarioTestCase {
         try trustAll([a, b])
         let path = try multiChunkBundle(a, to: ["b"])
         let good = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        // A file cut short moments ago may still be copying: it stays, as a plain one does.
+        let copying = try out("copying")
+        let partial = copying.appendingPathComponent((path as NSString).lastPathComponent).path
+        try Data(good.prefix(50_000)).write(to: URL(fileURLWithPath: partial))
+        guard case .incomplete = try b.ingest([copying.path]).files.first?.status else {
+            return XCTFail("a fresh cut-short file is not left to finish copying")
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: partial))
+        // From here on, no grace: every damaged file is refused at once.
+        try b.exec("INSERT INTO ds_setting (name, value) VALUES ('partial_grace_seconds', '0')")
         let l = try layout(good)
         XCTAssertGreaterThanOrEqual(l.chunkStarts.count, 3, "a file of several chunks")
         let key = try NodeIdentity.signingKey(a.db, node: "a")
@@ -197,8 +217,10 @@ final class EncryptionTests: ScenarioTestCase {
             XCTAssertTrue(paths.allSatisfy { EncryptedFormat.isEncrypted(path: $0) })
             try hub.ingest(paths)
         }
+        // Encrypted in, encrypted out: the hub relays encrypted without being told.
         let relay = try out("relay")
-        let relayed = try Exporter.export(hub.db, ExportOptions(folder: relay.path, relay: true, encrypt: true))
+        let relayed = try Exporter.export(hub.db, ExportOptions(folder: relay.path, relay: true))
+        XCTAssertTrue(relayed.allSatisfy { EncryptedFormat.isEncrypted(path: $0.path) })
         XCTAssertFalse(try contains(relayed[0].path, "from laptop"))
         for l in [l1, l2] { try l.ingest([relay.path]) }
         for l in [l1, l2] { XCTAssertEqual(try l.rows(), try hub.rows(), l.name) }
@@ -290,5 +312,32 @@ final class EncryptionTests: ScenarioTestCase {
         try a.ingest(
             try Exporter.export(b.db, ExportOptions(folder: try out("up").path, recipients: ["a"])).map(\.path))
         XCTAssertEqual(try a.rows(), try b.rows())
+    }
+
+    /// A weak (small-order) encryption key would let anyone unwrap the file key: `trust`
+    /// refuses it, and so does export when one is found in the trust list; `init` prints the
+    /// word peers must trust.
+    func testWeakKeysAreRefusedAndInitPrintsTheWord() throws {
+        let a = try TestNode("a", .sqlite, folder: folder)
+        let b = try TestNode("b", .sqlite, folder: folder)
+        try trustAll([a, b])
+        let signing = Hex.encode(try NodeIdentity.load(b.db).publicKey)
+        for weak in [String(repeating: "0", count: 64), "01" + String(repeating: "0", count: 62)] {
+            let r = try CLI.run(["trust", "--db", a.url, "--replace", "b", "dj2-\(signing)-\(weak)"])
+            XCTAssertEqual(r.status, 64, r.stderr)
+        }
+        try a.exec(
+            "UPDATE ds_trusted_key SET encryption_key = ? WHERE node_id = 'b'",
+            [.text(String(repeating: "0", count: 64))])
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('x')")
+        let drop = try out("weak")
+        let e = try CLI.run(["export", "--db", a.url, "--to", drop.path, "--encrypt"])
+        XCTAssertEqual(e.status, 64, e.stderr)
+        XCTAssertTrue(e.stderr.contains("weak (small-order) point"), e.stderr)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: drop.path), [])
+        let fresh = folder.appendingPathComponent("fresh.db").path
+        let i = try CLI.ok(["init", "--db", fresh, "--node", "fresh"])
+        XCTAssertTrue(i.stdout.contains("public key: dj2-"), i.stdout)
+        uncheckedNodes.insert("a")
     }
 }

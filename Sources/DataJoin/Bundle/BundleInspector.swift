@@ -31,11 +31,21 @@ public enum BundleInspector {
         return (key.map { .encrypted(outer, $0) }, header, h.recipients.map(\.node))
     }
 
+    /// An encrypted file holds a bundle of its own sender only, as ingest requires.
+    static func checkSameSender(_ source: BundleSource, _ seal: BundleSeal) throws {
+        if case .encrypted(let outer, _) = source, seal.sender != outer.header.sender {
+            throw DataJoinError.bundle(
+                "encrypted by \(outer.header.sender) but holds a bundle of \(seal.sender): a bundle is never re-wrapped"
+            )
+        }
+    }
+
     /// Reads a whole bundle; `keepChanges` bounds how many changes are kept for display. An
     /// encrypted one is opened with `keys` (a recipient node's), or shown by its outer header.
     public static func read(_ path: String, keepChanges: Int = Int.max, db: Database? = nil) throws -> Summary {
         var source = BundleSource.plain(path)
         var encryptedTo: [String]?
+        try EncryptedFormat.checkMajor(path: path)
         if EncryptedFormat.isEncrypted(path: path) {
             let opened = try open(path, keys: try db.map(EncryptionKeys.privateKeys) ?? [])
             encryptedTo = opened.recipients
@@ -49,6 +59,7 @@ public enum BundleInspector {
         // Integrity first (digest and the header's own key), records only after it.
         let seal = try BundleSeal(gzip: try source.gzip(maxOutput: BundleFormat.maxExpandedBytes))
         try seal.verifyIntegrity()
+        try checkSameSender(source, seal)
         let reader = try BundleReader(gzip: try source.gzip(maxOutput: BundleFormat.maxExpandedBytes), path: path)
         var changes: [Change] = []
         while var c = try reader.next() {
@@ -87,6 +98,7 @@ public enum BundleInspector {
         do {
             var source = BundleSource.plain(path)
             var encryptedTo: [String]?
+            try EncryptedFormat.checkMajor(path: path)
             if EncryptedFormat.isEncrypted(path: path) {
                 let opened = try open(path, keys: try db.map(EncryptionKeys.privateKeys) ?? [])
                 encryptedTo = opened.recipients
@@ -98,7 +110,9 @@ public enum BundleInspector {
                 }
                 source = inner
             }
-            try BundleSeal(gzip: try source.gzip(maxOutput: BundleFormat.maxExpandedBytes)).verifyIntegrity()
+            let seal = try BundleSeal(gzip: try source.gzip(maxOutput: BundleFormat.maxExpandedBytes))
+            try seal.verifyIntegrity()
+            try checkSameSender(source, seal)
             let reader = try BundleReader(gzip: try source.gzip(maxOutput: BundleFormat.maxExpandedBytes), path: path)
             while try reader.next() != nil {}
             try reader.finish()
@@ -147,6 +161,8 @@ public enum BundleInspector {
 
     public static func json(_ s: Summary) -> String {
         let h = s.header
+        // An encrypted file not opened here: what it holds is not known.
+        let sealed = s.encryptedTo != nil && !s.decrypted
         let origins = h.origins.map {
             "{\"origin\":\(JSON.quote($0.origin)),\"epoch\":\(JSON.quote($0.epoch)),\"first\":\($0.first),\"last\":\($0.last),\"count\":\($0.count)}"
         }
@@ -161,7 +177,7 @@ public enum BundleInspector {
         }
         return """
             {"path":\(JSON.quote(s.path)),"format":\(s.encryptedTo == nil ? BundleFormat.major : EncryptedFormat.major),"sender":\(JSON.quote(h.sender)),"sender_epoch":\(JSON.quote(h.senderEpoch)),\
-            "created_at":\(JSON.quote(h.createdAt)),"kind":\(JSON.quote(h.kind)),"change_count":\(h.changeCount),"origins":[\(origins.joined(separator: ","))],\
+            "created_at":\(JSON.quote(h.createdAt)),"kind":\(sealed ? "null" : JSON.quote(h.kind)),"change_count":\(sealed ? "null" : String(h.changeCount)),"origins":[\(origins.joined(separator: ","))],\
             "receipts":[\(receipts.joined(separator: ","))],"public_key":\(JSON.quote(Hex.encode(h.publicKey))),"verified":\(s.verified),\
             "encrypted_to":\(s.encryptedTo.map { "[" + $0.map(JSON.quote).joined(separator: ",") + "]" } ?? "null"),"decrypted":\(s.decrypted),\
             "changes":[\(changes.joined(separator: ","))]}

@@ -169,6 +169,8 @@ struct InboxLoad {
         try reader.finish(publicKey: file.key)
         try db.execute(
             "UPDATE ds_bundle_seen SET loaded_count = ? WHERE id = ?", [.integer(counts.loaded), .integer(bundleId)])
+        // Encrypted in, encrypted out: what this node relays of it is encrypted too.
+        if case .encrypted = file.source { try BundleEncryption.noteEncryptedReceived(db) }
         if let c = forkCandidate {
             let last = file.header.origins.first { $0.origin == c.origin && $0.epoch == c.epoch }?.last ?? c.seq
             try Forks.check(db, c, bundleLast: last)

@@ -187,6 +187,7 @@ public enum Ingester {
             source = .encrypted(outer, try outer.fileKey(with: EncryptionKeys.privateKeys(db), node: me.nodeId))
             outerDigest = digest
         } else {
+            try EncryptedFormat.checkMajor(path: path)
             source = .plain(path)
         }
         // The container is checked before the whole file is hashed: a 50 GB file of zeros in a

@@ -64,12 +64,20 @@ public enum EncryptionKeys {
         if t.hasPrefix(tokenPrefix) {
             let parts = t.dropFirst(tokenPrefix.count).split(separator: "-", omittingEmptySubsequences: false)
             guard parts.count == 2, let s = Hex.decode(String(parts[0])), let e = Hex.decode(String(parts[1])),
-                s.count == 32, e.count == 32, (try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: e)) != nil
+                s.count == 32, e.count == 32, !EncryptedFormat.isWeak(e)
             else { return nil }
             return (s, e)
         }
         guard let s = Hex.decode(t), s.count == 32 else { return nil }
         return (s, nil)
+    }
+
+    /// The trusted peers `--recipient` leaves out: they cannot read that file, and the changes
+    /// in it are exported once (they reach those peers relayed, or by `export --resend --peer`).
+    public static func leftOut(_ db: Database, recipients: [String]) throws -> [String] {
+        guard !recipients.isEmpty else { return [] }
+        let me = try NodeIdentity.load(db)
+        return try Receipts.peers(db, me: me).filter { !recipients.contains($0) }
     }
 
     /// Whom an export encrypts to: every trusted peer (or those `only` names), each with its

@@ -77,6 +77,13 @@ struct Export: ParsableCommand {
                 if !output.quiet { print("nothing new to export") }
                 return
             }
+            let leftOut = try EncryptionKeys.leftOut(db, recipients: encryption.recipient)
+            if !leftOut.isEmpty {
+                Console.warn(
+                    "only \(encryption.recipient.joined(separator: ", ")) can read these changes, and each change is exported once: "
+                        + "\(leftOut.joined(separator: ", ")) get them relayed by a hub that received them, or by 'export --resend --peer NODE'"
+                )
+            }
             // --quiet prints nothing but errors, on every command.
             if output.quiet { return }
             for b in written { print(b.path) }

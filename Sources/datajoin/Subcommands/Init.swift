@@ -38,7 +38,8 @@ struct Init: ParsableCommand {
                     ? "initialized \(db.displayName) as node \(r.nodeId)"
                     : "\(db.displayName) is already node \(r.nodeId); nothing changed")
             if r.created {
-                print("public key: \(r.publicKey)  (peers run: datajoin trust --db URL \(r.nodeId) \(r.publicKey))")
+                let word = try DataJoin.Trust.publicKey(db).key
+                print("public key: \(word)  (peers run: datajoin trust --db URL \(r.nodeId) \(word))")
             }
         }
     }

@@ -5,10 +5,19 @@ import Foundation
 public enum BundleEncryption {
     static let setting = "encrypt"
 
-    /// Whom to encrypt to; empty for a plain (v1) bundle.
-    static func recipients(_ db: Database, encrypt: Bool, only: [String]) throws -> [Recipient] {
-        guard try encrypt || !only.isEmpty || always(db) else { return [] }
+    static let receivedSetting = "encrypted_received"
+
+    /// Whom to encrypt to; empty for a plain (v1) bundle. A node that has received encrypted
+    /// bundles encrypts what it relays, to every trusted peer: a hub never passes on in the
+    /// clear what reached it encrypted (found from outside).
+    static func recipients(_ db: Database, encrypt: Bool, only: [String], relay: Bool = false) throws -> [Recipient] {
+        let relaysEncrypted = try relay && (Settings.int(db, receivedSetting, range: 0...1) ?? 0) == 1
+        guard try encrypt || !only.isEmpty || relaysEncrypted || always(db) else { return [] }
         return try EncryptionKeys.recipients(db, only: only.isEmpty ? nil : only)
+    }
+
+    static func noteEncryptedReceived(_ db: Database) throws {
+        if (try Settings.int(db, receivedSetting, range: 0...1) ?? 0) == 0 { try Settings.set(db, receivedSetting, 1) }
     }
 
     /// True when the node encrypts every bundle it writes.

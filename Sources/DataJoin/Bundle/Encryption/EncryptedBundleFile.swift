@@ -65,7 +65,10 @@ final class EncryptedBundleFile {
         digest = Array(trailer.prefix(32))
         signature = Array(trailer.suffix(64))
         guard Array(h.finalize()) == digest else {
-            throw DataJoinError.bundle("checksum mismatch: the content was altered or damaged")
+            // Where the trailer is depends on the file's length: a file still being copied looks
+            // like this too, so it gets the grace a cut-short file gets (then quarantine).
+            throw DataJoinError(
+                .truncated, "checksum mismatch: the file is cut short (still being copied?) or was altered")
         }
     }
 
@@ -88,6 +91,18 @@ final class EncryptedBundleFile {
     func fileKey(with keys: [Curve25519.KeyAgreement.PrivateKey], node: String) throws -> SymmetricKey {
         for stanza in header.recipients {
             for k in keys { if let fileKey = stanza.unwrap(with: k) { return fileKey } }
+        }
+        let mine = Set(keys.map { Array($0.publicKey.rawRepresentation) })
+        if header.recipients.contains(where: { mine.contains($0.recipientKey) }) {
+            throw DataJoinError.bundle("the recipient block for this node's key does not open: altered or forged")
+        }
+        if let named = header.recipients.first(where: { $0.node == node }) {
+            // The name is this node's, the key is not one it holds: a key it no longer has, or
+            // another node set up with this name.
+            throw DataJoinError(
+                .notForThisNode,
+                "encrypted to \(node)'s key \(Trust.fingerprint(named.recipientKey)), which this node does not hold "
+                    + "(its keys: 'datajoin key'); left in place")
         }
         throw DataJoinError(
             .notForThisNode, "encrypted to \(header.recipientNames), not to this node (\(node)); left in place")

@@ -42,12 +42,38 @@ public enum EncryptedFormat {
             && head[BundleFormat.magic.count] == major
     }
 
+    /// Refuses a file that starts with the magic in the clear but a major this datajoin does
+    /// not read (version 1 starts with gzip's bytes, version 2 is read here).
+    static func checkMajor(path: String) throws {
+        guard BundleFiles.regularFileProblem(path) == nil, let f = FileHandle(forReadingAtPath: path) else { return }
+        defer { try? f.close() }
+        let head = Array(f.readData(ofLength: prefixBytes))
+        guard head.count == prefixBytes, Array(head.prefix(BundleFormat.magic.count)) == BundleFormat.magic,
+            head[BundleFormat.magic.count] != major
+        else { return }
+        let m = head[BundleFormat.magic.count]
+        throw DataJoinError.bundle(
+            m > major
+                ? "says bundle format \(m), which this datajoin (formats 1 and 2) does not read: the file is damaged, or a newer datajoin wrote it (then upgrade)"
+                : "unknown bundle format version \(m)")
+    }
+
     /// The nonce of chunk `counter`: 11 bytes of big-endian counter, then 1 on the last chunk.
     static func nonce(_ counter: UInt64, last: Bool) throws -> ChaChaPoly.Nonce {
         var n = [UInt8](repeating: 0, count: 12)
         for i in 0..<8 { n[3 + i] = UInt8(truncatingIfNeeded: counter >> (8 * UInt64(7 - i))) }
         n[11] = last ? 1 : 0
         return try ChaChaPoly.Nonce(data: n)
+    }
+
+    /// True for an X25519 public key that is a point of small order (all zero, and the others):
+    /// every shared secret with it is zero, so anyone could unwrap what is encrypted to it.
+    /// Clamped private keys are multiples of 8, so a fresh one shows it.
+    static func isWeak(_ key: [UInt8]) -> Bool {
+        guard let pub = try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: key),
+            let shared = try? Curve25519.KeyAgreement.PrivateKey().sharedSecretFromKeyAgreement(with: pub)
+        else { return true }
+        return shared.withUnsafeBytes { $0.allSatisfy { $0 == 0 } }
     }
 
     /// The key the chunks are sealed with: the file key stretched with this file's random nonce.
@@ -76,6 +102,12 @@ struct RecipientStanza: Equatable {
     var wrapped: [UInt8]
 
     static func wrap(_ fileKey: SymmetricKey, for r: Recipient) throws -> RecipientStanza {
+        guard !EncryptedFormat.isWeak(r.key) else {
+            throw DataJoinError(
+                .usage,
+                "\(r.node)'s encryption key is a weak (small-order) point: anyone could read what is encrypted to it; "
+                    + "trust \(r.node) again with the word its 'datajoin key' prints (--replace); nothing written")
+        }
         let recipient = try Curve25519.KeyAgreement.PublicKey(rawRepresentation: r.key)
         let ephemeral = Curve25519.KeyAgreement.PrivateKey()
         let ephemeralKey = Array(ephemeral.publicKey.rawRepresentation)
@@ -93,6 +125,7 @@ struct RecipientStanza: Equatable {
         guard Array(privateKey.publicKey.rawRepresentation) == recipientKey, wrapped.count == 48,
             let ephemeral = try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: ephemeralKey),
             let shared = try? privateKey.sharedSecretFromKeyAgreement(with: ephemeral),
+            !shared.withUnsafeBytes({ $0.allSatisfy { $0 == 0 } }),
             let key = try? Self.wrappingKey(shared, ephemeralKey, recipientKey),
             let nonce = try? ChaChaPoly.Nonce(data: [UInt8](repeating: 0, count: 12)),
             let box = try? ChaChaPoly.SealedBox(nonce: nonce, ciphertext: wrapped.prefix(32), tag: wrapped.suffix(16)),

@@ -14,8 +14,11 @@ extension Database {
     func query(_ text: String, _ params: [Value], _ body: (Row) throws -> Void) throws {
         try query(SQL(raw: text), params, body)
     }
+    func stream(_ text: String, _ body: (Row) throws -> Void) throws { try stream(SQL(raw: text), [], body) }
     func rows(_ text: String, _ params: [Value] = []) throws -> [Row] { try rows(SQL(raw: text), params) }
     func firstRow(_ text: String, _ params: [Value] = []) throws -> Row? { try firstRow(SQL(raw: text), params) }
     func scalar(_ text: String, _ params: [Value] = []) throws -> Value { try scalar(SQL(raw: text), params) }
+    /// A count or other integer the statement returns.
+    func integer(_ text: String) throws -> Int { Int(try scalar(text).description) ?? 0 }
     func executeScript(_ text: String) throws { try executeScript(SQL(raw: text)) }
 }

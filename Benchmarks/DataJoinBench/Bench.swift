@@ -19,11 +19,20 @@ struct Bench: ParsableCommand {
     @Option(help: "New changes for the history check (0 skips it).") var historyChanges = 10_000
     @Option(help: "Base URL of a MariaDB server to create databases on (none: no MariaDB figures).")
     var mariadb: String?
-    @Option(help: "Run one brand only: sqlite, postgres or mariadb.") var only: String?
+    @Option(help: "Run one part only: sqlite, postgres, mariadb or hub.") var only: String?
+    @Option(help: "Laptops in the hub simulation (0 skips it; the hub is PostgreSQL with --pg).")
+    var hubLaptops = 100
+    @Option(help: "Cycles of the hub simulation.") var hubCycles = 3
+    @Option(help: "One-change bundles the hub ingests at the end of its simulation (its cost per bundle).")
+    var hubSmallBundles = 200
 
     func validate() throws {
-        guard only == nil || ["sqlite", "postgres", "mariadb"].contains(only!) else {
-            throw ValidationError("--only takes sqlite, postgres or mariadb")
+        guard only == nil || ["sqlite", "postgres", "mariadb", "hub"].contains(only!) else {
+            throw ValidationError("--only takes sqlite, postgres, mariadb or hub")
+        }
+        guard hubLaptops >= 0, hubCycles >= 2 else {
+            throw ValidationError(
+                "--hub-laptops takes 0 or more, --hub-cycles 2 or more (the first cycle has no updates)")
         }
     }
 
@@ -33,6 +42,10 @@ struct Bench: ParsableCommand {
         if only == nil || only == "sqlite" { results += try SQLiteBench(self).run() }
         if let pg, only == nil || only == "postgres" { results += try PostgresBench(self, base: pg).run() }
         if let mariadb, only == nil || only == "mariadb" { results += try MariaDBBench(self, base: mariadb).run() }
+        if hubLaptops > 0, only == nil || only == "hub" {
+            results += try HubSimulation(b: self, laptops: hubLaptops, cycles: hubCycles, smallBundles: hubSmallBundles)
+                .run()
+        }
         Report.print(results, changes: changes)
         if let json {
             try Report.json(results, changes: changes).write(toFile: json, atomically: true, encoding: .utf8)
@@ -89,6 +102,11 @@ enum Runner {
     }
 
     static func shell(_ command: String) throws -> StepRun { try run("/bin/sh", ["-c", command]) }
+
+    /// A pipeline that fails when any of its commands fails.
+    static func pipeline(_ command: String) throws -> StepRun {
+        try run("/bin/bash", ["-o", "pipefail", "-c", command])
+    }
 
     static func time(_ body: () throws -> Void) rethrows -> Double {
         let start = Date()
@@ -154,7 +172,8 @@ extension Bench {
     /// an empty target, import of updates, and the cost of new changes after a long history.
     func runBrand(
         _ brand: String, newDatabase: (String) throws -> String, ddl: String,
-        bulkLoad: (Database, Range<Int>) throws -> Void, baselineName: String
+        bulkLoad: (Database, Range<Int>) throws -> Void, baselineName: String,
+        naiveDump: (_ url: String, _ file: String) -> String
     ) throws -> [Measurement] {
         let n = changes
         var out: [Measurement] = []
@@ -174,14 +193,26 @@ extension Bench {
         _ = try cli("init", "--db", src, "--node", "src")
         _ = try cli("track", "--db", src, "sales_order")
         let tTrackedInsert = try Runner.time { try bulkLoad(srcDB, 0..<n) }
+        let afterInserts = try TableSum.of(srcDB)
+        try TableSum.expect(afterInserts.rows, n, "rows in the source after \(n) inserts")
         let inserts = try folder("\(brand)-inserts")
         let e1 = try cli("export", "--db", src, "--to", inserts, "--quiet")
+        try TableSum.expect(try changesIn(inserts), n, "changes exported of \(n) inserts captured")
         log("export of \(n) inserts: \(e1.seconds) s")
         let tTrackedUpdate = try Runner.time { try srcDB.execute(Rows.updateSQL) }
+        let afterUpdates = try TableSum.of(srcDB)
         let updates = try folder("\(brand)-updates")
         let e2 = try cli("export", "--db", src, "--to", updates, "--quiet")
+        try TableSum.expect(try changesIn(updates), n, "changes exported of \(n) updates captured")
         let gz = try gzipBaseline([inserts, updates])
         let exportMBs = Double(gz.uncompressedBytes) / 1_048_576 / (e1.seconds + e2.seconds)
+        // The naive pipeline on the same outbox: its rows dumped as text and gzipped.
+        let outboxRows = try srcDB.integer("SELECT count(*) FROM ds_change_outbox")
+        try TableSum.expect(outboxRows, 2 * n, "outbox rows after \(n) inserts and \(n) updates")
+        let naiveFile = (work as NSString).appendingPathComponent("naive.gz")
+        let naive = try Runner.pipeline(naiveDump(src, naiveFile))
+        unlink(naiveFile)
+        log("naive pipeline: \(naive.seconds) s for \(outboxRows) outbox rows")
 
         out.append(
             Measurement(
@@ -194,7 +225,8 @@ extension Bench {
         out.append(
             Measurement(
                 brand: brand, step: "export (inserts + updates)", rate: Double(2 * n) / (e1.seconds + e2.seconds),
-                baseline: "gzip -6 (MB/s)", baselineRate: nil, peakRSSMiB: max(e1.peakRSSMiB, e2.peakRSSMiB),
+                baseline: "naive dump | gzip -6", baselineRate: Double(outboxRows) / naive.seconds,
+                peakRSSMiB: max(e1.peakRSSMiB, e2.peakRSSMiB),
                 extra: [
                     "export_MB_per_s": exportMBs, "gzip6_MB_per_s": gz.mbPerSecond,
                     "export_vs_gzip6": exportMBs / gz.mbPerSecond,
@@ -212,12 +244,14 @@ extension Bench {
             "trust", "--db", dst, "src",
             try cli("key", "--db", src).output.trimmingCharacters(in: .whitespacesAndNewlines))
         let i1 = try cli("ingest", "--db", dst, inserts, "--quiet")
+        try TableSum.expectSame(try TableSum.of(dstDB), afterInserts, "the target after ingesting the inserts")
         log("ingest + import of \(n) inserts: \(i1.seconds) s")
         out.append(
             Measurement(
                 brand: brand, step: "ingest + import into an empty target", rate: Double(n) / i1.seconds,
                 baseline: baselineName, baselineRate: bulkRate, peakRSSMiB: i1.peakRSSMiB))
         let i2 = try cli("ingest", "--db", dst, updates, "--quiet")
+        try TableSum.expectSame(try TableSum.of(dstDB), afterUpdates, "the target after ingesting the updates")
         out.append(
             Measurement(
                 brand: brand, step: "ingest + import of updates (rows exist)", rate: Double(n) / i2.seconds,
@@ -244,6 +278,10 @@ extension Bench {
         let ee = try cli("export", "--db", src, "--to", encFolder, "--resend", "--recipient", "encdst", "--quiet")
         let ip = try cli("ingest", "--db", plainDst, plainFolder, "--quiet")
         let ie = try cli("ingest", "--db", encDst, encFolder, "--quiet")
+        for (url, what) in [(plainDst, "plain"), (encDst, "encrypted")] {
+            try TableSum.expectSame(
+                try TableSum.of(try DatabaseOpener.open(url)), afterUpdates, "the target of the \(what) resend")
+        }
         log(
             "encryption: export \(ep.seconds) s plain, \(ee.seconds) s encrypted; ingest \(ip.seconds) s, \(ie.seconds) s"
         )
@@ -268,7 +306,11 @@ extension Bench {
                 try bulkLoad(srcDB, offset..<(offset + historyChanges))
                 let f = try folder("\(brand)-history-\(label)")
                 let e = try cli("export", "--db", srcURL, "--to", f, "--quiet")
+                try TableSum.expect(try changesIn(f), historyChanges, "changes exported of \(historyChanges) new")
                 let i = try cli("ingest", "--db", dstURL, f, "--quiet")
+                try TableSum.expectSame(
+                    try TableSum.of(try DatabaseOpener.open(dstURL)), try TableSum.of(srcDB),
+                    "the \(label) target after \(historyChanges) new changes")
                 return e.seconds + i.seconds
             }
             let afterHistory = try newChanges(src, srcDB, dst, offset: n, label: "after")
@@ -310,7 +352,8 @@ struct SQLiteBench {
                 "CREATE TABLE sales_order (order_id TEXT PRIMARY KEY NOT NULL, order_type TEXT, description TEXT, product_type_name TEXT, customer_id TEXT, quantity TEXT, order_date TEXT, update_datetime TEXT, updated_by_user TEXT, updated_by_server TEXT)",
             bulkLoad: { db, range in
                 try db.retryingWrite { _ in for i in range { try db.execute(Rows.insertSQL, Rows.values(i)) } }
-            }, baselineName: "one transaction, prepared insert")
+            }, baselineName: "one transaction, prepared insert",
+            naiveDump: { url, file in "sqlite3 '\(url)' 'SELECT * FROM ds_change_outbox' | gzip -6 > '\(file)'" })
     }
 }
 
@@ -350,7 +393,12 @@ struct MariaDBBench {
                             (start..<end).flatMap { Rows.values($0) })
                     }
                 }
-            }, baselineName: "multi-row INSERT")
+            }, baselineName: "multi-row INSERT",
+            naiveDump: { url, file in
+                let u = URLComponents(string: url)!
+                return
+                    "mariadb -h \(u.host ?? "127.0.0.1") -P \(u.port ?? 3306) -u \(u.user ?? "root") -B -e 'SELECT * FROM ds_change_outbox' \(u.path.dropFirst()) | gzip -6 > '\(file)'"
+            })
     }
 }
 
@@ -385,13 +433,17 @@ struct PostgresBench {
                 try pg.copyIn("COPY sales_order (\(Rows.columns.joined(separator: ", "))) FROM STDIN") { line in
                     for i in range { try line(Rows.copyLine(i)) }
                 }
-            }, baselineName: "COPY")
-        if b.pgbenchSeconds > 0 { out.append(try pgbench()) }
+            }, baselineName: "COPY",
+            naiveDump: { url, file in
+                "psql '\(url)' -q -c 'COPY (SELECT * FROM ds_change_outbox) TO STDOUT' | gzip -6 > '\(file)'"
+            })
+        if b.pgbenchSeconds > 0 { out += try pgbench() }
         return out
     }
 
-    /// pgbench's TPB-B-like load with its three keyed tables tracked, against untracked.
-    func pgbench() throws -> Measurement {
+    /// pgbench's TPB-B-like load with its three keyed tables tracked, against untracked: with no
+    /// export running, and with an export every 5 seconds (a hub under load keeps exporting).
+    func pgbench() throws -> [Measurement] {
         let u = URLComponents(string: base)!
         let env = "PGHOST=\(u.host ?? "127.0.0.1") PGPORT=\(u.port ?? 5432) PGUSER=\(u.user ?? "postgres")"
         let bin = try Runner.shell("ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1").output.trimmingCharacters(
@@ -410,9 +462,40 @@ struct PostgresBench {
         _ = try b.cli("init", "--db", dbURL, "--node", "pgbench")
         _ = try b.cli("track", "--db", dbURL, "pgbench_accounts", "pgbench_tellers", "pgbench_branches")
         let tracked = try tps(db)
-        return Measurement(
-            brand: "postgres", step: "pgbench, 3 tables tracked", rate: tracked, unit: "TPS", baseline: "untracked",
-            baselineRate: plain)
+        // The export loop: one export every 5 seconds for as long as pgbench runs.
+        let drop = try b.folder("pgbench-exports")
+        let running = Running()
+        let loop = Thread {
+            while running.value {
+                let start = Date()
+                do {
+                    _ = try b.cli("export", "--db", dbURL, "--to", drop, "--quiet")
+                    running.exports += 1
+                } catch {
+                    running.error = error
+                    return
+                }
+                while running.value && Date().timeIntervalSince(start) < 5 { usleep(50_000) }
+            }
+        }
+        loop.start()
+        let exporting = try tps(db)
+        running.value = false
+        while !loop.isFinished { usleep(10_000) }
+        if let e = running.error { throw e }
+        // Every captured change went out: a final export drains the rest, then the bundles hold
+        // exactly the outbox.
+        _ = try b.cli("export", "--db", dbURL, "--to", drop, "--quiet")
+        let captured = try DatabaseOpener.open(dbURL).integer("SELECT count(*) FROM ds_change_outbox")
+        try TableSum.expect(try b.changesIn(drop), captured, "changes exported during pgbench")
+        return [
+            Measurement(
+                brand: "postgres", step: "pgbench, 3 tables tracked", rate: tracked, unit: "TPS",
+                baseline: "untracked", baselineRate: plain),
+            Measurement(
+                brand: "postgres", step: "pgbench, tracked, export every 5 s", rate: exporting, unit: "TPS",
+                baseline: "untracked", baselineRate: plain, extra: ["exports": Double(running.exports)]),
+        ]
     }
 }
 

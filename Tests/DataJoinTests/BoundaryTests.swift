@@ -68,6 +68,32 @@ final class BoundaryTests: ScenarioTestCase {
         }
     }
 
+    /// Small bundles applied in one import transaction (a hub's many laptops): bundles of one
+    /// change and of n changes, so groups end below, at and above the limit; a bundle larger
+    /// than the group is applied alone, whole. Every bundle is counted once.
+    func testImportGroup() throws {
+        Tuning.current.importGroup = Self.size
+        try eachCount("group") { a, b, n in
+            // n bundles of one change each, then one of n changes, then one more of one.
+            for i in 0..<n { try insert(a, 1, from: i) }
+            let out = try TestDatabases.subfolder(folder, "group-\(UUID().uuidString.prefix(6))")
+            var files = try a.export(to: out, max: 1)
+            try insert(a, n, from: 100)
+            files += try a.export(to: out)
+            try insert(a, 1, from: 200)
+            try a.exec("UPDATE sales_order SET description = description || '+' WHERE order_id = 'o0'")
+            files += try a.export(to: out)
+            XCTAssertEqual(files.count, n + 2)
+            let report = try b.ingest([out.path])
+            XCTAssertEqual(report.refused, 0)
+            XCTAssertEqual(report.imported?.bundles, n + 2, "every bundle counted once")
+            XCTAssertEqual(report.imported?.applied, 2 * n + 2)
+            XCTAssertEqual(
+                try b.db.scalar("SELECT fromoutboxpointer FROM ds_program_parameter WHERE id = 1001").asInt64,
+                try b.db.scalar("SELECT max(id) FROM ds_change_inbox").asInt64)
+        }
+    }
+
     /// Rows per multi-row INSERT into the inbox (SQLite, and PostgreSQL when a bundle repeats a
     /// change, where COPY is not used).
     func testInboxLoadBatch() throws {

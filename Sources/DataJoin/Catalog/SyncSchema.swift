@@ -324,8 +324,4 @@ public enum Program {
     public static let relay: Int64 = 1002
 }
 
-func nowText() -> String {
-    let f = ISO8601DateFormatter()
-    f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-    return f.string(from: Date())
-}
+func nowText() -> String { UTCText.iso8601(ms: Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))) }

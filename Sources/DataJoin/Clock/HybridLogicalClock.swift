@@ -50,9 +50,6 @@ public enum HybridLogicalClock {
     static func physicalMs(of stamp: Int64) -> Int64 { stamp >> counterBits }
 
     public static func describe(_ stamp: Int64) -> String {
-        let ms = physicalMs(of: stamp)
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.string(from: Date(timeIntervalSince1970: Double(ms) / 1000)) + "+\(stamp & ((1 << counterBits) - 1))"
+        UTCText.iso8601(ms: physicalMs(of: stamp)) + "+\(stamp & ((1 << counterBits) - 1))"
     }
 }

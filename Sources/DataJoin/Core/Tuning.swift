@@ -13,6 +13,9 @@ public struct Tuning: Equatable, Sendable {
     public var stampBatch = 400
     /// Inbox rows read per import chunk (new and held changes alike).
     public var importChunk = 1_000
+    /// Inbox rows of small bundles applied in one import transaction: a hub that receives a
+    /// bundle a minute from each laptop pays a transaction's fixed statements once per group.
+    public var importGroup = 10_000
     /// Inbox rows per multi-row INSERT when a bundle is loaded.
     public var inboxLoadBatch = 200
     /// From this many rows on, PostgreSQL writes new rows with COPY.
@@ -39,7 +42,8 @@ public struct Tuning: Equatable, Sendable {
 
     static let names: [String: WritableKeyPath<Tuning, Int>] = [
         "exportStep": \.exportStep, "stampChunk": \.stampChunk, "stampBatch": \.stampBatch,
-        "importChunk": \.importChunk, "inboxLoadBatch": \.inboxLoadBatch, "copyThreshold": \.copyThreshold,
+        "importChunk": \.importChunk, "importGroup": \.importGroup, "inboxLoadBatch": \.inboxLoadBatch,
+        "copyThreshold": \.copyThreshold,
         "versionBatch": \.versionBatch, "snapshotChunk": \.snapshotChunk, "holdingsPage": \.holdingsPage,
         "sqliteCaptureSplit": \.sqliteCaptureSplit, "postgresCaptureSplit": \.postgresCaptureSplit,
         "bundleTargetBytes": \.bundleTargetBytes, "chunkBytes": \.chunkBytes,

@@ -7,7 +7,7 @@ import Foundation
 enum Epochs {
     @discardableResult
     static func checkRestored(_ db: Database, receipts: [Receipt], from peer: String) throws -> String? {
-        let me = try NodeIdentity.load(db)
+        let me = try NodeIdentity.reload(db)
         guard let r = receipts.first(where: { $0.origin == me.nodeId && $0.epoch == me.epoch && $0.seq >= me.nextSeq })
         else { return nil }
         // Ids the lost changes may have taken are not handed out again (docs/keys.md).

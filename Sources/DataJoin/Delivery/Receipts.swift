@@ -24,20 +24,30 @@ enum Receipts {
                 VALUES (\(Value.text(peer)), \(Value.text(epoch)), 1, \(Value.text(nowText())))
                 """)
         }
-        for r in receipts {
-            let incoming = db.dialect.incoming("seq")
-            try db.execute(
-                "INSERT INTO ds_peer_receipt (peer, origin, origin_epoch, seq, updated_at) VALUES (?, ?, ?, ?, ?) "
-                    + db.dialect.upsert(
-                        key: ["peer", "origin", "origin_epoch"],
-                        set: [
-                            (
-                                "seq",
-                                "CASE WHEN \(incoming) > ds_peer_receipt.seq THEN \(incoming) ELSE ds_peer_receipt.seq END"
-                            ),
-                            ("updated_at", db.dialect.incoming("updated_at")),
-                        ]), [.text(peer), .text(r.origin), .text(r.epoch), .integer(r.seq), .text(nowText())])
+        // One statement for all of them (a hub's bundle names every origin): highest per
+        // origin first, since one statement may not touch a row twice.
+        var highest: [String: Receipt] = [:]
+        for r in receipts where (highest[r.origin + "\u{0}" + r.epoch]?.seq ?? Int64.min) < r.seq {
+            highest[r.origin + "\u{0}" + r.epoch] = r
         }
+        guard !highest.isEmpty else { return }
+        let incoming = db.dialect.incoming("seq")
+        let now = nowText()
+        try db.insertMany(
+            into: "ds_peer_receipt", columns: ["peer", "origin", "origin_epoch", "seq", "updated_at"],
+            rows: highest.keys.sorted().map { k in
+                let r = highest[k]!
+                return [.text(peer), .text(r.origin), .text(r.epoch), .integer(r.seq), .text(now)]
+            },
+            onConflict: db.dialect.upsert(
+                key: ["peer", "origin", "origin_epoch"],
+                set: [
+                    (
+                        "seq",
+                        "CASE WHEN \(incoming) > ds_peer_receipt.seq THEN \(incoming) ELSE ds_peer_receipt.seq END"
+                    ),
+                    ("updated_at", db.dialect.incoming("updated_at")),
+                ]))
     }
 
     static func confirmed(_ db: Database, peer: String, origin: String, epoch: String) throws -> Int64 {

@@ -33,6 +33,7 @@ public enum Importer {
     {
         _ = try NodeIdentity.load(db)
         let tables = try TableRegistry.load(db)
+        let order = try ForeignKeys.parentsFirst(db, tables: Array(tables.keys))
         let maxAhead =
             try Settings.int(db, "max_clock_ahead_ms", range: 0...HybridLogicalClock.maxMs) ?? defaultMaxClockAheadMs
         var report = ImportReport()
@@ -54,14 +55,10 @@ public enum Importer {
                     else {
                         return false
                     }
-                    let last =
-                        try db.scalar(
-                            "SELECT max(id) FROM ds_change_inbox WHERE bundle_id = ? AND id > ?",
-                            [.integer(bundle), .integer(pointer)]
-                        ).asInt64 ?? pointer
+                    let (last, bundles) = try group(db, after: pointer, first: bundle)
                     var partial = report
                     try applyRange(
-                        db, tables: tables, maxAhead: maxAhead, sql: "id <= ?", params: [.integer(last)],
+                        db, tables: tables, order: order, maxAhead: maxAhead, sql: "id <= ?", params: [.integer(last)],
                         after: pointer,
                         savepoints: savepoints, report: &partial
                     ) { r in
@@ -71,13 +68,16 @@ public enum Importer {
                                 phase: "import", changes: Int64(r.applied + r.unchanged + r.held), totalChanges: total))
                     }
                     try ProgramPointer.set(db, Program.import, last)
-                    partial.bundles += 1
+                    partial.bundles += bundles
                     report = partial
                     reporter.progress(
                         WorkProgress(
                             phase: "import", changes: Int64(report.applied + report.unchanged + report.held),
                             totalChanges: total))
-                    reporter.verbose("applied bundle \(bundle): inbox \(pointer + 1)-\(last)")
+                    reporter.verbose(
+                        bundles == 1
+                            ? "applied bundle \(bundle): inbox \(pointer + 1)-\(last)"
+                            : "applied \(bundles) bundles from \(bundle): inbox \(pointer + 1)-\(last)")
                     return true
                 }
             }
@@ -136,6 +136,43 @@ public enum Importer {
         }
     }
 
+    /// The inbox rows the next import transaction applies: the first bundle past the pointer
+    /// whole, and the small bundles after it while they fit in `Tuning.importGroup` rows (a
+    /// bundle is never split: loads run one at a time, so its rows are contiguous). Returns the
+    /// last inbox id and the number of bundles.
+    static func group(_ db: Database, after pointer: Int64, first bundle: Int64) throws -> (last: Int64, bundles: Int) {
+        let firstLast =
+            try db.scalar(
+                "SELECT max(id) FROM ds_change_inbox WHERE bundle_id = ? AND id > ?",
+                [.integer(bundle), .integer(pointer)]
+            ).asInt64 ?? pointer
+        let upper = pointer + Int64(Tuning.current.importGroup)
+        guard firstLast < upper else { return (firstLast, 1) }
+        // The bundle that reaches past the limit stays for the next transaction.
+        var end = upper
+        if let straddler = try db.scalar(
+            "SELECT bundle_id FROM ds_change_inbox WHERE id > ? ORDER BY id LIMIT 1", [.integer(upper)]
+        ).asInt64,
+            let start = try db.scalar(
+                "SELECT min(id) FROM ds_change_inbox WHERE bundle_id = ? AND id > ?",
+                [.integer(straddler), .integer(pointer)]
+            ).asInt64
+        {
+            end = min(end, start - 1)
+        }
+        guard end > firstLast,
+            let last = try db.scalar(
+                "SELECT max(id) FROM ds_change_inbox WHERE id > ? AND id <= ?", [.integer(firstLast), .integer(end)]
+            ).asInt64
+        else { return (firstLast, 1) }
+        let bundles =
+            try db.scalar(
+                "SELECT count(DISTINCT bundle_id) FROM ds_change_inbox WHERE id > ? AND id <= ?",
+                [.integer(pointer), .integer(last)]
+            ).asInt64 ?? 1
+        return (last, Int(bundles))
+    }
+
     private static func retryHeld(
         _ db: Database, tables: [String: TableInfo], maxAhead: Int64, report: inout ImportReport
     ) throws {
@@ -146,7 +183,8 @@ public enum Importer {
         try db.retryingWrite { _ in
             partial = report
             try applyRange(
-                db, tables: tables, maxAhead: maxAhead, sql: "id IN (SELECT id FROM ds_change_held) AND id <= ?",
+                db, tables: tables, order: try ForeignKeys.parentsFirst(db, tables: Array(tables.keys)),
+                maxAhead: maxAhead, sql: "id IN (SELECT id FROM ds_change_held) AND id <= ?",
                 params: [.integer(pointer)],
                 savepoints: true, coalesce: true, report: &partial)
         }
@@ -198,11 +236,12 @@ public enum Importer {
     /// `id > ?` terms and filters by the rest, so a second one made every chunk read the inbox
     /// again from the bundle's start (a 1M-change bundle: 1,000 chunks, each slower).
     static func applyRange(
-        _ db: Database, tables: [String: TableInfo], maxAhead: Int64, sql: SQL, params: [Value], after: Int64 = 0,
+        _ db: Database, tables: [String: TableInfo], order: [String], maxAhead: Int64, sql: SQL, params: [Value],
+        after: Int64 = 0,
         savepoints: Bool, coalesce: Bool = false, report: inout ImportReport,
         afterChunk: ((ImportReport) -> Void)? = nil
     ) throws {
-        var me = try NodeIdentity.load(db)
+        var me = try NodeIdentity.reload(db)
         try Stamper.stampPending(db, me: &me, tables: tables)
         try setApplying(db, true)
         if !savepoints { try deferForeignKeys(db, true) }
@@ -210,7 +249,7 @@ public enum Importer {
         var merger = Merger(db: db, tables: tables)
         if !savepoints {
             merger.batch = RowBatch(
-                db: db, tables: tables, order: try ForeignKeys.parentsFirst(db, tables: Array(tables.keys)))
+                db: db, tables: tables, order: order)
         }
         var cursor = ImportCursor(afterId: after, clock: me.hlc)
         while true {

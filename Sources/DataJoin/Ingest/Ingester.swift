@@ -219,7 +219,7 @@ public enum Ingester {
             return (.ownBundle, nil)
         }
         let loaded = try loadIntoInbox(db, file, reader: reader, limits: limits, progress: progress)
-        me = try NodeIdentity.load(db)
+        me = try NodeIdentity.reload(db)
         return loaded
     }
 
@@ -327,7 +327,7 @@ public enum Ingester {
                 if let reason = try Epochs.checkRestored(db, receipts: file.header.receipts, from: file.header.sender) {
                     notice = "new epoch: \(reason); all of this node's changes will be exported again"
                 }
-                let me = try NodeIdentity.load(db)
+                let me = try NodeIdentity.reload(db)
                 let bundleId = try recordBundle(db, file)
                 var inbox = InboxLoad(
                     db: db, file: file, reader: reader, me: me, bundleId: bundleId, progress: progress)

@@ -28,6 +28,19 @@ public struct NodeIdentity: Sendable {
             hlc: r.int(3) ?? 0, nextSeq: r.int(4) ?? 1)
     }
 
+    /// The node as it is now, within a run that already loaded it (its schema is known to be
+    /// there and upgraded): one statement, for steps that run once per bundle.
+    static func reload(_ db: Database) throws -> NodeIdentity {
+        guard
+            let r = try db.firstRow("SELECT node_id, epoch, public_key, hlc, next_seq FROM ds_node", [])
+        else {
+            throw DataJoinError(.notInitialized, "\(db.displayName) lost its node row while it was in use")
+        }
+        return NodeIdentity(
+            nodeId: r.string(0) ?? "", epoch: r.string(1) ?? "", publicKey: Hex.decode(r.string(2) ?? "") ?? [],
+            hlc: r.int(3) ?? 0, nextSeq: r.int(4) ?? 1)
+    }
+
     static func signingKey(_ db: Database, node: String) throws -> Curve25519.Signing.PrivateKey {
         guard
             let hex = try db.firstRow("SELECT private_key FROM ds_node_key WHERE node_id = ?", [.text(node)])?.string(

@@ -93,7 +93,9 @@ struct Import: ParsableCommand {
         abstract: "Apply inbox changes past the import pointer to the application tables.",
         discussion: helpText(
             """
-            One bundle per transaction, with the import pointer (program 1001) in the same transaction.
+            Each bundle whole in one transaction, with the import pointer (program 1001) in the same
+            transaction; small bundles after it join that transaction (up to 10,000 changes), so a
+            hub that receives a bundle a minute from each laptop pays a transaction once per group.
             An older change never overwrites a newer value (docs/conflict-rules.md). Held changes are
             retried.
 

@@ -12,7 +12,11 @@ struct Prune: ParsableCommand {
                 'datajoin trust --revoke NODE');
               - applied inbox rows (on a relaying hub, only once every peer has
                 confirmed them);
-              - tombstones of deleted rows older than --keep (default 30d).
+              - tombstones of deleted rows older than --keep (default 30d);
+              - with --bundles FOLDER, the bundle files this node wrote into FOLDER
+                that every trusted peer has confirmed holding (by its receipts). Other
+                nodes' files, snapshots and files some peer still needs stay. A drop
+                folder then stays small, and each ingest scans only what is new.
 
             From then on, a change stamped before the retention is held, not applied: it comes from a
             node that has been away longer than --keep, and could bring a deleted row back. That node
@@ -20,6 +24,7 @@ struct Prune: ParsableCommand {
 
             Example:
               datajoin prune --db $OFFICE_PG --keep 90d
+              datajoin prune --db $OFFICE_PG --bundles /srv/datajoin/down
             """))
 
     @OptionGroup var database: DatabaseOptions
@@ -30,9 +35,17 @@ struct Prune: ParsableCommand {
             "How long tombstones are kept: 30d, 12h, 90m, 2w (a bare number is days).", valueName: "duration"))
     var keep: String = "30d"
 
+    @Option(
+        name: .customLong("bundles"),
+        help: ArgumentHelp(
+            "A folder this node exports into: remove its files every peer has confirmed (repeatable).",
+            valueName: "folder"), completion: .directory)
+    var bundleFolders: [String] = []
+
     func run() throws {
         try DataJoin_run {
             let seconds = try Pruner.parseDuration(keep)
+            for folder in bundleFolders { try BundleFolderPruner.checkFolder(folder) }
             let db = try database.open()
             let r = try Pruner.run(db, keepSeconds: seconds)
             print("pruned \(r.outboxRows) outbox row(s), \(r.inboxRows) inbox row(s), \(r.tombstones) tombstone(s)")
@@ -41,6 +54,12 @@ struct Prune: ParsableCommand {
                 if !r.waitingFor.isEmpty {
                     print("outbox rows kept for: \(r.waitingFor.joined(separator: ", ")) (not confirmed yet)")
                 }
+            }
+            for folder in bundleFolders {
+                let f = try BundleFolderPruner.run(db, folder: folder)
+                print(
+                    "removed \(f.removed) bundle file(s) (\(f.removedBytes) bytes) from \(folder); kept \(f.kept) some peer has not confirmed"
+                        + (f.waitingFor.isEmpty ? "" : " (waiting for: \(f.waitingFor.joined(separator: ", ")))"))
             }
         }
     }

@@ -12,11 +12,13 @@ struct Prune: ParsableCommand {
                 'datajoin trust --revoke NODE');
               - applied inbox rows (on a relaying hub, only once every peer has
                 confirmed them);
-              - tombstones of deleted rows older than --keep (default 30d);
-              - with --bundles FOLDER, the bundle files this node wrote into FOLDER
-                that every trusted peer has confirmed holding (by its receipts). Other
-                nodes' files, snapshots and files some peer still needs stay. A drop
-                folder then stays small, and each ingest scans only what is new.
+              - tombstones of deleted rows older than --keep (default 30d).
+
+            Then, with --bundles FOLDER: the bundle files this node wrote (and signed)
+            into FOLDER that every trusted peer has confirmed holding, by the receipts in
+            the peers' bundles. Other nodes' files, snapshots and files some peer still
+            needs stay. A drop folder then stays small, and each ingest scans only what
+            is new (docs/delivery.md, "Drop folders").
 
             From then on, a change stamped before the retention is held, not applied: it comes from a
             node that has been away longer than --keep, and could bring a deleted row back. That node

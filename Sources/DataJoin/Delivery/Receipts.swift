@@ -50,6 +50,19 @@ enum Receipts {
                 ]))
     }
 
+    /// The epoch a peer's latest bundles came from (nil: none arrived from it directly).
+    static func currentEpoch(_ db: Database, peer: String) throws -> String? {
+        try db.firstRow("SELECT epoch FROM ds_peer_epoch WHERE peer = ? AND is_current = 1", [.text(peer)])?.string(0)
+    }
+
+    /// The peer needs this origin's changes of this epoch from others: it did not make them, or
+    /// made them in an earlier epoch it lost (restored from a backup). A peer never heard from
+    /// directly counts as needing them.
+    static func needs(_ db: Database, peer: String, origin: String, epoch: String) throws -> Bool {
+        guard peer == origin else { return true }
+        return try currentEpoch(db, peer: peer) != epoch
+    }
+
     static func confirmed(_ db: Database, peer: String, origin: String, epoch: String) throws -> Int64 {
         try db.scalar(
             "SELECT seq FROM ds_peer_receipt WHERE peer = ? AND origin = ? AND origin_epoch = ?",

@@ -28,6 +28,9 @@ public struct IngestedFile: Sendable {
         case incomplete(String)
         /// Refused; nothing from it was loaded. Damaged and forged files were moved to quarantine/.
         case refused(String)
+        /// Found in a drop folder and gone before it was read: the node that wrote it removed it
+        /// (`prune --bundles`) while this run listed the folder. Nothing to do.
+        case removed
     }
     public var path: String
     public var status: Status
@@ -65,6 +68,8 @@ public enum Ingester {
             var notice: String?
             if let problem = entry.problem {
                 status = .refused(problem)
+            } else if vanished(entry) {
+                status = .removed
             } else {
                 do {
                     let size = fileStamp(path)?.size ?? 0
@@ -79,6 +84,8 @@ public enum Ingester {
                     }
                 } catch let e as DataJoinError {
                     switch e.code {
+                    case _ where vanished(entry):
+                        status = .removed
                     case .truncated where Quarantine.modifiedWithin(path, seconds: limits.partialGraceSeconds):
                         status = .incomplete(
                             "\(e.message); it may still be copying, so it stays and is retried on the next run")
@@ -102,7 +109,7 @@ public enum Ingester {
                         status = .refused(e.message + "; left in place")
                     }
                 } catch  where !db.isUnavailable(error) {
-                    status = .refused("\(error); left in place")
+                    status = vanished(entry) ? .removed : .refused("\(error); left in place")
                 }
             }
             if let notice { report.notices.append(notice) }
@@ -120,6 +127,12 @@ public enum Ingester {
             report.imported = try Importer.run(db, reporter: reporter, shouldStop: options.shouldStop)
         }
         return report
+    }
+
+    /// A file found in a folder that is no longer there (nor a link to nothing).
+    static func vanished(_ entry: BundleFiles.Entry) -> Bool {
+        var st = stat()
+        return entry.inFolder && lstat(entry.path, &st) != 0 && errno == ENOENT
     }
 
     public static func fileDigest(_ path: String) throws -> String {

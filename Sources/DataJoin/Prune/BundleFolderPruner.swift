@@ -8,6 +8,9 @@ public struct FolderPruneReport: Sendable {
     public var removedBytes: Int64 = 0
     /// This node's files that some peer has not confirmed yet.
     public var kept = 0
+    /// Files named as this node's that it did not sign, or that do not hold what their name
+    /// says: left alone.
+    public var notOurs = 0
     /// Peers whose receipts keep files.
     public var waitingFor: [String] = []
 }
@@ -21,11 +24,11 @@ public enum BundleFolderPruner {
     /// The changes one file holds, by what its name says; checked against its signature.
     enum Content: Equatable {
         /// This node's own changes of one of its epochs (epoch's first 8 characters).
-        case own(epoch8: String, last: Int64)
+        case own(epoch8: String, first: Int64, last: Int64)
         /// Relayed: inbox rows `first...last` of this node, in its epoch starting `epoch8`.
         case relay(first: Int64, last: Int64, epoch8: String)
         /// Re-sent changes of another origin.
-        case resent(origin: String, epoch8: String, last: Int64)
+        case resent(origin: String, epoch8: String, first: Int64, last: Int64)
     }
 
     /// `<me>_<first>-<last>_<epoch8>.djb`, `<me>~relay_<first>-<last>_<epoch8>.djb`,
@@ -43,28 +46,35 @@ public enum BundleFolderPruner {
             !epoch8.isEmpty
         else { return nil }
         let what = parts[0..<(parts.count - 2)].joined(separator: "_")
-        if what == me { return .own(epoch8: epoch8, last: last) }
+        if what == me { return .own(epoch8: epoch8, first: first, last: last) }
         guard what.hasPrefix(me + "~") else { return nil }
         let origin = String(what.dropFirst(me.count + 1))
         switch origin {
         case "relay": return .relay(first: first, last: last, epoch8: epoch8)
         case "snapshot", "": return nil
-        default: return .resent(origin: origin, epoch8: epoch8, last: last)
+        default: return .resent(origin: origin, epoch8: epoch8, first: first, last: last)
         }
     }
 
     /// Checked for every folder before anything is pruned.
     public static func checkFolder(_ folder: String) throws {
         var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir) else {
             throw DataJoinError(.noInput, "\(folder): no such folder (--bundles takes a folder this node exports into)")
+        }
+        guard isDir.boolValue else {
+            throw DataJoinError(.noInput, "\(folder): not a folder (--bundles takes a folder this node exports into)")
+        }
+        guard access(folder, W_OK | X_OK) == 0 else {
+            throw DataJoinError(
+                .permission, "\(folder): files cannot be removed from it (\(String(cString: strerror(errno))))")
         }
     }
 
     public static func run(_ db: Database, folder: String) throws -> FolderPruneReport {
         try checkFolder(folder)
         let me = try NodeIdentity.load(db)
-        let peers = try Receipts.peers(db, me: me)
+        var check = Confirmation(db: db, peers: try Receipts.peers(db, me: me), me: me)
         let key = try Curve25519.Signing.PublicKey(rawRepresentation: me.publicKey)
         var report = FolderPruneReport(folder: folder)
         var waiting = Set<String>()
@@ -74,18 +84,33 @@ public enum BundleFolderPruner {
             guard let a = try? FileManager.default.attributesOfItem(atPath: path),
                 a[.type] as? FileAttributeType == .typeRegular
             else { continue }
-            let missing = try unconfirmed(db, content, peers: peers, me: me)
+            // By its name first (no read of the file), then by what it holds.
+            var missing = try check.unconfirmed(content)
+            if missing.isEmpty {
+                switch own(path, key: key, me: me, named: content) {
+                case nil:
+                    // Not this node's, or not what its name says: not ours to remove.
+                    report.notOurs += 1
+                    continue
+                case .sealed?:
+                    // Encrypted to its recipients: what it holds is not readable here, its name
+                    // (checked against this node's signature) is what there is.
+                    break
+                case .holds(let ranges)?:
+                    missing = try check.unconfirmed(ranges)
+                }
+            }
             guard missing.isEmpty else {
                 report.kept += 1
                 waiting.formUnion(missing)
                 continue
             }
-            // Only a file this node signed: a file of the same name from anywhere else is not ours
-            // to remove.
-            guard signedBy(key, node: me.nodeId, path: path) else { continue }
             let size = (a[.size] as? NSNumber)?.int64Value ?? 0
             guard unlink(path) == 0 else {
-                throw DataJoinError.io("cannot remove \(path): \(String(cString: strerror(errno)))")
+                let reason = String(cString: strerror(errno))
+                throw DataJoinError(
+                    errno == EACCES || errno == EPERM ? .permission : .io,
+                    "cannot remove \(path): \(reason) (\(report.removed) file(s) removed before it)")
             }
             report.removed += 1
             report.removedBytes += size
@@ -94,33 +119,120 @@ public enum BundleFolderPruner {
         return report
     }
 
-    /// The peers that have not confirmed every change of the file (all of them when this node
-    /// has no peer: nobody has confirmed anything).
-    static func unconfirmed(_ db: Database, _ content: Content, peers: [String], me: NodeIdentity) throws -> [String] {
-        if peers.isEmpty { return ["(no trusted peer yet)"] }
-        switch content {
-        case .own(let epoch8, let last):
-            return try peers.filter { try !confirmed(db, peer: $0, origin: me.nodeId, epoch8: epoch8, upTo: last) }
-        case .resent(let origin, let epoch8, let last):
-            return try peers.filter {
-                try $0 != origin && !confirmed(db, peer: $0, origin: origin, epoch8: epoch8, upTo: last)
+    enum OwnFile: Equatable {
+        /// A plain bundle: the origin ranges its signed header names.
+        case holds([OriginRange])
+        /// Encrypted: signed by this node, content not readable here.
+        case sealed
+    }
+
+    /// The file, if this node signed it and (when plain) it holds what its name says; nil
+    /// otherwise.
+    static func own(_ path: String, key: Curve25519.Signing.PublicKey, me: NodeIdentity, named: Content) -> OwnFile? {
+        do {
+            if EncryptedFormat.isEncrypted(path: path) {
+                let f = try EncryptedBundleFile(path: path)
+                try f.checkSeal()
+                guard f.header.sender == me.nodeId else { return nil }
+                try f.verify(with: key)
+                return .sealed
             }
-        case .relay(let first, let last, let epoch8):
-            // Inbox ids of another epoch of this node (a restored backup numbers them again), or
-            // a re-sent file of a node named "relay": not known here, kept.
-            guard me.epoch.hasPrefix(epoch8) else { return peers }
-            // What the file holds, as the inbox still knows it; rows pruned from a relaying
-            // node's inbox were confirmed by every peer already (Pruner).
-            let held = try db.rows(
-                """
-                SELECT origin, origin_epoch, max(seq) FROM ds_change_inbox WHERE id >= ? AND id <= ?
-                AND origin_epoch NOT LIKE \(literal: BundleFormat.snapshotEpochPrefix + "%") GROUP BY origin, origin_epoch
-                """, [.integer(first), .integer(last)])
+            let seal = try BundleSeal(path: path)
+            guard seal.sender == me.nodeId else { return nil }
+            try seal.verify(with: key)
+            let header = try BundleReader(
+                gzip: try GzipReader(path: path, maxOutput: BundleFormat.maxExpandedBytes), path: path
+            )
+            .header
+            guard header.kind != "snapshot" else { return nil }
+            let ranges = header.origins
+            switch named {
+            case .own(let epoch8, let first, let last):
+                guard ranges.count == 1, let r = ranges.first, r.origin == me.nodeId, r.epoch.hasPrefix(epoch8),
+                    r.first == first, r.last == last
+                else { return nil }
+            case .resent(let origin, let epoch8, let first, let last):
+                guard ranges.count == 1, let r = ranges.first, r.origin == origin, r.epoch.hasPrefix(epoch8),
+                    r.first == first, r.last == last
+                else { return nil }
+            case .relay:
+                break
+            }
+            return .holds(ranges)
+        } catch {
+            return nil
+        }
+    }
+
+    /// Which peers have not confirmed changes. A peer needs every change but its own of its
+    /// current epoch: changes of an earlier epoch of its own are what it lost when it was
+    /// restored from a backup, and a re-sent file of them is exactly what it needs (found from
+    /// outside: the re-send for a restored laptop was removed before it read it).
+    struct Confirmation {
+        let db: Database
+        let peers: [String]
+        let me: NodeIdentity
+        private var epochs: [String: String?] = [:]
+
+        init(db: Database, peers: [String], me: NodeIdentity) {
+            self.db = db
+            self.peers = peers
+            self.me = me
+        }
+
+        /// The peer made these changes in the epoch it is in now.
+        mutating func isOwn(_ peer: String, origin: String, epochPrefix: String) throws -> Bool {
+            guard peer == origin else { return false }
+            if epochs[peer] == nil { epochs[peer] = try Receipts.currentEpoch(db, peer: peer) }
+            guard let current = epochs[peer]!, !epochPrefix.isEmpty else { return false }
+            return current.hasPrefix(epochPrefix)
+        }
+
+        /// By the file's name; all peers when this node has none (nobody confirmed anything).
+        mutating func unconfirmed(_ content: Content) throws -> [String] {
+            if peers.isEmpty { return ["(no trusted peer yet)"] }
+            switch content {
+            case .own(let epoch8, _, let last):
+                return try peers.filter {
+                    try !BundleFolderPruner.confirmed(db, peer: $0, origin: me.nodeId, epoch8: epoch8, upTo: last)
+                }
+            case .resent(let origin, let epoch8, _, let last):
+                var out: [String] = []
+                for p in peers where try !isOwn(p, origin: origin, epochPrefix: epoch8) {
+                    if try !BundleFolderPruner.confirmed(db, peer: p, origin: origin, epoch8: epoch8, upTo: last) {
+                        out.append(p)
+                    }
+                }
+                return out
+            case .relay(let first, let last, let epoch8):
+                // Inbox ids of another epoch of this node (a restored backup numbers them again),
+                // or a re-sent file of a node named "relay": not known here, kept.
+                guard me.epoch.hasPrefix(epoch8) else { return peers }
+                // What the file holds, as the inbox still knows it; rows pruned from a relaying
+                // node's inbox were confirmed by every peer that needs them already (Pruner).
+                let held = try db.rows(
+                    """
+                    SELECT origin, origin_epoch, max(seq) FROM ds_change_inbox WHERE id >= ? AND id <= ?
+                    AND origin_epoch NOT LIKE \(literal: BundleFormat.snapshotEpochPrefix + "%") GROUP BY origin, origin_epoch
+                    """, [.integer(first), .integer(last)])
+                return try unconfirmed(
+                    held.map {
+                        OriginRange(
+                            origin: $0.string(0) ?? "", epoch: $0.string(1) ?? "", first: 1,
+                            last: $0.int(2) ?? Int64.max,
+                            count: 1)
+                    })
+            }
+        }
+
+        /// By what a file holds: every origin's last change confirmed by every peer that needs it.
+        mutating func unconfirmed(_ ranges: [OriginRange]) throws -> [String] {
+            if peers.isEmpty { return ["(no trusted peer yet)"] }
             var out = Set<String>()
-            for r in held {
-                let origin = r.string(0) ?? "", epoch = r.string(1) ?? "", seq = r.int(2) ?? Int64.max
-                for p in peers where p != origin && !out.contains(p) {
-                    if try Receipts.confirmed(db, peer: p, origin: origin, epoch: epoch) < seq { out.insert(p) }
+            for r in ranges {
+                for p in peers where !out.contains(p) {
+                    if try isOwn(p, origin: r.origin, epochPrefix: r.epoch) { continue }
+                    if try Receipts.confirmed(db, peer: p, origin: r.origin, epoch: r.epoch) < r.last { out.insert(p) }
                 }
             }
             return out.sorted()
@@ -135,24 +247,5 @@ public enum BundleFolderPruner {
             "SELECT origin_epoch, seq FROM ds_peer_receipt WHERE peer = ? AND origin = ?", [.text(peer), .text(origin)]
         ).filter { ($0.string(0) ?? "").hasPrefix(epoch8) }.map { $0.int(1) ?? 0 }
         return !seqs.isEmpty && seqs.allSatisfy { $0 >= seq }
-    }
-
-    /// The file's signature (its sender's, over every byte) is this node's.
-    static func signedBy(_ key: Curve25519.Signing.PublicKey, node: String, path: String) -> Bool {
-        do {
-            if EncryptedFormat.isEncrypted(path: path) {
-                let f = try EncryptedBundleFile(path: path)
-                try f.checkSeal()
-                guard f.header.sender == node else { return false }
-                try f.verify(with: key)
-            } else {
-                let seal = try BundleSeal(path: path)
-                guard seal.sender == node else { return false }
-                try seal.verify(with: key)
-            }
-            return true
-        } catch {
-            return false
-        }
     }
 }

@@ -47,7 +47,9 @@ public enum Pruner {
             for s in try Holdings.all(db) {
                 var limit = s.contiguous
                 if relaying {
-                    for p in peers where p != s.origin {
+                    // A peer restored from a backup needs its own lost changes of its old epoch
+                    // back (an outside trial lost them when they were pruned here first).
+                    for p in peers where try Receipts.needs(db, peer: p, origin: s.origin, epoch: s.epoch) {
                         limit = min(limit, try Receipts.confirmed(db, peer: p, origin: s.origin, epoch: s.epoch))
                     }
                 }

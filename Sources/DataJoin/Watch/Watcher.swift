@@ -90,7 +90,12 @@ public final class Watcher {
         if let i = ingest.imported { parts.append("applied \(i.applied)" + (i.held > 0 ? ", \(i.held) held" : "")) }
         for n in ingest.notices { parts.append(n) }
         let idle =
-            ingest.files.allSatisfy { if case .alreadySeen = $0.status { return true } else { return false } }
+            ingest.files.allSatisfy {
+                switch $0.status {
+                case .alreadySeen, .removed: return true
+                default: return false
+                }
+            }
             && ingest.notices.isEmpty && (ingest.imported?.applied ?? 0) == 0 && (ingest.imported?.held ?? 0) == 0
         if stop() { return (parts.joined(separator: ", ") + "; stopping", false) }
         let written = try Exporter.export(db, ExportOptions(folder: options.outFolder, relay: options.relay))

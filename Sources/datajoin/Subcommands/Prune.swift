@@ -27,6 +27,7 @@ struct Prune: ParsableCommand {
             Example:
               datajoin prune --db $OFFICE_PG --keep 90d
               datajoin prune --db $OFFICE_PG --bundles /srv/datajoin/down
+              datajoin prune --db laptop.db --bundles /media/usb/datajoin --files-only
             """))
 
     @OptionGroup var database: DatabaseOptions
@@ -44,24 +45,40 @@ struct Prune: ParsableCommand {
             valueName: "folder"), completion: .directory)
     var bundleFolders: [String] = []
 
+    @Flag(help: "With --bundles: remove the confirmed files only, and leave the database's history as it is.")
+    var filesOnly = false
+
+    func validate() throws {
+        if filesOnly && bundleFolders.isEmpty {
+            throw ValidationError(
+                "--files-only goes with --bundles FOLDER (the folders to remove confirmed files from)")
+        }
+    }
+
     func run() throws {
         try DataJoin_run {
             let seconds = try Pruner.parseDuration(keep)
             for folder in bundleFolders { try BundleFolderPruner.checkFolder(folder) }
             let db = try database.open()
-            let r = try Pruner.run(db, keepSeconds: seconds)
-            print("pruned \(r.outboxRows) outbox row(s), \(r.inboxRows) inbox row(s), \(r.tombstones) tombstone(s)")
-            if !output.quiet {
-                print("changes stamped before \(r.cutoff) are held from now on")
-                if !r.waitingFor.isEmpty {
-                    print("outbox rows kept for: \(r.waitingFor.joined(separator: ", ")) (not confirmed yet)")
+            if !filesOnly {
+                let r = try Pruner.run(db, keepSeconds: seconds)
+                print(
+                    "pruned \(r.outboxRows) outbox row(s), \(r.inboxRows) inbox row(s), \(r.tombstones) tombstone(s)")
+                if !output.quiet {
+                    print("changes stamped before \(r.cutoff) are held from now on")
+                    if !r.waitingFor.isEmpty {
+                        print("outbox rows kept for: \(r.waitingFor.joined(separator: ", ")) (not confirmed yet)")
+                    }
                 }
             }
             for folder in bundleFolders {
                 let f = try BundleFolderPruner.run(db, folder: folder)
                 print(
-                    "removed \(f.removed) bundle file(s) (\(f.removedBytes) bytes) from \(folder); kept \(f.kept) some peer has not confirmed"
-                        + (f.waitingFor.isEmpty ? "" : " (waiting for: \(f.waitingFor.joined(separator: ", ")))"))
+                    "removed \(f.removed) bundle file(s) (\(f.removedBytes) bytes) from \(folder); kept \(f.kept) that some peer has not confirmed"
+                        + (f.waitingFor.isEmpty ? "" : " (waiting for: \(f.waitingFor.joined(separator: ", ")))")
+                        + (f.notOurs > 0
+                            ? "; left \(f.notOurs) named as this node's that it did not sign or that hold other changes than their name says"
+                            : ""))
             }
         }
     }

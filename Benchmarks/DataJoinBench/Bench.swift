@@ -68,7 +68,7 @@ struct Measurement {
     }
 }
 
-/// One run of a command: seconds, peak resident memory (wait4's ru_maxrss) and its output.
+/// One run of a command: seconds, peak resident memory (GNU time's %M) and its output.
 struct StepRun {
     var seconds: Double
     var peakRSSMiB: Double
@@ -164,11 +164,11 @@ extension Bench {
 
     func bytes(in folder: String) -> Int64 {
         ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".djb") }.reduce(0)
-        {
-            $0
-                + (((try? FileManager.default.attributesOfItem(atPath: (folder as NSString).appendingPathComponent($1)))?[
-                    .size] as? NSNumber)?.int64Value ?? 0)
-        }
+        { $0 + fileSize((folder as NSString).appendingPathComponent($1)) }
+    }
+
+    func fileSize(_ path: String) -> Int64 {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.int64Value ?? 0
     }
 
     /// gzip -6 of the bundles' uncompressed content: the compression speed of this machine.

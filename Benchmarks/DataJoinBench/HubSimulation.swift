@@ -80,12 +80,12 @@ struct HubSimulation {
             try TableSum.expect(
                 try newFiles.reduce(0) { $0 + (try changeCount(in: up, $1)) }, changes,
                 "changes exported by the laptops in cycle \(cycle)")
-            let upBytes = newFiles.reduce(Int64(0)) { $0 + size((up as NSString).appendingPathComponent($1)) }
+            let upBytes = newFiles.reduce(Int64(0)) { $0 + b.fileSize((up as NSString).appendingPathComponent($1)) }
             let hubIngest = try b.cli("ingest", "--db", hubURL, up, "--quiet")
             let before = Set(try files(down))
             let relay = try b.cli("export", "--db", hubURL, "--relay", "--to", down, "--quiet")
             let relayBytes = try files(down).filter { !before.contains($0) }.reduce(Int64(0)) {
-                $0 + size((down as NSString).appendingPathComponent($1))
+                $0 + b.fileSize((down as NSString).appendingPathComponent($1))
             }
             var laptopSeconds: [Double] = []
             for url in urls { laptopSeconds.append(try b.cli("ingest", "--db", url, down, "--quiet").seconds) }
@@ -162,10 +162,6 @@ struct HubSimulation {
 
     func files(_ folder: String) throws -> [String] {
         try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".djb") }
-    }
-
-    func size(_ path: String) -> Int64 {
-        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.int64Value ?? 0
     }
 
     func changeCount(in folder: String, _ name: String) throws -> Int {

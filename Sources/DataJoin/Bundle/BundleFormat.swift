@@ -4,7 +4,7 @@ import Foundation
 public enum BundleFormat {
     public static let magic: [UInt8] = Array("DJBUNDLE".utf8)
     public static let major: UInt8 = 1
-    public static let minor: UInt8 = 0
+    public static let minor: UInt8 = 1
     public static let fileExtension = "djb"
     /// The most a bundle may expand to when decompressed, and the most one header may hold.
     public static let maxExpandedBytes = 4 << 30
@@ -35,6 +35,9 @@ public enum BundleFormat {
         case changeCount = 6
         case receipts = 7
         case publicKey = 8
+        /// Minor 1: optional, skipped by readers that do not know them.
+        case relaySpan = 9
+        case relayReceipts = 10
     }
 
     /// The epoch of a snapshot's records: their origin is the node of each row's version, and
@@ -65,6 +68,25 @@ public struct Receipt: Equatable, Sendable {
     public var seq: Int64
 }
 
+/// A stretch of a relaying node's relay stream: its inbox ids `after < id <= last`, in one of
+/// its epochs (docs/delivery.md, "Receipts of a relay stream").
+public struct RelaySpan: Hashable, Sendable {
+    public var after: Int64
+    public var last: Int64
+
+    public init(after: Int64, last: Int64) {
+        self.after = after
+        self.last = last
+    }
+}
+
+/// "I hold every row of `relayer`'s relay stream (of its epoch `epoch`) in these spans."
+public struct RelayReceipt: Equatable, Sendable {
+    public var relayer: String
+    public var epoch: String
+    public var span: RelaySpan
+}
+
 public struct BundleHeader: Equatable, Sendable {
     public var sender: String
     public var senderEpoch: String
@@ -74,6 +96,11 @@ public struct BundleHeader: Equatable, Sendable {
     public var changeCount: Int64
     public var receipts: [Receipt] = []
     public var publicKey: [UInt8]
+    /// The part of the sender's relay stream this bundle carries (a relay, a re-send of it, or a
+    /// snapshot of a relaying node); nil for a node's own changes.
+    public var relaySpan: RelaySpan? = nil
+    /// The spans of relaying peers' streams the sender holds.
+    public var relayReceipts: [RelayReceipt] = []
 
     func encode() -> [UInt8] {
         var w = ByteWriter()
@@ -107,6 +134,23 @@ public struct BundleHeader: Equatable, Sendable {
             }
         }
         field(.publicKey) { $0.data(publicKey) }
+        if let s = relaySpan {
+            field(.relaySpan) { w in
+                w.varint(UInt64(s.after))
+                w.varint(UInt64(s.last))
+            }
+        }
+        if !relayReceipts.isEmpty {
+            field(.relayReceipts) { w in
+                w.varint(UInt64(relayReceipts.count))
+                for r in relayReceipts {
+                    w.string(r.relayer)
+                    w.string(r.epoch)
+                    w.varint(UInt64(r.span.after))
+                    w.varint(UInt64(r.span.last))
+                }
+            }
+        }
         return w.bytes
     }
 
@@ -152,6 +196,17 @@ public struct BundleHeader: Equatable, Sendable {
                             seq: Int64(try f.int(BundleFormat.maxSeq))))
                 }
             case .publicKey: h.publicKey = try f.data()
+            case .relaySpan: h.relaySpan = try Self.span(&f)
+            case .relayReceipts:
+                let n = try f.int(100_000)
+                for _ in 0..<n {
+                    let relayer = try f.string()
+                    guard NodeName.isValid(relayer) else {
+                        throw DataJoinError.bundle("header has a relay receipt for an invalid node name")
+                    }
+                    h.relayReceipts.append(
+                        RelayReceipt(relayer: relayer, epoch: try Self.epoch(try f.string()), span: try Self.span(&f)))
+                }
             case nil: continue  // an optional field from a newer minor version: ignored
             }
         }
@@ -191,6 +246,15 @@ public struct BundleHeader: Equatable, Sendable {
 }
 
 extension BundleHeader {
+    /// `after < last`, both within the sequence bound.
+    static func span(_ f: inout ByteReader<ArraySource>) throws -> RelaySpan {
+        let s = RelaySpan(after: Int64(try f.int(BundleFormat.maxSeq)), last: Int64(try f.int(BundleFormat.maxSeq)))
+        guard s.after < s.last else {
+            throw DataJoinError.bundle("header gives an impossible relay span \(s.after)-\(s.last)")
+        }
+        return s
+    }
+
     /// Epochs are ids DataJoin makes (hex, `snap-` + hex): 1–80 letters, digits, '.', '_' or
     /// '-'. Anything else (a NUL byte, a newline) is a crafted file and never reaches SQL.
     static func epoch(_ s: String) throws -> String {

@@ -146,6 +146,10 @@ public enum BundleInspector {
         let receipts = h.receipts.map {
             "{\"origin\":\(JSON.quote($0.origin)),\"epoch\":\(JSON.quote($0.epoch)),\"seq\":\($0.seq)}"
         }
+        let span = h.relaySpan.map { "{\"after\":\($0.after),\"last\":\($0.last)}" } ?? "null"
+        let relayReceipts = h.relayReceipts.map {
+            "{\"relayer\":\(JSON.quote($0.relayer)),\"epoch\":\(JSON.quote($0.epoch)),\"after\":\($0.span.after),\"last\":\($0.span.last)}"
+        }
         let changes = s.changes.map { c -> String in
             let cols = c.columns.map { "\(JSON.quote($0.name)):\($0.value.json)" }.joined(separator: ",")
             return
@@ -155,7 +159,7 @@ public enum BundleInspector {
         return """
             {"path":\(JSON.quote(s.path)),"format":\(s.encryptedTo == nil ? BundleFormat.major : EncryptedFormat.major),"sender":\(JSON.quote(h.sender)),"sender_epoch":\(JSON.quote(h.senderEpoch)),\
             "created_at":\(JSON.quote(h.createdAt)),"kind":\(sealed ? "null" : JSON.quote(h.kind)),"change_count":\(sealed ? "null" : String(h.changeCount)),"origins":[\(origins.joined(separator: ","))],\
-            "receipts":[\(receipts.joined(separator: ","))],"public_key":\(JSON.quote(Hex.encode(h.publicKey))),"verified":\(s.verified),\
+            "receipts":[\(receipts.joined(separator: ","))],"relay_span":\(span),"relay_receipts":[\(relayReceipts.joined(separator: ","))],"public_key":\(JSON.quote(Hex.encode(h.publicKey))),"verified":\(s.verified),\
             "encrypted_to":\(s.encryptedTo.map { "[" + $0.map(JSON.quote).joined(separator: ",") + "]" } ?? "null"),"decrypted":\(s.decrypted),\
             "changes":[\(changes.joined(separator: ","))]}
             """
@@ -184,6 +188,7 @@ public enum BundleInspector {
             "changes:   \(h.changeCount)",
         ]
         for o in h.origins { lines.append("  origin \(o.origin): seq \(o.first)-\(o.last) (\(o.count))") }
+        if let r = h.relaySpan { lines.append("  relay stream of \(h.sender): ids \(r.after + 1)-\(r.last)") }
         for c in s.changes {
             var line =
                 "  \(c.origin)#\(c.seq) \(HybridLogicalClock.describe(c.hlc)) \(c.op.rawValue) \(c.table) \(KeyCodec.display(c.key)) gen \(c.cl)"

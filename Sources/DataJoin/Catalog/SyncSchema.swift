@@ -4,7 +4,7 @@ import Foundation
 /// (docs/tables.md describes every column).
 enum SyncSchema {
     /// Bumped when the tables change; stored in ds_node.schema_version.
-    static let version = 10
+    static let version = 11
 
     static func ddl(_ dialect: Dialect) -> SQL {
         let id = dialect.autoIdColumn
@@ -199,6 +199,21 @@ enum SyncSchema {
                 is_current BIGINT NOT NULL,
                 seen_at \(text) NOT NULL,
                 PRIMARY KEY (peer, epoch)
+            )\(options);
+            CREATE TABLE IF NOT EXISTS ds_relay_held (
+                relayer \(dialect.keyTextType(255)) NOT NULL,
+                relayer_epoch \(dialect.keyTextType(255)) NOT NULL,
+                after_id BIGINT NOT NULL,
+                last_id BIGINT NOT NULL,
+                PRIMARY KEY (relayer, relayer_epoch, after_id)
+            )\(options);
+            CREATE TABLE IF NOT EXISTS ds_peer_relay_receipt (
+                peer \(dialect.keyTextType(255)) NOT NULL,
+                relayer_epoch \(dialect.keyTextType(255)) NOT NULL,
+                after_id BIGINT NOT NULL,
+                last_id BIGINT NOT NULL,
+                updated_at \(text) NOT NULL,
+                PRIMARY KEY (peer, relayer_epoch, after_id)
             )\(options);
             CREATE TABLE IF NOT EXISTS ds_quarantine (
                 path \(dialect.keyTextType(768)) PRIMARY KEY,

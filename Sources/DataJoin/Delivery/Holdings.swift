@@ -35,14 +35,21 @@ enum Holdings {
         } ?? State(origin: origin, epoch: epoch, contiguous: 0, maxSeq: 0)
     }
 
-    /// The receipts this node sends: every origin's high-water mark, its own included.
-    static func receipts(_ db: Database, me: NodeIdentity) throws -> [Receipt] {
+    /// The receipts this node sends: its own high-water mark, and those of the origins a peer
+    /// reads them for: itself (a peer that was restored learns it from them, and a peer's own
+    /// lost changes come back by them) and a forked origin. Other origins' changes come through a
+    /// relaying peer, and the spans of its stream confirm them (`RelayStream`): a laptop's bundle
+    /// then names its hub, not every node of the fleet. `all`: every origin (a snapshot, whose
+    /// receipts are the joiner's starting marks).
+    static func receipts(_ db: Database, me: NodeIdentity, all everyOrigin: Bool = false) throws -> [Receipt] {
         var out = [Receipt(origin: me.nodeId, epoch: me.epoch, seq: me.nextSeq - 1)]
         // A forked origin is told it was restored: this node holds more than it issued (Forks).
         let forks = try Forks.all(db)
+        let readers = everyOrigin ? [] : Set(try Receipts.peers(db, me: me) + [me.nodeId])
         for s in try all(db) where s.contiguous > 0 && !(s.origin == me.nodeId && s.epoch == me.epoch) {
-            let fork = forks[s.origin + ":" + s.epoch].map { max($0, s.contiguous) + 1 }
-            out.append(Receipt(origin: s.origin, epoch: s.epoch, seq: fork ?? s.contiguous))
+            let fork = forks[s.origin + ":" + s.epoch]
+            guard everyOrigin || readers.contains(s.origin) || fork != nil else { continue }
+            out.append(Receipt(origin: s.origin, epoch: s.epoch, seq: fork.map { max($0, s.contiguous) + 1 } ?? s.contiguous))
         }
         return out
     }

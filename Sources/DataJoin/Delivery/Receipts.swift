@@ -6,17 +6,19 @@ enum Receipts {
     /// one epoch of the peer. A peer restored from a backup starts a new epoch and holds less
     /// than it confirmed before: its first bundle of a new epoch replaces all its receipts
     /// (what it lost is sent again by `export --resend`, its own lost changes included), and
-    /// bundles of its earlier epochs confirm nothing any more (docs/delivery.md).
-    static func record(_ db: Database, peer: String, epoch: String, _ receipts: [Receipt]) throws {
+    /// bundles of its earlier epochs confirm nothing any more (docs/delivery.md): false for those.
+    @discardableResult
+    static func record(_ db: Database, peer: String, epoch: String, _ receipts: [Receipt]) throws -> Bool {
         let known = try db.rows(
             "SELECT epoch, is_current FROM ds_peer_epoch WHERE peer = \(Value.text(peer))"
         ).map { ($0.string(0) ?? "", $0.int(1) ?? 0) }
         if let seen = known.first(where: { $0.0 == epoch }) {
-            if seen.1 == 0 { return }
+            if seen.1 == 0 { return false }
         } else {
             if !known.isEmpty {
                 try db.execute("UPDATE ds_peer_epoch SET is_current = 0 WHERE peer = \(Value.text(peer))")
                 try db.execute("DELETE FROM ds_peer_receipt WHERE peer = \(Value.text(peer))")
+                try RelayStream.forgetPeer(db, peer: peer)
             }
             try db.execute(
                 """
@@ -30,7 +32,7 @@ enum Receipts {
         for r in receipts where (highest[r.origin + "\u{0}" + r.epoch]?.seq ?? Int64.min) < r.seq {
             highest[r.origin + "\u{0}" + r.epoch] = r
         }
-        guard !highest.isEmpty else { return }
+        guard !highest.isEmpty else { return true }
         let incoming = db.dialect.incoming("seq")
         let now = nowText()
         try db.insertMany(
@@ -48,6 +50,7 @@ enum Receipts {
                     ),
                     ("updated_at", db.dialect.incoming("updated_at")),
                 ]))
+        return true
     }
 
     /// The epoch a peer's latest bundles came from (nil: none arrived from it directly).

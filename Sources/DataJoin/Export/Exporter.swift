@@ -90,7 +90,8 @@ public enum Exporter {
         }
         let ctx = Context(
             db: db, me: me, key: try NodeIdentity.signingKey(db, node: me.nodeId), folder: options.folder,
-            tables: tables, receipts: try Holdings.receipts(db, me: me), reporter: reporter, recipients: recipients)
+            tables: tables, receipts: try Holdings.receipts(db, me: me),
+            relayReceipts: try RelayStream.heldReceipts(db), reporter: reporter, recipients: recipients)
         var written: [ExportedBundle] = []
         let pointer = try ProgramPointer.get(db, Program.export)
         let from =
@@ -113,6 +114,7 @@ public enum Exporter {
         let folder: String
         let tables: [String: TableInfo]
         let receipts: [Receipt]
+        let relayReceipts: [RelayReceipt]
         let reporter: Reporter
         /// Empty: plain bundles (format v1).
         var recipients: [Recipient] = []
@@ -253,54 +255,71 @@ public enum Exporter {
 
     // MARK: - Relayed changes
 
+    /// A snapshot's records are state for joining nodes, not changes to forward.
+    static let notSnapshot: SQL = "origin_epoch NOT LIKE \(literal: BundleFormat.snapshotEpochPrefix + "%")"
+
     static func exportRelayed(_ ctx: Context, max: Int?) throws -> [ExportedBundle] {
         let db = ctx.db
         let pointer = try ProgramPointer.get(db, Program.relay)
-        // A snapshot's records are state for joining nodes, not changes to forward.
-        let notSnapshot: SQL = "origin_epoch NOT LIKE \(literal: BundleFormat.snapshotEpochPrefix + "%")"
         guard
             let range = try db.firstRow(
-                "SELECT min(id), max(id) FROM ds_change_inbox WHERE id > ? AND \(notSnapshot)", [.integer(pointer)]),
+                "SELECT min(id), max(id) FROM ds_change_inbox WHERE id > ? AND \(Self.notSnapshot)", [.integer(pointer)]),
             let first = range.int(0), let last = range.int(1)
         else { return [] }
-        var out: [ExportedBundle] = []
-        for r in try splitRanges(
-            db,
+        return try writeStream(ctx, RelaySpan(after: pointer, last: last), from: first, max: max) { upTo in
+            try db.retryingWrite { _ in try ProgramPointer.set(db, Program.relay, upTo) }
+        }
+    }
+
+    /// The relay stream's rows in `span` (the first at `first`), as bundles that each say which
+    /// part of the stream they carry, so that consecutive ones join into one span at the peer.
+    static func writeStream(
+        _ ctx: Context, _ span: RelaySpan, from first: Int64, max: Int?, written: (Int64) throws -> Void = { _ in }
+    ) throws -> [ExportedBundle] {
+        let ranges = try splitRanges(
+            ctx.db,
             sql:
-                "SELECT id, NULL, coalesce(length(object_value), 0) + length(object_id) FROM ds_change_inbox WHERE id >= ? AND id <= ? AND \(notSnapshot) ORDER BY id",
-            from: first, to: last, max: max)
-        {
-            let where_: SQL = "id >= ? AND id <= ? AND \(notSnapshot)"
-            let params: [Value] = [.integer(r.lowerBound), .integer(r.upperBound)]
+                "SELECT id, NULL, coalesce(length(object_value), 0) + length(object_id) FROM ds_change_inbox WHERE id >= ? AND id <= ? AND \(Self.notSnapshot) ORDER BY id",
+            from: first, to: span.last, max: max)
+        var out: [ExportedBundle] = []
+        var after = span.after
+        for (i, r) in ranges.enumerated() {
+            // The last bundle reaches the span's end: the ids past its last row hold nothing.
+            let piece = RelaySpan(after: after, last: i == ranges.count - 1 ? span.last : r.upperBound)
             let name = relayName(ctx, "relay", first: r.lowerBound, last: r.upperBound, epoch: ctx.me.epoch)
             out.append(
                 try writeInbox(
-                    ctx, name: name, where_: where_, params: params, order: "id", first: r.lowerBound,
-                    last: r.upperBound))
-            try db.retryingWrite { _ in try ProgramPointer.set(db, Program.relay, r.upperBound) }
+                    ctx, name: name, where_: "id >= ? AND id <= ? AND \(Self.notSnapshot)",
+                    params: [.integer(r.lowerBound), .integer(r.upperBound)], order: "id", first: r.lowerBound,
+                    last: r.upperBound, span: piece))
+            try written(r.upperBound)
+            after = piece.last
         }
         return out
     }
 
-    /// Per origin, the changes this node holds beyond what the peer(s) confirmed.
+    /// The parts of the relay stream the peer(s) have not confirmed holding: every inbox id that
+    /// the spans of some peer leave out, up to the last row held. A peer that confirmed no span
+    /// yet (a late joiner, a node that was restored, a fleet just upgraded) gets the whole
+    /// stream this node still holds; its spans then start at the beginning.
     static func resendRelayed(_ ctx: Context, peer: String?, max: Int?) throws -> [ExportedBundle] {
         let db = ctx.db
+        guard let top = try db.scalar("SELECT max(id) FROM ds_change_inbox WHERE \(Self.notSnapshot)").asInt64 else {
+            return []
+        }
+        var gaps: [RelaySpan] = []
+        for p in try peer.map({ [$0] }) ?? Receipts.peers(db, me: ctx.me) {
+            gaps += RelayStream.gaps(try RelayStream.peerSpans(db, peer: p, epoch: ctx.me.epoch), upTo: top)
+        }
         var out: [ExportedBundle] = []
-        for s in try Holdings.all(db) where !(s.origin == ctx.me.nodeId && s.epoch == ctx.me.epoch) {
-            let confirmedSeq = try confirmed(db, me: ctx.me, origin: s.origin, epoch: s.epoch, peer: peer)
-            guard s.maxSeq > confirmedSeq else { continue }
-            let params: [Value] = [.text(s.origin), .text(s.epoch), .integer(confirmedSeq)]
+        for gap in RelayStream.merged(gaps) {
             guard
-                let range = try db.firstRow(
-                    "SELECT min(seq), max(seq) FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq > ?",
-                    params),
-                let first = range.int(0), let last = range.int(1)
+                let first = try db.scalar(
+                    "SELECT min(id) FROM ds_change_inbox WHERE id > ? AND id <= ? AND \(Self.notSnapshot)",
+                    [.integer(gap.after), .integer(gap.last)]
+                ).asInt64
             else { continue }
-            let name = relayName(ctx, s.origin, first: first, last: last, epoch: s.epoch)
-            out.append(
-                try writeInbox(
-                    ctx, name: name, where_: "origin = ? AND origin_epoch = ? AND seq > ?", params: params,
-                    order: "seq", first: first, last: last))
+            out += try writeStream(ctx, gap, from: first, max: max)
         }
         return out
     }
@@ -311,7 +330,8 @@ public enum Exporter {
     }
 
     static func writeInbox(
-        _ ctx: Context, name: String, where_: SQL, params: [Value], order: SQL, first: Int64, last: Int64
+        _ ctx: Context, name: String, where_: SQL, params: [Value], order: SQL, first: Int64, last: Int64,
+        span: RelaySpan
     ) throws -> ExportedBundle {
         let db = ctx.db
         let origins = try db.rows(
@@ -322,7 +342,7 @@ public enum Exporter {
                 origin: $0.string(0) ?? "", epoch: $0.string(1) ?? "", first: $0.int(2) ?? 0, last: $0.int(3) ?? 0,
                 count: $0.int(4) ?? 0)
         }
-        return try write(ctx, name: name, origins: origins, first: first, last: last) { add in
+        return try write(ctx, name: name, origins: origins, first: first, last: last, span: span) { add in
             try db.stream(
                 "SELECT \(Importer.inboxColumns) FROM ds_change_inbox WHERE \(where_) ORDER BY \(order)", params
             ) { row in
@@ -335,13 +355,14 @@ public enum Exporter {
 
     /// Writes one bundle from the changes `produce` hands over, inside a read snapshot.
     static func write(
-        _ ctx: Context, name: String, origins: [OriginRange], first: Int64, last: Int64,
+        _ ctx: Context, name: String, origins: [OriginRange], first: Int64, last: Int64, span: RelaySpan? = nil,
         produce: (_ add: (Change) throws -> Void) throws -> Void
     ) throws -> ExportedBundle {
         let count = origins.reduce(0) { $0 + $1.count }
         let header = BundleHeader(
             sender: ctx.me.nodeId, senderEpoch: ctx.me.epoch, createdAt: nowText(), origins: origins,
-            changeCount: count, receipts: ctx.receipts, publicKey: ctx.me.publicKey)
+            changeCount: count, receipts: ctx.receipts, publicKey: ctx.me.publicKey, relaySpan: span,
+            relayReceipts: ctx.relayReceipts)
         let writer = try BundleWriter(
             folder: ctx.folder, fileName: name, header: header, signingKey: ctx.key, recipients: ctx.recipients)
         try ctx.db.read { _ in

@@ -176,7 +176,13 @@ struct InboxLoad {
             try Forks.check(db, c, bundleLast: last)
         }
         try advanceHoldings()
-        try Receipts.record(db, peer: file.header.sender, epoch: file.header.senderEpoch, file.header.receipts)
+        let h = file.header
+        if try Receipts.record(db, peer: h.sender, epoch: h.senderEpoch, h.receipts), h.sender != me.nodeId {
+            if let span = h.relaySpan {
+                try RelayStream.noteHeld(db, relayer: h.sender, epoch: h.senderEpoch, span)
+            }
+            try RelayStream.recordPeer(db, peer: h.sender, me: me, h.relayReceipts)
+        }
         return .loaded(changes: counts.loaded, skipped: counts.skipped)
     }
 

@@ -96,8 +96,8 @@ public enum BundleFolderPruner {
                     // Encrypted to its recipients: what it holds is not readable here, its name
                     // (checked against this node's signature) is what there is.
                     break
-                case .holds(let ranges)?:
-                    missing = try check.unconfirmed(ranges)
+                case .holds(let ranges, let span)?:
+                    missing = try check.unconfirmed(ranges, except: check.spanned(content, span: span))
                 }
             }
             guard missing.isEmpty else {
@@ -120,8 +120,9 @@ public enum BundleFolderPruner {
     }
 
     enum OwnFile: Equatable {
-        /// A plain bundle: the origin ranges its signed header names.
-        case holds([OriginRange])
+        /// A plain bundle: the origin ranges its signed header names, and the span of this
+        /// node's relay stream it carries (relay files of versions with spans).
+        case holds([OriginRange], RelaySpan?)
         /// Encrypted: signed by this node, content not readable here.
         case sealed
     }
@@ -155,10 +156,11 @@ public enum BundleFolderPruner {
                 guard ranges.count == 1, let r = ranges.first, r.origin == origin, r.epoch.hasPrefix(epoch8),
                     r.first == first, r.last == last
                 else { return nil }
-            case .relay:
-                break
+            case .relay(let first, let last, _):
+                // A relay file of this version says which ids it carries: the name's.
+                if let span = header.relaySpan, !(span.after < first && span.last >= last) { return nil }
             }
-            return .holds(ranges)
+            return .holds(ranges, header.relaySpan)
         } catch {
             return nil
         }
@@ -173,11 +175,15 @@ public enum BundleFolderPruner {
         let peers: [String]
         let me: NodeIdentity
         private var epochs: [String: String?] = [:]
+        /// Receipts per origin, or spans of this node's relay stream.
+        private var coverage: RelayCoverage
+        private var held: [Holdings.State]?
 
         init(db: Database, peers: [String], me: NodeIdentity) {
             self.db = db
             self.peers = peers
             self.me = me
+            coverage = RelayCoverage(db: db, me: me)
         }
 
         /// The peer made these changes in the epoch it is in now.
@@ -197,19 +203,27 @@ public enum BundleFolderPruner {
                     try !BundleFolderPruner.confirmed(db, peer: $0, origin: me.nodeId, epoch8: epoch8, upTo: last)
                 }
             case .resent(let origin, let epoch8, _, let last):
+                // Written by versions before relay spans: one origin's changes by seq.
+                if held == nil { held = try Holdings.all(db) }
+                let epochs = held!.filter { $0.origin == origin && $0.epoch.hasPrefix(epoch8) }.map(\.epoch)
                 var out: [String] = []
                 for p in peers where try !isOwn(p, origin: origin, epochPrefix: epoch8) {
-                    if try !BundleFolderPruner.confirmed(db, peer: p, origin: origin, epoch8: epoch8, upTo: last) {
-                        out.append(p)
+                    var confirmed = !epochs.isEmpty
+                    for e in epochs where confirmed {
+                        confirmed = try coverage.confirmed(p, origin: origin, epoch: e) >= last
                     }
+                    if !confirmed { out.append(p) }
                 }
                 return out
             case .relay(let first, let last, let epoch8):
                 // Inbox ids of another epoch of this node (a restored backup numbers them again),
                 // or a re-sent file of a node named "relay": not known here, kept.
                 guard me.epoch.hasPrefix(epoch8) else { return peers }
-                // What the file holds, as the inbox still knows it; rows pruned from a relaying
-                // node's inbox were confirmed by every peer that needs them already (Pruner).
+                // Peers whose spans hold every id of the file; the others by what it holds, as
+                // the inbox still knows it (rows pruned from a relaying node's inbox were
+                // confirmed by every peer that needs them already, Pruner).
+                let spanned = try spanned(content)
+                if spanned.count == peers.count { return [] }
                 let held = try db.rows(
                     """
                     SELECT origin, origin_epoch, max(seq) FROM ds_change_inbox WHERE id >= ? AND id <= ?
@@ -221,18 +235,29 @@ public enum BundleFolderPruner {
                             origin: $0.string(0) ?? "", epoch: $0.string(1) ?? "", first: 1,
                             last: $0.int(2) ?? Int64.max,
                             count: 1)
-                    })
+                    }, except: spanned)
             }
         }
 
-        /// By what a file holds: every origin's last change confirmed by every peer that needs it.
-        mutating func unconfirmed(_ ranges: [OriginRange]) throws -> [String] {
+        /// The peers whose spans of this node's relay stream hold every id a relay file may
+        /// carry: the span its signed header names, else the ids of its name.
+        mutating func spanned(_ content: Content, span: RelaySpan? = nil) throws -> Set<String> {
+            guard case .relay(let first, let last, let epoch8) = content, me.epoch.hasPrefix(epoch8) else { return [] }
+            let ids = span.map { ($0.after + 1, $0.last) } ?? (first, last)
+            var out = Set<String>()
+            for p in peers where try coverage.covers(p, first: ids.0, last: ids.1) { out.insert(p) }
+            return out
+        }
+
+        /// By what a file holds: every origin's last change confirmed by every peer that needs it
+        /// (`except`: peers that hold the whole file by their spans).
+        mutating func unconfirmed(_ ranges: [OriginRange], except: Set<String> = []) throws -> [String] {
             if peers.isEmpty { return ["(no trusted peer yet)"] }
             var out = Set<String>()
             for r in ranges {
-                for p in peers where !out.contains(p) {
+                for p in peers where !out.contains(p) && !except.contains(p) {
                     if try isOwn(p, origin: r.origin, epochPrefix: r.epoch) { continue }
-                    if try Receipts.confirmed(db, peer: p, origin: r.origin, epoch: r.epoch) < r.last { out.insert(p) }
+                    if try coverage.confirmed(p, origin: r.origin, epoch: r.epoch) < r.last { out.insert(p) }
                 }
             }
             return out.sorted()

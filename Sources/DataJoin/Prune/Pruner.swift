@@ -44,13 +44,16 @@ public enum Pruner {
             let imported = try ProgramPointer.get(db, Program.import)
             let relayed = try ProgramPointer.get(db, Program.relay)
             let relaying = relayed > 0
+            // A peer confirms an origin's changes by its receipt for the origin, or by the spans
+            // of this node's relay stream it holds (docs/delivery.md).
+            var coverage = RelayCoverage(db: db, me: me)
             for s in try Holdings.all(db) {
                 var limit = s.contiguous
                 if relaying {
                     // A peer restored from a backup needs its own lost changes of its old epoch
                     // back (an outside trial lost them when they were pruned here first).
                     for p in peers where try Receipts.needs(db, peer: p, origin: s.origin, epoch: s.epoch) {
-                        limit = min(limit, try Receipts.confirmed(db, peer: p, origin: s.origin, epoch: s.epoch))
+                        limit = min(limit, try coverage.confirmed(p, origin: s.origin, epoch: s.epoch))
                     }
                 }
                 guard limit > 0 else { continue }

@@ -32,10 +32,12 @@ public enum Snapshotter {
 
         var spool: Spool!
         var receipts: [Receipt] = []
+        var span: RelaySpan?
         /// Reads everything, all local writes stamped: the rows and their versions agree.
         func read() throws {
             me = try NodeIdentity.load(db)
-            receipts = try Holdings.receipts(db, me: me)
+            receipts = try Holdings.receipts(db, me: me, all: true)
+            span = try RelayStream.snapshotSpan(db)
             spool = try Spool(path: spoolPath)
             try readState(db, tables: tables, me: me, snapshotEpoch: snapshotEpoch, spool: spool, reporter: reporter)
             try spool.close()
@@ -78,7 +80,7 @@ public enum Snapshotter {
         .sorted { ($0.origin, $0.epoch) < ($1.origin, $1.epoch) }
         let header = BundleHeader(
             sender: me.nodeId, senderEpoch: me.epoch, createdAt: nowText(), kind: "snapshot", origins: origins,
-            changeCount: spool.count, receipts: receipts, publicKey: me.publicKey)
+            changeCount: spool.count, receipts: receipts, publicKey: me.publicKey, relaySpan: span)
         let name =
             "\(me.nodeId)~snapshot_\(Self.stamp())_\(snapshotEpoch.dropFirst(BundleFormat.snapshotEpochPrefix.count).prefix(8)).\(BundleFormat.fileExtension)"
         let writer = try BundleWriter(

@@ -89,7 +89,10 @@ struct HubSimulation {
             }
             var laptopSeconds: [Double] = []
             for url in urls { laptopSeconds.append(try b.cli("ingest", "--db", url, down, "--quiet").seconds) }
-            let receipts = try hub.integer("SELECT count(*) FROM ds_peer_receipt")
+            // Per-origin marks and spans of the hub's relay stream: grows with N, not N².
+            let receipts =
+                try hub.integer("SELECT count(*) FROM ds_peer_receipt")
+                + hub.integer("SELECT count(*) FROM ds_peer_relay_receipt")
             // Drop folders stay small: the hub removes relay files every laptop confirmed, each
             // laptop its own files the hub confirmed (prune --bundles).
             let filesBefore = try files(up).count + files(down).count

@@ -49,7 +49,8 @@ enum Holdings {
         for s in try all(db) where s.contiguous > 0 && !(s.origin == me.nodeId && s.epoch == me.epoch) {
             let fork = forks[s.origin + ":" + s.epoch]
             guard everyOrigin || readers.contains(s.origin) || fork != nil else { continue }
-            out.append(Receipt(origin: s.origin, epoch: s.epoch, seq: fork.map { max($0, s.contiguous) + 1 } ?? s.contiguous))
+            out.append(
+                Receipt(origin: s.origin, epoch: s.epoch, seq: fork.map { max($0, s.contiguous) + 1 } ?? s.contiguous))
         }
         return out
     }

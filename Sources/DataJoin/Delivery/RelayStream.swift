@@ -119,7 +119,9 @@ enum RelayStream {
             WHERE \(notSnapshot) AND (s.contiguous IS NULL OR i.seq > s.contiguous)
             """
         ).asInt64
-        let top = try beyond.map { $0 - 1 } ?? db.scalar("SELECT max(i.id) FROM ds_change_inbox AS i WHERE \(notSnapshot)").asInt64 ?? 0
+        let top =
+            try beyond.map { $0 - 1 } ?? db.scalar("SELECT max(i.id) FROM ds_change_inbox AS i WHERE \(notSnapshot)")
+            .asInt64 ?? 0
         return top > 0 ? RelaySpan(after: 0, last: top) : nil
     }
 }

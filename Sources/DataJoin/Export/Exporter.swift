@@ -263,7 +263,8 @@ public enum Exporter {
         let pointer = try ProgramPointer.get(db, Program.relay)
         guard
             let range = try db.firstRow(
-                "SELECT min(id), max(id) FROM ds_change_inbox WHERE id > ? AND \(Self.notSnapshot)", [.integer(pointer)]),
+                "SELECT min(id), max(id) FROM ds_change_inbox WHERE id > ? AND \(Self.notSnapshot)", [.integer(pointer)]
+            ),
             let first = range.int(0), let last = range.int(1)
         else { return [] }
         return try writeStream(ctx, RelaySpan(after: pointer, last: last), from: first, max: max) { upTo in
@@ -273,14 +274,17 @@ public enum Exporter {
 
     /// The relay stream's rows in `span` (the first at `first`), as bundles that each say which
     /// part of the stream they carry, so that consecutive ones join into one span at the peer.
+    /// A span whose rows were all pruned is one bundle of no changes: the peer's spans still
+    /// join over it (else its holes would stay, and fill the spans it may send).
     static func writeStream(
         _ ctx: Context, _ span: RelaySpan, from first: Int64, max: Int?, written: (Int64) throws -> Void = { _ in }
     ) throws -> [ExportedBundle] {
-        let ranges = try splitRanges(
+        var ranges = try splitRanges(
             ctx.db,
             sql:
                 "SELECT id, NULL, coalesce(length(object_value), 0) + length(object_id) FROM ds_change_inbox WHERE id >= ? AND id <= ? AND \(Self.notSnapshot) ORDER BY id",
             from: first, to: span.last, max: max)
+        if ranges.isEmpty { ranges = [(span.after + 1)...span.last] }
         var out: [ExportedBundle] = []
         var after = span.after
         for (i, r) in ranges.enumerated() {
@@ -313,13 +317,11 @@ public enum Exporter {
         }
         var out: [ExportedBundle] = []
         for gap in RelayStream.merged(gaps) {
-            guard
-                let first = try db.scalar(
-                    "SELECT min(id) FROM ds_change_inbox WHERE id > ? AND id <= ? AND \(Self.notSnapshot)",
-                    [.integer(gap.after), .integer(gap.last)]
-                ).asInt64
-            else { continue }
-            out += try writeStream(ctx, gap, from: first, max: max)
+            let first = try db.scalar(
+                "SELECT min(id) FROM ds_change_inbox WHERE id > ? AND id <= ? AND \(Self.notSnapshot)",
+                [.integer(gap.after), .integer(gap.last)]
+            ).asInt64
+            out += try writeStream(ctx, gap, from: first ?? gap.after + 1, max: max)
         }
         return out
     }

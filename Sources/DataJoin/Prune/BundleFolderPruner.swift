@@ -97,7 +97,12 @@ public enum BundleFolderPruner {
                     // (checked against this node's signature) is what there is.
                     break
                 case .holds(let ranges, let span)?:
-                    missing = try check.unconfirmed(ranges, except: check.spanned(content, span: span))
+                    let spanned = try check.spanned(content, span: span)
+                    // A re-send of a span whose rows were pruned holds no change: it is for the
+                    // peers whose spans it joins, and stays until they hold it.
+                    missing =
+                        ranges.isEmpty && span != nil
+                        ? check.peers.filter { !spanned.contains($0) } : try check.unconfirmed(ranges, except: spanned)
                 }
             }
             guard missing.isEmpty else {

@@ -1,0 +1,320 @@
+import Foundation
+import XCTest
+
+@testable import DataJoin
+
+/// A hub's bookkeeping grows with its peers, not peers squared: a laptop that trusts only its hub
+/// confirms the spans of the hub's relay stream it holds instead of a mark for every origin, and
+/// the hub confirms an origin's changes by either (issue 14, docs/delivery.md).
+final class RelayReceiptTests: ScenarioTestCase {
+    var folder: URL!
+    var serial = 0
+
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        folder = try TestDatabases.tempFolder("relay-receipts")
+    }
+
+    struct Fleet {
+        let hub: TestNode
+        var laptops: [TestNode]
+        let up: URL
+        let down: URL
+    }
+
+    /// A hub and laptops that trust only the hub (the hub trusts each of them).
+    func fleet(_ n: Int, hub brand: Brand = .postgres) throws -> Fleet {
+        let hub = try TestNode("hub", brand, folder: folder)
+        var f = Fleet(
+            hub: hub, laptops: [], up: try TestDatabases.subfolder(folder, "up"),
+            down: try TestDatabases.subfolder(folder, "down"))
+        for i in 0..<n { f.laptops.append(try join("l\(i)", f)) }
+        return f
+    }
+
+    func join(_ name: String, _ f: Fleet) throws -> TestNode {
+        let l = try TestNode(name, .sqlite, folder: folder)
+        try l.trust(f.hub)
+        try f.hub.trust(l)
+        return l
+    }
+
+    func insert(_ n: TestNode, _ count: Int) throws {
+        for _ in 0..<count {
+            serial += 1
+            try n.exec(
+                "INSERT INTO sales_order (order_id, description) VALUES (?, ?)",
+                [.text("\(n.name)-\(serial)"), .text("from \(n.name)")])
+        }
+    }
+
+    func relay(_ f: Fleet, resendTo peer: String? = nil) throws -> [String] {
+        try Exporter.export(
+            f.hub.db,
+            ExportOptions(folder: f.down.path, maxChanges: 4, relay: true, resend: peer != nil, peer: peer)
+        ).map(\.path)
+    }
+
+    /// Laptops and the hub write, laptops export, the hub ingests and relays (in bundles of 4),
+    /// and each laptop ingests what `deliver` gives it of the relay files.
+    @discardableResult
+    func cycle(_ f: Fleet, deliver: (TestNode, [String]) throws -> [String] = { $1 }) throws -> [String] {
+        try insert(f.hub, 1)
+        for l in f.laptops {
+            try insert(l, 3)
+            try l.export(to: f.up)
+        }
+        try f.hub.ingest([f.up.path])
+        let relayed = try relay(f)
+        for l in f.laptops {
+            let given = try deliver(l, relayed)
+            if !given.isEmpty { try l.ingest(given) }
+        }
+        return relayed
+    }
+
+    func count(_ n: TestNode, _ sql: String) throws -> Int64 { try n.db.scalar(sql).asInt64 ?? -1 }
+
+    func files(_ f: URL) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: f.path).filter { $0.hasSuffix(".djb") }.sorted()
+    }
+
+    func assertSameRows(_ f: Fleet, file: StaticString = #filePath, line: UInt = #line) throws {
+        let hubRows = try f.hub.rows()
+        XCTAssertFalse(hubRows.isEmpty, file: file, line: line)
+        for l in f.laptops { XCTAssertEqual(try l.rows(), hubRows, "\(l.name) differs", file: file, line: line) }
+    }
+
+    /// Every laptop writes one row and exports, so its receipts reach the hub.
+    func confirm(_ f: Fleet) throws {
+        for l in f.laptops {
+            try insert(l, 1)
+            try l.export(to: f.up)
+        }
+        try f.hub.ingest([f.up.path])
+    }
+
+    func testReceiptsGrowWithPeersNotPeersSquared() throws {
+        let n = 6
+        let f = try fleet(n)
+        for _ in 0..<3 { try cycle(f) }
+        for l in f.laptops {
+            try insert(l, 1)
+            let h = try BundleInspector.read(try l.export(to: f.up)[0]).header
+            // Its own mark and the hub's, one span of the hub's stream: not one mark per laptop.
+            XCTAssertEqual(h.receipts.map(\.origin).sorted(), ["hub", l.name].sorted(), l.name)
+            XCTAssertEqual(h.relayReceipts.map(\.relayer), ["hub"], l.name)
+            XCTAssertEqual(h.relayReceipts.first?.span.after, 0, l.name)
+        }
+        try f.hub.ingest([f.up.path])
+        // Per laptop: its mark for itself and for the hub, and one span (10 * 6 = 60 before).
+        XCTAssertEqual(try count(f.hub, "SELECT count(*) FROM ds_peer_receipt"), Int64(2 * n))
+        XCTAssertEqual(try count(f.hub, "SELECT count(*) FROM ds_peer_relay_receipt"), Int64(n))
+        // The hub's own relay bundle still names each laptop (each reads its own mark in it).
+        let last = try relay(f)
+        XCTAssertEqual(try BundleInspector.read(last[0]).header.receipts.count, n + 1)
+        for l in f.laptops { try l.ingest(last) }
+        try assertSameRows(f)
+
+        // Once every laptop confirmed the whole stream, the hub prunes it: inbox rows and files.
+        try confirm(f)
+        let pruned = try CLI.ok(["prune", "--db", f.hub.url, "--bundles", f.down.path]).stdout
+        XCTAssertEqual(try files(f.down), [], pruned)
+        // Left: the rows of the last confirmations, not relayed yet.
+        XCTAssertEqual(try count(f.hub, "SELECT count(*) FROM ds_change_inbox"), Int64(n), pruned)
+        try CLI.ok(["check", "--db", f.hub.url])
+    }
+
+    func testALostRelayBundleKeepsItsRowsAndFileUntilAResendFillsTheSpan() throws {
+        let f = try fleet(2, hub: .sqlite)
+        let (l0, l1) = (f.laptops[0], f.laptops[1])
+        var lost: [String] = []
+        for l in f.laptops { try insert(l, 10) }
+        // l0 loses every other relay bundle of the first cycle; l1 gets them all, in reverse.
+        try cycle(f) { l, files in
+            guard l === l0 else { return files.reversed() }
+            lost = files.enumerated().filter { $0.offset % 2 == 1 }.map(\.element)
+            return files.filter { !lost.contains($0) }
+        }
+        XCTAssertGreaterThanOrEqual(lost.count, 3)
+        XCTAssertTrue(lost[0].contains("relay_000000000001-"), "\(lost)")
+        XCTAssertEqual(
+            try count(l0, "SELECT count(*) FROM ds_relay_held"), Int64(lost.count - 1),
+            "one span per stretch between lost bundles")
+        XCTAssertEqual(try count(l1, "SELECT count(*) FROM ds_relay_held"), 1, "out of order, joined into one")
+        try cycle(f)
+        try confirm(f)
+        let lostIds = try lost.map { try BundleInspector.read($0).header.relaySpan! }
+        let needed = try lost.filter { try BundleInspector.read($0).header.origins.contains { $0.origin != "l0" } }
+        XCTAssertFalse(needed.isEmpty)
+        func lostRows() throws -> Int64 {
+            try lostIds.reduce(Int64(0)) {
+                $0
+                    + (try f.hub.db.scalar(
+                        "SELECT count(*) FROM ds_change_inbox WHERE id > ? AND id <= ? AND origin <> 'l0'",
+                        [.integer($1.after), .integer($1.last)]
+                    ).asInt64 ?? 0)
+            }
+        }
+        let keptRows = try lostRows()
+        XCTAssertGreaterThan(keptRows, 0)
+        let out = try CLI.ok(["prune", "--db", f.hub.url, "--bundles", f.down.path]).stdout
+        XCTAssertTrue(out.contains("waiting for: l0"), out)
+        // Kept: the lost files that hold l1's changes (l0's own it does not need).
+        XCTAssertEqual(try files(f.down), needed.map { ($0 as NSString).lastPathComponent }.sorted(), out)
+        // The lost rows stay in the hub's inbox (and, of their origins, those after them), with
+        // the rows not relayed yet (one per laptop); the rest went.
+        XCTAssertEqual(try lostRows(), keptRows, out)
+        XCTAssertTrue(out.contains(" 0 inbox row(s)") == false, out)
+
+        // A re-send fills exactly what l0 lacks; its spans join into one, and then all goes.
+        let resent = try relay(f, resendTo: "l0")
+        for p in resent {
+            let s = try BundleInspector.read(p).header.relaySpan!
+            XCTAssertTrue(
+                lostIds.contains { $0.after <= s.after && s.last <= $0.last } || s.after >= lostIds.last!.last)
+        }
+        try l0.ingest(resent)
+        XCTAssertEqual(try count(l0, "SELECT count(*) FROM ds_relay_held"), 1)
+        try l1.ingest(try relay(f))
+        try l0.ingest([f.down.path])
+        try confirm(f)
+        try CLI.ok(["prune", "--db", f.hub.url, "--bundles", f.down.path])
+        XCTAssertEqual(try files(f.down), [])
+        XCTAssertEqual(try count(f.hub, "SELECT count(*) FROM ds_change_inbox"), 2)
+        try l0.ingest(try relay(f))
+        try l1.ingest([f.down.path])
+        try assertSameRows(f)
+    }
+
+    func testALateJoinerGetsTheWholeStreamByAResend() throws {
+        var f = try fleet(1)
+        for _ in 0..<2 { try cycle(f) }
+        let late = try join("late", f)
+        f.laptops.append(late)
+        // It confirms nothing yet: the hub's stream is kept for it.
+        let waiting = try CLI.ok(["prune", "--db", f.hub.url, "--bundles", f.down.path, "--files-only"]).stdout
+        XCTAssertTrue(waiting.contains("waiting for: ") && waiting.contains("late"), waiting)
+        // The hub's own changes, then its whole stream from the start.
+        let resent = try relay(f, resendTo: "late")
+        let stream = resent.filter { $0.contains("hub~relay_") }
+        XCTAssertEqual(stream.count, resent.count - 1, "\(resent)")
+        XCTAssertEqual(try BundleInspector.read(stream[0]).header.relaySpan?.after, 0)
+        try late.ingest(resent)
+        XCTAssertEqual(
+            try late.db.rows("SELECT after_id FROM ds_relay_held").map { $0.int(0) }, [0], "one span from the start")
+        try confirm(f)
+        try f.laptops[0].ingest(try relay(f))
+        try late.ingest([f.down.path])
+        try assertSameRows(f)
+        try confirm(f)
+        try CLI.ok(["prune", "--db", f.hub.url, "--bundles", f.down.path])
+        XCTAssertEqual(try files(f.down), [])
+    }
+
+    func testASnapshotJoinerHoldsTheStreamUpToTheSnapshot() throws {
+        var f = try fleet(2)
+        for _ in 0..<2 { try cycle(f) }
+        try confirm(f)
+        try CLI.ok(["prune", "--db", f.hub.url, "--bundles", f.down.path])
+        let snapFolder = try TestDatabases.subfolder(folder, "snap")
+        let snap = try Snapshotter.write(f.hub.db, folder: snapFolder.path)
+        let span = try XCTUnwrap(BundleInspector.read(snap.path).header.relaySpan)
+        XCTAssertEqual(span.after, 0)
+        XCTAssertEqual(span.last, try count(f.hub, "SELECT max(id) FROM ds_change_inbox"))
+        let joiner = try join("snapjoin", f)
+        f.laptops.append(joiner)
+        try joiner.ingest([snap.path])
+        XCTAssertEqual(try joiner.rows(), try f.hub.rows())
+        for _ in 0..<2 { try cycle(f) }
+        try confirm(f)
+        XCTAssertEqual(
+            try f.hub.db.rows("SELECT after_id FROM ds_peer_relay_receipt WHERE peer = 'snapjoin'").map { $0.int(0) },
+            [0], "its spans start at the snapshot")
+        try CLI.ok(["prune", "--db", f.hub.url, "--bundles", f.down.path])
+        XCTAssertEqual(try files(f.down), [])
+        _ = try relay(f)
+        for l in f.laptops { try l.ingest([f.down.path]) }
+        try assertSameRows(f)
+    }
+
+    /// At most `maxSpans` spans per relayer are sent and kept: the lowest. Size − 1, size,
+    /// size + 1 and 3 × size.
+    func testSpansAreCappedAtTheLowest() throws {
+        let f = try fleet(1, hub: .sqlite)
+        let (hub, l) = (f.hub, f.laptops[0])
+        let me = try NodeIdentity.load(hub.db)
+        let cap = RelayStream.maxSpans
+        for k in [cap - 1, cap, cap + 1, 3 * cap] {
+            try l.exec("DELETE FROM ds_relay_held")
+            try hub.exec("DELETE FROM ds_peer_relay_receipt")
+            // Every other span lost: k spans apart, given from the highest down.
+            for i in (0..<k).reversed() {
+                try RelayStream.noteHeld(
+                    l.db, relayer: "hub", epoch: me.epoch, RelaySpan(after: Int64(10 * i), last: Int64(10 * i + 5)))
+            }
+            XCTAssertEqual(try count(l, "SELECT count(*) FROM ds_relay_held"), Int64(k), "k=\(k)")
+            let sent = try RelayStream.heldReceipts(l.db)
+            XCTAssertEqual(sent.count, min(k, cap), "k=\(k)")
+            XCTAssertEqual(sent.last?.span.after, Int64(10 * (min(k, cap) - 1)), "k=\(k): the lowest are sent")
+            try RelayStream.recordPeer(hub.db, peer: "l0", me: me, sent)
+            XCTAssertEqual(
+                RelayStream.merged(try RelayStream.peerSpans(hub.db, peer: "l0", epoch: me.epoch)).count, min(k, cap))
+            // The hub keeps at most `cap` too, whatever a peer sends.
+            let more = (0..<Int64(k)).map { (i: Int64) -> RelayReceipt in
+                RelayReceipt(relayer: "hub", epoch: me.epoch, span: RelaySpan(after: 10 * i + 6, last: 10 * i + 8))
+            }
+            try RelayStream.recordPeer(hub.db, peer: "l0", me: me, more)
+            XCTAssertEqual(try count(hub, "SELECT count(*) FROM ds_peer_relay_receipt"), Int64(cap), "k=\(k)")
+        }
+        // Spans of another relayer or another epoch of this hub confirm nothing here.
+        try hub.exec("DELETE FROM ds_peer_relay_receipt")
+        try RelayStream.recordPeer(
+            hub.db, peer: "l0", me: me,
+            [
+                RelayReceipt(relayer: "other", epoch: me.epoch, span: RelaySpan(after: 0, last: 9)),
+                RelayReceipt(relayer: "hub", epoch: "0123456789abcdef", span: RelaySpan(after: 0, last: 9)),
+            ])
+        XCTAssertEqual(try count(hub, "SELECT count(*) FROM ds_peer_relay_receipt"), 0)
+    }
+
+    func testSpansJoinAndGaps() {
+        func s(_ a: Int64, _ b: Int64) -> RelaySpan { RelaySpan(after: a, last: b) }
+        XCTAssertEqual(RelayStream.merged([s(5, 9), s(0, 5), s(12, 20), s(9, 10), s(13, 15)]), [s(0, 10), s(12, 20)])
+        XCTAssertEqual(RelayStream.merged([]), [])
+        XCTAssertEqual(RelayStream.gaps([], upTo: 7), [s(0, 7)])
+        XCTAssertEqual(RelayStream.gaps([s(0, 10), s(12, 20)], upTo: 25), [s(10, 12), s(20, 25)])
+        XCTAssertEqual(RelayStream.gaps([s(3, 10)], upTo: 10), [s(0, 3)])
+        XCTAssertEqual(RelayStream.gaps([s(0, 30)], upTo: 10), [])
+        XCTAssertEqual(RelayStream.gaps([s(12, 30)], upTo: 10), [s(0, 10)])
+    }
+
+    func testTheHeaderFieldsRoundTripAndImpossibleSpansAreRefused() throws {
+        var h = BundleHeader(
+            sender: "hub", senderEpoch: "0123456789abcdef", createdAt: "now", origins: [], changeCount: 0,
+            publicKey: [UInt8](repeating: 7, count: 32))
+        h.relaySpan = RelaySpan(after: 0, last: Int64(BundleFormat.maxSeq))
+        h.relayReceipts = [RelayReceipt(relayer: "h2", epoch: "fedcba9876543210", span: RelaySpan(after: 4, last: 5))]
+        XCTAssertEqual(try BundleHeader.decode(h.encode()), h)
+        for bad in [RelaySpan(after: 5, last: 5), RelaySpan(after: 6, last: 5)] {
+            var b = h
+            b.relaySpan = bad
+            XCTAssertThrowsError(try BundleHeader.decode(b.encode()), "\(bad)")
+            b = h
+            b.relayReceipts[0].span = bad
+            XCTAssertThrowsError(try BundleHeader.decode(b.encode()), "\(bad)")
+        }
+        var b = h
+        b.relaySpan = RelaySpan(after: 0, last: Int64(BundleFormat.maxSeq) + 1)
+        XCTAssertThrowsError(try BundleHeader.decode(b.encode()))
+        b = h
+        b.relayReceipts[0].relayer = "bad name\n"
+        XCTAssertThrowsError(try BundleHeader.decode(b.encode()))
+        // Without them, a header holds neither field.
+        var plain = h
+        plain.relaySpan = nil
+        plain.relayReceipts = []
+        XCTAssertEqual(try BundleHeader.decode(plain.encode()), plain)
+        XCTAssertLessThan(plain.encode().count, h.encode().count)
+    }
+}

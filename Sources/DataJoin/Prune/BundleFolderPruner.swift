@@ -98,11 +98,9 @@ public enum BundleFolderPruner {
                     break
                 case .holds(let ranges, let span)?:
                     let spanned = try check.spanned(content, span: span)
-                    // A re-send of a span whose rows were pruned holds no change: it is for the
-                    // peers whose spans it joins, and stays until they hold it.
                     missing =
-                        ranges.isEmpty && span != nil
-                        ? check.peers.filter { !spanned.contains($0) } : try check.unconfirmed(ranges, except: spanned)
+                        ranges.isEmpty
+                        ? try check.awaitingSpan(spanned) : try check.unconfirmed(ranges, except: spanned)
                 }
             }
             guard missing.isEmpty else {
@@ -234,6 +232,7 @@ public enum BundleFolderPruner {
                     SELECT origin, origin_epoch, max(seq) FROM ds_change_inbox WHERE id >= ? AND id <= ?
                     AND origin_epoch NOT LIKE \(literal: BundleFormat.snapshotEpochPrefix + "%") GROUP BY origin, origin_epoch
                     """, [.integer(first), .integer(last)])
+                if held.isEmpty { return try awaitingSpan(spanned) }
                 return try unconfirmed(
                     held.map {
                         OriginRange(
@@ -251,6 +250,19 @@ public enum BundleFolderPruner {
             let ids = span.map { ($0.after + 1, $0.last) } ?? (first, last)
             var out = Set<String>()
             for p in peers where try coverage.covers(p, first: ids.0, last: ids.1) { out.insert(p) }
+            return out
+        }
+
+        /// A relay file none of whose rows the inbox holds (a re-send of a span whose rows were
+        /// pruned, or a relay whose rows every peer confirmed): it is kept for the peers that
+        /// confirm spans and do not hold it yet, so their spans join over it. Peers that confirm
+        /// no span (an older version) have no use for it.
+        mutating func awaitingSpan(_ spanned: Set<String>) throws -> [String] {
+            if peers.isEmpty { return ["(no trusted peer yet)"] }
+            var out: [String] = []
+            for p in peers where !spanned.contains(p) {
+                if try !coverage.peerSpans(p).isEmpty { out.append(p) }
+            }
             return out
         }
 

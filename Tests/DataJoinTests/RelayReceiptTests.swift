@@ -240,6 +240,57 @@ final class RelayReceiptTests: ScenarioTestCase {
         try assertSameRows(f)
     }
 
+    /// A node that joins from a snapshot taken before the hub pruned lacks the pruned changes
+    /// (docs/snapshot.md says to join from a new one); the hub names it on prune and resend, and
+    /// never tells it that it holds what was pruned (found from outside: a re-send's span said
+    /// so, and nothing warned).
+    func testAJoinerFromASnapshotOlderThanAPruneIsNamedAndNotToldItHoldsThePrunedPart() throws {
+        var f = try fleet(2)
+        try cycle(f)
+        let snapFolder = try TestDatabases.subfolder(folder, "snap")
+        let stale = try Snapshotter.write(f.hub.db, folder: snapFolder.path)
+        for _ in 0..<2 { try cycle(f) }
+        try confirm(f)
+        XCTAssertFalse(try CLI.ok(["prune", "--db", f.hub.url]).stdout.contains(" 0 inbox row(s)"))
+        let floor = try XCTUnwrap(Settings.int(f.hub.db, RelayStream.prunedThroughSetting))
+        let fresh = try Snapshotter.write(f.hub.db, folder: snapFolder.path)
+
+        let old = try join("oldsnap", f), new = try join("newsnap", f)
+        try old.ingest([stale.path])
+        try new.ingest([fresh.path])
+        for n in [old, new] {
+            try insert(n, 1)
+            try n.export(to: f.up)
+        }
+        try f.hub.ingest([f.up.path])
+        f.laptops += [old, new]
+        let pruned = try CLI.ok(["prune", "--db", f.hub.url])
+        XCTAssertTrue(pruned.stderr.contains("oldsnap was first heard from"), pruned.stderr)
+        XCTAssertTrue(pruned.stderr.contains("up to inbox id \(floor)"), pruned.stderr)
+        XCTAssertFalse(pruned.stderr.contains("newsnap"), pruned.stderr)
+
+        let resendFolder = try TestDatabases.subfolder(folder, "resend")
+        let resent = try CLI.ok([
+            "export", "--db", f.hub.url, "--to", resendFolder.path, "--relay", "--resend", "--peer", "oldsnap",
+        ])
+        XCTAssertTrue(resent.stderr.contains("oldsnap was first heard from"), resent.stderr)
+        let files = try self.files(resendFolder).filter { $0.contains("~relay_") }
+        XCTAssertFalse(files.isEmpty)
+        for name in files {
+            let span = try BundleInspector.read(resendFolder.appendingPathComponent(name).path).header.relaySpan
+            XCTAssertTrue(span.map { $0.after >= floor } ?? true, "\(name): \(String(describing: span)) below \(floor)")
+        }
+        try old.ingest([resendFolder.path])
+        try confirm(f)
+        // Still named: what was pruned before it joined never reached it.
+        XCTAssertTrue(try CLI.ok(["prune", "--db", f.hub.url]).stderr.contains("oldsnap was first heard from"))
+        XCTAssertNotEqual(try old.rows().count, try f.hub.rows().count, "the documented gap is real")
+        // The node that joined from the new snapshot converges and is never named.
+        _ = try relay(f)
+        try new.ingest([f.down.path])
+        XCTAssertEqual(try new.rows(), try f.hub.rows())
+    }
+
     /// At most `maxSpans` spans per relayer are sent and kept: the lowest. Size − 1, size,
     /// size + 1 and 3 × size.
     func testSpansAreCappedAtTheLowest() throws {

@@ -20,6 +20,7 @@ enum Receipts {
                 try db.execute("DELETE FROM ds_peer_receipt WHERE peer = \(Value.text(peer))")
                 try RelayStream.forgetPeer(db, peer: peer)
             }
+            try RelayStream.notePeerStart(db, peer: peer)
             try db.execute(
                 """
                 INSERT INTO ds_peer_epoch (peer, epoch, is_current, seen_at)

@@ -5,7 +5,7 @@ import Foundation
 /// `RelaySpan`), and a peer confirms the spans it holds instead of a mark for every origin. The
 /// hub then keeps a few spans per peer, not one receipt per peer and origin (N² at N laptops),
 /// and a laptop's bundle carries one receipt per relaying peer, not one per node of the fleet.
-enum RelayStream {
+public enum RelayStream {
     /// Spans kept and sent per relayer: the lowest ones. Out-of-order delivery leaves a few
     /// apart until the missing bundle arrives; a dropped span only delays a confirmation.
     static let maxSpans = 64
@@ -105,6 +105,44 @@ enum RelayStream {
     /// A peer restored from a backup holds less than it confirmed: its spans go with its receipts.
     static func forgetPeer(_ db: Database, peer: String) throws {
         try db.execute("DELETE FROM ds_peer_relay_receipt WHERE peer = ?", [.text(peer)])
+    }
+
+    // MARK: - Peers that came after a prune
+
+    /// Every inbox id this node ever pruned is at or below it (set by `prune` on a relaying node).
+    static let prunedThroughSetting = "relay_pruned_through"
+    static func floorSetting(_ peer: String) -> String { "relay_floor:" + peer }
+
+    /// A peer first heard from in an epoch (it is new, or was restored from a backup) confirmed
+    /// nothing this node pruned before: it holds those changes only if it joined from a snapshot
+    /// taken after that prune, whose span then reaches the floor (found from outside: a laptop
+    /// that joined from an older snapshot lacked pruned changes and nothing said so).
+    static func notePeerStart(_ db: Database, peer: String) throws {
+        try Settings.set(db, floorSetting(peer), try Settings.int(db, prunedThroughSetting) ?? 0)
+    }
+
+    /// Peers that may lack changes this node pruned before it heard from them: their spans do
+    /// not hold every id up to their floor. Each with its floor.
+    static func lagging(_ db: Database, me: NodeIdentity) throws -> [(peer: String, floor: Int64)] {
+        var out: [(String, Int64)] = []
+        for p in try Receipts.peers(db, me: me) {
+            let floor = try Settings.int(db, floorSetting(p)) ?? 0
+            guard floor > 0 else { continue }
+            if try !peerSpans(db, peer: p, epoch: me.epoch).contains(where: { $0.after == 0 && $0.last >= floor }) {
+                out.append((p, floor))
+            }
+        }
+        return out
+    }
+
+    /// What `prune` and `export --relay --resend` say about them.
+    public static func laggingWarnings(_ db: Database) throws -> [String] {
+        let me = try NodeIdentity.load(db)
+        return try lagging(db, me: me).map {
+            "\($0.peer) was first heard from (or restored) after this node pruned relayed changes up to inbox id \($0.floor), "
+                + "and no snapshot it joined from holds them: if it joined from a snapshot or backup older than that prune, "
+                + "it lacks those changes; re-join it from a new snapshot (docs/snapshot.md)"
+        }
     }
 
     /// The span a snapshot of this node carries: every inbox id up to the first row its

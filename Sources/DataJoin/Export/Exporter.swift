@@ -276,20 +276,28 @@ public enum Exporter {
     /// part of the stream they carry, so that consecutive ones join into one span at the peer.
     /// A span whose rows were all pruned is one bundle of no changes: the peer's spans still
     /// join over it (else its holes would stay, and fill the spans it may send).
+    /// `claimAbove`: the bundles say they carry only ids above it (a re-send to a peer that may
+    /// lack pruned changes below it must not say it holds them).
     static func writeStream(
-        _ ctx: Context, _ span: RelaySpan, from first: Int64, max: Int?, written: (Int64) throws -> Void = { _ in }
+        _ ctx: Context, _ span: RelaySpan, from first: Int64, max: Int?, claimAbove: Int64 = 0,
+        written: (Int64) throws -> Void = { _ in }
     ) throws -> [ExportedBundle] {
         var ranges = try splitRanges(
             ctx.db,
             sql:
                 "SELECT id, NULL, coalesce(length(object_value), 0) + length(object_id) FROM ds_change_inbox WHERE id >= ? AND id <= ? AND \(Self.notSnapshot) ORDER BY id",
             from: first, to: span.last, max: max)
-        if ranges.isEmpty { ranges = [(span.after + 1)...span.last] }
+        let empty = ranges.isEmpty
+        if empty { ranges = [(span.after + 1)...span.last] }
         var out: [ExportedBundle] = []
         var after = span.after
         for (i, r) in ranges.enumerated() {
             // The last bundle reaches the span's end: the ids past its last row hold nothing.
-            let piece = RelaySpan(after: after, last: i == ranges.count - 1 ? span.last : r.upperBound)
+            let whole = RelaySpan(after: after, last: i == ranges.count - 1 ? span.last : r.upperBound)
+            after = whole.last
+            let piece =
+                whole.last > claimAbove ? RelaySpan(after: Swift.max(whole.after, claimAbove), last: whole.last) : nil
+            if empty && piece == nil { continue }
             let name = relayName(ctx, "relay", first: r.lowerBound, last: r.upperBound, epoch: ctx.me.epoch)
             out.append(
                 try writeInbox(
@@ -297,7 +305,6 @@ public enum Exporter {
                     params: [.integer(r.lowerBound), .integer(r.upperBound)], order: "id", first: r.lowerBound,
                     last: r.upperBound, span: piece))
             try written(r.upperBound)
-            after = piece.last
         }
         return out
     }
@@ -312,16 +319,20 @@ public enum Exporter {
             return []
         }
         var gaps: [RelaySpan] = []
-        for p in try peer.map({ [$0] }) ?? Receipts.peers(db, me: ctx.me) {
+        let peers = try peer.map({ [$0] }) ?? Receipts.peers(db, me: ctx.me)
+        for p in peers {
             gaps += RelayStream.gaps(try RelayStream.peerSpans(db, peer: p, epoch: ctx.me.epoch), upTo: top)
         }
+        // A peer that may lack what was pruned before it joined is not told it holds it.
+        let claimAbove =
+            try RelayStream.lagging(db, me: ctx.me).filter { peers.contains($0.peer) }.map(\.floor).max() ?? 0
         var out: [ExportedBundle] = []
         for gap in RelayStream.merged(gaps) {
             let first = try db.scalar(
                 "SELECT min(id) FROM ds_change_inbox WHERE id > ? AND id <= ? AND \(Self.notSnapshot)",
                 [.integer(gap.after), .integer(gap.last)]
             ).asInt64
-            out += try writeStream(ctx, gap, from: first ?? gap.after + 1, max: max)
+            out += try writeStream(ctx, gap, from: first ?? gap.after + 1, max: max, claimAbove: claimAbove)
         }
         return out
     }
@@ -333,7 +344,7 @@ public enum Exporter {
 
     static func writeInbox(
         _ ctx: Context, name: String, where_: SQL, params: [Value], order: SQL, first: Int64, last: Int64,
-        span: RelaySpan
+        span: RelaySpan?
     ) throws -> ExportedBundle {
         let db = ctx.db
         let origins = try db.rows(

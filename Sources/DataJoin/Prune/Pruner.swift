@@ -69,6 +69,12 @@ public enum Pruner {
                         .integer(relaying ? relayed : Int64.max),
                     ])
             }
+            // What was pruned of the relay stream lies at or below the relay pointer: a peer
+            // first heard from after this prune never confirmed it (RelayStream.lagging).
+            if relaying && report.inboxRows > 0 {
+                let before = try Settings.int(db, RelayStream.prunedThroughSetting) ?? 0
+                if relayed > before { try Settings.set(db, RelayStream.prunedThroughSetting, relayed) }
+            }
             report.inboxRows += try db.execute(
                 "DELETE FROM ds_change_inbox WHERE origin_epoch LIKE ? AND id <= ? AND id NOT IN (SELECT id FROM ds_change_held)",
                 [.text(BundleFormat.snapshotEpochPrefix + "%"), .integer(imported)])

@@ -73,6 +73,9 @@ struct Export: ParsableCommand {
                 Console.error(held.message)
                 throw Exit.partial
             }
+            if relay && resend {
+                for w in try RelayStream.laggingWarnings(db) { Console.warn(w) }
+            }
             if written.isEmpty {
                 if !output.quiet { print("nothing new to export") }
                 return

@@ -70,6 +70,7 @@ struct Prune: ParsableCommand {
                         print("outbox rows kept for: \(r.waitingFor.joined(separator: ", ")) (not confirmed yet)")
                     }
                 }
+                for w in try RelayStream.laggingWarnings(db) { Console.warn(w) }
             }
             for folder in bundleFolders {
                 let f = try BundleFolderPruner.run(db, folder: folder)

@@ -15,10 +15,10 @@ struct Export: ParsableCommand {
               laptop-1_000000000001-000000000250_1a2b3c4d.djb
                 laptop-1's own changes: first and last seq, its epoch (8 hex digits)
               office~relay_000000000001-000000000900_5e6f7a8b.djb
-                --relay: what office received from others, its inbox ids 1-900 (its relay
-                stream); 'datajoin inspect' lists each origin and its seq range. Peers confirm
-                the parts of the stream they hold; --relay --resend writes the parts a peer
-                lacks again under the same kind of name (docs/delivery.md)
+                --relay: what office received from others, its inbox ids 1-900
+                (its relay stream); 'datajoin inspect' lists each origin and its
+                seq range. Peers confirm the parts of the stream they hold;
+                --relay --resend writes the parts a peer lacks again, named alike
 
             Example:
               datajoin export --db sqlite:testapp1.db --to /media/usb/datajoin

@@ -12,6 +12,7 @@ class ScenarioTestCase: XCTestCase {
     override func setUpWithError() throws {
         try super.setUpWithError()
         TestNode.created.removeAll()
+        TestDatabases.tempFolders.removeAll()
         Tuning.current = Tuning()
     }
 
@@ -19,6 +20,10 @@ class ScenarioTestCase: XCTestCase {
         defer {
             TestNode.created.removeAll()
             Tuning.current = Tuning()
+            if testRun?.failureCount == 0 && testRun?.unexpectedExceptionCount == 0 {
+                for f in TestDatabases.tempFolders { try? FileManager.default.removeItem(at: f) }
+            }
+            TestDatabases.tempFolders.removeAll()
         }
         for node in TestNode.created where !uncheckedNodes.contains(node.name) {
             let report = try NodeCheck.run(node.db)

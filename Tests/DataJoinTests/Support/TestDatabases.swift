@@ -90,8 +90,13 @@ enum TestDatabases {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent(
             "datajoin-test-\(label)-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        tempFolders.append(url)
         return url
     }
+
+    /// Folders made since the current test began: `ScenarioTestCase` removes them when the test
+    /// passed (a failed test's stay, to look at). Some hold gigabytes.
+    nonisolated(unsafe) static var tempFolders: [URL] = []
 
     /// Every row of a table as strings, ordered by the first column: what a test compares.
     static func dump(_ db: Database, _ table: String) throws -> [[String]] {

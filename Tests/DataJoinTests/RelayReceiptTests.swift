@@ -107,7 +107,7 @@ final class RelayReceiptTests: ScenarioTestCase {
             XCTAssertEqual(h.relayReceipts.first?.span.after, 0, l.name)
         }
         try f.hub.ingest([f.up.path])
-        // Per laptop: its mark for itself and for the hub, and one span (10 * 6 = 60 before).
+        // Per laptop: its mark for itself and for the hub, and one span (7 * 6 = 42 with a mark per origin).
         XCTAssertEqual(try count(f.hub, "SELECT count(*) FROM ds_peer_receipt"), Int64(2 * n))
         XCTAssertEqual(try count(f.hub, "SELECT count(*) FROM ds_peer_relay_receipt"), Int64(n))
         // The hub's own relay bundle still names each laptop (each reads its own mark in it).

@@ -217,7 +217,7 @@ struct RelayCoverage {
         try db.query(
             """
             SELECT origin, origin_epoch, min(seq) FROM ds_change_inbox
-            WHERE origin_epoch NOT LIKE \(literal: BundleFormat.snapshotEpochPrefix + "%")
+            WHERE \(Exporter.notSnapshot)
               AND NOT (\(covered.joined(separator: " OR "))) GROUP BY origin, origin_epoch
             """, params
         ) { r in

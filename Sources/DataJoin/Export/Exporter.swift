@@ -255,7 +255,8 @@ public enum Exporter {
 
     // MARK: - Relayed changes
 
-    /// A snapshot's records are state for joining nodes, not changes to forward.
+    /// A snapshot's records are state for joining nodes, not changes to forward (nor rows of the
+    /// relay stream that peers confirm).
     static let notSnapshot: SQL = "origin_epoch NOT LIKE \(literal: BundleFormat.snapshotEpochPrefix + "%")"
 
     static func exportRelayed(_ ctx: Context, max: Int?) throws -> [ExportedBundle] {

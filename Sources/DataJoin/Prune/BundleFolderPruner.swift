@@ -230,7 +230,7 @@ public enum BundleFolderPruner {
                 let held = try db.rows(
                     """
                     SELECT origin, origin_epoch, max(seq) FROM ds_change_inbox WHERE id >= ? AND id <= ?
-                    AND origin_epoch NOT LIKE \(literal: BundleFormat.snapshotEpochPrefix + "%") GROUP BY origin, origin_epoch
+                    AND \(Exporter.notSnapshot) GROUP BY origin, origin_epoch
                     """, [.integer(first), .integer(last)])
                 if held.isEmpty { return try awaitingSpan(spanned) }
                 return try unconfirmed(

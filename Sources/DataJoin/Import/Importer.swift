@@ -284,9 +284,12 @@ public enum Importer {
         _ db: Database, tables: [String: TableInfo], sql: SQL, params: [Value], after: Int64, end: Int64,
         coalesce: Bool
     ) throws -> (rows: [Row], changes: [Change]) {
+        // The chunk's own bounds come first: SQLite bounds a rowid range by the first `id > ?`
+        // and `id <= ?` terms and filters by the rest, so `sql`'s bound (the group's end) first
+        // made every chunk read the inbox to the group's end (a 1M-change bundle read 50 GB).
         var rows = try db.rows(
-            "SELECT \(inboxColumns) FROM ds_change_inbox WHERE \(sql) AND id > ? AND id <= ? ORDER BY id",
-            params + [.integer(after), .integer(end)])
+            "SELECT \(inboxColumns) FROM ds_change_inbox WHERE id > ? AND id <= ? AND \(sql) ORDER BY id",
+            [.integer(after), .integer(end)] + params)
         if rows.isEmpty { return ([], []) }
         var changes = try rows.map { try change($0, db) }
         // Decoded: the payloads' bytes are not needed twice (memory with large values).

@@ -8,6 +8,9 @@ public final class SQLiteDatabase: Database, TransactionDriver {
     public let path: String
     let handle: OpaquePointer
     private var cache: [String: SQLiteStatement] = [:]
+    /// Virtual machine steps of every statement run so far: what a test measures to see that
+    /// work grows with the rows, not their square (a bound SQLite ignores costs steps, not errors).
+    var vmSteps: Int64 = 0
     /// The busy handler's state; lives as long as the connection that points at it.
     private let busyWait: BusyWait
 
@@ -327,6 +330,7 @@ final class SQLiteStatement {
     }
 
     private func step(_ body: (Row) throws -> Void) throws {
+        defer { db.vmSteps += Int64(sqlite3_stmt_status(handle, SQLITE_STMTSTATUS_VM_STEP, 1)) }
         while true {
             let rc = sqlite3_step(handle)
             if rc == SQLITE_DONE { return }

@@ -25,6 +25,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Cycles of the hub simulation.") var hubCycles = 3
     @Option(help: "One-change bundles the hub ingests at the end of its simulation (its cost per bundle).")
     var hubSmallBundles = 200
+    @Option(help: "Run the encryption step only up to this many changes (it ingests 4 × that many).")
+    var encryptionUpTo = 1_000_000
 
     func validate() throws {
         guard only == nil || ["sqlite", "postgres", "mariadb", "hub"].contains(only!) else {
@@ -270,8 +272,55 @@ extension Bench {
                 brand: brand, step: "ingest + import of updates (rows exist)", rate: Double(n) / i2.seconds,
                 baseline: baselineName, baselineRate: bulkRate, peakRSSMiB: i2.peakRSSMiB))
 
-        // Encryption's cost (issue 15): the same 2n changes written again (--resend), plain and
-        // encrypted to a fresh node, then ingested into two fresh targets.
+        if n <= encryptionUpTo {
+            out += try encryptionStep(brand, n, src: src, ddl: ddl, newDatabase: newDatabase, expected: afterUpdates)
+        } else {
+            log("encryption step skipped: \(n) changes is above --encryption-up-to \(encryptionUpTo)")
+        }
+        if historyChanges > 0 {
+            // The same number of new changes, after the history above and on a fresh pair.
+            func newChanges(_ srcURL: String, _ srcDB: Database, _ dstURL: String, offset: Int, label: String) throws
+                -> Double
+            {
+                try bulkLoad(srcDB, offset..<(offset + historyChanges))
+                let f = try folder("\(brand)-history-\(label)")
+                let e = try cli("export", "--db", srcURL, "--to", f, "--quiet")
+                try TableSum.expect(try changesIn(f), historyChanges, "changes exported of \(historyChanges) new")
+                let i = try cli("ingest", "--db", dstURL, f, "--quiet")
+                try TableSum.expectSame(
+                    try TableSum.of(try DatabaseOpener.open(dstURL)), try TableSum.of(srcDB),
+                    "the \(label) target after \(historyChanges) new changes")
+                return e.seconds + i.seconds
+            }
+            let afterHistory = try newChanges(src, srcDB, dst, offset: n, label: "after")
+            let fsrc = try newDatabase("fsrc"), fdst = try newDatabase("fdst")
+            let fsrcDB = try DatabaseOpener.open(fsrc), fdstDB = try DatabaseOpener.open(fdst)
+            try fsrcDB.executeScript(ddl)
+            try fdstDB.executeScript(ddl)
+            _ = try cli("init", "--db", fsrc, "--node", "src")
+            _ = try cli("track", "--db", fsrc, "sales_order")
+            _ = try cli("init", "--db", fdst, "--node", "dst")
+            _ = try cli("track", "--db", fdst, "sales_order")
+            _ = try cli(
+                "trust", "--db", fdst, "src",
+                try cli("key", "--db", fsrc).output.trimmingCharacters(in: .whitespacesAndNewlines))
+            let fresh = try newChanges(fsrc, fsrcDB, fdst, offset: n, label: "fresh")
+            out.append(
+                Measurement(
+                    brand: brand, step: "\(historyChanges) new changes after \(2 * n) (export + ingest)",
+                    rate: Double(historyChanges) / afterHistory,
+                    baseline: "on a fresh pair", baselineRate: Double(historyChanges) / fresh))
+        }
+        return out
+    }
+    /// Encryption's cost (issue 15): the same 2n changes written again (--resend), plain and
+    /// encrypted to a fresh node, then ingested into two fresh targets.
+    func encryptionStep(
+        _ brand: String, _ n: Int, src: String, ddl: String, newDatabase: (String) throws -> String,
+        expected afterUpdates: TableSum
+    ) throws -> [Measurement] {
+        func log(_ s: String) { FileHandle.standardError.write(Data("[\(brand)] \(s)\n".utf8)) }
+        var out: [Measurement] = []
         func target(_ name: String) throws -> String {
             let url = try newDatabase(name)
             try DatabaseOpener.open(url).executeScript(ddl)
@@ -311,40 +360,6 @@ extension Bench {
                 unit: "changes/s", baseline: "plain", baselineRate: Double(2 * n) / ip.seconds,
                 peakRSSMiB: ie.peakRSSMiB))
 
-        if historyChanges > 0 {
-            // The same number of new changes, after the history above and on a fresh pair.
-            func newChanges(_ srcURL: String, _ srcDB: Database, _ dstURL: String, offset: Int, label: String) throws
-                -> Double
-            {
-                try bulkLoad(srcDB, offset..<(offset + historyChanges))
-                let f = try folder("\(brand)-history-\(label)")
-                let e = try cli("export", "--db", srcURL, "--to", f, "--quiet")
-                try TableSum.expect(try changesIn(f), historyChanges, "changes exported of \(historyChanges) new")
-                let i = try cli("ingest", "--db", dstURL, f, "--quiet")
-                try TableSum.expectSame(
-                    try TableSum.of(try DatabaseOpener.open(dstURL)), try TableSum.of(srcDB),
-                    "the \(label) target after \(historyChanges) new changes")
-                return e.seconds + i.seconds
-            }
-            let afterHistory = try newChanges(src, srcDB, dst, offset: n, label: "after")
-            let fsrc = try newDatabase("fsrc"), fdst = try newDatabase("fdst")
-            let fsrcDB = try DatabaseOpener.open(fsrc), fdstDB = try DatabaseOpener.open(fdst)
-            try fsrcDB.executeScript(ddl)
-            try fdstDB.executeScript(ddl)
-            _ = try cli("init", "--db", fsrc, "--node", "src")
-            _ = try cli("track", "--db", fsrc, "sales_order")
-            _ = try cli("init", "--db", fdst, "--node", "dst")
-            _ = try cli("track", "--db", fdst, "sales_order")
-            _ = try cli(
-                "trust", "--db", fdst, "src",
-                try cli("key", "--db", fsrc).output.trimmingCharacters(in: .whitespacesAndNewlines))
-            let fresh = try newChanges(fsrc, fsrcDB, fdst, offset: n, label: "fresh")
-            out.append(
-                Measurement(
-                    brand: brand, step: "\(historyChanges) new changes after \(2 * n) (export + ingest)",
-                    rate: Double(historyChanges) / afterHistory,
-                    baseline: "on a fresh pair", baselineRate: Double(historyChanges) / fresh))
-        }
         return out
     }
 }

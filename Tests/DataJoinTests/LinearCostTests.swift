@@ -15,9 +15,14 @@ final class LinearCostTests: ScenarioTestCase {
 
     /// VM steps of one sync of `n` inserts and then `n` updates between two fresh SQLite nodes:
     /// [export inserts, ingest inserts, export updates, ingest updates].
-    private func syncSteps(_ n: Int) throws -> [Int64] {
-        let a = try TestNode("a\(n)", .sqlite, folder: folder)
-        let b = try TestNode("b\(n)", .sqlite, folder: folder)
+    private func syncSteps(_ n: Int, compositeKey: Bool = false) throws -> [Int64] {
+        let schema =
+            compositeKey
+            ? "CREATE TABLE sales_order (order_id TEXT NOT NULL, line INTEGER NOT NULL, description TEXT, quantity TEXT, PRIMARY KEY (order_id, line))"
+            : TestDatabases.salesOrderSQL
+        let tag = compositeKey ? "c" : ""
+        let a = try TestNode("a\(tag)\(n)", .sqlite, folder: folder, table: schema)
+        let b = try TestNode("b\(tag)\(n)", .sqlite, folder: folder, table: schema)
         try trustAll([a, b])
         let sa = try XCTUnwrap(a.db as? SQLiteDatabase), sb = try XCTUnwrap(b.db as? SQLiteDatabase)
         var steps: [Int64] = []
@@ -29,11 +34,12 @@ final class LinearCostTests: ScenarioTestCase {
         try a.exec(
             """
             WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < \(n))
-            INSERT INTO sales_order (order_id, description, quantity) SELECT printf('o%07d', i), 'row ' || i, CAST(i AS TEXT) FROM g
+            INSERT INTO sales_order (order_id, \(compositeKey ? "line, " : "")description, quantity)
+            SELECT printf('o%07d', \(compositeKey ? "i / 3" : "i")), \(compositeKey ? "i % 3, " : "")'row ' || i, CAST(i AS TEXT) FROM g
             """)
         for step in ["inserts", "updates"] {
             if step == "updates" { try a.exec("UPDATE sales_order SET quantity = quantity || 'u'") }
-            let dir = try TestDatabases.subfolder(folder, "\(step)\(n)")
+            let dir = try TestDatabases.subfolder(folder, "\(step)\(tag)\(n)")
             try measure(sa) { XCTAssertEqual(try a.export(to: dir).count, 1, "one bundle of \(step)") }
             try measure(sb) { try b.ingest([dir.path]) }
             XCTAssertEqual(try b.rows(), try a.rows())
@@ -45,11 +51,22 @@ final class LinearCostTests: ScenarioTestCase {
     /// read the inbox to the bundle's end (SQLite took the bundle's bound for the range and
     /// filtered by the chunk's), and a 1M-change import read 50 GB of pages; its ratio was 4.0.
     func testASyncCostsInProportionToItsChanges() throws {
+        try expectLinear(compositeKey: false)
+    }
+
+    /// A key of two columns: SQLite looked rows up by `(k1, k2) IN ((?, ?), …)`, which it
+    /// answers by scanning the table, for every 256 keys of every chunk (ingest 5.6, updates 6.3).
+    func testASyncOfACompositeKeyCostsInProportionToItsChanges() throws {
+        try expectLinear(compositeKey: true)
+    }
+
+    private func expectLinear(compositeKey: Bool) throws {
         Tuning.current.importChunk = 10
         Tuning.current.stampChunk = 10
         Tuning.current.stampBatch = 4
         Tuning.current.versionBatch = 4
-        let small = try syncSteps(200), large = try syncSteps(600)
+        let small = try syncSteps(200, compositeKey: compositeKey)
+        let large = try syncSteps(600, compositeKey: compositeKey)
         for (i, what) in ["export of inserts", "ingest of inserts", "export of updates", "ingest of updates"]
             .enumerated()
         {
@@ -57,5 +74,75 @@ final class LinearCostTests: ScenarioTestCase {
             XCTAssertLessThan(
                 ratio, 3.4, "\(what), VM steps: \(small[i]) for 200 changes, \(large[i]) for 600 (linear: about 3)")
         }
+    }
+
+    /// VM steps of one import run over a backlog of `bundles` bundles of 5 inserts each.
+    private func backlogImportSteps(_ bundles: Int) throws -> Int64 {
+        let a = try TestNode("ba\(bundles)", .sqlite, folder: folder)
+        let b = try TestNode("bb\(bundles)", .sqlite, folder: folder)
+        try trustAll([a, b])
+        let dir = try TestDatabases.subfolder(folder, "backlog\(bundles)")
+        for i in 0..<bundles {
+            try a.db.retryingWrite { _ in
+                for j in 0..<5 {
+                    try a.exec("INSERT INTO sales_order (order_id, quantity) VALUES (?, '1')", [.text("o\(i)-\(j)")])
+                }
+            }
+            try a.export(to: dir)
+        }
+        var options = IngestOptions(paths: [dir.path])
+        options.importAfter = false
+        XCTAssertEqual(try Ingester.ingest(b.db, options).files.count, bundles)
+        let sqlite = try XCTUnwrap(b.db as? SQLiteDatabase)
+        let before = sqlite.vmSteps
+        _ = try Importer.run(b.db)
+        XCTAssertEqual(try b.rows(), try a.rows())
+        return sqlite.vmSteps - before
+    }
+
+    /// Many small bundles in one backlog, several import transactions: each transaction found
+    /// the end of its first bundle by walking back from the inbox's end (ratio 4.1 here).
+    func testImportingABacklogOfBundlesCostsInProportionToIt() throws {
+        Tuning.current.importGroup = 10
+        let small = try backlogImportSteps(40), large = try backlogImportSteps(120)
+        let ratio = Double(large) / Double(small)
+        XCTAssertLessThan(ratio, 3.4, "VM steps: \(small) for 40 bundles, \(large) for 120 (linear: about 3)")
+    }
+
+    /// VM steps of one import run that retries `n` held changes (each still refused: a unique
+    /// email the target has on another row).
+    private func heldRetrySteps(_ n: Int) throws -> Int64 {
+        let schema = "CREATE TABLE customer (id TEXT PRIMARY KEY, name TEXT, email TEXT UNIQUE)"
+        let a = try TestNode("ha\(n)", .sqlite, folder: folder, table: schema, track: ["customer"])
+        let b = try TestNode("hb\(n)", .sqlite, folder: folder, table: schema, track: ["customer"])
+        try trustAll([a, b])
+        try b.exec(
+            """
+            WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < \(n))
+            INSERT INTO customer SELECT 'mine' || i, 'b', 'taken' || i || '@example.com' FROM g
+            """)
+        try a.exec(
+            """
+            WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < \(n))
+            INSERT INTO customer SELECT 'other' || i, 'a', 'taken' || i || '@example.com' FROM g
+            """)
+        let dir = try TestDatabases.subfolder(folder, "held\(n)")
+        try a.export(to: dir)
+        try b.ingest([dir.path])
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_held").asInt64, Int64(n))
+        let sqlite = try XCTUnwrap(b.db as? SQLiteDatabase)
+        let before = sqlite.vmSteps
+        _ = try Importer.run(b.db)
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_held").asInt64, Int64(n), "still held")
+        return sqlite.vmSteps - before
+    }
+
+    /// Every import run retries the held changes: each chunk read the whole held list again
+    /// (`id IN (SELECT id FROM ds_change_held)`, ratio 5.1 here).
+    func testRetryingHeldChangesCostsInProportionToThem() throws {
+        Tuning.current.importChunk = 10
+        let small = try heldRetrySteps(100), large = try heldRetrySteps(300)
+        let ratio = Double(large) / Double(small)
+        XCTAssertLessThan(ratio, 3.4, "VM steps: \(small) for 100 held, \(large) for 300 (linear: about 3)")
     }
 }

@@ -58,7 +58,7 @@ public enum Importer {
                     let (last, bundles) = try group(db, after: pointer, first: bundle)
                     var partial = report
                     try applyRange(
-                        db, tables: tables, order: order, maxAhead: maxAhead, sql: "id <= ?", params: [.integer(last)],
+                        db, tables: tables, order: order, maxAhead: maxAhead, rows: .through(last),
                         after: pointer,
                         savepoints: savepoints, report: &partial
                     ) { r in
@@ -141,10 +141,16 @@ public enum Importer {
     /// bundle is never split: loads run one at a time, so its rows are contiguous). Returns the
     /// last inbox id and the number of bundles.
     static func group(_ db: Database, after pointer: Int64, first bundle: Int64) throws -> (last: Int64, bundles: Int) {
+        // Found from the bundle's start, not the inbox's end: `max(id) WHERE bundle_id = ?` walked
+        // every row loaded after the bundle, once per transaction (a backlog cost its square).
+        let next = try db.scalar(
+            "SELECT id FROM ds_change_inbox WHERE id > ? AND bundle_id <> ? ORDER BY id LIMIT 1",
+            [.integer(pointer), .integer(bundle)]
+        ).asInt64
         let firstLast =
             try db.scalar(
-                "SELECT max(id) FROM ds_change_inbox WHERE bundle_id = ? AND id > ?",
-                [.integer(bundle), .integer(pointer)]
+                "SELECT max(id) FROM ds_change_inbox WHERE id > ? AND id < ?",
+                [.integer(pointer), .integer(next ?? Int64.max)]
             ).asInt64 ?? pointer
         let upper = pointer + Int64(Tuning.current.importGroup)
         guard firstLast < upper else { return (firstLast, 1) }
@@ -184,8 +190,7 @@ public enum Importer {
             partial = report
             try applyRange(
                 db, tables: tables, order: try ForeignKeys.parentsFirst(db, tables: Array(tables.keys)),
-                maxAhead: maxAhead, sql: "id IN (SELECT id FROM ds_change_held) AND id <= ?",
-                params: [.integer(pointer)],
+                maxAhead: maxAhead, rows: .heldThrough(pointer),
                 savepoints: true, coalesce: true, report: &partial)
         }
         report = partial
@@ -225,7 +230,7 @@ public enum Importer {
         return c
     }
 
-    /// Applies inbox rows matching `sql` inside the caller's transaction. Local changes are
+    /// Applies the inbox rows `rows` names inside the caller's transaction. Local changes are
     /// stamped first, so every comparison sees their versions.
     /// The database refused a change (a constraint, a type): not a lost connection or a bug.
     static func isRefusal(_ db: Database, _ error: Error) -> Bool {
@@ -236,7 +241,7 @@ public enum Importer {
     /// `id > ?` terms and filters by the rest, so a second one made every chunk read the inbox
     /// again from the bundle's start (a 1M-change bundle: 1,000 chunks, each slower).
     static func applyRange(
-        _ db: Database, tables: [String: TableInfo], order: [String], maxAhead: Int64, sql: SQL, params: [Value],
+        _ db: Database, tables: [String: TableInfo], order: [String], maxAhead: Int64, rows inbox: InboxRows,
         after: Int64 = 0,
         savepoints: Bool, coalesce: Bool = false, report: inout ImportReport,
         afterChunk: ((ImportReport) -> Void)? = nil
@@ -253,9 +258,9 @@ public enum Importer {
         }
         var cursor = ImportCursor(afterId: after, clock: me.hlc)
         while true {
-            let end = try chunkEnd(db, sql: sql, params: params, after: cursor.afterId)
+            let end = try chunkEnd(db, inbox, after: cursor.afterId)
             let (rows, changes) = try readChunk(
-                db, tables: tables, sql: sql, params: params, after: cursor.afterId, end: end, coalesce: coalesce)
+                db, tables: tables, inbox, after: cursor.afterId, end: end, coalesce: coalesce)
             if rows.isEmpty { break }
             let canonical = try prefetch(changes, tables: tables, versions: merger.versions, batch: merger.batch)
             for ((r, c), k) in zip(zip(rows, changes), canonical) {
@@ -281,15 +286,12 @@ public enum Importer {
     /// The inbox rows of the next chunk (`after` < id <= `end`) and their changes, decoded;
     /// with `coalesce`, held inserts carry the values of their held updates.
     private static func readChunk(
-        _ db: Database, tables: [String: TableInfo], sql: SQL, params: [Value], after: Int64, end: Int64,
+        _ db: Database, tables: [String: TableInfo], _ inbox: InboxRows, after: Int64, end: Int64,
         coalesce: Bool
     ) throws -> (rows: [Row], changes: [Change]) {
-        // The chunk's own bounds come first: SQLite bounds a rowid range by the first `id > ?`
-        // and `id <= ?` terms and filters by the rest, so `sql`'s bound (the group's end) first
-        // made every chunk read the inbox to the group's end (a 1M-change bundle read 50 GB).
+        let (condition, params) = inbox.condition(after: after, end: end)
         var rows = try db.rows(
-            "SELECT \(inboxColumns) FROM ds_change_inbox WHERE id > ? AND id <= ? AND \(sql) ORDER BY id",
-            [.integer(after), .integer(end)] + params)
+            "SELECT \(inboxColumns) FROM ds_change_inbox WHERE \(condition) ORDER BY id", params)
         if rows.isEmpty { return ([], []) }
         var changes = try rows.map { try change($0, db) }
         // Decoded: the payloads' bytes are not needed twice (memory with large values).
@@ -415,15 +417,13 @@ public enum Importer {
     /// The last inbox id of the next chunk: at most `importChunk` rows, and no more payload bytes
     /// than `chunkBytes` (at least one row), so memory stays flat whatever the values' sizes.
     /// Lengths come from the row headers; no value is read for them.
-    static func chunkEnd(_ db: Database, sql: SQL, params: [Value], after: Int64) throws -> Int64 {
+    static func chunkEnd(_ db: Database, _ inbox: InboxRows, after: Int64) throws -> Int64 {
         let tuning = Tuning.current
         var end = after
         var bytes: Int64 = 0
         var full = false
-        try db.query(
-            "SELECT id, coalesce(length(object_value), 0) FROM ds_change_inbox WHERE \(sql) AND id > ? ORDER BY id LIMIT \(literal: tuning.importChunk)",
-            params + [.integer(after)]
-        ) { r in
+        let (first, params) = inbox.first(tuning.importChunk, after: after)
+        try db.query(first, params) { r in
             guard !full else { return }
             let size = max(0, r.int(1) ?? 0)
             if end != after && bytes + size > Int64(tuning.chunkBytes) {
@@ -457,4 +457,48 @@ public enum Importer {
 
     /// Switches capture off for this transaction only: a crash rolls the switch back with it.
     static func setApplying(_ db: Database, _ on: Bool) throws { try db.dialect.setApplying(db, on) }
+}
+
+/// The inbox rows an apply reads, one chunk at a time. Each chunk's query is bounded by the
+/// chunk itself, so a chunk costs its own rows, not those after it: SQLite bounds a rowid range
+/// by the first `id > ?` and `id <= ?` terms and only filters by the rest (a group's bound first
+/// made every chunk read to the group's end: a 1M-change import read 50 GB), and a held list
+/// given as `id IN (SELECT id FROM ds_change_held)` was read whole for every chunk.
+enum InboxRows {
+    /// Every row up to this id: the bundles of one import transaction.
+    case through(Int64)
+    /// The held rows up to this id, found through ds_change_held's own key.
+    case heldThrough(Int64)
+
+    /// The rows with `after` < id <= `end`.
+    func condition(after: Int64, end: Int64) -> (SQL, [Value]) {
+        switch self {
+        case .through(let last):
+            return ("id > ? AND id <= ?", [.integer(after), .integer(min(end, last))])
+        case .heldThrough(let last):
+            return (
+                "id IN (SELECT id FROM ds_change_held WHERE id > ? AND id <= ?)",
+                [.integer(after), .integer(min(end, last))]
+            )
+        }
+    }
+
+    /// Id and payload length of the first `n` rows after `after`.
+    func first(_ n: Int, after: Int64) -> (SQL, [Value]) {
+        switch self {
+        case .through(let last):
+            return (
+                "SELECT id, coalesce(length(object_value), 0) FROM ds_change_inbox WHERE id > ? AND id <= ? ORDER BY id LIMIT \(literal: n)",
+                [.integer(after), .integer(last)]
+            )
+        case .heldThrough(let last):
+            return (
+                """
+                SELECT i.id, coalesce(length(i.object_value), 0) FROM ds_change_held AS h JOIN ds_change_inbox AS i ON i.id = h.id
+                WHERE h.id > ? AND h.id <= ? ORDER BY h.id LIMIT \(literal: n)
+                """,
+                [.integer(after), .integer(last)]
+            )
+        }
+    }
 }

@@ -117,6 +117,9 @@ public protocol Dialect: Sendable {
     func incoming(_ column: SQL) -> SQL
     /// The clause after `INSERT … VALUES …` that skips a row whose `key` is there already.
     func skipDuplicate(key: [SQL]) -> SQL
+    /// A condition true for the rows whose `key` columns equal one of `n` keys, bound as the
+    /// keys' values in order, that the brand answers with an index lookup per key.
+    func keyIn(_ key: [SQL], count n: Int) -> SQL
     /// `UPDATE table AS d SET … FROM (rows) AS v WHERE match` in the brand's words.
     func updateFrom(
         _ table: SQL, alias: SQL, set: [(column: SQL, expression: SQL)], rows: SQL, rowsAlias: SQL, match: SQL
@@ -169,6 +172,11 @@ extension Dialect {
     public func incoming(_ column: SQL) -> SQL { "excluded.\(column)" }
 
     public func skipDuplicate(key: [SQL]) -> SQL { "ON CONFLICT (\(key.joined(separator: ", "))) DO NOTHING" }
+
+    /// `(k) IN (?, …)` or `(k1, k2) IN ((?, ?), …)`.
+    public func keyIn(_ key: [SQL], count n: Int) -> SQL {
+        "(\(key.joined(separator: ", "))) IN (\(SQL.placeholderRows(n, width: key.count, bare: true)))"
+    }
 
     public func updateFrom(
         _ table: SQL, alias: SQL, set: [(column: SQL, expression: SQL)], rows: SQL, rowsAlias: SQL, match: SQL

@@ -68,18 +68,8 @@ final class TableSQL {
 
     // MARK: - Many rows per statement (RowBatch)
 
-    /// `(k) IN (?, …)` or `(k1, k2) IN ((?, ?), …)` for `n` keys. SQLite uses no index for a
-    /// list of row values: it scanned the whole table for every 256 keys of a chunk (found from
-    /// outside), so there a key of several columns is `(k1 = ? AND k2 = ?) OR …`, one index
-    /// lookup per key. The parameters are the keys' values in order either way.
-    private func keyIn(_ n: Int) -> SQL {
-        let width = table.keyColumns.count
-        guard width > 1, db.dialect.brand == .sqlite else {
-            return "(\(table.keyColumns.map(\.identifier))) IN (\(SQL.placeholderRows(n, width: width, bare: true)))"
-        }
-        let one = "(" + table.keyColumns.map { "\($0.identifier) = ?" as SQL }.joined(separator: " AND ") + ")"
-        return SQL(raw: Array(repeating: one.text, count: n).joined(separator: " OR "))
-    }
+    /// The rows of `n` keys, in the words the brand answers with an index lookup per key.
+    private func keyIn(_ n: Int) -> SQL { db.dialect.keyIn(table.keyColumns.map { "\($0.identifier)" }, count: n) }
 
     /// Each row found: its canonical key and its values by column position.
     func selectMany(_ keys: [[Value]], _ body: ([Value], [Value]) -> Void) throws {

@@ -230,6 +230,17 @@ public struct SQLiteDialect: Dialect {
 
     public var falseCondition: SQL { "0" }
 
+    /// SQLite uses no index for a list of row values: `(k1, k2) IN ((?, ?), …)` scanned the
+    /// whole table for every 256 keys of an import chunk (found from outside). A key of several
+    /// columns is `(k1 = ? AND k2 = ?) OR …` here, one index lookup per key.
+    public func keyIn(_ key: [SQL], count n: Int) -> SQL {
+        guard key.count > 1 else {
+            return "(\(key.joined(separator: ", "))) IN (\(SQL.placeholderRows(n, width: 1, bare: true)))"
+        }
+        let one: SQL = "(" + key.map { "\($0) = ?" as SQL }.joined(separator: " AND ") + ")"
+        return Array(repeating: one, count: n).joined(separator: " OR ")
+    }
+
     /// SQLite finds a table whatever the case of its name.
     public func catalogName(_ db: Database, table: String) throws -> String? {
         try db.scalar(

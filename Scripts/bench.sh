@@ -18,8 +18,9 @@ WORK=$(mktemp -d /tmp/datajoin-bench.XXXXXX)
   --work "$WORK" --json "${BENCH_JSON:-bench-results.json}" "$@"
 rm -rf "$WORK"
 # A figure measured on a path that failed and fell back is no figure: the server's log must
-# hold no ERROR at all (the bench provokes none).
-if grep -E '(ERROR|FATAL|PANIC):' "$PG_TMP/server.log"; then
+# hold no ERROR at all (the bench provokes none) but the server's own autovacuum, cancelled when
+# an export's ANALYZE needs its lock.
+if grep -E '(ERROR|FATAL|PANIC):' "$PG_TMP/server.log" | grep -v 'canceling autovacuum task'; then
   echo "the PostgreSQL server logged errors during the bench (above): its figures are not trustworthy" >&2
   exit 1
 fi

@@ -145,4 +145,33 @@ final class LinearCostTests: ScenarioTestCase {
         Tuning.current.importChunk = 10
         expectLinear(try heldRetrySteps(100), try heldRetrySteps(300), "retry of 100 and 300 held changes")
     }
+
+    /// PostgreSQL: DataJoin's sessions plan every execution, but the importer's multi-row
+    /// `UPDATE … FROM` has one plan whatever its values; planning it was 81 % of its time
+    /// (100,000 updates: 3.5 s of bind, 0.8 s of execution). Its plan is now made once.
+    func testPostgresPlansTheImportsMultiRowUpdateOnce() throws {
+        Tuning.current.importChunk = 10
+        let a = try TestNode("pa", .postgres, folder: folder)
+        let b = try TestNode("pb", .postgres, folder: folder)
+        try trustAll([a, b])
+        try a.exec(
+            "INSERT INTO sales_order (order_id, quantity) SELECT 'o' || g, g::text FROM generate_series(1, 100) g")
+        let inserts = try TestDatabases.subfolder(folder, "pg-inserts")
+        try a.export(to: inserts)
+        try b.ingest([inserts.path])
+        try a.exec("UPDATE sales_order SET quantity = quantity || 'u'")
+        let updates = try TestDatabases.subfolder(folder, "pg-updates")
+        try a.export(to: updates)
+        try b.ingest([updates.path])
+        XCTAssertEqual(try b.rows(), try a.rows())
+        let plans = try XCTUnwrap(
+            try b.db.firstRow(
+                """
+                SELECT count(*), coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0)
+                FROM pg_prepared_statements WHERE statement LIKE 'UPDATE "sales_order" AS d SET%'
+                """))
+        XCTAssertGreaterThan(plans.int(0) ?? 0, 0, "the import's multi-row update ran as a prepared statement")
+        XCTAssertGreaterThanOrEqual(plans.int(1) ?? 0, 10, "100 updates in chunks of 10 reuse its plan")
+        XCTAssertEqual(plans.int(2), 0, "planned again for its values")
+    }
 }

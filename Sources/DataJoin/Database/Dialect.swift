@@ -117,6 +117,9 @@ public protocol Dialect: Sendable {
     func incoming(_ column: SQL) -> SQL
     /// The clause after `INSERT … VALUES …` that skips a row whose `key` is there already.
     func skipDuplicate(key: [SQL]) -> SQL
+    /// Runs `body`, whose statements have the same best plan whatever their parameters, with
+    /// plans made once per statement instead of once per execution.
+    func planOnce<T>(_ db: Database, _ body: () throws -> T) throws -> T
     /// A condition true for the rows whose `key` columns equal one of `n` keys, bound as the
     /// keys' values in order, that the brand answers with an index lookup per key.
     func keyIn(_ key: [SQL], count n: Int) -> SQL
@@ -172,6 +175,8 @@ extension Dialect {
     public func incoming(_ column: SQL) -> SQL { "excluded.\(column)" }
 
     public func skipDuplicate(key: [SQL]) -> SQL { "ON CONFLICT (\(key.joined(separator: ", "))) DO NOTHING" }
+
+    public func planOnce<T>(_ db: Database, _ body: () throws -> T) throws -> T { try body() }
 
     /// `(k) IN (?, …)` or `(k1, k2) IN ((?, ?), …)`.
     public func keyIn(_ key: [SQL], count n: Int) -> SQL {

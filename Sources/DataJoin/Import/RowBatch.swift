@@ -201,8 +201,12 @@ final class RowBatch {
             }) {
                 try s.sql.upsertMany(group.set.map { columns[$0].name }, rows, fresh: group.fresh)
             }
-            for (set, rows) in updates.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
-                try s.sql.updateMany(set.map { columns[$0].name }, rows)
+            if !updates.isEmpty {
+                try db.dialect.planOnce(db) {
+                    for (set, rows) in updates.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
+                        try s.sql.updateMany(set.map { columns[$0].name }, rows)
+                    }
+                }
             }
         }
         reset()

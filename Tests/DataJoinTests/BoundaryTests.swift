@@ -26,15 +26,19 @@ final class BoundaryTests: ScenarioTestCase {
         try from.export(to: out, max: max)
         let report = try to.ingest([out.path])
         XCTAssertEqual(report.refused, 0, "\(report.files)")
+        // No statement failed and fell back: a wrong multi-row statement would still converge
+        // the slow way, change by change, and hide behind it.
+        XCTAssertEqual(report.imported?.retriedChangeByChange ?? 0, 0, "the fast path was refused")
     }
 
     /// A pair of fresh nodes per count, `body` run for each; rows compared after each sync.
     func eachCount(
         _ label: String, table: String = TestDatabases.salesOrderSQL, track: [String] = ["sales_order"],
+        counts: [Int] = BoundaryTests.counts, pairings: [(Brand, Brand)] = BoundaryTests.pairings,
         _ body: (_ a: TestNode, _ b: TestNode, _ n: Int) throws -> Void
     ) throws {
-        for (b1, b2) in Self.pairings {
-            for n in Self.counts {
+        for (b1, b2) in pairings {
+            for n in counts {
                 let a = try TestNode("a\(label)\(b1)\(b2)\(n)", b1, folder: folder, table: table, track: track)
                 let b = try TestNode("b\(label)\(b1)\(b2)\(n)", b2, folder: folder, table: table, track: track)
                 try trustAll([a, b])
@@ -65,6 +69,47 @@ final class BoundaryTests: ScenarioTestCase {
             try a.exec("UPDATE sales_order SET description = description || '+'")
             try a.exec("DELETE FROM sales_order WHERE quantity = '0'")
             try sync(a, b)
+        }
+    }
+
+    /// Keys per multi-row statement (`MultiRow.rowsPerStatement`: 256 rows): the importer
+    /// reads, updates and deletes n rows of one chunk in statements of at most 256 keys, for a
+    /// key of one column (`IN`) and of two (each brand's `keyIn`). Every brand is a target.
+    func testRowsPerStatement() throws {
+        let limit = MultiRow.rowsPerStatement(3)
+        XCTAssertEqual(limit, 256)
+        let counts = [limit - 1, limit, limit + 1, 3 * limit]
+        XCTAssertLessThanOrEqual(3 * limit, Tuning.current.importChunk, "all keys in one chunk")
+        let table = """
+            CREATE TABLE sales_order (order_id VARCHAR(20) PRIMARY KEY NOT NULL, description VARCHAR(40), quantity VARCHAR(20));
+            CREATE TABLE pair (k1 INTEGER NOT NULL, k2 VARCHAR(20) NOT NULL, v VARCHAR(40), PRIMARY KEY (k1, k2));
+            """
+        try eachCount(
+            "rows", table: table, track: ["sales_order", "pair"], counts: counts,
+            pairings: [(.sqlite, .postgres), (.postgres, .sqlite), (.sqlite, .mariadb)]
+        ) { a, b, n in
+            try a.db.retryingWrite { _ in
+                for i in 0..<n {
+                    try a.exec(
+                        "INSERT INTO sales_order (order_id, description, quantity) VALUES (?, ?, ?)",
+                        [.text("o\(i)"), .text("d\(i)"), .text("\(i)")])
+                    try a.exec(
+                        "INSERT INTO pair (k1, k2, v) VALUES (?, ?, ?)",
+                        [.integer(Int64(i % 7)), .text("k\(i)"), .text("v\(i)")])
+                }
+            }
+            try sync(a, b)
+            XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM pair").asInt64, Int64(n))
+            // Every row updated (read and written n at a time), then all but the first deleted.
+            try a.exec("UPDATE sales_order SET description = description || '+'")
+            try a.exec("UPDATE pair SET v = v || '+'")
+            try sync(a, b)
+            XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM pair WHERE v LIKE '%+'").asInt64, Int64(n))
+            try a.exec("DELETE FROM sales_order WHERE order_id <> 'o0'")
+            try a.exec("DELETE FROM pair WHERE k2 <> 'k0'")
+            try sync(a, b)
+            XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM pair").asInt64, 1)
+            XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM sales_order").asInt64, 1)
         }
     }
 

@@ -92,6 +92,7 @@ final class ConstraintTests: ScenarioTestCase {
     /// A child whose parent was deleted here meanwhile: held with the database's reason, and no
     /// row is deleted to make room.
     func testForeignKeyViolationIsHeldNotResolved() throws {
+        provokesRefusals = true  // the target's constraint refuses the change; held
         let (a, b) = try nodes(.sqlite, .postgres)
         try a.exec("INSERT INTO customer VALUES ('c1', 'Ann', NULL)")
         _ = try sync(a, b)
@@ -108,6 +109,7 @@ final class ConstraintTests: ScenarioTestCase {
     /// Two nodes insert different keys with the same unique email: the second is held at each
     /// node with the database's reason; both rows survive where they were written.
     func testUniqueViolationIsHeldNotResolved() throws {
+        provokesRefusals = true  // the target's constraint refuses the change; held
         let (a, b) = try nodes(.postgres, .sqlite)
         try a.exec("INSERT INTO customer VALUES ('ca', 'Ann at a', 'ann@example.com')")
         try b.exec("INSERT INTO customer VALUES ('cb', 'Ann at b', 'ann@example.com')")

@@ -142,6 +142,7 @@ final class LinearCostTests: ScenarioTestCase {
     /// Every import run retries the held changes: each chunk read the whole held list again
     /// (`id IN (SELECT id FROM ds_change_held)`, ratio 5.1 here).
     func testRetryingHeldChangesCostsInProportionToThem() throws {
+        provokesRefusals = true  // UNIQUE refusals make the held changes this test retries
         Tuning.current.importChunk = 10
         expectLinear(try heldRetrySteps(100), try heldRetrySteps(300), "retry of 100 and 300 held changes")
     }

@@ -103,6 +103,7 @@ final class MariaDBTests: ScenarioTestCase {
     /// the middle node's snapshot): every value comes back as it was; BIGINT UNSIGNED's maximum is held on SQLite and PostgreSQL with the reason, and
     /// every other row arrives.
     func testTypesCrossToTheOtherBrandsAndBackUnchanged() throws {
+        provokesRefusals = true  // PostgreSQL refuses an unsigned BIGINT above its range; held
         for other in [Brand.sqlite, .postgres] {
             let m1 = try TestNode(
                 "m1\(other)", .mariadb, folder: folder, table: Self.mariadbDDL, track: ["typed"], keyBlocks: false)

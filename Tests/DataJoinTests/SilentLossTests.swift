@@ -296,6 +296,7 @@ final class SilentLossTests: ScenarioTestCase {
     // MARK: - Defect 8: a held insert and the update that fixes it in different retry chunks
 
     func testAHeldInsertAndItsFixMeetAcrossRetryChunks() throws {
+        provokesRefusals = true  // a UNIQUE index refuses the insert until its fix arrives; held
         // The held insert is the (others + 1)th held change and its update the next: at size − 1
         // both fall in the first chunk; at size and 3 × size they are split (the case that failed).
         for (chunk, others) in [(5, 3), (5, 4), (5, 5), (5, 14), (1_000, 999)] {

@@ -8,12 +8,17 @@ import XCTest
 class ScenarioTestCase: XCTestCase {
     /// Nodes a test breaks on purpose (and says so) are left out.
     var uncheckedNodes: Set<String> = []
+    /// Tests that make the database refuse a change on purpose (a held UNIQUE or foreign key)
+    /// say so; in every other test a bundle applied again change by change is a failure.
+    var provokesRefusals = false
 
     override func setUpWithError() throws {
         try super.setUpWithError()
         TestNode.created.removeAll()
         TestDatabases.tempFolders.removeAll()
         Tuning.current = Tuning()
+        Importer.retriedChangeByChange = 0
+        Importer.lastRefusal = ""
     }
 
     override func tearDownWithError() throws {
@@ -24,6 +29,12 @@ class ScenarioTestCase: XCTestCase {
                 for f in TestDatabases.tempFolders { try? FileManager.default.removeItem(at: f) }
             }
             TestDatabases.tempFolders.removeAll()
+        }
+        if !provokesRefusals {
+            XCTAssertEqual(
+                Importer.retriedChangeByChange, 0,
+                "a bundle was refused on the fast path and applied again change by change; last: \(Importer.lastRefusal)"
+            )
         }
         for node in TestNode.created where !uncheckedNodes.contains(node.name) {
             let report = try NodeCheck.run(node.db)

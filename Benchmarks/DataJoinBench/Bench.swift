@@ -155,7 +155,17 @@ enum Rows {
 }
 
 extension Bench {
-    func cli(_ args: String...) throws -> StepRun { try Runner.run(datajoin, args) }
+    /// An ingest runs with `--verbose`, which names every bundle the database refused on the
+    /// importer's fast path: a figure measured on the slow path it fell back to is no figure
+    /// (SQLite keeps no server log to read afterwards).
+    func cli(_ args: String...) throws -> StepRun {
+        guard args.first == "ingest" else { return try Runner.run(datajoin, args) }
+        let run = try Runner.run(datajoin, args.map { $0 == "--quiet" ? "--verbose" : $0 })
+        if let line = run.output.split(separator: "\n").first(where: { $0.contains("on the fast path") }) {
+            throw ValidationError("\(args.joined(separator: " ")): \(line)")
+        }
+        return run
+    }
 
     func folder(_ name: String) throws -> String {
         let p = (work as NSString).appendingPathComponent(name)

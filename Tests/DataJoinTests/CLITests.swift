@@ -225,6 +225,30 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_inbox"), .integer(1))
     }
 
+    /// `--verbose` names a bundle the database refused on the importer's fast path, with the
+    /// database's words: the bench fails a figure on this line (SQLite keeps no server log).
+    func testVerboseIngestNamesAFallBackToChangeByChange() throws {
+        let a = try node("a"), b = try node("b")
+        try CLI.ok([
+            "trust", "--db", b.url, "a",
+            try CLI.ok(["key", "--db", a.url]).stdout.trimmingCharacters(in: .whitespacesAndNewlines),
+        ])
+        try b.exec("CREATE UNIQUE INDEX one_description ON sales_order (description)")
+        try b.exec("INSERT INTO sales_order (order_id, description) VALUES ('b1', 'taken')")
+        try a.exec("INSERT INTO sales_order (order_id, description) VALUES ('a1', 'taken')")
+        try a.exec("INSERT INTO sales_order (order_id, description) VALUES ('a2', 'free')")
+        let drop = folder.appendingPathComponent("drop")
+        try FileManager.default.createDirectory(at: drop, withIntermediateDirectories: true)
+        try CLI.ok(["export", "--db", a.url, "--to", drop.path])
+        let r = try CLI.run(["ingest", "--db", b.url, "--verbose", drop.path])
+        let line = r.stderr.split(separator: "\n").first { $0.contains("on the fast path") }
+        XCTAssertNotNil(line, r.stderr)
+        XCTAssertTrue(line?.contains("UNIQUE") == true, r.stderr)
+        // The other change still applied; the refused one is held.
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM sales_order WHERE order_id = 'a2'"), .integer(1))
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(1))
+    }
+
     func testStatusShowsWaitingWork() throws {
         let n = try node()
         try n.exec("INSERT INTO sales_order (order_id) VALUES ('a'), ('b')")

@@ -89,6 +89,44 @@ final class ConstraintTests: ScenarioTestCase {
         XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM pragma_foreign_key_check"), .integer(0))
     }
 
+    /// One source transaction moves a child to a new parent and deletes the old one. The fast
+    /// path wrote the delete first, and the target's `ON DELETE CASCADE` removed the child for
+    /// good, silently (found from outside); without a cascade, the foreign key refused the
+    /// fast path. Such a bundle goes change by change, in the source's order, on every brand.
+    func testAChildMovedToANewParentSurvivesTheOldParentsCascade() throws {
+        for (b1, b2) in [(Brand.sqlite, Brand.sqlite), (.sqlite, .postgres), (.postgres, .sqlite), (.sqlite, .mariadb)]
+        {
+            for cascade in [true, false] {
+                let schema = """
+                    CREATE TABLE par (id INTEGER NOT NULL PRIMARY KEY, name VARCHAR(20));
+                    CREATE TABLE chc (id INTEGER NOT NULL PRIMARY KEY, pid INTEGER NOT NULL, v VARCHAR(20),
+                      FOREIGN KEY (pid) REFERENCES par (id)\(cascade ? " ON DELETE CASCADE" : ""));
+                    """
+                let tag = "\(b1)\(b2)\(cascade)"
+                let a = try TestNode(
+                    "a\(tag)", b1, folder: folder, table: schema, track: ["par", "chc"], keyBlocks: false)
+                let b = try TestNode(
+                    "b\(tag)", b2, folder: folder, table: schema, track: ["par", "chc"], keyBlocks: false)
+                try trustAll([a, b])
+                try a.db.retryingWrite { _ in
+                    try a.exec("INSERT INTO par VALUES (1, 'old')")
+                    for i in 0..<5 { try a.exec("INSERT INTO chc VALUES (?, 1, 'child')", [.integer(Int64(10 + i))]) }
+                }
+                _ = try sync(a, b)
+                try a.db.retryingWrite { _ in
+                    try a.exec("INSERT INTO par VALUES (2, 'new')")
+                    try a.exec("UPDATE chc SET pid = 2 WHERE id >= 12")
+                    try a.exec("DELETE FROM chc WHERE id < 12")
+                    try a.exec("DELETE FROM par WHERE id = 1")
+                }
+                _ = try sync(a, b)
+                for t in ["par", "chc"] { XCTAssertEqual(try b.rows(t), try a.rows(t), "\(tag) \(t)") }
+                XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM chc").asInt64, 3, tag)
+                XCTAssertEqual(Importer.retriedChangeByChange, 0, "no refusal: \(Importer.lastRefusal)")
+            }
+        }
+    }
+
     /// A child whose parent was deleted here meanwhile: held with the database's reason, and no
     /// row is deleted to make room.
     func testForeignKeyViolationIsHeldNotResolved() throws {

@@ -4,6 +4,11 @@ import Foundation
 enum ForeignKeys {
     /// The tables with every parent before its children; a self-reference is ignored, a cycle
     /// is broken in name order (the importer checks foreign keys at the end of a bundle anyway).
+    /// The tracked tables other tracked tables reference (a self-reference counts).
+    static func parents(_ db: Database, tables: [String]) throws -> Set<String> {
+        Set(try db.dialect.foreignKeys(db, among: Set(tables)).map(\.parent))
+    }
+
     static func parentsFirst(_ db: Database, tables: [String]) throws -> [String] {
         let tracked = Set(tables)
         var parents: [String: Set<String>] = [:]

@@ -44,6 +44,7 @@ public enum Importer {
         _ = try NodeIdentity.load(db)
         let tables = try TableRegistry.load(db)
         let order = try ForeignKeys.parentsFirst(db, tables: Array(tables.keys))
+        let parents = try ForeignKeys.parents(db, tables: Array(tables.keys))
         let maxAhead =
             try Settings.int(db, "max_clock_ahead_ms", range: 0...HybridLogicalClock.maxMs) ?? defaultMaxClockAheadMs
         var report = ImportReport()
@@ -69,7 +70,7 @@ public enum Importer {
                     var partial = report
                     try applyRange(
                         db, tables: tables, order: order, maxAhead: maxAhead, rows: .through(last),
-                        after: pointer,
+                        after: pointer, parents: parents,
                         savepoints: savepoints, report: &partial
                     ) { r in
                         // Within a bundle too: one bundle can hold a million changes.
@@ -94,6 +95,10 @@ public enum Importer {
             let more: Bool
             do {
                 more = try applyNextBundle(false)
+            } catch  where TransactionError.unwrap(error) is ParentDeleted {
+                // Not a refusal: a delete of a parent row goes in the source's order.
+                reporter.verbose("a bundle deletes parent rows; applying it change by change, in its order")
+                more = try applyNextBundle(true)
             } catch  where isRefusal(db, error) {
                 reporter.verbose(
                     "the database refused a change on the fast path (\(error)); applying the bundle again change by change"
@@ -258,7 +263,7 @@ public enum Importer {
     /// again from the bundle's start (a 1M-change bundle: 1,000 chunks, each slower).
     static func applyRange(
         _ db: Database, tables: [String: TableInfo], order: [String], maxAhead: Int64, rows inbox: InboxRows,
-        after: Int64 = 0,
+        after: Int64 = 0, parents: Set<String> = [],
         savepoints: Bool, coalesce: Bool = false, report: inout ImportReport,
         afterChunk: ((ImportReport) -> Void)? = nil
     ) throws {
@@ -278,6 +283,9 @@ public enum Importer {
             let (rows, changes) = try readChunk(
                 db, tables: tables, inbox, after: cursor.afterId, end: end, coalesce: coalesce)
             if rows.isEmpty { break }
+            if !savepoints, changes.contains(where: { $0.op == .delete && parents.contains($0.table) }) {
+                throw ParentDeleted()
+            }
             let canonical = try prefetch(changes, tables: tables, versions: merger.versions, batch: merger.batch)
             for ((r, c), k) in zip(zip(rows, changes), canonical) {
                 cursor.afterId = r.int(0) ?? 0
@@ -474,6 +482,12 @@ public enum Importer {
     /// Switches capture off for this transaction only: a crash rolls the switch back with it.
     static func setApplying(_ db: Database, _ on: Bool) throws { try db.dialect.setApplying(db, on) }
 }
+
+/// A chunk deletes a row of a table other tracked tables reference. The fast path writes a
+/// chunk's deletes before its inserts and updates; the target's `ON DELETE CASCADE` then
+/// removed a child the same bundle had moved to another parent, silently (found from outside).
+/// Such a bundle is applied change by change, in the source's order.
+struct ParentDeleted: Error {}
 
 /// The inbox rows an apply reads, one chunk at a time. Each chunk's query is bounded by the
 /// chunk itself, so a chunk costs its own rows, not those after it: SQLite bounds a rowid range

@@ -127,6 +127,207 @@ final class ConstraintTests: ScenarioTestCase {
         }
     }
 
+    /// Values of unique indexes moved between rows inside one bundle: swapped through NULL and
+    /// through a third value, ranks shifted up, a pair of a two-column index swapped, an insert
+    /// taking a value another row gave up. The fast path writes each row's final value, so the
+    /// taker could be written before the giver; such a bundle applies in the source's order,
+    /// and the database never refuses it (an outside trial saw a refusal and a retry). A bundle
+    /// that only changes values of unique columns to new ones keeps the fast path.
+    func testValuesMovedBetweenRowsOfAUniqueIndexApplyInTheSourcesOrder() throws {
+        let schema = """
+            CREATE TABLE uq (id INTEGER NOT NULL PRIMARY KEY, code VARCHAR(20) UNIQUE, rnk INTEGER UNIQUE,
+              g INTEGER, n INTEGER, note VARCHAR(20), UNIQUE (g, n));
+            """
+        let pairs: [(Brand, Brand)] = [
+            (.sqlite, .sqlite), (.sqlite, .postgres), (.postgres, .sqlite), (.sqlite, .mariadb), (.mariadb, .postgres),
+        ]
+        for (b1, b2) in pairs {
+            let tag = "\(b1)\(b2)"
+            let a = try TestNode("a\(tag)", b1, folder: folder, table: schema, track: ["uq"], keyBlocks: false)
+            let b = try TestNode("b\(tag)", b2, folder: folder, table: schema, track: ["uq"], keyBlocks: false)
+            try trustAll([a, b])
+            func set(_ column: String, _ value: Value, _ id: Int64) throws {
+                try a.exec("UPDATE uq SET \(column) = ? WHERE id = ?", [value, .integer(id)])
+            }
+            try a.db.retryingWrite { _ in
+                for (i, code) in ["a", "b", "c", "d", "e"].enumerated() {
+                    let id = Int64(i + 1)
+                    try a.exec(
+                        "INSERT INTO uq VALUES (?, ?, ?, ?, ?, 'first')",
+                        [.integer(id), .text(code), .integer(id), .integer((id + 1) / 2), .integer(2 - id % 2)])
+                }
+            }
+            _ = try sync(a, b)
+            let ordered = Importer.appliedInSourceOrder
+            try a.db.retryingWrite { _ in
+                // code of 1 and 2 through NULL, of 3 and 4 through a third value.
+                try set("code", .null, 1)
+                try set("code", .text("a"), 2)
+                try set("code", .text("b"), 1)
+                try set("code", .text("tmp"), 3)
+                try set("code", .text("c"), 4)
+                try set("code", .text("d"), 3)
+                // Every rank one up, the highest first.
+                for id in stride(from: Int64(5), through: 1, by: -1) { try set("rnk", .integer(id + 1), id) }
+                // (g, n) of 1 and 2 swapped through n = 0.
+                try set("n", .integer(0), 1)
+                try set("n", .integer(1), 2)
+                try set("n", .integer(2), 1)
+                // A new row takes the code 5 gave up.
+                try set("code", .text("e2"), 5)
+                try a.exec("INSERT INTO uq VALUES (6, 'e', 1, 9, 9, 'new')")
+            }
+            _ = try sync(a, b)
+            XCTAssertEqual(try b.rows("uq"), try a.rows("uq"), tag)
+            XCTAssertEqual(try b.rows("uq").map { $0[1] }, ["b", "a", "d", "c", "e2", "e"], tag)
+            XCTAssertEqual(Importer.retriedChangeByChange, 0, "\(tag): refused: \(Importer.lastRefusal)")
+            XCTAssertEqual(Importer.appliedInSourceOrder, ordered + 1, tag)
+            // New values only: the fast path.
+            try a.db.retryingWrite { _ in
+                for id in Int64(1)...6 {
+                    try set("code", .text("new\(id)"), id)
+                    try set("rnk", .integer(100 + id), id)
+                    try set("note", .text("second"), id)
+                }
+                try a.exec("INSERT INTO uq VALUES (7, 'z', 7, 7, 7, 'newer')")
+            }
+            _ = try sync(a, b)
+            XCTAssertEqual(try b.rows("uq"), try a.rows("uq"), tag)
+            XCTAssertEqual(Importer.appliedInSourceOrder, ordered + 1, "\(tag): fast path kept")
+            XCTAssertEqual(Importer.retriedChangeByChange, 0, "\(tag): refused: \(Importer.lastRefusal)")
+        }
+    }
+
+    /// What each brand's catalog says of a table's unique indexes, as the write order reads it:
+    /// an index on the key alone is left out; an expression, a prefix or a condition on another
+    /// column is not compared by value.
+    func testUniqueIndexesAsEachBrandDescribesThem() throws {
+        let schema = """
+            CREATE TABLE ux (id INTEGER NOT NULL PRIMARY KEY, code VARCHAR(20) UNIQUE, g INTEGER, n INTEGER,
+              label VARCHAR(20), note VARCHAR(20), UNIQUE (g, n), UNIQUE (id));
+            """
+        let expected: [Brand: [String]] = [
+            .sqlite: ["code plain", "g,n plain", "(any column)", "(any column)"],
+            .postgres: ["code plain", "g,n plain", "label", "g,note plain"],
+            .mariadb: ["code plain", "g,n plain", "label"],
+        ]
+        for brand in [Brand.sqlite, .postgres, .mariadb] {
+            let node = try TestNode("ux\(brand)", brand, folder: folder, table: schema, track: ["ux"], keyBlocks: false)
+            if brand == .mariadb {
+                try node.exec("CREATE UNIQUE INDEX ux_label ON ux (label(3))")
+            } else {
+                try node.exec("CREATE UNIQUE INDEX ux_label ON ux (lower(label))")
+                try node.exec("CREATE UNIQUE INDEX ux_note ON ux (note) WHERE g > 0")
+            }
+            let found = try UniqueIndexes.of(node.db, tables: TableRegistry.load(node.db))["ux"] ?? []
+            let described = found.map { u in
+                (u.columns?.joined(separator: ",") ?? "(any column)") + (u.plain ? " plain" : "")
+            }
+            XCTAssertEqual(described.sorted(), expected[brand]!.sorted(), "\(brand)")
+        }
+    }
+
+    /// The rule itself, on changes made by hand: a value given up by one row and taken by
+    /// another; a row that takes back its own value; a value left out of a very large update.
+    func testWhenAValueOfAUniqueIndexMovesBetweenRows() {
+        func change(_ op: DataJoin.Operation, _ id: Int64, _ column: String, _ value: Value, old: Value? = nil)
+            -> Change
+        {
+            Change(
+                origin: "a", epoch: "e", seq: 1, hlc: 1, txid: 0, op: op, table: "t", cl: 1, key: [.integer(id)],
+                columns: [.init(name: column, value: value)], oldValue: op == .update ? old : nil)
+        }
+        let code = UniqueIndex(table: "t", name: "t_code", columns: ["code"], plain: true)
+        let pair = UniqueIndex(table: "t", name: "t_g_n", columns: ["g", "n"], plain: true)
+        let cases: [(String, UniqueIndex, [Change], Bool)] = [
+            (
+                "swap", code,
+                [
+                    change(.update, 1, "code", .text("b"), old: .text("a")),
+                    change(.update, 2, "code", .text("a"), old: .text("b")),
+                ], true
+            ),
+            (
+                "new values", code,
+                [
+                    change(.update, 1, "code", .text("a2"), old: .text("a")),
+                    change(.update, 2, "code", .text("b2"), old: .text("b")),
+                ], false
+            ),
+            (
+                "back to its own", code,
+                [
+                    change(.update, 1, "code", .text("x"), old: .text("a")),
+                    change(.update, 1, "code", .text("a"), old: .text("x")),
+                ], false
+            ),
+            (
+                "insert takes it", code,
+                [
+                    change(.update, 1, "code", .text("a2"), old: .text("a")),
+                    change(.insert, 2, "code", .text("a")),
+                ], true
+            ),
+            (
+                "case and spaces", code,
+                [
+                    change(.update, 1, "code", .text("b"), old: .text("Äb ")),
+                    change(.update, 2, "code", .text("ab"), old: .text("b")),
+                ], true
+            ),
+            (
+                "number as text", code,
+                [
+                    change(.update, 1, "code", .integer(7), old: .integer(1)),
+                    change(.update, 2, "code", .text("1.0"), old: .integer(2)),
+                ], true
+            ),
+            (
+                "NULLs", code,
+                [
+                    change(.update, 1, "code", .null, old: .text("a")),
+                    change(.update, 2, "code", .text("b2"), old: .null),
+                ], false
+            ),
+            (
+                "left out", code,
+                [
+                    change(.update, 1, "code", .text("a2"), old: nil),
+                    change(.update, 2, "code", .text("zz"), old: .text("b")),
+                ], true
+            ),
+            (
+                "other column", code,
+                [
+                    change(.update, 1, "note", .text("a"), old: .text("b")),
+                    change(.update, 2, "note", .text("b"), old: .text("a")),
+                ], false
+            ),
+            (
+                "two columns", pair,
+                [
+                    change(.update, 1, "n", .integer(2), old: .integer(1)),
+                    change(.update, 2, "g", .integer(5), old: .integer(1)),
+                ], true
+            ),
+            (
+                "two columns, one row", pair,
+                [
+                    change(.update, 1, "n", .integer(2), old: .integer(1)),
+                    change(.update, 1, "g", .integer(5), old: .integer(1)),
+                    change(.update, 2, "note", .text("x"), old: .null),
+                ], false
+            ),
+            (
+                "inserts only", pair, [change(.insert, 1, "n", .integer(2)), change(.insert, 2, "n", .integer(2))],
+                false
+            ),
+        ]
+        for (name, index, changes, moves) in cases {
+            XCTAssertEqual(SourceOrder.valueMoves(changes, index), moves, name)
+        }
+    }
+
     /// A child whose parent was deleted here meanwhile: held with the database's reason, and no
     /// row is deleted to make room.
     func testForeignKeyViolationIsHeldNotResolved() throws {

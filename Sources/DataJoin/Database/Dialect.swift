@@ -57,6 +57,8 @@ public protocol Dialect: Sendable {
     func valueKind(declaredType: String) -> ValueKind
     /// (child, parent) for every foreign key among `tables`.
     func foreignKeys(_ db: Database, among tables: Set<String>) throws -> [(child: String, parent: String)]
+    /// The unique indexes of `tables` other than their primary keys (the importer's write order).
+    func uniqueIndexes(_ db: Database, among tables: Set<String>) throws -> [UniqueIndex]
     /// The key column the database fills in and what it draws from; nil when the key is given
     /// by the application (or the brand cannot give a node its own ids, docs/keys.md).
     func generatedKey(_ db: Database, _ t: TableInfo) throws -> GeneratedKey?

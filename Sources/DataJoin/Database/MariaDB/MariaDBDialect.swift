@@ -101,6 +101,33 @@ public struct MariaDBDialect: Dialect {
         return out
     }
 
+    /// A prefix (`UNIQUE (code(10))`) or a generated column compares something other than the
+    /// columns' values.
+    public func uniqueIndexes(_ db: Database, among tables: Set<String>) throws -> [UniqueIndex] {
+        var out: [UniqueIndex] = []
+        try db.query(
+            """
+            SELECT s.table_name, s.index_name, s.column_name, s.sub_part IS NULL AND coalesce(c.extra, '') NOT LIKE '%GENERATED%'
+            FROM information_schema.statistics AS s
+            LEFT JOIN information_schema.columns AS c ON c.table_schema = s.table_schema
+              AND BINARY c.table_name = BINARY s.table_name AND BINARY c.column_name = BINARY s.column_name
+            WHERE s.table_schema = DATABASE() AND s.non_unique = 0 AND s.index_name <> 'PRIMARY'
+            ORDER BY s.table_name, s.index_name, s.seq_in_index
+            """, []
+        ) { r in
+            guard let t = r.string(0), tables.contains(t), let name = r.string(1) else { return }
+            let column = r.string(2) ?? ""
+            let plain = r.int(3) == 1
+            if let last = out.last, last.table == t, last.name == name {
+                out[out.count - 1].columns?.append(column)
+                out[out.count - 1].plain = last.plain && plain
+            } else {
+                out.append(UniqueIndex(table: t, name: name, columns: [column], plain: plain))
+            }
+        }
+        return out
+    }
+
     /// Refuses a text key whose collation takes two keys for one (case, accents, trailing
     /// spaces): rows that other nodes keep apart would merge here. Warns about what MariaDB's
     /// triggers do not see.

@@ -88,6 +88,36 @@ public struct PostgresDialect: Dialect {
         return out
     }
 
+    /// The columns an expression or a partial index's condition reads come from `pg_depend`.
+    public func uniqueIndexes(_ db: Database, among tables: Set<String>) throws -> [UniqueIndex] {
+        var out: [UniqueIndex] = []
+        try db.query(
+            """
+            SELECT c.relname, x.relname, i.indexprs IS NULL,
+              array_to_string(ARRAY(
+                SELECT a.attname FROM pg_catalog.pg_attribute a
+                WHERE a.attrelid = i.indrelid AND a.attnum > 0 AND (a.attnum = ANY (i.indkey::int2[])
+                  OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                    WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = i.indexrelid
+                      AND d.refobjid = i.indrelid AND d.refobjsubid = a.attnum))
+                ORDER BY a.attnum), E'\\x1f')
+            FROM pg_catalog.pg_index i
+            JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
+            JOIN pg_catalog.pg_class x ON x.oid = i.indexrelid
+            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+            WHERE i.indisunique AND NOT i.indisprimary AND n.nspname = current_schema()
+            ORDER BY c.relname, x.relname
+            """, []
+        ) { r in
+            guard let t = r.string(0), tables.contains(t) else { return }
+            let columns = (r.string(3) ?? "").split(separator: "\u{1F}").map(String.init)
+            out.append(
+                UniqueIndex(
+                    table: t, name: r.string(1) ?? "", columns: columns, plain: r.string(2) == "t" || r.int(2) == 1))
+        }
+        return out
+    }
+
     /// serial, bigserial, identity and `DEFAULT nextval(…)` keys: the sequence the column draws
     /// from, as PostgreSQL names it (quoted and schema-qualified).
     public func generatedKey(_ db: Database, _ t: TableInfo) throws -> GeneratedKey? {

@@ -99,6 +99,29 @@ public struct SQLiteDialect: Dialect {
         return out
     }
 
+    /// An expression or a partial index's condition can read any column: SQLite does not name them.
+    public func uniqueIndexes(_ db: Database, among tables: Set<String>) throws -> [UniqueIndex] {
+        var out: [UniqueIndex] = []
+        for t in tables.sorted() {
+            var indexes: [(name: String, partial: Bool)] = []
+            try db.query(
+                "SELECT name, \"partial\" FROM pragma_index_list(?) WHERE \"unique\" = 1 AND origin <> 'pk'", [.text(t)]
+            ) { r in
+                if let n = r.string(0) { indexes.append((n, r.int(1) == 1)) }
+            }
+            for (name, partial) in indexes {
+                var columns: [String] = []
+                var expression = false
+                try db.query("SELECT name FROM pragma_index_info(?) ORDER BY seqno", [.text(name)]) { r in
+                    if let c = r.string(0) { columns.append(c) } else { expression = true }
+                }
+                let any = expression || partial
+                out.append(UniqueIndex(table: t, name: name, columns: any ? nil : columns, plain: !any))
+            }
+        }
+        return out
+    }
+
     /// A rowid alias (one `INTEGER PRIMARY KEY` column of a rowid table), which SQLite fills in
     /// with `max(rowid) + 1`: generated, and no block can be set up for it (docs/keys.md).
     public func generatedKey(_ db: Database, _ t: TableInfo) throws -> GeneratedKey? {

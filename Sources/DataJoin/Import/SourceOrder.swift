@@ -1,0 +1,110 @@
+import Foundation
+
+/// When a chunk of changes must be written in the source's order. The fast path writes each
+/// row's final state, all of a chunk's deletes first, then its inserts and updates table by
+/// table: that is the source's result only when no write inside the chunk depends on another
+/// having gone first. Two cases do, and the chunk's bundle is then applied change by change,
+/// in order (`Importer.run`), rather than refused by the database and retried:
+/// - a delete of a parent row: its `ON DELETE CASCADE` would remove a child the same chunk
+///   moved to another parent (found from outside), or its foreign key would refuse;
+/// - a value of a unique index that one row gives up and another takes (a swap through NULL or
+///   a third value, a shift of ranks, an insert taking a value another row gave up): the taker
+///   may be written first, and the index refuses it.
+struct SourceOrder {
+    /// Tracked tables other tracked tables reference.
+    var parents: Set<String> = []
+    var uniques: [String: [UniqueIndex]] = [:]
+
+    static let none = SourceOrder()
+
+    static func load(_ db: Database, tables: [String: TableInfo]) throws -> SourceOrder {
+        SourceOrder(
+            parents: try ForeignKeys.parents(db, tables: Array(tables.keys)),
+            uniques: try UniqueIndexes.of(db, tables: tables))
+    }
+
+    /// Why `changes` must go in the source's order, or nil when the fast path gives the same rows.
+    func reason(_ changes: [Change]) -> String? {
+        if let d = changes.first(where: { $0.op == .delete && parents.contains($0.table) }) {
+            return "it deletes rows of \(d.table), which other tables reference"
+        }
+        if uniques.isEmpty { return nil }
+        var byTable: [String: [Change]] = [:]
+        for c in changes where uniques[c.table] != nil && c.op != .delete { byTable[c.table, default: []].append(c) }
+        for (table, changes) in byTable.sorted(by: { $0.key < $1.key }) {
+            for u in uniques[table] ?? [] where Self.valueMoves(changes, u) {
+                return "a value of the unique index \(u.name) of \(table) moves between its rows"
+            }
+        }
+        return nil
+    }
+
+    /// True when one row may give up a value of `u` that another row of the chunk takes.
+    static func valueMoves(_ changes: [Change], _ u: UniqueIndex) -> Bool {
+        func reads(_ column: String) -> Bool { u.columns.map { $0.contains(column) } ?? true }
+        if u.plain, let columns = u.columns, columns.count == 1 {
+            let column = columns[0]
+            // Value → the rows giving it up, and the rows taking it.
+            var given: [String: Set<[Value]>] = [:]
+            var taken: [String: Set<[Value]>] = [:]
+            var givenUnknown: Set<[Value]> = []
+            for c in changes {
+                guard let v = c.columns.first(where: { $0.name == column })?.value else { continue }
+                if c.op == .update {
+                    if let old = c.oldValue {
+                        if let k = collisionKey(old) { given[k, default: []].insert(c.key) }
+                    } else {
+                        givenUnknown.insert(c.key)  // left out of a very large update
+                    }
+                }
+                if let k = collisionKey(v) { taken[k, default: []].insert(c.key) }
+            }
+            if !givenUnknown.isEmpty,
+                taken.values.contains(where: { !$0.isSubset(of: givenUnknown) || givenUnknown.count > 1 })
+            {
+                return true
+            }
+            for (k, givers) in given {
+                guard let takers = taken[k] else { continue }
+                if givers.count > 1 || takers.count > 1 || givers != takers { return true }
+            }
+            return false
+        }
+        // Several columns, an expression or a prefix: any row that changes what the index reads
+        // may give up a value that another row changed or inserted in the chunk takes.
+        var givers: Set<[Value]> = []
+        var takers: Set<[Value]> = []
+        for c in changes {
+            switch c.op {
+            case .insert: takers.insert(c.key)
+            case .update where c.columns.contains(where: { reads($0.name) }):
+                givers.insert(c.key)
+                takers.insert(c.key)
+            default: break
+            }
+        }
+        return !givers.isEmpty && takers.count > 1
+    }
+
+    /// Values a unique index may take for one: numbers by value, text without case, accents,
+    /// width or trailing spaces (MariaDB's usual collations), a blob as its text. Too many
+    /// matches cost only speed; a match missed costs a refusal and a retry.
+    static func collisionKey(_ v: Value) -> String? {
+        switch v {
+        case .null: return nil  // NULLs do not collide in a unique index
+        case .integer(let i): return number(Double(i))
+        case .real(let d): return number(d)
+        case .text(let s): return text(s)
+        case .blob(let b): return text(String(decoding: b, as: UTF8.self))
+        }
+    }
+
+    private static func number(_ d: Double) -> String { "n" + String(d == 0 ? 0 : d) }
+
+    private static func text(_ s: String) -> String {
+        if let d = Double(s.trimmingCharacters(in: .whitespaces)) { return number(d) }
+        var folded = s.folding(options: [.caseInsensitive, .diacriticInsensitive, .widthInsensitive], locale: nil)
+        while folded.last == " " { folded.removeLast() }
+        return "t" + folded
+    }
+}

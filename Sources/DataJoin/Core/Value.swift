@@ -38,6 +38,13 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Equal, or both zero: a SQLite node captures -0.0 as 0 (its text rendering has no negative
+    /// zero), so an old value of 0 from there matches a -0.0 held here and is no concurrent edit.
+    func matchesCaptured(_ other: Value) -> Bool {
+        if case let (.real(a), .real(b)) = (self, other), a == 0, b == 0 { return true }
+        return self == other
+    }
+
     public var isNull: Bool { if case .null = self { return true } else { return false } }
 
     public var description: String {

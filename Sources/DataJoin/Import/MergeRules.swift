@@ -303,7 +303,7 @@ struct Merger {
         // value (NULL): that is not a concurrent edit (BundleWriter).
         let oldLeftOut =
             c.oldValue == .null && Self.size(localValue) + Self.size(v.value) > BundleFormat.maxChangeBytes - 1_024
-        if let old = c.oldValue, !oldLeftOut, localValue != old, localValue != v.value {
+        if let old = c.oldValue, !oldLeftOut, !localValue.matchesCaptured(old), localValue != v.value {
             try conflicts.record(
                 table: c.table, key: row.key, column: v.name, winner: v.value, winnerVersion: row.incoming,
                 loser: localValue,

@@ -123,6 +123,26 @@ final class ConstraintTests: ScenarioTestCase {
                 for t in ["par", "chc"] { XCTAssertEqual(try b.rows(t), try a.rows(t), "\(tag) \(t)") }
                 XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM chc").asInt64, 3, tag)
                 XCTAssertEqual(Importer.retriedChangeByChange, 0, "no refusal: \(Importer.lastRefusal)")
+                // A parent deleted with its children, while another child changes a column that is
+                // not its foreign key: no child moves, so the fast path writes it (children first)
+                // and nothing refuses.
+                try a.db.retryingWrite { _ in
+                    try a.exec("INSERT INTO par VALUES (3, 'third')")
+                    try a.exec("INSERT INTO chc VALUES (20, 3, 'stays')")
+                }
+                _ = try sync(a, b)
+                let ordered = Importer.appliedInSourceOrder
+                try a.db.retryingWrite { _ in
+                    try a.exec("UPDATE par SET name = 'renamed' WHERE id = 2")
+                    try a.exec("UPDATE chc SET v = 'edited' WHERE id = 20")
+                    try a.exec("DELETE FROM chc WHERE pid = 2")
+                    try a.exec("DELETE FROM par WHERE id = 2")
+                }
+                _ = try sync(a, b)
+                for t in ["par", "chc"] { XCTAssertEqual(try b.rows(t), try a.rows(t), "\(tag) \(t)") }
+                XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM chc").asInt64, 1, tag)
+                XCTAssertEqual(Importer.appliedInSourceOrder, ordered, "\(tag): no child moved, the fast path")
+                XCTAssertEqual(Importer.retriedChangeByChange, 0, "no refusal: \(Importer.lastRefusal)")
             }
         }
     }

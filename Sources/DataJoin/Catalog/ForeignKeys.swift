@@ -1,14 +1,26 @@
 import Foundation
 
+/// One column of a foreign key between tracked tables, as the catalog names it.
+public struct ForeignKeyColumn: Sendable, Equatable {
+    public var child: String
+    public var parent: String
+    public var column: String
+}
+
 /// Foreign keys between tracked tables, for writing parents before their children.
 enum ForeignKeys {
-    /// The tables with every parent before its children; a self-reference is ignored, a cycle
-    /// is broken in name order (the importer checks foreign keys at the end of a bundle anyway).
-    /// The tracked tables other tracked tables reference (a self-reference counts).
-    static func parents(_ db: Database, tables: [String]) throws -> Set<String> {
-        Set(try db.dialect.foreignKeys(db, among: Set(tables)).map(\.parent))
+    /// Each tracked table that tracked tables reference → each table referencing it → the
+    /// columns that do (a self-reference counts).
+    static func children(_ db: Database, tables: [String]) throws -> [String: [String: Set<String>]] {
+        var out: [String: [String: Set<String>]] = [:]
+        for fk in try db.dialect.foreignKeys(db, among: Set(tables)) {
+            out[fk.parent, default: [:]][fk.child, default: []].insert(fk.column)
+        }
+        return out
     }
 
+    /// The tables with every parent before its children; a self-reference is ignored, a cycle
+    /// is broken in name order (the importer checks foreign keys at the end of a bundle anyway).
     static func parentsFirst(_ db: Database, tables: [String]) throws -> [String] {
         let tracked = Set(tables)
         var parents: [String: Set<String>] = [:]

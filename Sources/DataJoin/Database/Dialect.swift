@@ -56,7 +56,7 @@ public protocol Dialect: Sendable {
     /// How values of a declared column type are typed.
     func valueKind(declaredType: String) -> ValueKind
     /// (child, parent) for every foreign key among `tables`.
-    func foreignKeys(_ db: Database, among tables: Set<String>) throws -> [(child: String, parent: String)]
+    func foreignKeys(_ db: Database, among tables: Set<String>) throws -> [ForeignKeyColumn]
     /// The unique indexes of `tables` other than their primary keys (the importer's write order).
     func uniqueIndexes(_ db: Database, among tables: Set<String>) throws -> [UniqueIndex]
     /// The key column the database fills in and what it draws from; nil when the key is given

@@ -5,28 +5,40 @@ import Foundation
 /// table: that is the source's result only when no write inside the chunk depends on another
 /// having gone first. Two cases do, and the chunk's bundle is then applied change by change,
 /// in order (`Importer.run`), rather than refused by the database and retried:
-/// - a delete of a parent row: its `ON DELETE CASCADE` would remove a child the same chunk
-///   moved to another parent (found from outside), or its foreign key would refuse;
+/// - a delete of a parent row in a chunk that changes the foreign key of a row referencing its
+///   table: the delete's `ON DELETE CASCADE` would remove a child the chunk moved to another
+///   parent (found from outside), or its foreign key would refuse. Without such a move the
+///   fast path is safe: it deletes children first, and inserts and updates come after every
+///   delete (a child that stayed with a deleted parent is deleted at the source too);
 /// - a value of a unique index that one row gives up and another takes (a swap through NULL or
 ///   a third value, a shift of ranks, an insert taking a value another row gave up): the taker
 ///   may be written first, and the index refuses it.
 struct SourceOrder {
-    /// Tracked tables other tracked tables reference.
-    var parents: Set<String> = []
+    /// Tracked tables that tracked tables reference → the tables referencing each → the columns.
+    var children: [String: [String: Set<String>]] = [:]
     var uniques: [String: [UniqueIndex]] = [:]
 
     static let none = SourceOrder()
 
     static func load(_ db: Database, tables: [String: TableInfo]) throws -> SourceOrder {
         SourceOrder(
-            parents: try ForeignKeys.parents(db, tables: Array(tables.keys)),
+            children: try ForeignKeys.children(db, tables: Array(tables.keys)),
             uniques: try UniqueIndexes.of(db, tables: tables))
     }
 
     /// Why `changes` must go in the source's order, or nil when the fast path gives the same rows.
     func reason(_ changes: [Change]) -> String? {
-        if let d = changes.first(where: { $0.op == .delete && parents.contains($0.table) }) {
-            return "it deletes rows of \(d.table), which other tables reference"
+        if !children.isEmpty {
+            var deleted: Set<String> = []
+            for c in changes where c.op == .delete && children[c.table] != nil { deleted.insert(c.table) }
+            for parent in deleted.sorted() {
+                let referencing = children[parent] ?? [:]
+                for u in changes where u.op == .update {
+                    if let columns = referencing[u.table], u.columns.contains(where: { columns.contains($0.name) }) {
+                        return "it deletes rows of \(parent) and moves rows of \(u.table) that reference it"
+                    }
+                }
+            }
         }
         if uniques.isEmpty { return nil }
         var byTable: [String: [Change]] = [:]

@@ -88,15 +88,17 @@ public struct MariaDBDialect: Dialect {
         }
     }
 
-    public func foreignKeys(_ db: Database, among tables: Set<String>) throws -> [(child: String, parent: String)] {
-        var out: [(child: String, parent: String)] = []
+    public func foreignKeys(_ db: Database, among tables: Set<String>) throws -> [ForeignKeyColumn] {
+        var out: [ForeignKeyColumn] = []
         try db.query(
             """
-            SELECT DISTINCT table_name, referenced_table_name FROM information_schema.key_column_usage
+            SELECT table_name, referenced_table_name, column_name FROM information_schema.key_column_usage
             WHERE table_schema = DATABASE() AND referenced_table_name IS NOT NULL
             """, []
         ) { r in
-            if let c = r.string(0), let p = r.string(1), tables.contains(c), tables.contains(p) { out.append((c, p)) }
+            if let c = r.string(0), let p = r.string(1), let col = r.string(2), tables.contains(c), tables.contains(p) {
+                out.append(.init(child: c, parent: p, column: col))
+            }
         }
         return out
     }

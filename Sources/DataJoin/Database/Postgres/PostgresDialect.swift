@@ -72,18 +72,21 @@ public struct PostgresDialect: Dialect {
         }
     }
 
-    public func foreignKeys(_ db: Database, among tables: Set<String>) throws -> [(child: String, parent: String)] {
-        var out: [(child: String, parent: String)] = []
+    public func foreignKeys(_ db: Database, among tables: Set<String>) throws -> [ForeignKeyColumn] {
+        var out: [ForeignKeyColumn] = []
         try db.query(
             """
-            SELECT c.relname, p.relname FROM pg_catalog.pg_constraint k
+            SELECT c.relname, p.relname, a.attname FROM pg_catalog.pg_constraint k
             JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
             JOIN pg_catalog.pg_class p ON p.oid = k.confrelid
             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = ANY (k.conkey)
             WHERE k.contype = 'f' AND n.nspname = current_schema()
             """, []
         ) { r in
-            if let c = r.string(0), let p = r.string(1), tables.contains(c), tables.contains(p) { out.append((c, p)) }
+            if let c = r.string(0), let p = r.string(1), let col = r.string(2), tables.contains(c), tables.contains(p) {
+                out.append(.init(child: c, parent: p, column: col))
+            }
         }
         return out
     }

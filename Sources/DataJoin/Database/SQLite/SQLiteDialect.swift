@@ -89,11 +89,13 @@ public struct SQLiteDialect: Dialect {
         return .any
     }
 
-    public func foreignKeys(_ db: Database, among tables: Set<String>) throws -> [(child: String, parent: String)] {
-        var out: [(child: String, parent: String)] = []
+    public func foreignKeys(_ db: Database, among tables: Set<String>) throws -> [ForeignKeyColumn] {
+        var out: [ForeignKeyColumn] = []
         for t in tables.sorted() {
-            try db.query("SELECT \"table\" FROM pragma_foreign_key_list(?)", [.text(t)]) { r in
-                if let p = r.string(0), tables.contains(p) { out.append((t, p)) }
+            try db.query("SELECT \"table\", \"from\" FROM pragma_foreign_key_list(?)", [.text(t)]) { r in
+                if let p = r.string(0), let c = r.string(1), tables.contains(p) {
+                    out.append(.init(child: t, parent: p, column: c))
+                }
             }
         }
         return out

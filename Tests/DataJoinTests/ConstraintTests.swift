@@ -147,6 +147,61 @@ final class ConstraintTests: ScenarioTestCase {
         }
     }
 
+    /// A bundle applied in the source's order checks constraints at its end, as the fast path
+    /// does, not after each change (found from outside): a swap or a rank shift done in one
+    /// statement under PostgreSQL's `UNIQUE … DEFERRABLE` was held for good, each change refused
+    /// by the row not yet moved; and SQLite captures an `ON UPDATE CASCADE` child's update before
+    /// its parent's, which an immediate check refused until the end-of-run retry.
+    func testABundleInItsOwnOrderChecksConstraintsAtItsEnd() throws {
+        let deferrable = """
+            CREATE TABLE dq (id INTEGER NOT NULL PRIMARY KEY, code VARCHAR(20),
+              rnk INTEGER, CONSTRAINT dq_code UNIQUE (code) DEFERRABLE, CONSTRAINT dq_rnk UNIQUE (rnk) DEFERRABLE);
+            """
+        // PostgreSQL defers only a DEFERRABLE foreign key (docs/conflict-rules.md).
+        let cascade = """
+            CREATE TABLE cp (id INTEGER NOT NULL PRIMARY KEY, code VARCHAR(20) NOT NULL UNIQUE);
+            CREATE TABLE cc (id INTEGER NOT NULL PRIMARY KEY,
+              pcode VARCHAR(20) REFERENCES cp (code) ON UPDATE CASCADE DEFERRABLE);
+            """
+        let cases: [(String, Brand, Brand, String, [String], setUp: [String], change: [String])] = [
+            (
+                "deferrable", .postgres, .postgres, deferrable, ["dq"],
+                ["INSERT INTO dq VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 3)"],
+                [
+                    "UPDATE dq SET code = CASE code WHEN 'a' THEN 'b' WHEN 'b' THEN 'a' ELSE code END",
+                    "UPDATE dq SET rnk = rnk + 1",
+                ]
+            ),
+            (
+                "cascade", .sqlite, .sqlite, cascade, ["cp", "cc"],
+                ["INSERT INTO cp VALUES (1, 'a')", "INSERT INTO cc VALUES (10, 'a')"],
+                ["UPDATE cp SET code = 'c' WHERE id = 1", "INSERT INTO cp VALUES (2, 'a')"]
+            ),
+            (
+                "cascade", .sqlite, .postgres, cascade, ["cp", "cc"],
+                ["INSERT INTO cp VALUES (1, 'a')", "INSERT INTO cc VALUES (10, 'a')"],
+                ["UPDATE cp SET code = 'c' WHERE id = 1", "INSERT INTO cp VALUES (2, 'a')"]
+            ),
+        ]
+        for (name, b1, b2, schema, tables, setUp, change) in cases {
+            let tag = "\(name) \(b1)\(b2)"
+            let a = try TestNode(
+                "a\(name)\(b1)\(b2)", b1, folder: folder, table: schema, track: tables, keyBlocks: false)
+            let b = try TestNode(
+                "b\(name)\(b1)\(b2)", b2, folder: folder, table: schema, track: tables, keyBlocks: false)
+            try trustAll([a, b])
+            try a.db.retryingWrite { _ in for sql in setUp { try a.exec(sql) } }
+            _ = try sync(a, b)
+            let ordered = Importer.appliedInSourceOrder
+            try a.db.retryingWrite { _ in for sql in change { try a.exec(sql) } }
+            let report = try sync(a, b)
+            for t in tables { XCTAssertEqual(try b.rows(t), try a.rows(t), "\(tag) \(t)") }
+            XCTAssertEqual(report?.held, 0, tag)
+            XCTAssertEqual(Importer.appliedInSourceOrder, ordered + 1, tag)
+            XCTAssertEqual(Importer.retriedChangeByChange, 0, "\(tag), no refusal: \(Importer.lastRefusal)")
+        }
+    }
+
     /// Values of unique indexes moved between rows inside one bundle: swapped through NULL and
     /// through a third value, ranks shifted up, a pair of a two-column index swapped, an insert
     /// taking a value another row gave up. The fast path writes each row's final value, so the
@@ -224,12 +279,14 @@ final class ConstraintTests: ScenarioTestCase {
     func testUniqueIndexesAsEachBrandDescribesThem() throws {
         let schema = """
             CREATE TABLE ux (id INTEGER NOT NULL PRIMARY KEY, code VARCHAR(20) UNIQUE, g INTEGER, n INTEGER,
-              label VARCHAR(20), note VARCHAR(20), UNIQUE (g, n), UNIQUE (id));
+              label VARCHAR(20), note VARCHAR(20), d DATE UNIQUE, UNIQUE (g, n), UNIQUE (id));
             """
+        // A typed column (d) equates texts that differ on PostgreSQL and MariaDB ('2024-1-5'
+        // and '2024-01-05'): any change to it counts (found from outside). SQLite keeps text.
         let expected: [Brand: [String]] = [
-            .sqlite: ["code plain", "g,n plain", "(any column)", "(any column)"],
-            .postgres: ["code plain", "g,n plain", "label", "g,note plain"],
-            .mariadb: ["code plain", "g,n plain", "label"],
+            .sqlite: ["code plain", "g,n plain", "(any column)", "(any column)", "d plain"],
+            .postgres: ["code plain", "g,n plain", "label", "g,note plain", "n plain", "g", "d"],
+            .mariadb: ["code plain", "g,n plain", "label", "d"],
         ]
         for brand in [Brand.sqlite, .postgres, .mariadb] {
             let node = try TestNode("ux\(brand)", brand, folder: folder, table: schema, track: ["ux"], keyBlocks: false)
@@ -238,6 +295,12 @@ final class ConstraintTests: ScenarioTestCase {
             } else {
                 try node.exec("CREATE UNIQUE INDEX ux_label ON ux (lower(label))")
                 try node.exec("CREATE UNIQUE INDEX ux_note ON ux (note) WHERE g > 0")
+            }
+            if brand == .postgres {
+                // INCLUDE columns are stored, not compared; an exclusion constraint compares
+                // with its own operators (found from outside).
+                try node.exec("CREATE UNIQUE INDEX ux_n ON ux (n) INCLUDE (note)")
+                try node.exec("ALTER TABLE ux ADD CONSTRAINT ux_g EXCLUDE USING btree (g WITH =)")
             }
             let found = try UniqueIndexes.of(node.db, tables: TableRegistry.load(node.db))["ux"] ?? []
             let described = found.map { u in
@@ -303,6 +366,34 @@ final class ConstraintTests: ScenarioTestCase {
                 ], true
             ),
             (
+                "a digit of another width", code,
+                [
+                    change(.update, 1, "code", .text("x"), old: .text("1")),
+                    change(.update, 2, "code", .text("１"), old: .text("y")),
+                ], true
+            ),
+            (
+                "a digit with an accent", code,
+                [
+                    change(.update, 1, "code", .text("x"), old: .integer(7)),
+                    change(.update, 2, "code", .text("7\u{301}"), old: .text("y")),
+                ], true
+            ),
+            (
+                "MariaDB's general_ci: ß", code,
+                [
+                    change(.update, 1, "code", .text("x"), old: .text("Straße")),
+                    change(.update, 2, "code", .text("STRASE"), old: .text("y")),
+                ], true
+            ),
+            (
+                "MariaDB's general_ci: ı", code,
+                [
+                    change(.update, 3, "code", .text("z"), old: .text("ıx")),
+                    change(.update, 4, "code", .text("IX"), old: .text("w")),
+                ], true
+            ),
+            (
                 "NULLs", code,
                 [
                     change(.update, 1, "code", .null, old: .text("a")),
@@ -315,6 +406,34 @@ final class ConstraintTests: ScenarioTestCase {
                     change(.update, 1, "code", .text("a2"), old: nil),
                     change(.update, 2, "code", .text("zz"), old: .text("b")),
                 ], true
+            ),
+            (
+                "left out of a very large update, as the bundle carries it", code,
+                [
+                    change(.update, 1, "code", .text("a2"), old: .null),
+                    change(.insert, 2, "code", .text(String(repeating: "x", count: 32 << 20))),
+                ], true
+            ),
+            (
+                "texts over 1 KiB share one key", code,
+                [
+                    change(.update, 1, "code", .text("x"), old: .text(String(repeating: "a", count: 1_025))),
+                    change(.insert, 2, "code", .text(String(repeating: "b", count: 1_025))),
+                ], true
+            ),
+            (
+                "texts of 1 KiB are compared", code,
+                [
+                    change(.update, 1, "code", .text("x"), old: .text(String(repeating: "a", count: 1_024))),
+                    change(.insert, 2, "code", .text(String(repeating: "b", count: 1_024))),
+                ], false
+            ),
+            (
+                "an old NULL, nothing large", code,
+                [
+                    change(.update, 1, "code", .text("a2"), old: .null),
+                    change(.insert, 2, "code", .text("b")),
+                ], false
             ),
             (
                 "other column", code,

@@ -56,9 +56,11 @@ public enum Importer {
         ).asInt64
         try retryHeld(db, tables: tables, maxAhead: maxAhead, report: &report)
         while !shouldStop() {
-            // First without a savepoint per change (fast); if the database refuses a change, the
-            // bundle is rolled back and applied again with savepoints, so that change is held.
-            let applyNextBundle = { (savepoints: Bool) throws -> Bool in
+            // First the fast path; a bundle the fast path would not write as the source did goes
+            // change by change in its order, constraints still checked at the end. If the database
+            // refuses a change, the bundle is rolled back and applied again with a savepoint per
+            // change, constraints checked at once, so that change is held.
+            let applyNextBundle = { (mode: ApplyMode) throws -> Bool in
                 try db.retryingWrite { _ -> Bool in
                     let pointer = try ProgramPointer.get(db, Program.import)
                     guard
@@ -74,7 +76,7 @@ public enum Importer {
                     try applyRange(
                         db, tables: tables, order: order, maxAhead: maxAhead, rows: .through(last),
                         after: pointer, sourceOrder: sourceOrder,
-                        savepoints: savepoints, report: &partial
+                        mode: mode, report: &partial
                     ) { r in
                         // Within a bundle too: one bundle can hold a million changes.
                         reporter.progress(
@@ -95,23 +97,30 @@ public enum Importer {
                     return true
                 }
             }
+            let refused = { (error: Error, mode: ApplyMode) throws -> Bool in
+                let path = mode == .fast ? "on the fast path" : "in the bundle's order"
+                reporter.verbose(
+                    "the database refused a change \(path) (\(error)); applying the bundle again change by change")
+                report.retriedChangeByChange += 1
+                Self.retriedChangeByChange += 1
+                Self.lastRefusal = "\(error)"
+                return try applyNextBundle(.heldOneByOne)
+            }
             let more: Bool
             do {
-                more = try applyNextBundle(false)
+                more = try applyNextBundle(.fast)
             } catch let error where TransactionError.unwrap(error) is SourceOrderNeeded {
                 // Not a refusal: the fast path would not write what the source did (SourceOrder).
                 let why = (TransactionError.unwrap(error) as? SourceOrderNeeded)?.reason ?? ""
                 reporter.verbose("a bundle must apply in its own order (\(why)); applying it change by change")
                 Self.appliedInSourceOrder += 1
-                more = try applyNextBundle(true)
+                do {
+                    more = try applyNextBundle(.inOrder)
+                } catch  where isRefusal(db, error) {
+                    more = try refused(error, .inOrder)
+                }
             } catch  where isRefusal(db, error) {
-                reporter.verbose(
-                    "the database refused a change on the fast path (\(error)); applying the bundle again change by change"
-                )
-                report.retriedChangeByChange += 1
-                Self.retriedChangeByChange += 1
-                Self.lastRefusal = "\(error)"
-                more = try applyNextBundle(true)
+                more = try refused(error, .fast)
             }
             if !more { break }
         }
@@ -217,7 +226,7 @@ public enum Importer {
             try applyRange(
                 db, tables: tables, order: try ForeignKeys.parentsFirst(db, tables: Array(tables.keys)),
                 maxAhead: maxAhead, rows: .heldThrough(pointer),
-                savepoints: true, coalesce: true, report: &partial)
+                mode: .heldOneByOne, coalesce: true, report: &partial)
         }
         report = partial
     }
@@ -269,16 +278,16 @@ public enum Importer {
     static func applyRange(
         _ db: Database, tables: [String: TableInfo], order: [String], maxAhead: Int64, rows inbox: InboxRows,
         after: Int64 = 0, sourceOrder: SourceOrder = .none,
-        savepoints: Bool, coalesce: Bool = false, report: inout ImportReport,
+        mode: ApplyMode, coalesce: Bool = false, report: inout ImportReport,
         afterChunk: ((ImportReport) -> Void)? = nil
     ) throws {
         var me = try NodeIdentity.reload(db)
         try Stamper.stampPending(db, me: &me, tables: tables)
         try setApplying(db, true)
-        if !savepoints { try deferForeignKeys(db, true) }
+        if mode != .heldOneByOne { try deferForeignKeys(db, true) }
         let window = try StampWindow(db, maxAheadMs: maxAhead)
         var merger = Merger(db: db, tables: tables)
-        if !savepoints {
+        if mode == .fast {
             merger.batch = RowBatch(
                 db: db, tables: tables, order: order)
         }
@@ -288,13 +297,14 @@ public enum Importer {
             let (rows, changes) = try readChunk(
                 db, tables: tables, inbox, after: cursor.afterId, end: end, coalesce: coalesce)
             if rows.isEmpty { break }
-            if !savepoints, let reason = sourceOrder.reason(changes) {
+            if mode == .fast, let reason = sourceOrder.reason(changes) {
                 throw SourceOrderNeeded(reason: reason)
             }
             let canonical = try prefetch(changes, tables: tables, versions: merger.versions, batch: merger.batch)
             for ((r, c), k) in zip(zip(rows, changes), canonical) {
                 cursor.afterId = r.int(0) ?? 0
-                let outcome = try decide(db, c, canonical: k, window: window, savepoints: savepoints, merger: &merger)
+                let outcome = try decide(
+                    db, c, canonical: k, window: window, savepoints: mode == .heldOneByOne, merger: &merger)
                 try settle(db, outcome, of: c, row: r, report: &report, cursor: &cursor)
             }
             // Written out and forgotten: memory stays flat however large the bundle.
@@ -308,7 +318,7 @@ public enum Importer {
             // Receiving moves the clock past every stamp seen (never past the held future ones).
             try db.execute("UPDATE ds_node SET hlc = ?", [.integer(cursor.clock)])
         }
-        if !savepoints { try deferForeignKeys(db, false) }
+        if mode != .heldOneByOne { try deferForeignKeys(db, false) }
         try setApplying(db, false)
     }
 
@@ -406,9 +416,11 @@ public enum Importer {
         }
     }
 
-    /// Without savepoints, foreign keys are checked once at the end, so a parent and its children
-    /// apply in any order; a violation left at the end refuses the bundle, which then applies
-    /// again change by change with immediate checks, holding the offending changes.
+    /// Without savepoints, foreign keys (and PostgreSQL's DEFERRABLE constraints) are checked once
+    /// at the end, so a parent and its children apply in any order, and values swapped in one
+    /// statement at the source apply in its order; a violation left at the end refuses the
+    /// bundle, which then applies again change by change with immediate checks, holding the
+    /// offending changes.
     static func deferForeignKeys(_ db: Database, _ on: Bool) throws { try db.dialect.deferForeignKeys(db, on) }
 
     /// A held insert carries the values of the held updates of the same row generation that
@@ -486,6 +498,17 @@ public enum Importer {
 
     /// Switches capture off for this transaction only: a crash rolls the switch back with it.
     static func setApplying(_ db: Database, _ on: Bool) throws { try db.dialect.setApplying(db, on) }
+}
+
+/// How a bundle is written.
+enum ApplyMode {
+    /// Each row's final state, many rows per statement, constraints checked at the end.
+    case fast
+    /// Change by change in the bundle's order, constraints checked at the end (`SourceOrder`).
+    case inOrder
+    /// Change by change, each in a savepoint with constraints checked at once: a change the
+    /// database refuses is held, the rest applies.
+    case heldOneByOne
 }
 
 /// A chunk whose rows the fast path would not write as the source did (`SourceOrder`): its

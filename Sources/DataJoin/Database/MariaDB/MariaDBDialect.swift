@@ -104,12 +104,15 @@ public struct MariaDBDialect: Dialect {
     }
 
     /// A prefix (`UNIQUE (code(10))`) or a generated column compares something other than the
-    /// columns' values.
+    /// columns' values; a date, time, binary or other typed column equates texts that differ
+    /// (`2024-1-5` and `2024-01-05`), so only text and number columns are compared by value.
     public func uniqueIndexes(_ db: Database, among tables: Set<String>) throws -> [UniqueIndex] {
         var out: [UniqueIndex] = []
         try db.query(
             """
             SELECT s.table_name, s.index_name, s.column_name, s.sub_part IS NULL AND coalesce(c.extra, '') NOT LIKE '%GENERATED%'
+              AND c.data_type IN ('char', 'varchar', 'tinytext', 'text', 'mediumtext', 'longtext', 'tinyint', 'smallint',
+                'mediumint', 'int', 'bigint', 'decimal', 'float', 'double')
             FROM information_schema.statistics AS s
             LEFT JOIN information_schema.columns AS c ON c.table_schema = s.table_schema
               AND BINARY c.table_name = BINARY s.table_name AND BINARY c.column_name = BINARY s.column_name

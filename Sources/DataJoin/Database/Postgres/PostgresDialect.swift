@@ -91,24 +91,32 @@ public struct PostgresDialect: Dialect {
         return out
     }
 
-    /// The columns an expression or a partial index's condition reads come from `pg_depend`.
+    /// The columns an expression or a partial index's condition reads come from `pg_depend`;
+    /// `INCLUDE` columns are stored, not compared. An exclusion constraint compares with its own
+    /// operators, and a uuid, date, time or other typed column equates texts that differ
+    /// (`{…}` and `…`, `2024-1-5` and `2024-01-05`): any change to what they read counts.
     public func uniqueIndexes(_ db: Database, among tables: Set<String>) throws -> [UniqueIndex] {
         var out: [UniqueIndex] = []
         try db.query(
             """
-            SELECT c.relname, x.relname, i.indexprs IS NULL,
+            SELECT c.relname, x.relname, i.indexprs IS NULL AND NOT i.indisexclusion
+              AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute k
+                WHERE k.attrelid = i.indrelid AND k.attnum = ANY ((i.indkey::int2[])[0:i.indnkeyatts - 1])
+                  AND k.atttypid NOT IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, 'int2'::regtype,
+                    'int4'::regtype, 'int8'::regtype, 'float4'::regtype, 'float8'::regtype, 'numeric'::regtype)),
               array_to_string(ARRAY(
                 SELECT a.attname FROM pg_catalog.pg_attribute a
-                WHERE a.attrelid = i.indrelid AND a.attnum > 0 AND (a.attnum = ANY (i.indkey::int2[])
-                  OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                WHERE a.attrelid = i.indrelid AND a.attnum > 0
+                  AND (a.attnum = ANY ((i.indkey::int2[])[0:i.indnkeyatts - 1])
+                  OR ((i.indexprs IS NOT NULL OR i.indpred IS NOT NULL) AND EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
                     WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = i.indexrelid
-                      AND d.refobjid = i.indrelid AND d.refobjsubid = a.attnum))
+                      AND d.refobjid = i.indrelid AND d.refobjsubid = a.attnum)))
                 ORDER BY a.attnum), E'\\x1f')
             FROM pg_catalog.pg_index i
             JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
             JOIN pg_catalog.pg_class x ON x.oid = i.indexrelid
             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-            WHERE i.indisunique AND NOT i.indisprimary AND n.nspname = current_schema()
+            WHERE (i.indisunique OR i.indisexclusion) AND NOT i.indisprimary AND n.nspname = current_schema()
             ORDER BY c.relname, x.relname
             """, []
         ) { r in

@@ -484,6 +484,33 @@ final class ConstraintTests: ScenarioTestCase {
         XCTAssertEqual(try b.rows("customer"), [])
     }
 
+    /// A target whose foreign key is `DEFERRABLE INITIALLY DEFERRED`: the change by change pass
+    /// checks it at once, so the child of a parent deleted here is held and the rest applies
+    /// (the refusal came at COMMIT, and every ingest failed; found from outside).
+    func testAnInitiallyDeferredForeignKeyRefusalIsHeld() throws {
+        provokesRefusals = true  // the target's foreign key refuses the child; held
+        let schema = """
+            CREATE TABLE dp (id INTEGER NOT NULL PRIMARY KEY, v VARCHAR(20));
+            CREATE TABLE dc (id INTEGER NOT NULL PRIMARY KEY,
+              pid INTEGER REFERENCES dp (id) DEFERRABLE INITIALLY DEFERRED, v VARCHAR(20));
+            """
+        let a = try TestNode("dfa", .sqlite, folder: folder, table: schema, track: ["dp", "dc"], keyBlocks: false)
+        let b = try TestNode("dfb", .postgres, folder: folder, table: schema, track: ["dp", "dc"], keyBlocks: false)
+        try trustAll([a, b])
+        try a.exec("INSERT INTO dp VALUES (1, 'one'), (2, 'two')")
+        _ = try sync(a, b)
+        try b.exec("DELETE FROM dp WHERE id = 1")
+        try a.db.retryingWrite { _ in
+            try a.exec("INSERT INTO dc VALUES (10, 1, 'orphan here')")
+            try a.exec("INSERT INTO dc VALUES (20, 2, 'fine')")
+        }
+        let report = try sync(a, b)
+        XCTAssertEqual(report?.held, 1)
+        XCTAssertEqual(try b.rows("dc"), [["20", "2", "fine"]])
+        let reason = try b.db.scalar("SELECT reason FROM ds_change_held").asString ?? ""
+        XCTAssertTrue(reason.contains("foreign key constraint"), reason)
+    }
+
     /// Two nodes insert different keys with the same unique email: the second is held at each
     /// node with the database's reason; both rows survive where they were written.
     func testUniqueViolationIsHeldNotResolved() throws {
@@ -508,6 +535,43 @@ final class ConstraintTests: ScenarioTestCase {
         XCTAssertEqual(try a.rows("customer").map { $0[0] }, ["ca", "cb"])
         XCTAssertEqual(try b.rows("customer").map { $0[0] }, ["ca", "cb"])
         XCTAssertEqual(try a.rows("customer"), try b.rows("customer"))
+    }
+
+    /// An incoming insert whose unique value a row of the target alone holds is held on every
+    /// brand, on the fast path, in the source's order and change by change: the other row keeps
+    /// its values. MariaDB's `INSERT … ON DUPLICATE KEY UPDATE` fires on any unique index, and
+    /// the change-by-change path wrote that row over with the incoming one (found from outside).
+    func testAnInsertTakingAUniqueValueHeldHereIsHeldOnEveryBrand() throws {
+        provokesRefusals = true  // the target's unique index refuses the insert; held
+        let schema = "CREATE TABLE uh (id INTEGER NOT NULL PRIMARY KEY, code VARCHAR(20) UNIQUE, note VARCHAR(20));"
+        for (b1, b2) in [
+            (Brand.sqlite, Brand.mariadb), (.sqlite, .sqlite), (.sqlite, .postgres), (.postgres, .mariadb),
+        ] {
+            for inOrder in [false, true] {
+                let tag = "\(b1)\(b2)\(inOrder)"
+                let a = try TestNode("a\(tag)", b1, folder: folder, table: schema, track: ["uh"], keyBlocks: false)
+                let b = try TestNode("b\(tag)", b2, folder: folder, table: schema, track: ["uh"], keyBlocks: false)
+                try trustAll([a, b])
+                try a.exec("INSERT INTO uh VALUES (1, 'a', 'one'), (2, 'b', 'two')")
+                _ = try sync(a, b)
+                try b.exec("INSERT INTO uh VALUES (99, 'dup', 'only here')")
+                try a.db.retryingWrite { _ in
+                    if inOrder {  // a swap through a third value sends the bundle in order
+                        try a.exec("UPDATE uh SET code = 'tmp' WHERE id = 1")
+                        try a.exec("UPDATE uh SET code = 'a' WHERE id = 2")
+                        try a.exec("UPDATE uh SET code = 'b' WHERE id = 1")
+                    }
+                    try a.exec("INSERT INTO uh VALUES (4, 'dup', 'incoming')")
+                }
+                let report = try sync(a, b)
+                XCTAssertEqual(report?.held, 1, tag)
+                let rows = try b.rows("uh")
+                XCTAssertEqual(rows.first { $0[0] == "99" }, ["99", "dup", "only here"], tag)
+                XCTAssertNil(rows.first { $0[0] == "4" }, tag)
+                let codes = rows.filter { ["1", "2"].contains($0[0]) }.map { $0[1] }
+                XCTAssertEqual(codes, inOrder ? ["b", "a"] : ["a", "b"], tag)
+            }
+        }
     }
 
     func testTrackWarnsAboutPostgresSequenceKeys() throws {

@@ -284,7 +284,9 @@ public enum Importer {
         var me = try NodeIdentity.reload(db)
         try Stamper.stampPending(db, me: &me, tables: tables)
         try setApplying(db, true)
-        if mode != .heldOneByOne { try deferForeignKeys(db, true) }
+        // Change by change, checked at once: a PostgreSQL constraint declared INITIALLY DEFERRED
+        // too, or its refusal would come at COMMIT, for no one change, every run (found from outside).
+        try deferForeignKeys(db, mode != .heldOneByOne)
         let window = try StampWindow(db, maxAheadMs: maxAhead)
         var merger = Merger(db: db, tables: tables)
         if mode == .fast {

@@ -46,11 +46,16 @@ struct Merger {
     typealias PlacedValue = (Change.ColumnValue, Int)
 
     // Rows go through the batch on the fast path, straight to the database otherwise.
-    private func upsert(_ row: LocalRow, _ columns: [PlacedValue]) throws {
+    /// Change by change, the row was read in this transaction: an insert when it is absent, an
+    /// update of its key's row when it is there, never a write that matches another unique index.
+    private func upsert(_ row: inout LocalRow, _ columns: [PlacedValue]) throws {
         if let batch {
             try batch.upsert(row.sql.table.name, row.key, bytes: row.rowKey, columns)
+        } else if try row.current() == nil {
+            try row.sql.insert(row.key, columns.map(\.0))
         } else {
-            try row.sql.upsert(row.key, columns.map(\.0))
+            try row.sql.update(
+                row.key, columns.map(\.0).filter { c in !row.sql.table.keyColumns.contains { $0.name == c.name } })
         }
     }
     private func update(_ row: LocalRow, _ columns: [PlacedValue]) throws {
@@ -213,7 +218,7 @@ struct Merger {
                     loserVersion: row.version, reason: "row re-created by generation \(c.cl) elsewhere")
             }
         }
-        try upsert(row, placed)
+        try upsert(&row, placed)
         // Column versions are cleared before the row's new version is set: a row that had
         // no version has none to clear (and nothing to look up).
         try versions.clearColumns(c.table, row.keyBytes)
@@ -248,7 +253,7 @@ struct Merger {
             }
         }
         if local == nil {
-            try upsert(row, winners)
+            try upsert(&row, winners)
         } else {
             let changed = winners.filter { v, p in (local?[p] ?? nil) != v.value }
             try update(row, changed)

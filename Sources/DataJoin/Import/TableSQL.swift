@@ -8,7 +8,7 @@ final class TableSQL {
     private let name: Identifier
     private let keyWhere: SQL
     private let selectSQL: SQL
-    private var upserts: [[String]: SQL] = [:]
+    private var inserts: [[String]: SQL] = [:]
 
     init(table: TableInfo, db: Database) {
         self.table = table
@@ -31,22 +31,23 @@ final class TableSQL {
         return out
     }
 
-    /// Inserts the row, or overwrites the given columns when the key exists.
-    func upsert(_ key: [Value], _ columns: [Change.ColumnValue]) throws {
+    /// Inserts a row the table does not have. Not an upsert: MariaDB's `ON DUPLICATE KEY UPDATE`
+    /// fires on any unique index, and overwrote another row holding the same unique value
+    /// (found from outside); a plain insert is refused, and the change is held.
+    func insert(_ key: [Value], _ columns: [Change.ColumnValue]) throws {
         var names = table.keyColumns.map(\.name)
         var values = key
         for c in columns where !names.contains(c.name) {
             names.append(c.name)
             values.append(c.value)
         }
-        try db.execute(upsertSQL(names), values)
+        try db.execute(insertSQL(names), values)
     }
 
-    private func upsertSQL(_ names: [String]) -> SQL {
-        if let sql = upserts[names] { return sql }
-        let marks = db.dialect.marks(names.count)
-        let sql: SQL = "INSERT INTO \(name) (\(names.map(Identifier.init))) VALUES (\(marks)) \(onConflict(names))"
-        upserts[names] = sql
+    private func insertSQL(_ names: [String]) -> SQL {
+        if let sql = inserts[names] { return sql }
+        let sql: SQL = "INSERT INTO \(name) (\(names.map(Identifier.init))) VALUES (\(db.dialect.marks(names.count)))"
+        inserts[names] = sql
         return sql
     }
 

@@ -1,10 +1,22 @@
 import Foundation
 
-/// One column of a foreign key between tracked tables, as the catalog names it.
+/// One column of a foreign key between tracked tables, as the catalog names it, in the key's
+/// column order.
 public struct ForeignKeyColumn: Sendable, Equatable {
     public var child: String
     public var parent: String
     public var column: String
+    /// The parent's column it references.
+    public var parentColumn: String
+    /// Names the foreign key among the child's, to group a key of several columns.
+    public var constraint: String
+}
+
+/// A foreign key: `child (childColumns)` references `parent (parentColumns)`.
+struct Reference: Equatable {
+    var child: String
+    var childColumns: [String]
+    var parentColumns: [String]
 }
 
 /// Foreign keys between tracked tables, for writing parents before their children.
@@ -15,6 +27,26 @@ enum ForeignKeys {
         var out: [String: [String: Set<String>]] = [:]
         for fk in try db.dialect.foreignKeys(db, among: Set(tables)) {
             out[fk.parent, default: [:]][fk.child, default: []].insert(fk.column)
+        }
+        return out
+    }
+
+    /// Each tracked table that tracked tables reference → its references.
+    static func references(_ db: Database, tables: [String]) throws -> [String: [Reference]] {
+        var out: [String: [Reference]] = [:]
+        var last: (child: String, constraint: String)?
+        for fk in try db.dialect.foreignKeys(db, among: Set(tables)) {
+            if let l = last, l.child == fk.child, l.constraint == fk.constraint, var refs = out[fk.parent],
+                !refs.isEmpty
+            {
+                refs[refs.count - 1].childColumns.append(fk.column)
+                refs[refs.count - 1].parentColumns.append(fk.parentColumn)
+                out[fk.parent] = refs
+            } else {
+                out[fk.parent, default: []].append(
+                    Reference(child: fk.child, childColumns: [fk.column], parentColumns: [fk.parentColumn]))
+            }
+            last = (fk.child, fk.constraint)
         }
         return out
     }

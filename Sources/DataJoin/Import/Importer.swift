@@ -48,13 +48,14 @@ public enum Importer {
         let tables = try TableRegistry.load(db)
         let order = try ForeignKeys.parentsFirst(db, tables: Array(tables.keys))
         let sourceOrder = try SourceOrder.load(db, tables: tables)
+        let cascade = try CascadeGuard.load(db, tables: tables)
         let maxAhead =
             try Settings.int(db, "max_clock_ahead_ms", range: 0...HybridLogicalClock.maxMs) ?? defaultMaxClockAheadMs
         var report = ImportReport()
         let total = try db.scalar(
             "SELECT count(*) FROM ds_change_inbox WHERE id > ?", [.integer(try ProgramPointer.get(db, Program.import))]
         ).asInt64
-        try retryHeld(db, tables: tables, maxAhead: maxAhead, report: &report)
+        try retryHeld(db, tables: tables, cascade: cascade, maxAhead: maxAhead, report: &report)
         while !shouldStop() {
             // First the fast path; a bundle the fast path would not write as the source did goes
             // change by change in its order, constraints still checked at the end. If the database
@@ -75,7 +76,7 @@ public enum Importer {
                     var partial = report
                     try applyRange(
                         db, tables: tables, order: order, maxAhead: maxAhead, rows: .through(last),
-                        after: pointer, sourceOrder: sourceOrder,
+                        after: pointer, sourceOrder: sourceOrder, cascade: cascade,
                         mode: mode, report: &partial
                     ) { r in
                         // Within a bundle too: one bundle can hold a million changes.
@@ -125,7 +126,7 @@ public enum Importer {
             if !more { break }
         }
         if report.bundles > 0 {
-            try retryHeld(db, tables: tables, maxAhead: maxAhead, report: &report)
+            try retryHeld(db, tables: tables, cascade: cascade, maxAhead: maxAhead, report: &report)
             // This node's own rows that came back (a restored backup) move its generators past them.
             try KeyBlocks.raise(db)
         }
@@ -215,7 +216,8 @@ public enum Importer {
     }
 
     private static func retryHeld(
-        _ db: Database, tables: [String: TableInfo], maxAhead: Int64, report: inout ImportReport
+        _ db: Database, tables: [String: TableInfo], cascade: CascadeGuard, maxAhead: Int64,
+        report: inout ImportReport
     ) throws {
         let pointer = try ProgramPointer.get(db, Program.import)
         guard try db.scalar("SELECT count(*) FROM ds_change_held WHERE id <= ?", [.integer(pointer)]).asInt64 ?? 0 > 0
@@ -225,7 +227,7 @@ public enum Importer {
             partial = report
             try applyRange(
                 db, tables: tables, order: try ForeignKeys.parentsFirst(db, tables: Array(tables.keys)),
-                maxAhead: maxAhead, rows: .heldThrough(pointer),
+                maxAhead: maxAhead, rows: .heldThrough(pointer), cascade: cascade,
                 mode: .heldOneByOne, coalesce: true, report: &partial)
         }
         report = partial
@@ -277,7 +279,7 @@ public enum Importer {
     /// again from the bundle's start (a 1M-change bundle: 1,000 chunks, each slower).
     static func applyRange(
         _ db: Database, tables: [String: TableInfo], order: [String], maxAhead: Int64, rows inbox: InboxRows,
-        after: Int64 = 0, sourceOrder: SourceOrder = .none,
+        after: Int64 = 0, sourceOrder: SourceOrder = .none, cascade: CascadeGuard = .none,
         mode: ApplyMode, coalesce: Bool = false, report: inout ImportReport,
         afterChunk: ((ImportReport) -> Void)? = nil
     ) throws {
@@ -303,6 +305,7 @@ public enum Importer {
                 throw SourceOrderNeeded(reason: reason)
             }
             let canonical = try prefetch(changes, tables: tables, versions: merger.versions, batch: merger.batch)
+            merger.stillReferenced = try cascade.stillReferenced(db, changes, canonical: canonical, tables: tables)
             for ((r, c), k) in zip(zip(rows, changes), canonical) {
                 cursor.afterId = r.int(0) ?? 0
                 let outcome = try decide(

@@ -19,23 +19,29 @@ struct Reference: Equatable {
     var parentColumns: [String]
 }
 
-/// Foreign keys between tracked tables, for writing parents before their children.
-enum ForeignKeys {
+/// Foreign keys between tracked tables, read once per run: for writing parents before their
+/// children, and for the importer's rules on deletes (`SourceOrder`, `CascadeGuard`).
+struct ForeignKeys {
+    let tables: [String]
+    let columns: [ForeignKeyColumn]
+
+    static func load(_ db: Database, tables: [String]) throws -> ForeignKeys {
+        ForeignKeys(tables: tables, columns: try db.dialect.foreignKeys(db, among: Set(tables)))
+    }
+
     /// Each tracked table that tracked tables reference → each table referencing it → the
     /// columns that do (a self-reference counts).
-    static func children(_ db: Database, tables: [String]) throws -> [String: [String: Set<String>]] {
+    var children: [String: [String: Set<String>]] {
         var out: [String: [String: Set<String>]] = [:]
-        for fk in try db.dialect.foreignKeys(db, among: Set(tables)) {
-            out[fk.parent, default: [:]][fk.child, default: []].insert(fk.column)
-        }
+        for fk in columns { out[fk.parent, default: [:]][fk.child, default: []].insert(fk.column) }
         return out
     }
 
     /// Each tracked table that tracked tables reference → its references.
-    static func references(_ db: Database, tables: [String]) throws -> [String: [Reference]] {
+    var references: [String: [Reference]] {
         var out: [String: [Reference]] = [:]
         var last: (child: String, constraint: String)?
-        for fk in try db.dialect.foreignKeys(db, among: Set(tables)) {
+        for fk in columns {
             if let l = last, l.child == fk.child, l.constraint == fk.constraint, var refs = out[fk.parent],
                 !refs.isEmpty
             {
@@ -53,12 +59,9 @@ enum ForeignKeys {
 
     /// The tables with every parent before its children; a self-reference is ignored, a cycle
     /// is broken in name order (the importer checks foreign keys at the end of a bundle anyway).
-    static func parentsFirst(_ db: Database, tables: [String]) throws -> [String] {
-        let tracked = Set(tables)
+    var parentsFirst: [String] {
         var parents: [String: Set<String>] = [:]
-        for fk in try db.dialect.foreignKeys(db, among: tracked) where fk.child != fk.parent {
-            parents[fk.child, default: []].insert(fk.parent)
-        }
+        for fk in columns where fk.child != fk.parent { parents[fk.child, default: []].insert(fk.parent) }
         var out: [String] = []
         var placed = Set<String>()
         var remaining = tables.sorted()

@@ -13,8 +13,8 @@ struct CascadeGuard {
 
     static let none = CascadeGuard()
 
-    static func load(_ db: Database, tables: [String: TableInfo]) throws -> CascadeGuard {
-        CascadeGuard(references: try ForeignKeys.references(db, tables: Array(tables.keys)))
+    static func load(_ foreignKeys: ForeignKeys) -> CascadeGuard {
+        CascadeGuard(references: foreignKeys.references)
     }
 
     struct RowRef: Hashable {

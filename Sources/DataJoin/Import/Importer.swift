@@ -46,16 +46,17 @@ public enum Importer {
     {
         _ = try NodeIdentity.load(db)
         let tables = try TableRegistry.load(db)
-        let order = try ForeignKeys.parentsFirst(db, tables: Array(tables.keys))
-        let sourceOrder = try SourceOrder.load(db, tables: tables)
-        let cascade = try CascadeGuard.load(db, tables: tables)
+        let foreignKeys = try ForeignKeys.load(db, tables: Array(tables.keys))
+        let order = foreignKeys.parentsFirst
+        let sourceOrder = try SourceOrder.load(db, tables: tables, foreignKeys: foreignKeys)
+        let cascade = CascadeGuard.load(foreignKeys)
         let maxAhead =
             try Settings.int(db, "max_clock_ahead_ms", range: 0...HybridLogicalClock.maxMs) ?? defaultMaxClockAheadMs
         var report = ImportReport()
         let total = try db.scalar(
             "SELECT count(*) FROM ds_change_inbox WHERE id > ?", [.integer(try ProgramPointer.get(db, Program.import))]
         ).asInt64
-        try retryHeld(db, tables: tables, cascade: cascade, maxAhead: maxAhead, report: &report)
+        try retryHeld(db, tables: tables, order: order, cascade: cascade, maxAhead: maxAhead, report: &report)
         while !shouldStop() {
             // First the fast path; a bundle the fast path would not write as the source did goes
             // change by change in its order, constraints still checked at the end. If the database
@@ -126,7 +127,7 @@ public enum Importer {
             if !more { break }
         }
         if report.bundles > 0 {
-            try retryHeld(db, tables: tables, cascade: cascade, maxAhead: maxAhead, report: &report)
+            try retryHeld(db, tables: tables, order: order, cascade: cascade, maxAhead: maxAhead, report: &report)
             // This node's own rows that came back (a restored backup) move its generators past them.
             try KeyBlocks.raise(db)
         }
@@ -216,7 +217,7 @@ public enum Importer {
     }
 
     private static func retryHeld(
-        _ db: Database, tables: [String: TableInfo], cascade: CascadeGuard, maxAhead: Int64,
+        _ db: Database, tables: [String: TableInfo], order: [String], cascade: CascadeGuard, maxAhead: Int64,
         report: inout ImportReport
     ) throws {
         let pointer = try ProgramPointer.get(db, Program.import)
@@ -226,7 +227,7 @@ public enum Importer {
         try db.retryingWrite { _ in
             partial = report
             try applyRange(
-                db, tables: tables, order: try ForeignKeys.parentsFirst(db, tables: Array(tables.keys)),
+                db, tables: tables, order: order,
                 maxAhead: maxAhead, rows: .heldThrough(pointer), cascade: cascade,
                 mode: .heldOneByOne, coalesce: true, report: &partial)
         }

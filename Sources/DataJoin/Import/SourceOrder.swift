@@ -20,10 +20,8 @@ struct SourceOrder {
 
     static let none = SourceOrder()
 
-    static func load(_ db: Database, tables: [String: TableInfo]) throws -> SourceOrder {
-        SourceOrder(
-            children: try ForeignKeys.children(db, tables: Array(tables.keys)),
-            uniques: try UniqueIndexes.of(db, tables: tables))
+    static func load(_ db: Database, tables: [String: TableInfo], foreignKeys: ForeignKeys) throws -> SourceOrder {
+        SourceOrder(children: foreignKeys.children, uniques: try UniqueIndexes.of(db, tables: tables))
     }
 
     /// Why `changes` must go in the source's order, or nil when the fast path gives the same rows.

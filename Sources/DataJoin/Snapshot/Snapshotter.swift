@@ -124,7 +124,7 @@ public enum Snapshotter {
         _ db: Database, tables: [String: TableInfo], me: NodeIdentity, snapshotEpoch: String, spool: Spool,
         reporter: Reporter
     ) throws {
-        let order = try ForeignKeys.parentsFirst(db, tables: Array(tables.keys))
+        let order = try ForeignKeys.load(db, tables: Array(tables.keys)).parentsFirst
         var total: Int64 = 0
         for name in order { total += try db.scalar("SELECT count(*) FROM \(Identifier(name))").asInt64 ?? 0 }
         let store = VersionStore(db: db)

@@ -147,62 +147,6 @@ final class ConstraintTests: ScenarioTestCase {
         }
     }
 
-    /// Bundles out of order: the one deleting a parent arrives before the one that moved its
-    /// child away. The target's `ON DELETE CASCADE` (or `SET NULL`) would act on the child as it
-    /// still is here, and the child was lost for good, its move held forever (found from
-    /// outside). The delete waits while a row here references its row, and applies once the
-    /// move arrives; a child only this node has keeps its parent, the delete held with a reason.
-    func testAParentDeleteWaitsForTheChildrenThatStillReferenceItHere() throws {
-        let pairs: [(Brand, Brand)] = [
-            (.sqlite, .sqlite), (.sqlite, .postgres), (.postgres, .sqlite), (.sqlite, .mariadb), (.postgres, .postgres),
-        ]
-        for (b1, b2) in pairs {
-            for action in ["CASCADE", "SET NULL"] {
-                let schema = """
-                    CREATE TABLE op (id INTEGER NOT NULL PRIMARY KEY, v VARCHAR(20));
-                    CREATE TABLE oc (id INTEGER NOT NULL PRIMARY KEY, pid INTEGER, v VARCHAR(20),
-                      FOREIGN KEY (pid) REFERENCES op (id) ON DELETE \(action));
-                    """
-                let tag = "\(b1)\(b2)\(action.prefix(3))"
-                let a = try TestNode(
-                    "a\(tag)", b1, folder: folder, table: schema, track: ["op", "oc"], keyBlocks: false)
-                let b = try TestNode(
-                    "b\(tag)", b2, folder: folder, table: schema, track: ["op", "oc"], keyBlocks: false)
-                try trustAll([a, b])
-                try a.db.retryingWrite { _ in
-                    try a.exec("INSERT INTO op VALUES (2, 'two'), (3, 'three'), (4, 'four')")
-                    try a.exec("INSERT INTO oc VALUES (12, 2, 'moves'), (13, 4, 'stays')")
-                }
-                _ = try sync(a, b)
-                try b.exec("INSERT INTO oc VALUES (14, 4, 'only here')")
-                let first = try bundles("first-\(tag)"), second = try bundles("second-\(tag)")
-                try a.exec("UPDATE oc SET pid = 3 WHERE id = 12")
-                try a.export(to: first)
-                try a.db.retryingWrite { _ in
-                    try a.exec("DELETE FROM oc WHERE id = 13")
-                    try a.exec("DELETE FROM op WHERE id IN (2, 4)")
-                }
-                try a.export(to: second)
-                // The later bundle first: both deletes wait, for the move and for the row only b has.
-                let early = try b.ingest([second.path]).imported
-                XCTAssertEqual(early?.held, 2, tag)
-                XCTAssertEqual(try b.rows("oc").map { $0[0] }, ["12", "14"], tag)
-                _ = try b.ingest([first.path])
-                XCTAssertEqual(try b.rows("oc"), [["12", "3", "moves"], ["14", "4", "only here"]], tag)
-                XCTAssertEqual(try b.rows("op").map { $0[0] }, ["3", "4"], tag)
-                let reason = try b.db.scalar("SELECT reason FROM ds_change_held").asString ?? ""
-                XCTAssertTrue(reason.contains("still reference it"), "\(tag): \(reason)")
-                XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_held").asInt64, 1, tag)
-                // Once b's own row goes, the delete applies.
-                try b.exec("DELETE FROM oc WHERE id = 14")
-                _ = try Importer.run(b.db)
-                XCTAssertEqual(try b.rows("op"), try a.rows("op"), tag)
-                XCTAssertEqual(try b.rows("oc"), try a.rows("oc"), tag)
-                XCTAssertEqual(Importer.retriedChangeByChange, 0, "\(tag), no refusal: \(Importer.lastRefusal)")
-            }
-        }
-    }
-
     /// A bundle applied in the source's order checks constraints at its end, as the fast path
     /// does, not after each change (found from outside): a swap or a rank shift done in one
     /// statement under PostgreSQL's `UNIQUE … DEFERRABLE` was held for good, each change refused

@@ -12,15 +12,8 @@ public struct ForeignKeyColumn: Sendable, Equatable {
     public var constraint: String
 }
 
-/// A foreign key: `child (childColumns)` references `parent (parentColumns)`.
-struct Reference: Equatable {
-    var child: String
-    var childColumns: [String]
-    var parentColumns: [String]
-}
-
 /// Foreign keys between tracked tables, read once per run: for writing parents before their
-/// children, and for the importer's rules on deletes (`SourceOrder`, `CascadeGuard`).
+/// children, and for the importer's rule on deletes (`SourceOrder`).
 struct ForeignKeys {
     let tables: [String]
     let columns: [ForeignKeyColumn]
@@ -34,26 +27,6 @@ struct ForeignKeys {
     var children: [String: [String: Set<String>]] {
         var out: [String: [String: Set<String>]] = [:]
         for fk in columns { out[fk.parent, default: [:]][fk.child, default: []].insert(fk.column) }
-        return out
-    }
-
-    /// Each tracked table that tracked tables reference → its references.
-    var references: [String: [Reference]] {
-        var out: [String: [Reference]] = [:]
-        var last: (child: String, constraint: String)?
-        for fk in columns {
-            if let l = last, l.child == fk.child, l.constraint == fk.constraint, var refs = out[fk.parent],
-                !refs.isEmpty
-            {
-                refs[refs.count - 1].childColumns.append(fk.column)
-                refs[refs.count - 1].parentColumns.append(fk.parentColumn)
-                out[fk.parent] = refs
-            } else {
-                out[fk.parent, default: []].append(
-                    Reference(child: fk.child, childColumns: [fk.column], parentColumns: [fk.parentColumn]))
-            }
-            last = (fk.child, fk.constraint)
-        }
         return out
     }
 

@@ -49,14 +49,13 @@ public enum Importer {
         let foreignKeys = try ForeignKeys.load(db, tables: Array(tables.keys))
         let order = foreignKeys.parentsFirst
         let sourceOrder = try SourceOrder.load(db, tables: tables, foreignKeys: foreignKeys)
-        let cascade = CascadeGuard.load(foreignKeys)
         let maxAhead =
             try Settings.int(db, "max_clock_ahead_ms", range: 0...HybridLogicalClock.maxMs) ?? defaultMaxClockAheadMs
         var report = ImportReport()
         let total = try db.scalar(
             "SELECT count(*) FROM ds_change_inbox WHERE id > ?", [.integer(try ProgramPointer.get(db, Program.import))]
         ).asInt64
-        try retryHeld(db, tables: tables, order: order, cascade: cascade, maxAhead: maxAhead, report: &report)
+        try retryHeld(db, tables: tables, order: order, maxAhead: maxAhead, report: &report)
         while !shouldStop() {
             // First the fast path; a bundle the fast path would not write as the source did goes
             // change by change in its order, constraints still checked at the end. If the database
@@ -77,7 +76,7 @@ public enum Importer {
                     var partial = report
                     try applyRange(
                         db, tables: tables, order: order, maxAhead: maxAhead, rows: .through(last),
-                        after: pointer, sourceOrder: sourceOrder, cascade: cascade,
+                        after: pointer, sourceOrder: sourceOrder,
                         mode: mode, report: &partial
                     ) { r in
                         // Within a bundle too: one bundle can hold a million changes.
@@ -127,7 +126,7 @@ public enum Importer {
             if !more { break }
         }
         if report.bundles > 0 {
-            try retryHeld(db, tables: tables, order: order, cascade: cascade, maxAhead: maxAhead, report: &report)
+            try retryHeld(db, tables: tables, order: order, maxAhead: maxAhead, report: &report)
             // This node's own rows that came back (a restored backup) move its generators past them.
             try KeyBlocks.raise(db)
         }
@@ -217,7 +216,7 @@ public enum Importer {
     }
 
     private static func retryHeld(
-        _ db: Database, tables: [String: TableInfo], order: [String], cascade: CascadeGuard, maxAhead: Int64,
+        _ db: Database, tables: [String: TableInfo], order: [String], maxAhead: Int64,
         report: inout ImportReport
     ) throws {
         let pointer = try ProgramPointer.get(db, Program.import)
@@ -228,7 +227,7 @@ public enum Importer {
             partial = report
             try applyRange(
                 db, tables: tables, order: order,
-                maxAhead: maxAhead, rows: .heldThrough(pointer), cascade: cascade,
+                maxAhead: maxAhead, rows: .heldThrough(pointer),
                 mode: .heldOneByOne, coalesce: true, report: &partial)
         }
         report = partial
@@ -280,7 +279,7 @@ public enum Importer {
     /// again from the bundle's start (a 1M-change bundle: 1,000 chunks, each slower).
     static func applyRange(
         _ db: Database, tables: [String: TableInfo], order: [String], maxAhead: Int64, rows inbox: InboxRows,
-        after: Int64 = 0, sourceOrder: SourceOrder = .none, cascade: CascadeGuard = .none,
+        after: Int64 = 0, sourceOrder: SourceOrder = .none,
         mode: ApplyMode, coalesce: Bool = false, report: inout ImportReport,
         afterChunk: ((ImportReport) -> Void)? = nil
     ) throws {
@@ -306,7 +305,6 @@ public enum Importer {
                 throw SourceOrderNeeded(reason: reason)
             }
             let canonical = try prefetch(changes, tables: tables, versions: merger.versions, batch: merger.batch)
-            merger.stillReferenced = try cascade.stillReferenced(db, changes, canonical: canonical, tables: tables)
             for ((r, c), k) in zip(zip(rows, changes), canonical) {
                 cursor.afterId = r.int(0) ?? 0
                 let outcome = try decide(

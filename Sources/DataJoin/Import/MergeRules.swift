@@ -34,8 +34,6 @@ struct Merger {
     private var generatedKeys: [String: Bool] = [:]
     /// Set on the fast path: rows are read and written through it, many per statement.
     var batch: RowBatch?
-    /// The chunk's deletes of rows that rows here still reference (`CascadeGuard`).
-    var stillReferenced: Set<CascadeGuard.RowRef> = []
 
     init(db: Database, tables: [String: TableInfo]) {
         self.db = db
@@ -328,11 +326,6 @@ struct Merger {
 
     private func applyDelete(_ c: Change, _ row: LocalRow) throws -> ApplyOutcome {
         if c.cl > row.cl {
-            if stillReferenced.contains(.init(table: c.table, key: row.keyBytes)) {
-                return .held(
-                    "rows of other tables here still reference it, and deleting it would cascade to them: it waits for their changes (a delete or a move made before it, not arrived yet, or a row added here)"
-                )
-            }
             if row.cl > 0 || row.state == nil {
                 try delete(row)
             }

@@ -1,15 +1,10 @@
 import Foundation
 
-/// One column of a foreign key between tracked tables, as the catalog names it, in the key's
-/// column order.
+/// One column of a foreign key between tracked tables, as the catalog names it.
 public struct ForeignKeyColumn: Sendable, Equatable {
     public var child: String
     public var parent: String
     public var column: String
-    /// The parent's column it references.
-    public var parentColumn: String
-    /// Names the foreign key among the child's, to group a key of several columns.
-    public var constraint: String
 }
 
 /// Foreign keys between tracked tables, read once per run: for writing parents before their

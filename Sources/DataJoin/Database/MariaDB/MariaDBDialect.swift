@@ -92,17 +92,12 @@ public struct MariaDBDialect: Dialect {
         var out: [ForeignKeyColumn] = []
         try db.query(
             """
-            SELECT table_name, referenced_table_name, column_name, referenced_column_name, constraint_name
-            FROM information_schema.key_column_usage
+            SELECT table_name, referenced_table_name, column_name FROM information_schema.key_column_usage
             WHERE table_schema = DATABASE() AND referenced_table_name IS NOT NULL
-            ORDER BY table_name, constraint_name, ordinal_position
             """, []
         ) { r in
             if let c = r.string(0), let p = r.string(1), let col = r.string(2), tables.contains(c), tables.contains(p) {
-                out.append(
-                    .init(
-                        child: c, parent: p, column: col, parentColumn: r.string(3) ?? "",
-                        constraint: c + "." + (r.string(4) ?? "")))
+                out.append(.init(child: c, parent: p, column: col))
             }
         }
         return out

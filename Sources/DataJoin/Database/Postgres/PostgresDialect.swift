@@ -76,22 +76,16 @@ public struct PostgresDialect: Dialect {
         var out: [ForeignKeyColumn] = []
         try db.query(
             """
-            SELECT c.relname, p.relname, a.attname, b.attname, k.oid FROM pg_catalog.pg_constraint k
+            SELECT c.relname, p.relname, a.attname FROM pg_catalog.pg_constraint k
             JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
             JOIN pg_catalog.pg_class p ON p.oid = k.confrelid
             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-            CROSS JOIN LATERAL unnest(k.conkey, k.confkey) WITH ORDINALITY AS u (child, parent, i)
-            JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.child
-            JOIN pg_catalog.pg_attribute b ON b.attrelid = k.confrelid AND b.attnum = u.parent
+            JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = ANY (k.conkey)
             WHERE k.contype = 'f' AND n.nspname = current_schema()
-            ORDER BY k.oid, u.i
             """, []
         ) { r in
             if let c = r.string(0), let p = r.string(1), let col = r.string(2), tables.contains(c), tables.contains(p) {
-                out.append(
-                    .init(
-                        child: c, parent: p, column: col, parentColumn: r.string(3) ?? "", constraint: r.string(4) ?? ""
-                    ))
+                out.append(.init(child: c, parent: p, column: col))
             }
         }
         return out

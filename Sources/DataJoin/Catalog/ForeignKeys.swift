@@ -1,10 +1,48 @@
 import Foundation
 
-/// One column of a foreign key between tracked tables, as the catalog names it.
+/// One column of a foreign key between tracked tables, as the catalog names it, in the key's
+/// column order.
 public struct ForeignKeyColumn: Sendable, Equatable {
     public var child: String
     public var parent: String
     public var column: String
+    /// The parent's column it references.
+    public var parentColumn: String
+    /// Names the foreign key among the child's, to group a key of several columns.
+    public var constraint: String
+    /// What deleting the parent row does to this child.
+    public var onDelete: ForeignKeyAction
+}
+
+/// A foreign key's `ON DELETE` action, as the brand's catalog names it.
+public enum ForeignKeyAction: String, Sendable, Equatable {
+    case cascade, setNull, setDefault, restrict, noAction
+
+    /// From `CASCADE`, `SET NULL`, … (SQLite's and MariaDB's catalogs; the PostgreSQL query
+    /// spells its codes the same way); anything else is `NO ACTION`.
+    init(sql: String?) {
+        switch (sql ?? "").uppercased() {
+        case "CASCADE": self = .cascade
+        case "SET NULL": self = .setNull
+        case "SET DEFAULT": self = .setDefault
+        case "RESTRICT": self = .restrict
+        default: self = .noAction
+        }
+    }
+
+    /// The database changes the child rows itself: deletes them or rewrites their reference.
+    var changesChildren: Bool { self == .cascade || self == .setNull || self == .setDefault }
+}
+
+/// A foreign key whose `ON DELETE` changes the rows referencing a deleted parent.
+struct CascadingKey: Equatable {
+    var child: String
+    /// (child column, parent column), in the key's order.
+    var columns: [(child: String, parent: String)]
+
+    static func == (a: CascadingKey, b: CascadingKey) -> Bool {
+        a.child == b.child && a.columns.elementsEqual(b.columns) { $0 == $1 }
+    }
 }
 
 /// Foreign keys between tracked tables, read once per run: for writing parents before their
@@ -22,6 +60,26 @@ struct ForeignKeys {
     var children: [String: [String: Set<String>]] {
         var out: [String: [String: Set<String>]] = [:]
         for fk in columns { out[fk.parent, default: [:]][fk.child, default: []].insert(fk.column) }
+        return out
+    }
+
+    /// Each tracked table → the foreign keys of tracked tables whose `ON DELETE` changes the
+    /// rows referencing it (`CascadeWait`).
+    var cascading: [String: [CascadingKey]] {
+        var keys: [String: CascadingKey] = [:]
+        var parents: [String: String] = [:]
+        var order: [String] = []
+        for fk in columns where fk.onDelete.changesChildren {
+            let id = fk.child + "\u{0}" + fk.constraint
+            if keys[id] == nil {
+                keys[id] = CascadingKey(child: fk.child, columns: [])
+                parents[id] = fk.parent
+                order.append(id)
+            }
+            keys[id]?.columns.append((fk.column, fk.parentColumn))
+        }
+        var out: [String: [CascadingKey]] = [:]
+        for id in order { out[parents[id]!, default: []].append(keys[id]!) }
         return out
     }
 

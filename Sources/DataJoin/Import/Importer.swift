@@ -49,13 +49,14 @@ public enum Importer {
         let foreignKeys = try ForeignKeys.load(db, tables: Array(tables.keys))
         let order = foreignKeys.parentsFirst
         let sourceOrder = try SourceOrder.load(db, tables: tables, foreignKeys: foreignKeys)
+        let cascade = CascadeWait(foreignKeys: foreignKeys, tables: tables)
         let maxAhead =
             try Settings.int(db, "max_clock_ahead_ms", range: 0...HybridLogicalClock.maxMs) ?? defaultMaxClockAheadMs
         var report = ImportReport()
         let total = try db.scalar(
             "SELECT count(*) FROM ds_change_inbox WHERE id > ?", [.integer(try ProgramPointer.get(db, Program.import))]
         ).asInt64
-        try retryHeld(db, tables: tables, order: order, maxAhead: maxAhead, report: &report)
+        try retryHeld(db, tables: tables, order: order, maxAhead: maxAhead, cascade: cascade, report: &report)
         while !shouldStop() {
             // First the fast path; a bundle the fast path would not write as the source did goes
             // change by change in its order, constraints still checked at the end. If the database
@@ -76,7 +77,7 @@ public enum Importer {
                     var partial = report
                     try applyRange(
                         db, tables: tables, order: order, maxAhead: maxAhead, rows: .through(last),
-                        after: pointer, sourceOrder: sourceOrder,
+                        after: pointer, sourceOrder: sourceOrder, cascade: cascade,
                         mode: mode, report: &partial
                     ) { r in
                         // Within a bundle too: one bundle can hold a million changes.
@@ -126,7 +127,7 @@ public enum Importer {
             if !more { break }
         }
         if report.bundles > 0 {
-            try retryHeld(db, tables: tables, order: order, maxAhead: maxAhead, report: &report)
+            try retryHeld(db, tables: tables, order: order, maxAhead: maxAhead, cascade: cascade, report: &report)
             // This node's own rows that came back (a restored backup) move its generators past them.
             try KeyBlocks.raise(db)
         }
@@ -216,7 +217,7 @@ public enum Importer {
     }
 
     private static func retryHeld(
-        _ db: Database, tables: [String: TableInfo], order: [String], maxAhead: Int64,
+        _ db: Database, tables: [String: TableInfo], order: [String], maxAhead: Int64, cascade: CascadeWait,
         report: inout ImportReport
     ) throws {
         let pointer = try ProgramPointer.get(db, Program.import)
@@ -227,7 +228,7 @@ public enum Importer {
             partial = report
             try applyRange(
                 db, tables: tables, order: order,
-                maxAhead: maxAhead, rows: .heldThrough(pointer),
+                maxAhead: maxAhead, rows: .heldThrough(pointer), cascade: cascade,
                 mode: .heldOneByOne, coalesce: true, report: &partial)
         }
         report = partial
@@ -279,7 +280,7 @@ public enum Importer {
     /// again from the bundle's start (a 1M-change bundle: 1,000 chunks, each slower).
     static func applyRange(
         _ db: Database, tables: [String: TableInfo], order: [String], maxAhead: Int64, rows inbox: InboxRows,
-        after: Int64 = 0, sourceOrder: SourceOrder = .none,
+        after: Int64 = 0, sourceOrder: SourceOrder = .none, cascade: CascadeWait = .none,
         mode: ApplyMode, coalesce: Bool = false, report: inout ImportReport,
         afterChunk: ((ImportReport) -> Void)? = nil
     ) throws {
@@ -291,6 +292,7 @@ public enum Importer {
         try deferForeignKeys(db, mode != .heldOneByOne)
         let window = try StampWindow(db, maxAheadMs: maxAhead)
         var merger = Merger(db: db, tables: tables)
+        var cascade = cascade
         if mode == .fast {
             merger.batch = RowBatch(
                 db: db, tables: tables, order: order)
@@ -301,14 +303,25 @@ public enum Importer {
             let (rows, changes) = try readChunk(
                 db, tables: tables, inbox, after: cursor.afterId, end: end, coalesce: coalesce)
             if rows.isEmpty { break }
-            if mode == .fast, let reason = sourceOrder.reason(changes) {
+            if mode == .fast,
+                let reason = try sourceOrder.reason(changes)
+                    ?? cascade.fastPathReason(db, changes, lastId: rows.last?.int(0) ?? 0)
+            {
                 throw SourceOrderNeeded(reason: reason)
             }
             let canonical = try prefetch(changes, tables: tables, versions: merger.versions, batch: merger.batch)
             for ((r, c), k) in zip(zip(rows, changes), canonical) {
                 cursor.afterId = r.int(0) ?? 0
-                let outcome = try decide(
-                    db, c, canonical: k, window: window, savepoints: mode == .heldOneByOne, merger: &merger)
+                let outcome: ApplyOutcome
+                if mode != .fast, let k,
+                    let reason = try cascade.holdReason(
+                        db, c, key: k.key, id: cursor.afterId, appliedThrough: inbox.appliedThrough(cursor.afterId))
+                {
+                    outcome = .held(reason)
+                } else {
+                    outcome = try decide(
+                        db, c, canonical: k, window: window, savepoints: mode == .heldOneByOne, merger: &merger)
+                }
                 try settle(db, outcome, of: c, row: r, report: &report, cursor: &cursor)
             }
             // Written out and forgotten: memory stays flat however large the bundle.
@@ -531,6 +544,14 @@ enum InboxRows {
     case through(Int64)
     /// The held rows up to this id, found through ds_change_held's own key.
     case heldThrough(Int64)
+
+    /// The inbox rows up to this id are applied or held, when the row `id` is being applied.
+    func appliedThrough(_ id: Int64) -> Int64 {
+        switch self {
+        case .through: return id
+        case .heldThrough(let last): return last
+        }
+    }
 
     /// The rows with `after` < id <= `end`.
     func condition(after: Int64, end: Int64) -> (SQL, [Value]) {

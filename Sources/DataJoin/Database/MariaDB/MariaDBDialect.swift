@@ -92,12 +92,20 @@ public struct MariaDBDialect: Dialect {
         var out: [ForeignKeyColumn] = []
         try db.query(
             """
-            SELECT table_name, referenced_table_name, column_name FROM information_schema.key_column_usage
-            WHERE table_schema = DATABASE() AND referenced_table_name IS NOT NULL
+            SELECT k.table_name, k.referenced_table_name, k.column_name, k.referenced_column_name, k.constraint_name,
+              r.delete_rule
+            FROM information_schema.key_column_usage AS k
+            LEFT JOIN information_schema.referential_constraints AS r ON r.constraint_schema = k.table_schema
+              AND r.table_name = k.table_name AND r.constraint_name = k.constraint_name
+            WHERE k.table_schema = DATABASE() AND k.referenced_table_name IS NOT NULL
+            ORDER BY k.table_name, k.constraint_name, k.ordinal_position
             """, []
         ) { r in
             if let c = r.string(0), let p = r.string(1), let col = r.string(2), tables.contains(c), tables.contains(p) {
-                out.append(.init(child: c, parent: p, column: col))
+                out.append(
+                    .init(
+                        child: c, parent: p, column: col, parentColumn: r.string(3) ?? "",
+                        constraint: c + "." + (r.string(4) ?? ""), onDelete: ForeignKeyAction(sql: r.string(5))))
             }
         }
         return out

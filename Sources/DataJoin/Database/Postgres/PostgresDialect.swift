@@ -76,16 +76,26 @@ public struct PostgresDialect: Dialect {
         var out: [ForeignKeyColumn] = []
         try db.query(
             """
-            SELECT c.relname, p.relname, a.attname FROM pg_catalog.pg_constraint k
+            SELECT c.relname, p.relname, a.attname, b.attname, k.oid,
+              CASE k.confdeltype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT'
+                WHEN 'r' THEN 'RESTRICT' ELSE 'NO ACTION' END
+            FROM pg_catalog.pg_constraint k
             JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
             JOIN pg_catalog.pg_class p ON p.oid = k.confrelid
             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-            JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = ANY (k.conkey)
+            CROSS JOIN LATERAL unnest(k.conkey, k.confkey) WITH ORDINALITY AS u (child, parent, i)
+            JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.child
+            JOIN pg_catalog.pg_attribute b ON b.attrelid = k.confrelid AND b.attnum = u.parent
             WHERE k.contype = 'f' AND n.nspname = current_schema()
+            ORDER BY k.oid, u.i
             """, []
         ) { r in
             if let c = r.string(0), let p = r.string(1), let col = r.string(2), tables.contains(c), tables.contains(p) {
-                out.append(.init(child: c, parent: p, column: col))
+                out.append(
+                    .init(
+                        child: c, parent: p, column: col, parentColumn: r.string(3) ?? "",
+                        constraint: r.string(4) ?? "",
+                        onDelete: ForeignKeyAction(sql: r.string(5))))
             }
         }
         return out

@@ -92,9 +92,19 @@ public struct SQLiteDialect: Dialect {
     public func foreignKeys(_ db: Database, among tables: Set<String>) throws -> [ForeignKeyColumn] {
         var out: [ForeignKeyColumn] = []
         for t in tables.sorted() {
-            try db.query("SELECT \"table\", \"from\" FROM pragma_foreign_key_list(?)", [.text(t)]) { r in
+            // `to` is NULL when the key names no columns: the parent's primary key, in order.
+            try db.query(
+                """
+                SELECT f."table", f."from", coalesce(f."to", (SELECT k.name FROM pragma_table_info(f."table") AS k
+                  WHERE k.pk = f.seq + 1)), f.id, f.on_delete
+                FROM pragma_foreign_key_list(?) AS f ORDER BY f.id, f.seq
+                """, [.text(t)]
+            ) { r in
                 if let p = r.string(0), let c = r.string(1), tables.contains(p) {
-                    out.append(.init(child: t, parent: p, column: c))
+                    out.append(
+                        .init(
+                            child: t, parent: p, column: c, parentColumn: r.string(2) ?? "",
+                            constraint: "\(r.int(3) ?? 0)", onDelete: ForeignKeyAction(sql: r.string(4))))
                 }
             }
         }

@@ -1,0 +1,131 @@
+import Foundation
+
+/// A delete whose target cascade could act on rows that lag its origin waits.
+///
+/// Deleting a parent row here runs this database's own `ON DELETE CASCADE` (or `SET NULL`,
+/// `SET DEFAULT`) on the rows referencing it. At the origin, the rows that still referenced it
+/// were cascaded there too, and those cascades travel as changes of their own (captured on
+/// SQLite and PostgreSQL; on MariaDB every node cascades on its own). A row that references it
+/// here but no longer did at the origin lags: the change that moved it elsewhere (an update of
+/// its foreign key, or a parent's key change captured as a delete and an insert) is not applied
+/// here yet, because a bundle arrived out of order, was held, or comes later in the same source
+/// transaction. Cascading then would delete or unlink that row for good, and its move, arriving
+/// later, would find nothing (docs/conflict-rules.md, "Constraints").
+///
+/// So, at the moment of the delete, a delete of a row that some row here references through
+/// such a key is held while a change its origin made before it, or in its transaction, has not
+/// been applied here: not arrived yet, later in the inbox, or held. The retry of held changes
+/// applies it once they are, and the cascade then acts only on rows that are where the origin
+/// had them. A row referencing it that its origin never saw (inserted concurrently elsewhere)
+/// does not make it wait once the origin's own changes are here: the cascade is then what every
+/// node does.
+struct CascadeWait {
+    private let keys: [String: [CascadingKey]]
+    private let tables: [String: TableInfo]
+    private var probes: [String: [SQL]] = [:]
+
+    static let none = CascadeWait(keys: [:], tables: [:])
+
+    private init(keys: [String: [CascadingKey]], tables: [String: TableInfo]) {
+        self.keys = keys
+        self.tables = tables
+    }
+
+    init(foreignKeys: ForeignKeys, tables: [String: TableInfo]) {
+        self.init(keys: foreignKeys.cascading, tables: tables)
+    }
+
+    /// Deletes of this table can cascade to tracked rows here.
+    func covers(_ table: String) -> Bool { keys[table] != nil }
+
+    /// In a chunk about to go on the fast path: a delete that may have to wait, decided change by
+    /// change in the bundle's order instead. Only the origin's state is read here, once per
+    /// origin: most chunks of deletes come from origins whose changes are all applied.
+    func fastPathReason(_ db: Database, _ changes: [Change], lastId: Int64) throws -> String? {
+        var latest: [String: Change] = [:]
+        for c in changes where c.op == .delete && covers(c.table) {
+            let id = c.origin + "\u{0}" + c.epoch
+            if let seen = latest[id], seen.seq >= c.seq { continue }
+            latest[id] = c
+        }
+        for c in latest.values.sorted(by: { $0.origin < $1.origin }) {
+            if let why = try unapplied(db, c, after: lastId, heldOtherThan: nil) {
+                return "it deletes rows of \(c.table) that other tracked rows may reference, and \(why)"
+            }
+        }
+        return nil
+    }
+
+    /// Why the delete `c` (inbox row `id`) must wait, or nil to apply it now. Inbox rows up to
+    /// `appliedThrough` are applied or held.
+    mutating func holdReason(_ db: Database, _ c: Change, key: [Value], id: Int64, appliedThrough: Int64) throws
+        -> String?
+    {
+        guard c.op == .delete, let table = tables[c.table], keys[c.table] != nil,
+            let child = try referencingTable(db, table, key: key),
+            let why = try unapplied(db, c, after: appliedThrough, heldOtherThan: id)
+        else { return nil }
+        return
+            "deleting \(c.table) \(KeyCodec.display(key)) here would cascade to rows of \(child) that reference it, "
+            + "and \(why); it waits so that the cascade acts only on rows where \(c.origin) had them"
+    }
+
+    /// The first tracked table with a row referencing the row `key` of `table` through a key
+    /// whose `ON DELETE` changes it.
+    private mutating func referencingTable(_ db: Database, _ table: TableInfo, key: [Value]) throws -> String? {
+        let list = keys[table.name] ?? []
+        if probes[table.name] == nil {
+            let keyWhere = table.keyColumns.map { "\($0.identifier.qualified(by: "p")) = ?" as SQL }
+                .joined(separator: " AND ")
+            probes[table.name] = list.map { k in
+                let on = k.columns.map {
+                    "\(Identifier($0.child).qualified(by: "c")) = \(Identifier($0.parent).qualified(by: "p"))" as SQL
+                }.joined(separator: " AND ")
+                return
+                    "SELECT 1 FROM \(Identifier(k.child)) AS c JOIN \(table.identifier) AS p ON \(on) WHERE \(keyWhere) LIMIT 1"
+            }
+        }
+        for (k, probe) in zip(list, probes[table.name] ?? []) where try db.firstRow(probe, key) != nil {
+            return k.child
+        }
+        return nil
+    }
+
+    /// A change of `c`'s origin made before it that is not applied here, described: not arrived,
+    /// later in the inbox (rows after `after` are not applied yet), or held on a table
+    /// referencing `c`'s; or, in its PostgreSQL transaction, an update of such a table after it
+    /// (PostgreSQL captures a parent's key change before the updates its cascade made).
+    private func unapplied(_ db: Database, _ c: Change, after: Int64, heldOtherThan: Int64?) throws -> String? {
+        let origin: [Value] = [.text(c.origin), .text(c.epoch)]
+        let holds = try Holdings.state(db, origin: c.origin, epoch: c.epoch)
+        if holds.contiguous < c.seq - 1 {
+            return
+                "\(c.origin)'s changes from #\(holds.contiguous + 1) have not arrived here (it deleted it at #\(c.seq))"
+        }
+        let children = Array(Set((keys[c.table] ?? []).map(\.child))).sorted()
+        let marks = db.dialect.marks(children.count)
+        // SQLite and MariaDB origins have no transaction id (0), and capture cascades first.
+        let moves: SQL =
+            c.txid != 0 ? " OR (source_id = ? AND object_operation = 'U' AND object_table IN (\(marks)))" : ""
+        let moveValues: [Value] = c.txid != 0 ? [.integer(c.txid)] + children.map { .text($0) } : []
+        if let seq = try db.scalar(
+            "SELECT seq FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND (seq < ?\(moves)) AND id > ? LIMIT 1",
+            origin + [.integer(c.seq)] + moveValues + [.integer(after)]
+        ).asInt64 {
+            return "\(c.origin)'s change #\(seq) is not applied here yet"
+        }
+        let heldMoves: SQL = c.txid != 0 ? " OR (i.source_id = ? AND i.object_operation = 'U')" : ""
+        let heldMoveValues: [Value] = c.txid != 0 ? [.integer(c.txid)] : []
+        if let seq = try db.scalar(
+            """
+            SELECT i.seq FROM ds_change_held AS h JOIN ds_change_inbox AS i ON i.id = h.id
+            WHERE h.object_table IN (\(marks)) AND i.origin = ? AND i.origin_epoch = ? AND h.id <> ?
+              AND (i.seq < ?\(heldMoves)) LIMIT 1
+            """,
+            children.map { .text($0) } + origin + [.integer(heldOtherThan ?? 0), .integer(c.seq)] + heldMoveValues
+        ).asInt64 {
+            return "\(c.origin)'s change #\(seq) to a row referencing it is held here"
+        }
+        return nil
+    }
+}

@@ -27,6 +27,10 @@ allowed=(
   # whose unique code a row of the target alone holds is refused (on the fast path or in the
   # bundle's order, then change by change) and held.
   "ERROR 1062: Duplicate entry 'dup' for key 'code' : INSERT INTO \"uh\" "
+  # ConstraintTests.testAParentKeyChangeKeepsItsChildrenOnEveryTarget: a SQLite origin captures
+  # the children's updates before their parent's new key, which MariaDB's foreign key refuses
+  # until the key is there; held, and released by the same import.
+  "ERROR 1452: Cannot add or update a child row: a foreign key constraint fails \\(\"dj_kbsqlitemariadb_[0-9]+\"\\.\"kc\""
 )
 pattern=$(IFS='|'; echo "${allowed[*]}")
 unexpected=$(grep -a ' ERROR ' "$log" | grep -Ev "$pattern" || true)

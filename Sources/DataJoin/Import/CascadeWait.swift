@@ -23,6 +23,8 @@ struct CascadeWait {
     private let keys: [String: [CascadingKey]]
     private let tables: [String: TableInfo]
     private var probes: [String: [SQL]] = [:]
+    /// Shared by every apply of one run: read once per origin.
+    private let late = LateRows()
 
     static let none = CascadeWait(keys: [:], tables: [:])
 
@@ -104,15 +106,15 @@ struct CascadeWait {
         }
         let children = Array(Set((keys[c.table] ?? []).map(\.child))).sorted()
         let marks = db.dialect.marks(children.count)
-        // SQLite and MariaDB origins have no transaction id (0), and capture cascades first.
-        let moves: SQL =
-            c.txid != 0 ? " OR (source_id = ? AND object_operation = 'U' AND object_table IN (\(marks)))" : ""
-        let moveValues: [Value] = c.txid != 0 ? [.integer(c.txid)] + children.map { .text($0) } : []
-        if let seq = try db.scalar(
-            "SELECT seq FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND (seq < ?\(moves)) AND id > ? LIMIT 1",
-            origin + [.integer(c.seq)] + moveValues + [.integer(after)]
-        ).asInt64 {
+        if let seq = try late.earlier(db, origin: c.origin, epoch: c.epoch, than: c.seq, after: after) {
             return "\(c.origin)'s change #\(seq) is not applied here yet"
+        }
+        // SQLite and MariaDB origins have no transaction id (0), and capture cascades first.
+        if c.txid != 0,
+            let seq = try late.move(db, after: c, of: Set(children), notAppliedAfter: after)
+        {
+            return
+                "\(c.origin)'s change #\(seq) of the same transaction, to a row referencing it, is not applied here yet"
         }
         let heldMoves: SQL = c.txid != 0 ? " OR (i.source_id = ? AND i.object_operation = 'U')" : ""
         let heldMoveValues: [Value] = c.txid != 0 ? [.integer(c.txid)] : []
@@ -127,5 +129,95 @@ struct CascadeWait {
             return "\(c.origin)'s change #\(seq) to a row referencing it is held here"
         }
         return nil
+    }
+}
+
+/// What an import run reads once of the inbox for `CascadeWait`, per origin and transaction.
+private final class LateRows {
+    /// Rows loaded after a row of the same origin with a higher seq (a bundle that arrived late),
+    /// as runs of consecutive seqs: the only rows after an inbox position with a seq below a
+    /// row at or before it.
+    private var late: [String: [(ids: ClosedRange<Int64>, seqs: ClosedRange<Int64>)]] = [:]
+    /// The highest inbox id when an origin was read: rows loaded since are read on each ask.
+    private var readThrough: [String: Int64] = [:]
+    /// Per origin and PostgreSQL transaction: its updates after its first delete asked about.
+    private var moves: [String: (from: Int64, rows: [(seq: Int64, id: Int64, table: String)])] = [:]
+
+    /// A seq below `seq` of the origin's rows after inbox id `after`, if any.
+    func earlier(_ db: Database, origin: String, epoch: String, than seq: Int64, after: Int64) throws -> Int64? {
+        let key = origin + "\u{0}" + epoch
+        let params: [Value] = [.text(origin), .text(epoch)]
+        if late[key] == nil {
+            readThrough[key] = try db.scalar("SELECT max(id) FROM ds_change_inbox").asInt64 ?? 0
+            // Rows not applied yet are the only ones that matter; below the lowest of their seqs
+            // every row is applied (or held, which the caller checks).
+            let lowest =
+                try db.scalar(
+                    "SELECT min(seq) FROM ds_change_inbox WHERE id > ? AND origin = ? AND origin_epoch = ?",
+                    [.integer(after)] + params
+                ).asInt64 ?? Int64.max
+            // Descending seqs: a row is late when a row with a higher seq has a lower id.
+            var runs: [(ids: ClosedRange<Int64>, seqs: ClosedRange<Int64>)] = []
+            var lowestId = Int64.max
+            try db.query(
+                "SELECT seq, id FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq >= ? ORDER BY seq DESC",
+                params + [.integer(lowest)]
+            ) { r in
+                guard let s = r.int(0), let id = r.int(1) else { return }
+                if id > lowestId {
+                    if let last = runs.last, last.seqs.lowerBound == s + 1 {
+                        runs[runs.count - 1] = (
+                            min(id, last.ids.lowerBound)...max(id, last.ids.upperBound), s...last.seqs.upperBound
+                        )
+                    } else {
+                        runs.append((id...id, s...s))
+                    }
+                }
+                lowestId = min(lowestId, id)
+            }
+            late[key] = runs
+        }
+        for run in late[key] ?? [] where run.ids.upperBound > after && run.seqs.lowerBound < seq {
+            return run.seqs.lowerBound
+        }
+        return try db.scalar(
+            "SELECT seq FROM ds_change_inbox WHERE id > ? AND origin = ? AND origin_epoch = ? AND seq < ? LIMIT 1",
+            [.integer(max(after, readThrough[key] ?? 0))] + params + [.integer(seq)]
+        ).asInt64
+    }
+
+    /// An update of one of `tables` in `c`'s transaction, after `c`, not applied yet (after inbox
+    /// id `notAppliedAfter`). A transaction's seqs follow each other (the stamper stamps it whole).
+    func move(_ db: Database, after c: Change, of tables: Set<String>, notAppliedAfter: Int64) throws -> Int64? {
+        let key = c.origin + "\u{0}" + c.epoch + "\u{0}" + String(c.txid)
+        if let known = moves[key], known.from > c.seq {
+            moves[key] = nil
+        }
+        if moves[key] == nil {
+            var rows: [(seq: Int64, id: Int64, table: String)] = []
+            var next = c.seq
+            var done = false
+            while !done {
+                var n = 0
+                try db.query(
+                    """
+                    SELECT seq, id, source_id, object_operation, object_table FROM ds_change_inbox
+                    WHERE origin = ? AND origin_epoch = ? AND seq > ? ORDER BY seq LIMIT 1000
+                    """, [.text(c.origin), .text(c.epoch), .integer(next)]
+                ) { r in
+                    n += 1
+                    guard !done, let s = r.int(0) else { return }
+                    next = s
+                    if r.int(2) != c.txid {
+                        done = true
+                    } else if r.string(3) == "U", let t = r.string(4) {
+                        rows.append((s, r.int(1) ?? 0, t))
+                    }
+                }
+                if n < 1000 { done = true }
+            }
+            moves[key] = (c.seq, rows)
+        }
+        return moves[key]?.rows.first { $0.id > notAppliedAfter && tables.contains($0.table) }?.seq
     }
 }

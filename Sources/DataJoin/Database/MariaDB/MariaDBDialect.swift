@@ -92,22 +92,31 @@ public struct MariaDBDialect: Dialect {
         var out: [ForeignKeyColumn] = []
         try db.query(
             """
-            SELECT k.table_name, k.referenced_table_name, k.column_name, k.referenced_column_name, k.constraint_name,
-              r.delete_rule
-            FROM information_schema.key_column_usage AS k
-            LEFT JOIN information_schema.referential_constraints AS r ON r.constraint_schema = k.table_schema
-              AND r.table_name = k.table_name AND r.constraint_name = k.constraint_name
-            WHERE k.table_schema = DATABASE() AND k.referenced_table_name IS NOT NULL
-            ORDER BY k.table_name, k.constraint_name, k.ordinal_position
+            SELECT table_name, referenced_table_name, column_name, referenced_column_name, constraint_name
+            FROM information_schema.key_column_usage
+            WHERE table_schema = DATABASE() AND referenced_table_name IS NOT NULL
+            ORDER BY table_name, constraint_name, ordinal_position
             """, []
         ) { r in
             if let c = r.string(0), let p = r.string(1), let col = r.string(2), tables.contains(c), tables.contains(p) {
                 out.append(
                     .init(
                         child: c, parent: p, column: col, parentColumn: r.string(3) ?? "",
-                        constraint: c + "." + (r.string(4) ?? ""), onDelete: ForeignKeyAction(sql: r.string(5))))
+                        constraint: c + "." + (r.string(4) ?? ""), onDelete: .noAction))
             }
         }
+        // Each child table named: a query over the whole schema opens every table in it, and
+        // opening a SEQUENCE drops its cached values (a key block's ids jumped by its cache).
+        let children = Array(Set(out.map(\.child))).sorted()
+        guard !children.isEmpty else { return out }
+        var rules: [String: ForeignKeyAction] = [:]
+        try db.query(
+            """
+            SELECT table_name, constraint_name, delete_rule FROM information_schema.referential_constraints
+            WHERE constraint_schema = DATABASE() AND table_name IN (\(marks(children.count)))
+            """, children.map { .text($0) }
+        ) { r in rules[(r.string(0) ?? "") + "." + (r.string(1) ?? "")] = ForeignKeyAction(sql: r.string(2)) }
+        for i in out.indices { out[i].onDelete = rules[out[i].constraint] ?? .noAction }
         return out
     }
 

@@ -37,6 +37,25 @@ struct CascadeWait {
         self.init(keys: foreignKeys.cascading, tables: tables)
     }
 
+    /// The tables the delete of a `parent` row can reach through such keys, its children's
+    /// children included: a held move of a grandchild is lost to a grandparent's cascade too
+    /// (found from outside).
+    private func descendants(of parent: String) -> [String] {
+        var seen = Set<String>()
+        var next = [parent]
+        while let t = next.popLast() {
+            for k in keys[t] ?? [] where seen.insert(k.child).inserted { next.append(k.child) }
+        }
+        return seen.sorted()
+    }
+
+    /// Each table referencing `parent` through such a key → its columns that do.
+    private func foreignKeyColumns(of parent: String) -> [String: Set<String>] {
+        var out: [String: Set<String>] = [:]
+        for k in keys[parent] ?? [] { out[k.child, default: []].formUnion(k.columns.map(\.child)) }
+        return out
+    }
+
     /// Deletes of this table can cascade to tracked rows here.
     func covers(_ table: String) -> Bool { keys[table] != nil }
 
@@ -51,25 +70,47 @@ struct CascadeWait {
             latest[id] = c
         }
         for c in latest.values.sorted(by: { $0.origin < $1.origin }) {
-            if let why = try unapplied(db, c, after: lastId, heldOtherThan: nil) {
+            if let wait = try unapplied(db, c, after: lastId, heldOtherThan: nil) {
+                let why: String
+                switch wait {
+                case .missing(let text): why = text
+                case .after: why = "its transaction moves rows off them later"
+                }
                 return "it deletes rows of \(c.table) that other tracked rows may reference, and \(why)"
             }
         }
         return nil
     }
 
-    /// Why the delete `c` (inbox row `id`) must wait, or nil to apply it now. Inbox rows up to
+    /// What a delete does now.
+    enum Decision {
+        /// Held with this reason, retried with the held changes.
+        case hold(String)
+        /// Applied once the bundle's rows up to this inbox id are: the updates of its own
+        /// transaction that move rows off it come later in the same bundle (or import). The
+        /// reason holds it if they are not applied by the end.
+        case after(Int64, String)
+    }
+
+    /// Whether the delete `c` (inbox row `id`) waits, or nil to apply it now. Inbox rows up to
     /// `appliedThrough` are applied or held.
-    mutating func holdReason(_ db: Database, _ c: Change, key: [Value], id: Int64, appliedThrough: Int64) throws
-        -> String?
+    mutating func decision(_ db: Database, _ c: Change, key: [Value], id: Int64, appliedThrough: Int64) throws
+        -> Decision?
     {
         guard c.op == .delete, let table = tables[c.table], keys[c.table] != nil,
             let child = try referencingTable(db, table, key: key),
-            let why = try unapplied(db, c, after: appliedThrough, heldOtherThan: id)
+            let wait = try unapplied(db, c, after: appliedThrough, heldOtherThan: id)
         else { return nil }
-        return
+        let why: String
+        switch wait {
+        case .after: why = "\(c.origin)'s updates of its transaction that move them are not applied here yet"
+        case .missing(let text): why = text
+        }
+        let reason =
             "deleting \(c.table) \(KeyCodec.display(key)) here would cascade to rows of \(child) that reference it, "
             + "and \(why); it waits so that the cascade acts only on rows where \(c.origin) had them"
+        if case .after(let last) = wait { return .after(last, reason) }
+        return .hold(reason)
     }
 
     /// The first tracked table with a row referencing the row `key` of `table` through a key
@@ -97,24 +138,24 @@ struct CascadeWait {
     /// later in the inbox (rows after `after` are not applied yet), or held on a table
     /// referencing `c`'s; or, in its PostgreSQL transaction, an update of such a table after it
     /// (PostgreSQL captures a parent's key change before the updates its cascade made).
-    private func unapplied(_ db: Database, _ c: Change, after: Int64, heldOtherThan: Int64?) throws -> String? {
+    private enum Unapplied {
+        case missing(String)
+        /// Only updates of its own transaction, up to this inbox id, are still to come.
+        case after(Int64)
+    }
+
+    private func unapplied(_ db: Database, _ c: Change, after: Int64, heldOtherThan: Int64?) throws -> Unapplied? {
         let origin: [Value] = [.text(c.origin), .text(c.epoch)]
         let holds = try Holdings.state(db, origin: c.origin, epoch: c.epoch)
         if holds.contiguous < c.seq - 1 {
-            return
+            return .missing(
                 "\(c.origin)'s changes from #\(holds.contiguous + 1) have not arrived here (it deleted it at #\(c.seq))"
+            )
         }
-        let children = Array(Set((keys[c.table] ?? []).map(\.child))).sorted()
+        let children = descendants(of: c.table)
         let marks = db.dialect.marks(children.count)
         if let seq = try late.earlier(db, origin: c.origin, epoch: c.epoch, than: c.seq, after: after) {
-            return "\(c.origin)'s change #\(seq) is not applied here yet"
-        }
-        // SQLite and MariaDB origins have no transaction id (0), and capture cascades first.
-        if c.txid != 0,
-            let seq = try late.move(db, after: c, of: Set(children), notAppliedAfter: after)
-        {
-            return
-                "\(c.origin)'s change #\(seq) of the same transaction, to a row referencing it, is not applied here yet"
+            return .missing("\(c.origin)'s change #\(seq) is not applied here yet")
         }
         let heldMoves: SQL = c.txid != 0 ? " OR (i.source_id = ? AND i.object_operation = 'U')" : ""
         let heldMoveValues: [Value] = c.txid != 0 ? [.integer(c.txid)] : []
@@ -126,7 +167,13 @@ struct CascadeWait {
             """,
             children.map { .text($0) } + origin + [.integer(heldOtherThan ?? 0), .integer(c.seq)] + heldMoveValues
         ).asInt64 {
-            return "\(c.origin)'s change #\(seq) to a row referencing it is held here"
+            return .missing("\(c.origin)'s change #\(seq) to a row referencing it is held here")
+        }
+        // SQLite and MariaDB origins have no transaction id (0), and capture cascades first.
+        if c.txid != 0,
+            let last = try late.lastMove(db, after: c, of: foreignKeyColumns(of: c.table), notAppliedAfter: after)
+        {
+            return .after(last)
         }
         return nil
     }
@@ -140,8 +187,9 @@ private final class LateRows {
     private var late: [String: [(ids: ClosedRange<Int64>, seqs: ClosedRange<Int64>)]] = [:]
     /// The highest inbox id when an origin was read: rows loaded since are read on each ask.
     private var readThrough: [String: Int64] = [:]
-    /// Per origin and PostgreSQL transaction: its updates after its first delete asked about.
-    private var moves: [String: (from: Int64, rows: [(seq: Int64, id: Int64, table: String)])] = [:]
+    /// Per origin, PostgreSQL transaction and parent table: the transaction's updates of tables
+    /// referencing it, after its first delete asked about.
+    private var moves: [String: (from: Int64, rows: [(seq: Int64, id: Int64, table: String, column: String?)])] = [:]
 
     /// A seq below `seq` of the origin's rows after inbox id `after`, if any.
     func earlier(_ db: Database, origin: String, epoch: String, than seq: Int64, after: Int64) throws -> Int64? {
@@ -186,23 +234,27 @@ private final class LateRows {
         ).asInt64
     }
 
-    /// An update of one of `tables` in `c`'s transaction, after `c`, not applied yet (after inbox
-    /// id `notAppliedAfter`). A transaction's seqs follow each other (the stamper stamps it whole).
-    func move(_ db: Database, after c: Change, of tables: Set<String>, notAppliedAfter: Int64) throws -> Int64? {
-        let key = c.origin + "\u{0}" + c.epoch + "\u{0}" + String(c.txid)
+    /// The inbox id of the last update of a foreign-key column in `columns` (table → columns) in
+    /// `c`'s transaction, after `c`, not applied yet (after inbox id `notAppliedAfter`). A transaction's seqs follow
+    /// each other (the stamper stamps it whole).
+    func lastMove(_ db: Database, after c: Change, of columns: [String: Set<String>], notAppliedAfter: Int64) throws
+        -> Int64?
+    {
+        let key = c.origin + "\u{0}" + c.epoch + "\u{0}" + String(c.txid) + "\u{0}" + c.table
         if let known = moves[key], known.from > c.seq {
             moves[key] = nil
         }
         if moves[key] == nil {
-            var rows: [(seq: Int64, id: Int64, table: String)] = []
+            var rows: [(seq: Int64, id: Int64, table: String, column: String?)] = []
             var next = c.seq
             var done = false
             while !done {
                 var n = 0
                 try db.query(
                     """
-                    SELECT seq, id, source_id, object_operation, object_table FROM ds_change_inbox
-                    WHERE origin = ? AND origin_epoch = ? AND seq > ? ORDER BY seq LIMIT 1000
+                    SELECT seq, id, source_id, object_operation, object_table,
+                      CASE WHEN length(object_value) >= \(literal: Importer.largePayloadBytes) THEN NULL ELSE object_value END
+                    FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq > ? ORDER BY seq LIMIT 1000
                     """, [.text(c.origin), .text(c.epoch), .integer(next)]
                 ) { r in
                     n += 1
@@ -210,14 +262,19 @@ private final class LateRows {
                     next = s
                     if r.int(2) != c.txid {
                         done = true
-                    } else if r.string(3) == "U", let t = r.string(4) {
-                        rows.append((s, r.int(1) ?? 0, t))
+                    } else if r.string(3) == "U", let t = r.string(4), columns[t] != nil {
+                        // A payload too large to read here counts as a move of any column.
+                        var column: String?
+                        if case .blob(let b) = r.values[5] { column = try Change.decodePayload(b).0.first?.name }
+                        rows.append((s, r.int(1) ?? 0, t, column))
                     }
                 }
                 if n < 1000 { done = true }
             }
             moves[key] = (c.seq, rows)
         }
-        return moves[key]?.rows.first { $0.id > notAppliedAfter && tables.contains($0.table) }?.seq
+        return moves[key]?.rows.last { row in
+            row.id > notAppliedAfter && (row.column.map { columns[row.table]?.contains($0) ?? false } ?? true)
+        }?.id
     }
 }

@@ -127,7 +127,13 @@ public enum Importer {
             if !more { break }
         }
         if report.bundles > 0 {
-            try retryHeld(db, tables: tables, order: order, maxAhead: maxAhead, cascade: cascade, report: &report)
+            // Again while a pass releases something: a held change applied late in one pass can
+            // be what an earlier one (a delete waiting for it) waited for.
+            for _ in 0..<4 {
+                let released = report.released
+                try retryHeld(db, tables: tables, order: order, maxAhead: maxAhead, cascade: cascade, report: &report)
+                if report.released == released { break }
+            }
             // This node's own rows that came back (a restored backup) move its generators past them.
             try KeyBlocks.raise(db)
         }
@@ -298,11 +304,43 @@ public enum Importer {
                 db: db, tables: tables, order: order)
         }
         var cursor = ImportCursor(afterId: after, clock: me.hlc)
+        // Deletes waiting for the updates of their own transaction later in this apply
+        // (`CascadeWait`), applied once the loop has passed them.
+        var postponed: [(row: Row, change: Change, key: (key: [Value], bytes: [UInt8]), after: Int64)] = []
+        func applyPostponed(through id: Int64, final: Bool) throws {
+            guard postponed.contains(where: { final || $0.after <= id }) else { return }
+            var keep: [(row: Row, change: Change, key: (key: [Value], bytes: [UInt8]), after: Int64)] = []
+            for p in postponed {
+                if !final && p.after > id {
+                    keep.append(p)
+                    continue
+                }
+                let rowId = p.row.int(0) ?? 0
+                let outcome: ApplyOutcome
+                switch try cascade.decision(
+                    db, p.change, key: p.key.key, id: rowId, appliedThrough: inbox.appliedThrough(id))
+                {
+                case .hold(let reason): outcome = .held(reason)
+                case .after(_, let reason): outcome = .held(reason)
+                case nil:
+                    outcome = try decide(
+                        db, p.change, canonical: p.key, window: window, savepoints: mode == .heldOneByOne,
+                        merger: &merger)
+                }
+                try settle(db, outcome, of: p.change, row: p.row, report: &report, cursor: &cursor)
+            }
+            postponed = keep
+        }
         while true {
             let end = try chunkEnd(db, inbox, after: cursor.afterId)
             let (rows, changes) = try readChunk(
                 db, tables: tables, inbox, after: cursor.afterId, end: end, coalesce: coalesce)
-            if rows.isEmpty { break }
+            if rows.isEmpty {
+                try applyPostponed(through: cursor.afterId, final: true)
+                try merger.versions.flush()
+                merger.versions.reset()
+                break
+            }
             if mode == .fast,
                 let reason = try sourceOrder.reason(changes)
                     ?? cascade.fastPathReason(db, changes, lastId: rows.last?.int(0) ?? 0)
@@ -311,19 +349,27 @@ public enum Importer {
             }
             let canonical = try prefetch(changes, tables: tables, versions: merger.versions, batch: merger.batch)
             for ((r, c), k) in zip(zip(rows, changes), canonical) {
+                try applyPostponed(through: cursor.afterId, final: false)
                 cursor.afterId = r.int(0) ?? 0
                 let outcome: ApplyOutcome
-                if mode != .fast, let k,
-                    let reason = try cascade.holdReason(
-                        db, c, key: k.key, id: cursor.afterId, appliedThrough: inbox.appliedThrough(cursor.afterId))
+                switch mode != .fast && k != nil
+                    ? try cascade.decision(
+                        db, c, key: k?.key ?? [], id: cursor.afterId,
+                        appliedThrough: inbox.appliedThrough(cursor.afterId))
+                    : nil
                 {
+                case .hold(let reason):
                     outcome = .held(reason)
-                } else {
+                case .after(let last, _):
+                    if let k { postponed.append((r, c, k, last)) }
+                    continue
+                case nil:
                     outcome = try decide(
                         db, c, canonical: k, window: window, savepoints: mode == .heldOneByOne, merger: &merger)
                 }
                 try settle(db, outcome, of: c, row: r, report: &report, cursor: &cursor)
             }
+            try applyPostponed(through: cursor.afterId, final: false)
             // Written out and forgotten: memory stays flat however large the bundle.
             try merger.batch?.flush()
             try merger.versions.flush()

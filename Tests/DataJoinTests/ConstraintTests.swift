@@ -210,6 +210,42 @@ final class ConstraintTests: ScenarioTestCase {
         }
     }
 
+    /// A grandchild's move held here (a unique collision with a row of this node's) and then its
+    /// grandparent deleted at the origin: the grandparent's cascade reached the grandchild for
+    /// good (found from outside). The delete waits for the held move; fixing the collision
+    /// releases both in one import.
+    func testAGrandparentDeleteWaitsForAGrandchildsHeldMove() throws {
+        provokesRefusals = true
+        let schema = """
+            CREATE TABLE hg (id INTEGER NOT NULL PRIMARY KEY, name VARCHAR(20));
+            CREATE TABLE hp (id INTEGER NOT NULL PRIMARY KEY, gid INTEGER,
+              FOREIGN KEY (gid) REFERENCES hg (id) ON DELETE CASCADE);
+            CREATE TABLE hc (id INTEGER NOT NULL PRIMARY KEY, pid INTEGER, name VARCHAR(20), UNIQUE (pid, name),
+              FOREIGN KEY (pid) REFERENCES hp (id) ON DELETE CASCADE);
+            """
+        let tables = ["hg", "hp", "hc"]
+        let a = try TestNode("ha", .sqlite, folder: folder, table: schema, track: tables, keyBlocks: false)
+        let b = try TestNode("hb", .postgres, folder: folder, table: schema, track: tables, keyBlocks: false)
+        try trustAll([a, b])
+        try a.db.retryingWrite { _ in
+            try a.exec("INSERT INTO hg VALUES (1, 'g1'), (2, 'g2')")
+            try a.exec("INSERT INTO hp VALUES (1, 1), (2, 2)")
+            try a.exec("INSERT INTO hc VALUES (1, 1, 'c1')")
+        }
+        _ = try sync(a, b)
+        try b.exec("INSERT INTO hc VALUES (50, 2, 'c1')")
+        try a.exec("UPDATE hc SET pid = 2 WHERE id = 1")
+        XCTAssertEqual(try sync(a, b)?.stillHeld, 1, "the move collides here")
+        try a.exec("DELETE FROM hg WHERE id = 1")
+        _ = try sync(a, b)
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM hc WHERE id = 1").asInt64, 1, "not cascaded")
+        try b.exec("UPDATE hc SET name = 'c50' WHERE id = 50")
+        let report = try Importer.run(b.db)
+        XCTAssertEqual(report.stillHeld, 0)
+        XCTAssertEqual(try b.rows("hc").filter { $0[0] == "1" }, try a.rows("hc"))
+        for t in ["hg", "hp"] { XCTAssertEqual(try b.rows(t), try a.rows(t), t) }
+    }
+
     /// A parent's key changed under `ON UPDATE CASCADE ON DELETE CASCADE`: captured as a delete
     /// of the old key, an insert of the new one and the children's updates, which PostgreSQL
     /// captures after the parent's. Deleted first here, the old key's own cascade removed the

@@ -30,6 +30,15 @@ final class ConstraintTests: ScenarioTestCase {
         return (a, b)
     }
 
+    /// Two nodes of these brands with `schema`'s tables tracked, trusting each other.
+    func pair(_ tag: String, _ b1: Brand, _ b2: Brand, schema: String, tables: [String]) throws -> (TestNode, TestNode)
+    {
+        let a = try TestNode("a\(tag)", b1, folder: folder, table: schema, track: tables, keyBlocks: false)
+        let b = try TestNode("b\(tag)", b2, folder: folder, table: schema, track: tables, keyBlocks: false)
+        try trustAll([a, b])
+        return (a, b)
+    }
+
     func sync(_ from: TestNode, _ to: TestNode) throws -> ImportReport? {
         let out = try bundles("\(from.name)-\(UUID().uuidString.prefix(6))")
         try from.export(to: out)
@@ -170,9 +179,7 @@ final class ConstraintTests: ScenarioTestCase {
                     """
                 let tag = "\(b1)\(b2)\(action == "CASCADE" ? "c" : "n")"
                 let tables = ["wp", "wc", "wg"]
-                let a = try TestNode("a\(tag)", b1, folder: folder, table: schema, track: tables, keyBlocks: false)
-                let b = try TestNode("b\(tag)", b2, folder: folder, table: schema, track: tables, keyBlocks: false)
-                try trustAll([a, b])
+                let (a, b) = try pair(tag, b1, b2, schema: schema, tables: tables)
                 try a.db.retryingWrite { _ in
                     try a.exec("INSERT INTO wp VALUES (1, 'old'), (2, 'new')")
                     try a.exec("INSERT INTO wc VALUES (10, 1, 'moves'), (11, 1, 'stays'), (12, 2, 'other')")
@@ -224,9 +231,7 @@ final class ConstraintTests: ScenarioTestCase {
               FOREIGN KEY (pid) REFERENCES hp (id) ON DELETE CASCADE);
             """
         let tables = ["hg", "hp", "hc"]
-        let a = try TestNode("ha", .sqlite, folder: folder, table: schema, track: tables, keyBlocks: false)
-        let b = try TestNode("hb", .postgres, folder: folder, table: schema, track: tables, keyBlocks: false)
-        try trustAll([a, b])
+        let (a, b) = try pair("h", .sqlite, .postgres, schema: schema, tables: tables)
         try a.db.retryingWrite { _ in
             try a.exec("INSERT INTO hg VALUES (1, 'g1'), (2, 'g2')")
             try a.exec("INSERT INTO hp VALUES (1, 1), (2, 2)")
@@ -267,9 +272,7 @@ final class ConstraintTests: ScenarioTestCase {
                   FOREIGN KEY (pid) REFERENCES kp (id) ON UPDATE CASCADE ON DELETE CASCADE);
                 """
             let tag = "\(b1)\(b2)"
-            let a = try TestNode("ka\(tag)", b1, folder: folder, table: schema, track: ["kp", "kc"], keyBlocks: false)
-            let b = try TestNode("kb\(tag)", b2, folder: folder, table: schema, track: ["kp", "kc"], keyBlocks: false)
-            try trustAll([a, b])
+            let (a, b) = try pair("k\(tag)", b1, b2, schema: schema, tables: ["kp", "kc"])
             try a.db.retryingWrite { _ in
                 try a.exec("INSERT INTO kp VALUES (1, 'a'), (2, 'b')")
                 try a.exec("INSERT INTO kc VALUES (10, 1, 'x'), (11, 1, 'y'), (12, 2, 'z')")
@@ -280,6 +283,65 @@ final class ConstraintTests: ScenarioTestCase {
             for t in ["kp", "kc"] { XCTAssertEqual(try b.rows(t), try a.rows(t), "\(tag) \(t)") }
             XCTAssertEqual(try b.rows("kc").count, 3, tag)
             XCTAssertEqual(report?.stillHeld, 0, tag)
+        }
+    }
+
+    /// A PostgreSQL transaction's moves are read 1,000 inbox rows at a time: a parent key change
+    /// whose children's updates fill 999, 1,000, 1,001 and 3,000 rows after its delete keeps
+    /// every child (with one page read, the children past it were cascaded away).
+    func testAKeyChangeKeepsItsChildrenAcrossPagesOfItsTransaction() throws {
+        let schema = """
+            CREATE TABLE mp (id INTEGER NOT NULL PRIMARY KEY, name VARCHAR(20));
+            CREATE TABLE mc (id INTEGER NOT NULL PRIMARY KEY, pid INTEGER NOT NULL,
+              FOREIGN KEY (pid) REFERENCES mp (id) ON UPDATE CASCADE ON DELETE CASCADE);
+            """
+        for rowsAfterDelete in [999, 1000, 1001, 3000] {
+            let (a, b) = try pair("m\(rowsAfterDelete)", .postgres, .sqlite, schema: schema, tables: ["mp", "mc"])
+            // The new parent key's insert, then one update per child.
+            let children = rowsAfterDelete - 1
+            try a.exec("INSERT INTO mp VALUES (1, 'a'), (2, 'b')")
+            try a.exec("INSERT INTO mc SELECT g, 1 FROM generate_series(1, \(children)) AS g")
+            _ = try sync(a, b)
+            try a.exec("UPDATE mp SET id = 5 WHERE id = 1")
+            let report = try sync(a, b)
+            XCTAssertEqual(
+                try b.db.scalar("SELECT count(*) FROM mc WHERE pid = 5").asInt64, Int64(children), "\(rowsAfterDelete)")
+            for t in ["mp", "mc"] { XCTAssertTrue(try b.rows(t) == a.rows(t), "\(rowsAfterDelete) \(t) differ") }
+            XCTAssertEqual(report?.stillHeld, 0, "\(rowsAfterDelete)")
+        }
+    }
+
+    /// A chain of held changes that wait for each other against inbox order (each row held for its
+    /// parent, loaded after it, the first parent held for a unique collision) releases one link
+    /// per pass of the retry: all of it in one import up to `maxRetryPasses` links, the rest in
+    /// the next imports, and nothing is lost on the way.
+    func testAChainOfHeldChangesReleasesUpToTheRetryCapPerImport() throws {
+        provokesRefusals = true
+        let cap = Importer.maxRetryPasses
+        let schema = """
+            CREATE TABLE cn (id INTEGER NOT NULL PRIMARY KEY, parent INTEGER REFERENCES cn (id),
+              name VARCHAR(20) UNIQUE);
+            """
+        for links in [cap - 1, cap, cap + 1, 3 * cap] {
+            let (a, b) = try pair("c\(links)", .sqlite, .sqlite, schema: schema, tables: ["cn"])
+            try b.exec("INSERT INTO cn VALUES (99, NULL, 'taken')")
+            // Children first, in one statement: each row is loaded before its parent.
+            let rows = (1...links).reversed().map { i in
+                i == 1 ? "(1, NULL, 'taken')" : "(\(i), \(i - 1), 'n\(i)')"
+            }
+            try a.exec("INSERT INTO cn VALUES \(rows.joined(separator: ", "))")
+            XCTAssertEqual(try sync(a, b)?.stillHeld, Int64(links), "\(links): all held")
+            try b.exec("UPDATE cn SET name = 'mine' WHERE id = 99")
+            var imports = 0
+            var left = Int64(links)
+            while left > 0 && imports < 10 {
+                let report = try Importer.run(b.db)
+                imports += 1
+                XCTAssertEqual(report.released, Int(min(left, Int64(cap))), "\(links), import \(imports)")
+                left = report.stillHeld
+            }
+            XCTAssertEqual(imports, (links + cap - 1) / cap, "\(links)")
+            XCTAssertEqual(try b.rows("cn").filter { $0[0] != "99" }, try a.rows("cn"), "\(links)")
         }
     }
 

@@ -19,6 +19,15 @@ import Foundation
 /// had them. A row referencing it that its origin never saw (inserted concurrently elsewhere)
 /// does not make it wait once the origin's own changes are here: the cascade is then what every
 /// node does.
+/// A delete waiting, in one apply, for the updates of its own transaction that come after it.
+struct PostponedDelete {
+    let row: Row
+    let change: Change
+    let key: CanonicalKey
+    /// The inbox id of the last of those updates.
+    let after: Int64
+}
+
 struct CascadeWait {
     private let keys: [String: [CascadingKey]]
     private let tables: [String: TableInfo]
@@ -90,6 +99,12 @@ struct CascadeWait {
         /// transaction that move rows off it come later in the same bundle (or import). The
         /// reason holds it if they are not applied by the end.
         case after(Int64, String)
+
+        var reason: String {
+            switch self {
+            case .hold(let reason), .after(_, let reason): return reason
+            }
+        }
     }
 
     /// Whether the delete `c` (inbox row `id`) waits, or nil to apply it now. Inbox rows up to

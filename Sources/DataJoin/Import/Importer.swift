@@ -56,7 +56,8 @@ public enum Importer {
         let total = try db.scalar(
             "SELECT count(*) FROM ds_change_inbox WHERE id > ?", [.integer(try ProgramPointer.get(db, Program.import))]
         ).asInt64
-        try retryHeld(db, tables: tables, order: order, maxAhead: maxAhead, cascade: cascade, report: &report)
+        try retryHeldUntilSettled(
+            db, tables: tables, order: order, maxAhead: maxAhead, cascade: cascade, report: &report)
         while !shouldStop() {
             // First the fast path; a bundle the fast path would not write as the source did goes
             // change by change in its order, constraints still checked at the end. If the database
@@ -127,13 +128,8 @@ public enum Importer {
             if !more { break }
         }
         if report.bundles > 0 {
-            // Again while a pass releases something: a held change applied late in one pass can
-            // be what an earlier one (a delete waiting for it) waited for.
-            for _ in 0..<4 {
-                let released = report.released
-                try retryHeld(db, tables: tables, order: order, maxAhead: maxAhead, cascade: cascade, report: &report)
-                if report.released == released { break }
-            }
+            try retryHeldUntilSettled(
+                db, tables: tables, order: order, maxAhead: maxAhead, cascade: cascade, report: &report)
             // This node's own rows that came back (a restored backup) move its generators past them.
             try KeyBlocks.raise(db)
         }
@@ -222,6 +218,25 @@ public enum Importer {
         return (last, Int(bundles))
     }
 
+    /// The most passes over the held changes in one retry. Each pass tries them in inbox order,
+    /// so a chain of held changes that wait for each other against that order (a child held for
+    /// its held parent loaded after it) releases one link per pass; the rest waits for the next
+    /// import, so a long chain cannot make one import quadratic in the held changes.
+    static let maxRetryPasses = 4
+
+    /// Retries the held changes again while a pass releases something: a held change applied
+    /// late in one pass can be what an earlier one (a child, a delete waiting for it) waited for.
+    private static func retryHeldUntilSettled(
+        _ db: Database, tables: [String: TableInfo], order: [String], maxAhead: Int64, cascade: CascadeWait,
+        report: inout ImportReport
+    ) throws {
+        for _ in 0..<maxRetryPasses {
+            let released = report.released
+            try retryHeld(db, tables: tables, order: order, maxAhead: maxAhead, cascade: cascade, report: &report)
+            if report.released == released { break }
+        }
+    }
+
     private static func retryHeld(
         _ db: Database, tables: [String: TableInfo], order: [String], maxAhead: Int64, cascade: CascadeWait,
         report: inout ImportReport
@@ -306,30 +321,22 @@ public enum Importer {
         var cursor = ImportCursor(afterId: after, clock: me.hlc)
         // Deletes waiting for the updates of their own transaction later in this apply
         // (`CascadeWait`), applied once the loop has passed them.
-        var postponed: [(row: Row, change: Change, key: (key: [Value], bytes: [UInt8]), after: Int64)] = []
+        var postponed: [PostponedDelete] = []
         func applyPostponed(through id: Int64, final: Bool) throws {
-            guard postponed.contains(where: { final || $0.after <= id }) else { return }
-            var keep: [(row: Row, change: Change, key: (key: [Value], bytes: [UInt8]), after: Int64)] = []
-            for p in postponed {
-                if !final && p.after > id {
-                    keep.append(p)
-                    continue
-                }
-                let rowId = p.row.int(0) ?? 0
-                let outcome: ApplyOutcome
-                switch try cascade.decision(
-                    db, p.change, key: p.key.key, id: rowId, appliedThrough: inbox.appliedThrough(id))
-                {
-                case .hold(let reason): outcome = .held(reason)
-                case .after(_, let reason): outcome = .held(reason)
-                case nil:
-                    outcome = try decide(
+            let due = postponed.filter { final || $0.after <= id }
+            guard !due.isEmpty else { return }
+            postponed.removeAll { final || $0.after <= id }
+            for p in due {
+                // Its transaction's moves are behind it now: a wait left is a hold.
+                let wait = try cascade.decision(
+                    db, p.change, key: p.key.key, id: p.row.int(0) ?? 0, appliedThrough: inbox.appliedThrough(id))
+                let outcome =
+                    try wait.map { .held($0.reason) }
+                    ?? decide(
                         db, p.change, canonical: p.key, window: window, savepoints: mode == .heldOneByOne,
                         merger: &merger)
-                }
                 try settle(db, outcome, of: p.change, row: p.row, report: &report, cursor: &cursor)
             }
-            postponed = keep
         }
         while true {
             let end = try chunkEnd(db, inbox, after: cursor.afterId)
@@ -351,22 +358,20 @@ public enum Importer {
             for ((r, c), k) in zip(zip(rows, changes), canonical) {
                 try applyPostponed(through: cursor.afterId, final: false)
                 cursor.afterId = r.int(0) ?? 0
-                let outcome: ApplyOutcome
-                switch mode != .fast && k != nil
+                let wait =
+                    mode != .fast && k != nil
                     ? try cascade.decision(
                         db, c, key: k?.key ?? [], id: cursor.afterId,
                         appliedThrough: inbox.appliedThrough(cursor.afterId))
                     : nil
-                {
-                case .hold(let reason):
-                    outcome = .held(reason)
-                case .after(let last, _):
-                    if let k { postponed.append((r, c, k, last)) }
+                if case .after(let last, _) = wait, let k {
+                    postponed.append(PostponedDelete(row: r, change: c, key: k, after: last))
                     continue
-                case nil:
-                    outcome = try decide(
-                        db, c, canonical: k, window: window, savepoints: mode == .heldOneByOne, merger: &merger)
                 }
+                let outcome =
+                    try wait.map { .held($0.reason) }
+                    ?? decide(
+                        db, c, canonical: k, window: window, savepoints: mode == .heldOneByOne, merger: &merger)
                 try settle(db, outcome, of: c, row: r, report: &report, cursor: &cursor)
             }
             try applyPostponed(through: cursor.afterId, final: false)
@@ -411,8 +416,8 @@ public enum Importer {
     /// rules; the chunk's row versions (and, on the fast path, its rows) read ahead.
     private static func prefetch(
         _ changes: [Change], tables: [String: TableInfo], versions: VersionCache, batch: RowBatch?
-    ) throws -> [(key: [Value], bytes: [UInt8])?] {
-        let canonical: [(key: [Value], bytes: [UInt8])?] = changes.map { c in
+    ) throws -> [CanonicalKey?] {
+        let canonical: [CanonicalKey?] = changes.map { c in
             guard let t = tables[c.table], c.key.count == t.keyColumns.count else { return nil }
             let key = t.canonicalKey(c.key)
             return (key, KeyCodec.encode(key))
@@ -428,7 +433,7 @@ public enum Importer {
     /// What becomes of one change: held when its stamp is outside `window`, else applied by
     /// the merge rules.
     private static func decide(
-        _ db: Database, _ c: Change, canonical k: (key: [Value], bytes: [UInt8])?, window: StampWindow,
+        _ db: Database, _ c: Change, canonical k: CanonicalKey?, window: StampWindow,
         savepoints: Bool, merger: inout Merger
     ) throws -> ApplyOutcome {
         if let reason = window.holdReason(c) { return .held(reason) }

@@ -19,6 +19,9 @@ extension Merger {
     }
 }
 
+/// A change's primary key in its canonical form, and that form's bytes (the version tables' key).
+typealias CanonicalKey = (key: [Value], bytes: [UInt8])
+
 /// The apply rules of docs/conflict-rules.md, one change at a time.
 ///
 /// Row existence follows the causal length (cl): odd = alive, even = deleted; a delete makes it
@@ -74,7 +77,7 @@ struct Merger {
     }
 
     /// `canonical`: the change's canonical key and its bytes, when the caller has them already.
-    mutating func apply(_ c: Change, canonical: (key: [Value], bytes: [UInt8])? = nil) throws -> ApplyOutcome {
+    mutating func apply(_ c: Change, canonical: CanonicalKey? = nil) throws -> ApplyOutcome {
         let t: TableInfo
         let placed: [PlacedValue]
         switch placement(of: c) {
@@ -158,7 +161,7 @@ struct Merger {
     }
 
     /// The row `c` is for, with its version; its values are read when a rule needs them.
-    private mutating func localRow(_ c: Change, _ t: TableInfo, canonical: (key: [Value], bytes: [UInt8])?) throws
+    private mutating func localRow(_ c: Change, _ t: TableInfo, canonical: CanonicalKey?) throws
         -> LocalRow
     {
         let key = canonical?.key ?? t.canonicalKey(c.key)

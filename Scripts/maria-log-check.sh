@@ -30,7 +30,7 @@ allowed=(
   # ConstraintTests.testAParentKeyChangeKeepsItsChildrenOnEveryTarget: a SQLite origin captures
   # the children's updates before their parent's new key, which MariaDB's foreign key refuses
   # until the key is there; held, and released by the same import.
-  "ERROR 1452: Cannot add or update a child row: a foreign key constraint fails \\(\"dj_kbsqlitemariadb_[0-9]+\"\\.\"kc\""
+  "ERROR 1452: Cannot add or update a child row: a foreign key constraint fails \\(\"dj_bksqlitemariadb_[0-9]+\"\\.\"kc\""
 )
 pattern=$(IFS='|'; echo "${allowed[*]}")
 unexpected=$(grep -a ' ERROR ' "$log" | grep -Ev "$pattern" || true)

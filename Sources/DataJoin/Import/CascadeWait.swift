@@ -112,9 +112,11 @@ struct CascadeWait {
     mutating func decision(_ db: Database, _ c: Change, key: [Value], id: Int64, appliedThrough: Int64) throws
         -> Decision?
     {
+        // The origin's state first: its queries use DataJoin's indexes, while the probe for a
+        // referencing row scans the child table where the application has no index on it.
         guard c.op == .delete, let table = tables[c.table], keys[c.table] != nil,
-            let child = try referencingTable(db, table, key: key),
-            let wait = try unapplied(db, c, after: appliedThrough, heldOtherThan: id)
+            let wait = try unapplied(db, c, after: appliedThrough, heldOtherThan: id),
+            let child = try referencingTable(db, table, key: key)
         else { return nil }
         let why: String
         switch wait {
@@ -172,12 +174,15 @@ struct CascadeWait {
         if let seq = try late.earlier(db, origin: c.origin, epoch: c.epoch, than: c.seq, after: after) {
             return .missing("\(c.origin)'s change #\(seq) is not applied here yet")
         }
+        // From the held rows (few) to their inbox rows: SQLite keeps a `CROSS JOIN`'s order, and
+        // from the inbox side it walked every row of the origin for each delete (a 9,000-parent
+        // key change took minutes, found from outside).
         let heldMoves: SQL = c.txid != 0 ? " OR (i.source_id = ? AND i.object_operation = 'U')" : ""
         let heldMoveValues: [Value] = c.txid != 0 ? [.integer(c.txid)] : []
         if let seq = try db.scalar(
             """
-            SELECT i.seq FROM ds_change_held AS h JOIN ds_change_inbox AS i ON i.id = h.id
-            WHERE h.object_table IN (\(marks)) AND i.origin = ? AND i.origin_epoch = ? AND h.id <> ?
+            SELECT i.seq FROM ds_change_held AS h CROSS JOIN ds_change_inbox AS i
+            WHERE i.id = h.id AND h.object_table IN (\(marks)) AND i.origin = ? AND i.origin_epoch = ? AND h.id <> ?
               AND (i.seq < ?\(heldMoves)) LIMIT 1
             """,
             children.map { .text($0) } + origin + [.integer(heldOtherThan ?? 0), .integer(c.seq)] + heldMoveValues
@@ -243,9 +248,13 @@ private final class LateRows {
         for run in late[key] ?? [] where run.ids.upperBound > after && run.seqs.lowerBound < seq {
             return run.seqs.lowerBound
         }
+        // Rows loaded since the origin was read, usually none: asked only if there are any, as
+        // SQLite answers it by walking the origin's seqs below `seq`, every row for each delete.
+        let since = max(after, readThrough[key] ?? 0)
+        guard try db.scalar("SELECT max(id) FROM ds_change_inbox").asInt64 ?? 0 > since else { return nil }
         return try db.scalar(
             "SELECT seq FROM ds_change_inbox WHERE id > ? AND origin = ? AND origin_epoch = ? AND seq < ? LIMIT 1",
-            [.integer(max(after, readThrough[key] ?? 0))] + params + [.integer(seq)]
+            [.integer(since)] + params + [.integer(seq)]
         ).asInt64
     }
 

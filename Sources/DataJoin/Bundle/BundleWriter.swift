@@ -23,6 +23,9 @@ final class BundleWriter {
     private var origins: [String: Int] = [:]
     /// The origin of the last change: a bundle is mostly one origin's run.
     private var lastOrigin: (origin: String, epoch: String, index: Int)?
+    /// The last change's table, key and column names with their indexes: changes of one table
+    /// come in runs naming their columns alike, and comparing names is cheaper than hashing them.
+    private var lastIndexes: (table: String, keys: [String], names: [String], indexes: [Int])?
     private let signingKey: Curve25519.Signing.PrivateKey
     private(set) var changeCount: Int64 = 0
     private(set) var uncompressedBytes = 0
@@ -112,8 +115,18 @@ final class BundleWriter {
             }
             return out
         }
-        var columnIndexes = indexes()
+        var columnIndexes: [Int]?
+        if let last = lastIndexes, last.table == c.table, last.keys == keyNames,
+            c.columns.elementsEqual(last.names, by: { $0.name == $1 })
+        {
+            columnIndexes = last.indexes
+        } else {
+            columnIndexes = indexes()
+            if let columnIndexes { lastIndexes = (c.table, keyNames, c.columns.map(\.name), columnIndexes) }
+        }
         if columnIndexes == nil {
+            // Defined again: the indexes of the names seen before may change.
+            lastIndexes = nil
             var names = keyNames
             for n in (table?.columns.map(\.name) ?? [])
                 + (tables[c.table].map { $0.columns.sorted { $0.value < $1.value }.map(\.key) } ?? [])

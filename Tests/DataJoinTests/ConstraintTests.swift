@@ -251,6 +251,47 @@ final class ConstraintTests: ScenarioTestCase {
         for t in ["hg", "hp"] { XCTAssertEqual(try b.rows(t), try a.rows(t), t) }
     }
 
+    /// A held insert of a child waits only the deletes of the parent it references (found from
+    /// outside: one held on a unique collision held every later parent delete of its origin).
+    /// Its own parent's delete still waits for it on a MariaDB origin, which captures no
+    /// cascades, so that the insert released later is what the cascade removes (it was held for
+    /// good, refused by its foreign key, when its parent had no other child here).
+    func testAHeldChildInsertHoldsOnlyTheDeleteOfItsOwnParent() throws {
+        provokesRefusals = true
+        let schema = """
+            CREATE TABLE tp (id INTEGER NOT NULL PRIMARY KEY, name VARCHAR(20));
+            CREATE TABLE tc (id INTEGER NOT NULL PRIMARY KEY, pid INTEGER, code VARCHAR(20) UNIQUE,
+              FOREIGN KEY (pid) REFERENCES tp (id) ON DELETE CASCADE);
+            """
+        for (b1, b2) in [(Brand.sqlite, Brand.sqlite), (.mariadb, .sqlite), (.sqlite, .postgres)] {
+            let tag = "t\(b1)\(b2)"
+            let (a, b) = try pair(tag, b1, b2, schema: schema, tables: ["tp", "tc"])
+            try a.exec("INSERT INTO tp VALUES (1, 'one'), (2, 'two'), (3, 'three')")
+            try a.exec("INSERT INTO tc VALUES (12, 3, 'z')")
+            _ = try sync(a, b)
+            try b.exec("INSERT INTO tc VALUES (50, 1, 'taken')")
+            try a.exec("INSERT INTO tc VALUES (11, 2, 'taken')")
+            XCTAssertEqual(try sync(a, b)?.stillHeld, 1, "\(tag): the insert collides here")
+            try a.exec("DELETE FROM tp WHERE id = 3")
+            XCTAssertEqual(try sync(a, b)?.stillHeld, 1, "\(tag): another parent's delete does not wait")
+            XCTAssertEqual(try b.rows("tp").map { $0[0] }, ["1", "2"], tag)
+            try a.exec("DELETE FROM tp WHERE id = 2")
+            _ = try sync(a, b)
+            if b1 == .mariadb {
+                XCTAssertEqual(try b.rows("tp").map { $0[0] }, ["1", "2"], "\(tag): its own parent's delete waits")
+                let reason = try b.db.scalar("SELECT reason FROM ds_change_held WHERE object_table = 'tp'").asString
+                XCTAssertTrue(reason?.contains("may reference it is held here") ?? false, "\(tag): \(reason ?? "none")")
+            } else {
+                // The origin's cascade travels (its delete of tc 11 comes before it).
+                XCTAssertEqual(try b.rows("tp").map { $0[0] }, ["1"], "\(tag): nothing to wait for")
+            }
+            try b.exec("UPDATE tc SET code = 'mine' WHERE id = 50")
+            XCTAssertEqual(try Importer.run(b.db).stillHeld, 0, tag)
+            XCTAssertEqual(try b.rows("tp"), try a.rows("tp"), tag)
+            XCTAssertEqual(try b.rows("tc"), [["50", "1", "mine"]], tag)
+        }
+    }
+
     /// A parent's key changed under `ON UPDATE CASCADE ON DELETE CASCADE`: captured as a delete
     /// of the old key, an insert of the new one and the children's updates, which PostgreSQL
     /// captures after the parent's. Deleted first here, the old key's own cascade removed the

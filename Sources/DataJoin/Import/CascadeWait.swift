@@ -65,6 +65,32 @@ struct CascadeWait {
         return out
     }
 
+    /// Whether an inserted row of `table` with `values` may reference the row `c` deletes: false
+    /// only when `table` references `c.table` directly (not also through another table) by its
+    /// key columns, and for each such key the row holds NULL or a value that differs from the
+    /// deleted row's however a collation compares (`SourceOrder.collisionKey`).
+    private func mayReference(_ c: Change, insertOf table: String, values: [Change.ColumnValue]) -> Bool {
+        guard let parent = tables[c.table] else { return true }
+        let direct = (keys[c.table] ?? []).filter { $0.child == table }
+        if direct.isEmpty || (keys[c.table] ?? []).contains(where: { descendants(of: $0.child).contains(table) }) {
+            return true
+        }
+        var deleted: [String: Value] = [:]
+        for (column, value) in zip(parent.keyColumns, c.key) { deleted[column.name] = value }
+        var row: [String: Value] = [:]
+        for v in values { row[v.name] = v.value }
+        for k in direct {
+            var differs = false
+            for (child, parentColumn) in k.columns {
+                // A key to another column, or a column the insert leaves to its default: unknown.
+                guard let p = deleted[parentColumn], let v = row[child] else { return true }
+                if v == .null || SourceOrder.collisionKey(v) != SourceOrder.collisionKey(p) { differs = true }
+            }
+            if !differs { return true }
+        }
+        return false
+    }
+
     /// Deletes of this table can cascade to tracked rows here.
     func covers(_ table: String) -> Bool { keys[table] != nil }
 
@@ -79,10 +105,12 @@ struct CascadeWait {
             latest[id] = c
         }
         for c in latest.values.sorted(by: { $0.origin < $1.origin }) {
-            if let wait = try unapplied(db, c, after: lastId, heldOtherThan: nil) {
+            // Any held insert below counts here: each delete of the chunk decides for its own
+            // row, change by change.
+            if let wait = try unapplied(db, c, after: lastId, heldOtherThan: nil, anyHeldInsert: true) {
                 let why: String
                 switch wait {
-                case .missing(let text): why = text
+                case .missing(let text), .heldInsert(let text, _): why = text
                 case .after: why = "its transaction moves rows off them later"
                 }
                 return "it deletes rows of \(c.table) that other tracked rows may reference, and \(why)"
@@ -115,13 +143,22 @@ struct CascadeWait {
         // The origin's state first: its queries use DataJoin's indexes, while the probe for a
         // referencing row scans the child table where the application has no index on it.
         guard c.op == .delete, let table = tables[c.table], keys[c.table] != nil,
-            let wait = try unapplied(db, c, after: appliedThrough, heldOtherThan: id),
-            let child = try referencingTable(db, table, key: key)
+            let wait = try unapplied(db, c, after: appliedThrough, heldOtherThan: id, anyHeldInsert: false)
         else { return nil }
+        let child: String
         let why: String
         switch wait {
-        case .after: why = "\(c.origin)'s updates of its transaction that move them are not applied here yet"
-        case .missing(let text): why = text
+        case .heldInsert(let text, let table):
+            // Its row is not here yet, so the probe would not find it.
+            (child, why) = (table, text)
+        case .after, .missing:
+            guard let found = try referencingTable(db, table, key: key) else { return nil }
+            child = found
+            if case .missing(let text) = wait {
+                why = text
+            } else {
+                why = "\(c.origin)'s updates of its transaction that move them are not applied here yet"
+            }
         }
         let reason =
             "deleting \(c.table) \(KeyCodec.display(key)) here would cascade to rows of \(child) that reference it, "
@@ -157,11 +194,16 @@ struct CascadeWait {
     /// (PostgreSQL captures a parent's key change before the updates its cascade made).
     private enum Unapplied {
         case missing(String)
+        /// An insert of a row of this table that may reference it is held.
+        case heldInsert(String, table: String)
         /// Only updates of its own transaction, up to this inbox id, are still to come.
         case after(Int64)
     }
 
-    private func unapplied(_ db: Database, _ c: Change, after: Int64, heldOtherThan: Int64?) throws -> Unapplied? {
+    /// `anyHeldInsert`: a held insert below counts whatever row it references.
+    private func unapplied(_ db: Database, _ c: Change, after: Int64, heldOtherThan: Int64?, anyHeldInsert: Bool)
+        throws -> Unapplied?
+    {
         let origin: [Value] = [.text(c.origin), .text(c.epoch)]
         let holds = try Holdings.state(db, origin: c.origin, epoch: c.epoch)
         if holds.contiguous < c.seq - 1 {
@@ -183,11 +225,36 @@ struct CascadeWait {
             """
             SELECT i.seq FROM ds_change_held AS h CROSS JOIN ds_change_inbox AS i
             WHERE i.id = h.id AND h.object_table IN (\(marks)) AND i.origin = ? AND i.origin_epoch = ? AND h.id <> ?
-              AND (i.seq < ?\(heldMoves)) LIMIT 1
+              AND i.object_operation <> 'I' AND (i.seq < ?\(heldMoves)) LIMIT 1
             """,
             children.map { .text($0) } + origin + [.integer(heldOtherThan ?? 0), .integer(c.seq)] + heldMoveValues
         ).asInt64 {
             return .missing("\(c.origin)'s change #\(seq) to a row referencing it is held here")
+        }
+        // A held insert is not here for the cascade to reach; it waits only if its row may
+        // reference this one, so that the insert, once released, is the cascade's (a MariaDB
+        // origin captures no cascades). One referencing another parent held every delete of
+        // its origin on this table (found from outside).
+        var heldInsert: (seq: Int64, table: String)?
+        try db.query(
+            """
+            SELECT i.seq, i.object_table,
+              CASE WHEN length(i.object_value) >= \(literal: Importer.largePayloadBytes) THEN NULL ELSE i.object_value END
+            FROM ds_change_held AS h CROSS JOIN ds_change_inbox AS i
+            WHERE i.id = h.id AND h.object_table IN (\(marks)) AND i.origin = ? AND i.origin_epoch = ? AND h.id <> ?
+              AND i.object_operation = 'I' AND i.seq < ?
+            """,
+            children.map { .text($0) } + origin + [.integer(heldOtherThan ?? 0), .integer(c.seq)]
+        ) { r in
+            guard heldInsert == nil, let seq = r.int(0), let table = r.string(1) else { return }
+            var values: [Change.ColumnValue]?
+            if case .blob(let b) = r.values[2] { values = try Change.decodePayload(b).0 }
+            if anyHeldInsert || (values.map { mayReference(c, insertOf: table, values: $0) } ?? true) {
+                heldInsert = (seq, table)
+            }
+        }
+        if let (seq, table) = heldInsert {
+            return .heldInsert("\(c.origin)'s insert #\(seq) of a row that may reference it is held here", table: table)
         }
         // SQLite and MariaDB origins have no transaction id (0), and capture cascades first.
         if c.txid != 0,

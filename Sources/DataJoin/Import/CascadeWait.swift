@@ -69,7 +69,7 @@ struct CascadeWait {
     /// only when `table` references `c.table` directly (not also through another table) by its
     /// key columns, and for each such key the row holds NULL or a value that differs from the
     /// deleted row's however a collation compares (`SourceOrder.collisionKey`).
-    private func mayReference(_ c: Change, insertOf table: String, values: [Change.ColumnValue]) -> Bool {
+    fileprivate func mayReference(_ c: Change, insertOf table: String, values: [Change.ColumnValue]) -> Bool {
         guard let parent = tables[c.table] else { return true }
         let direct = (keys[c.table] ?? []).filter { $0.child == table }
         if direct.isEmpty || (keys[c.table] ?? []).contains(where: { descendants(of: $0.child).contains(table) }) {
@@ -192,7 +192,7 @@ struct CascadeWait {
     /// later in the inbox (rows after `after` are not applied yet), or held on a table
     /// referencing `c`'s; or, in its PostgreSQL transaction, an update of such a table after it
     /// (PostgreSQL captures a parent's key change before the updates its cascade made).
-    private enum Unapplied {
+    fileprivate enum Unapplied {
         case missing(String)
         /// An insert of a row of this table that may reference it is held.
         case heldInsert(String, table: String)
@@ -204,7 +204,6 @@ struct CascadeWait {
     private func unapplied(_ db: Database, _ c: Change, after: Int64, heldOtherThan: Int64?, anyHeldInsert: Bool)
         throws -> Unapplied?
     {
-        let origin: [Value] = [.text(c.origin), .text(c.epoch)]
         let holds = try Holdings.state(db, origin: c.origin, epoch: c.epoch)
         if holds.contiguous < c.seq - 1 {
             return .missing(
@@ -212,55 +211,77 @@ struct CascadeWait {
             )
         }
         let children = descendants(of: c.table)
-        let marks = db.dialect.marks(children.count)
         if let seq = try late.earlier(db, origin: c.origin, epoch: c.epoch, than: c.seq, after: after) {
             return .missing("\(c.origin)'s change #\(seq) is not applied here yet")
         }
-        // From the held rows (few) to their inbox rows: SQLite keeps a `CROSS JOIN`'s order, and
-        // from the inbox side it walked every row of the origin for each delete (a 9,000-parent
-        // key change took minutes, found from outside).
-        let heldMoves: SQL = c.txid != 0 ? " OR (i.source_id = ? AND i.object_operation = 'U')" : ""
-        let heldMoveValues: [Value] = c.txid != 0 ? [.integer(c.txid)] : []
-        if let seq = try db.scalar(
-            """
-            SELECT i.seq FROM ds_change_held AS h CROSS JOIN ds_change_inbox AS i
-            WHERE i.id = h.id AND h.object_table IN (\(marks)) AND i.origin = ? AND i.origin_epoch = ? AND h.id <> ?
-              AND i.object_operation <> 'I' AND (i.seq < ?\(heldMoves)) LIMIT 1
-            """,
-            children.map { .text($0) } + origin + [.integer(heldOtherThan ?? 0), .integer(c.seq)] + heldMoveValues
-        ).asInt64 {
-            return .missing("\(c.origin)'s change #\(seq) to a row referencing it is held here")
-        }
-        // A held insert is not here for the cascade to reach; it waits only if its row may
-        // reference this one, so that the insert, once released, is the cascade's (a MariaDB
-        // origin captures no cascades). One referencing another parent held every delete of
-        // its origin on this table (found from outside).
-        var heldInsert: (seq: Int64, table: String)?
-        try db.query(
-            """
-            SELECT i.seq, i.object_table,
-              CASE WHEN length(i.object_value) >= \(literal: Importer.largePayloadBytes) THEN NULL ELSE i.object_value END
-            FROM ds_change_held AS h CROSS JOIN ds_change_inbox AS i
-            WHERE i.id = h.id AND h.object_table IN (\(marks)) AND i.origin = ? AND i.origin_epoch = ? AND h.id <> ?
-              AND i.object_operation = 'I' AND i.seq < ?
-            """,
-            children.map { .text($0) } + origin + [.integer(heldOtherThan ?? 0), .integer(c.seq)]
-        ) { r in
-            guard heldInsert == nil, let seq = r.int(0), let table = r.string(1) else { return }
-            var values: [Change.ColumnValue]?
-            if case .blob(let b) = r.values[2] { values = try Change.decodePayload(b).0 }
-            if anyHeldInsert || (values.map { mayReference(c, insertOf: table, values: $0) } ?? true) {
-                heldInsert = (seq, table)
-            }
-        }
-        if let (seq, table) = heldInsert {
-            return .heldInsert("\(c.origin)'s insert #\(seq) of a row that may reference it is held here", table: table)
+        if let held = try heldBelow(db, c, tables: children, otherThan: heldOtherThan, anyHeldInsert: anyHeldInsert) {
+            return held
         }
         // SQLite and MariaDB origins have no transaction id (0), and capture cascades first.
         if c.txid != 0,
             let last = try late.lastMove(db, after: c, of: foreignKeyColumns(of: c.table), notAppliedAfter: after)
         {
             return .after(last)
+        }
+        return nil
+    }
+}
+
+extension CascadeWait {
+    /// A held change of `c`'s origin on `tables` that `c` waits for: an update or delete made
+    /// before it (or a move later in its PostgreSQL transaction), or an insert made before it of
+    /// a row that may reference it (a held insert is not here for the cascade to reach; it waits
+    /// only so that the insert, once released, is the cascade's: a MariaDB origin captures no
+    /// cascades, and one referencing another parent held every delete of its origin on this
+    /// table, found from outside).
+    ///
+    /// Read from the held list to the inbox, one primary-key probe per held row, in a form each
+    /// brand runs in that order: from the inbox side, SQLite (a join) and PostgreSQL (a
+    /// `CROSS JOIN` too, without statistics) walked every row of the origin for each delete, a
+    /// 9,000-parent key change in minutes (found from outside).
+    fileprivate func heldBelow(
+        _ db: Database, _ c: Change, tables: [String], otherThan: Int64?, anyHeldInsert: Bool
+    ) throws -> Unapplied? {
+        let marks = db.dialect.marks(tables.count)
+        let names = tables.map { Value.text($0) }
+        guard try db.firstRow("SELECT 1 FROM ds_change_held WHERE object_table IN (\(marks)) LIMIT 1", names) != nil
+        else { return nil }
+        var rows: [(id: Int64, table: String, seq: Int64, op: String, txid: Int64)] = []
+        try db.query(
+            """
+            SELECT h.id, h.object_table,
+              (SELECT i.seq FROM ds_change_inbox AS i WHERE i.id = h.id AND i.origin = ? AND i.origin_epoch = ?),
+              (SELECT i.object_operation FROM ds_change_inbox AS i WHERE i.id = h.id),
+              (SELECT i.source_id FROM ds_change_inbox AS i WHERE i.id = h.id)
+            FROM ds_change_held AS h WHERE h.object_table IN (\(marks)) AND h.id <> ? ORDER BY h.id
+            """, [.text(c.origin), .text(c.epoch)] + names + [.integer(otherThan ?? 0)]
+        ) { r in
+            guard let id = r.int(0), let table = r.string(1), let seq = r.int(2), let op = r.string(3) else { return }
+            rows.append((id, table, seq, op, r.int(4) ?? 0))
+        }
+        for row in rows where row.op != "I" && (row.seq < c.seq || (c.txid != 0 && row.op == "U" && row.txid == c.txid))
+        {
+            return .missing("\(c.origin)'s change #\(row.seq) to a row referencing it is held here")
+        }
+        for row in rows where row.op == "I" && row.seq < c.seq {
+            var may = anyHeldInsert
+            if !may {
+                let payload = try db.scalar(
+                    """
+                    SELECT CASE WHEN length(object_value) >= \(literal: Importer.largePayloadBytes) THEN NULL
+                      ELSE object_value END FROM ds_change_inbox WHERE id = ?
+                    """, [.integer(row.id)])
+                // A payload too large to read here may reference it.
+                if case .blob(let bytes) = payload {
+                    may = mayReference(c, insertOf: row.table, values: try Change.decodePayload(bytes).0)
+                } else {
+                    may = true
+                }
+            }
+            if may {
+                return .heldInsert(
+                    "\(c.origin)'s insert #\(row.seq) of a row that may reference it is held here", table: row.table)
+            }
         }
         return nil
     }

@@ -292,6 +292,52 @@ final class ConstraintTests: ScenarioTestCase {
         }
     }
 
+    /// A parent's delete delivered before the bundle that inserted its children (found from
+    /// outside): the children's inserts, refused by their foreign key to the parent deleted
+    /// here, waited for updates that were loaded before them and never carried (the move to
+    /// another parent, the `SET NULL` of the origin's cascade), and stayed held for good.
+    func testChildrenInsertedBeforeTheirParentsDeleteArriveLastAndConverge() throws {
+        provokesRefusals = true
+        let schema = """
+            CREATE TABLE op (id INTEGER NOT NULL PRIMARY KEY, name VARCHAR(20));
+            CREATE TABLE oc (id INTEGER NOT NULL PRIMARY KEY, pid INTEGER,
+              FOREIGN KEY (pid) REFERENCES op (id) ON DELETE CASCADE);
+            CREATE TABLE og (id INTEGER NOT NULL PRIMARY KEY, cid INTEGER,
+              FOREIGN KEY (cid) REFERENCES oc (id) ON DELETE CASCADE);
+            CREATE TABLE onl (id INTEGER NOT NULL PRIMARY KEY, pid INTEGER,
+              FOREIGN KEY (pid) REFERENCES op (id) ON DELETE SET NULL);
+            """
+        let tables = ["op", "oc", "og", "onl"]
+        let cases: [(Brand, Brand, [Int])] = [
+            (.sqlite, .sqlite, [2, 1]), (.postgres, .sqlite, [2, 1]), (.sqlite, .postgres, [2, 1]),
+            (.sqlite, .sqlite, [3, 2, 1]), (.sqlite, .sqlite, [2, 3, 1]), (.postgres, .sqlite, [3, 2, 1]),
+            (.sqlite, .postgres, [2, 3, 1]),
+        ]
+        for (n, (b1, b2, order)) in cases.enumerated() {
+            let tag = "o\(n)\(b1)\(b2)"
+            let (a, b) = try pair(tag, b1, b2, schema: schema, tables: tables)
+            var steps: [URL] = []
+            func step(_ sql: [String]) throws {
+                for s in sql { try a.exec(s) }
+                let out = try bundles("\(tag)-\(steps.count + 1)")
+                _ = try a.export(to: out)
+                steps.append(out)
+            }
+            try step([
+                "INSERT INTO op VALUES (1, 'old'), (2, 'new')", "INSERT INTO oc VALUES (10, 1), (11, 1)",
+                "INSERT INTO og VALUES (100, 10), (101, 11)", "INSERT INTO onl VALUES (50, 1), (51, 1)",
+            ])
+            if order.count == 3 {
+                try step(["UPDATE oc SET pid = 2 WHERE id = 10", "UPDATE onl SET pid = 2 WHERE id = 50"])
+            }
+            try step(["DELETE FROM op WHERE id = 1"])
+            for i in order { _ = try b.ingest([steps[i - 1].path]) }
+            _ = try Importer.run(b.db)
+            for t in tables { XCTAssertEqual(try b.rows(t), try a.rows(t), "\(tag) \(order) \(t)") }
+            XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0), "\(tag) \(order)")
+        }
+    }
+
     /// A parent's key changed under `ON UPDATE CASCADE ON DELETE CASCADE`: captured as a delete
     /// of the old key, an insert of the new one and the children's updates, which PostgreSQL
     /// captures after the parent's. Deleted first here, the old key's own cascade removed the

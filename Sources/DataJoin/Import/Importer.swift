@@ -404,10 +404,10 @@ public enum Importer {
         // Decoded: the payloads' bytes are not needed twice (memory with large values).
         for i in rows.indices { rows[i].values[10] = .null }
         if coalesce {
-            // The held updates of these rows in later chunks too: an insert and the update
-            // that fixes it apply together wherever the chunk boundary falls.
-            let later = try heldUpdates(db, of: changes, after: rows.last?.int(0) ?? 0)
-            changes = Array(withLaterUpdates(changes + later, tables: tables).prefix(changes.count))
+            // The held updates of these rows in other chunks too: an insert and the update that
+            // fixes it apply together wherever the chunk boundary falls.
+            let others = try heldUpdates(db, of: changes, outside: after, end)
+            changes = Array(withTheirUpdates(changes + others, tables: tables).prefix(changes.count))
         }
         return (rows, changes)
     }
@@ -491,12 +491,15 @@ public enum Importer {
     /// offending changes.
     static func deferForeignKeys(_ db: Database, _ on: Bool) throws { try db.dialect.deferForeignKeys(db, on) }
 
-    /// A held insert carries the values of the held updates of the same row generation that
-    /// follow it. An insert refused by a unique index stays refused on every retry with its
+    /// A held insert carries the values of the held updates of the same row generation made
+    /// after it at its origin, wherever they are in the inbox: an update loaded before its
+    /// insert (bundles out of order) was not carried, and an insert refused by a foreign key to a
+    /// parent deleted here (an `ON DELETE SET NULL` whose update came first) stayed held for
+    /// good (found from outside). An insert refused by a unique index stays refused on every retry with its
     /// first values, while the update that fixes it waits for that very insert; together they
     /// apply. The updates still apply after it (their values are then already there), so the row
     /// ends with the same values and versions as applying them one by one.
-    static func withLaterUpdates(_ changes: [Change], tables: [String: TableInfo]) -> [Change] {
+    static func withTheirUpdates(_ changes: [Change], tables: [String: TableInfo]) -> [Change] {
         func rowKey(_ c: Change) -> String? {
             guard let t = tables[c.table] else { return nil }
             return c.table + "\u{0}" + Hex.encode(KeyCodec.encode(t.canonicalKey(c.key))) + "\u{0}" + String(c.cl)
@@ -510,7 +513,7 @@ public enum Importer {
         for (i, c) in changes.enumerated() where c.op == .insert {
             guard let k = rowKey(c), let later = updates[k] else { continue }
             var best: [String: Version] = [:]
-            for (j, u) in later where j > i {
+            for (_, u) in later {
                 guard let col = u.columns.first, let at = out[i].columns.firstIndex(where: { $0.name == col.name })
                 else { continue }
                 let v = Version(hlc: u.hlc, node: u.origin)
@@ -545,8 +548,11 @@ public enum Importer {
         return end
     }
 
-    /// Held updates with an id above `after` of the rows that `changes` insert.
-    static func heldUpdates(_ db: Database, of changes: [Change], after: Int64) throws -> [Change] {
+    /// The held updates of the rows `changes` insert, loaded at or before inbox id `first` or
+    /// after `last` (the chunk's own are in `changes`).
+    static func heldUpdates(_ db: Database, of changes: [Change], outside first: Int64, _ last: Int64) throws
+        -> [Change]
+    {
         let inserts = Dictionary(grouping: changes.filter { $0.op == .insert }, by: \.table)
         var out: [Change] = []
         for (table, list) in inserts {
@@ -556,8 +562,8 @@ public enum Importer {
                 let marks = db.dialect.marks(slice.count)
                 try db.query(
                     "SELECT \(inboxColumns) FROM ds_change_inbox WHERE id IN (SELECT id FROM ds_change_held WHERE object_table = ? "
-                        + "AND object_id IN (\(marks))) AND object_operation = 'U' AND id > ? ORDER BY id",
-                    [.text(table)] + slice.map { .blob($0.bytes) } + [.integer(after)]
+                        + "AND object_id IN (\(marks))) AND object_operation = 'U' AND (id <= ? OR id > ?) ORDER BY id",
+                    [.text(table)] + slice.map { .blob($0.bytes) } + [.integer(first), .integer(last)]
                 ) { out.append(try change($0, db)) }
             }
         }

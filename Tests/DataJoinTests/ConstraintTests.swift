@@ -292,6 +292,27 @@ final class ConstraintTests: ScenarioTestCase {
         }
     }
 
+    /// A delete of a parent that is not here does not wait for a held insert referencing it:
+    /// there is no cascade to wait for (it was held for good, found from outside). The insert,
+    /// refused by its foreign key to the parent this node deleted, stays held as before.
+    func testADeleteOfAParentNotHereDoesNotWaitForAHeldInsert() throws {
+        provokesRefusals = true
+        let schema = """
+            CREATE TABLE xp (id INTEGER NOT NULL PRIMARY KEY, name VARCHAR(20));
+            CREATE TABLE xc (id INTEGER NOT NULL PRIMARY KEY, pid INTEGER,
+              FOREIGN KEY (pid) REFERENCES xp (id) ON DELETE CASCADE);
+            """
+        let (a, b) = try pair("x", .mariadb, .sqlite, schema: schema, tables: ["xp", "xc"])
+        try a.exec("INSERT INTO xp VALUES (1, 'one')")
+        _ = try sync(a, b)
+        try b.exec("DELETE FROM xp WHERE id = 1")
+        try a.exec("INSERT INTO xc VALUES (10, 1)")
+        try a.exec("DELETE FROM xp WHERE id = 1")
+        XCTAssertEqual(try sync(a, b)?.stillHeld, 1, "only the insert")
+        XCTAssertEqual(try b.db.scalar("SELECT object_table FROM ds_change_held").asString, "xc")
+        XCTAssertEqual(try b.rows("xp"), try a.rows("xp"))
+    }
+
     /// A parent's delete delivered before the bundle that inserted its children (found from
     /// outside): the children's inserts, refused by their foreign key to the parent deleted
     /// here, waited for updates that were loaded before them and never carried (the move to

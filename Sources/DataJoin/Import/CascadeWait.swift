@@ -142,7 +142,7 @@ struct CascadeWait {
     {
         // The origin's state first: its queries use DataJoin's indexes, while the probe for a
         // referencing row scans the child table where the application has no index on it.
-        guard c.op == .delete, let table = tables[c.table], keys[c.table] != nil,
+        guard c.op == .delete, let parent = tables[c.table], keys[c.table] != nil,
             let wait = try unapplied(db, c, after: appliedThrough, heldOtherThan: id, anyHeldInsert: false)
         else { return nil }
         let child: String
@@ -151,10 +151,10 @@ struct CascadeWait {
         case .heldInsert(let text, let table):
             // Its row is not here yet, so the probe would not find it; with no row to delete
             // here there is no cascade to wait for (it was held for good, found from outside).
-            guard try exists(db, table: tables[c.table]!, key: key) else { return nil }
+            guard try TableSQL(table: parent, db: db).exists(key) else { return nil }
             (child, why) = (table, text)
         case .after, .missing:
-            guard let found = try referencingTable(db, table, key: key) else { return nil }
+            guard let found = try referencingTable(db, parent, key: key) else { return nil }
             child = found
             if case .missing(let text) = wait {
                 why = text
@@ -167,12 +167,6 @@ struct CascadeWait {
             + "and \(why); it waits so that the cascade acts only on rows where \(c.origin) had them"
         if case .after(let last) = wait { return .after(last, reason) }
         return .hold(reason)
-    }
-
-    /// Whether the row `key` of `table` is here.
-    private func exists(_ db: Database, table: TableInfo, key: [Value]) throws -> Bool {
-        let keyWhere = table.keyColumns.map { "\($0.identifier) = ?" as SQL }.joined(separator: " AND ")
-        return try db.firstRow("SELECT 1 FROM \(table.identifier) WHERE \(keyWhere)", key) != nil
     }
 
     /// The first tracked table with a row referencing the row `key` of `table` through a key
@@ -282,8 +276,7 @@ extension CascadeWait {
             if !may {
                 let payload = try db.scalar(
                     """
-                    SELECT CASE WHEN length(object_value) >= \(literal: Importer.largePayloadBytes) THEN NULL
-                      ELSE object_value END FROM ds_change_inbox WHERE id = ?
+                    SELECT \(Importer.smallPayload) FROM ds_change_inbox WHERE id = ?
                     """, [.integer(row.id)])
                 // A payload too large to read here may reference it.
                 if case .blob(let bytes) = payload {
@@ -379,7 +372,7 @@ private final class LateRows {
                 try db.query(
                     """
                     SELECT seq, id, source_id, object_operation, object_table,
-                      CASE WHEN length(object_value) >= \(literal: Importer.largePayloadBytes) THEN NULL ELSE object_value END
+                      \(Importer.smallPayload)
                     FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq > ? ORDER BY seq LIMIT 1000
                     """, [.text(c.origin), .text(c.epoch), .integer(next)]
                 ) { r in

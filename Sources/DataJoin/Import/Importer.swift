@@ -260,9 +260,13 @@ public enum Importer {
     /// the value besides its bytes.
     static let largePayloadBytes = 1 << 20
 
+    /// An inbox row's payload, or NULL when it is too large to read with its row.
+    static let smallPayload: SQL =
+        "CASE WHEN length(object_value) >= \(literal: largePayloadBytes) THEN NULL ELSE object_value END"
+
     static let inboxColumns: SQL =
         "id, origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_operation, cl, "
-        + "CASE WHEN length(object_value) >= \(literal: largePayloadBytes) THEN NULL ELSE object_value END, "
+        + smallPayload + ", "
         + "CASE WHEN EXISTS (SELECT 1 FROM ds_change_held AS h WHERE h.id = ds_change_inbox.id) THEN 'held' ELSE 'new' END, object_pk_attribute, length(object_value)"
 
     static func change(_ r: Row, _ db: Database) throws -> Change {

@@ -18,6 +18,11 @@ final class TableSQL {
         selectSQL = "SELECT \(table.columns.map(\.identifier)) FROM \(name) WHERE \(keyWhere)"
     }
 
+    /// Whether the row is here, without reading its values.
+    func exists(_ key: [Value]) throws -> Bool {
+        try db.firstRow("SELECT 1 FROM \(name) WHERE \(keyWhere)", key) != nil
+    }
+
     /// The row's values by column position (`table.columns`), typed by the registry.
     func select(_ key: [Value]) throws -> [Value]? {
         guard let r = try db.firstRow(selectSQL, key) else { return nil }

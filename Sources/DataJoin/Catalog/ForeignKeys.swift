@@ -12,9 +12,12 @@ public struct ForeignKeyColumn: Sendable, Equatable {
     public var constraint: String
     /// What deleting the parent row does to this child.
     public var onDelete: ForeignKeyAction
+    /// What changing the parent's referenced columns does to this child (MariaDB's capture of
+    /// its cascades needs it).
+    public var onUpdate: ForeignKeyAction = .noAction
 }
 
-/// A foreign key's `ON DELETE` action, as the brand's catalog names it.
+/// A foreign key's `ON DELETE` or `ON UPDATE` action, as the brand's catalog names it.
 public enum ForeignKeyAction: String, Sendable, Equatable {
     case cascade, setNull, setDefault, restrict, noAction
 

@@ -4,7 +4,7 @@ import Foundation
 /// (docs/tables.md describes every column).
 enum SyncSchema {
     /// Bumped when the tables change; stored in ds_node.schema_version.
-    static let version = 11
+    static let version = 12
 
     static func ddl(_ dialect: Dialect) -> SQL {
         let id = dialect.autoIdColumn
@@ -316,6 +316,11 @@ enum SyncSchema {
                 }
                 try EncryptionKeys.ensure(db)
                 try db.dialect.protectPrivateKey(db)
+            }
+            if version < 12 {
+                // MariaDB: tracked parents capture their cascades (docs/capture.md); a node that
+                // tracked them before has no such triggers, and its key changes lost children.
+                _ = try db.dialect.refreshCascadeCapture(db)
             }
             try db.execute(
                 "INSERT INTO ds_program_parameter (id, programtype, description, active_flag, status, fromtable, fromoutboxpointer) SELECT ?, 'relay', 'inbox to relayed bundles', 'Y', 'idle', 'ds_change_inbox', 0 WHERE NOT EXISTS (SELECT 1 FROM ds_program_parameter WHERE id = ?)",

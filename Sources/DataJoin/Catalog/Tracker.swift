@@ -74,7 +74,7 @@ public enum Tracker {
         // the first table's triggers left that table tracked (found from outside).
         let keyWarningsOf = try Dictionary(uniqueKeysWithValues: infos.map { ($0.name, try keyWarnings(db, $0)) })
         return try db.retryingWrite { _ in
-            try infos.map { info in
+            var tracked = try infos.map { info in
                 let wasTracked = existing.contains(info.name)
                 let optedOut = try KeyBlocks.optedOut(db, info.name)
                 let useBlocks = keyBlocks && !optedOut
@@ -119,6 +119,12 @@ public enum Tracker {
                     table: info.name, keyColumns: info.keyColumns.map(\.name), warnings: warnings, notes: notes,
                     backfilled: backfilled, wasTracked: wasTracked)
             }
+            for w in try db.dialect.refreshCascadeCapture(db) {
+                if let i = tracked.firstIndex(where: { $0.table == w.table }), !tracked[i].wasTracked {
+                    tracked[i].warnings.append(w.warning)
+                }
+            }
+            return tracked
         }
     }
 
@@ -134,6 +140,8 @@ public enum Tracker {
                 // The column list stays in the registry so changes already captured still export.
                 try db.execute("DELETE FROM ds_tracked_table WHERE table_name = ?", [.text(name)])
             }
+            // A parent's cascade triggers no longer name the untracked table.
+            _ = try db.dialect.refreshCascadeCapture(db)
         }
     }
 

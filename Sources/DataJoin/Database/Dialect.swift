@@ -78,6 +78,9 @@ public protocol Dialect: Sendable {
 
     func installCapture(_ db: Database, _ t: TableInfo) throws
     func removeCapture(_ db: Database, table: String) throws
+    /// Brings the capture of foreign-key cascades in line with the tracked tables after `track`
+    /// or `untrack` (MariaDB, whose cascades fire no trigger); warnings name what it cannot capture.
+    func refreshCascadeCapture(_ db: Database) throws -> [(table: String, warning: String)]
     /// Every row the table holds now, written to the outbox as the insert trigger would.
     func backfill(_ db: Database, _ t: TableInfo) throws -> Int
     /// A value as the capture triggers wrote it, typed by its column's kind.
@@ -179,6 +182,9 @@ extension Dialect {
     public func skipDuplicate(key: [SQL]) -> SQL { "ON CONFLICT (\(key.joined(separator: ", "))) DO NOTHING" }
 
     public func planOnce<T>(_ db: Database, _ body: () throws -> T) throws -> T { try body() }
+
+    /// SQLite's and PostgreSQL's cascades fire the children's own capture triggers.
+    public func refreshCascadeCapture(_ db: Database) throws -> [(table: String, warning: String)] { [] }
 
     /// `(k) IN (?, …)` or `(k1, k2) IN ((?, ?), …)`.
     public func keyIn(_ key: [SQL], count n: Int) -> SQL {

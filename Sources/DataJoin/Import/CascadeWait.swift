@@ -4,8 +4,8 @@ import Foundation
 ///
 /// Deleting a parent row here runs this database's own `ON DELETE CASCADE` (or `SET NULL`,
 /// `SET DEFAULT`) on the rows referencing it. At the origin, the rows that still referenced it
-/// were cascaded there too, and those cascades travel as changes of their own (captured on
-/// SQLite and PostgreSQL; on MariaDB every node cascades on its own). A row that references it
+/// were cascaded there too, and those cascades travel as changes of their own (captured by the
+/// children's triggers on SQLite and PostgreSQL, by the parent's on MariaDB). A row that references it
 /// here but no longer did at the origin lags: the change that moved it elsewhere (an update of
 /// its foreign key, or a parent's key change captured as a delete and an insert) is not applied
 /// here yet, because a bundle arrived out of order, was held, or comes later in the same source
@@ -233,8 +233,8 @@ extension CascadeWait {
     /// A held change of `c`'s origin on `tables` that `c` waits for: an update or delete made
     /// before it (or a move later in its PostgreSQL transaction), or an insert made before it of
     /// a row that may reference it (a held insert is not here for the cascade to reach; it waits
-    /// only so that the insert, once released, is the cascade's: a MariaDB origin captures no
-    /// cascades, and one referencing another parent held every delete of its origin on this
+    /// only so that the insert, once released, is the cascade's: an origin whose cascade was not
+    /// captured, a MariaDB parent not tracked, sends no delete for it; and one referencing another parent held every delete of its origin on this
     /// table, found from outside).
     ///
     /// Read from the held list to the inbox, one primary-key probe per held row, in a form each

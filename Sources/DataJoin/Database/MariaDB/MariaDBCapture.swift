@@ -14,7 +14,8 @@ extension MariaDBDialect {
 
     public func removeCapture(_ db: Database, table: String) throws {
         let n = CaptureTriggers.names(table)
-        for trigger in [n.insert, n.update, n.delete] {
+        let cascades = Self.cascadeTriggerNames(table)
+        for trigger in [n.insert, n.update, n.delete, cascades.delete, cascades.update] {
             try db.executeScript("DROP TRIGGER IF EXISTS \(Identifier(trigger))")
         }
     }

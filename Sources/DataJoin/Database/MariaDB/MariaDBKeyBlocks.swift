@@ -11,8 +11,8 @@ extension MariaDBDialect {
             let r = try db.firstRow(
                 """
                 SELECT extra, column_type FROM information_schema.columns
-                WHERE table_schema = DATABASE() AND BINARY table_name = BINARY ? AND BINARY column_name = BINARY ?
-                """, [.text(t.name), .text(k.name)]),
+                WHERE table_schema = DATABASE() AND table_name = ? AND BINARY table_name = BINARY ? AND BINARY column_name = BINARY ?
+                """, [.text(t.name), .text(t.name), .text(k.name)]),
             (r.string(0) ?? "").lowercased().contains("auto_increment")
         else { return nil }
         let type = (r.string(1) ?? "").lowercased()
@@ -44,8 +44,8 @@ extension MariaDBDialect {
             try db.scalar(
                 """
                 SELECT count(*) FROM information_schema.tables
-                WHERE table_schema = DATABASE() AND table_type = 'SEQUENCE' AND BINARY table_name = BINARY ?
-                """, [.text(key.generator)]
+                WHERE table_schema = DATABASE() AND table_type = 'SEQUENCE' AND table_name = ? AND BINARY table_name = BINARY ?
+                """, [.text(key.generator), .text(key.generator)]
             ).asInt64 ?? 0
         guard exists > 0 else { return nil }
         return try db.scalar("SELECT next_not_cached_value FROM \(try identifier(key.generator))").asInt64

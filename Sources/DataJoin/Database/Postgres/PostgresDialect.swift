@@ -78,6 +78,8 @@ public struct PostgresDialect: Dialect {
             """
             SELECT c.relname, p.relname, a.attname, b.attname, k.oid,
               CASE k.confdeltype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT'
+                WHEN 'r' THEN 'RESTRICT' ELSE 'NO ACTION' END,
+              CASE k.confupdtype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT'
                 WHEN 'r' THEN 'RESTRICT' ELSE 'NO ACTION' END
             FROM pg_catalog.pg_constraint k
             JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
@@ -95,7 +97,7 @@ public struct PostgresDialect: Dialect {
                     .init(
                         child: c, parent: p, column: col, parentColumn: r.string(3) ?? "",
                         constraint: r.string(4) ?? "",
-                        onDelete: ForeignKeyAction(sql: r.string(5))))
+                        onDelete: ForeignKeyAction(sql: r.string(5)), onUpdate: ForeignKeyAction(sql: r.string(6))))
             }
         }
         return out

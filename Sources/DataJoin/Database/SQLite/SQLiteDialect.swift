@@ -96,7 +96,7 @@ public struct SQLiteDialect: Dialect {
             try db.query(
                 """
                 SELECT f."table", f."from", coalesce(f."to", (SELECT k.name FROM pragma_table_info(f."table") AS k
-                  WHERE k.pk = f.seq + 1)), f.id, f.on_delete
+                  WHERE k.pk = f.seq + 1)), f.id, f.on_delete, f.on_update
                 FROM pragma_foreign_key_list(?) AS f ORDER BY f.id, f.seq
                 """, [.text(t)]
             ) { r in
@@ -104,7 +104,8 @@ public struct SQLiteDialect: Dialect {
                     out.append(
                         .init(
                             child: t, parent: p, column: c, parentColumn: r.string(2) ?? "",
-                            constraint: "\(r.int(3) ?? 0)", onDelete: ForeignKeyAction(sql: r.string(4))))
+                            constraint: "\(r.int(3) ?? 0)", onDelete: ForeignKeyAction(sql: r.string(4)),
+                            onUpdate: ForeignKeyAction(sql: r.string(5))))
                 }
             }
         }

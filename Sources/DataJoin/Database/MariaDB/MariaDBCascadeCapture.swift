@@ -1,0 +1,297 @@
+import Foundation
+
+/// MariaDB fires no trigger for the rows its foreign keys' `ON DELETE` / `ON UPDATE` actions
+/// change, so a parent's key change reached peers as a delete and an insert without the
+/// children's updates, and their own cascade deleted the children (found from outside). A
+/// tracked parent's `BEFORE DELETE` and `BEFORE UPDATE` triggers therefore write what its
+/// cascade is about to do to tracked tables, deepest rows first, as SQLite's and PostgreSQL's
+/// capture does (docs/capture.md):
+/// - `CASCADE` on delete: a delete of each referencing row;
+/// - `SET NULL`: an update of each referencing column to NULL;
+/// - `CASCADE` on update: an update of each referencing column to the parent's new value, or,
+///   when the column is in the child's key, a delete of the old key and an insert of the new.
+/// Before the parent's row changes, the rows are found by the values they still hold.
+struct MariaDBCascadeCapture {
+    /// InnoDB refuses a cascade deeper than 15 levels, so no deeper row can change.
+    static let maxDepth = 15
+    /// Statements per trigger: a graph of many paths would make each parent's delete run
+    /// thousands; past this, `track` warns.
+    static let maxStatements = 64
+
+    struct Key {
+        var child: String
+        var columns: [(child: String, parent: String)]
+        var onDelete: ForeignKeyAction
+        var onUpdate: ForeignKeyAction
+    }
+
+    /// What the walk reached: the rows of one table, by an alias and the joins back to the
+    /// root row (`OLD`).
+    struct Reach {
+        var alias: String
+        var from: [String]
+        var conditions: [String]
+    }
+
+    /// A referencing column's value after the cascade.
+    enum NewValue {
+        case null
+        case root(ColumnInfo)
+    }
+
+    enum Change {
+        case deleted
+        case updated([String: NewValue])
+    }
+
+    let db: Database
+    let tables: [String: TableInfo]
+    let keys: [String: [Key]]
+    private(set) var statements: [String] = []
+    private(set) var truncated = false
+
+    init(_ db: Database, tables: [String: TableInfo], foreignKeys: [ForeignKeyColumn]) {
+        self.db = db
+        self.tables = tables
+        var keys: [String: Key] = [:]
+        var parents: [String: String] = [:]
+        var order: [String] = []
+        for fk in foreignKeys where tables[fk.child] != nil && tables[fk.parent] != nil {
+            let id = fk.child + "\u{0}" + fk.constraint
+            if keys[id] == nil {
+                keys[id] = Key(child: fk.child, columns: [], onDelete: fk.onDelete, onUpdate: fk.onUpdate)
+                parents[id] = fk.parent
+                order.append(id)
+            }
+            keys[id]?.columns.append((fk.column, fk.parentColumn))
+        }
+        var byParent: [String: [Key]] = [:]
+        for id in order { byParent[parents[id]!, default: []].append(keys[id]!) }
+        self.keys = byParent
+    }
+
+    /// The columns of `table` whose change some tracked child's `ON UPDATE` follows.
+    func followedColumns(_ table: String) -> [String] {
+        var out: [String] = []
+        for key in keys[table] ?? [] where key.onUpdate == .cascade || key.onUpdate == .setNull {
+            for c in key.columns where !out.contains(c.parent) { out.append(c.parent) }
+        }
+        return out
+    }
+
+    /// The statements a delete of a `table` row runs before it.
+    mutating func onDelete(_ table: String) -> [String] {
+        statements = []
+        truncated = false
+        walk(table, nil, .deleted, depth: 0)
+        return statements
+    }
+
+    /// The statements an update of a `table` row runs before it.
+    mutating func onUpdate(_ t: TableInfo) -> [String] {
+        statements = []
+        truncated = false
+        var set: [String: NewValue] = [:]
+        for name in followedColumns(t.name) {
+            if let c = t.column(name) { set[name] = .root(c) }
+        }
+        if !set.isEmpty { walk(t.name, nil, .updated(set), depth: 0) }
+        return statements
+    }
+
+    private mutating func walk(_ table: String, _ reach: Reach?, _ change: Change, depth: Int) {
+        let parentRows = reach?.alias ?? "OLD"
+        for key in keys[table] ?? [] {
+            guard let child = tables[key.child] else { continue }
+            // Deeper than InnoDB's limit the statement fails, so nothing there changes.
+            guard depth < Self.maxDepth else { continue }
+            guard statements.count < Self.maxStatements else {
+                truncated = true
+                return
+            }
+            let alias = "ds_c\(depth + 1)"
+            var next = Reach(
+                alias: alias, from: ["\(db.quote(child.name)) AS \(alias)"] + (reach?.from ?? []),
+                conditions: key.columns.map { "\(alias).\(db.quote($0.child)) = \(parentRows).\(db.quote($0.parent))" }
+                    + (reach?.conditions ?? []))
+            var set: [String: NewValue] = [:]
+            switch change {
+            case .deleted:
+                if key.onDelete == .cascade {
+                    walk(child.name, next, .deleted, depth: depth + 1)
+                    emit(deleteValues(child, alias), next)
+                    continue
+                }
+                guard key.onDelete == .setNull else { continue }
+                for c in key.columns { set[c.child] = .null }
+            case .updated(let parentSet):
+                let touched = key.columns.filter { parentSet[$0.parent] != nil }
+                guard !touched.isEmpty else { continue }
+                switch key.onUpdate {
+                case .cascade: for c in touched { set[c.child] = parentSet[c.parent] }
+                case .setNull: for c in key.columns { set[c.child] = .null }
+                default: continue
+                }
+                // Only rows whose parent's referenced values do change.
+                let changes = touched.map { c in
+                    "NOT (\(same(parentSet[c.parent]!, "\(parentRows).\(db.quote(c.parent))", tables[table]?.column(c.parent))))"
+                }
+                next.conditions.append("(" + changes.joined(separator: " OR ") + ")")
+            }
+            walk(child.name, next, .updated(set), depth: depth + 1)
+            emitUpdates(child, next, set)
+        }
+    }
+
+    private mutating func emit(_ values: String, _ reach: Reach, _ extra: [String] = []) {
+        guard statements.count < Self.maxStatements else {
+            truncated = true
+            return
+        }
+        statements.append(
+            "INSERT INTO ds_change_outbox (\(MariaDBDialect.columns)) SELECT \(values) FROM "
+                + reach.from.joined(separator: ", ") + " WHERE " + (reach.conditions + extra).joined(separator: " AND ")
+        )
+    }
+
+    /// A change of key columns is a delete of the old key and an insert of the new row, as the
+    /// row's own trigger writes it; otherwise one update per column that changes.
+    private mutating func emitUpdates(_ t: TableInfo, _ reach: Reach, _ set: [String: NewValue]) {
+        let alias = reach.alias
+        let keyChanges = t.keyColumns.filter { set[$0.name] != nil }
+        if !keyChanges.isEmpty {
+            let differs = keyChanges.map { "NOT (\(same(set[$0.name]!, "\(alias).\(db.quote($0.name))", $0)))" }
+            let condition = "(" + differs.joined(separator: " OR ") + ")"
+            emit(deleteValues(t, alias), reach, [condition])
+            let row = t.columns.map { c in set[c.name].map(text) ?? MariaDBDialect.text(db, c, alias) }
+            let names = CaptureTriggers.literal(
+                "[" + t.columns.map { JSON.quote($0.name) }.joined(separator: ",") + "]")
+            emit(
+                "\(MariaDBDialect.header(t)), JSON_ARRAY(\(t.keyColumns.map { set[$0.name].map(text) ?? MariaDBDialect.text(db, $0, alias) }.joined(separator: ", "))), 'I', \(names), JSON_ARRAY(\(row.joined(separator: ", "))), NULL, \(MariaDBDialect.common)",
+                reach, [condition])
+            return
+        }
+        for c in t.columns {
+            guard let value = set[c.name] else { continue }
+            let old = "\(alias).\(db.quote(c.name))"
+            emit(
+                "\(MariaDBDialect.header(t)), \(MariaDBDialect.key(db, t, alias)), 'U', \(CaptureTriggers.literal(c.name)), \(text(value)), \(MariaDBDialect.text(db, c, alias)), \(MariaDBDialect.common)",
+                reach, ["NOT (\(same(value, old, c)))"])
+        }
+    }
+
+    private func deleteValues(_ t: TableInfo, _ alias: String) -> String { MariaDBDialect.deleteValues(db, t, alias) }
+
+    private func text(_ v: NewValue) -> String {
+        switch v {
+        case .null: return "NULL"
+        case .root(let c): return MariaDBDialect.text(db, c, "NEW")
+        }
+    }
+
+    /// The new value equals `old` as the row's own update trigger compares (numbers by value,
+    /// the rest by bytes).
+    private func same(_ v: NewValue, _ old: String, _ column: ColumnInfo?) -> String {
+        switch v {
+        case .null: return "\(old) IS NULL"
+        case .root(let c):
+            let new = "NEW.\(db.quote(c.name))"
+            let numbers: [ValueKind] = [.integer, .real, .boolean]
+            if numbers.contains(c.kind), let column, numbers.contains(column.kind) {
+                return "\(new) <=> \(old)"
+            }
+            return "CAST(\(new) AS BINARY) <=> CAST(\(old) AS BINARY)"
+        }
+    }
+}
+
+extension MariaDBDialect {
+    static func cascadeTriggerNames(_ table: String) -> (delete: String, update: String) {
+        (
+            CaptureTriggers.generatedName("ds_capture_casd_", table),
+            CaptureTriggers.generatedName("ds_capture_casu_", table)
+        )
+    }
+
+    /// Installs or drops each tracked table's cascade triggers to match the foreign keys among
+    /// tracked tables now: run after every `track` and `untrack`, since a parent's triggers
+    /// name its tracked children. `CREATE OR REPLACE` leaves no moment without capture.
+    /// Returns a warning per table whose cascades reach further than the triggers capture.
+    public func refreshCascadeCapture(_ db: Database) throws -> [(table: String, warning: String)] {
+        let tracked = Set(try Tracker.trackedNames(db))
+        let tables = try TableRegistry.load(db).filter { tracked.contains($0.key) }
+        var capture = MariaDBCascadeCapture(db, tables: tables, foreignKeys: try foreignKeys(db, among: tracked))
+        var warnings: [(String, String)] = []
+        for name in tracked.sorted() {
+            guard let t = tables[name] else { continue }
+            let names = Self.cascadeTriggerNames(name)
+            // A table registered without triggers writes its own outbox rows (docs/capture.md).
+            let hasCapture =
+                try db.scalar(
+                    """
+                    SELECT count(*) FROM information_schema.triggers
+                    WHERE trigger_schema = DATABASE() AND event_object_table = ? AND BINARY event_object_table = BINARY ?
+                      AND BINARY trigger_name = BINARY ?
+                    """, [.text(name), .text(name), .text(CaptureTriggers.names(name).insert)]
+                ).asInt64 ?? 0 > 0
+            let deletes = hasCapture ? capture.onDelete(name) : []
+            let deletesTruncated = capture.truncated
+            let updates = hasCapture ? capture.onUpdate(t) : []
+            let truncated = deletesTruncated || capture.truncated
+            if truncated {
+                warnings.append(
+                    (
+                        name,
+                        "\(name): its foreign keys' cascades reach more than \(MariaDBCascadeCapture.maxStatements) paths of tracked tables; only the first are captured (docs/capture.md)"
+                    ))
+            }
+            try install(db, names.delete, on: t, event: "DELETE", deletes, guard: nil)
+            let followed = capture.followedColumns(name).compactMap { t.column($0) }
+            let changed = followed.map { "NOT (\(Self.same(db, $0)))" }.joined(separator: " OR ")
+            try install(db, names.update, on: t, event: "UPDATE", updates, guard: changed)
+        }
+        // A parent that is not tracked has no triggers to capture its cascade.
+        let children = tracked.sorted()
+        if !children.isEmpty {
+            try db.query(
+                """
+                SELECT table_name, referenced_table_name FROM information_schema.referential_constraints
+                WHERE constraint_schema = DATABASE() AND table_name IN (\(marks(children.count)))
+                  AND (delete_rule IN ('CASCADE', 'SET NULL', 'SET DEFAULT') OR update_rule IN ('CASCADE', 'SET NULL', 'SET DEFAULT'))
+                ORDER BY table_name, constraint_name
+                """, children.map { .text($0) }
+            ) { r in
+                if let child = r.string(0), let parent = r.string(1), !tracked.contains(parent) {
+                    warnings.append(
+                        (
+                            child,
+                            "\(child): its foreign key to \(parent) cascades (ON DELETE/UPDATE CASCADE or SET NULL), and \(parent) is not tracked; MariaDB fires no trigger for rows a cascade changes, so track \(parent) too, or those changes are not synced"
+                        ))
+                }
+            }
+        }
+        return warnings
+    }
+
+    private func install(
+        _ db: Database, _ name: String, on t: TableInfo, event: String, _ body: [String], guard: String?
+    )
+        throws
+    {
+        guard !body.isEmpty else {
+            try db.executeScript("DROP TRIGGER IF EXISTS \(Identifier(name))")
+            return
+        }
+        let condition = "@datajoin_applying IS NULL" + (`guard`.map { " AND (\($0))" } ?? "")
+        try db.executeScript(
+            SQL(
+                raw: """
+                    CREATE OR REPLACE TRIGGER \(db.quote(name)) BEFORE \(event) ON \(db.quote(t.name)) FOR EACH ROW
+                    BEGIN
+                      IF \(condition) THEN
+                        \(body.map { $0 + ";" }.joined(separator: "\n    "))
+                      END IF;
+                    END
+                    """))
+    }
+}

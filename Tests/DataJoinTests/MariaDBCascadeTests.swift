@@ -151,6 +151,48 @@ final class MariaDBCascadeTests: ScenarioTestCase {
         XCTAssertEqual(try a.rows("tp"), [])
     }
 
+    /// A row that one key or path deletes and another sets NULL ends deleted on every target,
+    /// whichever key is declared first: a row referencing one parent twice, and a row below
+    /// two children of it (written as an update after the delete, peers refused the bundle for
+    /// an impossible stamp).
+    func testARowThatOneKeyDeletesAndAnotherSetsNullEndsDeleted() throws {
+        let two = "CREATE TABLE tt (id INTEGER NOT NULL PRIMARY KEY, a INTEGER, b INTEGER, "
+        for (n, tables) in [
+            two
+                + "FOREIGN KEY (a) REFERENCES tp (id) ON DELETE CASCADE, FOREIGN KEY (b) REFERENCES tp (id) ON DELETE SET NULL);",
+            two
+                + "FOREIGN KEY (b) REFERENCES tp (id) ON DELETE SET NULL, FOREIGN KEY (a) REFERENCES tp (id) ON DELETE CASCADE);",
+            """
+            CREATE TABLE ta (id INTEGER NOT NULL PRIMARY KEY, pid INTEGER, FOREIGN KEY (pid) REFERENCES tp (id) ON DELETE CASCADE);
+            CREATE TABLE tb (id INTEGER NOT NULL PRIMARY KEY, pid INTEGER, FOREIGN KEY (pid) REFERENCES tp (id) ON DELETE CASCADE);
+            """ + two
+                + "FOREIGN KEY (a) REFERENCES ta (id) ON DELETE CASCADE, FOREIGN KEY (b) REFERENCES tb (id) ON DELETE SET NULL);",
+            """
+            CREATE TABLE ta (id INTEGER NOT NULL PRIMARY KEY, pid INTEGER, FOREIGN KEY (pid) REFERENCES tp (id) ON DELETE CASCADE);
+            CREATE TABLE tb (id INTEGER NOT NULL PRIMARY KEY, pid INTEGER, FOREIGN KEY (pid) REFERENCES tp (id) ON DELETE CASCADE);
+            """ + two
+                + "FOREIGN KEY (b) REFERENCES tb (id) ON DELETE SET NULL, FOREIGN KEY (a) REFERENCES ta (id) ON DELETE CASCADE);",
+        ].enumerated() {
+            let schema = "CREATE TABLE tp (id INTEGER NOT NULL PRIMARY KEY);\n" + tables
+            let names = n < 2 ? ["tp", "tt"] : ["tp", "ta", "tb", "tt"]
+            for target in [Brand.sqlite, .postgres] {
+                let tag = "w\(n)\(target)"
+                let (a, b) = try pair(tag, target, schema: schema, tables: names)
+                try a.exec("INSERT INTO tp VALUES (1), (2)")
+                if n >= 2 {
+                    try a.exec("INSERT INTO ta VALUES (1, 1), (2, 2)")
+                    try a.exec("INSERT INTO tb VALUES (1, 1), (2, 2)")
+                }
+                try a.exec("INSERT INTO tt VALUES (10, 1, 1), (11, 2, 1), (12, 1, 2)")
+                _ = try sync(a, b)
+                try a.exec("DELETE FROM tp WHERE id = 1")
+                XCTAssertEqual(try a.rows("tt"), [["11", "2", "NULL"]], tag)
+                XCTAssertEqual(try sync(a, b)?.stillHeld, 0, tag)
+                for t in names { XCTAssertEqual(try b.rows(t), try a.rows(t), "\(tag) \(t)") }
+            }
+        }
+    }
+
     /// A MariaDB node that tracked its tables before (schema version 11) has no cascade
     /// triggers; its first command after the upgrade installs them.
     func testANodeUpgradedFromAnEarlierVersionCapturesItsCascades() throws {

@@ -48,6 +48,8 @@ struct MariaDBCascadeCapture {
     let tables: [String: TableInfo]
     let keys: [String: [Key]]
     private(set) var statements: [String] = []
+    /// A delete's cascaded deletes, written after its updates.
+    private(set) var deletes: [String] = []
     private(set) var truncated = false
 
     init(_ db: Database, tables: [String: TableInfo], foreignKeys: [ForeignKeyColumn]) {
@@ -82,9 +84,12 @@ struct MariaDBCascadeCapture {
     /// The statements a delete of a `table` row runs before it.
     mutating func onDelete(_ table: String) -> [String] {
         statements = []
+        deletes = []
         truncated = false
         walk(table, nil, .deleted, depth: 0)
-        return statements
+        // Every update first: a row that one key (or path) sets NULL and another deletes ends
+        // deleted, as at the origin; an update after its delete made peers refuse the bundle.
+        return statements + deletes
     }
 
     /// The statements an update of a `table` row runs before it.
@@ -105,7 +110,7 @@ struct MariaDBCascadeCapture {
             guard let child = tables[key.child] else { continue }
             // Deeper than InnoDB's limit the statement fails, so nothing there changes.
             guard depth < Self.maxDepth else { continue }
-            guard statements.count < Self.maxStatements else {
+            guard statements.count + deletes.count < Self.maxStatements else {
                 truncated = true
                 return
             }
@@ -119,7 +124,7 @@ struct MariaDBCascadeCapture {
             case .deleted:
                 if key.onDelete == .cascade {
                     walk(child.name, next, .deleted, depth: depth + 1)
-                    emit(deleteValues(child, alias), next)
+                    emit(deleteValues(child, alias), next, into: \.deletes)
                     continue
                 }
                 guard key.onDelete == .setNull else { continue }
@@ -143,12 +148,15 @@ struct MariaDBCascadeCapture {
         }
     }
 
-    private mutating func emit(_ values: String, _ reach: Reach, _ extra: [String] = []) {
-        guard statements.count < Self.maxStatements else {
+    private mutating func emit(
+        _ values: String, _ reach: Reach, _ extra: [String] = [],
+        into list: WritableKeyPath<MariaDBCascadeCapture, [String]> = \.statements
+    ) {
+        guard statements.count + deletes.count < Self.maxStatements else {
             truncated = true
             return
         }
-        statements.append(
+        self[keyPath: list].append(
             "INSERT INTO ds_change_outbox (\(MariaDBDialect.columns)) SELECT \(values) FROM "
                 + reach.from.joined(separator: ", ") + " WHERE " + (reach.conditions + extra).joined(separator: " AND ")
         )

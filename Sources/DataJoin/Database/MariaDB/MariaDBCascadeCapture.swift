@@ -48,8 +48,10 @@ struct MariaDBCascadeCapture {
     let tables: [String: TableInfo]
     let keys: [String: [Key]]
     private(set) var statements: [String] = []
-    /// A delete's cascaded deletes, written after its updates.
-    private(set) var deletes: [String] = []
+    /// Written after every update: cascaded deletes, and the delete and insert of a cascaded
+    /// key change. An update of a row written after its delete made peers refuse the bundle
+    /// (an impossible stamp).
+    private(set) var after: [String] = []
     private(set) var truncated = false
 
     init(_ db: Database, tables: [String: TableInfo], foreignKeys: [ForeignKeyColumn]) {
@@ -84,24 +86,24 @@ struct MariaDBCascadeCapture {
     /// The statements a delete of a `table` row runs before it.
     mutating func onDelete(_ table: String) -> [String] {
         statements = []
-        deletes = []
+        after = []
         truncated = false
         walk(table, nil, .deleted, depth: 0)
-        // Every update first: a row that one key (or path) sets NULL and another deletes ends
-        // deleted, as at the origin; an update after its delete made peers refuse the bundle.
-        return statements + deletes
+        // A row that one key (or path) sets NULL and another deletes ends deleted, as at the origin.
+        return statements + after
     }
 
     /// The statements an update of a `table` row runs before it.
     mutating func onUpdate(_ t: TableInfo) -> [String] {
         statements = []
+        after = []
         truncated = false
         var set: [String: NewValue] = [:]
         for name in followedColumns(t.name) {
             if let c = t.column(name) { set[name] = .root(c) }
         }
         if !set.isEmpty { walk(t.name, nil, .updated(set), depth: 0) }
-        return statements
+        return statements + after
     }
 
     private mutating func walk(_ table: String, _ reach: Reach?, _ change: Change, depth: Int) {
@@ -110,7 +112,7 @@ struct MariaDBCascadeCapture {
             guard let child = tables[key.child] else { continue }
             // Deeper than InnoDB's limit the statement fails, so nothing there changes.
             guard depth < Self.maxDepth else { continue }
-            guard statements.count + deletes.count < Self.maxStatements else {
+            guard statements.count + after.count < Self.maxStatements else {
                 truncated = true
                 return
             }
@@ -124,7 +126,7 @@ struct MariaDBCascadeCapture {
             case .deleted:
                 if key.onDelete == .cascade {
                     walk(child.name, next, .deleted, depth: depth + 1)
-                    emit(deleteValues(child, alias), next, into: \.deletes)
+                    emit(deleteValues(child, alias), next, into: \.after)
                     continue
                 }
                 guard key.onDelete == .setNull else { continue }
@@ -152,7 +154,7 @@ struct MariaDBCascadeCapture {
         _ values: String, _ reach: Reach, _ extra: [String] = [],
         into list: WritableKeyPath<MariaDBCascadeCapture, [String]> = \.statements
     ) {
-        guard statements.count + deletes.count < Self.maxStatements else {
+        guard statements.count + after.count < Self.maxStatements else {
             truncated = true
             return
         }
@@ -170,13 +172,13 @@ struct MariaDBCascadeCapture {
         if !keyChanges.isEmpty {
             let differs = keyChanges.map { "NOT (\(same(set[$0.name]!, "\(alias).\(db.quote($0.name))", $0)))" }
             let condition = "(" + differs.joined(separator: " OR ") + ")"
-            emit(deleteValues(t, alias), reach, [condition])
+            emit(deleteValues(t, alias), reach, [condition], into: \.after)
             let row = t.columns.map { c in set[c.name].map(text) ?? MariaDBDialect.text(db, c, alias) }
             let names = CaptureTriggers.literal(
                 "[" + t.columns.map { JSON.quote($0.name) }.joined(separator: ",") + "]")
             emit(
                 "\(MariaDBDialect.header(t)), JSON_ARRAY(\(t.keyColumns.map { set[$0.name].map(text) ?? MariaDBDialect.text(db, $0, alias) }.joined(separator: ", "))), 'I', \(names), JSON_ARRAY(\(row.joined(separator: ", "))), NULL, \(MariaDBDialect.common)",
-                reach, [condition])
+                reach, [condition], into: \.after)
             return
         }
         for c in t.columns {

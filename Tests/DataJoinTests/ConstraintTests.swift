@@ -354,22 +354,16 @@ final class ConstraintTests: ScenarioTestCase {
         for (n, (b1, b2, order)) in cases.enumerated() {
             let tag = "o\(n)\(b1)\(b2)"
             let (a, b) = try pair(tag, b1, b2, schema: schema, tables: tables)
-            var steps: [URL] = []
-            func step(_ sql: [String]) throws {
-                for s in sql { try a.exec(s) }
-                let out = try bundles("\(tag)-\(steps.count + 1)")
-                _ = try a.export(to: out)
-                steps.append(out)
-            }
-            try step([
+            let steps = BundleSteps(a, in: folder, tag: tag)
+            try steps.step([
                 "INSERT INTO op VALUES (1, 'old'), (2, 'new')", "INSERT INTO oc VALUES (10, 1), (11, 1)",
                 "INSERT INTO og VALUES (100, 10), (101, 11)", "INSERT INTO onl VALUES (50, 1), (51, 1)",
             ])
             if order.count == 3 {
-                try step(["UPDATE oc SET pid = 2 WHERE id = 10", "UPDATE onl SET pid = 2 WHERE id = 50"])
+                try steps.step(["UPDATE oc SET pid = 2 WHERE id = 10", "UPDATE onl SET pid = 2 WHERE id = 50"])
             }
-            try step(["DELETE FROM op WHERE id = 1"])
-            for i in order { _ = try b.ingest([steps[i - 1].path]) }
+            try steps.step(["DELETE FROM op WHERE id = 1"])
+            try steps.deliver(order, to: b)
             _ = try Importer.run(b.db)
             for t in tables { XCTAssertEqual(try b.rows(t), try a.rows(t), "\(tag) \(order) \(t)") }
             XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0), "\(tag) \(order)")

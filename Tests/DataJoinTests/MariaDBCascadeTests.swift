@@ -94,20 +94,14 @@ final class MariaDBCascadeTests: ScenarioTestCase {
             for order in [[1, 2, 3], [1, 3, 2], [3, 2, 1], [2, 3, 1]] {
                 let tag = "r\(target)\(order.map(String.init).joined())"
                 let (a, b) = try pair(tag, target, schema: schema, tables: tables)
-                var steps: [URL] = []
-                func step(_ sql: [String]) throws {
-                    for s in sql { try a.exec(s) }
-                    let out = try bundles("\(tag)-\(steps.count + 1)")
-                    _ = try a.export(to: out)
-                    steps.append(out)
-                }
-                try step([
+                let steps = BundleSteps(a, in: folder, tag: tag)
+                try steps.step([
                     "INSERT INTO rp VALUES (1, 'old')", "INSERT INTO rc VALUES (10, 1), (11, 1)",
                     "INSERT INTO rn VALUES (50, 1)",
                 ])
-                try step(["DELETE FROM rp WHERE id = 1"])
-                try step(["INSERT INTO rp VALUES (1, 'new')"])
-                for i in order { _ = try b.ingest([steps[i - 1].path]) }
+                try steps.step(["DELETE FROM rp WHERE id = 1"])
+                try steps.step(["INSERT INTO rp VALUES (1, 'new')"])
+                try steps.deliver(order, to: b)
                 _ = try Importer.run(b.db)
                 for t in tables { XCTAssertEqual(try b.rows(t), try a.rows(t), "\(tag) \(t)") }
                 XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0), tag)

@@ -319,6 +319,33 @@ final class TestNode {
     }
 }
 
+/// A node's changes exported one step at a time, each step its own bundle folder, to deliver
+/// to a peer in any order.
+final class BundleSteps {
+    let node: TestNode
+    let folder: URL
+    let tag: String
+    private(set) var folders: [URL] = []
+
+    init(_ node: TestNode, in folder: URL, tag: String) {
+        self.node = node
+        self.folder = folder
+        self.tag = tag
+    }
+
+    func step(_ sql: [String]) throws {
+        for s in sql { try node.exec(s) }
+        let out = try TestDatabases.subfolder(folder, "\(tag)-\(folders.count + 1)")
+        try node.export(to: out)
+        folders.append(out)
+    }
+
+    /// Ingests the steps' bundles in `order` (1-based step numbers).
+    func deliver(_ order: [Int], to peer: TestNode) throws {
+        for i in order { _ = try peer.ingest([folders[i - 1].path]) }
+    }
+}
+
 func trustAll(_ nodes: [TestNode]) throws {
     for a in nodes { for b in nodes where a !== b { try a.trust(b) } }
 }

@@ -128,20 +128,23 @@ public enum Tracker {
         }
     }
 
-    public static func untrack(_ db: Database, tables names: [String]) throws {
+    /// Returns warnings: a tracked table whose foreign key to an untracked one cascades (MariaDB:
+    /// that cascade is no longer captured).
+    @discardableResult
+    public static func untrack(_ db: Database, tables names: [String]) throws -> [String] {
         _ = try NodeIdentity.load(db)
         let existing = try trackedNames(db)
         for name in names where !existing.contains(name) {
             throw DataJoinError(.notTracked, "table \(name) is not tracked")
         }
-        try db.retryingWrite { _ in
+        return try db.retryingWrite { _ in
             for name in names {
                 try CaptureTriggers.remove(db, table: name)
                 // The column list stays in the registry so changes already captured still export.
                 try db.execute("DELETE FROM ds_tracked_table WHERE table_name = ?", [.text(name)])
             }
             // A parent's cascade triggers no longer name the untracked table.
-            _ = try db.dialect.refreshCascadeCapture(db)
+            return try db.dialect.refreshCascadeCapture(db).map(\.warning)
         }
     }
 

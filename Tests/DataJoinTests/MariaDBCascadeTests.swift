@@ -190,6 +190,37 @@ final class MariaDBCascadeTests: ScenarioTestCase {
         }
     }
 
+    /// MariaDB runs a row's BEFORE trigger, and its AFTER UPDATE trigger, also when `DELETE
+    /// IGNORE` or `UPDATE IGNORE` then skips the row (a foreign key or unique index refused it):
+    /// peers deleted children the origin kept, and received a key change that never happened
+    /// (found from outside). Only what happened travels.
+    func testRowsThatIgnoreSkipsSendNothing() throws {
+        provokesRefusals = true
+        let schema = """
+            CREATE TABLE ip (id INTEGER NOT NULL PRIMARY KEY, code INTEGER UNIQUE);
+            CREATE TABLE ic (id INTEGER NOT NULL PRIMARY KEY, pid INTEGER,
+              FOREIGN KEY (pid) REFERENCES ip (id) ON DELETE CASCADE ON UPDATE CASCADE);
+            CREATE TABLE ir (id INTEGER NOT NULL PRIMARY KEY, pid INTEGER, FOREIGN KEY (pid) REFERENCES ip (id));
+            """
+        let tables = ["ip", "ic", "ir"]
+        for target in [Brand.sqlite, .postgres] {
+            let tag = "i\(target)"
+            let (a, b) = try pair(tag, target, schema: schema, tables: tables)
+            try a.exec("INSERT INTO ip VALUES (1, 1), (2, 2), (3, 3)")
+            try a.exec("INSERT INTO ic VALUES (10, 1), (11, 2), (12, 3)")
+            try a.exec("INSERT INTO ir VALUES (20, 2)")
+            _ = try sync(a, b)
+            try a.exec("DELETE IGNORE FROM ip WHERE id IN (1, 2)")
+            try a.exec("UPDATE IGNORE ip SET id = 5 WHERE id = 2")
+            try a.exec("UPDATE IGNORE ip SET code = 3 WHERE id = 2")
+            try a.exec("UPDATE IGNORE ip SET id = 6, code = 6 WHERE id = 3")
+            XCTAssertEqual(try a.rows("ip"), [["2", "2"], ["6", "6"]], tag)
+            XCTAssertEqual(try a.rows("ic"), [["11", "2"], ["12", "6"]], tag)
+            XCTAssertEqual(try sync(a, b)?.stillHeld, 0, tag)
+            for t in tables { XCTAssertEqual(try b.rows(t), try a.rows(t), "\(tag) \(t)") }
+        }
+    }
+
     /// A MariaDB node that tracked its tables before (schema version 11) has no cascade
     /// triggers; its first command after the upgrade installs them.
     func testANodeUpgradedFromAnEarlierVersionCapturesItsCascades() throws {

@@ -9,7 +9,7 @@ extension MariaDBDialect {
         let n = CaptureTriggers.names(t.name)
         for name in [n.insert, n.update, n.delete] { _ = try identifier(name) }
         try removeCapture(db, table: t.name)
-        for statement in Self.triggers(db, t) { try db.executeScript(SQL(raw: statement)) }
+        for statement in try Self.triggers(db, t) { try db.executeScript(SQL(raw: statement)) }
     }
 
     public func removeCapture(_ db: Database, table: String) throws {
@@ -81,11 +81,44 @@ extension MariaDBDialect {
         return "CAST(NEW.\(q) AS BINARY) <=> CAST(OLD.\(q) AS BINARY)"
     }
 
-    static func triggers(_ db: Database, _ t: TableInfo) -> [String] {
+    /// Columns whose change the database may refuse: the key, unique indexes, foreign keys of
+    /// the table and columns other tables reference.
+    static func refusableColumns(_ db: Database, _ t: TableInfo) throws -> Set<String> {
+        var out = Set(t.keyColumns.map(\.name))
+        for sql in [
+            "SELECT column_name FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = ? AND BINARY table_name = BINARY ? AND non_unique = 0",
+            "SELECT column_name FROM information_schema.key_column_usage WHERE table_schema = DATABASE() AND table_name = ? AND BINARY table_name = BINARY ? AND referenced_table_name IS NOT NULL",
+            "SELECT referenced_column_name FROM information_schema.key_column_usage WHERE table_schema = DATABASE() AND referenced_table_name = ? AND BINARY referenced_table_name = BINARY ?",
+        ] {
+            for r in try db.rows(SQL(raw: sql), [.text(t.name), .text(t.name)]) {
+                if let c = r.string(0) { out.insert(c) }
+            }
+        }
+        return out
+    }
+
+    static func triggers(_ db: Database, _ t: TableInfo) throws -> [String] {
+        let refusableNames = try refusableColumns(db, t)
+        let refusable = t.columns.filter { refusableNames.contains($0.name) }.map { same(db, $0) }.joined(
+            separator: " AND ")
         let n = CaptureTriggers.names(t.name)
         let table = db.quote(t.name)
         let capturing = "@datajoin_applying IS NULL"
         let keySame = t.keyColumns.map { same(db, $0) }.joined(separator: " AND ")
+        // MariaDB runs AFTER UPDATE also for a row that `UPDATE IGNORE` skipped (a duplicate or
+        // a foreign key refused it): a key change that never happened reached peers as a delete
+        // and an insert (found from outside). The row as NEW says is there only if it happened.
+        // Asked for key changes and cascades only: for every update, 100,000 updates of one
+        // column took 9.6 s instead of 5.3 s.
+        let happened =
+            "EXISTS (SELECT 1 FROM \(table) AS ds_now WHERE "
+            // The key as it is (binary collations, `track` makes sure), so the primary key finds it.
+            + (t.keyColumns.map { "ds_now.\(db.quote($0.name)) <=> NEW.\(db.quote($0.name))" }
+            + t.valueColumns.map { c in
+                let q = db.quote(c.name)
+                return [.integer, .real, .boolean].contains(c.kind)
+                    ? "ds_now.\(q) <=> NEW.\(q)" : "CAST(ds_now.\(q) AS BINARY) <=> CAST(NEW.\(q) AS BINARY)"
+            }).joined(separator: " AND ") + ")"
         let insert = "INSERT INTO ds_change_outbox (\(columns)) VALUES"
         let updates = t.valueColumns.map { c in
             """
@@ -96,7 +129,7 @@ extension MariaDBDialect {
         }.joined(separator: "\n")
         return [
             """
-            CREATE TRIGGER \(db.quote(n.insert)) AFTER INSERT ON \(table) FOR EACH ROW
+            CREATE OR REPLACE TRIGGER \(db.quote(n.insert)) AFTER INSERT ON \(table) FOR EACH ROW
             BEGIN
               IF \(capturing) THEN
                 \(insert) (\(insertValues(db, t, "NEW")));
@@ -104,22 +137,31 @@ extension MariaDBDialect {
             END
             """,
             """
-            CREATE TRIGGER \(db.quote(n.delete)) AFTER DELETE ON \(table) FOR EACH ROW
+            CREATE OR REPLACE TRIGGER \(db.quote(n.delete)) AFTER DELETE ON \(table) FOR EACH ROW
             BEGIN
               IF \(capturing) THEN
+                \(flushCascade())
                 \(insert) (\(deleteValues(db, t, "OLD")));
               END IF;
             END
             """,
             // A key change is a delete and an insert; otherwise one row per changed column.
             """
-            CREATE TRIGGER \(db.quote(n.update)) AFTER UPDATE ON \(table) FOR EACH ROW
+            CREATE OR REPLACE TRIGGER \(db.quote(n.update)) AFTER UPDATE ON \(table) FOR EACH ROW
             BEGIN
+              DECLARE ds_happened BOOLEAN DEFAULT TRUE;
               IF \(capturing) THEN
+                -- Looked up only for a key change or a cascade (it doubled an ordinary update's cost).
+                IF @datajoin_cascade_pending = 1 OR NOT (\(refusable)) THEN
+                  SET ds_happened = \(happened);
+                END IF;
+                \(flushCascade(happened: "ds_happened"))
+                IF ds_happened THEN
                 IF NOT (\(keySame)) THEN
                   \(insert) (\(deleteValues(db, t, "OLD")));
                   \(insert) (\(insertValues(db, t, "NEW")));
             \(updates.isEmpty ? "" : "    ELSE\n" + updates)
+                END IF;
                 END IF;
               END IF;
             END

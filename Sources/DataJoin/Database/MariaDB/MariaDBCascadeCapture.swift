@@ -159,7 +159,7 @@ struct MariaDBCascadeCapture {
             return
         }
         self[keyPath: list].append(
-            "INSERT INTO ds_change_outbox (\(MariaDBDialect.columns)) SELECT \(values) FROM "
+            "INSERT INTO \(MariaDBDialect.cascadePending) (\(MariaDBDialect.columns)) SELECT \(values) FROM "
                 + reach.from.joined(separator: ", ") + " WHERE " + (reach.conditions + extra).joined(separator: " AND ")
         )
     }
@@ -216,6 +216,23 @@ struct MariaDBCascadeCapture {
 }
 
 extension MariaDBDialect {
+    /// A session's cascade rows between a parent's BEFORE trigger and its AFTER trigger.
+    static let cascadePending = "ds_cascade_pending"
+
+    /// In a parent's AFTER trigger, before its own row: the cascade's rows to the outbox, or,
+    /// when the row's change did not happen (`happened` false), dropped.
+    static func flushCascade(happened: String = "TRUE") -> String {
+        """
+        IF @datajoin_cascade_pending = 1 THEN
+              IF \(happened) THEN
+                INSERT INTO ds_change_outbox (\(columns)) SELECT \(columns) FROM \(cascadePending) ORDER BY ds_seq;
+              END IF;
+              DELETE FROM \(cascadePending);
+              SET @datajoin_cascade_pending = NULL;
+            END IF;
+        """
+    }
+
     static func cascadeTriggerNames(_ table: String) -> (delete: String, update: String) {
         (
             CaptureTriggers.generatedName("ds_capture_casd_", table),
@@ -244,6 +261,8 @@ extension MariaDBDialect {
                       AND BINARY trigger_name = BINARY ?
                     """, [.text(name), .text(name), .text(CaptureTriggers.names(name).insert)]
                 ).asInt64 ?? 0 > 0
+            // The row triggers too: they move the cascade's rows (an upgraded node's lacked it).
+            if hasCapture { for trigger in try Self.triggers(db, t) { try db.executeScript(SQL(raw: trigger)) } }
             let deletes = hasCapture ? capture.onDelete(name) : []
             let deletesTruncated = capture.truncated
             let updates = hasCapture ? capture.onUpdate(t) : []
@@ -293,13 +312,24 @@ extension MariaDBDialect {
             return
         }
         let condition = "@datajoin_applying IS NULL" + (`guard`.map { " AND (\($0))" } ?? "")
+        // Into a session's temporary table, moved to the outbox by the row's AFTER trigger: MariaDB
+        // runs a BEFORE trigger also for a row that `DELETE IGNORE` or `UPDATE IGNORE` then skips
+        // (its children were sent as deleted, found from outside).
+        let pending = Self.cascadePending
         try db.executeScript(
             SQL(
                 raw: """
                     CREATE OR REPLACE TRIGGER \(db.quote(name)) BEFORE \(event) ON \(db.quote(t.name)) FOR EACH ROW
                     BEGIN
                       IF \(condition) THEN
+                        IF @datajoin_cascade_table IS NULL THEN
+                          CREATE TEMPORARY TABLE IF NOT EXISTS \(pending) (ds_seq BIGINT AUTO_INCREMENT PRIMARY KEY)
+                            SELECT \(Self.columns) FROM ds_change_outbox WHERE FALSE;
+                          SET @datajoin_cascade_table = 1;
+                        END IF;
+                        DELETE FROM \(pending);
                         \(body.map { $0 + ";" }.joined(separator: "\n    "))
+                        SET @datajoin_cascade_pending = 1;
                       END IF;
                     END
                     """))

@@ -211,6 +211,10 @@ final class MariaDBCascadeTests: ScenarioTestCase {
             try a.exec("INSERT INTO ir VALUES (20, 2)")
             _ = try sync(a, b)
             try a.exec("DELETE IGNORE FROM ip WHERE id IN (1, 2)")
+            // The skipped row's pending cascade must not ride on another table's next rows.
+            try a.exec("INSERT INTO ir VALUES (21, 2)")
+            try a.exec("UPDATE ir SET pid = 2 WHERE id = 21")
+            try a.exec("DELETE FROM ir WHERE id = 21")
             try a.exec("UPDATE IGNORE ip SET id = 5 WHERE id = 2")
             try a.exec("UPDATE IGNORE ip SET code = 3 WHERE id = 2")
             try a.exec("UPDATE IGNORE ip SET id = 6, code = 6 WHERE id = 3")

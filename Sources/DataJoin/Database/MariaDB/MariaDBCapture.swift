@@ -83,12 +83,13 @@ extension MariaDBDialect {
 
     /// Columns whose change the database may refuse: the key, unique indexes, foreign keys of
     /// the table and columns other tables reference.
-    static func refusableColumns(_ db: Database, _ t: TableInfo) throws -> Set<String> {
-        var out = Set(t.keyColumns.map(\.name))
+    /// `referenced`: the columns other tables reference, read once for all tables by
+    /// `refreshCascadeCapture`, which rewrites these triggers after every `track`.
+    static func refusableColumns(_ db: Database, _ t: TableInfo, referenced: Set<String>) throws -> Set<String> {
+        var out = Set(t.keyColumns.map(\.name)).union(referenced)
         for sql in [
             "SELECT column_name FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = ? AND BINARY table_name = BINARY ? AND non_unique = 0",
             "SELECT column_name FROM information_schema.key_column_usage WHERE table_schema = DATABASE() AND table_name = ? AND BINARY table_name = BINARY ? AND referenced_table_name IS NOT NULL",
-            "SELECT referenced_column_name FROM information_schema.key_column_usage WHERE table_schema = DATABASE() AND referenced_table_name = ? AND BINARY referenced_table_name = BINARY ?",
         ] {
             for r in try db.rows(SQL(raw: sql), [.text(t.name), .text(t.name)]) {
                 if let c = r.string(0) { out.insert(c) }
@@ -97,8 +98,8 @@ extension MariaDBDialect {
         return out
     }
 
-    static func triggers(_ db: Database, _ t: TableInfo) throws -> [String] {
-        let refusableNames = try refusableColumns(db, t)
+    static func triggers(_ db: Database, _ t: TableInfo, referenced: Set<String> = []) throws -> [String] {
+        let refusableNames = try refusableColumns(db, t, referenced: referenced)
         let refusable = t.columns.filter { refusableNames.contains($0.name) }.map { same(db, $0) }.joined(
             separator: " AND ")
         let n = CaptureTriggers.names(t.name)
@@ -140,7 +141,7 @@ extension MariaDBDialect {
             CREATE OR REPLACE TRIGGER \(db.quote(n.delete)) AFTER DELETE ON \(table) FOR EACH ROW
             BEGIN
               IF \(capturing) THEN
-                \(flushCascade())
+                \(flushCascade(db, t))
                 \(insert) (\(deleteValues(db, t, "OLD")));
               END IF;
             END
@@ -152,10 +153,10 @@ extension MariaDBDialect {
               DECLARE ds_happened BOOLEAN DEFAULT TRUE;
               IF \(capturing) THEN
                 -- Looked up only for a key change or a cascade (it doubled an ordinary update's cost).
-                IF @datajoin_cascade_pending = 1 OR NOT (\(refusable)) THEN
+                IF @datajoin_cascade_pending IS NOT NULL OR NOT (\(refusable)) THEN
                   SET ds_happened = \(happened);
                 END IF;
-                \(flushCascade(happened: "ds_happened"))
+                \(flushCascade(db, t, happened: "ds_happened"))
                 IF ds_happened THEN
                 IF NOT (\(keySame)) THEN
                   \(insert) (\(deleteValues(db, t, "OLD")));

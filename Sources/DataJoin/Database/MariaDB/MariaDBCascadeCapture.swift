@@ -219,12 +219,19 @@ extension MariaDBDialect {
     /// A session's cascade rows between a parent's BEFORE trigger and its AFTER trigger.
     static let cascadePending = "ds_cascade_pending"
 
-    /// In a parent's AFTER trigger, before its own row: the cascade's rows to the outbox, or,
-    /// when the row's change did not happen (`happened` false), dropped.
-    static func flushCascade(happened: String = "TRUE") -> String {
+    /// Names the row whose BEFORE trigger wrote the pending cascade rows: only that row's AFTER
+    /// trigger moves them. A row `IGNORE` skipped has no AFTER DELETE, and its rows must not
+    /// ride on the next row's (of this table or another).
+    static func cascadeMark(_ db: Database, _ t: TableInfo) -> String {
+        "CONCAT(\(CaptureTriggers.literal(t.name)), '\\0', \(key(db, t, "OLD")))"
+    }
+
+    /// In a row's AFTER trigger, before its own outbox row: the cascade rows its BEFORE trigger
+    /// wrote, to the outbox if its change `happened`; anything else pending is dropped.
+    static func flushCascade(_ db: Database, _ t: TableInfo, happened: String = "TRUE") -> String {
         """
-        IF @datajoin_cascade_pending = 1 THEN
-              IF \(happened) THEN
+        IF @datajoin_cascade_pending IS NOT NULL THEN
+              IF @datajoin_cascade_pending = \(cascadeMark(db, t)) AND \(happened) THEN
                 INSERT INTO ds_change_outbox (\(columns)) SELECT \(columns) FROM \(cascadePending) ORDER BY ds_seq;
               END IF;
               DELETE FROM \(cascadePending);
@@ -249,6 +256,16 @@ extension MariaDBDialect {
         let tables = try TableRegistry.load(db).filter { tracked.contains($0.key) }
         var capture = MariaDBCascadeCapture(db, tables: tables, foreignKeys: try foreignKeys(db, among: tracked))
         var warnings: [(String, String)] = []
+        // Columns other tables reference, per table, in one read of the schema's keys.
+        var referenced: [String: Set<String>] = [:]
+        try db.query(
+            """
+            SELECT referenced_table_name, referenced_column_name FROM information_schema.key_column_usage
+            WHERE table_schema = DATABASE() AND referenced_table_name IS NOT NULL
+            """, []
+        ) { r in
+            if let t = r.string(0), let c = r.string(1) { referenced[t, default: []].insert(c) }
+        }
         for name in tracked.sorted() {
             guard let t = tables[name] else { continue }
             let names = Self.cascadeTriggerNames(name)
@@ -262,7 +279,11 @@ extension MariaDBDialect {
                     """, [.text(name), .text(name), .text(CaptureTriggers.names(name).insert)]
                 ).asInt64 ?? 0 > 0
             // The row triggers too: they move the cascade's rows (an upgraded node's lacked it).
-            if hasCapture { for trigger in try Self.triggers(db, t) { try db.executeScript(SQL(raw: trigger)) } }
+            if hasCapture {
+                for trigger in try Self.triggers(db, t, referenced: referenced[name] ?? []) {
+                    try db.executeScript(SQL(raw: trigger))
+                }
+            }
             let deletes = hasCapture ? capture.onDelete(name) : []
             let deletesTruncated = capture.truncated
             let updates = hasCapture ? capture.onUpdate(t) : []
@@ -329,7 +350,7 @@ extension MariaDBDialect {
                         END IF;
                         DELETE FROM \(pending);
                         \(body.map { $0 + ";" }.joined(separator: "\n    "))
-                        SET @datajoin_cascade_pending = 1;
+                        SET @datajoin_cascade_pending = \(Self.cascadeMark(db, t));
                       END IF;
                     END
                     """))

@@ -416,6 +416,54 @@ final class SilentLossTests: ScenarioTestCase {
         }
     }
 
+    /// Export encodes on a second thread, `Exporter.encodeBatch` rows at a time: a change too
+    /// large for a bundle found there, after 255, 256, 257 and 768 changes of the same step,
+    /// still holds only itself and what follows; the changes before it are written and reach
+    /// the peer, and the next export goes on from there once the cure is applied.
+    func testAChangeTooLargeFoundAfterManyChangesHoldsOnlyItself() throws {
+        let schema = "CREATE TABLE doc (k TEXT PRIMARY KEY, body TEXT)"
+        let a = try TestNode("a", .sqlite, folder: folder, table: schema, track: ["doc"], viaCLI: true)
+        let b = try TestNode("b", .sqlite, folder: folder, table: schema, track: ["doc"])
+        try trustAll([a, b])
+        let batch = Exporter.encodeBatch
+        var sent = 0
+        for before in [batch - 1, batch, batch + 1, 3 * batch] {
+            for i in 0..<before {
+                try a.exec("INSERT INTO doc VALUES (?, 'small')", [.text("s\(before)-\(i)")])
+            }
+            try a.exec(
+                "INSERT INTO doc VALUES (?, printf('%.*c', ?, 'x'))",
+                [.text("big\(before)"), .integer(Int64(BundleFormat.maxChangeBytes))])
+            try a.exec("INSERT INTO doc VALUES (?, 'after')", [.text("after\(before)")])
+            let dir = try out()
+            let r = try CLI.run(["export", "--db", a.url, "--to", dir.path])
+            XCTAssertEqual(r.status, 2, "\(before): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("over the 64 MiB one change may carry"), r.stderr)
+            try b.ingest([dir.path])
+            sent += before
+            XCTAssertEqual(
+                try b.db.scalar("SELECT count(*) FROM doc WHERE body = 'small'"), .integer(Int64(sent)), "\(before)")
+            XCTAssertEqual(
+                try b.db.scalar("SELECT count(*) FROM doc WHERE k = ?", [.text("after\(before)")]), .integer(0))
+            // The cure for an insert (docs/reliability.md): the row deleted and inserted again
+            // with a smaller value, the held outbox row deleted; the rest then follows.
+            try a.exec("DELETE FROM doc WHERE k = ?", [.text("big\(before)")])
+            try a.exec("INSERT INTO doc VALUES (?, 'smaller')", [.text("big\(before)")])
+            try a.exec(
+                "DELETE FROM ds_change_outbox WHERE seq = (SELECT min(seq) FROM ds_change_outbox WHERE seq > (SELECT fromoutboxpointer FROM ds_program_parameter WHERE id = 1000))"
+            )
+            let dir2 = try out()
+            try CLI.ok(["export", "--db", a.url, "--to", dir2.path])
+            try b.ingest([dir2.path])
+            XCTAssertEqual(
+                try b.db.scalar("SELECT body FROM doc WHERE k = ?", [.text("big\(before)")]), .text("smaller"))
+            XCTAssertEqual(
+                try b.db.scalar("SELECT count(*) FROM doc WHERE k = ?", [.text("after\(before)")]), .integer(1))
+        }
+        try CLI.ok(["check", "--db", a.url])
+        try CLI.ok(["check", "--db", b.url])
+    }
+
     /// An update of a 40 MiB value by another 40 MiB value: old and new together are 80 MiB, so
     /// the old value is left out and the change fits (found from outside: it was held forever).
     func testAnUpdateOfALargeValueByAnotherFits() throws {

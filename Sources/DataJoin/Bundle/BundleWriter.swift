@@ -16,7 +16,9 @@ final class BundleWriter {
     let tempPath: String
     private let fd: Int32
     private let gzip: GzipWriter
-    private var hasher = SHA256()
+    private let digest = Digest()
+    /// Hashes, compresses and writes the encoded chunks on a second thread.
+    private let background: BackgroundWorker<[UInt8]>
     private var pending = ByteWriter()
     private var tables: [String: (index: Int, columns: [String: Int], keys: [String])] = [:]
     private var nextTableIndex = 0
@@ -30,6 +32,9 @@ final class BundleWriter {
     private(set) var changeCount: Int64 = 0
     private(set) var uncompressedBytes = 0
     private var finished = false
+
+    /// The running SHA-256 of the bundle's bytes, owned by the background thread until it ends.
+    private final class Digest { var hasher = SHA256() }
 
     /// With `recipients`, the file is format v2: this bundle, compressed, encrypted to them
     /// and signed outside too (docs/bundle-format.md, "Version 2: encrypted").
@@ -64,6 +69,10 @@ final class BundleWriter {
             unlink(tempPath)
             throw error
         }
+        background = BackgroundWorker { [gzip, digest] chunk in
+            digest.hasher.update(data: chunk)
+            try gzip.write(chunk)
+        }
         for (i, o) in header.origins.enumerated() { origins[o.origin + "\u{0}" + o.epoch] = i }
         pending.bytes += BundleFormat.magic
         pending.byte(BundleFormat.major)
@@ -72,22 +81,25 @@ final class BundleWriter {
     }
 
     deinit {
+        background.cancel()
         if !finished {
             close(fd)
             unlink(tempPath)
         }
     }
 
+    private static let chunkBytes = 256 * 1024
+
     private func flushIfLarge() throws {
-        if pending.bytes.count >= 256 * 1024 { try flush() }
+        if pending.bytes.count >= Self.chunkBytes { try flush() }
     }
 
     private func flush() throws {
         guard !pending.bytes.isEmpty else { return }
-        hasher.update(data: pending.bytes)
         uncompressedBytes += pending.bytes.count
-        try gzip.write(pending.bytes)
-        pending.bytes.removeAll(keepingCapacity: true)
+        try background.submit(pending.bytes)
+        pending.bytes = []
+        pending.bytes.reserveCapacity(Self.chunkBytes + 64 * 1024)
     }
 
     /// Adds a change. The table's definition comes from the registry when there is one, and from
@@ -229,7 +241,8 @@ final class BundleWriter {
         pending.byte(BundleFormat.Record.trailer.rawValue)
         pending.varint(UInt64(changeCount))
         try flush()
-        let digest = Array(hasher.finalize())
+        try background.finish()
+        let digest = Array(self.digest.hasher.finalize())
         let signature = try Array(signingKey.signature(for: digest))
         var trailer = ByteWriter()
         trailer.bytes += digest

@@ -154,6 +154,9 @@ public enum Exporter {
 
     // MARK: - This node's own changes
 
+    /// Outbox rows handed to the encoding thread at a time.
+    static let encodeBatch = 256
+
     static func exportOwn(_ ctx: Context, after pointer: Int64, max: Int?, through: Int64 = Int64.max) throws
         -> [ExportedBundle]
     {
@@ -193,16 +196,33 @@ public enum Exporter {
             let bundle: ExportedBundle
             do {
                 bundle = try write(ctx, name: name, origins: origins, first: r.lowerBound, last: r.upperBound) { add in
-                    try db.stream(
-                        "SELECT \(Outbox.columns) FROM ds_change_outbox WHERE seq >= ? AND seq <= ? ORDER BY seq",
-                        [.integer(r.lowerBound), .integer(r.upperBound)]
-                    ) { row in
-                        try add(try Outbox.change(row, me: me, tables: ctx.tables, dialect: db.dialect, names: names))
-                        done += 1
-                        if done % 5_000 == 0 {
-                            ctx.reporter.progress(
-                                WorkProgress(phase: "export", changes: done, totalChanges: total, bytes: bytes))
+                    // Rows are read here and encoded on a second thread, in order.
+                    let dialect = db.dialect, tables = ctx.tables
+                    try withoutActuallyEscaping(add) { add in
+                        let encoder = BackgroundWorker<[Row]> { rows in
+                            for row in rows {
+                                try add(try Outbox.change(row, me: me, tables: tables, dialect: dialect, names: names))
+                            }
                         }
+                        defer { encoder.cancel() }
+                        var batch: [Row] = []
+                        try db.stream(
+                            "SELECT \(Outbox.columns) FROM ds_change_outbox WHERE seq >= ? AND seq <= ? ORDER BY seq",
+                            [.integer(r.lowerBound), .integer(r.upperBound)]
+                        ) { row in
+                            batch.append(row)
+                            if batch.count == Self.encodeBatch {
+                                try encoder.submit(batch)
+                                batch = []
+                            }
+                            done += 1
+                            if done % 5_000 == 0 {
+                                ctx.reporter.progress(
+                                    WorkProgress(phase: "export", changes: done, totalChanges: total, bytes: bytes))
+                            }
+                        }
+                        if !batch.isEmpty { try encoder.submit(batch) }
+                        try encoder.finish()
                     }
                 }
             } catch let e as OversizedChange {

@@ -37,14 +37,32 @@ public enum ForeignKeyAction: String, Sendable, Equatable {
     var changesChildren: Bool { self == .cascade || self == .setNull || self == .setDefault }
 }
 
-/// A foreign key whose `ON DELETE` changes the rows referencing a deleted parent.
-struct CascadingKey: Equatable {
+/// One foreign key, its columns together.
+struct ForeignKey {
     var child: String
     /// (child column, parent column), in the key's order.
     var columns: [(child: String, parent: String)]
+    var onDelete: ForeignKeyAction
+    var onUpdate: ForeignKeyAction
 
-    static func == (a: CascadingKey, b: CascadingKey) -> Bool {
-        a.child == b.child && a.columns.elementsEqual(b.columns) { $0 == $1 }
+    /// Each parent → its foreign keys, in the catalog's order, from the columns `include` keeps.
+    static func byParent(_ columns: [ForeignKeyColumn], _ include: (ForeignKeyColumn) -> Bool) -> [String: [ForeignKey]]
+    {
+        var keys: [String: ForeignKey] = [:]
+        var parents: [String: String] = [:]
+        var order: [String] = []
+        for fk in columns where include(fk) {
+            let id = fk.child + "\u{0}" + fk.constraint
+            if keys[id] == nil {
+                keys[id] = ForeignKey(child: fk.child, columns: [], onDelete: fk.onDelete, onUpdate: fk.onUpdate)
+                parents[id] = fk.parent
+                order.append(id)
+            }
+            keys[id]?.columns.append((fk.column, fk.parentColumn))
+        }
+        var out: [String: [ForeignKey]] = [:]
+        for id in order { out[parents[id]!, default: []].append(keys[id]!) }
+        return out
     }
 }
 
@@ -68,23 +86,7 @@ struct ForeignKeys {
 
     /// Each tracked table → the foreign keys of tracked tables whose `ON DELETE` changes the
     /// rows referencing it (`CascadeWait`).
-    var cascading: [String: [CascadingKey]] {
-        var keys: [String: CascadingKey] = [:]
-        var parents: [String: String] = [:]
-        var order: [String] = []
-        for fk in columns where fk.onDelete.changesChildren {
-            let id = fk.child + "\u{0}" + fk.constraint
-            if keys[id] == nil {
-                keys[id] = CascadingKey(child: fk.child, columns: [])
-                parents[id] = fk.parent
-                order.append(id)
-            }
-            keys[id]?.columns.append((fk.column, fk.parentColumn))
-        }
-        var out: [String: [CascadingKey]] = [:]
-        for id in order { out[parents[id]!, default: []].append(keys[id]!) }
-        return out
-    }
+    var cascading: [String: [ForeignKey]] { ForeignKey.byParent(columns) { $0.onDelete.changesChildren } }
 
     /// The tables with every parent before its children; a self-reference is ignored, a cycle
     /// is broken in name order (the importer checks foreign keys at the end of a bundle anyway).

@@ -29,7 +29,7 @@ struct PostponedDelete {
 }
 
 struct CascadeWait {
-    private let keys: [String: [CascadingKey]]
+    private let keys: [String: [ForeignKey]]
     private let tables: [String: TableInfo]
     private var probes: [String: [SQL]] = [:]
     /// Shared by every apply of one run: read once per origin.
@@ -37,7 +37,7 @@ struct CascadeWait {
 
     static let none = CascadeWait(keys: [:], tables: [:])
 
-    private init(keys: [String: [CascadingKey]], tables: [String: TableInfo]) {
+    private init(keys: [String: [ForeignKey]], tables: [String: TableInfo]) {
         self.keys = keys
         self.tables = tables
     }

@@ -18,12 +18,7 @@ struct MariaDBCascadeCapture {
     /// thousands; past this, `track` warns.
     static let maxStatements = 64
 
-    struct Key {
-        var child: String
-        var columns: [(child: String, parent: String)]
-        var onDelete: ForeignKeyAction
-        var onUpdate: ForeignKeyAction
-    }
+    typealias Key = ForeignKey
 
     /// What the walk reached: the rows of one table, by an alias and the joins back to the
     /// root row (`OLD`).
@@ -57,21 +52,7 @@ struct MariaDBCascadeCapture {
     init(_ db: Database, tables: [String: TableInfo], foreignKeys: [ForeignKeyColumn]) {
         self.db = db
         self.tables = tables
-        var keys: [String: Key] = [:]
-        var parents: [String: String] = [:]
-        var order: [String] = []
-        for fk in foreignKeys where tables[fk.child] != nil && tables[fk.parent] != nil {
-            let id = fk.child + "\u{0}" + fk.constraint
-            if keys[id] == nil {
-                keys[id] = Key(child: fk.child, columns: [], onDelete: fk.onDelete, onUpdate: fk.onUpdate)
-                parents[id] = fk.parent
-                order.append(id)
-            }
-            keys[id]?.columns.append((fk.column, fk.parentColumn))
-        }
-        var byParent: [String: [Key]] = [:]
-        for id in order { byParent[parents[id]!, default: []].append(keys[id]!) }
-        self.keys = byParent
+        keys = ForeignKey.byParent(foreignKeys) { tables[$0.child] != nil && tables[$0.parent] != nil }
     }
 
     /// The columns of `table` whose change some tracked child's `ON UPDATE` follows.

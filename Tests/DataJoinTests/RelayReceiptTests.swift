@@ -189,6 +189,76 @@ final class RelayReceiptTests: ScenarioTestCase {
         try assertSameRows(f)
     }
 
+    /// A hub whose nightly job runs `ingest; prune; export --relay` (found from outside): the
+    /// first night's `export --relay` found nothing (prune had emptied the inbox), so the hub
+    /// never counted as a relay, and every night's changes were pruned unsent, all exits 0.
+    /// Now a node with two peers or more that has not relayed keeps its applied inbox rows and
+    /// says why, any `export --relay` makes it a relay, and `--no-relay` prunes them. With one
+    /// peer nothing waits; with one, two and three laptops.
+    func testAHubThatPrunesBeforeItsFirstRelayStillRelaysEveryNight() throws {
+        for n in [1, 2, 3] {
+            folder = try TestDatabases.tempFolder("prune-first-\(n)")
+            let f = try fleet(n, hub: .sqlite)
+            for night in 1...3 {
+                for l in f.laptops {
+                    try insert(l, 2)
+                    try l.export(to: f.up)
+                }
+                try f.hub.ingest([f.up.path])
+                let pruned = try CLI.ok(["prune", "--db", f.hub.url, "--bundles", f.down.path])
+                let kept = pruned.stderr.contains("has not run 'export --relay' yet")
+                XCTAssertEqual(kept, n >= 2 && night == 1, "\(n) laptops, night \(night): \(pruned.stderr)")
+                try CLI.ok(["export", "--db", f.hub.url, "--to", f.down.path, "--relay"])
+                for l in f.laptops { try l.ingest([f.down.path]) }
+            }
+            if n >= 2 { try assertSameRows(f) }
+            XCTAssertEqual(
+                try count(f.laptops[0], "SELECT count(*) FROM sales_order"), Int64(3 * 2 * n), "\(n) laptops")
+            // Once confirmed, the relayed rows go.
+            try confirm(f)
+            try CLI.ok(["prune", "--db", f.hub.url])
+            XCTAssertEqual(try count(f.hub, "SELECT count(*) FROM ds_change_inbox"), Int64(n), "\(n) laptops")
+        }
+    }
+
+    /// An `export --relay` that finds nothing still makes the node a relay (the documented
+    /// "one `export --relay` before the first prune"): prune then keeps what it has not relayed,
+    /// with no note, even with `--no-relay`.
+    func testAnExportRelayThatFindsNothingMakesTheNodeARelay() throws {
+        let f = try fleet(2, hub: .sqlite)
+        let first = try CLI.ok(["export", "--db", f.hub.url, "--to", f.down.path, "--relay"])
+        XCTAssertTrue(first.stdout.contains("nothing new to export"), first.stdout)
+        for l in f.laptops {
+            try insert(l, 3)
+            try l.export(to: f.up)
+        }
+        try f.hub.ingest([f.up.path])
+        let pruned = try CLI.ok(["prune", "--db", f.hub.url, "--no-relay"])
+        XCTAssertFalse(pruned.stderr.contains("kept"), pruned.stderr)
+        XCTAssertEqual(try count(f.hub, "SELECT count(*) FROM ds_change_inbox"), 6, "not relayed yet")
+        try CLI.ok(["export", "--db", f.hub.url, "--to", f.down.path, "--relay"])
+        for l in f.laptops { try l.ingest([f.down.path]) }
+        try assertSameRows(f)
+    }
+
+    /// Every node sends to every other (no hub): `--no-relay` prunes the applied inbox rows of a
+    /// node with several peers that never relays; without it they are kept, with the reason.
+    func testANodeThatNeverRelaysPrunesWithNoRelay() throws {
+        let f = try fleet(2, hub: .sqlite)
+        for l in f.laptops {
+            try insert(l, 3)
+            try l.export(to: f.up)
+        }
+        try f.hub.ingest([f.up.path])
+        let kept = try CLI.ok(["prune", "--db", f.hub.url])
+        XCTAssertTrue(kept.stderr.contains("kept 6 applied inbox row(s)"), kept.stderr)
+        XCTAssertEqual(try count(f.hub, "SELECT count(*) FROM ds_change_inbox"), 6)
+        let pruned = try CLI.ok(["prune", "--db", f.hub.url, "--no-relay"])
+        XCTAssertFalse(pruned.stderr.contains("kept"), pruned.stderr)
+        XCTAssertTrue(pruned.stdout.contains("6 inbox row(s)"), pruned.stdout)
+        XCTAssertEqual(try count(f.hub, "SELECT count(*) FROM ds_change_inbox"), 0)
+    }
+
     func testALateJoinerGetsTheWholeStreamByAResend() throws {
         var f = try fleet(1)
         for _ in 0..<2 { try cycle(f) }

@@ -219,6 +219,7 @@ final class SnapshotPruneTests: ScenarioTestCase {
 
     // MARK: - Pruning
 
+    /// Three nodes that each send to the other two (none relays: `--no-relay`, docs/delivery.md).
     func testPruneRemovesOnlyWhatEveryPeerConfirmed() throws {
         let a = try TestNode("a", .sqlite, folder: folder)
         let b = try TestNode("b", .postgres, folder: folder)
@@ -235,7 +236,7 @@ final class SnapshotPruneTests: ScenarioTestCase {
         try b.export(to: fromB)
         try a.ingest([fromB.path])
 
-        var r = try CLI.ok(["prune", "--db", a.url])
+        var r = try CLI.ok(["prune", "--db", a.url, "--no-relay"])
         XCTAssertTrue(r.stdout.contains("pruned 0 outbox row(s), 1 inbox row(s)"), r.stdout)
         XCTAssertTrue(r.stdout.contains("outbox rows kept for: c"), r.stdout)
         XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_change_outbox"), .integer(21))
@@ -245,7 +246,7 @@ final class SnapshotPruneTests: ScenarioTestCase {
         try c.exec("INSERT INTO sales_order (order_id) VALUES ('from-c')")
         try c.export(to: fromC)
         try a.ingest([fromC.path])
-        r = try CLI.ok(["prune", "--db", a.url])
+        r = try CLI.ok(["prune", "--db", a.url, "--no-relay"])
         XCTAssertTrue(r.stdout.contains("pruned 21 outbox row(s), 1 inbox row(s), 0 tombstone(s)"), r.stdout)
         XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_change_outbox"), .integer(0))
         XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_change_inbox"), .integer(0))
@@ -256,7 +257,7 @@ final class SnapshotPruneTests: ScenarioTestCase {
         // The same changes again, under a new file name: recognised as held, not applied again.
         let resent = try Exporter.export(a.db, ExportOptions(folder: try bundles("resent").path, resend: true))
         XCTAssertTrue(resent.isEmpty, "everything was confirmed: nothing to resend")
-        try CLI.ok(["prune", "--db", b.url])
+        try CLI.ok(["prune", "--db", b.url, "--no-relay"])
         XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_inbox"), .integer(0))
         let copy = try bundles("copy").appendingPathComponent("a_copy.djb")
         var bytes = try Data(

@@ -109,6 +109,9 @@ public enum RelayStream {
 
     // MARK: - Peers that came after a prune
 
+    /// Set by the first `export --relay`: from then on this node relays its inbox.
+    static let startedSetting = "relay_started"
+
     /// Every inbox id this node ever pruned is at or below it (set by `prune` on a relaying node).
     static let prunedThroughSetting = "relay_pruned_through"
     static func floorSetting(_ peer: String) -> String { "relay_floor:" + peer }

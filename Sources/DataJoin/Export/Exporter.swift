@@ -99,6 +99,12 @@ public enum Exporter {
             ? min(pointer, try confirmed(db, me: me, origin: me.nodeId, epoch: me.epoch, peer: options.peer)) : pointer
         written += try exportOwn(ctx, after: from, max: options.maxChanges)
         if options.relay {
+            // From now on this node is a relay, whether or not this run finds anything to send:
+            // prune keeps what it has not relayed (an `ingest; prune; export --relay` night
+            // that found nothing never became one, and pruned every night's changes unsent).
+            if try Settings.int(db, RelayStream.startedSetting) == nil {
+                try db.retryingWrite { _ in try Settings.set(db, RelayStream.startedSetting, 1) }
+            }
             written +=
                 options.resend
                 ? try resendRelayed(ctx, peer: options.peer, max: options.maxChanges)

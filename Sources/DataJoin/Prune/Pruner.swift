@@ -8,6 +8,9 @@ public struct PruneReport: Sendable {
     public var cutoff = ""
     /// Peers whose missing receipts keep outbox rows: they have not confirmed this node's changes.
     public var waitingFor: [String] = []
+    /// Applied inbox rows kept because this node has several peers and has not relayed yet: a
+    /// hub that pruned them before its first `export --relay` would never send them.
+    public var keptForRelay = 0
 }
 
 /// `datajoin prune`: removes what no node can need any more, in one transaction
@@ -19,7 +22,9 @@ public enum Pruner {
     public static let defaultKeepSeconds: Int64 = 30 * 86_400
     static let cutoffSetting = "tombstones_pruned_before_ms"
 
-    public static func run(_ db: Database, keepSeconds: Int64) throws -> PruneReport {
+    /// `noRelay`: this node never forwards changes (every node sends to every other), so its
+    /// applied inbox rows go even with several peers and no `export --relay` yet.
+    public static func run(_ db: Database, keepSeconds: Int64, noRelay: Bool = false) throws -> PruneReport {
         guard keepSeconds > 0 else { throw DataJoinError(.usage, "--keep must be longer than zero") }
         var report = PruneReport()
         try db.retryingWrite { _ in
@@ -43,11 +48,22 @@ public enum Pruner {
             // recognised as held), and on a hub also relayed and confirmed by every peer.
             let imported = try ProgramPointer.get(db, Program.import)
             let relayed = try ProgramPointer.get(db, Program.relay)
-            let relaying = relayed > 0
+            let started = try Settings.int(db, RelayStream.startedSetting) != nil
+            let relaying = relayed > 0 || started
+            // Two peers or more and no relay yet: this may be a hub before its first
+            // `export --relay`. Its applied rows wait; `--no-relay` says it never forwards.
+            let mayRelay = !relaying && !noRelay && peers.count >= 2
+            if mayRelay {
+                report.keptForRelay = Int(
+                    try db.scalar(
+                        "SELECT count(*) FROM ds_change_inbox WHERE id <= ? AND \(Exporter.notSnapshot) AND id NOT IN (SELECT id FROM ds_change_held)",
+                        [.integer(imported)]
+                    ).asInt64 ?? 0)
+            }
             // A peer confirms an origin's changes by its receipt for the origin, or by the spans
             // of this node's relay stream it holds (docs/delivery.md).
             var coverage = RelayCoverage(db: db, me: me)
-            for s in try Holdings.all(db) {
+            for s in try Holdings.all(db) where !mayRelay {
                 var limit = s.contiguous
                 if relaying {
                     // A peer restored from a backup needs its own lost changes of its old epoch

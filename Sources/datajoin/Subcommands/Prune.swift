@@ -11,7 +11,9 @@ struct Prune: ParsableCommand {
                 answers keeps them: revoke a retired node with
                 'datajoin trust --revoke NODE');
               - applied inbox rows (on a relaying hub, only once every peer has
-                confirmed them);
+                confirmed them; a node with two or more peers that has not run
+                'export --relay' yet keeps them, as a hub must send them first:
+                --no-relay says this node never forwards);
               - tombstones of deleted rows older than --keep (default 30d).
 
             Then, with --bundles FOLDER: the bundle files this node wrote (and signed)
@@ -48,6 +50,12 @@ struct Prune: ParsableCommand {
     @Flag(help: "With --bundles: remove the confirmed files only, and leave the database's history as it is.")
     var filesOnly = false
 
+    @Flag(
+        help:
+            "This node never forwards changes (every node sends to every other): prune its applied inbox rows although it has several peers and has not relayed."
+    )
+    var noRelay = false
+
     func validate() throws {
         if filesOnly && bundleFolders.isEmpty {
             throw ValidationError(
@@ -61,7 +69,7 @@ struct Prune: ParsableCommand {
             for folder in bundleFolders { try BundleFolderPruner.checkFolder(folder) }
             let db = try database.open()
             if !filesOnly {
-                let r = try Pruner.run(db, keepSeconds: seconds)
+                let r = try Pruner.run(db, keepSeconds: seconds, noRelay: noRelay)
                 print(
                     "pruned \(r.outboxRows) outbox row(s), \(r.inboxRows) inbox row(s), \(r.tombstones) tombstone(s)")
                 if !output.quiet {
@@ -69,6 +77,12 @@ struct Prune: ParsableCommand {
                     if !r.waitingFor.isEmpty {
                         print("outbox rows kept for: \(r.waitingFor.joined(separator: ", ")) (not confirmed yet)")
                     }
+                }
+                if r.keptForRelay > 0 {
+                    Console.warn(
+                        "kept \(r.keptForRelay) applied inbox row(s): this node has several peers and has not run 'export --relay' yet; "
+                            + "a hub must relay them before they go (run 'datajoin export --relay' before 'prune'), "
+                            + "and a node that never forwards says so with --no-relay")
                 }
                 for w in try RelayStream.laggingWarnings(db) { Console.warn(w) }
             }

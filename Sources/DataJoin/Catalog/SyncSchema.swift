@@ -4,7 +4,7 @@ import Foundation
 /// (docs/tables.md describes every column).
 enum SyncSchema {
     /// Bumped when the tables change; stored in ds_node.schema_version.
-    static let version = 12
+    static let version = 13
 
     static func ddl(_ dialect: Dialect) -> SQL {
         let id = dialect.autoIdColumn
@@ -321,6 +321,10 @@ enum SyncSchema {
                 // MariaDB: tracked parents capture their cascades (docs/capture.md); a node that
                 // tracked them before has no such triggers, and its key changes lost children.
                 _ = try db.dialect.refreshCascadeCapture(db)
+            }
+            if version < 13, db.dialect is SQLiteDialect {
+                // SQLite's triggers wrote some reals a unit in the last place off: written again.
+                for t in try TableRegistry.load(db).values { try CaptureTriggers.install(db, t) }
             }
             try db.execute(
                 "INSERT INTO ds_program_parameter (id, programtype, description, active_flag, status, fromtable, fromoutboxpointer) SELECT ?, 'relay', 'inbox to relayed bundles', 'Y', 'idle', 'ds_change_inbox', 0 WHERE NOT EXISTS (SELECT 1 FROM ds_program_parameter WHERE id = ?)",

@@ -176,6 +176,37 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("merge, column by column"), r.stderr)
     }
 
+    /// PostgreSQL keys that take two keys for one, as MariaDB's are (found from outside: rows
+    /// merged silently): `char(n)` pads, a domain over it too, and a nondeterministic (ICU,
+    /// case-insensitive) collation. Refused at `track` with what to do; `varchar`, `text` and
+    /// a deterministic collation are tracked.
+    func testAPostgresKeyThatMergesKeysIsRefusedAtTrack() throws {
+        let folder = try TestDatabases.tempFolder("pgkeys")
+        let url = try TestDatabases.create(.postgres, name: "pgkeys", in: folder)
+        let db = try DatabaseOpener.open(url)
+        try db.executeScript(
+            """
+            CREATE TABLE c (k char(5) PRIMARY KEY, v text);
+            CREATE DOMAIN code AS character(3);
+            CREATE TABLE d (k code PRIMARY KEY);
+            CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+            CREATE TABLE n (k text COLLATE ci PRIMARY KEY);
+            CREATE TABLE ok (k varchar(5) PRIMARY KEY, t text COLLATE "C", u text COLLATE ci)
+            """)
+        try CLI.ok(["init", "--db", url, "--node", "pgkeys"])
+        for (table, says) in [
+            ("c", "pads with spaces"), ("d", "pads with spaces"), ("n", "nondeterministic collation ci"),
+        ] {
+            let r = try CLI.run(["track", "--db", url, table])
+            XCTAssertEqual(r.status, 64, r.stderr)
+            XCTAssertTrue(r.stderr.contains(says), r.stderr)
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        }
+        XCTAssertEqual(try db.scalar("SELECT count(*) FROM ds_tracked_table"), .integer(0), "nothing registered")
+        try CLI.ok(["track", "--db", url, "ok"])
+        XCTAssertEqual(try db.scalar("SELECT count(*) FROM ds_tracked_table"), .integer(1))
+    }
+
     func testExportToMissingOrUnwritableFolder() throws {
         let n = try node()
         try n.exec("INSERT INTO sales_order (order_id) VALUES ('a')")

@@ -190,7 +190,33 @@ public struct PostgresDialect: Dialect {
             """, [.text(key.generator), .integer(id), .text(key.generator), .integer(id)])
     }
 
+    /// Refuses a key column under which two keys other brands keep apart are one here, as on
+    /// MariaDB: `char(n)` (it pads, so 'ab' and 'ab ' are one key) and a nondeterministic
+    /// (ICU, case- or accent-insensitive) collation. Rows merged silently (found from outside).
     public func keyWarnings(_ db: Database, _ t: TableInfo) throws -> [String] {
+        for k in t.keyColumns {
+            guard
+                let r = try db.firstRow(
+                    """
+                    SELECT format_type(a.atttypid, a.atttypmod), (t.typbasetype = 'bpchar'::regtype OR a.atttypid = 'bpchar'::regtype)::int,
+                      c.collname, (NOT coalesce(c.collisdeterministic, true))::int
+                    FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_collation c ON c.oid = a.attcollation
+                    WHERE a.attrelid = to_regclass(?) AND a.attname = ?
+                    """, [.text(Identifier(t.name).quoted), .text(k.name)])
+            else { continue }
+            if r.int(1) == 1 {
+                throw DataJoinError(
+                    .usage,
+                    "\(t.name): its key column \(k.name) is \(r.string(0) ?? "char"), which pads with spaces, so 'ab' and 'ab ' are one key here and two elsewhere and rows other nodes keep apart would merge; declare it varchar or text (ALTER TABLE … ALTER COLUMN \(k.name) TYPE text), then track again"
+                )
+            }
+            if r.int(3) == 1 {
+                throw DataJoinError(
+                    .usage,
+                    "\(t.name): its key column \(k.name) uses the nondeterministic collation \(r.string(2) ?? "?"), under which keys that differ in case or accents are one key, so rows other nodes keep apart would merge here; declare it with a deterministic collation (ALTER TABLE … ALTER COLUMN \(k.name) TYPE text COLLATE \"C\"), then track again"
+                )
+            }
+        }
         let advice = "two nodes will hand out the same ids; use UUIDs, or per-node prefixes or ranges"
         for k in t.keyColumns {
             let d =

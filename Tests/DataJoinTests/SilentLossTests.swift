@@ -464,6 +464,65 @@ final class SilentLossTests: ScenarioTestCase {
         try CLI.ok(["check", "--db", b.url])
     }
 
+    /// SQLite keeps any bytes as TEXT. Such text was exported with U+FFFD in place of the bad
+    /// bytes, so the peer stored altered values and two keys as one, silently (found from
+    /// outside). Export now holds the change as it holds one too large, naming where the text
+    /// is; the changes before it go, and the documented cure lets the rest follow.
+    func testTextThatIsNotUTF8IsHeldAtExportNotSentAltered() throws {
+        let schema = "CREATE TABLE s (k TEXT PRIMARY KEY, v TEXT)"
+        let a = try TestNode("a", .sqlite, folder: folder, table: schema, track: ["s"], viaCLI: true)
+        let b = try TestNode("b", .sqlite, folder: folder, table: schema, track: ["s"])
+        try trustAll([a, b])
+        func heldSeq() throws -> Int64 {
+            try XCTUnwrap(
+                try a.db.scalar(
+                    "SELECT min(seq) FROM ds_change_outbox WHERE seq > (SELECT fromoutboxpointer FROM ds_program_parameter WHERE id = 1000)"
+                ).asInt64)
+        }
+        func export(held place: String?) throws {
+            let dir = try out()
+            let r = try CLI.run(["export", "--db", a.url, "--to", dir.path])
+            if let place {
+                XCTAssertEqual(r.status, 2, r.stderr)
+                XCTAssertTrue(r.stderr.contains("holds text in \(place) that is not valid UTF-8"), r.stderr)
+                XCTAssertTrue(r.stderr.contains("Text that is not UTF-8"), r.stderr)
+            } else {
+                XCTAssertEqual(r.status, 0, r.stderr)
+            }
+            try b.ingest([dir.path])
+        }
+        try a.exec("INSERT INTO s VALUES ('ok1', 'v')")
+        try a.exec("INSERT INTO s VALUES (CAST(x'636166e9' AS TEXT), 'one')")
+        try a.exec("INSERT INTO s VALUES (CAST(x'636166e8' AS TEXT), 'two')")
+        try a.exec("INSERT INTO s VALUES ('ok2', 'v')")
+        try export(held: "its key")
+        XCTAssertEqual(try b.rows("s"), [["ok1", "v"]], "what came before it went")
+        // The cure for a key (docs/reliability.md): the row's key made valid, then every unsent
+        // outbox row of the held change's key deleted (no peer holds that row), key by key.
+        for (bad, good) in [("636166e9", "café"), ("636166e8", "cafè")] {
+            try a.exec("UPDATE s SET k = ? WHERE k = CAST(x'\(bad)' AS TEXT)", [.text(good)])
+        }
+        for _ in 0..<2 {
+            try a.exec(
+                """
+                DELETE FROM ds_change_outbox WHERE (seq IS NULL OR seq > (SELECT fromoutboxpointer FROM ds_program_parameter WHERE id = 1000))
+                AND object_id = (SELECT object_id FROM ds_change_outbox WHERE seq = ?)
+                """, [.integer(try heldSeq())])
+        }
+        try export(held: nil)
+        // A value: the update is held; the cure is a valid value and the held row deleted.
+        try a.exec("UPDATE s SET v = CAST(x'4dfc6c6c6572' AS TEXT) WHERE k = 'ok1'")
+        try export(held: "a value")
+        try a.exec("UPDATE s SET v = 'Müller' WHERE k = 'ok1'")
+        try a.exec("DELETE FROM ds_change_outbox WHERE seq = ?", [.integer(try heldSeq())])
+        try export(held: nil)
+        XCTAssertEqual(try b.rows("s"), try a.rows("s"))
+        XCTAssertEqual(try b.rows("s").count, 4)
+        XCTAssertEqual(try b.db.scalar("SELECT v FROM s WHERE k = 'café'"), .text("one"))
+        try CLI.ok(["check", "--db", a.url])
+        try CLI.ok(["check", "--db", b.url])
+    }
+
     /// An update of a 40 MiB value by another 40 MiB value: old and new together are 80 MiB, so
     /// the old value is left out and the change fits (found from outside: it was held forever).
     func testAnUpdateOfALargeValueByAnotherFits() throws {

@@ -1,10 +1,13 @@
 import Crypto
 import Foundation
 
-/// A change larger than a bundle may carry (`BundleFormat.maxChangeBytes`).
+/// A change no bundle may carry as it is: larger than `BundleFormat.maxChangeBytes`, or text
+/// that is not valid UTF-8. Export holds it, and what follows it (docs/reliability.md).
 struct OversizedChange: Error, CustomStringConvertible {
     var seq: Int64
     var message: String
+    /// The section of docs/reliability.md that says what to do.
+    var cure = "A change too large for a bundle"
     var description: String { message }
 }
 

@@ -21,11 +21,18 @@ enum Stamper {
     /// after the first gap are touched, each once.
     static func closeUnsentGaps(_ db: Database) throws -> Int {
         let pointer = try ProgramPointer.get(db, Program.export)
-        guard
-            let r = try db.firstRow(
-                "SELECT count(*), max(seq) FROM ds_change_outbox WHERE seq > ?", [.integer(pointer)]),
-            let count = r.int(0), let high = r.int(1), high - pointer > count
-        else { return 0 }
+        let r = try db.firstRow(
+            "SELECT count(*), max(seq) FROM ds_change_outbox WHERE seq > ?", [.integer(pointer)])
+        let count = r?.int(0) ?? 0
+        guard let high = r?.int(1), high - pointer > count else {
+            // The last seqs were deleted (a held change, its cure applied): the next stamp
+            // takes the first of them, or peers would wait for them for good.
+            if let next = try db.scalar("SELECT next_seq FROM ds_node").asInt64, next > pointer + count + 1 {
+                try db.execute("UPDATE ds_node SET next_seq = ?", [.integer(pointer + count + 1)])
+                return Int(next - pointer - count - 1)
+            }
+            return 0
+        }
         var moves: [(from: Int64, to: Int64)] = []
         var expected = pointer + 1
         try db.query("SELECT seq FROM ds_change_outbox WHERE seq > ? ORDER BY seq", [.integer(pointer)]) { row in

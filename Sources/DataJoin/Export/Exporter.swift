@@ -212,10 +212,22 @@ public enum Exporter {
                         }
                         defer { encoder.cancel() }
                         var batch: [Row] = []
+                        (db as? SQLiteDatabase)?.invalidTextColumn = nil
                         try db.stream(
                             "SELECT \(Outbox.columns) FROM ds_change_outbox WHERE seq >= ? AND seq <= ? ORDER BY seq",
                             [.integer(r.lowerBound), .integer(r.upperBound)]
-                        ) { row in
+                        ) { read in
+                            var row = read
+                            if let lite = db as? SQLiteDatabase, let column = lite.invalidTextColumn {
+                                lite.invalidTextColumn = nil
+                                // The old value only tells a concurrent edit in the conflict
+                                // log: left out (NULL), as for a value too large to send twice.
+                                if column == 6 {
+                                    row.values[6] = .null
+                                } else {
+                                    throw Self.invalidText(row, column: column, me: me)
+                                }
+                            }
                             batch.append(row)
                             if batch.count == Self.encodeBatch {
                                 try encoder.submit(batch)
@@ -241,7 +253,7 @@ public enum Exporter {
                 let held = ExportHeld(
                     bundles: out,
                     message: e.message + "; it and the changes after it wait, nothing is skipped "
-                        + "(docs/reliability.md, 'A change too large for a bundle')")
+                        + "(docs/reliability.md, '\(e.cure)')")
                 // `status` says so until an export gets past it.
                 _ = try db.retryingWrite { _ in
                     try db.execute(
@@ -263,6 +275,19 @@ public enum Exporter {
                     phase: "export", changes: done, totalChanges: total, bytes: bytes, final: r.upperBound == last))
         }
         return out
+    }
+
+    /// An outbox row whose captured text SQLite holds as bytes that are not UTF-8: sent, it
+    /// would arrive altered (U+FFFD), and two such keys as one (found from outside).
+    static func invalidText(_ row: Row, column: Int, me: NodeIdentity) -> OversizedChange {
+        let seq = row.int(9) ?? 0
+        let place = column == 2 ? "its key" : "a value"
+        return OversizedChange(
+            seq: seq,
+            message:
+                "change \(me.nodeId)#\(seq) (\(Tracker.printable(row.string(1) ?? "").prefix(60))) holds text in \(place) that is not valid UTF-8, "
+                + "which no bundle carries as text (it would arrive altered)",
+            cure: "Text that is not UTF-8")
     }
 
     /// The first seq of the source transaction that holds `seq` (its changes are consecutive).

@@ -3,6 +3,10 @@ import Foundation
 
 /// One sqlite3 connection, closed in deinit. Statements are prepared once and cached.
 public final class SQLiteDatabase: Database, TransactionDriver {
+    /// The first column of a row read since this was last cleared whose TEXT was not valid
+    /// UTF-8 (SQLite stores any bytes an application gives it); the value read was repaired.
+    var invalidTextColumn: Int?
+
     var transactionDepth = 0
     public let dialect: Dialect = SQLiteDialect()
     public let path: String
@@ -350,7 +354,12 @@ final class SQLiteStatement {
         case SQLITE_TEXT:
             let n = Int(sqlite3_column_bytes(handle, c))
             guard let p = sqlite3_column_text(handle, c) else { return .text("") }
-            return .text(String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self))
+            let bytes = UnsafeBufferPointer(start: p, count: n)
+            if let text = ByteReader<ArraySource>.text(bytes) { return .text(text) }
+            // SQLite keeps whatever bytes it was given as TEXT: the repaired text is noted, so
+            // that export holds such a change instead of sending it altered.
+            if db.invalidTextColumn == nil { db.invalidTextColumn = Int(c) }
+            return .text(String(decoding: bytes, as: UTF8.self))
         default:
             let n = Int(sqlite3_column_bytes(handle, c))
             guard n > 0, let p = sqlite3_column_blob(handle, c) else { return .blob([]) }

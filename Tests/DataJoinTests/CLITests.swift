@@ -68,6 +68,9 @@ final class CLITests: XCTestCase {
         XCTAssertFalse(r.stderr.contains("s3cretpw"), r.stderr)
         XCTAssertFalse(r.stdout.contains("s3cretpw"))
         XCTAssertTrue(r.stderr.contains("alice:***@"), r.stderr)
+        // libpq's hint comes after a newline and a tab: one line of words, no escaped tab.
+        XCTAssertFalse(r.stderr.contains("\\u{9}"), r.stderr)
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
     }
 
     func testInitIsIdempotentAndRefusesRename() throws {

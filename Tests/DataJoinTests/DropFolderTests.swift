@@ -164,6 +164,12 @@ final class DropFolderTests: ScenarioTestCase {
         XCTAssertFalse(Ingester.vanished(BundleFiles.Entry(path: gone, problem: nil, inFolder: false)))
         try Data("x".utf8).write(to: URL(fileURLWithPath: gone))
         XCTAssertFalse(Ingester.vanished(BundleFiles.Entry(path: gone, problem: nil, inFolder: true)))
+        // Listed, then removed before its type was read (found from outside: refused as "a pipe
+        // or another special file", exit 2): no problem at listing, so the ingest says "removed".
+        XCTAssertNil(BundleFiles.folderEntryProblem(nil))
+        XCTAssertNil(BundleFiles.folderEntryProblem(.typeRegular))
+        XCTAssertEqual(
+            BundleFiles.folderEntryProblem(.typeSocket), "not a regular file (a socket); not followed")
     }
 
     /// A laptop restored from a backup exports before it ingests; the hub detects the fork, and

@@ -29,6 +29,13 @@ public enum BundleFiles {
         }
     }
 
+    /// A name a folder listed that is not a regular file. No type at all: it was removed after
+    /// the listing (another node's ingest or prune), which the ingest then says as such; it
+    /// was refused as "a pipe or another special file" (found from outside).
+    static func folderEntryProblem(_ type: FileAttributeType?) -> String? {
+        type == .typeRegular || type == nil ? nil : "not a regular file (\(describe(type))); not followed"
+    }
+
     public static func expand(_ paths: [String]) throws -> [Entry] {
         var out: [Entry] = []
         for p in paths {
@@ -42,12 +49,7 @@ public enum BundleFiles {
                     let full = (p as NSString).appendingPathComponent(n)
                     let type =
                         (try? FileManager.default.attributesOfItem(atPath: full)[.type] as? FileAttributeType) ?? nil
-                    out.append(
-                        Entry(
-                            path: full,
-                            problem: type == .typeRegular
-                                ? nil : "not a regular file (\(describe(type))); not followed",
-                            inFolder: true))
+                    out.append(Entry(path: full, problem: folderEntryProblem(type), inFolder: true))
                 }
             } else {
                 out.append(Entry(path: p, problem: regularFileProblem(p)))

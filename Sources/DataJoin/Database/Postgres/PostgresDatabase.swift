@@ -21,7 +21,10 @@ public final class PostgresDatabase: Database, TransactionDriver {
             let msg = String(cString: PQerrorMessage(c)).trimmingCharacters(in: .whitespacesAndNewlines)
             // libpq requires PQfinish even after a failed connect.
             PQfinish(c)
-            let oneLine = DatabaseURL.scrub(msg.replacingOccurrences(of: "\n", with: " "))
+            // libpq indents its hints with a tab ("\n\tIs the server running…"): one line of
+            // words, not an escaped control character (found from outside).
+            let oneLine = DatabaseURL.scrub(
+                msg.split(whereSeparator: { $0 == "\n" || $0 == "\t" || $0 == " " }).joined(separator: " "))
             // libpq gives no SQLSTATE for a failed connection: its message is all there is.
             if msg.contains("invalid connection option") || msg.contains("invalid integer value")
                 || msg.contains("invalid sslmode value") || msg.contains("invalid URI query parameter")

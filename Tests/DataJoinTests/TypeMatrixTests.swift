@@ -317,6 +317,57 @@ final class TypeMatrixTests: ScenarioTestCase {
             [[.text("616200636400"), .text("00")]])
     }
 
+    /// Text that a typed PostgreSQL column would read as another value ('now' as the moment each
+    /// node applies it, 'yes' as true, '0x10' as 16) is held there, not converted (found from
+    /// outside: every PostgreSQL node kept its own value, silently); the same columns take the
+    /// text every brand spells alike. The other way, text a SQLite REAL column would keep as
+    /// text ('0x1A', 'inf') stays text, as SQLite alone keeps it.
+    func testTextPostgresWouldReadAsAnotherValueIsHeld() throws {
+        let lite = try TestNode(
+            "lite", .sqlite, folder: folder,
+            table: "CREATE TABLE w (id INTEGER PRIMARY KEY, ts TEXT, d TEXT, b TEXT, f TEXT, i TEXT, n TEXT, r REAL)",
+            track: ["w"], keyBlocks: false)
+        let pg = try TestNode(
+            "pg", .postgres, folder: folder,
+            table:
+                "CREATE TABLE w (id integer PRIMARY KEY, ts timestamptz, d date, b boolean, f double precision, i integer, n numeric, r text)",
+            track: ["w"], keyBlocks: false)
+        try trustAll([lite, pg])
+        let held: [(String, String)] = [
+            ("ts", "now"), ("ts", " Epoch"), ("d", "today"), ("d", "yesterday"), ("b", "yes"), ("b", "on"),
+            ("b", "T"), ("f", "0x10"), ("f", "1_000"), ("i", "0x10"), ("n", "0x1A"),
+        ]
+        let fine: [(String, String)] = [
+            ("ts", "2024-02-29 10:00:00+00"), ("d", "2024-02-29"), ("b", "true"), ("b", "0"), ("f", "1e1"),
+            ("f", "-Infinity"), ("i", "42"), ("n", "-1.50"),
+        ]
+        for (i, (column, text)) in (held + fine).enumerated() {
+            try lite.exec("INSERT INTO w (id, \(column)) VALUES (?, ?)", [.integer(Int64(i)), .text(text)])
+        }
+        let report = try sync(lite, pg)
+        XCTAssertEqual(report?.held, held.count)
+        XCTAssertEqual(report?.applied, fine.count)
+        let reasons = try pg.db.rows("SELECT reason FROM ds_change_held ORDER BY id").compactMap { $0.string(0) }
+        XCTAssertEqual(reasons.count, held.count)
+        for (r, (column, _)) in zip(reasons, held) {
+            XCTAssertTrue(r.contains("w.\(column): '") && r.contains("held rather than altered"), r)
+        }
+        XCTAssertEqual(try pg.db.scalar("SELECT count(*) FROM w"), .integer(Int64(fine.count)))
+        XCTAssertEqual(try pg.db.scalar("SELECT f FROM w WHERE id = ?", [.integer(Int64(held.count + 4))]), .real(10))
+
+        // PostgreSQL text into a SQLite REAL column: what SQLite reads as a number, as a number.
+        for (i, text) in ["0x1A", "0x1p3", "inf", "nan", "2.5", "1e1"].enumerated() {
+            try pg.exec("INSERT INTO w (id, r) VALUES (?, ?)", [.integer(Int64(100 + i)), .text(text)])
+        }
+        _ = try sync(pg, lite)
+        XCTAssertEqual(
+            try lite.db.rows("SELECT typeof(r), r FROM w WHERE id >= 100 ORDER BY id").map(\.values),
+            [
+                [.text("text"), .text("0x1A")], [.text("text"), .text("0x1p3")], [.text("text"), .text("inf")],
+                [.text("text"), .text("nan")], [.text("real"), .real(2.5)], [.text("real"), .real(10)],
+            ])
+    }
+
     /// What a column cannot hold is held with the reason; the rest of the bundle applies.
     func testValuesATargetCannotHoldAreHeldWithReason() throws {
         provokesRefusals = true  // PostgreSQL refuses values out of a column's range; held

@@ -86,7 +86,11 @@ enum ValueConversion {
         case (.text, .integer(let i)): return .text(String(i))
         case (.integer, .real(let d)): return Int64(exactly: d).map(Value.integer) ?? v
         case (.real, .integer(let i)): return .real(Double(i))
-        case (.real, .text(let s)): return parseReal(s).map(Value.real) ?? v
+        // Only what SQLite's REAL affinity itself reads as a number: '0x1A', '0x1p3' and 'inf'
+        // stay text there (they were turned into 26, 8 and Inf; found from outside).
+        case (.real, .text(let s)):
+            guard ValueFit.isDecimal(s.trimmingCharacters(in: .whitespaces)) else { return v }
+            return parseReal(s).map(Value.real) ?? v
         case (.boolean, .text(let s)):
             switch s {
             case "t", "true", "1": return .integer(1)

@@ -15,6 +15,55 @@ enum ValueFit {
         return nil
     }
 
+    // MARK: - Text PostgreSQL's input functions read as another value
+
+    /// Text (from a SQLite TEXT value, say) that a typed PostgreSQL column would store as
+    /// something else than the text says: 'now' and 'today' as the moment each node applies
+    /// it, 'yes' and 'on' as true, '0x10' as 16 (found from outside: every PostgreSQL node kept
+    /// its own value, silently). Held instead; what PostgreSQL refuses outright is held anyway.
+    static func postgresReadsAsOther(_ text: String, _ type: String) -> String? {
+        let t = text.trimmingCharacters(in: .whitespaces).lowercased()
+        if type.hasPrefix("timestamp") || type.hasPrefix("date") || type.hasPrefix("time") {
+            if ["now", "today", "tomorrow", "yesterday", "epoch", "allballs"].contains(t) {
+                return "'\(text.prefix(20))' is a word PostgreSQL reads as a moment of its own (\(type)), not this text"
+            }
+        } else if type == "boolean" {
+            if !["t", "f", "true", "false", "1", "0"].contains(text) {
+                return
+                    "'\(text.prefix(20))' is not true or false as every brand spells it; PostgreSQL would read it as a boolean"
+            }
+        } else if ["double precision", "real", "smallint", "integer", "bigint"].contains(type)
+            || type.hasPrefix("numeric")
+        {
+            let special =
+                ["infinity", "-infinity", "+infinity", "nan"].contains(t) && type != "smallint"
+                && type != "integer" && type != "bigint"
+            if !special && !isDecimal(text.trimmingCharacters(in: .whitespaces)) {
+                return
+                    "'\(text.prefix(20))' is not a decimal number; PostgreSQL would read it as another value (\(type))"
+            }
+        }
+        return nil
+    }
+
+    /// `[+-]digits[.digits][e[+-]digits]`, as SQLite reads a number from text: no hexadecimal,
+    /// no 'inf', no underscores.
+    static func isDecimal(_ s: String) -> Bool {
+        var u = Substring(s)
+        if u.first == "+" || u.first == "-" { u = u.dropFirst() }
+        let digits = { (x: Substring) in x.allSatisfy { $0.isASCII && $0.isNumber } }
+        let e = u.firstIndex { $0 == "e" || $0 == "E" }
+        let mantissa = e.map { u[..<$0] } ?? u
+        if let e {
+            var exp = u[u.index(after: e)...]
+            if exp.first == "+" || exp.first == "-" { exp = exp.dropFirst() }
+            guard !exp.isEmpty, digits(exp) else { return false }
+        }
+        let parts = mantissa.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count <= 2, parts.allSatisfy(digits), parts.contains(where: { !$0.isEmpty }) else { return false }
+        return true
+    }
+
     // MARK: - Number text, for the dialects
 
     /// The significant digits of a decimal literal as SQLite would read it, or nil if it is not one.

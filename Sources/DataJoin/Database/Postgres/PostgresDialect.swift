@@ -428,6 +428,7 @@ public struct PostgresDialect: Dialect {
                 "\(Value.realText(d)) needs double precision; a real column would round it (declare it double precision)"
         }
         if type.hasPrefix("numeric("), let problem = ValueFit.scaleProblem(value, type) { return problem }
+        if case .text(let s) = value, let problem = ValueFit.postgresReadsAsOther(s, type) { return problem }
         return nil
     }
 

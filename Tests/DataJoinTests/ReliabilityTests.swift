@@ -586,3 +586,40 @@ final class ReliabilityTests: ScenarioTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: lockFile), "the lock file is removed on a clean stop")
     }
 }
+
+extension ReliabilityTests {
+    /// An application's open transaction holding a row an import writes: the ingest waited in
+    /// the server as long as the application kept it open, silently (found from outside). Now
+    /// it waits --lock-timeout, stops with exit 75 and says why; nothing of the import is kept,
+    /// nothing is held; once the application commits, the next run applies it, both edits kept.
+    func testAnApplicationsOpenTransactionStopsAnImportAtTheLockTimeout() throws {
+        provokesRefusals = true  // the server logs the lock timeout it cancels the statement with
+        let a = try TestNode("locka", .sqlite, folder: folder)
+        let pg = try TestNode("lockpg", .postgres, folder: folder)
+        try trustAll([a, pg])
+        try a.exec("INSERT INTO sales_order (order_id, quantity) VALUES ('r1', '1'), ('r2', '1')")
+        let first = try TestDatabases.subfolder(folder, "lock1")
+        try a.export(to: first)
+        try pg.ingest([first.path])
+        try a.exec("UPDATE sales_order SET quantity = '2'")
+        let second = try TestDatabases.subfolder(folder, "lock2")
+        try a.export(to: second)
+        let app = try DatabaseOpener.open(pg.url)
+        try app.execute("BEGIN")
+        try app.execute("UPDATE sales_order SET description = 'app' WHERE order_id = 'r2'")
+        let started = Date()
+        let r = try CLI.run(["ingest", "--db", pg.url, "--lock-timeout", "1", second.path])
+        XCTAssertEqual(r.status, 75, r.stdout + r.stderr)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 20)
+        XCTAssertTrue(r.stderr.contains("held a lock this run needs for 1 s"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("--lock-timeout"), r.stderr)
+        XCTAssertEqual(try pg.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0), "nothing held")
+        XCTAssertEqual(
+            try pg.db.scalar("SELECT count(*) FROM sales_order WHERE quantity = '2'"), .integer(0), "rolled back")
+        try app.execute("COMMIT")
+        try CLI.ok(["ingest", "--db", pg.url, second.path])
+        XCTAssertEqual(
+            try pg.db.rows("SELECT order_id, quantity, description FROM sales_order ORDER BY order_id").map(\.values),
+            [[.text("r1"), .text("2"), .null], [.text("r2"), .text("2"), .text("app")]])
+    }
+}

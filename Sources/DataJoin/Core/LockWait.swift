@@ -8,6 +8,8 @@ public enum LockWait {
     /// Told once per wait (the CLI prints it on stderr).
     public static var onWaiting: ((String) -> Void)?
     public static let noticeAfter = 1.0
+    /// The timeout as the messages say it ("30", "2.5").
+    public static var timeoutText: String { Wait.seconds(timeoutSeconds) }
 
     /// Tries `tryLock` until it succeeds, told after a second and bounded by --lock-timeout:
     /// DataJoin's writer lock on a server brand (tried, never waited for in the server, where a

@@ -100,7 +100,10 @@ func run(_ body: () throws -> Void) throws {
         Console.error(e.message)
         throw Exit.code(for: e)
     } catch  where DatabaseErrors.isLocked(error) {
-        Console.error("\(error)")
+        Console.error(
+            "\(error): another session held a lock this run needs for \(LockWait.timeoutText) s "
+                + "(an application's open transaction?); what it was doing was rolled back; try again when it is done, or raise --lock-timeout"
+        )
         throw Exit.temporary
     } catch let e as TransactionError where e.underlying is DataJoinError {
         let inner = e.underlying as! DataJoinError

@@ -65,6 +65,13 @@ public final class MariaDBDatabase: Database, TransactionDriver {
                 SET SESSION group_concat_max_len = 1073741824;
                 SET @datajoin_applying = NULL
                 """)
+            // A row lock an application holds is waited for --lock-timeout (InnoDB counts whole
+            // seconds), as on PostgreSQL.
+            try executeScript(
+                SQL(
+                    raw:
+                        "SET SESSION innodb_lock_wait_timeout = \(Int(max(1, min(86_400, LockWait.timeoutSeconds.rounded(.up)))))"
+                ))
             lockScope = try scalar("SELECT DATABASE()").asString ?? address.database
         } catch {
             cache.removeAll()
@@ -184,6 +191,7 @@ public final class MariaDBDatabase: Database, TransactionDriver {
 
     public func isRefusal(_ error: Error) -> Bool {
         TransactionError.unwrap(error) is MariaDBError && !isRetryable(error) && !isUnavailable(error)
+            && !DatabaseErrors.isLocked(error)
     }
 
     public func isUniqueViolation(_ error: Error) -> Bool {

@@ -51,9 +51,15 @@ public final class PostgresDatabase: Database, TransactionDriver {
             // made while they were small seq-scans them for every batch (docs/performance.md).
             // No JIT: with seq scans priced out (import), a one-row table's plan costs 10^10
             // and was compiled for every statement (67 ms each).
+            // A lock an application's open transaction holds is waited for --lock-timeout, not
+            // for ever (found from outside: an ingest waited silently as long as the application
+            // kept its transaction open); the run then stops with exit 75, nothing applied.
+            let lockMs = Int(min(86_400, max(0.001, LockWait.timeoutSeconds)) * 1000)
             try executeScript(
-                "SET client_min_messages = warning; SET extra_float_digits = 3; SET TIME ZONE 'UTC'; SET application_name = 'datajoin'; SET plan_cache_mode = force_custom_plan; SET jit = off"
-            )
+                SQL(
+                    raw:
+                        "SET client_min_messages = warning; SET extra_float_digits = 3; SET TIME ZONE 'UTC'; SET application_name = 'datajoin'; SET plan_cache_mode = force_custom_plan; SET jit = off; SET lock_timeout = \(lockMs)"
+                ))
         } catch {
             PQfinish(c)
             throw error
@@ -558,8 +564,11 @@ public final class PostgresDatabase: Database, TransactionDriver {
         guard let e = TransactionError.unwrap(error) as? PostgresError else { return false }
         return e.code == .serializationFailure || e.code == .deadlockDetected || Self.isStalePlan(e)
     }
+    /// A lock timeout is no refusal of a change: the run stops (exit 75) rather than apply the
+    /// bundle change by change, waiting again for each.
     public func isRefusal(_ error: Error) -> Bool {
         TransactionError.unwrap(error) is PostgresError && !isRetryable(error) && !isUnavailable(error)
+            && !DatabaseErrors.isLocked(error)
     }
 
     public func isUniqueViolation(_ error: Error) -> Bool {

@@ -334,6 +334,39 @@ final class SnapshotPruneTests: ScenarioTestCase {
         XCTAssertEqual(try office.rows().first { $0[0] == "today" }?[2], "fresh")
     }
 
+    /// A change a hub holds because it is older than its retention (here: its laptop's clock is
+    /// 40 days behind) was relayed all the same, and the other laptops applied what the hub
+    /// never would: the fleet differed for good, every `check` OK (found from outside). It is
+    /// not relayed now; the hold names a clock that is behind as a cause; the hub and the other
+    /// laptop hold the same rows.
+    func testAChangeHeldForItsAgeIsNotRelayed() throws {
+        let hub = try TestNode("hub", .sqlite, folder: folder)
+        let lap1 = try TestNode("lap1", .sqlite, folder: folder)
+        let lap2 = try TestNode("lap2", .sqlite, folder: folder)
+        for l in [lap1, lap2] {
+            try l.trust(hub)
+            try hub.trust(l)
+        }
+        try CLI.ok(["export", "--db", hub.url, "--to", try bundles("start").path, "--relay"])
+        try CLI.ok(["prune", "--db", hub.url, "--keep", "30d"])
+        try lap1.exec(
+            "INSERT INTO ds_setting (name, value) VALUES ('test_clock_offset_ms', ?)", [.text(String(-40 * 86_400_000))]
+        )
+        try lap1.exec("INSERT INTO sales_order (order_id, description) VALUES ('x1', 'clock behind')")
+        try lap2.exec("INSERT INTO sales_order (order_id, description) VALUES ('y1', 'on time')")
+        let up = try bundles("up"), down = try bundles("down")
+        try lap1.export(to: up)
+        try lap2.export(to: up)
+        let ingest = try CLI.run(["ingest", "--db", hub.url, up.path])
+        XCTAssertEqual(ingest.status, 2, ingest.stdout + ingest.stderr)
+        let reason = try XCTUnwrap(try hub.db.scalar("SELECT reason FROM ds_change_held").asString)
+        XCTAssertTrue(reason.contains("or its clock is behind") && reason.contains("it is not relayed"), reason)
+        try CLI.ok(["export", "--db", hub.url, "--to", down.path, "--relay"])
+        try lap2.ingest([down.path])
+        XCTAssertEqual(try lap2.rows(), try hub.rows())
+        XCTAssertEqual(try lap2.rows().map { $0[0] }, ["y1"])
+    }
+
     func testPruneRefusesABadDuration() throws {
         let a = try TestNode("a", .sqlite, folder: folder)
         for bad in ["0d", "-3d", "soon", "5y"] {

@@ -310,6 +310,12 @@ public enum Exporter {
     /// relay stream that peers confirm).
     static let notSnapshot: SQL = "origin_epoch NOT LIKE \(literal: BundleFormat.snapshotEpochPrefix + "%")"
 
+    /// A change this node holds because it is older than its retention is not relayed: peers
+    /// applied it while this node never would, and the fleet differed for good (found from
+    /// outside). Its origin re-joins from a snapshot, as the hold says.
+    static let notHeldForItsAge: SQL =
+        "id NOT IN (SELECT id FROM ds_change_held WHERE reason LIKE \(literal: "%" + StampWindow.beforeRetention + "%"))"
+
     static func exportRelayed(_ ctx: Context, max: Int?) throws -> [ExportedBundle] {
         let db = ctx.db
         let pointer = try ProgramPointer.get(db, Program.relay)
@@ -353,7 +359,7 @@ public enum Exporter {
             let name = relayName(ctx, "relay", first: r.lowerBound, last: r.upperBound, epoch: ctx.me.epoch)
             out.append(
                 try writeInbox(
-                    ctx, name: name, where_: "id >= ? AND id <= ? AND \(Self.notSnapshot)",
+                    ctx, name: name, where_: "id >= ? AND id <= ? AND \(Self.notSnapshot) AND \(Self.notHeldForItsAge)",
                     params: [.integer(r.lowerBound), .integer(r.upperBound)], order: "id", first: r.lowerBound,
                     last: r.upperBound, span: piece))
             try written(r.upperBound)

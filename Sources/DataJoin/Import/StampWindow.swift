@@ -3,6 +3,10 @@ import Foundation
 /// The stamps a change may carry to be applied now: not too far ahead of this node's clock, and
 /// not from before this node pruned its tombstones (a snapshot's changes excepted).
 struct StampWindow {
+    /// Names a change held for its age in `ds_change_held.reason`: such a change is not relayed
+    /// either (docs/snapshot.md).
+    static let beforeRetention = "before this node pruned its tombstones"
+
     private let maxAheadMs: Int64
     private let prunedBefore: Int64
     private let aheadLimit: Int64
@@ -22,7 +26,7 @@ struct StampWindow {
         }
         if c.hlc < prunedBefore && !c.epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) {
             return
-                "stamped \(HybridLogicalClock.describe(c.hlc)) by \(c.origin), before this node pruned its tombstones (up to \(HybridLogicalClock.describe(prunedBefore))): \(c.origin) has been away longer than the retention, and this change could bring back a deleted row; re-join \(c.origin) from a snapshot (docs/snapshot.md)"
+                "stamped \(HybridLogicalClock.describe(c.hlc)) by \(c.origin), \(Self.beforeRetention) (up to \(HybridLogicalClock.describe(prunedBefore))): \(c.origin) has been away longer than the retention, or its clock is behind (check it), and this change could bring back a deleted row; it is not relayed; re-join \(c.origin) from a snapshot (docs/snapshot.md)"
         }
         return nil
     }

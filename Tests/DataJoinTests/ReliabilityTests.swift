@@ -623,3 +623,25 @@ extension ReliabilityTests {
             [[.text("r1"), .text("2"), .null], [.text("r2"), .text("2"), .text("app")]])
     }
 }
+
+extension ReliabilityTests {
+    /// A clock set a year ahead for a moment leaves the node's hybrid clock there (it never goes
+    /// back), and peers hold every later change of it, while its own `status` said nothing (found
+    /// from outside). `status` now says how far ahead it is and why that matters.
+    func testStatusSaysWhenThisNodesClockRanAhead() throws {
+        let a = try TestNode("ahead", .sqlite, folder: folder)
+        let plain = try CLI.ok(["status", "--db", a.url]).stdout
+        XCTAssertFalse(plain.contains("ahead of this machine's clock"), plain)
+        XCTAssertTrue(try CLI.ok(["status", "--db", a.url, "--json"]).stdout.contains("\"ahead_seconds\":null"))
+        try a.exec("INSERT INTO ds_setting (name, value) VALUES ('test_clock_offset_ms', ?)", [.text("31536000000")])
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('y1')")
+        try a.export(to: try TestDatabases.subfolder(folder, "ahead"))
+        try a.exec("DELETE FROM ds_setting WHERE name = 'test_clock_offset_ms'")
+        let text = try CLI.ok(["status", "--db", a.url]).stdout
+        XCTAssertTrue(
+            text.contains("364 day(s) ahead of this machine's clock") || text.contains("365 day(s) ahead"), text)
+        XCTAssertTrue(text.contains("peers hold this node's changes"), text)
+        let json = try CLI.ok(["status", "--db", a.url, "--json"]).stdout
+        XCTAssertFalse(json.contains("\"ahead_seconds\":null"), json)
+    }
+}

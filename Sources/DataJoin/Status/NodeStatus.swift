@@ -26,6 +26,10 @@ public struct NodeStatus: Sendable {
     public var clock: String
     /// The clock's stamp: wall milliseconds and counter (`clock` is its text).
     public var clockStamp: Int64
+    /// How far this node's clock is ahead of its machine's wall clock, in seconds, when that is
+    /// past the default window peers accept (24 hours): peers hold its changes (a hybrid clock
+    /// never goes back, so one moment of a wrong clock stays; found from outside). Else nil.
+    public var clockAheadSeconds: Int64? = nil
     public var origins: [OriginStatus]
     public var peers: [PeerStatus]
     public var quarantined: [QuarantinedFile]
@@ -114,7 +118,8 @@ public struct NodeStatus: Sendable {
             .asString.flatMap { $0.hasPrefix("held: ") ? String($0.dropFirst("held: ".count)) : nil },
             lastIngest: try db.scalar("SELECT max(ingested_at) FROM ds_bundle_seen").asString,
             bundlesIngested: try db.scalar("SELECT count(*) FROM ds_bundle_seen").asInt64 ?? 0,
-            clock: HybridLogicalClock.describe(me.hlc), clockStamp: me.hlc, origins: origins, peers: peers,
+            clock: HybridLogicalClock.describe(me.hlc), clockStamp: me.hlc,
+            clockAheadSeconds: try Self.clockAhead(db, me.hlc), origins: origins, peers: peers,
             quarantined: try db.rows("SELECT path, reason, quarantined_at FROM ds_quarantine ORDER BY quarantined_at")
                 .compactMap { r in
                     // What is there now: a file moved back out, or ingested since from a copy, is not.
@@ -170,10 +175,16 @@ public struct NodeStatus: Sendable {
             "import":{"waiting":\(inboxWaiting),"pointer":\(importPointer),"held_count":\(heldCount),"held":[\(heldJSON.joined(separator: ","))],\
             "last_ingest":\(s(lastIngest)),"bundles_ingested":\(bundlesIngested)},\
             "conflicts":\(conflicts),"key_collisions":\(keyCollisions),\
-            "clock":{"text":\(JSON.quote(clock)),"wall_ms":\(clockStamp >> 16),"counter":\(counter)},\
+            "clock":{"text":\(JSON.quote(clock)),"wall_ms":\(clockStamp >> 16),"counter":\(counter),"ahead_seconds":\(clockAheadSeconds.map(String.init) ?? "null")},\
             "origins":[\(originsJSON.joined(separator: ","))],"peers":[\(peersJSON.joined(separator: ","))],\
             "quarantined":[\(quarantinedJSON.joined(separator: ","))]}
             """
+    }
+
+    static func clockAhead(_ db: Database, _ hlc: Int64) throws -> Int64? {
+        let now = HybridLogicalClock.nowMs(offsetMs: try HybridLogicalClock.testOffsetMs(db))
+        let ahead = (hlc >> 16) - now
+        return ahead > Importer.defaultMaxClockAheadMs ? ahead / 1000 : nil
     }
 
     public var text: String {
@@ -201,6 +212,11 @@ public struct NodeStatus: Sendable {
             "last ingest:      \(lastIngest ?? "never") (\(bundlesIngested) bundle(s) ingested)",
             "clock:            \(clock)",
         ]
+        if let ahead = clockAheadSeconds {
+            lines.append(
+                "  \(ahead / 86_400) day(s) ahead of this machine's clock: peers hold this node's changes until their clocks catch up (docs/conflict-rules.md, 'A node whose clock ran ahead')"
+            )
+        }
         if keyCollisions > 0 {
             lines.insert(
                 "key collisions:   \(keyCollisions): rows inserted apart with one generated key, merged; 'datajoin check' lists them (docs/keys.md)",

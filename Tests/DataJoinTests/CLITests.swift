@@ -210,6 +210,26 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(try db.scalar("SELECT count(*) FROM ds_tracked_table"), .integer(1))
     }
 
+    /// A folder that is not there (a USB stick not mounted) among others: the others are read and
+    /// loaded, the missing one is named, exit 2 (found from outside: exit 66, nothing loaded).
+    /// When no path is there at all, exit 66 as before.
+    func testAMissingFolderAmongOthersDoesNotStopTheIngest() throws {
+        let a = try node("mf1")
+        let b = try node("mf2")
+        try trustAll([a, b])
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('m1')")
+        let up = folder.appendingPathComponent("mf-up")
+        try FileManager.default.createDirectory(at: up, withIntermediateDirectories: true)
+        try a.export(to: up)
+        let missing = folder.appendingPathComponent("not-mounted").path
+        let r = try CLI.run(["ingest", "--db", b.url, up.path, missing])
+        XCTAssertEqual(r.status, 2, r.stdout + r.stderr)
+        XCTAssertTrue(r.stderr.contains("not-mounted: refused: no such file or folder"), r.stderr)
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM sales_order"), .integer(1))
+        let none = try CLI.run(["ingest", "--db", b.url, missing, missing + "2"])
+        XCTAssertEqual(none.status, 66, none.stderr)
+    }
+
     func testExportToMissingOrUnwritableFolder() throws {
         let n = try node()
         try n.exec("INSERT INTO sales_order (order_id) VALUES ('a')")

@@ -38,10 +38,17 @@ public enum BundleFiles {
 
     public static func expand(_ paths: [String]) throws -> [Entry] {
         var out: [Entry] = []
+        // One missing path (a USB stick not mounted) does not stop the others; only when none
+        // is there is it an error of the whole run (found from outside: exit 66, nothing loaded).
+        let missing = paths.filter { !FileManager.default.fileExists(atPath: $0) }
+        if !missing.isEmpty && missing.count == paths.count {
+            throw DataJoinError(.noInput, "\(missing[0]): no such file or folder")
+        }
         for p in paths {
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else {
-                throw DataJoinError(.noInput, "\(p): no such file or folder")
+                out.append(Entry(path: p, problem: "no such file or folder (not mounted?); the other paths were read"))
+                continue
             }
             if isDir.boolValue {
                 let names = try FileManager.default.contentsOfDirectory(atPath: p)

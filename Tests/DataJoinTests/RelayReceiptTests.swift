@@ -241,6 +241,38 @@ final class RelayReceiptTests: ScenarioTestCase {
         try assertSameRows(f)
     }
 
+    /// A laptop revoked while away, the hub pruning what it relayed meanwhile, then trusted
+    /// again: it lacked the pruned changes for good and nothing said so (found from outside).
+    /// Now it starts anew as a peer first heard from after that prune: `prune` and
+    /// `export --relay --resend` name it, and the re-join from a new snapshot converges.
+    func testAPeerTrustedAgainAfterAPruneIsNamedUntilItRejoins() throws {
+        var f = try fleet(2, hub: .sqlite)
+        try cycle(f)
+        let away = f.laptops.removeLast()
+        try CLI.ok(["trust", "--db", f.hub.url, "--revoke", away.name])
+        for _ in 0..<2 {
+            try cycle(f)
+            try confirm(f)
+        }
+        try CLI.ok(["prune", "--db", f.hub.url])
+        XCTAssertGreaterThan(try Settings.int(f.hub.db, RelayStream.prunedThroughSetting) ?? 0, 0)
+        try f.hub.trust(away)
+        let pruned = try CLI.ok(["prune", "--db", f.hub.url])
+        XCTAssertTrue(
+            pruned.stderr.contains("\(away.name) was first heard from (or restored) after this node pruned"),
+            pruned.stderr)
+        let resent = try CLI.ok([
+            "export", "--db", f.hub.url, "--to", f.down.path, "--relay", "--resend", "--peer", away.name,
+        ])
+        XCTAssertTrue(resent.stderr.contains("re-join it from a new snapshot"), resent.stderr)
+        // The cure: a snapshot of the hub.
+        let snap = try TestDatabases.subfolder(folder, "rejoin")
+        try CLI.ok(["snapshot", "--db", f.hub.url, "--to", snap.path])
+        try away.ingest([snap.path])
+        f.laptops.append(away)
+        try assertSameRows(f)
+    }
+
     /// Every node sends to every other (no hub): `--no-relay` prunes the applied inbox rows of a
     /// node with several peers that never relays; without it they are kept, with the reason.
     func testANodeThatNeverRelaysPrunesWithNoRelay() throws {

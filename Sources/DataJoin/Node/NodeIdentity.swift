@@ -196,6 +196,11 @@ public enum Trust {
                     .text(node), .text(Hex.encode(raw)), .text(nowText()),
                     encryption.map { .text(Hex.encode($0)) } ?? .null,
                 ])
+            // A peer trusted again after a revoke starts anew, as one first heard from now: while
+            // it was revoked this node pruned what it relayed without waiting for it, and
+            // `prune` and `export --relay --resend` name it until it re-joins (it lacked those
+            // changes for good and nothing said so; found from outside).
+            if let current, !current.values[1].isNull { try RelayStream.notePeerStart(db, peer: node) }
         }
     }
 

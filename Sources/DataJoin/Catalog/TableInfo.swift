@@ -89,7 +89,7 @@ enum ValueConversion {
         // Only what SQLite's REAL affinity itself reads as a number: '0x1A', '0x1p3' and 'inf'
         // stay text there (they were turned into 26, 8 and Inf; found from outside).
         case (.real, .text(let s)):
-            guard ValueFit.isDecimal(s.trimmingCharacters(in: .whitespaces)) else { return v }
+            guard s.utf8.count <= 400, ValueFit.isDecimal(s.trimmingCharacters(in: .whitespaces)) else { return v }
             return parseReal(s).map(Value.real) ?? v
         case (.boolean, .text(let s)):
             switch s {

@@ -22,6 +22,13 @@ enum ValueFit {
     /// it, 'yes' and 'on' as true, '0x10' as 16 (found from outside: every PostgreSQL node kept
     /// its own value, silently). Held instead; what PostgreSQL refuses outright is held anyway.
     static func postgresReadsAsOther(_ text: String, _ type: String) -> String? {
+        // Only short text can be one of these: a large value is never copied to be looked at
+        // (a 64 MiB text went through two copies here, found by the memory test).
+        guard text.utf8.count <= 400 else {
+            let numeric = ["double precision", "real", "smallint", "integer", "bigint"].contains(type)
+            return numeric || type.hasPrefix("numeric") || type == "boolean"
+                ? "a text of \(text.utf8.count) bytes is no value of \(type)" : nil
+        }
         let t = text.trimmingCharacters(in: .whitespaces).lowercased()
         if type.hasPrefix("timestamp") || type.hasPrefix("date") || type.hasPrefix("time") {
             if ["now", "today", "tomorrow", "yesterday", "epoch", "allballs"].contains(t) {
@@ -40,7 +47,7 @@ enum ValueFit {
                 && type != "integer" && type != "bigint"
             if !special && !isDecimal(text.trimmingCharacters(in: .whitespaces)) {
                 return
-                    "'\(text.prefix(20))' is not a decimal number; PostgreSQL would read it as another value (\(type))"
+                    "'\(text.prefix(20))' is not a decimal number (\(type)): PostgreSQL would refuse it or read it as another value"
             }
         }
         return nil

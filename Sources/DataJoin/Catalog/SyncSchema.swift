@@ -322,10 +322,8 @@ enum SyncSchema {
                 // tracked them before has no such triggers, and its key changes lost children.
                 _ = try db.dialect.refreshCascadeCapture(db)
             }
-            if version < 13, db.dialect is SQLiteDialect {
-                // SQLite's triggers wrote some reals a unit in the last place off: written again.
-                for t in try TableRegistry.load(db).values { try CaptureTriggers.install(db, t) }
-            }
+            // SQLite's triggers wrote some reals a unit in the last place off (before 13).
+            try db.dialect.upgradeCapture(db, from: Int(version))
             try db.execute(
                 "INSERT INTO ds_program_parameter (id, programtype, description, active_flag, status, fromtable, fromoutboxpointer) SELECT ?, 'relay', 'inbox to relayed bundles', 'Y', 'idle', 'ds_change_inbox', 0 WHERE NOT EXISTS (SELECT 1 FROM ds_program_parameter WHERE id = ?)",
                 [.integer(Program.relay), .integer(Program.relay)])

@@ -29,6 +29,10 @@ public protocol Database: AnyObject {
     func stream(_ sql: SQL, _ body: (Row) throws -> Void) throws
     /// Several statements of DataJoin's own DDL, no parameters.
     func executeScript(_ sql: SQL) throws
+    /// The first column of a row read since the last call whose text was not valid UTF-8 (read
+    /// repaired, with U+FFFD), and clears it; nil when there was none. Only SQLite stores such
+    /// text; export holds a change that carries it (docs/reliability.md).
+    func takeInvalidTextColumn() -> Int?
     /// True when an error means "try the whole transaction again" (serialization failure, deadlock).
     func isRetryable(_ error: Error) -> Bool
     /// True when the database itself is gone, full or locked: no later work could succeed
@@ -53,6 +57,9 @@ public protocol Database: AnyObject {
 }
 
 extension Database {
+    /// Brands whose text is always valid UTF-8 have none to report.
+    public func takeInvalidTextColumn() -> Int? { nil }
+
     /// A name quoted for text a brand builds itself (trigger bodies, DDL scripts), inside
     /// `Database/<Brand>/` only: the core writes names as `Identifier`s in `SQL`.
     func quote(_ name: String) -> String { Identifier(name).quoted }

@@ -81,6 +81,9 @@ public protocol Dialect: Sendable {
     /// Brings the capture of foreign-key cascades in line with the tracked tables after `track`
     /// or `untrack` (MariaDB, whose cascades fire no trigger); warnings name what it cannot capture.
     func refreshCascadeCapture(_ db: Database) throws -> [(table: String, warning: String)]
+    /// Writes the capture triggers of tracked tables again when the schema version they were
+    /// written under captured something wrong here (SQLite before 13: some reals).
+    func upgradeCapture(_ db: Database, from version: Int) throws
     /// Every row the table holds now, written to the outbox as the insert trigger would.
     func backfill(_ db: Database, _ t: TableInfo) throws -> Int
     /// A value as the capture triggers wrote it, typed by its column's kind.
@@ -185,6 +188,8 @@ extension Dialect {
 
     /// SQLite's and PostgreSQL's cascades fire the children's own capture triggers.
     public func refreshCascadeCapture(_ db: Database) throws -> [(table: String, warning: String)] { [] }
+
+    public func upgradeCapture(_ db: Database, from version: Int) throws {}
 
     /// `(k) IN (?, …)` or `(k1, k2) IN ((?, ?), …)`.
     public func keyIn(_ key: [SQL], count n: Int) -> SQL {

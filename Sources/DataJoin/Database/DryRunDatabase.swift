@@ -27,6 +27,7 @@ public final class DryRunDatabase: Database, TransactionDriver {
 
     public var dialect: Dialect { inner.dialect }
     public func isRefusal(_ error: Error) -> Bool { inner.isRefusal(error) }
+    public func takeInvalidTextColumn() -> Int? { inner.takeInvalidTextColumn() }
     public func isUniqueViolation(_ error: Error) -> Bool { inner.isUniqueViolation(error) }
     public func insertWithLargeValue(into table: SQL, columns: SQL, _ row: [Value], valueIndex: Int) throws
         -> Int?

@@ -212,14 +212,13 @@ public enum Exporter {
                         }
                         defer { encoder.cancel() }
                         var batch: [Row] = []
-                        (db as? SQLiteDatabase)?.invalidTextColumn = nil
+                        _ = db.takeInvalidTextColumn()
                         try db.stream(
                             "SELECT \(Outbox.columns) FROM ds_change_outbox WHERE seq >= ? AND seq <= ? ORDER BY seq",
                             [.integer(r.lowerBound), .integer(r.upperBound)]
                         ) { read in
                             var row = read
-                            if let lite = db as? SQLiteDatabase, let column = lite.invalidTextColumn {
-                                lite.invalidTextColumn = nil
+                            if let column = db.takeInvalidTextColumn() {
                                 // The old value only tells a concurrent edit in the conflict
                                 // log: left out (NULL), as for a value too large to send twice.
                                 if column == 6 {

@@ -7,6 +7,12 @@ extension SQLiteDialect {
         for stmt in Self.triggers(db, t) { try db.executeScript(SQL(raw: stmt)) }
     }
 
+    /// Before schema version 13 the triggers wrote some reals a unit in the last place off.
+    public func upgradeCapture(_ db: Database, from version: Int) throws {
+        guard version < 13 else { return }
+        for t in try TableRegistry.load(db).values { try installCapture(db, t) }
+    }
+
     public func removeCapture(_ db: Database, table: String) throws {
         let n = CaptureTriggers.names(table)
         // Every capture trigger of the table, whatever columns it had when they were made.

@@ -7,6 +7,11 @@ public final class SQLiteDatabase: Database, TransactionDriver {
     /// UTF-8 (SQLite stores any bytes an application gives it); the value read was repaired.
     var invalidTextColumn: Int?
 
+    public func takeInvalidTextColumn() -> Int? {
+        defer { invalidTextColumn = nil }
+        return invalidTextColumn
+    }
+
     var transactionDepth = 0
     public let dialect: Dialect = SQLiteDialect()
     public let path: String

@@ -221,6 +221,30 @@ final class RelayReceiptTests: ScenarioTestCase {
         }
     }
 
+    /// A hub before its first `export --relay` whose peer is revoked after its last sync has one
+    /// peer left: prune then removed the revoked peer's changes unrelayed (found from outside).
+    /// They are kept while the remaining peer may need them; the remaining peer's own go.
+    func testARevokedPeersChangesAreKeptForRelay() throws {
+        var f = try fleet(2, hub: .sqlite)
+        for l in f.laptops {
+            try insert(l, 2)
+            try l.export(to: f.up)
+        }
+        try f.hub.ingest([f.up.path])
+        let first = try CLI.ok(["prune", "--db", f.hub.url])
+        XCTAssertTrue(first.stderr.contains("kept 4 applied inbox row(s)"), first.stderr)
+        let retired = f.laptops.removeLast()
+        try CLI.ok(["trust", "--db", f.hub.url, "--revoke", retired.name])
+        let second = try CLI.ok(["prune", "--db", f.hub.url])
+        XCTAssertTrue(second.stderr.contains("kept 2 applied inbox row(s)"), second.stderr)
+        XCTAssertEqual(
+            try count(f.hub, "SELECT count(*) FROM ds_change_inbox WHERE origin = '\(retired.name)'"), 2)
+        try CLI.ok(["export", "--db", f.hub.url, "--to", f.down.path, "--relay"])
+        try f.laptops[0].ingest([f.down.path])
+        try assertSameRows(f)
+        XCTAssertEqual(try count(f.laptops[0], "SELECT count(*) FROM sales_order"), 4)
+    }
+
     /// An `export --relay` that finds nothing still makes the node a relay (the documented
     /// "one `export --relay` before the first prune"): prune then keeps what it has not relayed,
     /// with no note, even with `--no-relay`.

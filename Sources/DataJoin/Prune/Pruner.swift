@@ -50,20 +50,24 @@ public enum Pruner {
             let relayed = try ProgramPointer.get(db, Program.relay)
             let started = try Settings.int(db, RelayStream.startedSetting) != nil
             let relaying = relayed > 0 || started
-            // Two peers or more and no relay yet: this may be a hub before its first
-            // `export --relay`. Its applied rows wait; `--no-relay` says it never forwards.
-            let mayRelay = !relaying && !noRelay && peers.count >= 2
-            if mayRelay {
-                report.keptForRelay = Int(
-                    try db.scalar(
-                        "SELECT count(*) FROM ds_change_inbox WHERE id <= ? AND \(Exporter.notSnapshot) AND id NOT IN (SELECT id FROM ds_change_held)",
-                        [.integer(imported)]
-                    ).asInt64 ?? 0)
-            }
+            // No relay yet: this may be a hub before its first `export --relay`. An origin's
+            // applied rows wait while some trusted peer other than the origin could need them
+            // (two peers, or one that is not the origin: a peer revoked after its last sync left
+            // one, and its changes went unrelayed, found from outside); `--no-relay` says this
+            // node never forwards.
+            let mayRelay = { (origin: String) in !relaying && !noRelay && peers.contains { $0 != origin } }
             // A peer confirms an origin's changes by its receipt for the origin, or by the spans
             // of this node's relay stream it holds (docs/delivery.md).
             var coverage = RelayCoverage(db: db, me: me)
-            for s in try Holdings.all(db) where !mayRelay {
+            for s in try Holdings.all(db) {
+                if mayRelay(s.origin) {
+                    report.keptForRelay += Int(
+                        try db.scalar(
+                            "SELECT count(*) FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND id <= ? AND id NOT IN (SELECT id FROM ds_change_held)",
+                            [.text(s.origin), .text(s.epoch), .integer(imported)]
+                        ).asInt64 ?? 0)
+                    continue
+                }
                 var limit = s.contiguous
                 if relaying {
                     // A peer restored from a backup needs its own lost changes of its old epoch

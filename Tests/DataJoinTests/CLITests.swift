@@ -180,9 +180,10 @@ final class CLITests: XCTestCase {
     }
 
     /// PostgreSQL keys that take two keys for one, as MariaDB's are (found from outside: rows
-    /// merged silently): `char(n)` pads, a domain over it too, and a nondeterministic (ICU,
-    /// case-insensitive) collation. Refused at `track` with what to do; `varchar`, `text` and
-    /// a deterministic collation are tracked.
+    /// merged silently): `char(n)` pads, and so do a domain over it, a domain over that domain
+    /// (found by the second trial) and an array of it; `citext` ignores case; `name` cuts at 63
+    /// bytes; a nondeterministic (ICU, case-insensitive) collation. Refused at `track` with what
+    /// to do; `varchar`, `text` and a deterministic collation are tracked.
     func testAPostgresKeyThatMergesKeysIsRefusedAtTrack() throws {
         let folder = try TestDatabases.tempFolder("pgkeys")
         let url = try TestDatabases.create(.postgres, name: "pgkeys", in: folder)
@@ -192,14 +193,23 @@ final class CLITests: XCTestCase {
             CREATE TABLE c (k char(5) PRIMARY KEY, v text);
             CREATE DOMAIN code AS character(3);
             CREATE TABLE d (k code PRIMARY KEY);
+            CREATE DOMAIN code2 AS code;
+            CREATE TABLE dd (k code2 PRIMARY KEY);
+            CREATE TABLE ca (k char(3)[] PRIMARY KEY);
+            CREATE EXTENSION IF NOT EXISTS citext;
+            CREATE TABLE ct (k citext PRIMARY KEY);
+            CREATE TABLE nm (k name PRIMARY KEY);
             CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
             CREATE TABLE n (k text COLLATE ci PRIMARY KEY);
             CREATE TABLE ok (k varchar(5) PRIMARY KEY, t text COLLATE "C", u text COLLATE ci)
             """)
         try CLI.ok(["init", "--db", url, "--node", "pgkeys"])
-        for (table, says) in [
-            ("c", "pads with spaces"), ("d", "pads with spaces"), ("n", "nondeterministic collation ci"),
-        ] {
+        let refused = [
+            ("c", "pads with spaces"), ("d", "pads with spaces"), ("dd", "pads with spaces"),
+            ("ca", "pads with spaces"),
+            ("ct", "compares without case"), ("nm", "cuts text at 63 bytes"), ("n", "nondeterministic collation ci"),
+        ]
+        for (table, says) in refused {
             let r = try CLI.run(["track", "--db", url, table])
             XCTAssertEqual(r.status, 64, r.stderr)
             XCTAssertTrue(r.stderr.contains(says), r.stderr)

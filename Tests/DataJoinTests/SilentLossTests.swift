@@ -516,9 +516,17 @@ final class SilentLossTests: ScenarioTestCase {
         try a.exec("UPDATE s SET v = 'Müller' WHERE k = 'ok1'")
         try a.exec("DELETE FROM ds_change_outbox WHERE seq = ?", [.integer(try heldSeq())])
         try export(held: nil)
+        // A value in an insert: the row deleted and inserted again with valid text.
+        try a.exec("INSERT INTO s VALUES ('v1', CAST(x'4dfc6c6c6572' AS TEXT))")
+        try export(held: "a value")
+        try a.exec("DELETE FROM s WHERE k = 'v1'")
+        try a.exec("INSERT INTO s VALUES ('v1', 'Müller')")
+        try a.exec("DELETE FROM ds_change_outbox WHERE seq = ?", [.integer(try heldSeq())])
+        try export(held: nil)
         XCTAssertEqual(try b.rows("s"), try a.rows("s"))
-        XCTAssertEqual(try b.rows("s").count, 4)
+        XCTAssertEqual(try b.rows("s").count, 5)
         XCTAssertEqual(try b.db.scalar("SELECT v FROM s WHERE k = 'café'"), .text("one"))
+        XCTAssertEqual(try b.db.scalar("SELECT v FROM s WHERE k = 'v1'"), .text("Müller"))
         try CLI.ok(["check", "--db", a.url])
         try CLI.ok(["check", "--db", b.url])
     }

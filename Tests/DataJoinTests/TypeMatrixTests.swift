@@ -335,11 +335,12 @@ final class TypeMatrixTests: ScenarioTestCase {
         try trustAll([lite, pg])
         let held: [(String, String)] = [
             ("ts", "now"), ("ts", " Epoch"), ("d", "today"), ("d", "yesterday"), ("b", "yes"), ("b", "on"),
-            ("b", "T"), ("f", "0x10"), ("f", "1_000"), ("i", "0x10"), ("n", "0x1A"),
+            ("b", "T"), ("f", "0x10"), ("f", "1_000"), ("i", "0x10"), ("n", "0x1A"), ("f", "9007199254740993"),
+            ("f", "12345678901234567890"),
         ]
         let fine: [(String, String)] = [
             ("ts", "2024-02-29 10:00:00+00"), ("d", "2024-02-29"), ("b", "true"), ("b", "0"), ("f", "1e1"),
-            ("f", "-Infinity"), ("i", "42"), ("n", "-1.50"),
+            ("f", "-Infinity"), ("i", "42"), ("n", "-1.50"), ("f", "0.30000000000000004"), ("f", "2.50"),
         ]
         for (i, (column, text)) in (held + fine).enumerated() {
             try lite.exec("INSERT INTO w (id, \(column)) VALUES (?, ?)", [.integer(Int64(i)), .text(text)])
@@ -356,10 +357,17 @@ final class TypeMatrixTests: ScenarioTestCase {
         XCTAssertEqual(try pg.db.scalar("SELECT f FROM w WHERE id = ?", [.integer(Int64(held.count + 4))]), .real(10))
 
         // PostgreSQL text into a SQLite REAL column: what SQLite reads as a number, as a number.
-        for (i, text) in ["0x1A", "0x1p3", "inf", "nan", "2.5", "1e1"].enumerated() {
+        for (i, text) in ["0x1A", "0x1p3", "inf", "nan", "2.5", "1e1", "12345678901234567890", "1e400", "1e-400"]
+            .enumerated()
+        {
             try pg.exec("INSERT INTO w (id, r) VALUES (?, ?)", [.integer(Int64(100 + i)), .text(text)])
         }
-        _ = try sync(pg, lite)
+        // A number SQLite would alter (rounded past 15 digits, out of a double's range) is held.
+        XCTAssertEqual(try sync(pg, lite)?.held, 3)
+        let liteReasons = try lite.db.rows("SELECT reason FROM ds_change_held ORDER BY id").compactMap { $0.string(0) }
+        XCTAssertTrue(liteReasons[0].contains("has 20 significant digits"), liteReasons[0])
+        XCTAssertTrue(liteReasons[1].contains("out of a double's range"), liteReasons[1])
+        XCTAssertTrue(liteReasons[2].contains("out of a double's range"), liteReasons[2])
         XCTAssertEqual(
             try lite.db.rows("SELECT typeof(r), r FROM w WHERE id >= 100 ORDER BY id").map(\.values),
             [

@@ -88,9 +88,15 @@ enum ValueConversion {
         case (.real, .integer(let i)): return .real(Double(i))
         // Only what SQLite's REAL affinity itself reads as a number: '0x1A', '0x1p3' and 'inf'
         // stay text there (they were turned into 26, 8 and Inf; found from outside).
+        // Nor a number a double would alter: more than 15 significant digits (SQLite's own
+        // guarantee; the target then holds the text, as for an integer column), or one out of a
+        // double's range (1e400 became Inf, 1e-400 became 0; found by the second trial).
         case (.real, .text(let s)):
-            guard s.utf8.count <= 400, ValueFit.isDecimal(s.trimmingCharacters(in: .whitespaces)) else { return v }
-            return parseReal(s).map(Value.real) ?? v
+            guard s.utf8.count <= 400, ValueFit.isDecimal(s.trimmingCharacters(in: .whitespaces)),
+                let digits = ValueFit.significantDigits(s), digits <= 15, let d = parseReal(s), d.isFinite,
+                d != 0 || digits == 0
+            else { return v }
+            return .real(d)
         case (.boolean, .text(let s)):
             switch s {
             case "t", "true", "1": return .integer(1)

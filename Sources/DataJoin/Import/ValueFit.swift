@@ -49,8 +49,52 @@ enum ValueFit {
                 return
                     "'\(text.prefix(20))' is not a decimal number (\(type)): PostgreSQL would refuse it or read it as another value"
             }
+            if type == "double precision" || type == "real", let rounds = floatRounds(text, single: type == "real") {
+                return rounds
+            }
         }
         return nil
+    }
+
+    /// A decimal number's digits without leading or trailing zeros and the exponent of the
+    /// first of them, with its sign: two spellings of one number are equal here.
+    static func canonicalDecimal(_ s: String) -> (negative: Bool, digits: [Character], exponent: Int)? {
+        var u = Substring(s.trimmingCharacters(in: .whitespaces).lowercased())
+        guard isDecimal(String(u)) else { return nil }
+        var negative = false
+        if u.first == "+" || u.first == "-" {
+            negative = u.first == "-"
+            u = u.dropFirst()
+        }
+        let parts = u.split(separator: "e", maxSplits: 1, omittingEmptySubsequences: false)
+        let exp = parts.count == 2 ? Int(parts[1].hasPrefix("+") ? parts[1].dropFirst() : parts[1]) ?? 0 : 0
+        let mantissa = parts[0].split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        let whole = Array(mantissa[0]), frac = mantissa.count == 2 ? Array(mantissa[1]) : []
+        var digits = whole + frac
+        var point = whole.count + max(-100_000, min(100_000, exp))
+        while digits.first == "0" {
+            digits.removeFirst()
+            point -= 1
+        }
+        while digits.last == "0" { digits.removeLast() }
+        if digits.isEmpty { return (false, [], 0) }
+        return (negative, digits, point)
+    }
+
+    /// A decimal text a binary float would not hold as this number ('9007199254740993' is
+    /// 9007199254740992 as a double): stored, it would be another value.
+    static func floatRounds(_ text: String, single: Bool) -> String? {
+        guard text.utf8.count <= 400, let want = canonicalDecimal(text) else { return nil }
+        let stored: String
+        if single {
+            guard let f = Float(text.trimmingCharacters(in: .whitespaces)), f.isFinite else { return nil }
+            stored = "\(f)"
+        } else {
+            guard let d = Double(text.trimmingCharacters(in: .whitespaces)), d.isFinite else { return nil }
+            stored = Value.realText(d)
+        }
+        guard let got = canonicalDecimal(stored), got != want else { return nil }
+        return "'\(text.prefix(40))' would be stored as \(stored) (\(single ? "real" : "double precision") rounds it)"
     }
 
     /// `[+-]digits[.digits][e[+-]digits]`, as SQLite reads a number from text: no hexadecimal,

@@ -381,14 +381,29 @@ final class SnapshotPruneTests: ScenarioTestCase {
         try child.run()
         child.waitUntilExit()
         let dead = child.processIdentifier
+        // A process that runs a snapshot (its command line says so), still running.
+        let running = Process()
+        running.executableURL = URL(fileURLWithPath: "/bin/sh")
+        running.arguments = ["-c", "sleep 60", "snapshot"]
+        try running.run()
+        defer { running.terminate() }
         let names = [
-            ".spooler~snapshot-\(dead).spool", ".spooler~snapshot-\(getpid()).spool",
+            ".spooler~snapshot-\(dead).spool", ".spooler~snapshot-\(running.processIdentifier).spool",
             ".other~snapshot-\(dead).spool", ".spooler~snapshot-x.spool",
         ]
         for n in names { try Data("x".utf8).write(to: drop.appendingPathComponent(n)) }
         try CLI.ok(["snapshot", "--db", a.url, "--to", drop.path])
         let left = try FileManager.default.contentsOfDirectory(atPath: drop.path).filter { $0.hasSuffix(".spool") }
         XCTAssertEqual(Set(left), Set(names.dropFirst()), "only the dead process's spool of this node goes")
+        // A pid that another program has now (after a reboot, say) does not keep a spool.
+        XCTAssertFalse(Snapshotter.runsSnapshot(getpid()), "this test process runs no snapshot")
+        XCTAssertFalse(Snapshotter.runsSnapshot(dead))
+        XCTAssertTrue(Snapshotter.runsSnapshot(running.processIdentifier))
+        try Data("x".utf8).write(to: drop.appendingPathComponent(".spooler~snapshot-\(getpid()).spool"))
+        try CLI.ok(["snapshot", "--db", a.url, "--to", drop.path])
+        XCTAssertFalse(
+            FileManager.default.fileExists(
+                atPath: drop.appendingPathComponent(".spooler~snapshot-\(getpid()).spool").path))
     }
 
     func testPruneRefusesABadDuration() throws {

@@ -221,7 +221,7 @@ final class BundleWriter {
             throw OversizedChange(
                 seq: c.seq,
                 message:
-                    "change \(c.origin)#\(c.seq) (\(c.table) \(KeyCodec.display(c.key).prefix(60))) holds \(size >> 20) MiB, "
+                    "change \(c.origin)#\(c.seq) (\(c.table) \(KeyCodec.display(c.key).prefix(60))) holds \(size) bytes (\(size >> 20) MiB), "
                     + "over the \(BundleFormat.maxChangeBytes >> 20) MiB one change may carry in a bundle")
         }
         changeCount += 1

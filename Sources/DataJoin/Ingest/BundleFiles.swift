@@ -42,7 +42,7 @@ public enum BundleFiles {
         // is there is it an error of the whole run (found from outside: exit 66, nothing loaded).
         let missing = paths.filter { !FileManager.default.fileExists(atPath: $0) }
         if !missing.isEmpty && missing.count == paths.count {
-            throw DataJoinError(.noInput, "\(missing[0]): no such file or folder")
+            throw DataJoinError(.noInput, "\(missing.joined(separator: ", ")): no such file or folder")
         }
         for p in paths {
             var isDir: ObjCBool = false

@@ -302,14 +302,24 @@ struct FileSource: ByteSource {
 extension Snapshotter {
     /// Spools of this node's snapshots whose process is gone (killed: its `defer` never ran).
     /// They stayed for good, 2–29 MB each at 100,000 rows (found from outside); a spool whose
-    /// process still runs is another snapshot's, and stays.
+    /// process still runs a snapshot is another snapshot's, and stays. A pid taken since by
+    /// another program (after a reboot, say) does not keep a spool (found by the second trial).
     static func removeStaleSpools(_ folder: String, node: String) {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
         let prefix = "." + node + "~snapshot-"
         for n in names where n.hasPrefix(prefix) && n.hasSuffix(".spool") {
             guard let pid = Int32(n.dropFirst(prefix.count).dropLast(".spool".count)), pid > 0, pid != getpid()
             else { continue }
-            if kill(pid, 0) != 0 && errno == ESRCH { unlink((folder as NSString).appendingPathComponent(n)) }
+            if !runsSnapshot(pid) { unlink((folder as NSString).appendingPathComponent(n)) }
         }
+    }
+
+    /// Whether process `pid` exists and, where the system says what it runs (`/proc`), runs a
+    /// snapshot.
+    static func runsSnapshot(_ pid: Int32) -> Bool {
+        if kill(pid, 0) != 0 && errno == ESRCH { return false }
+        guard let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return true }
+        let words = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        return words.contains("snapshot")
     }
 }

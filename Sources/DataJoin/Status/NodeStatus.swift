@@ -214,7 +214,7 @@ public struct NodeStatus: Sendable {
         ]
         if let ahead = clockAheadSeconds {
             lines.append(
-                "  \(ahead / 86_400) day(s) ahead of this machine's clock: peers hold this node's changes until their clocks catch up (docs/conflict-rules.md, 'A node whose clock ran ahead')"
+                "  \(String(format: "%.1f", Double(ahead) / 86_400)) day(s) ahead of this machine's clock: peers hold this node's changes until their clocks catch up (docs/conflict-rules.md, 'A node whose clock ran ahead')"
             )
         }
         if keyCollisions > 0 {

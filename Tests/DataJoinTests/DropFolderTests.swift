@@ -226,6 +226,12 @@ final class DropFolderTests: ScenarioTestCase {
         XCTAssertEqual(try b.rows(), try hub.rows())
         XCTAssertTrue(laRows.contains { $0.first == "a1" } && laRows.contains { $0.first == "a2" }, "\(laRows)")
         try CLI.ok(["check", "--db", la])
+        // Its own changes of its old epoch, sent back to it, are nobody's to relay: la (one peer,
+        // the hub, never relays) prunes them without keeping anything for a relay.
+        let pruned = try CLI.ok(["prune", "--db", la])
+        XCTAssertFalse(pruned.stderr.contains("kept"), pruned.stderr)
+        XCTAssertEqual(
+            try DatabaseOpener.open(la).scalar("SELECT count(*) FROM ds_change_inbox WHERE origin = 'la'"), .integer(0))
     }
 
     func testFileNamesThisNodeWrites() {

@@ -51,16 +51,26 @@ public enum Pruner {
             let started = try Settings.int(db, RelayStream.startedSetting) != nil
             let relaying = relayed > 0 || started
             // No relay yet: this may be a hub before its first `export --relay`. An origin's
-            // applied rows wait while some trusted peer other than the origin could need them
-            // (two peers, or one that is not the origin: a peer revoked after its last sync left
-            // one, and its changes went unrelayed, found from outside); `--no-relay` says this
-            // node never forwards.
-            let mayRelay = { (origin: String) in !relaying && !noRelay && peers.contains { $0 != origin } }
+            // applied rows wait while a trusted peer may lack them: a peer that is neither their
+            // origin nor one that sent them here (two laptops, or one left after a peer was
+            // revoked after its last sync, whose changes went unrelayed, found from outside; a
+            // laptop's rows relayed by its hub go). `--no-relay` says this node never forwards.
+            // This node's own changes of an older epoch, sent back after a restore, are the
+            // peers' already.
+            func mayRelay(_ origin: String, _ epoch: String) throws -> Bool {
+                guard !relaying && !noRelay && origin != me.nodeId else { return false }
+                let senders = Set(
+                    try db.rows(
+                        "SELECT DISTINCT origin FROM ds_bundle_seen WHERE id IN (SELECT bundle_id FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND id <= ?)",
+                        [.text(origin), .text(epoch), .integer(imported)]
+                    ).compactMap { $0.string(0) })
+                return peers.contains { $0 != origin && !senders.contains($0) }
+            }
             // A peer confirms an origin's changes by its receipt for the origin, or by the spans
             // of this node's relay stream it holds (docs/delivery.md).
             var coverage = RelayCoverage(db: db, me: me)
             for s in try Holdings.all(db) {
-                if mayRelay(s.origin) {
+                if try mayRelay(s.origin, s.epoch) {
                     report.keptForRelay += Int(
                         try db.scalar(
                             "SELECT count(*) FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND id <= ? AND id NOT IN (SELECT id FROM ds_change_held)",

@@ -12,8 +12,8 @@ struct Prune: ParsableCommand {
                 'datajoin trust --revoke NODE');
               - applied inbox rows (on a relaying hub, only once every peer has
                 confirmed them; a node that has not run 'export --relay' yet keeps
-                those a peer other than their origin may need, as a hub must send
-                them first: --no-relay says this node never forwards);
+                those a peer may lack (neither their origin nor their sender), as a
+                hub must send them first: --no-relay says this node never forwards);
               - tombstones of deleted rows older than --keep (default 30d).
 
             Then, with --bundles FOLDER: the bundle files this node wrote (and signed)
@@ -80,7 +80,7 @@ struct Prune: ParsableCommand {
                 }
                 if r.keptForRelay > 0 {
                     Console.warn(
-                        "kept \(r.keptForRelay) applied inbox row(s) that a peer other than their origin may need: this node has not run 'export --relay' yet; "
+                        "kept \(r.keptForRelay) applied inbox row(s) that a peer may lack (neither their origin nor their sender): this node has not run 'export --relay' yet; "
                             + "a hub must relay them before they go (run 'datajoin export --relay' before 'prune'), "
                             + "and a node that never forwards says so with --no-relay")
                 }

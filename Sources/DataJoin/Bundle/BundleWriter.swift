@@ -3,7 +3,7 @@ import Foundation
 
 /// A change no bundle may carry as it is: larger than `BundleFormat.maxChangeBytes`, or text
 /// that is not valid UTF-8. Export holds it, and what follows it (docs/reliability.md).
-struct OversizedChange: Error, CustomStringConvertible {
+struct UnsendableChange: Error, CustomStringConvertible {
     var seq: Int64
     var message: String
     /// The section of docs/reliability.md that says what to do.
@@ -218,7 +218,7 @@ final class BundleWriter {
         }
         if size > BundleFormat.maxChangeBytes {
             pending.bytes.removeSubrange(recordStart...)
-            throw OversizedChange(
+            throw UnsendableChange(
                 seq: c.seq,
                 message:
                     "change \(c.origin)#\(c.seq) (\(c.table) \(KeyCodec.display(c.key).prefix(60))) holds \(size) bytes (\(size >> 20) MiB), "

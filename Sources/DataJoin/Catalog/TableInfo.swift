@@ -93,8 +93,8 @@ enum ValueConversion {
         // double's range (1e400 became Inf, 1e-400 became 0; found by the second trial).
         case (.real, .text(let s)):
             guard s.utf8.count <= 400, ValueFit.isDecimal(s.trimmingCharacters(in: .whitespaces)),
-                let digits = ValueFit.significantDigits(s), digits <= 15, let d = parseReal(s), d.isFinite,
-                d != 0 || digits == 0
+                let digits = ValueFit.significantDigits(s), digits <= 15, ValueFit.outOfDoubleRange(s) == nil,
+                let d = parseReal(s)
             else { return v }
             return .real(d)
         case (.boolean, .text(let s)):

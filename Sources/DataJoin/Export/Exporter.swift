@@ -242,7 +242,7 @@ public enum Exporter {
                         try encoder.finish()
                     }
                 }
-            } catch let e as OversizedChange {
+            } catch let e as UnsendableChange {
                 // Held: what comes before its transaction is written; it and the rest wait.
                 done = doneBefore
                 let start = try transactionStart(db, seq: e.seq, notBefore: r.lowerBound)
@@ -278,10 +278,10 @@ public enum Exporter {
 
     /// An outbox row whose captured text SQLite holds as bytes that are not UTF-8: sent, it
     /// would arrive altered (U+FFFD), and two such keys as one (found from outside).
-    static func invalidText(_ row: Row, column: Int, me: NodeIdentity) -> OversizedChange {
+    static func invalidText(_ row: Row, column: Int, me: NodeIdentity) -> UnsendableChange {
         let seq = row.int(9) ?? 0
         let place = column == 2 ? "its key" : "a value"
-        return OversizedChange(
+        return UnsendableChange(
             seq: seq,
             message:
                 "change \(me.nodeId)#\(seq) (\(Tracker.printable(row.string(1) ?? "").prefix(60))) holds text in \(place) that is not valid UTF-8, "

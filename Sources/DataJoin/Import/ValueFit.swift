@@ -25,11 +25,11 @@ enum ValueFit {
         // Only short text can be one of these: a large value is never copied to be looked at
         // (a 64 MiB text went through two copies here, found by the memory test).
         guard text.utf8.count <= 400 else {
-            let numeric = ["double precision", "real", "smallint", "integer", "bigint"].contains(type)
-            return numeric || type.hasPrefix("numeric") || type == "boolean"
+            return isNumber(type) || type == "boolean"
                 ? "a text of \(text.utf8.count) bytes is no value of \(type)" : nil
         }
-        let t = text.trimmingCharacters(in: .whitespaces).lowercased()
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let t = trimmed.lowercased()
         if type.hasPrefix("timestamp") || type.hasPrefix("date") || type.hasPrefix("time") {
             if ["now", "today", "tomorrow", "yesterday", "epoch", "allballs"].contains(t) {
                 return "'\(text.prefix(20))' is a word PostgreSQL reads as a moment of its own (\(type)), not this text"
@@ -39,13 +39,9 @@ enum ValueFit {
                 return
                     "'\(text.prefix(20))' is not true or false as every brand spells it; PostgreSQL would read it as a boolean"
             }
-        } else if ["double precision", "real", "smallint", "integer", "bigint"].contains(type)
-            || type.hasPrefix("numeric")
-        {
-            let special =
-                ["infinity", "-infinity", "+infinity", "nan"].contains(t) && type != "smallint"
-                && type != "integer" && type != "bigint"
-            if !special && !isDecimal(text.trimmingCharacters(in: .whitespaces)) {
+        } else if isNumber(type) {
+            let special = ["infinity", "-infinity", "+infinity", "nan"].contains(t) && !integerTypes.contains(type)
+            if !special && !isDecimal(trimmed) {
                 return
                     "'\(text.prefix(20))' is not a decimal number (\(type)): PostgreSQL would refuse it or read it as another value"
             }
@@ -54,6 +50,22 @@ enum ValueFit {
             }
         }
         return nil
+    }
+
+    private static let integerTypes: Set = ["smallint", "integer", "bigint"]
+
+    /// PostgreSQL's number types, as its catalog names them.
+    private static func isNumber(_ type: String) -> Bool {
+        integerTypes.contains(type) || type == "double precision" || type == "real" || type.hasPrefix("numeric")
+    }
+
+    /// What a double makes of a decimal text out of its range (Inf for 1e400, 0 for 1e-400), or
+    /// nil: the text is not decimal, or a double holds its magnitude.
+    static func outOfDoubleRange(_ s: String) -> Double? {
+        guard s.utf8.count <= 400 else { return nil }
+        let trimmed = s.trimmingCharacters(in: .whitespaces)
+        guard isDecimal(trimmed), let d = Double(trimmed) else { return nil }
+        return !d.isFinite || (d == 0 && (significantDigits(s) ?? 0) > 0) ? d : nil
     }
 
     /// A decimal number's digits without leading or trailing zeros and the exponent of the

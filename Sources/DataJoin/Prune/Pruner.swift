@@ -8,8 +8,8 @@ public struct PruneReport: Sendable {
     public var cutoff = ""
     /// Peers whose missing receipts keep outbox rows: they have not confirmed this node's changes.
     public var waitingFor: [String] = []
-    /// Applied inbox rows kept because this node has several peers and has not relayed yet: a
-    /// hub that pruned them before its first `export --relay` would never send them.
+    /// Applied inbox rows kept because this node has not relayed yet and a peer may lack them:
+    /// a hub that pruned them before its first `export --relay` would never send them.
     public var keptForRelay = 0
 }
 

@@ -196,41 +196,42 @@ public struct PostgresDialect: Dialect {
     public func keyWarnings(_ db: Database, _ t: TableInfo) throws -> [String] {
         for k in t.keyColumns {
             // The column's type, each domain's base down the chain, and their element types.
+            let table = Value.text(Identifier(t.name).quoted), column = Value.text(k.name)
             guard
                 let r = try db.firstRow(
                     """
                     WITH RECURSIVE chain(oid) AS (
                       SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid = to_regclass(?) AND a.attname = ?
                       UNION ALL SELECT t.typbasetype FROM pg_type t JOIN chain c ON t.oid = c.oid WHERE t.typtype = 'd')
-                    SELECT (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = to_regclass(?) AND a.attname = ?),
+                    SELECT format_type(a.atttypid, a.atttypmod),
                       (SELECT string_agg(t.typname || ',' || coalesce(e.typname, ''), ',') FROM chain c JOIN pg_type t ON t.oid = c.oid LEFT JOIN pg_type e ON e.oid = t.typelem),
                       c.collname, (NOT coalesce(c.collisdeterministic, true))::int
                     FROM pg_attribute a LEFT JOIN pg_collation c ON c.oid = a.attcollation
                     WHERE a.attrelid = to_regclass(?) AND a.attname = ?
-                    """,
-                    [
-                        .text(Identifier(t.name).quoted), .text(k.name), .text(Identifier(t.name).quoted),
-                        .text(k.name),
-                        .text(Identifier(t.name).quoted), .text(k.name),
-                    ])
+                    """, [table, column, table, column])
             else { continue }
             let types = Set((r.string(1) ?? "").split(separator: ",").map(String.init))
-            if types.contains("bpchar") {
+            let merging: [(type: String, why: String, cure: String)] = [
+                (
+                    "bpchar",
+                    "pads with spaces, so 'ab' and 'ab ' are one key here and two elsewhere and rows other nodes keep apart would merge",
+                    "declare it varchar or text (ALTER TABLE … ALTER COLUMN \(k.name) TYPE text)"
+                ),
+                (
+                    "citext",
+                    "compares without case, so 'Smith' and 'smith' are one key here and two elsewhere and rows other nodes keep apart would merge",
+                    "declare it text"
+                ),
+                (
+                    "name",
+                    "cuts text at 63 bytes, so two longer keys that start alike are one key here and two elsewhere",
+                    "declare it text"
+                ),
+            ]
+            if let m = merging.first(where: { types.contains($0.type) }) {
                 throw DataJoinError(
                     .usage,
-                    "\(t.name): its key column \(k.name) is \(r.string(0) ?? "char"), which pads with spaces, so 'ab' and 'ab ' are one key here and two elsewhere and rows other nodes keep apart would merge; declare it varchar or text (ALTER TABLE … ALTER COLUMN \(k.name) TYPE text), then track again"
-                )
-            }
-            if types.contains("citext") {
-                throw DataJoinError(
-                    .usage,
-                    "\(t.name): its key column \(k.name) is \(r.string(0) ?? "citext"), which compares without case, so 'Smith' and 'smith' are one key here and two elsewhere and rows other nodes keep apart would merge; declare it text, then track again"
-                )
-            }
-            if types.contains("name") {
-                throw DataJoinError(
-                    .usage,
-                    "\(t.name): its key column \(k.name) is \(r.string(0) ?? "name"), which cuts text at 63 bytes, so two longer keys that start alike are one key here and two elsewhere; declare it text, then track again"
+                    "\(t.name): its key column \(k.name) is \(r.string(0) ?? m.type), which \(m.why); \(m.cure), then track again"
                 )
             }
             if r.int(3) == 1 {

@@ -311,10 +311,7 @@ public struct SQLiteDialect: Dialect {
                     "the number \(s.prefix(40)) has \(digits) significant digits; a \(col.dataType) column in SQLite keeps 15 (declare it TEXT to keep exact decimals)"
             }
             // Out of a double's range: SQLite would store Inf or 0 (found by the second trial).
-            if s.utf8.count <= 400, ValueFit.isDecimal(s.trimmingCharacters(in: .whitespaces)),
-                let d = Double(s.trimmingCharacters(in: .whitespaces)),
-                !d.isFinite || (d == 0 && (ValueFit.significantDigits(s) ?? 0) > 0)
-            {
+            if let d = ValueFit.outOfDoubleRange(s) {
                 return
                     "the number \(s.prefix(40)) is out of a double's range; a \(col.dataType) column in SQLite would store \(d)"
             }

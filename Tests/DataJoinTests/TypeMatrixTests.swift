@@ -433,3 +433,28 @@ final class TypeMatrixTests: ScenarioTestCase {
         XCTAssertEqual(try pg.db.scalar("SELECT c_smallint FROM typed WHERE id = 32"), .integer(40000))
     }
 }
+
+extension TypeMatrixTests {
+    /// Text is looked at only up to 400 bytes (a large value is never copied to be checked):
+    /// at 399, 400, 401 and 1,200 bytes, the checks hold short text and pass long text over,
+    /// where the column or PostgreSQL refuses it anyway.
+    func testTheTextChecksLookAtFourHundredBytes() {
+        for n in [399, 400, 401, 1_200] {
+            let now = "now" + String(repeating: " ", count: n - 3)
+            let padded = String(repeating: "0", count: n - 5) + "1e400"
+            XCTAssertEqual(now.utf8.count, n)
+            XCTAssertEqual(padded.utf8.count, n)
+            let moment = ValueFit.postgresReadsAsOther(now, "timestamp with time zone")
+            let boolean = ValueFit.postgresReadsAsOther(String(repeating: "y", count: n), "boolean") ?? ""
+            if n <= 400 {
+                XCTAssertTrue(moment?.contains("a moment of its own") ?? false, "\(n)")
+                XCTAssertTrue(boolean.contains("is not true or false"), "\(n): \(boolean)")
+                XCTAssertEqual(ValueFit.outOfDoubleRange(padded), .infinity, "\(n)")
+            } else {
+                XCTAssertNil(moment, "\(n)")
+                XCTAssertTrue(boolean.contains("a text of \(n) bytes is no value of boolean"), "\(n): \(boolean)")
+                XCTAssertNil(ValueFit.outOfDoubleRange(padded), "\(n)")
+            }
+        }
+    }
+}

@@ -92,4 +92,39 @@ final class CheckTests: ScenarioTestCase {
         XCTAssertTrue(broken.stderr.contains("1 change(s) between seq 1 and the mark 9 are missing"), broken.stderr)
         _ = a
     }
+
+    /// A prune that removes the inbox's last rows and keeps earlier ones leaves the pointers past
+    /// the last row; the ids are never issued again, so that is no damage (found when receipts-
+    /// only bundles let nodes prune more: `check` named both pointers of a healthy node).
+    func testAPruneOfTheInboxsLastRowsLeavesTheNodeHealthy() throws {
+        let n = try TestNode("n", .sqlite, folder: folder)
+        let a = try TestNode("a", .sqlite, folder: folder)
+        let b = try TestNode("b", .sqlite, folder: folder)
+        try trustAll([n, a, b])
+        for x in [a, b] { try x.exec("INSERT INTO sales_order (order_id) VALUES ('\(x.name)1'), ('\(x.name)2')") }
+        let fromA = try TestDatabases.subfolder(folder, "from-a"), fromB = try TestDatabases.subfolder(folder, "from-b")
+        try a.export(to: fromA)
+        try b.export(to: fromB)
+        // n relays a's changes (inbox ids 1-2), then b's (3-4).
+        let down = try TestDatabases.subfolder(folder, "down")
+        for from in [fromA, fromB] {
+            try n.ingest([from.path])
+            _ = try Exporter.export(n.db, ExportOptions(folder: down.path, relay: true))
+        }
+        // a confirms b's changes (receipts only); b never hears of a's: only b's rows may go.
+        try a.ingest([down.path])
+        let receipts = try TestDatabases.subfolder(folder, "receipts-a")
+        XCTAssertEqual(try a.export(to: receipts).count, 1)
+        try n.ingest([receipts.path])
+        let pruned = try CLI.ok(["prune", "--db", n.url])
+        XCTAssertTrue(pruned.stdout.contains("2 inbox row(s)"), pruned.stdout)
+        XCTAssertEqual(try n.db.rows("SELECT origin FROM ds_change_inbox").compactMap { $0.string(0) }, ["a", "a"])
+        XCTAssertEqual(try n.db.scalar("SELECT max(id) FROM ds_change_inbox"), .integer(2))
+        XCTAssertEqual(try ProgramPointer.get(n.db, Program.import), 4)
+        XCTAssertEqual(try NodeCheck.run(n.db).violations, [])
+        // A pointer past every id ever issued is still damage.
+        try n.exec("UPDATE ds_program_parameter SET fromoutboxpointer = 5 WHERE id = \(Program.import)")
+        XCTAssertEqual(try NodeCheck.run(n.db).violations.map(\.rule), ["import-pointer"])
+        try n.exec("UPDATE ds_program_parameter SET fromoutboxpointer = 4 WHERE id = \(Program.import)")
+    }
 }

@@ -75,10 +75,11 @@ final class DeliveryTests: ScenarioTestCase {
         _ nodes: [TestNode], relay: Bool, relaying: Set<String>? = nil, _ context: String,
         file: StaticString = #filePath, line: UInt = #line
     ) throws {
-        for n in nodes {
-            XCTAssertEqual(
-                try export(n, relay: relaying?.contains(n.name) ?? relay, to: "quiet"), [],
-                "\(context): \(n.name) exported after a quiet round", file: file, line: line)
+        try TestNode.assertQuiet(nodes, context, file: file, line: line) { n, round in
+            try Exporter.export(
+                n.db,
+                ExportOptions(
+                    folder: try out(n, "quiet\(round)").path, relay: relaying?.contains(n.name) ?? relay))
         }
     }
 

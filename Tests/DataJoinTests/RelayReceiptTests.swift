@@ -245,6 +245,50 @@ final class RelayReceiptTests: ScenarioTestCase {
         XCTAssertEqual(try count(f.laptops[0], "SELECT count(*) FROM sales_order"), 4)
     }
 
+    /// A laptop that never edits confirms what it took in with a receipts-only bundle, which
+    /// replaces its last one: its hub removes the relay files and inbox rows it kept for it
+    /// (found from outside: a read-only laptop kept every file on the hub forever).
+    func testALaptopThatNeverEditsConfirmsWithReceiptsOnly() throws {
+        let f = try fleet(2)
+        let writer = f.laptops[0], reader = f.laptops[1]
+        try CLI.ok(["config", "--db", reader.url, "encrypt", "always"])
+        let receiptsFile = "\(reader.name)~~receipts_000000000001-000000000001_\(try reader.epoch8()).djb"
+        var seen: Set<[UInt8]> = []
+        for night in 1...3 {
+            try insert(writer, 3)
+            try writer.export(to: f.up)
+            try f.hub.ingest([f.up.path])
+            try CLI.ok(["export", "--db", f.hub.url, "--to", f.down.path, "--relay"])
+            XCTAssertEqual(try files(f.down).count, 1, "night \(night)")
+            for l in f.laptops { try l.ingest([f.down.path]) }
+
+            let r = try CLI.ok(["export", "--db", reader.url, "--to", f.up.path])
+            XCTAssertTrue(
+                r.stdout.hasSuffix(
+                    "nothing new to export; wrote what this node holds, so its peers can prune (receipts only)\n"),
+                r.stdout)
+            XCTAssertEqual(try files(f.up).filter { $0.hasPrefix(reader.name) }, [receiptsFile], "night \(night)")
+            let path = f.up.appendingPathComponent(receiptsFile).path
+            XCTAssertTrue(EncryptedFormat.isEncrypted(path: path), "night \(night)")
+            XCTAssertTrue(seen.insert(Array(try Data(contentsOf: URL(fileURLWithPath: path)))).inserted)
+            // Nothing more to say: the next export writes nothing.
+            XCTAssertEqual(
+                try CLI.ok(["export", "--db", reader.url, "--to", f.up.path]).stdout, "nothing new to export\n")
+
+            // The writer has nothing new either; it confirms the relay the same way.
+            XCTAssertEqual(try writer.export(to: f.up).count, 1)
+            try f.hub.ingest([f.up.path])
+            let pruned = try CLI.ok(["prune", "--db", f.hub.url, "--bundles", f.down.path])
+            XCTAssertTrue(pruned.stdout.contains("removed 1 bundle file(s)"), "night \(night): \(pruned.stdout)")
+            XCTAssertEqual(try files(f.down), [], "night \(night)")
+        }
+        try assertSameRows(f)
+        XCTAssertEqual(try count(reader, "SELECT count(*) FROM sales_order"), 9)
+        try CLI.ok(["prune", "--db", f.hub.url])
+        XCTAssertEqual(try count(f.hub, "SELECT count(*) FROM ds_change_inbox"), 0)
+        XCTAssertEqual(try count(f.hub, "SELECT count(*) FROM ds_change_outbox"), 0)
+    }
+
     /// An `export --relay` that finds nothing still makes the node a relay (the documented
     /// "one `export --relay` before the first prune"): prune then keeps what it has not relayed,
     /// with no note, even with `--no-relay`.

@@ -20,9 +20,17 @@ enum Settings {
     }
 
     static func set(_ db: Database, _ name: String, _ value: Int64) throws {
+        try set(db, name, text: String(value))
+    }
+
+    static func text(_ db: Database, _ name: String) throws -> String? {
+        try db.scalar("SELECT value FROM ds_setting WHERE name = ?", [.text(name)]).asString
+    }
+
+    static func set(_ db: Database, _ name: String, text value: String) throws {
         try db.execute(
             "INSERT INTO ds_setting (name, value) VALUES (?, ?) "
                 + db.dialect.upsert(key: ["name"], overwrite: ["value"]),
-            [.text(name), .text(String(value))])
+            [.text(name), .text(value)])
     }
 }

@@ -43,6 +43,8 @@ public struct ExportedBundle: Sendable {
     public var changes: Int64
     public var bytes: Int
     public var sha256: String
+    /// No changes: only what this node holds, for its peers (ReceiptsOnly).
+    public var receiptsOnly = false
 }
 
 /// `datajoin export`: outbox rows past the export pointer into bundle files; with `relay`, inbox
@@ -110,6 +112,7 @@ public enum Exporter {
                 ? try resendRelayed(ctx, peer: options.peer, max: options.maxChanges)
                 : try exportRelayed(ctx, max: options.maxChanges)
         }
+        if let receipts = try ReceiptsOnly.afterExport(ctx, options, written: written) { written.append(receipts) }
         return written
     }
 

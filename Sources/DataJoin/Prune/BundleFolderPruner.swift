@@ -51,7 +51,8 @@ public enum BundleFolderPruner {
         let origin = String(what.dropFirst(me.count + 1))
         switch origin {
         case "relay": return .relay(first: first, last: last, epoch8: epoch8)
-        case "snapshot", "": return nil
+        // A receipts-only bundle is replaced by the next one (ReceiptsOnly), never pruned.
+        case "snapshot", "", "~receipts": return nil
         default: return .resent(origin: origin, epoch8: epoch8, first: first, last: last)
         }
     }

@@ -108,6 +108,11 @@ public enum Pruner {
             report.inboxRows += try db.execute(
                 "DELETE FROM ds_change_inbox WHERE origin_epoch LIKE ? AND id <= ? AND id NOT IN (SELECT id FROM ds_change_held)",
                 [.text(BundleFormat.snapshotEpochPrefix + "%"), .integer(imported)])
+            // Ids are never issued again: `check` reads the pointers against this too, once the
+            // inbox's last rows are gone.
+            if try report.inboxRows > 0 && imported > (Settings.int(db, inboxPrunedThroughSetting) ?? 0) {
+                try Settings.set(db, inboxPrunedThroughSetting, imported)
+            }
 
             // Tombstones older than the retention; from now on, changes older than it are held.
             let cutoffMs = HybridLogicalClock.shifted(
@@ -121,6 +126,9 @@ public enum Pruner {
         }
         return report
     }
+
+    /// At or above every inbox id a prune removed.
+    static let inboxPrunedThroughSetting = "inbox_pruned_through_id"
 
     /// The hold cut-off as an HLC stamp (0 when this node never pruned).
     static func cutoffStamp(_ db: Database) throws -> Int64 {

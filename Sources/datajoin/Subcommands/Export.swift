@@ -8,7 +8,9 @@ struct Export: ParsableCommand {
             """
             Each bundle is one gzip file, checksummed and signed, written as a hidden .tmp file, flushed
             to disk and renamed; the export pointer (program 1000) moves only then. Prints the path of
-            every file written; with nothing new, writes nothing.
+            every file written. With no new changes it writes nothing, or, when this node has taken in
+            changes since its last bundle there, one small receipts-only bundle that replaces its last:
+            a node that never edits still confirms what it holds, so its peers can prune.
 
             File names say what a bundle holds; a relay's name starts with the relay, so it never
             takes the name of an origin's own bundle:
@@ -19,6 +21,8 @@ struct Export: ParsableCommand {
                 (its relay stream); 'datajoin inspect' lists each origin and its
                 seq range. Peers confirm the parts of the stream they hold;
                 --relay --resend writes the parts a peer lacks again, named alike
+              laptop-2~~receipts_000000000001-000000000001_1a2b3c4d.djb
+                no changes: what laptop-2 holds (receipts only)
 
             Example:
               datajoin export --db sqlite:testapp1.db --to /media/usb/datajoin
@@ -78,6 +82,13 @@ struct Export: ParsableCommand {
             }
             if written.isEmpty {
                 if !output.quiet { print("nothing new to export") }
+                return
+            }
+            if written.allSatisfy(\.receiptsOnly) {
+                if !output.quiet {
+                    for b in written { print(b.path) }
+                    print("nothing new to export; wrote what this node holds, so its peers can prune (receipts only)")
+                }
                 return
             }
             let leftOut = try EncryptionKeys.leftOut(db, recipients: encryption.recipient)

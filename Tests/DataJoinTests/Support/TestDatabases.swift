@@ -305,6 +305,9 @@ final class TestNode {
 
     func exec(_ sql: String, _ params: [Value] = []) throws { try db.execute(sql, params) }
 
+    /// The first 8 characters of the node's epoch, as bundle file names carry it.
+    func epoch8() throws -> String { String(try NodeIdentity.load(db).epoch.prefix(8)) }
+
     func rows(_ table: String = "sales_order") throws -> [[String]] { try TestDatabases.dump(db, table) }
 
     /// Exports into `folder`; returns the paths written.
@@ -316,6 +319,32 @@ final class TestNode {
     @discardableResult
     func ingest(_ paths: [String]) throws -> IngestReport {
         try Ingester.ingest(db, IngestOptions(paths: paths))
+    }
+
+    /// After a full exchange with no new edits nothing comes back to where it started: an export
+    /// writes at most a receipts-only bundle (what the node took in since its last bundle). Once
+    /// those reached every peer, receipts are not answered: every export writes nothing.
+    static func assertQuiet(
+        _ nodes: [TestNode], _ context: String, file: StaticString = #filePath, line: UInt = #line,
+        export: (TestNode, _ round: Int) throws -> [ExportedBundle]
+    ) throws {
+        var first: [(TestNode, [ExportedBundle])] = []
+        for n in nodes {
+            let written = try export(n, 1)
+            XCTAssertEqual(
+                written.filter { !$0.receiptsOnly || $0.changes != 0 }.map(\.path), [],
+                "\(context): \(n.name) exported changes after a quiet round", file: file, line: line)
+            XCTAssertLessThanOrEqual(written.count, 1, "\(context): \(n.name)", file: file, line: line)
+            first.append((n, written))
+        }
+        for (src, files) in first {
+            for dst in nodes where dst !== src { for f in files { try dst.ingest([f.path]) } }
+        }
+        for n in nodes {
+            XCTAssertEqual(
+                try export(n, 2).map(\.path), [], "\(context): \(n.name) answered receipts with a bundle", file: file,
+                line: line)
+        }
     }
 }
 

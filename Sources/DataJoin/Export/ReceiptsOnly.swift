@@ -1,0 +1,50 @@
+import Crypto
+import Foundation
+
+/// A bundle of no changes that carries only what this node holds. Without it a node that never
+/// edits never confirms anything (its receipts travel only inside bundles of changes), and its
+/// peers keep every file and outbox row for it (docs/delivery.md, "Receipts-only bundles").
+enum ReceiptsOnly {
+    /// `<me>~~receipts_000000000001-000000000001_<epoch8>.djb`: `~` is in no node's name, so
+    /// this is never the name of another kind of file. One name per epoch: a new one replaces
+    /// the last (its receipts are at least as high), so a folder holds one per node.
+    static func fileName(_ ctx: Exporter.Context) -> String {
+        Exporter.relayName(ctx, "~receipts", first: 1, last: 1, epoch: ctx.me.epoch)
+    }
+
+    /// After an export for every trusted peer: when it wrote no bundle, and what this node holds
+    /// changed since the last bundle it wrote, one receipts-only bundle.
+    static func afterExport(_ ctx: Exporter.Context, _ options: ExportOptions, written: [ExportedBundle]) throws
+        -> ExportedBundle?
+    {
+        // A bundle for some peers only does not tell the others; a re-send writes what was lost.
+        guard options.peer == nil, options.recipients.isEmpty, !options.resend else { return nil }
+        let db = ctx.db
+        let digest = digest(ctx)
+        let record = { try db.retryingWrite { _ in try Settings.set(db, sentSetting, text: digest) } }
+        if !written.isEmpty {
+            try record()
+            return nil
+        }
+        guard try Settings.text(db, sentSetting) != digest,
+            ctx.receipts.contains(where: { $0.seq > 0 }) || !ctx.relayReceipts.isEmpty,
+            try !Receipts.peers(db, me: ctx.me).isEmpty
+        else { return nil }
+        var bundle = try Exporter.write(ctx, name: fileName(ctx), origins: [], first: 0, last: 0) { _ in }
+        bundle.receiptsOnly = true
+        try record()
+        return bundle
+    }
+
+    /// What the last bundle told its readers (a digest of `digest`). One for the node, not per
+    /// folder: like its changes, a node's receipts go out once, to whoever reads its bundles.
+    static let sentSetting = "receipts_sent"
+
+    /// What a reader learns from this node's receipts, and who reads them.
+    static func digest(_ ctx: Exporter.Context) -> String {
+        var lines = [ctx.me.epoch, ctx.recipients.map(\.node).sorted().joined(separator: ",")]
+        lines += ctx.receipts.map { "r \($0.origin) \($0.epoch) \($0.seq)" }.sorted()
+        lines += ctx.relayReceipts.map { "s \($0.relayer) \($0.epoch) \($0.span.after) \($0.span.last)" }.sorted()
+        return SHA256.hash(data: Data(lines.joined(separator: "\n").utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+}

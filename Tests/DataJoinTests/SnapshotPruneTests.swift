@@ -256,7 +256,8 @@ final class SnapshotPruneTests: ScenarioTestCase {
 
         // The same changes again, under a new file name: recognised as held, not applied again.
         let resent = try Exporter.export(a.db, ExportOptions(folder: try bundles("resent").path, resend: true))
-        XCTAssertTrue(resent.isEmpty, "everything was confirmed: nothing to resend")
+        XCTAssertEqual(resent.map(\.changes), [0], "everything was confirmed: nothing to resend but receipts")
+        XCTAssertTrue(resent.allSatisfy(\.receiptsOnly))
         try CLI.ok(["prune", "--db", b.url, "--no-relay"])
         XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_inbox"), .integer(0))
         let copy = try bundles("copy").appendingPathComponent("a_copy.djb")

@@ -165,6 +165,9 @@ public enum BundleInspector {
             """
     }
 
+    /// Receipts listed by `inspect`.
+    static let receiptLines = 20
+
     public static func text(_ s: Summary) -> String {
         let h = s.header
         if let to = s.encryptedTo, !s.decrypted {
@@ -185,10 +188,21 @@ public enum BundleInspector {
                 ?? "format:    v\(BundleFormat.major) (\(h.kind))",
             "sender:    \(h.sender) (epoch \(h.senderEpoch)), created \(h.createdAt)",
             "signed by: \(Hex.encode(h.publicKey))",
-            "changes:   \(h.changeCount)",
+            h.origins.isEmpty && h.relaySpan == nil && h.kind == "changes"
+                ? "changes:   0 (receipts only: what \(h.sender) holds, so its peers can prune)"
+                : "changes:   \(h.changeCount)",
         ]
         for o in h.origins { lines.append("  origin \(o.origin): seq \(o.first)-\(o.last) (\(o.count))") }
         if let r = h.relaySpan { lines.append("  relay stream of \(h.sender): ids \(r.after + 1)-\(r.last)") }
+        // What the sender confirms holding; a hub's list names every origin, so it is cut short.
+        let held =
+            h.receipts.map { "  holds \($0.origin) (epoch \($0.epoch.prefix(8))) up to seq \($0.seq)" }
+            + h.relayReceipts.map {
+                "  holds \($0.relayer)'s relay stream (epoch \($0.epoch.prefix(8))) ids \($0.span.after + 1)-\($0.span.last)"
+            }
+        if !held.isEmpty { lines.append("receipts:  \(held.count)") }
+        lines += held.prefix(Self.receiptLines).map { TerminalText.safe($0) }
+        if held.count > Self.receiptLines { lines.append("  … \(held.count - Self.receiptLines) more") }
         for c in s.changes {
             var line =
                 "  \(c.origin)#\(c.seq) \(HybridLogicalClock.describe(c.hlc)) \(c.op.rawValue) \(c.table) \(KeyCodec.display(c.key)) gen \(c.cl)"

@@ -147,7 +147,9 @@ public enum Exporter {
         let probe = (folder as NSString).appendingPathComponent(".datajoin-probe-\(getpid())")
         let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0o600)
         guard fd >= 0 else {
-            throw DataJoinError.io("export folder \(folder) is not writable (\(String(cString: strerror(errno))))")
+            let reason = String(cString: strerror(errno))
+            let denied = errno == EACCES || errno == EPERM || errno == EROFS
+            throw DataJoinError(denied ? .permission : .io, "export folder \(folder) is not writable (\(reason))")
         }
         close(fd)
         unlink(probe)

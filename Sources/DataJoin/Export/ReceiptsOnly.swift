@@ -17,8 +17,8 @@ enum ReceiptsOnly {
     static func afterExport(_ ctx: Exporter.Context, _ options: ExportOptions, written: [ExportedBundle]) throws
         -> ExportedBundle?
     {
-        // A bundle for some peers only does not tell the others; a re-send writes what was lost.
-        guard options.peer == nil, options.recipients.isEmpty, !options.resend else { return nil }
+        // A bundle for some peers only does not tell the others.
+        guard options.peer == nil, options.recipients.isEmpty else { return nil }
         let db = ctx.db
         let digest = digest(ctx)
         let record = { try db.retryingWrite { _ in try Settings.set(db, sentSetting, text: digest) } }
@@ -26,7 +26,8 @@ enum ReceiptsOnly {
             try record()
             return nil
         }
-        guard try Settings.text(db, sentSetting) != digest,
+        // A re-send writes it even when unchanged: the last one may be lost.
+        guard try options.resend || Settings.text(db, sentSetting) != digest,
             ctx.receipts.contains(where: { $0.seq > 0 }) || !ctx.relayReceipts.isEmpty,
             try !Receipts.peers(db, me: ctx.me).isEmpty
         else { return nil }

@@ -341,6 +341,9 @@ public enum Ingester {
                     notice = "new epoch: \(reason); all of this node's changes will be exported again"
                 }
                 let me = try NodeIdentity.reload(db)
+                if let restored = try PeerRestore.check(db, file.header, me: me) {
+                    notice = notice.map { $0 + "; " + restored } ?? restored
+                }
                 let bundleId = try recordBundle(db, file)
                 var inbox = InboxLoad(
                     db: db, file: file, reader: reader, me: me, bundleId: bundleId, progress: progress)

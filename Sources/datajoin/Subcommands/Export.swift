@@ -9,8 +9,9 @@ struct Export: ParsableCommand {
             Each bundle is one gzip file, checksummed and signed, written as a hidden .tmp file, flushed
             to disk and renamed; the export pointer (program 1000) moves only then. Prints the path of
             every file written. With no new changes it writes nothing, or, when this node has taken in
-            changes since its last bundle there, one small receipts-only bundle that replaces its last:
-            a node that never edits still confirms what it holds, so its peers can prune.
+            changes since the last bundle it wrote (into any folder), one small receipts-only bundle
+            that replaces its last: a node that never edits still confirms what it holds, so its
+            peers can prune. --resend with nothing to resend writes it again (the cure for a lost one).
 
             File names say what a bundle holds; a relay's name starts with the relay, so it never
             takes the name of an origin's own bundle:

@@ -104,7 +104,10 @@ struct Verify: ParsableCommand {
                         continue
                     }
                     let ranges = h.origins.map { "\($0.origin) \($0.first)-\($0.last)" }.joined(separator: ", ")
-                    print("\(path): OK (\(h.changeCount) changes from \(ranges), signed by \(h.sender))")
+                    print(
+                        h.origins.isEmpty
+                            ? "\(path): OK (no changes: receipts only, signed by \(h.sender))"
+                            : "\(path): OK (\(h.changeCount) changes from \(ranges), signed by \(h.sender))")
                     if let database { for line in try GapReport.describe(database, header: h) { print("  " + line) } }
                 case .failure(let e):
                     failed(Exit.code(for: e))

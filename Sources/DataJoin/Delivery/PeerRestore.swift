@@ -1,0 +1,70 @@
+import Foundation
+
+/// A peer whose newer bundle confirms less than its earlier ones did, in the same epoch, lost
+/// what it had taken in: its database was restored from a backup. Its epoch changes only when it
+/// learns that peers hold more of its own changes than it issued, so a peer that made no change
+/// since the backup went unnoticed, and what it had confirmed was pruned for it (found from
+/// outside once receipts-only bundles let hubs prune for laptops that never edit). Its receipts
+/// are replaced by the new ones, it counts as first heard from now (so `prune` and
+/// `export --relay --resend` name it while it lacks what was pruned), and this node's next export
+/// tells it what this node holds (a restored peer with changes of its own learns of its restore
+/// from that).
+enum PeerRestore {
+    /// The newest bundle time seen from a peer: an older bundle arriving late confirms less for
+    /// that reason alone.
+    static func newestSetting(_ peer: String) -> String { "peer_newest_bundle:" + peer }
+
+    /// Before a bundle's receipts are recorded; a notice when its sender was restored.
+    static func check(_ db: Database, _ h: BundleHeader, me: NodeIdentity) throws -> String? {
+        guard h.sender != me.nodeId, h.kind == "changes" else { return nil }
+        let setting = newestSetting(h.sender)
+        let newest = try Settings.text(db, setting)
+        if let newest, h.createdAt <= newest { return nil }
+        try Settings.set(db, setting, text: h.createdAt)
+        // A new epoch replaces the peer's receipts anyway (Receipts.record).
+        guard newest != nil, try Receipts.currentEpoch(db, peer: h.sender) == h.senderEpoch else { return nil }
+        var lost: [String] = []
+        var had: [String: Int64] = [:]
+        try db.query("SELECT origin, origin_epoch, seq FROM ds_peer_receipt WHERE peer = ?", [.text(h.sender)]) { r in
+            had[(r.string(0) ?? "") + "\u{0}" + (r.string(1) ?? "")] = r.int(2) ?? 0
+        }
+        for r in h.receipts {
+            if r.origin == h.sender && r.epoch == h.senderEpoch {
+                // Its own changes: issued fewer than this node holds of them. (Its own mark may
+                // fall by seqs it never sent: the cure for a held change deletes them.)
+                let held = try Holdings.state(db, origin: r.origin, epoch: r.epoch).maxSeq
+                if r.seq < held { lost.append("its own changes up to \(r.seq), this node holds \(held)") }
+            } else if let before = had[r.origin + "\u{0}" + r.epoch], r.seq < before {
+                lost.append("\(r.origin) up to \(r.seq), not \(before)")
+            }
+        }
+        let mine = h.relayReceipts.filter { $0.relayer == me.nodeId && $0.epoch == me.epoch }.map(\.span)
+        let known = try RelayStream.peerSpans(db, peer: h.sender, epoch: me.epoch)
+        if let hole = lostSpan(known: known, incoming: mine, capped: mine.count >= RelayStream.maxSpans) {
+            lost.append("this node's relay stream \(hole.after + 1)-\(hole.last)")
+        }
+        guard !lost.isEmpty else { return nil }
+        try db.execute("DELETE FROM ds_peer_receipt WHERE peer = ?", [.text(h.sender)])
+        try RelayStream.forgetPeer(db, peer: h.sender)
+        try RelayStream.notePeerStart(db, peer: h.sender)
+        try db.execute("DELETE FROM ds_setting WHERE name = ?", [.text(ReceiptsOnly.sentSetting)])
+        return
+            "\(h.sender) confirms less than it did (\(lost.prefix(3).joined(separator: "; "))): its database was restored from a backup. "
+            + "Send it again what it lost with 'datajoin export --resend --peer \(h.sender)' (with --relay on a hub); if 'prune' names it, re-join it from a snapshot"
+    }
+
+    /// Part of what the peer held before (`known`) that its spans now leave out; above the
+    /// highest span it sent, only when it sent all it holds (not the lowest `maxSpans`).
+    static func lostSpan(known: [RelaySpan], incoming: [RelaySpan], capped: Bool) -> RelaySpan? {
+        let now = RelayStream.merged(incoming)
+        guard let top = known.map(\.last).max() else { return nil }
+        let limit = capped ? min(top, now.last?.last ?? 0) : top
+        for gap in RelayStream.gaps(now, upTo: limit) {
+            for k in known {
+                let after = max(gap.after, k.after), last = min(gap.last, k.last)
+                if after < last { return RelaySpan(after: after, last: last) }
+            }
+        }
+        return nil
+    }
+}

@@ -20,6 +20,9 @@ allowed=(
   'unexpected EOF on client connection with an open transaction'
   'terminating connection because protocol synchronization was lost'
   'could not receive data from client'
+  # ... or while the server was sending it rows (after "could not send data to client: Broken
+  # pipe"; seen once in 313 tests, a kill that landed during a read).
+  'connection to client lost'
   # KeyBlockTests.testABlockThatRunsOutIsExtendedWithoutACollision: the application's insert
   # past the last id of a key block fails, never wraps.
   'nextval: reached maximum value of sequence "orders_id_seq" \(33554431\)'

@@ -282,6 +282,15 @@ final class RelayReceiptTests: ScenarioTestCase {
             XCTAssertTrue(pruned.stdout.contains("removed 1 bundle file(s)"), "night \(night): \(pruned.stdout)")
             XCTAssertEqual(try files(f.down), [], "night \(night)")
         }
+        // The writer's (plain) receipts file says what it is and what it holds.
+        let writerFile = f.up.appendingPathComponent(
+            "\(writer.name)~~receipts_000000000001-000000000001_\(try writer.epoch8()).djb"
+        ).path
+        XCTAssertEqual(
+            try CLI.ok(["verify", writerFile]).stdout, "\(writerFile): OK (no changes: receipts only, signed by l0)\n")
+        let shown = try CLI.ok(["inspect", writerFile]).stdout
+        XCTAssertTrue(shown.contains("changes:   0 (receipts only: what l0 holds"), shown)
+        XCTAssertTrue(shown.contains("holds hub's relay stream (epoch "), shown)
         // Lost before the hub read it: a re-send writes it again, unchanged or not.
         let last = f.up.appendingPathComponent(receiptsFile)
         try FileManager.default.removeItem(at: last)
@@ -364,6 +373,126 @@ final class RelayReceiptTests: ScenarioTestCase {
         }
     }
 
+    /// A laptop restored from a backup that edits again numbers its new change with the seq of
+    /// one it lost, which the hub holds and pruned from its inbox: the hub skipped it for good
+    /// (found from outside). Found by its receipts, the laptop is told, as for a fork, that the
+    /// hub holds more than it issued: it moves to a new epoch and its new edit reaches everyone.
+    /// What it lost is named until it re-joins from a snapshot, which ends the warning even
+    /// though the hub's inbox is empty (its snapshot held no span then; found from outside).
+    func testARestoredLaptopsNewEditReachesEveryoneAndASnapshotEndsTheWarning() throws {
+        let f = try fleet(1, hub: .sqlite)
+        let other = f.laptops[0]
+        let l = folder.appendingPathComponent("restored.db").path
+        try DatabaseOpener.open(l).executeScript(TestDatabases.ddl(TestDatabases.salesOrderSQL, for: .sqlite))
+        try CLI.ok(["init", "--db", l, "--node", "restored"])
+        try CLI.ok(["track", "--db", l, "sales_order"])
+        try CLI.ok(["trust", "--db", l, "hub", try Trust.publicKey(f.hub.db).key])
+        let key = try CLI.ok(["key", "--db", l]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try CLI.ok(["trust", "--db", f.hub.url, "restored", key])
+        func lInsert(_ id: String) throws {
+            try DatabaseOpener.open(l).execute("INSERT INTO sales_order (order_id) VALUES (?)", [.text(id)])
+        }
+        var warnings = ""
+        func night() throws {
+            try CLI.ok(["export", "--db", l, "--to", f.up.path])
+            try other.export(to: f.up)
+            warnings += try CLI.ok(["ingest", "--db", f.hub.url, f.up.path]).stderr
+            try CLI.ok(["export", "--db", f.hub.url, "--to", f.down.path, "--relay"])
+            warnings += try CLI.ok(["prune", "--db", f.hub.url, "--bundles", f.down.path]).stderr
+            try other.ingest([f.down.path])
+            warnings += try CLI.ok(["ingest", "--db", l, f.down.path]).stderr
+        }
+        func lRows() throws -> [[String]] { try TestDatabases.dump(try DatabaseOpener.open(l), "sales_order") }
+        try lInsert("a1")
+        try insert(other, 1)
+        for _ in 0..<2 { try night() }
+        let backup = folder.appendingPathComponent("restored-backup.db").path
+        try DatabaseOpener.open(l).execute("VACUUM INTO '\(backup)'")
+        try lInsert("a2")
+        try insert(other, 1)
+        for _ in 0..<2 { try night() }
+        XCTAssertEqual(try count(f.hub, "SELECT count(*) FROM ds_change_inbox"), 0, "the hub pruned everything")
+        for suffix in ["", "-wal", "-shm"] { unlink(l + suffix) }
+        try FileManager.default.copyItem(atPath: backup, toPath: l)
+        try lInsert("a3")
+        XCTAssertEqual(warnings, "")
+        for _ in 0..<3 { try night() }
+        XCTAssertTrue(warnings.contains("restored confirms less than it did"), warnings)
+        XCTAssertTrue(warnings.contains("new epoch: hub holds restored#"), warnings)
+        let ids = { (rows: [[String]]) in Set(rows.map { $0[0] }) }
+        XCTAssertTrue(ids(try f.hub.rows()).contains("a3"), "the restored laptop's new edit reached the hub")
+        XCTAssertEqual(try other.rows(), try f.hub.rows())
+        XCTAssertFalse(ids(try lRows()).contains("a2"), "lost with the backup")
+        let named = try CLI.ok(["prune", "--db", f.hub.url]).stderr
+        XCTAssertTrue(named.contains("restored was first heard from (or restored) after this node pruned"), named)
+
+        // The cure: a snapshot of the hub, whose inbox is empty.
+        let snap = try TestDatabases.subfolder(folder, "snap")
+        try CLI.ok(["snapshot", "--db", f.hub.url, "--to", snap.path])
+        try CLI.ok(["ingest", "--db", l, snap.path])
+        warnings = ""
+        for _ in 0..<2 { try night() }
+        XCTAssertEqual(try lRows(), try f.hub.rows())
+        XCTAssertEqual(try other.rows(), try f.hub.rows())
+        XCTAssertEqual(
+            ids(try lRows()), ["a1", "a2", "a3", "l0-1", "l0-2"].reduce(into: Set<String>()) { $0.insert($1) })
+        XCTAssertFalse(warnings.contains("restored"), warnings)
+        XCTAssertFalse(try CLI.ok(["prune", "--db", f.hub.url]).stderr.contains("restored"))
+        try CLI.ok(["check", "--db", l])
+    }
+
+    /// In a full mesh nothing relays: a node restored from a backup learns of it and moves to a
+    /// new epoch, and its peers replaced its receipts without a word, though it lacks what they
+    /// sent it since the backup (found from outside). A new epoch that confirms less of other
+    /// origins than the last one is said too.
+    func testAMeshNodeRestoredIsNamedByItsPeers() throws {
+        let b = try TestNode("b", .sqlite, folder: folder), c = try TestNode("c", .sqlite, folder: folder)
+        try trustAll([b, c])
+        let a = folder.appendingPathComponent("a.db").path
+        try DatabaseOpener.open(a).executeScript(TestDatabases.ddl(TestDatabases.salesOrderSQL, for: .sqlite))
+        try CLI.ok(["init", "--db", a, "--node", "a"])
+        try CLI.ok(["track", "--db", a, "sales_order"])
+        for n in [b, c] {
+            try CLI.ok(["trust", "--db", a, n.name, try Trust.publicKey(n.db).key])
+            let key = try CLI.ok(["key", "--db", a]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            try CLI.ok(["trust", "--db", n.url, "a", key])
+        }
+        let outs = try ["a", "b", "c"].map { try TestDatabases.subfolder(folder, "out-\($0)") }
+        var notices: [String] = []
+        func round() throws {
+            try CLI.ok(["export", "--db", a, "--to", outs[0].path])
+            try b.export(to: outs[1])
+            try c.export(to: outs[2])
+            for (i, out) in outs.enumerated() {
+                if i != 0 { notices.append(try CLI.ok(["ingest", "--db", a, out.path]).stderr) }
+                if i != 1 { notices += try b.ingest([out.path]).notices }
+                if i != 2 { notices += try c.ingest([out.path]).notices }
+            }
+            // Each node removes the files every peer confirmed: a restored node cannot read
+            // again what it lost.
+            for (url, out) in zip([a, b.url, c.url], outs) {
+                try CLI.ok(["prune", "--db", url, "--no-relay", "--bundles", out.path])
+            }
+        }
+        try DatabaseOpener.open(a).execute("INSERT INTO sales_order (order_id) VALUES ('a1')")
+        try insert(b, 1)
+        for _ in 0..<2 { try round() }
+        let backup = folder.appendingPathComponent("a-backup.db").path
+        try DatabaseOpener.open(a).execute("VACUUM INTO '\(backup)'")
+        try DatabaseOpener.open(a).execute("INSERT INTO sales_order (order_id) VALUES ('a2')")
+        try insert(b, 1)
+        for _ in 0..<2 { try round() }
+        XCTAssertEqual(notices.filter { !$0.isEmpty }, [])
+        for suffix in ["", "-wal", "-shm"] { unlink(a + suffix) }
+        try FileManager.default.copyItem(atPath: backup, toPath: a)
+        for _ in 0..<3 { try round() }
+        let said = notices.joined(separator: "\n")
+        XCTAssertTrue(said.contains("new epoch:"), said)
+        XCTAssertEqual(
+            notices.filter { $0.contains("a confirms less than it did (b up to 1, not 2)") }.count, 2,
+            "b and c each say it once: \(said)")
+    }
+
     /// A laptop's older bundle that arrives after a newer one (a USB stick found late) confirms
     /// less than the newer one did, and is no sign of a restore: nothing is said, nothing is
     /// forgotten.
@@ -400,6 +529,34 @@ final class RelayReceiptTests: ScenarioTestCase {
         try relay()
         try l1.ingest([f.down.path])
         try assertSameRows(f)
+    }
+
+    /// A quiet node writes its receipts again once a day, unchanged: a node restored from a
+    /// backup holds the record of a bundle it may never have written (found from outside: a
+    /// restored laptop that never edits stayed silent, and unnoticed, for good).
+    func testUnchangedReceiptsAreWrittenAgainAfterADay() throws {
+        let f = try fleet(1)
+        let l = f.laptops[0]
+        try insert(l, 1)
+        try l.export(to: f.up)
+        try f.hub.ingest([f.up.path])
+        _ = try Exporter.export(f.hub.db, ExportOptions(folder: f.down.path, relay: true))
+        try l.ingest([f.down.path])
+        let out = try TestDatabases.subfolder(folder, "receipts")
+        XCTAssertEqual(try Exporter.export(l.db, ExportOptions(folder: out.path)).map(\.receiptsOnly), [true])
+        XCTAssertEqual(try Exporter.export(l.db, ExportOptions(folder: out.path)).count, 0)
+        let digest = try XCTUnwrap(Settings.text(l.db, ReceiptsOnly.sentSetting)?.split(separator: " ").first)
+        let day = ReceiptsOnly.refreshSeconds
+        // Seconds pass while the test runs: "not yet" is a few seconds short of a day.
+        for (age, writes) in [(day - 5, false), (day, true), (day + 1, true), (3 * day, true)] {
+            let then = Int64(Date().timeIntervalSince1970) - age
+            try l.exec(
+                "UPDATE ds_setting SET value = ? WHERE name = ?",
+                [.text("\(digest) \(then)"), .text(ReceiptsOnly.sentSetting)])
+            XCTAssertEqual(
+                try Exporter.export(l.db, ExportOptions(folder: out.path)).count, writes ? 1 : 0, "\(age) s after")
+        }
+        XCTAssertEqual(try Exporter.export(l.db, ExportOptions(folder: out.path)).count, 0)
     }
 
     /// Spans a peer sent before, left out now: a loss. A peer sends only its lowest 64 spans, so

@@ -21,12 +21,24 @@ enum PeerRestore {
         let newest = try Settings.text(db, setting)
         if let newest, h.createdAt <= newest { return nil }
         try Settings.set(db, setting, text: h.createdAt)
-        // A new epoch replaces the peer's receipts anyway (Receipts.record).
-        guard newest != nil, try Receipts.currentEpoch(db, peer: h.sender) == h.senderEpoch else { return nil }
+        guard newest != nil, let current = try Receipts.currentEpoch(db, peer: h.sender) else { return nil }
         var lost: [String] = []
         var had: [String: Int64] = [:]
         try db.query("SELECT origin, origin_epoch, seq FROM ds_peer_receipt WHERE peer = ?", [.text(h.sender)]) { r in
             had[(r.string(0) ?? "") + "\u{0}" + (r.string(1) ?? "")] = r.int(2) ?? 0
+        }
+        if current != h.senderEpoch {
+            // A new epoch replaces its receipts (Receipts.record) and names it where it lacks
+            // what was pruned; said here when it confirms less of other origins than before
+            // (in a full mesh nothing else told the others; found from outside).
+            for r in h.receipts where r.origin != h.sender {
+                if let before = had[r.origin + "\u{0}" + r.epoch], r.seq < before {
+                    lost.append("\(r.origin) up to \(r.seq), not \(before)")
+                }
+            }
+            guard !lost.isEmpty else { return nil }
+            try db.execute("DELETE FROM ds_setting WHERE name = ?", [.text(ReceiptsOnly.sentSetting)])
+            return notice(h.sender, lost)
         }
         for r in h.receipts {
             if r.origin == h.sender && r.epoch == h.senderEpoch {
@@ -47,10 +59,22 @@ enum PeerRestore {
         try db.execute("DELETE FROM ds_peer_receipt WHERE peer = ?", [.text(h.sender)])
         try RelayStream.forgetPeer(db, peer: h.sender)
         try RelayStream.notePeerStart(db, peer: h.sender)
+        // Its own new changes may take the seqs of those it lost, which this node holds and would
+        // skip: told, as for a fork, that this node holds more than it issued, it moves to a new
+        // epoch (a restored laptop's new edit was skipped for good; found from outside).
+        let held = try Holdings.state(db, origin: h.sender, epoch: h.senderEpoch).maxSeq
+        if held > 0 {
+            let issued = h.receipts.first { $0.origin == h.sender && $0.epoch == h.senderEpoch }?.seq ?? 0
+            try Forks.record(db, origin: h.sender, epoch: h.senderEpoch, last: max(held, issued))
+        }
+        // This node's next export tells it, even with nothing new.
         try db.execute("DELETE FROM ds_setting WHERE name = ?", [.text(ReceiptsOnly.sentSetting)])
-        return
-            "\(h.sender) confirms less than it did (\(lost.prefix(3).joined(separator: "; "))): its database was restored from a backup. "
-            + "Send it again what it lost with 'datajoin export --resend --peer \(h.sender)' (with --relay on a hub); if 'prune' names it, re-join it from a snapshot"
+        return notice(h.sender, lost)
+    }
+
+    static func notice(_ peer: String, _ lost: [String]) -> String {
+        "\(peer) confirms less than it did (\(lost.prefix(3).joined(separator: "; "))): its database was restored from a backup. "
+            + "Send it again what it lost with 'datajoin export --resend --peer \(peer)' (with --relay on a hub); if 'prune' names it, re-join it from a snapshot"
     }
 
     /// Part of what the peer held before (`known`) that its spans now leave out; above the

@@ -160,9 +160,13 @@ public enum RelayStream {
             WHERE \(notSnapshot) AND (s.contiguous IS NULL OR i.seq > s.contiguous)
             """
         ).asInt64
+        // Past the last row: also the ids a prune removed (a snapshot of a pruned inbox held no
+        // span, and a node re-joined from it stayed named as lacking them; found from outside).
         let top =
-            try beyond.map { $0 - 1 } ?? db.scalar("SELECT max(i.id) FROM ds_change_inbox AS i WHERE \(notSnapshot)")
-            .asInt64 ?? 0
+            try beyond.map { $0 - 1 }
+            ?? max(
+                db.scalar("SELECT max(i.id) FROM ds_change_inbox AS i WHERE \(notSnapshot)").asInt64 ?? 0,
+                Settings.int(db, Pruner.inboxPrunedThroughSetting) ?? 0)
         return top > 0 ? RelaySpan(after: 0, last: top) : nil
     }
 }

@@ -21,13 +21,18 @@ enum ReceiptsOnly {
         guard options.peer == nil, options.recipients.isEmpty else { return nil }
         let db = ctx.db
         let digest = digest(ctx)
-        let record = { try db.retryingWrite { _ in try Settings.set(db, sentSetting, text: digest) } }
+        let now = Int64(Date().timeIntervalSince1970)
+        let record = { try db.retryingWrite { _ in try Settings.set(db, sentSetting, text: "\(digest) \(now)") } }
         if !written.isEmpty {
             try record()
             return nil
         }
-        // A re-send writes it even when unchanged: the last one may be lost.
-        guard try options.resend || Settings.text(db, sentSetting) != digest,
+        let sent = try Settings.text(db, sentSetting)?.split(separator: " ").map(String.init) ?? []
+        let sentAt = sent.count > 1 ? Int64(sent[1]) ?? 0 : 0
+        // Unchanged, it is written again by a re-send (the last one may be lost) and once a day:
+        // a node restored from a backup holds the record of a bundle it may never have written,
+        // and a peer learns of the restore only from its receipts (PeerRestore).
+        guard options.resend || sent.first != digest || now - sentAt >= refreshSeconds || now < sentAt,
             ctx.receipts.contains(where: { $0.seq > 0 }) || !ctx.relayReceipts.isEmpty,
             try !Receipts.peers(db, me: ctx.me).isEmpty
         else { return nil }
@@ -37,9 +42,10 @@ enum ReceiptsOnly {
         return bundle
     }
 
-    /// What the last bundle told its readers (a digest of `digest`). One for the node, not per
+    /// What the last bundle told its readers (`digest`) and when (Unix seconds). One for the node, not per
     /// folder: like its changes, a node's receipts go out once, to whoever reads its bundles.
     static let sentSetting = "receipts_sent"
+    static let refreshSeconds: Int64 = 86_400
 
     /// What a reader learns from this node's receipts, and who reads them.
     static func digest(_ ctx: Exporter.Context) -> String {

@@ -11,7 +11,8 @@ struct Export: ParsableCommand {
             every file written. With no new changes it writes nothing, or, when this node has taken in
             changes since the last bundle it wrote (into any folder), one small receipts-only bundle
             that replaces its last: a node that never edits still confirms what it holds, so its
-            peers can prune. --resend with nothing to resend writes it again (the cure for a lost one).
+            peers can prune. It is written again once a day, and by --resend with nothing to resend
+            (the cure for a lost one).
 
             File names say what a bundle holds; a relay's name starts with the relay, so it never
             takes the name of an origin's own bundle:

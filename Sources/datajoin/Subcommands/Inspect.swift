@@ -105,7 +105,7 @@ struct Verify: ParsableCommand {
                     }
                     let ranges = h.origins.map { "\($0.origin) \($0.first)-\($0.last)" }.joined(separator: ", ")
                     print(
-                        h.origins.isEmpty
+                        h.origins.isEmpty && h.relaySpan == nil
                             ? "\(path): OK (no changes: receipts only, signed by \(h.sender))"
                             : "\(path): OK (\(h.changeCount) changes from \(ranges), signed by \(h.sender))")
                     if let database { for line in try GapReport.describe(database, header: h) { print("  " + line) } }

@@ -493,6 +493,28 @@ final class RelayReceiptTests: ScenarioTestCase {
             "b and c each say it once: \(said)")
     }
 
+    /// A change held at export (text that is not UTF-8) stops the export with exit 2, and still
+    /// the laptop confirms what it took in: the hub does not keep its files until the cure.
+    func testAHeldChangeDoesNotHoldBackTheReceipts() throws {
+        let f = try fleet(2)
+        let (writer, held) = (f.laptops[0], f.laptops[1])
+        try insert(writer, 2)
+        try writer.export(to: f.up)
+        try f.hub.ingest([f.up.path])
+        try CLI.ok(["export", "--db", f.hub.url, "--to", f.down.path, "--relay"])
+        for l in f.laptops { try l.ingest([f.down.path]) }
+        try held.exec("INSERT INTO sales_order (order_id) VALUES (CAST(x'41ff' AS TEXT))")
+        let r = try CLI.run(["export", "--db", held.url, "--to", f.up.path])
+        XCTAssertEqual(r.status, 2, r.stderr)
+        let receipts = "\(held.name)~~receipts_000000000001-000000000001_\(try held.epoch8()).djb"
+        XCTAssertEqual(r.stdout, f.up.appendingPathComponent(receipts).path + "\n")
+        XCTAssertEqual(try files(f.up).filter { $0.hasPrefix(held.name) }, [receipts])
+        try writer.export(to: f.up)
+        try f.hub.ingest([f.up.path])
+        let pruned = try CLI.ok(["prune", "--db", f.hub.url, "--bundles", f.down.path])
+        XCTAssertTrue(pruned.stdout.contains("removed 1 bundle file(s)"), pruned.stdout)
+    }
+
     /// A laptop's older bundle that arrives after a newer one (a USB stick found late) confirms
     /// less than the newer one did, and is no sign of a restore: nothing is said, nothing is
     /// forgotten.

@@ -99,7 +99,17 @@ public enum Exporter {
         let from =
             options.resend
             ? min(pointer, try confirmed(db, me: me, origin: me.nodeId, epoch: me.epoch, peer: options.peer)) : pointer
-        written += try exportOwn(ctx, after: from, max: options.maxChanges)
+        do {
+            written += try exportOwn(ctx, after: from, max: options.maxChanges)
+        } catch var held as ExportHeld {
+            // A held change stops the export, not this node's receipts: peers would keep every
+            // file for it until the cure (found from outside). Best effort: the hold is what the
+            // operator must see, and the next export writes them if this one cannot.
+            if let receipts = try? ReceiptsOnly.afterExport(ctx, options, written: held.bundles) {
+                held.bundles.append(receipts)
+            }
+            throw held
+        }
         if options.relay {
             // From now on this node is a relay, whether or not this run finds anything to send:
             // prune keeps what it has not relayed (an `ingest; prune; export --relay` night

@@ -491,6 +491,52 @@ final class RelayReceiptTests: ScenarioTestCase {
         XCTAssertEqual(
             notices.filter { $0.contains("a confirms less than it did (b up to 1, not 2)") }.count, 2,
             "b and c each say it once: \(said)")
+        // b pruned its own b2 once everyone had it: a re-send cannot give it back, and says so,
+        // as prune does (found from outside: the advised re-send wrote nothing, silently).
+        let lacks = "a lacks this node's changes 2-2, pruned here once every peer had confirmed them"
+        let resend = try CLI.ok(["export", "--db", b.url, "--to", outs[1].path, "--resend", "--peer", "a"])
+        XCTAssertTrue(resend.stderr.contains(lacks), resend.stderr)
+        XCTAssertTrue(try CLI.ok(["prune", "--db", b.url, "--no-relay"]).stderr.contains(lacks))
+        XCTAssertFalse(try CLI.ok(["prune", "--db", c.url, "--no-relay"]).stderr.contains("lacks"))
+        // The cure: a snapshot of b.
+        let snap = try TestDatabases.subfolder(folder, "snap")
+        try CLI.ok(["snapshot", "--db", b.url, "--to", snap.path])
+        try CLI.ok(["ingest", "--db", a, snap.path])
+        for _ in 0..<2 { try round() }
+        XCTAssertEqual(try TestDatabases.dump(try DatabaseOpener.open(a), "sales_order"), try b.rows())
+        XCTAssertEqual(try c.rows(), try b.rows())
+        XCTAssertFalse(try CLI.ok(["prune", "--db", b.url, "--no-relay"]).stderr.contains("lacks"))
+    }
+
+    /// A node that joins from a hub's snapshot and then reads the older relay files still in the
+    /// folder gets receipts lower than the snapshot's: no sign of a restore (found from outside:
+    /// the joiner took the hub for restored and moved it to a new epoch).
+    func testOlderFilesAfterASnapshotAreNoSignOfARestore() throws {
+        let f = try fleet(2, hub: .sqlite)
+        let (writer, slow) = (f.laptops[0], f.laptops[1])
+        try f.hub.exec("INSERT INTO sales_order (order_id) VALUES ('h1')")
+        for _ in 0..<3 {
+            try insert(writer, 1)
+            try writer.export(to: f.up)
+            try f.hub.ingest([f.up.path])
+            try CLI.ok(["export", "--db", f.hub.url, "--to", f.down.path, "--relay"])
+            try writer.ingest([f.down.path])
+        }
+        // slow has not confirmed: the relay files stay.
+        XCTAssertEqual(try files(f.down).count, 4, "three relay files and the hub's own")
+        let snap = try TestDatabases.subfolder(folder, "snap")
+        try CLI.ok(["snapshot", "--db", f.hub.url, "--to", snap.path])
+        let joiner = try join("joiner", f)
+        XCTAssertEqual(try joiner.ingest([snap.path]).notices, [])
+        XCTAssertEqual(try joiner.ingest([f.down.path]).notices, [])
+        XCTAssertEqual(try joiner.db.scalar("SELECT count(*) FROM ds_setting WHERE name LIKE 'fork:%'"), .integer(0))
+        let epoch = try NodeIdentity.load(f.hub.db).epoch
+        try joiner.export(to: f.up)
+        try slow.ingest([f.down.path])
+        try slow.export(to: f.up)
+        XCTAssertEqual(try f.hub.ingest([f.up.path]).notices, [])
+        XCTAssertEqual(try NodeIdentity.load(f.hub.db).epoch, epoch, "the hub keeps its epoch")
+        XCTAssertEqual(try joiner.rows(), try f.hub.rows())
     }
 
     /// A change held at export (text that is not UTF-8) stops the export with exit 2, and still

@@ -9,18 +9,23 @@ import Foundation
 /// `export --relay --resend` name it while it lacks what was pruned), and this node's next export
 /// tells it what this node holds (a restored peer with changes of its own learns of its restore
 /// from that).
-enum PeerRestore {
+public enum PeerRestore {
     /// The newest bundle time seen from a peer: an older bundle arriving late confirms less for
     /// that reason alone.
     static func newestSetting(_ peer: String) -> String { "peer_newest_bundle:" + peer }
 
     /// Before a bundle's receipts are recorded; a notice when its sender was restored.
     static func check(_ db: Database, _ h: BundleHeader, me: NodeIdentity) throws -> String? {
-        guard h.sender != me.nodeId, h.kind == "changes" else { return nil }
+        guard h.sender != me.nodeId else { return nil }
         let setting = newestSetting(h.sender)
         let newest = try Settings.text(db, setting)
         if let newest, h.createdAt <= newest { return nil }
         try Settings.set(db, setting, text: h.createdAt)
+        // A snapshot's receipts are recorded too: the sender's bundles written before it confirm
+        // less for that reason alone (found from outside: a node that joined from a hub's
+        // snapshot, then read the older relay files still in the folder, took the hub for
+        // restored and moved it to a new epoch).
+        guard h.kind == "changes" else { return nil }
         guard newest != nil, let current = try Receipts.currentEpoch(db, peer: h.sender) else { return nil }
         var lost: [String] = []
         var had: [String: Int64] = [:]
@@ -91,4 +96,24 @@ enum PeerRestore {
         }
         return nil
     }
+
+    /// Peers that confirm less of this node's changes than it pruned (every peer had confirmed
+    /// them): restored from a backup since. A re-send cannot give them back; a snapshot can
+    /// (found from outside: in a full mesh the advised `--resend` wrote nothing, and said nothing).
+    public static func lackingPrunedWarnings(_ db: Database) throws -> [String] {
+        let me = try NodeIdentity.load(db)
+        let (epoch, through) = try Receipts.pruned(db)
+        guard epoch == me.epoch, through > 0 else { return [] }
+        var out: [String] = []
+        for p in try Receipts.peers(db, me: me) where try Receipts.currentEpoch(db, peer: p) != nil {
+            let c = try Receipts.confirmed(db, peer: p, origin: me.nodeId, epoch: me.epoch)
+            guard c < through else { continue }
+            out.append(
+                "\(p) lacks this node's changes \(c + 1)-\(through), pruned here once every peer had confirmed them "
+                    + "(it was restored from a backup since): a re-send cannot give them back; "
+                    + "re-join it from a snapshot of a node that holds them (docs/snapshot.md)")
+        }
+        return out
+    }
+
 }

@@ -74,6 +74,21 @@ enum Receipts {
         ).asInt64 ?? 0
     }
 
+    // MARK: - Own changes pruned before a peer lost them
+
+    /// This node's own changes of its epoch pruned so far: "<epoch> <seq>".
+    static let prunedSetting = "outbox_pruned_through"
+
+    static func notePruned(_ db: Database, me: NodeIdentity, through seq: Int64) throws {
+        let (epoch, before) = try pruned(db)
+        if epoch != me.epoch || seq > before { try Settings.set(db, prunedSetting, text: "\(me.epoch) \(seq)") }
+    }
+
+    static func pruned(_ db: Database) throws -> (String, Int64) {
+        let parts = try Settings.text(db, prunedSetting)?.split(separator: " ") ?? []
+        return parts.count == 2 ? (String(parts[0]), Int64(parts[1]) ?? 0) : ("", 0)
+    }
+
     /// The peers this node exchanges with: every trusted node but itself.
     static func peers(_ db: Database, me: NodeIdentity) throws -> [String] {
         try db.rows(

@@ -43,6 +43,7 @@ public enum Pruner {
             if peers.isEmpty { confirmed = 0 }
             report.outboxRows = try db.execute(
                 "DELETE FROM ds_change_outbox WHERE seq IS NOT NULL AND seq <= ?", [.integer(confirmed)])
+            if report.outboxRows > 0 { try Receipts.notePruned(db, me: me, through: min(confirmed, highest)) }
 
             // Inbox: applied, below the origin's contiguous mark (so a copy arriving again is
             // recognised as held), and on a hub also relayed and confirmed by every peer.

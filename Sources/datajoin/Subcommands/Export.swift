@@ -79,8 +79,10 @@ struct Export: ParsableCommand {
                 Console.error(held.message)
                 throw Exit.partial
             }
-            if relay && resend {
-                for w in try RelayStream.laggingWarnings(db) { Console.warn(w) }
+            if resend {
+                for w in try (relay ? RelayStream.laggingWarnings(db) : []) + PeerRestore.lackingPrunedWarnings(db) {
+                    Console.warn(w)
+                }
             }
             if written.isEmpty {
                 if !output.quiet { print("nothing new to export") }

@@ -508,6 +508,64 @@ final class RelayReceiptTests: ScenarioTestCase {
         XCTAssertFalse(try CLI.ok(["prune", "--db", b.url, "--no-relay"]).stderr.contains("lacks"))
     }
 
+    /// A hub restored from a backup, with no change of its own, is told by its laptops' spans of
+    /// its relay stream, which reach ids it never issued: it moves to a new epoch, so its next
+    /// relay files are not taken as held (found from outside: they were pruned unread, and the
+    /// laptops' new changes never met). What the laptops pruned after the hub confirmed it is
+    /// named on their prune.
+    func testAHubRestoredFromABackupIsToldByItsLaptops() throws {
+        let hub = folder.appendingPathComponent("hub.db").path
+        try DatabaseOpener.open(hub).executeScript(TestDatabases.ddl(TestDatabases.salesOrderSQL, for: .sqlite))
+        try CLI.ok(["init", "--db", hub, "--node", "hub"])
+        try CLI.ok(["track", "--db", hub, "sales_order"])
+        let hubKey = try CLI.ok(["key", "--db", hub]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let laptops = try ["l1", "l2"].map { try TestNode($0, .sqlite, folder: folder) }
+        for l in laptops {
+            try CLI.ok(["trust", "--db", l.url, "hub", hubKey])
+            try CLI.ok(["trust", "--db", hub, l.name, try Trust.publicKey(l.db).key])
+        }
+        let up = try TestDatabases.subfolder(folder, "up"), down = try TestDatabases.subfolder(folder, "down")
+        var said = ""
+        func round() throws {
+            for l in laptops { try l.export(to: up) }
+            said += try CLI.ok(["ingest", "--db", hub, up.path]).stderr
+            try CLI.ok(["export", "--db", hub, "--to", down.path, "--relay"])
+            try CLI.ok(["prune", "--db", hub, "--bundles", down.path])
+            for l in laptops {
+                said += try l.ingest([down.path]).notices.joined(separator: "\n")
+                said += try CLI.ok(["prune", "--db", l.url, "--bundles", up.path]).stderr
+            }
+        }
+        for l in laptops { try insert(l, 1) }
+        for _ in 0..<2 { try round() }
+        let backup = folder.appendingPathComponent("hub-backup.db").path
+        try DatabaseOpener.open(hub).execute("VACUUM INTO '\(backup)'")
+        for l in laptops { try insert(l, 1) }
+        for _ in 0..<2 { try round() }
+        XCTAssertEqual(said, "")
+        for suffix in ["", "-wal", "-shm"] { unlink(hub + suffix) }
+        try FileManager.default.copyItem(atPath: backup, toPath: hub)
+        for l in laptops {
+            try insert(l, 1)
+            try round()
+        }
+        try round()
+        XCTAssertTrue(said.contains("of this node's relay stream of epoch"), said)
+        XCTAssertTrue(said.contains("restored from an older backup"), said)
+        // The laptops' new changes met.
+        let ids = { (n: TestNode) in Set(try n.rows().map { $0[0] }) }
+        let newOnes: Set<String> = ["l1-5", "l2-6"]
+        for l in laptops {
+            let have = try ids(l)
+            XCTAssertTrue(newOnes.isSubset(of: have), "\(l.name): \(have)")
+        }
+        // What the restored hub lost, the laptops had pruned: named, with the cure.
+        for l in laptops {
+            let pruned = try CLI.ok(["prune", "--db", l.url])
+            XCTAssertTrue(pruned.stderr.contains("hub lacks this node's changes"), pruned.stderr)
+        }
+    }
+
     /// A node that joins from a hub's snapshot and then reads the older relay files still in the
     /// folder gets receipts lower than the snapshot's: no sign of a restore (found from outside:
     /// the joiner took the hub for restored and moved it to a new epoch).

@@ -19,6 +19,29 @@ enum Epochs {
         )
     }
 
+    /// A peer that holds ids of this node's relay stream (its current epoch) beyond any it ever
+    /// issued: this node was restored from a backup. Else a relaying node that made no change of
+    /// its own since the backup is never told, numbers its inbox ids again, and its next relay
+    /// files, covered by the peers' old spans, are pruned unread (found from outside).
+    static func checkRestoredRelay(_ db: Database, _ receipts: [RelayReceipt], from peer: String) throws -> String? {
+        let me = try NodeIdentity.reload(db)
+        guard
+            let top = receipts.filter({ $0.relayer == me.nodeId && $0.epoch == me.epoch }).map(\.span.last).max()
+        else { return nil }
+        let issued =
+            try [
+                db.scalar("SELECT max(id) FROM ds_change_inbox").asInt64 ?? 0,
+                Settings.int(db, Pruner.inboxPrunedThroughSetting) ?? 0,
+                ProgramPointer.get(db, Program.relay), ProgramPointer.get(db, Program.import),
+            ].max() ?? 0
+        guard top > issued else { return nil }
+        return try startNew(
+            db,
+            reason:
+                "\(peer) holds inbox id \(top) of this node's relay stream of epoch \(me.epoch), but this node has issued only up to \(issued): restored from an older backup"
+        )
+    }
+
     /// Starts a new epoch, inside the caller's transaction; everything in the outbox is
     /// exported again under it, and nothing of relay streams counts as held.
     static func startNew(_ db: Database, reason: String) throws -> String {

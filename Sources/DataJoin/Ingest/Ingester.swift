@@ -337,7 +337,9 @@ public enum Ingester {
                 // Move to a new epoch before loading, so this node's lost changes come back as
                 // foreign ones; a bundle that then fails to verify rolls the switch back too.
                 notice = nil
-                if let reason = try Epochs.checkRestored(db, receipts: file.header.receipts, from: file.header.sender) {
+                if let reason = try Epochs.checkRestored(db, receipts: file.header.receipts, from: file.header.sender)
+                    ?? Epochs.checkRestoredRelay(db, file.header.relayReceipts, from: file.header.sender)
+                {
                     notice = "new epoch: \(reason); all of this node's changes will be exported again"
                 }
                 let me = try NodeIdentity.reload(db)

@@ -33,7 +33,7 @@ enum ReceiptsOnly {
         // a node restored from a backup holds the record of a bundle it may never have written,
         // and a peer learns of the restore only from its receipts (PeerRestore).
         guard options.resend || sent.first != digest || now - sentAt >= refreshSeconds || now < sentAt,
-            ctx.receipts.contains(where: { $0.seq > 0 }) || !ctx.relayReceipts.isEmpty,
+            ctx.receipts.contains(where: { $0.seq > 0 && !isOwn($0, ctx) }) || !ctx.relayReceipts.isEmpty,
             try !Receipts.peers(db, me: ctx.me).isEmpty
         else { return nil }
         var bundle = try Exporter.write(ctx, name: fileName(ctx), origins: [], first: 0, last: 0) { _ in }
@@ -47,10 +47,16 @@ enum ReceiptsOnly {
     static let sentSetting = "receipts_sent"
     static let refreshSeconds: Int64 = 86_400
 
-    /// What a reader learns from this node's receipts, and who reads them.
+    /// Its own mark moves with changes it stamped; those travel in bundles of their own (one
+    /// held at export moved it, and wrote receipts that said nothing new).
+    static func isOwn(_ r: Receipt, _ ctx: Exporter.Context) -> Bool {
+        r.origin == ctx.me.nodeId && r.epoch == ctx.me.epoch
+    }
+
+    /// What a reader learns from this node's receipts of what it took in, and who reads them.
     static func digest(_ ctx: Exporter.Context) -> String {
         var lines = [ctx.me.epoch, ctx.recipients.map(\.node).sorted().joined(separator: ",")]
-        lines += ctx.receipts.map { "r \($0.origin) \($0.epoch) \($0.seq)" }.sorted()
+        lines += ctx.receipts.filter { !isOwn($0, ctx) }.map { "r \($0.origin) \($0.epoch) \($0.seq)" }.sorted()
         lines += ctx.relayReceipts.map { "s \($0.relayer) \($0.epoch) \($0.span.after) \($0.span.last)" }.sorted()
         return SHA256.hash(data: Data(lines.joined(separator: "\n").utf8)).map { String(format: "%02x", $0) }.joined()
     }

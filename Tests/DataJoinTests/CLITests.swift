@@ -258,6 +258,29 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq IS NOT NULL"), .integer(0))
     }
 
+    /// A crash's temporary file is removed by the next export; one whose writer still runs is
+    /// another export's, and stays (found from outside: two exports at once, and one removed the
+    /// other's file before its rename).
+    func testAnExportLeavesTheTemporaryFileOfAnotherExportThatRuns() throws {
+        let n = try node()
+        let out = folder.appendingPathComponent("out")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        let ended = Process()
+        ended.executableURL = URL(fileURLWithPath: "/bin/true")
+        try ended.run()
+        ended.waitUntilExit()
+        let stem = ".\(n.name)_000000000009-000000000009_00000000.djb"
+        let running = stem + ".\(getpid()).tmp", crashed = stem + ".\(ended.processIdentifier).tmp"
+        let older = stem + ".tmp"
+        for f in [running, crashed, older] {
+            XCTAssertTrue(FileManager.default.createFile(atPath: out.appendingPathComponent(f).path, contents: Data()))
+        }
+        try n.exec("INSERT INTO sales_order (order_id) VALUES ('a')")
+        try CLI.ok(["export", "--db", n.url, "--to", out.path])
+        let left = try FileManager.default.contentsOfDirectory(atPath: out.path).filter { $0.hasPrefix(".") }
+        XCTAssertEqual(left, [running])
+    }
+
     func testNothingNewExportsNoFile() throws {
         let n = try node()
         let out = folder.appendingPathComponent("out")

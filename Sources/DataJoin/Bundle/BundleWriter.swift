@@ -48,7 +48,9 @@ final class BundleWriter {
         recipients: [Recipient] = []
     ) throws {
         finalPath = (folder as NSString).appendingPathComponent(fileName)
-        tempPath = (folder as NSString).appendingPathComponent("." + fileName + ".tmp")
+        // The writer's pid in the name: a second export at once writes its own, and does not
+        // take this one for a crash's leftover (Exporter.removeStaleTemporaries).
+        tempPath = (folder as NSString).appendingPathComponent("." + fileName + ".\(getpid()).tmp")
         self.signingKey = signingKey
         // A fresh file, never through a link someone left at that name in a shared folder.
         unlink(tempPath)

@@ -139,11 +139,15 @@ public enum Exporter {
         var recipients: [Recipient] = []
     }
 
-    /// A crash mid-write leaves `.<name>.tmp`; it was never renamed, so nothing refers to it.
+    /// A crash mid-write leaves `.<name>.<pid>.tmp`; it was never renamed, so nothing refers to
+    /// it. One whose writer still runs is another export's, busy (found from outside: two
+    /// exports at once, and one removed the other's file before its rename).
     static func removeStaleTemporaries(_ folder: String, node: String) {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
-        for n in names where (n.hasPrefix("." + node + "_") || n.hasPrefix("." + node + "~")) && n.hasSuffix(".djb.tmp")
-        {
+        for n in names where (n.hasPrefix("." + node + "_") || n.hasPrefix("." + node + "~")) && n.hasSuffix(".tmp") {
+            guard let mark = n.range(of: ".djb.", options: .backwards) else { continue }
+            let pid = Int32(n[mark.upperBound...].dropLast(".tmp".count))
+            if let pid, pid > 0, kill(pid, 0) == 0 || errno == EPERM { continue }
             unlink((folder as NSString).appendingPathComponent(n))
         }
     }

@@ -274,6 +274,11 @@ final class RelayReceiptTests: ScenarioTestCase {
             // Nothing more to say: the next export writes nothing.
             XCTAssertEqual(
                 try CLI.ok(["export", "--db", reader.url, "--to", f.up.path]).stdout, "nothing new to export\n")
+            // `status` shows it wrote something, though it never exported a change.
+            let status = try CLI.ok(["status", "--db", reader.url]).stdout
+            XCTAssertTrue(status.contains("last export:      never; receipts only at 20"), status)
+            let json = try CLI.ok(["status", "--db", reader.url, "--json"]).stdout
+            XCTAssertTrue(json.contains("\"last_export\":null,\"last_receipts\":\"20"), json)
 
             // The writer has nothing new either; it confirms the relay the same way.
             XCTAssertEqual(try writer.export(to: f.up).count, 1)

@@ -38,9 +38,18 @@ enum ReceiptsOnly {
         else { return nil }
         var bundle = try Exporter.write(ctx, name: fileName(ctx), origins: [], first: 0, last: 0) { _ in }
         bundle.receiptsOnly = true
-        try record()
+        try db.retryingWrite { _ in
+            try Settings.set(db, sentSetting, text: "\(digest) \(now)")
+            try Settings.set(db, writtenSetting, now)
+        }
         return bundle
     }
+
+    /// When the last receipts-only bundle was written (Unix seconds), for `status`: a node that
+    /// never edits has no other export to show.
+    static let writtenSetting = "receipts_only_written_at"
+
+    static func lastWritten(_ db: Database) throws -> Int64? { try Settings.int(db, writtenSetting) }
 
     /// What the last bundle told its readers (`digest`) and when (Unix seconds). One for the node, not per
     /// folder: like its changes, a node's receipts go out once, to whoever reads its bundles.

@@ -19,6 +19,8 @@ public struct NodeStatus: Sendable {
     /// Rows inserted apart with one generated key (docs/keys.md).
     public var keyCollisions: Int64
     public var lastExport: String?
+    /// When this node last wrote what it took in without changes (a receipts-only bundle), or nil.
+    public var lastReceipts: String? = nil
     /// Why export stops where it does (a change too large for a bundle), or nil.
     public var exportHeld: String?
     public var lastIngest: String?
@@ -112,6 +114,7 @@ public struct NodeStatus: Sendable {
             conflicts: try db.scalar("SELECT count(*) FROM ds_conflict").asInt64 ?? 0,
             keyCollisions: try KeyCollisions.count(db),
             lastExport: exportRow?.string(0),
+            lastReceipts: try ReceiptsOnly.lastWritten(db).map { UTCText.iso8601(ms: $0 * 1000) },
             exportHeld: try db.scalar(
                 "SELECT status FROM ds_program_parameter WHERE id = ?", [.integer(Program.export)]
             )
@@ -171,7 +174,7 @@ public struct NodeStatus: Sendable {
             "tracked_tables":[\(trackedTables.map(JSON.quote).joined(separator: ","))],\
             "export":{"waiting":\(outboxWaiting),"oldest_unexported":\(s(oldestUnexported)),\
             "oldest_unexported_age_seconds":\(oldestUnexportedAgeSeconds.map(String.init) ?? "null"),\
-            "last_seq":\(lastSeq),"pointer":\(exportPointer),"last_export":\(s(lastExport)),"held":\(s(exportHeld))},\
+            "last_seq":\(lastSeq),"pointer":\(exportPointer),"last_export":\(s(lastExport)),"last_receipts":\(s(lastReceipts)),"held":\(s(exportHeld))},\
             "import":{"waiting":\(inboxWaiting),"pointer":\(importPointer),"held_count":\(heldCount),"held":[\(heldJSON.joined(separator: ","))],\
             "last_ingest":\(s(lastIngest)),"bundles_ingested":\(bundlesIngested)},\
             "conflicts":\(conflicts),"key_collisions":\(keyCollisions),\
@@ -208,7 +211,8 @@ public struct NodeStatus: Sendable {
         lines += [
             "conflicts logged: \(conflicts)",
             "pointers:         export (1000) at seq \(exportPointer) of \(lastSeq); import (1001) at inbox id \(importPointer)",
-            "last export:      \(lastExport ?? "never")",
+            "last export:      \(lastExport ?? "never")"
+                + (lastReceipts.map { "; receipts only at \($0)" } ?? ""),
             "last ingest:      \(lastIngest ?? "never") (\(bundlesIngested) bundle(s) ingested)",
             "clock:            \(clock)",
         ]

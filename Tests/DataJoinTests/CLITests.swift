@@ -342,7 +342,8 @@ final class CLITests: XCTestCase {
         let r = try CLI.ok(["status", "--db", n.url, "--json"])
         for field in [
             "\"schema\":1,", "\"id\":\"n1\"", "\"tracked_tables\":[\"sales_order\"]", "\"export\":{\"waiting\":2,",
-            "\"import\":{\"waiting\":0,\"pointer\":0,", "\"pointer\":0,\"last_export\":null,\"held\":null}",
+            "\"import\":{\"waiting\":0,\"pointer\":0,",
+            "\"pointer\":0,\"last_export\":null,\"last_receipts\":null,\"held\":null}",
         ] {
             XCTAssertTrue(r.stdout.contains(field), "missing \(field) in \(r.stdout)")
         }

@@ -77,7 +77,7 @@ final class OperatorTests: XCTestCase {
             "node": ["id", "epoch", "database"],
             "export": [
                 "waiting", "oldest_unexported", "oldest_unexported_age_seconds", "last_seq", "pointer", "last_export",
-                "held",
+                "last_receipts", "held",
             ],
             "import": ["waiting", "pointer", "held_count", "held", "last_ingest", "bundles_ingested"],
             "clock": ["text", "wall_ms", "counter", "ahead_seconds"],

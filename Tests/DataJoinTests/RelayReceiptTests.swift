@@ -366,7 +366,7 @@ final class RelayReceiptTests: ScenarioTestCase {
             if pruneRows {
                 // Pruned on the hub before the restore was known: named, with the cure.
                 for out in [resend.stderr, prune.stderr] {
-                    XCTAssertTrue(out.contains("reader was first heard from (or restored) after this node pruned"), out)
+                    XCTAssertTrue(out.contains("reader may lack changes this node pruned"), out)
                 }
                 XCTAssertEqual(try readerRows().count, 4)
             } else {
@@ -429,7 +429,7 @@ final class RelayReceiptTests: ScenarioTestCase {
         XCTAssertEqual(try other.rows(), try f.hub.rows())
         XCTAssertFalse(ids(try lRows()).contains("a2"), "lost with the backup")
         let named = try CLI.ok(["prune", "--db", f.hub.url]).stderr
-        XCTAssertTrue(named.contains("restored was first heard from (or restored) after this node pruned"), named)
+        XCTAssertTrue(named.contains("restored may lack changes this node pruned"), named)
 
         // The cure: a snapshot of the hub, whose inbox is empty.
         let snap = try TestDatabases.subfolder(folder, "snap")
@@ -764,7 +764,7 @@ final class RelayReceiptTests: ScenarioTestCase {
         try f.hub.trust(away)
         let pruned = try CLI.ok(["prune", "--db", f.hub.url])
         XCTAssertTrue(
-            pruned.stderr.contains("\(away.name) was first heard from (or restored) after this node pruned"),
+            pruned.stderr.contains("\(away.name) may lack changes this node pruned"),
             pruned.stderr)
         let resent = try CLI.ok([
             "export", "--db", f.hub.url, "--to", f.down.path, "--relay", "--resend", "--peer", away.name,
@@ -794,6 +794,62 @@ final class RelayReceiptTests: ScenarioTestCase {
         XCTAssertFalse(pruned.stderr.contains("kept"), pruned.stderr)
         XCTAssertTrue(pruned.stdout.contains("6 inbox row(s)"), pruned.stdout)
         XCTAssertEqual(try count(f.hub, "SELECT count(*) FROM ds_change_inbox"), 0)
+    }
+
+    /// A hub whose operator said it never forwards (`prune --no-relay`), and later relays after
+    /// all: the changes that prune removed never reach the laptops that lacked them. Each such
+    /// laptop is named on every relay and prune, no relay bundle says it holds them, and a new
+    /// snapshot ends it (found in review: the first relay said nothing, and claimed them held).
+    func testAHubThatPrunedWithNoRelayAndThenRelaysNamesThePeersThatLackedIt() throws {
+        var f = try fleet(2, hub: .sqlite)
+        for l in f.laptops {
+            try insert(l, 3)
+            try l.export(to: f.up)
+        }
+        try f.hub.ingest([f.up.path])
+        let quiet = try CLI.ok(["prune", "--db", f.hub.url, "--no-relay"])
+        XCTAssertTrue(quiet.stdout.contains("6 inbox row(s)"), quiet.stdout)
+        XCTAssertEqual(quiet.stderr, "", "a node that never forwards is told nothing")
+
+        // A third laptop that lacked nothing: it joined after the prune, from a snapshot.
+        let snapFolder = try TestDatabases.subfolder(folder, "snap1")
+        try CLI.ok(["snapshot", "--db", f.hub.url, "--to", snapFolder.path])
+        let late = try join("late", f)
+        try late.ingest([snapFolder.path])
+        f.laptops.append(late)
+
+        let relayed = try CLI.ok(["export", "--db", f.hub.url, "--to", f.down.path, "--relay"])
+        for name in ["l0", "l1"] {
+            XCTAssertTrue(
+                relayed.stderr.contains("\(name) may lack changes this node pruned up to inbox id 6"), relayed.stderr)
+        }
+        XCTAssertFalse(relayed.stderr.contains("late"), relayed.stderr)
+        for l in f.laptops { try l.ingest([f.down.path]) }
+        XCTAssertEqual(
+            try count(f.laptops[0], "SELECT count(*) FROM sales_order"), 3, "l1's rows were pruned unrelayed")
+        try confirm(f)
+        _ = try relay(f)
+        for l in f.laptops { try l.ingest([f.down.path]) }
+        try confirm(f)
+        // Still named: no relay bundle told them they hold the pruned ids.
+        let named = try CLI.ok(["prune", "--db", f.hub.url]).stderr
+        for name in ["l0", "l1"] { XCTAssertTrue(named.contains("\(name) may lack changes"), named) }
+        XCTAssertEqual(
+            try f.hub.db.rows("SELECT DISTINCT after_id FROM ds_peer_relay_receipt WHERE peer IN ('l0', 'l1')").map {
+                $0.int(0)
+            }, [6])
+
+        // The cure: each re-joins from a new snapshot of the hub.
+        let snap = try TestDatabases.subfolder(folder, "snap2")
+        try CLI.ok(["snapshot", "--db", f.hub.url, "--to", snap.path])
+        for l in f.laptops.prefix(2) { try l.ingest([snap.path]) }
+        try confirm(f)
+        _ = try relay(f)
+        for l in f.laptops { try l.ingest([f.down.path]) }
+        try assertSameRows(f)
+        try confirm(f)
+        XCTAssertEqual(try CLI.ok(["prune", "--db", f.hub.url]).stderr, "")
+        XCTAssertEqual(try CLI.ok(["export", "--db", f.hub.url, "--to", f.down.path, "--relay"]).stderr, "")
     }
 
     func testALateJoinerGetsTheWholeStreamByAResend() throws {
@@ -872,7 +928,7 @@ final class RelayReceiptTests: ScenarioTestCase {
         try f.hub.ingest([f.up.path])
         f.laptops += [old, new]
         let pruned = try CLI.ok(["prune", "--db", f.hub.url])
-        XCTAssertTrue(pruned.stderr.contains("oldsnap was first heard from"), pruned.stderr)
+        XCTAssertTrue(pruned.stderr.contains("oldsnap may lack changes this node pruned"), pruned.stderr)
         XCTAssertTrue(pruned.stderr.contains("up to inbox id \(floor)"), pruned.stderr)
         XCTAssertFalse(pruned.stderr.contains("newsnap"), pruned.stderr)
 
@@ -880,7 +936,7 @@ final class RelayReceiptTests: ScenarioTestCase {
         let resent = try CLI.ok([
             "export", "--db", f.hub.url, "--to", resendFolder.path, "--relay", "--resend", "--peer", "oldsnap",
         ])
-        XCTAssertTrue(resent.stderr.contains("oldsnap was first heard from"), resent.stderr)
+        XCTAssertTrue(resent.stderr.contains("oldsnap may lack changes this node pruned"), resent.stderr)
         let files = try self.files(resendFolder).filter { $0.contains("~relay_") }
         XCTAssertFalse(files.isEmpty)
         for name in files {
@@ -890,7 +946,8 @@ final class RelayReceiptTests: ScenarioTestCase {
         try old.ingest([resendFolder.path])
         try confirm(f)
         // Still named: what was pruned before it joined never reached it.
-        XCTAssertTrue(try CLI.ok(["prune", "--db", f.hub.url]).stderr.contains("oldsnap was first heard from"))
+        XCTAssertTrue(
+            try CLI.ok(["prune", "--db", f.hub.url]).stderr.contains("oldsnap may lack changes this node pruned"))
         XCTAssertNotEqual(try old.rows().count, try f.hub.rows().count, "the documented gap is real")
         // The node that joined from the new snapshot converges and is never named.
         _ = try relay(f)

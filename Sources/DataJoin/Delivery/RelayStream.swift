@@ -124,6 +124,45 @@ public enum RelayStream {
         try Settings.set(db, floorSetting(peer), try Settings.int(db, prunedThroughSetting) ?? 0)
     }
 
+    /// `prune --no-relay` removed applied rows these peers never got from their origin: this
+    /// node said it never forwards. Kept apart until it relays after all (`startRelaying`).
+    static func unrelayedSetting(_ peer: String) -> String { "no_relay_pruned:" + peer }
+
+    static func noteUnrelayedPrune(_ db: Database, peers: Set<String>, through: Int64) throws {
+        for p in peers where try (Settings.int(db, unrelayedSetting(p)) ?? 0) < through {
+            try Settings.set(db, unrelayedSetting(p), through)
+        }
+    }
+
+    /// The first `export --relay`. After a `prune --no-relay` the relay stream starts without
+    /// rows that some peers never got: those peers are named as lacking them until they re-join
+    /// from a snapshot, as a peer that came after a prune is (a hub that pruned with --no-relay
+    /// and then relayed said nothing, and its laptops lacked those changes for good).
+    static func startRelaying(_ db: Database) throws {
+        guard try Settings.int(db, startedSetting) == nil else { return }
+        try db.retryingWrite { _ in
+            try Settings.set(db, startedSetting, 1)
+            let prefix = unrelayedSetting("")
+            for name in try db.rows("SELECT name FROM ds_setting WHERE name LIKE ?", [.text(prefix + "%")])
+                .compactMap({ $0.string(0) }) where name.hasPrefix(prefix)
+            {
+                let through = try Settings.int(db, name) ?? 0
+                let peer = floorSetting(String(name.dropFirst(prefix.count)))
+                if try (Settings.int(db, peer) ?? 0) < through { try Settings.set(db, peer, through) }
+                if try (Settings.int(db, prunedThroughSetting) ?? 0) < through {
+                    try Settings.set(db, prunedThroughSetting, through)
+                }
+                try db.execute("DELETE FROM ds_setting WHERE name = ?", [.text(name)])
+            }
+        }
+    }
+
+    /// The highest floor among lagging peers: relay bundles say they carry only ids above it, so
+    /// that no lagging peer is told it holds what was pruned below.
+    static func claimFloor(_ db: Database, me: NodeIdentity, peers: [String]? = nil) throws -> Int64 {
+        try lagging(db, me: me).filter { peers?.contains($0.peer) ?? true }.map(\.floor).max() ?? 0
+    }
+
     /// Peers that may lack changes this node pruned before it heard from them: their spans do
     /// not hold every id up to their floor. Each with its floor.
     static func lagging(_ db: Database, me: NodeIdentity) throws -> [(peer: String, floor: Int64)] {
@@ -142,9 +181,9 @@ public enum RelayStream {
     public static func laggingWarnings(_ db: Database) throws -> [String] {
         let me = try NodeIdentity.load(db)
         return try lagging(db, me: me).map {
-            "\($0.peer) was first heard from (or restored) after this node pruned relayed changes up to inbox id \($0.floor), "
-                + "and no snapshot it joined from holds them: if it joined from a snapshot or backup older than that prune, "
-                + "it lacks those changes; re-join it from a new snapshot (docs/snapshot.md)"
+            "\($0.peer) may lack changes this node pruned up to inbox id \($0.floor) (it was first heard from, or restored, "
+                + "after that prune, or 'prune --no-relay' removed them before this node relayed), and no snapshot it joined "
+                + "from holds them: re-join it from a new snapshot of this node (docs/snapshot.md)"
         }
     }
 

@@ -114,9 +114,7 @@ public enum Exporter {
             // From now on this node is a relay, whether or not this run finds anything to send:
             // prune keeps what it has not relayed (an `ingest; prune; export --relay` night
             // that found nothing never became one, and pruned every night's changes unsent).
-            if try Settings.int(db, RelayStream.startedSetting) == nil {
-                try db.retryingWrite { _ in try Settings.set(db, RelayStream.startedSetting, 1) }
-            }
+            try RelayStream.startRelaying(db)
             written +=
                 options.resend
                 ? try resendRelayed(ctx, peer: options.peer, max: options.maxChanges)
@@ -343,7 +341,10 @@ public enum Exporter {
             ),
             let first = range.int(0), let last = range.int(1)
         else { return [] }
-        return try writeStream(ctx, RelaySpan(after: pointer, last: last), from: first, max: max) { upTo in
+        let claimAbove = try RelayStream.claimFloor(db, me: ctx.me)
+        return try writeStream(
+            ctx, RelaySpan(after: pointer, last: last), from: first, max: max, claimAbove: claimAbove
+        ) { upTo in
             try db.retryingWrite { _ in try ProgramPointer.set(db, Program.relay, upTo) }
         }
     }
@@ -400,8 +401,7 @@ public enum Exporter {
             gaps += RelayStream.gaps(try RelayStream.peerSpans(db, peer: p, epoch: ctx.me.epoch), upTo: top)
         }
         // A peer that may lack what was pruned before it joined is not told it holds it.
-        let claimAbove =
-            try RelayStream.lagging(db, me: ctx.me).filter { peers.contains($0.peer) }.map(\.floor).max() ?? 0
+        let claimAbove = try RelayStream.claimFloor(db, me: ctx.me, peers: peers)
         var out: [ExportedBundle] = []
         for gap in RelayStream.merged(gaps) {
             let first = try db.scalar(

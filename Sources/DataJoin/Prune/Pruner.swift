@@ -58,20 +58,24 @@ public enum Pruner {
             // laptop's rows relayed by its hub go). `--no-relay` says this node never forwards.
             // This node's own changes of an older epoch, sent back after a restore, are the
             // peers' already.
-            func mayRelay(_ origin: String, _ epoch: String) throws -> Bool {
-                guard !relaying && !noRelay && origin != me.nodeId else { return false }
+            func lacking(_ origin: String, _ epoch: String) throws -> [String] {
+                guard !relaying && origin != me.nodeId else { return [] }
                 let senders = Set(
                     try db.rows(
                         "SELECT DISTINCT origin FROM ds_bundle_seen WHERE id IN (SELECT bundle_id FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND id <= ?)",
                         [.text(origin), .text(epoch), .integer(imported)]
                     ).compactMap { $0.string(0) })
-                return peers.contains { $0 != origin && !senders.contains($0) }
+                return peers.filter { $0 != origin && !senders.contains($0) }
             }
+            // Peers that lack rows `--no-relay` removes: should this node relay after all, they
+            // are named as lacking them (RelayStream.noteUnrelayedPrune).
+            var unrelayed = Set<String>()
             // A peer confirms an origin's changes by its receipt for the origin, or by the spans
             // of this node's relay stream it holds (docs/delivery.md).
             var coverage = RelayCoverage(db: db, me: me)
             for s in try Holdings.all(db) {
-                if try mayRelay(s.origin, s.epoch) {
+                let lackedBy = try lacking(s.origin, s.epoch)
+                if !lackedBy.isEmpty && !noRelay {
                     report.keptForRelay += Int(
                         try db.scalar(
                             "SELECT count(*) FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND id <= ? AND id NOT IN (SELECT id FROM ds_change_held)",
@@ -91,7 +95,7 @@ public enum Pruner {
                 try db.execute(
                     "UPDATE ds_origin_state SET inbox_floor = ? WHERE origin = ? AND origin_epoch = ? AND inbox_floor < ?",
                     [.integer(limit), .text(s.origin), .text(s.epoch), .integer(limit)])
-                report.inboxRows += try db.execute(
+                let removed = try db.execute(
                     """
                     DELETE FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq <= ? AND id <= ? AND id <= ? AND id NOT IN (SELECT id FROM ds_change_held)
                     """,
@@ -99,7 +103,10 @@ public enum Pruner {
                         .text(s.origin), .text(s.epoch), .integer(limit), .integer(imported),
                         .integer(relaying ? relayed : Int64.max),
                     ])
+                report.inboxRows += removed
+                if removed > 0 { unrelayed.formUnion(lackedBy) }
             }
+            if !unrelayed.isEmpty { try RelayStream.noteUnrelayedPrune(db, peers: unrelayed, through: imported) }
             // What was pruned of the relay stream lies at or below the relay pointer: a peer
             // first heard from after this prune never confirmed it (RelayStream.lagging).
             if relaying && report.inboxRows > 0 {

@@ -79,8 +79,11 @@ struct Export: ParsableCommand {
                 Console.error(held.message)
                 throw Exit.partial
             }
-            if resend {
-                for w in try (relay ? RelayStream.laggingWarnings(db) : []) + PeerRestore.lackingPrunedWarnings(db) {
+            // Every relay names the peers that lack what was pruned here, until they re-join.
+            if resend || relay {
+                for w in try (relay ? RelayStream.laggingWarnings(db) : [])
+                    + (resend ? PeerRestore.lackingPrunedWarnings(db) : [])
+                {
                     Console.warn(w)
                 }
             }

@@ -39,6 +39,21 @@ final class RelayReceiptTests: ScenarioTestCase {
         return l
     }
 
+    /// A SQLite node driven only through the CLI (its file is swapped for a backup in the
+    /// restore tests), trusting each of `peers` and trusted by them. Its path.
+    func cliNode(_ name: String, trusting peers: [TestNode]) throws -> String {
+        let path = folder.appendingPathComponent("\(name).db").path
+        try DatabaseOpener.open(path).executeScript(TestDatabases.ddl(TestDatabases.salesOrderSQL, for: .sqlite))
+        try CLI.ok(["init", "--db", path, "--node", name])
+        try CLI.ok(["track", "--db", path, "sales_order"])
+        let key = try CLI.ok(["key", "--db", path]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        for p in peers {
+            try CLI.ok(["trust", "--db", path, p.name, try Trust.publicKey(p.db).key])
+            try CLI.ok(["trust", "--db", p.url, name, key])
+        }
+        return path
+    }
+
     func insert(_ n: TestNode, _ count: Int) throws {
         for _ in 0..<count {
             serial += 1
@@ -321,13 +336,7 @@ final class RelayReceiptTests: ScenarioTestCase {
             let f = try fleet(1, hub: .sqlite)
             let writer = f.laptops[0]
             // The reader through the CLI: its file is swapped for a backup.
-            let reader = folder.appendingPathComponent("reader.db").path
-            try DatabaseOpener.open(reader).executeScript(TestDatabases.ddl(TestDatabases.salesOrderSQL, for: .sqlite))
-            try CLI.ok(["init", "--db", reader, "--node", "reader"])
-            try CLI.ok(["track", "--db", reader, "sales_order"])
-            try CLI.ok(["trust", "--db", reader, "hub", try Trust.publicKey(f.hub.db).key])
-            let key = try CLI.ok(["key", "--db", reader]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-            try CLI.ok(["trust", "--db", f.hub.url, "reader", key])
+            let reader = try cliNode("reader", trusting: [f.hub])
             var notices = ""
             func night() throws {
                 try insert(writer, 1)
@@ -387,13 +396,7 @@ final class RelayReceiptTests: ScenarioTestCase {
     func testARestoredLaptopsNewEditReachesEveryoneAndASnapshotEndsTheWarning() throws {
         let f = try fleet(1, hub: .sqlite)
         let other = f.laptops[0]
-        let l = folder.appendingPathComponent("restored.db").path
-        try DatabaseOpener.open(l).executeScript(TestDatabases.ddl(TestDatabases.salesOrderSQL, for: .sqlite))
-        try CLI.ok(["init", "--db", l, "--node", "restored"])
-        try CLI.ok(["track", "--db", l, "sales_order"])
-        try CLI.ok(["trust", "--db", l, "hub", try Trust.publicKey(f.hub.db).key])
-        let key = try CLI.ok(["key", "--db", l]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        try CLI.ok(["trust", "--db", f.hub.url, "restored", key])
+        let l = try cliNode("restored", trusting: [f.hub])
         func lInsert(_ id: String) throws {
             try DatabaseOpener.open(l).execute("INSERT INTO sales_order (order_id) VALUES (?)", [.text(id)])
         }
@@ -453,15 +456,7 @@ final class RelayReceiptTests: ScenarioTestCase {
     func testAMeshNodeRestoredIsNamedByItsPeers() throws {
         let b = try TestNode("b", .sqlite, folder: folder), c = try TestNode("c", .sqlite, folder: folder)
         try trustAll([b, c])
-        let a = folder.appendingPathComponent("a.db").path
-        try DatabaseOpener.open(a).executeScript(TestDatabases.ddl(TestDatabases.salesOrderSQL, for: .sqlite))
-        try CLI.ok(["init", "--db", a, "--node", "a"])
-        try CLI.ok(["track", "--db", a, "sales_order"])
-        for n in [b, c] {
-            try CLI.ok(["trust", "--db", a, n.name, try Trust.publicKey(n.db).key])
-            let key = try CLI.ok(["key", "--db", a]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-            try CLI.ok(["trust", "--db", n.url, "a", key])
-        }
+        let a = try cliNode("a", trusting: [b, c])
         let outs = try ["a", "b", "c"].map { try TestDatabases.subfolder(folder, "out-\($0)") }
         var notices: [String] = []
         func round() throws {
@@ -519,16 +514,8 @@ final class RelayReceiptTests: ScenarioTestCase {
     /// laptops' new changes never met). What the laptops pruned after the hub confirmed it is
     /// named on their prune.
     func testAHubRestoredFromABackupIsToldByItsLaptops() throws {
-        let hub = folder.appendingPathComponent("hub.db").path
-        try DatabaseOpener.open(hub).executeScript(TestDatabases.ddl(TestDatabases.salesOrderSQL, for: .sqlite))
-        try CLI.ok(["init", "--db", hub, "--node", "hub"])
-        try CLI.ok(["track", "--db", hub, "sales_order"])
-        let hubKey = try CLI.ok(["key", "--db", hub]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let laptops = try ["l1", "l2"].map { try TestNode($0, .sqlite, folder: folder) }
-        for l in laptops {
-            try CLI.ok(["trust", "--db", l.url, "hub", hubKey])
-            try CLI.ok(["trust", "--db", hub, l.name, try Trust.publicKey(l.db).key])
-        }
+        let hub = try cliNode("hub", trusting: laptops)
         let up = try TestDatabases.subfolder(folder, "up"), down = try TestDatabases.subfolder(folder, "down")
         var said = ""
         func round() throws {

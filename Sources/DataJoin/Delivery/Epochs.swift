@@ -4,7 +4,7 @@ import Foundation
 /// hold. When a peer's receipt shows it holds more of this node's current epoch than this node
 /// has issued, the node moves to a new epoch and sends all its outbox again under it
 /// (docs/delivery.md).
-enum Epochs {
+public enum Epochs {
     @discardableResult
     static func checkRestored(_ db: Database, receipts: [Receipt], from peer: String) throws -> String? {
         let me = try NodeIdentity.reload(db)
@@ -12,11 +12,51 @@ enum Epochs {
         else { return nil }
         // Ids the lost changes may have taken are not handed out again (docs/keys.md).
         try KeyBlocks.skipLost(db, changes: r.seq - (me.nextSeq - 1))
+        try Settings.set(db, lostSetting(me.epoch), text: "\(me.nextSeq) \(r.seq) \(peer)")
         return try startNew(
             db,
             reason:
                 "\(peer) holds \(me.nodeId)#\(r.seq) of epoch \(me.epoch), but this node has issued only up to \(me.nextSeq - 1): restored from an older backup"
-        )
+        ) + "; " + lostAdvice(me: me, from: me.nextSeq, through: r.seq, holder: peer)
+    }
+
+    /// The own changes a restore lost, "<first> <last> <peer that held them>", per old epoch.
+    /// They come back only from a node that relays them to this one: a laptop's hub does, but
+    /// nothing relays a restored hub's own changes back to it (found from outside: a hub's edit
+    /// made after its backup was lost on it for good, and every command exited 0).
+    static func lostSetting(_ epoch: String) -> String { "own_lost:" + epoch }
+
+    private static func lostAdvice(me: NodeIdentity, from: Int64, through: Int64, holder: String) -> String {
+        let seqs = from == through ? "#\(from)" : "#\(from)-\(through)"
+        return
+            "this node's own changes \(seqs) of that epoch are lost here until a node that holds them relays them back: "
+            + "on \(holder) run 'datajoin export --relay --resend --peer \(me.nodeId)' and ingest what it writes here "
+            + "(docs/delivery.md, 'Restored backups and epochs')"
+    }
+
+    /// Said on every `export` and `prune` until the lost changes are held again (returned by a
+    /// relay, or raised by a snapshot's receipts).
+    public static func lostOwnWarnings(_ db: Database) throws -> [String] {
+        let me = try NodeIdentity.load(db)
+        let prefix = lostSetting("")
+        var out: [String] = []
+        for name in try db.rows("SELECT name FROM ds_setting WHERE name LIKE ? ORDER BY name", [.text(prefix + "%")])
+            .compactMap({ $0.string(0) }) where name.hasPrefix(prefix)
+        {
+            let parts = try Settings.text(db, name)?.split(separator: " ").map(String.init) ?? []
+            guard parts.count == 3, let from = Int64(parts[0]), let through = Int64(parts[1]), from <= through
+            else { continue }
+            let s = try Holdings.state(db, origin: me.nodeId, epoch: String(name.dropFirst(prefix.count)))
+            let heldAgain =
+                try s.contiguous >= through
+                || (s.maxSeq >= through && Holdings.gaps(db, s, limit: 1, within: from...through).total == 0)
+            if heldAgain { continue }
+            out.append(
+                "restored from a backup: " + lostAdvice(me: me, from: from, through: through, holder: parts[2])
+                    + "; if \(parts[2]) pruned them, re-join from a snapshot of a node that holds them (docs/snapshot.md)"
+            )
+        }
+        return out
     }
 
     /// A peer that holds ids of this node's relay stream (its current epoch) beyond any it ever

@@ -80,12 +80,10 @@ struct Export: ParsableCommand {
                 throw Exit.partial
             }
             // Every relay names the peers that lack what was pruned here, until they re-join.
-            if resend || relay {
-                for w in try (relay ? RelayStream.laggingWarnings(db) : [])
-                    + (resend ? PeerRestore.lackingPrunedWarnings(db) : [])
-                {
-                    Console.warn(w)
-                }
+            for w in try (relay ? RelayStream.laggingWarnings(db) : [])
+                + (resend ? PeerRestore.lackingPrunedWarnings(db) : []) + Epochs.lostOwnWarnings(db)
+            {
+                Console.warn(w)
             }
             if written.isEmpty {
                 if !output.quiet { print("nothing new to export") }

@@ -84,7 +84,11 @@ struct Prune: ParsableCommand {
                             + "a hub must relay them before they go (run 'datajoin export --relay' before 'prune'), "
                             + "and a node that never forwards says so with --no-relay")
                 }
-                for w in try RelayStream.laggingWarnings(db) + PeerRestore.lackingPrunedWarnings(db) { Console.warn(w) }
+                for w in try RelayStream.laggingWarnings(db) + PeerRestore.lackingPrunedWarnings(db)
+                    + Epochs.lostOwnWarnings(db)
+                {
+                    Console.warn(w)
+                }
             }
             for folder in bundleFolders {
                 let f = try BundleFolderPruner.run(db, folder: folder)

@@ -489,7 +489,11 @@ final class RelayReceiptTests: ScenarioTestCase {
         let said = notices.joined(separator: "\n")
         XCTAssertTrue(said.contains("new epoch:"), said)
         XCTAssertEqual(
-            notices.filter { $0.contains("a confirms less than it did (b up to 1, not 2)") }.count, 2,
+            notices.filter {
+                $0.contains(
+                    "a confirms less than it did (b up to 1, not 2; its own changes of its last epoch up to 2, which this node holds)"
+                )
+            }.count, 2,
             "b and c each say it once: \(said)")
         // b pruned its own b2 once everyone had it: a re-send cannot give it back, and says so,
         // as prune does (found from outside: the advised re-send wrote nothing, silently).
@@ -615,6 +619,65 @@ final class RelayReceiptTests: ScenarioTestCase {
         for l in laptops { XCTAssertEqual(try ids(l.db), try ids(DatabaseOpener.open(hub)), l.name) }
         XCTAssertEqual(said, "")
         XCTAssertEqual(try CLI.ok(["prune", "--db", hub]).stderr, "")
+    }
+
+    /// A laptop restored from a backup, whose edits after it the hub already relayed, moves to a
+    /// new epoch: its hub is told it lacks them and how to send them again, and the laptop is
+    /// told until they are back (found from outside: the hub kept its inbox rows and relay files
+    /// for the laptop for good, and nothing said why).
+    func testAHubIsToldARestoredLaptopLacksItsOwnRelayedEdits() throws {
+        let f = try fleet(1, hub: .sqlite)
+        let l = try cliNode("lap", trusting: [f.hub])
+        var said = ""
+        func round() throws {
+            try CLI.ok(["export", "--db", l, "--to", f.up.path])
+            try insert(f.laptops[0], 1)
+            try f.laptops[0].export(to: f.up)
+            said += try CLI.ok(["ingest", "--db", f.hub.url, f.up.path]).stderr
+            said += try CLI.ok(["export", "--db", f.hub.url, "--to", f.down.path, "--relay"]).stderr
+            said += try CLI.ok(["ingest", "--db", l, f.down.path]).stderr
+            try f.laptops[0].ingest([f.down.path])
+            // The relay files everyone confirmed go (a restored laptop cannot read them again);
+            // the hub's inbox keeps their rows.
+            said += try CLI.ok(["prune", "--db", f.hub.url, "--bundles", f.down.path, "--files-only"]).stderr
+        }
+        func lInsert(_ id: String) throws {
+            try DatabaseOpener.open(l).execute("INSERT INTO sales_order (order_id) VALUES (?)", [.text(id)])
+        }
+        let ids = { (db: Database) in Set(try db.rows("SELECT order_id FROM sales_order").compactMap { $0.string(0) }) }
+        try lInsert("a1")
+        for _ in 0..<2 { try round() }
+        let backup = folder.appendingPathComponent("lap-backup.db").path
+        try DatabaseOpener.open(l).execute("VACUUM INTO '\(backup)'")
+        try lInsert("a2")
+        try lInsert("a3")
+        for _ in 0..<2 { try round() }
+        XCTAssertEqual(said, "")
+        for suffix in ["", "-wal", "-shm"] { unlink(l + suffix) }
+        try FileManager.default.copyItem(atPath: backup, toPath: l)
+        // As docs/delivery.md advises, it ingests before it exports: its first bundle is of its
+        // new epoch, so the hub learns of the restore from that alone.
+        said += try CLI.ok(["ingest", "--db", l, f.down.path]).stderr
+        XCTAssertTrue(said.contains("new epoch: hub holds lap#3"), said)
+        for _ in 0..<2 { try round() }
+        XCTAssertTrue(said.contains("this node's own changes #2-3 of that epoch are lost here"), said)
+        XCTAssertTrue(
+            said.contains(
+                "lap confirms less than it did (its own changes of its last epoch up to 3, which this node holds)"),
+            said)
+        XCTAssertTrue(
+            try CLI.ok(["prune", "--db", l]).stderr.contains("restored from a backup: this node's own changes #2-3"))
+        XCTAssertFalse(try ids(DatabaseOpener.open(l)).contains("a2"))
+        // The cure the hub was told.
+        try CLI.ok(["export", "--db", f.hub.url, "--to", f.down.path, "--relay", "--resend", "--peer", "lap"])
+        said = ""
+        for _ in 0..<2 { try round() }
+        XCTAssertEqual(said, "")
+        XCTAssertEqual(try ids(DatabaseOpener.open(l)), try ids(f.hub.db))
+        XCTAssertTrue(try ids(f.hub.db).isSuperset(of: ["a1", "a2", "a3"]))
+        XCTAssertEqual(try CLI.ok(["prune", "--db", l]).stderr, "")
+        XCTAssertEqual(try CLI.ok(["prune", "--db", f.hub.url, "--bundles", f.down.path]).stderr, "")
+        XCTAssertEqual(try count(f.hub, "SELECT count(*) FROM ds_change_inbox WHERE origin = 'lap'"), 0)
     }
 
     /// A node that joins from a hub's snapshot and then reads the older relay files still in the

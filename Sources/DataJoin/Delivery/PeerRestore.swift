@@ -41,6 +41,15 @@ public enum PeerRestore {
                     lost.append("\(r.origin) up to \(r.seq), not \(before)")
                 }
             }
+            // A new epoch means it was restored: its own changes of the last one that it has not
+            // taken back come back only from a node that holds them. A relay sends those it has
+            // not relayed yet, a re-send the rest; nothing said so, and a hub kept them, and its
+            // relay files, for good (found from outside).
+            let heldOld = try Holdings.state(db, origin: h.sender, epoch: current).maxSeq
+            let itHolds = h.receipts.first { $0.origin == h.sender && $0.epoch == current }?.seq ?? 0
+            if heldOld > itHolds {
+                lost.append("its own changes of its last epoch up to \(heldOld), which this node holds")
+            }
             guard !lost.isEmpty else { return nil }
             try db.execute("DELETE FROM ds_setting WHERE name = ?", [.text(ReceiptsOnly.sentSetting)])
             return notice(h.sender, lost)

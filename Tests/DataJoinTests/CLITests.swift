@@ -246,6 +246,16 @@ final class CLITests: XCTestCase {
         var r = try CLI.run(["export", "--db", n.url, "--to", folder.appendingPathComponent("missing").path])
         XCTAssertEqual(r.status, 66)
         XCTAssertTrue(r.stderr.contains("does not exist"), r.stderr)
+        // A file where the folder should be is named as one (it was reported as missing).
+        let file = folder.appendingPathComponent("a-file")
+        try Data("x".utf8).write(to: file)
+        for command in ["export", "snapshot"] {
+            r = try CLI.run([command, "--db", n.url, "--to", file.path])
+            XCTAssertEqual(r.status, 66, command)
+            XCTAssertEqual(
+                r.stderr, "datajoin: error: export folder \(file.path) is a file, not a folder; give a folder\n",
+                command)
+        }
         let ro = folder.appendingPathComponent("ro")
         try FileManager.default.createDirectory(at: ro, withIntermediateDirectories: true)
         try FileManager.default.setAttributes([.posixPermissions: 0o555], ofItemAtPath: ro.path)

@@ -149,9 +149,13 @@ final class DropFolderTests: ScenarioTestCase {
         try insert(hub, 1...1)
         try Exporter.export(hub.db, ExportOptions(folder: down.path, relay: true))
         try a.ingest([down.path])
-        let r = try CLI.ok(["prune", "--db", a.url, "--bundles", up.path, "--files-only"])
+        // A folder named twice (once with a trailing slash) is pruned and reported once.
+        let r = try CLI.ok([
+            "prune", "--db", a.url, "--bundles", up.path, "--bundles", up.path + "/", "--files-only",
+        ])
         XCTAssertFalse(r.stdout.contains("pruned"), r.stdout)
         XCTAssertTrue(r.stdout.contains("removed 1 bundle file(s)"), r.stdout)
+        XCTAssertEqual(r.stdout.components(separatedBy: "bundle file(s)").count, 2, r.stdout)
         XCTAssertEqual(try files(up), [])
         XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_change_outbox").asInt64, 2, "outbox kept")
     }

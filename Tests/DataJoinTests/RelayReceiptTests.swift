@@ -678,6 +678,13 @@ final class RelayReceiptTests: ScenarioTestCase {
         XCTAssertEqual(try CLI.ok(["prune", "--db", l]).stderr, "")
         XCTAssertEqual(try CLI.ok(["prune", "--db", f.hub.url, "--bundles", f.down.path]).stderr, "")
         XCTAssertEqual(try count(f.hub, "SELECT count(*) FROM ds_change_inbox WHERE origin = 'lap'"), 0)
+        // Its receipts-only file of the epoch it left goes with its next prune; the current one stays.
+        let epoch8 = String(try NodeIdentity.load(DatabaseOpener.open(l)).epoch.prefix(8))
+        let receiptsFiles = { try self.files(f.up).filter { $0.hasPrefix("lap~~receipts_") } }
+        let before = try receiptsFiles()
+        XCTAssertEqual(before.count, 2, "\(before)")
+        try CLI.ok(["prune", "--db", l, "--bundles", f.up.path, "--files-only"])
+        XCTAssertEqual(try receiptsFiles(), ["lap~~receipts_000000000001-000000000001_\(epoch8).djb"])
     }
 
     /// A node that joins from a hub's snapshot and then reads the older relay files still in the

@@ -151,10 +151,7 @@ public enum Exporter {
     }
 
     static func checkFolder(_ folder: String) throws {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
-            throw DataJoinError(.noInput, "export folder \(folder) does not exist; create it first")
-        }
+        try requireFolder(folder, "export folder")
         // Probe by writing, not access(2): root passes access() on read-only mounts.
         let probe = (folder as NSString).appendingPathComponent(".datajoin-probe-\(getpid())")
         let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0o600)
@@ -411,6 +408,18 @@ public enum Exporter {
             out += try writeStream(ctx, gap, from: first ?? gap.after + 1, max: max, claimAbove: claimAbove)
         }
         return out
+    }
+
+    /// A folder that exists: one that does not is created by the operator, and a file in its
+    /// place is named as one (it was reported as missing; found from outside).
+    static func requireFolder(_ folder: String, _ what: String) throws {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir) else {
+            throw DataJoinError(.noInput, "\(what) \(folder) does not exist; create it first")
+        }
+        guard isDir.boolValue else {
+            throw DataJoinError(.noInput, "\(what) \(folder) is a file, not a folder; give a folder")
+        }
     }
 
     /// `<sender>~<what>_<first>-<last>_<epoch8>.djb`: never the name of an origin's own bundle.

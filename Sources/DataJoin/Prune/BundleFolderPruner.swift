@@ -80,8 +80,12 @@ public enum BundleFolderPruner {
         var report = FolderPruneReport(folder: folder)
         var waiting = Set<String>()
         for name in try FileManager.default.contentsOfDirectory(atPath: folder).sorted() {
-            guard let content = content(ofFileNamed: name, me: me.nodeId) else { continue }
             let path = (folder as NSString).appendingPathComponent(name)
+            if isStaleReceipts(name, path: path, key: key, me: me) {
+                try remove(path, &report)
+                continue
+            }
+            guard let content = content(ofFileNamed: name, me: me.nodeId) else { continue }
             guard let a = try? FileManager.default.attributesOfItem(atPath: path),
                 a[.type] as? FileAttributeType == .typeRegular
             else { continue }
@@ -109,18 +113,55 @@ public enum BundleFolderPruner {
                 waiting.formUnion(missing)
                 continue
             }
-            let size = (a[.size] as? NSNumber)?.int64Value ?? 0
-            guard unlink(path) == 0 else {
-                let reason = String(cString: strerror(errno))
-                throw DataJoinError(
-                    errno == EACCES || errno == EPERM ? .permission : .io,
-                    "cannot remove \(path): \(reason) (\(report.removed) file(s) removed before it)")
-            }
-            report.removed += 1
-            report.removedBytes += size
+            try remove(path, &report)
         }
         report.waitingFor = waiting.sorted()
         return report
+    }
+
+    private static func remove(_ path: String, _ report: inout FolderPruneReport) throws {
+        let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.int64Value ?? 0
+        guard unlink(path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            throw DataJoinError(
+                errno == EACCES || errno == EPERM ? .permission : .io,
+                "cannot remove \(path): \(reason) (\(report.removed) file(s) removed before it)")
+        }
+        report.removed += 1
+        report.removedBytes += size
+    }
+
+    /// This node's receipts-only file of an epoch it has left (it was restored from a backup):
+    /// the current epoch's file replaces itself, but one of an old epoch stayed for good (found
+    /// from outside). What it said is below what the node says now; signed by this node, and
+    /// holding no change, it goes.
+    static func isStaleReceipts(_ name: String, path: String, key: Curve25519.Signing.PublicKey, me: NodeIdentity)
+        -> Bool
+    {
+        let prefix = me.nodeId + "~~receipts_000000000001-000000000001_", ext = "." + BundleFormat.fileExtension
+        guard name.hasPrefix(prefix), name.hasSuffix(ext) else { return false }
+        let epoch8 = String(name.dropFirst(prefix.count).dropLast(ext.count))
+        guard !epoch8.isEmpty, !me.epoch.hasPrefix(epoch8),
+            (try? FileManager.default.attributesOfItem(atPath: path))?[.type] as? FileAttributeType == .typeRegular
+        else { return false }
+        do {
+            if EncryptedFormat.isEncrypted(path: path) {
+                let f = try EncryptedBundleFile(path: path)
+                try f.checkSeal()
+                guard f.header.sender == me.nodeId, f.header.senderEpoch.hasPrefix(epoch8) else { return false }
+                try f.verify(with: key)
+                return true
+            }
+            let seal = try BundleSeal(path: path)
+            guard seal.sender == me.nodeId else { return false }
+            try seal.verify(with: key)
+            let header = try BundleReader(
+                gzip: try GzipReader(path: path, maxOutput: BundleFormat.maxExpandedBytes), path: path
+            ).header
+            return header.kind == "changes" && header.origins.isEmpty && header.senderEpoch.hasPrefix(epoch8)
+        } catch {
+            return false
+        }
     }
 
     enum OwnFile: Equatable {

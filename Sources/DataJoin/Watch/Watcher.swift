@@ -42,12 +42,7 @@ public final class Watcher {
     @discardableResult
     public func run(stop: @escaping () -> Bool, wait: (Double) -> Void, started: () -> Void = {}) throws -> Int {
         guard options.every > 0 else { throw DataJoinError(.usage, "--every must be more than 0 seconds") }
-        for f in [options.inFolder, options.outFolder] {
-            var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: f, isDirectory: &isDir), isDir.boolValue else {
-                throw DataJoinError(.noInput, "folder \(f) does not exist; create it first")
-            }
-        }
+        for f in [options.inFolder, options.outFolder] { try Exporter.requireFolder(f, "folder") }
         _ = try NodeIdentity.load(db)
         let lock = try InstanceLock(db)
         defer { lock.release() }

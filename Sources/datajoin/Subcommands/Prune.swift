@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import DataJoin
 
@@ -66,7 +67,12 @@ struct Prune: ParsableCommand {
     func run() throws {
         try DataJoin_run {
             let seconds = try Pruner.parseDuration(keep)
-            for folder in bundleFolders { try BundleFolderPruner.checkFolder(folder) }
+            // A folder named twice is pruned once (it was pruned twice, and reported twice).
+            var seen = Set<String>()
+            let folders = bundleFolders.filter {
+                seen.insert(URL(fileURLWithPath: $0).standardizedFileURL.path).inserted
+            }
+            for folder in folders { try BundleFolderPruner.checkFolder(folder) }
             let db = try database.open()
             if !filesOnly {
                 let r = try Pruner.run(db, keepSeconds: seconds, noRelay: noRelay)
@@ -90,7 +96,7 @@ struct Prune: ParsableCommand {
                     Console.warn(w)
                 }
             }
-            for folder in bundleFolders {
+            for folder in folders {
                 let f = try BundleFolderPruner.run(db, folder: folder)
                 print(
                     "removed \(f.removed) bundle file(s) (\(f.removedBytes) bytes) from \(folder); kept \(f.kept) that some peer has not confirmed"

@@ -569,11 +569,15 @@ final class RelayReceiptTests: ScenarioTestCase {
     func testAHubRestoredFromABackupIsToldWhichOfItsOwnEditsItLost() throws {
         let laptops = try ["l1", "l2"].map { try TestNode($0, .sqlite, folder: folder) }
         let hub = try cliNode("hub", trusting: laptops)
-        let up = try TestDatabases.subfolder(folder, "up"), down = try TestDatabases.subfolder(folder, "down")
+        let ups = try laptops.map { try TestDatabases.subfolder(folder, "up-\($0.name)") }
+        let down = try TestDatabases.subfolder(folder, "down")
         var said = ""
+        func hubIngest(_ i: Int) throws {
+            try laptops[i].export(to: ups[i])
+            said += try CLI.ok(["ingest", "--db", hub, ups[i].path]).stderr
+        }
         func round() throws {
-            for l in laptops { try l.export(to: up) }
-            said += try CLI.ok(["ingest", "--db", hub, up.path]).stderr
+            for i in [1, 0] { try hubIngest(i) }
             said += try CLI.ok(["export", "--db", hub, "--to", down.path, "--relay"]).stderr
             for l in laptops { try l.ingest([down.path]) }
         }
@@ -587,31 +591,47 @@ final class RelayReceiptTests: ScenarioTestCase {
         let backup = folder.appendingPathComponent("hub-backup.db").path
         try DatabaseOpener.open(hub).execute("VACUUM INTO '\(backup)'")
         try hubInsert("h2")
+        try round()
+        // h3 reaches l1 only.
         try hubInsert("h3")
-        for _ in 0..<2 { try round() }
+        try CLI.ok(["export", "--db", hub, "--to", down.path, "--relay"])
+        try laptops[0].ingest([down.path])
         XCTAssertEqual(said, "")
         XCTAssertTrue(try ids(laptops[0].db).isSuperset(of: ["h2", "h3"]))
         for suffix in ["", "-wal", "-shm"] { unlink(hub + suffix) }
         try FileManager.default.copyItem(atPath: backup, toPath: hub)
         try hubInsert("h4")
-        try round()
+        // l2 is heard from first, and holds only h2; then l1, which holds h3 too: the range grows
+        // and names the peer that holds the most (found from outside: only the first was named).
+        try hubIngest(1)
         XCTAssertTrue(said.contains("restored from an older backup"), said)
         XCTAssertTrue(
-            said.contains(
-                "this node's own changes #2-3 of that epoch are lost here until a node that holds them relays them back: on l1 run 'datajoin export --relay --resend --peer hub'"
-            ), said)
+            said.contains("this node's own changes #2 of its epoch ")
+                && said.contains("are lost here and l2 holds them"),
+            said)
+        said = ""
+        try hubIngest(0)
+        XCTAssertTrue(
+            said.contains("#2-3 of its epoch ")
+                && said.contains(
+                    "are lost here and l1 holds them; they come back only from a node that relays them: on l1 run 'datajoin export --relay --resend --peer hub'"
+                ), said)
         // Named on every export and prune while they are lost.
-        for args in [["export", "--db", hub, "--to", down.path], ["prune", "--db", hub]] {
+        for args in [["export", "--db", hub, "--to", down.path, "--relay"], ["prune", "--db", hub]] {
             let r = try CLI.ok(args)
             XCTAssertTrue(
-                r.stderr.contains("restored from a backup: this node's own changes #2-3"), "\(args[0]): \(r.stderr)")
+                r.stderr.contains("restored from a backup: this node's own changes #2-3")
+                    && r.stderr.contains("l1 holds them"), "\(args[0]): \(r.stderr)")
         }
         XCTAssertFalse(try ids(DatabaseOpener.open(hub)).contains("h2"))
 
-        // The cure it names.
+        // The cure it names. The laptop does not become a relay by it (found from outside: it
+        // then kept its inbox for good).
         let back = try TestDatabases.subfolder(folder, "back")
         try CLI.ok(["export", "--db", laptops[0].url, "--to", back.path, "--relay", "--resend", "--peer", "hub"])
         try CLI.ok(["ingest", "--db", hub, back.path])
+        XCTAssertEqual(
+            try laptops[0].db.scalar("SELECT count(*) FROM ds_setting WHERE name = 'relay_started'"), .integer(0))
         said = ""
         for _ in 0..<2 { try round() }
         let all: Set<String> = ["h1", "h2", "h3", "h4"]
@@ -619,6 +639,65 @@ final class RelayReceiptTests: ScenarioTestCase {
         for l in laptops { XCTAssertEqual(try ids(l.db), try ids(DatabaseOpener.open(hub)), l.name) }
         XCTAssertEqual(said, "")
         XCTAssertEqual(try CLI.ok(["prune", "--db", hub]).stderr, "")
+        let pruned = try CLI.ok(["prune", "--db", laptops[0].url])
+        XCTAssertEqual(pruned.stderr, "")
+        XCTAssertEqual(try count(laptops[0], "SELECT count(*) FROM ds_change_inbox"), 0, pruned.stdout)
+    }
+
+    /// A hub restored from a backup that learns of it from its relay stream (the first laptop
+    /// heard from holds a relay file it wrote after the backup, and none of its own edits) is
+    /// told of its lost edits by the next laptop's receipts, of the epoch it has left by then
+    /// (found from outside: it was never told, and lacked its edit for good).
+    func testAHubThatLearnsOfItsRestoreFromItsRelayStreamIsToldOfItsLostEdits() throws {
+        let laptops = try ["l1", "l2"].map { try TestNode($0, .sqlite, folder: folder) }
+        let hub = try cliNode("hub", trusting: laptops)
+        let up = try TestDatabases.subfolder(folder, "up"), down = try TestDatabases.subfolder(folder, "down")
+        var said = ""
+        func round() throws {
+            for l in laptops { try l.export(to: up) }
+            said += try CLI.ok(["ingest", "--db", hub, up.path]).stderr
+            said += try CLI.ok(["export", "--db", hub, "--to", down.path, "--relay"]).stderr
+            for l in laptops { try l.ingest([down.path]) }
+        }
+        try DatabaseOpener.open(hub).execute("INSERT INTO sales_order (order_id) VALUES ('h1')")
+        for l in laptops { try insert(l, 1) }
+        for _ in 0..<2 { try round() }
+        let backup = folder.appendingPathComponent("hub-backup.db").path
+        try DatabaseOpener.open(hub).execute("VACUUM INTO '\(backup)'")
+        // After the backup: l2's change relayed to l1 (no edit of the hub's), then the hub's h2,
+        // which only l2 reads.
+        try insert(laptops[1], 1)
+        try laptops[1].export(to: up)
+        try CLI.ok(["ingest", "--db", hub, up.path])
+        try CLI.ok(["export", "--db", hub, "--to", down.path, "--relay"])
+        try laptops[0].ingest([down.path])
+        try DatabaseOpener.open(hub).execute("INSERT INTO sales_order (order_id) VALUES ('h2')")
+        try CLI.ok(["export", "--db", hub, "--to", down.path, "--relay"])
+        try laptops[1].ingest([down.path])
+        for suffix in ["", "-wal", "-shm"] { unlink(hub + suffix) }
+        try FileManager.default.copyItem(atPath: backup, toPath: hub)
+        let l1Out = try TestDatabases.subfolder(folder, "l1-out")
+        try laptops[0].export(to: l1Out)
+        said += try CLI.ok(["ingest", "--db", hub, l1Out.path]).stderr
+        XCTAssertTrue(said.contains("of this node's relay stream of epoch"), said)
+        XCTAssertFalse(said.contains("own changes"), said)
+        said = ""
+        let l2Out = try TestDatabases.subfolder(folder, "l2-out")
+        try laptops[1].export(to: l2Out)
+        said += try CLI.ok(["ingest", "--db", hub, l2Out.path]).stderr
+        XCTAssertTrue(said.contains("this node's own changes #2 of its epoch "), said)
+        XCTAssertTrue(said.contains("on l2 run 'datajoin export --relay --resend --peer hub'"), said)
+        // The cure brings h2 back, and everyone converges.
+        let back = try TestDatabases.subfolder(folder, "back")
+        try CLI.ok(["export", "--db", laptops[1].url, "--to", back.path, "--relay", "--resend", "--peer", "hub"])
+        try CLI.ok(["ingest", "--db", hub, back.path])
+        said = ""
+        for _ in 0..<2 { try round() }
+        let hubRows = Set(
+            try DatabaseOpener.open(hub).rows("SELECT order_id FROM sales_order").compactMap { $0.string(0) })
+        XCTAssertTrue(hubRows.contains("h2"), "\(hubRows)")
+        for l in laptops { XCTAssertEqual(Set(try l.rows().map { $0[0] }), hubRows, l.name) }
+        XCTAssertEqual(said, "")
     }
 
     /// A laptop restored from a backup, whose edits after it the hub already relayed, moves to a
@@ -660,11 +739,12 @@ final class RelayReceiptTests: ScenarioTestCase {
         said += try CLI.ok(["ingest", "--db", l, f.down.path]).stderr
         XCTAssertTrue(said.contains("new epoch: hub holds lap#3"), said)
         for _ in 0..<2 { try round() }
-        XCTAssertTrue(said.contains("this node's own changes #2-3 of that epoch are lost here"), said)
+        XCTAssertTrue(said.contains("this node's own changes #2-3 of its epoch "), said)
+        XCTAssertTrue(said.contains("are lost here and hub holds them"), said)
         XCTAssertTrue(
             said.contains(
-                "lap confirms less than it did (its own changes of its last epoch up to 3, which this node holds)"),
-            said)
+                "lap confirms less than it did (its own changes of its last epoch up to 3, which this node holds): its database was restored from a backup. Send it again what it lost with 'datajoin export --relay --resend --peer lap'"
+            ), said)
         XCTAssertTrue(
             try CLI.ok(["prune", "--db", l]).stderr.contains("restored from a backup: this node's own changes #2-3"))
         XCTAssertFalse(try ids(DatabaseOpener.open(l)).contains("a2"))

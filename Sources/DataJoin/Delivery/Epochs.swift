@@ -12,24 +12,55 @@ public enum Epochs {
         else { return nil }
         // Ids the lost changes may have taken are not handed out again (docs/keys.md).
         try KeyBlocks.skipLost(db, changes: r.seq - (me.nextSeq - 1))
-        try Settings.set(db, lostSetting(me.epoch), text: "\(me.nextSeq) \(r.seq) \(peer)")
         return try startNew(
             db,
             reason:
                 "\(peer) holds \(me.nodeId)#\(r.seq) of epoch \(me.epoch), but this node has issued only up to \(me.nextSeq - 1): restored from an older backup"
-        ) + "; " + lostAdvice(me: me, from: me.nextSeq, through: r.seq, holder: peer)
+        )
     }
 
-    /// The own changes a restore lost, "<first> <last> <peer that held them>", per old epoch.
-    /// They come back only from a node that relays them to this one: a laptop's hub does, but
-    /// nothing relays a restored hub's own changes back to it (found from outside: a hub's edit
-    /// made after its backup was lost on it for good, and every command exited 0).
+    /// The own changes a restore lost, "<first> <last> <peer that holds the most>", per epoch
+    /// left. They come back only from a node that relays them to this one: a laptop's hub does,
+    /// but nothing relays a restored hub's own changes back to it (found from outside: a hub's
+    /// edit made after its backup was lost on it for good, and every command exited 0).
     static func lostSetting(_ epoch: String) -> String { "own_lost:" + epoch }
 
-    private static func lostAdvice(me: NodeIdentity, from: Int64, through: Int64, holder: String) -> String {
+    /// The last seq this node had issued when it left an epoch (`startNew`): a peer that holds
+    /// more of that epoch holds changes the restore lost here.
+    static func issuedSetting(_ epoch: String) -> String { "own_issued:" + epoch }
+
+    /// Every bundle's receipts, after the restore checks: a peer holding more of an epoch this
+    /// node left than it had issued holds own changes lost here. Any peer may be the one that
+    /// tells, and the range grows with the peer that holds the most (found from outside: the
+    /// first laptop heard from held fewer, and a hub that learned of its restore from its relay
+    /// stream was never told of its own edits at all). A notice when the range is new or grew.
+    static func noteLostOwn(_ db: Database, receipts: [Receipt], from peer: String) throws -> String? {
+        let me = try NodeIdentity.reload(db)
+        var notices: [String] = []
+        for r in receipts where r.origin == me.nodeId && r.epoch != me.epoch {
+            guard let issued = try Settings.int(db, issuedSetting(r.epoch)), r.seq > issued else { continue }
+            let known = try lost(db, epoch: r.epoch)
+            guard r.seq > (known?.through ?? 0) else { continue }
+            try Settings.set(db, lostSetting(r.epoch), text: "\(issued + 1) \(r.seq) \(peer)")
+            notices.append(lostAdvice(me: me, epoch: r.epoch, from: issued + 1, through: r.seq, holder: peer))
+        }
+        return notices.isEmpty ? nil : notices.joined(separator: "; ")
+    }
+
+    private static func lost(_ db: Database, epoch: String) throws -> (from: Int64, through: Int64, holder: String)? {
+        let parts = try Settings.text(db, lostSetting(epoch))?.split(separator: " ").map(String.init) ?? []
+        guard parts.count == 3, let from = Int64(parts[0]), let through = Int64(parts[1]), from <= through else {
+            return nil
+        }
+        return (from, through, parts[2])
+    }
+
+    private static func lostAdvice(me: NodeIdentity, epoch: String, from: Int64, through: Int64, holder: String)
+        -> String
+    {
         let seqs = from == through ? "#\(from)" : "#\(from)-\(through)"
         return
-            "this node's own changes \(seqs) of that epoch are lost here until a node that holds them relays them back: "
+            "this node's own changes \(seqs) of its epoch \(epoch.prefix(8)) are lost here and \(holder) holds them; they come back only from a node that relays them: "
             + "on \(holder) run 'datajoin export --relay --resend --peer \(me.nodeId)' and ingest what it writes here "
             + "(docs/delivery.md, 'Restored backups and epochs')"
     }
@@ -43,17 +74,17 @@ public enum Epochs {
         for name in try db.rows("SELECT name FROM ds_setting WHERE name LIKE ? ORDER BY name", [.text(prefix + "%")])
             .compactMap({ $0.string(0) }) where name.hasPrefix(prefix)
         {
-            let parts = try Settings.text(db, name)?.split(separator: " ").map(String.init) ?? []
-            guard parts.count == 3, let from = Int64(parts[0]), let through = Int64(parts[1]), from <= through
-            else { continue }
-            let s = try Holdings.state(db, origin: me.nodeId, epoch: String(name.dropFirst(prefix.count)))
+            let epoch = String(name.dropFirst(prefix.count))
+            guard let (from, through, holder) = try lost(db, epoch: epoch) else { continue }
+            let s = try Holdings.state(db, origin: me.nodeId, epoch: epoch)
             let heldAgain =
                 try s.contiguous >= through
                 || (s.maxSeq >= through && Holdings.gaps(db, s, limit: 1, within: from...through).total == 0)
             if heldAgain { continue }
             out.append(
-                "restored from a backup: " + lostAdvice(me: me, from: from, through: through, holder: parts[2])
-                    + "; if \(parts[2]) pruned them, re-join from a snapshot of a node that holds them (docs/snapshot.md)"
+                "restored from a backup: "
+                    + lostAdvice(me: me, epoch: epoch, from: from, through: through, holder: holder)
+                    + "; if \(holder) pruned them, re-join from a snapshot of a node that holds them (docs/snapshot.md)"
             )
         }
         return out
@@ -85,6 +116,8 @@ public enum Epochs {
     /// Starts a new epoch, inside the caller's transaction; everything in the outbox is
     /// exported again under it, and nothing of relay streams counts as held.
     static func startNew(_ db: Database, reason: String) throws -> String {
+        let me = try NodeIdentity.reload(db)
+        try Settings.set(db, issuedSetting(me.epoch), me.nextSeq - 1)
         let epoch = NodeIdentity.newEpoch()
         try db.execute("UPDATE ds_node SET epoch = ?", [.text(epoch)])
         try ProgramPointer.set(db, Program.export, 0, status: "new epoch \(epoch)")

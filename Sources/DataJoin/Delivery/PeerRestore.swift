@@ -52,7 +52,7 @@ public enum PeerRestore {
             }
             guard !lost.isEmpty else { return nil }
             try db.execute("DELETE FROM ds_setting WHERE name = ?", [.text(ReceiptsOnly.sentSetting)])
-            return notice(h.sender, lost)
+            return notice(h.sender, lost, relay: heldOld > itHolds)
         }
         for r in h.receipts {
             if r.origin == h.sender && r.epoch == h.senderEpoch {
@@ -86,9 +86,15 @@ public enum PeerRestore {
         return notice(h.sender, lost)
     }
 
-    static func notice(_ peer: String, _ lost: [String]) -> String {
+    /// `relay`: it lost changes of its own, which only a relay of this node's inbox sends back
+    /// (a laptop told to re-send to its restored hub sent its own changes only; found from
+    /// outside).
+    static func notice(_ peer: String, _ lost: [String], relay: Bool = false) -> String {
         "\(peer) confirms less than it did (\(lost.prefix(3).joined(separator: "; "))): its database was restored from a backup. "
-            + "Send it again what it lost with 'datajoin export --resend --peer \(peer)' (with --relay on a hub); if 'prune' names it, re-join it from a snapshot"
+            + (relay
+                ? "Send it again what it lost with 'datajoin export --relay --resend --peer \(peer)'"
+                : "Send it again what it lost with 'datajoin export --resend --peer \(peer)' (with --relay on a hub)")
+            + "; if 'prune' names it, re-join it from a snapshot"
     }
 
     /// Part of what the peer held before (`known`) that its spans now leave out; above the

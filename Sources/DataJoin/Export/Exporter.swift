@@ -114,7 +114,9 @@ public enum Exporter {
             // From now on this node is a relay, whether or not this run finds anything to send:
             // prune keeps what it has not relayed (an `ingest; prune; export --relay` night
             // that found nothing never became one, and pruned every night's changes unsent).
-            try RelayStream.startRelaying(db)
+            // A re-send is a repair, not a role: a laptop or mesh node told to re-send its inbox
+            // to a restored peer became a relay, and kept its inbox for good (found from outside).
+            if !options.resend { try RelayStream.startRelaying(db) }
             written +=
                 options.resend
                 ? try resendRelayed(ctx, peer: options.peer, max: options.maxChanges)

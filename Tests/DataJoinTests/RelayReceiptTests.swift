@@ -559,7 +559,26 @@ final class RelayReceiptTests: ScenarioTestCase {
         for l in laptops {
             let pruned = try CLI.ok(["prune", "--db", l.url])
             XCTAssertTrue(pruned.stderr.contains("hub lacks this node's changes"), pruned.stderr)
+            XCTAssertTrue(
+                pruned.stderr.contains(
+                    "hub relays: once it has ingested that snapshot, re-join each of its other peers from a new snapshot of hub"
+                ), pruned.stderr)
         }
+        // The cure, as said: the hub takes a snapshot of l1, which holds everything; l2 re-joins
+        // from a new snapshot of the hub (a hub does not relay what a snapshot brought it, and
+        // l2 lacked l1's changes for good when it did not; found from outside).
+        let s1 = try TestDatabases.subfolder(folder, "snap-l1"), s2 = try TestDatabases.subfolder(folder, "snap-hub")
+        try CLI.ok(["snapshot", "--db", laptops[0].url, "--to", s1.path])
+        try CLI.ok(["ingest", "--db", hub, s1.path])
+        try CLI.ok(["snapshot", "--db", hub, "--to", s2.path])
+        try CLI.ok(["ingest", "--db", laptops[1].url, s2.path])
+        said = ""
+        for l in laptops { try insert(l, 1) }
+        for _ in 0..<3 { try round() }
+        let hubIds = Set(
+            try DatabaseOpener.open(hub).rows("SELECT order_id FROM sales_order").compactMap { $0.string(0) })
+        for l in laptops { XCTAssertEqual(try ids(l), hubIds, l.name) }
+        for l in laptops { XCTAssertFalse(try CLI.ok(["prune", "--db", l.url]).stderr.contains("lacks"), l.name) }
     }
 
     /// A hub restored from a backup lost its own edits made after it, which only the laptops hold;

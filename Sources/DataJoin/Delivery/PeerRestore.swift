@@ -123,10 +123,17 @@ public enum PeerRestore {
         for p in try Receipts.peers(db, me: me) where try Receipts.currentEpoch(db, peer: p) != nil {
             let c = try Receipts.confirmed(db, peer: p, origin: me.nodeId, epoch: me.epoch)
             guard c < through else { continue }
+            // A hub does not relay what a snapshot brings it: its other peers lacked the
+            // snapshot node's later changes for good (found from outside).
+            let relays =
+                try db.scalar("SELECT count(*) FROM ds_relay_held WHERE relayer = ?", [.text(p)]).asInt64 ?? 0 > 0
             out.append(
                 "\(p) lacks this node's changes \(c + 1)-\(through), pruned here once every peer had confirmed them "
                     + "(it was restored from a backup since): a re-send cannot give them back; "
-                    + "re-join it from a snapshot of a node that holds them (docs/snapshot.md)")
+                    + "re-join it from a snapshot of a node that holds them (docs/snapshot.md)"
+                    + (relays
+                        ? "; \(p) relays: once it has ingested that snapshot, re-join each of its other peers from a new snapshot of \(p)"
+                        : ""))
         }
         return out
     }

@@ -40,7 +40,10 @@ public enum Epochs {
         for r in receipts where r.origin == me.nodeId && r.epoch != me.epoch {
             guard let issued = try Settings.int(db, issuedSetting(r.epoch)), r.seq > issued else { continue }
             let known = try lost(db, epoch: r.epoch)
-            guard r.seq > (known?.through ?? 0) else { continue }
+            // Held again already (a snapshot raised the marks): nothing is lost.
+            guard r.seq > (known?.through ?? 0),
+                try Holdings.state(db, origin: me.nodeId, epoch: r.epoch).contiguous < r.seq
+            else { continue }
             try Settings.set(db, lostSetting(r.epoch), text: "\(issued + 1) \(r.seq) \(peer)")
             notices.append(lostAdvice(me: me, epoch: r.epoch, from: issued + 1, through: r.seq, holder: peer))
         }
@@ -62,7 +65,7 @@ public enum Epochs {
         return
             "this node's own changes \(seqs) of its epoch \(epoch.prefix(8)) are lost here and \(holder) holds them; they come back only from a node that relays them: "
             + "on \(holder) run 'datajoin export --relay --resend --peer \(me.nodeId)' and ingest what it writes here "
-            + "(docs/delivery.md, 'Restored backups and epochs')"
+            + "(docs/delivery.md, 'Restored backups and epochs'); if \(holder) pruned them, re-join from a snapshot of a node that holds them (docs/snapshot.md)"
     }
 
     /// Said on every `export` and `prune` until the lost changes are held again (returned by a
@@ -83,9 +86,7 @@ public enum Epochs {
             if heldAgain { continue }
             out.append(
                 "restored from a backup: "
-                    + lostAdvice(me: me, epoch: epoch, from: from, through: through, holder: holder)
-                    + "; if \(holder) pruned them, re-join from a snapshot of a node that holds them (docs/snapshot.md)"
-            )
+                    + lostAdvice(me: me, epoch: epoch, from: from, through: through, holder: holder))
         }
         return out
     }

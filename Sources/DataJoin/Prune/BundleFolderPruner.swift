@@ -81,9 +81,15 @@ public enum BundleFolderPruner {
         var waiting = Set<String>()
         for name in try FileManager.default.contentsOfDirectory(atPath: folder).sorted() {
             let path = (folder as NSString).appendingPathComponent(name)
-            if isStaleReceipts(name, path: path, key: key, me: me) {
+            switch staleReceipts(name, path: path, key: key, me: me) {
+            case true?:
                 try remove(path, &report)
                 continue
+            case false?:
+                // Named as this node's, not proven so: counted, never removed (found from outside).
+                report.notOurs += 1
+                continue
+            case nil: break
             }
             guard let content = content(ofFileNamed: name, me: me.nodeId) else { continue }
             guard let a = try? FileManager.default.attributesOfItem(atPath: path),
@@ -134,16 +140,17 @@ public enum BundleFolderPruner {
     /// This node's receipts-only file of an epoch it has left (it was restored from a backup):
     /// the current epoch's file replaces itself, but one of an old epoch stayed for good (found
     /// from outside). What it said is below what the node says now; signed by this node, and
-    /// holding no change, it goes.
-    static func isStaleReceipts(_ name: String, path: String, key: Curve25519.Signing.PublicKey, me: NodeIdentity)
-        -> Bool
+    /// holding no change, it goes (true). False: named so, not proven this node's. Nil: another
+    /// name, the current epoch's, or not a file.
+    static func staleReceipts(_ name: String, path: String, key: Curve25519.Signing.PublicKey, me: NodeIdentity)
+        -> Bool?
     {
         let prefix = me.nodeId + "~~receipts_000000000001-000000000001_", ext = "." + BundleFormat.fileExtension
-        guard name.hasPrefix(prefix), name.hasSuffix(ext) else { return false }
+        guard name.hasPrefix(prefix), name.hasSuffix(ext) else { return nil }
         let epoch8 = String(name.dropFirst(prefix.count).dropLast(ext.count))
         guard !epoch8.isEmpty, !me.epoch.hasPrefix(epoch8),
             (try? FileManager.default.attributesOfItem(atPath: path))?[.type] as? FileAttributeType == .typeRegular
-        else { return false }
+        else { return nil }
         do {
             if EncryptedFormat.isEncrypted(path: path) {
                 let f = try EncryptedBundleFile(path: path)

@@ -45,7 +45,7 @@ public enum Epochs {
                 try Holdings.state(db, origin: me.nodeId, epoch: r.epoch).contiguous < r.seq
             else { continue }
             try Settings.set(db, lostSetting(r.epoch), text: "\(issued + 1) \(r.seq) \(peer)")
-            notices.append(lostAdvice(me: me, epoch: r.epoch, from: issued + 1, through: r.seq, holder: peer))
+            notices.append(try lostAdvice(db, me: me, epoch: r.epoch, from: issued + 1, through: r.seq, holder: peer))
         }
         return notices.isEmpty ? nil : notices.joined(separator: "; ")
     }
@@ -58,14 +58,21 @@ public enum Epochs {
         return (from, through, parts[2])
     }
 
-    private static func lostAdvice(me: NodeIdentity, epoch: String, from: Int64, through: Int64, holder: String)
-        -> String
-    {
+    private static func lostAdvice(
+        _ db: Database, me: NodeIdentity, epoch: String, from: Int64, through: Int64, holder: String
+    ) throws -> String {
         let seqs = from == through ? "#\(from)" : "#\(from)-\(through)"
+        // A hub does not relay what a snapshot brings it: its other peers lacked the snapshot
+        // node's later changes for good (found from outside).
+        let relays =
+            try Settings.int(db, RelayStream.startedSetting) != nil || ProgramPointer.get(db, Program.relay) > 0
         return
             "this node's own changes \(seqs) of its epoch \(epoch.prefix(8)) are lost here and \(holder) holds them; they come back only from a node that relays them: "
             + "on \(holder) run 'datajoin export --relay --resend --peer \(me.nodeId)' and ingest what it writes here "
             + "(docs/delivery.md, 'Restored backups and epochs'); if \(holder) pruned them, re-join from a snapshot of a node that holds them (docs/snapshot.md)"
+            + (relays
+                ? ", then, since this node relays, re-join each of its other peers from a new snapshot of this node"
+                : "")
     }
 
     /// Said on every `export` and `prune` until the lost changes are held again (returned by a
@@ -86,7 +93,7 @@ public enum Epochs {
             if heldAgain { continue }
             out.append(
                 "restored from a backup: "
-                    + lostAdvice(me: me, epoch: epoch, from: from, through: through, holder: holder))
+                    + (try lostAdvice(db, me: me, epoch: epoch, from: from, through: through, holder: holder)))
         }
         return out
     }

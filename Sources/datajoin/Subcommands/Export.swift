@@ -86,7 +86,14 @@ struct Export: ParsableCommand {
                 Console.warn(w)
             }
             if written.isEmpty {
-                if !output.quiet { print("nothing new to export") }
+                if !output.quiet {
+                    // A re-send that finds nothing may be asked for what was pruned here (found
+                    // from outside: it said "nothing new to export", and the peer waited).
+                    print(
+                        resend
+                            ? "nothing to re-send\(peer.map { " to \($0)" } ?? ""): this node holds nothing it lacks; what was pruned here is not re-sent (if it still lacks changes, re-join it from a snapshot of a node that holds them, docs/snapshot.md)"
+                            : "nothing new to export")
+                }
                 return
             }
             if written.allSatisfy(\.receiptsOnly) {

@@ -92,6 +92,15 @@ final class RelayReceiptTests: ScenarioTestCase {
         return said + (try CLI.ok(["prune", "--db", f.hub.url, "--bundles", f.down.path, "--files-only"]).stderr)
     }
 
+    /// Each laptop inserts `count` rows and exports them; the hub ingests them all.
+    func hubTakesIn(_ f: Fleet, eachInserting count: Int) throws {
+        for l in f.laptops {
+            try insert(l, count)
+            try l.export(to: f.up)
+        }
+        try f.hub.ingest([f.up.path])
+    }
+
     func insert(_ n: TestNode, _ count: Int) throws {
         for _ in 0..<count {
             serial += 1
@@ -113,11 +122,7 @@ final class RelayReceiptTests: ScenarioTestCase {
     @discardableResult
     func cycle(_ f: Fleet, deliver: (TestNode, [String]) throws -> [String] = { $1 }) throws -> [String] {
         try insert(f.hub, 1)
-        for l in f.laptops {
-            try insert(l, 3)
-            try l.export(to: f.up)
-        }
-        try f.hub.ingest([f.up.path])
+        try hubTakesIn(f, eachInserting: 3)
         let relayed = try relay(f)
         for l in f.laptops {
             let given = try deliver(l, relayed)
@@ -140,11 +145,7 @@ final class RelayReceiptTests: ScenarioTestCase {
 
     /// Every laptop writes one row and exports, so its receipts reach the hub.
     func confirm(_ f: Fleet) throws {
-        for l in f.laptops {
-            try insert(l, 1)
-            try l.export(to: f.up)
-        }
-        try f.hub.ingest([f.up.path])
+        try hubTakesIn(f, eachInserting: 1)
     }
 
     func testReceiptsGrowWithPeersNotPeersSquared() throws {
@@ -253,11 +254,7 @@ final class RelayReceiptTests: ScenarioTestCase {
             folder = try TestDatabases.tempFolder("prune-first-\(n)")
             let f = try fleet(n, hub: .sqlite)
             for night in 1...3 {
-                for l in f.laptops {
-                    try insert(l, 2)
-                    try l.export(to: f.up)
-                }
-                try f.hub.ingest([f.up.path])
+                try hubTakesIn(f, eachInserting: 2)
                 let pruned = try CLI.ok(["prune", "--db", f.hub.url, "--bundles", f.down.path])
                 let kept = pruned.stderr.contains("has not run 'export --relay' yet")
                 XCTAssertEqual(kept, n >= 2 && night == 1, "\(n) laptops, night \(night): \(pruned.stderr)")
@@ -279,11 +276,7 @@ final class RelayReceiptTests: ScenarioTestCase {
     /// They are kept while the remaining peer may need them; the remaining peer's own go.
     func testARevokedPeersChangesAreKeptForRelay() throws {
         var f = try fleet(2, hub: .sqlite)
-        for l in f.laptops {
-            try insert(l, 2)
-            try l.export(to: f.up)
-        }
-        try f.hub.ingest([f.up.path])
+        try hubTakesIn(f, eachInserting: 2)
         let first = try CLI.ok(["prune", "--db", f.hub.url])
         XCTAssertTrue(first.stderr.contains("kept 4 applied inbox row(s)"), first.stderr)
         let retired = f.laptops.removeLast()
@@ -998,11 +991,7 @@ final class RelayReceiptTests: ScenarioTestCase {
         let f = try fleet(2, hub: .sqlite)
         let first = try CLI.ok(["export", "--db", f.hub.url, "--to", f.down.path, "--relay"])
         XCTAssertTrue(first.stdout.contains("nothing new to export"), first.stdout)
-        for l in f.laptops {
-            try insert(l, 3)
-            try l.export(to: f.up)
-        }
-        try f.hub.ingest([f.up.path])
+        try hubTakesIn(f, eachInserting: 3)
         let pruned = try CLI.ok(["prune", "--db", f.hub.url, "--no-relay"])
         XCTAssertFalse(pruned.stderr.contains("kept"), pruned.stderr)
         XCTAssertEqual(try count(f.hub, "SELECT count(*) FROM ds_change_inbox"), 6, "not relayed yet")
@@ -1047,11 +1036,7 @@ final class RelayReceiptTests: ScenarioTestCase {
     /// node with several peers that never relays; without it they are kept, with the reason.
     func testANodeThatNeverRelaysPrunesWithNoRelay() throws {
         let f = try fleet(2, hub: .sqlite)
-        for l in f.laptops {
-            try insert(l, 3)
-            try l.export(to: f.up)
-        }
-        try f.hub.ingest([f.up.path])
+        try hubTakesIn(f, eachInserting: 3)
         let kept = try CLI.ok(["prune", "--db", f.hub.url])
         XCTAssertTrue(kept.stderr.contains("kept 6 applied inbox row(s)"), kept.stderr)
         XCTAssertEqual(try count(f.hub, "SELECT count(*) FROM ds_change_inbox"), 6)
@@ -1067,11 +1052,7 @@ final class RelayReceiptTests: ScenarioTestCase {
     /// snapshot ends it (found in review: the first relay said nothing, and claimed them held).
     func testAHubThatPrunedWithNoRelayAndThenRelaysNamesThePeersThatLackedIt() throws {
         var f = try fleet(2, hub: .sqlite)
-        for l in f.laptops {
-            try insert(l, 3)
-            try l.export(to: f.up)
-        }
-        try f.hub.ingest([f.up.path])
+        try hubTakesIn(f, eachInserting: 3)
         let quiet = try CLI.ok(["prune", "--db", f.hub.url, "--no-relay"])
         XCTAssertTrue(quiet.stdout.contains("6 inbox row(s)"), quiet.stdout)
         XCTAssertEqual(quiet.stderr, "", "a node that never forwards is told nothing")

@@ -23,6 +23,18 @@ enum Settings {
         try set(db, name, text: String(value))
     }
 
+    /// Sets a whole-number setting to `value` unless it already holds as much: a mark that only
+    /// rises (what was pruned, a peer's floor).
+    static func raise(_ db: Database, _ name: String, to value: Int64) throws {
+        if try (int(db, name) ?? Int64.min) < value { try set(db, name, value) }
+    }
+
+    /// The names of the settings that start with `prefix` (one per peer or epoch), in order.
+    static func names(_ db: Database, prefix: String) throws -> [String] {
+        try db.rows("SELECT name FROM ds_setting WHERE name LIKE ? ORDER BY name", [.text(prefix + "%")])
+            .compactMap { $0.string(0) }.filter { $0.hasPrefix(prefix) }
+    }
+
     static func text(_ db: Database, _ name: String) throws -> String? {
         try db.scalar("SELECT value FROM ds_setting WHERE name = ?", [.text(name)]).asString
     }

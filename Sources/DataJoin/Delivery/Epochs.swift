@@ -34,8 +34,9 @@ public enum Epochs {
     /// tells, and the range grows with the peer that holds the most (found from outside: the
     /// first laptop heard from held fewer, and a hub that learned of its restore from its relay
     /// stream was never told of its own edits at all). A notice when the range is new or grew.
-    static func noteLostOwn(_ db: Database, receipts: [Receipt], from peer: String) throws -> String? {
-        let me = try NodeIdentity.reload(db)
+    static func noteLostOwn(_ db: Database, me: NodeIdentity, receipts: [Receipt], from peer: String) throws
+        -> String?
+    {
         var notices: [String] = []
         for r in receipts where r.origin == me.nodeId && r.epoch != me.epoch {
             guard let issued = try Settings.int(db, issuedSetting(r.epoch)), r.seq > issued else { continue }
@@ -64,8 +65,7 @@ public enum Epochs {
         let seqs = from == through ? "#\(from)" : "#\(from)-\(through)"
         // A hub does not relay what a snapshot brings it: its other peers lacked the snapshot
         // node's later changes for good (found from outside).
-        let relays =
-            try Settings.int(db, RelayStream.startedSetting) != nil || ProgramPointer.get(db, Program.relay) > 0
+        let relays = try RelayStream.isRelaying(db)
         return
             "this node's own changes \(seqs) of its epoch \(epoch.prefix(8)) are lost here and \(holder) holds them; they come back only from a node that relays them: "
             + "on \(holder) run 'datajoin export --relay --resend --peer \(me.nodeId)' and ingest what it writes here "
@@ -81,9 +81,7 @@ public enum Epochs {
         let me = try NodeIdentity.load(db)
         let prefix = lostSetting("")
         var out: [String] = []
-        for name in try db.rows("SELECT name FROM ds_setting WHERE name LIKE ? ORDER BY name", [.text(prefix + "%")])
-            .compactMap({ $0.string(0) }) where name.hasPrefix(prefix)
-        {
+        for name in try Settings.names(db, prefix: prefix) {
             let epoch = String(name.dropFirst(prefix.count))
             guard let (from, through, holder) = try lost(db, epoch: epoch) else { continue }
             let s = try Holdings.state(db, origin: me.nodeId, epoch: epoch)

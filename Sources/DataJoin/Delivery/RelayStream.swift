@@ -112,6 +112,11 @@ public enum RelayStream {
     /// Set by the first `export --relay`: from then on this node relays its inbox.
     static let startedSetting = "relay_started"
 
+    /// This node relays: it ran `export --relay` (a relay that found nothing counts).
+    static func isRelaying(_ db: Database) throws -> Bool {
+        try Settings.int(db, startedSetting) != nil || ProgramPointer.get(db, Program.relay) > 0
+    }
+
     /// Every inbox id this node ever pruned is at or below it (set by `prune` on a relaying node).
     static let prunedThroughSetting = "relay_pruned_through"
     static func floorSetting(_ peer: String) -> String { "relay_floor:" + peer }
@@ -129,9 +134,7 @@ public enum RelayStream {
     static func unrelayedSetting(_ peer: String) -> String { "no_relay_pruned:" + peer }
 
     static func noteUnrelayedPrune(_ db: Database, peers: Set<String>, through: Int64) throws {
-        for p in peers where try (Settings.int(db, unrelayedSetting(p)) ?? 0) < through {
-            try Settings.set(db, unrelayedSetting(p), through)
-        }
+        for p in peers { try Settings.raise(db, unrelayedSetting(p), to: through) }
     }
 
     /// The first `export --relay`. After a `prune --no-relay` the relay stream starts without
@@ -143,15 +146,10 @@ public enum RelayStream {
         try db.retryingWrite { _ in
             try Settings.set(db, startedSetting, 1)
             let prefix = unrelayedSetting("")
-            for name in try db.rows("SELECT name FROM ds_setting WHERE name LIKE ?", [.text(prefix + "%")])
-                .compactMap({ $0.string(0) }) where name.hasPrefix(prefix)
-            {
+            for name in try Settings.names(db, prefix: prefix) {
                 let through = try Settings.int(db, name) ?? 0
-                let peer = floorSetting(String(name.dropFirst(prefix.count)))
-                if try (Settings.int(db, peer) ?? 0) < through { try Settings.set(db, peer, through) }
-                if try (Settings.int(db, prunedThroughSetting) ?? 0) < through {
-                    try Settings.set(db, prunedThroughSetting, through)
-                }
+                try Settings.raise(db, floorSetting(String(name.dropFirst(prefix.count))), to: through)
+                try Settings.raise(db, prunedThroughSetting, to: through)
                 try db.execute("DELETE FROM ds_setting WHERE name = ?", [.text(name)])
             }
         }

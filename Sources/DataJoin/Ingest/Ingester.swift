@@ -342,13 +342,14 @@ public enum Ingester {
                 {
                     notice = "new epoch: \(reason); all of this node's changes will be exported again"
                 }
+                let me = try NodeIdentity.reload(db)
                 // A snapshot's receipts raise this node's marks with its rows: nothing stays lost.
                 if file.header.kind == "changes",
-                    let lost = try Epochs.noteLostOwn(db, receipts: file.header.receipts, from: file.header.sender)
+                    let lost = try Epochs.noteLostOwn(
+                        db, me: me, receipts: file.header.receipts, from: file.header.sender)
                 {
                     notice = notice.map { $0 + "; " + lost } ?? lost
                 }
-                let me = try NodeIdentity.reload(db)
                 if let restored = try PeerRestore.check(db, file.header, me: me) {
                     notice = notice.map { $0 + "; " + restored } ?? restored
                 }

@@ -151,24 +151,37 @@ public enum BundleFolderPruner {
         guard !epoch8.isEmpty, !me.epoch.hasPrefix(epoch8),
             (try? FileManager.default.attributesOfItem(atPath: path))?[.type] as? FileAttributeType == .typeRegular
         else { return nil }
-        do {
-            if EncryptedFormat.isEncrypted(path: path) {
-                let f = try EncryptedBundleFile(path: path)
-                try f.checkSeal()
-                guard f.header.sender == me.nodeId, f.header.senderEpoch.hasPrefix(epoch8) else { return false }
-                try f.verify(with: key)
-                return true
-            }
-            let seal = try BundleSeal(path: path)
-            guard seal.sender == me.nodeId else { return false }
-            try seal.verify(with: key)
-            let header = try BundleReader(
-                gzip: try GzipReader(path: path, maxOutput: BundleFormat.maxExpandedBytes), path: path
-            ).header
+        switch try? signedHere(path, key: key, me: me) {
+        // Unreadable, forged, or another node's: named so, not proven this node's.
+        case .sealed(let senderEpoch)?: return senderEpoch.hasPrefix(epoch8)
+        case .plain(let header)?:
             return header.kind == "changes" && header.origins.isEmpty && header.senderEpoch.hasPrefix(epoch8)
-        } catch {
-            return false
+        case nil: return false
         }
+    }
+
+    /// A file this node signed, as far as can be read here: its sender's epoch when it is
+    /// encrypted, its header when plain. Nil when another node sent it; throws when it is not
+    /// a bundle or its signature fails.
+    enum SignedFile {
+        case sealed(senderEpoch: String)
+        case plain(BundleHeader)
+    }
+
+    static func signedHere(_ path: String, key: Curve25519.Signing.PublicKey, me: NodeIdentity) throws -> SignedFile? {
+        if EncryptedFormat.isEncrypted(path: path) {
+            let f = try EncryptedBundleFile(path: path)
+            try f.checkSeal()
+            guard f.header.sender == me.nodeId else { return nil }
+            try f.verify(with: key)
+            return .sealed(senderEpoch: f.header.senderEpoch)
+        }
+        let seal = try BundleSeal(path: path)
+        guard seal.sender == me.nodeId else { return nil }
+        try seal.verify(with: key)
+        return .plain(
+            try BundleReader(gzip: try GzipReader(path: path, maxOutput: BundleFormat.maxExpandedBytes), path: path)
+                .header)
     }
 
     enum OwnFile: Equatable {
@@ -183,20 +196,12 @@ public enum BundleFolderPruner {
     /// otherwise.
     static func own(_ path: String, key: Curve25519.Signing.PublicKey, me: NodeIdentity, named: Content) -> OwnFile? {
         do {
-            if EncryptedFormat.isEncrypted(path: path) {
-                let f = try EncryptedBundleFile(path: path)
-                try f.checkSeal()
-                guard f.header.sender == me.nodeId else { return nil }
-                try f.verify(with: key)
-                return .sealed
+            let header: BundleHeader
+            switch try signedHere(path, key: key, me: me) {
+            case nil: return nil
+            case .sealed?: return .sealed
+            case .plain(let h)?: header = h
             }
-            let seal = try BundleSeal(path: path)
-            guard seal.sender == me.nodeId else { return nil }
-            try seal.verify(with: key)
-            let header = try BundleReader(
-                gzip: try GzipReader(path: path, maxOutput: BundleFormat.maxExpandedBytes), path: path
-            )
-            .header
             guard header.kind != "snapshot" else { return nil }
             let ranges = header.origins
             switch named {

@@ -49,8 +49,7 @@ public enum Pruner {
             // recognised as held), and on a hub also relayed and confirmed by every peer.
             let imported = try ProgramPointer.get(db, Program.import)
             let relayed = try ProgramPointer.get(db, Program.relay)
-            let started = try Settings.int(db, RelayStream.startedSetting) != nil
-            let relaying = relayed > 0 || started
+            let relaying = try RelayStream.isRelaying(db)
             // No relay yet: this may be a hub before its first `export --relay`. An origin's
             // applied rows wait while a trusted peer may lack them: a peer that is neither their
             // origin nor one that sent them here (two laptops, or one left after a peer was
@@ -110,17 +109,14 @@ public enum Pruner {
             // What was pruned of the relay stream lies at or below the relay pointer: a peer
             // first heard from after this prune never confirmed it (RelayStream.lagging).
             if relaying && report.inboxRows > 0 {
-                let before = try Settings.int(db, RelayStream.prunedThroughSetting) ?? 0
-                if relayed > before { try Settings.set(db, RelayStream.prunedThroughSetting, relayed) }
+                try Settings.raise(db, RelayStream.prunedThroughSetting, to: relayed)
             }
             report.inboxRows += try db.execute(
                 "DELETE FROM ds_change_inbox WHERE origin_epoch LIKE ? AND id <= ? AND id NOT IN (SELECT id FROM ds_change_held)",
                 [.text(BundleFormat.snapshotEpochPrefix + "%"), .integer(imported)])
             // Ids are never issued again: `check` reads the pointers against this too, once the
             // inbox's last rows are gone.
-            if try report.inboxRows > 0 && imported > (Settings.int(db, inboxPrunedThroughSetting) ?? 0) {
-                try Settings.set(db, inboxPrunedThroughSetting, imported)
-            }
+            if report.inboxRows > 0 { try Settings.raise(db, inboxPrunedThroughSetting, to: imported) }
 
             // Tombstones older than the retention; from now on, changes older than it are held.
             let cutoffMs = HybridLogicalClock.shifted(

@@ -101,6 +101,15 @@ final class RelayReceiptTests: ScenarioTestCase {
         try f.hub.ingest([f.up.path])
     }
 
+    /// `datajoin check` on every node given (a path or a URL): a scenario ends with each node's
+    /// own bookkeeping consistent, not only its rows.
+    func checkAll(_ nodes: [String], file: StaticString = #filePath, line: UInt = #line) throws {
+        for n in nodes {
+            let r = try CLI.run(["check", "--db", n])
+            XCTAssertEqual(r.status, 0, "check \(n): \(r.stdout)\(r.stderr)", file: file, line: line)
+        }
+    }
+
     func insert(_ n: TestNode, _ count: Int) throws {
         for _ in 0..<count {
             serial += 1
@@ -539,6 +548,7 @@ final class RelayReceiptTests: ScenarioTestCase {
         XCTAssertEqual(try TestDatabases.dump(try DatabaseOpener.open(a), "sales_order"), try b.rows())
         XCTAssertEqual(try c.rows(), try b.rows())
         XCTAssertFalse(try CLI.ok(["prune", "--db", b.url, "--no-relay"]).stderr.contains("lacks"))
+        try checkAll([a, b.url, c.url])
     }
 
     /// A hub restored from a backup, with no change of its own, is told by its laptops' spans of
@@ -604,6 +614,7 @@ final class RelayReceiptTests: ScenarioTestCase {
             try DatabaseOpener.open(hub).rows("SELECT order_id FROM sales_order").compactMap { $0.string(0) })
         for l in laptops { XCTAssertEqual(try ids(l), hubIds, l.name) }
         for l in laptops { XCTAssertFalse(try CLI.ok(["prune", "--db", l.url]).stderr.contains("lacks"), l.name) }
+        try checkAll([hub] + laptops.map(\.url))
     }
 
     /// A hub restored from a backup lost its own edits made after it, which only the laptops hold;
@@ -686,6 +697,7 @@ final class RelayReceiptTests: ScenarioTestCase {
         let pruned = try CLI.ok(["prune", "--db", laptops[0].url])
         XCTAssertEqual(pruned.stderr, "")
         XCTAssertEqual(try count(laptops[0], "SELECT count(*) FROM ds_change_inbox"), 0, pruned.stdout)
+        try checkAll([hub] + laptops.map(\.url))
     }
 
     /// A hub restored from a backup that learns of it from its relay stream (the first laptop
@@ -738,6 +750,7 @@ final class RelayReceiptTests: ScenarioTestCase {
         XCTAssertTrue(hubRows.contains("h2"), "\(hubRows)")
         for l in laptops { XCTAssertEqual(Set(try l.rows().map { $0[0] }), hubRows, l.name) }
         XCTAssertEqual(said, "")
+        try checkAll([hub] + laptops.map(\.url))
     }
 
     /// A laptop restored from a backup, whose edits after it the hub already relayed, moves to a
@@ -797,6 +810,7 @@ final class RelayReceiptTests: ScenarioTestCase {
         let pruned = try CLI.ok(["prune", "--db", l, "--bundles", f.up.path, "--files-only"]).stdout
         XCTAssertTrue(pruned.contains("; left 1 named as this node's"), pruned)
         XCTAssertEqual(try receiptsFiles(), ["lap~~receipts_000000000001-000000000001_\(epoch8).djb", forged].sorted())
+        try checkAll([l, f.hub.url])
     }
 
     /// A laptop restored from a backup whose first ingest is a new snapshot of its hub gets its
@@ -827,6 +841,7 @@ final class RelayReceiptTests: ScenarioTestCase {
         let rows = Set(try DatabaseOpener.open(l).rows("SELECT order_id FROM sales_order").compactMap { $0.string(0) })
         XCTAssertTrue(rows.isSuperset(of: ["a1", "a2", "a3"]), "\(rows)")
         XCTAssertEqual(rows, Set(try f.hub.rows().map { $0[0] }))
+        try checkAll([l, f.hub.url])
     }
 
     /// A node that joins from a hub's snapshot and then reads the older relay files still in the
@@ -1096,6 +1111,7 @@ final class RelayReceiptTests: ScenarioTestCase {
         try confirm(f)
         XCTAssertEqual(try CLI.ok(["prune", "--db", f.hub.url]).stderr, "")
         XCTAssertEqual(try CLI.ok(["export", "--db", f.hub.url, "--to", f.down.path, "--relay"]).stderr, "")
+        try checkAll([f.hub.url] + f.laptops.map(\.url))
     }
 
     func testALateJoinerGetsTheWholeStreamByAResend() throws {

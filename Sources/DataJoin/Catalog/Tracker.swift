@@ -28,6 +28,7 @@ public enum Tracker {
         guard !names.isEmpty else { throw DataJoinError(.usage, "name at least one table to track") }
         let existing = try trackedNames(db)
         var infos: [TableInfo] = []
+        var refreshed = Set<String>()
         // Check every table first, so a bad name changes nothing.
         for given in names {
             // The table's own spelling: SQLite finds `ITEMS` as table `items`, and tracking both
@@ -58,7 +59,20 @@ public enum Tracker {
                     "table \(name) has no primary key; DataJoin needs one to know which row a change belongs to (add a PRIMARY KEY and track it again)"
                 )
             }
-            if existing.contains(name) && !backfill {
+            // A tracked table altered since: its capture is installed again for the columns it
+            // has now, in one transaction (untrack then track left writes uncaptured between).
+            if existing.contains(name), let known = try TableRegistry.load(db)[name],
+                try CaptureDrift.of(db, known) != nil
+            {
+                guard known.keyColumns.map(\.name) == info.keyColumns.map(\.name) else {
+                    throw DataJoinError(
+                        .usage,
+                        "table \(name) has a new primary key (\(info.keyColumns.map(\.name).joined(separator: ", "))) since it was tracked; "
+                            + "export what it captured, then run 'datajoin untrack \(name)' and 'datajoin track \(name)' on every node"
+                    )
+                }
+                refreshed.insert(name)
+            } else if existing.contains(name) && !backfill {
                 throw DataJoinError(
                     .alreadyTracked,
                     "table \(name) is already tracked; run 'datajoin untrack' first to re-install its capture")
@@ -88,6 +102,22 @@ public enum Tracker {
                     if triggers { try CaptureTriggers.install(db, info) }
                 }
                 var warnings = wasTracked ? [] : keyWarningsOf[info.name] ?? []
+                if refreshed.contains(info.name) {
+                    let before = try TableRegistry.load(db)[info.name]
+                    try CaptureTriggers.remove(db, table: info.name)
+                    try TableRegistry.save(db, info)
+                    if triggers { try CaptureTriggers.install(db, info) }
+                    let old = before?.columns.map(\.name) ?? []
+                    let added = info.columns.map(\.name).filter { !old.contains($0) }
+                    notes.append(
+                        "\(info.name): capture installed again for its columns as they are now"
+                            + (added.isEmpty ? "" : "; it now writes \(added.joined(separator: ", "))"))
+                    if !added.isEmpty && !backfill {
+                        warnings.append(
+                            "\(info.name): writes to \(added.joined(separator: ", ")) before now were not captured; "
+                                + "run 'datajoin track --backfill \(info.name)' to send its rows as they are")
+                    }
+                }
                 if !wasTracked, let key = try db.dialect.generatedKey(db, info) {
                     // One word about the key, below, not two.
                     warnings.removeAll { $0.contains(KeyBlocks.sameIdsWarning) }
@@ -109,7 +139,7 @@ public enum Tracker {
                 }
                 // In the same transaction as the triggers: no row is captured twice or missed.
                 let backfilled = backfill ? try CaptureTriggers.backfill(db, info) : nil
-                if !backfill, let n = try rowsBefore(db, info) {
+                if !backfill, !wasTracked, let n = try rowsBefore(db, info) {
                     warnings.append(
                         "\(info.name) already holds \(n) row(s); they are not exported (only changes from now on are). "
                             + "For peers to receive them, run 'datajoin track --backfill \(info.name)' (README: adopting DataJoin on databases that already hold rows)"

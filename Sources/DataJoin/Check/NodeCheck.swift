@@ -33,6 +33,7 @@ public enum NodeCheck {
             try versions(db, &v)
             try pointers(db, &v)
             try collisions(db, &v)
+            for d in try CaptureDrift.find(db) { v.append(.init(rule: "capture-drift", detail: d.message)) }
             report.violations = v
         }
         report.seconds = Date().timeIntervalSince(started)

@@ -105,14 +105,22 @@ struct Merger {
                 "table \(c.table) is not tracked here; create it and run 'datajoin track', then 'datajoin import'")
         }
         // Each column's position, looked up once: the rules below index rows by it.
-        var positions: [Int] = []
+        var columns: [Change.ColumnValue] = [], positions: [Int] = []
+        columns.reserveCapacity(c.columns.count)
         positions.reserveCapacity(c.columns.count)
         for col in c.columns {
             guard let p = t.position(col.name) else {
+                // An insert's NULL in a column this node does not have (dropped here, or not yet
+                // added) is the row as this node holds it: applied without it (found from
+                // outside: a node that dropped a column held every later insert for good).
+                if c.op == .insert, col.value == .null { continue }
                 return .held(
-                    "column \(c.table).\(col.name) does not exist here; add it, re-run 'datajoin track \(c.table)', then 'datajoin import'"
+                    "column \(c.table).\(col.name) does not exist here; add it, re-run 'datajoin track \(c.table)', then 'datajoin import'; "
+                        + "if it was dropped or renamed here on purpose, run the same ALTER TABLE and 'datajoin track \(c.table)' on \(c.origin), "
+                        + "then 'datajoin track --backfill \(c.table)' there (its rows come again without it), and drop this one with 'datajoin import --drop-held \(c.origin)#\(c.seq)'"
                 )
             }
+            columns.append(col)
             positions.append(p)
         }
         guard c.key.count == t.keyColumns.count else {
@@ -137,7 +145,7 @@ struct Merger {
             )
         }
         // Each value, typed by its column, with the column's position.
-        let placed = zip(c.columns, positions).map {
+        let placed = zip(columns, positions).map {
             (
                 Change.ColumnValue(name: $0.name, value: ValueConversion.normalize($0.value, kind: t.columns[$1].kind)),
                 $1

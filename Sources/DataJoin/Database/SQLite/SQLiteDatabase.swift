@@ -247,7 +247,6 @@ public struct SQLiteError: Error, CustomStringConvertible {
 final class SQLiteStatement {
     unowned let db: SQLiteDatabase
     let handle: OpaquePointer
-    let columnCount: Int32
 
     init(db: SQLiteDatabase, sql: String) throws {
         self.db = db
@@ -257,7 +256,6 @@ final class SQLiteStatement {
             throw SQLiteError(code: rc, message: db.errorMessage())
         }
         handle = stmt
-        columnCount = sqlite3_column_count(stmt)
     }
 
     deinit { sqlite3_finalize(handle) }
@@ -340,10 +338,14 @@ final class SQLiteStatement {
 
     private func step(_ body: (Row) throws -> Void) throws {
         defer { db.vmSteps += Int64(sqlite3_stmt_status(handle, SQLITE_STMTSTATUS_VM_STEP, 1)) }
+        // Read after the first step: SQLite prepares a cached statement again after a schema
+        // change, and `SELECT *` then has the table's columns as they are now.
+        var columnCount: Int32 = -1
         while true {
             let rc = sqlite3_step(handle)
             if rc == SQLITE_DONE { return }
             guard rc == SQLITE_ROW else { throw SQLiteError(code: rc, message: db.errorMessage()) }
+            if columnCount < 0 { columnCount = sqlite3_column_count(handle) }
             var values: [Value] = []
             values.reserveCapacity(Int(columnCount))
             for c in 0..<columnCount { values.append(column(c)) }

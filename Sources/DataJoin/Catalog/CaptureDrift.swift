@@ -1,0 +1,50 @@
+import Foundation
+
+/// A tracked table whose columns are no longer those its capture was installed for: `ALTER TABLE`
+/// after `datajoin track`. Capture writes only the registered columns, so writes to a column added
+/// since never leave this node, and nothing else would say so (found from outside: peers kept
+/// NULL for good while `check` said OK).
+public struct CaptureDrift: Sendable, Equatable {
+    public var table: String
+    /// Columns the table has and capture does not write.
+    public var added: [String]
+    /// Columns capture writes and the table no longer has (dropped or renamed).
+    public var missing: [String]
+
+    /// Every tracked table that drifted, in name order: one catalog read per table.
+    public static func find(_ db: Database) throws -> [CaptureDrift] {
+        let registered = try TableRegistry.load(db)
+        return try Tracker.trackedNames(db).compactMap { name in
+            guard let known = registered[name] else { return nil }
+            return try of(db, known)
+        }
+    }
+
+    /// The drift of one tracked table against its registered definition; nil when none.
+    static func of(_ db: Database, _ known: TableInfo) throws -> CaptureDrift? {
+        let live = try TableRegistry.introspect(db, table: known.name)?.columns.map(\.name) ?? []
+        let knownNames = known.columns.map(\.name)
+        let d = CaptureDrift(
+            table: known.name, added: live.filter { !knownNames.contains($0) },
+            missing: knownNames.filter { !live.contains($0) })
+        return d.added.isEmpty && d.missing.isEmpty ? nil : d
+    }
+
+    /// One line: what is not synced, and the cure.
+    public var message: String {
+        var what: [String] = []
+        if !added.isEmpty {
+            what.append(
+                "has column(s) \(added.joined(separator: ", ")) that its capture does not write (added after 'datajoin track'): writes to them are not synced"
+            )
+        }
+        if !missing.isEmpty {
+            what.append(
+                "no longer has column(s) \(missing.joined(separator: ", ")) that its capture writes (dropped or renamed): its triggers may fail"
+            )
+        }
+        return
+            "table \(table) \(what.joined(separator: ", and ")); run 'datajoin track \(table)' to capture its columns as they are now "
+            + "(the same ALTER TABLE on every node first), then 'datajoin track --backfill \(table)' to send its rows as they are (docs/capture.md)"
+    }
+}

@@ -113,12 +113,22 @@ final class TransactionTests: XCTestCase {
             })
         XCTAssertEqual(runs, 1, "a busy database is not waited for twenty times over")
 
+        // Given up: a temporary error (exit 75) that says why, not the database's raw one
+        // (found from outside: exit 1, the retries back to back).
         runs = 0
         XCTAssertThrowsError(
             try db.retrying(attempts: 2) {
                 runs += 1
                 throw busy
-            })
+            }
+        ) { e in
+            XCTAssertEqual((e as? DataJoinError)?.code, .busy)
+            XCTAssertTrue(
+                "\(e)".hasPrefix(
+                    "gave up after 3 attempts (another connection wrote the SQLite database while this step read it (database is locked))"
+                ), "\(e)")
+            XCTAssertTrue("\(e)".hasSuffix("nothing of the step was kept: run it again"), "\(e)")
+        }
         XCTAssertEqual(runs, 3, "the first run and two more")
 
         runs = 0
@@ -130,5 +140,16 @@ final class TransactionTests: XCTestCase {
                 }
             })
         XCTAssertEqual(runs, 1, "inside a transaction nothing is retried")
+    }
+
+    /// The wait before each retry doubles from 5 ms and stops at half a second (attempt 8 is
+    /// the first past it), each between half and all of its share.
+    func testRetriesWaitLongerEachTimeUpToHalfASecond() {
+        for (attempt, full) in [(1, 0.005), (2, 0.01), (7, 0.32), (8, 0.5), (9, 0.5), (24, 0.5), (80, 0.5)] {
+            for _ in 0..<20 {
+                let w = SQLiteDatabase.backoff(attempt)
+                XCTAssertTrue(w >= full / 2 && w <= full, "attempt \(attempt): \(w)")
+            }
+        }
     }
 }

@@ -115,14 +115,30 @@ extension Database {
         while true {
             do {
                 return try body()
-            } catch  where !inside && attempt < attempts && isRetryable(error) {
+            } catch  where !inside && isRetryable(error) {
+                guard attempt < attempts else {
+                    // Typed as temporary (exit 75), not the database's raw failure (found from
+                    // outside: exit 1 after the retries ran back to back in a few milliseconds).
+                    throw DataJoinError(
+                        .busy,
+                        "gave up after \(attempt + 1) attempts (\(error)): other sessions kept writing the rows this step writes; "
+                            + "nothing of the step was kept: run it again")
+                }
                 attempt += 1
+                // Apart, growing: writers that collide once collide again at once.
+                Thread.sleep(forTimeInterval: Self.backoff(attempt))
             }
         }
     }
 }
 
 extension Database {
+    /// The wait before retry `attempt` (1, 2, …): 5 ms doubling up to half a second, each between
+    /// half and all of it, so two writers that collided do not meet again in step.
+    static func backoff(_ attempt: Int) -> TimeInterval {
+        min(0.005 * Double(1 << min(attempt - 1, 16)), 0.5) * Double.random(in: 0.5...1)
+    }
+
     /// `write`, run again while it fails with a retryable error (see `retrying`): `body` must be
     /// safe to run twice.
     @discardableResult

@@ -236,6 +236,10 @@ public struct SQLiteError: Error, CustomStringConvertible {
     /// Another connection holds the database (exit status 75: try again).
     public var isLocked: Bool { primary == SQLITE_BUSY || primary == SQLITE_LOCKED }
     public var description: String {
+        if code == Self.busySnapshot {
+            // Not a wait: another connection wrote while this transaction read (retried).
+            return "another connection wrote the SQLite database while this step read it (\(message))"
+        }
         if primary == SQLITE_BUSY || primary == SQLITE_LOCKED {
             return
                 "the SQLite database is locked by another process (\(message)); gave up after \(LockWait.Wait.seconds(LockWait.timeoutSeconds)) s: try again when it is idle, or raise --lock-timeout"

@@ -305,6 +305,65 @@ final class TypeMatrixTests: ScenarioTestCase {
         XCTAssertEqual(try b.db.scalar("SELECT d FROM reals"), .real(1.7976931348623157e308))
     }
 
+    /// An application session's own output settings do not reach what is captured: a date
+    /// written under `DateStyle = 'SQL, DMY'` was captured as `02/01/2024` and read as 1 February
+    /// by a node with MDY; a time zone gave other offsets than `+00`, `extra_float_digits = 0` a
+    /// rounded double, `bytea_output = escape` other bytes (found from outside). The capture sets
+    /// them for itself and puts the session's back; a node whose triggers predate version 14 gets
+    /// them written again.
+    func testAnApplicationSessionsOutputSettingsDoNotChangeWhatIsCaptured() throws {
+        let schema = """
+            CREATE TABLE ev (id text PRIMARY KEY, d date, ts timestamp, tz timestamptz, f double precision,
+              b bytea, iv interval)
+            """
+        let a = try TestNode("a", .postgres, folder: folder, table: schema, track: ["ev"], keyBlocks: false)
+        let lite = try TestNode(
+            "lite", .sqlite, folder: folder,
+            table: "CREATE TABLE ev (id TEXT PRIMARY KEY, d TEXT, ts TEXT, tz TEXT, f REAL, b BLOB, iv TEXT)",
+            track: ["ev"], keyBlocks: false)
+        let pg = try TestNode("pg", .postgres, folder: folder, table: schema, track: ["ev"], keyBlocks: false)
+        try trustAll([a, lite, pg])
+        // As an earlier version left it: capture dropped, the schema at 13; the upgrade writes it.
+        try a.db.executeScript(
+            """
+            DO $$ DECLARE r record; BEGIN
+              FOR r IN SELECT tgname FROM pg_trigger WHERE tgrelid = 'ev'::regclass AND tgname LIKE 'ds_capture_%' LOOP
+                EXECUTE format('DROP TRIGGER %I ON ev', r.tgname);
+              END LOOP;
+            END $$;
+            UPDATE ds_node SET schema_version = 13
+            """)
+        _ = try NodeIdentity.load(a.db)
+        let settings = ["SQL, DMY", "sql_standard", "Asia/Kolkata", "escape", "-15"]
+        let show =
+            "SELECT current_setting('DateStyle'), current_setting('IntervalStyle'), current_setting('TimeZone'), current_setting('bytea_output'), current_setting('extra_float_digits')"
+        try a.db.write { tx in
+            try tx.executeScript(
+                "SET LOCAL DateStyle = 'SQL, DMY'; SET LOCAL IntervalStyle = sql_standard; SET LOCAL TimeZone = 'Asia/Kolkata'; "
+                    + "SET LOCAL bytea_output = escape; SET LOCAL extra_float_digits = -15")
+            try tx.execute(
+                "INSERT INTO ev VALUES ('r', '2024-01-02', '2024-01-02 03:04:05.25', '2024-01-02 03:04:05+00', 0.1, '\\x00ff41', '1 day 02:03:04')"
+            )
+            try tx.execute("UPDATE ev SET f = 2.718281828459045, d = '2024-12-31' WHERE id = 'r'")
+            // The session's own settings, as they were, for the rest of its transaction.
+            XCTAssertEqual(try tx.rows(show).first?.values.map { $0.asString ?? "" }, settings)
+        }
+        let out = try bundles("ev")
+        try a.export(to: out)
+        for target in [lite, pg] { XCTAssertEqual(try target.ingest([out.path]).imported?.applied, 3, target.name) }
+        XCTAssertEqual(
+            try lite.rows("ev"),
+            [
+                [
+                    "r", "2024-12-31", "2024-01-02 03:04:05.25", "2024-01-02 03:04:05+00", "2.718281828459045",
+                    "x'00ff41'", "1 day 02:03:04",
+                ]
+            ])
+        XCTAssertEqual(try pg.rows("ev"), try a.rows("ev"))
+        XCTAssertEqual(try pg.db.scalar("SELECT d FROM ev"), .text("2024-12-31"))
+        XCTAssertEqual(try pg.db.scalar("SELECT f FROM ev"), .real(2.718281828459045))
+    }
+
     func testEmbeddedNULBetweenSQLiteNodes() throws {
         let a = try TestNode("a", .sqlite, folder: folder, table: Self.sqliteDDL, track: ["typed"], keyBlocks: false)
         let b = try TestNode("b", .sqlite, folder: folder, table: Self.sqliteDDL, track: ["typed"], keyBlocks: false)

@@ -14,6 +14,15 @@ extension PostgresDialect {
         return out
     }
 
+    /// Triggers written before version 14 captured values in the application session's own
+    /// DateStyle, TimeZone and float digits.
+    public func upgradeCapture(_ db: Database, from version: Int) throws {
+        guard version < 14 else { return }
+        for t in try TableRegistry.load(db).values where try Tracker.trackedNames(db).contains(t.name) {
+            try installCapture(db, t)
+        }
+    }
+
     public func installCapture(_ db: Database, _ t: TableInfo) throws {
         // The names DataJoin makes must reach the catalog whole, or one table's could be another's.
         let n = CaptureTriggers.names(t.name), f = CaptureTriggers.statementFunctions(t.name)
@@ -55,6 +64,31 @@ extension PostgresDialect {
 
     static let postgresColumns =
         "object_table, object_pk_attribute, object_id, object_operation, object_attribute, object_value, object_value_old, captured_ms, updated_by_user_id, source_id"
+    /// The settings a value's text depends on, as every node reads it: an application session
+    /// with its own DateStyle, TimeZone, IntervalStyle, bytea_output or extra_float_digits made
+    /// the capture write `02/01/2024` for a date (read as 1 February by a node with MDY), an
+    /// offset other than `+00`, or a rounded double (found from outside). Where the session's
+    /// settings differ they are set for the capture and put back after it, for the rest of the
+    /// transaction as they were; a session with the usual settings pays five reads.
+    static let settleOutput = """
+        IF current_setting('DateStyle') <> 'ISO, MDY' OR current_setting('IntervalStyle') <> 'postgres'
+             OR current_setting('TimeZone') NOT IN ('UTC', 'Etc/UTC') OR current_setting('bytea_output') <> 'hex'
+             OR current_setting('extra_float_digits')::int < 1 THEN
+            ds_s := ARRAY[current_setting('DateStyle'), current_setting('IntervalStyle'), current_setting('TimeZone'),
+                          current_setting('bytea_output'), current_setting('extra_float_digits')];
+            PERFORM set_config('DateStyle', 'ISO, MDY', true), set_config('IntervalStyle', 'postgres', true),
+                    set_config('TimeZone', 'UTC', true), set_config('bytea_output', 'hex', true),
+                    set_config('extra_float_digits', '1', true);
+          END IF;
+        """
+    static let restoreOutput = """
+        IF ds_s IS NOT NULL THEN
+            PERFORM set_config('DateStyle', ds_s[1], true), set_config('IntervalStyle', ds_s[2], true),
+                    set_config('TimeZone', ds_s[3], true), set_config('bytea_output', ds_s[4], true),
+                    set_config('extra_float_digits', ds_s[5], true);
+          END IF;
+        """
+
     static let postgresCommon = "(extract(epoch from clock_timestamp()) * 1000)::bigint, current_user, txid_current()"
 
     static func postgresKey(_ db: Database, _ t: TableInfo, _ rec: String) -> String {
@@ -102,6 +136,7 @@ extension PostgresDialect {
         let keyOld = t.keyColumns.map { "OLD.\(db.quote($0.name))" }.joined(separator: ", ")
         let f = CaptureTriggers.statementFunctions(t.name)
         let skip = "IF current_setting('datajoin.applying', true) = 'on' THEN RETURN NULL; END IF;"
+        let (settle, restore) = (Self.settleOutput, Self.restoreOutput)
         // Inserts, deletes and updates: one statement per application statement, over its
         // transition tables (no per-row plpgsql).
         func statementTrigger(_ function: String, _ trigger: String, event: String, transition: String, body: String)
@@ -117,9 +152,13 @@ extension PostgresDialect {
         }
         func insertSelect(_ select: String) -> String {
             """
+            DECLARE
+              ds_s text[];
             BEGIN
               \(skip)
+              \(settle)
               INSERT INTO ds_change_outbox (\(cols)) SELECT \(lit), \(pkNames), \(select);
+              \(restore)
               RETURN NULL;
             END
             """
@@ -177,13 +216,16 @@ extension PostgresDialect {
             DECLARE
               ds_moved_from bigint := nullif(current_setting(\(moved), true), '')::bigint;
               ds_jit text;
+              ds_s text[];
             BEGIN
               \(skip)
+              \(settle)
             \(updateValues)
               IF ds_moved_from IS NOT NULL THEN
                 PERFORM set_config(\(moved), '', true);
                 UPDATE ds_change_outbox AS ds_x SET id = nextval('ds_change_outbox_id_seq'::regclass) WHERE \(thisStatementsInserts("ds_moved_from"));
               END IF;
+              \(restore)
               RETURN NULL;
             END
             """
@@ -197,14 +239,17 @@ extension PostgresDialect {
             CREATE FUNCTION \(db.quote(n.function))() RETURNS trigger LANGUAGE plpgsql AS \(tag)
             DECLARE
               ds_id bigint;
+              ds_s text[];
             BEGIN
               \(skip)
+              \(settle)
               INSERT INTO ds_change_outbox (\(cols)) VALUES (\(lit), \(pkNames), \(key("OLD")), 'D', NULL, NULL, NULL, \(common));
               INSERT INTO ds_change_outbox (\(cols)) VALUES (\(lit), \(pkNames), \(key("NEW")), 'I', \(rowNames), \(row("NEW")), NULL, \(common))
                 RETURNING id INTO ds_id;
               IF nullif(current_setting(\(moved), true), '') IS NULL THEN
                 PERFORM set_config(\(moved), ds_id::text, true);
               END IF;
+              \(restore)
               RETURN NULL;
             END
             \(tag);

@@ -58,7 +58,7 @@ public final class PostgresDatabase: Database, TransactionDriver {
             try executeScript(
                 SQL(
                     raw:
-                        "SET client_min_messages = warning; SET extra_float_digits = 3; SET TIME ZONE 'UTC'; SET application_name = 'datajoin'; SET plan_cache_mode = force_custom_plan; SET jit = off; SET lock_timeout = \(lockMs)"
+                        "SET client_min_messages = warning; SET extra_float_digits = 3; SET TIME ZONE 'UTC'; SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; SET bytea_output = 'hex'; SET application_name = 'datajoin'; SET plan_cache_mode = force_custom_plan; SET jit = off; SET lock_timeout = \(lockMs)"
                 ))
         } catch {
             PQfinish(c)

@@ -10,7 +10,10 @@ extension SQLiteDialect {
     /// Before schema version 13 the triggers wrote some reals a unit in the last place off.
     public func upgradeCapture(_ db: Database, from version: Int) throws {
         guard version < 13 else { return }
-        for t in try TableRegistry.load(db).values { try installCapture(db, t) }
+        // Tracked tables only: the registry keeps the columns of untracked ones too.
+        for t in try TableRegistry.load(db).values where try Tracker.trackedNames(db).contains(t.name) {
+            try installCapture(db, t)
+        }
     }
 
     public func removeCapture(_ db: Database, table: String) throws {

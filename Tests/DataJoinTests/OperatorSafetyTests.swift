@@ -253,6 +253,9 @@ final class OperatorSafetyTests: XCTestCase {
             XCTAssertTrue(
                 r.stderr.split(separator: "\n").last?.hasPrefix("datajoin: error: ") ?? false, "\(brand): \(r.stderr)")
             XCTAssertTrue(r.stderr.contains("--lock-timeout"), r.stderr)
+            // The advice once (found from outside: SQLite's was printed twice).
+            let last = r.stderr.split(separator: "\n").last.map(String.init) ?? ""
+            XCTAssertEqual(last.components(separatedBy: "raise --lock-timeout").count, 2, "\(brand): \(last)")
             XCTAssertGreaterThanOrEqual(took, 2)
             XCTAssertLessThan(took, 15)
             XCTAssertEqual(

@@ -690,6 +690,33 @@ final class ReliabilityTests: ScenarioTestCase {
 }
 
 extension ReliabilityTests {
+    /// A watch of a given number of cycles says whether they worked: exit 1 when every cycle
+    /// failed (here: another process holds the SQLite database past --lock-timeout), 0 when
+    /// they worked (found from outside: a --cycles 1 whose cycle failed exited 0).
+    func testAWatchOfSomeCyclesExitsNonZeroWhenTheyFailed() throws {
+        let a = try TestNode("cyc", .sqlite, folder: folder)
+        let inbox = try dir("cyc-in"), outbox = try dir("cyc-out")
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('c1')")
+        let holder = try DatabaseOpener.open(a.url)
+        try holder.executeScript("BEGIN IMMEDIATE")
+        let args = [
+            "watch", "--db", a.url, "--in", inbox.path, "--out", outbox.path, "--every", "0.1", "--lock-timeout", "1",
+        ]
+        for cycles in ["1", "2"] {
+            let r = try CLI.run(args + ["--cycles", cycles])
+            XCTAssertEqual(r.status, 1, "\(cycles): \(r.stdout) \(r.stderr)")
+            XCTAssertTrue(r.stdout.contains("cycle 1 failed"), r.stdout)
+            XCTAssertTrue(r.stderr.contains("\(cycles) of \(cycles) cycle(s) failed; the log above says why"), r.stderr)
+        }
+        try holder.executeScript("ROLLBACK")
+        let r = try CLI.ok(args + ["--cycles", "1"])
+        XCTAssertEqual(r.stderr, "")
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: outbox.path).filter { $0.hasSuffix(".djb") }.count, 1)
+    }
+}
+
+extension ReliabilityTests {
     /// An application's open transaction holding a row an import writes: the ingest waited in
     /// the server as long as the application kept it open, silently (found from outside). Now
     /// it waits --lock-timeout, stops with exit 75 and says why; nothing of the import is kept,

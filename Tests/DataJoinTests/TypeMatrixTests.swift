@@ -376,6 +376,74 @@ final class TypeMatrixTests: ScenarioTestCase {
             [[.text("616200636400"), .text("00")]])
     }
 
+    /// Text from a SQLite TEXT column in a spelling a typed column stores otherwise (`2024-1-2`,
+    /// `02/03/2024`, ` 7`, `1e2`, an upper-case UUID) is held on PostgreSQL and MariaDB, not
+    /// stored in the column's spelling while the SQLite node keeps its own (found from outside:
+    /// the two differed for good and `check` said OK). The typed column's own spelling applies,
+    /// trailing zeros of a fraction included; a text past 64 bytes is not looked at, or held
+    /// where no such text is a value.
+    func testTextInAnotherSpellingThanTheTypedColumnsIsHeld() throws {
+        let lite = try TestNode(
+            "lite", .sqlite, folder: folder,
+            table: "CREATE TABLE s (id INTEGER PRIMARY KEY, d TEXT, ts TEXT, t TEXT, i TEXT, n TEXT, u TEXT)",
+            track: ["s"], keyBlocks: false)
+        let pg = try TestNode(
+            "pg", .postgres, folder: folder,
+            table:
+                "CREATE TABLE s (id integer PRIMARY KEY, d date, ts timestamp, t time, i integer, n numeric, u uuid)",
+            track: ["s"], keyBlocks: false)
+        let maria = try TestNode(
+            "maria", .mariadb, folder: folder,
+            table:
+                "CREATE TABLE s (id INT PRIMARY KEY, d DATE, ts DATETIME(6), t TIME(6), i BIGINT, n DECIMAL(30,10), u VARCHAR(40))",
+            track: ["s"], keyBlocks: false)
+        let targets = [pg, maria]
+        try trustAll([lite] + targets)
+        let long = String(repeating: "1", count: 65)
+        let held: [(String, String)] = [
+            ("d", "2024-1-2"), ("d", "02/03/2024"), ("d", "20240105"), ("d", "2024/01/06"), ("d", " 2024-01-02"),
+            ("d", "2024-01-02 03:04:05"), ("ts", "2024-01-02T03:04:05"), ("ts", "2024-01-02 3:04:05"),
+            ("ts", "2024-01-02"), ("ts", "2024-01-02 03:04:05+02"), ("t", "3:04:05"), ("t", "03:04"),
+            ("i", " 7"), ("i", "07"), ("i", "+7"), ("i", "-0"), ("n", "1e2"), ("n", ".5"), ("n", "5."), ("n", "-0"),
+            ("n", "+1"), ("n", "007"), ("i", long),
+        ]
+        let pgOnly: [(String, String)] = [
+            ("u", "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11"), ("u", "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}"),
+        ]
+        let fine: [(String, String)] = [
+            ("d", "2024-01-02"), ("d", "2024-01-03 00:00:00"), ("ts", "2024-01-02 03:04:05"),
+            ("ts", "2024-01-02 03:04:05.250000"), ("t", "03:04:05"), ("t", "03:04:05.5"), ("n", "1.50"),
+            ("n", "-2"), ("n", "0.001"), ("u", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+            ("n", "1" + String(repeating: "0", count: 19) + "." + String(repeating: "0", count: 9) + "1"),
+        ]
+        for (i, (column, text)) in (held + pgOnly + fine).enumerated() {
+            try lite.exec("INSERT INTO s (id, \(column)) VALUES (?, ?)", [.integer(Int64(i)), .text(text)])
+        }
+        let out = try bundles("spelled")
+        try lite.export(to: out)
+        for target in targets {
+            // MariaDB's VARCHAR keeps a UUID as written.
+            let heldHere = target === pg ? held + pgOnly : held
+            let report = try target.ingest([out.path]).imported
+            XCTAssertEqual(report?.held, heldHere.count, target.name)
+            let reasons = try target.db.rows("SELECT reason FROM ds_change_held ORDER BY id").compactMap {
+                $0.string(0)
+            }
+            XCTAssertEqual(reasons.count, heldHere.count, target.name)
+            for (r, (column, text)) in zip(reasons, heldHere) {
+                XCTAssertTrue(
+                    r.contains("s.\(column): ")
+                        && (r.contains(String(text.prefix(20))) || r.contains("a text of 65 bytes")),
+                    "\(target.name): \(r)")
+                XCTAssertTrue(r.contains("held rather than altered"), r)
+            }
+            XCTAssertEqual(
+                try target.db.scalar("SELECT count(*) FROM s"), .integer(Int64(fine.count + (target === pg ? 0 : 2))),
+                target.name)
+        }
+        XCTAssertEqual(try pg.db.scalar("SELECT n::text FROM s WHERE n = 1.5"), .text("1.50"))
+    }
+
     /// Text that a typed PostgreSQL column would read as another value ('now' as the moment each
     /// node applies it, 'yes' as true, '0x10' as 16) is held there, not converted (found from
     /// outside: every PostgreSQL node kept its own value, silently); the same columns take the

@@ -22,7 +22,9 @@ public struct CaptureDrift: Sendable, Equatable {
 
     /// The drift of one tracked table against its registered definition; nil when none.
     static func of(_ db: Database, _ known: TableInfo) throws -> CaptureDrift? {
-        let live = try TableRegistry.introspect(db, table: known.name)?.columns.map(\.name) ?? []
+        // A table this connection does not see (dropped, or of another schema than its search
+        // path) is not a change of columns: its capture is gone with it or works unseen here.
+        guard let live = try TableRegistry.introspect(db, table: known.name)?.columns.map(\.name) else { return nil }
         let knownNames = known.columns.map(\.name)
         let d = CaptureDrift(
             table: known.name, added: live.filter { !knownNames.contains($0) },

@@ -54,6 +54,148 @@ enum ValueFit {
 
     private static let integerTypes: Set = ["smallint", "integer", "bigint"]
 
+    // MARK: - Spellings a typed column stores as another text
+
+    /// The kinds of typed column whose own text of a value is one spelling of it.
+    enum Spelled { case date, time, timestamp, integer, decimal, uuid }
+
+    /// Text in a spelling the typed column would store and print otherwise: `2024-1-2`,
+    /// `02/03/2024` (read by the server's DateStyle), `20240105`, `2024-01-02T03:04:05`, ` 7`,
+    /// `07`, `1e2`, `.5`, an upper-case UUID. A SQLite node keeps the text as written and the
+    /// typed node its own spelling, so the two differed for good (found from outside). Trailing
+    /// zeros of fractional seconds and of decimals are the column's own precision, not another
+    /// spelling (`DATETIME(6)` prints `.000000`).
+    static func spellingProblem(_ text: String, _ kind: Spelled, typeName: String, brand: String) -> String? {
+        guard text.utf8.count <= 64 else {
+            return kind == .uuid || kind == .integer || kind == .date
+                ? "a text of \(text.utf8.count) bytes is no value of \(typeName)" : nil
+        }
+        let b = Array(text.utf8)
+        // Text with no digit is no value of these types: the database refuses it with its own
+        // message (or, for words it reads as values, `postgresReadsAsOther` holds it).
+        guard b.contains(where: isDigit) else { return nil }
+        let fine: Bool
+        switch kind {
+        case .date: fine = date(b, allowZeroTime: true)
+        case .time: fine = time(b[...])
+        case .timestamp: fine = timestamp(b)
+        case .integer: fine = integer(b[...])
+        case .decimal: fine = decimal(b)
+        case .uuid: fine = uuid(b)
+        }
+        if fine { return nil }
+        let shown = text.prefix(40)
+        switch kind {
+        case .date, .time, .timestamp:
+            return "'\(shown)' is not written as \(brand) writes a \(typeName) (\(example(kind))); "
+                + "\(brand) would store it in its own spelling, read it by its date style, or refuse it"
+        case .integer, .decimal:
+            return
+                "'\(shown)' is not written as \(brand) writes a number (\(typeName)); it would store it in its own spelling"
+        case .uuid:
+            return
+                "'\(shown)' is not a UUID as \(brand) writes it (lower case, 8-4-4-4-12); it would store it in its own spelling"
+        }
+    }
+
+    private static func example(_ kind: Spelled) -> String {
+        switch kind {
+        case .date: return "2024-01-02"
+        case .time: return "03:04:05.123"
+        default: return "2024-01-02 03:04:05.123"
+        }
+    }
+
+    private static func isDigit(_ c: UInt8) -> Bool { c >= 48 && c <= 57 }
+
+    private static func digits(_ b: ArraySlice<UInt8>, _ from: Int, _ n: Int) -> Bool {
+        from + n <= b.endIndex && b[from..<from + n].allSatisfy(isDigit)
+    }
+
+    /// `YYYY-MM-DD` (four to seven year digits), `infinity`, `-infinity`, a ` BC` suffix; with
+    /// `allowZeroTime` a time of all zeros after it (a timestamp of midnight into a date column).
+    private static func date(_ b: [UInt8], allowZeroTime: Bool) -> Bool {
+        if b == Array("infinity".utf8) || b == Array("-infinity".utf8) { return true }
+        var body = b[...]
+        if body.count > 3, body.suffix(3).elementsEqual(" BC".utf8) { body = body.dropLast(3) }
+        guard let dash = body.firstIndex(of: 45), dash - body.startIndex >= 4, dash - body.startIndex <= 7,
+            digits(body, body.startIndex, dash - body.startIndex), dash + 6 <= body.endIndex,
+            digits(body, dash + 1, 2), body[dash + 3] == 45, digits(body, dash + 4, 2)
+        else { return false }
+        let rest = body[(dash + 6)...]
+        if rest.isEmpty { return true }
+        return allowZeroTime && rest.first == 32 && rest.dropFirst().allSatisfy { $0 == 48 || $0 == 58 || $0 == 46 }
+            && time(rest.dropFirst())
+    }
+
+    /// `HH:MM:SS` with up to six fraction digits (MariaDB's TIME: a sign, up to three hour digits).
+    private static func time(_ b: ArraySlice<UInt8>) -> Bool {
+        var t = b
+        if t.first == 45 { t = t.dropFirst() }
+        guard let colon = t.firstIndex(of: 58), colon - t.startIndex >= 2, colon - t.startIndex <= 3,
+            digits(t, t.startIndex, colon - t.startIndex), colon + 6 <= t.endIndex, digits(t, colon + 1, 2),
+            t[colon + 3] == 58, digits(t, colon + 4, 2)
+        else { return false }
+        let fraction = t[(colon + 6)...]
+        if fraction.isEmpty { return true }
+        return fraction.first == 46 && (2...7).contains(fraction.count) && fraction.dropFirst().allSatisfy(isDigit)
+    }
+
+    private static func timestamp(_ b: [UInt8]) -> Bool {
+        if b == Array("infinity".utf8) || b == Array("-infinity".utf8) { return true }
+        var body = b[...]
+        if body.count > 3, body.suffix(3).elementsEqual(" BC".utf8) { body = body.dropLast(3) }
+        guard let space = body.firstIndex(of: 32) else { return false }
+        return date(Array(body[..<space]), allowZeroTime: false) && time(body[(space + 1)...])
+            && body[(space + 1)...].first != 45
+    }
+
+    /// `-?(0|[1-9][0-9]*)`, not `-0`.
+    private static func integer(_ b: ArraySlice<UInt8>) -> Bool {
+        var d = b
+        if d.first == 45 { d = d.dropFirst() }
+        guard !d.isEmpty, d.allSatisfy(isDigit) else { return false }
+        if d.first == 48 { return d.count == 1 && b.first != 45 }
+        return true
+    }
+
+    /// An integer part as above, then a point and at least one digit; not a negative zero.
+    /// `NaN`, `Infinity` and `-Infinity` as PostgreSQL prints them.
+    private static func decimal(_ b: [UInt8]) -> Bool {
+        if ["NaN", "Infinity", "-Infinity"].contains(where: { b.elementsEqual($0.utf8) }) { return true }
+        let point = b.firstIndex(of: 46) ?? b.endIndex
+        let whole = b[..<point]
+        var w = whole
+        if w.first == 45 { w = w.dropFirst() }
+        guard !w.isEmpty, w.allSatisfy(isDigit), w.first != 48 || w.count == 1 else { return false }
+        let fraction = b[point...]
+        if !fraction.isEmpty, fraction.count < 2 || !fraction.dropFirst().allSatisfy(isDigit) { return false }
+        // A negative zero prints without its sign.
+        if whole.first == 45, w.allSatisfy({ $0 == 48 }), fraction.dropFirst().allSatisfy({ $0 == 48 }) { return false }
+        return true
+    }
+
+    private static func uuid(_ b: [UInt8]) -> Bool {
+        b.count == 36
+            && b.indices.allSatisfy { i in
+                [8, 13, 18, 23].contains(i) ? b[i] == 45 : (isDigit(b[i]) || (b[i] >= 97 && b[i] <= 102))
+            }
+    }
+
+    /// What PostgreSQL's catalog calls a type, as one of the spelled kinds (nil: not checked).
+    static func postgresSpelled(_ type: String) -> Spelled? {
+        let base = type.components(separatedBy: "(").first ?? type
+        switch base {
+        case "date": return .date
+        case "time without time zone", "time": return .time
+        case "timestamp without time zone", "timestamp": return .timestamp
+        case "smallint", "integer", "bigint": return .integer
+        case "numeric": return .decimal
+        case "uuid": return .uuid
+        default: return nil
+        }
+    }
+
     /// PostgreSQL's number types, as its catalog names them.
     private static func isNumber(_ type: String) -> Bool {
         integerTypes.contains(type) || type == "double precision" || type == "real" || type.hasPrefix("numeric")

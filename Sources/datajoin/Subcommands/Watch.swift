@@ -13,7 +13,8 @@ struct Watch: ParsableCommand {
             sent nothing prints nothing unless -v is given. A failed cycle is logged and the next one
             runs. Only one watch runs per database: a second one exits with status 75 before it
             prints anything. SIGINT or SIGTERM stops it between transactions, with exit status 0,
-            and removes its lock file (DB.datajoin-lock, SQLite).
+            and removes its lock file (DB.datajoin-lock, SQLite). With --cycles N it exits 1 when
+            every cycle failed and 2 when some did.
 
             Example:
               datajoin watch --db laptop.db --in /drop/office --out /drop/laptop --every 60
@@ -55,13 +56,19 @@ struct Watch: ParsableCommand {
                 inFolder: inFolder, outFolder: outFolder, every: every, relay: relay, cycles: cycles,
                 logIdleCycles: output.verbose)
             let watcher = Watcher(db: db, options: options) { line in Self.log(line) }
-            try watcher.run(
+            let failed = try watcher.run(
                 stop: { stopper.requested }, wait: { stopper.wait(seconds: $0) },
                 started: {
                     Self.log(
                         "watching \(inFolder) -> \(db.displayName) -> \(outFolder) every \(every) s (Ctrl-C stops)")
                 })
             Self.log(stopper.requested ? "stopped" : "done")
+            // A run of a given number of cycles (cron, a script) says whether they worked (found
+            // from outside: a --cycles 1 whose cycle failed exited 0).
+            if let cycles, failed > 0 {
+                Console.error("\(failed) of \(cycles) cycle(s) failed; the log above says why")
+                throw failed >= cycles ? ExitCode.failure : Exit.partial
+            }
         }
     }
 }

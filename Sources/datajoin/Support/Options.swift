@@ -100,9 +100,14 @@ func run(_ body: () throws -> Void) throws {
         Console.error(e.message)
         throw Exit.code(for: e)
     } catch  where DatabaseErrors.isLocked(error) {
+        // SQLite's own description already says how long it waited and what to do (found
+        // from outside: the advice was printed twice).
+        let said = "\(error)"
         Console.error(
-            "\(error): another session held a lock this run needs for \(LockWait.timeoutText) s "
-                + "(an application's open transaction?); what it was doing was rolled back; try again when it is done, or raise --lock-timeout"
+            said.contains("--lock-timeout")
+                ? said
+                : "\(said): another session held a lock this run needs for \(LockWait.timeoutText) s "
+                    + "(an application's open transaction?); what it was doing was rolled back; try again when it is done, or raise --lock-timeout"
         )
         throw Exit.temporary
     } catch let e as TransactionError where e.underlying is DataJoinError {

@@ -364,7 +364,25 @@ public struct MariaDBDialect: Dialect {
         }
         if let problem = Self.strictModeLets(value, type) { return problem }
         if type.hasPrefix("decimal("), let problem = ValueFit.scaleProblem(value, col.dataType) { return problem }
+        if case .text(let s) = value, let kind = Self.spelled(type),
+            let problem = ValueFit.spellingProblem(s, kind, typeName: col.dataType, brand: "MariaDB")
+        {
+            return problem
+        }
         return nil
+    }
+
+    /// MariaDB's typed columns whose own text of a value is one spelling of it.
+    static func spelled(_ type: String) -> ValueFit.Spelled? {
+        switch type.components(separatedBy: CharacterSet(charactersIn: "( ")).first ?? type {
+        case "date": return .date
+        case "time": return .time
+        case "datetime", "timestamp": return .timestamp
+        case "tinyint", "smallint", "mediumint", "int", "integer", "bigint": return .integer
+        case "decimal", "numeric": return .decimal
+        case "uuid": return .uuid
+        default: return nil
+        }
     }
 
     /// What MariaDB alters without an error even in strict mode (found from outside): it

@@ -453,6 +453,11 @@ public struct PostgresDialect: Dialect {
         }
         if type.hasPrefix("numeric("), let problem = ValueFit.scaleProblem(value, type) { return problem }
         if case .text(let s) = value, let problem = ValueFit.postgresReadsAsOther(s, type) { return problem }
+        if case .text(let s) = value, let kind = ValueFit.postgresSpelled(type),
+            let problem = ValueFit.spellingProblem(s, kind, typeName: type, brand: "PostgreSQL")
+        {
+            return problem
+        }
         return nil
     }
 

@@ -551,7 +551,9 @@ final class ReliabilityTests: ScenarioTestCase {
         try CLI.ok(["export", "--db", b.url, "--to", drop.path])
         try CLI.ok(["ingest", "--db", a.url, drop.path])
         let schema = try a.db.rows("SELECT sql FROM sqlite_master WHERE name = 'item'").map { $0.string(0) ?? "" }
-        XCTAssertEqual(try a.rows("item"), try b.rows("item"), "\(schema)")
+        // A new connection: the test's own has `SELECT *` prepared for the columns before the drop.
+        XCTAssertEqual(
+            try a.rows("item"), try TestDatabases.dump(try DatabaseOpener.open(b.url), "item"), "\(schema)")
         XCTAssertEqual(try a.db.scalar("SELECT a FROM item WHERE id = 'r1'"), .text("w"))
         for n in [a, b] { try CLI.ok(["check", "--db", n.url]) }
     }

@@ -52,8 +52,10 @@ final class EncryptionTests: ScenarioTestCase {
         }
     }
 
-    /// A node the file is not encrypted to refuses it with whom it is for, leaves it where it
-    /// is (a shared folder holds other nodes' files), and changes nothing.
+    /// A node the file is not encrypted to leaves it where it is and changes nothing: found in a
+    /// shared folder it is the other nodes' file, skipped with whom it is for (found from outside:
+    /// every ingest of a shared folder exited 2 for good); named on the command line it is
+    /// refused.
     func testNonRecipientRefusesAndLeavesTheFile() throws {
         let a = try TestNode("a", .sqlite, folder: folder)
         let b = try TestNode("b", .sqlite, folder: folder)
@@ -63,8 +65,12 @@ final class EncryptionTests: ScenarioTestCase {
         let drop = try out("shared")
         let paths = try Exporter.export(a.db, ExportOptions(folder: drop.path, recipients: ["b"])).map(\.path)
         let r = try CLI.run(["ingest", "--db", c.url, drop.path])
-        XCTAssertEqual(r.status, 2, r.stderr)
-        XCTAssertTrue(r.stderr.contains("encrypted to b, not to this node (c)"), r.stderr)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("encrypted to b, not to this node (c); left in place, skipped"), r.stdout)
+        XCTAssertEqual(r.stderr, "")
+        let named = try CLI.run(["ingest", "--db", c.url, paths[0]])
+        XCTAssertEqual(named.status, 2, named.stderr)
+        XCTAssertTrue(named.stderr.contains("refused: encrypted to b, not to this node (c)"), named.stderr)
         XCTAssertTrue(FileManager.default.fileExists(atPath: paths[0]))
         XCTAssertFalse(FileManager.default.fileExists(atPath: drop.appendingPathComponent("quarantine").path))
         XCTAssertEqual(try c.rows(), [])

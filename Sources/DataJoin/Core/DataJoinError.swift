@@ -27,6 +27,8 @@ public struct DataJoinError: Error, CustomStringConvertible, LocalizedError, Equ
         case untrusted
         /// An encrypted bundle for other nodes (a shared drop folder): left where it is.
         case notForThisNode
+        /// An encrypted bundle for other nodes only, found in a shared drop folder: theirs, left.
+        case forOtherNodes
         case locked
         case busy
         case internalError

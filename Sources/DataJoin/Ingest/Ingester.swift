@@ -31,6 +31,9 @@ public struct IngestedFile: Sendable {
         /// Found in a drop folder and gone before it was read: the node that wrote it removed it
         /// (`prune --bundles`) while this run listed the folder. Nothing to do.
         case removed
+        /// Found in a shared drop folder, encrypted to other nodes only: left for them. Not a
+        /// refusal (found from outside: every ingest of a shared folder exited 2 for good).
+        case forOthers(String)
     }
     public var path: String
     public var status: Status
@@ -99,7 +102,9 @@ public enum Ingester {
                         } else {
                             status = .refused(e.message)
                         }
-                    case .untrusted, .io, .noInput, .permission, .notForThisNode:
+                    case .forOtherNodes where entry.inFolder:
+                        status = .forOthers(e.message)
+                    case .untrusted, .io, .noInput, .permission, .notForThisNode, .forOtherNodes:
                         status = .refused(e.message)
                     case .connection, .locked, .busy:
                         throw e

@@ -61,6 +61,8 @@ struct Ingest: ParsableCommand {
                     if !output.quiet { print("\(f.path): written by this node, skipped") }
                 case .removed:
                     if !output.quiet { print("\(f.path): removed from the folder before it was read, skipped") }
+                case .forOthers(let why):
+                    if !output.quiet { print("\(f.path): \(why), skipped") }
                 case .incomplete(let reason):
                     Console.warn("\(f.path): \(reason)")
                 case .refused(let reason):

@@ -85,7 +85,7 @@ enum Exit {
         case .noInput, .notInitialized: return noInput
         case .connection: return unavailable
         case .locked, .busy: return temporary
-        case .untrusted, .permission, .notForThisNode: return permission
+        case .untrusted, .permission, .notForThisNode, .forOtherNodes: return permission
         default: return .failure
         }
     }

@@ -105,7 +105,7 @@ final class EncryptedBundleFile {
                     + "(its keys: 'datajoin key'); left in place")
         }
         throw DataJoinError(
-            .notForThisNode, "encrypted to \(header.recipientNames), not to this node (\(node)); left in place")
+            .forOtherNodes, "encrypted to \(header.recipientNames), not to this node (\(node)); left in place")
     }
 
     /// The inner bundle's bytes, one chunk per call, each proved by its tag before it is

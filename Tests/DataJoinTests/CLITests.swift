@@ -240,6 +240,15 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(none.status, 66, none.stderr)
     }
 
+    /// A folder where a bundle file should be is input of the wrong kind (66), as a folder given
+    /// for --db is (found from outside: `inspect FOLDER` exited 1).
+    func testAFolderGivenAsABundleFileExits66() throws {
+        // (verify reads every bundle of a folder.)
+        let r = try CLI.run(["inspect", folder.path])
+        XCTAssertEqual(r.status, 66, r.stderr)
+        XCTAssertEqual(r.stderr, "datajoin: error: cannot open \(folder.path): it is a folder, not a bundle file\n")
+    }
+
     func testExportToMissingOrUnwritableFolder() throws {
         let n = try node()
         try n.exec("INSERT INTO sales_order (order_id) VALUES ('a')")

@@ -125,7 +125,11 @@ final class GzipReader: ByteSource {
         if !isDir.boolValue, let problem = BundleFiles.regularFileProblem(path) {
             throw DataJoinError(.dataError, "cannot read \(path): \(problem)")
         }
-        guard !isDir.boolValue, let f = FileHandle(forReadingAtPath: path) else {
+        if isDir.boolValue {
+            // A folder named as a bundle is input of the wrong kind, as a folder for --db is (66).
+            throw DataJoinError(.noInput, "cannot open \(path): it is a folder, not a bundle file")
+        }
+        guard let f = FileHandle(forReadingAtPath: path) else {
             throw DataJoinError.io("cannot open \(path): \(isDir.boolValue ? "it is a folder" : "permission denied")")
         }
         try self.init(source: .file(f), maxOutput: maxOutput)

@@ -41,6 +41,31 @@ final class OperatorSafetyTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("it is a folder, not a database file"), r.stderr)
     }
 
+    /// A writable database file in a folder this user may not write to: SQLite cannot make its
+    /// journal there; a permission error (77) that says so, not "service unavailable" (69; found
+    /// from outside). Run as nobody when the tests run as root (root writes anywhere).
+    func testADatabaseInAFolderThisUserMayNotWriteIsAPermissionError() throws {
+        let dir = path("ro-folder")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let db = dir + "/x.db"
+        try CLI.ok(["init", "--db", db, "--node", "ro"])
+        try FileManager.default.setAttributes([.posixPermissions: 0o666], ofItemAtPath: db)
+        try FileManager.default.setAttributes([.posixPermissions: 0o555], ofItemAtPath: dir)
+        defer { try? FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir) }
+        let args = ["status", "--db", db]
+        let r: (status: Int32, output: String)
+        if geteuid() == 0 {
+            r = try CLI.runProgram(
+                URL(fileURLWithPath: "/usr/bin/setpriv"),
+                ["--reuid=65534", "--regid=65534", "--clear-groups", CLI.executable.path] + args)
+        } else {
+            let run = try CLI.run(args)
+            r = (run.status, run.stderr)
+        }
+        XCTAssertEqual(r.status, 77, r.output)
+        XCTAssertTrue(r.output.contains("this user needs write access to its folder too"), r.output)
+    }
+
     /// A file the user names that is not a bundle is refused where it stands; an empty bundle
     /// file just written waits like a truncated one.
     func testANamedFileIsNeverMovedAndAnEmptyOneWaits() throws {

@@ -85,6 +85,16 @@ public final class SQLiteDatabase: Database, TransactionDriver {
                     .dataError, "\(path) is not an SQLite database (its first bytes say otherwise); check the path")
             }
             if let e = TransactionError.unwrap(error) as? SQLiteError, e.isLocked { throw e }
+            // A writable file in a folder this user may not write to: SQLite cannot make its
+            // write-ahead log there (found from outside: exit 69, "service unavailable").
+            if let e = TransactionError.unwrap(error) as? SQLiteError,
+                e.primary == SQLITE_READONLY || e.primary == SQLITE_CANTOPEN || e.primary == SQLITE_PERM
+            {
+                throw DataJoinError(
+                    .permission,
+                    "cannot write to SQLite database \(path): \(e.message); SQLite keeps its journal beside the file, so this user needs write access to its folder too"
+                )
+            }
             throw DataJoinError(.connection, "cannot open SQLite database \(path): \(error)")
         }
     }

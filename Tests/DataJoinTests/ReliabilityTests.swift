@@ -507,6 +507,10 @@ final class ReliabilityTests: ScenarioTestCase {
         let named = "table item has column(s) note that its capture does not write (added after 'datajoin track')"
         let exported = try CLI.ok(["export", "--db", a.url, "--to", drop.path])
         XCTAssertTrue(exported.stderr.contains(named), exported.stderr)
+        let status = try CLI.ok(["status", "--db", a.url]).stdout
+        XCTAssertTrue(status.contains("  capture out of date: \(named)"), status)
+        let json = try CLI.ok(["status", "--db", a.url, "--json"]).stdout
+        XCTAssertTrue(json.contains("\"capture_drift\":[\"\(named)"), json)
         let checked = try CLI.run(["check", "--db", a.url])
         XCTAssertNotEqual(checked.status, 0)
         XCTAssertTrue((checked.stdout + checked.stderr).contains("capture-drift"), checked.stdout + checked.stderr)

@@ -6,6 +6,8 @@ public struct NodeStatus: Sendable {
     public var epoch: String
     public var database: String
     public var trackedTables: [String]
+    /// Tracked tables altered since `track`: what their capture misses, and the cure.
+    public var captureDrift: [String] = []
     public var outboxUnstamped: Int64
     public var outboxWaiting: Int64
     public var oldestUnexported: String?
@@ -103,7 +105,7 @@ public struct NodeStatus: Sendable {
             [.integer(Program.export), .integer(Program.relay)])
         return NodeStatus(
             nodeId: me.nodeId, epoch: me.epoch, database: db.displayName,
-            trackedTables: try Tracker.trackedNames(db),
+            trackedTables: try Tracker.trackedNames(db), captureDrift: try CaptureDrift.find(db).map(\.message),
             outboxUnstamped: unstamped, outboxWaiting: unstamped + max(0, lastSeq - exportPointer),
             oldestUnexported: oldest.map { HybridLogicalClock.describe(HybridLogicalClock.stamp(ms: $0)) },
             exportPointer: exportPointer, lastSeq: lastSeq,
@@ -172,6 +174,7 @@ public struct NodeStatus: Sendable {
             {"schema":\(Self.jsonSchema),\
             "node":{"id":\(JSON.quote(nodeId)),"epoch":\(JSON.quote(epoch)),"database":\(JSON.quote(database))},\
             "tracked_tables":[\(trackedTables.map(JSON.quote).joined(separator: ","))],\
+            "capture_drift":[\(captureDrift.map(JSON.quote).joined(separator: ","))],\
             "export":{"waiting":\(outboxWaiting),"oldest_unexported":\(s(oldestUnexported)),\
             "oldest_unexported_age_seconds":\(oldestUnexportedAgeSeconds.map(String.init) ?? "null"),\
             "last_seq":\(lastSeq),"pointer":\(exportPointer),"last_export":\(s(lastExport)),"last_receipts":\(s(lastReceipts)),"held":\(s(exportHeld))},\
@@ -191,13 +194,15 @@ public struct NodeStatus: Sendable {
     }
 
     public var text: String {
-        var lines = [
-            "node:             \(nodeId) (epoch \(epoch))",
-            "database:         \(database)",
-            "tracked tables:   \(trackedTables.isEmpty ? "none (run 'datajoin track')" : trackedTables.joined(separator: ", "))",
-            "waiting export:   \(outboxWaiting) change(s)"
-                + (oldestUnexportedAgeSeconds.map { ", oldest \(Self.age($0)) old" } ?? ""),
-        ]
+        var lines =
+            [
+                "node:             \(nodeId) (epoch \(epoch))",
+                "database:         \(database)",
+                "tracked tables:   \(trackedTables.isEmpty ? "none (run 'datajoin track')" : trackedTables.joined(separator: ", "))",
+            ] + captureDrift.map { "  capture out of date: \($0)" } + [
+                "waiting export:   \(outboxWaiting) change(s)"
+                    + (oldestUnexportedAgeSeconds.map { ", oldest \(Self.age($0)) old" } ?? "")
+            ]
         if let exportHeld { lines.append("  export is held: \(exportHeld)") }
         lines += [
             "waiting import:   \(inboxWaiting) change(s)",

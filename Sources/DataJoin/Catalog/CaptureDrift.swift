@@ -10,6 +10,9 @@ public struct CaptureDrift: Sendable, Equatable {
     public var added: [String]
     /// Columns capture writes and the table no longer has (dropped or renamed).
     public var missing: [String]
+    /// Columns whose type changed: "name (old → new)". Their values are still typed as the old
+    /// one at export (found from outside: '007' into a column made text went out as 7).
+    public var retyped: [String] = []
 
     /// Every tracked table that drifted, in name order: one catalog read per table.
     public static func find(_ db: Database) throws -> [CaptureDrift] {
@@ -24,12 +27,20 @@ public struct CaptureDrift: Sendable, Equatable {
     static func of(_ db: Database, _ known: TableInfo) throws -> CaptureDrift? {
         // A table this connection does not see (dropped, or of another schema than its search
         // path) is not a change of columns: its capture is gone with it or works unseen here.
-        guard let live = try TableRegistry.introspect(db, table: known.name)?.columns.map(\.name) else { return nil }
+        guard let liveColumns = try TableRegistry.introspect(db, table: known.name)?.columns else { return nil }
+        let live = liveColumns.map(\.name)
         let knownNames = known.columns.map(\.name)
-        let d = CaptureDrift(
+        var d = CaptureDrift(
             table: known.name, added: live.filter { !knownNames.contains($0) },
             missing: knownNames.filter { !live.contains($0) })
-        return d.added.isEmpty && d.missing.isEmpty ? nil : d
+        for c in liveColumns {
+            // By the kind values are typed as, not the type's text, which an older version may
+            // have spelled otherwise in the registry.
+            if let was = known.column(c.name), was.kind != c.kind {
+                d.retyped.append("\(c.name) (\(was.dataType) → \(c.dataType))")
+            }
+        }
+        return d.added.isEmpty && d.missing.isEmpty && d.retyped.isEmpty ? nil : d
     }
 
     /// One line: what is not synced, and the cure.
@@ -43,6 +54,11 @@ public struct CaptureDrift: Sendable, Equatable {
         if !missing.isEmpty {
             what.append(
                 "no longer has column(s) \(missing.joined(separator: ", ")) that its capture writes (dropped or renamed): its triggers may fail"
+            )
+        }
+        if !retyped.isEmpty {
+            what.append(
+                "changed the type of column(s) \(retyped.joined(separator: ", ")) since 'datajoin track': their values are typed as before"
             )
         }
         return

@@ -104,7 +104,6 @@ public enum Tracker {
                 var warnings = wasTracked ? [] : keyWarningsOf[info.name] ?? []
                 if refreshed.contains(info.name) {
                     let before = try TableRegistry.load(db)[info.name]
-                    try CaptureTriggers.remove(db, table: info.name)
                     try TableRegistry.save(db, info)
                     if triggers { try CaptureTriggers.install(db, info) }
                     let old = before?.columns.map(\.name) ?? []

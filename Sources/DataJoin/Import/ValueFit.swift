@@ -22,6 +22,8 @@ enum ValueFit {
     /// it, 'yes' and 'on' as true, '0x10' as 16 (found from outside: every PostgreSQL node kept
     /// its own value, silently). Held instead; what PostgreSQL refuses outright is held anyway.
     static func postgresReadsAsOther(_ text: String, _ type: String) -> String? {
+        // An array's text is its own syntax (`{1.5,2}`), not one value of the element type.
+        if type.hasSuffix("]") { return nil }
         // Only short text can be one of these: a large value is never copied to be looked at
         // (a 64 MiB text went through two copies here, found by the memory test).
         guard text.utf8.count <= 400 else {
@@ -76,7 +78,7 @@ enum ValueFit {
         guard b.contains(where: isDigit) else { return nil }
         let fine: Bool
         switch kind {
-        case .date: fine = date(b, allowZeroTime: true)
+        case .date: fine = date(b)
         case .time: fine = time(b[...])
         case .timestamp: fine = timestamp(b)
         case .integer: fine = integer(b[...])
@@ -112,20 +114,18 @@ enum ValueFit {
         from + n <= b.endIndex && b[from..<from + n].allSatisfy(isDigit)
     }
 
-    /// `YYYY-MM-DD` (four to seven year digits), `infinity`, `-infinity`, a ` BC` suffix; with
-    /// `allowZeroTime` a time of all zeros after it (a timestamp of midnight into a date column).
-    private static func date(_ b: [UInt8], allowZeroTime: Bool) -> Bool {
+    /// `YYYY-MM-DD` (four to seven year digits), `infinity`, `-infinity`, a ` BC` suffix. Nothing
+    /// after it: `2024-01-03 00:00:00` is another spelling in a date column, and two keys on a
+    /// SQLite node (found from outside).
+    private static func date(_ b: [UInt8]) -> Bool {
         if b == Array("infinity".utf8) || b == Array("-infinity".utf8) { return true }
         var body = b[...]
         if body.count > 3, body.suffix(3).elementsEqual(" BC".utf8) { body = body.dropLast(3) }
         guard let dash = body.firstIndex(of: 45), dash - body.startIndex >= 4, dash - body.startIndex <= 7,
-            digits(body, body.startIndex, dash - body.startIndex), dash + 6 <= body.endIndex,
+            digits(body, body.startIndex, dash - body.startIndex), dash + 6 == body.endIndex,
             digits(body, dash + 1, 2), body[dash + 3] == 45, digits(body, dash + 4, 2)
         else { return false }
-        let rest = body[(dash + 6)...]
-        if rest.isEmpty { return true }
-        return allowZeroTime && rest.first == 32 && rest.dropFirst().allSatisfy { $0 == 48 || $0 == 58 || $0 == 46 }
-            && time(rest.dropFirst())
+        return true
     }
 
     /// `HH:MM:SS` with up to six fraction digits (MariaDB's TIME: a sign, up to three hour digits).
@@ -146,7 +146,7 @@ enum ValueFit {
         var body = b[...]
         if body.count > 3, body.suffix(3).elementsEqual(" BC".utf8) { body = body.dropLast(3) }
         guard let space = body.firstIndex(of: 32) else { return false }
-        return date(Array(body[..<space]), allowZeroTime: false) && time(body[(space + 1)...])
+        return date(Array(body[..<space])) && time(body[(space + 1)...])
             && body[(space + 1)...].first != 45
     }
 
@@ -183,9 +183,15 @@ enum ValueFit {
     }
 
     /// What PostgreSQL's catalog calls a type, as one of the spelled kinds (nil: not checked).
+    /// The whole name with any precision taken out: `timestamp(3) with time zone` is not a
+    /// `timestamp`, and an array (`numeric(10,2)[]`) is no scalar (found from outside: both were
+    /// held between identical PostgreSQL tables).
     static func postgresSpelled(_ type: String) -> Spelled? {
-        let base = type.components(separatedBy: "(").first ?? type
-        switch base {
+        var name = type
+        while let open = name.firstIndex(of: "("), let close = name[open...].firstIndex(of: ")") {
+            name.removeSubrange(open...close)
+        }
+        switch name {
         case "date": return .date
         case "time without time zone", "time": return .time
         case "timestamp without time zone", "timestamp": return .timestamp

@@ -7,7 +7,9 @@ struct Track: ParsableCommand {
         discussion: helpText(
             """
             Installs capture triggers (plpgsql on PostgreSQL, SQL triggers on SQLite and MariaDB). A table needs a
-            primary key; composite keys work. After ALTER TABLE, run 'untrack' then 'track' again.
+            primary key; composite keys work. After ALTER TABLE of a tracked table, run 'track'
+            on it again: its capture is installed again for the columns it has now (export,
+            status and check name such a table until then).
 
             Rows the table already holds are not exported: only changes from now on are, and track
             says how many rows it leaves behind. --backfill captures them too, as inserts (also on a

@@ -364,7 +364,8 @@ public struct MariaDBDialect: Dialect {
         }
         if let problem = Self.strictModeLets(value, type) { return problem }
         if type.hasPrefix("decimal("), let problem = ValueFit.scaleProblem(value, col.dataType) { return problem }
-        if case .text(let s) = value, let kind = Self.spelled(type),
+        // ZEROFILL prints its own padding (`00000012.50`): that is the column's spelling.
+        if case .text(let s) = value, !type.contains("zerofill"), let kind = Self.spelled(type),
             let problem = ValueFit.spellingProblem(s, kind, typeName: col.dataType, brand: "MariaDB")
         {
             return problem

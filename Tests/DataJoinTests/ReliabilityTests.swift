@@ -744,6 +744,9 @@ extension ReliabilityTests {
             let r = try CLI.run(args + ["--cycles", cycles])
             XCTAssertEqual(r.status, 1, "\(cycles): \(r.stdout) \(r.stderr)")
             XCTAssertTrue(r.stdout.contains("cycle 1 failed"), r.stdout)
+            // The last one does not announce a next (found from outside).
+            let last = r.stdout.split(separator: "\n").first { $0.contains("cycle \(cycles) failed: ") } ?? ""
+            XCTAssertFalse(last.isEmpty || last.contains("the next cycle runs"), r.stdout)
             XCTAssertTrue(r.stderr.contains("\(cycles) of \(cycles) cycle(s) failed; the log above says why"), r.stderr)
         }
         try holder.executeScript("ROLLBACK")

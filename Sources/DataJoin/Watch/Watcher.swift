@@ -57,7 +57,8 @@ public final class Watcher {
                 if !idle || options.logIdleCycles { log("cycle \(cycle): " + line) }
             } catch {
                 failed += 1
-                log("cycle \(cycle) failed: \(error); the next cycle runs in \(options.every) s")
+                let last = options.cycles.map { cycle >= $0 } ?? false
+                log("cycle \(cycle) failed: \(error)" + (last ? "" : "; the next cycle runs in \(options.every) s"))
             }
             if let n = options.cycles, cycle >= n { break }
             if stop() { break }

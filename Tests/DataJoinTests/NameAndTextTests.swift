@@ -185,6 +185,12 @@ final class NameAndTextTests: ScenarioTestCase {
         let url = n.url + "?options=-csearch_path%3Dinventory,public"
         let tracked = try CLI.run(["track", "--db", url, "item"])
         XCTAssertEqual(tracked.status, 0, tracked.stderr)
+        // Without that search path the tracked table is not there, and check says so.
+        let checked = try CLI.run(["check", "--db", n.url])
+        XCTAssertNotEqual(checked.status, 0)
+        XCTAssertTrue(checked.stderr.contains("outside this connection's search path"), checked.stderr)
+        try CLI.ok(["check", "--db", url])
+        try CLI.ok(["untrack", "--db", url, "item"])
     }
 
     func testPlaceholdersSkipLiteralsCommentsAndDollarQuotes() {

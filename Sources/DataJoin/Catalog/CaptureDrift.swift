@@ -13,12 +13,17 @@ public struct CaptureDrift: Sendable, Equatable {
     /// Columns whose type changed: "name (old → new)". Their values are still typed as the old
     /// one at export (found from outside: '007' into a column made text went out as 7).
     public var retyped: [String] = []
+    /// Tracked, and no such table here: dropped, renamed, or outside this connection's search path.
+    public var gone = false
 
     /// Every tracked table that drifted, in name order: one catalog read per table.
     public static func find(_ db: Database) throws -> [CaptureDrift] {
         let registered = try TableRegistry.load(db)
         return try Tracker.trackedNames(db).compactMap { name in
             guard let known = registered[name] else { return nil }
+            if try TableRegistry.introspect(db, table: name) == nil {
+                return CaptureDrift(table: name, added: [], missing: [], gone: true)
+            }
             return try of(db, known)
         }
     }
@@ -45,6 +50,11 @@ public struct CaptureDrift: Sendable, Equatable {
 
     /// One line: what is not synced, and the cure.
     public var message: String {
+        if gone {
+            return
+                "tracked table \(table) does not exist here (dropped, renamed, or outside this connection's search path); "
+                + "run 'datajoin untrack \(table)', and 'datajoin track NEWNAME' for a renamed one (docs/capture.md)"
+        }
         var what: [String] = []
         if !added.isEmpty {
             what.append(

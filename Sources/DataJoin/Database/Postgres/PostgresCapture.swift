@@ -47,6 +47,23 @@ extension PostgresDialect {
             [n.function, f.insert, f.update, f.delete, n.truncate] + [legacy[0], legacy[5]]
             + CaptureTriggers.legacyFunctions(table)
         var script = triggers.map { "DROP TRIGGER IF EXISTS \(db.quote(Self.pgName($0))) ON \(db.quote(table));" }
+        // The table renamed since keeps its triggers under its new name, still running this
+        // table's functions (found from outside: they captured its rows under the old name, and
+        // untrack failed on the functions they used). Dropped with them, wherever they are.
+        for function in [n.function, f.insert, f.update, f.delete, n.truncate] where function.utf8.count <= 63 {
+            try db.query(
+                """
+                SELECT t.tgname, c.relname FROM pg_catalog.pg_trigger AS t
+                JOIN pg_catalog.pg_class AS c ON c.oid = t.tgrelid
+                JOIN pg_catalog.pg_proc AS p ON p.oid = t.tgfoid
+                WHERE p.proname = ? AND p.pronamespace = current_schema()::regnamespace AND c.relname <> ?
+                """, [.text(function), .text(table)]
+            ) { r in
+                if let trigger = r.string(0), let other = r.string(1) {
+                    script.append("DROP TRIGGER IF EXISTS \(db.quote(trigger)) ON \(db.quote(other));")
+                }
+            }
+        }
         // An old name cut at 63 bytes may be another table's function: dropped only when
         // nothing depends on it any more (no CASCADE), and only when it fits uncut.
         script += functions.filter { $0.utf8.count <= 63 }.map { "DROP FUNCTION IF EXISTS \(db.quote($0))();" }

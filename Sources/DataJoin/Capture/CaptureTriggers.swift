@@ -59,6 +59,16 @@ enum CaptureTriggers {
 
     static func remove(_ db: Database, table: String) throws { try db.dialect.removeCapture(db, table: table) }
 
+    /// The tracked tables that still exist, as registered: what an upgrade writes capture for
+    /// again (a tracked table dropped since is skipped; found from outside: every command failed
+    /// on it, untrack included).
+    static func trackedAndPresent(_ db: Database) throws -> [TableInfo] {
+        let tracked = Set(try Tracker.trackedNames(db))
+        return try TableRegistry.load(db).values.filter {
+            try tracked.contains($0.name) && TableRegistry.introspect(db, table: $0.name) != nil
+        }
+    }
+
     /// `track --backfill`: every row the table holds now, captured as an insert in the form the
     /// insert trigger writes, so peers receive rows that were there before tracking (docs/capture.md).
     static func backfill(_ db: Database, _ t: TableInfo) throws -> Int { try db.dialect.backfill(db, t) }

@@ -21,18 +21,15 @@ public struct CaptureDrift: Sendable, Equatable {
         let registered = try TableRegistry.load(db)
         return try Tracker.trackedNames(db).compactMap { name in
             guard let known = registered[name] else { return nil }
-            if try TableRegistry.introspect(db, table: name) == nil {
-                return CaptureDrift(table: name, added: [], missing: [], gone: true)
-            }
             return try of(db, known)
         }
     }
 
     /// The drift of one tracked table against its registered definition; nil when none.
     static func of(_ db: Database, _ known: TableInfo) throws -> CaptureDrift? {
-        // A table this connection does not see (dropped, or of another schema than its search
-        // path) is not a change of columns: its capture is gone with it or works unseen here.
-        guard let liveColumns = try TableRegistry.introspect(db, table: known.name)?.columns else { return nil }
+        guard let liveColumns = try TableRegistry.introspect(db, table: known.name)?.columns else {
+            return CaptureDrift(table: known.name, added: [], missing: [], gone: true)
+        }
         let live = liveColumns.map(\.name)
         let knownNames = known.columns.map(\.name)
         var d = CaptureDrift(

@@ -27,6 +27,7 @@ public enum Tracker {
         _ = try NodeIdentity.load(db)
         guard !names.isEmpty else { throw DataJoinError(.usage, "name at least one table to track") }
         let existing = try trackedNames(db)
+        let registered = try TableRegistry.load(db)
         var infos: [TableInfo] = []
         var refreshed = Set<String>()
         // Check every table first, so a bad name changes nothing.
@@ -61,7 +62,7 @@ public enum Tracker {
             }
             // A tracked table altered since: its capture is installed again for the columns it
             // has now, in one transaction (untrack then track left writes uncaptured between).
-            if existing.contains(name), let known = try TableRegistry.load(db)[name],
+            if existing.contains(name), let known = registered[name],
                 try CaptureDrift.of(db, known) != nil
             {
                 guard known.keyColumns.map(\.name) == info.keyColumns.map(\.name) else {
@@ -103,7 +104,7 @@ public enum Tracker {
                 }
                 var warnings = wasTracked ? [] : keyWarningsOf[info.name] ?? []
                 if refreshed.contains(info.name) {
-                    let before = try TableRegistry.load(db)[info.name]
+                    let before = registered[info.name]
                     try TableRegistry.save(db, info)
                     if triggers { try CaptureTriggers.install(db, info) }
                     let old = before?.columns.map(\.name) ?? []

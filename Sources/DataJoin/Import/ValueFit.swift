@@ -118,7 +118,7 @@ enum ValueFit {
     /// after it: `2024-01-03 00:00:00` is another spelling in a date column, and two keys on a
     /// SQLite node (found from outside).
     private static func date(_ b: [UInt8]) -> Bool {
-        if b == Array("infinity".utf8) || b == Array("-infinity".utf8) { return true }
+        if b.elementsEqual("infinity".utf8) || b.elementsEqual("-infinity".utf8) { return true }
         var body = b[...]
         if body.count > 3, body.suffix(3).elementsEqual(" BC".utf8) { body = body.dropLast(3) }
         guard let dash = body.firstIndex(of: 45), dash - body.startIndex >= 4, dash - body.startIndex <= 7,
@@ -142,7 +142,7 @@ enum ValueFit {
     }
 
     private static func timestamp(_ b: [UInt8]) -> Bool {
-        if b == Array("infinity".utf8) || b == Array("-infinity".utf8) { return true }
+        if b.elementsEqual("infinity".utf8) || b.elementsEqual("-infinity".utf8) { return true }
         var body = b[...]
         if body.count > 3, body.suffix(3).elementsEqual(" BC".utf8) { body = body.dropLast(3) }
         guard let space = body.firstIndex(of: 32) else { return false }

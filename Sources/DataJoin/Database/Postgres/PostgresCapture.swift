@@ -18,12 +18,7 @@ extension PostgresDialect {
     /// DateStyle, TimeZone and float digits.
     public func upgradeCapture(_ db: Database, from version: Int) throws {
         guard version < 14 else { return }
-        // A tracked table dropped since is skipped (found from outside: every command failed
-        // on it, untrack included).
-        for t in try TableRegistry.load(db).values
-        where try Tracker.trackedNames(db).contains(t.name) && TableRegistry.introspect(db, table: t.name) != nil {
-            try installCapture(db, t)
-        }
+        for t in try CaptureTriggers.trackedAndPresent(db) { try installCapture(db, t) }
     }
 
     public func installCapture(_ db: Database, _ t: TableInfo) throws {

@@ -11,10 +11,7 @@ extension SQLiteDialect {
     public func upgradeCapture(_ db: Database, from version: Int) throws {
         guard version < 13 else { return }
         // Tracked tables only: the registry keeps the columns of untracked ones too.
-        for t in try TableRegistry.load(db).values
-        where try Tracker.trackedNames(db).contains(t.name) && TableRegistry.introspect(db, table: t.name) != nil {
-            try installCapture(db, t)
-        }
+        for t in try CaptureTriggers.trackedAndPresent(db) { try installCapture(db, t) }
     }
 
     public func removeCapture(_ db: Database, table: String) throws {

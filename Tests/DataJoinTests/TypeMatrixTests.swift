@@ -305,6 +305,59 @@ final class TypeMatrixTests: ScenarioTestCase {
         XCTAssertEqual(try b.db.scalar("SELECT d FROM reals"), .real(1.7976931348623157e308))
     }
 
+    /// A SQLite node of schema version 14 gets the outbox's operation check without an IN list
+    /// (SQLite built its lookup table once per captured row: a quarter of a tracked insert) and
+    /// insert triggers that write the row as an array of values; changes captured before, as
+    /// name/value objects, still go out as they were.
+    func testANodeUpgradedFromVersion14KeepsItsOutboxAndCapturesInsertsAsArrays() throws {
+        let schema = "CREATE TABLE t (id TEXT PRIMARY KEY, v TEXT, n INTEGER, r REAL, bl BLOB)"
+        let a = try TestNode("a", .sqlite, folder: folder, table: schema, track: ["t"], keyBlocks: false)
+        let b = try TestNode("b", .sqlite, folder: folder, table: schema, track: ["t"], keyBlocks: false)
+        try trustAll([a, b])
+        func outboxSQL() throws -> String {
+            try a.db.scalar("SELECT sql FROM sqlite_master WHERE name = 'ds_change_outbox'").asString ?? ""
+        }
+        XCTAssertFalse(try outboxSQL().contains(" IN ("), "a new node's check has no IN list")
+        try a.exec("INSERT INTO t VALUES ('k1', 'before', 1, 0.1, x'00ff')")
+        // As version 14 left it: the IN list, and a change captured as an object of pairs (here
+        // by hand, with the capture dropped: the upgrade writes the triggers again).
+        for r in try a.db.rows("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'ds_capture_%'") {
+            try a.exec("DROP TRIGGER \"\(r.string(0)!)\"")
+        }
+        try a.exec("INSERT INTO t VALUES ('k2', 'o''ld', 7, 2.5, x'0102')")
+        try a.exec(
+            """
+            INSERT INTO ds_change_outbox (object_table, object_pk_attribute, object_id, object_operation, object_value, captured_ms)
+            VALUES ('t', '["id"]', '["tk2"]', 'I', '{"id":"tk2","v":"to''ld","n":"i7","r":"r2.5","bl":"b0102"}', 1)
+            """)
+        let version = try a.db.scalar("PRAGMA schema_version").asInt64 ?? 0
+        try a.exec("PRAGMA writable_schema = ON")
+        try a.exec(
+            "UPDATE sqlite_master SET sql = ? WHERE name = 'ds_change_outbox'",
+            [.text(try outboxSQL().replacingOccurrences(of: "CHECK (\(SyncSchema.operationCheck.text))", with: "CHECK (object_operation IN ('I','U','D'))"))])
+        try a.exec("PRAGMA schema_version = \(version + 1)")
+        try a.exec("PRAGMA writable_schema = OFF")
+        try a.exec("UPDATE ds_node SET schema_version = 14")
+        XCTAssertTrue(try outboxSQL().contains("IN ('I','U','D')"))
+
+        _ = try NodeIdentity.load(a.db)  // upgrades
+        XCTAssertFalse(try outboxSQL().contains(" IN ("))
+        XCTAssertTrue(try outboxSQL().contains("CHECK (object_operation = 'I' OR"))
+        XCTAssertEqual(try a.db.scalar("PRAGMA integrity_check"), .text("ok"))
+        XCTAssertThrowsError(
+            try a.exec("INSERT INTO ds_change_outbox (object_table, object_id, object_operation) VALUES ('t', '[]', 'X')"),
+            "the check still refuses another operation")
+        XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_change_outbox"), .integer(2), "no row lost")
+        try a.exec("INSERT INTO t VALUES ('k3', 'after', NULL, -0.5, NULL)")
+        let captured = try XCTUnwrap(
+            try a.db.firstRow("SELECT object_attribute, object_value FROM ds_change_outbox ORDER BY id DESC LIMIT 1"))
+        XCTAssertEqual(captured.string(0), #"["id","v","n","r","bl"]"#)
+        XCTAssertEqual(captured.string(1), #"["tk3","tafter",null,"r-0.5",null]"#)
+        XCTAssertEqual(try sync(a, b)?.applied, 3)
+        XCTAssertEqual(try b.rows("t"), try a.rows("t"))
+        XCTAssertEqual(try b.db.scalar("SELECT v || typeof(n) || typeof(r) || hex(bl) FROM t WHERE id = 'k2'"), .text("o'ldintegerreal0102"))
+    }
+
     /// An application session's own output settings do not reach what is captured: a date
     /// written under `DateStyle = 'SQL, DMY'` was captured as `02/01/2024` and read as 1 February
     /// by a node with MDY; a time zone gave other offsets than `+00`, `extra_float_digits = 0` a

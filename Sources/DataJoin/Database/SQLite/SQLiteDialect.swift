@@ -40,6 +40,31 @@ public struct SQLiteDialect: Dialect {
             _ = try repairStranded(db)
         }
         if version < 7 { try movePayloadLast(db) }
+        if version < 15 { try rewriteOperationCheck(db) }
+    }
+
+    /// Versions before 15 checked the outbox's operation with an IN list, which SQLite evaluates
+    /// by building a lookup table for every row a capture trigger writes. The check is replaced
+    /// by its equivalent in place, as SQLite's documentation describes for changing a CHECK
+    /// constraint (lang_altertable.html, "Making Other Kinds Of Table Schema Changes"): the rows
+    /// on disk do not change, so the table is not copied (an outbox may hold millions).
+    func rewriteOperationCheck(_ db: Database) throws {
+        let old: SQL = "CHECK (object_operation IN ('I','U','D'))"
+        guard
+            let sql = try db.scalar("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'ds_change_outbox'")
+                .asString, sql.contains(old.text)
+        else { return }
+        let schemaVersion = try db.scalar("PRAGMA schema_version").asInt64 ?? 0
+        try db.execute("PRAGMA writable_schema = ON")
+        defer { _ = try? db.execute("PRAGMA writable_schema = OFF") }
+        try db.execute(
+            "UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = 'ds_change_outbox'",
+            [.text(sql.replacingOccurrences(of: old.text, with: "CHECK (\(SyncSchema.operationCheck.text))"))])
+        try db.execute(SQL(raw: "PRAGMA schema_version = \(schemaVersion + 1)"))
+        try db.execute("PRAGMA writable_schema = OFF")
+        // The schema is read again here: text it cannot parse fails this step, and the upgrade's
+        // transaction puts the old text back.
+        _ = try db.scalar("SELECT count(*) FROM ds_change_outbox WHERE 0")
     }
 
     /// Nodes of versions before 6 have the payload in the middle of the inbox's row: the table

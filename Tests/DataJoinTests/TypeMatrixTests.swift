@@ -334,7 +334,12 @@ final class TypeMatrixTests: ScenarioTestCase {
         try a.exec("PRAGMA writable_schema = ON")
         try a.exec(
             "UPDATE sqlite_master SET sql = ? WHERE name = 'ds_change_outbox'",
-            [.text(try outboxSQL().replacingOccurrences(of: "CHECK (\(SyncSchema.operationCheck.text))", with: "CHECK (object_operation IN ('I','U','D'))"))])
+            [
+                .text(
+                    try outboxSQL().replacingOccurrences(
+                        of: "CHECK (\(SyncSchema.operationCheck.text))",
+                        with: "CHECK (object_operation IN ('I','U','D'))"))
+            ])
         try a.exec("PRAGMA schema_version = \(version + 1)")
         try a.exec("PRAGMA writable_schema = OFF")
         try a.exec("UPDATE ds_node SET schema_version = 14")
@@ -345,7 +350,8 @@ final class TypeMatrixTests: ScenarioTestCase {
         XCTAssertTrue(try outboxSQL().contains("CHECK (object_operation = 'I' OR"))
         XCTAssertEqual(try a.db.scalar("PRAGMA integrity_check"), .text("ok"))
         XCTAssertThrowsError(
-            try a.exec("INSERT INTO ds_change_outbox (object_table, object_id, object_operation) VALUES ('t', '[]', 'X')"),
+            try a.exec(
+                "INSERT INTO ds_change_outbox (object_table, object_id, object_operation) VALUES ('t', '[]', 'X')"),
             "the check still refuses another operation")
         XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_change_outbox"), .integer(2), "no row lost")
         try a.exec("INSERT INTO t VALUES ('k3', 'after', NULL, -0.5, NULL)")
@@ -355,7 +361,9 @@ final class TypeMatrixTests: ScenarioTestCase {
         XCTAssertEqual(captured.string(1), #"["tk3","tafter",null,"r-0.5",null]"#)
         XCTAssertEqual(try sync(a, b)?.applied, 3)
         XCTAssertEqual(try b.rows("t"), try a.rows("t"))
-        XCTAssertEqual(try b.db.scalar("SELECT v || typeof(n) || typeof(r) || hex(bl) FROM t WHERE id = 'k2'"), .text("o'ldintegerreal0102"))
+        XCTAssertEqual(
+            try b.db.scalar("SELECT v || typeof(n) || typeof(r) || hex(bl) FROM t WHERE id = 'k2'"),
+            .text("o'ldintegerreal0102"))
     }
 
     /// An application session's own output settings do not reach what is captured: a date

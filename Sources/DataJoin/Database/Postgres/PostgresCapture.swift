@@ -111,7 +111,8 @@ extension PostgresDialect {
     /// is the same moment either way.
     static let postgresCommon = "ds_ms, ds_user, ds_tx"
     /// The same, in a statement of its own (a backfill).
-    static let postgresCommonOutside = "(extract(epoch from clock_timestamp()) * 1000)::bigint, current_user, txid_current()"
+    static let postgresCommonOutside =
+        "(extract(epoch from clock_timestamp()) * 1000)::bigint, current_user, txid_current()"
     static let postgresCommonDeclare = """
           ds_ms bigint := (extract(epoch from clock_timestamp()) * 1000)::bigint;
           ds_user text := current_user;

@@ -274,6 +274,35 @@ final class TypeMatrixTests: ScenarioTestCase {
         }
     }
 
+    /// The affinity DataJoin reads from a declared type (to hold text SQLite would turn into a
+    /// rounded number) is SQLite's own, checked against SQLite's `CAST` for odd spellings:
+    /// ASCII letters without case, the first rule that matches winning.
+    func testTheAffinityOfADeclaredTypeIsSQLitesOwn() throws {
+        let db = try DatabaseOpener.open("sqlite:" + folder.appendingPathComponent("affinity.db").path)
+        let types = [
+            "INTEGER", "int8", "BigInt Unsigned", "POINT", "CHARINT", "VARCHAR(10)", "nchar", "Clob", "text",
+            "BLOB", "bloby", "REAL", "Float", "doubleprecision", "DOUBLE", "NUMERIC", "decimal(10,2)", "DATE",
+            "STRING", "boolean", "\u{131}nteger", "t\u{131}ext", "int\u{131}",
+        ]
+        for t in types {
+            // CAST applies the type's affinity: '1.5' stays text (TEXT), becomes a blob (BLOB),
+            // 1 (INTEGER) or 1.5 (REAL, NUMERIC); '2.0' tells REAL (2.0) from NUMERIC (2).
+            let q = "\"" + t.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+            let a = try db.scalar(SQL(raw: "SELECT typeof(CAST('1.5' AS \(q)))")).asString
+            let b = try db.scalar(SQL(raw: "SELECT typeof(CAST('2.0' AS \(q)))")).asString
+            let sqlite: SQLiteDialect.Affinity =
+                switch (a, b) {
+                case ("integer", _): .integer
+                case ("text", _): .text
+                case ("blob", _): .blob
+                case ("real", "real"): .real
+                default: .numeric
+                }
+            XCTAssertEqual(SQLiteDialect.affinity(t), sqlite, t)
+        }
+        XCTAssertEqual(SQLiteDialect.affinity(""), .blob)
+    }
+
     /// A SQLite node of schema version 12 gets its capture triggers written again on its first
     /// command, with the exact form of reals.
     func testANodeUpgradedFromVersion12CapturesRealsExactly() throws {

@@ -355,17 +355,17 @@ public struct MariaDBDialect: Dialect {
     // MARK: - Values
 
     public func valueProblem(_ value: Value, _ col: ColumnInfo) -> String? {
-        let type = col.dataType.lowercased()
+        let type = col.type.lowered
         if case .real(let d) = value, !d.isFinite {
             return "\(Value.realText(d)), which MariaDB cannot store"
         }
         if type.hasPrefix("float"), case .real(let d) = value, Double(String(describing: Float(d))) != d {
             return "\(Value.realText(d)) needs DOUBLE; a FLOAT column would round it (declare it DOUBLE)"
         }
-        if let problem = Self.strictModeLets(value, type) { return problem }
+        if let problem = Self.strictModeLets(value, col.type) { return problem }
         if type.hasPrefix("decimal("), let problem = ValueFit.scaleProblem(value, col.dataType) { return problem }
         // ZEROFILL prints its own padding (`00000012.50`): that is the column's spelling.
-        if case .text(let s) = value, !type.contains("zerofill"), let kind = Self.spelled(type),
+        if case .text(let s) = value, !col.type.zerofill, let kind = Self.spelled(col.type),
             let problem = ValueFit.spellingProblem(s, kind, typeName: col.dataType, brand: "MariaDB")
         {
             return problem
@@ -374,8 +374,8 @@ public struct MariaDBDialect: Dialect {
     }
 
     /// MariaDB's typed columns whose own text of a value is one spelling of it.
-    static func spelled(_ type: String) -> ValueFit.Spelled? {
-        switch type.components(separatedBy: CharacterSet(charactersIn: "( ")).first ?? type {
+    static func spelled(_ type: TypeName) -> ValueFit.Spelled? {
+        switch type.firstWord {
         case "date": return .date
         case "time": return .time
         case "datetime", "timestamp": return .timestamp
@@ -390,10 +390,9 @@ public struct MariaDBDialect: Dialect {
     /// cuts fractional seconds beyond a column's precision, drops a time from a DATE, rounds a
     /// fraction into an integer, reads a two-digit year as 19xx or 20xx, trims trailing spaces
     /// past a VARCHAR's length and pads a short BINARY(n).
-    static func strictModeLets(_ value: Value, _ type: String) -> String? {
-        let base = type.components(separatedBy: "(").first ?? type
-        let size = Int(type.dropFirst(base.count + 1).prefix { $0.isNumber }) ?? 0
-        switch (base, value) {
+    static func strictModeLets(_ value: Value, _ typeName: TypeName) -> String? {
+        let type = typeName.lowered, size = typeName.size
+        switch (typeName.beforeParenthesis, value) {
         case ("datetime", .text(let s)), ("timestamp", .text(let s)), ("time", .text(let s)):
             guard let dot = s.lastIndex(of: ".") else { return nil }
             let digits = s[s.index(after: dot)...].prefix { $0.isNumber }
@@ -416,7 +415,7 @@ public struct MariaDBDialect: Dialect {
             return "\(y) is a two-digit year, which MariaDB reads as \(y < 70 ? 2000 + y : 1900 + y)"
         // A number for a YEAR column arrives as its text (the column's kind is text).
         case ("year", .text(let t)) where Int(t).map { $0 > 0 && $0 < 100 } ?? false:
-            return strictModeLets(.integer(Int64(t)!), type)
+            return strictModeLets(.integer(Int64(t)!), typeName)
         case ("char", .text(let s)) where s.hasSuffix(" "):
             return "trailing spaces, which a \(type) column drops"
         case ("varchar", .text(let s)) where s.unicodeScalars.count > size,

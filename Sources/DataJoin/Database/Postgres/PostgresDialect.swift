@@ -453,7 +453,7 @@ public struct PostgresDialect: Dialect {
         }
         if type.hasPrefix("numeric("), let problem = ValueFit.scaleProblem(value, type) { return problem }
         if case .text(let s) = value, let problem = ValueFit.postgresReadsAsOther(s, type) { return problem }
-        if case .text(let s) = value, let kind = ValueFit.postgresSpelled(type),
+        if case .text(let s) = value, let kind = ValueFit.postgresSpelled(col.type),
             let problem = ValueFit.spellingProblem(s, kind, typeName: type, brand: "PostgreSQL")
         {
             return problem

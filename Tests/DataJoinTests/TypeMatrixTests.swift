@@ -274,6 +274,67 @@ final class TypeMatrixTests: ScenarioTestCase {
         }
     }
 
+    /// What a SQLite column's affinity would change, not only spell otherwise, is held: a
+    /// double into a TEXT column keeps 15 digits, an integer above 2^53 into a REAL column is
+    /// rounded (found from outside: applied, and the nodes differed). What it keeps exactly
+    /// is applied: a 64-bit integer's text into a NUMERIC column, and any value into a column
+    /// whose type is NUMERIC to SQLite though Swift's upper-casing read it as FLOAT (`ﬂoat`,
+    /// a ligature) or INTEGER (`ınteger`, a dotless i).
+    func testWhatASQLiteAffinityWouldChangeIsHeldAndWhatItKeepsIsApplied() throws {
+        let a = try TestNode(
+            "a", .sqlite, folder: folder, table: "CREATE TABLE m (id TEXT PRIMARY KEY NOT NULL, t, r, n, f, i)",
+            track: ["m"], keyBlocks: false)
+        let b = try TestNode(
+            "b", .sqlite, folder: folder,
+            table:
+                "CREATE TABLE m (id TEXT PRIMARY KEY NOT NULL, t TEXT, r DOUBLE, n NUMERIC, f \"\u{FB02}oat\", i \"\u{131}nteger\")",
+            track: ["m"], keyBlocks: false)
+        // Into PostgreSQL's double precision the same: an integer above 2^53 is held (it was
+        // bound as a rounded double); numeric and text keep the rest exactly.
+        let pg = try TestNode(
+            "pg", .postgres, folder: folder,
+            table: "CREATE TABLE m (id text PRIMARY KEY, t text, r double precision, n numeric, f numeric, i numeric)",
+            track: ["m"], keyBlocks: false)
+        try trustAll([a, b, pg])
+        let rows: [(String, String, Value, Bool)] = [
+            ("k1", "t", .real(0.30000000000000004), false), ("k2", "t", .real(0.5), true),
+            ("k3", "t", .integer(9_223_372_036_854_775_807), true),
+            ("k4", "r", .integer(9_007_199_254_740_993), false), ("k5", "r", .integer(9_007_199_254_740_992), true),
+            ("k6", "r", .integer(-9_223_372_036_854_775_807), false),
+            ("k7", "n", .text("123456789012345678"), true), ("k8", "n", .text("1234567890123456.5"), false),
+            ("k9", "n", .text("123456789012345678901"), false),
+            ("k10", "f", .integer(9_007_199_254_740_993), true), ("k11", "i", .text("9007199254740993"), true),
+        ]
+        for (id, column, value, _) in rows {
+            try a.exec("INSERT INTO m (id, \(column)) VALUES (?, ?)", [.text(id), value])
+        }
+        let out = try bundles("m")
+        try a.export(to: out)
+        let report = try b.ingest([out.path]).imported
+        XCTAssertEqual(report?.held, rows.filter { !$0.3 }.count)
+        XCTAssertEqual(
+            try b.db.rows("SELECT id FROM m ORDER BY id").compactMap { $0.string(0) },
+            rows.filter { $0.3 }.map(\.0).sorted())
+        func stored(_ id: String, _ column: String) throws -> String? {
+            try b.db.scalar(
+                SQL(raw: "SELECT typeof(\(column)) || ' ' || quote(\(column)) FROM m WHERE id = ?"), [.text(id)]
+            )
+            .asString
+        }
+        XCTAssertEqual(try stored("k2", "t"), "text '0.5'")
+        XCTAssertEqual(try stored("k3", "t"), "text '9223372036854775807'")
+        XCTAssertEqual(try b.db.scalar("SELECT r FROM m WHERE id = 'k5'"), .real(9_007_199_254_740_992))
+        XCTAssertEqual(try stored("k7", "n"), "integer 123456789012345678")
+        XCTAssertEqual(try stored("k10", "f"), "integer 9007199254740993")
+        XCTAssertEqual(try stored("k11", "i"), "integer 9007199254740993")
+        XCTAssertEqual(try pg.ingest([out.path]).imported?.held, 2)
+        XCTAssertEqual(
+            try pg.db.rows("SELECT id FROM m WHERE id IN ('k4', 'k5', 'k6') ORDER BY id").compactMap { $0.string(0) },
+            ["k5"])
+        XCTAssertEqual(try pg.db.scalar("SELECT t FROM m WHERE id = 'k1'"), .text("0.30000000000000004"))
+        XCTAssertEqual(try pg.db.scalar("SELECT n::text FROM m WHERE id = 'k9'"), .text("123456789012345678901"))
+    }
+
     /// The affinity DataJoin reads from a declared type (to hold text SQLite would turn into a
     /// rounded number) is SQLite's own, checked against SQLite's `CAST` for odd spellings:
     /// ASCII letters without case, the first rule that matches winning.

@@ -127,7 +127,9 @@ enum ValueConversion {
         // number compared with a MariaDB VARCHAR compares as a number: '05' = 5).
         case (.text, .integer(let i)): return .text(String(i))
         case (.integer, .real(let d)): return Int64(exactly: d).map(Value.integer) ?? v
-        case (.real, .integer(let i)): return .real(Double(i))
+        // An integer a double holds exactly (up to 2^53); a larger one stays as it is, and is
+        // held (`ValueFit`): it was rounded here (found from outside).
+        case (.real, .integer(let i)): return Double(exactly: i).map(Value.real) ?? v
         // Only what SQLite's REAL affinity itself reads as a number: '0x1A', '0x1p3' and 'inf'
         // stay text there (they were turned into 26, 8 and Inf; found from outside).
         // Nor a number a double would alter: more than 15 significant digits (SQLite's own

@@ -8,6 +8,12 @@ enum ValueFit {
     /// `values`: each value with its column's position in `t.columns`.
     static func problem(_ values: [(Change.ColumnValue, Int)], table t: TableInfo, dialect: Dialect) -> String? {
         for (v, p) in values {
+            // Every brand stores an integer in a floating-point column as a double, which holds
+            // integers up to 2^53 exactly (`ValueConversion.normalize` leaves larger ones as they are).
+            if case .integer(let i) = v.value, t.columns[p].kind == .real {
+                return
+                    "\(t.name).\(v.name): the integer \(i) would be rounded to a double in a \(t.columns[p].dataType) column; held rather than altered"
+            }
             if let problem = dialect.valueProblem(v.value, t.columns[p]) {
                 return "\(t.name).\(v.name): \(problem); held rather than altered"
             }

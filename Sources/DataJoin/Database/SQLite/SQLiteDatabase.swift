@@ -29,7 +29,11 @@ public final class SQLiteDatabase: Database, TransactionDriver {
     /// where there is none, and changes nothing (issue 11).
     public init(path: String, create: Bool = true) throws {
         self.path = path
-        busyWait = BusyWait(LockWait.Wait("sqlite:\(path), which another process is writing to"))
+        // In rollback-journal mode a reader holds the lock a writer needs too (found from outside:
+        // the message blamed a writer for an open read transaction).
+        busyWait = BusyWait(
+            LockWait.Wait(
+                "sqlite:\(path), which another process has locked (writing, or reading in rollback-journal mode)"))
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty && !FileManager.default.fileExists(atPath: dir) {
             throw DataJoinError(.noInput, "cannot open SQLite database \(path): folder \(dir) does not exist")

@@ -105,13 +105,23 @@ public struct SQLiteDialect: Dialect {
     }
 
     /// SQLite's affinity rules (https://www.sqlite.org/datatype3.html §3.1).
+    /// By the column's affinity, read as SQLite reads it: a type `ﬂoat` (a ligature) or
+    /// `ınteger` (a dotless i) is NUMERIC to SQLite, and typing its values as a double or an
+    /// integer rounded a 16-digit integer (found from outside; Swift's upper-casing turned the
+    /// names into FLOAT and INTEGER).
     public func valueKind(declaredType: String) -> ValueKind {
-        let t = declaredType.uppercased()
-        if t.contains("INT") { return .integer }
-        if t.contains("CHAR") || t.contains("CLOB") || t.contains("TEXT") { return .text }
-        if t.contains("BLOB") { return .blob }
-        if t.contains("REAL") || t.contains("FLOA") || t.contains("DOUB") { return .real }
-        return .any
+        switch Self.affinity(declaredType) {
+        case .integer: return .integer
+        case .text: return .text
+        case .blob: return declaredType.isEmpty ? .any : .blob
+        case .real: return .real
+        case .numeric: return .any
+        }
+    }
+
+    /// Upper case of ASCII letters only, as SQLite compares type names and keywords.
+    static func asciiUppercased(_ s: String) -> String {
+        String(decoding: s.utf8.map { $0 >= 97 && $0 <= 122 ? $0 - 32 : $0 }, as: UTF8.self)
     }
 
     public func foreignKeys(_ db: Database, among tables: Set<String>) throws -> [ForeignKeyColumn] {
@@ -163,13 +173,13 @@ public struct SQLiteDialect: Dialect {
     /// A rowid alias (one `INTEGER PRIMARY KEY` column of a rowid table), which SQLite fills in
     /// with `max(rowid) + 1`: generated, and no block can be set up for it (docs/keys.md).
     public func generatedKey(_ db: Database, _ t: TableInfo) throws -> GeneratedKey? {
-        guard t.keyColumns.count == 1, let k = t.keyColumns.first, k.dataType.uppercased() == "INTEGER" else {
+        guard t.keyColumns.count == 1, let k = t.keyColumns.first, Self.asciiUppercased(k.dataType) == "INTEGER" else {
             return nil
         }
         let sql =
             try db.scalar("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [.text(t.name)]).asString
             ?? ""
-        if sql.uppercased().contains("WITHOUT ROWID") { return nil }
+        if Self.asciiUppercased(sql).contains("WITHOUT ROWID") { return nil }
         return GeneratedKey(column: k.name, generator: "rowid", maxValue: Int64.max)
     }
 
@@ -319,19 +329,28 @@ public struct SQLiteDialect: Dialect {
     // MARK: - Values
 
     public func valueProblem(_ value: Value, _ col: ColumnInfo) -> String? {
-        // The declared type's affinity is read only for the two cases that depend on it: an
-        // import spent a fifth of its time reading it for every NULL and number (found by `perf`).
+        // The declared type's affinity is read only where it matters: an import spent a fifth of
+        // its time reading it for every NULL and number (found by `perf`). What SQLite's
+        // affinity would change, not only spell otherwise, is held (found from outside).
         switch value {
         case .real(let d):
             if d.isNaN { return "NaN, which SQLite stores as NULL" }
-            if d == 0 && d.sign == .minus && Self.affinity(col.dataType) != .blob {
+            let aff = Self.affinity(col.dataType)
+            if d == 0 && d.sign == .minus && aff != .blob {
                 return
                     "-0.0, which SQLite stores as 0 in a \(col.dataType) column (declare the column without a type to keep the sign)"
+            }
+            // TEXT affinity stores a double as its text of 15 significant digits.
+            if aff == .text, Double(Self.fifteenDigits(d)) != d {
+                return
+                    "\(Value.realText(d)) would be stored as the text \(Self.fifteenDigits(d)) in a \(col.dataType) column (SQLite keeps 15 digits; declare it REAL)"
             }
         case .text(let s) where col.kind != .text:
             let aff = Self.affinity(col.dataType)
             guard aff == .integer || aff == .real || aff == .numeric else { return nil }
-            // SQLite turns numeric-looking text into a number here, keeping 15 significant digits.
+            // SQLite turns numeric-looking text into a number here, keeping 15 significant digits
+            // of a real; an integer that fits 64 bits is kept whole except under REAL affinity.
+            if aff != .real, Int64(s.trimmingCharacters(in: .whitespaces)) != nil { return nil }
             if let digits = ValueFit.significantDigits(s), digits > 15 {
                 return
                     "the number \(s.prefix(40)) has \(digits) significant digits; a \(col.dataType) column in SQLite keeps 15 (declare it TEXT to keep exact decimals)"
@@ -344,6 +363,13 @@ public struct SQLiteDialect: Dialect {
         default: break
         }
         return nil
+    }
+
+    /// A double as SQLite writes it into a TEXT column (`%!.15g`).
+    static func fifteenDigits(_ d: Double) -> String {
+        var t = String(format: "%.15g", d)
+        if d.isFinite, !t.contains("."), !t.contains("e") { t += ".0" }
+        return t
     }
 
     /// SQLite's affinity of a declared type (https://www.sqlite.org/datatype3.html §3.1).

@@ -335,6 +335,69 @@ final class TypeMatrixTests: ScenarioTestCase {
         XCTAssertEqual(try pg.db.scalar("SELECT n::text FROM m WHERE id = 'k9'"), .text("123456789012345678901"))
     }
 
+    /// A key value the target would store as another value is held for every operation, not
+    /// only for the insert: the delete of a held insert's key removed the row it was rounded to
+    /// (found from outside), and spellings of one number in a NUMERIC key merged rows.
+    func testAKeyTheTargetWouldAlterIsHeldForUpdatesAndDeletesToo() throws {
+        // A double key into a SQLite TEXT key: 0.30000000000000004 would be the text '0.3'.
+        let a = try TestNode(
+            "a", .sqlite, folder: folder, table: "CREATE TABLE u (k REAL PRIMARY KEY, v TEXT)", track: ["u"],
+            keyBlocks: false)
+        let b = try TestNode(
+            "b", .sqlite, folder: folder, table: "CREATE TABLE u (k TEXT PRIMARY KEY, v TEXT)", track: ["u"],
+            keyBlocks: false)
+        // An integer above 2^53 into a PostgreSQL double precision key.
+        let c = try TestNode(
+            "c", .sqlite, folder: folder, table: "CREATE TABLE t (k BIGINT PRIMARY KEY, v TEXT)", track: ["t"],
+            keyBlocks: false)
+        let d = try TestNode(
+            "d", .postgres, folder: folder, table: "CREATE TABLE t (k double precision PRIMARY KEY, v text)",
+            track: ["t"], keyBlocks: false)
+        try trustAll([a, b, c, d])
+        try a.exec("INSERT INTO u VALUES (0.3, 'point3'), (0.30000000000000004, 'p3'), (0.5, 'half')")
+        try c.exec("INSERT INTO t VALUES (9007199254740992, 'neighbour'), (9007199254740993, 'big')")
+        XCTAssertEqual(try sync(a, b)?.held, 1)
+        XCTAssertEqual(try sync(c, d)?.held, 1)
+        try a.exec("UPDATE u SET v = 'p3b' WHERE k = 0.30000000000000004")
+        try a.exec("DELETE FROM u WHERE k = 0.30000000000000004")
+        try c.exec("UPDATE t SET v = 'big-upd' WHERE k = 9007199254740993")
+        try c.exec("DELETE FROM t WHERE k = 9007199254740993")
+        XCTAssertEqual(try sync(a, b)?.held, 2)
+        XCTAssertEqual(try sync(c, d)?.held, 2)
+        XCTAssertEqual(try b.rows("u"), [["0.3", "point3"], ["0.5", "half"]])
+        XCTAssertEqual(try d.db.scalar("SELECT v FROM t WHERE k = 9007199254740992"), .text("neighbour"))
+        XCTAssertEqual(try d.db.scalar("SELECT count(*) FROM ds_conflict"), .integer(0))
+
+        // Text keys into a SQLite NUMERIC key: only a number's own spelling is a key there.
+        let p = try TestNode(
+            "p", .postgres, folder: folder, table: "CREATE TABLE n (k text PRIMARY KEY, v text)", track: ["n"],
+            keyBlocks: false)
+        let q = try TestNode(
+            "q", .sqlite, folder: folder, table: "CREATE TABLE n (k NUMERIC PRIMARY KEY NOT NULL, v TEXT)",
+            track: ["n"], keyBlocks: false)
+        try trustAll([p, q])
+        try p.exec(
+            "INSERT INTO n VALUES (' 5', 'space5'), ('05', 'lead05'), ('5', 'five'), ('5.0', 'f5'), ('2.5', 'two'), "
+                + "('0123456789012345670', 'lead0'), ('123456789012345670', 'canon'), ('abc', 'text')")
+        XCTAssertEqual(try sync(p, q)?.held, 4)
+        XCTAssertEqual(
+            try q.db.rows("SELECT typeof(k) || ':' || k || '=' || v FROM n ORDER BY v").compactMap { $0.string(0) },
+            ["integer:123456789012345670=canon", "integer:5=five", "text:abc=text", "real:2.5=two"])
+        XCTAssertEqual(try q.db.scalar("SELECT count(*) FROM ds_conflict"), .integer(0))
+
+        // Infinity into a SQLite TEXT column would be the text 'Inf'.
+        let e = try TestNode(
+            "e", .postgres, folder: folder, table: "CREATE TABLE i (k text PRIMARY KEY, x double precision)",
+            track: ["i"], keyBlocks: false)
+        let f = try TestNode(
+            "f", .sqlite, folder: folder, table: "CREATE TABLE i (k TEXT PRIMARY KEY NOT NULL, x TEXT)", track: ["i"],
+            keyBlocks: false)
+        try trustAll([e, f])
+        try e.exec("INSERT INTO i VALUES ('z3', 'Infinity'), ('z4', '-Infinity'), ('z5', 1.5)")
+        XCTAssertEqual(try sync(e, f)?.held, 2)
+        XCTAssertEqual(try f.rows("i"), [["z5", "1.5"]])
+    }
+
     /// The affinity DataJoin reads from a declared type (to hold text SQLite would turn into a
     /// rounded number) is SQLite's own, checked against SQLite's `CAST` for odd spellings:
     /// ASCII letters without case, the first rule that matches winning.

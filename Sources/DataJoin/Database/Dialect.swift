@@ -158,6 +158,9 @@ public protocol Dialect: Sendable {
     func valueProblem(_ value: Value, _ column: ColumnInfo) -> String?
     /// Why a key cannot be stored at all; nil when it can.
     func keyProblem(_ key: [Value]) -> String?
+    /// Why a key value in this spelling could name another row than the change means (SQLite's
+    /// NUMERIC affinity stores '05' and '5' as one number); nil when it cannot.
+    func keySpellingProblem(_ value: Value, _ column: ColumnInfo) -> String?
 
     // MARK: - Locks
 
@@ -190,6 +193,7 @@ extension Dialect {
     public func refreshCascadeCapture(_ db: Database) throws -> [(table: String, warning: String)] { [] }
 
     public func upgradeCapture(_ db: Database, from version: Int) throws {}
+    public func keySpellingProblem(_ value: Value, _ column: ColumnInfo) -> String? { nil }
 
     /// `(k) IN (?, …)` or `(k1, k2) IN ((?, ?), …)`.
     public func keyIn(_ key: [SQL], count n: Int) -> SQL {

@@ -136,6 +136,7 @@ struct Merger {
         }
         if let problem = db.dialect.keyProblem(c.key) { return .held("\(c.table): \(problem)") }
         if let problem = t.keyKindProblem(c.key) { return .held("\(c.table): \(problem)") }
+        if let problem = ValueFit.keyProblem(c.key, table: t, dialect: db.dialect) { return .held(problem) }
         // The key's columns by name, not only by count: a key of (b) applied as a key of (a)
         // overwrote and then deleted another row (found from outside).
         if !c.keyNames.isEmpty, c.keyNames != t.keyColumns.map(\.name) {

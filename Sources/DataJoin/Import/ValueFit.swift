@@ -21,6 +21,26 @@ enum ValueFit {
         return nil
     }
 
+    /// A key value this node would store or compare as another value: an update or a delete
+    /// by it would reach another row than the change means (found from outside: a held insert's
+    /// delete removed the row its key was rounded to). Checked for every operation.
+    static func keyProblem(_ key: [Value], table t: TableInfo, dialect: Dialect) -> String? {
+        for (col, raw) in zip(t.keyColumns, key) {
+            let v = ValueConversion.normalize(raw, kind: col.kind)
+            var why: String?
+            if case .integer(let i) = v, col.kind == .real, Double(exactly: i) == nil {
+                why = "the integer \(i) would be rounded to a double in a \(col.dataType) column"
+            } else if col.kind == .real, case .text(let s) = raw, case .real(let d) = v, Value.realText(d) != s {
+                why =
+                    "'\(s.prefix(40))' is one spelling of \(Value.realText(d)), and a \(col.dataType) column would take other spellings of it for the same key"
+            } else {
+                why = dialect.valueProblem(v, col) ?? dialect.keySpellingProblem(raw, col)
+            }
+            if let why { return "\(t.name): key column \(col.name): \(why); held rather than matched to another row" }
+        }
+        return nil
+    }
+
     // MARK: - Text PostgreSQL's input functions read as another value
 
     /// Text (from a SQLite TEXT value, say) that a typed PostgreSQL column would store as

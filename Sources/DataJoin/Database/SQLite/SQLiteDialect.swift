@@ -340,8 +340,8 @@ public struct SQLiteDialect: Dialect {
                 return
                     "-0.0, which SQLite stores as 0 in a \(col.dataType) column (declare the column without a type to keep the sign)"
             }
-            // TEXT affinity stores a double as its text of 15 significant digits.
-            if aff == .text, Double(Self.fifteenDigits(d)) != d {
+            // TEXT affinity stores a double as its text of 15 significant digits, Inf as 'Inf'.
+            if aff == .text, !d.isFinite || Double(Self.fifteenDigits(d)) != d {
                 return
                     "\(Value.realText(d)) would be stored as the text \(Self.fifteenDigits(d)) in a \(col.dataType) column (SQLite keeps 15 digits; declare it REAL)"
             }
@@ -396,6 +396,18 @@ public struct SQLiteDialect: Dialect {
     }
 
     public func keyProblem(_ key: [Value]) -> String? { nil }
+
+    /// A NUMERIC column turns number-like text into a number: ' 5', '05', '+5' and '5' became one
+    /// key, one row (found from outside). Only the number's own spelling is taken as a key.
+    public func keySpellingProblem(_ value: Value, _ col: ColumnInfo) -> String? {
+        guard col.kind == .any, case .text(let s) = value, Self.affinity(col.dataType) == .numeric,
+            ValueFit.significantDigits(s) != nil
+        else { return nil }
+        if let i = Int64(s), String(i) == s { return nil }
+        if let d = Double(s), d.isFinite, d != d.rounded(), Value.realText(d) == s { return nil }
+        return
+            "'\(s.prefix(40))' is a number a \(col.dataType) column stores in its own form, where other spellings of it would be one key"
+    }
 
     // MARK: - Locks
 

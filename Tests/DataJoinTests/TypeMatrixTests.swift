@@ -377,12 +377,27 @@ final class TypeMatrixTests: ScenarioTestCase {
             track: ["n"], keyBlocks: false)
         try trustAll([p, q])
         try p.exec(
-            "INSERT INTO n VALUES (' 5', 'space5'), ('05', 'lead05'), ('5', 'five'), ('5.0', 'f5'), ('2.5', 'two'), "
-                + "('0123456789012345670', 'lead0'), ('123456789012345670', 'canon'), ('abc', 'text')")
-        XCTAssertEqual(try sync(p, q)?.held, 4)
+            "INSERT INTO n VALUES (' 5', 'space5'), ('05', 'lead05'), ('5', 'five'), ('5e0', 'e5'), ('+5', 'plus5'), "
+                + "('-0', 'minus0'), ('2.50', 'two'), ('8.00', 'eight'), ('0123456789012345670', 'lead0'), "
+                + "('123456789012345670', 'canon'), ('abc', 'text')")
+        XCTAssertEqual(try sync(p, q)?.held, 6)
+        // Trailing zeros of a fraction are a decimal column's precision: '8.00' and '2.50' of a
+        // numeric(10,2) key apply (holding them held every whole-number key, found from outside).
         XCTAssertEqual(
             try q.db.rows("SELECT typeof(k) || ':' || k || '=' || v FROM n ORDER BY v").compactMap { $0.string(0) },
-            ["integer:123456789012345670=canon", "integer:5=five", "text:abc=text", "real:2.5=two"])
+            ["integer:123456789012345670=canon", "integer:8=eight", "integer:5=five", "text:abc=text", "real:2.5=two"])
+        // A key compared without case (or trailing spaces) on SQLite is refused by track, as
+        // MariaDB's collations are: 'K' and 'k' were one row there (found from outside).
+        let nc = try TestNode(
+            "nc", .sqlite, folder: folder, table: "CREATE TABLE nc (id TEXT COLLATE NOCASE PRIMARY KEY, v TEXT)",
+            track: [])
+        XCTAssertThrowsError(try Tracker.track(nc.db, tables: ["nc"], keyBlocks: false)) {
+            XCTAssertTrue("\($0)".contains("compares with COLLATE NOCASE"), "\($0)")
+        }
+        try nc.db.executeScript("CREATE TABLE rt (a TEXT, b TEXT COLLATE RTRIM, PRIMARY KEY (a, b))")
+        XCTAssertThrowsError(try Tracker.track(nc.db, tables: ["rt"], keyBlocks: false))
+        try nc.db.executeScript("CREATE TABLE bin (id TEXT COLLATE BINARY PRIMARY KEY NOT NULL, v TEXT COLLATE NOCASE)")
+        XCTAssertNoThrow(try Tracker.track(nc.db, tables: ["bin"], keyBlocks: false))
         XCTAssertEqual(try q.db.scalar("SELECT count(*) FROM ds_conflict"), .integer(0))
 
         // Infinity into a SQLite TEXT column would be the text 'Inf'.

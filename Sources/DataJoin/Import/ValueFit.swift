@@ -30,7 +30,7 @@ enum ValueFit {
             var why: String?
             if case .integer(let i) = v, col.kind == .real, Double(exactly: i) == nil {
                 why = "the integer \(i) would be rounded to a double in a \(col.dataType) column"
-            } else if col.kind == .real, case .text(let s) = raw, case .real(let d) = v, Value.realText(d) != s {
+            } else if col.kind == .real, case .text(let s) = raw, case .real(let d) = v, !isOwnSpelling(s) {
                 why =
                     "'\(s.prefix(40))' is one spelling of \(Value.realText(d)), and a \(col.dataType) column would take other spellings of it for the same key"
             } else {
@@ -39,6 +39,23 @@ enum ValueFit {
             if let why { return "\(t.name): key column \(col.name): \(why); held rather than matched to another row" }
         }
         return nil
+    }
+
+    /// A number's own text: an integer without sign, spaces or leading zeros (`-5`, `8`), or a
+    /// double's shortest text (`2.5`, `1e+20`), trailing zeros of a fraction allowed (`8.00`,
+    /// `12.50`: a decimal column's precision). Other texts of one number (`05`, `+5`, ` 5`,
+    /// `5e0`) would be one key where a column turns text into numbers.
+    static func isOwnSpelling(_ s: String) -> Bool {
+        var t = Substring(s)
+        if t.contains("."), !t.contains("e"), !t.contains("E") {
+            while t.last == "0" { t = t.dropLast() }
+            if t.last == "." { t = t.dropLast() }
+        }
+        if let i = Int64(t), String(i) == t { return true }
+        guard let d = Double(t), d.isFinite, d != 0 || !t.hasPrefix("-") else { return false }
+        var own = Substring(Value.realText(d))
+        if own.hasSuffix(".0") { own = own.dropLast(2) }
+        return own == t
     }
 
     // MARK: - Text PostgreSQL's input functions read as another value

@@ -186,6 +186,22 @@ public struct SQLiteDialect: Dialect {
     public func keyWarnings(_ db: Database, _ t: TableInfo) throws -> [String] {
         var warnings: [String] = []
         let rowid = try generatedKey(db, t) != nil
+        // A key compared under NOCASE or RTRIM takes 'K' and 'k' (or 'k ' and 'k') for one row
+        // that other nodes keep apart: an insert of one overwrote the other (found from outside),
+        // as MariaDB's collations and PostgreSQL's citext would, which `track` refuses too.
+        if !rowid {
+            let collated = try db.rows(
+                """
+                SELECT x.name, x.coll FROM pragma_index_list(?) AS l, pragma_index_xinfo(l.name) AS x
+                WHERE l.origin = 'pk' AND x.key = 1 AND x.name IS NOT NULL AND upper(x.coll) <> 'BINARY'
+                """, [.text(t.name)])
+            if let first = collated.first, let column = first.string(0), let coll = first.string(1) {
+                throw DataJoinError(
+                    .usage,
+                    "\(t.name): its key column \(column) compares with COLLATE \(coll), under which keys that differ in case or trailing spaces are one key, so rows other nodes keep apart would merge here; declare the key without COLLATE (rebuild the table), then track again"
+                )
+            }
+        }
         // SQLite accepts NULL in a PRIMARY KEY column that is not an INTEGER rowid alias.
         let nullable = try db.rows(
             "SELECT name FROM pragma_table_info(?) WHERE pk > 0 AND \"notnull\" = 0 ORDER BY pk", [.text(t.name)]
@@ -398,13 +414,14 @@ public struct SQLiteDialect: Dialect {
     public func keyProblem(_ key: [Value]) -> String? { nil }
 
     /// A NUMERIC column turns number-like text into a number: ' 5', '05', '+5' and '5' became one
-    /// key, one row (found from outside). Only the number's own spelling is taken as a key.
+    /// key, one row (found from outside). Only the number's own spelling is taken as a key, with
+    /// trailing zeros of a fraction, which are a decimal column's precision ('8.00' of a
+    /// numeric(10,2) key; holding those held every whole-number key, found from outside).
     public func keySpellingProblem(_ value: Value, _ col: ColumnInfo) -> String? {
         guard col.kind == .any, case .text(let s) = value, Self.affinity(col.dataType) == .numeric,
             ValueFit.significantDigits(s) != nil
         else { return nil }
-        if let i = Int64(s), String(i) == s { return nil }
-        if let d = Double(s), d.isFinite, d != d.rounded(), Value.realText(d) == s { return nil }
+        if ValueFit.isOwnSpelling(s) { return nil }
         return
             "'\(s.prefix(40))' is a number a \(col.dataType) column stores in its own form, where other spellings of it would be one key"
     }

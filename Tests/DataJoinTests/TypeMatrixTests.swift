@@ -413,6 +413,47 @@ final class TypeMatrixTests: ScenarioTestCase {
         XCTAssertEqual(try f.rows("i"), [["z5", "1.5"]])
     }
 
+    /// A number's own spelling, the only text a key column that turns text into numbers takes.
+    func testANumbersOwnSpelling() {
+        for s in ["0", "5", "-5", "8.00", "12.50", "0.000050", "-0.5", "123456789012345670", "1e+20", "2.5"] {
+            XCTAssertTrue(ValueFit.isOwnSpelling(s), s)
+        }
+        for s in [
+            "05", "+5", " 5", "5 ", "5.", ".5", "-0", "-0.0", "00.5", "5e0", "1E20", "1e20", "0x10", "", "-", "abc",
+        ] {
+            XCTAssertFalse(ValueFit.isOwnSpelling(s), s)
+        }
+    }
+
+    /// PostgreSQL's capture functions keep their values in plpgsql variables; a tracked table's
+    /// columns of the same names (`ds_user`, `ds_moved_from`) are captured as columns, and a
+    /// statement that changes no row takes no transaction id (found in review).
+    func testPostgresCaptureVariablesDoNotMeetTheTablesColumns() throws {
+        let schema =
+            "CREATE TABLE v (id integer PRIMARY KEY, ds_user text, ds_moved_from text, ds_ms bigint, ds_tx bigint)"
+        let a = try TestNode("a", .postgres, folder: folder, table: schema, track: ["v"], keyBlocks: false)
+        let b = try TestNode(
+            "b", .sqlite, folder: folder,
+            table:
+                "CREATE TABLE v (id INTEGER PRIMARY KEY NOT NULL, ds_user TEXT, ds_moved_from TEXT, ds_ms INTEGER, ds_tx INTEGER)",
+            track: ["v"], keyBlocks: false)
+        try trustAll([a, b])
+        try a.exec("INSERT INTO v SELECT g, 'u' || g, 'm' || g, g, -g FROM generate_series(1, 1200) AS g")
+        try a.exec("UPDATE v SET ds_user = ds_user || '+', ds_tx = ds_tx - 1")  // over 1,000 rows: EXECUTE
+        try a.exec("UPDATE v SET ds_moved_from = 'moved', id = id + 5000 WHERE id <= 3")
+        try a.exec("DELETE FROM v WHERE id = 10")
+        XCTAssertEqual(try sync(a, b)?.held, 0)
+        XCTAssertEqual(try b.rows("v"), try a.rows("v"))
+        XCTAssertEqual(
+            try b.db.scalar("SELECT ds_user || ds_moved_from || ds_ms || ds_tx FROM v WHERE id = 5001"),
+            .text("u1+moved1-2"))
+        try a.db.write { _ -> Void in
+            try a.exec("UPDATE v SET ds_user = 'none' WHERE false")
+            try a.exec("DELETE FROM v WHERE false")
+            XCTAssertEqual(try a.db.scalar("SELECT txid_current_if_assigned()"), .null)
+        }
+    }
+
     /// The affinity DataJoin reads from a declared type (to hold text SQLite would turn into a
     /// rounded number) is SQLite's own, checked against SQLite's `CAST` for odd spellings:
     /// ASCII letters without case, the first rule that matches winning.
@@ -512,6 +553,22 @@ final class TypeMatrixTests: ScenarioTestCase {
         try a.exec("PRAGMA writable_schema = OFF")
         try a.exec("UPDATE ds_node SET schema_version = 14")
         XCTAssertTrue(try outboxSQL().contains("IN ('I','U','D')"))
+
+        // A copy opened in SQLite's defensive mode keeps the check (writable_schema is ignored
+        // there) and still upgrades: correct, only slower (found in review: every command failed).
+        let copyPath = folder.appendingPathComponent("defensive.db").path
+        try a.exec("VACUUM INTO ?", [.text(copyPath)])
+        let defensive = try SQLiteDatabase(path: copyPath, create: false)
+        defensive.setDefensive(true)
+        _ = try NodeIdentity.load(defensive)
+        XCTAssertEqual(try defensive.scalar("SELECT schema_version FROM ds_node"), .integer(Int64(SyncSchema.version)))
+        XCTAssertTrue(
+            try defensive.scalar("SELECT sql FROM sqlite_master WHERE name = 'ds_change_outbox'").asString?.contains(
+                "IN ('I','U','D')") ?? false)
+        try defensive.execute("INSERT INTO t VALUES ('k9', 'def', 9, 9.5, NULL)")
+        XCTAssertEqual(
+            try defensive.scalar("SELECT object_value FROM ds_change_outbox ORDER BY id DESC LIMIT 1"),
+            .text(#"["tk9","tdef","i9","r9.5",null]"#))
 
         _ = try NodeIdentity.load(a.db)  // upgrades
         XCTAssertFalse(try outboxSQL().contains(" IN ("))

@@ -41,21 +41,31 @@ enum ValueFit {
         return nil
     }
 
-    /// A number's own text: an integer without sign, spaces or leading zeros (`-5`, `8`), or a
-    /// double's shortest text (`2.5`, `1e+20`), trailing zeros of a fraction allowed (`8.00`,
-    /// `12.50`: a decimal column's precision). Other texts of one number (`05`, `+5`, ` 5`,
-    /// `5e0`) would be one key where a column turns text into numbers.
+    /// A number's own text: digits with an optional minus, no leading zeros, and an optional
+    /// fraction (`-5`, `8`, `0.000050`, `12.50`: trailing zeros are a decimal column's
+    /// precision), or a double's own text with an exponent (`1e+20`). Other texts of one number
+    /// (`05`, `+5`, ` 5`, `5.`, `.5`, `5e0`, `-0`) would be one key where a column turns text
+    /// into numbers.
     static func isOwnSpelling(_ s: String) -> Bool {
-        var t = Substring(s)
-        if t.contains("."), !t.contains("e"), !t.contains("E") {
-            while t.last == "0" { t = t.dropLast() }
-            if t.last == "." { t = t.dropLast() }
+        let b = Array(s.utf8)
+        func digits(from i: Int) -> Int {
+            var j = i
+            while j < b.count, b[j] >= 48, b[j] <= 57 { j += 1 }
+            return j
         }
-        if let i = Int64(t), String(i) == t { return true }
-        guard let d = Double(t), d.isFinite, d != 0 || !t.hasPrefix("-") else { return false }
-        var own = Substring(Value.realText(d))
-        if own.hasSuffix(".0") { own = own.dropLast(2) }
-        return own == t
+        let start = b.first == UInt8(ascii: "-") ? 1 : 0
+        var i = digits(from: start)
+        var plain = i > start && !(i - start > 1 && b[start] == 48)
+        var nonzero = b[start..<i].contains { $0 != 48 }
+        if plain, i < b.count, b[i] == UInt8(ascii: ".") {
+            let f = i + 1
+            i = digits(from: f)
+            plain = i > f
+            nonzero = nonzero || b[f..<i].contains { $0 != 48 }
+        }
+        if plain, i == b.count { return start == 0 || nonzero }
+        guard let d = Double(s), d.isFinite, s.contains("e") else { return false }
+        return Value.realText(d) == s
     }
 
     // MARK: - Text PostgreSQL's input functions read as another value

@@ -114,10 +114,17 @@ extension PostgresDialect {
     static let postgresCommonOutside =
         "(extract(epoch from clock_timestamp()) * 1000)::bigint, current_user, txid_current()"
     static let postgresCommonDeclare = """
-          ds_ms bigint := (extract(epoch from clock_timestamp()) * 1000)::bigint;
-          ds_user text := current_user;
-          ds_tx bigint := txid_current();
+          ds_ms bigint;
+          ds_user text;
+          ds_tx bigint;
         """
+    /// Set after the skip and, in a statement trigger, only when the statement changed rows: a
+    /// statement that changes none takes no transaction id here (as before version 15).
+    static let postgresCommonSet =
+        "ds_ms := (extract(epoch from clock_timestamp()) * 1000)::bigint; ds_user := current_user; ds_tx := txid_current();"
+    /// Variables win over a table's columns of the same name (`ds_user`, `ds_moved_from`), which
+    /// plpgsql would otherwise refuse as ambiguous on every write (found in review).
+    static let postgresVariablesFirst = "#variable_conflict use_variable"
 
     static func postgresKey(_ db: Database, _ t: TableInfo, _ rec: String) -> String {
         "json_build_array(" + t.keyColumns.map { "\(rec).\(db.quote($0.name))::text" }.joined(separator: ", ")
@@ -159,7 +166,11 @@ extension PostgresDialect {
         func row(_ rec: String) -> String { postgresRow(db, t, rec) }
         let rowNames = postgresRowNames(t)
         let cols = postgresColumns
-        let common = postgresCommon, declare = postgresCommonDeclare
+        let common = postgresCommon, declare = postgresCommonDeclare, setCommon = postgresCommonSet
+        let variablesFirst = postgresVariablesFirst
+        func unlessEmpty(_ transition: String) -> String {
+            "PERFORM 1 FROM \(transition) LIMIT 1; IF NOT FOUND THEN RETURN NULL; END IF;"
+        }
         let keyNew = t.keyColumns.map { "NEW.\(db.quote($0.name))" }.joined(separator: ", ")
         let keyOld = t.keyColumns.map { "OLD.\(db.quote($0.name))" }.joined(separator: ", ")
         let f = CaptureTriggers.statementFunctions(t.name)
@@ -178,13 +189,16 @@ extension PostgresDialect {
               REFERENCING \(transition) FOR EACH STATEMENT EXECUTE FUNCTION \(db.quote(function))();
             """
         }
-        func insertSelect(_ select: String) -> String {
+        func insertSelect(_ select: String, from transition: String) -> String {
             """
+            \(variablesFirst)
             DECLARE
               ds_s text[];
             \(declare)
             BEGIN
               \(skip)
+              \(unlessEmpty(transition))
+              \(setCommon)
               \(settle)
               INSERT INTO ds_change_outbox (\(cols)) SELECT \(lit), \(pkNames), \(select);
               \(restore)
@@ -242,6 +256,7 @@ extension PostgresDialect {
               END IF;
             """
         let updateBody = """
+            \(variablesFirst)
             DECLARE
               ds_moved_from bigint := nullif(current_setting(\(moved), true), '')::bigint;
               ds_jit text;
@@ -249,6 +264,8 @@ extension PostgresDialect {
             \(declare)
             BEGIN
               \(skip)
+              \(unlessEmpty("ds_new_rows"))
+              \(setCommon)
               \(settle)
             \(updateValues)
               IF ds_moved_from IS NOT NULL THEN
@@ -261,18 +278,20 @@ extension PostgresDialect {
             """
         return """
             \(statementTrigger(f.insert, n.insert, event: "INSERT", transition: "NEW TABLE AS ds_new_rows",
-                               body: insertSelect("\(key("ds_n")), 'I', \(rowNames), \(row("ds_n")), NULL, \(common) FROM ds_new_rows AS ds_n")))
+                               body: insertSelect("\(key("ds_n")), 'I', \(rowNames), \(row("ds_n")), NULL, \(common) FROM ds_new_rows AS ds_n", from: "ds_new_rows")))
             \(statementTrigger(f.delete, n.delete, event: "DELETE", transition: "OLD TABLE AS ds_old_rows",
-                               body: insertSelect("\(key("ds_o")), 'D', NULL, NULL, NULL, \(common) FROM ds_old_rows AS ds_o")))
+                               body: insertSelect("\(key("ds_o")), 'D', NULL, NULL, NULL, \(common) FROM ds_old_rows AS ds_o", from: "ds_old_rows")))
             \(statementTrigger(f.update, n.updateRows, event: "UPDATE",
                                transition: "OLD TABLE AS ds_old_rows NEW TABLE AS ds_new_rows", body: updateBody))
             CREATE FUNCTION \(db.quote(n.function))() RETURNS trigger LANGUAGE plpgsql AS \(tag)
+            \(variablesFirst)
             DECLARE
               ds_id bigint;
               ds_s text[];
             \(declare)
             BEGIN
               \(skip)
+              \(setCommon)
               \(settle)
               INSERT INTO ds_change_outbox (\(cols)) VALUES (\(lit), \(pkNames), \(key("OLD")), 'D', NULL, NULL, NULL, \(common));
               INSERT INTO ds_change_outbox (\(cols)) VALUES (\(lit), \(pkNames), \(key("NEW")), 'I', \(rowNames), \(row("NEW")), NULL, \(common))

@@ -20,6 +20,10 @@ public final class SQLiteDatabase: Database, TransactionDriver {
     /// Virtual machine steps of every statement run so far: what a test measures to see that
     /// work grows with the rows, not their square (a bound SQLite ignores costs steps, not errors).
     var vmSteps: Int64 = 0
+
+    /// SQLite's defensive mode (writable_schema ignored, among others), as some builds start in.
+    func setDefensive(_ on: Bool) { _ = datajoin_sqlite_set_defensive(handle, on ? 1 : 0) }
+    var isDefensive: Bool { datajoin_sqlite_is_defensive(handle) != 0 }
     /// The busy handler's state; lives as long as the connection that points at it.
     private let busyWait: BusyWait
 

@@ -109,19 +109,18 @@ extension PostgresDialect {
     /// per trigger call into `postgresCommonDeclare`'s variables: once per row, they cost a
     /// tracked `COPY` 9 %. A statement trigger runs after its statement's last row, so the time
     /// is the same moment either way.
-    static let postgresCommon = "ds_ms, ds_user, ds_tx"
+    /// Each variable with its type and the expression it holds.
+    private static let commonValues = [
+        ("ds_ms", "bigint", "(extract(epoch from clock_timestamp()) * 1000)::bigint"),
+        ("ds_user", "text", "current_user"), ("ds_tx", "bigint", "txid_current()"),
+    ]
+    static let postgresCommon = commonValues.map(\.0).joined(separator: ", ")
     /// The same, in a statement of its own (a backfill).
-    static let postgresCommonOutside =
-        "(extract(epoch from clock_timestamp()) * 1000)::bigint, current_user, txid_current()"
-    static let postgresCommonDeclare = """
-          ds_ms bigint;
-          ds_user text;
-          ds_tx bigint;
-        """
+    static let postgresCommonOutside = commonValues.map(\.2).joined(separator: ", ")
+    static let postgresCommonDeclare = commonValues.map { "  \($0.0) \($0.1);" }.joined(separator: "\n")
     /// Set after the skip and, in a statement trigger, only when the statement changed rows: a
     /// statement that changes none takes no transaction id here (as before version 15).
-    static let postgresCommonSet =
-        "ds_ms := (extract(epoch from clock_timestamp()) * 1000)::bigint; ds_user := current_user; ds_tx := txid_current();"
+    static let postgresCommonSet = commonValues.map { "\($0.0) := \($0.2);" }.joined(separator: " ")
     /// Variables win over a table's columns of the same name (`ds_user`, `ds_moved_from`), which
     /// plpgsql would otherwise refuse as ambiguous on every write (found in review).
     static let postgresVariablesFirst = "#variable_conflict use_variable"

@@ -57,8 +57,7 @@ public struct SQLiteDialect: Dialect {
         // A connection in SQLite's defensive mode may not write sqlite_master: the check stays as
         // it is (correct, only slower), rather than failing the upgrade and every command after
         // it (found in review).
-        let sqlite = (db as? DryRunDatabase)?.inner as? SQLiteDatabase ?? db as? SQLiteDatabase
-        if sqlite?.isDefensive ?? false { return }
+        if Self.connection(db)?.isDefensive ?? false { return }
         let schemaVersion = try db.scalar("PRAGMA schema_version").asInt64 ?? 0
         try db.execute("PRAGMA writable_schema = ON")
         defer { _ = try? db.execute("PRAGMA writable_schema = OFF") }
@@ -122,6 +121,11 @@ public struct SQLiteDialect: Dialect {
         case .real: return .real
         case .numeric: return .any
         }
+    }
+
+    /// The SQLite connection behind `db`, a dry run's too.
+    static func connection(_ db: Database) -> SQLiteDatabase? {
+        (db as? DryRunDatabase)?.inner as? SQLiteDatabase ?? db as? SQLiteDatabase
     }
 
     /// Upper case of ASCII letters only, as SQLite compares type names and keywords.
@@ -437,7 +441,7 @@ public struct SQLiteDialect: Dialect {
     /// resolved) and on a lock named after the file's device and inode in the temporary folder
     /// (so a hard link meets it too).
     public func instanceLock(_ db: Database) throws -> HeldLock {
-        guard let sqlite = (db as? DryRunDatabase)?.inner as? SQLiteDatabase ?? db as? SQLiteDatabase else {
+        guard let sqlite = Self.connection(db) else {
             throw DataJoinError(.internalError, "not an SQLite connection")
         }
         let real = URL(fileURLWithPath: sqlite.path).resolvingSymlinksInPath().path

@@ -195,7 +195,7 @@ final class OperatorSafetyTests: XCTestCase {
         XCTAssertTrue(lines[held + 1].hasPrefix("  held a#2 extra:"), lines[held + 1])
     }
 
-    /// `--quiet` prints nothing but errors; `conflicts` says how many it did not show.
+    /// `--quiet` prints nothing but errors and warnings; `conflicts` says how many it did not show.
     func testQuietIsQuietAndConflictsNeverStopSilently() throws {
         let a = try TestNode("qa", .sqlite, folder: folder, viaCLI: true)
         let b = try TestNode("qb", .sqlite, folder: folder, viaCLI: true)
@@ -212,6 +212,19 @@ final class OperatorSafetyTests: XCTestCase {
         XCTAssertEqual(limited.stdout.split(separator: "\n").count, 2)
         XCTAssertTrue(limited.stderr.contains("showing the first 2 of \(total) conflicts"), limited.stderr)
         XCTAssertEqual(try CLI.ok(["conflicts", "--db", b.url]).stderr, "")
+        // Quiet is not silent about what needs the operator: a held change is said beside exit 2.
+        try a.exec("CREATE TABLE extra (k TEXT PRIMARY KEY NOT NULL)")
+        try CLI.ok(["track", "--db", a.url, "extra", "-q"])
+        try a.exec("INSERT INTO extra VALUES ('not tracked at b')")
+        let held = try TestDatabases.subfolder(folder, "q-held")
+        XCTAssertEqual(try CLI.ok(["export", "--db", a.url, "--to", held.path, "-q"]).stderr, "")
+        let r = try CLI.run(["ingest", "--db", b.url, held.path, "-q"])
+        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertEqual(r.stdout, "")
+        XCTAssertEqual(r.stderr, "datajoin: warning: 1 change(s) held (see 'datajoin status')\n")
+        let again = try CLI.run(["import", "--db", b.url, "--quiet"])
+        XCTAssertEqual(again.status, 2, again.stderr)
+        XCTAssertEqual(again.stderr, "datajoin: warning: 1 change(s) held (see 'datajoin status')\n")
     }
 
     /// One error prefix, also for the argument parser's errors; a misspelt command is answered
@@ -312,7 +325,8 @@ final class OperatorSafetyTests: XCTestCase {
         try CLI.ok(["export", "--db", a.url, "--to", out.path])
         let bundle = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: out.path).first).description
         let file = out.appendingPathComponent(bundle).path
-        try a.exec("CREATE TABLE extra (k TEXT PRIMARY KEY)")
+        // A warning is printed under -q too (the key may hold NULL): this table gives none.
+        try a.exec("CREATE TABLE extra (k TEXT PRIMARY KEY NOT NULL)")
         let quiet: [[String]] = [
             ["init", "--db", a.url, "--node", "va"], ["status", "--db", a.url], ["status", "--db", a.url, "--json"],
             ["key", "--db", a.url],

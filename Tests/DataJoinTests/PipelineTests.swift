@@ -339,7 +339,7 @@ final class PipelineTests: ScenarioTestCase {
         XCTAssertEqual(r.imported?.held, 2)
         let reasons = try NodeStatus.read(b.db).held.map(\.reason).joined(separator: "\n")
         XCTAssertTrue(reasons.contains("NaN, which SQLite stores as NULL"), reasons)
-        XCTAssertTrue(reasons.contains("-0.0, which SQLite stores as 0 in a REAL column"), reasons)
+        XCTAssertTrue(reasons.contains("-0.0, which SQLite stores as 0 in a column of type REAL"), reasons)
         XCTAssertEqual(try b.db.scalar("SELECT r FROM m WHERE id = 'inf'"), .real(.infinity))
         XCTAssertEqual(try b.db.scalar("SELECT untyped FROM m WHERE id = 'inf'"), .real(-.infinity))
         XCTAssertEqual(

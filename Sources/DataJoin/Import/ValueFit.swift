@@ -12,7 +12,7 @@ enum ValueFit {
             // integers up to 2^53 exactly (`ValueConversion.normalize` leaves larger ones as they are).
             if case .integer(let i) = v.value, t.columns[p].kind == .real {
                 return
-                    "\(t.name).\(v.name): the integer \(i) would be rounded to a double in a \(t.columns[p].dataType) column; held rather than altered"
+                    "\(t.name).\(v.name): the integer \(i) would be rounded to a double in a column of type \(t.columns[p].dataType); held rather than altered"
             }
             if let problem = dialect.valueProblem(v.value, t.columns[p]) {
                 return "\(t.name).\(v.name): \(problem); held rather than altered"
@@ -29,10 +29,10 @@ enum ValueFit {
             let v = ValueConversion.normalize(raw, kind: col.kind)
             var why: String?
             if case .integer(let i) = v, col.kind == .real, Double(exactly: i) == nil {
-                why = "the integer \(i) would be rounded to a double in a \(col.dataType) column"
+                why = "the integer \(i) would be rounded to a double in a column of type \(col.dataType)"
             } else if col.kind == .real, case .text(let s) = raw, case .real(let d) = v, !isOwnSpelling(s) {
                 why =
-                    "'\(s.prefix(40))' is one spelling of \(Value.realText(d)), and a \(col.dataType) column would take other spellings of it for the same key"
+                    "'\(s.prefix(40))' is one spelling of \(Value.realText(d)), and a column of type \(col.dataType) would take other spellings of it for the same key"
             } else {
                 why = dialect.valueProblem(v, col) ?? dialect.keySpellingProblem(raw, col)
             }

@@ -111,7 +111,7 @@ struct Export: ParsableCommand {
                         + "\(leftOut.joined(separator: ", ")) get them relayed by a hub that received them, or by 'export --resend --peer NODE'"
                 )
             }
-            // --quiet prints nothing but errors, on every command.
+            // --quiet prints nothing but errors and warnings, on every command.
             if output.quiet { return }
             for b in written { print(b.path) }
             if !output.quiet {

@@ -80,7 +80,11 @@ struct Ingest: ParsableCommand {
 
 enum ImportSummary {
     static func show(_ r: ImportReport, quiet: Bool) {
-        guard !quiet else { return }
+        guard !quiet else {
+            // Exit 2 says something is held; the warning says what to look at.
+            if r.stillHeld > 0 { Console.warn("\(r.stillHeld) change(s) held (see 'datajoin status')") }
+            return
+        }
         var line = "imported: \(r.applied) applied, \(r.unchanged) unchanged"
         if r.held > 0 { line += ", \(r.held) held (see 'datajoin status')" }
         if r.stillHeld > Int64(r.held) {

@@ -40,7 +40,7 @@ struct DatabaseOptions: ParsableArguments {
 
 /// `--quiet` / `--verbose`, shared by the long-running commands.
 struct OutputOptions: ParsableArguments {
-    @Flag(name: .shortAndLong, help: "Print nothing but errors.")
+    @Flag(name: .shortAndLong, help: "Print nothing but errors and warnings (what needs the operator).")
     var quiet = false
 
     @Flag(name: .shortAndLong, help: "Log each bundle and step on stderr.")
@@ -123,7 +123,7 @@ func run(_ body: () throws -> Void) throws {
 }
 
 enum Console {
-    /// `--quiet`: nothing but errors. Set once the arguments are parsed (OutputOptions).
+    /// `--quiet`: nothing but errors and warnings. Set once the arguments are parsed (OutputOptions).
     static var quiet = false
     static var verbose = false
 
@@ -135,8 +135,10 @@ enum Console {
     static func error(_ message: String) {
         FileHandle.standardError.write(Data(("datajoin: error: " + TerminalText.safe(message) + "\n").utf8))
     }
+    /// Printed under `--quiet` too: a warning asks the operator to act (a refused file, a peer
+    /// that lacks changes), and a cron job run quiet exited 2 or 0 with it unsaid (found from
+    /// outside).
     static func warn(_ message: String) {
-        guard !quiet else { return }
         FileHandle.standardError.write(Data(("datajoin: warning: " + TerminalText.safe(message) + "\n").utf8))
     }
     static func info(_ message: String) {
@@ -214,8 +216,8 @@ func helpText(_ text: String) -> String {
     return out.joined(separator: "\n")
 }
 
-/// Every command's output goes through here: with --quiet, nothing but errors (stderr) is
-/// printed, whatever the command. Shadows Swift's print in this module. Text from bundles,
+/// Every command's output goes through here: with --quiet, nothing but errors and warnings
+/// (stderr) is printed, whatever the command. Shadows Swift's print in this module. Text from bundles,
 /// file names and servers reaches the terminal with its control characters shown, never acted
 /// on; newlines and tabs of DataJoin's own layout stay.
 func print(_ items: Any..., separator: String = " ", terminator: String = "\n") {

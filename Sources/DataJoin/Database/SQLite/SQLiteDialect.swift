@@ -363,12 +363,12 @@ public struct SQLiteDialect: Dialect {
             let aff = Self.affinity(col.dataType)
             if d == 0 && d.sign == .minus && aff != .blob {
                 return
-                    "-0.0, which SQLite stores as 0 in a \(col.dataType) column (declare the column without a type to keep the sign)"
+                    "-0.0, which SQLite stores as 0 in a column of type \(col.dataType) (declare the column without a type to keep the sign)"
             }
             // TEXT affinity stores a double as its text of 15 significant digits, Inf as 'Inf'.
             if aff == .text, !d.isFinite || Double(Self.fifteenDigits(d)) != d {
                 return
-                    "\(Value.realText(d)) would be stored as the text \(Self.fifteenDigits(d)) in a \(col.dataType) column (SQLite keeps 15 digits; declare it REAL)"
+                    "\(Value.realText(d)) would be stored as the text \(Self.fifteenDigits(d)) in a column of type \(col.dataType) (SQLite keeps 15 digits; declare it REAL)"
             }
         case .text(let s) where col.kind != .text:
             let aff = Self.affinity(col.dataType)

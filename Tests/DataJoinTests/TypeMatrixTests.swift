@@ -14,6 +14,15 @@ final class TypeMatrixTests: ScenarioTestCase {
     }
     func bundles(_ name: String) throws -> URL { try TestDatabases.subfolder(folder, name) }
 
+    /// `datajoin check` finds every node sound: a hold leaves nothing behind that breaks a rule.
+    func assertChecked(_ nodes: [TestNode], file: StaticString = #filePath, line: UInt = #line) throws {
+        for n in nodes {
+            let r = try CLI.run(["check", "--db", n.url])
+            XCTAssertEqual(r.status, 0, "\(n.url): \(r.stderr)", file: file, line: line)
+            XCTAssertTrue(r.stdout.hasPrefix("check: OK"), "\(n.url): \(r.stdout)", file: file, line: line)
+        }
+    }
+
     static let columns = [
         "id", "c_smallint", "c_int", "c_bigint", "c_numeric", "c_numeric_affine", "c_real", "c_double", "c_double_any",
         "c_text", "c_varchar", "c_bool", "c_date", "c_time", "c_ts", "c_tstz", "c_interval", "c_bytea", "c_uuid",
@@ -333,6 +342,7 @@ final class TypeMatrixTests: ScenarioTestCase {
             ["k5"])
         XCTAssertEqual(try pg.db.scalar("SELECT t FROM m WHERE id = 'k1'"), .text("0.30000000000000004"))
         XCTAssertEqual(try pg.db.scalar("SELECT n::text FROM m WHERE id = 'k9'"), .text("123456789012345678901"))
+        try assertChecked([a, b, pg])
     }
 
     /// A key value the target would store as another value is held for every operation, not
@@ -411,6 +421,7 @@ final class TypeMatrixTests: ScenarioTestCase {
         try e.exec("INSERT INTO i VALUES ('z3', 'Infinity'), ('z4', '-Infinity'), ('z5', 1.5)")
         XCTAssertEqual(try sync(e, f)?.held, 2)
         XCTAssertEqual(try f.rows("i"), [["z5", "1.5"]])
+        try assertChecked([a, b, c, d, p, q, e, f])
     }
 
     /// A number's own spelling, the only text a key column that turns text into numbers takes.
@@ -452,6 +463,7 @@ final class TypeMatrixTests: ScenarioTestCase {
             try a.exec("DELETE FROM v WHERE false")
             XCTAssertEqual(try a.db.scalar("SELECT txid_current_if_assigned()"), .null)
         }
+        try assertChecked([a, b])
     }
 
     /// The affinity DataJoin reads from a declared type (to hold text SQLite would turn into a
@@ -589,6 +601,7 @@ final class TypeMatrixTests: ScenarioTestCase {
         XCTAssertEqual(
             try b.db.scalar("SELECT v || typeof(n) || typeof(r) || hex(bl) FROM t WHERE id = 'k2'"),
             .text("o'ldintegerreal0102"))
+        try assertChecked([a, b])
     }
 
     /// An application session's own output settings do not reach what is captured: a date

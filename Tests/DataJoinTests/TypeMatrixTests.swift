@@ -771,6 +771,98 @@ final class TypeMatrixTests: ScenarioTestCase {
         }
     }
 
+    /// Text in a typed column's own spelling that names no moment it holds: a day the calendar
+    /// lacks, MariaDB's zero date, a year the brand has no room for, a time past the day's end.
+    /// PostgreSQL moved a leap second to the next minute and a timestamp's `24:00:00` to the
+    /// next day (the SQLite node kept its text: found in review); the rest failed on the server,
+    /// one statement error each. All are held with DataJoin's reason; real days apply.
+    func testDaysTheCalendarLacksAreHeldNotSentToFail() throws {
+        let lite = try TestNode(
+            "lite", .sqlite, folder: folder,
+            table: "CREATE TABLE c (id INTEGER PRIMARY KEY, d TEXT, ts TEXT, t TEXT)", track: ["c"], keyBlocks: false)
+        let pg = try TestNode(
+            "pg", .postgres, folder: folder,
+            table: "CREATE TABLE c (id integer PRIMARY KEY, d date, ts timestamp, t time)", track: ["c"],
+            keyBlocks: false)
+        let maria = try TestNode(
+            "maria", .mariadb, folder: folder,
+            table: "CREATE TABLE c (id INT PRIMARY KEY, d DATE, ts DATETIME(6), t TIME(6))", track: ["c"],
+            keyBlocks: false)
+        try trustAll([lite, pg, maria])
+        let heldBoth: [(String, String)] = [
+            ("d", "2023-02-29"), ("d", "1900-02-29"), ("d", "2024-04-31"), ("d", "2024-00-10"), ("d", "2024-13-01"),
+            ("d", "0000-00-00"), ("ts", "2024-02-30 10:00:00"), ("ts", "2024-01-01 23:60:00"),
+            ("ts", "2024-01-01 25:00:00"), ("ts", "2024-01-01 23:59:60"), ("ts", "2024-01-01 24:00:00"),
+            ("t", "12:60:00"), ("t", "23:59:60"),
+        ]
+        let heldAtPostgres: [(String, String)] = [("d", "0000-01-01"), ("t", "24:00:01"), ("t", "-01:00:00")]
+        let heldAtMariaDB: [(String, String)] = [
+            ("d", "0044-03-15 BC"), ("d", "12024-01-02"), ("d", "infinity"), ("ts", "2024-01-02 03:04:05 BC"),
+        ]
+        let fine: [(String, String)] = [
+            ("d", "2024-02-29"), ("d", "2000-02-29"), ("d", "1999-12-31"), ("ts", "2024-12-31 23:59:59.999999"),
+            ("t", "23:59:59.5"), ("t", "24:00:00"), ("t", "00:00:00"),
+        ]
+        let all = heldBoth + heldAtPostgres + heldAtMariaDB + fine
+        for (i, (column, text)) in all.enumerated() {
+            try lite.exec("INSERT INTO c (id, \(column)) VALUES (?, ?)", [.integer(Int64(i)), .text(text)])
+        }
+        let out = try bundles("calendar")
+        try lite.export(to: out)
+        for (target, heldHere) in [(pg, heldBoth + heldAtPostgres), (maria, heldBoth + heldAtMariaDB)] {
+            let report = try target.ingest([out.path]).imported
+            XCTAssertEqual(report?.held, heldHere.count, target.name)
+            let reasons = try target.db.rows("SELECT reason FROM ds_change_held ORDER BY id").compactMap {
+                $0.string(0)
+            }
+            XCTAssertEqual(reasons.count, heldHere.count, target.name)
+            for (r, (column, text)) in zip(reasons, heldHere) {
+                XCTAssertTrue(r.contains("c.\(column): '\(text)' "), "\(target.name): \(r)")
+                XCTAssertFalse(r.contains(" error "), "\(target.name): sent to fail on the server: \(r)")
+            }
+            let applied = try target.db.rows("SELECT id FROM c ORDER BY id").compactMap { $0.int(0) }
+            let expected = all.indices.filter { i in !heldHere.contains { $0 == all[i] } }.map { Int64($0) }
+            XCTAssertEqual(applied, expected, target.name)
+        }
+        XCTAssertEqual(
+            try pg.db.scalar("SELECT t::text FROM c WHERE t = '24:00:00'"), .text("24:00:00"),
+            "a time column keeps 24:00:00 as it is")
+        let zero = try XCTUnwrap(
+            try maria.db.scalar("SELECT reason FROM ds_change_held WHERE reason LIKE '%0000-00-00%'").asString)
+        XCTAssertTrue(zero.contains("the zero date"), zero)
+        try assertChecked([lite, pg, maria])
+    }
+
+    /// A value's calendar check, one spelling at a time, for both brands.
+    func testTheCalendarOfEachBrand() {
+        func problem(_ s: String, _ kind: ValueFit.Spelled, _ brand: String) -> String? {
+            ValueFit.spellingProblem(s, kind, typeName: "x", brand: brand)
+        }
+        for s in ["2024-02-29", "0001-01-01 BC", "0001-02-29 BC", "0005-02-29 BC", "5874897-12-31", "infinity"] {
+            XCTAssertNil(problem(s, .date, "PostgreSQL"), s)
+        }
+        for s in ["0004-02-29 BC", "0000-01-01", "2100-02-29", "2024-06-31", "2024-01-32", "2024-01-00"] {
+            XCTAssertNotNil(problem(s, .date, "PostgreSQL"), s)
+        }
+        for s in ["0000-01-01", "0999-12-31", "9999-12-31", "2400-02-29"] {
+            XCTAssertNil(problem(s, .date, "MariaDB"), s)
+        }
+        for s in ["0001-01-01 BC", "10000-01-01", "-infinity", "0000-00-00", "2024-02-00"] {
+            XCTAssertNotNil(problem(s, .date, "MariaDB"), s)
+        }
+        for s in ["838:59:59", "-838:59:59", "24:00:01", "00:00:00.000001"] {
+            XCTAssertNil(problem(s, .time, "MariaDB"), s)
+        }
+        for s in ["24:00:00", "24:00:00.000", "23:59:59.999999"] { XCTAssertNil(problem(s, .time, "PostgreSQL"), s) }
+        for s in ["24:00:00.5", "23:59:60", "-00:00:01", "25:00:00"] {
+            XCTAssertNotNil(problem(s, .time, "PostgreSQL"), s)
+        }
+        for s in ["2024-01-01 24:00:00", "2024-01-01 23:59:60.5", "2024-02-30 00:00:00"] {
+            XCTAssertNotNil(problem(s, .timestamp, "PostgreSQL"), s)
+            XCTAssertNotNil(problem(s, .timestamp, "MariaDB"), s)
+        }
+    }
+
     /// Text that a typed PostgreSQL column would read as another value ('now' as the moment each
     /// node applies it, 'yes' as true, '0x10' as 16) is held there, not converted (found from
     /// outside: every PostgreSQL node kept its own value, silently); the same columns take the

@@ -130,6 +130,9 @@ enum ValueFit {
                 ? "a text of \(text.utf8.count) bytes is no value of \(typeName)" : nil
         }
         let b = Array(text.utf8)
+        if b.elementsEqual("infinity".utf8) || b.elementsEqual("-infinity".utf8) {
+            return calendarProblem(text, kind, typeName: typeName, brand: brand)
+        }
         // Text with no digit is no value of these types: the database refuses it with its own
         // message (or, for words it reads as values, `postgresReadsAsOther` holds it).
         guard b.contains(where: isDigit) else { return nil }
@@ -142,7 +145,7 @@ enum ValueFit {
         case .decimal: fine = decimal(b)
         case .uuid: fine = uuid(b)
         }
-        if fine { return nil }
+        if fine { return calendarProblem(text, kind, typeName: typeName, brand: brand) }
         let shown = text.prefix(40)
         switch kind {
         case .date, .time, .timestamp:
@@ -156,6 +159,77 @@ enum ValueFit {
                 "'\(shown)' is not a UUID as \(brand) writes it (lower case, 8-4-4-4-12); it would store it in its own spelling"
         }
     }
+
+    /// A value in the column's own spelling that names no moment the column holds: a day the
+    /// calendar lacks (`2023-02-29`, MariaDB's zero date `0000-00-00`), a year the brand has no
+    /// room for, or a time past the day's end. PostgreSQL does not refuse every one of them: it
+    /// moves a leap second to the next minute and `24:00:00` of a timestamp to the next day,
+    /// so a SQLite node's `2024-01-01 23:59:60` arrived as `2024-01-02 00:00:00`. The rest failed
+    /// on the server, one statement error per change. All are held here, with the reason.
+    static func calendarProblem(_ text: String, _ kind: Spelled, typeName: String, brand: String) -> String? {
+        guard kind == .date || kind == .time || kind == .timestamp else { return nil }
+        let postgres = brand == "PostgreSQL"
+        let shown = "'\(text.prefix(40))'"
+        var body = Array(text.utf8)[...]
+        if body.elementsEqual("infinity".utf8) || body.elementsEqual("-infinity".utf8) {
+            return postgres && kind != .time
+                ? nil : "\(shown) is no value of \(brand)'s \(typeName), which has no infinity"
+        }
+        let bc = body.count > 3 && body.suffix(3).elementsEqual(" BC".utf8)
+        if bc {
+            guard postgres else { return "\(shown) is no value of MariaDB's \(typeName), which holds no year BC" }
+            body = body.dropLast(3)
+        }
+        var clock = body
+        if kind != .time {
+            let end = body.firstIndex(of: 32) ?? body.endIndex
+            if let why = dayProblem(body[..<end], bc: bc, postgres: postgres) {
+                return "\(shown) is no value of \(brand)'s \(typeName): \(why)"
+            }
+            if kind == .date { return nil }
+            clock = body[(end + 1)...]
+        }
+        let negative = clock.first == 45
+        if negative { clock = clock.dropFirst() }
+        guard let colon = clock.firstIndex(of: 58) else { return nil }
+        let hours = number(clock[..<colon]), minutes = number(clock[(colon + 1)..<(colon + 3)])
+        let seconds = number(clock[(colon + 4)..<(colon + 6)])
+        let afterSeconds = clock[(colon + 6)...].dropFirst()
+        let exactHour = minutes == 0 && seconds == 0 && afterSeconds.allSatisfy { $0 == 48 }
+        if postgres && seconds == 60 && minutes <= 59 {
+            return
+                "\(shown) holds a leap second, which PostgreSQL's \(typeName) moves to the next minute; held rather than altered"
+        }
+        if postgres && kind == .timestamp && hours == 24 && exactHour {
+            return "\(shown) is midnight of the next day to PostgreSQL's \(typeName); held rather than altered"
+        }
+        let lastHour = kind == .timestamp ? 23 : postgres ? (exactHour ? 24 : 23) : 838
+        if minutes > 59 || seconds > 59 || hours > lastHour || (postgres && negative) {
+            return "\(shown) is no value of \(brand)'s \(typeName): no such time"
+        }
+        return nil
+    }
+
+    /// `YYYY-MM-DD`, its spelling already checked: a day of the proleptic Gregorian calendar
+    /// (PostgreSQL: no year 0, 1 BC a leap year; MariaDB: four-digit years from 0000).
+    private static func dayProblem(_ b: ArraySlice<UInt8>, bc: Bool, postgres: Bool) -> String? {
+        guard let dash = b.firstIndex(of: 45) else { return nil }
+        let yearDigits = b[..<dash]
+        let year = number(yearDigits), month = number(b[(dash + 1)..<(dash + 3)])
+        let day = number(b[(dash + 4)..<(dash + 6)])
+        if year == 0 && month == 0 && day == 0 { return "the zero date, MariaDB's stand-in for no date (send NULL)" }
+        if !postgres && yearDigits.count != 4 { return "a year of more than four digits" }
+        if postgres && year == 0 { return "year 0, which PostgreSQL does not count (1 BC comes before 1 AD)" }
+        guard (1...12).contains(month) else { return "no month \(month)" }
+        let astronomical = bc ? 1 - year : year
+        let leap = astronomical % 4 == 0 && (astronomical % 100 != 0 || astronomical % 400 == 0)
+        let days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
+        guard (1...days).contains(day) else { return "no day \(day) in month \(month) of that year" }
+        return nil
+    }
+
+    /// Decimal digits, already checked to be digits (at most seven).
+    private static func number(_ b: ArraySlice<UInt8>) -> Int { b.reduce(0) { $0 * 10 + Int($1 - 48) } }
 
     private static func example(_ kind: Spelled) -> String {
         switch kind {

@@ -286,6 +286,121 @@ final class ReliabilityTests: ScenarioTestCase {
         XCTAssertEqual(try a.rows("item"), try b.rows("item"))
     }
 
+    /// MariaDB: an application's update that commits while an import waits for its row lock is
+    /// never overwritten by the import, which decided on the row as it was before: InnoDB's
+    /// snapshot isolation refuses the import's write ("Record has changed since last read"), and
+    /// the import runs again after stamping the application's change, as on PostgreSQL (found
+    /// from outside: the nodes differed for good, `check` said OK, no conflict logged).
+    func testMariaDBApplicationUpdateCommittedDuringAnImportIsNotOverwritten() throws {
+        let (a, b) = try makePair(.mariadb, .mariadb)
+        let toA = try dir("to-a"), toB = try dir("to-b")
+        try a.exec("INSERT INTO item (id, a) VALUES ('k1', 'orig')")
+        try b.ingest(try a.export(to: toB))
+        try b.exec("UPDATE item SET a = 'from b' WHERE id = 'k1'")
+        try b.export(to: toA)
+        let app = try DatabaseOpener.open(a.url)
+        try app.executeScript("START TRANSACTION")
+        try app.execute("UPDATE item SET a = 'from the application on a' WHERE id = 'k1'")
+        final class Outcome: @unchecked Sendable {
+            var result: CLI.Result?
+            var error: Error?
+        }
+        let outcome = Outcome()
+        let done = DispatchSemaphore(value: 0)
+        let url = a.url, path = toA.path
+        DispatchQueue.global().async {
+            do { outcome.result = try CLI.run(["ingest", "--db", url, path]) } catch { outcome.error = error }
+            done.signal()
+        }
+        let watcher = try DatabaseOpener.open(a.url)
+        var waiting = false, finished = false
+        for _ in 0..<600 where !waiting && !finished {
+            // The import's UPDATE runs (its read of the row was before it): it waits for the row.
+            waiting =
+                !(try watcher.rows(
+                    "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'UPDATE %' AND ID <> CONNECTION_ID()"
+                ).isEmpty)
+            if !waiting { finished = done.wait(timeout: .now() + 0.05) == .success }
+        }
+        XCTAssertTrue(waiting, "the import never waited for the application's row")
+        try app.executeScript("COMMIT")
+        if !finished { done.wait() }
+        XCTAssertNil(outcome.error)
+        XCTAssertEqual(outcome.result?.status, 0, outcome.result?.stderr ?? "")
+        XCTAssertEqual(try a.db.scalar("SELECT a FROM item WHERE id = 'k1'"), .text("from the application on a"))
+        XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_conflict"), .integer(1), "b's older value lost, logged")
+        try a.export(to: toB)
+        try b.ingest([toB.path])
+        XCTAssertEqual(try b.rows("item"), try a.rows("item"))
+        for n in [a, b] { try CLI.ok(["check", "--db", n.url]) }
+    }
+
+    /// The server lost in the middle of a run: one line and exit 69, as for a failed connect,
+    /// nothing of the step kept (found from outside: exit 1 and the server's lines escaped).
+    func testAConnectionLostMidRunExitsUnavailableWithOneLine() throws {
+        let (a, b) = try makePair(.sqlite, .postgres)
+        let toB = try dir("to-b")
+        for i in 0..<20 { try a.exec("INSERT INTO item (id, a) VALUES (?, 'from a')", [.text("k\(i)")]) }
+        try a.export(to: toB)
+        let app = try DatabaseOpener.open(b.url)
+        try app.executeScript("BEGIN")
+        try app.execute("INSERT INTO item (id, a) VALUES ('k7', 'the application holds this key')")
+        final class Outcome: @unchecked Sendable {
+            var result: CLI.Result?
+            var error: Error?
+        }
+        let outcome = Outcome()
+        let done = DispatchSemaphore(value: 0)
+        let url = b.url, path = toB.path
+        DispatchQueue.global().async {
+            do { outcome.result = try CLI.run(["ingest", "--db", url, path]) } catch { outcome.error = error }
+            done.signal()
+        }
+        let watcher = try DatabaseOpener.open(b.url)
+        var cut = 0, finished = false
+        for _ in 0..<600 where cut == 0 && !finished {
+            cut = try watcher.rows(
+                """
+                SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()
+                  AND application_name = 'datajoin' AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()
+                """
+            ).count
+            if cut == 0 { finished = done.wait(timeout: .now() + 0.05) == .success }
+        }
+        XCTAssertEqual(cut, 1, "the import never waited for the application's row")
+        if !finished { done.wait() }
+        try app.executeScript("ROLLBACK")
+        XCTAssertNil(outcome.error)
+        let r = try XCTUnwrap(outcome.result)
+        XCTAssertEqual(r.status, 69, r.stderr)
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        XCTAssertFalse(r.stderr.contains("\\u{"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("the connection to the server was lost"), r.stderr)
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM item"), .integer(0), "nothing of the step kept")
+        try CLI.ok(["ingest", "--db", b.url, toB.path])
+        XCTAssertEqual(try b.rows("item"), try a.rows("item"))
+    }
+
+    /// A connection whose session setup fails (here MariaDB's per-hour query limit) is closed
+    /// once and reported, exit 69: it was closed twice, and the process crashed (found from
+    /// outside).
+    func testASessionSetupThatFailsIsReportedNotACrash() throws {
+        let a = try TestNode(
+            "lim", .mariadb, folder: folder, table: ConvergencePropertyTests.ddl(.mariadb), track: ["item"])
+        let database = try XCTUnwrap(try a.db.scalar("SELECT DATABASE()").asString)
+        try a.db.executeScript("DROP USER IF EXISTS 'dj_limited'@'127.0.0.1'")
+        try a.db.executeScript("CREATE USER 'dj_limited'@'127.0.0.1'")
+        defer { try? a.db.executeScript("DROP USER IF EXISTS 'dj_limited'@'127.0.0.1'") }
+        try a.db.executeScript(
+            SQL(raw: "GRANT ALL ON \"\(database)\".* TO 'dj_limited'@'127.0.0.1' WITH MAX_QUERIES_PER_HOUR 1"))
+        let limited = a.url.replacingOccurrences(of: "//datajoin@", with: "//dj_limited@")
+        XCTAssertNotEqual(limited, a.url)
+        let r = try CLI.run(["status", "--db", limited])
+        XCTAssertEqual(r.status, 69, r.stderr)
+        XCTAssertTrue(r.stderr.hasPrefix("datajoin: error: cannot set up a session on "), r.stderr)
+        XCTAssertTrue(r.stderr.contains("max_queries_per_hour"), r.stderr)
+    }
+
     func testSQLiteApplicationProcessWritesDuringExportAndImport() throws {
         let (a, b) = try makePair(.sqlite, .sqlite)
         let toB = try dir("to-b"), toA = try dir("to-a")
@@ -572,6 +687,142 @@ final class ReliabilityTests: ScenarioTestCase {
             try a.rows("item"), try TestDatabases.dump(try DatabaseOpener.open(b.url), "item"), "\(schema)")
         XCTAssertEqual(try a.db.scalar("SELECT a FROM item WHERE id = 'r1'"), .text("w"))
         for n in [a, b] { try CLI.ok(["check", "--db", n.url]) }
+    }
+
+    /// Schema changes that kept a tracked table's column names and kinds still change what its
+    /// capture does, and were silent (found from outside): a table rebuilt (new table, rows
+    /// copied, old dropped, new renamed) had no capture at all; SQLite columns whose names were
+    /// swapped sent each other's values; a new primary key keyed rows by the old one. `check`,
+    /// `status`, `export` and `snapshot` name each one, and `track` follows the table again
+    /// (a new key: untrack and track, as the message says).
+    func testATableRebuiltRenamedOrRekeyedIsDriftAndTrackFollowsIt() throws {
+        for brand in [Brand.sqlite, .postgres, .mariadb] {
+            let a = try TestNode(
+                "a\(brand)", brand, folder: folder, table: ConvergencePropertyTests.ddl(brand), track: ["item"])
+            let b = try TestNode(
+                "b\(brand)", .sqlite, folder: folder, table: ConvergencePropertyTests.ddl(.sqlite), track: ["item"])
+            try trustAll([a, b])
+            let drop = try dir("rebuilt-\(brand)")
+            try a.exec("INSERT INTO item (id, a) VALUES ('r1', 'x')")
+            try b.ingest(try a.export(to: drop))
+            let copy =
+                brand == .mariadb
+                ? "CREATE TABLE item_new LIKE item"
+                : ConvergencePropertyTests.ddl(brand).replacingOccurrences(of: "item", with: "item_new")
+            try a.db.executeScript(SQL(raw: copy))
+            try a.exec("INSERT INTO item_new SELECT * FROM item")
+            try a.exec("DROP TABLE item")
+            try a.exec(brand == .mariadb ? "RENAME TABLE item_new TO item" : "ALTER TABLE item_new RENAME TO item")
+            try a.exec("INSERT INTO item (id, a) VALUES ('r2', 'after the rebuild')")
+            try a.exec("UPDATE item SET a = 'changed' WHERE id = 'r1'")
+            let lost = "table item lost its capture triggers (rebuilt or replaced since 'datajoin track')"
+            let checked = try CLI.run(["check", "--db", a.url])
+            XCTAssertEqual(checked.status, 1, "\(brand)")
+            XCTAssertTrue(checked.stderr.contains("capture-drift: \(lost)"), "\(brand): \(checked.stderr)")
+            XCTAssertTrue(try CLI.ok(["status", "--db", a.url]).stdout.contains(lost), "\(brand)")
+            XCTAssertTrue(try CLI.ok(["export", "--db", a.url, "--to", drop.path]).stderr.contains(lost), "\(brand)")
+            let snap = try CLI.run(["snapshot", "--db", a.url, "--to", try dir("snap-\(brand)").path])
+            XCTAssertEqual(snap.status, 1, "\(brand): \(snap.stderr)")
+            XCTAssertTrue(snap.stderr.contains("no snapshot written: \(lost)"), "\(brand): \(snap.stderr)")
+            let tracked = try CLI.ok(["track", "--db", a.url, "item"])
+            XCTAssertTrue(
+                tracked.stderr.contains("writes made while its capture triggers were gone were not captured"),
+                "\(brand): \(tracked.stderr)")
+            try CLI.ok(["check", "--db", a.url])
+            try CLI.ok(["track", "--db", a.url, "--backfill", "item"])
+            try a.exec("INSERT INTO item (id, a) VALUES ('r3', 'captured again')")
+            try b.ingest(try a.export(to: drop))
+            XCTAssertEqual(try b.rows("item"), try a.rows("item"), "\(brand)")
+            XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM item"), .integer(3), "\(brand)")
+            for n in [a, b] { try CLI.ok(["check", "--db", n.url]) }
+
+            // A new primary key: rows keyed by the old one would merge and move on peers.
+            if brand != .sqlite {
+                try a.exec(
+                    brand == .postgres
+                        ? "ALTER TABLE item DROP CONSTRAINT item_new_pkey, ADD PRIMARY KEY (id, a)"
+                        : "ALTER TABLE item DROP PRIMARY KEY, MODIFY a VARCHAR(64) NOT NULL, ADD PRIMARY KEY (id, a)")
+                let rekeyed = try CLI.run(["check", "--db", a.url])
+                XCTAssertEqual(rekeyed.status, 1, "\(brand)")
+                XCTAssertTrue(
+                    rekeyed.stderr.contains(
+                        "table item has a new primary key since 'datajoin track' (its capture keys rows by id)"),
+                    "\(brand): \(rekeyed.stderr)")
+                let again = try CLI.run(["track", "--db", a.url, "item"])
+                XCTAssertEqual(again.status, 64, "\(brand)")
+                XCTAssertTrue(
+                    again.stderr.contains("table item has a new primary key (id, a) since it was tracked"), again.stderr
+                )
+                try a.exec(
+                    brand == .postgres
+                        ? "ALTER TABLE item DROP CONSTRAINT item_pkey, ADD PRIMARY KEY (id)"
+                        : "ALTER TABLE item DROP PRIMARY KEY, ADD PRIMARY KEY (id)")
+                try CLI.ok(["check", "--db", a.url])
+            }
+        }
+
+        // SQLite rewrites its triggers' column references on a rename, not the names they
+        // write: two columns' names swapped on both nodes swapped their values on the peer.
+        let a = try TestNode(
+            "ra", .sqlite, folder: folder, table: ConvergencePropertyTests.ddl(.sqlite), track: ["item"])
+        let b = try TestNode(
+            "rb", .sqlite, folder: folder, table: ConvergencePropertyTests.ddl(.sqlite), track: ["item"])
+        try trustAll([a, b])
+        for n in [a, b] {
+            try n.db.executeScript(
+                "ALTER TABLE item RENAME COLUMN a TO tmp; ALTER TABLE item RENAME COLUMN c TO a; ALTER TABLE item RENAME COLUMN tmp TO c"
+            )
+        }
+        let checked = try CLI.run(["check", "--db", a.url])
+        XCTAssertTrue(
+            checked.stderr.contains("has its columns in another order than when it was tracked (columns renamed?)"),
+            checked.stderr)
+        for n in [a, b] { try CLI.ok(["track", "--db", n.url, "item"]) }
+        try a.exec("INSERT INTO item (id, a, c) VALUES ('p1', 2.5, 'text for c')")
+        try b.ingest(try a.export(to: try dir("renamed")))
+        XCTAssertEqual(try b.db.scalar("SELECT c FROM item WHERE id = 'p1'"), .text("text for c"))
+        XCTAssertEqual(try b.rows("item"), try a.rows("item"))
+        for n in [a, b] { try CLI.ok(["check", "--db", n.url]) }
+    }
+
+    /// A column narrowed or widened within its kind since `track` is checked as it is now: a
+    /// value it would round or cut is held, one that fits applies (found from outside: checked
+    /// against the type at `track`, `1.2345` was rounded into a narrowed `numeric(10,2)` and a
+    /// widened VARCHAR held what fit). PostgreSQL rounds seconds finer than a `timestamp(p)` or
+    /// `time(p)` without an error: held too, as MariaDB's cut ones are.
+    func testAColumnNarrowedSinceTrackIsCheckedAsItIsNow() throws {
+        let lite = try TestNode(
+            "lite", .sqlite, folder: folder,
+            table: "CREATE TABLE n (id TEXT PRIMARY KEY NOT NULL, num TEXT, v TEXT, ts TEXT)",
+            track: ["n"], keyBlocks: false)
+        let pg = try TestNode(
+            "pg", .postgres, folder: folder,
+            table: "CREATE TABLE n (id text PRIMARY KEY, num numeric(10,4), v varchar(10), ts timestamp)", track: ["n"],
+            keyBlocks: false)
+        let maria = try TestNode(
+            "maria", .mariadb, folder: folder,
+            table: "CREATE TABLE n (id VARCHAR(20) PRIMARY KEY, num DECIMAL(10,4), v VARCHAR(5), ts DATETIME(6))",
+            track: ["n"], keyBlocks: false)
+        try trustAll([lite, pg, maria])
+        try pg.db.executeScript(
+            "ALTER TABLE n ALTER num TYPE numeric(10,2), ALTER v TYPE varchar(5), ALTER ts TYPE timestamp(0)")
+        try maria.db.executeScript(
+            "ALTER TABLE n MODIFY num DECIMAL(10,2), MODIFY v VARCHAR(20), MODIFY ts DATETIME(0)")
+        try lite.exec(
+            "INSERT INTO n VALUES ('round', '1.2345', 'ab', NULL), ('cut', '1.5', 'abcdefghij', NULL), "
+                + "('fits', '1.25', 'abcd', '2024-01-02 03:04:05'), ('second', NULL, NULL, '2024-01-02 03:04:05.678901')"
+        )
+        let out = try dir("narrowed")
+        try lite.export(to: out)
+        XCTAssertEqual(try pg.ingest([out.path]).imported?.held, 3)
+        XCTAssertEqual(try pg.rows("n").map { $0[0] }, ["fits"])
+        // MariaDB's VARCHAR widened to 20 takes 'abcdefghij' now; DECIMAL and DATETIME narrowed hold.
+        XCTAssertEqual(try maria.ingest([out.path]).imported?.held, 2)
+        XCTAssertEqual(try maria.rows("n").map { $0[0] }, ["cut", "fits"])
+        let reasons = try pg.db.rows("SELECT reason FROM ds_change_held ORDER BY id").compactMap { $0.string(0) }
+        XCTAssertEqual(reasons.count, 3)
+        XCTAssertTrue(reasons.last?.contains("would round them to 0") ?? false, "\(reasons)")
+        for n in [lite, pg, maria] { try CLI.ok(["check", "--db", n.url]) }
     }
 
     /// The same on MariaDB, whose trigger statements commit one by one: `track` on the altered

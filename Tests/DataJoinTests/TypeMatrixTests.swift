@@ -962,7 +962,7 @@ final class TypeMatrixTests: ScenarioTestCase {
         let expected = [
             "NUL byte", "out of range for type smallint", "needs double precision; a real column would round it",
             "has 11 decimal places; numeric(38,10) would round it to 10",
-            "value too long for type character varying(64)",
+            "65 characters, more than character varying(64) holds",
             "invalid input syntax for type date",
         ]
         XCTAssertEqual(reasons.count, expected.count)

@@ -55,9 +55,24 @@ enum CaptureTriggers {
         ["ds_capture_ins_rows_", "ds_capture_upd_rows_", "ds_capture_del_rows_"].map { $0 + table }
     }
 
-    static func install(_ db: Database, _ t: TableInfo) throws { try db.dialect.installCapture(db, t) }
+    /// Names a table whose capture triggers DataJoin installed: their loss is drift
+    /// (`CaptureDrift.captureLost`), while a table tracked with `--no-triggers` has none by design.
+    static let installedPrefix = "capture_installed:"
 
-    static func remove(_ db: Database, table: String) throws { try db.dialect.removeCapture(db, table: table) }
+    static func install(_ db: Database, _ t: TableInfo) throws {
+        try db.dialect.installCapture(db, t)
+        try Settings.set(db, installedPrefix + t.name, 1)
+    }
+
+    static func remove(_ db: Database, table: String) throws {
+        try db.dialect.removeCapture(db, table: table)
+        try db.execute("DELETE FROM ds_setting WHERE name = ?", [.text(installedPrefix + table)])
+    }
+
+    /// Whether DataJoin installed this table's capture (and has not removed it since).
+    static func wasInstalled(_ db: Database, table: String) throws -> Bool {
+        try Settings.int(db, installedPrefix + table) != nil
+    }
 
     /// The tracked tables that still exist, as registered: what an upgrade writes capture for
     /// again (a tracked table dropped since is skipped; found from outside: every command failed

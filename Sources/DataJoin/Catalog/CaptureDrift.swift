@@ -15,6 +15,16 @@ public struct CaptureDrift: Sendable, Equatable {
     public var retyped: [String] = []
     /// Tracked, and no such table here: dropped, renamed, or outside this connection's search path.
     public var gone = false
+    /// Its capture triggers are gone while the table is here: rebuilt (a new table, the rows
+    /// copied, the old one dropped and the new one renamed) or replaced. Nothing is captured.
+    public var captureLost = false
+    /// The key columns capture was installed for, when the primary key changed since.
+    public var keyWas: [String]?
+    /// SQLite: the same columns in another order, as renames leave them. SQLite rewrites the
+    /// triggers' column references on a rename but not the names they write, so values went out
+    /// under their old names (a swap of two columns' names swapped their values on every peer;
+    /// found from outside).
+    public var reordered = false
 
     /// Every tracked table that drifted, in name order: one catalog read per table.
     public static func find(_ db: Database) throws -> [CaptureDrift] {
@@ -35,6 +45,15 @@ public struct CaptureDrift: Sendable, Equatable {
         var d = CaptureDrift(
             table: known.name, added: live.filter { !knownNames.contains($0) },
             missing: knownNames.filter { !live.contains($0) })
+        if try CaptureTriggers.wasInstalled(db, table: known.name),
+            try !db.dialect.captureInstalled(db, table: known.name)
+        {
+            d.captureLost = true
+        }
+        let liveKey = liveColumns.filter { $0.pkPosition > 0 }.sorted { $0.pkPosition < $1.pkPosition }.map(\.name)
+        if liveKey != known.keyColumns.map(\.name) { d.keyWas = known.keyColumns.map(\.name) }
+        d.reordered =
+            db.dialect.captureNamesFixedAtInstall && d.added.isEmpty && d.missing.isEmpty && live != knownNames
         for c in liveColumns {
             // By the kind values are typed as, not the type's text, which an older version may
             // have spelled otherwise in the registry.
@@ -42,7 +61,8 @@ public struct CaptureDrift: Sendable, Equatable {
                 d.retyped.append("\(c.name) (\(was.dataType) → \(c.dataType))")
             }
         }
-        return d.added.isEmpty && d.missing.isEmpty && d.retyped.isEmpty ? nil : d
+        return d.added.isEmpty && d.missing.isEmpty && d.retyped.isEmpty && !d.captureLost && d.keyWas == nil
+            && !d.reordered ? nil : d
     }
 
     /// One line: what is not synced, and the cure.
@@ -52,7 +72,22 @@ public struct CaptureDrift: Sendable, Equatable {
                 "tracked table \(table) does not exist here (dropped, renamed, or outside this connection's search path); "
                 + "run 'datajoin untrack \(table)', and 'datajoin track NEWNAME' for a renamed one (docs/capture.md)"
         }
+        if let keyWas {
+            return
+                "table \(table) has a new primary key since 'datajoin track' (its capture keys rows by \(keyWas.joined(separator: ", "))): "
+                + "its changes reach the wrong rows on every peer; export what it captured, then run 'datajoin untrack \(table)' and "
+                + "'datajoin track \(table)' on every node, the same key everywhere (docs/capture.md)"
+        }
         var what: [String] = []
+        if captureLost {
+            what.append(
+                "lost its capture triggers (rebuilt or replaced since 'datajoin track'): its writes are not captured")
+        }
+        if reordered {
+            what.append(
+                "has its columns in another order than when it was tracked (columns renamed?): its capture writes values under their old names"
+            )
+        }
         if !added.isEmpty {
             what.append(
                 "has column(s) \(added.joined(separator: ", ")) that its capture does not write (added after 'datajoin track'): writes to them are not synced"

@@ -4,7 +4,7 @@ import Foundation
 /// (docs/tables.md describes every column).
 enum SyncSchema {
     /// Bumped when the tables change; stored in ds_node.schema_version.
-    static let version = 15
+    static let version = 16
 
     static func ddl(_ dialect: Dialect) -> SQL {
         let id = dialect.autoIdColumn
@@ -328,6 +328,15 @@ enum SyncSchema {
             }
             // SQLite's triggers wrote some reals a unit in the last place off (before 13).
             try db.dialect.upgradeCapture(db, from: Int(version))
+            if version < 16 {
+                // Which tables have capture DataJoin installed, so that losing it is drift (a
+                // table rebuilt or replaced kept no triggers, and nothing said so; found from
+                // outside). A table tracked with --no-triggers has none, and none is expected.
+                for t in try CaptureTriggers.trackedAndPresent(db)
+                where try db.dialect.captureInstalled(db, table: t.name) {
+                    try Settings.set(db, CaptureTriggers.installedPrefix + t.name, 1)
+                }
+            }
             try db.execute(
                 "INSERT INTO ds_program_parameter (id, programtype, description, active_flag, status, fromtable, fromoutboxpointer) SELECT ?, 'relay', 'inbox to relayed bundles', 'Y', 'idle', 'ds_change_inbox', 0 WHERE NOT EXISTS (SELECT 1 FROM ds_program_parameter WHERE id = ?)",
                 [.integer(Program.relay), .integer(Program.relay)])

@@ -8,6 +8,25 @@ enum TableRegistry {
         return cols.isEmpty ? nil : TableInfo(name: table, columns: cols)
     }
 
+    /// The registry's tracked tables, each column's declared type as the catalog has it now
+    /// where the column still has the kind it was tracked with. The value checks of an import
+    /// hold what a column would round or cut: a column narrowed since `track` (`numeric(10,4)`
+    /// to `numeric(10,2)`, `VARCHAR(10)` to `(5)`, `DATETIME(6)` to `(0)`) had values rounded
+    /// and cut while they were checked against the old type, and one widened held values that
+    /// fit (found from outside). A change of kind is drift (`CaptureDrift`), typed as tracked.
+    static func loadWithLiveTypes(_ db: Database) throws -> [String: TableInfo] {
+        var tables = try load(db)
+        for name in try Tracker.trackedNames(db) {
+            guard let known = tables[name], let live = try introspect(db, table: name) else { continue }
+            for (i, c) in known.columns.enumerated() {
+                if let now = live.column(c.name), now.kind == c.kind, now.dataType != c.dataType {
+                    tables[name]!.columns[i].dataType = now.dataType
+                }
+            }
+        }
+        return tables
+    }
+
     static func load(_ db: Database) throws -> [String: TableInfo] {
         var tables: [String: TableInfo] = [:]
         try db.query(

@@ -29,7 +29,7 @@ public enum Tracker {
         let existing = try trackedNames(db)
         let registered = try TableRegistry.load(db)
         var infos: [TableInfo] = []
-        var refreshed = Set<String>()
+        var refreshed: [String: CaptureDrift] = [:]
         // Check every table first, so a bad name changes nothing.
         for given in names {
             // The table's own spelling: SQLite finds `ITEMS` as table `items`, and tracking both
@@ -62,9 +62,7 @@ public enum Tracker {
             }
             // A tracked table altered since: its capture is installed again for the columns it
             // has now, in one transaction (untrack then track left writes uncaptured between).
-            if existing.contains(name), let known = registered[name],
-                try CaptureDrift.of(db, known) != nil
-            {
+            if existing.contains(name), let known = registered[name], let drift = try CaptureDrift.of(db, known) {
                 guard known.keyColumns.map(\.name) == info.keyColumns.map(\.name) else {
                     throw DataJoinError(
                         .usage,
@@ -72,7 +70,7 @@ public enum Tracker {
                             + "export what it captured, then run 'datajoin untrack \(name)' and 'datajoin track \(name)' on every node"
                     )
                 }
-                refreshed.insert(name)
+                refreshed[name] = drift
             } else if existing.contains(name) && !backfill {
                 throw DataJoinError(
                     .alreadyTracked,
@@ -103,7 +101,7 @@ public enum Tracker {
                     if triggers { try CaptureTriggers.install(db, info) }
                 }
                 var warnings = wasTracked ? [] : keyWarningsOf[info.name] ?? []
-                if refreshed.contains(info.name) {
+                if let drift = refreshed[info.name] {
                     let before = registered[info.name]
                     try TableRegistry.save(db, info)
                     if triggers { try CaptureTriggers.install(db, info) }
@@ -112,7 +110,11 @@ public enum Tracker {
                     notes.append(
                         "\(info.name): capture installed again for its columns as they are now"
                             + (added.isEmpty ? "" : "; it now writes \(added.joined(separator: ", "))"))
-                    if !added.isEmpty && !backfill {
+                    if drift.captureLost && !backfill {
+                        warnings.append(
+                            "\(info.name): writes made while its capture triggers were gone were not captured; "
+                                + "run 'datajoin track --backfill \(info.name)' to send its rows as they are")
+                    } else if !added.isEmpty && !backfill {
                         warnings.append(
                             "\(info.name): writes to \(added.joined(separator: ", ")) before now were not captured; "
                                 + "run 'datajoin track --backfill \(info.name)' to send its rows as they are")

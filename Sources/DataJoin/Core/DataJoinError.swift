@@ -14,6 +14,8 @@ public struct DataJoinError: Error, CustomStringConvertible, LocalizedError, Equ
         case noPrimaryKey
         case alreadyTracked
         case notTracked
+        /// A tracked table changed since `track` in a way its capture does not follow.
+        case captureDrift
         case io
         /// A database, file or folder named by the user is not there (or is not a node yet).
         case noInput

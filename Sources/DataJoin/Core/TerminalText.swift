@@ -2,6 +2,12 @@
 /// print: control characters are shown as `\u{…}`, so a file cannot move the cursor, recolour
 /// or retitle the operator's terminal, or forge an output line (found from outside).
 public enum TerminalText {
+    /// A server's message of several lines (libpq indents its hints with a tab) as one line of
+    /// words: an error is one line.
+    public static func oneLine(_ text: String) -> String {
+        text.split(whereSeparator: { $0 == "\n" || $0 == "\t" || $0 == " " || $0 == "\r" }).joined(separator: " ")
+    }
+
     public static func safe(_ text: String, keepNewlines: Bool = false) -> String {
         func isControl(_ u: Unicode.Scalar) -> Bool {
             if keepNewlines && (u == "\n" || u == "\t") { return false }

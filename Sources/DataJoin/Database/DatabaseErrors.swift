@@ -11,4 +11,15 @@ public enum DatabaseErrors {
         default: return false
         }
     }
+
+    /// The server went away mid-run (shut down, restarted, the connection cut): nothing of
+    /// the step was kept, and it is worth running again once the server is back.
+    public static func isConnectionLost(_ error: Error) -> Bool {
+        switch TransactionError.unwrap(error) {
+        case let e as MariaDBError: return e.isConnectionLost
+        case let e as PostgresError:
+            return e.sqlState.isEmpty || [.connectionException, .operatorIntervention].contains(e.code.errorClass)
+        default: return false
+        }
+    }
 }

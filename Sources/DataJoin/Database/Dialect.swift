@@ -78,6 +78,13 @@ public protocol Dialect: Sendable {
 
     func installCapture(_ db: Database, _ t: TableInfo) throws
     func removeCapture(_ db: Database, table: String) throws
+    /// The table has the insert and delete capture triggers of this version: a table rebuilt
+    /// (created anew, rows copied, the old one dropped, the new one renamed) or replaced has none.
+    func captureInstalled(_ db: Database, table: String) throws -> Bool
+    /// The capture triggers write column names fixed when they were installed, while the
+    /// database rewrites their column references on a rename (SQLite): the same columns in
+    /// another order mean renamed ones, and values going out under their old names.
+    var captureNamesFixedAtInstall: Bool { get }
     /// Brings the capture of foreign-key cascades in line with the tracked tables after `track`
     /// or `untrack` (MariaDB, whose cascades fire no trigger); warnings name what it cannot capture.
     func refreshCascadeCapture(_ db: Database) throws -> [(table: String, warning: String)]

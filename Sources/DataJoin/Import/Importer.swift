@@ -45,7 +45,7 @@ public enum Importer {
         throws -> ImportReport
     {
         _ = try NodeIdentity.load(db)
-        let tables = try TableRegistry.load(db)
+        let tables = try TableRegistry.loadWithLiveTypes(db)
         let foreignKeys = try ForeignKeys.load(db, tables: Array(tables.keys))
         let order = foreignKeys.parentsFirst
         let sourceOrder = try SourceOrder.load(db, tables: tables, foreignKeys: foreignKeys)

@@ -160,6 +160,13 @@ enum ValueFit {
         }
     }
 
+    /// The digits after a time's decimal point, trailing zeros left out: more than a column's
+    /// precision are rounded (PostgreSQL) or cut (MariaDB) without an error.
+    static func significantFractionDigits(_ s: String) -> Int {
+        guard let dot = s.lastIndex(of: ".") else { return 0 }
+        return s[s.index(after: dot)...].prefix { $0.isNumber }.reversed().drop { $0 == "0" }.count
+    }
+
     /// A value in the column's own spelling that names no moment the column holds: a day the
     /// calendar lacks (`2023-02-29`, MariaDB's zero date `0000-00-00`), a year the brand has no
     /// room for, or a time past the day's end. PostgreSQL does not refuse every one of them: it

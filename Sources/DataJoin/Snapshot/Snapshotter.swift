@@ -23,6 +23,11 @@ public enum Snapshotter {
         guard !tables.isEmpty else {
             throw DataJoinError(.usage, "no table is tracked in \(db.displayName); run 'datajoin track' first")
         }
+        // A snapshot holds the registered columns: a table altered since `track` would give the
+        // joining node its rows without the new columns' values (found from outside: exit 0).
+        if let drift = try CaptureDrift.find(db).first {
+            throw DataJoinError(.captureDrift, "no snapshot written: " + drift.message)
+        }
         let key = try NodeIdentity.signingKey(db, node: me.nodeId)
         let snapshotEpoch = BundleFormat.snapshotEpochPrefix + NodeIdentity.newEpoch()
         // An encrypted snapshot's plain spool stays on this machine, never in the drop folder.

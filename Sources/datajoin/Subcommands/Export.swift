@@ -42,7 +42,8 @@ struct Export: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Split into bundles of about N changes; a source transaction is never split.", valueName: "n"))
+            "Split into bundles of about N changes; a PostgreSQL source transaction is never split (SQLite and MariaDB record no transaction id: cut anywhere).",
+            valueName: "n"))
     var maxChanges: Int?
 
     @Flag(

@@ -110,6 +110,14 @@ func run(_ body: () throws -> Void) throws {
                     + "(an application's open transaction?); what it was doing was rolled back; try again when it is done, or raise --lock-timeout"
         )
         throw Exit.temporary
+    } catch  where DatabaseErrors.isConnectionLost(error) {
+        // One line, and the class of a failed connect (found from outside: exit 1, the
+        // server's lines escaped).
+        Console.error(
+            TerminalText.oneLine("\(error)")
+                + "; the connection to the server was lost, and what this run was doing was rolled back: run it again when the server is back"
+        )
+        throw Exit.unavailable
     } catch let e as TransactionError where e.underlying is DataJoinError {
         let inner = e.underlying as! DataJoinError
         Console.error(inner.message)

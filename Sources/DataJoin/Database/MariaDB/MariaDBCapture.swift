@@ -22,6 +22,18 @@ extension MariaDBDialect {
         }
     }
 
+    public var captureNamesFixedAtInstall: Bool { false }
+
+    public func captureInstalled(_ db: Database, table: String) throws -> Bool {
+        let n = CaptureTriggers.names(table)
+        return try db.scalar(
+            """
+            SELECT count(*) FROM information_schema.TRIGGERS
+            WHERE TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = ? AND TRIGGER_NAME IN (?, ?)
+            """, [.text(table), .text(n.insert), .text(n.delete)]
+        ).asInt64 == 2
+    }
+
     public func backfill(_ db: Database, _ t: TableInfo) throws -> Int {
         try db.execute(
             SQL(

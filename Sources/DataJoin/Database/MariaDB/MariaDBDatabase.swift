@@ -65,18 +65,28 @@ public final class MariaDBDatabase: Database, TransactionDriver {
                 SET SESSION group_concat_max_len = 1073741824;
                 SET @datajoin_applying = NULL
                 """)
+            // InnoDB's snapshot isolation (MariaDB 10.6.18, 10.11.8, 11.4.2 and later; on by
+            // default from 11.6): a write to a row changed since the transaction's snapshot fails
+            // with "Record has changed since last read", and the step runs again, as PostgreSQL's
+            // REPEATABLE READ has it. Without it an import waited for an application's row lock,
+            // then wrote over the change the application committed, decided on the row as it was
+            // before (found from outside: the nodes differed for good, `check` said OK).
+            let snapshotIsolation = try !rows("SHOW VARIABLES LIKE 'innodb_snapshot_isolation'").isEmpty
             // A row lock an application holds is waited for --lock-timeout (InnoDB counts whole
             // seconds), as on PostgreSQL.
             try executeScript(
                 SQL(
                     raw:
                         "SET SESSION innodb_lock_wait_timeout = \(Int(max(1, min(86_400, LockWait.timeoutSeconds.rounded(.up)))))"
+                        + (snapshotIsolation ? "; SET SESSION innodb_snapshot_isolation = ON" : "")
                 ))
             lockScope = try scalar("SELECT DATABASE()").asString ?? address.database
         } catch {
-            cache.removeAll()
-            mysql_close(h)
-            throw error
+            // Not closed here: the handle is this object's now, and deinit runs for an
+            // initializer that throws after every property is set (closed twice, the process
+            // crashed when a setup statement failed; found from outside).
+            throw DataJoinError(
+                .connection, "cannot set up a session on \(displayName): \(TerminalText.oneLine("\(error)"))")
         }
     }
 

@@ -394,9 +394,7 @@ public struct MariaDBDialect: Dialect {
         let type = typeName.lowered, size = typeName.size
         switch (typeName.beforeParenthesis, value) {
         case ("datetime", .text(let s)), ("timestamp", .text(let s)), ("time", .text(let s)):
-            guard let dot = s.lastIndex(of: ".") else { return nil }
-            let digits = s[s.index(after: dot)...].prefix { $0.isNumber }
-            let significant = digits.reversed().drop { $0 == "0" }.count
+            let significant = ValueFit.significantFractionDigits(s)
             return significant > size
                 ? "\(s.prefix(40)) has \(significant) fractional second digit(s); \(type) would cut them to \(size)"
                 : nil

@@ -66,6 +66,18 @@ extension PostgresDialect {
         try db.executeScript(SQL(raw: script.joined(separator: "\n")))
     }
 
+    public var captureNamesFixedAtInstall: Bool { false }
+
+    public func captureInstalled(_ db: Database, table: String) throws -> Bool {
+        let n = CaptureTriggers.names(table)
+        return try db.scalar(
+            """
+            SELECT count(*) FROM pg_catalog.pg_trigger AS t JOIN pg_catalog.pg_class AS c ON c.oid = t.tgrelid
+            WHERE c.relname = ? AND c.relnamespace = current_schema()::regnamespace AND t.tgname IN (?, ?)
+            """, [.text(table), .text(Self.pgName(n.insert)), .text(Self.pgName(n.delete))]
+        ).asInt64 == 2
+    }
+
     public func backfill(_ db: Database, _ t: TableInfo) throws -> Int {
         let table = db.quote(t.name), lit = CaptureTriggers.literal(t.name),
             pkNames = CaptureTriggers.literal(KeyNames.encode(t.keyColumns.map(\.name)))

@@ -23,8 +23,7 @@ public final class PostgresDatabase: Database, TransactionDriver {
             PQfinish(c)
             // libpq indents its hints with a tab ("\n\tIs the server running…"): one line of
             // words, not an escaped control character (found from outside).
-            let oneLine = DatabaseURL.scrub(
-                msg.split(whereSeparator: { $0 == "\n" || $0 == "\t" || $0 == " " }).joined(separator: " "))
+            let oneLine = DatabaseURL.scrub(TerminalText.oneLine(msg))
             // libpq gives no SQLSTATE for a failed connection: its message is all there is.
             if msg.contains("invalid connection option") || msg.contains("invalid integer value")
                 || msg.contains("invalid sslmode value") || msg.contains("invalid URI query parameter")
@@ -61,8 +60,11 @@ public final class PostgresDatabase: Database, TransactionDriver {
                         "SET client_min_messages = warning; SET extra_float_digits = 3; SET TIME ZONE 'UTC'; SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; SET bytea_output = 'hex'; SET application_name = 'datajoin'; SET plan_cache_mode = force_custom_plan; SET jit = off; SET lock_timeout = \(lockMs)"
                 ))
         } catch {
-            PQfinish(c)
-            throw error
+            // Not finished here: the connection is this object's now, and deinit runs for an
+            // initializer that throws after every property is set (it was freed twice, and the
+            // process aborted, when the server went away during setup; found from outside).
+            throw DataJoinError(
+                .connection, "cannot set up a session on \(displayName): \(TerminalText.oneLine("\(error)"))")
         }
     }
 

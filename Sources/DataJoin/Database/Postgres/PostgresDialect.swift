@@ -452,6 +452,22 @@ public struct PostgresDialect: Dialect {
                 "\(Value.realText(d)) needs double precision; a real column would round it (declare it double precision)"
         }
         if type.hasPrefix("numeric("), let problem = ValueFit.scaleProblem(value, type) { return problem }
+        // A text longer than a `varchar(n)` or `char(n)` fails on the server, one statement
+        // error per change (a `char(n)` would drop trailing spaces past n): held here.
+        if case .text(let s) = value, col.type.size > 0,
+            ["character varying", "character", "varchar", "char", "bpchar"].contains(col.type.beforeParenthesis),
+            s.unicodeScalars.count > col.type.size
+        {
+            return "\(s.unicodeScalars.count) characters, more than \(type) holds"
+        }
+        // `timestamp(0)`, `time(3) with time zone`: PostgreSQL rounds finer seconds to the
+        // precision without an error (found from outside: `.678901` arrived as the next second).
+        if case .text(let s) = value, col.type.firstWord == "timestamp" || col.type.firstWord == "time",
+            col.type.lowered.contains("("), ValueFit.significantFractionDigits(s) > col.type.size
+        {
+            return
+                "\(s.prefix(40)) has \(ValueFit.significantFractionDigits(s)) fractional second digit(s); \(type) would round them to \(col.type.size)"
+        }
         if case .text(let s) = value, let problem = ValueFit.postgresReadsAsOther(s, type) { return problem }
         if case .text(let s) = value, let kind = ValueFit.postgresSpelled(col.type),
             let problem = ValueFit.spellingProblem(s, kind, typeName: type, brand: "PostgreSQL")

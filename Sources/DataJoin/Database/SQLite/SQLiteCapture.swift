@@ -28,6 +28,16 @@ extension SQLiteDialect {
         }
     }
 
+    public var captureNamesFixedAtInstall: Bool { true }
+
+    public func captureInstalled(_ db: Database, table: String) throws -> Bool {
+        let n = CaptureTriggers.names(table)
+        return try db.scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? AND name IN (?, ?)",
+            [.text(table), .text(n.insert), .text(n.delete)]
+        ).asInt64 == 2
+    }
+
     public func backfill(_ db: Database, _ t: TableInfo) throws -> Int {
         let table = db.quote(t.name), lit = CaptureTriggers.literal(t.name),
             pkNames = CaptureTriggers.literal(KeyNames.encode(t.keyColumns.map(\.name)))

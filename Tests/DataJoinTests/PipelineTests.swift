@@ -181,6 +181,20 @@ final class PipelineTests: ScenarioTestCase {
         // Cuts fall only between the two transactions.
         XCTAssertEqual(paths.count, 2)
         XCTAssertEqual(try paths.map { try BundleInspector.read($0).header.changeCount }, [7, 7])
+        // A transaction that would take a bundle past the limit starts the next one: only a
+        // transaction larger than the limit by itself makes a larger bundle (found from outside:
+        // transactions of 2 and 3 with a limit of 3 went out as one bundle of 5).
+        var n = 0
+        for size in [2, 3, 3, 1, 3, 1, 1, 1] {
+            try a.db.retryingWrite { _ in
+                for _ in 0..<size {
+                    try a.exec("INSERT INTO sales_order (order_id) VALUES (?)", [.text("tx-\(n)")])
+                    n += 1
+                }
+            }
+        }
+        let more = try a.export(to: try bundles("more"), max: 3)
+        XCTAssertEqual(try more.map { try BundleInspector.read($0).header.changeCount }, [2, 3, 3, 1, 3, 3])
     }
 
     func testIngestTwiceAndOverlappingBundlesLoadOnce() throws {

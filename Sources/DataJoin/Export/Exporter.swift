@@ -477,37 +477,54 @@ public enum Exporter {
             path: result.path, first: first, last: last, changes: count, bytes: result.bytes, sha256: result.sha256)
     }
 
-    /// Cuts [from, to] into ranges of about `max` rows and about `Tuning.bundleTargetBytes` (the
-    /// third column, when there is one, estimates each row's size), only where the second column
-    /// (the source transaction) changes; NULL there allows a cut anywhere.
+    /// Cuts [from, to] into ranges of at most `max` rows and about `Tuning.bundleTargetBytes`
+    /// (the third column, when there is one, estimates each row's size), only where the second
+    /// column (the source transaction) changes; NULL there allows a cut anywhere. A transaction
+    /// that would take a range past either goes to the next one, so only a transaction larger
+    /// than `max` by itself makes a larger range (found from outside: transactions of 2 and 3
+    /// with `--max-changes 3` went into one bundle of 5). One transaction is looked at a time.
     static func splitRanges(_ db: Database, sql: SQL, from: Int64, to: Int64, max: Int?) throws -> [ClosedRange<
         Int64
     >] {
         let max = max ?? Int.max
         let targetBytes = Int64(Tuning.current.bundleTargetBytes)
         var ranges: [ClosedRange<Int64>] = []
-        var start = from
-        var count = 0
-        var bytes: Int64 = 0
+        // The range being filled (`start` through the last transaction taken), and the
+        // transaction being read, not yet taken.
+        var start = from, count = 0, bytes: Int64 = 0, takenThrough = from - 1
+        var txFirst = from, txCount = 0, txBytes: Int64 = 0
         var lastTx: Value = .null
         var lastSeq = from - 1
+        func take() {
+            guard txCount > 0 else { return }
+            if count > 0 && (count + txCount > max || bytes + txBytes > targetBytes) {
+                ranges.append(start...takenThrough)
+                start = txFirst
+                count = 0
+                bytes = 0
+            }
+            count += txCount
+            bytes += txBytes
+            takenThrough = lastSeq
+            txCount = 0
+            txBytes = 0
+        }
         try db.read { _ in
             try db.stream(sql, [.integer(from), .integer(to)]) { r in
                 let seq = r.int(0) ?? 0
                 let tx = r.values[1]
-                if (count >= max || bytes >= targetBytes) && count > 0 && (tx.isNull || tx != lastTx) {
-                    ranges.append(start...lastSeq)
-                    start = seq
-                    count = 0
-                    bytes = 0
+                if tx.isNull || tx != lastTx {
+                    take()
+                    txFirst = seq
                 }
-                count += 1
-                if r.values.count > 2 { bytes += r.int(2) ?? 0 }
+                txCount += 1
+                if r.values.count > 2 { txBytes += r.int(2) ?? 0 }
                 lastTx = tx
                 lastSeq = seq
             }
         }
-        if lastSeq >= start { ranges.append(start...lastSeq) }
+        take()
+        if takenThrough >= start { ranges.append(start...takenThrough) }
         return ranges
     }
 }

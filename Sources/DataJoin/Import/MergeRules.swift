@@ -290,7 +290,7 @@ struct Merger {
         }
         if c.cl > row.cl {
             return .held(
-                "waiting for generation \(c.cl) of \(c.table) \(KeyCodec.display(row.key)): its insert has not arrived yet"
+                "waiting for generation \(c.cl) of \(c.table) \(KeyCodec.display(row.key)): its insert has not arrived yet, or is held (its reason is listed with it)"
             )
         }
         guard let local = try row.current() else {

@@ -336,6 +336,16 @@ final class PipelineTests: ScenarioTestCase {
             XCTAssertEqual(
                 try b.db.rows("SELECT order_id, description, quantity FROM sales_order").map(\.values),
                 [[.text("api1"), .text("via API"), .text("9")]], "\(brand)")
+            // No triggers by design is no lost capture; a column added since is, and `track`
+            // follows it without installing triggers (they would capture each write twice).
+            try CLI.ok(["check", "--db", a.url])
+            try a.db.executeScript("ALTER TABLE sales_order ADD COLUMN extra TEXT")
+            XCTAssertEqual(try CLI.run(["check", "--db", a.url]).status, 1)
+            try CLI.ok(["track", "--db", a.url, "sales_order"])
+            try CLI.ok(["check", "--db", a.url])
+            let before = try a.db.scalar("SELECT count(*) FROM ds_change_outbox")
+            try a.exec("INSERT INTO sales_order (order_id) VALUES ('written without an outbox row')")
+            XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_change_outbox"), before, "\(brand): no trigger")
         }
     }
 

@@ -752,7 +752,7 @@ final class TypeMatrixTests: ScenarioTestCase {
         // name, arrays, MariaDB's ZEROFILL padding (found from outside: all three were held).
         let pgSchema = """
             CREATE TABLE z (id integer PRIMARY KEY, tz timestamptz(3), tt timetz(3), ts timestamp(3)[],
-              n numeric(10,2)[], t time(2)[])
+              n numeric(10,2)[], t time(2)[], v varchar(5)[], c char(3)[])
             """
         let z1 = try TestNode("z1", .postgres, folder: folder, table: pgSchema, track: ["z"], keyBlocks: false)
         let z2 = try TestNode("z2", .postgres, folder: folder, table: pgSchema, track: ["z"], keyBlocks: false)
@@ -761,7 +761,7 @@ final class TypeMatrixTests: ScenarioTestCase {
         let m2 = try TestNode("m2", .mariadb, folder: folder, table: mSchema, track: ["z"], keyBlocks: false)
         try trustAll([z1, z2, m1, m2])
         try z1.exec(
-            "INSERT INTO z VALUES (1, '2024-01-02 03:04:05.123+00', '00:00:00+00', '{\"2024-01-02 03:04:05.5\"}', '{1.5,2}', '{03:04:05.25}')"
+            "INSERT INTO z VALUES (1, '2024-01-02 03:04:05.123+00', '00:00:00+00', '{\"2024-01-02 03:04:05.5\",\"2024-01-02 03:04:05.125\"}', '{1.5,2}', '{03:04:05.25}', '{abcde,fghij}', '{abc,def}')"
         )
         try m1.exec("INSERT INTO z VALUES (1, 12.5, 42)")
         for (from, to) in [(z1, z2), (m1, m2)] {

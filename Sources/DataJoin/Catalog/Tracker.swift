@@ -40,6 +40,9 @@ public enum Tracker {
                 throw DataJoinError(.usage, "\(name) is one of DataJoin's own tables and cannot be tracked")
             }
             try checkName(db, name, of: "table")
+            if let why = try db.dialect.notCapturable(db, table: name) {
+                throw DataJoinError(.usage, "cannot track \(printable(name)): it is \(why) (docs/capture.md)")
+            }
             guard let info = try TableRegistry.introspect(db, table: name) else {
                 if let dot = name.firstIndex(of: ".") {
                     // Tables are named as the connection sees them: one schema (docs/capture.md).
@@ -104,7 +107,12 @@ public enum Tracker {
                 if let drift = refreshed[info.name] {
                     let before = registered[info.name]
                     try TableRegistry.save(db, info)
-                    if triggers { try CaptureTriggers.install(db, info) }
+                    // A table tracked with --no-triggers keeps none: its application writes the
+                    // outbox, and triggers too would capture each write twice.
+                    let hadTriggers = try drift.captureLost || CaptureTriggers.wasInstalled(db, table: info.name)
+                    if triggers && hadTriggers {
+                        try CaptureTriggers.install(db, info)
+                    }
                     let old = before?.columns.map(\.name) ?? []
                     let added = info.columns.map(\.name).filter { !old.contains($0) }
                     notes.append(

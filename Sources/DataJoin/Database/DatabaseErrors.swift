@@ -18,7 +18,10 @@ public enum DatabaseErrors {
         switch TransactionError.unwrap(error) {
         case let e as MariaDBError: return e.isConnectionLost
         case let e as PostgresError:
-            return e.sqlState.isEmpty || [.connectionException, .operatorIntervention].contains(e.code.errorClass)
+            // Class 57 less 57014: a cancelled statement (statement_timeout, pg_cancel_backend)
+            // leaves the connection up.
+            return e.sqlState.isEmpty || e.code.errorClass == .connectionException
+                || (e.code.errorClass == .operatorIntervention && e.sqlState != "57014")
         default: return false
         }
     }

@@ -85,6 +85,9 @@ public protocol Dialect: Sendable {
     /// database rewrites their column references on a rename (SQLite): the same columns in
     /// another order mean renamed ones, and values going out under their old names.
     var captureNamesFixedAtInstall: Bool { get }
+    /// Why `table` is no table whose writes capture can see (a view, a PostgreSQL partitioned
+    /// table), or nil.
+    func notCapturable(_ db: Database, table: String) throws -> String?
     /// Brings the capture of foreign-key cascades in line with the tracked tables after `track`
     /// or `untrack` (MariaDB, whose cascades fire no trigger); warnings name what it cannot capture.
     func refreshCascadeCapture(_ db: Database) throws -> [(table: String, warning: String)]

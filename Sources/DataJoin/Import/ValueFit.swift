@@ -2,8 +2,9 @@ import Foundation
 
 /// Values a target column would store altered without an error: each is held with a reason
 /// instead (docs/types.md). A NUL character in text bound for PostgreSQL is held here too, before
-/// the server sees it. Values the database refuses outright (out of range, too long for
-/// varchar(n)) are held through the database's own error.
+/// the server sees it, and so are text too long for a PostgreSQL varchar(n) and dates and times
+/// that name no moment (a statement error per change was the slow path). Values the database
+/// refuses otherwise (out of range) are held through the database's own error.
 enum ValueFit {
     /// `values`: each value with its column's position in `t.columns`.
     static func problem(_ values: [(Change.ColumnValue, Int)], table t: TableInfo, dialect: Dialect) -> String? {
@@ -205,10 +206,10 @@ enum ValueFit {
         let exactHour = minutes == 0 && seconds == 0 && afterSeconds.allSatisfy { $0 == 48 }
         if postgres && seconds == 60 && minutes <= 59 {
             return
-                "\(shown) holds a leap second, which PostgreSQL's \(typeName) moves to the next minute; held rather than altered"
+                "\(shown) holds a leap second, which PostgreSQL's \(typeName) moves to the next minute"
         }
         if postgres && kind == .timestamp && hours == 24 && exactHour {
-            return "\(shown) is midnight of the next day to PostgreSQL's \(typeName); held rather than altered"
+            return "\(shown) is midnight of the next day to PostgreSQL's \(typeName)"
         }
         let lastHour = kind == .timestamp ? 23 : postgres ? (exactHour ? 24 : 23) : 838
         if minutes > 59 || seconds > 59 || hours > lastHour || (postgres && negative) {
@@ -229,7 +230,9 @@ enum ValueFit {
         if postgres && year == 0 { return "year 0, which PostgreSQL does not count (1 BC comes before 1 AD)" }
         guard (1...12).contains(month) else { return "no month \(month)" }
         let astronomical = bc ? 1 - year : year
-        let leap = astronomical % 4 == 0 && (astronomical % 100 != 0 || astronomical % 400 == 0)
+        // MariaDB's year 0 has no 29 February (its calendar counts 365 days in it).
+        let leap =
+            astronomical % 4 == 0 && (astronomical % 100 != 0 || astronomical % 400 == 0) && (postgres || year != 0)
         let days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
         guard (1...days).contains(day) else { return "no day \(day) in month \(month) of that year" }
         return nil

@@ -8,6 +8,16 @@ extension MariaDBDialect {
     public func installCapture(_ db: Database, _ t: TableInfo) throws {
         let n = CaptureTriggers.names(t.name)
         for name in [n.insert, n.update, n.delete] { _ = try identifier(name) }
+        // This table's triggers on another table (it was renamed away, and a new one took its
+        // name) capture that table's writes under this name, and CREATE OR REPLACE cannot move
+        // them (found from outside: `track` failed with error 1360): dropped first.
+        let elsewhere = try db.rows(
+            """
+            SELECT TRIGGER_NAME FROM information_schema.TRIGGERS
+            WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME IN (?, ?, ?) AND EVENT_OBJECT_TABLE <> ?
+            """, [.text(n.insert), .text(n.update), .text(n.delete), .text(t.name)]
+        ).compactMap { $0.string(0) }
+        for trigger in elsewhere { try db.executeScript("DROP TRIGGER IF EXISTS \(Identifier(trigger))") }
         // Replaced in place, not dropped first: MariaDB commits each trigger statement, and a
         // write between a drop and its create went uncaptured (found from outside: `track` of an
         // altered table lost about ten statements of a running application each time).
@@ -23,6 +33,14 @@ extension MariaDBDialect {
     }
 
     public var captureNamesFixedAtInstall: Bool { false }
+
+    public func notCapturable(_ db: Database, table: String) throws -> String? {
+        let type = try db.scalar(
+            "SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+            [.text(table)]
+        ).asString
+        return type == "VIEW" ? "a view, not a table: track the tables it reads" : nil
+    }
 
     public func captureInstalled(_ db: Database, table: String) throws -> Bool {
         let n = CaptureTriggers.names(table)

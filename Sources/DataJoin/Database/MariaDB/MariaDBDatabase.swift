@@ -85,8 +85,13 @@ public final class MariaDBDatabase: Database, TransactionDriver {
             // Not closed here: the handle is this object's now, and deinit runs for an
             // initializer that throws after every property is set (closed twice, the process
             // crashed when a setup statement failed; found from outside).
+            // Exit 69 (try again) when the server went away or a per-hour limit ran out; a
+            // refused setting stays refused.
+            let later =
+                DatabaseErrors.isConnectionLost(error) || (error as? MariaDBError)?.code == .resourceLimit
             throw DataJoinError(
-                .connection, "cannot set up a session on \(displayName): \(TerminalText.oneLine("\(error)"))")
+                later ? .connection : .sql,
+                "cannot set up a session on \(displayName): \(TerminalText.oneLine("\(error)"))")
         }
     }
 

@@ -27,9 +27,16 @@ public struct MariaDBError: Error, CustomStringConvertible {
         public static let serverGone = Code(rawValue: UInt32(CR_SERVER_GONE_ERROR))
         public static let serverLost = Code(rawValue: UInt32(CR_SERVER_LOST))
         public static let connectionError = Code(rawValue: UInt32(CR_CONNECTION_ERROR))
+        public static let serverLostExtended = Code(rawValue: 2055)
+        public static let connectionKilled = Code(rawValue: 1927)
+        public static let serverShutdown = Code(rawValue: UInt32(ER_SERVER_SHUTDOWN))
+        public static let resourceLimit = Code(rawValue: UInt32(ER_USER_LIMIT_REACHED))
     }
 
-    var isConnectionLost: Bool { [.serverGone, .serverLost, .connectionError].contains(code) }
+    var isConnectionLost: Bool {
+        [.serverGone, .serverLost, .connectionError, .serverLostExtended, .connectionKilled, .serverShutdown]
+            .contains(code)
+    }
 
     public var description: String { "MariaDB error \(number) (\(sqlState)): \(message)" }
 }

@@ -68,12 +68,33 @@ extension PostgresDialect {
 
     public var captureNamesFixedAtInstall: Bool { false }
 
+    public func notCapturable(_ db: Database, table: String) throws -> String? {
+        let kind = try db.scalar(
+            """
+            SELECT relkind::text FROM pg_catalog.pg_class
+            WHERE relname = ? AND relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = current_schema())
+            """, [.text(table)]
+        ).asString
+        switch kind {
+        case "v", "m": return "a view, not a table: track the tables it reads"
+        case "f": return "a foreign table, whose rows live on another server: track it there"
+        case "p":
+            // Found from outside: a row an update moved to another partition, and every write
+            // made to a partition directly, went uncaptured (the parent's triggers never fired).
+            return
+                "a partitioned table: writes made to its partitions directly and rows an update moves between partitions "
+                + "bypass its triggers, so DataJoin cannot capture it; sync a table that is not partitioned"
+        default: return nil
+        }
+    }
+
     public func captureInstalled(_ db: Database, table: String) throws -> Bool {
         let n = CaptureTriggers.names(table)
         return try db.scalar(
             """
             SELECT count(*) FROM pg_catalog.pg_trigger AS t JOIN pg_catalog.pg_class AS c ON c.oid = t.tgrelid
-            WHERE c.relname = ? AND c.relnamespace = current_schema()::regnamespace AND t.tgname IN (?, ?)
+            WHERE c.relname = ? AND t.tgname IN (?, ?) AND t.tgenabled <> 'D'
+              AND c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = current_schema())
             """, [.text(table), .text(Self.pgName(n.insert)), .text(Self.pgName(n.delete))]
         ).asInt64 == 2
     }

@@ -63,8 +63,10 @@ public final class PostgresDatabase: Database, TransactionDriver {
             // Not finished here: the connection is this object's now, and deinit runs for an
             // initializer that throws after every property is set (it was freed twice, and the
             // process aborted, when the server went away during setup; found from outside).
+            // Exit 69 (try again) only when the server went away; a refused setting stays refused.
             throw DataJoinError(
-                .connection, "cannot set up a session on \(displayName): \(TerminalText.oneLine("\(error)"))")
+                DatabaseErrors.isConnectionLost(error) ? .connection : .sql,
+                "cannot set up a session on \(displayName): \(TerminalText.oneLine("\(error)"))")
         }
     }
 

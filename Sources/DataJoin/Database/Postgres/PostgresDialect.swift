@@ -454,7 +454,8 @@ public struct PostgresDialect: Dialect {
         if type.hasPrefix("numeric("), let problem = ValueFit.scaleProblem(value, type) { return problem }
         // A text longer than a `varchar(n)` or `char(n)` fails on the server, one statement
         // error per change (a `char(n)` would drop trailing spaces past n): held here.
-        if case .text(let s) = value, col.type.size > 0,
+        let scalar = !col.type.lowered.hasSuffix("]")  // an array's text is checked by PostgreSQL, not here
+        if case .text(let s) = value, scalar, col.type.size > 0,
             ["character varying", "character", "varchar", "char", "bpchar"].contains(col.type.beforeParenthesis),
             s.unicodeScalars.count > col.type.size
         {
@@ -462,7 +463,7 @@ public struct PostgresDialect: Dialect {
         }
         // `timestamp(0)`, `time(3) with time zone`: PostgreSQL rounds finer seconds to the
         // precision without an error (found from outside: `.678901` arrived as the next second).
-        if case .text(let s) = value, col.type.firstWord == "timestamp" || col.type.firstWord == "time",
+        if case .text(let s) = value, scalar, col.type.firstWord == "timestamp" || col.type.firstWord == "time",
             col.type.lowered.contains("("), ValueFit.significantFractionDigits(s) > col.type.size
         {
             return

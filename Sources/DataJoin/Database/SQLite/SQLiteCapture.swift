@@ -17,11 +17,20 @@ extension SQLiteDialect {
 
     public func removeCapture(_ db: Database, table: String) throws {
         let n = CaptureTriggers.names(table)
-        // Every capture trigger of the table, whatever columns it had when they were made.
-        let prefix = "ds_capture_"
+        // Every capture trigger of the table, whatever columns it had when they were made, and
+        // this table's triggers wherever they are: a table renamed away took them along, and
+        // they captured its writes under this name (found from outside: `track` then failed,
+        // "trigger … already exists").
+        let prefix = "ds_capture_", columnPrefix = n.update + "_c"
         let found = try db.rows(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? AND substr(name, 1, ?) = ?",
-            [.text(table), .integer(Int64(prefix.count)), .text(prefix)]
+            """
+            SELECT name FROM sqlite_master WHERE type = 'trigger' AND ((tbl_name = ? COLLATE NOCASE AND substr(name, 1, ?) = ?)
+              OR name IN (?, ?, ?) OR substr(name, 1, ?) = ?)
+            """,
+            [
+                .text(table), .integer(Int64(prefix.count)), .text(prefix), .text(n.insert), .text(n.update),
+                .text(n.delete), .integer(Int64(columnPrefix.count)), .text(columnPrefix),
+            ]
         ).compactMap { $0.string(0) }
         for trig in Set(found + [n.insert, n.update, n.delete]) {
             try db.executeScript("DROP TRIGGER IF EXISTS \(Identifier(trig))")
@@ -30,10 +39,18 @@ extension SQLiteDialect {
 
     public var captureNamesFixedAtInstall: Bool { true }
 
+    public func notCapturable(_ db: Database, table: String) throws -> String? {
+        let type = try db.scalar(
+            "SELECT type FROM sqlite_master WHERE name = ? COLLATE NOCASE AND type IN ('table', 'view')", [.text(table)]
+        ).asString
+        return type == "view" ? "a view, not a table: track the tables it reads" : nil
+    }
+
     public func captureInstalled(_ db: Database, table: String) throws -> Bool {
         let n = CaptureTriggers.names(table)
         return try db.scalar(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? AND name IN (?, ?)",
+            // SQLite finds a table whatever the case of its name; a rename to `Items` keeps them.
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? COLLATE NOCASE AND name IN (?, ?)",
             [.text(table), .text(n.insert), .text(n.delete)]
         ).asInt64 == 2
     }

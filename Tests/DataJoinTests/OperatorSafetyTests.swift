@@ -225,6 +225,11 @@ final class OperatorSafetyTests: XCTestCase {
         let again = try CLI.run(["import", "--db", b.url, "--quiet"])
         XCTAssertEqual(again.status, 2, again.stderr)
         XCTAssertEqual(again.stderr, "datajoin: warning: 1 change(s) held (see 'datajoin status')\n")
+        // A dry run exits as the real run would.
+        let dry = try CLI.run(["import", "--db", b.url, "--dry-run", "-q"])
+        XCTAssertEqual(dry.status, 2, dry.stderr)
+        XCTAssertEqual(dry.stderr, "datajoin: warning: 1 change(s) held (see 'datajoin status')\n")
+        XCTAssertEqual(try CLI.run(["import", "--db", b.url, "--dry-run"]).status, 2)
     }
 
     /// One error prefix, also for the argument parser's errors; a misspelt command is answered

@@ -71,7 +71,14 @@ struct Ingest: ParsableCommand {
             }
             if report.files.isEmpty && !output.quiet { print("no bundle files found") }
             for n in report.notices { Console.warn(n) }
-            if let r = report.imported, !dryRun { ImportSummary.show(r, quiet: output.quiet) }
+            if let r = report.imported {
+                // A dry run says what it would hold as the real run would (found from outside).
+                if !dryRun {
+                    ImportSummary.show(r, quiet: output.quiet)
+                } else if output.quiet {
+                    ImportSummary.warnHeld(r)
+                }
+            }
             partial = report.refused > 0 || (report.imported?.stillHeld ?? 0) > 0
         }
         if partial { throw Exit.partial }
@@ -79,12 +86,13 @@ struct Ingest: ParsableCommand {
 }
 
 enum ImportSummary {
+    /// Under --quiet: exit 2 says something is held; the warning says what to look at.
+    static func warnHeld(_ r: ImportReport) {
+        if r.stillHeld > 0 { Console.warn("\(r.stillHeld) change(s) held (see 'datajoin status')") }
+    }
+
     static func show(_ r: ImportReport, quiet: Bool) {
-        guard !quiet else {
-            // Exit 2 says something is held; the warning says what to look at.
-            if r.stillHeld > 0 { Console.warn("\(r.stillHeld) change(s) held (see 'datajoin status')") }
-            return
-        }
+        guard !quiet else { return warnHeld(r) }
         var line = "imported: \(r.applied) applied, \(r.unchanged) unchanged"
         if r.held > 0 { line += ", \(r.held) held (see 'datajoin status')" }
         if r.stillHeld > Int64(r.held) {
@@ -149,6 +157,9 @@ struct Import: ParsableCommand {
                 let r = try Importer.run(dry, reporter: output.reporter())
                 DryRunReport.show(r, conflicts: try DryRunReport.conflicts(dry, after: mark))
                 try dry.finish()
+                // Exit 2 as the real run would (found from outside: a dry run exited 0).
+                if output.quiet { ImportSummary.warnHeld(r) }
+                held = r.stillHeld > 0
                 return
             }
             let r = try Importer.run(real, reporter: output.reporter())

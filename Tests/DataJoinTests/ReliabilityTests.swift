@@ -793,11 +793,29 @@ final class ReliabilityTests: ScenarioTestCase {
             CREATE TABLE parted (id int, region text, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
             CREATE TABLE parted_a PARTITION OF parted FOR VALUES IN ('a')
             """)
-        for (table, why) in [("item_view", "it is a view"), ("parted", "it is a partitioned table")] {
+        try p.db.executeScript(
+            """
+            CREATE TABLE inh_parent (id int PRIMARY KEY, v text);
+            CREATE TABLE inh_child (extra text) INHERITS (inh_parent);
+            ALTER TABLE inh_child ADD PRIMARY KEY (id)
+            """)
+        for (table, why) in [
+            ("item_view", "it is a view"), ("parted", "it is a partitioned table"),
+            ("parted_a", "it is a partition of a partitioned table"), ("inh_parent", "other tables inherit from"),
+            ("inh_child", "a table that inherits from another"),
+        ] {
             let r = try CLI.run(["track", "--db", p.url, table])
             XCTAssertEqual(r.status, 64, r.stderr)
             XCTAssertTrue(r.stderr.contains(why), r.stderr)
         }
+        // A tracked table that becomes one since (here: a child table inherits from it) is named.
+        try CLI.ok(["track", "--db", p.url, "item"])
+        try p.db.executeScript("CREATE TABLE item_child () INHERITS (item)")
+        let inherited = try CLI.run(["check", "--db", p.url])
+        XCTAssertTrue(
+            inherited.stderr.contains("tracked table item is a table other tables inherit from"), inherited.stderr)
+        try p.db.executeScript("DROP TABLE item_child")
+        try CLI.ok(["check", "--db", p.url])
         let lite = try TestNode(
             "liteview", .sqlite, folder: folder, table: ConvergencePropertyTests.ddl(.sqlite), track: [])
         try lite.db.executeScript("CREATE VIEW item_view AS SELECT * FROM item")

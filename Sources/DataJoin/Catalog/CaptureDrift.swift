@@ -25,6 +25,9 @@ public struct CaptureDrift: Sendable, Equatable {
     /// under their old names (a swap of two columns' names swapped their values on every peer;
     /// found from outside).
     public var reordered = false
+    /// Now something whose writes its triggers cannot all see: a view, a partition, a table
+    /// with inheritance children (tracked before `track` refused them, or changed since).
+    public var notCapturable: String?
 
     /// Every tracked table that drifted, in name order: one catalog read per table.
     public static func find(_ db: Database) throws -> [CaptureDrift] {
@@ -45,6 +48,7 @@ public struct CaptureDrift: Sendable, Equatable {
         var d = CaptureDrift(
             table: known.name, added: live.filter { !knownNames.contains($0) },
             missing: knownNames.filter { !live.contains($0) })
+        d.notCapturable = try db.dialect.notCapturable(db, table: known.name)
         if try CaptureTriggers.wasInstalled(db, table: known.name),
             try !db.dialect.captureInstalled(db, table: known.name)
         {
@@ -62,7 +66,7 @@ public struct CaptureDrift: Sendable, Equatable {
             }
         }
         return d.added.isEmpty && d.missing.isEmpty && d.retyped.isEmpty && !d.captureLost && d.keyWas == nil
-            && !d.reordered ? nil : d
+            && !d.reordered && d.notCapturable == nil ? nil : d
     }
 
     /// One line: what is not synced, and the cure.
@@ -71,6 +75,10 @@ public struct CaptureDrift: Sendable, Equatable {
             return
                 "tracked table \(table) does not exist here (dropped, renamed, or outside this connection's search path); "
                 + "run 'datajoin untrack \(table)', and 'datajoin track NEWNAME' for a renamed one (docs/capture.md)"
+        }
+        if let notCapturable {
+            return
+                "tracked table \(table) is \(notCapturable): its writes are not all captured; run 'datajoin untrack \(table)' (docs/capture.md)"
         }
         if let keyWas {
             return

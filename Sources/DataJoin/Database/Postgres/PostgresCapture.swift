@@ -69,12 +69,33 @@ extension PostgresDialect {
     public var captureNamesFixedAtInstall: Bool { false }
 
     public func notCapturable(_ db: Database, table: String) throws -> String? {
-        let kind = try db.scalar(
-            """
-            SELECT relkind::text FROM pg_catalog.pg_class
-            WHERE relname = ? AND relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = current_schema())
-            """, [.text(table)]
-        ).asString
+        guard
+            let r = try db.firstRow(
+                """
+                SELECT c.relkind::text, c.relispartition::int,
+                  EXISTS (SELECT 1 FROM pg_catalog.pg_inherits AS i WHERE i.inhparent = c.oid)::int,
+                  EXISTS (SELECT 1 FROM pg_catalog.pg_inherits AS i WHERE i.inhrelid = c.oid)::int
+                FROM pg_catalog.pg_class AS c
+                WHERE c.relname = ? AND c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = current_schema())
+                """, [.text(table)])
+        else { return nil }
+        let kind = r.string(0)
+        // Statement triggers fire for the table a statement names, never for its partitions or
+        // inheritance children or parents: writes made through another of them went uncaptured
+        // (found from outside for partitioned tables; the rest checked then).
+        if r.int(1) == 1 {
+            return "a partition of a partitioned table: writes made through the partitioned table bypass its triggers, "
+                + "so DataJoin cannot capture it; sync a table that is not partitioned"
+        }
+        if kind == "r" && r.int(2) == 1 {
+            return "a table other tables inherit from: rows written to its child tables bypass its triggers, "
+                + "so DataJoin cannot capture it; sync a table without inheritance"
+        }
+        if r.int(3) == 1 {
+            return
+                "a table that inherits from another: updates and deletes made through the parent bypass its triggers, "
+                + "so DataJoin cannot capture it; sync a table without inheritance"
+        }
         switch kind {
         case "v", "m": return "a view, not a table: track the tables it reads"
         case "f": return "a foreign table, whose rows live on another server: track it there"

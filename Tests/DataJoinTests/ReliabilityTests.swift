@@ -381,6 +381,56 @@ final class ReliabilityTests: ScenarioTestCase {
         XCTAssertEqual(try b.rows("item"), try a.rows("item"))
     }
 
+    /// MariaDB: a table's metadata lock (`LOCK TABLES`, DDL) is waited for `--lock-timeout`,
+    /// then exit 75, as a row lock is (found from outside: a day, silently); a statement the
+    /// operator stops with `KILL QUERY` stops the run (exit 1) instead of being taken for a
+    /// refused change and applied one by one.
+    func testMariaDBMetadataLocksAndKilledStatementsStopTheRun() throws {
+        let (a, b) = try makePair(.sqlite, .mariadb)
+        let toB = try dir("to-b")
+        try a.exec("INSERT INTO item (id, a) VALUES ('k1', 'from a')")
+        try a.export(to: toB)
+        let app = try DatabaseOpener.open(b.url)
+        try app.executeScript("LOCK TABLES item WRITE")
+        let started = Date()
+        let timedOut = try CLI.run(["ingest", "--db", b.url, "--lock-timeout", "1", toB.path])
+        XCTAssertEqual(timedOut.status, 75, timedOut.stderr)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 30)
+        final class Outcome: @unchecked Sendable {
+            var result: CLI.Result?
+            var error: Error?
+        }
+        let outcome = Outcome()
+        let done = DispatchSemaphore(value: 0)
+        let url = b.url
+        DispatchQueue.global().async {
+            do { outcome.result = try CLI.run(["import", "--db", url, "--lock-timeout", "60"]) } catch {
+                outcome.error = error
+            }
+            done.signal()
+        }
+        let watcher = try DatabaseOpener.open(b.url)
+        var killed = 0, finished = false
+        for _ in 0..<600 where killed == 0 && !finished {
+            for r in try watcher.rows(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE STATE LIKE 'Waiting for table metadata lock' AND ID <> CONNECTION_ID()"
+            ) {
+                try watcher.executeScript(SQL(raw: "KILL QUERY \(r.int(0) ?? 0)"))
+                killed += 1
+            }
+            if killed == 0 { finished = done.wait(timeout: .now() + 0.05) == .success }
+        }
+        XCTAssertEqual(killed, 1, "the import never waited for the table")
+        if !finished { done.wait() }
+        XCTAssertNil(outcome.error)
+        XCTAssertEqual(outcome.result?.status, 1, outcome.result?.stderr ?? "")
+        XCTAssertTrue(outcome.result?.stderr.contains("1317") ?? false, outcome.result?.stderr ?? "")
+        try app.executeScript("UNLOCK TABLES")
+        XCTAssertEqual(try NodeStatus.read(b.db).heldCount, 0, "nothing taken for a refused change")
+        try CLI.ok(["import", "--db", b.url])
+        XCTAssertEqual(try b.rows("item"), try a.rows("item"))
+    }
+
     /// A connection whose session setup fails (here MariaDB's per-hour query limit) is closed
     /// once and reported, exit 69: it was closed twice, and the process crashed (found from
     /// outside).
@@ -782,6 +832,27 @@ final class ReliabilityTests: ScenarioTestCase {
             }
             XCTAssertEqual(captured.count, 1, "\(brand): only the tracked table's write: \(captured)")
             XCTAssertTrue(captured.first?.hasSuffix("new\"]") ?? false, "\(brand): \(captured)")
+        }
+
+        // One tracked table renamed over another (dropped): its triggers came along, and with the
+        // other's installed again each write went out under both names (found from outside).
+        for brand in [Brand.sqlite, .postgres, .mariadb] {
+            let ddl = ConvergencePropertyTests.ddl(brand)
+            let n = try TestNode(
+                "y\(brand)", brand, folder: folder,
+                table: ddl.replacingOccurrences(of: "item", with: "ya") + "; "
+                    + ddl.replacingOccurrences(of: "item", with: "yb"),
+                track: ["ya", "yb"])
+            try n.exec("DROP TABLE yb")
+            try n.exec(brand == .mariadb ? "RENAME TABLE ya TO yb" : "ALTER TABLE ya RENAME TO yb")
+            try CLI.ok(["track", "--db", n.url, "yb"])
+            try n.exec("DELETE FROM ds_change_outbox")
+            try n.exec("INSERT INTO yb (id) VALUES ('7')")
+            XCTAssertEqual(
+                try n.db.rows("SELECT object_table FROM ds_change_outbox").compactMap { $0.string(0) }, ["yb"],
+                "\(brand)")
+            try CLI.ok(["untrack", "--db", n.url, "ya"])
+            try CLI.ok(["check", "--db", n.url])
         }
 
         // Not tables whose writes capture sees: refused with the reason, not "no primary key".

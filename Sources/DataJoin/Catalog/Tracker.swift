@@ -116,8 +116,11 @@ public enum Tracker {
                     let old = before?.columns.map(\.name) ?? []
                     let added = info.columns.map(\.name).filter { !old.contains($0) }
                     notes.append(
-                        "\(info.name): capture installed again for its columns as they are now"
-                            + (added.isEmpty ? "" : "; it now writes \(added.joined(separator: ", "))"))
+                        triggers && hadTriggers
+                            ? "\(info.name): capture installed again for its columns as they are now"
+                                + (added.isEmpty ? "" : "; it now writes \(added.joined(separator: ", "))")
+                            : "\(info.name): its columns recorded again as they are now (tracked without triggers: none installed)"
+                    )
                     if drift.captureLost && !backfill {
                         warnings.append(
                             "\(info.name): writes made while its capture triggers were gone were not captured; "

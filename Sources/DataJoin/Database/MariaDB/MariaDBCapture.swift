@@ -11,11 +11,19 @@ extension MariaDBDialect {
         // This table's triggers on another table (it was renamed away, and a new one took its
         // name) capture that table's writes under this name, and CREATE OR REPLACE cannot move
         // them (found from outside: `track` failed with error 1360): dropped first.
+        // Another tracked table's capture triggers on this one (renamed over it) captured its
+        // writes under both names (found from outside): dropped too. Its own cascade triggers stay.
+        let cascades = Self.cascadeTriggerNames(t.name)
         let elsewhere = try db.rows(
             """
             SELECT TRIGGER_NAME FROM information_schema.TRIGGERS
-            WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME IN (?, ?, ?) AND EVENT_OBJECT_TABLE <> ?
-            """, [.text(n.insert), .text(n.update), .text(n.delete), .text(t.name)]
+            WHERE TRIGGER_SCHEMA = DATABASE() AND ((TRIGGER_NAME IN (?, ?, ?) AND EVENT_OBJECT_TABLE <> ?)
+              OR (EVENT_OBJECT_TABLE = ? AND SUBSTRING(TRIGGER_NAME, 1, 11) = 'ds_capture_' AND TRIGGER_NAME NOT IN (?, ?, ?, ?, ?)))
+            """,
+            [
+                .text(n.insert), .text(n.update), .text(n.delete), .text(t.name), .text(t.name), .text(n.insert),
+                .text(n.update), .text(n.delete), .text(cascades.delete), .text(cascades.update),
+            ]
         ).compactMap { $0.string(0) }
         for trigger in elsewhere { try db.executeScript("DROP TRIGGER IF EXISTS \(Identifier(trigger))") }
         // Replaced in place, not dropped first: MariaDB commits each trigger statement, and a

@@ -73,11 +73,13 @@ public final class MariaDBDatabase: Database, TransactionDriver {
             // before (found from outside: the nodes differed for good, `check` said OK).
             let snapshotIsolation = try !rows("SHOW VARIABLES LIKE 'innodb_snapshot_isolation'").isEmpty
             // A row lock an application holds is waited for --lock-timeout (InnoDB counts whole
-            // seconds), as on PostgreSQL.
+            // seconds), as on PostgreSQL; so is a table's metadata lock (LOCK TABLES, DDL), which
+            // was waited for a day (found from outside).
+            let seconds = Int(max(1, min(86_400, LockWait.timeoutSeconds.rounded(.up))))
             try executeScript(
                 SQL(
                     raw:
-                        "SET SESSION innodb_lock_wait_timeout = \(Int(max(1, min(86_400, LockWait.timeoutSeconds.rounded(.up)))))"
+                        "SET SESSION innodb_lock_wait_timeout = \(seconds), lock_wait_timeout = \(seconds)"
                         + (snapshotIsolation ? "; SET SESSION innodb_snapshot_isolation = ON" : "")
                 ))
             lockScope = try scalar("SELECT DATABASE()").asString ?? address.database
@@ -204,9 +206,11 @@ public final class MariaDBDatabase: Database, TransactionDriver {
         return e.isConnectionLost || e.code == .diskFull || e.code == .outOfResources || e.code == .readOnlyTransaction
     }
 
+    /// A statement the operator stopped (`KILL QUERY`) is no refusal of a change: the run stops
+    /// (found from outside: the import went on change by change, as if the change were refused).
     public func isRefusal(_ error: Error) -> Bool {
-        TransactionError.unwrap(error) is MariaDBError && !isRetryable(error) && !isUnavailable(error)
-            && !DatabaseErrors.isLocked(error)
+        guard let e = TransactionError.unwrap(error) as? MariaDBError, e.code != .queryInterrupted else { return false }
+        return !isRetryable(error) && !isUnavailable(error) && !DatabaseErrors.isLocked(error)
     }
 
     public func isUniqueViolation(_ error: Error) -> Bool {

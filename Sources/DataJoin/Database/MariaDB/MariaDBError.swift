@@ -31,6 +31,8 @@ public struct MariaDBError: Error, CustomStringConvertible {
         public static let connectionKilled = Code(rawValue: 1927)
         public static let serverShutdown = Code(rawValue: UInt32(ER_SERVER_SHUTDOWN))
         public static let resourceLimit = Code(rawValue: UInt32(ER_USER_LIMIT_REACHED))
+        /// `KILL QUERY`, or `max_statement_time`: the operator stopped the statement.
+        public static let queryInterrupted = Code(rawValue: UInt32(ER_QUERY_INTERRUPTED))
     }
 
     var isConnectionLost: Bool {

@@ -43,6 +43,20 @@ extension PostgresDialect {
             [n.function, f.insert, f.update, f.delete, n.truncate] + [legacy[0], legacy[5]]
             + CaptureTriggers.legacyFunctions(table)
         var script = triggers.map { "DROP TRIGGER IF EXISTS \(db.quote(Self.pgName($0))) ON \(db.quote(table));" }
+        // Another tracked table's capture triggers that came to this table by a rename (one
+        // table renamed over another) captured its writes under both names (found from
+        // outside): every capture trigger on this table goes, whoever's it was.
+        try db.query(
+            """
+            SELECT t.tgname FROM pg_catalog.pg_trigger AS t JOIN pg_catalog.pg_class AS c ON c.oid = t.tgrelid
+            WHERE c.relname = ? AND c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = current_schema())
+              AND NOT t.tgisinternal AND substr(t.tgname, 1, 11) = 'ds_capture_'
+            """, [.text(table)]
+        ) { r in
+            if let trigger = r.string(0) {
+                script.append("DROP TRIGGER IF EXISTS \(db.quote(trigger)) ON \(db.quote(table));")
+            }
+        }
         // The table renamed since keeps its triggers under its new name, still running this
         // table's functions (found from outside: they captured its rows under the old name, and
         // untrack failed on the functions they used). Dropped with them, wherever they are.

@@ -318,7 +318,7 @@ final class ReliabilityTests: ScenarioTestCase {
             // The import's UPDATE runs (its read of the row was before it): it waits for the row.
             waiting =
                 !(try watcher.rows(
-                    "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'UPDATE %' AND ID <> CONNECTION_ID()"
+                    "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'UPDATE %' AND ID <> CONNECTION_ID() AND DB = DATABASE()"
                 ).isEmpty)
             if !waiting { finished = done.wait(timeout: .now() + 0.05) == .success }
         }
@@ -413,7 +413,7 @@ final class ReliabilityTests: ScenarioTestCase {
         var killed = 0, finished = false
         for _ in 0..<600 where killed == 0 && !finished {
             for r in try watcher.rows(
-                "SELECT ID FROM information_schema.PROCESSLIST WHERE STATE LIKE 'Waiting for table metadata lock' AND ID <> CONNECTION_ID()"
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE STATE LIKE 'Waiting for table metadata lock' AND ID <> CONNECTION_ID() AND DB = DATABASE()"
             ) {
                 try watcher.executeScript(SQL(raw: "KILL QUERY \(r.int(0) ?? 0)"))
                 killed += 1
@@ -927,6 +927,10 @@ final class ReliabilityTests: ScenarioTestCase {
         XCTAssertTrue(
             checked.stderr.contains("has its columns in another order than when it was tracked (columns renamed?)"),
             checked.stderr)
+        // Its triggers stay the old ones under --no-triggers: refused, not left writing old names.
+        let noTriggers = try CLI.run(["track", "--db", a.url, "--no-triggers", "item"])
+        XCTAssertEqual(noTriggers.status, 64, noTriggers.stderr)
+        XCTAssertTrue(noTriggers.stderr.contains("table item has capture triggers"), noTriggers.stderr)
         for n in [a, b] { try CLI.ok(["track", "--db", n.url, "item"]) }
         try a.exec("INSERT INTO item (id, a, c) VALUES ('p1', 2.5, 'text for c')")
         try b.ingest(try a.export(to: try dir("renamed")))

@@ -60,8 +60,10 @@ enum CaptureTriggers {
     static let installedPrefix = "capture_installed:"
 
     static func install(_ db: Database, _ t: TableInfo) throws {
-        try db.dialect.installCapture(db, t)
+        // Recorded first: MariaDB commits each trigger statement, and an install cut short must
+        // leave a table that `check` names, not one that looks tracked without triggers.
         try Settings.set(db, installedPrefix + t.name, 1)
+        try db.dialect.installCapture(db, t)
     }
 
     static func remove(_ db: Database, table: String) throws {

@@ -73,6 +73,12 @@ public enum Tracker {
                             + "export what it captured, then run 'datajoin untrack \(name)' and 'datajoin track \(name)' on every node"
                     )
                 }
+                if !triggers, try CaptureTriggers.wasInstalled(db, table: name) {
+                    throw DataJoinError(
+                        .usage,
+                        "table \(name) has capture triggers; to let the application write its outbox rows instead, run 'datajoin untrack \(name)' and 'datajoin track --no-triggers \(name)'"
+                    )
+                }
                 refreshed[name] = drift
             } else if existing.contains(name) && !backfill {
                 throw DataJoinError(
@@ -116,7 +122,7 @@ public enum Tracker {
                     let old = before?.columns.map(\.name) ?? []
                     let added = info.columns.map(\.name).filter { !old.contains($0) }
                     notes.append(
-                        triggers && hadTriggers
+                        hadTriggers
                             ? "\(info.name): capture installed again for its columns as they are now"
                                 + (added.isEmpty ? "" : "; it now writes \(added.joined(separator: ", "))")
                             : "\(info.name): its columns recorded again as they are now (tracked without triggers: none installed)"

@@ -17,8 +17,8 @@ extension MariaDBDialect {
         let elsewhere = try db.rows(
             """
             SELECT TRIGGER_NAME FROM information_schema.TRIGGERS
-            WHERE TRIGGER_SCHEMA = DATABASE() AND ((TRIGGER_NAME IN (?, ?, ?) AND EVENT_OBJECT_TABLE <> ?)
-              OR (EVENT_OBJECT_TABLE = ? AND SUBSTRING(TRIGGER_NAME, 1, 11) = 'ds_capture_' AND TRIGGER_NAME NOT IN (?, ?, ?, ?, ?)))
+            WHERE TRIGGER_SCHEMA = DATABASE() AND ((TRIGGER_NAME IN (?, ?, ?) AND BINARY EVENT_OBJECT_TABLE <> BINARY ?)
+              OR (BINARY EVENT_OBJECT_TABLE = BINARY ? AND SUBSTRING(TRIGGER_NAME, 1, 11) = 'ds_capture_' AND TRIGGER_NAME NOT IN (?, ?, ?, ?, ?)))
             """,
             [
                 .text(n.insert), .text(n.update), .text(n.delete), .text(t.name), .text(t.name), .text(n.insert),
@@ -44,7 +44,7 @@ extension MariaDBDialect {
 
     public func notCapturable(_ db: Database, table: String) throws -> String? {
         let type = try db.scalar(
-            "SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+            "SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND BINARY TABLE_NAME = BINARY ?",
             [.text(table)]
         ).asString
         return type == "VIEW" ? "a view, not a table: track the tables it reads" : nil

@@ -209,7 +209,9 @@ public final class MariaDBDatabase: Database, TransactionDriver {
     /// A statement the operator stopped (`KILL QUERY`) is no refusal of a change: the run stops
     /// (found from outside: the import went on change by change, as if the change were refused).
     public func isRefusal(_ error: Error) -> Bool {
-        guard let e = TransactionError.unwrap(error) as? MariaDBError, e.code != .queryInterrupted else { return false }
+        guard let e = TransactionError.unwrap(error) as? MariaDBError, e.code != .queryInterrupted,
+            e.code != .statementTimeout
+        else { return false }
         return !isRetryable(error) && !isUnavailable(error) && !DatabaseErrors.isLocked(error)
     }
 

@@ -31,8 +31,10 @@ public struct MariaDBError: Error, CustomStringConvertible {
         public static let connectionKilled = Code(rawValue: 1927)
         public static let serverShutdown = Code(rawValue: UInt32(ER_SERVER_SHUTDOWN))
         public static let resourceLimit = Code(rawValue: UInt32(ER_USER_LIMIT_REACHED))
-        /// `KILL QUERY`, or `max_statement_time`: the operator stopped the statement.
+        /// `KILL QUERY`: the operator stopped the statement.
         public static let queryInterrupted = Code(rawValue: UInt32(ER_QUERY_INTERRUPTED))
+        /// `max_statement_time` ran out.
+        public static let statementTimeout = Code(rawValue: UInt32(ER_STATEMENT_TIMEOUT))
     }
 
     var isConnectionLost: Bool {

@@ -5,6 +5,38 @@ import XCTest
 
 /// Crashes at any moment, concurrent writers on both brands, drop folders, full disks, schema
 /// drift and statements that row triggers miss.
+/// A CLI run on another thread, for tests that act while it waits on a lock.
+final class BackgroundRun: @unchecked Sendable {
+    private(set) var result: CLI.Result?
+    private(set) var error: Error?
+    private let done = DispatchSemaphore(value: 0)
+    private var finished = false
+
+    init(_ args: [String]) {
+        DispatchQueue.global().async {
+            do { self.result = try CLI.run(args) } catch { self.error = error }
+            self.done.signal()
+        }
+    }
+
+    /// Asks `condition` every 50 ms, at most 30 s, until it holds (true) or the run ends (false).
+    func until(_ condition: () throws -> Bool) rethrows -> Bool {
+        for _ in 0..<600 {
+            if try condition() { return true }
+            if done.wait(timeout: .now() + 0.05) == .success {
+                finished = true
+                return false
+            }
+        }
+        return false
+    }
+
+    func wait() {
+        if !finished { done.wait() }
+        finished = true
+    }
+}
+
 final class ReliabilityTests: ScenarioTestCase {
     var folder: URL!
     override func setUpWithError() throws {
@@ -301,32 +333,19 @@ final class ReliabilityTests: ScenarioTestCase {
         let app = try DatabaseOpener.open(a.url)
         try app.executeScript("START TRANSACTION")
         try app.execute("UPDATE item SET a = 'from the application on a' WHERE id = 'k1'")
-        final class Outcome: @unchecked Sendable {
-            var result: CLI.Result?
-            var error: Error?
-        }
-        let outcome = Outcome()
-        let done = DispatchSemaphore(value: 0)
-        let url = a.url, path = toA.path
-        DispatchQueue.global().async {
-            do { outcome.result = try CLI.run(["ingest", "--db", url, path]) } catch { outcome.error = error }
-            done.signal()
-        }
+        let run = BackgroundRun(["ingest", "--db", a.url, toA.path])
         let watcher = try DatabaseOpener.open(a.url)
-        var waiting = false, finished = false
-        for _ in 0..<600 where !waiting && !finished {
-            // The import's UPDATE runs (its read of the row was before it): it waits for the row.
-            waiting =
-                !(try watcher.rows(
-                    "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'UPDATE %' AND ID <> CONNECTION_ID() AND DB = DATABASE()"
-                ).isEmpty)
-            if !waiting { finished = done.wait(timeout: .now() + 0.05) == .success }
+        // The import's UPDATE runs (its read of the row was before it): it waits for the row.
+        let waiting = try run.until {
+            !(try watcher.rows(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'UPDATE %' AND ID <> CONNECTION_ID() AND DB = DATABASE()"
+            ).isEmpty)
         }
         XCTAssertTrue(waiting, "the import never waited for the application's row")
         try app.executeScript("COMMIT")
-        if !finished { done.wait() }
-        XCTAssertNil(outcome.error)
-        XCTAssertEqual(outcome.result?.status, 0, outcome.result?.stderr ?? "")
+        run.wait()
+        XCTAssertNil(run.error)
+        XCTAssertEqual(run.result?.status, 0, run.result?.stderr ?? "")
         XCTAssertEqual(try a.db.scalar("SELECT a FROM item WHERE id = 'k1'"), .text("from the application on a"))
         XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_conflict"), .integer(1), "b's older value lost, logged")
         try a.export(to: toB)
@@ -345,33 +364,23 @@ final class ReliabilityTests: ScenarioTestCase {
         let app = try DatabaseOpener.open(b.url)
         try app.executeScript("BEGIN")
         try app.execute("INSERT INTO item (id, a) VALUES ('k7', 'the application holds this key')")
-        final class Outcome: @unchecked Sendable {
-            var result: CLI.Result?
-            var error: Error?
-        }
-        let outcome = Outcome()
-        let done = DispatchSemaphore(value: 0)
-        let url = b.url, path = toB.path
-        DispatchQueue.global().async {
-            do { outcome.result = try CLI.run(["ingest", "--db", url, path]) } catch { outcome.error = error }
-            done.signal()
-        }
+        let run = BackgroundRun(["ingest", "--db", b.url, toB.path])
         let watcher = try DatabaseOpener.open(b.url)
-        var cut = 0, finished = false
-        for _ in 0..<600 where cut == 0 && !finished {
+        var cut = 0
+        _ = try run.until {
             cut = try watcher.rows(
                 """
                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()
                   AND application_name = 'datajoin' AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()
                 """
             ).count
-            if cut == 0 { finished = done.wait(timeout: .now() + 0.05) == .success }
+            return cut > 0
         }
         XCTAssertEqual(cut, 1, "the import never waited for the application's row")
-        if !finished { done.wait() }
+        run.wait()
         try app.executeScript("ROLLBACK")
-        XCTAssertNil(outcome.error)
-        let r = try XCTUnwrap(outcome.result)
+        XCTAssertNil(run.error)
+        let r = try XCTUnwrap(run.result)
         XCTAssertEqual(r.status, 69, r.stderr)
         XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
         XCTAssertFalse(r.stderr.contains("\\u{"), r.stderr)
@@ -396,35 +405,23 @@ final class ReliabilityTests: ScenarioTestCase {
         let timedOut = try CLI.run(["ingest", "--db", b.url, "--lock-timeout", "1", toB.path])
         XCTAssertEqual(timedOut.status, 75, timedOut.stderr)
         XCTAssertLessThan(Date().timeIntervalSince(started), 30)
-        final class Outcome: @unchecked Sendable {
-            var result: CLI.Result?
-            var error: Error?
-        }
-        let outcome = Outcome()
-        let done = DispatchSemaphore(value: 0)
-        let url = b.url
-        DispatchQueue.global().async {
-            do { outcome.result = try CLI.run(["import", "--db", url, "--lock-timeout", "60"]) } catch {
-                outcome.error = error
-            }
-            done.signal()
-        }
+        let run = BackgroundRun(["import", "--db", b.url, "--lock-timeout", "60"])
         let watcher = try DatabaseOpener.open(b.url)
-        var killed = 0, finished = false
-        for _ in 0..<600 where killed == 0 && !finished {
+        var killed = 0
+        _ = try run.until {
             for r in try watcher.rows(
                 "SELECT ID FROM information_schema.PROCESSLIST WHERE STATE LIKE 'Waiting for table metadata lock' AND ID <> CONNECTION_ID() AND DB = DATABASE()"
             ) {
                 try watcher.executeScript(SQL(raw: "KILL QUERY \(r.int(0) ?? 0)"))
                 killed += 1
             }
-            if killed == 0 { finished = done.wait(timeout: .now() + 0.05) == .success }
+            return killed > 0
         }
         XCTAssertEqual(killed, 1, "the import never waited for the table")
-        if !finished { done.wait() }
-        XCTAssertNil(outcome.error)
-        XCTAssertEqual(outcome.result?.status, 1, outcome.result?.stderr ?? "")
-        XCTAssertTrue(outcome.result?.stderr.contains("1317") ?? false, outcome.result?.stderr ?? "")
+        run.wait()
+        XCTAssertNil(run.error)
+        XCTAssertEqual(run.result?.status, 1, run.result?.stderr ?? "")
+        XCTAssertTrue(run.result?.stderr.contains("1317") ?? false, run.result?.stderr ?? "")
         try app.executeScript("UNLOCK TABLES")
         XCTAssertEqual(try NodeStatus.read(b.db).heldCount, 0, "nothing taken for a refused change")
         try CLI.ok(["import", "--db", b.url])

@@ -941,6 +941,52 @@ final class ReliabilityTests: ScenarioTestCase {
     /// against the type at `track`, `1.2345` was rounded into a narrowed `numeric(10,2)` and a
     /// widened VARCHAR held what fit). PostgreSQL rounds seconds finer than a `timestamp(p)` or
     /// `time(p)` without an error: held too, as MariaDB's cut ones are.
+    /// One capture trigger dropped by hand, or disabled on PostgreSQL, while the others remain:
+    /// the writes it captured stayed on this node while `check` said OK (left open by the last
+    /// round's trial). It is drift now, named, and `track` installs it again.
+    func testACaptureTriggerDroppedOrDisabledIsDriftAndTrackInstallsItAgain() throws {
+        let n = CaptureTriggers.names("item")
+        let cases: [(Brand, String, String)] = [
+            (.sqlite, n.update + "_c1", "DROP TRIGGER \(n.update)_c1"),
+            (.postgres, n.updateRows, "ALTER TABLE item DISABLE TRIGGER \(n.updateRows)"),
+            (.postgres, n.updateRows, "DROP TRIGGER \(n.updateRows) ON item"),
+            (.mariadb, n.update, "DROP TRIGGER \(n.update)"),
+        ]
+        for (i, (brand, trigger, sql)) in cases.enumerated() {
+            let a = try TestNode(
+                "p\(i)\(brand)", brand, folder: folder, table: ConvergencePropertyTests.ddl(brand), track: ["item"])
+            let b = try TestNode(
+                "q\(i)\(brand)", .sqlite, folder: folder, table: ConvergencePropertyTests.ddl(.sqlite), track: ["item"])
+            try trustAll([a, b])
+            let drop = try dir("trigger-\(i)")
+            try a.exec("INSERT INTO item (id, a) VALUES ('r1', 'x')")
+            try b.ingest(try a.export(to: drop))
+            try CLI.ok(["check", "--db", a.url])
+            try a.exec(sql)
+            try a.exec("UPDATE item SET a = 'not captured' WHERE id = 'r1'")
+            try a.exec("INSERT INTO item (id, a) VALUES ('r2', 'captured')")
+            let lost = "table item lost capture trigger(s) \(trigger) (dropped or disabled since 'datajoin track')"
+            let checked = try CLI.run(["check", "--db", a.url])
+            XCTAssertEqual(checked.status, 1, "\(i) \(brand)")
+            XCTAssertTrue(checked.stderr.contains("capture-drift: \(lost)"), "\(i) \(brand): \(checked.stderr)")
+            XCTAssertTrue(try CLI.ok(["status", "--db", a.url]).stdout.contains(lost), "\(i) \(brand)")
+            try b.ingest(try a.export(to: drop))
+            XCTAssertEqual(try b.db.scalar("SELECT a FROM item WHERE id = 'r1'"), .text("x"), "\(i) \(brand)")
+            let tracked = try CLI.ok(["track", "--db", a.url, "item"])
+            XCTAssertTrue(
+                tracked.stderr.contains("writes made while its capture triggers were gone were not captured"),
+                "\(i) \(brand): \(tracked.stderr)")
+            try CLI.ok(["check", "--db", a.url])
+            try CLI.ok(["track", "--db", a.url, "--backfill", "item"])
+            try a.exec("UPDATE item SET b = 7 WHERE id = 'r2'")
+            try b.ingest(try a.export(to: drop))
+            XCTAssertEqual(try b.rows("item"), try a.rows("item"), "\(i) \(brand)")
+            XCTAssertEqual(
+                try b.db.scalar("SELECT a FROM item WHERE id = 'r1'"), .text("not captured"), "\(i) \(brand)")
+            for node in [a, b] { try CLI.ok(["check", "--db", node.url]) }
+        }
+    }
+
     func testAColumnNarrowedSinceTrackIsCheckedAsItIsNow() throws {
         let lite = try TestNode(
             "lite", .sqlite, folder: folder,

@@ -15,9 +15,13 @@ public struct CaptureDrift: Sendable, Equatable {
     public var retyped: [String] = []
     /// Tracked, and no such table here: dropped, renamed, or outside this connection's search path.
     public var gone = false
-    /// Its capture triggers are gone while the table is here: rebuilt (a new table, the rows
-    /// copied, the old one dropped and the new one renamed) or replaced. Nothing is captured.
+    /// Every one of its capture triggers is gone while the table is here: rebuilt (a new table,
+    /// the rows copied, the old one dropped and the new one renamed) or replaced. Nothing is
+    /// captured.
     public var captureLost = false
+    /// Some of its capture triggers are gone or disabled while others remain (one dropped by
+    /// hand, `ALTER TABLE … DISABLE TRIGGER`): the writes they captured are not captured.
+    public var triggersMissing: [String] = []
     /// The key columns capture was installed for, when the primary key changed since.
     public var keyWas: [String]?
     /// SQLite: the same columns in another order, as renames leave them. SQLite rewrites the
@@ -49,10 +53,13 @@ public struct CaptureDrift: Sendable, Equatable {
             table: known.name, added: live.filter { !knownNames.contains($0) },
             missing: knownNames.filter { !live.contains($0) })
         d.notCapturable = try db.dialect.notCapturable(db, table: known.name)
-        if try CaptureTriggers.wasInstalled(db, table: known.name),
-            try !db.dialect.captureInstalled(db, table: known.name)
-        {
-            d.captureLost = true
+        if try CaptureTriggers.wasInstalled(db, table: known.name) {
+            let triggers = try db.dialect.missingCaptureTriggers(db, known)
+            if triggers.missing.count == triggers.expected {
+                d.captureLost = true
+            } else {
+                d.triggersMissing = triggers.missing
+            }
         }
         let liveKey = liveColumns.filter { $0.pkPosition > 0 }.sorted { $0.pkPosition < $1.pkPosition }.map(\.name)
         if liveKey != known.keyColumns.map(\.name) { d.keyWas = known.keyColumns.map(\.name) }
@@ -65,8 +72,8 @@ public struct CaptureDrift: Sendable, Equatable {
                 d.retyped.append("\(c.name) (\(was.dataType) → \(c.dataType))")
             }
         }
-        return d.added.isEmpty && d.missing.isEmpty && d.retyped.isEmpty && !d.captureLost && d.keyWas == nil
-            && !d.reordered && d.notCapturable == nil ? nil : d
+        return d.added.isEmpty && d.missing.isEmpty && d.retyped.isEmpty && !d.captureLost && d.triggersMissing.isEmpty
+            && d.keyWas == nil && !d.reordered && d.notCapturable == nil ? nil : d
     }
 
     /// One line: what is not synced, and the cure.
@@ -90,6 +97,11 @@ public struct CaptureDrift: Sendable, Equatable {
         if captureLost {
             what.append(
                 "lost its capture triggers (rebuilt or replaced since 'datajoin track'): its writes are not captured")
+        }
+        if !triggersMissing.isEmpty {
+            what.append(
+                "lost capture trigger(s) \(triggersMissing.joined(separator: ", ")) (dropped or disabled since 'datajoin track'): "
+                    + "the writes they captured are not captured")
         }
         if reordered {
             what.append(

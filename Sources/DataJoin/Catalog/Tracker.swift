@@ -127,7 +127,7 @@ public enum Tracker {
                                 + (added.isEmpty ? "" : "; it now writes \(added.joined(separator: ", "))")
                             : "\(info.name): its columns recorded again as they are now (tracked without triggers: none installed)"
                     )
-                    if drift.captureLost && !backfill {
+                    if (drift.captureLost || !drift.triggersMissing.isEmpty) && !backfill {
                         warnings.append(
                             "\(info.name): writes made while its capture triggers were gone were not captured; "
                                 + "run 'datajoin track --backfill \(info.name)' to send its rows as they are")

@@ -81,6 +81,9 @@ public protocol Dialect: Sendable {
     /// The table has the insert and delete capture triggers of this version: a table rebuilt
     /// (created anew, rows copied, the old one dropped, the new one renamed) or replaced has none.
     func captureInstalled(_ db: Database, table: String) throws -> Bool
+    /// The capture triggers `installCapture` makes for `t` that are not on it, or are disabled
+    /// (PostgreSQL): one dropped by hand leaves some kinds of write uncaptured.
+    func missingCaptureTriggers(_ db: Database, _ t: TableInfo) throws -> (expected: Int, missing: [String])
     /// The capture triggers write column names fixed when they were installed, while the
     /// database rewrites their column references on a rename (SQLite): the same columns in
     /// another order mean renamed ones, and values going out under their old names.

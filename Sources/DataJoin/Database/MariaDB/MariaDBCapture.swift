@@ -60,6 +60,20 @@ extension MariaDBDialect {
         ).asInt64 == 2
     }
 
+    public func missingCaptureTriggers(_ db: Database, _ t: TableInfo) throws -> (expected: Int, missing: [String]) {
+        let n = CaptureTriggers.names(t.name)
+        var present = Set<String>()
+        try db.query(
+            """
+            SELECT TRIGGER_NAME FROM information_schema.TRIGGERS
+            WHERE TRIGGER_SCHEMA = DATABASE() AND BINARY EVENT_OBJECT_TABLE = BINARY ? AND TRIGGER_NAME IN (?, ?, ?)
+            """, [.text(t.name), .text(n.insert), .text(n.update), .text(n.delete)]
+        ) { r in
+            if let name = r.string(0) { present.insert(name) }
+        }
+        return (3, [n.insert, n.update, n.delete].filter { !present.contains($0) })
+    }
+
     public func backfill(_ db: Database, _ t: TableInfo) throws -> Int {
         try db.execute(
             SQL(

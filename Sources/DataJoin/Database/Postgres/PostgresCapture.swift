@@ -134,6 +134,23 @@ extension PostgresDialect {
         ).asInt64 == 2
     }
 
+    public func missingCaptureTriggers(_ db: Database, _ t: TableInfo) throws -> (expected: Int, missing: [String]) {
+        let n = CaptureTriggers.names(t.name)
+        let expected = [n.insert, n.updateRows, n.update, n.delete, n.truncate].map(Self.pgName)
+        var present = Set<String>()
+        // A trigger disabled (`ALTER TABLE … DISABLE TRIGGER`) captures nothing: missing too.
+        try db.query(
+            """
+            SELECT t.tgname FROM pg_catalog.pg_trigger AS t JOIN pg_catalog.pg_class AS c ON c.oid = t.tgrelid
+            WHERE c.relname = ? AND t.tgenabled <> 'D' AND NOT t.tgisinternal AND substr(t.tgname, 1, 11) = 'ds_capture_'
+              AND c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = current_schema())
+            """, [.text(t.name)]
+        ) { r in
+            if let name = r.string(0) { present.insert(name) }
+        }
+        return (expected.count, expected.filter { !present.contains($0) })
+    }
+
     public func backfill(_ db: Database, _ t: TableInfo) throws -> Int {
         let table = db.quote(t.name), lit = CaptureTriggers.literal(t.name),
             pkNames = CaptureTriggers.literal(KeyNames.encode(t.keyColumns.map(\.name)))

@@ -55,6 +55,19 @@ extension SQLiteDialect {
         ).asInt64 == 2
     }
 
+    public func missingCaptureTriggers(_ db: Database, _ t: TableInfo) throws -> (expected: Int, missing: [String]) {
+        let n = CaptureTriggers.names(t.name)
+        let expected = [n.insert, n.delete, n.update] + t.valueColumns.indices.map { n.update + "_c\($0 + 1)" }
+        var present = Set<String>()
+        try db.query(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? COLLATE NOCASE AND substr(name, 1, 11) = 'ds_capture_'",
+            [.text(t.name)]
+        ) { r in
+            if let name = r.string(0) { present.insert(name) }
+        }
+        return (expected.count, expected.filter { !present.contains($0) })
+    }
+
     public func backfill(_ db: Database, _ t: TableInfo) throws -> Int {
         let table = db.quote(t.name), lit = CaptureTriggers.literal(t.name),
             pkNames = CaptureTriggers.literal(KeyNames.encode(t.keyColumns.map(\.name)))

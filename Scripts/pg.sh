@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts a throwaway PostgreSQL server: its own data folder and port, trust auth on loopback.
 # Source it: `. Scripts/pg.sh; pg_start` sets DATAJOIN_TEST_PG; pg_stop removes it all.
+# PG_OPTS adds server settings (`-c name=value …`).
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
 
 pg_start() {
@@ -19,7 +20,7 @@ pg_start() {
   "${runas[@]}" "$bin/initdb" -D "$PG_TMP/data" -U datajoin --auth=trust -E UTF8 --locale=C.UTF-8 >"$PG_TMP/initdb.log" 2>&1 \
     || { cat "$PG_TMP/initdb.log" >&2; return 1; }
   "${runas[@]}" "$bin/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/server.log" -w \
-    -o "-p $PG_PORT -k $PG_TMP -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null \
+    -o "-p $PG_PORT -k $PG_TMP -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 ${PG_OPTS:-}" start >/dev/null \
     || { cat "$PG_TMP/server.log" >&2; return 1; }
   PG_RUNAS="${runas[*]}"
   export DATAJOIN_TEST_PG="postgresql://datajoin@127.0.0.1:$PG_PORT/postgres"

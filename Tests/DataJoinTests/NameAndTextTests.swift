@@ -117,6 +117,27 @@ final class NameAndTextTests: ScenarioTestCase {
         uncheckedNodes.insert(b.name)
     }
 
+    /// A table name in a command the operator is told to run stays one word of the shell
+    /// (found from outside: `run 'datajoin track Mixed Tbl'` named a table `Mixed`).
+    func testNamesInSuggestedCommandsAreOneShellWord() throws {
+        XCTAssertEqual(TerminalText.argument("sales_order"), "sales_order")
+        XCTAssertEqual(TerminalText.argument("main.t-1"), "main.t-1")
+        XCTAssertEqual(TerminalText.argument("Mixed Tbl"), "\"Mixed Tbl\"")
+        XCTAssertEqual(TerminalText.argument("a\"b$c`d\\e"), "\"a\\\"b\\$c\\`d\\\\e\"")
+        XCTAssertEqual(TerminalText.argument(""), "\"\"")
+        XCTAssertEqual(TerminalText.argument("é"), "\"é\"")
+        for name in ["Mixed Tbl", "a\"b$c`d\\e", "x'y", "é ü"] {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            p.arguments = ["-c", "printf %s " + TerminalText.argument(name)]
+            let out = Pipe()
+            p.standardOutput = out
+            try p.run()
+            p.waitUntilExit()
+            XCTAssertEqual(String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self), name)
+        }
+    }
+
     func testGeneratedNamesAreUniqueAndFitPostgres() {
         var all = Set<String>()
         for t in Self.awkwardNames + [String(repeating: "x", count: 300)] {

@@ -68,7 +68,9 @@ enum CaptureTriggers {
 
     static func remove(_ db: Database, table: String) throws {
         try db.dialect.removeCapture(db, table: table)
-        try db.execute("DELETE FROM ds_setting WHERE name = ?", [.text(installedPrefix + table)])
+        try db.execute(
+            "DELETE FROM ds_setting WHERE name IN (?, ?)",
+            [.text(installedPrefix + table), .text(MariaDBDialect.cascadeSetting + table)])
     }
 
     /// Whether DataJoin installed this table's capture (and has not removed it since).

@@ -22,6 +22,9 @@ public struct CaptureDrift: Sendable, Equatable {
     /// Some of its capture triggers are gone or disabled while others remain (one dropped by
     /// hand, `ALTER TABLE … DISABLE TRIGGER`): the writes they captured are not captured.
     public var triggersMissing: [String] = []
+    /// Among the triggers lost, one that captured deletes or key changes: a backfill sends the
+    /// rows there are, so what was deleted meanwhile stays on the peers.
+    public var deletesLost = false
     /// The key columns capture was installed for, when the primary key changed since.
     public var keyWas: [String]?
     /// SQLite: the same columns in another order, as renames leave them. SQLite rewrites the
@@ -60,6 +63,9 @@ public struct CaptureDrift: Sendable, Equatable {
             } else {
                 d.triggersMissing = triggers.missing
             }
+            let n = CaptureTriggers.names(known.name)
+            let deleting = [n.delete, n.update].map { db.dialect.brand == .postgres ? PostgresDialect.pgName($0) : $0 }
+            d.deletesLost = d.captureLost || triggers.missing.contains { deleting.contains($0) }
         }
         let liveKey = liveColumns.filter { $0.pkPosition > 0 }.sorted { $0.pkPosition < $1.pkPosition }.map(\.name)
         if liveKey != known.keyColumns.map(\.name) { d.keyWas = known.keyColumns.map(\.name) }
@@ -81,26 +87,29 @@ public struct CaptureDrift: Sendable, Equatable {
         if gone {
             return
                 "tracked table \(table) does not exist here (dropped, renamed, or outside this connection's search path); "
-                + "run 'datajoin untrack \(table)', and 'datajoin track NEWNAME' for a renamed one (docs/capture.md)"
+                + "run 'datajoin untrack \(TerminalText.argument(table))', and 'datajoin track NEWNAME' for a renamed one (docs/capture.md)"
         }
         if let notCapturable {
             return
-                "tracked table \(table) is \(notCapturable): its writes are not all captured; run 'datajoin untrack \(table)' (docs/capture.md)"
+                "tracked table \(table) is \(notCapturable): its writes are not all captured; run 'datajoin untrack \(TerminalText.argument(table))' (docs/capture.md)"
         }
         if let keyWas {
             return
                 "table \(table) has a new primary key since 'datajoin track' (its capture keys rows by \(keyWas.joined(separator: ", "))): "
-                + "its changes reach the wrong rows on every peer; export what it captured, then run 'datajoin untrack \(table)' and "
-                + "'datajoin track \(table)' on every node, the same key everywhere (docs/capture.md)"
+                + "its changes reach the wrong rows on every peer; export what it captured, then run 'datajoin untrack \(TerminalText.argument(table))' and "
+                + "'datajoin track \(TerminalText.argument(table))' on every node, the same key everywhere (docs/capture.md)"
         }
         var what: [String] = []
         if captureLost {
             what.append(
-                "lost its capture triggers (rebuilt or replaced since 'datajoin track'): its writes are not captured")
+                "lost its capture triggers (rebuilt or replaced, or its triggers dropped or disabled, since 'datajoin track'): "
+                    + "its writes are not captured")
         }
         if !triggersMissing.isEmpty {
+            let shown = triggersMissing.prefix(5).joined(separator: ", ")
+            let more = triggersMissing.count > 5 ? " and \(triggersMissing.count - 5) more" : ""
             what.append(
-                "lost capture trigger(s) \(triggersMissing.joined(separator: ", ")) (dropped or disabled since 'datajoin track'): "
+                "lost capture trigger(s) \(shown)\(more) (dropped or disabled since 'datajoin track'): "
                     + "the writes they captured are not captured")
         }
         if reordered {
@@ -123,8 +132,17 @@ public struct CaptureDrift: Sendable, Equatable {
                 "changed the type of column(s) \(retyped.joined(separator: ", ")) since 'datajoin track': their values are typed as before"
             )
         }
+        let arg = TerminalText.argument(table)
+        let deletes =
+            deletesLost
+            ? ", and delete by hand on every peer the rows deleted here meanwhile (no backfill sends a delete)" : ""
+        if added.isEmpty && missing.isEmpty && retyped.isEmpty && !reordered {
+            return
+                "table \(table) \(what.joined(separator: ", and ")); run 'datajoin track \(arg)' to install them again, "
+                + "then 'datajoin track --backfill \(arg)' to send its rows as they are\(deletes) (docs/capture.md)"
+        }
         return
-            "table \(table) \(what.joined(separator: ", and ")); run 'datajoin track \(table)' to capture its columns as they are now "
-            + "(the same ALTER TABLE on every node first), then 'datajoin track --backfill \(table)' to send its rows as they are (docs/capture.md)"
+            "table \(table) \(what.joined(separator: ", and ")); run 'datajoin track \(arg)' to capture its columns as they are now "
+            + "(the same ALTER TABLE on every node first), then 'datajoin track --backfill \(arg)' to send its rows as they are\(deletes) (docs/capture.md)"
     }
 }

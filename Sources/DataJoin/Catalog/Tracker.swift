@@ -118,6 +118,11 @@ public enum Tracker {
                     let hadTriggers = try drift.captureLost || CaptureTriggers.wasInstalled(db, table: info.name)
                     if triggers && hadTriggers {
                         try CaptureTriggers.install(db, info)
+                        // A rebuilt table has a counter of its own again, and a dropped MariaDB
+                        // key-block trigger left the database's: back onto the node's block.
+                        if useBlocks && (drift.captureLost || !drift.triggersMissing.isEmpty) {
+                            blockRange = try KeyBlocks.setUp(db, info)
+                        }
                     }
                     let old = before?.columns.map(\.name) ?? []
                     let added = info.columns.map(\.name).filter { !old.contains($0) }
@@ -127,10 +132,21 @@ public enum Tracker {
                                 + (added.isEmpty ? "" : "; it now writes \(added.joined(separator: ", "))")
                             : "\(info.name): its columns recorded again as they are now (tracked without triggers: none installed)"
                     )
-                    if (drift.captureLost || !drift.triggersMissing.isEmpty) && !backfill {
+                    if drift.deletesLost {
+                        // A backfill sends the rows there are, never a row that is gone (found
+                        // from outside: peers kept the rows deleted meanwhile, and check said OK).
                         warnings.append(
                             "\(info.name): writes made while its capture triggers were gone were not captured; "
-                                + "run 'datajoin track --backfill \(info.name)' to send its rows as they are")
+                                + (backfill
+                                    ? ""
+                                    : "run 'datajoin track --backfill \(TerminalText.argument(info.name))' to send its rows as they are, and ")
+                                + "delete by hand on every peer the rows deleted here meanwhile (and the old keys of rows whose key changed): "
+                                + "no backfill sends a delete")
+                    } else if (drift.captureLost || !drift.triggersMissing.isEmpty) && !backfill {
+                        warnings.append(
+                            "\(info.name): writes made while its capture triggers were gone were not captured; "
+                                + "run 'datajoin track --backfill \(TerminalText.argument(info.name))' to send its rows as they are"
+                        )
                     } else if !added.isEmpty && !backfill {
                         warnings.append(
                             "\(info.name): writes to \(added.joined(separator: ", ")) before now were not captured; "

@@ -8,6 +8,22 @@ public enum TerminalText {
         text.split(whereSeparator: { $0 == "\n" || $0 == "\t" || $0 == " " || $0 == "\r" }).joined(separator: " ")
     }
 
+    /// A name as one word of a command to copy into a shell: quoted when it holds anything but
+    /// letters, digits, `_`, `.` and `-` (found from outside: `run 'datajoin track Mixed Tbl'`
+    /// tracked a table `Mixed`).
+    public static func argument(_ name: String) -> String {
+        let plain =
+            !name.isEmpty
+            && name.unicodeScalars.allSatisfy {
+                ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0)
+                    || "_.-".unicodeScalars.contains($0)
+            }
+        if plain { return name }
+        return "\""
+            + safe(name).replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "$", with: "\\$").replacingOccurrences(of: "`", with: "\\`") + "\""
+    }
+
     public static func safe(_ text: String, keepNewlines: Bool = false) -> String {
         func isControl(_ u: Unicode.Scalar) -> Bool {
             if keepNewlines && (u == "\n" || u == "\t") { return false }

@@ -30,6 +30,8 @@ public final class Watcher {
     let db: Database
     let options: WatchOptions
     let log: (String) -> Void
+    /// The drift said last: each message is logged when it appears, not every cycle.
+    private var drift: [String] = []
 
     public init(db: Database, options: WatchOptions, log: @escaping (String) -> Void) {
         self.db = db
@@ -55,6 +57,11 @@ public final class Watcher {
             do {
                 let (line, idle) = try runCycle(stop: stop)
                 if !idle || options.logIdleCycles { log("cycle \(cycle): " + line) }
+                // Found from outside: a table whose capture drifted went unsaid under watch,
+                // which is all a node runs (export alone warns).
+                let now = try CaptureDrift.find(db).map(\.message)
+                for message in now where !drift.contains(message) { log("warning: " + message) }
+                drift = now
             } catch {
                 failed += 1
                 let last = options.cycles.map { cycle >= $0 } ?? false

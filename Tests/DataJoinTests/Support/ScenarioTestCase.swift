@@ -27,8 +27,10 @@ class ScenarioTestCase: XCTestCase {
             Tuning.current = Tuning()
             if testRun?.failureCount == 0 && testRun?.unexpectedExceptionCount == 0 {
                 for f in TestDatabases.tempFolders { try? FileManager.default.removeItem(at: f) }
+                TestDatabases.dropPostgresDatabases()
             }
             TestDatabases.tempFolders.removeAll()
+            TestDatabases.postgresDatabases.removeAll()
         }
         if !provokesRefusals {
             XCTAssertEqual(

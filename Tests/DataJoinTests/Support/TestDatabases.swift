@@ -53,6 +53,7 @@ enum TestDatabases {
             let dbName =
                 "dj_\(name.lowercased().filter { $0.isLetter || $0.isNumber })_\(UInt32.random(in: 0...UInt32.max))"
             try admin.executeScript("CREATE DATABASE \(dbName)")
+            postgresDatabases.append(dbName)
             return replaceDatabase(in: base, with: dbName)
         case .mariadb:
             let base = try requireMariaDB()
@@ -92,6 +93,22 @@ enum TestDatabases {
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         tempFolders.append(url)
         return url
+    }
+
+    /// PostgreSQL databases made since the last ones were dropped: `ScenarioTestCase` drops them
+    /// when its test passed. Each is a copy of the template (about 7.5 MB, and as much WAL), and
+    /// a full run made about 350 of them: a disk that filled failed a CI run.
+    nonisolated(unsafe) static var postgresDatabases: [String] = []
+
+    /// Drops `postgresDatabases`, the connections a test still holds to them included.
+    static func dropPostgresDatabases() {
+        defer { postgresDatabases.removeAll() }
+        guard let base = postgresBase, !postgresDatabases.isEmpty, let admin = try? DatabaseOpener.open(base),
+            (try? admin.scalar("SELECT current_setting('server_version_num')::int").asInt64 ?? 0) ?? 0 >= 130_000
+        else { return }
+        for name in postgresDatabases {
+            try? admin.executeScript(SQL(raw: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"))
+        }
     }
 
     /// Folders made since the current test began: `ScenarioTestCase` removes them when the test

@@ -62,16 +62,27 @@ extension MariaDBDialect {
 
     public func missingCaptureTriggers(_ db: Database, _ t: TableInfo) throws -> (expected: Int, missing: [String]) {
         let n = CaptureTriggers.names(t.name)
+        var expected = [n.insert, n.update, n.delete]
+        // The cascade triggers installed for it (a dropped one left the rows a cascade changed
+        // on this node only, found from outside), and the key block's (ids from the database's
+        // own counter again, the same on every node).
+        let cascades = Self.cascadeTriggerNames(t.name)
+        let installed = try Settings.int(db, Self.cascadeSetting + t.name, range: 0...3) ?? 0
+        if installed & 1 != 0 { expected.append(cascades.delete) }
+        if installed & 2 != 0 { expected.append(cascades.update) }
+        if try KeyBlocks.current(db) != nil, try !KeyBlocks.optedOut(db, t.name), try generatedKey(db, t) != nil {
+            expected.append(Self.keyBlockTrigger(t.name))
+        }
         var present = Set<String>()
         try db.query(
             """
             SELECT TRIGGER_NAME FROM information_schema.TRIGGERS
-            WHERE TRIGGER_SCHEMA = DATABASE() AND BINARY EVENT_OBJECT_TABLE = BINARY ? AND TRIGGER_NAME IN (?, ?, ?)
-            """, [.text(t.name), .text(n.insert), .text(n.update), .text(n.delete)]
+            WHERE TRIGGER_SCHEMA = DATABASE() AND BINARY EVENT_OBJECT_TABLE = BINARY ? AND SUBSTRING(TRIGGER_NAME, 1, 3) = 'ds_'
+            """, [.text(t.name)]
         ) { r in
             if let name = r.string(0) { present.insert(name) }
         }
-        return (3, [n.insert, n.update, n.delete].filter { !present.contains($0) })
+        return (expected.count, expected.filter { !present.contains($0) })
     }
 
     public func backfill(_ db: Database, _ t: TableInfo) throws -> Int {

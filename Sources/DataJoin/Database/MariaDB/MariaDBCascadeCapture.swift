@@ -221,6 +221,10 @@ extension MariaDBDialect {
         """
     }
 
+    /// `ds_setting` name: which of a table's cascade triggers are installed (1 delete, 2 update),
+    /// so that a dropped one is drift.
+    static let cascadeSetting = "capture_cascades:"
+
     static func cascadeTriggerNames(_ table: String) -> (delete: String, update: String) {
         (
             CaptureTriggers.generatedName("ds_capture_casd_", table),
@@ -280,6 +284,12 @@ extension MariaDBDialect {
             let followed = capture.followedColumns(name).compactMap { t.column($0) }
             let changed = followed.map { "NOT (\(Self.same(db, $0)))" }.joined(separator: " OR ")
             try install(db, names.update, on: t, event: "UPDATE", updates, guard: changed)
+            let installed: Int64 = (deletes.isEmpty ? 0 : 1) | (updates.isEmpty ? 0 : 2)
+            if installed == 0 {
+                try db.execute("DELETE FROM ds_setting WHERE name = ?", [.text(Self.cascadeSetting + name)])
+            } else {
+                try Settings.set(db, Self.cascadeSetting + name, installed)
+            }
         }
         // A parent that is not tracked has no triggers to capture its cascade.
         let children = tracked.sorted()

@@ -51,11 +51,14 @@ extension MariaDBDialect {
         return try db.scalar("SELECT next_not_cached_value FROM \(try identifier(key.generator))").asInt64
     }
 
+    /// The trigger that draws `table`'s new ids from the node's block.
+    static func keyBlockTrigger(_ table: String) -> String { CaptureTriggers.generatedName("ds_keyblock_", table) }
+
     public func setUpKeyBlock(
         _ db: Database, _ t: TableInfo, _ key: GeneratedKey, range: ClosedRange<Int64>, next: Int64
     ) throws {
         let sequence = try identifier(key.generator)
-        let trigger = try identifier(CaptureTriggers.generatedName("ds_keyblock_", t.name))
+        let trigger = try identifier(Self.keyBlockTrigger(t.name))
         let column = Identifier(key.column)
         // DDL takes no parameters: the numbers are written. Each statement commits on MariaDB.
         try db.executeScript(

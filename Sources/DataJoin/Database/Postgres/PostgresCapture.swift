@@ -59,15 +59,16 @@ extension PostgresDialect {
         }
         // The table renamed since keeps its triggers under its new name, still running this
         // table's functions (found from outside: they captured its rows under the old name, and
-        // untrack failed on the functions they used). Dropped with them, wherever they are.
+        // untrack failed on the functions they used). Dropped with them, wherever they are, and
+        // under whatever name: a trigger renamed by hand made `track` fail on its function.
         for function in [n.function, f.insert, f.update, f.delete, n.truncate] where function.utf8.count <= 63 {
             try db.query(
                 """
                 SELECT t.tgname, c.relname FROM pg_catalog.pg_trigger AS t
                 JOIN pg_catalog.pg_class AS c ON c.oid = t.tgrelid
                 JOIN pg_catalog.pg_proc AS p ON p.oid = t.tgfoid
-                WHERE p.proname = ? AND p.pronamespace = current_schema()::regnamespace AND c.relname <> ?
-                """, [.text(function), .text(table)]
+                WHERE p.proname = ? AND p.pronamespace = current_schema()::regnamespace
+                """, [.text(function)]
             ) { r in
                 if let trigger = r.string(0), let other = r.string(1) {
                     script.append("DROP TRIGGER IF EXISTS \(db.quote(trigger)) ON \(db.quote(other));")
@@ -138,11 +139,12 @@ extension PostgresDialect {
         let n = CaptureTriggers.names(t.name)
         let expected = [n.insert, n.updateRows, n.update, n.delete, n.truncate].map(Self.pgName)
         var present = Set<String>()
-        // A trigger disabled (`ALTER TABLE … DISABLE TRIGGER`) captures nothing: missing too.
+        // A trigger disabled (`DISABLE TRIGGER`), or set to fire only in replica sessions
+        // (`ENABLE REPLICA TRIGGER`, found from outside), captures nothing: missing too.
         try db.query(
             """
             SELECT t.tgname FROM pg_catalog.pg_trigger AS t JOIN pg_catalog.pg_class AS c ON c.oid = t.tgrelid
-            WHERE c.relname = ? AND t.tgenabled <> 'D' AND NOT t.tgisinternal AND substr(t.tgname, 1, 11) = 'ds_capture_'
+            WHERE c.relname = ? AND t.tgenabled IN ('O', 'A') AND NOT t.tgisinternal AND substr(t.tgname, 1, 11) = 'ds_capture_'
               AND c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = current_schema())
             """, [.text(t.name)]
         ) { r in

@@ -92,3 +92,19 @@ enum CaptureTriggers {
     /// insert trigger writes, so peers receive rows that were there before tracking (docs/capture.md).
     static func backfill(_ db: Database, _ t: TableInfo) throws -> Int { try db.dialect.backfill(db, t) }
 }
+
+/// Which of the capture triggers `track` installs for a table are there
+/// (`Dialect.missingCaptureTriggers`).
+public struct CaptureTriggerCheck {
+    /// Every trigger name, as the catalog keeps it.
+    public var expected: [String]
+    public var missing: [String]
+    /// A missing one captured deletes or key changes: a backfill sends no delete.
+    public var deletesLost: Bool
+
+    init(expected: [String], present: Set<String>, capturingDeletes: [String]) {
+        self.expected = expected
+        missing = expected.filter { !present.contains($0) }
+        deletesLost = missing.contains { capturingDeletes.contains($0) }
+    }
+}

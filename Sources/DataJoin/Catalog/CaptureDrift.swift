@@ -58,14 +58,12 @@ public struct CaptureDrift: Sendable, Equatable {
         d.notCapturable = try db.dialect.notCapturable(db, table: known.name)
         if try CaptureTriggers.wasInstalled(db, table: known.name) {
             let triggers = try db.dialect.missingCaptureTriggers(db, known)
-            if triggers.missing.count == triggers.expected {
+            if triggers.missing.count == triggers.expected.count {
                 d.captureLost = true
             } else {
                 d.triggersMissing = triggers.missing
             }
-            let n = CaptureTriggers.names(known.name)
-            let deleting = [n.delete, n.update].map { db.dialect.brand == .postgres ? PostgresDialect.pgName($0) : $0 }
-            d.deletesLost = d.captureLost || triggers.missing.contains { deleting.contains($0) }
+            d.deletesLost = d.captureLost || triggers.deletesLost
         }
         let liveKey = liveColumns.filter { $0.pkPosition > 0 }.sorted { $0.pkPosition < $1.pkPosition }.map(\.name)
         if liveKey != known.keyColumns.map(\.name) { d.keyWas = known.keyColumns.map(\.name) }

@@ -83,7 +83,7 @@ public protocol Dialect: Sendable {
     func captureInstalled(_ db: Database, table: String) throws -> Bool
     /// The capture triggers `installCapture` makes for `t` that are not on it, or are disabled
     /// (PostgreSQL): one dropped by hand leaves some kinds of write uncaptured.
-    func missingCaptureTriggers(_ db: Database, _ t: TableInfo) throws -> (expected: Int, missing: [String])
+    func missingCaptureTriggers(_ db: Database, _ t: TableInfo) throws -> CaptureTriggerCheck
     /// The capture triggers write column names fixed when they were installed, while the
     /// database rewrites their column references on a rename (SQLite): the same columns in
     /// another order mean renamed ones, and values going out under their old names.

@@ -60,7 +60,7 @@ extension MariaDBDialect {
         ).asInt64 == 2
     }
 
-    public func missingCaptureTriggers(_ db: Database, _ t: TableInfo) throws -> (expected: Int, missing: [String]) {
+    public func missingCaptureTriggers(_ db: Database, _ t: TableInfo) throws -> CaptureTriggerCheck {
         let n = CaptureTriggers.names(t.name)
         var expected = [n.insert, n.update, n.delete]
         // The cascade triggers installed for it (a dropped one left the rows a cascade changed
@@ -82,7 +82,8 @@ extension MariaDBDialect {
         ) { r in
             if let name = r.string(0) { present.insert(name) }
         }
-        return (expected.count, expected.filter { !present.contains($0) })
+        return CaptureTriggerCheck(
+            expected: expected, present: present, capturingDeletes: [n.delete, n.update, cascades.delete])
     }
 
     public func backfill(_ db: Database, _ t: TableInfo) throws -> Int {

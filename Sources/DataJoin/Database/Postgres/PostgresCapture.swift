@@ -135,7 +135,7 @@ extension PostgresDialect {
         ).asInt64 == 2
     }
 
-    public func missingCaptureTriggers(_ db: Database, _ t: TableInfo) throws -> (expected: Int, missing: [String]) {
+    public func missingCaptureTriggers(_ db: Database, _ t: TableInfo) throws -> CaptureTriggerCheck {
         let n = CaptureTriggers.names(t.name)
         let expected = [n.insert, n.updateRows, n.update, n.delete, n.truncate].map(Self.pgName)
         var present = Set<String>()
@@ -150,7 +150,8 @@ extension PostgresDialect {
         ) { r in
             if let name = r.string(0) { present.insert(name) }
         }
-        return (expected.count, expected.filter { !present.contains($0) })
+        return CaptureTriggerCheck(
+            expected: expected, present: present, capturingDeletes: [n.delete, n.update].map(Self.pgName))
     }
 
     public func backfill(_ db: Database, _ t: TableInfo) throws -> Int {

@@ -55,7 +55,7 @@ extension SQLiteDialect {
         ).asInt64 == 2
     }
 
-    public func missingCaptureTriggers(_ db: Database, _ t: TableInfo) throws -> (expected: Int, missing: [String]) {
+    public func missingCaptureTriggers(_ db: Database, _ t: TableInfo) throws -> CaptureTriggerCheck {
         let n = CaptureTriggers.names(t.name)
         let expected = [n.insert, n.delete, n.update] + t.valueColumns.indices.map { n.update + "_c\($0 + 1)" }
         var present = Set<String>()
@@ -65,7 +65,7 @@ extension SQLiteDialect {
         ) { r in
             if let name = r.string(0) { present.insert(name) }
         }
-        return (expected.count, expected.filter { !present.contains($0) })
+        return CaptureTriggerCheck(expected: expected, present: present, capturingDeletes: [n.delete, n.update])
     }
 
     public func backfill(_ db: Database, _ t: TableInfo) throws -> Int {

@@ -69,8 +69,11 @@ enum CaptureTriggers {
     static func remove(_ db: Database, table: String) throws {
         try db.dialect.removeCapture(db, table: table)
         try db.execute(
-            "DELETE FROM ds_setting WHERE name IN (?, ?)",
-            [.text(installedPrefix + table), .text(MariaDBDialect.cascadeSetting + table)])
+            "DELETE FROM ds_setting WHERE name IN (?, ?, ?)",
+            [
+                .text(installedPrefix + table), .text(MariaDBDialect.cascadeSetting + table),
+                .text(MariaDBDialect.cascadeKeysSetting + table),
+            ])
     }
 
     /// Whether DataJoin installed this table's capture (and has not removed it since).
@@ -101,10 +104,14 @@ public struct CaptureTriggerCheck {
     public var missing: [String]
     /// A missing one captured deletes or key changes: a backfill sends no delete.
     public var deletesLost: Bool
+    /// A missing one captured what the table's foreign keys cascade to (MariaDB): the tables
+    /// they reach need a backfill too.
+    public var cascadesLost: Bool
 
-    init(expected: [String], present: Set<String>, capturingDeletes: [String]) {
+    init(expected: [String], present: Set<String>, capturingDeletes: [String], capturingCascades: [String] = []) {
         self.expected = expected
         missing = expected.filter { !present.contains($0) }
         deletesLost = missing.contains { capturingDeletes.contains($0) }
+        cascadesLost = missing.contains { capturingCascades.contains($0) }
     }
 }

@@ -25,6 +25,12 @@ public struct CaptureDrift: Sendable, Equatable {
     /// Among the triggers lost, one that captured deletes or key changes: a backfill sends the
     /// rows there are, so what was deleted meanwhile stays on the peers.
     public var deletesLost = false
+    /// The tables its foreign keys cascade to need a backfill too: a cascade trigger was lost
+    /// (MariaDB), or its foreign keys changed since their cascade capture was written.
+    public var cascadesLost = false
+    /// MariaDB: its foreign keys changed since `track` wrote the capture of their cascades (a key
+    /// added went uncaptured, a key dropped kept capturing; found from outside).
+    public var cascadesChanged = false
     /// The key columns capture was installed for, when the primary key changed since.
     public var keyWas: [String]?
     /// SQLite: the same columns in another order, as renames leave them. SQLite rewrites the
@@ -39,14 +45,16 @@ public struct CaptureDrift: Sendable, Equatable {
     /// Every tracked table that drifted, in name order: one catalog read per table.
     public static func find(_ db: Database) throws -> [CaptureDrift] {
         let registered = try TableRegistry.load(db)
-        return try Tracker.trackedNames(db).compactMap { name in
+        let tracked = try Tracker.trackedNames(db)
+        let stale = try db.dialect.cascadeCaptureStale(db, tracked: tracked)
+        return try tracked.compactMap { name in
             guard let known = registered[name] else { return nil }
-            return try of(db, known)
+            return try of(db, known, cascadesChanged: stale.contains(name))
         }
     }
 
     /// The drift of one tracked table against its registered definition; nil when none.
-    static func of(_ db: Database, _ known: TableInfo) throws -> CaptureDrift? {
+    static func of(_ db: Database, _ known: TableInfo, cascadesChanged: Bool? = nil) throws -> CaptureDrift? {
         guard let liveColumns = try TableRegistry.introspect(db, table: known.name)?.columns else {
             return CaptureDrift(table: known.name, added: [], missing: [], gone: true)
         }
@@ -64,6 +72,13 @@ public struct CaptureDrift: Sendable, Equatable {
                 d.triggersMissing = triggers.missing
             }
             d.deletesLost = d.captureLost || triggers.deletesLost
+            d.cascadesLost = triggers.cascadesLost
+        }
+        d.cascadesChanged =
+            try cascadesChanged
+            ?? db.dialect.cascadeCaptureStale(db, tracked: try Tracker.trackedNames(db)).contains(known.name)
+        if d.cascadesChanged {
+            d.cascadesLost = true
         }
         let liveKey = liveColumns.filter { $0.pkPosition > 0 }.sorted { $0.pkPosition < $1.pkPosition }.map(\.name)
         if liveKey != known.keyColumns.map(\.name) { d.keyWas = known.keyColumns.map(\.name) }
@@ -77,7 +92,7 @@ public struct CaptureDrift: Sendable, Equatable {
             }
         }
         return d.added.isEmpty && d.missing.isEmpty && d.retyped.isEmpty && !d.captureLost && d.triggersMissing.isEmpty
-            && d.keyWas == nil && !d.reordered && d.notCapturable == nil ? nil : d
+            && !d.cascadesChanged && d.keyWas == nil && !d.reordered && d.notCapturable == nil ? nil : d
     }
 
     /// One line: what is not synced, and the cure.
@@ -110,6 +125,11 @@ public struct CaptureDrift: Sendable, Equatable {
                 "lost capture trigger(s) \(shown)\(more) (dropped or disabled since 'datajoin track'): "
                     + "the writes they captured are not captured")
         }
+        if cascadesChanged {
+            what.append(
+                "has foreign keys added, dropped or changed since 'datajoin track': the capture of their cascades is out of date"
+            )
+        }
         if reordered {
             what.append(
                 "has its columns in another order than when it was tracked (columns renamed?): its capture writes values under their old names"
@@ -131,9 +151,13 @@ public struct CaptureDrift: Sendable, Equatable {
             )
         }
         let arg = TerminalText.argument(table)
-        let deletes =
+        var deletes =
             deletesLost
             ? ", and delete by hand on every peer the rows deleted here meanwhile (no backfill sends a delete)" : ""
+        if cascadesLost {
+            deletes +=
+                ", and 'datajoin track --backfill' each table its foreign keys cascade to (their rows a cascade changed meanwhile)"
+        }
         if added.isEmpty && missing.isEmpty && retyped.isEmpty && !reordered {
             return
                 "table \(table) \(what.joined(separator: ", and ")); run 'datajoin track \(arg)' to install them again, "

@@ -141,7 +141,14 @@ public enum Tracker {
                                     ? ""
                                     : "run 'datajoin track --backfill \(TerminalText.argument(info.name))' to send its rows as they are, and ")
                                 + "delete by hand on every peer the rows deleted here meanwhile (and the old keys of rows whose key changed): "
-                                + "no backfill sends a delete")
+                                + "no backfill sends a delete"
+                                + (drift.cascadesLost
+                                    ? "; and run 'datajoin track --backfill' for each table its foreign keys cascade to"
+                                    : ""))
+                    } else if drift.cascadesLost {
+                        warnings.append(
+                            "\(info.name): rows its foreign keys' cascades changed meanwhile were not captured as they happened; "
+                                + "run 'datajoin track --backfill' for each table its foreign keys cascade to")
                     } else if (drift.captureLost || !drift.triggersMissing.isEmpty) && !backfill {
                         warnings.append(
                             "\(info.name): writes made while its capture triggers were gone were not captured; "

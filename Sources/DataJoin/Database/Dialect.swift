@@ -94,6 +94,9 @@ public protocol Dialect: Sendable {
     /// Brings the capture of foreign-key cascades in line with the tracked tables after `track`
     /// or `untrack` (MariaDB, whose cascades fire no trigger); warnings name what it cannot capture.
     func refreshCascadeCapture(_ db: Database) throws -> [(table: String, warning: String)]
+    /// Tracked tables whose foreign keys changed since their cascade capture was written (MariaDB,
+    /// where DataJoin's triggers capture what cascades change).
+    func cascadeCaptureStale(_ db: Database, tracked: [String]) throws -> Set<String>
     /// Writes the capture triggers of tracked tables again when the schema version they were
     /// written under captured something wrong here (SQLite before 13: some reals).
     func upgradeCapture(_ db: Database, from version: Int) throws
@@ -204,6 +207,7 @@ extension Dialect {
 
     /// SQLite's and PostgreSQL's cascades fire the children's own capture triggers.
     public func refreshCascadeCapture(_ db: Database) throws -> [(table: String, warning: String)] { [] }
+    public func cascadeCaptureStale(_ db: Database, tracked: [String]) throws -> Set<String> { [] }
 
     public func upgradeCapture(_ db: Database, from version: Int) throws {}
     public func keySpellingProblem(_ value: Value, _ column: ColumnInfo) -> String? { nil }

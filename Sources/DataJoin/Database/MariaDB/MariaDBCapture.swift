@@ -83,7 +83,8 @@ extension MariaDBDialect {
             if let name = r.string(0) { present.insert(name) }
         }
         return CaptureTriggerCheck(
-            expected: expected, present: present, capturingDeletes: [n.delete, n.update, cascades.delete])
+            expected: expected, present: present, capturingDeletes: [n.delete, n.update, cascades.delete],
+            capturingCascades: [cascades.delete, cascades.update])
     }
 
     public func backfill(_ db: Database, _ t: TableInfo) throws -> Int {

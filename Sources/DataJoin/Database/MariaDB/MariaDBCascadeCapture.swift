@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 /// MariaDB fires no trigger for the rows its foreign keys' `ON DELETE` / `ON UPDATE` actions
@@ -311,7 +312,64 @@ extension MariaDBDialect {
                 }
             }
         }
+        let prints = try cascadeFingerprints(db, tracked: tracked)
+        for name in tracked {
+            if let print = prints[name] {
+                try Settings.set(db, Self.cascadeKeysSetting + name, text: print)
+            } else {
+                try db.execute("DELETE FROM ds_setting WHERE name = ?", [.text(Self.cascadeKeysSetting + name)])
+            }
+        }
+        try Settings.set(db, Self.cascadeKeysRecorded, 1)
         return warnings
+    }
+
+    /// `ds_setting` names: per tracked table, a digest of the foreign keys among tracked tables
+    /// that reference it, as its cascade capture was written for them; and whether this node
+    /// records them (a node upgraded from an earlier version does from its next `track`).
+    static let cascadeKeysSetting = "capture_cascade_keys:"
+    static let cascadeKeysRecorded = "capture_cascade_keys_recorded"
+
+    /// Per tracked table, a digest of the foreign keys among tracked tables that reference it
+    /// (columns and rules). Only the tracked tables are read: a query over the whole schema
+    /// opens every table in it, and opening a SEQUENCE drops its cached values.
+    func cascadeFingerprints(_ db: Database, tracked: Set<String>) throws -> [String: String] {
+        let names = tracked.sorted()
+        guard !names.isEmpty else { return [:] }
+        var rules: [String: String] = [:]
+        try db.query(
+            """
+            SELECT table_name, constraint_name, delete_rule, update_rule FROM information_schema.referential_constraints
+            WHERE constraint_schema = DATABASE() AND table_name IN (\(marks(names.count)))
+            """, names.map { .text($0) }
+        ) { r in
+            rules[(r.string(0) ?? "") + "\u{1}" + (r.string(1) ?? "")] =
+                (r.string(2) ?? "") + "\u{1}" + (r.string(3) ?? "")
+        }
+        var lines: [String: [String]] = [:]
+        try db.query(
+            """
+            SELECT table_name, constraint_name, column_name, referenced_table_name, referenced_column_name
+            FROM information_schema.key_column_usage
+            WHERE table_schema = DATABASE() AND table_name IN (\(marks(names.count))) AND referenced_table_name IS NOT NULL
+            """, names.map { .text($0) }
+        ) { r in
+            guard let child = r.string(0), let parent = r.string(3), tracked.contains(parent) else { return }
+            let constraint = child + "\u{1}" + (r.string(1) ?? "")
+            lines[parent, default: []].append(
+                [constraint, r.string(2) ?? "", r.string(4) ?? "", rules[constraint] ?? ""].joined(separator: "\u{1}"))
+        }
+        return lines.mapValues { Hex.encode(Array(SHA256.hash(data: Array($0.sorted().joined(separator: "\n").utf8)))) }
+    }
+
+    public func cascadeCaptureStale(_ db: Database, tracked: [String]) throws -> Set<String> {
+        guard try Settings.int(db, Self.cascadeKeysRecorded) != nil else { return [] }
+        let now = try cascadeFingerprints(db, tracked: Set(tracked))
+        var stale = Set<String>()
+        for name in tracked where try Settings.text(db, Self.cascadeKeysSetting + name) != now[name] {
+            stale.insert(name)
+        }
+        return stale
     }
 
     private func install(

@@ -151,7 +151,8 @@ extension PostgresDialect {
             if let name = r.string(0) { present.insert(name) }
         }
         return CaptureTriggerCheck(
-            expected: expected, present: present, capturingDeletes: [n.delete, n.update].map(Self.pgName))
+            // Without its guard a TRUNCATE goes through, uncaptured: a delete of every row.
+            expected: expected, present: present, capturingDeletes: [n.delete, n.update, n.truncate].map(Self.pgName))
     }
 
     public func backfill(_ db: Database, _ t: TableInfo) throws -> Int {

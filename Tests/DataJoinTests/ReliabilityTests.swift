@@ -937,11 +937,6 @@ final class ReliabilityTests: ScenarioTestCase {
         for n in [a, b] { try CLI.ok(["check", "--db", n.url]) }
     }
 
-    /// A column narrowed or widened within its kind since `track` is checked as it is now: a
-    /// value it would round or cut is held, one that fits applies (found from outside: checked
-    /// against the type at `track`, `1.2345` was rounded into a narrowed `numeric(10,2)` and a
-    /// widened VARCHAR held what fit). PostgreSQL rounds seconds finer than a `timestamp(p)` or
-    /// `time(p)` without an error: held too, as MariaDB's cut ones are.
     /// One capture trigger dropped by hand, or disabled on PostgreSQL, while the others remain:
     /// the writes it captured stayed on this node while `check` said OK (left open by the last
     /// round's trial). It is drift now, named, and `track` installs it again.
@@ -1031,6 +1026,11 @@ final class ReliabilityTests: ScenarioTestCase {
         XCTAssertEqual(try p.db.scalar("SELECT count(*) FROM ds_change_outbox"), .integer(1))
     }
 
+    /// A column narrowed or widened within its kind since `track` is checked as it is now: a
+    /// value it would round or cut is held, one that fits applies (found from outside: checked
+    /// against the type at `track`, `1.2345` was rounded into a narrowed `numeric(10,2)` and a
+    /// widened VARCHAR held what fit). PostgreSQL rounds seconds finer than a `timestamp(p)` or
+    /// `time(p)` without an error: held too, as MariaDB's cut ones are.
     func testAColumnNarrowedSinceTrackIsCheckedAsItIsNow() throws {
         let lite = try TestNode(
             "lite", .sqlite, folder: folder,

@@ -68,12 +68,7 @@ enum CaptureTriggers {
 
     static func remove(_ db: Database, table: String) throws {
         try db.dialect.removeCapture(db, table: table)
-        try db.execute(
-            "DELETE FROM ds_setting WHERE name IN (?, ?, ?)",
-            [
-                .text(installedPrefix + table), .text(MariaDBDialect.cascadeSetting + table),
-                .text(MariaDBDialect.cascadeKeysSetting + table),
-            ])
+        try db.execute("DELETE FROM ds_setting WHERE name = ?", [.text(installedPrefix + table)])
     }
 
     /// Whether DataJoin installed this table's capture (and has not removed it since).
@@ -107,11 +102,21 @@ public struct CaptureTriggerCheck {
     /// A missing one captured what the table's foreign keys cascade to (MariaDB): the tables
     /// they reach need a backfill too.
     public var cascadesLost: Bool
+    /// The trigger that draws new ids from the node's key block is among the missing (MariaDB).
+    public var keyBlockLost: Bool
+    /// That trigger's name, where the brand has one.
+    public var keyBlock: String?
 
-    init(expected: [String], present: Set<String>, capturingDeletes: [String], capturingCascades: [String] = []) {
+    init(
+        expected: [String], present: Set<String>, capturingDeletes: [String], capturingCascades: [String] = [],
+        keyBlock: String? = nil
+    ) {
+        let missing = expected.filter { !present.contains($0) }
         self.expected = expected
-        missing = expected.filter { !present.contains($0) }
+        self.missing = missing
         deletesLost = missing.contains { capturingDeletes.contains($0) }
         cascadesLost = missing.contains { capturingCascades.contains($0) }
+        self.keyBlock = keyBlock
+        keyBlockLost = keyBlock.map { missing.contains($0) } ?? false
     }
 }

@@ -31,6 +31,9 @@ public struct CaptureDrift: Sendable, Equatable {
     /// MariaDB: its foreign keys changed since `track` wrote the capture of their cascades (a key
     /// added went uncaptured, a key dropped kept capturing; found from outside).
     public var cascadesChanged = false
+    /// MariaDB: the trigger that draws new ids from the node's key block is gone, so the table's
+    /// own counter hands out ids that other nodes hand out too.
+    public var keyBlockLost = false
     /// The key columns capture was installed for, when the primary key changed since.
     public var keyWas: [String]?
     /// SQLite: the same columns in another order, as renames leave them. SQLite rewrites the
@@ -73,12 +76,16 @@ public struct CaptureDrift: Sendable, Equatable {
             }
             d.deletesLost = d.captureLost || triggers.deletesLost
             d.cascadesLost = triggers.cascadesLost
+            d.keyBlockLost = triggers.keyBlockLost
+            if d.keyBlockLost { d.triggersMissing.removeAll { $0 == triggers.keyBlock } }
         }
         d.cascadesChanged =
             try cascadesChanged
             ?? db.dialect.cascadeCaptureStale(db, tracked: try Tracker.trackedNames(db)).contains(known.name)
         if d.cascadesChanged {
+            // A key added since cascaded deletes here uncaptured: no backfill removes them.
             d.cascadesLost = true
+            d.deletesLost = true
         }
         let liveKey = liveColumns.filter { $0.pkPosition > 0 }.sorted { $0.pkPosition < $1.pkPosition }.map(\.name)
         if liveKey != known.keyColumns.map(\.name) { d.keyWas = known.keyColumns.map(\.name) }
@@ -92,7 +99,8 @@ public struct CaptureDrift: Sendable, Equatable {
             }
         }
         return d.added.isEmpty && d.missing.isEmpty && d.retyped.isEmpty && !d.captureLost && d.triggersMissing.isEmpty
-            && !d.cascadesChanged && d.keyWas == nil && !d.reordered && d.notCapturable == nil ? nil : d
+            && !d.keyBlockLost && !d.cascadesChanged && d.keyWas == nil && !d.reordered && d.notCapturable == nil
+            ? nil : d
     }
 
     /// One line: what is not synced, and the cure.
@@ -124,6 +132,12 @@ public struct CaptureDrift: Sendable, Equatable {
             what.append(
                 "lost capture trigger(s) \(shown)\(more) (dropped or disabled since 'datajoin track'): "
                     + "the writes they captured are not captured")
+        }
+        if keyBlockLost {
+            what.append(
+                "lost its key-block trigger (dropped since 'datajoin track'): its new ids came from the table's own counter, "
+                    + "which other nodes use too, so rows inserted meanwhile may collide with theirs ('datajoin check' names collisions)"
+            )
         }
         if cascadesChanged {
             what.append(
@@ -157,6 +171,13 @@ public struct CaptureDrift: Sendable, Equatable {
         if cascadesLost {
             deletes +=
                 ", and 'datajoin track --backfill' each table its foreign keys cascade to (their rows a cascade changed meanwhile)"
+        }
+        if keyBlockLost && !captureLost && triggersMissing.isEmpty && !cascadesChanged && added.isEmpty
+            && missing.isEmpty
+            && retyped.isEmpty && !reordered
+        {
+            return
+                "table \(table) \(what.joined(separator: ", and ")); run 'datajoin track \(arg)' to put it back (docs/keys.md)"
         }
         if added.isEmpty && missing.isEmpty && retyped.isEmpty && !reordered {
             return

@@ -30,6 +30,7 @@ public enum Tracker {
         let registered = try TableRegistry.load(db)
         var infos: [TableInfo] = []
         var refreshed: [String: CaptureDrift] = [:]
+        let staleCascades = try db.dialect.cascadeCaptureStale(db, tracked: existing)
         // Check every table first, so a bad name changes nothing.
         for given in names {
             // The table's own spelling: SQLite finds `ITEMS` as table `items`, and tracking both
@@ -65,7 +66,9 @@ public enum Tracker {
             }
             // A tracked table altered since: its capture is installed again for the columns it
             // has now, in one transaction (untrack then track left writes uncaptured between).
-            if existing.contains(name), let known = registered[name], let drift = try CaptureDrift.of(db, known) {
+            if existing.contains(name), let known = registered[name],
+                let drift = try CaptureDrift.of(db, known, cascadesChanged: staleCascades.contains(name))
+            {
                 guard known.keyColumns.map(\.name) == info.keyColumns.map(\.name) else {
                     throw DataJoinError(
                         .usage,
@@ -120,7 +123,7 @@ public enum Tracker {
                         try CaptureTriggers.install(db, info)
                         // A rebuilt table has a counter of its own again, and a dropped MariaDB
                         // key-block trigger left the database's: back onto the node's block.
-                        if useBlocks && (drift.captureLost || !drift.triggersMissing.isEmpty) {
+                        if useBlocks && (drift.captureLost || drift.keyBlockLost) {
                             blockRange = try KeyBlocks.setUp(db, info)
                         }
                     }

@@ -57,21 +57,30 @@ public final class Watcher {
             do {
                 let (line, idle) = try runCycle(stop: stop)
                 if !idle || options.logIdleCycles { log("cycle \(cycle): " + line) }
-                // Found from outside: a table whose capture drifted went unsaid under watch,
-                // which is all a node runs (export alone warns).
-                let now = try CaptureDrift.find(db).map(\.message)
-                for message in now where !drift.contains(message) { log("warning: " + message) }
-                drift = now
             } catch {
                 failed += 1
                 let last = options.cycles.map { cycle >= $0 } ?? false
                 log("cycle \(cycle) failed: \(error)" + (last ? "" : "; the next cycle runs in \(options.every) s"))
             }
+            logDrift()
             if let n = options.cycles, cycle >= n { break }
             if stop() { break }
             wait(options.every)
         }
         return failed
+    }
+
+    /// Found from outside: a table whose capture drifted went unsaid under watch, which is all a
+    /// node runs (export alone warned). Each message once, when it appears; a check that fails
+    /// is logged, and fails no cycle.
+    private func logDrift() {
+        do {
+            let now = try CaptureDrift.find(db).map(\.message)
+            for message in now where !drift.contains(message) { log("warning: " + message) }
+            drift = now
+        } catch {
+            log("warning: the capture drift check failed: \(error)")
+        }
     }
 
     /// The cycle's line, and whether it did nothing at all (such cycles are logged only with -v).

@@ -16,6 +16,7 @@ class ScenarioTestCase: XCTestCase {
         try super.setUpWithError()
         TestNode.created.removeAll()
         TestDatabases.tempFolders.removeAll()
+        TestDatabases.postgresDatabases.removeAll()
         Tuning.current = Tuning()
         Importer.retriedChangeByChange = 0
         Importer.lastRefusal = ""

@@ -38,6 +38,10 @@ extension MariaDBDialect {
         for trigger in [n.insert, n.update, n.delete, cascades.delete, cascades.update] {
             try db.executeScript("DROP TRIGGER IF EXISTS \(Identifier(trigger))")
         }
+        // What was recorded of its cascade capture goes with it.
+        try db.execute(
+            "DELETE FROM ds_setting WHERE name IN (?, ?)",
+            [.text(Self.cascadeSetting + table), .text(Self.cascadeKeysSetting + table)])
     }
 
     public var captureNamesFixedAtInstall: Bool { false }
@@ -77,14 +81,17 @@ extension MariaDBDialect {
         try db.query(
             """
             SELECT TRIGGER_NAME FROM information_schema.TRIGGERS
-            WHERE TRIGGER_SCHEMA = DATABASE() AND BINARY EVENT_OBJECT_TABLE = BINARY ? AND SUBSTRING(TRIGGER_NAME, 1, 3) = 'ds_'
-            """, [.text(t.name)]
+            WHERE TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = ? AND BINARY EVENT_OBJECT_TABLE = BINARY ?
+              AND SUBSTRING(TRIGGER_NAME, 1, 3) = 'ds_'
+            """, [.text(t.name), .text(t.name)]
         ) { r in
             if let name = r.string(0) { present.insert(name) }
         }
+        // A child's key a cascade updated left its old key on the peers: as a delete lost.
         return CaptureTriggerCheck(
-            expected: expected, present: present, capturingDeletes: [n.delete, n.update, cascades.delete],
-            capturingCascades: [cascades.delete, cascades.update])
+            expected: expected, present: present,
+            capturingDeletes: [n.delete, n.update, cascades.delete, cascades.update],
+            capturingCascades: [cascades.delete, cascades.update], keyBlock: Self.keyBlockTrigger(t.name))
     }
 
     public func backfill(_ db: Database, _ t: TableInfo) throws -> Int {

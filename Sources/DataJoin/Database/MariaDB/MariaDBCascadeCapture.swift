@@ -330,8 +330,9 @@ extension MariaDBDialect {
     static let cascadeKeysSetting = "capture_cascade_keys:"
     static let cascadeKeysRecorded = "capture_cascade_keys_recorded"
 
-    /// Per tracked table, a digest of the foreign keys among tracked tables that reference it
-    /// (columns and rules). Only the tracked tables are read: a query over the whole schema
+    /// Per tracked table, a digest of the foreign keys among tracked tables that reference it and
+    /// cascade (`CASCADE`, `SET NULL`, `SET DEFAULT`; their columns and rules): what its cascade
+    /// triggers are written from. Only the tracked tables are read: a query over the whole schema
     /// opens every table in it, and opening a SEQUENCE drops its cached values.
     func cascadeFingerprints(_ db: Database, tracked: Set<String>) throws -> [String: String] {
         let names = tracked.sorted()
@@ -343,6 +344,9 @@ extension MariaDBDialect {
             WHERE constraint_schema = DATABASE() AND table_name IN (\(marks(names.count)))
             """, names.map { .text($0) }
         ) { r in
+            // A key that only refuses (RESTRICT, NO ACTION) has no cascade to capture.
+            let cascading = ["CASCADE", "SET NULL", "SET DEFAULT"]
+            guard cascading.contains(r.string(2) ?? "") || cascading.contains(r.string(3) ?? "") else { return }
             rules[(r.string(0) ?? "") + "\u{1}" + (r.string(1) ?? "")] =
                 (r.string(2) ?? "") + "\u{1}" + (r.string(3) ?? "")
         }
@@ -354,10 +358,13 @@ extension MariaDBDialect {
             WHERE table_schema = DATABASE() AND table_name IN (\(marks(names.count))) AND referenced_table_name IS NOT NULL
             """, names.map { .text($0) }
         ) { r in
-            guard let child = r.string(0), let parent = r.string(3), tracked.contains(parent) else { return }
-            let constraint = child + "\u{1}" + (r.string(1) ?? "")
+            // `IN` matches names whatever their case; an untracked `Child` beside a tracked `child`
+            // is not one of them.
+            guard let child = r.string(0), let parent = r.string(3), tracked.contains(child), tracked.contains(parent),
+                let rule = rules[child + "\u{1}" + (r.string(1) ?? "")]
+            else { return }
             lines[parent, default: []].append(
-                [constraint, r.string(2) ?? "", r.string(4) ?? "", rules[constraint] ?? ""].joined(separator: "\u{1}"))
+                [child, r.string(1) ?? "", r.string(2) ?? "", r.string(4) ?? "", rule].joined(separator: "\u{1}"))
         }
         return lines.mapValues { Hex.encode(Array(SHA256.hash(data: Array($0.sorted().joined(separator: "\n").utf8)))) }
     }
@@ -366,7 +373,11 @@ extension MariaDBDialect {
         guard try Settings.int(db, Self.cascadeKeysRecorded) != nil else { return [] }
         let now = try cascadeFingerprints(db, tracked: Set(tracked))
         var stale = Set<String>()
-        for name in tracked where try Settings.text(db, Self.cascadeKeysSetting + name) != now[name] {
+        // A parent tracked with --no-triggers has no cascade capture to be out of date.
+        for name in tracked
+        where try Settings.text(db, Self.cascadeKeysSetting + name) != now[name]
+            && CaptureTriggers.wasInstalled(db, table: name)
+        {
             stale.insert(name)
         }
         return stale

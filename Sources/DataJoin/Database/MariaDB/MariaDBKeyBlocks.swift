@@ -66,10 +66,20 @@ extension MariaDBDialect {
             CREATE OR REPLACE SEQUENCE \(sequence) START WITH \(literal: next) MINVALUE \(literal: range.lowerBound) \
             MAXVALUE \(literal: range.upperBound) INCREMENT BY 1 CACHE 100 NOCYCLE
             """)
-        try db.executeScript("DROP TRIGGER IF EXISTS \(trigger)")
+        // Replaced in place: each statement commits on MariaDB, and an insert between a drop
+        // and its create took an id from the table's own counter (found in review). One of the
+        // same name on another table (renamed away) cannot be replaced from here: dropped.
+        let elsewhere =
+            try db.scalar(
+                """
+                SELECT count(*) FROM information_schema.TRIGGERS
+                WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME = ? AND BINARY EVENT_OBJECT_TABLE <> BINARY ?
+                """, [.text(Self.keyBlockTrigger(t.name)), .text(t.name)]
+            ).asInt64 ?? 0
+        if elsewhere > 0 { try db.executeScript("DROP TRIGGER IF EXISTS \(trigger)") }
         try db.executeScript(
             """
-            CREATE TRIGGER \(trigger) BEFORE INSERT ON \(t.identifier) FOR EACH ROW
+            CREATE OR REPLACE TRIGGER \(trigger) BEFORE INSERT ON \(t.identifier) FOR EACH ROW
             SET NEW.\(column) = IF(
               (NEW.\(column) IS NULL OR NEW.\(column) = 0) AND @datajoin_applying IS NULL,
               NEXT VALUE FOR \(sequence), NEW.\(column))

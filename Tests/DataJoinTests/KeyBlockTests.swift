@@ -90,22 +90,45 @@ final class KeyBlockTests: ScenarioTestCase {
         }
         for n in laptops + [reader] { XCTAssertEqual(try hub.rows("orders"), try n.rows("orders"), n.name) }
         try ScenarioTestCase.assertChecked(writers + [reader])
-        // MariaDB's key-block trigger dropped by hand: new ids came from the database's own
-        // counter again, the same on every node, while check said OK (found from outside).
-        if lapBrand == .mariadb {
-            let lap = laptops[0], trigger = MariaDBDialect.keyBlockTrigger("orders")
-            try lap.exec("DROP TRIGGER \(trigger)")
-            let checked = try CLI.run(["check", "--db", lap.url])
-            XCTAssertTrue(
-                checked.stderr.contains(
-                    "table orders lost its key-block trigger (dropped since 'datajoin track'): its new ids came from the table's own counter"
-                ), checked.stderr)
-            XCTAssertTrue(checked.stderr.contains("run 'datajoin track orders' to put it back"), checked.stderr)
-            try CLI.ok(["track", "--db", lap.url, "orders"])
-            try CLI.ok(["check", "--db", lap.url])
-            try lap.exec("INSERT INTO orders (note, qty) VALUES ('after the trigger came back', 1)")
-            let id = try lap.db.scalar("SELECT id FROM orders WHERE note = 'after the trigger came back'").asInt64 ?? 0
-            XCTAssertTrue(KeyBlocks.range(2).contains(id), "\(id)")
+        // The key block lost by hand (MariaDB's trigger dropped, PostgreSQL's sequence altered):
+        // new ids came from the database's own counter again, the same on every node, while
+        // check said OK; also for a table tracked with --no-triggers (found from outside).
+        if hubBrand == lapBrand {
+            let lap = laptops[0]
+            try lap.exec(
+                lapBrand == .mariadb
+                    ? "CREATE TABLE own (id BIGINT AUTO_INCREMENT PRIMARY KEY, v TEXT)"
+                    : "CREATE TABLE own (id bigserial PRIMARY KEY, v TEXT)")
+            try CLI.ok(["track", "--db", lap.url, "--no-triggers", "own"])
+            for table in ["orders", "own"] {
+                try lap.exec(
+                    lapBrand == .mariadb
+                        ? "DROP TRIGGER \(MariaDBDialect.keyBlockTrigger(table))"
+                        : "ALTER SEQUENCE \(table)_id_seq NO MINVALUE NO MAXVALUE")
+                let checked = try CLI.run(["check", "--db", lap.url])
+                XCTAssertEqual(checked.status, 1, "\(table) \(lapBrand)")
+                XCTAssertTrue(
+                    checked.stderr.contains(
+                        "table \(table) no longer draws new ids from this node's key block (its key-block trigger or sequence dropped, replaced or changed since 'datajoin track'): its new ids came from the table's own counter"
+                    ), "\(table) \(lapBrand): \(checked.stderr)")
+                XCTAssertTrue(
+                    checked.stderr.contains("run 'datajoin track \(table)' to put it back"),
+                    "\(table): \(checked.stderr)")
+                let tracked = try CLI.ok(["track", "--db", lap.url, table])
+                XCTAssertTrue(
+                    tracked.stdout.contains("\(table).id: new ids come from this node's key block again, 33554432…"),
+                    "\(table) \(lapBrand): \(tracked.stdout)")
+                try CLI.ok(["check", "--db", lap.url])
+                let column = table == "own" ? "v" : "note"
+                try lap.exec("INSERT INTO \(table) (\(column)) VALUES ('after the block came back')")
+                let id =
+                    try lap.db.scalar("SELECT id FROM \(table) WHERE \(column) = 'after the block came back'").asInt64
+                    ?? 0
+                XCTAssertTrue(KeyBlocks.range(2).contains(id), "\(table) \(lapBrand): \(id)")
+            }
+            XCTAssertEqual(
+                try lap.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE object_table = 'own'"), .integer(0),
+                "\(lapBrand): no capture installed for a --no-triggers table")
         }
     }
 
@@ -232,6 +255,57 @@ final class KeyBlockTests: ScenarioTestCase {
         // A SQLite hub still hands out numbers to the others.
         XCTAssertTrue(try CLI.ok(["key-blocks", "authority", "--db", lite.url]).stdout.contains("draws from none"))
         XCTAssertEqual(try CLI.ok(["key-blocks", "grant", "--db", lite.url, "--node", "x"]).stdout, "2\n")
+    }
+
+    /// A tracked table rebuilt with a key too small for the node's block: `track` refuses it
+    /// before writing anything (MariaDB commits DDL), imports go on meanwhile (PostgreSQL failed
+    /// every one with 22003 on the block's bounds), and the cure the refusal names,
+    /// `track --no-key-blocks`, leaves `check` clean and the table captured (found from outside).
+    func testATableRebuiltWithAKeyTooSmallForTheBlockIsRefusedAndCuredByNoKeyBlocks() throws {
+        let brands = TestDatabases.availableBrands.filter { $0 != .sqlite }
+        guard !brands.isEmpty else { throw XCTSkip("needs PostgreSQL or MariaDB") }
+        for (i, brand) in brands.enumerated() {
+            TestNode.created.removeAll()
+            let n = try TestNode("small\(i)", brand, folder: folder, table: Self.orders(brand), track: [])
+            try KeyBlocks.becomeAuthority(n.db)
+            try CLI.ok(["track", "--db", n.url, "orders"])
+            let peer = try TestNode(
+                "spe\(i)", .sqlite, folder: folder, table: Self.orders(.sqlite), track: ["orders"], keyBlocks: false)
+            try trustAll([peer, n])
+            try n.exec("INSERT INTO orders (note) VALUES ('before')")
+            try n.exec(
+                brand == .postgres
+                    ? "CREATE TABLE orders2 (id smallserial PRIMARY KEY, note TEXT NOT NULL, qty INTEGER)"
+                    : "CREATE TABLE orders2 (id SMALLINT AUTO_INCREMENT PRIMARY KEY, note VARCHAR(100) NOT NULL, qty INT)"
+            )
+            try n.exec("INSERT INTO orders2 (note, qty) SELECT note, qty FROM orders")
+            try n.exec("DROP TABLE orders")
+            try n.exec(brand == .mariadb ? "RENAME TABLE orders2 TO orders" : "ALTER TABLE orders2 RENAME TO orders")
+            let refused = try CLI.run(["track", "--db", n.url, "orders"])
+            XCTAssertEqual(refused.status, 64, "\(brand): \(refused.stderr)")
+            XCTAssertTrue(
+                refused.stderr.contains("holds ids up to 32767, below key block 1"), "\(brand): \(refused.stderr)")
+            let checked = try CLI.run(["check", "--db", n.url])
+            XCTAssertEqual(checked.status, 1, "\(brand)")
+            XCTAssertTrue(checked.stderr.contains("lost its capture triggers"), "\(brand): \(checked.stderr)")
+            try peer.exec("INSERT INTO orders (id, note) VALUES (7, 'from the peer')")
+            let out = try TestDatabases.subfolder(folder, "small\(i)")
+            try peer.export(to: out)
+            let ingested = try CLI.run(["ingest", "--db", n.url, out.path])
+            XCTAssertEqual(ingested.status, 0, "\(brand): \(ingested.stderr)")
+            XCTAssertEqual(try n.db.scalar("SELECT note FROM orders WHERE id = 7"), .text("from the peer"), "\(brand)")
+            let cured = try CLI.ok(["track", "--db", n.url, "--no-key-blocks", "orders"])
+            XCTAssertTrue(
+                cured.stderr.contains("orders.id: no key block from now on (--no-key-blocks)"),
+                "\(brand): \(cured.stderr)")
+            try CLI.ok(["check", "--db", n.url])
+            try n.exec("INSERT INTO orders (note) VALUES ('after')")
+            XCTAssertEqual(
+                try n.db.scalar(
+                    "SELECT count(*) FROM ds_change_outbox WHERE object_table = 'orders' AND object_operation = 'I'"),
+                .integer(2), "\(brand)")
+            XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM orders"), .integer(3), "\(brand)")
+        }
     }
 
     /// A node restored from a backup file of itself (pg_dump / mariadb-dump, then a restore into

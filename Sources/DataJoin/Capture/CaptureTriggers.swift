@@ -102,21 +102,12 @@ public struct CaptureTriggerCheck {
     /// A missing one captured what the table's foreign keys cascade to (MariaDB): the tables
     /// they reach need a backfill too.
     public var cascadesLost: Bool
-    /// The trigger that draws new ids from the node's key block is among the missing (MariaDB).
-    public var keyBlockLost: Bool
-    /// That trigger's name, where the brand has one.
-    public var keyBlock: String?
 
-    init(
-        expected: [String], present: Set<String>, capturingDeletes: [String], capturingCascades: [String] = [],
-        keyBlock: String? = nil
-    ) {
+    init(expected: [String], present: Set<String>, capturingDeletes: [String], capturingCascades: [String] = []) {
         let missing = expected.filter { !present.contains($0) }
         self.expected = expected
         self.missing = missing
         deletesLost = missing.contains { capturingDeletes.contains($0) }
         cascadesLost = missing.contains { capturingCascades.contains($0) }
-        self.keyBlock = keyBlock
-        keyBlockLost = keyBlock.map { missing.contains($0) } ?? false
     }
 }

@@ -31,8 +31,9 @@ public struct CaptureDrift: Sendable, Equatable {
     /// MariaDB: its foreign keys changed since `track` wrote the capture of their cascades (a key
     /// added went uncaptured, a key dropped kept capturing; found from outside).
     public var cascadesChanged = false
-    /// MariaDB: the trigger that draws new ids from the node's key block is gone, so the table's
-    /// own counter hands out ids that other nodes hand out too.
+    /// Its generated key no longer draws from the node's key block (a PostgreSQL sequence
+    /// replaced or altered, MariaDB's key-block trigger dropped), so the table's own counter
+    /// hands out ids that other nodes hand out too.
     public var keyBlockLost = false
     /// The key columns capture was installed for, when the primary key changed since.
     public var keyWas: [String]?
@@ -76,9 +77,10 @@ public struct CaptureDrift: Sendable, Equatable {
             }
             d.deletesLost = d.captureLost || triggers.deletesLost
             d.cascadesLost = triggers.cascadesLost
-            d.keyBlockLost = triggers.keyBlockLost
-            if d.keyBlockLost { d.triggersMissing.removeAll { $0 == triggers.keyBlock } }
         }
+        // Also for a table tracked with --no-triggers: its application writes the outbox, the
+        // database still hands out its ids (found from outside).
+        d.keyBlockLost = try KeyBlocks.lost(db, known)
         d.cascadesChanged =
             try cascadesChanged
             ?? db.dialect.cascadeCaptureStale(db, tracked: try Tracker.trackedNames(db)).contains(known.name)
@@ -135,7 +137,8 @@ public struct CaptureDrift: Sendable, Equatable {
         }
         if keyBlockLost {
             what.append(
-                "lost its key-block trigger (dropped since 'datajoin track'): its new ids came from the table's own counter, "
+                "no longer draws new ids from this node's key block (its key-block trigger or sequence dropped, replaced or changed since 'datajoin track'): "
+                    + "its new ids came from the table's own counter, "
                     + "which other nodes use too, so rows inserted meanwhile may collide with theirs ('datajoin check' names collisions)"
             )
         }

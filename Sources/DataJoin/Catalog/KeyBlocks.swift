@@ -137,7 +137,9 @@ public enum KeyBlocks {
         let r = range(b)
         let tracked = Set(try Tracker.trackedNames(db))
         for t in try TableRegistry.load(db).values where tracked.contains(t.name) {
-            guard try !optedOut(db, t.name), let key = try db.dialect.generatedKey(db, t) else { continue }
+            guard try !optedOut(db, t.name), let key = try db.dialect.generatedKey(db, t), fits(key, r) else {
+                continue
+            }
             guard let top = try highestId(db, t, key, in: r), top < r.upperBound else { continue }
             try db.dialect.raiseKeyBlock(db, key, above: top)
         }
@@ -152,7 +154,7 @@ public enum KeyBlocks {
         guard count > 0, let b = try current(db) else { return }
         let r = range(b)
         for t in try blockedTables(db) {
-            guard let key = try db.dialect.generatedKey(db, t) else { continue }
+            guard let key = try db.dialect.generatedKey(db, t), fits(key, r) else { continue }
             let next = try next(db, t, key, in: r)
             try db.dialect.raiseKeyBlock(db, key, above: min(next - 1 + count, r.upperBound))
         }
@@ -176,7 +178,7 @@ public enum KeyBlocks {
     static func checkFits(_ db: Database, _ t: TableInfo, block: Int64? = nil) throws {
         guard let key = try db.dialect.generatedKey(db, t), let b = try block ?? current(db) else { return }
         let r = range(b)
-        guard r.upperBound <= key.maxValue else {
+        guard fits(key, r) else {
             throw DataJoinError(
                 .usage,
                 "\(t.name).\(key.column) holds ids up to \(key.maxValue), below key block \(b) (\(r.lowerBound)…); "
@@ -189,6 +191,19 @@ public enum KeyBlocks {
                     + "get another from the hub ('datajoin key-blocks grant --another') and add it")
         }
     }
+
+    /// `t`'s generated key should draw from this node's key block and does not.
+    static func lost(_ db: Database, _ t: TableInfo) throws -> Bool {
+        guard let b = try current(db), try !optedOut(db, t.name), let key = try db.dialect.generatedKey(db, t) else {
+            return false
+        }
+        return try db.dialect.keyBlockLost(db, t, key, range: range(b))
+    }
+
+    /// A key too small for the block was never set up on it (`checkFits` refused it): a table
+    /// rebuilt with a SMALLINT key stays on its own numbering until the operator's cure, and
+    /// imports meanwhile do not stop at it (PostgreSQL 22003 on every import, found from outside).
+    private static func fits(_ key: GeneratedKey, _ r: ClosedRange<Int64>) -> Bool { r.upperBound <= key.maxValue }
 
     /// The id `t` hands out next in block `r`: above every id of the block the table holds, and
     /// never back (a block set up again, after untrack and track, goes on after the ids it gave).

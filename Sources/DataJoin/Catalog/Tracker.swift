@@ -83,6 +83,11 @@ public enum Tracker {
                     )
                 }
                 refreshed[name] = drift
+                // Refused before anything is written: MariaDB commits the capture's DDL, and a
+                // key too small for the block left the table half cured (found from outside).
+                if keyBlocks, drift.captureLost || drift.keyBlockLost, try !KeyBlocks.optedOut(db, name) {
+                    try KeyBlocks.checkFits(db, info)
+                }
             } else if existing.contains(name) && !backfill {
                 throw DataJoinError(
                     .alreadyTracked,
@@ -119,13 +124,16 @@ public enum Tracker {
                     // A table tracked with --no-triggers keeps none: its application writes the
                     // outbox, and triggers too would capture each write twice.
                     let hadTriggers = try drift.captureLost || CaptureTriggers.wasInstalled(db, table: info.name)
-                    if triggers && hadTriggers {
-                        try CaptureTriggers.install(db, info)
-                        // A rebuilt table has a counter of its own again, and a dropped MariaDB
-                        // key-block trigger left the database's: back onto the node's block.
-                        if useBlocks && (drift.captureLost || drift.keyBlockLost) {
-                            blockRange = try KeyBlocks.setUp(db, info)
-                        }
+                    if triggers && hadTriggers { try CaptureTriggers.install(db, info) }
+                    // A rebuilt table has a counter of its own again, and a dropped MariaDB
+                    // key-block trigger left the database's: back onto the node's block (also
+                    // with --no-triggers, whose application gives no ids).
+                    if useBlocks && (drift.captureLost || drift.keyBlockLost),
+                        let r = try KeyBlocks.setUp(db, info), let key = try db.dialect.generatedKey(db, info)
+                    {
+                        notes.append(
+                            "\(info.name).\(key.column): new ids come from this node's key block again, \(r.lowerBound)…\(r.upperBound)"
+                        )
                     }
                     let old = before?.columns.map(\.name) ?? []
                     let added = info.columns.map(\.name).filter { !old.contains($0) }
@@ -162,6 +170,15 @@ public enum Tracker {
                             "\(info.name): writes to \(added.joined(separator: ", ")) before now were not captured; "
                                 + "run 'datajoin track --backfill \(info.name)' to send its rows as they are")
                     }
+                }
+                if wasTracked, refreshed[info.name] != nil, !keyBlocks, !optedOut,
+                    let key = try db.dialect.generatedKey(db, info)
+                {
+                    // The cure `checkFits` names for a rebuilt table whose key no longer fits.
+                    try KeyBlocks.optOut(db, info.name)
+                    warnings.append(
+                        "\(info.name).\(key.column): no key block from now on (--no-key-blocks): rows inserted on two nodes with one id merge, column by column"
+                    )
                 }
                 if !wasTracked, let key = try db.dialect.generatedKey(db, info) {
                     // One word about the key, below, not two.

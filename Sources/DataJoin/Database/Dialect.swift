@@ -71,6 +71,9 @@ public protocol Dialect: Sendable {
         throws
     /// Makes `key`'s generator hand out ids above `id` from now on, if it would not already.
     func raiseKeyBlock(_ db: Database, _ key: GeneratedKey, above id: Int64) throws
+    /// True when `key`'s generator no longer hands out the ids of `range` that `setUpKeyBlock`
+    /// set up: a sequence replaced or altered, MariaDB's key-block trigger dropped.
+    func keyBlockLost(_ db: Database, _ t: TableInfo, _ key: GeneratedKey, range: ClosedRange<Int64>) throws -> Bool
     /// Warnings for `track`: a key the database generates, a key column that may hold NULL.
     func keyWarnings(_ db: Database, _ t: TableInfo) throws -> [String]
 
@@ -261,6 +264,9 @@ extension Dialect {
     }
 
     public func raiseKeyBlock(_ db: Database, _ key: GeneratedKey, above id: Int64) throws {}
+    public func keyBlockLost(_ db: Database, _ t: TableInfo, _ key: GeneratedKey, range: ClosedRange<Int64>) throws
+        -> Bool
+    { false }
     public func generatorNext(_ db: Database, _ key: GeneratedKey) throws -> Int64? { nil }
 
     /// Names are found as they are spelled.

@@ -68,15 +68,11 @@ extension MariaDBDialect {
         let n = CaptureTriggers.names(t.name)
         var expected = [n.insert, n.update, n.delete]
         // The cascade triggers installed for it (a dropped one left the rows a cascade changed
-        // on this node only, found from outside), and the key block's (ids from the database's
-        // own counter again, the same on every node).
+        // on this node only, found from outside). The key block's is `keyBlockLost`.
         let cascades = Self.cascadeTriggerNames(t.name)
         let installed = try Settings.int(db, Self.cascadeSetting + t.name, range: 0...3) ?? 0
         if installed & 1 != 0 { expected.append(cascades.delete) }
         if installed & 2 != 0 { expected.append(cascades.update) }
-        if try KeyBlocks.current(db) != nil, try !KeyBlocks.optedOut(db, t.name), try generatedKey(db, t) != nil {
-            expected.append(Self.keyBlockTrigger(t.name))
-        }
         var present = Set<String>()
         try db.query(
             """
@@ -91,7 +87,7 @@ extension MariaDBDialect {
         return CaptureTriggerCheck(
             expected: expected, present: present,
             capturingDeletes: [n.delete, n.update, cascades.delete, cascades.update],
-            capturingCascades: [cascades.delete, cascades.update], keyBlock: Self.keyBlockTrigger(t.name))
+            capturingCascades: [cascades.delete, cascades.update])
     }
 
     public func backfill(_ db: Database, _ t: TableInfo) throws -> Int {

@@ -51,6 +51,20 @@ extension MariaDBDialect {
         return try db.scalar("SELECT next_not_cached_value FROM \(try identifier(key.generator))").asInt64
     }
 
+    /// Its trigger dropped: the table's own AUTO_INCREMENT hands out ids again, the same on
+    /// every node (also for a table tracked with `--no-triggers`, found from outside).
+    public func keyBlockLost(_ db: Database, _ t: TableInfo, _ key: GeneratedKey, range: ClosedRange<Int64>) throws
+        -> Bool
+    {
+        try db.scalar(
+            """
+            SELECT count(*) FROM information_schema.TRIGGERS
+            WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME = ? AND EVENT_OBJECT_TABLE = ?
+              AND BINARY EVENT_OBJECT_TABLE = BINARY ?
+            """, [.text(Self.keyBlockTrigger(t.name)), .text(t.name), .text(t.name)]
+        ).asInt64 == 0
+    }
+
     /// The trigger that draws `table`'s new ids from the node's block.
     static func keyBlockTrigger(_ table: String) -> String { CaptureTriggers.generatedName("ds_keyblock_", table) }
 

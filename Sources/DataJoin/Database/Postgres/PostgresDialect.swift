@@ -145,18 +145,23 @@ public struct PostgresDialect: Dialect {
     /// from, as PostgreSQL names it (quoted and schema-qualified).
     public func generatedKey(_ db: Database, _ t: TableInfo) throws -> GeneratedKey? {
         guard t.keyColumns.count == 1, let k = t.keyColumns.first else { return nil }
+        // The column as it is now, not as tracked: a table rebuilt with a SMALLINT key made every
+        // import fail on a block's bounds (22003, found from outside).
+        guard
+            let r = try db.firstRow(
+                """
+                SELECT pg_get_serial_sequence(?, ?), (SELECT (CASE WHEN y.typtype = 'd' THEN y.typbasetype ELSE y.oid END)::regtype::text
+                  FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type y ON y.oid = a.atttypid WHERE a.attrelid = to_regclass(?) AND a.attname = ? AND a.attnum > 0 AND NOT a.attisdropped)
+                """, [.text(t.identifier.quoted), .text(k.name), .text(t.identifier.quoted), .text(k.name)]),
+            let sequence = r.string(0)
+        else { return nil }
         let max: Int64
-        switch k.dataType {
+        switch r.string(1) ?? k.dataType {
         case "smallint": max = Int64(Int16.max)
         case "integer": max = Int64(Int32.max)
         case "bigint": max = Int64.max
         default: return nil
         }
-        guard
-            let sequence = try db.scalar(
-                "SELECT pg_get_serial_sequence(?, ?)", [.text(t.identifier.quoted), .text(k.name)]
-            ).asString
-        else { return nil }
         return GeneratedKey(column: k.name, generator: sequence, maxValue: max)
     }
 
@@ -182,6 +187,15 @@ public struct PostgresDialect: Dialect {
 
     /// `setval` only forward: `pg_sequence_last_value` is NULL before the first `nextval`.
     public var keyBlocksPossible: Bool { true }
+
+    /// A table rebuilt has a sequence of its own again, and one altered by hand other bounds.
+    public func keyBlockLost(_ db: Database, _ t: TableInfo, _ key: GeneratedKey, range: ClosedRange<Int64>) throws
+        -> Bool
+    {
+        let r = try db.firstRow(
+            "SELECT seqmin, seqmax FROM pg_catalog.pg_sequence WHERE seqrelid = to_regclass(?)", [.text(key.generator)])
+        return r?.int(0) != range.lowerBound || r?.int(1) != range.upperBound
+    }
 
     public func raiseKeyBlock(_ db: Database, _ key: GeneratedKey, above id: Int64) throws {
         try db.execute(

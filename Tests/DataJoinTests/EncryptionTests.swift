@@ -96,6 +96,48 @@ final class EncryptionTests: ScenarioTestCase {
             try CLI.ok(["inspect", "--json", paths[0]]).stdout.contains("\"encrypted_to\":[\"b\"],\"decrypted\":false"))
     }
 
+    /// A re-send encrypted to one peer never replaces a file of the same name that another
+    /// peer may still need to read (found from outside: b's file became c's, and b never missed
+    /// it); encrypted to both, or plain, it may.
+    func testAResendNeverTakesAFileFromAPeerThatHasNotReadIt() throws {
+        let a = try TestNode("a", .sqlite, folder: folder)
+        let b = try TestNode("b", .sqlite, folder: folder)
+        let c = try TestNode("c", .sqlite, folder: folder)
+        try trustAll([a, b, c])
+        try a.exec("INSERT INTO sales_order (order_id, description) VALUES ('ord1', 'for b')")
+        let drop = try out("resend")
+        let path =
+            try CLI.ok(["export", "--db", a.url, "--to", drop.path, "--recipient", "b"]).stdout
+            .split(separator: "\n").first.map(String.init) ?? ""
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        let refused = try CLI.run([
+            "export", "--db", a.url, "--to", drop.path, "--resend", "--peer", "c", "--recipient", "c",
+        ])
+        XCTAssertEqual(refused.status, 64, refused.stderr)
+        XCTAssertTrue(
+            refused.stderr.contains(
+                "is already there, encrypted to b; one encrypted to c in its place would take it from b before they read it"
+            ),
+            refused.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), before)
+        try CLI.ok([
+            "export", "--db", a.url, "--to", drop.path, "--resend", "--peer", "c", "--recipient", "c", "--recipient",
+            "b",
+        ])
+        XCTAssertNotEqual(try Data(contentsOf: URL(fileURLWithPath: path)), before)
+        for n in [b, c] {
+            try CLI.ok(["ingest", "--db", n.url, drop.path])
+            XCTAssertEqual(try n.rows(), try a.rows(), n.name)
+        }
+        // Plain, every peer reads it: it may replace one encrypted to some.
+        try CLI.ok(["export", "--db", a.url, "--to", drop.path, "--resend"])
+        XCTAssertFalse(EncryptedFormat.isEncrypted(path: path))
+        // Encrypted to some, it may not replace a plain one.
+        let narrowed = try CLI.run(["export", "--db", a.url, "--to", drop.path, "--resend", "--recipient", "b"])
+        XCTAssertEqual(narrowed.status, 64, narrowed.stderr)
+        XCTAssertTrue(narrowed.stderr.contains("readable by every peer"), narrowed.stderr)
+    }
+
     // MARK: - Tampering
 
     /// A file of several chunks: random values do not compress.

@@ -451,6 +451,42 @@ final class OperatorSafetyTests: XCTestCase {
         XCTAssertTrue(try CLI.ok(["status", "--db", b.url]).stdout.contains("  \(quarantine)/bad2.djb: "))
     }
 
+    /// A `quarantine` that is a link, or a `.reason` name taken by a link, is never followed:
+    /// whoever can write to a shared drop folder could send refused files anywhere (found from
+    /// outside). The file stays where it was, and the run says why.
+    func testQuarantineNeverFollowsALink() throws {
+        let b = try TestNode("qlink", .sqlite, folder: folder, viaCLI: true)
+        let drop = try TestDatabases.subfolder(folder, "linked-drop")
+        let elsewhere = try TestDatabases.subfolder(folder, "elsewhere")
+        let bad = drop.appendingPathComponent("bad.djb")
+        func plant() throws {
+            try Data("not a bundle".utf8).write(to: bad)
+            try FileManager.default.setAttributes(
+                [.modificationDate: Date(timeIntervalSinceNow: -7200)], ofItemAtPath: bad.path)
+        }
+        try plant()
+        try FileManager.default.createSymbolicLink(
+            atPath: drop.appendingPathComponent("quarantine").path, withDestinationPath: elsewhere.path)
+        let r = try CLI.run(["ingest", "--db", b.url, drop.path])
+        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertTrue(r.stderr.contains("is not a folder but a link or a file), left in place"), r.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: bad.path))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: elsewhere.path), [])
+        // A real quarantine folder, with a link planted at the reason's name: another name is taken.
+        try FileManager.default.removeItem(atPath: drop.appendingPathComponent("quarantine").path)
+        let quarantine = try TestDatabases.subfolder(drop, "quarantine")
+        let target = elsewhere.appendingPathComponent("victim")
+        try Data("keep".utf8).write(to: target)
+        try FileManager.default.createSymbolicLink(
+            atPath: quarantine.appendingPathComponent("bad.djb.reason").path, withDestinationPath: target.path)
+        XCTAssertEqual(try CLI.run(["ingest", "--db", b.url, drop.path]).status, 2)
+        XCTAssertEqual(try String(contentsOf: target, encoding: .utf8), "keep")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: quarantine.appendingPathComponent("bad.djb.1").path))
+        XCTAssertTrue(
+            try String(contentsOf: quarantine.appendingPathComponent("bad.djb.1.reason"), encoding: .utf8).contains(
+                "not"))
+    }
+
     /// Rows from before `track` are not exported, and track says so; `track --backfill` sends
     /// them, and nodes that already hold overlapping rows merge them by the usual rules.
     func testTrackSaysWhatItLeavesBehindAndBackfillSendsIt() throws {

@@ -48,6 +48,7 @@ final class BundleWriter {
         recipients: [Recipient] = []
     ) throws {
         finalPath = (folder as NSString).appendingPathComponent(fileName)
+        if header.changeCount > 0 { try Self.refuseNarrowing(finalPath, to: recipients) }
         // The writer's pid in the name: a second export at once writes its own, and does not
         // take this one for a crash's leftover (Exporter.removeStaleTemporaries).
         tempPath = (folder as NSString).appendingPathComponent("." + fileName + ".\(getpid()).tmp")
@@ -239,6 +240,23 @@ final class BundleWriter {
                 "table \(table.prefix(60)) has a name no bundle can carry ('\(name.prefix(40))': at most 128 bytes, no control characters)"
             )
         }
+    }
+
+    /// A file of this name already there is replaced only by one that every node able to read
+    /// it can read: a re-send encrypted to one peer took the file another peer had not read yet,
+    /// and that peer never missed it (found from outside).
+    static func refuseNarrowing(_ path: String, to recipients: [Recipient]) throws {
+        guard !recipients.isEmpty, FileManager.default.fileExists(atPath: path) else { return }
+        let new = Set(recipients.map(\.node))
+        let old = (try? EncryptedBundleFile(path: path)).map { Set($0.header.recipients.map(\.node)) }
+        if let old, old.isSubset(of: new) { return }
+        let readers = old.map { "encrypted to " + $0.sorted().joined(separator: ", ") } ?? "readable by every peer"
+        let losing = old.map { $0.subtracting(new).sorted().joined(separator: ", ") } ?? "every other peer"
+        throw DataJoinError(
+            .usage,
+            "\(path) is already there, \(readers); one encrypted to \(new.sorted().joined(separator: ", ")) in its place "
+                + "would take it from \(losing) before they read it, so nothing was written over it: export into another folder (--to), "
+                + "or encrypt to them too (--recipient for each, or --encrypt)")
     }
 
     /// Writes the trailer, makes the file durable and gives it its final name.

@@ -10,14 +10,28 @@ enum Quarantine {
         let name = (path as NSString).lastPathComponent
         do {
             try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            // Never through a link: whoever can write to a shared drop folder could make one
+            // named `quarantine` send refused files, and their reasons, anywhere (found from outside).
+            var st = stat()
+            guard lstat(dir, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
+                return (
+                    "; could not move it to quarantine (\(dir) is not a folder but a link or a file), left in place",
+                    nil
+                )
+            }
             var dest = (dir as NSString).appendingPathComponent(name)
             var n = 1
-            while fm.fileExists(atPath: dest) {
+            while lstat(dest, &st) == 0 || lstat(dest + ".reason", &st) == 0 {
                 dest = (dir as NSString).appendingPathComponent("\(name).\(n)")
                 n += 1
             }
             try fm.moveItem(atPath: path, toPath: dest)
-            try? Data((reason + "\n").utf8).write(to: URL(fileURLWithPath: dest + ".reason"))
+            let fd = open(dest + ".reason", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
+            if fd >= 0 {
+                let text = Array((reason + "\n").utf8)
+                _ = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                close(fd)
+            }
             return ("; moved to \(dest)", dest)
         } catch {
             return ("; could not move it to quarantine (\(error.localizedDescription)), left in place", nil)

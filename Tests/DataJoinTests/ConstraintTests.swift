@@ -372,6 +372,81 @@ final class ConstraintTests: ScenarioTestCase {
         }
     }
 
+    /// A child inserted on one node while another deleted its parent, never having seen the
+    /// child: the child's origin runs its own cascade when the delete arrives there, and that
+    /// cascade is its change, captured (before, every import's cascades went uncaptured). Where
+    /// the delete arrived first, the child's insert was held by its foreign key for good; the
+    /// parent entered again later released it there only, and the nodes differed for good, with
+    /// nothing held and `check` OK (found from outside). Now the child is gone everywhere (SET
+    /// NULL: unlinked everywhere), also after the parent comes back; through a hub, mixed brands.
+    func testAChildAddedWhereItsParentWasDeletedElsewhereFollowsTheDeleteEverywhere() throws {
+        provokesRefusals = true
+        let schema = """
+            CREATE TABLE hp (id INTEGER NOT NULL PRIMARY KEY, name VARCHAR(20));
+            CREATE TABLE hc (id INTEGER NOT NULL PRIMARY KEY, pid INTEGER,
+              FOREIGN KEY (pid) REFERENCES hp (id) ON DELETE CASCADE);
+            CREATE TABLE hn (id INTEGER NOT NULL PRIMARY KEY, pid INTEGER,
+              FOREIGN KEY (pid) REFERENCES hp (id) ON DELETE SET NULL);
+            """
+        let tables = ["hp", "hc", "hn"]
+        let available = Set(TestDatabases.availableBrands)
+        let fleets: [[Brand]] = [
+            [.sqlite, .sqlite, .sqlite], [.postgres, .mariadb, .sqlite], [.sqlite, .postgres, .mariadb],
+            [.mariadb, .sqlite, .postgres], [.postgres, .postgres, .postgres], [.mariadb, .mariadb, .mariadb],
+        ].filter { Set($0).isSubset(of: available) }
+        for (n, brands) in fleets.enumerated() {
+            TestNode.created.removeAll()
+            let tag = "\(n)\(brands.map(\.rawValue).joined())"
+            let nodes = try brands.enumerated().map { i, brand in
+                try TestNode(
+                    ["hub", "lapa", "lapb"][i] + "\(n)", brand, folder: folder, table: schema, track: tables,
+                    keyBlocks: false)
+            }
+            let (hub, a, b) = (nodes[0], nodes[1], nodes[2])
+            try trustAll(nodes)
+            // b's bundles reach the hub first: there the child's insert finds its parent gone.
+            func sync() throws {
+                for lap in [b, a] {
+                    let out = try bundles("\(lap.name)-\(UUID().uuidString.prefix(6))")
+                    try lap.export(to: out)
+                    try hub.ingest([out.path])
+                }
+                let relay = try bundles("\(hub.name)-\(UUID().uuidString.prefix(6))")
+                _ = try Exporter.export(hub.db, ExportOptions(folder: relay.path, relay: true))
+                for lap in [a, b] { try lap.ingest([relay.path]) }
+            }
+            try hub.exec("INSERT INTO hp VALUES (1, 'first')")
+            try sync()
+            try a.exec("INSERT INTO hc VALUES (10, 1)")
+            try a.exec("INSERT INTO hn VALUES (20, 1)")
+            try b.exec("DELETE FROM hp WHERE id = 1")
+            for round in 0..<2 {
+                try sync()
+                for node in nodes {
+                    XCTAssertEqual(try node.rows("hp"), [], "\(tag) \(round) \(node.name)")
+                    XCTAssertEqual(try node.rows("hc"), [], "\(tag) \(round) \(node.name)")
+                    // a's SET NULL reaches the others one exchange after a applied the delete.
+                    if round == 1 || node === a {
+                        XCTAssertEqual(try node.rows("hn"), [["20", "NULL"]], "\(tag) \(round) \(node.name)")
+                        XCTAssertEqual(
+                            try node.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0),
+                            "\(tag) \(round) \(node.name)")
+                    }
+                }
+            }
+            try hub.exec("INSERT INTO hp VALUES (1, 'again')")
+            try sync()
+            try sync()
+            for node in nodes {
+                for t in tables { XCTAssertEqual(try node.rows(t), try hub.rows(t), "\(tag) \(node.name) \(t)") }
+                XCTAssertEqual(try node.rows("hc"), [], "\(tag) \(node.name)")
+                XCTAssertEqual(
+                    try node.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0), "\(tag) \(node.name)")
+            }
+            try ScenarioTestCase.assertChecked(nodes)
+        }
+    }
+
     /// A parent's key changed under `ON UPDATE CASCADE ON DELETE CASCADE`: captured as a delete
     /// of the old key, an insert of the new one and the children's updates, which PostgreSQL
     /// captures after the parent's. Deleted first here, the old key's own cascade removed the

@@ -234,9 +234,9 @@ final class PipelineTests: ScenarioTestCase {
         let (a, b) = try pair(.sqlite, .postgres)
         // b holds a row that was there before tracking (no version): the synced insert wins.
         try b.db.retryingWrite { _ in
-            try Importer.setApplying(b.db, true)
+            try b.db.setApplying("sales_order")
             try b.exec("INSERT INTO sales_order (order_id, description) VALUES ('k', 'local, never synced')")
-            try Importer.setApplying(b.db, false)
+            try b.db.setApplying(nil)
         }
         try a.exec("INSERT INTO sales_order (order_id, description) VALUES ('k', 'from a')")
         try b.ingest(try a.export(to: try bundles("out")))
@@ -281,7 +281,7 @@ final class PipelineTests: ScenarioTestCase {
         let (a, _) = try pair(.postgres, .sqlite)
         let other = try DatabaseOpener.open(a.url)
         try a.db.write { tx in
-            try Importer.setApplying(tx, true)
+            try tx.setApplying("sales_order")
             try tx.execute("INSERT INTO sales_order (order_id) VALUES ('by-importer')")
             try other.execute("INSERT INTO sales_order (order_id) VALUES ('by-app-meanwhile')")
         }
@@ -295,7 +295,7 @@ final class PipelineTests: ScenarioTestCase {
         do {
             let crashing = try DatabaseOpener.open(a.url)
             try (crashing as! TransactionDriver).beginWrite()
-            try Importer.setApplying(crashing, true)
+            try crashing.setApplying("sales_order")
             try crashing.execute("INSERT INTO sales_order (order_id) VALUES ('by-importer')")
             // The connection goes away without COMMIT, as when the process is killed.
         }

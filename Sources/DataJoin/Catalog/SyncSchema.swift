@@ -4,7 +4,7 @@ import Foundation
 /// (docs/tables.md describes every column).
 enum SyncSchema {
     /// Bumped when the tables change; stored in ds_node.schema_version.
-    static let version = 16
+    static let version = 17
 
     static func ddl(_ dialect: Dialect) -> SQL {
         let id = dialect.autoIdColumn
@@ -222,7 +222,8 @@ enum SyncSchema {
             )\(options);
             CREATE TABLE IF NOT EXISTS ds_apply_state (
                 id BIGINT PRIMARY KEY,
-                applying BIGINT NOT NULL DEFAULT 0
+                applying BIGINT NOT NULL DEFAULT 0,
+                writing \(dialect.keyTextType(255)) NOT NULL DEFAULT ''
             )\(options);
             """
     }
@@ -326,7 +327,13 @@ enum SyncSchema {
                 // tracked them before has no such triggers, and its key changes lost children.
                 _ = try db.dialect.refreshCascadeCapture(db)
             }
-            // SQLite's triggers wrote some reals a unit in the last place off (before 13).
+            if version < 17, try !hasColumn(db, table: "ds_apply_state", column: "writing") {
+                // Which table the importer writes: capture skips only that (docs/capture.md).
+                try db.executeScript(
+                    "ALTER TABLE ds_apply_state ADD COLUMN writing \(db.dialect.keyTextType(255)) NOT NULL DEFAULT ''")
+            }
+            // SQLite's triggers wrote some reals a unit in the last place off (before 13); before
+            // 17 every brand's capture skipped all of an import's writes, cascades too.
             try db.dialect.upgradeCapture(db, from: Int(version))
             if version < 16 {
                 // Which tables have capture DataJoin installed, so that losing it is drift (a

@@ -109,8 +109,13 @@ public protocol Dialect: Sendable {
     func capturedValue(_ text: String?, kind: ValueKind) -> Value
     /// The same, where the column's declared type says more than its kind (MariaDB's FLOAT).
     func capturedValue(_ text: String?, column: ColumnInfo?) -> Value
-    /// Switches capture off for the rest of this transaction only (the importer's own writes).
-    func setApplying(_ db: Database, _ on: Bool) throws
+    /// Tells capture, for the rest of this transaction only, which writes are the importer's
+    /// own: nil, none (not importing); "", none yet (importing); a table's name, the importer's
+    /// statements on that table from now on. Capture skips exactly those. What the database
+    /// does in consequence on other tables (a foreign key's `ON DELETE CASCADE` or `SET NULL`)
+    /// is this node's own change, captured: the rows it reached may be ones the deleting node
+    /// never saw (docs/conflict-rules.md, "Cascades at the target").
+    func setApplying(_ db: Database, _ table: String?) throws
     /// Foreign keys checked at the end of the transaction (`on`), or at once again.
     func deferForeignKeys(_ db: Database, _ on: Bool) throws
 

@@ -5,6 +5,7 @@ import Foundation
 /// back. `--dry-run` uses it, so a dry run takes exactly the paths a real run takes.
 public final class DryRunDatabase: Database, TransactionDriver {
     var transactionDepth = 0
+    var applying = ApplyingState.unknown
     let inner: Database
     private var depth = 0
     private var counter = 0

@@ -11,6 +11,14 @@ protocol TransactionDriver: AnyObject {
     func rollbackTransaction() throws
     /// How many `write`/`read` calls are open on this connection (savepoints above 1).
     var transactionDepth: Int { get set }
+    /// What `setApplying` last told capture in this transaction, while known (a rollback to a
+    /// savepoint may undo it).
+    var applying: ApplyingState { get set }
+}
+
+enum ApplyingState: Equatable {
+    case unknown
+    case told(String?)
 }
 
 /// A transaction that failed after its body succeeded: the commit (or the rollback after a
@@ -62,7 +70,11 @@ extension Database {
     {
         try begin()
         d.transactionDepth = 1
-        defer { d.transactionDepth = 0 }
+        d.applying = .unknown
+        defer {
+            d.transactionDepth = 0
+            d.applying = .unknown
+        }
         let result: T
         do {
             result = try body(self)
@@ -88,6 +100,7 @@ extension Database {
         do {
             result = try body(self)
         } catch {
+            d.applying = .unknown
             do {
                 try executeScript("ROLLBACK TO SAVEPOINT \(name)")
                 try executeScript("RELEASE SAVEPOINT \(name)")
@@ -103,6 +116,15 @@ extension Database {
             throw TransactionError(step: .commit, underlying: error)
         }
         return result
+    }
+
+    /// `Dialect.setApplying`, told again only when it changes (once per table a batch writes,
+    /// not per row).
+    func setApplying(_ table: String?) throws {
+        guard let d = self as? TransactionDriver else { return try dialect.setApplying(self, table) }
+        if d.applying == .told(table) { return }
+        try dialect.setApplying(self, table)
+        d.applying = .told(table)
     }
 
     /// Runs `body` again when it fails with an error the database says is worth retrying (a

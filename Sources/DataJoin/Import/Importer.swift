@@ -575,7 +575,7 @@ public enum Importer {
     }
 
     /// Switches capture off for this transaction only: a crash rolls the switch back with it.
-    static func setApplying(_ db: Database, _ on: Bool) throws { try db.dialect.setApplying(db, on) }
+    static func setApplying(_ db: Database, _ on: Bool) throws { try db.setApplying(on ? "" : nil) }
 }
 
 /// How a bundle is written.

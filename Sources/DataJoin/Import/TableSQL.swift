@@ -18,6 +18,10 @@ final class TableSQL {
         selectSQL = "SELECT \(table.columns.map(\.identifier)) FROM \(name) WHERE \(keyWhere)"
     }
 
+    /// Capture skips the importer's own statements on this table, and only those: a cascade
+    /// they cause on another table is this node's change (`Dialect.setApplying`).
+    private func writing() throws { try db.setApplying(table.name) }
+
     /// Whether the row is here, without reading its values.
     func exists(_ key: [Value]) throws -> Bool {
         try db.firstRow("SELECT 1 FROM \(name) WHERE \(keyWhere)", key) != nil
@@ -40,6 +44,7 @@ final class TableSQL {
     /// fires on any unique index, and overwrote another row holding the same unique value
     /// (found from outside); a plain insert is refused, and the change is held.
     func insert(_ key: [Value], _ columns: [Change.ColumnValue]) throws {
+        try writing()
         var names = table.keyColumns.map(\.name)
         var values = key
         for c in columns where !names.contains(c.name) {
@@ -67,6 +72,7 @@ final class TableSQL {
     }
 
     func update(_ key: [Value], _ columns: [Change.ColumnValue]) throws {
+        try writing()
         guard !columns.isEmpty else { return }
         let set = columns.map { "\(Identifier($0.name)) = ?" as SQL }.joined(separator: ", ")
         try db.execute("UPDATE \(name) SET \(set) WHERE \(keyWhere)", columns.map(\.value) + key)
@@ -93,6 +99,8 @@ final class TableSQL {
     }
 
     func deleteMany(_ keys: [[Value]]) throws {
+        guard !keys.isEmpty else { return }
+        try writing()
         var start = 0
         for n in MultiRow.pieces(keys.count, max: MultiRow.rowsPerStatement(table.keyColumns.count)) {
             let slice = keys[start..<start + n]
@@ -103,6 +111,8 @@ final class TableSQL {
 
     /// Inserts rows, or sets `names` of those that exist. `fresh`: none of them exists.
     func upsertMany(_ names: [String], _ rows: [([Value], [Value])], fresh: Bool = false) throws {
+        guard !rows.isEmpty else { return }
+        try writing()
         let keyNames = table.keyColumns.map(\.name)
         let valueNames = names.filter { !keyNames.contains($0) }
         let valueIndexes = valueNames.map { n in names.firstIndex(of: n)! }
@@ -121,7 +131,8 @@ final class TableSQL {
     func updateMany(_ names: [String], _ rows: [([Value], [Value])]) throws {
         let keyNames = table.keyColumns.map(\.name)
         let valueNames = names.filter { !keyNames.contains($0) }
-        guard !valueNames.isEmpty else { return }
+        guard !valueNames.isEmpty, !rows.isEmpty else { return }
+        try writing()
         let valueIndexes = valueNames.map { n in names.firstIndex(of: n)! }
         let all = (keyNames + valueNames).map(Identifier.init)
         let set = valueNames.map(Identifier.init).map { (column: "\($0)" as SQL, expression: $0.qualified(by: "v")) }
@@ -141,6 +152,7 @@ final class TableSQL {
     }
 
     func delete(_ key: [Value]) throws {
+        try writing()
         try db.execute("DELETE FROM \(name) WHERE \(keyWhere)", key)
     }
 }

@@ -64,6 +64,12 @@ extension MariaDBDialect {
         ).asInt64 == 2
     }
 
+    /// Before 17 every trigger skipped all of an import's writes, its cascades too: written again.
+    public func upgradeCapture(_ db: Database, from version: Int) throws {
+        guard version < 17 else { return }
+        _ = try refreshCascadeCapture(db)
+    }
+
     public func missingCaptureTriggers(_ db: Database, _ t: TableInfo) throws -> CaptureTriggerCheck {
         let n = CaptureTriggers.names(t.name)
         var expected = [n.insert, n.update, n.delete]
@@ -174,7 +180,9 @@ extension MariaDBDialect {
             separator: " AND ")
         let n = CaptureTriggers.names(t.name)
         let table = db.quote(t.name)
-        let capturing = "@datajoin_applying IS NULL"
+        // Not the importer's own statement on this table (`Dialect.setApplying`).
+        let capturing =
+            "(@datajoin_applying IS NULL OR BINARY @datajoin_applying <> BINARY \(CaptureTriggers.literal(t.name)))"
         let keySame = t.keyColumns.map { same(db, $0) }.joined(separator: " AND ")
         // MariaDB runs AFTER UPDATE also for a row that `UPDATE IGNORE` skipped (a duplicate or
         // a foreign key refused it): a key change that never happened reached peers as a delete
@@ -210,8 +218,8 @@ extension MariaDBDialect {
             """
             CREATE OR REPLACE TRIGGER \(db.quote(n.delete)) AFTER DELETE ON \(table) FOR EACH ROW
             BEGIN
+              \(flushCascade(db, t))
               IF \(capturing) THEN
-                \(flushCascade(db, t))
                 \(insert) (\(deleteValues(db, t, "OLD")));
               END IF;
             END
@@ -221,18 +229,19 @@ extension MariaDBDialect {
             CREATE OR REPLACE TRIGGER \(db.quote(n.update)) AFTER UPDATE ON \(table) FOR EACH ROW
             BEGIN
               DECLARE ds_happened BOOLEAN DEFAULT TRUE;
-              IF \(capturing) THEN
-                -- Looked up only for a key change or a cascade (it doubled an ordinary update's cost).
-                IF @datajoin_cascade_pending IS NOT NULL OR NOT (\(refusable)) THEN
-                  SET ds_happened = \(happened);
-                END IF;
-                \(flushCascade(db, t, happened: "ds_happened"))
-                IF ds_happened THEN
+              DECLARE ds_capturing BOOLEAN DEFAULT \(capturing);
+              -- Looked up only for a key change or a cascade (it doubled an ordinary update's cost).
+              IF @datajoin_cascade_pending IS NOT NULL OR (ds_capturing AND NOT (\(refusable))) THEN
+                SET ds_happened = \(happened);
+              END IF;
+              -- A cascade is captured also when the importer wrote this row: it may reach rows
+              -- the origin never saw.
+              \(flushCascade(db, t, happened: "ds_happened"))
+              IF ds_capturing AND ds_happened THEN
                 IF NOT (\(keySame)) THEN
                   \(insert) (\(deleteValues(db, t, "OLD")));
                   \(insert) (\(insertValues(db, t, "NEW")));
             \(updates.isEmpty ? "" : "    ELSE\n" + updates)
-                END IF;
                 END IF;
               END IF;
             END

@@ -392,7 +392,9 @@ extension MariaDBDialect {
             try db.executeScript("DROP TRIGGER IF EXISTS \(Identifier(name))")
             return
         }
-        let condition = "@datajoin_applying IS NULL" + (`guard`.map { " AND (\($0))" } ?? "")
+        // Also while importing: the rows a cascade reaches are never the importer's own writes,
+        // and may be rows the deleting node never saw (docs/conflict-rules.md).
+        let condition = `guard`.map { "(\($0))" } ?? "TRUE"
         // Into a session's temporary table, moved to the outbox by the row's AFTER trigger: MariaDB
         // runs a BEFORE trigger also for a row that `DELETE IGNORE` or `UPDATE IGNORE` then skips
         // (its children were sent as deleted, found from outside).

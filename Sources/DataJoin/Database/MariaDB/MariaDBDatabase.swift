@@ -5,6 +5,7 @@ import Foundation
 /// prepared statement (values bound, never in the text), prepared once per connection.
 public final class MariaDBDatabase: Database, TransactionDriver {
     var transactionDepth = 0
+    var applying = ApplyingState.unknown
     public let dialect: Dialect = MariaDBDialect()
     public let displayName: String
     let handle: UnsafeMutablePointer<MYSQL>

@@ -268,8 +268,12 @@ public struct MariaDBDialect: Dialect {
     }
 
     /// A session variable the triggers read; commit and rollback clear it (MariaDBDatabase).
-    public func setApplying(_ db: Database, _ on: Bool) throws {
-        try db.executeScript(on ? "SET @datajoin_applying = 1" : "SET @datajoin_applying = NULL")
+    public func setApplying(_ db: Database, _ table: String?) throws {
+        if let table {
+            try db.execute("SET @datajoin_applying = ?", [.text(table)])
+        } else {
+            try db.executeScript("SET @datajoin_applying = NULL")
+        }
     }
 
     /// InnoDB checks a foreign key at each statement and cannot defer it: the importer writes

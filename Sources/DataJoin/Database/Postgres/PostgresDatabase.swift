@@ -5,6 +5,7 @@ import Foundation
 /// parameters travel as text (blobs as binary), results are typed from their column OIDs.
 public final class PostgresDatabase: Database, TransactionDriver {
     var transactionDepth = 0
+    var applying = ApplyingState.unknown
     public let dialect: Dialect = PostgresDialect()
     public let displayName: String
     let conn: OpaquePointer

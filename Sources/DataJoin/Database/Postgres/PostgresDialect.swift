@@ -293,8 +293,9 @@ public struct PostgresDialect: Dialect {
     }
 
     /// A transaction-local setting the triggers read: gone at commit or rollback.
-    public func setApplying(_ db: Database, _ on: Bool) throws {
-        try db.execute("SELECT set_config('datajoin.applying', ?, true)", [.text(on ? "on" : "off")])
+    public func setApplying(_ db: Database, _ table: String?) throws {
+        // No table is named "": the empty value matches no trigger's own name.
+        try db.execute("SELECT set_config('datajoin.applying', ?, true)", [.text(table ?? "")])
     }
 
     /// Only DEFERRABLE constraints defer; IMMEDIATE at the end checks them here, not at COMMIT.

@@ -10,9 +10,14 @@ extension SQLiteDialect {
     /// Before schema version 13 the triggers wrote some reals a unit in the last place off;
     /// before 15 they wrote an insert's row as an object of name/value pairs (slower).
     public func upgradeCapture(_ db: Database, from version: Int) throws {
-        guard version < 15 else { return }
-        // Tracked tables only: the registry keeps the columns of untracked ones too.
-        for t in try CaptureTriggers.trackedAndPresent(db) { try installCapture(db, t) }
+        guard version < 17 else { return }
+        // Tracked tables only: the registry keeps the columns of untracked ones too. Only those
+        // with every trigger in place: one tracked with --no-triggers has its application write
+        // its outbox rows (triggers would capture each write twice), and a lost trigger stays
+        // drift, for `track` to say what it missed.
+        for t in try CaptureTriggers.trackedAndPresent(db) where try missingCaptureTriggers(db, t).missing.isEmpty {
+            try installCapture(db, t)
+        }
     }
 
     public func removeCapture(_ db: Database, table: String) throws {
@@ -130,7 +135,9 @@ extension SQLiteDialect {
         let lit = CaptureTriggers.literal(t.name)
         let pkNames = CaptureTriggers.literal(KeyNames.encode(t.keyColumns.map(\.name)))
         let ms = sqliteNowMs
-        let notApplying = "(SELECT applying FROM ds_apply_state WHERE id = 1) = 0"
+        // Not the importer's own statement on this table; a cascade its statement on another
+        // table causes here is this node's change (`Dialect.setApplying`).
+        let notApplying = "(SELECT writing FROM ds_apply_state WHERE id = 1) <> \(lit)"
         func key(_ rec: String) -> String { sqliteKey(db, t, rec) }
         func row(_ rec: String) -> String { sqliteRow(db, t, rec) }
         let names = sqliteNames(t)

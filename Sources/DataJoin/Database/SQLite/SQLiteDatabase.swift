@@ -13,6 +13,7 @@ public final class SQLiteDatabase: Database, TransactionDriver {
     }
 
     var transactionDepth = 0
+    var applying = ApplyingState.unknown
     public let dialect: Dialect = SQLiteDialect()
     public let path: String
     let handle: OpaquePointer

@@ -243,8 +243,10 @@ public struct SQLiteDialect: Dialect {
     }
 
     /// A row of ds_apply_state that the triggers read: rolled back with the transaction.
-    public func setApplying(_ db: Database, _ on: Bool) throws {
-        try db.execute("UPDATE ds_apply_state SET applying = ? WHERE id = 1", [.integer(on ? 1 : 0)])
+    public func setApplying(_ db: Database, _ table: String?) throws {
+        try db.execute(
+            "UPDATE ds_apply_state SET applying = ?, writing = ? WHERE id = 1",
+            [.integer(table == nil ? 0 : 1), .text(table ?? "")])
     }
 
     /// Resets itself at commit; a violation makes COMMIT fail.

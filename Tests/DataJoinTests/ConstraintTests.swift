@@ -447,6 +447,41 @@ final class ConstraintTests: ScenarioTestCase {
         }
     }
 
+    /// A PostgreSQL parent's key changed two levels deep: the child's key holds the parent's, so
+    /// the child's change is a delete and an insert, and the grandchild's an update. The parent's
+    /// delete, applied first, cascaded through the child to the grandchild, whose update then
+    /// found nothing; since schema 17 that cascade was captured, and the grandchild went from
+    /// the origin too (found from outside). The delete now waits for every change of its
+    /// transaction below it, children's deletes go first, and the target sends nothing back.
+    func testAKeyChangeTwoLevelsDeepKeepsTheGrandchildAndSendsNothingBack() throws {
+        guard TestDatabases.availableBrands.contains(.postgres) else { throw XCTSkip("needs PostgreSQL") }
+        provokesRefusals = true
+        let schema = """
+            CREATE TABLE tp (id INTEGER NOT NULL PRIMARY KEY, v VARCHAR(20));
+            CREATE TABLE tk (pid INTEGER NOT NULL, n INTEGER NOT NULL, v VARCHAR(20), PRIMARY KEY (pid, n),
+              FOREIGN KEY (pid) REFERENCES tp (id) ON UPDATE CASCADE ON DELETE CASCADE);
+            CREATE TABLE tg (id INTEGER NOT NULL PRIMARY KEY, pid INTEGER, n INTEGER,
+              FOREIGN KEY (pid, n) REFERENCES tk (pid, n) ON UPDATE CASCADE ON DELETE CASCADE);
+            """
+        let tables = ["tp", "tk", "tg"]
+        for target in TestDatabases.availableBrands {
+            let (a, b) = try pair("t2\(target)", .postgres, target, schema: schema, tables: tables)
+            try a.exec("INSERT INTO tp VALUES (1, 'p')")
+            try a.exec("INSERT INTO tk VALUES (1, 1, 'k')")
+            try a.exec("INSERT INTO tg VALUES (7, 1, 1)")
+            _ = try sync(a, b)
+            try a.exec("UPDATE tp SET id = 2 WHERE id = 1")
+            XCTAssertEqual(try a.rows("tg"), [["7", "2", "1"]])
+            _ = try sync(a, b)
+            for t in tables { XCTAssertEqual(try b.rows(t), try a.rows(t), "\(target) \(t)") }
+            XCTAssertEqual(
+                try b.db.scalar("SELECT count(*) FROM ds_change_outbox"), .integer(0), "\(target): sent back")
+            XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0), "\(target)")
+            _ = try sync(b, a)
+            XCTAssertEqual(try a.rows("tg"), [["7", "2", "1"]], "\(target)")
+        }
+    }
+
     /// A parent's key changed under `ON UPDATE CASCADE ON DELETE CASCADE`: captured as a delete
     /// of the old key, an insert of the new one and the children's updates, which PostgreSQL
     /// captures after the parent's. Deleted first here, the old key's own cascade removed the

@@ -132,10 +132,17 @@ final class EncryptionTests: ScenarioTestCase {
         // Plain, every peer reads it: it may replace one encrypted to some.
         try CLI.ok(["export", "--db", a.url, "--to", drop.path, "--resend"])
         XCTAssertFalse(EncryptedFormat.isEncrypted(path: path))
-        // Encrypted to some, it may not replace a plain one.
+        // Encrypted to some, it may not replace a plain one; to every peer, it may.
         let narrowed = try CLI.run(["export", "--db", a.url, "--to", drop.path, "--resend", "--recipient", "b"])
         XCTAssertEqual(narrowed.status, 64, narrowed.stderr)
-        XCTAssertTrue(narrowed.stderr.contains("readable by every peer"), narrowed.stderr)
+        XCTAssertTrue(
+            narrowed.stderr.contains("readable by every peer; one encrypted to b in its place would take it from c"),
+            narrowed.stderr)
+        try CLI.ok(["export", "--db", a.url, "--to", drop.path, "--resend", "--encrypt"])
+        XCTAssertTrue(EncryptedFormat.isEncrypted(path: path))
+        // A reader no longer trusted loses nothing it may read.
+        try CLI.ok(["trust", "--db", a.url, "--revoke", "c"])
+        try CLI.ok(["export", "--db", a.url, "--to", drop.path, "--resend", "--recipient", "b"])
     }
 
     // MARK: - Tampering

@@ -45,10 +45,10 @@ final class BundleWriter {
 
     init(
         folder: String, fileName: String, header: BundleHeader, signingKey: Curve25519.Signing.PrivateKey,
-        recipients: [Recipient] = []
+        recipients: [Recipient] = [], peers: Set<String> = []
     ) throws {
         finalPath = (folder as NSString).appendingPathComponent(fileName)
-        if header.changeCount > 0 { try Self.refuseNarrowing(finalPath, to: recipients) }
+        if header.changeCount > 0 { try Self.refuseNarrowing(finalPath, to: recipients, peers: peers) }
         // The writer's pid in the name: a second export at once writes its own, and does not
         // take this one for a crash's leftover (Exporter.removeStaleTemporaries).
         tempPath = (folder as NSString).appendingPathComponent("." + fileName + ".\(getpid()).tmp")
@@ -245,13 +245,16 @@ final class BundleWriter {
     /// A file of this name already there is replaced only by one that every node able to read
     /// it can read: a re-send encrypted to one peer took the file another peer had not read yet,
     /// and that peer never missed it (found from outside).
-    static func refuseNarrowing(_ path: String, to recipients: [Recipient]) throws {
+    /// `peers`: every trusted peer (the readers of a plain file); a reader no longer trusted
+    /// loses nothing it may still read.
+    static func refuseNarrowing(_ path: String, to recipients: [Recipient], peers: Set<String>) throws {
         guard !recipients.isEmpty, FileManager.default.fileExists(atPath: path) else { return }
         let new = Set(recipients.map(\.node))
         let old = (try? EncryptedBundleFile(path: path)).map { Set($0.header.recipients.map(\.node)) }
-        if let old, old.isSubset(of: new) { return }
+        let lost = (old ?? peers).subtracting(new).intersection(peers)
+        if lost.isEmpty { return }
         let readers = old.map { "encrypted to " + $0.sorted().joined(separator: ", ") } ?? "readable by every peer"
-        let losing = old.map { $0.subtracting(new).sorted().joined(separator: ", ") } ?? "every other peer"
+        let losing = lost.sorted().joined(separator: ", ")
         throw DataJoinError(
             .usage,
             "\(path) is already there, \(readers); one encrypted to \(new.sorted().joined(separator: ", ")) in its place "

@@ -86,6 +86,20 @@ enum CaptureTriggers {
         }
     }
 
+    /// The capture triggers of an older version written again (SQLite and PostgreSQL). Before
+    /// 15 every tracked table's (their form changed); from 15 on, only tables with every trigger
+    /// in place: not one tracked with --no-triggers (its application writes its outbox rows, and
+    /// triggers would capture each write twice), and a lost trigger stays drift, for `track` to
+    /// say what it missed. A table left so keeps triggers that skip every write of an import,
+    /// as before 17 (`Dialect.setApplying` still tells them).
+    static func rewriteOnUpgrade(_ db: Database, from version: Int) throws {
+        guard version < 17 else { return }
+        for t in try trackedAndPresent(db)
+        where try version < 15 || db.dialect.missingCaptureTriggers(db, t).missing.isEmpty {
+            try db.dialect.installCapture(db, t)
+        }
+    }
+
     /// `track --backfill`: every row the table holds now, captured as an insert in the form the
     /// insert trigger writes, so peers receive rows that were there before tracking (docs/capture.md).
     static func backfill(_ db: Database, _ t: TableInfo) throws -> Int { try db.dialect.backfill(db, t) }

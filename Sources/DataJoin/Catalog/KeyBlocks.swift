@@ -24,6 +24,12 @@ public enum KeyBlocks {
     /// The block new ids come from: the last one added.
     public static func current(_ db: Database) throws -> Int64? { try blocks(db).last }
 
+    /// The same, without loading the node first: for a caller that has (once per command, not
+    /// per table), and for the schema upgrade itself, which loading would start again.
+    static func latest(_ db: Database) throws -> Int64? {
+        try db.scalar("SELECT block FROM ds_key_block ORDER BY added_at DESC, block DESC LIMIT 1").asInt64
+    }
+
     static let authoritySetting = "key_block_authority"
     static let nextSetting = "key_block_next"
 
@@ -194,7 +200,7 @@ public enum KeyBlocks {
 
     /// `t`'s generated key should draw from this node's key block and does not.
     static func lost(_ db: Database, _ t: TableInfo) throws -> Bool {
-        guard let b = try current(db), try !optedOut(db, t.name), let key = try db.dialect.generatedKey(db, t) else {
+        guard let b = try latest(db), try !optedOut(db, t.name), let key = try db.dialect.generatedKey(db, t) else {
             return false
         }
         return try db.dialect.keyBlockLost(db, t, key, range: range(b))

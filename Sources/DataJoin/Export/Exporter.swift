@@ -93,7 +93,11 @@ public enum Exporter {
         let ctx = Context(
             db: db, me: me, key: try NodeIdentity.signingKey(db, node: me.nodeId), folder: options.folder,
             tables: tables, receipts: try Holdings.receipts(db, me: me),
-            relayReceipts: try RelayStream.heldReceipts(db), reporter: reporter, recipients: recipients)
+            relayReceipts: try RelayStream.heldReceipts(db), reporter: reporter, recipients: recipients,
+            peers: Set(
+                try db.rows(
+                    "SELECT node_id FROM ds_trusted_key WHERE revoked_at IS NULL AND node_id <> ?", [.text(me.nodeId)]
+                ).compactMap { $0.string(0) }))
         var written: [ExportedBundle] = []
         let pointer = try ProgramPointer.get(db, Program.export)
         let from =
@@ -137,6 +141,8 @@ public enum Exporter {
         let reporter: Reporter
         /// Empty: plain bundles (format v1).
         var recipients: [Recipient] = []
+        /// Every trusted peer a bundle can be encrypted to: the readers a plain file has.
+        var peers: Set<String> = []
     }
 
     /// A crash mid-write leaves `.<name>.<pid>.tmp`; it was never renamed, so nothing refers to
@@ -464,7 +470,8 @@ public enum Exporter {
             changeCount: count, receipts: ctx.receipts, publicKey: ctx.me.publicKey, relaySpan: span,
             relayReceipts: ctx.relayReceipts)
         let writer = try BundleWriter(
-            folder: ctx.folder, fileName: name, header: header, signingKey: ctx.key, recipients: ctx.recipients)
+            folder: ctx.folder, fileName: name, header: header, signingKey: ctx.key, recipients: ctx.recipients,
+            peers: ctx.peers)
         try ctx.db.read { _ in
             try produce { change in try writer.add(change, table: ctx.tables[change.table]) }
         }

@@ -221,7 +221,9 @@ struct CascadeWait {
         }
         // SQLite and MariaDB origins have no transaction id (0), and capture cascades first.
         if c.txid != 0,
-            let last = try late.lastMove(db, after: c, of: foreignKeyColumns(of: c.table), notAppliedAfter: after)
+            let last = try late.lastMove(
+                db, after: c, of: foreignKeyColumns(of: c.table), below: Set(descendants(of: c.table)),
+                notAppliedAfter: after)
         {
             return .after(last)
         }
@@ -356,7 +358,15 @@ private final class LateRows {
     /// The inbox id of the last update of a foreign-key column in `columns` (table → columns) in
     /// `c`'s transaction, after `c`, not applied yet (after inbox id `notAppliedAfter`). A transaction's seqs follow
     /// each other (the stamper stamps it whole).
-    func lastMove(_ db: Database, after c: Change, of columns: [String: Set<String>], notAppliedAfter: Int64) throws
+    /// `below`: the tables a cascade from `c`'s table reaches. Any change of its transaction on
+    /// them counts too, not only an update of a referencing column: a parent's key change two
+    /// levels deep is a delete and an insert of the child (its key holds the parent's), and the
+    /// parent's delete, applied first, cascaded through it to the grandchild, whose move then
+    /// found nothing (found from outside; since schema 17 that cascade is captured, and the loss
+    /// went back to the origin).
+    func lastMove(
+        _ db: Database, after c: Change, of columns: [String: Set<String>], below: Set<String>, notAppliedAfter: Int64
+    ) throws
         -> Int64?
     {
         let key = c.origin + "\u{0}" + c.epoch + "\u{0}" + String(c.txid) + "\u{0}" + c.table
@@ -386,6 +396,8 @@ private final class LateRows {
                         var column: String?
                         if case .blob(let b) = r.values[5] { column = try Change.decodePayload(b).0.first?.name }
                         rows.append((s, r.int(1) ?? 0, t, column))
+                    } else if let t = r.string(4), below.contains(t) {
+                        rows.append((s, r.int(1) ?? 0, t, nil))
                     }
                 }
                 if n < 1000 { done = true }

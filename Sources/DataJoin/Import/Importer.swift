@@ -327,7 +327,14 @@ public enum Importer {
         // (`CascadeWait`), applied once the loop has passed them.
         var postponed: [PostponedDelete] = []
         func applyPostponed(through id: Int64, final: Bool) throws {
-            let due = postponed.filter { final || $0.after <= id }
+            // Children's deletes before their parents' (`order` lists parents first): a parent's
+            // delete due with its child's would cascade to the child, and that cascade would go
+            // out as this node's change too.
+            let rank = Dictionary(order.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+            let due = postponed.enumerated().filter { final || $0.element.after <= id }.sorted {
+                let (a, b) = (rank[$0.element.change.table] ?? 0, rank[$1.element.change.table] ?? 0)
+                return a != b ? a > b : $0.offset < $1.offset
+            }.map(\.element)
             guard !due.isEmpty else { return }
             postponed.removeAll { final || $0.after <= id }
             for p in due {

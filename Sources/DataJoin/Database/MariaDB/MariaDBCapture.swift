@@ -64,10 +64,17 @@ extension MariaDBDialect {
         ).asInt64 == 2
     }
 
-    /// Before 17 every trigger skipped all of an import's writes, its cascades too: written again.
+    /// Before 17 every trigger skipped all of an import's writes, its cascades too: written again,
+    /// and the key-block triggers, which took no block id for an application trigger's insert
+    /// during an import.
     public func upgradeCapture(_ db: Database, from version: Int) throws {
         guard version < 17 else { return }
         _ = try refreshCascadeCapture(db)
+        guard try KeyBlocks.latest(db) != nil else { return }
+        for t in try KeyBlocks.blockedTables(db) {
+            guard let key = try generatedKey(db, t), try !keyBlockLost(db, t, key, range: 0...0) else { continue }
+            try installKeyBlockTrigger(db, t, key)
+        }
     }
 
     public func missingCaptureTriggers(_ db: Database, _ t: TableInfo) throws -> CaptureTriggerCheck {
@@ -181,8 +188,7 @@ extension MariaDBDialect {
         let n = CaptureTriggers.names(t.name)
         let table = db.quote(t.name)
         // Not the importer's own statement on this table (`Dialect.setApplying`).
-        let capturing =
-            "(@datajoin_applying IS NULL OR BINARY @datajoin_applying <> BINARY \(CaptureTriggers.literal(t.name)))"
+        let capturing = notImporting(t.name)
         let keySame = t.keyColumns.map { same(db, $0) }.joined(separator: " AND ")
         // MariaDB runs AFTER UPDATE also for a row that `UPDATE IGNORE` skipped (a duplicate or
         // a foreign key refused it): a key change that never happened reached peers as a delete

@@ -65,6 +65,12 @@ extension MariaDBDialect {
         ).asInt64 == 0
     }
 
+    /// Not the importer's own statement on `table` (`Dialect.setApplying`): what an import
+    /// causes there (an application's trigger) is this node's, and draws its ids from the block.
+    static func notImporting(_ table: String) -> String {
+        "(@datajoin_applying IS NULL OR BINARY @datajoin_applying <> BINARY \(CaptureTriggers.literal(table)))"
+    }
+
     /// The trigger that draws `table`'s new ids from the node's block.
     static func keyBlockTrigger(_ table: String) -> String { CaptureTriggers.generatedName("ds_keyblock_", table) }
 
@@ -72,14 +78,20 @@ extension MariaDBDialect {
         _ db: Database, _ t: TableInfo, _ key: GeneratedKey, range: ClosedRange<Int64>, next: Int64
     ) throws {
         let sequence = try identifier(key.generator)
-        let trigger = try identifier(Self.keyBlockTrigger(t.name))
-        let column = Identifier(key.column)
         // DDL takes no parameters: the numbers are written. Each statement commits on MariaDB.
         try db.executeScript(
             """
             CREATE OR REPLACE SEQUENCE \(sequence) START WITH \(literal: next) MINVALUE \(literal: range.lowerBound) \
             MAXVALUE \(literal: range.upperBound) INCREMENT BY 1 CACHE 100 NOCYCLE
             """)
+        try installKeyBlockTrigger(db, t, key)
+    }
+
+    /// The trigger alone, its sequence as it is: also what the upgrade to 17 writes again.
+    func installKeyBlockTrigger(_ db: Database, _ t: TableInfo, _ key: GeneratedKey) throws {
+        let sequence = try identifier(key.generator)
+        let trigger = try identifier(Self.keyBlockTrigger(t.name))
+        let column = Identifier(key.column)
         // Replaced in place: each statement commits on MariaDB, and an insert between a drop
         // and its create took an id from the table's own counter (found in review). One of the
         // same name on another table (renamed away) cannot be replaced from here: dropped.
@@ -95,7 +107,7 @@ extension MariaDBDialect {
             """
             CREATE OR REPLACE TRIGGER \(trigger) BEFORE INSERT ON \(t.identifier) FOR EACH ROW
             SET NEW.\(column) = IF(
-              (NEW.\(column) IS NULL OR NEW.\(column) = 0) AND @datajoin_applying IS NULL,
+              (NEW.\(column) IS NULL OR NEW.\(column) = 0) AND \(raw: Self.notImporting(t.name)),
               NEXT VALUE FOR \(sequence), NEW.\(column))
             """)
     }

@@ -18,12 +18,7 @@ extension PostgresDialect {
     /// DateStyle, TimeZone and float digits; before 15 they read the clock, the user and the
     /// transaction id once per captured row.
     public func upgradeCapture(_ db: Database, from version: Int) throws {
-        guard version < 17 else { return }
-        // Only tables with every trigger in place: not one tracked with --no-triggers (its
-        // application writes its outbox rows), and a lost trigger stays drift.
-        for t in try CaptureTriggers.trackedAndPresent(db) where try missingCaptureTriggers(db, t).missing.isEmpty {
-            try installCapture(db, t)
-        }
+        try CaptureTriggers.rewriteOnUpgrade(db, from: version)
     }
 
     public func installCapture(_ db: Database, _ t: TableInfo) throws {
@@ -267,9 +262,10 @@ extension PostgresDialect {
         let keyOld = t.keyColumns.map { "OLD.\(db.quote($0.name))" }.joined(separator: ", ")
         let f = CaptureTriggers.statementFunctions(t.name)
         // The importer's own statement on this table; a cascade it causes here from another table
-        // is this node's change (`Dialect.setApplying`).
+        // is this node's change (`Dialect.setApplying`). One within this table (a self-reference)
+        // joins the statement's own transition table, and is skipped with it.
         let skip =
-            "IF current_setting('datajoin.applying', true) = \(CaptureTriggers.literal(t.name)) THEN RETURN NULL; END IF;"
+            "IF current_setting('datajoin.writing', true) = \(CaptureTriggers.literal(t.name)) THEN RETURN NULL; END IF;"
         let (settle, restore) = (Self.settleOutput, Self.restoreOutput)
         // Inserts, deletes and updates: one statement per application statement, over its
         // transition tables (no per-row plpgsql).

@@ -294,8 +294,12 @@ public struct PostgresDialect: Dialect {
 
     /// A transaction-local setting the triggers read: gone at commit or rollback.
     public func setApplying(_ db: Database, _ table: String?) throws {
-        // No table is named "": the empty value matches no trigger's own name.
-        try db.execute("SELECT set_config('datajoin.applying', ?, true)", [.text(table ?? "")])
+        // `writing` names the table (no table is named "", so the empty value matches no
+        // trigger's own); `applying` is what the triggers of a version before 17 read, left
+        // on a table the upgrade did not write again: they skip every write of an import.
+        try db.execute(
+            "SELECT set_config('datajoin.applying', ?, true), set_config('datajoin.writing', ?, true)",
+            [.text(table == nil ? "off" : "on"), .text(table ?? "")])
     }
 
     /// Only DEFERRABLE constraints defer; IMMEDIATE at the end checks them here, not at COMMIT.

@@ -10,14 +10,7 @@ extension SQLiteDialect {
     /// Before schema version 13 the triggers wrote some reals a unit in the last place off;
     /// before 15 they wrote an insert's row as an object of name/value pairs (slower).
     public func upgradeCapture(_ db: Database, from version: Int) throws {
-        guard version < 17 else { return }
-        // Tracked tables only: the registry keeps the columns of untracked ones too. Only those
-        // with every trigger in place: one tracked with --no-triggers has its application write
-        // its outbox rows (triggers would capture each write twice), and a lost trigger stays
-        // drift, for `track` to say what it missed.
-        for t in try CaptureTriggers.trackedAndPresent(db) where try missingCaptureTriggers(db, t).missing.isEmpty {
-            try installCapture(db, t)
-        }
+        try CaptureTriggers.rewriteOnUpgrade(db, from: version)
     }
 
     public func removeCapture(_ db: Database, table: String) throws {

@@ -78,9 +78,6 @@ public struct CaptureDrift: Sendable, Equatable {
             d.deletesLost = d.captureLost || triggers.deletesLost
             d.cascadesLost = triggers.cascadesLost
         }
-        // Also for a table tracked with --no-triggers: its application writes the outbox, the
-        // database still hands out its ids (found from outside).
-        d.keyBlockLost = try KeyBlocks.lost(db, known)
         d.cascadesChanged =
             try cascadesChanged
             ?? db.dialect.cascadeCaptureStale(db, tracked: try Tracker.trackedNames(db)).contains(known.name)
@@ -91,6 +88,10 @@ public struct CaptureDrift: Sendable, Equatable {
         }
         let liveKey = liveColumns.filter { $0.pkPosition > 0 }.sorted { $0.pkPosition < $1.pkPosition }.map(\.name)
         if liveKey != known.keyColumns.map(\.name) { d.keyWas = known.keyColumns.map(\.name) }
+        // Also for a table tracked with --no-triggers: its application writes the outbox, the
+        // database still hands out its ids (found from outside). Not for a key renamed or
+        // replaced: its generator is asked by the key's registered name.
+        if d.keyWas == nil { d.keyBlockLost = try KeyBlocks.lost(db, known) }
         d.reordered =
             db.dialect.captureNamesFixedAtInstall && d.added.isEmpty && d.missing.isEmpty && live != knownNames
         for c in liveColumns {

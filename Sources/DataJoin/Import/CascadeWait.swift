@@ -306,7 +306,7 @@ private final class LateRows {
     private var readThrough: [String: Int64] = [:]
     /// Per origin, PostgreSQL transaction and parent table: the transaction's updates of tables
     /// referencing it, after its first delete asked about.
-    private var moves: [String: (from: Int64, rows: [(seq: Int64, id: Int64, table: String, column: String?)])] = [:]
+    private var moves: [String: (from: Int64, highest: Int64?)] = [:]
 
     /// A seq below `seq` of the origin's rows after inbox id `after`, if any.
     func earlier(_ db: Database, origin: String, epoch: String, than seq: Int64, after: Int64) throws -> Int64? {
@@ -374,7 +374,10 @@ private final class LateRows {
             moves[key] = nil
         }
         if moves[key] == nil {
-            var rows: [(seq: Int64, id: Int64, table: String, column: String?)] = []
+            // Only the highest inbox id that counts: memory stays flat however large the
+            // transaction (found in review), and the delete waits until every one is behind it.
+            var highest: Int64?
+            func counts(_ id: Int64) { highest = max(highest ?? id, id) }
             var next = c.seq
             var done = false
             while !done {
@@ -395,17 +398,16 @@ private final class LateRows {
                         // A payload too large to read here counts as a move of any column.
                         var column: String?
                         if case .blob(let b) = r.values[5] { column = try Change.decodePayload(b).0.first?.name }
-                        rows.append((s, r.int(1) ?? 0, t, column))
+                        if column.map({ columns[t]?.contains($0) ?? false }) ?? true { counts(r.int(1) ?? 0) }
                     } else if let t = r.string(4), below.contains(t) {
-                        rows.append((s, r.int(1) ?? 0, t, nil))
+                        counts(r.int(1) ?? 0)
                     }
                 }
                 if n < 1000 { done = true }
             }
-            moves[key] = (c.seq, rows)
+            moves[key] = (c.seq, highest)
         }
-        return moves[key]?.rows.last { row in
-            row.id > notAppliedAfter && (row.column.map { columns[row.table]?.contains($0) ?? false } ?? true)
-        }?.id
+        guard let highest = moves[key]?.highest, highest > notAppliedAfter else { return nil }
+        return highest
     }
 }

@@ -330,6 +330,7 @@ public enum Importer {
             // Children's deletes before their parents' (`order` lists parents first): a parent's
             // delete due with its child's would cascade to the child, and that cascade would go
             // out as this node's change too.
+            guard !postponed.isEmpty else { return }
             let rank = Dictionary(order.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
             let due = postponed.enumerated().filter { final || $0.element.after <= id }.sorted {
                 let (a, b) = (rank[$0.element.change.table] ?? 0, rank[$1.element.change.table] ?? 0)

@@ -145,6 +145,14 @@ public struct PostgresDialect: Dialect {
     /// from, as PostgreSQL names it (quoted and schema-qualified).
     public func generatedKey(_ db: Database, _ t: TableInfo) throws -> GeneratedKey? {
         guard t.keyColumns.count == 1, let k = t.keyColumns.first else { return nil }
+        // A key column renamed since `track`: no generator to ask (pg_get_serial_sequence fails
+        // on a column that is not there, and every import with it; found in review).
+        guard
+            try db.scalar(
+                "SELECT count(*) FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass(?) AND attname = ? AND attnum > 0 AND NOT attisdropped",
+                [.text(t.identifier.quoted), .text(k.name)]
+            ).asInt64 ?? 0 > 0
+        else { return nil }
         // The column as it is now, not as tracked: a table rebuilt with a SMALLINT key made every
         // import fail on a block's bounds (22003, found from outside).
         guard

@@ -487,6 +487,30 @@ final class OperatorSafetyTests: XCTestCase {
                 "not"))
     }
 
+    /// A bundle whose name is not UTF-8 (copied from a FAT or SMB stick) is refused with what to
+    /// do, exit 2; it was skipped as "removed from the folder before it was read", exit 0.
+    func testABundleNamedInAnotherEncodingIsRefusedWithTheCure() throws {
+        let a = try TestNode("enc-a", .sqlite, folder: folder, viaCLI: true)
+        let b = try TestNode("enc-b", .sqlite, folder: folder, viaCLI: true)
+        try trustAll([a, b])
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('k')")
+        let out = try TestDatabases.subfolder(folder, "latin1-out")
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: try XCTUnwrap(try a.export(to: out).first)))
+        let drop = try TestDatabases.subfolder(folder, "latin1-drop")
+        // "café.djb" in Latin-1: 0xE9 alone is not UTF-8.
+        let name = Array(drop.path.utf8) + Array("/caf".utf8) + [0xE9] + Array(".djb".utf8) + [0]
+        let fd = name.withUnsafeBufferPointer { p in
+            p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) { open($0, O_WRONLY | O_CREAT, 0o644) }
+        }
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        let r = try CLI.run(["ingest", "--db", b.url, drop.path])
+        XCTAssertEqual(r.status, 2, r.stdout + r.stderr)
+        XCTAssertTrue((r.stdout + r.stderr).contains("its name is not valid UTF-8"), r.stdout + r.stderr)
+        XCTAssertEqual(try b.rows(), [])
+    }
+
     /// Rows from before `track` are not exported, and track says so; `track --backfill` sends
     /// them, and nodes that already hold overlapping rows merge them by the usual rules.
     func testTrackSaysWhatItLeavesBehindAndBackfillSendsIt() throws {

@@ -56,6 +56,19 @@ public enum BundleFiles {
                     let full = (p as NSString).appendingPathComponent(n)
                     let type =
                         (try? FileManager.default.attributesOfItem(atPath: full)[.type] as? FileAttributeType) ?? nil
+                    var st = stat()
+                    if n.unicodeScalars.contains("\u{FFFD}"), lstat(full, &st) != 0 {
+                        // A name in another encoding (a FAT or SMB stick): listed with its bytes
+                        // replaced, so it cannot be opened by that name. It was skipped as
+                        // "removed from the folder", exit 0 (found from outside).
+                        out.append(
+                            Entry(
+                                path: full,
+                                problem:
+                                    "its name is not valid UTF-8 (shown with \u{FFFD}), so it cannot be opened; rename it (letters, digits, '-', '_') and run again",
+                                inFolder: true))
+                        continue
+                    }
                     out.append(Entry(path: full, problem: folderEntryProblem(type), inFolder: true))
                 }
             } else {

@@ -100,6 +100,11 @@ public protocol Dialect: Sendable {
     /// Tracked tables whose foreign keys changed since their cascade capture was written (MariaDB,
     /// where DataJoin's triggers capture what cascades change).
     func cascadeCaptureStale(_ db: Database, tracked: [String]) throws -> Set<String>
+    /// Whether capture sees a cascade within the table the importer writes (a foreign key of a
+    /// table to itself). SQLite's and PostgreSQL's triggers cannot tell it from the importer's
+    /// own statement, which they skip, so the importer runs it as a statement of its own
+    /// (`TableSQL`); MariaDB's parent triggers capture it.
+    var capturesCascadesWithinATable: Bool { get }
     /// Writes the capture triggers of tracked tables again when the schema version they were
     /// written under captured something wrong here (SQLite before 13: some reals).
     func upgradeCapture(_ db: Database, from version: Int) throws
@@ -216,6 +221,7 @@ extension Dialect {
     /// SQLite's and PostgreSQL's cascades fire the children's own capture triggers.
     public func refreshCascadeCapture(_ db: Database) throws -> [(table: String, warning: String)] { [] }
     public func cascadeCaptureStale(_ db: Database, tracked: [String]) throws -> Set<String> { [] }
+    public var capturesCascadesWithinATable: Bool { false }
 
     public func upgradeCapture(_ db: Database, from version: Int) throws {}
     public func keySpellingProblem(_ value: Value, _ column: ColumnInfo) -> String? { nil }

@@ -35,11 +35,19 @@ struct CascadeWait {
     /// Shared by every apply of one run: read once per origin.
     private let late = LateRows()
 
+    /// Each table's foreign keys to itself whose `ON DELETE` changes its rows (`TableSQL`).
+    let within: [String: [ForeignKey]]
+
     static let none = CascadeWait(keys: [:], tables: [:])
 
     private init(keys: [String: [ForeignKey]], tables: [String: TableInfo]) {
         self.keys = keys
         self.tables = tables
+        var within: [String: [ForeignKey]] = [:]
+        for (parent, fks) in keys where fks.contains(where: { $0.child == parent }) {
+            within[parent] = fks.filter { $0.child == parent }
+        }
+        self.within = within
     }
 
     init(foreignKeys: ForeignKeys, tables: [String: TableInfo]) {

@@ -316,11 +316,11 @@ public enum Importer {
         // too, or its refusal would come at COMMIT, for no one change, every run (found from outside).
         try deferForeignKeys(db, mode != .heldOneByOne)
         let window = try StampWindow(db, maxAheadMs: maxAhead)
-        var merger = Merger(db: db, tables: tables)
+        let within = db.dialect.capturesCascadesWithinATable ? [:] : cascade.within
+        var merger = Merger(db: db, tables: tables, within: within)
         var cascade = cascade
         if mode == .fast {
-            merger.batch = RowBatch(
-                db: db, tables: tables, order: order)
+            merger.batch = RowBatch(db: db, tables: tables, order: order, within: within)
         }
         var cursor = ImportCursor(afterId: after, clock: me.hlc)
         // Deletes waiting for the updates of their own transaction later in this apply
@@ -329,15 +329,20 @@ public enum Importer {
         func applyPostponed(through id: Int64, final: Bool) throws {
             // Children's deletes before their parents' (`order` lists parents first): a parent's
             // delete due with its child's would cascade to the child, and that cascade would go
-            // out as this node's change too.
+            // out as this node's change too. Within one table, the latest first: PostgreSQL
+            // captures a statement's own rows before the rows its cascade deletes from the same
+            // table (only PostgreSQL origins' deletes wait here), and the rows due together are
+            // the importer's own, never a cascade of this node's (`TableSQL.cascadeWithin`).
             guard !postponed.isEmpty else { return }
             let rank = Dictionary(order.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
             let due = postponed.enumerated().filter { final || $0.element.after <= id }.sorted {
                 let (a, b) = (rank[$0.element.change.table] ?? 0, rank[$1.element.change.table] ?? 0)
-                return a != b ? a > b : $0.offset < $1.offset
+                return a != b ? a > b : $0.offset > $1.offset
             }.map(\.element)
             guard !due.isEmpty else { return }
             postponed.removeAll { final || $0.after <= id }
+            merger.deleting(Dictionary(grouping: due, by: \.change.table).mapValues { Set($0.map(\.key.key)) })
+            defer { merger.deleting([:]) }
             for p in due {
                 // Its transaction's moves are behind it now: a wait left is a hold.
                 let wait = try cascade.decision(

@@ -38,9 +38,13 @@ struct Merger {
     /// Set on the fast path: rows are read and written through it, many per statement.
     var batch: RowBatch?
 
-    init(db: Database, tables: [String: TableInfo]) {
+    /// Each table's foreign keys to itself whose cascade the importer runs (`TableSQL`).
+    private let within: [String: [ForeignKey]]
+
+    init(db: Database, tables: [String: TableInfo], within: [String: [ForeignKey]]) {
         self.db = db
         self.tables = tables
+        self.within = within
         versions = VersionCache(db: db)
         conflicts = ConflictLog(db: db)
     }
@@ -169,13 +173,24 @@ struct Merger {
         return g
     }
 
+    /// The rows the caller deletes next, one by one, by table: a cascade within their table
+    /// leaves them to it (`TableSQL.cascadeWithin`). Empty: none.
+    mutating func deleting(_ keys: [String: Set<[Value]>]) {
+        for name in Set(keys.keys).union(statements.keys) {
+            guard let t = tables[name] else { continue }
+            let sql = statements[name] ?? TableSQL(table: t, db: db, within: within[name] ?? [])
+            statements[name] = sql
+            sql.deletingNext = keys[name] ?? []
+        }
+    }
+
     /// The row `c` is for, with its version; its values are read when a rule needs them.
     private mutating func localRow(_ c: Change, _ t: TableInfo, canonical: CanonicalKey?) throws
         -> LocalRow
     {
         let key = canonical?.key ?? t.canonicalKey(c.key)
         let keyBytes = canonical?.bytes ?? KeyCodec.encode(key)
-        let sql = statements[c.table] ?? TableSQL(table: t, db: db)
+        let sql = statements[c.table] ?? TableSQL(table: t, db: db, within: within[c.table] ?? [])
         statements[c.table] = sql
         return try LocalRow(
             table: c.table, key: key, keyBytes: keyBytes, incoming: Version(hlc: c.hlc, node: c.origin),

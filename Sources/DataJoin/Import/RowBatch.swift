@@ -46,10 +46,12 @@ final class RowBatch {
     private var lastName = ""
     private var lastState: TableState?
 
-    init(db: Database, tables: [String: TableInfo], order: [String]) {
+    init(db: Database, tables: [String: TableInfo], order: [String], within: [String: [ForeignKey]]) {
         self.db = db
         flushOrder = order
-        for (name, t) in tables { self.tables[name] = TableState(sql: TableSQL(table: t, db: db)) }
+        for (name, t) in tables {
+            self.tables[name] = TableState(sql: TableSQL(table: t, db: db, within: within[name] ?? []))
+        }
     }
 
     private func state(_ name: String) -> TableState {

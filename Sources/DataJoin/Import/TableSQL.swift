@@ -10,9 +10,16 @@ final class TableSQL {
     private let selectSQL: SQL
     private var inserts: [[String]: SQL] = [:]
 
-    init(table: TableInfo, db: Database) {
+    /// Foreign keys of the table to itself whose `ON DELETE` the importer runs as statements of
+    /// their own (`cascadeWithin`).
+    private let within: [ForeignKey]
+    /// Rows the importer deletes next, one by one (`Merger.deleting`).
+    var deletingNext: Set<[Value]> = []
+
+    init(table: TableInfo, db: Database, within: [ForeignKey] = []) {
         self.table = table
         self.db = db
+        self.within = within
         name = table.identifier
         keyWhere = table.keyColumns.map { "\($0.identifier) = ?" as SQL }.joined(separator: " AND ")
         selectSQL = "SELECT \(table.columns.map(\.identifier)) FROM \(name) WHERE \(keyWhere)"
@@ -78,6 +85,60 @@ final class TableSQL {
         try db.execute("UPDATE \(name) SET \(set) WHERE \(keyWhere)", columns.map(\.value) + key)
     }
 
+    /// What deleting the rows of `keys` (canonical) does, through a foreign key of the table to
+    /// itself, to its other rows: done first, as this node's own statement, which capture sees.
+    /// Left to the database inside the importer's delete, it could not be told from that delete
+    /// on SQLite and PostgreSQL, and went nowhere: a row added on one node under a row another
+    /// node deleted stayed there and nowhere else (found from outside). The rows `keys` name are
+    /// the importer's to delete, never part of the cascade: the bundle deletes them itself.
+    private func cascadeWithin(_ keys: [[Value]]) throws {
+        guard !within.isEmpty else { return }
+        let deleting = deletingNext.union(keys)
+        // SQLite has no `SET column = DEFAULT`: its `SET DEFAULT` stays the database's own.
+        for fk in within
+        where fk.onDelete.changesChildren && !(fk.onDelete == .setDefault && db.dialect.brand == .sqlite) {
+            var rows: [[Value]] = []
+            var seen = Set<[Value]>()
+            let join = fk.columns.map { c, p in
+                "\(Identifier(c).qualified(by: "c")) = \(Identifier(p).qualified(by: "p"))" as SQL
+            }.joined(separator: " AND ")
+            var start = 0
+            for n in MultiRow.pieces(keys.count, max: MultiRow.rowsPerStatement(table.keyColumns.count)) {
+                let slice = keys[start..<start + n]
+                start += n
+                let sql: SQL = """
+                    SELECT \(table.keyColumns.map { $0.identifier.qualified(by: "c") }.joined(separator: ", ")) \
+                    FROM \(name) AS p \
+                    JOIN \(name) AS c ON \(join) \
+                    WHERE \(db.dialect.keyIn(table.keyColumns.map { $0.identifier.qualified(by: "p") }, count: n))
+                    """
+                try db.query(sql, slice.flatMap { $0 }) { r in
+                    let key = table.canonicalKey(r.values)
+                    if !deleting.contains(key), seen.insert(key).inserted { rows.append(key) }
+                }
+            }
+            guard !rows.isEmpty else { continue }
+            try db.setApplying(nil)
+            start = 0
+            for n in MultiRow.pieces(rows.count, max: MultiRow.rowsPerStatement(table.keyColumns.count)) {
+                let slice = rows[start..<start + n]
+                start += n
+                let which = keyIn(n)
+                let sql: SQL
+                switch fk.onDelete {
+                case .cascade: sql = "DELETE FROM \(name) WHERE \(which)"
+                case .setNull:
+                    let set = fk.columns.map { "\(Identifier($0.child)) = NULL" as SQL }.joined(separator: ", ")
+                    sql = "UPDATE \(name) SET \(set) WHERE \(which)"
+                case .setDefault, .restrict, .noAction:
+                    let set = fk.columns.map { "\(Identifier($0.child)) = DEFAULT" as SQL }.joined(separator: ", ")
+                    sql = "UPDATE \(name) SET \(set) WHERE \(which)"
+                }
+                try db.execute(sql, slice.flatMap { $0 })
+            }
+        }
+    }
+
     // MARK: - Many rows per statement (RowBatch)
 
     /// The rows of `n` keys, in the words the brand answers with an index lookup per key.
@@ -100,6 +161,7 @@ final class TableSQL {
 
     func deleteMany(_ keys: [[Value]]) throws {
         guard !keys.isEmpty else { return }
+        try cascadeWithin(keys)
         try writing()
         var start = 0
         for n in MultiRow.pieces(keys.count, max: MultiRow.rowsPerStatement(table.keyColumns.count)) {
@@ -152,6 +214,7 @@ final class TableSQL {
     }
 
     func delete(_ key: [Value]) throws {
+        try cascadeWithin([key])
         try writing()
         try db.execute("DELETE FROM \(name) WHERE \(keyWhere)", key)
     }

@@ -233,6 +233,8 @@ extension MariaDBDialect {
         )
     }
 
+    public var capturesCascadesWithinATable: Bool { true }
+
     /// Installs or drops each tracked table's cascade triggers to match the foreign keys among
     /// tracked tables now: run after every `track` and `untrack`, since a parent's triggers
     /// name its tracked children. `CREATE OR REPLACE` leaves no moment without capture.

@@ -249,6 +249,23 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(r.stderr, "datajoin: error: cannot open \(folder.path): it is a folder, not a bundle file\n")
     }
 
+    /// `inspect --db` on a node that would refuse the sender says so and exits 77, as
+    /// `verify --db` does (found from outside: it said "verified" and exited 0).
+    func testInspectOnANodeThatDoesNotTrustTheSenderSaysSo() throws {
+        let a = try node("ia")
+        let b = try node("ib")
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('a')")
+        let drop = try TestDatabases.subfolder(folder, "inspect-trust")
+        let file = try a.export(to: drop)[0]
+        let r = try CLI.run(["inspect", "--db", b.url, file])
+        XCTAssertEqual(r.status, 77, r.stderr)
+        XCTAssertTrue(r.stderr.contains("\(file): intact, but ingest here would refuse it:"), r.stderr)
+        XCTAssertTrue(r.stdout.contains("changes:   1"), r.stdout)
+        try b.trust(a)
+        XCTAssertEqual(try CLI.run(["inspect", "--db", b.url, file]).status, 0)
+        XCTAssertEqual(try CLI.run(["inspect", file]).status, 0)
+    }
+
     func testExportToMissingOrUnwritableFolder() throws {
         let n = try node()
         try n.exec("INSERT INTO sales_order (order_id) VALUES ('a')")

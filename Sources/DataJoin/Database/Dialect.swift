@@ -105,6 +105,9 @@ public protocol Dialect: Sendable {
     /// own statement, which they skip, so the importer runs it as a statement of its own
     /// (`TableSQL`); MariaDB's parent triggers capture it.
     var capturesCascadesWithinATable: Bool { get }
+    /// The value `ON DELETE SET DEFAULT` gives `column`, in an `UPDATE`'s `SET` (`DEFAULT`;
+    /// SQLite has no such word there: the column's default expression from its own schema).
+    func columnDefault(_ db: Database, table: String, column: String) throws -> SQL
     /// Writes the capture triggers of tracked tables again when the schema version they were
     /// written under captured something wrong here (SQLite before 13: some reals).
     func upgradeCapture(_ db: Database, from version: Int) throws
@@ -222,6 +225,7 @@ extension Dialect {
     public func refreshCascadeCapture(_ db: Database) throws -> [(table: String, warning: String)] { [] }
     public func cascadeCaptureStale(_ db: Database, tracked: [String]) throws -> Set<String> { [] }
     public var capturesCascadesWithinATable: Bool { false }
+    public func columnDefault(_ db: Database, table: String, column: String) throws -> SQL { "DEFAULT" }
 
     public func upgradeCapture(_ db: Database, from version: Int) throws {}
     public func keySpellingProblem(_ value: Value, _ column: ColumnInfo) -> String? { nil }

@@ -94,9 +94,7 @@ final class TableSQL {
     private func cascadeWithin(_ keys: [[Value]]) throws {
         guard !within.isEmpty else { return }
         let deleting = deletingNext.union(keys)
-        // SQLite has no `SET column = DEFAULT`: its `SET DEFAULT` stays the database's own.
-        for fk in within
-        where fk.onDelete.changesChildren && !(fk.onDelete == .setDefault && db.dialect.brand == .sqlite) {
+        for fk in within where fk.onDelete.changesChildren {
             var rows: [[Value]] = []
             var seen = Set<[Value]>()
             let join = fk.columns.map { c, p in
@@ -131,7 +129,10 @@ final class TableSQL {
                     let set = fk.columns.map { "\(Identifier($0.child)) = NULL" as SQL }.joined(separator: ", ")
                     sql = "UPDATE \(name) SET \(set) WHERE \(which)"
                 case .setDefault, .restrict, .noAction:
-                    let set = fk.columns.map { "\(Identifier($0.child)) = DEFAULT" as SQL }.joined(separator: ", ")
+                    let set = try fk.columns.map {
+                        "\(Identifier($0.child)) = \(try db.dialect.columnDefault(db, table: table.name, column: $0.child))"
+                            as SQL
+                    }.joined(separator: ", ")
                     sql = "UPDATE \(name) SET \(set) WHERE \(which)"
                 }
                 try db.execute(sql, slice.flatMap { $0 })

@@ -11,7 +11,8 @@ struct Inspect: ParsableCommand {
             whole.
 
             An encrypted bundle (format v2) shows its sender and recipients, its signature checked;
-            with --db on one of its recipients, its content too.
+            with --db on one of its recipients, its content too. With --db, exit status 77 when
+            that node would refuse the bundle's sender or key (as 'datajoin verify --db' says).
 
             Example:
               datajoin inspect bundles/testapp1_000000000001-000000000001_1a2b3c4d.djb --json
@@ -37,6 +38,12 @@ struct Inspect: ParsableCommand {
             let database = try db.map { try DatabaseOpener.open($0, create: false) }
             let s = try BundleInspector.read(file, keepChanges: max(0, limit), db: database)
             print(json ? BundleInspector.json(s) : BundleInspector.text(s))
+            // Its signature matches its own key; whether this node trusts that key is another
+            // question, answered as `verify --db` does (found from outside: "verified" alone).
+            if let database, let refusal = try DataJoin.Trust.refusal(database, header: s.header) {
+                Console.error("\(file): intact, but ingest here would refuse it: \(refusal)")
+                throw Exit.permission
+            }
         }
     }
 }

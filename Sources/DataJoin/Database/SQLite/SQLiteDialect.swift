@@ -249,6 +249,14 @@ public struct SQLiteDialect: Dialect {
             [.integer(table == nil ? 0 : 1), .text(table ?? "")])
     }
 
+    /// As SQLite's own `SET DEFAULT` does: the expression the table's definition gives, or NULL.
+    public func columnDefault(_ db: Database, table: String, column: String) throws -> SQL {
+        let text = try db.scalar(
+            "SELECT dflt_value FROM pragma_table_info(?) WHERE name = ?", [.text(table), .text(column)]
+        ).asString
+        return text.map { SQL(raw: "(" + $0 + ")") } ?? "NULL"
+    }
+
     /// Resets itself at commit; a violation makes COMMIT fail.
     public func deferForeignKeys(_ db: Database, _ on: Bool) throws {
         if on { try db.execute("PRAGMA defer_foreign_keys = ON") }

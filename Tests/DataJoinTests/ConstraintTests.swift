@@ -568,6 +568,85 @@ final class ConstraintTests: ScenarioTestCase {
         }
     }
 
+    /// A row moved under a row deleted elsewhere, then deleted: its move is held where the other
+    /// parent is gone, and its delete waited for that held move (a change of a row below it: the
+    /// row itself), while the other node waited for its own insert below it. Both held for good,
+    /// `check` OK (found from outside). A delete never waits for a held change of its own row,
+    /// which it supersedes, nor for a held insert whose parent in the same table is another row.
+    func testARowMovedUnderARowDeletedElsewhereThenDeletedHoldsNothing() throws {
+        provokesRefusals = true
+        let brands = TestDatabases.availableBrands
+        for (b1, b2) in [(Brand.sqlite, Brand.sqlite)] + brands.filter({ $0 != .sqlite }).map({ (.sqlite, $0) }) {
+            let tag = "\(b1)\(b2)"
+            let (h, l) = try pair("m\(tag)", b1, b2, schema: Self.treeSchema, tables: ["tn", "tz"])
+            try h.exec("INSERT INTO tn VALUES (1, NULL, 'r'), (2, NULL, 'q')")
+            _ = try sync(h, l)
+            let first = try bundles("l1\(tag)"), second = try bundles("l2\(tag)"), fromH = try bundles("h\(tag)")
+            try l.exec("UPDATE tn SET pid = 2 WHERE id = 1")
+            try l.export(to: first)
+            try l.exec("DELETE FROM tn WHERE id = 1")
+            try l.export(to: second)
+            try h.exec("DELETE FROM tn WHERE id = 2")
+            try h.exec("INSERT INTO tn VALUES (5, 1, 'c')")
+            try h.export(to: fromH)
+            try h.ingest([first.path])
+            try h.ingest([second.path])
+            try l.ingest([fromH.path])
+            for _ in 0..<3 {
+                _ = try sync(h, l)
+                _ = try sync(l, h)
+            }
+            for n in [h, l] {
+                XCTAssertEqual(try n.rows("tn"), [], "\(tag) \(n.name)")
+                XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0), "\(tag) \(n.name)")
+            }
+            // Each adds a row under a root and deletes the other root: each insert is held where
+            // the other's delete came first, and neither delete waits for it.
+            try h.exec("INSERT INTO tn VALUES (1, NULL, 'r'), (2, NULL, 'y')")
+            _ = try sync(h, l)
+            try l.exec("INSERT INTO tn VALUES (10, 2, 'x')")
+            try l.exec("DELETE FROM tn WHERE id = 1")
+            try h.exec("INSERT INTO tn VALUES (20, 1, 'z')")
+            try h.exec("DELETE FROM tn WHERE id = 2")
+            for _ in 0..<3 {
+                _ = try sync(h, l)
+                _ = try sync(l, h)
+            }
+            for n in [h, l] {
+                XCTAssertEqual(try n.rows("tn"), [], "\(tag) \(n.name)")
+                XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0), "\(tag) \(n.name)")
+            }
+        }
+    }
+
+    /// A cascade this node's import runs sets a row's foreign key to NULL, and the same bundle
+    /// then deletes that row: the update was captured, the delete was not, and the update was
+    /// stamped in the deleted row's generation, which no bundle may carry. Every export of the
+    /// node failed from then on ("impossible stamp", found from outside). The update is the
+    /// generation's before the delete, which the delete supersedes everywhere.
+    func testAnUpdateCapturedBeforeTheImportDeletedItsRowStillExports() throws {
+        let brands = TestDatabases.availableBrands
+        for target in brands {
+            let tag = "\(target)"
+            let (l, hub) = try pair("u\(tag)", .sqlite, target, schema: Self.treeSchema, tables: ["tn", "tz"])
+            try l.exec("INSERT INTO tz VALUES (12, NULL), (14, NULL), (3, NULL), (4, 3)")
+            _ = try sync(l, hub)
+            try hub.exec("UPDATE tz SET pid = 12 WHERE id = 14")
+            try l.db.retryingWrite { _ in
+                try l.exec("UPDATE tz SET pid = NULL WHERE id = 4")
+                try l.exec("DELETE FROM tz WHERE id = 12")
+                try l.exec("DELETE FROM tz WHERE id = 14")
+            }
+            _ = try sync(l, hub)
+            _ = try sync(hub, l)
+            _ = try sync(l, hub)
+            for n in [l, hub] {
+                XCTAssertEqual(try n.rows("tz"), [["3", "NULL"], ["4", "NULL"]], "\(tag) \(n.name)")
+                XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0), "\(tag) \(n.name)")
+            }
+        }
+    }
+
     /// A subtree deleted at its origin, also in the chunk that moves a row out of it first (which
     /// goes change by change), arrives whole on every target, and the target sends nothing back:
     /// the rows the bundle deletes itself are the importer's, not a cascade of this node's.

@@ -190,6 +190,13 @@ enum Stamper {
             case .delete:
                 cl = current.map { $0.cl % 2 == 1 ? $0.cl + 1 : $0.cl } ?? 2
                 newGeneration(&w, &states, key, cl: cl, version: version, hadState: current != nil)
+            case .update where current.map({ $0.cl % 2 == 0 }) ?? false:
+                // Its row was deleted after it by a write capture does not see: an import's,
+                // after the cascade it ran (`TableSQL.cascadeWithin`) set a column in the same
+                // transaction. It belongs to the generation before that delete, which supersedes
+                // it everywhere; in the deleted one no bundle may carry it, and every export
+                // failed on it (found from outside). The row is gone: no column version.
+                cl = (current?.cl ?? 2) - 1
             case .update:
                 cl = current?.cl ?? 1
                 if current == nil {

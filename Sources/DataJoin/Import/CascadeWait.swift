@@ -57,11 +57,14 @@ struct CascadeWait {
     /// The tables the delete of a `parent` row can reach through such keys, its children's
     /// children included: a held move of a grandchild is lost to a grandparent's cascade too
     /// (found from outside).
-    private func descendants(of parent: String) -> [String] {
+    /// `selfLoops` false: not through a table's key to itself (`mayReference`).
+    private func descendants(of parent: String, selfLoops: Bool = true) -> [String] {
         var seen = Set<String>()
         var next = [parent]
         while let t = next.popLast() {
-            for k in keys[t] ?? [] where seen.insert(k.child).inserted { next.append(k.child) }
+            for k in keys[t] ?? [] where (selfLoops || k.child != t) && seen.insert(k.child).inserted {
+                next.append(k.child)
+            }
         }
         return seen.sorted()
     }
@@ -76,11 +79,19 @@ struct CascadeWait {
     /// Whether an inserted row of `table` with `values` may reference the row `c` deletes: false
     /// only when `table` references `c.table` directly (not also through another table) by its
     /// key columns, and for each such key the row holds NULL or a value that differs from the
-    /// deleted row's however a collation compares (`SourceOrder.collisionKey`).
+    /// deleted row's however a collation compares (`SourceOrder.collisionKey`). A key of a table
+    /// to itself is no other way: a row below one of its children is that child's, whose own
+    /// cascade every node captures, and a delete that waited for such an insert, whose parent
+    /// the other node had deleted, waited for good, as did that node (found from outside).
     fileprivate func mayReference(_ c: Change, insertOf table: String, values: [Change.ColumnValue]) -> Bool {
         guard let parent = tables[c.table] else { return true }
-        let direct = (keys[c.table] ?? []).filter { $0.child == table }
-        if direct.isEmpty || (keys[c.table] ?? []).contains(where: { descendants(of: $0.child).contains(table) }) {
+        let all = keys[c.table] ?? []
+        let direct = all.filter { $0.child == table }
+        if direct.isEmpty
+            || all.contains(where: {
+                $0.child != c.table && descendants(of: $0.child, selfLoops: false).contains(table)
+            })
+        {
             return true
         }
         var deleted: [String: Value] = [:]
@@ -266,7 +277,8 @@ extension CascadeWait {
               (SELECT i.object_operation FROM ds_change_inbox AS i WHERE i.id = h.id),
               (SELECT i.source_id FROM ds_change_inbox AS i WHERE i.id = h.id),
               (SELECT i.origin FROM ds_change_inbox AS i WHERE i.id = h.id),
-              (SELECT i.origin_epoch FROM ds_change_inbox AS i WHERE i.id = h.id)
+              (SELECT i.origin_epoch FROM ds_change_inbox AS i WHERE i.id = h.id),
+              (SELECT i.object_id FROM ds_change_inbox AS i WHERE i.id = h.id)
             FROM ds_change_held AS h WHERE h.object_table IN (\(marks)) AND h.id <> ? ORDER BY h.id
             """, names + [.integer(otherThan ?? 0)]
         ) { r in
@@ -275,6 +287,13 @@ extension CascadeWait {
             guard let id = r.int(0), let table = r.string(1), let seq = r.int(2), let op = r.string(3),
                 r.string(5) == c.origin, r.string(6) == c.epoch
             else { return }
+            // A held change of the deleted row itself (a table's key to itself) is one the delete
+            // supersedes, not a row below it: waiting for it held both for good (found from outside).
+            if table == c.table, let t = self.tables[table], case .blob(let bytes) = r.values[7],
+                let key = try? KeyCodec.decode(bytes), t.canonicalKey(key) == t.canonicalKey(c.key)
+            {
+                return
+            }
             rows.append((id, table, seq, op, r.int(4) ?? 0))
         }
         for row in rows where row.op != "I" && (row.seq < c.seq || (c.txid != 0 && row.op == "U" && row.txid == c.txid))

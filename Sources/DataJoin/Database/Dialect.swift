@@ -100,11 +100,6 @@ public protocol Dialect: Sendable {
     /// Tracked tables whose foreign keys changed since their cascade capture was written (MariaDB,
     /// where DataJoin's triggers capture what cascades change).
     func cascadeCaptureStale(_ db: Database, tracked: [String]) throws -> Set<String>
-    /// Whether capture sees a cascade within the table the importer writes (a foreign key of a
-    /// table to itself). SQLite's and PostgreSQL's triggers cannot tell it from the importer's
-    /// own statement, which they skip, so the importer runs it as a statement of its own
-    /// (`TableSQL`); MariaDB's parent triggers capture it.
-    var capturesCascadesWithinATable: Bool { get }
     /// The value `ON DELETE SET DEFAULT` gives `column`, in an `UPDATE`'s `SET` (`DEFAULT`;
     /// SQLite has no such word there: the column's default expression from its own schema).
     func columnDefault(_ db: Database, table: String, column: String) throws -> SQL
@@ -224,7 +219,6 @@ extension Dialect {
     /// SQLite's and PostgreSQL's cascades fire the children's own capture triggers.
     public func refreshCascadeCapture(_ db: Database) throws -> [(table: String, warning: String)] { [] }
     public func cascadeCaptureStale(_ db: Database, tracked: [String]) throws -> Set<String> { [] }
-    public var capturesCascadesWithinATable: Bool { false }
     public func columnDefault(_ db: Database, table: String, column: String) throws -> SQL { "DEFAULT" }
 
     public func upgradeCapture(_ db: Database, from version: Int) throws {}

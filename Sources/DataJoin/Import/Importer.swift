@@ -316,11 +316,10 @@ public enum Importer {
         // too, or its refusal would come at COMMIT, for no one change, every run (found from outside).
         try deferForeignKeys(db, mode != .heldOneByOne)
         let window = try StampWindow(db, maxAheadMs: maxAhead)
-        let within = db.dialect.capturesCascadesWithinATable ? [:] : cascade.within
-        var merger = Merger(db: db, tables: tables, within: within)
+        var merger = Merger(db: db, tables: tables, within: cascade.within)
         var cascade = cascade
         if mode == .fast {
-            merger.batch = RowBatch(db: db, tables: tables, order: order, within: within)
+            merger.batch = RowBatch(db: db, tables: tables, order: order, within: cascade.within)
         }
         var cursor = ImportCursor(afterId: after, clock: me.hlc)
         // Deletes waiting for the updates of their own transaction later in this apply

@@ -68,9 +68,10 @@ extension MariaDBDialect {
     /// and the key-block triggers, which took no block id for an application trigger's insert
     /// during an import.
     public func upgradeCapture(_ db: Database, from version: Int) throws {
-        guard version < 17 else { return }
+        // 18: a cascade within the table the importer writes is the importer's to run.
+        guard version < 18 else { return }
         _ = try refreshCascadeCapture(db)
-        guard try KeyBlocks.latest(db) != nil else { return }
+        guard version < 17, try KeyBlocks.latest(db) != nil else { return }
         for t in try KeyBlocks.blockedTables(db) {
             guard let key = try generatedKey(db, t), try !keyBlockLost(db, t, key, range: 0...0) else { continue }
             try installKeyBlockTrigger(db, t, key)

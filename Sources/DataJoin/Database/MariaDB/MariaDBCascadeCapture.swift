@@ -103,6 +103,12 @@ struct MariaDBCascadeCapture {
                 alias: alias, from: ["\(db.quote(child.name)) AS \(alias)"] + (reach?.from ?? []),
                 conditions: key.columns.map { "\(alias).\(db.quote($0.child)) = \(parentRows).\(db.quote($0.parent))" }
                     + (reach?.conditions ?? []))
+            // A delete's cascade within its own table is the importer's to run, as a statement
+            // of its own (`TableSQL.cascadeWithin`): here it would also take the rows the
+            // importer deletes next, and send them back (schema 18; found from outside).
+            if depth == 0, key.child == table, case .deleted = change {
+                next.conditions.append(MariaDBDialect.notImporting(table))
+            }
             var set: [String: NewValue] = [:]
             switch change {
             case .deleted:
@@ -232,8 +238,6 @@ extension MariaDBDialect {
             CaptureTriggers.generatedName("ds_capture_casu_", table)
         )
     }
-
-    public var capturesCascadesWithinATable: Bool { true }
 
     /// Installs or drops each tracked table's cascade triggers to match the foreign keys among
     /// tracked tables now: run after every `track` and `untrack`, since a parent's triggers

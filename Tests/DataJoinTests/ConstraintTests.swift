@@ -389,32 +389,8 @@ final class ConstraintTests: ScenarioTestCase {
               FOREIGN KEY (pid) REFERENCES hp (id) ON DELETE SET NULL);
             """
         let tables = ["hp", "hc", "hn"]
-        let available = Set(TestDatabases.availableBrands)
-        let fleets: [[Brand]] = [
-            [.sqlite, .sqlite, .sqlite], [.postgres, .mariadb, .sqlite], [.sqlite, .postgres, .mariadb],
-            [.mariadb, .sqlite, .postgres], [.postgres, .postgres, .postgres], [.mariadb, .mariadb, .mariadb],
-        ].filter { Set($0).isSubset(of: available) }
-        for (n, brands) in fleets.enumerated() {
-            TestNode.created.removeAll()
-            let tag = "\(n)\(brands.map(\.rawValue).joined())"
-            let nodes = try brands.enumerated().map { i, brand in
-                try TestNode(
-                    ["hub", "lapa", "lapb"][i] + "\(n)", brand, folder: folder, table: schema, track: tables,
-                    keyBlocks: false)
-            }
+        try eachHubFleet("", schema: schema, tables: tables) { nodes, tag, sync in
             let (hub, a, b) = (nodes[0], nodes[1], nodes[2])
-            try trustAll(nodes)
-            // b's bundles reach the hub first: there the child's insert finds its parent gone.
-            func sync() throws {
-                for lap in [b, a] {
-                    let out = try bundles("\(lap.name)-\(UUID().uuidString.prefix(6))")
-                    try lap.export(to: out)
-                    try hub.ingest([out.path])
-                }
-                let relay = try bundles("\(hub.name)-\(UUID().uuidString.prefix(6))")
-                _ = try Exporter.export(hub.db, ExportOptions(folder: relay.path, relay: true))
-                for lap in [a, b] { try lap.ingest([relay.path]) }
-            }
             try hub.exec("INSERT INTO hp VALUES (1, 'first')")
             try sync()
             try a.exec("INSERT INTO hc VALUES (10, 1)")
@@ -464,31 +440,8 @@ final class ConstraintTests: ScenarioTestCase {
     func testARowAddedUnderARowOfItsOwnTableDeletedElsewhereFollowsTheDeleteEverywhere() throws {
         provokesRefusals = true
         let tables = ["tn", "tz"]
-        let available = Set(TestDatabases.availableBrands)
-        let fleets: [[Brand]] = [
-            [.sqlite, .sqlite, .sqlite], [.postgres, .mariadb, .sqlite], [.sqlite, .postgres, .mariadb],
-            [.mariadb, .sqlite, .postgres], [.postgres, .postgres, .postgres], [.mariadb, .mariadb, .mariadb],
-        ].filter { Set($0).isSubset(of: available) }
-        for (n, brands) in fleets.enumerated() {
-            TestNode.created.removeAll()
-            let tag = "\(n)\(brands.map(\.rawValue).joined())"
-            let nodes = try brands.enumerated().map { i, brand in
-                try TestNode(
-                    ["thub", "tlapa", "tlapb"][i] + "\(n)", brand, folder: folder, table: Self.treeSchema,
-                    track: tables, keyBlocks: false)
-            }
+        try eachHubFleet("t", schema: Self.treeSchema, tables: tables) { nodes, tag, sync in
             let (hub, a, b) = (nodes[0], nodes[1], nodes[2])
-            try trustAll(nodes)
-            func sync() throws {
-                for lap in [b, a] {
-                    let out = try bundles("\(lap.name)-\(UUID().uuidString.prefix(6))")
-                    try lap.export(to: out)
-                    try hub.ingest([out.path])
-                }
-                let relay = try bundles("\(hub.name)-\(UUID().uuidString.prefix(6))")
-                _ = try Exporter.export(hub.db, ExportOptions(folder: relay.path, relay: true))
-                for lap in [a, b] { try lap.ingest([relay.path]) }
-            }
             try hub.exec("INSERT INTO tn VALUES (1, NULL, 'root')")
             try hub.exec("INSERT INTO tn VALUES (2, 1, 'known')")
             try hub.exec("INSERT INTO tz VALUES (1, NULL)")
@@ -703,6 +656,41 @@ final class ConstraintTests: ScenarioTestCase {
                     try b.db.scalar("SELECT count(*) FROM ds_change_outbox"), .integer(0), "\(tag): sent back")
                 XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0), tag)
             }
+        }
+    }
+
+    /// A hub and two laptops for each of six mixes of the brands available: `body` gets them
+    /// (hub first), their tag, and one exchange: the laptops' bundles to the hub (b's first),
+    /// then the hub's relay bundle to both.
+    func eachHubFleet(
+        _ prefix: String, schema: String, tables: [String],
+        _ body: (_ nodes: [TestNode], _ tag: String, _ sync: () throws -> Void) throws -> Void
+    ) throws {
+        let available = Set(TestDatabases.availableBrands)
+        let fleets: [[Brand]] = [
+            [.sqlite, .sqlite, .sqlite], [.postgres, .mariadb, .sqlite], [.sqlite, .postgres, .mariadb],
+            [.mariadb, .sqlite, .postgres], [.postgres, .postgres, .postgres], [.mariadb, .mariadb, .mariadb],
+        ].filter { Set($0).isSubset(of: available) }
+        for (n, brands) in fleets.enumerated() {
+            TestNode.created.removeAll()
+            let nodes = try brands.enumerated().map { i, brand in
+                try TestNode(
+                    prefix + ["hub", "lapa", "lapb"][i] + "\(n)", brand, folder: folder, table: schema, track: tables,
+                    keyBlocks: false)
+            }
+            let (hub, a, b) = (nodes[0], nodes[1], nodes[2])
+            try trustAll(nodes)
+            func sync() throws {
+                for lap in [b, a] {
+                    let out = try bundles("\(lap.name)-\(UUID().uuidString.prefix(6))")
+                    try lap.export(to: out)
+                    try hub.ingest([out.path])
+                }
+                let relay = try bundles("\(hub.name)-\(UUID().uuidString.prefix(6))")
+                _ = try Exporter.export(hub.db, ExportOptions(folder: relay.path, relay: true))
+                for lap in [a, b] { try lap.ingest([relay.path]) }
+            }
+            try body(nodes, "\(n)\(brands.map(\.rawValue).joined())", sync)
         }
     }
 

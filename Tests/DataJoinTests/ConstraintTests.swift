@@ -572,6 +572,63 @@ final class ConstraintTests: ScenarioTestCase {
         }
     }
 
+    /// A row moved under a row deleted elsewhere takes its subtree with it there: the move is held
+    /// where that row is gone, and the delete of a child of the moved row waited for the held
+    /// move (a change of its own table), for good, while the other node held the insert under
+    /// it (found from outside). Only a held change of a row below the deleted one makes it wait.
+    func testAHeldMoveOfAParentDoesNotHoldTheDeleteOfItsChild() throws {
+        provokesRefusals = true
+        let brands = TestDatabases.availableBrands
+        for origin in brands where origin != .postgres {
+            for target in brands {
+                let tag = "\(target)\(origin)"
+                let (a, b) = try pair("v\(tag)", target, origin, schema: Self.treeSchema, tables: ["tn", "tz"])
+                try a.exec("INSERT INTO tn VALUES (1, NULL, 'm'), (2, NULL, 'r'), (3, 2, 'k')")
+                _ = try sync(a, b)
+                try b.exec("UPDATE tn SET pid = 1 WHERE id = 2")
+                try a.exec("DELETE FROM tn WHERE id = 1")
+                try a.exec("INSERT INTO tn VALUES (4, 3, 'c')")
+                _ = try sync(a, b)
+                for _ in 0..<3 {
+                    _ = try sync(b, a)
+                    _ = try sync(a, b)
+                }
+                for n in [a, b] {
+                    XCTAssertEqual(try n.rows("tn"), [], "\(tag) \(n.name)")
+                    XCTAssertEqual(
+                        try n.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0), "\(tag) \(n.name)")
+                }
+            }
+        }
+    }
+
+    /// A chain deeper than InnoDB's cascade limit (15 levels) added under a row another node
+    /// deleted: the importer deletes it deepest first, so a MariaDB target applies the delete
+    /// too, where the database's own cascade refused it and the delete was held for good (found
+    /// from outside).
+    func testARowDeletedElsewhereAboveADeepChainAddedHereTakesTheChain() throws {
+        provokesRefusals = true
+        let brands = TestDatabases.availableBrands
+        for origin in brands {
+            for target in brands {
+                let tag = "\(origin)\(target)"
+                let (o, t) = try pair("c\(tag)", origin, target, schema: Self.treeSchema, tables: ["tn", "tz"])
+                try o.exec("INSERT INTO tn VALUES (1, NULL, 'x')")
+                _ = try sync(o, t)
+                for n in 101...120 { try t.exec("INSERT INTO tn VALUES (\(n), \(n == 101 ? 1 : n - 1), 'c')") }
+                try o.exec("DELETE FROM tn WHERE id = 1")
+                _ = try sync(o, t)
+                XCTAssertEqual(try t.rows("tn"), [], tag)
+                _ = try sync(t, o)
+                for n in [o, t] {
+                    XCTAssertEqual(try n.rows("tn"), [], "\(tag) \(n.name)")
+                    XCTAssertEqual(
+                        try n.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0), "\(tag) \(n.name)")
+                }
+            }
+        }
+    }
+
     /// A cascade this node's import runs sets a row's foreign key to NULL, and the same bundle
     /// then deletes that row: the update was captured, the delete was not, and the update was
     /// stamped in the deleted row's generation, which no bundle may carry. Every export of the

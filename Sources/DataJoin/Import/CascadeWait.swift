@@ -269,7 +269,7 @@ extension CascadeWait {
         let names = tables.map { Value.text($0) }
         guard try db.firstRow("SELECT 1 FROM ds_change_held WHERE object_table IN (\(marks)) LIMIT 1", names) != nil
         else { return nil }
-        var rows: [(id: Int64, table: String, seq: Int64, op: String, txid: Int64)] = []
+        var rows: [(id: Int64, table: String, seq: Int64, op: String, txid: Int64, key: [Value]?)] = []
         try db.query(
             """
             SELECT h.id, h.object_table,
@@ -289,15 +289,21 @@ extension CascadeWait {
             else { return }
             // A held change of the deleted row itself (a table's key to itself) is one the delete
             // supersedes, not a row below it: waiting for it held both for good (found from outside).
+            var key: [Value]?
             if table == c.table, let t = self.tables[table], case .blob(let bytes) = r.values[7],
-                let key = try? KeyCodec.decode(bytes), t.canonicalKey(key) == t.canonicalKey(c.key)
+                let decoded = try? KeyCodec.decode(bytes)
             {
-                return
+                key = t.canonicalKey(decoded)
+                if key == t.canonicalKey(c.key) { return }
             }
-            rows.append((id, table, seq, op, r.int(4) ?? 0))
+            rows.append((id, table, seq, op, r.int(4) ?? 0, key))
         }
         for row in rows where row.op != "I" && (row.seq < c.seq || (c.txid != 0 && row.op == "U" && row.txid == c.txid))
         {
+            // In the deleted row's own table, only a row below it here is the cascade's: any
+            // other (its parent moved elsewhere, a sibling) held its delete for good (found from
+            // outside). The fast path asks for its chunk as a whole and counts every one.
+            if !anyHeldInsert, let key = row.key, try !isBelow(db, key, c) { continue }
             return .missing("\(c.origin)'s change #\(row.seq) to a row referencing it is held here")
         }
         for row in rows where row.op == "I" && row.seq < c.seq {
@@ -320,6 +326,43 @@ extension CascadeWait {
             }
         }
         return nil
+    }
+}
+
+extension CascadeWait {
+    /// Whether the row `key` of `c`'s table is below the row `c` deletes here, through the
+    /// table's keys to itself: its parents read upwards, each once (a cycle ends), and past
+    /// 1,000 rows read it counts as below.
+    fileprivate func isBelow(_ db: Database, _ key: [Value], _ c: Change) throws -> Bool {
+        guard let t = tables[c.table] else { return true }
+        let own = (keys[c.table] ?? []).filter { $0.child == c.table }
+        let target = t.canonicalKey(c.key)
+        let keyWhere = t.keyColumns.map { "\($0.identifier.qualified(by: "c")) = ?" as SQL }.joined(separator: " AND ")
+        let parents: [SQL] = own.map { k in
+            let on = k.columns.map {
+                "\(Identifier($0.parent).qualified(by: "p")) = \(Identifier($0.child).qualified(by: "c"))" as SQL
+            }.joined(separator: " AND ")
+            return """
+                SELECT \(t.keyColumns.map { $0.identifier.qualified(by: "p") }.joined(separator: ", ")) \
+                FROM \(t.identifier) AS c JOIN \(t.identifier) AS p ON \(on) WHERE \(keyWhere)
+                """
+        }
+        var seen: Set<[Value]> = [key]
+        var frontier = [key]
+        while !frontier.isEmpty {
+            var next: [[Value]] = []
+            for row in frontier {
+                for sql in parents {
+                    try db.query(sql, row) { r in
+                        let p = t.canonicalKey(r.values)
+                        if seen.insert(p).inserted { next.append(p) }
+                    }
+                }
+            }
+            if seen.contains(target) || seen.count > 1_000 { return true }
+            frontier = next
+        }
+        return false
     }
 }
 

@@ -95,49 +95,66 @@ final class TableSQL {
         guard !within.isEmpty else { return }
         let deleting = deletingNext.union(keys)
         for fk in within where fk.onDelete.changesChildren {
-            var rows: [[Value]] = []
-            var seen = Set<[Value]>()
-            let join = fk.columns.map { c, p in
-                "\(Identifier(c).qualified(by: "c")) = \(Identifier(p).qualified(by: "p"))" as SQL
-            }.joined(separator: " AND ")
-            var start = 0
-            for n in MultiRow.pieces(keys.count, max: MultiRow.rowsPerStatement(table.keyColumns.count)) {
-                let slice = keys[start..<start + n]
-                start += n
-                let sql: SQL = """
-                    SELECT \(table.keyColumns.map { $0.identifier.qualified(by: "c") }.joined(separator: ", ")) \
-                    FROM \(name) AS p \
-                    JOIN \(name) AS c ON \(join) \
-                    WHERE \(db.dialect.keyIn(table.keyColumns.map { $0.identifier.qualified(by: "p") }, count: n))
-                    """
-                try db.query(sql, slice.flatMap { $0 }) { r in
-                    let key = table.canonicalKey(r.values)
-                    if !deleting.contains(key), seen.insert(key).inserted { rows.append(key) }
-                }
+            var seen = deleting
+            var level = try referencing(keys, fk, seen: &seen)
+            guard !level.isEmpty else { continue }
+            // A cascade's whole subtree, read a level at a time and deleted deepest first, each
+            // statement with nothing left below it: InnoDB stops a cascade 15 levels deep, and
+            // a deeper subtree held the delete on a MariaDB node for good (found from outside).
+            var levels = [level]
+            while fk.onDelete == .cascade {
+                level = try referencing(level, fk, seen: &seen)
+                if level.isEmpty { break }
+                levels.append(level)
             }
-            guard !rows.isEmpty else { continue }
             try db.setApplying(nil)
-            start = 0
-            for n in MultiRow.pieces(rows.count, max: MultiRow.rowsPerStatement(table.keyColumns.count)) {
-                let slice = rows[start..<start + n]
-                start += n
-                let which = keyIn(n)
-                let sql: SQL
-                switch fk.onDelete {
-                case .cascade: sql = "DELETE FROM \(name) WHERE \(which)"
-                case .setNull:
-                    let set = fk.columns.map { "\(Identifier($0.child)) = NULL" as SQL }.joined(separator: ", ")
-                    sql = "UPDATE \(name) SET \(set) WHERE \(which)"
-                case .setDefault, .restrict, .noAction:
-                    let set = try fk.columns.map {
-                        "\(Identifier($0.child)) = \(try db.dialect.columnDefault(db, table: table.name, column: $0.child))"
-                            as SQL
-                    }.joined(separator: ", ")
-                    sql = "UPDATE \(name) SET \(set) WHERE \(which)"
+            for rows in levels.reversed() {
+                var start = 0
+                for n in MultiRow.pieces(rows.count, max: MultiRow.rowsPerStatement(table.keyColumns.count)) {
+                    let slice = rows[start..<start + n]
+                    start += n
+                    let which = keyIn(n)
+                    let sql: SQL
+                    switch fk.onDelete {
+                    case .cascade: sql = "DELETE FROM \(name) WHERE \(which)"
+                    case .setNull:
+                        let set = fk.columns.map { "\(Identifier($0.child)) = NULL" as SQL }.joined(separator: ", ")
+                        sql = "UPDATE \(name) SET \(set) WHERE \(which)"
+                    case .setDefault, .restrict, .noAction:
+                        let set = try fk.columns.map {
+                            "\(Identifier($0.child)) = \(try db.dialect.columnDefault(db, table: table.name, column: $0.child))"
+                                as SQL
+                        }.joined(separator: ", ")
+                        sql = "UPDATE \(name) SET \(set) WHERE \(which)"
+                    }
+                    try db.execute(sql, slice.flatMap { $0 })
                 }
-                try db.execute(sql, slice.flatMap { $0 })
             }
         }
+    }
+
+    /// The rows referencing the rows of `keys` through `fk`, not in `seen` (then added to it).
+    private func referencing(_ keys: [[Value]], _ fk: ForeignKey, seen: inout Set<[Value]>) throws -> [[Value]] {
+        let join = fk.columns.map { c, p in
+            "\(Identifier(c).qualified(by: "c")) = \(Identifier(p).qualified(by: "p"))" as SQL
+        }.joined(separator: " AND ")
+        var rows: [[Value]] = []
+        var start = 0
+        for n in MultiRow.pieces(keys.count, max: MultiRow.rowsPerStatement(table.keyColumns.count)) {
+            let slice = keys[start..<start + n]
+            start += n
+            let sql: SQL = """
+                SELECT \(table.keyColumns.map { $0.identifier.qualified(by: "c") }.joined(separator: ", ")) \
+                FROM \(name) AS p \
+                JOIN \(name) AS c ON \(join) \
+                WHERE \(db.dialect.keyIn(table.keyColumns.map { $0.identifier.qualified(by: "p") }, count: n))
+                """
+            try db.query(sql, slice.flatMap { $0 }) { r in
+                let key = table.canonicalKey(r.values)
+                if seen.insert(key).inserted { rows.append(key) }
+            }
+        }
+        return rows
     }
 
     // MARK: - Many rows per statement (RowBatch)

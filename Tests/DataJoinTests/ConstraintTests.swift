@@ -629,6 +629,47 @@ final class ConstraintTests: ScenarioTestCase {
         }
     }
 
+    /// Rows the import deletes itself are left to its statement, and the cascade goes on below
+    /// them: a row this node added under one is this node's cascade (it went uncaptured, and its
+    /// insert was held for good at the origin). A row whose own delete does not apply here (a
+    /// later generation) is the cascade's too once that delete has settled (found in review).
+    /// A PostgreSQL origin, whose deletes wait for the move later in their transaction.
+    func testTheRowsBelowTheImportsOwnDeletesAreThisNodesCascade() throws {
+        guard TestDatabases.availableBrands.contains(.postgres) else { throw XCTSkip("needs PostgreSQL") }
+        provokesRefusals = true
+        for target in TestDatabases.availableBrands {
+            let tag = "\(target)"
+            let (a, b) = try pair("w\(tag)", .postgres, target, schema: Self.treeSchema, tables: ["tn", "tz"])
+            try a.exec(
+                "INSERT INTO tn VALUES (9, NULL, 'r'), (10, 9, 'c'), (11, 10, 'g'), (14, NULL, 'o'), (15, 14, 'p')")
+            try a.exec(
+                "INSERT INTO tn VALUES (29, NULL, 'r'), (30, 29, 'c'), (31, 30, 'g'), (34, NULL, 'o'), (35, 34, 'p')")
+            _ = try sync(a, b)
+            try b.exec("INSERT INTO tn VALUES (12, 11, 'here')")
+            try b.exec("DELETE FROM tn WHERE id = 31")
+            try b.exec("INSERT INTO tn VALUES (31, 30, 'again')")
+            try b.exec("INSERT INTO tn VALUES (32, 31, 'here')")
+            for (parent, child, moved) in [(9, 10, 15), (29, 30, 35)] {
+                try a.db.retryingWrite { _ in
+                    try a.exec("DELETE FROM tn WHERE id = \(child)")
+                    try a.exec("DELETE FROM tn WHERE id = \(parent)")
+                    try a.exec("UPDATE tn SET pid = NULL WHERE id = \(moved)")
+                }
+            }
+            _ = try sync(a, b)
+            XCTAssertEqual(try b.rows("tn"), try a.rows("tn"), tag)
+            _ = try sync(b, a)
+            _ = try sync(a, b)
+            for n in [a, b] {
+                XCTAssertEqual(
+                    try n.rows("tn"),
+                    [["14", "NULL", "o"], ["15", "NULL", "p"], ["34", "NULL", "o"], ["35", "NULL", "p"]],
+                    "\(tag) \(n.name)")
+                XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0), "\(tag) \(n.name)")
+            }
+        }
+    }
+
     /// A cascade this node's import runs sets a row's foreign key to NULL, and the same bundle
     /// then deletes that row: the update was captured, the delete was not, and the update was
     /// stamped in the deleted row's generation, which no bundle may carry. Every export of the

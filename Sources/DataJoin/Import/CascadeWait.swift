@@ -303,7 +303,12 @@ extension CascadeWait {
             // In the deleted row's own table, only a row below it here is the cascade's: any
             // other (its parent moved elsewhere, a sibling) held its delete for good (found from
             // outside). The fast path asks for its chunk as a whole and counts every one.
-            if !anyHeldInsert, let key = row.key, try !isBelow(db, key, c) { continue }
+            // (Through another table back to its own, any counts: `isBelow` reads only its own keys.)
+            if !anyHeldInsert, let key = row.key, !descendants(of: c.table, selfLoops: false).contains(c.table),
+                try !isBelow(db, key, c)
+            {
+                continue
+            }
             return .missing("\(c.origin)'s change #\(row.seq) to a row referencing it is held here")
         }
         for row in rows where row.op == "I" && row.seq < c.seq {

@@ -325,6 +325,8 @@ public enum Importer {
         // Deletes waiting for the updates of their own transaction later in this apply
         // (`CascadeWait`), applied once the loop has passed them.
         var postponed: [PostponedDelete] = []
+        // Each table's place in `order` (parents first), read once per run, not per change.
+        let rank = Dictionary(order.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
         func applyPostponed(through id: Int64, final: Bool) throws {
             // Children's deletes before their parents' (`order` lists parents first): a parent's
             // delete due with its child's would cascade to the child, and that cascade would go
@@ -333,14 +335,13 @@ public enum Importer {
             // table (only PostgreSQL origins' deletes wait here), and the rows due together are
             // the importer's own, never a cascade of this node's (`TableSQL.cascadeWithin`).
             guard !postponed.isEmpty else { return }
-            let rank = Dictionary(order.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
             let due = postponed.enumerated().filter { final || $0.element.after <= id }.sorted {
                 let (a, b) = (rank[$0.element.change.table] ?? 0, rank[$1.element.change.table] ?? 0)
                 return a != b ? a > b : $0.offset > $1.offset
             }.map(\.element)
             guard !due.isEmpty else { return }
             postponed.removeAll { final || $0.after <= id }
-            merger.deleting(Dictionary(grouping: due, by: \.change.table).mapValues { Set($0.map(\.key.key)) })
+            try merger.deleting(due)
             defer { merger.deleting([:]) }
             for p in due {
                 // Its transaction's moves are behind it now: a wait left is a hold.
@@ -352,6 +353,9 @@ public enum Importer {
                         db, p.change, canonical: p.key, window: window, savepoints: mode == .heldOneByOne,
                         merger: &merger)
                 try settle(db, outcome, of: p.change, row: p.row, report: &report, cursor: &cursor)
+                // Settled: a row its delete left (held, or a later generation here) is no longer
+                // the import's to delete, and a parent's cascade reaching it is this node's.
+                merger.settled(p.change.table, p.key.key)
             }
         }
         while true {

@@ -173,8 +173,19 @@ struct Merger {
         return g
     }
 
-    /// The rows the caller deletes next, one by one, by table: a cascade within their table
-    /// leaves them to it (`TableSQL.cascadeWithin`). Empty: none.
+    /// The rows the caller deletes next, one by one: a cascade within their table leaves them
+    /// to it (`TableSQL.cascadeWithin`). Not a row a later generation here outlives the delete
+    /// of: it stays, and a parent's cascade reaching it is this node's (found in review).
+    mutating func deleting(_ due: [PostponedDelete]) throws {
+        var keys: [String: Set<[Value]>] = [:]
+        for p in due {
+            if let here = try versions.row(p.change.table, p.key.bytes), here.cl > p.change.cl { continue }
+            keys[p.change.table, default: []].insert(p.key.key)
+        }
+        deleting(keys)
+    }
+
+    /// The same by table. Empty: none.
     mutating func deleting(_ keys: [String: Set<[Value]>]) {
         for name in Set(keys.keys).union(statements.keys) {
             guard let t = tables[name] else { continue }
@@ -183,6 +194,9 @@ struct Merger {
             sql.deletingNext = keys[name] ?? []
         }
     }
+
+    /// A row of `deleting` whose delete has settled.
+    func settled(_ table: String, _ key: [Value]) { statements[table]?.deletingNext.remove(key) }
 
     /// The row `c` is for, with its version; its values are read when a rule needs them.
     private mutating func localRow(_ c: Change, _ t: TableInfo, canonical: CanonicalKey?) throws

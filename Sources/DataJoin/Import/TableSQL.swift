@@ -93,20 +93,25 @@ final class TableSQL {
     /// the importer's to delete, never part of the cascade: the bundle deletes them itself.
     private func cascadeWithin(_ keys: [[Value]]) throws {
         guard !within.isEmpty else { return }
-        let deleting = deletingNext.union(keys)
+        let these = Set(keys)
         for fk in within where fk.onDelete.changesChildren {
-            var seen = deleting
-            var level = try referencing(keys, fk, seen: &seen)
-            guard !level.isEmpty else { continue }
+            // Each row read once (a cycle ends). The import's own rows (these, and the deletes
+            // due with them, tested in place: thousands due together each asked) are left to
+            // its statement, and the cascade goes on below them: a row this node added there
+            // is this node's cascade too (found in review).
+            var visited = these
+            var frontier = keys
+            var levels: [[[Value]]] = []
             // A cascade's whole subtree, read a level at a time and deleted deepest first, each
             // statement with nothing left below it: InnoDB stops a cascade 15 levels deep, and
             // a deeper subtree held the delete on a MariaDB node for good (found from outside).
-            var levels = [level]
-            while fk.onDelete == .cascade {
-                level = try referencing(level, fk, seen: &seen)
-                if level.isEmpty { break }
-                levels.append(level)
-            }
+            repeat {
+                let found = try referencing(frontier, fk, visited: &visited)
+                let ours = found.filter { !deletingNext.contains($0) }
+                if !ours.isEmpty { levels.append(ours) }
+                frontier = fk.onDelete == .cascade ? found : []
+            } while !frontier.isEmpty
+            guard !levels.isEmpty else { continue }
             try db.setApplying(nil)
             for rows in levels.reversed() {
                 var start = 0
@@ -133,8 +138,8 @@ final class TableSQL {
         }
     }
 
-    /// The rows referencing the rows of `keys` through `fk`, not in `seen` (then added to it).
-    private func referencing(_ keys: [[Value]], _ fk: ForeignKey, seen: inout Set<[Value]>) throws -> [[Value]] {
+    /// The rows referencing the rows of `keys` through `fk`, not in `visited` (then added to it).
+    private func referencing(_ keys: [[Value]], _ fk: ForeignKey, visited: inout Set<[Value]>) throws -> [[Value]] {
         let join = fk.columns.map { c, p in
             "\(Identifier(c).qualified(by: "c")) = \(Identifier(p).qualified(by: "p"))" as SQL
         }.joined(separator: " AND ")
@@ -151,7 +156,7 @@ final class TableSQL {
                 """
             try db.query(sql, slice.flatMap { $0 }) { r in
                 let key = table.canonicalKey(r.values)
-                if seen.insert(key).inserted { rows.append(key) }
+                if visited.insert(key).inserted { rows.append(key) }
             }
         }
         return rows

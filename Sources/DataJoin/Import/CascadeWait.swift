@@ -298,15 +298,14 @@ extension CascadeWait {
             }
             rows.append((id, table, seq, op, r.int(4) ?? 0, key))
         }
+        // Through another table back to its own, any counts: `isBelow` reads only its own keys.
+        let ownKeysOnly = !descendants(of: c.table, selfLoops: false).contains(c.table)
         for row in rows where row.op != "I" && (row.seq < c.seq || (c.txid != 0 && row.op == "U" && row.txid == c.txid))
         {
             // In the deleted row's own table, only a row below it here is the cascade's: any
             // other (its parent moved elsewhere, a sibling) held its delete for good (found from
             // outside). The fast path asks for its chunk as a whole and counts every one.
-            // (Through another table back to its own, any counts: `isBelow` reads only its own keys.)
-            if !anyHeldInsert, let key = row.key, !descendants(of: c.table, selfLoops: false).contains(c.table),
-                try !isBelow(db, key, c)
-            {
+            if !anyHeldInsert, ownKeysOnly, let key = row.key, try !isBelow(db, key, c) {
                 continue
             }
             return .missing("\(c.origin)'s change #\(row.seq) to a row referencing it is held here")

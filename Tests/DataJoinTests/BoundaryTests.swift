@@ -113,6 +113,75 @@ final class BoundaryTests: ScenarioTestCase {
         }
     }
 
+    /// The import reads its chunks ahead on a second connection when its range holds more than
+    /// two (`InboxChunks`): n rows with chunks of 4 around 2 × 4 and 3 × that, new rows, updates
+    /// and deletes, every brand a target. At 9 changes and more the reader ran, and the rows agree.
+    func testImportReadsAheadPastTwoChunks() throws {
+        Tuning.current.importChunk = Self.size
+        let twice = 2 * Self.size
+        try eachCount("ahead", counts: [twice - 1, twice, twice + 1, 3 * twice]) { a, b, n in
+            let before = InboxChunks.readAheads
+            try insert(a, n)
+            try sync(a, b)
+            XCTAssertEqual(InboxChunks.readAheads - before, n > twice ? 1 : 0, "n = \(n)")
+            try a.exec("UPDATE sales_order SET description = description || '+'")
+            try a.exec("DELETE FROM sales_order WHERE quantity = '0'")
+            try sync(a, b)  // n updates and a delete
+            XCTAssertEqual(
+                InboxChunks.readAheads - before, (n > twice ? 1 : 0) + (n + 1 > twice ? 1 : 0), "n = \(n)")
+        }
+    }
+
+    /// A change the target refuses in the third of five chunks read ahead: the fast path is
+    /// rolled back with its reader, the bundle goes change by change, only that change is held.
+    func testAnImportReadingAheadThatIsRefusedGoesChangeByChange() throws {
+        provokesRefusals = true
+        Tuning.current.importChunk = Self.size
+        for (b1, b2) in Self.pairings {
+            let a = try TestNode("aref\(b1)\(b2)", b1, folder: folder)
+            let b = try TestNode("bref\(b1)\(b2)", b2, folder: folder)
+            try trustAll([a, b])
+            try b.exec("CREATE UNIQUE INDEX ahead_unique ON sales_order (description)")
+            try b.exec("INSERT INTO sales_order (order_id, description, quantity) VALUES ('local', 'd10', 'x')")
+            let before = InboxChunks.readAheads
+            try insert(a, 5 * Self.size)
+            let out = try TestDatabases.subfolder(folder, "ref\(b1)\(b2)")
+            _ = try a.export(to: out)
+            let report = try b.ingest([out.path])
+            XCTAssertEqual(report.imported?.retriedChangeByChange, 1, "\(b1)→\(b2)")
+            XCTAssertEqual(report.imported?.stillHeld, 1, "\(b1)→\(b2)")
+            XCTAssertEqual(InboxChunks.readAheads - before, 1, "\(b1)→\(b2): the fast path read ahead")
+            XCTAssertEqual(
+                try b.rows().filter { $0[0] != "local" }, try a.rows().filter { $0[0] != "o10" }, "\(b1)→\(b2)")
+            uncheckedNodes.insert(b.name)
+        }
+    }
+
+    /// A dry run loads the bundle in a transaction it never commits, so a second connection
+    /// would read none of it: `ingest --dry-run` and `import --dry-run` of a range of more than
+    /// two chunks (the CLI, chunks of 4) report every change, on every brand, and change nothing.
+    func testADryRunOfManyChunksReportsEveryChange() throws {
+        for brand in [Brand.sqlite, .postgres, .mariadb] {
+            let a = try TestNode("adry\(brand)", .sqlite, folder: folder)
+            let b = try TestNode("bdry\(brand)", brand, folder: folder)
+            try trustAll([a, b])
+            try insert(a, 25)
+            let out = try TestDatabases.subfolder(folder, "dry\(brand)")
+            _ = try a.export(to: out)
+            let sizes = ["DATAJOIN_TEST_SIZES": "importChunk=4"]
+            var r = try CLI.run(["ingest", "--db", b.url, "--dry-run", out.path], env: sizes)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stdout.contains("would apply to sales_order: 25 inserts"), "\(brand): \(r.stdout)")
+            try CLI.ok(["ingest", "--db", b.url, "--no-import", out.path])
+            r = try CLI.run(["import", "--db", b.url, "--dry-run"], env: sizes)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stdout.contains("would apply to sales_order: 25 inserts"), "\(brand): \(r.stdout)")
+            XCTAssertEqual(try b.rows(), [], "\(brand)")
+            try CLI.ok(["import", "--db", b.url], env: sizes)
+            XCTAssertEqual(try b.rows(), try a.rows(), "\(brand)")
+        }
+    }
+
     /// Small bundles applied in one import transaction (a hub's many laptops): bundles of one
     /// change and of n changes, so groups end below, at and above the limit; a bundle larger
     /// than the group is applied alone, whole. Every bundle is counted once.

@@ -58,8 +58,9 @@ final class BundleReader {
     private final class DigestBox { var hasher = SHA256() }
     private let box: DigestBox
 
-    /// The next change, or nil at the trailer.
+    /// The next change, or nil at the trailer (and after it: what follows is the checksum).
     func next() throws -> Change? {
+        if trailerCount != nil { return nil }
         while true {
             let kind = try reader.byte()
             switch BundleFormat.Record(rawValue: kind) {

@@ -54,6 +54,10 @@ public protocol Database: AnyObject {
     /// multi-row INSERT; false (nothing done) where it has none. A duplicate key fails it.
     func bulkLoad(into table: SQL, columns: SQL, _ rows: (_ send: ([Value]) throws -> Void) throws -> Void)
         throws -> Bool
+    /// A second connection to the same database, for another thread to read what this one
+    /// will need next (an import's next inbox chunks); it sees what is committed, never this
+    /// connection's open transaction. Nil where this connection's reads need not be committed.
+    func openReader() throws -> Database?
 }
 
 extension Database {

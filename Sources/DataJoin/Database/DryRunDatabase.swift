@@ -37,6 +37,8 @@ public final class DryRunDatabase: Database, TransactionDriver {
         into table: SQL, columns: SQL, _ rows: (_ send: ([Value]) throws -> Void) throws -> Void
     ) throws -> Bool { try inner.bulkLoad(into: table, columns: columns, rows) }
     public var displayName: String { inner.displayName }
+    /// Nothing of a dry run is committed: a second connection would not see it.
+    public func openReader() throws -> Database? { nil }
     public func execute(_ sql: SQL) throws -> Int { try inner.execute(sql) }
     public func query(_ sql: SQL, _ body: (Row) throws -> Void) throws { try inner.query(sql, body) }
     public func stream(_ sql: SQL, _ body: (Row) throws -> Void) throws { try inner.stream(sql, body) }

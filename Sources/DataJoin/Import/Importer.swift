@@ -358,10 +358,11 @@ public enum Importer {
                 merger.settled(p.change.table, p.key.key)
             }
         }
+        let chunks = try InboxChunks(
+            db, tables: tables, inbox, after: after, coalesce: coalesce, readAhead: mode == .fast)
+        defer { chunks.cancel() }
         while true {
-            let end = try chunkEnd(db, inbox, after: cursor.afterId)
-            let (rows, changes) = try readChunk(
-                db, tables: tables, inbox, after: cursor.afterId, end: end, coalesce: coalesce)
+            let (rows, changes) = try chunks.next(after: cursor.afterId)
             if rows.isEmpty {
                 try applyPostponed(through: cursor.afterId, final: true)
                 try merger.versions.flush()
@@ -412,7 +413,7 @@ public enum Importer {
 
     /// The inbox rows of the next chunk (`after` < id <= `end`) and their changes, decoded;
     /// with `coalesce`, held inserts carry the values of their held updates.
-    private static func readChunk(
+    static func readChunk(
         _ db: Database, tables: [String: TableInfo], _ inbox: InboxRows, after: Int64, end: Int64,
         coalesce: Bool
     ) throws -> (rows: [Row], changes: [Change]) {
@@ -549,7 +550,7 @@ public enum Importer {
     /// The last inbox id of the next chunk: at most `importChunk` rows, and no more payload bytes
     /// than `chunkBytes` (at least one row), so memory stays flat whatever the values' sizes.
     /// Lengths come from the row headers; no value is read for them.
-    static func chunkEnd(_ db: Database, _ inbox: InboxRows, after: Int64) throws -> Int64 {
+    static func chunkEnd(_ db: Database, _ inbox: InboxRows, after: Int64) throws -> (end: Int64, bytes: Int64) {
         let tuning = Tuning.current
         var end = after
         var bytes: Int64 = 0
@@ -565,7 +566,7 @@ public enum Importer {
             end = r.int(0) ?? end
             bytes += size
         }
-        return end
+        return (end, bytes)
     }
 
     /// The held updates of the rows `changes` insert, loaded at or before inbox id `first` or

@@ -25,6 +25,10 @@ struct InboxLoad {
     private var pendingBytes = 0
     /// The first of the sender's own changes skipped as held, for `Forks`.
     private var forkCandidate: Change?
+    /// The reader's changes, decoded on a second thread while rows are written on this one; a
+    /// batch is in reverse order, so that each change leaves it when it is taken.
+    private var ahead: ReadAhead<[Change]>?
+    private var batch: [Change] = []
 
     init(
         db: Database, file: IncomingFile, reader: BundleReader, me: NodeIdentity, bundleId: Int64,
@@ -41,6 +45,12 @@ struct InboxLoad {
     /// Every change of the file that is not skipped, into the inbox: by the brand's bulk path
     /// where it can, else in batches that skip duplicates.
     mutating func loadRows(useCopy: Bool) throws {
+        ahead = Self.readAhead(reader)
+        // The thread ends before the reader is checked (`finish`) or given up.
+        defer {
+            ahead?.cancel()
+            ahead = nil
+        }
         if try canBulkLoad(useCopy: useCopy),
             try db.bulkLoad(
                 into: "ds_change_inbox", columns: Self.columns,
@@ -106,7 +116,8 @@ struct InboxLoad {
     /// function returned) before its row is written: a large value is held once, encoded, not
     /// twice (memory, docs/reliability.md).
     private mutating func readRow() throws -> [Value]?? {
-        guard let c = try reader.next() else { return .none }
+        if batch.isEmpty, let next = try ahead?.next() { batch = next }
+        guard let c = batch.popLast() else { return .none }
         guard try register(c) else { return .some(nil) }
         return [
             .text(c.origin), .text(c.epoch), .integer(c.seq), .integer(c.hlc), .integer(c.txid),
@@ -114,6 +125,21 @@ struct InboxLoad {
             .blob(KeyCodec.encode(c.key)), .text(KeyNames.encode(c.keyNames)), .text(c.op.rawValue),
             .integer(c.cl), .blob(c.encodedPayload()), .integer(bundleId), .text(received),
         ]
+    }
+
+    /// Batches of up to 512 changes or 1 MiB of payload, at most 4 MiB ahead of the writer
+    /// (memory stays flat, docs/reliability.md: a 64 MiB change is read when the one before it
+    /// has been written).
+    private static func readAhead(_ reader: BundleReader) -> ReadAhead<[Change]> {
+        ReadAhead(budget: 4 << 20) {
+            var changes: [Change] = []
+            var cost = 0
+            while changes.count < 512 && cost < 1 << 20, let c = try reader.next() {
+                cost += 256 + (c.rawPayload?.count ?? 0)
+                changes.append(c)
+            }
+            return changes.isEmpty ? nil : (changes.reversed(), cost)
+        }
     }
 
     /// Counts a change read; false: it is skipped.

@@ -9,6 +9,8 @@ public final class MariaDBDatabase: Database, TransactionDriver {
     public let dialect: Dialect = MariaDBDialect()
     public let displayName: String
     let handle: UnsafeMutablePointer<MYSQL>
+    /// Holds the password: never printed (`displayName` is what is).
+    private let address: Address
     private var cache: [String: MariaDBStatement] = [:]
     private var holdsWriterLock = false
     /// `GET_LOCK` names are server-wide: each is scoped to this database.
@@ -25,6 +27,7 @@ public final class MariaDBDatabase: Database, TransactionDriver {
 
     public init(_ address: Address, displayName: String) throws {
         self.displayName = displayName
+        self.address = address
         guard let h = mysql_init(nil) else {
             throw DataJoinError(.connection, "cannot connect to \(displayName): out of memory")
         }
@@ -102,6 +105,8 @@ public final class MariaDBDatabase: Database, TransactionDriver {
         cache.removeAll()
         mysql_close(handle)
     }
+
+    public func openReader() throws -> Database? { try MariaDBDatabase(address, displayName: displayName) }
 
     func lastError() -> MariaDBError {
         MariaDBError(

@@ -9,12 +9,15 @@ public final class PostgresDatabase: Database, TransactionDriver {
     public let dialect: Dialect = PostgresDialect()
     public let displayName: String
     let conn: OpaquePointer
+    /// Holds the password: never printed (`displayName` is what is).
+    private let conninfo: String
     private var prepared: [String: String] = [:]
     private var statementCounter = 0
     private var cursorCounter = 0
 
     public init(conninfo: String, displayName: String) throws {
         self.displayName = displayName
+        self.conninfo = conninfo
         guard let c = PQconnectdb(conninfo) else {
             throw DataJoinError(.connection, "cannot connect to \(displayName): out of memory")
         }
@@ -72,6 +75,8 @@ public final class PostgresDatabase: Database, TransactionDriver {
     }
 
     deinit { PQfinish(conn) }
+
+    public func openReader() throws -> Database? { try PostgresDatabase(conninfo: conninfo, displayName: displayName) }
 
     private func lastError(_ result: OpaquePointer?) -> PostgresError {
         var state = ""

@@ -113,6 +113,9 @@ public final class SQLiteDatabase: Database, TransactionDriver {
         sqlite3_close_v2(handle)
     }
 
+    /// In WAL mode (set on every open) a reader sees the last commit while this connection writes.
+    public func openReader() throws -> Database? { try SQLiteDatabase(path: path, create: false) }
+
     func errorMessage() -> String { String(cString: sqlite3_errmsg(handle)) }
 
     func prepare(_ sql: String) throws -> SQLiteStatement {

@@ -31,6 +31,16 @@ final class BoundaryTests: ScenarioTestCase {
         XCTAssertEqual(report.imported?.retriedChangeByChange ?? 0, 0, "the fast path was refused")
     }
 
+    /// `sync`, returning the changes the target applied.
+    func syncCounting(_ from: TestNode, _ to: TestNode) throws -> Int {
+        let out = try TestDatabases.subfolder(folder, "\(from.name)-\(UUID().uuidString.prefix(6))")
+        try from.export(to: out)
+        let report = try to.ingest([out.path])
+        XCTAssertEqual(report.refused, 0, "\(report.files)")
+        XCTAssertEqual(report.imported?.retriedChangeByChange ?? 0, 0, "the fast path was refused")
+        return report.imported?.applied ?? -1
+    }
+
     /// A pair of fresh nodes per count, `body` run for each; rows compared after each sync.
     func eachCount(
         _ label: String, table: String = TestDatabases.salesOrderSQL, track: [String] = ["sales_order"],
@@ -119,38 +129,42 @@ final class BoundaryTests: ScenarioTestCase {
     func testImportReadsAheadPastTwoChunks() throws {
         Tuning.current.importChunk = Self.size
         let twice = 2 * Self.size
+        // Chunks taken from the reader: every chunk of a range of more than two, none below.
+        func chunks(_ changes: Int) -> Int { changes > twice ? (changes + Self.size - 1) / Self.size : 0 }
         try eachCount("ahead", counts: [twice - 1, twice, twice + 1, 3 * twice]) { a, b, n in
-            let before = InboxChunks.readAheads
+            let before = InboxChunks.chunksReadAhead
             try insert(a, n)
-            try sync(a, b)
-            XCTAssertEqual(InboxChunks.readAheads - before, n > twice ? 1 : 0, "n = \(n)")
+            XCTAssertEqual(try syncCounting(a, b), n, "n = \(n): applied")
+            XCTAssertEqual(InboxChunks.chunksReadAhead - before, chunks(n), "n = \(n)")
             try a.exec("UPDATE sales_order SET description = description || '+'")
             try a.exec("DELETE FROM sales_order WHERE quantity = '0'")
-            try sync(a, b)  // n updates and a delete
-            XCTAssertEqual(
-                InboxChunks.readAheads - before, (n > twice ? 1 : 0) + (n + 1 > twice ? 1 : 0), "n = \(n)")
+            XCTAssertEqual(try syncCounting(a, b), n + 1, "n = \(n): n updates and a delete applied")
+            XCTAssertEqual(InboxChunks.chunksReadAhead - before, chunks(n) + chunks(n + 1), "n = \(n)")
         }
     }
 
     /// A change the target refuses in the third of five chunks read ahead: the fast path is
-    /// rolled back with its reader, the bundle goes change by change, only that change is held.
+    /// rolled back with its reader (waiting to read the fourth: a budget of one byte lets a
+    /// chunk be read only when none is held), the bundle goes change by change, only that
+    /// change is held.
     func testAnImportReadingAheadThatIsRefusedGoesChangeByChange() throws {
         provokesRefusals = true
         Tuning.current.importChunk = Self.size
+        Tuning.current.readAheadBytes = 1
         for (b1, b2) in Self.pairings {
             let a = try TestNode("aref\(b1)\(b2)", b1, folder: folder)
             let b = try TestNode("bref\(b1)\(b2)", b2, folder: folder)
             try trustAll([a, b])
             try b.exec("CREATE UNIQUE INDEX ahead_unique ON sales_order (description)")
             try b.exec("INSERT INTO sales_order (order_id, description, quantity) VALUES ('local', 'd10', 'x')")
-            let before = InboxChunks.readAheads
+            let before = InboxChunks.chunksReadAhead
             try insert(a, 5 * Self.size)
             let out = try TestDatabases.subfolder(folder, "ref\(b1)\(b2)")
             _ = try a.export(to: out)
             let report = try b.ingest([out.path])
             XCTAssertEqual(report.imported?.retriedChangeByChange, 1, "\(b1)→\(b2)")
             XCTAssertEqual(report.imported?.stillHeld, 1, "\(b1)→\(b2)")
-            XCTAssertEqual(InboxChunks.readAheads - before, 1, "\(b1)→\(b2): the fast path read ahead")
+            XCTAssertEqual(InboxChunks.chunksReadAhead - before, 3, "\(b1)→\(b2): read ahead up to the refusal")
             XCTAssertEqual(
                 try b.rows().filter { $0[0] != "local" }, try a.rows().filter { $0[0] != "o10" }, "\(b1)→\(b2)")
             uncheckedNodes.insert(b.name)
@@ -164,6 +178,9 @@ final class BoundaryTests: ScenarioTestCase {
         for brand in [Brand.sqlite, .postgres, .mariadb] {
             let a = try TestNode("adry\(brand)", .sqlite, folder: folder)
             let b = try TestNode("bdry\(brand)", brand, folder: folder)
+            let dry = try DryRunDatabase(b.db)
+            XCTAssertNil(try dry.openReader(), "\(brand): a dry run opens no reader")
+            try dry.finish()
             try trustAll([a, b])
             try insert(a, 25)
             let out = try TestDatabases.subfolder(folder, "dry\(brand)")

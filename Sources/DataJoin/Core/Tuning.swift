@@ -34,6 +34,9 @@ public struct Tuning: Equatable, Sendable {
     public var bundleTargetBytes = 256 << 20
     /// Payload bytes one import or load chunk may hold before it is cut short.
     public var chunkBytes = 32 << 20
+    /// Bytes a second thread may read ahead of the one that writes (`ReadAhead`): an ingest's
+    /// decoded changes (in batches of a quarter of it), an import's next chunks.
+    public var readAheadBytes = 4 << 20
 
     public init() {}
 
@@ -46,7 +49,7 @@ public struct Tuning: Equatable, Sendable {
         "copyThreshold": \.copyThreshold,
         "versionBatch": \.versionBatch, "snapshotChunk": \.snapshotChunk, "holdingsPage": \.holdingsPage,
         "sqliteCaptureSplit": \.sqliteCaptureSplit, "postgresCaptureSplit": \.postgresCaptureSplit,
-        "bundleTargetBytes": \.bundleTargetBytes, "chunkBytes": \.chunkBytes,
+        "bundleTargetBytes": \.bundleTargetBytes, "chunkBytes": \.chunkBytes, "readAheadBytes": \.readAheadBytes,
     ]
 
     /// Parses `name=value,name=value`. Capture splits stay within the SQL functions' limits.

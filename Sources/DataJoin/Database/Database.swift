@@ -58,9 +58,13 @@ public protocol Database: AnyObject {
     /// will need next (an import's next inbox chunks); it sees what is committed, never this
     /// connection's open transaction. Nil where this connection's reads need not be committed.
     func openReader() throws -> Database?
+    /// Takes over what a reader opened by `openReader` counted, once its work is done.
+    func absorb(_ reader: Database)
 }
 
 extension Database {
+    public func absorb(_ reader: Database) {}
+
     /// Brands whose text is always valid UTF-8 have none to report.
     public func takeInvalidTextColumn() -> Int? { nil }
 

@@ -1,29 +1,33 @@
 import Foundation
 
 /// An import's inbox rows, a chunk at a time (`Importer.chunkEnd`). On the fast path through a
-/// range of more than two chunks, the chunks after the one being applied are read and decoded
-/// on a connection and a thread of their own (the import used one core: reading, decoding and
-/// applying one after the other; docs/performance.md).
+/// range of more than two chunks, the chunks are read and decoded on a connection and a thread
+/// of their own while this one applies the chunk before (the import used one core: reading,
+/// decoding and applying one after the other; docs/performance.md).
 ///
-/// Why the reader sees what this connection would: the range's rows are loaded and committed
-/// before the import starts (ingest loads one bundle at a time, in its own transaction), and
-/// the reader must see the range's last row before it is used (not so in a dry run, whose loads
-/// are never committed: no reader there). The import writes nothing to the rows it has not
-/// read yet: on the fast path nothing is held before its own change is applied.
+/// Why the reader sees what this connection would (docs/architecture.md, "Second threads"):
+/// the import's transaction holds the database's writer lock, so every inbox row up to the
+/// range's last was committed before it began, in id order, and none is written while it runs;
+/// the reader must see that last row before it is used (a dry run's loads are never committed:
+/// no reader there). The import writes nothing to the rows it has not read yet: on the fast
+/// path a change is held only when it is applied.
 final class InboxChunks {
     private struct Chunk {
         var rows: [Row]
         var changes: [Change]
     }
 
-    /// Applies that read ahead, so far: tests see that the boundary holds (more than two chunks).
-    nonisolated(unsafe) static var readAheads = 0
+    /// Chunks the reader served, so far: tests see that the boundary holds (more than two
+    /// chunks) and that the import took its chunks from it.
+    nonisolated(unsafe) static var chunksReadAhead = 0
 
     private let db: Database
     private let tables: [String: TableInfo]
     private let inbox: InboxRows
     private let coalesce: Bool
     private var ahead: ReadAhead<Chunk>?
+    /// Closed here, after the thread has ended (its statistics go back to `db`).
+    private var reader: Database?
     /// The inbox id after which the next chunk read ahead starts.
     private var aheadAfter: Int64
 
@@ -37,21 +41,28 @@ final class InboxChunks {
         aheadAfter = after
         guard readAhead, !coalesce, case .through(let last) = inbox,
             last - after > 2 * Int64(Tuning.current.importChunk),
-            let reader = try db.openReader(),
+            let reader = Self.openReader(db),
             try reader.firstRow("SELECT id FROM ds_change_inbox WHERE id = ?", [.integer(last)]) != nil
         else { return }
-        Self.readAheads += 1
+        self.reader = reader
         var from = after
-        // At most 4 MiB of payload ahead; a chunk of large values is read once the one before
-        // it is applied (memory stays flat, docs/reliability.md).
-        ahead = ReadAhead(budget: 4 << 20) { [tables] in
+        // A chunk is read only when it fits the budget beside the chunk being applied, or alone:
+        // a chunk of large values never beside another (memory, docs/reliability.md).
+        ahead = ReadAhead(budget: Tuning.current.readAheadBytes) { [tables] admission in
             let (end, bytes) = try Importer.chunkEnd(reader, inbox, after: from)
+            guard admission.wait(for: Int(bytes)) else { return nil }
             let (rows, changes) = try Importer.readChunk(
                 reader, tables: tables, inbox, after: from, end: end, coalesce: false)
             guard let lastRow = rows.last?.int(0) else { return nil }
             from = lastRow
-            return (Chunk(rows: rows, changes: changes), Int(bytes) + 512 * rows.count)
+            return (Chunk(rows: rows, changes: changes), Int(bytes))
         }
+    }
+
+    /// A second connection, or none when the server will not give one (a connection limit):
+    /// the import reads on its own connection then, as before.
+    private static func openReader(_ db: Database) -> Database? {
+        do { return try db.openReader() } catch { return nil }
     }
 
     /// The rows after inbox id `after` and their changes; none at the range's end.
@@ -61,6 +72,7 @@ final class InboxChunks {
             if after == aheadAfter {
                 guard let chunk = try ahead.next() else { return ([], []) }
                 aheadAfter = chunk.rows.last?.int(0) ?? after
+                Self.chunksReadAhead += 1
                 return (chunk.rows, chunk.changes)
             }
             cancel()
@@ -69,9 +81,11 @@ final class InboxChunks {
         return try Importer.readChunk(db, tables: tables, inbox, after: after, end: end, coalesce: coalesce)
     }
 
-    /// Ends the reading ahead and its connection (the apply is over, or went another way).
+    /// Ends the reading ahead and closes its connection (the apply is over, or went another way).
     func cancel() {
         ahead?.cancel()
         ahead = nil
+        if let reader { db.absorb(reader) }
+        reader = nil
     }
 }

@@ -113,8 +113,17 @@ public final class SQLiteDatabase: Database, TransactionDriver {
         sqlite3_close_v2(handle)
     }
 
-    /// In WAL mode (set on every open) a reader sees the last commit while this connection writes.
-    public func openReader() throws -> Database? { try SQLiteDatabase(path: path, create: false) }
+    /// Only in WAL mode (asked for on every open) does a reader see the last commit while this
+    /// connection writes; in a rollback journal it would wait for this connection's lock.
+    public func openReader() throws -> Database? {
+        guard try scalar("PRAGMA journal_mode").asString?.lowercased() == "wal" else { return nil }
+        return try SQLiteDatabase(path: path, create: false)
+    }
+
+    /// The reader's statements count as this connection's (`LinearCostTests` measure them).
+    public func absorb(_ reader: Database) {
+        if let r = reader as? SQLiteDatabase { vmSteps += r.vmSteps }
+    }
 
     func errorMessage() -> String { String(cString: sqlite3_errmsg(handle)) }
 

@@ -22,6 +22,18 @@ final class ReadAheadTests: XCTestCase {
         }
     }
 
+    /// Takes every item, each of which is its own cost, slower than the producer makes them.
+    private func consume(_ ahead: ReadAhead<Int>, _ alive: Alive) throws {
+        var held = 0
+        while true {
+            // Let go before asking: the producer may make the next item at once.
+            alive.add(-held)
+            guard let cost = try ahead.next() else { break }
+            usleep(100)
+            held = cost
+        }
+    }
+
     func testItemsArriveInOrderAtEveryBudget() throws {
         for budget in [1, 2, 3, 10, 1_000] {
             var i = 0
@@ -72,14 +84,7 @@ final class ReadAheadTests: XCTestCase {
             alive.add(cost)
             return (cost, cost)
         }
-        var held = 0
-        while true {
-            // Let go before asking: the producer may make the next item at once.
-            alive.add(-held)
-            guard let cost = try ahead.next() else { break }
-            usleep(100)
-            held = cost
-        }
+        try consume(ahead, alive)
         XCTAssertLessThan(alive.peak, 2 * 64, "two large items were alive at once")
     }
 
@@ -96,13 +101,7 @@ final class ReadAheadTests: XCTestCase {
             alive.add(cost)
             return (cost, cost)
         }
-        var held = 0
-        while true {
-            alive.add(-held)
-            guard let cost = try ahead.next() else { break }
-            usleep(100)
-            held = cost
-        }
+        try consume(ahead, alive)
         XCTAssertEqual(alive.peak, 64, "a large item was made beside another")
     }
 

@@ -550,10 +550,13 @@ public enum Importer {
     /// The last inbox id of the next chunk: at most `importChunk` rows, and no more payload bytes
     /// than `chunkBytes` (at least one row), so memory stays flat whatever the values' sizes.
     /// Lengths come from the row headers; no value is read for them.
-    static func chunkEnd(_ db: Database, _ inbox: InboxRows, after: Int64) throws -> (end: Int64, bytes: Int64) {
+    static func chunkEnd(_ db: Database, _ inbox: InboxRows, after: Int64) throws
+        -> (end: Int64, bytes: Int64, rows: Int)
+    {
         let tuning = Tuning.current
         var end = after
         var bytes: Int64 = 0
+        var rows = 0
         var full = false
         let (first, params) = inbox.first(tuning.importChunk, after: after)
         try db.query(first, params) { r in
@@ -565,8 +568,9 @@ public enum Importer {
             }
             end = r.int(0) ?? end
             bytes += size
+            rows += 1
         }
-        return (end, bytes)
+        return (end, bytes, rows)
     }
 
     /// The held updates of the rows `changes` insert, loaded at or before inbox id `first` or

@@ -47,15 +47,18 @@ final class InboxChunks {
         self.reader = reader
         var from = after
         // A chunk is read only when it fits the budget beside the chunk being applied, or alone:
-        // a chunk of large values never beside another (memory, docs/reliability.md).
+        // a chunk of large values never beside another (memory, docs/reliability.md). A row
+        // counts its payload and 1 KiB for the rest of it decoded (its row, its change), so
+        // that chunks of small changes stay a few chunks ahead, not hundreds.
         ahead = ReadAhead(budget: Tuning.current.readAheadBytes) { [tables] admission in
-            let (end, bytes) = try Importer.chunkEnd(reader, inbox, after: from)
-            guard admission.wait(for: Int(bytes)) else { return nil }
+            let (end, bytes, count) = try Importer.chunkEnd(reader, inbox, after: from)
+            let cost = Int(bytes) + 1_024 * count
+            guard admission.wait(for: cost) else { return nil }
             let (rows, changes) = try Importer.readChunk(
                 reader, tables: tables, inbox, after: from, end: end, coalesce: false)
             guard let lastRow = rows.last?.int(0) else { return nil }
             from = lastRow
-            return (Chunk(rows: rows, changes: changes), Int(bytes))
+            return (Chunk(rows: rows, changes: changes), cost)
         }
     }
 
@@ -77,7 +80,7 @@ final class InboxChunks {
             }
             cancel()
         }
-        let (end, _) = try Importer.chunkEnd(db, inbox, after: after)
+        let (end, _, _) = try Importer.chunkEnd(db, inbox, after: after)
         return try Importer.readChunk(db, tables: tables, inbox, after: after, end: end, coalesce: coalesce)
     }
 

@@ -129,15 +129,15 @@ struct InboxLoad {
 
     /// Batches of up to 512 changes or a quarter of `Tuning.readAheadBytes`, at most that ahead
     /// of the writer (memory stays flat, docs/reliability.md: a 64 MiB change is read when the
-    /// one before it has been written). A change counts its payload and 256 bytes for the rest
-    /// of it (key, names, origin), about what a small change takes.
+    /// one before it has been written). A change counts its payload and 1 KiB for the rest of
+    /// it decoded (key, names, origin, the arrays that hold them).
     private static func readAhead(_ reader: BundleReader) -> ReadAhead<[Change]> {
         let budget = Tuning.current.readAheadBytes
         return ReadAhead(budget: budget) { _ in
             var changes: [Change] = []
             var cost = 0
             while changes.count < 512 && cost < max(1, budget / 4), let c = try reader.next() {
-                cost += 256 + (c.rawPayload?.count ?? 0)
+                cost += 1_024 + (c.rawPayload?.count ?? 0)
                 changes.append(c)
             }
             return changes.isEmpty ? nil : (changes.reversed(), cost)

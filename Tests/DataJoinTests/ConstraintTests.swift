@@ -512,11 +512,7 @@ final class ConstraintTests: ScenarioTestCase {
                     _ = try sync(a, b)
                     _ = try sync(b, a)
                 }
-                for n in [a, b] {
-                    XCTAssertEqual(try n.rows("td"), [["0", "NULL"], ["10", "0"]], "\(tag) \(n.name)")
-                    XCTAssertEqual(
-                        try n.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0), "\(tag) \(n.name)")
-                }
+                try assertSettled([a, b], "td", [["0", "NULL"], ["10", "0"]], tag)
             }
         }
     }
@@ -672,13 +668,8 @@ final class ConstraintTests: ScenarioTestCase {
             XCTAssertEqual(try b.rows("tn"), try a.rows("tn"), tag)
             _ = try sync(b, a)
             _ = try sync(a, b)
-            for n in [a, b] {
-                XCTAssertEqual(
-                    try n.rows("tn"),
-                    [["14", "NULL", "o"], ["15", "NULL", "p"], ["34", "NULL", "o"], ["35", "NULL", "p"]],
-                    "\(tag) \(n.name)")
-                XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0), "\(tag) \(n.name)")
-            }
+            try assertSettled(
+                [a, b], "tn", [["14", "NULL", "o"], ["15", "NULL", "p"], ["34", "NULL", "o"], ["35", "NULL", "p"]], tag)
         }
     }
 
@@ -703,10 +694,7 @@ final class ConstraintTests: ScenarioTestCase {
             _ = try sync(l, hub)
             _ = try sync(hub, l)
             _ = try sync(l, hub)
-            for n in [l, hub] {
-                XCTAssertEqual(try n.rows("tz"), [["3", "NULL"], ["4", "NULL"]], "\(tag) \(n.name)")
-                XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0), "\(tag) \(n.name)")
-            }
+            try assertSettled([l, hub], "tz", [["3", "NULL"], ["4", "NULL"]], tag)
         }
     }
 

@@ -15,6 +15,10 @@ public struct ImportReport: Sendable, Equatable {
     public var retriedChangeByChange = 0
     /// Applied changes per table and operation ("insert", "update", "delete").
     public var perTable: [String: [String: Int]] = [:]
+    /// Inbox ids above this came in with this run: one held and applied again within the run
+    /// is applied, not an earlier hold released ("2 held, 1 earlier held change(s) released"
+    /// while one was held; found from outside).
+    var newAfter = Int64.max
     public init() {}
 
     mutating func count(_ c: Change) {
@@ -53,8 +57,9 @@ public enum Importer {
         let maxAhead =
             try Settings.int(db, "max_clock_ahead_ms", range: 0...HybridLogicalClock.maxMs) ?? defaultMaxClockAheadMs
         var report = ImportReport()
+        report.newAfter = try ProgramPointer.get(db, Program.import)
         let total = try db.scalar(
-            "SELECT count(*) FROM ds_change_inbox WHERE id > ?", [.integer(try ProgramPointer.get(db, Program.import))]
+            "SELECT count(*) FROM ds_change_inbox WHERE id > ?", [.integer(report.newAfter)]
         ).asInt64
         try retryHeldUntilSettled(
             db, tables: tables, order: order, maxAhead: maxAhead, cascade: cascade, report: &report)
@@ -492,7 +497,7 @@ public enum Importer {
             }
             cursor.clock = max(cursor.clock, c.hlc)
             if wasHeld {
-                report.released += 1
+                if id > report.newAfter { report.held -= 1 } else { report.released += 1 }
                 try db.execute("DELETE FROM ds_change_held WHERE id = ?", [.integer(id)])
             }
         case .held(let reason):

@@ -71,6 +71,16 @@ final class CLITests: XCTestCase {
         // libpq's hint comes after a newline and a tab: one line of words, no escaped tab.
         XCTAssertFalse(r.stderr.contains("\\u{9}"), r.stderr)
         XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        // A libpq connection string is no URL DataJoin takes: refused without its password
+        // (found from outside: it was printed whole), from --db and from DATAJOIN_DB.
+        let conninfo = "host=127.0.0.1 user=datajoin password=s3cretpw dbname=x"
+        for (args, env) in [(["status", "--db", conninfo], [:]), (["status"], ["DATAJOIN_DB": conninfo])] {
+            let r = try CLI.run(args, env: env)
+            XCTAssertEqual(r.status, 64, r.stderr)
+            XCTAssertTrue(r.stderr.contains("unrecognised database URL"), r.stderr)
+            XCTAssertTrue(r.stderr.contains("password=***"), r.stderr)
+            XCTAssertFalse(r.stderr.contains("s3cretpw") || r.stdout.contains("s3cretpw"), r.stderr)
+        }
     }
 
     func testInitIsIdempotentAndRefusesRename() throws {

@@ -591,12 +591,13 @@ final class MariaDBTests: ScenarioTestCase {
     func testValuesMariaDBWouldAlterSilentlyAreHeld() throws {
         let s = try TestNode(
             "src", .sqlite, folder: folder,
-            table: "CREATE TABLE t (id TEXT PRIMARY KEY NOT NULL, dt TEXT, d TEXT, n, y INTEGER, vc TEXT, bn BLOB)",
+            table:
+                "CREATE TABLE t (id TEXT PRIMARY KEY NOT NULL, dt TEXT, d TEXT, n, y INTEGER, vc TEXT, bn BLOB, dm REAL, fm REAL)",
             track: ["t"])
         let m = try TestNode(
             "dst", .mariadb, folder: folder,
             table:
-                "CREATE TABLE t (id VARCHAR(20) PRIMARY KEY, dt DATETIME, d DATE, n INT, y YEAR, vc VARCHAR(5), bn BINARY(4))",
+                "CREATE TABLE t (id VARCHAR(20) PRIMARY KEY, dt DATETIME, d DATE, n INT, y YEAR, vc VARCHAR(5), bn BINARY(4), dm DOUBLE(10,2), fm FLOAT(6,2))",
             track: ["t"])
         try trustAll([s, m])
         try s.exec("INSERT INTO t (id, dt) VALUES ('frac', '2024-01-01 10:00:00.7')")
@@ -605,18 +606,30 @@ final class MariaDBTests: ScenarioTestCase {
         try s.exec("INSERT INTO t (id, y) VALUES ('year', 24)")
         try s.exec("INSERT INTO t (id, vc) VALUES ('spaces', 'abc   ')")
         try s.exec("INSERT INTO t (id, bn) VALUES ('short', x'01')")
+        // Found from outside: DOUBLE(M,D) and FLOAT(M,D) round to their scale, and the year 0 in
+        // fewer than four digits is 2000 (`0000` is the year 0: `MariaDBDialect.strictModeLets`).
+        try s.exec("INSERT INTO t (id, dm) VALUES ('double-scale', 1.2345)")
+        try s.exec("INSERT INTO t (id, fm) VALUES ('float-scale', 19.999)")
+        try s.exec("INSERT INTO t (id, y) VALUES ('year-0', 0)")
         try s.exec(
-            "INSERT INTO t VALUES ('fine', '2024-01-01 10:00:00', '2024-01-01', 2, 2024, 'abc', x'01020304')")
-        XCTAssertEqual(try sync(s, m)?.held, 6)
+            "INSERT INTO t VALUES ('fine', '2024-01-01 10:00:00', '2024-01-01', 2, 2024, 'abc', x'01020304', 1.25, 2.5)")
+        XCTAssertEqual(try sync(s, m)?.held, 9)
         let reasons = try m.db.rows("SELECT reason FROM ds_change_held ORDER BY id").compactMap { $0.string(0) }
         for expected in [
             "would cut them to 0", "a DATE column would drop it", "would round it", "two-digit year",
-            "would cut it to 5", "would pad it",
+            "would cut it to 5", "would pad it", "double(10,2) would round it to 2", "float(6,2) would round it to 2",
+            "'0' is a two-digit year, which MariaDB reads as 2000",
         ] {
             XCTAssertTrue(reasons.contains { $0.contains(expected) }, "\(expected) in \(reasons)")
         }
-        XCTAssertEqual(try m.db.rows("SELECT id FROM t").map { $0.values[0] }, [.text("fine")])
+        XCTAssertEqual(
+            try m.db.rows("SELECT id, dm, fm, y FROM t ORDER BY id").map(\.values),
+            [[.text("fine"), .real(1.25), .real(2.5), .integer(2024)]])
         uncheckedNodes.insert(m.name)
+        // From a text column: the year 0 is held in one to three digits, applied in four.
+        for (text, held) in [("0", true), ("00", true), ("000", true), ("0000", false), ("2000", false)] {
+            XCTAssertEqual(MariaDBDialect.strictModeLets(.text(text), TypeName("year")) != nil, held, text)
+        }
     }
 
     /// A fractional TIMESTAMP in the key: MariaDB's text (`03:00:00.000`) and PostgreSQL's

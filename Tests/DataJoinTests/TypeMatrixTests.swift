@@ -922,6 +922,100 @@ final class TypeMatrixTests: ScenarioTestCase {
             ])
     }
 
+    /// Bytes (a SQLite BLOB) for a typed column, and text for a bytea column (found from
+    /// outside): PostgreSQL read the bytes in the column type's binary format (`X'01'` became
+    /// true) or lost the connection on them (`08P01`, every import after it failing the same
+    /// way), read text as bytea's escape syntax (`\x4142` became `AB`), and MariaDB converted
+    /// bytes (`X'31'` became 1). Each is held with the reason; a blob key for a timestamp key is
+    /// held for its update and delete too, with no error on the server.
+    func testBytesForAColumnOfAnotherTypeAreHeld() throws {
+        let lite = try TestNode(
+            "lite", .sqlite, folder: folder, table: "CREATE TABLE bt (k TEXT PRIMARY KEY NOT NULL, b, i, ts, t, y)",
+            track: ["bt"], keyBlocks: false)
+        try lite.exec("CREATE TABLE tk (k PRIMARY KEY NOT NULL, v)")
+        _ = try Tracker.track(lite.db, tables: ["tk"])
+        let pg = try TestNode(
+            "pg", .postgres, folder: folder,
+            table:
+                "CREATE TABLE bt (k text PRIMARY KEY, b boolean, i integer, ts timestamp, t text, y bytea); CREATE TABLE tk (k timestamp PRIMARY KEY, v text)",
+            track: ["bt", "tk"], keyBlocks: false)
+        let maria = try TestNode(
+            "maria", .mariadb, folder: folder,
+            table:
+                "CREATE TABLE bt (k VARCHAR(20) PRIMARY KEY, b BOOLEAN, i INT, ts DATETIME, t TEXT, y BLOB); CREATE TABLE tk (k DATETIME PRIMARY KEY, v TEXT)",
+            track: ["bt", "tk"], keyBlocks: false)
+        try trustAll([lite, pg, maria])
+        let held: [(String, Value)] = [
+            ("b", .blob([1])), ("i", .blob([0, 0, 0, 1])), ("ts", .blob([0])), ("t", .blob([0x41])),
+        ]
+        let fine: [(String, Value)] = [("y", .blob([0, 0xff])), ("t", .text("A")), ("i", .integer(7))]
+        for (n, (column, value)) in (held + fine).enumerated() {
+            try lite.exec("INSERT INTO bt (k, \(column)) VALUES (?, ?)", [.text("r\(n)"), value])
+        }
+        try lite.exec("INSERT INTO bt (k, y) VALUES ('text-for-bytes', ?)", [.text("\\x4142")])
+        try lite.exec("INSERT INTO tk VALUES (?, 'bytes'), ('2024-01-02 03:04:05', 'fine')", [.blob([0])])
+        try lite.exec("UPDATE tk SET v = 'bytes again' WHERE v = 'bytes'")
+        try lite.exec("DELETE FROM tk WHERE v = 'bytes again'")
+        let out = try bundles("bytes")
+        try lite.export(to: out)
+        for target in [pg, maria] {
+            let r = try target.ingest([out.path]).imported
+            // PostgreSQL holds the text for its bytea column; MariaDB stores its bytes.
+            let textForBytes = target === pg ? 1 : 0
+            XCTAssertEqual(r?.held, held.count + textForBytes + 3, target.name)
+            XCTAssertEqual(r?.applied, fine.count + 1 - textForBytes + 1, target.name)
+            let reasons = try target.db.rows("SELECT reason FROM ds_change_held ORDER BY id").compactMap { $0.string(0) }
+            for (reason, (column, _)) in zip(reasons, held) {
+                XCTAssertTrue(reason.contains("bt.\(column): ") && reason.contains("byte(s) of binary data"), reason)
+            }
+            if target === pg {
+                XCTAssertTrue(reasons[held.count].contains("text for a bytea column"), reasons[held.count])
+            }
+            XCTAssertTrue(reasons.last?.contains("key column k: 1 byte(s) of binary data") ?? false, "\(reasons)")
+            XCTAssertEqual(
+                try target.db.scalar("SELECT count(*) FROM bt"), .integer(Int64(fine.count + 1 - textForBytes)))
+            XCTAssertEqual(try target.db.scalar("SELECT v FROM tk"), .text("fine"), target.name)
+            XCTAssertEqual(try target.db.scalar("SELECT y FROM bt WHERE k = ?", [.text("r\(held.count)")]), .blob([0, 0xff]))
+        }
+        XCTAssertEqual(
+            try maria.db.scalar("SELECT y FROM bt WHERE k = 'text-for-bytes'"), .blob(Array("\\x4142".utf8)))
+    }
+
+    /// A PostgreSQL domain is checked as its base type, with the domain's precision (found from
+    /// outside: `numeric(10,2)` through a domain rounded 1.005, and an integer key through a
+    /// domain took '05' as 5 and deleted the row 5 for it).
+    func testAPostgresDomainIsCheckedAsItsBaseType() throws {
+        let lite = try TestNode(
+            "lite", .sqlite, folder: folder, table: "CREATE TABLE dm (k TEXT PRIMARY KEY NOT NULL, p, p2, b, ts)",
+            track: ["dm"], keyBlocks: false)
+        let pg = try TestNode(
+            "pg", .postgres, folder: folder,
+            table: """
+                CREATE DOMAIN price AS numeric(10,2); CREATE DOMAIN price_again AS price;
+                CREATE DOMAIN flag AS boolean; CREATE DOMAIN moment AS timestamp(0); CREATE DOMAIN id_t AS integer;
+                CREATE TABLE dm (k id_t PRIMARY KEY, p price, p2 price_again, b flag, ts moment)
+                """,
+            track: ["dm"], keyBlocks: false)
+        try trustAll([lite, pg])
+        XCTAssertEqual(
+            try TableRegistry.load(pg.db)["dm"]?.columns.map(\.dataType),
+            ["integer", "numeric(10,2)", "numeric(10,2)", "boolean", "timestamp(0) without time zone"])
+        let held: [(String, String)] = [
+            ("p", "1.005"), ("p2", "1.005"), ("b", "yes"), ("ts", "2024-01-02 10:00:00.6"), ("ts", "today"),
+        ]
+        for (n, (column, text)) in held.enumerated() {
+            try lite.exec("INSERT INTO dm (k, \(column)) VALUES (?, ?)", [.text(String(n + 10)), .text(text)])
+        }
+        try lite.exec("INSERT INTO dm (k, p) VALUES ('5', '1.50'), ('05', '2.50')")
+        try lite.exec("DELETE FROM dm WHERE k = '05'")
+        let r = try sync(lite, pg)
+        XCTAssertEqual(r?.held, held.count + 2)
+        XCTAssertEqual(try pg.db.rows("SELECT k, p FROM dm").map(\.values), [[.integer(5), .text("1.50")]])
+        let reasons = try pg.db.rows("SELECT reason FROM ds_change_held ORDER BY id").compactMap { $0.string(0) }
+        for (reason, (column, _)) in zip(reasons, held) { XCTAssertTrue(reason.contains("dm.\(column): "), reason) }
+        XCTAssertTrue(reasons.last?.contains("key column k") ?? false, "\(reasons)")
+    }
+
     /// What a column cannot hold is held with the reason; the rest of the bundle applies.
     func testValuesATargetCannotHoldAreHeldWithReason() throws {
         provokesRefusals = true  // PostgreSQL refuses values out of a column's range; held

@@ -124,8 +124,10 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
     public static let defaultConnectTimeoutSeconds = 10
 
     /// Replaces the password of a URL with `***`, so it can be printed.
+    /// Text that is no URL (a libpq `host=… password=…` string given as one) keeps no password
+    /// either (found from outside: it was printed whole in the error that refused it).
     public static func redact(_ text: String) -> String {
-        guard let schemeEnd = text.range(of: "://") else { return text }
+        guard let schemeEnd = text.range(of: "://") else { return scrub(text) }
         let rest = text[schemeEnd.upperBound...]
         guard let at = rest.lastIndex(of: "@") else { return redactQuery(text) }
         let userinfo = rest[rest.startIndex..<at]

@@ -451,8 +451,17 @@ public enum Importer {
         try versions.prefetch(
             zip(changes, canonical).compactMap { c, k in k.map { VersionCache.Key(table: c.table, key: $0.bytes) } }
         )
+        // Not a key with bytes for a column of another type: it is held (`ValueFit`), and a lookup
+        // by it would be an error on PostgreSQL's server.
         try batch?.prefetch(
-            zip(changes, canonical).compactMap { c, k in k.map { (c.table, $0.key, KeyBytes($0.bytes)) } })
+            zip(changes, canonical).compactMap { c, k in
+                guard let k, let t = tables[c.table],
+                    !zip(t.keyColumns, k.key).contains(where: { col, v in
+                        if case .blob = v { return col.kind != .blob } else { return false }
+                    })
+                else { return nil }
+                return (c.table, k.key, KeyBytes(k.bytes))
+            })
         return canonical
     }
 

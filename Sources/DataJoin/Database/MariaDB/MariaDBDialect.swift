@@ -360,6 +360,11 @@ public struct MariaDBDialect: Dialect {
 
     public func valueProblem(_ value: Value, _ col: ColumnInfo) -> String? {
         let type = col.type.lowered
+        // Bytes (a SQLite BLOB) for a column of another type: MariaDB converts them (`X'31'`
+        // became the integer 1), and the value changed its type between nodes (found from outside).
+        if case .blob(let b) = value, col.kind != .blob {
+            return "\(b.count) byte(s) of binary data, which a column of type \(col.dataType) would convert to another value"
+        }
         if case .real(let d) = value, !d.isFinite {
             return "\(Value.realText(d)), which MariaDB cannot store"
         }
@@ -367,7 +372,14 @@ public struct MariaDBDialect: Dialect {
             return "\(Value.realText(d)) needs DOUBLE; a FLOAT column would round it (declare it DOUBLE)"
         }
         if let problem = Self.strictModeLets(value, col.type) { return problem }
-        if type.hasPrefix("decimal("), let problem = ValueFit.scaleProblem(value, col.dataType) { return problem }
+        // `DOUBLE(10,2)` and `FLOAT(6,2)` round to their scale as `DECIMAL(10,2)` does, without
+        // an error (found from outside: 1.2345 arrived as 1.23).
+        if type.hasPrefix("decimal(") || type.hasPrefix("double(") || type.hasPrefix("float(")
+            || type.hasPrefix("real("),
+            let problem = ValueFit.scaleProblem(value, col.dataType)
+        {
+            return problem
+        }
         // ZEROFILL prints its own padding (`00000012.50`): that is the column's spelling.
         if case .text(let s) = value, !col.type.zerofill, let kind = Self.spelled(col.type),
             let problem = ValueFit.spellingProblem(s, kind, typeName: col.dataType, brand: "MariaDB")
@@ -416,7 +428,11 @@ public struct MariaDBDialect: Dialect {
             return d != d.rounded() ? "\(s.prefix(40)) is not whole; \(type) would round it" : nil
         case ("year", .integer(let y)) where y > 0 && y < 100:
             return "\(y) is a two-digit year, which MariaDB reads as \(y < 70 ? 2000 + y : 1900 + y)"
-        // A number for a YEAR column arrives as its text (the column's kind is text).
+        // A number for a YEAR column arrives as its text (the column's kind is text). The text of
+        // zero in fewer than four digits is the year 2000 to MariaDB (found from outside: 0
+        // became 2000); `0000` is the year 0.
+        case ("year", .text(let t)) where t.utf8.count < 4 && Int(t) == 0:
+            return "'\(t)' is a two-digit year, which MariaDB reads as 2000"
         case ("year", .text(let t)) where Int(t).map { $0 > 0 && $0 < 100 } ?? false:
             return strictModeLets(.integer(Int64(t)!), typeName)
         case ("char", .text(let s)) where s.hasSuffix(" "):

@@ -12,6 +12,9 @@ public final class PostgresDatabase: Database, TransactionDriver {
     /// Holds the password: never printed (`displayName` is what is).
     private let conninfo: String
     private var prepared: [String: String] = [:]
+    /// The parameter types the server inferred, per prepared statement, read only for a
+    /// statement that is given a blob.
+    private var parameterTypes: [String: [Oid]] = [:]
     private var statementCounter = 0
     private var cursorCounter = 0
 
@@ -187,6 +190,7 @@ public final class PostgresDatabase: Database, TransactionDriver {
             // `watch` holds its session): prepare it again; inside a transaction the error has
             // aborted it, so the caller's transaction runs again (isRetryable).
             prepared[sql] = nil
+            parameterTypes[sql] = nil
             guard PQtransactionStatus(conn) == PQTRANS_IDLE else { throw e }
             try runPrepared(sql, params, body)
         }
@@ -240,12 +244,41 @@ public final class PostgresDatabase: Database, TransactionDriver {
         }
     }
 
+    /// A blob goes in binary format, which the server reads in the format of the parameter's
+    /// type: bytes bound where it inferred a boolean, an integer or a timestamp were read as one
+    /// (`X'01'` as true), or broke the protocol and the connection (`08P01`: every import failed
+    /// the same way; found from outside). Such a blob goes as bytea's hex text instead, which the
+    /// type refuses with an ordinary error (`ValueFit` holds these values before they are written).
+    private func blobsAsTheirType(_ params: [Value], sql: String, name: String) throws -> [Value] {
+        guard params.contains(where: { if case .blob = $0 { return true } else { return false } }) else {
+            return params
+        }
+        let types: [Oid]
+        if let known = parameterTypes[sql] {
+            types = known
+        } else {
+            guard let description = PQdescribePrepared(conn, name) else { throw lastError(nil) }
+            defer { PQclear(description) }
+            guard PQresultStatus(description) == PGRES_COMMAND_OK else { throw lastError(description) }
+            types = (0..<PQnparams(description)).map { PQparamtype(description, $0) }
+            parameterTypes[sql] = types
+        }
+        let bytea: Oid = 17
+        var out = params
+        for (i, v) in params.enumerated() {
+            guard case .blob(let b) = v, i < types.count, types[i] != bytea, types[i] != 0 else { continue }
+            out[i] = .text("\\x" + Hex.encode(b))
+        }
+        return out
+    }
+
     static func isStalePlan(_ e: PostgresError) -> Bool {
         e.code == .featureNotSupported && e.message.contains("cached plan must not change result type")
     }
 
     private func runPrepared(_ sql: String, _ params: [Value], _ body: (OpaquePointer) throws -> Void) throws {
         let name = try statementName(sql)
+        let params = try blobsAsTheirType(params, sql: sql, name: name)
         let encoded = try Self.encode(params)
         if !encoded.large.isEmpty { return try runStaged(sql, name: name, params: params, encoded: encoded, body) }
         let result: OpaquePointer? = encoded.withPointers(params) { ptrs in

@@ -40,10 +40,19 @@ public struct PostgresDialect: Dialect {
 
     // MARK: - Application tables
 
+    /// A domain's column has its base type, with the domain's precision (`numeric(10,2)` for
+    /// `CREATE DOMAIN price AS numeric(10,2)`), down a chain of domains: the values a column
+    /// stores altered are the base type's (found from outside: a domain skipped every check).
     public func columns(_ db: Database, of table: String) throws -> [ColumnInfo] {
         var cols: [ColumnInfo] = []
         let sql: SQL = """
-            SELECT a.attname, format_type(a.atttypid, a.atttypmod), coalesce((SELECT k.ord FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) WHERE k.attnum = a.attnum), 0)
+            SELECT a.attname,
+              (WITH RECURSIVE d(oid, mod, depth) AS (
+                 SELECT a.atttypid, a.atttypmod, 0
+                 UNION ALL SELECT t.typbasetype, CASE WHEN d.mod >= 0 THEN d.mod ELSE t.typtypmod END, d.depth + 1
+                 FROM pg_catalog.pg_type t JOIN d ON t.oid = d.oid WHERE t.typtype = 'd')
+               SELECT format_type(d.oid, d.mod) FROM d ORDER BY d.depth DESC LIMIT 1),
+              coalesce((SELECT k.ord FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) WHERE k.attnum = a.attnum), 0)
             FROM pg_catalog.pg_attribute a
             JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -470,6 +479,16 @@ public struct PostgresDialect: Dialect {
 
     public func valueProblem(_ value: Value, _ col: ColumnInfo) -> String? {
         let type = col.dataType
+        // Bytes (a SQLite BLOB) for a column of another type: PostgreSQL read them as that
+        // type's binary format (`X'01'` became true) or refused them only as a broken message;
+        // text for a bytea column was read as bytea's escape syntax (`\x4142` became `AB`).
+        // The value would change its type or its bytes here (found from outside).
+        if case .blob(let b) = value, col.kind != .blob {
+            return "\(b.count) byte(s) of binary data, which a column of type \(type) would read as another value"
+        }
+        if case .text = value, col.kind == .blob {
+            return "text for a bytea column, which would read it as bytea's escape syntax, not as this text"
+        }
         if case .text(let s) = value, s.utf8.contains(0) {
             return "a NUL byte, which PostgreSQL text cannot hold"
         }

@@ -612,7 +612,8 @@ final class MariaDBTests: ScenarioTestCase {
         try s.exec("INSERT INTO t (id, fm) VALUES ('float-scale', 19.999)")
         try s.exec("INSERT INTO t (id, y) VALUES ('year-0', 0)")
         try s.exec(
-            "INSERT INTO t VALUES ('fine', '2024-01-01 10:00:00', '2024-01-01', 2, 2024, 'abc', x'01020304', 1.25, 2.5)")
+            "INSERT INTO t VALUES ('fine', '2024-01-01 10:00:00', '2024-01-01', 2, 2024, 'abc', x'01020304', 1.25, 2.5)"
+        )
         XCTAssertEqual(try sync(s, m)?.held, 9)
         let reasons = try m.db.rows("SELECT reason FROM ds_change_held ORDER BY id").compactMap { $0.string(0) }
         for expected in [

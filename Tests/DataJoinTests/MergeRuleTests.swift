@@ -220,6 +220,28 @@ final class MergeRuleTests: ScenarioTestCase {
         XCTAssertEqual(try NodeStatus.read(b.db).heldCount, 0)
     }
 
+    /// A clock past the last millisecond a stamp holds (the year 6429) saturates its stamps up
+    /// to the largest 64-bit value, and every peer refused those bundles as damaged while the
+    /// export said nothing (found from outside). Peers read them, and hold the changes as ahead
+    /// of their clocks, as for any clock too far ahead.
+    func testAClockPastTheLastStampWritesBundlesPeersReadAndHold() throws {
+        try a.exec(
+            "INSERT INTO ds_setting (name, value) VALUES ('test_clock_offset_ms', ?)",
+            [.text(String(HybridLogicalClock.maxMs))])
+        for i in 0..<3 {
+            try a.exec("INSERT INTO sales_order (order_id, description) VALUES (?, 'far')", [.text("f\(i)")])
+        }
+        let out = folder.appendingPathComponent("far")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        try a.export(to: out)
+        XCTAssertGreaterThan(try NodeIdentity.load(a.db).hlc, HybridLogicalClock.stamp(ms: HybridLogicalClock.maxMs))
+        let r = try b.ingest([out.path])
+        XCTAssertEqual(r.refused, 0)
+        XCTAssertEqual(r.imported?.held, 3)
+        XCTAssertTrue(try NodeStatus.read(b.db).held.allSatisfy { $0.reason.contains("ahead of this node's clock") })
+        XCTAssertEqual(try b.rows(), [])
+    }
+
     func testStampBeyondTheWindowIsHeldAndDoesNotDragTheClock() throws {
         for hours: Double in [30.0, 24.0 * 365 * 3] {
             try setUpWithError()

@@ -1002,7 +1002,7 @@ final class ReliabilityTests: ScenarioTestCase {
         let said =
             "warning: table item lost capture trigger(s) \(n.delete) (dropped or disabled since 'datajoin track')"
         XCTAssertEqual(
-            watched.stdout.components(separatedBy: said).count, 2, "once, not every cycle: \(watched.stdout)")
+            watched.stderr.components(separatedBy: said).count, 2, "once, not every cycle: \(watched.stderr)")
         let checked = try CLI.run(["check", "--db", a.url])
         XCTAssertTrue(
             checked.stderr.contains(
@@ -1258,17 +1258,49 @@ extension ReliabilityTests {
         for cycles in ["1", "2"] {
             let r = try CLI.run(args + ["--cycles", cycles])
             XCTAssertEqual(r.status, 1, "\(cycles): \(r.stdout) \(r.stderr)")
-            XCTAssertTrue(r.stdout.contains("cycle 1 failed"), r.stdout)
-            // The last one does not announce a next (found from outside).
-            let last = r.stdout.split(separator: "\n").first { $0.contains("cycle \(cycles) failed: ") } ?? ""
-            XCTAssertFalse(last.isEmpty || last.contains("the next cycle runs"), r.stdout)
-            XCTAssertTrue(r.stderr.contains("\(cycles) of \(cycles) cycle(s) failed; the log above says why"), r.stderr)
+            // On stderr, and with -q too (found from outside: a quiet watch said nothing).
+            let quiet = try CLI.run(args + ["--cycles", cycles, "-q"])
+            XCTAssertEqual(quiet.status, 1, quiet.stderr)
+            XCTAssertEqual(quiet.stdout, "")
+            for out in [r.stderr, quiet.stderr] {
+                XCTAssertTrue(out.contains("cycle 1 failed"), out)
+                // The last one does not announce a next (found from outside).
+                let last = out.split(separator: "\n").first { $0.contains("cycle \(cycles) failed: ") } ?? ""
+                XCTAssertFalse(last.isEmpty || last.contains("the next cycle runs"), out)
+                XCTAssertTrue(out.contains("\(cycles) of \(cycles) cycle(s) failed; the log above says why"), out)
+            }
         }
         try holder.executeScript("ROLLBACK")
         let r = try CLI.ok(args + ["--cycles", "1"])
         XCTAssertEqual(r.stderr, "")
         XCTAssertEqual(
             try FileManager.default.contentsOfDirectory(atPath: outbox.path).filter { $0.hasSuffix(".djb") }.count, 1)
+
+        // A refused file and a held change: said under -q, and a run of cycles exits 2, as
+        // `ingest` does (found from outside: nothing said, exit 0).
+        let b = try TestNode("cyc-b", .sqlite, folder: folder)
+        try trustAll([a, b])
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('c2')")
+        try a.export(to: inbox)
+        try a.exec("UPDATE sales_order SET description = 'held: its insert never arrives' WHERE order_id = 'c2'")
+        let update = try dir("cyc-update")
+        try a.export(to: update)
+        for f in try FileManager.default.contentsOfDirectory(atPath: inbox.path) {
+            try FileManager.default.removeItem(at: inbox.appendingPathComponent(f))
+        }
+        for f in try FileManager.default.contentsOfDirectory(atPath: update.path) {
+            try FileManager.default.copyItem(at: update.appendingPathComponent(f), to: inbox.appendingPathComponent(f))
+        }
+        try Data("not a bundle".utf8).write(to: inbox.appendingPathComponent("junk.djb"))
+        let bArgs = [
+            "watch", "--db", b.url, "--in", inbox.path, "--out", outbox.path, "--every", "0.1", "--cycles", "1",
+        ]
+        let quiet = try CLI.run(bArgs + ["-q"])
+        XCTAssertEqual(quiet.status, 2, quiet.stderr)
+        XCTAssertEqual(quiet.stdout, "")
+        XCTAssertTrue(quiet.stderr.contains("warning: cycle 1: 1 file(s) refused (junk.djb: "), quiet.stderr)
+        XCTAssertTrue(quiet.stderr.contains("1 change(s) held (see 'datajoin status')"), quiet.stderr)
+        XCTAssertEqual(try NodeStatus.read(b.db).heldCount, 1)
     }
 }
 

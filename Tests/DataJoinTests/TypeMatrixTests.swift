@@ -964,7 +964,9 @@ final class TypeMatrixTests: ScenarioTestCase {
             let textForBytes = target === pg ? 1 : 0
             XCTAssertEqual(r?.held, held.count + textForBytes + 3, target.name)
             XCTAssertEqual(r?.applied, fine.count + 1 - textForBytes + 1, target.name)
-            let reasons = try target.db.rows("SELECT reason FROM ds_change_held ORDER BY id").compactMap { $0.string(0) }
+            let reasons = try target.db.rows("SELECT reason FROM ds_change_held ORDER BY id").compactMap {
+                $0.string(0)
+            }
             for (reason, (column, _)) in zip(reasons, held) {
                 XCTAssertTrue(reason.contains("bt.\(column): ") && reason.contains("byte(s) of binary data"), reason)
             }
@@ -975,7 +977,8 @@ final class TypeMatrixTests: ScenarioTestCase {
             XCTAssertEqual(
                 try target.db.scalar("SELECT count(*) FROM bt"), .integer(Int64(fine.count + 1 - textForBytes)))
             XCTAssertEqual(try target.db.scalar("SELECT v FROM tk"), .text("fine"), target.name)
-            XCTAssertEqual(try target.db.scalar("SELECT y FROM bt WHERE k = ?", [.text("r\(held.count)")]), .blob([0, 0xff]))
+            XCTAssertEqual(
+                try target.db.scalar("SELECT y FROM bt WHERE k = ?", [.text("r\(held.count)")]), .blob([0, 0xff]))
         }
         XCTAssertEqual(
             try maria.db.scalar("SELECT y FROM bt WHERE k = 'text-for-bytes'"), .blob(Array("\\x4142".utf8)))

@@ -27,7 +27,7 @@ public enum HybridLogicalClock {
         return try Settings.int(db, "test_clock_offset_ms", range: -maxMs...maxMs) ?? 0
     }
 
-    /// The largest millisecond count a stamp can carry (year 4,400 or so).
+    /// The largest millisecond count a stamp can carry (the year 6429); a clock past it saturates.
     static let maxMs: Int64 = Int64.max >> counterBits
 
     /// Milliseconds forced into what a stamp can carry: a value from a database row or a

@@ -30,13 +30,22 @@ public final class Watcher {
     let db: Database
     let options: WatchOptions
     let log: (String) -> Void
+    /// What needs the operator: a failed cycle, a refused file, changes held, a warning. Said
+    /// under `--quiet` too (found from outside: `watch -q` said nothing of any of them).
+    let problem: (String) -> Void
     /// The drift said last: each message is logged when it appears, not every cycle.
     private var drift: [String] = []
+    /// Cycles that refused a file or held changes: a run of N cycles exits 2 for them.
+    public private(set) var cyclesWithProblems = 0
 
-    public init(db: Database, options: WatchOptions, log: @escaping (String) -> Void) {
+    public init(
+        db: Database, options: WatchOptions, log: @escaping (String) -> Void,
+        problem: ((String) -> Void)? = nil
+    ) {
         self.db = db
         self.options = options
         self.log = log
+        self.problem = problem ?? log
     }
 
     /// Runs cycles until `stop` says so; `wait` sleeps up to the interval and returns early
@@ -55,12 +64,17 @@ public final class Watcher {
         while !stop() {
             cycle += 1
             do {
-                let (line, idle) = try runCycle(stop: stop)
+                let (line, idle, trouble) = try runCycle(stop: stop)
                 if !idle || options.logIdleCycles { log("cycle \(cycle): " + line) }
+                if let trouble {
+                    cyclesWithProblems += 1
+                    problem("warning: cycle \(cycle): " + trouble)
+                }
             } catch {
                 failed += 1
                 let last = options.cycles.map { cycle >= $0 } ?? false
-                log("cycle \(cycle) failed: \(error)" + (last ? "" : "; the next cycle runs in \(options.every) s"))
+                problem(
+                    "cycle \(cycle) failed: \(error)" + (last ? "" : "; the next cycle runs in \(options.every) s"))
             }
             logDrift()
             if let n = options.cycles, cycle >= n { break }
@@ -76,15 +90,16 @@ public final class Watcher {
     private func logDrift() {
         do {
             let now = try CaptureDrift.find(db).map(\.message)
-            for message in now where !drift.contains(message) { log("warning: " + message) }
+            for message in now where !drift.contains(message) { problem("warning: " + message) }
             drift = now
         } catch {
-            log("warning: the capture drift check failed: \(error)")
+            problem("warning: the capture drift check failed: \(error)")
         }
     }
 
-    /// The cycle's line, and whether it did nothing at all (such cycles are logged only with -v).
-    func runCycle(stop: @escaping () -> Bool) throws -> (String, Bool) {
+    /// The cycle's line, whether it did nothing at all (such cycles are logged only with -v),
+    /// and what in it needs the operator (files refused, changes held), if anything.
+    func runCycle(stop: @escaping () -> Bool) throws -> (String, Bool, String?) {
         let ingest = try Ingester.ingest(
             db, IngestOptions(paths: [options.inFolder], importAfter: true, shouldStop: stop))
         var parts: [String] = []
@@ -109,9 +124,17 @@ public final class Watcher {
                 }
             }
             && ingest.notices.isEmpty && (ingest.imported?.applied ?? 0) == 0 && (ingest.imported?.held ?? 0) == 0
-        if stop() { return (parts.joined(separator: ", ") + "; stopping", false) }
+        var trouble: [String] = []
+        if !refused.isEmpty {
+            trouble.append("\(refused.count) file(s) refused (" + refused.joined(separator: "; ") + ")")
+        }
+        if let held = ingest.imported?.held, held > 0 {
+            trouble.append("\(held) change(s) held (see 'datajoin status')")
+        }
+        let problems = trouble.isEmpty ? nil : trouble.joined(separator: ", ")
+        if stop() { return (parts.joined(separator: ", ") + "; stopping", false, problems) }
         let written = try Exporter.export(db, ExportOptions(folder: options.outFolder, relay: options.relay))
         parts.append("exported \(written.reduce(0) { $0 + $1.changes }) change(s) in \(written.count) bundle(s)")
-        return (parts.joined(separator: ", "), idle && written.isEmpty)
+        return (parts.joined(separator: ", "), idle && written.isEmpty, problems)
     }
 }

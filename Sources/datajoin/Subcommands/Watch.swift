@@ -10,11 +10,12 @@ struct Watch: ParsableCommand {
             """
             Each cycle ingests the bundles in --in, imports them, and exports new changes to --out,
             printing one line stamped with the time (ISO 8601, UTC); a cycle that found nothing and
-            sent nothing prints nothing unless -v is given. A failed cycle is logged and the next one
-            runs. Only one watch runs per database: a second one exits with status 75 before it
-            prints anything. SIGINT or SIGTERM stops it between transactions, with exit status 0,
-            and removes its lock file (DB.datajoin-lock, SQLite). With --cycles N it exits 1 when
-            every cycle failed and 2 when some did.
+            sent nothing prints nothing unless -v is given. A failed cycle, a refused file, changes
+            held and warnings go to stderr, also with -q, and the next cycle runs. Only one watch runs
+            per database: a second one exits with status 75 before it prints anything. SIGINT or
+            SIGTERM stops it between transactions, with exit status 0, and removes its lock file
+            (DB.datajoin-lock, SQLite). With --cycles N it exits 1 when every cycle failed, and 2
+            when some did or a cycle refused a file or held changes.
 
             Example:
               datajoin watch --db laptop.db --in /drop/office --out /drop/laptop --every 60
@@ -55,7 +56,7 @@ struct Watch: ParsableCommand {
             let options = WatchOptions(
                 inFolder: inFolder, outFolder: outFolder, every: every, relay: relay, cycles: cycles,
                 logIdleCycles: output.verbose)
-            let watcher = Watcher(db: db, options: options) { line in Self.log(line) }
+            let watcher = Watcher(db: db, options: options, log: { Self.log($0) }, problem: { Self.logProblem($0) })
             let failed = try watcher.run(
                 stop: { stopper.requested }, wait: { stopper.wait(seconds: $0) },
                 started: {
@@ -69,6 +70,8 @@ struct Watch: ParsableCommand {
                 Console.error("\(failed) of \(cycles) cycle(s) failed; the log above says why")
                 throw failed >= cycles ? ExitCode.failure : Exit.partial
             }
+            // As `ingest` exits 2 for a refused file or changes held (found from outside: 0).
+            if cycles != nil, watcher.cyclesWithProblems > 0 { throw Exit.partial }
         }
     }
 }
@@ -80,6 +83,14 @@ extension Watch {
         f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         print(f.string(from: Date()) + " " + line)
         fflush(stdout)
+    }
+
+    /// A line that needs the operator, on stderr and under --quiet too (a quiet watch run by
+    /// cron or a service manager said nothing of a failed cycle; found from outside).
+    static func logProblem(_ line: String) {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        FileHandle.standardError.write(Data((f.string(from: Date()) + " " + TerminalText.safe(line) + "\n").utf8))
     }
 }
 

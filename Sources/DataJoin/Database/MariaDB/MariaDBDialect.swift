@@ -363,7 +363,8 @@ public struct MariaDBDialect: Dialect {
         // Bytes (a SQLite BLOB) for a column of another type: MariaDB converts them (`X'31'`
         // became the integer 1), and the value changed its type between nodes (found from outside).
         if case .blob(let b) = value, col.kind != .blob {
-            return "\(b.count) byte(s) of binary data, which a column of type \(col.dataType) would convert to another value"
+            return
+                "\(b.count) byte(s) of binary data, which a column of type \(col.dataType) would convert to another value"
         }
         if case .real(let d) = value, !d.isFinite {
             return "\(Value.realText(d)), which MariaDB cannot store"

@@ -30,6 +30,9 @@ allowed=(
   # ReliabilityTests.testAConnectionLostMidRunExitsUnavailableWithOneLine: the test ends the
   # import's connection while it waits for the application's row (exit 69, nothing kept).
   'terminating connection due to administrator command'
+  # ReliabilityTests.testAUserThatMayOnlyReadStopsWithThePermissionClass: a role with SELECT
+  # only runs ingest and export (exit 77, nothing changed).
+  'permission denied for table ds_'
   # KeyBlockTests.testABlockThatRunsOutIsExtendedWithoutACollision: the application's insert
   # past the last id of a key block fails, never wraps.
   'nextval: reached maximum value of sequence "orders_id_seq" \(33554431\)'

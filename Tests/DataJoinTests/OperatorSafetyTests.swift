@@ -64,6 +64,21 @@ final class OperatorSafetyTests: XCTestCase {
         }
         XCTAssertEqual(r.status, 77, r.output)
         XCTAssertTrue(r.output.contains("this user needs write access to its folder too"), r.output)
+
+        // A file this user may not read: a permission too, not a server to try again (69).
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir)
+        try FileManager.default.setAttributes([.posixPermissions: geteuid() == 0 ? 0o600 : 0o000], ofItemAtPath: db)
+        let unreadable: (status: Int32, output: String)
+        if geteuid() == 0 {
+            unreadable = try CLI.runProgram(
+                URL(fileURLWithPath: "/usr/bin/setpriv"),
+                ["--reuid=65534", "--regid=65534", "--clear-groups", CLI.executable.path] + args)
+        } else {
+            let run = try CLI.run(args)
+            unreadable = (run.status, run.stderr)
+        }
+        XCTAssertEqual(unreadable.status, 77, unreadable.output)
+        XCTAssertTrue(unreadable.output.contains("this user may not read it (permission denied)"), unreadable.output)
     }
 
     /// A file the user names that is not a bundle is refused where it stands; an empty bundle

@@ -1363,3 +1363,57 @@ extension ReliabilityTests {
         XCTAssertFalse(json.contains("\"ahead_seconds\":null"), json)
     }
 }
+
+extension ReliabilityTests {
+    /// A database user that may only read: a command that writes stops with 77 (permission)
+    /// and one line, the files untouched (found from outside: export exited 1, and ingest
+    /// refused every bundle as if it were bad, exit 2).
+    func testAUserThatMayOnlyReadStopsWithThePermissionClass() throws {
+        provokesRefusals = true  // the server refuses the reader's writes (logged on PostgreSQL)
+        let src = try TestNode("rosrc", .sqlite, folder: folder)
+        for brand in [Brand.postgres, .mariadb] {
+            let n = try TestNode("ro-\(brand)", brand, folder: folder)
+            try trustAll([src, n])
+            try src.exec("INSERT INTO sales_order (order_id) VALUES (?)", [.text("ro-\(brand)")])
+            let drop = try dir("ro-\(brand)")
+            try src.export(to: drop)
+            let reader = "dj_reader_\(getpid())"
+            var url = URLComponents(string: n.url)!
+            url.user = reader
+            url.password = nil
+            if brand == .postgres {
+                try n.db.executeScript(
+                    SQL(
+                        raw:
+                            "CREATE ROLE \(reader) LOGIN; GRANT USAGE ON SCHEMA public TO \(reader); GRANT SELECT ON ALL TABLES IN SCHEMA public TO \(reader)"
+                    ))
+            } else {
+                let me = try n.db.scalar("SELECT CURRENT_USER()").asString ?? "datajoin@localhost"
+                let host = me.split(separator: "@").last.map(String.init) ?? "localhost"
+                let database = url.path.dropFirst()
+                try n.db.executeScript(
+                    SQL(
+                        raw:
+                            "CREATE USER '\(reader)'@'\(host)'; GRANT SELECT ON `\(database)`.* TO '\(reader)'@'\(host)'"
+                    ))
+            }
+            defer {
+                _ = try? n.db.executeScript(
+                    SQL(
+                        raw: brand == .postgres
+                            ? "REVOKE ALL ON ALL TABLES IN SCHEMA public FROM \(reader); REVOKE USAGE ON SCHEMA public FROM \(reader); DROP ROLE \(reader)"
+                            : "DROP USER '\(reader)'@'\((try? n.db.scalar("SELECT CURRENT_USER()").asString?.split(separator: "@").last.map(String.init)) ?? "localhost")'"
+                    ))
+            }
+            let files = try FileManager.default.contentsOfDirectory(atPath: drop.path).sorted()
+            for args in [["ingest", drop.path], ["export", "--to", try dir("ro-out-\(brand)").path]] {
+                let r = try CLI.run([args[0], "--db", url.string!] + args.dropFirst())
+                XCTAssertEqual(r.status, 77, "\(brand) \(args[0]): \(r.stdout) \(r.stderr)")
+                XCTAssertTrue(r.stderr.contains("this database user may not write DataJoin's tables"), r.stderr)
+                XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+            }
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: drop.path).sorted(), files)
+            XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM ds_change_inbox"), .integer(0))
+        }
+    }
+}

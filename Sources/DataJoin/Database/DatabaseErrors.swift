@@ -25,4 +25,15 @@ public enum DatabaseErrors {
         default: return false
         }
     }
+
+    /// The database user may not do what the run needs (a role with SELECT only): the same
+    /// for every file and every retry, so the run stops, as for a read-only SQLite file (found
+    /// from outside: every bundle was refused as if it were bad, exit 2).
+    public static func isPermissionDenied(_ error: Error) -> Bool {
+        switch TransactionError.unwrap(error) {
+        case let e as MariaDBError: return MariaDBError.Code.accessDenied.contains(e.code)
+        case let e as PostgresError: return e.code == .insufficientPrivilege
+        default: return false
+        }
+    }
 }

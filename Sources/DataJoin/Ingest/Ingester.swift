@@ -8,6 +8,10 @@ public struct IngestOptions {
     public var shouldStop: () -> Bool
     /// Leave refused files where they are (a dry run changes nothing, files included).
     public var quarantine: Bool
+    /// Told of each file once it is done, before the import: a run that fails later (a lock,
+    /// a lost server) has still said what it loaded and what it refused and moved aside
+    /// (found from outside: only the error was printed).
+    public var fileDone: ((IngestedFile) -> Void)?
     public init(
         paths: [String], importAfter: Bool = true, quarantine: Bool = true, shouldStop: @escaping () -> Bool = { false }
     ) {
@@ -113,12 +117,13 @@ public enum Ingester {
                         // the run goes on with the next (docs/reliability.md).
                         status = .refused(e.message + "; left in place")
                     }
-                } catch  where !db.isUnavailable(error) {
+                } catch  where !db.isUnavailable(error) && !DatabaseErrors.isPermissionDenied(error) {
                     status = vanished(entry) ? .removed : .refused("\(error); left in place")
                 }
             }
             if let notice { report.notices.append(notice) }
             report.files.append(IngestedFile(path: path, status: status))
+            options.fileDone?(report.files[report.files.count - 1])
             bytes += fileStamp(path)?.size ?? 0
             if case .loaded(let n, _) = status { loadedChanges += n }
             reporter.progress(

@@ -38,36 +38,14 @@ struct Ingest: ParsableCommand {
             let dry = try dryRun ? DryRunDatabase(real) : nil
             let db: Database = dry ?? real
             let conflictsBefore = try DryRunReport.conflictMark(db)
-            let report = try Ingester.ingest(
-                db, IngestOptions(paths: paths, importAfter: !noImport, quarantine: !dryRun),
-                reporter: output.reporter())
+            var options = IngestOptions(paths: paths, importAfter: !noImport, quarantine: !dryRun)
+            options.fileDone = { show($0) }
+            let report = try Ingester.ingest(db, options, reporter: output.reporter())
             if let dry {
                 DryRunReport.show(
                     report.imported ?? ImportReport(), conflicts: try DryRunReport.conflicts(db, after: conflictsBefore)
                 )
                 try dry.finish()
-            }
-            for f in report.files {
-                switch f.status {
-                case .loaded(let n, let skipped):
-                    if !output.quiet {
-                        print(
-                            "\(f.path): loaded \(n) change(s)"
-                                + (skipped > 0 ? ", \(skipped) already here or from this node" : ""))
-                    }
-                case .alreadySeen:
-                    if !output.quiet { print("\(f.path): already ingested, skipped") }
-                case .ownBundle:
-                    if !output.quiet { print("\(f.path): written by this node, skipped") }
-                case .removed:
-                    if !output.quiet { print("\(f.path): removed from the folder before it was read, skipped") }
-                case .forOthers(let why):
-                    if !output.quiet { print("\(f.path): \(why), skipped") }
-                case .incomplete(let reason):
-                    Console.warn("\(f.path): \(reason)")
-                case .refused(let reason):
-                    Console.error("\(f.path): refused: \(reason)")
-                }
             }
             if report.files.isEmpty && !output.quiet { print("no bundle files found") }
             for n in report.notices { Console.warn(n) }
@@ -82,6 +60,30 @@ struct Ingest: ParsableCommand {
             partial = report.refused > 0 || (report.imported?.stillHeld ?? 0) > 0
         }
         if partial { throw Exit.partial }
+    }
+
+    /// One file's line, said as soon as the file is done.
+    func show(_ f: IngestedFile) {
+        switch f.status {
+        case .loaded(let n, let skipped):
+            if !output.quiet {
+                print(
+                    "\(f.path): loaded \(n) change(s)"
+                        + (skipped > 0 ? ", \(skipped) already here or from this node" : ""))
+            }
+        case .alreadySeen:
+            if !output.quiet { print("\(f.path): already ingested, skipped") }
+        case .ownBundle:
+            if !output.quiet { print("\(f.path): written by this node, skipped") }
+        case .removed:
+            if !output.quiet { print("\(f.path): removed from the folder before it was read, skipped") }
+        case .forOthers(let why):
+            if !output.quiet { print("\(f.path): \(why), skipped") }
+        case .incomplete(let reason):
+            Console.warn("\(f.path): \(reason)")
+        case .refused(let reason):
+            Console.error("\(f.path): refused: \(reason)")
+        }
     }
 }
 

@@ -75,7 +75,8 @@ enum Exit {
          66  input missing: no such database, file or folder, or not a node yet
          69  service unavailable: the database server cannot be reached
          75  temporary: the database is locked by another writer; try again
-         77  permission: sender not trusted, or database read-only for this user
+         77  permission: sender not trusted, or the database unreadable or read-only
+             for this user (a file, or a database user that may only read)
         """
 
     static func code(for e: DataJoinError) -> ExitCode {
@@ -118,6 +119,12 @@ func run(_ body: () throws -> Void) throws {
                 + "; the connection to the server was lost, and what this run was doing was rolled back: run it again when the server is back"
         )
         throw Exit.unavailable
+    } catch  where DatabaseErrors.isPermissionDenied(error) {
+        Console.error(
+            TerminalText.oneLine("\(error)")
+                + "; this database user may not write DataJoin's tables (ds_*) and the tracked ones: grant it that, or run as their owner"
+        )
+        throw Exit.permission
     } catch let e as TransactionError where e.underlying is DataJoinError {
         let inner = e.underlying as! DataJoinError
         Console.error(inner.message)

@@ -35,6 +35,12 @@ public struct MariaDBError: Error, CustomStringConvertible {
         public static let queryInterrupted = Code(rawValue: UInt32(ER_QUERY_INTERRUPTED))
         /// `max_statement_time` ran out.
         public static let statementTimeout = Code(rawValue: UInt32(ER_STATEMENT_TIMEOUT))
+        /// A user without the right to a table, a column, a database or an action.
+        public static let accessDenied: Set<Code> = [
+            Code(rawValue: UInt32(ER_TABLEACCESS_DENIED_ERROR)), Code(rawValue: UInt32(ER_COLUMNACCESS_DENIED_ERROR)),
+            Code(rawValue: UInt32(ER_DBACCESS_DENIED_ERROR)), Code(rawValue: UInt32(ER_SPECIFIC_ACCESS_DENIED_ERROR)),
+            Code(rawValue: UInt32(ER_PROCACCESS_DENIED_ERROR)),
+        ]
     }
 
     var isConnectionLost: Bool {

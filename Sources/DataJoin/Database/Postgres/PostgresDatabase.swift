@@ -672,6 +672,7 @@ public struct PostgresError: Error, CustomStringConvertible {
         public static let deadlockDetected = Code(rawValue: "40P01")
         public static let insufficientResources = Code(rawValue: "53000")
         public static let lockNotAvailable = Code(rawValue: "55P03")
+        public static let insufficientPrivilege = Code(rawValue: "42501")
         public static let operatorIntervention = Code(rawValue: "57000")
     }
     public var description: String {

@@ -60,7 +60,14 @@ public final class SQLiteDatabase: Database, TransactionDriver {
         guard rc == SQLITE_OK, let db else {
             // sqlite3_open_v2 allocates a handle even on failure; it must still be closed.
             let msg = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            let denied = db.map { sqlite3_system_errno($0) == EACCES || sqlite3_system_errno($0) == EPERM } ?? false
             sqlite3_close(db)
+            // A file this user may not read is a permission, not a server to try again (found
+            // from outside: exit 69, "service unavailable").
+            if exists && (denied || access(path, R_OK) != 0) {
+                throw DataJoinError(
+                    .permission, "cannot open SQLite database \(path): this user may not read it (permission denied)")
+            }
             throw DataJoinError(.connection, "cannot open SQLite database \(path): \(msg)")
         }
         if sqlite3_db_readonly(db, "main") == 1 {

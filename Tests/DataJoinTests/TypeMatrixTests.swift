@@ -984,6 +984,69 @@ final class TypeMatrixTests: ScenarioTestCase {
             try maria.db.scalar("SELECT y FROM bt WHERE k = 'text-for-bytes'"), .blob(Array("\\x4142".utf8)))
     }
 
+    /// A double into a text column is one text on every brand: PostgreSQL stored `1e+300` and
+    /// MariaDB `1e300`, `1e-07` against `0.0000001`, and the nodes kept two texts of one value
+    /// for good (found from outside). MariaDB takes the text PostgreSQL stores; a SQLite TEXT
+    /// column holds a double whose text it would spell otherwise (`1.0e+300`).
+    func testADoubleIntoATextColumnIsOneTextOnEveryBrand() throws {
+        let src = try TestNode(
+            "dsrc", .sqlite, folder: folder, table: "CREATE TABLE dt (k TEXT PRIMARY KEY NOT NULL, v REAL)",
+            track: ["dt"], keyBlocks: false)
+        let pg = try TestNode(
+            "dpg", .postgres, folder: folder, table: "CREATE TABLE dt (k text PRIMARY KEY, v text)", track: ["dt"],
+            keyBlocks: false)
+        let maria = try TestNode(
+            "dma", .mariadb, folder: folder, table: "CREATE TABLE dt (k VARCHAR(20) PRIMARY KEY, v VARCHAR(40))",
+            track: ["dt"], keyBlocks: false)
+        let lite = try TestNode(
+            "dlite", .sqlite, folder: folder, table: "CREATE TABLE dt (k TEXT PRIMARY KEY NOT NULL, v TEXT)",
+            track: ["dt"], keyBlocks: false)
+        try trustAll([src, pg, maria, lite])
+        let values: [Double] = [1e300, 1e-7, 100.0, 0.5, 1e15, 0.30000000000000004, -2.5e-10, 123456789.25]
+        for (i, d) in values.enumerated() { try src.exec("INSERT INTO dt VALUES (?, ?)", [.text("d\(i)"), .real(d)]) }
+        let out = try bundles("doubles")
+        try src.export(to: out)
+        let texts = values.enumerated().map { [.text("d\($0.offset)"), .text(Value.realText($0.element))] as [Value] }
+        for target in [pg, maria] {
+            XCTAssertEqual(try target.ingest([out.path]).imported?.held, 0, target.name)
+            XCTAssertEqual(try target.db.rows("SELECT k, v FROM dt ORDER BY k").map(\.values), texts, target.name)
+        }
+        // SQLite applies those it spells alike (100.0, 0.5, -2.5e-10, 123456789.25) and holds the rest.
+        XCTAssertEqual(try lite.ingest([out.path]).imported?.held, 4)
+        XCTAssertEqual(
+            try lite.db.rows("SELECT k, v FROM dt ORDER BY k").map(\.values), [texts[2], texts[3], texts[6], texts[7]])
+        XCTAssertEqual(SQLiteDialect.fifteenDigits(1e300), "1.0e+300")
+        XCTAssertEqual(SQLiteDialect.fifteenDigits(1e15), "1.0e+15")
+        XCTAssertEqual(SQLiteDialect.fifteenDigits(100), "100.0")
+    }
+
+    /// A change held for a value this node cannot store is released once it is superseded: by
+    /// its row's delete, or by a newer value of its column (found from outside: it stayed held
+    /// for good, and every import exited 2 for it).
+    func testAChangeHeldForItsValueIsReleasedOnceSuperseded() throws {
+        let pg = try TestNode(
+            "spg", .postgres, folder: folder, table: "CREATE TABLE sv (k text PRIMARY KEY, x double precision)",
+            track: ["sv"], keyBlocks: false)
+        let maria = try TestNode(
+            "sma", .mariadb, folder: folder, table: "CREATE TABLE sv (k VARCHAR(20) PRIMARY KEY, x DOUBLE)",
+            track: ["sv"], keyBlocks: false)
+        try trustAll([pg, maria])
+        // An insert MariaDB cannot store, and an update it cannot store.
+        try pg.exec("INSERT INTO sv VALUES ('gone', 'NaN'), ('kept', 1)")
+        XCTAssertEqual(try sync(pg, maria)?.held, 1)
+        try pg.exec("UPDATE sv SET x = 'Infinity' WHERE k = 'kept'")
+        XCTAssertEqual(try sync(pg, maria)?.held, 1)
+        XCTAssertEqual(try NodeStatus.read(maria.db).heldCount, 2)
+        // The delete of one and a newer value of the other: nothing is left held.
+        try pg.exec("DELETE FROM sv WHERE k = 'gone'")
+        try pg.exec("UPDATE sv SET x = 2.5 WHERE k = 'kept'")
+        let r = try sync(pg, maria)
+        XCTAssertEqual(r?.released, 2)
+        XCTAssertEqual(r?.stillHeld, 0)
+        XCTAssertEqual(try maria.db.rows("SELECT k, x FROM sv").map(\.values), [[.text("kept"), .real(2.5)]])
+        XCTAssertEqual(try CLI.run(["import", "--db", maria.url]).status, 0)
+    }
+
     /// A PostgreSQL domain is checked as its base type, with the domain's precision (found from
     /// outside: `numeric(10,2)` through a domain rounded 1.005, and an integer key through a
     /// domain took '05' as 5 and deleted the row 5 for it).

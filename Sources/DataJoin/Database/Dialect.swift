@@ -183,6 +183,8 @@ public protocol Dialect: Sendable {
 
     /// Why `value` would be stored altered in `column`; nil when it fits.
     func valueProblem(_ value: Value, _ column: ColumnInfo) -> String?
+    /// The value as it is bound for `column`, where the brand would store another text of it.
+    func storedValue(_ value: Value, _ column: ColumnInfo) -> Value
     /// Why a key cannot be stored at all; nil when it can.
     func keyProblem(_ key: [Value]) -> String?
     /// Why a key value in this spelling could name another row than the change means (SQLite's
@@ -257,6 +259,8 @@ extension Dialect {
     public func capturedValue(_ text: String?, column: ColumnInfo?) -> Value {
         capturedValue(text, kind: column?.kind ?? .any)
     }
+
+    public func storedValue(_ value: Value, _ column: ColumnInfo) -> Value { value }
 
     /// An upsert that overwrites `columns` with what the insert brought.
     public func upsert(key: [SQL], overwrite columns: [SQL]) -> SQL {

@@ -91,7 +91,9 @@ struct Merger {
         var row = try localRow(c, t, canonical: canonical)
         // The values' fit is checked after the row is read, as it always was: the database sees
         // the same reads, in the same order, for a held change too.
-        if c.op != .delete, let problem = ValueFit.problem(placed, table: t, dialect: db.dialect) {
+        if c.op != .delete, try !superseded(c, row, placed),
+            let problem = ValueFit.problem(placed, table: t, dialect: db.dialect)
+        {
             return .held(problem)
         }
         switch c.op {
@@ -152,11 +154,29 @@ struct Merger {
         // Each value, typed by its column, with the column's position.
         let placed = zip(columns, positions).map {
             (
-                Change.ColumnValue(name: $0.name, value: ValueConversion.normalize($0.value, kind: t.columns[$1].kind)),
+                Change.ColumnValue(
+                    name: $0.name,
+                    value: db.dialect.storedValue(
+                        ValueConversion.normalize($0.value, kind: t.columns[$1].kind), t.columns[$1])),
                 $1
             )
         }
         return .placed(t, placed)
+    }
+
+    /// An insert or update that the rules below leave unapplied whatever its values: an older
+    /// generation, an insert no newer than the row, an update no newer than its column. A value
+    /// this node cannot store does not hold such a change: it would wait for good after the
+    /// row's delete or a newer edit (found from outside: every import exited 2 for it).
+    private func superseded(_ c: Change, _ row: LocalRow, _ placed: [PlacedValue]) throws -> Bool {
+        if c.cl != row.cl || row.state == nil { return c.cl < row.cl }
+        switch c.op {
+        case .insert: return !(row.incoming > row.version)
+        case .update:
+            guard let name = placed.first?.0.name else { return false }
+            return !(row.incoming > (try versions.column(c.table, row.keyBytes, name) ?? row.version))
+        case .delete: return false
+        }
     }
 
     /// The same node inserting a row identical to the one held (a backfill after tracking the

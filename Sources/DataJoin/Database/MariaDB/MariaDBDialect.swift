@@ -390,6 +390,17 @@ public struct MariaDBDialect: Dialect {
         return nil
     }
 
+    /// A double for a text column goes as its shortest round-trip text, as PostgreSQL stores
+    /// it (its parameters are text): MariaDB's own text of a double is another one (`1e300`,
+    /// `0.0000001` and `100` where PostgreSQL stores `1e+300`, `1e-07` and `100.0`), and two
+    /// nodes kept two texts of one value for good (found from outside).
+    public func storedValue(_ value: Value, _ column: ColumnInfo) -> Value {
+        guard case .real(let d) = value, Self.characterTypes.contains(column.type.firstWord) else { return value }
+        return .text(Value.realText(d))
+    }
+
+    static let characterTypes: Set = ["char", "varchar", "tinytext", "text", "mediumtext", "longtext"]
+
     /// MariaDB's typed columns whose own text of a value is one spelling of it.
     static func spelled(_ type: TypeName) -> ValueFit.Spelled? {
         switch type.firstWord {

@@ -375,10 +375,12 @@ public struct SQLiteDialect: Dialect {
                 return
                     "-0.0, which SQLite stores as 0 in a column of type \(col.dataType) (declare the column without a type to keep the sign)"
             }
-            // TEXT affinity stores a double as its text of 15 significant digits, Inf as 'Inf'.
-            if aff == .text, !d.isFinite || Double(Self.fifteenDigits(d)) != d {
+            // TEXT affinity stores a double as its text of 15 significant digits, Inf as 'Inf';
+            // a text other than the one PostgreSQL and MariaDB store (`1.0e+300` for `1e+300`)
+            // is another value between nodes (found from outside).
+            if aff == .text, !d.isFinite || Self.fifteenDigits(d) != Value.realText(d) {
                 return
-                    "\(Value.realText(d)) would be stored as the text \(Self.fifteenDigits(d)) in a column of type \(col.dataType) (SQLite keeps 15 digits; declare it REAL)"
+                    "\(Value.realText(d)) would be stored as the text \(Self.fifteenDigits(d)) in a column of type \(col.dataType) (SQLite keeps 15 digits and spells exponents its own way; declare it REAL)"
             }
         case .text(let s) where col.kind != .text:
             let aff = Self.affinity(col.dataType)
@@ -403,7 +405,10 @@ public struct SQLiteDialect: Dialect {
     /// A double as SQLite writes it into a TEXT column (`%!.15g`).
     static func fifteenDigits(_ d: Double) -> String {
         var t = String(format: "%.15g", d)
-        if d.isFinite, !t.contains("."), !t.contains("e") { t += ".0" }
+        // SQLite's `%!.15g`: a point and a digit in the mantissa, before any exponent too.
+        if d.isFinite, !t.contains(".") {
+            if let e = t.firstIndex(of: "e") { t.insert(contentsOf: ".0", at: e) } else { t += ".0" }
+        }
         return t
     }
 

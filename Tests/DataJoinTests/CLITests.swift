@@ -83,6 +83,22 @@ final class CLITests: XCTestCase {
         }
     }
 
+    /// Found from outside: `-q` kept nothing of what a command was run to print (`trust …
+    /// "$(datajoin key -q …)"` got nothing), and `SQLITE:x.db` made a file of that name.
+    func testQuietKeepsTheResultAndASchemeIsOneInAnyCase() throws {
+        let n = try node("q1")
+        let key = try CLI.ok(["key", "--db", n.url, "-q"])
+        XCTAssertTrue(key.stdout.hasPrefix("dj2-"), key.stdout)
+        XCTAssertEqual(key.stderr, "")
+        let json = try CLI.ok(["status", "--db", n.url, "--json", "-q"]).stdout
+        XCTAssertTrue(json.contains("\"node\":{\"id\":\"q1\""), json)
+        let upper = folder.appendingPathComponent("upper.db").path
+        try CLI.ok(["init", "--db", "SQLITE:" + upper, "--node", "q2"])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: upper))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "SQLITE:" + upper))
+        XCTAssertTrue(try CLI.ok(["status", "--db", "Sqlite:" + upper, "--json"]).stdout.contains("\"id\":\"q2\""))
+    }
+
     func testInitIsIdempotentAndRefusesRename() throws {
         let n = try node()
         try CLI.ok(["init", "--db", n.url, "--node", "n1"])

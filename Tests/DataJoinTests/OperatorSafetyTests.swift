@@ -348,8 +348,7 @@ final class OperatorSafetyTests: XCTestCase {
         // A warning is printed under -q too (the key may hold NULL): this table gives none.
         try a.exec("CREATE TABLE extra (k TEXT PRIMARY KEY NOT NULL)")
         let quiet: [[String]] = [
-            ["init", "--db", a.url, "--node", "va"], ["status", "--db", a.url], ["status", "--db", a.url, "--json"],
-            ["key", "--db", a.url],
+            ["init", "--db", a.url, "--node", "va"],
             ["track", "--db", a.url, "extra"], ["untrack", "--db", a.url, "extra"],
             [
                 "trust", "--db", b.url, "--replace", "va",
@@ -364,6 +363,17 @@ final class OperatorSafetyTests: XCTestCase {
             let r = try CLI.run(args + ["-q"])
             XCTAssertEqual(r.status, 0, "\(args): \(r.stderr)")
             XCTAssertEqual(r.stdout + r.stderr, "", "\(args.prefix(1)) -q printed")
+        }
+        // What a command is run to print is its result, printed under -q too (found from
+        // outside: `trust … "$(datajoin key -q …)"` got nothing).
+        for (args, result) in [
+            (["status", "--db", a.url], "node:             va"), (["status", "--db", a.url, "--json"], "{\"schema\":"),
+            (["key", "--db", a.url], "dj2-"),
+        ] {
+            let r = try CLI.run(args + ["-q"])
+            XCTAssertEqual(r.status, 0, "\(args): \(r.stderr)")
+            XCTAssertTrue(r.stdout.hasPrefix(result), "\(args): \(r.stdout)")
+            XCTAssertEqual(r.stderr, "", "\(args)")
         }
         // Verbose: the refused file is named once, with its reason, in DataJoin's words.
         let junk = out.appendingPathComponent("junk.djb")
@@ -421,6 +431,25 @@ final class OperatorSafetyTests: XCTestCase {
         let badOption = try CLI.run(["status", "--db", base + (base.contains("?") ? "&" : "?") + "connect_timeout=abc"])
         XCTAssertEqual(badOption.status, 64, badOption.stderr)
         XCTAssertEqual(badOption.stderr.split(separator: "\n").count, 1, badOption.stderr)
+    }
+
+    /// `status` lists the latest 20 quarantined files and counts the rest: 3,000 junk files made
+    /// a status of 3,016 lines (found from outside). At 19, 20, 21 and 60 files; --json has all.
+    func testStatusListsTheLatestQuarantinedFilesAndCountsTheRest() throws {
+        for n in [19, 20, 21, 60] {
+            let db = path("q\(n).db")
+            try CLI.ok(["init", "--db", db, "--node", "q\(n)"])
+            let drop = try TestDatabases.subfolder(folder, "junk\(n)")
+            for i in 0..<n { try Data("junk \(i)".utf8).write(to: drop.appendingPathComponent("j\(i).djb")) }
+            XCTAssertEqual(try CLI.run(["ingest", "--db", db, drop.path]).status, 2)
+            let text = try CLI.ok(["status", "--db", db]).stdout
+            let listed = text.split(separator: "\n").filter { $0.hasPrefix("  ") && $0.contains("/quarantine/j") }
+            XCTAssertEqual(listed.count, min(n, 20), "\(n): \(text)")
+            XCTAssertEqual(text.contains("… \(n - 20) earlier (datajoin status --json"), n > 20, "\(n): \(text)")
+            XCTAssertTrue(text.contains("quarantined:      \(n) file(s)"), text)
+            let json = try CLI.ok(["status", "--db", db, "--json"]).stdout
+            XCTAssertEqual(json.components(separatedBy: "/quarantine/j").count - 1, n, "\(n)")
+        }
     }
 
     /// The quarantine list is what is there now, with absolute paths: a file moved back out,

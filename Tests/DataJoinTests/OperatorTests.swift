@@ -132,6 +132,7 @@ final class OperatorTests: XCTestCase {
         XCTAssertEqual(r.status, 2, r.stderr)  // the junk file is still refused
         XCTAssertTrue(r.stdout.contains("dry run: nothing was changed"), r.stdout)
         XCTAssertTrue(r.stdout.contains("would apply to sales_order: 1 insert, 1 update, 1 delete"), r.stdout)
+        XCTAssertTrue(r.stdout.contains(": would load 3 change(s)") && !r.stdout.contains(": loaded"), r.stdout)
         XCTAssertTrue(r.stdout.contains("would log 1 conflict(s)"), r.stdout)
         XCTAssertTrue(r.stdout.contains("would keep \"newer a\""), r.stdout)
         XCTAssertEqual(try fingerprint(), before)

@@ -1324,12 +1324,18 @@ extension ReliabilityTests {
         let app = try DatabaseOpener.open(pg.url)
         try app.execute("BEGIN")
         try app.execute("UPDATE sales_order SET description = 'app' WHERE order_id = 'r2'")
+        try Data("not a bundle".utf8).write(to: second.appendingPathComponent("junk.djb"))
         let started = Date()
         let r = try CLI.run(["ingest", "--db", pg.url, "--lock-timeout", "1", second.path])
         XCTAssertEqual(r.status, 75, r.stdout + r.stderr)
         XCTAssertLessThan(Date().timeIntervalSince(started), 20)
         XCTAssertTrue(r.stderr.contains("held a lock this run needs for 1 s"), r.stderr)
         XCTAssertTrue(r.stderr.contains("--lock-timeout"), r.stderr)
+        // What the run did before the import failed is said first: the bundle it loaded, and a
+        // file it refused and moved aside (found from outside: only the error was printed).
+        XCTAssertTrue(r.stdout.contains(": loaded 2 change(s)"), r.stdout)
+        XCTAssertTrue(r.stderr.contains("junk.djb: refused: "), r.stderr)
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 2, r.stderr)
         XCTAssertEqual(try pg.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0), "nothing held")
         XCTAssertEqual(
             try pg.db.scalar("SELECT count(*) FROM sales_order WHERE quantity = '2'"), .integer(0), "rolled back")

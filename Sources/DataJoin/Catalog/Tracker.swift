@@ -91,7 +91,9 @@ public enum Tracker {
             } else if existing.contains(name) && !backfill {
                 throw DataJoinError(
                     .alreadyTracked,
-                    "table \(name) is already tracked; run 'datajoin untrack' first to re-install its capture")
+                    "table \(name) is already tracked and its capture matches its columns: nothing to install again "
+                        + "(a column widened within its kind of type needs no track); to install it anyway, run "
+                        + "'datajoin untrack \(name)' first")
             }
             if keyBlocks, !existing.contains(name), try !KeyBlocks.optedOut(db, info.name) {
                 try KeyBlocks.checkPossible(db, info)

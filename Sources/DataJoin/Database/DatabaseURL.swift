@@ -8,7 +8,13 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
     case mariadb(MariaDBDatabase.Address, display: String)
 
     public static func parse(_ text: String) throws -> DatabaseURL {
-        let t = text.trimmingCharacters(in: .whitespaces)
+        var t = text.trimmingCharacters(in: .whitespaces)
+        // A scheme is one in any case (`SQLITE:x.db` made a file of that name; found from outside).
+        if let colon = t.firstIndex(of: ":"),
+            ["postgresql", "postgres", "mariadb", "mysql", "sqlite"].contains(t[..<colon].lowercased())
+        {
+            t = t[..<colon].lowercased() + t[colon...]
+        }
         if t.hasPrefix("postgresql://") || t.hasPrefix("postgres://") {
             guard let comps = URLComponents(string: t), comps.host != nil || t.contains("@/") || t.contains("///")
             else {

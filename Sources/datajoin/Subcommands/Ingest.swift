@@ -67,8 +67,9 @@ struct Ingest: ParsableCommand {
         switch f.status {
         case .loaded(let n, let skipped):
             if !output.quiet {
+                // A dry run loads nothing (found from outside: it said "loaded").
                 print(
-                    "\(f.path): loaded \(n) change(s)"
+                    "\(f.path): \(dryRun ? "would load" : "loaded") \(n) change(s)"
                         + (skipped > 0 ? ", \(skipped) already here or from this node" : ""))
             }
         case .alreadySeen:

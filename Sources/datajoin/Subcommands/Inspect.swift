@@ -154,7 +154,7 @@ struct Key: ParsableCommand {
         try DataJoin_run {
             let db = try database.open()
             if rotate { _ = try EncryptionKeys.rotate(db) }
-            print(try DataJoin.Trust.publicKey(db).key)
+            Console.result(try DataJoin.Trust.publicKey(db).key)
             if rotate && !output.quiet {
                 Console.warn(
                     "new encryption key: give each peer the word above ('datajoin trust --replace \(try DataJoin.Trust.publicKey(db).node) <word>')"

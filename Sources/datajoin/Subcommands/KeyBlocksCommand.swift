@@ -75,7 +75,7 @@ struct KeyBlocksCommand: ParsableCommand {
         func run() throws {
             try DataJoin_run {
                 let db = try database.open()
-                print(try KeyBlocks.grant(db, node: node, another: another))
+                Console.result(String(try KeyBlocks.grant(db, node: node, another: another)))
             }
         }
     }

@@ -18,7 +18,7 @@ struct Status: ParsableCommand {
         try DataJoin_run {
             let db = try database.open()
             let s = try NodeStatus.read(db)
-            print(json ? s.json : s.text)
+            Console.result(json ? s.json : s.text)
         }
     }
 }
@@ -49,7 +49,7 @@ struct Conflicts: ParsableCommand {
                 Console.warn("showing the first \(list.count) of \(total) conflicts; --limit \(total) shows them all")
             }
             if json {
-                print("[" + list.map(\.json).joined(separator: ",") + "]")
+                Console.result("[" + list.map(\.json).joined(separator: ",") + "]")
             } else if list.isEmpty {
                 print("no conflicts")
             } else {

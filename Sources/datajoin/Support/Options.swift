@@ -40,7 +40,9 @@ struct DatabaseOptions: ParsableArguments {
 
 /// `--quiet` / `--verbose`, shared by the long-running commands.
 struct OutputOptions: ParsableArguments {
-    @Flag(name: .shortAndLong, help: "Print nothing but errors and warnings (what needs the operator).")
+    @Flag(
+        name: .shortAndLong,
+        help: "Print nothing but errors and warnings (what needs the operator), and what the command is run to print.")
     var quiet = false
 
     @Flag(name: .shortAndLong, help: "Log each bundle and step on stderr.")
@@ -146,6 +148,12 @@ enum Console {
     static func out(_ message: String) {
         guard !quiet else { return }
         print(message)
+    }
+    /// What the command was run to print (a key, a block number, a status, JSON): printed
+    /// under --quiet too, which keeps only errors and warnings of the work a command does
+    /// (found from outside: `trust … "$(datajoin key -q …)"` got nothing).
+    static func result(_ message: String) {
+        Swift.print(TerminalText.safe(message, keepNewlines: true))
     }
     static func error(_ message: String) {
         FileHandle.standardError.write(Data(("datajoin: error: " + TerminalText.safe(message) + "\n").utf8))

@@ -1080,6 +1080,19 @@ final class TypeMatrixTests: ScenarioTestCase {
         let reasons = try pg.db.rows("SELECT reason FROM ds_change_held ORDER BY id").compactMap { $0.string(0) }
         for (reason, (column, _)) in zip(reasons, held) { XCTAssertTrue(reason.contains("dm.\(column): "), reason) }
         XCTAssertTrue(reasons.last?.contains("key column k") ?? false, "\(reasons)")
+
+        // A node that tracked the table before (schema 18) registered the domains' names: the
+        // upgrade registers their base types, so `check` reports no capture drift.
+        try pg.exec("UPDATE ds_tracked_column SET data_type = 'id_t' WHERE column_name = 'k'")
+        try pg.exec("UPDATE ds_tracked_column SET data_type = 'price_again' WHERE column_name = 'p2'")
+        XCTAssertFalse(try CaptureDrift.find(pg.db).isEmpty, "the old registry is a drift")
+        try pg.exec("UPDATE ds_node SET schema_version = 18")
+        _ = try NodeIdentity.load(pg.db)
+        XCTAssertEqual(try pg.db.scalar("SELECT schema_version FROM ds_node"), .integer(Int64(SyncSchema.version)))
+        XCTAssertEqual(
+            try TableRegistry.load(pg.db)["dm"]?.columns.map(\.dataType),
+            ["integer", "numeric(10,2)", "numeric(10,2)", "boolean", "timestamp(0) without time zone"])
+        XCTAssertEqual(try CaptureDrift.find(pg.db).map(\.message), [])
     }
 
     /// What a column cannot hold is held with the reason; the rest of the bundle applies.

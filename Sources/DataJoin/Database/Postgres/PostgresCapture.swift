@@ -19,6 +19,28 @@ extension PostgresDialect {
     /// transaction id once per captured row.
     public func upgradeCapture(_ db: Database, from version: Int) throws {
         try CaptureTriggers.rewriteOnUpgrade(db, from: version)
+        if version < 19 { try Self.registerDomainsAsTheirBaseTypes(db) }
+    }
+
+    /// Schema 19: a tracked column whose type is a domain is registered as the domain's base
+    /// type, as `track` registers it now (`columns`). Left as the domain, its kind would differ
+    /// from the live one and `check` would report a capture drift until `track` ran again. The
+    /// capture itself does not change: PostgreSQL's triggers capture text of every type.
+    static func registerDomainsAsTheirBaseTypes(_ db: Database) throws {
+        let domains = try db.rows(
+            """
+            SELECT c.table_name, c.column_name FROM ds_tracked_column AS c
+            JOIN pg_catalog.pg_type AS t ON t.oid = to_regtype(c.data_type) WHERE t.typtype = 'd'
+            """)
+        for (table, list) in Dictionary(grouping: domains, by: { $0.string(0) ?? "" }) {
+            let live = try PostgresDialect().columns(db, of: table)
+            for r in list {
+                guard let column = r.string(1), let now = live.first(where: { $0.name == column }) else { continue }
+                try db.execute(
+                    "UPDATE ds_tracked_column SET data_type = ? WHERE table_name = ? AND column_name = ?",
+                    [.text(now.dataType), .text(table), .text(column)])
+            }
+        }
     }
 
     public func installCapture(_ db: Database, _ t: TableInfo) throws {

@@ -150,6 +150,8 @@ final class CLITests: XCTestCase {
             DatabaseURL.scrub("database \"p1 password=Leak1\" does not exist"),
             "database \"p1 password=***\" does not exist")
         XCTAssertEqual(DatabaseURL.scrub("x password = 'Sek rit' y"), "x password = *** y")
+        XCTAssertEqual(DatabaseURL.scrub("x password='se\\'cret' y"), "x password=*** y")
+        XCTAssertEqual(DatabaseURL.scrub("x password=ab\"cd y"), "x password=*** y")
         // Decoded once: %2541 is the three characters %41.
         guard case .mariadb(let address, _) = try DatabaseURL.parse("mariadb://u%2541:a%2541b@h/d%2541b") else {
             return XCTFail("not a MariaDB URL")

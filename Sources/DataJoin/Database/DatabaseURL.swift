@@ -120,7 +120,11 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
     public static func scrub(_ message: String) -> String {
         guard
             let regex = try? NSRegularExpression(
-                pattern: "(password\\s*=\\s*)('[^']*'|[^&\\s\"']*)", options: [.caseInsensitive])
+                // A quoted value may hold \' and an unquoted one a quote: all of it goes (found
+                // in review: `password='se\'cret'` printed `***cret'`); a quote that ends the
+                // value (`"p1 password=x" does not exist`) is the message's.
+                pattern: "(password\\s*=\\s*)('(?:\\\\.|[^'\\\\])*'|[^&\\s\"]*(?:\"[^&\\s\"]+)*)",
+                options: [.caseInsensitive])
         else { return message }
         let range = NSRange(message.startIndex..., in: message)
         return regex.stringByReplacingMatches(in: message, range: range, withTemplate: "$1***")

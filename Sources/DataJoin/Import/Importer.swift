@@ -19,6 +19,10 @@ public struct ImportReport: Sendable, Equatable {
     /// is applied, not an earlier hold released ("2 held, 1 earlier held change(s) released"
     /// while one was held; found from outside).
     var newAfter = Int64.max
+    /// Held changes that applied (or were superseded) in this run, earlier holds or not: the
+    /// retry goes on while a pass settles one (a change held and settled in one run is not
+    /// counted as released, and the retry stopped after one pass; found in review).
+    var settledFromHold = 0
     public init() {}
 
     mutating func count(_ c: Change) {
@@ -236,9 +240,9 @@ public enum Importer {
         report: inout ImportReport
     ) throws {
         for _ in 0..<maxRetryPasses {
-            let released = report.released
+            let settled = report.settledFromHold
             try retryHeld(db, tables: tables, order: order, maxAhead: maxAhead, cascade: cascade, report: &report)
-            if report.released == released { break }
+            if report.settledFromHold == settled { break }
         }
     }
 
@@ -380,7 +384,8 @@ public enum Importer {
             {
                 throw SourceOrderNeeded(reason: reason)
             }
-            let canonical = try prefetch(changes, tables: tables, versions: merger.versions, batch: merger.batch)
+            let canonical = try prefetch(
+                changes, tables: tables, dialect: db.dialect, versions: merger.versions, batch: merger.batch)
             for ((r, c), k) in zip(zip(rows, changes), canonical) {
                 try applyPostponed(through: cursor.afterId, final: false)
                 cursor.afterId = r.int(0) ?? 0
@@ -441,7 +446,7 @@ public enum Importer {
     /// Each change's canonical key and its bytes, computed once for the prefetches and the
     /// rules; the chunk's row versions (and, on the fast path, its rows) read ahead.
     private static func prefetch(
-        _ changes: [Change], tables: [String: TableInfo], versions: VersionCache, batch: RowBatch?
+        _ changes: [Change], tables: [String: TableInfo], dialect: Dialect, versions: VersionCache, batch: RowBatch?
     ) throws -> [CanonicalKey?] {
         let canonical: [CanonicalKey?] = changes.map { c in
             guard let t = tables[c.table], c.key.count == t.keyColumns.count else { return nil }
@@ -451,13 +456,13 @@ public enum Importer {
         try versions.prefetch(
             zip(changes, canonical).compactMap { c, k in k.map { VersionCache.Key(table: c.table, key: $0.bytes) } }
         )
-        // Not a key with bytes for a column of another type: it is held (`ValueFit`), and a lookup
-        // by it would be an error on PostgreSQL's server.
+        // Not a key with bytes this node holds for a column of another type (`ValueFit`): a
+        // lookup by it would be an error on PostgreSQL's server. SQLite keeps such bytes.
         try batch?.prefetch(
             zip(changes, canonical).compactMap { c, k in
                 guard let k, let t = tables[c.table],
                     !zip(t.keyColumns, k.key).contains(where: { col, v in
-                        if case .blob = v { return col.kind != .blob } else { return false }
+                        if case .blob = v { return dialect.valueProblem(v, col) != nil } else { return false }
                     })
                 else { return nil }
                 return (c.table, k.key, KeyBytes(k.bytes))
@@ -506,6 +511,7 @@ public enum Importer {
             }
             cursor.clock = max(cursor.clock, c.hlc)
             if wasHeld {
+                report.settledFromHold += 1
                 if id > report.newAfter { report.held -= 1 } else { report.released += 1 }
                 try db.execute("DELETE FROM ds_change_held WHERE id = ?", [.integer(id)])
             }

@@ -91,8 +91,8 @@ struct Merger {
         var row = try localRow(c, t, canonical: canonical)
         // The values' fit is checked after the row is read, as it always was: the database sees
         // the same reads, in the same order, for a held change too.
-        if c.op != .delete, try !superseded(c, row, placed),
-            let problem = ValueFit.problem(placed, table: t, dialect: db.dialect)
+        if c.op != .delete,
+            let problem = ValueFit.problem(try valuesWritten(c, row, placed), table: t, dialect: db.dialect)
         {
             return .held(problem)
         }
@@ -164,18 +164,23 @@ struct Merger {
         return .placed(t, placed)
     }
 
-    /// An insert or update that the rules below leave unapplied whatever its values: an older
-    /// generation, an insert no newer than the row, an update no newer than its column. A value
-    /// this node cannot store does not hold such a change: it would wait for good after the
-    /// row's delete or a newer edit (found from outside: every import exited 2 for it).
-    private func superseded(_ c: Change, _ row: LocalRow, _ placed: [PlacedValue]) throws -> Bool {
-        if c.cl != row.cl || row.state == nil { return c.cl < row.cl }
+    /// The values the rules below would write: none of an older generation, of an insert no
+    /// newer than the row or an update no newer than its column; of a newer insert of the same
+    /// generation, those newer than their column. Only they are checked for a fit: a value
+    /// this node cannot store must not hold a change that would never write it, or it would
+    /// wait for good after the row's delete or a newer edit (found from outside: every import
+    /// exited 2 for it).
+    private func valuesWritten(_ c: Change, _ row: LocalRow, _ placed: [PlacedValue]) throws -> [PlacedValue] {
+        if c.cl != row.cl || row.state == nil { return c.cl < row.cl ? [] : placed }
         switch c.op {
-        case .insert: return !(row.incoming > row.version)
+        case .insert:
+            guard row.incoming > row.version else { return [] }
+            let columnVersions = try versions.columns(c.table, row.keyBytes)
+            return placed.filter { v, _ in (columnVersions[v.name] ?? row.version) < row.incoming }
         case .update:
-            guard let name = placed.first?.0.name else { return false }
-            return !(row.incoming > (try versions.column(c.table, row.keyBytes, name) ?? row.version))
-        case .delete: return false
+            guard let name = placed.first?.0.name else { return placed }
+            return row.incoming > (try versions.column(c.table, row.keyBytes, name) ?? row.version) ? placed : []
+        case .delete: return []
         }
     }
 

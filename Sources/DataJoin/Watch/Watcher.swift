@@ -64,12 +64,8 @@ public final class Watcher {
         while !stop() {
             cycle += 1
             do {
-                let (line, idle, trouble) = try runCycle(stop: stop)
+                let (line, idle) = try runCycle(cycle, stop: stop)
                 if !idle || options.logIdleCycles { log("cycle \(cycle): " + line) }
-                if let trouble {
-                    cyclesWithProblems += 1
-                    problem("warning: cycle \(cycle): " + trouble)
-                }
             } catch {
                 failed += 1
                 let last = options.cycles.map { cycle >= $0 } ?? false
@@ -97,9 +93,10 @@ public final class Watcher {
         }
     }
 
-    /// The cycle's line, whether it did nothing at all (such cycles are logged only with -v),
-    /// and what in it needs the operator (files refused, changes held), if anything.
-    func runCycle(stop: @escaping () -> Bool) throws -> (String, Bool, String?) {
+    /// The cycle's line, and whether it did nothing at all (such cycles are logged only with
+    /// -v). What in it needs the operator (files refused, changes held) is said before its
+    /// export, which may fail (found in review: it went unsaid then).
+    func runCycle(_ cycle: Int, stop: @escaping () -> Bool) throws -> (String, Bool) {
         let ingest = try Ingester.ingest(
             db, IngestOptions(paths: [options.inFolder], importAfter: true, shouldStop: stop))
         var parts: [String] = []
@@ -131,10 +128,13 @@ public final class Watcher {
         if let held = ingest.imported?.held, held > 0 {
             trouble.append("\(held) change(s) held (see 'datajoin status')")
         }
-        let problems = trouble.isEmpty ? nil : trouble.joined(separator: ", ")
-        if stop() { return (parts.joined(separator: ", ") + "; stopping", false, problems) }
+        if !trouble.isEmpty {
+            cyclesWithProblems += 1
+            problem("warning: cycle \(cycle): " + trouble.joined(separator: ", "))
+        }
+        if stop() { return (parts.joined(separator: ", ") + "; stopping", false) }
         let written = try Exporter.export(db, ExportOptions(folder: options.outFolder, relay: options.relay))
         parts.append("exported \(written.reduce(0) { $0 + $1.changes }) change(s) in \(written.count) bundle(s)")
-        return (parts.joined(separator: ", "), idle && written.isEmpty, problems)
+        return (parts.joined(separator: ", "), idle && written.isEmpty)
     }
 }

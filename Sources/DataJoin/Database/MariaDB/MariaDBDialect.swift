@@ -395,6 +395,9 @@ public struct MariaDBDialect: Dialect {
     /// `0.0000001` and `100` where PostgreSQL stores `1e+300`, `1e-07` and `100.0`), and two
     /// nodes kept two texts of one value for good (found from outside).
     public func storedValue(_ value: Value, _ column: ColumnInfo) -> Value {
+        // The number 0 (its text: a YEAR's kind is text) is the year 0, which MariaDB writes
+        // `0000`; `0` alone it reads as 2000 (found in review: held, its own 0000 came back so).
+        if case .text("0") = value, column.type.firstWord == "year" { return .text("0000") }
         guard case .real(let d) = value, Self.characterTypes.contains(column.type.firstWord) else { return value }
         return .text(Value.realText(d))
     }

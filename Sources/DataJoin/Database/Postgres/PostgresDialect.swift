@@ -486,6 +486,7 @@ public struct PostgresDialect: Dialect {
         if case .blob(let b) = value, col.kind != .blob {
             return "\(b.count) byte(s) of binary data, which a column of type \(type) would read as another value"
         }
+        // Reached by a key only: a value is bound as its bytes (`storedValue`).
         if case .text = value, col.kind == .blob {
             return "text for a bytea column, which would read it as bytea's escape syntax, not as this text"
         }
@@ -522,6 +523,14 @@ public struct PostgresDialect: Dialect {
             return problem
         }
         return nil
+    }
+
+    /// Text for a bytea column is bound as its bytes, as MariaDB stores text in a BLOB: bound as
+    /// text, PostgreSQL read it as bytea's escape syntax (`\\x4142` became `AB`; found from
+    /// outside, and holding it held every JSON text a SQLite BLOB column kept; found in review).
+    public func storedValue(_ value: Value, _ column: ColumnInfo) -> Value {
+        if case .text(let s) = value, column.kind == .blob { return .blob(Array(s.utf8)) }
+        return value
     }
 
     public func keyProblem(_ key: [Value]) -> String? {

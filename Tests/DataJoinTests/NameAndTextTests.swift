@@ -27,6 +27,21 @@ final class NameAndTextTests: ScenarioTestCase {
     /// anything is written: size-1, size, size+1 and 3x size of each limit. (PostgreSQL cut
     /// three 64-byte names to one table and sent each insert three times; a 200-byte name
     /// stopped every export of its node; both found from outside.)
+    /// JSON output stays JSON through the terminal filter: what it would rewrite (`\u{202b}`, a
+    /// C1 control, DEL) is escaped as JSON escapes it (found in review: `conflicts --json` with
+    /// Arabic or Hebrew text failed `jq`).
+    func testJSONTextEscapesWhatTheTerminalFilterWouldRewrite() throws {
+        for (scalar, escaped) in [
+            ("\u{202B}", "\\u202b"), ("\u{85}", "\\u0085"), ("\u{7F}", "\\u007f"), ("\u{2066}", "\\u2066"),
+        ] {
+            let quoted = JSON.quote("a" + scalar + "b")
+            XCTAssertEqual(quoted, "\"a" + escaped + "b\"")
+            XCTAssertEqual(TerminalText.safe(quoted, keepNewlines: true), quoted)
+            let back = try JSONSerialization.jsonObject(with: Data("[\(quoted)]".utf8)) as? [String]
+            XCTAssertEqual(back, ["a" + scalar + "b"])
+        }
+    }
+
     func testTrackRefusesNamesTheBrandWouldCutOrNoBundleCanCarry() throws {
         func table(_ name: String) -> String {
             "CREATE TABLE \"\(name)\" (id BIGINT PRIMARY KEY, v TEXT);"

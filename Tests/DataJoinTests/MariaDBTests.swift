@@ -633,6 +633,58 @@ final class MariaDBTests: ScenarioTestCase {
         }
     }
 
+    /// Values MariaDB reads as another value of the column's type are held (found from outside):
+    /// numbers for an ENUM or SET are a member's index, text for a BIT is its bytes, a double
+    /// for a date, a time or a year is read as digits, a YEAR in another spelling, text and
+    /// numbers shorter than a BINARY(n); a text key for a binary key column would match a key
+    /// of the same bytes. A table with a spatial column is not tracked.
+    func testValuesMariaDBReadsAsAnotherValueAreHeld() throws {
+        let s = try TestNode(
+            "rsrc", .sqlite, folder: folder,
+            table:
+                "CREATE TABLE mx (id TEXT PRIMARY KEY NOT NULL, e, s, b, d, t, y, bn); CREATE TABLE kb (k PRIMARY KEY NOT NULL, v TEXT)",
+            track: ["mx", "kb"], keyBlocks: false)
+        let m = try TestNode(
+            "rdst", .mariadb, folder: folder,
+            table: """
+                CREATE TABLE mx (id VARCHAR(20) PRIMARY KEY, e ENUM('x','y'), s SET('a','b','c'), b BIT(8), d DATE,
+                  t TIME, y YEAR, bn BINARY(4));
+                CREATE TABLE kb (k VARBINARY(16) PRIMARY KEY, v TEXT)
+                """,
+            track: ["mx", "kb"], keyBlocks: false)
+        try trustAll([s, m])
+        let held: [(String, Value, String)] = [
+            ("e", .real(2), "member's index"), ("e", .integer(1), "names no member"),
+            ("s", .text("3"), "names no member"),
+            ("b", .text("a"), "as the bits"), ("d", .real(20_240_101), "digits of a date"),
+            ("t", .real(1.5), "digits of a time"), ("y", .real(5), "a year (5.0 as 2005)"),
+            ("y", .text("+2024"), "four digits"), ("bn", .text("ab"), "would pad it"),
+            ("bn", .integer(12), "would pad it"),
+        ]
+        for (n, (column, value, _)) in held.enumerated() {
+            try s.exec("INSERT INTO mx (id, \(column)) VALUES (?, ?)", [.text("h\(n)"), value])
+        }
+        try s.exec("INSERT INTO mx VALUES ('fine', 'x', 'a,b', 5, '2024-01-01', '10:00:00', 2024, x'01020304')")
+        try s.exec("INSERT INTO kb VALUES (?, 'bytes'), ('k1', 'text')", [.blob(Array("k1".utf8))])
+        let r = try sync(s, m)
+        XCTAssertEqual(r?.held, held.count + 1)
+        let reasons = try m.db.rows("SELECT reason FROM ds_change_held ORDER BY id").compactMap { $0.string(0) }
+        for (reason, (column, _, why)) in zip(reasons, held) {
+            XCTAssertTrue(reason.contains("mx.\(column): ") && reason.contains(why), "\(column): \(reason)")
+        }
+        XCTAssertTrue(reasons.last?.contains("text for a binary key column") ?? false, "\(reasons)")
+        XCTAssertEqual(try m.db.rows("SELECT id FROM mx").map(\.values), [[.text("fine")]])
+        XCTAssertEqual(try m.db.rows("SELECT v FROM kb").map(\.values), [[.text("bytes")]])
+        uncheckedNodes.insert(m.name)
+
+        try m.exec("CREATE TABLE geo (id INT PRIMARY KEY, g POINT)")
+        let refused = try CLI.run(["track", "--db", m.url, "geo"])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("a column of a spatial type (g point)"), refused.stderr)
+        try m.exec("INSERT INTO geo VALUES (1, POINT(1, 2))")
+        XCTAssertEqual(try m.db.scalar("SELECT count(*) FROM geo"), .integer(1))
+    }
+
     /// A fractional TIMESTAMP in the key: MariaDB's text (`03:00:00.000`) and PostgreSQL's
     /// (`03:00:00`) are one key, so concurrent updates converge (they kept two versions of one
     /// row, and each side ended with the other's value).

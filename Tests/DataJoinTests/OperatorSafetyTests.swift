@@ -81,6 +81,36 @@ final class OperatorSafetyTests: XCTestCase {
         XCTAssertTrue(unreadable.output.contains("this user may not read it (permission denied)"), unreadable.output)
     }
 
+    /// A folder to ingest that this user may not read: one line and the permission class, not
+    /// Foundation's error text and exit 1; a database path ending `.DB` is a path as `.db` is
+    /// (both found from outside).
+    func testAnUnreadableFolderIsAPermissionAndAnUpperCaseExtensionIsAPath() throws {
+        let db = path("UPPER.DB")
+        try CLI.ok(["init", "--db", db, "--node", "up"])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: db))
+        try CLI.ok(["status", "--db", db])
+        let drop = path("closed")
+        try FileManager.default.createDirectory(atPath: drop, withIntermediateDirectories: true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: folder.path)
+        try FileManager.default.setAttributes([.posixPermissions: 0o666], ofItemAtPath: db)
+        try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: drop)
+        let args = ["ingest", "--db", db, drop]
+        let r: (status: Int32, output: String)
+        if geteuid() == 0 {
+            r = try CLI.runProgram(
+                URL(fileURLWithPath: "/usr/bin/setpriv"),
+                ["--reuid=65534", "--regid=65534", "--clear-groups", CLI.executable.path] + args)
+        } else {
+            try FileManager.default.setAttributes([.posixPermissions: 0o000], ofItemAtPath: drop)
+            let run = try CLI.run(args)
+            r = (run.status, run.stderr)
+        }
+        XCTAssertEqual(r.status, 77, r.output)
+        XCTAssertTrue(r.output.contains("folder \(drop): this user may not read it (permission denied)"), r.output)
+        XCTAssertFalse(r.output.contains("NSCocoaErrorDomain"), r.output)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: drop)
+    }
+
     /// A file the user names that is not a bundle is refused where it stands; an empty bundle
     /// file just written waits like a truncated one.
     func testANamedFileIsNeverMovedAndAnEmptyOneWaits() throws {

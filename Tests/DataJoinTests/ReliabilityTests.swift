@@ -1301,6 +1301,12 @@ extension ReliabilityTests {
         XCTAssertTrue(quiet.stderr.contains("warning: cycle 1: 1 file(s) refused (junk.djb: "), quiet.stderr)
         XCTAssertTrue(quiet.stderr.contains("1 change(s) held (see 'datajoin status')"), quiet.stderr)
         XCTAssertEqual(try NodeStatus.read(b.db).heldCount, 1)
+        // Held before this run, and still held: said, exit 2, as `import -q` does.
+        let again = try CLI.run(bArgs + ["-q"])
+        XCTAssertEqual(again.status, 2, again.stderr)
+        XCTAssertEqual(again.stdout, "")
+        XCTAssertTrue(
+            again.stderr.contains("datajoin: warning: 1 change(s) held (see 'datajoin status')"), again.stderr)
     }
 }
 

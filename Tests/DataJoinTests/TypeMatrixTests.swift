@@ -1104,6 +1104,49 @@ final class TypeMatrixTests: ScenarioTestCase {
         XCTAssertEqual(try pg.db.rows("SELECT id FROM par").map(\.values), [[.integer(7)]])
     }
 
+    /// Text in another spelling than its number's into a SQLite column of NUMERIC or INTEGER
+    /// affinity (also `STRING` and `DATETIME`) is held: SQLite stored the number (`0123` became
+    /// 123) where other brands keep the text. PostgreSQL's one-byte `"char"` keeps the first
+    /// byte of a longer text: held (both found from outside).
+    func testTextASQLiteAffinityWouldTurnIntoAnotherNumberIsHeld() throws {
+        let pg = try TestNode(
+            "apg", .postgres, folder: folder, table: "CREATE TABLE st (k text PRIMARY KEY, s text, n text, c \"char\")",
+            track: ["st"], keyBlocks: false)
+        let lite = try TestNode(
+            "alite", .sqlite, folder: folder,
+            table: "CREATE TABLE st (k TEXT PRIMARY KEY NOT NULL, s STRING, n INTEGER, c TEXT)",
+            track: ["st"], keyBlocks: false)
+        try trustAll([pg, lite])
+        let held: [(String, String)] = [("s", "0123"), ("s", "1e2"), ("s", " 5"), ("s", "+5"), ("n", "007")]
+        let fine: [(String, String)] = [("s", "123"), ("s", "12.50"), ("s", "zip 0123"), ("n", "7")]
+        for (i, (column, text)) in (held + fine).enumerated() {
+            try pg.exec("INSERT INTO st (k, \(column)) VALUES (?, ?)", [.text("r\(i)"), .text(text)])
+        }
+        XCTAssertEqual(try sync(pg, lite)?.held, held.count)
+        let reasons = try lite.db.rows("SELECT reason FROM ds_change_held ORDER BY id").compactMap { $0.string(0) }
+        for (reason, (column, _)) in zip(reasons, held) {
+            XCTAssertTrue(reason.contains("st.\(column): ") && reason.contains("in another spelling"), reason)
+        }
+        XCTAssertEqual(
+            try lite.db.rows("SELECT typeof(s) || ' ' || quote(s) FROM st WHERE s IS NOT NULL ORDER BY k").compactMap {
+                $0.string(0)
+            }, ["integer 123", "real 12.5", "text 'zip 0123'"])
+
+        let toPG = try TestNode(
+            "apg2", .postgres, folder: folder,
+            table: "CREATE TABLE st (k text PRIMARY KEY, s text, n text, c \"char\")",
+            track: ["st"], keyBlocks: false)
+        try trustAll([lite, toPG])
+        try lite.exec("INSERT INTO st (k, c) VALUES ('c1', 'AB'), ('c2', 'A')")
+        let r = try sync(lite, toPG)
+        XCTAssertEqual(r?.held, 1)
+        let reason = try toPG.db.scalar("SELECT reason FROM ds_change_held").asString ?? ""
+        XCTAssertTrue(reason.contains("a \"char\" column keeps only the first"), reason)
+        XCTAssertEqual(
+            try toPG.db.rows("SELECT k, c::text FROM st WHERE c IS NOT NULL").map(\.values),
+            [[.text("c2"), .text("A")]])
+    }
+
     /// A PostgreSQL domain is checked as its base type, with the domain's precision (found from
     /// outside: `numeric(10,2)` through a domain rounded 1.005, and an integer key through a
     /// domain took '05' as 5 and deleted the row 5 for it).

@@ -54,7 +54,8 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
             }
             return .sqlite(path: path)
         }
-        for ext in [".db", ".sqlite", ".sqlite3"] where t.hasSuffix(ext) && t.count > ext.count {
+        // In any case: `A.DB` is a path as `a.db` is (found from outside: refused).
+        for ext in [".db", ".sqlite", ".sqlite3"] where t.lowercased().hasSuffix(ext) && t.count > ext.count {
             return .sqlite(path: t)
         }
         throw DataJoinError(

@@ -51,7 +51,18 @@ public enum BundleFiles {
                 continue
             }
             if isDir.boolValue {
-                let names = try FileManager.default.contentsOfDirectory(atPath: p)
+                let names: [String]
+                do {
+                    names = try FileManager.default.contentsOfDirectory(atPath: p)
+                } catch {
+                    // One plain line, the permission class (found from outside: Foundation's
+                    // error text, exit 1).
+                    let denied = access(p, R_OK | X_OK) != 0
+                    let why = denied ? "this user may not read it (permission denied)" : "it cannot be read"
+                    if paths.count == 1 { throw DataJoinError(denied ? .permission : .io, "folder \(p): \(why)") }
+                    out.append(Entry(path: p, problem: "folder: \(why); the other paths were read"))
+                    continue
+                }
                 for n in names.sorted() where !n.hasPrefix(".") && n.hasSuffix("." + BundleFormat.fileExtension) {
                     let full = (p as NSString).appendingPathComponent(n)
                     let type =

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DataJoin
+import Foundation
 
 struct Ingest: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -85,6 +86,8 @@ struct Ingest: ParsableCommand {
         case .refused(let reason):
             Console.error("\(f.path): refused: \(reason)")
         }
+        // Out before an error that may follow, also into one file with stderr (found from outside).
+        fflush(stdout)
     }
 }
 

@@ -70,8 +70,13 @@ struct Watch: ParsableCommand {
                 Console.error("\(failed) of \(cycles) cycle(s) failed; the log above says why")
                 throw failed >= cycles ? ExitCode.failure : Exit.partial
             }
-            // As `ingest` exits 2 for a refused file or changes held (found from outside: 0).
-            if cycles != nil, watcher.cyclesWithProblems > 0 { throw Exit.partial }
+            // As `ingest` exits 2 for a refused file or changes held, also held before the run
+            // (found from outside: 0, and nothing said).
+            if cycles != nil {
+                let held = try NodeStatus.read(db).heldCount
+                if held > 0 { Console.warn("\(held) change(s) held (see 'datajoin status')") }
+                if watcher.cyclesWithProblems > 0 || held > 0 { throw Exit.partial }
+            }
         }
     }
 }

@@ -51,7 +51,22 @@ extension MariaDBDialect {
             "SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND BINARY TABLE_NAME = BINARY ?",
             [.text(table)]
         ).asString
-        return type == "VIEW" ? "a view, not a table: track the tables it reads" : nil
+        if type == "VIEW" { return "a view, not a table: track the tables it reads" }
+        // The capture triggers cast every column to text, which a spatial type refuses: every
+        // write of the application failed once it was tracked (found from outside).
+        if let spatial = try db.firstRow(
+            """
+            SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS
+            WHERE TABLE_SCHEMA = DATABASE() AND BINARY TABLE_NAME = BINARY ? AND DATA_TYPE IN
+              ('geometry', 'point', 'linestring', 'polygon', 'multipoint', 'multilinestring', 'multipolygon',
+               'geometrycollection')
+            ORDER BY ORDINAL_POSITION LIMIT 1
+            """, [.text(table)])
+        {
+            return
+                "a table with a column of a spatial type (\(spatial.string(0) ?? "") \(spatial.string(1) ?? "")), which DataJoin cannot capture: keep such columns in a table of their own that is not tracked"
+        }
+        return nil
     }
 
     public func captureInstalled(_ db: Database, table: String) throws -> Bool {

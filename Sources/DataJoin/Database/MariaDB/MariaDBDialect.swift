@@ -372,6 +372,7 @@ public struct MariaDBDialect: Dialect {
         if type.hasPrefix("float"), case .real(let d) = value, Double(String(describing: Float(d))) != d {
             return "\(Value.realText(d)) needs DOUBLE; a FLOAT column would round it (declare it DOUBLE)"
         }
+        if let problem = Self.readsAsAnother(value, col) { return problem }
         if let problem = Self.strictModeLets(value, col.type) { return problem }
         // `DOUBLE(10,2)` and `FLOAT(6,2)` round to their scale as `DECIMAL(10,2)` does, without
         // an error (found from outside: 1.2345 arrived as 1.23).
@@ -404,7 +405,87 @@ public struct MariaDBDialect: Dialect {
 
     static let characterTypes: Set = ["char", "varchar", "tinytext", "text", "mediumtext", "longtext"]
 
+    /// Values MariaDB reads as another value of the column's type, without an error in strict
+    /// mode (found from outside): a number for an ENUM or SET is a member's index (`1` became
+    /// `x`), text for a BIT is its bytes (`'a'` became 97), a double for a DATE, TIME, DATETIME
+    /// or YEAR is read as YYYYMMDD, seconds or a two-digit year (`20240101.0` became a date).
+    static func readsAsAnother(_ value: Value, _ col: ColumnInfo) -> String? {
+        let type = col.type.firstWord
+        switch (type, value) {
+        case ("enum", .real), ("set", .real):
+            return "the number \(value) for a column of type \(col.dataType), which MariaDB reads as a member's index"
+        case ("enum", .text(let t)), ("set", .text(let t)):
+            let members = Self.members(col.dataType)
+            let named =
+                type == "enum" ? [t] : t.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            guard named.contains(where: { !members.contains($0) && !$0.isEmpty && $0.allSatisfy(\.isNumber) }) else {
+                return nil
+            }
+            return
+                "'\(t.prefix(40))' names no member of \(col.dataType); MariaDB would read its number as a member's index"
+        case ("bit", .text(let t)):
+            return "'\(t.prefix(40))' is no number; a column of type \(col.dataType) would take its bytes as the bits"
+        case ("bit", .real(let d)) where d != d.rounded() || !d.isFinite:
+            return "\(Value.realText(d)) is not whole; \(col.dataType) would round it"
+        case ("date", .real(let d)), ("time", .real(let d)), ("datetime", .real(let d)), ("timestamp", .real(let d)),
+            ("year", .real(let d)):
+            return
+                "the number \(Value.realText(d)) for a column of type \(col.dataType), which MariaDB reads as \(type == "year" ? "a year (5.0 as 2005)" : "digits of a \(type) (20240101.0 as 2024-01-01)")"
+        default:
+            return nil
+        }
+    }
+
+    /// An ENUM's or SET's members, as the column's type lists them (`enum('x','it''s')`).
+    static func members(_ dataType: String) -> [String] {
+        guard let open = dataType.firstIndex(of: "("), let close = dataType.lastIndex(of: ")"), open < close else {
+            return []
+        }
+        var out: [String] = []
+        var current = ""
+        var inQuote = false
+        var chars = dataType[dataType.index(after: open)..<close].makeIterator()
+        var pending: Character? = nil
+        while let c = pending ?? chars.next() {
+            pending = nil
+            if inQuote {
+                if c == "'" {
+                    if let next = chars.next() {
+                        if next == "'" {
+                            current.append("'")
+                        } else {
+                            inQuote = false
+                            out.append(current)
+                            current = ""
+                            pending = next
+                        }
+                    } else {
+                        out.append(current)
+                        inQuote = false
+                    }
+                } else {
+                    current.append(c)
+                }
+            } else if c == "'" {
+                inQuote = true
+            }
+        }
+        return out
+    }
+
+    /// A text key for a binary key column would be its bytes here: a text key and a key of
+    /// bytes with the same bytes would be one row, two on a node that keeps text apart from
+    /// bytes (found from outside: they merged).
+    public func keySpellingProblem(_ value: Value, _ column: ColumnInfo) -> String? {
+        if case .text = value, column.kind == .blob {
+            return
+                "text for a binary key column (\(column.dataType)), which would hold it as bytes and match a key of the same bytes"
+        }
+        return nil
+    }
+
     /// MariaDB's typed columns whose own text of a value is one spelling of it.
+
     static func spelled(_ type: TypeName) -> ValueFit.Spelled? {
         switch type.firstWord {
         case "date": return .date
@@ -450,6 +531,9 @@ public struct MariaDBDialect: Dialect {
             return "'\(t)' is a two-digit year, which MariaDB reads as 2000"
         case ("year", .text(let t)) where Int(t).map { $0 > 0 && $0 < 100 } ?? false:
             return strictModeLets(.integer(Int64(t)!), typeName)
+        // Four digits are a YEAR's own spelling: `+2024` and `2024 ` were stored as 2024.
+        case ("year", .text(let t)) where !(t.utf8.count == 4 && t.utf8.allSatisfy { $0 >= 48 && $0 <= 57 }):
+            return "'\(t.prefix(40))' is not a year as MariaDB writes it (four digits); it would store another text"
         case ("char", .text(let s)) where s.hasSuffix(" "):
             return "trailing spaces, which a \(type) column drops"
         case ("varchar", .text(let s)) where s.unicodeScalars.count > size,
@@ -457,6 +541,13 @@ public struct MariaDBDialect: Dialect {
             return "\(s.unicodeScalars.count) characters; \(type) would cut it to \(size)"
         case ("binary", .blob(let b)) where b.count < size:
             return "\(b.count) byte(s); BINARY(\(size)) would pad it with zero bytes to \(size)"
+        // Text and numbers are their text's bytes there, padded alike (found from outside).
+        case ("binary", .text(let s)) where s.utf8.count < size:
+            return "\(s.utf8.count) byte(s); BINARY(\(size)) would pad it with zero bytes to \(size)"
+        case ("binary", .integer(let i)) where String(i).utf8.count < size:
+            return "\(String(i).utf8.count) byte(s); BINARY(\(size)) would pad it with zero bytes to \(size)"
+        case ("binary", .real):
+            return "a double for BINARY(\(size)), which would hold its text padded with zero bytes"
         default:
             return nil
         }

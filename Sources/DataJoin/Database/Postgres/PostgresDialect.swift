@@ -490,6 +490,10 @@ public struct PostgresDialect: Dialect {
         if case .text = value, col.kind == .blob {
             return "text for a bytea column, which would read it as bytea's escape syntax, not as this text"
         }
+        // PostgreSQL's one-byte `"char"` keeps the first byte of a longer text (found from outside).
+        if type == "\"char\"", case .text(let s) = value, s.utf8.count > 1 {
+            return "\(s.utf8.count) bytes; a \"char\" column keeps only the first"
+        }
         if case .text(let s) = value, s.utf8.contains(0) {
             return "a NUL byte, which PostgreSQL text cannot hold"
         }

@@ -387,6 +387,13 @@ public struct SQLiteDialect: Dialect {
             guard aff == .integer || aff == .real || aff == .numeric else { return nil }
             // SQLite turns numeric-looking text into a number here, keeping 15 significant digits
             // of a real; an integer that fits 64 bits is kept whole except under REAL affinity.
+            // Read as a number, text is stored as that number: another spelling than the
+            // number's own (`0123`, ` 5`, `+5`, `1e2`) was another text than other brands keep
+            // (found from outside: `0123` became 123 in a column of type STRING).
+            if aff != .real, ValueFit.isDecimal(s.trimmingCharacters(in: .whitespaces)), !ValueFit.isOwnSpelling(s) {
+                return
+                    "'\(s.prefix(40))' would be stored as a number in a column of type \(col.dataType) (SQLite's \(aff == .integer ? "INTEGER" : "NUMERIC") affinity), in another spelling than this text (declare it TEXT to keep text as it is)"
+            }
             if aff != .real, Int64(s.trimmingCharacters(in: .whitespaces)) != nil { return nil }
             if let digits = ValueFit.significantDigits(s), digits > 15 {
                 return

@@ -619,7 +619,6 @@ final class MariaDBTests: ScenarioTestCase {
         for expected in [
             "would cut them to 0", "a DATE column would drop it", "would round it", "two-digit year",
             "would cut it to 5", "would pad it", "double(10,2) would round it to 2", "float(6,2) would round it to 2",
-
         ] {
             XCTAssertTrue(reasons.contains { $0.contains(expected) }, "\(expected) in \(reasons)")
         }

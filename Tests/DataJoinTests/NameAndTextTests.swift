@@ -23,10 +23,6 @@ final class NameAndTextTests: ScenarioTestCase {
         "dollar$ds0$quote",
     ]
 
-    /// A name the brand would cut, or no bundle could carry, is refused by `track` before
-    /// anything is written: size-1, size, size+1 and 3x size of each limit. (PostgreSQL cut
-    /// three 64-byte names to one table and sent each insert three times; a 200-byte name
-    /// stopped every export of its node; both found from outside.)
     /// JSON output stays JSON through the terminal filter: what it would rewrite (`\u{202b}`, a
     /// C1 control, DEL) is escaped as JSON escapes it (found in review: `conflicts --json` with
     /// Arabic or Hebrew text failed `jq`).
@@ -42,6 +38,10 @@ final class NameAndTextTests: ScenarioTestCase {
         }
     }
 
+    /// A name the brand would cut, or no bundle could carry, is refused by `track` before
+    /// anything is written: size-1, size, size+1 and 3x size of each limit. (PostgreSQL cut
+    /// three 64-byte names to one table and sent each insert three times; a 200-byte name
+    /// stopped every export of its node; both found from outside.)
     func testTrackRefusesNamesTheBrandWouldCutOrNoBundleCanCarry() throws {
         func table(_ name: String) -> String {
             "CREATE TABLE \"\(name)\" (id BIGINT PRIMARY KEY, v TEXT);"

@@ -1147,6 +1147,39 @@ final class TypeMatrixTests: ScenarioTestCase {
             [[.text("c2"), .text("A")]])
     }
 
+    /// Edge cases of the rules above, found in review: numbers MariaDB reads past spaces and a
+    /// sign, a whole double for a YEAR, a ZEROFILL decimal's padding, PostgreSQL's own text of a
+    /// `"char"` byte past 127, an ENUM member that starts with a combining mark, a SQLite number
+    /// text ending in a newline, a double-quoted password.
+    func testEdgeCasesOfTheValueRulesFoundInReview() {
+        func column(_ type: String, _ kind: ValueKind = .text) -> ColumnInfo {
+            ColumnInfo(name: "c", dataType: type, kind: kind, pkPosition: 0)
+        }
+        let maria = MariaDBDialect()
+        for text in [" 1", "+1", "1 ", "3"] {
+            XCTAssertNotNil(MariaDBDialect.readsAsAnother(.text(text), column("enum('x','y')")), text)
+        }
+        XCTAssertNil(MariaDBDialect.readsAsAnother(.text("1"), column("enum('1','2')")))
+        XCTAssertTrue(
+            MariaDBDialect.readsAsAnother(.text("3"), column("set('a','b','c')"))?.contains("by their bits") ?? false)
+        XCTAssertEqual(MariaDBDialect.members("enum('x','\u{301}y','it''s','a,b')"), ["x", "\u{301}y", "it's", "a,b"])
+        XCTAssertEqual(maria.storedValue(.real(2024), column("year")), .text("2024"))
+        XCTAssertEqual(maria.storedValue(.real(0), column("year")), .text("0000"))
+        XCTAssertEqual(maria.storedValue(.real(24), column("year")), .real(24))
+        XCTAssertNotNil(maria.valueProblem(.real(24), column("year")))
+        XCTAssertEqual(
+            maria.capturedValue("00000012.50", column: column("decimal(10,2) unsigned zerofill")), .text("12.50"))
+        XCTAssertEqual(
+            maria.capturedValue("00000000.50", column: column("decimal(10,2) unsigned zerofill")), .text("0.50"))
+        XCTAssertEqual(maria.capturedValue("0000000000", column: column("decimal(10,0) unsigned zerofill")), .text("0"))
+        let pg = PostgresDialect()
+        XCTAssertNil(pg.valueProblem(.text("\\351"), column("\"char\"")))
+        XCTAssertNotNil(pg.valueProblem(.text("AB"), column("\"char\"")))
+        XCTAssertNotNil(SQLiteDialect().valueProblem(.text("5\n"), column("NUMERIC", .any)))
+        XCTAssertNil(SQLiteDialect().valueProblem(.text("5"), column("NUMERIC", .any)))
+        XCTAssertEqual(DatabaseURL.scrub("x password=\"sek rit\" y"), "x password=*** y")
+    }
+
     /// A PostgreSQL domain is checked as its base type, with the domain's precision (found from
     /// outside: `numeric(10,2)` through a domain rounded 1.005, and an integer key through a
     /// domain took '05' as 5 and deleted the row 5 for it).

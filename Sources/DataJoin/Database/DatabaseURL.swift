@@ -124,7 +124,8 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
                 // A quoted value may hold \' and an unquoted one a quote: all of it goes (found
                 // in review: `password='se\'cret'` printed `***cret'`); a quote that ends the
                 // value (`"p1 password=x" does not exist`) is the message's.
-                pattern: "(password\\s*=\\s*)('(?:\\\\.|[^'\\\\])*'|[^&\\s\"]*(?:\"[^&\\s\"]+)*)",
+                pattern:
+                    "(password\\s*=\\s*)('(?:\\\\.|[^'\\\\])*'|\"(?:\\\\.|[^\"\\\\])*\"|[^&\\s\"]*(?:\"[^&\\s\"]+)*)",
                 options: [.caseInsensitive])
         else { return message }
         let range = NSRange(message.startIndex..., in: message)

@@ -74,6 +74,11 @@ public struct NodeStatus: Sendable {
         public var reason: String
     }
 
+    /// How many changes are held, and nothing else (a cron run's exit status).
+    public static func heldCount(_ db: Database) throws -> Int64 {
+        try db.scalar("SELECT count(*) FROM ds_change_held").asInt64 ?? 0
+    }
+
     public static func read(_ db: Database) throws -> NodeStatus {
         let me = try NodeIdentity.load(db)
         let exportPointer = try ProgramPointer.get(db, Program.export)

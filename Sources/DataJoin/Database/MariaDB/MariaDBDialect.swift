@@ -249,6 +249,12 @@ public struct MariaDBDialect: Dialect {
         if let column, Self.isTemporal(column.dataType), case .text(let s) = value {
             return .text(Self.trimFraction(s))
         }
+        // A ZEROFILL decimal is captured with its padding (`00000012.50`): sent as the number's
+        // own text, which other brands keep (found in review: a SQLite NUMERIC column held it).
+        if let column, column.type.zerofill, case .text(let s) = value, s.first == "0", s.count > 1 {
+            let stripped = s.drop { $0 == "0" }
+            return .text(stripped.isEmpty || stripped.first == "." ? "0" + stripped : String(stripped))
+        }
         if let column, column.dataType.lowercased().hasPrefix("float"), case .real(let d) = value, d.isFinite {
             return .real(Double(String(describing: Float(d))) ?? d)
         }
@@ -399,6 +405,13 @@ public struct MariaDBDialect: Dialect {
         // The number 0 (its text: a YEAR's kind is text) is the year 0, which MariaDB writes
         // `0000`; `0` alone it reads as 2000 (found in review: held, its own 0000 came back so).
         if case .text("0") = value, column.type.firstWord == "year" { return .text("0000") }
+        // A whole double that is a year here (2024.0 from a column of doubles) is that year;
+        // a fraction or a two-digit one is held (`readsAsAnother`; found in review).
+        if case .real(let d) = value, column.type.firstWord == "year", d == d.rounded(),
+            d == 0 || (1901...2155).contains(d)
+        {
+            return .text(String(format: "%04d", Int(d)))
+        }
         guard case .real(let d) = value, Self.characterTypes.contains(column.type.firstWord) else { return value }
         return .text(Value.realText(d))
     }
@@ -418,11 +431,15 @@ public struct MariaDBDialect: Dialect {
             let members = Self.members(col.dataType)
             let named =
                 type == "enum" ? [t] : t.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-            guard named.contains(where: { !members.contains($0) && !$0.isEmpty && $0.allSatisfy(\.isNumber) }) else {
-                return nil
+            // MariaDB reads a number past spaces and a `+` (` 1`, `+1`, `1 `; found in review).
+            func number(_ s: String) -> Bool {
+                var core = Substring(s.trimmingCharacters(in: .whitespaces))
+                if core.first == "+" { core = core.dropFirst() }
+                return !core.isEmpty && core.utf8.allSatisfy { $0 >= 48 && $0 <= 57 }
             }
-            return
-                "'\(t.prefix(40))' names no member of \(col.dataType); MariaDB would read its number as a member's index"
+            guard named.contains(where: { !members.contains($0) && number($0) }) else { return nil }
+            return "'\(t.prefix(40))' names no member of \(col.dataType); MariaDB would read its number as "
+                + (type == "enum" ? "a member's index" : "a set of members by their bits")
         case ("bit", .text(let t)):
             return "'\(t.prefix(40))' is no number; a column of type \(col.dataType) would take its bytes as the bits"
         case ("bit", .real(let d)) where d != d.rounded() || !d.isFinite:
@@ -444,8 +461,9 @@ public struct MariaDBDialect: Dialect {
         var out: [String] = []
         var current = ""
         var inQuote = false
-        var chars = dataType[dataType.index(after: open)..<close].makeIterator()
-        var pending: Character? = nil
+        // By scalars: a member that starts with a combining mark is no Character of its own.
+        var chars = dataType[dataType.index(after: open)..<close].unicodeScalars.makeIterator()
+        var pending: Unicode.Scalar? = nil
         while let c = pending ?? chars.next() {
             pending = nil
             if inQuote {
@@ -464,7 +482,7 @@ public struct MariaDBDialect: Dialect {
                         inQuote = false
                     }
                 } else {
-                    current.append(c)
+                    current.unicodeScalars.append(c)
                 }
             } else if c == "'" {
                 inQuote = true

@@ -491,7 +491,10 @@ public struct PostgresDialect: Dialect {
             return "text for a bytea column, which would read it as bytea's escape syntax, not as this text"
         }
         // PostgreSQL's one-byte `"char"` keeps the first byte of a longer text (found from outside).
-        if type == "\"char\"", case .text(let s) = value, s.utf8.count > 1 {
+        // Its own text of a byte past 127 is `\ooo` (PostgreSQL 15 on), which it reads back.
+        if type == "\"char\"", case .text(let s) = value, s.utf8.count > 1,
+            !(s.utf8.count == 4 && s.utf8.first == 92 && s.utf8.dropFirst().allSatisfy { $0 >= 48 && $0 <= 55 })
+        {
             return "\(s.utf8.count) bytes; a \"char\" column keeps only the first"
         }
         if case .text(let s) = value, s.utf8.contains(0) {

@@ -390,7 +390,9 @@ public struct SQLiteDialect: Dialect {
             // Read as a number, text is stored as that number: another spelling than the
             // number's own (`0123`, ` 5`, `+5`, `1e2`) was another text than other brands keep
             // (found from outside: `0123` became 123 in a column of type STRING).
-            if aff != .real, ValueFit.isDecimal(s.trimmingCharacters(in: .whitespaces)), !ValueFit.isOwnSpelling(s) {
+            if aff != .real, ValueFit.isDecimal(s.trimmingCharacters(in: .whitespacesAndNewlines)),
+                !ValueFit.isOwnSpelling(s)
+            {
                 return
                     "'\(s.prefix(40))' would be stored as a number in a column of type \(col.dataType) (SQLite's \(aff == .integer ? "INTEGER" : "NUMERIC") affinity), in another spelling than this text (declare it TEXT to keep text as it is)"
             }

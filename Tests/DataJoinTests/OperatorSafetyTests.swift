@@ -108,6 +108,16 @@ final class OperatorSafetyTests: XCTestCase {
         XCTAssertEqual(r.status, 77, r.output)
         XCTAssertTrue(r.output.contains("folder \(drop): this user may not read it (permission denied)"), r.output)
         XCTAssertFalse(r.output.contains("NSCocoaErrorDomain"), r.output)
+        // A file behind it is there, not missing (66): the same class.
+        if geteuid() == 0 {
+            let behind = drop + "/peer_000000000001-000000000001_00aa11bb.djb"
+            try Data("x".utf8).write(to: URL(fileURLWithPath: behind))
+            let b = try CLI.runProgram(
+                URL(fileURLWithPath: "/usr/bin/setpriv"),
+                ["--reuid=65534", "--regid=65534", "--clear-groups", CLI.executable.path, "ingest", "--db", db, behind])
+            XCTAssertEqual(b.status, 77, b.output)
+            XCTAssertTrue(b.output.contains("this user may not reach it (permission denied)"), b.output)
+        }
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: drop)
     }
 

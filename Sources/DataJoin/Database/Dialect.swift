@@ -185,6 +185,8 @@ public protocol Dialect: Sendable {
     func valueProblem(_ value: Value, _ column: ColumnInfo) -> String?
     /// The value as it is bound for `column`, where the brand would store another text of it.
     func storedValue(_ value: Value, _ column: ColumnInfo) -> Value
+    /// The expression that sets `column` from a joined row's value (`v.c`) in a multi-row update.
+    func assigned(_ expression: SQL, to column: ColumnInfo) -> SQL
     /// Why a key cannot be stored at all; nil when it can.
     func keyProblem(_ key: [Value]) -> String?
     /// Why a key value in this spelling could name another row than the change means (SQLite's
@@ -261,6 +263,8 @@ extension Dialect {
     }
 
     public func storedValue(_ value: Value, _ column: ColumnInfo) -> Value { value }
+
+    public func assigned(_ expression: SQL, to column: ColumnInfo) -> SQL { expression }
 
     /// An upsert that overwrites `columns` with what the insert brought.
     public func upsert(key: [SQL], overwrite columns: [SQL]) -> SQL {

@@ -220,7 +220,11 @@ final class TableSQL {
         try writing()
         let valueIndexes = valueNames.map { n in names.firstIndex(of: n)! }
         let all = (keyNames + valueNames).map(Identifier.init)
-        let set = valueNames.map(Identifier.init).map { (column: "\($0)" as SQL, expression: $0.qualified(by: "v")) }
+        let set = valueNames.map { n in
+            let id = Identifier(n)
+            let expression = table.column(n).map { db.dialect.assigned(id.qualified(by: "v"), to: $0) }
+            return (column: "\(id)" as SQL, expression: expression ?? id.qualified(by: "v"))
+        }
         let match = keyNames.map(Identifier.init).map { "\($0.qualified(by: "d")) = \($0.qualified(by: "v"))" as SQL }
             .joined(separator: " AND ")
         let falsePredicate = db.dialect.falseCondition

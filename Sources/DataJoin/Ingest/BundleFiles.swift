@@ -41,13 +41,26 @@ public enum BundleFiles {
         // One missing path (a USB stick not mounted) does not stop the others; only when none
         // is there is it an error of the whole run (found from outside: exit 66, nothing loaded).
         let missing = paths.filter { !FileManager.default.fileExists(atPath: $0) }
+        // Behind a folder this user may not search: there, but not to be reached (found from
+        // outside: "no such file or folder", exit 66).
+        let denied = missing.filter { p in
+            var st = stat()
+            return stat(p, &st) != 0 && errno == EACCES
+        }
+        if !denied.isEmpty && denied.count == paths.count {
+            throw DataJoinError(
+                .permission, "\(denied.joined(separator: ", ")): this user may not reach it (permission denied)")
+        }
         if !missing.isEmpty && missing.count == paths.count {
             throw DataJoinError(.noInput, "\(missing.joined(separator: ", ")): no such file or folder")
         }
         for p in paths {
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else {
-                out.append(Entry(path: p, problem: "no such file or folder (not mounted?); the other paths were read"))
+                let why =
+                    denied.contains(p)
+                    ? "this user may not reach it (permission denied)" : "no such file or folder (not mounted?)"
+                out.append(Entry(path: p, problem: why + "; the other paths were read"))
                 continue
             }
             if isDir.boolValue {

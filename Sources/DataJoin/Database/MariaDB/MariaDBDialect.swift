@@ -251,6 +251,9 @@ public struct MariaDBDialect: Dialect {
         }
         // A ZEROFILL decimal is captured with its padding (`00000012.50`): sent as the number's
         // own text, which other brands keep (found in review: a SQLite NUMERIC column held it).
+        // The year 0 is the number 0 to other brands (`0000` was held by SQLite's INTEGER column;
+        // found from outside); MariaDB takes it back as `0000` (`storedValue`).
+        if let column, column.type.firstWord == "year", case .text("0000") = value { return .text("0") }
         if let column, column.type.zerofill, case .text(let s) = value, s.first == "0", s.count > 1 {
             let stripped = s.drop { $0 == "0" }
             return .text(stripped.isEmpty || stripped.first == "." ? "0" + stripped : String(stripped))
@@ -418,6 +421,12 @@ public struct MariaDBDialect: Dialect {
 
     static let characterTypes: Set = ["char", "varchar", "tinytext", "text", "mediumtext", "longtext"]
 
+    /// A BIT column set from the union of a multi-row update: the union holds the number as a
+    /// string, which MariaDB reads into a BIT as its bytes (`5` became 53; found from outside).
+    public func assigned(_ expression: SQL, to column: ColumnInfo) -> SQL {
+        column.type.firstWord == "bit" ? "CAST(\(expression) AS UNSIGNED)" : expression
+    }
+
     /// Values MariaDB reads as another value of the column's type, without an error in strict
     /// mode (found from outside): a number for an ENUM or SET is a member's index (`1` became
     /// `x`), text for a BIT is its bytes (`'a'` became 97), a double for a DATE, TIME, DATETIME
@@ -495,11 +504,17 @@ public struct MariaDBDialect: Dialect {
     /// bytes with the same bytes would be one row, two on a node that keeps text apart from
     /// bytes (found from outside: they merged).
     public func keySpellingProblem(_ value: Value, _ column: ColumnInfo) -> String? {
-        if case .text = value, column.kind == .blob {
+        // A number too: 12 is the bytes `12` there (found from outside: it merged with X'3132').
+        if column.kind == .blob, !value.isNull, Self.notBytes(value) {
             return
-                "text for a binary key column (\(column.dataType)), which would hold it as bytes and match a key of the same bytes"
+                "text or a number for a binary key column (\(column.dataType)), which would hold its text as bytes and match a key of the same bytes"
         }
         return nil
+    }
+
+    static func notBytes(_ value: Value) -> Bool {
+        if case .blob = value { return false }
+        return true
     }
 
     /// MariaDB's typed columns whose own text of a value is one spelling of it.

@@ -540,6 +540,18 @@ public struct PostgresDialect: Dialect {
         return value
     }
 
+    /// A number for a bytea key is the bytes of its text there: 12 and X'3132' would be one row
+    /// (found from outside: a delete of one removed the other).
+    public func keySpellingProblem(_ value: Value, _ column: ColumnInfo) -> String? {
+        switch value {
+        case .integer, .real:
+            return column.kind == .blob
+                ? "a number for a bytea key column, which would hold its text as bytes and match a key of the same bytes"
+                : nil
+        default: return nil
+        }
+    }
+
     public func keyProblem(_ key: [Value]) -> String? {
         let nul = key.contains { if case .text(let s) = $0 { return s.utf8.contains(0) } else { return false } }
         return nul ? "the key holds a NUL byte, which PostgreSQL text cannot hold" : nil

@@ -12,6 +12,18 @@ final class OperatorSafetyTests: XCTestCase {
 
     func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
 
+    /// The CLI as an unprivileged user: as nobody when the tests run as root (root reads and
+    /// writes anywhere), else as this user; its status and stderr.
+    func runUnprivileged(_ args: [String]) throws -> (status: Int32, output: String) {
+        if geteuid() == 0 {
+            return try CLI.runProgram(
+                URL(fileURLWithPath: "/usr/bin/setpriv"),
+                ["--reuid=65534", "--regid=65534", "--clear-groups", CLI.executable.path] + args)
+        }
+        let run = try CLI.run(args)
+        return (run.status, run.stderr)
+    }
+
     func testNoCommandButInitCreatesADatabase() throws {
         for args in [
             ["status", "--db", path("nosuch.db")], ["check", "--db", path("nosuch.db")],
@@ -53,30 +65,14 @@ final class OperatorSafetyTests: XCTestCase {
         try FileManager.default.setAttributes([.posixPermissions: 0o555], ofItemAtPath: dir)
         defer { try? FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir) }
         let args = ["status", "--db", db]
-        let r: (status: Int32, output: String)
-        if geteuid() == 0 {
-            r = try CLI.runProgram(
-                URL(fileURLWithPath: "/usr/bin/setpriv"),
-                ["--reuid=65534", "--regid=65534", "--clear-groups", CLI.executable.path] + args)
-        } else {
-            let run = try CLI.run(args)
-            r = (run.status, run.stderr)
-        }
+        let r = try runUnprivileged(args)
         XCTAssertEqual(r.status, 77, r.output)
         XCTAssertTrue(r.output.contains("this user needs write access to its folder too"), r.output)
 
         // A file this user may not read: a permission too, not a server to try again (69).
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir)
         try FileManager.default.setAttributes([.posixPermissions: geteuid() == 0 ? 0o600 : 0o000], ofItemAtPath: db)
-        let unreadable: (status: Int32, output: String)
-        if geteuid() == 0 {
-            unreadable = try CLI.runProgram(
-                URL(fileURLWithPath: "/usr/bin/setpriv"),
-                ["--reuid=65534", "--regid=65534", "--clear-groups", CLI.executable.path] + args)
-        } else {
-            let run = try CLI.run(args)
-            unreadable = (run.status, run.stderr)
-        }
+        let unreadable = try runUnprivileged(args)
         XCTAssertEqual(unreadable.status, 77, unreadable.output)
         XCTAssertTrue(unreadable.output.contains("this user may not read it (permission denied)"), unreadable.output)
     }
@@ -95,16 +91,8 @@ final class OperatorSafetyTests: XCTestCase {
         try FileManager.default.setAttributes([.posixPermissions: 0o666], ofItemAtPath: db)
         try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: drop)
         let args = ["ingest", "--db", db, drop]
-        let r: (status: Int32, output: String)
-        if geteuid() == 0 {
-            r = try CLI.runProgram(
-                URL(fileURLWithPath: "/usr/bin/setpriv"),
-                ["--reuid=65534", "--regid=65534", "--clear-groups", CLI.executable.path] + args)
-        } else {
-            try FileManager.default.setAttributes([.posixPermissions: 0o000], ofItemAtPath: drop)
-            let run = try CLI.run(args)
-            r = (run.status, run.stderr)
-        }
+        if geteuid() != 0 { try FileManager.default.setAttributes([.posixPermissions: 0o000], ofItemAtPath: drop) }
+        let r = try runUnprivileged(args)
         XCTAssertEqual(r.status, 77, r.output)
         XCTAssertTrue(r.output.contains("folder \(drop): this user may not read it (permission denied)"), r.output)
         XCTAssertFalse(r.output.contains("NSCocoaErrorDomain"), r.output)
@@ -112,9 +100,7 @@ final class OperatorSafetyTests: XCTestCase {
         if geteuid() == 0 {
             let behind = drop + "/peer_000000000001-000000000001_00aa11bb.djb"
             try Data("x".utf8).write(to: URL(fileURLWithPath: behind))
-            let b = try CLI.runProgram(
-                URL(fileURLWithPath: "/usr/bin/setpriv"),
-                ["--reuid=65534", "--regid=65534", "--clear-groups", CLI.executable.path, "ingest", "--db", db, behind])
+            let b = try runUnprivileged(["ingest", "--db", db, behind])
             XCTAssertEqual(b.status, 77, b.output)
             XCTAssertTrue(b.output.contains("this user may not reach it (permission denied)"), b.output)
         }

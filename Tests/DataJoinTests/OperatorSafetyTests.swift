@@ -103,6 +103,15 @@ final class OperatorSafetyTests: XCTestCase {
             let b = try runUnprivileged(["ingest", "--db", db, behind])
             XCTAssertEqual(b.status, 77, b.output)
             XCTAssertTrue(b.output.contains("this user may not reach it (permission denied)"), b.output)
+            // So for a database and an export folder behind it (they said "does not exist", 66).
+            try CLI.ok(["init", "--db", drop + "/inner.db", "--node", "inner"])
+            try FileManager.default.createDirectory(atPath: drop + "/out", withIntermediateDirectories: true)
+            for args in [["status", "--db", drop + "/inner.db"], ["export", "--db", db, "--to", drop + "/out"]] {
+                let r = try runUnprivileged(args)
+                XCTAssertEqual(r.status, 77, "\(args): \(r.output)")
+                XCTAssertTrue(r.output.contains("this user may not reach it (permission denied)"), r.output)
+                XCTAssertFalse(r.output.contains("does not exist"), r.output)
+            }
         }
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: drop)
     }

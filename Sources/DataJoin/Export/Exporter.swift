@@ -423,6 +423,7 @@ public enum Exporter {
     static func requireFolder(_ folder: String, _ what: String) throws {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir) else {
+            if FileAccess.denied(folder) { throw FileAccess.deniedError(what, folder) }
             throw DataJoinError(.noInput, "\(what) \(folder) does not exist; create it first")
         }
         guard isDir.boolValue else {

@@ -43,10 +43,7 @@ public enum BundleFiles {
         let missing = paths.filter { !FileManager.default.fileExists(atPath: $0) }
         // Behind a folder this user may not search: there, but not to be reached (found from
         // outside: "no such file or folder", exit 66).
-        let denied = missing.filter { p in
-            var st = stat()
-            return stat(p, &st) != 0 && errno == EACCES
-        }
+        let denied = missing.filter(FileAccess.denied)
         if !denied.isEmpty && denied.count == paths.count {
             throw DataJoinError(
                 .permission, "\(denied.joined(separator: ", ")): this user may not reach it (permission denied)")

@@ -41,6 +41,7 @@ public final class SQLiteDatabase: Database, TransactionDriver {
                 "sqlite:\(path), which another process has locked (writing, or reading in rollback-journal mode)"))
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty && !FileManager.default.fileExists(atPath: dir) {
+            if FileAccess.denied(dir) { throw FileAccess.deniedError("cannot open SQLite database: folder", dir) }
             throw DataJoinError(.noInput, "cannot open SQLite database \(path): folder \(dir) does not exist")
         }
         var isDir: ObjCBool = false
@@ -48,6 +49,7 @@ public final class SQLiteDatabase: Database, TransactionDriver {
         if exists && isDir.boolValue {
             throw DataJoinError(.noInput, "cannot open SQLite database \(path): it is a folder, not a database file")
         }
+        if !exists && FileAccess.denied(path) { throw FileAccess.deniedError("cannot open SQLite database", path) }
         if !exists && !create {
             throw DataJoinError(
                 .noInput,

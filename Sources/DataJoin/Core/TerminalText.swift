@@ -24,11 +24,16 @@ public enum TerminalText {
             .replacingOccurrences(of: "$", with: "\\$").replacingOccurrences(of: "`", with: "\\`") + "\""
     }
 
+    /// What a terminal would act on: C0 and C1 controls, DEL, bidi embeddings and isolates.
+    static func actedOn(_ u: Unicode.Scalar) -> Bool {
+        u.value < 0x20 || (0x7F...0x9F).contains(u.value) || (0x202A...0x202E).contains(u.value)
+            || (0x2066...0x2069).contains(u.value)
+    }
+
     public static func safe(_ text: String, keepNewlines: Bool = false) -> String {
         func isControl(_ u: Unicode.Scalar) -> Bool {
             if keepNewlines && (u == "\n" || u == "\t") { return false }
-            return u.value < 0x20 || (0x7F...0x9F).contains(u.value) || (0x202A...0x202E).contains(u.value)
-                || (0x2066...0x2069).contains(u.value)
+            return actedOn(u)
         }
         guard text.unicodeScalars.contains(where: isControl) else { return text }
         var out = ""

@@ -151,9 +151,7 @@ enum JSON {
             default:
                 // Also what a terminal would act on (DEL, C1, bidi marks): escaped here, the
                 // JSON stays JSON through `TerminalText.safe` (found in review: `\u{202b}`).
-                if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
-                    || (0x202A...0x202E).contains(scalar.value) || (0x2066...0x2069).contains(scalar.value)
-                {
+                if TerminalText.actedOn(scalar) {
                     out += String(format: "\\u%04x", scalar.value)
                 } else {
                     out.unicodeScalars.append(scalar)

@@ -143,7 +143,7 @@ public enum Importer {
             try KeyBlocks.raise(db)
         }
         try db.refreshStatistics(["ds_row_version", "ds_column_version"], after: report.applied + report.unchanged)
-        report.stillHeld = try db.scalar("SELECT count(*) FROM ds_change_held").asInt64 ?? 0
+        report.stillHeld = try NodeStatus.heldCount(db)
         if report.bundles > 0 {
             reporter.progress(
                 WorkProgress(

@@ -119,7 +119,7 @@ public struct NodeStatus: Sendable {
             inboxWaiting: try db.scalar("SELECT count(*) FROM ds_change_inbox WHERE id > ?", [.integer(importPointer)])
                 .asInt64 ?? 0,
             importPointer: importPointer, held: held,
-            heldCount: try db.scalar("SELECT count(*) FROM ds_change_held").asInt64 ?? 0,
+            heldCount: try heldCount(db),
             conflicts: try db.scalar("SELECT count(*) FROM ds_conflict").asInt64 ?? 0,
             keyCollisions: try KeyCollisions.count(db),
             lastExport: exportRow?.string(0),

@@ -86,18 +86,21 @@ struct Watch: ParsableCommand {
 extension Watch {
     /// One log line, stamped with the time in ISO 8601 (UTC, milliseconds).
     static func log(_ line: String) {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        print(f.string(from: Date()) + " " + line)
+        print(stamp() + " " + line)
         fflush(stdout)
     }
 
     /// A line that needs the operator, on stderr and under --quiet too (a quiet watch run by
     /// cron or a service manager said nothing of a failed cycle; found from outside).
     static func logProblem(_ line: String) {
+        FileHandle.standardError.write(Data((stamp() + " " + TerminalText.safe(line) + "\n").utf8))
+    }
+
+    /// The time now in ISO 8601 (UTC, milliseconds), as each log line starts.
+    static func stamp() -> String {
         let f = ISO8601DateFormatter()
         f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        FileHandle.standardError.write(Data((f.string(from: Date()) + " " + TerminalText.safe(line) + "\n").utf8))
+        return f.string(from: Date())
     }
 }
 

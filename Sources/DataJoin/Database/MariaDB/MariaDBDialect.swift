@@ -505,16 +505,15 @@ public struct MariaDBDialect: Dialect {
     /// bytes (found from outside: they merged).
     public func keySpellingProblem(_ value: Value, _ column: ColumnInfo) -> String? {
         // A number too: 12 is the bytes `12` there (found from outside: it merged with X'3132').
-        if column.kind == .blob, !value.isNull, Self.notBytes(value) {
+        switch value {
+        case .blob, .null: return nil
+        default: break
+        }
+        if column.kind == .blob {
             return
                 "text or a number for a binary key column (\(column.dataType)), which would hold its text as bytes and match a key of the same bytes"
         }
         return nil
-    }
-
-    static func notBytes(_ value: Value) -> Bool {
-        if case .blob = value { return false }
-        return true
     }
 
     /// MariaDB's typed columns whose own text of a value is one spelling of it.

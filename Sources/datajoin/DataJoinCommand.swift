@@ -44,6 +44,18 @@ struct DataJoinCommand: ParsableCommand {
     /// error, and a misspelt command answered with the nearest one (`exprot` → `export`).
     static func main() {
         Memory.returnLargeBlocksPromptly()
+        // `help nosuchcmd`: the parser prints the overview and exits 0, as if the word were one.
+        let args = Array(CommandLine.arguments.dropFirst())
+        if args.count >= 2, args[0] == "help", !args[1].hasPrefix("-"),
+            !configuration.subcommands.map({ $0._commandName }).contains(args[1])
+        {
+            FileHandle.standardError.write(
+                Data(
+                    ("datajoin: error: unknown command '\(TerminalText.safe(args[1]))'"
+                        + (nearestCommand(to: args[1]).map { " (did you mean '\($0)'?)" } ?? "; see 'datajoin --help'")
+                        + "\n").utf8))
+            Foundation.exit(ExitCode.validationFailure.rawValue)
+        }
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -20,6 +20,53 @@ final class CLITests: XCTestCase {
         r = try CLI.run(["export", "--db", "x.db", "--to", "/tmp", "--bogus"])
         XCTAssertEqual(r.status, 64)
         XCTAssertTrue(r.stderr.contains("--bogus"), r.stderr)
+        // `help` of a word that is no command printed the overview and exited 0 (found from outside).
+        r = try CLI.run(["help", "nosuchcmd"])
+        XCTAssertEqual(r.status, 64, r.stdout + r.stderr)
+        XCTAssertEqual(r.stdout, "")
+        XCTAssertEqual(r.stderr, "datajoin: error: unknown command 'nosuchcmd'; see 'datajoin --help'\n")
+        r = try CLI.run(["help", "exprot"])
+        XCTAssertEqual(r.status, 64)
+        XCTAssertEqual(r.stderr, "datajoin: error: unknown command 'exprot' (did you mean 'export'?)\n")
+        // The commands' own help is as before, nested ones too.
+        for args in [["help"], ["help", "export"], ["help", "exit-codes"], ["help", "key-blocks", "grant"]] {
+            let ok = try CLI.run(args)
+            XCTAssertEqual(ok.status, 0, "\(args): \(ok.stderr)")
+            XCTAssertFalse(ok.stdout.isEmpty, "\(args)")
+        }
+        XCTAssertTrue(try CLI.run(["help", "export"]).stdout.contains("datajoin export"))
+    }
+
+    /// A bundle copied by a tool that upper-cases names is a bundle (it was skipped: "no bundle
+    /// files found", exit 0); `verify` gives a missing path its own class, 66, not the damaged
+    /// file's 65 (both found from outside).
+    func testAnUpperCaseBundleNameIsABundleAndAMissingPathIsNoInput() throws {
+        let a = try node("uc1")
+        let b = try node("uc2")
+        try trustAll([a, b])
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('u1')")
+        let drop = try TestDatabases.subfolder(folder, "upper")
+        let file = try a.export(to: drop)[0]
+        let upper = String(file.dropLast(4)) + ".DJB"
+        try FileManager.default.moveItem(atPath: file, toPath: upper)
+        var r = try CLI.run(["verify", drop.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("\(upper): OK (1 changes from uc1 1-1"), r.stdout)
+        let missing = drop.appendingPathComponent("gone.djb").path
+        r = try CLI.run(["verify", upper, missing])
+        XCTAssertEqual(r.status, 66, r.stdout + r.stderr)
+        XCTAssertTrue(r.stdout.contains("\(upper): OK"), r.stdout)
+        XCTAssertEqual(
+            r.stderr, "datajoin: error: \(missing): no such file or folder (not mounted?); the other paths were read\n")
+        // A damaged file first: its class, the first problem's.
+        let junk = drop.appendingPathComponent("junk.djb").path
+        try Data("not a bundle".utf8).write(to: URL(fileURLWithPath: junk))
+        XCTAssertEqual(try CLI.run(["verify", junk, missing]).status, 65)
+        try FileManager.default.removeItem(atPath: junk)
+        r = try CLI.run(["ingest", "--db", b.url, drop.path])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        XCTAssertTrue(r.stdout.contains("1 applied"), r.stdout)
+        XCTAssertEqual(try b.db.scalar("SELECT order_id FROM sales_order"), .text("u1"))
     }
 
     func testHelpTeachesWithExamples() throws {

@@ -116,6 +116,23 @@ final class OperatorSafetyTests: XCTestCase {
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: drop)
     }
 
+    /// A bundle file this user may not read is the permission class (77) for `verify` and
+    /// `inspect`, as a database file is; it exited 1 (found from outside).
+    func testABundleFileThisUserMayNotReadIsAPermission() throws {
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: folder.path)
+        let file = path("peer_000000000001-000000000001_00aa11bb.djb")
+        try Data("x".utf8).write(to: URL(fileURLWithPath: file))
+        try FileManager.default.setAttributes([.posixPermissions: geteuid() == 0 ? 0o600 : 0o000], ofItemAtPath: file)
+        defer { try? FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: file) }
+        for command in ["verify", "inspect"] {
+            let r = try runUnprivileged([command, file])
+            XCTAssertEqual(r.status, 77, "\(command): \(r.output)")
+            XCTAssertEqual(
+                r.output, "datajoin: error: cannot open \(file): this user may not read it (permission denied)\n"
+            )
+        }
+    }
+
     /// A file the user names that is not a bundle is refused where it stands; an empty bundle
     /// file just written waits like a truncated one.
     func testANamedFileIsNeverMovedAndAnEmptyOneWaits() throws {

@@ -130,7 +130,12 @@ final class GzipReader: ByteSource {
             throw DataJoinError(.noInput, "cannot open \(path): it is a folder, not a bundle file")
         }
         guard let f = FileHandle(forReadingAtPath: path) else {
-            throw DataJoinError.io("cannot open \(path): \(isDir.boolValue ? "it is a folder" : "permission denied")")
+            // This user may not read it: the permission class (77), as for a database file;
+            // `verify` exited 1 (found from outside).
+            if access(path, R_OK) != 0 {
+                throw DataJoinError(.permission, "cannot open \(path): this user may not read it (permission denied)")
+            }
+            throw DataJoinError.io("cannot open \(path): it cannot be opened")
         }
         try self.init(source: .file(f), maxOutput: maxOutput)
     }

@@ -9,6 +9,9 @@ public enum BundleFiles {
         public var problem: String?
         /// Found in a drop folder (not named by the user): only such files are ever moved.
         public var inFolder = false
+        /// The class of `problem`: a path not there (66) or not to be reached (77) is not a
+        /// damaged file (65); `verify good.djb missing.djb` exited 65 (found from outside).
+        public var problemKind: DataJoinError.Code = .dataError
     }
 
     /// Why `path` (a symlink followed) is no bundle file to read: a pipe blocks for ever and a
@@ -57,7 +60,10 @@ public enum BundleFiles {
                 let why =
                     denied.contains(p)
                     ? "this user may not reach it (permission denied)" : "no such file or folder (not mounted?)"
-                out.append(Entry(path: p, problem: why + "; the other paths were read"))
+                out.append(
+                    Entry(
+                        path: p, problem: why + "; the other paths were read",
+                        problemKind: denied.contains(p) ? .permission : .noInput))
                 continue
             }
             if isDir.boolValue {
@@ -70,10 +76,16 @@ public enum BundleFiles {
                     let denied = access(p, R_OK | X_OK) != 0
                     let why = denied ? "this user may not read it (permission denied)" : "it cannot be read"
                     if paths.count == 1 { throw DataJoinError(denied ? .permission : .io, "folder \(p): \(why)") }
-                    out.append(Entry(path: p, problem: "folder: \(why); the other paths were read"))
+                    out.append(
+                        Entry(
+                            path: p, problem: "folder: \(why); the other paths were read",
+                            problemKind: denied ? .permission : .io))
                     continue
                 }
-                for n in names.sorted() where !n.hasPrefix(".") && n.hasSuffix("." + BundleFormat.fileExtension) {
+                // `.DJB` too: a copy by a tool that upper-cases names was skipped as "no bundle
+                // files found", exit 0 (found from outside).
+                for n in names.sorted()
+                where !n.hasPrefix(".") && n.lowercased().hasSuffix("." + BundleFormat.fileExtension) {
                     let full = (p as NSString).appendingPathComponent(n)
                     let type =
                         (try? FileManager.default.attributesOfItem(atPath: full)[.type] as? FileAttributeType) ?? nil

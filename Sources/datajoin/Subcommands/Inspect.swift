@@ -92,7 +92,7 @@ struct Verify: ParsableCommand {
             for entry in entries {
                 let path = entry.path
                 if let problem = entry.problem {
-                    failed(Exit.dataError)
+                    failed(Exit.code(for: DataJoinError(entry.problemKind, problem)))
                     Console.error("\(path): \(problem)")
                     continue
                 }
@@ -118,7 +118,8 @@ struct Verify: ParsableCommand {
                     if let database { for line in try GapReport.describe(database, header: h) { print("  " + line) } }
                 case .failure(let e):
                     failed(Exit.code(for: e))
-                    Console.error("\(path): \(e.message)")
+                    // Named once: "cannot open PATH: …" already names it.
+                    Console.error(e.message.contains(path) ? e.message : "\(path): \(e.message)")
                 }
             }
         }

@@ -37,6 +37,44 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(try CLI.run(["help", "export"]).stdout.contains("datajoin export"))
     }
 
+    /// A file name with a line break is printed on one line on stdout too, as on stderr: it
+    /// made two lines of one (found from outside), and a script reading lines saw a file `b.djb`.
+    func testAFileNameWithALineBreakIsPrintedOnOneLine() throws {
+        let a = try node("nl1")
+        let b = try node("nl2")
+        try trustAll([a, b])
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('n1')")
+        let drop = try TestDatabases.subfolder(folder, "newline")
+        let file = try a.export(to: drop)[0]
+        let good = drop.appendingPathComponent("a\nb.djb").path
+        try FileManager.default.moveItem(atPath: file, toPath: good)
+        try Data("junk".utf8).write(to: drop.appendingPathComponent("c\nd.djb"))
+        let out = try TestDatabases.subfolder(folder, "newline-out")
+        let runs = [
+            ("verify", try CLI.run(["verify", drop.path])), ("inspect", try CLI.run(["inspect", good])),
+            ("ingest", try CLI.run(["ingest", "--db", b.url, drop.path])),
+            ("status", try CLI.run(["status", "--db", b.url])),
+        ]
+        try Data("junk".utf8).write(to: drop.appendingPathComponent("e\nf.djb"))
+        let watch = try CLI.run([
+            "watch", "--db", b.url, "--in", drop.path, "--out", out.path, "--cycles", "1", "--every", "1",
+        ])
+        for (name, r) in runs + [("watch", watch)] {
+            for line in (r.stdout + r.stderr).split(separator: "\n") {
+                XCTAssertFalse(
+                    line.hasPrefix("b.djb") || line.hasPrefix("d.djb") || line.hasPrefix("f.djb"),
+                    "\(name) split a name: \(r.stdout)\(r.stderr)")
+            }
+        }
+        XCTAssertTrue(runs[0].1.stdout.contains("a\\u{a}b.djb: OK"), runs[0].1.stdout)
+        XCTAssertTrue(runs[1].1.stdout.contains("bundle:    \(drop.path)/a\\u{a}b.djb\n"), runs[1].1.stdout)
+        XCTAssertTrue(runs[2].1.stdout.contains("a\\u{a}b.djb: loaded 1 change(s)"), runs[2].1.stdout)
+        XCTAssertTrue(runs[3].1.stdout.contains("quarantine/c\\u{a}d.djb: not a gzip file"), runs[3].1.stdout)
+        XCTAssertTrue(runs[3].1.stdout.contains("last bundle a\\u{a}b.djb at"), runs[3].1.stdout)
+        XCTAssertTrue(watch.stdout.contains("1 refused (e\\u{a}f.djb: not a gzip file"), watch.stdout)
+        XCTAssertEqual(try b.db.scalar("SELECT order_id FROM sales_order"), .text("n1"))
+    }
+
     /// A bundle copied by a tool that upper-cases names is a bundle (it was skipped: "no bundle
     /// files found", exit 0); `verify` gives a missing path its own class, 66, not the damaged
     /// file's 65 (both found from outside).

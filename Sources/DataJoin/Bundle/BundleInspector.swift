@@ -172,7 +172,7 @@ public enum BundleInspector {
         let h = s.header
         if let to = s.encryptedTo, !s.decrypted {
             return [
-                "bundle:    \(s.path)",
+                "bundle:    \(TerminalText.safe(s.path))",
                 "format:    v\(EncryptedFormat.major) (encrypted)",
                 "sender:    \(h.sender) (epoch \(h.senderEpoch)), created \(h.createdAt)",
                 "signed by: \(Hex.encode(h.publicKey))",
@@ -181,7 +181,7 @@ public enum BundleInspector {
             ].map { TerminalText.safe($0) }.joined(separator: "\n")
         }
         var lines = [
-            "bundle:    \(s.path)",
+            "bundle:    \(TerminalText.safe(s.path))",
             s.encryptedTo.map {
                 "format:    v\(EncryptedFormat.major) (encrypted to \($0.joined(separator: ", ")), holding v\(BundleFormat.major) \(h.kind))"
             }

@@ -247,7 +247,8 @@ public struct NodeStatus: Sendable {
         if quarantined.count > shown.count {
             lines.append("  … \(quarantined.count - shown.count) earlier (datajoin status --json, or quarantine/)")
         }
-        for q in shown { lines.append("  \(q.path): \(q.reason)") }
+        // Each on its line: a file name may hold a line break (the text is printed keeping them).
+        for q in shown { lines.append("  \(TerminalText.safe(q.path)): \(TerminalText.safe(q.reason))") }
         if !origins.isEmpty { lines.append("origins:") }
         for o in origins {
             var line = "  \(o.origin) (epoch \(o.epoch.prefix(8))): holds up to \(o.highWater)"
@@ -259,7 +260,7 @@ public struct NodeStatus: Sendable {
                     }.joined(separator: ", ")
                 if o.gapCount > o.missing.count { line += " and \(o.gapCount - o.missing.count) more gap(s)" }
             }
-            if let b = o.lastBundle { line += "; last bundle \(b) at \(o.lastSeenAt ?? "?")" }
+            if let b = o.lastBundle { line += "; last bundle \(TerminalText.safe(b)) at \(o.lastSeenAt ?? "?")" }
             lines.append(line)
         }
         if !peers.isEmpty { lines.append("peers (what they confirmed of this node):") }

@@ -65,6 +65,9 @@ struct Ingest: ParsableCommand {
 
     /// One file's line, said as soon as the file is done.
     func show(_ f: IngestedFile) {
+        // A name with a line break printed raw made two lines of one (found from outside).
+        var f = f
+        f.path = TerminalText.safe(f.path)
         switch f.status {
         case .loaded(let n, let skipped):
             if !output.quiet {

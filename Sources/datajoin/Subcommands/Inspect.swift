@@ -91,6 +91,8 @@ struct Verify: ParsableCommand {
             }
             for entry in entries {
                 let path = entry.path
+                // Printed on one line whatever the name holds (errors are filtered the same way).
+                let named = TerminalText.safe(path)
                 if let problem = entry.problem {
                     failed(Exit.code(for: DataJoinError(entry.problemKind, problem)))
                     Console.error("\(path): \(problem)")
@@ -100,7 +102,7 @@ struct Verify: ParsableCommand {
                 case .success(let checked) where checked.encryptedTo != nil && !checked.decrypted:
                     let to = checked.encryptedTo?.joined(separator: ", ") ?? ""
                     print(
-                        "\(path): OK (encrypted to \(to), signed by \(checked.header.sender); its content needs a recipient's key"
+                        "\(named): OK (encrypted to \(to), signed by \(checked.header.sender); its content needs a recipient's key"
                             + (database == nil ? ": --db on one of them)" : ", and this node is not one of them)"))
                 case .success(let checked):
                     let h = checked.header
@@ -113,8 +115,8 @@ struct Verify: ParsableCommand {
                     let ranges = h.origins.map { "\($0.origin) \($0.first)-\($0.last)" }.joined(separator: ", ")
                     print(
                         h.origins.isEmpty && h.relaySpan == nil
-                            ? "\(path): OK (no changes: receipts only, signed by \(h.sender))"
-                            : "\(path): OK (\(h.changeCount) changes from \(ranges), signed by \(h.sender))")
+                            ? "\(named): OK (no changes: receipts only, signed by \(h.sender))"
+                            : "\(named): OK (\(h.changeCount) changes from \(ranges), signed by \(h.sender))")
                     if let database { for line in try GapReport.describe(database, header: h) { print("  " + line) } }
                 case .failure(let e):
                     failed(Exit.code(for: e))

@@ -86,7 +86,8 @@ struct Watch: ParsableCommand {
 extension Watch {
     /// One log line, stamped with the time in ISO 8601 (UTC, milliseconds).
     static func log(_ line: String) {
-        print(stamp() + " " + line)
+        // One line, as on stderr: a file name with a line break made two (found from outside).
+        print(stamp() + " " + TerminalText.safe(line))
         fflush(stdout)
     }
 

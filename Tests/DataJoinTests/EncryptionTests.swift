@@ -69,7 +69,7 @@ final class EncryptionTests: ScenarioTestCase {
         XCTAssertTrue(r.stdout.contains("encrypted to b, not to this node (c); left in place, skipped"), r.stdout)
         XCTAssertEqual(r.stderr, "")
         let named = try CLI.run(["ingest", "--db", c.url, paths[0]])
-        XCTAssertEqual(named.status, 2, named.stderr)
+        XCTAssertEqual(named.status, 77, named.stderr)
         XCTAssertTrue(named.stderr.contains("refused: encrypted to b, not to this node (c)"), named.stderr)
         XCTAssertTrue(FileManager.default.fileExists(atPath: paths[0]))
         XCTAssertFalse(FileManager.default.fileExists(atPath: drop.appendingPathComponent("quarantine").path))

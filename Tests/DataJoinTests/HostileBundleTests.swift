@@ -107,6 +107,24 @@ final class HostileBundleTests: ScenarioTestCase {
             return XCTFail("a fresh partial file was not left for retry")
         }
         XCTAssertTrue(FileManager.default.fileExists(atPath: path.path))
+        // A copy caught at any length of the 10-byte gzip header, from its first byte on, waits
+        // too (one byte was quarantined, and the copy went on into quarantine/: found from
+        // outside); a first byte that is not gzip's is no bundle at once.
+        let early = folder.appendingPathComponent("copying-early")
+        try FileManager.default.createDirectory(at: early, withIntermediateDirectories: true)
+        for length in [1, 2, 9, 10, 11, 30] {
+            let partial = early.appendingPathComponent("p\(length).djb")
+            try Data(valid[0..<length]).write(to: partial)
+            let status = try target.ingest([early.path]).files.first { $0.path == partial.path }?.status
+            guard case .incomplete = status else { return XCTFail("\(length) bytes: \(String(describing: status))") }
+            XCTAssertTrue(FileManager.default.fileExists(atPath: partial.path), "\(length) bytes")
+            try FileManager.default.removeItem(at: partial)
+        }
+        try Data("x".utf8).write(to: early.appendingPathComponent("x.djb"))
+        guard case .refused(let why) = try target.ingest([early.path]).files[0].status else {
+            return XCTFail("one byte that is not gzip's waited")
+        }
+        XCTAssertTrue(why.hasPrefix("not a gzip file, so not a bundle"), why)
         // The copy completes; the next run loads it.
         try Data(valid).write(to: path)
         guard case .loaded = try target.ingest([drop.path]).files[0].status else {

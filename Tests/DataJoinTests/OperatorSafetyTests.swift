@@ -140,7 +140,7 @@ final class OperatorSafetyTests: XCTestCase {
         let notes = path("notes.txt")
         try Data("my notes\n".utf8).write(to: URL(fileURLWithPath: notes))
         let r = try CLI.run(["ingest", "--db", path("n.db"), notes])
-        XCTAssertEqual(r.status, 2, r.stdout + r.stderr)
+        XCTAssertEqual(r.status, 65, r.stdout + r.stderr)
         XCTAssertEqual(try String(contentsOfFile: notes, encoding: .utf8), "my notes\n")
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("quarantine")))
         let drop = try TestDatabases.subfolder(folder, "drop")
@@ -328,7 +328,7 @@ final class OperatorSafetyTests: XCTestCase {
         try FileManager.default.setAttributes(
             [.modificationDate: Date(timeIntervalSinceNow: -7200)], ofItemAtPath: bad.path)
         let r = try CLI.run(["ingest", "--db", path("n.db"), bad.path, drop.path])
-        XCTAssertEqual(r.status, 2, r.stdout + r.stderr)
+        XCTAssertEqual(r.status, 65, r.stdout + r.stderr)
         XCTAssertTrue(FileManager.default.fileExists(atPath: bad.path), "named: left where it is")
         XCTAssertEqual(
             (r.stdout + r.stderr).components(separatedBy: "bad.djb").count - 1, 1,
@@ -493,7 +493,7 @@ final class OperatorSafetyTests: XCTestCase {
             try CLI.ok(["init", "--db", db, "--node", "q\(n)"])
             let drop = try TestDatabases.subfolder(folder, "junk\(n)")
             for i in 0..<n { try Data("junk \(i)".utf8).write(to: drop.appendingPathComponent("j\(i).djb")) }
-            XCTAssertEqual(try CLI.run(["ingest", "--db", db, drop.path]).status, 2)
+            XCTAssertEqual(try CLI.run(["ingest", "--db", db, drop.path]).status, 65)
             let text = try CLI.ok(["status", "--db", db]).stdout
             let listed = text.split(separator: "\n").filter { $0.hasPrefix("  ") && $0.contains("/quarantine/j") }
             XCTAssertEqual(listed.count, min(n, 20), "\(n): \(text)")
@@ -519,7 +519,7 @@ final class OperatorSafetyTests: XCTestCase {
         }
         // Run from the folder above, naming the drop folder relatively.
         let r = try CLI.runProgram(CLI.executable, ["ingest", "--db", b.url, "relative-drop"], in: folder)
-        XCTAssertEqual(r.status, 2, r.output)
+        XCTAssertEqual(r.status, 65, r.output)
         func listed() throws -> [String] {
             let json = try CLI.ok(["status", "--db", b.url, "--json"]).stdout
             let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
@@ -564,7 +564,7 @@ final class OperatorSafetyTests: XCTestCase {
         try FileManager.default.createSymbolicLink(
             atPath: drop.appendingPathComponent("quarantine").path, withDestinationPath: elsewhere.path)
         let r = try CLI.run(["ingest", "--db", b.url, drop.path])
-        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertEqual(r.status, 65, r.stderr)
         XCTAssertTrue(r.stderr.contains("is not a folder but a link or a file), left in place"), r.stderr)
         XCTAssertTrue(FileManager.default.fileExists(atPath: bad.path))
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: elsewhere.path), [])
@@ -575,7 +575,7 @@ final class OperatorSafetyTests: XCTestCase {
         try Data("keep".utf8).write(to: target)
         try FileManager.default.createSymbolicLink(
             atPath: quarantine.appendingPathComponent("bad.djb.reason").path, withDestinationPath: target.path)
-        XCTAssertEqual(try CLI.run(["ingest", "--db", b.url, drop.path]).status, 2)
+        XCTAssertEqual(try CLI.run(["ingest", "--db", b.url, drop.path]).status, 65)
         XCTAssertEqual(try String(contentsOf: target, encoding: .utf8), "keep")
         XCTAssertTrue(FileManager.default.fileExists(atPath: quarantine.appendingPathComponent("bad.djb.1").path))
         XCTAssertTrue(
@@ -602,7 +602,7 @@ final class OperatorSafetyTests: XCTestCase {
         _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         close(fd)
         let r = try CLI.run(["ingest", "--db", b.url, drop.path])
-        XCTAssertEqual(r.status, 2, r.stdout + r.stderr)
+        XCTAssertEqual(r.status, 65, r.stdout + r.stderr)
         XCTAssertTrue((r.stdout + r.stderr).contains("its name is not valid UTF-8"), r.stdout + r.stderr)
         XCTAssertEqual(try b.rows(), [])
     }

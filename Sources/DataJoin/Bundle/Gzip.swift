@@ -210,7 +210,10 @@ final class GzipReader: ByteSource {
                 // An empty file is one whose copy has not started writing yet, as a truncated one
                 // is one whose copy has not finished: both wait out the grace period.
                 if head.isEmpty { throw DataJoinError(.truncated, "truncated: the file is empty") }
-                if head.count < 2 || head[0] != 0x1F || head[1] != 0x8B {
+                // One byte, gzip's first, is a copy caught after its first byte (a byte-wise
+                // copier): it waits as a longer start does. It was quarantined, and the copy went
+                // on into quarantine/ (found from outside).
+                if head[0] != 0x1F || (head.count >= 2 && head[1] != 0x8B) {
                     throw DataJoinError.bundle("not a gzip file, so not a bundle")
                 }
                 if head.count < GzipReader.canonicalHeader.count {

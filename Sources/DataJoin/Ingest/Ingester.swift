@@ -41,6 +41,10 @@ public struct IngestedFile: Sendable {
     }
     public var path: String
     public var status: Status
+    /// The class of a refusal (a damaged file, an untrusted sender, a path not there): when every
+    /// file is refused, the run exits with the first one's, as `verify` does; it exited 2,
+    /// "partial success", with nothing loaded (found from outside).
+    public var refusal: DataJoinError.Code?
 }
 
 public struct IngestReport: Sendable {
@@ -48,8 +52,11 @@ public struct IngestReport: Sendable {
     /// Things the operator should know (a new epoch was started).
     public var notices: [String] = []
     public var imported: ImportReport?
-    public var refused: Int {
-        files.filter { if case .refused = $0.status { return true } else { return false } }.count
+    public var refused: Int { files.filter { $0.refusal != nil }.count }
+    /// The first refusal's class when every file was refused: nothing was loaded, so the run
+    /// failed (65, 77, 66), not partly succeeded (2).
+    public var allRefused: DataJoinError.Code? {
+        files.isEmpty || files.contains { $0.refusal == nil } ? nil : files[0].refusal
     }
 }
 
@@ -73,8 +80,10 @@ public enum Ingester {
             reporter.verbose("reading \(path)")
             var status: IngestedFile.Status
             var notice: String?
+            var refusal = DataJoinError.Code.dataError
             if let problem = entry.problem {
                 status = .refused(problem)
+                refusal = entry.problemKind
             } else if vanished(entry) {
                 status = .removed
             } else {
@@ -110,19 +119,24 @@ public enum Ingester {
                         status = .forOthers(e.message)
                     case .untrusted, .io, .noInput, .permission, .notForThisNode, .forOtherNodes:
                         status = .refused(e.message)
+                        refusal = e.code
                     case .connection, .locked, .busy:
                         throw e
                     default:
                         // Whatever else went wrong with this one file is this file's refusal;
                         // the run goes on with the next (docs/reliability.md).
                         status = .refused(e.message + "; left in place")
+                        refusal = e.code
                     }
                 } catch  where !db.isUnavailable(error) && !DatabaseErrors.isPermissionDenied(error) {
                     status = vanished(entry) ? .removed : .refused("\(error); left in place")
+                    refusal = .io
                 }
             }
             if let notice { report.notices.append(notice) }
-            report.files.append(IngestedFile(path: path, status: status))
+            let refused: Bool
+            if case .refused = status { refused = true } else { refused = false }
+            report.files.append(IngestedFile(path: path, status: status, refusal: refused ? refusal : nil))
             options.fileDone?(report.files[report.files.count - 1])
             bytes += fileStamp(path)?.size ?? 0
             if case .loaded(let n, _) = status { loadedChanges += n }
@@ -280,8 +294,10 @@ public enum Ingester {
             throw e
         }
         guard Array(key.rawRepresentation) == headerKey else {
+            // The cure named: a late file of a node set up again under its name holds changes that
+            // may exist nowhere else, and the refusal said nothing of them (found from outside).
             throw DataJoinError.bundle(
-                "claims to come from \(sender) but carries a different key than the one trusted for \(sender)"
+                "claims to come from \(sender) but carries a different key than the one trusted for \(sender): forged, or written before \(sender) was set up again with a new key (its changes may exist nowhere else: docs/delivery.md, 'A late bundle of a node set up again')"
             )
         }
         try verify(key)

@@ -11,7 +11,8 @@ struct Ingest: ParsableCommand {
             are skipped). Each bundle is checked (format, checksum, signature of a trusted sender) and
             loaded in one transaction. A bundle seen before, or changes already loaded, load once; this
             node's own changes are skipped. A bad bundle is refused with its reason, the others still
-            load, and the exit status is 2.
+            load, and the exit status is 2; when every file is refused, the first one's class (65
+            damaged or forged, 77 sender not trusted, 66 not there).
 
             Example:
               datajoin ingest --db sqlite:testapp2.db /media/usb/datajoin
@@ -33,6 +34,7 @@ struct Ingest: ParsableCommand {
 
     func run() throws {
         var partial = false
+        var allRefused: DataJoinError.Code?
         try DataJoin_run {
             if paths.isEmpty { throw DataJoinError(.usage, "name at least one bundle file or folder to ingest") }
             let real = try database.open()
@@ -59,7 +61,9 @@ struct Ingest: ParsableCommand {
                 }
             }
             partial = report.refused > 0 || (report.imported?.stillHeld ?? 0) > 0
+            allRefused = report.allRefused
         }
+        if let allRefused { throw Exit.code(for: DataJoinError(allRefused, "")) }
         if partial { throw Exit.partial }
     }
 

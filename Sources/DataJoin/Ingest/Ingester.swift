@@ -69,6 +69,7 @@ public enum Ingester {
         var me = try NodeIdentity.load(db)
         let limits = try Limits(db)
         var report = IngestReport()
+        let gapsBefore = try LastingGaps(db)
         let entries = try BundleFiles.expand(options.paths)
         let totalBytes = entries.reduce(Int64(0)) { $0 + (fileStamp($1.path)?.size ?? 0) }
         var bytes: Int64 = 0
@@ -150,6 +151,7 @@ public enum Ingester {
             Memory.trim()
             report.imported = try Importer.run(db, reporter: reporter, shouldStop: options.shouldStop)
         }
+        report.notices += try gapsBefore.stillMissing(db, me: me)
         return report
     }
 

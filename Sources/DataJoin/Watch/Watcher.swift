@@ -37,6 +37,8 @@ public final class Watcher {
     private var drift: [String] = []
     /// Cycles that refused a file or held changes: a run of N cycles exits 2 for them.
     public private(set) var cyclesWithProblems = 0
+    /// The ingest notices of the last cycle: each is logged when it first appears.
+    private var saidNotices: Set<String> = []
 
     public init(
         db: Database, options: WatchOptions, log: @escaping (String) -> Void,
@@ -112,7 +114,12 @@ public final class Watcher {
         }
         if !refused.isEmpty { parts.append("\(refused.count) refused (" + refused.joined(separator: "; ") + ")") }
         if let i = ingest.imported { parts.append("applied \(i.applied)" + (i.held > 0 ? ", \(i.held) held" : "")) }
-        for n in ingest.notices { parts.append(n) }
+        // Said when new, also on stderr: a gap that stays open is said by every cycle's ingest,
+        // and once is what a log needs (a notice that changes is new).
+        let fresh = ingest.notices.filter { !saidNotices.contains($0) }
+        saidNotices = Set(ingest.notices)
+        for n in fresh { parts.append(n) }
+        for n in fresh { problem("warning: cycle \(cycle): " + n) }
         let idle =
             ingest.files.allSatisfy {
                 switch $0.status {
@@ -120,7 +127,7 @@ public final class Watcher {
                 default: return false
                 }
             }
-            && ingest.notices.isEmpty && (ingest.imported?.applied ?? 0) == 0 && (ingest.imported?.held ?? 0) == 0
+            && fresh.isEmpty && (ingest.imported?.applied ?? 0) == 0 && (ingest.imported?.held ?? 0) == 0
         var trouble: [String] = []
         if !refused.isEmpty {
             trouble.append("\(refused.count) file(s) refused (" + refused.joined(separator: "; ") + ")")

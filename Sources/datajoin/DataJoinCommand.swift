@@ -47,7 +47,7 @@ struct DataJoinCommand: ParsableCommand {
         // `help nosuchcmd`: the parser prints the overview and exits 0, as if the word were one.
         let args = Array(CommandLine.arguments.dropFirst())
         if args.count >= 2, args[0] == "help", !args[1].hasPrefix("-"),
-            !configuration.subcommands.map({ $0._commandName }).contains(args[1])
+            !(configuration.subcommands.map({ $0._commandName }) + ["help"]).contains(args[1])
         {
             FileHandle.standardError.write(
                 Data(

@@ -94,9 +94,14 @@ final class CLITests: XCTestCase {
         bytes[bytes.count / 2] ^= 0x01
         try Data(bytes).write(to: URL(fileURLWithPath: forged))
         let missing = folder.appendingPathComponent("ar-not-mounted").path
+        let copying = folder.appendingPathComponent("ar-copying.djb").path
+        try Data(try Data(contentsOf: URL(fileURLWithPath: good)).prefix(40)).write(to: URL(fileURLWithPath: copying))
         for (paths, status) in [
             ([forged], 65), ([stranger], 77), ([forged, stranger], 65), ([stranger, forged], 77),
             ([missing, stranger], 66), ([stranger, good], 2), ([good], 0),
+            // Beside a file already ingested (a drop folder keeps them until prune), or one still
+            // being copied, nothing loads either: the refusal's class (found in review).
+            ([good, forged], 65), ([good, stranger], 77), ([copying, forged], 65), ([good], 0),
         ] {
             let r = try CLI.run(["ingest", "--db", b.url] + paths)
             XCTAssertEqual(r.status, Int32(status), "\(paths): \(r.stdout)\(r.stderr)")
@@ -142,26 +147,35 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(try CLI.run(["check", "--db", b.url]).status, 0)
     }
 
-    /// A gap that outlasts a run is said, once per `watch` and by every `ingest`, also under -q,
-    /// with the cure; a gap a run closes, or one just opened, says nothing (found from outside:
-    /// a node that exported into a folder one peer never read left that peer without those
-    /// changes, and only `status` showed it).
-    func testAGapThatOutlastsARunIsSaidWithItsCure() throws {
+    /// A gap that has lasted the grace period (`partial_grace_seconds`) is said by every
+    /// `ingest` and once by `watch` (stderr, also under -q), with the cure; a gap younger than
+    /// that, or closed, says nothing (found from outside: a node that exported into a folder one
+    /// peer never read left that peer without those changes, and only `status` showed it).
+    func testAGapThatLastsIsSaidWithItsCure() throws {
         let a = try node("gap1")
         let b = try node("gap2")
         try trustAll([a, b])
+        try b.exec("INSERT INTO ds_setting (name, value) VALUES ('partial_grace_seconds', '3600')")
         try a.exec("INSERT INTO sales_order (order_id) VALUES ('lost1'), ('lost2')")
         _ = try a.export(to: try TestDatabases.subfolder(folder, "gap-unread"))
         try a.exec("INSERT INTO sales_order (order_id) VALUES ('later')")
         let shared = try TestDatabases.subfolder(folder, "gap-shared")
         _ = try a.export(to: shared)
-        let cure =
-            "gap1 (epoch \(try a.epoch8())): changes 1–2 are still missing here while later ones arrived (a bundle lost, or written where this node does not read); on gap1, or on a node that relays it, run 'datajoin export --resend --peer gap2'"
-        // Just opened: it may be a bundle still on its way.
+        func received(minutesAgo: Int) throws {
+            let ms = Int64(Date().timeIntervalSince1970 * 1000) - Int64(minutesAgo) * 60_000
+            try b.exec("UPDATE ds_change_inbox SET received_at = ?", [.text(UTCText.iso8601(ms: ms))])
+        }
+        // Just opened, and 59 minutes old: it may be a bundle still on its way.
         var r = try CLI.run(["ingest", "--db", b.url, shared.path, "-q"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(r.stderr, "")
-        // Still open a run later: said, under -q too.
+        try received(minutesAgo: 59)
+        XCTAssertEqual(try CLI.run(["ingest", "--db", b.url, shared.path, "-q"]).stderr, "")
+        // 61 minutes: said, under -q too, with when the later changes came.
+        try received(minutesAgo: 61)
+        let when = try XCTUnwrap(try b.db.scalar("SELECT received_at FROM ds_change_inbox").asString)
+        let cure =
+            "gap1 (epoch \(try a.epoch8())): changes 1–2 are still missing here, and later ones arrived at \(when) (a bundle lost, or written where this node does not read); on gap1, or on a node that relays it, run 'datajoin export --resend --peer gap2'"
         r = try CLI.run(["ingest", "--db", b.url, shared.path, "-q"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.hasPrefix("datajoin: warning: " + cure), r.stderr)
@@ -172,6 +186,7 @@ final class CLITests: XCTestCase {
         ])
         XCTAssertEqual(w.status, 0, w.stderr)
         XCTAssertEqual(w.stderr.components(separatedBy: cure).count, 2, w.stderr)
+        XCTAssertFalse(w.stdout.contains(cure), w.stdout)
         // The cure closes it, and nothing more is said.
         let resent = try TestDatabases.subfolder(folder, "gap-resent")
         try CLI.ok(["export", "--db", a.url, "--to", resent.path, "--resend", "--peer", "gap2"])

@@ -120,6 +120,17 @@ final class HostileBundleTests: ScenarioTestCase {
             XCTAssertTrue(FileManager.default.fileExists(atPath: partial.path), "\(length) bytes")
             try FileManager.default.removeItem(at: partial)
         }
+        // So does an encrypted bundle's start: its magic and version in the clear, 1 to 9 bytes.
+        let v2 = BundleFormat.magic + [EncryptedFormat.major, 0]
+        for length in [1, 8, 9] {
+            let partial = early.appendingPathComponent("e\(length).djb")
+            try Data(v2[0..<length]).write(to: partial)
+            let status = try target.ingest([early.path]).files.first { $0.path == partial.path }?.status
+            guard case .incomplete = status else {
+                return XCTFail("encrypted, \(length) bytes: \(String(describing: status))")
+            }
+            try FileManager.default.removeItem(at: partial)
+        }
         try Data("x".utf8).write(to: early.appendingPathComponent("x.djb"))
         guard case .refused(let why) = try target.ingest([early.path]).files[0].status else {
             return XCTFail("one byte that is not gzip's waited")

@@ -135,7 +135,7 @@ final class GzipReader: ByteSource {
             if access(path, R_OK) != 0 {
                 throw DataJoinError(.permission, "cannot open \(path): this user may not read it (permission denied)")
             }
-            throw DataJoinError.io("cannot open \(path): it cannot be opened")
+            throw DataJoinError.io("cannot open \(path): \(String(cString: strerror(errno)))")
         }
         try self.init(source: .file(f), maxOutput: maxOutput)
     }

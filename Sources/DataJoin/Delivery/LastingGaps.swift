@@ -1,38 +1,32 @@
 import Foundation
 
-/// Gaps of an origin's changes that outlast a run: seqs missing here below one that had already
-/// arrived before the run began. A gap that a bundle in flight closes a run later says nothing;
-/// one that stays is a lost or misdirected bundle, whose changes this node lacks until someone
-/// re-sends them. `status` listed it, and every `ingest` and `watch` exited 0 without a word
-/// (found from outside: a node exported into a folder one peer never read).
-struct LastingGaps {
-    /// Per origin and epoch, the highest seq seen when the run began, where a gap was open.
-    private let seenBefore: [String: Int64]
-
-    init(_ db: Database) throws {
-        var seen: [String: Int64] = [:]
-        for s in try Holdings.all(db) where s.maxSeq > s.contiguous { seen[s.origin + "\u{0}" + s.epoch] = s.maxSeq }
-        seenBefore = seen
-    }
-
-    /// One warning per origin whose gap below what it had seen before the run is still open.
-    func stillMissing(_ db: Database, me: NodeIdentity) throws -> [String] {
-        guard !seenBefore.isEmpty else { return [] }
+/// Gaps of an origin's changes that have lasted: seqs missing here below one that arrived at
+/// least the grace period ago (`partial_grace_seconds`, the time a copy in progress is given).
+/// A gap that a bundle still on its way closes says nothing; one that stays is a lost or
+/// misdirected bundle, whose changes this node lacks until someone re-sends them. `status`
+/// listed it, and every `ingest` and `watch` exited 0 without a word (found from outside: a
+/// node exported into a folder one peer never read).
+enum LastingGaps {
+    /// One warning per origin whose first gap has lasted; an index lookup per origin with a gap.
+    static func warnings(_ db: Database, me: NodeIdentity, graceSeconds: Double) throws -> [String] {
+        let before = UTCText.iso8601(ms: Int64((Date().timeIntervalSince1970 - graceSeconds) * 1000))
         var out: [String] = []
-        for s in try Holdings.all(db) where s.maxSeq > s.contiguous {
-            guard !(s.origin == me.nodeId && s.epoch == me.epoch),
-                let before = seenBefore[s.origin + "\u{0}" + s.epoch], before > s.contiguous + 1
+        // Not this node's own old epochs: their lost changes are told with the peer that holds
+        // them (`PeerRestore`).
+        for s in try Holdings.all(db) where s.maxSeq > s.contiguous && s.origin != me.nodeId {
+            // The first change past the mark: the gap runs up to it, and it came when it was received.
+            guard
+                let next = try db.firstRow(
+                    "SELECT seq, received_at FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq > ? ORDER BY seq LIMIT 1",
+                    [.text(s.origin), .text(s.epoch), .integer(s.contiguous)]),
+                let seq = next.int(0), seq > s.contiguous + 1, let received = next.string(1), received <= before
             else { continue }
-            let gaps = try Holdings.gaps(db, s, limit: 3, within: (s.contiguous + 1)...(before - 1))
-            guard !gaps.ranges.isEmpty else { continue }
-            let ranges =
-                gaps.ranges.map { $0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)–\($0.upperBound)" }
-                .joined(separator: ", ")
-                + (gaps.total > gaps.ranges.count ? " and \(gaps.total - gaps.ranges.count) more" : "")
+            let range = seq - 1 == s.contiguous + 1 ? "\(seq - 1)" : "\(s.contiguous + 1)–\(seq - 1)"
             out.append(
-                "\(s.origin) (epoch \(s.epoch.prefix(8))): changes \(ranges) are still missing here while later ones arrived "
+                "\(s.origin) (epoch \(s.epoch.prefix(8))): changes \(range) are still missing here, and later ones arrived at \(received) "
                     + "(a bundle lost, or written where this node does not read); on \(s.origin), or on a node that relays it, run "
-                    + "'datajoin export --resend --peer \(me.nodeId)' ('export --relay --resend --peer \(me.nodeId)' on a relay) and ingest what it writes here"
+                    + "'datajoin export --resend --peer \(me.nodeId)' ('export --relay --resend --peer \(me.nodeId)' on a relay) and ingest what it writes here; "
+                    + "'datajoin status' lists every gap (docs/delivery.md, 'Gaps')"
             )
         }
         return out

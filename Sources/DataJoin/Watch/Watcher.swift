@@ -37,8 +37,8 @@ public final class Watcher {
     private var drift: [String] = []
     /// Cycles that refused a file or held changes: a run of N cycles exits 2 for them.
     public private(set) var cyclesWithProblems = 0
-    /// The ingest notices of the last cycle: each is logged when it first appears.
-    private var saidNotices: Set<String> = []
+    /// The lasting gaps of the last cycle: each is logged when it first appears.
+    private var saidGaps: Set<String> = []
 
     public init(
         db: Database, options: WatchOptions, log: @escaping (String) -> Void,
@@ -114,12 +114,11 @@ public final class Watcher {
         }
         if !refused.isEmpty { parts.append("\(refused.count) refused (" + refused.joined(separator: "; ") + ")") }
         if let i = ingest.imported { parts.append("applied \(i.applied)" + (i.held > 0 ? ", \(i.held) held" : "")) }
-        // Said when new, also on stderr: a gap that stays open is said by every cycle's ingest,
-        // and once is what a log needs (a notice that changes is new).
-        let fresh = ingest.notices.filter { !saidNotices.contains($0) }
-        saidNotices = Set(ingest.notices)
-        for n in fresh { parts.append(n) }
-        for n in fresh { problem("warning: cycle \(cycle): " + n) }
+        for n in ingest.notices { parts.append(n) }
+        // A gap that lasts is found by every cycle's ingest; said on stderr when it first appears
+        // or changes, once being what a log needs.
+        for g in ingest.gaps where !saidGaps.contains(g) { problem("warning: cycle \(cycle): " + g) }
+        saidGaps = Set(ingest.gaps)
         let idle =
             ingest.files.allSatisfy {
                 switch $0.status {
@@ -127,7 +126,7 @@ public final class Watcher {
                 default: return false
                 }
             }
-            && fresh.isEmpty && (ingest.imported?.applied ?? 0) == 0 && (ingest.imported?.held ?? 0) == 0
+            && ingest.notices.isEmpty && (ingest.imported?.applied ?? 0) == 0 && (ingest.imported?.held ?? 0) == 0
         var trouble: [String] = []
         if !refused.isEmpty {
             trouble.append("\(refused.count) file(s) refused (" + refused.joined(separator: "; ") + ")")

@@ -7,12 +7,12 @@ struct Ingest: ParsableCommand {
         abstract: "Verify bundle files, load them into ds_change_inbox, then import them.",
         discussion: helpText(
             """
-            Takes files and folders (a folder's *.djb files, in name order; hidden and temporary files
+            Takes files and folders (a folder's *.djb or *.DJB files, in name order; hidden and temporary files
             are skipped). Each bundle is checked (format, checksum, signature of a trusted sender) and
             loaded in one transaction. A bundle seen before, or changes already loaded, load once; this
             node's own changes are skipped. A bad bundle is refused with its reason, the others still
-            load, and the exit status is 2; when every file is refused, the first one's class (65
-            damaged or forged, 77 sender not trusted, 66 not there).
+            load, and the exit status is 2; when one is refused and none loads, the refusal's class
+            (65 damaged or forged, 77 sender not trusted, 66 not there).
 
             Example:
               datajoin ingest --db sqlite:testapp2.db /media/usb/datajoin
@@ -51,7 +51,7 @@ struct Ingest: ParsableCommand {
                 try dry.finish()
             }
             if report.files.isEmpty && !output.quiet { print("no bundle files found") }
-            for n in report.notices { Console.warn(n) }
+            for n in report.notices + report.gaps { Console.warn(n) }
             if let r = report.imported {
                 // A dry run says what it would hold as the real run would (found from outside).
                 if !dryRun {

@@ -87,7 +87,7 @@ struct Verify: ParsableCommand {
             let entries = try BundleFiles.expand(files)
             if entries.isEmpty {
                 failed(Exit.noInput)
-                Console.error("no bundle files (*.djb) in \(files.joined(separator: ", ")); nothing verified")
+                Console.error("no bundle files (*.djb, *.DJB) in \(files.joined(separator: ", ")); nothing verified")
             }
             for entry in entries {
                 let path = entry.path
@@ -121,7 +121,7 @@ struct Verify: ParsableCommand {
                 case .failure(let e):
                     failed(Exit.code(for: e))
                     // Named once: "cannot open PATH: …" already names it.
-                    Console.error(e.message.contains(path) ? e.message : "\(path): \(e.message)")
+                    Console.error(e.message.hasPrefix("cannot open \(path):") ? e.message : "\(named): \(e.message)")
                 }
             }
         }

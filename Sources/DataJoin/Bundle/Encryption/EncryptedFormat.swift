@@ -48,6 +48,13 @@ public enum EncryptedFormat {
         guard BundleFiles.regularFileProblem(path) == nil, let f = FileHandle(forReadingAtPath: path) else { return }
         defer { try? f.close() }
         let head = Array(f.readData(ofLength: prefixBytes))
+        // The start of an encrypted bundle, cut within its first bytes: a copy in progress waits
+        // as a gzip file's does (found in review).
+        if !head.isEmpty, head.count < prefixBytes, head.count <= BundleFormat.magic.count + 1,
+            Array((BundleFormat.magic + [major]).prefix(head.count)) == head
+        {
+            throw DataJoinError(.truncated, "truncated: the file ends within its first \(prefixBytes) bytes")
+        }
         guard head.count == prefixBytes, Array(head.prefix(BundleFormat.magic.count)) == BundleFormat.magic,
             head[BundleFormat.magic.count] != major
         else { return }

@@ -564,7 +564,7 @@ public struct PostgresDialect: Dialect {
         guard try db.scalar("SELECT pg_try_advisory_lock(4242000002)") == .integer(1) else {
             // A watch killed in mid-statement keeps its server session, and the lock, until the
             // statement ends: "already running" sent operators after a process that was gone
-            // (found from outside: MariaDB, about 5 s).
+            // (found from outside on MariaDB, about 5 s; PostgreSQL ends it sooner).
             throw DataJoinError(
                 .locked,
                 "another datajoin watch holds the watch lock of \(db.displayName): stop it first; if none runs, the server has not yet ended the session of one that was killed: try again in a few seconds"

@@ -187,6 +187,15 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(w.status, 0, w.stderr)
         XCTAssertEqual(w.stderr.components(separatedBy: cure).count, 2, w.stderr)
         XCTAssertFalse(w.stdout.contains(cure), w.stdout)
+        // A node revoked here sends nothing more this node takes: no cure to offer, nothing said;
+        // trusted again, it is said again.
+        try CLI.ok(["trust", "--db", b.url, "--revoke", "gap1"])
+        XCTAssertEqual(try CLI.run(["ingest", "--db", b.url, shared.path, "-q"]).stderr, "")
+        try CLI.ok([
+            "trust", "--db", b.url, "gap1",
+            try CLI.ok(["key", "--db", a.url, "-q"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines),
+        ])
+        XCTAssertTrue(try CLI.run(["ingest", "--db", b.url, shared.path, "-q"]).stderr.contains(cure))
         // The cure closes it, and nothing more is said.
         let resent = try TestDatabases.subfolder(folder, "gap-resent")
         try CLI.ok(["export", "--db", a.url, "--to", resent.path, "--resend", "--peer", "gap2"])

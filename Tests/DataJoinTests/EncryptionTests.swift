@@ -311,7 +311,8 @@ final class EncryptionTests: ScenarioTestCase {
         try Trust.trust(a.db, node: "c", publicKey: Hex.encode(try NodeIdentity.load(c.db).publicKey))
         let drop = try out("legacy")
         let e = try CLI.run(["export", "--db", a.url, "--to", drop.path, "--encrypt"])
-        XCTAssertEqual(e.status, 64, e.stderr)
+        // The node's setup, not the command line: 1 (it was 64, a usage error).
+        XCTAssertEqual(e.status, 1, e.stderr)
         XCTAssertTrue(e.stderr.contains("cannot encrypt to c"), e.stderr)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: drop.path), [])
         try a.exec("INSERT INTO sales_order (order_id) VALUES ('plain')")
@@ -394,5 +395,18 @@ final class EncryptionTests: ScenarioTestCase {
         let i = try CLI.ok(["init", "--db", fresh, "--node", "fresh"])
         XCTAssertTrue(i.stdout.contains("public key: dj2-"), i.stdout)
         uncheckedNodes.insert("a")
+    }
+
+    /// Nothing to encrypt to (no peer trusted, or the only one revoked) is the node's setup, not
+    /// the command line: exit 1 with the cure, nothing written (it was 64, found from outside).
+    func testEncryptingWithNoTrustedPeerIsASetupFailureNotAUsageError() throws {
+        let a = try TestNode("lone", .sqlite, folder: folder)
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('x')")
+        let drop = try out("lone")
+        let r = try CLI.run(["export", "--db", a.url, "--to", drop.path, "--encrypt"])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertEqual(
+            r.stderr, "datajoin: error: this node trusts no peer to encrypt to; 'datajoin trust' them first\n")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: drop.path), [])
     }
 }

@@ -31,6 +31,9 @@ public struct DataJoinError: Error, CustomStringConvertible, LocalizedError, Equ
         case notForThisNode
         /// An encrypted bundle for other nodes only, found in a shared drop folder: theirs, left.
         case forOtherNodes
+        /// The node's own setup does not allow it yet (no trusted peer to encrypt to): exit 1, not
+        /// a usage error (found from outside: scripts told to fix their arguments).
+        case needsSetup
         case locked
         case busy
         case internalError

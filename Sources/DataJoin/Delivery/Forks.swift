@@ -24,6 +24,25 @@ enum Forks {
         try record(db, origin: c.origin, epoch: c.epoch, last: bundleLast)
     }
 
+    /// Checks the sender's own changes loaded above the mark, past a gap: a seq that was held
+    /// already, with another stamp, is a fork as well (the rows just loaded carry their own).
+    static func check(
+        _ db: Database, origin: String, epoch: String, _ changes: [(seq: Int64, hlc: Int64)], bundleLast: Int64
+    ) throws {
+        let stamps = Dictionary(changes.map { ($0.seq, $0.hlc) }, uniquingKeysWith: { a, _ in a })
+        for part in stride(from: 0, to: changes.count, by: VersionStore.batch) {
+            let seqs = changes[part..<min(part + VersionStore.batch, changes.count)].map { Value.integer($0.seq) }
+            var forked = false
+            try db.query(
+                "SELECT seq, hlc FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq IN (\(SQL.placeholders(seqs.count)))",
+                [.text(origin), .text(epoch)] + seqs
+            ) { r in
+                if let seq = r.int(0), let hlc = r.int(1), stamps[seq] != hlc { forked = true }
+            }
+            if forked { return try record(db, origin: origin, epoch: epoch, last: bundleLast) }
+        }
+    }
+
     /// Keeps the highest seq a forked origin has named, so the receipt stays above it.
     static func record(_ db: Database, origin: String, epoch: String, last: Int64) throws {
         let name = prefix + origin + ":" + epoch

@@ -11,9 +11,15 @@ enum LastingGaps {
     static func warnings(_ db: Database, me: NodeIdentity, graceSeconds: Double) throws -> [String] {
         let before = UTCText.iso8601(ms: Int64((Date().timeIntervalSince1970 - graceSeconds) * 1000))
         var out: [String] = []
+        // A node whose key was revoked here sends nothing more that this node would take: its
+        // gap cannot close by a re-send (found from outside: the warning came every run, its
+        // cure refused).
+        let revoked = Set(
+            try db.rows("SELECT node_id FROM ds_trusted_key WHERE revoked_at IS NOT NULL").compactMap { $0.string(0) })
         // Not this node's own old epochs: their lost changes are told with the peer that holds
         // them (`PeerRestore`).
-        for s in try Holdings.all(db) where s.maxSeq > s.contiguous && s.origin != me.nodeId {
+        for s in try Holdings.all(db)
+        where s.maxSeq > s.contiguous && s.origin != me.nodeId && !revoked.contains(s.origin) {
             // The first change past the mark: the gap runs up to it, and it came when it was received.
             guard
                 let next = try db.firstRow(

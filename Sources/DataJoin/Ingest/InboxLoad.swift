@@ -25,6 +25,14 @@ struct InboxLoad {
     private var pendingBytes = 0
     /// The first of the sender's own changes skipped as held, for `Forks`.
     private var forkCandidate: Change?
+    /// The highest seq seen of each origin before this load: above the mark and up to it, a
+    /// change may be held already, past a gap.
+    private var maxSeqs: [String: Int64] = [:]
+    /// The sender's own changes above the mark at seqs that may be held already, (seq, stamp):
+    /// after the rows are in, one held with another stamp is a fork too. A peer with a gap
+    /// loaded the restored node's first reused seq into the gap, skipped the next as a duplicate,
+    /// and the two nodes stayed apart for good (found from outside).
+    private var overlapCandidates: [(seq: Int64, hlc: Int64)] = []
     /// The reader's changes, decoded on a second thread while rows are written on this one; a
     /// batch is in reverse order, so that each change leaves it when it is taken.
     private var ahead: ReadAhead<[Change]>?
@@ -164,6 +172,11 @@ struct InboxLoad {
             }
             return false
         }
+        if forkCandidate == nil, overlapCandidates.count < Tuning.current.forkChecks, c.origin == file.header.sender,
+            c.epoch == file.header.senderEpoch, c.seq <= maxSeqs[c.origin + "\u{0}" + c.epoch] ?? 0
+        {
+            overlapCandidates.append((c.seq, c.hlc))
+        }
         if !c.epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) { counts.touched.insert([c.origin, c.epoch]) }
         return true
     }
@@ -177,9 +190,10 @@ struct InboxLoad {
         if epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) { return 0 }
         let k = origin + "\u{0}" + epoch
         if let m = marks[k] { return m }
-        let m = try Holdings.state(db, origin: origin, epoch: epoch).contiguous
-        marks[k] = m
-        return m
+        let s = try Holdings.state(db, origin: origin, epoch: epoch)
+        marks[k] = s.contiguous
+        maxSeqs[k] = s.maxSeq
+        return s.contiguous
     }
 
     private mutating func flush() throws {
@@ -202,6 +216,10 @@ struct InboxLoad {
         if let c = forkCandidate {
             let last = file.header.origins.first { $0.origin == c.origin && $0.epoch == c.epoch }?.last ?? c.seq
             try Forks.check(db, c, bundleLast: last)
+        } else if !overlapCandidates.isEmpty {
+            let (origin, epoch) = (file.header.sender, file.header.senderEpoch)
+            let last = file.header.origins.first { $0.origin == origin && $0.epoch == epoch }?.last ?? 0
+            try Forks.check(db, origin: origin, epoch: epoch, overlapCandidates, bundleLast: last)
         }
         try advanceHoldings()
         let h = file.header

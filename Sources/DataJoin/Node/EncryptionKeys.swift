@@ -97,12 +97,12 @@ public enum EncryptionKeys {
             chosen = rows.filter { only.contains($0.0) }
         }
         guard !chosen.isEmpty else {
-            throw DataJoinError(.usage, "this node trusts no peer to encrypt to; 'datajoin trust' them first")
+            throw DataJoinError(.needsSetup, "this node trusts no peer to encrypt to; 'datajoin trust' them first")
         }
         let without = chosen.filter { $0.1?.count != 32 }.map(\.0)
         guard without.isEmpty else {
             throw DataJoinError(
-                .usage,
+                .needsSetup,
                 "cannot encrypt to \(without.joined(separator: ", ")): trusted with a key that has no encryption part "
                     + "(an older datajoin). Upgrade it, then trust it again with what its 'datajoin key' prints (--replace); nothing written"
             )

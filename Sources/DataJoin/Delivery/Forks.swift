@@ -10,25 +10,13 @@ import Foundation
 enum Forks {
     private static let prefix = "fork:"
 
-    /// Checks one change skipped as held against the inbox's copy; a different stamp is a
-    /// fork of `origin`'s numbering, recorded with the highest seq the sender's bundle names.
-    static func check(_ db: Database, _ c: Change, bundleLast: Int64) throws {
-        guard
-            let held = try db.scalar(
-                """
-                SELECT hlc FROM ds_change_inbox
-                WHERE origin = \(Value.text(c.origin)) AND origin_epoch = \(Value.text(c.epoch)) AND seq = \(Value.integer(c.seq))
-                """
-            ).asInt64, held != c.hlc
-        else { return }
-        try record(db, origin: c.origin, epoch: c.epoch, last: bundleLast)
-    }
-
-    /// Checks the sender's own changes loaded above the mark, past a gap: a seq that was held
-    /// already, with another stamp, is a fork as well (the rows just loaded carry their own).
+    /// Compares the sender's own changes with the inbox's rows at their seqs (rows not loaded
+    /// yet, or skipped as held): one held with another stamp is a fork of `origin`'s numbering,
+    /// recorded with the highest seq the sender's bundle names. True when one was.
+    @discardableResult
     static func check(
         _ db: Database, origin: String, epoch: String, _ changes: [(seq: Int64, hlc: Int64)], bundleLast: Int64
-    ) throws {
+    ) throws -> Bool {
         let stamps = Dictionary(changes.map { ($0.seq, $0.hlc) }, uniquingKeysWith: { a, _ in a })
         for part in stride(from: 0, to: changes.count, by: VersionStore.batch) {
             let seqs = changes[part..<min(part + VersionStore.batch, changes.count)].map { Value.integer($0.seq) }
@@ -39,8 +27,12 @@ enum Forks {
             ) { r in
                 if let seq = r.int(0), let hlc = r.int(1), stamps[seq] != hlc { forked = true }
             }
-            if forked { return try record(db, origin: origin, epoch: epoch, last: bundleLast) }
+            if forked {
+                try record(db, origin: origin, epoch: epoch, last: bundleLast)
+                return true
+            }
         }
+        return false
     }
 
     /// Keeps the highest seq a forked origin has named, so the receipt stays above it.

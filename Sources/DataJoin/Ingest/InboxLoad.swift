@@ -23,16 +23,19 @@ struct InboxLoad {
     /// skipped by the (origin, epoch, seq) key.
     private var pending: [[Value]] = []
     private var pendingBytes = 0
-    /// The first of the sender's own changes skipped as held, for `Forks`.
-    private var forkCandidate: Change?
+    /// The sender's own changes skipped as held (seq, stamp), for `Forks`: each is compared
+    /// with the inbox's copy once the rows are in (no statement may run inside PostgreSQL's
+    /// COPY), the first `forkChecks` of them. Not only the first: a re-send of a restored node
+    /// starts with changes it had sent before its backup, whose stamps match (found in review).
+    private var skippedOwn: [(seq: Int64, hlc: Int64)] = []
     /// The highest seq seen of each origin before this load: above the mark and up to it, a
     /// change may be held already, past a gap.
     private var maxSeqs: [String: Int64] = [:]
-    /// The sender's own changes above the mark at seqs that may be held already, (seq, stamp):
-    /// after the rows are in, one held with another stamp is a fork too. A peer with a gap
-    /// loaded the restored node's first reused seq into the gap, skipped the next as a duplicate,
-    /// and the two nodes stayed apart for good (found from outside).
-    private var overlapCandidates: [(seq: Int64, hlc: Int64)] = []
+    /// A fork of the sender's numbering was seen (and recorded) in this load.
+    private var forked = false
+    /// Rows go in by the brand's bulk path: nothing of the file's ranges is in the inbox, and no
+    /// statement may run until it ends.
+    private var bulk = false
     /// The reader's changes, decoded on a second thread while rows are written on this one; a
     /// batch is in reverse order, so that each change leaves it when it is taken.
     private var ahead: ReadAhead<[Change]>?
@@ -59,7 +62,8 @@ struct InboxLoad {
             ahead?.cancel()
             ahead = nil
         }
-        if try canBulkLoad(useCopy: useCopy),
+        bulk = try canBulkLoad(useCopy: useCopy)
+        if bulk,
             try db.bulkLoad(
                 into: "ds_change_inbox", columns: Self.columns,
                 { send in
@@ -68,6 +72,7 @@ struct InboxLoad {
         {
             counts.loaded = counts.offered
         } else {
+            bulk = false
             // A batch is cut by rows and by bytes: memory stays flat with large values.
             while let row = try nextRow() {
                 pending.append(row)
@@ -108,6 +113,7 @@ struct InboxLoad {
                 // A large payload goes in by the brand's own path where it has one (SQLite writes
                 // it into the row's pages), after the rows before it.
                 try flush()
+                if !bulk { try checkForFork([row]) }
                 if let inserted = try db.insertWithLargeValue(
                     into: "ds_change_inbox", columns: Self.columns, row, valueIndex: 10)
                 {
@@ -165,17 +171,13 @@ struct InboxLoad {
         }
         if c.seq <= (try mark(c.origin, c.epoch)) {
             counts.skipped += 1
-            // The sender's own change at a seq held here: is it the same change? Checked once
-            // per load, after the rows are in (no statement may run inside PostgreSQL's COPY).
-            if forkCandidate == nil, c.origin == file.header.sender, c.epoch == file.header.senderEpoch {
-                forkCandidate = c
+            // The sender's own change at a seq held here: is it the same change?
+            if skippedOwn.count < Tuning.current.forkChecks, c.origin == file.header.sender,
+                c.epoch == file.header.senderEpoch
+            {
+                skippedOwn.append((c.seq, c.hlc))
             }
             return false
-        }
-        if forkCandidate == nil, overlapCandidates.count < Tuning.current.forkChecks, c.origin == file.header.sender,
-            c.epoch == file.header.senderEpoch, c.seq <= maxSeqs[c.origin + "\u{0}" + c.epoch] ?? 0
-        {
-            overlapCandidates.append((c.seq, c.hlc))
         }
         if !c.epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) { counts.touched.insert([c.origin, c.epoch]) }
         return true
@@ -198,11 +200,38 @@ struct InboxLoad {
 
     private mutating func flush() throws {
         guard !pending.isEmpty else { return }
+        try checkForFork(pending)
         let tuples = SQL.placeholderRows(pending.count, width: 13)
         let sql = db.dialect.insertSkippingDuplicates(into: "ds_change_inbox", columns: Self.columns, rows: tuples)
         counts.loaded += Int64(try db.execute(sql, pending.flatMap { $0 }))
         pending.removeAll(keepingCapacity: true)
         pendingBytes = 0
+    }
+
+    /// The sender's own changes about to be written above its mark at seqs up to the highest
+    /// seen here may be held already, past a gap: one held with another stamp is a fork. A peer
+    /// with a gap loaded the restored node's first reused seq into it, skipped the next as a
+    /// duplicate, and the two nodes stayed apart for good (found from outside). Checked before
+    /// the rows go in, a batch at a time: no limit, no memory.
+    private mutating func checkForFork(_ rows: [[Value]]) throws {
+        guard !forked else { return }
+        let (sender, epoch) = (file.header.sender, file.header.senderEpoch)
+        guard let top = maxSeqs[sender + "\u{0}" + epoch], top > (marks[sender + "\u{0}" + epoch] ?? 0) else { return }
+        let candidates = rows.compactMap { row -> (seq: Int64, hlc: Int64)? in
+            guard case .integer(let seq) = row[2], seq <= top, case .integer(let hlc) = row[3],
+                row[0] == .text(sender), row[1] == .text(epoch)
+            else { return nil }
+            return (seq, hlc)
+        }
+        guard !candidates.isEmpty else { return }
+        forked = try Forks.check(
+            db, origin: sender, epoch: epoch, candidates, bundleLast: senderLast(or: candidates.map(\.seq).max() ?? 0))
+    }
+
+    /// The highest seq of the sender's own epoch the file names.
+    private func senderLast(or fallback: Int64) -> Int64 {
+        file.header.origins.first { $0.origin == file.header.sender && $0.epoch == file.header.senderEpoch }?.last
+            ?? fallback
     }
 
     /// Nothing loaded counts unless the whole file verifies: a throw here rolls it all back.
@@ -213,13 +242,10 @@ struct InboxLoad {
             "UPDATE ds_bundle_seen SET loaded_count = ? WHERE id = ?", [.integer(counts.loaded), .integer(bundleId)])
         // Encrypted in, encrypted out: what this node relays of it is encrypted too.
         if case .encrypted = file.source { try BundleEncryption.noteEncryptedReceived(db) }
-        if let c = forkCandidate {
-            let last = file.header.origins.first { $0.origin == c.origin && $0.epoch == c.epoch }?.last ?? c.seq
-            try Forks.check(db, c, bundleLast: last)
-        } else if !overlapCandidates.isEmpty {
-            let (origin, epoch) = (file.header.sender, file.header.senderEpoch)
-            let last = file.header.origins.first { $0.origin == origin && $0.epoch == epoch }?.last ?? 0
-            try Forks.check(db, origin: origin, epoch: epoch, overlapCandidates, bundleLast: last)
+        if !forked, !skippedOwn.isEmpty {
+            try Forks.check(
+                db, origin: file.header.sender, epoch: file.header.senderEpoch, skippedOwn,
+                bundleLast: senderLast(or: skippedOwn.map(\.seq).max() ?? 0))
         }
         try advanceHoldings()
         let h = file.header

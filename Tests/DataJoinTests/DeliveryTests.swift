@@ -453,4 +453,42 @@ final class DeliveryTests: ScenarioTestCase {
         try Ingester.ingest(a.db, IngestOptions(paths: try export(b, to: "back")))
         XCTAssertEqual(try NodeIdentity.load(a.db).epoch, me.epoch, "a moved to a new epoch")
     }
+
+    /// A restored node whose peer held none of its changes from seq 1 on (only later ones): the
+    /// fork was recorded but never told, as receipts left out an origin of mark 0, and the two
+    /// nodes stayed apart (found from outside). Once the node moved to a new epoch, the old
+    /// epoch's gap (lost with its disk) is no longer warned about: no re-send could close it.
+    func testARestoredNodeIsToldOfAForkByAPeerThatHeldNoneFromTheStart() throws {
+        let nodes = try makeNodes([.sqlite, .sqlite], prefix: "z")
+        let (a, b) = (nodes[0], nodes[1])
+        let bMe = try NodeIdentity.load(b.db)
+        try a.exec("INSERT INTO item (id) VALUES ('k1')")
+        _ = try export(a, to: "undelivered")
+        let backup = folder.appendingPathComponent("z-backup.db")
+        try a.db.executeScript("VACUUM INTO '\(backup.path)'")
+        try a.exec("INSERT INTO item (id) VALUES ('k2')")
+        try b.ingest(try export(a, to: "delivered"))
+        let gap = try LastingGaps.warnings(b.db, me: bMe, graceSeconds: 0)
+        XCTAssertEqual(gap.count, 1)
+        XCTAssertTrue(gap.first?.contains("): change 1 is still missing here") ?? false, "\(gap)")
+        let restoredPath = folder.appendingPathComponent("z-restored.db").path
+        try FileManager.default.copyItem(atPath: backup.path, toPath: restoredPath)
+        let restored = try DatabaseOpener.open(restoredPath)
+        try restored.execute("INSERT INTO item (id) VALUES ('n2')")
+        let first = try Exporter.export(restored, ExportOptions(folder: try out(a, "first").path)).map(\.path)
+        XCTAssertEqual(try b.ingest(first).files.first?.status, .loaded(changes: 0, skipped: 1))
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_setting WHERE name LIKE 'fork:%'"), .integer(1))
+        let report = try Ingester.ingest(restored, IngestOptions(paths: try export(b, relay: true, to: "told")))
+        XCTAssertTrue(report.notices.first?.contains("restored from an older backup") ?? false, "\(report.notices)")
+        try b.ingest(try Exporter.export(restored, ExportOptions(folder: try out(a, "again").path)).map(\.path))
+        let resent = try Exporter.export(
+            b.db, ExportOptions(folder: try out(b, "resend").path, relay: true, resend: true, peer: a.name))
+        try Ingester.ingest(restored, IngestOptions(paths: resent.map(\.path)))
+        XCTAssertEqual(try TestDatabases.dump(restored, "item"), try b.rows("item"))
+        // k1 was in the backup: it came again under the new epoch.
+        XCTAssertEqual(try b.rows("item").map { $0[0] }.sorted(), ["k1", "k2", "n2"])
+        // Seq 1 of the old epoch is missing here for good; a's new epoch is what it sends now.
+        XCTAssertEqual(try LastingGaps.warnings(b.db, me: bMe, graceSeconds: 0), [])
+        XCTAssertEqual(try NodeCheck.run(b.db).violations, [])
+    }
 }

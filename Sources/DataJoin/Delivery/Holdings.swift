@@ -46,8 +46,12 @@ enum Holdings {
         // A forked origin is told it was restored: this node holds more than it issued (Forks).
         let forks = try Forks.all(db)
         let readers = everyOrigin ? [] : Set(try Receipts.peers(db, me: me) + [me.nodeId])
-        for s in try all(db) where s.contiguous > 0 && !(s.origin == me.nodeId && s.epoch == me.epoch) {
+        for s in try all(db) where !(s.origin == me.nodeId && s.epoch == me.epoch) {
             let fork = forks[s.origin + ":" + s.epoch]
+            // A fork is told even when none of the origin's changes from seq 1 on is held here:
+            // a restored node whose peer held only its later changes was never told (found
+            // from outside).
+            guard s.contiguous > 0 || fork != nil else { continue }
             guard everyOrigin || readers.contains(s.origin) || fork != nil else { continue }
             out.append(
                 Receipt(origin: s.origin, epoch: s.epoch, seq: fork.map { max($0, s.contiguous) + 1 } ?? s.contiguous))

@@ -18,8 +18,16 @@ enum LastingGaps {
             try db.rows("SELECT node_id FROM ds_trusted_key WHERE revoked_at IS NOT NULL").compactMap { $0.string(0) })
         // Not this node's own old epochs: their lost changes are told with the peer that holds
         // them (`PeerRestore`).
-        for s in try Holdings.all(db)
-        where s.maxSeq > s.contiguous && s.origin != me.nodeId && !revoked.contains(s.origin) {
+        // An origin's epoch before its latest one here: it moved on (restored from a backup), and
+        // what is missing of the old one was lost with its disk or comes back by its peers'
+        // relays; the warning's cure could not close it (found from outside).
+        let states = try Holdings.all(db)
+        var latest: [String: String] = [:]
+        for s in states { latest[s.origin] = max(latest[s.origin] ?? "", s.lastSeenAt ?? "") }
+        for s in states
+        where s.maxSeq > s.contiguous && s.origin != me.nodeId && !revoked.contains(s.origin)
+            && (s.lastSeenAt ?? "") == latest[s.origin]
+        {
             // The first change past the mark: the gap runs up to it, and it came when it was received.
             guard
                 let next = try db.firstRow(
@@ -27,9 +35,10 @@ enum LastingGaps {
                     [.text(s.origin), .text(s.epoch), .integer(s.contiguous)]),
                 let seq = next.int(0), seq > s.contiguous + 1, let received = next.string(1), received <= before
             else { continue }
-            let range = seq - 1 == s.contiguous + 1 ? "\(seq - 1)" : "\(s.contiguous + 1)–\(seq - 1)"
+            let range =
+                seq - 1 == s.contiguous + 1 ? "change \(seq - 1) is" : "changes \(s.contiguous + 1)–\(seq - 1) are"
             out.append(
-                "\(s.origin) (epoch \(s.epoch.prefix(8))): changes \(range) are still missing here, and later ones arrived at \(received) "
+                "\(s.origin) (epoch \(s.epoch.prefix(8))): \(range) still missing here, and later ones arrived at \(received) "
                     + "(a bundle lost, or written where this node does not read); on \(s.origin), or on a node that relays it, run "
                     + "'datajoin export --resend --peer \(me.nodeId)' ('export --relay --resend --peer \(me.nodeId)' on a relay) and ingest what it writes here; "
                     + "'datajoin status' lists every gap (docs/delivery.md, 'Gaps')"

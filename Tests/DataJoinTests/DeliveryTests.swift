@@ -22,6 +22,36 @@ final class DeliveryTests: ScenarioTestCase {
         return nodes
     }
 
+    /// A copy of a SQLite node's database as a backup holds it (`VACUUM INTO`).
+    func backUp(_ n: TestNode, _ label: String) throws -> URL {
+        let backup = folder.appendingPathComponent("\(label)-backup.db")
+        try n.db.executeScript("VACUUM INTO '\(backup.path)'")
+        return backup
+    }
+
+    /// The node's database put back from `backup`, as an operator restores one.
+    func restore(_ backup: URL, _ label: String) throws -> Database {
+        let path = folder.appendingPathComponent("\(label)-restored.db").path
+        try FileManager.default.copyItem(atPath: backup.path, toPath: path)
+        return try DatabaseOpener.open(path)
+    }
+
+    /// A restored node hears of its restore from `b`, sends everything again under its new
+    /// epoch, and takes back from `b`'s re-send what it lost (docs/delivery.md, steps 1–3).
+    func tellAndResend(
+        _ restored: Database, as a: TestNode, peer b: TestNode, _ context: String = "",
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
+        let report = try Ingester.ingest(restored, IngestOptions(paths: try export(b, relay: true, to: "told")))
+        XCTAssertTrue(
+            report.notices.first?.contains("restored from an older backup") ?? false, "\(context)\(report.notices)",
+            file: file, line: line)
+        try b.ingest(try Exporter.export(restored, ExportOptions(folder: try out(a, "again").path)).map(\.path))
+        let resent = try Exporter.export(
+            b.db, ExportOptions(folder: try out(b, "resend").path, relay: true, resend: true, peer: a.name))
+        try Ingester.ingest(restored, IngestOptions(paths: resent.map(\.path)))
+    }
+
     func out(_ n: TestNode, _ label: String = "out") throws -> URL {
         let u = folder.appendingPathComponent("\(label)-\(n.name)")
         try FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
@@ -244,15 +274,12 @@ final class DeliveryTests: ScenarioTestCase {
         for i in 0..<5 { try a.exec("INSERT INTO item (id, a) VALUES (?, 'before backup')", [.text("k\(i)")]) }
         try b.ingest(try export(a))
         // Back up a's database file.
-        let backup = folder.appendingPathComponent("a-backup.db")
-        try a.db.executeScript("VACUUM INTO '\(backup.path)'")
+        let backup = try backUp(a, "a")
         let epochBefore = try NodeIdentity.load(a.db).epoch
         for i in 5..<8 { try a.exec("INSERT INTO item (id, a) VALUES (?, 'lost with the disk')", [.text("k\(i)")]) }
         try b.ingest(try export(a))
         // The disk dies; a is restored from the backup and goes on working.
-        let restoredPath = folder.appendingPathComponent("a-restored.db").path
-        try FileManager.default.copyItem(atPath: backup.path, toPath: restoredPath)
-        let restored = try DatabaseOpener.open(restoredPath)
+        let restored = try restore(backup, "a")
         for i in 8..<10 {
             try restored.execute("INSERT INTO item (id, a) VALUES (?, 'after restore')", [.text("k\(i)")])
         }
@@ -284,8 +311,7 @@ final class DeliveryTests: ScenarioTestCase {
         let (a, b) = (nodes[0], nodes[1])
         for i in 0..<3 { try a.exec("INSERT INTO item (id, a) VALUES (?, 'before backup')", [.text("k\(i)")]) }
         try b.ingest(try export(a))
-        let backup = folder.appendingPathComponent("r-backup.db")
-        try a.db.executeScript("VACUUM INTO '\(backup.path)'")
+        let backup = try backUp(a, "r")
         for i in 3..<6 { try a.exec("INSERT INTO item (id, a) VALUES (?, 'lost with the disk')", [.text("k\(i)")]) }
         let late = try export(a, to: "late")
         try b.ingest(late)
@@ -300,9 +326,7 @@ final class DeliveryTests: ScenarioTestCase {
         try a.exec("INSERT INTO item (id, a) VALUES ('k6', 'on the stick')")
         let stick = try export(a, to: "stick")
         // The disk dies; a is restored and hears from b.
-        let restoredPath = folder.appendingPathComponent("r-restored.db").path
-        try FileManager.default.copyItem(atPath: backup.path, toPath: restoredPath)
-        let restored = try DatabaseOpener.open(restoredPath)
+        let restored = try restore(backup, "r")
         try b.exec("INSERT INTO item (id) VALUES ('b1')")
         let fromB = try Exporter.export(b.db, ExportOptions(folder: try out(b, "relay3").path, relay: true))
         let report = try Ingester.ingest(restored, IngestOptions(paths: fromB.map(\.path)))
@@ -333,13 +357,10 @@ final class DeliveryTests: ScenarioTestCase {
         let (a, b) = (nodes[0], nodes[1])
         try a.exec("INSERT INTO item (id, a) VALUES ('k0', 'before backup')")
         try b.ingest(try export(a))
-        let backup = folder.appendingPathComponent("f-backup.db")
-        try a.db.executeScript("VACUUM INTO '\(backup.path)'")
+        let backup = try backUp(a, "f")
         try a.exec("INSERT INTO item (id, a) VALUES ('k1', 'lost with the disk')")
         try b.ingest(try export(a, to: "lost"))
-        let restoredPath = folder.appendingPathComponent("f-restored.db").path
-        try FileManager.default.copyItem(atPath: backup.path, toPath: restoredPath)
-        let restored = try DatabaseOpener.open(restoredPath)
+        let restored = try restore(backup, "f")
         try restored.execute("INSERT INTO item (id, a) VALUES ('k2', 'entered after the restore')")
         // It exports first: b holds seq 2 of its epoch already.
         let first = try Exporter.export(restored, ExportOptions(folder: try out(a, "first").path)).map(\.path)
@@ -347,12 +368,7 @@ final class DeliveryTests: ScenarioTestCase {
         XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM item WHERE id = 'k2'"), .integer(0))
         // b's next bundle tells it.
         try b.exec("INSERT INTO item (id) VALUES ('b0')")
-        let report = try Ingester.ingest(restored, IngestOptions(paths: try export(b, relay: true, to: "told")))
-        XCTAssertTrue(report.notices.first?.contains("restored from an older backup") ?? false, "\(report.notices)")
-        try b.ingest(try Exporter.export(restored, ExportOptions(folder: try out(a, "again").path)).map(\.path))
-        let resent = try Exporter.export(
-            b.db, ExportOptions(folder: try out(b, "resend").path, relay: true, resend: true, peer: a.name))
-        try Ingester.ingest(restored, IngestOptions(paths: resent.map(\.path)))
+        try tellAndResend(restored, as: a, peer: b)
         XCTAssertEqual(try TestDatabases.dump(restored, "item"), try b.rows("item"))
         XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM item"), .integer(4))
         XCTAssertEqual(try NodeCheck.run(restored).violations, [])
@@ -368,15 +384,12 @@ final class DeliveryTests: ScenarioTestCase {
             let (a, b) = (nodes[0], nodes[1])
             try a.exec("INSERT INTO item (id, a) VALUES ('k0', 'before backup')")
             try b.ingest(try export(a))
-            let backup = folder.appendingPathComponent("g\(i)-backup.db")
-            try a.db.executeScript("VACUUM INTO '\(backup.path)'")
+            let backup = try backUp(a, "g\(i)")
             try a.exec("INSERT INTO item (id, a) VALUES ('k1', 'lost with the disk and never delivered')")
             _ = try export(a, to: "undelivered")
             try a.exec("INSERT INTO item (id, a) VALUES ('k2', 'lost with the disk, delivered')")
             try b.ingest(try export(a, to: "delivered"))
-            let restoredPath = folder.appendingPathComponent("g\(i)-restored.db").path
-            try FileManager.default.copyItem(atPath: backup.path, toPath: restoredPath)
-            let restored = try DatabaseOpener.open(restoredPath)
+            let restored = try restore(backup, "g\(i)")
             try restored.execute("INSERT INTO item (id, a) VALUES ('n2', 'after the restore')")
             try restored.execute("INSERT INTO item (id, a) VALUES ('n3', 'after the restore')")
             // Seq 2 fills b's gap; seq 3 is held at b with another stamp: a fork.
@@ -385,13 +398,7 @@ final class DeliveryTests: ScenarioTestCase {
             XCTAssertEqual(
                 try b.db.scalar("SELECT count(*) FROM ds_setting WHERE name LIKE 'fork:%'"), .integer(1), "\(brand)")
             try b.exec("INSERT INTO item (id) VALUES ('b0')")
-            let report = try Ingester.ingest(restored, IngestOptions(paths: try export(b, relay: true, to: "told")))
-            XCTAssertTrue(
-                report.notices.first?.contains("restored from an older backup") ?? false, "\(brand): \(report.notices)")
-            try b.ingest(try Exporter.export(restored, ExportOptions(folder: try out(a, "again").path)).map(\.path))
-            let resent = try Exporter.export(
-                b.db, ExportOptions(folder: try out(b, "resend").path, relay: true, resend: true, peer: a.name))
-            try Ingester.ingest(restored, IngestOptions(paths: resent.map(\.path)))
+            try tellAndResend(restored, as: a, peer: b, "\(brand): ")
             // k1 is lost: it was on the disk only. Everything else is on both.
             XCTAssertEqual(try TestDatabases.dump(restored, "item"), try b.rows("item"), "\(brand)")
             XCTAssertEqual(try b.rows("item").map { $0[0] }.sorted(), ["b0", "k0", "k2", "n2", "n3"], "\(brand)")
@@ -413,14 +420,11 @@ final class DeliveryTests: ScenarioTestCase {
             let (a, b) = (nodes[0], nodes[1])
             try a.exec("INSERT INTO item (id) VALUES ('k1')")
             _ = try export(a, to: "first")
-            let backup = folder.appendingPathComponent("l\(limit)-backup.db")
-            try a.db.executeScript("VACUUM INTO '\(backup.path)'")
+            let backup = try backUp(a, "l\(limit)")
             try a.exec("INSERT INTO item (id) VALUES ('k2')")
             try a.exec("INSERT INTO item (id) VALUES ('k3')")
             try b.ingest(try export(a, resend: true, peer: b.name, to: "all"))
-            let restoredPath = folder.appendingPathComponent("l\(limit)-restored.db").path
-            try FileManager.default.copyItem(atPath: backup.path, toPath: restoredPath)
-            let restored = try DatabaseOpener.open(restoredPath)
+            let restored = try restore(backup, "l\(limit)")
             try restored.execute("INSERT INTO item (id) VALUES ('n2')")
             try restored.execute("INSERT INTO item (id) VALUES ('n3')")
             let again = try Exporter.export(
@@ -464,26 +468,18 @@ final class DeliveryTests: ScenarioTestCase {
         let bMe = try NodeIdentity.load(b.db)
         try a.exec("INSERT INTO item (id) VALUES ('k1')")
         _ = try export(a, to: "undelivered")
-        let backup = folder.appendingPathComponent("z-backup.db")
-        try a.db.executeScript("VACUUM INTO '\(backup.path)'")
+        let backup = try backUp(a, "z")
         try a.exec("INSERT INTO item (id) VALUES ('k2')")
         try b.ingest(try export(a, to: "delivered"))
         let gap = try LastingGaps.warnings(b.db, me: bMe, graceSeconds: 0)
         XCTAssertEqual(gap.count, 1)
         XCTAssertTrue(gap.first?.contains("): change 1 is still missing here") ?? false, "\(gap)")
-        let restoredPath = folder.appendingPathComponent("z-restored.db").path
-        try FileManager.default.copyItem(atPath: backup.path, toPath: restoredPath)
-        let restored = try DatabaseOpener.open(restoredPath)
+        let restored = try restore(backup, "z")
         try restored.execute("INSERT INTO item (id) VALUES ('n2')")
         let first = try Exporter.export(restored, ExportOptions(folder: try out(a, "first").path)).map(\.path)
         XCTAssertEqual(try b.ingest(first).files.first?.status, .loaded(changes: 0, skipped: 1))
         XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_setting WHERE name LIKE 'fork:%'"), .integer(1))
-        let report = try Ingester.ingest(restored, IngestOptions(paths: try export(b, relay: true, to: "told")))
-        XCTAssertTrue(report.notices.first?.contains("restored from an older backup") ?? false, "\(report.notices)")
-        try b.ingest(try Exporter.export(restored, ExportOptions(folder: try out(a, "again").path)).map(\.path))
-        let resent = try Exporter.export(
-            b.db, ExportOptions(folder: try out(b, "resend").path, relay: true, resend: true, peer: a.name))
-        try Ingester.ingest(restored, IngestOptions(paths: resent.map(\.path)))
+        try tellAndResend(restored, as: a, peer: b)
         XCTAssertEqual(try TestDatabases.dump(restored, "item"), try b.rows("item"))
         // k1 was in the backup: it came again under the new epoch.
         XCTAssertEqual(try b.rows("item").map { $0[0] }.sorted(), ["k1", "k2", "n2"])

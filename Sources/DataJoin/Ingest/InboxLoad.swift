@@ -190,7 +190,7 @@ struct InboxLoad {
     /// The origin's high-water mark, read once per load; 0 for a snapshot's changes.
     private mutating func mark(_ origin: String, _ epoch: String) throws -> Int64 {
         if epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) { return 0 }
-        let k = origin + "\u{0}" + epoch
+        let k = Self.key(origin, epoch)
         if let m = marks[k] { return m }
         let s = try Holdings.state(db, origin: origin, epoch: epoch)
         marks[k] = s.contiguous
@@ -216,7 +216,8 @@ struct InboxLoad {
     private mutating func checkForFork(_ rows: [[Value]]) throws {
         guard !forked else { return }
         let (sender, epoch) = (file.header.sender, file.header.senderEpoch)
-        guard let top = maxSeqs[sender + "\u{0}" + epoch], top > (marks[sender + "\u{0}" + epoch] ?? 0) else { return }
+        let k = Self.key(sender, epoch)
+        guard let top = maxSeqs[k], top > (marks[k] ?? 0) else { return }
         let candidates = rows.compactMap { row -> (seq: Int64, hlc: Int64)? in
             guard case .integer(let seq) = row[2], seq <= top, case .integer(let hlc) = row[3],
                 row[0] == .text(sender), row[1] == .text(epoch)
@@ -227,6 +228,9 @@ struct InboxLoad {
         forked = try Forks.check(
             db, origin: sender, epoch: epoch, candidates, bundleLast: senderLast(or: candidates.map(\.seq).max() ?? 0))
     }
+
+    /// The key of `marks` and `maxSeqs`.
+    private static func key(_ origin: String, _ epoch: String) -> String { origin + "\u{0}" + epoch }
 
     /// The highest seq of the sender's own epoch the file names.
     private func senderLast(or fallback: Int64) -> Int64 {

@@ -302,6 +302,36 @@ final class DeliveryTests: ScenarioTestCase {
         XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM item WHERE a = 'after restore'"), .integer(2))
     }
 
+    /// A node restored from a backup that made no change since confirms fewer of its own changes
+    /// than it had sent a peer: the peer names it, though nothing else it confirms fell, and it
+    /// hears of its restore from the peer's next bundle.
+    func testANodeRestoredWithNoChangeSinceIsNamedByThePeerItSentItsLostChangesTo() throws {
+        let nodes = try makeNodes([.sqlite, .postgres], prefix: "q")
+        let (a, b) = (nodes[0], nodes[1])
+        for i in 0..<2 { try a.exec("INSERT INTO item (id, a) VALUES (?, 'before backup')", [.text("k\(i)")]) }
+        try b.exec("INSERT INTO item (id) VALUES ('b0')")
+        try b.ingest(try export(a))
+        try a.ingest(try export(b))
+        let backup = try backUp(a, "a")
+        for i in 2..<5 { try a.exec("INSERT INTO item (id, a) VALUES (?, 'lost with the disk')", [.text("k\(i)")]) }
+        try b.ingest(try export(a))
+        let restored = try restore(backup, "a")
+        // A day later it writes its receipts again, unchanged (ReceiptsOnly.refreshSeconds).
+        let sent = try XCTUnwrap(Settings.text(restored, ReceiptsOnly.sentSetting)?.split(separator: " ").first)
+        let dayAgo = Int64(Date().timeIntervalSince1970) - ReceiptsOnly.refreshSeconds
+        try restored.execute(
+            "UPDATE ds_setting SET value = ? WHERE name = ?", [.text("\(sent) \(dayAgo)"), .text(ReceiptsOnly.sentSetting)])
+        let quiet = try Exporter.export(restored, ExportOptions(folder: try out(a, "restored").path))
+        XCTAssertEqual(quiet.map(\.receiptsOnly), [true])
+        let report = try b.ingest(quiet.map(\.path))
+        XCTAssertEqual(
+            report.notices.first?.hasPrefix("q0 confirms less than it did (its own changes up to 2, it sent 5 here before)"),
+            true, "\(report.notices)")
+        try tellAndResend(restored, as: a, peer: b)
+        XCTAssertEqual(try TestDatabases.dump(restored, "item"), try b.rows("item"))
+        XCTAssertEqual(try b.rows("item").count, 6)
+    }
+
     /// The peer had relayed a node's changes back before the node's disk died: the restored
     /// node gets its lost changes only by a resend, and a resend needs the peer to know the
     /// node now holds less. Its first bundle of a new epoch replaces its receipts; a bundle of

@@ -935,6 +935,52 @@ final class RelayReceiptTests: ScenarioTestCase {
         try assertSameRows(f)
     }
 
+    /// A laptop's bundle read after its later changes came through the hub (a stick carried
+    /// straight to a peer, read after the night's relay) confirms fewer of its own changes than
+    /// the peer holds, and is no sign of a restore: it was written before them. Found from
+    /// outside: the peer took the laptop for restored, and the laptop moved to a new epoch, sent
+    /// everything again and was told on every export that it had lost its own changes.
+    func testALaptopsBundleReadAfterItsLaterChangesCameThroughTheHubIsNoSignOfARestore() throws {
+        for brand in [Brand.sqlite, .postgres, .mariadb] {
+            folder = try TestDatabases.tempFolder("stick-\(brand)")
+            var f = try fleet(1, hub: .sqlite)
+            let a = f.laptops[0]
+            let b = try TestNode("b", brand, folder: folder)
+            for (x, y) in [(b, f.hub), (f.hub, b), (a, b), (b, a)] { try x.trust(y) }
+            f.laptops.append(b)
+            let stick1 = try TestDatabases.subfolder(folder, "stick1")
+            let stick2 = try TestDatabases.subfolder(folder, "stick2")
+            try insert(a, 1)
+            try a.export(to: stick1)
+            XCTAssertEqual(try b.ingest([stick1.path]).notices, [], "\(brand)")
+            try insert(a, 1)
+            try a.export(to: stick2)
+            try insert(a, 1)
+            try a.export(to: f.up)
+            try f.hub.ingest([f.up.path])
+            _ = try Exporter.export(f.hub.db, ExportOptions(folder: f.down.path, relay: true))
+            XCTAssertEqual(try b.ingest([f.down.path]).notices, [], "\(brand)")
+            let epoch = try NodeIdentity.load(a.db).epoch
+            XCTAssertEqual(try b.ingest([stick2.path]).notices, [], "\(brand): written before seq 3 was")
+            XCTAssertEqual(
+                try b.db.scalar("SELECT count(*) FROM ds_setting WHERE name LIKE 'fork:%'"), .integer(0), "\(brand)")
+            // Everyone takes in the rest; the laptop keeps its epoch and hears of no loss.
+            try f.hub.ingest([stick1.path, stick2.path])
+            try insert(b, 1)
+            try b.export(to: f.up)
+            try f.hub.ingest([f.up.path])
+            _ = try Exporter.export(f.hub.db, ExportOptions(folder: f.down.path, relay: true))
+            for l in [a, b] { XCTAssertEqual(try l.ingest([f.down.path]).notices, [], "\(brand) \(l.name)") }
+            XCTAssertEqual(try a.ingest([f.up.path]).notices, [], "\(brand): b's own bundle")
+            XCTAssertEqual(try NodeIdentity.load(a.db).epoch, epoch, "\(brand): the laptop keeps its epoch")
+            let export = try CLI.ok(["export", "--db", a.url, "--to", f.up.path])
+            XCTAssertFalse(export.stderr.contains("lost"), "\(brand): \(export.stderr)")
+            try assertSameRows(f)
+            XCTAssertEqual(try f.hub.rows().count, 4, "\(brand)")
+            try checkAll([a.url, b.url, f.hub.url])
+        }
+    }
+
     /// A quiet node writes its receipts again once a day, unchanged: a node restored from a
     /// backup holds the record of a bundle it may never have written (found from outside: a
     /// restored laptop that never edits stayed silent, and unnoticed, for good).

@@ -14,9 +14,17 @@ public enum PeerRestore {
     /// that reason alone.
     static func newestSetting(_ peer: String) -> String { "peer_newest_bundle:" + peer }
 
+    /// The highest seq of its own (epoch) a peer has sent here in its own bundles. Its own
+    /// changes that reached this node through a relay or a snapshot may be newer than a bundle
+    /// of its that arrives after them, so only what it sent here itself says what it had issued
+    /// (found from outside: such a bundle took the peer for restored and moved it to a new epoch).
+    static func sentOwnSetting(_ peer: String, epoch: String) -> String { "peer_sent_own:" + peer + ":" + epoch }
+
     /// Before a bundle's receipts are recorded; a notice when its sender was restored.
     static func check(_ db: Database, _ h: BundleHeader, me: NodeIdentity) throws -> String? {
         guard h.sender != me.nodeId else { return nil }
+        // Sent before this bundle: every bundle counted was written before it (below).
+        let sentOwn = try noteSentOwn(db, h)
         let setting = newestSetting(h.sender)
         let newest = try Settings.text(db, setting)
         if let newest, h.createdAt <= newest { return nil }
@@ -56,10 +64,10 @@ public enum PeerRestore {
         }
         for r in h.receipts {
             if r.origin == h.sender && r.epoch == h.senderEpoch {
-                // Its own changes: issued fewer than this node holds of them. (Its own mark may
-                // fall by seqs it never sent: the cure for a held change deletes them.)
-                let held = try Holdings.state(db, origin: r.origin, epoch: r.epoch).maxSeq
-                if r.seq < held { lost.append("its own changes up to \(r.seq), this node holds \(held)") }
+                // Its own changes: it issued fewer than it sent here in bundles written before
+                // this one. (Its own mark may fall by seqs it never sent: the cure for a held
+                // change deletes them.)
+                if r.seq < sentOwn { lost.append("its own changes up to \(r.seq), it sent \(sentOwn) here before") }
             } else if let before = had[r.origin + "\u{0}" + r.epoch], r.seq < before {
                 lost.append("\(r.origin) up to \(r.seq), not \(before)")
             }
@@ -84,6 +92,16 @@ public enum PeerRestore {
         // This node's next export tells it, even with nothing new.
         try db.execute("DELETE FROM ds_setting WHERE name = ?", [.text(ReceiptsOnly.sentSetting)])
         return notice(h.sender, lost)
+    }
+
+    /// Raises the highest own seq the sender has sent here with this bundle's; the value before.
+    private static func noteSentOwn(_ db: Database, _ h: BundleHeader) throws -> Int64 {
+        let name = sentOwnSetting(h.sender, epoch: h.senderEpoch)
+        let before = try Settings.int(db, name, range: 0...Int64(BundleFormat.maxSeq)) ?? 0
+        guard h.kind == "changes" else { return before }
+        let sent = h.origins.filter { $0.origin == h.sender && $0.epoch == h.senderEpoch }.map(\.last).max() ?? 0
+        if sent > before { try Settings.set(db, name, sent) }
+        return before
     }
 
     /// `relay`: it lost changes of its own, which only a relay of this node's inbox sends back

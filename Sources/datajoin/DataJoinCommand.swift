@@ -44,16 +44,10 @@ struct DataJoinCommand: ParsableCommand {
     /// error, and a misspelt command answered with the nearest one (`exprot` → `export`).
     static func main() {
         Memory.returnLargeBlocksPromptly()
-        // `help nosuchcmd`: the parser prints the overview and exits 0, as if the word were one.
-        let args = Array(CommandLine.arguments.dropFirst())
-        if args.count >= 2, args[0] == "help", !args[1].hasPrefix("-"),
-            !(configuration.subcommands.map({ $0._commandName }) + ["help"]).contains(args[1])
-        {
-            FileHandle.standardError.write(
-                Data(
-                    ("datajoin: error: unknown command '\(TerminalText.safe(args[1]))'"
-                        + (nearestCommand(to: args[1]).map { " (did you mean '\($0)'?)" } ?? "; see 'datajoin --help'")
-                        + "\n").utf8))
+        // `help nosuchcmd`, `help key-blocks nosuch`: the parser prints the nearest help and
+        // exits 0, as if the words were commands.
+        if let unknown = unknownHelpTopic(Array(CommandLine.arguments.dropFirst())) {
+            FileHandle.standardError.write(Data(("datajoin: error: " + unknown + "\n").utf8))
             Foundation.exit(ExitCode.validationFailure.rawValue)
         }
         do {
@@ -97,6 +91,30 @@ struct DataJoinCommand: ParsableCommand {
             }
             Foundation.exit(code.rawValue)
         }
+    }
+
+    /// The error for `help WORDS…` when a word names no command under the one before it.
+    static func unknownHelpTopic(_ args: [String]) -> String? {
+        guard args.first == "help" else { return nil }
+        var command: ParsableCommand.Type = DataJoinCommand.self
+        var path: [String] = []
+        for word in args.dropFirst().prefix(while: { !$0.hasPrefix("-") }) {
+            let subcommands = command.configuration.subcommands
+            if path.isEmpty && word == "help" { return nil }
+            guard let next = subcommands.first(where: { $0._commandName == word }) else {
+                if path.isEmpty {
+                    return "unknown command '\(TerminalText.safe(word))'"
+                        + (nearestCommand(to: word).map { " (did you mean '\($0)'?)" } ?? "; see 'datajoin --help'")
+                }
+                let parent = (["datajoin"] + path).joined(separator: " ")
+                return subcommands.isEmpty
+                    ? "'\(parent)' has no subcommands, so '\(TerminalText.safe(word))' is none (see '\(parent) --help')"
+                    : "unknown command '\(TerminalText.safe(word))' of '\(parent)' (see '\(parent) --help')"
+            }
+            command = next
+            path.append(word)
+        }
+        return nil
     }
 
     /// For "Missing value for '--name <n>'" when the argument after --name is a negative number.

@@ -28,8 +28,22 @@ final class CLITests: XCTestCase {
         r = try CLI.run(["help", "exprot"])
         XCTAssertEqual(r.status, 64)
         XCTAssertEqual(r.stderr, "datajoin: error: unknown command 'exprot' (did you mean 'export'?)\n")
+        // A word under a command that names none of its subcommands, or under one that has none.
+        r = try CLI.run(["help", "key-blocks", "nosuch"])
+        XCTAssertEqual(r.status, 64, r.stdout + r.stderr)
+        XCTAssertEqual(r.stdout, "")
+        XCTAssertEqual(
+            r.stderr,
+            "datajoin: error: unknown command 'nosuch' of 'datajoin key-blocks' (see 'datajoin key-blocks --help')\n")
+        r = try CLI.run(["help", "export", "foo"])
+        XCTAssertEqual(r.status, 64, r.stdout + r.stderr)
+        XCTAssertEqual(
+            r.stderr, "datajoin: error: 'datajoin export' has no subcommands, so 'foo' is none (see 'datajoin export --help')\n")
         // The commands' own help is as before, nested ones too.
-        for args in [["help"], ["help", "export"], ["help", "exit-codes"], ["help", "key-blocks", "grant"]] {
+        for args in [
+            ["help"], ["help", "help"], ["help", "export"], ["help", "exit-codes"], ["help", "key-blocks"],
+            ["help", "key-blocks", "grant"],
+        ] {
             let ok = try CLI.run(args)
             XCTAssertEqual(ok.status, 0, "\(args): \(ok.stderr)")
             XCTAssertFalse(ok.stdout.isEmpty, "\(args)")

@@ -396,12 +396,33 @@ final class DeliveryTests: ScenarioTestCase {
         let first = try Exporter.export(restored, ExportOptions(folder: try out(a, "first").path)).map(\.path)
         XCTAssertEqual(try b.ingest(first).files.first?.status, .loaded(changes: 0, skipped: 1))
         XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM item WHERE id = 'k2'"), .integer(0))
-        // b's next bundle tells it.
+        // b's next bundle tells it, and of the change it lost, which b holds: seq 2 of its old
+        // epoch (b's receipt, one past what it holds, named seq 3 once).
         try b.exec("INSERT INTO item (id) VALUES ('b0')")
-        try tellAndResend(restored, as: a, peer: b)
+        let epoch = try NodeIdentity.load(restored).epoch
+        let told = try export(b, relay: true, to: "told")
+        try b.exec("INSERT INTO item (id) VALUES ('b1')")
+        let late = try export(b, relay: true, to: "late")
+        XCTAssertEqual(try Holdings.receipts(b.db, me: try NodeIdentity.load(b.db)).first { $0.epoch == epoch }?.seq, 3)
+        let report = try Ingester.ingest(restored, IngestOptions(paths: told))
+        XCTAssertTrue(report.notices.first?.contains("restored from an older backup") ?? false, "\(report.notices)")
+        XCTAssertEqual(
+            try Epochs.lostOwnWarnings(restored).map { $0.contains("own changes #3 of its epoch \(epoch.prefix(8))") },
+            [true])
+        // It sends everything again; b's re-send gives back what it lost.
+        try b.ingest(try Exporter.export(restored, ExportOptions(folder: try out(a, "again").path)).map(\.path))
+        XCTAssertEqual(try Holdings.receipts(b.db, me: try NodeIdentity.load(b.db)).first { $0.epoch == epoch }?.seq, 2)
+        try Ingester.ingest(restored, IngestOptions(paths: try export(b, relay: true, resend: true, peer: a.name, to: "resend")))
         XCTAssertEqual(try TestDatabases.dump(restored, "item"), try b.rows("item"))
-        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM item"), .integer(4))
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM item"), .integer(5))
         XCTAssertEqual(try NodeCheck.run(restored).violations, [])
+        // Cured: b, having heard of the new epoch, says what it holds of the old one, and the
+        // warning ends (it stayed for good before). A late bundle of b's does not bring it back.
+        XCTAssertEqual(try Settings.text(restored, Epochs.lostSetting(epoch)), "2 2 f1")
+        XCTAssertEqual(try Epochs.lostOwnWarnings(restored), [])
+        try Ingester.ingest(restored, IngestOptions(paths: late))
+        XCTAssertEqual(try Epochs.lostOwnWarnings(restored), [])
+        XCTAssertEqual(try TestDatabases.dump(restored, "item"), try b.rows("item"))
     }
 
     /// The same, when the peer had a gap: the restored node's first reused seq fills the gap and

@@ -34,13 +34,24 @@ public enum Epochs {
     /// tells, and the range grows with the peer that holds the most (found from outside: the
     /// first laptop heard from held fewer, and a hub that learned of its restore from its relay
     /// stream was never told of its own edits at all). A notice when the range is new or grew.
-    static func noteLostOwn(_ db: Database, me: NodeIdentity, receipts: [Receipt], from peer: String) throws
-        -> String?
-    {
+    static func noteLostOwn(
+        _ db: Database, me: NodeIdentity, receipts: [Receipt], from peer: String, newest: Bool
+    ) throws -> String? {
+        // A late bundle says nothing its sender's newer ones did not (receipts only go up),
+        // but a fork's receipt that a newer bundle replaced.
+        guard newest else { return nil }
         var notices: [String] = []
         for r in receipts where r.origin == me.nodeId && r.epoch != me.epoch {
-            guard let issued = try Settings.int(db, issuedSetting(r.epoch)), r.seq > issued else { continue }
+            guard let issued = try Settings.int(db, issuedSetting(r.epoch)) else { continue }
             let known = try lost(db, epoch: r.epoch)
+            // The holder now confirms less than the range: it had told a fork (one past what it
+            // held, Holdings.receipts) and, having heard of this node's new epoch, says what it
+            // holds. The range ends there, so the cure ends the warning.
+            if let known, known.holder == peer, r.seq > 0, r.seq < known.through {
+                try Settings.set(db, lostSetting(r.epoch), text: "\(min(known.from, r.seq)) \(r.seq) \(peer)")
+                continue
+            }
+            guard r.seq > issued else { continue }
             // Held again already (a snapshot raised the marks): nothing is lost.
             guard r.seq > (known?.through ?? 0),
                 try Holdings.state(db, origin: me.nodeId, epoch: r.epoch).contiguous < r.seq

@@ -47,7 +47,11 @@ enum Holdings {
         let forks = try Forks.all(db)
         let readers = everyOrigin ? [] : Set(try Receipts.peers(db, me: me) + [me.nodeId])
         for s in try all(db) where !(s.origin == me.nodeId && s.epoch == me.epoch) {
-            let fork = forks[s.origin + ":" + s.epoch]
+            // Told until it is heard from at another epoch; then what this node holds, so that
+            // its warning of the own changes it lost ends once it holds them again (the receipt
+            // one past them named one seq too many, and the warning stayed after the cure).
+            var fork = forks[s.origin + ":" + s.epoch]
+            if fork != nil, try Receipts.currentEpoch(db, peer: s.origin).map({ $0 != s.epoch }) ?? false { fork = nil }
             // A fork is told even when none of the origin's changes from seq 1 on is held here:
             // a restored node whose peer held only its later changes was never told (found
             // from outside).

@@ -20,6 +20,13 @@ public enum PeerRestore {
     /// (found from outside: such a bundle took the peer for restored and moved it to a new epoch).
     static func sentOwnSetting(_ peer: String, epoch: String) -> String { "peer_sent_own:" + peer + ":" + epoch }
 
+    /// Written after every bundle seen from its sender (or the first): its receipts are the
+    /// sender's latest word.
+    static func isNewest(_ db: Database, _ h: BundleHeader) throws -> Bool {
+        guard let newest = try Settings.text(db, newestSetting(h.sender)) else { return true }
+        return h.createdAt > newest
+    }
+
     /// Before a bundle's receipts are recorded; a notice when its sender was restored.
     static func check(_ db: Database, _ h: BundleHeader, me: NodeIdentity) throws -> String? {
         guard h.sender != me.nodeId else { return nil }

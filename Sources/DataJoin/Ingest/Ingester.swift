@@ -384,7 +384,8 @@ public enum Ingester {
                 // A snapshot's receipts raise this node's marks with its rows: nothing stays lost.
                 if file.header.kind == "changes",
                     let lost = try Epochs.noteLostOwn(
-                        db, me: me, receipts: file.header.receipts, from: file.header.sender)
+                        db, me: me, receipts: file.header.receipts, from: file.header.sender,
+                        newest: PeerRestore.isNewest(db, file.header))
                 {
                     notice = notice.map { $0 + "; " + lost } ?? lost
                 }

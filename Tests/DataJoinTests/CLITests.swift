@@ -38,7 +38,8 @@ final class CLITests: XCTestCase {
         r = try CLI.run(["help", "export", "foo"])
         XCTAssertEqual(r.status, 64, r.stdout + r.stderr)
         XCTAssertEqual(
-            r.stderr, "datajoin: error: 'datajoin export' has no subcommands, so 'foo' is none (see 'datajoin export --help')\n")
+            r.stderr,
+            "datajoin: error: 'datajoin export' has no subcommands, so 'foo' is none (see 'datajoin export --help')\n")
         // The commands' own help is as before, nested ones too.
         for args in [
             ["help"], ["help", "help"], ["help", "export"], ["help", "exit-codes"], ["help", "key-blocks"],

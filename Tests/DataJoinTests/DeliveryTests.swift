@@ -320,12 +320,14 @@ final class DeliveryTests: ScenarioTestCase {
         let sent = try XCTUnwrap(Settings.text(restored, ReceiptsOnly.sentSetting)?.split(separator: " ").first)
         let dayAgo = Int64(Date().timeIntervalSince1970) - ReceiptsOnly.refreshSeconds
         try restored.execute(
-            "UPDATE ds_setting SET value = ? WHERE name = ?", [.text("\(sent) \(dayAgo)"), .text(ReceiptsOnly.sentSetting)])
+            "UPDATE ds_setting SET value = ? WHERE name = ?",
+            [.text("\(sent) \(dayAgo)"), .text(ReceiptsOnly.sentSetting)])
         let quiet = try Exporter.export(restored, ExportOptions(folder: try out(a, "restored").path))
         XCTAssertEqual(quiet.map(\.receiptsOnly), [true])
         let report = try b.ingest(quiet.map(\.path))
         XCTAssertEqual(
-            report.notices.first?.hasPrefix("q0 confirms less than it did (its own changes up to 2, it sent 5 here before)"),
+            report.notices.first?.hasPrefix(
+                "q0 confirms less than it did (its own changes up to 2, it sent 5 here before)"),
             true, "\(report.notices)")
         try tellAndResend(restored, as: a, peer: b)
         XCTAssertEqual(try TestDatabases.dump(restored, "item"), try b.rows("item"))
@@ -412,7 +414,8 @@ final class DeliveryTests: ScenarioTestCase {
         // It sends everything again; b's re-send gives back what it lost.
         try b.ingest(try Exporter.export(restored, ExportOptions(folder: try out(a, "again").path)).map(\.path))
         XCTAssertEqual(try Holdings.receipts(b.db, me: try NodeIdentity.load(b.db)).first { $0.epoch == epoch }?.seq, 2)
-        try Ingester.ingest(restored, IngestOptions(paths: try export(b, relay: true, resend: true, peer: a.name, to: "resend")))
+        try Ingester.ingest(
+            restored, IngestOptions(paths: try export(b, relay: true, resend: true, peer: a.name, to: "resend")))
         XCTAssertEqual(try TestDatabases.dump(restored, "item"), try b.rows("item"))
         XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM item"), .integer(5))
         XCTAssertEqual(try NodeCheck.run(restored).violations, [])
@@ -460,31 +463,82 @@ final class DeliveryTests: ScenarioTestCase {
 
     /// A restored node that re-sends (`export --resend`, the cure a gap warning names) starts
     /// with changes it sent before its backup, whose stamps match: only the first skipped change
-    /// was compared, and the reused seqs after it went unseen (found in review). The skipped
-    /// changes are compared up to `forkChecks` per load: with the reused seq the second, seen at
-    /// 2, 3 and 6, not at 1 (the limit's cost; memory stays flat however large the bundle).
-    func testTheForkCheckOfSkippedChangesAtItsLimit() throws {
-        for (limit, seen) in [(1, false), (2, true), (3, true), (6, true)] {
-            Tuning.current.forkChecks = limit
+    /// was compared, and the reused seqs after them went unseen (found in review). Every skipped
+    /// change is compared, a batch at a time: seen with batches of 1, 2, 3 and 6 changes (the
+    /// reused seqs are the second and third; memory stays flat however large the bundle).
+    func testEverySkippedChangeIsComparedWhateverTheBatch() throws {
+        for batch in [1, 2, 3, 6] {
+            Tuning.current.inboxLoadBatch = batch
             defer { Tuning.current = Tuning() }
-            let nodes = try makeNodes([.sqlite, .sqlite], prefix: "l\(limit)")
+            let nodes = try makeNodes([.sqlite, .sqlite], prefix: "l\(batch)")
             let (a, b) = (nodes[0], nodes[1])
             try a.exec("INSERT INTO item (id) VALUES ('k1')")
             _ = try export(a, to: "first")
-            let backup = try backUp(a, "l\(limit)")
+            let backup = try backUp(a, "l\(batch)")
             try a.exec("INSERT INTO item (id) VALUES ('k2')")
             try a.exec("INSERT INTO item (id) VALUES ('k3')")
             try b.ingest(try export(a, resend: true, peer: b.name, to: "all"))
-            let restored = try restore(backup, "l\(limit)")
+            let restored = try restore(backup, "l\(batch)")
             try restored.execute("INSERT INTO item (id) VALUES ('n2')")
             try restored.execute("INSERT INTO item (id) VALUES ('n3')")
             let again = try Exporter.export(
                 restored, ExportOptions(folder: try out(a, "again").path, resend: true, peer: b.name)
             ).map(\.path)
-            XCTAssertEqual(try b.ingest(again).files.first?.status, .loaded(changes: 0, skipped: 3), "limit \(limit)")
+            XCTAssertEqual(try b.ingest(again).files.first?.status, .loaded(changes: 0, skipped: 3), "batch \(batch)")
             XCTAssertEqual(
-                try b.db.scalar("SELECT count(*) FROM ds_setting WHERE name LIKE 'fork:%'"), .integer(seen ? 1 : 0),
-                "limit \(limit)")
+                try b.db.scalar("SELECT count(*) FROM ds_setting WHERE name LIKE 'fork:%'"), .integer(1),
+                "batch \(batch)")
+            XCTAssertEqual(try b.rows("item").map { $0[0] }, ["k1", "k2", "k3"], "batch \(batch)")
+        }
+    }
+
+    /// A mesh of three: a restored node's change at a reused seq reaches c first, straight from
+    /// it; the original of that seq, which only b had, reaches c later through b's relay. c
+    /// skipped the original as held, and kept without it for good while `check` said OK and a
+    /// re-send wrote nothing (found from outside). The older of the two is the original: its
+    /// copy takes the place of the restored node's, which comes again under its new epoch. c of
+    /// each brand.
+    func testAnOriginalRelayedAfterARestoredNodesReusedSeqTakesItsPlace() throws {
+        for (i, brand) in [Brand.sqlite, .postgres, .mariadb].enumerated() {
+            let nodes = try makeNodes([.sqlite, .sqlite, brand], prefix: "m\(i)")
+            let (a, b, c) = (nodes[0], nodes[1], nodes[2])
+            try a.exec("INSERT INTO item (id) VALUES ('k1')")
+            let one = try export(a, to: "one")
+            try b.ingest(one)
+            try c.ingest(one)
+            let backup = try backUp(a, "m\(i)")
+            try a.exec("INSERT INTO item (id) VALUES ('k2')")
+            try a.exec("INSERT INTO item (id) VALUES ('k3')")
+            try b.ingest(try export(a, to: "stick"))
+            let restored = try restore(backup, "m\(i)")
+            try restored.execute("INSERT INTO item (id) VALUES ('n2')")
+            let first = try Exporter.export(restored, ExportOptions(folder: try out(a, "first").path)).map(\.path)
+            XCTAssertEqual(try c.ingest(first).files.first?.status, .loaded(changes: 1, skipped: 0), "\(brand)")
+            XCTAssertEqual(try b.ingest(first).files.first?.status, .loaded(changes: 0, skipped: 1), "\(brand)")
+            // b's relay brings k2 (seq 2, the original) and k3.
+            let relay = try export(b, relay: true, to: "relay")
+            XCTAssertEqual(try c.ingest(relay).files.first?.status, .loaded(changes: 2, skipped: 1), "\(brand)")
+            XCTAssertEqual(try c.rows("item").map { $0[0] }, ["k1", "k2", "k3", "n2"], "\(brand)")
+            // The restored node is told by the same bundle, sends everything again, and takes
+            // back what it lost.
+            let told = try Ingester.ingest(restored, IngestOptions(paths: relay))
+            XCTAssertTrue(told.notices.first?.contains("restored from an older backup") ?? false, "\(told.notices)")
+            try b.ingest(try Exporter.export(restored, ExportOptions(folder: try out(a, "again").path)).map(\.path))
+            try Ingester.ingest(
+                restored,
+                IngestOptions(paths: try export(b, relay: true, resend: true, peer: a.name, to: "resend")))
+            try c.ingest(
+                try Exporter.export(
+                    restored, ExportOptions(folder: try out(a, "again2").path, resend: true, peer: c.name)
+                ).map(\.path))
+            try c.ingest(try export(b, relay: true, to: "relay2"))
+            try b.ingest(try export(c, relay: true, to: "fromc"))
+            for n in [b, c] {
+                XCTAssertEqual(try n.rows("item"), try TestDatabases.dump(restored, "item"), "\(brand) \(n.name)")
+                XCTAssertEqual(try NodeCheck.run(n.db).violations, [], "\(brand) \(n.name)")
+            }
+            XCTAssertEqual(try b.rows("item").map { $0[0] }, ["k1", "k2", "k3", "n2"], "\(brand)")
+            XCTAssertEqual(try NodeCheck.run(restored).violations, [], "\(brand)")
         }
     }
 

@@ -26,10 +26,6 @@ public struct Tuning: Equatable, Sendable {
     public var snapshotChunk = 500
     /// Inbox seqs read per page when an origin's mark advances.
     public var holdingsPage = 5_000
-    /// The sender's own changes past a gap checked for a fork per load (`InboxLoad`): enough for
-    /// the first reused seq of a restored node; a large bundle arriving behind a later one costs
-    /// no memory for it.
-    public var forkChecks = 2_000
     /// Columns per json_object() in SQLite's insert trigger (127 arguments at most).
     public var sqliteCaptureSplit = 60
     /// Values per json_build_array() in PostgreSQL's insert trigger (100 arguments at most).
@@ -52,7 +48,6 @@ public struct Tuning: Equatable, Sendable {
         "importChunk": \.importChunk, "importGroup": \.importGroup, "inboxLoadBatch": \.inboxLoadBatch,
         "copyThreshold": \.copyThreshold,
         "versionBatch": \.versionBatch, "snapshotChunk": \.snapshotChunk, "holdingsPage": \.holdingsPage,
-        "forkChecks": \.forkChecks,
         "sqliteCaptureSplit": \.sqliteCaptureSplit, "postgresCaptureSplit": \.postgresCaptureSplit,
         "bundleTargetBytes": \.bundleTargetBytes, "chunkBytes": \.chunkBytes, "readAheadBytes": \.readAheadBytes,
     ]

@@ -10,29 +10,32 @@ import Foundation
 enum Forks {
     private static let prefix = "fork:"
 
-    /// Compares the sender's own changes with the inbox's rows at their seqs (rows not loaded
-    /// yet, or skipped as held): one held with another stamp is a fork of `origin`'s numbering,
-    /// recorded with the highest seq the sender's bundle names. True when one was.
-    @discardableResult
-    static func check(
-        _ db: Database, origin: String, epoch: String, _ changes: [(seq: Int64, hlc: Int64)], bundleLast: Int64
-    ) throws -> Bool {
-        let stamps = Dictionary(changes.map { ($0.seq, $0.hlc) }, uniquingKeysWith: { a, _ in a })
-        for part in stride(from: 0, to: changes.count, by: VersionStore.batch) {
-            let seqs = changes[part..<min(part + VersionStore.batch, changes.count)].map { Value.integer($0.seq) }
-            var forked = false
+    /// The inbox's copies (id, stamp) of an origin's changes at these seqs, where held.
+    static func heldCopies(_ db: Database, origin: String, epoch: String, seqs: [Int64]) throws -> [Int64: (
+        id: Int64, hlc: Int64
+    )] {
+        var out: [Int64: (id: Int64, hlc: Int64)] = [:]
+        for part in stride(from: 0, to: seqs.count, by: VersionStore.batch) {
+            let some = seqs[part..<min(part + VersionStore.batch, seqs.count)].map { Value.integer($0) }
             try db.query(
-                "SELECT seq, hlc FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq IN (\(SQL.placeholders(seqs.count)))",
-                [.text(origin), .text(epoch)] + seqs
+                "SELECT seq, id, hlc FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq IN (\(SQL.placeholders(some.count)))",
+                [.text(origin), .text(epoch)] + some
             ) { r in
-                if let seq = r.int(0), let hlc = r.int(1), stamps[seq] != hlc { forked = true }
-            }
-            if forked {
-                try record(db, origin: origin, epoch: epoch, last: bundleLast)
-                return true
+                if let seq = r.int(0), let id = r.int(1), let hlc = r.int(2) { out[seq] = (id, hlc) }
             }
         }
-        return false
+        return out
+    }
+
+    /// Removes the restored node's copies of reused seqs, whose originals take their place
+    /// (`InboxLoad.reconcile`); the node sends its own again under its new epoch. A copy held
+    /// back (ds_change_held) goes with its row.
+    static func dropHeldCopies(_ db: Database, ids: [Int64]) throws {
+        for part in stride(from: 0, to: ids.count, by: VersionStore.batch) {
+            let some = ids[part..<min(part + VersionStore.batch, ids.count)].map { Value.integer($0) }
+            try db.execute("DELETE FROM ds_change_held WHERE id IN (\(SQL.placeholders(some.count)))", some)
+            try db.execute("DELETE FROM ds_change_inbox WHERE id IN (\(SQL.placeholders(some.count)))", some)
+        }
     }
 
     /// Keeps the highest seq a forked origin has named, so the receipt stays above it.

@@ -23,16 +23,18 @@ struct InboxLoad {
     /// skipped by the (origin, epoch, seq) key.
     private var pending: [[Value]] = []
     private var pendingBytes = 0
-    /// The sender's own changes skipped as held (seq, stamp), for `Forks`: each is compared
-    /// with the inbox's copy once the rows are in (no statement may run inside PostgreSQL's
-    /// COPY), the first `forkChecks` of them. Not only the first: a re-send of a restored node
-    /// starts with changes it had sent before its backup, whose stamps match (found in review).
-    private var skippedOwn: [(seq: Int64, hlc: Int64)] = []
+    /// Changes at or below their origin's mark, held here already (or pruned): each is compared
+    /// with the inbox's copy before it is dropped, a batch at a time (`reconcile`). Not only the
+    /// sender's own, nor only the first: a re-send of a restored node starts with changes it
+    /// had sent before its backup, whose stamps match (found in review), and a relay brings the
+    /// original of a change whose seq a restored node reused (found from outside).
+    private var belowMark: [[Value]] = []
+    private var belowMarkBytes = 0
     /// The highest seq seen of each origin before this load: above the mark and up to it, a
     /// change may be held already, past a gap.
     private var maxSeqs: [String: Int64] = [:]
-    /// A fork of the sender's numbering was seen (and recorded) in this load.
-    private var forked = false
+    /// The (origin, epoch) keys whose fork was recorded in this load.
+    private var forked: Set<String> = []
     /// Rows go in by the brand's bulk path: nothing of the file's ranges is in the inbox, and no
     /// statement may run until it ends.
     private var bulk = false
@@ -82,6 +84,7 @@ struct InboxLoad {
                 }
             }
             try flush()
+            try compareBelowMark()
         }
         counts.skipped += counts.offered - counts.loaded
     }
@@ -93,6 +96,8 @@ struct InboxLoad {
         guard useCopy else { return false }
         for o in file.header.origins where !isOwnCurrent(o.origin, o.epoch) {
             let m = try mark(o.origin, o.epoch)
+            // Changes at or below the mark are compared with the inbox's copies (`reconcile`).
+            if o.first <= m { return false }
             if try db.firstRow(
                 "SELECT 1 FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq > ? AND seq <= ? LIMIT 1",
                 [.text(o.origin), .text(o.epoch), .integer(max(m, o.first - 1)), .integer(o.last)]) != nil
@@ -113,7 +118,7 @@ struct InboxLoad {
                 // A large payload goes in by the brand's own path where it has one (SQLite writes
                 // it into the row's pages), after the rows before it.
                 try flush()
-                if !bulk { try checkForFork([row]) }
+                if !bulk { try reconcile([row]) }
                 if let inserted = try db.insertWithLargeValue(
                     into: "ds_change_inbox", columns: Self.columns, row, valueIndex: 10)
                 {
@@ -132,13 +137,21 @@ struct InboxLoad {
     private mutating func readRow() throws -> [Value]?? {
         if batch.isEmpty, let next = try ahead?.next() { batch = next }
         guard let c = batch.popLast() else { return .none }
-        guard try register(c) else { return .some(nil) }
-        return [
+        let admission = try register(c)
+        if admission == .skip { return .some(nil) }
+        let row: [Value] = [
             .text(c.origin), .text(c.epoch), .integer(c.seq), .integer(c.hlc), .integer(c.txid),
             .text(c.table),
             .blob(KeyCodec.encode(c.key)), .text(KeyNames.encode(c.keyNames)), .text(c.op.rawValue),
             .integer(c.cl), .blob(c.encodedPayload()), .integer(bundleId), .text(received),
         ]
+        guard admission == .compare else { return row }
+        belowMark.append(row)
+        if case .blob(let payload) = row[10] { belowMarkBytes += payload.count }
+        if belowMark.count >= Tuning.current.inboxLoadBatch || belowMarkBytes >= Tuning.current.chunkBytes / 4 {
+            try compareBelowMark()
+        }
+        return .some(nil)
     }
 
     /// Batches of up to 512 changes or a quarter of `Tuning.readAheadBytes`, at most that ahead
@@ -158,8 +171,10 @@ struct InboxLoad {
         }
     }
 
-    /// Counts a change read; false: it is skipped.
-    private mutating func register(_ c: Change) throws -> Bool {
+    private enum Admission { case load, skip, compare }
+
+    /// Counts a change read, and says what becomes of it.
+    private mutating func register(_ c: Change) throws -> Admission {
         counts.read += 1
         if counts.read % 2_000 == 0 { progress(counts.read, file.header.changeCount) }
         // This node's own changes of its current epoch never come back (echo prevention); those
@@ -167,20 +182,16 @@ struct InboxLoad {
         // had lost.
         if isOwnCurrent(c.origin, c.epoch) {
             counts.skipped += 1
-            return false
+            return .skip
         }
         if c.seq <= (try mark(c.origin, c.epoch)) {
             counts.skipped += 1
-            // The sender's own change at a seq held here: is it the same change?
-            if skippedOwn.count < Tuning.current.forkChecks, c.origin == file.header.sender,
-                c.epoch == file.header.senderEpoch
-            {
-                skippedOwn.append((c.seq, c.hlc))
-            }
-            return false
+            // Held here: is it the same change? (Never inside a bulk load, which no file with
+            // changes at or below a mark takes.)
+            return bulk ? .skip : .compare
         }
         if !c.epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) { counts.touched.insert([c.origin, c.epoch]) }
-        return true
+        return .load
     }
 
     private func isOwnCurrent(_ origin: String, _ epoch: String) -> Bool {
@@ -200,7 +211,7 @@ struct InboxLoad {
 
     private mutating func flush() throws {
         guard !pending.isEmpty else { return }
-        try checkForFork(pending)
+        try reconcile(pending)
         let tuples = SQL.placeholderRows(pending.count, width: 13)
         let sql = db.dialect.insertSkippingDuplicates(into: "ds_change_inbox", columns: Self.columns, rows: tuples)
         counts.loaded += Int64(try db.execute(sql, pending.flatMap { $0 }))
@@ -208,35 +219,87 @@ struct InboxLoad {
         pendingBytes = 0
     }
 
-    /// The sender's own changes about to be written above its mark at seqs up to the highest
-    /// seen here may be held already, past a gap: one held with another stamp is a fork. A peer
-    /// with a gap loaded the restored node's first reused seq into it, skipped the next as a
-    /// duplicate, and the two nodes stayed apart for good (found from outside). Checked before
-    /// the rows go in, a batch at a time: no limit, no memory.
-    private mutating func checkForFork(_ rows: [[Value]]) throws {
-        guard !forked else { return }
-        let (sender, epoch) = (file.header.sender, file.header.senderEpoch)
-        let k = Self.key(sender, epoch)
-        guard let top = maxSeqs[k], top > (marks[k] ?? 0) else { return }
-        let candidates = rows.compactMap { row -> (seq: Int64, hlc: Int64)? in
-            guard case .integer(let seq) = row[2], seq <= top, case .integer(let hlc) = row[3],
-                row[0] == .text(sender), row[1] == .text(epoch)
-            else { return nil }
-            return (seq, hlc)
+    /// Changes about to be written above their origin's mark at seqs up to the highest seen
+    /// here may be held already, past a gap; those at or below the mark are (`belowMark`). One
+    /// held with another stamp is a fork of the origin's numbering: a node restored from a
+    /// backup reused the seqs of changes it lost. Then the older of the two is the original
+    /// (the restored node stamped its new one after its restore), which exists nowhere else:
+    /// its copy replaces the held one, which the restored node sends again under its new epoch.
+    /// Unchecked, a peer with a gap skipped the reused seq's original for good, and a third node
+    /// that had the restored node's change first skipped the original relayed to it (found from
+    /// outside: nodes apart for good, `check` OK). Checked before rows go in, a batch at a
+    /// time: no limit, no memory. True for each row that is to go in.
+    @discardableResult
+    private mutating func reconcile(_ rows: [[Value]], belowMark: Bool = false) throws -> [Bool] {
+        var goesIn = [Bool](repeating: !belowMark, count: rows.count)
+        var groups: [String: [Int]] = [:]
+        for (i, row) in rows.enumerated() {
+            guard case .text(let origin) = row[0], case .text(let epoch) = row[1], case .integer(let seq) = row[2]
+            else { continue }
+            let k = Self.key(origin, epoch)
+            if belowMark || seq <= (maxSeqs[k] ?? 0) { groups[k, default: []].append(i) }
         }
-        guard !candidates.isEmpty else { return }
-        forked = try Forks.check(
-            db, origin: sender, epoch: epoch, candidates, bundleLast: senderLast(or: candidates.map(\.seq).max() ?? 0))
+        var replaced: [Int64] = []
+        for (k, indexes) in groups.sorted(by: { $0.key < $1.key }) {
+            guard case .text(let origin) = rows[indexes[0]][0], case .text(let epoch) = rows[indexes[0]][1] else {
+                continue
+            }
+            let incoming = indexes.compactMap { i -> (seq: Int64, hlc: Int64, row: Int)? in
+                guard case .integer(let seq) = rows[i][2], case .integer(let hlc) = rows[i][3] else { return nil }
+                return (seq, hlc, i)
+            }
+            let held = try Forks.heldCopies(db, origin: origin, epoch: epoch, seqs: incoming.map(\.seq))
+            var differs = false
+            for c in incoming {
+                guard let h = held[c.seq], h.hlc != c.hlc else { continue }
+                differs = true
+                if c.hlc < h.hlc {
+                    replaced.append(h.id)
+                    goesIn[c.row] = true
+                }
+            }
+            if differs, !forked.contains(k) {
+                forked.insert(k)
+                try noteFork(origin: origin, epoch: epoch, top: incoming.map(\.seq).max() ?? 0)
+            }
+        }
+        if !replaced.isEmpty { try Forks.dropHeldCopies(db, ids: replaced) }
+        return goesIn
+    }
+
+    /// A fork of the sender's numbering is recorded, so its receipts tell it (Forks); so is one
+    /// of another origin this node exchanges with directly.
+    private func noteFork(origin: String, epoch: String, top: Int64) throws {
+        let named =
+            file.header.origins.first { $0.origin == origin && $0.epoch == epoch }?.last ?? top
+        if origin == file.header.sender && epoch == file.header.senderEpoch {
+            try Forks.record(db, origin: origin, epoch: epoch, last: named)
+        } else if try Receipts.currentEpoch(db, peer: origin) == epoch {
+            try Forks.record(db, origin: origin, epoch: epoch, last: named)
+        }
+    }
+
+    /// The changes at or below their marks gathered so far: each compared, the originals of
+    /// reused seqs written.
+    private mutating func compareBelowMark() throws {
+        guard !belowMark.isEmpty else { return }
+        let rows = belowMark
+        belowMark.removeAll(keepingCapacity: true)
+        belowMarkBytes = 0
+        let goesIn = try reconcile(rows, belowMark: true)
+        let originals = zip(rows, goesIn).filter(\.1).map(\.0)
+        guard !originals.isEmpty else { return }
+        try flush()
+        let tuples = SQL.placeholderRows(originals.count, width: 13)
+        let sql = db.dialect.insertSkippingDuplicates(into: "ds_change_inbox", columns: Self.columns, rows: tuples)
+        let n = Int64(try db.execute(sql, originals.flatMap { $0 }))
+        counts.offered += n
+        counts.loaded += n
+        counts.skipped -= n
     }
 
     /// The key of `marks` and `maxSeqs`.
     private static func key(_ origin: String, _ epoch: String) -> String { origin + "\u{0}" + epoch }
-
-    /// The highest seq of the sender's own epoch the file names.
-    private func senderLast(or fallback: Int64) -> Int64 {
-        file.header.origins.first { $0.origin == file.header.sender && $0.epoch == file.header.senderEpoch }?.last
-            ?? fallback
-    }
 
     /// Nothing loaded counts unless the whole file verifies: a throw here rolls it all back.
     /// Then the bundle's loaded count, the holdings it advanced, and the sender's receipts.
@@ -246,11 +309,6 @@ struct InboxLoad {
             "UPDATE ds_bundle_seen SET loaded_count = ? WHERE id = ?", [.integer(counts.loaded), .integer(bundleId)])
         // Encrypted in, encrypted out: what this node relays of it is encrypted too.
         if case .encrypted = file.source { try BundleEncryption.noteEncryptedReceived(db) }
-        if !forked, !skippedOwn.isEmpty {
-            try Forks.check(
-                db, origin: file.header.sender, epoch: file.header.senderEpoch, skippedOwn,
-                bundleLast: senderLast(or: skippedOwn.map(\.seq).max() ?? 0))
-        }
         try advanceHoldings()
         let h = file.header
         if try Receipts.record(db, peer: h.sender, epoch: h.senderEpoch, h.receipts), h.sender != me.nodeId {

@@ -98,17 +98,28 @@ struct DataJoinCommand: ParsableCommand {
         guard args.first == "help" else { return nil }
         var command: ParsableCommand.Type = DataJoinCommand.self
         var path: [String] = []
-        for word in args.dropFirst().prefix(while: { !$0.hasPrefix("-") }) {
-            let subcommands = command.configuration.subcommands
-            if path.isEmpty && word == "help" { return nil }
+        for word in args.dropFirst() {
+            if word == "-h" || word == "--help" { return nil }
+            if word.hasPrefix("-") {
+                let named = (["datajoin"] + (path == ["help"] ? [] : path)).joined(separator: " ")
+                return "'datajoin help' takes command names, not options like '\(TerminalText.safe(word))': "
+                    + "see '\(named) --help'"
+            }
+            // `help help`: the help of `help`, which has no subcommands.
+            let subcommands = path == ["help"] ? [] : command.configuration.subcommands
+            if path.isEmpty && word == "help" {
+                path.append(word)
+                continue
+            }
             guard let next = subcommands.first(where: { $0._commandName == word }) else {
                 if path.isEmpty {
                     return "unknown command '\(TerminalText.safe(word))'"
                         + (nearestCommand(to: word).map { " (did you mean '\($0)'?)" } ?? "; see 'datajoin --help'")
                 }
                 let parent = (["datajoin"] + path).joined(separator: " ")
+                let pointer = path == ["help"] ? "datajoin" : parent
                 return subcommands.isEmpty
-                    ? "'\(parent)' has no subcommands, so '\(TerminalText.safe(word))' is none (see '\(parent) --help')"
+                    ? "'\(parent)' has no subcommands, so '\(TerminalText.safe(word))' is none (see '\(pointer) --help')"
                     : "unknown command '\(TerminalText.safe(word))' of '\(parent)' (see '\(parent) --help')"
             }
             command = next

@@ -40,10 +40,22 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(
             r.stderr,
             "datajoin: error: 'datajoin export' has no subcommands, so 'foo' is none (see 'datajoin export --help')\n")
+        r = try CLI.run(["help", "help", "export"])
+        XCTAssertEqual(r.status, 64, r.stdout + r.stderr)
+        XCTAssertEqual(
+            r.stderr,
+            "datajoin: error: 'datajoin help' has no subcommands, so 'export' is none (see 'datajoin --help')\n")
+        // An option after `help` is not the command's: its own --help shows them.
+        r = try CLI.run(["help", "export", "-q"])
+        XCTAssertEqual(r.status, 64, r.stdout + r.stderr)
+        XCTAssertEqual(
+            r.stderr,
+            "datajoin: error: 'datajoin help' takes command names, not options like '-q': see 'datajoin export --help'\n"
+        )
         // The commands' own help is as before, nested ones too.
         for args in [
             ["help"], ["help", "help"], ["help", "export"], ["help", "exit-codes"], ["help", "key-blocks"],
-            ["help", "key-blocks", "grant"],
+            ["help", "key-blocks", "grant"], ["help", "export", "--help"], ["help", "--help", "export"],
         ] {
             let ok = try CLI.run(args)
             XCTAssertEqual(ok.status, 0, "\(args): \(ok.stderr)")

@@ -33,6 +33,8 @@ struct InboxLoad {
     /// The highest seq seen of each origin before this load: above the mark and up to it, a
     /// change may be held already, past a gap.
     private var maxSeqs: [String: Int64] = [:]
+    /// Some origin of the file has a gap here: rows going in may meet held ones past it.
+    private var anyGap = false
     /// The (origin, epoch) keys whose fork was recorded in this load.
     private var forked: Set<String> = []
     /// Rows go in by the brand's bulk path: nothing of the file's ranges is in the inbox, and no
@@ -206,6 +208,7 @@ struct InboxLoad {
         let s = try Holdings.state(db, origin: origin, epoch: epoch)
         marks[k] = s.contiguous
         maxSeqs[k] = s.maxSeq
+        if s.maxSeq > s.contiguous { anyGap = true }
         return s.contiguous
     }
 
@@ -232,6 +235,8 @@ struct InboxLoad {
     @discardableResult
     private mutating func reconcile(_ rows: [[Value]], belowMark: Bool = false) throws -> [Bool] {
         var goesIn = [Bool](repeating: !belowMark, count: rows.count)
+        // The usual file: new changes, above marks with no gap behind them.
+        if !belowMark && !anyGap { return goesIn }
         var groups: [String: [Int]] = [:]
         for (i, row) in rows.enumerated() {
             guard case .text(let origin) = row[0], case .text(let epoch) = row[1], case .integer(let seq) = row[2]

@@ -31,6 +31,9 @@ public struct CaptureDrift: Sendable, Equatable {
     /// MariaDB: its foreign keys changed since `track` wrote the capture of their cascades (a key
     /// added went uncaptured, a key dropped kept capturing; found from outside).
     public var cascadesChanged = false
+    /// This database user cannot see the table's triggers (MariaDB without the TRIGGER
+    /// privilege): whether its writes are captured is unknown here.
+    public var triggersUnseen = false
     /// Its generated key no longer draws from the node's key block (a PostgreSQL sequence
     /// replaced or altered, MariaDB's key-block trigger dropped), so the table's own counter
     /// hands out ids that other nodes hand out too.
@@ -70,7 +73,12 @@ public struct CaptureDrift: Sendable, Equatable {
         d.notCapturable = try db.dialect.notCapturable(db, table: known.name)
         if try CaptureTriggers.wasInstalled(db, table: known.name) {
             let triggers = try db.dialect.missingCaptureTriggers(db, known)
-            if triggers.missing.count == triggers.expected.count {
+            if triggers.missing.count == triggers.expected.count,
+                try db.dialect.triggersHidden(db, table: known.name)
+            {
+                d.triggersUnseen = true
+                return d
+            } else if triggers.missing.count == triggers.expected.count {
                 d.captureLost = true
             } else {
                 d.triggersMissing = triggers.missing
@@ -108,6 +116,12 @@ public struct CaptureDrift: Sendable, Equatable {
 
     /// One line: what is not synced, and the cure.
     public var message: String {
+        if triggersUnseen {
+            return
+                "cannot see the triggers of table \(table): this database user lacks the TRIGGER privilege, without which MariaDB shows none, "
+                + "so whether its writes are captured is unknown here; run this as the user that ran 'datajoin track', "
+                + "or grant it: GRANT TRIGGER ON <database>.* TO <user> (docs/capture.md)"
+        }
         if gone {
             return
                 "tracked table \(table) does not exist here (dropped, renamed, or outside this connection's search path); "

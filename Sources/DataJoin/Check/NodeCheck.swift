@@ -33,7 +33,9 @@ public enum NodeCheck {
             try versions(db, &v)
             try pointers(db, &v)
             try collisions(db, &v)
-            for d in try CaptureDrift.find(db) { v.append(.init(rule: "capture-drift", detail: d.message)) }
+            for d in try CaptureDrift.find(db) {
+                v.append(.init(rule: d.triggersUnseen ? "capture-unseen" : "capture-drift", detail: d.message))
+            }
             report.violations = v
         }
         report.seconds = Date().timeIntervalSince(started)

@@ -87,6 +87,9 @@ public protocol Dialect: Sendable {
     /// The capture triggers `installCapture` makes for `t` that are not on it, or are disabled
     /// (PostgreSQL): one dropped by hand leaves some kinds of write uncaptured.
     func missingCaptureTriggers(_ db: Database, _ t: TableInfo) throws -> CaptureTriggerCheck
+    /// This database user cannot see the table's triggers at all (MariaDB shows them only to a
+    /// user with the TRIGGER privilege): none found says nothing of them.
+    func triggersHidden(_ db: Database, table: String) throws -> Bool
     /// The capture triggers write column names fixed when they were installed, while the
     /// database rewrites their column references on a rename (SQLite): the same columns in
     /// another order mean renamed ones, and values going out under their old names.
@@ -223,6 +226,8 @@ extension Dialect {
     /// SQLite's and PostgreSQL's cascades fire the children's own capture triggers.
     public func refreshCascadeCapture(_ db: Database) throws -> [(table: String, warning: String)] { [] }
     public func cascadeCaptureStale(_ db: Database, tracked: [String]) throws -> Set<String> { [] }
+    /// SQLite's and PostgreSQL's catalogs show every trigger to a user who may read the table.
+    public func triggersHidden(_ db: Database, table: String) throws -> Bool { false }
     public func columnDefault(_ db: Database, table: String, column: String) throws -> SQL { "DEFAULT" }
 
     public func upgradeCapture(_ db: Database, from version: Int) throws {}

@@ -93,6 +93,31 @@ extension MariaDBDialect {
         }
     }
 
+    /// information_schema.TRIGGERS lists a table's triggers only to a user with the TRIGGER
+    /// privilege on it: a user that may only read saw none, and `check` told it to track and
+    /// backfill again and delete rows by hand on every peer (found from outside). Its grants,
+    /// global, on the table, or on this database by its exact name: a grant on a pattern
+    /// (`tz_chk`.*, where `_` matches any character) shows no trigger (MariaDB 10.11). One
+    /// granted through a role is not seen here, which matters only when the triggers are gone
+    /// too.
+    public func triggersHidden(_ db: Database, table: String) throws -> Bool {
+        let grantee: SQL =
+            "CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')"
+        let n = try db.scalar(
+            """
+            SELECT (SELECT count(*) FROM information_schema.USER_PRIVILEGES
+                     WHERE GRANTEE = \(grantee) AND PRIVILEGE_TYPE = 'TRIGGER')
+                 + (SELECT count(*) FROM information_schema.SCHEMA_PRIVILEGES
+                     WHERE GRANTEE = \(grantee) AND PRIVILEGE_TYPE = 'TRIGGER'
+                       AND TABLE_SCHEMA = REPLACE(REPLACE(DATABASE(), '_', CONCAT(CHAR(92), '_')), '%', CONCAT(CHAR(92), '%')))
+                 + (SELECT count(*) FROM information_schema.TABLE_PRIVILEGES
+                     WHERE GRANTEE = \(grantee) AND TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?
+                       AND PRIVILEGE_TYPE = 'TRIGGER')
+            """, [.text(table)]
+        ).asInt64
+        return n == 0
+    }
+
     public func missingCaptureTriggers(_ db: Database, _ t: TableInfo) throws -> CaptureTriggerCheck {
         let n = CaptureTriggers.names(t.name)
         var expected = [n.insert, n.update, n.delete]

@@ -306,32 +306,70 @@ final class DeliveryTests: ScenarioTestCase {
     /// than it had sent a peer: the peer names it, though nothing else it confirms fell, and it
     /// hears of its restore from the peer's next bundle.
     func testANodeRestoredWithNoChangeSinceIsNamedByThePeerItSentItsLostChangesTo() throws {
-        let nodes = try makeNodes([.sqlite, .postgres], prefix: "q")
+        // `upgraded`: the peer had heard from it before it kept what it sent (found in review):
+        // the highest seq its own bundles brought is read from the inbox once.
+        for upgraded in [false, true] {
+            let label = "q\(upgraded ? 1 : 0)"
+            let nodes = try makeNodes([.sqlite, .postgres], prefix: label)
+            let (a, b) = (nodes[0], nodes[1])
+            for i in 0..<2 { try a.exec("INSERT INTO item (id, a) VALUES (?, 'before backup')", [.text("k\(i)")]) }
+            try b.exec("INSERT INTO item (id) VALUES ('b0')")
+            try b.ingest(try export(a))
+            try a.ingest(try export(b))
+            let backup = try backUp(a, label)
+            for i in 2..<5 { try a.exec("INSERT INTO item (id, a) VALUES (?, 'lost with the disk')", [.text("k\(i)")]) }
+            try b.ingest(try export(a))
+            if upgraded { try b.exec("DELETE FROM ds_setting WHERE name LIKE 'peer_sent_own:%'") }
+            let restored = try restore(backup, label)
+            // A day later it writes its receipts again, unchanged (ReceiptsOnly.refreshSeconds).
+            let sent = try XCTUnwrap(Settings.text(restored, ReceiptsOnly.sentSetting)?.split(separator: " ").first)
+            let dayAgo = Int64(Date().timeIntervalSince1970) - ReceiptsOnly.refreshSeconds
+            try restored.execute(
+                "UPDATE ds_setting SET value = ? WHERE name = ?",
+                [.text("\(sent) \(dayAgo)"), .text(ReceiptsOnly.sentSetting)])
+            let quiet = try Exporter.export(restored, ExportOptions(folder: try out(a, "restored").path))
+            XCTAssertEqual(quiet.map(\.receiptsOnly), [true])
+            let report = try b.ingest(quiet.map(\.path))
+            XCTAssertEqual(
+                report.notices.first?.hasPrefix(
+                    "\(a.name) confirms less than it did (its own changes up to 2, it sent 5 here before)"),
+                true, "upgraded \(upgraded): \(report.notices)")
+            try tellAndResend(restored, as: a, peer: b)
+            XCTAssertEqual(try TestDatabases.dump(restored, "item"), try b.rows("item"))
+            XCTAssertEqual(try b.rows("item").count, 6)
+        }
+    }
+
+    /// A restored node whose clock is behind stamps its new change below the one it lost, at
+    /// the same seq: the peer that holds the original keeps it (the lower stamp is taken for
+    /// the original only when it is not the restored node's own newest bundle that brings it;
+    /// found in review: the only copy of the lost change was replaced), and it comes back.
+    func testAPeerKeepsTheOriginalWhenARestoredNodesClockIsBehind() throws {
+        let nodes = try makeNodes([.sqlite, .postgres], prefix: "w")
         let (a, b) = (nodes[0], nodes[1])
-        for i in 0..<2 { try a.exec("INSERT INTO item (id, a) VALUES (?, 'before backup')", [.text("k\(i)")]) }
-        try b.exec("INSERT INTO item (id) VALUES ('b0')")
+        try a.exec("INSERT INTO item (id) VALUES ('k1')")
         try b.ingest(try export(a))
-        try a.ingest(try export(b))
-        let backup = try backUp(a, "a")
-        for i in 2..<5 { try a.exec("INSERT INTO item (id, a) VALUES (?, 'lost with the disk')", [.text("k\(i)")]) }
-        try b.ingest(try export(a))
-        let restored = try restore(backup, "a")
-        // A day later it writes its receipts again, unchanged (ReceiptsOnly.refreshSeconds).
-        let sent = try XCTUnwrap(Settings.text(restored, ReceiptsOnly.sentSetting)?.split(separator: " ").first)
-        let dayAgo = Int64(Date().timeIntervalSince1970) - ReceiptsOnly.refreshSeconds
-        try restored.execute(
-            "UPDATE ds_setting SET value = ? WHERE name = ?",
-            [.text("\(sent) \(dayAgo)"), .text(ReceiptsOnly.sentSetting)])
-        let quiet = try Exporter.export(restored, ExportOptions(folder: try out(a, "restored").path))
-        XCTAssertEqual(quiet.map(\.receiptsOnly), [true])
-        let report = try b.ingest(quiet.map(\.path))
+        let backup = try backUp(a, "w")
+        try a.exec("INSERT INTO item (id) VALUES ('k2')")
+        try b.ingest(try export(a, to: "lost"))
+        let epoch = try NodeIdentity.load(a.db).epoch
+        let original = try b.db.scalar(
+            "SELECT hlc FROM ds_change_inbox WHERE origin = 'w0' AND origin_epoch = ? AND seq = 2", [.text(epoch)])
+        let restored = try restore(backup, "w")
+        try Settings.set(restored, "test_clock_offset_ms", -3_600_000)
+        try restored.execute("INSERT INTO item (id) VALUES ('n2')")
+        let first = try Exporter.export(restored, ExportOptions(folder: try out(a, "first").path)).map(\.path)
+        XCTAssertEqual(try b.ingest(first).files.first?.status, .loaded(changes: 0, skipped: 1))
+        let reused = try XCTUnwrap(BundleInspector.read(first[0]).changes.first?.hlc)
+        XCTAssertLessThan(reused, try XCTUnwrap(original.asInt64), "the restored node's clock is behind")
         XCTAssertEqual(
-            report.notices.first?.hasPrefix(
-                "q0 confirms less than it did (its own changes up to 2, it sent 5 here before)"),
-            true, "\(report.notices)")
+            try b.db.scalar(
+                "SELECT hlc FROM ds_change_inbox WHERE origin = 'w0' AND origin_epoch = ? AND seq = 2", [.text(epoch)]),
+            original)
+        try b.exec("INSERT INTO item (id) VALUES ('b0')")
         try tellAndResend(restored, as: a, peer: b)
         XCTAssertEqual(try TestDatabases.dump(restored, "item"), try b.rows("item"))
-        XCTAssertEqual(try b.rows("item").count, 6)
+        XCTAssertEqual(try b.rows("item").map { $0[0] }, ["b0", "k1", "k2", "n2"])
     }
 
     /// The peer had relayed a node's changes back before the node's disk died: the restored
@@ -414,8 +452,11 @@ final class DeliveryTests: ScenarioTestCase {
         // It sends everything again; b's re-send gives back what it lost.
         try b.ingest(try Exporter.export(restored, ExportOptions(folder: try out(a, "again").path)).map(\.path))
         XCTAssertEqual(try Holdings.receipts(b.db, me: try NodeIdentity.load(b.db)).first { $0.epoch == epoch }?.seq, 2)
-        try Ingester.ingest(
+        // b's receipt of the old epoch falls to what it holds: no sign that b was restored
+        // (every reader said so, found from outside).
+        let cured = try Ingester.ingest(
             restored, IngestOptions(paths: try export(b, relay: true, resend: true, peer: a.name, to: "resend")))
+        XCTAssertEqual(cured.notices, [])
         XCTAssertEqual(try TestDatabases.dump(restored, "item"), try b.rows("item"))
         XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM item"), .integer(5))
         XCTAssertEqual(try NodeCheck.run(restored).violations, [])
@@ -539,7 +580,63 @@ final class DeliveryTests: ScenarioTestCase {
             }
             XCTAssertEqual(try b.rows("item").map { $0[0] }, ["k1", "k2", "k3", "n2"], "\(brand)")
             XCTAssertEqual(try NodeCheck.run(restored).violations, [], "\(brand)")
+            // Two more rounds, everyone to everyone: nobody else is taken for restored (b's
+            // receipt of the old epoch fell from its fork's mark to what it holds; found from
+            // outside), and b and c keep their epochs.
+            let epochs = try [b, c].map { try NodeIdentity.load($0.db).epoch }
+            var notices: [String] = []
+            for round in 0..<2 {
+                let fromA = try Exporter.export(
+                    restored, ExportOptions(folder: try out(a, "round\(round)").path, relay: true)
+                ).map(\.path)
+                let fromB = try export(b, relay: true, to: "round\(round)")
+                let fromC = try export(c, relay: true, to: "round\(round)")
+                notices += try Ingester.ingest(restored, IngestOptions(paths: fromB + fromC)).notices
+                notices += try b.ingest(fromA + fromC).notices
+                notices += try c.ingest(fromA + fromB).notices
+            }
+            XCTAssertEqual(notices, [], "\(brand)")
+            XCTAssertEqual(try [b, c].map { try NodeIdentity.load($0.db).epoch }, epochs, "\(brand)")
+            XCTAssertEqual(try c.rows("item"), try b.rows("item"), "\(brand)")
         }
+    }
+
+    /// A node restored from a backup exports into the folder that still holds the bundle it
+    /// wrote before its disk died, which no peer had read: its new change took the seq, and its
+    /// bundle the file's name, and the only copy of the lost change was replaced (found from
+    /// outside: lost for good, every command exited 0, `check` OK). Its own file names the seqs
+    /// it issued: it moves to a new epoch before it stamps, and the file stays.
+    func testARestoredNodeDoesNotReplaceItsOwnUnreadBundle() throws {
+        let nodes = try makeNodes([.sqlite, .postgres], prefix: "o")
+        let (a, b) = (nodes[0], nodes[1])
+        let drop = try out(a, "drop")
+        try a.exec("INSERT INTO item (id) VALUES ('k1')")
+        try CLI.ok(["export", "--db", a.url, "--to", drop.path])
+        try b.ingest([drop.path])
+        let backup = try backUp(a, "o")
+        try a.exec("INSERT INTO item (id) VALUES ('k2')")
+        try CLI.ok(["export", "--db", a.url, "--to", drop.path])
+        let epoch = try NodeIdentity.load(a.db).epoch
+        let unread = drop.appendingPathComponent(BundleFormat.fileName(origin: "o0", epoch: epoch, first: 2, last: 2))
+        let bytes = try Data(contentsOf: unread)
+        let restored = try restore(backup, "o")
+        let path = folder.appendingPathComponent("o-restored.db").path
+        try restored.execute("INSERT INTO item (id) VALUES ('n2')")
+        let r = try CLI.ok(["export", "--db", path, "--to", drop.path])
+        XCTAssertTrue(
+            r.stderr.hasPrefix(
+                "datajoin: warning: new epoch: its own bundle \(unread.lastPathComponent) in the export folder holds o0#2 of epoch \(epoch), but this node has issued only up to 1: restored from an older backup"
+            ), r.stderr)
+        XCTAssertEqual(try Data(contentsOf: unread), bytes, "the unread bundle stays as it was")
+        XCTAssertNotEqual(try NodeIdentity.load(restored).epoch, epoch)
+        // b reads the folder: the lost change and the new one, and the restored node takes back k2.
+        try b.ingest([drop.path])
+        XCTAssertEqual(try b.rows("item").map { $0[0] }, ["k1", "k2", "n2"])
+        try Ingester.ingest(
+            restored, IngestOptions(paths: try export(b, relay: true, resend: true, peer: a.name, to: "resend")))
+        XCTAssertEqual(try TestDatabases.dump(restored, "item"), try b.rows("item"))
+        XCTAssertEqual(try NodeCheck.run(restored).violations, [])
+        XCTAssertEqual(try NodeCheck.run(b.db).violations, [])
     }
 
     /// A node that was not restored re-sends into a peer's gap with changes held above it: the

@@ -5,6 +5,21 @@ import Foundation
 public protocol Reporter: AnyObject {
     func progress(_ p: WorkProgress)
     func verbose(_ message: String)
+    /// What the operator must hear of whatever the verbosity: a move to a new epoch.
+    func notice(_ message: String)
+}
+
+extension Reporter {
+    public func notice(_ message: String) {}
+}
+
+/// Keeps the notices (`watch` writes them to its log).
+public final class NoticeCollector: Reporter {
+    public private(set) var notices: [String] = []
+    public init() {}
+    public func progress(_ p: WorkProgress) {}
+    public func verbose(_ message: String) {}
+    public func notice(_ message: String) { notices.append(message) }
 }
 
 /// How far a long run got: changes, bytes, and the totals when they are known (for an ETA).

@@ -19,6 +19,35 @@ public enum Epochs {
         )
     }
 
+    /// Its own bundle files in the export folder that hold seqs of its current epoch beyond any
+    /// it issued: restored from a backup, it would number new changes with those seqs, and its
+    /// next bundle would take the name of one it wrote before and replace the only copy of a
+    /// change no peer had read yet (found from outside: the change was lost for good, every
+    /// command exited 0 and `check` said OK). It moves to a new epoch before it stamps.
+    static func checkOwnFiles(_ db: Database, folder: String) throws -> String? {
+        let me = try NodeIdentity.reload(db)
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return nil }
+        let prefix = me.nodeId + "_"
+        let suffix = "_" + me.epoch.prefix(8) + "." + BundleFormat.fileExtension
+        var top: (seq: Int64, file: String)?
+        for n in names where n.hasPrefix(prefix) && n.hasSuffix(suffix) && n.count > prefix.count + suffix.count {
+            let seqs = n.dropFirst(prefix.count).dropLast(suffix.count).split(separator: "-")
+            guard seqs.count == 2,
+                seqs.allSatisfy({ $0.count >= 12 && $0.unicodeScalars.allSatisfy { $0.value >= 48 && $0.value <= 57 } }
+                ),
+                let last = Int64(seqs[1])
+            else { continue }
+            if last > (top?.seq ?? 0) { top = (last, n) }
+        }
+        guard let top, top.seq >= me.nextSeq else { return nil }
+        try KeyBlocks.skipLost(db, changes: top.seq - (me.nextSeq - 1))
+        return try startNew(
+            db,
+            reason:
+                "its own bundle \(top.file) in the export folder holds \(me.nodeId)#\(top.seq) of epoch \(me.epoch), but this node has issued only up to \(me.nextSeq - 1): restored from an older backup"
+        )
+    }
+
     /// The own changes a restore lost, "<first> <last> <peer that holds the most>", per epoch
     /// left. They come back only from a node that relays them to this one: a laptop's hub does,
     /// but nothing relays a restored hub's own changes back to it (found from outside: a hub's
@@ -40,6 +69,9 @@ public enum Epochs {
         // A late bundle says nothing its sender's newer ones did not (receipts only go up),
         // but a fork's receipt that a newer bundle replaced.
         guard newest else { return nil }
+        // The holder names this node's new epoch: it has heard of it, and what it confirms of
+        // the old one is what it holds (not a holder restored since, which confirms less).
+        let heardOfNewEpoch = receipts.contains { $0.origin == me.nodeId && $0.epoch == me.epoch && $0.seq > 0 }
         var notices: [String] = []
         for r in receipts where r.origin == me.nodeId && r.epoch != me.epoch {
             guard let issued = try Settings.int(db, issuedSetting(r.epoch)) else { continue }
@@ -47,7 +79,7 @@ public enum Epochs {
             // The holder now confirms less than the range: it had told a fork (one past what it
             // held, Holdings.receipts) and, having heard of this node's new epoch, says what it
             // holds. The range ends there, so the cure ends the warning.
-            if let known, known.holder == peer, r.seq > 0, r.seq < known.through {
+            if let known, known.holder == peer, r.seq > 0, r.seq < known.through, heardOfNewEpoch {
                 try Settings.set(db, lostSetting(r.epoch), text: "\(min(known.from, r.seq)) \(r.seq) \(peer)")
                 continue
             }

@@ -12,6 +12,8 @@ enum Holdings {
         var maxSeq: Int64
         var lastBundle: String?
         var lastSeenAt: String?
+        /// Seqs up to it are not in the inbox: pruned, or held by a snapshot's marks.
+        var inboxFloor: Int64 = 0
     }
 
     static func all(_ db: Database) throws -> [State] {
@@ -26,12 +28,12 @@ enum Holdings {
 
     static func state(_ db: Database, origin: String, epoch: String) throws -> State {
         try db.firstRow(
-            "SELECT contiguous, max_seq, last_bundle, last_seen_at FROM ds_origin_state WHERE origin = ? AND origin_epoch = ?",
+            "SELECT contiguous, max_seq, last_bundle, last_seen_at, inbox_floor FROM ds_origin_state WHERE origin = ? AND origin_epoch = ?",
             [.text(origin), .text(epoch)]
         ).map {
             State(
                 origin: origin, epoch: epoch, contiguous: $0.int(0) ?? 0, maxSeq: $0.int(1) ?? 0,
-                lastBundle: $0.string(2), lastSeenAt: $0.string(3))
+                lastBundle: $0.string(2), lastSeenAt: $0.string(3), inboxFloor: $0.int(4) ?? 0)
         } ?? State(origin: origin, epoch: epoch, contiguous: 0, maxSeq: 0)
     }
 
@@ -46,12 +48,20 @@ enum Holdings {
         // A forked origin is told it was restored: this node holds more than it issued (Forks).
         let forks = try Forks.all(db)
         let readers = everyOrigin ? [] : Set(try Receipts.peers(db, me: me) + [me.nodeId])
-        for s in try all(db) where !(s.origin == me.nodeId && s.epoch == me.epoch) {
-            // Told until it is heard from at another epoch; then what this node holds, so that
-            // its warning of the own changes it lost ends once it holds them again (the receipt
-            // one past them named one seq too many, and the warning stayed after the cure).
+        let states = try all(db)
+        for s in states where !(s.origin == me.nodeId && s.epoch == me.epoch) {
+            // Told until it is heard from at another epoch whose changes are held here too; then
+            // what this node holds, so that its warning of the own changes it lost ends once it
+            // holds them again (the receipt one past them named one seq too many, and the
+            // warning stayed after the cure). The other epoch's receipt goes with it: a reader
+            // takes the fall for no restore of this node (`PeerRestore.movedOn`).
             var fork = forks[s.origin + ":" + s.epoch]
-            if fork != nil, try Receipts.currentEpoch(db, peer: s.origin).map({ $0 != s.epoch }) ?? false { fork = nil }
+            if fork != nil,
+                states.contains(where: { $0.origin == s.origin && $0.epoch != s.epoch && $0.contiguous > 0 }),
+                try Receipts.currentEpoch(db, peer: s.origin).map({ $0 != s.epoch }) ?? false
+            {
+                fork = nil
+            }
             // A fork is told even when none of the origin's changes from seq 1 on is held here:
             // a restored node whose peer held only its later changes was never told (found
             // from outside).

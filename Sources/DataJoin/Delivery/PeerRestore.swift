@@ -51,7 +51,7 @@ public enum PeerRestore {
             // A new epoch replaces its receipts (Receipts.record) and names it where it lacks
             // what was pruned; said here when it confirms less of other origins than before
             // (in a full mesh nothing else told the others; found from outside).
-            for r in h.receipts where r.origin != h.sender {
+            for r in h.receipts where r.origin != h.sender && !movedOn(r, h) {
                 if let before = had[r.origin + "\u{0}" + r.epoch], r.seq < before {
                     lost.append("\(r.origin) up to \(r.seq), not \(before)")
                 }
@@ -75,7 +75,7 @@ public enum PeerRestore {
                 // this one. (Its own mark may fall by seqs it never sent: the cure for a held
                 // change deletes them.)
                 if r.seq < sentOwn { lost.append("its own changes up to \(r.seq), it sent \(sentOwn) here before") }
-            } else if let before = had[r.origin + "\u{0}" + r.epoch], r.seq < before {
+            } else if !movedOn(r, h), let before = had[r.origin + "\u{0}" + r.epoch], r.seq < before {
                 lost.append("\(r.origin) up to \(r.seq), not \(before)")
             }
         }
@@ -104,11 +104,31 @@ public enum PeerRestore {
     /// Raises the highest own seq the sender has sent here with this bundle's; the value before.
     private static func noteSentOwn(_ db: Database, _ h: BundleHeader) throws -> Int64 {
         let name = sentOwnSetting(h.sender, epoch: h.senderEpoch)
-        let before = try Settings.int(db, name, range: 0...Int64(BundleFormat.maxSeq)) ?? 0
-        guard h.kind == "changes" else { return before }
+        var before = try Settings.int(db, name, range: 0...Int64(BundleFormat.maxSeq))
+        if before == nil {
+            // A peer heard from before this was kept: what its own bundles brought, once.
+            before =
+                try db.scalar(
+                    """
+                    SELECT max(i.seq) FROM ds_change_inbox i JOIN ds_bundle_seen b ON b.id = i.bundle_id
+                    WHERE i.origin = ? AND i.origin_epoch = ? AND b.origin = ?
+                    """, [.text(h.sender), .text(h.senderEpoch), .text(h.sender)]
+                ).asInt64 ?? 0
+            try Settings.set(db, name, before ?? 0)
+        }
+        let had = before ?? 0
+        guard h.kind == "changes" else { return had }
         let sent = h.origins.filter { $0.origin == h.sender && $0.epoch == h.senderEpoch }.map(\.last).max() ?? 0
-        if sent > before { try Settings.set(db, name, sent) }
-        return before
+        if sent > had { try Settings.set(db, name, sent) }
+        return had
+    }
+
+    /// The bundle also confirms another epoch of the receipt's origin: that origin moved on (it
+    /// was restored), and a mark of its old epoch may fall for that reason alone. A peer that
+    /// had told it of a fork confirms one seq past what it holds until then, and what it holds
+    /// after (Holdings.receipts): every reader took that peer for restored (found from outside).
+    static func movedOn(_ r: Receipt, _ h: BundleHeader) -> Bool {
+        h.receipts.contains { $0.origin == r.origin && $0.epoch != r.epoch && $0.seq > 0 }
     }
 
     /// `relay`: it lost changes of its own, which only a relay of this node's inbox sends back

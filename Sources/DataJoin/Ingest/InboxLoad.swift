@@ -13,6 +13,8 @@ struct InboxLoad {
     /// This node as the transaction reads it (a restored node has just moved to a new epoch).
     private let me: NodeIdentity
     private let bundleId: Int64
+    /// The file is the newest the sender wrote of those seen here (`PeerRestore.isNewest`).
+    private let senderNewest: Bool
     private let received = nowText()
     private let progress: (_ read: Int64, _ of: Int64) -> Void
     /// Every seq up to an origin's high-water mark is held (or was, before pruning, or came
@@ -33,6 +35,9 @@ struct InboxLoad {
     /// The highest seq seen of each origin before this load: above the mark and up to it, a
     /// change may be held already, past a gap.
     private var maxSeqs: [String: Int64] = [:]
+    /// Seqs up to an origin's floor are not in the inbox (pruned, or a snapshot's): nothing to
+    /// compare them with.
+    private var floors: [String: Int64] = [:]
     /// Some origin of the file has a gap here: rows going in may meet held ones past it.
     private var anyGap = false
     /// The (origin, epoch) keys whose fork was recorded in this load.
@@ -47,13 +52,14 @@ struct InboxLoad {
 
     init(
         db: Database, file: IncomingFile, reader: BundleReader, me: NodeIdentity, bundleId: Int64,
-        progress: @escaping (_ read: Int64, _ of: Int64) -> Void
+        senderNewest: Bool, progress: @escaping (_ read: Int64, _ of: Int64) -> Void
     ) {
         self.db = db
         self.file = file
         self.reader = reader
         self.me = me
         self.bundleId = bundleId
+        self.senderNewest = senderNewest
         self.progress = progress
     }
 
@@ -98,8 +104,11 @@ struct InboxLoad {
         guard useCopy else { return false }
         for o in file.header.origins where !isOwnCurrent(o.origin, o.epoch) {
             let m = try mark(o.origin, o.epoch)
-            // Changes at or below the mark are compared with the inbox's copies (`reconcile`).
-            if o.first <= m { return false }
+            // Changes at or below the mark are compared with the inbox's copies (`reconcile`),
+            // those above its floor: a joiner reading the relay files its snapshot covers keeps
+            // COPY for the rest.
+            let floor = floors[Self.key(o.origin, o.epoch)] ?? 0
+            if max(o.first, floor + 1) <= min(m, o.last) { return false }
             if try db.firstRow(
                 "SELECT 1 FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq > ? AND seq <= ? LIMIT 1",
                 [.text(o.origin), .text(o.epoch), .integer(max(m, o.first - 1)), .integer(o.last)]) != nil
@@ -189,8 +198,8 @@ struct InboxLoad {
         if c.seq <= (try mark(c.origin, c.epoch)) {
             counts.skipped += 1
             // Held here: is it the same change? (Never inside a bulk load, which no file with
-            // changes at or below a mark takes.)
-            return bulk ? .skip : .compare
+            // such changes takes.)
+            return bulk || c.seq <= (floors[Self.key(c.origin, c.epoch)] ?? 0) ? .skip : .compare
         }
         if !c.epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) { counts.touched.insert([c.origin, c.epoch]) }
         return .load
@@ -208,6 +217,7 @@ struct InboxLoad {
         let s = try Holdings.state(db, origin: origin, epoch: epoch)
         marks[k] = s.contiguous
         maxSeqs[k] = s.maxSeq
+        floors[k] = s.inboxFloor
         if s.maxSeq > s.contiguous { anyGap = true }
         return s.contiguous
     }
@@ -255,10 +265,14 @@ struct InboxLoad {
             }
             let held = try Forks.heldCopies(db, origin: origin, epoch: epoch, seqs: incoming.map(\.seq))
             var differs = false
+            // The restored node's own bundle, its newest, carries its reused copies, never an
+            // original: whatever the stamps (a clock behind after the restore stamps below the
+            // lost change), the copy here stays (found in review).
+            let fromRestored = origin == file.header.sender && epoch == file.header.senderEpoch && senderNewest
             for c in incoming {
                 guard let h = held[c.seq], h.hlc != c.hlc else { continue }
                 differs = true
-                if c.hlc < h.hlc {
+                if c.hlc < h.hlc && !fromRestored {
                     replaced.append(h.id)
                     goesIn[c.row] = true
                 }
@@ -295,9 +309,24 @@ struct InboxLoad {
         let originals = zip(rows, goesIn).filter(\.1).map(\.0)
         guard !originals.isEmpty else { return }
         try flush()
-        let tuples = SQL.placeholderRows(originals.count, width: 13)
-        let sql = db.dialect.insertSkippingDuplicates(into: "ds_change_inbox", columns: Self.columns, rows: tuples)
-        let n = Int64(try db.execute(sql, originals.flatMap { $0 }))
+        var n: Int64 = 0
+        var small: [[Value]] = []
+        for row in originals {
+            // A large value by the brand's own path, as in `nextRow`.
+            if case .blob(let payload) = row[10], payload.count >= Ingester.largeValueBytes,
+                let inserted = try db.insertWithLargeValue(
+                    into: "ds_change_inbox", columns: Self.columns, row, valueIndex: 10)
+            {
+                n += Int64(inserted)
+            } else {
+                small.append(row)
+            }
+        }
+        if !small.isEmpty {
+            let tuples = SQL.placeholderRows(small.count, width: 13)
+            let sql = db.dialect.insertSkippingDuplicates(into: "ds_change_inbox", columns: Self.columns, rows: tuples)
+            n += Int64(try db.execute(sql, small.flatMap { $0 }))
+        }
         counts.offered += n
         counts.loaded += n
         counts.skipped -= n

@@ -381,11 +381,13 @@ public enum Ingester {
                     notice = "new epoch: \(reason); all of this node's changes will be exported again"
                 }
                 let me = try NodeIdentity.reload(db)
+                // Before PeerRestore.check records this bundle as the sender's newest.
+                let newest = try PeerRestore.isNewest(db, file.header)
                 // A snapshot's receipts raise this node's marks with its rows: nothing stays lost.
                 if file.header.kind == "changes",
                     let lost = try Epochs.noteLostOwn(
                         db, me: me, receipts: file.header.receipts, from: file.header.sender,
-                        newest: PeerRestore.isNewest(db, file.header))
+                        newest: newest)
                 {
                     notice = notice.map { $0 + "; " + lost } ?? lost
                 }
@@ -394,7 +396,8 @@ public enum Ingester {
                 }
                 let bundleId = try recordBundle(db, file)
                 var inbox = InboxLoad(
-                    db: db, file: file, reader: reader, me: me, bundleId: bundleId, progress: progress)
+                    db: db, file: file, reader: reader, me: me, bundleId: bundleId, senderNewest: newest,
+                    progress: progress)
                 try inbox.loadRows(useCopy: useCopy)
                 return try inbox.finish()
             }

@@ -139,7 +139,10 @@ public final class Watcher {
             problem("warning: cycle \(cycle): " + trouble.joined(separator: ", "))
         }
         if stop() { return (parts.joined(separator: ", ") + "; stopping", false) }
-        let written = try Exporter.export(db, ExportOptions(folder: options.outFolder, relay: options.relay))
+        let notices = NoticeCollector()
+        let written = try Exporter.export(
+            db, ExportOptions(folder: options.outFolder, relay: options.relay), reporter: notices)
+        for n in notices.notices { problem("warning: cycle \(cycle): " + n) }
         parts.append("exported \(written.reduce(0) { $0 + $1.changes }) change(s) in \(written.count) bundle(s)")
         return (parts.joined(separator: ", "), idle && written.isEmpty)
     }

@@ -221,6 +221,14 @@ final class TerminalReporter: Reporter {
         guard verbose, !quiet else { return }
         Console.info(message)
     }
+
+    func notice(_ message: String) {
+        if drew {
+            FileHandle.standardError.write(Data("\n".utf8))
+            drew = false
+        }
+        Console.warn(message)
+    }
 }
 
 /// Joins the lines of each paragraph, so ArgumentParser wraps prose to the terminal's width

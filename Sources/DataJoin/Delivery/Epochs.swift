@@ -15,7 +15,8 @@ public enum Epochs {
         return try startNew(
             db,
             reason:
-                "\(peer) holds \(me.nodeId)#\(r.seq) of epoch \(me.epoch), but this node has issued only up to \(me.nextSeq - 1): restored from an older backup"
+                "\(peer) confirms \(me.nodeId)#\(r.seq) of epoch \(me.epoch), but this node has issued only up to \(me.nextSeq - 1): restored from an older backup"
+                + " (a peer that saw this node's numbering fork confirms one past what it holds)"
         )
     }
 

@@ -26,27 +26,36 @@ public enum Epochs {
     /// change no peer had read yet (found from outside: the change was lost for good, every
     /// command exited 0 and `check` said OK). It moves to a new epoch before it stamps.
     static func checkOwnFiles(_ db: Database, folder: String) throws -> String? {
-        let me = try NodeIdentity.reload(db)
+        // The folder is listed outside the write transaction: a hub's may hold many files.
+        let listed = try NodeIdentity.load(db)
+        guard let found = ownFileTop(folder, listed), found.seq >= listed.nextSeq else { return nil }
+        return try db.retryingWrite { _ -> String? in
+            let me = try NodeIdentity.reload(db)
+            guard me.epoch == listed.epoch, found.seq >= me.nextSeq else { return nil }
+            try KeyBlocks.skipLost(db, changes: found.seq - (me.nextSeq - 1))
+            return try startNew(
+                db,
+                reason:
+                    "its own bundle \(found.file) in the export folder holds \(me.nodeId)#\(found.seq) of epoch \(me.epoch), but this node has issued only up to \(me.nextSeq - 1): restored from an older backup"
+            )
+        }
+    }
+
+    /// The highest seq its own bundle files of its current epoch in `folder` name, and the file.
+    private static func ownFileTop(_ folder: String, _ me: NodeIdentity) -> (seq: Int64, file: String)? {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return nil }
         let prefix = me.nodeId + "_"
         let suffix = "_" + me.epoch.prefix(8) + "." + BundleFormat.fileExtension
+        let digits = { (s: Substring) in
+            s.count >= 12 && s.unicodeScalars.allSatisfy { $0.value >= 48 && $0.value <= 57 }
+        }
         var top: (seq: Int64, file: String)?
         for n in names where n.hasPrefix(prefix) && n.hasSuffix(suffix) && n.count > prefix.count + suffix.count {
             let seqs = n.dropFirst(prefix.count).dropLast(suffix.count).split(separator: "-")
-            guard seqs.count == 2,
-                seqs.allSatisfy({ $0.count >= 12 && $0.unicodeScalars.allSatisfy { $0.value >= 48 && $0.value <= 57 } }
-                ),
-                let last = Int64(seqs[1])
-            else { continue }
+            guard seqs.count == 2, seqs.allSatisfy(digits), let last = Int64(seqs[1]) else { continue }
             if last > (top?.seq ?? 0) { top = (last, n) }
         }
-        guard let top, top.seq >= me.nextSeq else { return nil }
-        try KeyBlocks.skipLost(db, changes: top.seq - (me.nextSeq - 1))
-        return try startNew(
-            db,
-            reason:
-                "its own bundle \(top.file) in the export folder holds \(me.nodeId)#\(top.seq) of epoch \(me.epoch), but this node has issued only up to \(me.nextSeq - 1): restored from an older backup"
-        )
+        return top
     }
 
     /// The own changes a restore lost, "<first> <last> <peer that holds the most>", per epoch

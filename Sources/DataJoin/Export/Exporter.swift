@@ -71,7 +71,7 @@ public enum Exporter {
         // between, so a backlog of millions is not planned on the statistics of an empty table.
         let step = Tuning.current.exportStep
         var stampedBefore = 0
-        if let restored = try db.retryingWrite({ _ in try Epochs.checkOwnFiles(db, folder: options.folder) }) {
+        if let restored = try Epochs.checkOwnFiles(db, folder: options.folder) {
             reporter.notice("new epoch: \(restored); all of this node's changes will be exported again")
         }
         _ = try db.retryingWrite { _ in try Stamper.closeUnsentGaps(db) }

@@ -20,38 +20,34 @@ final class CLITests: XCTestCase {
         r = try CLI.run(["export", "--db", "x.db", "--to", "/tmp", "--bogus"])
         XCTAssertEqual(r.status, 64)
         XCTAssertTrue(r.stderr.contains("--bogus"), r.stderr)
-        // `help` of a word that is no command printed the overview and exited 0 (found from outside).
-        r = try CLI.run(["help", "nosuchcmd"])
-        XCTAssertEqual(r.status, 64, r.stdout + r.stderr)
-        XCTAssertEqual(r.stdout, "")
-        XCTAssertEqual(r.stderr, "datajoin: error: unknown command 'nosuchcmd'; see 'datajoin --help'\n")
-        r = try CLI.run(["help", "exprot"])
-        XCTAssertEqual(r.status, 64)
-        XCTAssertEqual(r.stderr, "datajoin: error: unknown command 'exprot' (did you mean 'export'?)\n")
-        // A word under a command that names none of its subcommands, or under one that has none.
-        r = try CLI.run(["help", "key-blocks", "nosuch"])
-        XCTAssertEqual(r.status, 64, r.stdout + r.stderr)
-        XCTAssertEqual(r.stdout, "")
-        XCTAssertEqual(
-            r.stderr,
-            "datajoin: error: unknown command 'nosuch' of 'datajoin key-blocks' (see 'datajoin key-blocks --help')\n")
-        r = try CLI.run(["help", "export", "foo"])
-        XCTAssertEqual(r.status, 64, r.stdout + r.stderr)
-        XCTAssertEqual(
-            r.stderr,
-            "datajoin: error: 'datajoin export' has no subcommands, so 'foo' is none (see 'datajoin export --help')\n")
-        r = try CLI.run(["help", "help", "export"])
-        XCTAssertEqual(r.status, 64, r.stdout + r.stderr)
-        XCTAssertEqual(
-            r.stderr,
-            "datajoin: error: 'datajoin help' has no subcommands, so 'export' is none (see 'datajoin --help')\n")
-        // An option after `help` is not the command's: its own --help shows them.
-        r = try CLI.run(["help", "export", "-q"])
-        XCTAssertEqual(r.status, 64, r.stdout + r.stderr)
-        XCTAssertEqual(
-            r.stderr,
-            "datajoin: error: 'datajoin help' takes command names, not options like '-q': see 'datajoin export --help'\n"
-        )
+        // `help` of words that are no command printed the overview and exited 0 (found from
+        // outside): a word at the top, under a command that names none of its subcommands, under
+        // one that has none, and an option, which is the command's own.
+        for (args, message) in [
+            (["help", "nosuchcmd"], "unknown command 'nosuchcmd'; see 'datajoin --help'"),
+            (["help", "exprot"], "unknown command 'exprot' (did you mean 'export'?)"),
+            (
+                ["help", "key-blocks", "nosuch"],
+                "unknown command 'nosuch' of 'datajoin key-blocks' (see 'datajoin key-blocks --help')"
+            ),
+            (
+                ["help", "export", "foo"],
+                "'datajoin export' has no subcommands, so 'foo' is none (see 'datajoin export --help')"
+            ),
+            (
+                ["help", "help", "export"],
+                "'datajoin help' has no subcommands, so 'export' is none (see 'datajoin --help')"
+            ),
+            (
+                ["help", "export", "-q"],
+                "'datajoin help' takes command names, not options like '-q': see 'datajoin export --help'"
+            ),
+        ] {
+            r = try CLI.run(args)
+            XCTAssertEqual(r.status, 64, "\(args): \(r.stdout)\(r.stderr)")
+            XCTAssertEqual(r.stdout, "", "\(args)")
+            XCTAssertEqual(r.stderr, "datajoin: error: \(message)\n", "\(args)")
+        }
         // The commands' own help is as before, nested ones too.
         for args in [
             ["help"], ["help", "help"], ["help", "export"], ["help", "exit-codes"], ["help", "key-blocks"],

@@ -536,11 +536,15 @@ final class DeliveryTests: ScenarioTestCase {
     /// A mesh of three: a restored node's change at a reused seq reaches c first, straight from
     /// it; the original of that seq, which only b had, reaches c later through b's relay. c
     /// skipped the original as held, and kept without it for good while `check` said OK and a
-    /// re-send wrote nothing (found from outside). The older of the two is the original: its
-    /// copy takes the place of the restored node's, which comes again under its new epoch. c of
-    /// each brand.
+    /// re-send wrote nothing (found from outside). c keeps it aside; the restored node's new
+    /// epoch brings its own change again, which tells the original, and the original takes the
+    /// place of the restored node's copy. c of each brand, and the restored node's clock right
+    /// or an hour behind (a rule by stamps kept the wrong copy then; found from outside).
     func testAnOriginalRelayedAfterARestoredNodesReusedSeqTakesItsPlace() throws {
-        for (i, brand) in [Brand.sqlite, .postgres, .mariadb].enumerated() {
+        for (i, (brand, behind)) in [
+            (Brand.sqlite, false), (.postgres, false), (.mariadb, false), (.sqlite, true), (.postgres, true),
+            (.mariadb, true),
+        ].enumerated() {
             let nodes = try makeNodes([.sqlite, .sqlite, brand], prefix: "m\(i)")
             let (a, b, c) = (nodes[0], nodes[1], nodes[2])
             try a.exec("INSERT INTO item (id) VALUES ('k1')")
@@ -552,14 +556,16 @@ final class DeliveryTests: ScenarioTestCase {
             try a.exec("INSERT INTO item (id) VALUES ('k3')")
             try b.ingest(try export(a, to: "stick"))
             let restored = try restore(backup, "m\(i)")
+            if behind { try Settings.set(restored, "test_clock_offset_ms", -3_600_000) }
             try restored.execute("INSERT INTO item (id) VALUES ('n2')")
             let first = try Exporter.export(restored, ExportOptions(folder: try out(a, "first").path)).map(\.path)
             XCTAssertEqual(try c.ingest(first).files.first?.status, .loaded(changes: 1, skipped: 0), "\(brand)")
             XCTAssertEqual(try b.ingest(first).files.first?.status, .loaded(changes: 0, skipped: 1), "\(brand)")
-            // b's relay brings k2 (seq 2, the original) and k3.
+            // b's relay brings k2 (seq 2, the original; kept aside) and k3.
             let relay = try export(b, relay: true, to: "relay")
-            XCTAssertEqual(try c.ingest(relay).files.first?.status, .loaded(changes: 2, skipped: 1), "\(brand)")
-            XCTAssertEqual(try c.rows("item").map { $0[0] }, ["k1", "k2", "k3", "n2"], "\(brand)")
+            XCTAssertEqual(try c.ingest(relay).files.first?.status, .loaded(changes: 1, skipped: 2), "\(brand)")
+            XCTAssertEqual(try c.db.scalar("SELECT count(*) FROM ds_change_forked"), .integer(1), "\(brand)")
+            XCTAssertEqual(try c.rows("item").map { $0[0] }, ["k1", "k3", "n2"], "\(brand)")
             // The restored node is told by the same bundle, sends everything again, and takes
             // back what it lost.
             let told = try Ingester.ingest(restored, IngestOptions(paths: relay))
@@ -572,6 +578,8 @@ final class DeliveryTests: ScenarioTestCase {
                 try Exporter.export(
                     restored, ExportOptions(folder: try out(a, "again2").path, resend: true, peer: c.name)
                 ).map(\.path))
+            XCTAssertEqual(try c.db.scalar("SELECT count(*) FROM ds_change_forked"), .integer(0), "\(brand)")
+            XCTAssertEqual(try c.rows("item").map { $0[0] }, ["k1", "k2", "k3", "n2"], "\(brand) behind \(behind)")
             try c.ingest(try export(b, relay: true, to: "relay2"))
             try b.ingest(try export(c, relay: true, to: "fromc"))
             for n in [b, c] {
@@ -637,6 +645,57 @@ final class DeliveryTests: ScenarioTestCase {
         XCTAssertEqual(try TestDatabases.dump(restored, "item"), try b.rows("item"))
         XCTAssertEqual(try NodeCheck.run(restored).violations, [])
         XCTAssertEqual(try NodeCheck.run(b.db).violations, [])
+    }
+
+    /// The peer that holds the only copy of a lost change gets the restored node's change at the
+    /// same seq through a third node's relay first: it replaced its copy with it when the
+    /// restored node's clock was behind (the lower stamp was taken for the original; found from
+    /// outside), and the lost change was gone from every inbox. It keeps its copy, and every
+    /// node ends with both changes. The holder of each brand.
+    func testTheOnlyCopyOfALostChangeStaysWhenTheReusedSeqComesByRelay() throws {
+        for (i, brand) in [Brand.sqlite, .postgres, .mariadb].enumerated() {
+            let nodes = try makeNodes([.sqlite, brand, .sqlite], prefix: "h\(i)")
+            let (a, b, c) = (nodes[0], nodes[1], nodes[2])
+            try a.exec("INSERT INTO item (id) VALUES ('k1')")
+            let one = try export(a, to: "one")
+            try b.ingest(one)
+            try c.ingest(one)
+            let backup = try backUp(a, "h\(i)")
+            try a.exec("INSERT INTO item (id) VALUES ('k2')")
+            try b.ingest(try export(a, to: "lost"))
+            let epoch = try NodeIdentity.load(a.db).epoch
+            let original = try b.db.scalar(
+                "SELECT hlc FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq = 2",
+                [.text(a.name), .text(epoch)])
+            let restored = try restore(backup, "h\(i)")
+            try Settings.set(restored, "test_clock_offset_ms", -3_600_000)
+            try restored.execute("INSERT INTO item (id) VALUES ('n2')")
+            let first = try Exporter.export(restored, ExportOptions(folder: try out(a, "first").path)).map(\.path)
+            try c.ingest(first)
+            try b.ingest(try export(c, relay: true, to: "relay"))
+            try b.ingest(first)
+            XCTAssertEqual(
+                try b.db.scalar(
+                    "SELECT hlc FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq = 2",
+                    [.text(a.name), .text(epoch)]), original, "\(brand)")
+            // Told, the restored node sends everything again; the copy kept aside was its own.
+            let told = try export(b, relay: true, to: "told")
+            try Ingester.ingest(restored, IngestOptions(paths: told))
+            let again = try Exporter.export(restored, ExportOptions(folder: try out(a, "again").path)).map(\.path)
+            try b.ingest(again)
+            // c reads b's relay (k2 kept aside) and the restored node's new epoch, in either order.
+            try c.ingest(i % 2 == 0 ? told + again : again + told)
+            XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_forked"), .integer(0), "\(brand)")
+            try Ingester.ingest(
+                restored,
+                IngestOptions(paths: try export(b, relay: true, resend: true, peer: a.name, to: "resend")))
+            try c.ingest(try export(b, relay: true, to: "relay2"))
+            for n in [b, c] {
+                XCTAssertEqual(try n.rows("item").map { $0[0] }, ["k1", "k2", "n2"], "\(brand) \(n.name)")
+                XCTAssertEqual(try NodeCheck.run(n.db).violations, [], "\(brand) \(n.name)")
+            }
+            XCTAssertEqual(try TestDatabases.dump(restored, "item"), try b.rows("item"), "\(brand)")
+        }
     }
 
     /// A node that was not restored re-sends into a peer's gap with changes held above it: the

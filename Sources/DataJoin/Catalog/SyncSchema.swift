@@ -4,7 +4,7 @@ import Foundation
 /// (docs/tables.md describes every column).
 enum SyncSchema {
     /// Bumped when the tables change; stored in ds_node.schema_version.
-    static let version = 19
+    static let version = 20
 
     static func ddl(_ dialect: Dialect) -> SQL {
         let id = dialect.autoIdColumn
@@ -97,6 +97,7 @@ enum SyncSchema {
             CREATE UNIQUE INDEX IF NOT EXISTS ds_change_outbox_seq ON ds_change_outbox (seq)\(dialect.partialIndex("seq IS NOT NULL"));
             \(inboxTable(dialect, name: "ds_change_inbox"))
             CREATE UNIQUE INDEX IF NOT EXISTS ds_change_inbox_origin_seq ON ds_change_inbox (origin, origin_epoch, seq);
+            \(forkedTable(dialect))
             \(dialect.dropIndex("ds_change_inbox_held", on: "ds_change_inbox"));
             \(dialect.dropIndex("ds_change_inbox_held_row", on: "ds_change_inbox"));
             CREATE TABLE IF NOT EXISTS ds_change_held (
@@ -266,6 +267,15 @@ enum SyncSchema {
     static let inboxColumnList: SQL =
         "id, origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_pk_attribute, object_operation, cl, bundle_id, status, reason, received_at, object_value"
 
+    /// The other copy of a seq a restored node reused, whichever it is, until the origin's new
+    /// epoch tells which one it sent again (`Forks.resolve`).
+    static func forkedTable(_ dialect: Dialect) -> SQL {
+        """
+        \(inboxTable(dialect, name: "ds_change_forked"))
+        CREATE UNIQUE INDEX IF NOT EXISTS ds_change_forked_copy ON ds_change_forked (origin, origin_epoch, seq, hlc);
+        """
+    }
+
     /// Brings the tables of a node initialized by an older DataJoin up to this version.
     static func upgrade(_ db: Database, from version: Int64) throws {
         guard version < Int64(Self.version) else { return }
@@ -335,6 +345,7 @@ enum SyncSchema {
             // SQLite's triggers wrote some reals a unit in the last place off (before 13); before
             // 17 every brand's capture skipped all of an import's writes, cascades too.
             try db.dialect.upgradeCapture(db, from: Int(version))
+            if version < 20 { try db.executeScript(forkedTable(db.dialect)) }
             if version < 16 {
                 // Which tables have capture DataJoin installed, so that losing it is drift (a
                 // table rebuilt or replaced kept no triggers, and nothing said so; found from

@@ -27,14 +27,74 @@ enum Forks {
         return out
     }
 
-    /// Removes the restored node's copies of reused seqs, whose originals take their place
-    /// (`InboxLoad.reconcile`); the node sends its own again under its new epoch. A copy held
-    /// back (ds_change_held) goes with its row.
-    static func dropHeldCopies(_ db: Database, ids: [Int64]) throws {
-        for part in stride(from: 0, to: ids.count, by: VersionStore.batch) {
-            let some = ids[part..<min(part + VersionStore.batch, ids.count)].map { Value.integer($0) }
-            try db.execute("DELETE FROM ds_change_held WHERE id IN (\(SQL.placeholders(some.count)))", some)
-            try db.execute("DELETE FROM ds_change_inbox WHERE id IN (\(SQL.placeholders(some.count)))", some)
+    /// The copy of a reused seq that differs from the one held, until `resolve` can tell which
+    /// of the two is the original. A large value goes by the brand's own path.
+    static func keepAside(_ db: Database, _ row: [Value], columns: SQL) throws {
+        if case .blob(let payload) = row[10], payload.count >= Ingester.largeValueBytes,
+            try db.insertWithLargeValue(into: "ds_change_forked", columns: columns, row, valueIndex: 10) != nil
+        {
+            return
+        }
+        let sql = db.dialect.insertSkippingDuplicates(
+            into: "ds_change_forked", columns: columns, rows: SQL.placeholderRows(1, width: row.count))
+        try db.execute(sql, row)
+    }
+
+    /// A restored node that moves to a new epoch sends its outbox again under it, at the same
+    /// seqs with the same stamps: of two copies of a reused seq, the one that comes again under
+    /// another epoch of its origin is the restored node's, and the other is the original, which
+    /// exists nowhere else. An original kept aside takes the place of the held copy (its held row
+    /// goes with it) and is applied; a restored node's copy kept aside is dropped; until then
+    /// both wait. In the load's transaction, after its rows: what it writes is that bundle's.
+    static func resolve(_ db: Database, me: NodeIdentity, bundleId: Int64) throws {
+        let waiting = try db.rows(
+            "SELECT id, origin, origin_epoch, seq, hlc FROM ds_change_forked ORDER BY id LIMIT 1000")
+        guard !waiting.isEmpty else { return }
+        for w in waiting {
+            guard let id = w.int(0), let origin = w.string(1), let epoch = w.string(2), let seq = w.int(3),
+                let hlc = w.int(4)
+            else { continue }
+            let key: [Value] = [.text(origin), .text(epoch), .integer(seq)]
+            // Its other epochs' copies at this seq: one index lookup each.
+            var again = Set<Int64>()
+            for other in try db.rows(
+                "SELECT origin_epoch FROM ds_origin_state WHERE origin = ? AND origin_epoch <> ?",
+                [.text(origin), .text(epoch)])
+            {
+                guard let e = other.string(0) else { continue }
+                if let h = try db.scalar(
+                    "SELECT hlc FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq = ?",
+                    [.text(origin), .text(e), .integer(seq)]
+                ).asInt64 {
+                    again.insert(h)
+                }
+            }
+            // This node's own old epoch (it was the one restored): its outbox holds what it sends
+            // again.
+            if origin == me.nodeId,
+                let h = try db.scalar("SELECT hlc FROM ds_change_outbox WHERE seq = ?", [.integer(seq)]).asInt64
+            {
+                again.insert(h)
+            }
+            guard !again.isEmpty else { continue }
+            if again.contains(hlc) {
+                try db.execute("DELETE FROM ds_change_forked WHERE id = ?", [.integer(id)])
+                continue
+            }
+            guard
+                let held = try db.firstRow(
+                    "SELECT id, hlc FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq = ?", key),
+                let heldId = held.int(0), let heldHlc = held.int(1), again.contains(heldHlc)
+            else { continue }
+            try db.execute("DELETE FROM ds_change_held WHERE id = ?", [.integer(heldId)])
+            try db.execute("DELETE FROM ds_change_inbox WHERE id = ?", [.integer(heldId)])
+            try db.execute(
+                """
+                INSERT INTO ds_change_inbox (origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_pk_attribute, object_operation, cl, object_value, bundle_id, received_at)
+                SELECT origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_pk_attribute, object_operation, cl, object_value, ?, received_at
+                FROM ds_change_forked WHERE id = ?
+                """, [.integer(bundleId), .integer(id)])
+            try db.execute("DELETE FROM ds_change_forked WHERE id = ?", [.integer(id)])
         }
     }
 

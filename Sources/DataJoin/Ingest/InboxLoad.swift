@@ -235,16 +235,17 @@ struct InboxLoad {
     /// Changes about to be written above their origin's mark at seqs up to the highest seen
     /// here may be held already, past a gap; those at or below the mark are (`belowMark`). One
     /// held with another stamp is a fork of the origin's numbering: a node restored from a
-    /// backup reused the seqs of changes it lost. Then the older of the two is the original
-    /// (the restored node stamped its new one after its restore), which exists nowhere else:
-    /// its copy replaces the held one, which the restored node sends again under its new epoch.
+    /// backup reused the seqs of changes it lost. Which copy is the original no stamp tells (a
+    /// restored node's clock may be behind or ahead; found from outside and in review, each
+    /// rule by stamps lost an original): the other copy is kept aside (`ds_change_forked`)
+    /// until the origin's new epoch brings again the one it still has (`Forks.resolve`).
     /// Unchecked, a peer with a gap skipped the reused seq's original for good, and a third node
     /// that had the restored node's change first skipped the original relayed to it (found from
     /// outside: nodes apart for good, `check` OK). Checked before rows go in, a batch at a
     /// time: no limit, no memory. True for each row that is to go in.
     @discardableResult
     private mutating func reconcile(_ rows: [[Value]], belowMark: Bool = false) throws -> [Bool] {
-        var goesIn = [Bool](repeating: !belowMark, count: rows.count)
+        let goesIn = [Bool](repeating: !belowMark, count: rows.count)
         // The usual file: new changes, above marks with no gap behind them.
         if !belowMark && !anyGap { return goesIn }
         var groups: [String: [Int]] = [:]
@@ -254,7 +255,7 @@ struct InboxLoad {
             let k = Self.key(origin, epoch)
             if belowMark || seq <= (maxSeqs[k] ?? 0) { groups[k, default: []].append(i) }
         }
-        var replaced: [Int64] = []
+        var aside: [[Value]] = []
         for (k, indexes) in groups.sorted(by: { $0.key < $1.key }) {
             guard case .text(let origin) = rows[indexes[0]][0], case .text(let epoch) = rows[indexes[0]][1] else {
                 continue
@@ -264,25 +265,21 @@ struct InboxLoad {
                 return (seq, hlc, i)
             }
             let held = try Forks.heldCopies(db, origin: origin, epoch: epoch, seqs: incoming.map(\.seq))
-            var differs = false
-            // The restored node's own bundle, its newest, carries its reused copies, never an
-            // original: whatever the stamps (a clock behind after the restore stamps below the
-            // lost change), the copy here stays (found in review).
+            // The restored node's own newest bundle carries its reused copies, never an
+            // original: nothing to keep aside.
             let fromRestored = origin == file.header.sender && epoch == file.header.senderEpoch && senderNewest
+            var differs = false
             for c in incoming {
                 guard let h = held[c.seq], h.hlc != c.hlc else { continue }
                 differs = true
-                if c.hlc < h.hlc && !fromRestored {
-                    replaced.append(h.id)
-                    goesIn[c.row] = true
-                }
+                if !fromRestored { aside.append(rows[c.row]) }
             }
             if differs, !forked.contains(k) {
                 forked.insert(k)
                 try noteFork(origin: origin, epoch: epoch, top: incoming.map(\.seq).max() ?? 0)
             }
         }
-        if !replaced.isEmpty { try Forks.dropHeldCopies(db, ids: replaced) }
+        for row in aside { try Forks.keepAside(db, row, columns: Self.columns) }
         return goesIn
     }
 
@@ -298,38 +295,14 @@ struct InboxLoad {
         }
     }
 
-    /// The changes at or below their marks gathered so far: each compared, the originals of
-    /// reused seqs written.
+    /// The changes at or below their marks gathered so far: each compared, the other copy of a
+    /// reused seq kept aside.
     private mutating func compareBelowMark() throws {
         guard !belowMark.isEmpty else { return }
         let rows = belowMark
         belowMark.removeAll(keepingCapacity: true)
         belowMarkBytes = 0
-        let goesIn = try reconcile(rows, belowMark: true)
-        let originals = zip(rows, goesIn).filter(\.1).map(\.0)
-        guard !originals.isEmpty else { return }
-        try flush()
-        var n: Int64 = 0
-        var small: [[Value]] = []
-        for row in originals {
-            // A large value by the brand's own path, as in `nextRow`.
-            if case .blob(let payload) = row[10], payload.count >= Ingester.largeValueBytes,
-                let inserted = try db.insertWithLargeValue(
-                    into: "ds_change_inbox", columns: Self.columns, row, valueIndex: 10)
-            {
-                n += Int64(inserted)
-            } else {
-                small.append(row)
-            }
-        }
-        if !small.isEmpty {
-            let tuples = SQL.placeholderRows(small.count, width: 13)
-            let sql = db.dialect.insertSkippingDuplicates(into: "ds_change_inbox", columns: Self.columns, rows: tuples)
-            n += Int64(try db.execute(sql, small.flatMap { $0 }))
-        }
-        counts.offered += n
-        counts.loaded += n
-        counts.skipped -= n
+        try reconcile(rows, belowMark: true)
     }
 
     /// The key of `marks` and `maxSeqs`.
@@ -344,6 +317,9 @@ struct InboxLoad {
         // Encrypted in, encrypted out: what this node relays of it is encrypted too.
         if case .encrypted = file.source { try BundleEncryption.noteEncryptedReceived(db) }
         try advanceHoldings()
+        // After the file's rows and marks: an original taken from aside is written as this
+        // bundle's (an origin's new epoch is known by its marks).
+        try Forks.resolve(db, me: me, bundleId: bundleId)
         let h = file.header
         if try Receipts.record(db, peer: h.sender, epoch: h.senderEpoch, h.receipts), h.sender != me.nodeId {
             if let span = h.relaySpan {

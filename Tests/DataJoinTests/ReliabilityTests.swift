@@ -1442,6 +1442,9 @@ extension ReliabilityTests {
                     ), check.stderr)
                 XCTAssertFalse(check.stderr.contains("lost"), check.stderr)
                 XCTAssertEqual(check.stderr.split(separator: "\n").count, 1, check.stderr)
+                let status = try CLI.ok(["status", "--db", url.string!]).stdout
+                XCTAssertTrue(
+                    status.contains("  capture unknown: cannot see the triggers of table sales_order"), status)
             }
         }
     }

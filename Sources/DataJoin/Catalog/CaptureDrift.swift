@@ -114,11 +114,14 @@ public struct CaptureDrift: Sendable, Equatable {
             ? nil : d
     }
 
+    /// How the message of `triggersUnseen` starts (`status` heads it apart).
+    static let unseenPrefix = "cannot see the triggers of table "
+
     /// One line: what is not synced, and the cure.
     public var message: String {
         if triggersUnseen {
             return
-                "cannot see the triggers of table \(table): this database user lacks the TRIGGER privilege, without which MariaDB shows none, "
+                "\(Self.unseenPrefix)\(table): this database user lacks the TRIGGER privilege, without which MariaDB shows none, "
                 + "so whether its writes are captured is unknown here; run this as the user that ran 'datajoin track', "
                 + "or grant it: GRANT TRIGGER ON <database>.* TO <user> (docs/capture.md)"
         }

@@ -206,7 +206,11 @@ public struct NodeStatus: Sendable {
                 "node:             \(nodeId) (epoch \(epoch))",
                 "database:         \(database)",
                 "tracked tables:   \(trackedTables.isEmpty ? "none (run 'datajoin track')" : trackedTables.joined(separator: ", "))",
-            ] + captureDrift.map { "  capture out of date: \($0)" } + [
+            ]
+            + captureDrift.map {
+                // A user that cannot see the triggers does not know that they are out of date.
+                ($0.hasPrefix(CaptureDrift.unseenPrefix) ? "  capture unknown: " : "  capture out of date: ") + $0
+            } + [
                 "waiting export:   \(outboxWaiting) change(s)"
                     + (oldestUnexportedAgeSeconds.map { ", oldest \(Self.age($0)) old" } ?? "")
             ]

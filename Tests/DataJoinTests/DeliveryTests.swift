@@ -565,6 +565,8 @@ final class DeliveryTests: ScenarioTestCase {
             let relay = try export(b, relay: true, to: "relay")
             XCTAssertEqual(try c.ingest(relay).files.first?.status, .loaded(changes: 1, skipped: 2), "\(brand)")
             XCTAssertEqual(try c.db.scalar("SELECT count(*) FROM ds_change_forked"), .integer(1), "\(brand)")
+            let waiting = try CLI.ok(["status", "--db", c.url]).stdout
+            XCTAssertTrue(waiting.contains("\nforked copies:    1 waiting: "), "\(brand): \(waiting)")
             XCTAssertEqual(try c.rows("item").map { $0[0] }, ["k1", "k3", "n2"], "\(brand)")
             // The restored node is told by the same bundle, sends everything again, and takes
             // back what it lost.
@@ -579,6 +581,8 @@ final class DeliveryTests: ScenarioTestCase {
                     restored, ExportOptions(folder: try out(a, "again2").path, resend: true, peer: c.name)
                 ).map(\.path))
             XCTAssertEqual(try c.db.scalar("SELECT count(*) FROM ds_change_forked"), .integer(0), "\(brand)")
+            let resolved = try CLI.ok(["status", "--db", c.url, "--json"]).stdout
+            XCTAssertTrue(resolved.contains("\"forked_waiting\":0"), "\(brand): \(resolved)")
             XCTAssertEqual(try c.rows("item").map { $0[0] }, ["k1", "k2", "k3", "n2"], "\(brand) behind \(behind)")
             try c.ingest(try export(b, relay: true, to: "relay2"))
             try b.ingest(try export(c, relay: true, to: "fromc"))

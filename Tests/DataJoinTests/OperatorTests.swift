@@ -87,7 +87,9 @@ final class OperatorTests: XCTestCase {
             for f in fields { XCTAssertTrue(g.keys.contains(f), "status --json lacks \(group).\(f)") }
             XCTAssertEqual(Set(g.keys), Set(fields), group)
         }
-        for field in ["tracked_tables", "conflicts", "origins", "peers", "quarantined"] {
+        for field in [
+            "tracked_tables", "conflicts", "key_collisions", "forked_waiting", "origins", "peers", "quarantined",
+        ] {
             XCTAssertNotNil(object[field], field)
         }
         let clock = object["clock"] as! [String: Any]

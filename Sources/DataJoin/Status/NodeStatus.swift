@@ -20,6 +20,9 @@ public struct NodeStatus: Sendable {
     public var conflicts: Int64
     /// Rows inserted apart with one generated key (docs/keys.md).
     public var keyCollisions: Int64
+    /// Copies of seqs a restored node reused, waiting for its new epoch to tell which is the
+    /// original (`ds_change_forked`).
+    public var forkedWaiting: Int64 = 0
     public var lastExport: String?
     /// When this node last wrote what it took in without changes (a receipts-only bundle), or nil.
     public var lastReceipts: String? = nil
@@ -122,6 +125,7 @@ public struct NodeStatus: Sendable {
             heldCount: try heldCount(db),
             conflicts: try db.scalar("SELECT count(*) FROM ds_conflict").asInt64 ?? 0,
             keyCollisions: try KeyCollisions.count(db),
+            forkedWaiting: try db.scalar("SELECT count(*) FROM ds_change_forked").asInt64 ?? 0,
             lastExport: exportRow?.string(0),
             lastReceipts: try ReceiptsOnly.lastWritten(db).map { UTCText.iso8601(ms: $0 * 1000) },
             exportHeld: try db.scalar(
@@ -187,7 +191,7 @@ public struct NodeStatus: Sendable {
             "last_seq":\(lastSeq),"pointer":\(exportPointer),"last_export":\(s(lastExport)),"last_receipts":\(s(lastReceipts)),"held":\(s(exportHeld))},\
             "import":{"waiting":\(inboxWaiting),"pointer":\(importPointer),"held_count":\(heldCount),"held":[\(heldJSON.joined(separator: ","))],\
             "last_ingest":\(s(lastIngest)),"bundles_ingested":\(bundlesIngested)},\
-            "conflicts":\(conflicts),"key_collisions":\(keyCollisions),\
+            "conflicts":\(conflicts),"key_collisions":\(keyCollisions),"forked_waiting":\(forkedWaiting),\
             "clock":{"text":\(JSON.quote(clock)),"wall_ms":\(clockStamp >> 16),"counter":\(counter),"ahead_seconds":\(clockAheadSeconds.map(String.init) ?? "null")},\
             "origins":[\(originsJSON.joined(separator: ","))],"peers":[\(peersJSON.joined(separator: ","))],\
             "quarantined":[\(quarantinedJSON.joined(separator: ","))]}
@@ -236,6 +240,11 @@ public struct NodeStatus: Sendable {
             lines.append(
                 "  \(String(format: "%.1f", Double(ahead) / 86_400)) day(s) ahead of this machine's clock: peers hold this node's changes until their clocks catch up (docs/conflict-rules.md, 'A node whose clock ran ahead')"
             )
+        }
+        if forkedWaiting > 0 {
+            lines.insert(
+                "forked copies:    \(forkedWaiting) waiting: changes at seqs a node restored from a backup reused, kept until its new epoch tells which copy is the original (docs/delivery.md, forks)",
+                at: lines.firstIndex { $0.hasPrefix("conflicts logged:") }.map { $0 + 1 } ?? lines.count)
         }
         if keyCollisions > 0 {
             lines.insert(

@@ -54,7 +54,6 @@ enum Forks {
             guard let id = w.int(0), let origin = w.string(1), let epoch = w.string(2), let seq = w.int(3),
                 let hlc = w.int(4)
             else { continue }
-            let key: [Value] = [.text(origin), .text(epoch), .integer(seq)]
             // Its other epochs' copies at this seq: one index lookup each.
             var again = Set<Int64>()
             for other in try db.rows(
@@ -62,12 +61,7 @@ enum Forks {
                 [.text(origin), .text(epoch)])
             {
                 guard let e = other.string(0) else { continue }
-                if let h = try db.scalar(
-                    "SELECT hlc FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq = ?",
-                    [.text(origin), .text(e), .integer(seq)]
-                ).asInt64 {
-                    again.insert(h)
-                }
+                if let h = try heldCopies(db, origin: origin, epoch: e, seqs: [seq])[seq] { again.insert(h.hlc) }
             }
             // This node's own old epoch (it was the one restored): its outbox holds what it sends
             // again.
@@ -77,23 +71,20 @@ enum Forks {
                 again.insert(h)
             }
             guard !again.isEmpty else { continue }
-            if again.contains(hlc) {
-                try db.execute("DELETE FROM ds_change_forked WHERE id = ?", [.integer(id)])
-                continue
+            if !again.contains(hlc) {
+                // The held copy comes again: this one is the original, in its place.
+                guard let held = try heldCopies(db, origin: origin, epoch: epoch, seqs: [seq])[seq],
+                    again.contains(held.hlc)
+                else { continue }
+                try db.execute("DELETE FROM ds_change_held WHERE id = ?", [.integer(held.id)])
+                try db.execute("DELETE FROM ds_change_inbox WHERE id = ?", [.integer(held.id)])
+                try db.execute(
+                    """
+                    INSERT INTO ds_change_inbox (origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_pk_attribute, object_operation, cl, object_value, bundle_id, received_at)
+                    SELECT origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_pk_attribute, object_operation, cl, object_value, ?, received_at
+                    FROM ds_change_forked WHERE id = ?
+                    """, [.integer(bundleId), .integer(id)])
             }
-            guard
-                let held = try db.firstRow(
-                    "SELECT id, hlc FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq = ?", key),
-                let heldId = held.int(0), let heldHlc = held.int(1), again.contains(heldHlc)
-            else { continue }
-            try db.execute("DELETE FROM ds_change_held WHERE id = ?", [.integer(heldId)])
-            try db.execute("DELETE FROM ds_change_inbox WHERE id = ?", [.integer(heldId)])
-            try db.execute(
-                """
-                INSERT INTO ds_change_inbox (origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_pk_attribute, object_operation, cl, object_value, bundle_id, received_at)
-                SELECT origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_pk_attribute, object_operation, cl, object_value, ?, received_at
-                FROM ds_change_forked WHERE id = ?
-                """, [.integer(bundleId), .integer(id)])
             try db.execute("DELETE FROM ds_change_forked WHERE id = ?", [.integer(id)])
         }
     }

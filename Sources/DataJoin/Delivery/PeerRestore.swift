@@ -104,19 +104,20 @@ public enum PeerRestore {
     /// Raises the highest own seq the sender has sent here with this bundle's; the value before.
     private static func noteSentOwn(_ db: Database, _ h: BundleHeader) throws -> Int64 {
         let name = sentOwnSetting(h.sender, epoch: h.senderEpoch)
-        var before = try Settings.int(db, name, range: 0...Int64(BundleFormat.maxSeq))
-        if before == nil {
+        let had: Int64
+        if let kept = try Settings.int(db, name, range: 0...Int64(BundleFormat.maxSeq)) {
+            had = kept
+        } else {
             // A peer heard from before this was kept: what its own bundles brought, once.
-            before =
+            had =
                 try db.scalar(
                     """
                     SELECT max(i.seq) FROM ds_change_inbox i JOIN ds_bundle_seen b ON b.id = i.bundle_id
                     WHERE i.origin = ? AND i.origin_epoch = ? AND b.origin = ?
                     """, [.text(h.sender), .text(h.senderEpoch), .text(h.sender)]
                 ).asInt64 ?? 0
-            try Settings.set(db, name, before ?? 0)
+            try Settings.set(db, name, had)
         }
-        let had = before ?? 0
         guard h.kind == "changes" else { return had }
         let sent = h.origins.filter { $0.origin == h.sender && $0.epoch == h.senderEpoch }.map(\.last).max() ?? 0
         if sent > had { try Settings.set(db, name, sent) }

@@ -242,12 +242,10 @@ struct InboxLoad {
     /// Unchecked, a peer with a gap skipped the reused seq's original for good, and a third node
     /// that had the restored node's change first skipped the original relayed to it (found from
     /// outside: nodes apart for good, `check` OK). Checked before rows go in, a batch at a
-    /// time: no limit, no memory. True for each row that is to go in.
-    @discardableResult
-    private mutating func reconcile(_ rows: [[Value]], belowMark: Bool = false) throws -> [Bool] {
-        let goesIn = [Bool](repeating: !belowMark, count: rows.count)
+    /// time: no limit, no memory.
+    private mutating func reconcile(_ rows: [[Value]], belowMark: Bool = false) throws {
         // The usual file: new changes, above marks with no gap behind them.
-        if !belowMark && !anyGap { return goesIn }
+        if !belowMark && !anyGap { return }
         var groups: [String: [Int]] = [:]
         for (i, row) in rows.enumerated() {
             guard case .text(let origin) = row[0], case .text(let epoch) = row[1], case .integer(let seq) = row[2]
@@ -280,7 +278,6 @@ struct InboxLoad {
             }
         }
         for row in aside { try Forks.keepAside(db, row, columns: Self.columns) }
-        return goesIn
     }
 
     /// A fork of the sender's numbering is recorded, so its receipts tell it (Forks); so is one
@@ -288,9 +285,9 @@ struct InboxLoad {
     private func noteFork(origin: String, epoch: String, top: Int64) throws {
         let named =
             file.header.origins.first { $0.origin == origin && $0.epoch == epoch }?.last ?? top
-        if origin == file.header.sender && epoch == file.header.senderEpoch {
-            try Forks.record(db, origin: origin, epoch: epoch, last: named)
-        } else if try Receipts.currentEpoch(db, peer: origin) == epoch {
+        if try (origin == file.header.sender && epoch == file.header.senderEpoch)
+            || Receipts.currentEpoch(db, peer: origin) == epoch
+        {
             try Forks.record(db, origin: origin, epoch: epoch, last: named)
         }
     }

@@ -47,9 +47,20 @@ enum Forks {
     /// goes with it) and is applied; a restored node's copy kept aside is dropped; until then
     /// both wait. In the load's transaction, after its rows: what it writes is that bundle's.
     static func resolve(_ db: Database, me: NodeIdentity, bundleId: Int64) throws {
-        let waiting = try db.rows(
-            "SELECT id, origin, origin_epoch, seq, hlc FROM ds_change_forked ORDER BY id LIMIT 1000")
-        guard !waiting.isEmpty else { return }
+        // Every copy that waits, a page at a time: with only the first page, copies that never
+        // resolve kept the later ones from ever being looked at (found in the last read).
+        var after: Int64 = 0
+        while true {
+            let waiting = try db.rows(
+                "SELECT id, origin, origin_epoch, seq, hlc FROM ds_change_forked WHERE id > ? ORDER BY id LIMIT 1000",
+                [.integer(after)])
+            guard let last = waiting.last?.int(0) else { return }
+            after = last
+            try resolve(db, me: me, bundleId: bundleId, waiting)
+        }
+    }
+
+    private static func resolve(_ db: Database, me: NodeIdentity, bundleId: Int64, _ waiting: [Row]) throws {
         for w in waiting {
             guard let id = w.int(0), let origin = w.string(1), let epoch = w.string(2), let seq = w.int(3),
                 let hlc = w.int(4)

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import XCTest
 
@@ -349,11 +350,78 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(try CLI.run(["init", "--db", n.url, "--node", "bad name!"]).status, 64)
     }
 
-    func testCommandsBeforeInitSayWhatToDo() throws {
+    /// Every command but `init` says a database is not a node yet, with exit 66, before it reads
+    /// any table of its own (found from outside: `ingest`, `conflicts`, `snapshot`, `config`,
+    /// `verify --db` and `inspect --db` failed with exit 1 and the database's "no such table"),
+    /// and creates nothing; on every brand.
+    func testEveryCommandOnADatabaseThatIsNoNodeSaysToRunInit() throws {
         let url = folder.appendingPathComponent("fresh.db").path
         let r = try CLI.run(["export", "--db", url, "--to", folder.path])
         XCTAssertEqual(r.status, 66)
         XCTAssertTrue(r.stderr.contains("datajoin init"), r.stderr)
+        // A file that is no bundle: read first, it would be refused with 65.
+        let junk = folder.appendingPathComponent("junk.djb")
+        try Data("not a bundle".utf8).write(to: junk)
+        let key = Hex.encode(Array(Curve25519.Signing.PrivateKey().publicKey.rawRepresentation))
+        for brand in TestDatabases.availableBrands {
+            let url = try TestDatabases.create(brand, name: "plain\(brand)", in: folder)
+            let db = try DatabaseOpener.open(url, create: true)
+            try db.executeScript(TestDatabases.ddl(TestDatabases.salesOrderSQL, for: brand))
+            let out = try TestDatabases.subfolder(folder, "out-\(brand)")
+            for args in [
+                ["export", "--db", url, "--to", out.path], ["ingest", "--db", url, junk.path],
+                ["ingest", "--db", url, "--dry-run", junk.path], ["import", "--db", url], ["status", "--db", url],
+                ["conflicts", "--db", url], ["snapshot", "--db", url, "--to", out.path], ["config", "--db", url],
+                ["verify", "--db", url, junk.path], ["inspect", "--db", url, junk.path], ["key", "--db", url],
+                ["prune", "--db", url], ["check", "--db", url], ["track", "--db", url, "sales_order"],
+                ["trust", "--db", url, "peer", key], ["key-blocks", "show", "--db", url],
+                ["watch", "--db", url, "--in", out.path, "--out", out.path, "--every", "1", "--cycles", "1"],
+            ] {
+                let r = try CLI.run(args)
+                XCTAssertEqual(r.status, 66, "\(brand) \(args[0]): \(r.stdout)\(r.stderr)")
+                XCTAssertEqual(r.stdout, "", "\(brand) \(args[0])")
+                XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, "\(brand) \(args[0]): \(r.stderr)")
+                XCTAssertTrue(
+                    r.stderr.hasPrefix("datajoin: error: ")
+                        && r.stderr.hasSuffix(
+                            " is not a DataJoin node yet: run 'datajoin init --db URL --node NAME' first\n"),
+                    "\(brand) \(args[0]): \(r.stderr)")
+            }
+            XCTAssertFalse(try SyncSchema.installed(db), "\(brand): nothing installed")
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.path), [], "\(brand)")
+            // Without --db, `verify` and `inspect` need no node: the file's own class.
+            XCTAssertEqual(try CLI.run(["verify", junk.path]).status, 65)
+            XCTAssertEqual(try CLI.run(["inspect", junk.path]).status, 65)
+        }
+    }
+
+    /// SIGINT and SIGTERM end a command with one line and 130 or 143 (found from outside: exit
+    /// 130 and nothing said). Interrupted while it waits for another writer's lock, which is
+    /// certain to be before it wrote anything; afterwards the same command does its work.
+    func testAnInterruptedCommandSaysSoAndExits130Or143() throws {
+        let a = try TestNode("intr", .sqlite, folder: folder, viaCLI: true)
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('k1')")
+        let out = try TestDatabases.subfolder(folder, "intr-out")
+        let holder = try DatabaseOpener.open(a.url)
+        try holder.executeScript("BEGIN IMMEDIATE")
+        for (sig, status) in [(SIGINT, Int32(130)), (SIGTERM, Int32(143))] {
+            let run = try CLI.start(["export", "--db", a.url, "--to", out.path, "--lock-timeout", "60"])
+            XCTAssertNotNil(run.waitForLine { $0.hasPrefix("datajoin: waiting for ") }, run.allOutput())
+            kill(run.process.processIdentifier, sig)
+            run.process.waitUntilExit()
+            XCTAssertEqual(run.process.terminationReason, .exit, "\(sig)")
+            XCTAssertEqual(run.process.terminationStatus, status, run.allOutput())
+            XCTAssertNotNil(
+                run.waitForLine {
+                    $0 == "datajoin: interrupted: the step in progress was rolled back, what was done before it "
+                        + "is kept; run the command again to finish"
+                }, run.allOutput())
+        }
+        try holder.executeScript("ROLLBACK")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.path), [])
+        try CLI.ok(["export", "--db", a.url, "--to", out.path])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.path).count, 1)
+        try CLI.ok(["check", "--db", a.url])
     }
 
     /// Found from outside (issue 12's trial): a pipe or a device named as a bundle hung

@@ -9,19 +9,31 @@ public struct NodeIdentity: Sendable {
     public var hlc: Int64
     public var nextSeq: Int64
 
+    /// Says so when the database is not a node (yet), before a command reads any of its tables:
+    /// the reads of `ingest`, `conflicts`, `snapshot`, `config`, `verify --db` and `inspect --db`
+    /// failed on a missing table with the database's own message (found from outside). Reads only.
+    public static func require(_ db: Database) throws {
+        guard try SyncSchema.installed(db) else { throw notANode(db) }
+        guard try db.firstRow("SELECT node_id FROM ds_node", []) != nil else { throw noNodeRow(db) }
+    }
+
+    private static func notANode(_ db: Database) -> DataJoinError {
+        DataJoinError(
+            .notInitialized,
+            "\(db.displayName) is not a DataJoin node yet: run 'datajoin init --db URL --node NAME' first")
+    }
+
+    private static func noNodeRow(_ db: Database) -> DataJoinError {
+        DataJoinError(
+            .notInitialized,
+            "\(db.displayName) has DataJoin tables but no node id: run 'datajoin init --db URL --node NAME'")
+    }
+
     static func load(_ db: Database) throws -> NodeIdentity {
-        guard try SyncSchema.installed(db) else {
-            throw DataJoinError(
-                .notInitialized,
-                "\(db.displayName) is not a DataJoin node yet: run 'datajoin init --db URL --node NAME' first")
-        }
+        guard try SyncSchema.installed(db) else { throw notANode(db) }
         guard
             let r = try db.firstRow("SELECT node_id, epoch, public_key, hlc, next_seq, schema_version FROM ds_node", [])
-        else {
-            throw DataJoinError(
-                .notInitialized,
-                "\(db.displayName) has DataJoin tables but no node id: run 'datajoin init --db URL --node NAME'")
-        }
+        else { throw noNodeRow(db) }
         if let v = r.int(5), v < Int64(SyncSchema.version) { try SyncSchema.upgrade(db, from: v) }
         return NodeIdentity(
             nodeId: r.string(0) ?? "", epoch: r.string(1) ?? "", publicKey: Hex.decode(r.string(2) ?? "") ?? [],

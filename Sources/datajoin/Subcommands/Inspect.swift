@@ -35,7 +35,7 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         try DataJoin_run {
-            let database = try db.map { try DatabaseOpener.open($0, create: false) }
+            let database = try db.map { try DatabaseOptions.open($0) }
             let s = try BundleInspector.read(file, keepChanges: max(0, limit), db: database)
             print(json ? BundleInspector.json(s) : BundleInspector.text(s))
             // Its signature matches its own key; whether this node trusts that key is another
@@ -83,7 +83,7 @@ struct Verify: ParsableCommand {
         }
         try DataJoin_run {
             if files.isEmpty { throw DataJoinError(.usage, "name at least one bundle file to verify") }
-            let database = try db.map { try DatabaseOpener.open($0, create: false) }
+            let database = try db.map { try DatabaseOptions.open($0) }
             let entries = try BundleFiles.expand(files)
             if entries.isEmpty {
                 failed(Exit.noInput)

@@ -29,12 +29,19 @@ struct DatabaseOptions: ParsableArguments {
     }
 
     /// Opens the database; only `init` passes `create` (any other command given a path where
-    /// there is no database says so and creates nothing).
+    /// there is no database says so and creates nothing). Every other command needs a node.
     func open(create: Bool = false) throws -> Database {
         guard let text = db ?? ProcessInfo.processInfo.environment["DATAJOIN_DB"], !text.isEmpty else {
             throw DataJoinError(.usage, "no database given: pass --db URL or set DATAJOIN_DB")
         }
-        return try DatabaseOpener.open(text, create: create)
+        return try Self.open(text, create: create)
+    }
+
+    /// `--db` of the commands that read a node's keys only when given one (`inspect`, `verify`).
+    static func open(_ text: String, create: Bool = false) throws -> Database {
+        let db = try DatabaseOpener.open(text, create: create)
+        if !create { try NodeIdentity.require(db) }
+        return db
     }
 }
 
@@ -79,6 +86,8 @@ enum Exit {
          75  temporary: the database is locked by another writer; try again
          77  permission: sender not trusted, or the database unreadable or read-only
              for this user (a file, or a database user that may only read)
+        130  interrupted by SIGINT (143: SIGTERM): the step in progress rolled back,
+             what was done before it kept; run the command again
         """
 
     static func code(for e: DataJoinError) -> ExitCode {

@@ -199,7 +199,7 @@ final class CLITests: XCTestCase {
         try received(minutesAgo: 61)
         let when = try XCTUnwrap(try b.db.scalar("SELECT received_at FROM ds_change_inbox").asString)
         let cure =
-            "gap1 (epoch \(try a.epoch8())): changes 1–2 are still missing here, and later ones arrived at \(when) (a bundle lost, or written where this node does not read); on gap1, or on a node that relays it, run 'datajoin export --resend --peer gap2'"
+            "gap1 (epoch \(try a.epoch8())): changes 1–2 are still missing here, and later ones arrived at \(when) (a bundle lost, or written where this node does not read); on gap1, or on a node that relays it, run 'datajoin export --db URL --to FOLDER --resend --peer gap2'"
         r = try CLI.run(["ingest", "--db", b.url, shared.path, "-q"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.hasPrefix("datajoin: warning: " + cure), r.stderr)
@@ -244,7 +244,7 @@ final class CLITests: XCTestCase {
         try FileManager.default.moveItem(atPath: file, toPath: upper)
         var r = try CLI.run(["verify", drop.path])
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertTrue(r.stdout.contains("\(upper): OK (1 changes from uc1 1-1"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("\(upper): OK (1 change from uc1 1-1"), r.stdout)
         let missing = drop.appendingPathComponent("gone.djb").path
         r = try CLI.run(["verify", upper, missing])
         XCTAssertEqual(r.status, 66, r.stdout + r.stderr)
@@ -263,12 +263,13 @@ final class CLITests: XCTestCase {
     }
 
     func testHelpTeachesWithExamples() throws {
+        // Every command, nested ones too (found from outside: `key-blocks` had none).
         for cmd in [
             "init", "track", "untrack", "export", "ingest", "import", "status", "inspect", "verify", "key", "trust",
-            "conflicts",
-            "watch", "snapshot", "prune",
+            "conflicts", "watch", "snapshot", "prune", "check", "config", "key-blocks", "key-blocks show",
+            "key-blocks authority", "key-blocks grant", "key-blocks add",
         ] {
-            let r = try CLI.ok([cmd, "--help"])
+            let r = try CLI.ok(cmd.split(separator: " ").map(String.init) + ["--help"])
             XCTAssertTrue(r.stdout.contains("Example"), "\(cmd) --help has no example")
             // Prose is wrapped by the parser, not broken twice; examples fit as written.
             let text = r.stdout.components(separatedBy: "USAGE:")[0]

@@ -214,6 +214,14 @@ final class DeliveryTests: ScenarioTestCase {
         let later = try export(a)
         r = try CLI.ok(["verify", "--db", b.url, later[1]])
         XCTAssertTrue(r.stdout.contains("leaves a gap: g0 41–55 is missing before it"), r.stdout)
+        // A node's own bundle and snapshot, as `ingest` tells them (found from outside: the
+        // snapshot was said to extend the node's own changes).
+        let snapshot = try Snapshotter.write(a.db, folder: try TestDatabases.subfolder(folder, "gsnap").path).path
+        for own in [later[0], snapshot] {
+            r = try CLI.ok(["verify", "--db", a.url, own])
+            XCTAssertTrue(r.stdout.hasSuffix("\n  written by this node: ingest here skips it\n"), r.stdout)
+            XCTAssertEqual(r.stdout.split(separator: "\n").count, 2, r.stdout)
+        }
         // Import does not wait on a gap: what arrived is applied.
         XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM item"), .integer(25))
         try b.ingest([files[1]])

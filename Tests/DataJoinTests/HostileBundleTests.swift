@@ -323,6 +323,32 @@ final class HostileBundleTests: ScenarioTestCase {
         w.varint(2)
         bad.body = w.bytes + craft.body
         try assertRefused(try bad.bytes(signWith: senderKey), "undefined table", "undefined table index")
+        // A seq, clock stamp or row generation out of range is named (found from outside: "a
+        // count of 18446744073709551615 is over the limit …" for each).
+        for (field, fields) in [
+            ("a change's seq", [UInt64.max, 1, 1]), ("a change's clock stamp", [2, UInt64.max, 1]),
+            ("a change's row generation", [2, 1, UInt64.max]),
+        ] {
+            // A table defined first (its number 7), so that the row generation is read.
+            w = ByteWriter()
+            w.byte(BundleFormat.Record.table.rawValue)
+            w.varint(7)
+            w.string("crafted")
+            w.varint(1)
+            w.string("id")
+            w.varint(1)
+            w.varint(0)
+            w.byte(BundleFormat.Record.change.rawValue)
+            w.varint(0)
+            w.varint(fields[0])
+            w.varint(fields[1])
+            w.varint(0)
+            w.byte(UInt8(ascii: "D"))
+            w.varint(7)
+            w.varint(fields[2])
+            bad.body = w.bytes + craft.body
+            try assertRefused(try bad.bytes(signWith: senderKey), "\(field) of \(UInt64.max) is over the limit", field)
+        }
         // An unknown record type.
         bad.body = [0x51] + craft.body
         try assertRefused(try bad.bytes(signWith: senderKey), "unknown record type", "unknown record")

@@ -671,7 +671,7 @@ final class RelayReceiptTests: ScenarioTestCase {
         XCTAssertTrue(
             said.contains("#2-3 of its epoch ")
                 && said.contains(
-                    "are lost here and l1 holds them; they come back only from a node that relays them: on l1 run 'datajoin export --relay --resend --peer hub'"
+                    "are lost here and l1 holds them; they come back only from a node that relays them: on l1 run 'datajoin export --db URL --to FOLDER --relay --resend --peer hub'"
                 ), said)
         // Named on every export and prune while they are lost.
         for args in [["export", "--db", hub, "--to", down.path, "--relay"], ["prune", "--db", hub]] {
@@ -744,7 +744,7 @@ final class RelayReceiptTests: ScenarioTestCase {
         try laptops[1].export(to: l2Out)
         said += try CLI.ok(["ingest", "--db", hub, l2Out.path]).stderr
         XCTAssertTrue(said.contains("this node's own changes #2 of its epoch "), said)
-        XCTAssertTrue(said.contains("on l2 run 'datajoin export --relay --resend --peer hub'"), said)
+        XCTAssertTrue(said.contains("on l2 run 'datajoin export --db URL --to FOLDER --relay --resend --peer hub'"), said)
         // The cure brings h2 back, and everyone converges.
         let back = try TestDatabases.subfolder(folder, "back")
         try CLI.ok(["export", "--db", laptops[1].url, "--to", back.path, "--relay", "--resend", "--peer", "hub"])
@@ -789,7 +789,7 @@ final class RelayReceiptTests: ScenarioTestCase {
         XCTAssertTrue(said.contains("are lost here and hub holds them"), said)
         XCTAssertTrue(
             said.contains(
-                "lap confirms less than it did (its own changes of its last epoch up to 3, which this node holds): its database was restored from a backup. Send it again what it lost with 'datajoin export --relay --resend --peer lap'"
+                "lap confirms less than it did (its own changes of its last epoch up to 3, which this node holds): its database was restored from a backup. Send it again what it lost with 'datajoin export --db URL --to FOLDER --relay --resend --peer lap'"
             ), said)
         XCTAssertTrue(
             try CLI.ok(["prune", "--db", l]).stderr.contains("restored from a backup: this node's own changes #2-3"))

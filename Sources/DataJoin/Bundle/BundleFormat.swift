@@ -173,8 +173,9 @@ public struct BundleHeader: Equatable, Sendable {
                 for _ in 0..<n {
                     let o = OriginRange(
                         origin: try f.string(), epoch: try Self.epoch(try f.string()),
-                        first: Int64(try f.int(BundleFormat.maxSeq)),
-                        last: Int64(try f.int(BundleFormat.maxSeq)), count: Int64(try f.int(BundleFormat.maxSeq)))
+                        first: Int64(try f.int(BundleFormat.maxSeq, what: "an origin's first seq")),
+                        last: Int64(try f.int(BundleFormat.maxSeq, what: "an origin's last seq")),
+                        count: Int64(try f.int(BundleFormat.maxSeq, what: "an origin's change count")))
                     guard o.first >= 1, o.last >= o.first, o.count >= 1, o.count <= o.last - o.first + 1 else {
                         throw DataJoinError.bundle(
                             "header gives an impossible range \(o.first)-\(o.last) (\(o.count) changes) for \(o.origin)"
@@ -193,7 +194,7 @@ public struct BundleHeader: Equatable, Sendable {
                     h.receipts.append(
                         Receipt(
                             origin: origin, epoch: try Self.epoch(try f.string()),
-                            seq: Int64(try f.int(BundleFormat.maxSeq))))
+                            seq: Int64(try f.int(BundleFormat.maxSeq, what: "a receipt's seq"))))
                 }
             case .publicKey: h.publicKey = try f.data()
             case .relaySpan: h.relaySpan = try Self.span(&f)
@@ -248,7 +249,9 @@ public struct BundleHeader: Equatable, Sendable {
 extension BundleHeader {
     /// `after < last`, both within the sequence bound.
     static func span(_ f: inout ByteReader<ArraySource>) throws -> RelaySpan {
-        let s = RelaySpan(after: Int64(try f.int(BundleFormat.maxSeq)), last: Int64(try f.int(BundleFormat.maxSeq)))
+        let s = RelaySpan(
+            after: Int64(try f.int(BundleFormat.maxSeq, what: "a relay span's start")),
+            last: Int64(try f.int(BundleFormat.maxSeq, what: "a relay span's end")))
         guard s.after < s.last else {
             throw DataJoinError.bundle("header gives an impossible relay span \(s.after)-\(s.last)")
         }

@@ -124,21 +124,21 @@ final class BundleReader {
     private func readChange() throws -> Change {
         let originIndex = try reader.int(header.origins.count - 1)
         let o = header.origins[originIndex]
-        let seq = Int64(try reader.int(BundleFormat.maxSeq))
+        let seq = Int64(try reader.int(BundleFormat.maxSeq, what: "a change's seq"))
         // Any stamp a clock makes: one past the last millisecond saturates up to Int64.max, and
         // a limit below it refused every bundle of that node as damaged (found from outside).
-        let hlc = Int64(try reader.int(Int(Int64.max)))
-        let txid = Int64(try reader.int(Int.max))
+        let hlc = Int64(try reader.int(Int(Int64.max), what: "a change's clock stamp"))
+        let txid = Int64(try reader.int(Int.max, what: "a change's transaction id"))
         guard let op = Operation(rawValue: String(UnicodeScalar(try reader.byte()))) else {
             throw DataJoinError.bundle("unknown operation")
         }
-        let tableIndex = try reader.int(100_000)
+        let tableIndex = try reader.int(100_000, what: "a table number")
         guard let t = tables[tableIndex] else {
             throw DataJoinError.bundle("change refers to undefined table \(tableIndex)")
         }
         // From the generation on, one change holds at most `maxChangeBytes` (BundleWriter).
         reader.budgetEnd = reader.consumed + BundleFormat.maxChangeBytes
-        let cl = Int64(try reader.int(BundleFormat.maxSeq))
+        let cl = Int64(try reader.int(BundleFormat.maxSeq, what: "a change's row generation"))
         guard cl >= 1, (op == .delete) == (cl % 2 == 0) else {
             throw DataJoinError.bundle("change has an impossible row generation \(cl) for \(op)")
         }

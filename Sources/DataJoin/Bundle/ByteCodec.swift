@@ -193,11 +193,12 @@ struct ByteReader<Source: ByteSource> {
         }
     }
 
-    mutating func int(_ max: Int = Int(Int32.max)) throws -> Int {
+    /// `what` names the field in the refusal ("a seq of 18446744073709551615 is over the limit …").
+    mutating func int(_ max: Int = Int(Int32.max), what: String = "a count") throws -> Int {
         // An index into an empty list (no origins, no columns): nothing it can refer to.
         guard max >= 0 else { throw DataJoinError.bundle("refers to an entry of an empty list") }
         let v = try varint()
-        guard v <= UInt64(max) else { throw DataJoinError.bundle("a count of \(v) is over the limit \(max)") }
+        guard v <= UInt64(max) else { throw DataJoinError.bundle("\(what) of \(v) is over the limit \(max)") }
         return Int(v)
     }
 

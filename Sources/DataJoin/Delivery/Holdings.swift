@@ -152,7 +152,9 @@ enum Holdings {
 
     /// What a bundle would do to this node's holdings (`datajoin verify FILE --db URL`).
     static func describe(_ db: Database, header: BundleHeader, me: NodeIdentity) throws -> [String] {
-        try header.origins.map { o in
+        // As `ingest` says it: a snapshot of this node's own was told "extends" (found from outside).
+        if header.sender == me.nodeId { return ["written by this node: ingest here skips it"] }
+        return try header.origins.map { o in
             if o.origin == me.nodeId && o.epoch == me.epoch {
                 return "\(o.origin) \(o.first)-\(o.last): this node's own changes (skipped)"
             }

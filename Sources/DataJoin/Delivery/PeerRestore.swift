@@ -138,8 +138,8 @@ public enum PeerRestore {
     static func notice(_ peer: String, _ lost: [String], relay: Bool = false) -> String {
         "\(peer) confirms less than it did (\(lost.prefix(3).joined(separator: "; "))): its database was restored from a backup. "
             + (relay
-                ? "Send it again what it lost with 'datajoin export --relay --resend --peer \(peer)'"
-                : "Send it again what it lost with 'datajoin export --resend --peer \(peer)' (with --relay on a hub)")
+                ? "Send it again what it lost with 'datajoin export --db URL --to FOLDER --relay --resend --peer \(peer)'"
+                : "Send it again what it lost with 'datajoin export --db URL --to FOLDER --resend --peer \(peer)' (with --relay on a hub)")
             + "; if 'prune' names it, re-join it from a snapshot"
     }
 

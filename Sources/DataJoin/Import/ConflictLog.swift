@@ -101,10 +101,22 @@ extension ConflictLog {
 }
 
 extension ConflictEntry {
+    /// A held change the operator dropped (`import --drop-held`): nothing won, it was given up.
+    public var dropped: Bool { winner.hlc == 0 && winner.node.isEmpty && winnerValue == nil }
+
+    /// One line of `datajoin conflicts`. A dropped change has no winner to show (found from
+    /// outside: "kept - (1970-01-01T00:00:00.000Z+0@)").
+    public var text: String {
+        let place = "\(table) \(key)\(column.map { "." + $0 } ?? "")"
+        if dropped { return "\(place): dropped \(loserValue ?? "-") (\(loser)): \(reason)" }
+        return "\(place): kept \(winnerValue ?? "-") (\(winner)), lost \(loserValue ?? "-") (\(loser)): \(reason)"
+    }
+
     /// The `conflicts --json` form (docs/cli.md); values are already JSON.
     public var json: String {
         "{\"table\":\(JSON.quote(table)),\"key\":\(JSON.quote(key)),\"column\":\(column.map(JSON.quote) ?? "null"),"
-            + "\"winner_value\":\(winnerValue ?? "null"),\"winner_hlc\":\(winner.hlc),\"winner_node\":\(JSON.quote(winner.node)),"
+            + "\"winner_value\":\(winnerValue ?? "null"),"
+            + (dropped ? "\"winner_hlc\":null,\"winner_node\":null," : "\"winner_hlc\":\(winner.hlc),\"winner_node\":\(JSON.quote(winner.node)),")
             + "\"loser_value\":\(loserValue ?? "null"),\"loser_hlc\":\(loser.hlc),\"loser_node\":\(JSON.quote(loser.node)),"
             + "\"reason\":\(JSON.quote(reason)),\"recorded_at\":\(JSON.quote(recordedAt))}"
     }

@@ -109,7 +109,7 @@ struct Export: ParsableCommand {
             if !leftOut.isEmpty {
                 Console.warn(
                     "only \(encryption.recipient.joined(separator: ", ")) can read these changes, and each change is exported once: "
-                        + "\(leftOut.joined(separator: ", ")) get them relayed by a hub that received them, or by 'export --resend --peer NODE'"
+                        + "\(leftOut.joined(separator: ", ")) can get them only from a hub that received them and relays them, or from 'export --resend --peer NODE' here"
                 )
             }
             // --quiet prints nothing but errors and warnings, on every command.

@@ -116,7 +116,7 @@ struct Verify: ParsableCommand {
                     print(
                         h.origins.isEmpty && h.relaySpan == nil
                             ? "\(named): OK (no changes: receipts only, signed by \(h.sender))"
-                            : "\(named): OK (\(h.changeCount) changes from \(ranges), signed by \(h.sender))")
+                            : "\(named): OK (\(h.changeCount) change\(h.changeCount == 1 ? "" : "s") from \(ranges), signed by \(h.sender))")
                     if let database { for line in try GapReport.describe(database, header: h) { print("  " + line) } }
                 case .failure(let e):
                     failed(Exit.code(for: e))
@@ -172,8 +172,10 @@ struct Config: ParsableCommand {
         abstract: "Show or change a node's settings (encrypt).",
         discussion: helpText(
             """
-            encrypt always   every bundle export, snapshot and watch write is encrypted to the
-                             trusted peers (as with --encrypt); never: only when asked.
+            Settings:
+              encrypt always   every bundle export, snapshot and watch write is
+                               encrypted to the trusted peers (as with --encrypt)
+              encrypt never    only when --encrypt asks (the default)
 
             Example:
               datajoin config --db office.db encrypt always

@@ -15,19 +15,24 @@ struct KeyBlocksCommand: ParsableCommand {
             without an id do not change (docs/keys.md).
 
             Block numbers come from one node, the hub, so no two nodes get the same one:
-              datajoin key-blocks authority --db $HUB                 # once; the hub takes block 1
-              datajoin key-blocks grant --db $HUB --node laptop-7     # prints the block number, e.g. 2
-              datajoin key-blocks add --db $LAPTOP7 2                 # on laptop-7, at setup
+              datajoin key-blocks authority --db $HUB              # once; takes block 1
+              datajoin key-blocks grant --db $HUB --node laptop-7  # prints it, e.g. 2
+              datajoin key-blocks add --db $LAPTOP7 2              # on laptop-7
 
             'track' sets up a block for every table whose key the database generates, when the
             node has one; 'add' moves tables tracked before onto it. SQLite cannot give a node its
             own ids (docs/keys.md explains why): there, give rows their ids in the application.
+
+            Example:
+              datajoin key-blocks --db $PG_URL         # the same as 'key-blocks show'
             """),
         subcommands: [Show.self, Authority.self, Grant.self, Add.self],
         defaultSubcommand: Show.self)
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List this node's key blocks and their ids.")
+        static let configuration = CommandConfiguration(
+            abstract: "List this node's key blocks and their ids.",
+            discussion: "Example:\n  datajoin key-blocks show --db $LAPTOP7")
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var output: OutputOptions
 
@@ -46,7 +51,8 @@ struct KeyBlocksCommand: ParsableCommand {
 
     struct Authority: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Make this node (the hub) the one that hands out block numbers; it takes block 1.")
+            abstract: "Make this node (the hub) the one that hands out block numbers; it takes block 1.",
+            discussion: "Example:\n  datajoin key-blocks authority --db $HUB")
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var output: OutputOptions
 
@@ -64,7 +70,9 @@ struct KeyBlocksCommand: ParsableCommand {
 
     struct Grant: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Hand out a block number to a node (on the authority); prints the number.")
+            abstract: "Hand out a block number to a node (on the authority); prints the number.",
+            discussion:
+                "Example:\n  datajoin key-blocks grant --db $HUB --node laptop-7\n  datajoin key-blocks grant --db $HUB --node laptop-7 --another   # its block is used up")
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var output: OutputOptions
         @Option(help: ArgumentHelp("The node that gets the block.", valueName: "name"))
@@ -82,7 +90,8 @@ struct KeyBlocksCommand: ParsableCommand {
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Give this node a block the authority handed out, and move its tracked tables onto it.")
+            abstract: "Give this node a block the authority handed out, and move its tracked tables onto it.",
+            discussion: "Example:\n  datajoin key-blocks add --db $LAPTOP7 2   # the number 'grant' printed")
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var output: OutputOptions
         @Argument(help: ArgumentHelp("The block number 'grant' printed.", valueName: "block"))

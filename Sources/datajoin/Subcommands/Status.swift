@@ -53,11 +53,7 @@ struct Conflicts: ParsableCommand {
             } else if list.isEmpty {
                 print("no conflicts")
             } else {
-                for e in list {
-                    print(
-                        "\(e.table) \(e.key)\(e.column.map { "." + $0 } ?? ""): kept \(e.winnerValue ?? "-") (\(e.winner)), lost \(e.loserValue ?? "-") (\(e.loser)): \(e.reason)"
-                    )
-                }
+                for e in list { print(e.text) }
             }
         }
     }

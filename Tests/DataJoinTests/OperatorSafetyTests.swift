@@ -768,7 +768,8 @@ final class OperatorSafetyTests: XCTestCase {
         // `conflicts` shows them as dropped, with no winner (found from outside: "kept -
         // (1970-01-01T00:00:00.000Z+0@)" and a winner_hlc of 0).
         let lines = try CLI.ok(["conflicts", "--db", b.url]).stdout.split(separator: "\n")
-        XCTAssertEqual(lines.filter { $0.contains(": dropped ") && $0.contains("dropped by the operator") }.count, 3, "\(lines)")
+        XCTAssertEqual(
+            lines.filter { $0.contains(": dropped ") && $0.contains("dropped by the operator") }.count, 3, "\(lines)")
         XCTAssertFalse(lines.contains { $0.contains("1970-01-01") || $0.contains("kept -") }, "\(lines)")
         let json = try CLI.ok(["conflicts", "--db", b.url, "--json"]).stdout
         XCTAssertEqual(json.components(separatedBy: "\"winner_hlc\":null,\"winner_node\":null").count - 1, 3, json)

@@ -744,7 +744,8 @@ final class RelayReceiptTests: ScenarioTestCase {
         try laptops[1].export(to: l2Out)
         said += try CLI.ok(["ingest", "--db", hub, l2Out.path]).stderr
         XCTAssertTrue(said.contains("this node's own changes #2 of its epoch "), said)
-        XCTAssertTrue(said.contains("on l2 run 'datajoin export --db URL --to FOLDER --relay --resend --peer hub'"), said)
+        XCTAssertTrue(
+            said.contains("on l2 run 'datajoin export --db URL --to FOLDER --relay --resend --peer hub'"), said)
         // The cure brings h2 back, and everyone converges.
         let back = try TestDatabases.subfolder(folder, "back")
         try CLI.ok(["export", "--db", laptops[1].url, "--to", back.path, "--relay", "--resend", "--peer", "hub"])

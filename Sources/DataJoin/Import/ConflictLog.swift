@@ -116,7 +116,9 @@ extension ConflictEntry {
     public var json: String {
         "{\"table\":\(JSON.quote(table)),\"key\":\(JSON.quote(key)),\"column\":\(column.map(JSON.quote) ?? "null"),"
             + "\"winner_value\":\(winnerValue ?? "null"),"
-            + (dropped ? "\"winner_hlc\":null,\"winner_node\":null," : "\"winner_hlc\":\(winner.hlc),\"winner_node\":\(JSON.quote(winner.node)),")
+            + (dropped
+                ? "\"winner_hlc\":null,\"winner_node\":null,"
+                : "\"winner_hlc\":\(winner.hlc),\"winner_node\":\(JSON.quote(winner.node)),")
             + "\"loser_value\":\(loserValue ?? "null"),\"loser_hlc\":\(loser.hlc),\"loser_node\":\(JSON.quote(loser.node)),"
             + "\"reason\":\(JSON.quote(reason)),\"recorded_at\":\(JSON.quote(recordedAt))}"
     }

@@ -116,7 +116,8 @@ struct Verify: ParsableCommand {
                     print(
                         h.origins.isEmpty && h.relaySpan == nil
                             ? "\(named): OK (no changes: receipts only, signed by \(h.sender))"
-                            : "\(named): OK (\(h.changeCount) change\(h.changeCount == 1 ? "" : "s") from \(ranges), signed by \(h.sender))")
+                            : "\(named): OK (\(h.changeCount) change\(h.changeCount == 1 ? "" : "s") from \(ranges), signed by \(h.sender))"
+                    )
                     if let database { for line in try GapReport.describe(database, header: h) { print("  " + line) } }
                 case .failure(let e):
                     failed(Exit.code(for: e))

@@ -72,7 +72,8 @@ struct KeyBlocksCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Hand out a block number to a node (on the authority); prints the number.",
             discussion:
-                "Example:\n  datajoin key-blocks grant --db $HUB --node laptop-7\n  datajoin key-blocks grant --db $HUB --node laptop-7 --another   # its block is used up")
+                "Example:\n  datajoin key-blocks grant --db $HUB --node laptop-7\n  datajoin key-blocks grant --db $HUB --node laptop-7 --another   # its block is used up"
+        )
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var output: OutputOptions
         @Option(help: ArgumentHelp("The node that gets the block.", valueName: "name"))

@@ -92,7 +92,8 @@ enum Exit {
 
     static func code(for e: DataJoinError) -> ExitCode {
         switch e.code {
-        case .usage, .badURL: return usage
+        // A table `track` cannot sync as declared is refused as its other key refusals are.
+        case .usage, .badURL, .noPrimaryKey: return usage
         case .badBundle, .truncated, .dataError: return dataError
         case .noInput, .notInitialized: return noInput
         case .connection: return unavailable

@@ -217,7 +217,16 @@ final class DeliveryTests: ScenarioTestCase {
         // A node's own bundle and snapshot, as `ingest` tells them (found from outside: the
         // snapshot was said to extend the node's own changes).
         let snapshot = try Snapshotter.write(a.db, folder: try TestDatabases.subfolder(folder, "gsnap").path).path
-        for own in [later[0], snapshot] {
+        // And one sealed to its peers, which it cannot open (found in review: "this node is not
+        // one of them").
+        try a.exec("INSERT INTO item (id, a) VALUES ('sealed', 'x')")
+        let sealedFolder = try TestDatabases.subfolder(folder, "gsealed")
+        try CLI.ok(["export", "--db", a.url, "--to", sealedFolder.path, "--encrypt", "-q"])
+        let sealed = try FileManager.default.contentsOfDirectory(atPath: sealedFolder.path).map {
+            sealedFolder.appendingPathComponent($0).path
+        }
+        XCTAssertEqual(sealed.count, 1)
+        for own in [later[0], snapshot] + sealed {
             r = try CLI.ok(["verify", "--db", a.url, own])
             XCTAssertTrue(r.stdout.hasSuffix("\n  written by this node: ingest here skips it\n"), r.stdout)
             XCTAssertEqual(r.stdout.split(separator: "\n").count, 2, r.stdout)

@@ -186,4 +186,9 @@ public enum GapReport {
     public static func describe(_ db: Database, header: BundleHeader) throws -> [String] {
         try Holdings.describe(db, header: header, me: try NodeIdentity.load(db))
     }
+
+    /// Whether this node wrote the bundle (`ingest` skips it), encrypted or not.
+    public static func writtenHere(_ db: Database, sender: String) throws -> Bool {
+        try NodeIdentity.load(db).nodeId == sender
+    }
 }

@@ -40,7 +40,7 @@ enum LastingGaps {
             out.append(
                 "\(s.origin) (epoch \(s.epoch.prefix(8))): \(range) still missing here, and later ones arrived at \(received) "
                     + "(a bundle lost, or written where this node does not read); on \(s.origin), or on a node that relays it, run "
-                    + "'datajoin export --db URL --to FOLDER --resend --peer \(me.nodeId)' ('export --relay --resend --peer \(me.nodeId)' on a relay) and ingest what it writes here; "
+                    + "'datajoin export --db URL --to FOLDER --resend --peer \(me.nodeId)' (with --relay on a relay) and ingest what it writes here; "
                     + "'datajoin status' lists every gap (docs/delivery.md, 'Gaps')"
             )
         }

@@ -102,13 +102,15 @@ extension ConflictLog {
 
 extension ConflictEntry {
     /// A held change the operator dropped (`import --drop-held`): nothing won, it was given up.
-    public var dropped: Bool { winner.hlc == 0 && winner.node.isEmpty && winnerValue == nil }
+    public var dropped: Bool {
+        winner.hlc == 0 && winner.node.isEmpty && winnerValue == nil && reason.contains(") dropped by the operator; ")
+    }
 
     /// One line of `datajoin conflicts`. A dropped change has no winner to show (found from
     /// outside: "kept - (1970-01-01T00:00:00.000Z+0@)").
     public var text: String {
         let place = "\(table) \(key)\(column.map { "." + $0 } ?? "")"
-        if dropped { return "\(place): dropped \(loserValue ?? "-") (\(loser)): \(reason)" }
+        if dropped { return "\(place): dropped\(loserValue.map { " " + $0 } ?? "") (\(loser)): \(reason)" }
         return "\(place): kept \(winnerValue ?? "-") (\(winner)), lost \(loserValue ?? "-") (\(loser)): \(reason)"
     }
 

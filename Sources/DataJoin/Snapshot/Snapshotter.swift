@@ -33,7 +33,12 @@ public enum Snapshotter {
         // An encrypted snapshot's plain spool stays on this machine, never in the drop folder.
         let spoolFolder = recipients.isEmpty ? folder : NSTemporaryDirectory()
         let spoolPath = (spoolFolder as NSString).appendingPathComponent(".\(me.nodeId)~snapshot-\(getpid()).spool")
-        defer { unlink(spoolPath) }
+        // A signal removes it too (`InterruptCleanup`): an encrypted snapshot's is plain text.
+        InterruptCleanup.set(spoolPath)
+        defer {
+            InterruptCleanup.set(nil)
+            unlink(spoolPath)
+        }
         removeStaleSpools(spoolFolder, node: me.nodeId)
 
         var spool: Spool!

@@ -31,7 +31,8 @@ struct Export: ParsableCommand {
               datajoin export --db $PG_URL --to /srv/drop --max-changes 100000
               datajoin export --db $HUB --to /srv/drop --relay   # a hub forwards all
               datajoin export --db laptop.db --to /media/usb --resend --peer office
-              datajoin export --db laptop.db --to /media/usb --encrypt   # only trusted peers can read it
+              # only trusted peers can read it:
+              datajoin export --db laptop.db --to /media/usb --encrypt
             """))
 
     @OptionGroup var database: DatabaseOptions

@@ -50,29 +50,9 @@ func DataJoin_run(_ body: () throws -> Void) throws {
     // Past a file-size limit, write(2) should fail with EFBIG (reported, pointer unmoved)
     // instead of the process being killed.
     signal(SIGXFSZ, SIG_IGN)
+    // Each line out as it is printed, also into a pipe: a signal ends the process without
+    // flushing, and what was done must not go unreported.
+    setvbuf(stdout, nil, _IOLBF, 0)
     Interrupt.install()
     try run(body)
-}
-
-/// SIGINT and SIGTERM end a command with one line and a status of their own (130, 143): they
-/// ended it silently before (found from outside). What was committed stays, the transaction in
-/// progress is rolled back by the database, and a bundle being written stays a `.tmp` that the
-/// next export removes. `watch` replaces these handlers with its own (it stops between cycles).
-enum Interrupt {
-    /// Built before the handler can run: a handler may only call async-signal-safe functions.
-    /// On a terminal it starts a line of its own (a progress line may be drawn there).
-    private static let line = Array(
-        ((isatty(2) == 1 ? "\n" : "")
-            + "datajoin: interrupted: the step in progress was rolled back, what was done before it is kept; run the command again to finish\n")
-            .utf8)
-
-    static func install() {
-        _ = line.count
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig) { sig in
-                Interrupt.line.withUnsafeBufferPointer { _ = write(2, $0.baseAddress, $0.count) }
-                _exit(128 + sig)
-            }
-        }
-    }
 }

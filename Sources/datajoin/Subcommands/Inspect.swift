@@ -15,7 +15,7 @@ struct Inspect: ParsableCommand {
             that node would refuse the bundle's sender or key (as 'datajoin verify --db' says).
 
             Example:
-              datajoin inspect bundles/testapp1_000000000001-000000000001_1a2b3c4d.djb --json
+              datajoin inspect --json usb/laptop1_000000000001-000000000040_1a2b3c4d.djb
               datajoin inspect --db laptop.db /media/usb/office~relay_*.djb
             """))
 
@@ -99,6 +99,14 @@ struct Verify: ParsableCommand {
                     continue
                 }
                 switch BundleInspector.verify(path, db: database) {
+                case .success(let checked)
+                where try checked.encryptedTo != nil && !checked.decrypted
+                    && database.map({ try GapReport.writtenHere($0, sender: checked.header.sender) }) == true:
+                    // Its own, sealed to its peers: as `ingest` says it (found in review).
+                    print(
+                        "\(named): OK (encrypted to \(checked.encryptedTo?.joined(separator: ", ") ?? ""), signed by \(checked.header.sender))"
+                    )
+                    print("  written by this node: ingest here skips it")
                 case .success(let checked) where checked.encryptedTo != nil && !checked.decrypted:
                     let to = checked.encryptedTo?.joined(separator: ", ") ?? ""
                     print(

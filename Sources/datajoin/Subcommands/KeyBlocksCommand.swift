@@ -72,7 +72,7 @@ struct KeyBlocksCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Hand out a block number to a node (on the authority); prints the number.",
             discussion:
-                "Example:\n  datajoin key-blocks grant --db $HUB --node laptop-7\n  datajoin key-blocks grant --db $HUB --node laptop-7 --another   # its block is used up"
+                "Example:\n  datajoin key-blocks grant --db $HUB --node laptop-7\n  # a further block, when laptop-7's is used up:\n  datajoin key-blocks grant --db $HUB --node laptop-7 --another"
         )
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var output: OutputOptions

@@ -25,7 +25,8 @@ struct Track: ParsableCommand {
             Example:
               datajoin track --db sqlite:testapp1.db sales_order
               datajoin track --db $PG_URL --backfill customer
-              datajoin track --db sqlite:hub.db --no-key-blocks orders   # a hub that only relays
+              # a hub that only relays:
+              datajoin track --db sqlite:hub.db --no-key-blocks orders
             """))
 
     @OptionGroup var database: DatabaseOptions

@@ -52,8 +52,10 @@ struct Watch: ParsableCommand {
 
     func run() throws {
         try DataJoin_run {
-            let db = try database.open()
+            // Before the database is opened (a connect or lock wait): stopped then, it exits 0 too.
             let stopper = StopSignal()
+            let db = try database.open()
+            if stopper.requested { return }
             let options = WatchOptions(
                 inFolder: inFolder, outFolder: outFolder, every: every, relay: relay, cycles: cycles,
                 logIdleCycles: output.verbose)

@@ -86,8 +86,8 @@ enum Exit {
          75  temporary: the database is locked by another writer; try again
          77  permission: sender not trusted, or the database unreadable or read-only
              for this user (a file, or a database user that may only read)
-        130  interrupted by SIGINT (143: SIGTERM): the step in progress rolled back,
-             what was done before it kept; run the command again
+        130  interrupted by SIGINT (143: SIGTERM), as a shell reports it: what was
+             committed stays, the open transaction is rolled back; run it again
         """
 
     static func code(for e: DataJoinError) -> ExitCode {

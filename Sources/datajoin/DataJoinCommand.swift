@@ -43,6 +43,11 @@ struct DataJoinCommand: ParsableCommand {
     /// ArgumentParser's own errors in DataJoin's form: one `datajoin: error:` prefix for every
     /// error, and a misspelt command answered with the nearest one (`exprot` → `export`).
     static func main() {
+        // First, so that a signal however early is told (found from outside: one in the first
+        // 50 ms ended a command with no line), and each line of output goes out as printed: a
+        // signal ends the process without flushing, and what was done must not go unreported.
+        setvbuf(stdout, nil, _IOLBF, 0)
+        Interrupt.install()
         Memory.returnLargeBlocksPromptly()
         // `help nosuchcmd`, `help key-blocks nosuch`: the parser prints the nearest help and
         // exits 0, as if the words were commands.

@@ -403,6 +403,25 @@ final class CLITests: XCTestCase {
             XCTAssertEqual(try CLI.run(["verify", junk.path]).status, 65)
             XCTAssertEqual(try CLI.run(["inspect", junk.path]).status, 65)
         }
+        // The application's own SQLite file is left byte for byte, its journal mode too, and a
+        // file of 0 bytes stays one (found from outside: each became a WAL database).
+        let appFile = folder.appendingPathComponent("app.db").path
+        do {
+            let app = try DatabaseOpener.open(appFile, create: true)
+            try app.executeScript("PRAGMA journal_mode=DELETE; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        }
+        let empty = folder.appendingPathComponent("empty.db").path
+        XCTAssertTrue(FileManager.default.createFile(atPath: empty, contents: Data()))
+        for file in [appFile, empty] {
+            let before = try Data(contentsOf: URL(fileURLWithPath: file))
+            for args in [
+                ["status", "--db", file], ["export", "--db", file, "--to", folder.path], ["key", "--db", file],
+            ] {
+                XCTAssertEqual(try CLI.run(args).status, 66, "\(file) \(args[0])")
+            }
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: file)), before, file)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: file + "-wal"), file)
+        }
         // DataJoin's tables without a node row (an init cut short, a row deleted by hand).
         let half = try TestNode("half", .sqlite, folder: folder, viaCLI: true)
         try half.exec("DELETE FROM ds_node")

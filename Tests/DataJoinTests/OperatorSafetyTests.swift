@@ -774,6 +774,10 @@ final class OperatorSafetyTests: XCTestCase {
         let json = try CLI.ok(["conflicts", "--db", b.url, "--json"]).stdout
         XCTAssertEqual(json.components(separatedBy: "\"winner_hlc\":null,\"winner_node\":null").count - 1, 3, json)
         XCTAssertFalse(json.contains("\"winner_hlc\":0"), json)
+        // What was given up is kept: the dropped changes' values (found from outside: gone).
+        XCTAssertTrue(json.contains("\"loser_value\":{\"id\":null,\"v\":\"nullkey\",\"u\":\"N1\"}"), json)
+        XCTAssertTrue(json.contains("\"loser_value\":{\"v\":\"nullkey-upd\"}"), json)
+        XCTAssertTrue(lines.contains { $0.contains(": dropped {\"v\":\"nullkey-upd\"} (") }, "\(lines)")
         XCTAssertEqual(try a.rows("t"), try b.rows("t"))
     }
 }

@@ -9,9 +9,10 @@ public struct ConflictLog {
 
     init(db: Database) { self.db = db }
 
+    /// `loggedLoser`: the loser already in the log's JSON form (a dropped change's values).
     mutating func record(
         table: String, key: [Value], column: String?, winner: Value?, winnerVersion: Version,
-        loser: Value?, loserVersion: Version, reason: String
+        loser: Value?, loggedLoser: String? = nil, loserVersion: Version, reason: String
     ) throws {
         try db.execute(
             """
@@ -21,7 +22,8 @@ public struct ConflictLog {
             [
                 .text(table), .text(KeyCodec.display(key)), column.map(Value.text) ?? .null,
                 winner.map { .text(Self.logged($0)) } ?? .null,
-                .integer(winnerVersion.hlc), .text(winnerVersion.node), loser.map { .text(Self.logged($0)) } ?? .null,
+                .integer(winnerVersion.hlc), .text(winnerVersion.node),
+                loser.map { .text(Self.logged($0)) } ?? loggedLoser.map { .text(Self.storable($0)) } ?? .null,
                 .integer(loserVersion.hlc), .text(loserVersion.node), .text(Self.storable(reason)), .text(nowText()),
             ])
         recorded += 1

@@ -50,9 +50,5 @@ func DataJoin_run(_ body: () throws -> Void) throws {
     // Past a file-size limit, write(2) should fail with EFBIG (reported, pointer unmoved)
     // instead of the process being killed.
     signal(SIGXFSZ, SIG_IGN)
-    // Each line out as it is printed, also into a pipe: a signal ends the process without
-    // flushing, and what was done must not go unreported.
-    setvbuf(stdout, nil, _IOLBF, 0)
-    Interrupt.install()
     try run(body)
 }

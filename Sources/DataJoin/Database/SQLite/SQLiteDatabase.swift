@@ -91,8 +91,16 @@ public final class SQLiteDatabase: Database, TransactionDriver {
                 return box.wait.keepWaiting(attempt: Int(attempt)) ? 1 : 0
             }, Unmanaged.passUnretained(busyWait).toOpaque())
         do {
-            // WAL lets the application read while DataJoin writes, and the reverse.
-            try query("PRAGMA journal_mode=WAL", []) { _ in }
+            // WAL lets the application read while DataJoin writes, and the reverse. A database
+            // that is no node yet is left as it is: every command on an application's own file
+            // switched it to WAL before it said "not a node", and a file of 0 bytes became a
+            // database (found from outside). Only `init` (`create`) makes it one.
+            if try create
+                || (scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'ds_node'").asInt64 ?? 0)
+                    > 0
+            {
+                try query("PRAGMA journal_mode=WAL", []) { _ in }
+            }
             try execute("PRAGMA synchronous=NORMAL")
             try execute("PRAGMA foreign_keys=ON")
         } catch {

@@ -346,6 +346,29 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(try CLI.ok(["status", "--db", "Sqlite:" + upper, "--json"]).stdout.contains("\"id\":\"q2\""))
     }
 
+    /// A table of DataJoin's name that another program made is not taken for DataJoin's: `init`
+    /// said "initialized" and every later command failed on it (found from outside). Refused
+    /// with its name, nothing kept where the brand's DDL is transactional, and once it is
+    /// renamed, `init` works; on every brand.
+    func testInitRefusesATableOfItsNameThatIsNotItsOwn() throws {
+        for brand in TestDatabases.availableBrands {
+            let url = try TestDatabases.create(brand, name: "foreign\(brand)", in: folder)
+            let db = try DatabaseOpener.open(url, create: true)
+            try db.executeScript("CREATE TABLE ds_setting (k VARCHAR(50) PRIMARY KEY, v TEXT)")
+            let r = try CLI.run(["init", "--db", url, "--node", "f1"])
+            XCTAssertEqual(r.status, 1, "\(brand): \(r.stdout)\(r.stderr)")
+            XCTAssertEqual(r.stdout, "", "\(brand)")
+            XCTAssertTrue(
+                r.stderr.hasSuffix(
+                    "a DataJoin node: its table ds_setting is not DataJoin's (it lacks name, value); rename or drop it, then run 'datajoin init' again\n"
+                ), "\(brand): \(r.stderr)")
+            XCTAssertEqual(try CLI.run(["status", "--db", url]).status, 66, "\(brand): no node")
+            try db.executeScript("DROP TABLE ds_setting")
+            try CLI.ok(["init", "--db", url, "--node", "f1", "-q"])
+            try CLI.ok(["check", "--db", url])
+        }
+    }
+
     func testInitIsIdempotentAndRefusesRename() throws {
         let n = try node()
         try CLI.ok(["init", "--db", n.url, "--node", "n1"])

@@ -367,6 +367,34 @@ enum SyncSchema {
     }
 
     static func installed(_ db: Database) throws -> Bool { try db.dialect.isInstalled(db) }
+
+    /// The columns of each of DataJoin's tables, as this version creates them: its DDL run in
+    /// an in-memory SQLite database, once.
+    static let columnsByTable: [String: [String]] = {
+        guard let memory = try? SQLiteDatabase(path: ":memory:", create: true),
+            (try? memory.executeScript(ddl(memory.dialect))) != nil
+        else { return [:] }
+        var out: [String: [String]] = [:]
+        let names =
+            (try? memory.rows("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'ds\\_%' ESCAPE '\\'"))?
+            .compactMap { $0.string(0) } ?? []
+        for name in names { out[name] = (try? memory.dialect.columns(memory, of: name).map(\.name)) ?? [] }
+        return out
+    }()
+
+    /// A table of DataJoin's name that is not DataJoin's (another program's `ds_setting`):
+    /// `init` kept it, said it initialized the node, and every later command failed on it (found
+    /// from outside). Nil when every table there has the columns this version creates.
+    static func foreignTable(_ db: Database) throws -> String? {
+        for (name, expected) in columnsByTable.sorted(by: { $0.key < $1.key }) {
+            let have = Set(try db.dialect.columns(db, of: name).map { $0.name.lowercased() })
+            let missing = expected.filter { !have.contains($0.lowercased()) }
+            if !have.isEmpty && !missing.isEmpty {
+                return "\(name) is not DataJoin's (it lacks \(missing.prefix(5).joined(separator: ", ")))"
+            }
+        }
+        return nil
+    }
 }
 
 /// Program ids of the seed's ds_program_parameter rows.

@@ -97,6 +97,12 @@ public enum NodeSetup {
                 }
                 return Result(nodeId: id, created: false, publicKey: existing.string(1) ?? "")
             }
+            if let foreign = try SyncSchema.foreignTable(db) {
+                throw DataJoinError(
+                    .alreadyInitialized,
+                    "cannot make \(db.displayName) a DataJoin node: its table \(foreign); rename or drop it, then run 'datajoin init' again"
+                )
+            }
             let key = Curve25519.Signing.PrivateKey()
             let pub = Hex.encode(Array(key.publicKey.rawRepresentation))
             try db.execute(

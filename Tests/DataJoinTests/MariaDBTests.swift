@@ -342,6 +342,7 @@ final class MariaDBTests: ScenarioTestCase {
             }
         }
         let errors = Errors()
+        let exportsDone = Count()
         for w in 0..<4 {
             group.enter()
             DispatchQueue.global().async {
@@ -350,6 +351,10 @@ final class MariaDBTests: ScenarioTestCase {
                     let db = try DatabaseOpener.open(url)
                     var rng = SeededRandom(seed: UInt64(200 + w))
                     for t in 0..<60 {
+                        // Halfway, each writer waits for two exports: exports run while the
+                        // writers write whatever the machine's load (one export ran through
+                        // all of them on a loaded machine).
+                        if t == 30 { exportsDone.wait(forAtLeast: 2) }
                         let writes = (0..<Int.random(in: 1...5, using: &rng)).map { r in
                             ("k\(Int.random(in: 0..<40, using: &rng))", Int64(w * 1000 + t * 10 + r))
                         }
@@ -378,6 +383,7 @@ final class MariaDBTests: ScenarioTestCase {
         while group.wait(timeout: .now()) == .timedOut {
             try a.export(to: drop, max: 25)
             exports += 1
+            exportsDone.set(exports)
         }
         try a.export(to: drop)
         XCTAssertEqual(errors.list, [])
@@ -829,5 +835,24 @@ final class MariaDBTests: ScenarioTestCase {
             try b.db.rows("SELECT id, price, doubled, kept FROM t WHERE id = 2").map(\.values),
             [[.integer(2), .integer(20), .integer(40), .integer(21)]])
         XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0))
+    }
+}
+
+/// A number one thread raises and others wait on.
+final class Count: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var value = 0
+
+    func set(_ n: Int) {
+        condition.lock()
+        value = n
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func wait(forAtLeast n: Int) {
+        condition.lock()
+        while value < n { condition.wait() }
+        condition.unlock()
     }
 }

@@ -369,9 +369,9 @@ enum SyncSchema {
     static func installed(_ db: Database) throws -> Bool { try db.dialect.isInstalled(db) }
 
     /// The columns of each of DataJoin's tables, as this version creates them: its DDL run in
-    /// an in-memory SQLite database, once.
+    /// a database in memory, once.
     static let columnsByTable: [String: [String]] = {
-        guard let memory = try? SQLiteDatabase(path: ":memory:", create: true),
+        guard let memory = try? DatabaseOpener.scratch(),
             (try? memory.executeScript(ddl(memory.dialect))) != nil
         else { return [:] }
         var out: [String: [String]] = [:]

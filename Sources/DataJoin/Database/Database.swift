@@ -121,4 +121,8 @@ public enum DatabaseOpener {
     public static func open(_ text: String, create: Bool = true) throws -> Database {
         try open(DatabaseURL.parse(text), create: create)
     }
+
+    /// A database in memory, for work that needs SQL and no node: the columns DataJoin's own
+    /// tables have, read from its DDL run there (`SyncSchema.columnsByTable`).
+    static func scratch() throws -> Database { try SQLiteDatabase(path: ":memory:", create: true) }
 }

@@ -370,17 +370,7 @@ enum SyncSchema {
 
     /// The columns of each of DataJoin's tables, as this version creates them: its DDL run in
     /// a database in memory, once.
-    static let columnsByTable: [String: [String]] = {
-        guard let memory = try? DatabaseOpener.scratch(),
-            (try? memory.executeScript(ddl(memory.dialect))) != nil
-        else { return [:] }
-        var out: [String: [String]] = [:]
-        let names =
-            (try? memory.rows("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'ds\\_%' ESCAPE '\\'"))?
-            .compactMap { $0.string(0) } ?? []
-        for name in names { out[name] = (try? memory.dialect.columns(memory, of: name).map(\.name)) ?? [] }
-        return out
-    }()
+    static let columnsByTable = DatabaseOpener.columnsCreated(by: ddl)
 
     /// A table of DataJoin's name that is not DataJoin's (another program's `ds_setting`):
     /// `init` kept it, said it initialized the node, and every later command failed on it (found

@@ -122,7 +122,18 @@ public enum DatabaseOpener {
         try open(DatabaseURL.parse(text), create: create)
     }
 
-    /// A database in memory, for work that needs SQL and no node: the columns DataJoin's own
-    /// tables have, read from its DDL run there (`SyncSchema.columnsByTable`).
-    static func scratch() throws -> Database { try SQLiteDatabase(path: ":memory:", create: true) }
+    /// The columns of each table whose name starts with `ds_` that `ddl` creates, read from a
+    /// database in memory where it ran (`SyncSchema.columnsByTable`); empty if it cannot run.
+    static func columnsCreated(by ddl: (Dialect) -> SQL) -> [String: [String]] {
+        guard let memory = try? SQLiteDatabase(path: ":memory:", create: true),
+            (try? memory.executeScript(ddl(memory.dialect))) != nil,
+            let names = try? memory.rows(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'ds\\_%' ESCAPE '\\'")
+        else { return [:] }
+        var out: [String: [String]] = [:]
+        for name in names.compactMap({ $0.string(0) }) {
+            out[name] = (try? memory.dialect.columns(memory, of: name).map(\.name)) ?? []
+        }
+        return out
+    }
 }

@@ -360,13 +360,37 @@ final class CLITests: XCTestCase {
             XCTAssertEqual(r.stdout, "", "\(brand)")
             XCTAssertTrue(
                 r.stderr.hasSuffix(
-                    "a DataJoin node: its table ds_setting is not DataJoin's (it lacks name, value); rename or drop it, then run 'datajoin init' again\n"
+                    "a DataJoin node: its table ds_setting lacks columns DataJoin's has (name, value), another program's or one an unfinished init left; rename or drop it, then run 'datajoin init' again\n"
                 ), "\(brand): \(r.stderr)")
+            // Looked at before anything is made: no other table of DataJoin's is there (MariaDB
+            // commits each CREATE TABLE).
+            XCTAssertFalse(try SyncSchema.installed(db), "\(brand)")
             XCTAssertEqual(try CLI.run(["status", "--db", url]).status, 66, "\(brand): no node")
             try db.executeScript("DROP TABLE ds_setting")
+            // An outbox whose index would name a column it lacks, and a node table, are named too
+            // (the DDL failed on the first with the database's own error).
+            for (table, lacks) in [("ds_change_outbox", "id, object_database"), ("ds_node", "node_id, epoch")] {
+                try db.executeScript("CREATE TABLE \(table) (k VARCHAR(50) PRIMARY KEY, seq BIGINT)")
+                let r = try CLI.run(["init", "--db", url, "--node", "f1"])
+                XCTAssertEqual(r.status, 1, "\(brand) \(table): \(r.stderr)")
+                XCTAssertTrue(
+                    r.stderr.contains("its table \(table) lacks columns DataJoin's has (\(lacks)"),
+                    "\(brand): \(r.stderr)")
+                try db.executeScript("DROP TABLE \(table)")
+            }
             try CLI.ok(["init", "--db", url, "--node", "f1", "-q"])
             try CLI.ok(["check", "--db", url])
+            // Run again on the node, it is no refusal.
+            try CLI.ok(["init", "--db", url, "--node", "f1", "-q"])
         }
+        // Every table DataJoin's DDL makes is known to the check, with its columns.
+        let known = try SyncSchema.columnsByTable()
+        for table in [
+            "ds_node", "ds_setting", "ds_change_outbox", "ds_change_inbox", "ds_change_forked", "ds_conflict",
+        ] {
+            XCTAssertFalse(known[table, default: []].isEmpty, table)
+        }
+        XCTAssertGreaterThanOrEqual(known.count, 25)
     }
 
     func testInitIsIdempotentAndRefusesRename() throws {

@@ -369,18 +369,25 @@ enum SyncSchema {
     static func installed(_ db: Database) throws -> Bool { try db.dialect.isInstalled(db) }
 
     /// The columns of each of DataJoin's tables, as this version creates them: its DDL run in
-    /// a database in memory, once.
-    static let columnsByTable = DatabaseOpener.columnsCreated(by: ddl)
+    /// a database in memory (a DDL it cannot run fails `init`, never switches the check off).
+    static func columnsByTable() throws -> [String: [String]] {
+        if let known = columnsCache { return known }
+        let columns = try DatabaseOpener.columnsCreated(by: ddl)
+        columnsCache = columns
+        return columns
+    }
+    nonisolated(unsafe) private static var columnsCache: [String: [String]]?
 
-    /// A table of DataJoin's name that is not DataJoin's (another program's `ds_setting`):
-    /// `init` kept it, said it initialized the node, and every later command failed on it (found
-    /// from outside). Nil when every table there has the columns this version creates.
+    /// A table of DataJoin's name that lacks columns this version creates (another program's
+    /// `ds_setting`, or one an older DataJoin's `init` left unfinished): `init` kept it, said it
+    /// initialized the node, and every later command failed on it (found from outside). Names
+    /// are compared as written: PostgreSQL's `"Name"` is not `name`. Nil when none.
     static func foreignTable(_ db: Database) throws -> String? {
-        for (name, expected) in columnsByTable.sorted(by: { $0.key < $1.key }) {
-            let have = Set(try db.dialect.columns(db, of: name).map { $0.name.lowercased() })
-            let missing = expected.filter { !have.contains($0.lowercased()) }
+        for (name, expected) in try columnsByTable().sorted(by: { $0.key < $1.key }) {
+            let have = Set(try db.dialect.columns(db, of: name).map(\.name))
+            let missing = expected.filter { !have.contains($0) }
             if !have.isEmpty && !missing.isEmpty {
-                return "\(name) is not DataJoin's (it lacks \(missing.prefix(5).joined(separator: ", ")))"
+                return "\(name) lacks columns DataJoin's has (\(missing.prefix(5).joined(separator: ", ")))"
             }
         }
         return nil

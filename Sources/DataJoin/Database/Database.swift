@@ -123,16 +123,16 @@ public enum DatabaseOpener {
     }
 
     /// The columns of each table whose name starts with `ds_` that `ddl` creates, read from a
-    /// database in memory where it ran (`SyncSchema.columnsByTable`); empty if it cannot run.
-    static func columnsCreated(by ddl: (Dialect) -> SQL) -> [String: [String]] {
-        guard let memory = try? SQLiteDatabase(path: ":memory:", create: true),
-            (try? memory.executeScript(ddl(memory.dialect))) != nil,
-            let names = try? memory.rows(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'ds\\_%' ESCAPE '\\'")
-        else { return [:] }
+    /// database in memory where it ran (`SyncSchema.columnsByTable`).
+    static func columnsCreated(by ddl: (Dialect) -> SQL) throws -> [String: [String]] {
+        let memory = try SQLiteDatabase(path: ":memory:", create: true)
+        try memory.executeScript(ddl(memory.dialect))
         var out: [String: [String]] = [:]
-        for name in names.compactMap({ $0.string(0) }) {
-            out[name] = (try? memory.dialect.columns(memory, of: name).map(\.name)) ?? []
+        for row in try memory.rows(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'ds\\_%' ESCAPE '\\'")
+        {
+            let name = row.string(0) ?? ""
+            out[name] = try memory.dialect.columns(memory, of: name).map(\.name)
         }
         return out
     }

@@ -29,6 +29,17 @@ public struct ConflictLog {
         recorded += 1
     }
 
+    /// A dropped change's values as one JSON object, each value as `logged` keeps it; a row
+    /// past `wholeValueBytes` in all (many wide columns) by its length, SHA-256 and beginning,
+    /// as one long value is (found in review: a wide row would log many megabytes).
+    static func loggedRow(_ columns: [Change.ColumnValue]) -> String {
+        let whole = "{" + columns.map { JSON.quote($0.name) + ":" + logged($0.value) }.joined(separator: ",") + "}"
+        guard whole.utf8.count > wholeValueBytes else { return whole }
+        let sha = Hex.encode(Array(SHA256.hash(data: Data(whole.utf8))))
+        return
+            "{\"type\":\"row\",\"bytes\":\(whole.utf8.count),\"sha256\":\"\(sha)\",\"first\":\(JSON.quote(String(whole.prefix(1000)))),\"truncated\":true}"
+    }
+
     /// Text every brand stores: a NUL (which PostgreSQL text cannot hold) written as `\u0000`.
     /// A held change whose key held one could not be dropped on PostgreSQL (found from outside).
     static func storable(_ s: String) -> String {

@@ -174,18 +174,15 @@ public enum Importer {
             }()
             // What is given up is kept in the log: the change's values as one JSON object (found
             // from outside: a dropped insert's row was gone without a trace).
+            // A change that does not decode is dropped all the same: this is the last resort.
             let values =
-                try db.firstRow(
+                (try? db.firstRow(
                     "SELECT \(inboxColumns) FROM ds_change_inbox WHERE id = ?", [.integer(r.int(0) ?? 0)]
-                ).map { try change($0, db).columns } ?? []
+                ).map { try change($0, db).columns }) ?? []
             var log = ConflictLog(db: db)
             try log.record(
                 table: table, key: key, column: nil, winner: nil, winnerVersion: .zero, loser: nil,
-                loggedLoser: values.isEmpty
-                    ? nil
-                    : "{"
-                        + values.map { JSON.quote($0.name) + ":" + ConflictLog.logged($0.value) }.joined(separator: ",")
-                        + "}",
+                loggedLoser: values.isEmpty ? nil : ConflictLog.loggedRow(values),
                 loserVersion: Version(hlc: r.int(4) ?? 0, node: origin),
                 reason:
                     "held change \(origin)#\(seq) (\(r.string(3) ?? "?")) dropped by the operator; it was held because: \(r.string(5) ?? "")"

@@ -86,6 +86,19 @@ public enum NodeSetup {
             )
         }
         return try db.retryingWrite { _ in
+            // A node already (any schema version): its tables are DataJoin's. Otherwise every
+            // table of DataJoin's name is looked at before the DDL, which would keep it (and fail
+            // on one whose index names a column it lacks; on MariaDB, with the others left made).
+            let nodeColumns = Set(try db.dialect.columns(db, of: "ds_node").map(\.name))
+            let isNode =
+                try nodeColumns.isSuperset(of: ["node_id", "public_key"])
+                && db.firstRow("SELECT node_id FROM ds_node", []) != nil
+            if !isNode, let foreign = try SyncSchema.foreignTable(db) {
+                throw DataJoinError(
+                    .alreadyInitialized,
+                    "cannot make \(db.displayName) a DataJoin node: its table \(foreign), another program's or one an unfinished init left; rename or drop it, then run 'datajoin init' again"
+                )
+            }
             try db.executeScript(SyncSchema.ddl(db.dialect))
             if let existing = try db.firstRow("SELECT node_id, public_key FROM ds_node", []) {
                 let id = existing.string(0) ?? ""
@@ -96,12 +109,6 @@ public enum NodeSetup {
                     )
                 }
                 return Result(nodeId: id, created: false, publicKey: existing.string(1) ?? "")
-            }
-            if let foreign = try SyncSchema.foreignTable(db) {
-                throw DataJoinError(
-                    .alreadyInitialized,
-                    "cannot make \(db.displayName) a DataJoin node: its table \(foreign); rename or drop it, then run 'datajoin init' again"
-                )
             }
             let key = Curve25519.Signing.PrivateKey()
             let pub = Hex.encode(Array(key.publicKey.rawRepresentation))

@@ -39,13 +39,16 @@ public final class SQLiteDatabase: Database, TransactionDriver {
         busyWait = BusyWait(
             LockWait.Wait(
                 "sqlite:\(path), which another process has locked (writing, or reading in rollback-journal mode)"))
-        let dir = (path as NSString).deletingLastPathComponent
+        // A database in memory has no file to look at (a folder this user may not search made
+        // the look fail; found in review).
+        let inMemory = path == ":memory:"
+        let dir = inMemory ? "" : (path as NSString).deletingLastPathComponent
         if !dir.isEmpty && !FileManager.default.fileExists(atPath: dir) {
             if FileAccess.denied(dir) { throw FileAccess.deniedError("cannot open SQLite database: folder", dir) }
             throw DataJoinError(.noInput, "cannot open SQLite database \(path): folder \(dir) does not exist")
         }
         var isDir: ObjCBool = false
-        let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDir)
+        let exists = inMemory || FileManager.default.fileExists(atPath: path, isDirectory: &isDir)
         if exists && isDir.boolValue {
             throw DataJoinError(.noInput, "cannot open SQLite database \(path): it is a folder, not a database file")
         }

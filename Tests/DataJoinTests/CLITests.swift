@@ -368,29 +368,64 @@ final class CLITests: XCTestCase {
             XCTAssertEqual(try CLI.run(["status", "--db", url]).status, 66, "\(brand): no node")
             try db.executeScript("DROP TABLE ds_setting")
             // An outbox whose index would name a column it lacks, and a node table, are named too
-            // (the DDL failed on the first with the database's own error).
-            for (table, lacks) in [("ds_change_outbox", "id, object_database"), ("ds_node", "node_id, epoch")] {
-                try db.executeScript("CREATE TABLE \(table) (k VARCHAR(50) PRIMARY KEY, seq BIGINT)")
+            // (the DDL failed on the first with the database's own error); a view of DataJoin's
+            // name; an index of DataJoin's name on another table (its inbox ran without its
+            // unique index; MariaDB's index names are its table's own); columns in other letter
+            // case where the brand keeps it (PostgreSQL folds the unquoted names to DataJoin's).
+            var cases: [(setup: String, says: String, undo: String)] = [
+                (
+                    "CREATE TABLE ds_change_outbox (k VARCHAR(50) PRIMARY KEY, seq BIGINT)",
+                    "its table ds_change_outbox lacks columns DataJoin's has (id, object_database, object_table, object_pk_attribute, object_attribute, object_id, object_value, object_operation and 8 more)",
+                    "DROP TABLE ds_change_outbox"
+                ),
+                (
+                    "CREATE TABLE ds_node (k VARCHAR(50) PRIMARY KEY, seq BIGINT)",
+                    "its table ds_node lacks columns DataJoin's has (node_id, epoch", "DROP TABLE ds_node"
+                ),
+                (
+                    "CREATE VIEW ds_setting AS SELECT 'a' AS name, 'b' AS value",
+                    "its ds_setting is a view, not a table, another program's", "DROP VIEW ds_setting"
+                ),
+            ]
+            if brand != .mariadb {
+                cases.append(
+                    (
+                        "CREATE TABLE other_app (x INT); CREATE UNIQUE INDEX ds_change_inbox_origin_seq ON other_app (x)",
+                        "the name of DataJoin's index ds_change_inbox_origin_seq (on ds_change_inbox) is taken by other_app, another program's",
+                        "DROP TABLE other_app"
+                    ))
+            }
+            if brand != .postgres {
+                cases.append(
+                    (
+                        "CREATE TABLE ds_setting (NAME VARCHAR(50) PRIMARY KEY, VALUE TEXT)",
+                        "its table ds_setting has columns DataJoin's has only in other letter case (name, value)",
+                        "DROP TABLE ds_setting"
+                    ))
+            }
+            for c in cases {
+                try db.executeScript(c.setup)
                 let r = try CLI.run(["init", "--db", url, "--node", "f1"])
-                XCTAssertEqual(r.status, 1, "\(brand) \(table): \(r.stderr)")
-                XCTAssertTrue(
-                    r.stderr.contains("its table \(table) lacks columns DataJoin's has (\(lacks)"),
-                    "\(brand): \(r.stderr)")
-                try db.executeScript("DROP TABLE \(table)")
+                XCTAssertEqual(r.status, 1, "\(brand) \(c.setup): \(r.stderr)")
+                XCTAssertTrue(r.stderr.contains(c.says), "\(brand): \(r.stderr)")
+                XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, "\(brand): \(r.stderr)")
+                XCTAssertFalse(try SyncSchema.installed(db) && c.setup.contains("ds_node") == false, "\(brand)")
+                try db.executeScript(c.undo)
             }
             try CLI.ok(["init", "--db", url, "--node", "f1", "-q"])
             try CLI.ok(["check", "--db", url])
             // Run again on the node, it is no refusal.
             try CLI.ok(["init", "--db", url, "--node", "f1", "-q"])
         }
-        // Every table DataJoin's DDL makes is known to the check, with its columns.
-        let known = try SyncSchema.columnsByTable()
+        // Every table and index DataJoin's DDL makes is known to the check.
+        let known = try SyncSchema.created()
         for table in [
             "ds_node", "ds_setting", "ds_change_outbox", "ds_change_inbox", "ds_change_forked", "ds_conflict",
         ] {
-            XCTAssertFalse(known[table, default: []].isEmpty, table)
+            XCTAssertFalse(known.columns[table, default: []].isEmpty, table)
         }
-        XCTAssertGreaterThanOrEqual(known.count, 25)
+        XCTAssertGreaterThanOrEqual(known.columns.count, 25)
+        XCTAssertEqual(known.indexes["ds_change_inbox_origin_seq"], "ds_change_inbox")
     }
 
     func testInitIsIdempotentAndRefusesRename() throws {

@@ -368,26 +368,44 @@ enum SyncSchema {
 
     static func installed(_ db: Database) throws -> Bool { try db.dialect.isInstalled(db) }
 
-    /// The columns of each of DataJoin's tables, as this version creates them: its DDL run in
-    /// a database in memory (a DDL it cannot run fails `init`, never switches the check off).
-    static func columnsByTable() throws -> [String: [String]] {
-        if let known = columnsCache { return known }
-        let columns = try DatabaseOpener.columnsCreated(by: ddl)
-        columnsCache = columns
-        return columns
+    /// The columns of each of DataJoin's tables and the table of each of its indexes, as this
+    /// version creates them: its DDL run in a database in memory (a DDL it cannot run fails
+    /// `init`, never switches the check off).
+    static func created() throws -> (columns: [String: [String]], indexes: [String: String]) {
+        if let known = createdCache { return known }
+        let schema = try DatabaseOpener.schemaCreated(by: ddl)
+        createdCache = schema
+        return schema
     }
-    nonisolated(unsafe) private static var columnsCache: [String: [String]]?
+    nonisolated(unsafe) private static var createdCache: (columns: [String: [String]], indexes: [String: String])?
 
-    /// A table of DataJoin's name that lacks columns this version creates (another program's
-    /// `ds_setting`, or one an older DataJoin's `init` left unfinished): `init` kept it, said it
-    /// initialized the node, and every later command failed on it (found from outside). Names
-    /// are compared as written: PostgreSQL's `"Name"` is not `name`. Nil when none.
-    static func foreignTable(_ db: Database) throws -> String? {
-        for (name, expected) in try columnsByTable().sorted(by: { $0.key < $1.key }) {
-            let have = Set(try db.dialect.columns(db, of: name).map(\.name))
+    /// What of DataJoin's names another program holds, said as "its …": a table that lacks
+    /// columns this version creates (another program's `ds_setting`, or one an older DataJoin's
+    /// `init` left unfinished), a view, or an index of DataJoin's name on another table. `init`
+    /// kept each (`IF NOT EXISTS`), said it initialized the node, and every later command failed
+    /// on it, or ran without the inbox's unique index (found from outside). Nil when none.
+    static func foreignObject(_ db: Database) throws -> String? {
+        let schema = try created()
+        for (name, expected) in schema.columns.sorted(by: { $0.key < $1.key }) {
+            guard let isTable = try db.dialect.isTable(db, name) else { continue }
+            guard isTable else { return "its \(name) is a view, not a table, another program's" }
+            let have = try db.dialect.columns(db, of: name).map(\.name)
             let missing = expected.filter { !have.contains($0) }
-            if !have.isEmpty && !missing.isEmpty {
-                return "\(name) lacks columns DataJoin's has (\(missing.prefix(5).joined(separator: ", ")))"
+            guard !missing.isEmpty else { continue }
+            // Names are compared as written (PostgreSQL's `"Name"` is not `name`); where the
+            // brand folds case, the message says so rather than call them missing.
+            let folded = Set(have.map { $0.lowercased() })
+            let what =
+                missing.allSatisfy { folded.contains($0.lowercased()) }
+                ? "has columns DataJoin's has only in other letter case"
+                : "lacks columns DataJoin's has"
+            let listed =
+                missing.prefix(8).joined(separator: ", ") + (missing.count > 8 ? " and \(missing.count - 8) more" : "")
+            return "its table \(name) \(what) (\(listed)), another program's or one an unfinished init left"
+        }
+        for (index, table) in schema.indexes.sorted(by: { $0.key < $1.key }) {
+            if let holder = try db.dialect.holderOfIndexName(db, index), holder.lowercased() != table.lowercased() {
+                return "the name of DataJoin's index \(index) (on \(table)) is taken by \(holder), another program's"
             }
         }
         return nil

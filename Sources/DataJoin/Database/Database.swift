@@ -122,18 +122,26 @@ public enum DatabaseOpener {
         try open(DatabaseURL.parse(text), create: create)
     }
 
-    /// The columns of each table whose name starts with `ds_` that `ddl` creates, read from a
-    /// database in memory where it ran (`SyncSchema.columnsByTable`).
-    static func columnsCreated(by ddl: (Dialect) -> SQL) throws -> [String: [String]] {
+    /// The columns of each table whose name starts with `ds_` that `ddl` creates, and the table
+    /// of each index it names, read from a database in memory where it ran
+    /// (`SyncSchema.created`).
+    static func schemaCreated(by ddl: (Dialect) -> SQL) throws -> (
+        columns: [String: [String]], indexes: [String: String]
+    ) {
         let memory = try SQLiteDatabase(path: ":memory:", create: true)
         try memory.executeScript(ddl(memory.dialect))
-        var out: [String: [String]] = [:]
+        var columns: [String: [String]] = [:]
+        var indexes: [String: String] = [:]
         for row in try memory.rows(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'ds\\_%' ESCAPE '\\'")
+            "SELECT type, name, tbl_name FROM sqlite_master WHERE name LIKE 'ds\\_%' ESCAPE '\\'")
         {
-            let name = row.string(0) ?? ""
-            out[name] = try memory.dialect.columns(memory, of: name).map(\.name)
+            let name = row.string(1) ?? ""
+            switch row.string(0) {
+            case "table": columns[name] = try memory.dialect.columns(memory, of: name).map(\.name)
+            case "index": indexes[name] = row.string(2) ?? ""
+            default: break
+            }
         }
-        return out
+        return (columns, indexes)
     }
 }

@@ -40,6 +40,13 @@ public protocol Dialect: Sendable {
     /// True when DataJoin's tables exist in this database.
     func isInstalled(_ db: Database) throws -> Bool
     func hasColumn(_ db: Database, table: String, column: String) throws -> Bool
+    /// Whether the relation of this name is a table (nil: there is none), for `init`, which must
+    /// not take another program's view for one of its tables.
+    func isTable(_ db: Database, _ name: String) throws -> Bool?
+    /// What holds this index name where it would clash with `CREATE INDEX IF NOT EXISTS`: the
+    /// table of an index of that name, or the relation of that name (nil: nothing, or a brand
+    /// whose index names belong to one table).
+    func holderOfIndexName(_ db: Database, _ name: String) throws -> String?
     /// Brings a node's tables from `version` towards the current one, where this brand needs a
     /// step the others do not (called inside the upgrade's transaction, before the common DDL).
     func upgradeSteps(_ db: Database, from version: Int64) throws

@@ -93,10 +93,10 @@ public enum NodeSetup {
             let isNode =
                 try nodeColumns.isSuperset(of: ["node_id", "public_key"])
                 && db.firstRow("SELECT node_id FROM ds_node", []) != nil
-            if !isNode, let foreign = try SyncSchema.foreignTable(db) {
+            if !isNode, let foreign = try SyncSchema.foreignObject(db) {
                 throw DataJoinError(
                     .alreadyInitialized,
-                    "cannot make \(db.displayName) a DataJoin node: its table \(foreign), another program's or one an unfinished init left; rename or drop it, then run 'datajoin init' again"
+                    "cannot make \(db.displayName) a DataJoin node: \(foreign); rename or drop it, then run 'datajoin init' again"
                 )
             }
             try db.executeScript(SyncSchema.ddl(db.dialect))

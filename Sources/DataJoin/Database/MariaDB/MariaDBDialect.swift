@@ -37,6 +37,16 @@ public struct MariaDBDialect: Dialect {
         ).asInt64 ?? 0 > 0
     }
 
+    public func isTable(_ db: Database, _ name: String) throws -> Bool? {
+        try db.firstRow(
+            "SELECT table_type FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ? AND BINARY table_name = BINARY ?",
+            [.text(name), .text(name)]
+        ).map { $0.string(0) == "BASE TABLE" }
+    }
+
+    /// An index name belongs to its table here: no other table's index clashes.
+    public func holderOfIndexName(_ db: Database, _ name: String) throws -> String? { nil }
+
     public func hasColumn(_ db: Database, table: String, column: String) throws -> Bool {
         try db.scalar(
             "SELECT count(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = ?",

@@ -26,6 +26,23 @@ public struct PostgresDialect: Dialect {
             ?? 0 > 0
     }
 
+    public func isTable(_ db: Database, _ name: String) throws -> Bool? {
+        try db.firstRow("SELECT relkind FROM pg_catalog.pg_class WHERE oid = to_regclass(?)", [.text(name)]).map {
+            ["r", "p"].contains($0.string(0) ?? "")
+        }
+    }
+
+    /// Index names share the schema's namespace with tables: any relation of the name clashes.
+    public func holderOfIndexName(_ db: Database, _ name: String) throws -> String? {
+        try db.firstRow(
+            """
+            SELECT coalesce(t.relname, c.relname) FROM pg_catalog.pg_class AS c
+            LEFT JOIN pg_catalog.pg_index AS i ON i.indexrelid = c.oid LEFT JOIN pg_catalog.pg_class AS t ON t.oid = i.indrelid
+            WHERE c.oid = to_regclass(?)
+            """, [.text(name)]
+        )?.string(0)
+    }
+
     public func hasColumn(_ db: Database, table: String, column: String) throws -> Bool {
         try db.scalar(
             "SELECT count(*) FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass(?) AND attname = ? AND NOT attisdropped",

@@ -18,6 +18,16 @@ public struct SQLiteDialect: Dialect {
         try db.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'ds_node'").asInt64 ?? 0 > 0
     }
 
+    public func isTable(_ db: Database, _ name: String) throws -> Bool? {
+        try db.firstRow(
+            "SELECT type FROM sqlite_master WHERE name = ? COLLATE NOCASE AND type IN ('table', 'view')", [.text(name)]
+        ).map { $0.string(0) == "table" }
+    }
+
+    public func holderOfIndexName(_ db: Database, _ name: String) throws -> String? {
+        try db.firstRow("SELECT tbl_name FROM sqlite_master WHERE name = ? COLLATE NOCASE", [.text(name)])?.string(0)
+    }
+
     public func hasColumn(_ db: Database, table: String, column: String) throws -> Bool {
         try db.scalar("SELECT count(*) FROM pragma_table_info(?) WHERE name = ?", [.text(table), .text(column)])
             .asInt64 ?? 0 > 0

@@ -29,6 +29,20 @@ final class DeliveryTests: ScenarioTestCase {
         return backup
     }
 
+    /// Three nodes of `brands` that all hold the first's change `k1`, and a backup of the first
+    /// taken then: the start of the three-node restore tests.
+    func threeNodesAndABackup(_ brands: [Brand], prefix: String) throws -> (
+        a: TestNode, b: TestNode, c: TestNode, backup: URL
+    ) {
+        let nodes = try makeNodes(brands, prefix: prefix)
+        let (a, b, c) = (nodes[0], nodes[1], nodes[2])
+        try a.exec("INSERT INTO item (id) VALUES ('k1')")
+        let one = try export(a, to: "one")
+        try b.ingest(one)
+        try c.ingest(one)
+        return (a, b, c, try backUp(a, prefix))
+    }
+
     /// The node's database put back from `backup`, as an operator restores one.
     func restore(_ backup: URL, _ label: String) throws -> Database {
         let path = folder.appendingPathComponent("\(label)-restored.db").path
@@ -562,13 +576,7 @@ final class DeliveryTests: ScenarioTestCase {
             (Brand.sqlite, false), (.postgres, false), (.mariadb, false), (.sqlite, true), (.postgres, true),
             (.mariadb, true),
         ].enumerated() {
-            let nodes = try makeNodes([.sqlite, .sqlite, brand], prefix: "m\(i)")
-            let (a, b, c) = (nodes[0], nodes[1], nodes[2])
-            try a.exec("INSERT INTO item (id) VALUES ('k1')")
-            let one = try export(a, to: "one")
-            try b.ingest(one)
-            try c.ingest(one)
-            let backup = try backUp(a, "m\(i)")
+            let (a, b, c, backup) = try threeNodesAndABackup([.sqlite, .sqlite, brand], prefix: "m\(i)")
             try a.exec("INSERT INTO item (id) VALUES ('k2')")
             try a.exec("INSERT INTO item (id) VALUES ('k3')")
             try b.ingest(try export(a, to: "stick"))
@@ -675,13 +683,7 @@ final class DeliveryTests: ScenarioTestCase {
     /// node ends with both changes. The holder of each brand.
     func testTheOnlyCopyOfALostChangeStaysWhenTheReusedSeqComesByRelay() throws {
         for (i, brand) in [Brand.sqlite, .postgres, .mariadb].enumerated() {
-            let nodes = try makeNodes([.sqlite, brand, .sqlite], prefix: "h\(i)")
-            let (a, b, c) = (nodes[0], nodes[1], nodes[2])
-            try a.exec("INSERT INTO item (id) VALUES ('k1')")
-            let one = try export(a, to: "one")
-            try b.ingest(one)
-            try c.ingest(one)
-            let backup = try backUp(a, "h\(i)")
+            let (a, b, c, backup) = try threeNodesAndABackup([.sqlite, brand, .sqlite], prefix: "h\(i)")
             try a.exec("INSERT INTO item (id) VALUES ('k2')")
             try b.ingest(try export(a, to: "lost"))
             let epoch = try NodeIdentity.load(a.db).epoch

@@ -372,12 +372,9 @@ enum SyncSchema {
     /// version creates them: its DDL run in a database in memory (a DDL it cannot run fails
     /// `init`, never switches the check off).
     static func created() throws -> (columns: [String: [String]], indexes: [String: String]) {
-        if let known = createdCache { return known }
-        let schema = try DatabaseOpener.schemaCreated(by: ddl)
-        createdCache = schema
-        return schema
+        try createdOnce.get()
     }
-    nonisolated(unsafe) private static var createdCache: (columns: [String: [String]], indexes: [String: String])?
+    private static let createdOnce = Result { try DatabaseOpener.schemaCreated(by: ddl) }
 
     /// What of DataJoin's names another program holds, said as "its …": a table that lacks
     /// columns this version creates (another program's `ds_setting`, or one an older DataJoin's

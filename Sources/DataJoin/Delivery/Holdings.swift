@@ -153,7 +153,7 @@ enum Holdings {
     /// What a bundle would do to this node's holdings (`datajoin verify FILE --db URL`).
     static func describe(_ db: Database, header: BundleHeader, me: NodeIdentity) throws -> [String] {
         // As `ingest` says it: a snapshot of this node's own was told "extends" (found from outside).
-        if header.sender == me.nodeId { return ["written by this node: ingest here skips it"] }
+        if header.sender == me.nodeId { return [GapReport.writtenHereLine] }
         return try header.origins.map { o in
             if o.origin == me.nodeId && o.epoch == me.epoch {
                 return "\(o.origin) \(o.first)-\(o.last): this node's own changes (skipped)"
@@ -187,8 +187,9 @@ public enum GapReport {
         try Holdings.describe(db, header: header, me: try NodeIdentity.load(db))
     }
 
-    /// Whether this node wrote the bundle (`ingest` skips it), encrypted or not.
-    public static func writtenHere(_ db: Database, sender: String) throws -> Bool {
-        try NodeIdentity.load(db).nodeId == sender
-    }
+    /// What `verify --db` says of a bundle this node wrote, sealed or not: `ingest` skips it.
+    public static let writtenHereLine = "written by this node: ingest here skips it"
+
+    /// This node's name, for `verify --db` to tell its own sealed bundles.
+    public static func nodeName(_ db: Database) throws -> String { try NodeIdentity.load(db).nodeId }
 }

@@ -14,7 +14,15 @@ public struct NodeIdentity: Sendable {
     /// failed on a missing table with the database's own message (found from outside). Reads only.
     public static func require(_ db: Database) throws {
         guard try SyncSchema.installed(db) else { throw notANode(db) }
-        guard try db.firstRow("SELECT node_id FROM ds_node", []) != nil else { throw noNodeRow(db) }
+        guard try hasNodeRow(db) else { throw noNodeRow(db) }
+    }
+
+    /// Whether the database holds a node's row, read so that another program's `ds_node`
+    /// (without DataJoin's columns) answers no rather than fail.
+    static func hasNodeRow(_ db: Database) throws -> Bool {
+        let columns = Set(try db.dialect.columns(db, of: "ds_node").map(\.name))
+        return try columns.isSuperset(of: ["node_id", "public_key"])
+            && db.firstRow("SELECT node_id FROM ds_node", []) != nil
     }
 
     private static func notANode(_ db: Database) -> DataJoinError {
@@ -89,11 +97,7 @@ public enum NodeSetup {
             // A node already (any schema version): its tables are DataJoin's. Otherwise every
             // table of DataJoin's name is looked at before the DDL, which would keep it (and fail
             // on one whose index names a column it lacks; on MariaDB, with the others left made).
-            let nodeColumns = Set(try db.dialect.columns(db, of: "ds_node").map(\.name))
-            let isNode =
-                try nodeColumns.isSuperset(of: ["node_id", "public_key"])
-                && db.firstRow("SELECT node_id FROM ds_node", []) != nil
-            if !isNode, let foreign = try SyncSchema.foreignObject(db) {
+            if try !NodeIdentity.hasNodeRow(db), let foreign = try SyncSchema.foreignObject(db) {
                 throw DataJoinError(
                     .alreadyInitialized,
                     "cannot make \(db.displayName) a DataJoin node: \(foreign); rename or drop it, then run 'datajoin init' again"

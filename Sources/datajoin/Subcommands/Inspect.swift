@@ -84,6 +84,8 @@ struct Verify: ParsableCommand {
         try DataJoin_run {
             if files.isEmpty { throw DataJoinError(.usage, "name at least one bundle file to verify") }
             let database = try db.map { try DatabaseOptions.open($0) }
+            // This node's name, read once: its own sealed bundles are told apart by it.
+            let me = try database.map { try GapReport.nodeName($0) }
             let entries = try BundleFiles.expand(files)
             if entries.isEmpty {
                 failed(Exit.noInput)
@@ -101,12 +103,12 @@ struct Verify: ParsableCommand {
                 switch BundleInspector.verify(path, db: database) {
                 case .success(let checked)
                 where try checked.encryptedTo != nil && !checked.decrypted
-                    && database.map({ try GapReport.writtenHere($0, sender: checked.header.sender) }) == true:
+                    && me == checked.header.sender:
                     // Its own, sealed to its peers: as `ingest` says it (found in review).
                     print(
                         "\(named): OK (encrypted to \(checked.encryptedTo?.joined(separator: ", ") ?? ""), signed by \(checked.header.sender))"
                     )
-                    print("  written by this node: ingest here skips it")
+                    print("  " + GapReport.writtenHereLine)
                 case .success(let checked) where checked.encryptedTo != nil && !checked.decrypted:
                     let to = checked.encryptedTo?.joined(separator: ", ") ?? ""
                     print(

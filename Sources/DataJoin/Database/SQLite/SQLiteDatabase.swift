@@ -98,10 +98,7 @@ public final class SQLiteDatabase: Database, TransactionDriver {
             // that is no node yet is left as it is: every command on an application's own file
             // switched it to WAL before it said "not a node", and a file of 0 bytes became a
             // database (found from outside). Only `init` (`create`) makes it one.
-            if try create
-                || (scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'ds_node'").asInt64 ?? 0)
-                    > 0
-            {
+            if try create || dialect.isInstalled(self) {
                 try query("PRAGMA journal_mode=WAL", []) { _ in }
             }
             try execute("PRAGMA synchronous=NORMAL")

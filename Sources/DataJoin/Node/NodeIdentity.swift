@@ -14,11 +14,13 @@ public struct NodeIdentity: Sendable {
     /// failed on a missing table with the database's own message (found from outside). Reads only.
     public static func require(_ db: Database) throws {
         guard try SyncSchema.installed(db) else { throw notANode(db) }
-        guard try hasNodeRow(db) else { throw noNodeRow(db) }
+        guard try db.firstRow("SELECT node_id FROM ds_node", []) != nil else { throw noNodeRow(db) }
     }
 
     /// Whether the database holds a node's row, read so that another program's `ds_node`
-    /// (without DataJoin's columns) answers no rather than fail.
+    /// (without DataJoin's columns) answers no rather than fail: `init`'s question. Not
+    /// `require`'s: its columns are looked up in the connection's current schema, and a node
+    /// reached through a search path (PostgreSQL) has them in another.
     static func hasNodeRow(_ db: Database) throws -> Bool {
         let columns = Set(try db.dialect.columns(db, of: "ds_node").map(\.name))
         return try columns.isSuperset(of: ["node_id", "public_key"])

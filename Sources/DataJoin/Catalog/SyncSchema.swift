@@ -388,7 +388,8 @@ enum SyncSchema {
             guard isTable else { return "its \(name) is a view, not a table, another program's" }
             let have = try db.dialect.columns(db, of: name).map(\.name)
             let missing = expected.filter { !have.contains($0) }
-            guard !missing.isEmpty else { continue }
+            // None seen: a table of another schema of the search path (PostgreSQL), not judged.
+            guard !have.isEmpty, !missing.isEmpty else { continue }
             // Names are compared as written (PostgreSQL's `"Name"` is not `name`); where the
             // brand folds case, the message says so rather than call them missing.
             let folded = Set(have.map { $0.lowercased() })

@@ -22,9 +22,11 @@ public struct NodeIdentity: Sendable {
     /// `require`'s: its columns are looked up in the connection's current schema, and a node
     /// reached through a search path (PostgreSQL) has them in another.
     static func hasNodeRow(_ db: Database) throws -> Bool {
+        guard try SyncSchema.installed(db) else { return false }
+        // Columns not seen in the current schema (a search path) are not judged.
         let columns = Set(try db.dialect.columns(db, of: "ds_node").map(\.name))
-        return try columns.isSuperset(of: ["node_id", "public_key"])
-            && db.firstRow("SELECT node_id FROM ds_node", []) != nil
+        if !columns.isEmpty && !columns.isSuperset(of: ["node_id", "public_key"]) { return false }
+        return try db.firstRow("SELECT node_id FROM ds_node", []) != nil
     }
 
     private static func notANode(_ db: Database) -> DataJoinError {

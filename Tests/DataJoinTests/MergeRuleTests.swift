@@ -125,6 +125,37 @@ final class MergeRuleTests: ScenarioTestCase {
         }
     }
 
+    /// A dropped change's row is logged whole up to the limit and by its digest past it, whatever
+    /// its columns: at the limit less one, the limit, one more and three times it (each value
+    /// below the limit on its own, so the row's own rule is the one that counts).
+    func testAWideDroppedRowIsLoggedWholeUpToTheLimitAndByItsDigestPastIt() throws {
+        let limit = ConflictLog.wholeValueBytes
+        for n in [limit - 1, limit, limit + 1, 3 * limit] {
+            // `{"c0":"…","c1":"…",…}`: 8 bytes per column around its text, less one comma, plus the braces.
+            let columnCount = 4
+            let frame = 2 + columnCount * 8 - 1
+            let text = n - frame
+            let columns = (0..<columnCount).map { i in
+                Change.ColumnValue(
+                    name: "c\(i)",
+                    value: .text(String(repeating: "x", count: text / columnCount + (i < text % columnCount ? 1 : 0))))
+            }
+            let whole = "{" + columns.map { "\"\($0.name)\":\($0.value.json)" }.joined(separator: ",") + "}"
+            XCTAssertEqual(whole.utf8.count, n, "the test builds a row of \(n) bytes")
+            let logged = ConflictLog.loggedRow(columns)
+            if n <= limit {
+                XCTAssertEqual(logged, whole, "\(n)")
+            } else {
+                let sha = Hex.encode(Array(SHA256.hash(data: Array(whole.utf8))))
+                let first = String(whole.prefix(1000)).replacingOccurrences(of: "\"", with: "\\\"")
+                XCTAssertEqual(
+                    logged,
+                    "{\"type\":\"row\",\"bytes\":\(n),\"sha256\":\"\(sha)\",\"first\":\"\(first)\",\"truncated\":true}",
+                    "\(n)")
+            }
+        }
+    }
+
     func testStaleUpdateAfterDeleteDoesNotResurrect() throws {
         try seedRow()
         try b.exec("UPDATE sales_order SET description = 'edited before seeing the delete' WHERE order_id = 'k'")

@@ -282,6 +282,25 @@ final class CLITests: XCTestCase {
             for (a, b) in zip(lines, lines.dropFirst()) where a.hasPrefix("  ") && !b.isEmpty && !b.hasPrefix(" ") {
                 XCTFail("\(cmd) --help wraps an example: \(a) / \(b)")
             }
+            // The usage fits too (found from outside: up to 189 columns on one line), and names
+            // every flag the options list, no more, no fewer (it is written by hand).
+            let all = r.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+            let usageLines = all.drop { !$0.hasPrefix("USAGE:") }.prefix { !$0.isEmpty }
+            XCTAssertFalse(usageLines.isEmpty, "\(cmd) --help has no usage")
+            for line in usageLines {
+                XCTAssertLessThan(line.count, 80, "\(cmd) --help: \(line)")
+            }
+            let usage = usageLines.joined(separator: "\n")
+            func flags(_ s: String) -> Set<String> {
+                Set(
+                    s.split(whereSeparator: { " [],\n".contains($0) }).map {
+                        $0.trimmingCharacters(in: .punctuationCharacters.subtracting(["-"]))
+                    }
+                    .filter { $0.hasPrefix("--") }
+                ).subtracting(["--help", "--version"])
+            }
+            let options = r.stdout.components(separatedBy: "OPTIONS:").dropFirst().joined()
+            XCTAssertEqual(flags(usage), flags(options), "\(cmd): the usage and the options name other flags")
             let prose = text.split(separator: "\n").filter { !$0.hasPrefix(" ") && !$0.hasPrefix("OVERVIEW") }
             for (a, b) in zip(prose, prose.dropFirst())
             where a.count < 40 && !a.hasSuffix(":") && !a.hasSuffix(".") && !a.hasSuffix(")") {

@@ -6,6 +6,9 @@ struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract:
             "Check a node's bookkeeping: every captured change stamped or waiting, seqs contiguous, nothing twice, pointers true.",
+        usage: usage(
+            "datajoin check [--db <url>] [--repair] [--clear-collisions] [--lock-timeout <seconds>] [--quiet] [--verbose]"
+        ),
         discussion: helpText(
             """
             Reads only (one snapshot, no lock that writers wait on). Exit status 0 when every rule

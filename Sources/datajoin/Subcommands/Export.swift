@@ -4,6 +4,9 @@ import DataJoin
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write the changes captured since the last export into bundle files.",
+        usage: usage(
+            "datajoin export [--db <url>] --to <dir> [--max-changes <n>] [--relay] [--resend] [--peer <name>] [--encrypt] [--recipient <node> ...] [--lock-timeout <seconds>] [--quiet] [--verbose]"
+        ),
         discussion: helpText(
             """
             Each bundle is one gzip file, checksummed and signed, written as a hidden .tmp file, flushed

@@ -5,6 +5,9 @@ import Foundation
 struct Ingest: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Verify bundle files, load them into ds_change_inbox, then import them.",
+        usage: usage(
+            "datajoin ingest [--db <url>] [--no-import] [--dry-run] [<path> ...] [--lock-timeout <seconds>] [--quiet] [--verbose]"
+        ),
         discussion: helpText(
             """
             Takes files and folders (a folder's *.djb or *.DJB files, in name order; hidden and temporary files
@@ -120,6 +123,9 @@ enum ImportSummary {
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Apply inbox changes past the import pointer to the application tables.",
+        usage: usage(
+            "datajoin import [--db <url>] [--dry-run] [--drop-held <origin#seq> ...] [--lock-timeout <seconds>] [--quiet] [--verbose]"
+        ),
         discussion: helpText(
             """
             Each bundle whole in one transaction, with the import pointer (program 1001) in the same

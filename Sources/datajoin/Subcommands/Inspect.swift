@@ -4,6 +4,7 @@ import DataJoin
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show a bundle's header and changes (checks it too).",
+        usage: usage("datajoin inspect [--db <url>] <file> [--json] [--limit <n>] [--quiet] [--verbose]"),
         discussion: helpText(
             """
             A value longer than 4 KiB is shown by its start and its length ('… (N bytes in all)'),
@@ -143,6 +144,7 @@ struct Verify: ParsableCommand {
 struct Key: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print this node's public key, for peers to trust (one word: signing and encryption keys).",
+        usage: usage("datajoin key [--db <url>] [--rotate] [--lock-timeout <seconds>] [--quiet] [--verbose]"),
         discussion: helpText(
             """
             The word is dj2-<signing key>-<encryption key>; 'trust' also takes the signing key alone
@@ -181,6 +183,8 @@ struct Key: ParsableCommand {
 struct Config: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show or change a node's settings (encrypt).",
+        usage: usage(
+            "datajoin config [--db <url>] [<setting value> ...] [--lock-timeout <seconds>] [--quiet] [--verbose]"),
         discussion: helpText(
             """
             Settings:
@@ -222,6 +226,9 @@ struct TrustCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trust",
         abstract: "Trust a peer's public key, or revoke it; ingest accepts bundles only from trusted senders.",
+        usage: usage(
+            "datajoin trust [--db <url>] [--revoke] [--replace] <node> [<public-key>] [--lock-timeout <seconds>] [--quiet] [--verbose]"
+        ),
         discussion: helpText(
             """
             Example:

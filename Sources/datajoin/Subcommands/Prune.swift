@@ -5,6 +5,9 @@ import DataJoin
 struct Prune: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Remove sync history no node needs any more.",
+        usage: usage(
+            "datajoin prune [--db <url>] [--keep <duration>] [--bundles <folder> ...] [--files-only] [--no-relay] [--lock-timeout <seconds>] [--quiet] [--verbose]"
+        ),
         discussion: helpText(
             """
             Removes, in one transaction:

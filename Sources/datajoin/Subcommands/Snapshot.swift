@@ -4,6 +4,9 @@ import DataJoin
 struct Snapshot: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write the current state of every tracked table, with its versions, into one bundle.",
+        usage: usage(
+            "datajoin snapshot [--db <url>] --to <dir> [--encrypt] [--recipient <node> ...] [--lock-timeout <seconds>] [--quiet] [--verbose]"
+        ),
         discussion: helpText(
             """
             A new node joins from a snapshot instead of replaying all history: create the tables,

@@ -4,6 +4,7 @@ import DataJoin
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show this node: id, tracked tables, changes waiting, pointers, last export and ingest.",
+        usage: usage("datajoin status [--db <url>] [--json] [--lock-timeout <seconds>] [--quiet] [--verbose]"),
         discussion:
             "Example:\n  datajoin status --db sqlite:testapp1.db\n  datajoin status --db sqlite:testapp1.db --json")
 
@@ -26,6 +27,8 @@ struct Status: ParsableCommand {
 struct Conflicts: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List values that lost a merge (both values, versions and origins).",
+        usage: usage(
+            "datajoin conflicts [--db <url>] [--json] [--limit <n>] [--lock-timeout <seconds>] [--quiet] [--verbose]"),
         discussion: "Example:\n  datajoin conflicts --db sqlite:testapp1.db --json")
 
     @OptionGroup var database: DatabaseOptions

@@ -6,6 +6,9 @@ import Foundation
 struct Watch: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run ingest, import and export in a loop, every N seconds (the seed's recurring programs).",
+        usage: usage(
+            "datajoin watch [--db <url>] --in <dir> --out <dir> --every <seconds> [--relay] [--cycles <n>] [--lock-timeout <seconds>] [--quiet] [--verbose]"
+        ),
         discussion: helpText(
             """
             Each cycle ingests the bundles in --in, imports them, and exports new changes to --out,

@@ -279,3 +279,36 @@ struct EncryptionOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Encrypt to this peer only (repeatable); implies --encrypt.", valueName: "node"))
     var recipient: [String] = []
 }
+
+/// A command's usage line, written as the parser would give it, broken into lines that end
+/// before column 80 (the parser prints it on one line of up to 190 columns). Each further line
+/// starts under the command's first argument; a bracketed group is never split.
+func usage(_ line: String) -> String {
+    var groups: [String] = []
+    var group = ""
+    var depth = 0
+    for c in line {
+        if c == " ", depth == 0 {
+            if !group.isEmpty { groups.append(group) }
+            group = ""
+            continue
+        }
+        if c == "[" || c == "<" { depth += 1 }
+        if c == "]" || c == ">" { depth -= 1 }
+        group.append(c)
+    }
+    if !group.isEmpty { groups.append(group) }
+    // "datajoin", the command's words, then its arguments: the words stay on the first line.
+    let words = groups.prefix { !$0.hasPrefix("[") && !$0.hasPrefix("-") && !$0.hasPrefix("<") }
+    let indent = String(repeating: " ", count: words.joined(separator: " ").count + 1)
+    let width = 79 - "USAGE: ".count
+    var lines = [words.joined(separator: " ")]
+    for g in groups.dropFirst(words.count) {
+        if lines[lines.count - 1].count + 1 + g.count > width {
+            lines.append(indent + g)
+        } else {
+            lines[lines.count - 1] += " " + g
+        }
+    }
+    return lines.joined(separator: "\n")
+}

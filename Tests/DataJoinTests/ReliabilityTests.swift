@@ -1380,7 +1380,7 @@ extension ReliabilityTests {
 
 extension ReliabilityTests {
     /// A database user that may only read: a command that writes stops with 77 (permission)
-    /// and one line, the files untouched (found from outside: export exited 1, and ingest
+    /// and one line, the files untouched (a damaged one too) (found from outside: export exited 1, and ingest
     /// refused every bundle as if it were bad, exit 2).
     func testAUserThatMayOnlyReadStopsWithThePermissionClass() throws {
         provokesRefusals = true  // the server refuses the reader's writes (logged on PostgreSQL)
@@ -1419,6 +1419,9 @@ extension ReliabilityTests {
                             : "DROP USER '\(reader)'@'\((try? n.db.scalar("SELECT CURRENT_USER()").asString?.split(separator: "@").last.map(String.init)) ?? "localhost")'"
                     ))
             }
+            // A damaged file among them stays where it is too (found from outside: it was moved
+            // to quarantine before the database refused to record it).
+            try Data("not a bundle".utf8).write(to: drop.appendingPathComponent("junk.djb"))
             let files = try FileManager.default.contentsOfDirectory(atPath: drop.path).sorted()
             for args in [["ingest", drop.path], ["export", "--to", try dir("ro-out-\(brand)").path]] {
                 let r = try CLI.run([args[0], "--db", url.string!] + args.dropFirst())

@@ -117,7 +117,14 @@ public enum Ingester {
                         if options.quarantine && entry.inFolder {
                             let (note, dest) = Quarantine.move(path, reason: e.message)
                             status = .refused(e.message + note)
-                            if let dest { try Quarantine.record(db, path: dest, reason: e.message) }
+                            if let dest {
+                                // A file moved aside that the database does not record (a user
+                                // that may only read) goes back: the run stops, nothing changed.
+                                do { try Quarantine.record(db, path: dest, reason: e.message) } catch {
+                                    Quarantine.putBack(dest, to: path)
+                                    throw error
+                                }
+                            }
                         } else {
                             status = .refused(e.message)
                         }

@@ -38,6 +38,15 @@ enum Quarantine {
         }
     }
 
+    /// Undoes `move` (the database refused to record it): the file back where it was, unless a
+    /// file of that name came since, its `.reason` gone, and the folder too if it is left empty.
+    static func putBack(_ dest: String, to path: String) {
+        var st = stat()
+        guard lstat(path, &st) != 0, rename(dest, path) == 0 else { return }
+        unlink(dest + ".reason")
+        rmdir((dest as NSString).deletingLastPathComponent)
+    }
+
     /// Remembers a quarantined file for `datajoin status`.
     static func record(_ db: Database, path: String, reason: String) throws {
         // Absolute: `status` lists it wherever it is run from.

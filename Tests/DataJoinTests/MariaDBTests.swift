@@ -215,11 +215,13 @@ final class MariaDBTests: ScenarioTestCase {
     /// ('1abc' = 1). A delete of number key 5 from SQLite removed three other rows (found from
     /// outside); now it removes '5' only, and a text key for an INT column is held.
     func testKeysAreMatchedAsTheirColumnsTypeNeverCoerced() throws {
-        let s = try TestNode(
-            "src", .sqlite, folder: folder,
-            table:
-                "CREATE TABLE items (id PRIMARY KEY NOT NULL, v TEXT); CREATE TABLE nums (id PRIMARY KEY NOT NULL, v TEXT)",
-            track: ["items", "nums"])
+        let s = try trackedBeforeMixedKindKeysWereRefused {
+            try TestNode(
+                "src", .sqlite, folder: folder,
+                table:
+                    "CREATE TABLE items (id PRIMARY KEY NOT NULL, v TEXT); CREATE TABLE nums (id PRIMARY KEY NOT NULL, v TEXT)",
+                track: ["items", "nums"])
+        }
         let m = try TestNode(
             "dst", .mariadb, folder: folder,
             table: """
@@ -771,9 +773,12 @@ final class MariaDBTests: ScenarioTestCase {
                 [[.integer(1), .integer(5), .integer(0)], [.integer(2), .integer(200), .integer(2024)]], n.name)
         }
 
-        let src = try TestNode(
-            "kbs", .sqlite, folder: folder, table: "CREATE TABLE kb (k PRIMARY KEY NOT NULL, v TEXT)", track: ["kb"],
-            keyBlocks: false)
+        let src = try trackedBeforeMixedKindKeysWereRefused {
+            try TestNode(
+                "kbs", .sqlite, folder: folder, table: "CREATE TABLE kb (k PRIMARY KEY NOT NULL, v TEXT)",
+                track: ["kb"],
+                keyBlocks: false)
+        }
         let pg = try TestNode(
             "kbp", .postgres, folder: folder, table: "CREATE TABLE kb (k bytea PRIMARY KEY, v text)", track: ["kb"],
             keyBlocks: false)

@@ -933,7 +933,7 @@ final class TypeMatrixTests: ScenarioTestCase {
             "lite", .sqlite, folder: folder, table: "CREATE TABLE bt (k TEXT PRIMARY KEY NOT NULL, b, i, ts, t, y)",
             track: ["bt"], keyBlocks: false)
         try lite.exec("CREATE TABLE tk (k PRIMARY KEY NOT NULL, v)")
-        _ = try Tracker.track(lite.db, tables: ["tk"])
+        _ = try trackedBeforeMixedKindKeysWereRefused { try Tracker.track(lite.db, tables: ["tk"]) }
         let pg = try TestNode(
             "pg", .postgres, folder: folder,
             table:
@@ -1077,11 +1077,13 @@ final class TypeMatrixTests: ScenarioTestCase {
     /// rows its cascade would reach is not sent with a key the column cannot hold (it failed
     /// on the server, and every import with it; found in review).
     func testADeleteByAKeyOfBytesIsHeldWithoutProbingForItsCascade() throws {
-        let lite = try TestNode(
-            "klite", .sqlite, folder: folder,
-            table:
-                "CREATE TABLE par (id PRIMARY KEY NOT NULL); CREATE TABLE chi (id PRIMARY KEY NOT NULL, par REFERENCES par (id) ON DELETE CASCADE)",
-            track: ["par", "chi"], keyBlocks: false)
+        let lite = try trackedBeforeMixedKindKeysWereRefused {
+            try TestNode(
+                "klite", .sqlite, folder: folder,
+                table:
+                    "CREATE TABLE par (id PRIMARY KEY NOT NULL); CREATE TABLE chi (id PRIMARY KEY NOT NULL, par REFERENCES par (id) ON DELETE CASCADE)",
+                track: ["par", "chi"], keyBlocks: false)
+        }
         let pg = try TestNode(
             "kpg", .postgres, folder: folder,
             table:
@@ -1102,6 +1104,135 @@ final class TypeMatrixTests: ScenarioTestCase {
         XCTAssertEqual(r.status, 2, r.stdout + r.stderr)
         XCTAssertEqual(try NodeStatus.read(pg.db).heldCount, 2)
         XCTAssertEqual(try pg.db.rows("SELECT id FROM par").map(\.values), [[.integer(7)]])
+    }
+
+    /// A SQLite key column of no declared type (or BLOB) keeps 5, '5' and x'35' as three rows,
+    /// where every other brand's key of one type takes them for one: the insert of one
+    /// overwrote the other there, and a delete of one removed both, while `check` passed on
+    /// every node (found from outside). `track` refuses such a key with one line naming it and
+    /// exit 64, installing nothing; a STRICT table's BLOB key holds blobs only and is tracked
+    /// (and syncs), its ANY key keeps every kind apart and is refused.
+    func testASQLiteKeyThatKeepsValuesOfSeveralKindsApartIsRefused() throws {
+        let n = try TestNode(
+            "mk", .sqlite, folder: folder,
+            table: """
+                CREATE TABLE untyped (id PRIMARY KEY NOT NULL, v);
+                CREATE TABLE bytes (id BLOB PRIMARY KEY NOT NULL, v TEXT);
+                CREATE TABLE pair (a TEXT NOT NULL, b NOT NULL, v TEXT, PRIMARY KEY (a, b));
+                CREATE TABLE anykey (id ANY PRIMARY KEY NOT NULL, v TEXT) STRICT;
+                CREATE TABLE strictbytes (id BLOB PRIMARY KEY NOT NULL, v TEXT) STRICT;
+                CREATE TABLE num (id NUMERIC PRIMARY KEY NOT NULL, v);
+                CREATE TABLE looseany (id ANY PRIMARY KEY NOT NULL, v)
+                """, track: [], keyBlocks: false)
+        for (table, column, declared) in [
+            ("untyped", "id", "has no declared type"), ("bytes", "id", "is declared BLOB"),
+            ("pair", "b", "has no declared type"), ("anykey", "id", "is declared ANY"),
+        ] {
+            let r = try CLI.run(["track", "--db", n.url, table])
+            XCTAssertEqual(r.status, 64, table + ": " + r.stderr)
+            XCTAssertEqual(
+                r.stderr,
+                "datajoin: error: \(table): its key column \(column) \(declared), so SQLite keeps 5, '5' and x'35' as three keys that other nodes take for one (rows apart here would merge there); declare it TEXT, INTEGER or NUMERIC, or make the table STRICT with a BLOB key (rebuild the table), then track again\n"
+            )
+            XCTAssertEqual(r.stdout, "", table)
+        }
+        XCTAssertEqual(try Tracker.trackedNames(n.db), [])
+        XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'"), .integer(0))
+        // A number column (NUMERIC, or ANY outside a STRICT table) turns '5' into 5: one key.
+        try CLI.ok(["track", "--db", n.url, "strictbytes", "num", "looseany", "-q"])
+        let pg = try TestNode(
+            "mkpg", .postgres, folder: folder, table: "CREATE TABLE strictbytes (id bytea PRIMARY KEY, v text)",
+            track: ["strictbytes"], keyBlocks: false)
+        try trustAll([n, pg])
+        try n.exec("INSERT INTO strictbytes VALUES (?, 'bytes')", [.blob([0x35, 0])])
+        XCTAssertEqual(try sync(n, pg)?.held, 0)
+        XCTAssertEqual(
+            try pg.db.rows("SELECT id, v FROM strictbytes").map(\.values), [[.blob([0x35, 0]), .text("bytes")]])
+    }
+
+    /// A PostgreSQL `inet` travels as PostgreSQL prints it: its cast to text, which the capture
+    /// used, adds the mask of a single address (`10.1.2.3/32`), so SQLite stored that spelling
+    /// and MariaDB's `INET6` refused every address (found from outside). In a value, a key and an
+    /// update, both ways; a node upgraded from schema 20 captures so from then on.
+    func testAPostgresInetTravelsAsPostgresPrintsIt() throws {
+        let pg = try TestNode(
+            "ippg", .postgres, folder: folder,
+            table: """
+                CREATE TABLE ip (id integer PRIMARY KEY, v6 inet, v4 inet, net inet);
+                CREATE TABLE ipk (k inet PRIMARY KEY, v text)
+                """, track: ["ip", "ipk"], keyBlocks: false)
+        let lite = try TestNode(
+            "iplite", .sqlite, folder: folder,
+            table: """
+                CREATE TABLE ip (id INTEGER PRIMARY KEY NOT NULL, v6 TEXT, v4 TEXT, net TEXT);
+                CREATE TABLE ipk (k TEXT PRIMARY KEY NOT NULL, v TEXT)
+                """, track: ["ip", "ipk"], keyBlocks: false)
+        let maria = try TestNode(
+            "ipmaria", .mariadb, folder: folder,
+            table: """
+                CREATE TABLE ip (id INT PRIMARY KEY, v6 INET6, v4 VARCHAR(50), net VARCHAR(50));
+                CREATE TABLE ipk (k VARCHAR(50) COLLATE utf8mb4_nopad_bin PRIMARY KEY, v TEXT)
+                """, track: ["ip", "ipk"], keyBlocks: false)
+        try trustAll([pg, lite, maria])
+        func spread(_ from: TestNode) throws {
+            let out = try bundles("ip-\(from.name)-\(UUID().uuidString.prefix(4))")
+            try from.export(to: out)
+            for n in [pg, lite, maria] where n !== from {
+                XCTAssertEqual(try n.ingest([out.path]).imported?.held, 0, n.name)
+            }
+        }
+        func assertEverywhere(_ ip: [[String]], _ ipk: [[String]], line: UInt = #line) throws {
+            for n in [pg, lite, maria] {
+                XCTAssertEqual(try n.rows("ip"), ip, n.name, line: line)
+                XCTAssertEqual(try n.rows("ipk"), ipk, n.name, line: line)
+            }
+        }
+        try pg.exec("INSERT INTO ip VALUES (1, '2001:db8::1', '10.1.2.3', '10.1.2.0/24')")
+        try pg.exec("INSERT INTO ipk VALUES ('10.1.2.3', 'a'), ('2001:db8::5', 'b')")
+        try spread(pg)
+        try assertEverywhere(
+            [["1", "2001:db8::1", "10.1.2.3", "10.1.2.0/24"]], [["10.1.2.3", "a"], ["2001:db8::5", "b"]])
+        try pg.exec("UPDATE ip SET v6 = '::ffff:1.2.3.4', v4 = '10.9.9.9/32'")
+        try pg.exec("UPDATE ipk SET v = 'a2' WHERE k = '10.1.2.3'")
+        try spread(pg)
+        try lite.exec("UPDATE ipk SET v = 'b2' WHERE k = '2001:db8::5'")
+        try spread(lite)
+        try assertEverywhere(
+            [["1", "::ffff:1.2.3.4", "10.9.9.9", "10.1.2.0/24"]], [["10.1.2.3", "a2"], ["2001:db8::5", "b2"]])
+
+        // Schema 20's capture (`::text`) written back, then the upgrade: it captures as printed.
+        let functions = try pg.db.rows(
+            """
+            SELECT pg_get_functiondef(p.oid) FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace
+            WHERE n.nspname = current_schema() AND p.prosrc LIKE '%masklen%'
+            """
+        ).compactMap { $0.string(0) }
+        XCTAssertFalse(functions.isEmpty)
+        let newForm = try NSRegularExpression(
+            pattern:
+                #"CASE WHEN masklen\((\S+)\) = CASE family\(\S+\) WHEN 4 THEN 32 ELSE 128 END THEN host\(\S+\) ELSE \S+::text END"#
+        )
+        for f in functions {
+            let old = newForm.stringByReplacingMatches(
+                in: f, range: NSRange(f.startIndex..., in: f), withTemplate: "$1::text")
+            XCTAssertFalse(old.contains("masklen"))
+            try pg.db.executeScript(SQL(raw: old))
+        }
+        try pg.exec("INSERT INTO ipk VALUES ('10.7.7.7', 'old')")
+        XCTAssertEqual(
+            try pg.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE object_id LIKE '%10.7.7.7/32%'"), .integer(1))
+        try pg.exec("DELETE FROM ipk WHERE v = 'old'")
+        try pg.exec("UPDATE ds_node SET schema_version = 20")
+        _ = try NodeIdentity.load(pg.db)  // upgrades
+        try pg.exec("INSERT INTO ipk VALUES ('10.8.8.8', 'new')")
+        XCTAssertEqual(
+            try pg.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE object_id LIKE '%\"10.8.8.8\"%'"), .integer(1)
+        )
+        try spread(pg)
+        try assertEverywhere(
+            [["1", "::ffff:1.2.3.4", "10.9.9.9", "10.1.2.0/24"]],
+            [["10.1.2.3", "a2"], ["10.8.8.8", "new"], ["2001:db8::5", "b2"]])
+        try assertChecked([pg, lite, maria])
     }
 
     /// Text in another spelling than its number's into a SQLite column of NUMERIC or INTEGER

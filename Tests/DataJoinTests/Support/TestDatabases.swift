@@ -287,6 +287,15 @@ struct CLI {
     }
 }
 
+/// A SQLite table whose key takes values of several kinds (no declared type), tracked as a node
+/// tracked it before `track` refused such keys: its capture goes on, and peers hold what their
+/// keys cannot take.
+func trackedBeforeMixedKindKeysWereRefused<T>(_ body: () throws -> T) rethrows -> T {
+    SQLiteDialect.tracksMixedKindKeys = true
+    defer { SQLiteDialect.tracksMixedKindKeys = false }
+    return try body()
+}
+
 /// One DataJoin node for a test: a database with the seed's sales_order, initialized.
 final class TestNode {
     let name: String

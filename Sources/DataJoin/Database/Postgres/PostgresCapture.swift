@@ -20,6 +20,13 @@ extension PostgresDialect {
     public func upgradeCapture(_ db: Database, from version: Int) throws {
         try CaptureTriggers.rewriteOnUpgrade(db, from: version)
         if version < 19 { try Self.registerDomainsAsTheirBaseTypes(db) }
+        // Schema 21: an `inet` column is captured as PostgreSQL prints it (`capturedText`).
+        if version < 21 {
+            for t in try CaptureTriggers.trackedAndPresent(db)
+            where t.columns.contains(where: { $0.dataType == "inet" }) {
+                if try missingCaptureTriggers(db, t).missing.isEmpty { try installCapture(db, t) }
+            }
+        }
     }
 
     /// Schema 19: a tracked column whose type is a domain is registered as the domain's base
@@ -236,8 +243,18 @@ extension PostgresDialect {
     static let postgresVariablesFirst = "#variable_conflict use_variable"
 
     static func postgresKey(_ db: Database, _ t: TableInfo, _ rec: String) -> String {
-        "json_build_array(" + t.keyColumns.map { "\(rec).\(db.quote($0.name))::text" }.joined(separator: ", ")
-            + ")::text"
+        "json_build_array(" + t.keyColumns.map { capturedText(db, rec, $0) }.joined(separator: ", ") + ")::text"
+    }
+
+    /// A value as the text PostgreSQL prints for it, which is what a `SELECT` (a snapshot) reads
+    /// and every node stores. `::text` is that text for every type but `inet`, whose cast to text
+    /// adds the mask of a single address (`10.1.2.3/32`): SQLite stored that spelling, and
+    /// MariaDB's `INET6` refused it (found from outside).
+    static func capturedText(_ db: Database, _ rec: String, _ column: ColumnInfo) -> String {
+        let value = "\(rec).\(db.quote(column.name))"
+        guard column.dataType == "inet" else { return value + "::text" }
+        return "CASE WHEN masklen(\(value)) = CASE family(\(value)) WHEN 4 THEN 32 ELSE 128 END "
+            + "THEN host(\(value)) ELSE \(value)::text END"
     }
 
     /// An inserted row: its values as a JSON array in column order, the column names once in
@@ -247,7 +264,7 @@ extension PostgresDialect {
     /// json_build_array writes text directly; a function takes at most 100 arguments, so wider
     /// tables are built in chunks and joined as jsonb.
     static func postgresRow(_ db: Database, _ t: TableInfo, _ rec: String) -> String {
-        let values = t.columns.map { "\(rec).\(db.quote($0.name))::text" }
+        let values = t.columns.map { capturedText(db, rec, $0) }
         let split = Tuning.current.postgresCaptureSplit
         if values.count <= split { return "json_build_array(" + values.joined(separator: ", ") + ")::text" }
         let chunks = stride(from: 0, to: values.count, by: split).map { start in
@@ -331,7 +348,7 @@ extension PostgresDialect {
         let keyJoin = t.keyColumns.map { "ds_o.\(db.quote($0.name)) = ds_n.\(db.quote($0.name))" }.joined(
             separator: " AND ")
         let changedColumns = t.valueColumns.map { c in
-            "(\(CaptureTriggers.literal(c.name)), ds_n.\(db.quote(c.name))::text, ds_o.\(db.quote(c.name))::text)"
+            "(\(CaptureTriggers.literal(c.name)), \(capturedText(db, "ds_n", c)), \(capturedText(db, "ds_o", c)))"
         }.joined(separator: ", ")
         let thisStatementsInserts = { (from: String) in
             """

@@ -221,6 +221,18 @@ public struct SQLiteDialect: Dialect {
                 )
             }
         }
+        // A key column of BLOB affinity (no declared type, or BLOB) keeps 5, '5' and x'35' as
+        // three keys, where a key column of one type on any other node takes them for one: an
+        // insert of one overwrote the other there, and a delete of one removed both, while every
+        // check passed (found from outside). A STRICT table's BLOB column holds blobs only; its
+        // ANY column keeps every kind apart, as no type does.
+        if !rowid, !Self.tracksMixedKindKeys, let column = try mixedKindKey(db, t) {
+            let declared = column.dataType.isEmpty ? "has no declared type" : "is declared \(column.dataType)"
+            throw DataJoinError(
+                .usage,
+                "\(t.name): its key column \(column.name) \(declared), so SQLite keeps 5, '5' and x'35' as three keys that other nodes take for one (rows apart here would merge there); declare it TEXT, INTEGER or NUMERIC, or make the table STRICT with a BLOB key (rebuild the table), then track again"
+            )
+        }
         // SQLite accepts NULL in a PRIMARY KEY column that is not an INTEGER rowid alias.
         let nullable = try db.rows(
             "SELECT name FROM pragma_table_info(?) WHERE pk > 0 AND \"notnull\" = 0 ORDER BY pk", [.text(t.name)]
@@ -232,6 +244,21 @@ public struct SQLiteDialect: Dialect {
             )
         }
         return warnings
+    }
+
+    /// Tests only: a node that tracked such a key before it was refused, whose capture goes on
+    /// (its changes still reach peers, which must hold what their keys cannot take).
+    nonisolated(unsafe) static var tracksMixedKindKeys = false
+
+    /// The first key column that can hold values of several kinds as keys apart.
+    private func mixedKindKey(_ db: Database, _ t: TableInfo) throws -> ColumnInfo? {
+        let strict =
+            try db.firstRow("SELECT strict FROM pragma_table_list(?) WHERE schema = 'main'", [.text(t.name)])?.int(0)
+            == 1
+        return t.keyColumns.first { k in
+            let type = Self.asciiUppercased(k.dataType)
+            return strict ? type == "ANY" : Self.affinity(k.dataType) == .blob
+        }
     }
 
     // MARK: - Capture

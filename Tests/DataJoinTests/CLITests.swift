@@ -291,16 +291,27 @@ final class CLITests: XCTestCase {
                 XCTAssertLessThan(line.count, 80, "\(cmd) --help: \(line)")
             }
             let usage = usageLines.joined(separator: "\n")
-            func flags(_ s: String) -> Set<String> {
-                Set(
-                    s.split(whereSeparator: { " [],\n".contains($0) }).map {
-                        $0.trimmingCharacters(in: .punctuationCharacters.subtracting(["-"]))
-                    }
-                    .filter { $0.hasPrefix("--") }
-                ).subtracting(["--help", "--version"])
+            // Each option's `--flag <value>` and each argument's `<name>`, as the option and
+            // argument lines list them (not their descriptions), against the usage's.
+            let pattern = try NSRegularExpression(pattern: "--[a-z-]+( <[^>]+>)?|<[^>]+>")
+            func tokens(_ s: String) -> [String] {
+                pattern.matches(in: s, range: NSRange(s.startIndex..., in: s)).compactMap {
+                    Range($0.range, in: s).map { String(s[$0]) }
+                }
             }
-            let options = r.stdout.components(separatedBy: "OPTIONS:").dropFirst().joined()
-            XCTAssertEqual(flags(usage), flags(options), "\(cmd): the usage and the options name other flags")
+            func listed(_ section: String) -> [String] {
+                let body =
+                    r.stdout.components(separatedBy: "\n\(section):\n").dropFirst().first?.components(
+                        separatedBy: "\n\n"
+                    ).first ?? ""
+                return body.split(separator: "\n").filter { $0.hasPrefix("  ") && !$0.hasPrefix("   ") }.flatMap {
+                    tokens($0.dropFirst(2).components(separatedBy: "  ")[0])
+                }
+            }
+            XCTAssertEqual(
+                Set(tokens(usage)).subtracting(["--help", "--version", "<subcommand>"]),
+                Set(listed("OPTIONS") + listed("ARGUMENTS")).subtracting(["--help", "--version"]),
+                "\(cmd): the usage and the options and arguments name other flags")
             let prose = text.split(separator: "\n").filter { !$0.hasPrefix(" ") && !$0.hasPrefix("OVERVIEW") }
             for (a, b) in zip(prose, prose.dropFirst())
             where a.count < 40 && !a.hasSuffix(":") && !a.hasSuffix(".") && !a.hasSuffix(")") {

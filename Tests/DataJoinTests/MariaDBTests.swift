@@ -690,11 +690,13 @@ final class MariaDBTests: ScenarioTestCase {
     /// numbers shorter than a BINARY(n); a text key for a binary key column would match a key
     /// of the same bytes. A table with a spatial column is not tracked.
     func testValuesMariaDBReadsAsAnotherValueAreHeld() throws {
-        let s = try TestNode(
-            "rsrc", .sqlite, folder: folder,
-            table:
-                "CREATE TABLE mx (id TEXT PRIMARY KEY NOT NULL, e, s, b, d, t, y, bn); CREATE TABLE kb (k PRIMARY KEY NOT NULL, v TEXT)",
-            track: ["mx", "kb"], keyBlocks: false)
+        let s = try trackedBeforeMixedKindKeysWereRefused {
+            try TestNode(
+                "rsrc", .sqlite, folder: folder,
+                table:
+                    "CREATE TABLE mx (id TEXT PRIMARY KEY NOT NULL, e, s, b, d, t, y, bn); CREATE TABLE kb (k PRIMARY KEY NOT NULL, v TEXT)",
+                track: ["mx", "kb"], keyBlocks: false)
+        }
         let m = try TestNode(
             "rdst", .mariadb, folder: folder,
             table: """
@@ -734,6 +736,10 @@ final class MariaDBTests: ScenarioTestCase {
         XCTAssertTrue(refused.stderr.contains("a column of a spatial type (g point)"), refused.stderr)
         try m.exec("INSERT INTO geo VALUES (1, POINT(1, 2))")
         XCTAssertEqual(try m.db.scalar("SELECT count(*) FROM geo"), .integer(1))
+        // The source's untyped key holds bytes and text: its `check` names that, the reason
+        // `track` now refuses such a key.
+        XCTAssertEqual(try NodeCheck.run(s.db).violations.map(\.rule), ["key-kinds"])
+        uncheckedNodes.insert(s.name)
     }
 
     /// A BIT column updated alone went through a multi-row update's union as a string, and
@@ -795,6 +801,10 @@ final class MariaDBTests: ScenarioTestCase {
             let reason = try n.db.scalar("SELECT reason FROM ds_change_held").asString ?? ""
             XCTAssertTrue(reason.contains("a number for a") || reason.contains("text or a number for a"), reason)
         }
+        // The source's untyped key holds a number and bytes: its `check` names that, the
+        // reason `track` now refuses such a key.
+        XCTAssertEqual(try NodeCheck.run(src.db).violations.map(\.rule), ["key-kinds"])
+        uncheckedNodes.insert(src.name)
     }
 
     /// A fractional TIMESTAMP in the key: MariaDB's text (`03:00:00.000`) and PostgreSQL's

@@ -1106,12 +1106,13 @@ final class TypeMatrixTests: ScenarioTestCase {
         XCTAssertEqual(try pg.db.rows("SELECT id FROM par").map(\.values), [[.integer(7)]])
     }
 
-    /// A SQLite key column of no declared type (or BLOB) keeps 5, '5' and x'35' as three rows,
-    /// where every other brand's key of one type takes them for one: the insert of one
-    /// overwrote the other there, and a delete of one removed both, while `check` passed on
-    /// every node (found from outside). `track` refuses such a key with one line naming it and
+    /// A SQLite key column of no declared type (or BLOB) keeps 5 and '5' as two rows, where
+    /// every other brand's key of one type takes them for one: the insert of one overwrote the
+    /// other there, and a delete of one removed both, while `check` passed on every node (found
+    /// from outside). `track` refuses such a key with one line naming it and
     /// exit 64, installing nothing; a STRICT table's BLOB key holds blobs only and is tracked
-    /// (and syncs), its ANY key keeps every kind apart and is refused.
+    /// (and syncs), its ANY key keeps every kind apart and is refused. Such a table tracked
+    /// before is reported by `check` when its key column holds two kinds.
     func testASQLiteKeyThatKeepsValuesOfSeveralKindsApartIsRefused() throws {
         let n = try TestNode(
             "mk", .sqlite, folder: folder,
@@ -1132,7 +1133,7 @@ final class TypeMatrixTests: ScenarioTestCase {
             XCTAssertEqual(r.status, 64, table + ": " + r.stderr)
             XCTAssertEqual(
                 r.stderr,
-                "datajoin: error: \(table): its key column \(column) \(declared), so SQLite keeps 5, '5' and x'35' as three keys that other nodes take for one (rows apart here would merge there); declare it TEXT, INTEGER or NUMERIC, or make the table STRICT with a BLOB key (rebuild the table), then track again\n"
+                "datajoin: error: \(table): its key column \(column) \(declared), so SQLite keeps 5 and '5' as two keys that other nodes take for one (rows apart here would merge there); declare it TEXT, INTEGER or NUMERIC, or make the table STRICT with a BLOB key (rebuild the table), then track again\n"
             )
             XCTAssertEqual(r.stdout, "", table)
         }
@@ -1148,32 +1149,55 @@ final class TypeMatrixTests: ScenarioTestCase {
         XCTAssertEqual(try sync(n, pg)?.held, 0)
         XCTAssertEqual(
             try pg.db.rows("SELECT id, v FROM strictbytes").map(\.values), [[.blob([0x35, 0]), .text("bytes")]])
+        // Such a table tracked before: `check` says so once its key column holds two kinds.
+        _ = try trackedBeforeMixedKindKeysWereRefused { try Tracker.track(n.db, tables: ["untyped"], keyBlocks: false) }
+        try n.exec("INSERT INTO untyped VALUES (5, 'int'), (6, 'int')")
+        try CLI.ok(["check", "--db", n.url, "-q"])
+        try n.exec("INSERT INTO untyped VALUES ('5', 'text')")
+        let check = try CLI.run(["check", "--db", n.url, "-q"])
+        XCTAssertEqual(check.status, 1, check.stderr)
+        XCTAssertEqual(
+            check.stderr,
+            "datajoin: error: key-kinds: table untyped: its key column id holds keys of 2 kinds (integer, text), which SQLite keeps apart and other nodes take for one row (5 and '5'); give the column a type (rebuild the table, keeping one row of each such key), then track it again\n"
+        )
+        try n.exec("DELETE FROM untyped WHERE id = '5'")
+        try CLI.ok(["check", "--db", n.url, "-q"])
+        try CLI.ok(["untrack", "--db", n.url, "untyped", "-q"])
     }
 
-    /// A PostgreSQL `inet` travels as PostgreSQL prints it: its cast to text, which the capture
-    /// used, adds the mask of a single address (`10.1.2.3/32`), so SQLite stored that spelling
-    /// and MariaDB's `INET6` refused every address (found from outside). In a value, a key and an
-    /// update, both ways; a node upgraded from schema 20 captures so from then on.
-    func testAPostgresInetTravelsAsPostgresPrintsIt() throws {
+    /// A PostgreSQL `inet` and `character(n)` travel as PostgreSQL prints them, which is what a
+    /// snapshot reads: their casts to text, which the capture used, add the mask of a single
+    /// address (`10.1.2.3/32`: SQLite stored that spelling and MariaDB's `INET6` refused every
+    /// address) and drop the padding (both found from outside). In a value, a key and an
+    /// update, both ways and through a snapshot. A node upgraded from schema 20 captures so
+    /// from then on, but for a table whose key is `inet` (its peers hold its keys as they came),
+    /// until that table is untracked and tracked again.
+    func testAPostgresInetAndCharTravelAsPostgresPrintsThem() throws {
         let pg = try TestNode(
             "ippg", .postgres, folder: folder,
             table: """
-                CREATE TABLE ip (id integer PRIMARY KEY, v6 inet, v4 inet, net inet);
+                CREATE TABLE ip (id integer PRIMARY KEY, v6 inet, v4 inet, net inet, tag char(4));
                 CREATE TABLE ipk (k inet PRIMARY KEY, v text)
                 """, track: ["ip", "ipk"], keyBlocks: false)
         let lite = try TestNode(
             "iplite", .sqlite, folder: folder,
             table: """
-                CREATE TABLE ip (id INTEGER PRIMARY KEY NOT NULL, v6 TEXT, v4 TEXT, net TEXT);
+                CREATE TABLE ip (id INTEGER PRIMARY KEY NOT NULL, v6 TEXT, v4 TEXT, net TEXT, tag TEXT);
                 CREATE TABLE ipk (k TEXT PRIMARY KEY NOT NULL, v TEXT)
                 """, track: ["ip", "ipk"], keyBlocks: false)
         let maria = try TestNode(
             "ipmaria", .mariadb, folder: folder,
             table: """
-                CREATE TABLE ip (id INT PRIMARY KEY, v6 INET6, v4 VARCHAR(50), net VARCHAR(50));
+                CREATE TABLE ip (id INT PRIMARY KEY, v6 INET6, v4 VARCHAR(50), net VARCHAR(50), tag VARCHAR(4));
                 CREATE TABLE ipk (k VARCHAR(50) COLLATE utf8mb4_nopad_bin PRIMARY KEY, v TEXT)
                 """, track: ["ip", "ipk"], keyBlocks: false)
-        try trustAll([pg, lite, maria])
+        let joined = try TestNode(
+            "ipjoined", .sqlite, folder: folder,
+            table: """
+                CREATE TABLE ip (id INTEGER PRIMARY KEY NOT NULL, v6 TEXT, v4 TEXT, net TEXT, tag TEXT);
+                CREATE TABLE ipk (k TEXT PRIMARY KEY NOT NULL, v TEXT)
+                """, track: ["ip", "ipk"], keyBlocks: false)
+        try trustAll([pg, lite, maria, joined])
         func spread(_ from: TestNode) throws {
             let out = try bundles("ip-\(from.name)-\(UUID().uuidString.prefix(4))")
             try from.export(to: out)
@@ -1181,58 +1205,73 @@ final class TypeMatrixTests: ScenarioTestCase {
                 XCTAssertEqual(try n.ingest([out.path]).imported?.held, 0, n.name)
             }
         }
-        func assertEverywhere(_ ip: [[String]], _ ipk: [[String]], line: UInt = #line) throws {
-            for n in [pg, lite, maria] {
+        func assertOn(_ nodes: [TestNode], _ ip: [[String]], _ ipk: [[String]], line: UInt = #line) throws {
+            for n in nodes {
                 XCTAssertEqual(try n.rows("ip"), ip, n.name, line: line)
                 XCTAssertEqual(try n.rows("ipk"), ipk, n.name, line: line)
             }
         }
-        try pg.exec("INSERT INTO ip VALUES (1, '2001:db8::1', '10.1.2.3', '10.1.2.0/24')")
+        try pg.exec("INSERT INTO ip VALUES (1, '2001:db8::1', '10.1.2.3', '10.1.2.0/24', 'ab')")
         try pg.exec("INSERT INTO ipk VALUES ('10.1.2.3', 'a'), ('2001:db8::5', 'b')")
         try spread(pg)
-        try assertEverywhere(
-            [["1", "2001:db8::1", "10.1.2.3", "10.1.2.0/24"]], [["10.1.2.3", "a"], ["2001:db8::5", "b"]])
-        try pg.exec("UPDATE ip SET v6 = '::ffff:1.2.3.4', v4 = '10.9.9.9/32'")
+        try assertOn(
+            [pg, lite, maria], [["1", "2001:db8::1", "10.1.2.3", "10.1.2.0/24", "ab  "]],
+            [["10.1.2.3", "a"], ["2001:db8::5", "b"]])
+        try pg.exec("UPDATE ip SET v6 = '::ffff:1.2.3.4', v4 = '10.9.9.9/32', tag = 'c'")
         try pg.exec("UPDATE ipk SET v = 'a2' WHERE k = '10.1.2.3'")
         try spread(pg)
         try lite.exec("UPDATE ipk SET v = 'b2' WHERE k = '2001:db8::5'")
         try spread(lite)
-        try assertEverywhere(
-            [["1", "::ffff:1.2.3.4", "10.9.9.9", "10.1.2.0/24"]], [["10.1.2.3", "a2"], ["2001:db8::5", "b2"]])
+        let ip = [["1", "::ffff:1.2.3.4", "10.9.9.9", "10.1.2.0/24", "c   "]]
+        let ipk = [["10.1.2.3", "a2"], ["2001:db8::5", "b2"]]
+        try assertOn([pg, lite, maria], ip, ipk)
+        // A node joined from a snapshot holds the same text as those the capture fed.
+        XCTAssertEqual(try joinFromSnapshot(pg, joined)?.held, 0)
+        try assertOn([joined], ip, ipk)
 
-        // Schema 20's capture (`::text`) written back, then the upgrade: it captures as printed.
+        // Schema 20's capture (`::text`) written back, then the upgrade.
         let functions = try pg.db.rows(
             """
             SELECT pg_get_functiondef(p.oid) FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace
-            WHERE n.nspname = current_schema() AND p.prosrc LIKE '%masklen%'
+            WHERE n.nspname = current_schema() AND p.prosrc LIKE '%pg_catalog.textin(%'
             """
         ).compactMap { $0.string(0) }
         XCTAssertFalse(functions.isEmpty)
-        let newForm = try NSRegularExpression(
-            pattern:
-                #"CASE WHEN masklen\((\S+)\) = CASE family\(\S+\) WHEN 4 THEN 32 ELSE 128 END THEN host\(\S+\) ELSE \S+::text END"#
-        )
+        let newForm = try NSRegularExpression(pattern: #"pg_catalog\.textin\(pg_catalog\.\w+\(([^()]+)\)\)"#)
         for f in functions {
             let old = newForm.stringByReplacingMatches(
                 in: f, range: NSRange(f.startIndex..., in: f), withTemplate: "$1::text")
-            XCTAssertFalse(old.contains("masklen"))
+            XCTAssertFalse(old.contains("textin"))
             try pg.db.executeScript(SQL(raw: old))
         }
-        try pg.exec("INSERT INTO ipk VALUES ('10.7.7.7', 'old')")
+        try pg.exec("INSERT INTO ip (id, v4) VALUES (2, '10.7.7.7')")
         XCTAssertEqual(
-            try pg.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE object_id LIKE '%10.7.7.7/32%'"), .integer(1))
-        try pg.exec("DELETE FROM ipk WHERE v = 'old'")
+            try pg.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE object_value LIKE '%10.7.7.7/32%'"),
+            .integer(1))
+        try pg.exec("DELETE FROM ip WHERE id = 2")
         try pg.exec("UPDATE ds_node SET schema_version = 20")
         _ = try NodeIdentity.load(pg.db)  // upgrades
+        func captured(_ pattern: String) throws -> Value {
+            try pg.db.scalar(
+                "SELECT count(*) FROM ds_change_outbox WHERE object_value LIKE ? OR object_id LIKE ?",
+                [.text(pattern), .text(pattern)])
+        }
+        try pg.exec("INSERT INTO ip (id, v4, tag) VALUES (3, '10.8.8.8', 'd')")
+        XCTAssertEqual(try captured("%\"10.8.8.8\"%\"d   \"%"), .integer(1))
+        // The table keyed by `inet` keeps the capture its peers' keys came by, until tracked anew.
+        try pg.exec("INSERT INTO ipk VALUES ('10.6.6.6', 'kept')")
+        XCTAssertEqual(try captured("%10.6.6.6/32%"), .integer(1))
+        try pg.exec("DELETE FROM ipk WHERE v = 'kept'")
+        _ = try Tracker.untrack(pg.db, tables: ["ipk"])
+        _ = try Tracker.track(pg.db, tables: ["ipk"], keyBlocks: false)
         try pg.exec("INSERT INTO ipk VALUES ('10.8.8.8', 'new')")
-        XCTAssertEqual(
-            try pg.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE object_id LIKE '%\"10.8.8.8\"%'"), .integer(1)
-        )
+        XCTAssertEqual(try captured("%\"10.8.8.8\"%"), .integer(2))
         try spread(pg)
-        try assertEverywhere(
-            [["1", "::ffff:1.2.3.4", "10.9.9.9", "10.1.2.0/24"]],
+        try assertOn(
+            [pg, lite, maria],
+            ip + [["3", "NULL", "10.8.8.8", "NULL", "d   "]],
             [["10.1.2.3", "a2"], ["10.8.8.8", "new"], ["2001:db8::5", "b2"]])
-        try assertChecked([pg, lite, maria])
+        try assertChecked([pg, lite, maria, joined])
     }
 
     /// Text in another spelling than its number's into a SQLite column of NUMERIC or INTEGER

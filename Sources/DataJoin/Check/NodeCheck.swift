@@ -33,6 +33,11 @@ public enum NodeCheck {
             try versions(db, &v)
             try pointers(db, &v)
             try collisions(db, &v)
+            for t in try CaptureTriggers.trackedAndPresent(db) {
+                if let detail = try db.dialect.keysOfSeveralKinds(db, t) {
+                    v.append(.init(rule: "key-kinds", detail: detail))
+                }
+            }
             for d in try CaptureDrift.find(db) {
                 v.append(.init(rule: d.triggersUnseen ? "capture-unseen" : "capture-drift", detail: d.message))
             }

@@ -83,6 +83,9 @@ public protocol Dialect: Sendable {
     func keyBlockLost(_ db: Database, _ t: TableInfo, _ key: GeneratedKey, range: ClosedRange<Int64>) throws -> Bool
     /// Warnings for `track`: a key the database generates, a key column that may hold NULL.
     func keyWarnings(_ db: Database, _ t: TableInfo) throws -> [String]
+    /// A tracked table's key column that holds keys of more than one kind which other brands
+    /// take for one (SQLite's 5 and '5'), for `check`; nil where the brand's keys have one type.
+    func keysOfSeveralKinds(_ db: Database, _ t: TableInfo) throws -> String?
 
     // MARK: - Capture
 
@@ -212,6 +215,7 @@ public protocol Dialect: Sendable {
 /// The standard SQL forms, which SQLite and PostgreSQL share: a dialect overrides what its brand
 /// says otherwise (MariaDB: `ON DUPLICATE KEY UPDATE`, bounded key text, no partial index).
 extension Dialect {
+    public func keysOfSeveralKinds(_ db: Database, _ t: TableInfo) throws -> String? { nil }
     public var textType: SQL { "TEXT" }
     public func keyTextType(_ chars: Int) -> SQL { "TEXT" }
     public var tableOptions: SQL { "" }

@@ -115,14 +115,16 @@ public enum Ingester {
                         // A file the user named is refused where it stands: only files found in a
                         // drop folder are moved aside (a named notes.txt stays notes.txt).
                         if options.quarantine && entry.inFolder {
-                            let (note, dest) = Quarantine.move(path, reason: e.message)
+                            let (note, moved) = Quarantine.move(path, reason: e.message)
                             status = .refused(e.message + note)
-                            if let dest {
+                            if let moved {
                                 // A file moved aside that the database does not record (a user
                                 // that may only read) goes back: the run stops, nothing changed.
-                                do { try Quarantine.record(db, path: dest, reason: e.message) } catch {
-                                    Quarantine.putBack(dest, to: path)
-                                    throw error
+                                do { try Quarantine.record(db, path: moved.path, reason: e.message) } catch {
+                                    if Quarantine.putBack(moved, to: path) { throw error }
+                                    guard let e = error as? DataJoinError else { throw error }
+                                    throw DataJoinError(
+                                        e.code, e.message + "; \(path) was refused and stays in \(moved.path)")
                                 }
                             }
                         } else {

@@ -3,16 +3,23 @@ import Foundation
 /// Refused files are moved aside into a `quarantine/` folder next to them, with a `.reason`
 /// file saying why, so a drop folder does not refuse the same file on every run.
 enum Quarantine {
+    /// Where a refused file went, and whether its `quarantine/` folder was made for it.
+    struct Moved {
+        var path: String
+        var madeFolder: Bool
+    }
+
     /// Moves the file; returns the note for the message and where it went.
-    static func move(_ path: String, reason: String) -> (String, String?) {
+    static func move(_ path: String, reason: String) -> (String, Moved?) {
         let fm = FileManager.default
         let dir = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("quarantine")
         let name = (path as NSString).lastPathComponent
         do {
+            var st = stat()
+            let madeFolder = lstat(dir, &st) != 0
             try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
             // Never through a link: whoever can write to a shared drop folder could make one
             // named `quarantine` send refused files, and their reasons, anywhere (found from outside).
-            var st = stat()
             guard lstat(dir, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
                 return (
                     "; could not move it to quarantine (\(dir) is not a folder but a link or a file), left in place",
@@ -32,19 +39,21 @@ enum Quarantine {
                 _ = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
                 close(fd)
             }
-            return ("; moved to \(dest)", dest)
+            return ("; moved to \(dest)", Moved(path: dest, madeFolder: madeFolder))
         } catch {
             return ("; could not move it to quarantine (\(error.localizedDescription)), left in place", nil)
         }
     }
 
-    /// Undoes `move` (the database refused to record it): the file back where it was, unless a
-    /// file of that name came since, its `.reason` gone, and the folder too if it is left empty.
-    static func putBack(_ dest: String, to path: String) {
-        var st = stat()
-        guard lstat(path, &st) != 0, rename(dest, path) == 0 else { return }
-        unlink(dest + ".reason")
-        rmdir((dest as NSString).deletingLastPathComponent)
+    /// Undoes `move` (the database refused to record it): the file back where it was, never
+    /// over a file of that name that came since (a link, then the unlink), its `.reason` gone,
+    /// and the folder too if it was made for it and is empty. False when the file stays.
+    static func putBack(_ moved: Moved, to path: String) -> Bool {
+        guard link(moved.path, path) == 0 else { return false }
+        unlink(moved.path)
+        unlink(moved.path + ".reason")
+        if moved.madeFolder { rmdir((moved.path as NSString).deletingLastPathComponent) }
+        return true
     }
 
     /// Remembers a quarantined file for `datajoin status`.

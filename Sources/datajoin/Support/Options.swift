@@ -289,7 +289,12 @@ func usage(_ line: String) -> String {
     var depth = 0
     for c in line {
         if c == " ", depth == 0 {
-            if !group.isEmpty { groups.append(group) }
+            // A flag's value stays with its flag (`--to <dir>`).
+            if group.hasPrefix("<"), let last = groups.last, last.hasPrefix("--") {
+                groups[groups.count - 1] += " " + group
+            } else if !group.isEmpty {
+                groups.append(group)
+            }
             group = ""
             continue
         }
@@ -297,7 +302,11 @@ func usage(_ line: String) -> String {
         if c == "]" || c == ">" { depth -= 1 }
         group.append(c)
     }
-    if !group.isEmpty { groups.append(group) }
+    if group.hasPrefix("<"), let last = groups.last, last.hasPrefix("--") {
+        groups[groups.count - 1] += " " + group
+    } else if !group.isEmpty {
+        groups.append(group)
+    }
     // "datajoin", the command's words, then its arguments: the words stay on the first line.
     let words = groups.prefix { !$0.hasPrefix("[") && !$0.hasPrefix("-") && !$0.hasPrefix("<") }
     let indent = String(repeating: " ", count: words.joined(separator: " ").count + 1)

@@ -20,10 +20,14 @@ extension PostgresDialect {
     public func upgradeCapture(_ db: Database, from version: Int) throws {
         try CaptureTriggers.rewriteOnUpgrade(db, from: version)
         if version < 19 { try Self.registerDomainsAsTheirBaseTypes(db) }
-        // Schema 21: an `inet` column is captured as PostgreSQL prints it (`capturedText`).
+        // Schema 21: `inet` and `character(n)` values are captured as PostgreSQL prints them
+        // (`capturedText`). A table with an `inet` key keeps its capture until it is untracked
+        // and tracked again: its peers hold its keys in the old spelling (docs/types.md).
         if version < 21 {
             for t in try CaptureTriggers.trackedAndPresent(db)
-            where t.columns.contains(where: { $0.dataType == "inet" }) {
+            where t.columns.contains(where: { Self.outputFunction($0.dataType) != nil })
+                && !t.keyColumns.contains(where: { Self.outputFunction($0.dataType) != nil })
+            {
                 if try missingCaptureTriggers(db, t).missing.isEmpty { try installCapture(db, t) }
             }
         }
@@ -247,14 +251,22 @@ extension PostgresDialect {
     }
 
     /// A value as the text PostgreSQL prints for it, which is what a `SELECT` (a snapshot) reads
-    /// and every node stores. `::text` is that text for every type but `inet`, whose cast to text
-    /// adds the mask of a single address (`10.1.2.3/32`): SQLite stored that spelling, and
-    /// MariaDB's `INET6` refused it (found from outside).
+    /// and every node stores. `::text` is that text but for two types whose cast to text is a
+    /// function of its own: `inet` adds the mask of a single address (`10.1.2.3/32`: SQLite
+    /// stored that spelling, and MariaDB's `INET6` refused it) and `character(n)` drops the
+    /// padding a `SELECT` shows (both found from outside). Their output function is called.
     static func capturedText(_ db: Database, _ rec: String, _ column: ColumnInfo) -> String {
         let value = "\(rec).\(db.quote(column.name))"
-        guard column.dataType == "inet" else { return value + "::text" }
-        return "CASE WHEN masklen(\(value)) = CASE family(\(value)) WHEN 4 THEN 32 ELSE 128 END "
-            + "THEN host(\(value)) ELSE \(value)::text END"
+        guard let output = outputFunction(column.dataType) else { return value + "::text" }
+        return "pg_catalog.textin(pg_catalog.\(output)(\(value)))"
+    }
+
+    /// The output function of a type whose cast to text is not the text it prints (an array's
+    /// is: it prints its elements).
+    static func outputFunction(_ type: String) -> String? {
+        if type == "inet" { return "inet_out" }
+        if type == "character" || (type.hasPrefix("character(") && type.hasSuffix(")")) { return "bpcharout" }
+        return nil
     }
 
     /// An inserted row: its values as a JSON array in column order, the column names once in

@@ -1,3 +1,4 @@
+import CSQLite
 import Foundation
 
 /// SQLite: one writer at a time, values typed by affinity, capture by row triggers that tag
@@ -221,16 +222,16 @@ public struct SQLiteDialect: Dialect {
                 )
             }
         }
-        // A key column of BLOB affinity (no declared type, or BLOB) keeps 5, '5' and x'35' as
-        // three keys, where a key column of one type on any other node takes them for one: an
+        // A key column of BLOB affinity (no declared type, or BLOB) keeps 5 and '5' as two
+        // keys, where a key column of one type on any other node takes them for one: an
         // insert of one overwrote the other there, and a delete of one removed both, while every
         // check passed (found from outside). A STRICT table's BLOB column holds blobs only; its
         // ANY column keeps every kind apart, as no type does.
-        if !rowid, !Self.tracksMixedKindKeys, let column = try mixedKindKey(db, t) {
+        if !rowid, !Self.tracksMixedKindKeys, let column = try mixedKindKeys(db, t).first {
             let declared = column.dataType.isEmpty ? "has no declared type" : "is declared \(column.dataType)"
             throw DataJoinError(
                 .usage,
-                "\(t.name): its key column \(column.name) \(declared), so SQLite keeps 5, '5' and x'35' as three keys that other nodes take for one (rows apart here would merge there); declare it TEXT, INTEGER or NUMERIC, or make the table STRICT with a BLOB key (rebuild the table), then track again"
+                "\(t.name): its key column \(column.name) \(declared), so SQLite keeps 5 and '5' as two keys that other nodes take for one (rows apart here would merge there); declare it TEXT, INTEGER or NUMERIC, or make the table STRICT with a BLOB key (rebuild the table), then track again"
             )
         }
         // SQLite accepts NULL in a PRIMARY KEY column that is not an INTEGER rowid alias.
@@ -246,18 +247,43 @@ public struct SQLiteDialect: Dialect {
         return warnings
     }
 
+    /// A table tracked before such keys were refused: its key column holding keys of several
+    /// kinds now, each of which every other node takes for one row with another of them.
+    public func keysOfSeveralKinds(_ db: Database, _ t: TableInfo) throws -> String? {
+        guard try generatedKey(db, t) == nil else { return nil }
+        for column in try mixedKindKeys(db, t) {
+            let kinds = try db.rows(
+                "SELECT DISTINCT typeof(\(Identifier(column.name))) FROM \(Identifier(t.name)) ORDER BY 1"
+            ).compactMap { $0.string(0) }.filter { $0 != "null" }
+            guard kinds.count > 1 else { continue }
+            return
+                "table \(t.name): its key column \(column.name) holds keys of \(kinds.count) kinds (\(kinds.joined(separator: ", "))), which SQLite keeps apart and other nodes take for one row (5 and '5'); give the column a type (rebuild the table, keeping one row of each such key), then track it again"
+        }
+        return nil
+    }
+
     /// Tests only: a node that tracked such a key before it was refused, whose capture goes on
     /// (its changes still reach peers, which must hold what their keys cannot take).
     nonisolated(unsafe) static var tracksMixedKindKeys = false
 
-    /// The first key column that can hold values of several kinds as keys apart.
-    private func mixedKindKey(_ db: Database, _ t: TableInfo) throws -> ColumnInfo? {
-        let strict =
-            try db.firstRow("SELECT strict FROM pragma_table_list(?) WHERE schema = 'main'", [.text(t.name)])?.int(0)
-            == 1
-        return t.keyColumns.first { k in
-            let type = Self.asciiUppercased(k.dataType)
-            return strict ? type == "ANY" : Self.affinity(k.dataType) == .blob
+    /// The key columns that can hold values of several kinds as keys apart. Whether the table
+    /// is STRICT is read only for a key column typed BLOB, ANY or not at all, and only from a
+    /// SQLite that has STRICT tables (3.37): an older one cannot open such a table.
+    private func mixedKindKeys(_ db: Database, _ t: TableInfo) throws -> [ColumnInfo] {
+        let candidates = t.keyColumns.filter {
+            Self.affinity($0.dataType) == .blob || Self.asciiUppercased($0.dataType) == "ANY"
+        }
+        guard !candidates.isEmpty else { return [] }
+        var strict = false
+        if sqlite3_libversion_number() >= 3_037_000 {
+            // The schema `pragma_table_info` reads too: temp before main.
+            strict =
+                try db.firstRow(
+                    "SELECT strict FROM pragma_table_list(?) WHERE schema IN ('main', 'temp') ORDER BY schema = 'temp' DESC LIMIT 1",
+                    [.text(t.name)])?.int(0) == 1
+        }
+        return candidates.filter { k in
+            strict ? Self.asciiUppercased(k.dataType) == "ANY" : Self.affinity(k.dataType) == .blob
         }
     }
 

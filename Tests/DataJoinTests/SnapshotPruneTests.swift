@@ -108,6 +108,36 @@ final class SnapshotPruneTests: ScenarioTestCase {
 
     /// Into a node that already has rows, a snapshot merges by versions: the newer value wins on
     /// each side, tombstones delete, and after one more exchange both nodes are equal.
+    /// Rows a table held when it was tracked, one of them updated since: its row version is the
+    /// zero version stored with no node, which the snapshot wrote as the origin of that row, and
+    /// every node refused the whole snapshot as forged (exit 65; found from outside). Of each
+    /// brand, through the CLI: the new node joins with the rows, edits flow both ways after.
+    func testASnapshotOfRowsPresentBeforeTrackingAndUpdatedSinceJoins() throws {
+        for brand in [Brand.sqlite, .postgres, .mariadb] {
+            let a = try TestNode("pre\(brand)", brand, folder: folder, track: [])
+            let b = try TestNode("prej\(brand)", .sqlite, folder: folder, track: ["sales_order"], keyBlocks: false)
+            try trustAll([a, b])
+            try a.exec("INSERT INTO sales_order (order_id, description) VALUES ('k1', 'before'), ('k2', 'before')")
+            try CLI.ok(["track", "--db", a.url, "--no-key-blocks", "sales_order", "-q"])
+            try a.exec("UPDATE sales_order SET description = 'after' WHERE order_id = 'k1'")
+            let snap = try bundles("pre-\(brand)")
+            try CLI.ok(["snapshot", "--db", a.url, "--to", snap.path, "-q"])
+            // A node that has stamped nothing has no clock reading yet (it said 1970).
+            XCTAssertTrue(
+                try CLI.ok(["status", "--db", b.url]).stdout.contains(
+                    "\nclock:            none yet (nothing stamped)\n"))
+            let joined = try CLI.run(["ingest", "--db", b.url, snap.path])
+            XCTAssertEqual(joined.status, 0, "\(brand): \(joined.stderr)")
+            XCTAssertEqual(try b.rows(), try a.rows(), "\(brand)")
+            XCTAssertEqual(try b.rows().map { [$0[0], $0[2]] }, [["k1", "after"], ["k2", "before"]], "\(brand)")
+            try b.exec("UPDATE sales_order SET description = 'from b' WHERE order_id = 'k2'")
+            let back = try bundles("pre-back-\(brand)")
+            try CLI.ok(["export", "--db", b.url, "--to", back.path, "-q"])
+            try CLI.ok(["ingest", "--db", a.url, back.path, "-q"])
+            XCTAssertEqual(try a.rows(), try b.rows(), "\(brand)")
+        }
+    }
+
     func testSnapshotIntoNonEmptyMergesByVersions() throws {
         let a = try TestNode("a", .postgres, folder: folder)
         let c = try TestNode("c", .sqlite, folder: folder)

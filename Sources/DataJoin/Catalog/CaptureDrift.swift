@@ -106,7 +106,9 @@ public struct CaptureDrift: Sendable, Equatable {
             // By the kind values are typed as, not the type's text, which an older version may
             // have spelled otherwise in the registry.
             if let was = known.column(c.name), was.kind != c.kind {
-                d.retyped.append("\(c.name) (\(was.dataType) → \(c.dataType))")
+                // A SQLite column may have no declared type at all.
+                let name = { (type: String) in type.isEmpty ? "no type" : type }
+                d.retyped.append("\(c.name) (\(name(was.dataType)) → \(name(c.dataType)))")
             }
         }
         return d.added.isEmpty && d.missing.isEmpty && d.retyped.isEmpty && !d.captureLost && d.triggersMissing.isEmpty

@@ -86,6 +86,9 @@ public protocol Dialect: Sendable {
     /// A tracked table's key column that holds keys of more than one kind which other brands
     /// take for one (SQLite's 5 and '5'), for `check`; nil where the brand's keys have one type.
     func keysOfSeveralKinds(_ db: Database, _ t: TableInfo) throws -> String?
+    /// The select list that reads these columns of an application row as the capture writes
+    /// their values (a snapshot, the importer's look at a local row).
+    func selected(_ columns: [ColumnInfo]) -> SQL
 
     // MARK: - Capture
 
@@ -216,6 +219,7 @@ public protocol Dialect: Sendable {
 /// says otherwise (MariaDB: `ON DUPLICATE KEY UPDATE`, bounded key text, no partial index).
 extension Dialect {
     public func keysOfSeveralKinds(_ db: Database, _ t: TableInfo) throws -> String? { nil }
+    public func selected(_ columns: [ColumnInfo]) -> SQL { "\(columns.map(\.identifier))" }
     public var textType: SQL { "TEXT" }
     public func keyTextType(_ chars: Int) -> SQL { "TEXT" }
     public var tableOptions: SQL { "" }

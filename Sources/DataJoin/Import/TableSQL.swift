@@ -22,7 +22,7 @@ final class TableSQL {
         self.within = within
         name = table.identifier
         keyWhere = table.keyColumns.map { "\($0.identifier) = ?" as SQL }.joined(separator: " AND ")
-        selectSQL = "SELECT \(table.columns.map(\.identifier)) FROM \(name) WHERE \(keyWhere)"
+        selectSQL = "SELECT \(db.dialect.selected(table.columns)) FROM \(name) WHERE \(keyWhere)"
     }
 
     /// Capture skips the importer's own statements on this table, and only those: a cascade
@@ -174,7 +174,7 @@ final class TableSQL {
             let slice = keys[start..<start + n]
             start += n
             try db.query(
-                "SELECT \(table.columns.map(\.identifier)) FROM \(name) WHERE \(keyIn(n))", slice.flatMap { $0 }
+                "SELECT \(db.dialect.selected(table.columns)) FROM \(name) WHERE \(keyIn(n))", slice.flatMap { $0 }
             ) { r in
                 let row = normalized(r)
                 body(table.canonicalKey(table.keyPositions.map { row[$0] }), row)

@@ -159,8 +159,12 @@ public enum Snapshotter {
                 for (row, keyBytes) in zip(pending, keys) {
                     let k = VersionStore.Key(table: name, key: keyBytes)
                     let rs = rowStates[k]
-                    // A row present before tracking started: generation 1 with the lowest version.
-                    let rowVersion = rs?.version ?? Version(hlc: 0, node: me.nodeId)
+                    // A row present before tracking started: generation 1 with the lowest version,
+                    // this node's. Once updated here it has that version stored as the zero
+                    // version (no node), which as an origin refused the whole snapshot on every
+                    // node (found from outside).
+                    let rowVersion =
+                        rs.map(\.version).flatMap { $0.node.isEmpty ? nil : $0 } ?? Version(hlc: 0, node: me.nodeId)
                     let cl = rs.map { $0.cl % 2 == 1 ? $0.cl : $0.cl + 1 } ?? 1
                     let values = zip(t.columns, row).map {
                         Change.ColumnValue(name: $0.name, value: ValueConversion.normalize($1, kind: $0.kind))
@@ -186,7 +190,7 @@ public enum Snapshotter {
                 reporter.progress(WorkProgress(phase: "snapshot read", changes: rowsDone, totalChanges: total))
             }
             let select: SQL =
-                "SELECT \(t.columns.map(\.identifier)) FROM \(t.identifier) ORDER BY \(t.keyColumns.map(\.identifier))"
+                "SELECT \(db.dialect.selected(t.columns)) FROM \(t.identifier) ORDER BY \(t.keyColumns.map(\.identifier))"
             try db.stream(select, []) { r in
                 pending.append(r.values)
                 if pending.count >= chunk { try flush() }

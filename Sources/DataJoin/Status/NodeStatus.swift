@@ -234,7 +234,8 @@ public struct NodeStatus: Sendable {
             "last export:      \(lastExport ?? "never")"
                 + (lastReceipts.map { "; receipts only at \($0)" } ?? ""),
             "last ingest:      \(lastIngest ?? "never") (\(bundlesIngested) bundle(s) ingested)",
-            "clock:            \(clock)",
+            // A node that has stamped nothing yet has no clock reading, not one of 1970.
+            "clock:            \(clockStamp == 0 ? "none yet (nothing stamped)" : clock)",
         ]
         if let ahead = clockAheadSeconds {
             lines.append(

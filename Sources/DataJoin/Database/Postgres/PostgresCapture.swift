@@ -20,8 +20,7 @@ extension PostgresDialect {
     public func upgradeCapture(_ db: Database, from version: Int) throws {
         try CaptureTriggers.rewriteOnUpgrade(db, from: version)
         if version < 19 { try Self.registerDomainsAsTheirBaseTypes(db) }
-        // Schema 21: `inet` and `character(n)` values are captured as PostgreSQL prints them
-        // (`capturedText`). A table with an `inet` key keeps its capture until it is untracked
+        // Schema 21: `inet` values are captured as PostgreSQL prints them (`capturedText`). A table with an `inet` key keeps its capture until it is untracked
         // and tracked again: its peers hold its keys in the old spelling (docs/types.md).
         if version < 21 {
             for t in try CaptureTriggers.trackedAndPresent(db)
@@ -251,10 +250,11 @@ extension PostgresDialect {
     }
 
     /// A value as the text PostgreSQL prints for it, which is what a `SELECT` (a snapshot) reads
-    /// and every node stores. `::text` is that text but for two types whose cast to text is a
-    /// function of its own: `inet` adds the mask of a single address (`10.1.2.3/32`: SQLite
-    /// stored that spelling, and MariaDB's `INET6` refused it) and `character(n)` drops the
-    /// padding a `SELECT` shows (both found from outside). Their output function is called.
+    /// and every node stores. `::text` is that text but for `inet`, whose cast to text adds the
+    /// mask of a single address (`10.1.2.3/32`: SQLite stored that spelling, and MariaDB's
+    /// `INET6` refused it; found from outside): its output function is called. A `character(n)`
+    /// travels by its cast, without its padding, which is how every read here takes it
+    /// (`PostgresDialect.selected`).
     static func capturedText(_ db: Database, _ rec: String, _ column: ColumnInfo) -> String {
         let value = "\(rec).\(db.quote(column.name))"
         guard let output = outputFunction(column.dataType) else { return value + "::text" }
@@ -264,9 +264,7 @@ extension PostgresDialect {
     /// The output function of a type whose cast to text is not the text it prints (an array's
     /// is: it prints its elements).
     static func outputFunction(_ type: String) -> String? {
-        if type == "inet" { return "inet_out" }
-        if type == "character" || (type.hasPrefix("character(") && type.hasSuffix(")")) { return "bpcharout" }
-        return nil
+        type == "inet" ? "inet_out" : nil
     }
 
     /// An inserted row: its values as a JSON array in column order, the column names once in

@@ -88,6 +88,21 @@ public struct PostgresDialect: Dialect {
         return cols
     }
 
+    /// A `character(n)` without its padding, as its cast to text gives it, which the capture
+    /// sends: a snapshot read it padded (`ab   `), so a node joined from one held other text
+    /// than the nodes the capture fed (found in review). MariaDB's `CHAR` reads so too.
+    public func selected(_ columns: [ColumnInfo]) -> SQL {
+        SQL(
+            raw: columns.map { c in
+                Self.isPaddedCharacter(c.dataType) ? "\(c.identifier.quoted)::text" : c.identifier.quoted
+            }.joined(separator: ", "))
+    }
+
+    /// `character(n)` and `character` (one character), not an array of them.
+    static func isPaddedCharacter(_ type: String) -> Bool {
+        type == "character" || (type.hasPrefix("character(") && type.hasSuffix(")"))
+    }
+
     public func valueKind(declaredType: String) -> ValueKind {
         switch declaredType.components(separatedBy: "(").first ?? declaredType {
         case "smallint", "integer", "bigint": return .integer
@@ -523,6 +538,12 @@ public struct PostgresDialect: Dialect {
                 "\(Value.realText(d)) needs double precision; a real column would round it (declare it double precision)"
         }
         if type.hasPrefix("numeric("), let problem = ValueFit.scaleProblem(value, type) { return problem }
+        // A `character(n)` pads its text and compares, prints by its cast and sends it without
+        // trailing spaces: text that ends in spaces would be other text here than where it came
+        // from, as in MariaDB's `CHAR` (found from outside).
+        if case .text(let s) = value, Self.isPaddedCharacter(col.dataType), s.hasSuffix(" ") {
+            return "trailing spaces, which a \(type) column does not keep apart from its padding"
+        }
         // A text longer than a `varchar(n)` or `char(n)` fails on the server, one statement
         // error per change (a `char(n)` would drop trailing spaces past n): held here.
         let scalar = !col.type.lowered.hasSuffix("]")  // an array's text is checked by PostgreSQL, not here

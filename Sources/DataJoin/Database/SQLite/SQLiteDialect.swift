@@ -229,9 +229,15 @@ public struct SQLiteDialect: Dialect {
         // ANY column keeps every kind apart, as no type does.
         if !rowid, !Self.tracksMixedKindKeys, let column = try mixedKindKeys(db, t).first {
             let declared = column.dataType.isEmpty ? "has no declared type" : "is declared \(column.dataType)"
+            // In a STRICT table only ANY is such a column; `INTEGER PRIMARY KEY` is a rowid,
+            // a key the database generates, so it is not offered.
+            let cure =
+                Self.asciiUppercased(column.dataType) == "ANY"
+                ? "declare it TEXT, INT or BLOB"
+                : "declare it TEXT or NUMERIC, or make the table STRICT with a BLOB key"
             throw DataJoinError(
                 .usage,
-                "\(t.name): its key column \(column.name) \(declared), so SQLite keeps 5 and '5' as two keys that other nodes take for one (rows apart here would merge there); declare it TEXT, INTEGER or NUMERIC, or make the table STRICT with a BLOB key (rebuild the table), then track again"
+                "\(t.name): its key column \(column.name) \(declared), so SQLite keeps 5 and '5' as two keys that other nodes take for one (rows apart here would merge there); \(cure) (rebuild the table), then track again"
             )
         }
         // SQLite accepts NULL in a PRIMARY KEY column that is not an INTEGER rowid alias.

@@ -1180,25 +1180,25 @@ final class TypeMatrixTests: ScenarioTestCase {
         let pg = try TestNode(
             "ippg", .postgres, folder: folder,
             table: """
-                CREATE TABLE ip (id integer PRIMARY KEY, v6 inet, v4 inet, net inet, tag char(4));
+                CREATE TABLE ip (id integer PRIMARY KEY, v6 inet, v4 inet, net inet, tag char(4), loose bpchar);
                 CREATE TABLE ipk (k inet PRIMARY KEY, v text)
                 """, track: ["ip", "ipk"], keyBlocks: false)
         let lite = try TestNode(
             "iplite", .sqlite, folder: folder,
             table: """
-                CREATE TABLE ip (id INTEGER PRIMARY KEY NOT NULL, v6 TEXT, v4 TEXT, net TEXT, tag TEXT);
+                CREATE TABLE ip (id INTEGER PRIMARY KEY NOT NULL, v6 TEXT, v4 TEXT, net TEXT, tag TEXT, loose TEXT);
                 CREATE TABLE ipk (k TEXT PRIMARY KEY NOT NULL, v TEXT)
                 """, track: ["ip", "ipk"], keyBlocks: false)
         let maria = try TestNode(
             "ipmaria", .mariadb, folder: folder,
             table: """
-                CREATE TABLE ip (id INT PRIMARY KEY, v6 INET6, v4 VARCHAR(50), net VARCHAR(50), tag VARCHAR(4));
+                CREATE TABLE ip (id INT PRIMARY KEY, v6 INET6, v4 VARCHAR(50), net VARCHAR(50), tag VARCHAR(5), loose VARCHAR(10));
                 CREATE TABLE ipk (k VARCHAR(50) COLLATE utf8mb4_nopad_bin PRIMARY KEY, v TEXT)
                 """, track: ["ip", "ipk"], keyBlocks: false)
         let joined = try TestNode(
             "ipjoined", .sqlite, folder: folder,
             table: """
-                CREATE TABLE ip (id INTEGER PRIMARY KEY NOT NULL, v6 TEXT, v4 TEXT, net TEXT, tag TEXT);
+                CREATE TABLE ip (id INTEGER PRIMARY KEY NOT NULL, v6 TEXT, v4 TEXT, net TEXT, tag TEXT, loose TEXT);
                 CREATE TABLE ipk (k TEXT PRIMARY KEY NOT NULL, v TEXT)
                 """, track: ["ip", "ipk"], keyBlocks: false)
         try trustAll([pg, lite, maria, joined])
@@ -1212,8 +1212,8 @@ final class TypeMatrixTests: ScenarioTestCase {
         }
         func assertOn(_ nodes: [TestNode], _ ip: [[String]], _ ipk: [[String]], line: UInt = #line) throws {
             for n in nodes {
-                // PostgreSQL's own text of a char(5) is padded; compared as it travels.
-                let tag = n === pg ? "tag::text" : "tag"
+                // PostgreSQL's own text of a char(4) is padded; compared as it travels.
+                let tag = n === pg ? "tag::text, loose::text" : "tag, loose"
                 XCTAssertEqual(
                     try n.db.rows("SELECT id, v6, v4, net, \(tag) FROM ip ORDER BY id").map {
                         $0.values.map { $0.isNull ? "NULL" : $0.description }
@@ -1221,27 +1221,37 @@ final class TypeMatrixTests: ScenarioTestCase {
                 XCTAssertEqual(try n.rows("ipk"), ipk, n.name, line: line)
             }
         }
-        try pg.exec("INSERT INTO ip VALUES (1, '2001:db8::1', '10.1.2.3', '10.1.2.0/24', 'ab')")
+        try pg.exec("INSERT INTO ip VALUES (1, '2001:db8::1', '10.1.2.3', '10.1.2.0/24', 'ab', 'lo')")
         try pg.exec("INSERT INTO ipk VALUES ('10.1.2.3', 'a'), ('2001:db8::5', 'b')")
         try spread(pg)
         try assertOn(
-            [pg, lite, maria], [["1", "2001:db8::1", "10.1.2.3", "10.1.2.0/24", "ab"]],
+            [pg, lite, maria], [["1", "2001:db8::1", "10.1.2.3", "10.1.2.0/24", "ab", "lo"]],
             [["10.1.2.3", "a"], ["2001:db8::5", "b"]])
         try pg.exec("UPDATE ip SET v6 = '::ffff:1.2.3.4', v4 = '10.9.9.9/32', tag = 'c'")
         try pg.exec("UPDATE ipk SET v = 'a2' WHERE k = '10.1.2.3'")
         try spread(pg)
         try lite.exec("UPDATE ipk SET v = 'b2' WHERE k = '2001:db8::5'")
         try spread(lite)
-        // Text with trailing spaces for a char(4) is held on PostgreSQL, until a delete ends it.
-        try lite.exec("INSERT INTO ip (id, tag) VALUES (4, 'x ')")
-        try spread(lite, heldOnPostgres: 1)
-        XCTAssertTrue(
-            try pg.db.scalar("SELECT reason FROM ds_change_held").asString?.contains(
-                "trailing spaces, which a character(4) column does not keep apart from its padding") ?? false)
-        try lite.exec("DELETE FROM ip WHERE id = 4")
+        // An update from SQLite is compared with the row as it travels: no conflict.
+        try lite.exec("UPDATE ip SET tag = 'e', loose = 'lo2' WHERE id = 1")
+        try spread(lite)
+        XCTAssertEqual(try pg.db.scalar("SELECT count(*) FROM ds_conflict"), .integer(0))
+        // Text ending in spaces for a char(4) or a bpchar is held on PostgreSQL, with its reason,
+        // until a delete ends it; at the width less one, the width, and one more.
+        try lite.exec(
+            "INSERT INTO ip (id, tag, loose) VALUES (4, 'x ', NULL), (5, NULL, 'y '), (6, 'abc ', NULL), (7, 'abcd', 'z'), (8, 'abcd ', NULL)"
+        )
+        try spread(lite, heldOnPostgres: 4)
+        let reasons = try pg.db.rows("SELECT reason FROM ds_change_held ORDER BY id").compactMap { $0.string(0) }
+        XCTAssertEqual(reasons.count, 4, "\(reasons)")
+        for (reason, type) in zip(reasons, ["character(4)", "bpchar", "character(4)", "character(4)"]) {
+            XCTAssertTrue(reason.contains("trailing spaces, which a \(type) column ignores"), reason)
+        }
+        XCTAssertEqual(try pg.db.scalar("SELECT tag::text || loose FROM ip WHERE id = 7"), .text("abcdz"))
+        try lite.exec("DELETE FROM ip WHERE id > 3")
         try spread(lite)
         XCTAssertEqual(try NodeStatus.read(pg.db).heldCount, 0)
-        let ip = [["1", "::ffff:1.2.3.4", "10.9.9.9", "10.1.2.0/24", "c"]]
+        let ip = [["1", "::ffff:1.2.3.4", "10.9.9.9", "10.1.2.0/24", "e", "lo2"]]
         let ipk = [["10.1.2.3", "a2"], ["2001:db8::5", "b2"]]
         try assertOn([pg, lite, maria], ip, ipk)
         // A node joined from a snapshot holds the same text as those the capture fed.
@@ -1275,8 +1285,8 @@ final class TypeMatrixTests: ScenarioTestCase {
                 "SELECT count(*) FROM ds_change_outbox WHERE object_value LIKE ? OR object_id LIKE ?",
                 [.text(pattern), .text(pattern)])
         }
-        try pg.exec("INSERT INTO ip (id, v4, tag) VALUES (3, '10.8.8.8', 'd')")
-        XCTAssertEqual(try captured("%\"10.8.8.8\"%\"d\"%"), .integer(1))
+        try pg.exec("INSERT INTO ip (id, v4, tag, loose) VALUES (3, '10.8.8.8', 'd', 'lo3')")
+        XCTAssertEqual(try captured("%\"10.8.8.8\"%\"d\"%\"lo3\"%"), .integer(1))
         // The table keyed by `inet` keeps the capture its peers' keys came by, until tracked anew.
         try pg.exec("INSERT INTO ipk VALUES ('10.6.6.6', 'kept')")
         XCTAssertEqual(try captured("%10.6.6.6/32%"), .integer(1))
@@ -1288,7 +1298,7 @@ final class TypeMatrixTests: ScenarioTestCase {
         try spread(pg)
         try assertOn(
             [pg, lite, maria],
-            ip + [["3", "NULL", "10.8.8.8", "NULL", "d"]],
+            ip + [["3", "NULL", "10.8.8.8", "NULL", "d", "lo3"]],
             [["10.1.2.3", "a2"], ["10.8.8.8", "new"], ["2001:db8::5", "b2"]])
         try assertChecked([pg, lite, maria, joined])
     }

@@ -55,7 +55,12 @@ public enum KeyCollisions {
 extension KeyCollisions.Entry {
     /// One line: which row, and which two inserts made it.
     public var line: String {
-        "\(table) \(key): inserted by \(row.node) (at \(HybridLogicalClock.describe(row.hlc))) and by \(insert.node) "
-            + "(at \(HybridLogicalClock.describe(insert.hlc))) as two different rows, merged column by column"
+        // A row held before tracking has the zero version, of no node when it was written here.
+        func by(_ v: Version) -> String {
+            v.hlc == 0
+                ? "held \(v.node.isEmpty ? "here" : "by \(v.node)") before tracking"
+                : "inserted by \(v.node) (at \(HybridLogicalClock.describe(v.hlc)))"
+        }
+        return "\(table) \(key): \(by(row)) and \(by(insert)) as two different rows, merged column by column"
     }
 }

@@ -250,8 +250,12 @@ struct Merger {
         }
         if c.cl > row.cl { return try insertNewGeneration(c, &row, placed) }
         // The same generation: concurrent inserts of one key, or this insert again. Of a key
-        // the database generates, two inserts are two rows that should never have met.
-        if row.state != nil, row.incoming != row.version, try generated(c.table), try !sameRowAgain(&row, placed) {
+        // the database generates, two inserts are two rows that should never have met. Two zero
+        // versions are one row both nodes held before tracking (a snapshot sends it so), not
+        // two inserts (found in review: a snapshot into a copy of its node reported one).
+        if row.state != nil, row.incoming != row.version, row.incoming.hlc != 0 || row.version.hlc != 0,
+            try generated(c.table), try !sameRowAgain(&row, placed)
+        {
             try KeyCollisions.record(db, table: c.table, key: row.key, row: row.version, insert: row.incoming)
         }
         let columnVersions = try versions.columns(c.table, row.keyBytes)

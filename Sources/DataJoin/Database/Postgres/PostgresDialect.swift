@@ -98,9 +98,10 @@ public struct PostgresDialect: Dialect {
             }.joined(separator: ", "))
     }
 
-    /// `character(n)` and `character` (one character), not an array of them.
+    /// `character(n)`, and `bpchar` (declared without a length: it keeps what it is given but
+    /// compares, and casts to text, without trailing spaces), not an array of them.
     static func isPaddedCharacter(_ type: String) -> Bool {
-        type == "character" || (type.hasPrefix("character(") && type.hasSuffix(")"))
+        type == "bpchar" || (type.hasPrefix("character(") && type.hasSuffix(")"))
     }
 
     public func valueKind(declaredType: String) -> ValueKind {
@@ -542,7 +543,7 @@ public struct PostgresDialect: Dialect {
         // trailing spaces: text that ends in spaces would be other text here than where it came
         // from, as in MariaDB's `CHAR` (found from outside).
         if case .text(let s) = value, Self.isPaddedCharacter(col.dataType), s.hasSuffix(" ") {
-            return "trailing spaces, which a \(type) column does not keep apart from its padding"
+            return "trailing spaces, which a \(type) column ignores (it compares and sends its text without them)"
         }
         // A text longer than a `varchar(n)` or `char(n)` fails on the server, one statement
         // error per change (a `char(n)` would drop trailing spaces past n): held here.

@@ -184,10 +184,12 @@ struct Merger {
         }
     }
 
-    /// The same node inserting a row identical to the one held (a backfill after tracking the
-    /// table again): the same row, not a collision.
+    /// An insert of a row identical to the one held: the same node's backfill after tracking
+    /// the table again, or another node's backfill of a row it held too (a copy of this
+    /// database, a node joined from a snapshot). Nothing merged that differed: not a collision
+    /// (found from outside: every row of such a backfill was reported).
     private func sameRowAgain(_ row: inout LocalRow, _ placed: [PlacedValue]) throws -> Bool {
-        guard row.incoming.node == row.version.node, let local = try row.current() else { return false }
+        guard let local = try row.current() else { return false }
         return placed.allSatisfy { v, p in (local[p] ?? nil) == v.value }
     }
 

@@ -287,26 +287,25 @@ func usage(_ line: String) -> String {
     var groups: [String] = []
     var group = ""
     var depth = 0
+    func close() {
+        // A flag's value stays with its flag (`--to <dir>`).
+        if group.hasPrefix("<"), let last = groups.last, last.hasPrefix("--") {
+            groups[groups.count - 1] += " " + group
+        } else if !group.isEmpty {
+            groups.append(group)
+        }
+        group = ""
+    }
     for c in line {
         if c == " ", depth == 0 {
-            // A flag's value stays with its flag (`--to <dir>`).
-            if group.hasPrefix("<"), let last = groups.last, last.hasPrefix("--") {
-                groups[groups.count - 1] += " " + group
-            } else if !group.isEmpty {
-                groups.append(group)
-            }
-            group = ""
+            close()
             continue
         }
         if c == "[" || c == "<" { depth += 1 }
         if c == "]" || c == ">" { depth -= 1 }
         group.append(c)
     }
-    if group.hasPrefix("<"), let last = groups.last, last.hasPrefix("--") {
-        groups[groups.count - 1] += " " + group
-    } else if !group.isEmpty {
-        groups.append(group)
-    }
+    close()
     // "datajoin", the command's words, then its arguments: the words stay on the first line.
     let words = groups.prefix { !$0.hasPrefix("[") && !$0.hasPrefix("-") && !$0.hasPrefix("<") }
     let indent = String(repeating: " ", count: words.joined(separator: " ").count + 1)

@@ -20,8 +20,9 @@ extension PostgresDialect {
     public func upgradeCapture(_ db: Database, from version: Int) throws {
         try CaptureTriggers.rewriteOnUpgrade(db, from: version)
         if version < 19 { try Self.registerDomainsAsTheirBaseTypes(db) }
-        // Schema 21: `inet` values are captured as PostgreSQL prints them (`capturedText`). A table with an `inet` key keeps its capture until it is untracked
-        // and tracked again: its peers hold its keys in the old spelling (docs/types.md).
+        // Schema 21: `inet` values are captured as PostgreSQL prints them (`capturedText`). A
+        // table with an `inet` key keeps its capture until it is untracked and tracked again:
+        // its peers hold its keys in the old spelling (docs/types.md).
         if version < 21 {
             for t in try CaptureTriggers.trackedAndPresent(db)
             where t.columns.contains(where: { Self.outputFunction($0.dataType) != nil })

@@ -24,6 +24,27 @@ final class OperatorSafetyTests: XCTestCase {
         return (run.status, run.stderr)
     }
 
+    /// A row held before tracking has only the zero version: a conflict it loses names it so,
+    /// not as a stamp of 1970 and no node (found from outside: `(1970-01-01T00:00:00.000Z+0@)`).
+    func testAConflictWithARowHeldBeforeTrackingSaysSo() throws {
+        let a = try TestNode("zva", .sqlite, folder: folder, track: [])
+        let b = try TestNode("zvb", .sqlite, folder: folder)
+        try trustAll([a, b])
+        try a.exec("INSERT INTO sales_order (order_id, description) VALUES ('k', 'mine')")
+        _ = try Tracker.track(a.db, tables: ["sales_order"])
+        try b.exec("INSERT INTO sales_order (order_id, description) VALUES ('k', 'theirs')")
+        let out = try TestDatabases.subfolder(folder, "zero-version")
+        try b.export(to: out)
+        try a.ingest([out.path])
+        let text = try CLI.ok(["conflicts", "--db", a.url]).stdout
+        XCTAssertTrue(
+            text.contains("lost \"mine\" (held before tracking): concurrent insert of the same key; this one is newer"),
+            text)
+        XCTAssertFalse(text.contains("1970"), text)
+        XCTAssertEqual(try a.rows(), try b.rows())
+        for n in [a, b] { try CLI.ok(["check", "--db", n.url, "-q"]) }
+    }
+
     func testNoCommandButInitCreatesADatabase() throws {
         for args in [
             ["status", "--db", path("nosuch.db")], ["check", "--db", path("nosuch.db")],

@@ -83,7 +83,11 @@ public struct Version: Comparable, Sendable, CustomStringConvertible {
     public static func < (a: Version, b: Version) -> Bool {
         a.hlc != b.hlc ? a.hlc < b.hlc : a.node.utf8.lexicographicallyPrecedes(b.node.utf8)
     }
-    public var description: String { "\(HybridLogicalClock.describe(hlc))@\(node)" }
+    /// The zero version is a row's as it was before tracking (shown as 1970 and no node).
+    public var description: String {
+        hlc == 0
+            ? "held before tracking" + (node.isEmpty ? "" : " by \(node)") : "\(HybridLogicalClock.describe(hlc))@\(node)"
+    }
 }
 
 /// Key column names as stored in `object_pk_attribute`: a JSON array, so a name holding a comma

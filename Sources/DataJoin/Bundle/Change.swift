@@ -85,8 +85,8 @@ public struct Version: Comparable, Sendable, CustomStringConvertible {
     }
     /// The zero version is a row's as it was before tracking (shown as 1970 and no node).
     public var description: String {
-        hlc == 0
-            ? "held before tracking" + (node.isEmpty ? "" : " by \(node)") : "\(HybridLogicalClock.describe(hlc))@\(node)"
+        if hlc == 0 { return "held before tracking" + (node.isEmpty ? "" : " by \(node)") }
+        return "\(HybridLogicalClock.describe(hlc))@\(node)"
     }
 }
 

@@ -83,7 +83,7 @@ public struct Version: Comparable, Sendable, CustomStringConvertible {
     public static func < (a: Version, b: Version) -> Bool {
         a.hlc != b.hlc ? a.hlc < b.hlc : a.node.utf8.lexicographicallyPrecedes(b.node.utf8)
     }
-    /// The zero version is a row's as it was before tracking (shown as 1970 and no node).
+    /// The zero version is a row's as it was before tracking: said so, not as a 1970 stamp.
     public var description: String {
         if hlc == 0 { return "held before tracking" + (node.isEmpty ? "" : " by \(node)") }
         return "\(HybridLogicalClock.describe(hlc))@\(node)"

@@ -34,10 +34,7 @@ public struct ConflictLog {
     /// as one long value is (found in review: a wide row would log many megabytes).
     static func loggedRow(_ columns: [Change.ColumnValue]) -> String {
         let whole = "{" + columns.map { JSON.quote($0.name) + ":" + logged($0.value) }.joined(separator: ",") + "}"
-        guard whole.utf8.count > wholeValueBytes else { return whole }
-        let sha = Hex.encode(Array(SHA256.hash(data: Data(whole.utf8))))
-        return
-            "{\"type\":\"row\",\"bytes\":\(whole.utf8.count),\"sha256\":\"\(sha)\",\"first\":\(JSON.quote(String(whole.prefix(1000)))),\"truncated\":true}"
+        return whole.utf8.count > wholeValueBytes ? digested("row", text: whole) : whole
     }
 
     /// Text every brand stores: a NUL (which PostgreSQL text cannot hold) written as `\u0000`.
@@ -53,25 +50,29 @@ public struct ConflictLog {
     /// SHA-256 and first 1,000 characters (or 1,000 bytes). The log is a record of what lost,
     /// not a backup: two whole 64 MiB values per conflict took 420 MiB to import and to list.
     static func logged(_ v: Value) -> String {
-        func digest(_ body: ((UnsafeRawBufferPointer) -> Void) -> Void) -> String {
-            var h = SHA256()
-            body { h.update(bufferPointer: $0) }
-            return Hex.encode(Array(h.finalize()))
-        }
         switch v {
-        case .text(var s) where s.utf8.count > wholeValueBytes:
-            s.makeContiguousUTF8()
-            let sha = digest { feed in _ = s.utf8.withContiguousStorageIfAvailable { feed(UnsafeRawBufferPointer($0)) }
-            }
-            return
-                "{\"type\":\"text\",\"bytes\":\(s.utf8.count),\"sha256\":\"\(sha)\",\"first\":\(JSON.quote(String(s.prefix(1000)))),\"truncated\":true}"
+        case .text(let s) where s.utf8.count > wholeValueBytes:
+            return digested("text", text: s)
         case .blob(let b) where b.count > wholeValueBytes:
-            let sha = digest { feed in b.withUnsafeBytes(feed) }
-            return
-                "{\"type\":\"blob\",\"bytes\":\(b.count),\"sha256\":\"\(sha)\",\"first\":\"\(Hex.encode(Array(b.prefix(1000))))\",\"truncated\":true}"
+            var h = SHA256()
+            b.withUnsafeBytes { h.update(bufferPointer: $0) }
+            return truncated("blob", bytes: b.count, sha: h.finalize(), first: Hex.encode(Array(b.prefix(1000))))
         default:
             return v.json
         }
+    }
+
+    /// A long text (a value, or a row's JSON) by its length, SHA-256 and first 1,000 characters.
+    private static func digested(_ type: String, text: String) -> String {
+        var s = text
+        s.makeContiguousUTF8()
+        var h = SHA256()
+        _ = s.utf8.withContiguousStorageIfAvailable { h.update(bufferPointer: UnsafeRawBufferPointer($0)) }
+        return truncated(type, bytes: s.utf8.count, sha: h.finalize(), first: String(s.prefix(1000)))
+    }
+
+    private static func truncated(_ type: String, bytes: Int, sha: SHA256.Digest, first: String) -> String {
+        "{\"type\":\"\(type)\",\"bytes\":\(bytes),\"sha256\":\"\(Hex.encode(Array(sha)))\",\"first\":\(JSON.quote(first)),\"truncated\":true}"
     }
 }
 

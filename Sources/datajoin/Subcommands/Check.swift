@@ -7,7 +7,7 @@ struct Check: ParsableCommand {
         abstract:
             "Check a node's bookkeeping: every captured change stamped or waiting, seqs contiguous, nothing twice, pointers true.",
         usage: usage(
-            "datajoin check [--db <url>] [--repair] [--clear-collisions] [--lock-timeout <seconds>] [--quiet] [--verbose]"
+            "datajoin check [--db <url>] [--repair] [--clear-collisions]"
         ),
         discussion: helpText(
             """

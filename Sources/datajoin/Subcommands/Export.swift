@@ -5,7 +5,7 @@ struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write the changes captured since the last export into bundle files.",
         usage: usage(
-            "datajoin export [--db <url>] --to <dir> [--max-changes <n>] [--relay] [--resend] [--peer <name>] [--encrypt] [--recipient <node> ...] [--lock-timeout <seconds>] [--quiet] [--verbose]"
+            "datajoin export [--db <url>] --to <dir> [--max-changes <n>] [--relay] [--resend] [--peer <name>] [--encrypt] [--recipient <node> ...]"
         ),
         discussion: helpText(
             """

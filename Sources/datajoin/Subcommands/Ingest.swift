@@ -6,7 +6,7 @@ struct Ingest: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Verify bundle files, load them into ds_change_inbox, then import them.",
         usage: usage(
-            "datajoin ingest [--db <url>] [--no-import] [--dry-run] [<path> ...] [--lock-timeout <seconds>] [--quiet] [--verbose]"
+            "datajoin ingest [--db <url>] [--no-import] [--dry-run] [<path> ...]"
         ),
         discussion: helpText(
             """
@@ -124,7 +124,7 @@ struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Apply inbox changes past the import pointer to the application tables.",
         usage: usage(
-            "datajoin import [--db <url>] [--dry-run] [--drop-held <origin#seq> ...] [--lock-timeout <seconds>] [--quiet] [--verbose]"
+            "datajoin import [--db <url>] [--dry-run] [--drop-held <origin#seq> ...]"
         ),
         discussion: helpText(
             """

@@ -6,7 +6,7 @@ struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract:
             "Make a database a DataJoin node: install the ds_ tables, record its node id, create its signing key.",
-        usage: usage("datajoin init [--db <url>] --node <name> [--lock-timeout <seconds>] [--quiet] [--verbose]"),
+        usage: usage("datajoin init [--db <url>] --node <name>"),
         discussion: helpText(
             """
             Idempotent: running it again with the same --node changes nothing; a different name is refused.

@@ -4,7 +4,7 @@ import DataJoin
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show a bundle's header and changes (checks it too).",
-        usage: usage("datajoin inspect [--db <url>] <file> [--json] [--limit <n>] [--quiet] [--verbose]"),
+        usage: usage("datajoin inspect [--db <url>] <file> [--json] [--limit <n>]", shared: "[--quiet] [--verbose]"),
         discussion: helpText(
             """
             A value longer than 4 KiB is shown by its start and its length ('… (N bytes in all)'),
@@ -144,7 +144,7 @@ struct Verify: ParsableCommand {
 struct Key: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print this node's public key, for peers to trust (one word: signing and encryption keys).",
-        usage: usage("datajoin key [--db <url>] [--rotate] [--lock-timeout <seconds>] [--quiet] [--verbose]"),
+        usage: usage("datajoin key [--db <url>] [--rotate]"),
         discussion: helpText(
             """
             The word is dj2-<signing key>-<encryption key>; 'trust' also takes the signing key alone
@@ -184,7 +184,7 @@ struct Config: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show or change a node's settings (encrypt).",
         usage: usage(
-            "datajoin config [--db <url>] [<setting value> ...] [--lock-timeout <seconds>] [--quiet] [--verbose]"),
+            "datajoin config [--db <url>] [<setting value> ...]"),
         discussion: helpText(
             """
             Settings:
@@ -227,7 +227,7 @@ struct TrustCommand: ParsableCommand {
         commandName: "trust",
         abstract: "Trust a peer's public key, or revoke it; ingest accepts bundles only from trusted senders.",
         usage: usage(
-            "datajoin trust [--db <url>] [--revoke] [--replace] <node> [<public-key>] [--lock-timeout <seconds>] [--quiet] [--verbose]"
+            "datajoin trust [--db <url>] [--revoke] [--replace] <node> [<public-key>]"
         ),
         discussion: helpText(
             """

@@ -32,7 +32,7 @@ struct KeyBlocksCommand: ParsableCommand {
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List this node's key blocks and their ids.",
-            usage: usage("datajoin key-blocks show [--db <url>] [--lock-timeout <seconds>] [--quiet] [--verbose]"),
+            usage: usage("datajoin key-blocks show [--db <url>]"),
             discussion: "Example:\n  datajoin key-blocks show --db $LAPTOP7")
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var output: OutputOptions
@@ -53,7 +53,7 @@ struct KeyBlocksCommand: ParsableCommand {
     struct Authority: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Make this node (the hub) the one that hands out block numbers; it takes block 1.",
-            usage: usage("datajoin key-blocks authority [--db <url>] [--lock-timeout <seconds>] [--quiet] [--verbose]"),
+            usage: usage("datajoin key-blocks authority [--db <url>]"),
             discussion: "Example:\n  datajoin key-blocks authority --db $HUB")
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var output: OutputOptions
@@ -74,7 +74,7 @@ struct KeyBlocksCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Hand out a block number to a node (on the authority); prints the number.",
             usage: usage(
-                "datajoin key-blocks grant [--db <url>] --node <name> [--another] [--lock-timeout <seconds>] [--quiet] [--verbose]"
+                "datajoin key-blocks grant [--db <url>] --node <name> [--another]"
             ),
             discussion:
                 "Example:\n  datajoin key-blocks grant --db $HUB --node laptop-7\n  # a further block, when laptop-7's is used up:\n  datajoin key-blocks grant --db $HUB --node laptop-7 --another"
@@ -98,7 +98,7 @@ struct KeyBlocksCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Give this node a block the authority handed out, and move its tracked tables onto it.",
             usage: usage(
-                "datajoin key-blocks add [--db <url>] <block> [--lock-timeout <seconds>] [--quiet] [--verbose]"),
+                "datajoin key-blocks add [--db <url>] <block>"),
             discussion: "Example:\n  datajoin key-blocks add --db $LAPTOP7 2   # the number 'grant' printed")
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var output: OutputOptions

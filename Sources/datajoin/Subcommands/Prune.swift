@@ -6,7 +6,7 @@ struct Prune: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Remove sync history no node needs any more.",
         usage: usage(
-            "datajoin prune [--db <url>] [--keep <duration>] [--bundles <folder> ...] [--files-only] [--no-relay] [--lock-timeout <seconds>] [--quiet] [--verbose]"
+            "datajoin prune [--db <url>] [--keep <duration>] [--bundles <folder> ...] [--files-only] [--no-relay]"
         ),
         discussion: helpText(
             """

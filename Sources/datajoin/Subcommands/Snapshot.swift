@@ -5,7 +5,7 @@ struct Snapshot: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write the current state of every tracked table, with its versions, into one bundle.",
         usage: usage(
-            "datajoin snapshot [--db <url>] --to <dir> [--encrypt] [--recipient <node> ...] [--lock-timeout <seconds>] [--quiet] [--verbose]"
+            "datajoin snapshot [--db <url>] --to <dir> [--encrypt] [--recipient <node> ...]"
         ),
         discussion: helpText(
             """

@@ -4,7 +4,7 @@ import DataJoin
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show this node: id, tracked tables, changes waiting, pointers, last export and ingest.",
-        usage: usage("datajoin status [--db <url>] [--json] [--lock-timeout <seconds>] [--quiet] [--verbose]"),
+        usage: usage("datajoin status [--db <url>] [--json]"),
         discussion:
             "Example:\n  datajoin status --db sqlite:testapp1.db\n  datajoin status --db sqlite:testapp1.db --json")
 
@@ -28,7 +28,7 @@ struct Conflicts: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List values that lost a merge (both values, versions and origins).",
         usage: usage(
-            "datajoin conflicts [--db <url>] [--json] [--limit <n>] [--lock-timeout <seconds>] [--quiet] [--verbose]"),
+            "datajoin conflicts [--db <url>] [--json] [--limit <n>]"),
         discussion: "Example:\n  datajoin conflicts --db sqlite:testapp1.db --json")
 
     @OptionGroup var database: DatabaseOptions

@@ -5,7 +5,7 @@ struct Track: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Start capturing inserts, updates and deletes of tables into ds_change_outbox.",
         usage: usage(
-            "datajoin track [--db <url>] [--no-triggers] [--backfill] [--no-key-blocks] [<tables> ...] [--lock-timeout <seconds>] [--quiet] [--verbose]"
+            "datajoin track [--db <url>] [--no-triggers] [--backfill] [--no-key-blocks] [<tables> ...]"
         ),
         discussion: helpText(
             """
@@ -75,7 +75,7 @@ struct Track: ParsableCommand {
 struct Untrack: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Stop capturing changes of tables (changes already captured still export).",
-        usage: usage("datajoin untrack [--db <url>] [<tables> ...] [--lock-timeout <seconds>] [--quiet] [--verbose]"),
+        usage: usage("datajoin untrack [--db <url>] [<tables> ...]"),
         discussion: "Example:\n  datajoin untrack --db sqlite:testapp1.db sales_order")
 
     @OptionGroup var database: DatabaseOptions

@@ -7,7 +7,7 @@ struct Watch: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run ingest, import and export in a loop, every N seconds (the seed's recurring programs).",
         usage: usage(
-            "datajoin watch [--db <url>] --in <dir> --out <dir> --every <seconds> [--relay] [--cycles <n>] [--lock-timeout <seconds>] [--quiet] [--verbose]"
+            "datajoin watch [--db <url>] --in <dir> --out <dir> --every <seconds> [--relay] [--cycles <n>]"
         ),
         discussion: helpText(
             """

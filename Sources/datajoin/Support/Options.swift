@@ -282,8 +282,11 @@ struct EncryptionOptions: ParsableArguments {
 
 /// A command's usage line, written as the parser would give it, broken into lines that end
 /// before column 80 (the parser prints it on one line of up to 190 columns). Each further line
-/// starts under the command's first argument; a bracketed group is never split.
-func usage(_ line: String) -> String {
+/// starts under the command's first argument; a bracketed group is never split. The options
+/// every command that opens a database shares (`DatabaseOptions`, `--quiet`, `--verbose`)
+/// come last, unless `shared` says a command has others.
+func usage(_ own: String, shared: String = "[--lock-timeout <seconds>] [--quiet] [--verbose]") -> String {
+    let line = own + " " + shared
     var groups: [String] = []
     var group = ""
     var depth = 0

@@ -229,6 +229,24 @@ final class NameAndTextTests: ScenarioTestCase {
         try CLI.ok(["untrack", "--db", url, "item"])
     }
 
+    /// SQLite and MariaDB have no search path: each is told its own way (found from outside).
+    func testATableNamedWithItsSchemaIsToldTheWayOfItsBrand() throws {
+        for (brand, cure) in [
+            (Brand.sqlite, "track item (an attached database"), (.mariadb, "use mariadb://…/main and track item"),
+        ] {
+            let n = try TestNode(
+                "s", brand, folder: folder, table: "CREATE TABLE item (id VARCHAR(20) PRIMARY KEY, v TEXT)", track: [],
+                viaCLI: true)
+            let r = try CLI.run(["track", "--db", n.url, "main.item"])
+            XCTAssertEqual(r.status, 1, "\(brand)")
+            XCTAssertTrue(r.stderr.contains(cure), r.stderr)
+            XCTAssertFalse(r.stderr.contains("search_path"), r.stderr)
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+            try CLI.ok(["track", "--db", n.url, "item"])
+            try CLI.ok(["check", "--db", n.url])
+        }
+    }
+
     func testPlaceholdersSkipLiteralsCommentsAndDollarQuotes() {
         let cases: [(String, String, Int)] = [
             ("SELECT ? , '?', \"?\"", "SELECT $1 , '?', \"?\"", 1),

@@ -1202,12 +1202,14 @@ final class TypeMatrixTests: ScenarioTestCase {
                 CREATE TABLE ipk (k TEXT PRIMARY KEY NOT NULL, v TEXT)
                 """, track: ["ip", "ipk"], keyBlocks: false)
         try trustAll([pg, lite, maria, joined])
-        func spread(_ from: TestNode, heldOnPostgres: Int = 0, line: UInt = #line) throws {
+        func spread(_ from: TestNode, heldOnPostgres: Int = 0, heldOnMariaDB: Int = 0, line: UInt = #line) throws {
             let out = try bundles("ip-\(from.name)-\(UUID().uuidString.prefix(4))")
             try from.export(to: out)
             for n in [pg, lite, maria] where n !== from {
                 XCTAssertEqual(
-                    try n.ingest([out.path]).imported?.held, n === pg ? heldOnPostgres : 0, n.name, line: line)
+                    try n.ingest([out.path]).imported?.held,
+                    n === pg ? heldOnPostgres : n === maria ? heldOnMariaDB : 0, n.name,
+                    line: line)
             }
         }
         func assertOn(_ nodes: [TestNode], _ ip: [[String]], _ ipk: [[String]], line: UInt = #line) throws {
@@ -1237,16 +1239,19 @@ final class TypeMatrixTests: ScenarioTestCase {
         try spread(lite)
         XCTAssertEqual(try pg.db.scalar("SELECT count(*) FROM ds_conflict"), .integer(0))
         // Text ending in spaces for a char(4) or a bpchar is held on PostgreSQL, with its reason,
-        // until a delete ends it; at the width less one, the width, and one more.
+        // until a delete ends it; at the width less one, the width, one more, and three times.
         try lite.exec(
-            "INSERT INTO ip (id, tag, loose) VALUES (4, 'x ', NULL), (5, NULL, 'y '), (6, 'abc ', NULL), (7, 'abcd', 'z'), (8, 'abcd ', NULL)"
+            "INSERT INTO ip (id, tag, loose) VALUES (4, 'x ', NULL), (5, NULL, 'y '), (6, 'abc ', NULL), (7, 'abcd', 'z'), (8, 'abcd ', NULL), "
+                + "(9, 'abcdabcdabc ', NULL), (10, 'abcdabcdabcd', NULL)"
         )
-        try spread(lite, heldOnPostgres: 4)
+        // MariaDB's VARCHAR(5) holds the last two too, as longer than it holds.
+        try spread(lite, heldOnPostgres: 6, heldOnMariaDB: 2)
         let reasons = try pg.db.rows("SELECT reason FROM ds_change_held ORDER BY id").compactMap { $0.string(0) }
-        XCTAssertEqual(reasons.count, 4, "\(reasons)")
-        for (reason, type) in zip(reasons, ["character(4)", "bpchar", "character(4)", "character(4)"]) {
+        XCTAssertEqual(reasons.count, 6, "\(reasons)")
+        for (reason, type) in zip(reasons, ["character(4)", "bpchar", "character(4)", "character(4)", "character(4)"]) {
             XCTAssertTrue(reason.contains("trailing spaces, which a \(type) column ignores"), reason)
         }
+        XCTAssertTrue(reasons[5].contains("12 characters, more than character(4) holds"), reasons[5])
         XCTAssertEqual(try pg.db.scalar("SELECT tag::text || loose FROM ip WHERE id = 7"), .text("abcdz"))
         try lite.exec("DELETE FROM ip WHERE id > 3")
         try spread(lite)

@@ -48,12 +48,23 @@ public enum Tracker {
                 if let dot = name.firstIndex(of: ".") {
                     // Tables are named as the connection sees them: one schema (docs/capture.md).
                     let schema = name[..<dot], table = name[name.index(after: dot)...]
-                    throw DataJoinError(
-                        .noSuchTable,
-                        "table \(name) does not exist in \(db.displayName): DataJoin tracks the tables of one schema "
-                            + "(the connection's current schema), named without it; to sync \(table) of schema \(schema), connect with that schema "
-                            + "first in the search path (postgresql://…/db?options=-csearch_path%3D\(schema)) and track \(table)"
-                    )
+                    let cure: String
+                    switch db.brand {
+                    case .sqlite:
+                        cure =
+                            "DataJoin tracks the tables of the database file itself, named without a schema: track \(table) "
+                            + "(an attached database is a node of its own: --db that file)"
+                    case .mariadb:
+                        cure =
+                            "DataJoin tracks the tables of the database in the URL, named without it; to sync \(table) of database \(schema), "
+                            + "use mariadb://…/\(schema) and track \(table)"
+                    case .postgres:
+                        cure =
+                            "DataJoin tracks the tables of one schema (the connection's current schema), named without it; to sync \(table) "
+                            + "of schema \(schema), connect with that schema first in the search path "
+                            + "(postgresql://…/db?options=-csearch_path%3D\(schema)) and track \(table)"
+                    }
+                    throw DataJoinError(.noSuchTable, "table \(name) does not exist in \(db.displayName): \(cure)")
                 }
                 throw DataJoinError(.noSuchTable, "table \(name) does not exist in \(db.displayName)")
             }

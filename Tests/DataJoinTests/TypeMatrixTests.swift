@@ -1123,12 +1123,17 @@ final class TypeMatrixTests: ScenarioTestCase {
                 CREATE TABLE anykey (id ANY PRIMARY KEY NOT NULL, v TEXT) STRICT;
                 CREATE TABLE strictbytes (id BLOB PRIMARY KEY NOT NULL, v TEXT) STRICT;
                 CREATE TABLE num (id NUMERIC PRIMARY KEY NOT NULL, v);
-                CREATE TABLE looseany (id ANY PRIMARY KEY NOT NULL, v)
+                CREATE TABLE looseany (id ANY PRIMARY KEY NOT NULL, v);
+                CREATE TABLE pairint (a TEXT NOT NULL, b INTEGER NOT NULL, v TEXT, PRIMARY KEY (a, b))
                 """, track: [], keyBlocks: false)
         let loose = "declare it TEXT or NUMERIC, or make the table STRICT with a BLOB key"
         for (table, column, declared, cure) in [
             ("untyped", "id", "has no declared type", loose), ("bytes", "id", "is declared BLOB", loose),
-            ("pair", "b", "has no declared type", loose),
+            // INTEGER is offered for a key of several columns, where it makes no rowid.
+            (
+                "pair", "b", "has no declared type",
+                "declare it TEXT, INTEGER or NUMERIC, or make the table STRICT with a BLOB key"
+            ),
             ("anykey", "id", "is declared ANY", "declare it TEXT, INT or BLOB"),
         ] {
             let r = try CLI.run(["track", "--db", n.url, table])
@@ -1142,7 +1147,7 @@ final class TypeMatrixTests: ScenarioTestCase {
         XCTAssertEqual(try Tracker.trackedNames(n.db), [])
         XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'"), .integer(0))
         // A number column (NUMERIC, or ANY outside a STRICT table) turns '5' into 5: one key.
-        try CLI.ok(["track", "--db", n.url, "strictbytes", "num", "looseany", "-q"])
+        try CLI.ok(["track", "--db", n.url, "strictbytes", "num", "looseany", "pairint", "-q"])
         let pg = try TestNode(
             "mkpg", .postgres, folder: folder, table: "CREATE TABLE strictbytes (id bytea PRIMARY KEY, v text)",
             track: ["strictbytes"], keyBlocks: false)
@@ -1151,6 +1156,8 @@ final class TypeMatrixTests: ScenarioTestCase {
         XCTAssertEqual(try sync(n, pg)?.held, 0)
         XCTAssertEqual(
             try pg.db.rows("SELECT id, v FROM strictbytes").map(\.values), [[.blob([0x35, 0]), .text("bytes")]])
+        try n.exec("INSERT INTO pairint VALUES ('x', 5, 'int')")
+        XCTAssertThrowsError(try n.exec("INSERT INTO pairint VALUES ('x', '5', 'text')"), "5 and '5' are one key there")
         // Such a table tracked before: `check` says so once its key column holds two kinds.
         _ = try trackedBeforeMixedKindKeysWereRefused { try Tracker.track(n.db, tables: ["untyped"], keyBlocks: false) }
         try n.exec("INSERT INTO untyped VALUES (5, 'int'), (6, 'int')")

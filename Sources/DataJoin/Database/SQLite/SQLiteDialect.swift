@@ -230,11 +230,12 @@ public struct SQLiteDialect: Dialect {
         if !rowid, !Self.tracksMixedKindKeys, let column = try mixedKindKeys(db, t).first {
             let declared = column.dataType.isEmpty ? "has no declared type" : "is declared \(column.dataType)"
             // In a STRICT table only ANY is such a column; `INTEGER PRIMARY KEY` is a rowid,
-            // a key the database generates, so it is not offered.
+            // a key the database generates, so it is offered only for a key of several columns.
+            let integer = t.keyColumns.count > 1 ? ", INTEGER" : ""
             let cure =
                 Self.asciiUppercased(column.dataType) == "ANY"
                 ? "declare it TEXT, INT or BLOB"
-                : "declare it TEXT or NUMERIC, or make the table STRICT with a BLOB key"
+                : "declare it TEXT\(integer) or NUMERIC, or make the table STRICT with a BLOB key"
             throw DataJoinError(
                 .usage,
                 "\(t.name): its key column \(column.name) \(declared), so SQLite keeps 5 and '5' as two keys that other nodes take for one (rows apart here would merge there); \(cure) (rebuild the table), then track again"

@@ -13,6 +13,10 @@ public struct CaptureDrift: Sendable, Equatable {
     /// Columns whose type changed: "name (old → new)". Their values are still typed as the old
     /// one at export (found from outside: '007' into a column made text went out as 7).
     public var retyped: [String] = []
+    /// Columns narrowed within their kind: "name (old → new)". The ALTER rounded or cut the
+    /// rows it rewrote here (`numeric(10,4)` to `(10,2)`, `DATETIME(6)` to `(0)`) with no
+    /// trigger firing, so peers kept the old values while `check` passed (found from outside).
+    public var narrowed: [String] = []
     /// Tracked, and no such table here: dropped, renamed, or outside this connection's search path.
     public var gone = false
     /// Every one of its capture triggers is gone while the table is here: rebuilt (a new table,
@@ -109,11 +113,42 @@ public struct CaptureDrift: Sendable, Equatable {
                 // A SQLite column may have no declared type at all.
                 let name = { (type: String) in type.isEmpty ? "no type" : type }
                 d.retyped.append("\(c.name) (\(name(was.dataType)) → \(name(c.dataType)))")
+            } else if let was = known.column(c.name), Self.narrows(from: was, to: c) {
+                d.narrowed.append("\(c.name) (\(was.dataType) → \(c.dataType))")
             }
         }
-        return d.added.isEmpty && d.missing.isEmpty && d.retyped.isEmpty && !d.captureLost && d.triggersMissing.isEmpty
+        return d.added.isEmpty && d.missing.isEmpty && d.retyped.isEmpty && d.narrowed.isEmpty && !d.captureLost
+            && d.triggersMissing.isEmpty
             && !d.keyBlockLost && !d.cascadesChanged && d.keyWas == nil && !d.reordered && d.notCapturable == nil
             ? nil : d
+    }
+
+    /// A type of the same kind that holds less: a length, precision or scale made smaller
+    /// (`numeric(10,4)` to `(10,2)`, `varchar(20)` to `(10)`, `timestamp` to `timestamp(0)`), or
+    /// a double made single. Widening changes no row and is not drift. An integer's number is
+    /// MariaDB's display width, which changes no value.
+    static func narrows(from was: ColumnInfo, to now: ColumnInfo) -> Bool {
+        guard was.kind == now.kind, was.kind != .integer, was.type.lowered != now.type.lowered else { return false }
+        let base = now.type.withoutParentheses.lowercased()
+        guard was.type.withoutParentheses.lowercased() == base else {
+            return [("double precision", "real"), ("double", "float")].contains {
+                $0 == was.type.lowered && $1 == now.type.lowered
+            }
+        }
+        let old = numbers(was.type.lowered), new = numbers(now.type.lowered)
+        // No number is the widest, but for MariaDB's time types, whose default precision is 0
+        // (PostgreSQL's name their zone: `timestamp without time zone`).
+        if ["datetime", "time", "timestamp"].contains(base) { return (old.first ?? 0) > (new.first ?? 0) }
+        if old.isEmpty || new.isEmpty { return old.isEmpty && !new.isEmpty }
+        return zip(old, new).contains { $1 < $0 } || new.count < old.count
+    }
+
+    /// The numbers within a type's parentheses: `[10, 4]` of `numeric(10,4)`.
+    private static func numbers(_ type: String) -> [Int] {
+        guard let open = type.firstIndex(of: "("), let close = type[open...].firstIndex(of: ")") else { return [] }
+        return type[type.index(after: open)..<close].split(separator: ",").compactMap {
+            Int($0.trimmingCharacters(in: .whitespaces))
+        }
     }
 
     /// How the message of `triggersUnseen` starts (`status` heads it apart).
@@ -188,6 +223,18 @@ public struct CaptureDrift: Sendable, Equatable {
             )
         }
         let arg = TerminalText.argument(table)
+        if !narrowed.isEmpty, what.isEmpty, added.isEmpty, missing.isEmpty, retyped.isEmpty, !reordered {
+            return
+                "table \(table) narrowed column(s) \(narrowed.joined(separator: ", ")) since 'datajoin track': the ALTER rounded or cut "
+                + "the values it rewrote here without capturing them, so peers may keep the old ones; run 'datajoin track \(arg)' "
+                + "on every node that ran it, then 'datajoin track --backfill \(arg)' on one of them only, "
+                + "to send its rows as they are there (docs/capture.md)"
+        }
+        if !narrowed.isEmpty {
+            what.append(
+                "narrowed column(s) \(narrowed.joined(separator: ", ")): the values the ALTER rewrote here were not captured"
+            )
+        }
         var deletes =
             deletesLost
             ? ", and delete by hand on every peer the rows deleted here meanwhile (no backfill sends a delete)" : ""
@@ -196,7 +243,7 @@ public struct CaptureDrift: Sendable, Equatable {
                 ", and 'datajoin track --backfill' each table its foreign keys cascade to (their rows a cascade changed meanwhile)"
         }
         if keyBlockLost && !captureLost && triggersMissing.isEmpty && !cascadesChanged && added.isEmpty
-            && missing.isEmpty
+            && missing.isEmpty && narrowed.isEmpty
             && retyped.isEmpty && !reordered
         {
             return

@@ -280,6 +280,22 @@ final class EncryptionTests: ScenarioTestCase {
         for l in [l1, l2] { try l.ingest([relay.path]) }
         for l in [l1, l2] { XCTAssertEqual(try l.rows(), try hub.rows(), l.name) }
         XCTAssertEqual(try hub.db.scalar("SELECT count(*) FROM sales_order"), .integer(2))
+        // A snapshot holds every origin's rows: encrypted too, and `config` says so (found from
+        // outside: the hub's snapshot wrote the laptops' rows in the clear).
+        XCTAssertEqual(
+            try CLI.ok(["config", "--db", hub.url]).stdout,
+            "encrypt never (relays and snapshots encrypted: this node has received encrypted bundles)\n")
+        let l3 = try TestNode("l3", .mariadb, folder: folder)
+        try l3.trust(hub)
+        try hub.trust(l3)
+        let snap = try out("snap")
+        try CLI.ok(["snapshot", "--db", hub.url, "--to", snap.path, "-q"])
+        let files = try FileManager.default.contentsOfDirectory(atPath: snap.path).map { snap.appendingPathComponent($0).path }
+        XCTAssertEqual(files.count, 1)
+        XCTAssertTrue(EncryptedFormat.isEncrypted(path: files[0]))
+        XCTAssertFalse(try contains(files[0], "from laptop"))
+        try CLI.ok(["ingest", "--db", l3.url, snap.path, "-q"])
+        XCTAssertEqual(try l3.rows(), try hub.rows())
     }
 
     /// A rotated key: bundles already encrypted to the old key still open; peers encrypt to

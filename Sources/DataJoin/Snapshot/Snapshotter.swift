@@ -17,7 +17,9 @@ public enum Snapshotter {
         reporter: Reporter = SilentReporter()
     ) throws -> ExportedBundle {
         try Exporter.checkFolder(folder)
-        let recipients = try BundleEncryption.recipients(db, encrypt: encrypt, only: only)
+        // A snapshot holds every origin's rows, as a relay does: a node that has received
+        // encrypted bundles never writes them in the clear (found from outside).
+        let recipients = try BundleEncryption.recipients(db, encrypt: encrypt, only: only, relay: true)
         var me = try NodeIdentity.load(db)
         let tables = try TableRegistry.load(db)
         guard !tables.isEmpty else {

@@ -190,7 +190,9 @@ struct Config: ParsableCommand {
             Settings:
               encrypt always   every bundle export, snapshot and watch write is
                                encrypted to the trusted peers (as with --encrypt)
-              encrypt never    only when --encrypt asks (the default)
+              encrypt never    only when --encrypt asks (the default); a node that
+                               has received encrypted bundles encrypts its relays
+                               and snapshots all the same
 
             Example:
               datajoin config --db office.db encrypt always
@@ -217,7 +219,11 @@ struct Config: ParsableCommand {
                     "unknown setting '\(words.joined(separator: " ").prefix(60))': use 'encrypt always' or 'encrypt never'"
                 )
             }
-            print("encrypt \(try BundleEncryption.always(db) ? "always" : "never")")
+            let always = try BundleEncryption.always(db)
+            let relays =
+                try !always && BundleEncryption.receivedEncrypted(db)
+                ? " (relays and snapshots encrypted: this node has received encrypted bundles)" : ""
+            print("encrypt \(always ? "always" : "never")\(relays)")
         }
     }
 }

@@ -20,6 +20,11 @@ public enum BundleEncryption {
         if (try Settings.int(db, receivedSetting, range: 0...1) ?? 0) == 0 { try Settings.set(db, receivedSetting, 1) }
     }
 
+    /// True when the node has received encrypted bundles, so encrypts its relays and snapshots.
+    public static func receivedEncrypted(_ db: Database) throws -> Bool {
+        (try Settings.int(db, receivedSetting, range: 0...1) ?? 0) == 1
+    }
+
     /// True when the node encrypts every bundle it writes.
     public static func always(_ db: Database) throws -> Bool {
         (try Settings.int(db, setting, range: 0...1) ?? 0) == 1

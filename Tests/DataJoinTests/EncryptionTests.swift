@@ -290,7 +290,9 @@ final class EncryptionTests: ScenarioTestCase {
         try hub.trust(l3)
         let snap = try out("snap")
         try CLI.ok(["snapshot", "--db", hub.url, "--to", snap.path, "-q"])
-        let files = try FileManager.default.contentsOfDirectory(atPath: snap.path).map { snap.appendingPathComponent($0).path }
+        let files = try FileManager.default.contentsOfDirectory(atPath: snap.path).map {
+            snap.appendingPathComponent($0).path
+        }
         XCTAssertEqual(files.count, 1)
         XCTAssertTrue(EncryptedFormat.isEncrypted(path: files[0]))
         XCTAssertFalse(try contains(files[0], "from laptop"))

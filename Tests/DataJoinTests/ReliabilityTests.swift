@@ -560,14 +560,38 @@ final class ReliabilityTests: ScenarioTestCase {
                 "INSERT INTO item (id, a) VALUES (?, ?)",
                 [.text("k\(i)"), .text(String((0..<2000).map { _ in "abcdefghij".randomElement()! }))])
         }
-        // A 64 KiB filesystem fills up mid-bundle (ENOSPC). Where mounting is not allowed, a file
-        // size limit makes the same write fail (EFBIG).
         let out = try dir("full")
+        try onAFullDisk(out, "export --db '\(a.url)' --to '\(out.path)'", says: "cannot write bundle")
+        XCTAssertEqual(try ProgramPointer.get(a.db, Program.export), 0, "the pointer moved")
+        // With room again, the same export succeeds.
+        let ok = try CLI.ok(["export", "--db", a.url, "--to", try dir("roomy").path])
+        XCTAssertTrue(ok.stdout.contains("exported 200 change(s)"), ok.stdout)
+    }
+
+    /// A snapshot into a full folder: one line naming its spool, nothing left (found from
+    /// outside: Foundation's error object, "Error Domain=NSCocoaErrorDomain Code=640 …").
+    func testASnapshotIntoAFullDiskFailsInOneLine() throws {
+        let (a, b) = try makePair(.sqlite, .sqlite)
+        for i in 0..<200 {
+            try a.exec(
+                "INSERT INTO item (id, a) VALUES (?, ?)",
+                [.text("k\(i)"), .text(String((0..<2000).map { _ in "abcdefghij".randomElement()! }))])
+        }
+        let out = try dir("fullsnap")
+        try onAFullDisk(out, "snapshot --db '\(a.url)' --to '\(out.path)'", says: "cannot write the snapshot's spool")
+        let roomy = try dir("roomysnap")
+        try CLI.ok(["snapshot", "--db", a.url, "--to", roomy.path, "-q"])
+        try CLI.ok(["ingest", "--db", b.url, roomy.path, "-q"])
+        XCTAssertEqual(try b.rows("item"), try a.rows("item"))
+    }
+
+    /// Runs a command into a 64 KiB filesystem that fills up (ENOSPC); where mounting is not
+    /// allowed, a file size limit makes the same write fail (EFBIG). Exit 1, one line, and
+    /// nothing left in the folder.
+    func onAFullDisk(_ out: URL, _ arguments: String, says: String, line: UInt = #line) throws {
         let mounted = shell("mount -t tmpfs -o size=64k tmpfs '\(out.path)'") == 0
         defer { if mounted { _ = shell("umount '\(out.path)'") } }
-        let command =
-            (mounted ? "" : "ulimit -f 64; ")
-            + "exec '\(CLI.executable.path)' export --db '\(a.url)' --to '\(out.path)'"
+        let command = (mounted ? "" : "ulimit -f 64; ") + "exec '\(CLI.executable.path)' \(arguments)"
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/bin/sh")
         p.arguments = ["-c", command]
@@ -577,17 +601,14 @@ final class ReliabilityTests: ScenarioTestCase {
         try p.run()
         let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 1, message)
+        XCTAssertEqual(p.terminationStatus, 1, message, line: line)
         XCTAssertTrue(
-            message.contains("cannot write bundle")
-                && (message.contains("No space left on device") || message.contains("File too large")), message)
-        XCTAssertEqual(message.split(separator: "\n").count, 1, message)
-        XCTAssertEqual(try ProgramPointer.get(a.db, Program.export), 0, "the pointer moved")
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.path), [], "a partial file remains")
-        // With room again, the same export succeeds.
-        if mounted { _ = shell("umount '\(out.path)'") }
-        let ok = try CLI.ok(["export", "--db", a.url, "--to", try dir("roomy").path])
-        XCTAssertTrue(ok.stdout.contains("exported 200 change(s)"), ok.stdout)
+            message.contains(says)
+                && (message.contains("No space left on device") || message.contains("File too large")),
+            message, line: line)
+        XCTAssertEqual(message.split(separator: "\n").count, 1, message, line: line)
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: out.path), [], "a partial file remains", line: line)
     }
 
     @discardableResult

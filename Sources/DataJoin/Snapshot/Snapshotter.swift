@@ -232,7 +232,8 @@ final class Spool {
         var origin: String
         var epoch: String
     }
-    private let handle: FileHandle
+    private var fd: Int32
+    private let path: String
     private var buffer = ByteWriter()
     private(set) var origins: [OriginKey: (first: Int64, last: Int64, count: Int64)] = [:]
     private(set) var count: Int64 = 0
@@ -240,10 +241,12 @@ final class Spool {
 
     init(path: String) throws {
         unlink(path)
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
+        self.path = path
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { throw DataJoinError.io("cannot write \(path): \(String(cString: strerror(errno)))") }
-        handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
     }
+
+    deinit { if fd >= 0 { _ = Glibc.close(fd) } }
 
     func nextSeq(origin: String, epoch: String) -> Int64 {
         let k = OriginKey(origin: origin, epoch: epoch)
@@ -274,14 +277,32 @@ final class Spool {
         if buffer.bytes.count >= 1 << 20 { try flush() }
     }
 
+    /// A full disk is one line naming the spool, not Foundation's error object (found from
+    /// outside: "Error Domain=NSCocoaErrorDomain Code=640 …").
     private func flush() throws {
-        try handle.write(contentsOf: buffer.bytes)
+        try buffer.bytes.withUnsafeBytes { raw in
+            var done = 0
+            while done < raw.count {
+                let n = write(fd, raw.baseAddress! + done, raw.count - done)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { throw failed() }
+                done += n
+            }
+        }
         buffer.bytes.removeAll(keepingCapacity: true)
+    }
+
+    private func failed() -> DataJoinError {
+        DataJoinError.io(
+            "cannot write the snapshot's spool \(path): \(String(cString: strerror(errno))) "
+                + "(it needs about three times the snapshot's size free while it is written)")
     }
 
     func close() throws {
         try flush()
-        try handle.close()
+        let result = Glibc.close(fd)
+        fd = -1
+        if result != 0 { throw failed() }
     }
 
     static func read(_ path: String, _ body: (Change) throws -> Void) throws {

@@ -61,6 +61,34 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(try CLI.run(["help", "export"]).stdout.contains("datajoin export"))
     }
 
+    /// `watch -v` names each bundle it loads and writes, as -v says (found from outside: it
+    /// named none); without -v, the cycle's line only.
+    func testWatchVerboseNamesEachBundle() throws {
+        let a = try node("wv1")
+        let b = try node("wv2")
+        try trustAll([a, b])
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('w1')")
+        try b.exec("INSERT INTO sales_order (order_id) VALUES ('w2')")
+        let drop = try TestDatabases.subfolder(folder, "wv-in")
+        let file = try a.export(to: drop)[0]
+        let out = try TestDatabases.subfolder(folder, "wv-out")
+        let w = try CLI.run([
+            "watch", "--db", b.url, "--in", drop.path, "--out", out.path, "--cycles", "1", "--every", "1", "-v",
+        ])
+        XCTAssertEqual(w.status, 0, w.stderr)
+        XCTAssertTrue(w.stdout.contains("cycle 1: loaded \(file) (1 change(s))\n"), w.stdout)
+        let written = try FileManager.default.contentsOfDirectory(atPath: out.path)
+        XCTAssertEqual(written.count, 1)
+        XCTAssertTrue(w.stdout.contains("cycle 1: wrote \(out.path)/\(written[0]) (1 change(s))\n"), w.stdout)
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('w3')")
+        _ = try a.export(to: drop)
+        let plain = try CLI.run([
+            "watch", "--db", b.url, "--in", drop.path, "--out", out.path, "--cycles", "1", "--every", "1",
+        ])
+        XCTAssertFalse(plain.stdout.contains(": loaded /"), plain.stdout)
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM sales_order"), .integer(3))
+    }
+
     /// A file name with a line break is printed on one line on stdout too, as on stderr: it
     /// made two lines of one (found from outside), and a script reading lines saw a file `b.djb`.
     func testAFileNameWithALineBreakIsPrintedOnOneLine() throws {

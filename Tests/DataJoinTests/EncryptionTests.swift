@@ -253,6 +253,27 @@ final class EncryptionTests: ScenarioTestCase {
         uncheckedNodes.insert("b")
     }
 
+    /// `--recipient` naming this node itself says so; a recipient named twice is named once
+    /// (found from outside: "not a trusted peer", and "only b, b can read").
+    func testRecipientsAreNamedAsGiven() throws {
+        let a = try TestNode("a", .sqlite, folder: folder)
+        let b = try TestNode("b", .sqlite, folder: folder)
+        let c = try TestNode("c", .sqlite, folder: folder)
+        try trustAll([a, b, c])
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('r1')")
+        let drop = try out("recipients")
+        let own = try CLI.run(["export", "--db", a.url, "--to", drop.path, "--recipient", "a"])
+        XCTAssertEqual(own.status, 64, own.stderr)
+        XCTAssertEqual(
+            own.stderr, "datajoin: error: a is this node itself: name the peers that are to read the bundle\n")
+        let twice = try CLI.run(["export", "--db", a.url, "--to", drop.path, "--recipient", "b", "--recipient", "b"])
+        XCTAssertEqual(twice.status, 0, twice.stderr)
+        XCTAssertTrue(twice.stderr.hasPrefix("datajoin: warning: only b can read these changes"), twice.stderr)
+        try b.ingest([drop.path])
+        XCTAssertEqual(try b.rows(), try a.rows())
+        uncheckedNodes.insert("c")
+    }
+
     /// Laptops trust only the hub; the hub decrypts what it receives and re-encrypts for
     /// each peer: a laptop never needs another laptop's key.
     func testRelayThroughAHubReEncrypts() throws {

@@ -108,7 +108,8 @@ struct Merger {
     private func placement(of c: Change) -> Placement {
         guard let t = tables[c.table] else {
             return .held(
-                "table \(c.table) is not tracked here; create it and run 'datajoin track', then 'datajoin import'")
+                "table \(c.table) is not tracked here; run 'datajoin track \(c.table)' (create the table first if it is missing), then 'datajoin import'"
+            )
         }
         // Each column's position, looked up once: the rules below index rows by it.
         var columns: [Change.ColumnValue] = [], positions: [Int] = []

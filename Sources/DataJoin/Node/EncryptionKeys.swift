@@ -90,6 +90,10 @@ public enum EncryptionKeys {
         var chosen = rows
         if let only {
             for name in only where !rows.contains(where: { $0.0 == name }) {
+                if name == me.nodeId {
+                    throw DataJoinError(
+                        .usage, "\(name) is this node itself: name the peers that are to read the bundle")
+                }
                 throw DataJoinError(
                     .usage,
                     "\(name) is not a trusted peer of this node, so nothing can be encrypted to it ('datajoin trust')")

@@ -7,7 +7,7 @@ public struct WatchOptions: Sendable {
     public var relay: Bool
     /// Stop after this many cycles (nil: until stopped).
     public var cycles: Int?
-    /// Log cycles that did nothing too (`watch -v`).
+    /// Log cycles that did nothing too, and each bundle loaded and written (`watch -v`).
     public var logIdleCycles = false
 
     public init(
@@ -107,6 +107,12 @@ public final class Watcher {
         }
         let bundles = ingest.files.filter { if case .loaded = $0.status { return true } else { return false } }.count
         parts.append("loaded \(loaded) change(s) from \(bundles) bundle(s)")
+        // -v names each bundle, as it does on every other command (found from outside: nothing).
+        if options.logIdleCycles {
+            for f in ingest.files {
+                if case .loaded(let n, _) = f.status { log("cycle \(cycle): loaded \(f.path) (\(n) change(s))") }
+            }
+        }
         // Each refused file by name and reason: the log is all a watch leaves to read.
         let refused = ingest.files.compactMap { f -> String? in
             if case .refused(let reason) = f.status { return "\((f.path as NSString).lastPathComponent): \(reason)" }
@@ -143,6 +149,9 @@ public final class Watcher {
         let written = try Exporter.export(
             db, ExportOptions(folder: options.outFolder, relay: options.relay), reporter: notices)
         for n in notices.notices { problem("warning: cycle \(cycle): " + n) }
+        if options.logIdleCycles {
+            for b in written { log("cycle \(cycle): wrote \(b.path) (\(b.changes) change(s))") }
+        }
         parts.append("exported \(written.reduce(0) { $0 + $1.changes }) change(s) in \(written.count) bundle(s)")
         return (parts.joined(separator: ", "), idle && written.isEmpty)
     }

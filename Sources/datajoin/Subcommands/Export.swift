@@ -111,8 +111,10 @@ struct Export: ParsableCommand {
             }
             let leftOut = try EncryptionKeys.leftOut(db, recipients: encryption.recipient)
             if !leftOut.isEmpty {
+                var named = Set<String>()
+                let readers = encryption.recipient.filter { named.insert($0).inserted }
                 Console.warn(
-                    "only \(encryption.recipient.joined(separator: ", ")) can read these changes, and each change is exported once: "
+                    "only \(readers.joined(separator: ", ")) can read these changes, and each change is exported once: "
                         + "\(leftOut.joined(separator: ", ")) can get them only from a hub that received them and relays them, or from 'export --resend --peer NODE' here"
                 )
             }

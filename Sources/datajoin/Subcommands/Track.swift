@@ -76,7 +76,15 @@ struct Untrack: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Stop capturing changes of tables (changes already captured still export).",
         usage: usage("datajoin untrack [--db <url>] [<tables> ...]"),
-        discussion: "Example:\n  datajoin untrack --db sqlite:testapp1.db sales_order")
+        discussion: helpText(
+            """
+            Changes of the table that peers send still apply here: its rows keep their
+            versions, so 'datajoin track' later goes on where it stopped. A table that was
+            never tracked holds them instead, until it is tracked.
+
+            Example:
+              datajoin untrack --db sqlite:testapp1.db sales_order
+            """))
 
     @OptionGroup var database: DatabaseOptions
 

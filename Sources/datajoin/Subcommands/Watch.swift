@@ -13,7 +13,8 @@ struct Watch: ParsableCommand {
             """
             Each cycle ingests the bundles in --in, imports them, and exports new changes to --out,
             printing one line stamped with the time (ISO 8601, UTC); a cycle that found nothing and
-            sent nothing prints nothing unless -v is given. A failed cycle, a refused file, changes
+            sent nothing prints nothing unless -v is given (which also names each bundle loaded
+            and written). A failed cycle, a refused file, changes
             held and warnings go to stderr, also with -q, and the next cycle runs. Only one watch runs
             per database: a second one exits with status 75 before it prints anything. SIGINT or
             SIGTERM stops it between transactions, with exit status 0, and removes its lock file

@@ -68,7 +68,8 @@ final class EncryptedBundleFile {
             // Where the trailer is depends on the file's length: a file still being copied looks
             // like this too, so it gets the grace a cut-short file gets (then quarantine).
             throw DataJoinError(
-                .truncated, "checksum mismatch: the file is cut short (still being copied?) or was altered")
+                .truncated,
+                "checksum mismatch: the file is still being copied, was cut short, or was altered or added to")
         }
     }
 

@@ -310,7 +310,10 @@ final class EncryptionTests: ScenarioTestCase {
         try l3.trust(hub)
         try hub.trust(l3)
         let snap = try out("snap")
-        try CLI.ok(["snapshot", "--db", hub.url, "--to", snap.path, "-q"])
+        // The new node trusted first, as docs/snapshot.md says: the snapshot names who can read it.
+        let written = try CLI.ok(["snapshot", "--db", hub.url, "--to", snap.path])
+        XCTAssertTrue(
+            written.stdout.hasSuffix("bytes, encrypted to l1, l2, l3 (only they can read it)\n"), written.stdout)
         let files = try FileManager.default.contentsOfDirectory(atPath: snap.path).map {
             snap.appendingPathComponent($0).path
         }

@@ -113,7 +113,9 @@ public struct CaptureDrift: Sendable, Equatable {
                 // A SQLite column may have no declared type at all.
                 let name = { (type: String) in type.isEmpty ? "no type" : type }
                 d.retyped.append("\(c.name) (\(name(was.dataType)) → \(name(c.dataType)))")
-            } else if let was = known.column(c.name), Self.narrows(from: was, to: c) {
+            } else if db.dialect.typeChangesRewriteValues, let was = known.column(c.name),
+                Self.narrows(from: was, to: c)
+            {
                 d.narrowed.append("\(c.name) (\(was.dataType) → \(c.dataType))")
             }
         }
@@ -123,25 +125,40 @@ public struct CaptureDrift: Sendable, Equatable {
             ? nil : d
     }
 
-    /// A type of the same kind that holds less: a length, precision or scale made smaller
-    /// (`numeric(10,4)` to `(10,2)`, `varchar(20)` to `(10)`, `timestamp` to `timestamp(0)`), or
-    /// a double made single. Widening changes no row and is not drift. An integer's number is
-    /// MariaDB's display width, which changes no value.
+    /// A type of the same kind that may hold a value otherwise: a length, precision or scale
+    /// made smaller (`numeric(10,4)` to `(10,2)`, `varchar(20)` to `(10)`, `timestamp` to
+    /// `timestamp(0)`, MariaDB's `DATETIME(6)` to `DATETIME`), or another type (`double
+    /// precision` to `real`, and back: `real`'s 0.1 becomes 0.100000001490116), but for a few
+    /// that keep every value's text (`varchar` to `text`). Integer types are left out: their
+    /// `(n)` is MariaDB's display width, and a narrower one refuses what it cannot hold.
     static func narrows(from was: ColumnInfo, to now: ColumnInfo) -> Bool {
-        guard was.kind == now.kind, was.kind != .integer, was.type.lowered != now.type.lowered else { return false }
-        let base = now.type.withoutParentheses.lowercased()
-        guard was.type.withoutParentheses.lowercased() == base else {
-            return [("double precision", "real"), ("double", "float")].contains {
-                $0 == was.type.lowered && $1 == now.type.lowered
-            }
-        }
-        let old = numbers(was.type.lowered), new = numbers(now.type.lowered)
-        // No number is the widest, but for MariaDB's time types, whose default precision is 0
-        // (PostgreSQL's name their zone: `timestamp without time zone`).
-        if ["datetime", "time", "timestamp"].contains(base) { return (old.first ?? 0) > (new.first ?? 0) }
-        if old.isEmpty || new.isEmpty { return old.isEmpty && !new.isEmpty }
-        return zip(old, new).contains { $1 < $0 } || new.count < old.count
+        guard was.kind == now.kind, was.type.lowered != now.type.lowered else { return false }
+        let old = was.type.withoutParentheses.lowercased(), base = now.type.withoutParentheses.lowercased()
+        let integers: Set<Substring> = [
+            "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "boolean", "bool",
+        ]
+        if was.kind == .integer || integers.contains(old.split(separator: " ").first ?? "") { return false }
+        guard old == base else { return !(widenings[old] ?? []).contains(base) }
+        let from = numbers(was.type.lowered), to = numbers(now.type.lowered)
+        // No number is a time type's default precision: PostgreSQL's (which names the zone,
+        // `timestamp without time zone`) is 6, MariaDB's 0.
+        if base.contains("time zone") || base.hasPrefix("interval") { return (from.first ?? 6) > (to.first ?? 6) }
+        if ["datetime", "time", "timestamp"].contains(base) { return (from.first ?? 0) > (to.first ?? 0) }
+        if from.isEmpty || to.isEmpty { return from.isEmpty && !to.isEmpty }
+        return zip(from, to).contains { $1 < $0 } || to.count < from.count
     }
+
+    /// Other types that hold every value of a type with the same text (PostgreSQL's and
+    /// MariaDB's names, parentheses taken out).
+    private static let widenings: [String: Set<String>] = [
+        "character varying": ["text"], "character": ["text", "character varying"],
+        "bpchar": ["text", "character varying"],
+        "varchar": ["text", "mediumtext", "longtext"], "char": ["varchar", "text", "mediumtext", "longtext"],
+        "tinytext": ["text", "mediumtext", "longtext"], "text": ["mediumtext", "longtext"],
+        "mediumtext": ["longtext"], "tinyblob": ["blob", "mediumblob", "longblob"],
+        "blob": ["mediumblob", "longblob"], "mediumblob": ["longblob"],
+        "varbinary": ["blob", "mediumblob", "longblob"],
+    ]
 
     /// The numbers within a type's parentheses: `[10, 4]` of `numeric(10,4)`.
     private static func numbers(_ type: String) -> [Int] {
@@ -225,14 +242,15 @@ public struct CaptureDrift: Sendable, Equatable {
         let arg = TerminalText.argument(table)
         if !narrowed.isEmpty, what.isEmpty, added.isEmpty, missing.isEmpty, retyped.isEmpty, !reordered {
             return
-                "table \(table) narrowed column(s) \(narrowed.joined(separator: ", ")) since 'datajoin track': the ALTER rounded or cut "
-                + "the values it rewrote here without capturing them, so peers may keep the old ones; run 'datajoin track \(arg)' "
+                "table \(table) narrowed or converted column(s) \(narrowed.joined(separator: ", ")) since 'datajoin track': "
+                + "the ALTER may have rounded or cut the values it rewrote here, uncaptured, so peers may keep the old ones; "
+                + "run 'datajoin track \(arg)' "
                 + "on every node that ran it, then 'datajoin track --backfill \(arg)' on one of them only, "
                 + "to send its rows as they are there (docs/capture.md)"
         }
         if !narrowed.isEmpty {
             what.append(
-                "narrowed column(s) \(narrowed.joined(separator: ", ")): the values the ALTER rewrote here were not captured"
+                "narrowed or converted column(s) \(narrowed.joined(separator: ", ")): the values the ALTER rewrote here were not captured"
             )
         }
         var deletes =

@@ -48,22 +48,7 @@ public enum Tracker {
                 if let dot = name.firstIndex(of: ".") {
                     // Tables are named as the connection sees them: one schema (docs/capture.md).
                     let schema = name[..<dot], table = name[name.index(after: dot)...]
-                    let cure: String
-                    switch db.brand {
-                    case .sqlite:
-                        cure =
-                            "DataJoin tracks the tables of the database file itself, named without a schema: track \(table) "
-                            + "(an attached database is a node of its own: --db that file)"
-                    case .mariadb:
-                        cure =
-                            "DataJoin tracks the tables of the database in the URL, named without it; to sync \(table) of database \(schema), "
-                            + "use mariadb://…/\(schema) and track \(table)"
-                    case .postgres:
-                        cure =
-                            "DataJoin tracks the tables of one schema (the connection's current schema), named without it; to sync \(table) "
-                            + "of schema \(schema), connect with that schema first in the search path "
-                            + "(postgresql://…/db?options=-csearch_path%3D\(schema)) and track \(table)"
-                    }
+                    let cure = db.dialect.schemaCure(schema: schema, table: table)
                     throw DataJoinError(.noSuchTable, "table \(name) does not exist in \(db.displayName): \(cure)")
                 }
                 throw DataJoinError(.noSuchTable, "table \(name) does not exist in \(db.displayName)")
@@ -182,6 +167,12 @@ public enum Tracker {
                         warnings.append(
                             "\(info.name): writes to \(added.joined(separator: ", ")) before now were not captured; "
                                 + "run 'datajoin track --backfill \(info.name)' to send its rows as they are")
+                    } else if !drift.narrowed.isEmpty && !backfill {
+                        // After this `check` passes: the last word that peers may hold other values.
+                        warnings.append(
+                            "\(info.name): the values the ALTER of \(drift.narrowed.joined(separator: ", ")) rewrote here were not captured; "
+                                + "run 'datajoin track --backfill \(TerminalText.argument(info.name))' on one node that ran it, "
+                                + "to send its rows as they are there")
                     }
                 }
                 if wasTracked, refreshed[info.name] != nil, !keyBlocks, !optedOut,

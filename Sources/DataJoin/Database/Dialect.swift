@@ -107,6 +107,12 @@ public protocol Dialect: Sendable {
     /// database rewrites their column references on a rename (SQLite): the same columns in
     /// another order mean renamed ones, and values going out under their old names.
     var captureNamesFixedAtInstall: Bool { get }
+    /// An `ALTER TABLE` that changes a column's type rewrites the values it holds (not on
+    /// SQLite, whose declared type holds any value): a narrowing is drift (`CaptureDrift`).
+    var typeChangesRewriteValues: Bool { get }
+    /// How to track `table` of `schema`, named with it: a table is named as the connection sees
+    /// it, one schema per node.
+    func schemaCure(schema: Substring, table: Substring) -> String
     /// Why `table` is no table whose writes capture can see (a view, a PostgreSQL partitioned
     /// table), or nil.
     func notCapturable(_ db: Database, table: String) throws -> String?

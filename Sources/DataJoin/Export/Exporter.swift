@@ -45,6 +45,8 @@ public struct ExportedBundle: Sendable {
     public var sha256: String
     /// No changes: only what this node holds, for its peers (ReceiptsOnly).
     public var receiptsOnly = false
+    /// The nodes that can read it, when it is encrypted.
+    public var encryptedTo: [String] = []
 }
 
 /// `datajoin export`: outbox rows past the export pointer into bundle files; with `relay`, inbox

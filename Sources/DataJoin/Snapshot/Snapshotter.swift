@@ -44,6 +44,9 @@ public enum Snapshotter {
         removeStaleSpools(spoolFolder, node: me.nodeId)
 
         var spool: Spool!
+        let spoolNote =
+            recipients.isEmpty
+            ? "" : "; an encrypted snapshot spools in the temporary folder: set TMPDIR to a folder with room"
         var receipts: [Receipt] = []
         var span: RelaySpan?
         /// Reads everything, all local writes stamped: the rows and their versions agree.
@@ -51,7 +54,7 @@ public enum Snapshotter {
             me = try NodeIdentity.load(db)
             receipts = try Holdings.receipts(db, me: me, all: true)
             span = try RelayStream.snapshotSpan(db)
-            spool = try Spool(path: spoolPath)
+            spool = try Spool(path: spoolPath, note: spoolNote)
             try readState(db, tables: tables, me: me, snapshotEpoch: snapshotEpoch, spool: spool, reporter: reporter)
             try spool.close()
         }
@@ -118,8 +121,10 @@ public enum Snapshotter {
             WorkProgress(
                 phase: "snapshot write", changes: written, totalChanges: spool.count, bytes: Int64(result.bytes),
                 final: true))
-        return ExportedBundle(
+        var bundle = ExportedBundle(
             path: result.path, first: 0, last: 0, changes: spool.count, bytes: result.bytes, sha256: result.sha256)
+        bundle.encryptedTo = recipients.map(\.node)
+        return bundle
     }
 
     static func stamp() -> String {
@@ -225,6 +230,9 @@ public enum Snapshotter {
     }
 }
 
+/// `close(2)`, which `Spool.close()` hides by name inside the class.
+private func closeDescriptor(_ fd: Int32) -> Int32 { close(fd) }
+
 /// The snapshot's records on disk between reading the database and writing the bundle; also
 /// counts each origin's records for the bundle header.
 final class Spool {
@@ -234,19 +242,22 @@ final class Spool {
     }
     private var fd: Int32
     private let path: String
+    /// Said with a failure: where an encrypted snapshot's spool is.
+    private let note: String
     private var buffer = ByteWriter()
     private(set) var origins: [OriginKey: (first: Int64, last: Int64, count: Int64)] = [:]
     private(set) var count: Int64 = 0
     private var seqs: [OriginKey: Int64] = [:]
 
-    init(path: String) throws {
+    init(path: String, note: String = "") throws {
         unlink(path)
         self.path = path
+        self.note = note
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { throw DataJoinError.io("cannot write \(path): \(String(cString: strerror(errno)))") }
     }
 
-    deinit { if fd >= 0 { _ = Glibc.close(fd) } }
+    deinit { if fd >= 0 { _ = closeDescriptor(fd) } }
 
     func nextSeq(origin: String, epoch: String) -> Int64 {
         let k = OriginKey(origin: origin, epoch: epoch)
@@ -295,12 +306,12 @@ final class Spool {
     private func failed() -> DataJoinError {
         DataJoinError.io(
             "cannot write the snapshot's spool \(path): \(String(cString: strerror(errno))) "
-                + "(it needs about three times the snapshot's size free while it is written)")
+                + "(it needs several times the snapshot's size free while it is written\(note))")
     }
 
     func close() throws {
         try flush()
-        let result = Glibc.close(fd)
+        let result = closeDescriptor(fd)
         fd = -1
         if result != 0 { throw failed() }
     }

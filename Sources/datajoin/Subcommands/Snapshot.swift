@@ -10,7 +10,10 @@ struct Snapshot: ParsableCommand {
         discussion: helpText(
             """
             A new node joins from a snapshot instead of replaying all history: create the tables,
-            'datajoin init', 'datajoin track', trust the sender, then 'datajoin ingest' the snapshot.
+            'datajoin init', 'datajoin track', trust the sender and have it trust the new node, then
+            'datajoin snapshot' there and 'datajoin ingest' the snapshot. An encrypted snapshot (of a
+            node set to 'encrypt always', or one that has received encrypted bundles) is for the
+            peers trusted when it is written: trust the new node first, or name it with --recipient.
             Later bundles apply on top of it. Into a database that already has rows, a snapshot merges
             by versions like any other bundle (newer values win, tombstones keep deleted rows away).
 
@@ -18,10 +21,11 @@ struct Snapshot: ParsableCommand {
             however large they are. The file is <node>~snapshot_<time>_<id>.djb, signed like any bundle.
 
             Example:
-              datajoin snapshot --db $OFFICE_PG --to /media/usb
               datajoin init   --db new-laptop.db --node laptop3  # tables created first
               datajoin track  --db new-laptop.db sales_order customer
               datajoin trust  --db new-laptop.db office <office key>
+              datajoin trust  --db $OFFICE_PG laptop3 <laptop3 key>
+              datajoin snapshot --db $OFFICE_PG --to /media/usb
               datajoin ingest --db new-laptop.db /media/usb/office~snapshot_*.djb
             """))
 
@@ -42,7 +46,14 @@ struct Snapshot: ParsableCommand {
                 db, folder: folder, encrypt: encryption.encrypt, recipients: encryption.recipient,
                 reporter: output.reporter())
             print(written.path)
-            if !output.quiet { print("snapshot of \(written.changes) record(s), \(written.bytes) bytes") }
+            if !output.quiet {
+                // An encrypted snapshot is for the peers trusted now: a node trusted later
+                // cannot open it (found in review), so who can is said.
+                let readers =
+                    written.encryptedTo.isEmpty
+                    ? "" : ", encrypted to \(written.encryptedTo.joined(separator: ", ")) (only they can read it)"
+                print("snapshot of \(written.changes) record(s), \(written.bytes) bytes\(readers)")
+            }
         }
     }
 }

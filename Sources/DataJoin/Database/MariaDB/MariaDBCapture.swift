@@ -45,6 +45,11 @@ extension MariaDBDialect {
     }
 
     public var captureNamesFixedAtInstall: Bool { false }
+    public var typeChangesRewriteValues: Bool { true }
+    public func schemaCure(schema: Substring, table: Substring) -> String {
+        "DataJoin tracks the tables of the database in the URL, named without it; to sync \(table) of database \(schema), "
+            + "use mariadb://…/\(schema) and track \(table)"
+    }
 
     public func notCapturable(_ db: Database, table: String) throws -> String? {
         let type = try db.scalar(

@@ -114,6 +114,12 @@ extension PostgresDialect {
     }
 
     public var captureNamesFixedAtInstall: Bool { false }
+    public var typeChangesRewriteValues: Bool { true }
+    public func schemaCure(schema: Substring, table: Substring) -> String {
+        "DataJoin tracks the tables of one schema (the connection's current schema), named without it; to sync \(table) "
+            + "of schema \(schema), connect with that schema first in the search path "
+            + "(postgresql://…/db?options=-csearch_path%3D\(schema)) and track \(table)"
+    }
 
     public func notCapturable(_ db: Database, table: String) throws -> String? {
         guard

@@ -98,8 +98,6 @@ public struct PostgresDialect: Dialect {
             }.joined(separator: ", "))
     }
 
-    /// `character(n)`, and `bpchar` (declared without a length: it keeps what it is given but
-    /// compares, and casts to text, without trailing spaces), not an array of them.
     /// A character type whose length `size` holds: a switch, not an array built per value.
     private static func hasLength(_ typeBeforeParenthesis: String) -> Bool {
         switch typeBeforeParenthesis {
@@ -108,6 +106,8 @@ public struct PostgresDialect: Dialect {
         }
     }
 
+    /// `character(n)`, and `bpchar` (declared without a length: it keeps what it is given but
+    /// compares, and casts to text, without trailing spaces), not an array of them.
     static func isPaddedCharacter(_ type: String) -> Bool {
         type == "bpchar" || (type.hasPrefix("character(") && type.hasSuffix(")"))
     }

@@ -36,6 +36,11 @@ extension SQLiteDialect {
     }
 
     public var captureNamesFixedAtInstall: Bool { true }
+    public var typeChangesRewriteValues: Bool { false }
+    public func schemaCure(schema: Substring, table: Substring) -> String {
+        "DataJoin tracks the tables of the database file itself, named without a schema: track \(table) "
+            + "(an attached database is a node of its own: --db that file)"
+    }
 
     public func notCapturable(_ db: Database, table: String) throws -> String? {
         let type = try db.scalar(

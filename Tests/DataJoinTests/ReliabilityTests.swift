@@ -1132,7 +1132,7 @@ final class ReliabilityTests: ScenarioTestCase {
             ("interval", "interval(0)", pg, true), ("interval", "interval year to month", pg, true),
             ("double precision", "real", pg, true), ("real", "double precision", pg, true),
             ("integer", "smallint", pg, false), ("bigint", "integer", pg, false),
-            ("bit(8)", "bit(4)", pg, true),
+            ("bit(8)", "bit(4)", pg, true), ("mood", "public.mood", pg, false),
             ("decimal(10,4)", "decimal(10,2)", maria, true), ("decimal(10,2)", "decimal(12,2)", maria, false),
             ("datetime(6)", "datetime", maria, true), ("datetime", "datetime(6)", maria, false),
             ("time(3)", "time(1)", maria, true), ("timestamp(6)", "timestamp(3)", maria, true),

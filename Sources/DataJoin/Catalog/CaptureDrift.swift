@@ -133,7 +133,12 @@ public struct CaptureDrift: Sendable, Equatable {
     /// `(n)` is MariaDB's display width, and a narrower one refuses what it cannot hold.
     static func narrows(from was: ColumnInfo, to now: ColumnInfo) -> Bool {
         guard was.kind == now.kind, was.type.lowered != now.type.lowered else { return false }
-        let old = was.type.withoutParentheses.lowercased(), base = now.type.withoutParentheses.lowercased()
+        // A PostgreSQL type outside the search path is named with its schema (`public.mood`).
+        func unqualified(_ type: String) -> String {
+            type.contains(" ") ? type : type.split(separator: ".").last.map(String.init) ?? type
+        }
+        let old = unqualified(was.type.withoutParentheses.lowercased())
+        let base = unqualified(now.type.withoutParentheses.lowercased())
         let integers: Set<Substring> = [
             "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "boolean", "bool",
         ]

@@ -61,6 +61,35 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(try CLI.run(["help", "export"]).stdout.contains("datajoin export"))
     }
 
+    /// An export cut into several files where a transaction may go on says so (SQLite and
+    /// MariaDB record no transaction ids; found from outside: a peer that ingested only the
+    /// first file applied half a transaction, documented only). PostgreSQL cuts between
+    /// transactions and says nothing.
+    func testAnExportCutWithoutTransactionIdsSaysSo() throws {
+        for brand in TestDatabases.availableBrands {
+            let a = try TestNode("cut-\(brand)", brand, folder: folder)
+            try a.exec("INSERT INTO sales_order (order_id) VALUES ('t0'), ('t1'), ('t2')")
+            let out = try TestDatabases.subfolder(folder, "cut-\(brand)")
+            let r = try CLI.ok(["export", "--db", a.url, "--to", out.path, "--max-changes", "2", "-q"])
+            let files = try FileManager.default.contentsOfDirectory(atPath: out.path)
+            if brand == .postgres {
+                XCTAssertEqual(files.count, 1, "one transaction of 3 is never cut")
+                XCTAssertEqual(r.stderr, "")
+            } else {
+                XCTAssertEqual(files.count, 2, "\(brand)")
+                XCTAssertEqual(
+                    r.stderr,
+                    "datajoin: warning: these 3 changes go into 2 bundles, cut where a transaction may go on (SQLite and MariaDB "
+                        + "record no transaction ids): deliver the files together, or a peer that ingests only some of them "
+                        + "applies part of a transaction until the rest arrive\n")
+            }
+            // One file: nothing to say.
+            try a.exec("INSERT INTO sales_order (order_id) VALUES ('one')")
+            XCTAssertEqual(
+                try CLI.ok(["export", "--db", a.url, "--to", out.path, "--max-changes", "2", "-q"]).stderr, "")
+        }
+    }
+
     /// `watch -v` names each bundle it loads and writes, as -v says (found from outside: it
     /// named none); without -v, the cycle's line only.
     func testWatchVerboseNamesEachBundle() throws {

@@ -110,6 +110,9 @@ public protocol Dialect: Sendable {
     /// An `ALTER TABLE` that changes a column's type rewrites the values it holds (not on
     /// SQLite, whose declared type holds any value): a narrowing is drift (`CaptureDrift`).
     var typeChangesRewriteValues: Bool { get }
+    /// The capture records each change's source transaction (`source_id`), so an export cuts
+    /// bundles only between transactions (PostgreSQL; SQLite and MariaDB have no such id).
+    var recordsSourceTransactions: Bool { get }
     /// How to track `table` of `schema`, named with it: a table is named as the connection sees
     /// it, one schema per node.
     func schemaCure(schema: Substring, table: Substring) -> String

@@ -212,6 +212,15 @@ public enum Exporter {
             "SELECT seq, source_id, coalesce(length(object_value), 0) + coalesce(length(object_value_old), 0) + length(object_id) "
             + "FROM ds_change_outbox WHERE seq >= ? AND seq <= ? ORDER BY seq"
         var ranges = try splitRanges(db, sql: sizeSQL, from: first, to: last, max: max)
+        // Without transaction ids a cut may fall inside a transaction: said, since a peer that
+        // ingests only some of the files applies part of it until the rest arrive (found from
+        // outside: documented only).
+        if ranges.count > 1, !db.dialect.recordsSourceTransactions {
+            ctx.reporter.notice(
+                "these \(total ?? 0) changes go into \(ranges.count) bundles, cut where a transaction may go on "
+                    + "(SQLite and MariaDB record no transaction ids): deliver the files together, "
+                    + "or a peer that ingests only some of them applies part of a transaction until the rest arrive")
+        }
         while !ranges.isEmpty {
             let r = ranges.removeFirst()
             let count =

@@ -45,6 +45,7 @@ extension MariaDBDialect {
     }
 
     public var captureNamesFixedAtInstall: Bool { false }
+    public var recordsSourceTransactions: Bool { false }
     public var typeChangesRewriteValues: Bool { true }
     public func schemaCure(schema: Substring, table: Substring) -> String {
         "DataJoin tracks the tables of the database in the URL, named without it; to sync \(table) of database \(schema), "

@@ -114,6 +114,7 @@ extension PostgresDialect {
     }
 
     public var captureNamesFixedAtInstall: Bool { false }
+    public var recordsSourceTransactions: Bool { true }
     public var typeChangesRewriteValues: Bool { true }
     public func schemaCure(schema: Substring, table: Substring) -> String {
         "DataJoin tracks the tables of one schema (the connection's current schema), named without it; to sync \(table) "

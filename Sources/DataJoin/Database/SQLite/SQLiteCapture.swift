@@ -36,6 +36,7 @@ extension SQLiteDialect {
     }
 
     public var captureNamesFixedAtInstall: Bool { true }
+    public var recordsSourceTransactions: Bool { false }
     public var typeChangesRewriteValues: Bool { false }
     public func schemaCure(schema: Substring, table: Substring) -> String {
         "DataJoin tracks the tables of the database file itself, named without a schema: track \(table) "

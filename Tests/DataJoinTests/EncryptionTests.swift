@@ -305,7 +305,7 @@ final class EncryptionTests: ScenarioTestCase {
         // outside: the hub's snapshot wrote the laptops' rows in the clear).
         XCTAssertEqual(
             try CLI.ok(["config", "--db", hub.url]).stdout,
-            "encrypt never (relays and snapshots encrypted: this node has received encrypted bundles)\n")
+            "encrypt never (but everything it writes is encrypted: this node has received encrypted bundles)\n")
         let l3 = try TestNode("l3", .mariadb, folder: folder)
         try l3.trust(hub)
         try hub.trust(l3)
@@ -322,6 +322,19 @@ final class EncryptionTests: ScenarioTestCase {
         XCTAssertFalse(try contains(files[0], "from laptop"))
         try CLI.ok(["ingest", "--db", l3.url, snap.path, "-q"])
         XCTAssertEqual(try l3.rows(), try hub.rows())
+        // Its own export too: a backfill sends every row, the laptops' among them, as its own
+        // inserts (found from outside: in the clear).
+        try CLI.ok(["track", "--db", hub.url, "--backfill", "sales_order", "-q"])
+        let own = try out("own")
+        try CLI.ok(["export", "--db", hub.url, "--to", own.path, "-q"])
+        let ownFiles = try FileManager.default.contentsOfDirectory(atPath: own.path).map {
+            own.appendingPathComponent($0).path
+        }
+        XCTAssertFalse(ownFiles.isEmpty)
+        for f in ownFiles {
+            XCTAssertTrue(EncryptedFormat.isEncrypted(path: f), f)
+            XCTAssertFalse(try contains(f, "from laptop"))
+        }
     }
 
     /// A rotated key: bundles already encrypted to the old key still open; peers encrypt to

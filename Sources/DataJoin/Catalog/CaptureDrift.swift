@@ -129,8 +129,9 @@ public struct CaptureDrift: Sendable, Equatable {
     /// made smaller (`numeric(10,4)` to `(10,2)`, `varchar(20)` to `(10)`, `timestamp` to
     /// `timestamp(0)`, MariaDB's `DATETIME(6)` to `DATETIME`), or another type (`double
     /// precision` to `real`, and back: `real`'s 0.1 becomes 0.100000001490116), but for a few
-    /// that keep every value's text (`varchar` to `text`). Integer types are left out: their
-    /// `(n)` is MariaDB's display width, and a narrower one refuses what it cannot hold.
+    /// that keep every value's text (`varchar` to `text`). An integer type narrows when it is a
+    /// smaller one or changes its sign (MariaDB without strict mode clamps values to it; found
+    /// from outside); its `(n)` is MariaDB's display width, which changes no value.
     static func narrows(from was: ColumnInfo, to now: ColumnInfo) -> Bool {
         guard was.kind == now.kind, was.type.lowered != now.type.lowered else { return false }
         // A PostgreSQL type outside the search path is named with its schema (`public.mood`).
@@ -139,10 +140,13 @@ public struct CaptureDrift: Sendable, Equatable {
         }
         let old = unqualified(was.type.withoutParentheses.lowercased())
         let base = unqualified(now.type.withoutParentheses.lowercased())
-        let integers: Set<Substring> = [
-            "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "boolean", "bool",
+        let ranks: [Substring: Int] = [
+            "tinyint": 1, "smallint": 2, "mediumint": 3, "int": 4, "integer": 4, "bigint": 5,
         ]
-        if was.kind == .integer || integers.contains(old.split(separator: " ").first ?? "") { return false }
+        if let from = ranks[old.split(separator: " ").first ?? ""] {
+            guard let to = ranks[base.split(separator: " ").first ?? ""] else { return false }
+            return to < from || old.contains("unsigned") != base.contains("unsigned")
+        }
         guard old == base else { return !(widenings[old] ?? []).contains(base) }
         let from = numbers(was.type.lowered), to = numbers(now.type.lowered)
         // No number is a time type's default precision: PostgreSQL's (which names the zone,

@@ -66,7 +66,7 @@ public enum Exporter {
         }
         // Whom to encrypt to is settled before anything is stamped or written.
         let recipients = try BundleEncryption.recipients(
-            db, encrypt: options.encrypt, only: options.recipients, relay: options.relay)
+            db, encrypt: options.encrypt, only: options.recipients)
         let tables = try TableRegistry.load(db)
         // Stamp in a short write transaction; reading and writing files holds no write lock.
         // In transactions of about 100,000 changes: on PostgreSQL the tables are analyzed in

@@ -17,9 +17,9 @@ public enum Snapshotter {
         reporter: Reporter = SilentReporter()
     ) throws -> ExportedBundle {
         try Exporter.checkFolder(folder)
-        // A snapshot holds every origin's rows, as a relay does: a node that has received
-        // encrypted bundles never writes them in the clear (found from outside).
-        let recipients = try BundleEncryption.recipients(db, encrypt: encrypt, only: only, relay: true)
+        // A snapshot holds every origin's rows: a node that has received encrypted bundles
+        // never writes them in the clear (found from outside).
+        let recipients = try BundleEncryption.recipients(db, encrypt: encrypt, only: only)
         var me = try NodeIdentity.load(db)
         let tables = try TableRegistry.load(db)
         guard !tables.isEmpty else {
@@ -254,7 +254,13 @@ final class Spool {
         self.path = path
         self.note = note
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { throw DataJoinError.io("cannot write \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else {
+            // A TMPDIR that does not exist is a missing folder (66), as a missing --to is.
+            if errno == ENOENT {
+                throw DataJoinError(.noInput, "cannot write \(path): no such folder\(note)")
+            }
+            throw DataJoinError.io("cannot write \(path): \(String(cString: strerror(errno)))")
+        }
     }
 
     deinit { if fd >= 0 { _ = closeDescriptor(fd) } }

@@ -110,7 +110,11 @@ public final class Watcher {
         // -v names each bundle, as it does on every other command (found from outside: nothing).
         if options.logIdleCycles {
             for f in ingest.files {
-                if case .loaded(let n, _) = f.status { log("cycle \(cycle): loaded \(f.path) (\(n) change(s))") }
+                switch f.status {
+                case .loaded(let n, _): log("cycle \(cycle): loaded \(f.path) (\(n) change(s))")
+                case .forOthers(let why), .incomplete(let why): log("cycle \(cycle): left \(f.path): \(why)")
+                default: break
+                }
             }
         }
         // Each refused file by name and reason: the log is all a watch leaves to read.

@@ -191,8 +191,8 @@ struct Config: ParsableCommand {
               encrypt always   every bundle export, snapshot and watch write is
                                encrypted to the trusted peers (as with --encrypt)
               encrypt never    only when --encrypt asks (the default); a node that
-                               has received encrypted bundles encrypts its relays
-                               and snapshots all the same
+                               has received encrypted bundles encrypts everything
+                               it writes all the same
 
             Example:
               datajoin config --db office.db encrypt always
@@ -222,7 +222,7 @@ struct Config: ParsableCommand {
             let always = try BundleEncryption.always(db)
             let relays =
                 try !always && BundleEncryption.receivedEncrypted(db)
-                ? " (relays and snapshots encrypted: this node has received encrypted bundles)" : ""
+                ? " (but everything it writes is encrypted: this node has received encrypted bundles)" : ""
             print("encrypt \(always ? "always" : "never")\(relays)")
         }
     }

@@ -8,11 +8,11 @@ public enum BundleEncryption {
     static let receivedSetting = "encrypted_received"
 
     /// Whom to encrypt to; empty for a plain (v1) bundle. A node that has received encrypted
-    /// bundles encrypts what it relays, to every trusted peer: a hub never passes on in the
-    /// clear what reached it encrypted (found from outside).
-    static func recipients(_ db: Database, encrypt: Bool, only: [String], relay: Bool = false) throws -> [Recipient] {
-        let relaysEncrypted = try relay && (Settings.int(db, receivedSetting, range: 0...1) ?? 0) == 1
-        guard try encrypt || !only.isEmpty || relaysEncrypted || always(db) else { return [] }
+    /// bundles encrypts everything it writes, to every trusted peer: a hub never passes on in
+    /// the clear what reached it encrypted, in a relay, a snapshot, or a backfill of its rows
+    /// as its own changes (all found from outside).
+    static func recipients(_ db: Database, encrypt: Bool, only: [String]) throws -> [Recipient] {
+        guard try encrypt || !only.isEmpty || receivedEncrypted(db) || always(db) else { return [] }
         return try EncryptionKeys.recipients(db, only: only.isEmpty ? nil : only)
     }
 
@@ -20,7 +20,7 @@ public enum BundleEncryption {
         if (try Settings.int(db, receivedSetting, range: 0...1) ?? 0) == 0 { try Settings.set(db, receivedSetting, 1) }
     }
 
-    /// True when the node has received encrypted bundles, so encrypts its relays and snapshots.
+    /// True when the node has received encrypted bundles, so encrypts everything it writes.
     public static func receivedEncrypted(_ db: Database) throws -> Bool {
         (try Settings.int(db, receivedSetting, range: 0...1) ?? 0) == 1
     }

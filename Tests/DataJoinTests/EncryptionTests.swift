@@ -322,6 +322,12 @@ final class EncryptionTests: ScenarioTestCase {
         XCTAssertFalse(try contains(files[0], "from laptop"))
         try CLI.ok(["ingest", "--db", l3.url, snap.path, "-q"])
         XCTAssertEqual(try l3.rows(), try hub.rows())
+        // An encrypted snapshot spools in TMPDIR: one that does not exist is a missing folder.
+        let noTmp = try CLI.run(
+            ["snapshot", "--db", hub.url, "--to", try out("snap-notmp").path], env: ["TMPDIR": "/nonexistent-datajoin"])
+        XCTAssertEqual(noTmp.status, 66, noTmp.stderr)
+        XCTAssertTrue(
+            noTmp.stderr.contains("no such folder; an encrypted snapshot spools in the temporary folder"), noTmp.stderr)
         // Its own export too: a backfill sends every row, the laptops' among them, as its own
         // inserts (found from outside: in the clear).
         try CLI.ok(["track", "--db", hub.url, "--backfill", "sales_order", "-q"])

@@ -90,6 +90,29 @@ final class CLITests: XCTestCase {
         }
     }
 
+    /// A PostgreSQL origin's transaction stays in one relay file too (found in review: a hub's
+    /// relay was cut anywhere by --max-changes).
+    func testARelayKeepsAPostgresTransactionInOneFile() throws {
+        let a = try TestNode("rtx-a", .postgres, folder: folder)
+        let hub = try TestNode("rtx-hub", .sqlite, folder: folder)
+        let leaf = try TestNode("rtx-leaf", .sqlite, folder: folder)
+        try trustAll([a, hub, leaf])
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('t0'), ('t1'), ('t2')")
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('u0'), ('u1'), ('u2')")
+        let drop = try TestDatabases.subfolder(folder, "rtx-drop")
+        try CLI.ok(["export", "--db", a.url, "--to", drop.path, "-q"])
+        try CLI.ok(["ingest", "--db", hub.url, drop.path, "-q"])
+        let relay = try TestDatabases.subfolder(folder, "rtx-relay")
+        try CLI.ok(["export", "--db", hub.url, "--to", relay.path, "--relay", "--max-changes", "2", "-q"])
+        let files = try FileManager.default.contentsOfDirectory(atPath: relay.path).sorted()
+        XCTAssertEqual(files.count, 2, "two transactions of 3, never cut: \(files)")
+        // Each file alone gives the leaf whole transactions.
+        try CLI.ok(["ingest", "--db", leaf.url, relay.appendingPathComponent(files[0]).path, "-q"])
+        XCTAssertEqual(try leaf.db.scalar("SELECT count(*) FROM sales_order"), .integer(3))
+        try CLI.ok(["ingest", "--db", leaf.url, relay.path, "-q"])
+        XCTAssertEqual(try leaf.rows(), try a.rows())
+    }
+
     /// `watch -v` names each bundle it loads and writes, as -v says (found from outside: it
     /// named none); without -v, the cycle's line only.
     func testWatchVerboseNamesEachBundle() throws {
@@ -116,6 +139,17 @@ final class CLITests: XCTestCase {
         ])
         XCTAssertFalse(plain.stdout.contains(": loaded /"), plain.stdout)
         XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM sales_order"), .integer(3))
+        // A file left for another node is named once, not every cycle.
+        let c = try node("wv3")
+        try trustAll([a, c])
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('w4')")
+        try CLI.ok(["export", "--db", a.url, "--to", drop.path, "--recipient", "wv3", "-q"])
+        let left = try CLI.run([
+            "watch", "--db", b.url, "--in", drop.path, "--out", out.path, "--cycles", "3", "--every", "0.1", "-v",
+        ])
+        XCTAssertEqual(left.status, 0, left.stderr)
+        XCTAssertEqual(left.stdout.components(separatedBy: ": left ").count, 2, left.stdout)
+        XCTAssertTrue(left.stdout.contains("encrypted to wv3"), left.stdout)
     }
 
     /// A file name with a line break is printed on one line on stdout too, as on stderr: it

@@ -343,6 +343,37 @@ final class EncryptionTests: ScenarioTestCase {
         }
     }
 
+    /// A node that has received encrypted bundles encrypts what it writes unasked; a peer it
+    /// cannot encrypt to stops even its own export, and the error says why it encrypts at all.
+    func testAnEncryptionNotAskedForSaysWhy() throws {
+        let a = try TestNode("a", .sqlite, folder: folder)
+        let b = try TestNode("b", .sqlite, folder: folder)
+        try trustAll([a, b])
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('secret')")
+        try b.ingest(try Exporter.export(a.db, ExportOptions(folder: try out("in").path, encrypt: true)).map(\.path))
+        let c = try TestNode("c", .sqlite, folder: folder)
+        try Trust.trust(b.db, node: "c", publicKey: Hex.encode(try NodeIdentity.load(c.db).publicKey))
+        try b.exec("INSERT INTO sales_order (order_id) VALUES ('own')")
+        let drop = try out("own")
+        let r = try CLI.run(["export", "--db", b.url, "--to", drop.path])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(
+            r.stderr.hasPrefix(
+                "datajoin: error: this node has received encrypted bundles, so everything it writes is encrypted to its trusted peers (docs/encryption.md), and cannot encrypt to c:"
+            ), r.stderr)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: drop.path), [])
+        // c trusted again in the form it has now: the export goes, encrypted.
+        try CLI.ok([
+            "trust", "--db", b.url, "--replace", "c",
+            try CLI.ok(["key", "--db", c.url, "-q"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines),
+        ])
+        try CLI.ok(["export", "--db", b.url, "--to", drop.path, "-q"])
+        let files = try FileManager.default.contentsOfDirectory(atPath: drop.path)
+        XCTAssertEqual(files.count, 1)
+        XCTAssertTrue(EncryptedFormat.isEncrypted(path: drop.appendingPathComponent(files[0]).path))
+        uncheckedNodes.insert("c")
+    }
+
     /// A rotated key: bundles already encrypted to the old key still open; peers encrypt to
     /// the new one once they trust it again (--replace); a peer trusted with the older key form
     /// cannot be encrypted to, and export says so before writing anything.

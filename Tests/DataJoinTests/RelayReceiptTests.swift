@@ -342,13 +342,16 @@ final class RelayReceiptTests: ScenarioTestCase {
             XCTAssertTrue(pruned.stdout.contains("removed 1 bundle file(s)"), "night \(night): \(pruned.stdout)")
             XCTAssertEqual(try files(f.down), [], "night \(night)")
         }
-        // The writer's (plain) receipts file says what it is and what it holds.
+        // The writer's receipts file says what it is and what it holds, to the hub: encrypted,
+        // since the hub's relay reached the writer encrypted (docs/encryption.md).
         let writerFile = f.up.appendingPathComponent(
             "\(writer.name)~~receipts_000000000001-000000000001_\(try writer.epoch8()).djb"
         ).path
         XCTAssertEqual(
-            try CLI.ok(["verify", writerFile]).stdout, "\(writerFile): OK (no changes: receipts only, signed by l0)\n")
-        let shown = try CLI.ok(["inspect", writerFile]).stdout
+            try CLI.ok(["verify", writerFile]).stdout,
+            "\(writerFile): OK (encrypted to hub, signed by l0; its content needs a recipient's key: --db on one of them)\n"
+        )
+        let shown = try CLI.ok(["inspect", "--db", f.hub.url, writerFile]).stdout
         XCTAssertTrue(shown.contains("changes:   0 (receipts only: what l0 holds"), shown)
         XCTAssertTrue(shown.contains("holds hub's relay stream (epoch "), shown)
         // Lost before the hub read it: a re-send writes it again, unchanged or not.

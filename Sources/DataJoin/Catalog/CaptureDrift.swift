@@ -114,7 +114,7 @@ public struct CaptureDrift: Sendable, Equatable {
                 let name = { (type: String) in type.isEmpty ? "no type" : type }
                 d.retyped.append("\(c.name) (\(name(was.dataType)) → \(name(c.dataType)))")
             } else if db.dialect.typeChangesRewriteValues, let was = known.column(c.name),
-                Self.narrows(from: was, to: c)
+                Self.narrows(from: was, to: c, clampsIntegers: db.dialect.clampsIntegersOnAlter)
             {
                 d.narrowed.append("\(c.name) (\(was.dataType) → \(c.dataType))")
             }
@@ -132,20 +132,22 @@ public struct CaptureDrift: Sendable, Equatable {
     /// that keep every value's text (`varchar` to `text`). An integer type narrows when it is a
     /// smaller one or changes its sign (MariaDB without strict mode clamps values to it; found
     /// from outside); its `(n)` is MariaDB's display width, which changes no value.
-    static func narrows(from was: ColumnInfo, to now: ColumnInfo) -> Bool {
+    static func narrows(from was: ColumnInfo, to now: ColumnInfo, clampsIntegers: Bool = true) -> Bool {
         guard was.kind == now.kind, was.type.lowered != now.type.lowered else { return false }
         // A PostgreSQL type outside the search path is named with its schema (`public.mood`).
-        func unqualified(_ type: String) -> String {
-            type.contains(" ") ? type : type.split(separator: ".").last.map(String.init) ?? type
-        }
-        let old = unqualified(was.type.withoutParentheses.lowercased())
-        let base = unqualified(now.type.withoutParentheses.lowercased())
+        var old = was.type.withoutParentheses.lowercased()
+        let base = now.type.withoutParentheses.lowercased()
+        if old.hasSuffix("." + base) || base.hasSuffix("." + old) { old = base }
         let ranks: [Substring: Int] = [
             "tinyint": 1, "smallint": 2, "mediumint": 3, "int": 4, "integer": 4, "bigint": 5,
         ]
         if let from = ranks[old.split(separator: " ").first ?? ""] {
-            guard let to = ranks[base.split(separator: " ").first ?? ""] else { return false }
-            return to < from || old.contains("unsigned") != base.contains("unsigned")
+            // Another kind of type of the same value kind (MariaDB's `BIT`): it may not hold it.
+            guard let to = ranks[base.split(separator: " ").first ?? ""] else { return true }
+            // PostgreSQL refuses a value a smaller integer cannot hold.
+            guard clampsIntegers else { return false }
+            let wasUnsigned = old.contains("unsigned"), isUnsigned = base.contains("unsigned")
+            return to < from || (isUnsigned && !wasUnsigned) || (wasUnsigned && !isUnsigned && to <= from)
         }
         guard old == base else { return !(widenings[old] ?? []).contains(base) }
         let from = numbers(was.type.lowered), to = numbers(now.type.lowered)

@@ -113,6 +113,9 @@ public protocol Dialect: Sendable {
     /// The capture records each change's source transaction (`source_id`), so an export cuts
     /// bundles only between transactions (PostgreSQL; SQLite and MariaDB have no such id).
     var recordsSourceTransactions: Bool { get }
+    /// An `ALTER TABLE` to a smaller integer type may clamp values instead of refusing them
+    /// (MariaDB without strict mode).
+    var clampsIntegersOnAlter: Bool { get }
     /// How to track `table` of `schema`, named with it: a table is named as the connection sees
     /// it, one schema per node.
     func schemaCure(schema: Substring, table: Substring) -> String

@@ -381,7 +381,9 @@ public enum Exporter {
         var ranges = try splitRanges(
             ctx.db,
             sql:
-                "SELECT id, NULL, coalesce(length(object_value), 0) + length(object_id) FROM ds_change_inbox WHERE id >= ? AND id <= ? AND \(Self.notSnapshot) ORDER BY id",
+                // A PostgreSQL origin's transaction stays in one relay file, as in its own
+                // (found in review: relays were cut anywhere); 0 is none (SQLite, MariaDB).
+                "SELECT id, NULLIF(source_id, 0), coalesce(length(object_value), 0) + length(object_id) FROM ds_change_inbox WHERE id >= ? AND id <= ? AND \(Self.notSnapshot) ORDER BY id",
             from: first, to: span.last, max: max)
         let empty = ranges.isEmpty
         if empty { ranges = [(span.after + 1)...span.last] }

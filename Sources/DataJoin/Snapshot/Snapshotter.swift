@@ -257,7 +257,12 @@ final class Spool {
         guard fd >= 0 else {
             // A TMPDIR that does not exist is a missing folder (66), as a missing --to is.
             if errno == ENOENT {
-                throw DataJoinError(.noInput, "cannot write \(path): no such folder\(note)")
+                throw DataJoinError(
+                    .noInput,
+                    "cannot write \(path): no such folder"
+                        + (note.isEmpty
+                            ? ""
+                            : "; an encrypted snapshot spools in the temporary folder: set TMPDIR to one that exists"))
             }
             throw DataJoinError.io("cannot write \(path): \(String(cString: strerror(errno)))")
         }

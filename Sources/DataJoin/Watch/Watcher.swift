@@ -39,6 +39,8 @@ public final class Watcher {
     public private(set) var cyclesWithProblems = 0
     /// The lasting gaps of the last cycle: each is logged when it first appears.
     private var saidGaps: Set<String> = []
+    /// Files `-v` said were left (for other nodes, or still being copied): said once.
+    private var saidLeft: Set<String> = []
 
     public init(
         db: Database, options: WatchOptions, log: @escaping (String) -> Void,
@@ -108,11 +110,16 @@ public final class Watcher {
         let bundles = ingest.files.filter { if case .loaded = $0.status { return true } else { return false } }.count
         parts.append("loaded \(loaded) change(s) from \(bundles) bundle(s)")
         // -v names each bundle, as it does on every other command (found from outside: nothing).
+        var left: Set<String> = []
+        defer { if options.logIdleCycles { saidLeft = left } }
         if options.logIdleCycles {
             for f in ingest.files {
                 switch f.status {
                 case .loaded(let n, _): log("cycle \(cycle): loaded \(f.path) (\(n) change(s))")
-                case .forOthers(let why), .incomplete(let why): log("cycle \(cycle): left \(f.path): \(why)")
+                case .forOthers(let why), .incomplete(let why):
+                    // Once per file: one left for other nodes is read again every cycle.
+                    if !saidLeft.contains(f.path) { log("cycle \(cycle): left \(f.path): \(why)") }
+                    left.insert(f.path)
                 default: break
                 }
             }

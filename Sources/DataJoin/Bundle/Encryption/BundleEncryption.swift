@@ -12,8 +12,17 @@ public enum BundleEncryption {
     /// the clear what reached it encrypted, in a relay, a snapshot, or a backfill of its rows
     /// as its own changes (all found from outside).
     static func recipients(_ db: Database, encrypt: Bool, only: [String]) throws -> [Recipient] {
-        guard try encrypt || !only.isEmpty || receivedEncrypted(db) || always(db) else { return [] }
-        return try EncryptionKeys.recipients(db, only: only.isEmpty ? nil : only)
+        let asked = try encrypt || !only.isEmpty || always(db)
+        guard try asked || receivedEncrypted(db) else { return [] }
+        do {
+            return try EncryptionKeys.recipients(db, only: only.isEmpty ? nil : only)
+        } catch var e as DataJoinError where !asked {
+            // Not asked for here: why it is encrypted at all (found in review).
+            e.message =
+                "this node has received encrypted bundles, so everything it writes is encrypted to its trusted peers "
+                + "(docs/encryption.md), and " + e.message
+            throw e
+        }
     }
 
     static func noteEncryptedReceived(_ db: Database) throws {

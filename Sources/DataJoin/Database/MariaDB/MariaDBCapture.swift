@@ -45,6 +45,7 @@ extension MariaDBDialect {
     }
 
     public var captureNamesFixedAtInstall: Bool { false }
+    public var clampsIntegersOnAlter: Bool { true }
     public var recordsSourceTransactions: Bool { false }
     public var typeChangesRewriteValues: Bool { true }
     public func schemaCure(schema: Substring, table: Substring) -> String {

@@ -13,9 +13,10 @@ public struct CaptureDrift: Sendable, Equatable {
     /// Columns whose type changed: "name (old → new)". Their values are still typed as the old
     /// one at export (found from outside: '007' into a column made text went out as 7).
     public var retyped: [String] = []
-    /// Columns narrowed within their kind: "name (old → new)". The ALTER rounded or cut the
-    /// rows it rewrote here (`numeric(10,4)` to `(10,2)`, `DATETIME(6)` to `(0)`) with no
-    /// trigger firing, so peers kept the old values while `check` passed (found from outside).
+    /// Columns narrowed or converted within their kind (`narrows`): "name (old → new)". The
+    /// ALTER rounded or cut the rows it rewrote here (`numeric(10,4)` to `(10,2)`, `DATETIME(6)`
+    /// to `(0)`) with no trigger firing, so peers kept the old values while `check` passed
+    /// (found from outside).
     public var narrowed: [String] = []
     /// Tracked, and no such table here: dropped, renamed, or outside this connection's search path.
     public var gone = false

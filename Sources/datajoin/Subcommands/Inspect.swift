@@ -220,10 +220,10 @@ struct Config: ParsableCommand {
                 )
             }
             let always = try BundleEncryption.always(db)
-            let relays =
+            let unasked =
                 try !always && BundleEncryption.receivedEncrypted(db)
                 ? " (but everything it writes is encrypted: this node has received encrypted bundles)" : ""
-            print("encrypt \(always ? "always" : "never")\(relays)")
+            print("encrypt \(always ? "always" : "never")\(unasked)")
         }
     }
 }

@@ -111,6 +111,20 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(try leaf.db.scalar("SELECT count(*) FROM sales_order"), .integer(3))
         try CLI.ok(["ingest", "--db", leaf.url, relay.path, "-q"])
         XCTAssertEqual(try leaf.rows(), try a.rows())
+        // A SQLite origin's cut relay says so, as its own export does.
+        let s = try TestNode("rtx-s", .sqlite, folder: folder)
+        try trustAll([s, hub, leaf])
+        try s.exec("INSERT INTO sales_order (order_id) VALUES ('s0'), ('s1'), ('s2')")
+        let sDrop = try TestDatabases.subfolder(folder, "rtx-s")
+        try CLI.ok(["export", "--db", s.url, "--to", sDrop.path, "-q"])
+        try CLI.ok(["ingest", "--db", hub.url, sDrop.path, "-q"])
+        let sRelay = try TestDatabases.subfolder(folder, "rtx-s-relay")
+        let r = try CLI.ok(["export", "--db", hub.url, "--to", sRelay.path, "--relay", "--max-changes", "2", "-q"])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: sRelay.path).count, 2)
+        XCTAssertTrue(
+            r.stderr.hasPrefix(
+                "datajoin: warning: these relayed changes go into 2 bundles, cut where a transaction of a SQLite"),
+            r.stderr)
     }
 
     /// `watch -v` names each bundle it loads and writes, as -v says (found from outside: it

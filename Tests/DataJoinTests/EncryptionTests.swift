@@ -129,7 +129,12 @@ final class EncryptionTests: ScenarioTestCase {
             try CLI.ok(["ingest", "--db", n.url, drop.path])
             XCTAssertEqual(try n.rows(), try a.rows(), n.name)
         }
-        // Plain, every peer reads it: it may replace one encrypted to some.
+        // Plain, it may not replace one that left encrypted: its changes would be in the clear
+        // (found from outside). Into the empty place, it goes.
+        let plain = try CLI.run(["export", "--db", a.url, "--to", drop.path, "--resend"])
+        XCTAssertEqual(plain.status, 64, plain.stderr)
+        XCTAssertTrue(EncryptedFormat.isEncrypted(path: path))
+        try FileManager.default.removeItem(atPath: path)
         try CLI.ok(["export", "--db", a.url, "--to", drop.path, "--resend"])
         XCTAssertFalse(EncryptedFormat.isEncrypted(path: path))
         // Encrypted to some, it may not replace a plain one; to every peer, it may.
@@ -341,6 +346,33 @@ final class EncryptionTests: ScenarioTestCase {
             XCTAssertTrue(EncryptedFormat.isEncrypted(path: f), f)
             XCTAssertFalse(try contains(f, "from laptop"))
         }
+    }
+
+    /// A re-send never puts a file that left encrypted back in the clear, in its place (found
+    /// from outside: `--resend` without `--encrypt` replaced it with a plain one).
+    func testAResendDoesNotReplaceAnEncryptedFileWithAPlainOne() throws {
+        let a = try TestNode("a", .sqlite, folder: folder)
+        let b = try TestNode("b", .sqlite, folder: folder)
+        try trustAll([a, b])
+        try a.exec("INSERT INTO sales_order (order_id, description) VALUES ('r1', 'secret words')")
+        let drop = try out("stick")
+        try CLI.ok(["export", "--db", a.url, "--to", drop.path, "--encrypt", "-q"])
+        let name = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: drop.path).first)
+        let path = drop.appendingPathComponent(name).path
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        let r = try CLI.run(["export", "--db", a.url, "--to", drop.path, "--resend"])
+        XCTAssertEqual(r.status, 64, r.stderr)
+        XCTAssertEqual(
+            r.stderr,
+            "datajoin: error: \(path) is already there, encrypted to b; a plain one in its place would put its changes in the clear, "
+                + "so nothing was written over it: add --encrypt (or --recipient for each reader), or export into another folder (--to)\n"
+        )
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), before)
+        try CLI.ok(["export", "--db", a.url, "--to", drop.path, "--resend", "--encrypt", "-q"])
+        XCTAssertTrue(EncryptedFormat.isEncrypted(path: path))
+        XCTAssertFalse(try contains(path, "secret words"))
+        try b.ingest([drop.path])
+        XCTAssertEqual(try b.rows(), try a.rows())
     }
 
     /// A node that has received encrypted bundles encrypts what it writes unasked; a peer it

@@ -1159,6 +1159,8 @@ final class ReliabilityTests: ScenarioTestCase {
             ("int(10) unsigned", "bigint(20)", maria, false), ("tinyint(3) unsigned", "smallint(6)", maria, false),
             ("int(11)", "bit(8)", maria, true), ("bit(8)", "bit(4)", maria, true),
             ("enum('a','b')", "enum('a','b','c')", maria, false),
+            ("enum('a','b','c')", "enum('a','b')", maria, true), ("set('x','y','z')", "set('x','y')", maria, true),
+            ("set('x','y')", "set('x','y','z')", maria, false), ("enum('a','b')", "enum('b','a')", maria, false),
             ("blob", "longblob", maria, false), ("longblob", "blob", maria, true),
             ("VARCHAR(20)", "varchar(20)", maria, false),
         ]

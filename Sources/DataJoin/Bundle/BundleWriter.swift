@@ -248,7 +248,20 @@ final class BundleWriter {
     /// `peers`: every trusted peer (the readers of a plain file); a reader no longer trusted
     /// loses nothing it may still read.
     static func refuseNarrowing(_ path: String, to recipients: [Recipient], peers: Set<String>) throws {
-        guard !recipients.isEmpty, FileManager.default.fileExists(atPath: path) else { return }
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        // Nor is an encrypted one replaced by a plain one: a `--resend` without `--encrypt` put
+        // changes that had left encrypted in the clear, in the same place (found from outside).
+        if recipients.isEmpty {
+            guard EncryptedFormat.isEncrypted(path: path) else { return }
+            let readers = (try? EncryptedBundleFile(path: path)).map {
+                " to " + $0.header.recipients.map(\.node).sorted().joined(separator: ", ")
+            }
+            throw DataJoinError(
+                .usage,
+                "\(path) is already there, encrypted\(readers ?? ""); a plain one in its place would put its changes in the clear, "
+                    + "so nothing was written over it: add --encrypt (or --recipient for each reader), or export into another folder (--to)"
+            )
+        }
         let new = Set(recipients.map(\.node))
         let old = (try? EncryptedBundleFile(path: path)).map { Set($0.header.recipients.map(\.node)) }
         let lost = (old ?? peers).subtracting(new).intersection(peers)

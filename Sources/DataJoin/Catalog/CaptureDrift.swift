@@ -151,6 +151,9 @@ public struct CaptureDrift: Sendable, Equatable {
             return to < from || (isUnsigned && !wasUnsigned) || (wasUnsigned && !isUnsigned && to <= from)
         }
         guard old == base else { return !(widenings[old] ?? []).contains(base) }
+        // A member taken out of an `ENUM` or a `SET` empties or cuts the values that held it
+        // (MariaDB without strict mode; found from outside).
+        if base == "enum" || base == "set" { return !members(was.type.lowered).isSubset(of: members(now.type.lowered)) }
         let from = numbers(was.type.lowered), to = numbers(now.type.lowered)
         // No number is a time type's default precision: PostgreSQL's (which names the zone,
         // `timestamp without time zone`) is 6, MariaDB's 0.
@@ -171,6 +174,14 @@ public struct CaptureDrift: Sendable, Equatable {
         "blob": ["mediumblob", "longblob"], "mediumblob": ["longblob"],
         "varbinary": ["blob", "mediumblob", "longblob"],
     ]
+
+    /// The quoted members of an `ENUM` or a `SET`: `a`, `b` of `enum('a','b')` (a member with a
+    /// quote or a comma in it is split, which only makes a change look narrower).
+    private static func members(_ type: String) -> Set<String> {
+        guard let open = type.firstIndex(of: "("), let close = type.lastIndex(of: ")"), open < close else { return [] }
+        return Set(
+            type[type.index(after: open)..<close].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+    }
 
     /// The numbers within a type's parentheses: `[10, 4]` of `numeric(10,4)`.
     private static func numbers(_ type: String) -> [Int] {

@@ -387,6 +387,19 @@ public enum Exporter {
             from: first, to: span.last, max: max)
         let empty = ranges.isEmpty
         if empty { ranges = [(span.after + 1)...span.last] }
+        // A SQLite or MariaDB origin's transaction may go on across the cut, as in its own
+        // export (found from outside: said there, not here).
+        if ranges.count > 1,
+            try ctx.db.scalar(
+                "SELECT count(*) FROM ds_change_inbox WHERE id >= ? AND id <= ? AND source_id = 0 AND \(Self.notSnapshot)",
+                [.integer(first), .integer(span.last)]
+            ).asInt64 ?? 0 > 0
+        {
+            ctx.reporter.notice(
+                "these relayed changes go into \(ranges.count) bundles, cut where a transaction of a SQLite or MariaDB origin "
+                    + "may go on (they record no transaction ids): deliver the files together, "
+                    + "or a peer that ingests only some of them applies part of a transaction until the rest arrive")
+        }
         var out: [ExportedBundle] = []
         var after = span.after
         for (i, r) in ranges.enumerated() {

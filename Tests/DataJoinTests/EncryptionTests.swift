@@ -98,7 +98,7 @@ final class EncryptionTests: ScenarioTestCase {
 
     /// A re-send encrypted to one peer never replaces a file of the same name that another
     /// peer may still need to read (found from outside: b's file became c's, and b never missed
-    /// it); encrypted to both, or plain, it may.
+    /// it); encrypted to both, it may, and plain, it may not (its changes would be in the clear).
     func testAResendNeverTakesAFileFromAPeerThatHasNotReadIt() throws {
         let a = try TestNode("a", .sqlite, folder: folder)
         let b = try TestNode("b", .sqlite, folder: folder)

@@ -1161,6 +1161,10 @@ final class ReliabilityTests: ScenarioTestCase {
             ("enum('a','b')", "enum('a','b','c')", maria, false),
             ("enum('a','b','c')", "enum('a','b')", maria, true), ("set('x','y','z')", "set('x','y')", maria, true),
             ("set('x','y')", "set('x','y','z')", maria, false), ("enum('a','b')", "enum('b','a')", maria, false),
+            ("enum('A','B')", "enum('a','b')", maria, true), ("enum('a, b')", "enum('a,b')", maria, true),
+            ("enum('x,y','z')", "enum('x,w','v,y','z')", maria, true),
+            ("enum('a)b','c')", "enum('a)b','c','d')", maria, false),
+            ("enum('it''s','b')", "enum('it''s','b','c')", maria, false), ("enum('it''s')", "enum('its')", maria, true),
             ("blob", "longblob", maria, false), ("longblob", "blob", maria, true),
             ("VARCHAR(20)", "varchar(20)", maria, false),
         ]

@@ -134,7 +134,14 @@ public struct CaptureDrift: Sendable, Equatable {
     /// smaller one or changes its sign (MariaDB without strict mode clamps values to it; found
     /// from outside); its `(n)` is MariaDB's display width, which changes no value.
     static func narrows(from was: ColumnInfo, to now: ColumnInfo, clampsIntegers: Bool = true) -> Bool {
-        guard was.kind == now.kind, was.type.lowered != now.type.lowered else { return false }
+        guard was.kind == now.kind else { return false }
+        // A member taken out of an `ENUM` or a `SET`, or renamed in its case only, empties or
+        // cuts the values that held it (MariaDB without strict mode; found from outside).
+        let kind = { (t: TypeName) in t.lowered.prefix { $0 != "(" }.trimmingCharacters(in: .whitespaces) }
+        if ["enum", "set"].contains(kind(was.type)), kind(was.type) == kind(now.type) {
+            return !members(was.dataType).isSubset(of: members(now.dataType))
+        }
+        guard was.type.lowered != now.type.lowered else { return false }
         // A PostgreSQL type outside the search path is named with its schema (`public.mood`).
         var old = was.type.withoutParentheses.lowercased()
         let base = now.type.withoutParentheses.lowercased()
@@ -151,9 +158,6 @@ public struct CaptureDrift: Sendable, Equatable {
             return to < from || (isUnsigned && !wasUnsigned) || (wasUnsigned && !isUnsigned && to <= from)
         }
         guard old == base else { return !(widenings[old] ?? []).contains(base) }
-        // A member taken out of an `ENUM` or a `SET` empties or cuts the values that held it
-        // (MariaDB without strict mode; found from outside).
-        if base == "enum" || base == "set" { return !members(was.type.lowered).isSubset(of: members(now.type.lowered)) }
         let from = numbers(was.type.lowered), to = numbers(now.type.lowered)
         // No number is a time type's default precision: PostgreSQL's (which names the zone,
         // `timestamp without time zone`) is 6, MariaDB's 0.
@@ -175,12 +179,35 @@ public struct CaptureDrift: Sendable, Equatable {
         "varbinary": ["blob", "mediumblob", "longblob"],
     ]
 
-    /// The quoted members of an `ENUM` or a `SET`: `a`, `b` of `enum('a','b')` (a member with a
-    /// quote or a comma in it is split, which only makes a change look narrower).
+    /// The quoted members of an `ENUM` or a `SET` as declared (case kept): `a`, `b` of
+    /// `enum('a','b')`; `''` is a quote within one, and a comma or a parenthesis within one is
+    /// part of it.
     private static func members(_ type: String) -> Set<String> {
-        guard let open = type.firstIndex(of: "("), let close = type.lastIndex(of: ")"), open < close else { return [] }
-        return Set(
-            type[type.index(after: open)..<close].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        var out: Set<String> = [], member = "", inside = false
+        var chars = type.drop { $0 != "(" }.makeIterator()
+        while let c = chars.next() {
+            if inside {
+                if c != "'" {
+                    member.append(c)
+                    continue
+                }
+                // `''` is a quote within the member; one alone ends it.
+                guard let next = chars.next() else { break }
+                if next == "'" {
+                    member.append("'")
+                    continue
+                }
+                out.insert(member)
+                member = ""
+                inside = false
+                if next == ")" { break }
+            } else if c == "'" {
+                inside = true
+            } else if c == ")" {
+                break
+            }
+        }
+        return out
     }
 
     /// The numbers within a type's parentheses: `[10, 4]` of `numeric(10,4)`.

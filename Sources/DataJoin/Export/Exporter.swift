@@ -389,12 +389,7 @@ public enum Exporter {
         if empty { ranges = [(span.after + 1)...span.last] }
         // A SQLite or MariaDB origin's transaction may go on across the cut, as in its own
         // export (found from outside: said there, not here).
-        if ranges.count > 1,
-            try ctx.db.scalar(
-                "SELECT count(*) FROM ds_change_inbox WHERE id >= ? AND id <= ? AND source_id = 0 AND \(Self.notSnapshot)",
-                [.integer(first), .integer(span.last)]
-            ).asInt64 ?? 0 > 0
-        {
+        if try Self.cutsWithoutTransactionIds(ctx.db, ranges) {
             ctx.reporter.notice(
                 "these relayed changes go into \(ranges.count) bundles, cut where a transaction of a SQLite or MariaDB origin "
                     + "may go on (they record no transaction ids): deliver the files together, "
@@ -512,6 +507,22 @@ public enum Exporter {
         ctx.reporter.verbose("wrote \(result.path) (\(count) changes, \(result.bytes) bytes)")
         return ExportedBundle(
             path: result.path, first: first, last: last, changes: count, bytes: result.bytes, sha256: result.sha256)
+    }
+
+    /// True when a cut between two of `ranges` falls between two changes of one SQLite or
+    /// MariaDB origin (no transaction id), where a transaction may go on; two lookups per cut.
+    static func cutsWithoutTransactionIds(_ db: Database, _ ranges: [ClosedRange<Int64>]) throws -> Bool {
+        for (before, after) in zip(ranges, ranges.dropFirst()) {
+            let rows = try db.rows(
+                "SELECT origin, origin_epoch, source_id FROM ds_change_inbox WHERE id = ? OR id = ?",
+                [.integer(before.upperBound), .integer(after.lowerBound)])
+            if rows.count == 2, rows.allSatisfy({ $0.int(2) == 0 }), rows[0].string(0) == rows[1].string(0),
+                rows[0].string(1) == rows[1].string(1)
+            {
+                return true
+            }
+        }
+        return false
     }
 
     /// Cuts [from, to] into ranges of at most `max` rows and about `Tuning.bundleTargetBytes`

@@ -94,38 +94,42 @@ final class CLITests: XCTestCase {
     /// relay was cut anywhere by --max-changes).
     func testARelayKeepsAPostgresTransactionInOneFile() throws {
         let a = try TestNode("rtx-a", .postgres, folder: folder)
+        let s = try TestNode("rtx-s", .sqlite, folder: folder)
         let hub = try TestNode("rtx-hub", .sqlite, folder: folder)
         let leaf = try TestNode("rtx-leaf", .sqlite, folder: folder)
-        try trustAll([a, hub, leaf])
-        try a.exec("INSERT INTO sales_order (order_id) VALUES ('t0'), ('t1'), ('t2')")
-        try a.exec("INSERT INTO sales_order (order_id) VALUES ('u0'), ('u1'), ('u2')")
-        let drop = try TestDatabases.subfolder(folder, "rtx-drop")
-        try CLI.ok(["export", "--db", a.url, "--to", drop.path, "-q"])
-        try CLI.ok(["ingest", "--db", hub.url, drop.path, "-q"])
-        let relay = try TestDatabases.subfolder(folder, "rtx-relay")
-        let quiet = try CLI.ok(["export", "--db", hub.url, "--to", relay.path, "--relay", "--max-changes", "2", "-q"])
-        XCTAssertEqual(quiet.stderr, "", "no transaction of a PostgreSQL origin is cut")
-        let files = try FileManager.default.contentsOfDirectory(atPath: relay.path).sorted()
-        XCTAssertEqual(files.count, 2, "two transactions of 3, never cut: \(files)")
+        try trustAll([a, s, hub, leaf])
+        // The origin's statements through the hub, relayed with --max-changes 2.
+        func relayed(_ origin: TestNode, _ statements: [String]) throws -> (
+            stderr: String, folder: URL, files: [String]
+        ) {
+            for sql in statements { try origin.exec(sql) }
+            let drop = try TestDatabases.subfolder(folder, "rtx-\(origin.name)")
+            try CLI.ok(["export", "--db", origin.url, "--to", drop.path, "-q"])
+            try CLI.ok(["ingest", "--db", hub.url, drop.path, "-q"])
+            let out = try TestDatabases.subfolder(folder, "rtx-\(origin.name)-relay")
+            let r = try CLI.ok(["export", "--db", hub.url, "--to", out.path, "--relay", "--max-changes", "2", "-q"])
+            return (r.stderr, out, try FileManager.default.contentsOfDirectory(atPath: out.path).sorted())
+        }
+        let pg = try relayed(
+            a,
+            [
+                "INSERT INTO sales_order (order_id) VALUES ('t0'), ('t1'), ('t2')",
+                "INSERT INTO sales_order (order_id) VALUES ('u0'), ('u1'), ('u2')",
+            ])
+        XCTAssertEqual(pg.stderr, "", "no transaction of a PostgreSQL origin is cut")
+        XCTAssertEqual(pg.files.count, 2, "two transactions of 3, never cut: \(pg.files)")
         // Each file alone gives the leaf whole transactions.
-        try CLI.ok(["ingest", "--db", leaf.url, relay.appendingPathComponent(files[0]).path, "-q"])
+        try CLI.ok(["ingest", "--db", leaf.url, pg.folder.appendingPathComponent(pg.files[0]).path, "-q"])
         XCTAssertEqual(try leaf.db.scalar("SELECT count(*) FROM sales_order"), .integer(3))
-        try CLI.ok(["ingest", "--db", leaf.url, relay.path, "-q"])
+        try CLI.ok(["ingest", "--db", leaf.url, pg.folder.path, "-q"])
         XCTAssertEqual(try leaf.rows(), try a.rows())
         // A SQLite origin's cut relay says so, as its own export does.
-        let s = try TestNode("rtx-s", .sqlite, folder: folder)
-        try trustAll([s, hub, leaf])
-        try s.exec("INSERT INTO sales_order (order_id) VALUES ('s0'), ('s1'), ('s2')")
-        let sDrop = try TestDatabases.subfolder(folder, "rtx-s")
-        try CLI.ok(["export", "--db", s.url, "--to", sDrop.path, "-q"])
-        try CLI.ok(["ingest", "--db", hub.url, sDrop.path, "-q"])
-        let sRelay = try TestDatabases.subfolder(folder, "rtx-s-relay")
-        let r = try CLI.ok(["export", "--db", hub.url, "--to", sRelay.path, "--relay", "--max-changes", "2", "-q"])
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: sRelay.path).count, 2)
+        let lite = try relayed(s, ["INSERT INTO sales_order (order_id) VALUES ('s0'), ('s1'), ('s2')"])
+        XCTAssertEqual(lite.files.count, 2)
         XCTAssertTrue(
-            r.stderr.hasPrefix(
+            lite.stderr.hasPrefix(
                 "datajoin: warning: these relayed changes go into 2 bundles, cut where a transaction of a SQLite"),
-            r.stderr)
+            lite.stderr)
     }
 
     /// `watch -v` names each bundle it loads and writes, as -v says (found from outside: it

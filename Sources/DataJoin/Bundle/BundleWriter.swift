@@ -249,13 +249,12 @@ final class BundleWriter {
     /// loses nothing it may still read.
     static func refuseNarrowing(_ path: String, to recipients: [Recipient], peers: Set<String>) throws {
         guard FileManager.default.fileExists(atPath: path) else { return }
+        let old = (try? EncryptedBundleFile(path: path)).map { Set($0.header.recipients.map(\.node)) }
         // Nor is an encrypted one replaced by a plain one: a `--resend` without `--encrypt` put
         // changes that had left encrypted in the clear, in the same place (found from outside).
         if recipients.isEmpty {
             guard EncryptedFormat.isEncrypted(path: path) else { return }
-            let readers = (try? EncryptedBundleFile(path: path)).map {
-                " to " + $0.header.recipients.map(\.node).sorted().joined(separator: ", ")
-            }
+            let readers = old.map { " to " + $0.sorted().joined(separator: ", ") }
             throw DataJoinError(
                 .usage,
                 "\(path) is already there, encrypted\(readers ?? ""); a plain one in its place would put its changes in the clear, "
@@ -263,7 +262,6 @@ final class BundleWriter {
             )
         }
         let new = Set(recipients.map(\.node))
-        let old = (try? EncryptedBundleFile(path: path)).map { Set($0.header.recipients.map(\.node)) }
         let lost = (old ?? peers).subtracting(new).intersection(peers)
         if lost.isEmpty { return }
         let readers = old.map { "encrypted to " + $0.sorted().joined(separator: ", ") } ?? "readable by every peer"

@@ -64,13 +64,17 @@ final class GzipWriter {
         }
     }
 
-    static func writeAll(fd: Int32, _ buf: [UInt8], count: Int) throws {
+    /// Writes all of it, again after a signal; `failure` says what could not be written (errno set).
+    static func writeAll(
+        fd: Int32, _ buf: [UInt8], count: Int,
+        failure: () -> DataJoinError = { .io("cannot write bundle: \(String(cString: strerror(errno)))") }
+    ) throws {
         var offset = 0
         while offset < count {
             let n = buf.withUnsafeBytes { Foundation.write(fd, $0.baseAddress! + offset, count - offset) }
             if n < 0 {
                 if errno == EINTR { continue }
-                throw DataJoinError.io("cannot write bundle: \(String(cString: strerror(errno)))")
+                throw failure()
             }
             offset += n
         }

@@ -137,8 +137,9 @@ public struct CaptureDrift: Sendable, Equatable {
         guard was.kind == now.kind else { return false }
         // A member taken out of an `ENUM` or a `SET`, or renamed in its case only, empties or
         // cuts the values that held it (MariaDB without strict mode; found from outside).
-        let kind = { (t: TypeName) in t.lowered.prefix { $0 != "(" }.trimmingCharacters(in: .whitespaces) }
-        if ["enum", "set"].contains(kind(was.type)), kind(was.type) == kind(now.type) {
+        if ["enum", "set"].contains(was.type.beforeParenthesis),
+            was.type.beforeParenthesis == now.type.beforeParenthesis
+        {
             return !members(was.dataType).isSubset(of: members(now.dataType))
         }
         guard was.type.lowered != now.type.lowered else { return false }
@@ -146,9 +147,6 @@ public struct CaptureDrift: Sendable, Equatable {
         var old = was.type.withoutParentheses.lowercased()
         let base = now.type.withoutParentheses.lowercased()
         if old.hasSuffix("." + base) || base.hasSuffix("." + old) { old = base }
-        let ranks: [Substring: Int] = [
-            "tinyint": 1, "smallint": 2, "mediumint": 3, "int": 4, "integer": 4, "bigint": 5,
-        ]
         if let from = ranks[old.split(separator: " ").first ?? ""] {
             // Another kind of type of the same value kind (MariaDB's `BIT`): it may not hold it.
             guard let to = ranks[base.split(separator: " ").first ?? ""] else { return true }
@@ -166,6 +164,11 @@ public struct CaptureDrift: Sendable, Equatable {
         if from.isEmpty || to.isEmpty { return from.isEmpty && !to.isEmpty }
         return zip(from, to).contains { $1 < $0 } || to.count < from.count
     }
+
+    /// Integer types by size: a smaller rank holds fewer values.
+    private static let ranks: [Substring: Int] = [
+        "tinyint": 1, "smallint": 2, "mediumint": 3, "int": 4, "integer": 4, "bigint": 5,
+    ]
 
     /// Other types that hold every value of a type with the same text (PostgreSQL's and
     /// MariaDB's names, parentheses taken out).

@@ -217,9 +217,9 @@ public enum Exporter {
         // outside: documented only).
         if ranges.count > 1, !db.dialect.recordsSourceTransactions {
             ctx.reporter.notice(
-                "these \(total ?? 0) changes go into \(ranges.count) bundles, cut where a transaction may go on "
-                    + "(SQLite and MariaDB record no transaction ids): deliver the files together, "
-                    + "or a peer that ingests only some of them applies part of a transaction until the rest arrive")
+                Self.cutNotice(
+                    "these \(total ?? 0) changes go into \(ranges.count) bundles, cut where a transaction may go on "
+                        + "(SQLite and MariaDB record no transaction ids)"))
         }
         while !ranges.isEmpty {
             let r = ranges.removeFirst()
@@ -391,9 +391,9 @@ public enum Exporter {
         // export (found from outside: said there, not here).
         if try Self.cutsWithoutTransactionIds(ctx.db, ranges) {
             ctx.reporter.notice(
-                "these relayed changes go into \(ranges.count) bundles, cut where a transaction of a SQLite or MariaDB origin "
-                    + "may go on (they record no transaction ids): deliver the files together, "
-                    + "or a peer that ingests only some of them applies part of a transaction until the rest arrive")
+                Self.cutNotice(
+                    "these relayed changes go into \(ranges.count) bundles, cut where a transaction of a SQLite or MariaDB origin "
+                        + "may go on (they record no transaction ids)"))
         }
         var out: [ExportedBundle] = []
         var after = span.after
@@ -507,6 +507,12 @@ public enum Exporter {
         ctx.reporter.verbose("wrote \(result.path) (\(count) changes, \(result.bytes) bytes)")
         return ExportedBundle(
             path: result.path, first: first, last: last, changes: count, bytes: result.bytes, sha256: result.sha256)
+    }
+
+    /// What an export or a relay cut where a transaction may go on says, after what it cut.
+    static func cutNotice(_ what: String) -> String {
+        what + ": deliver the files together, "
+            + "or a peer that ingests only some of them applies part of a transaction until the rest arrive"
     }
 
     /// True when a cut between two of `ranges` falls between two changes of one SQLite or

@@ -44,9 +44,6 @@ public enum Snapshotter {
         removeStaleSpools(spoolFolder, node: me.nodeId)
 
         var spool: Spool!
-        let spoolNote =
-            recipients.isEmpty
-            ? "" : "; an encrypted snapshot spools in the temporary folder: set TMPDIR to a folder with room"
         var receipts: [Receipt] = []
         var span: RelaySpan?
         /// Reads everything, all local writes stamped: the rows and their versions agree.
@@ -54,7 +51,7 @@ public enum Snapshotter {
             me = try NodeIdentity.load(db)
             receipts = try Holdings.receipts(db, me: me, all: true)
             span = try RelayStream.snapshotSpan(db)
-            spool = try Spool(path: spoolPath, note: spoolNote)
+            spool = try Spool(path: spoolPath, inTemporaryFolder: !recipients.isEmpty)
             try readState(db, tables: tables, me: me, snapshotEpoch: snapshotEpoch, spool: spool, reporter: reporter)
             try spool.close()
         }
@@ -242,17 +239,17 @@ final class Spool {
     }
     private var fd: Int32
     private let path: String
-    /// Said with a failure: where an encrypted snapshot's spool is.
-    private let note: String
+    /// An encrypted snapshot's spool, in TMPDIR: its failures say so.
+    private let inTemporaryFolder: Bool
     private var buffer = ByteWriter()
     private(set) var origins: [OriginKey: (first: Int64, last: Int64, count: Int64)] = [:]
     private(set) var count: Int64 = 0
     private var seqs: [OriginKey: Int64] = [:]
 
-    init(path: String, note: String = "") throws {
+    init(path: String, inTemporaryFolder: Bool = false) throws {
         unlink(path)
         self.path = path
-        self.note = note
+        self.inTemporaryFolder = inTemporaryFolder
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
         guard fd >= 0 else {
             // A TMPDIR that does not exist is a missing folder (66), as a missing --to is.
@@ -260,9 +257,9 @@ final class Spool {
                 throw DataJoinError(
                     .noInput,
                     "cannot write \(path): no such folder"
-                        + (note.isEmpty
-                            ? ""
-                            : "; an encrypted snapshot spools in the temporary folder: set TMPDIR to one that exists"))
+                        + (inTemporaryFolder
+                            ? "; an encrypted snapshot spools in the temporary folder: set TMPDIR to one that exists"
+                            : ""))
             }
             throw DataJoinError.io("cannot write \(path): \(String(cString: strerror(errno)))")
         }
@@ -302,22 +299,17 @@ final class Spool {
     /// A full disk is one line naming the spool, not Foundation's error object (found from
     /// outside: "Error Domain=NSCocoaErrorDomain Code=640 …").
     private func flush() throws {
-        try buffer.bytes.withUnsafeBytes { raw in
-            var done = 0
-            while done < raw.count {
-                let n = write(fd, raw.baseAddress! + done, raw.count - done)
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { throw failed() }
-                done += n
-            }
-        }
+        try GzipWriter.writeAll(fd: fd, buffer.bytes, count: buffer.bytes.count, failure: failed)
         buffer.bytes.removeAll(keepingCapacity: true)
     }
 
     private func failed() -> DataJoinError {
         DataJoinError.io(
             "cannot write the snapshot's spool \(path): \(String(cString: strerror(errno))) "
-                + "(it needs several times the snapshot's size free while it is written\(note))")
+                + "(it needs several times the snapshot's size free while it is written"
+                + (inTemporaryFolder
+                    ? "; an encrypted snapshot spools in the temporary folder: set TMPDIR to a folder with room)" : ")")
+        )
     }
 
     func close() throws {

@@ -110,9 +110,8 @@ public final class Watcher {
         let bundles = ingest.files.filter { if case .loaded = $0.status { return true } else { return false } }.count
         parts.append("loaded \(loaded) change(s) from \(bundles) bundle(s)")
         // -v names each bundle, as it does on every other command (found from outside: nothing).
-        var left: Set<String> = []
-        defer { if options.logIdleCycles { saidLeft = left } }
         if options.logIdleCycles {
+            var left: Set<String> = []
             for f in ingest.files {
                 switch f.status {
                 case .loaded(let n, _): log("cycle \(cycle): loaded \(f.path) (\(n) change(s))")
@@ -123,6 +122,7 @@ public final class Watcher {
                 default: break
                 }
             }
+            saidLeft = left
         }
         // Each refused file by name and reason: the log is all a watch leaves to read.
         let refused = ingest.files.compactMap { f -> String? in

@@ -26,7 +26,7 @@ public enum BundleEncryption {
     }
 
     static func noteEncryptedReceived(_ db: Database) throws {
-        if (try Settings.int(db, receivedSetting, range: 0...1) ?? 0) == 0 { try Settings.set(db, receivedSetting, 1) }
+        if try !receivedEncrypted(db) { try Settings.set(db, receivedSetting, 1) }
     }
 
     /// True when the node has received encrypted bundles, so encrypts everything it writes.

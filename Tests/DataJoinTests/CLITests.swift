@@ -90,6 +90,41 @@ final class CLITests: XCTestCase {
         }
     }
 
+    /// `--max-changes 3` against transactions of 2, 3, 4 and 9 changes, own and relayed, for
+    /// each brand of origin: a PostgreSQL transaction is never cut (one larger than the maximum
+    /// goes alone), a SQLite or MariaDB one is cut every 3 and said so, and every row arrives.
+    func testCutsAroundTheMaximumChangesPerBundle() throws {
+        for brand in TestDatabases.availableBrands {
+            let origin = try TestNode("max-\(brand)", brand, folder: folder)
+            let hub = try TestNode("max-hub-\(brand)", .sqlite, folder: folder)
+            let leaf = try TestNode("max-leaf-\(brand)", .sqlite, folder: folder)
+            try trustAll([origin, hub, leaf])
+            var rows = 0
+            for size in [2, 3, 4, 9] {
+                let values = (0..<size).map { "('\(brand)-\(size)-\($0)')" }.joined(separator: ", ")
+                try origin.exec("INSERT INTO sales_order (order_id) VALUES \(values)")
+                rows += size
+                let expected = brand == .postgres ? 1 : (size + 2) / 3
+                for (from, args) in [(origin, [String]()), (hub, ["--relay"])] {
+                    let out = try TestDatabases.subfolder(folder, "max-\(brand)-\(size)-\(from.name)")
+                    let r = try CLI.ok(
+                        ["export", "--db", from.url, "--to", out.path, "--max-changes", "3", "-q"] + args)
+                    let files = try FileManager.default.contentsOfDirectory(atPath: out.path)
+                    XCTAssertEqual(files.count, expected, "\(brand) \(size) \(from.name)")
+                    XCTAssertEqual(
+                        r.stderr.contains("deliver the files together"), expected > 1, "\(brand) \(size): \(r.stderr)")
+                    try CLI.ok(["ingest", "--db", (from === origin ? hub : leaf).url, out.path, "-q"])
+                }
+                for n in [hub, leaf] {
+                    XCTAssertEqual(
+                        try n.db.scalar("SELECT count(*) FROM sales_order"), .integer(Int64(rows)), "\(brand) \(size)")
+                }
+            }
+            for n in [origin, hub, leaf] { try CLI.ok(["check", "--db", n.url, "-q"]) }
+            XCTAssertEqual(try leaf.rows(), try origin.rows())
+        }
+    }
+
     /// A PostgreSQL origin's transaction stays in one relay file too (found in review: a hub's
     /// relay was cut anywhere by --max-changes).
     func testARelayKeepsAPostgresTransactionInOneFile() throws {

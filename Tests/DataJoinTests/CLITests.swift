@@ -87,6 +87,7 @@ final class CLITests: XCTestCase {
             try a.exec("INSERT INTO sales_order (order_id) VALUES ('one')")
             XCTAssertEqual(
                 try CLI.ok(["export", "--db", a.url, "--to", out.path, "--max-changes", "2", "-q"]).stderr, "")
+            try CLI.ok(["check", "--db", a.url, "-q"])
         }
     }
 
@@ -165,6 +166,7 @@ final class CLITests: XCTestCase {
             lite.stderr.hasPrefix(
                 "datajoin: warning: these relayed changes go into 2 bundles, cut where a transaction of a SQLite"),
             lite.stderr)
+        for n in [a, s, hub, leaf] { try CLI.ok(["check", "--db", n.url, "-q"]) }
     }
 
     /// `watch -v` names each bundle it loads and writes, as -v says (found from outside: it
@@ -204,6 +206,7 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(left.status, 0, left.stderr)
         XCTAssertEqual(left.stdout.components(separatedBy: ": left ").count, 2, left.stdout)
         XCTAssertTrue(left.stdout.contains("encrypted to wv3"), left.stdout)
+        for n in [a, b, c] { try CLI.ok(["check", "--db", n.url, "-q"]) }
     }
 
     /// A file name with a line break is printed on one line on stdout too, as on stderr: it

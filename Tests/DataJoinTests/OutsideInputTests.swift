@@ -462,7 +462,7 @@ final class OutsideInputTests: ScenarioTestCase {
     ) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         defer { close(fd) }
-        let gz = try GzipWriter(fd: fd)
+        let gz = try GzipWriter(fd: fd) { .io("cannot write \(path)") }
         var w = ByteWriter()
         w.bytes += BundleFormat.magic
         w.byte(BundleFormat.major)

@@ -59,14 +59,18 @@ final class BundleWriter {
         guard fd >= 0 else {
             throw DataJoinError.io("cannot write to \(folder): \(String(cString: strerror(errno)))")
         }
+        // A full disk names the file and its folder, not only the system's words.
+        let failure = {
+            DataJoinError.io("cannot write bundle \(fileName) into \(folder): \(String(cString: strerror(errno)))")
+        }
         do {
             if recipients.isEmpty {
                 encrypting = nil
-                gzip = try GzipWriter(fd: fd)
+                gzip = try GzipWriter(fd: fd, failure: failure)
             } else {
                 let sink = try EncryptingSink(
                     fd: fd, sender: header.sender, senderEpoch: header.senderEpoch, createdAt: header.createdAt,
-                    signingKey: signingKey, recipients: recipients)
+                    signingKey: signingKey, recipients: recipients, failure: failure)
                 encrypting = sink
                 gzip = try GzipWriter { buf, n in try sink.write(buf[0..<n]) }
             }

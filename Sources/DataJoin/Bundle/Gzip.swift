@@ -9,8 +9,11 @@ final class GzipWriter {
     private var out = [UInt8](repeating: 0, count: 256 * 1024)
     private(set) var compressedBytes = 0
 
-    convenience init(fd: Int32, level: Int32 = 6) throws {
-        try self.init(level: level) { buf, count in try GzipWriter.writeAll(fd: fd, buf, count: count) }
+    /// `failure`: what could not be written, named for the operator (errno set).
+    convenience init(fd: Int32, level: Int32 = 6, failure: @escaping () -> DataJoinError) throws {
+        try self.init(level: level) { buf, count in
+            try GzipWriter.writeAll(fd: fd, buf, count: count, failure: failure)
+        }
     }
 
     /// `sink` receives each compressed chunk: the first `count` bytes of the buffer.
@@ -67,7 +70,7 @@ final class GzipWriter {
     /// Writes all of it, again after a signal; `failure` says what could not be written (errno set).
     static func writeAll(
         fd: Int32, _ buf: [UInt8], count: Int,
-        failure: () -> DataJoinError = { .io("cannot write bundle: \(String(cString: strerror(errno)))") }
+        failure: () -> DataJoinError
     ) throws {
         var offset = 0
         while offset < count {

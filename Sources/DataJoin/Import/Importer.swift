@@ -25,6 +25,9 @@ public struct ImportReport: Sendable, Equatable {
     var settledFromHold = 0
     public init() {}
 
+    /// Nothing applied, found unchanged, held or released, and nothing held from before.
+    public var isEmpty: Bool { applied == 0 && unchanged == 0 && held == 0 && released == 0 && stillHeld == 0 }
+
     mutating func count(_ c: Change) {
         let op = c.op == .insert ? "insert" : c.op == .update ? "update" : "delete"
         perTable[c.table, default: [:]][op, default: 0] += 1

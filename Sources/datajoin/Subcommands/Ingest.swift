@@ -55,7 +55,9 @@ struct Ingest: ParsableCommand {
             }
             if report.files.isEmpty && !output.quiet { print("no bundle files found") }
             for n in report.notices + report.gaps { Console.warn(n) }
-            if let r = report.imported {
+            // Every file refused and nothing earlier to apply: the refusals are the whole story,
+            // not a line of zeros before them.
+            if let r = report.imported, report.allRefused == nil || !r.isEmpty {
                 // A dry run says what it would hold as the real run would (found from outside).
                 if !dryRun {
                     ImportSummary.show(r, quiet: output.quiet)

@@ -56,7 +56,7 @@ struct BundleCrafter {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         defer { unlink(path) }
         do {
-            let w = try GzipWriter(fd: fd)
+            let w = try GzipWriter(fd: fd) { .io("cannot write \(path)") }
             try w.write(bytes)
             try w.finish()
         }

@@ -6,6 +6,7 @@ import Foundation
 /// the next byte is known to exist, so the last one is always the one flagged last.
 final class EncryptingSink {
     private let fd: Int32
+    private let failure: () -> DataJoinError
     private let payloadKey: SymmetricKey
     private let signingKey: Curve25519.Signing.PrivateKey
     private var hasher = SHA256()
@@ -14,13 +15,15 @@ final class EncryptingSink {
     private(set) var writtenBytes = 0
     private let headerDigest: [UInt8]
 
-    /// Writes the outer header at once: `recipients` each get the new file key.
+    /// Writes the outer header at once: `recipients` each get the new file key. `failure` names
+    /// what could not be written (errno set).
     init(
         fd: Int32, sender: String, senderEpoch: String, createdAt: String,
-        signingKey: Curve25519.Signing.PrivateKey, recipients: [Recipient]
+        signingKey: Curve25519.Signing.PrivateKey, recipients: [Recipient], failure: @escaping () -> DataJoinError
     ) throws {
         guard !recipients.isEmpty else { throw DataJoinError(.internalError, "an encrypted bundle needs a recipient") }
         self.fd = fd
+        self.failure = failure
         self.signingKey = signingKey
         let fileKey = SymmetricKey(size: .bits256)
         var nonce = [UInt8](repeating: 0, count: 16)
@@ -56,7 +59,7 @@ final class EncryptingSink {
         buffer = []
         let digest = Array(hasher.finalize())
         let signature = try Array(signingKey.signature(for: digest))
-        try GzipWriter.writeAll(fd: fd, digest + signature, count: 96)
+        try GzipWriter.writeAll(fd: fd, digest + signature, count: 96, failure: failure)
         writtenBytes += 96
     }
 
@@ -72,7 +75,7 @@ final class EncryptingSink {
 
     private func emit(_ bytes: [UInt8]) throws {
         hasher.update(data: bytes)
-        try GzipWriter.writeAll(fd: fd, bytes, count: bytes.count)
+        try GzipWriter.writeAll(fd: fd, bytes, count: bytes.count, failure: failure)
         writtenBytes += bytes.count
     }
 }

@@ -229,20 +229,33 @@ final class NameAndTextTests: ScenarioTestCase {
         try CLI.ok(["untrack", "--db", url, "item"])
     }
 
-    /// SQLite and MariaDB have no search path: each is told its own way (found from outside).
+    /// A table named with another schema: each brand is told its own way (found from outside:
+    /// SQLite and MariaDB were pointed at a search path). Named with its own, it is found.
     func testATableNamedWithItsSchemaIsToldTheWayOfItsBrand() throws {
-        for (brand, cure) in [
-            (Brand.sqlite, "track item (an attached database"), (.mariadb, "use mariadb://…/main and track item"),
+        for (brand, own, cure) in [
+            (Brand.sqlite, "SELECT 'main'", "track item (an attached database"),
+            (.mariadb, "SELECT DATABASE()", "use mariadb://…/other and track item"),
+            (.postgres, "SELECT current_schema()", "search_path%3Dother) and track item"),
         ] {
             let n = try TestNode(
                 "s", brand, folder: folder, table: "CREATE TABLE item (id VARCHAR(20) PRIMARY KEY, v TEXT)", track: [],
                 viaCLI: true)
-            let r = try CLI.run(["track", "--db", n.url, "main.item"])
+            let r = try CLI.run(["track", "--db", n.url, "other.item"])
             XCTAssertEqual(r.status, 1, "\(brand)")
             XCTAssertTrue(r.stderr.contains(cure), r.stderr)
-            XCTAssertFalse(r.stderr.contains("search_path"), r.stderr)
+            XCTAssertEqual(r.stderr.contains("search_path"), brand == .postgres, r.stderr)
             XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+            XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM ds_tracked_table").asInt64, 0)
+            // Named with the connection's own schema, it is the table named without it (found
+            // from outside: refused, with a cure that was already true), for untrack too.
+            guard let schema = try n.db.scalar(own).asString else { return XCTFail("\(brand): no schema") }
+            try CLI.ok(["track", "--db", n.url, "\(schema).item"])
+            XCTAssertEqual(try n.db.scalar("SELECT table_name FROM ds_tracked_table"), .text("item"), "\(brand)")
+            try CLI.ok(["untrack", "--db", n.url, "\(schema).item"])
+            XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM ds_tracked_table").asInt64, 0, "\(brand)")
             try CLI.ok(["track", "--db", n.url, "item"])
+            try n.exec("INSERT INTO item (id, v) VALUES ('r1', 'x')")
+            XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM ds_change_outbox").asInt64, 1, "\(brand)")
             try CLI.ok(["check", "--db", n.url])
         }
     }

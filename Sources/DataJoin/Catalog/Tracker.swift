@@ -33,9 +33,7 @@ public enum Tracker {
         let staleCascades = try db.dialect.cascadeCaptureStale(db, tracked: existing)
         // Check every table first, so a bad name changes nothing.
         for given in names {
-            // The table's own spelling: SQLite finds `ITEMS` as table `items`, and tracking both
-            // spellings installed capture twice (found from outside).
-            let name = try db.dialect.catalogName(db, table: given) ?? given
+            let name = try resolve(db, given)
             if infos.contains(where: { $0.name == name }) { continue }
             if name.hasPrefix("ds_") {
                 throw DataJoinError(.usage, "\(name) is one of DataJoin's own tables and cannot be tracked")
@@ -230,6 +228,7 @@ public enum Tracker {
     public static func untrack(_ db: Database, tables names: [String]) throws -> [String] {
         _ = try NodeIdentity.load(db)
         let existing = try trackedNames(db)
+        let names = try names.map { existing.contains($0) ? $0 : try resolve(db, $0) }
         for name in names where !existing.contains(name) {
             throw DataJoinError(.notTracked, "table \(name) is not tracked")
         }
@@ -242,6 +241,20 @@ public enum Tracker {
             // A parent's cascade triggers no longer name the untracked table.
             return try db.dialect.refreshCascadeCapture(db).map(\.warning)
         }
+    }
+
+    /// The table a name given means, as the catalog spells it: SQLite finds `ITEMS` as table
+    /// `items`, and tracking both spellings installed capture twice (found from outside). Named
+    /// with the connection's own schema (`public.t`, `main.t`, `shop.t` on MariaDB's `shop`), it
+    /// is the same table as `t` (found from outside: refused, with a cure that was already
+    /// true); a table whose own name holds the dot is found first.
+    static func resolve(_ db: Database, _ given: String) throws -> String {
+        if let name = try db.dialect.catalogName(db, table: given) { return name }
+        guard let dot = given.firstIndex(of: "."), try db.dialect.columns(db, of: given).isEmpty,
+            let schema = try db.dialect.currentSchema(db), given[..<dot] == schema
+        else { return given }
+        let table = String(given[given.index(after: dot)...])
+        return try db.dialect.catalogName(db, table: table) ?? table
     }
 
     public static func trackedNames(_ db: Database) throws -> [String] {

@@ -119,6 +119,9 @@ public protocol Dialect: Sendable {
     /// How to track `table` of `schema`, named with it: a table is named as the connection sees
     /// it, one schema per node.
     func schemaCure(schema: Substring, table: Substring) -> String
+    /// The schema whose tables the connection names without one (PostgreSQL's current schema,
+    /// MariaDB's database, SQLite's `main`), nil when there is none.
+    func currentSchema(_ db: Database) throws -> String?
     /// Why `table` is no table whose writes capture can see (a view, a PostgreSQL partitioned
     /// table), or nil.
     func notCapturable(_ db: Database, table: String) throws -> String?

@@ -53,6 +53,8 @@ extension MariaDBDialect {
             + "use mariadb://…/\(schema) and track \(table)"
     }
 
+    public func currentSchema(_ db: Database) throws -> String? { try db.scalar("SELECT DATABASE()").asString }
+
     public func notCapturable(_ db: Database, table: String) throws -> String? {
         let type = try db.scalar(
             "SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND BINARY TABLE_NAME = BINARY ?",

@@ -123,6 +123,8 @@ extension PostgresDialect {
             + "(postgresql://…/db?options=-csearch_path%3D\(schema)) and track \(table)"
     }
 
+    public func currentSchema(_ db: Database) throws -> String? { try db.scalar("SELECT current_schema()").asString }
+
     public func notCapturable(_ db: Database, table: String) throws -> String? {
         guard
             let r = try db.firstRow(

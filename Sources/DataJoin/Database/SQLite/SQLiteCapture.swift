@@ -44,6 +44,8 @@ extension SQLiteDialect {
             + "(an attached database is a node of its own: --db that file)"
     }
 
+    public func currentSchema(_ db: Database) throws -> String? { "main" }
+
     public func notCapturable(_ db: Database, table: String) throws -> String? {
         let type = try db.scalar(
             "SELECT type FROM sqlite_master WHERE name = ? COLLATE NOCASE AND type IN ('table', 'view')", [.text(table)]

@@ -510,6 +510,29 @@ final class CLITests: XCTestCase {
             XCTAssertTrue(r.stderr.contains("password=***"), r.stderr)
             XCTAssertFalse(r.stderr.contains("s3cretpw") || r.stdout.contains("s3cretpw"), r.stderr)
         }
+        // A URL that does not parse, a scheme or an `@` mistyped: refused without the password
+        // (found from outside: printed whole), from --db and DATAJOIN_DB, and what is not the
+        // password stays, to find the typo by.
+        for (typo, kept) in [
+            ("postgresql:/alice:s3cretpw@127.0.0.1:5432/db", "postgresql:/alice:***@127.0.0.1:5432/db"),
+            ("postgresql//alice:s3cretpw@127.0.0.1:5432/db", "postgresql//alice:***@127.0.0.1:5432/db"),
+            ("mysql:alice:s3cretpw@127.0.0.1:3306/db", "mysql:alice:***@127.0.0.1:3306/db"),
+            ("postgresql://alice:s3cretpw127.0.0.1:5432/db", "'postgresql://alice:***'"),
+            ("mariadb://alice:s3cretpw127.0.0.1:3306/db", "'mariadb://alice:***'"),
+            ("postgresql://alice:s3c/cretpw127.0.0.1:5432/db", "'postgresql://alice:***'"),
+            ("postgres:alice:s3cretpw", "'postgres:alice:***'"),
+        ] {
+            for (args, env) in [(["status", "--db", typo], [:]), (["status"], ["DATAJOIN_DB": typo])] {
+                let r = try CLI.run(args, env: env)
+                XCTAssertEqual(r.status, 64, r.stderr)
+                XCTAssertFalse(r.stderr.contains("cretpw") || r.stdout.contains("cretpw"), r.stderr)
+                XCTAssertTrue(r.stderr.contains(kept), r.stderr)
+            }
+        }
+        // A valid URL keeps its host, port and database in full.
+        XCTAssertEqual(
+            DatabaseURL.redactMalformed("postgresql://[::1]:5432/db"), "postgresql://[::1]:5432/db")
+        XCTAssertEqual(DatabaseURL.redactMalformed("postgresql://h:5432/db"), "postgresql://h:5432/db")
     }
 
     /// Found from outside: `-q` kept nothing of what a command was run to print (`trust …

@@ -19,19 +19,22 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
             guard let comps = URLComponents(string: t), comps.host != nil || t.contains("@/") || t.contains("///")
             else {
                 throw DataJoinError(
-                    .badURL, "malformed PostgreSQL URL '\(redact(t))': expected postgresql://user:pass@host:port/dbname"
+                    .badURL,
+                    "malformed PostgreSQL URL '\(redactMalformed(t))': expected postgresql://user:pass@host:port/dbname"
                 )
             }
             if let port = comps.port, !(1...65535).contains(port) {
-                throw DataJoinError(.badURL, "malformed PostgreSQL URL '\(redact(t))': port \(port) is out of range")
+                throw DataJoinError(
+                    .badURL, "malformed PostgreSQL URL '\(redactMalformed(t))': port \(port) is out of range")
             }
             if let why = userinfoProblem(t) {
-                throw DataJoinError(.badURL, "malformed PostgreSQL URL '\(redact(t))': \(why)")
+                throw DataJoinError(.badURL, "malformed PostgreSQL URL '\(redactMalformed(t))': \(why)")
             }
             let db = comps.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
             if db.isEmpty {
                 throw DataJoinError(
-                    .badURL, "malformed PostgreSQL URL '\(redact(t))': no database name after the host (…/dbname)")
+                    .badURL,
+                    "malformed PostgreSQL URL '\(redactMalformed(t))': no database name after the host (…/dbname)")
             }
             // A server that accepts the connection and never answers must not hang every command:
             // 10 s unless the URL or PGCONNECT_TIMEOUT says otherwise (docs/cli.md).
@@ -60,14 +63,14 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
         }
         throw DataJoinError(
             .badURL,
-            "unrecognised database URL '\(redact(t))': use postgresql://user:pass@host:port/db, mariadb://user:pass@host:port/db, sqlite:PATH, or a path ending in .db, .sqlite or .sqlite3"
+            "unrecognised database URL '\(redactMalformed(t))': use postgresql://user:pass@host:port/db, mariadb://user:pass@host:port/db, sqlite:PATH, or a path ending in .db, .sqlite or .sqlite3"
         )
     }
 
     /// `mariadb://user:pass@host:port/db` (or `mysql://`); `?connect_timeout=N` as for PostgreSQL.
     static func parseMariaDB(_ t: String) throws -> DatabaseURL {
         let bad = { (why: String) in
-            DataJoinError(.badURL, "malformed MariaDB URL '\(redact(t))': \(why)")
+            DataJoinError(.badURL, "malformed MariaDB URL '\(redactMalformed(t))': \(why)")
         }
         guard let comps = URLComponents(string: t), let host = comps.host, !host.isEmpty else {
             throw bad("expected mariadb://user:pass@host:port/dbname")
@@ -146,6 +149,43 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
         guard let colon = userinfo.firstIndex(of: ":") else { return redactQuery(text) }
         let redacted = String(text[..<schemeEnd.upperBound]) + String(userinfo[..<colon]) + ":***" + String(rest[at...])
         return redactQuery(redacted)
+    }
+
+    /// `redact`, and more, for text that did not parse as a database URL: a password typed
+    /// after a mistyped scheme (`postgresql:/u:pw@h`, `mysql:u:pw@h`) or without its `@`
+    /// (`postgresql://u:pw127.0.0.1/db`) is masked too (found from outside: printed whole, and
+    /// cron mails what a command prints).
+    public static func redactMalformed(_ text: String) -> String {
+        let t = redact(text)
+        // A scheme as typed: letters, then a colon or slashes or both.
+        var prefixEnd = t.startIndex
+        if let first = t.first, first.isLetter {
+            var i = t.index(after: t.startIndex)
+            while i < t.endIndex, t[i].isLetter || t[i].isNumber || "+.-".contains(t[i]) { i = t.index(after: i) }
+            var j = i
+            if j < t.endIndex, t[j] == ":" { j = t.index(after: j) }
+            var slashes = 0
+            while j < t.endIndex, t[j] == "/", slashes < 2 {
+                j = t.index(after: j)
+                slashes += 1
+            }
+            if j > i { prefixEnd = j }
+        }
+        let prefix = t[..<prefixEnd], rest = t[prefixEnd...]
+        if let at = rest.lastIndex(of: "@") {
+            let userinfo = rest[..<at]
+            guard let colon = userinfo.firstIndex(of: ":") else { return t }
+            return String(prefix + userinfo[..<colon]) + ":***" + String(rest[at...])
+        }
+        // No `@`: after the user's colon, anything but a port may be the password, and where it
+        // ends no one can tell (it may hold a slash): none of the rest is printed.
+        let authority = rest[..<(rest.firstIndex(of: "/") ?? rest.endIndex)]
+        var hostStart = authority.startIndex
+        if authority.first == "[", let close = authority.firstIndex(of: "]") { hostStart = close }
+        guard let colon = authority[hostStart...].firstIndex(of: ":") else { return t }
+        let after = authority[authority.index(after: colon)...]
+        if !after.isEmpty, after.allSatisfy({ $0.isASCII && $0.isNumber }) { return t }
+        return String(prefix + authority[..<colon]) + ":***"
     }
 
     private static func redactQuery(_ text: String) -> String {

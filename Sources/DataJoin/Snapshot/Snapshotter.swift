@@ -22,9 +22,25 @@ public enum Snapshotter {
         let recipients = try BundleEncryption.recipients(db, encrypt: encrypt, only: only)
         var me = try NodeIdentity.load(db)
         let tables = try TableRegistry.load(db)
-        guard !tables.isEmpty else {
+        let tracked = Set(try Tracker.trackedNames(db))
+        guard !tracked.isEmpty else {
             throw DataJoinError(.usage, "no table is tracked in \(db.displayName); run 'datajoin track' first")
         }
+        // An untracked table keeps its registry entry and still applies peers' changes, but its
+        // rows may hold this node's writes since, uncaptured: sent under their old versions they
+        // set a joiner apart for good (found from outside, `check` OK), and left out, the
+        // joiner would skip every change of it that the snapshot's marks cover. A table dropped
+        // here has no rows to give.
+        for name in tables.keys.sorted() where !tracked.contains(name) {
+            guard try !db.dialect.columns(db, of: name).isEmpty else { continue }
+            throw DataJoinError(
+                .usage,
+                "no snapshot written: table \(name) is untracked here, so its rows here may hold writes no peer has, "
+                    + "and a node joining from this snapshot would not get its changes; run 'datajoin track \(name)' "
+                    + "(and 'datajoin track --backfill \(name)' if it was written while untracked), "
+                    + "or take the snapshot on a node that tracks every table it ever tracked")
+        }
+        let rowsOf = tables.filter { tracked.contains($0.key) }
         // A snapshot holds the registered columns: a table altered since `track` would give the
         // joining node its rows without the new columns' values (found from outside: exit 0).
         if let drift = try CaptureDrift.find(db).first {
@@ -52,7 +68,7 @@ public enum Snapshotter {
             receipts = try Holdings.receipts(db, me: me, all: true)
             span = try RelayStream.snapshotSpan(db)
             spool = try Spool(path: spoolPath, inTemporaryFolder: !recipients.isEmpty)
-            try readState(db, tables: tables, me: me, snapshotEpoch: snapshotEpoch, spool: spool, reporter: reporter)
+            try readState(db, tables: rowsOf, me: me, snapshotEpoch: snapshotEpoch, spool: spool, reporter: reporter)
             try spool.close()
         }
         func stampPending() throws {

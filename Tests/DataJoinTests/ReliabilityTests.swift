@@ -529,6 +529,51 @@ final class ReliabilityTests: ScenarioTestCase {
         XCTAssertEqual(try b.rows("item").count, 8)
     }
 
+    /// An export that another export overtakes between its stamping and its reading writes
+    /// only what it stamped: every file's own receipt covers its changes (found from outside:
+    /// two SQLite exports at once wrote files whose receipt was below them, the hub took the
+    /// node for one restored from a backup, and the node started a new epoch and sent its
+    /// whole history again). Both brands.
+    func testAnExportOvertakenByAnotherWritesOnlyWhatItStamped() throws {
+        for brand in TestDatabases.availableBrands {
+            let a = try TestNode("o\(brand)", brand, folder: folder)
+            let b = try TestNode("p\(brand)", .sqlite, folder: folder)
+            try trustAll([a, b])
+            let mine = try dir("overtaken-\(brand)"), theirs = try dir("overtaking-\(brand)")
+            for i in 0..<5 { try a.exec("INSERT INTO sales_order (order_id) VALUES (?)", [.text("first\(i)")]) }
+            let other = try DatabaseOpener.open(a.url)
+            // The other export writes 7 more and stamps them, as far as its own stamping; its
+            // files come after this one's.
+            Exporter.afterStamping = {
+                Exporter.afterStamping = nil
+                for i in 0..<7 { try other.execute("INSERT INTO sales_order (order_id) VALUES (?)", [.text("later\(i)")]) }
+                var me = try NodeIdentity.load(other)
+                let tables = try TableRegistry.load(other)
+                _ = try other.retryingWrite { _ in try Stamper.stampPending(other, me: &me, tables: tables) }
+            }
+            defer { Exporter.afterStamping = nil }
+            let files = try Exporter.export(a.db, ExportOptions(folder: mine.path, maxChanges: 2)).map(\.path)
+            XCTAssertNil(Exporter.afterStamping, "\(brand): the overtaking export did not run")
+            _ = try Exporter.export(other, ExportOptions(folder: theirs.path, maxChanges: 3))
+            var exported: Int64 = 0
+            for path in files + (try FileManager.default.contentsOfDirectory(atPath: theirs.path).map {
+                theirs.appendingPathComponent($0).path
+            }) {
+                let h = try BundleInspector.read(path).header
+                guard let own = h.origins.first(where: { $0.origin == a.name }) else { continue }
+                let receipt = h.receipts.first { $0.origin == a.name }?.seq ?? 0
+                XCTAssertGreaterThanOrEqual(receipt, own.last, "\(brand) \(path): its own receipt is below its changes")
+                if files.contains(path) { exported += own.count }
+            }
+            XCTAssertEqual(exported, 5, "\(brand): the overtaken export wrote more than it stamped")
+            let r = try b.ingest([theirs.path, mine.path])
+            XCTAssertEqual(r.notices, [], "\(brand)")
+            XCTAssertEqual(try b.rows().count, 12, "\(brand)")
+            XCTAssertEqual(try b.db.scalar("SELECT count(DISTINCT origin_epoch) FROM ds_origin_state WHERE origin = ?", [.text(a.name)]).asInt64, 1)
+            for n in [a, b] { try CLI.ok(["check", "--db", n.url]) }
+        }
+    }
+
     // MARK: - Drop folders
 
     func testRescanningAFolderOfIngestedBundlesReadsNoFile() throws {

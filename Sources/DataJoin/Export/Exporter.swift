@@ -52,6 +52,9 @@ public struct ExportedBundle: Sendable {
 /// `datajoin export`: outbox rows past the export pointer into bundle files; with `relay`, inbox
 /// rows past the relay pointer too; with `resend`, what peers have not confirmed.
 public enum Exporter {
+    /// Runs between stamping and reading: a test stamps there as another export would.
+    nonisolated(unsafe) static var afterStamping: (() throws -> Void)?
+
     public static func export(_ db: Database, _ options: ExportOptions, reporter: Reporter = SilentReporter()) throws
         -> [ExportedBundle]
     {
@@ -88,6 +91,7 @@ public enum Exporter {
             try db.refreshStatistics(["ds_change_outbox", "ds_row_version"], after: stamped)
             if stamped < step { break }
         }
+        try afterStamping?()
         removeStaleTemporaries(options.folder, node: me.nodeId)
         // A hold from an earlier run is said again below if it still holds.
         _ = try db.retryingWrite { _ in
@@ -109,7 +113,11 @@ public enum Exporter {
             options.resend
             ? min(pointer, try confirmed(db, me: me, origin: me.nodeId, epoch: me.epoch, peer: options.peer)) : pointer
         do {
-            written += try exportOwn(ctx, after: from, max: options.maxChanges)
+            // Through what this run stamped and its receipts name, not what another export stamped
+            // since: a file whose own receipt is below its changes looks like a node restored
+            // from a backup, and its peers' answer made it start a new epoch and send all its
+            // history again (found from outside: two SQLite exports at once).
+            written += try exportOwn(ctx, after: from, max: options.maxChanges, through: me.nextSeq - 1)
         } catch var held as ExportHeld {
             // A held change stops the export, not this node's receipts: peers would keep every
             // file for it until the cure (found from outside). Best effort: the hold is what the

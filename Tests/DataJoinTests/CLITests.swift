@@ -299,6 +299,12 @@ final class CLITests: XCTestCase {
             "again", .sqlite, folder: try TestDatabases.subfolder(folder, "again-new"), viaCLI: true)
         let word = try CLI.ok(["key", "--db", again.url, "-q"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         try CLI.ok(["trust", "--db", b.url, "--replace", "again", word])
+        // verify and inspect say what ingest would, in its class (found from outside: 77).
+        for command in ["verify", "inspect"] {
+            let v = try CLI.run([command, "--db", b.url, late])
+            XCTAssertEqual(v.status, 65, "\(command): \(v.stderr)")
+            XCTAssertTrue(v.stderr.contains("carries a different key than the one trusted for again"), v.stderr)
+        }
         var r = try CLI.run(["ingest", "--db", b.url, late])
         XCTAssertEqual(r.status, 65, r.stderr)
         XCTAssertTrue(

@@ -89,7 +89,9 @@ final class EncryptionTests: ScenarioTestCase {
         XCTAssertEqual(try b.rows(), try a.rows())
         // verify and inspect: the signature without a key; the content with a recipient's.
         let v = try CLI.ok(["verify", paths[0]])
-        XCTAssertTrue(v.stdout.contains("OK (encrypted to b, signed by a"), v.stdout)
+        XCTAssertTrue(
+            v.stdout.contains(
+                "OK (encrypted to b, signed as a by the key it carries; --db on one of them checks that key"), v.stdout)
         XCTAssertFalse(try CLI.ok(["inspect", paths[0]]).stdout.contains("for b only"))
         XCTAssertTrue(try CLI.ok(["inspect", "--db", b.url, paths[0]]).stdout.contains("for b only"))
         XCTAssertTrue(

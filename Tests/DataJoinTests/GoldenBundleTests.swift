@@ -92,7 +92,8 @@ final class GoldenBundleTests: XCTestCase {
         let sender = lines.first { $0[0] == "sender" }!, recipient = lines.first { $0[0] == "recipient" }!
         XCTAssertEqual(outer.header.recipients[0].recipientKey, Hex.decode(recipient[2]))
         let v = try CLI.ok(["verify", Self.v2File.path])
-        XCTAssertTrue(v.stdout.contains("OK (encrypted to testapp2, signed by testapp1"), v.stdout)
+        XCTAssertTrue(
+            v.stdout.contains("OK (encrypted to testapp2, signed as testapp1 by the key it carries"), v.stdout)
         for brand in TestDatabases.availableBrands {
             let folder = try TestDatabases.tempFolder("golden2")
             let node = try TestNode("testapp2", brand, folder: folder)

@@ -200,6 +200,11 @@ final class OperatorSafetyTests: XCTestCase {
         XCTAssertEqual(ownKey.status, 64)
         XCTAssertTrue(ownKey.stderr.contains("this node's own public key"), ownKey.stderr)
         XCTAssertEqual(try db.scalar("SELECT count(*) FROM ds_trusted_key WHERE node_id = 'c'"), .integer(0))
+        // Its own name revoked, a node refused its own files for good (found from outside).
+        let revokeOwn = try CLI.run(["trust", "--db", path("a.db"), "--revoke", "a"])
+        XCTAssertEqual(revokeOwn.status, 64, revokeOwn.stderr)
+        XCTAssertTrue(revokeOwn.stderr.contains("a node cannot revoke its own key"), revokeOwn.stderr)
+        XCTAssertEqual(try db.scalar("SELECT count(*) FROM ds_trusted_key WHERE revoked_at IS NOT NULL"), .integer(0))
         XCTAssertEqual(
             try db.scalar("SELECT public_key FROM ds_trusted_key WHERE node_id = 'a'"), .text(signing(keyA)),
             "its own key, as init set it")

@@ -349,7 +349,7 @@ final class RelayReceiptTests: ScenarioTestCase {
         ).path
         XCTAssertEqual(
             try CLI.ok(["verify", writerFile]).stdout,
-            "\(writerFile): OK (encrypted to hub, signed by l0; its content needs a recipient's key: --db on one of them)\n"
+            "\(writerFile): OK (encrypted to hub, signed as l0 by the key it carries; --db on one of them checks that key against l0's trusted one and reads its content)\n"
         )
         let shown = try CLI.ok(["inspect", "--db", f.hub.url, writerFile]).stdout
         XCTAssertTrue(shown.contains("changes:   0 (receipts only: what l0 holds"), shown)

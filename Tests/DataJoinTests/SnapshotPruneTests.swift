@@ -322,10 +322,20 @@ final class SnapshotPruneTests: ScenarioTestCase {
         }
         XCTAssertEqual(
             try c.db.scalar("SELECT description FROM sales_order WHERE order_id = 's1'"), .text("uncaptured"))
-        // A table untracked and then dropped here holds nothing to give.
+        // A table untracked and then dropped here holds nothing to give; one that never synced
+        // a change (tracked by mistake) nothing to cover.
         try CLI.ok(["untrack", "--db", a.url, "other"])
         try a.exec("DROP TABLE other")
+        try a.exec("CREATE TABLE mistake (id TEXT PRIMARY KEY NOT NULL)")
+        try CLI.ok(["track", "--db", a.url, "mistake"])
+        try CLI.ok(["untrack", "--db", a.url, "mistake"])
+        try a.exec("INSERT INTO mistake (id) VALUES ('never captured')")
         try CLI.ok(["snapshot", "--db", a.url, "--to", try bundles("untracked-dropped").path, "-q"])
+        // One that captured a change is one that synced, stamped or not.
+        try CLI.ok(["track", "--db", a.url, "mistake"])
+        try a.exec("INSERT INTO mistake (id) VALUES ('captured')")
+        try CLI.ok(["untrack", "--db", a.url, "mistake"])
+        XCTAssertEqual(try CLI.run(["snapshot", "--db", a.url, "--to", refused.path]).status, 64)
         for n in [a, b, c] { try CLI.ok(["check", "--db", n.url]) }
     }
 

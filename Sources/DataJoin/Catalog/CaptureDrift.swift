@@ -250,14 +250,14 @@ public struct CaptureDrift: Sendable, Equatable {
         var what: [String] = []
         if captureLost {
             what.append(
-                "lost its capture triggers (rebuilt or replaced, or its triggers dropped or disabled, since 'datajoin track'): "
+                "lost its capture triggers (rebuilt or replaced, or its triggers dropped or disabled, since 'datajoin track', or a 'datajoin track' that did not finish): "
                     + "its writes are not captured")
         }
         if !triggersMissing.isEmpty {
             let shown = triggersMissing.prefix(5).joined(separator: ", ")
             let more = triggersMissing.count > 5 ? " and \(triggersMissing.count - 5) more" : ""
             what.append(
-                "lost capture trigger(s) \(shown)\(more) (dropped or disabled since 'datajoin track'): "
+                "lost capture trigger(s) \(shown)\(more) (dropped or disabled since 'datajoin track', or a 'datajoin track' that did not finish): "
                     + "the writes they captured are not captured")
         }
         if keyBlockLost {

@@ -99,7 +99,33 @@ public enum Tracker {
         // collation that merges keys), and MariaDB commits each DDL statement, so a refusal after
         // the first table's triggers left that table tracked (found from outside).
         let keyWarningsOf = try Dictionary(uniqueKeysWithValues: infos.map { ($0.name, try keyWarnings(db, $0)) })
-        return try db.retryingWrite { _ in
+        do {
+            return try install(
+                db, infos, existing: existing, registered: registered, refreshed: refreshed,
+                keyWarningsOf: keyWarningsOf,
+                keyBlocks: keyBlocks, triggers: triggers, backfill: backfill)
+        } catch {
+            // MariaDB committed the registry and any trigger made before the failure (a user
+            // without the TRIGGER privilege): a table newly tracked is untracked again, or it
+            // stayed tracked with no capture, and `status` blamed a dropped trigger (found from
+            // outside). Best effort: the failure is what the operator must see.
+            if db.dialect.commitsEachDDL {
+                for info in infos where !existing.contains(info.name) {
+                    try? CaptureTriggers.remove(db, table: info.name)
+                    try? db.retryingWrite { _ in try TableRegistry.remove(db, table: info.name) }
+                }
+            }
+            throw error
+        }
+    }
+
+    /// Writes what `track` checked: the registry, the key blocks, the capture, the backfill.
+    private static func install(
+        _ db: Database, _ infos: [TableInfo], existing: [String], registered: [String: TableInfo],
+        refreshed: [String: CaptureDrift], keyWarningsOf: [String: [String]], keyBlocks: Bool, triggers: Bool,
+        backfill: Bool
+    ) throws -> [Tracked] {
+        try db.retryingWrite { _ in
             var tracked = try infos.map { info in
                 let wasTracked = existing.contains(info.name)
                 let optedOut = try KeyBlocks.optedOut(db, info.name)

@@ -116,6 +116,9 @@ public protocol Dialect: Sendable {
     /// An `ALTER TABLE` to a smaller integer type may clamp values instead of refusing them
     /// (MariaDB without strict mode).
     var clampsIntegersOnAlter: Bool { get }
+    /// Each DDL statement commits the transaction it runs in (MariaDB): a failed `track` must
+    /// undo by hand what it wrote before the failure.
+    var commitsEachDDL: Bool { get }
     /// How to track `table` of `schema`, named with it: a table is named as the connection sees
     /// it, one schema per node.
     func schemaCure(schema: Substring, table: Substring) -> String

@@ -314,13 +314,7 @@ public enum Ingester {
             try integrity()
             throw e
         }
-        guard Array(key.rawRepresentation) == headerKey else {
-            // The cure named: a late file of a node set up again under its name holds changes that
-            // may exist nowhere else, and the refusal said nothing of them (found from outside).
-            throw DataJoinError.bundle(
-                "claims to come from \(sender) but carries a different key than the one trusted for \(sender): forged, or written before \(sender) was set up again with a new key (its changes may exist nowhere else: docs/delivery.md, 'A late bundle of a node set up again')"
-            )
-        }
+        guard Array(key.rawRepresentation) == headerKey else { throw Trust.differentKey(sender) }
         try verify(key)
         return key
     }

@@ -239,16 +239,25 @@ public enum Trust {
 
     /// Why ingest would refuse a bundle of this header on this node for trust, or nil: what
     /// `verify --db` says besides the file's own integrity.
-    public static func refusal(_ db: Database, header: BundleHeader) throws -> String? {
+    /// Why ingest here would refuse a file of this header, in its class: not trusted (77), or
+    /// signed by another key than the sender's trusted one (65, as ingest says it; found from
+    /// outside: `verify --db` exited 77 where ingest exited 65).
+    public static func refusal(_ db: Database, header: BundleHeader) throws -> DataJoinError? {
         switch try key(db, node: header.sender) {
-        case .failure(let e): return e.message
+        case .failure(let e): return e
         case .success(let k):
-            if Array(k.rawRepresentation) != header.publicKey {
-                return
-                    "claims to come from \(header.sender) but carries a different key than the one trusted for \(header.sender) (forged, or \(header.sender) has a new key: see 'datajoin trust --replace')"
-            }
+            if Array(k.rawRepresentation) != header.publicKey { return differentKey(header.sender) }
             return nil
         }
+    }
+
+    /// The refusal of a file whose sender is trusted with another key.
+    static func differentKey(_ sender: String) -> DataJoinError {
+        // The cure named: a late file of a node set up again under its name holds changes that
+        // may exist nowhere else, and the refusal said nothing of them (found from outside).
+        DataJoinError.bundle(
+            "claims to come from \(sender) but carries a different key than the one trusted for \(sender): forged, or written before \(sender) was set up again with a new key (its changes may exist nowhere else: docs/delivery.md, 'A late bundle of a node set up again')"
+        )
     }
 
     /// A short fingerprint of a public key, as ssh shows one: SHA256 in base64, 16 characters.
@@ -257,7 +266,15 @@ public enum Trust {
     }
 
     public static func revoke(_ db: Database, node: String) throws -> Bool {
-        _ = try NodeIdentity.load(db)
+        let me = try NodeIdentity.load(db)
+        // Its own key revoked, a node refused its own files in every shared folder, and `trust`
+        // could not undo it (found from outside).
+        if node == me.nodeId {
+            throw DataJoinError(
+                .usage,
+                "\(node) is this node's own name; a node cannot revoke its own key (if it leaked, 'datajoin key --rotate' makes a new one); nothing changed"
+            )
+        }
         return try db.retryingWrite { _ in
             try db.execute(
                 "UPDATE ds_trusted_key SET revoked_at = ? WHERE node_id = ? AND revoked_at IS NULL",

@@ -30,9 +30,10 @@ public enum Snapshotter {
         // rows may hold this node's writes since, uncaptured: sent under their old versions they
         // set a joiner apart for good (found from outside, `check` OK), and left out, the
         // joiner would skip every change of it that the snapshot's marks cover. A table dropped
-        // here has no rows to give.
+        // here has no rows to give, and one that never synced a change (tracked by mistake) no
+        // changes to cover.
         for name in tables.keys.sorted() where !tracked.contains(name) {
-            guard try !db.dialect.columns(db, of: name).isEmpty else { continue }
+            guard try !db.dialect.columns(db, of: name).isEmpty, try hasSynced(db, name) else { continue }
             throw DataJoinError(
                 .usage,
                 "no snapshot written: table \(name) is untracked here, so its rows here may hold writes no peer has, "
@@ -151,6 +152,14 @@ public enum Snapshotter {
     /// Every row (an insert with the row's generation and version, then an update per column
     /// that has a newer version of its own), every tombstone (a delete), and the inbox changes
     /// not applied here yet (as they are, so they apply or wait at the new node too).
+    /// A version, a held change or a change not yet stamped of `table`: it took part in syncing.
+    static func hasSynced(_ db: Database, _ table: String) throws -> Bool {
+        let t = Value.text(table)
+        return try db.firstRow("SELECT 1 FROM ds_row_version WHERE object_table = ? LIMIT 1", [t]) != nil
+            || db.firstRow("SELECT 1 FROM ds_change_held WHERE object_table = ? LIMIT 1", [t]) != nil
+            || db.firstRow("SELECT 1 FROM ds_change_outbox WHERE seq IS NULL AND object_table = ? LIMIT 1", [t]) != nil
+    }
+
     static func readState(
         _ db: Database, tables: [String: TableInfo], me: NodeIdentity, snapshotEpoch: String, spool: Spool,
         reporter: Reporter

@@ -42,8 +42,8 @@ struct Inspect: ParsableCommand {
             // Its signature matches its own key; whether this node trusts that key is another
             // question, answered as `verify --db` does (found from outside: "verified" alone).
             if let database, let refusal = try DataJoin.Trust.refusal(database, header: s.header) {
-                Console.error("\(file): intact, but ingest here would refuse it: \(refusal)")
-                throw Exit.permission
+                Console.error("\(file): intact, but ingest here would refuse it: \(refusal.message)")
+                throw Exit.code(for: refusal)
             }
         }
     }
@@ -113,21 +113,27 @@ struct Verify: ParsableCommand {
                 case .success(let checked) where checked.encryptedTo != nil && !checked.decrypted:
                     let to = checked.encryptedTo?.joined(separator: ", ") ?? ""
                     print(
-                        "\(named): OK (encrypted to \(to), signed by \(checked.header.sender); its content needs a recipient's key"
-                            + (database == nil ? ": --db on one of them)" : ", and this node is not one of them)"))
+                        database == nil
+                            ? "\(named): OK (encrypted to \(to), signed as \(checked.header.sender) by the key it carries; "
+                                + "--db on one of them checks that key against \(checked.header.sender)'s trusted one and reads its content)"
+                            : "\(named): OK (encrypted to \(to), signed by \(checked.header.sender); its content needs a recipient's key, and this node is not one of them)"
+                    )
                 case .success(let checked):
                     let h = checked.header
                     if let database, let refusal = try DataJoin.Trust.refusal(database, header: h) {
-                        // What ingest would do: the file is intact, but this node refuses it.
-                        failed(Exit.permission)
-                        Console.error("\(path): intact, but ingest here would refuse it: \(refusal)")
+                        // What ingest would do, in its class: the file is intact, but this node refuses it.
+                        failed(Exit.code(for: refusal))
+                        Console.error("\(path): intact, but ingest here would refuse it: \(refusal.message)")
                         continue
                     }
                     let ranges = h.origins.map { "\($0.origin) \($0.first)-\($0.last)" }.joined(separator: ", ")
+                    // Trusted only where --db said so: without it, any key may sign in any name
+                    // (found from outside: a file re-signed by a stranger was "signed by" the node).
+                    let signer = database == nil ? Self.unchecked(h.sender) + ")" : "signed by \(h.sender))"
                     print(
                         h.origins.isEmpty && h.relaySpan == nil
-                            ? "\(named): OK (no changes: receipts only, signed by \(h.sender))"
-                            : "\(named): OK (\(h.changeCount) change\(h.changeCount == 1 ? "" : "s") from \(ranges), signed by \(h.sender))"
+                            ? "\(named): OK (no changes: receipts only, \(signer)"
+                            : "\(named): OK (\(h.changeCount) change\(h.changeCount == 1 ? "" : "s") from \(ranges), \(signer)"
                     )
                     if let database { for line in try GapReport.describe(database, header: h) { print("  " + line) } }
                 case .failure(let e):
@@ -138,6 +144,11 @@ struct Verify: ParsableCommand {
             }
         }
         if bad > 0 { throw status ?? ExitCode.failure }
+    }
+
+    /// A signature checked against the key the file carries only (no --db).
+    static func unchecked(_ sender: String) -> String {
+        "signed as \(sender) by the key it carries; --db checks that key against \(sender)'s trusted one"
     }
 }
 

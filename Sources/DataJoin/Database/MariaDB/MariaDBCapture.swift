@@ -45,6 +45,7 @@ extension MariaDBDialect {
     }
 
     public var captureNamesFixedAtInstall: Bool { false }
+    public var commitsEachDDL: Bool { true }
     public var clampsIntegersOnAlter: Bool { true }
     public var recordsSourceTransactions: Bool { false }
     public var typeChangesRewriteValues: Bool { true }

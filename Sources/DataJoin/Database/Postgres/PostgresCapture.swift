@@ -114,6 +114,7 @@ extension PostgresDialect {
     }
 
     public var captureNamesFixedAtInstall: Bool { false }
+    public var commitsEachDDL: Bool { false }
     public var clampsIntegersOnAlter: Bool { false }
     public var recordsSourceTransactions: Bool { true }
     public var typeChangesRewriteValues: Bool { true }

@@ -36,6 +36,7 @@ extension SQLiteDialect {
     }
 
     public var captureNamesFixedAtInstall: Bool { true }
+    public var commitsEachDDL: Bool { false }
     public var clampsIntegersOnAlter: Bool { false }
     public var recordsSourceTransactions: Bool { false }
     public var typeChangesRewriteValues: Bool { false }

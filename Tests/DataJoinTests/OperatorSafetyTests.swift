@@ -96,6 +96,19 @@ final class OperatorSafetyTests: XCTestCase {
         let unreadable = try runUnprivileged(args)
         XCTAssertEqual(unreadable.status, 77, unreadable.output)
         XCTAssertTrue(unreadable.output.contains("this user may not read it (permission denied)"), unreadable.output)
+
+        // `init` of a new file there: a permission (77), and under a file: input of the wrong
+        // kind (66), as every other command says them (found from outside: 69 for both).
+        try FileManager.default.setAttributes([.posixPermissions: 0o555], ofItemAtPath: dir)
+        let create = try runUnprivileged(["init", "--db", dir + "/new.db", "--node", "nw"])
+        XCTAssertEqual(create.status, 77, create.output)
+        XCTAssertTrue(create.output.contains("this user may not write in folder \(dir)"), create.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/new.db"))
+        for command in [["init", "--node", "nf"], ["status"]] {
+            let under = try CLI.run([command[0], "--db", db + "/y.db"] + command.dropFirst())
+            XCTAssertEqual(under.status, 66, under.stderr)
+            XCTAssertTrue(under.stderr.contains("\(db) is a file, not a folder"), under.stderr)
+        }
     }
 
     /// A folder to ingest that this user may not read: one line and the permission class, not

@@ -1634,6 +1634,34 @@ extension ReliabilityTests {
         try CLI.ok(["check", "--db", n.url])
     }
 
+    /// A PostgreSQL session that takes no writes (a hot standby looks so): 77 and what to do,
+    /// not exit 1 with the server's words (found from outside). Settings the server refuses.
+    func testAReadOnlySessionStopsWithThePermissionClass() throws {
+        guard TestDatabases.availableBrands.contains(.postgres) else { throw XCTSkip("needs PostgreSQL") }
+        provokesRefusals = true  // the server refuses the writes (logged)
+        let n = try TestNode("rosession", .postgres, folder: folder)
+        try n.exec("INSERT INTO sales_order (order_id) VALUES ('r1')")
+        let url = n.url + (n.url.contains("?") ? "&" : "?") + "options=-cdefault_transaction_read_only%3Don"
+        let r = try CLI.run(["export", "--db", url, "--to", try dir("ro-session").path])
+        XCTAssertEqual(r.status, 77, r.stderr)
+        XCTAssertTrue(r.stderr.contains("this database takes no writes here"), r.stderr)
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        try CLI.ok(["export", "--db", n.url, "--to", try dir("ro-session-ok").path, "-q"])
+        try CLI.ok(["check", "--db", n.url])
+        // A setting the server refuses is no server to wait for (1), a query libpq cannot read
+        // a bad URL (64); neither "check that the server runs" (69; found from outside).
+        let join = n.url.contains("?") ? "&" : "?"
+        for (suffix, status, says) in [
+            ("options=-cno_such_setting%3D1", Int32(1), "the server refuses a setting of the URL's options"),
+            ("connect_timeout=5&password", 64, "bad connection URL"),
+        ] {
+            let r = try CLI.run(["status", "--db", n.url + join + suffix])
+            XCTAssertEqual(r.status, status, r.stderr)
+            XCTAssertTrue(r.stderr.contains(says), r.stderr)
+            XCTAssertFalse(r.stderr.contains("check that the server runs"), r.stderr)
+        }
+    }
+
     /// A database user that may only read: a command that writes stops with 77 (permission)
     /// and one line, the files untouched (a damaged one too) (found from outside: export exited 1, and ingest
     /// refused every bundle as if it were bad, exit 2).

@@ -29,6 +29,16 @@ public enum DatabaseErrors {
     /// The database user may not do what the run needs (a role with SELECT only): the same
     /// for every file and every retry, so the run stops, as for a read-only SQLite file (found
     /// from outside: every bundle was refused as if it were bad, exit 2).
+    /// The server takes no writes on this connection (a hot standby, a replica, a session set
+    /// read-only): the same for every retry (found from outside: exit 1 with the server's words).
+    public static func isReadOnly(_ error: Error) -> Bool {
+        switch TransactionError.unwrap(error) {
+        case let e as MariaDBError: return e.code == .readOnlyTransaction || e.code == .optionPreventsStatement
+        case let e as PostgresError: return e.code == .readOnlySQLTransaction
+        default: return false
+        }
+    }
+
     public static func isPermissionDenied(_ error: Error) -> Bool {
         switch TransactionError.unwrap(error) {
         case let e as MariaDBError: return MariaDBError.Code.accessDenied.contains(e.code)

@@ -131,6 +131,12 @@ func run(_ body: () throws -> Void) throws {
                 + "; the connection to the server was lost, and what this run was doing was rolled back: run it again when the server is back"
         )
         throw Exit.unavailable
+    } catch  where DatabaseErrors.isReadOnly(error) {
+        Console.error(
+            TerminalText.oneLine("\(error)")
+                + "; this database takes no writes here (a hot standby or replica, or a session set read-only): point --db at the primary"
+        )
+        throw Exit.permission
     } catch  where DatabaseErrors.isPermissionDenied(error) {
         Console.error(
             TerminalText.oneLine("\(error)")

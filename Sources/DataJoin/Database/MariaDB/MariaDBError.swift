@@ -23,6 +23,8 @@ public struct MariaDBError: Error, CustomStringConvertible {
         public static let diskFull = Code(rawValue: UInt32(ER_DISK_FULL))
         public static let outOfResources = Code(rawValue: UInt32(ER_OUT_OF_RESOURCES))
         public static let readOnlyTransaction = Code(rawValue: UInt32(ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION))
+        /// `--read-only` (a replica): ER_OPTION_PREVENTS_STATEMENT.
+        public static let optionPreventsStatement = Code(rawValue: UInt32(ER_OPTION_PREVENTS_STATEMENT))
         public static let noSuchTable = Code(rawValue: UInt32(ER_NO_SUCH_TABLE))
         public static let serverGone = Code(rawValue: UInt32(CR_SERVER_GONE_ERROR))
         public static let serverLost = Code(rawValue: UInt32(CR_SERVER_LOST))

@@ -34,8 +34,21 @@ public final class PostgresDatabase: Database, TransactionDriver {
             // libpq gives no SQLSTATE for a failed connection: its message is all there is.
             if msg.contains("invalid connection option") || msg.contains("invalid integer value")
                 || msg.contains("invalid sslmode value") || msg.contains("invalid URI query parameter")
+                || msg.contains("missing key/value separator") || msg.contains("extra key/value separator")
+                || msg.contains("invalid percent-encoded token") || msg.contains("unterminated quoted string")
             {
                 throw DataJoinError(.badURL, "bad connection URL \(displayName): \(oneLine)")
+            }
+            // The server is up and refuses a setting of the URL's options: trying again would
+            // not help (found from outside: exit 69, "check that the server runs").
+            if msg.contains("unrecognized configuration parameter") || msg.contains("invalid value for parameter")
+                || (msg.contains("parameter \"")
+                    && (msg.contains("cannot be changed") || msg.contains("cannot be set")))
+            {
+                throw DataJoinError(
+                    .sql,
+                    "cannot connect to \(displayName): \(oneLine); the server refuses a setting of the URL's options: fix or remove it"
+                )
             }
             if msg.contains("password authentication failed")
                 || (msg.contains("role \"") && msg.contains("\" does not exist"))
@@ -673,6 +686,7 @@ public struct PostgresError: Error, CustomStringConvertible {
         public static let insufficientResources = Code(rawValue: "53000")
         public static let lockNotAvailable = Code(rawValue: "55P03")
         public static let insufficientPrivilege = Code(rawValue: "42501")
+        public static let readOnlySQLTransaction = Code(rawValue: "25006")
         public static let operatorIntervention = Code(rawValue: "57000")
     }
     public var description: String {

@@ -47,6 +47,11 @@ public final class SQLiteDatabase: Database, TransactionDriver {
             if FileAccess.denied(dir) { throw FileAccess.deniedError("cannot open SQLite database: folder", dir) }
             throw DataJoinError(.noInput, "cannot open SQLite database \(path): folder \(dir) does not exist")
         }
+        var dirIsDir: ObjCBool = true
+        if !dir.isEmpty && FileManager.default.fileExists(atPath: dir, isDirectory: &dirIsDir) && !dirIsDir.boolValue {
+            // Input of the wrong kind, not a server to try again (found from outside: exit 69).
+            throw DataJoinError(.noInput, "cannot open SQLite database \(path): \(dir) is a file, not a folder")
+        }
         var isDir: ObjCBool = false
         let exists = inMemory || FileManager.default.fileExists(atPath: path, isDirectory: &isDir)
         if exists && isDir.boolValue {
@@ -72,6 +77,12 @@ public final class SQLiteDatabase: Database, TransactionDriver {
             if exists && (denied || access(path, R_OK) != 0) {
                 throw DataJoinError(
                     .permission, "cannot open SQLite database \(path): this user may not read it (permission denied)")
+            }
+            if !exists && (denied || access(dir.isEmpty ? "." : dir, W_OK) != 0) {
+                throw DataJoinError(
+                    .permission,
+                    "cannot create SQLite database \(path): this user may not write in folder \(dir.isEmpty ? "." : dir) (permission denied)"
+                )
             }
             throw DataJoinError(.connection, "cannot open SQLite database \(path): \(msg)")
         }

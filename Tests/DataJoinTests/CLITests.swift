@@ -206,6 +206,16 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(left.status, 0, left.stderr)
         XCTAssertEqual(left.stdout.components(separatedBy: ": left ").count, 2, left.stdout)
         XCTAssertTrue(left.stdout.contains("encrypted to wv3"), left.stdout)
+        // One folder for --in and --out holding its own files only: no cycle line, cycle after
+        // cycle (found from outside: one every cycle).
+        let own = try TestDatabases.subfolder(folder, "wv-own")
+        try b.exec("INSERT INTO sales_order (order_id) VALUES ('w5')")
+        try CLI.ok(["export", "--db", b.url, "--to", own.path, "-q"])
+        let idle = try CLI.run([
+            "watch", "--db", b.url, "--in", own.path, "--out", own.path, "--cycles", "3", "--every", "0.1",
+        ])
+        XCTAssertEqual(idle.status, 0, idle.stderr)
+        XCTAssertFalse(idle.stdout.contains("cycle"), idle.stdout)
         for n in [a, b, c] { try CLI.ok(["check", "--db", n.url, "-q"]) }
     }
 

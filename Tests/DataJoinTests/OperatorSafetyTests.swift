@@ -587,6 +587,33 @@ final class OperatorSafetyTests: XCTestCase {
         XCTAssertTrue(try CLI.ok(["status", "--db", b.url]).stdout.contains("  \(quarantine)/bad2.djb: "))
     }
 
+    /// A drop folder this user may not write: the refused file stays, and the line says why in
+    /// the system's words (found from outside: Foundation's "The operation could not be
+    /// completed. You don't have permission.").
+    func testAQuarantineThatCannotBeMadeSaysWhy() throws {
+        let home = path("qro-home")
+        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: home)
+        let db = home + "/n.db"
+        try CLI.ok(["init", "--db", db, "--node", "qro"])
+        try FileManager.default.setAttributes([.posixPermissions: 0o666], ofItemAtPath: db)
+        let drop = path("qro-drop")
+        try FileManager.default.createDirectory(atPath: drop, withIntermediateDirectories: true)
+        let bad = drop + "/bad.djb"
+        try Data("not a bundle".utf8).write(to: URL(fileURLWithPath: bad))
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -7200)], ofItemAtPath: bad)
+        try FileManager.default.setAttributes([.posixPermissions: 0o555], ofItemAtPath: drop)
+        defer { try? FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: drop) }
+        let r = try runUnprivileged(["ingest", "--db", db, drop])
+        XCTAssertEqual(r.status, 65, r.output)
+        XCTAssertTrue(
+            r.output.contains(
+                "could not move it to quarantine (cannot make \(drop)/quarantine: Permission denied), left in place"),
+            r.output)
+        XCTAssertFalse(r.output.contains("operation could not be completed"), r.output)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: bad))
+    }
+
     /// A `quarantine` that is a link, or a `.reason` name taken by a link, is never followed:
     /// whoever can write to a shared drop folder could send refused files anywhere (found from
     /// outside). The file stays where it was, and the run says why.

@@ -512,7 +512,7 @@ public enum Exporter {
             throw DataJoinError(.internalError, "\(name): read \(writer.changeCount) changes, expected \(count)")
         }
         let result = try writer.finish()
-        ctx.reporter.verbose("wrote \(result.path) (\(count) changes, \(result.bytes) bytes)")
+        ctx.reporter.verbose("wrote \(result.path) (\(count) change(s), \(result.bytes) bytes)")
         return ExportedBundle(
             path: result.path, first: first, last: last, changes: count, bytes: result.bytes, sha256: result.sha256)
     }

@@ -11,38 +11,37 @@ enum Quarantine {
 
     /// Moves the file; returns the note for the message and where it went.
     static func move(_ path: String, reason: String) -> (String, Moved?) {
-        let fm = FileManager.default
         let dir = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("quarantine")
         let name = (path as NSString).lastPathComponent
-        do {
-            var st = stat()
-            let madeFolder = lstat(dir, &st) != 0
-            try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            // Never through a link: whoever can write to a shared drop folder could make one
-            // named `quarantine` send refused files, and their reasons, anywhere (found from outside).
-            guard lstat(dir, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
-                return (
-                    "; could not move it to quarantine (\(dir) is not a folder but a link or a file), left in place",
-                    nil
-                )
-            }
-            var dest = (dir as NSString).appendingPathComponent(name)
-            var n = 1
-            while lstat(dest, &st) == 0 || lstat(dest + ".reason", &st) == 0 {
-                dest = (dir as NSString).appendingPathComponent("\(name).\(n)")
-                n += 1
-            }
-            try fm.moveItem(atPath: path, toPath: dest)
-            let fd = open(dest + ".reason", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
-            if fd >= 0 {
-                let text = Array((reason + "\n").utf8)
-                _ = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-                close(fd)
-            }
-            return ("; moved to \(dest)", Moved(path: dest, madeFolder: madeFolder))
-        } catch {
-            return ("; could not move it to quarantine (\(error.localizedDescription)), left in place", nil)
+        // The system's words, not Foundation's sentence about an "operation" (found from outside).
+        func failed(_ what: String) -> (String, Moved?) {
+            ("; could not move it to quarantine (\(what): \(String(cString: strerror(errno)))), left in place", nil)
         }
+        var st = stat()
+        let madeFolder = lstat(dir, &st) != 0
+        if madeFolder && mkdir(dir, 0o755) != 0 && errno != EEXIST { return failed("cannot make \(dir)") }
+        // Never through a link: whoever can write to a shared drop folder could make one
+        // named `quarantine` send refused files, and their reasons, anywhere (found from outside).
+        guard lstat(dir, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
+            return (
+                "; could not move it to quarantine (\(dir) is not a folder but a link or a file), left in place",
+                nil
+            )
+        }
+        var dest = (dir as NSString).appendingPathComponent(name)
+        var n = 1
+        while lstat(dest, &st) == 0 || lstat(dest + ".reason", &st) == 0 {
+            dest = (dir as NSString).appendingPathComponent("\(name).\(n)")
+            n += 1
+        }
+        if rename(path, dest) != 0 { return failed("cannot move it into \(dir)") }
+        let fd = open(dest + ".reason", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
+        if fd >= 0 {
+            let text = Array((reason + "\n").utf8)
+            _ = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            close(fd)
+        }
+        return ("; moved to \(dest)", Moved(path: dest, madeFolder: madeFolder))
     }
 
     /// Undoes `move` (the database refused to record it): the file back where it was, never

@@ -138,8 +138,10 @@ public final class Watcher {
         saidGaps = Set(ingest.gaps)
         let idle =
             ingest.files.allSatisfy {
+                // Its own files and others' (a shared folder for --in and --out) are nothing to do
+                // here: a line every cycle for them (found from outside).
                 switch $0.status {
-                case .alreadySeen, .removed: return true
+                case .alreadySeen, .removed, .ownBundle, .forOthers: return true
                 default: return false
                 }
             }

@@ -537,6 +537,13 @@ final class CLITests: XCTestCase {
             ("mariadb://alice:s3cretpw127.0.0.1:3306/db", "'mariadb://alice:***'"),
             ("postgresql://alice:s3c/cretpw127.0.0.1:5432/db", "'postgresql://alice:***'"),
             ("postgres:alice:s3cretpw", "'postgres:alice:***'"),
+            // No scheme at all, or a scheme mistyped before a SQLite file's ending (found from
+            // outside and in review: printed as a path, password and all).
+            ("alice:s3cretpw@127.0.0.1:5432/db", "'alice:***@127.0.0.1:5432/db'"),
+            ("postgresql:/alice:s3cretpw@h/x.db", "'postgresql:/alice:***@h/x.db'"),
+            ("mysql:alice:s3cretpw@h/app.sqlite", "'mysql:alice:***@h/app.sqlite'"),
+            ("sqlite:postgresql://alice:s3cretpw@h/x", "'sqlite:postgresql://alice:***@h/x'"),
+            ("sqlite://alice:s3cretpw@h", "'sqlite://alice:***@h'"),
         ] {
             for (args, env) in [(["status", "--db", typo], [:]), (["status"], ["DATAJOIN_DB": typo])] {
                 let r = try CLI.run(args, env: env)
@@ -549,6 +556,11 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(
             DatabaseURL.redactMalformed("postgresql://[::1]:5432/db"), "postgresql://[::1]:5432/db")
         XCTAssertEqual(DatabaseURL.redactMalformed("postgresql://h:5432/db"), "postgresql://h:5432/db")
+        XCTAssertEqual(
+            DatabaseURL.redactMalformed("postgresql://h:5432?sslmode=require"), "postgresql://h:5432?sslmode=require")
+        // A path with an @ is a path still.
+        let at = folder.appendingPathComponent("me@home.db").path
+        try CLI.ok(["init", "--db", at, "--node", "athome"])
     }
 
     /// Found from outside: `-q` kept nothing of what a command was run to print (`trust …
@@ -560,6 +572,12 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(key.stderr, "")
         let json = try CLI.ok(["status", "--db", n.url, "--json", "-q"]).stdout
         XCTAssertTrue(json.contains("\"node\":{\"id\":\"q1\""), json)
+        // Opposite flags are refused, not one kept without a word (found from outside).
+        for args in [["status", "--db", n.url, "-q", "-v"], ["trust", "--db", n.url, "--revoke", "x", "--replace"]] {
+            let r = try CLI.run(args)
+            XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("ask for opposite things"), r.stderr)
+        }
         let upper = folder.appendingPathComponent("upper.db").path
         try CLI.ok(["init", "--db", "SQLITE:" + upper, "--node", "q2"])
         XCTAssertTrue(FileManager.default.fileExists(atPath: upper))

@@ -581,6 +581,32 @@ final class ReliabilityTests: ScenarioTestCase {
         }
     }
 
+    /// One export of a node at a time: another waits for it, up to --lock-timeout, then exits
+    /// 75 (found from outside: two MariaDB exports at once wrote files whose receipts went back
+    /// from one to the next, which the hub read as a restore). Every brand.
+    func testASecondExportWaitsForTheFirst() throws {
+        for brand in TestDatabases.availableBrands {
+            let a = try TestNode("lock\(brand)", brand, folder: folder)
+            try a.exec("INSERT INTO sales_order (order_id) VALUES ('l1')")
+            let other = try DatabaseOpener.open(a.url)
+            var lock: InstanceLock? = try InstanceLock(other, for: .export)
+            let out = try dir("lock-\(brand)")
+            let r = try CLI.run(["export", "--db", a.url, "--to", out.path, "--lock-timeout", "1"])
+            XCTAssertEqual(r.status, 75, "\(brand): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("another datajoin export of \(a.db.displayName) is running"), r.stderr)
+            XCTAssertTrue(r.stderr.contains("held its lock for 1 s"), r.stderr)
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.path), [])
+            // A watch's lock is another lock: an export waits for exports only.
+            let watching = try InstanceLock(other, for: .watch)
+            lock?.release()
+            lock = nil
+            let ok = try CLI.ok(["export", "--db", a.url, "--to", out.path])
+            XCTAssertTrue(ok.stdout.contains("exported 1 change(s)"), ok.stdout)
+            watching.release()
+            try CLI.ok(["check", "--db", a.url])
+        }
+    }
+
     // MARK: - Drop folders
 
     func testRescanningAFolderOfIngestedBundlesReadsNoFile() throws {
@@ -842,7 +868,7 @@ final class ReliabilityTests: ScenarioTestCase {
             try a.exec("INSERT INTO item (id, a) VALUES ('r2', 'after the rebuild')")
             try a.exec("UPDATE item SET a = 'changed' WHERE id = 'r1'")
             let lost =
-                "table item lost its capture triggers (rebuilt or replaced, or its triggers dropped or disabled, since 'datajoin track')"
+                "table item lost its capture triggers (rebuilt or replaced, or its triggers dropped or disabled, since 'datajoin track', or a 'datajoin track' that did not finish)"
             let checked = try CLI.run(["check", "--db", a.url])
             XCTAssertEqual(checked.status, 1, "\(brand)")
             XCTAssertTrue(checked.stderr.contains("capture-drift: \(lost)"), "\(brand): \(checked.stderr)")
@@ -1632,6 +1658,19 @@ extension ReliabilityTests {
         try n.exec("INSERT INTO sales_order (order_id) VALUES ('after')")
         XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM ds_change_outbox").asInt64, 1)
         try CLI.ok(["check", "--db", n.url])
+        // Untracked, then tracked again by that user: the columns it was registered with stay
+        // (its captured changes export by them; found in review: removed).
+        try CLI.ok(["untrack", "--db", n.url, "sales_order"])
+        let columns = try n.db.rows("SELECT column_name, data_type FROM ds_tracked_column ORDER BY position").map(
+            \.values)
+        XCTAssertEqual(columns.count, 10)
+        XCTAssertEqual(try CLI.run(["track", "--db", url.string!, "sales_order"]).status, 77)
+        XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM ds_tracked_table").asInt64, 0)
+        XCTAssertEqual(
+            try n.db.rows("SELECT column_name, data_type FROM ds_tracked_column ORDER BY position").map(\.values),
+            columns)
+        let exported = try CLI.ok(["export", "--db", n.url, "--to", try dir("notrig-out").path])
+        XCTAssertTrue(exported.stdout.contains("exported 1 change(s)"), exported.stdout)
     }
 
     /// A PostgreSQL session that takes no writes (a hot standby looks so): 77 and what to do,
@@ -1642,10 +1681,20 @@ extension ReliabilityTests {
         let n = try TestNode("rosession", .postgres, folder: folder)
         try n.exec("INSERT INTO sales_order (order_id) VALUES ('r1')")
         let url = n.url + (n.url.contains("?") ? "&" : "?") + "options=-cdefault_transaction_read_only%3Don"
-        let r = try CLI.run(["export", "--db", url, "--to", try dir("ro-session").path])
-        XCTAssertEqual(r.status, 77, r.stderr)
-        XCTAssertTrue(r.stderr.contains("this database takes no writes here"), r.stderr)
-        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        let src = try TestNode("rosrc2", .sqlite, folder: folder)
+        try trustAll([src, n])
+        try src.exec("INSERT INTO sales_order (order_id) VALUES ('s1')")
+        let drop = try dir("ro-session-in")
+        try src.export(to: drop)
+        let files = try FileManager.default.contentsOfDirectory(atPath: drop.path)
+        // Every command that writes, ingest too: not each file "refused" (found in review).
+        for args in [["export", "--to", try dir("ro-session").path], ["ingest", drop.path]] {
+            let r = try CLI.run([args[0], "--db", url] + args.dropFirst())
+            XCTAssertEqual(r.status, 77, "\(args[0]): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("this database takes no writes here"), r.stderr)
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: drop.path), files)
         try CLI.ok(["export", "--db", n.url, "--to", try dir("ro-session-ok").path, "-q"])
         try CLI.ok(["check", "--db", n.url])
         // A setting the server refuses is no server to wait for (1), a query libpq cannot read

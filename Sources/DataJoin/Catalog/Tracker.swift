@@ -109,11 +109,22 @@ public enum Tracker {
             // without the TRIGGER privilege): a table newly tracked is untracked again, or it
             // stayed tracked with no capture, and `status` blamed a dropped trigger (found from
             // outside). Best effort: the failure is what the operator must see.
+            // A table untracked before keeps the columns it was registered with (its captured
+            // changes still export by them; found in review), and the parents' cascade capture
+            // is written again for the tables tracked now, as `untrack` does.
             if db.dialect.commitsEachDDL {
                 for info in infos where !existing.contains(info.name) {
                     try? CaptureTriggers.remove(db, table: info.name)
-                    try? db.retryingWrite { _ in try TableRegistry.remove(db, table: info.name) }
+                    try? db.retryingWrite { _ in
+                        if let before = registered[info.name] {
+                            try TableRegistry.save(db, before)
+                            try db.execute("DELETE FROM ds_tracked_table WHERE table_name = ?", [.text(info.name)])
+                        } else {
+                            try TableRegistry.remove(db, table: info.name)
+                        }
+                    }
                 }
+                _ = try? db.retryingWrite { _ in try db.dialect.refreshCascadeCapture(db) }
             }
             throw error
         }
@@ -229,7 +240,15 @@ public enum Tracker {
                 }
                 // In the same transaction as the triggers: no row is captured twice or missed.
                 let backfilled = backfill ? try CaptureTriggers.backfill(db, info) : nil
-                if !backfill, !wasTracked, let n = try rowsBefore(db, info) {
+                if !backfill, !wasTracked, registered[info.name] != nil {
+                    // Tracked before and untracked since: its rows may hold writes no trigger saw,
+                    // which a snapshot would send under their old versions (found from outside).
+                    warnings.append(
+                        "\(info.name) was tracked here before and untracked since: writes made meanwhile were not captured; "
+                            + "run 'datajoin track --backfill \(TerminalText.argument(info.name))' to send its rows as they are, "
+                            + "and delete by hand on every peer the rows deleted here meanwhile (no backfill sends a delete)"
+                    )
+                } else if !backfill, !wasTracked, let n = try rowsBefore(db, info) {
                     warnings.append(
                         "\(info.name) already holds \(n) row(s); they are not exported (only changes from now on are). "
                             + "For peers to receive them, run 'datajoin track --backfill \(info.name)' (README: adopting DataJoin on databases that already hold rows)"

@@ -33,7 +33,10 @@ public enum DatabaseErrors {
     /// read-only): the same for every retry (found from outside: exit 1 with the server's words).
     public static func isReadOnly(_ error: Error) -> Bool {
         switch TransactionError.unwrap(error) {
-        case let e as MariaDBError: return e.code == .readOnlyTransaction || e.code == .optionPreventsStatement
+        case let e as MariaDBError:
+            // 1290 is also --skip-grant-tables and others: read-only only when it says so.
+            return e.code == .readOnlyTransaction
+                || (e.code == .optionPreventsStatement && e.message.lowercased().contains("read-only"))
         case let e as PostgresError: return e.code == .readOnlySQLTransaction
         default: return false
         }

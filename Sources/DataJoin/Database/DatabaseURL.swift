@@ -55,16 +55,35 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
             guard !path.isEmpty else {
                 throw DataJoinError(.badURL, "malformed SQLite URL '\(t)': expected sqlite:PATH")
             }
+            try refuseServerURL(path, given: t)
             return .sqlite(path: path)
         }
         // In any case: `A.DB` is a path as `a.db` is (found from outside: refused).
         for ext in [".db", ".sqlite", ".sqlite3"] where t.lowercased().hasSuffix(ext) && t.count > ext.count {
+            try refuseServerURL(t, given: t)
             return .sqlite(path: t)
         }
         throw DataJoinError(
             .badURL,
             "unrecognised database URL '\(redactMalformed(t))': use postgresql://user:pass@host:port/db, mariadb://user:pass@host:port/db, sqlite:PATH, or a path ending in .db, .sqlite or .sqlite3"
         )
+    }
+
+    /// A SQLite path that is a server's URL with its scheme mistyped (`postgresql:/u:pw@h/x.db`),
+    /// or that holds a user and password (`sqlite://u:pw@h`): refused before it is printed as a
+    /// path with its password (found from outside), and before a file of that name is made.
+    static func refuseServerURL(_ path: String, given: String) throws {
+        let lower = path.lowercased()
+        let mistyped = ["postgresql", "postgres", "mariadb", "mysql"].contains {
+            lower.hasPrefix($0 + ":") || lower.hasPrefix($0 + "/")
+        }
+        let userinfo = path.range(of: "^[^/@]*:[^@]*@", options: .regularExpression) != nil
+        if mistyped || userinfo || path.contains("://") {
+            throw DataJoinError(
+                .badURL,
+                "unrecognised database URL '\(redactMalformed(given))': use postgresql://user:pass@host:port/db, mariadb://user:pass@host:port/db, sqlite:PATH, or a path ending in .db, .sqlite or .sqlite3"
+            )
+        }
     }
 
     /// `mariadb://user:pass@host:port/db` (or `mysql://`); `?connect_timeout=N` as for PostgreSQL.
@@ -157,6 +176,8 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
     /// cron mails what a command prints).
     public static func redactMalformed(_ text: String) -> String {
         let t = redact(text)
+        // Its user's password masked already (`sqlite:postgresql://u:pw@h`): nothing more to find.
+        if t.contains(":***@") { return t }
         // A scheme as typed: letters, then a colon or slashes or both.
         var prefixEnd = t.startIndex
         if let first = t.first, first.isLetter {
@@ -171,15 +192,19 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
             }
             if j > i { prefixEnd = j }
         }
-        let prefix = t[..<prefixEnd], rest = t[prefixEnd...]
+        var prefix = t[..<prefixEnd], rest = t[prefixEnd...]
         if let at = rest.lastIndex(of: "@") {
+            // No scheme at all (`alice:pw@host/db`): what looked like one is the user.
+            if !rest[..<at].contains(":"), prefix.hasSuffix(":"), !prefix.contains("/") {
+                (prefix, rest) = (t[..<t.startIndex], t[...])
+            }
             let userinfo = rest[..<at]
             guard let colon = userinfo.firstIndex(of: ":") else { return t }
             return String(prefix + userinfo[..<colon]) + ":***" + String(rest[at...])
         }
         // No `@`: after the user's colon, anything but a port may be the password, and where it
         // ends no one can tell (it may hold a slash): none of the rest is printed.
-        let authority = rest[..<(rest.firstIndex(of: "/") ?? rest.endIndex)]
+        let authority = rest[..<(rest.firstIndex { "/?#".contains($0) } ?? rest.endIndex)]
         var hostStart = authority.startIndex
         if authority.first == "[", let close = authority.firstIndex(of: "]") { hostStart = close }
         guard let colon = authority[hostStart...].firstIndex(of: ":") else { return t }

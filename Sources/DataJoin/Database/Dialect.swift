@@ -229,8 +229,34 @@ public protocol Dialect: Sendable {
 
     // MARK: - Locks
 
-    /// Holds "one `datajoin watch` on this database" until the returned lock is released.
-    func instanceLock(_ db: Database) throws -> HeldLock
+    /// Holds "one `datajoin watch` (or one export) on this database" until the returned lock is
+    /// released; `.locked` when another holds it.
+    func instanceLock(_ db: Database, for purpose: LockPurpose) throws -> HeldLock
+}
+
+/// What an instance lock keeps to one process at a time.
+public enum LockPurpose: String, Sendable {
+    case watch
+    /// One export of a node at a time: two at once wrote receipts that went back from one file
+    /// to the next, which a peer reads as a node restored from a backup (found from outside).
+    case export
+
+    /// The message for a lock taken: what holds it.
+    func taken(_ displayName: String) -> String {
+        switch self {
+        case .watch: return "another datajoin watch holds the watch lock of \(displayName): stop it first"
+        case .export: return "another datajoin export of \(displayName) is running"
+        }
+    }
+
+    /// The same on a server, where a process killed in mid-statement keeps its session, and the
+    /// lock, until the statement ends.
+    func takenOnServer(_ displayName: String) -> String {
+        taken(displayName)
+            + (self == .watch
+                ? "; if none runs, the server has not yet ended the session of one that was killed: try again in a few seconds"
+                : "")
+    }
 }
 
 /// The standard SQL forms, which SQLite and PostgreSQL share: a dialect overrides what its brand

@@ -60,6 +60,9 @@ public enum Exporter {
     {
         try checkFolder(options.folder)
         if let m = options.maxChanges, m < 1 { throw DataJoinError(.usage, "--max-changes must be at least 1") }
+        // One export of a node at a time; another waits for it (`LockPurpose.export`).
+        let lock = try InstanceLock.waiting(db, for: .export)
+        defer { lock.release() }
         var me = try NodeIdentity.load(db)
         if let peer = options.peer {
             guard options.resend else { throw DataJoinError(.usage, "--peer goes with --resend") }

@@ -143,7 +143,10 @@ public enum Ingester {
                         status = .refused(e.message + "; left in place")
                         refusal = e.code
                     }
-                } catch  where !db.isUnavailable(error) && !DatabaseErrors.isPermissionDenied(error) {
+                } catch
+                    where !db.isUnavailable(error) && !DatabaseErrors.isPermissionDenied(error)
+                    && !DatabaseErrors.isReadOnly(error)
+                {
                     status = vanished(entry) ? .removed : .refused("\(error); left in place")
                     refusal = .io
                 }

@@ -19,7 +19,7 @@ enum Quarantine {
         }
         var st = stat()
         let madeFolder = lstat(dir, &st) != 0
-        if madeFolder && mkdir(dir, 0o755) != 0 && errno != EEXIST { return failed("cannot make \(dir)") }
+        if madeFolder && mkdir(dir, 0o777) != 0 && errno != EEXIST { return failed("cannot make \(dir)") }
         // Never through a link: whoever can write to a shared drop folder could make one
         // named `quarantine` send refused files, and their reasons, anywhere (found from outside).
         guard lstat(dir, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {

@@ -14,7 +14,7 @@ public enum Snapshotter {
 
     public static func write(
         _ db: Database, folder: String, encrypt: Bool = false, recipients only: [String] = [],
-        reporter: Reporter = SilentReporter()
+        leavingOut: [String] = [], reporter: Reporter = SilentReporter()
     ) throws -> ExportedBundle {
         try Exporter.checkFolder(folder)
         // A snapshot holds every origin's rows: a node that has received encrypted bundles
@@ -29,17 +29,23 @@ public enum Snapshotter {
         // An untracked table keeps its registry entry and still applies peers' changes, but its
         // rows may hold this node's writes since, uncaptured: sent under their old versions they
         // set a joiner apart for good (found from outside, `check` OK), and left out, the
-        // joiner would skip every change of it that the snapshot's marks cover. A table dropped
-        // here has no rows to give, and one that never synced a change (tracked by mistake) no
-        // changes to cover.
-        for name in tables.keys.sorted() where !tracked.contains(name) {
-            guard try !db.dialect.columns(db, of: name).isEmpty, try hasSynced(db, name) else { continue }
+        // joiner would skip every change of it that the snapshot's marks cover (dropped here too:
+        // found in review). One that never synced a change (tracked by mistake) has no changes to
+        // cover; one no node syncs any more is left out when the operator says so.
+        for name in leavingOut where tracked.contains(name) || tables[name] == nil {
+            throw DataJoinError(
+                .usage,
+                "--leave-out \(name): \(tracked.contains(name) ? "it is tracked here; a snapshot holds every tracked table" : "no table of that name was ever tracked here")"
+            )
+        }
+        for name in tables.keys.sorted() where !tracked.contains(name) && !leavingOut.contains(name) {
+            guard try hasSynced(db, name) else { continue }
             throw DataJoinError(
                 .usage,
                 "no snapshot written: table \(name) is untracked here, so its rows here may hold writes no peer has, "
-                    + "and a node joining from this snapshot would not get its changes; run 'datajoin track \(name)' "
-                    + "(and 'datajoin track --backfill \(name)' if it was written while untracked), "
-                    + "or take the snapshot on a node that tracks every table it ever tracked")
+                    + "and a node joining from this snapshot would not get its changes; run 'datajoin track --backfill \(name)' "
+                    + "(and delete by hand on every peer the rows deleted here meanwhile), take the snapshot on a node that "
+                    + "tracks every table it ever tracked, or, if no node syncs \(name) any more, --leave-out \(name)")
         }
         let rowsOf = tables.filter { tracked.contains($0.key) }
         // A snapshot holds the registered columns: a table altered since `track` would give the

@@ -4,10 +4,10 @@ import Foundation
 final class FileLocks: HeldLock {
     private var held: [(fd: Int32, path: String)] = []
 
-    init(_ paths: [String], name: String) throws {
+    init(_ paths: [String], taken: String) throws {
         for path in paths {
             do {
-                held.append((try Self.take(path, name), path))
+                held.append((try Self.take(path, taken), path))
             } catch {
                 release()
                 throw error
@@ -16,7 +16,7 @@ final class FileLocks: HeldLock {
     }
 
     /// An exclusive flock on `path`, with this process's id written in it.
-    private static func take(_ path: String, _ name: String) throws -> Int32 {
+    private static func take(_ path: String, _ taken: String) throws -> Int32 {
         while true {
             let fd = open(path, O_RDWR | O_CREAT, 0o644)
             guard fd >= 0 else {
@@ -29,8 +29,7 @@ final class FileLocks: HeldLock {
                     n > 0
                     ? String(decoding: buf[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : "?"
                 close(fd)
-                throw DataJoinError(
-                    .locked, "another datajoin watch is already running on \(name) (pid \(holder)); stop it first")
+                throw DataJoinError(.locked, "\(taken) (pid \(holder))")
             }
             // The holder before us removes the file as it stops: a lock on a file no longer
             // at the path locks nothing, so take the one that is there now.

@@ -6,8 +6,29 @@ import Foundation
 public final class InstanceLock {
     private var held: HeldLock?
 
-    public init(_ db: Database) throws {
-        held = try db.dialect.instanceLock(db)
+    public init(_ db: Database, for purpose: LockPurpose = .watch) throws {
+        held = try db.dialect.instanceLock(db, for: purpose)
+    }
+
+    /// Waits for the lock as for any lock (told after a second, bounded by --lock-timeout).
+    static func waiting(_ db: Database, for purpose: LockPurpose) throws -> InstanceLock {
+        var wait = LockWait.Wait(
+            "the \(purpose.rawValue) lock of \(db.displayName), which another datajoin \(purpose.rawValue) holds")
+        var attempt = 0
+        while true {
+            do {
+                return try InstanceLock(db, for: purpose)
+            } catch let e as DataJoinError where e.code == .locked {
+                guard wait.keepWaiting(attempt: attempt) else {
+                    throw DataJoinError(
+                        .locked,
+                        e.message
+                            + " and held its lock for \(LockWait.timeoutText) s; try again when it is done, or raise --lock-timeout"
+                    )
+                }
+                attempt += 1
+            }
+        }
     }
 
     public func release() {

@@ -112,6 +112,12 @@ struct Verify: ParsableCommand {
                     print("  " + GapReport.writtenHereLine)
                 case .success(let checked) where checked.encryptedTo != nil && !checked.decrypted:
                     let to = checked.encryptedTo?.joined(separator: ", ") ?? ""
+                    // "signed by" with --db only when its key is the trusted one (found in review).
+                    if let database, let refusal = try DataJoin.Trust.refusal(database, header: checked.header) {
+                        failed(Exit.code(for: refusal))
+                        Console.error("\(path): intact, but ingest here would refuse it: \(refusal.message)")
+                        continue
+                    }
                     print(
                         database == nil
                             ? "\(named): OK (encrypted to \(to), signed as \(checked.header.sender) by the key it carries; "
@@ -278,6 +284,7 @@ struct TrustCommand: ParsableCommand {
             let db = try database.open()
             if revoke {
                 if publicKey != nil { throw DataJoinError(.usage, "--revoke takes only the node name") }
+                if replace { throw DataJoinError(.usage, "--revoke and --replace ask for opposite things: give one") }
                 print(
                     try DataJoin.Trust.revoke(db, node: node)
                         ? "revoked \(node)" : "\(node) was not trusted; nothing changed")

@@ -5,7 +5,7 @@ struct Snapshot: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write the current state of every tracked table, with its versions, into one bundle.",
         usage: usage(
-            "datajoin snapshot [--db <url>] --to <dir> [--encrypt] [--recipient <node> ...]"
+            "datajoin snapshot [--db <url>] --to <dir> [--encrypt] [--recipient <node> ...] [--leave-out <table> ...]"
         ),
         discussion: helpText(
             """
@@ -16,6 +16,11 @@ struct Snapshot: ParsableCommand {
             peers trusted when it is written: trust the new node first, or name it with --recipient.
             Later bundles apply on top of it. Into a database that already has rows, a snapshot merges
             by versions like any other bundle (newer values win, tombstones keep deleted rows away).
+
+            A table untracked here that took part in syncing stops the snapshot: its rows may hold
+            writes no trigger saw. Run 'datajoin track --backfill' for it, or take the snapshot on a
+            node that tracks it; a table no node syncs any more is left out with --leave-out (a
+            joiner then gets none of its rows or changes).
 
             The tables are read in one consistent database snapshot and streamed: memory stays flat
             however large they are. The file is <node>~snapshot_<time>_<id>.djb, signed like any bundle.
@@ -39,12 +44,18 @@ struct Snapshot: ParsableCommand {
 
     @OptionGroup var encryption: EncryptionOptions
 
+    @Option(
+        name: .customLong("leave-out"),
+        help: ArgumentHelp(
+            "A table untracked here that no node syncs any more: left out (repeatable).", valueName: "table"))
+    var leaveOut: [String] = []
+
     func run() throws {
         try DataJoin_run {
             let db = try database.open()
             let written = try Snapshotter.write(
                 db, folder: folder, encrypt: encryption.encrypt, recipients: encryption.recipient,
-                reporter: output.reporter())
+                leavingOut: leaveOut, reporter: output.reporter())
             print(written.path)
             if !output.quiet {
                 // An encrypted snapshot is for the peers trusted now: a node trusted later

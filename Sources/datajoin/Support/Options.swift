@@ -56,6 +56,8 @@ struct OutputOptions: ParsableArguments {
     var verbose = false
 
     func validate() throws {
+        // Opposites: the run would keep one and drop the other without a word (found from outside).
+        if quiet && verbose { throw ValidationError("--quiet and --verbose ask for opposite things: give one") }
         Console.quiet = quiet
         Console.verbose = verbose && !quiet
     }

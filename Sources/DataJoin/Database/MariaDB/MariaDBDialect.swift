@@ -603,17 +603,14 @@ public struct MariaDBDialect: Dialect {
 
     // MARK: - Locks
 
-    /// A named lock held by the watcher's connection (server-wide, so named after the database).
-    public func instanceLock(_ db: Database) throws -> HeldLock {
-        let name = "datajoin_watch." + (try db.scalar("SELECT DATABASE()").asString ?? "")
+    /// A named lock held by the connection (server-wide, so named after the database). A watch
+    /// killed in mid-statement keeps its server session, and the lock, until the statement ends:
+    /// "already running" sent operators after a process that was gone (found from outside:
+    /// MariaDB, about 5 s).
+    public func instanceLock(_ db: Database, for purpose: LockPurpose) throws -> HeldLock {
+        let name = "datajoin_\(purpose.rawValue)." + (try db.scalar("SELECT DATABASE()").asString ?? "")
         guard try db.scalar("SELECT GET_LOCK(?, 0)", [.text(name)]) == .integer(1) else {
-            // A watch killed in mid-statement keeps its server session, and the lock, until the
-            // statement ends: "already running" sent operators after a process that was gone
-            // (found from outside: MariaDB, about 5 s).
-            throw DataJoinError(
-                .locked,
-                "another datajoin watch holds the watch lock of \(db.displayName): stop it first; if none runs, the server has not yet ended the session of one that was killed: try again in a few seconds"
-            )
+            throw DataJoinError(.locked, purpose.takenOnServer(db.displayName))
         }
         return NamedLock(db, name)
     }

@@ -617,17 +617,14 @@ public struct PostgresDialect: Dialect {
 
     // MARK: - Locks
 
-    /// A session advisory lock held by the watcher's connection.
-    public func instanceLock(_ db: Database) throws -> HeldLock {
-        guard try db.scalar("SELECT pg_try_advisory_lock(4242000002)") == .integer(1) else {
-            // A watch killed in mid-statement keeps its server session, and the lock, until the
-            // statement ends: "already running" sent operators after a process that was gone
-            // (found from outside on MariaDB, about 5 s; PostgreSQL ends it sooner).
-            throw DataJoinError(
-                .locked,
-                "another datajoin watch holds the watch lock of \(db.displayName): stop it first; if none runs, the server has not yet ended the session of one that was killed: try again in a few seconds"
-            )
+    /// A session advisory lock held by the connection. A watch killed in mid-statement keeps its
+    /// server session, and the lock, until the statement ends (found from outside on MariaDB,
+    /// about 5 s; PostgreSQL ends it sooner).
+    public func instanceLock(_ db: Database, for purpose: LockPurpose) throws -> HeldLock {
+        let key: Int64 = purpose == .watch ? 4_242_000_002 : 4_242_000_003
+        guard try db.scalar("SELECT pg_try_advisory_lock(?)", [.integer(key)]) == .integer(1) else {
+            throw DataJoinError(.locked, purpose.takenOnServer(db.displayName))
         }
-        return AdvisoryLock(db)
+        return AdvisoryLock(db, key: key)
     }
 }

@@ -534,7 +534,7 @@ public struct SQLiteDialect: Dialect {
     /// An exclusive flock on `<database>.datajoin-lock` (the file's real path, symlinks
     /// resolved) and on a lock named after the file's device and inode in the temporary folder
     /// (so a hard link meets it too).
-    public func instanceLock(_ db: Database) throws -> HeldLock {
+    public func instanceLock(_ db: Database, for purpose: LockPurpose) throws -> HeldLock {
         guard let sqlite = Self.connection(db) else {
             throw DataJoinError(.internalError, "not an SQLite connection")
         }
@@ -544,7 +544,8 @@ public struct SQLiteDialect: Dialect {
             throw DataJoinError.io("cannot read \(real): \(String(cString: strerror(errno)))")
         }
         let byInode = (NSTemporaryDirectory() as NSString).appendingPathComponent(
-            "datajoin-watch-\(file.st_dev)-\(file.st_ino).lock")
-        return try FileLocks([real + ".datajoin-lock", byInode], name: db.displayName)
+            "datajoin-\(purpose.rawValue)-\(file.st_dev)-\(file.st_ino).lock")
+        let beside = real + (purpose == .watch ? ".datajoin-lock" : ".datajoin-\(purpose.rawValue)-lock")
+        return try FileLocks([beside, byInode], taken: purpose.taken(db.displayName))
     }
 }

@@ -544,6 +544,9 @@ final class CLITests: XCTestCase {
             ("mysql:alice:s3cretpw@h/app.sqlite", "'mysql:alice:***@h/app.sqlite'"),
             ("sqlite:postgresql://alice:s3cretpw@h/x", "'sqlite:postgresql://alice:***@h/x'"),
             ("sqlite://alice:s3cretpw@h", "'sqlite://alice:***@h'"),
+            // Other tools' forms (found from outside).
+            ("server=h;user id=u;pwd=s3cretpw", "pwd=***"), ("Server=h;Uid=u;Pwd=s3cretpw", "Pwd=***"),
+            ("u/s3cretpw@h:1521/x", "'u/***@h:1521/x'"), ("u:s3cretpw", "'u:***'"),
         ] {
             for (args, env) in [(["status", "--db", typo], [:]), (["status"], ["DATAJOIN_DB": typo])] {
                 let r = try CLI.run(args, env: env)
@@ -558,9 +561,14 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(DatabaseURL.redactMalformed("postgresql://h:5432/db"), "postgresql://h:5432/db")
         XCTAssertEqual(
             DatabaseURL.redactMalformed("postgresql://h:5432?sslmode=require"), "postgresql://h:5432?sslmode=require")
-        // A path with an @ is a path still.
+        // A path with an @ is a path still, and a file named like a user and password that is
+        // there too (found from outside: refused).
         let at = folder.appendingPathComponent("me@home.db").path
         try CLI.ok(["init", "--db", at, "--node", "athome"])
+        let odd = folder.appendingPathComponent("k:v@h.db").path
+        try CLI.ok(["init", "--db", odd, "--node", "kv"])
+        let relative = try CLI.runProgram(CLI.executable, ["status", "--db", "k:v@h.db"], in: folder)
+        XCTAssertEqual(relative.status, 0, relative.output)
     }
 
     /// Found from outside: `-q` kept nothing of what a command was run to print (`trust …

@@ -329,7 +329,11 @@ final class SnapshotPruneTests: ScenarioTestCase {
         // marks cover (found in review). A fleet that retired it leaves it out by name.
         try CLI.ok(["untrack", "--db", a.url, "other"])
         try a.exec("DROP TABLE other")
-        XCTAssertEqual(try CLI.run(["snapshot", "--db", a.url, "--to", refused.path]).status, 64)
+        let gone = try CLI.run(["snapshot", "--db", a.url, "--to", refused.path])
+        XCTAssertEqual(gone.status, 64, gone.stderr)
+        // Gone, it cannot be tracked here again: the cure says so (found from outside).
+        XCTAssertTrue(gone.stderr.contains("table other synced here and is gone"), gone.stderr)
+        XCTAssertFalse(gone.stderr.contains("track --backfill"), gone.stderr)
         for (table, says) in [
             ("sales_order", "it is tracked here"), ("nothing", "no table of that name was ever tracked"),
         ] {

@@ -77,7 +77,10 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
         let mistyped = ["postgresql", "postgres", "mariadb", "mysql"].contains {
             lower.hasPrefix($0 + ":") || lower.hasPrefix($0 + "/")
         }
-        let userinfo = path.range(of: "^[^/@]*:[^@]*@", options: .regularExpression) != nil
+        // A file of such a name that is there is a path (found from outside: refused).
+        let userinfo =
+            path.range(of: "^[^/@]*:[^@]*@", options: .regularExpression) != nil
+            && !FileManager.default.fileExists(atPath: path)
         if mistyped || userinfo || path.contains("://") {
             throw DataJoinError(
                 .badURL,
@@ -147,7 +150,7 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
                 // in review: `password='se\'cret'` printed `***cret'`); a quote that ends the
                 // value (`"p1 password=x" does not exist`) is the message's.
                 pattern:
-                    "(password\\s*=\\s*)('(?:\\\\.|[^'\\\\])*'|\"(?:\\\\.|[^\"\\\\])*\"|[^&\\s\"]*(?:\"[^&\\s\"]+)*)",
+                    "((?:password|pwd)\\s*=\\s*)('(?:\\\\.|[^'\\\\])*'|\"(?:\\\\.|[^\"\\\\])*\"|[^&\\s\"]*(?:\"[^&\\s\"]+)*)",
                 options: [.caseInsensitive])
         else { return message }
         let range = NSRange(message.startIndex..., in: message)
@@ -193,15 +196,23 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
             if j > i { prefixEnd = j }
         }
         var prefix = t[..<prefixEnd], rest = t[prefixEnd...]
+        let schemes = ["postgresql", "postgres", "mariadb", "mysql", "sqlite"]
+        let userLike =
+            prefix.hasSuffix(":") && !prefix.contains("/") && !schemes.contains(prefix.dropLast().lowercased())
         if let at = rest.lastIndex(of: "@") {
             // No scheme at all (`alice:pw@host/db`): what looked like one is the user.
             if !rest[..<at].contains(":"), prefix.hasSuffix(":"), !prefix.contains("/") {
                 (prefix, rest) = (t[..<t.startIndex], t[...])
             }
             let userinfo = rest[..<at]
-            guard let colon = userinfo.firstIndex(of: ":") else { return t }
+            guard let colon = userinfo.firstIndex(of: ":") else {
+                // `user/pw@host` (another tool's form): all of it before the `@` may be secret.
+                return prefix.hasSuffix("//") || userinfo.isEmpty ? t : String(prefix) + "***" + String(rest[at...])
+            }
             return String(prefix + userinfo[..<colon]) + ":***" + String(rest[at...])
         }
+        // `user:pw` alone: the user, then nothing.
+        if userLike { return String(prefix) + "***" }
         // No `@`: after the user's colon, anything but a port may be the password, and where it
         // ends no one can tell (it may hold a slash): none of the rest is printed.
         let authority = rest[..<(rest.firstIndex { "/?#".contains($0) } ?? rest.endIndex)]
@@ -214,7 +225,8 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
     }
 
     private static func redactQuery(_ text: String) -> String {
-        guard let regex = try? NSRegularExpression(pattern: "(password=)[^&]*", options: [.caseInsensitive]) else {
+        guard let regex = try? NSRegularExpression(pattern: "((?:password|pwd)=)[^&]*", options: [.caseInsensitive])
+        else {
             return text
         }
         let range = NSRange(text.startIndex..., in: text)

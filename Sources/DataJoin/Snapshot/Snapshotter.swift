@@ -40,12 +40,18 @@ public enum Snapshotter {
         }
         for name in tables.keys.sorted() where !tracked.contains(name) && !leavingOut.contains(name) {
             guard try hasSynced(db, name) else { continue }
+            // Dropped here: it cannot be tracked again here (found from outside: the cure failed).
+            let dropped = try db.dialect.columns(db, of: name).isEmpty
             throw DataJoinError(
                 .usage,
-                "no snapshot written: table \(name) is untracked here, so its rows here may hold writes no peer has, "
-                    + "and a node joining from this snapshot would not get its changes; run 'datajoin track --backfill \(name)' "
-                    + "(and delete by hand on every peer the rows deleted here meanwhile), take the snapshot on a node that "
-                    + "tracks every table it ever tracked, or, if no node syncs \(name) any more, --leave-out \(name)")
+                dropped
+                    ? "no snapshot written: table \(name) synced here and is gone, and a node joining from this snapshot "
+                        + "would not get its changes; take the snapshot on a node that tracks it, or, if no node syncs \(name) any more, --leave-out \(name)"
+                    : "no snapshot written: table \(name) is untracked here, so its rows here may hold writes no peer has, "
+                        + "and a node joining from this snapshot would not get its changes; run 'datajoin track --backfill \(name)' "
+                        + "(and delete by hand on every peer the rows deleted here meanwhile), take the snapshot on a node that "
+                        + "tracks every table it ever tracked, or, if no node syncs \(name) any more, --leave-out \(name)"
+            )
         }
         let rowsOf = tables.filter { tracked.contains($0.key) }
         // A snapshot holds the registered columns: a table altered since `track` would give the

@@ -15,6 +15,9 @@ allowed=(
   # ReliabilityTests.testAUserThatMayOnlyReadStopsWithThePermissionClass: a user with SELECT
   # only runs ingest and export (exit 77, nothing changed).
   "ERROR 1142: [A-Z, ]+ command denied to user 'dj_reader_[0-9]+'"
+  # ReliabilityTests.testATrackTheDatabaseRefusesLeavesNothingTracked: a user without the
+  # TRIGGER privilege runs track (exit 77, nothing left tracked).
+  "ERROR 1142: TRIGGER command denied to user 'dj_notrig_[0-9]+'"
   # ReliabilityTests.testKilledAtRandomMomentsOnMariaDB...: the CLI is killed with its
   # connection open, so the server reads half a packet, or (killed while the server answers
   # its first statements, e.g. SET SESSION time_zone) cannot write the answer.

@@ -11,7 +11,7 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
         var t = text.trimmingCharacters(in: .whitespaces)
         // A scheme is one in any case (`SQLITE:x.db` made a file of that name; found from outside).
         if let colon = t.firstIndex(of: ":"),
-            ["postgresql", "postgres", "mariadb", "mysql", "sqlite"].contains(t[..<colon].lowercased())
+            schemes.contains(t[..<colon].lowercased())
         {
             t = t[..<colon].lowercased() + t[colon...]
         }
@@ -63,7 +63,15 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
             try refuseServerURL(t, given: t)
             return .sqlite(path: t)
         }
-        throw DataJoinError(
+        throw unrecognised(t)
+    }
+
+    /// The schemes of the servers' URLs, and with SQLite's, every scheme taken in any case.
+    static let serverSchemes = ["postgresql", "postgres", "mariadb", "mysql"]
+    static let schemes = serverSchemes + ["sqlite"]
+
+    static func unrecognised(_ t: String) -> DataJoinError {
+        DataJoinError(
             .badURL,
             "unrecognised database URL '\(redactMalformed(t))': use postgresql://user:pass@host:port/db, mariadb://user:pass@host:port/db, sqlite:PATH, or a path ending in .db, .sqlite or .sqlite3"
         )
@@ -74,19 +82,14 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
     /// path with its password (found from outside), and before a file of that name is made.
     static func refuseServerURL(_ path: String, given: String) throws {
         let lower = path.lowercased()
-        let mistyped = ["postgresql", "postgres", "mariadb", "mysql"].contains {
+        let mistyped = serverSchemes.contains {
             lower.hasPrefix($0 + ":") || lower.hasPrefix($0 + "/")
         }
         // A file of such a name that is there is a path (found from outside: refused).
         let userinfo =
             path.range(of: "^[^/@]*:[^@]*@", options: .regularExpression) != nil
             && !FileManager.default.fileExists(atPath: path)
-        if mistyped || userinfo || path.contains("://") {
-            throw DataJoinError(
-                .badURL,
-                "unrecognised database URL '\(redactMalformed(given))': use postgresql://user:pass@host:port/db, mariadb://user:pass@host:port/db, sqlite:PATH, or a path ending in .db, .sqlite or .sqlite3"
-            )
-        }
+        if mistyped || userinfo || path.contains("://") { throw unrecognised(given) }
     }
 
     /// `mariadb://user:pass@host:port/db` (or `mysql://`); `?connect_timeout=N` as for PostgreSQL.
@@ -196,7 +199,6 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
             if j > i { prefixEnd = j }
         }
         var prefix = t[..<prefixEnd], rest = t[prefixEnd...]
-        let schemes = ["postgresql", "postgres", "mariadb", "mysql", "sqlite"]
         let userLike =
             prefix.hasSuffix(":") && !prefix.contains("/") && !schemes.contains(prefix.dropLast().lowercased())
         if let at = rest.lastIndex(of: "@") {

@@ -101,7 +101,17 @@ struct Verify: ParsableCommand {
                     Console.error("\(path): \(problem)")
                     continue
                 }
-                switch BundleInspector.verify(path, db: database) {
+                let verified = BundleInspector.verify(path, db: database)
+                // What ingest would do, in its class: the file is intact, but this node refuses it;
+                // "signed by" is said only of a key trusted here (found in review).
+                if case .success(let checked) = verified, let database,
+                    let refusal = try DataJoin.Trust.refusal(database, header: checked.header)
+                {
+                    failed(Exit.code(for: refusal))
+                    Console.error("\(path): intact, but ingest here would refuse it: \(refusal.message)")
+                    continue
+                }
+                switch verified {
                 case .success(let checked)
                 where try checked.encryptedTo != nil && !checked.decrypted
                     && me == checked.header.sender:
@@ -112,12 +122,6 @@ struct Verify: ParsableCommand {
                     print("  " + GapReport.writtenHereLine)
                 case .success(let checked) where checked.encryptedTo != nil && !checked.decrypted:
                     let to = checked.encryptedTo?.joined(separator: ", ") ?? ""
-                    // "signed by" with --db only when its key is the trusted one (found in review).
-                    if let database, let refusal = try DataJoin.Trust.refusal(database, header: checked.header) {
-                        failed(Exit.code(for: refusal))
-                        Console.error("\(path): intact, but ingest here would refuse it: \(refusal.message)")
-                        continue
-                    }
                     print(
                         database == nil
                             ? "\(named): OK (encrypted to \(to), signed as \(checked.header.sender) by the key it carries; "
@@ -126,12 +130,6 @@ struct Verify: ParsableCommand {
                     )
                 case .success(let checked):
                     let h = checked.header
-                    if let database, let refusal = try DataJoin.Trust.refusal(database, header: h) {
-                        // What ingest would do, in its class: the file is intact, but this node refuses it.
-                        failed(Exit.code(for: refusal))
-                        Console.error("\(path): intact, but ingest here would refuse it: \(refusal.message)")
-                        continue
-                    }
                     let ranges = h.origins.map { "\($0.origin) \($0.first)-\($0.last)" }.joined(separator: ", ")
                     // Trusted only where --db said so: without it, any key may sign in any name
                     // (found from outside: a file re-signed by a stranger was "signed by" the node).

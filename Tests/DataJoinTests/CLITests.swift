@@ -730,7 +730,10 @@ final class CLITests: XCTestCase {
             XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.path), [], "\(brand)")
             // Without --db, `verify` and `inspect` need no node: the file's own class.
             XCTAssertEqual(try CLI.run(["verify", junk.path]).status, 65)
-            XCTAssertEqual(try CLI.run(["inspect", junk.path]).status, 65)
+            let inspected = try CLI.run(["inspect", junk.path])
+            XCTAssertEqual(inspected.status, 65)
+            // One line that names the file, as verify's does (found from outside: it did not).
+            XCTAssertTrue(inspected.stderr.hasPrefix("datajoin: error: \(junk.path): "), inspected.stderr)
         }
         // The application's own SQLite file is left byte for byte, its journal mode too, and a
         // file of 0 bytes stays one (found from outside: each became a WAL database).

@@ -454,7 +454,16 @@ final class EncryptionTests: ScenarioTestCase {
         try trustAll([a, b])
         XCTAssertEqual(try CLI.ok(["config", "--db", a.url]).stdout, "encrypt never\n")
         XCTAssertEqual(try CLI.ok(["config", "--db", a.url, "encrypt", "always"]).stdout, "encrypt always\n")
-        XCTAssertEqual(try CLI.run(["config", "--db", a.url, "encrypt", "sometimes"]).status, 64)
+        for (words, says) in [
+            (["encrypt", "sometimes"], "encrypt takes 'always' or 'never', not 'sometimes'"),
+            (["encrypt"], "encrypt needs a value: datajoin config encrypt always (or never)"),
+            (["compress", "more"], "unknown setting 'compress more'"),
+        ] {
+            let r = try CLI.run(["config", "--db", a.url] + words)
+            XCTAssertEqual(r.status, 64, r.stderr)
+            XCTAssertTrue(r.stderr.contains(says), r.stderr)
+        }
+        XCTAssertEqual(try CLI.ok(["config", "--db", a.url]).stdout, "encrypt always\n")
         try a.exec("INSERT INTO sales_order (order_id) VALUES ('x')")
         let drop = try out("always")
         try CLI.ok(["export", "--db", a.url, "--to", drop.path])

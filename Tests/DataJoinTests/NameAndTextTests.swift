@@ -253,6 +253,19 @@ final class NameAndTextTests: ScenarioTestCase {
             XCTAssertEqual(try n.db.scalar("SELECT table_name FROM ds_tracked_table"), .text("item"), "\(brand)")
             try CLI.ok(["untrack", "--db", n.url, "\(schema).item"])
             XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM ds_tracked_table").asInt64, 0, "\(brand)")
+            // As SQL quotes it, and SQLite's schema in any case (found from outside: refused).
+            let q = brand == .mariadb ? "`" : "\""
+            var quotedForms = ["\(q)\(schema)\(q).\(q)item\(q)", "\(schema).\(q)item\(q)"]
+            if brand == .sqlite { quotedForms.append("MAIN.item") }
+            for form in quotedForms {
+                try CLI.ok(["track", "--db", n.url, form])
+                XCTAssertEqual(try n.db.scalar("SELECT table_name FROM ds_tracked_table"), .text("item"), form)
+                try CLI.ok(["untrack", "--db", n.url, form])
+            }
+            let quoted = try CLI.run(["track", "--db", n.url, "\(q)other\(q).\(q)item\(q)"])
+            XCTAssertEqual(quoted.status, 1, quoted.stderr)
+            XCTAssertTrue(quoted.stderr.contains(cure), quoted.stderr)
+            XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM ds_tracked_table").asInt64, 0, "\(brand)")
             try CLI.ok(["track", "--db", n.url, "item"])
             try n.exec("INSERT INTO item (id, v) VALUES ('r1', 'x')")
             XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM ds_change_outbox").asInt64, 1, "\(brand)")

@@ -45,8 +45,8 @@ public enum Tracker {
             guard let info = try TableRegistry.introspect(db, table: name) else {
                 if let dot = name.firstIndex(of: ".") {
                     // Tables are named as the connection sees them: one schema (docs/capture.md).
-                    let schema = name[..<dot], table = name[name.index(after: dot)...]
-                    let cure = db.dialect.schemaCure(schema: schema, table: table)
+                    let schema = unquoted(name[..<dot]), table = unquoted(name[name.index(after: dot)...])
+                    let cure = db.dialect.schemaCure(schema: Substring(schema), table: Substring(table))
                     throw DataJoinError(.noSuchTable, "table \(name) does not exist in \(db.displayName): \(cure)")
                 }
                 throw DataJoinError(.noSuchTable, "table \(name) does not exist in \(db.displayName)")
@@ -296,10 +296,19 @@ public enum Tracker {
     static func resolve(_ db: Database, _ given: String) throws -> String {
         if let name = try db.dialect.catalogName(db, table: given) { return name }
         guard let dot = given.firstIndex(of: "."), try db.dialect.columns(db, of: given).isEmpty,
-            let schema = try db.dialect.currentSchema(db), given[..<dot] == schema
+            try db.dialect.isCurrentSchema(db, unquoted(given[..<dot]))
         else { return given }
-        let table = String(given[given.index(after: dot)...])
+        let table = unquoted(given[given.index(after: dot)...])
         return try db.dialect.catalogName(db, table: table) ?? table
+    }
+
+    /// A part of a schema-qualified name as SQL quotes it (`"main"."t"`, `` `shop`.`t` ``): the
+    /// name itself. Unqualified names are taken as the catalog holds them, quotes and all.
+    static func unquoted(_ part: Substring) -> String {
+        for q: Character in ["\"", "`"] where part.count >= 2 && part.first == q && part.last == q {
+            return part.dropFirst().dropLast().replacingOccurrences(of: "\(q)\(q)", with: "\(q)")
+        }
+        return String(part)
     }
 
     public static func trackedNames(_ db: Database) throws -> [String] {

@@ -122,9 +122,9 @@ public protocol Dialect: Sendable {
     /// How to track `table` of `schema`, named with it: a table is named as the connection sees
     /// it, one schema per node.
     func schemaCure(schema: Substring, table: Substring) -> String
-    /// The schema whose tables the connection names without one (PostgreSQL's current schema,
-    /// MariaDB's database, SQLite's `main`), nil when there is none.
-    func currentSchema(_ db: Database) throws -> String?
+    /// True when `schema` is the one whose tables the connection names without one (PostgreSQL's
+    /// current schema, MariaDB's database, SQLite's `main` in any case, as SQLite reads it).
+    func isCurrentSchema(_ db: Database, _ schema: String) throws -> Bool
     /// Why `table` is no table whose writes capture can see (a view, a PostgreSQL partitioned
     /// table), or nil.
     func notCapturable(_ db: Database, table: String) throws -> String?

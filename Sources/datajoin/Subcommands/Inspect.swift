@@ -37,7 +37,14 @@ struct Inspect: ParsableCommand {
     func run() throws {
         try DataJoin_run {
             let database = try db.map { try DatabaseOptions.open($0) }
-            let s = try BundleInspector.read(file, keepChanges: max(0, limit), db: database)
+            let s: BundleInspector.Summary
+            do {
+                s = try BundleInspector.read(file, keepChanges: max(0, limit), db: database)
+            } catch var e as DataJoinError where !e.message.contains(file) {
+                // One line that names its file, as verify's and ingest's do.
+                e.message = "\(file): \(e.message)"
+                throw e
+            }
             print(json ? BundleInspector.json(s) : BundleInspector.text(s))
             // Its signature matches its own key; whether this node trusts that key is another
             // question, answered as `verify --db` does (found from outside: "verified" alone).
@@ -228,6 +235,11 @@ struct Config: ParsableCommand {
             case 0: break
             case 2 where words[0] == "encrypt" && ["always", "never"].contains(words[1]):
                 try BundleEncryption.setAlways(db, words[1] == "always")
+            case _ where words[0] == "encrypt":
+                let why =
+                    words.count == 1
+                    ? "needs a value" : "takes 'always' or 'never', not '\(words.dropFirst().joined(separator: " ").prefix(60))'"
+                throw DataJoinError(.usage, "encrypt \(why): datajoin config encrypt always (or never)")
             default:
                 throw DataJoinError(
                     .usage,

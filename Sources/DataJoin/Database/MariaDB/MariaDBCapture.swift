@@ -54,7 +54,9 @@ extension MariaDBDialect {
             + "use mariadb://…/\(schema) and track \(table)"
     }
 
-    public func currentSchema(_ db: Database) throws -> String? { try db.scalar("SELECT DATABASE()").asString }
+    public func isCurrentSchema(_ db: Database, _ schema: String) throws -> Bool {
+        try db.scalar("SELECT DATABASE()").asString == schema
+    }
 
     public func notCapturable(_ db: Database, table: String) throws -> String? {
         let type = try db.scalar(

@@ -124,7 +124,9 @@ extension PostgresDialect {
             + "(postgresql://…/db?options=-csearch_path%3D\(schema)) and track \(table)"
     }
 
-    public func currentSchema(_ db: Database) throws -> String? { try db.scalar("SELECT current_schema()").asString }
+    public func isCurrentSchema(_ db: Database, _ schema: String) throws -> Bool {
+        try db.scalar("SELECT current_schema()").asString == schema
+    }
 
     public func notCapturable(_ db: Database, table: String) throws -> String? {
         guard

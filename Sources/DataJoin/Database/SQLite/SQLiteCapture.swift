@@ -45,7 +45,9 @@ extension SQLiteDialect {
             + "(an attached database is a node of its own: --db that file)"
     }
 
-    public func currentSchema(_ db: Database) throws -> String? { "main" }
+    public func isCurrentSchema(_ db: Database, _ schema: String) throws -> Bool {
+        schema.lowercased() == "main"
+    }
 
     public func notCapturable(_ db: Database, table: String) throws -> String? {
         let type = try db.scalar(

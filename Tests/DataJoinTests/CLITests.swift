@@ -842,12 +842,18 @@ final class CLITests: XCTestCase {
         }
         for url in [
             "postgresql://u:Hunter2@Secret@127.0.0.1:1/p", "postgresql://u:Hunter2%@127.0.0.1:1/p",
-            "mariadb://u:Hunter2@Secret@127.0.0.1:1/p",
+            "mariadb://u:Hunter2@Secret@127.0.0.1:1/p", "postgresql://u:Hunter2#Secret@127.0.0.1:1/p",
+            "mariadb://u:Hunter2#Secret@127.0.0.1:1/p",
         ] {
             let r = try CLI.run(["status", "--db", url])
             XCTAssertEqual(r.status, 64, r.stderr)
             XCTAssertFalse(r.stderr.contains("Hunter2") || r.stderr.contains("Secret"), r.stderr)
+            // What to write instead, not only what was expected (found from outside).
+            if url.contains("#") { XCTAssertTrue(r.stderr.contains("write '#' as %23"), r.stderr) }
         }
+        // Written so, the password is whole: the connection fails at the server, not the URL.
+        let encoded = try CLI.run(["status", "--db", "postgresql://u:Hunter2%23Secret@127.0.0.1:1/p"])
+        XCTAssertEqual(encoded.status, 69, encoded.stderr)
         XCTAssertEqual(
             DatabaseURL.scrub("database \"p1 password=Leak1\" does not exist"),
             "database \"p1 password=***\" does not exist")

@@ -16,6 +16,9 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
             t = t[..<colon].lowercased() + t[colon...]
         }
         if t.hasPrefix("postgresql://") || t.hasPrefix("postgres://") {
+            if let why = userinfoProblem(t) {
+                throw DataJoinError(.badURL, "malformed PostgreSQL URL '\(redactMalformed(t))': \(why)")
+            }
             guard let comps = URLComponents(string: t), comps.host != nil || t.contains("@/") || t.contains("///")
             else {
                 throw DataJoinError(
@@ -26,9 +29,6 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
             if let port = comps.port, !(1...65535).contains(port) {
                 throw DataJoinError(
                     .badURL, "malformed PostgreSQL URL '\(redactMalformed(t))': port \(port) is out of range")
-            }
-            if let why = userinfoProblem(t) {
-                throw DataJoinError(.badURL, "malformed PostgreSQL URL '\(redactMalformed(t))': \(why)")
             }
             let db = comps.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
             if db.isEmpty {
@@ -97,11 +97,11 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
         let bad = { (why: String) in
             DataJoinError(.badURL, "malformed MariaDB URL '\(redactMalformed(t))': \(why)")
         }
+        if let why = userinfoProblem(t) { throw bad(why) }
         guard let comps = URLComponents(string: t), let host = comps.host, !host.isEmpty else {
             throw bad("expected mariadb://user:pass@host:port/dbname")
         }
         if let port = comps.port, !(1...65535).contains(port) { throw bad("port \(port) is out of range") }
-        if let why = userinfoProblem(t) { throw bad(why) }
         let db = comps.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
         if db.isEmpty { throw bad("no database name after the host (…/dbname)") }
         guard let user = comps.user, !user.isEmpty else { throw bad("no user before the host (user@host)") }
@@ -138,6 +138,11 @@ public enum DatabaseURL: Equatable, CustomStringConvertible {
         guard let schemeEnd = t.range(of: "://") else { return nil }
         let authority = t[schemeEnd.upperBound...].prefix { $0 != "/" && $0 != "?" }
         let ats = authority.filter { $0 == "@" }.count
+        // A URL's fragment starts at '#': the rest of the password and the host were lost to
+        // it, and the message said only "expected user:pass@host" (found from outside).
+        if let at = authority.lastIndex(of: "@"), authority[..<at].contains("#") {
+            return "the user or password has a '#', which a URL reads as the start of a fragment: write '#' as %23"
+        }
         if ats > 1 { return "more than one '@' before the host: write an '@' in the user or password as %40" }
         if let at = authority.firstIndex(of: "@"), String(authority[..<at]).removingPercentEncoding == nil {
             return "the user or password has a '%' that is not followed by two hex digits: write '%' as %25"

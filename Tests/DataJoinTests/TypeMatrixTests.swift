@@ -526,6 +526,55 @@ final class TypeMatrixTests: ScenarioTestCase {
         XCTAssertEqual(try b.db.scalar("SELECT d FROM reals"), .real(1.7976931348623157e308))
     }
 
+    /// A change SQLite's own comparison calls none is a change: case in a `COLLATE NOCASE`
+    /// column, trailing spaces in `RTRIM`, `1` to `1.0` in an untyped one (found from outside:
+    /// peers kept the old text for good, and `check` said OK). A node of schema 21 gets the
+    /// triggers that see them on upgrade.
+    func testAChangeOnlyTheCollationCallsNoneIsCaptured() throws {
+        let schema = "CREATE TABLE ci (k TEXT PRIMARY KEY NOT NULL, w TEXT COLLATE NOCASE, r TEXT COLLATE RTRIM, u)"
+        let a = try TestNode("a", .sqlite, folder: folder, table: schema, track: ["ci"], keyBlocks: false)
+        let b = try TestNode("b", .sqlite, folder: folder, table: schema, track: ["ci"], keyBlocks: false)
+        try trustAll([a, b])
+        func rows(_ n: TestNode) throws -> [[Value]] {
+            try n.db.rows("SELECT k, w, r, u, typeof(u) FROM ci ORDER BY k").map(\.values)
+        }
+        try a.exec("INSERT INTO ci VALUES ('s1', 'abc', 'x', 1), ('s2', 'abc', 'x', 1)")
+        XCTAssertEqual(try sync(a, b)?.applied, 2)
+        try a.exec("UPDATE ci SET w = 'ABC', r = 'x  ', u = 1.0 WHERE k = 's1'")
+        XCTAssertEqual(try sync(a, b)?.applied, 3)
+        XCTAssertEqual(try rows(b), try rows(a))
+        XCTAssertEqual(try b.db.firstRow("SELECT w, r, typeof(u) FROM ci WHERE k = 's1'")?.values, [
+            .text("ABC"), .text("x  "), .text("real"),
+        ])
+        // Setting the same value is still no change.
+        try a.exec("UPDATE ci SET w = w, r = r, u = u")
+        XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq IS NULL"), .integer(0))
+
+        // As schema 21 left the triggers: `IS NOT` alone.
+        let changed = try NSRegularExpression(
+            pattern: #"\(NEW\.("[^"]+") IS NOT OLD\.("[^"]+") COLLATE BINARY OR typeof\(NEW\.\1\) <> typeof\(OLD\.\1\)\)"#)
+        var rewritten = 0
+        for r in try a.db.rows("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'ds_capture_%'") {
+            let sql = r.string(1) ?? ""
+            let old = changed.stringByReplacingMatches(
+                in: sql, range: NSRange(sql.startIndex..., in: sql), withTemplate: "NEW.$1 IS NOT OLD.$1")
+            guard old != sql else { continue }
+            try a.exec("DROP TRIGGER \"\(r.string(0)!)\"")
+            try a.exec(old)
+            rewritten += 1
+        }
+        XCTAssertEqual(rewritten, 4, "the key trigger and three column triggers")
+        try a.exec("UPDATE ci SET w = 'Abc' WHERE k = 's2'")
+        XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq IS NULL"), .integer(0))
+        try a.exec("UPDATE ds_node SET schema_version = 21")
+        _ = try NodeIdentity.load(a.db)  // upgrades
+        XCTAssertEqual(try a.db.scalar("SELECT schema_version FROM ds_node"), .integer(Int64(SyncSchema.version)))
+        try a.exec("UPDATE ci SET w = 'ABC', r = 'x ' WHERE k = 's2'")
+        XCTAssertEqual(try sync(a, b)?.applied, 2)
+        XCTAssertEqual(try b.db.firstRow("SELECT w, r FROM ci WHERE k = 's2'")?.values, [.text("ABC"), .text("x ")])
+        try assertChecked([a, b])
+    }
+
     /// A SQLite node of schema version 14 gets the outbox's operation check without an IN list
     /// (SQLite built its lookup table once per captured row: a quarter of a tracked insert) and
     /// insert triggers that write the row as an array of values; changes captured before, as

@@ -92,8 +92,8 @@ enum CaptureTriggers {
     /// triggers would capture each write twice), and a lost trigger stays drift, for `track` to
     /// say what it missed. A table left so keeps triggers that skip every write of an import,
     /// as before 17 (`Dialect.setApplying` still tells them).
-    static func rewriteOnUpgrade(_ db: Database, from version: Int) throws {
-        guard version < 17 else { return }
+    static func rewriteOnUpgrade(_ db: Database, from version: Int, before: Int = 17) throws {
+        guard version < before else { return }
         for t in try trackedAndPresent(db)
         where try version < 15 || db.dialect.missingCaptureTriggers(db, t).missing.isEmpty {
             try db.dialect.installCapture(db, t)

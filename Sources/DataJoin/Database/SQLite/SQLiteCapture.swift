@@ -10,7 +10,9 @@ extension SQLiteDialect {
     /// Before schema version 13 the triggers wrote some reals a unit in the last place off;
     /// before 15 they wrote an insert's row as an object of name/value pairs (slower).
     public func upgradeCapture(_ db: Database, from version: Int) throws {
-        try CaptureTriggers.rewriteOnUpgrade(db, from: version)
+        // Schema 22: a change only the column's collation or SQLite's numeric comparison saw as
+        // none is captured (`changed`).
+        try CaptureTriggers.rewriteOnUpgrade(db, from: version, before: 22)
     }
 
     public func removeCapture(_ db: Database, table: String) throws {
@@ -134,6 +136,14 @@ extension SQLiteDialect {
         CaptureTriggers.literal(KeyNames.encode(t.columns.map(\.name)))
     }
 
+    /// The column's value changed, byte for byte and storage class: `IS NOT` alone compares by
+    /// the column's collation, so `'abc'` to `'ABC'` in a `COLLATE NOCASE` column (or `'x'` to
+    /// `'x  '` in `RTRIM`) was no change, and peers kept the old text for good (found from
+    /// outside); nor was `1` to `1.0`, which SQLite compares as numbers.
+    static func changed(_ q: String) -> String {
+        "(NEW.\(q) IS NOT OLD.\(q) COLLATE BINARY OR typeof(NEW.\(q)) <> typeof(OLD.\(q)))"
+    }
+
     static func triggers(_ db: Database, _ t: TableInfo) -> [String] {
         let n = CaptureTriggers.names(t.name)
         let table = db.quote(t.name)
@@ -147,8 +157,7 @@ extension SQLiteDialect {
         func row(_ rec: String) -> String { sqliteRow(db, t, rec) }
         let names = sqliteNames(t)
         let cols = sqliteColumns
-        let keyChanged = t.keyColumns.map { "NEW.\(db.quote($0.name)) IS NOT OLD.\(db.quote($0.name))" }.joined(
-            separator: " OR ")
+        let keyChanged = t.keyColumns.map { Self.changed(db.quote($0.name)) }.joined(separator: " OR ")
         let keyList = t.keyColumns.map { db.quote($0.name) }.joined(separator: ", ")
         // Updates: one trigger per column, `AFTER UPDATE OF` that column, so an UPDATE runs only
         // the triggers of the columns it sets (SQLite picks them when it prepares the statement)
@@ -176,7 +185,7 @@ extension SQLiteDialect {
             triggers.append(
                 """
                 CREATE TRIGGER \(db.quote(n.update + "_c\(i + 1)")) AFTER UPDATE OF \(q) ON \(table)
-                WHEN NEW.\(q) IS NOT OLD.\(q) AND NOT (\(keyChanged)) AND \(notApplying) BEGIN
+                WHEN \(Self.changed(q)) AND NOT (\(keyChanged)) AND \(notApplying) BEGIN
                 INSERT INTO ds_change_outbox (\(cols)) VALUES (\(lit), \(pkNames), \(key("NEW")), 'U', \(CaptureTriggers.literal(c.name)), \(sqliteTagged("NEW.\(q)")), \(sqliteTagged("OLD.\(q)")), \(ms));
                 END
                 """)

@@ -141,6 +141,80 @@ final class MariaDBTests: ScenarioTestCase {
         return try to.ingest([out.path]).imported
     }
 
+    /// Found by an outside trial of types across brands: a moment with an offset (PostgreSQL's
+    /// `timestamptz`) reaches a TIMESTAMP in UTC, and one outside its range is held saying so,
+    /// at its bounds; the largest floats reach a FLOAT, from another MariaDB node too; a SET out
+    /// of its order is held; a column in a narrower character set is named at `track`, and what
+    /// it cannot hold is held with the cure. `status` names each held row by its key.
+    func testMomentsLargestFloatsSetsAndCharsetsArriveOrAreHeldWithTheCure() throws {
+        let mariaDDL = """
+            CREATE TABLE v (id VARCHAR(20) COLLATE utf8mb4_nopad_bin PRIMARY KEY, ts TIMESTAMP(6) NULL DEFAULT NULL,
+              f FLOAT, s SET('a','b','c'), l TEXT CHARACTER SET latin1, tx TEXT CHARACTER SET utf8mb4)
+            """
+        let s = try TestNode(
+            "vs", .sqlite, folder: folder,
+            table: "CREATE TABLE v (id TEXT PRIMARY KEY NOT NULL, ts TEXT, f REAL, s TEXT, l TEXT, tx TEXT)", track: ["v"])
+        let m = try TestNode("vm", .mariadb, folder: folder, table: mariaDDL, track: [], viaCLI: true)
+        let m2 = try TestNode("vm2", .mariadb, folder: folder, table: mariaDDL, track: ["v"])
+        let tracked = try CLI.ok(["track", "--db", m.url, "v"])
+        XCTAssertTrue(
+            tracked.stderr.contains("v: l (latin1) cannot hold every character other nodes may send"), tracked.stderr)
+        try trustAll([s, m, m2])
+        let moments = [
+            ("t1", "2024-06-30 22:00:00+00", "2024-06-30 22:00:00.000000"),
+            ("t2", "2024-06-30 22:00:00.5+02:00", "2024-06-30 20:00:00.500000"),
+            ("t3", "2024-01-01 01:30:00-0130", "2024-01-01 03:00:00.000000"),
+            ("t4", "1970-01-01 00:00:01+00", "1970-01-01 00:00:01.000000"),
+            ("t5", "2038-01-19 03:14:07.999999+00", "2038-01-19 03:14:07.999999"),
+            ("t6", "1970-01-01 00:00:00.999999+00", nil), ("t7", "2038-01-19 03:14:08+00", nil),
+            ("t8", "0099-06-30 22:00:00+00", nil), ("t9", "2024-06-30 22:00:00", "2024-06-30 22:00:00.000000"),
+        ]
+        for (id, text, _) in moments { try s.exec("INSERT INTO v (id, ts) VALUES (?, ?)", [.text(id), .text(text)]) }
+        try s.exec("INSERT INTO v (id, f) VALUES ('f1', 3.4028235e38), ('f2', -3.4028235e38), ('f3', 1.5)")
+        try s.exec("INSERT INTO v (id, s) VALUES ('s1', 'a,c'), ('s2', 'c,a'), ('s3', 'b,b')")
+        try s.exec("INSERT INTO v (id, l) VALUES ('l1', '😀'), ('l2', 'naïve €uro')")
+        try s.exec("INSERT INTO v (id, tx) VALUES ('x1', ?)", [.text(String(repeating: "é", count: 40_000))])
+        let held = ["t6", "t7", "t8", "s2", "s3", "l1", "x1"]
+        XCTAssertEqual(try sync(s, m)?.held, held.count)
+        for (id, _, stored) in moments {
+            XCTAssertEqual(
+                try m.db.scalar("SELECT CAST(ts AS CHAR) FROM v WHERE id = ?", [.text(id)]),
+                stored.map(Value.text) ?? .null, id)
+        }
+        // FLT_MAX itself, which the driver reads as its shortest text.
+        XCTAssertEqual(
+            try m.db.rows("SELECT id, f, f = CAST(? AS FLOAT) FROM v WHERE f IS NOT NULL ORDER BY id", [
+                .real(Double(Float.greatestFiniteMagnitude))
+            ]).map(\.values),
+            [
+                [.text("f1"), .real(3.4028235e38), .integer(1)], [.text("f2"), .real(-3.4028235e38), .integer(0)],
+                [.text("f3"), .real(1.5), .integer(0)],
+            ])
+        XCTAssertEqual(try m.db.scalar("SELECT s FROM v WHERE id = 's1'"), .text("a,c"))
+        XCTAssertEqual(try m.db.scalar("SELECT l FROM v WHERE id = 'l2'"), .text("naïve €uro"))
+        let status = try CLI.ok(["status", "--db", m.url, "--json"]).stdout
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(status.utf8)) as? [String: Any])
+        let entries = try XCTUnwrap((object["import"] as? [String: Any])?["held"] as? [[String: Any]])
+        var reasons: [String: String] = [:]
+        for e in entries { reasons[e["key"] as? String ?? ""] = e["reason"] as? String }
+        XCTAssertEqual(reasons.keys.sorted(), held.sorted(), status)
+        for id in ["t6", "t7", "t8"] {
+            XCTAssertTrue(reasons[id]?.contains("outside what a MariaDB timestamp(6) holds") ?? false, reasons[id] ?? "")
+        }
+        XCTAssertTrue(reasons["s2"]?.contains("which MariaDB would store as 'a,c'") ?? false, reasons["s2"] ?? "")
+        XCTAssertTrue(reasons["s3"]?.contains("which MariaDB would store as 'b'") ?? false, reasons["s3"] ?? "")
+        XCTAssertTrue(reasons["l1"]?.contains("declare it CHARACTER SET utf8mb4") ?? false, reasons["l1"] ?? "")
+        XCTAssertTrue(
+            reasons["x1"]?.contains("80000 bytes in utf8mb4; a TEXT column holds 65535") ?? false, reasons["x1"] ?? "")
+        uncheckedNodes.insert(m.name)
+
+        // The largest float captured on a MariaDB node reaches another.
+        try m.exec("INSERT INTO v (id, f) VALUES ('f4', 3.402823466e38)")
+        _ = try sync(m, m2)
+        XCTAssertEqual(try m2.db.scalar("SELECT f FROM v WHERE id = 'f4'"), .real(3.4028235e38))
+        XCTAssertEqual(try m2.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0))
+    }
+
     /// MariaDB → SQLite → MariaDB and MariaDB → PostgreSQL → MariaDB (a node bootstrapped from
     /// the middle node's snapshot): every value comes back as it was; BIGINT UNSIGNED's maximum is held on SQLite and PostgreSQL with the reason, and
     /// every other row arrives.
@@ -579,6 +653,41 @@ final class MariaDBTests: ScenarioTestCase {
         // Two tables whose names differ in case only are two tables.
         try CLI.ok(["track", "--db", url, "Foo", "foo"])
         XCTAssertEqual(try db.scalar("SELECT count(*) FROM ds_tracked_table"), .integer(2))
+    }
+
+    /// A key in a `_nopad_bin` collation of a narrower character set (ASCII codes, say) is
+    /// tracked with a warning, and a key outside it is held before the server sees it, saying
+    /// what to do (found from outside: held as "Illegal mix of collations", naming no key).
+    /// What MariaDB refuses for a reason of its own says what to do too.
+    func testAKeyInANarrowerCharacterSetIsTrackedWithAWarningAndHeldWithTheCure() throws {
+        let m = try TestNode(
+            "nk", .mariadb, folder: folder,
+            table: "CREATE TABLE lk (id VARCHAR(20) CHARACTER SET latin1 COLLATE latin1_nopad_bin PRIMARY KEY, v INT)",
+            track: [], viaCLI: true)
+        let s = try TestNode(
+            "ns", .sqlite, folder: folder, table: "CREATE TABLE lk (id TEXT PRIMARY KEY NOT NULL, v INTEGER)",
+            track: ["lk"])
+        let tracked = try CLI.ok(["track", "--db", m.url, "lk"])
+        XCTAssertTrue(tracked.stderr.contains("lk: id (latin1) cannot hold every character"), tracked.stderr)
+        try trustAll([s, m])
+        try s.exec("INSERT INTO lk VALUES ('café', 1), ('😀', 2), ('Ā', 3)")
+        XCTAssertEqual(try sync(s, m)?.held, 2)
+        XCTAssertEqual(try m.db.rows("SELECT id, v FROM lk").map(\.values), [[.text("café"), .integer(1)]])
+        let reasons = try m.db.rows("SELECT reason FROM ds_change_held").compactMap { $0.string(0) }
+        XCTAssertEqual(reasons.count, 2)
+        for r in reasons {
+            XCTAssertTrue(r.contains("is not in the column's character set latin1"), r)
+            XCTAssertTrue(r.contains("declare it CHARACTER SET utf8mb4"), r)
+        }
+        uncheckedNodes.insert(m.name)
+        let maria = MariaDBDialect()
+        for (code, says) in [
+            (1267, "declare the column CHARACTER SET utf8mb4"), (1366, "TEXT 65,535"), (1264, "declare a wider type"),
+        ] {
+            let e = MariaDBError(number: UInt32(code), sqlState: "HY000", message: "words")
+            XCTAssertTrue(maria.refusalAdvice(e)?.contains(says) ?? false, "\(code)")
+        }
+        XCTAssertNil(maria.refusalAdvice(MariaDBError(number: 1062, sqlState: "23000", message: "duplicate")))
     }
 
     /// A key longer than MariaDB's version tables keep, captured on a MariaDB node: the change

@@ -298,7 +298,10 @@ final class OperatorSafetyTests: XCTestCase {
             lines.contains { $0.hasPrefix("last export:") && $0.contains("never") }, lines.joined(separator: "\n"))
         let held = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("held:") })
         XCTAssertTrue(lines[held].contains("1 change(s)"), lines[held])
-        XCTAssertTrue(lines[held + 1].hasPrefix("  held a#2 extra:"), lines[held + 1])
+        // Which row, where the reason does not say (found from outside).
+        XCTAssertTrue(lines[held + 1].hasPrefix("  held a#2 extra [not tracked at the hub]:"), lines[held + 1])
+        let json = try CLI.ok(["status", "--db", hub.url, "--json"]).stdout
+        XCTAssertTrue(json.contains(#""table":"extra","key":"not tracked at the hub","reason":"#), json)
     }
 
     /// `--quiet` prints nothing but errors and warnings; `conflicts` says how many it did not show.

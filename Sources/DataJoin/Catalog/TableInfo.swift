@@ -16,6 +16,14 @@ public struct ColumnInfo: Equatable, Sendable {
     /// The declared type taken apart once: an import checks every value against it, and taking
     /// it apart per value cost a tenth of a PostgreSQL import (found by `perf`).
     public private(set) var type: TypeName
+    /// The character set of a text column that cannot hold every character (MariaDB's
+    /// `latin1`, say), from the live catalog: nil where any character fits, and in the registry.
+    public var charset: String?
+
+    /// Equal as tracked: the character set is the live catalog's, not part of the registry.
+    public static func == (a: ColumnInfo, b: ColumnInfo) -> Bool {
+        a.name == b.name && a.dataType == b.dataType && a.kind == b.kind && a.pkPosition == b.pkPosition
+    }
 
     public init(name: String, dataType: String, kind: ValueKind, pkPosition: Int) {
         self.name = name

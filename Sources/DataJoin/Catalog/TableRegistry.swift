@@ -19,9 +19,9 @@ enum TableRegistry {
         for name in try Tracker.trackedNames(db) {
             guard let known = tables[name], let live = try introspect(db, table: name) else { continue }
             for (i, c) in known.columns.enumerated() {
-                if let now = live.column(c.name), now.kind == c.kind, now.dataType != c.dataType {
-                    tables[name]!.columns[i].dataType = now.dataType
-                }
+                guard let now = live.column(c.name) else { continue }
+                if now.kind == c.kind, now.dataType != c.dataType { tables[name]!.columns[i].dataType = now.dataType }
+                tables[name]!.columns[i].charset = now.charset
             }
         }
         return tables

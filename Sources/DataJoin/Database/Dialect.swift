@@ -219,6 +219,8 @@ public protocol Dialect: Sendable {
     func valueProblem(_ value: Value, _ column: ColumnInfo) -> String?
     /// The value as it is bound for `column`, where the brand would store another text of it.
     func storedValue(_ value: Value, _ column: ColumnInfo) -> Value
+    /// What to do about a change the database refused, where its own words do not say.
+    func refusalAdvice(_ error: Error) -> String?
     /// The expression that sets `column` from a joined row's value (`v.c`) in a multi-row update.
     func assigned(_ expression: SQL, to column: ColumnInfo) -> SQL
     /// Why a key cannot be stored at all; nil when it can.
@@ -327,6 +329,8 @@ extension Dialect {
     }
 
     public func storedValue(_ value: Value, _ column: ColumnInfo) -> Value { value }
+
+    public func refusalAdvice(_ error: Error) -> String? { nil }
 
     public func assigned(_ expression: SQL, to column: ColumnInfo) -> SQL { expression }
 

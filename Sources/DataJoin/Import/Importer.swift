@@ -468,12 +468,19 @@ public enum Importer {
             zip(changes, canonical).compactMap { c, k in k.map { VersionCache.Key(table: c.table, key: $0.bytes) } }
         )
         // Not a key with bytes this node holds for a column of another type (`ValueFit`): a
-        // lookup by it would be an error on PostgreSQL's server. SQLite keeps such bytes.
+        // lookup by it would be an error on PostgreSQL's server. SQLite keeps such bytes. Nor
+        // one with a character its MariaDB column's character set lacks ("Illegal mix of
+        // collations"; found from outside).
         try batch?.prefetch(
             zip(changes, canonical).compactMap { c, k in
                 guard let k, let t = tables[c.table],
                     !zip(t.keyColumns, k.key).contains(where: { col, v in
-                        if case .blob = v { return dialect.valueProblem(v, col) != nil } else { return false }
+                        switch v {
+                        case .blob: return dialect.valueProblem(v, col) != nil
+                        case .text where col.charset != nil:
+                            return dialect.valueProblem(v, col) != nil
+                        default: return false
+                        }
                     })
                 else { return nil }
                 return (c.table, k.key, KeyBytes(k.bytes))
@@ -500,7 +507,7 @@ public enum Importer {
             }
         } catch  where isRefusal(db, error) {
             merger.versions.reset()
-            return .held("cannot apply here: \(error)")
+            return .held("cannot apply here: \(error)" + (db.dialect.refusalAdvice(error).map { "; " + $0 } ?? ""))
         }
     }
 

@@ -282,7 +282,7 @@ enum ValueFit {
         return fraction.first == 46 && (2...7).contains(fraction.count) && fraction.dropFirst().allSatisfy(isDigit)
     }
 
-    private static func timestamp(_ b: [UInt8]) -> Bool {
+    static func timestamp(_ b: [UInt8]) -> Bool {
         if b.elementsEqual("infinity".utf8) || b.elementsEqual("-infinity".utf8) { return true }
         var body = b[...]
         if body.count > 3, body.suffix(3).elementsEqual(" BC".utf8) { body = body.dropLast(3) }

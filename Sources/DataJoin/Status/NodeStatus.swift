@@ -74,6 +74,8 @@ public struct NodeStatus: Sendable {
         public var origin: String
         public var seq: Int64
         public var table: String
+        /// The row's key as `conflicts` shows it: which row, where the reason does not say.
+        public var key: String
         public var reason: String
     }
 
@@ -93,10 +95,15 @@ public struct NodeStatus: Sendable {
             [.integer(try Stamper.stampedThrough(db)), .integer(exportPointer)]
         ).asInt64
         let held = try db.rows(
-            "SELECT i.origin, i.seq, i.object_table, h.reason FROM ds_change_held AS h JOIN ds_change_inbox AS i ON i.id = h.id ORDER BY h.id LIMIT 20"
-        ).map {
-            HeldChange(
-                origin: $0.string(0) ?? "", seq: $0.int(1) ?? 0, table: $0.string(2) ?? "", reason: $0.string(3) ?? "")
+            "SELECT i.origin, i.seq, i.object_table, h.reason, i.object_id FROM ds_change_held AS h JOIN ds_change_inbox AS i ON i.id = h.id ORDER BY h.id LIMIT 20"
+        ).map { r in
+            var key = "?"
+            if case .blob(let bytes) = r.values[4], let values = try? KeyCodec.decode(bytes) {
+                key = KeyCodec.display(values)
+            }
+            return HeldChange(
+                origin: r.string(0) ?? "", seq: r.int(1) ?? 0, table: r.string(2) ?? "", key: key,
+                reason: r.string(3) ?? "")
         }
         let origins = try Holdings.all(db).map { s in
             let gaps = try Holdings.gaps(db, s)
@@ -175,7 +182,7 @@ public struct NodeStatus: Sendable {
             "{\"peer\":\(JSON.quote($0.peer)),\"confirmed\":\($0.confirmed),\"behind\":\($0.behind)}"
         }
         let heldJSON = held.map {
-            "{\"origin\":\(JSON.quote($0.origin)),\"seq\":\($0.seq),\"table\":\(JSON.quote($0.table)),\"reason\":\(JSON.quote($0.reason))}"
+            "{\"origin\":\(JSON.quote($0.origin)),\"seq\":\($0.seq),\"table\":\(JSON.quote($0.table)),\"key\":\(JSON.quote($0.key)),\"reason\":\(JSON.quote($0.reason))}"
         }
         let quarantinedJSON = quarantined.map {
             "{\"path\":\(JSON.quote($0.path)),\"reason\":\(JSON.quote($0.reason)),\"at\":\(JSON.quote($0.at))}"
@@ -224,9 +231,10 @@ public struct NodeStatus: Sendable {
             "held:             \(heldCount) change(s)",
         ]
         // The details under their own heading (they were printed after the clock line).
-        for h in held { lines.append("  held \(h.origin)#\(h.seq) \(h.table): \(h.reason)") }
+        for h in held { lines.append("  held \(h.origin)#\(h.seq) \(h.table) [\(h.key)]: \(h.reason)") }
         if heldCount > Int64(held.count) {
-            lines.append("  … and \(heldCount - Int64(held.count)) more (datajoin status --json, or ds_change_held)")
+            // `--json` lists the same first 20 (found from outside: the hint sent people there).
+            lines.append("  … and \(heldCount - Int64(held.count)) more (all of them: SELECT * FROM ds_change_held)")
         }
         lines += [
             "conflicts logged: \(conflicts)",

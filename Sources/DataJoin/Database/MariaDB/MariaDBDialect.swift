@@ -66,7 +66,7 @@ public struct MariaDBDialect: Dialect {
             """
             SELECT c.column_name, c.column_type, coalesce((SELECT k.ordinal_position FROM information_schema.key_column_usage AS k
               WHERE k.table_schema = DATABASE() AND k.table_name = ? AND BINARY k.table_name = BINARY ?
-              AND BINARY k.column_name = BINARY c.column_name AND k.constraint_name = 'PRIMARY'), 0)
+              AND BINARY k.column_name = BINARY c.column_name AND k.constraint_name = 'PRIMARY'), 0), c.character_set_name
             FROM information_schema.columns AS c
             WHERE c.table_schema = DATABASE() AND c.table_name = ? AND BINARY c.table_name = BINARY ?
               AND c.extra NOT LIKE '%GENERATED%'
@@ -74,10 +74,10 @@ public struct MariaDBDialect: Dialect {
             """, [.text(table), .text(table), .text(table), .text(table)]
         ) { r in
             let type = r.string(1) ?? ""
-            cols.append(
-                ColumnInfo(
-                    name: r.string(0) ?? "", dataType: type, kind: valueKind(declaredType: type),
-                    pkPosition: Int(r.int(2) ?? 0)))
+            var column = ColumnInfo(
+                name: r.string(0) ?? "", dataType: type, kind: valueKind(declaredType: type), pkPosition: Int(r.int(2) ?? 0))
+            column.charset = r.string(3).flatMap { $0 == "utf8mb4" ? nil : $0 }
+            cols.append(column)
         }
         return cols
     }
@@ -219,6 +219,19 @@ public struct MariaDBDialect: Dialect {
         if !onUpdate.isEmpty {
             warnings.append(
                 "\(t.name): \(onUpdate.joined(separator: ", ")) change(s) by themselves (ON UPDATE CURRENT_TIMESTAMP) on every node that applies an update, so each node keeps its own value: drop ON UPDATE, or set the column in the application's updates"
+            )
+        }
+        // A column (a key too: an application may keep ASCII codes as keys) in a character set
+        // narrower than utf8mb4: text from other nodes outside it is held (found from outside:
+        // tracked without a word, then held as "Illegal mix of collations").
+        let narrow =
+            try db.rows(
+                "SELECT column_name, character_set_name FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND BINARY table_name = BINARY ? AND character_set_name IS NOT NULL AND character_set_name <> 'utf8mb4' ORDER BY ordinal_position",
+                [.text(t.name), .text(t.name)]
+            ).compactMap { r in r.string(0).map { "\($0) (\(r.string(1) ?? "?"))" } }
+        if !narrow.isEmpty {
+            warnings.append(
+                "\(t.name): \(narrow.joined(separator: ", ")) cannot hold every character other nodes may send (an emoji, most scripts): a change with one is held here; CHARACTER SET utf8mb4 holds any"
             )
         }
         let advice = "two nodes will hand out the same ids; use UUIDs, or per-node prefixes or ranges"
@@ -388,10 +401,34 @@ public struct MariaDBDialect: Dialect {
         if case .real(let d) = value, !d.isFinite {
             return "\(Value.realText(d)), which MariaDB cannot store"
         }
-        if type.hasPrefix("float"), case .real(let d) = value, Double(String(describing: Float(d))) != d {
+        if type.hasPrefix("float"), case .real(let d) = value,
+            Double(String(describing: Float(d))) != d && Double(Float(d)) != d
+        {
             return "\(Value.realText(d)) needs DOUBLE; a FLOAT column would round it (declare it DOUBLE)"
         }
         if let problem = Self.readsAsAnother(value, col) { return problem }
+        if let problem = Self.capacityProblem(value, col) { return problem }
+        // A SET stores its members in the column's order, each once: `b,a` is `a,b` here and
+        // stays `b,a` where it came from (found from outside). Another case is another matter
+        // (docs/types.md): it is stored in the column's case.
+        if col.type.firstWord == "set", case .text(let t) = value, !t.isEmpty {
+            let members = Self.members(col.dataType)
+            let named = t.split(separator: ",", omittingEmptySubsequences: false)
+            let at = named.compactMap { n in members.firstIndex { $0 == n } }
+            if at.count == named.count, at != at.sorted() || Set(at).count != at.count {
+                let stored = Set(at).sorted().map { members[$0] }.joined(separator: ",")
+                return "'\(t.prefix(40))' names members of \(col.dataType) out of its order or more than once, "
+                    + "which MariaDB would store as '\(stored.prefix(40))': write it so where it is written"
+            }
+        }
+        // MariaDB 10's TIMESTAMP counts seconds in 32 bits; outside, it refuses the value with a
+        // word about its format, not its range (found from outside). Its zero stays its zero.
+        if col.type.firstWord == "timestamp", case .text(let s) = value, ValueFit.timestamp(Array(s.utf8)),
+            !s.hasPrefix("0000-00-00 00:00:00"), s < "1970-01-01 00:00:01" || s >= "2038-01-19 03:14:08"
+        {
+            return "'\(s.prefix(40))' is outside what a MariaDB \(col.dataType) holds (1970-01-01 00:00:01 to "
+                + "2038-01-19 03:14:07 UTC): declare it DATETIME(6)"
+        }
         if let problem = Self.strictModeLets(value, col.type) { return problem }
         // `DOUBLE(10,2)` and `FLOAT(6,2)` round to their scale as `DECIMAL(10,2)` does, without
         // an error (found from outside: 1.2345 arrived as 1.23).
@@ -425,8 +462,109 @@ public struct MariaDBDialect: Dialect {
         {
             return .text(String(format: "%04d", Int(d)))
         }
+        // A moment with its offset (PostgreSQL's `timestamptz` prints `+00`) is a moment for a
+        // TIMESTAMP, which this session reads in UTC: written in UTC without the offset MariaDB
+        // cannot read (found from outside: every row of the natural pairing was held).
+        if case .text(let s) = value, column.type.firstWord == "timestamp", let utc = Self.inUTC(s) {
+            return .text(utc)
+        }
+        // The largest floats travel as their shortest text (3.4028235e+38), which is above
+        // FLT_MAX as a double: MariaDB refuses it as out of range for a FLOAT (found from
+        // outside: held for good, even from another MariaDB node). The float itself it takes.
+        if case .real(let d) = value, column.type.lowered.hasPrefix("float"), abs(d) > Double(Float.greatestFiniteMagnitude),
+            Float(d).isFinite
+        {
+            return .real(Double(Float(d)))
+        }
         guard case .real(let d) = value, Self.characterTypes.contains(column.type.firstWord) else { return value }
         return .text(Value.realText(d))
+    }
+
+    /// Text with a character its column's character set lacks, or longer in that set's bytes
+    /// than a TEXT or BLOB type holds: MariaDB refuses it ("Incorrect string value", "Data too
+    /// long"), a server error per change that named no cure (found from outside).
+    static func capacityProblem(_ value: Value, _ col: ColumnInfo) -> String? {
+        let limits = Self.byteLimits
+        let type = col.type.firstWord
+        if case .blob(let b) = value, let limit = limits[type], b.count > limit {
+            return "\(b.count) bytes; a \(type.uppercased()) column holds \(limit) (declare it a larger BLOB type)"
+        }
+        guard case .text(let s) = value else { return nil }
+        let charset = col.charset ?? "utf8mb4"
+        let holds: (Unicode.Scalar) -> Bool
+        switch charset {
+        case "latin1": holds = { $0.value < 0x80 || (0xA0...0xFF).contains($0.value) || latin1High.contains($0.value) }
+        case "ascii": holds = { $0.value < 0x80 }
+        case "utf8mb3", "utf8": holds = { $0.value <= 0xFFFF }
+        default: holds = { _ in true }
+        }
+        if col.charset != nil, let lacking = s.unicodeScalars.first(where: { !holds($0) }) {
+            return "U+\(String(lacking.value, radix: 16, uppercase: true)) is not in the column's character set \(charset) "
+                + "(MariaDB would refuse it); declare it CHARACTER SET utf8mb4"
+        }
+        guard let limit = limits[type] else { return nil }
+        let bytes = ["latin1", "ascii"].contains(charset) ? s.unicodeScalars.count : s.utf8.count
+        return bytes > limit
+            ? "\(bytes) bytes in \(charset); a \(type.uppercased()) column holds \(limit) (declare it MEDIUMTEXT or LONGTEXT)" : nil
+    }
+
+    static let byteLimits = [
+        "tinytext": 255, "text": 65_535, "mediumtext": 16_777_215, "tinyblob": 255, "blob": 65_535,
+        "mediumblob": 16_777_215,
+    ]
+
+    /// What MariaDB's `latin1` (Windows-1252) holds between 0x80 and 0x9F: its own letters and
+    /// signs, and the five code points it passes through.
+    static let latin1High: Set<UInt32> = [
+        0x20AC, 0x81, 0x201A, 0x192, 0x201E, 0x2026, 0x2020, 0x2021, 0x2C6, 0x2030, 0x160, 0x2039, 0x152, 0x8D, 0x17D,
+        0x8F, 0x90, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014, 0x2DC, 0x2122, 0x161, 0x203A, 0x153, 0x9D,
+        0x17E, 0x178,
+    ]
+
+    /// MariaDB's words for a value its column cannot hold name neither cause nor cure (found from
+    /// outside: "Illegal mix of collations" for a key outside a latin1 key's character set,
+    /// "Incorrect string value" for text longer than a TEXT column holds).
+    public func refusalAdvice(_ error: Error) -> String? {
+        guard let e = TransactionError.unwrap(error) as? MariaDBError else { return nil }
+        switch e.code {
+        case .illegalMixOfCollations:
+            return "a key or value has characters its column's character set cannot hold: declare the column "
+                + "CHARACTER SET utf8mb4 (a key COLLATE utf8mb4_nopad_bin)"
+        case .incorrectStringValue:
+            return "the text has characters its column's character set cannot hold, or is longer than its type "
+                + "holds (TINYTEXT 255 bytes, TEXT 65,535, MEDIUMTEXT 16 MiB): declare it CHARACTER SET utf8mb4, or a larger type"
+        case .outOfRange:
+            return "the number is outside what its column's type holds: declare a wider type"
+        default:
+            return nil
+        }
+    }
+
+    /// `2024-06-30 22:00:00.5+02` as `2024-06-30 20:00:00.5`: a timestamp with an offset
+    /// (`±HH`, `±HH:MM`, `±HHMM`), in UTC; nil for anything else, which the spelling check judges.
+    static func inUTC(_ s: String) -> String? {
+        let b = Array(s.utf8)
+        guard b.count >= 22, let sign = b.lastIndex(where: { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "-") }),
+            sign >= 19, b[4] == UInt8(ascii: "-"), ValueFit.timestamp(Array(b[..<sign]))
+        else { return nil }
+        let offset = b[(sign + 1)...].filter { $0 != UInt8(ascii: ":") }
+        guard offset.count == 2 || offset.count == 4, offset.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
+        let digits = offset.map { Int($0) - 48 }
+        let hours = digits[0] * 10 + digits[1], minutes = offset.count == 4 ? digits[2] * 10 + digits[3] : 0
+        guard hours <= 15, minutes < 60 else { return nil }
+        let local = String(decoding: b[..<sign], as: UTF8.self)
+        let seconds = (hours * 60 + minutes) * 60 * (b[sign] == UInt8(ascii: "+") ? 1 : -1)
+        if seconds == 0 { return local }
+        var utc = Calendar(identifier: .gregorian)
+        utc.timeZone = TimeZone(identifier: "UTC")!
+        let whole = local.prefix(19), fraction = local.dropFirst(19)
+        let f = DateFormatter()
+        f.calendar = utc
+        f.timeZone = utc.timeZone
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.dateFormat = "yyyy-MM-dd HH:mm:ss"
+        guard let date = f.date(from: String(whole)) else { return nil }
+        return f.string(from: date.addingTimeInterval(TimeInterval(-seconds))) + fraction
     }
 
     static let characterTypes: Set = ["char", "varchar", "tinytext", "text", "mediumtext", "longtext"]

@@ -526,6 +526,54 @@ final class TypeMatrixTests: ScenarioTestCase {
         XCTAssertEqual(try b.db.scalar("SELECT d FROM reals"), .real(1.7976931348623157e308))
     }
 
+    /// Text captured on SQLite that begins with a combining mark, a variation selector or a
+    /// joiner arrives whole (found from outside: the mark went with the capture's tag, two keys
+    /// became one, and a delete of one removed the other on peers).
+    func testTextBeginningWithACombiningMarkArrivesWhole() throws {
+        let a = try TestNode(
+            "cm-a", .sqlite, folder: folder, table: "CREATE TABLE t (id TEXT PRIMARY KEY NOT NULL, v TEXT)", track: ["t"],
+            keyBlocks: false)
+        var peers = [
+            try TestNode(
+                "cm-b", .sqlite, folder: folder, table: "CREATE TABLE t (id TEXT PRIMARY KEY NOT NULL, v TEXT)",
+                track: ["t"], keyBlocks: false)
+        ]
+        for brand in [Brand.postgres, .mariadb] where TestDatabases.availableBrands.contains(brand) {
+            let ddl =
+                brand == .mariadb
+                ? "CREATE TABLE t (id VARCHAR(20) COLLATE utf8mb4_nopad_bin PRIMARY KEY, v TEXT)"
+                : "CREATE TABLE t (id text PRIMARY KEY, v text)"
+            peers.append(try TestNode("cm-\(brand)", brand, folder: folder, table: ddl, track: ["t"], keyBlocks: false))
+        }
+        try trustAll([a] + peers)
+        let marks = ["\u{301}", "\u{FE0F}", "\u{200D}", "\u{20E3}", "\u{E0020}", "\u{1F3FB}"]
+        for (i, m) in marks.enumerated() {
+            try a.exec("INSERT INTO t VALUES (?, ?), (?, ?)", [
+                .text("\(m)k\(i)"), .text("\(m) x"), .text("k\(i)"), .text(m),
+            ])
+        }
+        func bytes(_ n: TestNode) throws -> [[String]] {
+            try n.db.rows("SELECT id, v FROM t").map { r in r.values.map { Array(($0.asString ?? "").utf8).description } }
+                .sorted { $0.description < $1.description }
+        }
+        let first = try bundles("cm-first")
+        try a.export(to: first)
+        for p in peers {
+            XCTAssertEqual(try p.ingest([first.path]).imported?.applied, 2 * marks.count, p.name)
+            XCTAssertEqual(try bytes(p), try bytes(a), p.name)
+        }
+        try a.exec("DELETE FROM t WHERE id = ?", [.text("\u{301}k0")])
+        try a.exec("UPDATE t SET v = ? WHERE id = 'k1'", [.text("\u{301}\u{301}")])
+        let second = try bundles("cm-second")
+        try a.export(to: second)
+        for p in peers {
+            XCTAssertEqual(try p.ingest([second.path]).imported?.applied, 2, p.name)
+            XCTAssertEqual(try bytes(p), try bytes(a), p.name)
+            XCTAssertEqual(try p.db.scalar("SELECT count(*) FROM t WHERE id = 'k0'"), .integer(1), p.name)
+        }
+        try assertChecked([a] + peers)
+    }
+
     /// A change SQLite's own comparison calls none is a change: case in a `COLLATE NOCASE`
     /// column, trailing spaces in `RTRIM`, `1` to `1.0` in an untyped one (found from outside:
     /// peers kept the old text for good, and `check` said OK). A node of schema 21 gets the

@@ -284,6 +284,68 @@ final class SnapshotPruneTests: ScenarioTestCase {
     /// good while `check` said OK; left out, the joiner would skip the table's changes the
     /// snapshot's marks cover). Tracked again and backfilled, the snapshot joins; a table no
     /// node syncs any more is left out by name.
+    /// A hub that holds a laptop's second bundle and not yet its first takes no snapshot: its
+    /// marks cannot say it holds the later changes, and a joiner waited for them for good,
+    /// holding that laptop's next delete behind them while its own child stayed (found from
+    /// outside, `check` OK everywhere). Once the gap closes the snapshot is taken and the
+    /// joiner converges; a revoked node's gap, which never closes, is no obstacle.
+    func testASnapshotRefusesAnOriginWithAGap() throws {
+        let hub = try TestNode("hub", .sqlite, folder: folder)
+        let l1 = try TestNode("l1", .sqlite, folder: folder)
+        let l2 = try TestNode("l2", .sqlite, folder: folder)
+        let l3 = try TestNode("l3", .sqlite, folder: folder)
+        try trustAll([hub, l1, l2, l3])
+        try l1.exec("INSERT INTO sales_order (order_id, description) VALUES ('p0', 'a')")
+        let a = try bundles("gap-a")
+        try l1.export(to: a)
+        try l1.exec("INSERT INTO sales_order (order_id, description) VALUES ('p1', 'b'), ('p2', 'c')")
+        let b = try bundles("gap-b")
+        try l1.export(to: b)
+        try hub.ingest([b.path])
+        let relay = try bundles("gap-relay")
+        try CLI.ok(["export", "--db", hub.url, "--to", relay.path, "--relay"])
+        let refused = try bundles("gap-refused")
+        let r = try CLI.run(["snapshot", "--db", hub.url, "--to", refused.path])
+        XCTAssertEqual(r.status, 64, r.stderr)
+        XCTAssertTrue(r.stderr.contains("holds changes of l1 up to 3 but lacks earlier ones (1–1)"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("'datajoin export --resend' on l1"), r.stderr)
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: refused.path), [])
+        // The cure: the missing bundle, then the snapshot.
+        try hub.ingest([a.path])
+        let snap = try bundles("gap-snap")
+        try CLI.ok(["snapshot", "--db", hub.url, "--to", snap.path, "-q"])
+        try l3.ingest([snap.path])
+        try l1.exec("DELETE FROM sales_order WHERE order_id = 'p1'")
+        try l3.exec("UPDATE sales_order SET description = 'l3' WHERE order_id = 'p2'")
+        for _ in 0..<2 {
+            for n in [l1, l2, l3] {
+                let out = try bundles("gap-\(n.name)-\(UUID().uuidString.prefix(4))")
+                try n.export(to: out)
+                try hub.ingest([out.path])
+            }
+            let back = try bundles("gap-back-\(UUID().uuidString.prefix(4))")
+            try CLI.ok(["export", "--db", hub.url, "--to", back.path, "--relay"])
+            for n in [l1, l2, l3] { try n.ingest([relay.path, back.path]) }
+        }
+        for n in [l1, l2, l3] { XCTAssertEqual(try n.rows(), try hub.rows(), n.name) }
+        XCTAssertEqual(try hub.db.scalar("SELECT count(*) FROM sales_order"), .integer(2))
+        XCTAssertEqual(try NodeStatus.heldCount(l3.db), 0)
+
+        // A revoked node's gap never closes: it does not stop a snapshot.
+        let l4 = try TestNode("l4", .sqlite, folder: folder)
+        try trustAll([hub, l4])
+        try l4.exec("INSERT INTO sales_order (order_id) VALUES ('q1')")
+        try l4.export(to: try bundles("gap-l4-lost"))
+        try l4.exec("INSERT INTO sales_order (order_id) VALUES ('q2')")
+        let l4b = try bundles("gap-l4")
+        try l4.export(to: l4b)
+        try hub.ingest([l4b.path])
+        XCTAssertEqual(try CLI.run(["snapshot", "--db", hub.url, "--to", refused.path]).status, 64)
+        try CLI.ok(["trust", "--db", hub.url, "--revoke", "l4"])
+        try CLI.ok(["snapshot", "--db", hub.url, "--to", refused.path, "-q"])
+    }
+
     func testASnapshotRefusesATableUntrackedHere() throws {
         let a = try TestNode("a", .sqlite, folder: folder)
         let b = try TestNode("b", .sqlite, folder: folder)

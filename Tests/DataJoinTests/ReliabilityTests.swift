@@ -354,6 +354,69 @@ final class ReliabilityTests: ScenarioTestCase {
         for n in [a, b] { try CLI.ok(["check", "--db", n.url]) }
     }
 
+    /// An application's delete that commits while an import writes the same row: the import
+    /// must not write the row back (found from outside: a deleted row came back on MariaDB, its
+    /// version saying deleted, `check` OK). The delete, the newer generation, wins everywhere.
+    func testAnApplicationDeleteCommittedDuringAnImportIsNotUndoneOnPostgres() throws {
+        try applicationDeleteDuringAnImport(.postgres)
+    }
+
+    func testAnApplicationDeleteCommittedDuringAnImportIsNotUndoneOnMariaDB() throws {
+        try applicationDeleteDuringAnImport(.mariadb)
+    }
+
+    func applicationDeleteDuringAnImport(_ brand: Brand) throws {
+        do {
+            let (a, b) = try makePair(brand, .sqlite)
+            let toA = try dir("del-to-a-\(brand)"), toB = try dir("del-to-b-\(brand)")
+            // Both insert k1 (one generation); b's is the later, so a applies it over its own.
+            try a.exec("INSERT INTO item (id, a) VALUES ('k1', 'from a')")
+            try b.exec("INSERT INTO item (id, a) VALUES ('k1', 'from b')")
+            try b.export(to: toA)
+            let app = try DatabaseOpener.open(a.url)
+            try app.executeScript(brand == .mariadb ? "START TRANSACTION" : "BEGIN")
+            try app.execute("DELETE FROM item WHERE id = 'k1'")
+            let run = BackgroundRun(["ingest", "--db", a.url, toA.path])
+            let watcher = try DatabaseOpener.open(a.url)
+            let waiting = try run.until {
+                !(try watcher.rows(
+                    brand == .mariadb
+                        ? "SELECT ID FROM information_schema.PROCESSLIST WHERE (INFO LIKE 'INSERT %' OR INFO LIKE 'UPDATE %' OR INFO LIKE 'DELETE %') AND ID <> CONNECTION_ID() AND DB = DATABASE()"
+                        : "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'datajoin' AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                ).isEmpty)
+            }
+            XCTAssertTrue(waiting, "\(brand): the import never waited for the application's row")
+            try app.executeScript("COMMIT")
+            run.wait()
+            XCTAssertNil(run.error)
+            XCTAssertEqual(run.result?.status, 0, run.result?.stderr ?? "")
+            XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM item WHERE id = 'k1'"), .integer(0), "\(brand)")
+            try a.export(to: toB)
+            try b.ingest([toB.path])
+            XCTAssertEqual(try b.rows("item"), try a.rows("item"), "\(brand)")
+            for n in [a, b] { try CLI.ok(["check", "--db", n.url]) }
+
+            // Committed between the import's read of the row and its write, without a wait.
+            try a.exec("INSERT INTO item (id, a) VALUES ('k2', 'from a')")
+            try b.exec("INSERT INTO item (id, a) VALUES ('k2', 'from b'), ('k3', 'from b')")
+            try b.export(to: toA)
+            try a.exec("INSERT INTO item (id, a) VALUES ('k3', 'from a')")
+            var deleted = false
+            Importer.afterPrefetch = {
+                guard !deleted else { return }
+                deleted = true
+                try app.execute("DELETE FROM item WHERE id IN ('k2', 'k3')")
+            }
+            defer { Importer.afterPrefetch = nil }
+            try a.ingest([toA.path])
+            XCTAssertTrue(deleted)
+            XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM item WHERE id IN ('k2', 'k3')"), .integer(0), "\(brand)")
+            try a.export(to: toB)
+            try b.ingest([toB.path])
+            XCTAssertEqual(try b.rows("item"), try a.rows("item"), "\(brand)")
+        }
+    }
+
     /// The server lost in the middle of a run: one line and exit 69, as for a failed connect,
     /// nothing of the step kept (found from outside: exit 1 and the server's lines escaped).
     func testAConnectionLostMidRunExitsUnavailableWithOneLine() throws {

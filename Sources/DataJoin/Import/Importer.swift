@@ -316,6 +316,9 @@ public enum Importer {
     /// Applies the inbox rows `rows` names inside the caller's transaction. Local changes are
     /// stamped first, so every comparison sees their versions.
     /// The database refused a change (a constraint, a type): not a lost connection or a bug.
+    /// Runs between a chunk's reads and its writes: a test commits an application's write there.
+    nonisolated(unsafe) static var afterPrefetch: (() throws -> Void)?
+
     static func isRefusal(_ db: Database, _ error: Error) -> Bool {
         db.isRefusal(error)
     }
@@ -397,6 +400,7 @@ public enum Importer {
             }
             let canonical = try prefetch(
                 changes, tables: tables, dialect: db.dialect, versions: merger.versions, batch: merger.batch)
+            try afterPrefetch?()
             for ((r, c), k) in zip(zip(rows, changes), canonical) {
                 try applyPostponed(through: cursor.afterId, final: false)
                 cursor.afterId = r.int(0) ?? 0

@@ -153,7 +153,8 @@ final class MariaDBTests: ScenarioTestCase {
             """
         let s = try TestNode(
             "vs", .sqlite, folder: folder,
-            table: "CREATE TABLE v (id TEXT PRIMARY KEY NOT NULL, ts TEXT, f REAL, s TEXT, l TEXT, tx TEXT)", track: ["v"])
+            table: "CREATE TABLE v (id TEXT PRIMARY KEY NOT NULL, ts TEXT, f REAL, s TEXT, l TEXT, tx TEXT)",
+            track: ["v"])
         let m = try TestNode("vm", .mariadb, folder: folder, table: mariaDDL, track: [], viaCLI: true)
         let m2 = try TestNode("vm2", .mariadb, folder: folder, table: mariaDDL, track: ["v"])
         let tracked = try CLI.ok(["track", "--db", m.url, "v"])
@@ -183,9 +184,12 @@ final class MariaDBTests: ScenarioTestCase {
         }
         // FLT_MAX itself, which the driver reads as its shortest text.
         XCTAssertEqual(
-            try m.db.rows("SELECT id, f, f = CAST(? AS FLOAT) FROM v WHERE f IS NOT NULL ORDER BY id", [
-                .real(Double(Float.greatestFiniteMagnitude))
-            ]).map(\.values),
+            try m.db.rows(
+                "SELECT id, f, f = CAST(? AS FLOAT) FROM v WHERE f IS NOT NULL ORDER BY id",
+                [
+                    .real(Double(Float.greatestFiniteMagnitude))
+                ]
+            ).map(\.values),
             [
                 [.text("f1"), .real(3.4028235e38), .integer(1)], [.text("f2"), .real(-3.4028235e38), .integer(0)],
                 [.text("f3"), .real(1.5), .integer(0)],
@@ -199,7 +203,8 @@ final class MariaDBTests: ScenarioTestCase {
         for e in entries { reasons[e["key"] as? String ?? ""] = e["reason"] as? String }
         XCTAssertEqual(reasons.keys.sorted(), held.sorted(), status)
         for id in ["t6", "t7", "t8"] {
-            XCTAssertTrue(reasons[id]?.contains("outside what a MariaDB timestamp(6) holds") ?? false, reasons[id] ?? "")
+            XCTAssertTrue(
+                reasons[id]?.contains("outside what a MariaDB timestamp(6) holds") ?? false, reasons[id] ?? "")
         }
         XCTAssertTrue(reasons["s2"]?.contains("which MariaDB would store as 'a,c'") ?? false, reasons["s2"] ?? "")
         XCTAssertTrue(reasons["s3"]?.contains("which MariaDB would store as 'b'") ?? false, reasons["s3"] ?? "")

@@ -410,7 +410,8 @@ final class ReliabilityTests: ScenarioTestCase {
             defer { Importer.afterPrefetch = nil }
             try a.ingest([toA.path])
             XCTAssertTrue(deleted)
-            XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM item WHERE id IN ('k2', 'k3')"), .integer(0), "\(brand)")
+            XCTAssertEqual(
+                try a.db.scalar("SELECT count(*) FROM item WHERE id IN ('k2', 'k3')"), .integer(0), "\(brand)")
             try a.export(to: toB)
             try b.ingest([toB.path])
             XCTAssertEqual(try b.rows("item"), try a.rows("item"), "\(brand)")

@@ -531,7 +531,8 @@ final class TypeMatrixTests: ScenarioTestCase {
     /// became one, and a delete of one removed the other on peers).
     func testTextBeginningWithACombiningMarkArrivesWhole() throws {
         let a = try TestNode(
-            "cm-a", .sqlite, folder: folder, table: "CREATE TABLE t (id TEXT PRIMARY KEY NOT NULL, v TEXT)", track: ["t"],
+            "cm-a", .sqlite, folder: folder, table: "CREATE TABLE t (id TEXT PRIMARY KEY NOT NULL, v TEXT)",
+            track: ["t"],
             keyBlocks: false)
         var peers = [
             try TestNode(
@@ -548,13 +549,16 @@ final class TypeMatrixTests: ScenarioTestCase {
         try trustAll([a] + peers)
         let marks = ["\u{301}", "\u{FE0F}", "\u{200D}", "\u{20E3}", "\u{E0020}", "\u{1F3FB}"]
         for (i, m) in marks.enumerated() {
-            try a.exec("INSERT INTO t VALUES (?, ?), (?, ?)", [
-                .text("\(m)k\(i)"), .text("\(m) x"), .text("k\(i)"), .text(m),
-            ])
+            try a.exec(
+                "INSERT INTO t VALUES (?, ?), (?, ?)",
+                [
+                    .text("\(m)k\(i)"), .text("\(m) x"), .text("k\(i)"), .text(m),
+                ])
         }
         func bytes(_ n: TestNode) throws -> [[String]] {
-            try n.db.rows("SELECT id, v FROM t").map { r in r.values.map { Array(($0.asString ?? "").utf8).description } }
-                .sorted { $0.description < $1.description }
+            try n.db.rows("SELECT id, v FROM t").map { r in r.values.map { Array(($0.asString ?? "").utf8).description }
+            }
+            .sorted { $0.description < $1.description }
         }
         let first = try bundles("cm-first")
         try a.export(to: first)
@@ -591,18 +595,23 @@ final class TypeMatrixTests: ScenarioTestCase {
         try a.exec("UPDATE ci SET w = 'ABC', r = 'x  ', u = 1.0 WHERE k = 's1'")
         XCTAssertEqual(try sync(a, b)?.applied, 3)
         XCTAssertEqual(try rows(b), try rows(a))
-        XCTAssertEqual(try b.db.firstRow("SELECT w, r, typeof(u) FROM ci WHERE k = 's1'")?.values, [
-            .text("ABC"), .text("x  "), .text("real"),
-        ])
+        XCTAssertEqual(
+            try b.db.firstRow("SELECT w, r, typeof(u) FROM ci WHERE k = 's1'")?.values,
+            [
+                .text("ABC"), .text("x  "), .text("real"),
+            ])
         // Setting the same value is still no change.
         try a.exec("UPDATE ci SET w = w, r = r, u = u")
         XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq IS NULL"), .integer(0))
 
         // As schema 21 left the triggers: `IS NOT` alone.
         let changed = try NSRegularExpression(
-            pattern: #"\(NEW\.("[^"]+") IS NOT OLD\.("[^"]+") COLLATE BINARY OR typeof\(NEW\.\1\) <> typeof\(OLD\.\1\)\)"#)
+            pattern:
+                #"\(NEW\.("[^"]+") IS NOT OLD\.("[^"]+") COLLATE BINARY OR typeof\(NEW\.\1\) <> typeof\(OLD\.\1\)\)"#)
         var rewritten = 0
-        for r in try a.db.rows("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'ds_capture_%'") {
+        for r in try a.db.rows(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'ds_capture_%'")
+        {
             let sql = r.string(1) ?? ""
             let old = changed.stringByReplacingMatches(
                 in: sql, range: NSRange(sql.startIndex..., in: sql), withTemplate: "NEW.$1 IS NOT OLD.$1")

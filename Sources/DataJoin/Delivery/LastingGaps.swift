@@ -7,27 +7,29 @@ import Foundation
 /// listed it, and every `ingest` and `watch` exited 0 without a word (found from outside: a
 /// node exported into a folder one peer never read).
 enum LastingGaps {
+    /// The origins whose holdings here have a gap that a bundle can still close: not this
+    /// node's own, not a revoked node's (it sends nothing more that this node would take: found
+    /// from outside, the warning came every run, its cure refused), and of each origin only its
+    /// latest epoch here (an earlier one moved on, restored from a backup: what is missing of it
+    /// was lost with its disk or comes back by its peers' relays; found from outside). This
+    /// node's own old epochs' losses are told with the peer that holds them (`PeerRestore`).
+    static func closable(_ db: Database, me: NodeIdentity) throws -> [Holdings.State] {
+        let revoked = Set(
+            try db.rows("SELECT node_id FROM ds_trusted_key WHERE revoked_at IS NOT NULL").compactMap { $0.string(0) })
+        let states = try Holdings.all(db)
+        var latest: [String: String] = [:]
+        for s in states { latest[s.origin] = max(latest[s.origin] ?? "", s.lastSeenAt ?? "") }
+        return states.filter {
+            $0.maxSeq > $0.contiguous && $0.origin != me.nodeId && !revoked.contains($0.origin)
+                && ($0.lastSeenAt ?? "") == latest[$0.origin]
+        }
+    }
+
     /// One warning per origin whose first gap has lasted; an index lookup per origin with a gap.
     static func warnings(_ db: Database, me: NodeIdentity, graceSeconds: Double) throws -> [String] {
         let before = UTCText.iso8601(ms: Int64((Date().timeIntervalSince1970 - graceSeconds) * 1000))
         var out: [String] = []
-        // A node whose key was revoked here sends nothing more that this node would take: its
-        // gap cannot close by a re-send (found from outside: the warning came every run, its
-        // cure refused).
-        let revoked = Set(
-            try db.rows("SELECT node_id FROM ds_trusted_key WHERE revoked_at IS NOT NULL").compactMap { $0.string(0) })
-        // Not this node's own old epochs: their lost changes are told with the peer that holds
-        // them (`PeerRestore`).
-        // An origin's epoch before its latest one here: it moved on (restored from a backup), and
-        // what is missing of the old one was lost with its disk or comes back by its peers'
-        // relays; the warning's cure could not close it (found from outside).
-        let states = try Holdings.all(db)
-        var latest: [String: String] = [:]
-        for s in states { latest[s.origin] = max(latest[s.origin] ?? "", s.lastSeenAt ?? "") }
-        for s in states
-        where s.maxSeq > s.contiguous && s.origin != me.nodeId && !revoked.contains(s.origin)
-            && (s.lastSeenAt ?? "") == latest[s.origin]
-        {
+        for s in try closable(db, me: me) {
             // The first change past the mark: the gap runs up to it, and it came when it was received.
             guard
                 let next = try db.firstRow(

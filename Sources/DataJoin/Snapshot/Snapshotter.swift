@@ -165,7 +165,6 @@ public enum Snapshotter {
     /// Every row (an insert with the row's generation and version, then an update per column
     /// that has a newer version of its own), every tombstone (a delete), and the inbox changes
     /// not applied here yet (as they are, so they apply or wait at the new node too).
-    /// A version, a held change or a change not yet stamped of `table`: it took part in syncing.
     /// A snapshot's marks say which changes of each origin its rows hold: every one up to a
     /// mark. A node holding an origin's later changes past a gap cannot say so; a joiner would
     /// wait for those later changes for good, since they were relayed before it joined, and
@@ -173,16 +172,9 @@ public enum Snapshotter {
     /// laptop's second bundle and not yet its first). Gaps of an origin's older epochs or of a
     /// revoked node never close, and are no obstacle.
     static func refuseGaps(_ db: Database, me: NodeIdentity) throws {
-        let revoked = Set(
-            try db.rows("SELECT node_id FROM ds_trusted_key WHERE revoked_at IS NOT NULL").compactMap { $0.string(0) })
-        let states = try Holdings.all(db)
-        var latest: [String: String] = [:]
-        for s in states { latest[s.origin] = max(latest[s.origin] ?? "", s.lastSeenAt ?? "") }
-        for s in states
-        where s.maxSeq > s.contiguous && s.origin != me.nodeId && !revoked.contains(s.origin)
-            && (s.lastSeenAt ?? "") == latest[s.origin]
-        {
-            let first = try Holdings.gaps(db, s, limit: 1).ranges.first.map { " (\($0.lowerBound)–\($0.upperBound))" } ?? ""
+        for s in try LastingGaps.closable(db, me: me) {
+            let first =
+                try Holdings.gaps(db, s, limit: 1).ranges.first.map { " (\($0.lowerBound)–\($0.upperBound))" } ?? ""
             throw DataJoinError(
                 .usage,
                 "no snapshot written: this node holds changes of \(s.origin) up to \(s.maxSeq) but lacks earlier ones\(first), "
@@ -192,6 +184,7 @@ public enum Snapshotter {
         }
     }
 
+    /// A version, a held change or a change not yet stamped of `table`: it took part in syncing.
     static func hasSynced(_ db: Database, _ table: String) throws -> Bool {
         let t = Value.text(table)
         return try db.firstRow("SELECT 1 FROM ds_row_version WHERE object_table = ? LIMIT 1", [t]) != nil

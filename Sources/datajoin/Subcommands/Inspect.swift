@@ -238,7 +238,8 @@ struct Config: ParsableCommand {
             case _ where words[0] == "encrypt":
                 let why =
                     words.count == 1
-                    ? "needs a value" : "takes 'always' or 'never', not '\(words.dropFirst().joined(separator: " ").prefix(60))'"
+                    ? "needs a value"
+                    : "takes 'always' or 'never', not '\(words.dropFirst().joined(separator: " ").prefix(60))'"
                 throw DataJoinError(.usage, "encrypt \(why): datajoin config encrypt always (or never)")
             default:
                 throw DataJoinError(

@@ -75,7 +75,8 @@ public struct MariaDBDialect: Dialect {
         ) { r in
             let type = r.string(1) ?? ""
             var column = ColumnInfo(
-                name: r.string(0) ?? "", dataType: type, kind: valueKind(declaredType: type), pkPosition: Int(r.int(2) ?? 0))
+                name: r.string(0) ?? "", dataType: type, kind: valueKind(declaredType: type),
+                pkPosition: Int(r.int(2) ?? 0))
             column.charset = r.string(3).flatMap { $0 == "utf8mb4" ? nil : $0 }
             cols.append(column)
         }
@@ -471,7 +472,8 @@ public struct MariaDBDialect: Dialect {
         // The largest floats travel as their shortest text (3.4028235e+38), which is above
         // FLT_MAX as a double: MariaDB refuses it as out of range for a FLOAT (found from
         // outside: held for good, even from another MariaDB node). The float itself it takes.
-        if case .real(let d) = value, column.type.lowered.hasPrefix("float"), abs(d) > Double(Float.greatestFiniteMagnitude),
+        if case .real(let d) = value, column.type.lowered.hasPrefix("float"),
+            abs(d) > Double(Float.greatestFiniteMagnitude),
             Float(d).isFinite
         {
             return .real(Double(Float(d)))
@@ -499,13 +501,15 @@ public struct MariaDBDialect: Dialect {
         default: holds = { _ in true }
         }
         if col.charset != nil, let lacking = s.unicodeScalars.first(where: { !holds($0) }) {
-            return "U+\(String(lacking.value, radix: 16, uppercase: true)) is not in the column's character set \(charset) "
+            return
+                "U+\(String(lacking.value, radix: 16, uppercase: true)) is not in the column's character set \(charset) "
                 + "(MariaDB would refuse it); declare it CHARACTER SET utf8mb4"
         }
         guard let limit = limits[type] else { return nil }
         let bytes = ["latin1", "ascii"].contains(charset) ? s.unicodeScalars.count : s.utf8.count
         return bytes > limit
-            ? "\(bytes) bytes in \(charset); a \(type.uppercased()) column holds \(limit) (declare it MEDIUMTEXT or LONGTEXT)" : nil
+            ? "\(bytes) bytes in \(charset); a \(type.uppercased()) column holds \(limit) (declare it MEDIUMTEXT or LONGTEXT)"
+            : nil
     }
 
     static let byteLimits = [

@@ -1583,7 +1583,8 @@ final class TypeMatrixTests: ScenarioTestCase {
         XCTAssertEqual(try pg.db.rows("SELECT id FROM typed WHERE id > 30").map { $0.values[0] }, [.integer(37)])
         reasons = try pg.db.rows("SELECT reason FROM ds_change_held ORDER BY id").compactMap { $0.string(0) }
         let expected = [
-            "NUL byte", "out of range for type smallint", "needs double precision; a real column would round it",
+            "NUL byte", "40000 is outside what smallint holds (-32768 to 32767)",
+            "needs double precision; a real column would round it",
             "has 11 decimal places; numeric(38,10) would round it to 10",
             "65 characters, more than character varying(64) holds",
             "invalid input syntax for type date",
@@ -1604,6 +1605,26 @@ final class TypeMatrixTests: ScenarioTestCase {
 }
 
 extension TypeMatrixTests {
+    /// Integers PostgreSQL's integer and boolean columns cannot hold are held before the server
+    /// refuses them (found from outside: one server error per change, naming no column), at each
+    /// bound: inside, at it, one past it.
+    func testIntegersPostgresCannotHoldAreHeldAtTheirBounds() {
+        let cases: [(Value, String, Bool)] = [
+            (.integer(32_767), "smallint", false), (.integer(32_768), "smallint", true),
+            (.integer(-32_768), "smallint", false), (.integer(-32_769), "smallint", true),
+            (.integer(2_147_483_647), "integer", false), (.integer(2_147_483_648), "integer", true),
+            (.integer(-2_147_483_649), "integer", true), (.text("2147483648"), "integer", true),
+            (.text("9223372036854775807"), "bigint", false), (.text("9223372036854775808"), "bigint", true),
+            (.text("-9223372036854775809"), "bigint", true), (.text("-9223372036854775808"), "bigint", false),
+            (.text("27670116110564327424"), "bigint", true), (.integer(Int64.max), "bigint", false),
+            (.integer(1), "boolean", false), (.integer(0), "boolean", false), (.integer(2), "boolean", true),
+            (.integer(-1), "boolean", true), (.integer(99_999), "numeric", false), (.text("x"), "integer", false),
+        ]
+        for (v, type, held) in cases {
+            XCTAssertEqual(PostgresDialect.rangeProblem(v, type) != nil, held, "\(v) \(type)")
+        }
+    }
+
     /// Text is looked at only up to 400 bytes (a large value is never copied to be checked):
     /// at 399, 400, 401 and 1,200 bytes, the checks hold short text and pass long text over,
     /// where the column or PostgreSQL refuses it anyway.

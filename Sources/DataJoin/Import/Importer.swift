@@ -345,6 +345,28 @@ public enum Importer {
             merger.batch = RowBatch(db: db, tables: tables, order: order, within: cascade.within)
         }
         var cursor = ImportCursor(afterId: after, clock: me.hlc)
+        // A delete that reaches tracked rows here through the database's own cascade (`ON
+        // DELETE CASCADE`, `SET NULL`, `SET DEFAULT`) is this node's change on those rows,
+        // captured unstamped. Stamped before any later change is decided, it takes the
+        // generation each row had then. Stamped at the end of the run, it took the generation a
+        // later change of the same row in this run had set (a re-insert of a newer one, or the
+        // same one applied again change by change): the row stayed here, its version said
+        // deleted, and the delete removed the newer row everywhere else (found from outside,
+        // `check` OK). Deletes of one table in a row are stamped together.
+        var cascadeFrom: String?
+        func stampCascade(before next: Change?) throws {
+            guard let table = cascadeFrom else { return }
+            if let next, next.op == .delete, next.table == table { return }
+            cascadeFrom = nil
+            try merger.batch?.flush()
+            try merger.versions.flush()
+            merger.versions.reset()
+            try Stamper.stampPending(db, me: &me, tables: tables)
+            cursor.clock = max(cursor.clock, me.hlc)
+        }
+        func applied(_ c: Change, _ outcome: ApplyOutcome) {
+            if outcome == .applied, c.op == .delete, cascade.covers(c.table) { cascadeFrom = c.table }
+        }
         // Deletes waiting for the updates of their own transaction later in this apply
         // (`CascadeWait`), applied once the loop has passed them.
         var postponed: [PostponedDelete] = []
@@ -367,6 +389,7 @@ public enum Importer {
             try merger.deleting(due)
             defer { merger.deleting([:]) }
             for p in due {
+                try stampCascade(before: p.change)
                 // Its transaction's moves are behind it now: a wait left is a hold.
                 let wait = try cascade.decision(
                     db, p.change, key: p.key.key, id: p.row.int(0) ?? 0, appliedThrough: inbox.appliedThrough(id))
@@ -376,6 +399,7 @@ public enum Importer {
                         db, p.change, canonical: p.key, window: window, savepoints: mode == .heldOneByOne,
                         merger: &merger)
                 try settle(db, outcome, of: p.change, row: p.row, report: &report, cursor: &cursor)
+                applied(p.change, outcome)
                 // Settled: a row its delete left (held, or a later generation here) is no longer
                 // the import's to delete, and a parent's cascade reaching it is this node's.
                 merger.settled(p.change.table, p.key.key)
@@ -403,6 +427,7 @@ public enum Importer {
             try afterPrefetch?()
             for ((r, c), k) in zip(zip(rows, changes), canonical) {
                 try applyPostponed(through: cursor.afterId, final: false)
+                try stampCascade(before: c)
                 cursor.afterId = r.int(0) ?? 0
                 let wait =
                     mode != .fast && k != nil
@@ -419,6 +444,7 @@ public enum Importer {
                     ?? decide(
                         db, c, canonical: k, window: window, savepoints: mode == .heldOneByOne, merger: &merger)
                 try settle(db, outcome, of: c, row: r, report: &report, cursor: &cursor)
+                applied(c, outcome)
             }
             try applyPostponed(through: cursor.afterId, final: false)
             // Written out and forgotten: memory stays flat however large the bundle.
@@ -427,6 +453,7 @@ public enum Importer {
             merger.versions.reset()
             afterChunk?(report)
         }
+        try stampCascade(before: nil)
         report.conflicts += merger.conflicts.recorded
         if cursor.clock != me.hlc {
             // Receiving moves the clock past every stamp seen (never past the held future ones).

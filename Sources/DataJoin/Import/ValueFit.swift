@@ -291,6 +291,12 @@ enum ValueFit {
             && body[(space + 1)...].first != 45
     }
 
+    /// Digits with an optional minus: a whole number of any size.
+    static func isWholeNumber(_ s: String) -> Bool {
+        let body = s.utf8.first == UInt8(ascii: "-") ? s.utf8.dropFirst() : s.utf8[...]
+        return !body.isEmpty && body.allSatisfy { $0 >= 48 && $0 <= 57 }
+    }
+
     /// `-?(0|[1-9][0-9]*)`, not `-0`.
     private static func integer(_ b: ArraySlice<UInt8>) -> Bool {
         var d = b

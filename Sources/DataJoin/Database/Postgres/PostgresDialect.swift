@@ -567,6 +567,7 @@ public struct PostgresDialect: Dialect {
         // A text longer than a `varchar(n)` or `char(n)` fails on the server, one statement
         // error per change (a `char(n)` would drop trailing spaces past n): held here.
         let scalar = !col.type.lowered.hasSuffix("]")  // an array's text is checked by PostgreSQL, not here
+        if scalar, let problem = Self.rangeProblem(value, col.type.lowered) { return problem }
         if case .text(let s) = value, scalar, col.type.size > 0,
             Self.hasLength(col.type.beforeParenthesis),
             s.unicodeScalars.count > col.type.size
@@ -588,6 +589,33 @@ public struct PostgresDialect: Dialect {
             return problem
         }
         return nil
+    }
+
+    /// An integer a `boolean`, `smallint`, `integer` or `bigint` column cannot hold (a MariaDB
+    /// `TINYINT(1)` of 2, a `BIGINT UNSIGNED` above 2^63 − 1): PostgreSQL refuses it, one server
+    /// error per change that named no column (found from outside); held here with the reason.
+    static func rangeProblem(_ value: Value, _ type: String) -> String? {
+        let range: ClosedRange<Int64>
+        switch type {
+        case "boolean":
+            if case .integer(let i) = value, i != 0 && i != 1 {
+                return "the integer \(i) is neither true nor false (1 or 0), which a boolean column holds"
+            }
+            return nil
+        case "smallint": range = Int64(Int16.min)...Int64(Int16.max)
+        case "integer": range = Int64(Int32.min)...Int64(Int32.max)
+        case "bigint": range = Int64.min...Int64.max
+        default: return nil
+        }
+        switch value {
+        case .integer(let i) where !range.contains(i):
+            return "\(i) is outside what \(type) holds (\(range.lowerBound) to \(range.upperBound))"
+        case .text(let s)
+        where s.utf8.count <= 40 && Int64(s).map({ !range.contains($0) }) ?? ValueFit.isWholeNumber(s):
+            return "\(s) is outside what \(type) holds (\(range.lowerBound) to \(range.upperBound))"
+        default:
+            return nil
+        }
     }
 
     /// Text for a bytea column is bound as its bytes, as MariaDB stores text in a BLOB: bound as

@@ -185,6 +185,47 @@ final class ConstraintTests: ScenarioTestCase {
         }
     }
 
+    /// The same with `ON DELETE SET NULL`, and a laptop whose clock runs an hour ahead: the
+    /// hub's cascade, stamped in the run that brought the laptop's insert, comes after it, so a
+    /// node where that insert waits for its deleted parent takes the update into it (found in
+    /// review: stamped with the clock the run started with, it was older, and the insert stayed
+    /// held there for good).
+    func testACascadeStampedInARunComesAfterTheChangesTheRunBrought() throws {
+        let schema = """
+            CREATE TABLE acct (id VARCHAR(20) NOT NULL PRIMARY KEY, v VARCHAR(20));
+            CREATE TABLE item (id VARCHAR(20) NOT NULL PRIMARY KEY, acct_id VARCHAR(20), label VARCHAR(20),
+              FOREIGN KEY (acct_id) REFERENCES acct (id) ON DELETE SET NULL);
+            """
+        let nodes = try ["hub", "l1", "l2", "l3"].map {
+            try TestNode("sn\($0)", .sqlite, folder: folder, table: schema, track: ["acct", "item"], keyBlocks: false)
+        }
+        let (hub, l1, l2, l3) = (nodes[0], nodes[1], nodes[2], nodes[3])
+        try trustAll(nodes)
+        try Settings.set(l2.db, "test_clock_offset_ms", 3_600_000)
+        func out(_ name: String) throws -> URL { try TestDatabases.subfolder(folder, "sn-\(name)") }
+        try hub.exec("INSERT INTO acct VALUES ('A', 'a')")
+        let h0 = try out("h0")
+        try hub.export(to: h0)
+        for n in [l1, l2, l3] { try n.ingest([h0.path]) }
+        try l2.exec("INSERT INTO item VALUES ('c', 'A', 'from l2')")
+        let b2 = try out("b2")
+        try l2.export(to: b2)
+        try l1.exec("DELETE FROM acct WHERE id = 'A'")
+        let b1 = try out("b1")
+        try l1.export(to: b1)
+        try hub.ingest([b2.path, b1.path])  // one run: l2's insert, then l1's delete and its SET NULL here
+        XCTAssertEqual(try hub.rows("item"), [["c", "NULL", "from l2"]])
+        try l3.ingest([b1.path])
+        provokesRefusals = true  // l3: l2's insert refused by its deleted parent, held
+        try l3.ingest([b2.path])
+        XCTAssertEqual(try NodeStatus.heldCount(l3.db), 1)
+        let relay = try out("relay")
+        try CLI.ok(["export", "--db", hub.url, "--to", relay.path, "--relay"])
+        for n in [l1, l2, l3] { try n.ingest([relay.path, b1.path, b2.path]) }
+        XCTAssertEqual(try NodeStatus.heldCount(l3.db), 0, "the update went into the held insert")
+        for n in [l1, l2, l3] { XCTAssertEqual(try n.rows("item"), try hub.rows("item"), n.name) }
+    }
+
     /// One source transaction moves a child to a new parent and deletes the old one. The fast
     /// path wrote the delete first, and the target's `ON DELETE CASCADE` removed the child for
     /// good, silently (found from outside); without a cascade, the foreign key refused the

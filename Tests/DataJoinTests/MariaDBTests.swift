@@ -660,6 +660,36 @@ final class MariaDBTests: ScenarioTestCase {
         XCTAssertEqual(try db.scalar("SELECT count(*) FROM ds_tracked_table"), .integer(2))
     }
 
+    /// A moment with an offset in UTC for a TIMESTAMP: across a day, a month, a leap day and a
+    /// year; a day that does not exist is left to the spelling checks. The range a TIMESTAMP
+    /// holds follows the server (2038 before MariaDB 11.5, 2106 from it).
+    func testAMomentWithAnOffsetIsWrittenInUTC() {
+        for (given, utc) in [
+            ("2024-06-30 22:00:00+00", "2024-06-30 22:00:00"), ("2024-03-01 01:00:00+02", "2024-02-29 23:00:00"),
+            ("2023-12-31 23:30:00.25-01:00", "2024-01-01 00:30:00.25"),
+            ("2024-06-30 22:00:00+0530", "2024-06-30 16:30:00"),
+            ("1970-01-01 00:30:00+01", "1969-12-31 23:30:00"), ("2100-02-28 23:00:00-02", "2100-03-01 01:00:00"),
+        ] {
+            XCTAssertEqual(MariaDBDialect.inUTC(given), utc, given)
+        }
+        for odd in [
+            "2024-02-30 10:00:00+02", "2023-02-29 10:00:00+02", "2024-06-30 24:00:00+02", "2024-06-30 22:00:00+16",
+            "2024-06-30 22:00:00", "2024-06-30+02",
+        ] {
+            XCTAssertNil(MariaDBDialect.inUTC(odd), odd)
+        }
+        let column = ColumnInfo(name: "t", dataType: "timestamp(6)", kind: .text, pkPosition: 0)
+        let old = MariaDBDialect(serverVersion: 101_100), new = MariaDBDialect(serverVersion: 110_500)
+        for (moment, heldOld, heldNew) in [
+            ("2038-01-19 03:14:07.999999", false, false), ("2038-01-19 03:14:08", true, false),
+            ("2106-02-07 06:28:15.999999", true, false), ("2106-02-07 06:28:16", true, true),
+            ("1970-01-01 00:00:01", false, false), ("1970-01-01 00:00:00.999999", true, true),
+        ] {
+            XCTAssertEqual(old.valueProblem(.text(moment), column) != nil, heldOld, moment)
+            XCTAssertEqual(new.valueProblem(.text(moment), column) != nil, heldNew, moment)
+        }
+    }
+
     /// A key in a `_nopad_bin` collation of a narrower character set (ASCII codes, say) is
     /// tracked with a warning, and a key outside it is held before the server sees it, saying
     /// what to do (found from outside: held as "Illegal mix of collations", naming no key).
@@ -686,12 +716,17 @@ final class MariaDBTests: ScenarioTestCase {
         }
         uncheckedNodes.insert(m.name)
         let maria = MariaDBDialect()
-        for (code, says) in [
-            (1267, "declare the column CHARACTER SET utf8mb4"), (1366, "TEXT 65,535"), (1264, "declare a wider type"),
+        for (code, message, says) in [
+            (1267, "Illegal mix of collations", "declare the column CHARACTER SET utf8mb4"),
+            (1366, "Incorrect string value: '\\xF0'", "declare it CHARACTER SET utf8mb4"),
+            (1406, "Data too long for column 'v'", "TEXT 65,535"), (1264, "Out of range", "declare a wider type"),
         ] {
-            let e = MariaDBError(number: UInt32(code), sqlState: "HY000", message: "words")
+            let e = MariaDBError(number: UInt32(code), sqlState: "HY000", message: message)
             XCTAssertTrue(maria.refusalAdvice(e)?.contains(says) ?? false, "\(code)")
         }
+        // The same number for an integer, not text: no advice about character sets.
+        XCTAssertNil(
+            maria.refusalAdvice(MariaDBError(number: 1366, sqlState: "22007", message: "Incorrect integer value: 'x'")))
         XCTAssertNil(maria.refusalAdvice(MariaDBError(number: 1062, sqlState: "23000", message: "duplicate")))
     }
 

@@ -255,7 +255,7 @@ final class NameAndTextTests: ScenarioTestCase {
             XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM ds_tracked_table").asInt64, 0, "\(brand)")
             // As SQL quotes it, and SQLite's schema in any case (found from outside: refused).
             let q = brand == .mariadb ? "`" : "\""
-            var quotedForms = ["\(q)\(schema)\(q).\(q)item\(q)", "\(schema).\(q)item\(q)"]
+            var quotedForms = ["\(q)\(schema)\(q).\(q)item\(q)", "\(schema).\(q)item\(q)", "\(q)item\(q)"]
             if brand == .sqlite { quotedForms.append("MAIN.item") }
             for form in quotedForms {
                 try CLI.ok(["track", "--db", n.url, form])
@@ -270,6 +270,21 @@ final class NameAndTextTests: ScenarioTestCase {
             try n.exec("INSERT INTO item (id, v) VALUES ('r1', 'x')")
             XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM ds_change_outbox").asInt64, 1, "\(brand)")
             try CLI.ok(["check", "--db", n.url])
+        }
+    }
+
+    /// A dot inside quotes is part of a name (found from outside: `"a.b"` was split, and its
+    /// cure named `b"`).
+    func testAQualifiedNameIsSplitOutsideQuotesOnly() {
+        XCTAssertNil(Tracker.qualified("\"a.b\""))
+        XCTAssertNil(Tracker.qualified("plain"))
+        for (given, schema, table) in [
+            ("main.\"a.b\"", "main", "a.b"), ("\"my.schema\".t", "my.schema", "t"), ("`shop`.`t`", "shop", "t"),
+            ("a.b", "a", "b"), ("\"q\"\"x\".y", "q\"x", "y"), ("\u{301}\"s\".t", "\u{301}\"s\"", "t"),
+        ] {
+            let split = Tracker.qualified(given)
+            XCTAssertEqual(split?.schema, schema, given)
+            XCTAssertEqual(split?.table, table, given)
         }
     }
 

@@ -526,6 +526,54 @@ final class TypeMatrixTests: ScenarioTestCase {
         XCTAssertEqual(try b.db.scalar("SELECT d FROM reals"), .real(1.7976931348623157e308))
     }
 
+    /// PostgreSQL compares an update's old and new texts byte for byte, whatever the columns'
+    /// collations (found from outside: one column in a case-insensitive collation hid a change
+    /// of case in every column of its table, and two collations made every update of the table
+    /// fail once tracked). A node of schema 21 gets the triggers on upgrade.
+    func testPostgresCapturesUpdatesWhateverTheCollations() throws {
+        let setup = """
+            CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+            CREATE TABLE p (k varchar(20) PRIMARY KEY, a text COLLATE ci, c text);
+            CREATE TABLE mc (k varchar(20) PRIMARY KEY, code text COLLATE "C", name text COLLATE "en-x-icu", n int);
+            """
+        let pg = try TestNode("coll-pg", .postgres, folder: folder, table: setup, track: ["p", "mc"], keyBlocks: false)
+        let lite = try TestNode(
+            "coll-lite", .sqlite, folder: folder,
+            table: """
+                CREATE TABLE p (k TEXT PRIMARY KEY NOT NULL, a TEXT, c TEXT);
+                CREATE TABLE mc (k TEXT PRIMARY KEY NOT NULL, code TEXT, name TEXT, n INTEGER);
+                """, track: ["p", "mc"], keyBlocks: false)
+        try trustAll([pg, lite])
+        func same() throws {
+            _ = try sync(pg, lite)
+            for t in ["p", "mc"] { XCTAssertEqual(try lite.rows(t), try pg.rows(t), t) }
+        }
+        try pg.exec("INSERT INTO p VALUES ('r1', 'abc', 'xyz'), ('r2', 'abc', 'xyz')")
+        try pg.exec("INSERT INTO mc VALUES ('m1', 'a', 'b', 1)")
+        try same()
+        try pg.exec("UPDATE p SET c = 'XYZ' WHERE k = 'r1'")
+        try pg.exec("UPDATE p SET a = 'ABC' WHERE k = 'r1'")
+        try pg.exec("UPDATE mc SET n = 3, name = 'B'")
+        try same()
+        XCTAssertEqual(try lite.db.firstRow("SELECT a, c FROM p WHERE k = 'r1'")?.values, [.text("ABC"), .text("XYZ")])
+
+        // As schema 21 left the capture: the texts compared in their columns' collations.
+        let functions = try pg.db.rows(
+            "SELECT pg_get_functiondef(oid) FROM pg_proc WHERE proname LIKE 'ds_capture_%' AND prosrc LIKE '%COLLATE%'"
+        ).compactMap { $0.string(0) }
+        XCTAssertEqual(functions.count, 2, "one update function per table")
+        for f in functions { try pg.exec(f.replacingOccurrences(of: " COLLATE pg_catalog.\"C\"", with: "")) }
+        try pg.exec("UPDATE p SET c = 'xYz' WHERE k = 'r2'")
+        XCTAssertEqual(try pg.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq IS NULL"), .integer(0))
+        try pg.exec("UPDATE ds_node SET schema_version = 21")
+        _ = try NodeIdentity.load(pg.db)  // upgrades
+        try pg.exec("UPDATE p SET c = 'XyZ' WHERE k = 'r2'")
+        try pg.exec("UPDATE mc SET n = 4")
+        try same()
+        XCTAssertEqual(try lite.db.scalar("SELECT c FROM p WHERE k = 'r2'"), .text("XyZ"))
+        try assertChecked([pg, lite])
+    }
+
     /// Text captured on SQLite that begins with a combining mark, a variation selector or a
     /// joiner arrives whole (found from outside: the mark went with the capture's tag, two keys
     /// became one, and a delete of one removed the other on peers).

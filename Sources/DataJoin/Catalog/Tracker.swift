@@ -43,9 +43,8 @@ public enum Tracker {
                 throw DataJoinError(.usage, "cannot track \(printable(name)): it is \(why) (docs/capture.md)")
             }
             guard let info = try TableRegistry.introspect(db, table: name) else {
-                if let dot = name.firstIndex(of: ".") {
+                if let (schema, table) = qualified(name) {
                     // Tables are named as the connection sees them: one schema (docs/capture.md).
-                    let schema = unquoted(name[..<dot]), table = unquoted(name[name.index(after: dot)...])
                     let cure = db.dialect.schemaCure(schema: Substring(schema), table: Substring(table))
                     throw DataJoinError(.noSuchTable, "table \(name) does not exist in \(db.displayName): \(cure)")
                 }
@@ -295,18 +294,47 @@ public enum Tracker {
     /// true); a table whose own name holds the dot is found first.
     static func resolve(_ db: Database, _ given: String) throws -> String {
         if let name = try db.dialect.catalogName(db, table: given) { return name }
-        guard let dot = given.firstIndex(of: "."), try db.dialect.columns(db, of: given).isEmpty,
-            try db.dialect.isCurrentSchema(db, unquoted(given[..<dot]))
-        else { return given }
-        let table = unquoted(given[given.index(after: dot)...])
+        guard try db.dialect.columns(db, of: given).isEmpty else { return given }
+        guard let (schema, table) = qualified(given) else {
+            // A name as SQL quotes it (`"my table"`), found under its own name (found from outside).
+            let bare = unquoted(Substring(given))
+            guard bare != given else { return given }
+            if let name = try db.dialect.catalogName(db, table: bare) { return name }
+            return try db.dialect.columns(db, of: bare).isEmpty ? given : bare
+        }
+        guard try db.dialect.isCurrentSchema(db, schema) else { return given }
         return try db.dialect.catalogName(db, table: table) ?? table
+    }
+
+    /// The schema and table of `schema.table`, each unquoted; a dot inside quotes is part of a
+    /// name (`"a.b"`, `main."a.b"`). Nil when no dot outside quotes qualifies it.
+    static func qualified(_ given: String) -> (schema: String, table: String)? {
+        var quote: Unicode.Scalar?
+        for i in given.unicodeScalars.indices {
+            let c = given.unicodeScalars[i]
+            if let q = quote {
+                if c == q { quote = nil }
+            } else if c == "\"" || c == "`" {
+                quote = c
+            } else if c == "." {
+                let after = given.unicodeScalars.index(after: i)
+                return (
+                    unquoted(Substring(given.unicodeScalars[..<i])), unquoted(Substring(given.unicodeScalars[after...]))
+                )
+            }
+        }
+        return nil
     }
 
     /// A part of a schema-qualified name as SQL quotes it (`"main"."t"`, `` `shop`.`t` ``): the
     /// name itself. Unqualified names are taken as the catalog holds them, quotes and all.
     static func unquoted(_ part: Substring) -> String {
-        for q: Character in ["\"", "`"] where part.count >= 2 && part.first == q && part.last == q {
-            return part.dropFirst().dropLast().replacingOccurrences(of: "\(q)\(q)", with: "\(q)")
+        // By scalars: a name that begins with a combining mark makes one Character of it and
+        // its quote.
+        let s = part.unicodeScalars
+        for q: Unicode.Scalar in ["\"", "`"] where s.count >= 2 && s.first == q && s.last == q {
+            let inner = String(String.UnicodeScalarView(s.dropFirst().dropLast()))
+            return inner.replacingOccurrences(of: "\(q)\(q)", with: "\(q)")
         }
         return String(part)
     }

@@ -17,11 +17,16 @@ enum LastingGaps {
         let revoked = Set(
             try db.rows("SELECT node_id FROM ds_trusted_key WHERE revoked_at IS NOT NULL").compactMap { $0.string(0) })
         let states = try Holdings.all(db)
+        // The epoch the origin itself last said it is in, where it sends here; else the one
+        // heard from last (a relay of an old epoch's tail can come after the new one's changes).
         var latest: [String: String] = [:]
         for s in states { latest[s.origin] = max(latest[s.origin] ?? "", s.lastSeenAt ?? "") }
-        return states.filter {
-            $0.maxSeq > $0.contiguous && $0.origin != me.nodeId && !revoked.contains($0.origin)
-                && ($0.lastSeenAt ?? "") == latest[$0.origin]
+        var current: [String: String?] = [:]
+        return try states.filter { s in
+            guard s.maxSeq > s.contiguous, s.origin != me.nodeId, !revoked.contains(s.origin) else { return false }
+            if current[s.origin] == nil { current[s.origin] = .some(try Receipts.currentEpoch(db, peer: s.origin)) }
+            if let epoch = current[s.origin] ?? nil { return s.epoch == epoch }
+            return (s.lastSeenAt ?? "") == latest[s.origin]
         }
     }
 

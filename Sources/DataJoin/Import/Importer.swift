@@ -313,16 +313,16 @@ public enum Importer {
         return c
     }
 
-    /// Applies the inbox rows `rows` names inside the caller's transaction. Local changes are
-    /// stamped first, so every comparison sees their versions.
-    /// The database refused a change (a constraint, a type): not a lost connection or a bug.
     /// Runs between a chunk's reads and its writes: a test commits an application's write there.
     nonisolated(unsafe) static var afterPrefetch: (() throws -> Void)?
 
+    /// The database refused a change (a constraint, a type): not a lost connection or a bug.
     static func isRefusal(_ db: Database, _ error: Error) -> Bool {
         db.isRefusal(error)
     }
 
+    /// Applies the inbox rows `rows` names inside the caller's transaction. Local changes are
+    /// stamped first, so every comparison sees their versions.
     /// `after` is the only lower bound on `id`: SQLite bounds a rowid range by one of several
     /// `id > ?` terms and filters by the rest, so a second one made every chunk read the inbox
     /// again from the bundle's start (a 1M-change bundle: 1,000 chunks, each slower).
@@ -352,20 +352,23 @@ public enum Importer {
         // later change of the same row in this run had set (a re-insert of a newer one, or the
         // same one applied again change by change): the row stayed here, its version said
         // deleted, and the delete removed the newer row everywhere else (found from outside,
-        // `check` OK). Deletes of one table in a row are stamped together.
-        var cascadeFrom: String?
+        // `check` OK). Deletes in a row are stamped together: a delete never brings a row back,
+        // and an origin that deletes many parents sends them with their children between them
+        // (stamping after each parent flushed the batch per parent; found in review). The stamps
+        // come after every change this run received, as they did in the next run (found in
+        // review: a peer's clock ahead made a `SET NULL` older than the insert it follows).
+        var cascaded = false
         func stampCascade(before next: Change?) throws {
-            guard let table = cascadeFrom else { return }
-            if let next, next.op == .delete, next.table == table { return }
-            cascadeFrom = nil
+            guard cascaded, next?.op != .delete else { return }
+            cascaded = false
             try merger.batch?.flush()
             try merger.versions.flush()
-            merger.versions.reset()
-            try Stamper.stampPending(db, me: &me, tables: tables)
+            me.hlc = max(me.hlc, cursor.clock)
+            if try Stamper.stampPending(db, me: &me, tables: tables) > 0 { merger.versions.reset() }
             cursor.clock = max(cursor.clock, me.hlc)
         }
         func applied(_ c: Change, _ outcome: ApplyOutcome) {
-            if outcome == .applied, c.op == .delete, cascade.covers(c.table) { cascadeFrom = c.table }
+            if outcome == .applied, c.op == .delete, cascade.covers(c.table) { cascaded = true }
         }
         // Deletes waiting for the updates of their own transaction later in this apply
         // (`CascadeWait`), applied once the loop has passed them.

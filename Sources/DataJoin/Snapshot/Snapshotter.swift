@@ -162,9 +162,6 @@ public enum Snapshotter {
         return f.string(from: Date())
     }
 
-    /// Every row (an insert with the row's generation and version, then an update per column
-    /// that has a newer version of its own), every tombstone (a delete), and the inbox changes
-    /// not applied here yet (as they are, so they apply or wait at the new node too).
     /// A snapshot's marks say which changes of each origin its rows hold: every one up to a
     /// mark. A node holding an origin's later changes past a gap cannot say so; a joiner would
     /// wait for those later changes for good, since they were relayed before it joined, and
@@ -174,13 +171,16 @@ public enum Snapshotter {
     static func refuseGaps(_ db: Database, me: NodeIdentity) throws {
         for s in try LastingGaps.closable(db, me: me) {
             let first =
-                try Holdings.gaps(db, s, limit: 1).ranges.first.map { " (\($0.lowerBound)–\($0.upperBound))" } ?? ""
+                try Holdings.gaps(db, s, limit: 1).ranges.first.map {
+                    $0.count == 1 ? " (\($0.lowerBound))" : " (\($0.lowerBound)–\($0.upperBound))"
+                } ?? ""
             throw DataJoinError(
                 .usage,
                 "no snapshot written: this node holds changes of \(s.origin) up to \(s.maxSeq) but lacks earlier ones\(first), "
-                    + "and a node joining from this snapshot would wait for the later ones for good; ingest the missing "
-                    + "bundle here first ('datajoin status' lists it; 'datajoin export --resend' on \(s.origin) writes it again), "
-                    + "then take the snapshot")
+                    + "and a node joining from this snapshot would wait for the later ones for good; ingest them here first "
+                    + "(on \(s.origin), or on a node that relays it, 'datajoin export --db URL --to FOLDER --resend --peer "
+                    + "\(me.nodeId)', with --relay on a relay), then take the snapshot; if \(s.origin) is gone for good, "
+                    + "'datajoin trust --revoke \(s.origin)' here first")
         }
     }
 
@@ -192,6 +192,9 @@ public enum Snapshotter {
             || db.firstRow("SELECT 1 FROM ds_change_outbox WHERE seq IS NULL AND object_table = ? LIMIT 1", [t]) != nil
     }
 
+    /// Every row (an insert with the row's generation and version, then an update per column
+    /// that has a newer version of its own), every tombstone (a delete), and the inbox changes
+    /// not applied here yet (as they are, so they apply or wait at the new node too).
     static func readState(
         _ db: Database, tables: [String: TableInfo], me: NodeIdentity, snapshotEpoch: String, spool: Spool,
         reporter: Reporter

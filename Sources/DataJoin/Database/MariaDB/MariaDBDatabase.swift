@@ -6,7 +6,7 @@ import Foundation
 public final class MariaDBDatabase: Database, TransactionDriver {
     var transactionDepth = 0
     var applying = ApplyingState.unknown
-    public let dialect: Dialect = MariaDBDialect()
+    public let dialect: Dialect
     public let displayName: String
     let handle: UnsafeMutablePointer<MYSQL>
     /// Holds the password: never printed (`displayName` is what is).
@@ -56,6 +56,7 @@ public final class MariaDBDatabase: Database, TransactionDriver {
             }
         }
         handle = h
+        dialect = MariaDBDialect(serverVersion: UInt(mysql_get_server_version(h)))
         do {
             // Standard SQL where MariaDB has a switch for it: "name" quotes an identifier, ||
             // joins text, no backslash escapes; strict tables refuse a value instead of

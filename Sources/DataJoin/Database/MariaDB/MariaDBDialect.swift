@@ -7,6 +7,17 @@ import Foundation
 public struct MariaDBDialect: Dialect {
     public var brand: Brand { .mariadb }
 
+    /// The last moment a TIMESTAMP holds: MariaDB 11.5 on counts its seconds in 32 bits
+    /// unsigned (2106), earlier versions signed (2038; found in review: a fixed 2038 held what
+    /// a newer server stores).
+    let timestampEnd: String
+
+    /// `serverVersion` as `mysql_get_server_version` gives it (110500 for 11.5.0); 0: unknown,
+    /// the older range.
+    public init(serverVersion: UInt = 0) {
+        timestampEnd = serverVersion >= 110_500 ? "2106-02-07 06:28:16" : "2038-01-19 03:14:08"
+    }
+
     /// MariaDB refuses a name over 64 characters.
     public func nameLimitProblem(_ name: String) -> String? {
         name.count > 64 ? "has \(name.count) characters; MariaDB names hold at most 64" : nil
@@ -77,7 +88,9 @@ public struct MariaDBDialect: Dialect {
             var column = ColumnInfo(
                 name: r.string(0) ?? "", dataType: type, kind: valueKind(declaredType: type),
                 pkPosition: Int(r.int(2) ?? 0))
-            column.charset = r.string(3).flatMap { $0 == "utf8mb4" ? nil : $0 }
+            // Every character fits utf8mb4 and the UTF-16 and UTF-32 sets (found from outside:
+            // `track` warned about utf16).
+            column.charset = r.string(3).flatMap { ["utf8mb4", "utf16", "utf16le", "utf32"].contains($0) ? nil : $0 }
             cols.append(column)
         }
         return cols
@@ -402,9 +415,7 @@ public struct MariaDBDialect: Dialect {
         if case .real(let d) = value, !d.isFinite {
             return "\(Value.realText(d)), which MariaDB cannot store"
         }
-        if type.hasPrefix("float"), case .real(let d) = value,
-            Double(String(describing: Float(d))) != d && Double(Float(d)) != d
-        {
+        if type.hasPrefix("float"), case .real(let d) = value, Double(String(describing: Float(d))) != d {
             return "\(Value.realText(d)) needs DOUBLE; a FLOAT column would round it (declare it DOUBLE)"
         }
         if let problem = Self.readsAsAnother(value, col) { return problem }
@@ -425,10 +436,10 @@ public struct MariaDBDialect: Dialect {
         // MariaDB 10's TIMESTAMP counts seconds in 32 bits; outside, it refuses the value with a
         // word about its format, not its range (found from outside). Its zero stays its zero.
         if col.type.firstWord == "timestamp", case .text(let s) = value, ValueFit.timestamp(Array(s.utf8)),
-            !s.hasPrefix("0000-00-00 00:00:00"), s < "1970-01-01 00:00:01" || s >= "2038-01-19 03:14:08"
+            !s.hasPrefix("0000-00-00 00:00:00"), s < "1970-01-01 00:00:01" || s >= timestampEnd
         {
-            return "'\(s.prefix(40))' is outside what a MariaDB \(col.dataType) holds (1970-01-01 00:00:01 to "
-                + "2038-01-19 03:14:07 UTC): declare it DATETIME(6)"
+            return "'\(s.prefix(40))' is outside what a MariaDB \(col.dataType) holds here (1970-01-01 00:00:01 up to "
+                + "\(timestampEnd) UTC): declare it DATETIME(6)"
         }
         if let problem = Self.strictModeLets(value, col.type) { return problem }
         // `DOUBLE(10,2)` and `FLOAT(6,2)` round to their scale as `DECIMAL(10,2)` does, without
@@ -470,13 +481,13 @@ public struct MariaDBDialect: Dialect {
             return .text(utc)
         }
         // The largest floats travel as their shortest text (3.4028235e+38), which is above
-        // FLT_MAX as a double: MariaDB refuses it as out of range for a FLOAT (found from
-        // outside: held for good, even from another MariaDB node). The float itself it takes.
+        // FLT_MAX as a number: MariaDB refuses it as out of range for a FLOAT (found from
+        // outside: held for good, even from another MariaDB node). Its own text of the float it
+        // takes. Only that text: the exact double of FLT_MAX is no float's text, held below.
         if case .real(let d) = value, column.type.lowered.hasPrefix("float"),
-            abs(d) > Double(Float.greatestFiniteMagnitude),
-            Float(d).isFinite
+            d.magnitude == Double(String(describing: Float.greatestFiniteMagnitude))
         {
-            return .real(Double(Float(d)))
+            return .text(d < 0 ? "-3.402823466e+38" : "3.402823466e+38")
         }
         guard case .real(let d) = value, Self.characterTypes.contains(column.type.firstWord) else { return value }
         return .text(Value.realText(d))
@@ -489,7 +500,8 @@ public struct MariaDBDialect: Dialect {
         let limits = Self.byteLimits
         let type = col.type.firstWord
         if case .blob(let b) = value, let limit = limits[type], b.count > limit {
-            return "\(b.count) bytes; a \(type.uppercased()) column holds \(limit) (declare it a larger BLOB type)"
+            return
+                "\(b.count) bytes; a \(type.uppercased()) column holds \(limit) (declare it \(type == "mediumblob" ? "LONGBLOB" : "a larger BLOB type"))"
         }
         guard case .text(let s) = value else { return nil }
         let charset = col.charset ?? "utf8mb4"
@@ -497,7 +509,7 @@ public struct MariaDBDialect: Dialect {
         switch charset {
         case "latin1": holds = { $0.value < 0x80 || (0xA0...0xFF).contains($0.value) || latin1High.contains($0.value) }
         case "ascii": holds = { $0.value < 0x80 }
-        case "utf8mb3", "utf8": holds = { $0.value <= 0xFFFF }
+        case "utf8mb3", "utf8", "ucs2": holds = { $0.value <= 0xFFFF }
         default: holds = { _ in true }
         }
         if col.charset != nil, let lacking = s.unicodeScalars.first(where: { !holds($0) }) {
@@ -505,11 +517,14 @@ public struct MariaDBDialect: Dialect {
                 "U+\(String(lacking.value, radix: 16, uppercase: true)) is not in the column's character set \(charset) "
                 + "(MariaDB would refuse it); declare it CHARACTER SET utf8mb4"
         }
-        guard let limit = limits[type] else { return nil }
+        // Only where a character's width is known; other character sets are left to the server.
+        guard let limit = limits[type], ["utf8mb4", "utf8mb3", "utf8", "latin1", "ascii"].contains(charset) else {
+            return nil
+        }
         let bytes = ["latin1", "ascii"].contains(charset) ? s.unicodeScalars.count : s.utf8.count
+        let larger = type == "mediumtext" ? "LONGTEXT" : type == "text" ? "MEDIUMTEXT or LONGTEXT" : "TEXT or larger"
         return bytes > limit
-            ? "\(bytes) bytes in \(charset); a \(type.uppercased()) column holds \(limit) (declare it MEDIUMTEXT or LONGTEXT)"
-            : nil
+            ? "\(bytes) bytes in \(charset); a \(type.uppercased()) column holds \(limit) (declare it \(larger))" : nil
     }
 
     static let byteLimits = [
@@ -534,9 +549,11 @@ public struct MariaDBDialect: Dialect {
         case .illegalMixOfCollations:
             return "a key or value has characters its column's character set cannot hold: declare the column "
                 + "CHARACTER SET utf8mb4 (a key COLLATE utf8mb4_nopad_bin)"
-        case .incorrectStringValue:
-            return "the text has characters its column's character set cannot hold, or is longer than its type "
-                + "holds (TINYTEXT 255 bytes, TEXT 65,535, MEDIUMTEXT 16 MiB): declare it CHARACTER SET utf8mb4, or a larger type"
+        case .incorrectStringValue where e.message.hasPrefix("Incorrect string value"):
+            return "the text has characters its column's character set cannot hold: declare it CHARACTER SET utf8mb4"
+        case .dataTooLong:
+            return "the value is longer than its column's type holds (TINYTEXT 255 bytes, TEXT 65,535, MEDIUMTEXT "
+                + "16 MiB): declare a larger type"
         case .outOfRange:
             return "the number is outside what its column's type holds: declare a wider type"
         default:
@@ -559,16 +576,44 @@ public struct MariaDBDialect: Dialect {
         let local = String(decoding: b[..<sign], as: UTF8.self)
         let seconds = (hours * 60 + minutes) * 60 * (b[sign] == UInt8(ascii: "+") ? 1 : -1)
         if seconds == 0 { return local }
-        var utc = Calendar(identifier: .gregorian)
-        utc.timeZone = TimeZone(identifier: "UTC")!
-        let whole = local.prefix(19), fraction = local.dropFirst(19)
-        let f = DateFormatter()
-        f.calendar = utc
-        f.timeZone = utc.timeZone
-        f.locale = Locale(identifier: "en_US_POSIX")
-        f.dateFormat = "yyyy-MM-dd HH:mm:ss"
-        guard let date = f.date(from: String(whole)) else { return nil }
-        return f.string(from: date.addingTimeInterval(TimeInterval(-seconds))) + fraction
+        // By the proleptic Gregorian calendar's arithmetic (no formatter per value: slow on
+        // Linux, found in review); a day or time out of range is left to the spelling checks.
+        func field(_ at: Int, _ n: Int) -> Int { b[at..<at + n].reduce(0) { $0 * 10 + Int($1) - 48 } }
+        let (y, m, d) = (field(0, 4), field(5, 2), field(8, 2))
+        let (hh, mi, ss) = (field(11, 2), field(14, 2), field(17, 2))
+        let monthDays = [
+            31, y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31,
+        ]
+        guard (1...12).contains(m), (1...monthDays[m - 1]).contains(d), hh < 24, mi < 60, ss < 60 else { return nil }
+        let total = daysFromCivil(y, m, d) * 86_400 + hh * 3600 + mi * 60 + ss - seconds
+        let days = Int((Double(total) / 86_400).rounded(.down)), rest = total - days * 86_400
+        let (uy, um, ud) = civilFromDays(days)
+        func two(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        let year = String(repeating: "0", count: max(0, 4 - String(uy).count)) + String(uy)
+        return "\(year)-\(two(um))-\(two(ud)) \(two(rest / 3600)):\(two(rest % 3600 / 60)):\(two(rest % 60))"
+            + String(decoding: b[19..<sign], as: UTF8.self)
+    }
+
+    /// Days since 1970-01-01 (H. Hinnant's algorithm).
+    static func daysFromCivil(_ y0: Int, _ m: Int, _ d: Int) -> Int {
+        let y = m <= 2 ? y0 - 1 : y0
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    static func civilFromDays(_ z0: Int) -> (Int, Int, Int) {
+        let z = z0 + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp + (mp < 10 ? 3 : -9)
+        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
     }
 
     static let characterTypes: Set = ["char", "varchar", "tinytext", "text", "mediumtext", "longtext"]
@@ -718,7 +763,7 @@ public struct MariaDBDialect: Dialect {
         // Four digits are a YEAR's own spelling: `+2024` and `2024 ` were stored as 2024.
         case ("year", .text(let t)) where !(t.utf8.count == 4 && t.utf8.allSatisfy { $0 >= 48 && $0 <= 57 }):
             return "'\(t.prefix(40))' is not a year as MariaDB writes it (four digits); it would store another text"
-        case ("char", .text(let s)) where s.hasSuffix(" "):
+        case ("char", .text(let s)) where s.utf8.last == 0x20:
             return "trailing spaces, which a \(type) column drops"
         case ("varchar", .text(let s)) where s.unicodeScalars.count > size,
             ("char", .text(let s)) where s.unicodeScalars.count > size:

@@ -29,6 +29,7 @@ public struct MariaDBError: Error, CustomStringConvertible {
         public static let illegalMixOfCollations = Code(rawValue: UInt32(ER_CANT_AGGREGATE_2COLLATIONS))
         public static let incorrectStringValue = Code(rawValue: UInt32(ER_TRUNCATED_WRONG_VALUE_FOR_FIELD))
         public static let outOfRange = Code(rawValue: UInt32(ER_WARN_DATA_OUT_OF_RANGE))
+        public static let dataTooLong = Code(rawValue: UInt32(ER_DATA_TOO_LONG))
         public static let serverGone = Code(rawValue: UInt32(CR_SERVER_GONE_ERROR))
         public static let serverLost = Code(rawValue: UInt32(CR_SERVER_LOST))
         public static let connectionError = Code(rawValue: UInt32(CR_CONNECTION_ERROR))

@@ -20,14 +20,13 @@ extension PostgresDialect {
     public func upgradeCapture(_ db: Database, from version: Int) throws {
         try CaptureTriggers.rewriteOnUpgrade(db, from: version)
         if version < 19 { try Self.registerDomainsAsTheirBaseTypes(db) }
-        // Schema 21: `inet` values are captured as PostgreSQL prints them (`capturedText`). A
+        // Schema 21: `inet` values are captured as PostgreSQL prints them (`capturedText`).
+        // Schema 22: updates are compared byte for byte, whatever the columns' collations. A
         // table with an `inet` key keeps its capture until it is untracked and tracked again:
         // its peers hold its keys in the old spelling (docs/types.md).
-        if version < 21 {
+        if version < 22 {
             for t in try CaptureTriggers.trackedAndPresent(db)
-            where t.columns.contains(where: { Self.outputFunction($0.dataType) != nil })
-                && !t.keyColumns.contains(where: { Self.outputFunction($0.dataType) != nil })
-            {
+            where !t.keyColumns.contains(where: { Self.outputFunction($0.dataType) != nil }) {
                 if try missingCaptureTriggers(db, t).missing.isEmpty { try installCapture(db, t) }
             }
         }
@@ -371,8 +370,13 @@ extension PostgresDialect {
         let moved = "'datajoin.moved_' || TG_RELID"
         let keyJoin = t.keyColumns.map { "ds_o.\(db.quote($0.name)) = ds_n.\(db.quote($0.name))" }.joined(
             separator: " AND ")
+        // Compared byte for byte: the texts keep their columns' collations, and one column in a
+        // case-insensitive (nondeterministic) collation made the whole list compare so, which
+        // hid an update of case in every column; two collations made every update of the table
+        // fail (found from outside).
         let changedColumns = t.valueColumns.map { c in
-            "(\(CaptureTriggers.literal(c.name)), \(capturedText(db, "ds_n", c)), \(capturedText(db, "ds_o", c)))"
+            "(\(CaptureTriggers.literal(c.name)), \(capturedText(db, "ds_n", c)) COLLATE pg_catalog.\"C\", "
+                + "\(capturedText(db, "ds_o", c)) COLLATE pg_catalog.\"C\")"
         }.joined(separator: ", ")
         let thisStatementsInserts = { (from: String) in
             """

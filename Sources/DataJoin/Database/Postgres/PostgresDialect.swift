@@ -561,7 +561,7 @@ public struct PostgresDialect: Dialect {
         // A `character(n)` pads its text and compares, prints by its cast and sends it without
         // trailing spaces: text that ends in spaces would be other text here than where it came
         // from, as in MariaDB's `CHAR` (found from outside).
-        if case .text(let s) = value, Self.isPaddedCharacter(col.dataType), s.hasSuffix(" ") {
+        if case .text(let s) = value, Self.isPaddedCharacter(col.dataType), s.utf8.last == 0x20 {
             return "trailing spaces, which a \(type) column ignores (it compares and sends its text without them)"
         }
         // A text longer than a `varchar(n)` or `char(n)` fails on the server, one statement

@@ -227,6 +227,17 @@ final class NameAndTextTests: ScenarioTestCase {
         XCTAssertTrue(checked.stderr.contains("outside this connection's search path"), checked.stderr)
         try CLI.ok(["check", "--db", url])
         try CLI.ok(["untrack", "--db", url, "item"])
+        // A schema whose name needs quotes: the cure quotes it, as the server reads the URL
+        // (found from outside: unquoted, it tracked the table of another schema).
+        try n.db.executeScript("CREATE SCHEMA \"Inv\"; CREATE TABLE \"Inv\".item (id TEXT PRIMARY KEY, v TEXT)")
+        let quoted = try CLI.run(["track", "--db", n.url, "\"Inv\".item"])
+        XCTAssertEqual(quoted.status, 1, quoted.stderr)
+        XCTAssertTrue(quoted.stderr.contains("search_path%3D%22Inv%22,public) and track item"), quoted.stderr)
+        let inv = n.url + "?options=-csearch_path%3D%22Inv%22,public"
+        try CLI.ok(["track", "--db", inv, "item"])
+        try n.exec("INSERT INTO \"Inv\".item VALUES ('q', 'x')")
+        XCTAssertEqual(try n.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq IS NULL"), .integer(1))
+        try CLI.ok(["untrack", "--db", inv, "item"])
     }
 
     /// A table named with another schema: each brand is told its own way (found from outside:
@@ -235,7 +246,7 @@ final class NameAndTextTests: ScenarioTestCase {
         for (brand, own, cure) in [
             (Brand.sqlite, "SELECT 'main'", "track item (an attached database"),
             (.mariadb, "SELECT DATABASE()", "use mariadb://…/other and track item"),
-            (.postgres, "SELECT current_schema()", "search_path%3Dother) and track item"),
+            (.postgres, "SELECT current_schema()", "search_path%3Dother,public) and track item"),
         ] where TestDatabases.availableBrands.contains(brand) {
             let n = try TestNode(
                 "s", brand, folder: folder, table: "CREATE TABLE item (id VARCHAR(20) PRIMARY KEY, v TEXT)", track: [],

@@ -369,7 +369,9 @@ final class ReliabilityTests: ScenarioTestCase {
         do {
             let (a, b) = try makePair(brand, .sqlite)
             let toA = try dir("del-to-a-\(brand)"), toB = try dir("del-to-b-\(brand)")
-            // Both insert k1 (one generation); b's is the later, so a applies it over its own.
+            // Both insert k1 (one generation); b's is the later (its clock an hour ahead, or two
+            // inserts in one millisecond could go either way), so a applies it over its own.
+            try Settings.set(b.db, "test_clock_offset_ms", 3_600_000)
             try a.exec("INSERT INTO item (id, a) VALUES ('k1', 'from a')")
             try b.exec("INSERT INTO item (id, a) VALUES ('k1', 'from b')")
             try b.export(to: toA)

@@ -240,7 +240,7 @@ public struct MariaDBDialect: Dialect {
         // tracked without a word, then held as "Illegal mix of collations").
         let narrow =
             try db.rows(
-                "SELECT column_name, character_set_name FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND BINARY table_name = BINARY ? AND character_set_name IS NOT NULL AND character_set_name <> 'utf8mb4' ORDER BY ordinal_position",
+                "SELECT column_name, character_set_name FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND BINARY table_name = BINARY ? AND character_set_name IS NOT NULL AND character_set_name NOT IN ('utf8mb4', 'utf16', 'utf16le', 'utf32') ORDER BY ordinal_position",
                 [.text(t.name), .text(t.name)]
             ).compactMap { r in r.string(0).map { "\($0) (\(r.string(1) ?? "?"))" } }
         if !narrow.isEmpty {

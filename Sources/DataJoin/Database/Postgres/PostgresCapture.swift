@@ -98,7 +98,7 @@ extension PostgresDialect {
                 SELECT t.tgname, c.relname FROM pg_catalog.pg_trigger AS t
                 JOIN pg_catalog.pg_class AS c ON c.oid = t.tgrelid
                 JOIN pg_catalog.pg_proc AS p ON p.oid = t.tgfoid
-                WHERE p.proname = ? AND p.pronamespace = current_schema()::regnamespace
+                WHERE p.proname = ? AND p.pronamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = current_schema())
                 """, [.text(function)]
             ) { r in
                 if let trigger = r.string(0), let other = r.string(1) {
@@ -118,9 +118,19 @@ extension PostgresDialect {
     public var recordsSourceTransactions: Bool { true }
     public var typeChangesRewriteValues: Bool { true }
     public func schemaCure(schema: Substring, table: Substring) -> String {
-        "DataJoin tracks the tables of one schema (the connection's current schema), named without it; to sync \(table) "
-            + "of schema \(schema), connect with that schema first in the search path "
-            + "(postgresql://…/db?options=-csearch_path%3D\(schema)) and track \(table)"
+        // In the URL as the server reads it: a name of other than lower-case letters, digits
+        // and `_` in double quotes (unquoted, PostgreSQL folds it to another schema's name;
+        // found from outside), every other character percent-encoded, and `public` after it,
+        // where DataJoin's own tables are found.
+        let plain = schema.unicodeScalars.allSatisfy {
+            ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_"
+        }
+        let named = plain ? String(schema) : "\"" + schema.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        let ascii = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+        let encoded = named.addingPercentEncoding(withAllowedCharacters: ascii) ?? named
+        return "DataJoin tracks the tables of one schema (the connection's current schema), named without it; to sync "
+            + "\(table) of schema \(schema), connect with that schema first in the search path "
+            + "(postgresql://…/db?options=-csearch_path%3D\(encoded),public) and track \(table)"
     }
 
     public func isCurrentSchema(_ db: Database, _ schema: String) throws -> Bool {

@@ -75,6 +75,10 @@ allowed=(
   # ConstraintTests.testARowDeletedElsewhereAboveADeepChainAddedHereTakesTheChain: the chain's
   # inserts reaching the node that deleted its root, held until its cascade's deletes supersede.
   "ERROR 1452: Cannot add or update a child row: a foreign key constraint fails \\(\"dj_(avmariadb[a-z]+|bv[a-z]+mariadb|acmariadb[a-z]+)_[0-9]+\"\\.\"tn\""
+  # ConstraintTests.testACascadeInAnImportIsStampedBeforeTheNextChangeOfItsRows, a MariaDB hub:
+  # a child whose parent's bundle never arrives is refused on the fast path and held, and the
+  # run goes change by change.
+  "ERROR 1452: Cannot add or update a child row: a foreign key constraint fails \\(\"dj_hmariadbtrue_[0-9]+\"\\.\"item\""
   # MariaDBCascadeTests.testASelfReferencingChainDeletesAsDeepAsInnoDBCascades: the test's own
   # delete of a chain 15 levels deep, past InnoDB's cascade limit.
   "ERROR 1296: Got error 193 '\"dj_ad15_[0-9]+\"\\.\"sc\", CONSTRAINT .* : DELETE FROM sc WHERE id = 0"

@@ -237,12 +237,9 @@ public struct MariaDBDialect: Dialect {
         }
         // A column (a key too: an application may keep ASCII codes as keys) in a character set
         // narrower than utf8mb4: text from other nodes outside it is held (found from outside:
-        // tracked without a word, then held as "Illegal mix of collations").
-        let narrow =
-            try db.rows(
-                "SELECT column_name, character_set_name FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND BINARY table_name = BINARY ? AND character_set_name IS NOT NULL AND character_set_name NOT IN ('utf8mb4', 'utf16', 'utf16le', 'utf32') ORDER BY ordinal_position",
-                [.text(t.name), .text(t.name)]
-            ).compactMap { r in r.string(0).map { "\($0) (\(r.string(1) ?? "?"))" } }
+        // tracked without a word, then held as "Illegal mix of collations"). `t` is the live
+        // table, whose columns carry their character sets (`columns`).
+        let narrow = t.columns.compactMap { c in c.charset.map { "\(c.name) (\($0))" } }
         if !narrow.isEmpty {
             warnings.append(
                 "\(t.name): \(narrow.joined(separator: ", ")) cannot hold every character other nodes may send (an emoji, most scripts): a change with one is held here; CHARACTER SET utf8mb4 holds any"
@@ -497,9 +494,8 @@ public struct MariaDBDialect: Dialect {
     /// than a TEXT or BLOB type holds: MariaDB refuses it ("Incorrect string value", "Data too
     /// long"), a server error per change that named no cure (found from outside).
     static func capacityProblem(_ value: Value, _ col: ColumnInfo) -> String? {
-        let limits = Self.byteLimits
         let type = col.type.firstWord
-        if case .blob(let b) = value, let limit = limits[type], b.count > limit {
+        if case .blob(let b) = value, let limit = byteLimits[type], b.count > limit {
             return
                 "\(b.count) bytes; a \(type.uppercased()) column holds \(limit) (declare it \(type == "mediumblob" ? "LONGBLOB" : "a larger BLOB type"))"
         }
@@ -518,10 +514,11 @@ public struct MariaDBDialect: Dialect {
                 + "(MariaDB would refuse it); declare it CHARACTER SET utf8mb4"
         }
         // Only where a character's width is known; other character sets are left to the server.
-        guard let limit = limits[type], ["utf8mb4", "utf8mb3", "utf8", "latin1", "ascii"].contains(charset) else {
+        let singleByte = charset == "latin1" || charset == "ascii"
+        guard let limit = byteLimits[type], singleByte || ["utf8mb4", "utf8mb3", "utf8"].contains(charset) else {
             return nil
         }
-        let bytes = ["latin1", "ascii"].contains(charset) ? s.unicodeScalars.count : s.utf8.count
+        let bytes = singleByte ? s.unicodeScalars.count : s.utf8.count
         let larger = type == "mediumtext" ? "LONGTEXT" : type == "text" ? "MEDIUMTEXT or LONGTEXT" : "TEXT or larger"
         return bytes > limit
             ? "\(bytes) bytes in \(charset); a \(type.uppercased()) column holds \(limit) (declare it \(larger))" : nil

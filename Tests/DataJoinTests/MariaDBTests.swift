@@ -690,6 +690,27 @@ final class MariaDBTests: ScenarioTestCase {
         }
     }
 
+    /// The byte limits of TEXT and BLOB types at size − 1, size, size + 1 and 3 × size, counted
+    /// in the column's character set (a latin1 `é` is one byte, a utf8mb4 one two).
+    func testTextAndBlobByteLimitsAtTheirBounds() {
+        for (type, size) in [("tinytext", 255), ("text", 65_535), ("tinyblob", 255), ("blob", 65_535)] {
+            for (n, held) in [(size - 1, false), (size, false), (size + 1, true), (3 * size, true)] {
+                let value: Value =
+                    type.hasSuffix("blob")
+                    ? .blob([UInt8](repeating: 7, count: n)) : .text(String(repeating: "a", count: n))
+                let column = ColumnInfo(
+                    name: "v", dataType: type, kind: type.hasSuffix("blob") ? .blob : .text, pkPosition: 0)
+                XCTAssertEqual(MariaDBDialect.capacityProblem(value, column) != nil, held, "\(type) \(n)")
+            }
+        }
+        var latin1 = ColumnInfo(name: "v", dataType: "text", kind: .text, pkPosition: 0)
+        let accents = Value.text(String(repeating: "é", count: 65_535))
+        XCTAssertNotNil(MariaDBDialect.capacityProblem(accents, latin1), "utf8mb4: two bytes each")
+        latin1.charset = "latin1"
+        XCTAssertNil(MariaDBDialect.capacityProblem(accents, latin1), "latin1: one byte each")
+        XCTAssertNotNil(MariaDBDialect.capacityProblem(.text(String(repeating: "é", count: 65_536)), latin1))
+    }
+
     /// A key in a `_nopad_bin` collation of a narrower character set (ASCII codes, say) is
     /// tracked with a warning, and a key outside it is held before the server sees it, saying
     /// what to do (found from outside: held as "Illegal mix of collations", naming no key).

@@ -273,6 +273,22 @@ final class NameAndTextTests: ScenarioTestCase {
                 XCTAssertEqual(try n.db.scalar("SELECT table_name FROM ds_tracked_table"), .text("item"), form)
                 try CLI.ok(["untrack", "--db", n.url, form])
             }
+            if brand == .postgres {
+                // Unquoted, as PostgreSQL's SQL reads it: `ITEM` is item (found from outside:
+                // refused); quoted, another name. A name with capitals is found as spelled first.
+                for form in ["ITEM", "PUBLIC.Item", "Public.\"item\""] {
+                    try CLI.ok(["track", "--db", n.url, form])
+                    XCTAssertEqual(try n.db.scalar("SELECT table_name FROM ds_tracked_table"), .text("item"), form)
+                    try CLI.ok(["untrack", "--db", n.url, form])
+                }
+                let capitals = try CLI.run(["track", "--db", n.url, "\"ITEM\""])
+                XCTAssertEqual(capitals.status, 1, capitals.stderr)
+                XCTAssertTrue(capitals.stderr.contains("table \"ITEM\" does not exist"), capitals.stderr)
+                try n.exec("CREATE TABLE \"Item\" (id VARCHAR(20) PRIMARY KEY, v TEXT)")
+                try CLI.ok(["track", "--db", n.url, "Item"])
+                XCTAssertEqual(try n.db.scalar("SELECT table_name FROM ds_tracked_table"), .text("Item"))
+                try CLI.ok(["untrack", "--db", n.url, "Item"])
+            }
             let quoted = try CLI.run(["track", "--db", n.url, "\(q)other\(q).\(q)item\(q)"])
             XCTAssertEqual(quoted.status, 1, quoted.stderr)
             XCTAssertTrue(quoted.stderr.contains(cure), quoted.stderr)

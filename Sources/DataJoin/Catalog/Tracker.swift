@@ -293,6 +293,37 @@ public enum Tracker {
     /// is the same table as `t` (found from outside: refused, with a cure that was already
     /// true); a table whose own name holds the dot is found first.
     static func resolve(_ db: Database, _ given: String) throws -> String {
+        let found = try resolveAsSpelled(db, given)
+        guard db.dialect.foldsUnquotedNames, found == given, try db.dialect.columns(db, of: given).isEmpty else {
+            return found
+        }
+        // Found as SQL reads it: PostgreSQL's `track Sales_Order` is sales_order (found from
+        // outside: refused). A table whose name has capitals was found as spelled above.
+        let folded = foldedOutsideQuotes(given)
+        guard folded != given else { return given }
+        let name = try resolveAsSpelled(db, folded)
+        return try db.dialect.columns(db, of: name).isEmpty ? given : name
+    }
+
+    /// ASCII capitals outside quotes in lower case, as PostgreSQL folds an identifier.
+    static func foldedOutsideQuotes(_ given: String) -> String {
+        var quote: Unicode.Scalar?
+        var out = String.UnicodeScalarView()
+        for c in given.unicodeScalars {
+            if let q = quote {
+                if c == q { quote = nil }
+            } else if c == "\"" || c == "`" {
+                quote = c
+            } else if c.value >= 0x41 && c.value <= 0x5A {
+                out.append(Unicode.Scalar(c.value + 0x20)!)
+                continue
+            }
+            out.append(c)
+        }
+        return String(out)
+    }
+
+    private static func resolveAsSpelled(_ db: Database, _ given: String) throws -> String {
         if let name = try db.dialect.catalogName(db, table: given) { return name }
         guard try db.dialect.columns(db, of: given).isEmpty else { return given }
         guard let (schema, table) = qualified(given) else {

@@ -58,6 +58,9 @@ public protocol Dialect: Sendable {
     /// The table's name as the catalog spells it, where the brand finds tables by another
     /// spelling too (SQLite ignores case); nil where the name given is the name.
     func catalogName(_ db: Database, table: String) throws -> String?
+    /// True where SQL reads an unquoted name in lower case (PostgreSQL: `Sales_Order` is
+    /// sales_order), so a name given to `track` means what it means in the brand's own SQL.
+    var foldsUnquotedNames: Bool { get }
     /// The columns of `table` in declaration order, or empty when there is no such table.
     func columns(_ db: Database, of table: String) throws -> [ColumnInfo]
     /// How values of a declared column type are typed.
@@ -356,6 +359,7 @@ extension Dialect {
 
     /// Names are found as they are spelled.
     public func catalogName(_ db: Database, table: String) throws -> String? { nil }
+    public var foldsUnquotedNames: Bool { false }
 
     /// SQLite keeps a name of any length.
     public func nameLimitProblem(_ name: String) -> String? { nil }

@@ -133,6 +133,9 @@ extension PostgresDialect {
             + "(postgresql://…/db?options=-csearch_path%3D\(encoded),public) and track \(table)"
     }
 
+    /// PostgreSQL folds an unquoted name's ASCII letters to lower case.
+    public var foldsUnquotedNames: Bool { true }
+
     public func isCurrentSchema(_ db: Database, _ schema: String) throws -> Bool {
         try db.scalar("SELECT current_schema()").asString == schema
     }

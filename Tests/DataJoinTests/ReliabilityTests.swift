@@ -595,6 +595,60 @@ final class ReliabilityTests: ScenarioTestCase {
         XCTAssertEqual(try b.rows("item").count, 8)
     }
 
+    /// A node a newer DataJoin upgraded is refused by this one before anything is written
+    /// (found from outside: a binary of schema 12 imported into a node of 22 without a word, and
+    /// the rows it wrote were captured again as the node's own, newer than later edits). At its
+    /// own version it runs, and one version below is upgraded to it.
+    func testANodeANewerDatajoinUpgradedIsRefusedAndLeftAsItWas() throws {
+        for brand in [Brand.sqlite, .postgres] where TestDatabases.availableBrands.contains(brand) {
+            let a = try TestNode(
+                "a\(brand)", brand, folder: folder, table: ConvergencePropertyTests.ddl(brand), track: ["item"])
+            let b = try TestNode(
+                "b\(brand)", .sqlite, folder: folder, table: ConvergencePropertyTests.ddl(.sqlite), track: ["item"])
+            try trustAll([a, b])
+            try a.exec("INSERT INTO item (id, b) VALUES ('x', 1)")
+            try b.exec("INSERT INTO item (id, b) VALUES ('y', 2)")
+            let fromB = try dir("from-b-\(brand)")
+            try b.export(to: fromB)
+            let out = try dir("out-\(brand)")
+            let known = Int64(SyncSchema.version)
+            let outbox = "SELECT id, object_id, seq FROM ds_change_outbox ORDER BY id"
+            let before = try TestDatabases.dump(a.db, "item")
+            let captured = try a.db.rows(SQL(raw: outbox)).map { "\($0.values)" }
+            for newer in [known + 1, known * 3] {
+                try a.exec("UPDATE ds_node SET schema_version = ?", [.integer(newer)])
+                for args in [
+                    ["status"], ["export", "--to", out.path], ["ingest", fromB.path], ["import"], ["track", "item"],
+                    ["init", "--node", a.name], ["trust", "--revoke", b.name],
+                ] {
+                    let r = try CLI.run(args + ["--db", a.url])
+                    XCTAssertEqual(r.status, 1, "\(brand) \(args): \(r.stderr)")
+                    XCTAssertTrue(
+                        r.stderr.contains(
+                            "was upgraded by a newer datajoin (node schema \(newer), this datajoin knows \(known)): run the newer datajoin here"
+                        ), r.stderr)
+                    XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+                }
+                XCTAssertEqual(try a.db.rows(SQL(raw: outbox)).map { "\($0.values)" }, captured, "\(brand)")
+                XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_change_inbox").asInt64, 0, "\(brand)")
+                XCTAssertEqual(try a.db.scalar("SELECT schema_version FROM ds_node"), .integer(newer), "\(brand)")
+                XCTAssertEqual(try TestDatabases.dump(a.db, "item"), before, "\(brand)")
+                XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.path), [], "\(brand)")
+            }
+            for v in [known - 1, known] {
+                try a.exec("UPDATE ds_node SET schema_version = ?", [.integer(v)])
+                try CLI.ok(["status", "--db", a.url])
+                XCTAssertEqual(try a.db.scalar("SELECT schema_version FROM ds_node"), .integer(known), "\(brand) \(v)")
+            }
+            try CLI.ok(["ingest", "--db", a.url, fromB.path])
+            try CLI.ok(["export", "--db", a.url, "--to", out.path])
+            try b.ingest([out.path])
+            XCTAssertEqual(try a.rows("item"), try b.rows("item"), "\(brand)")
+            XCTAssertEqual(try a.rows("item").count, 2, "\(brand)")
+            for n in [a, b] { try CLI.ok(["check", "--db", n.url]) }
+        }
+    }
+
     /// An export that another export overtakes between its stamping and its reading writes
     /// only what it stamped: every file's own receipt covers its changes (found from outside:
     /// two SQLite exports at once wrote files whose receipt was below them, the hub took the

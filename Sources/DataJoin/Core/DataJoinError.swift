@@ -34,6 +34,8 @@ public struct DataJoinError: Error, CustomStringConvertible, LocalizedError, Equ
         /// The node's own setup does not allow it yet (no trusted peer to encrypt to): exit 1, not
         /// a usage error (found from outside: scripts told to fix their arguments).
         case needsSetup
+        /// A node a newer DataJoin upgraded: an older binary must not write it (exit 1).
+        case newerNode
         case locked
         case busy
         case internalError

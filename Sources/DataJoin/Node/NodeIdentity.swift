@@ -47,9 +47,22 @@ public struct NodeIdentity: Sendable {
             let r = try db.firstRow("SELECT node_id, epoch, public_key, hlc, next_seq, schema_version FROM ds_node", [])
         else { throw noNodeRow(db) }
         if let v = r.int(5), v < Int64(SyncSchema.version) { try SyncSchema.upgrade(db, from: v) }
+        try refuseNewer(db, version: r.int(5))
         return NodeIdentity(
             nodeId: r.string(0) ?? "", epoch: r.string(1) ?? "", publicKey: Hex.decode(r.string(2) ?? "") ?? [],
             hlc: r.int(3) ?? 0, nextSeq: r.int(4) ?? 1)
+    }
+
+    /// A node whose tables a newer DataJoin laid out is never written by this one: its imports
+    /// would not say which table they write, so their rows came back as this node's own newer
+    /// changes and beat later edits everywhere (found from outside, with a binary of schema 12
+    /// on a node of 22).
+    static func refuseNewer(_ db: Database, version: Int64?) throws {
+        guard let v = version, v > Int64(SyncSchema.version) else { return }
+        throw DataJoinError(
+            .newerNode,
+            "\(db.displayName) was upgraded by a newer datajoin (node schema \(v), this datajoin knows \(SyncSchema.version)): run the newer datajoin here, and upgrade every binary that opens this node (cron jobs, watch)"
+        )
     }
 
     /// The node as it is now, within a run that already loaded it (its schema is known to be
@@ -106,6 +119,9 @@ public enum NodeSetup {
                     .alreadyInitialized,
                     "cannot make \(db.displayName) a DataJoin node: \(foreign); rename or drop it, then run 'datajoin init' again"
                 )
+            }
+            if try NodeIdentity.hasNodeRow(db) {
+                try NodeIdentity.refuseNewer(db, version: db.scalar("SELECT schema_version FROM ds_node").asInt64)
             }
             try db.executeScript(SyncSchema.ddl(db.dialect))
             if let existing = try db.firstRow("SELECT node_id, public_key FROM ds_node", []) {

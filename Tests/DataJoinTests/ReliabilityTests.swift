@@ -354,6 +354,63 @@ final class ReliabilityTests: ScenarioTestCase {
         for n in [a, b] { try CLI.ok(["check", "--db", n.url]) }
     }
 
+    /// A deadlock ends the whole transaction on MariaDB, its savepoints too, and the session then
+    /// commits each later statement by itself. An import applying a bundle change by change (a
+    /// savepoint each, after the database refused one of its changes) took the failed rollback
+    /// to the savepoint for a refusal and went on: the changes before it were rolled back, the
+    /// rest committed one by one, and the pointer passed them all (found from outside: with
+    /// application writers, rows differed for good, `check` OK). The bundle runs again, whole.
+    func testADeadlockInAnImportAppliedChangeByChangeRunsItAgainWhole() throws {
+        let (a, b) = try makePair(.mariadb, .sqlite)
+        let toA = try dir("to-a"), toB = try dir("to-b")
+        try a.exec("ALTER TABLE item ADD CONSTRAINT no_thirteen CHECK (b IS NULL OR b <> 13)")
+        try a.exec("CREATE TABLE scratch (id INT PRIMARY KEY)")
+        try a.exec("INSERT INTO item (id, a) VALUES ('k0', 'orig'), ('k1', 'orig')")
+        try b.ingest(try a.export(to: toB))
+        try b.exec("INSERT INTO item (id, a) VALUES ('before', 'from b')")
+        try b.exec("INSERT INTO item (id, a, b) VALUES ('refused', 'from b', 13)")
+        try b.exec("UPDATE item SET a = 'from b' WHERE id = 'k0'")
+        try b.exec("UPDATE item SET a = 'from b' WHERE id = 'k1'")
+        try b.export(to: toA)
+        let app = try DatabaseOpener.open(a.url)
+        try app.executeScript("START TRANSACTION")
+        try app.execute("UPDATE item SET a = 'from the application' WHERE id = 'k1'")
+        // Heavier than the import: InnoDB rolls back the lighter transaction of a deadlock.
+        try app.execute(
+            "INSERT INTO scratch (id) WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500) SELECT i FROM n"
+        )
+        let run = BackgroundRun(["ingest", "--db", a.url, toA.path])
+        let watcher = try DatabaseOpener.open(a.url)
+        // Change by change (the fast path's insert was refused): k0 is written, then k1 waited
+        // for (k0 may be seen being written: the same deadlock then).
+        let waiting = try run.until {
+            !(try watcher.rows(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'UPDATE \"item\" SET%' AND ID <> CONNECTION_ID() AND DB = DATABASE()"
+            ).isEmpty)
+        }
+        XCTAssertTrue(waiting, "the import never waited for the application's row")
+        // The application now waits for k0, which the import holds: a deadlock, the import its victim.
+        try app.execute("UPDATE item SET a = 'from the application' WHERE id = 'k0'")
+        try app.executeScript("COMMIT")
+        run.wait()
+        XCTAssertNil(run.error)
+        XCTAssertEqual(run.result?.status, 2, run.result?.stderr ?? "")
+        XCTAssertEqual(try a.db.scalar("SELECT a FROM item WHERE id = 'before'"), .text("from b"))
+        XCTAssertEqual(
+            try a.db.rows("SELECT reason FROM ds_change_held").compactMap { $0.string(0) }.filter {
+                !$0.contains("no_thirteen")
+            }, [])
+        XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(1))
+        // The refused change arrives once the constraint is gone; both sides then agree.
+        try a.exec("ALTER TABLE item DROP CONSTRAINT no_thirteen")
+        try CLI.ok(["import", "--db", a.url])
+        try a.export(to: toB)
+        try b.ingest([toB.path])
+        XCTAssertEqual(try b.rows("item"), try a.rows("item"))
+        XCTAssertEqual(try a.rows("item").count, 4)
+        for n in [a, b] { try CLI.ok(["check", "--db", n.url]) }
+    }
+
     /// An application's delete that commits while an import writes the same row: the import
     /// must not write the row back (found from outside: a deleted row came back on MariaDB, its
     /// version saying deleted, `check` OK). The delete, the newer generation, wins everywhere.

@@ -318,7 +318,11 @@ public enum Importer {
 
     /// The database refused a change (a constraint, a type): not a lost connection or a bug.
     static func isRefusal(_ db: Database, _ error: Error) -> Bool {
-        db.isRefusal(error)
+        // A change whose savepoint could not be rolled back to or released is no refusal: the
+        // transaction cannot go on as if it had not run (MariaDB ends it, savepoints and all, on
+        // a deadlock).
+        if error is TransactionError { return false }
+        return db.isRefusal(error)
     }
 
     /// Applies the inbox rows `rows` names inside the caller's transaction. Local changes are

@@ -13,6 +13,13 @@ public final class MariaDBDatabase: Database, TransactionDriver {
     private let address: Address
     private var cache: [String: MariaDBStatement] = [:]
     private var holdsWriterLock = false
+    /// Set when the server ended the open transaction itself (a deadlock; a write conflict
+    /// under snapshot isolation), savepoints and all: every later statement of it fails with
+    /// that error, and so does its COMMIT. Gone on, the session committed each later statement
+    /// by itself, and an import applying change by change took the lost savepoint for a refused
+    /// change: what came before was rolled back, the rest committed, the pointer past both
+    /// (found from outside: rows differed for good, `check` OK).
+    private var endedBy: MariaDBError?
     /// `GET_LOCK` names are server-wide: each is scoped to this database.
     private(set) var lockScope = ""
 
@@ -122,27 +129,59 @@ public final class MariaDBDatabase: Database, TransactionDriver {
         return s
     }
 
+    /// Runs one of the open transaction's statements; a statement failing inside it is asked
+    /// whether it ended the transaction (`endedBy`). Only a failing statement costs the question.
+    private func inOpenTransaction<T>(_ body: () throws -> T) throws -> T {
+        guard transactionDepth > 0 else { return try body() }
+        if let e = endedBy { throw e }
+        do {
+            return try body()
+        } catch let e as MariaDBError {
+            if endedBy == nil, !stillInTransaction() { endedBy = e }
+            throw e
+        }
+    }
+
+    private func stillInTransaction() -> Bool {
+        (try? firstValue("SELECT @@in_transaction")) == .integer(1)
+    }
+
+    /// One statement without values, its single result's first column (nil when none).
+    private func firstValue(_ text: String) throws -> Value? {
+        guard mysql_real_query(handle, text, UInt(text.utf8.count)) == 0 else { throw lastError() }
+        guard let r = mysql_store_result(handle) else { return nil }
+        defer { mysql_free_result(r) }
+        guard let row = mysql_fetch_row(r), let field = row[0] else { return nil }
+        return Int64(String(cString: field)).map { .integer($0) }
+    }
+
     @discardableResult
     public func execute(_ sql: SQL) throws -> Int {
-        try statement(sql.text).run(sql.bindings, cursor: false) { _ in }
+        try inOpenTransaction { try statement(sql.text).run(sql.bindings, cursor: false) { _ in } }
     }
 
     /// The whole result is read before `body` runs, so `body` may run statements of its own.
     public func query(_ sql: SQL, _ body: (Row) throws -> Void) throws {
         var rows: [Row] = []
-        try statement(sql.text).run(sql.bindings, cursor: false) { rows.append($0) }
+        try inOpenTransaction { _ = try statement(sql.text).run(sql.bindings, cursor: false) { rows.append($0) } }
         for r in rows { try body(r) }
     }
 
     /// A server-side cursor: rows come a batch at a time, and `body` may run other statements
     /// on this connection while the cursor is open.
     public func stream(_ sql: SQL, _ body: (Row) throws -> Void) throws {
-        let s = try MariaDBStatement(self, sql.text)
-        try s.run(sql.bindings, cursor: true, body)
+        try inOpenTransaction {
+            let s = try MariaDBStatement(self, sql.text)
+            _ = try s.run(sql.bindings, cursor: true, body)
+        }
     }
 
     /// DataJoin's own DDL: several statements, no values.
     public func executeScript(_ sql: SQL) throws {
+        try inOpenTransaction { try script(sql) }
+    }
+
+    private func script(_ sql: SQL) throws {
         guard mysql_real_query(handle, sql.text, UInt(sql.text.utf8.count)) == 0 else { throw lastError() }
         while true {
             if let r = mysql_store_result(handle) { mysql_free_result(r) }
@@ -167,6 +206,7 @@ public final class MariaDBDatabase: Database, TransactionDriver {
     /// commit. Tried, not waited for in the server: the wait is told after a second and bounded
     /// by --lock-timeout.
     func beginWrite() throws {
+        endedBy = nil
         if !holdsWriterLock {
             try LockWait.writerLock(on: displayName) {
                 try scalar("SELECT GET_LOCK(?, 0)", [.text("datajoin_writer." + lockScope)]) == .integer(1)
@@ -188,18 +228,21 @@ public final class MariaDBDatabase: Database, TransactionDriver {
     }
 
     func beginRead() throws {
+        endedBy = nil
         try executeScript("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
     }
 
     /// The importer's "capture off" switch is a session variable: it ends with the transaction.
     func commitTransaction() throws {
         defer { releaseWriterLock() }
+        if let e = endedBy { throw e }
         try executeScript("COMMIT; SET @datajoin_applying = NULL")
     }
 
     func rollbackTransaction() throws {
         defer { releaseWriterLock() }
-        try executeScript("ROLLBACK; SET @datajoin_applying = NULL")
+        endedBy = nil
+        try script("ROLLBACK; SET @datajoin_applying = NULL")
     }
 
     public func isRetryable(_ error: Error) -> Bool {

@@ -226,6 +226,37 @@ final class ConstraintTests: ScenarioTestCase {
         for n in [l1, l2, l3] { XCTAssertEqual(try n.rows("item"), try hub.rows("item"), n.name) }
     }
 
+    /// An import whose cascade stamping had nothing to stamp (a parent deleted here without
+    /// children) still moves the node's clock past every change it applied, so an edit made
+    /// here after it is newer everywhere (found from outside: the clock stayed behind, and a
+    /// laptop's next edit lost on every other node and stayed on the laptop, `check` OK).
+    func testAnImportMovesTheClockPastWhatItAppliedWhenACascadeStampedNothing() throws {
+        let schema = """
+            CREATE TABLE acct (id VARCHAR(20) NOT NULL PRIMARY KEY, v VARCHAR(20));
+            CREATE TABLE item (id VARCHAR(20) NOT NULL PRIMARY KEY, acct_id VARCHAR(20), label VARCHAR(20),
+              FOREIGN KEY (acct_id) REFERENCES acct (id) ON DELETE CASCADE);
+            """
+        for brand in [Brand.sqlite, .postgres, .mariadb] where TestDatabases.availableBrands.contains(brand) {
+            let a = try TestNode("ck\(brand)a", .sqlite, folder: folder, table: schema, track: ["acct", "item"])
+            let b = try TestNode("ck\(brand)b", brand, folder: folder, table: schema, track: ["acct", "item"])
+            try trustAll([a, b])
+            try Settings.set(a.db, "test_clock_offset_ms", 3_600_000)
+            try a.exec("INSERT INTO acct VALUES ('A', 'a'), ('B', 'b')")
+            _ = try sync(a, b)
+            try a.exec("UPDATE acct SET v = 'from a' WHERE id = 'A'")
+            try a.exec("DELETE FROM acct WHERE id = 'B'")
+            _ = try sync(a, b)
+            let applied = try a.db.scalar("SELECT hlc FROM ds_node").asInt64 ?? 0
+            XCTAssertGreaterThanOrEqual(try b.db.scalar("SELECT hlc FROM ds_node").asInt64 ?? 0, applied, "\(brand)")
+            try b.exec("UPDATE acct SET v = 'from b, after a' WHERE id = 'A'")
+            _ = try sync(b, a)
+            for n in [a, b] {
+                XCTAssertEqual(try n.rows("acct"), [["A", "from b, after a"]], "\(brand) \(n.name)")
+                try CLI.ok(["check", "--db", n.url])
+            }
+        }
+    }
+
     /// One source transaction moves a child to a new parent and deletes the old one. The fast
     /// path wrote the delete first, and the target's `ON DELETE CASCADE` removed the child for
     /// good, silently (found from outside); without a cascade, the foreign key refused the

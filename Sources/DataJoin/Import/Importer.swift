@@ -349,6 +349,7 @@ public enum Importer {
             merger.batch = RowBatch(db: db, tables: tables, order: order, within: cascade.within)
         }
         var cursor = ImportCursor(afterId: after, clock: me.hlc)
+        let storedClock = me.hlc
         // A delete that reaches tracked rows here through the database's own cascade (`ON
         // DELETE CASCADE`, `SET NULL`, `SET DEFAULT`) is this node's change on those rows,
         // captured unstamped. Stamped before any later change is decided, it takes the
@@ -462,9 +463,14 @@ public enum Importer {
         }
         try stampCascade(before: nil)
         report.conflicts += merger.conflicts.recorded
-        if cursor.clock != me.hlc {
+        if cursor.clock != storedClock {
             // Receiving moves the clock past every stamp seen (never past the held future ones).
-            try db.execute("UPDATE ds_node SET hlc = ?", [.integer(cursor.clock)])
+            // Compared with the clock stored, not `me.hlc`: a cascade's stamping that stamped
+            // nothing had moved `me.hlc` to the clock in memory only, the node's clock stayed
+            // behind what it had applied, and its next edit lost everywhere else to the change
+            // it followed, while it stayed here (found from outside: a laptop differed for good).
+            try db.execute(
+                "UPDATE ds_node SET hlc = ? WHERE hlc < ?", [.integer(cursor.clock), .integer(cursor.clock)])
         }
         if mode != .heldOneByOne { try deferForeignKeys(db, false) }
         try setApplying(db, false)

@@ -226,6 +226,34 @@ final class ConstraintTests: ScenarioTestCase {
         for n in [l1, l2, l3] { XCTAssertEqual(try n.rows("item"), try hub.rows("item"), n.name) }
     }
 
+    /// SQLite checks deferred foreign keys at COMMIT: a child whose parent was deleted here
+    /// refuses the bundle there, and the bundle goes change by change with the child held
+    /// (found in review: a failed COMMIT was taken for a failed savepoint, and every run of the
+    /// import exited 1 on that bundle).
+    func testAChildWhoseParentWasDeletedHereIsHeldOnSQLite() throws {
+        let schema = """
+            CREATE TABLE par (id INTEGER NOT NULL PRIMARY KEY, name VARCHAR(20));
+            CREATE TABLE chc (id INTEGER NOT NULL PRIMARY KEY, pid INTEGER NOT NULL, v VARCHAR(20),
+              FOREIGN KEY (pid) REFERENCES par (id));
+            """
+        let a = try TestNode("fka", .sqlite, folder: folder, table: schema, track: ["par", "chc"], keyBlocks: false)
+        let b = try TestNode("fkb", .sqlite, folder: folder, table: schema, track: ["par", "chc"], keyBlocks: false)
+        try trustAll([a, b])
+        try a.exec("INSERT INTO par VALUES (1, 'p')")
+        _ = try sync(a, b)
+        try b.exec("DELETE FROM par WHERE id = 1")
+        try a.exec("INSERT INTO chc VALUES (10, 1, 'child'), (11, 1, 'child')")
+        try a.exec("UPDATE par SET name = 'renamed' WHERE id = 1")
+        let out = try bundles("fk-held")
+        try a.export(to: out)
+        let r = try CLI.run(["ingest", "--db", b.url, out.path])
+        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertEqual(try NodeStatus.heldCount(b.db), 2)
+        XCTAssertEqual(try b.rows("chc"), [])
+        XCTAssertEqual(try b.rows("par"), [])
+        try CLI.ok(["check", "--db", b.url])
+    }
+
     /// An import whose cascade stamping had nothing to stamp (a parent deleted here without
     /// children) still moves the node's clock past every change it applied, so an edit made
     /// here after it is newer everywhere (found from outside: the clock stayed behind, and a

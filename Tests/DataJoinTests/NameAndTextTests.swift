@@ -276,7 +276,7 @@ final class NameAndTextTests: ScenarioTestCase {
             if brand == .postgres {
                 // Unquoted, as PostgreSQL's SQL reads it: `ITEM` is item (found from outside:
                 // refused); quoted, another name. A name with capitals is found as spelled first.
-                for form in ["ITEM", "PUBLIC.Item", "Public.\"item\""] {
+                for form in ["ITEM", "PUBLIC.Item", "Public.\"item\"", "public.ITEM", "\"public\".Item"] {
                     try CLI.ok(["track", "--db", n.url, form])
                     XCTAssertEqual(try n.db.scalar("SELECT table_name FROM ds_tracked_table"), .text("item"), form)
                     try CLI.ok(["untrack", "--db", n.url, form])

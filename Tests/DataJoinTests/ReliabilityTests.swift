@@ -379,6 +379,8 @@ final class ReliabilityTests: ScenarioTestCase {
         try app.execute(
             "INSERT INTO scratch (id) WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500) SELECT i FROM n"
         )
+        let deadlocks = "SHOW GLOBAL STATUS LIKE 'Innodb_deadlocks'"
+        let before = try app.rows(deadlocks).first?.values.last?.asInt64 ?? 0
         let run = BackgroundRun(["ingest", "--db", a.url, toA.path])
         let watcher = try DatabaseOpener.open(a.url)
         // Change by change (the fast path's insert was refused): k0 is written, then k1 waited
@@ -391,6 +393,7 @@ final class ReliabilityTests: ScenarioTestCase {
         XCTAssertTrue(waiting, "the import never waited for the application's row")
         // The application now waits for k0, which the import holds: a deadlock, the import its victim.
         try app.execute("UPDATE item SET a = 'from the application' WHERE id = 'k0'")
+        XCTAssertGreaterThan(try app.rows(deadlocks).first?.values.last?.asInt64 ?? 0, before, "no deadlock")
         try app.executeScript("COMMIT")
         run.wait()
         XCTAssertNil(run.error)
@@ -677,6 +680,8 @@ final class ReliabilityTests: ScenarioTestCase {
                 for args in [
                     ["status"], ["export", "--to", out.path], ["ingest", fromB.path], ["import"], ["track", "item"],
                     ["init", "--node", a.name], ["trust", "--revoke", b.name],
+                    ["import", "--drop-held", "\(b.name)#1"],
+                    ["conflicts"], ["watch", "--in", fromB.path, "--out", out.path, "--cycles", "1", "--every", "1"],
                 ] {
                     let r = try CLI.run(args + ["--db", a.url])
                     XCTAssertEqual(r.status, 1, "\(brand) \(args): \(r.stderr)")

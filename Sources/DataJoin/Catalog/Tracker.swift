@@ -294,15 +294,13 @@ public enum Tracker {
     /// true); a table whose own name holds the dot is found first.
     static func resolve(_ db: Database, _ given: String) throws -> String {
         let found = try resolveAsSpelled(db, given)
-        guard db.dialect.foldsUnquotedNames, found == given, try db.dialect.columns(db, of: given).isEmpty else {
-            return found
-        }
+        guard db.dialect.foldsUnquotedNames, try db.dialect.columns(db, of: found).isEmpty else { return found }
         // Found as SQL reads it: PostgreSQL's `track Sales_Order` is sales_order (found from
         // outside: refused). A table whose name has capitals was found as spelled above.
         let folded = foldedOutsideQuotes(given)
-        guard folded != given else { return given }
+        guard folded != given else { return found }
         let name = try resolveAsSpelled(db, folded)
-        return try db.dialect.columns(db, of: name).isEmpty ? given : name
+        return try db.dialect.columns(db, of: name).isEmpty ? found : name
     }
 
     /// ASCII capitals outside quotes in lower case, as PostgreSQL folds an identifier.

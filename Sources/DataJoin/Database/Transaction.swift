@@ -29,6 +29,9 @@ public struct TransactionError: Error, CustomStringConvertible {
     }
     public let step: Step
     public let underlying: Error
+    /// A savepoint's rollback or release, not the transaction's own end: the transaction
+    /// cannot go on as if the body had not run.
+    public var inSavepoint = false
 
     public var description: String { "the transaction's \(step.rawValue) failed: \(underlying)" }
 
@@ -106,14 +109,14 @@ extension Database {
                 try executeScript("RELEASE SAVEPOINT \(name)")
             } catch let rollback {
                 // The outer transaction cannot go on as if the body had not run.
-                throw TransactionError(step: .rollback, underlying: rollback)
+                throw TransactionError(step: .rollback, underlying: rollback, inSavepoint: true)
             }
             throw error
         }
         do {
             try executeScript("RELEASE SAVEPOINT \(name)")
         } catch {
-            throw TransactionError(step: .commit, underlying: error)
+            throw TransactionError(step: .commit, underlying: error, inSavepoint: true)
         }
         return result
     }

@@ -320,8 +320,8 @@ public enum Importer {
     static func isRefusal(_ db: Database, _ error: Error) -> Bool {
         // A change whose savepoint could not be rolled back to or released is no refusal: the
         // transaction cannot go on as if it had not run (MariaDB ends it, savepoints and all, on
-        // a deadlock).
-        if error is TransactionError { return false }
+        // a deadlock). A COMMIT's refusal is one (SQLite checks deferred foreign keys there).
+        if (error as? TransactionError)?.inSavepoint == true { return false }
         return db.isRefusal(error)
     }
 

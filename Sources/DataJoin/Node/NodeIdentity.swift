@@ -14,7 +14,8 @@ public struct NodeIdentity: Sendable {
     /// failed on a missing table with the database's own message (found from outside). Reads only.
     public static func require(_ db: Database) throws {
         guard try SyncSchema.installed(db) else { throw notANode(db) }
-        guard try db.firstRow("SELECT node_id FROM ds_node", []) != nil else { throw noNodeRow(db) }
+        guard let r = try db.firstRow("SELECT node_id, schema_version FROM ds_node", []) else { throw noNodeRow(db) }
+        try refuseNewer(db, version: r.int(1))
     }
 
     /// Whether the database holds a node's row, read so that another program's `ds_node`

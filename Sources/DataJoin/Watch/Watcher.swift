@@ -70,6 +70,9 @@ public final class Watcher {
             do {
                 let (line, idle) = try runCycle(cycle, stop: stop)
                 if !idle || options.logIdleCycles { log("cycle \(cycle): " + line) }
+            } catch let e as DataJoinError where e.code == .newerNode {
+                // A newer DataJoin upgraded the node meanwhile: no later cycle can run.
+                throw e
             } catch {
                 failed += 1
                 let last = options.cycles.map { cycle >= $0 } ?? false

@@ -142,6 +142,8 @@ public final class MariaDBDatabase: Database, TransactionDriver {
         }
     }
 
+    /// A question that fails (the connection lost) counts as ended: later statements then fail
+    /// too, never commit by themselves.
     private func stillInTransaction() -> Bool {
         (try? firstValue("SELECT @@in_transaction")) == .integer(1)
     }
@@ -224,7 +226,9 @@ public final class MariaDBDatabase: Database, TransactionDriver {
     private func releaseWriterLock() {
         guard holdsWriterLock else { return }
         holdsWriterLock = false
-        _ = try? scalar("SELECT RELEASE_LOCK(?)", [.text("datajoin_writer." + lockScope)])
+        // Not through `inOpenTransaction`: released also after the server ended the transaction.
+        _ = try? statement("SELECT RELEASE_LOCK(?)").run([.text("datajoin_writer." + lockScope)], cursor: false) { _ in
+        }
     }
 
     func beginRead() throws {
@@ -235,7 +239,11 @@ public final class MariaDBDatabase: Database, TransactionDriver {
     /// The importer's "capture off" switch is a session variable: it ends with the transaction.
     func commitTransaction() throws {
         defer { releaseWriterLock() }
-        if let e = endedBy { throw e }
+        if let e = endedBy {
+            endedBy = nil
+            try? script("ROLLBACK; SET @datajoin_applying = NULL")
+            throw e
+        }
         try executeScript("COMMIT; SET @datajoin_applying = NULL")
     }
 

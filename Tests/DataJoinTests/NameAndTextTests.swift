@@ -277,9 +277,10 @@ final class NameAndTextTests: ScenarioTestCase {
                 // Unquoted, as PostgreSQL's SQL reads it: `ITEM` is item (found from outside:
                 // refused); quoted, another name. A name with capitals is found as spelled first.
                 for form in ["ITEM", "PUBLIC.Item", "Public.\"item\"", "public.ITEM", "\"public\".Item"] {
-                    try CLI.ok(["track", "--db", n.url, form])
+                    XCTAssertTrue(try CLI.ok(["track", "--db", n.url, form]).stdout.hasPrefix("tracking item ("), form)
                     XCTAssertEqual(try n.db.scalar("SELECT table_name FROM ds_tracked_table"), .text("item"), form)
-                    try CLI.ok(["untrack", "--db", n.url, form])
+                    XCTAssertEqual(
+                        try CLI.ok(["untrack", "--db", n.url, form]).stdout, "no longer tracking item\n", form)
                 }
                 let capitals = try CLI.run(["track", "--db", n.url, "\"ITEM\""])
                 XCTAssertEqual(capitals.status, 1, capitals.stderr)

@@ -270,6 +270,13 @@ public enum Tracker {
     /// that cascade is no longer captured).
     @discardableResult
     public static func untrack(_ db: Database, tables names: [String]) throws -> [String] {
+        try untracking(db, tables: names).warnings
+    }
+
+    /// `untrack`, with the tables as the catalog names them (`ITEM` given, `item` untracked).
+    public static func untracking(_ db: Database, tables names: [String]) throws -> (
+        names: [String], warnings: [String]
+    ) {
         _ = try NodeIdentity.load(db)
         let existing = try trackedNames(db)
         let names = try names.map { existing.contains($0) ? $0 : try resolve(db, $0) }
@@ -283,7 +290,7 @@ public enum Tracker {
                 try db.execute("DELETE FROM ds_tracked_table WHERE table_name = ?", [.text(name)])
             }
             // A parent's cascade triggers no longer name the untracked table.
-            return try db.dialect.refreshCascadeCapture(db).map(\.warning)
+            return (names, try db.dialect.refreshCascadeCapture(db).map(\.warning))
         }
     }
 

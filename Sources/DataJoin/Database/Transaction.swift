@@ -104,6 +104,10 @@ extension Database {
             result = try body(self)
         } catch {
             d.applying = .unknown
+            // Not undone here when the whole transaction runs again for it: MariaDB has already
+            // ended the transaction, savepoints and all, and the step's message is this error,
+            // not the failed rollback's (found from outside: "the transaction's rollback failed").
+            if isRetryable(error) { throw error }
             do {
                 try executeScript("ROLLBACK TO SAVEPOINT \(name)")
                 try executeScript("RELEASE SAVEPOINT \(name)")

@@ -97,8 +97,8 @@ struct Untrack: ParsableCommand {
         try DataJoin_run {
             if tables.isEmpty { throw DataJoinError(.usage, "name at least one table to untrack") }
             let db = try database.open()
-            let warnings = try Tracker.untrack(db, tables: tables)
-            for t in tables { print("no longer tracking \(t)") }
+            let (names, warnings) = try Tracker.untracking(db, tables: tables)
+            for t in names { print("no longer tracking \(t)") }
             for w in warnings { Console.warn(w) }
         }
     }

@@ -615,6 +615,24 @@ final class ReliabilityTests: ScenarioTestCase {
         XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM item WHERE id LIKE 'from-b-%'"), .integer(300))
     }
 
+    /// Two commands started at once on an old node both read its old version; the second to get
+    /// the writer lock finds the node upgraded and runs no step again (an `ADD COLUMN` the first
+    /// had run failed it).
+    func testAnUpgradeAnotherCommandFinishedFirstRunsNoStepAgain() throws {
+        for brand in [Brand.sqlite, .postgres, .mariadb] where TestDatabases.availableBrands.contains(brand) {
+            let a = try TestNode(
+                "up\(brand)", brand, folder: folder, table: ConvergencePropertyTests.ddl(brand), track: ["item"])
+            try a.exec("INSERT INTO item (id, a) VALUES ('k', 'x')")
+            for read in [Int64(1), 4, Int64(SyncSchema.version) - 1] {
+                try SyncSchema.upgrade(a.db, from: read)
+                XCTAssertEqual(
+                    try a.db.scalar("SELECT schema_version FROM ds_node"), .integer(Int64(SyncSchema.version)))
+            }
+            try CLI.ok(["check", "--db", a.url])
+            XCTAssertEqual(try Stamper.unstampedCount(a.db), 1, "\(brand)")
+        }
+    }
+
     /// A SQLite node made by schema version 4 (backlog found through an index) with stamped and
     /// unstamped rows upgrades to the stored stamping cursor: nothing stamped twice, nothing
     /// skipped, and the index that every captured row paid for is gone.

@@ -280,6 +280,11 @@ enum SyncSchema {
     static func upgrade(_ db: Database, from version: Int64) throws {
         guard version < Int64(Self.version) else { return }
         try db.retryingWrite { _ in
+            // Read again under the writer lock: two commands started at once on an old node
+            // both read its old version, and the second ran every step again on the tables the
+            // first had just upgraded.
+            let version = try db.scalar("SELECT schema_version FROM ds_node").asInt64 ?? version
+            guard version < Int64(Self.version) else { return }
             if version < 2 {
                 try db.executeScript("ALTER TABLE ds_change_inbox ADD COLUMN object_pk_attribute TEXT")
                 try db.executeScript("ALTER TABLE ds_bundle_seen ADD COLUMN file_size BIGINT")

@@ -121,9 +121,7 @@ public enum NodeSetup {
                     "cannot make \(db.displayName) a DataJoin node: \(foreign); rename or drop it, then run 'datajoin init' again"
                 )
             }
-            if try NodeIdentity.hasNodeRow(db) {
-                try NodeIdentity.refuseNewer(db, version: db.scalar("SELECT schema_version FROM ds_node").asInt64)
-            }
+            if try NodeIdentity.hasNodeRow(db) { try NodeIdentity.require(db) }
             try db.executeScript(SyncSchema.ddl(db.dialect))
             if let existing = try db.firstRow("SELECT node_id, public_key FROM ds_node", []) {
                 let id = existing.string(0) ?? ""

@@ -145,16 +145,9 @@ public final class MariaDBDatabase: Database, TransactionDriver {
     /// A question that fails (the connection lost) counts as ended: later statements then fail
     /// too, never commit by themselves.
     private func stillInTransaction() -> Bool {
-        (try? firstValue("SELECT @@in_transaction")) == .integer(1)
-    }
-
-    /// One statement without values, its single result's first column (nil when none).
-    private func firstValue(_ text: String) throws -> Value? {
-        guard mysql_real_query(handle, text, UInt(text.utf8.count)) == 0 else { throw lastError() }
-        guard let r = mysql_store_result(handle) else { return nil }
-        defer { mysql_free_result(r) }
-        guard let row = mysql_fetch_row(r), let field = row[0] else { return nil }
-        return Int64(String(cString: field)).map { .integer($0) }
+        var open = false
+        _ = try? statement("SELECT @@in_transaction").run([], cursor: false) { open = $0.int(0) == 1 }
+        return open
     }
 
     @discardableResult

@@ -895,6 +895,31 @@ final class ReliabilityTests: ScenarioTestCase {
             try FileManager.default.contentsOfDirectory(atPath: out.path), [], "a partial file remains", line: line)
     }
 
+    /// A damaged file refused on a full disk: moved aside, and the `.reason` file it had no
+    /// room for is said, not left empty (found from outside: an empty one, no word).
+    func testAFileRefusedOnAFullDiskSaysItsReasonFileCouldNotBeWritten() throws {
+        let (_, b) = try makePair(.sqlite, .sqlite)
+        let drop = try dir("fullq")
+        guard shell("mount -t tmpfs -o size=64k tmpfs '\(drop.path)'") == 0 else {
+            throw XCTSkip("mounting a small filesystem needs root")
+        }
+        defer { _ = shell("umount '\(drop.path)'") }
+        for sub in ["quarantine", "fill"] {
+            try FileManager.default.createDirectory(atPath: drop.path + "/" + sub, withIntermediateDirectories: false)
+        }
+        try Data(repeating: 0x41, count: 2_000).write(to: drop.appendingPathComponent("a_bad.djb"))
+        shell("dd if=/dev/zero of='\(drop.path)/fill/filler' bs=1k")
+        let r = try CLI.run(["ingest", "--db", b.url, drop.path])
+        XCTAssertEqual(r.status, 65, r.stderr)
+        let said = r.stdout + r.stderr
+        XCTAssertTrue(said.contains("moved to \(drop.path)/quarantine/a_bad.djb"), said)
+        XCTAssertTrue(said.contains("its .reason file could not be written: No space left on device"), said)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: drop.path + "/quarantine/a_bad.djb"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: drop.path + "/quarantine/a_bad.djb.reason"))
+        let status = try CLI.ok(["status", "--db", b.url]).stdout
+        XCTAssertTrue(status.contains("quarantine/a_bad.djb: "), status)
+    }
+
     @discardableResult
     func shell(_ command: String) -> Int32 {
         let p = Process()
@@ -1590,6 +1615,120 @@ final class ReliabilityTests: ScenarioTestCase {
         XCTAssertEqual(try b.rows("item"), try a.rows("item"))
         XCTAssertEqual(try b.rows("item").map { $0[0] }, ["plain", "with-c"])
         XCTAssertEqual(try NodeStatus.read(b.db).heldCount, 0)
+        for n in [a, b] { try CLI.ok(["check", "--db", n.url]) }
+    }
+
+    /// A column added on one node first: a late node's values there are its ALTER's default, no
+    /// write, and yield to what the first node wrote (a row both inserted, an update held
+    /// there); a backfill is refused while such changes wait, and `track` of several tables
+    /// leaves one that did not change as it is (found from outside: the default won for good,
+    /// `check` OK, and the backfill the warning advised wiped the first node's values).
+    func testAColumnAddedOnOneNodeFirstTakesThePeersValuesOverTheLateNodesDefault() throws {
+        for brand in [Brand.sqlite, .postgres, .mariadb] {
+            let a = try TestNode(
+                "add-a-\(brand)", .sqlite, folder: folder, table: ConvergencePropertyTests.ddl(.sqlite), track: ["item"]
+            )
+            let b = try TestNode(
+                "add-b-\(brand)", brand, folder: folder, table: ConvergencePropertyTests.ddl(brand), track: ["item"])
+            try b.db.executeScript("CREATE TABLE other (id VARCHAR(20) PRIMARY KEY NOT NULL)")
+            try CLI.ok(["track", "--db", b.url, "other"])
+            try trustAll([a, b])
+            let toB = try dir("to-b-\(brand)"), toA = try dir("to-a-\(brand)")
+            func exchange() throws {
+                try CLI.ok(["export", "--db", a.url, "--to", toB.path])
+                try CLI.ok(["export", "--db", b.url, "--to", toA.path])
+                try CLI.run(["ingest", "--db", b.url, toB.path])
+                try CLI.run(["ingest", "--db", a.url, toA.path])
+            }
+            try a.exec("INSERT INTO item (id, a) VALUES ('old', 'x'), ('kept', 'y')")
+            try exchange()
+            // a first: the column, a value in it, a row b inserts too (b's later).
+            try a.db.executeScript("ALTER TABLE item ADD COLUMN prio INTEGER NOT NULL DEFAULT 5")
+            try CLI.ok(["track", "--db", a.url, "item"])
+            try a.exec("UPDATE item SET prio = 9 WHERE id = 'old'")
+            try a.exec("INSERT INTO item (id, a, prio) VALUES ('both', 'from a', 77)")
+            try CLI.ok(["export", "--db", a.url, "--to", toB.path])
+            try b.exec("INSERT INTO item (id, a) VALUES ('both', 'from b')")
+            try CLI.ok(["ingest", "--db", b.url, toB.path], expect: 2)
+            try CLI.ok(["export", "--db", b.url, "--to", toA.path])
+            try CLI.ok(["ingest", "--db", a.url, toA.path])
+            // b catches up. Its backfill now would beat a's held changes: refused, nothing changed.
+            try b.db.executeScript("ALTER TABLE item ADD COLUMN prio INTEGER NOT NULL DEFAULT 5")
+            let refused = try CLI.ok(["track", "--db", b.url, "--backfill", "item"], expect: 1)
+            XCTAssertTrue(
+                refused.stderr.contains(
+                    "no backfill of item: 2 change(s) of it from peers wait here (held, or not imported yet)"),
+                refused.stderr)
+            XCTAssertEqual(
+                try b.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE object_table = 'item' AND seq IS NULL"),
+                .integer(0))
+            // `track` of both tables, one unchanged: the changed one is tracked again.
+            let tracked = try CLI.ok(["track", "--db", b.url, "item", "other"])
+            XCTAssertTrue(tracked.stdout.contains("item: capture installed again"), tracked.stdout)
+            XCTAssertTrue(
+                tracked.stdout.contains("other: already tracked and its capture matches its columns: left as it is"),
+                tracked.stdout)
+            XCTAssertTrue(tracked.stderr.contains("peers' values for them win here"), tracked.stderr)
+            XCTAssertTrue(
+                try CLI.ok(["track", "--db", b.url, "other"], expect: 1).stderr.contains(
+                    "table other is already tracked"))
+            try CLI.ok(["import", "--db", b.url])
+            try exchange()
+            let expected = [
+                ["both", "from b", "NULL", "NULL", "77"], ["kept", "y", "NULL", "NULL", "5"],
+                ["old", "x", "NULL", "NULL", "9"],
+            ]
+            XCTAssertEqual(try a.rows("item"), expected, "\(brand)")
+            XCTAssertEqual(try b.rows("item"), expected, "\(brand)")
+            // Nothing waits now: the backfill goes, and changes no value anywhere.
+            try CLI.ok(["track", "--db", b.url, "--backfill", "item"])
+            try exchange()
+            XCTAssertEqual(try a.rows("item"), expected, "\(brand)")
+            XCTAssertEqual(try b.rows("item"), expected, "\(brand)")
+            // A later edit of the new column on b wins on both.
+            try b.exec("UPDATE item SET prio = 1 WHERE id = 'both'")
+            try exchange()
+            XCTAssertEqual(try a.rows("item"), try b.rows("item"), "\(brand)")
+            XCTAssertEqual(try a.db.scalar("SELECT prio FROM item WHERE id = 'both'").asInt64, 1)
+            for n in [a, b] { try CLI.ok(["check", "--db", n.url]) }
+        }
+    }
+
+    /// A table one node stopped keeping (untracked and dropped): peers' changes of it are held
+    /// with the cures, and one flag gives them all up (found from outside: held as "no such
+    /// table" with no cure, and given up one `--drop-held` per change).
+    func testChangesOfATableThisNodeNoLongerKeepsAreHeldWithCuresAndGivenUpAtOnce() throws {
+        let (a, b) = try makePair(.sqlite, .sqlite)
+        let drop = try dir("drop")
+        for n in [a, b] {
+            try n.db.executeScript("CREATE TABLE gc (id TEXT PRIMARY KEY NOT NULL, v TEXT)")
+            try CLI.ok(["track", "--db", n.url, "gc"])
+        }
+        try CLI.ok(["untrack", "--db", b.url, "gc"])
+        try b.db.executeScript("DROP TABLE gc")
+        try a.exec("INSERT INTO gc VALUES ('1', 'x'), ('2', 'y'), ('3', 'z')")
+        try a.exec("INSERT INTO item (id, a) VALUES ('kept', 'v')")
+        try CLI.ok(["export", "--db", a.url, "--to", drop.path])
+        try CLI.ok(["ingest", "--db", b.url, drop.path], expect: 2)
+        XCTAssertEqual(try b.rows("item"), try a.rows("item"))
+        let status = try CLI.ok(["status", "--db", b.url]).stdout
+        XCTAssertTrue(
+            status.contains(
+                "table gc is not tracked here; run 'datajoin track gc' (create the table first if it is missing), then 'datajoin import'; "
+                    + "if this node does not keep gc, give up its changes with 'datajoin import --drop-held-table gc'"),
+            status)
+        XCTAssertFalse(status.contains("no such table"), status)
+        try CLI.ok(["import", "--db", b.url, "--dry-run", "--drop-held-table", "gc"], expect: 64)
+        let dropped = try CLI.ok(["import", "--db", b.url, "--drop-held-table", "gc"])
+        XCTAssertTrue(dropped.stdout.contains("dropped 3 held change(s) of gc"), dropped.stdout)
+        XCTAssertEqual(try NodeStatus.read(b.db).heldCount, 0)
+        XCTAssertEqual(
+            try b.db.scalar(
+                "SELECT count(*) FROM ds_conflict WHERE object_table = 'gc' AND reason LIKE '%dropped by the operator%'"
+            ),
+            .integer(3))
+        let again = try CLI.ok(["import", "--db", b.url, "--drop-held-table", "gc"], expect: 64)
+        XCTAssertTrue(again.stderr.contains("no held change of table gc here"), again.stderr)
         for n in [a, b] { try CLI.ok(["check", "--db", n.url]) }
     }
 

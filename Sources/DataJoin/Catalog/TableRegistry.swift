@@ -16,7 +16,14 @@ enum TableRegistry {
     /// fit (found from outside). A change of kind is drift (`CaptureDrift`), typed as tracked.
     static func loadWithLiveTypes(_ db: Database) throws -> [String: TableInfo] {
         var tables = try load(db)
-        for name in try Tracker.trackedNames(db) {
+        let tracked = try Tracker.trackedNames(db)
+        // An untracked table that is gone is not written: its changes are held as a table's not
+        // tracked here, with the cures (found from outside: held as the database's "no such
+        // table", no cure given).
+        for name in tables.keys where !tracked.contains(name) {
+            if try db.dialect.columns(db, of: name).isEmpty { tables[name] = nil }
+        }
+        for name in tracked {
             guard let known = tables[name], let live = try introspect(db, table: name) else { continue }
             for (i, c) in known.columns.enumerated() {
                 guard let now = live.column(c.name) else { continue }

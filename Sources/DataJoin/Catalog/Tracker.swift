@@ -30,6 +30,7 @@ public enum Tracker {
         let registered = try TableRegistry.load(db)
         var infos: [TableInfo] = []
         var refreshed: [String: CaptureDrift] = [:]
+        var upToDate: [String] = []
         let staleCascades = try db.dialect.cascadeCaptureStale(db, tracked: existing)
         // Check every table first, so a bad name changes nothing.
         for given in names {
@@ -82,17 +83,24 @@ public enum Tracker {
                     try KeyBlocks.checkFits(db, info)
                 }
             } else if existing.contains(name) && !backfill {
-                throw DataJoinError(
-                    .alreadyTracked,
-                    "table \(name) is already tracked and its capture matches its columns: nothing to install again "
-                        + "(a column widened within its kind of type needs no track); to install it anyway, run "
-                        + "'datajoin untrack \(name)' first")
+                upToDate.append(name)
+                continue
             }
+            if backfill { try refuseBackfillOverPeersChanges(db, name) }
             if keyBlocks, !existing.contains(name), try !KeyBlocks.optedOut(db, info.name) {
                 try KeyBlocks.checkPossible(db, info)
                 try KeyBlocks.checkFits(db, info)
             }
             infos.append(info)
+        }
+        // Tracking a table twice is refused; named among tables altered since (a migration's
+        // `track t1 t2`), it is left as it is (found from outside: the list stopped on it).
+        if infos.isEmpty, let name = upToDate.first {
+            throw DataJoinError(
+                .alreadyTracked,
+                "table \(name) is already tracked and its capture matches its columns: nothing to install again "
+                    + "(a column widened within its kind of type needs no track); to install it anyway, run "
+                    + "'datajoin untrack \(name)' first")
         }
         // Before anything is written, for every table: the brand may refuse one (MariaDB, a key
         // collation that merges keys), and MariaDB commits each DDL statement, so a refusal after
@@ -103,6 +111,12 @@ public enum Tracker {
                 db, infos, existing: existing, registered: registered, refreshed: refreshed,
                 keyWarningsOf: keyWarningsOf,
                 keyBlocks: keyBlocks, triggers: triggers, backfill: backfill)
+                + upToDate.map {
+                    Tracked(
+                        table: $0, keyColumns: [], warnings: [],
+                        notes: ["\($0): already tracked and its capture matches its columns: left as it is"],
+                        backfilled: nil, wasTracked: true)
+                }
         } catch {
             // MariaDB committed the registry and any trigger made before the failure (a user
             // without the TRIGGER privilege): a table newly tracked is untracked again, or it
@@ -129,6 +143,26 @@ public enum Tracker {
         }
     }
 
+    /// A backfill stamps every row now: changes of the table that peers sent and this node has
+    /// not applied (held, or not imported yet) would lose to it on every node, though made
+    /// before it (found from outside: a late node's backfill after adding a column wiped the
+    /// values its peers had written there).
+    static func refuseBackfillOverPeersChanges(_ db: Database, _ name: String) throws {
+        let waiting =
+            try (db.scalar("SELECT count(*) FROM ds_change_held WHERE object_table = ?", [.text(name)]).asInt64 ?? 0)
+            + (db.scalar(
+                "SELECT count(*) FROM ds_change_inbox WHERE object_table = ? AND id > ?",
+                [.text(name), .integer(try ProgramPointer.get(db, Program.import))]
+            ).asInt64 ?? 0)
+        guard waiting > 0 else { return }
+        throw DataJoinError(
+            .needsSetup,
+            "no backfill of \(name): \(waiting) change(s) of it from peers wait here (held, or not imported yet), and a backfill "
+                + "stamps every row now, so it would beat them on every node; run 'datajoin track \(TerminalText.argument(name))' "
+                + "without --backfill if its columns changed, then 'datajoin import' ('datajoin status' lists what stays held), "
+                + "then 'datajoin track --backfill \(TerminalText.argument(name))'")
+    }
+
     /// Writes what `track` checked: the registry, the key blocks, the capture, the backfill.
     private static func install(
         _ db: Database, _ infos: [TableInfo], existing: [String], registered: [String: TableInfo],
@@ -150,6 +184,13 @@ public enum Tracker {
                     if triggers { try CaptureTriggers.install(db, info) }
                 }
                 var warnings = wasTracked ? [] : keyWarningsOf[info.name] ?? []
+                // Tracked before with fewer columns (altered since, untracked or not): the new
+                // columns' values here are no write a peer must yield to.
+                if let before = registered[info.name] {
+                    let old = Set(before.columns.map(\.name))
+                    let added = info.columns.map(\.name).filter { !old.contains($0) }
+                    if !added.isEmpty { try VersionStore(db: db).markUnwritten(info.name, columns: added) }
+                }
                 if let drift = refreshed[info.name] {
                     let before = registered[info.name]
                     try TableRegistry.save(db, info)
@@ -199,8 +240,10 @@ public enum Tracker {
                         )
                     } else if !added.isEmpty && !backfill {
                         warnings.append(
-                            "\(info.name): writes to \(added.joined(separator: ", ")) before now were not captured; "
-                                + "run 'datajoin track --backfill \(info.name)' to send its rows as they are")
+                            "\(info.name): writes to \(added.joined(separator: ", ")) before now were not captured, and peers' "
+                                + "values for them win here; if the application wrote them since the ALTER TABLE, run 'datajoin import', "
+                                + "then 'datajoin track --backfill \(TerminalText.argument(info.name))' to send its rows as they are"
+                        )
                     } else if !drift.narrowed.isEmpty && !backfill {
                         // After this `check` passes: the last word that peers may hold other values.
                         warnings.append(

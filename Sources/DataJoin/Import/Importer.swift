@@ -195,6 +195,22 @@ public enum Importer {
         }
     }
 
+    /// `import --drop-held-table T`: gives up on every held change of a table this node does
+    /// not keep (found from outside: one flag per change, 51 of them). Returns how many.
+    public static func dropHeld(_ db: Database, table: String) throws -> Int {
+        let held = try db.rows(
+            """
+            SELECT i.origin, i.seq FROM ds_change_held AS h JOIN ds_change_inbox AS i ON i.id = h.id
+            WHERE h.object_table = ? ORDER BY h.id
+            """, [.text(table)])
+        guard !held.isEmpty else {
+            throw DataJoinError(
+                .usage, "no held change of table \(table) here ('datajoin status' lists the held ones)")
+        }
+        for r in held { _ = try dropHeld(db, origin: r.string(0) ?? "", seq: r.int(1) ?? 0) }
+        return held.count
+    }
+
     /// The inbox rows the next import transaction applies: the first bundle past the pointer
     /// whole, and the small bundles after it while they fit in `Tuning.importGroup` rows (a
     /// bundle is never split: loads run one at a time, so its rows are contiguous). Returns the

@@ -108,7 +108,8 @@ struct Merger {
     private func placement(of c: Change) -> Placement {
         guard let t = tables[c.table] else {
             return .held(
-                "table \(c.table) is not tracked here; run 'datajoin track \(c.table)' (create the table first if it is missing), then 'datajoin import'"
+                "table \(c.table) is not tracked here; run 'datajoin track \(c.table)' (create the table first if it is missing), then 'datajoin import'; "
+                    + "if this node does not keep \(c.table), give up its changes with 'datajoin import --drop-held-table \(c.table)'"
             )
         }
         // Each column's position, looked up once: the rules below index rows by it.
@@ -175,7 +176,6 @@ struct Merger {
         if c.cl != row.cl || row.state == nil { return c.cl < row.cl ? [] : placed }
         switch c.op {
         case .insert:
-            guard row.incoming > row.version else { return [] }
             let columnVersions = try versions.columns(c.table, row.keyBytes)
             return placed.filter { v, _ in (columnVersions[v.name] ?? row.version) < row.incoming }
         case .update:
@@ -266,8 +266,11 @@ struct Merger {
         }
         let columnVersions = try versions.columns(c.table, row.keyBytes)
         guard row.incoming > row.version else {
+            // Columns no write here carried (added since the row was written: the zero
+            // version) take this insert's values, older than the row or not.
+            let unwritten = placed.filter { v, _ in (columnVersions[v.name] ?? row.version) < row.incoming }
             if row.incoming != row.version, let local = try row.current() {
-                for (v, p) in placed {
+                for (v, p) in placed where !unwritten.contains(where: { $0.1 == p }) {
                     guard let lv = local[p], lv != v.value else { continue }
                     try conflicts.record(
                         table: c.table, key: row.key, column: v.name, winner: lv,
@@ -276,9 +279,21 @@ struct Merger {
                         reason: "concurrent insert of the same key; the other is newer")
                 }
             }
-            return .unchanged
+            return try insertUnwritten(c, &row, unwritten)
         }
         return try insertNewerValues(c, &row, placed, columnVersions: columnVersions)
+    }
+
+    /// An insert no newer than the row still writes the columns whose value here no write
+    /// carried, and they keep its version (found from outside: a column added on one node first
+    /// kept the other node's default for good, `check` OK).
+    private mutating func insertUnwritten(_ c: Change, _ row: inout LocalRow, _ unwritten: [PlacedValue]) throws
+        -> ApplyOutcome
+    {
+        guard !unwritten.isEmpty, let local = try row.current() else { return .unchanged }
+        try update(row, unwritten.filter { v, p in (local[p] ?? nil) != v.value })
+        for (v, _) in unwritten { try versions.setColumn(c.table, row.keyBytes, v.name, row.incoming) }
+        return .applied
     }
 
     /// A later generation re-creates the row: its values replace what the row held.
@@ -298,8 +313,18 @@ struct Merger {
         // Column versions are cleared before the row's new version is set: a row that had
         // no version has none to clear (and nothing to look up).
         try versions.clearColumns(c.table, row.keyBytes)
+        for name in try notCarried(by: placed, row) { try versions.setColumn(c.table, row.keyBytes, name, .zero) }
         versions.setRow(c.table, row.keyBytes, .init(cl: c.cl, version: row.incoming))
         return .applied
+    }
+
+    /// The columns of the table an insert does not carry (its origin does not have them yet):
+    /// their values here are no write of the insert's.
+    private func notCarried(by placed: [PlacedValue], _ row: LocalRow) throws -> [String] {
+        let columns = row.sql.table.columns
+        guard placed.count < columns.count else { return [] }
+        let carried = Set(placed.map(\.1))
+        return columns.indices.filter { !carried.contains($0) }.map { columns[$0].name }
     }
 
     /// A newer insert of the same generation: each column takes the value with the higher
@@ -333,6 +358,10 @@ struct Merger {
         } else {
             let changed = winners.filter { v, p in (local?[p] ?? nil) != v.value }
             try update(row, changed)
+        }
+        // A column the insert does not carry keeps the version its value had.
+        for name in try notCarried(by: placed, row) where columnVersions[name] == nil {
+            try versions.setColumn(c.table, row.keyBytes, name, row.version)
         }
         versions.setRow(c.table, row.keyBytes, .init(cl: c.cl, version: row.incoming))
         return .applied

@@ -1,7 +1,8 @@
 import Foundation
 
 /// Per-row and per-column versions of synced rows (ds_row_version, ds_column_version).
-/// A column without its own entry has the row's version: the insert that made the row.
+/// A column without its own entry has the row's version: the insert that made the row. A
+/// column whose value here no write carried (added since) has the zero version: any write wins.
 struct VersionStore {
     let db: Database
 
@@ -110,6 +111,23 @@ struct VersionStore {
                 : db.dialect.upsert(
                     key: ["object_table", "object_id", "object_attribute"], overwrite: ["hlc", "node"])
         )
+    }
+
+    /// Columns added to a table since its rows were written: their values here (the ALTER's
+    /// default) are no write, so every live row gets the zero version for them, and any peer's
+    /// write of them wins (found from outside: a node that added a column late kept its
+    /// default over the value a peer had written, for good, `check` OK).
+    func markUnwritten(_ table: String, columns: [String]) throws {
+        for name in columns {
+            try db.execute(
+                "DELETE FROM ds_column_version WHERE object_table = ? AND object_attribute = ?",
+                [.text(table), .text(name)])
+            try db.execute(
+                """
+                INSERT INTO ds_column_version (object_table, object_id, object_attribute, hlc, node)
+                SELECT object_table, object_id, ?, 0, '' FROM ds_row_version WHERE object_table = ? AND cl % 2 = 1
+                """, [.text(name), .text(table)])
+        }
     }
 
     func clearColumns(_ keys: [(String, [UInt8])]) throws {

@@ -35,13 +35,24 @@ enum Quarantine {
             n += 1
         }
         if rename(path, dest) != 0 { return failed("cannot move it into \(dir)") }
+        // The reason is also in `status`; a `.reason` file the disk had no room for is said,
+        // and none is left empty (found from outside: an empty one, no word).
         let fd = open(dest + ".reason", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644)
-        if fd >= 0 {
+        var reasonNote = ""
+        if fd < 0 {
+            reasonNote =
+                " (its .reason file could not be written: \(String(cString: strerror(errno))); 'datajoin status' lists the reason)"
+        } else {
             let text = Array((reason + "\n").utf8)
-            _ = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            close(fd)
+            let written = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            let problem = written == text.count ? nil : String(cString: strerror(written < 0 ? errno : ENOSPC))
+            if close(fd) != 0 || problem != nil {
+                let why = problem ?? String(cString: strerror(errno))
+                unlink(dest + ".reason")
+                reasonNote = " (its .reason file could not be written: \(why); 'datajoin status' lists the reason)"
+            }
         }
-        return ("; moved to \(dest)", Moved(path: dest, madeFolder: madeFolder))
+        return ("; moved to \(dest)" + reasonNote, Moved(path: dest, madeFolder: madeFolder))
     }
 
     /// Undoes `move` (the database refused to record it): the file back where it was, never

@@ -126,7 +126,7 @@ struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Apply inbox changes past the import pointer to the application tables.",
         usage: usage(
-            "datajoin import [--db <url>] [--dry-run] [--drop-held <origin#seq> ...]"
+            "datajoin import [--db <url>] [--dry-run] [--drop-held <origin#seq> ...] [--drop-held-table <table> ...]"
         ),
         discussion: helpText(
             """
@@ -156,10 +156,16 @@ struct Import: ParsableCommand {
             valueName: "origin#seq"))
     var dropHeld: [String] = []
 
+    @Option(
+        help: ArgumentHelp(
+            "Give up on every held change of a table this node does not keep; each is logged in the conflict log as dropped. Repeatable.",
+            valueName: "table"))
+    var dropHeldTable: [String] = []
+
     func run() throws {
         var held = false
         try DataJoin_run {
-            if dryRun && !dropHeld.isEmpty {
+            if dryRun && !(dropHeld.isEmpty && dropHeldTable.isEmpty) {
                 throw DataJoinError(.usage, "--drop-held changes the node: not with --dry-run")
             }
             let real = try database.open()
@@ -171,6 +177,9 @@ struct Import: ParsableCommand {
                         .usage, "--drop-held takes ORIGIN#SEQ as 'datajoin status' shows it, not \(spec)")
                 }
                 print("dropped held change " + (try Importer.dropHeld(real, origin: String(spec[..<hash]), seq: seq)))
+            }
+            for table in dropHeldTable {
+                print("dropped \(try Importer.dropHeld(real, table: table)) held change(s) of \(table)")
             }
             if dryRun {
                 let dry = try DryRunDatabase(real)

@@ -633,6 +633,59 @@ final class ReliabilityTests: ScenarioTestCase {
         }
     }
 
+    /// A PostgreSQL upgrade that writes capture again while an application writes a tracked
+    /// table: the upgrade waits for the application's transaction, neither is rolled back
+    /// (found from outside: a deadlock, and the server rolled back the application's write).
+    func testAPostgresUpgradeWaitsForAnApplicationWriteInsteadOfDeadlocking() throws {
+        _ = try TestDatabases.requirePostgres()
+        let a = try TestNode(
+            "upwrite", .postgres, folder: folder, table: ConvergencePropertyTests.ddl(.postgres), track: ["item"])
+        try a.exec("UPDATE ds_node SET schema_version = 21")
+        // The server picks either side of a deadlock; a deadlock the upgrade lost is retried.
+        func deadlocks() throws -> Int64 {
+            try a.db.scalar("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()").asInt64 ?? 0
+        }
+        let deadlocksBefore = try deadlocks()
+        let app = try DatabaseOpener.open(a.url)
+        try app.executeScript("BEGIN")
+        try app.executeScript("LOCK TABLE item IN ROW EXCLUSIVE MODE")
+        final class Outcome: @unchecked Sendable {
+            var result: CLI.Result?
+            var error: Error?
+        }
+        let outcome = Outcome()
+        let done = DispatchSemaphore(value: 0)
+        let url = a.url, path = try dir("up-out").path
+        DispatchQueue.global().async {
+            do { outcome.result = try CLI.run(["export", "--db", url, "--to", path]) } catch { outcome.error = error }
+            done.signal()
+        }
+        let watcher = try DatabaseOpener.open(a.url)
+        var waiting = false
+        for _ in 0..<600 where !waiting {
+            waiting =
+                try watcher.scalar(
+                    """
+                    SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
+                      AND application_name = 'datajoin'
+                    """
+                ).asInt64 ?? 0 > 0
+            if !waiting { _ = done.wait(timeout: .now() + 0.05) }
+        }
+        XCTAssertTrue(waiting, "the upgrade never waited for the application")
+        try app.execute("INSERT INTO item (id, a) VALUES ('app', 'written during the upgrade')")
+        try app.executeScript("COMMIT")
+        done.wait()
+        XCTAssertNil(outcome.error)
+        XCTAssertEqual(outcome.result?.status, 0, outcome.result?.stderr ?? "")
+        XCTAssertEqual(try a.db.scalar("SELECT schema_version FROM ds_node"), .integer(Int64(SyncSchema.version)))
+        XCTAssertEqual(
+            try a.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE object_table = 'item' AND seq IS NOT NULL"),
+            .integer(1))
+        _ = try a.db.scalar("SELECT pg_stat_clear_snapshot()")
+        XCTAssertEqual(try deadlocks(), deadlocksBefore, "the upgrade and the application deadlocked")
+    }
+
     /// A SQLite node made by schema version 4 (backlog found through an index) with stamped and
     /// unstamped rows upgrades to the stored stamping cursor: nothing stamped twice, nothing
     /// skipped, and the index that every captured row paid for is gone.

@@ -285,6 +285,7 @@ enum SyncSchema {
             // first had just upgraded.
             let version = try db.scalar("SELECT schema_version FROM ds_node").asInt64 ?? version
             guard version < Int64(Self.version) else { return }
+            try db.dialect.lockForUpgrade(db)
             if version < 2 {
                 try db.executeScript("ALTER TABLE ds_change_inbox ADD COLUMN object_pk_attribute TEXT")
                 try db.executeScript("ALTER TABLE ds_bundle_seen ADD COLUMN file_size BIGINT")

@@ -143,6 +143,9 @@ public protocol Dialect: Sendable {
     /// Writes the capture triggers of tracked tables again when the schema version they were
     /// written under captured something wrong here (SQLite before 13: some reals).
     func upgradeCapture(_ db: Database, from version: Int) throws
+    /// Before an upgrade's first statement: what its capture rewrite will lock, taken first,
+    /// in the order an application's write takes it (its table, then the outbox).
+    func lockForUpgrade(_ db: Database) throws
     /// Every row the table holds now, written to the outbox as the insert trigger would.
     func backfill(_ db: Database, _ t: TableInfo) throws -> Int
     /// A value as the capture triggers wrote it, typed by its column's kind.
@@ -295,6 +298,7 @@ extension Dialect {
     public func columnDefault(_ db: Database, table: String, column: String) throws -> SQL { "DEFAULT" }
 
     public func upgradeCapture(_ db: Database, from version: Int) throws {}
+    public func lockForUpgrade(_ db: Database) throws {}
     public func keySpellingProblem(_ value: Value, _ column: ColumnInfo) -> String? { nil }
 
     /// `(k) IN (?, …)` or `(k1, k2) IN ((?, ?), …)`.

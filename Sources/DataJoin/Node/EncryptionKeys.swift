@@ -72,6 +72,17 @@ public enum EncryptionKeys {
         return (s, nil)
     }
 
+    /// A key word well formed but for its encryption part, a weak point.
+    static func hasWeakEncryptionPart(_ text: String) -> Bool {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        guard t.hasPrefix(tokenPrefix) else { return false }
+        let parts = t.dropFirst(tokenPrefix.count).split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 2, let s = Hex.decode(String(parts[0])), let e = Hex.decode(String(parts[1])) else {
+            return false
+        }
+        return s.count == 32 && e.count == 32 && EncryptedFormat.isWeak(e)
+    }
+
     /// The trusted peers `--recipient` leaves out: they cannot read that file, and the changes
     /// in it are exported once (they reach those peers relayed, or by `export --resend --peer`).
     public static func leftOut(_ db: Database, recipients: [String]) throws -> [String] {

@@ -184,12 +184,24 @@ public enum Trust {
     /// `replace` is given (as ssh refuses a changed host key): a swapped key would quarantine
     /// every genuine bundle of that node, or let an impostor in. A node never trusts its own
     /// name or its own key for another name.
-    public static func trust(_ db: Database, node: String, publicKey: String, replace: Bool = false) throws {
+    /// Returns warnings: a node trusted again after a revoke lacks what was written meanwhile.
+    @discardableResult
+    public static func trust(_ db: Database, node: String, publicKey: String, replace: Bool = false) throws
+        -> [String]
+    {
         let me = try NodeIdentity.load(db)
         guard NodeName.isValid(node) else { throw DataJoinError(.usage, "invalid node name '\(node.prefix(80))'") }
         guard let parsed = EncryptionKeys.parse(publicKey),
             (try? Curve25519.Signing.PublicKey(rawRepresentation: parsed.signing)) != nil
         else {
+            // Said why (found from outside: "not a DataJoin public key" for a well-formed word).
+            if EncryptionKeys.hasWeakEncryptionPart(publicKey) {
+                throw DataJoinError(
+                    .usage,
+                    "the encryption part of that key is a weak (small-order) point: anyone could read what is encrypted to it; "
+                        + "run 'datajoin key --rotate' on \(node) and trust the word it prints (docs/encryption.md); nothing changed"
+                )
+            }
             throw DataJoinError(
                 .usage,
                 "'\(publicKey.prefix(80))' is not a DataJoin public key: expected the one word 'datajoin key' prints (dj2-…, or 64 hex digits from an older datajoin)"
@@ -250,6 +262,16 @@ public enum Trust {
             // changes for good and nothing said so; found from outside).
             if let current, !current.values[1].isNull { try RelayStream.notePeerStart(db, peer: node) }
         }
+        guard let current, !current.values[1].isNull else { return [] }
+        // Bundles written meanwhile were encrypted to the others only, or pruned without
+        // waiting for it: it lacks them, and nothing else would say so (found from outside: a
+        // peer trusted again skipped them on every ingest, exit 0, `check` OK).
+        return [
+            "\(node) was revoked here (\(current.string(1) ?? "")): what this node sent meanwhile did not reach it "
+                + "(bundles encrypted to the others only, relayed changes pruned without waiting for it); "
+                + "send it again with 'datajoin export --resend --peer \(node) --to FOLDER', "
+                + "adding --relay on a node that relays others' changes"
+        ]
     }
 
     /// Why ingest would refuse a bundle of this header on this node for trust, or nil: what

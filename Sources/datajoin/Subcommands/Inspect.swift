@@ -304,8 +304,9 @@ struct TrustCommand: ParsableCommand {
                     throw DataJoinError(
                         .usage, "give the public key of \(node) (as 'datajoin key' prints it on \(node))")
                 }
-                try DataJoin.Trust.trust(db, node: node, publicKey: publicKey, replace: replace)
+                let warnings = try DataJoin.Trust.trust(db, node: node, publicKey: publicKey, replace: replace)
                 print("trusting \(node)")
+                for w in warnings { Console.warn(w) }
             }
         }
     }

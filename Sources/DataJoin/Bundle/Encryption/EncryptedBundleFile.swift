@@ -103,7 +103,10 @@ final class EncryptedBundleFile {
             throw DataJoinError(
                 .notForThisNode,
                 "encrypted to \(node)'s key \(Trust.fingerprint(named.recipientKey)), which this node does not hold "
-                    + "(its keys: 'datajoin key'); left in place")
+                    + "(its keys: 'datajoin key'); left in place. If this node was restored from a backup older than a "
+                    + "'key --rotate', trust its key again on \(header.sender) ('trust --replace \(node)'), run "
+                    + "'datajoin export --resend --peer \(node)' there, and remove this file here once that has arrived"
+            )
         }
         throw DataJoinError(
             .forOtherNodes, "encrypted to \(header.recipientNames), not to this node (\(node)); left in place")

@@ -32,6 +32,18 @@ extension PostgresDialect {
         }
     }
 
+    /// An application's write locks its table, then (in its capture trigger) the outbox; an
+    /// upgrade that locked DataJoin's tables first and then rewrote a table's triggers
+    /// deadlocked with it, and the server rolled the application's statement back (found from
+    /// outside). The tracked tables first: writers wait until the upgrade commits.
+    public func lockForUpgrade(_ db: Database) throws {
+        let tables = try CaptureTriggers.trackedAndPresent(db)
+        guard !tables.isEmpty else { return }
+        try db.executeScript(
+            "LOCK TABLE \(tables.map { "\($0.identifier)" as SQL }.joined(separator: ", ")) IN SHARE ROW EXCLUSIVE MODE"
+        )
+    }
+
     /// Schema 19: a tracked column whose type is a domain is registered as the domain's base
     /// type, as `track` registers it now (`columns`). Left as the domain, its kind would differ
     /// from the live one and `check` would report a capture drift until `track` ran again. The

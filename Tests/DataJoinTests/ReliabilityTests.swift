@@ -633,13 +633,16 @@ final class ReliabilityTests: ScenarioTestCase {
         }
     }
 
-    /// A PostgreSQL upgrade that writes capture again while an application writes a tracked
-    /// table: the upgrade waits for the application's transaction, neither is rolled back
-    /// (found from outside: a deadlock, and the server rolled back the application's write).
+    /// A PostgreSQL upgrade that writes capture again while an application's transaction
+    /// writes two tracked tables: the upgrade waits for it holding none of them, and neither is
+    /// rolled back (found from outside: a deadlock, with the outbox, then with a second table
+    /// the upgrade had locked first, and the server rolled back the application's write).
     func testAPostgresUpgradeWaitsForAnApplicationWriteInsteadOfDeadlocking() throws {
         _ = try TestDatabases.requirePostgres()
         let a = try TestNode(
             "upwrite", .postgres, folder: folder, table: ConvergencePropertyTests.ddl(.postgres), track: ["item"])
+        try a.db.executeScript("CREATE TABLE item2 (id text PRIMARY KEY, v text)")
+        _ = try Tracker.track(a.db, tables: ["item2"])
         try a.exec("UPDATE ds_node SET schema_version = 21")
         // The server picks either side of a deadlock; a deadlock the upgrade lost is retried.
         func deadlocks() throws -> Int64 {
@@ -648,7 +651,7 @@ final class ReliabilityTests: ScenarioTestCase {
         let deadlocksBefore = try deadlocks()
         let app = try DatabaseOpener.open(a.url)
         try app.executeScript("BEGIN")
-        try app.executeScript("LOCK TABLE item IN ROW EXCLUSIVE MODE")
+        try app.execute("INSERT INTO item2 (id, v) VALUES ('app', 'the second table')")
         final class Outcome: @unchecked Sendable {
             var result: CLI.Result?
             var error: Error?
@@ -660,17 +663,30 @@ final class ReliabilityTests: ScenarioTestCase {
             do { outcome.result = try CLI.run(["export", "--db", url, "--to", path]) } catch { outcome.error = error }
             done.signal()
         }
+        // The upgrade waits: it looks at the tables' locks again and again (seen twice), or it
+        // waits in a lock.
         let watcher = try DatabaseOpener.open(a.url)
         var waiting = false
+        var looked: Set<String> = []
+        var upgrader: Int64?
         for _ in 0..<600 where !waiting {
-            waiting =
-                try watcher.scalar(
-                    """
-                    SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
-                      AND application_name = 'datajoin'
-                    """
-                ).asInt64 ?? 0 > 0
-            if !waiting { _ = done.wait(timeout: .now() + 0.05) }
+            for r in try watcher.rows(
+                """
+                SELECT coalesce(wait_event_type, ''), query, state_change::text, pid FROM pg_stat_activity
+                WHERE datname = current_database() AND application_name = 'datajoin' AND pid <> pg_backend_pid()
+                """)
+            {
+                if r.string(0) == "Lock" {
+                    waiting = true
+                    upgrader = r.int(3)
+                }
+                if r.string(1)?.contains("FROM pg_locks") == true {
+                    looked.insert(r.string(2) ?? "")
+                    upgrader = r.int(3)
+                }
+            }
+            waiting = waiting || looked.count > 2
+            if !waiting { _ = done.wait(timeout: .now() + 0.01) }
         }
         XCTAssertTrue(waiting, "the upgrade never waited for the application")
         try app.execute("INSERT INTO item (id, a) VALUES ('app', 'written during the upgrade')")
@@ -680,8 +696,17 @@ final class ReliabilityTests: ScenarioTestCase {
         XCTAssertEqual(outcome.result?.status, 0, outcome.result?.stderr ?? "")
         XCTAssertEqual(try a.db.scalar("SELECT schema_version FROM ds_node"), .integer(Int64(SyncSchema.version)))
         XCTAssertEqual(
-            try a.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE object_table = 'item' AND seq IS NOT NULL"),
-            .integer(1))
+            try a.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq IS NOT NULL"), .integer(2))
+        // A backend's counts reach the statistics by the time it has gone.
+        var gone = false
+        for _ in 0..<600 where !gone {
+            gone =
+                try watcher.scalar(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = ?", [.integer(upgrader ?? 0)]
+                ).asInt64 == 0
+            if !gone { usleep(10_000) }
+        }
+        XCTAssertTrue(gone, "the upgrade's session never ended")
         _ = try a.db.scalar("SELECT pg_stat_clear_snapshot()")
         XCTAssertEqual(try deadlocks(), deadlocksBefore, "the upgrade and the application deadlocked")
     }
@@ -1066,7 +1091,8 @@ final class ReliabilityTests: ScenarioTestCase {
                 tracked.stdout.contains(
                     "item: capture installed again for its columns as they are now; it now writes note"),
                 tracked.stdout)
-            XCTAssertTrue(tracked.stderr.contains("run 'datajoin track --backfill item'"), tracked.stderr)
+            XCTAssertTrue(
+                tracked.stderr.contains("run 'datajoin import', then 'datajoin track --backfill item'"), tracked.stderr)
             XCTAssertFalse(try CLI.ok(["export", "--db", n.url, "--to", drop.path]).stderr.contains("capture"))
             try CLI.ok(["check", "--db", n.url])
         }
@@ -1705,6 +1731,11 @@ final class ReliabilityTests: ScenarioTestCase {
             try CLI.ok(["ingest", "--db", b.url, toB.path], expect: 2)
             try CLI.ok(["export", "--db", b.url, "--to", toA.path])
             try CLI.ok(["ingest", "--db", a.url, toA.path])
+            // One more key both insert, b's not exported, not even stamped, when it runs `track`.
+            try a.exec("INSERT INTO item (id, a, prio) VALUES ('late', 'from a', 33)")
+            let lateFromA = try dir("late-\(brand)")
+            try CLI.ok(["export", "--db", a.url, "--to", lateFromA.path])
+            try b.exec("INSERT INTO item (id, a) VALUES ('late', 'from b')")
             // b catches up. Its backfill now would beat a's held changes: refused, nothing changed.
             try b.db.executeScript("ALTER TABLE item ADD COLUMN prio INTEGER NOT NULL DEFAULT 5")
             let refused = try CLI.ok(["track", "--db", b.url, "--backfill", "item"], expect: 1)
@@ -1712,9 +1743,10 @@ final class ReliabilityTests: ScenarioTestCase {
                 refused.stderr.contains(
                     "no backfill of item: 2 change(s) of it from peers wait here (held, or not imported yet)"),
                 refused.stderr)
+            // Nothing captured but b's own insert of 'late'.
             XCTAssertEqual(
                 try b.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE object_table = 'item' AND seq IS NULL"),
-                .integer(0))
+                .integer(1))
             // `track` of both tables, one unchanged: the changed one is tracked again.
             let tracked = try CLI.ok(["track", "--db", b.url, "item", "other"])
             XCTAssertTrue(tracked.stdout.contains("item: capture installed again"), tracked.stdout)
@@ -1726,10 +1758,11 @@ final class ReliabilityTests: ScenarioTestCase {
                 try CLI.ok(["track", "--db", b.url, "other"], expect: 1).stderr.contains(
                     "table other is already tracked"))
             try CLI.ok(["import", "--db", b.url])
+            try CLI.ok(["ingest", "--db", b.url, lateFromA.path])
             try exchange()
             let expected = [
                 ["both", "from b", "NULL", "NULL", "77"], ["kept", "y", "NULL", "NULL", "5"],
-                ["old", "x", "NULL", "NULL", "9"],
+                ["late", "from b", "NULL", "NULL", "33"], ["old", "x", "NULL", "NULL", "9"],
             ]
             XCTAssertEqual(try a.rows("item"), expected, "\(brand)")
             XCTAssertEqual(try b.rows("item"), expected, "\(brand)")
@@ -1745,6 +1778,38 @@ final class ReliabilityTests: ScenarioTestCase {
             XCTAssertEqual(try a.db.scalar("SELECT prio FROM item WHERE id = 'both'").asInt64, 1)
             for n in [a, b] { try CLI.ok(["check", "--db", n.url]) }
         }
+    }
+
+    /// An insert's NULL for a column this node did not have yet is a write: once the column is
+    /// added here, an older insert of the same key does not win it here alone (found in
+    /// review: the newer NULL on two nodes, the older value on the third).
+    func testANullAppliedBeforeItsColumnWasAddedHereStillBeatsAnOlderValue() throws {
+        let a = try TestNode(
+            "null-a", .sqlite, folder: folder, table: "CREATE TABLE t (id TEXT PRIMARY KEY NOT NULL, v TEXT)",
+            track: ["t"])
+        let b = try TestNode(
+            "null-b", .sqlite, folder: folder, table: "CREATE TABLE t (id TEXT PRIMARY KEY NOT NULL, v TEXT, c TEXT)",
+            track: ["t"])
+        let c = try TestNode(
+            "null-c", .sqlite, folder: folder, table: "CREATE TABLE t (id TEXT PRIMARY KEY NOT NULL, v TEXT, c TEXT)",
+            track: ["t"])
+        try trustAll([a, b, c])
+        let fromB = try dir("null-from-b"), fromC = try dir("null-from-c"), fromA = try dir("null-from-a")
+        try b.exec("INSERT INTO t VALUES ('k', 'b', 'older')")
+        try CLI.ok(["export", "--db", b.url, "--to", fromB.path])
+        try c.exec("INSERT INTO t VALUES ('k', 'c', NULL)")
+        try CLI.ok(["export", "--db", c.url, "--to", fromC.path])
+        try CLI.ok(["ingest", "--db", a.url, fromC.path])
+        try a.db.executeScript("ALTER TABLE t ADD COLUMN c TEXT")
+        try CLI.ok(["track", "--db", a.url, "t"])
+        try CLI.ok(["ingest", "--db", a.url, fromB.path])
+        try CLI.ok(["ingest", "--db", b.url, fromC.path])
+        try CLI.ok(["ingest", "--db", c.url, fromB.path])
+        try CLI.ok(["export", "--db", a.url, "--to", fromA.path])
+        for n in [b, c] { try CLI.ok(["ingest", "--db", n.url, fromA.path]) }
+        let expected = [["k", "c", "NULL"]]
+        for n in [a, b, c] { XCTAssertEqual(try n.rows("t"), expected, n.name) }
+        for n in [a, b, c] { try CLI.ok(["check", "--db", n.url]) }
     }
 
     /// A table one node stopped keeping (untracked and dropped): peers' changes of it are held
@@ -1782,6 +1847,9 @@ final class ReliabilityTests: ScenarioTestCase {
             .integer(3))
         let again = try CLI.ok(["import", "--db", b.url, "--drop-held-table", "gc"], expect: 64)
         XCTAssertTrue(again.stderr.contains("no held change of table gc here"), again.stderr)
+        // A table kept here: its held changes wait for a cure, never given up at once.
+        let kept = try CLI.ok(["import", "--db", b.url, "--drop-held-table", "item"], expect: 64)
+        XCTAssertTrue(kept.stderr.contains("table item is tracked here: its held changes apply once"), kept.stderr)
         for n in [a, b] { try CLI.ok(["check", "--db", n.url]) }
     }
 

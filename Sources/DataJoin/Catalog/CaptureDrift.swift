@@ -327,7 +327,7 @@ public struct CaptureDrift: Sendable, Equatable {
         }
         return
             "table \(table) \(what.joined(separator: ", and ")); run 'datajoin track \(arg)' to capture its columns as they are now "
-            + "(the same ALTER TABLE on every node first), then 'datajoin import' (peers' changes first), "
-            + "then 'datajoin track --backfill \(arg)' to send its rows as they are\(deletes) (docs/capture.md)"
+            + "(the same ALTER TABLE on every node first), then 'datajoin import'; if the application wrote them "
+            + "before that, then 'datajoin track --backfill \(arg)' to send its rows as they are\(deletes) (docs/capture.md)"
     }
 }

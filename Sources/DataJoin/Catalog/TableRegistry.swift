@@ -16,14 +16,7 @@ enum TableRegistry {
     /// fit (found from outside). A change of kind is drift (`CaptureDrift`), typed as tracked.
     static func loadWithLiveTypes(_ db: Database) throws -> [String: TableInfo] {
         var tables = try load(db)
-        let tracked = try Tracker.trackedNames(db)
-        // An untracked table that is gone is not written: its changes are held as a table's not
-        // tracked here, with the cures (found from outside: held as the database's "no such
-        // table", no cure given).
-        for name in tables.keys where !tracked.contains(name) {
-            if try db.dialect.columns(db, of: name).isEmpty { tables[name] = nil }
-        }
-        for name in tracked {
+        for name in try Tracker.trackedNames(db) {
             guard let known = tables[name], let live = try introspect(db, table: name) else { continue }
             for (i, c) in known.columns.enumerated() {
                 guard let now = live.column(c.name) else { continue }
@@ -32,6 +25,15 @@ enum TableRegistry {
             }
         }
         return tables
+    }
+
+    /// Tables untracked here that are gone (dropped): their changes are held as a table's not
+    /// tracked here, with the cures (found from outside: held as the database's "no such
+    /// table", no cure given). They stay in the registry: what was captured of them still
+    /// stamps and exports by it.
+    static func untrackedAndGone(_ db: Database, _ tables: [String: TableInfo]) throws -> Set<String> {
+        let tracked = Set(try Tracker.trackedNames(db))
+        return Set(try tables.keys.filter { try !tracked.contains($0) && db.dialect.columns(db, of: $0).isEmpty })
     }
 
     static func load(_ db: Database) throws -> [String: TableInfo] {

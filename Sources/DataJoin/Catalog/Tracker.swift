@@ -159,8 +159,9 @@ public enum Tracker {
             .needsSetup,
             "no backfill of \(name): \(waiting) change(s) of it from peers wait here (held, or not imported yet), and a backfill "
                 + "stamps every row now, so it would beat them on every node; run 'datajoin track \(TerminalText.argument(name))' "
-                + "without --backfill if its columns changed, then 'datajoin import' ('datajoin status' lists what stays held), "
-                + "then 'datajoin track --backfill \(TerminalText.argument(name))'")
+                + "without --backfill if its columns changed, then 'datajoin import', then 'datajoin track --backfill \(TerminalText.argument(name))'; "
+                + "a change that stays held has its cause and cure in 'datajoin status' (one that can never apply here: "
+                + "'datajoin import --drop-held ORIGIN#SEQ')")
     }
 
     /// Writes what `track` checked: the registry, the key blocks, the capture, the backfill.
@@ -170,6 +171,7 @@ public enum Tracker {
         backfill: Bool
     ) throws -> [Tracked] {
         try db.retryingWrite { _ in
+            var stamped = false
             var tracked = try infos.map { info in
                 let wasTracked = existing.contains(info.name)
                 let optedOut = try KeyBlocks.optedOut(db, info.name)
@@ -187,9 +189,23 @@ public enum Tracker {
                 // Tracked before with fewer columns (altered since, untracked or not): the new
                 // columns' values here are no write a peer must yield to.
                 if let before = registered[info.name] {
-                    let old = Set(before.columns.map(\.name))
+                    let old = Set(before.columns.map(\.name)), now = Set(info.columns.map(\.name))
                     let added = info.columns.map(\.name).filter { !old.contains($0) }
-                    if !added.isEmpty { try VersionStore(db: db).markUnwritten(info.name, columns: added) }
+                    if !added.isEmpty {
+                        // This node's own inserts captured before the ALTER and not stamped yet
+                        // are stamped first, so they are marked too (found from outside: such a
+                        // row kept its default over a peer's value, for good).
+                        if !stamped {
+                            var me = try NodeIdentity.reload(db)
+                            _ = try Stamper.stampPending(db, me: &me, tables: registered)
+                            stamped = true
+                        }
+                        try VersionStore(db: db).markUnwritten(info.name, columns: added)
+                    }
+                    // A column dropped here: its versions go with it, or a column of that name
+                    // added again would take them for its own values.
+                    let dropped = before.columns.map(\.name).filter { !now.contains($0) }
+                    if !dropped.isEmpty { try VersionStore(db: db).forget(info.name, columns: dropped) }
                 }
                 if let drift = refreshed[info.name] {
                     let before = registered[info.name]

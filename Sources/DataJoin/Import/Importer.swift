@@ -162,53 +162,74 @@ public enum Importer {
     public static func dropHeld(_ db: Database, origin: String, seq: Int64) throws -> String {
         try db.retryingWrite { _ in
             guard
-                let r = try db.firstRow(
+                let id = try db.firstRow(
                     """
-                    SELECT h.id, i.object_table, i.object_id, i.object_operation, i.hlc, h.reason FROM ds_change_held AS h
+                    SELECT h.id FROM ds_change_held AS h
                     JOIN ds_change_inbox AS i ON i.id = h.id WHERE i.origin = ? AND i.seq = ? ORDER BY h.id DESC LIMIT 1
-                    """, [.text(origin), .integer(seq)])
+                    """, [.text(origin), .integer(seq)])?.int(0)
             else {
                 throw DataJoinError(
                     .usage, "no held change \(origin)#\(seq) here ('datajoin status' lists the held ones)")
             }
-            let table = r.string(1) ?? ""
-            let key: [Value] = {
-                if case .blob(let b) = r.values[2] { return (try? KeyCodec.decode(b)) ?? [] } else { return [] }
-            }()
-            // What is given up is kept in the log: the change's values as one JSON object (found
-            // from outside: a dropped insert's row was gone without a trace).
-            // A change that does not decode is dropped all the same: this is the last resort.
-            let values =
-                (try? db.firstRow(
-                    "SELECT \(inboxColumns) FROM ds_change_inbox WHERE id = ?", [.integer(r.int(0) ?? 0)]
-                ).map { try change($0, db).columns }) ?? []
-            var log = ConflictLog(db: db)
-            try log.record(
-                table: table, key: key, column: nil, winner: nil, winnerVersion: .zero, loser: nil,
-                loggedLoser: values.isEmpty ? nil : ConflictLog.loggedRow(values),
-                loserVersion: Version(hlc: r.int(4) ?? 0, node: origin),
-                reason:
-                    "held change \(origin)#\(seq) (\(r.string(3) ?? "?")) dropped by the operator; it was held because: \(r.string(5) ?? "")"
-            )
-            try db.execute("DELETE FROM ds_change_held WHERE id = ?", [.integer(r.int(0) ?? 0)])
-            return "\(origin)#\(seq) \(table) \(KeyCodec.display(key))"
+            return try dropHeld(db, id: id)
         }
     }
 
     /// `import --drop-held-table T`: gives up on every held change of a table this node does
-    /// not keep (found from outside: one flag per change, 51 of them). Returns how many.
+    /// not keep, in one transaction (found from outside: one flag per change, 51 of them).
+    /// Refused for a table tracked here, whose held changes apply once their cause is cured.
+    /// Returns how many.
     public static func dropHeld(_ db: Database, table: String) throws -> Int {
-        let held = try db.rows(
-            """
-            SELECT i.origin, i.seq FROM ds_change_held AS h JOIN ds_change_inbox AS i ON i.id = h.id
-            WHERE h.object_table = ? ORDER BY h.id
-            """, [.text(table)])
-        guard !held.isEmpty else {
+        if try Tracker.trackedNames(db).contains(table) {
             throw DataJoinError(
-                .usage, "no held change of table \(table) here ('datajoin status' lists the held ones)")
+                .usage,
+                "table \(table) is tracked here: its held changes apply once the cause 'datajoin status' names is cured; "
+                    + "give up one that never can with 'datajoin import --drop-held ORIGIN#SEQ'")
         }
-        for r in held { _ = try dropHeld(db, origin: r.string(0) ?? "", seq: r.int(1) ?? 0) }
-        return held.count
+        return try db.retryingWrite { _ in
+            let held = try db.rows(
+                "SELECT id FROM ds_change_held WHERE object_table = ? ORDER BY id", [.text(table)]
+            ).compactMap { $0.int(0) }
+            guard !held.isEmpty else {
+                throw DataJoinError(
+                    .usage, "no held change of table \(table) here ('datajoin status' lists the held ones)")
+            }
+            for id in held { _ = try dropHeld(db, id: id) }
+            return held.count
+        }
+    }
+
+    /// Gives up one held change, by its inbox id: logged as dropped, with its reason.
+    private static func dropHeld(_ db: Database, id: Int64) throws -> String {
+        guard
+            let r = try db.firstRow(
+                """
+                SELECT h.id, i.object_table, i.object_id, i.object_operation, i.hlc, h.reason, i.origin, i.seq
+                FROM ds_change_held AS h JOIN ds_change_inbox AS i ON i.id = h.id WHERE h.id = ?
+                """, [.integer(id)])
+        else { throw DataJoinError(.internalError, "held change \(id) is gone") }
+        let origin = r.string(6) ?? "", seq = r.int(7) ?? 0
+        let table = r.string(1) ?? ""
+        let key: [Value] = {
+            if case .blob(let b) = r.values[2] { return (try? KeyCodec.decode(b)) ?? [] } else { return [] }
+        }()
+        // What is given up is kept in the log: the change's values as one JSON object (found
+        // from outside: a dropped insert's row was gone without a trace).
+        // A change that does not decode is dropped all the same: this is the last resort.
+        let values =
+            (try? db.firstRow(
+                "SELECT \(inboxColumns) FROM ds_change_inbox WHERE id = ?", [.integer(id)]
+            ).map { try change($0, db).columns }) ?? []
+        var log = ConflictLog(db: db)
+        try log.record(
+            table: table, key: key, column: nil, winner: nil, winnerVersion: .zero, loser: nil,
+            loggedLoser: values.isEmpty ? nil : ConflictLog.loggedRow(values),
+            loserVersion: Version(hlc: r.int(4) ?? 0, node: origin),
+            reason:
+                "held change \(origin)#\(seq) (\(r.string(3) ?? "?")) dropped by the operator; it was held because: \(r.string(5) ?? "")"
+        )
+        try db.execute("DELETE FROM ds_change_held WHERE id = ?", [.integer(id)])
+        return "\(origin)#\(seq) \(table) \(KeyCodec.display(key))"
     }
 
     /// The inbox rows the next import transaction applies: the first bundle past the pointer
@@ -347,13 +368,17 @@ public enum Importer {
     /// `id > ?` terms and filters by the rest, so a second one made every chunk read the inbox
     /// again from the bundle's start (a 1M-change bundle: 1,000 chunks, each slower).
     static func applyRange(
-        _ db: Database, tables: [String: TableInfo], order: [String], maxAhead: Int64, rows inbox: InboxRows,
+        _ db: Database, tables registered: [String: TableInfo], order: [String], maxAhead: Int64, rows inbox: InboxRows,
         after: Int64 = 0, sourceOrder: SourceOrder = .none, cascade: CascadeWait = .none,
         mode: ApplyMode, coalesce: Bool = false, report: inout ImportReport,
         afterChunk: ((ImportReport) -> Void)? = nil
     ) throws {
         var me = try NodeIdentity.reload(db)
-        try Stamper.stampPending(db, me: &me, tables: tables)
+        // Stamping reads what was captured by the registry; the changes of a table untracked
+        // and dropped here are held as a table's not tracked here (never read from it).
+        try Stamper.stampPending(db, me: &me, tables: registered)
+        let gone = try TableRegistry.untrackedAndGone(db, registered)
+        let tables = gone.isEmpty ? registered : registered.filter { !gone.contains($0.key) }
         try setApplying(db, true)
         // Change by change, checked at once: a PostgreSQL constraint declared INITIALLY DEFERRED
         // too, or its refusal would come at COMMIT, for no one change, every run (found from outside).
@@ -385,7 +410,7 @@ public enum Importer {
             try merger.batch?.flush()
             try merger.versions.flush()
             me.hlc = max(me.hlc, cursor.clock)
-            if try Stamper.stampPending(db, me: &me, tables: tables) > 0 { merger.versions.reset() }
+            if try Stamper.stampPending(db, me: &me, tables: registered) > 0 { merger.versions.reset() }
             cursor.clock = max(cursor.clock, me.hlc)
         }
         func applied(_ c: Change, _ outcome: ApplyOutcome) {

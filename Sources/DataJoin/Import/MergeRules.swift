@@ -269,8 +269,9 @@ struct Merger {
             // Columns no write here carried (added since the row was written: the zero
             // version) take this insert's values, older than the row or not.
             let unwritten = placed.filter { v, _ in (columnVersions[v.name] ?? row.version) < row.incoming }
+            let unwrittenAt = Set(unwritten.map(\.1))
             if row.incoming != row.version, let local = try row.current() {
-                for (v, p) in placed where !unwritten.contains(where: { $0.1 == p }) {
+                for (v, p) in placed where !unwrittenAt.contains(p) {
                     guard let lv = local[p], lv != v.value else { continue }
                     try conflicts.record(
                         table: c.table, key: row.key, column: v.name, winner: lv,
@@ -278,6 +279,9 @@ struct Merger {
                         loser: v.value, loserVersion: row.incoming,
                         reason: "concurrent insert of the same key; the other is newer")
                 }
+            }
+            for name in nullsNotHere(c, placed, row) where (columnVersions[name] ?? row.version) < row.incoming {
+                try versions.setColumn(c.table, row.keyBytes, name, row.incoming)
             }
             return try insertUnwritten(c, &row, unwritten)
         }
@@ -314,8 +318,18 @@ struct Merger {
         // no version has none to clear (and nothing to look up).
         try versions.clearColumns(c.table, row.keyBytes)
         for name in try notCarried(by: placed, row) { try versions.setColumn(c.table, row.keyBytes, name, .zero) }
+        for name in nullsNotHere(c, placed, row) { try versions.setColumn(c.table, row.keyBytes, name, row.incoming) }
         versions.setRow(c.table, row.keyBytes, .init(cl: c.cl, version: row.incoming))
         return .applied
+    }
+
+    /// The columns an insert sets to NULL that this node does not have (yet): applied without
+    /// them, their write is kept as a version, so that `track` of the column added here later
+    /// does not take it for no write (found in review: an older insert's value then won here
+    /// only).
+    private func nullsNotHere(_ c: Change, _ placed: [PlacedValue], _ row: LocalRow) -> [String] {
+        guard placed.count < c.columns.count else { return [] }
+        return c.columns.filter { $0.value == .null && row.sql.table.position($0.name) == nil }.map(\.name)
     }
 
     /// The columns of the table an insert does not carry (its origin does not have them yet):
@@ -362,6 +376,9 @@ struct Merger {
         // A column the insert does not carry keeps the version its value had.
         for name in try notCarried(by: placed, row) where columnVersions[name] == nil {
             try versions.setColumn(c.table, row.keyBytes, name, row.version)
+        }
+        for name in nullsNotHere(c, placed, row) where (columnVersions[name] ?? row.version) < row.incoming {
+            try versions.setColumn(c.table, row.keyBytes, name, row.incoming)
         }
         versions.setRow(c.table, row.keyBytes, .init(cl: c.cl, version: row.incoming))
         return .applied

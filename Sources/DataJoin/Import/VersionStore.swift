@@ -117,16 +117,26 @@ struct VersionStore {
     /// default) are no write, so every live row gets the zero version for them, and any peer's
     /// write of them wins (found from outside: a node that added a column late kept its
     /// default over the value a peer had written, for good, `check` OK).
+    /// A row that holds a version of the column already keeps it: an insert applied here without
+    /// its NULL there (the column was not here yet) wrote it (found in review).
     func markUnwritten(_ table: String, columns: [String]) throws {
+        for name in columns {
+            try db.execute(
+                """
+                INSERT INTO ds_column_version (object_table, object_id, object_attribute, hlc, node)
+                SELECT r.object_table, r.object_id, ?, 0, '' FROM ds_row_version AS r
+                WHERE r.object_table = ? AND r.cl % 2 = 1 AND NOT EXISTS (SELECT 1 FROM ds_column_version AS c
+                  WHERE c.object_table = r.object_table AND c.object_id = r.object_id AND c.object_attribute = ?)
+                """, [.text(name), .text(table), .text(name)])
+        }
+    }
+
+    /// Columns dropped from a table: their versions.
+    func forget(_ table: String, columns: [String]) throws {
         for name in columns {
             try db.execute(
                 "DELETE FROM ds_column_version WHERE object_table = ? AND object_attribute = ?",
                 [.text(table), .text(name)])
-            try db.execute(
-                """
-                INSERT INTO ds_column_version (object_table, object_id, object_attribute, hlc, node)
-                SELECT object_table, object_id, ?, 0, '' FROM ds_row_version WHERE object_table = ? AND cl % 2 = 1
-                """, [.text(name), .text(table)])
         }
     }
 

@@ -158,7 +158,7 @@ struct Import: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Give up on every held change of a table this node does not keep; each is logged in the conflict log as dropped. Repeatable.",
+            "Give up on every held change of a table this node does not keep (untracked here); each is logged in the conflict log as dropped. Repeatable.",
             valueName: "table"))
     var dropHeldTable: [String] = []
 
@@ -166,7 +166,10 @@ struct Import: ParsableCommand {
         var held = false
         try DataJoin_run {
             if dryRun && !(dropHeld.isEmpty && dropHeldTable.isEmpty) {
-                throw DataJoinError(.usage, "--drop-held changes the node: not with --dry-run")
+                throw DataJoinError(
+                    .usage,
+                    "\(dropHeld.isEmpty ? "--drop-held-table" : "--drop-held") changes the node: not with --dry-run "
+                        + "('datajoin status' lists the held changes it would give up)")
             }
             let real = try database.open()
             for spec in dropHeld {

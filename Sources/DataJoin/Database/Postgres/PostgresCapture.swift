@@ -35,13 +35,40 @@ extension PostgresDialect {
     /// An application's write locks its table, then (in its capture trigger) the outbox; an
     /// upgrade that locked DataJoin's tables first and then rewrote a table's triggers
     /// deadlocked with it, and the server rolled the application's statement back (found from
-    /// outside). The tracked tables first: writers wait until the upgrade commits.
+    /// outside). The tracked tables first, all at once, and never waited for inside `LOCK`
+    /// holding some of them: a transaction writing two of them in the other order deadlocked
+    /// with that too (found from outside). Writers then wait until the upgrade commits.
     public func lockForUpgrade(_ db: Database) throws {
         let tables = try CaptureTriggers.trackedAndPresent(db)
         guard !tables.isEmpty else { return }
-        try db.executeScript(
-            "LOCK TABLE \(tables.map { "\($0.identifier)" as SQL }.joined(separator: ", ")) IN SHARE ROW EXCLUSIVE MODE"
-        )
+        let names: [Value] = tables.map { .text("\($0.identifier)") }
+        let busy: SQL = """
+            SELECT count(*) FROM pg_locks WHERE locktype = 'relation' AND granted AND pid <> pg_backend_pid()
+              AND mode NOT IN ('AccessShareLock', 'RowShareLock')
+              AND relation IN (\(tables.map { _ in "to_regclass(?)" as SQL }.joined(separator: ", ")))
+            """
+        let lock: SQL =
+            "LOCK TABLE \(tables.map { "\($0.identifier)" as SQL }.joined(separator: ", ")) IN SHARE ROW EXCLUSIVE MODE NOWAIT"
+        var wait = LockWait.Wait("the tracked tables, which an application's open transaction writes, to upgrade them")
+        var attempt = 0
+        while true {
+            if try db.scalar(busy, names).asInt64 == 0 {
+                do {
+                    // A writer that came between the look and the lock: the savepoint lets go
+                    // of what the statement took, and the look is made again.
+                    try db.write { _ in try db.executeScript(lock) }
+                    return
+                } catch  where DatabaseErrors.isLocked(error) {}
+            }
+            guard wait.keepWaiting(attempt: attempt) else {
+                throw DataJoinError(
+                    .locked,
+                    "an application's transaction held the tracked tables for \(LockWait.timeoutText) s, and the upgrade of this node's "
+                        + "DataJoin tables writes their capture again; nothing changed: try again when it is done, or raise --lock-timeout"
+                )
+            }
+            attempt += 1
+        }
     }
 
     /// Schema 19: a tracked column whose type is a domain is registered as the domain's base

@@ -634,81 +634,82 @@ final class ReliabilityTests: ScenarioTestCase {
     }
 
     /// A PostgreSQL upgrade that writes capture again while an application's transaction
-    /// writes two tracked tables: the upgrade waits for it holding none of them, and neither is
-    /// rolled back (found from outside: a deadlock, with the outbox, then with a second table
-    /// the upgrade had locked first, and the server rolled back the application's write).
+    /// writes two tracked tables, or reads a row to update it: the upgrade waits for it, and
+    /// neither is rolled back (found from outside: a deadlock with the outbox, then with a
+    /// second table the upgrade had locked first; found in review: with a reader that then
+    /// wrote, the server rolled back the application's write).
     func testAPostgresUpgradeWaitsForAnApplicationWriteInsteadOfDeadlocking() throws {
         _ = try TestDatabases.requirePostgres()
         let a = try TestNode(
             "upwrite", .postgres, folder: folder, table: ConvergencePropertyTests.ddl(.postgres), track: ["item"])
         try a.db.executeScript("CREATE TABLE item2 (id text PRIMARY KEY, v text)")
         _ = try Tracker.track(a.db, tables: ["item2"])
-        try a.exec("UPDATE ds_node SET schema_version = 21")
+        try a.exec("INSERT INTO item (id, a) VALUES ('read', 'before')")
         // The server picks either side of a deadlock; a deadlock the upgrade lost is retried.
         func deadlocks() throws -> Int64 {
-            try a.db.scalar("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()").asInt64 ?? 0
+            _ = try a.db.scalar("SELECT pg_stat_clear_snapshot()")
+            return try a.db.scalar("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+                .asInt64 ?? 0
         }
-        let deadlocksBefore = try deadlocks()
-        let app = try DatabaseOpener.open(a.url)
-        try app.executeScript("BEGIN")
-        try app.execute("INSERT INTO item2 (id, v) VALUES ('app', 'the second table')")
-        final class Outcome: @unchecked Sendable {
-            var result: CLI.Result?
-            var error: Error?
-        }
-        let outcome = Outcome()
-        let done = DispatchSemaphore(value: 0)
-        let url = a.url, path = try dir("up-out").path
-        DispatchQueue.global().async {
-            do { outcome.result = try CLI.run(["export", "--db", url, "--to", path]) } catch { outcome.error = error }
-            done.signal()
-        }
-        // The upgrade waits: it looks at the tables' locks again and again (seen twice), or it
-        // waits in a lock.
         let watcher = try DatabaseOpener.open(a.url)
-        var waiting = false
-        var looked: Set<String> = []
-        var upgrader: Int64?
-        for _ in 0..<600 where !waiting {
-            for r in try watcher.rows(
-                """
-                SELECT coalesce(wait_event_type, ''), query, state_change::text, pid FROM pg_stat_activity
-                WHERE datname = current_database() AND application_name = 'datajoin' AND pid <> pg_backend_pid()
-                """)
-            {
-                if r.string(0) == "Lock" {
-                    waiting = true
-                    upgrader = r.int(3)
-                }
-                if r.string(1)?.contains("FROM pg_locks") == true {
-                    looked.insert(r.string(2) ?? "")
-                    upgrader = r.int(3)
-                }
+        let cases: [(first: String, then: String)] = [
+            (
+                "INSERT INTO item2 (id, v) VALUES ('app', 'the second table')",
+                "INSERT INTO item (id, a) VALUES ('app', 'written during the upgrade')"
+            ),
+            ("SELECT a FROM item WHERE id = 'read' FOR UPDATE", "UPDATE item SET a = 'after' WHERE id = 'read'"),
+        ]
+        for (n, step) in cases.enumerated() {
+            try a.exec("UPDATE ds_node SET schema_version = 21")
+            let deadlocksBefore = try deadlocks()
+            let app = try DatabaseOpener.open(a.url)
+            try app.executeScript("BEGIN")
+            try app.executeScript(SQL(raw: step.first))
+            final class Outcome: @unchecked Sendable {
+                var result: CLI.Result?
+                var error: Error?
             }
-            waiting = waiting || looked.count > 2
-            if !waiting { _ = done.wait(timeout: .now() + 0.01) }
+            let outcome = Outcome()
+            let done = DispatchSemaphore(value: 0)
+            let url = a.url, path = try dir("up-out-\(n)").path
+            DispatchQueue.global().async {
+                do { outcome.result = try CLI.run(["export", "--db", url, "--to", path]) } catch {
+                    outcome.error = error
+                }
+                done.signal()
+            }
+            // The upgrade waits for the application: in a lock, tried again and again.
+            var upgrader: Int64?
+            for _ in 0..<600 where upgrader == nil {
+                upgrader =
+                    try watcher.firstRow(
+                        """
+                        SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'datajoin'
+                          AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'
+                        """)?.int(0)
+                if upgrader == nil { _ = done.wait(timeout: .now() + 0.01) }
+            }
+            XCTAssertNotNil(upgrader, "the upgrade never waited for the application")
+            try app.executeScript(SQL(raw: step.then))
+            try app.executeScript("COMMIT")
+            done.wait()
+            XCTAssertNil(outcome.error)
+            XCTAssertEqual(outcome.result?.status, 0, outcome.result?.stderr ?? "")
+            XCTAssertEqual(
+                try a.db.scalar("SELECT schema_version FROM ds_node"), .integer(Int64(SyncSchema.version)))
+            // A backend's counts reach the statistics by the time it has gone.
+            var gone = false
+            for _ in 0..<600 where !gone {
+                gone =
+                    try watcher.scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = ?", [.integer(upgrader ?? 0)])
+                    .asInt64 == 0
+                if !gone { usleep(10_000) }
+            }
+            XCTAssertTrue(gone, "the upgrade's session never ended")
+            XCTAssertEqual(try deadlocks(), deadlocksBefore, "the upgrade and the application deadlocked (\(n))")
         }
-        XCTAssertTrue(waiting, "the upgrade never waited for the application")
-        try app.execute("INSERT INTO item (id, a) VALUES ('app', 'written during the upgrade')")
-        try app.executeScript("COMMIT")
-        done.wait()
-        XCTAssertNil(outcome.error)
-        XCTAssertEqual(outcome.result?.status, 0, outcome.result?.stderr ?? "")
-        XCTAssertEqual(try a.db.scalar("SELECT schema_version FROM ds_node"), .integer(Int64(SyncSchema.version)))
-        XCTAssertEqual(
-            try a.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq IS NOT NULL"), .integer(2))
-        // A backend's counts reach the statistics by the time it has gone.
-        var gone = false
-        for _ in 0..<600 where !gone {
-            gone =
-                try watcher.scalar(
-                    "SELECT count(*) FROM pg_stat_activity WHERE pid = ?", [.integer(upgrader ?? 0)]
-                ).asInt64 == 0
-            if !gone { usleep(10_000) }
-        }
-        XCTAssertTrue(gone, "the upgrade's session never ended")
-        _ = try a.db.scalar("SELECT pg_stat_clear_snapshot()")
-        XCTAssertEqual(try deadlocks(), deadlocksBefore, "the upgrade and the application deadlocked")
+        XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq IS NOT NULL"), .integer(4))
+        XCTAssertEqual(try a.db.scalar("SELECT a FROM item WHERE id = 'read'"), .text("after"))
     }
 
     /// A SQLite node made by schema version 4 (backlog found through an index) with stamped and

@@ -171,7 +171,21 @@ public enum Tracker {
         backfill: Bool
     ) throws -> [Tracked] {
         try db.retryingWrite { _ in
-            var stamped = false
+            // This node's own inserts captured before an ALTER that added columns, and not
+            // stamped yet, are stamped first, so the new columns' marks below cover them (found
+            // from outside: such a row kept its default over a peer's value, for good). Before
+            // anything else is written: by the registry they were captured with, and inside
+            // this transaction (MariaDB commits each DDL statement; found in review).
+            let adds = infos.contains { info in
+                registered[info.name].map { old in
+                    info.columns.contains { c in !old.columns.contains { $0.name == c.name } }
+                }
+                    ?? false
+            }
+            if adds {
+                var me = try NodeIdentity.reload(db)
+                _ = try Stamper.stampPending(db, me: &me, tables: registered)
+            }
             var tracked = try infos.map { info in
                 let wasTracked = existing.contains(info.name)
                 let optedOut = try KeyBlocks.optedOut(db, info.name)
@@ -191,17 +205,7 @@ public enum Tracker {
                 if let before = registered[info.name] {
                     let old = Set(before.columns.map(\.name)), now = Set(info.columns.map(\.name))
                     let added = info.columns.map(\.name).filter { !old.contains($0) }
-                    if !added.isEmpty {
-                        // This node's own inserts captured before the ALTER and not stamped yet
-                        // are stamped first, so they are marked too (found from outside: such a
-                        // row kept its default over a peer's value, for good).
-                        if !stamped {
-                            var me = try NodeIdentity.reload(db)
-                            _ = try Stamper.stampPending(db, me: &me, tables: registered)
-                            stamped = true
-                        }
-                        try VersionStore(db: db).markUnwritten(info.name, columns: added)
-                    }
+                    if !added.isEmpty { try VersionStore(db: db).markUnwritten(info.name, columns: added) }
                     // A column dropped here: its versions go with it, or a column of that name
                     // added again would take them for its own values.
                     let dropped = before.columns.map(\.name).filter { !now.contains($0) }

@@ -35,37 +35,39 @@ extension PostgresDialect {
     /// An application's write locks its table, then (in its capture trigger) the outbox; an
     /// upgrade that locked DataJoin's tables first and then rewrote a table's triggers
     /// deadlocked with it, and the server rolled the application's statement back (found from
-    /// outside). The tracked tables first, all at once, and never waited for inside `LOCK`
-    /// holding some of them: a transaction writing two of them in the other order deadlocked
-    /// with that too (found from outside). Writers then wait until the upgrade commits.
+    /// outside). So the tracked tables first, all of them, in the mode the trigger rewrite
+    /// needs (`DROP TRIGGER` takes ACCESS EXCLUSIVE: a lesser lock left the rewrite waiting
+    /// behind a reader that then wrote; found in review). A wait inside `LOCK` that holds some
+    /// of them deadlocked with a transaction writing two in the other order (found from
+    /// outside): each try waits less than the server's `deadlock_timeout`, is undone whole when
+    /// it times out (a savepoint), and is tried again until --lock-timeout. Writers and readers
+    /// of the tracked tables then wait until the upgrade commits.
     public func lockForUpgrade(_ db: Database) throws {
         let tables = try CaptureTriggers.trackedAndPresent(db)
         guard !tables.isEmpty else { return }
-        let names: [Value] = tables.map { .text("\($0.identifier)") }
-        let busy: SQL = """
-            SELECT count(*) FROM pg_locks WHERE locktype = 'relation' AND granted AND pid <> pg_backend_pid()
-              AND mode NOT IN ('AccessShareLock', 'RowShareLock')
-              AND relation IN (\(tables.map { _ in "to_regclass(?)" as SQL }.joined(separator: ", ")))
-            """
         let lock: SQL =
-            "LOCK TABLE \(tables.map { "\($0.identifier)" as SQL }.joined(separator: ", ")) IN SHARE ROW EXCLUSIVE MODE NOWAIT"
-        var wait = LockWait.Wait("the tracked tables, which an application's open transaction writes, to upgrade them")
+            "LOCK TABLE \(tables.map { "\($0.identifier)" as SQL }.joined(separator: ", ")) IN ACCESS EXCLUSIVE MODE"
+        let deadlockMs =
+            try db.scalar("SELECT setting::bigint FROM pg_settings WHERE name = 'deadlock_timeout'").asInt64 ?? 1_000
+        let tryMs = max(1, min(100, deadlockMs / 2))
+        let before = try db.scalar("SELECT current_setting('lock_timeout')").asString ?? "0"
+        var wait = LockWait.Wait("the tracked tables, which another session uses, to upgrade this node")
         var attempt = 0
         while true {
-            if try db.scalar(busy, names).asInt64 == 0 {
-                do {
-                    // A writer that came between the look and the lock: the savepoint lets go
-                    // of what the statement took, and the look is made again.
-                    try db.write { _ in try db.executeScript(lock) }
-                    return
-                } catch  where DatabaseErrors.isLocked(error) {}
-            }
+            do {
+                try db.write { _ in
+                    _ = try db.scalar("SELECT set_config('lock_timeout', ?, true)", [.text("\(tryMs)ms")])
+                    try db.executeScript(lock)
+                }
+                _ = try db.scalar("SELECT set_config('lock_timeout', ?, true)", [.text(before)])
+                return
+            } catch  where DatabaseErrors.isLocked(error) {}
             guard wait.keepWaiting(attempt: attempt) else {
                 throw DataJoinError(
                     .locked,
-                    "an application's transaction held the tracked tables for \(LockWait.timeoutText) s, and the upgrade of this node's "
-                        + "DataJoin tables writes their capture again; nothing changed: try again when it is done, or raise --lock-timeout"
-                )
+                    "another session (an application's transaction, a long query, autovacuum) used the tracked tables for "
+                        + "\(LockWait.timeoutText) s, and the upgrade of this node writes their capture again; nothing changed: "
+                        + "try again when it is done, or raise --lock-timeout")
             }
             attempt += 1
         }

@@ -405,6 +405,34 @@ final class PipelineTests: ScenarioTestCase {
         }
     }
 
+    /// An insert whose capture leaves out a column (an application writing the outbox, or a
+    /// trigger made before the column was added, stamped after `track`) is no write of that
+    /// column here either: a peer's value for it wins on both nodes (found from outside: rows
+    /// inserted while `track` ran kept their own value here and took the peer's elsewhere,
+    /// `check` OK).
+    func testAColumnAnInsertsCaptureLeftOutTakesThePeersValueOnBothNodes() throws {
+        let ddl = "CREATE TABLE t (id TEXT PRIMARY KEY NOT NULL, v TEXT, c TEXT)"
+        let a = try TestNode("left-a", .sqlite, folder: folder, table: ddl, track: [])
+        let b = try TestNode("left-b", .sqlite, folder: folder, table: ddl, track: ["t"])
+        _ = try Tracker.track(a.db, tables: ["t"], triggers: false)
+        try trustAll([a, b])
+        try b.exec("INSERT INTO t VALUES ('k', 'from b', 'b-c')")
+        let fromB = try b.export(to: try bundles("left-from-b"))
+        try a.db.retryingWrite { _ in
+            try a.exec("INSERT INTO t VALUES ('k', 'from a', 'a-local')")
+            try a.exec(
+                """
+                INSERT INTO ds_change_outbox (object_table, object_pk_attribute, object_id, object_operation, object_attribute, object_value)
+                VALUES ('t', '["id"]', '["tk"]', 'I', '["id","v"]', '["tk","tfrom a"]')
+                """)
+        }
+        let fromA = try a.export(to: try bundles("left-from-a"))
+        try a.ingest(fromB)
+        try b.ingest(fromA)
+        XCTAssertEqual(try a.rows("t"), [["k", "from a", "b-c"]])
+        XCTAssertEqual(try b.rows("t"), [["k", "from a", "b-c"]])
+    }
+
     func testValuesSQLiteCannotHoldAreHeldNotAltered() throws {
         let pgDDL = "CREATE TABLE m (id text PRIMARY KEY, r double precision, untyped double precision)"
         let a = try TestNode("a", .postgres, folder: folder, table: pgDDL, track: ["m"])

@@ -49,13 +49,16 @@ extension PostgresDialect {
             "LOCK TABLE \(tables.map { "\($0.identifier)" as SQL }.joined(separator: ", ")) IN ACCESS EXCLUSIVE MODE"
         let deadlockMs =
             try db.scalar("SELECT setting::bigint FROM pg_settings WHERE name = 'deadlock_timeout'").asInt64 ?? 1_000
-        let tryMs = max(1, min(100, deadlockMs / 2))
+        // Longer tries as the wait goes on (transactions longer than a try), never half the
+        // deadlock timeout: an application waiting behind a try is let go long before it.
+        let longestTryMs = max(1, deadlockMs / 2)
         let before = try db.scalar("SELECT current_setting('lock_timeout')").asString ?? "0"
         var wait = LockWait.Wait("the tracked tables, which another session uses, to upgrade this node")
         var attempt = 0
         while true {
             do {
                 try db.write { _ in
+                    let tryMs = min(longestTryMs, Int64(50) << min(attempt, 10))
                     _ = try db.scalar("SELECT set_config('lock_timeout', ?, true)", [.text("\(tryMs)ms")])
                     try db.executeScript(lock)
                 }
@@ -65,9 +68,9 @@ extension PostgresDialect {
             guard wait.keepWaiting(attempt: attempt) else {
                 throw DataJoinError(
                     .locked,
-                    "another session (an application's transaction, a long query, autovacuum) used the tracked tables for "
-                        + "\(LockWait.timeoutText) s, and the upgrade of this node writes their capture again; nothing changed: "
-                        + "try again when it is done, or raise --lock-timeout")
+                    "the tracked tables were not all free at once for \(LockWait.timeoutText) s (other sessions' transactions, "
+                        + "a long query, autovacuum), and the upgrade of this node writes their capture again; nothing changed: "
+                        + "try again when they are quieter, or raise --lock-timeout")
             }
             attempt += 1
         }

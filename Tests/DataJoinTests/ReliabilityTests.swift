@@ -1754,7 +1754,7 @@ final class ReliabilityTests: ScenarioTestCase {
             XCTAssertTrue(
                 tracked.stdout.contains("other: already tracked and its capture matches its columns: left as it is"),
                 tracked.stdout)
-            XCTAssertTrue(tracked.stderr.contains("peers' values for them win here"), tracked.stderr)
+            XCTAssertTrue(tracked.stderr.contains("peers' writes of them win here"), tracked.stderr)
             XCTAssertTrue(
                 try CLI.ok(["track", "--db", b.url, "other"], expect: 1).stderr.contains(
                     "table other is already tracked"))

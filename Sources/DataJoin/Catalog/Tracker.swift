@@ -261,7 +261,8 @@ public enum Tracker {
                     } else if !added.isEmpty && !backfill {
                         warnings.append(
                             "\(info.name): writes to \(added.joined(separator: ", ")) before now were not captured, and peers' "
-                                + "values for them win here; if the application wrote them since the ALTER TABLE, run 'datajoin import', "
+                                + "writes of them win here (values peers hold already come only with a backfill on a node that "
+                                + "had them first); if the application wrote them since the ALTER TABLE, run 'datajoin import', "
                                 + "then 'datajoin track --backfill \(TerminalText.argument(info.name))' to send its rows as they are"
                         )
                     } else if !drift.narrowed.isEmpty && !backfill {

@@ -53,6 +53,10 @@ allowed=(
   # an upgrade tries to lock the tracked tables for less than deadlock_timeout at a time while
   # the application's transaction holds one (PostgresDialect.lockForUpgrade).
   'canceling statement due to lock timeout'
+  # ReliabilityTests.testAPostgresUpgradeWaitsForAnApplicationWriteInsteadOfDeadlocking: each
+  # try of the upgrade's LOCK of the tracked tables is one statement bounded below the deadlock
+  # timeout while an application's transaction holds one (PostgresDialect.lockForUpgrade).
+  'canceling statement due to statement timeout'
   # ScenarioTestCase drops each passed test's databases (disk): an autovacuum worker the server
   # started for one just dropped finds it gone. It names the database by OID, as no statement
   # of DataJoin's or a test's would.

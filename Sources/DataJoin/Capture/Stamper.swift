@@ -139,9 +139,9 @@ enum Stamper {
         let keys = try rowKeys(db, rows, tables: tables, unversioned: &unversioned)
         let states = try versions.rows(Set(keys).map { ($0.table, $0.key) })
         let hadVersion = Set(states.keys)
-        var seen: [String: [String]] = [:]
+        var notCaptured = NotCaptured(tables)
         var w = try stampRows(rows, keys: keys, states: states, me: &me, offsetMs: offsetMs) { table, attribute in
-            try notCaptured(table, attribute, tables, seen: &seen)
+            notCaptured.columns(table, attribute)
         }
         if !unversioned.isEmpty { w.drop(unversioned) }
         try writeVersions(
@@ -169,28 +169,41 @@ enum Stamper {
         }
     }
 
-    /// Each row's seq, HLC stamp and generation, in order, and the versions they produce;
-    /// `states` (the row versions held before the chunk) follow the rows stamped.
     /// The tracked columns an insert's capture did not write (a column added since its
     /// trigger was made, or left out by an application that writes the outbox): their values
     /// here are no write, so they get the zero version, as peers give them (found from outside:
     /// rows inserted while `track` ran kept their new column's value here and took the peers'
-    /// elsewhere, `check` OK). The common case, every column, is one dictionary lookup.
-    private static func notCaptured(
-        _ table: String, _ attribute: String?, _ tables: [String: TableInfo], seen: inout [String: [String]]
-    ) throws -> [String] {
-        guard let attribute, let t = tables[table] else { return [] }
-        let cacheKey = table + "\u{0}" + attribute
-        if let known = seen[cacheKey] { return known }
-        let captured = Set((try? CapturedJSON.array(attribute))?.compactMap { $0 } ?? t.columns.map(\.name))
-        let missing = t.columns.map(\.name).filter { !captured.contains($0) }
-        seen[cacheKey] = missing
-        return missing
+    /// elsewhere, `check` OK). Inserts of one table in a row carry one column list: the common
+    /// case is a comparison with the one before.
+    struct NotCaptured {
+        let tables: [String: TableInfo]
+        private var last: (table: String, attribute: String, missing: [String])?
+        private var seen: [String: [String]] = [:]
+
+        init(_ tables: [String: TableInfo]) { self.tables = tables }
+
+        mutating func columns(_ table: String, _ attribute: String?) -> [String] {
+            guard let attribute, let t = tables[table] else { return [] }
+            if let last, last.table == table, last.attribute == attribute { return last.missing }
+            let cacheKey = table + "\u{0}" + attribute
+            let missing =
+                seen[cacheKey]
+                ?? {
+                    let captured = Set(
+                        (try? CapturedJSON.array(attribute))?.compactMap { $0 } ?? t.columns.map(\.name))
+                    return t.columns.map(\.name).filter { !captured.contains($0) }
+                }()
+            seen[cacheKey] = missing
+            last = (table, attribute, missing)
+            return missing
+        }
     }
 
+    /// Each row's seq, HLC stamp and generation, in order, and the versions they produce;
+    /// `states` (the row versions held before the chunk) follow the rows stamped.
     private static func stampRows(
         _ rows: [Row], keys: [RowKey], states: [RowKey: VersionStore.RowState], me: inout NodeIdentity,
-        offsetMs: Int64, notCaptured: (String, String?) throws -> [String]
+        offsetMs: Int64, notCaptured: (String, String?) -> [String]
     ) throws -> ChunkWrites {
         var states = states
         var w = ChunkWrites()
@@ -207,7 +220,7 @@ enum Stamper {
             case .insert:
                 cl = current.map { $0.cl % 2 == 1 ? $0.cl : $0.cl + 1 } ?? 1
                 newGeneration(&w, &states, key, cl: cl, version: version, hadState: current != nil)
-                for name in try notCaptured(key.table, r.string(4)) { w.columnWrites[key, default: [:]][name] = .zero }
+                for name in notCaptured(key.table, r.string(4)) { w.columnWrites[key, default: [:]][name] = .zero }
             case .delete:
                 cl = current.map { $0.cl % 2 == 1 ? $0.cl + 1 : $0.cl } ?? 2
                 newGeneration(&w, &states, key, cl: cl, version: version, hadState: current != nil)

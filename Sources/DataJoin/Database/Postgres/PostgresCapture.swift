@@ -50,21 +50,27 @@ extension PostgresDialect {
         let deadlockMs =
             try db.scalar("SELECT setting::bigint FROM pg_settings WHERE name = 'deadlock_timeout'").asInt64 ?? 1_000
         // Longer tries as the wait goes on (transactions longer than a try), never half the
-        // deadlock timeout: an application waiting behind a try is let go long before it.
+        // deadlock timeout: an application waiting behind a try is let go long before it. The
+        // whole statement is bounded, not each table's wait (`lock_timeout` is per lock; found
+        // in review: waits on several busy tables added up past the deadlock timeout).
         let longestTryMs = max(1, deadlockMs / 2)
-        let before = try db.scalar("SELECT current_setting('lock_timeout')").asString ?? "0"
-        var wait = LockWait.Wait("the tracked tables, which another session uses, to upgrade this node")
+        let before = try db.scalar("SELECT current_setting('statement_timeout')").asString ?? "0"
+        var wait = LockWait.Wait("the tracked tables, which other sessions use, to upgrade this node")
         var attempt = 0
         while true {
+            let leftMs = Int64(max(0, LockWait.timeoutSeconds - wait.waited) * 1_000)
+            let tryMs = max(1, min(longestTryMs, Int64(50) << min(attempt, 10), leftMs))
             do {
                 try db.write { _ in
-                    let tryMs = min(longestTryMs, Int64(50) << min(attempt, 10))
-                    _ = try db.scalar("SELECT set_config('lock_timeout', ?, true)", [.text("\(tryMs)ms")])
+                    _ = try db.scalar("SELECT set_config('statement_timeout', ?, true)", [.text("\(tryMs)ms")])
                     try db.executeScript(lock)
                 }
-                _ = try db.scalar("SELECT set_config('lock_timeout', ?, true)", [.text(before)])
+                _ = try db.scalar("SELECT set_config('statement_timeout', ?, true)", [.text(before)])
                 return
-            } catch  where DatabaseErrors.isLocked(error) {}
+            } catch  where Self.triedTooLong(error) {
+                // As long again free for the applications: a try blocks the tables it holds.
+                usleep(UInt32(min(tryMs, 500)) * 1_000)
+            }
             guard wait.keepWaiting(attempt: attempt) else {
                 throw DataJoinError(
                     .locked,
@@ -74,6 +80,11 @@ extension PostgresDialect {
             }
             attempt += 1
         }
+    }
+
+    /// A try of `lockForUpgrade` that ran out of its time (the statement's, or a lock's).
+    static func triedTooLong(_ error: Error) -> Bool {
+        DatabaseErrors.isLocked(error) || (TransactionError.unwrap(error) as? PostgresError)?.sqlState == "57014"
     }
 
     /// Schema 19: a tracked column whose type is a domain is registered as the domain's base

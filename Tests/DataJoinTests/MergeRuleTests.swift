@@ -92,6 +92,32 @@ final class MergeRuleTests: ScenarioTestCase {
 
     /// The log keeps values up to 64 KiB whole and a longer one by its length, SHA-256 and
     /// start (conflict-rules.md, "The conflict log"): at 64 KiB − 1, 64 KiB, 64 KiB + 1, 3 × 64 KiB.
+    /// Two edits of one node delivered in the other order: the later wins, and neither is
+    /// logged as a conflict (the node replaced its own value; nobody else's was lost).
+    func testOneNodesEditsArrivingOutOfOrderAreNoConflict() throws {
+        try seedRow()
+        var bundles: [URL] = []
+        for (i, text) in ["first edit", "second edit"].enumerated() {
+            try a.exec("UPDATE sales_order SET description = ? WHERE order_id = 'k'", [.text(text)])
+            let out = folder.appendingPathComponent("edit-\(i)")
+            try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+            try a.export(to: out)
+            bundles.append(out)
+        }
+        try b.ingest([bundles[1].path])
+        try b.ingest([bundles[0].path])
+        XCTAssertEqual(try value(b, "description"), .text("second edit"))
+        XCTAssertEqual(try a.rows(), try b.rows())
+        XCTAssertEqual(try ConflictLog.list(b.db).map(\.reason), [], "one node's own edits are no conflict")
+        // Another node's edit that had not seen the value it replaced is still logged.
+        try b.exec("UPDATE sales_order SET description = 'from b' WHERE order_id = 'k'")
+        try send(b, b)
+        try a.exec("UPDATE sales_order SET description = 'third edit' WHERE order_id = 'k'")
+        try exchange()
+        XCTAssertEqual(try a.rows(), try b.rows())
+        XCTAssertEqual(try ConflictLog.list(a.db).count + ConflictLog.list(b.db).count, 2)
+    }
+
     func testLongValuesAreLoggedByLengthDigestAndStart() throws {
         let limit = ConflictLog.wholeValueBytes
         for (i, n) in [limit - 1, limit, limit + 1, 3 * limit].enumerated() {

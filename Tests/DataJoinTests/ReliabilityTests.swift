@@ -999,6 +999,47 @@ final class ReliabilityTests: ScenarioTestCase {
         XCTAssertTrue(status.contains("quarantine/a_bad.djb: "), status)
     }
 
+    /// A database that fills up while it loads a bundle: the run stops naming that file, the
+    /// files before it stay loaded, nothing of it is kept, and a rerun with room completes.
+    func testAnIngestOnAFullDiskNamesTheFileItWasLoading() throws {
+        let a = try TestNode(
+            "a", .sqlite, folder: folder, table: ConvergencePropertyTests.ddl(.sqlite), track: ["item"])
+        let small = try dir("smalldisk")
+        guard shell("mount -t tmpfs -o size=4m tmpfs '\(small.path)'") == 0 else {
+            throw XCTSkip("mounting a small filesystem needs root")
+        }
+        defer { _ = shell("umount '\(small.path)'") }
+        let b = try TestNode("b", .sqlite, folder: small, table: ConvergencePropertyTests.ddl(.sqlite), track: ["item"])
+        try trustAll([a, b])
+        let drop = try dir("drop")
+        try a.exec("INSERT INTO item (id, a) VALUES ('first', 'fits')")
+        let first = try a.export(to: drop)
+        try a.db.write { _ in
+            for i in 0..<3_000 {
+                try a.exec(
+                    "INSERT INTO item (id, a) VALUES (?, ?)",
+                    [.text("k\(i)"), .text(String(repeating: "v\(i) ", count: 60))])
+            }
+        }
+        let second = try a.export(to: drop)
+        XCTAssertEqual(first.count, 1)
+        XCTAssertEqual(second.count, 1)
+        // About 300 KiB left: the first bundle's one row fits, the second's 3,000 do not.
+        let free = try FileManager.default.attributesOfFileSystem(forPath: small.path)[.systemFreeSize] as! Int
+        XCTAssertEqual(shell("dd if=/dev/zero of='\(small.path)/filler' bs=1024 count=\(free / 1024 - 300)"), 0)
+        let r = try CLI.run(["ingest", "--db", b.url, drop.path])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("while loading \(second[0]): nothing of it was kept"), r.stderr)
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        XCTAssertEqual(
+            try b.db.scalar("SELECT count(*) FROM ds_change_inbox"), .integer(1), "the first file stays loaded")
+        try FileManager.default.removeItem(atPath: small.path + "/filler")
+        XCTAssertEqual(try CLI.run(["ingest", "--db", b.url, drop.path]).status, 0)
+        XCTAssertEqual(try b.rows("item"), try a.rows("item"))
+        XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM item"), .integer(3_001))
+        try CLI.ok(["check", "--db", b.url])
+    }
+
     @discardableResult
     func shell(_ command: String) -> Int32 {
         let p = Process()

@@ -1,3 +1,4 @@
+import CSQLite
 import Foundation
 
 /// What a caller without a connection (the CLI) may ask of any brand's error.
@@ -38,6 +39,17 @@ public enum DatabaseErrors {
             return e.code == .readOnlyTransaction
                 || (e.code == .optionPreventsStatement && e.message.lowercased().contains("read-only"))
         case let e as PostgresError: return e.code == .readOnlySQLTransaction
+        default: return false
+        }
+    }
+
+    /// The database has no room left for what the run writes (SQLITE_FULL, PostgreSQL's
+    /// disk_full, MariaDB's disk or table full).
+    public static func isDiskFull(_ error: Error) -> Bool {
+        switch TransactionError.unwrap(error) {
+        case let e as SQLiteError: return e.primary == SQLITE_FULL
+        case let e as MariaDBError: return e.code == .diskFull || e.code == .tableFull
+        case let e as PostgresError: return e.sqlState == "53100"
         default: return false
         }
     }

@@ -410,7 +410,9 @@ struct Merger {
         let localValue = local[position] ?? .null
         if row.incoming == localVersion { return .unchanged }
         if row.incoming < localVersion {
-            if localValue != v.value {
+            // One node's own edits arriving out of order are not concurrent: the later replaced
+            // the earlier on that node first (found from outside: they were logged as conflicts).
+            if localValue != v.value, row.incoming.node != localVersion.node {
                 try conflicts.record(
                     table: c.table, key: row.key, column: v.name, winner: localValue, winnerVersion: localVersion,
                     loser: v.value,
@@ -430,7 +432,9 @@ struct Merger {
         // value (NULL): that is not a concurrent edit (BundleWriter).
         let oldLeftOut =
             c.oldValue == .null && Self.size(localValue) + Self.size(v.value) > BundleFormat.maxChangeBytes - 1_024
-        if let old = c.oldValue, !oldLeftOut, !localValue.matchesCaptured(old), localValue != v.value {
+        if let old = c.oldValue, !oldLeftOut, !localValue.matchesCaptured(old), localValue != v.value,
+            row.incoming.node != localVersion.node
+        {
             try conflicts.record(
                 table: c.table, key: row.key, column: v.name, winner: v.value, winnerVersion: row.incoming,
                 loser: localValue,

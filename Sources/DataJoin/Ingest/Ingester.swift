@@ -143,6 +143,14 @@ public enum Ingester {
                         status = .refused(e.message + "; left in place")
                         refusal = e.code
                     }
+                } catch  where DatabaseErrors.isDiskFull(error) {
+                    // The run stops (no later file could load either), naming the file it was
+                    // loading (found from outside: only the database's words were said).
+                    throw DataJoinError(
+                        .io,
+                        TerminalText.oneLine("\(error)")
+                            + " while loading \(path): nothing of it was kept (the files before it were); free space for the database, then run ingest again"
+                    )
                 } catch
                     where !db.isUnavailable(error) && !DatabaseErrors.isPermissionDenied(error)
                     && !DatabaseErrors.isReadOnly(error)

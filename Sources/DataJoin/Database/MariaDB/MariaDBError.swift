@@ -21,6 +21,8 @@ public struct MariaDBError: Error, CustomStringConvertible {
         /// InnoDB's "Record has changed since last read" under snapshot isolation.
         public static let recordChangedSinceStart = Code(rawValue: 1020)
         public static let diskFull = Code(rawValue: UInt32(ER_DISK_FULL))
+        /// "The table is full": InnoDB's tablespace could not grow (a full disk).
+        public static let tableFull = Code(rawValue: UInt32(ER_RECORD_FILE_FULL))
         public static let outOfResources = Code(rawValue: UInt32(ER_OUT_OF_RESOURCES))
         public static let readOnlyTransaction = Code(rawValue: UInt32(ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION))
         /// `--read-only` (a replica): ER_OPTION_PREVENTS_STATEMENT.

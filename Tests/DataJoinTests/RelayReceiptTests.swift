@@ -945,6 +945,45 @@ final class RelayReceiptTests: ScenarioTestCase {
         try assertSameRows(f)
     }
 
+    /// A laptop whose clock jumps back between two bundles, the first of them read late: its
+    /// bundles' times never go back, so the late one is older and no sign of a restore. Found
+    /// from outside: the hub took the laptop for restored, and it moved to a new epoch and was
+    /// told on every export that it had lost a change it never issued.
+    func testALaptopWhoseClockJumpedBackIsNoRestoredNode() throws {
+        let f = try fleet(1)
+        let l0 = f.laptops[0]
+        let epoch = try NodeIdentity.load(l0.db).epoch
+        func setOffset(hours: Int64) throws {
+            try l0.exec("DELETE FROM ds_setting WHERE name = 'test_clock_offset_ms'")
+            try l0.exec(
+                "INSERT INTO ds_setting (name, value) VALUES ('test_clock_offset_ms', ?)",
+                [.text(String(hours * 3_600_000))])
+        }
+        var sticks: [URL] = []
+        for (i, hours) in [3, 3, -4].enumerated() {
+            try setOffset(hours: Int64(hours))
+            try insert(l0, 1)
+            sticks.append(try TestDatabases.subfolder(folder, "stick\(i)"))
+            try l0.export(to: sticks[i])
+        }
+        for i in [0, 2, 1] {
+            XCTAssertEqual(try f.hub.ingest([sticks[i].path]).notices, [], "bundle \(i)")
+        }
+        XCTAssertEqual(try Forks.all(f.hub.db), [:])
+        _ = try Exporter.export(f.hub.db, ExportOptions(folder: f.down.path, relay: true))
+        try l0.ingest([f.down.path])
+        try insert(l0, 1)
+        try l0.export(to: f.up)
+        XCTAssertEqual(try f.hub.ingest([f.up.path]).notices, [])
+        XCTAssertEqual(try NodeIdentity.load(l0.db).epoch, epoch, "the laptop stays in its epoch")
+        let said =
+            try CLI.ok(["status", "--db", l0.url]).stdout
+            + CLI.ok(["export", "--db", l0.url, "--to", f.up.path]).stderr
+        XCTAssertFalse(said.contains("lost here"), said)
+        XCTAssertFalse(try CLI.ok(["status", "--db", f.hub.url]).stdout.contains("restored"))
+        try assertSameRows(f)
+    }
+
     /// A laptop's bundle read after its later changes came through the hub (a stick carried
     /// straight to a peer, read after the night's relay) confirms fewer of its own changes than
     /// the peer holds, and is no sign of a restore: it was written before them. Found from

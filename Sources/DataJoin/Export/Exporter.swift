@@ -502,7 +502,7 @@ public enum Exporter {
     ) throws -> ExportedBundle {
         let count = origins.reduce(0) { $0 + $1.count }
         let header = BundleHeader(
-            sender: ctx.me.nodeId, senderEpoch: ctx.me.epoch, createdAt: nowText(), origins: origins,
+            sender: ctx.me.nodeId, senderEpoch: ctx.me.epoch, createdAt: try BundleTime.next(ctx.db), origins: origins,
             changeCount: count, receipts: ctx.receipts, publicKey: ctx.me.publicKey, relaySpan: span,
             relayReceipts: ctx.relayReceipts)
         let writer = try BundleWriter(

@@ -122,7 +122,8 @@ public enum Snapshotter {
         }
         .sorted { ($0.origin, $0.epoch) < ($1.origin, $1.epoch) }
         let header = BundleHeader(
-            sender: me.nodeId, senderEpoch: me.epoch, createdAt: nowText(), kind: "snapshot", origins: origins,
+            sender: me.nodeId, senderEpoch: me.epoch, createdAt: try BundleTime.next(db), kind: "snapshot",
+            origins: origins,
             changeCount: spool.count, receipts: receipts, publicKey: me.publicKey, relaySpan: span)
         let name =
             "\(me.nodeId)~snapshot_\(Self.stamp())_\(snapshotEpoch.dropFirst(BundleFormat.snapshotEpochPrefix.count).prefix(8)).\(BundleFormat.fileExtension)"

@@ -945,6 +945,63 @@ final class RelayReceiptTests: ScenarioTestCase {
         try assertSameRows(f)
     }
 
+    /// A laptop's change that reached only another laptop (it read the bundle directly; the
+    /// copy for the hub was lost), and then the laptop was restored from a backup: the hub lacks
+    /// that change of an epoch the laptop left, and only the other laptop holds it. The hub names
+    /// it with the cure, which brings the change everywhere. Found from outside: the rows stayed
+    /// apart for good, with every command exiting 0 and `check` OK.
+    func testAChangeOnlyAnotherLaptopHoldsAfterItsOriginWasRestoredIsNamedAndComesBack() throws {
+        let f = try fleet(1)
+        let l0 = f.laptops[0]
+        let l4 = try cliNode("l4", trusting: [f.hub, l0])
+        try f.hub.exec("INSERT INTO ds_setting (name, value) VALUES ('partial_grace_seconds', '0')")
+        let stick = try TestDatabases.subfolder(folder, "stick"), lost = try TestDatabases.subfolder(folder, "lost")
+        func round() throws {
+            try CLI.ok(["export", "--db", l4, "--to", f.up.path])
+            try l0.export(to: f.up)
+            try f.hub.ingest([f.up.path])
+            _ = try Exporter.export(f.hub.db, ExportOptions(folder: f.down.path, relay: true))
+            try CLI.ok(["ingest", "--db", l4, f.down.path])
+            try l0.ingest([f.down.path])
+        }
+        try insert(f.hub, 2)
+        try round()
+        let backup = try backUp(l4)
+        let l4db = try DatabaseOpener.open(l4)
+        try l4db.execute("DELETE FROM sales_order WHERE order_id = 'hub-1'")
+        try CLI.ok(["export", "--db", l4, "--to", stick.path])
+        try CLI.ok(["ingest", "--db", l0.url, stick.path])
+        try CLI.ok(["export", "--db", l4, "--to", lost.path])  // nothing new: the hub's copy is lost
+        try l4db.execute("UPDATE sales_order SET description = 'edited on l4' WHERE order_id = 'hub-2'")
+        try CLI.ok(["export", "--db", l4, "--to", f.up.path])
+        try f.hub.ingest([f.up.path])
+        try restore(l4, from: backup)
+        // The documented recovery of a restored laptop: ingest first, then export.
+        try round()
+        try round()
+        try l0.export(to: f.up)
+        let gaps = try f.hub.ingest([f.up.path]).gaps
+        XCTAssertEqual(gaps.count, 1, "\(gaps)")
+        let said = gaps.joined()
+        XCTAssertTrue(said.contains("l4 (epoch "), said)
+        XCTAssertTrue(said.contains("which it has left): change 1 is still missing here"), said)
+        XCTAssertTrue(
+            said.contains("l0 holds them (its receipts say so)")
+                && said.contains("on l0 run 'datajoin export --db URL --to FOLDER --relay --resend --peer hub'"), said)
+        XCTAssertEqual(try count(f.hub, "SELECT count(*) FROM sales_order WHERE order_id = 'hub-1'"), 1, "not yet")
+        // The cure, as said.
+        try CLI.ok(["export", "--db", l0.url, "--to", f.up.path, "--relay", "--resend", "--peer", "hub"])
+        XCTAssertEqual(try f.hub.ingest([f.up.path]).gaps, [])
+        try round()
+        try round()
+        XCTAssertEqual(try count(f.hub, "SELECT count(*) FROM sales_order WHERE order_id = 'hub-1'"), 0)
+        let rows = try f.hub.rows()
+        XCTAssertEqual(try l0.rows(), rows)
+        XCTAssertEqual(try TestDatabases.dump(DatabaseOpener.open(l4), "sales_order"), rows)
+        XCTAssertFalse(try CLI.ok(["export", "--db", l4, "--to", f.up.path]).stderr.contains("lost here"))
+        try checkAll([f.hub.url, l0.url, l4])
+    }
+
     /// A laptop whose clock jumps back between two bundles, the first of them read late: its
     /// bundles' times never go back, so the late one is older and no sign of a restore. Found
     /// from outside: the hub took the laptop for restored, and it moved to a new epoch and was

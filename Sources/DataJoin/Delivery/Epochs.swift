@@ -122,7 +122,7 @@ public enum Epochs {
         return
             "this node's own changes \(seqs) of its epoch \(epoch.prefix(8)) are lost here and \(holder) holds them; they come back only from a node that relays them: "
             + "on \(holder) run 'datajoin export --db URL --to FOLDER --relay --resend --peer \(me.nodeId)' and ingest what it writes here "
-            + "(docs/delivery.md, 'Restored backups and epochs'); if \(holder) pruned them, re-join from a snapshot of a node that holds them (docs/snapshot.md)"
+            + "(docs/delivery.md, 'Restored backups and epochs'; those that reached only another node, \(holder)'s ingest names with it); if \(holder) pruned them, re-join from a snapshot of a node that holds them (docs/snapshot.md)"
             + (relays
                 ? ", then, since this node relays, re-join each of its other peers from a new snapshot of this node"
                 : "")

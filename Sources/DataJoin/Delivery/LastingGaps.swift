@@ -30,20 +30,48 @@ enum LastingGaps {
         }
     }
 
+    /// An origin's epoch before its latest (it was restored and moved on) whose gap some peer's
+    /// receipts say it holds: a change that reached only that peer (a laptop that read the
+    /// origin's bundle directly) comes back only from it, and nothing named it (found from
+    /// outside: the rows stayed apart for good, every command exited 0 and `check` was OK).
+    static func heldElsewhere(_ db: Database, me: NodeIdentity) throws -> [(Holdings.State, [String])] {
+        let closableKeys = Set(try closable(db, me: me).map { $0.origin + "\u{0}" + $0.epoch })
+        let revoked = Set(
+            try db.rows("SELECT node_id FROM ds_trusted_key WHERE revoked_at IS NOT NULL").compactMap { $0.string(0) })
+        return try Holdings.all(db).compactMap { s in
+            guard s.maxSeq > s.contiguous, s.origin != me.nodeId, !revoked.contains(s.origin),
+                !closableKeys.contains(s.origin + "\u{0}" + s.epoch)
+            else { return nil }
+            let holders = try holders(db, s, me: me, revoked: revoked)
+            return holders.isEmpty ? nil : (s, holders)
+        }
+    }
+
+    /// Peers (not the origin, not revoked) whose receipts hold the origin's changes past the mark here.
+    private static func holders(_ db: Database, _ s: Holdings.State, me: NodeIdentity, revoked: Set<String>) throws
+        -> [String]
+    {
+        try db.rows(
+            "SELECT peer FROM ds_peer_receipt WHERE origin = ? AND origin_epoch = ? AND seq > ? AND peer <> ? AND peer <> ? ORDER BY seq DESC, peer",
+            [.text(s.origin), .text(s.epoch), .integer(s.contiguous), .text(s.origin), .text(me.nodeId)]
+        ).compactMap { $0.string(0) }.filter { !revoked.contains($0) }
+    }
+
     /// One warning per origin whose first gap has lasted; an index lookup per origin with a gap.
     static func warnings(_ db: Database, me: NodeIdentity, graceSeconds: Double) throws -> [String] {
         let before = UTCText.iso8601(ms: Int64((Date().timeIntervalSince1970 - graceSeconds) * 1000))
         var out: [String] = []
+        for (s, holders) in try heldElsewhere(db, me: me) {
+            guard let (range, received) = try lasting(db, s, before: before) else { continue }
+            let holder = holders[0]
+            out.append(
+                "\(s.origin) (epoch \(s.epoch.prefix(8)), which it has left): \(range) still missing here, and later ones arrived at \(received); "
+                    + "\(holder) holds them (its receipts say so), and they come back only from a node that holds them: on \(holder) run "
+                    + "'datajoin export --db URL --to FOLDER --relay --resend --peer \(me.nodeId)' and ingest what it writes here (docs/delivery.md, 'Gaps')"
+            )
+        }
         for s in try closable(db, me: me) {
-            // The first change past the mark: the gap runs up to it, and it came when it was received.
-            guard
-                let next = try db.firstRow(
-                    "SELECT seq, received_at FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq > ? ORDER BY seq LIMIT 1",
-                    [.text(s.origin), .text(s.epoch), .integer(s.contiguous)]),
-                let seq = next.int(0), seq > s.contiguous + 1, let received = next.string(1), received <= before
-            else { continue }
-            let range =
-                seq - 1 == s.contiguous + 1 ? "change \(seq - 1) is" : "changes \(s.contiguous + 1)–\(seq - 1) are"
+            guard let (range, received) = try lasting(db, s, before: before) else { continue }
             out.append(
                 "\(s.origin) (epoch \(s.epoch.prefix(8))): \(range) still missing here, and later ones arrived at \(received) "
                     + "(a bundle lost, or written where this node does not read); on \(s.origin), or on a node that relays it, run "
@@ -52,5 +80,18 @@ enum LastingGaps {
             )
         }
         return out
+    }
+
+    /// The first gap of an origin's epoch, when the change past it arrived before `before`.
+    private static func lasting(_ db: Database, _ s: Holdings.State, before: String) throws -> (String, String)? {
+        // The first change past the mark: the gap runs up to it, and it came when it was received.
+        guard
+            let next = try db.firstRow(
+                "SELECT seq, received_at FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq > ? ORDER BY seq LIMIT 1",
+                [.text(s.origin), .text(s.epoch), .integer(s.contiguous)]),
+            let seq = next.int(0), seq > s.contiguous + 1, let received = next.string(1), received <= before
+        else { return nil }
+        let range = seq - 1 == s.contiguous + 1 ? "change \(seq - 1) is" : "changes \(s.contiguous + 1)–\(seq - 1) are"
+        return (range, received)
     }
 }

@@ -472,6 +472,105 @@ final class BoundaryTests: ScenarioTestCase {
         }
     }
 
+    /// The columns the table definitions of one bundle may hold (`bundleDefinedColumns`, 2 per
+    /// table here: 4 tables a bundle): an export of changes to size − 1 … 3 × size tables cuts
+    /// before the table that does not fit, and so does the hub's relay of them; every file is
+    /// read, both ways. Found from outside: 90 wide tables made one bundle every reader refused.
+    func testBundleDefinedColumns() throws {
+        Tuning.current.bundleDefinedColumns = 2 * Self.size
+        let tables = (0..<(3 * Self.size)).map { "t\($0)" }
+        let ddl = tables.map { "CREATE TABLE \($0) (id VARCHAR(64) PRIMARY KEY NOT NULL, v TEXT)" }.joined(
+            separator: ";\n")
+        for (b1, b2) in [(Brand.sqlite, Brand.postgres), (.mariadb, .sqlite), (.postgres, .mariadb)] {
+            for n in Self.counts {
+                let a = try TestNode("wa\(b1)\(b2)\(n)", b1, folder: folder, table: ddl, track: tables)
+                let hub = try TestNode("wh\(b1)\(b2)\(n)", b2, folder: folder, table: ddl, track: tables)
+                let c = try TestNode("wc\(b1)\(b2)\(n)", .sqlite, folder: folder, table: ddl, track: tables)
+                try trustAll([a, hub, c])
+                try a.db.retryingWrite { _ in
+                    for t in tables.prefix(n) {
+                        try a.exec("INSERT INTO \(t) (id, v) VALUES (?, ?)", [.text("k"), .text("\(t) from a")])
+                    }
+                }
+                let out = try TestDatabases.subfolder(folder, "wide-\(UUID().uuidString.prefix(6))")
+                let expected = (n + Self.size - 1) / Self.size
+                XCTAssertEqual(try a.export(to: out).count, expected, "\(b1) n = \(n)")
+                XCTAssertEqual(try hub.ingest([out.path]).refused, 0)
+                let down = try TestDatabases.subfolder(folder, "down-\(UUID().uuidString.prefix(6))")
+                let relayed = try Exporter.export(hub.db, ExportOptions(folder: down.path, relay: true))
+                XCTAssertEqual(relayed.count, expected, "\(b2) relay n = \(n)")
+                XCTAssertEqual(try c.ingest([down.path]).refused, 0)
+                for t in tables {
+                    XCTAssertEqual(try hub.rows(t), try a.rows(t), "\(b1)→\(b2) n = \(n) \(t)")
+                    XCTAssertEqual(try c.rows(t), try a.rows(t), "\(b1)→\(b2)→sqlite n = \(n) \(t)")
+                }
+                XCTAssertEqual(try c.db.scalar("SELECT count(*) FROM t0"), .integer(1))
+            }
+        }
+    }
+
+    /// The writer against the reader's own limits on definitions (200,000 columns, 8 MiB of
+    /// names): everything up to the limit is written and read; the change past it is refused
+    /// by the writer before a byte of it is written, and the file so far reads whole.
+    func testTheWriterStopsAtTheReadersLimitsOnDefinitions() throws {
+        let key = Curve25519.Signing.PrivateKey()
+        let out = try TestDatabases.subfolder(folder, "defs")
+        /// A change of table `t` whose definition is "id" and `names`.
+        func change(_ seq: Int64, table t: String, _ names: [String]) -> Change {
+            Change(
+                origin: "p", epoch: "00aa11bb", seq: seq, hlc: 1 << 16, txid: 0, op: .insert, table: t, cl: 1,
+                key: [.text("k")], columns: names.map { .init(name: $0, value: .null) }, oldValue: nil, keyNames: ["id"]
+            )
+        }
+        /// Writes `tables` in order; how many the writer took before it refused one (all: nil).
+        func write(_ tables: [(String, [String])], fits: Int) throws -> Int? {
+            let header = OutsideInputTests.header(
+                sender: "p", key: key,
+                origins: [OriginRange(origin: "p", epoch: "00aa11bb", first: 1, last: Int64(fits), count: Int64(fits))],
+                count: Int64(fits))
+            let writer = try BundleWriter(
+                folder: out.path, fileName: "p_\(UUID().uuidString.prefix(8)).djb", header: header, signingKey: key)
+            var refusedAt: Int?
+            for (i, (t, names)) in tables.enumerated() {
+                do { try writer.add(change(Int64(i + 1), table: t, names), table: nil) } catch is DefinitionsFull {
+                    refusedAt = i
+                    break
+                }
+            }
+            let path = try writer.finish().path
+            let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+            XCTAssertTrue(BundleInspector.check(bytes: bytes, maxExpandedBytes: 1 << 30), "the file reads whole")
+            return refusedAt
+        }
+        let wide = (1..<10_000).map { "c\($0)" }  // with "id", 10,000 columns a table
+        // Columns: 20 tables of 10,000 is the limit.
+        for (label, refused) in [("-1", nil), ("0", nil), ("+1", 20), ("3x", 20)] as [(String, Int?)] {
+            var tables = (0..<(label == "3x" ? 60 : 20)).map { ("t\($0)", wide) }
+            if label == "-1" { tables[19].1.removeLast() }
+            if label == "+1" { tables.append(("x", [])) }
+            XCTAssertEqual(try write(tables, fits: refused ?? tables.count), refused, "columns \(label)")
+        }
+        // Names: 8 tables "tN" of "id" and 9,999 names of 100 bytes, then a ninth whose names
+        // (100 bytes each, the last shorter) reach 8 MiB in all exactly at "0".
+        let long = (1..<10_000).map { "c\($0)" + String(repeating: "n", count: 100 - "c\($0)".utf8.count) }
+        XCTAssertEqual(Set(long.map(\.utf8.count)), [100])
+        let perTable = 2 + 2 + 9_999 * 100
+        let rest = (8 << 20) - 8 * perTable - 4
+        for (label, extra, refused) in [("-1", -1, nil), ("0", 0, nil), ("+1", 1, 8), ("3x", 0, 8)]
+            as [(String, Int, Int?)]
+        {
+            var tables = (0..<8).map { ("t\($0)", long) }
+            var last = Array(long.prefix(rest / 100))
+            last.append("z" + String(repeating: "z", count: rest % 100 + extra - 1))
+            tables.append(("t8", last))
+            if label == "3x" {
+                tables[8].1 = long
+                tables += (9..<26).map { ("t\($0)", long) }
+            }
+            XCTAssertEqual(try write(tables, fits: refused ?? tables.count), refused, "names \(label)")
+        }
+    }
+
     /// The expanded-size limit (`max_bundle_expanded_bytes`, at most 4 GiB) at a real bundle's
     /// size − 1, size, size + 1: refused, loaded, loaded.
     func testExpandedSizeLimit() throws {

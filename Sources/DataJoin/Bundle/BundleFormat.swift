@@ -15,6 +15,8 @@ public enum BundleFormat {
     /// Table definitions of one bundle: at most this many columns in all, and this many bytes
     /// of names, so a file of 40,000 tables cannot take gigabytes.
     public static let maxDefinedColumns = 200_000
+    /// The highest table index a bundle may define.
+    public static let maxTableIndex = 100_000
     /// Sequence numbers, generations and receipts: at most 2^62, so no sum or `+ 1` on them
     /// can overflow (a node issuing a million changes a second needs 146,000 years to get there).
     public static let maxSeq = 1 << 62

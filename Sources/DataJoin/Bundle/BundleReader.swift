@@ -65,7 +65,7 @@ final class BundleReader {
             let kind = try reader.byte()
             switch BundleFormat.Record(rawValue: kind) {
             case .table:
-                let index = try reader.int(100_000)
+                let index = try reader.int(BundleFormat.maxTableIndex)
                 let name = try Self.identifier(try reader.string(), "table")
                 let n = try reader.int(10_000)
                 guard n > 0 else { throw DataJoinError.bundle("table \(name) has no columns") }

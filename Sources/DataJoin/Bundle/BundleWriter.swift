@@ -14,6 +14,10 @@ struct UnsendableChange: Error, CustomStringConvertible {
 /// Writes one bundle: gzip stream of magic, version, header, table and change records, then a
 /// trailer with the SHA-256 of everything before it and the sender's Ed25519 signature of that
 /// digest. The file is written as `.tmp`, fsynced, renamed, and its folder fsynced.
+/// A change whose table definition would take its bundle past what a reader takes
+/// (BundleFormat's limits on definitions): the bundle must end before it.
+struct DefinitionsFull: Error {}
+
 final class BundleWriter {
     let finalPath: String
     let tempPath: String
@@ -25,6 +29,9 @@ final class BundleWriter {
     private var pending = ByteWriter()
     private var tables: [String: (index: Int, columns: [String: Int], keys: [String])] = [:]
     private var nextTableIndex = 0
+    /// What the table definitions written so far hold, against the reader's limits.
+    private var definedColumns = 0
+    private var definitionBytes = 0
     private var origins: [String: Int] = [:]
     /// The origin of the last change: a bundle is mostly one origin's run.
     private var lastOrigin: (origin: String, epoch: String, index: Int)?
@@ -150,10 +157,24 @@ final class BundleWriter {
             // Defined again: the indexes of the names seen before may change.
             lastIndexes = nil
             var names = keyNames
+            var seen = Set(keyNames)
             for n in (table?.columns.map(\.name) ?? [])
                 + (tables[c.table].map { $0.columns.sorted { $0.value < $1.value }.map(\.key) } ?? [])
                 + c.columns.map(\.name)
-            where !names.contains(n) { names.append(n) }
+            where seen.insert(n).inserted { names.append(n) }
+            // Never write what a reader refuses: past its limits on definitions, the bundle ends
+            // before this change and the next one starts with it (found from outside: 90 wide
+            // tables made a bundle every peer refused, counted as sent).
+            let bytes = c.table.utf8.count + names.reduce(0) { $0 + $1.utf8.count }
+            if nextTableIndex > BundleFormat.maxTableIndex
+                || definedColumns + names.count
+                    > min(Tuning.current.bundleDefinedColumns, BundleFormat.maxDefinedColumns)
+                || definitionBytes + bytes > BundleFormat.maxDefinitionBytes
+            {
+                throw DefinitionsFull()
+            }
+            definedColumns += names.count
+            definitionBytes += bytes
             let index = nextTableIndex
             nextTableIndex += 1
             var cols: [String: Int] = [:]

@@ -37,6 +37,9 @@ public struct Tuning: Equatable, Sendable {
     /// Bytes a second thread may read ahead of the one that writes (`ReadAhead`): an ingest's
     /// decoded changes (in batches of a quarter of it), an import's next chunks.
     public var readAheadBytes = 4 << 20
+    /// Columns the table definitions of one written bundle may hold in all (a reader takes at
+    /// most BundleFormat.maxDefinedColumns; a test sets fewer to reach the cut in seconds).
+    public var bundleDefinedColumns = BundleFormat.maxDefinedColumns
 
     public init() {}
 
@@ -50,6 +53,7 @@ public struct Tuning: Equatable, Sendable {
         "versionBatch": \.versionBatch, "snapshotChunk": \.snapshotChunk, "holdingsPage": \.holdingsPage,
         "sqliteCaptureSplit": \.sqliteCaptureSplit, "postgresCaptureSplit": \.postgresCaptureSplit,
         "bundleTargetBytes": \.bundleTargetBytes, "chunkBytes": \.chunkBytes, "readAheadBytes": \.readAheadBytes,
+        "bundleDefinedColumns": \.bundleDefinedColumns,
     ]
 
     /// Parses `name=value,name=value`. Capture splits stay within the SQL functions' limits.

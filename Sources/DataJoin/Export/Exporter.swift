@@ -254,7 +254,9 @@ public enum Exporter {
                     try withoutActuallyEscaping(add) { add in
                         let encoder = BackgroundWorker<[Row]> { rows in
                             for row in rows {
-                                try add(try Outbox.change(row, me: me, tables: tables, dialect: dialect, names: names))
+                                let change = try Outbox.change(
+                                    row, me: me, tables: tables, dialect: dialect, names: names)
+                                do { try add(change) } catch is DefinitionsFull { throw BundleCut(at: change.seq) }
                             }
                         }
                         defer { encoder.cancel() }
@@ -289,6 +291,12 @@ public enum Exporter {
                         try encoder.finish()
                     }
                 }
+            } catch let cut as BundleCut where cut.at > r.lowerBound {
+                // The bundle ends before the change whose table definition did not fit, the
+                // next one starts with it (BundleWriter): nothing was written or moved.
+                done = doneBefore
+                ranges.insert(contentsOf: [r.lowerBound...(cut.at - 1), cut.at...r.upperBound], at: 0)
+                continue
             } catch let e as UnsendableChange {
                 // Held: what comes before its transaction is written; it and the rest wait.
                 done = doneBefore
@@ -408,19 +416,30 @@ public enum Exporter {
         }
         var out: [ExportedBundle] = []
         var after = span.after
-        for (i, r) in ranges.enumerated() {
+        while !ranges.isEmpty {
+            let r = ranges.removeFirst()
             // The last bundle reaches the span's end: the ids past its last row hold nothing.
-            let whole = RelaySpan(after: after, last: i == ranges.count - 1 ? span.last : r.upperBound)
-            after = whole.last
+            let whole = RelaySpan(after: after, last: ranges.isEmpty ? span.last : r.upperBound)
             let piece =
                 whole.last > claimAbove ? RelaySpan(after: Swift.max(whole.after, claimAbove), last: whole.last) : nil
-            if empty && piece == nil { continue }
+            if empty && piece == nil {
+                after = whole.last
+                continue
+            }
             let name = relayName(ctx, "relay", first: r.lowerBound, last: r.upperBound, epoch: ctx.me.epoch)
-            out.append(
-                try writeInbox(
-                    ctx, name: name, where_: "id >= ? AND id <= ? AND \(Self.notSnapshot) AND \(Self.notHeldForItsAge)",
-                    params: [.integer(r.lowerBound), .integer(r.upperBound)], order: "id", first: r.lowerBound,
-                    last: r.upperBound, span: piece))
+            do {
+                out.append(
+                    try writeInbox(
+                        ctx, name: name,
+                        where_: "id >= ? AND id <= ? AND \(Self.notSnapshot) AND \(Self.notHeldForItsAge)",
+                        params: [.integer(r.lowerBound), .integer(r.upperBound)], order: "id", first: r.lowerBound,
+                        last: r.upperBound, span: piece))
+            } catch let cut as BundleCut where cut.at > r.lowerBound {
+                // As for its own changes: the bundle ends before the row that did not fit.
+                ranges.insert(contentsOf: [r.lowerBound...(cut.at - 1), cut.at...r.upperBound], at: 0)
+                continue
+            }
+            after = whole.last
             try written(r.upperBound)
         }
         return out
@@ -488,10 +507,16 @@ public enum Exporter {
             try db.stream(
                 "SELECT \(Importer.inboxColumns) FROM ds_change_inbox WHERE \(where_) ORDER BY \(order)", params
             ) { row in
-                try add(try Importer.change(row, db))
+                do { try add(try Importer.change(row, db)) } catch is DefinitionsFull {
+                    throw BundleCut(at: row.int(0) ?? 0)
+                }
             }
         }
     }
+
+    /// A bundle must end before the change at `at` (an outbox seq, or an inbox id in a relay):
+    /// its table definition did not fit (DefinitionsFull).
+    struct BundleCut: Error { let at: Int64 }
 
     // MARK: - Writing
 

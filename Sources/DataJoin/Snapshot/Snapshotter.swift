@@ -131,7 +131,14 @@ public enum Snapshotter {
             folder: folder, fileName: name, header: header, signingKey: key, recipients: recipients)
         var written: Int64 = 0
         try Spool.read(spoolPath) { change in
-            try writer.add(change, table: tables[change.table])
+            do { try writer.add(change, table: tables[change.table]) } catch is DefinitionsFull {
+                // One file holds a snapshot, and a reader takes only so many definitions.
+                throw DataJoinError(
+                    .needsSetup,
+                    "no snapshot written: the tracked tables define more than \(BundleFormat.maxDefinedColumns) columns "
+                        + "or \(BundleFormat.maxDefinitionBytes >> 20) MiB of column names in all, more than one file may hold "
+                        + "(docs/snapshot.md, 'Limits'); nothing was changed")
+            }
             written += 1
             if written % 5_000 == 0 {
                 reporter.progress(

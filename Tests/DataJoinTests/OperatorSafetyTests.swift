@@ -647,10 +647,45 @@ final class OperatorSafetyTests: XCTestCase {
             atPath: quarantine.appendingPathComponent("bad.djb.reason").path, withDestinationPath: target.path)
         XCTAssertEqual(try CLI.run(["ingest", "--db", b.url, drop.path]).status, 65)
         XCTAssertEqual(try String(contentsOf: target, encoding: .utf8), "keep")
-        XCTAssertTrue(FileManager.default.fileExists(atPath: quarantine.appendingPathComponent("bad.djb.1").path))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: quarantine.appendingPathComponent("bad.1.djb").path))
         XCTAssertTrue(
-            try String(contentsOf: quarantine.appendingPathComponent("bad.djb.1.reason"), encoding: .utf8).contains(
+            try String(contentsOf: quarantine.appendingPathComponent("bad.1.djb.reason"), encoding: .utf8).contains(
                 "not"))
+        // The quarantine folder ingested as a drop folder: refused where they stand.
+        let again = try CLI.run(["ingest", "--db", b.url, quarantine.path])
+        XCTAssertEqual(again.status, 65, again.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: quarantine.appendingPathComponent("quarantine").path))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: quarantine.appendingPathComponent("bad.1.djb").path))
+    }
+
+    /// A file quarantined under a taken name keeps its extension: moved back out after its
+    /// cause is fixed, the retry ingests it (found from outside: `bad.djb.1` was never read).
+    func testASecondQuarantinedCopyIsRetriedWhenMovedBackOut() throws {
+        let a = try TestNode("q2-a", .sqlite, folder: folder)
+        let b = try TestNode("q2-b", .sqlite, folder: folder)
+        let drop = try TestDatabases.subfolder(folder, "q2-drop")
+        try a.exec("INSERT INTO sales_order (order_id) VALUES ('k')")
+        let file = try XCTUnwrap(try a.export(to: try TestDatabases.subfolder(folder, "q2-out")).first)
+        let name = (file as NSString).lastPathComponent
+        // Untrusted at first, the good file is left in place; a damaged copy of that name is
+        // quarantined twice.
+        for _ in 0..<2 {
+            try Data("not a bundle".utf8).write(to: drop.appendingPathComponent(name))
+            try FileManager.default.setAttributes(
+                [.modificationDate: Date(timeIntervalSinceNow: -7200)],
+                ofItemAtPath: drop.appendingPathComponent(name).path)
+            XCTAssertEqual(try CLI.run(["ingest", "--db", b.url, drop.path]).status, 65)
+        }
+        let stem = (name as NSString).deletingPathExtension
+        let second = drop.appendingPathComponent("quarantine/\(stem).1.djb")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: second.path))
+        // The cause fixed (the file copied again over the damaged one), then moved back out.
+        try FileManager.default.removeItem(at: second)
+        try FileManager.default.copyItem(atPath: file, toPath: second.path)
+        try trustAll([a, b])
+        try FileManager.default.moveItem(at: second, to: drop.appendingPathComponent("\(stem).1.djb"))
+        XCTAssertEqual(try CLI.run(["ingest", "--db", b.url, drop.path]).status, 0)
+        XCTAssertEqual(try b.rows(), try a.rows())
     }
 
     /// A bundle whose name is not UTF-8 (copied from a FAT or SMB stick) is refused with what to

@@ -114,7 +114,7 @@ public enum Ingester {
                     case .truncated, .badBundle:
                         // A file the user named is refused where it stands: only files found in a
                         // drop folder are moved aside (a named notes.txt stays notes.txt).
-                        if options.quarantine && entry.inFolder {
+                        if options.quarantine && entry.inFolder && !Quarantine.isQuarantined(path) {
                             let (note, moved) = Quarantine.move(path, reason: e.message)
                             status = .refused(e.message + note)
                             if let moved {

@@ -29,9 +29,13 @@ enum Quarantine {
             )
         }
         var dest = (dir as NSString).appendingPathComponent(name)
+        // A second file of that name keeps its extension (`bad.1.djb`): moved back out to be
+        // retried, it is ingested like any bundle (found from outside: `bad.djb.1` never was).
+        let ext = (name as NSString).pathExtension
+        let stem = ext.isEmpty ? name : (name as NSString).deletingPathExtension
         var n = 1
         while lstat(dest, &st) == 0 || lstat(dest + ".reason", &st) == 0 {
-            dest = (dir as NSString).appendingPathComponent("\(name).\(n)")
+            dest = (dir as NSString).appendingPathComponent(ext.isEmpty ? "\(stem).\(n)" : "\(stem).\(n).\(ext)")
             n += 1
         }
         if rename(path, dest) != 0 { return failed("cannot move it into \(dir)") }
@@ -53,6 +57,12 @@ enum Quarantine {
             }
         }
         return ("; moved to \(dest)" + reasonNote, Moved(path: dest, madeFolder: madeFolder))
+    }
+
+    /// A file in a folder named `quarantine` (a drop folder's): refused where it stands, not
+    /// moved into a quarantine of the quarantine (found from outside).
+    static func isQuarantined(_ path: String) -> Bool {
+        ((path as NSString).deletingLastPathComponent as NSString).lastPathComponent == "quarantine"
     }
 
     /// Undoes `move` (the database refused to record it): the file back where it was, never

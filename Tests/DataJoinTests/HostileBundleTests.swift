@@ -349,6 +349,14 @@ final class HostileBundleTests: ScenarioTestCase {
             bad.body = w.bytes + craft.body
             try assertRefused(try bad.bytes(signWith: senderKey), "\(field) of \(UInt64.max) is over the limit", field)
         }
+        // An origin's or a column's index past its list is named too (found from outside: "a
+        // count of 9 is over the limit 3").
+        w = ByteWriter()
+        w.byte(BundleFormat.Record.change.rawValue)
+        w.varint(9)
+        bad.body = w.bytes + craft.body
+        try assertRefused(
+            try bad.bytes(signWith: senderKey), "an origin's index of 9 is over the limit 0", "origin index")
         // An unknown record type.
         bad.body = [0x51] + craft.body
         try assertRefused(try bad.bytes(signWith: senderKey), "unknown record type", "unknown record")

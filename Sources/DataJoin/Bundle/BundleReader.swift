@@ -49,7 +49,7 @@ final class BundleReader {
             }
             throw DataJoinError.bundle("unknown bundle format version \(major)")
         }
-        let headerBytes = try r.bytes(try r.int(BundleFormat.maxHeaderBytes))
+        let headerBytes = try r.bytes(try r.int(BundleFormat.maxHeaderBytes, what: "the header's length"))
         header = try BundleHeader.decode(headerBytes)
         reader = r
     }
@@ -65,9 +65,9 @@ final class BundleReader {
             let kind = try reader.byte()
             switch BundleFormat.Record(rawValue: kind) {
             case .table:
-                let index = try reader.int(BundleFormat.maxTableIndex)
+                let index = try reader.int(BundleFormat.maxTableIndex, what: "a table number")
                 let name = try Self.identifier(try reader.string(), "table")
-                let n = try reader.int(10_000)
+                let n = try reader.int(10_000, what: "a table's column count")
                 guard n > 0 else { throw DataJoinError.bundle("table \(name) has no columns") }
                 definedColumns += n
                 guard definedColumns <= BundleFormat.maxDefinedColumns else {
@@ -80,9 +80,9 @@ final class BundleReader {
                         "its table definitions hold more than \(BundleFormat.maxDefinitionBytes >> 20) MiB of names")
                 }
                 guard Set(cols).count == n else { throw DataJoinError.bundle("table \(name) names a column twice") }
-                let k = try reader.int(n)
+                let k = try reader.int(n, what: "a table's key column count")
                 guard k > 0 else { throw DataJoinError.bundle("table \(name) has no primary key") }
-                let keys = try (0..<k).map { _ in try reader.int(n - 1) }
+                let keys = try (0..<k).map { _ in try reader.int(n - 1, what: "a key column's index") }
                 guard tables[index] == nil else { throw DataJoinError.bundle("table index \(index) defined twice") }
                 tables[index] = (name, cols, keys)
             case .change:
@@ -122,7 +122,7 @@ final class BundleReader {
     }
 
     private func readChange() throws -> Change {
-        let originIndex = try reader.int(header.origins.count - 1)
+        let originIndex = try reader.int(header.origins.count - 1, what: "an origin's index")
         let o = header.origins[originIndex]
         let seq = Int64(try reader.int(BundleFormat.maxSeq, what: "a change's seq"))
         // Any stamp a clock makes: one past the last millisecond saturates up to Int64.max, and
@@ -132,7 +132,7 @@ final class BundleReader {
         guard let op = Operation(rawValue: String(UnicodeScalar(try reader.byte()))) else {
             throw DataJoinError.bundle("unknown operation")
         }
-        let tableIndex = try reader.int(100_000, what: "a table number")
+        let tableIndex = try reader.int(BundleFormat.maxTableIndex, what: "a table number")
         guard let t = tables[tableIndex] else {
             throw DataJoinError.bundle("change refers to undefined table \(tableIndex)")
         }
@@ -152,11 +152,11 @@ final class BundleReader {
             var w = ByteWriter()
             switch op {
             case .insert:
-                let n = try reader.int(t.columns.count)
+                let n = try reader.int(t.columns.count, what: "a change's column count")
                 w.varint(UInt64(n))
                 var seen = Set<Int>()
                 for _ in 0..<n {
-                    let i = try reader.int(t.columns.count - 1)
+                    let i = try reader.int(t.columns.count - 1, what: "a column's index")
                     guard seen.insert(i).inserted else { throw Self.columnTwice(t.name, t.columns[i]) }
                     w.string(t.columns[i])
                     try reader.copyValue(into: &w)
@@ -164,7 +164,7 @@ final class BundleReader {
                 w.byte(0)
             case .update:
                 w.varint(1)
-                w.string(t.columns[try reader.int(t.columns.count - 1)])
+                w.string(t.columns[try reader.int(t.columns.count - 1, what: "a column's index")])
                 try reader.copyValue(into: &w)
                 w.byte(1)
                 try reader.copyValue(into: &w)
@@ -176,15 +176,15 @@ final class BundleReader {
         } else {
             switch op {
             case .insert:
-                let n = try reader.int(t.columns.count)
+                let n = try reader.int(t.columns.count, what: "a change's column count")
                 var seen = Set<Int>()
                 for _ in 0..<n {
-                    let i = try reader.int(t.columns.count - 1)
+                    let i = try reader.int(t.columns.count - 1, what: "a column's index")
                     guard seen.insert(i).inserted else { throw Self.columnTwice(t.name, t.columns[i]) }
                     columns.append(.init(name: t.columns[i], value: try reader.value()))
                 }
             case .update:
-                let i = try reader.int(t.columns.count - 1)
+                let i = try reader.int(t.columns.count - 1, what: "a column's index")
                 columns.append(.init(name: t.columns[i], value: try reader.value()))
                 old = try reader.value()
             case .delete: break

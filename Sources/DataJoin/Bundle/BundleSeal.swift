@@ -93,7 +93,8 @@ struct BundleSeal {
     /// looked up in the trust list) and the public key. Nothing else is interpreted.
     private static func senderAndKey(_ prefix: [UInt8]) throws -> (String, [UInt8]) {
         var r = ByteReader(ArraySource(Array(prefix.dropFirst(BundleFormat.magic.count + 2))))
-        var header = ByteReader(ArraySource(try r.bytes(try r.int(BundleFormat.maxHeaderBytes))))
+        var header = ByteReader(
+            ArraySource(try r.bytes(try r.int(BundleFormat.maxHeaderBytes, what: "the header's length"))))
         var sender: String?
         var key: [UInt8]?
         while try !header.atEnd() {

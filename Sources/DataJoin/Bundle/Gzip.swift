@@ -270,7 +270,7 @@ final class GzipReader: ByteSource {
         outputBytes += produced
         if outputBytes > maxOutput {
             throw DataJoinError.bundle(
-                "expands past \(maxOutput) bytes (\(maxOutput >> 20) MiB), the limit for a bundle (a decompression bomb?)"
+                "expands past \(maxOutput) bytes\(maxOutput >= 1 << 20 ? " (\(maxOutput >> 20) MiB)" : ""), the limit for a bundle (a decompression bomb?)"
             )
         }
         out.removeSubrange(produced...)

@@ -31,7 +31,7 @@ final class EncryptedBundleFile {
         let length: Int
         let encoded: [UInt8]
         do {
-            length = try r.int(BundleFormat.maxHeaderBytes)
+            length = try r.int(BundleFormat.maxHeaderBytes, what: "the header's length")
             encoded = try r.bytes(length)
         } catch {
             throw DataJoinError(.truncated, "truncated: the file ends inside its header")

@@ -509,6 +509,66 @@ final class BoundaryTests: ScenarioTestCase {
         }
     }
 
+    /// A PostgreSQL source transaction stays whole when the definitions cut falls inside it and
+    /// it began inside the bundle: the bundle ends before it. One that fills a bundle alone is
+    /// cut where the definitions stop fitting, and said.
+    func testTheDefinitionsCutKeepsAPostgresTransactionWhole() throws {
+        Tuning.current.bundleDefinedColumns = 8
+        let tables = (0..<6).map { "t\($0)" }
+        let ddl = tables.map { "CREATE TABLE \($0) (id VARCHAR(64) PRIMARY KEY NOT NULL, v TEXT)" }.joined(
+            separator: ";\n")
+        let a = try TestNode("txa", .postgres, folder: folder, table: ddl, track: tables)
+        let b = try TestNode("txb", .sqlite, folder: folder, table: ddl, track: tables)
+        try trustAll([a, b])
+        for group in [tables.prefix(3), tables.suffix(3)] {
+            try a.db.retryingWrite { _ in
+                for t in group { try a.exec("INSERT INTO \(t) (id, v) VALUES ('k', 'one')") }
+            }
+        }
+        let reporter = NoticeCollector()
+        let out = try TestDatabases.subfolder(folder, "tx")
+        let written = try Exporter.export(a.db, ExportOptions(folder: out.path), reporter: reporter)
+        XCTAssertEqual(written.map { [$0.first, $0.last] }, [[1, 3], [4, 6]])
+        XCTAssertEqual(reporter.notices, [])
+        // One transaction over five tables: cut after the fourth, and said.
+        try a.db.retryingWrite { _ in
+            for t in tables.prefix(5) { try a.exec("UPDATE \(t) SET v = 'two'") }
+        }
+        let cut = try Exporter.export(a.db, ExportOptions(folder: out.path), reporter: reporter)
+        XCTAssertEqual(cut.map { [$0.first, $0.last] }, [[7, 10], [11, 11]])
+        XCTAssertTrue(reporter.notices.joined().contains("cut where a transaction may go on"), "\(reporter.notices)")
+        XCTAssertEqual(try b.ingest([out.path]).refused, 0)
+        for t in tables { XCTAssertEqual(try b.rows(t), try a.rows(t), t) }
+    }
+
+    /// A snapshot is one file: tables of 3 × 2 columns against a limit of 5, 6 and 7 columns
+    /// (size − 1: refused before any work, with the counts; size and size + 1: written, and a
+    /// new node joins from it).
+    func testASnapshotPastTheDefinitionsLimitIsRefusedFirst() throws {
+        let tables = ["s0", "s1", "s2"]
+        let ddl = tables.map { "CREATE TABLE \($0) (id VARCHAR(64) PRIMARY KEY NOT NULL, v TEXT)" }.joined(
+            separator: ";\n")
+        for limit in [5, 6, 7] {
+            Tuning.current.bundleDefinedColumns = limit
+            let a = try TestNode("sa\(limit)", .sqlite, folder: folder, table: ddl, track: tables)
+            let b = try TestNode("sb\(limit)", .postgres, folder: folder, table: ddl, track: tables)
+            try trustAll([a, b])
+            for t in tables { try a.exec("INSERT INTO \(t) (id, v) VALUES ('k', 'v')") }
+            let out = try TestDatabases.subfolder(folder, "snap-\(limit)")
+            if limit < 6 {
+                XCTAssertThrowsError(try Snapshotter.write(a.db, folder: out.path)) { e in
+                    XCTAssertTrue("\(e)".contains("the tables define 6 columns and"), "\(e)")
+                }
+                XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.path), [])
+                XCTAssertEqual(try a.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE seq IS NULL"), .integer(3))
+                continue
+            }
+            _ = try Snapshotter.write(a.db, folder: out.path)
+            XCTAssertEqual(try b.ingest([out.path]).refused, 0)
+            for t in tables { XCTAssertEqual(try b.rows(t), try a.rows(t), "\(t), limit \(limit)") }
+        }
+    }
+
     /// The writer against the reader's own limits on definitions (200,000 columns, 8 MiB of
     /// names): everything up to the limit is written and read; the change past it is refused
     /// by the writer before a byte of it is written, and the file so far reads whole.

@@ -654,6 +654,7 @@ final class OperatorSafetyTests: XCTestCase {
         // The quarantine folder ingested as a drop folder: refused where they stand.
         let again = try CLI.run(["ingest", "--db", b.url, quarantine.path])
         XCTAssertEqual(again.status, 65, again.stderr)
+        XCTAssertEqual(try CLI.run(["ingest", "--db", b.url, quarantine.path + "/."]).status, 65)
         XCTAssertFalse(FileManager.default.fileExists(atPath: quarantine.appendingPathComponent("quarantine").path))
         XCTAssertTrue(FileManager.default.fileExists(atPath: quarantine.appendingPathComponent("bad.1.djb").path))
     }

@@ -14,7 +14,9 @@ enum BundleTime {
         let now = HybridLogicalClock.nowMs(offsetMs: try HybridLogicalClock.testOffsetMs(db))
         let ms = try db.retryingWrite { _ -> Int64 in
             let last = try Settings.int(db, setting, range: 0...HybridLogicalClock.maxMs) ?? 0
-            let t = max(now, last + 1)
+            // Never past what a stamp can carry: a clock set to the year 9999 once would leave
+            // a setting no later export could read (found from outside).
+            let t = min(max(now, last + 1), HybridLogicalClock.maxMs)
             try Settings.set(db, setting, t)
             return t
         }

@@ -14,8 +14,7 @@ enum LastingGaps {
     /// was lost with its disk or comes back by its peers' relays; found from outside). This
     /// node's own old epochs' losses are told with the peer that holds them (`PeerRestore`).
     static func closable(_ db: Database, me: NodeIdentity) throws -> [Holdings.State] {
-        let revoked = Set(
-            try db.rows("SELECT node_id FROM ds_trusted_key WHERE revoked_at IS NOT NULL").compactMap { $0.string(0) })
+        let revoked = try revokedNodes(db)
         let states = try Holdings.all(db)
         // The epoch the origin itself last said it is in, where it sends here; else the one
         // heard from last (a relay of an old epoch's tail can come after the new one's changes).
@@ -30,30 +29,35 @@ enum LastingGaps {
         }
     }
 
-    /// An origin's epoch before its latest (it was restored and moved on) whose gap some peer's
-    /// receipts say it holds: a change that reached only that peer (a laptop that read the
-    /// origin's bundle directly) comes back only from it, and nothing named it (found from
-    /// outside: the rows stayed apart for good, every command exited 0 and `check` was OK).
-    static func heldElsewhere(_ db: Database, me: NodeIdentity) throws -> [(Holdings.State, [String])] {
-        let closableKeys = Set(try closable(db, me: me).map { $0.origin + "\u{0}" + $0.epoch })
-        let revoked = Set(
-            try db.rows("SELECT node_id FROM ds_trusted_key WHERE revoked_at IS NOT NULL").compactMap { $0.string(0) })
-        return try Holdings.all(db).compactMap { s in
-            guard s.maxSeq > s.contiguous, s.origin != me.nodeId, !revoked.contains(s.origin),
-                !closableKeys.contains(s.origin + "\u{0}" + s.epoch)
-            else { return nil }
-            let holders = try holders(db, s, me: me, revoked: revoked)
-            return holders.isEmpty ? nil : (s, holders)
+    /// Gaps of an origin's epoch before its latest (it was restored and moved on), which a
+    /// re-send by the origin cannot close: a change that reached only a peer (a laptop that read
+    /// the origin's bundle directly) comes back only from that peer, and nothing named it (found
+    /// from outside: the rows stayed apart for good, every command exited 0 and `check` was OK).
+    static func leftEpochGaps(_ db: Database, me: NodeIdentity, closable: [Holdings.State]) throws -> [Holdings.State] {
+        let closableKeys = Set(closable.map { $0.origin + "\u{0}" + $0.epoch })
+        let revoked = try revokedNodes(db)
+        return try Holdings.all(db).filter { s in
+            s.maxSeq > s.contiguous && s.origin != me.nodeId && !revoked.contains(s.origin)
+                && !closableKeys.contains(s.origin + "\u{0}" + s.epoch)
         }
     }
 
-    /// Peers (not the origin, not revoked) whose receipts hold the origin's changes past the mark here.
+    static func revokedNodes(_ db: Database) throws -> Set<String> {
+        Set(try db.rows("SELECT node_id FROM ds_trusted_key WHERE revoked_at IS NOT NULL").compactMap { $0.string(0) })
+    }
+
+    /// Peers (not the origin, not revoked) whose receipts hold the origin's changes past the mark
+    /// here. Not above the highest seq seen here: a peer that took the origin for restored sent
+    /// one past what it held (a fork's receipt, Holdings), which is no sign it holds the gap.
     private static func holders(_ db: Database, _ s: Holdings.State, me: NodeIdentity, revoked: Set<String>) throws
         -> [String]
     {
         try db.rows(
-            "SELECT peer FROM ds_peer_receipt WHERE origin = ? AND origin_epoch = ? AND seq > ? AND peer <> ? AND peer <> ? ORDER BY seq DESC, peer",
-            [.text(s.origin), .text(s.epoch), .integer(s.contiguous), .text(s.origin), .text(me.nodeId)]
+            "SELECT peer FROM ds_peer_receipt WHERE origin = ? AND origin_epoch = ? AND seq > ? AND seq <= ? AND peer <> ? AND peer <> ? ORDER BY seq DESC, peer",
+            [
+                .text(s.origin), .text(s.epoch), .integer(s.contiguous), .integer(s.maxSeq), .text(s.origin),
+                .text(me.nodeId),
+            ]
         ).compactMap { $0.string(0) }.filter { !revoked.contains($0) }
     }
 
@@ -61,16 +65,21 @@ enum LastingGaps {
     static func warnings(_ db: Database, me: NodeIdentity, graceSeconds: Double) throws -> [String] {
         let before = UTCText.iso8601(ms: Int64((Date().timeIntervalSince1970 - graceSeconds) * 1000))
         var out: [String] = []
-        for (s, holders) in try heldElsewhere(db, me: me) {
-            guard let (range, received) = try lasting(db, s, before: before) else { continue }
-            let holder = holders[0]
+        let closable = try closable(db, me: me)
+        let left = try leftEpochGaps(db, me: me, closable: closable)
+        let revoked = left.isEmpty ? [] : try revokedNodes(db)
+        for s in left {
+            guard let (range, received) = try lasting(db, s, before: before),
+                let holder = try holders(db, s, me: me, revoked: revoked).first
+            else { continue }
             out.append(
                 "\(s.origin) (epoch \(s.epoch.prefix(8)), which it has left): \(range) still missing here, and later ones arrived at \(received); "
-                    + "\(holder) holds them (its receipts say so), and they come back only from a node that holds them: on \(holder) run "
-                    + "'datajoin export --db URL --to FOLDER --relay --resend --peer \(me.nodeId)' and ingest what it writes here (docs/delivery.md, 'Gaps')"
+                    + "\(holder)'s receipts say it holds them, and only a node that holds them can give them back: on \(holder) run "
+                    + "'datajoin export --db URL --to FOLDER --relay --resend --peer \(me.nodeId)' and ingest what it writes here; "
+                    + "if that writes none of them (\(holder) pruned them, or holds them from a snapshot), re-join this node from a new snapshot of \(holder) (docs/delivery.md, 'Gaps')"
             )
         }
-        for s in try closable(db, me: me) {
+        for s in closable {
             guard let (range, received) = try lasting(db, s, before: before) else { continue }
             out.append(
                 "\(s.origin) (epoch \(s.epoch.prefix(8))): \(range) still missing here, and later ones arrived at \(received) "

@@ -291,11 +291,25 @@ public enum Exporter {
                         try encoder.finish()
                     }
                 }
-            } catch let cut as BundleCut where cut.at > r.lowerBound {
-                // The bundle ends before the change whose table definition did not fit, the
-                // next one starts with it (BundleWriter): nothing was written or moved.
+            } catch let cut as BundleCut {
+                // The bundle ends before the change whose table definition did not fit, at the
+                // start of its source transaction when that is in the bundle (as cuts by size
+                // are), and the next one starts there (BundleWriter): nothing was written or moved.
                 done = doneBefore
-                ranges.insert(contentsOf: [r.lowerBound...(cut.at - 1), cut.at...r.upperBound], at: 0)
+                let start = try transactionStart(db, seq: cut.at, notBefore: r.lowerBound)
+                let at = start > r.lowerBound ? start : cut.at
+                guard at > r.lowerBound else {
+                    throw DataJoinError(
+                        .internalError,
+                        "change #\(cut.at): its table's definition alone passes what one bundle may hold")
+                }
+                if at == cut.at, start < cut.at || db.dialect.recordsSourceTransactions == false {
+                    ctx.reporter.notice(
+                        Self.cutNotice(
+                            "changes \(r.lowerBound)–\(r.upperBound) go into more than one bundle, cut where a transaction may go on "
+                                + "(their tables' definitions do not fit one bundle)"))
+                }
+                ranges.insert(contentsOf: [r.lowerBound...(at - 1), at...r.upperBound], at: 0)
                 continue
             } catch let e as UnsendableChange {
                 // Held: what comes before its transaction is written; it and the rest wait.
@@ -434,8 +448,17 @@ public enum Exporter {
                         where_: "id >= ? AND id <= ? AND \(Self.notSnapshot) AND \(Self.notHeldForItsAge)",
                         params: [.integer(r.lowerBound), .integer(r.upperBound)], order: "id", first: r.lowerBound,
                         last: r.upperBound, span: piece))
-            } catch let cut as BundleCut where cut.at > r.lowerBound {
+            } catch let cut as BundleCut {
                 // As for its own changes: the bundle ends before the row that did not fit.
+                guard cut.at > r.lowerBound else {
+                    throw DataJoinError(
+                        .internalError,
+                        "inbox row \(cut.at): its table's definition alone passes what one bundle may hold")
+                }
+                ctx.reporter.notice(
+                    Self.cutNotice(
+                        "relayed changes \(r.lowerBound)–\(r.upperBound) go into more than one bundle, cut where a transaction may go on "
+                            + "(their tables' definitions do not fit one bundle)"))
                 ranges.insert(contentsOf: [r.lowerBound...(cut.at - 1), cut.at...r.upperBound], at: 0)
                 continue
             }

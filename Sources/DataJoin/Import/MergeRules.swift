@@ -40,6 +40,9 @@ struct Merger {
 
     /// Each table's foreign keys to itself whose cascade the importer runs (`TableSQL`).
     private let within: [String: [ForeignKey]]
+    /// Nodes known here in more than one epoch (restored from a backup), this one included
+    /// when it was: looked up once.
+    private var restoredNodes: Set<String>?
 
     init(db: Database, tables: [String: TableInfo], within: [String: [ForeignKey]]) {
         self.db = db
@@ -47,6 +50,24 @@ struct Merger {
         self.within = within
         versions = VersionCache(db: db)
         conflicts = ConflictLog(db: db)
+    }
+
+    /// Two versions of one node's own history: its edits arriving out of order are no
+    /// conflict. A node restored from a backup is not one history: its new edit did not see
+    /// the one it lost, and that is logged as between two nodes (found in review).
+    private mutating func oneHistory(_ a: Version, _ b: Version) throws -> Bool {
+        guard a.node == b.node, !a.node.isEmpty else { return false }
+        if restoredNodes == nil {
+            var nodes = Set(
+                try db.rows(
+                    "SELECT origin FROM ds_origin_state WHERE \(Exporter.notSnapshot) GROUP BY origin HAVING count(*) > 1"
+                ).compactMap { $0.string(0) })
+            if try !Settings.names(db, prefix: Epochs.issuedSetting("")).isEmpty {
+                nodes.insert(try NodeIdentity.load(db).nodeId)
+            }
+            restoredNodes = nodes
+        }
+        return !restoredNodes!.contains(a.node)
     }
 
     /// A value placed for its column: the value, and the column's position in the table.
@@ -360,7 +381,7 @@ struct Merger {
                         loserVersion: localVersion, reason: "concurrent insert of the same key; this one is newer")
                 }
                 if columnVersions[v.name] != nil { try versions.clearColumn(c.table, row.keyBytes, v.name) }
-            } else if let lv = localValue, lv != v.value {
+            } else if let lv = localValue, lv != v.value, try !oneHistory(row.incoming, localVersion) {
                 try conflicts.record(
                     table: c.table, key: row.key, column: v.name, winner: lv, winnerVersion: localVersion,
                     loser: v.value,
@@ -389,6 +410,8 @@ struct Merger {
     {
         guard let (v, position) = placed.first else { return .unchanged }
         if c.cl < row.cl {
+            // A node's own update that arrives after its own delete lost nothing of another's.
+            if try oneHistory(row.incoming, row.version) { return .unchanged }
             try conflicts.record(
                 table: c.table, key: row.key, column: v.name, winner: nil, winnerVersion: row.version,
                 loser: v.value,
@@ -412,7 +435,7 @@ struct Merger {
         if row.incoming < localVersion {
             // One node's own edits arriving out of order are not concurrent: the later replaced
             // the earlier on that node first (found from outside: they were logged as conflicts).
-            if localValue != v.value, row.incoming.node != localVersion.node {
+            if localValue != v.value, try !oneHistory(row.incoming, localVersion) {
                 try conflicts.record(
                     table: c.table, key: row.key, column: v.name, winner: localValue, winnerVersion: localVersion,
                     loser: v.value,
@@ -433,7 +456,7 @@ struct Merger {
         let oldLeftOut =
             c.oldValue == .null && Self.size(localValue) + Self.size(v.value) > BundleFormat.maxChangeBytes - 1_024
         if let old = c.oldValue, !oldLeftOut, !localValue.matchesCaptured(old), localValue != v.value,
-            row.incoming.node != localVersion.node
+            try !oneHistory(row.incoming, localVersion)
         {
             try conflicts.record(
                 table: c.table, key: row.key, column: v.name, winner: v.value, winnerVersion: row.incoming,

@@ -62,7 +62,8 @@ enum Quarantine {
     /// A file in a folder named `quarantine` (a drop folder's): refused where it stands, not
     /// moved into a quarantine of the quarantine (found from outside).
     static func isQuarantined(_ path: String) -> Bool {
-        ((path as NSString).deletingLastPathComponent as NSString).lastPathComponent == "quarantine"
+        // However the folder was spelled (`quarantine/.`, `.` inside it).
+        URL(fileURLWithPath: path).standardizedFileURL.deletingLastPathComponent().lastPathComponent == "quarantine"
     }
 
     /// Undoes `move` (the database refused to record it): the file back where it was, never

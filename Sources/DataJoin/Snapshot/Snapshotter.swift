@@ -32,6 +32,16 @@ public enum Snapshotter {
         // joiner would skip every change of it that the snapshot's marks cover (dropped here too:
         // found in review). One that never synced a change (tracked by mistake) has no changes to
         // cover; one no node syncs any more is left out when the operator says so.
+        // The definitions one file may hold, checked before any work (found from outside: the
+        // refusal came after a minute of reading); the writer checks again as it goes.
+        let kept = tables.values.filter { !leavingOut.contains($0.name) }
+        let columns = kept.reduce(0) { $0 + $1.columns.count }
+        let nameBytes = kept.reduce(0) { $0 + $1.name.utf8.count + $1.columns.reduce(0) { $0 + $1.name.utf8.count } }
+        if columns > min(Tuning.current.bundleDefinedColumns, BundleFormat.maxDefinedColumns)
+            || nameBytes > BundleFormat.maxDefinitionBytes
+        {
+            throw Self.tooWide("\(columns) columns and \(nameBytes) bytes of names")
+        }
         for name in leavingOut where tracked.contains(name) || tables[name] == nil {
             throw DataJoinError(
                 .usage,
@@ -133,11 +143,7 @@ public enum Snapshotter {
         try Spool.read(spoolPath) { change in
             do { try writer.add(change, table: tables[change.table]) } catch is DefinitionsFull {
                 // One file holds a snapshot, and a reader takes only so many definitions.
-                throw DataJoinError(
-                    .needsSetup,
-                    "no snapshot written: the tracked tables define more than \(BundleFormat.maxDefinedColumns) columns "
-                        + "or \(BundleFormat.maxDefinitionBytes >> 20) MiB of column names in all, more than one file may hold "
-                        + "(docs/snapshot.md, 'Limits'); nothing was changed")
+                throw Self.tooWide("more than one file holds")
             }
             written += 1
             if written % 5_000 == 0 {
@@ -168,6 +174,15 @@ public enum Snapshotter {
         f.timeZone = TimeZone(identifier: "UTC")
         f.dateFormat = "yyyyMMdd'T'HHmmss"
         return f.string(from: Date())
+    }
+
+    /// One file holds a snapshot, and a reader takes only so many definitions (bundle-format.md).
+    static func tooWide(_ what: String) -> DataJoinError {
+        DataJoinError(
+            .needsSetup,
+            "no snapshot written: the tables define \(what), and one file holds at most "
+                + "\(min(Tuning.current.bundleDefinedColumns, BundleFormat.maxDefinedColumns)) columns and \(BundleFormat.maxDefinitionBytes >> 20) MiB of names "
+                + "(docs/snapshot.md, 'Limits')")
     }
 
     /// A snapshot's marks say which changes of each origin its rows hold: every one up to a

@@ -133,6 +133,13 @@ func run(_ body: () throws -> Void) throws {
                 + "; the connection to the server was lost, and what this run was doing was rolled back: run it again when the server is back"
         )
         throw Exit.unavailable
+    } catch  where DatabaseErrors.isDiskFull(error) {
+        // One line with the cure (found from outside: only SQLite's words, at the import's commit).
+        Console.error(
+            TerminalText.oneLine("\(error)")
+                + "; the database has no room left, and what this step was doing was rolled back: free space for it, then run the command again"
+        )
+        throw ExitCode.failure
     } catch  where DatabaseErrors.isReadOnly(error) {
         Console.error(
             TerminalText.oneLine("\(error)")

@@ -539,6 +539,17 @@ final class BoundaryTests: ScenarioTestCase {
         XCTAssertTrue(reporter.notices.joined().contains("cut where a transaction may go on"), "\(reporter.notices)")
         XCTAssertEqual(try b.ingest([out.path]).refused, 0)
         for t in tables { XCTAssertEqual(try b.rows(t), try a.rows(t), t) }
+        // b relays them on (inbox ids 1-11): the same cuts, by the origin's transactions.
+        let c = try TestNode("txc", .mariadb, folder: folder, table: ddl, track: tables)
+        try c.trust(b)
+        try b.trust(c)
+        let relayNotices = NoticeCollector()
+        let down = try TestDatabases.subfolder(folder, "tx-down")
+        let relayed = try Exporter.export(b.db, ExportOptions(folder: down.path, relay: true), reporter: relayNotices)
+        XCTAssertEqual(relayed.map { [$0.first, $0.last] }, [[1, 3], [4, 6], [7, 10], [11, 11]])
+        XCTAssertEqual(relayNotices.notices.count, 1, "\(relayNotices.notices)")
+        XCTAssertEqual(try c.ingest([down.path]).refused, 0)
+        for t in tables { XCTAssertEqual(try c.rows(t), try a.rows(t), t) }
     }
 
     /// A snapshot is one file: tables of 3 × 2 columns against a limit of 5, 6 and 7 columns

@@ -47,17 +47,15 @@ enum LastingGaps {
     }
 
     /// Peers (not the origin, not revoked) whose receipts hold the origin's changes past the mark
-    /// here. Not above the highest seq seen here: a peer that took the origin for restored sent
-    /// one past what it held (a fork's receipt, Holdings), which is no sign it holds the gap.
+    /// here. A receipt above the highest seq seen here counts: a holder may have more than came
+    /// here. One a peer sent for a fork (one past what it held, Holdings) may name a peer that
+    /// lacks them too; the warning's fallback (a new snapshot of it) covers that.
     private static func holders(_ db: Database, _ s: Holdings.State, me: NodeIdentity, revoked: Set<String>) throws
         -> [String]
     {
         try db.rows(
-            "SELECT peer FROM ds_peer_receipt WHERE origin = ? AND origin_epoch = ? AND seq > ? AND seq <= ? AND peer <> ? AND peer <> ? ORDER BY seq DESC, peer",
-            [
-                .text(s.origin), .text(s.epoch), .integer(s.contiguous), .integer(s.maxSeq), .text(s.origin),
-                .text(me.nodeId),
-            ]
+            "SELECT peer FROM ds_peer_receipt WHERE origin = ? AND origin_epoch = ? AND seq > ? AND peer <> ? AND peer <> ? ORDER BY seq DESC, peer",
+            [.text(s.origin), .text(s.epoch), .integer(s.contiguous), .text(s.origin), .text(me.nodeId)]
         ).compactMap { $0.string(0) }.filter { !revoked.contains($0) }
     }
 

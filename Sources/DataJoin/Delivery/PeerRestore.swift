@@ -23,8 +23,17 @@ public enum PeerRestore {
     /// Written after every bundle seen from its sender (or the first): its receipts are the
     /// sender's latest word.
     static func isNewest(_ db: Database, _ h: BundleHeader) throws -> Bool {
-        guard let newest = try Settings.text(db, newestSetting(h.sender)) else { return true }
+        let latest = try BundleTime.latestCredible(db)
+        guard h.createdAt <= latest else { return false }
+        guard let newest = try newest(db, h.sender, latest: latest) else { return true }
         return h.createdAt > newest
+    }
+
+    /// The newest time seen from the peer, unless it is past what is credible now (a clock far
+    /// ahead once, or recorded by an older version): then none, and the next bundle sets it.
+    private static func newest(_ db: Database, _ peer: String, latest: String) throws -> String? {
+        guard let newest = try Settings.text(db, newestSetting(peer)), newest <= latest else { return nil }
+        return newest
     }
 
     /// Before a bundle's receipts are recorded; a notice when its sender was restored.
@@ -33,7 +42,11 @@ public enum PeerRestore {
         // Sent before this bundle: every bundle counted was written before it (below).
         let sentOwn = try noteSentOwn(db, h)
         let setting = newestSetting(h.sender)
-        let newest = try Settings.text(db, setting)
+        // A bundle stamped further ahead than the clock window says nothing of order: it is
+        // not the newest, and its receipts count for no restore (found from outside).
+        let latest = try BundleTime.latestCredible(db)
+        if h.createdAt > latest { return nil }
+        let newest = try newest(db, h.sender, latest: latest)
         if let newest, h.createdAt <= newest { return nil }
         try Settings.set(db, setting, text: h.createdAt)
         // A snapshot's receipts are recorded too: the sender's bundles written before it confirm

@@ -372,6 +372,40 @@ public enum Exporter {
         return start
     }
 
+    /// The first inbox id, at or above `notBefore`, of the origin's source transaction that
+    /// holds row `id` (the rows before it in the relay stream of one origin, epoch and non-zero
+    /// source id), and whether a transaction may go on across a cut before `id`: the row before
+    /// it is of that transaction, or of that origin with no transaction id (SQLite, MariaDB).
+    static func relayTransactionStart(_ db: Database, id: Int64, notBefore: Int64) throws -> (Int64, Bool) {
+        guard
+            let row = try db.firstRow(
+                "SELECT origin, origin_epoch, coalesce(source_id, 0) FROM ds_change_inbox WHERE id = ?", [.integer(id)])
+        else { return (id, false) }
+        let (origin, epoch, tx) = (row.string(0), row.string(1), row.int(2) ?? 0)
+        var start = id
+        var stopped = false
+        var inside = false
+        var first = true
+        try db.query(
+            "SELECT id, origin, origin_epoch, coalesce(source_id, 0) FROM ds_change_inbox WHERE id >= ? AND id < ? AND \(Self.notSnapshot) ORDER BY id DESC",
+            [.integer(notBefore), .integer(id)]
+        ) { r in
+            guard !stopped else { return }
+            let same = r.string(1) == origin && r.string(2) == epoch
+            if first {
+                // The row before: of this transaction, or of this origin without transaction ids.
+                inside = same && (tx == 0 || r.int(3) == tx)
+                first = false
+            }
+            if same && tx != 0 && r.int(3) == tx {
+                start = r.int(0) ?? start
+            } else {
+                stopped = true
+            }
+        }
+        return (start, inside)
+    }
+
     // MARK: - Relayed changes
 
     /// A snapshot's records are state for joining nodes, not changes to forward (nor rows of the
@@ -449,17 +483,22 @@ public enum Exporter {
                         params: [.integer(r.lowerBound), .integer(r.upperBound)], order: "id", first: r.lowerBound,
                         last: r.upperBound, span: piece))
             } catch let cut as BundleCut {
-                // As for its own changes: the bundle ends before the row that did not fit.
-                guard cut.at > r.lowerBound else {
+                // As for its own changes: the bundle ends before the origin's transaction that
+                // holds the row that did not fit, when it began in the bundle, else at the row.
+                let (start, inside) = try relayTransactionStart(ctx.db, id: cut.at, notBefore: r.lowerBound)
+                let at = start > r.lowerBound ? start : cut.at
+                guard at > r.lowerBound else {
                     throw DataJoinError(
                         .internalError,
                         "inbox row \(cut.at): its table's definition alone passes what one bundle may hold")
                 }
-                ctx.reporter.notice(
-                    Self.cutNotice(
-                        "relayed changes \(r.lowerBound)–\(r.upperBound) go into more than one bundle, cut where a transaction may go on "
-                            + "(their tables' definitions do not fit one bundle)"))
-                ranges.insert(contentsOf: [r.lowerBound...(cut.at - 1), cut.at...r.upperBound], at: 0)
+                if at == cut.at && inside {
+                    ctx.reporter.notice(
+                        Self.cutNotice(
+                            "relayed changes \(r.lowerBound)–\(r.upperBound) go into more than one bundle, cut where a transaction may go on "
+                                + "(their tables' definitions do not fit one bundle)"))
+                }
+                ranges.insert(contentsOf: [r.lowerBound...(at - 1), at...r.upperBound], at: 0)
                 continue
             }
             after = whole.last

@@ -34,7 +34,7 @@ public enum Snapshotter {
         // cover; one no node syncs any more is left out when the operator says so.
         // The definitions one file may hold, checked before any work (found from outside: the
         // refusal came after a minute of reading); the writer checks again as it goes.
-        let kept = tables.values.filter { !leavingOut.contains($0.name) }
+        let kept = tables.values.filter { tracked.contains($0.name) }
         let columns = kept.reduce(0) { $0 + $1.columns.count }
         let nameBytes = kept.reduce(0) { $0 + $1.name.utf8.count + $1.columns.reduce(0) { $0 + $1.name.utf8.count } }
         if columns > min(Tuning.current.bundleDefinedColumns, BundleFormat.maxDefinedColumns)

@@ -137,7 +137,7 @@ func run(_ body: () throws -> Void) throws {
         // One line with the cure (found from outside: only SQLite's words, at the import's commit).
         Console.error(
             TerminalText.oneLine("\(error)")
-                + "; the database has no room left, and what this step was doing was rolled back: free space for it, then run the command again"
+                + "; the database has no room left, and what this step was doing was rolled back: free space for it (or raise its size limit), then run the command again"
         )
         throw ExitCode.failure
     } catch  where DatabaseErrors.isReadOnly(error) {

@@ -94,61 +94,48 @@ final class MergeRuleTests: ScenarioTestCase {
     /// logged as a conflict (the node replaced its own value; nobody else's was lost).
     func testOneNodesEditsArrivingOutOfOrderAreNoConflict() throws {
         try seedRow()
-        var bundles: [URL] = []
-        for (i, text) in ["first edit", "second edit"].enumerated() {
-            try a.exec("UPDATE sales_order SET description = ? WHERE order_id = 'k'", [.text(text)])
-            let out = folder.appendingPathComponent("edit-\(i)")
-            try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
-            try a.export(to: out)
-            bundles.append(out)
+        /// Each statement on a, then its own bundle; b ingests them last first.
+        func deliveredBackwards(_ label: String, _ statements: [String]) throws {
+            var bundles: [URL] = []
+            for (i, sql) in statements.enumerated() {
+                try a.exec(sql)
+                let out = folder.appendingPathComponent("\(label)-\(i)")
+                try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+                try a.export(to: out)
+                bundles.append(out)
+            }
+            for out in bundles.reversed() { try b.ingest([out.path]) }
+            XCTAssertEqual(try a.rows(), try b.rows(), label)
         }
-        try b.ingest([bundles[1].path])
-        try b.ingest([bundles[0].path])
+        func edit(_ text: String) -> String { "UPDATE sales_order SET description = '\(text)' WHERE order_id = 'k'" }
+        try deliveredBackwards("edit", [edit("first edit"), edit("second edit")])
         XCTAssertEqual(try value(b, "description"), .text("second edit"))
-        XCTAssertEqual(try a.rows(), try b.rows())
         XCTAssertEqual(try ConflictLog.list(b.db).map(\.reason), [], "one node's own edits are no conflict")
         // Another node's edit that had not seen the value it replaced is still logged.
         try b.exec("UPDATE sales_order SET description = 'from b' WHERE order_id = 'k'")
         try send(b, b)
-        try a.exec("UPDATE sales_order SET description = 'third edit' WHERE order_id = 'k'")
+        try a.exec(edit("third edit"))
         try exchange()
         XCTAssertEqual(try a.rows(), try b.rows())
         XCTAssertEqual(try ConflictLog.list(a.db).count + ConflictLog.list(b.db).count, 2)
         // Its update and then its delete of a row, the delete first: no conflict either.
         try a.exec("INSERT INTO sales_order (order_id, description) VALUES ('k2', 'new')")
         try send(a, b)
-        bundles = []
-        for (i, sql) in [
-            "UPDATE sales_order SET description = 'gone soon' WHERE order_id = 'k2'",
-            "DELETE FROM sales_order WHERE order_id = 'k2'",
-        ].enumerated() {
-            try a.exec(sql)
-            let out = folder.appendingPathComponent("gone-\(i)")
-            try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
-            try a.export(to: out)
-            bundles.append(out)
-        }
         let logged = try ConflictLog.list(b.db).count
-        try b.ingest([bundles[1].path])
-        try b.ingest([bundles[0].path])
-        XCTAssertEqual(try a.rows(), try b.rows())
+        try deliveredBackwards(
+            "gone",
+            [
+                "UPDATE sales_order SET description = 'gone soon' WHERE order_id = 'k2'",
+                "DELETE FROM sales_order WHERE order_id = 'k2'",
+            ])
         XCTAssertEqual(try ConflictLog.list(b.db).count, logged, "its own update after its own delete")
         // A node known here in two epochs (restored from a backup) is not one history: its
         // later edit may not have seen the one it lost, so out of order they are logged.
         try b.exec(
             "INSERT INTO ds_origin_state (origin, origin_epoch, contiguous, max_seq) VALUES ('node-a', 'ffffffffffffffff', 0, 0)"
         )
-        bundles = []
-        for (i, text) in ["fourth edit", "fifth edit"].enumerated() {
-            try a.exec("UPDATE sales_order SET description = ? WHERE order_id = 'k'", [.text(text)])
-            let out = folder.appendingPathComponent("again-\(i)")
-            try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
-            try a.export(to: out)
-            bundles.append(out)
-        }
         let before = try ConflictLog.list(b.db).count
-        try b.ingest([bundles[1].path])
-        try b.ingest([bundles[0].path])
+        try deliveredBackwards("again", [edit("fourth edit"), edit("fifth edit")])
         XCTAssertEqual(try value(b, "description"), .text("fifth edit"))
         XCTAssertEqual(try ConflictLog.list(b.db).count, before + 2)
     }

@@ -9,9 +9,8 @@ enum BundleTime {
     static let setting = "last_bundle_created_ms"
 
     /// The wall clock (shifted by the stamps' test offset), or one millisecond past the last
-    /// bundle's time when that is later; recorded in its own short transaction.
-    /// A last time further ahead of the clock than `max_clock_ahead_ms` (a day unless set) is
-    /// not followed: a clock set to the year 9999 once would otherwise pin every later bundle
+    /// bundle's time when that is later; recorded in its own short transaction. A last time
+    /// further ahead of the clock than `max_clock_ahead_ms` (a day unless set) is not followed: a clock set to the year 9999 once would otherwise pin every later bundle
     /// there, and peers would never again find this node restored from a backup (found from
     /// outside). Within it, a clock that goes back makes no bundle look older.
     static func next(_ db: Database) throws -> String {

@@ -92,6 +92,23 @@ final class RelayReceiptTests: ScenarioTestCase {
         return said + (try CLI.ok(["prune", "--db", f.hub.url, "--bundles", f.down.path, "--files-only"]).stderr)
     }
 
+    /// One night of a writing laptop (`f.laptops[0]`) and a reader driven through the CLI (its
+    /// file is put back from a backup; its export runs with `env`): both export, the hub ingests,
+    /// relays and runs `prune` if given, both ingest. What the hub's ingest said on stderr.
+    func readerNight(_ f: Fleet, reader: String, prune: [String]? = nil, env: [String: String] = [:]) throws -> String {
+        let writer = f.laptops[0]
+        try insert(writer, 1)
+        try writer.export(to: f.up)
+        let r = try CLI.run(["export", "--db", reader, "--to", f.up.path], env: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let said = try CLI.ok(["ingest", "--db", f.hub.url, f.up.path]).stderr
+        try CLI.ok(["export", "--db", f.hub.url, "--to", f.down.path, "--relay"])
+        if let prune { try CLI.ok(prune) }
+        try writer.ingest([f.down.path])
+        try CLI.ok(["ingest", "--db", reader, f.down.path])
+        return said
+    }
+
     /// Each laptop inserts `count` rows and exports them; the hub ingests them all.
     func hubTakesIn(_ f: Fleet, eachInserting count: Int) throws {
         for l in f.laptops {
@@ -377,20 +394,13 @@ final class RelayReceiptTests: ScenarioTestCase {
         for pruneRows in [false, true] {
             folder = try TestDatabases.tempFolder("restored-\(pruneRows)")
             let f = try fleet(1, hub: .sqlite)
-            let writer = f.laptops[0]
             // The reader through the CLI: its file is swapped for a backup.
             let reader = try cliNode("reader", trusting: [f.hub])
             var notices = ""
             func night() throws {
-                try insert(writer, 1)
-                try writer.export(to: f.up)
-                try CLI.ok(["export", "--db", reader, "--to", f.up.path])
-                notices += try CLI.ok(["ingest", "--db", f.hub.url, f.up.path]).stderr
-                try CLI.ok(["export", "--db", f.hub.url, "--to", f.down.path, "--relay"])
-                try CLI.ok(
-                    ["prune", "--db", f.hub.url, "--bundles", f.down.path] + (pruneRows ? [] : ["--files-only"]))
-                try writer.ingest([f.down.path])
-                try CLI.ok(["ingest", "--db", reader, f.down.path])
+                notices += try readerNight(
+                    f, reader: reader,
+                    prune: ["prune", "--db", f.hub.url, "--bundles", f.down.path] + (pruneRows ? [] : ["--files-only"]))
             }
             func readerRows() throws -> [[String]] {
                 try TestDatabases.dump(try DatabaseOpener.open(reader), "sales_order")
@@ -1068,19 +1078,9 @@ final class RelayReceiptTests: ScenarioTestCase {
     /// Found from outside: the restore was never found, and the laptop lacked a change for good.
     func testARestoreIsFoundAfterAnExportWithAClockFarAhead() throws {
         let f = try fleet(1, hub: .sqlite)
-        let writer = f.laptops[0]
         let reader = try cliNode("reader", trusting: [f.hub])
         var notices = ""
-        func night(_ env: [String: String] = [:]) throws {
-            try insert(writer, 1)
-            try writer.export(to: f.up)
-            let r = try CLI.run(["export", "--db", reader, "--to", f.up.path], env: env)
-            XCTAssertEqual(r.status, 0, r.stderr)
-            notices += try CLI.ok(["ingest", "--db", f.hub.url, f.up.path]).stderr
-            try CLI.ok(["export", "--db", f.hub.url, "--to", f.down.path, "--relay"])
-            try writer.ingest([f.down.path])
-            try CLI.ok(["ingest", "--db", reader, f.down.path])
-        }
+        func night(_ env: [String: String] = [:]) throws { notices += try readerNight(f, reader: reader, env: env) }
         try night()
         try night()
         let backup = try backUp(reader)

@@ -176,13 +176,15 @@ public enum Tracker {
             // from outside: such a row kept its default over a peer's value, for good). Before
             // anything else is written: by the registry they were captured with, and inside
             // this transaction (MariaDB commits each DDL statement; found in review).
-            let adds = infos.contains { info in
-                registered[info.name].map { old in
-                    info.columns.contains { c in !old.columns.contains { $0.name == c.name } }
-                }
-                    ?? false
-            }
-            if adds {
+            // Columns each table gained since it was registered, worked out once.
+            let added = Dictionary(
+                infos.compactMap { info -> (String, [String])? in
+                    guard let before = registered[info.name] else { return nil }
+                    let old = Set(before.columns.map(\.name))
+                    let new = info.columns.map(\.name).filter { !old.contains($0) }
+                    return new.isEmpty ? nil : (info.name, new)
+                }, uniquingKeysWith: { first, _ in first })
+            if !added.isEmpty {
                 var me = try NodeIdentity.reload(db)
                 _ = try Stamper.stampPending(db, me: &me, tables: registered)
             }
@@ -203,9 +205,10 @@ public enum Tracker {
                 // Tracked before with fewer columns (altered since, untracked or not): the new
                 // columns' values here are no write a peer must yield to.
                 if let before = registered[info.name] {
-                    let old = Set(before.columns.map(\.name)), now = Set(info.columns.map(\.name))
-                    let added = info.columns.map(\.name).filter { !old.contains($0) }
-                    if !added.isEmpty { try VersionStore(db: db).markUnwritten(info.name, columns: added) }
+                    let now = Set(info.columns.map(\.name))
+                    if let columns = added[info.name] {
+                        try VersionStore(db: db).markUnwritten(info.name, columns: columns)
+                    }
                     // A column dropped here: its versions go with it, or a column of that name
                     // added again would take them for its own values.
                     let dropped = before.columns.map(\.name).filter { !now.contains($0) }

@@ -297,19 +297,11 @@ public enum Exporter {
                 // are), and the next one starts there (BundleWriter): nothing was written or moved.
                 done = doneBefore
                 let start = try transactionStart(db, seq: cut.at, notBefore: r.lowerBound)
-                let at = start > r.lowerBound ? start : cut.at
-                guard at > r.lowerBound else {
-                    throw DataJoinError(
-                        .internalError,
-                        "change #\(cut.at): its table's definition alone passes what one bundle may hold")
-                }
-                if at == cut.at, start < cut.at || db.dialect.recordsSourceTransactions == false {
-                    ctx.reporter.notice(
-                        Self.cutNotice(
-                            "changes \(r.lowerBound)–\(r.upperBound) go into more than one bundle, cut where a transaction may go on "
-                                + "(their tables' definitions do not fit one bundle)"))
-                }
-                ranges.insert(contentsOf: [r.lowerBound...(at - 1), at...r.upperBound], at: 0)
+                ranges.insert(
+                    contentsOf: try cutByDefinitions(
+                        ctx, r, at: cut.at, transactionStart: start,
+                        mayGoOn: start < cut.at || !db.dialect.recordsSourceTransactions, what: "changes"),
+                    at: 0)
                 continue
             } catch let e as UnsendableChange {
                 // Held: what comes before its transaction is written; it and the rest wait.
@@ -486,19 +478,10 @@ public enum Exporter {
                 // As for its own changes: the bundle ends before the origin's transaction that
                 // holds the row that did not fit, when it began in the bundle, else at the row.
                 let (start, inside) = try relayTransactionStart(ctx.db, id: cut.at, notBefore: r.lowerBound)
-                let at = start > r.lowerBound ? start : cut.at
-                guard at > r.lowerBound else {
-                    throw DataJoinError(
-                        .internalError,
-                        "inbox row \(cut.at): its table's definition alone passes what one bundle may hold")
-                }
-                if at == cut.at && inside {
-                    ctx.reporter.notice(
-                        Self.cutNotice(
-                            "relayed changes \(r.lowerBound)–\(r.upperBound) go into more than one bundle, cut where a transaction may go on "
-                                + "(their tables' definitions do not fit one bundle)"))
-                }
-                ranges.insert(contentsOf: [r.lowerBound...(at - 1), at...r.upperBound], at: 0)
+                ranges.insert(
+                    contentsOf: try cutByDefinitions(
+                        ctx, r, at: cut.at, transactionStart: start, mayGoOn: inside, what: "relayed changes"),
+                    at: 0)
                 continue
             }
             after = whole.last
@@ -574,6 +557,30 @@ public enum Exporter {
                 }
             }
         }
+    }
+
+    /// The two ranges a bundle cut by definitions leaves of `r`: before the source transaction
+    /// that holds `cut` when it began inside `r` (as cuts by size are), else before `cut` itself,
+    /// said when a transaction may go on across it (`mayGoOn`). The first change of a range
+    /// always fits (a table's definition alone is far below the limits).
+    static func cutByDefinitions(
+        _ ctx: Context, _ r: ClosedRange<Int64>, at cut: Int64, transactionStart start: Int64, mayGoOn: Bool,
+        what: String
+    ) throws -> [ClosedRange<Int64>] {
+        let at = start > r.lowerBound ? start : cut
+        guard at > r.lowerBound else {
+            throw DataJoinError(
+                .internalError,
+                "the change at \(cut) of \(what) \(r.lowerBound)–\(r.upperBound): its table's definition alone passes what one bundle may hold"
+            )
+        }
+        if at == cut && mayGoOn {
+            ctx.reporter.notice(
+                Self.cutNotice(
+                    "\(what) \(r.lowerBound)–\(r.upperBound) go into more than one bundle, cut where a transaction may go on "
+                        + "(their tables' definitions do not fit one bundle)"))
+        }
+        return [r.lowerBound...(at - 1), at...r.upperBound]
     }
 
     /// A bundle must end before the change at `at` (an outbox seq, or an inbox id in a relay):

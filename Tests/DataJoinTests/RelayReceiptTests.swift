@@ -1012,6 +1012,65 @@ final class RelayReceiptTests: ScenarioTestCase {
         try checkAll([f.hub.url, l0.url, l4])
     }
 
+    /// A laptop's change that reached only another laptop (a stick; the hub's copy was lost with
+    /// the disk), and the laptop restored from a backup gives its next change the same seq: the
+    /// hub takes that one as the change it never had, with no gap and no fork to see, and relays
+    /// it. The other laptop sees the fork: it names the hub, which lacks its copy, with the cure,
+    /// which brings both changes everywhere. Found from outside: the original stayed on that one
+    /// laptop for good, every command exiting 0 and `check` OK.
+    func testAReusedSeqOfAChangeOnlyAnotherLaptopHeldIsNamedAndComesBack() throws {
+        let f = try fleet(1)
+        let l0 = f.laptops[0]
+        let l4 = try cliNode("l4", trusting: [f.hub, l0])
+        let stick = try TestDatabases.subfolder(folder, "stick")
+        var said: [String] = []
+        func round() throws {
+            try CLI.ok(["export", "--db", l4, "--to", f.up.path])
+            try l0.export(to: f.up)
+            try f.hub.ingest([f.up.path])
+            _ = try Exporter.export(f.hub.db, ExportOptions(folder: f.down.path, relay: true))
+            try CLI.ok(["ingest", "--db", l4, f.down.path])
+            said += try l0.ingest([f.down.path]).gaps
+        }
+        try insert(f.hub, 2)
+        try round()
+        let backup = try backUp(l4)
+        try DatabaseOpener.open(l4).execute("DELETE FROM sales_order WHERE order_id = 'hub-1'")
+        try CLI.ok(["export", "--db", l4, "--to", stick.path])
+        try CLI.ok(["ingest", "--db", l0.url, stick.path])
+        try restore(l4, from: backup)
+        let epoch = try NodeIdentity.load(DatabaseOpener.open(l4)).epoch
+        try DatabaseOpener.open(l4).execute(
+            "UPDATE sales_order SET description = 'edited on l4' WHERE order_id = 'hub-2'")
+        try round()
+        XCTAssertEqual(said.count, 1, "\(said)")
+        let warning = said.joined()
+        XCTAssertTrue(warning.contains("l4's change 1 (epoch "), warning)
+        XCTAssertTrue(
+            warning.contains("on this node run 'datajoin export --db URL --to FOLDER --relay --resend --peer hub'"),
+            warning)
+        XCTAssertEqual(try count(f.hub, "SELECT count(*) FROM sales_order WHERE order_id = 'hub-1'"), 1, "not yet")
+        // The cure, as said.
+        try CLI.ok(["export", "--db", l0.url, "--to", f.up.path, "--relay", "--resend", "--peer", "hub"])
+        try f.hub.ingest([f.up.path])
+        // Told by the hub's receipts, l4 moves to a new epoch and sends its change again; once
+        // that reaches l0 the copy kept aside there is sorted out, and nothing more is said.
+        try round()
+        XCTAssertEqual(try NodeIdentity.load(DatabaseOpener.open(l4)).epoch == epoch, false, "l4 told")
+        said = []
+        try round()
+        try round()
+        XCTAssertEqual(said, [])
+        XCTAssertEqual(try count(l0, "SELECT count(*) FROM ds_change_forked"), 0)
+        XCTAssertEqual(try count(f.hub, "SELECT count(*) FROM sales_order WHERE order_id = 'hub-1'"), 0)
+        XCTAssertEqual(
+            try count(f.hub, "SELECT count(*) FROM sales_order WHERE description = 'edited on l4'"), 1)
+        let rows = try f.hub.rows()
+        XCTAssertEqual(try l0.rows(), rows)
+        XCTAssertEqual(try TestDatabases.dump(DatabaseOpener.open(l4), "sales_order"), rows)
+        try checkAll([f.hub.url, l0.url, l4])
+    }
+
     /// A laptop whose clock jumps back between two bundles, the first of them read late: its
     /// bundles' times never go back, so the late one is older and no sign of a restore. Found
     /// from outside: the hub took the laptop for restored, and it moved to a new epoch and was

@@ -100,6 +100,35 @@ enum Forks {
         }
     }
 
+    /// Copies kept aside that a peer relayed (not their origin): that peer holds the other copy
+    /// of the seq and lacks the one held here. When a laptop restored from a backup reused the
+    /// seq of a change that reached only this node (a stick; the hub's copy was lost with the
+    /// disk), the hub took the new change for the one it never had, with no gap and no fork to
+    /// see, and the original stayed here for good (found from outside: every command exited 0,
+    /// `check` OK). Shown the copy held here, the peer sees the fork and tells the origin, whose
+    /// new epoch sorts both copies out (`resolve`). Said on every ingest until then.
+    static func warnings(_ db: Database, me: NodeIdentity) throws -> [String] {
+        let revoked = try LastingGaps.revokedNodes(db)
+        return try db.rows(
+            """
+            SELECT f.origin, f.origin_epoch, b.origin, min(f.seq), max(f.seq), count(*)
+            FROM ds_change_forked f JOIN ds_bundle_seen b ON b.id = f.bundle_id
+            WHERE b.origin <> f.origin AND b.origin <> ?
+            GROUP BY f.origin, f.origin_epoch, b.origin ORDER BY f.origin, f.origin_epoch, b.origin
+            """, [.text(me.nodeId)]
+        ).compactMap { r in
+            guard let origin = r.string(0), let epoch = r.string(1), let sender = r.string(2), let first = r.int(3),
+                let last = r.int(4), let n = r.int(5), !revoked.contains(sender)
+            else { return nil }
+            let which = n == 1 ? "change \(first)" : "\(n) changes between \(first) and \(last)"
+            return
+                "\(origin)'s \(which) (epoch \(epoch.prefix(8))) came from \(sender) with another stamp than the copy held here: "
+                + "\(origin) was restored from a backup and gave new changes the seqs of ones it lost, and \(sender) lacks the copy held here, "
+                + "which may be the only one left; on this node run 'datajoin export --db URL --to FOLDER --relay --resend --peer \(sender)' "
+                + "and ingest what it writes on \(sender): \(origin)'s new epoch then brings each copy where it belongs, and this ends (docs/delivery.md, 'Restored backups and epochs')"
+        }
+    }
+
     /// Keeps the highest seq a forked origin has named, so the receipt stays above it.
     static func record(_ db: Database, origin: String, epoch: String, last: Int64) throws {
         let name = prefix + origin + ":" + epoch

@@ -178,7 +178,9 @@ public enum Ingester {
         }
         // Said, never the run's failure: the work above is committed (found in review).
         do {
-            report.gaps = try LastingGaps.warnings(db, me: me, graceSeconds: limits.partialGraceSeconds)
+            report.gaps =
+                try LastingGaps.warnings(db, me: me, graceSeconds: limits.partialGraceSeconds)
+                + Forks.warnings(db, me: me)
         } catch  where !db.isUnavailable(error) {
             report.gaps = ["the gaps of origins' changes could not be read: \(error)"]
         }

@@ -1050,6 +1050,10 @@ final class RelayReceiptTests: ScenarioTestCase {
             warning.contains("on this node run 'datajoin export --db URL --to FOLDER --relay --resend --peer hub'"),
             warning)
         XCTAssertEqual(try count(f.hub, "SELECT count(*) FROM sales_order WHERE order_id = 'hub-1'"), 1, "not yet")
+        // A laptop's nightly prune, which never forwards: the hub's receipts confirm seq 1, but the
+        // copy held here is kept while the fork waits (pruned, the cure had nothing to send).
+        let pruned = try CLI.ok(["prune", "--db", l0.url, "--no-relay"])
+        XCTAssertTrue(pruned.stderr.contains("came from hub with another stamp"), pruned.stderr)
         // The cure, as said.
         try CLI.ok(["export", "--db", l0.url, "--to", f.up.path, "--relay", "--resend", "--peer", "hub"])
         try f.hub.ingest([f.up.path])

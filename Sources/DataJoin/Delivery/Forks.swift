@@ -7,7 +7,7 @@ import Foundation
 /// It records the fork and from then on tells the node, in its receipts, that it holds more of
 /// that epoch than the node issued: the node's next ingest moves it to a new epoch, and it sends
 /// everything again under it (docs/delivery.md, epochs).
-enum Forks {
+public enum Forks {
     private static let prefix = "fork:"
 
     /// The inbox's copies (id, stamp) of an origin's changes at these seqs, where held.
@@ -106,7 +106,10 @@ enum Forks {
     /// disk), the hub took the new change for the one it never had, with no gap and no fork to
     /// see, and the original stayed here for good (found from outside: every command exited 0,
     /// `check` OK). Shown the copy held here, the peer sees the fork and tells the origin, whose
-    /// new epoch sorts both copies out (`resolve`). Said on every ingest until then.
+    /// new epoch sorts both copies out (`resolve`). Said on every ingest, export and prune until
+    /// then; prune keeps the copy held here meanwhile.
+    public static func warnings(_ db: Database) throws -> [String] { try warnings(db, me: NodeIdentity.load(db)) }
+
     static func warnings(_ db: Database, me: NodeIdentity) throws -> [String] {
         let revoked = try LastingGaps.revokedNodes(db)
         return try db.rows(

@@ -87,6 +87,7 @@ struct Export: ParsableCommand {
             // Every relay names the peers that lack what was pruned here, until they re-join.
             for w in try (relay ? RelayStream.laggingWarnings(db) : [])
                 + (resend ? PeerRestore.lackingPrunedWarnings(db) : []) + Epochs.lostOwnWarnings(db)
+                + Forks.warnings(db)
                 + CaptureDrift.find(db).map(\.message)
             {
                 Console.warn(w)

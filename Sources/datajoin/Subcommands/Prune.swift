@@ -94,7 +94,7 @@ struct Prune: ParsableCommand {
                             + "and a node that never forwards says so with --no-relay")
                 }
                 for w in try RelayStream.laggingWarnings(db) + PeerRestore.lackingPrunedWarnings(db)
-                    + Epochs.lostOwnWarnings(db)
+                    + Epochs.lostOwnWarnings(db) + Forks.warnings(db)
                 {
                     Console.warn(w)
                 }

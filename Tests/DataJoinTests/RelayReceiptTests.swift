@@ -1016,8 +1016,9 @@ final class RelayReceiptTests: ScenarioTestCase {
     /// the disk), and the laptop restored from a backup gives its next change the same seq: the
     /// hub takes that one as the change it never had, with no gap and no fork to see, and relays
     /// it. The other laptop sees the fork: it names the hub, which lacks its copy, with the cure,
-    /// which brings both changes everywhere. Found from outside: the original stayed on that one
-    /// laptop for good, every command exiting 0 and `check` OK.
+    /// which brings both changes everywhere, and the change lost after it; its prunes keep them
+    /// meanwhile, and the hub, shown the copy, says nothing back. Found from outside: the original
+    /// stayed on that one laptop for good, every command exiting 0 and `check` OK.
     func testAReusedSeqOfAChangeOnlyAnotherLaptopHeldIsNamedAndComesBack() throws {
         let f = try fleet(1)
         let l0 = f.laptops[0]
@@ -1036,6 +1037,8 @@ final class RelayReceiptTests: ScenarioTestCase {
         try round()
         let backup = try backUp(l4)
         try DatabaseOpener.open(l4).execute("DELETE FROM sales_order WHERE order_id = 'hub-1'")
+        try DatabaseOpener.open(l4).execute(
+            "INSERT INTO sales_order (order_id, description) VALUES ('l4-lost', 'lost with the disk')")
         try CLI.ok(["export", "--db", l4, "--to", stick.path])
         try CLI.ok(["ingest", "--db", l0.url, stick.path])
         try restore(l4, from: backup)
@@ -1050,23 +1053,29 @@ final class RelayReceiptTests: ScenarioTestCase {
             warning.contains("on this node run 'datajoin export --db URL --to FOLDER --relay --resend --peer hub'"),
             warning)
         XCTAssertEqual(try count(f.hub, "SELECT count(*) FROM sales_order WHERE order_id = 'hub-1'"), 1, "not yet")
-        // A laptop's nightly prune, which never forwards: the hub's receipts confirm seq 1, but the
-        // copy held here is kept while the fork waits (pruned, the cure had nothing to send).
-        let pruned = try CLI.ok(["prune", "--db", l0.url, "--no-relay"])
-        XCTAssertTrue(pruned.stderr.contains("came from hub with another stamp"), pruned.stderr)
-        // The cure, as said.
+        // A laptop's nightly prune, which never forwards: the copy held of the reused seq and the
+        // lost change after it are kept while the fork waits (pruned, the cure sent none of them).
+        for _ in 0..<2 {
+            let pruned = try CLI.ok(["prune", "--db", l0.url, "--no-relay"])
+            XCTAssertTrue(pruned.stderr.contains("came from hub with another stamp"), pruned.stderr)
+        }
+        XCTAssertEqual(try count(l0, "SELECT count(*) FROM ds_change_inbox WHERE origin = 'l4'"), 2)
+        // The cure, as said. The hub, shown l0's copy, has seen both: it says nothing back.
         try CLI.ok(["export", "--db", l0.url, "--to", f.up.path, "--relay", "--resend", "--peer", "hub"])
-        try f.hub.ingest([f.up.path])
-        // Told by the hub's receipts, l4 moves to a new epoch and sends its change again; once
-        // that reaches l0 the copy kept aside there is sorted out, and nothing more is said.
-        try round()
-        XCTAssertEqual(try NodeIdentity.load(DatabaseOpener.open(l4)).epoch == epoch, false, "l4 told")
+        XCTAssertEqual(try f.hub.ingest([f.up.path]).gaps, [])
+        // The hub confirms l0's copy, and l0 stops saying it; told by the hub's receipts, l4 moves
+        // to a new epoch and sends its change again, which sorts the copies out everywhere.
         said = []
+        try round()
+        XCTAssertEqual(said, [])
+        XCTAssertEqual(try NodeIdentity.load(DatabaseOpener.open(l4)).epoch == epoch, false, "l4 told")
         try round()
         try round()
         XCTAssertEqual(said, [])
         XCTAssertEqual(try count(l0, "SELECT count(*) FROM ds_change_forked"), 0)
+        XCTAssertEqual(try count(f.hub, "SELECT count(*) FROM ds_change_forked"), 0)
         XCTAssertEqual(try count(f.hub, "SELECT count(*) FROM sales_order WHERE order_id = 'hub-1'"), 0)
+        XCTAssertEqual(try count(f.hub, "SELECT count(*) FROM sales_order WHERE order_id = 'l4-lost'"), 1)
         XCTAssertEqual(
             try count(f.hub, "SELECT count(*) FROM sales_order WHERE description = 'edited on l4'"), 1)
         let rows = try f.hub.rows()

@@ -106,29 +106,43 @@ public enum Forks {
     /// disk), the hub took the new change for the one it never had, with no gap and no fork to
     /// see, and the original stayed here for good (found from outside: every command exited 0,
     /// `check` OK). Shown the copy held here, the peer sees the fork and tells the origin, whose
-    /// new epoch sorts both copies out (`resolve`). Said on every ingest, export and prune until
-    /// then; prune keeps the copy held here meanwhile.
+    /// new epoch sorts both copies out (`resolve`). Not said once the peer confirms the copy held
+    /// here in this node's relay stream: it has seen both (the cure done, or the peer was shown
+    /// it before it sent the other; found from outside, a hub that ingested the cure was told to
+    /// send it back). Said on every ingest, export and prune until then; prune keeps the origin's
+    /// rows from the fork on meanwhile.
     public static func warnings(_ db: Database) throws -> [String] { try warnings(db, me: NodeIdentity.load(db)) }
 
     static func warnings(_ db: Database, me: NodeIdentity) throws -> [String] {
         let revoked = try LastingGaps.revokedNodes(db)
-        return try db.rows(
+        var coverage = RelayCoverage(db: db, me: me)
+        var lacking: [String: (origin: String, epoch: String, sender: String, seqs: [Int64])] = [:]
+        for r in try db.rows(
             """
-            SELECT f.origin, f.origin_epoch, b.origin, min(f.seq), max(f.seq), count(*)
+            SELECT f.origin, f.origin_epoch, b.origin, f.seq, i.id
             FROM ds_change_forked f JOIN ds_bundle_seen b ON b.id = f.bundle_id
+            LEFT JOIN ds_change_inbox i ON i.origin = f.origin AND i.origin_epoch = f.origin_epoch AND i.seq = f.seq
             WHERE b.origin <> f.origin AND b.origin <> ?
-            GROUP BY f.origin, f.origin_epoch, b.origin ORDER BY f.origin, f.origin_epoch, b.origin
-            """, [.text(me.nodeId)]
-        ).compactMap { r in
-            guard let origin = r.string(0), let epoch = r.string(1), let sender = r.string(2), let first = r.int(3),
-                let last = r.int(4), let n = r.int(5), !revoked.contains(sender)
-            else { return nil }
-            let which = n == 1 ? "change \(first)" : "\(n) changes between \(first) and \(last)"
+            ORDER BY f.origin, f.origin_epoch, b.origin, f.seq
+            """, [.text(me.nodeId)])
+        {
+            guard let origin = r.string(0), let epoch = r.string(1), let sender = r.string(2), let seq = r.int(3),
+                !revoked.contains(sender)
+            else { continue }
+            if let held = r.int(4), try coverage.covers(sender, first: held, last: held) { continue }
+            let k = [origin, epoch, sender].joined(separator: "\u{0}")
+            lacking[k, default: (origin, epoch, sender, [])].seqs.append(seq)
+        }
+        return lacking.sorted { $0.key < $1.key }.map { _, l in
+            let seqs = Set(l.seqs).sorted()
+            let which =
+                seqs.count == 1
+                ? "change \(seqs[0])" : "\(seqs.count) changes between \(seqs[0]) and \(seqs[seqs.count - 1])"
             return
-                "\(origin)'s \(which) (epoch \(epoch.prefix(8))) came from \(sender) with another stamp than the copy held here: "
-                + "\(origin) was restored from a backup and gave new changes the seqs of ones it lost, and \(sender) lacks the copy held here, "
-                + "which may be the only one left; on this node run 'datajoin export --db URL --to FOLDER --relay --resend --peer \(sender)' "
-                + "and ingest what it writes on \(sender): \(origin)'s new epoch then brings each copy where it belongs, and this ends (docs/delivery.md, 'Restored backups and epochs')"
+                "\(l.origin)'s \(which) (epoch \(l.epoch.prefix(8))) came from \(l.sender) with another stamp than the copy held here: "
+                + "\(l.origin) was restored from a backup and gave new changes the seqs of ones it lost, and \(l.sender) lacks the copy held here, "
+                + "which may be the only one left; on this node run 'datajoin export --db URL --to FOLDER --relay --resend --peer \(l.sender)' "
+                + "and ingest what it writes on \(l.sender): \(l.origin)'s new epoch then brings each copy where it belongs (docs/delivery.md, 'Restored backups and epochs')"
         }
     }
 

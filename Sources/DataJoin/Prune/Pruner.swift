@@ -94,14 +94,15 @@ public enum Pruner {
                 try db.execute(
                     "UPDATE ds_origin_state SET inbox_floor = ? WHERE origin = ? AND origin_epoch = ? AND inbox_floor < ?",
                     [.integer(limit), .text(s.origin), .text(s.epoch), .integer(limit)])
-                // A copy whose seq has another copy kept aside stays: a fork is sorted out by it,
-                // and a peer that relayed the other copy lacks it (Forks.warnings). Pruned, the
-                // only copy of a restored node's lost change was gone from the inbox, the cure
-                // sent nothing, and the nodes stayed apart (found in review).
+                // While a fork of the origin's epoch waits, its rows from the fork's seq on stay:
+                // the copy held of a reused seq sorts the fork out, and a peer that relayed the
+                // other copy lacks it and the restored node's other lost changes after it
+                // (Forks.warnings). Pruned, they were gone from the inbox, the cure sent nothing
+                // of them, and the nodes stayed apart for good (found from outside).
                 let removed = try db.execute(
                     """
                     DELETE FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq <= ? AND id <= ? AND id <= ? AND id NOT IN (SELECT id FROM ds_change_held)
-                    AND NOT EXISTS (SELECT 1 FROM ds_change_forked f WHERE f.origin = ds_change_inbox.origin AND f.origin_epoch = ds_change_inbox.origin_epoch AND f.seq = ds_change_inbox.seq)
+                    AND NOT EXISTS (SELECT 1 FROM ds_change_forked f WHERE f.origin = ds_change_inbox.origin AND f.origin_epoch = ds_change_inbox.origin_epoch AND f.seq <= ds_change_inbox.seq)
                     """,
                     [
                         .text(s.origin), .text(s.epoch), .integer(limit), .integer(imported),

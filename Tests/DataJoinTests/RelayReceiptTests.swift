@@ -1030,6 +1030,8 @@ final class RelayReceiptTests: ScenarioTestCase {
             try l0.export(to: f.up)
             try f.hub.ingest([f.up.path])
             _ = try Exporter.export(f.hub.db, ExportOptions(folder: f.down.path, relay: true))
+            // The hub's nightly prune: what it relayed leaves its inbox.
+            try CLI.ok(["prune", "--db", f.hub.url])
             try CLI.ok(["ingest", "--db", l4, f.down.path])
             said += try l0.ingest([f.down.path]).gaps
         }
@@ -1059,6 +1061,8 @@ final class RelayReceiptTests: ScenarioTestCase {
             let pruned = try CLI.ok(["prune", "--db", l0.url, "--no-relay"])
             XCTAssertTrue(pruned.stderr.contains("came from hub with another stamp"), pruned.stderr)
         }
+        let exported = try CLI.ok(["export", "--db", l0.url, "--to", f.up.path])
+        XCTAssertTrue(exported.stderr.contains("on this node run 'datajoin export"), exported.stderr)
         XCTAssertEqual(try count(l0, "SELECT count(*) FROM ds_change_inbox WHERE origin = 'l4'"), 2)
         // The cure, as said. The hub, shown l0's copy, has seen both: it says nothing back.
         try CLI.ok(["export", "--db", l0.url, "--to", f.up.path, "--relay", "--resend", "--peer", "hub"])
@@ -1081,6 +1085,40 @@ final class RelayReceiptTests: ScenarioTestCase {
         let rows = try f.hub.rows()
         XCTAssertEqual(try l0.rows(), rows)
         XCTAssertEqual(try TestDatabases.dump(DatabaseOpener.open(l4), "sales_order"), rows)
+        try checkAll([f.hub.url, l0.url, l4])
+    }
+
+    /// The same, with the laptop's nightly `prune --no-relay` run the night it read the stick:
+    /// its copy is gone from its inbox before the hub relays the reused seq, and still compared
+    /// by its stamp. It says so, and that no re-send carries it (the cure by hand).
+    func testAReusedSeqOfAChangePrunedHereIsNamedWithTheCureByHand() throws {
+        let f = try fleet(1)
+        let l0 = f.laptops[0]
+        let l4 = try cliNode("l4", trusting: [f.hub, l0])
+        let stick = try TestDatabases.subfolder(folder, "stick")
+        try insert(f.hub, 2)
+        try CLI.ok(["export", "--db", l4, "--to", f.up.path])
+        try f.hub.ingest([f.up.path])
+        _ = try Exporter.export(f.hub.db, ExportOptions(folder: f.down.path, relay: true))
+        try CLI.ok(["ingest", "--db", l4, f.down.path])
+        try l0.ingest([f.down.path])
+        let backup = try backUp(l4)
+        try DatabaseOpener.open(l4).execute("DELETE FROM sales_order WHERE order_id = 'hub-1'")
+        try CLI.ok(["export", "--db", l4, "--to", stick.path])
+        try CLI.ok(["ingest", "--db", l0.url, stick.path])
+        try CLI.ok(["prune", "--db", l0.url, "--no-relay"])
+        XCTAssertEqual(try count(l0, "SELECT count(*) FROM ds_change_inbox WHERE origin = 'l4'"), 0)
+        try restore(l4, from: backup)
+        try DatabaseOpener.open(l4).execute(
+            "UPDATE sales_order SET description = 'edited on l4' WHERE order_id = 'hub-2'")
+        try CLI.ok(["export", "--db", l4, "--to", f.up.path])
+        try f.hub.ingest([f.up.path])
+        _ = try Exporter.export(f.hub.db, ExportOptions(folder: f.down.path, relay: true))
+        let said = try CLI.ok(["ingest", "--db", l0.url, f.down.path]).stderr
+        XCTAssertTrue(said.contains("l4's change 1 (epoch "), said)
+        XCTAssertTrue(said.contains("this node pruned its copy before the fork showed"), said)
+        XCTAssertFalse(said.contains("--resend --peer hub"), said)
+        XCTAssertEqual(try count(l0, "SELECT count(*) FROM ds_change_forked"), 1)
         try checkAll([f.hub.url, l0.url, l4])
     }
 

@@ -4,7 +4,7 @@ import Foundation
 /// (docs/tables.md describes every column).
 enum SyncSchema {
     /// Bumped when the tables change; stored in ds_node.schema_version.
-    static let version = 22
+    static let version = 23
 
     static func ddl(_ dialect: Dialect) -> SQL {
         let id = dialect.autoIdColumn
@@ -107,6 +107,15 @@ enum SyncSchema {
                 reason \(text) NOT NULL
             )\(options);
             CREATE INDEX IF NOT EXISTS ds_change_held_row ON ds_change_held (object_table, \(dialect.indexed("object_id")));
+            CREATE TABLE IF NOT EXISTS ds_change_stamp (
+                origin \(dialect.keyTextType(255)) NOT NULL,
+                origin_epoch \(dialect.keyTextType(255)) NOT NULL,
+                seq BIGINT NOT NULL,
+                hlc BIGINT NOT NULL,
+                inbox_id BIGINT NOT NULL,
+                PRIMARY KEY (origin, origin_epoch, seq)
+            )\(options);
+            CREATE INDEX IF NOT EXISTS ds_change_stamp_hlc ON ds_change_stamp (hlc);
             CREATE TABLE IF NOT EXISTS ds_bundle_seen (
                 id \(id),
                 sha256 \(dialect.keyTextType(255)) NOT NULL UNIQUE,

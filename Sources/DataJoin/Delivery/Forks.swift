@@ -10,7 +10,14 @@ import Foundation
 public enum Forks {
     private static let prefix = "fork:"
 
-    /// The inbox's copies (id, stamp) of an origin's changes at these seqs, where held.
+    /// The inbox id of a copy known here only by its stamp (pruned: `ds_change_stamp`).
+    static let prunedCopy: Int64 = 0
+
+    /// The copies (inbox id, stamp) of an origin's changes at these seqs held here: in the inbox,
+    /// or pruned from it within the retention (`prunedCopy`, by their stamps). A hub prunes what
+    /// it relayed the same night; comparing only the inbox's copies, it skipped the original of
+    /// a seq a restored laptop reused when another laptop re-sent it, and the original stayed on
+    /// that laptop for good (found in review).
     static func heldCopies(_ db: Database, origin: String, epoch: String, seqs: [Int64]) throws -> [Int64: (
         id: Int64, hlc: Int64
     )] {
@@ -22,6 +29,14 @@ public enum Forks {
                 [.text(origin), .text(epoch)] + some
             ) { r in
                 if let seq = r.int(0), let id = r.int(1), let hlc = r.int(2) { out[seq] = (id, hlc) }
+            }
+            let pruned = some.filter { if case .integer(let s) = $0 { return out[s] == nil } else { return false } }
+            guard !pruned.isEmpty else { continue }
+            try db.query(
+                "SELECT seq, hlc FROM ds_change_stamp WHERE origin = ? AND origin_epoch = ? AND seq IN (\(SQL.placeholders(pruned.count)))",
+                [.text(origin), .text(epoch)] + pruned
+            ) { r in
+                if let seq = r.int(0), let hlc = r.int(1) { out[seq] = (prunedCopy, hlc) }
             }
         }
         return out
@@ -87,6 +102,12 @@ public enum Forks {
                 guard let held = try heldCopies(db, origin: origin, epoch: epoch, seqs: [seq])[seq],
                     again.contains(held.hlc)
                 else { continue }
+                if held.id == prunedCopy {
+                    // Pruned, and applied: the original comes in, and is the stamp held now.
+                    try db.execute(
+                        "UPDATE ds_change_stamp SET hlc = ? WHERE origin = ? AND origin_epoch = ? AND seq = ?",
+                        [.integer(hlc), .text(origin), .text(epoch), .integer(seq)])
+                }
                 try db.execute("DELETE FROM ds_change_held WHERE id = ?", [.integer(held.id)])
                 try db.execute("DELETE FROM ds_change_inbox WHERE id = ?", [.integer(held.id)])
                 try db.execute(
@@ -116,12 +137,13 @@ public enum Forks {
     static func warnings(_ db: Database, me: NodeIdentity) throws -> [String] {
         let revoked = try LastingGaps.revokedNodes(db)
         var coverage = RelayCoverage(db: db, me: me)
-        var lacking: [String: (origin: String, epoch: String, sender: String, seqs: [Int64])] = [:]
+        var lacking: [String: (origin: String, epoch: String, sender: String, seqs: [Int64], pruned: Bool)] = [:]
         for r in try db.rows(
             """
-            SELECT f.origin, f.origin_epoch, b.origin, f.seq, i.id
+            SELECT f.origin, f.origin_epoch, b.origin, f.seq, i.id, st.inbox_id
             FROM ds_change_forked f JOIN ds_bundle_seen b ON b.id = f.bundle_id
             LEFT JOIN ds_change_inbox i ON i.origin = f.origin AND i.origin_epoch = f.origin_epoch AND i.seq = f.seq
+            LEFT JOIN ds_change_stamp st ON st.origin = f.origin AND st.origin_epoch = f.origin_epoch AND st.seq = f.seq
             WHERE b.origin <> f.origin AND b.origin <> ?
             ORDER BY f.origin, f.origin_epoch, b.origin, f.seq
             """, [.text(me.nodeId)])
@@ -129,19 +151,28 @@ public enum Forks {
             guard let origin = r.string(0), let epoch = r.string(1), let sender = r.string(2), let seq = r.int(3),
                 !revoked.contains(sender)
             else { continue }
-            if let held = r.int(4), try coverage.covers(sender, first: held, last: held) { continue }
+            if let held = r.int(4) ?? r.int(5), try coverage.covers(sender, first: held, last: held) { continue }
             let k = [origin, epoch, sender].joined(separator: "\u{0}")
-            lacking[k, default: (origin, epoch, sender, [])].seqs.append(seq)
+            lacking[k, default: (origin, epoch, sender, [], false)].seqs.append(seq)
+            if r.int(4) == nil { lacking[k]?.pruned = true }
         }
         return lacking.sorted { $0.key < $1.key }.map { _, l in
             let seqs = Set(l.seqs).sorted()
             let which =
                 seqs.count == 1
                 ? "change \(seqs[0])" : "\(seqs.count) changes between \(seqs[0]) and \(seqs[seqs.count - 1])"
-            return
+            let said =
                 "\(l.origin)'s \(which) (epoch \(l.epoch.prefix(8))) came from \(l.sender) with another stamp than the copy held here: "
                 + "\(l.origin) was restored from a backup and gave new changes the seqs of ones it lost, and \(l.sender) lacks the copy held here, "
-                + "which may be the only one left; on this node run 'datajoin export --db URL --to FOLDER --relay --resend --peer \(l.sender)' "
+                + "which may be the only one left; "
+            // Pruned here before the fork showed: a re-send carries nothing of it.
+            guard !l.pruned else {
+                return said
+                    + "this node pruned its copy before the fork showed, so no re-send carries it: its effect is only in this node's rows; "
+                    + "compare the rows it touched here and on \(l.sender) and make the change again there by hand (docs/delivery.md, 'Restored backups and epochs')"
+            }
+            return said
+                + "on this node run 'datajoin export --db URL --to FOLDER --relay --resend --peer \(l.sender)' "
                 + "and ingest what it writes on \(l.sender): \(l.origin)'s new epoch then brings each copy where it belongs (docs/delivery.md, 'Restored backups and epochs')"
         }
     }

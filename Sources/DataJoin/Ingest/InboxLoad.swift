@@ -105,10 +105,18 @@ struct InboxLoad {
         for o in file.header.origins where !isOwnCurrent(o.origin, o.epoch) {
             let m = try mark(o.origin, o.epoch)
             // Changes at or below the mark are compared with the inbox's copies (`reconcile`),
-            // those above its floor: a joiner reading the relay files its snapshot covers keeps
-            // COPY for the rest.
+            // those above its floor, and with the stamps of pruned ones: a joiner reading the
+            // relay files its snapshot covers keeps COPY for the rest.
             let floor = floors[Self.key(o.origin, o.epoch)] ?? 0
             if max(o.first, floor + 1) <= min(m, o.last) { return false }
+            // Pruned ones by their stamps (Forks.heldCopies), where there are any.
+            if o.first <= min(m, floor),
+                try db.firstRow(
+                    "SELECT 1 FROM ds_change_stamp WHERE origin = ? AND origin_epoch = ? AND seq >= ? AND seq <= ? LIMIT 1",
+                    [.text(o.origin), .text(o.epoch), .integer(o.first), .integer(min(m, floor, o.last))]) != nil
+            {
+                return false
+            }
             if try db.firstRow(
                 "SELECT 1 FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq > ? AND seq <= ? LIMIT 1",
                 [.text(o.origin), .text(o.epoch), .integer(max(m, o.first - 1)), .integer(o.last)]) != nil
@@ -197,9 +205,9 @@ struct InboxLoad {
         }
         if c.seq <= (try mark(c.origin, c.epoch)) {
             counts.skipped += 1
-            // Held here: is it the same change? (Never inside a bulk load, which no file with
-            // such changes takes.)
-            return bulk || c.seq <= (floors[Self.key(c.origin, c.epoch)] ?? 0) ? .skip : .compare
+            // Held here: is it the same change? Pruned ones too, by their stamps (Forks). Never
+            // inside a bulk load, which no file with such changes takes.
+            return bulk ? .skip : .compare
         }
         if !c.epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) { counts.touched.insert([c.origin, c.epoch]) }
         return .load

@@ -178,11 +178,14 @@ public enum Ingester {
         }
         // Said, never the run's failure: the work above is committed (found in review).
         do {
-            report.gaps =
-                try LastingGaps.warnings(db, me: me, graceSeconds: limits.partialGraceSeconds)
-                + Forks.warnings(db, me: me)
+            report.gaps = try LastingGaps.warnings(db, me: me, graceSeconds: limits.partialGraceSeconds)
         } catch  where !db.isUnavailable(error) {
             report.gaps = ["the gaps of origins' changes could not be read: \(error)"]
+        }
+        do {
+            report.gaps += try Forks.warnings(db, me: me)
+        } catch  where !db.isUnavailable(error) {
+            report.gaps.append("the copies of reused seqs kept aside could not be read: \(error)")
         }
         return report
     }

@@ -99,15 +99,25 @@ public enum Pruner {
                 // other copy lacks it and the restored node's other lost changes after it
                 // (Forks.warnings). Pruned, they were gone from the inbox, the cure sent nothing
                 // of them, and the nodes stayed apart for good (found from outside).
-                let removed = try db.execute(
-                    """
-                    DELETE FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq <= ? AND id <= ? AND id <= ? AND id NOT IN (SELECT id FROM ds_change_held)
+                let pruned: SQL = """
+                    origin = ? AND origin_epoch = ? AND seq <= ? AND id <= ? AND id <= ? AND id NOT IN (SELECT id FROM ds_change_held)
                     AND NOT EXISTS (SELECT 1 FROM ds_change_forked f WHERE f.origin = ds_change_inbox.origin AND f.origin_epoch = ds_change_inbox.origin_epoch AND f.seq <= ds_change_inbox.seq)
-                    """,
-                    [
-                        .text(s.origin), .text(s.epoch), .integer(limit), .integer(imported),
-                        .integer(relaying ? relayed : Int64.max),
-                    ])
+                    """
+                let params: [Value] = [
+                    .text(s.origin), .text(s.epoch), .integer(limit), .integer(imported),
+                    .integer(relaying ? relayed : Int64.max),
+                ]
+                // Their stamps stay for the retention (Forks.heldCopies): a copy of a seq pruned
+                // here is still compared when it comes again. Without them a hub that pruned a
+                // restored node's reused seq skipped the original a laptop re-sent it, and the
+                // original stayed on that laptop for good (found in review).
+                try db.execute(
+                    """
+                    INSERT INTO ds_change_stamp (origin, origin_epoch, seq, hlc, inbox_id)
+                    SELECT origin, origin_epoch, seq, hlc, id FROM ds_change_inbox WHERE \(pruned)
+                    AND NOT EXISTS (SELECT 1 FROM ds_change_stamp s WHERE s.origin = ds_change_inbox.origin AND s.origin_epoch = ds_change_inbox.origin_epoch AND s.seq = ds_change_inbox.seq)
+                    """, params)
+                let removed = try db.execute("DELETE FROM ds_change_inbox WHERE \(pruned)", params)
                 report.inboxRows += removed
                 if removed > 0 { unrelayed.formUnion(lackedBy) }
             }
@@ -130,6 +140,9 @@ public enum Pruner {
             report.tombstones = try db.execute(
                 "DELETE FROM ds_row_version WHERE cl % 2 = 0 AND hlc < ?",
                 [.integer(HybridLogicalClock.stamp(ms: cutoffMs))])
+            // A copy older than the retention is held, not applied, whichever it is.
+            try db.execute(
+                "DELETE FROM ds_change_stamp WHERE hlc < ?", [.integer(HybridLogicalClock.stamp(ms: cutoffMs))])
             let cutoff = max(try Settings.int(db, cutoffSetting) ?? 0, cutoffMs)
             try Settings.set(db, cutoffSetting, cutoff)
             report.cutoff = HybridLogicalClock.describe(HybridLogicalClock.stamp(ms: cutoff))

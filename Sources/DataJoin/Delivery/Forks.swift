@@ -103,10 +103,11 @@ public enum Forks {
                     again.contains(held.hlc)
                 else { continue }
                 if held.id == prunedCopy {
-                    // Pruned, and applied: the original comes in, and is the stamp held now.
+                    // Pruned (and applied): the original's row below is what is held now, and is
+                    // stamped afresh when it is pruned.
                     try db.execute(
-                        "UPDATE ds_change_stamp SET hlc = ? WHERE origin = ? AND origin_epoch = ? AND seq = ?",
-                        [.integer(hlc), .text(origin), .text(epoch), .integer(seq)])
+                        "DELETE FROM ds_change_stamp WHERE origin = ? AND origin_epoch = ? AND seq = ?",
+                        [.text(origin), .text(epoch), .integer(seq)])
                 }
                 try db.execute("DELETE FROM ds_change_held WHERE id = ?", [.integer(held.id)])
                 try db.execute("DELETE FROM ds_change_inbox WHERE id = ?", [.integer(held.id)])
@@ -153,8 +154,8 @@ public enum Forks {
             else { continue }
             if let held = r.int(4) ?? r.int(5), try coverage.covers(sender, first: held, last: held) { continue }
             let k = [origin, epoch, sender].joined(separator: "\u{0}")
-            lacking[k, default: (origin, epoch, sender, [], false)].seqs.append(seq)
-            if r.int(4) == nil { lacking[k]?.pruned = true }
+            lacking[k, default: (origin, epoch, sender, [], true)].seqs.append(seq)
+            if r.int(4) != nil { lacking[k]?.pruned = false }
         }
         return lacking.sorted { $0.key < $1.key }.map { _, l in
             let seqs = Set(l.seqs).sorted()
@@ -165,7 +166,7 @@ public enum Forks {
                 "\(l.origin)'s \(which) (epoch \(l.epoch.prefix(8))) came from \(l.sender) with another stamp than the copy held here: "
                 + "\(l.origin) was restored from a backup and gave new changes the seqs of ones it lost, and \(l.sender) lacks the copy held here, "
                 + "which may be the only one left; "
-            // Pruned here before the fork showed: a re-send carries nothing of it.
+            // Every copy pruned here before the fork showed: a re-send carries none of them.
             guard !l.pruned else {
                 return said
                     + "this node pruned its copy before the fork showed, so no re-send carries it: its effect is only in this node's rows; "

@@ -35,9 +35,11 @@ struct InboxLoad {
     /// The highest seq seen of each origin before this load: above the mark and up to it, a
     /// change may be held already, past a gap.
     private var maxSeqs: [String: Int64] = [:]
-    /// Seqs up to an origin's floor are not in the inbox (pruned, or a snapshot's): nothing to
-    /// compare them with.
+    /// Seqs up to an origin's floor left the inbox (pruned, or a snapshot's): compared with the
+    /// stamps prune kept and the rows it kept, where there are any.
     private var floors: [String: Int64] = [:]
+    /// Per origin and epoch: whether anything up to its floor is here to compare with.
+    private var heldBelowFloor: [String: Bool] = [:]
     /// Some origin of the file has a gap here: rows going in may meet held ones past it.
     private var anyGap = false
     /// The (origin, epoch) keys whose fork was recorded in this load.
@@ -109,12 +111,9 @@ struct InboxLoad {
             // relay files its snapshot covers keeps COPY for the rest.
             let floor = floors[Self.key(o.origin, o.epoch)] ?? 0
             if max(o.first, floor + 1) <= min(m, o.last) { return false }
-            // Pruned ones by their stamps (Forks.heldCopies), where there are any.
-            if o.first <= min(m, floor),
-                try db.firstRow(
-                    "SELECT 1 FROM ds_change_stamp WHERE origin = ? AND origin_epoch = ? AND seq >= ? AND seq <= ? LIMIT 1",
-                    [.text(o.origin), .text(o.epoch), .integer(o.first), .integer(min(m, floor, o.last))]) != nil
-            {
+            // Up to the floor: with the stamps of pruned ones and the rows prune kept (held,
+            // unrelayed, of a fork), where there are any (Forks.heldCopies).
+            if o.first <= min(m, floor), try anyHeld(o.origin, o.epoch, from: o.first, through: min(m, floor, o.last)) {
                 return false
             }
             if try db.firstRow(
@@ -207,10 +206,35 @@ struct InboxLoad {
             counts.skipped += 1
             // Held here: is it the same change? Pruned ones too, by their stamps (Forks). Never
             // inside a bulk load, which no file with such changes takes.
-            return bulk ? .skip : .compare
+            if bulk { return .skip }
+            // Below the floor only when pruned rows' stamps, or rows prune kept, are here to
+            // compare with (a joiner reading the relay files its snapshot covers has neither, and
+            // skips them at no cost).
+            let k = Self.key(c.origin, c.epoch)
+            if c.seq <= (floors[k] ?? 0) {
+                if heldBelowFloor[k] == nil {
+                    heldBelowFloor[k] = try anyHeld(c.origin, c.epoch, from: 1, through: floors[k] ?? 0)
+                }
+                if heldBelowFloor[k] == false { return .skip }
+            }
+            return .compare
         }
         if !c.epoch.hasPrefix(BundleFormat.snapshotEpochPrefix) { counts.touched.insert([c.origin, c.epoch]) }
         return .load
+    }
+
+    /// A copy of the origin's seqs `from...through` is here to compare with: a pruned row's stamp,
+    /// or a row prune kept.
+    private func anyHeld(_ origin: String, _ epoch: String, from: Int64, through: Int64) throws -> Bool {
+        let params: [Value] = [.text(origin), .text(epoch), .integer(from), .integer(through)]
+        return try db.firstRow(
+            "SELECT 1 FROM ds_change_stamp WHERE origin = ? AND origin_epoch = ? AND seq >= ? AND seq <= ? LIMIT 1",
+            params)
+            != nil
+            || db.firstRow(
+                "SELECT 1 FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND seq >= ? AND seq <= ? LIMIT 1",
+                params)
+                != nil
     }
 
     private func isOwnCurrent(_ origin: String, _ epoch: String) -> Bool {

@@ -72,15 +72,37 @@ public enum Pruner {
             // A peer confirms an origin's changes by its receipt for the origin, or by the spans
             // of this node's relay stream it holds (docs/delivery.md).
             var coverage = RelayCoverage(db: db, me: me)
+            // Each row by itself: a peer other than its origin holds it when it sent it here or
+            // its receipts confirm it. By origin alone, one of a laptop's rows that its hub
+            // relayed let go another that came straight from the origin on a stick, which the
+            // hub lacked (found from outside: a restored origin then lost it for good).
+            func heldByEveryPeer(_ origin: String, _ epoch: String) throws -> (sql: SQL, params: [Value])? {
+                guard !relaying && !noRelay && origin != me.nodeId else { return nil }
+                let others = peers.filter { $0 != origin }
+                guard !others.isEmpty else { return nil }
+                var confirmed: [String: Int64] = [:]
+                for p in others { confirmed[p] = try Receipts.confirmed(db, peer: p, origin: origin, epoch: epoch) }
+                var parts: [SQL] = ["seq <= ?"]
+                var params: [Value] = [.integer(confirmed.values.min() ?? 0)]
+                for q in others {
+                    parts.append(
+                        "(seq <= ? AND EXISTS (SELECT 1 FROM ds_bundle_seen b WHERE b.id = ds_change_inbox.bundle_id AND b.origin = ?))"
+                    )
+                    params += [
+                        .integer(others.filter { $0 != q }.compactMap { confirmed[$0] }.min() ?? Int64.max), .text(q),
+                    ]
+                }
+                return ("(" + parts.joined(separator: " OR ") + ")", params)
+            }
             for s in try Holdings.all(db) {
                 let lackedBy = try lacking(s.origin, s.epoch)
-                if !lackedBy.isEmpty && !noRelay {
+                let held = try heldByEveryPeer(s.origin, s.epoch)
+                if let held {
                     report.keptForRelay += Int(
                         try db.scalar(
-                            "SELECT count(*) FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND id <= ? AND id NOT IN (SELECT id FROM ds_change_held)",
-                            [.text(s.origin), .text(s.epoch), .integer(imported)]
+                            "SELECT count(*) FROM ds_change_inbox WHERE origin = ? AND origin_epoch = ? AND id <= ? AND id NOT IN (SELECT id FROM ds_change_held) AND NOT \(held.sql)",
+                            [.text(s.origin), .text(s.epoch), .integer(imported)] + held.params
                         ).asInt64 ?? 0)
-                    continue
                 }
                 var limit = s.contiguous
                 if relaying {
@@ -102,11 +124,13 @@ public enum Pruner {
                 let pruned: SQL = """
                     origin = ? AND origin_epoch = ? AND seq <= ? AND id <= ? AND id <= ? AND id NOT IN (SELECT id FROM ds_change_held)
                     AND NOT EXISTS (SELECT 1 FROM ds_change_forked f WHERE f.origin = ds_change_inbox.origin AND f.origin_epoch = ds_change_inbox.origin_epoch AND f.seq <= ds_change_inbox.seq)
+                    \(held.map { "AND " + $0.sql } ?? "")
                     """
-                let params: [Value] = [
-                    .text(s.origin), .text(s.epoch), .integer(limit), .integer(imported),
-                    .integer(relaying ? relayed : Int64.max),
-                ]
+                let params: [Value] =
+                    [
+                        .text(s.origin), .text(s.epoch), .integer(limit), .integer(imported),
+                        .integer(relaying ? relayed : Int64.max),
+                    ] + (held?.params ?? [])
                 // Their stamps stay for the retention (Forks.heldCopies): a copy of a seq pruned
                 // here is still compared when it comes again. Without them a hub that pruned a
                 // restored node's reused seq skipped the original a laptop re-sent it, and the
@@ -119,7 +143,7 @@ public enum Pruner {
                     """, params)
                 let removed = try db.execute("DELETE FROM ds_change_inbox WHERE \(pruned)", params)
                 report.inboxRows += removed
-                if removed > 0 { unrelayed.formUnion(lackedBy) }
+                if removed > 0 && noRelay { unrelayed.formUnion(lackedBy) }
             }
             if !unrelayed.isEmpty { try RelayStream.noteUnrelayedPrune(db, peers: unrelayed, through: imported) }
             // What was pruned of the relay stream lies at or below the relay pointer: a peer
@@ -140,9 +164,13 @@ public enum Pruner {
             report.tombstones = try db.execute(
                 "DELETE FROM ds_row_version WHERE cl % 2 = 0 AND hlc < ?",
                 [.integer(HybridLogicalClock.stamp(ms: cutoffMs))])
-            // A copy older than the retention is held, not applied, whichever it is.
+            // A copy older than the retention is held, not applied, whichever it is; but a fork
+            // that waits is sorted out by the stamps from its seq on, however long it waits.
             try db.execute(
-                "DELETE FROM ds_change_stamp WHERE hlc < ?", [.integer(HybridLogicalClock.stamp(ms: cutoffMs))])
+                """
+                DELETE FROM ds_change_stamp WHERE hlc < ?
+                AND NOT EXISTS (SELECT 1 FROM ds_change_forked f WHERE f.origin = ds_change_stamp.origin AND f.origin_epoch = ds_change_stamp.origin_epoch AND f.seq <= ds_change_stamp.seq)
+                """, [.integer(HybridLogicalClock.stamp(ms: cutoffMs))])
             let cutoff = max(try Settings.int(db, cutoffSetting) ?? 0, cutoffMs)
             try Settings.set(db, cutoffSetting, cutoff)
             report.cutoff = HybridLogicalClock.describe(HybridLogicalClock.stamp(ms: cutoff))

@@ -10,11 +10,12 @@ import Foundation
 public enum Forks {
     private static let prefix = "fork:"
 
-    /// The inbox id of a copy known here only by its stamp (pruned: `ds_change_stamp`).
-    static let prunedCopy: Int64 = 0
+    /// A copy known here only by its stamp (pruned: `ds_change_stamp`) has for its id minus
+    /// the inbox id it had.
+    static func isPruned(_ id: Int64) -> Bool { id <= 0 }
 
     /// The copies (inbox id, stamp) of an origin's changes at these seqs held here: in the inbox,
-    /// or pruned from it within the retention (`prunedCopy`, by their stamps). A hub prunes what
+    /// or pruned from it within the retention (by their stamps, `isPruned`). A hub prunes what
     /// it relayed the same night; comparing only the inbox's copies, it skipped the original of
     /// a seq a restored laptop reused when another laptop re-sent it, and the original stayed on
     /// that laptop for good (found in review).
@@ -33,10 +34,10 @@ public enum Forks {
             let pruned = some.filter { if case .integer(let s) = $0 { return out[s] == nil } else { return false } }
             guard !pruned.isEmpty else { continue }
             try db.query(
-                "SELECT seq, hlc FROM ds_change_stamp WHERE origin = ? AND origin_epoch = ? AND seq IN (\(SQL.placeholders(pruned.count)))",
+                "SELECT seq, hlc, inbox_id FROM ds_change_stamp WHERE origin = ? AND origin_epoch = ? AND seq IN (\(SQL.placeholders(pruned.count)))",
                 [.text(origin), .text(epoch)] + pruned
             ) { r in
-                if let seq = r.int(0), let hlc = r.int(1) { out[seq] = (prunedCopy, hlc) }
+                if let seq = r.int(0), let hlc = r.int(1), let id = r.int(2) { out[seq] = (-id, hlc) }
             }
         }
         return out
@@ -45,13 +46,18 @@ public enum Forks {
     /// The copy of a reused seq that differs from the one held, until `resolve` can tell which
     /// of the two is the original. A large value goes by the brand's own path.
     static func keepAside(_ db: Database, _ row: [Value], columns: SQL) throws {
+        try insertCopy(db, into: "ds_change_forked", row, columns: columns)
+    }
+
+    /// One copy into the inbox or aside, a duplicate skipped.
+    static func insertCopy(_ db: Database, into table: SQL, _ row: [Value], columns: SQL) throws {
         if case .blob(let payload) = row[10], payload.count >= Ingester.largeValueBytes,
-            try db.insertWithLargeValue(into: "ds_change_forked", columns: columns, row, valueIndex: 10) != nil
+            try db.insertWithLargeValue(into: table, columns: columns, row, valueIndex: 10) != nil
         {
             return
         }
         let sql = db.dialect.insertSkippingDuplicates(
-            into: "ds_change_forked", columns: columns, rows: SQL.placeholderRows(1, width: row.count))
+            into: table, columns: columns, rows: SQL.placeholderRows(1, width: row.count))
         try db.execute(sql, row)
     }
 
@@ -102,7 +108,7 @@ public enum Forks {
                 guard let held = try heldCopies(db, origin: origin, epoch: epoch, seqs: [seq])[seq],
                     again.contains(held.hlc)
                 else { continue }
-                if held.id == prunedCopy {
+                if isPruned(held.id) {
                     // Pruned (and applied): the original's row below is what is held now, and is
                     // stamped afresh when it is pruned.
                     try db.execute(
@@ -138,13 +144,12 @@ public enum Forks {
     static func warnings(_ db: Database, me: NodeIdentity) throws -> [String] {
         let revoked = try LastingGaps.revokedNodes(db)
         var coverage = RelayCoverage(db: db, me: me)
-        var lacking: [String: (origin: String, epoch: String, sender: String, seqs: [Int64], pruned: Bool)] = [:]
+        var lacking: [String: (origin: String, epoch: String, sender: String, seqs: [Int64])] = [:]
         for r in try db.rows(
             """
-            SELECT f.origin, f.origin_epoch, b.origin, f.seq, i.id, st.inbox_id
+            SELECT f.origin, f.origin_epoch, b.origin, f.seq, i.id
             FROM ds_change_forked f JOIN ds_bundle_seen b ON b.id = f.bundle_id
             LEFT JOIN ds_change_inbox i ON i.origin = f.origin AND i.origin_epoch = f.origin_epoch AND i.seq = f.seq
-            LEFT JOIN ds_change_stamp st ON st.origin = f.origin AND st.origin_epoch = f.origin_epoch AND st.seq = f.seq
             WHERE b.origin <> f.origin AND b.origin <> ?
             ORDER BY f.origin, f.origin_epoch, b.origin, f.seq
             """, [.text(me.nodeId)])
@@ -152,28 +157,19 @@ public enum Forks {
             guard let origin = r.string(0), let epoch = r.string(1), let sender = r.string(2), let seq = r.int(3),
                 !revoked.contains(sender)
             else { continue }
-            if let held = r.int(4) ?? r.int(5), try coverage.covers(sender, first: held, last: held) { continue }
+            if let held = r.int(4), try coverage.covers(sender, first: held, last: held) { continue }
             let k = [origin, epoch, sender].joined(separator: "\u{0}")
-            lacking[k, default: (origin, epoch, sender, [], true)].seqs.append(seq)
-            if r.int(4) != nil { lacking[k]?.pruned = false }
+            lacking[k, default: (origin, epoch, sender, [])].seqs.append(seq)
         }
         return lacking.sorted { $0.key < $1.key }.map { _, l in
             let seqs = Set(l.seqs).sorted()
             let which =
                 seqs.count == 1
                 ? "change \(seqs[0])" : "\(seqs.count) changes between \(seqs[0]) and \(seqs[seqs.count - 1])"
-            let said =
+            return
                 "\(l.origin)'s \(which) (epoch \(l.epoch.prefix(8))) came from \(l.sender) with another stamp than the copy held here: "
                 + "\(l.origin) was restored from a backup and gave new changes the seqs of ones it lost, and \(l.sender) lacks the copy held here, "
-                + "which may be the only one left; "
-            // Every copy pruned here before the fork showed: a re-send carries none of them.
-            guard !l.pruned else {
-                return said
-                    + "this node pruned its copy before the fork showed, so no re-send carries it: its effect is only in this node's rows; "
-                    + "compare the rows it touched here and on \(l.sender) and make the change again there by hand (docs/delivery.md, 'Restored backups and epochs')"
-            }
-            return said
-                + "on this node run 'datajoin export --db URL --to FOLDER --relay --resend --peer \(l.sender)' "
+                + "which may be the only one left; on this node run 'datajoin export --db URL --to FOLDER --relay --resend --peer \(l.sender)' "
                 + "and ingest what it writes on \(l.sender): \(l.origin)'s new epoch then brings each copy where it belongs (docs/delivery.md, 'Restored backups and epochs')"
         }
     }

@@ -44,6 +44,8 @@ struct InboxLoad {
     private var anyGap = false
     /// The (origin, epoch) keys whose fork was recorded in this load.
     private var forked: Set<String> = []
+    /// What this load said of copies loaded in a pruned copy's place (`loadInPrunedPlace`).
+    private(set) var prunedForks: [String] = []
     /// Rows go in by the brand's bulk path: nothing of the file's ranges is in the inbox, and no
     /// statement may run until it ends.
     private var bulk = false
@@ -302,7 +304,14 @@ struct InboxLoad {
             for c in incoming {
                 guard let h = held[c.seq], h.hlc != c.hlc else { continue }
                 differs = true
-                if !fromRestored { aside.append(rows[c.row]) }
+                if Forks.isPruned(h.id) {
+                    // Pruned here, and applied: this one is another change this node lacks, and
+                    // the inbox's place for it is free. Kept aside instead, it waited for the
+                    // origin's new epoch, which nothing may ever bring (found from outside).
+                    try loadInPrunedPlace(rows[c.row], origin: origin, epoch: epoch, seq: c.seq, prunedId: -h.id)
+                } else if !fromRestored {
+                    aside.append(rows[c.row])
+                }
             }
             if differs, !forked.contains(k) {
                 forked.insert(k)
@@ -310,6 +319,28 @@ struct InboxLoad {
             }
         }
         for row in aside { try Forks.keepAside(db, row, columns: Self.columns) }
+    }
+
+    /// A copy of a seq whose copy here was pruned goes in, and is applied and relayed. The sender
+    /// may lack the pruned copy, which no re-send carries: said once, unless the sender confirms
+    /// it in this node's relay stream (it has seen both).
+    private mutating func loadInPrunedPlace(_ row: [Value], origin: String, epoch: String, seq: Int64, prunedId: Int64)
+        throws
+    {
+        try db.execute(
+            "DELETE FROM ds_change_stamp WHERE origin = ? AND origin_epoch = ? AND seq = ?",
+            [.text(origin), .text(epoch), .integer(seq)])
+        try Forks.insertCopy(db, into: "ds_change_inbox", row, columns: Self.columns)
+        counts.loaded += 1
+        counts.skipped -= 1
+        let sender = file.header.sender
+        var coverage = RelayCoverage(db: db, me: me)
+        guard sender != me.nodeId, try !coverage.covers(sender, first: prunedId, last: prunedId) else { return }
+        prunedForks.append(
+            "\(origin)'s change \(seq) (epoch \(epoch.prefix(8))) came from \(sender) with another stamp than the copy this node had pruned: "
+                + "\(origin) was restored from a backup and gave a new change the seq of one it lost. Both are applied here, but \(sender) may lack the one pruned here, "
+                + "and no re-send carries it: compare the rows it touched here and on \(sender) and make that change again there by hand (docs/delivery.md, 'Restored backups and epochs')"
+        )
     }
 
     /// A fork of the sender's numbering is recorded, so its receipts tell it (Forks); so is one

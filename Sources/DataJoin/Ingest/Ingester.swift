@@ -418,7 +418,9 @@ public enum Ingester {
                     db: db, file: file, reader: reader, me: me, bundleId: bundleId, senderNewest: newest,
                     progress: progress)
                 try inbox.loadRows(useCopy: useCopy)
-                return try inbox.finish()
+                let status = try inbox.finish()
+                for said in inbox.prunedForks { notice = notice.map { $0 + "; " + said } ?? said }
+                return status
             }
         }
         let status: IngestedFile.Status

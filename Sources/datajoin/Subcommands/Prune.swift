@@ -89,9 +89,10 @@ struct Prune: ParsableCommand {
                 }
                 if r.keptForRelay > 0 {
                     Console.warn(
-                        "kept \(r.keptForRelay) applied inbox row(s) that a peer may lack (neither their origin nor their sender): this node has not run 'export --relay' yet; "
-                            + "a hub must relay them before they go (run 'datajoin export --relay' before 'prune'), "
-                            + "and a node that never forwards says so with --no-relay")
+                        "kept \(r.keptForRelay) applied inbox row(s) that a peer may lack (neither their origin nor the node that sent them here, and its receipts do not confirm them): "
+                            + "they go once it confirms them; a hub that has not run 'export --relay' yet must relay them before they go (run 'datajoin export --relay' before 'prune'), "
+                            + "and only a node that never forwards, whose peers each hear from every origin themselves, prunes them with --no-relay"
+                    )
                 }
                 for w in try RelayStream.laggingWarnings(db) + PeerRestore.lackingPrunedWarnings(db)
                     + Epochs.lostOwnWarnings(db) + Forks.warnings(db)

@@ -1082,10 +1082,17 @@ final class RelayReceiptTests: ScenarioTestCase {
         XCTAssertEqual(try count(f.hub, "SELECT count(*) FROM sales_order WHERE order_id = 'l4-lost'"), 1)
         XCTAssertEqual(
             try count(f.hub, "SELECT count(*) FROM sales_order WHERE description = 'edited on l4'"), 1)
+        try assertConverged(f, l0, l4)
+    }
+
+    /// The hub's rows on the laptop and on the CLI-driven laptop `l4`; `check` on all three.
+    func assertConverged(_ f: Fleet, _ l0: TestNode, _ l4: String, file: StaticString = #filePath, line: UInt = #line)
+        throws
+    {
         let rows = try f.hub.rows()
-        XCTAssertEqual(try l0.rows(), rows)
-        XCTAssertEqual(try TestDatabases.dump(DatabaseOpener.open(l4), "sales_order"), rows)
-        try checkAll([f.hub.url, l0.url, l4])
+        XCTAssertEqual(try l0.rows(), rows, file: file, line: line)
+        XCTAssertEqual(try TestDatabases.dump(DatabaseOpener.open(l4), "sales_order"), rows, file: file, line: line)
+        try checkAll([f.hub.url, l0.url, l4], file: file, line: line)
     }
 
     /// The same, with the laptop's nightly `prune --no-relay` run the night it read the stick:
@@ -1132,11 +1139,8 @@ final class RelayReceiptTests: ScenarioTestCase {
         try f.hub.exec("DELETE FROM sales_order WHERE order_id = 'hub-1'")
         XCTAssertEqual(try round(), "")
         XCTAssertEqual(try round(), "")
-        let rows = try f.hub.rows()
-        XCTAssertEqual(rows.map { $0[0] }, ["hub-2"])
-        XCTAssertEqual(try l0.rows(), rows)
-        XCTAssertEqual(try TestDatabases.dump(DatabaseOpener.open(l4), "sales_order"), rows)
-        try checkAll([f.hub.url, l0.url, l4])
+        XCTAssertEqual(try f.hub.rows().map { $0[0] }, ["hub-2"])
+        try assertConverged(f, l0, l4)
     }
 
     /// A laptop keeps a change that came straight from its origin (a stick) until its hub
@@ -1177,8 +1181,7 @@ final class RelayReceiptTests: ScenarioTestCase {
         try CLI.ok(["prune", "--db", l0.url])
         XCTAssertEqual(try count(l0, "SELECT count(*) FROM ds_change_inbox WHERE origin = 'l4'"), 0)
         try CLI.ok(["ingest", "--db", l4, f.down.path])
-        XCTAssertEqual(try l0.rows(), try f.hub.rows())
-        try checkAll([f.hub.url, l0.url, l4])
+        try assertConverged(f, l0, l4)
     }
 
     /// A laptop whose clock jumps back between two bundles, the first of them read late: its

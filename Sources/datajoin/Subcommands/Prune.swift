@@ -16,8 +16,11 @@ struct Prune: ParsableCommand {
                 'datajoin trust --revoke NODE');
               - applied inbox rows (on a relaying hub, only once every peer has
                 confirmed them; a node that has not run 'export --relay' yet keeps
-                those a peer may lack (neither their origin nor their sender), as a
-                hub must send them first: --no-relay says this node never forwards);
+                each row a peer may lack (neither its origin nor its sender, and
+                unconfirmed by the peer's receipts), as a hub must send them first:
+                --no-relay says this node never forwards); each removed row's stamp
+                stays for --keep, so a copy of it that comes again is still compared
+                (a restored node that reused its seq, docs/delivery.md);
               - tombstones of deleted rows older than --keep (default 30d).
 
             Then, with --bundles FOLDER: the bundle files this node wrote (and signed)

@@ -1184,6 +1184,32 @@ final class RelayReceiptTests: ScenarioTestCase {
         try assertConverged(f, l0, l4)
     }
 
+    /// Two laptops that also trust each other (for sticks) prune what their hub relayed: the hub
+    /// sends it to the other laptop itself. Found from outside: each kept every row its hub
+    /// relayed for good, as the other laptop's receipts never reach it; a row that came on a
+    /// stick still waits for the hub.
+    func testLaptopsThatTrustEachOtherPruneWhatTheirHubRelayed() throws {
+        let f = try fleet(2)
+        let (l0, l1) = (f.laptops[0], f.laptops[1])
+        try l0.trust(l1)
+        try l1.trust(l0)
+        for _ in 0..<2 {
+            try cycle(f)
+            try l0.export(to: f.up)
+            try l1.export(to: f.up)
+        }
+        let pruned = try CLI.ok(["prune", "--db", l0.url])
+        XCTAssertFalse(pruned.stderr.contains("kept"), pruned.stderr)
+        XCTAssertEqual(try count(l0, "SELECT count(*) FROM ds_change_inbox"), 0)
+        let stick = try TestDatabases.subfolder(folder, "stick")
+        try insert(l1, 1)
+        try l1.export(to: stick)
+        try l0.ingest([stick.path])
+        let kept = try CLI.ok(["prune", "--db", l0.url])
+        XCTAssertTrue(kept.stderr.contains("kept 1 applied inbox row(s)"), kept.stderr)
+        try checkAll([f.hub.url, l0.url, l1.url])
+    }
+
     /// A laptop whose clock jumps back between two bundles, the first of them read late: its
     /// bundles' times never go back, so the late one is older and no sign of a restore. Found
     /// from outside: the hub took the laptop for restored, and it moved to a new epoch and was

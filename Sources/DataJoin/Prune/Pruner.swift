@@ -76,6 +76,8 @@ public enum Pruner {
             // its receipts confirm it. By origin alone, one of a laptop's rows that its hub
             // relayed let go another that came straight from the origin on a stick, which the
             // hub lacked (found from outside: a restored origin then lost it for good).
+            let relayers = Set(
+                try db.rows("SELECT DISTINCT relayer FROM ds_relay_held").compactMap { $0.string(0) })
             func heldByEveryPeer(_ origin: String, _ epoch: String) throws -> (sql: SQL, params: [Value])? {
                 guard !relaying && !noRelay && origin != me.nodeId else { return nil }
                 let others = peers.filter { $0 != origin }
@@ -84,12 +86,20 @@ public enum Pruner {
                 for p in others { confirmed[p] = try Receipts.confirmed(db, peer: p, origin: origin, epoch: epoch) }
                 var parts: [SQL] = ["seq <= ?"]
                 var params: [Value] = [.integer(confirmed.values.min() ?? 0)]
-                for q in others {
+                // A relay's own changes too: it sends them to every peer.
+                for q in others + (relayers.contains(origin) ? [origin] : []) {
                     parts.append(
                         "(seq <= ? AND EXISTS (SELECT 1 FROM ds_bundle_seen b WHERE b.id = ds_change_inbox.bundle_id AND b.origin = ?))"
                     )
+                    // A relay (a hub) sends what it sent here to its other peers itself: a
+                    // laptop that trusts another for sticks kept every row its hub relayed for
+                    // good, as that laptop's receipts never reach it (found from outside).
+                    let relays = relayers.contains(q)
                     params += [
-                        .integer(others.filter { $0 != q }.compactMap { confirmed[$0] }.min() ?? Int64.max), .text(q),
+                        .integer(
+                            relays
+                                ? Int64.max : others.filter { $0 != q }.compactMap { confirmed[$0] }.min() ?? Int64.max),
+                        .text(q),
                     ]
                 }
                 return ("(" + parts.joined(separator: " OR ") + ")", params)

@@ -1026,13 +1026,7 @@ final class RelayReceiptTests: ScenarioTestCase {
         let stick = try TestDatabases.subfolder(folder, "stick")
         var said: [String] = []
         func round() throws {
-            try CLI.ok(["export", "--db", l4, "--to", f.up.path])
-            try l0.export(to: f.up)
-            try f.hub.ingest([f.up.path])
-            _ = try Exporter.export(f.hub.db, ExportOptions(folder: f.down.path, relay: true))
-            // The hub's nightly prune: what it relayed leaves its inbox.
-            try CLI.ok(["prune", "--db", f.hub.url])
-            try CLI.ok(["ingest", "--db", l4, f.down.path])
+            try hubNight(f, l0, l4)
             said += try l0.ingest([f.down.path]).gaps
         }
         try insert(f.hub, 2)
@@ -1085,6 +1079,17 @@ final class RelayReceiptTests: ScenarioTestCase {
         try assertConverged(f, l0, l4)
     }
 
+    /// A night of the reused-seq tests up to the laptop `l0`'s ingest: both laptops export, the
+    /// hub ingests, relays and prunes (what it relayed leaves its inbox), `l4` ingests.
+    func hubNight(_ f: Fleet, _ l0: TestNode, _ l4: String) throws {
+        try CLI.ok(["export", "--db", l4, "--to", f.up.path])
+        try l0.export(to: f.up)
+        try f.hub.ingest([f.up.path])
+        _ = try Exporter.export(f.hub.db, ExportOptions(folder: f.down.path, relay: true))
+        try CLI.ok(["prune", "--db", f.hub.url])
+        try CLI.ok(["ingest", "--db", l4, f.down.path])
+    }
+
     /// The hub's rows on the laptop and on the CLI-driven laptop `l4`; `check` on all three.
     func assertConverged(_ f: Fleet, _ l0: TestNode, _ l4: String, file: StaticString = #filePath, line: UInt = #line)
         throws
@@ -1107,12 +1112,7 @@ final class RelayReceiptTests: ScenarioTestCase {
         let l4 = try cliNode("l4", trusting: [f.hub, l0])
         let stick = try TestDatabases.subfolder(folder, "stick")
         func round() throws -> String {
-            try CLI.ok(["export", "--db", l4, "--to", f.up.path])
-            try l0.export(to: f.up)
-            try f.hub.ingest([f.up.path])
-            _ = try Exporter.export(f.hub.db, ExportOptions(folder: f.down.path, relay: true))
-            try CLI.ok(["prune", "--db", f.hub.url])
-            try CLI.ok(["ingest", "--db", l4, f.down.path])
+            try hubNight(f, l0, l4)
             let said = try CLI.ok(["ingest", "--db", l0.url, f.down.path]).stderr
             try CLI.ok(["prune", "--db", l0.url, "--no-relay"])
             return said

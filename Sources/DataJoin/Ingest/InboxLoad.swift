@@ -46,6 +46,8 @@ struct InboxLoad {
     private var forked: Set<String> = []
     /// What this load said of copies loaded in a pruned copy's place (`loadInPrunedPlace`).
     private(set) var prunedForks: [String] = []
+    /// The sender's spans of this node's relay stream, read once per load when needed.
+    private var coverage: RelayCoverage?
     /// Rows go in by the brand's bulk path: nothing of the file's ranges is in the inbox, and no
     /// statement may run until it ends.
     private var bulk = false
@@ -334,8 +336,10 @@ struct InboxLoad {
         counts.loaded += 1
         counts.skipped -= 1
         let sender = file.header.sender
-        var coverage = RelayCoverage(db: db, me: me)
-        guard sender != me.nodeId, try !coverage.covers(sender, first: prunedId, last: prunedId) else { return }
+        if coverage == nil { coverage = RelayCoverage(db: db, me: me) }
+        guard sender != me.nodeId, try coverage?.covers(sender, first: prunedId, last: prunedId) == false else {
+            return
+        }
         prunedForks.append(
             "\(origin)'s change \(seq) (epoch \(epoch.prefix(8))) came from \(sender) with another stamp than the copy this node had pruned: "
                 + "\(origin) was restored from a backup and gave a new change the seq of one it lost. Both are applied here, but \(sender) may lack the one pruned here, "

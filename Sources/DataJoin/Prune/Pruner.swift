@@ -105,7 +105,8 @@ public enum Pruner {
                 return ("(" + parts.joined(separator: " OR ") + ")", params)
             }
             for s in try Holdings.all(db) {
-                let lackedBy = try lacking(s.origin, s.epoch)
+                // Named as lacking what `--no-relay` removes; without it each row waits for them.
+                let lackedBy = noRelay ? try lacking(s.origin, s.epoch) : []
                 let held = try heldByEveryPeer(s.origin, s.epoch)
                 if let held {
                     report.keptForRelay += Int(
@@ -153,7 +154,7 @@ public enum Pruner {
                     """, params)
                 let removed = try db.execute("DELETE FROM ds_change_inbox WHERE \(pruned)", params)
                 report.inboxRows += removed
-                if removed > 0 && noRelay { unrelayed.formUnion(lackedBy) }
+                if removed > 0 { unrelayed.formUnion(lackedBy) }
             }
             if !unrelayed.isEmpty { try RelayStream.noteUnrelayedPrune(db, peers: unrelayed, through: imported) }
             // What was pruned of the relay stream lies at or below the relay pointer: a peer

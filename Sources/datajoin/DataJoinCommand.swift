@@ -89,7 +89,13 @@ struct DataJoinCommand: ParsableCommand {
                     }
                     // `--max-changes -5`: the parser reads -5 as a flag and says the value is missing.
                     if let negative = negativeValue(in: first) {
-                        lines = ["datajoin: error: \(negative.option) takes a value above 0, not \(negative.value)"]
+                        // The same words as the option's own check says for 0 (found from outside).
+                        let range =
+                            negative.option == "--every" ? "a number of seconds from 0.1 to 86400" : "a value above 0"
+                        lines = [
+                            "datajoin: error: \(negative.option) takes \(range), not \(negative.value)"
+                                + " (see 'datajoin \(command.map { $0 + " " } ?? "")--help')"
+                        ]
                     }
                 }
                 FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8))

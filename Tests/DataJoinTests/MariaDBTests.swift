@@ -277,12 +277,18 @@ final class MariaDBTests: ScenarioTestCase {
         try s.exec("INSERT INTO t VALUES ('float', 0.123456789, '2.5')")
         try s.exec("INSERT INTO t VALUES ('scale', 2.0, '1.234')")
         try s.exec("INSERT INTO t VALUES ('fine', 0.5, '3.75')")
+        try s.exec("INSERT INTO t VALUES ('tiny', 0.5, '0.00000000000000000000000000000000000000001')")
         let report = try sync(s, m)
-        XCTAssertEqual(report?.held, 3)
+        XCTAssertEqual(report?.held, 4)
         let reasons = try m.db.rows("SELECT reason FROM ds_change_held ORDER BY id").compactMap { $0.string(0) }
         XCTAssertTrue(reasons.contains { $0.contains("Infinity, which MariaDB cannot store") }, "\(reasons)")
         XCTAssertTrue(reasons.contains { $0.contains("needs DOUBLE") }, "\(reasons)")
         XCTAssertTrue(reasons.contains { $0.contains("1.234 has 3 decimal places") }, "\(reasons)")
+        // A long value is shown cut in its middle, never as another value (found from outside:
+        // forty characters of zeros).
+        XCTAssertTrue(
+            reasons.contains { $0.contains("0.000000000000000000…0000000000000000001 has 41 decimal places") },
+            "\(reasons)")
         XCTAssertEqual(
             try m.db.rows("SELECT id, f, d FROM t ORDER BY id").map { $0.values.map(\.description) },
             [["fine", "0.5", "3.75"], ["inf", "1.5", "1.25"]])

@@ -494,7 +494,18 @@ final class OperatorSafetyTests: XCTestCase {
         ] {
             let r = try CLI.run(args)
             XCTAssertEqual(r.status, 64, "\(args)")
-            XCTAssertEqual(r.stderr, "datajoin: error: \(option) takes a value above 0, not \(value)\n")
+            XCTAssertEqual(
+                r.stderr,
+                "datajoin: error: \(option) takes a value above 0, not \(value) (see 'datajoin \(args[0]) --help')\n")
+        }
+        // --every says its range whether the value is 0 or negative (found from outside).
+        for value in ["0", "-1"] {
+            let r = try CLI.run(["watch", "--db", path("x.db"), "--in", "i", "--out", "o", "--every", value])
+            XCTAssertEqual(r.status, 64, value)
+            XCTAssertTrue(
+                r.stderr.hasPrefix("datajoin: error: --every takes a number of seconds from 0.1 to 86400, not "),
+                r.stderr)
+            XCTAssertTrue(r.stderr.hasSuffix(" (see 'datajoin watch --help')\n"), r.stderr)
         }
         // Every parser error is one line, pointing at the command's help.
         let missing = try CLI.run(["export", "--db", path("x.db")])

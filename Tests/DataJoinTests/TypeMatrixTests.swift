@@ -1017,6 +1017,69 @@ final class TypeMatrixTests: ScenarioTestCase {
         }
     }
 
+    /// A boolean is the number 1 or 0 on every brand. A SQLite BOOLEAN column keeps text such as
+    /// 'true' as text, which a condition there reads as 0: it went out as 1, and the origin kept
+    /// the text while every other node held true (found from outside, `check` OK). The text goes
+    /// as it is: a SQLite peer keeps it as the origin does, typed columns hold it with the cure,
+    /// and the cure written on the origin releases them, every node then equal.
+    func testBooleanTextStaysTextAndTypedColumnsHoldIt() throws {
+        let lite = try TestNode(
+            "blite", .sqlite, folder: folder, table: "CREATE TABLE bo (id INTEGER PRIMARY KEY, b BOOLEAN)",
+            track: ["bo"], keyBlocks: false)
+        let peer = try TestNode(
+            "bpeer", .sqlite, folder: folder, table: "CREATE TABLE bo (id INTEGER PRIMARY KEY, b BOOLEAN)",
+            track: ["bo"], keyBlocks: false)
+        var typed = [
+            try TestNode(
+                "bpg", .postgres, folder: folder, table: "CREATE TABLE bo (id integer PRIMARY KEY, b boolean)",
+                track: ["bo"], keyBlocks: false)
+        ]
+        if TestDatabases.availableBrands.contains(.mariadb) {
+            typed.append(
+                try TestNode(
+                    "bmaria", .mariadb, folder: folder, table: "CREATE TABLE bo (id INT PRIMARY KEY, b BOOLEAN)",
+                    track: ["bo"], keyBlocks: false))
+        }
+        try trustAll([lite, peer] + typed)
+        try lite.exec("INSERT INTO bo VALUES (1, 'true'), (2, 't'), (3, 'false'), (4, 1), (5, 0), (6, TRUE), (7, '1')")
+        let texts = [1, 2, 3]
+        let rows = "SELECT id, b FROM bo ORDER BY id"
+        let written = try lite.db.rows(rows).map(\.values)
+        XCTAssertEqual(written[0], [.integer(1), .text("true")])
+        XCTAssertEqual(written[6], [.integer(7), .integer(1)], "SQLite's own affinity makes '1' a number")
+        let first = try bundles("booleans")
+        try lite.export(to: first)
+        XCTAssertEqual(try peer.ingest([first.path]).imported?.applied, 7)
+        XCTAssertEqual(try peer.db.rows(rows).map(\.values), written, "a SQLite peer keeps the text as the origin")
+        for node in typed {
+            let r = try node.ingest([first.path]).imported
+            XCTAssertEqual(r?.held, texts.count, node.name)
+            XCTAssertEqual(r?.applied, 7 - texts.count, node.name)
+            let reasons = try node.db.rows("SELECT reason FROM ds_change_held ORDER BY id").compactMap { $0.string(0) }
+            XCTAssertEqual(reasons.count, texts.count, node.name)
+            for (reason, text) in zip(reasons, ["true", "t", "false"]) {
+                XCTAssertTrue(reason.contains("bo.b: '\(text)' is text, not the number 1 or 0"), reason)
+                XCTAssertTrue(reason.contains("write 1 or 0 (TRUE or FALSE) there"), reason)
+            }
+            XCTAssertEqual(
+                try node.db.rows("SELECT id FROM bo ORDER BY id").map { $0.int(0) }, [4, 5, 6, 7], node.name)
+        }
+        // The cure on the origin: its update releases what waited.
+        try lite.exec("UPDATE bo SET b = (b IN ('true', 't')) WHERE typeof(b) = 'text'")
+        let fixed = try lite.db.rows(rows).map(\.values)
+        XCTAssertEqual(fixed.map { $0[1] }, [1, 1, 0, 1, 0, 1, 1].map { Value.integer($0) })
+        XCTAssertEqual(try NodeCheck.run(lite.db).violations, [])
+        let cure = try bundles("cure")
+        try lite.export(to: cure)
+        for node in [peer] + typed {
+            let r = try node.ingest([cure.path]).imported
+            XCTAssertEqual(r?.held ?? 0, 0, node.name)
+            XCTAssertEqual(try node.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0), node.name)
+            XCTAssertEqual(try node.db.rows(rows).map(\.values), fixed, node.name)
+            XCTAssertEqual(try NodeCheck.run(node.db).violations, [], node.name)
+        }
+    }
+
     /// Text that a typed PostgreSQL column would read as another value ('now' as the moment each
     /// node applies it, 'yes' as true, '0x10' as 16) is held there, not converted (found from
     /// outside: every PostgreSQL node kept its own value, silently); the same columns take the
@@ -1035,11 +1098,12 @@ final class TypeMatrixTests: ScenarioTestCase {
         try trustAll([lite, pg])
         let held: [(String, String)] = [
             ("ts", "now"), ("ts", " Epoch"), ("d", "today"), ("d", "yesterday"), ("b", "yes"), ("b", "on"),
-            ("b", "T"), ("f", "0x10"), ("f", "1_000"), ("i", "0x10"), ("n", "0x1A"), ("f", "9007199254740993"),
+            ("b", "T"), ("b", "true"), ("f", "0x10"), ("f", "1_000"), ("i", "0x10"), ("n", "0x1A"),
+            ("f", "9007199254740993"),
             ("f", "12345678901234567890"),
         ]
         let fine: [(String, String)] = [
-            ("ts", "2024-02-29 10:00:00+00"), ("d", "2024-02-29"), ("b", "true"), ("b", "0"), ("f", "1e1"),
+            ("ts", "2024-02-29 10:00:00+00"), ("d", "2024-02-29"), ("b", "1"), ("b", "0"), ("f", "1e1"),
             ("f", "-Infinity"), ("i", "42"), ("n", "-1.50"), ("f", "0.30000000000000004"), ("f", "2.50"),
         ]
         for (i, (column, text)) in (held + fine).enumerated() {
@@ -1686,7 +1750,7 @@ extension TypeMatrixTests {
             let boolean = ValueFit.postgresReadsAsOther(String(repeating: "y", count: n), "boolean") ?? ""
             if n <= 400 {
                 XCTAssertTrue(moment?.contains("a moment of its own") ?? false, "\(n)")
-                XCTAssertTrue(boolean.contains("is not true or false"), "\(n): \(boolean)")
+                XCTAssertTrue(boolean.contains("is text, not the number 1 or 0"), "\(n): \(boolean)")
                 XCTAssertEqual(ValueFit.outOfDoubleRange(padded), .infinity, "\(n)")
             } else {
                 XCTAssertNil(moment, "\(n)")

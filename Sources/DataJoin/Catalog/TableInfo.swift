@@ -149,10 +149,13 @@ enum ValueConversion {
                 let d = parseReal(s)
             else { return v }
             return .real(d)
+        // Only 1 and 0: SQLite keeps 'true' and 't' as text where they were written (a condition
+        // reads them as 0 there), and they went out as 1 while the origin kept the text (found
+        // from outside). They stay text, kept so by SQLite and held by a typed column (`ValueFit`).
         case (.boolean, .text(let s)):
             switch s {
-            case "t", "true", "1": return .integer(1)
-            case "f", "false", "0": return .integer(0)
+            case "1": return .integer(1)
+            case "0": return .integer(0)
             default: return v
             }
         default: return v

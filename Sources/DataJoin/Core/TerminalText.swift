@@ -43,3 +43,16 @@ public enum TerminalText {
         return out
     }
 }
+
+extension StringProtocol {
+    /// A value shown in a message, at most about `limit` characters: a longer one keeps its
+    /// start and its end around "…", so a cut value is never shown as another one (found from
+    /// outside: 1e-40 was shown as forty characters of zeros). Never walks a large value whole.
+    func clipped(_ limit: Int) -> String {
+        guard let end = index(startIndex, offsetBy: limit, limitedBy: endIndex), end != endIndex else {
+            return String(self)
+        }
+        let head = limit / 2, tail = limit - head - 1
+        return String(prefix(head)) + "…" + String(suffix(tail))
+    }
+}

@@ -33,7 +33,7 @@ enum ValueFit {
                 why = "the integer \(i) would be rounded to a double in a column of type \(col.dataType)"
             } else if col.kind == .real, case .text(let s) = raw, case .real(let d) = v, !isOwnSpelling(s) {
                 why =
-                    "'\(s.prefix(40))' is one spelling of \(Value.realText(d)), and a column of type \(col.dataType) would take other spellings of it for the same key"
+                    "'\(s.clipped(40))' is one spelling of \(Value.realText(d)), and a column of type \(col.dataType) would take other spellings of it for the same key"
             } else {
                 why = dialect.valueProblem(v, col) ?? dialect.keySpellingProblem(raw, col)
             }
@@ -92,18 +92,16 @@ enum ValueFit {
         let t = trimmed.lowercased()
         if moment {
             if ["now", "today", "tomorrow", "yesterday", "epoch", "allballs"].contains(t) {
-                return "'\(text.prefix(20))' is a word PostgreSQL reads as a moment of its own (\(type)), not this text"
+                return
+                    "'\(text.clipped(20))' is a word PostgreSQL reads as a moment of its own (\(type)), not this text"
             }
         } else if type == "boolean" {
-            if !["t", "f", "true", "false", "1", "0"].contains(text) {
-                return
-                    "'\(text.prefix(20))' is not true or false as every brand spells it; PostgreSQL would read it as a boolean"
-            }
+            return booleanText(text)
         } else if isNumber(type) {
             let special = ["infinity", "-infinity", "+infinity", "nan"].contains(t) && !integerTypes.contains(type)
             if !special && !isDecimal(trimmed) {
                 return
-                    "'\(text.prefix(20))' is not a decimal number (\(type)): PostgreSQL would refuse it or read it as another value"
+                    "'\(text.clipped(20))' is not a decimal number (\(type)): PostgreSQL would refuse it or read it as another value"
             }
             if type == "double precision" || type == "real", let rounds = floatRounds(text, single: type == "real") {
                 return rounds
@@ -113,6 +111,15 @@ enum ValueFit {
     }
 
     private static let integerTypes: Set = ["smallint", "integer", "bigint"]
+
+    /// Text for a boolean column (1 and 0 are numbers by then): the SQLite node that wrote
+    /// `'true'` keeps the text, which a condition there reads as 0, and a typed column would
+    /// store true (found from outside: applied as 1 everywhere else, the nodes differed).
+    static func booleanText(_ text: String) -> String {
+        "'\(text.clipped(20))' is text, not the number 1 or 0 a boolean is on every brand: the SQLite node that wrote it "
+            + "keeps the text (a condition there reads it as a number, 'true' as 0), and a boolean column would store "
+            + "another value; write 1 or 0 (TRUE or FALSE) there"
+    }
 
     // MARK: - Spellings a typed column stores as another text
 
@@ -177,7 +184,7 @@ enum ValueFit {
     static func calendarProblem(_ text: String, _ kind: Spelled, typeName: String, brand: String) -> String? {
         guard kind == .date || kind == .time || kind == .timestamp else { return nil }
         let postgres = brand == "PostgreSQL"
-        let shown = "'\(text.prefix(40))'"
+        let shown = "'\(text.clipped(40))'"
         var body = Array(text.utf8)[...]
         if body.elementsEqual("infinity".utf8) || body.elementsEqual("-infinity".utf8) {
             return postgres && kind != .time
@@ -397,7 +404,7 @@ enum ValueFit {
             stored = Value.realText(d)
         }
         guard let got = canonicalDecimal(stored), got != want else { return nil }
-        return "'\(text.prefix(40))' would be stored as \(stored) (\(single ? "real" : "double precision") rounds it)"
+        return "'\(text.clipped(40))' would be stored as \(stored) (\(single ? "real" : "double precision") rounds it)"
     }
 
     /// `[+-]digits[.digits][e[+-]digits]`, as SQLite reads a number from text: no hexadecimal,
@@ -449,7 +456,7 @@ enum ValueFit {
         default: text = nil
         }
         guard let text, let digits = fractionDigits(text), digits > scale else { return nil }
-        return "\(text.prefix(40)) has \(digits) decimal places; \(type) would round it to \(scale)"
+        return "\(text.clipped(40)) has \(digits) decimal places; \(type) would round it to \(scale)"
     }
 
     static func numericScale(_ type: String) -> Int? {

@@ -197,9 +197,9 @@ public enum Pruner {
         HybridLogicalClock.stamp(ms: try Settings.int(db, cutoffSetting) ?? 0)
     }
 
-    /// "30d", "12h", "90m", "45s", "2w" (a bare number is days).
+    /// "30d", "12h", "90m", "45s", "2w", "1y" (365 days; a bare number is days).
     public static func parseDuration(_ text: String) throws -> Int64 {
-        let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800]
+        let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800, "y": 31_536_000]
         let t = text.trimmingCharacters(in: .whitespaces).lowercased()
         var digits = t
         var unit: Int64 = 86_400
@@ -208,7 +208,7 @@ public enum Pruner {
             digits = String(t.dropLast())
         }
         guard let n = Int64(digits) else {
-            throw DataJoinError(.usage, "'\(text)' is not a duration; write it like 30d, 12h, 90m, 45s or 2w")
+            throw DataJoinError(.usage, "'\(text)' is not a duration; write it like 30d, 12h, 90m, 45s, 2w or 1y")
         }
         guard n > 0, n < Int64.max / unit / 1000 else {
             throw DataJoinError(.usage, "--keep takes a duration above 0 and below 290 million years, not '\(text)'")

@@ -44,7 +44,8 @@ struct Prune: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "How long tombstones are kept: 30d, 12h, 90m, 2w (a bare number is days).", valueName: "duration"))
+            "How long tombstones are kept: 30d, 12h, 90m, 2w, 1y (365 days; a bare number is days).",
+            valueName: "duration"))
     var keep: String = "30d"
 
     @Option(

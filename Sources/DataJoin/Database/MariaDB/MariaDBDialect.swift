@@ -415,6 +415,7 @@ public struct MariaDBDialect: Dialect {
         if type.hasPrefix("float"), case .real(let d) = value, Double(String(describing: Float(d))) != d {
             return "\(Value.realText(d)) needs DOUBLE; a FLOAT column would round it (declare it DOUBLE)"
         }
+        if col.kind == .boolean, case .text(let s) = value { return ValueFit.booleanText(s) }
         if let problem = Self.readsAsAnother(value, col) { return problem }
         if let problem = Self.capacityProblem(value, col) { return problem }
         // A SET stores its members in the column's order, each once: `b,a` is `a,b` here and
@@ -426,8 +427,8 @@ public struct MariaDBDialect: Dialect {
             let at = named.compactMap { n in members.firstIndex { $0 == n } }
             if at.count == named.count, at != at.sorted() || Set(at).count != at.count {
                 let stored = Set(at).sorted().map { members[$0] }.joined(separator: ",")
-                return "'\(t.prefix(40))' names members of \(col.dataType) out of its order or more than once, "
-                    + "which MariaDB would store as '\(stored.prefix(40))': write it so where it is written"
+                return "'\(t.clipped(40))' names members of \(col.dataType) out of its order or more than once, "
+                    + "which MariaDB would store as '\(stored.clipped(40))': write it so where it is written"
             }
         }
         // MariaDB 10's TIMESTAMP counts seconds in 32 bits; outside, it refuses the value with a
@@ -435,7 +436,7 @@ public struct MariaDBDialect: Dialect {
         if col.type.firstWord == "timestamp", case .text(let s) = value, ValueFit.timestamp(Array(s.utf8)),
             !s.hasPrefix("0000-00-00 00:00:00"), s < "1970-01-01 00:00:01" || s >= timestampEnd
         {
-            return "'\(s.prefix(40))' is outside what a MariaDB \(col.dataType) holds here (1970-01-01 00:00:01 up to "
+            return "'\(s.clipped(40))' is outside what a MariaDB \(col.dataType) holds here (1970-01-01 00:00:01 up to "
                 + "\(timestampEnd) UTC): declare it DATETIME(6)"
         }
         if let problem = Self.strictModeLets(value, col.type) { return problem }
@@ -641,10 +642,10 @@ public struct MariaDBDialect: Dialect {
                 return !core.isEmpty && core.utf8.allSatisfy { $0 >= 48 && $0 <= 57 }
             }
             guard named.contains(where: { !members.contains($0) && number($0) }) else { return nil }
-            return "'\(t.prefix(40))' names no member of \(col.dataType); MariaDB would read its number as "
+            return "'\(t.clipped(40))' names no member of \(col.dataType); MariaDB would read its number as "
                 + (type == "enum" ? "a member's index" : "a set of members by their bits")
         case ("bit", .text(let t)):
-            return "'\(t.prefix(40))' is no number; a column of type \(col.dataType) would take its bytes as the bits"
+            return "'\(t.clipped(40))' is no number; a column of type \(col.dataType) would take its bytes as the bits"
         case ("bit", .real(let d)) where d != d.rounded() || !d.isFinite:
             return "\(Value.realText(d)) is not whole; \(col.dataType) would round it"
         case ("date", .real(let d)), ("time", .real(let d)), ("datetime", .real(let d)), ("timestamp", .real(let d)),
@@ -734,20 +735,20 @@ public struct MariaDBDialect: Dialect {
         case ("datetime", .text(let s)), ("timestamp", .text(let s)), ("time", .text(let s)):
             let significant = ValueFit.significantFractionDigits(s)
             return significant > size
-                ? "\(s.prefix(40)) has \(significant) fractional second digit(s); \(type) would cut them to \(size)"
+                ? "\(s.clipped(40)) has \(significant) fractional second digit(s); \(type) would cut them to \(size)"
                 : nil
         // A year BC is no time of day: the calendar check says MariaDB holds none.
         case ("date", .text(let s)) where s.count > 10 && !s.hasSuffix(" BC"):
             let time = s.dropFirst(11)
             return time.allSatisfy({ $0 == "0" || $0 == ":" || $0 == "." })
-                ? nil : "\(s.prefix(40)) has a time of day; a DATE column would drop it"
+                ? nil : "\(s.clipped(40)) has a time of day; a DATE column would drop it"
         case ("tinyint", .real(let d)), ("smallint", .real(let d)), ("mediumint", .real(let d)), ("int", .real(let d)),
             ("integer", .real(let d)), ("bigint", .real(let d)):
             return d.isFinite && d != d.rounded() ? "\(Value.realText(d)) is not whole; \(type) would round it" : nil
         case ("tinyint", .text(let s)), ("smallint", .text(let s)), ("mediumint", .text(let s)), ("int", .text(let s)),
             ("integer", .text(let s)), ("bigint", .text(let s)):
             guard let d = Double(s), Int64(s) == nil, UInt64(s) == nil else { return nil }
-            return d != d.rounded() ? "\(s.prefix(40)) is not whole; \(type) would round it" : nil
+            return d != d.rounded() ? "\(s.clipped(40)) is not whole; \(type) would round it" : nil
         case ("year", .integer(let y)) where y > 0 && y < 100:
             return "\(y) is a two-digit year, which MariaDB reads as \(y < 70 ? 2000 + y : 1900 + y)"
         // A number for a YEAR column arrives as its text (the column's kind is text). The text of
@@ -759,7 +760,7 @@ public struct MariaDBDialect: Dialect {
             return strictModeLets(.integer(Int64(t)!), typeName)
         // Four digits are a YEAR's own spelling: `+2024` and `2024 ` were stored as 2024.
         case ("year", .text(let t)) where !(t.utf8.count == 4 && t.utf8.allSatisfy { $0 >= 48 && $0 <= 57 }):
-            return "'\(t.prefix(40))' is not a year as MariaDB writes it (four digits); it would store another text"
+            return "'\(t.clipped(40))' is not a year as MariaDB writes it (four digits); it would store another text"
         case ("char", .text(let s)) where s.utf8.last == 0x20:
             return "trailing spaces, which a \(type) column drops"
         case ("varchar", .text(let s)) where s.unicodeScalars.count > size,

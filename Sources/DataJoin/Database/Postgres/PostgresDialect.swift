@@ -580,7 +580,7 @@ public struct PostgresDialect: Dialect {
             col.type.lowered.contains("("), ValueFit.significantFractionDigits(s) > col.type.size
         {
             return
-                "\(s.prefix(40)) has \(ValueFit.significantFractionDigits(s)) fractional second digit(s); \(type) would round them to \(col.type.size)"
+                "\(s.clipped(40)) has \(ValueFit.significantFractionDigits(s)) fractional second digit(s); \(type) would round them to \(col.type.size)"
         }
         if case .text(let s) = value, let problem = ValueFit.postgresReadsAsOther(s, type) { return problem }
         if case .text(let s) = value, let kind = ValueFit.postgresSpelled(col.type),

@@ -466,17 +466,17 @@ public struct SQLiteDialect: Dialect {
                 !ValueFit.isOwnSpelling(s)
             {
                 return
-                    "'\(s.prefix(40))' would be stored as a number in a column of type \(col.dataType) (SQLite's \(aff == .integer ? "INTEGER" : "NUMERIC") affinity), in another spelling than this text (declare it TEXT to keep text as it is)"
+                    "'\(s.clipped(40))' would be stored as a number in a column of type \(col.dataType) (SQLite's \(aff == .integer ? "INTEGER" : "NUMERIC") affinity), in another spelling than this text (declare it TEXT to keep text as it is)"
             }
             if aff != .real, Int64(s.trimmingCharacters(in: .whitespaces)) != nil { return nil }
             if let digits = ValueFit.significantDigits(s), digits > 15 {
                 return
-                    "the number \(s.prefix(40)) has \(digits) significant digits; a \(col.dataType) column in SQLite keeps 15 (declare it TEXT to keep exact decimals)"
+                    "the number \(s.clipped(40)) has \(digits) significant digits; a \(col.dataType) column in SQLite keeps 15 (declare it TEXT to keep exact decimals)"
             }
             // Out of a double's range: SQLite would store Inf or 0 (found by the second trial).
             if let d = ValueFit.outOfDoubleRange(s) {
                 return
-                    "the number \(s.prefix(40)) is out of a double's range; a \(col.dataType) column in SQLite would store \(d)"
+                    "the number \(s.clipped(40)) is out of a double's range; a \(col.dataType) column in SQLite would store \(d)"
             }
         default: break
         }
@@ -528,7 +528,7 @@ public struct SQLiteDialect: Dialect {
         else { return nil }
         if ValueFit.isOwnSpelling(s) { return nil }
         return
-            "'\(s.prefix(40))' is a number a \(col.dataType) column stores in its own form, where other spellings of it would be one key"
+            "'\(s.clipped(40))' is a number a \(col.dataType) column stores in its own form, where other spellings of it would be one key"
     }
 
     // MARK: - Locks

@@ -91,6 +91,11 @@ final class KeyCollisionTests: ScenarioTestCase {
                 XCTAssertEqual(lines.count, 1, "\(brand): \(check.stderr)")
                 XCTAssertTrue(lines.first?.contains("orders 1: inserted by") ?? false, check.stderr)
                 XCTAssertTrue(lines.first?.contains(other) ?? false, check.stderr)
+                // The fix once, the clearing on each node (found from outside).
+                XCTAssertTrue(
+                    lines.first?.contains("new id on one node only")
+                        ?? false && check.stderr.contains("--clear-collisions' on each node that reports it"),
+                    check.stderr)
                 XCTAssertFalse(check.stderr.contains("sales_order"), check.stderr)
                 let status = try CLI.ok(["status", "--db", n.url]).stdout
                 XCTAssertTrue(status.contains("key collisions:   1: rows inserted apart"), status)

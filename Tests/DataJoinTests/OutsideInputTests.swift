@@ -385,6 +385,41 @@ final class OutsideInputTests: ScenarioTestCase {
         }
     }
 
+    /// Many values of 1 MiB in one bundle: an export holds a few of them at a time, whatever the
+    /// bundle's size. It held a batch of 256 rows and PostgreSQL's fetch of 2,000 (MariaDB's of
+    /// 500) at once, and its memory grew with the bundle: 643 MiB for 300 such rows (found from
+    /// outside). The rows cross the encoder's byte batches (4 MiB) and the fetches' (8 MiB) many
+    /// times; the peer gets every byte.
+    func testAnExportOfManyLargeValuesStaysFlat() throws {
+        let rows = 120
+        for brand in TestDatabases.availableBrands {
+            let schema = "CREATE TABLE doc (k INTEGER PRIMARY KEY, body TEXT)"
+            let a = try TestNode(
+                "many\(brand)", brand, folder: folder,
+                table: brand == .mariadb ? "CREATE TABLE doc (k INTEGER PRIMARY KEY, body LONGTEXT)" : schema,
+                track: ["doc"], keyBlocks: false)
+            let b = try TestNode(
+                "peer\(brand)", .sqlite, folder: folder, table: schema, track: ["doc"], keyBlocks: false)
+            try b.trust(a)
+            for k in 0..<rows {
+                try a.exec(
+                    "INSERT INTO doc VALUES (?, ?)",
+                    [.integer(Int64(k)), .text(String(repeating: "\(k % 10)", count: 1 << 20))])
+            }
+            let out = try TestDatabases.subfolder(folder, "many-\(brand)")
+            let (status, peak) = try Self.peakMemory(["export", "--db", a.url, "--to", out.path])
+            XCTAssertEqual(status, 0, "\(brand)")
+            XCTAssertLessThan(peak, 100, "\(brand): an export of \(rows) values of 1 MiB")
+            try b.ingest([out.path])
+            XCTAssertEqual(try b.db.scalar("SELECT count(*) FROM doc"), .integer(Int64(rows)), "\(brand)")
+            XCTAssertEqual(
+                try b.db.scalar("SELECT sum(length(body)) FROM doc"), .integer(Int64(rows) << 20), "\(brand)")
+            XCTAssertEqual(
+                try b.db.scalar("SELECT count(*) FROM doc WHERE substr(body, 1, 1) <> CAST(k % 10 AS TEXT)"),
+                .integer(0), "\(brand)")
+        }
+    }
+
     /// Four values of 16 MiB in one change, and a 64 MiB insert that a unique index holds, is
     /// retried and then applies. Ingest and a retry that holds stay under 100 MiB plus the change
     /// (164 MiB); a step that writes the change into a SQLite row holds it twice (SQLite's

@@ -40,6 +40,8 @@ public enum BundleFormat {
         /// Minor 1: optional, skipped by readers that do not know them.
         case relaySpan = 9
         case relayReceipts = 10
+        /// A snapshot's sender's tombstone cut-off (ms): its rows lack the tombstones before it.
+        case tombstonesPrunedBefore = 11
     }
 
     /// The epoch of a snapshot's records: their origin is the node of each row's version, and
@@ -103,6 +105,9 @@ public struct BundleHeader: Equatable, Sendable {
     public var relaySpan: RelaySpan? = nil
     /// The spans of relaying peers' streams the sender holds.
     public var relayReceipts: [RelayReceipt] = []
+    /// A snapshot's: the sender pruned tombstones stamped before this (Unix ms), so its rows
+    /// lack them and its joiner holds older changes as the sender does (docs/snapshot.md).
+    public var tombstonesPrunedBeforeMs: Int64? = nil
 
     func encode() -> [UInt8] {
         var w = ByteWriter()
@@ -153,6 +158,7 @@ public struct BundleHeader: Equatable, Sendable {
                 }
             }
         }
+        if let ms = tombstonesPrunedBeforeMs, ms > 0 { field(.tombstonesPrunedBefore) { $0.varint(UInt64(ms)) } }
         return w.bytes
     }
 
@@ -210,6 +216,8 @@ public struct BundleHeader: Equatable, Sendable {
                     h.relayReceipts.append(
                         RelayReceipt(relayer: relayer, epoch: try Self.epoch(try f.string()), span: try Self.span(&f)))
                 }
+            case .tombstonesPrunedBefore:
+                h.tombstonesPrunedBeforeMs = Int64(try f.int(Int(Int64.max), what: "a tombstone cut-off"))
             case nil: continue  // an optional field from a newer minor version: ignored
             }
         }

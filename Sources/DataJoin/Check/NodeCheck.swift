@@ -48,7 +48,9 @@ public enum NodeCheck {
     }
 
     /// Two rows inserted apart with one generated key, merged (docs/keys.md): not broken
-    /// bookkeeping, but data the operator must look at; one line each, up to 20.
+    /// bookkeeping, but data the operator must look at; one line each, up to 20. The fix is made
+    /// once, on one node (found from outside: followed on each node, the lost row was entered again
+    /// on each); the clearing on each.
     static func collisions(_ db: Database, _ v: inout [CheckViolation]) throws {
         let n = try KeyCollisions.count(db)
         guard n > 0 else { return }
@@ -57,7 +59,7 @@ public enum NodeCheck {
                 .init(
                     rule: "key-collision",
                     detail: e.line
-                        + "; the values that lost are in 'datajoin conflicts' (table \(e.table)); give one of the rows a new id, then 'datajoin check --clear-collisions'"
+                        + "; the values that lost are in 'datajoin conflicts' (table \(e.table)); give one of the rows a new id on one node only (every node that got both rows reports this collision), then run 'datajoin check --clear-collisions' on each node that reports it"
                 ))
         }
         if n > 20 {

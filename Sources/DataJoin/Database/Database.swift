@@ -13,6 +13,16 @@ public struct Row {
     public subscript(_ i: Int) -> Value { values[i] }
     func int(_ i: Int) -> Int64? { values[i].asInt64 }
     func string(_ i: Int) -> String? { values[i].asString }
+    /// The bytes of its text and blob values: what a batch of rows holds in memory.
+    var payloadBytes: Int {
+        values.reduce(0) { n, v in
+            switch v {
+            case .text(let s): return n + s.utf8.count
+            case .blob(let b): return n + b.count
+            default: return n + 8
+            }
+        }
+    }
 }
 
 /// One open connection. Statements are `SQL` values: values are always bound, never spliced into

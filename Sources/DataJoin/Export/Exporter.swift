@@ -200,6 +200,10 @@ public enum Exporter {
 
     /// Outbox rows handed to the encoding thread at a time.
     static let encodeBatch = 256
+    /// A batch also ends at this many bytes of values: 256 rows of 1 MiB each were held at once,
+    /// twice over, and an export's memory grew with its bundle (found from outside: 643 MiB for
+    /// 300 such rows).
+    static let encodeBatchBytes = 4 << 20
 
     static func exportOwn(_ ctx: Context, after pointer: Int64, max: Int?, through: Int64 = Int64.max) throws
         -> [ExportedBundle]
@@ -261,6 +265,7 @@ public enum Exporter {
                         }
                         defer { encoder.cancel() }
                         var batch: [Row] = []
+                        var batchBytes = 0
                         _ = db.takeInvalidTextColumn()
                         try db.stream(
                             "SELECT \(Outbox.columns) FROM ds_change_outbox WHERE seq >= ? AND seq <= ? ORDER BY seq",
@@ -277,9 +282,11 @@ public enum Exporter {
                                 }
                             }
                             batch.append(row)
-                            if batch.count == Self.encodeBatch {
+                            batchBytes += row.payloadBytes
+                            if batch.count == Self.encodeBatch || batchBytes >= Self.encodeBatchBytes {
                                 try encoder.submit(batch)
                                 batch = []
+                                batchBytes = 0
                             }
                             done += 1
                             if done % 5_000 == 0 {
@@ -403,6 +410,7 @@ public enum Exporter {
     /// A snapshot's records are state for joining nodes, not changes to forward (nor rows of the
     /// relay stream that peers confirm).
     static let notSnapshot: SQL = "origin_epoch NOT LIKE \(literal: BundleFormat.snapshotEpochPrefix + "%")"
+    static let snapshotRecord: SQL = "origin_epoch LIKE \(literal: BundleFormat.snapshotEpochPrefix + "%")"
 
     /// A change this node holds because it is older than its retention is not relayed: peers
     /// applied it while this node never would, and the fleet differed for good (found from

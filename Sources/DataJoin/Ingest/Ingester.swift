@@ -414,6 +414,9 @@ public enum Ingester {
                     notice = notice.map { $0 + "; " + restored } ?? restored
                 }
                 let bundleId = try recordBundle(db, file)
+                if file.header.kind == "snapshot", let ms = file.header.tombstonesPrunedBeforeMs {
+                    try Pruner.inheritCutoff(db, ms: ms)
+                }
                 var inbox = InboxLoad(
                     db: db, file: file, reader: reader, me: me, bundleId: bundleId, senderNewest: newest,
                     progress: progress)

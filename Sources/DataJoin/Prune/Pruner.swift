@@ -192,6 +192,16 @@ public enum Pruner {
     /// At or above every inbox id a prune removed.
     static let inboxPrunedThroughSetting = "inbox_pruned_through_id"
 
+    /// A snapshot's sender pruned its tombstones up to `ms`, so the rows it brings lack them:
+    /// from now on this node holds the changes stamped before it, as the sender does (a joiner
+    /// applied a peer's change the sender held for its age; found from outside). Never past
+    /// this node's own clock, and only forward.
+    static func inheritCutoff(_ db: Database, ms: Int64) throws {
+        let now = HybridLogicalClock.nowMs(offsetMs: try HybridLogicalClock.testOffsetMs(db))
+        let cutoff = min(ms, now)
+        if cutoff > (try Settings.int(db, cutoffSetting) ?? 0) { try Settings.set(db, cutoffSetting, cutoff) }
+    }
+
     /// The hold cut-off as an HLC stamp (0 when this node never pruned).
     static func cutoffStamp(_ db: Database) throws -> Int64 {
         HybridLogicalClock.stamp(ms: try Settings.int(db, cutoffSetting) ?? 0)

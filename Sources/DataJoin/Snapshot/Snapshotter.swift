@@ -85,12 +85,14 @@ public enum Snapshotter {
         var spool: Spool!
         var receipts: [Receipt] = []
         var span: RelaySpan?
+        var prunedBefore: Int64?
         /// Reads everything, all local writes stamped: the rows and their versions agree.
         func read() throws {
             me = try NodeIdentity.load(db)
             try refuseGaps(db, me: me)
             receipts = try Holdings.receipts(db, me: me, all: true)
             span = try RelayStream.snapshotSpan(db)
+            prunedBefore = try Settings.int(db, Pruner.cutoffSetting)
             spool = try Spool(path: spoolPath, inTemporaryFolder: !recipients.isEmpty)
             try readState(db, tables: rowsOf, me: me, snapshotEpoch: snapshotEpoch, spool: spool, reporter: reporter)
             try spool.close()
@@ -134,7 +136,8 @@ public enum Snapshotter {
         let header = BundleHeader(
             sender: me.nodeId, senderEpoch: me.epoch, createdAt: try BundleTime.next(db), kind: "snapshot",
             origins: origins,
-            changeCount: spool.count, receipts: receipts, publicKey: me.publicKey, relaySpan: span)
+            changeCount: spool.count, receipts: receipts, publicKey: me.publicKey, relaySpan: span,
+            tombstonesPrunedBeforeMs: prunedBefore)
         let name =
             "\(me.nodeId)~snapshot_\(Self.stamp())_\(snapshotEpoch.dropFirst(BundleFormat.snapshotEpochPrefix.count).prefix(8)).\(BundleFormat.fileExtension)"
         let writer = try BundleWriter(
@@ -298,11 +301,18 @@ public enum Snapshotter {
             guard NodeName.isValid(delete.origin) else { return }
             try state(delete)
         }
-        // Changes received but not applied here (held, or not imported yet) travel as they are.
+        // Changes received but not applied here (held, or not imported yet) travel as they are;
+        // not one older than this node's tombstones, held here for its age (or to be held):
+        // the joiner applied it, a row the sender lacked, `check` OK (found from outside).
         let pointer = try ProgramPointer.get(db, Program.import)
         try db.stream(
-            "SELECT \(Importer.inboxColumns) FROM ds_change_inbox WHERE id IN (SELECT id FROM ds_change_held) OR id > ? ORDER BY id",
-            [.integer(pointer)]
+            """
+            SELECT \(Importer.inboxColumns) FROM ds_change_inbox
+            WHERE (id IN (SELECT id FROM ds_change_held) OR id > ?) AND \(Exporter.notHeldForItsAge)
+              AND (hlc >= ? OR \(Exporter.snapshotRecord))
+            ORDER BY id
+            """,
+            [.integer(pointer), .integer(try Pruner.cutoffStamp(db))]
         ) { r in
             try spool.add(try Importer.change(r, db))
         }

@@ -8,6 +8,23 @@ final class MariaDBStatement {
     private let stmt: UnsafeMutablePointer<MYSQL_STMT>
     private let paramCount: Int
     private var fields: [Field]
+    /// Bytes per row of its last run through a cursor: the next run fetches about
+    /// `prefetchBytes` at a time (found from outside: 500 rows of 1 MiB values were fetched at
+    /// once, and an export's memory grew with its bundle).
+    private var rowBytes = 0
+    private var prefetch = 0
+    static let prefetchBytes = 8 << 20
+
+    static func prefetch(forRowBytes bytes: Int) -> Int { max(1, min(500, prefetchBytes / max(bytes, 1))) }
+
+    /// Rows a cursor's next fetch brings from the server: libmariadb reads the attribute at each
+    /// fetch, so it follows the rows' size within a run too.
+    private func setPrefetch(_ rows: Int) {
+        guard rows != prefetch else { return }
+        prefetch = rows
+        var n = UInt(rows)
+        mysql_stmt_attr_set(stmt, STMT_ATTR_PREFETCH_ROWS, &n)
+    }
 
     struct Field {
         var type: enum_field_types
@@ -72,10 +89,7 @@ final class MariaDBStatement {
         }
         var cursorType = UInt(cursor ? CURSOR_TYPE_READ_ONLY.rawValue : CURSOR_TYPE_NO_CURSOR.rawValue)
         mysql_stmt_attr_set(stmt, STMT_ATTR_CURSOR_TYPE, &cursorType)
-        if cursor {
-            var prefetch: UInt = 500
-            mysql_stmt_attr_set(stmt, STMT_ATTR_PREFETCH_ROWS, &prefetch)
-        }
+        if cursor { setPrefetch(rowBytes > 0 ? Self.prefetch(forRowBytes: rowBytes) : 16) }
         let bound = Bound(params)
         defer { bound.free() }
         if paramCount > 0 {
@@ -84,12 +98,12 @@ final class MariaDBStatement {
         guard mysql_stmt_execute(stmt) == 0 else { throw Self.error(stmt) }
         defer { mysql_stmt_free_result(stmt) }
         if fields.isEmpty && mysql_stmt_field_count(stmt) > 0 { fields = Self.fields(stmt) }
-        if !fields.isEmpty { try fetchAll(body) }
+        if !fields.isEmpty { try fetchAll(cursor: cursor, body) }
         let changed = mysql_stmt_affected_rows(stmt)
         return changed == UInt64.max ? 0 : Int(changed)
     }
 
-    private func fetchAll(_ body: (Row) throws -> Void) throws {
+    private func fetchAll(cursor: Bool, _ body: (Row) throws -> Void) throws {
         let n = fields.count
         let binds = UnsafeMutablePointer<MYSQL_BIND>.allocate(capacity: n)
         let lengths = UnsafeMutablePointer<UInt>.allocate(capacity: n)
@@ -124,9 +138,16 @@ final class MariaDBStatement {
             }
         }
         guard mysql_stmt_bind_result(stmt, binds) == 0 else { throw Self.error(stmt) }
+        var rowCount = 0, byteCount = 0
         while true {
             let rc = mysql_stmt_fetch(stmt)
-            if rc == datajoin_maria_no_data() { return }
+            if rc == datajoin_maria_no_data() {
+                if rowCount > 0 { rowBytes = max(1, byteCount / rowCount) }
+                return
+            }
+            if cursor, rowCount > 0 { setPrefetch(Self.prefetch(forRowBytes: byteCount / rowCount)) }
+            rowCount += 1
+            byteCount += 8 * n
             guard rc == 0 || rc == datajoin_maria_data_truncated() else { throw Self.error(stmt) }
             var values: [Value] = []
             values.reserveCapacity(n)
@@ -155,6 +176,7 @@ final class MariaDBStatement {
                 case nil: break
                 }
                 let length = Int(lengths[i])
+                byteCount += length
                 var bytes = [UInt8](repeating: 0, count: length)
                 if length > 0 {
                     var one = MYSQL_BIND()

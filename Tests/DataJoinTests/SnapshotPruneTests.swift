@@ -614,6 +614,10 @@ final class SnapshotPruneTests: ScenarioTestCase {
                 try Settings.int(joiner.db, Pruner.cutoffSetting), try Settings.int(hub.db, Pruner.cutoffSetting),
                 "\(brand)")
             XCTAssertNotNil(try Settings.int(hub.db, Pruner.cutoffSetting))
+            // A node with a history of its own keeps its own retention (found in review).
+            try CLI.ok(["ingest", "--db", lap.url, snap.path])
+            XCTAssertNil(try Settings.int(lap.db, Pruner.cutoffSetting), "\(brand)")
+            XCTAssertEqual(try lap.rows(), try hub.rows(), "\(brand)")
             // The away node's files, read on the joiner straight: those the hub holds are held
             // here too by the snapshot's marks, and a later one the hub never had by its cut-off.
             try away.exec("INSERT INTO sales_order (order_id, description) VALUES ('x3', 'away, never at the hub')")

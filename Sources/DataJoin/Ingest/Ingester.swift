@@ -413,10 +413,10 @@ public enum Ingester {
                 if let restored = try PeerRestore.check(db, file.header, me: me) {
                     notice = notice.map { $0 + "; " + restored } ?? restored
                 }
-                let bundleId = try recordBundle(db, file)
                 if file.header.kind == "snapshot", let ms = file.header.tombstonesPrunedBeforeMs {
                     try Pruner.inheritCutoff(db, ms: ms)
                 }
+                let bundleId = try recordBundle(db, file)
                 var inbox = InboxLoad(
                     db: db, file: file, reader: reader, me: me, bundleId: bundleId, senderNewest: newest,
                     progress: progress)

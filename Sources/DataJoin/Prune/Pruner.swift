@@ -193,10 +193,13 @@ public enum Pruner {
     static let inboxPrunedThroughSetting = "inbox_pruned_through_id"
 
     /// A snapshot's sender pruned its tombstones up to `ms`, so the rows it brings lack them:
-    /// from now on this node holds the changes stamped before it, as the sender does (a joiner
-    /// applied a peer's change the sender held for its age; found from outside). Never past
-    /// this node's own clock, and only forward.
+    /// from now on a node joining by it holds the changes stamped before it, as the sender does
+    /// (a joiner applied a peer's change the sender held for its age; found from outside). Only
+    /// a node that has applied nothing yet (no row version): one with a history of its own keeps
+    /// its own retention (found in review: a hub would hold every change older than a laptop's
+    /// shorter `--keep`). Never past this node's own clock, and only forward.
     static func inheritCutoff(_ db: Database, ms: Int64) throws {
+        guard try db.firstRow("SELECT 1 FROM ds_row_version LIMIT 1", []) == nil else { return }
         let now = HybridLogicalClock.nowMs(offsetMs: try HybridLogicalClock.testOffsetMs(db))
         let cutoff = min(ms, now)
         if cutoff > (try Settings.int(db, cutoffSetting) ?? 0) { try Settings.set(db, cutoffSetting, cutoff) }

@@ -220,7 +220,8 @@ public enum Snapshotter {
 
     /// Every row (an insert with the row's generation and version, then an update per column
     /// that has a newer version of its own), every tombstone (a delete), and the inbox changes
-    /// not applied here yet (as they are, so they apply or wait at the new node too).
+    /// not applied here yet (as they are, so they apply or wait at the new node too), but those
+    /// held here for their age (never applied here; the receipts still cover them).
     static func readState(
         _ db: Database, tables: [String: TableInfo], me: NodeIdentity, snapshotEpoch: String, spool: Spool,
         reporter: Reporter
@@ -281,9 +282,16 @@ public enum Snapshotter {
             }
             let select: SQL =
                 "SELECT \(db.dialect.selected(t.columns)) FROM \(t.identifier) ORDER BY \(t.keyColumns.map(\.identifier))"
+            // Also by bytes: 500 rows of large values were held at once (found in review, as
+            // the export's were from outside).
+            var pendingBytes = 0
             try db.stream(select, []) { r in
                 pending.append(r.values)
-                if pending.count >= chunk { try flush() }
+                pendingBytes += r.payloadBytes
+                if pending.count >= chunk || pendingBytes >= Exporter.encodeBatchBytes {
+                    try flush()
+                    pendingBytes = 0
+                }
             }
             try flush()
         }

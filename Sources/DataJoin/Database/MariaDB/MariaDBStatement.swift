@@ -8,10 +8,10 @@ final class MariaDBStatement {
     private let stmt: UnsafeMutablePointer<MYSQL_STMT>
     private let paramCount: Int
     private var fields: [Field]
-    /// Bytes per row of its last run through a cursor: the next run fetches about
-    /// `prefetchBytes` at a time (found from outside: 500 rows of 1 MiB values were fetched at
-    /// once, and an export's memory grew with its bundle).
-    private var rowBytes = 0
+    /// Rows a cursor's fetch brings: about `prefetchBytes` by the size of the last row read,
+    /// from 16 at first up to 500 (found from outside: 500 rows of 1 MiB values were fetched at
+    /// once, and an export's memory grew with its bundle). Large rows right after small ones
+    /// still come up to 500 at once.
     private var prefetch = 0
     static let prefetchBytes = 8 << 20
 
@@ -89,7 +89,7 @@ final class MariaDBStatement {
         }
         var cursorType = UInt(cursor ? CURSOR_TYPE_READ_ONLY.rawValue : CURSOR_TYPE_NO_CURSOR.rawValue)
         mysql_stmt_attr_set(stmt, STMT_ATTR_CURSOR_TYPE, &cursorType)
-        if cursor { setPrefetch(rowBytes > 0 ? Self.prefetch(forRowBytes: rowBytes) : 16) }
+        if cursor { setPrefetch(16) }
         let bound = Bound(params)
         defer { bound.free() }
         if paramCount > 0 {
@@ -138,16 +138,10 @@ final class MariaDBStatement {
             }
         }
         guard mysql_stmt_bind_result(stmt, binds) == 0 else { throw Self.error(stmt) }
-        var rowCount = 0, byteCount = 0
         while true {
             let rc = mysql_stmt_fetch(stmt)
-            if rc == datajoin_maria_no_data() {
-                if rowCount > 0 { rowBytes = max(1, byteCount / rowCount) }
-                return
-            }
-            if cursor, rowCount > 0 { setPrefetch(Self.prefetch(forRowBytes: byteCount / rowCount)) }
-            rowCount += 1
-            byteCount += 8 * n
+            if rc == datajoin_maria_no_data() { return }
+            var byteCount = 8 * n
             guard rc == 0 || rc == datajoin_maria_data_truncated() else { throw Self.error(stmt) }
             var values: [Value] = []
             values.reserveCapacity(n)
@@ -194,6 +188,7 @@ final class MariaDBStatement {
                 }
                 values.append(Self.typed(bytes, fields[i]))
             }
+            if cursor { setPrefetch(Self.prefetch(forRowBytes: byteCount)) }
             try body(Row(values: values))
         }
     }

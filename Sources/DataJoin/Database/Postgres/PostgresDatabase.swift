@@ -485,9 +485,11 @@ public final class PostgresDatabase: Database, TransactionDriver {
         try execUnprepared("DECLARE \(name) NO SCROLL CURSOR FOR " + text, params)
         defer { _ = try? executeScript("CLOSE \(raw: name)") }
         // A fetch's rows are all in libpq's result at once: counted so that a fetch holds about
-        // `fetchBytes`, from a few rows up to 2,000 (found from outside: 2,000 rows of 1 MiB
-        // values were one result, and an export's memory grew with its bundle to 643 MiB).
-        var want = 16
+        // `fetchBytes` by the rows the last one brought, from 4 at first, growing at most 8-fold
+        // a fetch, up to 2,000 (found from outside: 2,000 rows of 1 MiB values were one result,
+        // and an export's memory grew with its bundle to 643 MiB). Large rows right after many
+        // small ones still come up to 2,000 at once.
+        var want = 4
         while true {
             var count = 0
             var bytes = 0
@@ -497,7 +499,7 @@ public final class PostgresDatabase: Database, TransactionDriver {
                 try rows(of: res, body)
             }
             if count < want { break }
-            want = max(1, min(2_000, Int(Double(want) * Double(Self.fetchBytes) / Double(max(bytes, 1)))))
+            want = max(1, min(2_000, want * 8, Int(Double(want) * Double(Self.fetchBytes) / Double(max(bytes, 1)))))
         }
     }
 

@@ -91,7 +91,10 @@ struct DataJoinCommand: ParsableCommand {
                     if let negative = negativeValue(in: first) {
                         // The same words as the option's own check says for 0 (found from outside).
                         let range =
-                            negative.option == "--every" ? "a number of seconds from 0.1 to 86400" : "a value above 0"
+                            negative.option == "--every"
+                            ? "a number of seconds from 0.1 to 86400"
+                            : negative.option == "--keep"
+                                ? "a duration above 0 and below 290 million years" : "a value above 0"
                         lines = [
                             "datajoin: error: \(negative.option) takes \(range), not \(negative.value)"
                                 + " (see 'datajoin \(command.map { $0 + " " } ?? "")--help')"

@@ -634,6 +634,42 @@ final class SnapshotPruneTests: ScenarioTestCase {
         }
     }
 
+    /// The cut-off a joiner takes is the sender's stamp as it is: capped at the joiner's clock,
+    /// 15 minutes behind, it applied a change of the away node that the hub held, `check` OK on
+    /// both (found from outside).
+    func testAJoinerWhoseClockIsBehindTakesTheCutOffAsItIs() throws {
+        let hub = try TestNode("hub", .sqlite, folder: folder)
+        let away = try TestNode("away", .sqlite, folder: folder)
+        let joiner = try TestNode("joiner", .sqlite, folder: folder)
+        for n in [away, joiner] {
+            try n.trust(hub)
+            try hub.trust(n)
+        }
+        try joiner.trust(away)
+        let offset = "INSERT INTO ds_setting (name, value) VALUES ('test_clock_offset_ms', ?)"
+        try away.exec(offset, [.text(String(-5 * 60_000))])
+        try joiner.exec(offset, [.text(String(-15 * 60_000))])
+        try CLI.ok(["prune", "--db", hub.url, "--keep", "1m"])
+        let snap = try bundles("snap")
+        try CLI.ok(["snapshot", "--db", hub.url, "--to", snap.path, "-q"])
+        try CLI.ok(["ingest", "--db", joiner.url, snap.path])
+        XCTAssertEqual(
+            try Settings.int(joiner.db, Pruner.cutoffSetting), try Settings.int(hub.db, Pruner.cutoffSetting))
+        try away.exec("INSERT INTO sales_order (order_id, description) VALUES ('x1', 'five minutes behind')")
+        let up = try bundles("up")
+        try away.export(to: up)
+        for n in [hub, joiner] {
+            let r = try CLI.run(["ingest", "--db", n.url, up.path])
+            XCTAssertEqual(r.status, 2, n.name + ": " + r.stdout + r.stderr)
+            XCTAssertTrue(
+                try n.db.scalar("SELECT reason FROM ds_change_held").asString?.contains(StampWindow.beforeRetention)
+                    ?? false, n.name)
+        }
+        XCTAssertEqual(try joiner.rows(), try hub.rows())
+        XCTAssertEqual(try joiner.rows(), [])
+        for n in [hub, joiner] { XCTAssertEqual(try NodeCheck.run(n.db).violations, [], n.name) }
+    }
+
     /// A snapshot killed while it writes leaves its spool (its cleanup never ran): they stayed
     /// in the drop folder for good, 173 MB after 11 kills (found from outside). The next
     /// snapshot of the node removes those of processes that are gone, and leaves one whose

@@ -1080,6 +1080,38 @@ final class TypeMatrixTests: ScenarioTestCase {
         }
     }
 
+    /// The same text in a boolean key column: held with the same cure, and with the way out for
+    /// a change of a key that can never be here (found from outside: told to give the column
+    /// the type it already had).
+    func testBooleanTextInAKeyIsHeldWithTheCure() throws {
+        let lite = try TestNode(
+            "klite", .sqlite, folder: folder, table: "CREATE TABLE bk (k BOOLEAN PRIMARY KEY NOT NULL, v TEXT)",
+            track: ["bk"], keyBlocks: false)
+        var typed = [
+            try TestNode(
+                "kpg", .postgres, folder: folder, table: "CREATE TABLE bk (k boolean PRIMARY KEY, v text)",
+                track: ["bk"], keyBlocks: false)
+        ]
+        if TestDatabases.availableBrands.contains(.mariadb) {
+            typed.append(
+                try TestNode(
+                    "kmaria", .mariadb, folder: folder, table: "CREATE TABLE bk (k BOOLEAN PRIMARY KEY, v TEXT)",
+                    track: ["bk"], keyBlocks: false))
+        }
+        try trustAll([lite] + typed)
+        try lite.exec("INSERT INTO bk VALUES ('true', 'kt'), (0, 'k0')")
+        let out = try bundles("bool-keys")
+        try lite.export(to: out)
+        for node in typed {
+            let r = try node.ingest([out.path]).imported
+            XCTAssertEqual(r?.held, 1, node.name)
+            let reason = try XCTUnwrap(try node.db.scalar("SELECT reason FROM ds_change_held").asString)
+            XCTAssertTrue(reason.contains("key column k: 'true' is text, not the number 1 or 0"), reason)
+            XCTAssertTrue(reason.contains("'datajoin import --drop-held ORIGIN#SEQ'"), reason)
+            XCTAssertEqual(try node.db.rows("SELECT v FROM bk").map { $0.string(0) }, ["k0"], node.name)
+        }
+    }
+
     /// Text that a typed PostgreSQL column would read as another value ('now' as the moment each
     /// node applies it, 'yes' as true, '0x10' as 16) is held there, not converted (found from
     /// outside: every PostgreSQL node kept its own value, silently); the same columns take the

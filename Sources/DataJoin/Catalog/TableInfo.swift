@@ -107,6 +107,13 @@ public struct TableInfo: Equatable, Sendable {
             let v = ValueConversion.normalize(raw, kind: col.kind)
             switch (col.kind, v) {
             case (.integer, .integer), (.boolean, .integer), (.real, .integer), (.real, .real): continue
+            // Text a SQLite node wrote for a boolean key: said as for any boolean column, with
+            // what to do with a change of a key that can never be here (found from outside: told
+            // to give the column the type it had, and held for good after the cure).
+            case (.boolean, .text(let s)):
+                return "key column \(col.name): " + ValueFit.booleanText(s)
+                    + "; once it is, this change of a key that is never here can go: 'datajoin import --drop-held ORIGIN#SEQ' "
+                    + "(its ORIGIN#SEQ in 'datajoin status')"
             case (.integer, _), (.boolean, _), (.real, _):
                 return "key column \(col.name) holds numbers here (\(col.dataType)) but this change's key value is "
                     + "\(String(v.description.prefix(60))); it could match another row: give the column the same type on every node"

@@ -197,12 +197,12 @@ public enum Pruner {
     /// (a joiner applied a peer's change the sender held for its age; found from outside). Only
     /// a node that has applied nothing yet (no row version): one with a history of its own keeps
     /// its own retention (found in review: a hub would hold every change older than a laptop's
-    /// shorter `--keep`). Never past this node's own clock, and only forward.
+    /// shorter `--keep`). Taken as it is, only forward: it is a stamp the changes' stamps are
+    /// compared with, not a time of this node's clock (capped at a clock 15 minutes behind, the
+    /// joiner applied what the sender held; found from outside).
     static func inheritCutoff(_ db: Database, ms: Int64) throws {
         guard try db.firstRow("SELECT 1 FROM ds_row_version LIMIT 1", []) == nil else { return }
-        let now = HybridLogicalClock.nowMs(offsetMs: try HybridLogicalClock.testOffsetMs(db))
-        let cutoff = min(ms, now)
-        if cutoff > (try Settings.int(db, cutoffSetting) ?? 0) { try Settings.set(db, cutoffSetting, cutoff) }
+        if ms > (try Settings.int(db, cutoffSetting) ?? 0) { try Settings.set(db, cutoffSetting, ms) }
     }
 
     /// The hold cut-off as an HLC stamp (0 when this node never pruned).

@@ -668,6 +668,22 @@ final class SnapshotPruneTests: ScenarioTestCase {
         XCTAssertEqual(try joiner.rows(), try hub.rows())
         XCTAssertEqual(try joiner.rows(), [])
         for n in [hub, joiner] { XCTAssertEqual(try NodeCheck.run(n.db).violations, [], n.name) }
+
+        // A sender's clock three days ahead: its cut-off goes no further than a stamp may be
+        // ahead here (a day), or every change would be held for good.
+        let ahead = try TestNode("ahead", .sqlite, folder: folder)
+        let second = try TestNode("second", .sqlite, folder: folder)
+        try second.trust(ahead)
+        try ahead.exec(offset, [.text(String(3 * 86_400_000))])
+        try CLI.ok(["prune", "--db", ahead.url, "--keep", "1m"])
+        let aheadSnap = try bundles("ahead-snap")
+        try CLI.ok(["snapshot", "--db", ahead.url, "--to", aheadSnap.path, "-q"])
+        let before = Int64(Date().timeIntervalSince1970 * 1000)
+        try CLI.ok(["ingest", "--db", second.url, aheadSnap.path])
+        let taken = try XCTUnwrap(try Settings.int(second.db, Pruner.cutoffSetting))
+        XCTAssertGreaterThan(try XCTUnwrap(try Settings.int(ahead.db, Pruner.cutoffSetting)), taken)
+        XCTAssertGreaterThanOrEqual(taken, before + 86_400_000)
+        XCTAssertLessThan(taken, before + 86_400_000 + 600_000)
     }
 
     /// A snapshot killed while it writes leaves its spool (its cleanup never ran): they stayed

@@ -1017,9 +1017,22 @@ final class TypeMatrixTests: ScenarioTestCase {
         }
     }
 
+    /// A PostgreSQL peer, and a MariaDB one where a server is given, each with its `table`.
+    func typedPeers(_ prefix: String, postgres: String, mariadb: String, track: String) throws -> [TestNode] {
+        var nodes = [
+            try TestNode("\(prefix)pg", .postgres, folder: folder, table: postgres, track: [track], keyBlocks: false)
+        ]
+        if TestDatabases.availableBrands.contains(.mariadb) {
+            nodes.append(
+                try TestNode(
+                    "\(prefix)maria", .mariadb, folder: folder, table: mariadb, track: [track], keyBlocks: false))
+        }
+        return nodes
+    }
+
     /// A boolean is the number 1 or 0 on every brand. A SQLite BOOLEAN column keeps text such as
-    /// 'true' as text, which a condition there reads as 0: it went out as 1, and the origin kept
-    /// the text while every other node held true (found from outside, `check` OK). The text goes
+    /// 'true' as text, which a condition there reads as 0: PostgreSQL and MariaDB applied it as
+    /// true, and the origin kept the text (found from outside, `check` OK). The text goes
     /// as it is: a SQLite peer keeps it as the origin does, typed columns hold it with the cure,
     /// and the cure written on the origin releases them, every node then equal.
     func testBooleanTextStaysTextAndTypedColumnsHoldIt() throws {
@@ -1029,17 +1042,9 @@ final class TypeMatrixTests: ScenarioTestCase {
         let peer = try TestNode(
             "bpeer", .sqlite, folder: folder, table: "CREATE TABLE bo (id INTEGER PRIMARY KEY, b BOOLEAN)",
             track: ["bo"], keyBlocks: false)
-        var typed = [
-            try TestNode(
-                "bpg", .postgres, folder: folder, table: "CREATE TABLE bo (id integer PRIMARY KEY, b boolean)",
-                track: ["bo"], keyBlocks: false)
-        ]
-        if TestDatabases.availableBrands.contains(.mariadb) {
-            typed.append(
-                try TestNode(
-                    "bmaria", .mariadb, folder: folder, table: "CREATE TABLE bo (id INT PRIMARY KEY, b BOOLEAN)",
-                    track: ["bo"], keyBlocks: false))
-        }
+        let typed = try typedPeers(
+            "b", postgres: "CREATE TABLE bo (id integer PRIMARY KEY, b boolean)",
+            mariadb: "CREATE TABLE bo (id INT PRIMARY KEY, b BOOLEAN)", track: "bo")
         try trustAll([lite, peer] + typed)
         try lite.exec("INSERT INTO bo VALUES (1, 'true'), (2, 't'), (3, 'false'), (4, 1), (5, 0), (6, TRUE), (7, '1')")
         let texts = [1, 2, 3]
@@ -1087,17 +1092,9 @@ final class TypeMatrixTests: ScenarioTestCase {
         let lite = try TestNode(
             "klite", .sqlite, folder: folder, table: "CREATE TABLE bk (k BOOLEAN PRIMARY KEY NOT NULL, v TEXT)",
             track: ["bk"], keyBlocks: false)
-        var typed = [
-            try TestNode(
-                "kpg", .postgres, folder: folder, table: "CREATE TABLE bk (k boolean PRIMARY KEY, v text)",
-                track: ["bk"], keyBlocks: false)
-        ]
-        if TestDatabases.availableBrands.contains(.mariadb) {
-            typed.append(
-                try TestNode(
-                    "kmaria", .mariadb, folder: folder, table: "CREATE TABLE bk (k BOOLEAN PRIMARY KEY, v TEXT)",
-                    track: ["bk"], keyBlocks: false))
-        }
+        let typed = try typedPeers(
+            "k", postgres: "CREATE TABLE bk (k boolean PRIMARY KEY, v text)",
+            mariadb: "CREATE TABLE bk (k BOOLEAN PRIMARY KEY, v TEXT)", track: "bk")
         try trustAll([lite] + typed)
         try lite.exec("INSERT INTO bk VALUES ('true', 'kt'), (0, 'k0')")
         let out = try bundles("bool-keys")

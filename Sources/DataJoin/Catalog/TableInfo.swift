@@ -112,8 +112,8 @@ public struct TableInfo: Equatable, Sendable {
             // to give the column the type it had, and held for good after the cure).
             case (.boolean, .text(let s)):
                 return "key column \(col.name): " + ValueFit.booleanText(s)
-                    + "; once it is, this change of a key that is never here can go: 'datajoin import --drop-held ORIGIN#SEQ' "
-                    + "(its ORIGIN#SEQ in 'datajoin status')"
+                    + "; once written so, this change of a key that can never be here goes with "
+                    + "'datajoin import --drop-held ORIGIN#SEQ' (see 'datajoin status')"
             case (.integer, _), (.boolean, _), (.real, _):
                 return "key column \(col.name) holds numbers here (\(col.dataType)) but this change's key value is "
                     + "\(String(v.description.prefix(60))); it could match another row: give the column the same type on every node"
@@ -157,8 +157,9 @@ enum ValueConversion {
             else { return v }
             return .real(d)
         // Only 1 and 0: SQLite keeps 'true' and 't' as text where they were written (a condition
-        // reads them as 0 there), and they went out as 1 while the origin kept the text (found
-        // from outside). They stay text, kept so by SQLite and held by a typed column (`ValueFit`).
+        // reads them as 0 there), and PostgreSQL and MariaDB applied them as 1 while the origin
+        // kept the text (found from outside). They stay text, kept so by SQLite and held by a
+        // typed column (`ValueFit`).
         case (.boolean, .text(let s)):
             switch s {
             case "1": return .integer(1)

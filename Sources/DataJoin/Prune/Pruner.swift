@@ -199,10 +199,15 @@ public enum Pruner {
     /// its own retention (found in review: a hub would hold every change older than a laptop's
     /// shorter `--keep`). Taken as it is, only forward: it is a stamp the changes' stamps are
     /// compared with, not a time of this node's clock (capped at a clock 15 minutes behind, the
-    /// joiner applied what the sender held; found from outside).
+    /// joiner applied what the sender held; found from outside); but never further ahead of this
+    /// clock than a stamp may be (`max_clock_ahead_ms`, a day), or every change would be held.
     static func inheritCutoff(_ db: Database, ms: Int64) throws {
         guard try db.firstRow("SELECT 1 FROM ds_row_version LIMIT 1", []) == nil else { return }
-        if ms > (try Settings.int(db, cutoffSetting) ?? 0) { try Settings.set(db, cutoffSetting, ms) }
+        let credible = HybridLogicalClock.shifted(
+            HybridLogicalClock.nowMs(offsetMs: try HybridLogicalClock.testOffsetMs(db)),
+            by: try BundleTime.maxAheadMs(db))
+        let cutoff = min(ms, credible)
+        if cutoff > (try Settings.int(db, cutoffSetting) ?? 0) { try Settings.set(db, cutoffSetting, cutoff) }
     }
 
     /// The hold cut-off as an HLC stamp (0 when this node never pruned).

@@ -200,7 +200,8 @@ public enum Pruner {
     /// shorter `--keep`). Taken as it is, only forward: it is a stamp the changes' stamps are
     /// compared with, not a time of this node's clock (capped at a clock 15 minutes behind, the
     /// joiner applied what the sender held; found from outside); but never further ahead of this
-    /// clock than a stamp may be (`max_clock_ahead_ms`, a day), or every change would be held.
+    /// clock than a stamp may be (`max_clock_ahead_ms`, a day): a sender's clock far ahead makes
+    /// the joiner hold up to a day of changes, as the sender holds them.
     static func inheritCutoff(_ db: Database, ms: Int64) throws {
         guard try db.firstRow("SELECT 1 FROM ds_row_version LIMIT 1", []) == nil else { return }
         let credible = HybridLogicalClock.shifted(

@@ -634,6 +634,39 @@ final class SnapshotPruneTests: ScenarioTestCase {
         }
     }
 
+    /// A joiner pointed at a folder with the hub's snapshot and its older relay files: the
+    /// snapshot loads first, and its marks cover the relay files' changes. Loaded after them,
+    /// a relayed change older than the cut-off it brings was held there with the re-join
+    /// advice, exit 2, though the hub had applied it (found in review).
+    func testAFolderWithASnapshotAndOlderRelayFilesJoinsWithoutHolds() throws {
+        let hub = try TestNode("hub", .sqlite, folder: folder)
+        let old = try TestNode("old", .sqlite, folder: folder)
+        let joiner = try TestNode("joiner", .sqlite, folder: folder)
+        try old.trust(hub)
+        try hub.trust(old)
+        try joiner.trust(hub)
+        try hub.trust(joiner)
+        try old.exec(
+            "INSERT INTO ds_setting (name, value) VALUES ('test_clock_offset_ms', ?)", [.text(String(-40 * 86_400_000))]
+        )
+        try old.exec("INSERT INTO sales_order (order_id, description) VALUES ('o1', 'applied before the prune')")
+        let up = try bundles("up"), drop = try bundles("drop")
+        try old.export(to: up)
+        try CLI.ok(["ingest", "--db", hub.url, up.path])
+        try CLI.ok(["export", "--db", hub.url, "--to", drop.path, "--relay"])
+        try CLI.ok(["prune", "--db", hub.url, "--keep", "30d"])
+        try CLI.ok(["snapshot", "--db", hub.url, "--to", drop.path, "-q"])
+        let names = try FileManager.default.contentsOfDirectory(atPath: drop.path).sorted()
+        XCTAssertEqual(names.count, 2, "\(names)")
+        XCTAssertFalse(names[0].contains("~snapshot_"), "the relay file sorts first by name: \(names)")
+        let r = try CLI.run(["ingest", "--db", joiner.url, drop.path])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        XCTAssertEqual(try joiner.db.scalar("SELECT count(*) FROM ds_change_held"), .integer(0))
+        XCTAssertEqual(try joiner.rows(), try hub.rows())
+        XCTAssertEqual(try joiner.rows().map { $0[0] }, ["o1"])
+        for n in [hub, joiner] { XCTAssertEqual(try NodeCheck.run(n.db).violations, [], n.name) }
+    }
+
     /// The cut-off a joiner takes is the sender's stamp as it is: capped at the joiner's clock,
     /// 15 minutes behind, it applied a change of the away node that the hub held, `check` OK on
     /// both (found from outside).

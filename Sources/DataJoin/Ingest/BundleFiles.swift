@@ -83,8 +83,15 @@ public enum BundleFiles {
                     continue
                 }
                 // `.DJB` too: a copy by a tool that upper-cases names was skipped as "no bundle
-                // files found", exit 0 (found from outside).
-                for n in names.sorted()
+                // files found", exit 0 (found from outside). Snapshots first: their marks cover
+                // the sender's older files beside them, which a joiner then skips; loaded before
+                // the snapshot, their changes older than its cut-off were held there with the
+                // re-join advice (found in review).
+                let snapshot = "~snapshot_"
+                for n in names.sorted(by: { a, b in
+                    let (sa, sb) = (a.contains(snapshot), b.contains(snapshot))
+                    return sa != sb ? sa : a < b
+                })
                 where !n.hasPrefix(".") && n.lowercased().hasSuffix("." + BundleFormat.fileExtension) {
                     let full = (p as NSString).appendingPathComponent(n)
                     let type =

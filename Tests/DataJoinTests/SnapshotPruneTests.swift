@@ -592,9 +592,7 @@ final class SnapshotPruneTests: ScenarioTestCase {
             try joiner.trust(away)
             try joiner.trust(lap)
             try CLI.ok(["prune", "--db", hub.url, "--keep", "30d"])
-            try away.exec(
-                "INSERT INTO ds_setting (name, value) VALUES ('test_clock_offset_ms', ?)",
-                [.text(String(-40 * 86_400_000))])
+            try Settings.set(away.db, "test_clock_offset_ms", -40 * 86_400_000)
             try away.exec("INSERT INTO sales_order (order_id, description) VALUES ('x1', 'away, applied late')")
             try lap.exec("INSERT INTO sales_order (order_id, description) VALUES ('y1', 'on time')")
             let up = try bundles("up-\(brand)"), late = try bundles("late-\(brand)")
@@ -646,9 +644,7 @@ final class SnapshotPruneTests: ScenarioTestCase {
         try hub.trust(old)
         try joiner.trust(hub)
         try hub.trust(joiner)
-        try old.exec(
-            "INSERT INTO ds_setting (name, value) VALUES ('test_clock_offset_ms', ?)", [.text(String(-40 * 86_400_000))]
-        )
+        try Settings.set(old.db, "test_clock_offset_ms", -40 * 86_400_000)
         try old.exec("INSERT INTO sales_order (order_id, description) VALUES ('o1', 'applied before the prune')")
         let up = try bundles("up"), drop = try bundles("drop")
         try old.export(to: up)
@@ -679,9 +675,8 @@ final class SnapshotPruneTests: ScenarioTestCase {
             try hub.trust(n)
         }
         try joiner.trust(away)
-        let offset = "INSERT INTO ds_setting (name, value) VALUES ('test_clock_offset_ms', ?)"
-        try away.exec(offset, [.text(String(-5 * 60_000))])
-        try joiner.exec(offset, [.text(String(-15 * 60_000))])
+        try Settings.set(away.db, "test_clock_offset_ms", -5 * 60_000)
+        try Settings.set(joiner.db, "test_clock_offset_ms", -15 * 60_000)
         try CLI.ok(["prune", "--db", hub.url, "--keep", "1m"])
         let snap = try bundles("snap")
         try CLI.ok(["snapshot", "--db", hub.url, "--to", snap.path, "-q"])
@@ -707,7 +702,7 @@ final class SnapshotPruneTests: ScenarioTestCase {
         let ahead = try TestNode("ahead", .sqlite, folder: folder)
         let second = try TestNode("second", .sqlite, folder: folder)
         try second.trust(ahead)
-        try ahead.exec(offset, [.text(String(3 * 86_400_000))])
+        try Settings.set(ahead.db, "test_clock_offset_ms", 3 * 86_400_000)
         try CLI.ok(["prune", "--db", ahead.url, "--keep", "1m"])
         let aheadSnap = try bundles("ahead-snap")
         try CLI.ok(["snapshot", "--db", ahead.url, "--to", aheadSnap.path, "-q"])

@@ -417,6 +417,7 @@ final class OutsideInputTests: ScenarioTestCase {
             XCTAssertEqual(
                 try b.db.scalar("SELECT count(*) FROM doc WHERE substr(body, 1, 1) <> CAST(k % 10 AS TEXT)"),
                 .integer(0), "\(brand)")
+            for n in [a, b] { XCTAssertEqual(try NodeCheck.run(n.db).violations, [], n.name) }
         }
     }
 

@@ -712,6 +712,7 @@ final class SnapshotPruneTests: ScenarioTestCase {
         XCTAssertGreaterThan(try XCTUnwrap(try Settings.int(ahead.db, Pruner.cutoffSetting)), taken)
         XCTAssertGreaterThanOrEqual(taken, before + 86_400_000)
         XCTAssertLessThan(taken, before + 86_400_000 + 600_000)
+        for n in [ahead, second] { XCTAssertEqual(try NodeCheck.run(n.db).violations, [], n.name) }
     }
 
     /// A snapshot killed while it writes leaves its spool (its cleanup never ran): they stayed

@@ -1107,6 +1107,7 @@ final class TypeMatrixTests: ScenarioTestCase {
             XCTAssertTrue(reason.contains("'datajoin import --drop-held ORIGIN#SEQ'"), reason)
             XCTAssertEqual(try node.db.rows("SELECT v FROM bk").map { $0.string(0) }, ["k0"], node.name)
         }
+        for node in [lite] + typed { XCTAssertEqual(try NodeCheck.run(node.db).violations, [], node.name) }
     }
 
     /// Text that a typed PostgreSQL column would read as another value ('now' as the moment each

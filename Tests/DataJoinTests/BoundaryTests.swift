@@ -668,4 +668,39 @@ final class BoundaryTests: ScenarioTestCase {
         }
         XCTAssertThrowsError(try BundleSeal(bytes: [], maxExpandedBytes: 1))
     }
+
+    /// A batch of rows for the encoder or a snapshot's flush is full at its count or once its
+    /// values hold `maxBytes` or more: at size − 1 bytes it takes the next row, at size and
+    /// size + 1 it is full, and 3 × size in rows of a third each makes three full batches.
+    func testABatchIsFullAtItsByteBound() {
+        let size = Tuning().encodeBatchBytes
+        func batches(_ sizes: [Int], maxCount: Int = 256) -> (full: [Int], rest: Int) {
+            var batch = SizedBatch<Int>(maxCount: maxCount, maxBytes: size)
+            var full: [Int] = []
+            for n in sizes where batch.add(n, size: n) { full.append(batch.take().count) }
+            return (full, batch.take().count)
+        }
+        XCTAssertTrue(batches([size - 2, 1]) == ([], 2), "size - 1 bytes: not full")
+        XCTAssertTrue(batches([size - 2, 1, 1]) == ([3], 0), "size bytes with the third row")
+        XCTAssertTrue(batches([size - 1, 1, 1]) == ([2], 1), "size bytes with the second row")
+        XCTAssertTrue(batches([size - 1, 2, 1]) == ([2], 1), "size + 1 bytes")
+        XCTAssertTrue(batches([size, 1]) == ([1], 1), "one row of size bytes")
+        XCTAssertTrue(batches(Array(repeating: size / 3 + 1, count: 9)) == ([3, 3, 3], 0), "3 × size")
+        XCTAssertTrue(batches([1, 1, 1, 1, 1], maxCount: 4) == ([4], 1), "by count")
+    }
+
+    /// The export's encoder batches cut by bytes at 4 rows' worth: n rows around it arrive
+    /// whole and once, every pairing of brands.
+    func testAnExportCutIntoBatchesByBytesLosesNoRow() throws {
+        try eachCount("bytes") { a, b, n in
+            try insert(a, n, from: 10)
+            let sizes = try a.db.rows("SELECT \(Outbox.columns) FROM ds_change_outbox ORDER BY seq").map(\.payloadBytes)
+            XCTAssertEqual(Set(sizes).count, 1, "rows of one size: the cut falls after the fourth")
+            Tuning.current.encodeBatchBytes = Self.size * sizes[0]
+            defer { Tuning.current.encodeBatchBytes = Tuning().encodeBatchBytes }
+            XCTAssertEqual(try syncCounting(a, b), n)
+            try a.exec("UPDATE sales_order SET description = 'x' || description")
+            XCTAssertEqual(try syncCounting(a, b), n)
+        }
+    }
 }

@@ -37,6 +37,9 @@ public struct Tuning: Equatable, Sendable {
     /// Bytes a second thread may read ahead of the one that writes (`ReadAhead`): an ingest's
     /// decoded changes (in batches of a quarter of it), an import's next chunks.
     public var readAheadBytes = 4 << 20
+    /// Bytes of values after which rows read for a second thread or a flush go as a batch
+    /// (`SizedBatch`: an export's rows for its encoder, a snapshot's rows per read).
+    public var encodeBatchBytes = 4 << 20
     /// Columns the table definitions of one written bundle may hold in all (a reader takes at
     /// most BundleFormat.maxDefinedColumns; a test sets fewer to reach the cut in seconds).
     public var bundleDefinedColumns = BundleFormat.maxDefinedColumns
@@ -53,6 +56,7 @@ public struct Tuning: Equatable, Sendable {
         "versionBatch": \.versionBatch, "snapshotChunk": \.snapshotChunk, "holdingsPage": \.holdingsPage,
         "sqliteCaptureSplit": \.sqliteCaptureSplit, "postgresCaptureSplit": \.postgresCaptureSplit,
         "bundleTargetBytes": \.bundleTargetBytes, "chunkBytes": \.chunkBytes, "readAheadBytes": \.readAheadBytes,
+        "encodeBatchBytes": \.encodeBatchBytes,
         "bundleDefinedColumns": \.bundleDefinedColumns,
     ]
 

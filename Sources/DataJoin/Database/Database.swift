@@ -37,6 +37,10 @@ public protocol Database: AnyObject {
     func query(_ sql: SQL, _ body: (Row) throws -> Void) throws
     /// Streams a large result without holding it in memory. Inside a transaction.
     func stream(_ sql: SQL, _ body: (Row) throws -> Void) throws
+    /// Streams a result whose `body` runs no statement on this connection: rows come one at a
+    /// time as the server sends them, so memory holds one row whatever the sizes of the rows
+    /// before it (a cursor's fetch count is chosen before the rows' sizes are known).
+    func streamAlone(_ sql: SQL, _ body: (Row) throws -> Void) throws
     /// Several statements of DataJoin's own DDL, no parameters.
     func executeScript(_ sql: SQL) throws
     /// The first column of a row read since the last call whose text was not valid UTF-8 (read
@@ -91,6 +95,10 @@ extension Database {
 
     public func stream(_ sql: SQL, _ params: [Value], _ body: (Row) throws -> Void) throws {
         try stream(sql.binding(params), body)
+    }
+
+    public func streamAlone(_ sql: SQL, _ params: [Value], _ body: (Row) throws -> Void) throws {
+        try streamAlone(sql.binding(params), body)
     }
 
     public func rows(_ sql: SQL, _ params: [Value] = []) throws -> [Row] {

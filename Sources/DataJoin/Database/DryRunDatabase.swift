@@ -42,6 +42,7 @@ public final class DryRunDatabase: Database, TransactionDriver {
     public func execute(_ sql: SQL) throws -> Int { try inner.execute(sql) }
     public func query(_ sql: SQL, _ body: (Row) throws -> Void) throws { try inner.query(sql, body) }
     public func stream(_ sql: SQL, _ body: (Row) throws -> Void) throws { try inner.stream(sql, body) }
+    public func streamAlone(_ sql: SQL, _ body: (Row) throws -> Void) throws { try inner.streamAlone(sql, body) }
     public func executeScript(_ sql: SQL) throws { try inner.executeScript(sql) }
     public func isRetryable(_ error: Error) -> Bool { false }
     public func isUnavailable(_ error: Error) -> Bool { inner.isUnavailable(error) }

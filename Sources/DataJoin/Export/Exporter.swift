@@ -198,12 +198,9 @@ public enum Exporter {
 
     // MARK: - This node's own changes
 
-    /// Outbox rows handed to the encoding thread at a time.
+    /// Outbox rows handed to the encoding thread at a time, or fewer by their bytes
+    /// (`Tuning.encodeBatchBytes`).
     static let encodeBatch = 256
-    /// A batch also ends at this many bytes of values: 256 rows of 1 MiB each were held at once,
-    /// twice over, and an export's memory grew with its bundle (found from outside: 643 MiB for
-    /// 300 such rows).
-    static let encodeBatchBytes = 4 << 20
 
     static func exportOwn(_ ctx: Context, after pointer: Int64, max: Int?, through: Int64 = Int64.max) throws
         -> [ExportedBundle]
@@ -264,10 +261,11 @@ public enum Exporter {
                             }
                         }
                         defer { encoder.cancel() }
-                        var batch: [Row] = []
-                        var batchBytes = 0
+                        var batch = SizedBatch<Row>(
+                            maxCount: Self.encodeBatch, maxBytes: Tuning.current.encodeBatchBytes)
                         _ = db.takeInvalidTextColumn()
-                        try db.stream(
+                        // The body runs no statement: rows one at a time, whatever their sizes.
+                        try db.streamAlone(
                             "SELECT \(Outbox.columns) FROM ds_change_outbox WHERE seq >= ? AND seq <= ? ORDER BY seq",
                             [.integer(r.lowerBound), .integer(r.upperBound)]
                         ) { read in
@@ -281,20 +279,14 @@ public enum Exporter {
                                     throw Self.invalidText(row, column: column, me: me)
                                 }
                             }
-                            batch.append(row)
-                            batchBytes += row.payloadBytes
-                            if batch.count == Self.encodeBatch || batchBytes >= Self.encodeBatchBytes {
-                                try encoder.submit(batch)
-                                batch = []
-                                batchBytes = 0
-                            }
+                            if batch.add(row, size: row.payloadBytes) { try encoder.submit(batch.take()) }
                             done += 1
                             if done % 5_000 == 0 {
                                 ctx.reporter.progress(
                                     WorkProgress(phase: "export", changes: done, totalChanges: total, bytes: bytes))
                             }
                         }
-                        if !batch.isEmpty { try encoder.submit(batch) }
+                        if !batch.items.isEmpty { try encoder.submit(batch.take()) }
                         try encoder.finish()
                     }
                 }
@@ -677,7 +669,7 @@ public enum Exporter {
             txBytes = 0
         }
         try db.read { _ in
-            try db.stream(sql, [.integer(from), .integer(to)]) { r in
+            try db.streamAlone(sql, [.integer(from), .integer(to)]) { r in
                 let seq = r.int(0) ?? 0
                 let tx = r.values[1]
                 if tx.isNull || tx != lastTx {

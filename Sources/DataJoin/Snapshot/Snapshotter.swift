@@ -241,8 +241,11 @@ public enum Snapshotter {
             let t = tables[name]!
             let keyNames = t.keyColumns.map(\.name)
             let keyIndexes = t.keyColumns.map { k in t.columns.firstIndex { $0.name == k.name }! }
-            var pending: [[Value]] = []
+            // Also by bytes: 500 rows of large values were held at once (found in review, as
+            // the export's were from outside).
+            var batch = SizedBatch<[Value]>(maxCount: chunk, maxBytes: Tuning.current.encodeBatchBytes)
             func flush() throws {
+                let pending = batch.take()
                 guard !pending.isEmpty else { return }
                 let keys = pending.map { row in KeyCodec.encode(t.canonicalKey(keyIndexes.map { row[$0] })) }
                 let rowStates = try store.rows(keys.map { (name, $0) })
@@ -277,21 +280,12 @@ public enum Snapshotter {
                     }
                 }
                 rowsDone += Int64(pending.count)
-                pending.removeAll(keepingCapacity: true)
                 reporter.progress(WorkProgress(phase: "snapshot read", changes: rowsDone, totalChanges: total))
             }
             let select: SQL =
                 "SELECT \(db.dialect.selected(t.columns)) FROM \(t.identifier) ORDER BY \(t.keyColumns.map(\.identifier))"
-            // Also by bytes: 500 rows of large values were held at once (found in review, as
-            // the export's were from outside).
-            var pendingBytes = 0
             try db.stream(select, []) { r in
-                pending.append(r.values)
-                pendingBytes += r.payloadBytes
-                if pending.count >= chunk || pendingBytes >= Exporter.encodeBatchBytes {
-                    try flush()
-                    pendingBytes = 0
-                }
+                if batch.add(r.values, size: r.payloadBytes) { try flush() }
             }
             try flush()
         }

@@ -171,6 +171,15 @@ public final class MariaDBDatabase: Database, TransactionDriver {
         }
     }
 
+    /// No cursor: the rows are read from the connection as `body` takes them, one at a time.
+    /// A throw from `body` leaves the rest to `mysql_stmt_free_result`, which reads them off.
+    public func streamAlone(_ sql: SQL, _ body: (Row) throws -> Void) throws {
+        try inOpenTransaction {
+            let s = try MariaDBStatement(self, sql.text)
+            _ = try s.run(sql.bindings, cursor: false, body)
+        }
+    }
+
     /// DataJoin's own DDL: several statements, no values.
     public func executeScript(_ sql: SQL) throws {
         try inOpenTransaction { try script(sql) }

@@ -505,6 +505,36 @@ public final class PostgresDatabase: Database, TransactionDriver {
 
     static let fetchBytes = 8 << 20
 
+    /// libpq's single-row mode: each row is its own result, cleared before the next is read,
+    /// so memory holds one row whatever came before it (the cursor's count, chosen before the
+    /// rows' sizes are known, fetched up to 2,000 large rows at once after small ones). Unprepared,
+    /// as `DECLARE` is: it runs once per export. A throw from `body` reads the rest of the
+    /// result off the connection (a cancel would leave an ERROR in the server's log).
+    public func streamAlone(_ sql: SQL, _ body: (Row) throws -> Void) throws {
+        let params = sql.bindings
+        let (text, n) = Self.numberPlaceholders(sql.text)
+        guard n == params.count else {
+            throw DataJoinError(.internalError, "a statement has \(n) placeholders for \(params.count) values")
+        }
+        let encoded = try Self.encode(params)
+        let sent = encoded.withPointers(params) { ptrs in
+            PQsendQueryParams(conn, text, Int32(params.count), nil, ptrs, encoded.lengths, encoded.formats, 0)
+        }
+        guard sent == 1 else { throw lastError(nil) }
+        var failure: Error? = PQsetSingleRowMode(conn) == 1 ? nil : lastError(nil)
+        while let result = PQgetResult(conn) {
+            defer { PQclear(result) }
+            guard failure == nil else { continue }
+            switch PQresultStatus(result) {
+            case PGRES_SINGLE_TUPLE:
+                do { try rows(of: result, body) } catch { failure = error }
+            case PGRES_TUPLES_OK, PGRES_COMMAND_OK: break
+            default: failure = lastError(result)
+            }
+        }
+        if let failure { throw failure }
+    }
+
     private static func resultBytes(_ res: OpaquePointer) -> Int {
         var n = 0
         for r in 0..<PQntuples(res) {

@@ -179,6 +179,9 @@ public final class SQLiteDatabase: Database, TransactionDriver {
         try stmt.run(sql.bindings, body)
     }
 
+    /// SQLite steps one row at a time either way.
+    public func streamAlone(_ sql: SQL, _ body: (Row) throws -> Void) throws { try stream(sql, body) }
+
     public func executeScript(_ sql: SQL) throws {
         var err: UnsafeMutablePointer<CChar>?
         let rc = sqlite3_exec(handle, sql.text, nil, nil, &err)

@@ -430,6 +430,46 @@ final class OutsideInputTests: ScenarioTestCase {
         }
     }
 
+    /// A hub relays what it received from its inbox, through a cursor whose rows per fetch are
+    /// counted before their sizes are known: after 5,000 small changes, 120 values of 900 KiB
+    /// (under the 1 MiB read apart on import) came in one fetch.
+    func testARelayOfManyLargeValuesAfterSmallOnesStaysFlat() throws {
+        let rows = 120, small = 5_000, large = 900 << 10
+        let schema = "CREATE TABLE doc (k INTEGER PRIMARY KEY, body TEXT)"
+        let origin = try TestNode(
+            "relayorigin", .sqlite, folder: folder, table: schema, track: ["doc"], keyBlocks: false)
+        for first in stride(from: rows, to: rows + small, by: 500) {
+            let keys = first..<min(first + 500, rows + small)
+            try origin.exec(
+                "INSERT INTO doc VALUES " + keys.map { _ in "(?, ?)" }.joined(separator: ", "),
+                keys.flatMap { k in [.integer(Int64(k)), .text(String(repeating: "\(k % 10)", count: 100))] })
+        }
+        for k in 0..<rows {
+            try origin.exec(
+                "INSERT INTO doc VALUES (?, ?)",
+                [.integer(Int64(k)), .text(String(repeating: "\(k % 10)", count: large))])
+        }
+        let drop = try TestDatabases.subfolder(folder, "relay-origin")
+        try CLI.ok(["export", "--db", origin.url, "--to", drop.path, "-q"])
+        for brand in TestDatabases.availableBrands {
+            let hub = try TestNode(
+                "relayhub\(brand)", brand, folder: folder,
+                table: brand == .mariadb ? "CREATE TABLE doc (k INTEGER PRIMARY KEY, body LONGTEXT)" : schema,
+                track: ["doc"], keyBlocks: false)
+            let leaf = try TestNode(
+                "relayleaf\(brand)", .sqlite, folder: folder, table: schema, track: ["doc"], keyBlocks: false)
+            try trustAll([origin, hub, leaf])
+            try CLI.ok(["ingest", "--db", hub.url, drop.path, "-q"])
+            let out = try TestDatabases.subfolder(folder, "relay-\(brand)")
+            let (status, peak) = try Self.peakMemory(["export", "--db", hub.url, "--to", out.path, "--relay", "-q"])
+            XCTAssertEqual(status, 0, "\(brand)")
+            XCTAssertLessThan(peak, 100, "\(brand): a relay of \(small) small values, then \(rows) of 900 KiB")
+            try CLI.ok(["ingest", "--db", leaf.url, out.path, "-q"])
+            XCTAssertEqual(try leaf.rows("doc"), try origin.rows("doc"), "\(brand)")
+            for n in [origin, hub, leaf] { XCTAssertEqual(try NodeCheck.run(n.db).violations, [], n.name) }
+        }
+    }
+
     /// Four values of 16 MiB in one change, and a 64 MiB insert that a unique index holds, is
     /// retried and then applies. Ingest and a retry that holds stay under 100 MiB plus the change
     /// (164 MiB); a step that writes the change into a SQLite row holds it twice (SQLite's

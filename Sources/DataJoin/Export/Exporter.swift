@@ -550,7 +550,7 @@ public enum Exporter {
         }
         return try write(ctx, name: name, origins: origins, first: first, last: last, span: span) { add in
             try db.stream(
-                "SELECT \(Importer.inboxColumns) FROM ds_change_inbox WHERE \(where_) ORDER BY \(order)", params
+                "SELECT \(Importer.streamedInboxColumns) FROM ds_change_inbox WHERE \(where_) ORDER BY \(order)", params
             ) { row in
                 do { try add(try Importer.change(row, db)) } catch is DefinitionsFull {
                     throw BundleCut(at: row.int(0) ?? 0)

@@ -317,14 +317,27 @@ public enum Importer {
     /// the value besides its bytes.
     static let largePayloadBytes = 1 << 20
 
-    /// An inbox row's payload, or NULL when it is too large to read with its row.
-    static let smallPayload: SQL =
-        "CASE WHEN length(object_value) >= \(literal: largePayloadBytes) THEN NULL ELSE object_value END"
+    /// An inbox row's payload, or NULL when it is `inlineBelow` bytes or more (too large to
+    /// read with its row: `change` reads it a megabyte at a time).
+    static func payload(inlineBelow: Int) -> SQL {
+        "CASE WHEN length(object_value) >= \(literal: inlineBelow) THEN NULL ELSE object_value END"
+    }
 
-    static let inboxColumns: SQL =
+    static let smallPayload = payload(inlineBelow: largePayloadBytes)
+
+    static func inboxColumns(inlineBelow: Int) -> SQL {
         "id, origin, origin_epoch, seq, hlc, source_id, object_table, object_id, object_operation, cl, "
-        + smallPayload + ", "
-        + "CASE WHEN EXISTS (SELECT 1 FROM ds_change_held AS h WHERE h.id = ds_change_inbox.id) THEN 'held' ELSE 'new' END, object_pk_attribute, length(object_value)"
+            + payload(inlineBelow: inlineBelow) + ", "
+            + "CASE WHEN EXISTS (SELECT 1 FROM ds_change_held AS h WHERE h.id = ds_change_inbox.id) THEN 'held' ELSE 'new' END, object_pk_attribute, length(object_value)"
+    }
+
+    static let inboxColumns = inboxColumns(inlineBelow: largePayloadBytes)
+
+    /// For a cursor's stream, whose rows per fetch are counted before their sizes are known
+    /// (up to 2,000 on PostgreSQL): payloads of 16 KiB and more are read apart, so a fetch
+    /// holds about 32 MiB at most (a hub's relay of 120 values of 900 KiB after 5,000 small
+    /// changes had them in one fetch: 254 MiB).
+    static let streamedInboxColumns = inboxColumns(inlineBelow: 16 << 10)
 
     static func change(_ r: Row, _ db: Database) throws -> Change {
         guard case .blob(let keyBytes) = r.values[7], let op = Operation(rawValue: r.string(8) ?? "") else {
@@ -333,7 +346,7 @@ public enum Importer {
         let cols: [Change.ColumnValue], old: Value?
         if case .blob(let b) = r.values[10] {
             (cols, old) = try Change.decodePayload(b)
-        } else if let length = r.int(13), length >= Int64(largePayloadBytes), let id = r.int(0) {
+        } else if let length = r.int(13), length > 0, let id = r.int(0) {
             // Straight from the database into the values, a megabyte at a time.
             var reader = ByteReader(
                 BlobSource(db: db, table: "ds_change_inbox", column: "object_value", rowid: id, length: Int(length)))

@@ -689,18 +689,120 @@ final class BoundaryTests: ScenarioTestCase {
         XCTAssertTrue(batches([1, 1, 1, 1, 1], maxCount: 4) == ([4], 1), "by count")
     }
 
-    /// The export's encoder batches cut by bytes at 4 rows' worth: n rows around it arrive
-    /// whole and once, every pairing of brands.
+    /// The export's encoder batches cut by bytes at 4 rows' worth: n rows around it go in
+    /// batches of 4 and the rest, and arrive whole and once, every pairing of brands.
     func testAnExportCutIntoBatchesByBytesLosesNoRow() throws {
+        var batches: [Int] = []
+        Exporter.onEncodeBatch = { batches.append($0) }
+        defer { Exporter.onEncodeBatch = nil }
         try eachCount("bytes") { a, b, n in
-            try insert(a, n, from: 10)
-            let sizes = try a.db.rows("SELECT \(Outbox.columns) FROM ds_change_outbox ORDER BY seq").map(\.payloadBytes)
-            XCTAssertEqual(Set(sizes).count, 1, "rows of one size: the cut falls after the fourth")
-            Tuning.current.encodeBatchBytes = Self.size * sizes[0]
-            defer { Tuning.current.encodeBatchBytes = Tuning().encodeBatchBytes }
-            XCTAssertEqual(try syncCounting(a, b), n)
-            try a.exec("UPDATE sales_order SET description = 'x' || description")
-            XCTAssertEqual(try syncCounting(a, b), n)
+            let expected =
+                Array(repeating: Self.size, count: n / Self.size) + (n % Self.size > 0 ? [n % Self.size] : [])
+            for step in ["insert", "update"] {
+                let seen = try a.db.scalar("SELECT coalesce(max(id), 0) FROM ds_change_outbox").asInt64 ?? 0
+                if step == "insert" {
+                    try insert(a, n, from: 10)
+                } else {
+                    try a.exec("UPDATE sales_order SET description = 'x' || description")
+                }
+                let sizes = try a.db.rows(
+                    "SELECT \(Outbox.columns) FROM ds_change_outbox WHERE id > ? ORDER BY id", [.integer(seen)]
+                ).map(\.payloadBytes)
+                XCTAssertEqual(Set(sizes).count, 1, "\(step): rows of one size, the cut after the fourth")
+                Tuning.current.encodeBatchBytes = Self.size * sizes[0]
+                defer { Tuning.current.encodeBatchBytes = Tuning().encodeBatchBytes }
+                batches = []
+                XCTAssertEqual(try syncCounting(a, b), n, step)
+                XCTAssertEqual(batches, expected, "\(step), n = \(n)")
+            }
         }
+    }
+
+    /// A stream whose body throws part-way leaves its connection ready: the rest of the result
+    /// is read off (PostgreSQL's single-row mode, MariaDB's read without a cursor), and the next
+    /// statement and the commit run. A statement inside such a stream is refused, not run.
+    func testAStreamLeftPartWayLeavesItsConnectionReady() throws {
+        struct Stop: Error {}
+        for brand in TestDatabases.availableBrands {
+            let node = try TestNode("alone\(brand)", brand, folder: folder)
+            try insert(node, 10)
+            try node.db.retryingWrite { db in
+                var seen: [String] = []
+                XCTAssertThrowsError(
+                    try db.streamAlone("SELECT order_id FROM sales_order ORDER BY order_id", []) { r in
+                        seen.append(r.string(0) ?? "")
+                        if seen.count == 2 { throw Stop() }
+                    }
+                ) { XCTAssertTrue($0 is Stop, "\(brand): \($0)") }
+                XCTAssertEqual(seen, ["o0", "o1"], "\(brand)")
+                XCTAssertEqual(try db.scalar("SELECT count(*) FROM sales_order"), .integer(10), "\(brand)")
+                try db.execute("DELETE FROM sales_order WHERE order_id = 'o9'")
+                var all: [String] = []
+                try db.streamAlone("SELECT order_id FROM sales_order ORDER BY order_id", []) {
+                    all.append($0.string(0) ?? "")
+                }
+                XCTAssertEqual(all, (0..<9).map { "o\($0)" }, "\(brand)")
+                if brand != .sqlite {
+                    XCTAssertThrowsError(
+                        try db.streamAlone("SELECT order_id FROM sales_order", []) { _ in
+                            _ = try db.scalar("SELECT 1")
+                        }, "\(brand): a statement inside the stream")
+                    XCTAssertEqual(try db.scalar("SELECT count(*) FROM sales_order"), .integer(9), "\(brand)")
+                }
+            }
+            XCTAssertEqual(try node.db.scalar("SELECT count(*) FROM sales_order"), .integer(9), "\(brand): committed")
+            XCTAssertEqual(try NodeCheck.run(node.db).violations, [], "\(brand)")
+        }
+    }
+
+    /// A hub's relay streams its inbox with payloads of `Importer.streamedInlineBytes` and more
+    /// left apart (read a piece at a time): payloads of size − 1, size, size + 1 and about
+    /// 3 × size bytes relay whole through a hub of each brand.
+    func testARelayReadsPayloadsAroundTheInlineSizeWhole() throws {
+        let size = Importer.streamedInlineBytes
+        let schema = "CREATE TABLE doc (k INTEGER PRIMARY KEY, body TEXT)"
+        let origin = try TestNode(
+            "inlineorigin", .sqlite, folder: folder, table: schema, track: ["doc"], keyBlocks: false)
+        // The payload's bytes besides its value, from a probe of 5,000 bytes (its length takes
+        // two bytes, as the lengths around the size do).
+        try origin.exec("INSERT INTO doc VALUES (0, ?)", [.text(String(repeating: "p", count: 5_000))])
+        let probe = try TestDatabases.subfolder(folder, "inline-probe")
+        _ = try origin.export(to: probe)
+        let first = try TestNode(
+            "inlinefirst", .sqlite, folder: folder, table: schema, track: ["doc"], keyBlocks: false)
+        try trustAll([origin, first])
+        _ = try first.ingest([probe.path])
+        let overhead = Int(try first.db.scalar("SELECT length(object_value) FROM ds_change_inbox").asInt64 ?? 0) - 5_000
+        XCTAssertGreaterThan(overhead, 0)
+        let payloads = [size - 1, size, size + 1, 3 * size]
+        for (i, p) in payloads.enumerated() {
+            try origin.exec(
+                "INSERT INTO doc VALUES (?, ?)",
+                [.integer(Int64(i + 1)), .text(String(repeating: "\(i)", count: p - overhead))])
+        }
+        let drop = try TestDatabases.subfolder(folder, "inline-values")
+        _ = try origin.export(to: drop)
+        for brand in TestDatabases.availableBrands {
+            let hub = try TestNode(
+                "inlinehub\(brand)", brand, folder: folder,
+                table: brand == .mariadb ? "CREATE TABLE doc (k INTEGER PRIMARY KEY, body LONGTEXT)" : schema,
+                track: ["doc"], keyBlocks: false)
+            let leaf = try TestNode(
+                "inlineleaf\(brand)", .sqlite, folder: folder, table: schema, track: ["doc"], keyBlocks: false)
+            try trustAll([origin, hub, leaf])
+            _ = try hub.ingest([probe.path, drop.path])
+            let lengths = try hub.db.rows("SELECT length(object_value) FROM ds_change_inbox ORDER BY id").map {
+                Int($0.int(0) ?? 0)
+            }
+            XCTAssertEqual(
+                Array(lengths.dropFirst().prefix(3)), Array(payloads.prefix(3)), "\(brand): payloads around the size")
+            XCTAssertGreaterThanOrEqual(lengths.last ?? 0, 3 * size, "\(brand)")
+            let out = try TestDatabases.subfolder(folder, "inline-relay-\(brand)")
+            try CLI.ok(["export", "--db", hub.url, "--to", out.path, "--relay", "-q"])
+            try CLI.ok(["ingest", "--db", leaf.url, out.path, "-q"])
+            XCTAssertEqual(try leaf.rows("doc"), try origin.rows("doc"), "\(brand)")
+            for n in [hub, leaf] { XCTAssertEqual(try NodeCheck.run(n.db).violations, [], "\(brand) \(n.name)") }
+        }
+        XCTAssertEqual(try NodeCheck.run(origin.db).violations, [])
     }
 }

@@ -202,6 +202,9 @@ public enum Exporter {
     /// (`Tuning.encodeBatchBytes`).
     static let encodeBatch = 256
 
+    /// The rows of each batch handed to the encoder: a test sees where the batches were cut.
+    nonisolated(unsafe) static var onEncodeBatch: ((Int) -> Void)?
+
     static func exportOwn(_ ctx: Context, after pointer: Int64, max: Int?, through: Int64 = Int64.max) throws
         -> [ExportedBundle]
     {
@@ -279,14 +282,22 @@ public enum Exporter {
                                     throw Self.invalidText(row, column: column, me: me)
                                 }
                             }
-                            if batch.add(row, size: row.payloadBytes) { try encoder.submit(batch.take()) }
+                            if batch.add(row, size: row.payloadBytes) {
+                                let rows = batch.take()
+                                Self.onEncodeBatch?(rows.count)
+                                try encoder.submit(rows)
+                            }
                             done += 1
                             if done % 5_000 == 0 {
                                 ctx.reporter.progress(
                                     WorkProgress(phase: "export", changes: done, totalChanges: total, bytes: bytes))
                             }
                         }
-                        if !batch.items.isEmpty { try encoder.submit(batch.take()) }
+                        if !batch.items.isEmpty {
+                            let rows = batch.take()
+                            Self.onEncodeBatch?(rows.count)
+                            try encoder.submit(rows)
+                        }
                         try encoder.finish()
                     }
                 }
@@ -550,7 +561,8 @@ public enum Exporter {
         }
         return try write(ctx, name: name, origins: origins, first: first, last: last, span: span) { add in
             try db.stream(
-                "SELECT \(Importer.streamedInboxColumns) FROM ds_change_inbox WHERE \(where_) ORDER BY \(order)", params
+                "SELECT \(Importer.streamedInboxColumns(db)) FROM ds_change_inbox WHERE \(where_) ORDER BY \(order)",
+                params
             ) { row in
                 do { try add(try Importer.change(row, db)) } catch is DefinitionsFull {
                     throw BundleCut(at: row.int(0) ?? 0)

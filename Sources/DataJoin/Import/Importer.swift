@@ -314,7 +314,8 @@ public enum Importer {
 
     /// A payload of this size or more is not read with its row but on its own, a piece at a time
     /// (`Database.readBlob`): PostgreSQL sends bytea as hex text, and the row's result held twice
-    /// the value besides its bytes.
+    /// the value besides its bytes. The import's reads; streams through a cursor leave less
+    /// with their rows (`streamedInboxColumns`).
     static let largePayloadBytes = 1 << 20
 
     /// An inbox row's payload, or NULL when it is `inlineBelow` bytes or more (too large to
@@ -333,11 +334,16 @@ public enum Importer {
 
     static let inboxColumns = inboxColumns(inlineBelow: largePayloadBytes)
 
-    /// For a cursor's stream, whose rows per fetch are counted before their sizes are known
-    /// (up to 2,000 on PostgreSQL): payloads of 16 KiB and more are read apart, so a fetch
-    /// holds about 32 MiB at most (a hub's relay of 120 values of 900 KiB after 5,000 small
-    /// changes had them in one fetch: 254 MiB).
-    static let streamedInboxColumns = inboxColumns(inlineBelow: 16 << 10)
+    /// For a stream through a cursor, whose rows per fetch are counted before their sizes are
+    /// known (up to 2,000 on PostgreSQL, 500 on MariaDB): payloads of 8 KiB and more are read
+    /// apart, a query each, so a fetch holds about 32 MiB at most (PostgreSQL sends them as hex,
+    /// twice their bytes). A hub's relay of 120 values of 900 KiB after 5,000 small changes had
+    /// them in one fetch: 254 MiB.
+    static func streamedInboxColumns(_ db: Database) -> SQL {
+        db.dialect.streamsByCount ? inboxColumns(inlineBelow: streamedInlineBytes) : inboxColumns
+    }
+
+    static let streamedInlineBytes = 8 << 10
 
     static func change(_ r: Row, _ db: Database) throws -> Change {
         guard case .blob(let keyBytes) = r.values[7], let op = Operation(rawValue: r.string(8) ?? "") else {

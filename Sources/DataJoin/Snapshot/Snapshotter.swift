@@ -309,7 +309,7 @@ public enum Snapshotter {
         let pointer = try ProgramPointer.get(db, Program.import)
         try db.stream(
             """
-            SELECT \(Importer.streamedInboxColumns) FROM ds_change_inbox
+            SELECT \(Importer.streamedInboxColumns(db)) FROM ds_change_inbox
             WHERE (id IN (SELECT id FROM ds_change_held) OR id > ?) AND \(Exporter.notHeldForItsAge)
               AND (hlc >= ? OR \(Exporter.snapshotRecord))
             ORDER BY id

@@ -12,6 +12,11 @@ public final class MariaDBDatabase: Database, TransactionDriver {
     /// Holds the password: never printed (`displayName` is what is).
     private let address: Address
     private var cache: [String: MariaDBStatement] = [:]
+    /// While `streamAlone` reads its rows: another statement would find the connection out of sync.
+    private var streamingAlone = false
+    /// `net_write_timeout` raised for `streamAlone`: the server gives up a result its client has
+    /// not read for that long (60 s by default), and a slow output may hold the reader.
+    private var longWriteTimeout = false
     private var holdsWriterLock = false
     /// Set when the server ended the open transaction itself (a deadlock; a write conflict
     /// under snapshot isolation), savepoints and all: every later statement of it fails with
@@ -132,6 +137,9 @@ public final class MariaDBDatabase: Database, TransactionDriver {
     /// Runs one of the open transaction's statements; a statement failing inside it is asked
     /// whether it ended the transaction (`endedBy`). Only a failing statement costs the question.
     private func inOpenTransaction<T>(_ body: () throws -> T) throws -> T {
+        if streamingAlone {
+            throw DataJoinError(.internalError, "a statement ran on a connection while a stream read its rows")
+        }
         guard transactionDepth > 0 else { return try body() }
         if let e = endedBy { throw e }
         do {
@@ -174,8 +182,14 @@ public final class MariaDBDatabase: Database, TransactionDriver {
     /// No cursor: the rows are read from the connection as `body` takes them, one at a time.
     /// A throw from `body` leaves the rest to `mysql_stmt_free_result`, which reads them off.
     public func streamAlone(_ sql: SQL, _ body: (Row) throws -> Void) throws {
+        if !longWriteTimeout {
+            try executeScript("SET SESSION net_write_timeout = 3600")
+            longWriteTimeout = true
+        }
         try inOpenTransaction {
             let s = try MariaDBStatement(self, sql.text)
+            streamingAlone = true
+            defer { streamingAlone = false }
             _ = try s.run(sql.bindings, cursor: false, body)
         }
     }

@@ -41,6 +41,7 @@ public struct MariaDBDialect: Dialect {
     public func indexed(_ bytesColumn: SQL) -> SQL { "\(bytesColumn)(\(literal: Self.maxKeyBytes))" }
     public func dropIndex(_ name: SQL, on table: SQL) -> SQL { "DROP INDEX IF EXISTS \(name) ON \(table)" }
     public var extraSchema: SQL { "" }
+    public var streamsByCount: Bool { true }
 
     public func isInstalled(_ db: Database) throws -> Bool {
         try db.scalar(

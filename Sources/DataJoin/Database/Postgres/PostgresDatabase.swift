@@ -17,6 +17,14 @@ public final class PostgresDatabase: Database, TransactionDriver {
     private var parameterTypes: [String: [Oid]] = [:]
     private var statementCounter = 0
     private var cursorCounter = 0
+    /// While `streamAlone` reads its rows: libpq would drop the rest of them for another statement.
+    private var streamingAlone = false
+
+    private func notStreamingAlone() throws {
+        if streamingAlone {
+            throw DataJoinError(.internalError, "a statement ran on a connection while a stream read its rows")
+        }
+    }
 
     public init(conninfo: String, displayName: String) throws {
         self.displayName = displayName
@@ -196,6 +204,7 @@ public final class PostgresDatabase: Database, TransactionDriver {
 
     /// Runs a prepared statement; values stay valid only inside this call.
     private func run(_ sql: String, _ params: [Value], _ body: (OpaquePointer) throws -> Void) throws {
+        try notStreamingAlone()
         do {
             try runPrepared(sql, params, body)
         } catch let e as PostgresError where Self.isStalePlan(e) {
@@ -511,6 +520,7 @@ public final class PostgresDatabase: Database, TransactionDriver {
     /// as `DECLARE` is: it runs once per export. A throw from `body` reads the rest of the
     /// result off the connection (a cancel would leave an ERROR in the server's log).
     public func streamAlone(_ sql: SQL, _ body: (Row) throws -> Void) throws {
+        try notStreamingAlone()
         let params = sql.bindings
         let (text, n) = Self.numberPlaceholders(sql.text)
         guard n == params.count else {
@@ -521,7 +531,10 @@ public final class PostgresDatabase: Database, TransactionDriver {
             PQsendQueryParams(conn, text, Int32(params.count), nil, ptrs, encoded.lengths, encoded.formats, 0)
         }
         guard sent == 1 else { throw lastError(nil) }
-        var failure: Error? = PQsetSingleRowMode(conn) == 1 ? nil : lastError(nil)
+        streamingAlone = true
+        defer { streamingAlone = false }
+        var failure: Error? =
+            PQsetSingleRowMode(conn) == 1 ? nil : DataJoinError(.internalError, "libpq refused single-row mode")
         while let result = PQgetResult(conn) {
             defer { PQclear(result) }
             guard failure == nil else { continue }
@@ -546,6 +559,7 @@ public final class PostgresDatabase: Database, TransactionDriver {
     /// A `FETCH`, unprepared: its count changes with the rows' size, and a prepared statement
     /// per count and cursor would stay on the server for the session.
     private func fetch(_ sql: String, _ body: (OpaquePointer) throws -> Void) throws {
+        try notStreamingAlone()
         guard let result = PQexec(conn, sql) else { throw lastError(nil) }
         defer { PQclear(result) }
         guard PQresultStatus(result) == PGRES_TUPLES_OK else { throw lastError(result) }
@@ -553,6 +567,7 @@ public final class PostgresDatabase: Database, TransactionDriver {
     }
 
     private func execUnprepared(_ sql: String, _ params: [Value]) throws {
+        try notStreamingAlone()
         let encoded = try Self.encode(params)
         let result = encoded.withPointers(params) { ptrs in
             PQexecParams(conn, sql, Int32(params.count), nil, ptrs, encoded.lengths, encoded.formats, 0)
@@ -577,6 +592,7 @@ public final class PostgresDatabase: Database, TransactionDriver {
     }
 
     public func executeScript(_ sql: SQL) throws {
+        try notStreamingAlone()
         guard let res = PQexec(conn, sql.text) else { throw lastError(nil) }
         defer { PQclear(res) }
         let st = PQresultStatus(res)
@@ -601,6 +617,7 @@ public final class PostgresDatabase: Database, TransactionDriver {
     }
 
     private func copyIn(_ sql: String, sink produce: (CopySink) throws -> Void) throws {
+        try notStreamingAlone()
         guard let start = PQexec(conn, sql) else { throw lastError(nil) }
         let status = PQresultStatus(start)
         PQclear(start)

@@ -14,6 +14,8 @@ public struct SQLiteDialect: Dialect {
     /// No type: a captured value keeps its own storage class.
     public var capturedValueType: SQL { "" }
     public var extraSchema: SQL { "" }
+    /// Steps one row at a time.
+    public var streamsByCount: Bool { false }
 
     public func isInstalled(_ db: Database) throws -> Bool {
         try db.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'ds_node'").asInt64 ?? 0 > 0

@@ -38,7 +38,8 @@ public protocol Dialect: Sendable {
     /// Statements only this brand needs after the common tables (each ending in `;`).
     var extraSchema: SQL { get }
     /// True when `Database.stream` reads through a cursor whose rows per fetch are counted
-    /// before their sizes are known: a stream's rows then leave their large values apart.
+    /// before their sizes are known (MariaDB's prefetch): a stream's rows then leave their
+    /// large values apart.
     var streamsByCount: Bool { get }
     /// True when DataJoin's tables exist in this database.
     func isInstalled(_ db: Database) throws -> Bool

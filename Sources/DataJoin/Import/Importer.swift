@@ -334,11 +334,11 @@ public enum Importer {
 
     static let inboxColumns = inboxColumns(inlineBelow: largePayloadBytes)
 
-    /// For a stream through a cursor, whose rows per fetch are counted before their sizes are
-    /// known (up to 2,000 on PostgreSQL, 500 on MariaDB): payloads of 8 KiB and more are read
-    /// apart, a query each, so a fetch holds about 32 MiB at most (PostgreSQL sends them as hex,
-    /// twice their bytes). A hub's relay of 120 values of 900 KiB after 5,000 small changes had
-    /// them in one fetch: 254 MiB.
+    /// For a stream through a cursor whose rows per fetch are counted before their sizes are
+    /// known (MariaDB's prefetch, up to 500 rows): payloads of 8 KiB and more are read apart, a
+    /// query each, so a fetch holds about 4 MiB of them at most. (A hub's relay of 120 values
+    /// of 900 KiB after 5,000 small changes had them in one fetch: 254 MiB on PostgreSQL, whose
+    /// fetches now stop at their bytes.)
     static func streamedInboxColumns(_ db: Database) -> SQL {
         db.dialect.streamsByCount ? inboxColumns(inlineBelow: streamedInlineBytes) : inboxColumns
     }

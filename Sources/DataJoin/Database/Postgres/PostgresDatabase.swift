@@ -482,6 +482,12 @@ public final class PostgresDatabase: Database, TransactionDriver {
         try run(sql.text, sql.bindings) { res in try rows(of: res, body) }
     }
 
+    /// A cursor, so that `body` may run statements between fetches. Each fetch's rows come one
+    /// at a time (single-row mode) and are kept until they hold `fetchBytes`; the rest of that
+    /// fetch is read off and skipped, and the cursor moved back to the last row kept (found
+    /// from outside: a count grown on small rows fetched the large rows after them at once, 245
+    /// MiB for a snapshot of 5,000 small rows and 200 of 1 MiB). The count follows the rows
+    /// kept last, from 4 at first, growing at most 8-fold a fetch, up to 2,000.
     public func stream(_ sql: SQL, _ body: (Row) throws -> Void) throws {
         cursorCounter += 1
         let name = "dj_cursor_\(cursorCounter)"
@@ -491,62 +497,32 @@ public final class PostgresDatabase: Database, TransactionDriver {
             throw DataJoinError(.internalError, "a statement has \(n) placeholders for \(params.count) values")
         }
         // DECLARE is not preparable; it runs once per stream with the same typed parameters.
-        try execUnprepared("DECLARE \(name) NO SCROLL CURSOR FOR " + text, params)
+        try execUnprepared("DECLARE \(name) SCROLL CURSOR FOR " + text, params)
         defer { _ = try? executeScript("CLOSE \(raw: name)") }
-        // A fetch's rows are all in libpq's result at once: counted so that a fetch holds about
-        // `fetchBytes` by the rows the last one brought, from 4 at first, growing at most 8-fold
-        // a fetch, up to 2,000 (found from outside: 2,000 rows of 1 MiB values were one result,
-        // and an export's memory grew with its bundle to 643 MiB). Large rows right after many
-        // small ones still come up to 2,000 at once.
         var want = 4
+        var position = 0
         while true {
-            var count = 0
+            var kept: [Row] = []
             var bytes = 0
-            try fetch("FETCH \(want) FROM \(name)") { res in
-                count = Int(PQntuples(res))
-                bytes = Self.resultBytes(res)
-                try rows(of: res, body)
+            var received = 0
+            try singleRows({ PQsendQuery(conn, "FETCH \(want) FROM \(name)") }) { res in
+                received += 1
+                guard bytes < Self.fetchBytes else { return }
+                bytes += Self.resultBytes(res)
+                try rows(of: res) { kept.append($0) }
             }
-            if count < want { break }
-            want = max(1, min(2_000, want * 8, Int(Double(want) * Double(Self.fetchBytes) / Double(max(bytes, 1)))))
+            position += kept.count
+            if kept.count < received {
+                try executeScript("MOVE ABSOLUTE \(raw: String(position)) FROM \(raw: name)")
+            }
+            for row in kept { try body(row) }
+            if received < want && kept.count == received { break }
+            want = max(
+                1, min(2_000, want * 8, Int(Double(kept.count) * Double(Self.fetchBytes) / Double(max(bytes, 1)))))
         }
     }
 
     static let fetchBytes = 8 << 20
-
-    /// libpq's single-row mode: each row is its own result, cleared before the next is read,
-    /// so memory holds one row whatever came before it (the cursor's count, chosen before the
-    /// rows' sizes are known, fetched up to 2,000 large rows at once after small ones). Unprepared,
-    /// as `DECLARE` is: it runs once per export. A throw from `body` reads the rest of the
-    /// result off the connection (a cancel would leave an ERROR in the server's log).
-    public func streamAlone(_ sql: SQL, _ body: (Row) throws -> Void) throws {
-        try notStreamingAlone()
-        let params = sql.bindings
-        let (text, n) = Self.numberPlaceholders(sql.text)
-        guard n == params.count else {
-            throw DataJoinError(.internalError, "a statement has \(n) placeholders for \(params.count) values")
-        }
-        let encoded = try Self.encode(params)
-        let sent = encoded.withPointers(params) { ptrs in
-            PQsendQueryParams(conn, text, Int32(params.count), nil, ptrs, encoded.lengths, encoded.formats, 0)
-        }
-        guard sent == 1 else { throw lastError(nil) }
-        streamingAlone = true
-        defer { streamingAlone = false }
-        var failure: Error? =
-            PQsetSingleRowMode(conn) == 1 ? nil : DataJoinError(.internalError, "libpq refused single-row mode")
-        while let result = PQgetResult(conn) {
-            defer { PQclear(result) }
-            guard failure == nil else { continue }
-            switch PQresultStatus(result) {
-            case PGRES_SINGLE_TUPLE:
-                do { try rows(of: result, body) } catch { failure = error }
-            case PGRES_TUPLES_OK, PGRES_COMMAND_OK: break
-            default: failure = lastError(result)
-            }
-        }
-        if let failure { throw failure }
-    }
 
     private static func resultBytes(_ res: OpaquePointer) -> Int {
         var n = 0
@@ -556,14 +532,44 @@ public final class PostgresDatabase: Database, TransactionDriver {
         return n
     }
 
-    /// A `FETCH`, unprepared: its count changes with the rows' size, and a prepared statement
-    /// per count and cursor would stay on the server for the session.
-    private func fetch(_ sql: String, _ body: (OpaquePointer) throws -> Void) throws {
+    /// libpq's single-row mode: each row is its own result, cleared before the next is read,
+    /// so memory holds one row whatever came before it. Unprepared, as `DECLARE` is: it runs
+    /// once per export.
+    public func streamAlone(_ sql: SQL, _ body: (Row) throws -> Void) throws {
         try notStreamingAlone()
-        guard let result = PQexec(conn, sql) else { throw lastError(nil) }
-        defer { PQclear(result) }
-        guard PQresultStatus(result) == PGRES_TUPLES_OK else { throw lastError(result) }
-        try body(result)
+        let params = sql.bindings
+        let (text, n) = Self.numberPlaceholders(sql.text)
+        guard n == params.count else {
+            throw DataJoinError(.internalError, "a statement has \(n) placeholders for \(params.count) values")
+        }
+        let encoded = try Self.encode(params)
+        streamingAlone = true
+        defer { streamingAlone = false }
+        try singleRows({
+            encoded.withPointers(params) { ptrs in
+                PQsendQueryParams(conn, text, Int32(params.count), nil, ptrs, encoded.lengths, encoded.formats, 0)
+            }
+        }) { res in try rows(of: res, body) }
+    }
+
+    /// Sends a query (`send`) and gives each row of its result to `each` as its own result. A
+    /// throw from `each` reads the rest of the result off the connection (a cancel would leave
+    /// an ERROR in the server's log), so the next statement finds it ready.
+    private func singleRows(_ send: () -> Int32, _ each: (OpaquePointer) throws -> Void) throws {
+        guard send() == 1 else { throw lastError(nil) }
+        var failure: Error? =
+            PQsetSingleRowMode(conn) == 1 ? nil : DataJoinError(.internalError, "libpq refused single-row mode")
+        while let result = PQgetResult(conn) {
+            defer { PQclear(result) }
+            guard failure == nil else { continue }
+            switch PQresultStatus(result) {
+            case PGRES_SINGLE_TUPLE:
+                do { try each(result) } catch { failure = error }
+            case PGRES_TUPLES_OK, PGRES_COMMAND_OK: break
+            default: failure = lastError(result)
+            }
+        }
+        if let failure { throw failure }
     }
 
     private func execUnprepared(_ sql: String, _ params: [Value]) throws {

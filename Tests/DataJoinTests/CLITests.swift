@@ -1016,7 +1016,7 @@ final class CLITests: XCTestCase {
             r = try CLI.run([command, "--db", n.url, "--to", file.path])
             XCTAssertEqual(r.status, 66, command)
             XCTAssertEqual(
-                r.stderr, "datajoin: error: export folder \(file.path) is a file, not a folder; give a folder\n",
+                r.stderr, "datajoin: error: output folder \(file.path) is a file, not a folder; give a folder\n",
                 command)
         }
         let ro = folder.appendingPathComponent("ro")

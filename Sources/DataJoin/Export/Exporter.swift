@@ -175,14 +175,15 @@ public enum Exporter {
     }
 
     static func checkFolder(_ folder: String) throws {
-        try requireFolder(folder, "export folder")
+        // "Output": `snapshot --to` comes here too (it said "export folder"; found from outside).
+        try requireFolder(folder, "output folder")
         // Probe by writing, not access(2): root passes access() on read-only mounts.
         let probe = (folder as NSString).appendingPathComponent(".datajoin-probe-\(getpid())")
         let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0o600)
         guard fd >= 0 else {
             let reason = String(cString: strerror(errno))
             let denied = errno == EACCES || errno == EPERM || errno == EROFS
-            throw DataJoinError(denied ? .permission : .io, "export folder \(folder) is not writable (\(reason))")
+            throw DataJoinError(denied ? .permission : .io, "output folder \(folder) is not writable (\(reason))")
         }
         close(fd)
         unlink(probe)
@@ -273,6 +274,9 @@ public enum Exporter {
                             [.integer(r.lowerBound), .integer(r.upperBound)]
                         ) { read in
                             var row = read
+                            if row.values[5].isNull, row.string(3) == Operation.insert.rawValue {
+                                throw Self.insertWithoutValues(row, me: me)
+                            }
                             if let column = db.takeInvalidTextColumn() {
                                 // The old value only tells a concurrent edit in the conflict
                                 // log: left out (NULL), as for a value too large to send twice.
@@ -358,6 +362,19 @@ public enum Exporter {
                 "change \(me.nodeId)#\(seq) (\(Tracker.printable(row.string(1) ?? "").prefix(60))) holds text in \(place) that is not valid UTF-8, "
                 + "which no bundle carries as text (it would arrive altered)",
             cure: "Text that is not UTF-8")
+    }
+
+    /// An insert whose captured values are NULL: MariaDB's `JSON_ARRAY` gives NULL, with no
+    /// error or warning, for some rows of tens of MiB (found from outside: a 60 MiB text, a
+    /// 40 MiB blob), and the row reached peers with every column NULL, `check` OK on both.
+    static func insertWithoutValues(_ row: Row, me: NodeIdentity) -> UnsendableChange {
+        let seq = row.int(9) ?? 0
+        return UnsendableChange(
+            seq: seq,
+            message:
+                "change \(me.nodeId)#\(seq) (an insert into \(Tracker.printable(row.string(1) ?? "").prefix(60)), key \(Tracker.printable(row.string(2) ?? "").prefix(60))) carries no values: "
+                + "the database's capture gave NULL for them (MariaDB's JSON_ARRAY does for some rows of tens of MiB)",
+            cure: "An insert captured without its values")
     }
 
     /// The first seq of the source transaction that holds `seq` (its changes are consecutive).

@@ -805,4 +805,33 @@ final class BoundaryTests: ScenarioTestCase {
         }
         XCTAssertEqual(try NodeCheck.run(origin.db).violations, [])
     }
+
+    /// PostgreSQL's cursor keeps each fetch's rows up to `Tuning.streamFetchBytes`, reads the
+    /// rest of the fetch off and moves back to the last row kept: with small rows (20 bytes as
+    /// it counts them) before large ones (120 bytes), a limit of 119, 120, 121 and 360 bytes and
+    /// of 1 (every row over it), results of 0, 1, 19, 20, 21, 22 and 40 rows come whole, once and in
+    /// order.
+    func testAPostgresCursorStopsAtItsBytesAndLosesNoRow() throws {
+        guard TestDatabases.availableBrands.contains(.postgres) else { return }
+        let node = try TestNode("cursorbytes", .postgres, folder: folder)
+        try insert(node, 40)
+        let sql: SQL = """
+            SELECT lpad(order_id, 4, '_'), repeat('x', CASE WHEN quantity::int >= 20 THEN 100 ELSE 0 END)
+            FROM sales_order WHERE quantity::int < ? ORDER BY quantity::int
+            """
+        for budget in [119, 120, 121, 360, 1] {
+            Tuning.current.streamFetchBytes = budget
+            defer { Tuning.current.streamFetchBytes = Tuning().streamFetchBytes }
+            for n in [0, 1, 19, 20, 21, 22, 40] {
+                let expected = try node.db.rows(sql, [.integer(Int64(n))]).map(\.values)
+                XCTAssertEqual(expected.count, n)
+                var streamed: [[Value]] = []
+                try node.db.read { db in
+                    try db.stream(sql, [.integer(Int64(n))]) { streamed.append($0.values) }
+                }
+                XCTAssertEqual(streamed, expected, "a limit of \(budget) bytes, \(n) rows")
+            }
+        }
+        XCTAssertEqual(try NodeCheck.run(node.db).violations, [])
+    }
 }

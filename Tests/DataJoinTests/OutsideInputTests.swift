@@ -472,7 +472,7 @@ final class OutsideInputTests: ScenarioTestCase {
 
     /// A snapshot reads each table through a cursor (its reads look up row versions between
     /// fetches): 150 rows of 1 MiB sorted after 5,000 small ones came in one fetch on PostgreSQL
-    /// (245 MiB measured from outside), and on MariaDB a small row between large ones brought
+    /// (255 MiB; 245 MiB measured from outside for 200), and on MariaDB a small row between large ones brought
     /// the next 500 (188 MiB).
     func testASnapshotOfLargeRowsAfterAndBetweenSmallOnesStaysFlat() throws {
         for brand in TestDatabases.availableBrands {

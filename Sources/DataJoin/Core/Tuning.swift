@@ -40,6 +40,8 @@ public struct Tuning: Equatable, Sendable {
     /// Bytes of values after which rows read for a second thread or a flush go as a batch
     /// (`SizedBatch`: an export's rows for its encoder, a snapshot's rows per read).
     public var encodeBatchBytes = 4 << 20
+    /// Bytes of rows one fetch of a PostgreSQL cursor keeps (`Database.stream`).
+    public var streamFetchBytes = 8 << 20
     /// Columns the table definitions of one written bundle may hold in all (a reader takes at
     /// most BundleFormat.maxDefinedColumns; a test sets fewer to reach the cut in seconds).
     public var bundleDefinedColumns = BundleFormat.maxDefinedColumns
@@ -56,7 +58,7 @@ public struct Tuning: Equatable, Sendable {
         "versionBatch": \.versionBatch, "snapshotChunk": \.snapshotChunk, "holdingsPage": \.holdingsPage,
         "sqliteCaptureSplit": \.sqliteCaptureSplit, "postgresCaptureSplit": \.postgresCaptureSplit,
         "bundleTargetBytes": \.bundleTargetBytes, "chunkBytes": \.chunkBytes, "readAheadBytes": \.readAheadBytes,
-        "encodeBatchBytes": \.encodeBatchBytes,
+        "encodeBatchBytes": \.encodeBatchBytes, "streamFetchBytes": \.streamFetchBytes,
         "bundleDefinedColumns": \.bundleDefinedColumns,
     ]
 

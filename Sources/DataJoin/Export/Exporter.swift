@@ -373,7 +373,8 @@ public enum Exporter {
             seq: seq,
             message:
                 "change \(me.nodeId)#\(seq) (an insert into \(Tracker.printable(row.string(1) ?? "").prefix(60)), key \(Tracker.printable(row.string(2) ?? "").prefix(60))) carries no values: "
-                + "the database's capture gave NULL for them (MariaDB's JSON_ARRAY does for some rows of tens of MiB)",
+                + "the database's capture gave NULL for them (MariaDB's JSON_ARRAY does for some rows of tens of MiB, "
+                + "and for any row above max_allowed_packet)",
             cure: "An insert captured without its values")
     }
 

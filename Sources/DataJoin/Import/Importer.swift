@@ -314,8 +314,8 @@ public enum Importer {
 
     /// A payload of this size or more is not read with its row but on its own, a piece at a time
     /// (`Database.readBlob`): PostgreSQL sends bytea as hex text, and the row's result held twice
-    /// the value besides its bytes. The import's reads; streams through a cursor leave less
-    /// with their rows (`streamedInboxColumns`).
+    /// the value besides its bytes. The import's reads; MariaDB's streams leave less with their
+    /// rows (`streamedInboxColumns`).
     static let largePayloadBytes = 1 << 20
 
     /// An inbox row's payload, or NULL when it is `inlineBelow` bytes or more (too large to

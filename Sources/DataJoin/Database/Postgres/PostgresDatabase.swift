@@ -483,11 +483,13 @@ public final class PostgresDatabase: Database, TransactionDriver {
     }
 
     /// A cursor, so that `body` may run statements between fetches. Each fetch's rows come one
-    /// at a time (single-row mode) and are kept until they hold `fetchBytes`; the rest of that
-    /// fetch is read off and skipped, and the cursor moved back to the last row kept (found
-    /// from outside: a count grown on small rows fetched the large rows after them at once, 245
-    /// MiB for a snapshot of 5,000 small rows and 200 of 1 MiB). The count follows the rows
-    /// kept last, from 4 at first, growing at most 8-fold a fetch, up to 2,000.
+    /// at a time (single-row mode) and are kept until they hold `Tuning.streamFetchBytes`; the
+    /// rest of that fetch is read off and skipped, and the cursor moved back to the last row
+    /// kept (found from outside: a count grown on small rows fetched the large rows after them
+    /// at once, 255 MiB for a snapshot of 5,000 small rows and 150 of 1 MiB). The count asks
+    /// for about that many bytes by the largest row read lately (its size fades by 1 % a row
+    /// after it), from 4 at first, growing at most 8-fold a fetch, up to 256: what a skip
+    /// reads for nothing is at most 255 rows, once per change to larger rows.
     public func stream(_ sql: SQL, _ body: (Row) throws -> Void) throws {
         cursorCounter += 1
         let name = "dj_cursor_\(cursorCounter)"
@@ -499,16 +501,20 @@ public final class PostgresDatabase: Database, TransactionDriver {
         // DECLARE is not preparable; it runs once per stream with the same typed parameters.
         try execUnprepared("DECLARE \(name) SCROLL CURSOR FOR " + text, params)
         defer { _ = try? executeScript("CLOSE \(raw: name)") }
+        let budget = Tuning.current.streamFetchBytes
         var want = 4
         var position = 0
+        var largest = 0.0
         while true {
             var kept: [Row] = []
             var bytes = 0
             var received = 0
             try singleRows({ PQsendQuery(conn, "FETCH \(want) FROM \(name)") }) { res in
                 received += 1
-                guard bytes < Self.fetchBytes else { return }
-                bytes += Self.resultBytes(res)
+                guard bytes < budget else { return }
+                let size = Self.resultBytes(res)
+                bytes += size
+                largest = max(Double(size), largest * 0.99)
                 try rows(of: res) { kept.append($0) }
             }
             position += kept.count
@@ -517,12 +523,15 @@ public final class PostgresDatabase: Database, TransactionDriver {
             }
             for row in kept { try body(row) }
             if received < want && kept.count == received { break }
-            want = max(
-                1, min(2_000, want * 8, Int(Double(kept.count) * Double(Self.fetchBytes) / Double(max(bytes, 1)))))
+            want = Self.nextFetch(after: want, budget: budget, largest: largest)
         }
     }
 
-    static let fetchBytes = 8 << 20
+    /// Rows the next fetch asks for: about `budget` bytes of rows as large as `largest`, at
+    /// most 8 times the last count and 256.
+    static func nextFetch(after want: Int, budget: Int, largest: Double) -> Int {
+        max(1, min(256, want * 8, Int(Double(budget) / max(largest, 1))))
+    }
 
     private static func resultBytes(_ res: OpaquePointer) -> Int {
         var n = 0

@@ -16,9 +16,9 @@ public struct PostgresDialect: Dialect {
     public var bytesType: SQL { "BYTEA" }
     public var keyBytesType: SQL { "BYTEA" }
     public var capturedValueType: SQL { "TEXT" }
-    /// Stamping reads unstamped rows in (source transaction, id) order without sorting them.
     /// Its cursor's fetches stop at their bytes (`PostgresDatabase.stream`).
     public var streamsByCount: Bool { false }
+    /// Stamping reads unstamped rows in (source transaction, id) order without sorting them.
     public var extraSchema: SQL {
         "CREATE INDEX IF NOT EXISTS ds_change_outbox_unstamped_order ON ds_change_outbox (source_id, id) WHERE seq IS NULL;"
     }

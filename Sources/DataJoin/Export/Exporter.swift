@@ -365,8 +365,8 @@ public enum Exporter {
     }
 
     /// An insert whose captured values are NULL: MariaDB's `JSON_ARRAY` gives NULL, with no
-    /// error or warning, for some rows of tens of MiB (found from outside: a 60 MiB text, a
-    /// 40 MiB blob), and the row reached peers with every column NULL, `check` OK on both.
+    /// error, for some rows of tens of MiB (found from outside: a 60 MiB text, a 40 MiB blob),
+    /// and the row reached peers with every column NULL, `check` OK on both.
     static func insertWithoutValues(_ row: Row, me: NodeIdentity) -> UnsendableChange {
         let seq = row.int(9) ?? 0
         return UnsendableChange(

@@ -760,7 +760,7 @@ final class BoundaryTests: ScenarioTestCase {
     /// 3 × size bytes relay whole through a hub of each brand.
     func testARelayReadsPayloadsAroundTheInlineSizeWhole() throws {
         let size = Importer.streamedInlineBytes
-        let schema = "CREATE TABLE doc (k INTEGER PRIMARY KEY, body TEXT)"
+        let schema = TestDatabases.docSchema(.sqlite)
         let origin = try TestNode(
             "inlineorigin", .sqlite, folder: folder, table: schema, track: ["doc"], keyBlocks: false)
         // The payload's bytes besides its value, from a probe of 5,000 bytes (its length takes
@@ -785,7 +785,7 @@ final class BoundaryTests: ScenarioTestCase {
         for brand in TestDatabases.availableBrands {
             let hub = try TestNode(
                 "inlinehub\(brand)", brand, folder: folder,
-                table: brand == .mariadb ? "CREATE TABLE doc (k INTEGER PRIMARY KEY, body LONGTEXT)" : schema,
+                table: TestDatabases.docSchema(brand),
                 track: ["doc"], keyBlocks: false)
             let leaf = try TestNode(
                 "inlineleaf\(brand)", .sqlite, folder: folder, table: schema, track: ["doc"], keyBlocks: false)

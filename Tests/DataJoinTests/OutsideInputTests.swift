@@ -395,25 +395,15 @@ final class OutsideInputTests: ScenarioTestCase {
     func testAnExportOfManyLargeValuesStaysFlat() throws {
         let rows = 120, small = 5_000
         for brand in TestDatabases.availableBrands {
-            let schema = "CREATE TABLE doc (k INTEGER PRIMARY KEY, body TEXT)"
             let a = try TestNode(
-                "many\(brand)", brand, folder: folder,
-                table: brand == .mariadb ? "CREATE TABLE doc (k INTEGER PRIMARY KEY, body LONGTEXT)" : schema,
-                track: ["doc"], keyBlocks: false)
+                "many\(brand)", brand, folder: folder, table: TestDatabases.docSchema(brand), track: ["doc"],
+                keyBlocks: false)
             let b = try TestNode(
-                "peer\(brand)", .sqlite, folder: folder, table: schema, track: ["doc"], keyBlocks: false)
+                "peer\(brand)", .sqlite, folder: folder, table: TestDatabases.docSchema(.sqlite), track: ["doc"],
+                keyBlocks: false)
             try b.trust(a)
-            for first in stride(from: rows, to: rows + small, by: 500) {
-                let keys = first..<min(first + 500, rows + small)
-                try a.exec(
-                    "INSERT INTO doc VALUES " + keys.map { _ in "(?, ?)" }.joined(separator: ", "),
-                    keys.flatMap { k in [.integer(Int64(k)), .text(String(repeating: "\(k % 10)", count: 100))] })
-            }
-            for k in 0..<rows {
-                try a.exec(
-                    "INSERT INTO doc VALUES (?, ?)",
-                    [.integer(Int64(k)), .text(String(repeating: "\(k % 10)", count: 1 << 20))])
-            }
+            try TestDatabases.insertDocs(a, Array(rows..<rows + small)) { _ in 100 }
+            try TestDatabases.insertDocs(a, Array(0..<rows), perStatement: 1) { _ in 1 << 20 }
             let out = try TestDatabases.subfolder(folder, "many-\(brand)")
             let (status, peak) = try Self.peakMemory(["export", "--db", a.url, "--to", out.path])
             XCTAssertEqual(status, 0, "\(brand)")
@@ -435,27 +425,17 @@ final class OutsideInputTests: ScenarioTestCase {
     /// (under the 1 MiB read apart on import) came in one fetch.
     func testARelayOfManyLargeValuesAfterSmallOnesStaysFlat() throws {
         let rows = 120, small = 5_000, large = 900 << 10
-        let schema = "CREATE TABLE doc (k INTEGER PRIMARY KEY, body TEXT)"
+        let schema = TestDatabases.docSchema(.sqlite)
         let origin = try TestNode(
             "relayorigin", .sqlite, folder: folder, table: schema, track: ["doc"], keyBlocks: false)
-        for first in stride(from: rows, to: rows + small, by: 500) {
-            let keys = first..<min(first + 500, rows + small)
-            try origin.exec(
-                "INSERT INTO doc VALUES " + keys.map { _ in "(?, ?)" }.joined(separator: ", "),
-                keys.flatMap { k in [.integer(Int64(k)), .text(String(repeating: "\(k % 10)", count: 100))] })
-        }
-        for k in 0..<rows {
-            try origin.exec(
-                "INSERT INTO doc VALUES (?, ?)",
-                [.integer(Int64(k)), .text(String(repeating: "\(k % 10)", count: large))])
-        }
+        try TestDatabases.insertDocs(origin, Array(rows..<rows + small)) { _ in 100 }
+        try TestDatabases.insertDocs(origin, Array(0..<rows), perStatement: 1) { _ in large }
         let drop = try TestDatabases.subfolder(folder, "relay-origin")
         try CLI.ok(["export", "--db", origin.url, "--to", drop.path, "-q"])
         for brand in TestDatabases.availableBrands {
             let hub = try TestNode(
-                "relayhub\(brand)", brand, folder: folder,
-                table: brand == .mariadb ? "CREATE TABLE doc (k INTEGER PRIMARY KEY, body LONGTEXT)" : schema,
-                track: ["doc"], keyBlocks: false)
+                "relayhub\(brand)", brand, folder: folder, table: TestDatabases.docSchema(brand), track: ["doc"],
+                keyBlocks: false)
             let leaf = try TestNode(
                 "relayleaf\(brand)", .sqlite, folder: folder, table: schema, track: ["doc"], keyBlocks: false)
             try trustAll([origin, hub, leaf])
@@ -476,26 +456,18 @@ final class OutsideInputTests: ScenarioTestCase {
     /// the next 500 (188 MiB).
     func testASnapshotOfLargeRowsAfterAndBetweenSmallOnesStaysFlat() throws {
         for brand in TestDatabases.availableBrands {
-            let schema = "CREATE TABLE doc (k INTEGER PRIMARY KEY, body \(brand == .mariadb ? "LONGTEXT" : "TEXT"))"
             let a = try TestNode(
-                "snapflat\(brand)", brand, folder: folder, table: schema, track: ["doc"], keyBlocks: false)
+                "snapflat\(brand)", brand, folder: folder, table: TestDatabases.docSchema(brand), track: ["doc"],
+                keyBlocks: false)
             let joiner = try TestNode(
-                "snapjoin\(brand)", .sqlite, folder: folder,
-                table: "CREATE TABLE doc (k INTEGER PRIMARY KEY, body TEXT)",
-                track: ["doc"], keyBlocks: false)
+                "snapjoin\(brand)", .sqlite, folder: folder, table: TestDatabases.docSchema(.sqlite), track: ["doc"],
+                keyBlocks: false)
             try trustAll([a, joiner])
             // Keys 0..<5,000 small, 5,000..<5,150 large, then every third of 6,000..<6,180 large.
             let small = Array(0..<5_000), large = Array(5_000..<5_150), mixed = Array(6_000..<6_180)
-            func body(_ k: Int) -> String {
-                let big = (5_000..<5_150).contains(k) || (k >= 6_000 && k % 3 == 0)
-                return String(repeating: "\(k % 10)", count: big ? 1 << 20 : 100)
-            }
             for part in [small, large, mixed] {
-                for first in stride(from: 0, to: part.count, by: 100) {
-                    let keys = part[first..<min(first + 100, part.count)]
-                    try a.exec(
-                        "INSERT INTO doc VALUES " + keys.map { _ in "(?, ?)" }.joined(separator: ", "),
-                        keys.flatMap { k in [.integer(Int64(k)), .text(body(k))] })
+                try TestDatabases.insertDocs(a, part, perStatement: 100) { k in
+                    (5_000..<5_150).contains(k) || (k >= 6_000 && k % 3 == 0) ? 1 << 20 : 100
                 }
             }
             let out = try TestDatabases.subfolder(folder, "snapflat-\(brand)")

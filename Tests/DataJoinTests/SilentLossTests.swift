@@ -423,7 +423,7 @@ final class SilentLossTests: ScenarioTestCase {
     /// sends it whole.
     func testAnInsertCapturedWithoutItsValuesIsHeld() throws {
         for brand in TestDatabases.availableBrands {
-            let schema = "CREATE TABLE doc (k VARCHAR(20) PRIMARY KEY, body \(brand == .mariadb ? "LONGTEXT" : "TEXT"))"
+            let schema = TestDatabases.docSchema(brand, key: "VARCHAR(20)")
             let a = try TestNode("lost\(brand)", brand, folder: folder, table: schema, track: ["doc"])
             let b = try TestNode("lostpeer\(brand)", .sqlite, folder: folder, table: schema, track: ["doc"])
             try trustAll([a, b])

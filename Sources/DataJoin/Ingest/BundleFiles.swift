@@ -87,9 +87,9 @@ public enum BundleFiles {
                 // the sender's older files beside them, which a joiner then skips; loaded before
                 // the snapshot, their changes older than its cut-off were held there with the
                 // re-join advice (found in review).
-                let snapshot = "~snapshot_"
+                let marker = Snapshotter.fileMarker
                 for n in names.sorted(by: { a, b in
-                    let (sa, sb) = (a.contains(snapshot), b.contains(snapshot))
+                    let (sa, sb) = (a.contains(marker), b.contains(marker))
                     return sa != sb ? sa : a < b
                 })
                 where !n.hasPrefix(".") && n.lowercased().hasSuffix("." + BundleFormat.fileExtension) {

@@ -9,6 +9,10 @@ import Foundation
 /// chunks into a spool file beside the bundle, then written into the bundle: its header must
 /// give each origin's count before the records, and the counts are known only at the end.
 public enum Snapshotter {
+    /// In every snapshot's file name, after its sender's node name: a folder's snapshots are
+    /// read first (`BundleFiles`).
+    static let fileMarker = "~snapshot_"
+
     /// Rows read and versions looked up per round trip.
     static var chunk: Int { Tuning.current.snapshotChunk }
 
@@ -139,7 +143,7 @@ public enum Snapshotter {
             changeCount: spool.count, receipts: receipts, publicKey: me.publicKey, relaySpan: span,
             tombstonesPrunedBeforeMs: prunedBefore)
         let name =
-            "\(me.nodeId)~snapshot_\(Self.stamp())_\(snapshotEpoch.dropFirst(BundleFormat.snapshotEpochPrefix.count).prefix(8)).\(BundleFormat.fileExtension)"
+            "\(me.nodeId)\(Self.fileMarker)\(Self.stamp())_\(snapshotEpoch.dropFirst(BundleFormat.snapshotEpochPrefix.count).prefix(8)).\(BundleFormat.fileExtension)"
         let writer = try BundleWriter(
             folder: folder, fileName: name, header: header, signingKey: key, recipients: recipients)
         var written: Int64 = 0

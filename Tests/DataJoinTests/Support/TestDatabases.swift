@@ -74,6 +74,24 @@ enum TestDatabases {
         return String(url[..<slash.upperBound]) + name + query
     }
 
+    /// A table of one large text per key: MariaDB's TEXT holds 64 KiB, its LONGTEXT 4 GiB.
+    static func docSchema(_ brand: Brand, key: String = "INTEGER") -> String {
+        "CREATE TABLE doc (k \(key) PRIMARY KEY, body \(brand == .mariadb ? "LONGTEXT" : "TEXT"))"
+    }
+
+    /// Rows of `doc` with bodies of the digit `k % 10` repeated `bytes(k)` times, by multi-row
+    /// statements of `perStatement` rows.
+    static func insertDocs(
+        _ node: TestNode, _ keys: [Int], perStatement: Int = 500, bytes: (Int) -> Int
+    ) throws {
+        for first in stride(from: 0, to: keys.count, by: perStatement) {
+            let part = keys[first..<min(first + perStatement, keys.count)]
+            try node.exec(
+                "INSERT INTO doc VALUES " + part.map { _ in "(?, ?)" }.joined(separator: ", "),
+                part.flatMap { k in [.integer(Int64(k)), .text(String(repeating: "\(k % 10)", count: bytes(k)))] })
+        }
+    }
+
     static let salesOrderSQL = """
         CREATE TABLE sales_order (
             order_id TEXT PRIMARY KEY NOT NULL, order_type TEXT, description TEXT, product_type_name TEXT,

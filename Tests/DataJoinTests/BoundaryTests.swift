@@ -834,4 +834,48 @@ final class BoundaryTests: ScenarioTestCase {
         }
         XCTAssertEqual(try NodeCheck.run(node.db).violations, [])
     }
+
+    /// The count caps of a stream's reads: PostgreSQL's cursor asks for at most 256 rows a
+    /// fetch (4, 32, then 256: fetches end after 4, 36, 292, 548 and 804 rows), MariaDB's
+    /// prefetch brings at most 500 rows and at least one. Results around each count come whole.
+    func testAStreamReadsResultsAroundItsCountCapsWhole() throws {
+        let budget = Tuning().streamFetchBytes
+        let perRow = Double(budget)
+        for (largest, want) in [(perRow / 255, 255), (perRow / 256, 256), (perRow / 257, 256), (perRow / 768, 256)] {
+            XCTAssertEqual(PostgresDatabase.nextFetch(after: 256, budget: budget, largest: largest), want)
+        }
+        XCTAssertEqual(PostgresDatabase.nextFetch(after: 4, budget: budget, largest: 1), 32)
+        XCTAssertEqual(PostgresDatabase.nextFetch(after: 32, budget: budget, largest: 1), 256)
+        XCTAssertEqual(PostgresDatabase.nextFetch(after: 256, budget: budget, largest: perRow * 3), 1)
+        let prefetchBytes = MariaDBStatement.prefetchBytes
+        for (bytes, rows) in [
+            (prefetchBytes / 499, 499), (prefetchBytes / 500, 500), (prefetchBytes / 501, 500),
+            (prefetchBytes / 1500, 500), (1, 500), (prefetchBytes - 1, 1), (prefetchBytes, 1),
+            (prefetchBytes + 1, 1), (prefetchBytes * 3, 1),
+        ] {
+            XCTAssertEqual(MariaDBStatement.prefetch(forRowBytes: bytes), rows, "a row of \(bytes) bytes")
+        }
+        for brand in TestDatabases.availableBrands where brand != .sqlite {
+            let node = try TestNode("countcaps", brand, folder: folder)
+            try insert(node, 1_510)
+            let number = brand == .postgres ? "quantity::int" : "CAST(quantity AS SIGNED)"
+            let sql: SQL =
+                "SELECT order_id, description FROM sales_order WHERE \(raw: number) < ? ORDER BY \(raw: number)"
+            for n in [0, 255, 256, 257, 291, 292, 293, 499, 500, 501, 548, 804, 805, 1_500, 1_510] {
+                let expected = try node.db.rows(sql, [.integer(Int64(n))]).map(\.values)
+                XCTAssertEqual(expected.count, n)
+                var streamed: [[Value]] = []
+                try node.db.read { db in
+                    try db.stream(sql, [.integer(Int64(n))]) { streamed.append($0.values) }
+                }
+                XCTAssertEqual(streamed, expected, "\(brand): \(n) rows streamed")
+                var alone: [[Value]] = []
+                try node.db.read { db in
+                    try db.streamAlone(sql, [.integer(Int64(n))]) { alone.append($0.values) }
+                }
+                XCTAssertEqual(alone, expected, "\(brand): \(n) rows streamed alone")
+            }
+            XCTAssertEqual(try NodeCheck.run(node.db).violations, [])
+        }
+    }
 }

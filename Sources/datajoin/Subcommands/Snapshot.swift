@@ -23,7 +23,8 @@ struct Snapshot: ParsableCommand {
             joiner then gets none of its rows or changes).
 
             The tables are read in one consistent database snapshot and streamed: memory stays flat
-            however large they are. The file is <node>~snapshot_<time>_<id>.djb, signed like any bundle.
+            however many rows they hold (one value of tens of MiB costs several times its size
+            while it passes). The file is <node>~snapshot_<time>_<id>.djb, signed like any bundle.
 
             Example:
               datajoin init   --db new-laptop.db --node laptop3  # tables created first

@@ -876,9 +876,17 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(big.stderr.contains("not a gzip file"), big.stderr)
         for extra in [
             ["--every", "inf"], ["--every", "0"], ["--every", "86401"], ["--every", "1", "--cycles", "0"],
+            ["--every", "0x10"], ["--every", "1e3"], ["--every", "nan"], ["--every", "0.0999"],
         ] {
             let r = try CLI.run(["watch", "--db", n.url, "--in", folder.path, "--out", folder.path] + extra)
             XCTAssertEqual(r.status, 64, "\(extra): \(r.stderr)")
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        }
+        // The user's own text comes back, not the number it parsed to.
+        for every in ["0.0000001", "-1", "100000"] {
+            let r = try CLI.run(["watch", "--db", n.url, "--in", folder.path, "--out", folder.path, "--every", every])
+            XCTAssertEqual(r.status, 64, r.stderr)
+            XCTAssertTrue(r.stderr.contains("from 0.1 to 86400, not \(every) "), r.stderr)
         }
     }
 

@@ -37,8 +37,8 @@ struct Watch: ParsableCommand {
     @Option(name: .customLong("out"), help: ArgumentHelp("Folder to export bundles to.", valueName: "dir"))
     var outFolder: String
 
-    @Option(help: ArgumentHelp("Seconds between cycles.", valueName: "seconds"))
-    var every: Double
+    @Option(help: ArgumentHelp("Seconds between cycles (0.1 to 86400; decimals allowed).", valueName: "seconds"))
+    var every: Seconds
 
     @Flag(help: "Export with --relay (for a hub).")
     var relay = false
@@ -48,7 +48,7 @@ struct Watch: ParsableCommand {
 
     func validate() throws {
         // Below a tenth of a second the loop only burns a core.
-        guard every.isFinite, every >= 0.1, every <= 86_400 else {
+        guard every.value >= 0.1, every.value <= 86_400 else {
             throw ValidationError("--every takes a number of seconds from 0.1 to 86400, not \(every)")
         }
         if let cycles, cycles < 1 { throw ValidationError("--cycles takes a value above 0, not \(cycles)") }
@@ -61,7 +61,7 @@ struct Watch: ParsableCommand {
             let db = try database.open()
             if stopper.requested { return }
             let options = WatchOptions(
-                inFolder: inFolder, outFolder: outFolder, every: every, relay: relay, cycles: cycles,
+                inFolder: inFolder, outFolder: outFolder, every: every.value, relay: relay, cycles: cycles,
                 logIdleCycles: output.verbose)
             let watcher = Watcher(db: db, options: options, log: { Self.log($0) }, problem: { Self.logProblem($0) })
             let failed = try watcher.run(

@@ -154,6 +154,32 @@ final class HostileBundleTests: ScenarioTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: drop.appendingPathComponent("quarantine/c.djb").path))
     }
 
+    /// A file whose gzip stream is whole but whose data stops short was damaged before it was
+    /// compressed, not cut while copied: it is refused at once, even while fresh (found from
+    /// outside: such a file waited out the grace as "truncated" and ingest exited 0).
+    func testAWholeGzipStreamOfCutDataIsRefusedAtOnce() throws {
+        try target.exec("UPDATE ds_setting SET value = '3600' WHERE name = 'partial_grace_seconds'")
+        let reader = try GzipReader(source: .memory(valid), maxOutput: 1 << 30)
+        var plain: [UInt8] = []
+        while true {
+            let piece = try reader.next(max: 1 << 16)
+            if piece.isEmpty { break }
+            plain += piece
+        }
+        // Too short to hold its magic, version and trailer (96 bytes of digest and signature).
+        let least = BundleSeal.trailerBytes + BundleFormat.magic.count + 2
+        for keep in [12, 40, least - 1, least] {
+            try assertRefused(
+                try Gzip.compress(Array(plain[0..<keep])), "damaged: the data ends before its trailer",
+                "\(keep) of \(plain.count) bytes")
+        }
+        // Longer: its last 96 bytes are taken for the trailer, which does not match.
+        for keep in [least + 1, 3 * least, plain.count - 97, plain.count - 96, plain.count - 1] {
+            try assertRefused(
+                try Gzip.compress(Array(plain[0..<keep])), "checksum mismatch", "\(keep) of \(plain.count) bytes")
+        }
+    }
+
     func testRandomBitFlipsAreRefused() throws {
         let seed: UInt64 = 5
         var rng = SeededRandom(seed: seed)

@@ -51,13 +51,13 @@ struct BundleSeal {
                 tail.removeFirst(cut)
             }
         }
-        guard gzip.finished else { throw DataJoinError(.truncated, "truncated: the gzip stream ends early") }
+        guard gzip.finished else { throw DataJoinError(.truncated, "truncated or damaged: the gzip stream ends early") }
         if !versionChecked {
             // Too short to hold a version, a header and a trailer: the magic says which kind.
             try Self.checkMagic(Array(prefix.prefix(min(prefix.count, BundleFormat.magic.count))))
         }
         guard tail.count == Self.trailerBytes, total > Self.trailerBytes + BundleFormat.magic.count + 2 else {
-            throw DataJoinError(.truncated, "truncated: the data ends before its trailer")
+            throw DataJoinError.bundle("damaged: the data ends before its trailer")
         }
         let computed = Array(hasher.finalize())
         digest = Array(tail[0..<32])

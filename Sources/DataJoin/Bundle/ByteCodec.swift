@@ -152,7 +152,7 @@ struct ByteReader<Source: ByteSource> {
     mutating func atEnd() throws -> Bool { try !fill() }
 
     mutating func byte() throws -> UInt8 {
-        guard try fill() else { throw DataJoinError(.truncated, "truncated: the data ends in the middle of a record") }
+        guard try fill() else { throw DataJoinError.bundle("damaged: the data ends in the middle of a record") }
         let b = buffer[pos]
         pos += 1
         consumed += 1
@@ -170,7 +170,7 @@ struct ByteReader<Source: ByteSource> {
         out.reserveCapacity(n)
         while out.count < n {
             guard try fill() else {
-                throw DataJoinError(.truncated, "truncated: the data ends in the middle of a record")
+                throw DataJoinError.bundle("damaged: the data ends in the middle of a record")
             }
             let take = min(n - out.count, buffer.count - pos)
             out.append(contentsOf: buffer[pos..<pos + take])
@@ -230,7 +230,7 @@ struct ByteReader<Source: ByteSource> {
             do {
                 while filled < n {
                     guard try fill() else {
-                        throw DataJoinError(.truncated, "truncated: the data ends in the middle of a record")
+                        throw DataJoinError.bundle("damaged: the data ends in the middle of a record")
                     }
                     let take = min(n - filled, buffer.count - pos)
                     let start = pos
@@ -297,7 +297,7 @@ struct ByteReader<Source: ByteSource> {
             var left = n
             while left > 0 {
                 guard try fill() else {
-                    throw DataJoinError(.truncated, "truncated: the data ends in the middle of a record")
+                    throw DataJoinError.bundle("damaged: the data ends in the middle of a record")
                 }
                 let take = min(left, buffer.count - pos)
                 if tag == 3 {

@@ -224,7 +224,7 @@ final class GzipReader: ByteSource {
                     throw DataJoinError.bundle("not a gzip file, so not a bundle")
                 }
                 if head.count < GzipReader.canonicalHeader.count {
-                    throw DataJoinError(.truncated, "truncated: the gzip stream ends early")
+                    throw DataJoinError(.truncated, "truncated or damaged: the gzip stream ends early")
                 }
                 guard head == GzipReader.canonicalHeader else {
                     throw DataJoinError.bundle("gzip header differs from the one DataJoin writes (altered file)")
@@ -233,7 +233,7 @@ final class GzipReader: ByteSource {
             }
             let available = input.count - inputOffset
             if available == 0 && ended {
-                throw DataJoinError(.truncated, "truncated: the gzip stream ends early")
+                throw DataJoinError(.truncated, "truncated or damaged: the gzip stream ends early")
             }
             let rc: Int32 = input.withUnsafeMutableBufferPointer { inBuf in
                 out.withUnsafeMutableBufferPointer { outBuf in

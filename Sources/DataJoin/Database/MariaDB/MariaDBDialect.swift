@@ -7,15 +7,17 @@ import Foundation
 public struct MariaDBDialect: Dialect {
     public var brand: Brand { .mariadb }
 
-    /// The last moment a TIMESTAMP holds: MariaDB 11.5 on counts its seconds in 32 bits
-    /// unsigned (2106), earlier versions signed (2038; found in review: a fixed 2038 held what
-    /// a newer server stores).
+    /// The first moment past what a TIMESTAMP holds: MariaDB 11.5 on counts its seconds in 32
+    /// bits unsigned (2106), earlier versions signed (2038; found in review: a fixed 2038 held
+    /// what a newer server stores). `timestampLast` is the last it holds, as messages say it.
     let timestampEnd: String
+    let timestampLast: String
 
     /// `serverVersion` as `mysql_get_server_version` gives it (110500 for 11.5.0); 0: unknown,
     /// the older range.
     public init(serverVersion: UInt = 0) {
         timestampEnd = serverVersion >= 110_500 ? "2106-02-07 06:28:16" : "2038-01-19 03:14:08"
+        timestampLast = serverVersion >= 110_500 ? "2106-02-07 06:28:15.999999" : "2038-01-19 03:14:07.999999"
     }
 
     /// MariaDB refuses a name over 64 characters.
@@ -413,6 +415,11 @@ public struct MariaDBDialect: Dialect {
         if case .real(let d) = value, !d.isFinite {
             return "\(Value.realText(d)), which MariaDB cannot store"
         }
+        // A number column keeps no sign on zero (found from outside: PostgreSQL's -0 arrived as
+        // 0, nothing held, `check` OK on both). A text column gets the text `-0.0` and keeps it.
+        if case .real(let d) = value, d == 0, d.sign == .minus {
+            return "-0.0, which MariaDB stores as 0 in a column of type \(col.dataType) (it keeps no sign on zero)"
+        }
         if type.hasPrefix("float"), case .real(let d) = value, Double(String(describing: Float(d))) != d {
             return "\(Value.realText(d)) needs DOUBLE; a FLOAT column would round it (declare it DOUBLE)"
         }
@@ -438,7 +445,7 @@ public struct MariaDBDialect: Dialect {
             !s.hasPrefix("0000-00-00 00:00:00"), s < "1970-01-01 00:00:01" || s >= timestampEnd
         {
             return "'\(s.clipped(40))' is outside what a MariaDB \(col.dataType) holds here (1970-01-01 00:00:01 up to "
-                + "\(timestampEnd) UTC): declare it DATETIME(6)"
+                + "\(timestampLast) UTC): declare it DATETIME(6)"
         }
         if let problem = Self.strictModeLets(value, col.type) { return problem }
         // `DOUBLE(10,2)` and `FLOAT(6,2)` round to their scale as `DECIMAL(10,2)` does, without

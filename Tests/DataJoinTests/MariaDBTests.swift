@@ -300,6 +300,64 @@ final class MariaDBTests: ScenarioTestCase {
         uncheckedNodes.insert(m.name)
     }
 
+    /// MariaDB's `JSON_ARRAY` gives NULL for a value of about 50 MiB and more, and its capture
+    /// trigger then gave NULL for every later row of the table (found from outside: export held
+    /// every insert after one of 60 MiB, and the cure in the docs failed too). A row whose large
+    /// columns hold `largeRowBytes` or more is captured without it: rows around that size, and
+    /// far above it, with every character JSON escapes, arrive whole, and so do the rows after.
+    func testALargeRowIsCapturedWholeAndTheRowsAfterIt() throws {
+        let m = try TestNode(
+            "mlarge", .mariadb, folder: folder,
+            table: "CREATE TABLE doc (k VARCHAR(20) PRIMARY KEY, body LONGTEXT, bin LONGBLOB, note VARCHAR(40))",
+            track: ["doc"])
+        let s = try TestNode(
+            "slarge", .sqlite, folder: folder,
+            table: "CREATE TABLE doc (k TEXT PRIMARY KEY NOT NULL, body TEXT, bin BLOB, note TEXT)", track: ["doc"])
+        try trustAll([m, s])
+        let special = "a\\b\"c\n\t\r\u{1}\u{0}é😀\\\""
+        let tail = special.utf8.count
+        let bound = MariaDBDialect.largeRowBytes
+        // Body sizes in bytes around the bound, and far above it (60 MiB failed in JSON_ARRAY).
+        let sizes = [
+            ("small", 40), ("b-1", bound - 1), ("b0", bound), ("b+1", bound + 1), ("b3x", 3 * bound),
+            ("huge", 60 << 20),
+        ]
+        for (k, bytes) in sizes {
+            try m.exec(
+                "INSERT INTO doc VALUES (?, CONCAT(REPEAT('x', ?), ?), NULL, ?)",
+                [.text(k), .integer(Int64(bytes - tail)), .text(special), .text(special)])
+        }
+        // A 40 MiB blob travels as 80 MiB of hex; NULL beside it.
+        try m.exec("INSERT INTO doc VALUES ('blob', NULL, REPEAT(X'00FF5C22', 10 << 20), NULL)")
+        try m.exec("INSERT INTO doc VALUES ('after', 'small after', X'01', 'n')")
+        XCTAssertEqual(try m.db.scalar("SELECT count(*) FROM ds_change_outbox WHERE object_value IS NULL"), .integer(0))
+        // Below the bound JSON_ARRAY writes the values (", " between them); from it on, not.
+        for (k, json) in [
+            ("small", true), ("b-1", true), ("b0", false), ("b+1", false), ("huge", false), ("after", true),
+        ] {
+            XCTAssertEqual(
+                try m.db.scalar(
+                    "SELECT LEFT(object_value, ?) FROM ds_change_outbox WHERE object_id = JSON_ARRAY(?)",
+                    [.integer(Int64(k.utf8.count + 6)), .text(k)]),
+                .text(json ? "[\"\(k)\", \"" : "[\"\(k)\",\"x"), k)
+        }
+        let dir = try TestDatabases.subfolder(folder, "large-out")
+        let r = try CLI.run(["export", "--db", m.url, "--to", dir.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        try s.ingest([dir.path])
+        for k in sizes.map(\.0) + ["blob", "after"] {
+            for column in ["body", "bin", "note"] {
+                let sql = SQL(raw: "SELECT \(column) FROM doc WHERE k = ?")
+                let here = try m.db.scalar(sql, [.text(k)])
+                let there = try s.db.scalar(sql, [.text(k)])
+                XCTAssertTrue(
+                    here == there,
+                    "\(k).\(column): \(here.description.prefix(60)) against \(there.description.prefix(60))")
+            }
+        }
+        XCTAssertEqual(try s.db.scalar("SELECT length(CAST(body AS BLOB)) FROM doc WHERE k = 'huge'"), .integer(60 << 20))
+    }
+
     /// MariaDB's number columns keep no sign on zero: a -0 from PostgreSQL is held there, not
     /// stored as 0 (found from outside: nothing held, `check` OK on both). A text column keeps
     /// it. (SQLite captures -0.0 as 0 itself, so only a PostgreSQL node sends one.)

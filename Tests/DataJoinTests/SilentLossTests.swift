@@ -417,10 +417,10 @@ final class SilentLossTests: ScenarioTestCase {
     }
 
     /// An insert whose captured values are NULL is held, never sent as a row of NULLs: MariaDB's
-    /// `JSON_ARRAY` gives NULL with no error for some rows of tens of MiB (found from outside: the
-    /// peer got the row with every column NULL, `check` OK on both). The loss is made by hand on
-    /// every brand; on MariaDB a 60 MiB text is also inserted, and export either holds it or
-    /// sends it whole.
+    /// `JSON_ARRAY` gave NULL with no error for rows of about 50 MiB and more (found from outside:
+    /// the peer got the row with every column NULL, `check` OK on both; its capture no longer
+    /// uses it for large rows, `MariaDBTests.testALargeRowIsCapturedWholeAndTheRowsAfterIt`). The
+    /// loss is made by hand on every brand.
     func testAnInsertCapturedWithoutItsValuesIsHeld() throws {
         for brand in TestDatabases.availableBrands {
             let schema = TestDatabases.docSchema(brand, key: "VARCHAR(20)")
@@ -449,23 +449,6 @@ final class SilentLossTests: ScenarioTestCase {
             try CLI.ok(["export", "--db", a.url, "--to", dir2.path])
             try b.ingest([dir2.path])
             XCTAssertEqual(try b.rows("doc"), try a.rows("doc"), "\(brand)")
-            if brand == .mariadb {
-                try a.exec("INSERT INTO doc VALUES ('large', REPEAT('a', 60 * 1048576))")
-                let lost = try a.db.scalar(
-                    "SELECT object_value IS NULL FROM ds_change_outbox WHERE id = (SELECT max(id) FROM ds_change_outbox)"
-                )
-                let dir3 = try out()
-                let r = try CLI.run(["export", "--db", a.url, "--to", dir3.path])
-                if lost == .integer(1) {
-                    XCTAssertEqual(r.status, 2, r.stderr)
-                    XCTAssertTrue(r.stderr.contains("carries no values"), r.stderr)
-                } else {
-                    XCTAssertEqual(r.status, 0, r.stderr)
-                    try b.ingest([dir3.path])
-                    XCTAssertEqual(
-                        try b.db.scalar("SELECT length(body) FROM doc WHERE k = 'large'"), .integer(60 << 20))
-                }
-            }
             for n in [a, b] { try CLI.ok(["check", "--db", n.url, "-q"]) }
         }
     }

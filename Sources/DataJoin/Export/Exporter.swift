@@ -364,17 +364,19 @@ public enum Exporter {
             cure: "Text that is not UTF-8")
     }
 
-    /// An insert whose captured values are NULL: MariaDB's `JSON_ARRAY` gives NULL, with no
-    /// error, for some rows of tens of MiB (found from outside: a 60 MiB text, a 40 MiB blob),
-    /// and the row reached peers with every column NULL, `check` OK on both.
+    /// An insert whose captured values are NULL: MariaDB's `JSON_ARRAY` gave NULL, with no
+    /// error, for rows of about 50 MiB and more (found from outside: a 60 MiB text, a 40 MiB
+    /// blob), and the row reached peers with every column NULL, `check` OK on both. Its capture
+    /// no longer uses it for large rows (`MariaDBDialect.valuesJSON`, schema 24); a value above
+    /// `max_allowed_packet` still gives NULL.
     static func insertWithoutValues(_ row: Row, me: NodeIdentity) -> UnsendableChange {
         let seq = row.int(9) ?? 0
         return UnsendableChange(
             seq: seq,
             message:
                 "change \(me.nodeId)#\(seq) (an insert into \(Tracker.printable(row.string(1) ?? "").prefix(60)), key \(Tracker.printable(row.string(2) ?? "").prefix(60))) carries no values: "
-                + "the database's capture gave NULL for them (MariaDB's JSON_ARRAY does for some rows of tens of MiB, "
-                + "and for any row above max_allowed_packet)",
+                + "the database's capture gave NULL for them (MariaDB does for a value above max_allowed_packet, "
+                + "and its JSON_ARRAY did for rows of about 50 MiB before schema 24)",
             cure: "An insert captured without its values")
     }
 

@@ -128,6 +128,13 @@ struct Merger {
     /// tracked, a key that cannot be matched. Passed, its values typed by their columns.
     private func placement(of c: Change) -> Placement {
         guard let t = tables[c.table] else {
+            // No peer writes these through capture: a forged or damaged change, never tracked.
+            if c.table.lowercased().hasPrefix("ds_") {
+                return .held(
+                    "table \(c.table) is one of DataJoin's own tables, which no change from a peer may write; "
+                        + "give up its changes with 'datajoin import --drop-held-table \(c.table)', and ask who signed it"
+                )
+            }
             return .held(
                 "table \(c.table) is not tracked here; run 'datajoin track \(c.table)' (create the table first if it is missing), then 'datajoin import'; "
                     + "if this node does not keep \(c.table), give up its changes with 'datajoin import --drop-held-table \(c.table)'"

@@ -95,8 +95,9 @@ extension MariaDBDialect {
     /// and the key-block triggers, which took no block id for an application trigger's insert
     /// during an import.
     public func upgradeCapture(_ db: Database, from version: Int) throws {
-        // 18: a cascade within the table the importer writes is the importer's to run.
-        guard version < 18 else { return }
+        // 18: a cascade within the table the importer writes is the importer's to run; 24: a
+        // large row's values without `JSON_ARRAY` (`valuesJSON`).
+        guard version < 24 else { return }
         _ = try refreshCascadeCapture(db)
         guard version < 17, try KeyBlocks.latest(db) != nil else { return }
         for t in try KeyBlocks.blockedTables(db) {
@@ -192,7 +193,36 @@ extension MariaDBDialect {
     }
 
     static func row(_ db: Database, _ t: TableInfo, _ rec: String) -> String {
-        "JSON_ARRAY(" + t.columns.map { text(db, $0, rec) }.joined(separator: ", ") + ")"
+        valuesJSON(t.columns, t.columns.map { text(db, $0, rec) })
+    }
+
+    /// A row's values as a JSON array of texts. `JSON_ARRAY` gives NULL, with no error, for a
+    /// value of about 50 MiB and more (60 MiB of text, a 40 MiB blob as hex; `max_allowed_packet`
+    /// at 1 GiB), and the trigger's `JSON_ARRAY` then gave NULL for every later row of the
+    /// table, however small, until `FLUSH TABLES` (found from outside: export held every insert
+    /// after one large one). A row whose columns that can be large hold 8 MiB and more is
+    /// written without it: each value quoted with its `\` and `"` escaped, other characters as
+    /// they are (the exporter's parser reads them; docs/capture.md). Only those columns' sizes
+    /// are summed: a table without them keeps the one `JSON_ARRAY` and its speed.
+    static func valuesJSON(_ columns: [ColumnInfo], _ texts: [String]) -> String {
+        let array = "JSON_ARRAY(" + texts.joined(separator: ", ") + ")"
+        let sizes = zip(columns, texts).filter { mayBeLarge($0.0) }.map { "COALESCE(LENGTH(\($0.1)), 0)" }
+        guard !sizes.isEmpty else { return array }
+        // A NULL value is `null`; a value MariaDB fails to quote (above `max_allowed_packet`)
+        // makes the whole array NULL, which export holds, never `null`.
+        let quoted = texts.map {
+            "IF(\($0) IS NULL, 'null', CONCAT('\"', REPLACE(REPLACE(\($0), _utf8mb4 X'5C', _utf8mb4 X'5C5C'), '\"', _utf8mb4 X'5C22'), '\"'))"
+        }
+        return "IF(\(sizes.joined(separator: " + ")) < \(largeRowBytes), \(array), CONCAT('[', "
+            + quoted.joined(separator: ", ',', ") + ", ']'))"
+    }
+
+    /// Where `valuesJSON` leaves `JSON_ARRAY`: far below the size it fails at.
+    static let largeRowBytes = 8 << 20
+
+    /// Types whose values can reach `largeRowBytes` (TEXT and BLOB hold at most 64 KiB).
+    static func mayBeLarge(_ c: ColumnInfo) -> Bool {
+        ["mediumtext", "longtext", "mediumblob", "longblob", "json"].contains(c.type.firstWord)
     }
 
     static func header(_ t: TableInfo) -> String {

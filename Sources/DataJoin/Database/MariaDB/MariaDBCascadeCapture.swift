@@ -165,7 +165,7 @@ struct MariaDBCascadeCapture {
             let names = CaptureTriggers.literal(
                 "[" + t.columns.map { JSON.quote($0.name) }.joined(separator: ",") + "]")
             emit(
-                "\(MariaDBDialect.header(t)), JSON_ARRAY(\(t.keyColumns.map { set[$0.name].map(text) ?? MariaDBDialect.text(db, $0, alias) }.joined(separator: ", "))), 'I', \(names), JSON_ARRAY(\(row.joined(separator: ", "))), NULL, \(MariaDBDialect.common)",
+                "\(MariaDBDialect.header(t)), JSON_ARRAY(\(t.keyColumns.map { set[$0.name].map(text) ?? MariaDBDialect.text(db, $0, alias) }.joined(separator: ", "))), 'I', \(names), \(MariaDBDialect.valuesJSON(t.columns, row)), NULL, \(MariaDBDialect.common)",
                 reach, [condition], into: \.after)
             return
         }

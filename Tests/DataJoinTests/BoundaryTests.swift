@@ -835,6 +835,20 @@ final class BoundaryTests: ScenarioTestCase {
         XCTAssertEqual(try NodeCheck.run(node.db).violations, [])
     }
 
+    /// MariaDB's sized capture of a row: each value's byte count, exactly; a count one past
+    /// the text, a missing `:`, a count split inside a character or of 13 digits is refused as
+    /// a malformed row, never read past its end.
+    func testSizedValuesReadExactlyTheirCounts() throws {
+        let good: [(String, [String?])] = [
+            ("L", []), ("Ln", [nil]), ("L0:", [""]), ("L3:abc", ["abc"]), ("L3:abcn", ["abc", nil]),
+            ("L2:é", ["é"]), ("L4:😀n0:", ["😀", nil, ""]), ("L5:a:2:bn1:x", ["a:2:b", nil, "x"]),
+        ]
+        for (text, values) in good { XCTAssertEqual(try SizedValues.parse(text), values, text) }
+        for text in ["", "[]", "L3:ab", "L2:abc", "L1:é", "L:", "L3", "Lx", "L999999999999:", "L0000000000001:a"] {
+            XCTAssertThrowsError(try SizedValues.parse(text), text)
+        }
+    }
+
     /// The count caps of a stream's reads: PostgreSQL's cursor asks for at most 256 rows a
     /// fetch (4, 32, then 256: fetches end after 4, 36, 292, 548 and 804 rows), MariaDB's
     /// prefetch brings at most 500 rows and at least one. Results around each count come whole.

@@ -882,6 +882,12 @@ final class CLITests: XCTestCase {
             XCTAssertEqual(r.status, 64, "\(extra): \(r.stderr)")
             XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
         }
+        // --lock-timeout reads seconds the same way; a sign in front is a sign.
+        for timeout in ["0x10", "1e3", "0", "-1"] {
+            let r = try CLI.run(["status", "--db", n.url, "--lock-timeout", timeout])
+            XCTAssertEqual(r.status, 64, "\(timeout): \(r.stderr)")
+        }
+        try CLI.ok(["status", "--db", n.url, "--lock-timeout", "+2.5"])
         // The user's own text comes back, not the number it parsed to.
         for every in ["0.0000001", "-1", "100000"] {
             let r = try CLI.run(["watch", "--db", n.url, "--in", folder.path, "--out", folder.path, "--every", every])

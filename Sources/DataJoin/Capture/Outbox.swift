@@ -69,10 +69,12 @@ enum Outbox {
         case .insert:
             let captured = r.string(5) ?? "{}"
             let columnNames: [String], values: [String?]
-            if captured.utf8.first == UInt8(ascii: "[") {
+            if captured.utf8.first == UInt8(ascii: "[") || captured.utf8.first == SizedValues.marker {
                 // Values in column order, the names in object_attribute (PostgreSQL's triggers).
                 columnNames = try names.parse(r.string(4) ?? "[]")
-                values = try CapturedJSON.array(captured)
+                values =
+                    captured.utf8.first == SizedValues.marker
+                    ? try SizedValues.parse(captured) : try CapturedJSON.array(captured)
                 guard columnNames.count == values.count else {
                     throw DataJoinError(
                         .internalError,

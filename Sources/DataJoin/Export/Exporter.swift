@@ -367,7 +367,7 @@ public enum Exporter {
     /// An insert whose captured values are NULL: MariaDB's `JSON_ARRAY` gave NULL, with no
     /// error, for rows of about 50 MiB and more (found from outside: a 60 MiB text, a 40 MiB
     /// blob), and the row reached peers with every column NULL, `check` OK on both. Its capture
-    /// no longer uses it for large rows (`MariaDBDialect.valuesJSON`, schema 24); a value above
+    /// no longer uses it for tables with large columns (`MariaDBDialect.rowValues`, schema 24); a value above
     /// `max_allowed_packet` still gives NULL.
     static func insertWithoutValues(_ row: Row, me: NodeIdentity) -> UnsendableChange {
         let seq = row.int(9) ?? 0

@@ -16,14 +16,14 @@ struct DatabaseOptions: ParsableArguments {
         help: ArgumentHelp(
             "Seconds to wait for a database another writer holds (default 30); the wait is reported after 1 s.",
             valueName: "seconds"))
-    var lockTimeout: Double?
+    var lockTimeout: Seconds?
 
     func validate() throws {
         if let t = lockTimeout {
-            guard t.isFinite, t > 0, t <= 86_400 else {
+            guard t.value > 0, t.value <= 86_400 else {
                 throw ValidationError("--lock-timeout must be a number of seconds above 0 and at most 86400, not \(t)")
             }
-            LockWait.timeoutSeconds = t
+            LockWait.timeoutSeconds = t.value
         }
         LockWait.onWaiting = { message in if !Console.quiet { Console.info("datajoin: " + message) } }
     }

@@ -9,7 +9,7 @@ struct Seconds: ExpressibleByArgument, CustomStringConvertible {
 
     init?(argument: String) {
         // Plain decimals only: Double also reads hex floats, exponents and "nan".
-        guard argument.range(of: #"^-?([0-9]+\.?[0-9]*|\.[0-9]+)$"#, options: .regularExpression) != nil,
+        guard argument.range(of: #"^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)$"#, options: .regularExpression) != nil,
             let value = Double(argument)
         else { return nil }
         self.value = value

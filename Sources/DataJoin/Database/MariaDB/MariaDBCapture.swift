@@ -96,7 +96,7 @@ extension MariaDBDialect {
     /// during an import.
     public func upgradeCapture(_ db: Database, from version: Int) throws {
         // 18: a cascade within the table the importer writes is the importer's to run; 24: a
-        // large row's values without `JSON_ARRAY` (`valuesJSON`).
+        // large row's values without `JSON_ARRAY` (`rowValues`).
         guard version < 24 else { return }
         _ = try refreshCascadeCapture(db)
         guard version < 17, try KeyBlocks.latest(db) != nil else { return }
@@ -193,34 +193,42 @@ extension MariaDBDialect {
     }
 
     static func row(_ db: Database, _ t: TableInfo, _ rec: String) -> String {
-        valuesJSON(t.columns, t.columns.map { text(db, $0, rec) })
+        rowValues(t.columns.map { captured(db, $0, rec) })
     }
 
-    /// A row's values as a JSON array of texts. `JSON_ARRAY` gives NULL, with no error, for a
-    /// value of about 50 MiB and more (60 MiB of text, a 40 MiB blob as hex; `max_allowed_packet`
-    /// at 1 GiB), and the trigger's `JSON_ARRAY` then gave NULL for every later row of the
-    /// table, however small, until `FLUSH TABLES` (found from outside: export held every insert
-    /// after one large one). A row whose columns that can be large hold 8 MiB and more is
-    /// written without it: each value quoted with its `\` and `"` escaped, other characters as
-    /// they are (the exporter's parser reads them; docs/capture.md). Only those columns' sizes
-    /// are summed: a table without them keeps the one `JSON_ARRAY` and its speed.
-    static func valuesJSON(_ columns: [ColumnInfo], _ texts: [String]) -> String {
-        let array = "JSON_ARRAY(" + texts.joined(separator: ", ") + ")"
-        let sizes = zip(columns, texts).filter { mayBeLarge($0.0) }.map { "COALESCE(LENGTH(\($0.1)), 0)" }
-        guard !sizes.isEmpty else { return array }
-        // A NULL value is `null`; a value MariaDB fails to quote (above `max_allowed_packet`)
-        // makes the whole array NULL, which export holds, never `null`.
-        let quoted = texts.map {
-            "IF(\($0) IS NULL, 'null', CONCAT('\"', REPLACE(REPLACE(\($0), _utf8mb4 X'5C', _utf8mb4 X'5C5C'), '\"', _utf8mb4 X'5C22'), '\"'))"
+    /// One value as the capture writes it: its text, and the column it is read from, whose
+    /// NULL `rowValues` tests (never the text's: a conversion that fails must not pass for a
+    /// NULL value).
+    struct CapturedValue {
+        var text: String
+        var raw: String
+        var mayBeLarge: Bool
+    }
+
+    static func captured(_ db: Database, _ c: ColumnInfo, _ rec: String) -> CapturedValue {
+        CapturedValue(text: text(db, c, rec), raw: "\(rec).\(db.quote(c.name))", mayBeLarge: mayBeLarge(c))
+    }
+
+    /// A row's values: a JSON array of texts, or, for a table with a column that can be large,
+    /// `SizedValues` (`L`, then `n` or each text's byte count, `:` and the text). `JSON_ARRAY`
+    /// gives NULL, with no error, for one value in bands of sizes (measured on MariaDB 10.11
+    /// with `max_allowed_packet` at 1 GiB: 58 to 100 MiB failed, 51 to 56 and 120 to 130 MiB did
+    /// not), and the trigger's `JSON_ARRAY` then gave NULL for every later row of the table,
+    /// however small, until `FLUSH TABLES` (found from outside: export held every insert after
+    /// one of 60 MiB). Escaping by hand with `REPLACE` instead took minutes per 8 MiB holding
+    /// many `\` and could not be killed (found from outside). The sized form escapes nothing:
+    /// one pass over each value. A value whose text MariaDB fails to build makes the whole row
+    /// NULL, which export holds; only a NULL value is `n`.
+    static func rowValues(_ values: [CapturedValue]) -> String {
+        guard values.contains(where: \.mayBeLarge) else {
+            return "JSON_ARRAY(" + values.map(\.text).joined(separator: ", ") + ")"
         }
-        return "IF(\(sizes.joined(separator: " + ")) < \(largeRowBytes), \(array), CONCAT('[', "
-            + quoted.joined(separator: ", ',', ") + ", ']'))"
+        let sized = values.map { v in "IF(\(v.raw) IS NULL, 'n', CONCAT(OCTET_LENGTH(\(v.text)), ':', \(v.text)))" }
+        return "CONCAT('L', " + sized.joined(separator: ", ") + ")"
     }
 
-    /// Where `valuesJSON` leaves `JSON_ARRAY`: far below the size it fails at.
-    static let largeRowBytes = 8 << 20
-
-    /// Types whose values can reach `largeRowBytes` (TEXT and BLOB hold at most 64 KiB).
+    /// Types whose values can reach tens of MiB (TEXT and BLOB hold at most 64 KiB, far below
+    /// the sizes `JSON_ARRAY` fails at).
     static func mayBeLarge(_ c: ColumnInfo) -> Bool {
         ["mediumtext", "longtext", "mediumblob", "longblob", "json"].contains(c.type.firstWord)
     }

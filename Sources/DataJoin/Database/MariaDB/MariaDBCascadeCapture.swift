@@ -161,11 +161,11 @@ struct MariaDBCascadeCapture {
             let differs = keyChanges.map { "NOT (\(same(set[$0.name]!, "\(alias).\(db.quote($0.name))", $0)))" }
             let condition = "(" + differs.joined(separator: " OR ") + ")"
             emit(deleteValues(t, alias), reach, [condition], into: \.after)
-            let row = t.columns.map { c in set[c.name].map(text) ?? MariaDBDialect.text(db, c, alias) }
+            let row = t.columns.map { c in set[c.name].map(captured) ?? MariaDBDialect.captured(db, c, alias) }
             let names = CaptureTriggers.literal(
                 "[" + t.columns.map { JSON.quote($0.name) }.joined(separator: ",") + "]")
             emit(
-                "\(MariaDBDialect.header(t)), JSON_ARRAY(\(t.keyColumns.map { set[$0.name].map(text) ?? MariaDBDialect.text(db, $0, alias) }.joined(separator: ", "))), 'I', \(names), \(MariaDBDialect.valuesJSON(t.columns, row)), NULL, \(MariaDBDialect.common)",
+                "\(MariaDBDialect.header(t)), JSON_ARRAY(\(t.keyColumns.map { set[$0.name].map(text) ?? MariaDBDialect.text(db, $0, alias) }.joined(separator: ", "))), 'I', \(names), \(MariaDBDialect.rowValues(row)), NULL, \(MariaDBDialect.common)",
                 reach, [condition], into: \.after)
             return
         }
@@ -179,6 +179,13 @@ struct MariaDBCascadeCapture {
     }
 
     private func deleteValues(_ t: TableInfo, _ alias: String) -> String { MariaDBDialect.deleteValues(db, t, alias) }
+
+    private func captured(_ v: NewValue) -> MariaDBDialect.CapturedValue {
+        switch v {
+        case .null: return .init(text: "NULL", raw: "NULL", mayBeLarge: false)
+        case .root(let c): return MariaDBDialect.captured(db, c, "NEW")
+        }
+    }
 
     private func text(_ v: NewValue) -> String {
         switch v {
@@ -262,14 +269,17 @@ extension MariaDBDialect {
             guard let t = tables[name] else { continue }
             let names = Self.cascadeTriggerNames(name)
             // A table registered without triggers writes its own outbox rows (docs/capture.md).
+            // One that lost a trigger keeps what it has, so `check` reports the drift (rewriting
+            // all three hid a lost delete trigger, and the deletes it missed; found in review).
+            let own = CaptureTriggers.names(name)
             let hasCapture =
                 try db.scalar(
                     """
                     SELECT count(*) FROM information_schema.triggers
                     WHERE trigger_schema = DATABASE() AND event_object_table = ? AND BINARY event_object_table = BINARY ?
-                      AND BINARY trigger_name = BINARY ?
-                    """, [.text(name), .text(name), .text(CaptureTriggers.names(name).insert)]
-                ).asInt64 ?? 0 > 0
+                      AND BINARY trigger_name IN (BINARY ?, BINARY ?, BINARY ?)
+                    """, [.text(name), .text(name), .text(own.insert), .text(own.update), .text(own.delete)]
+                ).asInt64 ?? 0 == 3
             // The row triggers too: they move the cascade's rows (an upgraded node's lacked it).
             if hasCapture {
                 for trigger in try Self.triggers(db, t, referenced: referenced[name] ?? []) {

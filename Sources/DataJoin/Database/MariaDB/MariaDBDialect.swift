@@ -416,8 +416,9 @@ public struct MariaDBDialect: Dialect {
             return "\(Value.realText(d)), which MariaDB cannot store"
         }
         // A number column keeps no sign on zero (found from outside: PostgreSQL's -0 arrived as
-        // 0, nothing held, `check` OK on both). A text column gets the text `-0.0` and keeps it.
-        if case .real(let d) = value, d == 0, d.sign == .minus {
+        // 0, nothing held, `check` OK on both). A text column gets the text `-0.0` and keeps it
+        // (a key's value comes here as it is, not as that text).
+        if case .real(let d) = value, d == 0, d.sign == .minus, col.kind != .text {
             return "-0.0, which MariaDB stores as 0 in a column of type \(col.dataType) (it keeps no sign on zero)"
         }
         if type.hasPrefix("float"), case .real(let d) = value, Double(String(describing: Float(d))) != d {

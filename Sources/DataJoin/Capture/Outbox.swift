@@ -72,9 +72,14 @@ enum Outbox {
             if captured.utf8.first == UInt8(ascii: "[") || captured.utf8.first == SizedValues.marker {
                 // Values in column order, the names in object_attribute (PostgreSQL's triggers).
                 columnNames = try names.parse(r.string(4) ?? "[]")
-                values =
-                    captured.utf8.first == SizedValues.marker
-                    ? try SizedValues.parse(captured) : try CapturedJSON.array(captured)
+                do {
+                    values =
+                        captured.utf8.first == SizedValues.marker
+                        ? try SizedValues.parse(captured) : try CapturedJSON.array(captured)
+                } catch let e as DataJoinError {
+                    // Which row, as a count that does not match says it (found from outside).
+                    throw DataJoinError(e.code, "outbox row \(r.int(0) ?? 0) (seq \(r.int(9) ?? 0)): \(e.message)")
+                }
                 guard columnNames.count == values.count else {
                     throw DataJoinError(
                         .internalError,

@@ -202,35 +202,26 @@ extension MariaDBDialect {
     struct CapturedValue {
         var text: String
         var raw: String
-        var mayBeLarge: Bool
     }
 
     static func captured(_ db: Database, _ c: ColumnInfo, _ rec: String) -> CapturedValue {
-        CapturedValue(text: text(db, c, rec), raw: "\(rec).\(db.quote(c.name))", mayBeLarge: mayBeLarge(c))
+        CapturedValue(text: text(db, c, rec), raw: "\(rec).\(db.quote(c.name))")
     }
 
-    /// A row's values: a JSON array of texts, or, for a table with a column that can be large,
-    /// `SizedValues` (`L`, then `n` or each text's byte count, `:` and the text). `JSON_ARRAY`
-    /// gives NULL, with no error, for one value in bands of sizes (measured on MariaDB 10.11
-    /// with `max_allowed_packet` at 1 GiB: 58 to 100 MiB failed, 51 to 56 and 120 to 130 MiB did
-    /// not), and the trigger's `JSON_ARRAY` then gave NULL for every later row of the table,
-    /// however small, until `FLUSH TABLES` (found from outside: export held every insert after
-    /// one of 60 MiB). Escaping by hand with `REPLACE` instead took minutes per 8 MiB holding
-    /// many `\` and could not be killed (found from outside). The sized form escapes nothing:
-    /// one pass over each value. A value whose text MariaDB fails to build makes the whole row
-    /// NULL, which export holds; only a NULL value is `n`.
+    /// A row's values as `SizedValues`: `L`, then `n` or each text's byte count, `:` and the
+    /// text. `JSON_ARRAY` gives NULL, with no error, for one value in bands of sizes (measured
+    /// on MariaDB 10.11 with `max_allowed_packet` at 1 GiB: 58 to 100 MiB failed, 51 to 56 and
+    /// 120 to 130 MiB did not), and the trigger's `JSON_ARRAY` then gave NULL for every later
+    /// row of the table, however small, until `FLUSH TABLES` (found from outside: export held
+    /// every insert after one of 60 MiB). Escaping by hand with `REPLACE` instead took minutes
+    /// per 8 MiB holding many `\` and could not be killed (found from outside). The sized form
+    /// escapes nothing: one pass over each value. Every table uses it: a column widened to
+    /// `LONGTEXT` after `track` keeps the trigger it had (found from outside: a table tracked
+    /// with TEXT kept `JSON_ARRAY`, and stuck). A value whose text MariaDB fails to build makes
+    /// the whole row NULL, which export holds; only a NULL value is `n`.
     static func rowValues(_ values: [CapturedValue]) -> String {
-        guard values.contains(where: \.mayBeLarge) else {
-            return "JSON_ARRAY(" + values.map(\.text).joined(separator: ", ") + ")"
-        }
         let sized = values.map { v in "IF(\(v.raw) IS NULL, 'n', CONCAT(OCTET_LENGTH(\(v.text)), ':', \(v.text)))" }
         return "CONCAT('L', " + sized.joined(separator: ", ") + ")"
-    }
-
-    /// Types whose values can reach tens of MiB (TEXT and BLOB hold at most 64 KiB, far below
-    /// the sizes `JSON_ARRAY` fails at).
-    static func mayBeLarge(_ c: ColumnInfo) -> Bool {
-        ["mediumtext", "longtext", "mediumblob", "longblob", "json"].contains(c.type.firstWord)
     }
 
     static func header(_ t: TableInfo) -> String {

@@ -182,7 +182,7 @@ struct MariaDBCascadeCapture {
 
     private func captured(_ v: NewValue) -> MariaDBDialect.CapturedValue {
         switch v {
-        case .null: return .init(text: "NULL", raw: "NULL", mayBeLarge: false)
+        case .null: return .init(text: "NULL", raw: "NULL")
         case .root(let c): return MariaDBDialect.captured(db, c, "NEW")
         }
     }

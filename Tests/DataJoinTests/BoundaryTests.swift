@@ -847,6 +847,17 @@ final class BoundaryTests: ScenarioTestCase {
         for text in ["", "[]", "L3:ab", "L2:abc", "L1:é", "L:", "L3", "Lx", "L999999999999:", "L0000000000001:a"] {
             XCTAssertThrowsError(try SizedValues.parse(text), text)
         }
+        // Read from the outbox, a malformed row stops the export naming its row and seq.
+        let node = try TestNode("sized", .sqlite, folder: folder)
+        try insert(node, 2)
+        try node.exec(
+            "UPDATE ds_change_outbox SET object_value = 'L1:12:abc' WHERE id = (SELECT min(id) FROM ds_change_outbox)")
+        let out = try TestDatabases.subfolder(folder, "sized-out")
+        let r = try CLI.run(["export", "--db", node.url, "--to", out.path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("outbox row ") && r.stderr.contains("malformed captured values"), r.stderr)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.path), [])
+        uncheckedNodes.insert(node.name)
     }
 
     /// The count caps of a stream's reads: PostgreSQL's cursor asks for at most 256 rows a

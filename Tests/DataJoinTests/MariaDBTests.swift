@@ -401,7 +401,7 @@ final class MariaDBTests: ScenarioTestCase {
         XCTAssertEqual(try s.db.scalar("SELECT length(body) FROM late WHERE k = 'l'"), .integer(60 << 20))
     }
 
-    /// The upgrade to schema 24 writes again the capture of every table that has its three
+    /// The upgrade to schema 25 writes again the capture of every table that has its three
     /// triggers (a stuck `JSON_ARRAY` ends with it), and leaves a table that lost one as it is,
     /// so that `check` still reports the drift (rewriting all three hid it; found in review).
     func testTheUpgradeWritesTheCaptureAgainAndLeavesALostTriggerToCheck() throws {
@@ -409,25 +409,38 @@ final class MariaDBTests: ScenarioTestCase {
             "mupgrade", .mariadb, folder: folder, table: "CREATE TABLE doc (k VARCHAR(20) PRIMARY KEY, body LONGTEXT)",
             track: ["doc"])
         try m.exec("CREATE TABLE other (k VARCHAR(20) PRIMARY KEY, body LONGTEXT)")
-        try CLI.ok(["track", "--db", m.url, "other"])
+        try m.exec(
+            "CREATE TABLE kid (k VARCHAR(20) PRIMARY KEY, up VARCHAR(20), FOREIGN KEY (up) REFERENCES other (k) ON DELETE CASCADE)"
+        )
+        try CLI.ok(["track", "--db", m.url, "other", "kid"])
         let doc = CaptureTriggers.names("doc"), other = CaptureTriggers.names("other")
-        try m.exec("DROP TRIGGER \(doc.insert)")
-        try m.exec("CREATE TRIGGER \(doc.insert) AFTER INSERT ON doc FOR EACH ROW SET @ds_old = 1")
-        try m.exec("DROP TRIGGER \(other.delete)")
-        try m.exec("UPDATE ds_node SET schema_version = 23")
-        _ = try NodeIdentity.load(m.db)  // upgrades
-        XCTAssertEqual(try m.db.scalar("SELECT schema_version FROM ds_node"), .integer(Int64(SyncSchema.version)))
+        let cascade = MariaDBDialect.cascadeTriggerNames("other").delete
         func statement(_ name: String) throws -> String? {
             try m.db.scalar(
                 "SELECT action_statement FROM information_schema.triggers WHERE trigger_schema = DATABASE() AND trigger_name = ?",
                 [.text(name)]
             ).asString
         }
+        XCTAssertNotNil(try statement(cascade))
+        try m.exec("DROP TRIGGER \(doc.insert)")
+        try m.exec("CREATE TRIGGER \(doc.insert) AFTER INSERT ON doc FOR EACH ROW SET @ds_old = 1")
+        try m.exec("DROP TRIGGER \(other.update)")
+        try m.exec("UPDATE ds_node SET schema_version = 24")
+        _ = try NodeIdentity.load(m.db)  // upgrades
+        XCTAssertEqual(try m.db.scalar("SELECT schema_version FROM ds_node"), .integer(Int64(SyncSchema.version)))
         XCTAssertTrue(try statement(doc.insert)?.contains("OCTET_LENGTH") ?? false)
-        XCTAssertNil(try statement(other.delete))
+        // The table that lost a trigger keeps what it has: its cascade capture too, also after
+        // another `track` writes every table's cascades again.
+        XCTAssertNil(try statement(other.update))
+        XCTAssertNotNil(try statement(cascade))
+        try m.exec("CREATE TABLE more (k VARCHAR(20) PRIMARY KEY)")
+        try CLI.ok(["track", "--db", m.url, "more"])
+        XCTAssertNil(try statement(other.update))
+        XCTAssertNotNil(try statement(cascade))
         let check = try CLI.run(["check", "--db", m.url])
         XCTAssertEqual(check.status, 1, check.stderr)
-        XCTAssertTrue((check.stdout + check.stderr).contains("capture-drift"), check.stdout + check.stderr)
+        XCTAssertTrue(
+            (check.stdout + check.stderr).contains("capture-drift: table other"), check.stdout + check.stderr)
         uncheckedNodes.insert(m.name)
     }
 

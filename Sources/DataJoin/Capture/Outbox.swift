@@ -1,7 +1,8 @@
 import Foundation
 
 /// Reads ds_change_outbox rows back as typed changes. The triggers store keys and values as
-/// text (JSON for keys and inserted rows); the registry's column kinds type them again.
+/// text (JSON for keys and inserted rows; MariaDB's inserted rows as `SizedValues`); the
+/// registry's column kinds type them again.
 enum Outbox {
     static let columns: SQL =
         "id, object_table, object_id, object_operation, object_attribute, object_value, object_value_old, captured_ms, source_id, seq, hlc, cl, object_pk_attribute"
@@ -70,7 +71,8 @@ enum Outbox {
             let captured = r.string(5) ?? "{}"
             let columnNames: [String], values: [String?]
             if captured.utf8.first == UInt8(ascii: "[") || captured.utf8.first == SizedValues.marker {
-                // Values in column order, the names in object_attribute (PostgreSQL's triggers).
+                // Values in column order, the names in object_attribute (PostgreSQL's and
+                // MariaDB's triggers).
                 columnNames = try names.parse(r.string(4) ?? "[]")
                 do {
                     values =
@@ -83,7 +85,8 @@ enum Outbox {
                 guard columnNames.count == values.count else {
                     throw DataJoinError(
                         .internalError,
-                        "outbox row \(r.int(0) ?? 0) has \(values.count) values for \(columnNames.count) column names")
+                        "outbox row \(r.int(0) ?? 0) (seq \(r.int(9) ?? 0)) has \(values.count) values for \(columnNames.count) column names"
+                    )
                 }
             } else {
                 let pairs = try CapturedJSON.object(captured)

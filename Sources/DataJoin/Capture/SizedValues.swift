@@ -1,6 +1,6 @@
 import Foundation
 
-/// An inserted row's values as MariaDB's capture writes them (schema 24 on): `L`, then for each
+/// An inserted row's values as MariaDB's capture writes them (schema 25 on): `L`, then for each
 /// column `n` (NULL) or the value's byte count, `:` and its text.
 /// Nothing is escaped, so building it costs one pass over each value: `JSON_ARRAY` gave NULL
 /// for one value of 58 to 100 MiB and then for every later row of the table, and `REPLACE` to

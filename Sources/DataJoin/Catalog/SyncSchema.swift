@@ -4,7 +4,7 @@ import Foundation
 /// (docs/tables.md describes every column).
 enum SyncSchema {
     /// Bumped when the tables change; stored in ds_node.schema_version.
-    static let version = 24
+    static let version = 25
 
     static func ddl(_ dialect: Dialect) -> SQL {
         let id = dialect.autoIdColumn

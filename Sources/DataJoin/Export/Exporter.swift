@@ -367,7 +367,7 @@ public enum Exporter {
     /// An insert whose captured values are NULL: MariaDB's `JSON_ARRAY` gave NULL, with no
     /// error, for some values of tens of MiB (found from outside: a 60 MiB text, a 40 MiB blob),
     /// and the row reached peers with every column NULL, `check` OK on both. Its capture no
-    /// longer uses it for rows (`MariaDBDialect.rowValues`, schema 24); a
+    /// longer uses it for rows (`MariaDBDialect.rowValues`, schema 25); a
     /// value above `max_allowed_packet` still gives NULL.
     static func insertWithoutValues(_ row: Row, me: NodeIdentity) -> UnsendableChange {
         let seq = row.int(9) ?? 0
@@ -376,7 +376,7 @@ public enum Exporter {
             message:
                 "change \(me.nodeId)#\(seq) (an insert into \(Tracker.printable(row.string(1) ?? "").prefix(60)), key \(Tracker.printable(row.string(2) ?? "").prefix(60))) carries no values: "
                 + "the database's capture gave NULL for them (MariaDB does for a value above max_allowed_packet, "
-                + "and its JSON_ARRAY did for some values of tens of MiB before schema 24)",
+                + "and its JSON_ARRAY did for some values of tens of MiB before schema 25)",
             cure: "An insert captured without its values")
     }
 

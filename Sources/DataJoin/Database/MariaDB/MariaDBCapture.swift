@@ -1,9 +1,9 @@
 import Foundation
 
 /// Capture on MariaDB: row triggers (MariaDB has no statement triggers with transition
-/// tables). Inserted rows are written as PostgreSQL's are: the values as a JSON array of their
-/// texts, the column names once in `object_attribute`. TRUNCATE fires no trigger on MariaDB
-/// and is not captured (docs/capture.md).
+/// tables). Inserted rows are written as each value's byte count and text (`rowValues`), the
+/// column names once in `object_attribute` as PostgreSQL's are. TRUNCATE fires no trigger on
+/// MariaDB and is not captured (docs/capture.md).
 extension MariaDBDialect {
     public func installCapture(_ db: Database, _ t: TableInfo) throws {
         let n = CaptureTriggers.names(t.name)
@@ -95,9 +95,9 @@ extension MariaDBDialect {
     /// and the key-block triggers, which took no block id for an application trigger's insert
     /// during an import.
     public func upgradeCapture(_ db: Database, from version: Int) throws {
-        // 18: a cascade within the table the importer writes is the importer's to run; 24: a
-        // large row's values without `JSON_ARRAY` (`rowValues`).
-        guard version < 24 else { return }
+        // 18: a cascade within the table the importer writes is the importer's to run; 25: a
+        // row's values without `JSON_ARRAY` (`rowValues`; 24 was a form never shipped).
+        guard version < 25 else { return }
         _ = try refreshCascadeCapture(db)
         guard version < 17, try KeyBlocks.latest(db) != nil else { return }
         for t in try KeyBlocks.blockedTables(db) {
@@ -171,7 +171,7 @@ extension MariaDBDialect {
         "object_table, object_pk_attribute, object_id, object_operation, object_attribute, object_value, object_value_old, captured_ms, updated_by_user_id"
     static let common = "FLOOR(UNIX_TIMESTAMP(SYSDATE(6)) * 1000), CURRENT_USER()"
 
-    /// One column's value as text; bytes as hex, so any value survives JSON. A FLOAT is
+    /// One column's value as text; bytes as hex, so any value is text. A FLOAT is
     /// written as the double it holds (its own text keeps 6 digits), and a TIMESTAMP in UTC
     /// whatever the writing session's time zone (its text is in that zone).
     static func text(_ db: Database, _ c: ColumnInfo, _ rec: String) -> String {

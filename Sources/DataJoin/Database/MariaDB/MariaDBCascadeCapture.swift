@@ -269,19 +269,21 @@ extension MariaDBDialect {
             guard let t = tables[name] else { continue }
             let names = Self.cascadeTriggerNames(name)
             // A table registered without triggers writes its own outbox rows (docs/capture.md).
-            // One that lost a trigger keeps what it has, so `check` reports the drift (rewriting
-            // all three hid a lost delete trigger, and the deletes it missed; found in review).
             let own = CaptureTriggers.names(name)
-            let hasCapture =
-                try db.scalar(
-                    """
-                    SELECT count(*) FROM information_schema.triggers
-                    WHERE trigger_schema = DATABASE() AND event_object_table = ? AND BINARY event_object_table = BINARY ?
-                      AND BINARY trigger_name IN (BINARY ?, BINARY ?, BINARY ?)
-                    """, [.text(name), .text(name), .text(own.insert), .text(own.update), .text(own.delete)]
-                ).asInt64 ?? 0 == 3
+            var present = Set<String>()
+            try db.query(
+                """
+                SELECT trigger_name FROM information_schema.triggers
+                WHERE trigger_schema = DATABASE() AND event_object_table = ? AND BINARY event_object_table = BINARY ?
+                  AND BINARY trigger_name IN (BINARY ?, BINARY ?, BINARY ?)
+                """, [.text(name), .text(name), .text(own.insert), .text(own.update), .text(own.delete)]
+            ) { r in if let n = r.string(0) { present.insert(n) } }
+            let hasCapture = present.contains(own.insert)
             // The row triggers too: they move the cascade's rows (an upgraded node's lacked it).
-            if hasCapture {
+            // Only with all three there: one that lost a trigger keeps what it has, so `check`
+            // reports the drift (rewriting all three hid a lost delete trigger, and the deletes
+            // it missed; found in review). Its cascades are captured as before.
+            if present.count == 3 {
                 for trigger in try Self.triggers(db, t, referenced: referenced[name] ?? []) {
                     try db.executeScript(SQL(raw: trigger))
                 }

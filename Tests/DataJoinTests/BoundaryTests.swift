@@ -825,14 +825,24 @@ final class BoundaryTests: ScenarioTestCase {
             for n in [0, 1, 19, 20, 21, 22, 40] {
                 let expected = try node.db.rows(sql, [.integer(Int64(n))]).map(\.values)
                 XCTAssertEqual(expected.count, n)
-                var streamed: [[Value]] = []
-                try node.db.read { db in
-                    try db.stream(sql, [.integer(Int64(n))]) { streamed.append($0.values) }
-                }
-                XCTAssertEqual(streamed, expected, "a limit of \(budget) bytes, \(n) rows")
+                XCTAssertEqual(try streamed(node, sql, n), expected, "a limit of \(budget) bytes, \(n) rows")
             }
         }
         XCTAssertEqual(try NodeCheck.run(node.db).violations, [])
+    }
+
+    /// The rows `sql` gives for the limit `n`, through `Database.stream` (or `streamAlone`).
+    private func streamed(_ node: TestNode, _ sql: SQL, _ n: Int, alone: Bool = false) throws -> [[Value]] {
+        var rows: [[Value]] = []
+        try node.db.read { db in
+            let each: (Row) -> Void = { rows.append($0.values) }
+            if alone {
+                try db.streamAlone(sql, [.integer(Int64(n))], each)
+            } else {
+                try db.stream(sql, [.integer(Int64(n))], each)
+            }
+        }
+        return rows
     }
 
     /// MariaDB's sized capture of a row: each value's byte count, exactly; a count one past
@@ -889,16 +899,9 @@ final class BoundaryTests: ScenarioTestCase {
             for n in [0, 255, 256, 257, 291, 292, 293, 499, 500, 501, 548, 804, 805, 1_500, 1_510] {
                 let expected = try node.db.rows(sql, [.integer(Int64(n))]).map(\.values)
                 XCTAssertEqual(expected.count, n)
-                var streamed: [[Value]] = []
-                try node.db.read { db in
-                    try db.stream(sql, [.integer(Int64(n))]) { streamed.append($0.values) }
-                }
-                XCTAssertEqual(streamed, expected, "\(brand): \(n) rows streamed")
-                var alone: [[Value]] = []
-                try node.db.read { db in
-                    try db.streamAlone(sql, [.integer(Int64(n))]) { alone.append($0.values) }
-                }
-                XCTAssertEqual(alone, expected, "\(brand): \(n) rows streamed alone")
+                XCTAssertEqual(try streamed(node, sql, n), expected, "\(brand): \(n) rows streamed")
+                XCTAssertEqual(
+                    try streamed(node, sql, n, alone: true), expected, "\(brand): \(n) rows streamed alone")
             }
             XCTAssertEqual(try NodeCheck.run(node.db).violations, [])
         }

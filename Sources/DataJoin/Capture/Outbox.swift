@@ -69,15 +69,15 @@ enum Outbox {
         switch op {
         case .insert:
             let captured = r.string(5) ?? "{}"
+            let first = captured.utf8.first
             let columnNames: [String], values: [String?]
-            if captured.utf8.first == UInt8(ascii: "[") || captured.utf8.first == SizedValues.marker {
+            if first == UInt8(ascii: "[") || first == SizedValues.marker {
                 // Values in column order, the names in object_attribute (PostgreSQL's and
                 // MariaDB's triggers).
                 columnNames = try names.parse(r.string(4) ?? "[]")
                 do {
                     values =
-                        captured.utf8.first == SizedValues.marker
-                        ? try SizedValues.parse(captured) : try CapturedJSON.array(captured)
+                        first == SizedValues.marker ? try SizedValues.parse(captured) : try CapturedJSON.array(captured)
                 } catch let e as DataJoinError {
                     // Which row, as a count that does not match says it (found from outside).
                     throw DataJoinError(e.code, "outbox row \(r.int(0) ?? 0) (seq \(r.int(9) ?? 0)): \(e.message)")

@@ -36,7 +36,7 @@ public enum Tracker {
         for given in names {
             let name = try resolve(db, given)
             if infos.contains(where: { $0.name == name }) { continue }
-            if name.hasPrefix("ds_") {
+            if isOwnTable(name) {
                 throw DataJoinError(.usage, "\(name) is one of DataJoin's own tables and cannot be tracked")
             }
             try checkName(db, name, of: "table")
@@ -468,6 +468,9 @@ public enum Tracker {
     }
 
     /// A name for a one-line message: control characters shown as `?`, long names cut.
+    /// DataJoin's own tables, which `track` refuses and no peer's change may write.
+    static func isOwnTable(_ name: String) -> Bool { name.hasPrefix("ds_") }
+
     static func printable(_ name: String) -> String {
         let shown = String(
             String.UnicodeScalarView(

@@ -129,7 +129,7 @@ struct Merger {
     private func placement(of c: Change) -> Placement {
         guard let t = tables[c.table] else {
             // No peer writes these through capture: a forged or damaged change, never tracked.
-            if c.table.hasPrefix("ds_") {
+            if Tracker.isOwnTable(c.table) {
                 return .held(
                     "table \(c.table) is one of DataJoin's own tables, which no change from a peer may write; "
                         + "give up its changes with 'datajoin import --drop-held-table \(c.table)', and ask who signed it"

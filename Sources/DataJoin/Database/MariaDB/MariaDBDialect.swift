@@ -16,8 +16,10 @@ public struct MariaDBDialect: Dialect {
     /// `serverVersion` as `mysql_get_server_version` gives it (110500 for 11.5.0); 0: unknown,
     /// the older range.
     public init(serverVersion: UInt = 0) {
-        timestampEnd = serverVersion >= 110_500 ? "2106-02-07 06:28:16" : "2038-01-19 03:14:08"
-        timestampLast = serverVersion >= 110_500 ? "2106-02-07 06:28:15.999999" : "2038-01-19 03:14:07.999999"
+        (timestampEnd, timestampLast) =
+            serverVersion >= 110_500
+            ? ("2106-02-07 06:28:16", "2106-02-07 06:28:15.999999")
+            : ("2038-01-19 03:14:08", "2038-01-19 03:14:07.999999")
     }
 
     /// MariaDB refuses a name over 64 characters.

@@ -860,13 +860,17 @@ final class BoundaryTests: ScenarioTestCase {
         // Read from the outbox, a malformed row stops the export naming its row and seq.
         let node = try TestNode("sized", .sqlite, folder: folder)
         try insert(node, 2)
-        try node.exec(
-            "UPDATE ds_change_outbox SET object_value = 'L1:12:abc' WHERE id = (SELECT min(id) FROM ds_change_outbox)")
-        let out = try TestDatabases.subfolder(folder, "sized-out")
-        let r = try CLI.run(["export", "--db", node.url, "--to", out.path])
-        XCTAssertNotEqual(r.status, 0)
-        XCTAssertTrue(r.stderr.contains("outbox row ") && r.stderr.contains("malformed captured values"), r.stderr)
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.path), [])
+        // Neither a sized nor a JSON array: read as the older JSON object, and named the same way.
+        for (value, message) in [("L1:12:abc", "malformed captured values"), ("x", "malformed captured JSON")] {
+            try node.exec(
+                "UPDATE ds_change_outbox SET object_value = ? WHERE id = (SELECT min(id) FROM ds_change_outbox)",
+                [.text(value)])
+            let out = try TestDatabases.subfolder(folder, "sized-out-" + UUID().uuidString.prefix(6))
+            let r = try CLI.run(["export", "--db", node.url, "--to", out.path])
+            XCTAssertNotEqual(r.status, 0)
+            XCTAssertTrue(r.stderr.contains("outbox row ") && r.stderr.contains(message), r.stderr)
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.path), [])
+        }
         uncheckedNodes.insert(node.name)
     }
 

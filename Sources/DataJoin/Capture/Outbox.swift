@@ -71,27 +71,26 @@ enum Outbox {
             let captured = r.string(5) ?? "{}"
             let first = captured.utf8.first
             let columnNames: [String], values: [String?]
-            if first == UInt8(ascii: "[") || first == SizedValues.marker {
-                // Values in column order, the names in object_attribute (PostgreSQL's and
-                // MariaDB's triggers).
-                columnNames = try names.parse(r.string(4) ?? "[]")
-                do {
+            // Which row, in every message about its values (found from outside); built only then.
+            func row() -> String { "outbox row \(r.int(0) ?? 0)" + (r.int(9).map { " (seq \($0))" } ?? "") }
+            do {
+                if first == UInt8(ascii: "[") || first == SizedValues.marker {
+                    // Values in column order, the names in object_attribute (PostgreSQL's and
+                    // MariaDB's triggers).
+                    columnNames = try names.parse(r.string(4) ?? "[]")
                     values =
                         first == SizedValues.marker ? try SizedValues.parse(captured) : try CapturedJSON.array(captured)
-                } catch let e as DataJoinError {
-                    // Which row, as a count that does not match says it (found from outside).
-                    throw DataJoinError(e.code, "outbox row \(r.int(0) ?? 0) (seq \(r.int(9) ?? 0)): \(e.message)")
+                } else {
+                    let pairs = try CapturedJSON.object(captured)
+                    columnNames = pairs.map(\.0)
+                    values = pairs.map(\.1)
                 }
-                guard columnNames.count == values.count else {
-                    throw DataJoinError(
-                        .internalError,
-                        "outbox row \(r.int(0) ?? 0) (seq \(r.int(9) ?? 0)) has \(values.count) values for \(columnNames.count) column names"
-                    )
-                }
-            } else {
-                let pairs = try CapturedJSON.object(captured)
-                columnNames = pairs.map(\.0)
-                values = pairs.map(\.1)
+            } catch let e as DataJoinError {
+                throw DataJoinError(e.code, "\(row()): \(e.message)")
+            }
+            guard columnNames.count == values.count else {
+                throw DataJoinError(
+                    .internalError, "\(row()) has \(values.count) values for \(columnNames.count) column names")
             }
             let infos = names.columns(tableName, table, names: columnNames)
             columns.reserveCapacity(columnNames.count)
